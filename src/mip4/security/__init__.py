@@ -1,0 +1,1 @@
+"""mip4.security"""

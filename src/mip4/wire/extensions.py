@@ -1,0 +1,329 @@
+"""Registration extensions (RFC 5944 §1.9--§1.11, §3.5) and their registry.
+
+Theory of operation
+-------------------
+Every extension is a frozen dataclass whose class attributes say its ``TYPE`` and its header
+``FORMAT``:
+
+* ``SHORT`` -- ``Type(1) Length(1) Data[Length]``, the traditional form (RFC 5944 §1.9);
+* ``LONG``  -- ``Type(1) Subtype(1) Length(2) Data[Length]`` (RFC 5944 §1.10). The second
+  byte is the subtype (36 generalized authentication) or reserved (38 CVSE); the class keeps
+  it in a ``subtype`` field so the message re-encodes byte for byte.
+
+A class implements ``encode_body()`` and ``decode_body(data, start, end, subtype)``; the
+header is the base class's job. :data:`REGISTRATION_EXTENSIONS` maps type numbers to classes.
+:func:`decode_extensions` walks a message's extension area:
+
+* a known type is decoded by its class;
+* an unknown type 0--127 raises :class:`UnknownExtensionError` -- RFC 5944 §1.9: the whole
+  message MUST be silently discarded;
+* an unknown type 128--255 is kept as a :class:`RawExtension` (short format) so that the
+  protocol can skip it and the message still re-encodes byte for byte.
+
+:func:`extension_offsets` finds where each extension of a decoded message starts, so
+authenticators are verified over the bytes as received (see :mod:`mip4.security.auth`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar, Self
+
+from .errors import DecodeError, EncodeError, UnknownExtensionError
+
+
+class ExtFormat(Enum):
+    SHORT = 2  # header bytes
+    LONG = 4
+
+    @property
+    def header_len(self) -> int:
+        return self.value
+
+
+SHORT = ExtFormat.SHORT
+LONG = ExtFormat.LONG
+_LONG_HDR = struct.Struct("!BBH")
+_U32 = struct.Struct("!I")
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Base class of every extension. Subclasses set ``TYPE`` and ``FORMAT``."""
+
+    TYPE: ClassVar[int] = -1
+    FORMAT: ClassVar[ExtFormat] = SHORT
+
+    @property
+    def ext_type(self) -> int:
+        return self.TYPE
+
+    @property
+    def header_subtype(self) -> int:
+        """The byte after the type in a long-format header (subtype or reserved)."""
+        return 0
+
+    def encode_body(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        body = self.encode_body()
+        n = len(body)
+        if self.FORMAT is SHORT:
+            if n > 255:
+                raise EncodeError(f"extension {self.ext_type}: body of {n} bytes exceeds 255")
+            return bytes((self.ext_type, n)) + body
+        if n > 0xFFFF:
+            raise EncodeError(f"extension {self.ext_type}: body of {n} bytes exceeds 65535")
+        return _LONG_HDR.pack(self.ext_type, self.header_subtype, n) + body
+
+
+@dataclass(frozen=True)
+class RawExtension(Extension):
+    """An extension of a skippable type (128--255) this implementation does not interpret.
+    RFC 5944 §1.9: it is ignored by the protocol but kept so the message re-encodes exactly."""
+
+    raw_type: int
+    data: bytes
+
+    @property
+    def ext_type(self) -> int:
+        return self.raw_type
+
+    def encode_body(self) -> bytes:
+        return self.data
+
+
+# ----------------------------------------------------------------------------------------
+# Authentication extensions (RFC 5944 §3.5)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AuthExtension(Extension):
+    """``SPI(4) Authenticator[Length-4]``; RFC 5944 §3.5.1."""
+
+    spi: int
+    authenticator: bytes
+
+    def encode_body(self) -> bytes:
+        return _U32.pack(self.spi) + self.authenticator
+
+    @classmethod
+    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
+        if end - start < 4:
+            raise DecodeError(
+                f"authentication extension {cls.TYPE}: length {end - start} < 4 (no SPI)",
+                start - 2,
+            )
+        # Hot path (every registration carries one): build without the frozen __init__.
+        o = _new(cls)
+        _setattr(
+            o,
+            "__dict__",
+            {"spi": _U32.unpack_from(data, start)[0], "authenticator": data[start + 4 : end]},
+        )
+        return o
+
+
+@dataclass(frozen=True)
+class MobileHomeAuthExtension(_AuthExtension):
+    """Mobile-Home Authentication Extension, type 32 (RFC 5944 §3.5.2). Required in every
+    Registration Request and Reply."""
+
+    TYPE: ClassVar[int] = 32
+
+
+@dataclass(frozen=True)
+class MobileForeignAuthExtension(_AuthExtension):
+    """Mobile-Foreign Authentication Extension, type 33 (RFC 5944 §3.5.3)."""
+
+    TYPE: ClassVar[int] = 33
+
+
+@dataclass(frozen=True)
+class ForeignHomeAuthExtension(_AuthExtension):
+    """Foreign-Home Authentication Extension, type 34 (RFC 5944 §3.5.4)."""
+
+    TYPE: ClassVar[int] = 34
+
+
+class GeneralizedAuthSubtype:
+    """Subtypes of extension 36 (IANA; RFC 4721 §5, RFC 4857, RFC 4988)."""
+
+    MN_AAA = 1
+    FA_FA = 2
+    MN_GFA = 3
+    MN_PAR = 4
+
+
+@dataclass(frozen=True)
+class GeneralizedAuthExtension(Extension):
+    """Generalized Mobile IP Authentication Extension, type 36, long format (RFC 4721 §5):
+    ``Type Subtype Length(2) SPI(4) Authenticator``. Subtype 1 is MN-AAA."""
+
+    TYPE: ClassVar[int] = 36
+    FORMAT: ClassVar[ExtFormat] = LONG
+    subtype: int
+    spi: int
+    authenticator: bytes
+
+    @property
+    def header_subtype(self) -> int:
+        return self.subtype
+
+    def encode_body(self) -> bytes:
+        return _U32.pack(self.spi) + self.authenticator
+
+    @classmethod
+    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
+        if end - start < 4:
+            raise DecodeError(f"generalized authentication: length {end - start} < 4", start - 4)
+        return cls(subtype, _U32.unpack_from(data, start)[0], bytes(data[start + 4 : end]))
+
+
+#: The authentication extensions whose authenticator covers the message up to and including
+#: their own SPI (RFC 5944 §3.5.1 and RFC 4721 §5).
+AUTH_EXTENSION_TYPES = frozenset({32, 33, 34, 36})
+
+
+# ----------------------------------------------------------------------------------------
+# NAI and challenge (RFC 2794, RFC 4721)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MobileNodeNAIExtension(Extension):
+    """Mobile Node NAI Extension, type 131 (RFC 2794 §2). The NAI is UTF-8 text (RFC 4282)."""
+
+    TYPE: ClassVar[int] = 131
+    nai: bytes
+
+    def encode_body(self) -> bytes:
+        return self.nai
+
+    @classmethod
+    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
+        return cls(bytes(data[start:end]))
+
+
+@dataclass(frozen=True)
+class MobileForeignChallengeExtension(Extension):
+    """MN-FA Challenge Extension, type 132 (RFC 4721 §4): the challenge the mobile node copies
+    from the agent advertisement into its request."""
+
+    TYPE: ClassVar[int] = 132
+    challenge: bytes
+
+    def encode_body(self) -> bytes:
+        return self.challenge
+
+    @classmethod
+    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
+        return cls(bytes(data[start:end]))
+
+
+# ----------------------------------------------------------------------------------------
+# Registry and the walk over an extension area
+# ----------------------------------------------------------------------------------------
+
+REGISTRATION_EXTENSIONS: dict[int, type[Extension]] = {}
+
+
+def register(*classes: type[Extension]) -> None:
+    for cls in classes:
+        if cls.TYPE in REGISTRATION_EXTENSIONS and REGISTRATION_EXTENSIONS[cls.TYPE] is not cls:
+            raise RuntimeError(f"extension type {cls.TYPE} registered twice")
+        REGISTRATION_EXTENSIONS[cls.TYPE] = cls
+
+
+register(
+    MobileHomeAuthExtension,
+    MobileForeignAuthExtension,
+    ForeignHomeAuthExtension,
+    GeneralizedAuthExtension,
+    MobileNodeNAIExtension,
+    MobileForeignChallengeExtension,
+)
+
+_EMPTY: tuple[Extension, ...] = ()
+
+
+def decode_extensions(
+    data: bytes,
+    pos: int,
+    registry: Mapping[int, type[Extension]] = REGISTRATION_EXTENSIONS,
+) -> tuple[Extension, ...]:
+    """Decode the extensions in ``data[pos:]``. Raises :class:`DecodeError`, or
+    :class:`UnknownExtensionError` for an unknown non-skippable type (RFC 5944 §1.9)."""
+    end = len(data)
+    if pos >= end:
+        return _EMPTY
+    exts: list[Extension] = []
+    get = registry.get
+    while pos < end:
+        t = data[pos]
+        cls = get(t)
+        if cls is None:
+            if t < 128:
+                raise UnknownExtensionError(t, pos)
+            fmt = SHORT
+        else:
+            fmt = cls.FORMAT
+        if fmt is SHORT:
+            if pos + 2 > end:
+                raise DecodeError(f"truncated header of extension {t}", pos)
+            subtype = 0
+            start = pos + 2
+            stop = start + data[pos + 1]
+        else:
+            if pos + 4 > end:
+                raise DecodeError(f"truncated long header of extension {t}", pos)
+            _, subtype, length = _LONG_HDR.unpack_from(data, pos)
+            start = pos + 4
+            stop = start + length
+        if stop > end:
+            raise DecodeError(
+                f"extension {t}: length {stop - start} overruns the message "
+                f"({end - start} byte(s) left)",
+                pos,
+            )
+        if cls is None:
+            exts.append(RawExtension(t, bytes(data[start:stop])))
+        else:
+            exts.append(cls.decode_body(data, start, stop, subtype))
+        pos = stop
+    return tuple(exts)
+
+
+def extension_offsets(
+    data: bytes,
+    pos: int,
+    registry: Mapping[int, type[Extension]] = REGISTRATION_EXTENSIONS,
+) -> tuple[int, ...]:
+    """The offset of each extension header in ``data[pos:]``, for data that has already
+    been decoded successfully (used to find the bytes an authenticator covers)."""
+    offsets: list[int] = []
+    end = len(data)
+    get = registry.get
+    while pos < end:
+        offsets.append(pos)
+        cls = get(data[pos])
+        if cls is not None and cls.FORMAT is LONG:
+            pos += 4 + _LONG_HDR.unpack_from(data, pos)[2]
+        else:
+            pos += 2 + data[pos + 1]
+    return tuple(offsets)
+
+
+def encode_extensions(extensions: tuple[Extension, ...]) -> bytes:
+    return b"".join([e.encode() for e in extensions])

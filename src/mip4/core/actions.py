@@ -1,0 +1,204 @@
+"""Outputs of the engines: side effects described as data (STYLE.md practice 2).
+
+An engine returns a list of these from ``handle`` and ``handle_timer``; one executor in
+:mod:`mip4.io` carries them out on Linux, and the in-memory test network interprets them
+directly. Nothing here is executed inside :mod:`mip4.core`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from ipaddress import IPv4Address
+
+MIP_PORT = 434  #: RFC 5944 §3.1, IANA
+
+
+class Encapsulation(IntEnum):
+    """Tunnel encapsulations, numbered by the IP protocol of the outer header."""
+
+    IPIP = 4  #: IP in IP, RFC 2003 (the default, RFC 5944 §3.8.3)
+    GRE = 47  #: RFC 2784 (G bit)
+    MINIMAL = 55  #: RFC 2004 (M bit)
+
+
+# ----------------------------------------------------------------------------------------
+# Sending
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendUdp:
+    """Send a Mobile IP control message over UDP."""
+
+    dst: IPv4Address
+    payload: bytes
+    dport: int = MIP_PORT
+    sport: int = MIP_PORT
+    src: IPv4Address | None = None
+    interface: str | None = None
+    #: deliver to this link-layer address without ARP (FA relaying a reply to a visitor,
+    #: RFC 5944 §3.7.3.2 / §4.2.2)
+    link_dst: bytes | None = None
+    #: IP TTL; RFC 5944 §3.6.1.1 sets 1 for requests to a foreign agent
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class SendIcmp:
+    """Send an ICMP router discovery message (advertisement or solicitation)."""
+
+    dst: IPv4Address
+    payload: bytes
+    interface: str
+    src: IPv4Address | None = None
+    ttl: int = 1  #: RFC 1256 / RFC 5944 §2.4.1: TTL 1
+    link_dst: bytes | None = None
+
+
+# ----------------------------------------------------------------------------------------
+# Home agent (RFC 5944 §4.2.3, §4.6)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallBinding:
+    """Tunnel datagrams for ``home_address`` to ``care_of_address``. Replaces an existing
+    binding for the same (home address, care-of address)."""
+
+    home_address: IPv4Address
+    care_of_address: IPv4Address
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    #: accept reverse-tunnelled packets from this care-of address (RFC 3024)
+    reverse_tunnel: bool = False
+    #: RFC 6245 GRE key, when one was negotiated
+    gre_key: int | None = None
+    #: absolute expiry time (engine clock), for the executor's information only
+    expires: float | None = None
+    #: deliver broadcast datagrams too (B bit)
+    broadcast: bool = False
+
+
+@dataclass(frozen=True)
+class RemoveBinding:
+    """Stop tunnelling to ``care_of_address`` (``None``: every binding of the home address)."""
+
+    home_address: IPv4Address
+    care_of_address: IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class ProxyArp:
+    """Answer ARP for ``address`` on ``interface`` with our own hardware address
+    (``enable=True``), or stop (RFC 5944 §4.6)."""
+
+    interface: str
+    address: IPv4Address
+    enable: bool
+
+
+@dataclass(frozen=True)
+class GratuitousArp:
+    """Broadcast gratuitous ARP for ``address`` on ``interface`` mapping it to
+    ``link_address`` (``None``: the interface's own address). RFC 5944 §4.6 asks for it to be
+    repeated a small number of times."""
+
+    interface: str
+    address: IPv4Address
+    link_address: bytes | None = None
+    count: int = 3
+
+
+# ----------------------------------------------------------------------------------------
+# Foreign agent (RFC 5944 §3.7, §4.2.2, RFC 3024)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallVisitor:
+    """Deliver decapsulated datagrams for ``home_address`` on ``interface`` to
+    ``link_address`` (no ARP); with ``reverse_tunnel``, tunnel the visitor's own datagrams
+    to ``home_agent`` from ``care_of_address``."""
+
+    home_address: IPv4Address
+    interface: str
+    link_address: bytes | None
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    reverse_tunnel: bool = False
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    expires: float | None = None
+
+
+@dataclass(frozen=True)
+class RemoveVisitor:
+    home_address: IPv4Address
+    interface: str
+
+
+# ----------------------------------------------------------------------------------------
+# Mobile node (RFC 5944 §4.2.1, §4.6)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UseForeignAgent:
+    """Use the foreign agent as default router on ``interface``, reaching it by the
+    link-layer address from its advertisement, never by ARP (RFC 5944 §4.2.1). The home
+    address stays configured; no decapsulation on the node."""
+
+    interface: str
+    agent_address: IPv4Address
+    agent_link_address: bytes | None
+    home_address: IPv4Address
+
+
+@dataclass(frozen=True)
+class UseColocatedAddress:
+    """Decapsulate on the node at the co-located care-of address; with ``reverse_tunnel``
+    tunnel outgoing datagrams to ``home_agent`` (RFC 3024)."""
+
+    interface: str
+    care_of_address: IPv4Address
+    home_agent: IPv4Address
+    home_address: IPv4Address
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    reverse_tunnel: bool = False
+
+
+@dataclass(frozen=True)
+class AtHome:
+    """Behave as an ordinary host on the home link: no tunnel, no mobility routes."""
+
+    interface: str
+    home_address: IPv4Address
+
+
+# ----------------------------------------------------------------------------------------
+# Observability
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Log:
+    """A structured log record: ``event`` names it, ``fields`` carries who, care-of address,
+    code, lifetime... Every registration decision produces one."""
+
+    event: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+Action = (
+    SendUdp
+    | SendIcmp
+    | InstallBinding
+    | RemoveBinding
+    | ProxyArp
+    | GratuitousArp
+    | InstallVisitor
+    | RemoveVisitor
+    | UseForeignAgent
+    | UseColocatedAddress
+    | AtHome
+    | Log
+)

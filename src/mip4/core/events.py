@@ -1,0 +1,61 @@
+"""Inputs to the engines (besides the passage of time, which is ``handle_timer(now)``).
+
+``now`` is a monotonic time in seconds supplied by the caller; engines never read a clock.
+Received messages carry the bytes exactly as received, so authenticators are verified over
+them (RFC 5944 §3.5.1), plus the addressing the I/O shell observed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+
+@dataclass(frozen=True)
+class UdpReceived:
+    """A UDP datagram to or from port 434 (Mobile IP control)."""
+
+    payload: bytes
+    src: IPv4Address
+    dst: IPv4Address
+    sport: int
+    dport: int
+    interface: str
+    #: the sender's link-layer address when known (the FA needs it to deliver to a visitor
+    #: without ARP, RFC 5944 §3.7.1 / §4.2.2)
+    link_src: bytes | None = None
+    #: IP TTL of the received datagram (RFC 5944 §3.6.1.1: a request sent to an FA has TTL 1)
+    ttl: int = 64
+
+
+@dataclass(frozen=True)
+class IcmpReceived:
+    """An ICMP router discovery message (type 9 advertisement or type 10 solicitation)."""
+
+    payload: bytes
+    src: IPv4Address
+    dst: IPv4Address
+    interface: str
+    link_src: bytes | None = None
+    ttl: int = 1
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The link on ``interface`` came up (or the node attached to a new link)."""
+
+    interface: str
+    #: our own address on it, when the link has one (co-located care-of address, or the
+    #: agent's address)
+    address: IPv4Address | None = None
+    prefix_len: int | None = None
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The link on ``interface`` went down (the node left it)."""
+
+    interface: str
+
+
+Event = UdpReceived | IcmpReceived | LinkUp | LinkDown

@@ -1,0 +1,217 @@
+"""Mobility security associations (RFC 5944 §1.6, §3.5.1, §5.1).
+
+Theory of operation
+-------------------
+A *mobility security association* is what two nodes share to authenticate Mobile IP
+messages to each other: a Security Parameter Index (SPI) naming the association, an
+authentication algorithm and mode, a secret key, and a style of replay protection
+(RFC 5944 §1.6 "Mobility Security Association"). The receiver of an authentication
+extension looks the association up by *(peer, SPI)* -- the SPI alone is only unique per peer.
+
+:class:`SecurityAssociation` is the immutable value; :class:`SecurityAssociations` is a
+small in-memory store keyed by ``(peer, spi)``. :class:`SecurityAssociationStore` is the
+protocol a persistent store (a file, a database, a RADIUS-backed cache) implements so the
+engines do not care which store they are given.
+
+SPI values 0--255 are reserved (RFC 5944 §1.6 and §3.5.1: "SPI values 0 through 255 are
+reserved and MUST NOT be used in any Mobility Security Association"); a configured
+association must use an SPI of 256 or more. Low SPIs seen *on the wire* have a meaning of
+their own in the MIP4-AAA world (SPI 2 = CHAP_SPI for the MN-AAA authenticator, RFC 4721
+§7); those are not security associations in this table's sense, see
+:mod:`mip4.security.auth`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Protocol, runtime_checkable
+
+#: Lowest SPI a security association may use; 0--255 are reserved (RFC 5944 §1.6/§3.5.1).
+MIN_SPI = 256
+MAX_SPI = 0xFFFFFFFF
+#: The default replay tolerance in seconds for timestamps (RFC 5944 §5.7.1 leaves the
+#: tolerance to the security association; 7 s is the common default, e.g. Juniper).
+DEFAULT_REPLAY_TOLERANCE = 7.0
+
+
+class Algorithm(IntEnum):
+    """Authentication algorithm of a security association. The numbers are the key
+    algorithm identifiers used by Solaris ``mipagent`` (``KEY_ALG_*``)."""
+
+    #: RFC 2002 / RFC 3344 "prefix+suffix" keyed MD5: ``MD5(key || data || key)``.
+    #: Vulnerable (RFC 3220 §5.1); offered only for backward compatibility with old peers.
+    KEYED_MD5 = 2
+    #: HMAC-MD5 (RFC 2104), the RFC 5944 §3.5.1 default, 128-bit key.
+    HMAC_MD5 = 3
+
+
+class ReplayMethod(Enum):
+    """Replay protection style (RFC 5944 §5.7)."""
+
+    #: RFC 5944 §5.7.1: NTP-format timestamps (mandatory to implement).
+    TIMESTAMPS = "timestamps"
+    #: RFC 5944 §5.7.2: high 32 bits = the home agent's nonce, low 32 bits = the mobile
+    #: node's nonce (optional).
+    NONCES = "nonces"
+
+
+def check_spi(spi: int) -> int:
+    """Return ``spi`` if it may name a security association, else raise ``ValueError``."""
+    if not isinstance(spi, int) or isinstance(spi, bool):
+        raise ValueError(f"SPI must be an integer, not {type(spi).__name__}")
+    if not 0 <= spi <= MAX_SPI:
+        raise ValueError(f"SPI {spi} does not fit in 32 bits")
+    if spi < MIN_SPI:
+        raise ValueError(
+            f"SPI {spi} is reserved: SPIs 0-255 MUST NOT be used in a mobility security "
+            "association (RFC 5944 §1.6, §3.5.1); use 256 or more"
+        )
+    return spi
+
+
+@dataclass(frozen=True)
+class SecurityAssociation:
+    """One mobility security association (RFC 5944 §1.6)."""
+
+    #: Security Parameter Index; 256..2**32-1.
+    spi: int
+    #: The shared secret. RFC 5944 §3.5.1: 128 bits for HMAC-MD5 by default; any
+    #: non-empty length is accepted (HMAC handles longer and shorter keys).
+    key: bytes
+    algorithm: Algorithm = Algorithm.HMAC_MD5
+    replay: ReplayMethod = ReplayMethod.TIMESTAMPS
+    #: For timestamps: how far (seconds, either way) the Identification's time may be from
+    #: the receiver's clock (RFC 5944 §5.7.1).
+    replay_tolerance: float = DEFAULT_REPLAY_TOLERANCE
+
+    def __post_init__(self) -> None:
+        check_spi(self.spi)
+        if not isinstance(self.key, bytes | bytearray):
+            raise ValueError(f"SA {self.spi}: key must be bytes, not {type(self.key).__name__}")
+        if not self.key:
+            raise ValueError(f"SA {self.spi}: key must not be empty")
+        if isinstance(self.key, bytearray):
+            object.__setattr__(self, "key", bytes(self.key))
+        try:
+            object.__setattr__(self, "algorithm", Algorithm(self.algorithm))
+        except ValueError:
+            raise ValueError(
+                f"SA {self.spi}: unknown authentication algorithm {self.algorithm!r} "
+                f"(known: {', '.join(f'{a.name}={a.value}' for a in Algorithm)})"
+            ) from None
+        if not isinstance(self.replay, ReplayMethod):
+            raise ValueError(f"SA {self.spi}: replay must be a ReplayMethod, not {self.replay!r}")
+        if not self.replay_tolerance >= 0:  # also rejects NaN
+            raise ValueError(
+                f"SA {self.spi}: replay_tolerance must be >= 0, not {self.replay_tolerance}"
+            )
+
+    def __repr__(self) -> str:  # never print the key
+        return (
+            f"SecurityAssociation(spi={self.spi}, key=<{len(self.key)} bytes>, "
+            f"algorithm={self.algorithm.name}, replay={self.replay.name}, "
+            f"replay_tolerance={self.replay_tolerance})"
+        )
+
+
+@runtime_checkable
+class SecurityAssociationStore(Protocol):
+    """What the engines need from a store of security associations keyed by
+    ``(peer, spi)``. ``peer`` is whatever identifies the other end: its IPv4 address
+    (home address of a mobile node, address of an agent) or its NAI."""
+
+    def add(self, peer: Hashable, sa: SecurityAssociation) -> None: ...
+
+    def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None: ...
+
+    def remove(self, peer: Hashable, spi: int) -> SecurityAssociation | None: ...
+
+    def for_peer(self, peer: Hashable) -> list[SecurityAssociation]: ...
+
+    def __iter__(self) -> Iterator[tuple[Hashable, SecurityAssociation]]: ...
+
+    def __len__(self) -> int: ...
+
+
+class SecurityAssociations:
+    """In-memory :class:`SecurityAssociationStore`."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, items: list[tuple[Hashable, SecurityAssociation]] | None = None) -> None:
+        self._by_key: dict[tuple[Hashable, int], SecurityAssociation] = {}
+        for peer, sa in items or ():
+            self.add(peer, sa)
+
+    def add(self, peer: Hashable, sa: SecurityAssociation) -> None:
+        """Add ``sa`` for ``peer``; replacing an association with the same SPI is an error
+        (remove it first) so that a configuration with duplicate SPIs is caught."""
+        if not isinstance(sa, SecurityAssociation):
+            raise TypeError(f"expected a SecurityAssociation, not {type(sa).__name__}")
+        key = (peer, sa.spi)
+        if key in self._by_key:
+            raise ValueError(f"peer {peer}: SPI {sa.spi} already has a security association")
+        self._by_key[key] = sa
+
+    def replace(self, peer: Hashable, sa: SecurityAssociation) -> None:
+        """Add or replace the association ``(peer, sa.spi)`` (rekeying)."""
+        self._by_key[(peer, sa.spi)] = sa
+
+    def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
+        return self._by_key.get((peer, spi))
+
+    def remove(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
+        """Remove and return the association, or ``None`` if there was none."""
+        return self._by_key.pop((peer, spi), None)
+
+    def for_peer(self, peer: Hashable) -> list[SecurityAssociation]:
+        return [sa for (p, _), sa in self._by_key.items() if p == peer]
+
+    def lookup(self, peer: Hashable) -> _Lookup:
+        """A ``spi -> SecurityAssociation | None`` callable bound to ``peer``, the shape
+        :func:`mip4.security.auth.verify` takes."""
+        return _Lookup(self, peer)
+
+    def __iter__(self) -> Iterator[tuple[Hashable, SecurityAssociation]]:
+        return ((p, sa) for (p, _), sa in self._by_key.items())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def __repr__(self) -> str:
+        return f"SecurityAssociations({len(self._by_key)} association(s))"
+
+
+class _Lookup:
+    __slots__ = ("_peer", "_store")
+
+    def __init__(self, store: SecurityAssociationStore, peer: Hashable) -> None:
+        self._store = store
+        self._peer = peer
+
+    def __call__(self, spi: int) -> SecurityAssociation | None:
+        return self._store.get(self._peer, spi)
+
+
+def lookup_for(store: SecurityAssociationStore, peer: Hashable) -> _Lookup:
+    """A ``spi -> SecurityAssociation | None`` callable over any store, bound to ``peer``."""
+    return _Lookup(store, peer)
+
+
+__all__ = [
+    "DEFAULT_REPLAY_TOLERANCE",
+    "MAX_SPI",
+    "MIN_SPI",
+    "Algorithm",
+    "ReplayMethod",
+    "SecurityAssociation",
+    "SecurityAssociationStore",
+    "SecurityAssociations",
+    "check_spi",
+    "lookup_for",
+]

@@ -1,0 +1,551 @@
+"""Find Mobile IP messages in an input, decode them, verify their authenticators.
+
+Theory of operation
+-------------------
+:func:`load_input` turns what the operator gave (``--hex`` text, a raw message file, a pcap
+or pcapng capture -- recognised by its magic number) into a stream of :class:`Payload`
+objects: UDP port-434 payloads and ICMP types 9 (router / agent advertisement) and 10
+(solicitation), each with where it came from (frame number, time, addresses, its offset in
+the frame). Frames that cannot be parsed come out as :class:`Payload` objects carrying only
+an error, so one bad frame never hides the rest of a capture.
+
+:func:`decode_payload` decodes one payload with :mod:`mip4.wire` and returns a plain
+JSON-ready ``dict`` (see :func:`jsonable` for how values are rendered: addresses as dotted
+strings, bytes as hex, flags as their value plus the list of set names). Each authentication
+extension (32, 33, 34, 36) is checked with :func:`mip4.security.auth.verify` against the
+keys given and reported as ``verified: true / false``, or ``null`` with a reason when no key
+applies. Malformed messages become a ``dict`` with ``error`` and ``offset`` (from the start
+of the message) and, for captures, ``frame_offset``. An unknown non-skippable extension is
+reported as a message that "would be discarded (RFC 5944 §1.9)".
+
+Only :class:`InputError` escapes: the input itself cannot be read (no such file, not hex).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum, IntEnum, IntFlag
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from mip4.security.auth import (
+    CHAP_SPI,
+    AuthenticationError,
+    AuthFailure,
+    verify,
+    verify_mn_aaa,
+)
+from mip4.security.sa import MIN_SPI, Algorithm, SecurityAssociation
+from mip4.wire import icmp as wire_icmp
+from mip4.wire.codes import AgentAdvExtensionType, ExtensionType, MessageType, reply_code_name
+from mip4.wire.errors import DecodeError, UnknownExtensionError
+from mip4.wire.extensions import (
+    Extension,
+    RawExtension,
+    extension_offsets,
+)
+from mip4.wire.messages import MESSAGES, Message, decode_message
+
+from . import pcap
+
+MIP_PORT = 434
+ICMP_ADVERTISEMENT = 9
+ICMP_SOLICITATION = 10
+AUTH_TYPES = frozenset({32, 33, 34, 36})
+DISCARD_NOTE = "would be discarded (RFC 5944 §1.9)"
+
+#: Exit statuses of ``mip4 decode`` (documented in ``mip4 decode --help``).
+EXIT_OK = 0  #: the input was read; every message found was reported (even malformed ones)
+EXIT_UNREADABLE = 1  #: the input could not be read (missing file, bad hex, not a message)
+EXIT_USAGE = 2  #: bad command line (argparse's own status)
+EXIT_STRICT = 3  #: with ``--strict``: some message was malformed or failed verification
+
+
+class InputError(Exception):
+    """The input cannot be read at all. The message names the input and the problem."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+# ---------------------------------------------------------------------------------------------
+
+_ALGORITHMS = {
+    "hmac-md5": Algorithm.HMAC_MD5,
+    "hmac_md5": Algorithm.HMAC_MD5,
+    "keyed-md5": Algorithm.KEYED_MD5,
+    "keyed_md5": Algorithm.KEYED_MD5,
+    "md5": Algorithm.KEYED_MD5,
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    spi: int
+    key: bytes
+    algorithm: Algorithm = Algorithm.HMAC_MD5
+
+
+def parse_key(text: str) -> Key:
+    """``SPI=HEX`` or ``SPI=HEX:ALGORITHM`` (``hmac-md5``, the default, or ``keyed-md5``).
+    The SPI is decimal or ``0x`` hex. Raises ``ValueError`` naming the problem."""
+    spi_text, sep, rest = text.partition("=")
+    if not sep:
+        raise ValueError(f"{text!r}: expected SPI=HEX[:hmac-md5|keyed-md5]")
+    try:
+        spi = int(spi_text.strip(), 0)
+    except ValueError:
+        raise ValueError(f"{text!r}: SPI {spi_text!r} is not a number") from None
+    if not 0 <= spi <= 0xFFFFFFFF:
+        raise ValueError(f"{text!r}: SPI {spi} does not fit in 32 bits")
+    key_text, _, alg_text = rest.partition(":")
+    algorithm = Algorithm.HMAC_MD5
+    if alg_text:
+        try:
+            algorithm = _ALGORITHMS[alg_text.strip().lower()]
+        except KeyError:
+            raise ValueError(
+                f"{text!r}: unknown algorithm {alg_text!r} (use hmac-md5 or keyed-md5)"
+            ) from None
+    try:
+        key = parse_hex(key_text)
+    except ValueError as e:
+        raise ValueError(f"{text!r}: key: {e}") from None
+    if not key:
+        raise ValueError(f"{text!r}: empty key")
+    return Key(spi, key, algorithm)
+
+
+class KeyRing:
+    """The keys given on the command line, by SPI."""
+
+    def __init__(self, keys: Mapping[int, Key] | None = None) -> None:
+        self.keys: dict[int, Key] = dict(keys or {})
+
+    def add(self, key: Key) -> None:
+        self.keys[key.spi] = key
+
+    def lookup(self, spi: int) -> SecurityAssociation | None:
+        k = self.keys.get(spi)
+        if k is None or spi < MIN_SPI:
+            return None
+        return SecurityAssociation(spi, k.key, k.algorithm)
+
+
+def _auth_result(
+    message: Message, ext: Extension, index: int, keys: KeyRing
+) -> tuple[bool | None, str | None]:
+    """(verified, reason) for the authentication extension number ``index``."""
+    spi = int(getattr(ext, "spi", -1))
+    t = ext.ext_type
+    if t == 36 and getattr(ext, "subtype", None) != 1:
+        return (
+            None,
+            f"generalized authentication subtype {getattr(ext, 'subtype', '?')} not checked",
+        )
+    key = keys.keys.get(spi)
+    if key is None:
+        return None, f"no key given for SPI {spi}"
+    if spi < MIN_SPI and not (t == 36 and spi == CHAP_SPI):
+        return None, f"SPI {spi} is reserved (0-255): no security association may use it"
+    try:
+        if t == 36 and spi == CHAP_SPI:
+            result = verify_mn_aaa(message, chap_key=key.key)  # type: ignore[arg-type]
+        else:
+            result = verify(message, t, keys.lookup)  # type: ignore[arg-type]
+    except AuthenticationError as e:
+        if e.reason is AuthFailure.UNKNOWN_SPI:
+            return None, str(e)
+        return False, str(e)
+    if result.index != index:  # pragma: no cover - verify found a different one
+        return False, f"verified extension {result.index}, not {index}"
+    return True, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Values to JSON
+# ---------------------------------------------------------------------------------------------
+
+_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
+
+
+def _text(b: bytes) -> str | None:
+    try:
+        s = b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return s if s and _PRINTABLE.match(s) else None
+
+
+def flag_names(v: IntFlag) -> list[str]:
+    return [m.name for m in type(v) if m.value and m.name and (v & m.value) == m.value]
+
+
+def jsonable(v: object) -> Any:
+    """A JSON-ready rendering of a codec value."""
+    if v is None or isinstance(v, bool | str | float):
+        return v
+    if isinstance(v, IntFlag):
+        return int(v)
+    if isinstance(v, Enum):
+        return v.value if isinstance(v, IntEnum) else str(v.value)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, IPv4Address):
+        return str(v)
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v).hex()
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return fields_of(v)
+    if isinstance(v, tuple | list):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    return str(v)
+
+
+def fields_of(obj: Any, skip: frozenset[str] = frozenset({"raw", "extensions"})) -> dict[str, Any]:
+    """The dataclass fields of ``obj``; flags also get ``<name>_names`` (the set flags),
+    enums ``<name>_name``, and printable byte strings ``<name>_text``."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if f.name in skip or f.name.startswith("_"):
+            continue
+        v = getattr(obj, f.name)
+        out[f.name] = jsonable(v)
+        if isinstance(v, IntFlag):
+            out[f.name + "_names"] = flag_names(v)
+        elif isinstance(v, Enum):
+            out[f.name + "_name"] = v.name.lower()
+        elif isinstance(v, bytes) and (t := _text(v)) is not None:
+            out[f.name + "_text"] = t
+    code_name = getattr(obj, "code_name", None)
+    if isinstance(code_name, str):
+        out["code_name"] = code_name
+    return out
+
+
+def _enum_name(enum: type[IntEnum], value: int, default: str) -> str:
+    try:
+        return enum(value).name.lower()
+    except ValueError:
+        return default
+
+
+def message_name(t: int) -> str:
+    return _enum_name(MessageType, t, f"unknown message type {t}")
+
+
+def extension_name(t: int, icmp: bool = False) -> str:
+    if icmp:
+        return _enum_name(AgentAdvExtensionType, t, f"unknown ICMP extension {t}")
+    return _enum_name(ExtensionType, t, f"unknown extension {t}")
+
+
+def extension_json(ext: Extension, icmp: bool = False, offset: int | None = None) -> dict[str, Any]:
+    t = ext.ext_type
+    d: dict[str, Any] = {"type": t, "name": extension_name(t, icmp)}
+    if offset is not None:
+        d["offset"] = offset
+    if isinstance(ext, RawExtension):
+        d["skipped"] = True
+        d["note"] = "unrecognised skippable extension: ignored (RFC 5944 §1.9)"
+    d["fields"] = fields_of(ext, frozenset({"raw"}))
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding one payload
+# ---------------------------------------------------------------------------------------------
+
+
+def _offsets(msg: object) -> tuple[int, ...] | None:
+    raw = getattr(msg, "raw", b"")
+    fixed = getattr(type(msg), "FIXED_LEN", None)
+    if not raw or not isinstance(fixed, int):
+        return None
+    try:
+        return extension_offsets(raw, fixed)
+    except (IndexError, ValueError):  # pragma: no cover - raw already decoded
+        return None
+
+
+def decode_udp(payload: bytes, keys: KeyRing) -> dict[str, Any]:
+    """Decode one UDP-434 payload into its JSON form (never raises DecodeError)."""
+    t = payload[0] if payload else None
+    out: dict[str, Any] = {"protocol": "udp"}
+    if t is not None:
+        out["type"] = t
+        out["name"] = message_name(t)
+    try:
+        msg = decode_message(payload)
+    except UnknownExtensionError as e:
+        out["error"] = str(e)
+        out["offset"] = e.offset
+        out["unknown_extension_type"] = e.ext_type
+        out["discarded"] = True
+        out["note"] = DISCARD_NOTE
+        cls = MESSAGES.get(t) if t is not None else None
+        fixed = getattr(cls, "FIXED_LEN", None)
+        if cls is not None and isinstance(fixed, int):
+            with contextlib.suppress(DecodeError):  # the fixed part alone: show it
+                out["fields"] = fields_of(cls.decode(payload[:fixed]))
+        return out
+    except DecodeError as e:
+        out["error"] = str(e)
+        out["offset"] = e.offset
+        return out
+    out["fields"] = fields_of(msg)
+    if t == MessageType.REGISTRATION_REPLY and "code" in out["fields"]:
+        out["fields"]["code_name"] = reply_code_name(out["fields"]["code"])
+    exts: tuple[Extension, ...] = getattr(msg, "extensions", ())
+    offsets = _offsets(msg)
+    ext_list: list[dict[str, Any]] = []
+    for i, ext in enumerate(exts):
+        d = extension_json(ext, offset=offsets[i] if offsets and i < len(offsets) else None)
+        if ext.ext_type in AUTH_TYPES:
+            verified, reason = _auth_result(msg, ext, i, keys)
+            d["verified"] = verified
+            if reason is not None:
+                d["reason"] = reason
+        ext_list.append(d)
+    out["extensions"] = ext_list
+    return out
+
+
+def decode_icmp(message: bytes) -> dict[str, Any]:
+    """Decode one ICMP message (type 9 or 10) into its JSON form (never raises DecodeError)."""
+    out: dict[str, Any] = {"protocol": "icmp"}
+    if message:
+        out["type"] = message[0]
+        out["name"] = {9: "agent_advertisement", 10: "agent_solicitation"}.get(
+            message[0], f"icmp type {message[0]}"
+        )
+    try:
+        msg = wire_icmp.decode_icmp(message)
+    except UnknownExtensionError as e:
+        out["error"] = str(e)
+        out["offset"] = e.offset
+        out["unknown_extension_type"] = e.ext_type
+        out["discarded"] = True
+        out["note"] = DISCARD_NOTE
+        return out
+    except DecodeError as e:
+        out["error"] = str(e)
+        out["offset"] = e.offset
+        return out
+    out["fields"] = fields_of(msg)
+    exts: tuple[Extension, ...] = getattr(msg, "extensions", ())
+    out["extensions"] = [extension_json(e, icmp=True) for e in exts]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One message found in the input (or one frame that could not be parsed: ``error``)."""
+
+    protocol: str  #: "udp" or "icmp" ("" when ``error`` is set)
+    data: bytes
+    source: dict[str, Any]  #: frame, time, src, dst, sport, dport, frame_offset
+    error: str | None = None
+
+
+_HEX_JUNK = re.compile(r"0x|[\s:.,_-]")
+
+
+def parse_hex(text: str) -> bytes:
+    """Bytes from hex text; whitespace, colons and ``0x`` prefixes are ignored."""
+    cleaned = _HEX_JUNK.sub("", text.strip())
+    if len(cleaned) % 2:
+        raise ValueError(f"odd number of hex digits ({len(cleaned)})")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        bad = next((c for c in cleaned if c not in "0123456789abcdefABCDEF"), "?")
+        raise ValueError(f"not hex: unexpected character {bad!r}") from None
+
+
+def _looks_like_ipv4(data: bytes) -> bool:
+    if len(data) < 20 or data[0] >> 4 != 4 or (data[0] & 0xF) < 5:
+        return False
+    return int.from_bytes(data[2:4], "big") == len(data)
+
+
+def _from_datagram(dgram: pcap.Datagram, source: dict[str, Any]) -> Iterator[Payload]:
+    src = {**source, "src": str(dgram.src), "dst": str(dgram.dst)}
+    if dgram.fragment:
+        if dgram.first_fragment and dgram.protocol in (1, 17):
+            yield Payload("", b"", src, "fragmented IPv4 datagram (not reassembled)")
+        return
+    try:
+        if dgram.protocol == 17:
+            udp = pcap.parse_udp(dgram)
+            if MIP_PORT in (udp.sport, udp.dport):
+                yield Payload(
+                    "udp",
+                    udp.payload,
+                    {**src, "sport": udp.sport, "dport": udp.dport, "frame_offset": udp.offset},
+                )
+        elif dgram.protocol == 1:
+            icmp = pcap.parse_icmp(dgram)
+            if icmp.type in (ICMP_ADVERTISEMENT, ICMP_SOLICITATION):
+                yield Payload("icmp", icmp.message, {**src, "frame_offset": icmp.offset})
+    except pcap.FrameError as e:
+        yield Payload("", b"", src, str(e))
+
+
+def _time_iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="microseconds")
+
+
+def payloads_from_capture(data: bytes) -> Iterator[Payload]:
+    """Every UDP-434 and ICMP 9/10 payload of a pcap/pcapng in ``data``. Raises
+    :class:`pcap.CaptureError` before yielding if ``data`` is not a capture."""
+    records = pcap.read_capture(data)
+    for rec in records:
+        source: dict[str, Any] = {
+            "frame": rec.number,
+            "time": round(rec.timestamp, 9),
+            "time_iso": _time_iso(rec.timestamp),
+        }
+        if rec.cut_short and not rec.data:
+            yield Payload("", b"", source, "capture file ends inside this record")
+            continue
+        try:
+            dgram = pcap.parse_frame(rec.linktype, rec.data)
+        except pcap.FrameError as e:
+            note = " (capture file ends inside this record)" if rec.cut_short else ""
+            if rec.orig_len > len(rec.data) and not rec.cut_short:
+                note = f" (frame captured {len(rec.data)} of {rec.orig_len} bytes)"
+            yield Payload("", b"", source, f"{e}{note}")
+            continue
+        if dgram is not None:
+            yield from _from_datagram(dgram, source)
+
+
+def payloads_from_bytes(data: bytes) -> Iterator[Payload]:
+    """The message(s) in a raw buffer: an IPv4 packet (UDP 434 or ICMP 9/10), an ICMP
+    message (first byte 9 or 10, which are not UDP-434 message types), or a UDP-434
+    payload."""
+    if _looks_like_ipv4(data):
+        try:
+            dgram = pcap.parse_ipv4(data)
+        except pcap.FrameError as e:
+            yield Payload("", b"", {}, str(e))
+            return
+        yield from _from_datagram(dgram, {})
+    elif data[:1] in (b"\x09", b"\x0a"):
+        yield Payload("icmp", data, {})
+    else:
+        yield Payload("udp", data, {})
+
+
+def load_input(path: str | None, hex_text: str | None, stdin: Any = None) -> Iterator[Payload]:
+    """The payloads of the operator's input. Raises :class:`InputError` (naming the file
+    and the problem) if it cannot be read."""
+    if hex_text is not None:
+        where = "--hex"
+        if hex_text == "-":
+            where = "standard input"
+            hex_text = stdin.read() if stdin is not None else ""
+            if isinstance(hex_text, bytes):
+                hex_text = hex_text.decode("ascii", "replace")
+        try:
+            data = parse_hex(hex_text)
+        except ValueError as e:
+            raise InputError(f"{where}: {e}") from None
+        if not data:
+            raise InputError(f"{where}: no bytes")
+        return payloads_from_bytes(data)
+    if path is None or path == "-":
+        name = "standard input"
+        if stdin is None:
+            raise InputError("no input: give a file, '-' or --hex")
+        data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    else:
+        name = path
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory") from None
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not data:
+        raise InputError(f"{name}: empty")
+    if pcap.detect_format(data):
+        try:
+            records = payloads_from_capture(data)
+            first = next(records, None)
+        except pcap.CaptureError as e:
+            raise InputError(f"{name}: {e}") from None
+        return _chain(first, records)
+    return payloads_from_bytes(data)
+
+
+def _chain(first: Payload | None, rest: Iterator[Payload]) -> Iterator[Payload]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def decode_all(payloads: Iterator[Payload], keys: KeyRing) -> Iterator[dict[str, Any]]:
+    """One JSON-ready dict per payload: its source fields followed by the decoded message
+    (or the frame error). Message offsets are also given as ``frame_offset`` for captures."""
+    for p in payloads:
+        out: dict[str, Any] = dict(p.source)
+        if p.error is not None:
+            out["error"] = p.error
+            yield out
+            continue
+        base = out.pop("frame_offset", None)
+        result = decode_udp(p.data, keys) if p.protocol == "udp" else decode_icmp(p.data)
+        out.update(result)
+        if base is not None:
+            out["payload_offset"] = base
+            if isinstance(out.get("offset"), int):
+                out["frame_offset"] = base + out["offset"]
+        yield out
+
+
+def has_problem(obj: Mapping[str, Any]) -> bool:
+    """A decoded object that was malformed, discarded, or failed verification."""
+    if "error" in obj:
+        return True
+    return any(e.get("verified") is False for e in obj.get("extensions", ()))
+
+
+__all__ = [
+    "DISCARD_NOTE",
+    "EXIT_OK",
+    "EXIT_STRICT",
+    "EXIT_UNREADABLE",
+    "EXIT_USAGE",
+    "InputError",
+    "Key",
+    "KeyRing",
+    "Payload",
+    "decode_all",
+    "decode_icmp",
+    "decode_udp",
+    "extension_json",
+    "fields_of",
+    "has_problem",
+    "jsonable",
+    "load_input",
+    "parse_hex",
+    "parse_key",
+    "payloads_from_bytes",
+    "payloads_from_capture",
+]

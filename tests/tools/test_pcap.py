@@ -1,0 +1,283 @@
+"""The pure-Python capture reader and writer (mip4.tools.pcap).
+
+Independent checks: scapy reads what we write (checksums included), editcap converts our
+pcap to pcapng / nanosecond pcap and we read those back, and hand-built link-layer headers
+(SLL, SLL2, 802.1Q, loopback, raw) and byte orders exercise every reader branch.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import subprocess
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from mip4.tools import pcap
+
+PAYLOAD = bytes(range(1, 30))
+
+
+def _udp_packet(options: bytes = b"") -> bytes:
+    return pcap.ipv4_udp("192.0.2.1", "192.0.2.2", PAYLOAD, sport=4321, options=options)
+
+
+def _write(packets: list[tuple[float, bytes]], linktype: int = pcap.LinkType.ETHERNET) -> bytes:
+    buf = io.BytesIO()
+    pcap.write_pcap(buf, packets, linktype)
+    return buf.getvalue()
+
+
+def test_checksums_are_correct() -> None:
+    pkt = _udp_packet(options=b"\x94\x04\x00\x00")  # router alert option
+    assert pcap.internet_checksum(pkt[:24]) == 0  # header incl. options sums to zero
+    pseudo = pkt[12:20] + struct.pack("!BBH", 0, 17, len(pkt) - 24)
+    assert pcap.internet_checksum(pseudo + pkt[24:]) == 0
+    icmp = pcap.ipv4_icmp("192.0.2.1", "224.0.0.1", b"\x0a\x00\xff\xff\x00\x00\x00\x00")
+    assert pcap.internet_checksum(icmp[20:]) == 0
+    assert icmp[22:24] != b"\xff\xff"
+
+
+def test_checksum_known_vector() -> None:
+    # RFC 1071 §3 example: 0001 f203 f4f5 f6f7 sums to ddf2, checksum 220d.
+    assert pcap.internet_checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+
+
+@pytest.mark.parametrize("linktype", [pcap.LinkType.ETHERNET, pcap.LinkType.RAW])
+def test_round_trip(linktype: int) -> None:
+    pkts = [(1700000000.25, _udp_packet()), (1700000001.5, _udp_packet(b"\x01\x01\x01\x00"))]
+    recs = list(pcap.read_capture(_write(pkts, linktype)))
+    assert [r.number for r in recs] == [1, 2]
+    assert [r.timestamp for r in recs] == [1700000000.25, 1700000001.5]
+    for rec, (_, pkt) in zip(recs, pkts, strict=True):
+        dgram = pcap.parse_frame(rec.linktype, rec.data)
+        assert dgram is not None
+        assert dgram.src == IPv4Address("192.0.2.1")
+        assert dgram.dst == IPv4Address("192.0.2.2")
+        assert dgram.options == pkt[20 : (pkt[0] & 0xF) * 4]
+        udp = pcap.parse_udp(dgram)
+        assert (udp.sport, udp.dport, udp.payload) == (4321, 434, PAYLOAD)
+        assert rec.data[udp.offset : udp.offset + len(PAYLOAD)] == PAYLOAD
+
+
+def test_scapy_reads_our_pcap(tmp_path: Path) -> None:
+    scapy_all = pytest.importorskip("scapy.all")
+    path = tmp_path / "x.pcap"
+    path.write_bytes(_write([(1.0, _udp_packet(b"\x94\x04\x00\x00"))]))
+    (p,) = scapy_all.rdpcap(str(path))
+    ip = p[scapy_all.IP]
+    assert (ip.src, ip.dst, ip.ihl) == ("192.0.2.1", "192.0.2.2", 6)
+    udp = p[scapy_all.UDP]
+    # scapy recomputes the checksums of a copy with them cleared: must match ours.
+    raw = bytes(ip)
+    ip2 = scapy_all.IP(raw)
+    del ip2.chksum
+    del ip2[scapy_all.UDP].chksum
+    rebuilt = scapy_all.IP(bytes(ip2))
+    assert rebuilt.chksum == ip.chksum
+    assert rebuilt[scapy_all.UDP].chksum == udp.chksum
+    assert bytes(udp.payload) == PAYLOAD
+
+
+def _frames() -> list[tuple[float, bytes]]:
+    return [(1700000000.0 + i / 8, _udp_packet()) for i in range(3)]
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap (wireshark) not installed")
+@pytest.mark.parametrize("fmt", ["pcapng", "nsecpcap"])
+def test_read_editcap_conversions(tmp_path: Path, fmt: str) -> None:
+    src = tmp_path / "in.pcap"
+    dst = tmp_path / "out"
+    src.write_bytes(_write(_frames()))
+    subprocess.run(["editcap", "-F", fmt, str(src), str(dst)], check=True)
+    data = dst.read_bytes()
+    assert pcap.detect_format(data) == ("pcapng" if fmt == "pcapng" else "pcap")
+    got = [(r.timestamp, r.data) for r in pcap.read_capture(data)]
+    want = [(ts, pcap.ethernet(p)) for ts, p in _frames()]
+    assert got == want
+
+
+def test_pcapng_writer_round_trip() -> None:
+    buf = io.BytesIO()
+    pcap.write_pcapng(buf, _frames())
+    got = [(r.timestamp, r.data) for r in pcap.read_capture(buf.getvalue())]
+    assert got == [(ts, pcap.ethernet(p)) for ts, p in _frames()]
+
+
+def _ng_block(endian: str, btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack(endian + "II", btype, n) + body + struct.pack(endian + "I", n)
+
+
+def test_pcapng_big_endian_tsresol_and_simple_packet_block() -> None:
+    e = ">"
+    pkt = _udp_packet()
+    shb = _ng_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = struct.pack(e + "HH", 9, 1) + b"\x09\0\0\0" + struct.pack(e + "HH", 0, 0)  # 10^-9
+    idb = _ng_block(e, 1, struct.pack(e + "HHI", pcap.LinkType.RAW, 0, 0) + opts)
+    ts = 1_700_000_000_123_456_789
+    epb = _ng_block(
+        e, 6, struct.pack(e + "IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(pkt), len(pkt)) + pkt
+    )
+    spb = _ng_block(e, 3, struct.pack(e + "I", len(pkt)) + pkt)
+    other = _ng_block(e, 5, b"stats")  # interface statistics: skipped
+    recs = list(pcap.read_capture(shb + idb + epb + other + spb))
+    assert [r.number for r in recs] == [1, 2]
+    assert recs[0].timestamp == pytest.approx(1_700_000_000.123456789)
+    assert recs[0].data == pkt and recs[1].data == pkt
+    assert all(r.linktype == pcap.LinkType.RAW for r in recs)
+
+
+def test_big_endian_pcap() -> None:
+    pkt = _udp_packet()
+    data = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, pcap.LinkType.RAW)
+    data += struct.pack(">IIII", 10, 500000, len(pkt), len(pkt)) + pkt
+    (rec,) = pcap.read_capture(data)
+    assert rec.timestamp == 10.5 and rec.data == pkt
+
+
+def _sll(pkt: bytes) -> bytes:
+    return struct.pack("!HHH8sH", 0, 1, 6, b"\x02\0\0\0\0\x01\0\0", 0x0800) + pkt
+
+
+def _sll2(pkt: bytes) -> bytes:
+    return struct.pack("!HHIHBB8s", 0x0800, 0, 2, 1, 0, 6, b"\x02\0\0\0\0\x01\0\0") + pkt
+
+
+def _vlan(pkt: bytes) -> bytes:
+    eth = pcap.ethernet(pkt)
+    return eth[:12] + b"\x81\x00\x00\x05" + eth[12:]
+
+
+def _loop(pkt: bytes) -> bytes:
+    return struct.pack("<I", 2) + pkt
+
+
+@pytest.mark.parametrize(
+    ("linktype", "wrap"),
+    [
+        (pcap.LinkType.LINUX_SLL, _sll),
+        (pcap.LinkType.LINUX_SLL2, _sll2),
+        (pcap.LinkType.ETHERNET, _vlan),
+        (pcap.LinkType.NULL, _loop),
+        (pcap.LinkType.IPV4, lambda p: p),
+        (pcap.LinkType.RAW_BSD, lambda p: p),
+    ],
+)
+def test_link_types(linktype: int, wrap: object) -> None:
+    pkt = _udp_packet()
+    frame = wrap(pkt)  # type: ignore[operator]
+    dgram = pcap.parse_frame(linktype, frame)
+    assert dgram is not None
+    assert pcap.parse_udp(dgram).payload == PAYLOAD
+    assert frame[dgram.offset + 8 :] == PAYLOAD
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize(
+    ("linktype", "wrap"),
+    [(pcap.LinkType.LINUX_SLL, _sll), (pcap.LinkType.LINUX_SLL2, _sll2)],
+)
+def test_tshark_agrees_on_cooked_headers(tmp_path: Path, linktype: int, wrap: object) -> None:
+    """Our hand-built SLL/SLL2 headers are what tshark expects (so the reader test above
+    is not testing a private format)."""
+    path = tmp_path / "x.pcap"
+    buf = io.BytesIO()
+    w = pcap.PcapWriter(buf, linktype)
+    w.write(wrap(_udp_packet()), 1.0)  # type: ignore[operator]
+    path.write_bytes(buf.getvalue())
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-e", "ip.src", "-e", "udp.dstport"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert out == ["192.0.2.1", "434"]
+
+
+def test_non_ip_frames_are_skipped() -> None:
+    arp = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + b"\0" * 28
+    assert pcap.parse_frame(pcap.LinkType.ETHERNET, arp) is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (b"\x00" * 10, "Ethernet header cut short"),
+        (pcap.ethernet(_udp_packet())[:30], "IPv4 header cut short"),
+        (pcap.ethernet(_udp_packet())[:50], "IPv4 datagram cut short"),
+        (pcap.ethernet(b"\x46" + _udp_packet()[1:21]), "options cut short"),
+    ],
+)
+def test_malformed_frames_raise_frame_error(frame: bytes, match: str) -> None:
+    with pytest.raises(pcap.FrameError, match=match) as info:
+        pcap.parse_frame(pcap.LinkType.ETHERNET, frame)
+    assert "frame offset" in str(info.value)
+
+
+def test_bad_udp_length() -> None:
+    pkt = bytearray(_udp_packet())
+    pkt[24:26] = (200).to_bytes(2, "big")
+    dgram = pcap.parse_ipv4(bytes(pkt))
+    with pytest.raises(pcap.FrameError, match="UDP length 200") as info:
+        pcap.parse_udp(dgram)
+    assert info.value.offset == 24
+
+
+def test_fragment_flags() -> None:
+    pkt = bytearray(_udp_packet())
+    pkt[6:8] = (0x2000).to_bytes(2, "big")  # MF, offset 0
+    d = pcap.parse_ipv4(bytes(pkt))
+    assert d.fragment and d.first_fragment
+    pkt[6:8] = (0x0010).to_bytes(2, "big")
+    d = pcap.parse_ipv4(bytes(pkt))
+    assert d.fragment and not d.first_fragment
+
+
+@pytest.mark.parametrize("cut", [3, 10, 17])
+def test_file_cut_inside_last_record(cut: int) -> None:
+    data = _write(_frames())
+    recs = list(pcap.read_capture(data[:-cut]))
+    assert len(recs) == 3
+    assert [r.cut_short for r in recs] == [False, False, True]
+    assert recs[0].data == pcap.ethernet(_frames()[0][1])
+
+
+def test_file_cut_inside_record_header() -> None:
+    data = _write(_frames()[:1])
+    recs = list(pcap.read_capture(data + b"\0" * 7))
+    assert [r.cut_short for r in recs] == [False, True]
+
+
+def test_pcapng_cut_short() -> None:
+    buf = io.BytesIO()
+    pcap.write_pcapng(buf, _frames())
+    recs = list(pcap.read_capture(buf.getvalue()[:-9]))
+    assert [r.cut_short for r in recs] == [False, False, True]
+
+
+def test_snaplen_truncated_record() -> None:
+    buf = io.BytesIO()
+    w = pcap.PcapWriter(buf, pcap.LinkType.RAW)
+    pkt = _udp_packet()
+    w.write(pkt[:30], 0.0, orig_len=len(pkt))
+    (rec,) = pcap.read_capture(buf.getvalue())
+    assert rec.orig_len == len(pkt) and not rec.cut_short
+    with pytest.raises(pcap.FrameError, match="cut short"):
+        pcap.parse_frame(rec.linktype, rec.data)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"hello world", "not a pcap or pcapng"),
+        (b"", "empty"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "global header cut short"),
+        (b"\x0a\x0d\x0d\x0a\x1c\0\0\0\0\0\0\0", "bad byte-order magic"),
+    ],
+)
+def test_not_a_capture(data: bytes, match: str) -> None:
+    with pytest.raises(pcap.CaptureError, match=match):
+        list(pcap.read_capture(data))

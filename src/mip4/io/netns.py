@@ -1,0 +1,604 @@
+"""Network namespaces and the kernel state mip4 creates in them.
+
+Theory of operation
+-------------------
+A *network namespace* is named by a file under ``/run/netns`` (the ``ip netns`` convention,
+so ``ip netns exec NAME ...`` and this module see the same namespaces). Python 3.11 has no
+``os.setns``, so :func:`entered` calls ``setns(2)`` through ``ctypes`` on the **calling
+thread** only, and switches back when the block ends. Anything opened inside the block stays
+in that namespace for its whole life: sockets, ``/dev/net/tun`` devices, netlink sockets and
+``/proc/sys/net`` files (the kernel resolves those against the opener's namespace). Nothing
+else about the process changes, so an asyncio loop can own sockets from several namespaces.
+
+:class:`Netns` wraps one namespace (``None``: the one the process runs in, as the daemons do
+under ``ip netns exec``). It speaks netlink through a pyroute2 ``IPRoute`` opened inside the
+namespace and keeps **its own table** of what it created (routes, rules, neighbours, proxy
+neighbours, addresses, links, sysctl values it changed): pyroute2 0.9.7 returns empty
+proxy-neighbour dumps, and owning a list is what lets :meth:`Netns.undo` remove exactly our
+state, in reverse order, including after a failure. A namespace the object created itself is
+deleted by :meth:`Netns.close` (which takes every link, route and TUN in it along).
+
+External tools run with argument lists (``ip netns exec NAME argv...``), never shell strings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+
+NETNS_RUN_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+NTF_PROXY = 0x08
+NUD_PERMANENT = 0x80
+RT_TABLE_MAIN = 254
+
+T = TypeVar("T")
+
+_libc: ctypes.CDLL | None = None
+
+
+class NetnsError(OSError):
+    """A namespace operation failed (the message names the namespace and the operation)."""
+
+
+def _get_libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return _libc
+
+
+def _setns(fd: int) -> None:
+    if _get_libc().setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NetnsError(err, f"setns: {os.strerror(err)}")
+
+
+def netns_path(name: str) -> Path:
+    return NETNS_RUN_DIR / name
+
+
+def list_netns() -> list[str]:
+    """Names of the namespaces under ``/run/netns``."""
+    try:
+        return sorted(p.name for p in NETNS_RUN_DIR.iterdir())
+    except FileNotFoundError:
+        return []
+
+
+def netns_available() -> str | None:
+    """``None`` when this process can create network namespaces, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "needs root (CAP_SYS_ADMIN) to create network namespaces"
+    if not Path("/proc/self/ns/net").exists():
+        return "the kernel has no network namespaces"
+    if not Path("/dev/net/tun").exists():
+        return "no /dev/net/tun"
+    try:
+        subprocess.run(["ip", "-V"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "iproute2 (the ip command) is not installed"
+    return None
+
+
+@contextlib.contextmanager
+def entered(name: str | None) -> Iterator[None]:
+    """Run the block with the calling thread inside namespace ``name`` (``None``: stay).
+
+    Sockets, TUN devices and ``/proc/sys/net`` files opened in the block belong to the
+    namespace. The thread returns to its previous namespace even when the block raises.
+    """
+    if name is None:
+        yield
+        return
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsError(errno.ENOENT, f"no network namespace {name!r}") from None
+    try:
+        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(here)
+        finally:
+            os.close(here)
+    finally:
+        os.close(target)
+
+
+def run_in_netns(name: str | None, func: Callable[..., T], *args: Any, timeout: float = 30.0) -> T:
+    """Call ``func(*args)`` on a fresh thread that runs inside namespace ``name``.
+
+    The caller's thread never changes namespace; the result (or exception) is handed back.
+    ``timeout`` bounds the wait.
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            with entered(name):
+                result.append(func(*args))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name=f"netns-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"{func!r} in namespace {name!r} did not return in {timeout} s")
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def netns_exec(
+    name: str | None,
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 30.0,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (a list, no shell) inside namespace ``name`` and wait, bounded by
+    ``timeout``; output is captured as text."""
+    cmd = ["ip", "netns", "exec", name, *argv] if name else list(argv)
+    return subprocess.run(
+        cmd, check=check, timeout=timeout, capture_output=True, text=True, input=input
+    )
+
+
+def create_netns(name: str) -> None:
+    if netns_path(name).exists():
+        raise NetnsError(errno.EEXIST, f"network namespace {name!r} already exists")
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
+
+
+def netns_pids(name: str) -> list[int]:
+    """Processes whose network namespace is ``name``."""
+    out = subprocess.run(
+        ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+def delete_netns(name: str, *, kill: bool = True) -> None:
+    """Delete namespace ``name`` (no error if it is gone). With ``kill``, first terminate the
+    processes still running in it (a namespace with processes outlives its name); each is
+    signalled by its process id."""
+    if not netns_path(name).exists():
+        return
+    if kill:
+        for pid in netns_pids(name):
+            if pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+    with contextlib.suppress(FileNotFoundError):
+        # ``ip netns del`` leaves the file when the unmount failed; try once more
+        if netns_path(name).exists():
+            os.unlink(netns_path(name))
+
+
+def delete_by_prefix(prefix: str) -> list[str]:
+    """Delete every namespace whose name starts with ``prefix``; returns their names."""
+    if not prefix:
+        raise ValueError("refusing to delete namespaces with an empty prefix")
+    gone = [n for n in list_netns() if n.startswith(prefix)]
+    for n in gone:
+        delete_netns(n)
+    return gone
+
+
+# ----------------------------------------------------------------------------------------
+# sysctl
+# ----------------------------------------------------------------------------------------
+
+
+def _sysctl_path(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def read_sysctl(key: str, netns: str | None = None) -> str:
+    """Read ``key`` (``net.ipv4.ip_forward`` style; interface names may not contain dots)
+    as seen from namespace ``netns``."""
+    with entered(netns):
+        return _sysctl_path(key).read_text().strip()
+
+
+def write_sysctl(key: str, value: str | int, netns: str | None = None) -> str:
+    """Write ``key`` in namespace ``netns``; returns the previous value."""
+    with entered(netns):
+        path = _sysctl_path(key)
+        old = path.read_text().strip()
+        path.write_text(f"{value}\n")
+    return old
+
+
+# ----------------------------------------------------------------------------------------
+# A namespace and what we made in it
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Created:
+    """One entry of the undo table: ``kind`` and the arguments that remove it."""
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+class Netns:
+    """One network namespace and the state this object created in it.
+
+    ``Netns(name, create=True)`` makes the namespace and :meth:`close` deletes it;
+    ``Netns(name)`` attaches to an existing one; ``Netns(None)`` is the current namespace.
+    Every ``add_*`` records its inverse; :meth:`undo` runs them newest first.
+    """
+
+    def __init__(self, name: str | None, *, create: bool = False) -> None:
+        self.name = name
+        self.owned = False
+        if create:
+            if name is None:
+                raise ValueError("cannot create the current namespace")
+            create_netns(name)
+            self.owned = True
+        self._ipr: Any = None
+        self.created: list[Created] = []
+        #: our own proxy-neighbour table: (ifname, address); pyroute2 0.9.7 dumps are empty
+        self.proxy_neighbours: set[tuple[str, IPv4Address]] = set()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def __enter__(self) -> Netns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Netns({self.name!r})"
+
+    @property
+    def ipr(self) -> Any:
+        """A pyroute2 ``IPRoute`` bound to this namespace (opened on first use)."""
+        if self._ipr is None:
+            with entered(self.name):
+                self._ipr = IPRoute()
+        return self._ipr
+
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        return entered(self.name)
+
+    def run(self, func: Callable[..., T], *args: Any) -> T:
+        return run_in_netns(self.name, func, *args)
+
+    def exec(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        return netns_exec(self.name, argv, check=check, timeout=timeout)
+
+    def close(self) -> None:
+        """Release the netlink socket; delete the namespace if we created it."""
+        if self._ipr is not None:
+            with contextlib.suppress(Exception):
+                self._ipr.close()
+            self._ipr = None
+        if self.owned and self.name is not None:
+            delete_netns(self.name)
+            self.owned = False
+            self.created.clear()
+            self.proxy_neighbours.clear()
+
+    def undo(self) -> list[str]:
+        """Remove everything recorded, newest first; returns the errors (as text) of the
+        removals that failed, without stopping at the first."""
+        errors: list[str] = []
+        while self.created:
+            item = self.created.pop()
+            try:
+                self._undo_one(item)
+            except Exception as exc:
+                errors.append(f"{item.kind} {item.args}: {exc}")
+        self.proxy_neighbours.clear()
+        return errors
+
+    def _undo_one(self, item: Created) -> None:
+        a = item.args
+        if item.kind == "link":
+            idx = self.link_index(a["ifname"], missing_ok=True)
+            if idx is not None:
+                self.ipr.link("del", index=idx)
+        elif item.kind == "route":
+            with contextlib.suppress(Exception):
+                self.ipr.route("del", **a)
+        elif item.kind == "rule":
+            self.ipr.rule("del", **a)
+        elif item.kind in ("neigh", "proxy"):
+            self.ipr.neigh("del", **a)
+        elif item.kind == "addr":
+            self.ipr.addr("del", **a)
+        elif item.kind == "sysctl":
+            write_sysctl(a["key"], a["value"], self.name)
+        elif item.kind == "call":
+            a["func"]()
+        else:  # pragma: no cover - programming error
+            raise ValueError(item.kind)
+
+    def on_undo(self, func: Callable[[], object]) -> None:
+        """Record an arbitrary clean-up step."""
+        self.created.append(Created("call", {"func": func}))
+
+    # -- links ------------------------------------------------------------------------
+
+    def link_index(self, ifname: str, *, missing_ok: bool = False) -> int | None:
+        found = self.ipr.link_lookup(ifname=ifname)
+        if not found:
+            if missing_ok:
+                return None
+            raise NetnsError(errno.ENODEV, f"{self.name}: no interface {ifname!r}")
+        return int(found[0])
+
+    def index(self, ifname: str) -> int:
+        idx = self.link_index(ifname)
+        assert idx is not None
+        return idx
+
+    def link_names(self) -> list[str]:
+        return [str(link.get("ifname")) for link in self.ipr.link("dump")]
+
+    def link_address(self, ifname: str) -> bytes:
+        """The interface's hardware address."""
+        (link,) = self.ipr.link("get", index=self.index(ifname))
+        return bytes.fromhex(str(link.get("address")).replace(":", ""))
+
+    def add_veth(self, ifname: str, peer: str, peer_netns: Netns | None = None) -> None:
+        """A veth pair ``ifname`` (here) — ``peer`` (in ``peer_netns``, default here)."""
+        spec: dict[str, Any] = {"ifname": peer}
+        if peer_netns is not None and peer_netns.name != self.name:
+            if peer_netns.name is None:
+                raise ValueError("peer in the current namespace: create the pair there")
+            spec["net_ns_fd"] = peer_netns.name
+        self.ipr.link("add", ifname=ifname, kind="veth", peer=spec)
+        self.created.append(Created("link", {"ifname": ifname}))
+
+    def add_bridge(self, ifname: str) -> None:
+        # no STP and no forwarding delay: ports forward as soon as they are up
+        self.ipr.link("add", ifname=ifname, kind="bridge", br_forward_delay=0, br_stp_state=0)
+        self.created.append(Created("link", {"ifname": ifname}))
+
+    def set_master(self, ifname: str, bridge: str | None) -> None:
+        master = 0 if bridge is None else self.index(bridge)
+        self.ipr.link("set", index=self.index(ifname), master=master)
+
+    def set_up(self, ifname: str, up: bool = True) -> None:
+        self.ipr.link("set", index=self.index(ifname), state="up" if up else "down")
+
+    def set_mtu(self, ifname: str, mtu: int) -> None:
+        self.ipr.link("set", index=self.index(ifname), mtu=mtu)
+
+    def delete_link(self, ifname: str) -> None:
+        idx = self.link_index(ifname, missing_ok=True)
+        if idx is not None:
+            self.ipr.link("del", index=idx)
+        self.created = [
+            c for c in self.created if not (c.kind == "link" and c.args["ifname"] == ifname)
+        ]
+
+    # -- addresses, routes, rules -----------------------------------------------------
+
+    def add_address(
+        self, ifname: str, address: IPv4Interface | str, *, noprefixroute: bool = False
+    ) -> None:
+        iface = IPv4Interface(address)
+        kw: dict[str, Any] = {
+            "index": self.index(ifname),
+            "address": str(iface.ip),
+            "prefixlen": iface.network.prefixlen,
+        }
+        if noprefixroute:
+            kw["flags"] = 0x200  # IFA_F_NOPREFIXROUTE
+        self.ipr.addr("add", **kw)
+        self.created.append(
+            Created("addr", {k: v for k, v in kw.items() if k in ("index", "address", "prefixlen")})
+        )
+
+    def addresses(self, ifname: str | None = None) -> list[IPv4Interface]:
+        kw: dict[str, Any] = {"family": 2}
+        if ifname is not None:
+            kw["index"] = self.index(ifname)
+        return [
+            IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
+            for a in self.ipr.addr("dump", **kw)
+        ]
+
+    def _route_spec(
+        self,
+        dst: IPv4Network | str,
+        gateway: IPv4Address | str | None,
+        ifname: str | None,
+        table: int | None,
+        onlink: bool,
+        src: IPv4Address | str | None,
+    ) -> dict[str, Any]:
+        net = IPv4Network(dst)
+        spec: dict[str, Any] = {"dst": str(net.network_address), "dst_len": net.prefixlen}
+        if gateway is not None:
+            spec["gateway"] = str(gateway)
+        if ifname is not None:
+            spec["oif"] = self.index(ifname)
+        if table is not None:
+            spec["table"] = table
+        if onlink:
+            spec["flags"] = 4  # RTNH_F_ONLINK
+        if src is not None:
+            spec["prefsrc"] = str(src)
+        return spec
+
+    def add_route(
+        self,
+        dst: IPv4Network | str,
+        *,
+        gateway: IPv4Address | str | None = None,
+        ifname: str | None = None,
+        table: int | None = None,
+        onlink: bool = False,
+        src: IPv4Address | str | None = None,
+        replace: bool = False,
+    ) -> None:
+        spec = self._route_spec(dst, gateway, ifname, table, onlink, src)
+        self.ipr.route("replace" if replace else "add", **spec)
+        key: dict[str, Any] = {"dst": spec["dst"], "dst_len": spec["dst_len"]}
+        key["table"] = spec.get("table", RT_TABLE_MAIN)
+        if "oif" in spec:
+            key["oif"] = spec["oif"]
+        self.created.append(Created("route", key))
+
+    def del_route(self, dst: IPv4Network | str, *, table: int | None = None) -> None:
+        net = IPv4Network(dst)
+        spec: dict[str, Any] = {
+            "dst": str(net.network_address),
+            "dst_len": net.prefixlen,
+            "table": table or RT_TABLE_MAIN,
+        }
+        with contextlib.suppress(Exception):
+            self.ipr.route("del", **spec)
+        self.created = [
+            c
+            for c in self.created
+            if not (
+                c.kind == "route"
+                and c.args.get("dst") == spec["dst"]
+                and c.args.get("dst_len") == spec["dst_len"]
+                and c.args.get("table") == spec["table"]
+            )
+        ]
+
+    def routes(self, table: int = RT_TABLE_MAIN) -> list[dict[str, Any]]:
+        out = []
+        for r in self.ipr.route("dump", family=2, table=table):
+            out.append(
+                {
+                    "dst": f"{r.get('RTA_DST') or '0.0.0.0'}/{r['dst_len']}",
+                    "gateway": r.get("RTA_GATEWAY"),
+                    "oif": r.get("RTA_OIF"),
+                    "table": r.get("RTA_TABLE"),
+                }
+            )
+        return out
+
+    def add_rule(
+        self,
+        *,
+        table: int,
+        priority: int,
+        src: IPv4Network | IPv4Address | str | None = None,
+        iif: str | None = None,
+    ) -> None:
+        spec: dict[str, Any] = {"table": table, "priority": priority, "family": 2}
+        if src is not None:
+            net = IPv4Network(src)
+            spec["src"] = str(net.network_address)
+            spec["src_len"] = net.prefixlen
+        if iif is not None:
+            spec["iifname"] = iif
+        self.ipr.rule("add", **spec)
+        self.created.append(Created("rule", spec))
+
+    def del_rule(self, *, table: int, priority: int) -> None:
+        mine = [
+            c
+            for c in self.created
+            if c.kind == "rule" and c.args["table"] == table and c.args["priority"] == priority
+        ]
+        for c in mine:
+            with contextlib.suppress(Exception):
+                self.ipr.rule("del", **c.args)
+            self.created.remove(c)
+
+    # -- neighbours -------------------------------------------------------------------
+
+    def add_neighbour(self, ifname: str, address: IPv4Address | str, lladdr: bytes) -> None:
+        """A permanent neighbour entry: ``address`` is reached at ``lladdr``, never ARPed."""
+        spec = {"dst": str(address), "ifindex": self.index(ifname)}
+        self.ipr.neigh("replace", lladdr=lladdr.hex(":"), state=NUD_PERMANENT, **spec)
+        self.created.append(Created("neigh", spec))
+
+    def del_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
+        spec = {"dst": str(address), "ifindex": self.index(ifname)}
+        with contextlib.suppress(Exception):
+            self.ipr.neigh("del", **spec)
+        self.created = [c for c in self.created if not (c.kind == "neigh" and c.args == spec)]
+
+    def neighbour(self, ifname: str, address: IPv4Address | str) -> bytes | None:
+        """The link-layer address the kernel holds for ``address`` on ``ifname``."""
+        idx = self.index(ifname)
+        for n in self.ipr.neigh("dump", family=2, ifindex=idx):
+            if n.get("NDA_DST") == str(address) and n.get("NDA_LLADDR"):
+                return bytes.fromhex(str(n.get("NDA_LLADDR")).replace(":", ""))
+        return None
+
+    def add_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
+        """Answer ARP for ``address`` on ``ifname`` (``ip neigh add proxy``). The kernel
+        answers only when forwarding is on and its route to ``address`` leaves by another
+        interface (``arp_process`` in net/ipv4/arp.c)."""
+        key = (ifname, IPv4Address(address))
+        if key in self.proxy_neighbours:
+            return
+        spec = {"dst": str(address), "ifindex": self.index(ifname), "flags": NTF_PROXY}
+        self.ipr.neigh("replace", **spec)
+        self.created.append(Created("proxy", spec))
+        self.proxy_neighbours.add(key)
+
+    def del_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
+        key = (ifname, IPv4Address(address))
+        spec = {"dst": str(address), "ifindex": self.index(ifname), "flags": NTF_PROXY}
+        if key in self.proxy_neighbours:
+            with contextlib.suppress(Exception):
+                self.ipr.neigh("del", **spec)
+            self.proxy_neighbours.discard(key)
+        self.created = [c for c in self.created if not (c.kind == "proxy" and c.args == spec)]
+
+    # -- sysctl -----------------------------------------------------------------------
+
+    def sysctl(self, key: str, value: str | int, *, restore: bool = True) -> None:
+        """Set ``key``; with ``restore`` the old value is put back by :meth:`undo` (not
+        needed in a namespace we own)."""
+        old = write_sysctl(key, value, self.name)
+        if restore and not self.owned and old != str(value):
+            self.created.append(Created("sysctl", {"key": key, "value": old}))
+
+    def read_sysctl(self, key: str) -> str:
+        return read_sysctl(key, self.name)
+
+    def set_forwarding(self, on: bool = True) -> None:
+        self.sysctl("net.ipv4.ip_forward", int(on))
+
+    def set_proxy_arp(self, ifname: str, on: bool = True) -> None:
+        self.sysctl(f"net.ipv4.conf.{ifname}.proxy_arp", int(on))
+
+    def set_rp_filter(self, ifname: str, mode: int) -> None:
+        """0 off, 1 strict, 2 loose. The kernel uses max(all, interface)."""
+        self.sysctl(f"net.ipv4.conf.{ifname}.rp_filter", mode)
+
+    def disable_ipv6(self, ifname: str) -> None:
+        """Keep IPv6 off ``ifname`` (no link-local address, no router solicitations on a
+        TUN device). Silently does nothing on a kernel without IPv6."""
+        with contextlib.suppress(FileNotFoundError):
+            self.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", 1, restore=False)

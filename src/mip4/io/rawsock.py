@@ -1,0 +1,577 @@
+"""Sockets below UDP: raw IPv4 for tunnels and router discovery, AF_PACKET for link-layer
+delivery, and the UDP 434 control socket with the addressing the engines need.
+
+Theory of operation
+-------------------
+Every ``open_*`` takes ``netns``: the socket is created while the calling thread is inside
+that namespace (:func:`mip4.io.netns.entered`) and stays there; ``None`` means the current
+namespace (the daemons run under ``ip netns exec``). All sockets are non-blocking and
+close-on-exec; the ``recv_*`` helpers drain until ``EAGAIN`` (bounded by ``limit``).
+
+Tunnel sockets (IP protocols 4, 47, 55) are raw sockets with ``IP_HDRINCL``: the data plane
+builds the complete outer header itself (RFC 2003 §3.1 TTL/TOS/DF rules live in
+:mod:`mip4.dataplane`), the kernel fills in only the header checksum, the total length, and
+the identification and source address when they are zero. Received datagrams include the
+outer IP header. An open raw socket for a protocol also stops the kernel's ICMP
+protocol-unreachable replies for it.
+
+Router discovery (RFC 1256, RFC 5944 §2) is sent on a raw ICMP socket bound to the
+interface (``SO_BINDTODEVICE``), TTL 1 for unicast and multicast, ``SO_BROADCAST`` for
+255.255.255.255. It is received on an ``AF_PACKET`` socket with a classic BPF filter that
+accepts only unfragmented ICMP types 9 and 10: unlike a raw ICMP socket, a packet socket
+reports the sender's hardware address, which the mobile node needs to reach its foreign
+agent without ARP (RFC 5944 §4.2.1).
+
+The UDP 434 socket asks for ``IP_PKTINFO`` and ``IP_RECVTTL`` so every datagram comes with
+the arrival interface, its destination address (unicast, broadcast or multicast) and its TTL
+(a request relayed by a foreign agent must have arrived with TTL 1, RFC 5944 §3.6.1.1).
+A :class:`LinkSourceTracker` (AF_PACKET, BPF on the UDP port) supplies the sender's hardware
+address (the foreign agent must deliver the reply to it without ARP, RFC 5944 §3.7.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from mip4.core.events import IcmpReceived, UdpReceived
+from mip4.wire.addr import ipv4_from_bytes
+from mip4.wire.ip import internet_checksum
+
+from .netns import entered
+
+# Linux constants the socket module lacks in Python 3.11
+IP_TTL = 2
+IP_HDRINCL = 3
+IP_PKTINFO = 8
+IP_RECVTTL = 12
+IP_MULTICAST_IF = 32
+IP_MULTICAST_TTL = 33
+IP_MULTICAST_LOOP = 34
+IP_ADD_MEMBERSHIP = 35
+SO_BINDTODEVICE = 25
+SO_ATTACH_FILTER = 26
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+PACKET_OUTGOING = 4
+BROADCAST_MAC = b"\xff" * 6
+
+ALL_SYSTEMS = IPv4Address("224.0.0.1")  #: RFC 1256 advertisements
+ALL_ROUTERS = IPv4Address("224.0.0.2")  #: RFC 1256 solicitations
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+
+_PKTINFO = struct.Struct("=i4s4s")
+_INT = struct.Struct("=i")
+
+
+def _nonblocking(sock: socket.socket) -> socket.socket:
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_to_device(sock: socket.socket, interface: str) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
+
+
+def if_index(sock: socket.socket, interface: str) -> int:
+    """Index of ``interface`` in the namespace of ``sock`` (SIOCGIFINDEX on the socket)."""
+    import fcntl
+
+    ifr = struct.pack("16si20x", interface.encode(), 0)
+    res = fcntl.ioctl(sock.fileno(), 0x8933, ifr)  # SIOCGIFINDEX
+    return int(struct.unpack_from("16si", res)[1])
+
+
+def if_name(sock: socket.socket, index: int) -> str:
+    """Name of interface ``index`` in the namespace of ``sock`` (SIOCGIFNAME)."""
+    import fcntl
+
+    ifr = struct.pack("16si20x", b"", index)
+    res = fcntl.ioctl(sock.fileno(), 0x8910, ifr)  # SIOCGIFNAME
+    return res[:16].split(b"\0", 1)[0].decode()
+
+
+# ----------------------------------------------------------------------------------------
+# classic BPF (SO_ATTACH_FILTER)
+# ----------------------------------------------------------------------------------------
+
+
+def attach_filter(sock: socket.socket, program: Iterable[tuple[int, int, int, int]]) -> None:
+    """Attach a classic BPF program, a list of ``(code, jt, jf, k)``."""
+    insns = b"".join(struct.pack("HBBI", *i) for i in program)
+    buf = ctypes.create_string_buffer(insns)
+    fprog = struct.pack("HL", len(insns) // 8, ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def bpf_icmp_types(*types: int) -> list[tuple[int, int, int, int]]:
+    """Accept unfragmented IPv4 ICMP whose type is one of ``types`` (packet sockets of type
+    ``SOCK_DGRAM``: offsets start at the IP header)."""
+    n = len(types)
+    drop = 6 + n  # index of "ret 0"; "ret 0xffff" follows it
+    prog = [
+        (0x30, 0, 0, 9),  # ldb [9]            protocol
+        (0x15, 0, drop - 2, 1),  # jeq #1
+        (0x28, 0, 0, 6),  # ldh [6]            flags/fragment offset
+        (0x45, drop - 4, 0, 0x1FFF),  # jset #0x1fff -> drop
+        (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf)   header length
+        (0x50, 0, 0, 0),  # ldb [x+0]          ICMP type
+    ]
+    for i, t in enumerate(types):
+        here = 6 + i
+        prog.append((0x15, drop - here, 0, t))  # -> accept
+    prog += [(0x06, 0, 0, 0), (0x06, 0, 0, 0xFFFF)]
+    return prog
+
+
+def bpf_udp_dport(port: int) -> list[tuple[int, int, int, int]]:
+    """Accept unfragmented IPv4 UDP to ``port``."""
+    return [
+        (0x30, 0, 0, 9),  # ldb [9]
+        (0x15, 0, 5, 17),  # jeq #17 else drop
+        (0x28, 0, 0, 6),  # ldh [6]
+        (0x45, 3, 0, 0x1FFF),  # fragment -> drop
+        (0xB1, 0, 0, 0),  # ldxb msh
+        (0x48, 0, 0, 2),  # ldh [x+2]  destination port
+        (0x15, 1, 0, port),  # jeq port -> accept  (falls through to drop)
+        (0x06, 0, 0, 0),
+        (0x06, 0, 0, 0xFFFF),
+    ]
+
+
+# ----------------------------------------------------------------------------------------
+# raw IPv4: tunnels
+# ----------------------------------------------------------------------------------------
+
+
+def open_tunnel_socket(
+    protocol: int, netns: str | None = None, *, rcvbuf: int = 1 << 21, sndbuf: int = 1 << 21
+) -> socket.socket:
+    """A raw IPv4 socket for ``protocol`` (4, 47 or 55) with ``IP_HDRINCL``.
+
+    Send complete datagrams with ``sock.sendto(packet, (str(outer_dst), 0))``; receive with
+    ``recv_into``: each datagram starts with its outer IP header."""
+    with entered(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_HDRINCL, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    except BaseException:
+        sock.close()
+        raise
+    return _nonblocking(sock)
+
+
+# ----------------------------------------------------------------------------------------
+# ICMP router discovery
+# ----------------------------------------------------------------------------------------
+
+
+def _mreqn(group: IPv4Address, ifindex: int) -> bytes:
+    return group.packed + b"\0\0\0\0" + _INT.pack(ifindex)
+
+
+def open_icmp_socket(
+    interface: str,
+    netns: str | None = None,
+    *,
+    ttl: int = 1,
+    groups: Iterable[IPv4Address] = (),
+) -> socket.socket:
+    """A raw ICMP socket for sending router discovery on ``interface``: bound to the device,
+    unicast and multicast TTL ``ttl``, broadcast allowed, multicast leaves by ``interface``
+    and is not looped back. ``groups`` are joined on ``interface`` (a raw ICMP socket then
+    also receives them, with the IP header; :func:`open_discovery_capture` is the receiver
+    that also reports link-layer sources)."""
+    with entered(netns):
+        sock = socket.socket(
+            socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP
+        )
+    try:
+        _bind_to_device(sock, interface)
+        ifindex = if_index(sock, interface)
+        sock.setsockopt(socket.IPPROTO_IP, IP_TTL, ttl)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_TTL, ttl)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_LOOP, 0)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_IF, _mreqn(IPv4Address(0), ifindex))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        for g in groups:
+            sock.setsockopt(socket.IPPROTO_IP, IP_ADD_MEMBERSHIP, _mreqn(IPv4Address(g), ifindex))
+    except BaseException:
+        sock.close()
+        raise
+    return _nonblocking(sock)
+
+
+def icmp_with_checksum(payload: bytes) -> bytes:
+    """``payload`` (an ICMP message) with its checksum field (bytes 2-3) filled in."""
+    b = bytearray(payload)
+    b[2:4] = b"\0\0"
+    b[2:4] = internet_checksum(b).to_bytes(2, "big")
+    return bytes(b)
+
+
+def open_discovery_capture(
+    interface: str, netns: str | None = None, *, types: Iterable[int] = (9, 10)
+) -> socket.socket:
+    """An AF_PACKET socket on ``interface`` that receives only ICMP of ``types`` (router
+    advertisement 9, solicitation 10), with the sender's hardware address."""
+    with entered(netns):
+        sock = socket.socket(
+            socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
+        )
+    try:
+        attach_filter(sock, bpf_icmp_types(*types))
+        sock.bind((interface, ETH_P_IP))
+    except BaseException:
+        sock.close()
+        raise
+    return _nonblocking(sock)
+
+
+def recv_discovery(sock: socket.socket, *, limit: int = 64) -> list[IcmpReceived]:
+    """Drain an :func:`open_discovery_capture` socket into ``IcmpReceived`` events (the ICMP
+    message in ``payload``; our own outgoing packets are skipped)."""
+    out: list[IcmpReceived] = []
+    for _ in range(limit):
+        try:
+            data, addr = sock.recvfrom(65535)
+        except BlockingIOError:
+            break
+        ifname, _proto, pkttype, _hatype, lladdr = addr
+        if pkttype == PACKET_OUTGOING or len(data) < 20:
+            continue
+        hlen = (data[0] & 0xF) * 4
+        total = int.from_bytes(data[2:4], "big")
+        out.append(
+            IcmpReceived(
+                payload=bytes(data[hlen:total]),
+                src=ipv4_from_bytes(data, 12),
+                dst=ipv4_from_bytes(data, 16),
+                interface=ifname,
+                link_src=bytes(lladdr) or None,
+                ttl=data[8],
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# AF_PACKET: delivery to a hardware address, gratuitous ARP
+# ----------------------------------------------------------------------------------------
+
+
+def open_packet_sender(netns: str | None = None) -> socket.socket:
+    """An AF_PACKET ``SOCK_DGRAM`` socket that only sends (protocol 0 receives nothing);
+    the kernel adds the Ethernet header for the destination given to :func:`send_to_link`."""
+    with entered(netns):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
+    return _nonblocking(sock)
+
+
+def send_to_link(
+    sock: socket.socket,
+    interface: str,
+    link_dst: bytes,
+    packet: bytes | bytearray | memoryview,
+    *,
+    ethertype: int = ETH_P_IP,
+) -> int:
+    """Send ``packet`` on ``interface`` to hardware address ``link_dst``, no ARP."""
+    return sock.sendto(packet, (interface, ethertype, 0, 0, link_dst))
+
+
+def hardware_address(sock: socket.socket, interface: str) -> bytes:
+    """The hardware address of ``interface`` (SIOCGIFHWADDR in the namespace of ``sock``)."""
+    import fcntl
+
+    ifr = struct.pack("16s16x", interface.encode())
+    res = fcntl.ioctl(sock.fileno(), 0x8927, ifr)  # SIOCGIFHWADDR
+    return bytes(res[18:24])
+
+
+def gratuitous_arp(address: IPv4Address, link_address: bytes, *, reply: bool = False) -> bytes:
+    """An ARP packet announcing ``address`` at ``link_address``: sender and target protocol
+    address both ``address`` (RFC 5944 §4.6, RFC 5227 §3). A request by default; with
+    ``reply`` an ARP reply, which some stacks prefer."""
+    op = 2 if reply else 1
+    target_hw = link_address if reply else b"\0" * 6
+    return (
+        struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, op)
+        + link_address
+        + address.packed
+        + target_hw
+        + address.packed
+    )
+
+
+def send_gratuitous_arp(
+    interface: str,
+    address: IPv4Address,
+    link_address: bytes | None = None,
+    *,
+    count: int = 3,
+    interval: float = 0.0,
+    netns: str | None = None,
+    sock: socket.socket | None = None,
+) -> int:
+    """Broadcast ``count`` gratuitous ARP requests for ``address`` on ``interface``, mapping
+    it to ``link_address`` (default: the interface's own). Bounded: at most 10 packets,
+    ``interval`` at most 1 s apart. Returns the number sent."""
+    count = max(0, min(count, 10))
+    own = sock is None
+    s = sock if sock is not None else open_packet_sender(netns)
+    try:
+        mac = link_address if link_address is not None else hardware_address(s, interface)
+        frame = gratuitous_arp(IPv4Address(address), mac)
+        sent = 0
+        for i in range(count):
+            if i and interval:
+                time.sleep(min(interval, 1.0))
+            send_to_link(s, interface, BROADCAST_MAC, frame, ethertype=ETH_P_ARP)
+            sent += 1
+        return sent
+    finally:
+        if own:
+            s.close()
+
+
+def ipv4_udp_packet(
+    src: IPv4Address,
+    dst: IPv4Address,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    *,
+    ttl: int = 64,
+    identification: int = 0,
+) -> bytes:
+    """A complete IPv4/UDP datagram (checksums filled) for :func:`send_to_link`."""
+    ulen = 8 + len(payload)
+    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, ulen)
+    udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
+    csum = internet_checksum(pseudo + udp) or 0xFFFF
+    udp = udp[:6] + csum.to_bytes(2, "big") + udp[8:]
+    fields = (0x45, 0, 20 + ulen, identification, 0, ttl, 17, 0, src.packed, dst.packed)
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", *fields))
+    hdr[10:12] = internet_checksum(hdr).to_bytes(2, "big")
+    return bytes(hdr) + udp
+
+
+# ----------------------------------------------------------------------------------------
+# UDP 434
+# ----------------------------------------------------------------------------------------
+
+
+def open_udp_control(
+    netns: str | None = None,
+    *,
+    address: IPv4Address | str = "0.0.0.0",
+    port: int = 434,
+    interface: str | None = None,
+) -> socket.socket:
+    """The Mobile IP control socket: bound to ``address:port`` (the wildcard by default, so
+    broadcast and multicast requests arrive too), broadcast allowed, ``IP_PKTINFO`` and
+    ``IP_RECVTTL`` on; bound to ``interface`` when given."""
+    with entered(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+        if interface is not None:
+            _bind_to_device(sock, interface)
+        sock.bind((str(address), port))
+    except BaseException:
+        sock.close()
+        raise
+    return _nonblocking(sock)
+
+
+def recv_udp(
+    sock: socket.socket,
+    *,
+    ifname_of: Callable[[int], str] | None = None,
+    link_src_of: Callable[[IPv4Address, int], bytes | None] | None = None,
+    limit: int = 64,
+) -> list[UdpReceived]:
+    """Drain a :func:`open_udp_control` socket into ``UdpReceived`` events.
+
+    ``ifname_of`` maps the arrival interface index to its name (default: ask the socket's
+    own namespace); ``link_src_of(src, sport)`` supplies the sender's hardware address
+    (e.g. :meth:`LinkSourceTracker.lookup`)."""
+    if ifname_of is None:
+
+        def ifname_of(index: int) -> str:
+            return if_name(sock, index)
+
+    dport = sock.getsockname()[1]
+    cmsg_space = socket.CMSG_SPACE(_PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
+    out: list[UdpReceived] = []
+    for _ in range(limit):
+        try:
+            data, anc, _flags, addr = sock.recvmsg(65535, cmsg_space)
+        except BlockingIOError:
+            break
+        ifindex, dst, ttl = 0, b"\0\0\0\0", 64
+        for level, kind, cdata in anc:
+            if level != socket.IPPROTO_IP:
+                continue
+            if kind == IP_PKTINFO:
+                ifindex, _spec, dst = _PKTINFO.unpack_from(cdata)
+            elif kind == IP_TTL:
+                ttl = _INT.unpack_from(cdata)[0]
+        src = IPv4Address(addr[0])
+        out.append(
+            UdpReceived(
+                payload=data,
+                src=src,
+                dst=ipv4_from_bytes(dst),
+                sport=addr[1],
+                dport=dport,
+                interface=ifname_of(ifindex) if ifindex else "",
+                link_src=link_src_of(src, addr[1]) if link_src_of else None,
+                ttl=ttl,
+            )
+        )
+    return out
+
+
+def send_udp(
+    sock: socket.socket,
+    payload: bytes,
+    dst: IPv4Address,
+    dport: int = 434,
+    *,
+    src: IPv4Address | None = None,
+    ifindex: int = 0,
+    ttl: int | None = None,
+) -> int:
+    """Send one datagram; ``src``/``ifindex`` go in an ``IP_PKTINFO`` and ``ttl`` in an
+    ``IP_TTL`` control message, so one socket serves every interface and TTL."""
+    anc: list[tuple[int, int, bytes]] = []
+    if src is not None or ifindex:
+        spec = (src or IPv4Address(0)).packed
+        anc.append((socket.IPPROTO_IP, IP_PKTINFO, _PKTINFO.pack(ifindex, spec, b"\0" * 4)))
+    if ttl is not None:
+        anc.append((socket.IPPROTO_IP, IP_TTL, _INT.pack(ttl)))
+    return sock.sendmsg([payload], anc, 0, (str(dst), dport))
+
+
+@dataclass
+class LinkSourceTracker:
+    """Remembers the hardware address each (source address, source port) last sent a
+    datagram to ``port`` from, seen on an AF_PACKET socket with a BPF port filter. Drain it
+    (:meth:`poll`) before reading the UDP socket: packet taps see a frame before the UDP
+    socket does."""
+
+    sock: socket.socket
+    table: dict[tuple[IPv4Address, int], tuple[str, bytes]]
+
+    @classmethod
+    def open(
+        cls, interface: str | None, netns: str | None = None, *, port: int = 434
+    ) -> LinkSourceTracker:
+        with entered(netns):
+            sock = socket.socket(
+                socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
+            )
+        try:
+            attach_filter(sock, bpf_udp_dport(port))
+            sock.bind((interface or "", ETH_P_IP))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(_nonblocking(sock), {})
+
+    def poll(self, limit: int = 256) -> int:
+        n = 0
+        for _ in range(limit):
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                break
+            if addr[2] == PACKET_OUTGOING or len(data) < 28:
+                continue
+            hlen = (data[0] & 0xF) * 4
+            sport = int.from_bytes(data[hlen : hlen + 2], "big")
+            self.table[(ipv4_from_bytes(data, 12), sport)] = (addr[0], bytes(addr[4]))
+            n += 1
+        if len(self.table) > 4096:  # bounded: forget the oldest half
+            for k in list(self.table)[:2048]:
+                del self.table[k]
+        return n
+
+    def lookup(self, src: IPv4Address, sport: int) -> bytes | None:
+        self.poll()
+        hit = self.table.get((src, sport))
+        return hit[1] if hit else None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# ----------------------------------------------------------------------------------------
+# ICMP echo, for probing the lab (bounded)
+# ----------------------------------------------------------------------------------------
+
+
+def ping(
+    dst: IPv4Address | str,
+    *,
+    netns: str | None = None,
+    count: int = 1,
+    timeout: float = 1.0,
+    src: IPv4Address | str | None = None,
+    size: int = 56,
+) -> list[float]:
+    """Send ``count`` (at most 100) ICMP echo requests to ``dst`` from namespace ``netns``,
+    waiting at most ``timeout`` seconds for each reply; returns the round-trip times of
+    the replies received."""
+    import os
+    import select
+
+    dst = IPv4Address(dst)
+    with entered(netns):
+        sock = socket.socket(
+            socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP
+        )
+    rtts: list[float] = []
+    try:
+        if src is not None:
+            sock.bind((str(src), 0))
+        ident = os.getpid() & 0xFFFF
+        for seq in range(min(count, 100)):
+            body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + bytes(size)
+            sent = time.monotonic()
+            sock.sendto(icmp_with_checksum(body), (str(dst), 0))
+            deadline = sent + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                r, _, _ = select.select([sock], [], [], left)
+                if not r:
+                    break
+                data = sock.recv(65535)
+                hlen = (data[0] & 0xF) * 4
+                if len(data) < hlen + 8 or data[12:16] != dst.packed:
+                    continue
+                typ, _code, _c, rid, rseq = struct.unpack_from("!BBHHH", data, hlen)
+                if typ == 0 and rid == ident and rseq == seq:
+                    rtts.append(time.monotonic() - sent)
+                    break
+    except OSError as exc:
+        if exc.errno not in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            raise
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+    return rtts

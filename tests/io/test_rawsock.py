@@ -1,0 +1,159 @@
+"""Raw, packet and UDP 434 sockets between two namespaces joined by a veth pair."""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+import pytest
+
+from mip4.core.events import IcmpReceived, UdpReceived
+from mip4.io.netns import Netns, entered
+from mip4.io.rawsock import (
+    ALL_SYSTEMS,
+    ETH_P_ARP,
+    LinkSourceTracker,
+    icmp_with_checksum,
+    ipv4_udp_packet,
+    open_discovery_capture,
+    open_icmp_socket,
+    open_packet_sender,
+    open_udp_control,
+    ping,
+    recv_discovery,
+    recv_udp,
+    send_gratuitous_arp,
+    send_to_link,
+    send_udp,
+)
+
+pytestmark = pytest.mark.lab
+
+A = IPv4Address("10.70.0.1")
+B = IPv4Address("10.70.0.2")
+
+
+@dataclass
+class Pair:
+    a: Netns
+    b: Netns
+    mac_a: bytes
+    mac_b: bytes
+
+
+@pytest.fixture
+def pair(make_netns: Callable[[str], Netns]) -> Iterator[Pair]:
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    for ns, ifname, addr in ((a, "a0", A), (b, "b0", B)):
+        ns.add_address(ifname, f"{addr}/24")
+        ns.set_up(ifname)
+        ns.set_up("lo")
+    yield Pair(a, b, a.link_address("a0"), b.link_address("b0"))
+
+
+def _drain_udp(sock: socket.socket, want: int, **kw: object) -> list[UdpReceived]:
+    got: list[UdpReceived] = []
+    deadline = time.monotonic() + 3
+    while len(got) < want and time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.2)[0]:
+            got += recv_udp(sock, **kw)  # type: ignore[arg-type]
+    return got
+
+
+def test_udp_control_reports_interface_destination_and_ttl(pair: Pair) -> None:
+    rx = open_udp_control(pair.b.name, port=434)
+    tracker = LinkSourceTracker.open("b0", pair.b.name)
+    tx = open_udp_control(pair.a.name, port=434, interface="a0")
+    try:
+        send_udp(tx, b"unicast-ttl1", B, ttl=1)
+        send_udp(tx, b"broadcast", IPv4Address("255.255.255.255"), ttl=7)
+        send_udp(tx, b"default", B)
+        got = _drain_udp(rx, 3, link_src_of=tracker.lookup)
+        assert [g.payload for g in got] == [b"unicast-ttl1", b"broadcast", b"default"]
+        assert [g.ttl for g in got] == [1, 7, 64]
+        assert [str(g.dst) for g in got] == [str(B), "255.255.255.255", str(B)]
+        assert {g.interface for g in got} == {"b0"}
+        assert {(g.src, g.sport, g.dport) for g in got} == {(A, 434, 434)}
+        assert {g.link_src for g in got} == {pair.mac_a}
+    finally:
+        for s in (rx, tx, tracker.sock):
+            s.close()
+
+
+def test_send_to_link_reaches_a_hardware_address_without_arp(pair: Pair) -> None:
+    rx = open_udp_control(pair.b.name, port=434)
+    tx = open_packet_sender(pair.a.name)
+    try:
+        pkt = ipv4_udp_packet(A, B, 434, 434, b"no-arp", ttl=1)
+        send_to_link(tx, "a0", pair.mac_b, pkt)
+        (got,) = _drain_udp(rx, 1)
+        assert (got.payload, got.src, got.dst, got.ttl, got.interface) == (
+            b"no-arp",
+            A,
+            B,
+            1,
+            "b0",
+        )
+        # a never asked for b's address
+        assert pair.a.neighbour("a0", B) is None
+    finally:
+        rx.close()
+        tx.close()
+
+
+def test_gratuitous_arp_updates_the_neighbour_and_is_captured(pair: Pair) -> None:
+    assert len(ping(B, netns=pair.a.name, timeout=2)) == 1
+    assert pair.a.neighbour("a0", B) == pair.mac_b
+    with entered(pair.a.name):
+        cap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ARP))
+    cap.bind(("a0", ETH_P_ARP))
+    fake = bytes.fromhex("02000000bb42")
+    try:
+        assert send_gratuitous_arp("b0", B, fake, count=3, netns=pair.b.name) == 3
+        frames: list[tuple[bytes, tuple[object, ...]]] = []
+        deadline = time.monotonic() + 3
+        while len(frames) < 3 and time.monotonic() < deadline:
+            if select.select([cap], [], [], 0.2)[0]:
+                data, addr = cap.recvfrom(2048)
+                frames.append((data, addr))
+        assert len(frames) == 3
+        for data, addr in frames:
+            assert addr[4] == pair.mac_b  # Ethernet source: the sending interface
+            assert data[7] == 1  # ARP request
+            assert data[8:14] == fake and data[14:18] == B.packed and data[24:28] == B.packed
+        deadline = time.monotonic() + 2
+        while pair.a.neighbour("a0", B) != fake and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pair.a.neighbour("a0", B) == fake
+    finally:
+        cap.close()
+
+
+def test_router_discovery_capture_sees_advertisements_with_link_source(pair: Pair) -> None:
+    cap = open_discovery_capture("b0", pair.b.name)
+    tx = open_icmp_socket("a0", pair.a.name)
+    try:
+        echo = icmp_with_checksum(bytes([8, 0, 0, 0, 0, 1, 0, 1]))
+        advert = icmp_with_checksum(bytes([9, 16, 0, 0, 1, 2, 0, 30]) + A.packed + bytes(4))
+        tx.sendto(echo, (str(B), 0))  # filtered out by the BPF program
+        tx.sendto(advert, (str(ALL_SYSTEMS), 0))
+        tx.sendto(icmp_with_checksum(bytes([10, 0, 0, 0, 0, 0, 0, 0])), ("255.255.255.255", 0))
+        got: list[IcmpReceived] = []
+        deadline = time.monotonic() + 3
+        while len(got) < 2 and time.monotonic() < deadline:
+            if select.select([cap], [], [], 0.2)[0]:
+                got += recv_discovery(cap)
+        assert [g.payload[0] for g in got] == [9, 10]
+        assert got[0].payload == advert
+        assert [str(g.dst) for g in got] == [str(ALL_SYSTEMS), "255.255.255.255"]
+        assert {(g.src, g.ttl, g.interface, g.link_src) for g in got} == {(A, 1, "b0", pair.mac_a)}
+        time.sleep(0.1)
+        assert recv_discovery(cap) == []  # the echo request never showed up
+    finally:
+        cap.close()
+        tx.close()

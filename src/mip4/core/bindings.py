@@ -1,0 +1,404 @@
+"""Registration tables: the home agent's mobility bindings, the foreign agent's visitor
+list and pending list (RFC 5944 §3.7.1, §3.8.1).
+
+Theory of operation
+-------------------
+The engines keep their tables behind small :class:`typing.Protocol` interfaces
+(:class:`BindingStore`, :class:`VisitorStore`, :class:`PendingStore`) so a deployment may
+replace the in-memory implementations given here (a shared store for a redundant home
+agent, say) without touching the state machines. Entries are frozen dataclasses; a store
+replaces an entry wholesale, never edits one in place.
+
+Every entry carries an absolute ``expires`` deadline on the engine's clock (``None`` for
+an infinite lifetime, RFC 5944 §3.3). Each store answers ``next_expiry()`` (the earliest
+deadline, which feeds the engine's ``next_deadline()``) and ``pop_expired(now)`` (remove
+and return what is due). The in-memory stores keep a heap of deadlines with lazy
+invalidation: replacing or removing an entry leaves a stale heap item that is skipped when
+it surfaces, so both calls cost O(log n) amortised.
+
+* Mobility binding (RFC 5944 §3.8.1): home address, care-of address, Identification,
+  remaining Lifetime -- plus what this implementation needs to install the tunnel
+  (encapsulation, reverse tunnelling, broadcast). Several bindings may exist for one home
+  address when simultaneous bindings (S bit) are in use; a binding is identified by
+  ``(home address, care-of address)``.
+* Visitor list entry (RFC 5944 §3.7.1): link-layer source address of the mobile node, IP
+  source address (home address), IP destination address, UDP source port, home agent
+  address, Identification, requested Lifetime and remaining Lifetime. The pending list
+  holds the same fields for requests relayed but not yet answered, plus the relay time and
+  the timeout deadline. This foreign agent keeps at most one pending request per home
+  address: a newer request from the mobile node replaces the older one (the mobile node
+  only accepts a reply matching its latest request, RFC 5944 §3.6.3).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Protocol, runtime_checkable
+
+from mip4.wire.messages import RegistrationFlags
+
+from .actions import Encapsulation
+
+__all__ = [
+    "BindingStore",
+    "InMemoryBindingStore",
+    "InMemoryPendingStore",
+    "InMemoryVisitorStore",
+    "MobilityBinding",
+    "PendingRegistration",
+    "PendingStore",
+    "Visitor",
+    "VisitorStore",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# Entries
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MobilityBinding:
+    """One mobility binding at the home agent (RFC 5944 §3.8.1)."""
+
+    home_address: IPv4Address
+    care_of_address: IPv4Address
+    #: Lifetime granted, seconds (65535 = infinite)
+    lifetime: int
+    #: when it was accepted (engine clock)
+    registered_at: float
+    #: absolute expiry (engine clock); ``None`` = never
+    expires: float | None
+    #: Identification of the accepted request
+    identification: int
+    flags: RegistrationFlags
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    reverse_tunnel: bool = False
+    #: IP source of the accepted request (foreign agent, or the co-located mobile node)
+    source: IPv4Address | None = None
+
+    @property
+    def key(self) -> tuple[IPv4Address, IPv4Address]:
+        return (self.home_address, self.care_of_address)
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """A current registration at the foreign agent: a visitor list entry (RFC 5944
+    §3.7.1)."""
+
+    home_address: IPv4Address
+    #: the visitor's interface (the link it was heard on)
+    interface: str
+    #: link-layer source address of the mobile node (RFC 5944 §3.7.1)
+    link_address: bytes | None
+    #: IP source address of the request (the home address, normally)
+    ip_source: IPv4Address
+    #: IP destination address of the request (this agent, or 224.0.0.11)
+    ip_destination: IPv4Address
+    #: UDP source port of the request
+    udp_source_port: int
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    #: Identification of the request (RFC 5944 §3.7.1)
+    identification: int
+    #: requested Lifetime (RFC 5944 §3.7.1)
+    requested_lifetime: int
+    #: Lifetime granted by the home agent
+    lifetime: int
+    #: absolute expiry: the remaining Lifetime is ``expires - now`` (``None`` = never)
+    expires: float | None
+    flags: RegistrationFlags
+    reverse_tunnel: bool = False
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    #: RFC 3024 §3.3: encapsulating delivery style requested
+    encapsulating_delivery: bool = False
+
+
+@dataclass(frozen=True)
+class PendingRegistration:
+    """A request relayed to the home agent and not yet answered (RFC 5944 §3.7.1)."""
+
+    home_address: IPv4Address
+    interface: str
+    link_address: bytes | None
+    ip_source: IPv4Address
+    ip_destination: IPv4Address
+    udp_source_port: int
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    requested_lifetime: int
+    flags: RegistrationFlags
+    #: when it was relayed (engine clock)
+    relayed_at: float
+    #: when it times out (RFC 5944 §3.7.1 allows deleting it, code 78)
+    expires: float
+    reverse_tunnel: bool = False
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    encapsulating_delivery: bool = False
+    #: our own authentication of the reply towards the MN: the MN-FA SPI it used, if any
+    mn_fa_spi: int | None = None
+
+    @property
+    def low_identification(self) -> int:
+        """The low-order 32 bits, which a reply must echo (RFC 5944 §3.7.3.1)."""
+        return self.identification & 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------------------
+# Store interfaces
+# ----------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class BindingStore(Protocol):
+    """The home agent's mobility binding table."""
+
+    def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]: ...
+
+    def put(self, binding: MobilityBinding) -> MobilityBinding | None:
+        """Add ``binding``, replacing (and returning) the one with the same key."""
+        ...
+
+    def remove(
+        self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
+    ) -> tuple[MobilityBinding, ...]:
+        """Remove one binding, or every binding of ``home_address`` (``None``)."""
+        ...
+
+    def next_expiry(self) -> float | None: ...
+
+    def pop_expired(self, now: float) -> list[MobilityBinding]: ...
+
+    def mobile_nodes(self) -> int:
+        """How many home addresses have at least one binding."""
+        ...
+
+    def __iter__(self) -> Iterator[MobilityBinding]: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class VisitorStore(Protocol):
+    """The foreign agent's visitor list (current registrations)."""
+
+    def get(self, home_address: IPv4Address) -> Visitor | None: ...
+
+    def put(self, visitor: Visitor) -> Visitor | None: ...
+
+    def remove(self, home_address: IPv4Address) -> Visitor | None: ...
+
+    def next_expiry(self) -> float | None: ...
+
+    def pop_expired(self, now: float) -> list[Visitor]: ...
+
+    def __iter__(self) -> Iterator[Visitor]: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class PendingStore(Protocol):
+    """The foreign agent's pending registrations."""
+
+    def get(self, home_address: IPv4Address) -> PendingRegistration | None: ...
+
+    def put(self, pending: PendingRegistration) -> PendingRegistration | None: ...
+
+    def remove(self, home_address: IPv4Address) -> PendingRegistration | None: ...
+
+    def next_expiry(self) -> float | None: ...
+
+    def pop_expired(self, now: float) -> list[PendingRegistration]: ...
+
+    def __iter__(self) -> Iterator[PendingRegistration]: ...
+
+    def __len__(self) -> int: ...
+
+
+# ----------------------------------------------------------------------------------------
+# In-memory implementations
+# ----------------------------------------------------------------------------------------
+
+
+class _DeadlineHeap:
+    """Deadlines of keyed entries, with lazy invalidation."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, object]] = []
+        self._seq = itertools.count()
+
+    def push(self, deadline: float | None, key: object) -> None:
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._seq), key))
+
+    def peek(self, current: dict[object, float | None]) -> float | None:
+        """Earliest live deadline; ``current`` maps keys to their live deadline."""
+        heap = self._heap
+        while heap:
+            deadline, _, key = heap[0]
+            if key in current and current[key] == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self, now: float, current: dict[object, float | None]) -> list[object]:
+        due: list[object] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            if key in current and current[key] == deadline:
+                due.append(key)
+        return due
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+
+class InMemoryBindingStore:
+    """In-memory :class:`BindingStore`."""
+
+    def __init__(self) -> None:
+        self._by_hoa: dict[IPv4Address, dict[IPv4Address, MobilityBinding]] = {}
+        self._deadlines: dict[object, float | None] = {}
+        self._heap = _DeadlineHeap()
+        self._count = 0
+
+    def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
+        return tuple(self._by_hoa.get(home_address, {}).values())
+
+    def put(self, binding: MobilityBinding) -> MobilityBinding | None:
+        per = self._by_hoa.setdefault(binding.home_address, {})
+        old = per.get(binding.care_of_address)
+        per[binding.care_of_address] = binding
+        if old is None:
+            self._count += 1
+        self._deadlines[binding.key] = binding.expires
+        self._heap.push(binding.expires, binding.key)
+        return old
+
+    def remove(
+        self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
+    ) -> tuple[MobilityBinding, ...]:
+        per = self._by_hoa.get(home_address)
+        if not per:
+            return ()
+        if care_of_address is None:
+            removed = tuple(per.values())
+            per.clear()
+        else:
+            one = per.pop(care_of_address, None)
+            removed = (one,) if one is not None else ()
+        if not per:
+            del self._by_hoa[home_address]
+        for b in removed:
+            self._deadlines.pop(b.key, None)
+        self._count -= len(removed)
+        return removed
+
+    def next_expiry(self) -> float | None:
+        return self._heap.peek(self._deadlines)
+
+    def pop_expired(self, now: float) -> list[MobilityBinding]:
+        expired: list[MobilityBinding] = []
+        for key in self._heap.pop_due(now, self._deadlines):
+            assert isinstance(key, tuple)
+            expired.extend(self.remove(key[0], key[1]))
+        return expired
+
+    def mobile_nodes(self) -> int:
+        return len(self._by_hoa)
+
+    def __iter__(self) -> Iterator[MobilityBinding]:
+        for per in list(self._by_hoa.values()):
+            yield from list(per.values())
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class _KeyedStore:
+    """Shared body of the visitor and pending stores (one entry per home address)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[IPv4Address, Visitor | PendingRegistration] = {}
+        self._deadlines: dict[object, float | None] = {}
+        self._heap = _DeadlineHeap()
+
+    def _put(self, entry: Visitor | PendingRegistration) -> Visitor | PendingRegistration | None:
+        old = self._entries.get(entry.home_address)
+        self._entries[entry.home_address] = entry
+        self._deadlines[entry.home_address] = entry.expires
+        self._heap.push(entry.expires, entry.home_address)
+        return old
+
+    def _remove(self, home_address: IPv4Address) -> Visitor | PendingRegistration | None:
+        self._deadlines.pop(home_address, None)
+        return self._entries.pop(home_address, None)
+
+    def next_expiry(self) -> float | None:
+        return self._heap.peek(self._deadlines)
+
+    def _pop_expired(self, now: float) -> list[Visitor | PendingRegistration]:
+        out: list[Visitor | PendingRegistration] = []
+        for key in self._heap.pop_due(now, self._deadlines):
+            assert isinstance(key, IPv4Address)
+            entry = self._remove(key)
+            if entry is not None:
+                out.append(entry)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class InMemoryVisitorStore(_KeyedStore):
+    """In-memory :class:`VisitorStore`."""
+
+    def get(self, home_address: IPv4Address) -> Visitor | None:
+        e = self._entries.get(home_address)
+        return e if isinstance(e, Visitor) else None
+
+    def put(self, visitor: Visitor) -> Visitor | None:
+        old = self._put(visitor)
+        return old if isinstance(old, Visitor) else None
+
+    def remove(self, home_address: IPv4Address) -> Visitor | None:
+        old = self._remove(home_address)
+        return old if isinstance(old, Visitor) else None
+
+    def pop_expired(self, now: float) -> list[Visitor]:
+        return [e for e in self._pop_expired(now) if isinstance(e, Visitor)]
+
+    def __iter__(self) -> Iterator[Visitor]:
+        return iter([e for e in self._entries.values() if isinstance(e, Visitor)])
+
+
+class InMemoryPendingStore(_KeyedStore):
+    """In-memory :class:`PendingStore`."""
+
+    def get(self, home_address: IPv4Address) -> PendingRegistration | None:
+        e = self._entries.get(home_address)
+        return e if isinstance(e, PendingRegistration) else None
+
+    def put(self, pending: PendingRegistration) -> PendingRegistration | None:
+        old = self._put(pending)
+        return old if isinstance(old, PendingRegistration) else None
+
+    def remove(self, home_address: IPv4Address) -> PendingRegistration | None:
+        old = self._remove(home_address)
+        return old if isinstance(old, PendingRegistration) else None
+
+    def pop_expired(self, now: float) -> list[PendingRegistration]:
+        return [e for e in self._pop_expired(now) if isinstance(e, PendingRegistration)]
+
+    def __iter__(self) -> Iterator[PendingRegistration]:
+        return iter([e for e in self._entries.values() if isinstance(e, PendingRegistration)])

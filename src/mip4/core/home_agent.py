@@ -1,0 +1,741 @@
+"""The home agent: registration processing and the mobility binding table (RFC 5944 §3.8,
+§4; reverse tunnelling RFC 3024 §4).
+
+Theory of operation
+-------------------
+:class:`HomeAgent` is a sans-IO state machine. The I/O shell feeds it
+:class:`~mip4.core.events.UdpReceived` datagrams from UDP port 434 with ``handle(event,
+now)``, calls ``handle_timer(now)`` when ``next_deadline()`` is reached, and carries out the
+returned actions (send the reply, install or remove tunnels, proxy ARP). The engine never
+reads a clock; ``clock_offset`` turns ``now`` into Unix wall time for NTP-timestamp
+Identification checks only (``now + clock_offset``, STYLE.md practice 1).
+
+A Registration Request goes through :data:`HA_PIPELINE`, one check per step of RFC 5944
+§3.8.2.1, each raising :class:`~mip4.core.registration.RegistrationDenied` with the code it
+owns (the order is the order of the list below):
+
+1. ``check_well_formed`` -- 134: fields that cannot describe a binding (a care-of address
+   that is zero, broadcast, multicast or the home address itself with a non-zero lifetime;
+   a home address that is zero, multicast or broadcast). Bytes that do not decode are
+   silently discarded and counted (``decode_error``); so is a message with an unknown
+   non-skippable extension (``unknown_extension``, RFC 5944 §1.9).
+2. ``check_mn_ha_auth`` -- 131: exactly one valid Mobile-Home Authentication Extension.
+3. ``check_fa_ha_auth`` -- 132: when this agent shares an SA with the sender (a foreign
+   agent), a valid Foreign-Home Authentication Extension.
+4. ``check_identification`` -- 133 with the resynchronisation Identification
+   (:mod:`mip4.security.replay`: timestamps or nonces per the MN's SA).
+5. ``grant_lifetime`` -- never denies: the reply carries ``min(requested, max_lifetime)``.
+6. ``check_home_agent_address`` -- 136 when the Home Agent field is not this agent's unicast
+   address (a subnet-directed broadcast for home agent discovery, or another address); the
+   reply's Home Agent field is this agent's unicast address (RFC 5944 §3.8.2.3, §3.8.3.2).
+7. ``check_reverse_tunnel`` -- 137 when T is set but unsupported, 138 when configuration
+   mandates T and it is clear (RFC 3024 §4.2).
+8. ``check_encapsulation`` -- 139 when M or G is requested and not offered; otherwise the
+   binding's encapsulation: GRE for G, minimal for M, IP in IP by default.
+9. ``check_simultaneous_bindings`` -- 135 when S is set and the node already has the
+   configured maximum; code 1 (accepted) when S is set but simultaneous bindings are
+   disabled, the request then replacing all bindings (RFC 5944 §3.8.2.2, §3.4).
+10. ``check_administrative`` -- 129 for a home address this agent does not serve, 130 when
+    the binding table is full.
+
+Checks 7--10 (capabilities and resources) do not apply to a deregistration. Once the
+pipeline passes, the registration is applied: a non-zero lifetime adds or replaces the
+binding for ``(home address, care-of address)`` (and without S removes the others); a zero
+lifetime removes that care-of address's binding, or every binding when the care-of address
+is the home address (RFC 5944 §3.8.2.2). The mobility binding table
+(:class:`~mip4.core.bindings.BindingStore`) holds one state per home address, ``AWAY``
+(bindings exist) or ``HOME`` (none), governed by :data:`BINDING_TRANSITIONS`: entering
+``AWAY`` turns proxy ARP on and broadcasts a gratuitous ARP for the home address on the home
+link (RFC 5944 §4.6); leaving it turns proxy ARP off.
+
+The reply (RFC 5944 §3.8.3) goes to the request's IP source and UDP source port, from the
+request's destination address (this agent's address when the request was sent to a
+broadcast), carries the Identification the replay check chose, and is authenticated with
+MN-HA whenever the agent has the mobile node's SA, then with FA-HA when it has one for the
+foreign agent (RFC 5944 §3.8.3.1: FA-HA last). A reboot is a new engine: the table is
+empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from ipaddress import IPv4Address, IPv4Network
+
+from mip4.security.auth import FA_HA, MN_HA, AuthenticationError, find_auth_extension, sign, verify
+from mip4.security.replay import ReplayState, check_request, random_u32
+from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
+from mip4.wire.codes import ReplyCode
+from mip4.wire.errors import DecodeError, UnknownExtensionError
+from mip4.wire.extensions import ForeignHomeAuthExtension, MobileHomeAuthExtension
+from mip4.wire.messages import (
+    INFINITE_LIFETIME,
+    RegistrationFlags,
+    RegistrationReply,
+    RegistrationRequest,
+    decode_message,
+)
+
+from .actions import (
+    MIP_PORT,
+    Action,
+    Encapsulation,
+    GratuitousArp,
+    InstallBinding,
+    Log,
+    ProxyArp,
+    RemoveBinding,
+    SendUdp,
+)
+from .bindings import BindingStore, InMemoryBindingStore, MobilityBinding
+from .counters import Counters
+from .events import Event, UdpReceived
+from .registration import Discard, Pipeline, ProtocolError, RegistrationDenied, TransitionTable
+from .timers import expiry
+
+__all__ = [
+    "BINDING_TRANSITIONS",
+    "HA_PIPELINE",
+    "BindingInput",
+    "BindingState",
+    "HomeAgent",
+    "HomeAgentConfig",
+]
+
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_ZERO = IPv4Address(0)
+
+
+# ----------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HomeAgentConfig:
+    """Home agent configuration (RFC 5944 §3.8.1)."""
+
+    #: This agent's unicast address on the home network: the only Home Agent field it
+    #: accepts and the one it returns with code 136.
+    address: IPv4Address
+    #: The home network; its directed broadcast address is the dynamic home agent
+    #: discovery destination (RFC 5944 §3.6.1.2 / §3.8.2.2).
+    home_network: IPv4Network
+    #: The interface on the home link (where proxy and gratuitous ARP happen, §4.6).
+    interface: str = "eth0"
+    #: Home addresses this agent serves (RFC 5944 §3.8.1: "the home address of each mobile
+    #: node"); ``None`` serves every host address of ``home_network`` except its own.
+    home_addresses: frozenset[IPv4Address] | None = None
+    #: Longest Lifetime granted, seconds; longer requests get this (RFC 5944 §3.8.3.2: the
+    #: reply's Lifetime MUST NOT exceed the request's). 65535 allows an infinite lifetime.
+    max_lifetime: int = 1800
+    #: Capacity of the binding table (all bindings of all nodes): past it, code 130.
+    max_bindings: int = 65536
+    #: Whether simultaneous bindings (S bit) are offered; when not, code 1 (RFC 5944 §3.4).
+    simultaneous_bindings: bool = True
+    #: Most care-of addresses one node may have at once with S (more: code 135).
+    max_simultaneous_bindings: int = 4
+    #: Reverse tunnelling offered (RFC 3024 §4.2; 137 when requested and not offered).
+    reverse_tunnel: bool = True
+    #: Reverse tunnelling mandatory (RFC 3024 §4.2; 138 when T is clear).
+    reverse_tunnel_required: bool = False
+    #: Minimal encapsulation (RFC 2004) offered for the M bit (139 otherwise).
+    minimal_encapsulation: bool = True
+    #: GRE (RFC 2784) offered for the G bit (139 otherwise).
+    gre_encapsulation: bool = True
+    #: How many gratuitous ARPs to send each time (RFC 5944 §4.6: "a small number").
+    gratuitous_arp_count: int = 3
+
+    def __post_init__(self) -> None:
+        if self.address not in self.home_network:
+            raise ValueError(
+                f"home agent: address {self.address} is not in home_network {self.home_network}"
+            )
+        if not 1 <= self.max_lifetime <= INFINITE_LIFETIME:
+            raise ValueError(f"home agent: max_lifetime {self.max_lifetime} not in 1..65535")
+        if self.max_bindings < 0:
+            raise ValueError(f"home agent: max_bindings {self.max_bindings} < 0")
+        if self.max_simultaneous_bindings < 1:
+            raise ValueError(
+                f"home agent: max_simultaneous_bindings {self.max_simultaneous_bindings} < 1"
+            )
+        if self.reverse_tunnel_required and not self.reverse_tunnel:
+            raise ValueError("home agent: reverse_tunnel_required needs reverse_tunnel")
+        if self.gratuitous_arp_count < 1:
+            raise ValueError("home agent: gratuitous_arp_count must be >= 1")
+
+    def serves(self, home_address: IPv4Address) -> bool:
+        """Whether ``home_address`` is a mobile node this agent serves."""
+        if self.home_addresses is not None:
+            return home_address in self.home_addresses
+        net = self.home_network
+        return (
+            home_address in net
+            and home_address != self.address
+            and (
+                net.prefixlen >= 31
+                or home_address not in (net.network_address, net.broadcast_address)
+            )
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Binding state machine (per home address)
+# ----------------------------------------------------------------------------------------
+
+
+class BindingState(Enum):
+    HOME = "home"  #: no mobility binding: the node is at home or unknown
+    AWAY = "away"  #: at least one binding: proxy ARP on (RFC 5944 §4.6)
+
+
+class BindingInput(Enum):
+    REGISTER = "register"  #: accepted registration, non-zero lifetime
+    DEREGISTER_ONE = "deregister_one"  #: lifetime 0, care-of address != home address
+    DEREGISTER_ALL = "deregister_all"  #: lifetime 0, care-of address == home address
+    EXPIRE = "expire"  #: a binding's lifetime ran out
+
+
+_H, _A = BindingState.HOME, BindingState.AWAY
+#: Allowed transitions of a home address's binding state (enforced on every change).
+BINDING_TRANSITIONS: TransitionTable[BindingState, BindingInput] = TransitionTable(
+    "mobility binding",
+    {
+        (_H, BindingInput.REGISTER): frozenset({_A}),
+        (_A, BindingInput.REGISTER): frozenset({_A}),
+        # RFC 5944 §3.8.2.2: deregistering without a binding is accepted (code 0).
+        (_H, BindingInput.DEREGISTER_ONE): frozenset({_H}),
+        (_H, BindingInput.DEREGISTER_ALL): frozenset({_H}),
+        (_A, BindingInput.DEREGISTER_ONE): frozenset({_A, _H}),
+        (_A, BindingInput.DEREGISTER_ALL): frozenset({_H}),
+        (_A, BindingInput.EXPIRE): frozenset({_A, _H}),
+        # (_H, EXPIRE) is missing on purpose: nothing can expire without a binding.
+    },
+)
+
+
+# ----------------------------------------------------------------------------------------
+# The request pipeline
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    """Per-request context the pipeline checks read and annotate."""
+
+    agent: HomeAgent
+    event: UdpReceived
+    now: float
+    request: RegistrationRequest
+    #: MN-HA association (known once its SPI resolved, even if the authenticator failed)
+    mn_sa: SecurityAssociation | None = None
+    #: FA-HA association, when this agent has one for the sender
+    fa_sa: SecurityAssociation | None = None
+    #: Identification the reply carries (set by the replay check)
+    reply_identification: int | None = None
+    lifetime: int = 0
+    code: ReplyCode = ReplyCode.ACCEPTED
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    simultaneous: bool = False
+
+    @property
+    def deregistration(self) -> bool:
+        return self.request.lifetime == 0
+
+
+def _bad_unicast(a: IPv4Address) -> bool:
+    return a in (_ZERO, _LIMITED_BROADCAST) or a.is_multicast
+
+
+def check_well_formed(ctx: _Request) -> None:
+    """134 for fields that cannot describe a binding (RFC 5944 §3.8.2.1: "poorly formed")."""
+    req = ctx.request
+    if _bad_unicast(req.home_address):
+        raise RegistrationDenied(
+            ReplyCode.HA_POORLY_FORMED_REQUEST, f"home address {req.home_address} not unicast"
+        )
+    if req.lifetime:
+        if _bad_unicast(req.care_of_address):
+            raise RegistrationDenied(
+                ReplyCode.HA_POORLY_FORMED_REQUEST,
+                f"care-of address {req.care_of_address} not unicast",
+            )
+        if req.care_of_address == req.home_address:
+            raise RegistrationDenied(
+                ReplyCode.HA_POORLY_FORMED_REQUEST,
+                "care-of address equals the home address with a non-zero lifetime",
+            )
+
+
+def check_mn_ha_auth(ctx: _Request) -> None:
+    """131 unless exactly one valid MN-HA extension is present (RFC 5944 §3.8.2.1: the home
+    agent MUST check the Mobile-Home Authentication Extension; §3.5.2: it is required in
+    every request)."""
+    agent = ctx.agent
+    lookup = lookup_for(agent.security_associations, ctx.request.home_address)
+    try:
+        result = verify(ctx.request, MN_HA, lookup)
+    except AuthenticationError as e:
+        if e.spi is not None:
+            ctx.mn_sa = lookup(e.spi)
+        raise RegistrationDenied(ReplyCode.HA_MN_FAILED_AUTH, str(e)) from None
+    ctx.mn_sa = result.sa
+
+
+def check_fa_ha_auth(ctx: _Request) -> None:
+    """132 when this agent shares an SA with the foreign agent and the FA-HA extension is
+    missing or invalid (RFC 5944 §3.8.2.1)."""
+    agent = ctx.agent
+    src = ctx.event.src
+    req = ctx.request
+    if src == req.home_address or (req.flags & RegistrationFlags.D and src == req.care_of_address):
+        return  # sent by the mobile node itself (at home, or co-located): no foreign agent
+    sas = agent.security_associations.for_peer(src)
+    if not sas:
+        return
+    lookup = lookup_for(agent.security_associations, src)
+    try:
+        result = verify(ctx.request, FA_HA, lookup)
+    except AuthenticationError as e:
+        ctx.fa_sa = lookup(e.spi) if e.spi is not None else None
+        if ctx.fa_sa is None:
+            ctx.fa_sa = sas[0]
+        raise RegistrationDenied(ReplyCode.HA_FA_FAILED_AUTH, str(e)) from None
+    ctx.fa_sa = result.sa
+
+
+def check_identification(ctx: _Request) -> None:
+    """133 when the Identification is not fresh (RFC 5944 §3.8.2.1, §5.7). Only reached
+    once MN-HA verified, so the replay state may be updated."""
+    sa = ctx.mn_sa
+    assert sa is not None  # check_mn_ha_auth passed
+    agent = ctx.agent
+    hoa = ctx.request.home_address
+    state = agent._replay.get(hoa, ReplayState())
+    check = check_request(
+        state,
+        ctx.request.identification,
+        sa.replay,
+        now_unix=ctx.now + agent.clock_offset,
+        tolerance=sa.replay_tolerance,
+        new_nonce=agent._random_u32(),
+    )
+    agent._replay[hoa] = check.state
+    ctx.reply_identification = check.reply_identification
+    if not check.accepted:
+        raise RegistrationDenied(
+            ReplyCode.HA_IDENTIFICATION_MISMATCH,
+            check.reason,
+            identification=check.reply_identification,
+        )
+
+
+def grant_lifetime(ctx: _Request) -> None:
+    """The granted lifetime: at most the request's and at most ``max_lifetime``
+    (RFC 5944 §3.8.3.2: the reply's Lifetime MUST NOT exceed the request's)."""
+    ctx.lifetime = min(ctx.request.lifetime, ctx.agent.config.max_lifetime)
+
+
+def check_home_agent_address(ctx: _Request) -> None:
+    """136 when the Home Agent field is not this agent's unicast address; the reply carries
+    that address (RFC 5944 §3.8.2.3, §3.8.3.2; home agent discovery §3.6.1.2)."""
+    me = ctx.agent.config.address
+    ha = ctx.request.home_agent
+    if ha != me:
+        net = ctx.agent.config.home_network
+        kind = "broadcast" if ha in (net.broadcast_address, _LIMITED_BROADCAST) else "unknown"
+        raise RegistrationDenied(
+            ReplyCode.HA_UNKNOWN_HA_ADDRESS,
+            f"{kind} home agent address {ha}",
+            home_agent=me,
+        )
+
+
+def check_reverse_tunnel(ctx: _Request) -> None:
+    """137 / 138 (RFC 3024 §4.2)."""
+    if ctx.deregistration:
+        return
+    cfg = ctx.agent.config
+    t = bool(ctx.request.flags & RegistrationFlags.T)
+    if t and not cfg.reverse_tunnel:
+        raise RegistrationDenied(
+            ReplyCode.HA_REVERSE_TUNNEL_UNAVAILABLE, "reverse tunnelling not offered"
+        )
+    if not t and cfg.reverse_tunnel_required:
+        raise RegistrationDenied(
+            ReplyCode.HA_REVERSE_TUNNEL_MANDATORY, "reverse tunnelling mandatory, T clear"
+        )
+
+
+def check_encapsulation(ctx: _Request) -> None:
+    """139 when M or G asks for an encapsulation this agent does not offer; else choose it
+    (IP in IP is the default every agent MUST support, RFC 5944 §4.1, §3.8.2.2)."""
+    if ctx.deregistration:
+        return
+    cfg = ctx.agent.config
+    flags = ctx.request.flags
+    if flags & RegistrationFlags.G:
+        if not cfg.gre_encapsulation:
+            raise RegistrationDenied(ReplyCode.HA_ENCAPSULATION_UNAVAILABLE, "GRE not offered")
+        ctx.encapsulation = Encapsulation.GRE
+    if flags & RegistrationFlags.M:
+        if not cfg.minimal_encapsulation:
+            raise RegistrationDenied(
+                ReplyCode.HA_ENCAPSULATION_UNAVAILABLE, "minimal encapsulation not offered"
+            )
+        if ctx.encapsulation is Encapsulation.IPIP:
+            ctx.encapsulation = Encapsulation.MINIMAL
+
+
+def check_simultaneous_bindings(ctx: _Request) -> None:
+    """S bit: 135 past the per-node maximum; code 1 when not supported (RFC 5944 §3.4)."""
+    if ctx.deregistration or not ctx.request.flags & RegistrationFlags.S:
+        return
+    agent = ctx.agent
+    cfg = agent.config
+    if not cfg.simultaneous_bindings:
+        ctx.code = ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS
+        return
+    current = agent.bindings.bindings_of(ctx.request.home_address)
+    others = [b for b in current if b.care_of_address != ctx.request.care_of_address]
+    if len(others) >= cfg.max_simultaneous_bindings:
+        raise RegistrationDenied(
+            ReplyCode.HA_TOO_MANY_BINDINGS,
+            f"{len(others)} bindings already (maximum {cfg.max_simultaneous_bindings})",
+        )
+    ctx.simultaneous = True
+
+
+def check_administrative(ctx: _Request) -> None:
+    """129 for a home address this agent does not serve; 130 when the table is full."""
+    agent = ctx.agent
+    hoa = ctx.request.home_address
+    if not agent.config.serves(hoa):
+        raise RegistrationDenied(
+            ReplyCode.HA_ADMIN_PROHIBITED, f"home address {hoa} not served by this agent"
+        )
+    if ctx.deregistration:
+        return
+    current = agent.bindings.bindings_of(hoa)
+    replaced = sum(
+        1
+        for b in current
+        if not ctx.simultaneous or b.care_of_address == ctx.request.care_of_address
+    )
+    if len(agent.bindings) - replaced + 1 > agent.config.max_bindings:
+        raise RegistrationDenied(
+            ReplyCode.HA_INSUFFICIENT_RESOURCES,
+            f"binding table full ({agent.config.max_bindings})",
+        )
+
+
+#: RFC 5944 §3.8.2.1 order; see the module docstring.
+HA_PIPELINE: Pipeline[_Request] = Pipeline(
+    (
+        check_well_formed,
+        check_mn_ha_auth,
+        check_fa_ha_auth,
+        check_identification,
+        grant_lifetime,
+        check_home_agent_address,
+        check_reverse_tunnel,
+        check_encapsulation,
+        check_simultaneous_bindings,
+        check_administrative,
+    )
+)
+
+
+# ----------------------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------------------
+
+
+class HomeAgent:
+    """Sans-IO home agent. See the module docstring."""
+
+    def __init__(
+        self,
+        config: HomeAgentConfig,
+        security_associations: SecurityAssociationStore,
+        clock_offset: float = 0.0,
+        *,
+        bindings: BindingStore | None = None,
+        random_u32: Callable[[], int] = random_u32,
+    ) -> None:
+        self.config = config
+        #: SAs keyed by peer address: a mobile node's home address (MN-HA) or a foreign
+        #: agent's address (FA-HA).
+        self.security_associations = security_associations
+        #: Unix wall time = ``now + clock_offset`` (NTP timestamp checks only).
+        self.clock_offset = clock_offset
+        self._bindings: BindingStore = bindings if bindings is not None else InMemoryBindingStore()
+        self._replay: dict[IPv4Address, ReplayState] = {}
+        self._random_u32 = random_u32
+        self._counters = Counters()
+        self.pipeline = HA_PIPELINE
+
+    # -- read-only views ------------------------------------------------------------------
+
+    @property
+    def bindings(self) -> BindingStore:
+        """The mobility binding table (read it; do not modify it)."""
+        return self._bindings
+
+    @property
+    def counters(self) -> Counters:
+        return self._counters
+
+    @property
+    def replay_state(self) -> Mapping[IPv4Address, ReplayState]:
+        return dict(self._replay)
+
+    def state_of(self, home_address: IPv4Address) -> BindingState:
+        return BindingState.AWAY if self._bindings.bindings_of(home_address) else _H
+
+    def __iter__(self) -> Iterator[MobilityBinding]:
+        return iter(self._bindings)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When the next binding expires (``None``: nothing to wait for)."""
+        return self._bindings.next_expiry()
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Process one input. Never raises: the error boundary turns a denial into a reply
+        and anything else into a counted discard."""
+        ctx: _Request | None = None
+        try:
+            if not isinstance(event, UdpReceived):
+                return []  # the home agent only speaks UDP 434 (no advertisements here)
+            ctx = self._begin(event, now)
+            self.pipeline.run(ctx)
+            return self._accept(ctx)
+        except RegistrationDenied as denial:
+            if ctx is None:  # pragma: no cover - denials come from the pipeline only
+                self._counters.discard("denied_without_request")
+                return []
+            return self._deny(ctx, denial)
+        except Discard as d:
+            self._counters.discard(d.reason)
+            return [Log("ha.discard", {"reason": d.reason, "detail": d.detail, **_who(event)})]
+        except ProtocolError as e:
+            self._counters.discard("protocol_error")
+            return [Log("ha.protocol_error", {"detail": str(e), **_who(event)})]
+        except Exception as e:  # last resort: no input may crash the agent
+            self._counters.discard("internal_error")
+            return [Log("ha.internal_error", {"detail": repr(e), **_who(event)})]
+
+    def handle_timer(self, now: float) -> list[Action]:
+        """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
+        actions: list[Action] = []
+        try:
+            for b in self._bindings.pop_expired(now):
+                hoa = b.home_address
+                after = self.state_of(hoa)
+                BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
+                self._counters.event("binding_expired")
+                actions.append(RemoveBinding(hoa, b.care_of_address))
+                actions.append(
+                    Log(
+                        "ha.binding_expired",
+                        {
+                            "home_address": hoa,
+                            "care_of_address": b.care_of_address,
+                            "lifetime": b.lifetime,
+                        },
+                    )
+                )
+                if after is _H:
+                    actions.append(ProxyArp(self.config.interface, hoa, False))
+        except Exception as e:  # pragma: no cover - last resort
+            self._counters.discard("internal_error")
+            actions.append(Log("ha.internal_error", {"detail": repr(e)}))
+        return actions
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _begin(self, event: UdpReceived, now: float) -> _Request:
+        try:
+            msg = decode_message(event.payload)
+        except UnknownExtensionError as e:
+            # RFC 5944 §1.9: unknown non-skippable extension -> silently discard.
+            raise Discard("unknown_extension", str(e)) from None
+        except DecodeError as e:
+            raise Discard("decode_error", str(e)) from None
+        if not isinstance(msg, RegistrationRequest):
+            raise Discard("unexpected_message", type(msg).__name__)
+        return _Request(self, event, now, msg)
+
+    def _accept(self, ctx: _Request) -> list[Action]:
+        req = ctx.request
+        hoa, coa = req.home_address, req.care_of_address
+        before = self.state_of(hoa)
+        actions: list[Action] = []
+        if ctx.deregistration:
+            if coa == hoa:
+                inp = BindingInput.DEREGISTER_ALL
+                removed = self._bindings.remove(hoa)
+            else:
+                inp = BindingInput.DEREGISTER_ONE
+                removed = self._bindings.remove(hoa, coa)
+            actions.extend(RemoveBinding(hoa, b.care_of_address) for b in removed)
+            lifetime = 0
+        else:
+            inp = BindingInput.REGISTER
+            if not ctx.simultaneous:
+                # RFC 5944 §3.8.2.2 (S clear): the new binding replaces every other one.
+                for b in self._bindings.remove(hoa):
+                    if b.care_of_address != coa:
+                        actions.append(RemoveBinding(hoa, b.care_of_address))
+            lifetime = ctx.lifetime
+            binding = MobilityBinding(
+                home_address=hoa,
+                care_of_address=coa,
+                lifetime=lifetime,
+                registered_at=ctx.now,
+                expires=expiry(ctx.now, lifetime),
+                identification=req.identification,
+                flags=req.flags,
+                encapsulation=ctx.encapsulation,
+                reverse_tunnel=bool(req.flags & RegistrationFlags.T),
+                source=ctx.event.src,
+            )
+            self._bindings.put(binding)
+            actions.append(
+                InstallBinding(
+                    hoa,
+                    coa,
+                    ctx.encapsulation,
+                    reverse_tunnel=binding.reverse_tunnel,
+                    expires=binding.expires,
+                    broadcast=bool(req.flags & RegistrationFlags.B),
+                )
+            )
+        after = self.state_of(hoa)
+        BINDING_TRANSITIONS.confirm(before, inp, after)
+        cfg = self.config
+        if before is _H and after is _A:
+            # RFC 5944 §4.6: while the node is away the home agent answers ARP for it and
+            # MUST first broadcast a gratuitous ARP so neighbours update their caches.
+            actions.append(ProxyArp(cfg.interface, hoa, True))
+            actions.append(GratuitousArp(cfg.interface, hoa, None, cfg.gratuitous_arp_count))
+        elif before is _A and after is _H:
+            # RFC 5944 §4.6: the home agent stops proxying; when the node deregistered from
+            # the home link itself, announce its own link-layer address on its behalf.
+            actions.append(ProxyArp(cfg.interface, hoa, False))
+            ev = ctx.event
+            if ev.interface == cfg.interface and ev.link_src is not None and ev.src == hoa:
+                actions.append(
+                    GratuitousArp(cfg.interface, hoa, ev.link_src, cfg.gratuitous_arp_count)
+                )
+        self._counters.accept(ctx.code)
+        reply = self._reply(ctx, ctx.code, lifetime)
+        actions.append(reply)
+        actions.append(
+            Log(
+                "ha.registration",
+                {
+                    "home_address": hoa,
+                    "care_of_address": coa,
+                    "source": ctx.event.src,
+                    "code": int(ctx.code),
+                    "lifetime": lifetime,
+                    "requested_lifetime": req.lifetime,
+                    "decision": inp.value,
+                    "encapsulation": ctx.encapsulation.name,
+                },
+            )
+        )
+        return actions
+
+    def _deny(self, ctx: _Request, denial: RegistrationDenied) -> list[Action]:
+        self._counters.deny(denial.code)
+        if ctx.mn_sa is None:
+            ctx.mn_sa = self._mn_sa_for_reply(ctx.request)
+        lifetime = denial.lifetime if denial.lifetime is not None else 0
+        return [
+            self._reply(
+                ctx,
+                denial.code,
+                lifetime,
+                identification=denial.identification,
+                home_agent=denial.home_agent,
+            ),
+            Log(
+                "ha.registration",
+                {
+                    "home_address": ctx.request.home_address,
+                    "care_of_address": ctx.request.care_of_address,
+                    "source": ctx.event.src,
+                    "code": int(denial.code),
+                    "lifetime": lifetime,
+                    "requested_lifetime": ctx.request.lifetime,
+                    "decision": "denied",
+                    "reason": denial.reason,
+                },
+            ),
+        ]
+
+    def _mn_sa_for_reply(self, req: RegistrationRequest) -> SecurityAssociation | None:
+        """The MN-HA association named by the request's MN-HA SPI (to authenticate a reply
+        sent before or despite authentication failing)."""
+        try:
+            ext = req.extensions[find_auth_extension(req, MN_HA)]
+        except AuthenticationError:
+            return None
+        assert isinstance(ext, MobileHomeAuthExtension)
+        return self.security_associations.get(req.home_address, ext.spi)
+
+    def _reply(
+        self,
+        ctx: _Request,
+        code: ReplyCode,
+        lifetime: int,
+        *,
+        identification: int | None = None,
+        home_agent: IPv4Address | None = None,
+    ) -> SendUdp:
+        req, ev = ctx.request, ctx.event
+        if identification is None:
+            identification = (
+                ctx.reply_identification
+                if ctx.reply_identification is not None
+                else req.identification
+            )
+        # RFC 5944 §3.8.3.2: Home Agent field is the request's, or (136) our unicast address.
+        reply = RegistrationReply(
+            code=int(code),
+            lifetime=lifetime,
+            home_address=req.home_address,
+            home_agent=home_agent if home_agent is not None else req.home_agent,
+            identification=identification,
+        )
+        # RFC 5944 §3.8.3.2: MN-HA MUST be included when the HA has the MN's SA; FA-HA
+        # (when shared with the foreign agent) comes after it.
+        if ctx.mn_sa is not None:
+            reply = sign(reply, MobileHomeAuthExtension, ctx.mn_sa)
+        if ctx.fa_sa is not None:
+            reply = sign(reply, ForeignHomeAuthExtension, ctx.fa_sa)
+        payload = reply.raw or reply.encode()
+        # RFC 5944 §3.8.3.1: to the request's source address and UDP source port, from the
+        # request's destination address unless that was a broadcast.
+        src = ev.dst
+        net = self.config.home_network
+        if src in (net.broadcast_address, _LIMITED_BROADCAST, _ZERO) or src.is_multicast:
+            src = self.config.address
+        return SendUdp(
+            dst=ev.src,
+            payload=payload,
+            dport=ev.sport,
+            sport=ev.dport if ev.dport else MIP_PORT,
+            src=src,
+        )
+
+
+def _who(event: object) -> dict[str, object]:
+    if isinstance(event, UdpReceived):
+        return {"source": event.src, "sport": event.sport, "interface": event.interface}
+    return {"event": type(event).__name__}

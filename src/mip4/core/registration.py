@@ -1,0 +1,132 @@
+"""The registration pipeline and the error boundary shared by the agents.
+
+Theory of operation
+-------------------
+An agent processes a Registration Request as a *pipeline*: a tuple of check functions run
+in the order the RFC lays down (RFC 5944 §3.7.2.1 for the foreign agent, §3.8.2.1 for the
+home agent). A check either returns, possibly after recording something in the per-request
+context (the security association it found, the lifetime it grants...), or raises:
+
+* :class:`RegistrationDenied` -- the request must be answered with a Registration Reply
+  carrying ``code`` (a :class:`~mip4.wire.codes.ReplyCode`). Optional fields override what
+  the reply carries: the lifetime (RFC 5944 §3.7.2.2 code 69 carries the FA's maximum), the
+  identification (RFC 5944 §3.8.3.1 code 133 carries the resynchronisation value) and the
+  home agent address (code 136 carries the home agent's unicast address).
+* :class:`Discard` -- RFC 5944 says "silently discard": no reply, only a counted reason.
+
+Nothing deep in the engines builds replies or counts decisions: ``handle`` has one error
+boundary that turns these exceptions into a reply or a counted discard (STYLE.md practice
+6, the h2 ``exceptions.py`` pattern). The boundary also catches :class:`ProtocolError`
+(an input that has no transition from the current state) and, as a last resort, any other
+exception, so that no engine ever raises on any input.
+
+State machines (STYLE.md practice 7, the h11 ``_state.py`` pattern): a
+:class:`TransitionTable` maps every allowed ``(state, input)`` pair to the set of states
+that may follow. :meth:`TransitionTable.check` raises :class:`ProtocolError` for a missing
+pair; :meth:`TransitionTable.confirm` raises when the engine ended up in a state the table
+does not allow. Tables are data: tests enumerate them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Generic, TypeVar
+
+from mip4.wire.codes import ReplyCode
+
+__all__ = [
+    "Check",
+    "Discard",
+    "Pipeline",
+    "ProtocolError",
+    "RegistrationDenied",
+    "TransitionTable",
+]
+
+
+class RegistrationDenied(Exception):
+    """Deny the registration being processed with ``code``; ``reason`` is for the log."""
+
+    def __init__(
+        self,
+        code: ReplyCode,
+        reason: str,
+        *,
+        lifetime: int | None = None,
+        identification: int | None = None,
+        home_agent: IPv4Address | None = None,
+    ) -> None:
+        super().__init__(f"{int(code)} {code.name.lower()}: {reason}")
+        self.code = code
+        self.reason = reason
+        #: Lifetime to put in the reply instead of the default (RFC 5944 §3.7.2.2, 69)
+        self.lifetime = lifetime
+        #: Identification to put in the reply instead of the request's (§3.8.3.1, 133)
+        self.identification = identification
+        #: Home Agent field of the reply instead of the request's (§3.8.3.1, 136)
+        self.home_agent = home_agent
+
+
+class Discard(Exception):
+    """Silently discard the input being processed; ``reason`` names the counter."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ProtocolError(Exception):
+    """An input with no transition from the current state (h11 ``LocalProtocolError``)."""
+
+
+C = TypeVar("C")
+S = TypeVar("S", bound=Hashable)
+I = TypeVar("I", bound=Hashable)  # noqa: E741
+
+#: One stage of a pipeline: inspects (and may annotate) the context, or raises.
+Check = Callable[[C], None]
+
+
+@dataclass(frozen=True)
+class Pipeline(Generic[C]):
+    """Checks run in order over a per-request context of type ``C``."""
+
+    checks: tuple[Callable[[C], None], ...]
+
+    def run(self, ctx: C) -> None:
+        for check in self.checks:
+            check(ctx)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The checks' names, in order (tests assert the RFC order with it)."""
+        return tuple(getattr(c, "__name__", repr(c)) for c in self.checks)
+
+
+class TransitionTable(Generic[S, I]):
+    """Allowed transitions: ``(state, input) -> frozenset of possible next states``."""
+
+    def __init__(self, name: str, table: Mapping[tuple[S, I], frozenset[S]]) -> None:
+        self.name = name
+        self.table = dict(table)
+
+    def check(self, state: S, event: I) -> frozenset[S]:
+        """The states that may follow; :class:`ProtocolError` when the pair is missing."""
+        try:
+            return self.table[(state, event)]
+        except KeyError:
+            raise ProtocolError(
+                f"{self.name}: no transition for {event} in state {state}"
+            ) from None
+
+    def confirm(self, before: S, event: I, after: S) -> None:
+        """Raise :class:`ProtocolError` unless ``before --event--> after`` is in the table."""
+        allowed = self.check(before, event)
+        if after not in allowed:
+            raise ProtocolError(
+                f"{self.name}: {event} took state {before} to {after}, "
+                f"allowed {sorted(map(str, allowed))}"
+            )

@@ -1,0 +1,134 @@
+"""Registration tables (RFC 5944 §3.7.1, §3.8.1): in-memory stores and their deadlines."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mip4.core.bindings import (
+    BindingStore,
+    InMemoryBindingStore,
+    InMemoryPendingStore,
+    InMemoryVisitorStore,
+    MobilityBinding,
+    PendingRegistration,
+    PendingStore,
+    Visitor,
+    VisitorStore,
+)
+from mip4.core.timers import earliest, expiry, remaining
+from mip4.wire.messages import NO_FLAGS
+
+A = IPv4Address
+HOA = A("10.0.0.10")
+
+
+def binding(hoa: IPv4Address, coa: IPv4Address, expires: float | None) -> MobilityBinding:
+    return MobilityBinding(hoa, coa, 60, 0.0, expires, 1, NO_FLAGS)
+
+
+def visitor(hoa: IPv4Address, expires: float | None) -> Visitor:
+    return Visitor(
+        hoa, "if0", b"\x02" * 6, hoa, A("10.1.0.1"), 434, A("10.0.0.1"), A("10.1.0.1"),
+        7, 60, 60, expires, NO_FLAGS,
+    )  # fmt: skip
+
+
+def pending(hoa: IPv4Address, expires: float) -> PendingRegistration:
+    return PendingRegistration(
+        hoa, "if0", None, hoa, A("10.1.0.1"), 434, A("10.0.0.1"), A("10.1.0.1"),
+        0x1_0000_0007, 60, NO_FLAGS, 0.0, expires,
+    )  # fmt: skip
+
+
+def test_stores_satisfy_their_protocols() -> None:
+    assert isinstance(InMemoryBindingStore(), BindingStore)
+    assert isinstance(InMemoryVisitorStore(), VisitorStore)
+    assert isinstance(InMemoryPendingStore(), PendingStore)
+
+
+def test_binding_store_keys_by_home_and_care_of_address() -> None:
+    s = InMemoryBindingStore()
+    c1, c2 = A("192.0.2.1"), A("192.0.2.2")
+    assert s.put(binding(HOA, c1, 10.0)) is None
+    assert s.put(binding(HOA, c2, 20.0)) is None
+    old = s.put(binding(HOA, c1, 30.0))
+    assert old is not None and old.expires == 10.0
+    assert len(s) == 2 and s.mobile_nodes() == 1
+    # The replaced deadline (10) is stale: the next one is 20.
+    assert s.next_expiry() == 20.0
+    assert s.pop_expired(15.0) == []
+    assert [b.care_of_address for b in s.pop_expired(20.0)] == [c2]
+    assert s.next_expiry() == 30.0
+    assert [b.care_of_address for b in s.remove(HOA)] == [c1]
+    assert len(s) == 0 and s.mobile_nodes() == 0 and s.next_expiry() is None
+    assert s.remove(HOA) == ()
+
+
+def test_infinite_binding_never_expires() -> None:
+    s = InMemoryBindingStore()
+    s.put(binding(HOA, A("192.0.2.1"), None))
+    assert s.next_expiry() is None and s.pop_expired(1e12) == []
+    assert len(s) == 1
+
+
+def test_visitor_and_pending_stores() -> None:
+    v = InMemoryVisitorStore()
+    v.put(visitor(HOA, 50.0))
+    v.put(visitor(A("10.0.0.11"), 40.0))
+    assert v.next_expiry() == 40.0
+    assert [x.home_address for x in v.pop_expired(45.0)] == [A("10.0.0.11")]
+    assert v.get(HOA) is not None and len(v) == 1
+    assert v.remove(HOA) is not None and v.next_expiry() is None
+    p = InMemoryPendingStore()
+    first = pending(HOA, 7.0)
+    p.put(first)
+    assert p.put(pending(HOA, 9.0)) == first  # one pending request per home address
+    assert p.next_expiry() == 9.0 and len(p) == 1
+    assert p.pop_expired(8.0) == []
+    (gone,) = p.pop_expired(9.0)
+    assert gone.low_identification == 7
+
+
+def test_timers() -> None:
+    assert expiry(10.0, 60) == 70.0
+    assert expiry(10.0, 0xFFFF) is None
+    assert remaining(10.0, 70.0) == 60 and remaining(80.0, 70.0) == 0
+    assert remaining(0.0, None) == 0xFFFF
+    assert earliest([None, 5.0, 3.0, None]) == 3.0 and earliest([None]) is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["put", "remove", "pop"]),
+            st.integers(0, 3),
+            st.integers(0, 2),
+            st.one_of(st.none(), st.floats(0, 100)),
+        ),
+        max_size=40,
+    )
+)
+def test_binding_store_matches_a_model(ops: list[tuple[str, int, int, float | None]]) -> None:
+    s = InMemoryBindingStore()
+    model: dict[tuple[IPv4Address, IPv4Address], float | None] = {}
+    for op, h, c, t in ops:
+        hoa, coa = A(f"10.0.0.{h + 10}"), A(f"192.0.2.{c + 1}")
+        if op == "put":
+            s.put(binding(hoa, coa, t))
+            model[(hoa, coa)] = t
+        elif op == "remove":
+            s.remove(hoa, coa)
+            model.pop((hoa, coa), None)
+        else:
+            now = t if t is not None else 50.0
+            got = {(b.home_address, b.care_of_address) for b in s.pop_expired(now)}
+            due = {k for k, d in model.items() if d is not None and d <= now}
+            assert got == due
+            for k in due:
+                del model[k]
+        assert len(s) == len(model)
+        assert s.next_expiry() == earliest(model.values())
+        assert {(b.home_address, b.care_of_address) for b in s} == set(model)

@@ -128,6 +128,10 @@ class InstallVisitor:
     reverse_tunnel: bool = False
     encapsulation: Encapsulation = Encapsulation.IPIP
     expires: float | None = None
+    #: RFC 3024 §3.3 Encapsulating Delivery Style: the visitor tunnels its datagrams to
+    #: the foreign agent, which decapsulates them and reverse-tunnels them to the home
+    #: agent (``False``: Direct Delivery Style, plain datagrams from the visitor)
+    encapsulating_delivery: bool = False
 
 
 @dataclass(frozen=True)

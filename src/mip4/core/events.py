@@ -58,4 +58,28 @@ class LinkDown:
     interface: str
 
 
-Event = UdpReceived | IcmpReceived | LinkUp | LinkDown
+@dataclass(frozen=True)
+class DestinationUnreachable:
+    """An ICMP Destination Unreachable (type 3) about a datagram this node sent: the
+    foreign agent answers the mobile node with code 80, 81, 82 or 88 when it concerns a
+    relayed Registration Request (RFC 5944 §3.4, §3.7.2.3; see :mod:`mip4.core.foreign_agent`).
+
+    The I/O shell fills the fields from the ICMP message and the IP/UDP headers it quotes
+    (RFC 792: the original IP header and at least 8 bytes of its payload; RFC 1812 §4.3.2.3
+    routers quote as much as fits in 576 bytes)."""
+
+    #: ICMP code: 0 net, 1 host, 3 port unreachable... (RFC 792, RFC 1122, RFC 1812)
+    code: int
+    #: who sent the ICMP error
+    src: IPv4Address
+    #: destination of the datagram that could not be delivered
+    original_dst: IPv4Address
+    interface: str
+    #: the quoted datagram's UDP source / destination ports (``None`` when not UDP)
+    original_sport: int | None = None
+    original_dport: int | None = None
+    #: the quoted UDP payload, as much as the error carried (may be empty or truncated)
+    original_payload: bytes = b""
+
+
+Event = UdpReceived | IcmpReceived | LinkUp | LinkDown | DestinationUnreachable

@@ -1,0 +1,284 @@
+"""Agent discovery on the mobile node (RFC 5944 §2.4): advertisements, solicitation, moves.
+
+Theory of operation
+-------------------
+:class:`AgentDiscovery` is the mobile node's record of the mobility agents it can hear. It
+is pure bookkeeping driven by the mobile node engine (:mod:`mip4.core.mobile_node`), which
+decides what to do with what it reports:
+
+* :meth:`AgentDiscovery.advertisement` records an Agent Advertisement (ICMP type 9 with a
+  Mobility Agent Advertisement Extension, RFC 5944 §2.1.1) under the agent's source address
+  and interface. The agent stays *heard* for the advertisement's ICMP Lifetime
+  (RFC 5944 §2.4.2.1, algorithm 1). The result says whether the agent is new and whether its
+  sequence number shows that it rebooted: the sequence number after 0xffff is 256, so a
+  number that goes *down* to a value in 0..255 means the agent restarted and lost its
+  visitor list (RFC 5944 §2.3.2 for the agent, §2.4.4 for the mobile node, which SHOULD
+  register again).
+* :meth:`AgentDiscovery.expire` drops the agents whose advertisement lifetime passed; the
+  mobile node treats losing its current agent as a move (RFC 5944 §2.4.2.1).
+* :func:`prefix_moved` is algorithm 2 (RFC 5944 §2.4.2.2): compare network prefixes taken
+  from Prefix-Lengths Extensions; it answers only when both advertisements carry one.
+* Solicitation (RFC 5944 §2.4): while searching for an agent the node MAY send up to
+  ``initial_solicitations`` solicitations at most one per second, then MUST back off
+  exponentially, doubling the interval up to ``max_interval``.
+  :meth:`AgentDiscovery.start_soliciting` arms the schedule; :meth:`AgentDiscovery.poll`
+  says when one is due and advances it; :meth:`AgentDiscovery.stop_soliciting` disarms it
+  (an advertisement was heard).
+
+No clock is read here: every input carries ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from mip4.wire.icmp import AgentAdvertisement, AgentFlags
+
+#: Sequence numbers below this are only used after a (re)boot: the number after 0xffff is
+#: 256 (RFC 5944 §2.3.2).
+REBOOT_SEQUENCE_LIMIT = 256
+
+
+@dataclass
+class Agent:
+    """A mobility agent the node has heard (one per source address and interface)."""
+
+    #: the advertisement's IP source address: where registration requests go (RFC 5944
+    #: §3.6.1.1)
+    address: IPv4Address
+    interface: str
+    #: the link-layer source of the advertisement: the node reaches a foreign agent by it,
+    #: never by ARP (RFC 5944 §4.2.1)
+    link_address: bytes | None
+    advertisement: AgentAdvertisement
+    #: when the advertisement's ICMP Lifetime runs out (RFC 5944 §2.4.2.1)
+    expires: float
+    sequence: int
+    heard: float
+
+    @property
+    def flags(self) -> AgentFlags:
+        m = self.advertisement.mobility
+        return m.flags if m is not None else AgentFlags(0)
+
+    @property
+    def registration_lifetime(self) -> int:
+        m = self.advertisement.mobility
+        return m.registration_lifetime if m is not None else 0
+
+    @property
+    def care_of_addresses(self) -> tuple[IPv4Address, ...]:
+        m = self.advertisement.mobility
+        return m.care_of_addresses if m is not None else ()
+
+    @property
+    def is_foreign_agent(self) -> bool:
+        return bool(self.flags & AgentFlags.F)
+
+    @property
+    def is_home_agent(self) -> bool:
+        return bool(self.flags & AgentFlags.H)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.flags & AgentFlags.B)
+
+    @property
+    def registration_required(self) -> bool:
+        return bool(self.flags & AgentFlags.R)
+
+    @property
+    def prefixes(self) -> tuple[IPv4Network, ...] | None:
+        """The networks of the advertised router addresses, from the Prefix-Lengths
+        Extension (RFC 5944 §2.1.2); ``None`` when the advertisement has none."""
+        lengths = self.advertisement.prefix_lengths
+        if lengths is None:
+            return None
+        return tuple(
+            IPv4Network((r.address, p), strict=False)
+            for r, p in zip(self.advertisement.router_addresses, lengths, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class AdvertisementResult:
+    agent: Agent
+    #: first advertisement from this agent (on this interface) since it was last forgotten
+    new: bool
+    #: the sequence number went down into 0..255: the agent rebooted (RFC 5944 §2.4.4)
+    rebooted: bool
+    previous_sequence: int | None
+
+
+def sequence_shows_reboot(previous: int, current: int) -> bool:
+    """RFC 5944 §2.4.4: two successive sequence numbers from an agent, the second less than
+    the first and in 0..255, mean the agent rebooted. (0xffff is followed by 256, so a
+    rollover never lands below 256, RFC 5944 §2.3.2.)"""
+    return current < previous and current < REBOOT_SEQUENCE_LIMIT
+
+
+def prefix_moved(current: Agent, new: Agent) -> bool | None:
+    """RFC 5944 §2.4.2.2 (algorithm 2): ``True`` if the two agents' advertised network
+    prefixes differ (the node has moved), ``False`` if they share one, ``None`` when the
+    method SHOULD NOT be used because either advertisement lacks a Prefix-Lengths
+    Extension."""
+    a = current.prefixes
+    b = new.prefixes
+    if a is None or b is None or not a or not b:
+        return None
+    return not set(a) & set(b)
+
+
+def address_moved(network: IPv4Network | None, new: Agent) -> bool | None:
+    """RFC 5944 §2.4.2.2 for a co-located care-of address: ``True`` if none of the agent's
+    advertised prefixes is ``network`` (the co-located address's subnet); ``None`` when the
+    subnet or the agent's prefixes are unknown."""
+    b = new.prefixes
+    if network is None or not b:
+        return None
+    return network not in b
+
+
+class AgentDiscovery:
+    """The agents a mobile node hears, and its solicitation schedule (RFC 5944 §2.4)."""
+
+    def __init__(
+        self,
+        *,
+        initial_solicitations: int = 3,
+        initial_interval: float = 1.0,
+        max_interval: float = 60.0,
+        max_solicitations: int | None = None,
+    ) -> None:
+        if initial_interval < 1.0:
+            # RFC 5944 §2.4: "at a maximum rate of one per second"
+            raise ValueError("initial solicitation interval must be at least 1 second")
+        if max_interval < initial_interval:
+            raise ValueError("max solicitation interval must be >= the initial interval")
+        self.initial_solicitations = max(1, initial_solicitations)
+        self.initial_interval = initial_interval
+        self.max_interval = max_interval
+        self.max_solicitations = max_solicitations
+        self._agents: dict[tuple[str, IPv4Address], Agent] = {}
+        self._solicit_interface: str | None = None
+        self._solicit_next: float | None = None
+        self._solicit_count = 0
+
+    # -- advertisements -----------------------------------------------------------------
+
+    def advertisement(
+        self,
+        adv: AgentAdvertisement,
+        src: IPv4Address,
+        interface: str,
+        link_src: bytes | None,
+        now: float,
+    ) -> AdvertisementResult | None:
+        """Record an agent advertisement; ``None`` if it is a plain router advertisement
+        (no Mobility Agent Advertisement Extension, RFC 5944 §2.1)."""
+        mobility = adv.mobility
+        if mobility is None:
+            return None
+        key = (interface, src)
+        old = self._agents.get(key)
+        seq = mobility.sequence
+        agent = Agent(
+            address=src,
+            interface=interface,
+            link_address=link_src,
+            advertisement=adv,
+            expires=now + adv.lifetime,
+            sequence=seq,
+            heard=now,
+        )
+        self._agents[key] = agent
+        if old is None:
+            return AdvertisementResult(agent, True, False, None)
+        return AdvertisementResult(
+            agent, False, sequence_shows_reboot(old.sequence, seq), old.sequence
+        )
+
+    def agents(self, interface: str | None = None) -> list[Agent]:
+        return [a for (i, _), a in self._agents.items() if interface is None or i == interface]
+
+    def get(self, interface: str, address: IPv4Address) -> Agent | None:
+        return self._agents.get((interface, address))
+
+    def forget(self, interface: str, address: IPv4Address) -> Agent | None:
+        return self._agents.pop((interface, address), None)
+
+    def expire(self, now: float) -> list[Agent]:
+        """Drop and return the agents whose advertisement lifetime has passed
+        (RFC 5944 §2.4.2.1: the node SHOULD assume it lost contact with them)."""
+        gone = [k for k, a in self._agents.items() if a.expires <= now]
+        return [self._agents.pop(k) for k in gone]
+
+    def link_down(self, interface: str) -> list[Agent]:
+        """Forget every agent heard on ``interface``."""
+        gone = [k for k in self._agents if k[0] == interface]
+        if self._solicit_interface == interface:
+            self.stop_soliciting()
+        return [self._agents.pop(k) for k in gone]
+
+    # -- solicitation (RFC 5944 §2.4) ---------------------------------------------------
+
+    @property
+    def soliciting(self) -> bool:
+        return self._solicit_next is not None
+
+    @property
+    def solicitations_sent(self) -> int:
+        return self._solicit_count
+
+    def start_soliciting(self, interface: str, now: float) -> None:
+        """Arm the schedule: first solicitation due at ``now``. Restarting on the same
+        interface while already soliciting keeps the current back-off (no burst)."""
+        if self._solicit_next is not None and self._solicit_interface == interface:
+            return
+        self._solicit_interface = interface
+        self._solicit_next = now
+        self._solicit_count = 0
+
+    def stop_soliciting(self) -> None:
+        self._solicit_interface = None
+        self._solicit_next = None
+        self._solicit_count = 0
+
+    def interval_after(self, count: int) -> float:
+        """Time between solicitation number ``count`` (1-based) and the next: the initial
+        interval for the first ``initial_solicitations``, then doubling, bounded."""
+        if count < self.initial_solicitations:
+            return self.initial_interval
+        doublings = count - self.initial_solicitations + 1
+        return min(self.initial_interval * 2.0 ** min(doublings, 64), self.max_interval)
+
+    def poll(self, now: float) -> str | None:
+        """If a solicitation is due at ``now``, advance the schedule and return the
+        interface to send it on."""
+        if self._solicit_next is None or now < self._solicit_next:
+            return None
+        interface = self._solicit_interface
+        self._solicit_count += 1
+        if self.max_solicitations is not None and self._solicit_count >= self.max_solicitations:
+            self._solicit_next = None
+        else:
+            self._solicit_next = now + self.interval_after(self._solicit_count)
+        return interface
+
+    def next_deadline(self) -> float | None:
+        times = [a.expires for a in self._agents.values()]
+        if self._solicit_next is not None:
+            times.append(self._solicit_next)
+        return min(times) if times else None
+
+
+__all__ = [
+    "REBOOT_SEQUENCE_LIMIT",
+    "AdvertisementResult",
+    "Agent",
+    "AgentDiscovery",
+    "address_moved",
+    "prefix_moved",
+    "sequence_shows_reboot",
+]

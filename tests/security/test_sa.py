@@ -94,3 +94,20 @@ def test_store() -> None:
     assert len(store) == 2
     with pytest.raises(TypeError):
         store.add(a, "not an sa")  # type: ignore[arg-type]
+
+
+def test_authenticator_method_and_pickling() -> None:
+    import copy
+    import hashlib
+    import hmac
+    import pickle
+
+    data = b"registration bytes"
+    sa = SecurityAssociation(256, b"key")
+    assert sa.authenticator(data) == hmac.new(b"key", data, "md5").digest()
+    assert sa.authenticator(data) == sa.authenticator(data)  # cached state is not consumed
+    old = SecurityAssociation(256, b"key", algorithm=Algorithm.KEYED_MD5)
+    assert old.authenticator(data) == hashlib.md5(b"key" + data + b"key").digest()
+    for clone in (pickle.loads(pickle.dumps(sa)), copy.deepcopy(sa), copy.copy(sa)):
+        assert clone == sa and clone.authenticator(data) == sa.authenticator(data)
+    assert pickle.loads(pickle.dumps(old)).authenticator(data) == old.authenticator(data)

@@ -311,10 +311,7 @@ def sign(
     else:
         base = message.encode()
     covered = base + _SHORT_AUTH_HDR.pack(ext_cls.TYPE, 4 + AUTHENTICATOR_LEN, sa.spi)
-    if sa.algorithm is Algorithm.HMAC_MD5:
-        auth = _hmac_digest(sa.key, covered, "md5")
-    else:
-        auth = compute_authenticator(sa.algorithm, sa.key, covered)
+    auth = sa.authenticator(covered)
     ext = _new(ext_cls)
     _setattr(ext, "__dict__", {"spi": sa.spi, "authenticator": auth})
     return _copy(message, (*message.extensions, ext), covered + auth)
@@ -395,6 +392,7 @@ _NOT_BEFORE: dict[int, frozenset[int]] = {
     FA_HA: frozenset(),
     GENERALIZED: frozenset({MN_FA, FA_HA}),  # RFC 4721 §3.1
 }
+_AUTH_TYPES = frozenset({MN_HA, MN_FA, FA_HA, GENERALIZED})
 _NOT_AFTER: dict[int, frozenset[int]] = {
     MN_HA: frozenset(),
     MN_FA: frozenset({MN_HA, GENERALIZED}),  # MN-FA covers MN-HA / MN-AAA (§3.6.1.3)
@@ -407,16 +405,22 @@ def find_auth_extension(message: AuthenticatedMessage, ext_type: int) -> int:
     """Index of the one authentication extension of ``ext_type`` (36 means MN-AAA),
     checked against the ordering rules. Raises :class:`AuthenticationError`."""
     exts = message.extensions
-    kinds = [_kind(e) for e in exts]
-    hits = [i for i, k in enumerate(kinds) if k == ext_type]
-    if not hits:
+    index = -1
+    for i, e in enumerate(exts):
+        if ext_type == e.TYPE and (ext_type != GENERALIZED or _is_mn_aaa(e)):
+            if index >= 0:
+                raise AuthenticationError(
+                    AuthFailure.DUPLICATE, ext_type, detail=f"at positions {index} and {i}"
+                )
+            index = i
+    if index < 0:
         raise AuthenticationError(AuthFailure.MISSING, ext_type)
-    if len(hits) > 1:
-        raise AuthenticationError(AuthFailure.DUPLICATE, ext_type, detail=f"at positions {hits}")
-    index = hits[0]
-    not_before = _NOT_BEFORE.get(ext_type, frozenset())
-    not_after = _NOT_AFTER.get(ext_type, frozenset())
-    for i, k in enumerate(kinds):
+    not_before = _NOT_BEFORE[ext_type]
+    not_after = _NOT_AFTER[ext_type]
+    for i, e in enumerate(exts):
+        if e.TYPE not in _AUTH_TYPES or i == index:
+            continue
+        k = _kind(e)
         if (i < index and k in not_before) or (i > index and k in not_after):
             raise AuthenticationError(
                 AuthFailure.MISPLACED,
@@ -425,7 +429,7 @@ def find_auth_extension(message: AuthenticatedMessage, ext_type: int) -> int:
                 f"extension {k} at position {i} {'before' if i < index else 'after'} it "
                 f"(position {index})",
             )
-    if ext_type == GENERALIZED and not any(e.ext_type == CHALLENGE for e in exts[:index]):
+    if ext_type == GENERALIZED and not any(e.TYPE == CHALLENGE for e in exts[:index]):
         # RFC 4721 §3.1: the challenge the MN answers precedes (and is covered by) MN-AAA.
         raise AuthenticationError(
             AuthFailure.MISSING_CHALLENGE,
@@ -448,7 +452,7 @@ def _located(message: AuthenticatedMessage, ext_type: int) -> tuple[bytes, int, 
     index = find_auth_extension(message, ext_type)
     offsets = _check_raw(message, raw, type(message).FIXED_LEN)
     start = offsets[index]
-    spi_end = start + _header_len(raw, start) + 4
+    spi_end = start + (8 if ext_type == GENERALIZED else 6)  # Type Len SPI / Type Sub Len SPI
     end = offsets[index + 1] if index + 1 < len(offsets) else len(raw)
     return raw, index, start, spi_end, end
 
@@ -464,19 +468,23 @@ def verify(message: AuthenticatedMessage, ext_type: int, lookup: Lookup) -> Veri
     if ext_type == GENERALIZED:
         return verify_mn_aaa(message, lookup)
     raw, index, start, spi_end, end = _located(message, ext_type)
-    ext = message.extensions[index]
     spi = _U32.unpack_from(raw, spi_end - 4)[0]
     sa = lookup(spi)
     if sa is None:
         raise AuthenticationError(AuthFailure.UNKNOWN_SPI, ext_type, spi)
-    covered = raw[:spi_end]
-    if sa.algorithm is Algorithm.HMAC_MD5:
-        expected = _hmac_digest(sa.key, covered, "md5")
-    else:
-        expected = compute_authenticator(sa.algorithm, sa.key, covered)
-    if not _compare(expected, raw[spi_end:end]):
+    if not _compare(sa.authenticator(raw[:spi_end]), raw[spi_end:end]):
         raise AuthenticationError(AuthFailure.BAD_AUTHENTICATOR, ext_type, spi)
-    return VerifyResult(index, ext, sa, start, end)
+    return _result(index, message.extensions[index], sa, start, end)
+
+
+def _result(
+    index: int, ext: Extension, sa: SecurityAssociation | None, start: int, end: int
+) -> VerifyResult:
+    r: VerifyResult = _new(VerifyResult)
+    _setattr(
+        r, "__dict__", {"index": index, "extension": ext, "sa": sa, "start": start, "end": end}
+    )
+    return r
 
 
 def verify_mn_aaa(
@@ -511,10 +519,10 @@ def verify_mn_aaa(
         sa = lookup(spi) if lookup is not None else None
         if sa is None:
             raise AuthenticationError(AuthFailure.UNKNOWN_SPI, GENERALIZED, spi)
-        expected = compute_authenticator(sa.algorithm, sa.key, covered)
+        expected = sa.authenticator(covered)
     if not _compare(expected, raw[spi_end:end]):
         raise AuthenticationError(AuthFailure.BAD_AUTHENTICATOR, GENERALIZED, spi)
-    return VerifyResult(index, ext, sa, start, end)
+    return _result(index, ext, sa, start, end)
 
 
 # ----------------------------------------------------------------------------------------

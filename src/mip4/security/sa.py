@@ -23,10 +23,14 @@ their own in the MIP4-AAA world (SPI 2 = CHAP_SPI for the MN-AAA authenticator, 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+_md5 = hashlib.md5
 
 #: Lowest SPI a security association may use; 0--255 are reserved (RFC 5944 §1.6/§3.5.1).
 MIN_SPI = 256
@@ -107,6 +111,32 @@ class SecurityAssociation:
             raise ValueError(
                 f"SA {self.spi}: replay_tolerance must be >= 0, not {self.replay_tolerance}"
             )
+        # HMAC state with the key already absorbed: copying it is ~2.5x faster than
+        # hmac.digest on a registration-sized message. Not a field (no part in eq/repr).
+        keyed: Any = None
+        if self.algorithm is Algorithm.HMAC_MD5:
+            keyed = hmac.new(self.key, digestmod="md5")
+        object.__setattr__(self, "_keyed", keyed)
+
+    def authenticator(self, data: bytes) -> bytes:
+        """This association's authenticator of ``data`` (the exact covered bytes)."""
+        keyed = self.__dict__["_keyed"]
+        if keyed is not None:
+            h = keyed.copy()
+            h.update(data)
+            return h.digest()  # type: ignore[no-any-return]
+        key = self.key
+        h = _md5(key)
+        h.update(data)
+        h.update(key)
+        return h.digest()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickle/copy by fields only (the cached HMAC state is rebuilt by __post_init__).
+        return (
+            type(self),
+            (self.spi, self.key, self.algorithm, self.replay, self.replay_tolerance),
+        )
 
     def __repr__(self) -> str:  # never print the key
         return (

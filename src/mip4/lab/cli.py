@@ -1,0 +1,172 @@
+"""``mip4 lab``: build and drive the namespace lab.
+
+::
+
+    mip4 lab up [--id ID] [--ingress-filter]   build it, print its id and state file
+    mip4 lab status [--id ID] [--json]          what exists, where the mobile node is
+    mip4 lab exec [--id ID] NODE -- CMD...      run CMD inside NODE (cn rtr ha fa1 fa2 mn sw)
+    mip4 lab move [--id ID] NET                 move the mobile node to NET (home a b c)
+    mip4 lab ping [--id ID] NODE DST [-c N]     ICMP echo from NODE (no ping binary needed)
+    mip4 lab down [--id ID | --all]             tear it down (idempotent)
+
+``--id`` may be left out when exactly one lab exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .build import RUN_DIR, Lab, LabError, existing_labs
+
+
+def register(subparsers: Any) -> None:
+    """Add ``lab`` and its subcommands to an ``argparse`` subparsers object."""
+    p = subparsers.add_parser(
+        "lab",
+        help="the network-namespace lab (a virtual internet for Mobile IP)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run-dir", type=Path, default=RUN_DIR, help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+
+    up = sub.add_parser("up", help="build the lab")
+    up.add_argument("--id", help="lab id, 1-5 lowercase letters/digits (default: random)")
+    up.add_argument(
+        "--ingress-filter",
+        action="store_true",
+        help="the router drops datagrams whose source is not on the network they came from",
+    )
+    up.set_defaults(func=_guarded(_up))
+
+    down = sub.add_parser("down", help="tear the lab down (idempotent)")
+    down.add_argument("--id")
+    down.add_argument("--all", action="store_true", help="every lab with a state directory")
+    down.set_defaults(func=_guarded(_down))
+
+    st = sub.add_parser("status", help="show what exists")
+    st.add_argument("--id")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=_guarded(_status))
+
+    ex = sub.add_parser("exec", help="run a command inside a node")
+    ex.add_argument("--id")
+    ex.add_argument("node")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
+    ex.set_defaults(func=_guarded(_exec))
+
+    mv = sub.add_parser("move", help="move the mobile node's link to another network")
+    mv.add_argument("--id")
+    mv.add_argument("net")
+    mv.set_defaults(func=_guarded(_move))
+
+    pg = sub.add_parser("ping", help="ICMP echo from a node")
+    pg.add_argument("--id")
+    pg.add_argument("node")
+    pg.add_argument("dst")
+    pg.add_argument("-c", "--count", type=int, default=3)
+    pg.add_argument("-W", "--timeout", type=float, default=1.0)
+    pg.add_argument("-I", "--source")
+    pg.set_defaults(func=_guarded(_ping))
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report lab errors as one line on stderr and exit status 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except LabError as exc:
+            print(f"mip4 lab: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _pick(args: argparse.Namespace) -> Lab:
+    lab_id = args.id
+    if lab_id is None:
+        labs = existing_labs(args.run_dir)
+        if len(labs) != 1:
+            found = ", ".join(labs) or "none"
+            raise LabError(f"give --id: {len(labs)} labs exist ({found})")
+        lab_id = labs[0]
+    return Lab.load(lab_id, args.run_dir)
+
+
+def _up(args: argparse.Namespace) -> int:
+    lab_id = args.id or secrets.token_hex(2)
+    lab = Lab(lab_id, ingress_filter=args.ingress_filter, run_dir=args.run_dir)
+    lab.up()
+    print(f"lab {lab.lab_id} is up; state in {lab.state_file}")
+    print(f"  nodes: {' '.join(lab.topology.node_keys())}; try: mip4 lab ping cn 10.1.0.100")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    ids = existing_labs(args.run_dir) if args.all else [args.id] if args.id else None
+    if ids is None:
+        ids = [_pick(args).lab_id]
+    for lab_id in ids:
+        gone = Lab(lab_id, run_dir=args.run_dir).down()
+        print(f"lab {lab_id}: removed {len(gone)} namespace(s)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    lab = _pick(args)
+    st = lab.status()
+    if args.json:
+        print(json.dumps({**st, "lab": lab.describe()}, indent=2))
+        return 0
+    print(f"lab {st['id']} ({st['status']}), state file {st['state_file']}")
+    print(f"  mobile node on network {st['mobile']['net']!r}")
+    for key, ok in st["namespaces"].items():
+        pids = st["processes"].get(key, [])
+        extra = f", {len(pids)} process(es)" if pids else ""
+        print(f"  {key:4} {lab.ns(key):14} {'present' if ok else 'MISSING'}{extra}")
+    if st["leftovers"]:
+        print(f"  leftovers: {' '.join(st['leftovers'])}")
+    return 0 if all(st["namespaces"].values()) else 1
+
+
+def _exec(args: argparse.Namespace) -> int:
+    lab = _pick(args)
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise LabError("nothing to run: mip4 lab exec NODE -- CMD...")
+    return subprocess.run(["ip", "netns", "exec", lab.ns(args.node), *cmd]).returncode
+
+
+def _move(args: argparse.Namespace) -> int:
+    lab = _pick(args)
+    lab.move(args.net)
+    print(f"mobile node now on network {args.net!r}")
+    return 0
+
+
+def _ping(args: argparse.Namespace) -> int:
+    lab = _pick(args)
+    rtts = lab.ping(args.node, args.dst, count=args.count, timeout=args.timeout, src=args.source)
+    for rtt in rtts:
+        print(f"reply from {args.dst}: time={rtt * 1000:.2f} ms")
+    print(f"{len(rtts)}/{min(args.count, 100)} replies")
+    return 0 if rtts else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mip4.lab ...`` (the same as ``mip4 lab ...``)."""
+    parser = argparse.ArgumentParser(prog="mip4")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["lab", *(sys.argv[1:] if argv is None else argv)])
+    status: int = args.func(args)
+    return status

@@ -20,6 +20,22 @@ header is the base class's job. :data:`REGISTRATION_EXTENSIONS` maps type number
 * an unknown type 128--255 is kept as a :class:`RawExtension` (short format) so that the
   protocol can skip it and the message still re-encodes byte for byte.
 
+Every field the wire carries is kept, reserved fields included, so that for every byte string
+``b`` that decodes, re-encoding gives ``b`` back. Where a type has several subtype layouts,
+the registry entry is a small dispatching base class whose ``decode_body`` picks the subclass
+for the subtype (:class:`~mip4.wire.ext_mobility.MobileNetworkExtension`); where a type has one
+layout whose body depends on the subtype, the class keeps ``subtype`` and a typed body
+(:class:`~mip4.wire.ext_keys.KeyGenNonceReply`).
+
+The classes for the MIP4 WG extensions live in ``ext_vendor`` (RFC 3115, RFC 4064),
+``ext_keys`` (RFC 3957), ``ext_tunnel`` (RFC 3519, RFC 3024, RFC 6245) and ``ext_mobility``
+(RFC 3543, 3846, 4433, 4636, 4857, 4881, 4917, 5177, 5265); importing this module registers
+them all.
+
+Constructors check ranges (``__post_init__``) and raise :class:`EncodeError` for a value the
+wire cannot carry; the hot decoders (authentication extensions) bypass ``__init__`` and so
+pay nothing for it.
+
 :func:`extension_offsets` finds where each extension of a decoded message starts, so
 authenticators are verified over the bytes as received (see :mod:`mip4.security.auth`).
 """
@@ -50,6 +66,27 @@ _LONG_HDR = struct.Struct("!BBH")
 _U32 = struct.Struct("!I")
 _new = object.__new__
 _setattr = object.__setattr__
+
+
+def check_uint(owner: object, name: str, value: int, bits: int) -> None:
+    """Raise :class:`EncodeError` unless ``value`` fits an unsigned ``bits``-bit field."""
+    if not 0 <= value < (1 << bits):
+        raise EncodeError(f"{type(owner).__name__}.{name} = {value} does not fit {bits} bits")
+
+
+def check_len(owner: object, name: str, value: bytes, limit: int) -> None:
+    """Raise :class:`EncodeError` if ``value`` is longer than ``limit`` bytes."""
+    if len(value) > limit:
+        raise EncodeError(f"{type(owner).__name__}.{name}: {len(value)} bytes, at most {limit} fit")
+
+
+def body_length_error(cls: type[Extension], start: int, end: int, need: str) -> DecodeError:
+    """A :class:`DecodeError` for an extension body of the wrong length, located at the
+    extension's first byte (its Type)."""
+    return DecodeError(
+        f"{cls.__name__} (type {cls.TYPE}): body of {end - start} byte(s), {need}",
+        start - cls.FORMAT.header_len,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,6 +132,10 @@ class RawExtension(Extension):
     raw_type: int
     data: bytes
 
+    def __post_init__(self) -> None:
+        check_uint(self, "raw_type", self.raw_type, 8)
+        check_len(self, "data", self.data, 255)
+
     @property
     def ext_type(self) -> int:
         return self.raw_type
@@ -114,6 +155,10 @@ class _AuthExtension(Extension):
 
     spi: int
     authenticator: bytes
+
+    def __post_init__(self) -> None:  # not run by the fast decoder below
+        check_uint(self, "spi", self.spi, 32)
+        check_len(self, "authenticator", self.authenticator, 251)
 
     def encode_body(self) -> bytes:
         return _U32.pack(self.spi) + self.authenticator
@@ -177,6 +222,11 @@ class GeneralizedAuthExtension(Extension):
     spi: int
     authenticator: bytes
 
+    def __post_init__(self) -> None:
+        check_uint(self, "subtype", self.subtype, 8)
+        check_uint(self, "spi", self.spi, 32)
+        check_len(self, "authenticator", self.authenticator, 0xFFFF - 4)
+
     @property
     def header_subtype(self) -> int:
         return self.subtype
@@ -208,6 +258,9 @@ class MobileNodeNAIExtension(Extension):
     TYPE: ClassVar[int] = 131
     nai: bytes
 
+    def __post_init__(self) -> None:
+        check_len(self, "nai", self.nai, 255)
+
     def encode_body(self) -> bytes:
         return self.nai
 
@@ -223,6 +276,9 @@ class MobileForeignChallengeExtension(Extension):
 
     TYPE: ClassVar[int] = 132
     challenge: bytes
+
+    def __post_init__(self) -> None:
+        check_len(self, "challenge", self.challenge, 255)
 
     def encode_body(self) -> bytes:
         return self.challenge
@@ -327,3 +383,7 @@ def extension_offsets(
 
 def encode_extensions(extensions: tuple[Extension, ...]) -> bytes:
     return b"".join([e.encode() for e in extensions])
+
+
+# The MIP4 WG extensions register themselves on import (they need the base class above).
+from . import ext_keys, ext_mobility, ext_tunnel, ext_vendor  # noqa: E402, F401

@@ -20,10 +20,10 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntFlag
 from ipaddress import IPv4Address
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
 from .addr import ZERO, ipv4_from_int
-from .errors import DecodeError
+from .errors import DecodeError, EncodeError
 from .extensions import Extension, decode_extensions, encode_extensions
 
 
@@ -62,6 +62,10 @@ class Message:
     def encode(self) -> bytes:
         raise NotImplementedError
 
+    def encode_fixed(self) -> bytes:
+        """The fixed part (everything before the extensions, or the whole message)."""
+        raise NotImplementedError
+
     @classmethod
     def decode(cls, data: bytes) -> Self:
         raise NotImplementedError
@@ -71,6 +75,80 @@ def _extension_area(data: bytes, pos: int) -> tuple[Extension, ...]:
     if len(data) == pos:
         return _NO_EXT
     return decode_extensions(data, pos)
+
+
+def _check_uint(owner: object, name: str, value: int, bits: int) -> None:
+    if not 0 <= value < (1 << bits):
+        raise EncodeError(f"{type(owner).__name__}.{name} = {value} does not fit {bits} bits")
+
+
+def _check_addrs(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if not isinstance(value, IPv4Address):
+            raise EncodeError(f"{type(owner).__name__}.{name} must be an IPv4Address: {value!r}")
+
+
+def _check_extensions(owner: object, extensions: object) -> None:
+    if not isinstance(extensions, tuple) or not all(isinstance(e, Extension) for e in extensions):
+        raise EncodeError(f"{type(owner).__name__}.extensions must be a tuple of Extension")
+
+
+class _RequestShaped(Protocol):
+    @property
+    def flags(self) -> int: ...
+    @property
+    def lifetime(self) -> int: ...
+    @property
+    def identification(self) -> int: ...
+    @property
+    def extensions(self) -> tuple[Extension, ...]: ...
+
+
+class _ReplyShaped(Protocol):
+    @property
+    def code(self) -> int: ...
+    @property
+    def lifetime(self) -> int: ...
+    @property
+    def identification(self) -> int: ...
+    @property
+    def extensions(self) -> tuple[Extension, ...]: ...
+
+
+def _check_request_fields(m: _RequestShaped) -> None:
+    """Ranges of the fields every request-shaped message shares (RFC 5944 §3.3 layout)."""
+    _check_uint(m, "flags", m.flags, 8)
+    _check_uint(m, "lifetime", m.lifetime, 16)
+    _check_uint(m, "identification", m.identification, 64)
+    _check_extensions(m, m.extensions)
+
+
+def _check_reply_fields(m: _ReplyShaped) -> None:
+    """Ranges of the fields every reply-shaped message shares (RFC 5944 §3.4 layout)."""
+    _check_uint(m, "code", m.code, 8)
+    _check_uint(m, "lifetime", m.lifetime, 16)
+    _check_uint(m, "identification", m.identification, 64)
+    _check_extensions(m, m.extensions)
+
+
+def _head(cls: type[Message], st: struct.Struct, data: bytes) -> tuple[int, ...]:
+    """Unpack the fixed part of a ``cls`` message, checking its length and Type byte."""
+    n = st.size
+    if len(data) < n:
+        raise DecodeError(f"{cls.__name__}: {len(data)} bytes, need {n}", len(data))
+    values: tuple[int, ...] = st.unpack_from(data, 0)
+    if values[0] != cls.TYPE:
+        raise DecodeError(f"not a {cls.__name__} (type {values[0]}, expected {cls.TYPE})", 0)
+    return values
+
+
+def _with_extensions(m: Message) -> bytes:
+    fixed = m.encode_fixed()
+    exts: tuple[Extension, ...] = m.extensions  # type: ignore[attr-defined]
+    if exts:
+        return fixed + encode_extensions(exts)
+    return fixed
 
 
 @dataclass(frozen=True)
@@ -92,6 +170,10 @@ class RegistrationRequest(Message):
     extensions: tuple[Extension, ...] = ()
     raw: bytes = field(default=b"", compare=False, repr=False)
 
+    def __post_init__(self) -> None:  # not run by the fast decoder below
+        _check_request_fields(self)
+        _check_addrs(self, "home_address", "home_agent", "care_of_address")
+
     def encode_fixed(self) -> bytes:
         return _RRQ.pack(
             1,
@@ -111,10 +193,10 @@ class RegistrationRequest(Message):
     @classmethod
     def decode(cls, data: bytes) -> Self:
         if len(data) < 24:
-            raise DecodeError(f"Registration Request: {len(data)} bytes, need 24", len(data))
+            raise DecodeError(f"RegistrationRequest: {len(data)} bytes, need 24", len(data))
         t, flags, lifetime, hoa, ha, coa, ident = _RRQ.unpack_from(data, 0)
         if t != 1:
-            raise DecodeError(f"not a Registration Request (type {t})", 0)
+            raise DecodeError(f"not a RegistrationRequest (type {t}, expected 1)", 0)
         exts = _extension_area(data, 24)
         # Hot path: build the frozen object without its field-by-field __init__.
         o = _new(cls)
@@ -153,6 +235,10 @@ class RegistrationReply(Message):
     extensions: tuple[Extension, ...] = ()
     raw: bytes = field(default=b"", compare=False, repr=False)
 
+    def __post_init__(self) -> None:  # not run by the fast decoder below
+        _check_reply_fields(self)
+        _check_addrs(self, "home_address", "home_agent")
+
     def encode_fixed(self) -> bytes:
         return _RRP.pack(
             3,
@@ -171,10 +257,10 @@ class RegistrationReply(Message):
     @classmethod
     def decode(cls, data: bytes) -> Self:
         if len(data) < 20:
-            raise DecodeError(f"Registration Reply: {len(data)} bytes, need 20", len(data))
+            raise DecodeError(f"RegistrationReply: {len(data)} bytes, need 20", len(data))
         t, code, lifetime, hoa, ha, ident = _RRP.unpack_from(data, 0)
         if t != 3:
-            raise DecodeError(f"not a Registration Reply (type {t})", 0)
+            raise DecodeError(f"not a RegistrationReply (type {t}, expected 3)", 0)
         exts = _extension_area(data, 20)
         o = _new(cls)
         _setattr(
@@ -193,9 +279,568 @@ class RegistrationReply(Message):
         return o
 
 
+# ----------------------------------------------------------------------------------------
+# NAT traversal (RFC 3519)
+# ----------------------------------------------------------------------------------------
+
+_TUNNEL = struct.Struct("!BBH")
+
+
+@dataclass(frozen=True)
+class TunnelData(Message):
+    """Tunnel Data message, type 4 (RFC 3519 §3.3): an IP-in-UDP packet on port 434::
+
+        0 Type | 1 Next Header (4 IP, 47 GRE, 55 minimal) | 2 Reserved(2) | 4 payload...
+
+    Verified: Wireshark ``packet-mip.c``, scapy ``MobileIPTunnelData``. ``payload`` is the
+    tunnelled packet (or GRE / minimal-encapsulation header and packet)."""
+
+    TYPE: ClassVar[int] = 4
+    FIXED_LEN: ClassVar[int] = 4
+    next_header: int
+    payload: bytes
+    reserved: int = 0
+
+    def __post_init__(self) -> None:
+        _check_uint(self, "next_header", self.next_header, 8)
+        _check_uint(self, "reserved", self.reserved, 16)
+
+    def encode_fixed(self) -> bytes:
+        return _TUNNEL.pack(4, self.next_header, self.reserved)
+
+    def encode(self) -> bytes:
+        return self.encode_fixed() + self.payload
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, next_header, reserved = _head(cls, _TUNNEL, data)
+        return cls(next_header, bytes(data[4:]), reserved)
+
+
+# ----------------------------------------------------------------------------------------
+# Registration revocation (RFC 3543)
+# ----------------------------------------------------------------------------------------
+
+
+class RevocationFlags(IntFlag):
+    """Flags word of the Registration Revocation message (RFC 3543 §3.1)."""
+
+    A = 0x8000  #: sent by the home agent (clear: sent by the foreign agent)
+    I = 0x4000  #: the mobile node is to be informed  # noqa: E741
+
+
+class RevocationAckFlags(IntFlag):
+    """Flags word of the Registration Revocation Acknowledgement (RFC 3543 §3.2)."""
+
+    I = 0x8000  #: the mobile node was informed  # noqa: E741
+
+
+_REVOCATION = struct.Struct("!BBHIIII")
+_REVOCATION_ACK = struct.Struct("!BBHII")
+
+
+@dataclass(frozen=True)
+class RegistrationRevocation(Message):
+    """Registration Revocation, type 7 (RFC 3543 §3.1)::
+
+        0 Type | 1 Reserved | 2 A I Reserved(14 bits) | 4 Home Address
+        8 Home Domain Address | 12 Foreign Domain Address | 16 Revocation Identifier(4)
+        20 Extensions...
+
+    Verified: Wireshark ``packet-mip.c`` (the RFC text itself was not available). It must
+    carry an FA-HA authentication extension (RFC 3543 §3.1)."""
+
+    TYPE: ClassVar[int] = 7
+    FIXED_LEN: ClassVar[int] = 20
+    flags: RevocationFlags | int
+    home_address: IPv4Address
+    home_domain_address: IPv4Address
+    foreign_domain_address: IPv4Address
+    revocation_id: int
+    extensions: tuple[Extension, ...] = ()
+    reserved: int = 0
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uint(self, "flags", self.flags, 16)
+        _check_uint(self, "revocation_id", self.revocation_id, 32)
+        _check_uint(self, "reserved", self.reserved, 8)
+        _check_addrs(self, "home_address", "home_domain_address", "foreign_domain_address")
+        _check_extensions(self, self.extensions)
+
+    def encode_fixed(self) -> bytes:
+        return _REVOCATION.pack(
+            7,
+            self.reserved,
+            self.flags,
+            int(self.home_address),
+            int(self.home_domain_address),
+            int(self.foreign_domain_address),
+            self.revocation_id,
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, reserved, flags, hoa, hda, fda, rev_id = _head(cls, _REVOCATION, data)
+        return cls(
+            RevocationFlags(flags),
+            ipv4_from_int(hoa),
+            ipv4_from_int(hda),
+            ipv4_from_int(fda),
+            rev_id,
+            _extension_area(data, 20),
+            reserved,
+            data,
+        )
+
+
+@dataclass(frozen=True)
+class RevocationAck(Message):
+    """Registration Revocation Acknowledgement, type 15 (RFC 3543 §3.2)::
+
+        0 Type | 1 Reserved | 2 I Reserved(15 bits) | 4 Home Address
+        8 Revocation Identifier(4) | 12 Extensions...
+
+    Verified: Wireshark ``packet-mip.c`` (the RFC text itself was not available)."""
+
+    TYPE: ClassVar[int] = 15
+    FIXED_LEN: ClassVar[int] = 12
+    flags: RevocationAckFlags | int
+    home_address: IPv4Address
+    revocation_id: int
+    extensions: tuple[Extension, ...] = ()
+    reserved: int = 0
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uint(self, "flags", self.flags, 16)
+        _check_uint(self, "revocation_id", self.revocation_id, 32)
+        _check_uint(self, "reserved", self.reserved, 8)
+        _check_addrs(self, "home_address")
+        _check_extensions(self, self.extensions)
+
+    def encode_fixed(self) -> bytes:
+        return _REVOCATION_ACK.pack(
+            15, self.reserved, self.flags, int(self.home_address), self.revocation_id
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, reserved, flags, hoa, rev_id = _head(cls, _REVOCATION_ACK, data)
+        return cls(
+            RevocationAckFlags(flags),
+            ipv4_from_int(hoa),
+            rev_id,
+            _extension_area(data, 12),
+            reserved,
+            data,
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Request- and reply-shaped messages of the MIP4 WG extensions
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandoffRequest(Message):
+    """Handoff Request (HRqst), type 16 (RFC 4881 §4.1), as this codec reads it::
+
+        0 Type | 1 Flags | 2 Lifetime(2) | 4 Home Address | 8 Home Agent
+        12 Care-of Address | 16 Identification(8) | 24 Extensions...
+
+    Layout status: UNVERIFIED. Wireshark names type 16 but does not decode it, and the
+    RFC 4881 text was not available. The layout is the Registration Request's (RFC 5944
+    §3.3), the reading most consistent with RFC 4881 carrying registration data between
+    foreign agents and with IANA's Handoff Reply code registry mirroring registration reply
+    codes; the flag bits are kept as a plain integer because their meanings could not be
+    checked."""
+
+    TYPE: ClassVar[int] = 16
+    FIXED_LEN: ClassVar[int] = 24
+    flags: int
+    lifetime: int
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_request_fields(self)
+        _check_addrs(self, "home_address", "home_agent", "care_of_address")
+
+    def encode_fixed(self) -> bytes:
+        return _RRQ.pack(
+            self.TYPE,
+            self.flags,
+            self.lifetime,
+            int(self.home_address),
+            int(self.home_agent),
+            int(self.care_of_address),
+            self.identification,
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, flags, lifetime, hoa, ha, coa, ident = _head(cls, _RRQ, data)
+        return cls(
+            flags,
+            lifetime,
+            ipv4_from_int(hoa),
+            ipv4_from_int(ha),
+            ipv4_from_int(coa),
+            ident,
+            _extension_area(data, 24),
+            data,
+        )
+
+
+@dataclass(frozen=True)
+class _ReplyShapedMessage(Message):
+    """``0 Type | 1 Code | 2 Lifetime(2) | 4 Home Address | 8 Home Agent |
+    12 Identification(8) | 20 Extensions...`` -- the Registration Reply layout
+    (RFC 5944 §3.4), shared by types 17, 19 and 21."""
+
+    FIXED_LEN: ClassVar[int] = 20
+    code: int
+    lifetime: int
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_reply_fields(self)
+        _check_addrs(self, "home_address", "home_agent")
+
+    def encode_fixed(self) -> bytes:
+        return _RRP.pack(
+            self.TYPE,
+            self.code,
+            self.lifetime,
+            int(self.home_address),
+            int(self.home_agent),
+            self.identification,
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, code, lifetime, hoa, ha, ident = _head(cls, _RRP, data)
+        return cls(
+            code,
+            lifetime,
+            ipv4_from_int(hoa),
+            ipv4_from_int(ha),
+            ident,
+            _extension_area(data, 20),
+            data,
+        )
+
+
+@dataclass(frozen=True)
+class HandoffReply(_ReplyShapedMessage):
+    """Handoff Reply (HRply), type 17 (RFC 4881 §4.2), in the Registration Reply layout;
+    ``code`` takes IANA's "Code Values for Mobile IP Handoff Reply Messages".
+
+    Layout status: UNVERIFIED (see :class:`HandoffRequest`)."""
+
+    TYPE: ClassVar[int] = 17
+
+
+@dataclass(frozen=True)
+class RegionalRegistrationRequest(Message):
+    """Regional Registration Request, type 18 (RFC 4857 §5.1)::
+
+        0 Type | 1 Flags (S B D M G r T x) | 2 Lifetime(2) | 4 Home Address
+        8 GFA IP Address | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
+
+    The Registration Request layout with the Home Agent field holding the gateway foreign
+    agent's address. Layout status: UNVERIFIED (Wireshark names type 18 but does not decode
+    it; RFC 4857 text not available)."""
+
+    TYPE: ClassVar[int] = 18
+    FIXED_LEN: ClassVar[int] = 24
+    flags: RegistrationFlags
+    lifetime: int
+    home_address: IPv4Address
+    gfa_address: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_request_fields(self)
+        _check_addrs(self, "home_address", "gfa_address", "care_of_address")
+
+    def encode_fixed(self) -> bytes:
+        return _RRQ.pack(
+            self.TYPE,
+            self.flags,
+            self.lifetime,
+            int(self.home_address),
+            int(self.gfa_address),
+            int(self.care_of_address),
+            self.identification,
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, flags, lifetime, hoa, gfa, coa, ident = _head(cls, _RRQ, data)
+        return cls(
+            _REG_FLAGS[flags],
+            lifetime,
+            ipv4_from_int(hoa),
+            ipv4_from_int(gfa),
+            ipv4_from_int(coa),
+            ident,
+            _extension_area(data, 24),
+            data,
+        )
+
+
+@dataclass(frozen=True)
+class RegionalRegistrationReply(_ReplyShapedMessage):
+    """Regional Registration Reply, type 19 (RFC 4857 §5.2), in the Registration Reply
+    layout. Layout status: UNVERIFIED (see :class:`RegionalRegistrationRequest`)."""
+
+    TYPE: ClassVar[int] = 19
+
+
+@dataclass(frozen=True)
+class FastBindingUpdate(Message):
+    """Fast Binding Update (FBU), type 20 (RFC 4988 §5.1)::
+
+        0 Type | 1 Flags (S B D M G r T x) | 2 Lifetime(2) | 4 Home Address
+        8 Home Agent | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
+
+    The Registration Request layout with its own type; RFC 4988 sends it to the previous
+    access router with the new care-of address. Layout status: UNVERIFIED (Wireshark names
+    type 20 but does not decode it; RFC 4988 text not available)."""
+
+    TYPE: ClassVar[int] = 20
+    FIXED_LEN: ClassVar[int] = 24
+    flags: RegistrationFlags
+    lifetime: int
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_request_fields(self)
+        _check_addrs(self, "home_address", "home_agent", "care_of_address")
+
+    def encode_fixed(self) -> bytes:
+        return _RRQ.pack(
+            self.TYPE,
+            self.flags,
+            self.lifetime,
+            int(self.home_address),
+            int(self.home_agent),
+            int(self.care_of_address),
+            self.identification,
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, flags, lifetime, hoa, ha, coa, ident = _head(cls, _RRQ, data)
+        return cls(
+            _REG_FLAGS[flags],
+            lifetime,
+            ipv4_from_int(hoa),
+            ipv4_from_int(ha),
+            ipv4_from_int(coa),
+            ident,
+            _extension_area(data, 24),
+            data,
+        )
+
+
+@dataclass(frozen=True)
+class FastBindingAck(_ReplyShapedMessage):
+    """Fast Binding Acknowledgement (FBack), type 21 (RFC 4988 §5.2), in the Registration
+    Reply layout. Layout status: UNVERIFIED (see :class:`FastBindingUpdate`)."""
+
+    TYPE: ClassVar[int] = 21
+
+
+# ----------------------------------------------------------------------------------------
+# Generic notification (RFC 6098)
+# ----------------------------------------------------------------------------------------
+
+_NOTIFY = struct.Struct("!BBBBIIIQ")
+
+
+@dataclass(frozen=True)
+class _NotificationShaped(Message):
+    FIXED_LEN: ClassVar[int] = 24
+    subtype: int
+    direction: int
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    #: the fourth octet: Reserved in the notification, Code in the acknowledgement
+    octet3: int = 0
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uint(self, "subtype", self.subtype, 8)
+        _check_uint(self, "direction", self.direction, 8)
+        _check_uint(self, "octet3", self.octet3, 8)
+        _check_uint(self, "identification", self.identification, 64)
+        _check_addrs(self, "home_address", "home_agent", "care_of_address")
+        _check_extensions(self, self.extensions)
+
+    def encode_fixed(self) -> bytes:
+        return _NOTIFY.pack(
+            self.TYPE,
+            self.subtype,
+            self.direction,
+            self.octet3,
+            int(self.home_address),
+            int(self.home_agent),
+            int(self.care_of_address),
+            self.identification,
+        )
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, subtype, md, octet3, hoa, ha, coa, ident = _head(cls, _NOTIFY, data)
+        return cls(
+            subtype,
+            md,
+            ipv4_from_int(hoa),
+            ipv4_from_int(ha),
+            ipv4_from_int(coa),
+            ident,
+            _extension_area(data, 24),
+            octet3,
+            data,
+        )
+
+
+class NotificationDirection:
+    """Message Direction (MD) values of the Generic Notification (RFC 6098 §4.1, as far as
+    this author recalls them; unverified)."""
+
+    HA_TO_MN = 0
+    HA_TO_FA = 1
+    MN_TO_HA = 2
+    MN_TO_FA = 3
+    FA_TO_MN = 4
+    FA_TO_HA = 5
+
+
+@dataclass(frozen=True)
+class GenericNotification(_NotificationShaped):
+    """Generic Notification message, type 22 (RFC 6098 §4.1), as this codec reads it::
+
+        0 Type | 1 Subtype | 2 MD (message direction) | 3 Reserved | 4 Home Address
+        8 Home Agent Address | 12 Care-of Address | 16 Identification(8) | 20 Extensions...
+
+    ``octet3`` is the Reserved octet. Layout status: UNVERIFIED. Wireshark names type 22
+    but decodes no field of it (tshark shows no Mobile IP fields), and the RFC 6098 text
+    was not available; this is the author's best reading of RFC 6098: a 24-byte fixed part
+    sized like the Registration Request, so that the Identification and authentication
+    extensions work as in registration."""
+
+    TYPE: ClassVar[int] = 22
+
+    @property
+    def reserved(self) -> int:
+        return self.octet3
+
+
+@dataclass(frozen=True)
+class GenericNotificationAck(_NotificationShaped):
+    """Generic Notification Acknowledgement, type 23 (RFC 6098 §4.2), as this codec reads
+    it: the :class:`GenericNotification` layout with the fourth octet a Code
+    (``octet3``, also available as :attr:`code`). Layout status: UNVERIFIED (see
+    :class:`GenericNotification`)."""
+
+    TYPE: ClassVar[int] = 23
+
+    @property
+    def code(self) -> int:
+        return self.octet3
+
+
+# ----------------------------------------------------------------------------------------
+# Experimental (RFC 4064)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentalMessage(Message):
+    """Mobile IP message for experimental use, type 255 (RFC 4064 §2). RFC 4064 leaves
+    everything after the Type octet to the experiment, so it is kept as opaque ``data``."""
+
+    TYPE: ClassVar[int] = 255
+    FIXED_LEN: ClassVar[int] = 1
+    data: bytes = b""
+
+    def encode_fixed(self) -> bytes:
+        return b"\xff"
+
+    def encode(self) -> bytes:
+        return b"\xff" + self.data
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        if not data:
+            raise DecodeError("ExperimentalMessage: 0 bytes, need 1", 0)
+        if data[0] != 255:
+            raise DecodeError(f"not an ExperimentalMessage (type {data[0]}, expected 255)", 0)
+        return cls(bytes(data[1:]))
+
+
 MESSAGES: dict[int, type[Message]] = {
-    RegistrationRequest.TYPE: RegistrationRequest,
-    RegistrationReply.TYPE: RegistrationReply,
+    cls.TYPE: cls
+    for cls in (
+        RegistrationRequest,
+        RegistrationReply,
+        TunnelData,
+        RegistrationRevocation,
+        RevocationAck,
+        HandoffRequest,
+        HandoffReply,
+        RegionalRegistrationRequest,
+        RegionalRegistrationReply,
+        FastBindingUpdate,
+        FastBindingAck,
+        GenericNotification,
+        GenericNotificationAck,
+        ExperimentalMessage,
+    )
 }
 
 
@@ -215,9 +860,24 @@ __all__ = [
     "MESSAGES",
     "NO_FLAGS",
     "ZERO",
+    "ExperimentalMessage",
+    "FastBindingAck",
+    "FastBindingUpdate",
+    "GenericNotification",
+    "GenericNotificationAck",
+    "HandoffReply",
+    "HandoffRequest",
     "Message",
+    "NotificationDirection",
+    "RegionalRegistrationReply",
+    "RegionalRegistrationRequest",
     "RegistrationFlags",
     "RegistrationReply",
     "RegistrationRequest",
+    "RegistrationRevocation",
+    "RevocationAck",
+    "RevocationAckFlags",
+    "RevocationFlags",
+    "TunnelData",
     "decode_message",
 ]

@@ -6,10 +6,20 @@ Part 2 (network): links, a virtual clock, delivery of actions between engines.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, Protocol, TypeVar
 
+from mip4.core.actions import Action, Log, SendIcmp, SendUdp
+from mip4.core.bindings import MobilityBinding
+from mip4.core.events import Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from mip4.core.home_agent import HomeAgent, HomeAgentConfig
+from mip4.core.mobile_node import MobileNode, MobileNodeConfig
 from mip4.security.auth import sign
-from mip4.security.sa import SecurityAssociation
+from mip4.security.sa import ReplayMethod, SecurityAssociation, SecurityAssociations
+from mip4.wire.errors import DecodeError
 from mip4.wire.extensions import MobileHomeAuthExtension
 from mip4.wire.icmp import (
     AgentAdvertisement,
@@ -18,10 +28,13 @@ from mip4.wire.icmp import (
     MobilityAgentAdvertisementExtension,
     PrefixLengthsExtension,
     RouterAddress,
+    decode_icmp,
 )
-from mip4.wire.messages import RegistrationReply, RegistrationRequest
+from mip4.wire.messages import RegistrationReply, RegistrationRequest, decode_message
 
 A = IPv4Address
+T = TypeVar("T")
+_NOWHERE = IPv4Network("0.0.0.0/32")
 
 # ----------------------------------------------------------------------------------------
 # Builders
@@ -81,3 +94,471 @@ def reply_for(
     if sa is None:
         return rep.encode()
     return sign(rep, MobileHomeAuthExtension, sa).raw
+
+
+# ----------------------------------------------------------------------------------------
+# The network
+# ----------------------------------------------------------------------------------------
+
+
+class Engine(Protocol):
+    def handle(self, event: Event, now: float) -> list[Action]: ...
+
+    def handle_timer(self, now: float) -> list[Action]: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
+@dataclass
+class Interface:
+    name: str
+    link: str | None
+    mac: bytes
+    #: addresses routed to this interface from anywhere
+    addresses: set[IPv4Address] = field(default_factory=set)
+    #: addresses answered on the attached link only (a mobile node's home address on a
+    #: foreign link: the foreign agent reaches it by link-layer address)
+    on_link: set[IPv4Address] = field(default_factory=set)
+
+
+@dataclass
+class Node:
+    name: str
+    engine: Engine
+    factory: Callable[[], Engine]
+    interfaces: dict[str, Interface]
+    up: bool = True
+    #: every action the engine returned other than sends, with the time
+    actions: list[tuple[float, Action]] = field(default_factory=list)
+
+    @property
+    def primary(self) -> IPv4Address | None:
+        for i in self.interfaces.values():
+            for a in sorted(i.addresses):
+                return a
+        return None
+
+
+@dataclass
+class Packet:
+    """One datagram put on the network (delivered, dropped, or undeliverable)."""
+
+    time: float
+    sender: str
+    action: SendUdp | SendIcmp
+    receiver: str | None = None
+    interface: str | None = None
+    dropped: bool = False
+    why: str = ""
+
+    @property
+    def payload(self) -> bytes:
+        return self.action.payload
+
+    @property
+    def message(self) -> object:
+        if isinstance(self.action, SendIcmp):
+            return decode_icmp(self.payload)
+        return decode_message(self.payload)
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    network: IPv4Network | None = None
+
+
+class Network:
+    """Links, nodes attached to them by interfaces, a virtual clock, and delivery.
+
+    Unicast UDP goes to the interface that owns the destination address (anywhere; an
+    interface-restricted send -- ``SendUdp.interface`` -- only on that link, where the
+    link-layer destination or an on-link address also matches). Multicast, the limited
+    broadcast and a link's directed broadcast reach every other interface of the link.
+    Delivery is immediate; ``transfer()`` runs until no datagram is in flight.
+    """
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.now = 0.0
+        self.links: dict[str, Link] = {}
+        self.nodes: dict[str, Node] = {}
+        self.packets: list[Packet] = []
+        self._queue: list[tuple[str, Event]] = []
+        self._rng = random.Random(seed)
+        self.loss_probability = 0.0
+        self.drop_predicates: list[Callable[[Packet], bool]] = []
+        self._macs = 0
+
+    # -- building ------------------------------------------------------------------------
+
+    def add_link(self, name: str, network: str | None = None) -> Link:
+        link = Link(name, IPv4Network(network) if network else None)
+        self.links[name] = link
+        return link
+
+    def add_node(
+        self,
+        name: str,
+        factory: Callable[[], Engine],
+        interfaces: dict[str, tuple[str | None, list[IPv4Address]]],
+    ) -> Node:
+        ifs = {}
+        for ifname, (link, addrs) in interfaces.items():
+            self._macs += 1
+            ifs[ifname] = Interface(ifname, link, bytes([2, 0, 0, 0, 0, self._macs]), set(addrs))
+        node = Node(name, factory(), factory, ifs)
+        self.nodes[name] = node
+        return node
+
+    def engine(self, name: str) -> Any:
+        return self.nodes[name].engine
+
+    # -- loss ----------------------------------------------------------------------------
+
+    def drop_if(self, predicate: Callable[[Packet], bool]) -> Callable[[Packet], bool]:
+        self.drop_predicates.append(predicate)
+        return predicate
+
+    def stop_dropping(self) -> None:
+        self.drop_predicates.clear()
+        self.loss_probability = 0.0
+
+    # -- events into engines -------------------------------------------------------------
+
+    def inject(self, node: str, event: Event) -> None:
+        self._queue.append((node, event))
+
+    def link_up(
+        self,
+        node: str,
+        ifname: str,
+        link: str,
+        address: IPv4Address | None = None,
+        prefix_len: int | None = None,
+        *,
+        on_link: IPv4Address | None = None,
+        signal: bool = True,
+    ) -> None:
+        iface = self.nodes[node].interfaces[ifname]
+        iface.link = link
+        iface.addresses = {address} if address is not None else set()
+        iface.on_link = {on_link} if on_link is not None else set()
+        if signal:
+            self.inject(node, LinkUp(ifname, address, prefix_len))
+        self.transfer()
+
+    def link_down(self, node: str, ifname: str, *, signal: bool = True) -> None:
+        iface = self.nodes[node].interfaces[ifname]
+        iface.link = None
+        iface.addresses = set()
+        iface.on_link = set()
+        if signal:
+            self.inject(node, LinkDown(ifname))
+        self.transfer()
+
+    def reboot(self, name: str) -> None:
+        """Replace the engine with a fresh one (all its state lost)."""
+        node = self.nodes[name]
+        node.engine = node.factory()
+        node.actions.append((self.now, Log("netsim-reboot", {"node": name})))
+
+    def set_up(self, name: str, up: bool) -> None:
+        """Power a node off (it neither receives nor runs timers) or on."""
+        self.nodes[name].up = up
+
+    # -- running -------------------------------------------------------------------------
+
+    def _apply(self, node: Node, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, SendUdp | SendIcmp):
+                self._send(node, a)
+            else:
+                node.actions.append((self.now, a))
+
+    def _send(self, sender: Node, a: SendUdp | SendIcmp) -> None:
+        targets = self._route(sender, a)
+        if not targets:
+            self.packets.append(Packet(self.now, sender.name, a, dropped=True, why="no route"))
+            return
+        for node, iface, src_iface in targets:
+            p = Packet(self.now, sender.name, a, node.name, iface.name)
+            self.packets.append(p)
+            if not node.up:
+                p.dropped, p.why = True, "node down"
+                continue
+            if any(pred(p) for pred in self.drop_predicates) or (
+                self.loss_probability and self._rng.random() < self.loss_probability
+            ):
+                p.dropped, p.why = True, "lost"
+                continue
+            link_src = src_iface.mac if src_iface is not None else None
+            same_link = src_iface is not None and src_iface.link == iface.link
+            src = a.src or (
+                sorted(src_iface.addresses)[0]
+                if src_iface is not None and src_iface.addresses
+                else sender.primary or A("0.0.0.0")
+            )
+            ev: Event
+            if isinstance(a, SendUdp):
+                ttl = a.ttl if a.ttl is not None else 64
+                if not same_link:
+                    ttl -= 1
+                    link_src = None
+                if ttl <= 0:
+                    p.dropped, p.why = True, "ttl expired"
+                    continue
+                ev = UdpReceived(
+                    a.payload, src, a.dst, a.sport, a.dport, iface.name, link_src=link_src, ttl=ttl
+                )
+            else:
+                ev = IcmpReceived(a.payload, src, a.dst, iface.name, link_src=link_src, ttl=a.ttl)
+            self._queue.append((node.name, ev))
+
+    def _route(
+        self, sender: Node, a: SendUdp | SendIcmp
+    ) -> list[tuple[Node, Interface, Interface | None]]:
+        dst = a.dst
+        out_if: Interface | None = sender.interfaces.get(a.interface) if a.interface else None
+        if a.interface is not None and (out_if is None or out_if.link is None):
+            return []
+        if out_if is None:
+            # the sender's interface on the destination's link, else its first live one
+            live = [i for i in sender.interfaces.values() if i.link is not None]
+            on_dst = [i for i in live if dst in self._network(i.link)]
+            choice = on_dst or live
+            out_if = choice[0] if choice else None
+        everyone = [
+            (n, i) for n in self.nodes.values() for i in n.interfaces.values() if i.link is not None
+        ]
+        if dst.is_multicast or dst == A("255.255.255.255"):
+            if out_if is None:
+                return []
+            return [
+                (n, i, out_if)
+                for n, i in everyone
+                if i.link == out_if.link and not (n is sender and i is out_if)
+            ]
+        for link in self.links.values():
+            if link.network is not None and dst == link.network.broadcast_address:
+                return [
+                    (n, i, out_if)
+                    for n, i in everyone
+                    if i.link == link.name and not (n is sender and i is out_if)
+                ]
+        if a.interface is not None and out_if is not None:
+            on = [(n, i) for n, i in everyone if i.link == out_if.link and n is not sender]
+            for n, i in on:
+                if a.link_dst is not None and i.mac == a.link_dst:
+                    return [(n, i, out_if)]
+            for n, i in on:
+                if dst in i.addresses or dst in i.on_link:
+                    return [(n, i, out_if)]
+            if a.link_dst is not None:
+                return []
+        for n, i in everyone:
+            if dst in i.addresses and n is not sender:
+                return [(n, i, out_if)]
+        return []
+
+    def _network(self, link: str | None) -> IPv4Network:
+        net = self.links[link].network if link is not None else None
+        return net if net is not None else _NOWHERE
+
+    def transfer(self, limit: int = 10_000) -> None:
+        """Deliver until nothing is in flight (at the current time)."""
+        n = 0
+        while self._queue:
+            name, ev = self._queue.pop(0)
+            node = self.nodes[name]
+            if not node.up:
+                continue
+            n += 1
+            if n > limit:
+                raise RuntimeError("netsim: delivery does not converge")
+            self._apply(node, node.engine.handle(ev, self.now))
+
+    def next_deadline(self) -> float | None:
+        ds = [n.engine.next_deadline() for n in self.nodes.values() if n.up]
+        return min((d for d in ds if d is not None), default=None)
+
+    def run_until(self, t: float, limit: int = 100_000) -> None:
+        """Advance the virtual clock to ``t``, firing every engine's timers at their
+        deadlines (the clock jumps to the minimum ``next_deadline`` each step)."""
+        self.transfer()
+        steps = 0
+        while True:
+            d = self.next_deadline()
+            if d is None or d > t:
+                break
+            steps += 1
+            if steps > limit:
+                raise RuntimeError(f"netsim: timers do not converge at {self.now}")
+            self.now = max(self.now, d)
+            for node in list(self.nodes.values()):
+                nd = node.engine.next_deadline()
+                if node.up and nd is not None and nd <= self.now:
+                    self._apply(node, node.engine.handle_timer(self.now))
+            self.transfer()
+        self.now = max(self.now, t)
+
+    def advance(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def sent(
+        self, sender: str | None = None, kind: type | None = None, *, delivered: bool | None = None
+    ) -> list[Packet]:
+        out = []
+        for p in self.packets:
+            if sender is not None and p.sender != sender:
+                continue
+            if delivered is not None and p.dropped == delivered:
+                continue
+            if kind is not None:
+                try:
+                    if not isinstance(p.message, kind):
+                        continue
+                except DecodeError:
+                    continue
+            out.append(p)
+        return out
+
+    def actions_of(self, name: str, cls: type[T]) -> list[T]:
+        return [a for _, a in self.nodes[name].actions if isinstance(a, cls)]
+
+    def logs(self, name: str, event: str) -> list[Log]:
+        return [a for a in self.actions_of(name, Log) if a.event == event]
+
+
+# ----------------------------------------------------------------------------------------
+# The standard world: home link, foreign links A (FA1) and B (FA2), link C (no agent)
+# ----------------------------------------------------------------------------------------
+
+UNIX0 = 1_700_000_000.0
+HOME_NET = IPv4Network("10.0.0.0/24")
+HA_ADDR = A("10.0.0.1")
+MN_HOME = A("10.0.0.5")
+FA1_ADDR = A("192.168.1.1")
+FA2_ADDR = A("192.168.2.1")
+MN_COLOCATED = A("172.16.0.9")
+LINKS = {
+    "home": "10.0.0.0/24",
+    "A": "192.168.1.0/24",
+    "B": "192.168.2.0/24",
+    "C": "172.16.0.0/24",
+}
+MN_HA_KEY = bytes(range(16))
+FA_HA_KEY = bytes(range(16, 32))
+MN_SPI = 1000
+FA_SPI = 2000
+
+
+def mn_ha_sa(replay: ReplayMethod = ReplayMethod.TIMESTAMPS) -> SecurityAssociation:
+    return SecurityAssociation(spi=MN_SPI, key=MN_HA_KEY, replay=replay)
+
+
+class World:
+    """The standard topology with a mobile node ``mn``, home agent ``ha`` and (when the
+    foreign agent engine is given) foreign agents ``fa1`` on link A and ``fa2`` on link B."""
+
+    def __init__(
+        self,
+        *,
+        mn_config: MobileNodeConfig | None = None,
+        ha_config: HomeAgentConfig | None = None,
+        fa_factory: Callable[[str, IPv4Address, str], Engine] | None = None,
+        replay: ReplayMethod = ReplayMethod.TIMESTAMPS,
+        mn_clock_skew: float = 0.0,
+        fa_ha_sa: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.net = Network(seed=seed)
+        for name, prefix in LINKS.items():
+            self.net.add_link(name, prefix)
+        self.mn_sa = mn_ha_sa(replay)
+        self.mn_config = mn_config or MobileNodeConfig(home_address=MN_HOME, home_agent=HA_ADDR)
+        self.ha_config = ha_config or HomeAgentConfig(
+            address=HA_ADDR, home_network=HOME_NET, interface="ha0"
+        )
+        self.fa_ha_sa = SecurityAssociation(spi=FA_SPI, key=FA_HA_KEY) if fa_ha_sa else None
+        seed_rng = random.Random(seed)
+        mn_seed = seed_rng.getrandbits(32)
+
+        def make_mn() -> Engine:
+            return MobileNode(
+                self.mn_config, self.mn_sa, UNIX0 + mn_clock_skew, rng=random.Random(mn_seed)
+            )
+
+        def make_ha() -> Engine:
+            sas = SecurityAssociations()
+            sas.add(self.mn_config.home_address, self.mn_sa)
+            if self.fa_ha_sa is not None:
+                sas.add(FA1_ADDR, self.fa_ha_sa)
+                sas.add(FA2_ADDR, self.fa_ha_sa)
+            return HomeAgent(self.ha_config, sas, UNIX0)
+
+        self.net.add_node("ha", make_ha, {"ha0": ("home", [HA_ADDR])})
+        self.net.add_node("mn", make_mn, {"mn0": (None, [])})
+        if fa_factory is not None:
+            for name, addr, link in (("fa1", FA1_ADDR, "A"), ("fa2", FA2_ADDR, "B")):
+                ifname = f"{name}-{link.lower()}"
+
+                def make_fa(
+                    name: str = name, addr: IPv4Address = addr, ifname: str = ifname
+                ) -> Engine:
+                    return fa_factory(name, addr, ifname)
+
+                self.net.add_node(name, make_fa, {ifname: (link, [addr])})
+                self.net.inject(name, LinkUp(ifname, addr, 24))
+            self.net.transfer()
+
+    # -- engines -------------------------------------------------------------------------
+
+    @property
+    def mn(self) -> MobileNode:
+        e = self.net.nodes["mn"].engine
+        assert isinstance(e, MobileNode)
+        return e
+
+    @property
+    def ha(self) -> HomeAgent:
+        e = self.net.nodes["ha"].engine
+        assert isinstance(e, HomeAgent)
+        return e
+
+    @property
+    def now(self) -> float:
+        return self.net.now
+
+    # -- moving the mobile node ----------------------------------------------------------
+
+    def move(self, where: str | None, *, signal: bool = True) -> None:
+        """Attach the mobile node to ``where`` ("home", "A", "B", "C") or detach it
+        (``None``). With ``signal`` the node gets LinkDown/LinkUp; without, it only notices
+        by advertisements (a silent roam)."""
+        net = self.net
+        iface = net.nodes["mn"].interfaces["mn0"]
+        if iface.link is not None:
+            net.link_down("mn", "mn0", signal=signal)
+        if where is None:
+            return
+        home = self.mn_config.home_address
+        if where == "home":
+            net.link_up("mn", "mn0", "home", home, 24, signal=signal)
+        elif where == "C":
+            net.link_up("mn", "mn0", "C", MN_COLOCATED, 24, on_link=home, signal=signal)
+        else:
+            net.link_up("mn", "mn0", where, None, None, on_link=home, signal=signal)
+
+    def run_until(self, t: float) -> None:
+        self.net.run_until(t)
+
+    def advance(self, seconds: float) -> None:
+        self.net.advance(seconds)
+
+    def bindings(self) -> list[MobilityBinding]:
+        return list(self.ha.bindings)
+
+    def requests_from_mn(self) -> list[Packet]:
+        return [p for p in self.net.sent("mn", RegistrationRequest)]

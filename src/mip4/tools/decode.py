@@ -267,7 +267,7 @@ def extension_json(ext: Extension, icmp: bool = False, offset: int | None = None
 def _offsets(msg: object) -> tuple[int, ...] | None:
     raw = getattr(msg, "raw", b"")
     fixed = getattr(type(msg), "FIXED_LEN", None)
-    if not raw or not isinstance(fixed, int):
+    if not raw or not isinstance(fixed, int) or not hasattr(msg, "extensions"):
         return None
     try:
         return extension_offsets(raw, fixed)

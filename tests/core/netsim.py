@@ -471,6 +471,7 @@ class World:
         replay: ReplayMethod = ReplayMethod.TIMESTAMPS,
         mn_clock_skew: float = 0.0,
         fa_ha_sa: bool = False,
+        ha_mn_key: bytes | None = None,
         seed: int = 0,
     ) -> None:
         self.net = Network(seed=seed)
@@ -492,7 +493,10 @@ class World:
 
         def make_ha() -> Engine:
             sas = SecurityAssociations()
-            sas.add(self.mn_config.home_address, self.mn_sa)
+            ha_side = self.mn_sa
+            if ha_mn_key is not None:  # a misconfigured key on the home agent's side
+                ha_side = SecurityAssociation(spi=MN_SPI, key=ha_mn_key, replay=replay)
+            sas.add(self.mn_config.home_address, ha_side)
             if self.fa_ha_sa is not None:
                 sas.add(FA1_ADDR, self.fa_ha_sa)
                 sas.add(FA2_ADDR, self.fa_ha_sa)

@@ -244,9 +244,11 @@ def _flip(data: bytes, bit: int) -> bytes:
 
 def _fails(data: bytes, ext_type: int, sa: SecurityAssociation) -> bool:
     try:
-        m = decode(data)
+        m = decode_message(data)
     except DecodeError:
         return True
+    if not isinstance(m, RegistrationRequest | RegistrationReply):
+        return True  # a flipped type byte made it another message: not accepted as this one
     try:
         verify(m, ext_type, only(sa))
     except AuthenticationError:

@@ -519,3 +519,57 @@ def test_append_extensions() -> None:
     assert decode(a.raw) == a
     local = append_extensions(rrq())
     assert local.raw == rrq().encode()
+
+
+def test_any_message_with_an_extension_area() -> None:
+    """Revocation (RFC 3543: carries FA-HA) has the same FIXED_LEN/extensions/raw shape."""
+    from ipaddress import IPv4Address
+
+    from mip4.wire import messages
+
+    revocation = getattr(messages, "RegistrationRevocation", None)
+    if revocation is None:
+        pytest.skip("wire has no RegistrationRevocation yet")
+    msg = revocation(
+        0x8000, IPv4Address("10.0.0.5"), IPv4Address("10.0.0.1"), IPv4Address("192.0.2.1"), 77
+    )
+    signed = sign(msg, ForeignHomeAuthExtension, FA_HA)
+    hdr = bytes([34, 20]) + struct.pack("!I", FA_HA.spi)
+    assert signed.raw == msg.encode() + hdr + rfc2104_hmac_md5(FA_HA.key, msg.encode() + hdr)
+    received = decode_message(signed.raw)
+    assert verify(received, 34, only(FA_HA)).start == 20  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("reason", "ext", "at", "code"),
+    [
+        (AuthFailure.BAD_AUTHENTICATOR, 32, "ha", 131),
+        (AuthFailure.MISSING, 32, "ha", 131),
+        (AuthFailure.UNKNOWN_SPI, 32, "ha", 131),
+        (AuthFailure.BAD_AUTHENTICATOR, 34, "ha", 132),
+        (AuthFailure.BAD_AUTHENTICATOR, 36, "ha", 144),
+        (AuthFailure.MISPLACED, 32, "ha", 134),
+        (AuthFailure.BAD_AUTHENTICATOR, 33, "fa", 67),
+        (AuthFailure.UNKNOWN_SPI, 33, "fa", 67),
+        (AuthFailure.BAD_AUTHENTICATOR, 34, "fa", 68),
+        (AuthFailure.BAD_AUTHENTICATOR, 36, "fa", 108),
+        (AuthFailure.MISSING_CHALLENGE, 36, "fa", 105),
+        (AuthFailure.DUPLICATE, 33, "fa", 70),
+        (AuthFailure.MISPLACED, 34, "fa", 71),
+        (AuthFailure.BAD_AUTHENTICATOR, 32, "fa", None),
+        (AuthFailure.BAD_AUTHENTICATOR, 32, "mn", None),
+    ],
+)
+def test_reply_code_for(reason: AuthFailure, ext: int, at: str, code: int | None) -> None:
+    from mip4.security.auth import reply_code_for
+
+    got = reply_code_for(AuthenticationError(reason, ext), at=at)  # type: ignore[arg-type]
+    assert got == code
+
+
+def test_package_exports() -> None:
+    import mip4.security as sec
+
+    for name in sec.__all__:
+        assert hasattr(sec, name), name
+    assert sec.MN_HA == 32 and sec.MN_FA == 33 and sec.FA_HA == 34 and sec.GENERALIZED == 36

@@ -65,8 +65,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
+from mip4.wire.codes import ReplyCode
 from mip4.wire.extensions import (
     LONG,
     REGISTRATION_EXTENSIONS,
@@ -526,6 +527,46 @@ def verify_mn_aaa(
 
 
 # ----------------------------------------------------------------------------------------
+# Failure -> Registration Reply code
+# ----------------------------------------------------------------------------------------
+
+_AUTH_FAILED_CODE: dict[tuple[str, int], ReplyCode] = {
+    # RFC 5944 §3.8.2.1: the HA rejects a request whose authorization-enabling extension
+    # is missing or wrong with 131, a bad FA-HA with 132.
+    ("ha", MN_HA): ReplyCode.HA_MN_FAILED_AUTH,
+    ("ha", GENERALIZED): ReplyCode.HA_MN_FAILED_AAA_AUTH,  # RFC 4721
+    ("ha", FA_HA): ReplyCode.HA_FA_FAILED_AUTH,
+    # RFC 5944 §3.7.2.1: bad MN-FA -> 67; §3.7.3.1: a reply whose FA-HA fails -> 68.
+    ("fa", MN_FA): ReplyCode.FA_MN_FAILED_AUTH,
+    ("fa", GENERALIZED): ReplyCode.FA_MN_FAILED_AAA_AUTH,  # RFC 4721
+    ("fa", FA_HA): ReplyCode.FA_HA_FAILED_AUTH,
+}
+
+
+def reply_code_for(
+    error: AuthenticationError, *, at: Literal["ha", "fa", "mn"]
+) -> ReplyCode | None:
+    """The Registration Reply code for an authentication failure found by the home agent
+    (``"ha"``, checking a request) or foreign agent (``"fa"``, checking a request or, for
+    FA-HA, the home agent's reply). ``None``: no reply -- the message is silently discarded
+    (a mobile node never answers a reply, RFC 5944 §3.6.2.1; and an agent does not judge an
+    extension it cannot verify). A misplaced or duplicated extension is a poorly formed
+    message (134 at the HA, 70/71 at the FA)."""
+    if at == "mn":
+        return None
+    reason, ext = error.reason, error.ext_type
+    if reason is AuthFailure.MISSING_CHALLENGE:
+        return ReplyCode.FA_MISSING_CHALLENGE if at == "fa" else _AUTH_FAILED_CODE[("ha", ext)]
+    if reason in (AuthFailure.MISPLACED, AuthFailure.DUPLICATE):
+        if at == "ha":
+            return ReplyCode.HA_POORLY_FORMED_REQUEST
+        return (
+            ReplyCode.FA_POORLY_FORMED_REPLY if ext == FA_HA else ReplyCode.FA_POORLY_FORMED_REQUEST
+        )
+    return _AUTH_FAILED_CODE.get((at, ext))
+
+
+# ----------------------------------------------------------------------------------------
 # Foreign agent: cutting and extending relayed messages
 # ----------------------------------------------------------------------------------------
 
@@ -610,6 +651,7 @@ __all__ = [
     "hmac_md5",
     "keyed_md5",
     "mn_aaa_chap",
+    "reply_code_for",
     "sign",
     "sign_mn_aaa",
     "strip_after",

@@ -573,3 +573,19 @@ def test_package_exports() -> None:
     for name in sec.__all__:
         assert hasattr(sec, name), name
     assert sec.MN_HA == 32 and sec.MN_FA == 33 and sec.FA_HA == 34 and sec.GENERALIZED == 36
+
+
+def test_strip_for_relay_keeps_mn_aaa_after_mn_ha() -> None:
+    """RFC 4721 order NAI, MN-HA, challenge, MN-AAA, MN-FA: the relay keeps the MN-AAA the
+    HA/AAA needs and its challenge, and drops only what follows (MN-FA)."""
+    raw, _ = _mn_aaa_request(b"abcdefgh")
+    signed = sign(sign_mn_aaa(decode(raw), CHAP_SPI, AAA_KEY), MobileForeignAuthExtension, MN_FA)
+    m = decode(signed.raw)
+    verify(m, 33, only(MN_FA))
+    relayed = strip_for_relay(m)
+    assert [e.ext_type for e in relayed.extensions] == [131, 32, 132, 36]
+    assert authorization_index(m) == 1
+    at_ha = decode(sign(relayed, ForeignHomeAuthExtension, FA_HA).raw)
+    verify(at_ha, 32, only(MN_HA))
+    verify_mn_aaa(at_ha, chap_key=AAA_KEY)
+    verify(at_ha, 34, only(FA_HA))

@@ -607,9 +607,15 @@ def authorization_index(message: AuthenticatedMessage) -> int:
 
 
 def strip_for_relay(message: M) -> M:
-    """The request the FA relays: cut after the authorization-enabling extension, removing
-    FA-only extensions and the MN-FA extension (Solaris ``mipagent``; RFC 5944 §3.7.2.2)."""
-    return strip_after(message, authorization_index(message))
+    """The request the FA relays: cut after the last extension the mobile node authenticated
+    for its home agent or AAA server -- the MN-HA extension, or the MN-AAA extension when it
+    comes later (RFC 4721: NAI, MN-HA, MN-FA Challenge, MN-AAA) -- removing FA-only
+    extensions and the MN-FA extension (RFC 5944 §3.7.2.2; Solaris ``mipagent``)."""
+    last = authorization_index(message)
+    for i, e in enumerate(message.extensions):
+        if i > last and _is_mn_aaa(e):
+            last = i
+    return strip_after(message, last)
 
 
 def strip_auth(message: M, ext_type: int) -> M:

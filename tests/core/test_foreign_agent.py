@@ -5,7 +5,7 @@ what the agent sends is decoded and checked with :func:`security.verify`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
 
 import pytest
@@ -40,8 +40,10 @@ from mip4.core.foreign_agent import (
     next_sequence,
     unreachable_code,
 )
+from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.registration import ProtocolError
 from mip4.security.auth import FA_HA, MN_FA, MN_HA, sign, verify
+from mip4.security.replay import ntp_timestamp
 from mip4.security.sa import SecurityAssociation, SecurityAssociations
 from mip4.wire.codes import ReplyCode
 from mip4.wire.extensions import (
@@ -66,6 +68,7 @@ HOA2 = A("10.0.0.11")
 MAC = b"\x02\x00\x00\x00\x00\x10"
 MAC2 = b"\x02\x00\x00\x00\x00\x11"
 IDENT = 0x0123_4567_89AB_CDEF
+UNIX0 = 1_790_000_000.0
 
 MN_HA_SA = SecurityAssociation(spi=0x1000, key=b"h" * 16)  # the FA never sees this key
 MN_FA_SA = SecurityAssociation(spi=0x3000, key=b"m" * 16)
@@ -659,3 +662,58 @@ def test_random_event_sequences_never_raise(
                 VisitorState.REGISTERED,
                 VisitorState.REREGISTERING,
             )
+
+
+# ----------------------------------------------------------------------------------------
+# The two agents together (the mobile node played by hand)
+# ----------------------------------------------------------------------------------------
+
+
+def _triangle() -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
+    ha_sas = SecurityAssociations()
+    ha_sas.add(HOA, MN_HA_SA)
+    ha_sas.add(FA_ADDR, FA_HA_SA)  # the HA knows the FA by its care-of address
+    ha = HomeAgent(
+        HomeAgentConfig(address=HA, home_network=IPv4Network("10.0.0.0/24"), interface="h0"),
+        ha_sas,
+        UNIX0,
+    )
+    return make_fa(advertise=False), ha, ha_sas
+
+
+def _through(fa: ForeignAgent, ha: HomeAgent, payload: bytes, now: float) -> list[Action]:
+    (relayed,) = of(fa.handle(from_mn(payload), now), SendUdp)
+    assert relayed.dst == HA
+    ha_actions = ha.handle(
+        UdpReceived(
+            relayed.payload, relayed.src or FA_ADDR, relayed.dst, relayed.sport, 434, "h-up"
+        ),
+        now,
+    )
+    (back,) = of(ha_actions, SendUdp)
+    assert back.dst == relayed.src and back.dport == relayed.sport
+    return fa.handle(UdpReceived(back.payload, HA, back.dst, back.sport, back.dport, "up0"), now)
+
+
+def test_triangle_registration_accepted() -> None:
+    fa, ha, _ = _triangle()
+    ident = ntp_timestamp(UNIX0 + 1.0, low=7)
+    actions = _through(fa, ha, request(ident=ident, mn_fa=MN_FA_SA), 1.0)
+    _, rep = to_mn(actions)
+    assert rep.code == 0 and rep.identification == ident
+    verify(rep, MN_HA, lambda spi: MN_HA_SA)
+    assert len(of(actions, InstallVisitor)) == 1
+    assert [b.care_of_address for b in ha.bindings.bindings_of(HOA)] == [FA_ADDR]
+
+
+def test_triangle_home_agent_denial_reaches_mobile_node_unchanged() -> None:
+    fa, ha, _ = _triangle()
+    bad = SecurityAssociation(spi=MN_HA_SA.spi, key=b"q" * 16)
+    req = sign(
+        RegistrationRequest(NO_FLAGS, 600, HOA, HA, FA_ADDR, ntp_timestamp(UNIX0 + 1.0)),
+        MobileHomeAuthExtension,
+        bad,
+    )
+    _, rep = to_mn(_through(fa, ha, req.raw, 1.0))
+    assert rep.code == ReplyCode.HA_MN_FAILED_AUTH  # not turned into 68 by the FA
+    assert fa.state_of(HOA) is VisitorState.IDLE and len(ha.bindings) == 0

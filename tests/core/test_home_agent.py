@@ -598,3 +598,18 @@ def test_random_sequences_keep_table_and_deadline_consistent(
         expected = min((b.expires for b in bindings if b.expires is not None), default=None)
         # next_deadline never lies about the earliest live binding
         assert ha.next_deadline() == expected
+
+
+def test_denial_before_fa_check_still_carries_fa_ha() -> None:
+    # 131 is decided before the FA-HA check; the reply goes back through the foreign agent,
+    # which needs FA-HA to trust it (RFC 5944 §3.7.3.1) -- else it would report 68.
+    ha = make_ha(sas(fa=True))
+    wrong = SecurityAssociation(spi=MN_SA.spi, key=b"x" * 16)
+    reply = deny(ha, request(mn_sa=wrong, fa_sa=FA_SA), ReplyCode.HA_MN_FAILED_AUTH)
+    verify(reply, FA_HA, lambda spi: FA_SA)
+    # ...but not when the mobile node itself sent it (co-located care-of address).
+    ha2 = make_ha(sas(fa=True))
+    colo = request(coa=FA, flags=F.D, mn_sa=wrong)
+    reply = reply_of(ha2.handle(udp(colo, src=FA), 0.0), mn_sa=None)
+    assert reply.code == ReplyCode.HA_MN_FAILED_AUTH
+    assert not any(isinstance(e, ForeignHomeAuthExtension) for e in reply.extensions)

@@ -283,13 +283,21 @@ def check_mn_ha_auth(ctx: _Request) -> None:
     ctx.mn_sa = result.sa
 
 
+def _via_foreign_agent(ctx: _Request) -> bool:
+    """Whether the request was relayed by a foreign agent (not sent by the mobile node from
+    its home address or its co-located care-of address)."""
+    src, req = ctx.event.src, ctx.request
+    if src == req.home_address:
+        return False
+    return not (req.flags & RegistrationFlags.D and src == req.care_of_address)
+
+
 def check_fa_ha_auth(ctx: _Request) -> None:
     """132 when this agent shares an SA with the foreign agent and the FA-HA extension is
     missing or invalid (RFC 5944 §3.8.2.1)."""
     agent = ctx.agent
     src = ctx.event.src
-    req = ctx.request
-    if src == req.home_address or (req.flags & RegistrationFlags.D and src == req.care_of_address):
+    if not _via_foreign_agent(ctx):
         return  # sent by the mobile node itself (at home, or co-located): no foreign agent
     sas = agent.security_associations.for_peer(src)
     if not sas:
@@ -655,6 +663,11 @@ class HomeAgent:
         self._counters.deny(denial.code)
         if ctx.mn_sa is None:
             ctx.mn_sa = self._mn_sa_for_reply(ctx.request)
+        if ctx.fa_sa is None:
+            # A denial decided before the FA-HA check still goes back through the foreign
+            # agent, which requires FA-HA when it shares an SA with us (RFC 5944 §3.7.3.1):
+            # without it the FA would turn our code into 68.
+            ctx.fa_sa = self._fa_sa_for_reply(ctx)
         lifetime = denial.lifetime if denial.lifetime is not None else 0
         return [
             self._reply(
@@ -678,6 +691,19 @@ class HomeAgent:
                 },
             ),
         ]
+
+    def _fa_sa_for_reply(self, ctx: _Request) -> SecurityAssociation | None:
+        """The FA-HA association for the request's sender, when it is a foreign agent."""
+        if not _via_foreign_agent(ctx):
+            return None
+        src = ctx.event.src
+        for ext in ctx.request.extensions:
+            if isinstance(ext, ForeignHomeAuthExtension):
+                sa = self.security_associations.get(src, ext.spi)
+                if sa is not None:
+                    return sa
+        sas = self.security_associations.for_peer(src)
+        return sas[0] if sas else None
 
     def _mn_sa_for_reply(self, req: RegistrationRequest) -> SecurityAssociation | None:
         """The MN-HA association named by the request's MN-HA SPI (to authenticate a reply

@@ -14,7 +14,15 @@ from typing import Any, Protocol, TypeVar
 
 from mip4.core.actions import Action, Log, SendIcmp, SendUdp
 from mip4.core.bindings import MobilityBinding
-from mip4.core.events import Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from mip4.core.events import (
+    DestinationUnreachable,
+    Event,
+    IcmpReceived,
+    LinkDown,
+    LinkUp,
+    UdpReceived,
+)
+from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
 from mip4.security.auth import sign
@@ -187,6 +195,8 @@ class Network:
         self._rng = random.Random(seed)
         self.loss_probability = 0.0
         self.drop_predicates: list[Callable[[Packet], bool]] = []
+        #: answer undeliverable unicast UDP with ICMP Destination Unreachable
+        self.icmp_errors = True
         self._macs = 0
 
     # -- building ------------------------------------------------------------------------
@@ -257,10 +267,17 @@ class Network:
         self.transfer()
 
     def reboot(self, name: str) -> None:
-        """Replace the engine with a fresh one (all its state lost)."""
+        """Replace the engine with a fresh one (all its state lost); it is told which of
+        its links are up, as a booting node would find out."""
         node = self.nodes[name]
         node.engine = node.factory()
         node.actions.append((self.now, Log("netsim-reboot", {"node": name})))
+        for iface in node.interfaces.values():
+            if iface.link is not None:
+                addr = min(iface.addresses) if iface.addresses else None
+                net = self.links[iface.link].network
+                self.inject(name, LinkUp(iface.name, addr, net.prefixlen if net and addr else None))
+        self.transfer()
 
     def set_up(self, name: str, up: bool) -> None:
         """Power a node off (it neither receives nor runs timers) or on."""
@@ -279,12 +296,14 @@ class Network:
         targets = self._route(sender, a)
         if not targets:
             self.packets.append(Packet(self.now, sender.name, a, dropped=True, why="no route"))
+            self._icmp_error(sender, a, 0)  # net unreachable
             return
         for node, iface, src_iface in targets:
             p = Packet(self.now, sender.name, a, node.name, iface.name)
             self.packets.append(p)
             if not node.up:
                 p.dropped, p.why = True, "node down"
+                self._icmp_error(sender, a, 1)  # host unreachable
                 continue
             if any(pred(p) for pred in self.drop_predicates) or (
                 self.loss_probability and self._rng.random() < self.loss_probability
@@ -313,6 +332,33 @@ class Network:
             else:
                 ev = IcmpReceived(a.payload, src, a.dst, iface.name, link_src=link_src, ttl=a.ttl)
             self._queue.append((node.name, ev))
+
+    def _icmp_error(self, sender: Node, a: SendUdp | SendIcmp, code: int) -> None:
+        """RFC 792 Destination Unreachable back to the sender of an undeliverable unicast
+        UDP datagram (when ``icmp_errors`` is on)."""
+        if not self.icmp_errors or not isinstance(a, SendUdp):
+            return
+        if a.dst.is_multicast or a.dst == A("255.255.255.255"):
+            return
+        iface = a.interface or next(
+            (i.name for i in sender.interfaces.values() if i.link is not None), None
+        )
+        if iface is None:
+            return
+        self._queue.append(
+            (
+                sender.name,
+                DestinationUnreachable(
+                    code=code,
+                    src=A("0.0.0.0"),
+                    original_dst=a.dst,
+                    interface=iface,
+                    original_sport=a.sport,
+                    original_dport=a.dport,
+                    original_payload=a.payload,
+                ),
+            )
+        )
 
     def _route(
         self, sender: Node, a: SendUdp | SendIcmp
@@ -467,11 +513,14 @@ class World:
         *,
         mn_config: MobileNodeConfig | None = None,
         ha_config: HomeAgentConfig | None = None,
-        fa_factory: Callable[[str, IPv4Address, str], Engine] | None = None,
+        fas: bool = True,
+        fa_options: dict[str, Any] | None = None,
+        fa2_options: dict[str, Any] | None = None,
         replay: ReplayMethod = ReplayMethod.TIMESTAMPS,
         mn_clock_skew: float = 0.0,
         fa_ha_sa: bool = False,
         ha_mn_key: bytes | None = None,
+        ha_knows_fa: bool = True,
         seed: int = 0,
     ) -> None:
         self.net = Network(seed=seed)
@@ -497,21 +546,35 @@ class World:
             if ha_mn_key is not None:  # a misconfigured key on the home agent's side
                 ha_side = SecurityAssociation(spi=MN_SPI, key=ha_mn_key, replay=replay)
             sas.add(self.mn_config.home_address, ha_side)
-            if self.fa_ha_sa is not None:
+            if self.fa_ha_sa is not None and ha_knows_fa:
                 sas.add(FA1_ADDR, self.fa_ha_sa)
                 sas.add(FA2_ADDR, self.fa_ha_sa)
             return HomeAgent(self.ha_config, sas, UNIX0)
 
         self.net.add_node("ha", make_ha, {"ha0": ("home", [HA_ADDR])})
         self.net.add_node("mn", make_mn, {"mn0": (None, [])})
-        if fa_factory is not None:
-            for name, addr, link in (("fa1", FA1_ADDR, "A"), ("fa2", FA2_ADDR, "B")):
+        if fas:
+            for name, addr, link, opts in (
+                ("fa1", FA1_ADDR, "A", fa_options),
+                (
+                    "fa2",
+                    FA2_ADDR,
+                    "B",
+                    fa2_options if fa2_options is not None else fa_options or {},
+                ),
+            ):
                 ifname = f"{name}-{link.lower()}"
 
                 def make_fa(
-                    name: str = name, addr: IPv4Address = addr, ifname: str = ifname
+                    addr: IPv4Address = addr,
+                    ifname: str = ifname,
+                    opts: dict[str, Any] | None = opts,
                 ) -> Engine:
-                    return fa_factory(name, addr, ifname)
+                    sas = SecurityAssociations()
+                    if self.fa_ha_sa is not None:
+                        sas.add(HA_ADDR, self.fa_ha_sa)
+                    cfg = ForeignAgentConfig(links=(VisitedLink(ifname, addr, 24),), **(opts or {}))
+                    return ForeignAgent(cfg, sas, UNIX0)
 
                 self.net.add_node(name, make_fa, {ifname: (link, [addr])})
                 self.net.inject(name, LinkUp(ifname, addr, 24))
@@ -529,6 +592,18 @@ class World:
     def ha(self) -> HomeAgent:
         e = self.net.nodes["ha"].engine
         assert isinstance(e, HomeAgent)
+        return e
+
+    @property
+    def fa1(self) -> ForeignAgent:
+        e = self.net.nodes["fa1"].engine
+        assert isinstance(e, ForeignAgent)
+        return e
+
+    @property
+    def fa2(self) -> ForeignAgent:
+        e = self.net.nodes["fa2"].engine
+        assert isinstance(e, ForeignAgent)
         return e
 
     @property

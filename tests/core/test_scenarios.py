@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from ipaddress import IPv4Address as A
 
 import pytest
@@ -11,19 +12,35 @@ from mip4.core.actions import (
     Encapsulation,
     GratuitousArp,
     InstallBinding,
+    InstallVisitor,
+    Log,
     ProxyArp,
     RemoveBinding,
+    RemoveVisitor,
+    SendIcmp,
     SendUdp,
     UseColocatedAddress,
+    UseForeignAgent,
 )
 from mip4.core.events import LinkDown
 from mip4.core.home_agent import HomeAgentConfig
-from mip4.core.mobile_node import MnState, MobileNodeConfig, ReverseTunnel
+from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
 from mip4.security.sa import ReplayMethod
 from mip4.wire.codes import ReplyCode
+from mip4.wire.extensions import MobileForeignChallengeExtension
 from mip4.wire.messages import RegistrationFlags, RegistrationReply, RegistrationRequest
 
-from .netsim import HA_ADDR, HOME_NET, MN_COLOCATED, MN_HOME, Packet, World
+from .netsim import (
+    FA1_ADDR,
+    FA2_ADDR,
+    HA_ADDR,
+    HOME_NET,
+    MN_COLOCATED,
+    MN_HOME,
+    UNIX0,
+    Packet,
+    World,
+)
 
 
 def test_colocated_registration_and_return_home() -> None:
@@ -350,3 +367,331 @@ def test_code_1_simultaneous_bindings_unsupported_is_a_registration() -> None:
     assert w.ha.counters.accepted[ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS] == 1
     assert w.mn.registered
     assert w.mn.last_reaction is not None and w.mn.last_reaction.code == 1
+
+
+# ----------------------------------------------------------------------------------------
+# Through foreign agents
+# ----------------------------------------------------------------------------------------
+
+
+def mn_requests_to(w: World, receiver: str) -> list[Packet]:
+    return [p for p in w.net.sent("mn", RegistrationRequest) if p.receiver == receiver]
+
+
+def test_registration_via_foreign_agent() -> None:
+    w = World()
+    w.move("A")
+    assert w.mn.registered and w.mn.care_of_address == FA1_ADDR
+    (b,) = w.bindings()
+    assert b.care_of_address == FA1_ADDR and b.source == FA1_ADDR
+    v = w.fa1.visitors.get(MN_HOME)
+    assert v is not None and v.care_of_address == FA1_ADDR
+    assert v.link_address == w.net.nodes["mn"].interfaces["mn0"].mac
+    (p,) = mn_requests_to(w, "fa1")
+    assert isinstance(p.action, SendUdp) and p.action.ttl == 1
+    use = w.net.actions_of("mn", UseForeignAgent)[-1]
+    assert use.agent_address == FA1_ADDR
+    assert use.agent_link_address == w.net.nodes["fa1"].interfaces["fa1-a"].mac
+    assert w.net.actions_of("fa1", InstallVisitor)[-1].home_address == MN_HOME
+
+
+def test_move_fa1_to_fa2() -> None:
+    w = World(mn_config=mn_config(lifetime=300))
+    w.move("A")
+    w.advance(20)
+    w.move("B")
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    (b,) = w.bindings()
+    assert b.care_of_address == FA2_ADDR
+    assert w.fa2.visitors.get(MN_HOME) is not None
+    # FA1 is not told: its visitor entry lasts until the granted lifetime runs out
+    assert w.fa1.visitors.get(MN_HOME) is not None
+    w.run_until(301)
+    assert w.fa1.visitors.get(MN_HOME) is None
+    assert w.net.actions_of("fa1", RemoveVisitor)[-1].home_address == MN_HOME
+    assert w.mn.registered and w.fa2.visitors.get(MN_HOME) is not None
+
+
+def test_silent_roam_detected_by_network_prefix() -> None:
+    w = World()
+    w.move("A")
+    w.advance(10)
+    w.move("B", signal=False)  # no LinkDown/LinkUp: only advertisements tell
+    t = w.now
+    w.advance(2)
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    moved = [p for p in mn_requests_to(w, "fa2")]
+    assert moved and moved[0].time - t <= 1.0  # at FA2's next advertisement
+    assert any("prefix" in str(log.fields.get("why")) for log in w.net.logs("mn", "mn-attach"))
+
+
+def test_silent_loss_detected_by_advertisement_lifetime() -> None:
+    w = World()
+    w.move("A")
+    w.advance(10.5)
+    last_adv = 10.0
+    w.move("C", signal=False)  # a link without an agent; the node is not told
+    w.advance(5)
+    (lost,) = [
+        t for t, a in w.net.nodes["mn"].actions if isinstance(a, Log) and a.event == "mn-agent-lost"
+    ]
+    # ICMP Lifetime of FA advertisements is 3 s (3 x the 1 s interval)
+    assert lost == last_adv + 3.0
+    assert not w.mn.registered and w.mn.state is MnState.DISCOVERING
+
+
+def test_return_home_from_foreign_agent() -> None:
+    w = World(mn_config=mn_config(lifetime=100))
+    w.move("A")
+    w.advance(5)
+    w.move("home")
+    assert w.mn.state is MnState.AT_HOME and w.bindings() == []
+    assert w.net.actions_of("mn", AtHome)
+    assert w.net.actions_of("mn", GratuitousArp)
+    # the home agent stops proxy ARP and announces the node's own hardware address
+    assert not w.net.actions_of("ha", ProxyArp)[-1].enable
+    garp = w.net.actions_of("ha", GratuitousArp)[-1]
+    assert garp.link_address == w.net.nodes["mn"].interfaces["mn0"].mac
+    w.run_until(106)
+    assert w.fa1.visitors.get(MN_HOME) is None  # visitor expired silently
+    assert not [p for p in w.net.sent("fa1", RegistrationReply) if p.time > 5]
+
+
+def test_foreign_agent_reboot_triggers_reregistration() -> None:
+    w = World(mn_config=mn_config(lifetime=600))
+    w.move("A")
+    w.advance(300.5)  # sequence numbers well above 255
+    assert w.fa1.sequences["fa1-a"] > 256
+    n = len(mn_requests_to(w, "fa1"))
+    w.net.reboot("fa1")
+    assert w.fa1.visitors.get(MN_HOME) is None
+    w.advance(0.1)
+    reqs = mn_requests_to(w, "fa1")
+    assert len(reqs) == n + 1 and reqs[-1].time == 300.5
+    assert w.net.logs("mn", "mn-agent-rebooted")
+    assert w.fa1.visitors.get(MN_HOME) is not None and w.mn.registered
+
+
+def test_home_agent_reboot_via_foreign_agent() -> None:
+    w = World(mn_config=mn_config(lifetime=100))
+    w.move("A")
+    w.advance(10)
+    w.net.reboot("ha")
+    assert w.bindings() == []
+    w.run_until(81)
+    (b,) = w.bindings()
+    assert b.care_of_address == FA1_ADDR and b.registered_at == 80.0
+
+
+def test_lifetime_shortened_by_foreign_agent() -> None:
+    w = World(fa_options={"max_lifetime": 100}, mn_config=mn_config(lifetime=1800))
+    w.move("A")
+    w.run_until(170)
+    reqs = [p.message for p in mn_requests_to(w, "fa1")]
+    assert all(isinstance(r, RegistrationRequest) and r.lifetime == 100 for r in reqs)
+    assert [p.time for p in mn_requests_to(w, "fa1")] == [0.0, 80.0, 160.0]
+    assert w.fa1.counters.denied[ReplyCode.FA_LIFETIME_TOO_LONG] == 0
+
+
+def test_visitor_and_binding_expire_when_node_goes_silent() -> None:
+    w = World(mn_config=mn_config(lifetime=60))
+    w.move("A")
+    w.move(None)
+    w.run_until(59.9)
+    assert w.fa1.visitors.get(MN_HOME) is not None and len(w.bindings()) == 1
+    w.run_until(60.1)
+    assert w.fa1.visitors.get(MN_HOME) is None and w.bindings() == []
+    # neither agent sends anything because a lifetime ran out (RFC 5944 §3.7)
+    assert not w.net.sent("fa1", RegistrationReply) or all(
+        p.time == 0.0 for p in w.net.sent("fa1", RegistrationReply)
+    )
+
+
+def test_simultaneous_bindings_and_single_deregistration() -> None:
+    w = World(mn_config=mn_config(simultaneous_bindings=True))
+    w.move("C")
+    w.advance(1)
+    w.move("A")
+    assert w.mn.registered
+    assert sorted(b.care_of_address for b in w.bindings()) == sorted([MN_COLOCATED, FA1_ADDR])
+    w.net.transfer()
+    w.net._apply(w.net.nodes["mn"], w.mn.deregister(w.now, care_of_address=MN_COLOCATED))
+    w.net.transfer()
+    assert [b.care_of_address for b in w.bindings()] == [FA1_ADDR]
+
+
+@pytest.mark.parametrize("pref", [ReverseTunnel.OFF, ReverseTunnel.PREFER])
+def test_reverse_tunnelling_on_and_off(pref: ReverseTunnel) -> None:
+    w = World(mn_config=mn_config(reverse_tunnel=pref))
+    w.move("A")
+    on = pref is ReverseTunnel.PREFER
+    (b,) = w.bindings()
+    assert b.reverse_tunnel is on
+    v = w.fa1.visitors.get(MN_HOME)
+    assert v is not None and v.reverse_tunnel is on
+    assert w.net.actions_of("fa1", InstallVisitor)[-1].reverse_tunnel is on
+
+
+def test_no_reverse_tunnel_offered_and_required_by_node() -> None:
+    w = World(
+        fa_options={"reverse_tunnel": False},
+        mn_config=mn_config(reverse_tunnel=ReverseTunnel.REQUIRE),
+    )
+    w.move("A")
+    w.advance(10)
+    assert mn_requests_to(w, "fa1") == [] and not w.mn.registered
+
+
+def test_encapsulation_never_requested_unless_advertised() -> None:
+    w = World(
+        fa_options={"gre_encapsulation": False},
+        mn_config=mn_config(encapsulations=(Encapsulation.GRE, Encapsulation.IPIP)),
+    )
+    w.move("A")
+    (b,) = w.bindings()
+    assert b.encapsulation is Encapsulation.IPIP
+    assert w.fa1.counters.denied[ReplyCode.FA_ENCAPSULATION_UNAVAILABLE] == 0
+
+
+# ----------------------------------------------------------------------------------------
+# Foreign agent denials produced by a real cause
+# ----------------------------------------------------------------------------------------
+
+
+def test_67_mn_fa_authentication_required_gives_up() -> None:
+    w = World(fa_options={"require_mn_fa_auth": True})
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_MN_FAILED_AUTH] == 1
+    assert w.mn.state is MnState.FAILED and "67" in (w.mn.failure_reason or "")
+    assert w.ha.counters.total_accepted == 0
+
+
+def test_68_home_agent_fails_fa_ha_authentication() -> None:
+    w = World(fa_ha_sa=True, ha_knows_fa=False)
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_HA_FAILED_AUTH] == 1
+    assert w.mn.state is MnState.FAILED and not w.mn.registered
+    assert "68" in (w.mn.failure_reason or "")
+
+
+def test_fa_ha_authentication_when_both_share_it() -> None:
+    w = World(fa_ha_sa=True)
+    w.move("A")
+    assert w.mn.registered
+
+
+def test_75_reverse_tunnel_mandatory_at_fa() -> None:
+    w = World(fa_options={"reverse_tunnel_required": True})
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_REVERSE_TUNNEL_MANDATORY] == 1
+    assert w.mn.registered
+    (b,) = w.bindings()
+    assert b.reverse_tunnel
+
+
+def test_78_registration_timeout_when_home_agent_silent() -> None:
+    # the node waits 8 s before retransmitting; the agent gives up on the home agent after
+    # its 7 s pending timeout (RFC 5944 §3.7.1)
+    w = World(mn_config=mn_config(retransmit_initial=8.0, retransmit_max=8.0))
+    w.net.icmp_errors = False
+    w.net.set_up("ha", False)
+    w.move("A")
+    w.advance(7.5)
+    assert w.fa1.counters.denied[ReplyCode.FA_REGISTRATION_TIMEOUT] == 1
+    assert w.mn.state is MnState.BACKING_OFF
+    assert w.mn.last_reaction is not None and w.mn.last_reaction.code == 78
+    w.net.set_up("ha", True)
+    w.advance(60)
+    assert w.mn.registered
+
+
+def test_81_home_agent_host_unreachable() -> None:
+    w = World()
+    w.net.set_up("ha", False)
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_HA_HOST_UNREACHABLE] == 1
+    assert w.mn.state is MnState.BACKING_OFF
+    w.net.set_up("ha", True)
+    w.advance(30)
+    assert w.mn.registered
+
+
+def test_66_insufficient_resources_backs_off() -> None:
+    w = World(fa_options={"max_pending": 1})
+    other = add_mobile_node(w, "mn2", A("10.0.0.6"))
+    w.net.icmp_errors = False
+    w.net.set_up("ha", False)  # keeps the first request pending
+    w.net.link_up("mn2", "mn0", "A", None, None, on_link=A("10.0.0.6"))
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_INSUFFICIENT_RESOURCES] == 1
+    assert w.mn.state is MnState.BACKING_OFF
+    assert other.state is MnState.REGISTERING
+    w.net.set_up("ha", True)
+    w.advance(200)
+    assert w.mn.registered and other.registered
+
+
+def test_106_stale_challenge_after_lost_reply() -> None:
+    w = World(fa_options={"challenge_length": 16, "advertisement_interval": 5.0})
+    lost = [0]
+
+    def first_reply_to_mn(p: Packet) -> bool:
+        if p.sender == "fa1" and p.receiver == "mn" and p.payload[:1] == b"\x03" and not lost[0]:
+            lost[0] = 1
+            return True
+        return False
+
+    w.net.drop_if(first_reply_to_mn)
+    w.move("A")
+    assert not w.mn.registered
+    w.advance(1.5)  # the retransmission reuses the challenge: already used
+    assert w.fa1.counters.denied[ReplyCode.FA_STALE_CHALLENGE] == 1
+    assert w.mn.registered  # solicited a fresh challenge and registered
+    reqs = [p.message for p in mn_requests_to(w, "fa1")]
+    challenges = [
+        [e for e in r.extensions if isinstance(e, MobileForeignChallengeExtension)]
+        for r in reqs
+        if isinstance(r, RegistrationRequest)
+    ]
+    assert challenges[0] == challenges[1] != challenges[-1]
+
+
+def test_104_unknown_challenge_after_unnoticed_agent_reboot() -> None:
+    w = World(
+        fa_options={"challenge_length": 16, "advertisement_interval": 100.0},
+        mn_config=mn_config(lifetime=100),
+    )
+    w.move("A")
+    assert w.mn.registered
+    w.advance(15)
+    # the agent reboots and its first advertisement does not reach the node: the node's
+    # renewal at 80 s answers a challenge the new agent never issued
+    dropped: list[Packet] = []
+
+    def first_advertisement(p: Packet) -> bool:
+        if p.sender == "fa1" and isinstance(p.action, SendIcmp) and not dropped:
+            dropped.append(p)
+            return True
+        return False
+
+    w.net.drop_if(first_advertisement)
+    w.net.reboot("fa1")
+    w.run_until(81)
+    assert [p.time for p in dropped] == [15.0]
+    assert w.fa1.counters.denied[ReplyCode.FA_UNKNOWN_CHALLENGE] == 1
+    assert w.mn.registered  # solicited a fresh challenge and registered again
+    assert w.fa1.visitors.get(MN_HOME) is not None
+
+
+def add_mobile_node(w: World, name: str, home: A) -> MobileNode:
+    cfg = MobileNodeConfig(home_address=home, home_agent=HA_ADDR)
+    sa = w.mn_sa
+    ha = w.ha
+    ha.security_associations.add(home, sa)
+
+    def make() -> MobileNode:
+        return MobileNode(cfg, sa, UNIX0, rng=random.Random(name))
+
+    node = w.net.add_node(name, make, {"mn0": (None, [])})
+    assert isinstance(node.engine, MobileNode)
+    return node.engine

@@ -89,7 +89,7 @@ from .actions import (
     UseForeignAgent,
 )
 from .discovery import Agent, AgentDiscovery, prefix_moved
-from .events import Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
 from .mn_reactions import CodeReaction, Reaction, reaction_for
 from .registration import ProtocolError, TransitionTable
 
@@ -426,6 +426,11 @@ class MobileNode:
             return self._guard(MnInput.ICMP, now, lambda out: self._on_icmp(event, now, out))
         if isinstance(event, UdpReceived):
             return self._guard(MnInput.UDP, now, lambda out: self._on_udp(event, now, out))
+        if isinstance(event, DestinationUnreachable):
+            # Not acted upon: the retransmission timer covers a request that went nowhere
+            # (only a foreign agent turns these into reply codes 80-88, RFC 5944 §3.7.2.3).
+            self._count("icmp-unreachable")
+            return [Log("mn-icmp-unreachable", {"code": event.code, "about": event.original_dst})]
         return [Log("mn-unknown-event", {"event": type(event).__name__})]
 
     def handle_timer(self, now: float) -> list[Action]:

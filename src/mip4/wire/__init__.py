@@ -1,8 +1,13 @@
 """The Mobile IPv4 codec: pure, stdlib-only, one frozen dataclass per message and extension.
 
 >>> from mip4.wire import decode_message
+
+UDP-434 messages and registration extensions come from ``messages``, ``extensions`` and the
+``ext_*`` modules; ICMP router discovery (``icmp``), the IPv4 header (``ip``) and tunnel
+headers (``tunnel``) are re-exported whole (their ``__all__``).
 """
 
+from . import icmp, ip, tunnel
 from .addr import BROADCAST, ZERO, ipv4_from_int
 from .codes import AgentAdvExtensionType, ExtensionType, MessageType, ReplyCode, reply_code_name
 from .errors import DecodeError, EncodeError, UnknownExtensionError
@@ -68,6 +73,8 @@ from .extensions import (
     encode_extensions,
     extension_offsets,
 )
+from .icmp import *  # noqa: F403
+from .ip import *  # noqa: F403
 from .messages import (
     INFINITE_LIFETIME,
     MESSAGES,
@@ -92,6 +99,7 @@ from .messages import (
     TunnelData,
     decode_message,
 )
+from .tunnel import *  # noqa: F403
 
 __all__ = [
     "AAA_SUBTYPE",
@@ -180,3 +188,6 @@ __all__ = [
     "ipv4_from_int",
     "reply_code_name",
 ]
+__all__ += icmp.__all__
+__all__ += ip.__all__
+__all__ += tunnel.__all__

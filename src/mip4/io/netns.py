@@ -231,6 +231,62 @@ def write_sysctl(key: str, value: str | int, netns: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------
+# netlink
+# ----------------------------------------------------------------------------------------
+
+
+class NetlinkThread:
+    """A pyroute2 ``IPRoute`` opened inside namespace ``netns`` and used from one private
+    thread.
+
+    pyroute2 0.9.7's synchronous API drives its own asyncio loop with
+    ``run_until_complete``, so it cannot be created or called on a thread where an asyncio
+    loop is already running (a daemon's executor runs on its loop). Every call is handed to
+    the private thread and waited for (netlink requests take microseconds); iterators
+    returned by dumps are turned into lists there.
+    """
+
+    def __init__(self, netns: str | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"netlink-{netns}")
+        try:
+            self._ipr: Any = self._pool.submit(self._open, netns).result(30)
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            raise
+
+    @staticmethod
+    def _open(netns: str | None) -> Any:
+        with entered(netns):
+            return IPRoute()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._ipr, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            def run() -> Any:
+                result = attr(*args, **kwargs)
+                if result is None or isinstance(result, (list, tuple, dict, str, bytes, int)):
+                    return result
+                if hasattr(result, "__iter__"):
+                    return list(result)
+                return result
+
+            return self._pool.submit(run).result(60)
+
+        return call
+
+    def close(self) -> None:
+        try:
+            self._pool.submit(self._ipr.close).result(10)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+# ----------------------------------------------------------------------------------------
 # A namespace and what we made in it
 # ----------------------------------------------------------------------------------------
 
@@ -277,10 +333,10 @@ class Netns:
 
     @property
     def ipr(self) -> Any:
-        """A pyroute2 ``IPRoute`` bound to this namespace (opened on first use)."""
+        """A pyroute2 ``IPRoute`` bound to this namespace (opened on first use), whose
+        calls run on a private thread (see :class:`NetlinkThread`)."""
         if self._ipr is None:
-            with entered(self.name):
-                self._ipr = IPRoute()
+            self._ipr = NetlinkThread(self.name)
         return self._ipr
 
     def entered(self) -> contextlib.AbstractContextManager[None]:
@@ -326,8 +382,7 @@ class Netns:
             if idx is not None:
                 self.ipr.link("del", index=idx)
         elif item.kind == "route":
-            with contextlib.suppress(Exception):
-                self.ipr.route("del", **a)
+            self._del_route(a)
         elif item.kind == "rule":
             self.ipr.rule("del", **a)
         elif item.kind in ("neigh", "proxy"):
@@ -470,15 +525,31 @@ class Netns:
             key["oif"] = spec["oif"]
         self.created.append(Created("route", key))
 
-    def del_route(self, dst: IPv4Network | str, *, table: int | None = None) -> None:
+    def _del_route(self, spec: dict[str, Any]) -> bool:
+        """Delete one route; ``False`` if there was none. Scope ``RT_SCOPE_NOWHERE`` is the
+        kernel's wildcard (pyroute2 would send 0, which matches only universe routes)."""
+        try:
+            self.ipr.route("del", scope=255, **spec)
+        except Exception as exc:
+            if getattr(exc, "code", None) == errno.ESRCH:
+                return False
+            raise
+        return True
+
+    def del_route(
+        self, dst: IPv4Network | str, *, table: int | None = None, ifname: str | None = None
+    ) -> bool:
+        """Delete the route to ``dst`` (in ``table``, via ``ifname`` when given), whether
+        we made it or not; ``False`` if there was none."""
         net = IPv4Network(dst)
         spec: dict[str, Any] = {
             "dst": str(net.network_address),
             "dst_len": net.prefixlen,
             "table": table or RT_TABLE_MAIN,
         }
-        with contextlib.suppress(Exception):
-            self.ipr.route("del", **spec)
+        if ifname is not None:
+            spec["oif"] = self.index(ifname)
+        found = self._del_route(spec)
         self.created = [
             c
             for c in self.created
@@ -489,6 +560,7 @@ class Netns:
                 and c.args.get("table") == spec["table"]
             )
         ]
+        return found
 
     def routes(self, table: int = RT_TABLE_MAIN) -> list[dict[str, Any]]:
         out = []

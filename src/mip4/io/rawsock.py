@@ -68,7 +68,7 @@ ALL_SYSTEMS = IPv4Address("224.0.0.1")  #: RFC 1256 advertisements
 ALL_ROUTERS = IPv4Address("224.0.0.2")  #: RFC 1256 solicitations
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
-_PKTINFO = struct.Struct("=i4s4s")
+PKTINFO = struct.Struct("=i4s4s")
 _INT = struct.Struct("=i")
 
 
@@ -416,7 +416,7 @@ def recv_udp(
             return if_name(sock, index)
 
     dport = sock.getsockname()[1]
-    cmsg_space = socket.CMSG_SPACE(_PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
+    cmsg_space = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
     out: list[UdpReceived] = []
     for _ in range(limit):
         try:
@@ -428,7 +428,7 @@ def recv_udp(
             if level != socket.IPPROTO_IP:
                 continue
             if kind == IP_PKTINFO:
-                ifindex, _spec, dst = _PKTINFO.unpack_from(cdata)
+                ifindex, _spec, dst = PKTINFO.unpack_from(cdata)
             elif kind == IP_TTL:
                 ttl = _INT.unpack_from(cdata)[0]
         src = IPv4Address(addr[0])
@@ -462,7 +462,7 @@ def send_udp(
     anc: list[tuple[int, int, bytes]] = []
     if src is not None or ifindex:
         spec = (src or IPv4Address(0)).packed
-        anc.append((socket.IPPROTO_IP, IP_PKTINFO, _PKTINFO.pack(ifindex, spec, b"\0" * 4)))
+        anc.append((socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(ifindex, spec, b"\0" * 4)))
     if ttl is not None:
         anc.append((socket.IPPROTO_IP, IP_TTL, _INT.pack(ttl)))
     return sock.sendmsg([payload], anc, 0, (str(dst), dport))

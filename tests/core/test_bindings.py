@@ -132,3 +132,19 @@ def test_binding_store_matches_a_model(ops: list[tuple[str, int, int, float | No
         assert len(s) == len(model)
         assert s.next_expiry() == earliest(model.values())
         assert {(b.home_address, b.care_of_address) for b in s} == set(model)
+
+
+def test_views_are_read_only() -> None:
+    from mip4.core.bindings import BindingTableView, PendingListView, VisitorListView
+
+    store = InMemoryBindingStore()
+    store.put(binding(HOA, A("192.0.2.1"), 5.0))
+    view = BindingTableView(store)
+    assert len(view) == 1 and view.next_expiry() == 5.0 and view.mobile_nodes() == 1
+    assert [b.home_address for b in view] == [HOA]
+    for v in (
+        view,
+        VisitorListView(InMemoryVisitorStore()),
+        PendingListView(InMemoryPendingStore()),
+    ):
+        assert not hasattr(v, "put") and not hasattr(v, "remove") and not hasattr(v, "pop_expired")

@@ -342,6 +342,12 @@ def test_relay_request_and_reply_installs_visitor() -> None:
     assert len(fa.pending) == 0
 
 
+def test_relay_source_configurable() -> None:
+    fa = make_fa(advertise=False, relay_source=A("198.51.100.7"), relay_port=40000)
+    (send,) = of(fa.handle(from_mn(request()), 0.0), SendUdp)
+    assert (send.src, send.sport, send.dst) == (A("198.51.100.7"), 40000, HA)
+
+
 def test_visitor_expires_silently() -> None:
     fa = make_fa(advertise=False)
     registered(fa)

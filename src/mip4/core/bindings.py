@@ -45,13 +45,16 @@ from .actions import Encapsulation
 
 __all__ = [
     "BindingStore",
+    "BindingTableView",
     "InMemoryBindingStore",
     "InMemoryPendingStore",
     "InMemoryVisitorStore",
     "MobilityBinding",
+    "PendingListView",
     "PendingRegistration",
     "PendingStore",
     "Visitor",
+    "VisitorListView",
     "VisitorStore",
 ]
 
@@ -402,3 +405,74 @@ class InMemoryPendingStore(_KeyedStore):
 
     def __iter__(self) -> Iterator[PendingRegistration]:
         return iter([e for e in self._entries.values() if isinstance(e, PendingRegistration)])
+
+
+# ----------------------------------------------------------------------------------------
+# Read-only views (what the engines expose for status pages and tests)
+# ----------------------------------------------------------------------------------------
+
+
+class BindingTableView:
+    """Read-only view of a :class:`BindingStore`."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: BindingStore) -> None:
+        self._store = store
+
+    def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
+        return self._store.bindings_of(home_address)
+
+    def next_expiry(self) -> float | None:
+        return self._store.next_expiry()
+
+    def mobile_nodes(self) -> int:
+        return self._store.mobile_nodes()
+
+    def __iter__(self) -> Iterator[MobilityBinding]:
+        return iter(list(self._store))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+class VisitorListView:
+    """Read-only view of a :class:`VisitorStore`."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: VisitorStore) -> None:
+        self._store = store
+
+    def get(self, home_address: IPv4Address) -> Visitor | None:
+        return self._store.get(home_address)
+
+    def next_expiry(self) -> float | None:
+        return self._store.next_expiry()
+
+    def __iter__(self) -> Iterator[Visitor]:
+        return iter(list(self._store))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+class PendingListView:
+    """Read-only view of a :class:`PendingStore`."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: PendingStore) -> None:
+        self._store = store
+
+    def get(self, home_address: IPv4Address) -> PendingRegistration | None:
+        return self._store.get(home_address)
+
+    def next_expiry(self) -> float | None:
+        return self._store.next_expiry()
+
+    def __iter__(self) -> Iterator[PendingRegistration]:
+        return iter(list(self._store))
+
+    def __len__(self) -> int:
+        return len(self._store)

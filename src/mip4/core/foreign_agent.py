@@ -132,9 +132,11 @@ from .actions import (
 from .bindings import (
     InMemoryPendingStore,
     InMemoryVisitorStore,
+    PendingListView,
     PendingRegistration,
     PendingStore,
     Visitor,
+    VisitorListView,
     VisitorStore,
 )
 from .counters import Counters
@@ -258,6 +260,10 @@ class ForeignAgentConfig:
     max_visitors: int = 1024
     #: UDP source port of relayed requests (replies come back to it)
     relay_port: int = MIP_PORT
+    #: IP source of relayed requests: this agent's address towards the home agents
+    #: (RFC 5944 §3.7.2.2); ``None`` uses the care-of address of the request's link. The
+    #: home agent finds its FA-HA security association by this address.
+    relay_source: IPv4Address | None = None
 
     def __post_init__(self) -> None:
         if not self.links:
@@ -506,9 +512,9 @@ def check_resources(ctx: _Request) -> None:
     agent = ctx.agent
     cfg = agent.config
     hoa = ctx.request.home_address
-    if agent.visitors.get(hoa) is None and len(agent.visitors) >= cfg.max_visitors:
+    if agent._visitors.get(hoa) is None and len(agent._visitors) >= cfg.max_visitors:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "visitor list full")
-    if agent.pending.get(hoa) is None and len(agent.pending) >= cfg.max_pending:
+    if agent._pending.get(hoa) is None and len(agent._pending) >= cfg.max_pending:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests")
 
 
@@ -593,14 +599,14 @@ class ForeignAgent:
     # -- read-only views ------------------------------------------------------------------
 
     @property
-    def visitors(self) -> VisitorStore:
-        """The visitor list (read it; do not modify it)."""
-        return self._visitors
+    def visitors(self) -> VisitorListView:
+        """The visitor list, read-only."""
+        return VisitorListView(self._visitors)
 
     @property
-    def pending(self) -> PendingStore:
-        """Pending registrations (read it; do not modify it)."""
-        return self._pending
+    def pending(self) -> PendingListView:
+        """Pending registrations, read-only."""
+        return PendingListView(self._pending)
 
     @property
     def counters(self) -> Counters:
@@ -872,7 +878,9 @@ class ForeignAgent:
         self._pending.put(pending)
         VISITOR_TRANSITIONS.confirm(before, VisitorInput.REQUEST, self.state_of(hoa))
         self._counters.event("relayed_requests")
-        src = req.care_of_address if req.care_of_address in link.offered else link.offered[0]
+        src = self.config.relay_source
+        if src is None:
+            src = req.care_of_address if req.care_of_address in link.offered else link.offered[0]
         payload = relayed.raw or relayed.encode()
         return [
             SendUdp(

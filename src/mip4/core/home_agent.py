@@ -88,7 +88,7 @@ from .actions import (
     RemoveBinding,
     SendUdp,
 )
-from .bindings import BindingStore, InMemoryBindingStore, MobilityBinding
+from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
 from .counters import Counters
 from .events import Event, UdpReceived
 from .registration import Discard, Pipeline, ProtocolError, RegistrationDenied, TransitionTable
@@ -405,7 +405,7 @@ def check_simultaneous_bindings(ctx: _Request) -> None:
     if not cfg.simultaneous_bindings:
         ctx.code = ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS
         return
-    current = agent.bindings.bindings_of(ctx.request.home_address)
+    current = agent._bindings.bindings_of(ctx.request.home_address)
     others = [b for b in current if b.care_of_address != ctx.request.care_of_address]
     if len(others) >= cfg.max_simultaneous_bindings:
         raise RegistrationDenied(
@@ -425,13 +425,13 @@ def check_administrative(ctx: _Request) -> None:
         )
     if ctx.deregistration:
         return
-    current = agent.bindings.bindings_of(hoa)
+    current = agent._bindings.bindings_of(hoa)
     replaced = sum(
         1
         for b in current
         if not ctx.simultaneous or b.care_of_address == ctx.request.care_of_address
     )
-    if len(agent.bindings) - replaced + 1 > agent.config.max_bindings:
+    if len(agent._bindings) - replaced + 1 > agent.config.max_bindings:
         raise RegistrationDenied(
             ReplyCode.HA_INSUFFICIENT_RESOURCES,
             f"binding table full ({agent.config.max_bindings})",
@@ -479,6 +479,7 @@ class HomeAgent:
         #: Unix wall time = ``now + clock_offset`` (NTP timestamp checks only).
         self.clock_offset = clock_offset
         self._bindings: BindingStore = bindings if bindings is not None else InMemoryBindingStore()
+        self._view = BindingTableView(self._bindings)
         self._replay: dict[IPv4Address, ReplayState] = {}
         self._random_u32 = random_u32
         self._counters = Counters()
@@ -487,9 +488,9 @@ class HomeAgent:
     # -- read-only views ------------------------------------------------------------------
 
     @property
-    def bindings(self) -> BindingStore:
-        """The mobility binding table (read it; do not modify it)."""
-        return self._bindings
+    def bindings(self) -> BindingTableView:
+        """The mobility binding table, read-only."""
+        return self._view
 
     @property
     def counters(self) -> Counters:

@@ -441,15 +441,19 @@ def find_auth_extension(message: AuthenticatedMessage, ext_type: int) -> int:
     return index
 
 
+def _no_raw(ext_type: int) -> AuthenticationError:
+    return AuthenticationError(
+        AuthFailure.NO_RAW_BYTES,
+        ext_type,
+        detail="verify the bytes as received; for a locally built message call "
+        "with_raw(message) first",
+    )
+
+
 def _located(message: AuthenticatedMessage, ext_type: int) -> tuple[bytes, int, int, int, int]:
     raw = message.raw
     if not raw:
-        raise AuthenticationError(
-            AuthFailure.NO_RAW_BYTES,
-            ext_type,
-            detail="verify the bytes as received; for a locally built message call "
-            "with_raw(message) first",
-        )
+        raise _no_raw(ext_type)
     index = find_auth_extension(message, ext_type)
     offsets = _check_raw(message, raw, type(message).FIXED_LEN)
     start = offsets[index]
@@ -468,8 +472,15 @@ def verify(message: AuthenticatedMessage, ext_type: int, lookup: Lookup) -> Veri
     :class:`AuthFailure`. The comparison is constant-time (``hmac.compare_digest``)."""
     if ext_type == GENERALIZED:
         return verify_mn_aaa(message, lookup)
-    raw, index, start, spi_end, end = _located(message, ext_type)
-    spi = _U32.unpack_from(raw, spi_end - 4)[0]
+    raw = message.raw
+    if not raw:
+        raise _no_raw(ext_type)
+    index = find_auth_extension(message, ext_type)
+    offsets = _check_raw(message, raw, type(message).FIXED_LEN)
+    start = offsets[index]
+    spi_end = start + 6  # Type(1) Length(1) SPI(4): RFC 5944 §3.5.1
+    end = offsets[index + 1] if index + 1 < len(offsets) else len(raw)
+    spi = _U32.unpack_from(raw, start + 2)[0]
     sa = lookup(spi)
     if sa is None:
         raise AuthenticationError(AuthFailure.UNKNOWN_SPI, ext_type, spi)

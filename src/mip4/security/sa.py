@@ -32,6 +32,18 @@ from typing import Any, Protocol, runtime_checkable
 
 _md5 = hashlib.md5
 
+
+def _keyed_hmac_md5(key: bytes) -> Any:
+    """An HMAC-MD5 object with ``key`` absorbed. OpenSSL's C object when available (its
+    ``copy``/``update``/``digest`` skip the pure-Python ``hmac.HMAC`` wrapper)."""
+    try:
+        from _hashlib import hmac_new
+
+        return hmac_new(key, digestmod="md5")
+    except (ImportError, ValueError):  # no OpenSSL, or MD5 disabled there
+        return hmac.new(key, digestmod="md5")
+
+
 #: Lowest SPI a security association may use; 0--255 are reserved (RFC 5944 §1.6/§3.5.1).
 MIN_SPI = 256
 MAX_SPI = 0xFFFFFFFF
@@ -115,7 +127,7 @@ class SecurityAssociation:
         # hmac.digest on a registration-sized message. Not a field (no part in eq/repr).
         keyed: Any = None
         if self.algorithm is Algorithm.HMAC_MD5:
-            keyed = hmac.new(self.key, digestmod="md5")
+            keyed = _keyed_hmac_md5(self.key)
         object.__setattr__(self, "_keyed", keyed)
 
     def authenticator(self, data: bytes) -> bytes:

@@ -589,3 +589,10 @@ def test_strip_for_relay_keeps_mn_aaa_after_mn_ha() -> None:
     verify(at_ha, 32, only(MN_HA))
     verify_mn_aaa(at_ha, chap_key=AAA_KEY)
     verify(at_ha, 34, only(FA_HA))
+
+
+def test_sign_rejects_other_extension_classes() -> None:
+    with pytest.raises(TypeError, match="sign_mn_aaa"):
+        sign(rrq(), GeneralizedAuthExtension, MN_HA)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        sign(rrq(), MobileNodeNAIExtension, MN_HA)  # type: ignore[arg-type]

@@ -306,6 +306,11 @@ def sign(
     computed with ``sa`` over the message's bytes (``raw`` when present -- e.g. a relayed
     request -- else its encoding, computed once). The result's ``raw`` is its exact
     encoding."""
+    if ext_cls.FORMAT is not SHORT or ext_cls.TYPE not in (MN_HA, MN_FA, FA_HA):
+        raise TypeError(
+            f"sign() appends MN-HA, MN-FA or FA-HA, not {ext_cls.__name__}; "
+            "use sign_mn_aaa() for the generalized (MN-AAA) extension"
+        )
     base = message.raw
     if base:
         _check_raw(message, base, type(message).FIXED_LEN)

@@ -21,6 +21,7 @@ from mip4.core.actions import (
     Log,
     ProxyArp,
     RemoveBinding,
+    SendIcmp,
     SendUdp,
 )
 from mip4.core.events import IcmpReceived, LinkDown, LinkUp, UdpReceived
@@ -613,3 +614,31 @@ def test_denial_before_fa_check_still_carries_fa_ha() -> None:
     reply = reply_of(ha2.handle(udp(colo, src=FA), 0.0), mn_sa=None)
     assert reply.code == ReplyCode.HA_MN_FAILED_AUTH
     assert not any(isinstance(e, ForeignHomeAuthExtension) for e in reply.extensions)
+
+
+def test_home_agent_advertises_only_when_configured() -> None:
+    from mip4.wire.icmp import AgentAdvertisement, AgentFlags, AgentSolicitation, decode_icmp
+
+    quiet = make_ha()
+    assert quiet.next_deadline() is None and quiet.handle_timer(100.0) == []
+    sol = AgentSolicitation().encode()
+    assert quiet.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0"), 0.0) == []
+
+    ha = make_ha(advertisement_interval=2.0, reverse_tunnel=False)
+    assert ha.next_deadline() == 0.0
+    (send,) = of(ha.handle_timer(0.0), SendIcmp)
+    adv = decode_icmp(send.payload)
+    assert isinstance(adv, AgentAdvertisement) and adv.mobility is not None
+    assert adv.mobility.flags == AgentFlags.H | AgentFlags.M | AgentFlags.G
+    assert adv.mobility.sequence == 0 and adv.mobility.care_of_addresses == ()
+    assert adv.lifetime == 6 and adv.prefix_lengths == (24,)
+    assert (send.dst, send.interface, send.src, send.ttl) == (A("224.0.0.1"), "home0", HA, 1)
+    assert ha.next_deadline() == 2.0
+    # A solicitation on the home link is answered at once, unicast at the link layer.
+    mac = b"\x02\x00\x00\x00\x00\x10"
+    (ans,) = of(ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", mac), 1.0), SendIcmp)
+    reply = decode_icmp(ans.payload)
+    assert isinstance(reply, AgentAdvertisement) and reply.mobility is not None
+    assert (ans.dst, ans.link_dst, reply.mobility.sequence) == (HOA, mac, 1)
+    # Not on the home link: ignored.
+    assert ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "wan0"), 1.0) == []

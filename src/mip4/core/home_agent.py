@@ -52,8 +52,14 @@ The reply (RFC 5944 §3.8.3) goes to the request's IP source and UDP source port
 request's destination address (this agent's address when the request was sent to a
 broadcast), carries the Identification the replay check chose, and is authenticated with
 MN-HA whenever the agent has the mobile node's SA, then with FA-HA when it has one for the
-foreign agent (RFC 5944 §3.8.3.1: FA-HA last). A reboot is a new engine: the table is
-empty.
+foreign agent (RFC 5944 §3.8.3.1: FA-HA last); a denial decided before the FA-HA check is
+still signed for a foreign agent that shares an SA with this agent, which would otherwise
+replace the code with 68. A reboot is a new engine: the table is empty.
+
+With ``advertisement_interval`` set, the home agent also sends Agent Advertisements with
+the H flag on its home link and answers Agent Solicitations there (RFC 5944 §2.3), so that
+mobile nodes can tell they are home (§2.4.2); sequence numbers follow §2.3.2 (0 first,
+0xffff wraps to 256).
 """
 
 from __future__ import annotations
@@ -69,6 +75,15 @@ from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, look
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
 from mip4.wire.extensions import ForeignHomeAuthExtension, MobileHomeAuthExtension
+from mip4.wire.icmp import (
+    AgentAdvertisement,
+    AgentFlags,
+    AgentSolicitation,
+    MobilityAgentAdvertisementExtension,
+    PrefixLengthsExtension,
+    RouterAddress,
+    decode_icmp,
+)
 from mip4.wire.messages import (
     INFINITE_LIFETIME,
     RegistrationFlags,
@@ -86,13 +101,15 @@ from .actions import (
     Log,
     ProxyArp,
     RemoveBinding,
+    SendIcmp,
     SendUdp,
 )
 from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
 from .counters import Counters
-from .events import Event, UdpReceived
+from .events import Event, IcmpReceived, UdpReceived
+from .foreign_agent import ALL_SYSTEMS, next_sequence
 from .registration import Discard, Pipeline, ProtocolError, RegistrationDenied, TransitionTable
-from .timers import expiry
+from .timers import earliest, expiry
 
 __all__ = [
     "BINDING_TRANSITIONS",
@@ -146,6 +163,12 @@ class HomeAgentConfig:
     gre_encapsulation: bool = True
     #: How many gratuitous ARPs to send each time (RFC 5944 §4.6: "a small number").
     gratuitous_arp_count: int = 3
+    #: Seconds between Agent Advertisements (H flag) on the home link, by which mobile
+    #: nodes detect they are home (RFC 5944 §2.3, §2.4.2); ``None``: do not advertise and
+    #: do not answer solicitations (another router or a co-located FA does it).
+    advertisement_interval: float | None = None
+    #: ICMP Lifetime of those advertisements; ``None``: 3 x the interval (RFC 1256 §4.1).
+    advertisement_lifetime: int | None = None
 
     def __post_init__(self) -> None:
         if self.address not in self.home_network:
@@ -164,6 +187,12 @@ class HomeAgentConfig:
             raise ValueError("home agent: reverse_tunnel_required needs reverse_tunnel")
         if self.gratuitous_arp_count < 1:
             raise ValueError("home agent: gratuitous_arp_count must be >= 1")
+        if self.advertisement_interval is not None and not self.advertisement_interval > 0:
+            raise ValueError("home agent: advertisement_interval must be > 0")
+        if self.advertisement_lifetime is not None and not (
+            1 <= self.advertisement_lifetime <= 0xFFFF
+        ):
+            raise ValueError("home agent: advertisement_lifetime not in 1..65535")
 
     def serves(self, home_address: IPv4Address) -> bool:
         """Whether ``home_address`` is a mobile node this agent serves."""
@@ -484,6 +513,10 @@ class HomeAgent:
         self._random_u32 = random_u32
         self._counters = Counters()
         self.pipeline = HA_PIPELINE
+        self._sequence = 0
+        self._next_advertisement: float | None = (
+            0.0 if config.advertisement_interval is not None else None
+        )
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -509,16 +542,18 @@ class HomeAgent:
     # -- inputs ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When the next binding expires (``None``: nothing to wait for)."""
-        return self._bindings.next_expiry()
+        """The next binding expiry or advertisement (``None``: nothing to wait for)."""
+        return earliest([self._bindings.next_expiry(), self._next_advertisement])
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input. Never raises: the error boundary turns a denial into a reply
         and anything else into a counted discard."""
         ctx: _Request | None = None
         try:
+            if isinstance(event, IcmpReceived):
+                return self._on_icmp(event, now)
             if not isinstance(event, UdpReceived):
-                return []  # the home agent only speaks UDP 434 (no advertisements here)
+                return []  # links and ICMP errors do not concern the home agent
             ctx = self._begin(event, now)
             self.pipeline.run(ctx)
             return self._accept(ctx)
@@ -541,6 +576,11 @@ class HomeAgent:
         """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
         actions: list[Action] = []
         try:
+            due = self._next_advertisement
+            interval = self.config.advertisement_interval
+            if due is not None and interval is not None and due <= now:
+                actions.append(self._advertise(ALL_SYSTEMS, None))
+                self._next_advertisement = now + interval
             for b in self._bindings.pop_expired(now):
                 hoa = b.home_address
                 after = self.state_of(hoa)
@@ -563,6 +603,51 @@ class HomeAgent:
             self._counters.discard("internal_error")
             actions.append(Log("ha.internal_error", {"detail": repr(e)}))
         return actions
+
+    # -- advertisements (RFC 5944 §2.3) ---------------------------------------------------
+
+    def advertisement(self) -> AgentAdvertisement:
+        """The Agent Advertisement this home agent sends on its home link: H flag, no
+        care-of address (it is not a foreign agent), the capabilities it offers."""
+        cfg = self.config
+        flags = AgentFlags.H
+        if cfg.minimal_encapsulation:
+            flags |= AgentFlags.M
+        if cfg.gre_encapsulation:
+            flags |= AgentFlags.G
+        if cfg.reverse_tunnel:
+            flags |= AgentFlags.T
+        interval = cfg.advertisement_interval or 1.0
+        lifetime = cfg.advertisement_lifetime or min(0xFFFF, max(1, round(3 * interval)))
+        return AgentAdvertisement(
+            code=0,
+            lifetime=lifetime,
+            router_addresses=(RouterAddress(cfg.address, 0),),
+            extensions=(
+                MobilityAgentAdvertisementExtension(self._sequence, cfg.max_lifetime, flags),
+                PrefixLengthsExtension((cfg.home_network.prefixlen,)),
+            ),
+        )
+
+    def _advertise(self, dst: IPv4Address, link_dst: bytes | None) -> SendIcmp:
+        payload = self.advertisement().encode()
+        self._sequence = next_sequence(self._sequence)  # RFC 5944 §2.3.2: 0, 1, ... 256
+        self._counters.event("advertisements_sent")
+        return SendIcmp(dst, payload, self.config.interface, self.config.address, 1, link_dst)
+
+    def _on_icmp(self, event: IcmpReceived, now: float) -> list[Action]:
+        if self.config.advertisement_interval is None or event.interface != self.config.interface:
+            return []
+        try:
+            msg = decode_icmp(event.payload)
+        except DecodeError as e:
+            raise Discard("icmp_decode_error", str(e)) from None
+        if not isinstance(msg, AgentSolicitation):
+            return []  # another agent's advertisement
+        self._counters.event("solicitations_answered")
+        if event.src == _ZERO:
+            return [self._advertise(ALL_SYSTEMS, None)]
+        return [self._advertise(event.src, event.link_src)]
 
     # -- internals ------------------------------------------------------------------------
 

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from mip4.cli import COMMANDS, build_parser, main
-from mip4.security.auth import sign
+from mip4.security.auth import sign, sign_mn_aaa
 from mip4.security.sa import Algorithm, SecurityAssociation
 from mip4.tools import pcap
 from mip4.tools.decode import parse_hex, parse_key
 from mip4.wire.extensions import (
     MobileForeignAuthExtension,
+    MobileForeignChallengeExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
     RawExtension,
@@ -33,7 +34,14 @@ from mip4.wire.icmp import (
     MobilityAgentAdvertisementExtension,
     RouterAddress,
 )
-from mip4.wire.messages import RegistrationFlags, RegistrationReply, RegistrationRequest
+from mip4.wire.messages import (
+    RegistrationFlags,
+    RegistrationReply,
+    RegistrationRequest,
+    RegistrationRevocation,
+    RevocationFlags,
+    TunnelData,
+)
 
 KEY_HA = bytes.fromhex("00112233445566778899aabbccddeeff")
 KEY_FA = b"another-128-bit!"
@@ -174,7 +182,7 @@ def test_capture_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: s
     assert adv["fields"]["code"] == 16 and adv["fields"]["lifetime"] == 300
     assert adv["fields"]["router_addresses"] == [{"address": FA, "preference": 5}]
     (maa,) = adv["extensions"]
-    assert maa["type"] == 16
+    assert maa["type"] == 16 and maa["offset"] == 16  # after 8 + 8 * 1 router address bytes
     assert maa["fields"] == {
         "sequence": 7,
         "registration_lifetime": 900,
@@ -356,3 +364,72 @@ def test_console_script_bad_file(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert "missing.pcap: no such file" in r.stderr
+
+
+def test_mn_aaa_chap_verification(capsys: pytest.CaptureFixture[str]) -> None:
+    """SPI 2 (CHAP_SPI): ``--key 2=SECRET`` checks the MN-AAA authenticator (RFC 4721 §7)."""
+    msg = RegistrationRequest(
+        flags=RegistrationFlags.T,
+        lifetime=300,
+        home_address=IPv4Address(MN),
+        home_agent=IPv4Address(HA),
+        care_of_address=IPv4Address(FA),
+        identification=1,
+        extensions=(
+            MobileNodeNAIExtension(b"joe@example.org"),
+            MobileForeignChallengeExtension(b"\x11" * 16),
+        ),
+    )
+    raw = sign_mn_aaa(msg, 2, b"chap secret").raw
+    _, (good,) = _run_json(capsys, "--hex", raw.hex(), "--key", f"2={b'chap secret'.hex()}")
+    assert good["extensions"][2]["name"] == "generalized_auth"
+    assert good["extensions"][2]["fields"]["spi"] == 2
+    assert good["extensions"][2]["verified"] is True
+    _, (bad,) = _run_json(capsys, "--hex", raw.hex(), "--key", f"2={b'wrong'.hex()}")
+    assert bad["extensions"][2]["verified"] is False
+
+
+def test_reserved_spi_is_not_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    raw = _rrp().raw
+    patched = raw[:22] + (200).to_bytes(4, "big") + raw[26:]  # MN-HA SPI 300 -> 200
+    _, (obj,) = _run_json(capsys, "--hex", patched.hex(), "--key", f"200={KEY_HA.hex()}")
+    ext = obj["extensions"][0]
+    assert ext["fields"]["spi"] == 200
+    assert ext["verified"] is None and "reserved" in ext["reason"]
+
+
+def test_icmp_unknown_non_skippable_extension(capsys: pytest.CaptureFixture[str]) -> None:
+    adv = bytearray(_adv() + b"\x32\x01\x00")  # extension 50: unknown, non-skippable
+    adv[2:4] = b"\0\0"
+    adv[2:4] = pcap.internet_checksum(bytes(adv)).to_bytes(2, "big")
+    _, (obj,) = _run_json(capsys, "--hex", bytes(adv).hex())
+    assert obj["protocol"] == "icmp" and obj["discarded"] is True
+    assert obj["unknown_extension_type"] == 50
+    assert obj["note"] == "would be discarded (RFC 5944 §1.9)"
+
+
+def test_icmp_bad_checksum_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    adv = bytearray(_adv())
+    adv[-1] ^= 0xFF
+    status, (obj,) = _run_json(capsys, "--hex", bytes(adv).hex())
+    assert status == 0 and "checksum" in obj["error"] and obj["offset"] == 2
+
+
+def test_other_message_types(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every UDP-434 message class decodes through the tool with its own fields."""
+    rev = RegistrationRevocation(
+        flags=RevocationFlags.A,
+        home_address=IPv4Address(MN),
+        home_domain_address=IPv4Address(HA),
+        foreign_domain_address=IPv4Address(FA),
+        revocation_id=77,
+    )
+    _, (obj,) = _run_json(capsys, "--hex", rev.encode().hex())
+    assert (obj["type"], obj["name"]) == (7, "registration_revocation")
+    assert obj["fields"]["flags_names"] == ["A"]
+    assert obj["fields"]["foreign_domain_address"] == FA
+    assert obj["fields"]["revocation_id"] == 77
+    td = TunnelData(next_header=4, payload=b"\x45" + bytes(19))
+    _, (obj,) = _run_json(capsys, "--hex", td.encode().hex())
+    assert obj["name"] == "tunnel_data" and obj["extensions"] == []
+    assert obj["fields"]["payload"] == "45" + "00" * 19

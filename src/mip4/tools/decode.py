@@ -341,7 +341,12 @@ def decode_icmp(message: bytes) -> dict[str, Any]:
         return out
     out["fields"] = fields_of(msg)
     exts: tuple[Extension, ...] = getattr(msg, "extensions", ())
-    out["extensions"] = [extension_json(e, icmp=True) for e in exts]
+    pos = 8 + 8 * len(getattr(msg, "router_addresses", ()))
+    ext_list = []
+    for ext in exts:
+        ext_list.append(extension_json(ext, icmp=True, offset=pos))
+        pos += len(ext.encode())  # RFC 5944 §2.1: one byte for Pad, else 2 + Length
+    out["extensions"] = ext_list
     return out
 
 

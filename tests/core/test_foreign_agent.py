@@ -723,3 +723,34 @@ def test_triangle_home_agent_denial_reaches_mobile_node_unchanged() -> None:
     _, rep = to_mn(_through(fa, ha, req.raw, 1.0))
     assert rep.code == ReplyCode.HA_MN_FAILED_AUTH  # not turned into 68 by the FA
     assert fa.state_of(HOA) is VisitorState.IDLE and len(ha.bindings) == 0
+
+
+def test_config_from_toml() -> None:
+    import tomllib
+
+    from mip4.core.registration import ConfigError
+
+    text = """
+    advertisement_interval = 2
+    max_lifetime = 900
+    reverse_tunnel_required = true
+    [[links]]
+    interface = "wlan0"
+    address = "10.1.0.1"
+    prefix_len = 24
+    care_of_addresses = ["10.1.0.1", "10.1.0.2"]
+    """
+    cfg = ForeignAgentConfig.from_mapping(tomllib.loads(text), "fa.toml")
+    assert cfg.advertisement_interval == 2.0 and cfg.max_lifetime == 900
+    assert cfg.reverse_tunnel_required and cfg.icmp_lifetime == 6
+    assert cfg.links == (VisitedLink("wlan0", FA_ADDR, 24, (FA_ADDR, A("10.1.0.2"))),)
+    with pytest.raises(ConfigError, match=r"fa\.toml: unknown key max_lifetme"):
+        ForeignAgentConfig.from_mapping({"links": [], "max_lifetme": 1}, "fa.toml")
+    with pytest.raises(ConfigError, match=r"fa\.toml: links\[0\]\.address"):
+        ForeignAgentConfig.from_mapping(
+            {"links": [{"interface": "x", "address": "10.1.0.300"}]}, "fa.toml"
+        )
+    with pytest.raises(ConfigError, match=r"fa\.toml: max_lifetime: expected an integer"):
+        ForeignAgentConfig.from_mapping({"links": [], "max_lifetime": "long"}, "fa.toml")
+    with pytest.raises(ConfigError, match=r"fa\.toml: .*links must name at least one"):
+        ForeignAgentConfig.from_mapping({"links": []}, "fa.toml")

@@ -642,3 +642,38 @@ def test_home_agent_advertises_only_when_configured() -> None:
     assert (ans.dst, ans.link_dst, reply.mobility.sequence) == (HOA, mac, 1)
     # Not on the home link: ignored.
     assert ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "wan0"), 1.0) == []
+
+
+def test_config_from_toml() -> None:
+    import tomllib
+
+    from mip4.core.registration import ConfigError
+
+    text = """
+    address = "10.0.0.1"
+    home_network = "10.0.0.0/24"
+    interface = "home0"
+    home_addresses = ["10.0.0.10", "10.0.0.11"]
+    max_lifetime = 600
+    simultaneous_bindings = false
+    advertisement_interval = 1.5
+    """
+    cfg = HomeAgentConfig.from_mapping(tomllib.loads(text), "ha.toml")
+    assert cfg.address == HA and cfg.home_network == NET
+    assert cfg.home_addresses == frozenset({HOA, HOA2})
+    assert cfg.max_lifetime == 600 and not cfg.simultaneous_bindings
+    assert cfg.advertisement_interval == 1.5
+    with pytest.raises(ConfigError, match=r"ha\.toml: home_network"):
+        HomeAgentConfig.from_mapping(
+            {"address": "10.0.0.1", "home_network": "10.0.0.1/33"}, "ha.toml"
+        )
+    with pytest.raises(ConfigError, match=r"ha\.toml: .*max_lifetime 0"):
+        HomeAgentConfig.from_mapping(
+            {"address": "10.0.0.1", "home_network": "10.0.0.0/24", "max_lifetime": 0}, "ha.toml"
+        )
+    with pytest.raises(ConfigError, match=r"ha\.toml: reverse_tunnel: expected true or false"):
+        HomeAgentConfig.from_mapping(
+            {"address": "10.0.0.1", "home_network": "10.0.0.0/24", "reverse_tunnel": 1}, "ha.toml"
+        )
+    with pytest.raises(ConfigError, match=r"ha\.toml: .*address"):
+        HomeAgentConfig.from_mapping({"home_network": "10.0.0.0/24"}, "ha.toml")

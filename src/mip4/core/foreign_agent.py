@@ -141,7 +141,14 @@ from .bindings import (
 )
 from .counters import Counters
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
-from .registration import Discard, Pipeline, ProtocolError, RegistrationDenied, TransitionTable
+from .registration import (
+    Discard,
+    Pipeline,
+    ProtocolError,
+    RegistrationDenied,
+    TransitionTable,
+    config_from_mapping,
+)
 from .timers import earliest, expiry
 
 __all__ = [
@@ -289,6 +296,14 @@ class ForeignAgentConfig:
             raise ValueError("foreign agent: challenge_window must be >= 1")
         if self.max_pending < 1 or self.max_visitors < 1:
             raise ValueError("foreign agent: max_pending and max_visitors must be >= 1")
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, object], source: str = "<config>"
+    ) -> ForeignAgentConfig:
+        """From a parsed TOML table (``links`` an array of tables); errors name ``source``
+        and the key."""
+        return config_from_mapping(cls, data, source)
 
     @property
     def icmp_lifetime(self) -> int:

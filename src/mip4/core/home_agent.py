@@ -108,7 +108,14 @@ from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, Mobi
 from .counters import Counters
 from .events import Event, IcmpReceived, UdpReceived
 from .foreign_agent import ALL_SYSTEMS, next_sequence
-from .registration import Discard, Pipeline, ProtocolError, RegistrationDenied, TransitionTable
+from .registration import (
+    Discard,
+    Pipeline,
+    ProtocolError,
+    RegistrationDenied,
+    TransitionTable,
+    config_from_mapping,
+)
 from .timers import earliest, expiry
 
 __all__ = [
@@ -193,6 +200,11 @@ class HomeAgentConfig:
             1 <= self.advertisement_lifetime <= 0xFFFF
         ):
             raise ValueError("home agent: advertisement_lifetime not in 1..65535")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], source: str = "<config>") -> HomeAgentConfig:
+        """From a parsed TOML table; errors name ``source`` and the key."""
+        return config_from_mapping(cls, data, source)
 
     def serves(self, home_address: IPv4Address) -> bool:
         """Whether ``home_address`` is a mobile node this agent serves."""

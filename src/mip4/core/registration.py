@@ -29,20 +29,25 @@ does not allow. Tables are data: tests enumerate them.
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Generic, TypeVar
 
 from mip4.wire.codes import ReplyCode
 
 __all__ = [
     "Check",
+    "ConfigError",
     "Discard",
     "Pipeline",
     "ProtocolError",
     "RegistrationDenied",
     "TransitionTable",
+    "config_from_mapping",
 ]
 
 
@@ -130,3 +135,93 @@ class TransitionTable(Generic[S, I]):
                 f"{self.name}: {event} took state {before} to {after}, "
                 f"allowed {sorted(map(str, allowed))}"
             )
+
+
+# ----------------------------------------------------------------------------------------
+# Configuration loading shared by the agents (STYLE.md practice 8)
+# ----------------------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the file and key."""
+
+
+T = TypeVar("T")
+
+
+def config_from_mapping(cls: type[T], data: Mapping[str, object], source: str = "<config>") -> T:
+    """Build the frozen config dataclass ``cls`` from ``data`` (a parsed TOML table),
+    converting strings to addresses and networks, lists to tuples and frozensets, and
+    tables to nested config dataclasses, by the field annotations. Unknown keys and values
+    of the wrong type raise :class:`ConfigError` naming ``source`` and the key; so do the
+    dataclass's own checks (``__post_init__``)."""
+    return _build(cls, data, source, "")
+
+
+def _build(cls: type[T], data: object, source: str, prefix: str) -> T:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, object] = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(
+                f"{source}: unknown key {prefix}{key} (known: {', '.join(sorted(names))})"
+            )
+        kwargs[key] = _convert(hints[key], value, source, f"{prefix}{key}")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _convert(tp: object, value: object, source: str, key: str) -> object:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, source, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{source}: {key}: no value allowed")
+    if origin in (tuple, frozenset):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1]
+        items = [_convert(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else frozenset(items)
+    if tp is IPv4Address or tp is IPv4Network:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key}: expected an address string, got {value!r}")
+        try:
+            return tp(value)
+        except ValueError as e:
+            raise ConfigError(f"{source}: {key}: {e}") from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key}: expected a string, got {value!r}")
+        return value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, f"{key}.")
+    raise ConfigError(f"{source}: {key}: unsupported type {tp!r}")  # pragma: no cover

@@ -596,3 +596,25 @@ def test_sign_rejects_other_extension_classes() -> None:
         sign(rrq(), GeneralizedAuthExtension, MN_HA)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         sign(rrq(), MobileNodeNAIExtension, MN_HA)  # type: ignore[arg-type]
+
+
+def test_rfc2002_coverage_without_spi() -> None:
+    """RFC 2002 §3.5.1 (and Qualcomm's default): Type and Length covered, SPI not."""
+
+    def prefix_suffix(k: bytes, d: bytes) -> bytes:
+        return hashlib.md5(k + d + k).digest()
+
+    for algorithm, oracle in (
+        (Algorithm.HMAC_MD5, rfc2104_hmac_md5),
+        (Algorithm.KEYED_MD5, prefix_suffix),
+    ):
+        sa = SecurityAssociation(1000, MN_HA_KEY, algorithm=algorithm, spi_covered=False)
+        signed = sign(rrq(), MobileHomeAuthExtension, sa)
+        expected = oracle(MN_HA_KEY, HAND_FIXED + HAND_MN_HA_HDR[:2])
+        assert signed.raw == HAND_FIXED + HAND_MN_HA_HDR + expected
+        verify(decode(signed.raw), 32, only(sa))
+        # the two dialects do not verify each other
+        modern = SecurityAssociation(1000, MN_HA_KEY, algorithm=algorithm)
+        with pytest.raises(AuthenticationError):
+            verify(decode(signed.raw), 32, only(modern))
+        assert "spi_covered=False" in repr(sa)

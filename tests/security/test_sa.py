@@ -111,3 +111,12 @@ def test_authenticator_method_and_pickling() -> None:
     for clone in (pickle.loads(pickle.dumps(sa)), copy.deepcopy(sa), copy.copy(sa)):
         assert clone == sa and clone.authenticator(data) == sa.authenticator(data)
     assert pickle.loads(pickle.dumps(old)).authenticator(data) == old.authenticator(data)
+
+
+def test_rfc2002_flag_survives_pickling() -> None:
+    import pickle
+
+    sa = SecurityAssociation(256, b"key", spi_covered=False)
+    clone = pickle.loads(pickle.dumps(sa))
+    assert clone == sa and clone.spi_covered is False
+    assert SecurityAssociation(256, b"key") != sa

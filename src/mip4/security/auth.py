@@ -12,7 +12,8 @@ authenticator covers (RFC 5944 §3.5.1, RFC 4721 §5):
 
 i.e. the bytes ``raw[0 : start_of_this_extension + header + 4]``. The authenticator itself,
 the UDP header and any extension *after* this one are not covered. :func:`covered_bytes`
-returns exactly that span.
+returns exactly that span. (RFC 2002 covered Type and Length but not the SPI; an association
+with ``spi_covered=False`` speaks that dialect, for old mobile nodes.)
 
 **Always the bytes as received.** :func:`verify` works on ``message.raw``, the exact bytes
 the decoder was given (STYLE.md practice 5), never on a re-serialisation: a peer's
@@ -317,7 +318,7 @@ def sign(
     else:
         base = message.encode()
     covered = base + _SHORT_AUTH_HDR.pack(ext_cls.TYPE, 4 + AUTHENTICATOR_LEN, sa.spi)
-    auth = sa.authenticator(covered)
+    auth = sa.authenticator(covered if sa.spi_covered else covered[:-4])  # RFC 2002 coverage
     ext = _new(ext_cls)
     _setattr(ext, "__dict__", {"spi": sa.spi, "authenticator": auth})
     return _copy(message, (*message.extensions, ext), covered + auth)
@@ -489,7 +490,8 @@ def verify(message: AuthenticatedMessage, ext_type: int, lookup: Lookup) -> Veri
     sa = lookup(spi)
     if sa is None:
         raise AuthenticationError(AuthFailure.UNKNOWN_SPI, ext_type, spi)
-    if not _compare(sa.authenticator(raw[:spi_end]), raw[spi_end:end]):
+    covered = raw[:spi_end] if sa.spi_covered else raw[: spi_end - 4]  # RFC 2002: no SPI
+    if not _compare(sa.authenticator(covered), raw[spi_end:end]):
         raise AuthenticationError(AuthFailure.BAD_AUTHENTICATOR, ext_type, spi)
     return _result(index, message.extensions[index], sa, start, end)
 

@@ -101,6 +101,11 @@ class SecurityAssociation:
     #: For timestamps: how far (seconds, either way) the Identification's time may be from
     #: the receiver's clock (RFC 5944 §5.7.1).
     replay_tolerance: float = DEFAULT_REPLAY_TOLERANCE
+    #: Whether the authenticator covers this extension's SPI (RFC 3344 and RFC 5944 §3.5.1:
+    #: yes). ``False`` is the RFC 2002 §3.5.1 coverage -- Type and Length only -- that some
+    #: old mobile nodes use (Qualcomm's default unless its "2002bis" option is set). Applies
+    #: to the MN-HA, MN-FA and FA-HA extensions.
+    spi_covered: bool = True
 
     def __post_init__(self) -> None:
         check_spi(self.spi)
@@ -147,14 +152,23 @@ class SecurityAssociation:
         # Pickle/copy by fields only (the cached HMAC state is rebuilt by __post_init__).
         return (
             type(self),
-            (self.spi, self.key, self.algorithm, self.replay, self.replay_tolerance),
+            (
+                self.spi,
+                self.key,
+                self.algorithm,
+                self.replay,
+                self.replay_tolerance,
+                self.spi_covered,
+            ),
         )
 
     def __repr__(self) -> str:  # never print the key
         return (
             f"SecurityAssociation(spi={self.spi}, key=<{len(self.key)} bytes>, "
             f"algorithm={self.algorithm.name}, replay={self.replay.name}, "
-            f"replay_tolerance={self.replay_tolerance})"
+            f"replay_tolerance={self.replay_tolerance}"
+            + ("" if self.spi_covered else ", spi_covered=False")
+            + ")"
         )
 
 

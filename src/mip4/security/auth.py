@@ -48,10 +48,11 @@ Extensions that follow the verified one are **not** authenticated by it;
 agent must ignore, for its own decisions, anything after the MN-HA extension.
 
 Foreign-agent relaying (RFC 5944 §3.7.2.2, §3.7.3.2; Solaris ``mipagent``): the FA checks
-MN-FA, cuts the request at the end of the authorization-enabling extension (MN-HA, or
-MN-AAA) with :func:`strip_after`, may add its own extensions with
-:func:`append_extensions`, and appends FA-HA with :func:`sign`. On the reply it checks
-FA-HA, strips it with :func:`truncate_before` and relays (optionally appending MN-FA).
+MN-FA, cuts the request after the last extension the mobile node authenticated for its
+home agent / AAA server (MN-HA, or a later MN-AAA) with :func:`strip_for_relay` (built on
+:func:`strip_after`), may add its own extensions with :func:`append_extensions`, and appends
+FA-HA with :func:`sign`. On the reply it checks FA-HA, strips it with :func:`strip_auth`
+(:func:`truncate_before`) and relays (optionally appending MN-FA with :func:`sign`).
 
 Algorithms (RFC 5944 §3.5.1): HMAC-MD5 (RFC 2104), the default; and for old peers the
 RFC 2002 prefix+suffix keyed MD5, ``MD5(key || data || key)``. MN-AAA (RFC 4721 §5, §7) is

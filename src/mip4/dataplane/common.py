@@ -18,7 +18,6 @@ from mip4.wire.ip import (
     Bytes,
     HeaderFields,
     checksum_adjust,
-    internet_checksum,
     peek,
 )
 
@@ -54,13 +53,24 @@ class Tunnel:
     src_int: int = field(init=False, repr=False, compare=False)
     dst_int: int = field(init=False, repr=False, compare=False)
     own_ints: frozenset[int] = field(init=False, repr=False, compare=False)
+    #: the sum of the outer header's 16-bit words that do not vary per packet, by protocol
+    _word_sums: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.ttl <= 255:
             raise ValueError(f"tunnel TTL {self.ttl} must be 1..255")
-        object.__setattr__(self, "src_int", int(self.src))
-        object.__setattr__(self, "dst_int", int(self.dst))
+        src, dst = int(self.src), int(self.dst)
+        object.__setattr__(self, "src_int", src)
+        object.__setattr__(self, "dst_int", dst)
         object.__setattr__(self, "own_ints", frozenset(int(a) for a in self.own_addresses))
+        base = 0x4500 + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+        object.__setattr__(self, "_word_sums", {p: base + (self.ttl << 8) + p for p in (4, 47, 55)})
+
+    def outer_word_sum(self, protocol: int) -> int:
+        s = self._word_sums.get(protocol)
+        if s is None:
+            s = self._word_sums[4] - 4 + protocol
+        return s
 
 
 class Decapsulated(NamedTuple):
@@ -75,6 +85,20 @@ class Decapsulated(NamedTuple):
     inner: memoryview | bytearray
     key: int | None = None
     sequence: int | None = None
+
+
+_tuple_new = tuple.__new__
+
+
+def decapsulated(
+    src: int,
+    dst: int,
+    inner: memoryview | bytearray,
+    key: int | None = None,
+    sequence: int | None = None,
+) -> Decapsulated:
+    """Build a :class:`Decapsulated` without the NamedTuple constructor's overhead."""
+    return _tuple_new(Decapsulated, (ipv4_from_int(src), ipv4_from_int(dst), inner, key, sequence))
 
 
 def check_inner(inner: Bytes, tunnel: Tunnel, forwarding: bool) -> tuple[HeaderFields, Bytes]:
@@ -155,6 +179,10 @@ def build_outer(
     start = IPV4_HEADER_LEN + n
     size = start + f.total_length
     out = bytearray(size)
+    # The outer header checksum from the words' sum (RFC 1071), without reading it back.
+    csum = tunnel.outer_word_sum(protocol) + f.tos + size + identification + df
+    csum = (csum & 0xFFFF) + (csum >> 16)
+    csum = (csum & 0xFFFF) + (csum >> 16)
     HEADER.pack_into(
         out,
         0,
@@ -165,13 +193,10 @@ def build_outer(
         df,
         tunnel.ttl,
         protocol,
-        0,
+        ~csum & 0xFFFF,
         tunnel.src_int,
         tunnel.dst_int,
     )
-    csum = internet_checksum(out[:IPV4_HEADER_LEN])
-    out[10] = csum >> 8
-    out[11] = csum & 0xFF
     if n:
         out[IPV4_HEADER_LEN:start] = extra
     out[start:] = inner

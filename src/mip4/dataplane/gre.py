@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import struct
 
-from mip4.wire.addr import ipv4_from_int
 from mip4.wire.ip import Bytes, internet_checksum
 from mip4.wire.tunnel import GRE_C, GRE_K, GRE_PROTO_IPV4, GRE_PROTOCOL, GRE_S, GREHeader
 
@@ -18,6 +17,7 @@ from .common import (
     check_inner,
     check_inner_received,
     check_outer,
+    decapsulated,
     outer_df,
 )
 from .errors import DropReason, TunnelError
@@ -90,6 +90,4 @@ def decapsulate_gre(packet: Bytes) -> Decapsulated:
     :class:`mip4.dataplane.softstate.GRESequenceWindow`."""
     f, view = check_outer(packet, GRE_PROTOCOL, "GRE")
     gre, start = decapsulate_gre_payload(view, f.header_len)
-    return Decapsulated(
-        ipv4_from_int(f.src), ipv4_from_int(f.dst), view[start:], gre.key, gre.sequence
-    )
+    return decapsulated(f.src, f.dst, view[start:], gre.key, gre.sequence)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mip4.wire.addr import ipv4_from_int
 from mip4.wire.ip import Bytes
 
 from .common import (
@@ -13,6 +12,7 @@ from .common import (
     check_inner,
     check_inner_received,
     check_outer,
+    decapsulated,
     outer_df,
 )
 
@@ -48,4 +48,4 @@ def decapsulate_ipip(packet: Bytes) -> Decapsulated:
     f, view = check_outer(packet, IPIP_PROTOCOL, "IP in IP")
     pos = f.header_len
     check_inner_received(view, pos)
-    return Decapsulated(ipv4_from_int(f.src), ipv4_from_int(f.dst), view[pos:])
+    return decapsulated(f.src, f.dst, view[pos:])

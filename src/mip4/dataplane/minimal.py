@@ -9,7 +9,6 @@ forwarding encapsulator decrements it as normal forwarding does.
 
 from __future__ import annotations
 
-from mip4.wire.addr import ipv4_from_int
 from mip4.wire.ip import Bytes, internet_checksum
 from mip4.wire.tunnel import (
     MINIMAL,
@@ -24,6 +23,7 @@ from .common import (
     Tunnel,
     check_inner,
     check_outer,
+    decapsulated,
     is_fragment,
     outer_df,
 )
@@ -108,7 +108,7 @@ def decapsulate_minimal(packet: Bytes) -> Decapsulated:
         out[12:16] = view[hlen + 8 : hlen + 12]
     out[16:20] = view[hlen + 4 : hlen + 8]
     _set_header_checksum(out, hlen)
-    return Decapsulated(ipv4_from_int(f.src), ipv4_from_int(f.dst), out)
+    return decapsulated(f.src, f.dst, out)
 
 
 __all__ = ["decapsulate_minimal", "encapsulate_minimal"]

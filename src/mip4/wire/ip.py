@@ -108,6 +108,10 @@ class HeaderFields(NamedTuple):
     dst: int
 
 
+_H10 = struct.Struct("!10H")  # a 20-byte header as words, for the checksum fast path
+_tuple_new = tuple.__new__
+
+
 def peek(
     data: Bytes, offset: int = 0, *, verify: bool = True, complete: bool = True
 ) -> HeaderFields:
@@ -116,36 +120,39 @@ def peek(
     ``complete``) not beyond the data, and (if ``verify``) the header checksum. Pass
     ``complete=False`` for the truncated copy quoted in an ICMP error. Raises
     :class:`DecodeError`."""
-    if len(data) - offset < MIN_HEADER_LEN:
-        raise DecodeError(
-            f"IPv4 header: {len(data) - offset} byte(s), need {MIN_HEADER_LEN}", offset
-        )
+    left = len(data) - offset
+    if left < MIN_HEADER_LEN:
+        raise DecodeError(f"IPv4 header: {left} byte(s), need {MIN_HEADER_LEN}", offset)
     vihl, tos, total, ident, ff, ttl, proto, _csum, src, dst = HEADER.unpack_from(data, offset)
-    if vihl >> 4 != 4:
-        raise DecodeError(f"IPv4 header: version {vihl >> 4}, expected 4", offset)
+    if vihl != 0x45:
+        if vihl >> 4 != 4:
+            raise DecodeError(f"IPv4 header: version {vihl >> 4}, expected 4", offset)
+        if vihl & 0xF < 5:
+            raise DecodeError(f"IPv4 header: IHL {vihl & 0xF} < 5", offset)
     hlen = (vihl & 0xF) << 2
-    if hlen < MIN_HEADER_LEN:
-        raise DecodeError(f"IPv4 header: IHL {hlen >> 2} < 5", offset)
-    if len(data) - offset < hlen:
-        raise DecodeError(
-            f"IPv4 header: IHL says {hlen} bytes, {len(data) - offset} present", offset
-        )
+    if left < hlen:
+        raise DecodeError(f"IPv4 header: IHL says {hlen} bytes, {left} present", offset)
     if total < hlen:
         raise DecodeError(f"IPv4 header: total length {total} < header length {hlen}", offset + 2)
-    if complete and total > len(data) - offset:
+    if complete and total > left:
         raise DecodeError(
-            f"IPv4 packet truncated: total length {total}, {len(data) - offset} byte(s) present",
-            offset + 2,
+            f"IPv4 packet truncated: total length {total}, {left} byte(s) present", offset + 2
         )
     if verify:
-        hdr = data[offset : offset + hlen]
-        if internet_checksum(hdr) != 0:
+        # RFC 791 §3.1: the one's complement sum over the header, checksum included, is
+        # -0 (0xFFFF); on integers, a non-zero multiple of 0xFFFF.
+        if hlen == MIN_HEADER_LEN:
+            ok = sum(_H10.unpack_from(data, offset)) % 0xFFFF == 0
+        else:
+            ok = internet_checksum(data[offset : offset + hlen]) == 0
+        if not ok:
+            hdr = data[offset : offset + hlen]
             raise DecodeError(
                 f"IPv4 header checksum mismatch: expected {_expected_checksum(hdr):#06x}, "
                 f"got {_csum:#06x}",
                 offset + 10,
             )
-    return HeaderFields(hlen, tos, total, ident, ff, ttl, proto, src, dst)
+    return _tuple_new(HeaderFields, (hlen, tos, total, ident, ff, ttl, proto, src, dst))
 
 
 def _expected_checksum(hdr: Bytes) -> int:

@@ -182,7 +182,7 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Any]] = {
     FastBindingUpdate: _b(FastBindingUpdate, _reg_flags, u16, ipv4, ipv4, ipv4, u64, _exts),
     FastBindingAck: _b(FastBindingAck, u8, u16, ipv4, ipv4, u64, _exts),
     GenericNotification: _b(GenericNotification, u8, u8, ipv4, ipv4, ipv4, u64, _exts, u8),
-    GenericNotificationAck: _b(GenericNotificationAck, u8, u8, ipv4, ipv4, ipv4, u64, _exts, u8),
+    GenericNotificationAck: _b(GenericNotificationAck, u8, u8, u8, ipv4, ipv4, ipv4, u64, _exts),
     ExperimentalMessage: _b(ExperimentalMessage, small_bytes(64)),
 }
 

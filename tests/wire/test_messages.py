@@ -142,7 +142,7 @@ SIMPLE_CASES: list[tuple[Message, bytes]] = [
         h(f"16 01 00 00 c000020a c6336401 cb007105 0123456789abcdef {MN_HA_WIRE}"),
     ),
     (
-        GenericNotificationAck(1, 2, HOA, HA, COA, IDENT, octet3=128),
+        GenericNotificationAck(1, 2, 128, HOA, HA, COA, IDENT),
         h("17 01 02 80 c000020a c6336401 cb007105 0123456789abcdef"),
     ),
     # RFC 4064: everything after Type is the experiment's
@@ -304,7 +304,8 @@ def test_unknown_skippable_extension_round_trips() -> None:
         lambda: HandoffRequest(0x100, 0, HOA, HA, COA, 0),
         lambda: FastBindingAck(0, -1, HOA, HA, 0),
         lambda: GenericNotification(0, 256, HOA, HA, COA, 0),
-        lambda: GenericNotificationAck(0, 0, HOA, HA, COA, 0, octet3=-1),
+        lambda: GenericNotificationAck(0, 0, -1, HOA, HA, COA, 0),
+        lambda: GenericNotification(0, 0, HOA, HA, COA, 0, reserved=256),
     ],
 )
 def test_out_of_range_raises_encode_error(build: object) -> None:
@@ -321,11 +322,11 @@ def test_raw_takes_no_part_in_equality() -> None:
     assert dataclasses.replace(decoded, extensions=()) != built
 
 
-def test_generic_notification_octet_names() -> None:
-    ack = GenericNotificationAck(1, 2, HOA, HA, COA, 0, octet3=7)
-    note = GenericNotification(1, 2, HOA, HA, COA, 0, octet3=3)
-    assert ack.code == 7
-    assert note.reserved == 3
+def test_generic_notification_reserved_is_kept() -> None:
+    wire = h("16 02 01 5a c000020a c6336401 cb007105 0000000000000009")
+    note = decode_message(wire)
+    assert note == GenericNotification(2, 1, HOA, HA, COA, 9, reserved=0x5A)
+    assert note.encode() == wire
 
 
 def test_delivery_style_in_a_request() -> None:

@@ -4,7 +4,7 @@
 Type      Extension                                   Format       Layout status
 ========  ==========================================  ===========  ======================
 45        FA Error (RFC 4636)                         long         unverified (see class)
-46        GFA IP Address (RFC 4857 §5.4)              short        unverified (see class)
+46        GFA IP Address (RFC 4857)                   short        unverified (see class)
 136       NAI Carrying (RFC 3846 §3)                  short        unverified (see class)
 137       Revocation Support (RFC 3543 §3.3)          short        verified: Wireshark, tshark
 138       Generalized Link-Layer Address (RFC 4881)   short        unverified (see class)
@@ -102,10 +102,10 @@ class FAErrorExtension(Extension):
 
 @dataclass(frozen=True)
 class GFAAddressExtension(Extension):
-    """GFA IP Address Extension, type 46 (RFC 4857 §5.4): ``Type | Length = 4 | GFA IP
-    Address``. Layout status: UNVERIFIED (Wireshark names the type only; RFC text not
-    available). Added because the type is non-skippable: without it every regional
-    registration carrying it would be discarded as unknown."""
+    """GFA IP Address Extension, type 46 (RFC 4857; section unverified):
+    ``Type | Length = 4 | GFA IP Address``. Layout status: UNVERIFIED (Wireshark names the
+    type only; RFC text not available). Added because the type is non-skippable: without
+    it every regional registration carrying it would be discarded as unknown."""
 
     TYPE: ClassVar[int] = 46
     gfa_address: IPv4Address
@@ -184,7 +184,8 @@ class RevocationSupportExtension(Extension):
 
 @dataclass(frozen=True)
 class GeneralizedLLAExtension(Extension):
-    """Generalized Link-Layer Address Registration Extension, type 138 (RFC 4881 §6.2)::
+    """Generalized Link-Layer Address Registration Extension, type 138 (RFC 4881;
+    section number unverified)::
 
         0 Type | 1 Length | 2 Sub-Type | 3 Link-layer address...
 

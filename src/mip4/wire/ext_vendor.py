@@ -132,7 +132,8 @@ class NormalVendorExtensionOld(_NormalVendorExtension):
 
 @dataclass(frozen=True)
 class ExperimentalExtension(Extension):
-    """Skippable extension for experimental use, type 255 (RFC 4064 §4). RFC 4064 defines no
+    """Skippable extension for experimental use, type 255 (RFC 4064; section number unverified).
+    RFC 4064 defines no
     body layout; the data are opaque. Short format (Wireshark)."""
 
     TYPE: ClassVar[int] = 255

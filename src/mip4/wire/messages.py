@@ -450,7 +450,8 @@ class RevocationAck(Message):
 
 @dataclass(frozen=True)
 class HandoffRequest(Message):
-    """Handoff Request (HRqst), type 16 (RFC 4881 §4.1), as this codec reads it::
+    """Handoff Request (HRqst), type 16 (RFC 4881, HRqst format; section number
+    unverified), as this codec reads it::
 
         0 Type | 1 Flags | 2 Lifetime(2) | 4 Home Address | 8 Home Agent
         12 Care-of Address | 16 Identification(8) | 24 Extensions...
@@ -554,7 +555,8 @@ class _ReplyShapedMessage(Message):
 
 @dataclass(frozen=True)
 class HandoffReply(_ReplyShapedMessage):
-    """Handoff Reply (HRply), type 17 (RFC 4881 §4.2), in the Registration Reply layout;
+    """Handoff Reply (HRply), type 17 (RFC 4881, HRply format; section number
+    unverified), in the Registration Reply layout;
     ``code`` takes IANA's "Code Values for Mobile IP Handoff Reply Messages".
 
     Layout status: UNVERIFIED (see :class:`HandoffRequest`)."""
@@ -564,7 +566,8 @@ class HandoffReply(_ReplyShapedMessage):
 
 @dataclass(frozen=True)
 class RegionalRegistrationRequest(Message):
-    """Regional Registration Request, type 18 (RFC 4857 §5.1)::
+    """Regional Registration Request, type 18 (RFC 4857, message format section;
+    section number unverified)::
 
         0 Type | 1 Flags (S B D M G r T x) | 2 Lifetime(2) | 4 Home Address
         8 GFA IP Address | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
@@ -619,7 +622,8 @@ class RegionalRegistrationRequest(Message):
 
 @dataclass(frozen=True)
 class RegionalRegistrationReply(_ReplyShapedMessage):
-    """Regional Registration Reply, type 19 (RFC 4857 §5.2), in the Registration Reply
+    """Regional Registration Reply, type 19 (RFC 4857; section number unverified), in
+    the Registration Reply
     layout. Layout status: UNVERIFIED (see :class:`RegionalRegistrationRequest`)."""
 
     TYPE: ClassVar[int] = 19
@@ -627,7 +631,8 @@ class RegionalRegistrationReply(_ReplyShapedMessage):
 
 @dataclass(frozen=True)
 class FastBindingUpdate(Message):
-    """Fast Binding Update (FBU), type 20 (RFC 4988 §5.1)::
+    """Fast Binding Update (FBU), type 20 (RFC 4988 §5.1, per its table of
+    contents)::
 
         0 Type | 1 Flags (S B D M G r T x) | 2 Lifetime(2) | 4 Home Address
         8 Home Agent | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
@@ -695,62 +700,9 @@ class FastBindingAck(_ReplyShapedMessage):
 _NOTIFY = struct.Struct("!BBBBIIIQ")
 
 
-@dataclass(frozen=True)
-class _NotificationShaped(Message):
-    FIXED_LEN: ClassVar[int] = 24
-    subtype: int
-    direction: int
-    home_address: IPv4Address
-    home_agent: IPv4Address
-    care_of_address: IPv4Address
-    identification: int
-    extensions: tuple[Extension, ...] = ()
-    #: the fourth octet: Reserved in the notification, Code in the acknowledgement
-    octet3: int = 0
-    raw: bytes = field(default=b"", compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        _check_uint(self, "subtype", self.subtype, 8)
-        _check_uint(self, "direction", self.direction, 8)
-        _check_uint(self, "octet3", self.octet3, 8)
-        _check_uint(self, "identification", self.identification, 64)
-        _check_addrs(self, "home_address", "home_agent", "care_of_address")
-        _check_extensions(self, self.extensions)
-
-    def encode_fixed(self) -> bytes:
-        return _NOTIFY.pack(
-            self.TYPE,
-            self.subtype,
-            self.direction,
-            self.octet3,
-            int(self.home_address),
-            int(self.home_agent),
-            int(self.care_of_address),
-            self.identification,
-        )
-
-    def encode(self) -> bytes:
-        return _with_extensions(self)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        _, subtype, md, octet3, hoa, ha, coa, ident = _head(cls, _NOTIFY, data)
-        return cls(
-            subtype,
-            md,
-            ipv4_from_int(hoa),
-            ipv4_from_int(ha),
-            ipv4_from_int(coa),
-            ident,
-            _extension_area(data, 24),
-            octet3,
-            data,
-        )
-
-
 class NotificationDirection:
-    """Message Direction (MD) values of the Generic Notification (RFC 6098 §4.1, as far as
-    this author recalls them; unverified)."""
+    """Message Direction (MD) values of the Generic Notification (RFC 6098, as far as this
+    author recalls them; unverified)."""
 
     HA_TO_MN = 0
     HA_TO_FA = 1
@@ -760,38 +712,125 @@ class NotificationDirection:
     FA_TO_HA = 5
 
 
+def _check_notification(m: GenericNotification | GenericNotificationAck, octet3: int) -> None:
+    _check_uint(m, "subtype", m.subtype, 8)
+    _check_uint(m, "direction", m.direction, 8)
+    _check_uint(m, "code" if isinstance(m, GenericNotificationAck) else "reserved", octet3, 8)
+    _check_uint(m, "identification", m.identification, 64)
+    _check_addrs(m, "home_address", "home_agent", "care_of_address")
+    _check_extensions(m, m.extensions)
+
+
+def _encode_notification(m: GenericNotification | GenericNotificationAck, octet3: int) -> bytes:
+    return _NOTIFY.pack(
+        m.TYPE,
+        m.subtype,
+        m.direction,
+        octet3,
+        int(m.home_address),
+        int(m.home_agent),
+        int(m.care_of_address),
+        m.identification,
+    )
+
+
 @dataclass(frozen=True)
-class GenericNotification(_NotificationShaped):
-    """Generic Notification message, type 22 (RFC 6098 §4.1), as this codec reads it::
+class GenericNotification(Message):
+    """Generic Notification message, type 22 (RFC 6098, message format section; section
+    number unverified), as this codec reads it::
 
         0 Type | 1 Subtype | 2 MD (message direction) | 3 Reserved | 4 Home Address
-        8 Home Agent Address | 12 Care-of Address | 16 Identification(8) | 20 Extensions...
+        8 Home Agent Address | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
 
-    ``octet3`` is the Reserved octet. Layout status: UNVERIFIED. Wireshark names type 22
-    but decodes no field of it (tshark shows no Mobile IP fields), and the RFC 6098 text
-    was not available; this is the author's best reading of RFC 6098: a 24-byte fixed part
-    sized like the Registration Request, so that the Identification and authentication
-    extensions work as in registration."""
+    Layout status: UNVERIFIED. Wireshark names type 22 but decodes no field of it (tshark
+    shows no Mobile IP fields), and the RFC 6098 text was not available. This is the
+    author's best reading of RFC 6098: a 24-byte fixed part shaped like the Registration
+    Request, so that Identification-based replay protection (the IESG write-up mentions
+    "timestamp-based replay protection") and the authentication extensions work as in
+    registration."""
 
     TYPE: ClassVar[int] = 22
+    FIXED_LEN: ClassVar[int] = 24
+    subtype: int
+    direction: int
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    reserved: int = 0
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
-    @property
-    def reserved(self) -> int:
-        return self.octet3
+    def __post_init__(self) -> None:
+        _check_notification(self, self.reserved)
+
+    def encode_fixed(self) -> bytes:
+        return _encode_notification(self, self.reserved)
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, subtype, md, reserved, hoa, ha, coa, ident = _head(cls, _NOTIFY, data)
+        return cls(
+            subtype,
+            md,
+            ipv4_from_int(hoa),
+            ipv4_from_int(ha),
+            ipv4_from_int(coa),
+            ident,
+            _extension_area(data, 24),
+            reserved,
+            data,
+        )
 
 
 @dataclass(frozen=True)
-class GenericNotificationAck(_NotificationShaped):
-    """Generic Notification Acknowledgement, type 23 (RFC 6098 §4.2), as this codec reads
-    it: the :class:`GenericNotification` layout with the fourth octet a Code
-    (``octet3``, also available as :attr:`code`). Layout status: UNVERIFIED (see
-    :class:`GenericNotification`)."""
+class GenericNotificationAck(Message):
+    """Generic Notification Acknowledgement, type 23 (RFC 6098, message format section;
+    section number unverified), as this codec reads it::
+
+        0 Type | 1 Subtype | 2 MD | 3 Code | 4 Home Address | 8 Home Agent Address
+        12 Care-of Address | 16 Identification(8) | 24 Extensions...
+
+    Layout status: UNVERIFIED (see :class:`GenericNotification`)."""
 
     TYPE: ClassVar[int] = 23
+    FIXED_LEN: ClassVar[int] = 24
+    subtype: int
+    direction: int
+    code: int
+    home_address: IPv4Address
+    home_agent: IPv4Address
+    care_of_address: IPv4Address
+    identification: int
+    extensions: tuple[Extension, ...] = ()
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
-    @property
-    def code(self) -> int:
-        return self.octet3
+    def __post_init__(self) -> None:
+        _check_notification(self, self.code)
+
+    def encode_fixed(self) -> bytes:
+        return _encode_notification(self, self.code)
+
+    def encode(self) -> bytes:
+        return _with_extensions(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _, subtype, md, code, hoa, ha, coa, ident = _head(cls, _NOTIFY, data)
+        return cls(
+            subtype,
+            md,
+            code,
+            ipv4_from_int(hoa),
+            ipv4_from_int(ha),
+            ipv4_from_int(coa),
+            ident,
+            _extension_area(data, 24),
+            data,
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -801,7 +840,8 @@ class GenericNotificationAck(_NotificationShaped):
 
 @dataclass(frozen=True)
 class ExperimentalMessage(Message):
-    """Mobile IP message for experimental use, type 255 (RFC 4064 §2). RFC 4064 leaves
+    """Mobile IP message for experimental use, type 255 (RFC 4064; section number
+    unverified). RFC 4064 leaves
     everything after the Type octet to the experiment, so it is kept as opaque ``data``."""
 
     TYPE: ClassVar[int] = 255

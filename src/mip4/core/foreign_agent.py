@@ -710,10 +710,10 @@ class ForeignAgent:
             for v in self._visitors.pop_expired(now):
                 hoa = v.home_address
                 before = _RR if self._pending.get(hoa) is not None else _R
-                VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
                 # RFC 5944 §3.7: no message is sent because a lifetime expired.
-                self._counters.event("visitor_expired")
                 actions.append(RemoveVisitor(hoa, v.interface))
+                VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
+                self._counters.event("visitor_expired")
                 actions.append(
                     Log(
                         "fa.visitor_expired",
@@ -945,10 +945,18 @@ class ForeignAgent:
         code = reply.code
         accepted = code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
         before = self.state_of(hoa)
-        self._pending.remove(hoa)
-        actions: list[Action] = []
         if accepted and pending.requested_lifetime and reply.lifetime:
             inp = VisitorInput.ACCEPTED
+        elif accepted:
+            inp = VisitorInput.DEREGISTERED
+        else:
+            inp = VisitorInput.DENIED
+        # What can fail comes before any change: the transition check, the outgoing reply.
+        VISITOR_TRANSITIONS.check(before, inp)
+        sent = self._send_to_mobile_node(pending, out)
+        self._pending.remove(hoa)
+        actions: list[Action] = []
+        if inp is VisitorInput.ACCEPTED:
             # The lifetime runs from when the request was relayed (as the MN counts it).
             lifetime = min(reply.lifetime, pending.requested_lifetime)
             visitor = Visitor(
@@ -984,18 +992,16 @@ class ForeignAgent:
                 )
             )
             self._counters.accept(ReplyCode(code))
-        elif accepted:
-            inp = VisitorInput.DEREGISTERED
+        elif inp is VisitorInput.DEREGISTERED:
             old = self._visitors.remove(hoa)
             if old is not None:
                 actions.append(RemoveVisitor(hoa, old.interface))
             self._counters.accept(ReplyCode(code))
         else:
-            inp = VisitorInput.DENIED
             self._counters.deny(_reply_code(code))
-        VISITOR_TRANSITIONS.confirm(before, inp, self.state_of(hoa))
         self._counters.event("relayed_replies")
-        actions.append(self._send_to_mobile_node(pending, out))
+        actions.append(sent)
+        VISITOR_TRANSITIONS.confirm(before, inp, self.state_of(hoa))
         actions.append(
             Log(
                 "fa.reply_relayed",

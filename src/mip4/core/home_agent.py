@@ -596,9 +596,11 @@ class HomeAgent:
             for b in self._bindings.pop_expired(now):
                 hoa = b.home_address
                 after = self.state_of(hoa)
+                actions.append(RemoveBinding(hoa, b.care_of_address))
+                if after is _H:
+                    actions.append(ProxyArp(self.config.interface, hoa, False))
                 BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
                 self._counters.event("binding_expired")
-                actions.append(RemoveBinding(hoa, b.care_of_address))
                 actions.append(
                     Log(
                         "ha.binding_expired",
@@ -609,8 +611,6 @@ class HomeAgent:
                         },
                     )
                 )
-                if after is _H:
-                    actions.append(ProxyArp(self.config.interface, hoa, False))
         except Exception as e:  # pragma: no cover - last resort
             self._counters.discard("internal_error")
             actions.append(Log("ha.internal_error", {"detail": repr(e)}))
@@ -679,24 +679,30 @@ class HomeAgent:
         req = ctx.request
         hoa, coa = req.home_address, req.care_of_address
         before = self.state_of(hoa)
+        if not ctx.deregistration:
+            inp = BindingInput.REGISTER
+        elif coa == hoa:
+            inp = BindingInput.DEREGISTER_ALL
+        else:
+            inp = BindingInput.DEREGISTER_ONE
+        # Everything that can fail happens before the table changes: the transition check
+        # and the (signed) reply. Past this point the changes and their actions go together.
+        BINDING_TRANSITIONS.check(before, inp)
+        lifetime = 0 if ctx.deregistration else ctx.lifetime
+        reply = self._reply(ctx, ctx.code, lifetime)
         actions: list[Action] = []
         if ctx.deregistration:
-            if coa == hoa:
-                inp = BindingInput.DEREGISTER_ALL
+            if inp is BindingInput.DEREGISTER_ALL:
                 removed = self._bindings.remove(hoa)
             else:
-                inp = BindingInput.DEREGISTER_ONE
                 removed = self._bindings.remove(hoa, coa)
             actions.extend(RemoveBinding(hoa, b.care_of_address) for b in removed)
-            lifetime = 0
         else:
-            inp = BindingInput.REGISTER
             if not ctx.simultaneous:
                 # RFC 5944 §3.8.2.2 (S clear): the new binding replaces every other one.
                 for b in self._bindings.remove(hoa):
                     if b.care_of_address != coa:
                         actions.append(RemoveBinding(hoa, b.care_of_address))
-            lifetime = ctx.lifetime
             binding = MobilityBinding(
                 home_address=hoa,
                 care_of_address=coa,
@@ -738,7 +744,6 @@ class HomeAgent:
                     GratuitousArp(cfg.interface, hoa, ev.link_src, cfg.gratuitous_arp_count)
                 )
         self._counters.accept(ctx.code)
-        reply = self._reply(ctx, ctx.code, lifetime)
         actions.append(reply)
         actions.append(
             Log(

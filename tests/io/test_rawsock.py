@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from mip4.core.events import IcmpReceived, UdpReceived
+from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
 from mip4.io.netns import Netns, entered
 from mip4.io.rawsock import (
     ALL_SYSTEMS,
@@ -53,6 +53,7 @@ def pair(make_netns: Callable[[str], Netns]) -> Iterator[Pair]:
         ns.add_address(ifname, f"{addr}/24")
         ns.set_up(ifname)
         ns.set_up("lo")
+    assert a.wait_up("a0") and b.wait_up("b0")
     yield Pair(a, b, a.link_address("a0"), b.link_address("b0"))
 
 
@@ -156,4 +157,29 @@ def test_router_discovery_capture_sees_advertisements_with_link_source(pair: Pai
         assert recv_discovery(cap) == []  # the echo request never showed up
     finally:
         cap.close()
+        tx.close()
+
+
+def test_destination_unreachable_quotes_the_datagram(pair: Pair) -> None:
+    from mip4.io.rawsock import open_icmp_error_socket, recv_destination_unreachable
+
+    errs = open_icmp_error_socket(pair.a.name)
+    tx = open_udp_control(pair.a.name, port=434)
+    try:
+        send_udp(tx, b"registration request", B, 4999)  # nobody listens on 4999
+        got: list[DestinationUnreachable] = []
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            if select.select([errs], [], [], 0.2)[0]:
+                got += recv_destination_unreachable(errs)
+        (ev,) = got
+        assert (ev.code, ev.src, ev.original_dst, ev.interface) == (3, B, B, "a0")
+        assert (ev.original_sport, ev.original_dport) == (434, 4999)
+        assert ev.original_payload == b"registration request"
+        # echo replies and other ICMP types are filtered out by the kernel
+        assert ping(B, netns=pair.a.name, timeout=2)
+        time.sleep(0.05)
+        assert recv_destination_unreachable(errs) == []
+    finally:
+        errs.close()
         tx.close()

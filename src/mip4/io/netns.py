@@ -30,6 +30,7 @@ import errno
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -444,6 +445,22 @@ class Netns:
 
     def set_up(self, ifname: str, up: bool = True) -> None:
         self.ipr.link("set", index=self.index(ifname), state="up" if up else "down")
+
+    def operstate(self, ifname: str) -> str:
+        (link,) = self.ipr.link("get", index=self.index(ifname))
+        return str(link.get("IFLA_OPERSTATE"))
+
+    def wait_up(self, ifname: str, timeout: float = 3.0) -> bool:
+        """Wait (bounded) until ``ifname`` is operationally up. A link that just got its
+        carrier drops what is sent on it until the kernel's link watcher has activated its
+        queue (``linkwatch``, up to about a second later) and set the state to UP."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.operstate(ifname) == "UP":
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def set_mtu(self, ifname: str, mtu: int) -> None:
         self.ipr.link("set", index=self.index(ifname), mtu=mtu)

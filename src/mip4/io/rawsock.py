@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from mip4.core.events import IcmpReceived, UdpReceived
+from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
 from mip4.wire.addr import ipv4_from_bytes
 from mip4.wire.ip import internet_checksum
 
@@ -345,6 +345,22 @@ def send_gratuitous_arp(
             s.close()
 
 
+def ipv4_packet(
+    src: IPv4Address,
+    dst: IPv4Address,
+    protocol: int,
+    payload: bytes,
+    *,
+    ttl: int = 64,
+    identification: int = 0,
+) -> bytes:
+    """``payload`` behind a 20-byte IPv4 header (checksum filled), for :func:`send_to_link`."""
+    fields = (0x45, 0, 20 + len(payload), identification, 0, ttl, protocol, 0)
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", *fields, src.packed, dst.packed))
+    hdr[10:12] = internet_checksum(hdr).to_bytes(2, "big")
+    return bytes(hdr) + payload
+
+
 def ipv4_udp_packet(
     src: IPv4Address,
     dst: IPv4Address,
@@ -355,16 +371,13 @@ def ipv4_udp_packet(
     ttl: int = 64,
     identification: int = 0,
 ) -> bytes:
-    """A complete IPv4/UDP datagram (checksums filled) for :func:`send_to_link`."""
+    """A complete IPv4/UDP datagram (both checksums filled) for :func:`send_to_link`."""
     ulen = 8 + len(payload)
     pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, ulen)
     udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
     csum = internet_checksum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + csum.to_bytes(2, "big") + udp[8:]
-    fields = (0x45, 0, 20 + ulen, identification, 0, ttl, 17, 0, src.packed, dst.packed)
-    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", *fields))
-    hdr[10:12] = internet_checksum(hdr).to_bytes(2, "big")
-    return bytes(hdr) + udp
+    return ipv4_packet(src, dst, 17, udp, ttl=ttl, identification=identification)
 
 
 # ----------------------------------------------------------------------------------------
@@ -519,6 +532,87 @@ class LinkSourceTracker:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# ----------------------------------------------------------------------------------------
+# ICMP Destination Unreachable about datagrams we sent
+# ----------------------------------------------------------------------------------------
+
+SOL_RAW = 255
+ICMP_FILTER = 1
+ICMP_DEST_UNREACH = 3
+
+
+def open_icmp_error_socket(netns: str | None = None) -> socket.socket:
+    """A raw ICMP socket that receives only Destination Unreachable (``ICMP_FILTER`` drops
+    every other type in the kernel), with ``IP_PKTINFO`` for the arrival interface."""
+    with entered(netns):
+        sock = socket.socket(
+            socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP
+        )
+    try:
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, _INT.pack(~(1 << ICMP_DEST_UNREACH) & 0x7FFFFFFF))
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return _nonblocking(sock)
+
+
+def parse_destination_unreachable(packet: bytes, interface: str) -> DestinationUnreachable | None:
+    """The event for one received IP packet carrying an ICMP Destination Unreachable, or
+    ``None`` if it is not one or quotes too little (RFC 792: the original IP header and at
+    least 8 bytes of its payload)."""
+    if len(packet) < 20:
+        return None
+    hlen = (packet[0] & 0xF) * 4
+    icmp = packet[hlen:]
+    if len(icmp) < 8 + 20 or icmp[0] != ICMP_DEST_UNREACH:
+        return None
+    quoted = icmp[8:]
+    qhlen = (quoted[0] & 0xF) * 4
+    if quoted[0] >> 4 != 4 or len(quoted) < qhlen + 8:
+        return None
+    sport = dport = None
+    payload = b""
+    if quoted[9] == 17:
+        sport = int.from_bytes(quoted[qhlen : qhlen + 2], "big")
+        dport = int.from_bytes(quoted[qhlen + 2 : qhlen + 4], "big")
+        payload = bytes(quoted[qhlen + 8 :])
+    return DestinationUnreachable(
+        code=icmp[1],
+        src=ipv4_from_bytes(packet, 12),
+        original_dst=ipv4_from_bytes(quoted, 16),
+        interface=interface,
+        original_sport=sport,
+        original_dport=dport,
+        original_payload=payload,
+    )
+
+
+def recv_destination_unreachable(
+    sock: socket.socket, *, ifname_of: Callable[[int], str] | None = None, limit: int = 64
+) -> list[DestinationUnreachable]:
+    """Drain an :func:`open_icmp_error_socket` socket into ``DestinationUnreachable``
+    events."""
+    cmsg_space = socket.CMSG_SPACE(PKTINFO.size)
+    out: list[DestinationUnreachable] = []
+    for _ in range(limit):
+        try:
+            data, anc, _flags, _addr = sock.recvmsg(65535, cmsg_space)
+        except BlockingIOError:
+            break
+        ifindex = 0
+        for level, kind, cdata in anc:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                ifindex = PKTINFO.unpack_from(cdata)[0]
+        name = ""
+        if ifindex:
+            name = ifname_of(ifindex) if ifname_of else if_name(sock, ifindex)
+        ev = parse_destination_unreachable(data, name)
+        if ev is not None:
+            out.append(ev)
+    return out
 
 
 # ----------------------------------------------------------------------------------------

@@ -186,6 +186,11 @@ class Lab:
                     ns.add_route("0.0.0.0/0", gateway=topo.network(node.default_via).gateway)
             if self.ingress_filter:
                 self._install_ingress_filter()
+            # usable at once: wait until every node interface is operationally up
+            for node in topo.nodes:
+                for ifname in {self.ifname(node.key, a.net) for a in node.attachments}:
+                    if not handles[node.key].wait_up(ifname):
+                        raise LabError(f"{node.key}: {ifname} did not come up")
         finally:
             for ns in handles.values():
                 ns.close()
@@ -249,6 +254,8 @@ class Lab:
             sw.set_up(port, False)
             sw.set_master(port, self.bridge(net))
             sw.set_up(port)
+            with Netns(self.ns(node)) as ns:
+                ns.wait_up(self.ifname(node))
         finally:
             sw.close()
         self.mobile_net = net

@@ -1,0 +1,336 @@
+"""The user-space tunnel: TUN device ⇄ :mod:`mip4.dataplane` ⇄ raw IP sockets.
+
+Theory of operation
+-------------------
+The kernel here has no ipip/gre modules, so every node that tunnels runs a
+:class:`Forwarder`:
+
+* **Into the tunnel.** Routes (installed by the executor) send the datagrams that must be
+  tunnelled into a TUN device: at the home agent a host route per registered home address
+  (RFC 5944 §4.2.3), at a foreign agent or a co-located mobile node a policy rule for a
+  reverse-tunnelled source (RFC 3024). The forwarder reads them, looks the **destination**
+  up in the bindings, else the **source** in the reverse tunnels, encapsulates with
+  :mod:`mip4.dataplane` (RFC 2003 TTL/TOS/DF rules, RFC 2004, RFC 2784) and sends the
+  result on the raw socket of that IP protocol to the tunnel exit.
+* **Out of the tunnel.** A raw socket per protocol (4, 47, 55) receives tunnelled datagrams
+  addressed to this node, outer header included. The outer source must be a known peer
+  (RFC 2003 §6.2, unless ``accept_any_peer``). The inner datagram goes to a visitor's
+  hardware address when its destination is a registered visitor (foreign agent, RFC 5944
+  §4.2.2: no ARP on behalf of the visitor), and otherwise back into the TUN device, from
+  which the kernel delivers or forwards it.
+
+TTL: the kernel has already decremented the TTL of a datagram it *forwarded* into the TUN
+device, so the forwarder encapsulates with ``forwarding=False`` and never decrements twice.
+
+Batching and copies: each wake-up drains its descriptor until ``EAGAIN`` (at most
+``batch`` datagrams, so one busy direction cannot starve the other); reads go into one
+preallocated buffer per descriptor (``readv``/``recv_into``) and are handled as
+``memoryview`` slices. Encapsulation makes the one copy it must (new outer header);
+IP-in-IP and GRE decapsulation make none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from mip4.core.actions import Encapsulation
+from mip4.dataplane.common import Decapsulated, Tunnel
+from mip4.dataplane.errors import TunnelError
+from mip4.dataplane.gre import decapsulate_gre, encapsulate_gre
+from mip4.dataplane.ipip import decapsulate_ipip, encapsulate_ipip
+from mip4.dataplane.minimal import decapsulate_minimal, encapsulate_minimal
+from mip4.wire.errors import DecodeError
+from mip4.wire.ip import Bytes
+
+from .rawsock import open_packet_sender, open_tunnel_socket, send_to_link
+from .tun import Tun
+
+log = logging.getLogger(__name__)
+
+Encap = Callable[[Bytes, Tunnel], bytearray]
+Decap = Callable[[Bytes], Decapsulated]
+
+
+def codecs() -> dict[int, tuple[Encap, Decap]]:
+    """Encapsulation functions by outer IP protocol."""
+    table: dict[int, tuple[Encap, Decap]] = {
+        Encapsulation.IPIP: (
+            lambda inner, t: encapsulate_ipip(inner, t, forwarding=False),
+            decapsulate_ipip,
+        ),
+        Encapsulation.MINIMAL: (
+            lambda inner, t: encapsulate_minimal(inner, t, forwarding=False),
+            decapsulate_minimal,
+        ),
+        Encapsulation.GRE: (
+            lambda inner, t: encapsulate_gre(inner, t, forwarding=False),
+            decapsulate_gre,
+        ),
+    }
+    return table
+
+
+@dataclass(frozen=True)
+class TunnelEntry:
+    """One way into the tunnel: the dataplane :class:`Tunnel` and its encapsulation."""
+
+    tunnel: Tunnel
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    #: ``str(tunnel.dst)``, the raw socket's destination (computed once)
+    dst: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dst", str(self.tunnel.dst))
+
+
+@dataclass(frozen=True)
+class LinkDelivery:
+    """Deliver to ``link_address`` on ``interface`` without ARP (a foreign agent's
+    visitor). ``link_address`` ``None``: hand the datagram to the kernel instead."""
+
+    interface: str
+    link_address: bytes | None
+
+
+@dataclass
+class TunnelTable:
+    """What the forwarder does with each datagram, keyed by addresses as integers.
+
+    * ``bindings``: inner destination → tunnels (home agent; more than one with
+      simultaneous bindings, RFC 5944 §3.6.1.3: each gets a copy);
+    * ``reverse``: inner source → tunnel (reverse tunnelling at a foreign agent or a
+      co-located mobile node, RFC 3024);
+    * ``visitors``: inner destination → link delivery after decapsulation (foreign agent);
+    * ``peers``: outer sources we accept tunnelled datagrams from (RFC 2003 §6.2).
+    """
+
+    bindings: dict[int, list[TunnelEntry]] = field(default_factory=dict)
+    reverse: dict[int, TunnelEntry] = field(default_factory=dict)
+    visitors: dict[int, LinkDelivery] = field(default_factory=dict)
+    peers: Counter[int] = field(default_factory=Counter)
+
+    def add_binding(self, home: IPv4Address, entry: TunnelEntry) -> None:
+        """Add or replace the binding (``home``, ``entry.tunnel.dst``)."""
+        entries = self.bindings.setdefault(int(home), [])
+        for i, e in enumerate(entries):
+            if e.tunnel.dst == entry.tunnel.dst:
+                self.peers[int(e.tunnel.dst)] -= 1
+                entries[i] = entry
+                break
+        else:
+            entries.append(entry)
+        self.peers[int(entry.tunnel.dst)] += 1
+
+    def remove_binding(self, home: IPv4Address, care_of: IPv4Address | None = None) -> int:
+        """Remove one binding, or all of ``home``'s (``care_of`` None); returns how many
+        are left for ``home``."""
+        entries = self.bindings.get(int(home), [])
+        keep = [e for e in entries if care_of is not None and e.tunnel.dst != care_of]
+        for e in entries:
+            if e not in keep:
+                self.peers[int(e.tunnel.dst)] -= 1
+        self.peers += Counter()  # drop zero counts
+        if keep:
+            self.bindings[int(home)] = keep
+        else:
+            self.bindings.pop(int(home), None)
+        return len(keep)
+
+    def set_reverse(self, src: IPv4Address, entry: TunnelEntry | None) -> None:
+        old = self.reverse.pop(int(src), None)
+        if old is not None:
+            self.peers[int(old.tunnel.dst)] -= 1
+            self.peers += Counter()
+        if entry is not None:
+            self.reverse[int(src)] = entry
+            self.peers[int(entry.tunnel.dst)] += 1
+
+    def set_visitor(self, home: IPv4Address, delivery: LinkDelivery | None) -> None:
+        if delivery is None:
+            self.visitors.pop(int(home), None)
+        else:
+            self.visitors[int(home)] = delivery
+
+    def add_peer(self, address: IPv4Address) -> None:
+        self.peers[int(address)] += 1
+
+    def remove_peer(self, address: IPv4Address) -> None:
+        self.peers[int(address)] -= 1
+        self.peers += Counter()
+
+
+class Forwarder:
+    """Moves datagrams between ``tun`` and the raw sockets of ``protocols`` according to
+    ``table``. Sockets are opened in namespace ``netns`` (``None``: the current one).
+    :meth:`attach` registers it with an asyncio loop; :meth:`pump_tun` and
+    :meth:`pump_raw` can also be called directly (tests, benchmarks)."""
+
+    def __init__(
+        self,
+        tun: Tun,
+        table: TunnelTable | None = None,
+        *,
+        netns: str | None = None,
+        protocols: tuple[int, ...] = (Encapsulation.IPIP, Encapsulation.GRE, Encapsulation.MINIMAL),
+        accept_any_peer: bool = False,
+        batch: int = 256,
+        bufsize: int = 65535,
+    ) -> None:
+        self.tun = tun
+        self.table = table if table is not None else TunnelTable()
+        self.accept_any_peer = accept_any_peer
+        self.batch = batch
+        self.codecs = codecs()
+        self.stats: Counter[str] = Counter()
+        self.raw: dict[int, socket.socket] = {}
+        self._bufs: dict[int, tuple[bytearray, memoryview]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        try:
+            for proto in protocols:
+                self.raw[proto] = open_tunnel_socket(proto, netns)
+                buf = bytearray(bufsize)
+                self._bufs[proto] = (buf, memoryview(buf))
+            self.link = open_packet_sender(netns)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        loop = loop or asyncio.get_running_loop()
+        self._loop = loop
+        loop.add_reader(self.tun.fileno(), self.pump_tun)
+        for proto, sock in self.raw.items():
+            loop.add_reader(sock.fileno(), self.pump_raw, proto)
+
+    def detach(self) -> None:
+        if self._loop is None:
+            return
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.tun.fileno())
+        for sock in self.raw.values():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock.fileno())
+        self._loop = None
+
+    def close(self) -> None:
+        """Close the sockets (not the TUN device, which the caller owns)."""
+        self.detach()
+        for sock in self.raw.values():
+            sock.close()
+        self.raw.clear()
+        link = getattr(self, "link", None)
+        if link is not None:
+            link.close()
+
+    def __enter__(self) -> Forwarder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- into the tunnel --------------------------------------------------------------
+
+    def pump_tun(self) -> int:
+        """Drain the TUN device (at most ``batch`` datagrams); returns how many were read."""
+        n = 0
+        stats = self.stats
+        bindings, reverse = self.table.bindings, self.table.reverse
+        for pkt in self.tun.read_views(self.batch):
+            n += 1
+            if len(pkt) < 20:
+                stats["tun_runt"] += 1
+                continue
+            dst = int.from_bytes(pkt[16:20], "big")
+            entries = bindings.get(dst)
+            if entries is None:
+                entry = reverse.get(int.from_bytes(pkt[12:16], "big"))
+                if entry is None:
+                    stats["tun_no_tunnel"] += 1
+                    continue
+                entries = [entry]
+            for entry in entries:
+                self._send(pkt, entry)
+        stats["tun_read"] += n
+        return n
+
+    def _send(self, pkt: memoryview, entry: TunnelEntry) -> None:
+        codec = self.codecs.get(entry.encapsulation)
+        sock = self.raw.get(entry.encapsulation)
+        if codec is None or sock is None:
+            self.stats[f"encap_unsupported_{int(entry.encapsulation)}"] += 1
+            return
+        try:
+            outer = codec[0](pkt, entry.tunnel)
+        except TunnelError as exc:
+            self.stats[f"encap_drop_{exc.reason.value}"] += 1
+            return
+        except DecodeError:
+            self.stats["encap_malformed"] += 1
+            return
+        try:
+            sock.sendto(outer, (entry.dst, 0))
+        except BlockingIOError:
+            self.stats["raw_send_full"] += 1
+        except OSError as exc:
+            self.stats[f"raw_send_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+        else:
+            self.stats["encapsulated"] += 1
+
+    # -- out of the tunnel ------------------------------------------------------------
+
+    def pump_raw(self, proto: int) -> int:
+        """Drain the raw socket of ``proto`` (at most ``batch`` datagrams)."""
+        sock = self.raw[proto]
+        buf, view = self._bufs[proto]
+        decap = self.codecs[proto][1] if proto in self.codecs else None
+        stats = self.stats
+        peers, visitors = self.table.peers, self.table.visitors
+        tun_fd = self.tun.fileno()
+        n = 0
+        for _ in range(self.batch):
+            try:
+                size = sock.recv_into(buf)
+            except BlockingIOError:
+                break
+            n += 1
+            if decap is None:
+                stats[f"decap_unsupported_{proto}"] += 1
+                continue
+            try:
+                d = decap(view[:size])
+            except TunnelError as exc:
+                stats[f"decap_drop_{exc.reason.value}"] += 1
+                continue
+            except DecodeError:
+                stats["decap_malformed"] += 1
+                continue
+            if not self.accept_any_peer and int(d.outer_src) not in peers:
+                stats["decap_unknown_peer"] += 1  # RFC 2003 §6.2
+                continue
+            inner = d.inner
+            visitor = visitors.get(int.from_bytes(inner[16:20], "big"))
+            try:
+                if visitor is not None and visitor.link_address is not None:
+                    send_to_link(self.link, visitor.interface, visitor.link_address, inner)
+                    stats["delivered_link"] += 1
+                else:
+                    os.write(tun_fd, inner)
+                    stats["delivered_tun"] += 1
+            except BlockingIOError:
+                stats["deliver_full"] += 1
+            except OSError as exc:
+                stats[f"deliver_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+        stats["raw_read"] += n
+        stats[f"raw_read_{proto}"] += n
+        return n

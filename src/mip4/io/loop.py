@@ -1,0 +1,537 @@
+"""The asyncio glue that drives an engine, and the Linux executor that carries out its
+actions.
+
+Theory of operation
+-------------------
+An engine (``HomeAgent``, ``ForeignAgent``, ``MobileNode`` in :mod:`mip4.core`) is a pure
+state machine: ``handle(event, now)`` and ``handle_timer(now)`` return lists of actions, and
+``next_deadline()`` says when it next wants ``handle_timer``. :class:`EngineDriver` is the
+only place where time and sockets meet it:
+
+* every input is fed with ``now = time.monotonic()`` (the clock asyncio's loop uses too);
+* after every input **one** timer is armed at ``next_deadline()`` (re-armed, never
+  stacked); a timer that fires early (clock granularity) is simply re-armed;
+* readers registered with :meth:`EngineDriver.add_reader` drain their socket and turn what
+  they read into events (:func:`mip4.io.rawsock.recv_udp`, ``recv_discovery``);
+* every returned action goes to an :class:`Executor`, in order. An action that fails is
+  logged and counted and does not stop the ones after it.
+
+:class:`LinuxExecutor` carries the actions out with sockets, netlink
+(:class:`mip4.io.netns.Netns`, which keeps its own table of what it made so
+:meth:`LinuxExecutor.close` removes it) and the user-space tunnel
+(:class:`mip4.io.forwarder.Forwarder`):
+
+==========================  ==============================================================
+``SendUdp``                  UDP 434 socket (``IP_PKTINFO`` for source/interface,
+                             ``IP_TTL`` per message); with ``link_dst`` an IPv4/UDP
+                             datagram sent by AF_PACKET to that hardware address (no ARP)
+``SendIcmp``                 raw ICMP socket bound to the interface (TTL from the action)
+``ProxyArp``                 ``ip neigh add proxy`` (own table; the kernel answers only with
+                             forwarding on and a route to the address via another device)
+``GratuitousArp``            AF_PACKET ARP requests, ``count`` times, ``garp_interval``
+                             apart (RFC 5944 §4.6)
+``InstallBinding``           tunnel table entry + host route to the TUN device (home agent)
+``RemoveBinding``            the reverse
+``InstallVisitor``           decapsulated datagrams for the home address go to the
+                             visitor's hardware address; with ``reverse_tunnel`` a policy
+                             rule sends the visitor's own datagrams into the TUN device,
+                             and they are tunnelled to the home agent (RFC 3024)
+``RemoveVisitor``            the reverse
+``UseForeignAgent``          permanent neighbour entry for the agent (its advertised
+                             hardware address, never ARP), host route to it and the default
+                             route via it; the home subnet's on-link route is withdrawn
+``UseColocatedAddress``      accept tunnels from the home agent at the care-of address;
+                             with ``reverse_tunnel`` a policy rule for the home address
+``AtHome``                   all of the above undone; home subnet route and home default
+                             route restored
+``Log``                      the ``mip4`` logger, structured fields in ``extra``
+==========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any, Protocol
+
+from mip4.core.actions import (
+    Action,
+    AtHome,
+    GratuitousArp,
+    InstallBinding,
+    InstallVisitor,
+    Log,
+    ProxyArp,
+    RemoveBinding,
+    RemoveVisitor,
+    SendIcmp,
+    SendUdp,
+    UseColocatedAddress,
+    UseForeignAgent,
+)
+from mip4.core.events import Event
+from mip4.dataplane.common import Tunnel
+
+from .forwarder import Forwarder, LinkDelivery, TunnelEntry
+from .netns import Netns
+from .rawsock import (
+    IP_MULTICAST_TTL,
+    IP_PKTINFO,
+    IP_TTL,
+    PKTINFO,
+    ipv4_packet,
+    ipv4_udp_packet,
+    open_icmp_socket,
+    open_packet_sender,
+    open_udp_control,
+    send_gratuitous_arp,
+    send_to_link,
+    send_udp,
+)
+
+log = logging.getLogger("mip4")
+
+
+class Engine(Protocol):
+    def handle(self, event: Event, now: float) -> list[Action]: ...
+
+    def handle_timer(self, now: float) -> list[Action]: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
+class Executor(Protocol):
+    def execute(self, action: Action) -> None: ...
+
+
+class EngineDriver:
+    """Runs ``engine`` on an asyncio loop, handing its actions to ``executor``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.loop = loop or asyncio.get_event_loop()
+        self.clock = clock
+        self.stats: Counter[str] = Counter()
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._readers: list[int] = []
+        self.closed = False
+
+    def start(self) -> None:
+        """Arm the first timer (an engine may want to act at once, e.g. solicit)."""
+        self._rearm()
+
+    def feed(self, event: Event) -> list[Action]:
+        """Give ``event`` to the engine now; run its actions; re-arm the timer."""
+        self.stats["events"] += 1
+        actions = self.engine.handle(event, self.clock())
+        self.run_actions(actions)
+        self._rearm()
+        return actions
+
+    def run_actions(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            self.stats[type(action).__name__] += 1
+            try:
+                self.executor.execute(action)
+            except Exception:
+                self.stats["action_errors"] += 1
+                log.exception("executing %r failed", action)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.clock()
+        if self._deadline is not None and now < self._deadline:
+            self._rearm()  # woke early
+            return
+        self.stats["timers"] += 1
+        self.run_actions(self.engine.handle_timer(now))
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.closed:
+            return
+        deadline = self.engine.next_deadline()
+        if deadline == self._deadline and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
+
+    @property
+    def deadline(self) -> float | None:
+        """The deadline the armed timer is for (``None``: no timer)."""
+        return self._deadline if self._timer is not None else None
+
+    def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
+        """When ``fd`` is readable call ``produce()`` (which drains it) and feed each event."""
+        fileno = fd if isinstance(fd, int) else fd.fileno()
+
+        def ready() -> None:
+            try:
+                events = produce()
+            except Exception:
+                self.stats["reader_errors"] += 1
+                log.exception("reading fd %d failed", fileno)
+                return
+            for ev in events:
+                self.feed(ev)
+
+        self.loop.add_reader(fileno, ready)
+        self._readers.append(fileno)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for fd in self._readers:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(fd)
+        self._readers.clear()
+
+
+# ----------------------------------------------------------------------------------------
+# Linux executor
+# ----------------------------------------------------------------------------------------
+
+REVERSE_TABLE = 434  #: routing table holding "default dev <tun>" for reverse tunnelling
+RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
+
+
+@dataclass
+class LinuxExecutor:
+    """Carries out actions in namespace ``netns`` (``None``: the current one).
+
+    ``forwarder`` is needed for bindings, visitors and co-located operation;
+    ``tunnel_source`` is this node's address as tunnel entry point (home agent: its
+    address; foreign agent and co-located node take it from the action). For a mobile node,
+    ``home_gateway`` and ``home_network`` let :class:`AtHome` restore the home
+    configuration. ``call_later`` spaces gratuitous ARPs (default: sent back to back).
+    """
+
+    netns: str | None = None
+    udp: socket.socket | None = None
+    forwarder: Forwarder | None = None
+    tunnel_source: IPv4Address | None = None
+    own_addresses: frozenset[IPv4Address] = frozenset()
+    home_gateway: IPv4Address | None = None
+    home_network: IPv4Network | None = None
+    garp_interval: float = 0.2
+    call_later: Callable[[float, Callable[[], None]], Any] | None = None
+    reverse_table: int = REVERSE_TABLE
+    stats: Counter[str] = field(default_factory=Counter)
+    ns: Netns = field(init=False)
+    _packet: socket.socket | None = field(default=None, init=False)
+    _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
+    _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
+    _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
+    _reverse_route: bool = field(default=False, init=False)
+    _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.ns = Netns(self.netns)
+        if self.udp is not None:
+            self._udp_by_port[self.udp.getsockname()[1]] = self.udp
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
+        for undo in reversed(self._mobility):
+            with contextlib.suppress(Exception):
+                undo()
+        self._mobility.clear()
+        errors = self.ns.undo()
+        for err in errors:
+            log.warning("clean-up: %s", err)
+        self.ns.close()
+        for sock in [*self._icmp.values(), *self._udp_by_port.values()]:
+            if sock is not self.udp:
+                sock.close()
+        self._icmp.clear()
+        if self._packet is not None:
+            self._packet.close()
+            self._packet = None
+
+    def __enter__(self) -> LinuxExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def packet(self) -> socket.socket:
+        if self._packet is None:
+            self._packet = open_packet_sender(self.netns)
+        return self._packet
+
+    def _fwd(self, what: str) -> Forwarder:
+        if self.forwarder is None:
+            raise RuntimeError(f"{what} needs a Forwarder (a TUN device and raw sockets)")
+        return self.forwarder
+
+    def _interface_address(self, interface: str) -> IPv4Address:
+        addrs = self.ns.addresses(interface)
+        if not addrs:
+            raise RuntimeError(f"{interface} has no IPv4 address to send from")
+        return addrs[0].ip
+
+    def execute(self, action: Action) -> None:
+        handler = _HANDLERS.get(type(action))
+        if handler is None:
+            raise NotImplementedError(f"no Linux executor for {type(action).__name__}")
+        self.stats[type(action).__name__] += 1
+        handler(self, action)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _udp_socket(self, sport: int) -> socket.socket:
+        sock = self._udp_by_port.get(sport)
+        if sock is None:
+            sock = open_udp_control(self.netns, port=sport)
+            self._udp_by_port[sport] = sock
+        return sock
+
+    def send_udp(self, a: SendUdp) -> None:
+        if a.link_dst is not None:
+            if a.interface is None:
+                raise ValueError("SendUdp with link_dst needs an interface")
+            src = a.src or self._interface_address(a.interface)
+            ttl = a.ttl if a.ttl is not None else 64
+            pkt = ipv4_udp_packet(src, a.dst, a.sport, a.dport, a.payload, ttl=ttl)
+            send_to_link(self.packet, a.interface, a.link_dst, pkt)
+            return
+        ifindex = self.ns.index(a.interface) if a.interface else 0
+        sock = self._udp_socket(a.sport)
+        send_udp(sock, a.payload, a.dst, a.dport, src=a.src, ifindex=ifindex, ttl=a.ttl)
+
+    def send_icmp(self, a: SendIcmp) -> None:
+        if a.link_dst is not None:
+            # e.g. an advertisement answering a visitor's solicitation: no ARP for it
+            src = a.src or self._interface_address(a.interface)
+            pkt = ipv4_packet(src, a.dst, 1, a.payload, ttl=a.ttl)
+            send_to_link(self.packet, a.interface, a.link_dst, pkt)
+            return
+        sock = self._icmp.get(a.interface)
+        if sock is None:
+            sock = open_icmp_socket(a.interface, self.netns, ttl=a.ttl)
+            self._icmp[a.interface] = sock
+        sock.setsockopt(socket.IPPROTO_IP, IP_TTL, a.ttl)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_TTL, a.ttl)
+        if a.src is not None:
+            anc = [(socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(0, a.src.packed, b"\0" * 4))]
+            sock.sendmsg([a.payload], anc, 0, (str(a.dst), 0))
+        else:
+            sock.sendto(a.payload, (str(a.dst), 0))
+
+    # -- ARP --------------------------------------------------------------------------
+
+    def proxy_arp(self, a: ProxyArp) -> None:
+        if a.enable:
+            self.ns.add_proxy_neighbour(a.interface, a.address)
+        else:
+            self.ns.del_proxy_neighbour(a.interface, a.address)
+
+    def gratuitous_arp(self, a: GratuitousArp) -> None:
+        count = max(0, min(a.count, 10))
+        if count == 0:
+            return
+
+        def one() -> None:
+            send_gratuitous_arp(a.interface, a.address, a.link_address, count=1, sock=self.packet)
+
+        one()
+        for i in range(1, count):
+            if self.call_later is not None and self.garp_interval > 0:
+                self.call_later(self.garp_interval * i, one)
+            else:
+                one()
+
+    # -- home agent -------------------------------------------------------------------
+
+    def install_binding(self, a: InstallBinding) -> None:
+        fwd = self._fwd("InstallBinding")
+        if self.tunnel_source is None:
+            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
+        tunnel = Tunnel(
+            self.tunnel_source,
+            a.care_of_address,
+            own_addresses=self.own_addresses,
+            gre_key=a.gre_key,
+        )
+        fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+        self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True)
+
+    def remove_binding(self, a: RemoveBinding) -> None:
+        fwd = self._fwd("RemoveBinding")
+        if fwd.table.remove_binding(a.home_address, a.care_of_address) == 0:
+            self.ns.del_route(f"{a.home_address}/32")
+
+    # -- reverse tunnelling rules -----------------------------------------------------
+
+    def _ensure_reverse_route(self) -> None:
+        if not self._reverse_route:
+            fwd = self._fwd("reverse tunnelling")
+            self.ns.add_route(
+                "0.0.0.0/0", ifname=fwd.tun.name, table=self.reverse_table, replace=True
+            )
+            self._reverse_route = True
+
+    def _add_reverse_rule(self, src: IPv4Address, iif: str | None) -> None:
+        key = (src, iif)
+        if key in self._rules:
+            return
+        self._ensure_reverse_route()
+        prio = RULE_PRIORITY + len(self._rules)
+        used = set(self._rules.values())
+        while prio in used:
+            prio += 1
+        self.ns.add_rule(src=src, iif=iif, table=self.reverse_table, priority=prio)
+        self._rules[key] = prio
+
+    def _del_reverse_rule(self, src: IPv4Address, iif: str | None) -> None:
+        prio = self._rules.pop((src, iif), None)
+        if prio is not None:
+            self.ns.del_rule(table=self.reverse_table, priority=prio)
+
+    # -- foreign agent ----------------------------------------------------------------
+
+    def install_visitor(self, a: InstallVisitor) -> None:
+        fwd = self._fwd("InstallVisitor")
+        fwd.table.set_visitor(a.home_address, LinkDelivery(a.interface, a.link_address))
+        fwd.table.add_peer(a.home_agent)
+        if a.reverse_tunnel:
+            tunnel = Tunnel(a.care_of_address, a.home_agent, own_addresses=self.own_addresses)
+            fwd.table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+            self._add_reverse_rule(a.home_address, a.interface)
+            if getattr(a, "encapsulating_delivery", False):
+                # RFC 3024 §3.3: the visitor's datagrams arrive tunnelled to us; once
+                # decapsulated (into the TUN device) they are reverse-tunnelled too
+                fwd.table.add_peer(a.home_address)
+                self._add_reverse_rule(a.home_address, fwd.tun.name)
+
+    def remove_visitor(self, a: RemoveVisitor) -> None:
+        fwd = self._fwd("RemoveVisitor")
+        fwd.table.set_visitor(a.home_address, None)
+        entry = fwd.table.reverse.get(int(a.home_address))
+        if entry is not None:
+            fwd.table.set_reverse(a.home_address, None)
+            fwd.table.remove_peer(entry.tunnel.dst)
+        self._del_reverse_rule(a.home_address, a.interface)
+        if (a.home_address, fwd.tun.name) in self._rules:
+            self._del_reverse_rule(a.home_address, fwd.tun.name)
+            fwd.table.remove_peer(a.home_address)
+
+    # -- mobile node ------------------------------------------------------------------
+
+    def _leave_home_subnet(self, interface: str, home: IPv4Address) -> None:
+        """Withdraw the home subnet's on-link route from ``interface`` so the node never
+        ARPs for home-network neighbours on a foreign link (RFC 5944 §4.6)."""
+        for addr in self.ns.addresses(interface):
+            if addr.ip == home and addr.network.prefixlen < 32:
+                net = addr.network
+                if not self.ns.del_route(net, ifname=interface):
+                    continue
+
+                def restore(net: IPv4Network = net, home: IPv4Address = home) -> None:
+                    self.ns.ipr.route(
+                        "replace",
+                        dst=str(net.network_address),
+                        dst_len=net.prefixlen,
+                        oif=self.ns.index(interface),
+                        prefsrc=str(home),
+                        scope=253,  # link
+                        proto=2,  # kernel, as the route the address made
+                    )
+
+                self._mobility.append(restore)
+
+    def _reset_mobility(self) -> None:
+        """Undo what the previous UseForeignAgent / UseColocatedAddress did."""
+        while self._mobility:
+            undo = self._mobility.pop()
+            with contextlib.suppress(Exception):
+                undo()
+
+    def use_foreign_agent(self, a: UseForeignAgent) -> None:
+        self._reset_mobility()
+        ns, iface, agent = self.ns, a.interface, a.agent_address
+        self._leave_home_subnet(iface, a.home_address)
+        if a.agent_link_address is not None:
+            ns.add_neighbour(iface, agent, a.agent_link_address)
+            self._mobility.append(lambda: ns.del_neighbour(iface, agent))
+        ns.add_route(f"{agent}/32", ifname=iface, replace=True, src=a.home_address)
+        self._mobility.append(lambda: ns.del_route(f"{agent}/32"))
+        ns.add_route(
+            "0.0.0.0/0", gateway=agent, ifname=iface, onlink=True, replace=True, src=a.home_address
+        )
+        self._mobility.append(lambda: ns.del_route("0.0.0.0/0"))
+
+    def use_colocated_address(self, a: UseColocatedAddress) -> None:
+        self._reset_mobility()
+        fwd = self._fwd("UseColocatedAddress")
+        self._leave_home_subnet(a.interface, a.home_address)
+        table = fwd.table
+        table.add_peer(a.home_agent)
+        self._mobility.append(lambda: table.remove_peer(a.home_agent))
+        if a.reverse_tunnel:
+            tunnel = Tunnel(a.care_of_address, a.home_agent)
+            table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+            self._add_reverse_rule(a.home_address, None)
+
+            def undo() -> None:
+                table.set_reverse(a.home_address, None)
+                self._del_reverse_rule(a.home_address, None)
+
+            self._mobility.append(undo)
+
+    def at_home(self, a: AtHome) -> None:
+        self._reset_mobility()
+        if self.home_gateway is not None:
+            self.ns.add_route(
+                "0.0.0.0/0", gateway=self.home_gateway, ifname=a.interface, replace=True
+            )
+
+    def log(self, a: Log) -> None:
+        log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
+
+
+_HANDLERS: dict[type, Callable[[LinuxExecutor, Any], None]] = {
+    SendUdp: LinuxExecutor.send_udp,
+    SendIcmp: LinuxExecutor.send_icmp,
+    ProxyArp: LinuxExecutor.proxy_arp,
+    GratuitousArp: LinuxExecutor.gratuitous_arp,
+    InstallBinding: LinuxExecutor.install_binding,
+    RemoveBinding: LinuxExecutor.remove_binding,
+    InstallVisitor: LinuxExecutor.install_visitor,
+    RemoveVisitor: LinuxExecutor.remove_visitor,
+    UseForeignAgent: LinuxExecutor.use_foreign_agent,
+    UseColocatedAddress: LinuxExecutor.use_colocated_address,
+    AtHome: LinuxExecutor.at_home,
+    Log: LinuxExecutor.log,
+}
+
+
+def interface_network(ns: Netns, interface: str) -> IPv4Interface | None:
+    """The first IPv4 address/prefix on ``interface`` (helper for daemons)."""
+    addrs = ns.addresses(interface)
+    return addrs[0] if addrs else None

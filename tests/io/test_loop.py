@@ -1,0 +1,210 @@
+"""EngineDriver (events in, one timer, actions out) and the Linux executor."""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+import pytest
+
+from mip4.core.actions import Action, Log, SendUdp
+from mip4.core.events import Event, IcmpReceived, UdpReceived
+from mip4.io.loop import EngineDriver, LinuxExecutor
+from mip4.io.netns import Netns
+from mip4.io.rawsock import open_udp_control, recv_udp, send_udp
+
+A, B = IPv4Address("10.71.0.1"), IPv4Address("10.71.0.2")
+
+
+@dataclass
+class EchoEngine:
+    """Answers every datagram with TTL 3, and wants a timer ``period`` after each input."""
+
+    period: float
+    events: list[tuple[Event, float]] = field(default_factory=list)
+    timers: list[float] = field(default_factory=list)
+    deadline: float | None = None
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        self.events.append((event, now))
+        self.deadline = now + self.period
+        assert isinstance(event, UdpReceived)
+        return [SendUdp(event.src, b"echo:" + event.payload, dport=event.sport, ttl=3)]
+
+    def handle_timer(self, now: float) -> list[Action]:
+        assert self.deadline is not None and now >= self.deadline
+        self.timers.append(now)
+        self.deadline = None
+        return [Log("timer", {"at": now})]
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+
+    def execute(self, action: Action) -> None:
+        self.actions.append(action)
+        if isinstance(action, Log) and action.fields.get("fail"):
+            raise RuntimeError("planted failure")
+
+
+@dataclass
+class FixedEngine:
+    deadlines: list[float]
+    fired: list[float] = field(default_factory=list)
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        return [Log("fail", {"fail": True}), Log("after")]
+
+    def handle_timer(self, now: float) -> list[Action]:
+        self.fired.append(now)
+        self.deadlines.pop(0)
+        return []
+
+    def next_deadline(self) -> float | None:
+        return self.deadlines[0] if self.deadlines else None
+
+
+def test_driver_arms_one_timer_at_the_deadline_and_survives_failing_actions() -> None:
+    async def go() -> tuple[FixedEngine, EngineDriver, Recorder]:
+        now = time.monotonic()
+        engine = FixedEngine([now + 0.05, now + 0.10, now + 0.15])
+        rec = Recorder()
+        driver = EngineDriver(engine, rec, loop=asyncio.get_running_loop())
+        driver.start()
+        assert driver.deadline == engine.deadlines[0]
+        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo"))
+        await asyncio.sleep(0.3)
+        driver.close()
+        return engine, driver, rec
+
+    engine, driver, rec = asyncio.run(go())
+    assert len(engine.fired) == 3
+    assert all(b - a >= 0.04 for a, b in zip(engine.fired, engine.fired[1:], strict=False))
+    assert driver.stats["timers"] == 3 and driver.stats["action_errors"] == 1
+    assert [a.event for a in rec.actions if isinstance(a, Log)] == ["fail", "after"]
+    assert driver.deadline is None
+
+
+@pytest.mark.lab
+def test_driver_feeds_udp_events_and_the_executor_answers(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    for ns, ifname, addr in ((a, "a0", A), (b, "b0", B)):
+        ns.add_address(ifname, f"{addr}/24")
+        ns.set_up(ifname)
+    assert a.wait_up("a0") and b.wait_up("b0")
+    server = open_udp_control(b.name)
+    client = open_udp_control(a.name, port=4343)
+    engine = EchoEngine(period=0.05)
+    executor = LinuxExecutor(b.name, udp=server)
+
+    async def go() -> list[UdpReceived]:
+        loop = asyncio.get_running_loop()
+        driver = EngineDriver(engine, executor, loop=loop)
+        driver.add_reader(server, lambda: list(recv_udp(server)))
+        driver.start()
+        assert driver.deadline is None
+        try:
+            for i in range(3):
+                send_udp(client, b"ping%d" % i, B, 434)
+            got: list[UdpReceived] = []
+            deadline = time.monotonic() + 3
+            while len(got) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+                got += recv_udp(client)
+            await asyncio.sleep(0.2)  # let the timer fire
+            return got
+        finally:
+            driver.close()
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        executor.close()
+        server.close()
+        client.close()
+    assert sorted(g.payload for g in got) == [b"echo:ping0", b"echo:ping1", b"echo:ping2"]
+    assert {(g.ttl, g.src, g.sport) for g in got} == {(3, B, 434)}
+    seen = engine.events
+    assert [e.interface for e, _ in seen if isinstance(e, UdpReceived)] == ["b0"] * 3
+    assert all(isinstance(now, float) for _, now in seen)
+    # one timer after the last input, not one per input
+    assert len(engine.timers) == 1
+    assert engine.timers[0] >= seen[-1][1] + 0.05
+    assert executor.stats["SendUdp"] == 3 and executor.stats["Log"] == 1
+
+
+def test_executor_refuses_unknown_actions() -> None:
+    ex = LinuxExecutor.__new__(LinuxExecutor)
+    with pytest.raises(NotImplementedError, match="no Linux executor for str"):
+        ex.execute("nonsense")  # type: ignore[arg-type]
+
+
+def _wait(pred: Callable[[], bool], within: float = 3.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        select.select([], [], [], 0.02)
+    return pred()
+
+
+@pytest.mark.lab
+def test_executor_sends_discovery_and_link_addressed_messages(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    from mip4.core.actions import SendIcmp
+    from mip4.io.rawsock import (
+        ALL_SYSTEMS,
+        icmp_with_checksum,
+        open_discovery_capture,
+        recv_discovery,
+    )
+
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    for ns, ifname, addr in ((a, "a0", A), (b, "b0", B)):
+        ns.add_address(ifname, f"{addr}/24")
+        ns.set_up(ifname)
+    assert a.wait_up("a0") and b.wait_up("b0")
+    mac_a, mac_b = a.link_address("a0"), b.link_address("b0")
+    visitor = IPv4Address("10.1.0.100")  # not on the link: only its MAC gets it there
+    b.add_address("b0", f"{visitor}/32")
+    cap = open_discovery_capture("b0", b.name)
+    rx = open_udp_control(b.name, port=434)
+    advert = icmp_with_checksum(bytes([9, 16, 0, 0, 1, 2, 0, 30]) + A.packed + bytes(4))
+    with LinuxExecutor(a.name) as ex:
+        ex.execute(SendIcmp(ALL_SYSTEMS, advert, "a0"))
+        ex.execute(SendIcmp(visitor, advert, "a0", link_dst=mac_b))
+        ex.execute(SendUdp(visitor, b"reply", interface="a0", link_dst=mac_b, ttl=1))
+        ex.execute(SendUdp(B, b"plain", interface="a0", ttl=9))
+        got: list[IcmpReceived] = []
+        udp: list[UdpReceived] = []
+
+        def arrived() -> bool:
+            got.extend(recv_discovery(cap))
+            udp.extend(recv_udp(rx))
+            return len(got) >= 2 and len(udp) >= 2
+
+        assert _wait(arrived)
+    cap.close()
+    rx.close()
+    assert [(g.dst, g.ttl, g.link_src, g.payload) for g in got] == [
+        (ALL_SYSTEMS, 1, mac_a, advert),
+        (visitor, 1, mac_a, advert),
+    ]
+    assert [(u.payload, u.dst, u.src, u.ttl) for u in udp] == [
+        (b"reply", visitor, A, 1),
+        (b"plain", B, A, 9),
+    ]
+    assert a.neighbour("a0", visitor) is None

@@ -484,6 +484,27 @@ def test_77_invalid_care_of_address() -> None:
     assert [s.dst for s in of(actions, SendUdp)] == [HA]
 
 
+def test_colocated_registration_via_fa_installs_no_delivery() -> None:
+    fa = make_fa(advertise=False, registration_required=True)
+    colo = A("10.1.0.99")
+    fa.handle(from_mn(request(coa=colo, flags=F.D | F.T), src=colo), 0.0)
+    actions = fa.handle(from_ha(reply()), 0.1)
+    (send,) = of(actions, SendUdp)
+    assert send.dst == colo and send.link_dst == MAC
+    assert of(actions, InstallVisitor) == []  # the node decapsulates itself
+    v = fa.visitors.get(HOA)
+    assert v is not None and v.colocated  # but RFC 5944 §3.7.1 still wants the entry
+    assert of(fa.handle_timer(600.0), RemoveVisitor) == []
+    assert fa.state_of(HOA) is VisitorState.IDLE
+
+
+def test_solicitation_without_link_address_is_answered_by_multicast() -> None:
+    fa = make_fa(advertise=False)
+    sol = AgentSolicitation().encode()
+    send, _ = adv_of(fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", None), 0.0))
+    assert send.dst == A("224.0.0.1") and send.link_dst is None
+
+
 def test_66_insufficient_resources() -> None:
     fa = make_fa(max_pending=1)
     fa.handle(from_mn(request()), 0.0)

@@ -121,6 +121,11 @@ class Visitor:
     #: RFC 3024 §3.3: encapsulating delivery style requested
     encapsulating_delivery: bool = False
 
+    @property
+    def colocated(self) -> bool:
+        """Registered a co-located care-of address (D bit) through this agent."""
+        return bool(self.flags & RegistrationFlags.D)
+
 
 @dataclass(frozen=True)
 class PendingRegistration:

@@ -711,7 +711,8 @@ class ForeignAgent:
                 hoa = v.home_address
                 before = _RR if self._pending.get(hoa) is not None else _R
                 # RFC 5944 §3.7: no message is sent because a lifetime expired.
-                actions.append(RemoveVisitor(hoa, v.interface))
+                if not v.colocated:
+                    actions.append(RemoveVisitor(hoa, v.interface))
                 VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
                 self._counters.event("visitor_expired")
                 actions.append(
@@ -803,7 +804,8 @@ class ForeignAgent:
             raise Discard("solicitation_rate_limited", str(event.src))
         st.last_solicited = now
         self._counters.event("solicitations_answered")
-        if event.src == _ZERO:
+        if event.src == _ZERO or event.link_src is None:
+            # No address to answer, or no link-layer address to reach it without ARP.
             return [self._advertise(link, link.advertisement_destination, None)]
         # Unicast to the solicitor, at its link-layer address: a mobile node away from home
         # has no on-link address to ARP for (RFC 5944 §4.2.1 / §2.3).
@@ -977,24 +979,31 @@ class ForeignAgent:
                 encapsulation=pending.encapsulation,
                 encapsulating_delivery=pending.encapsulating_delivery,
             )
-            self._visitors.put(visitor)
-            actions.append(
-                InstallVisitor(
-                    home_address=hoa,
-                    interface=visitor.interface,
-                    link_address=visitor.link_address,
-                    home_agent=visitor.home_agent,
-                    care_of_address=visitor.care_of_address,
-                    reverse_tunnel=visitor.reverse_tunnel,
-                    encapsulation=visitor.encapsulation,
-                    expires=visitor.expires,
-                    encapsulating_delivery=visitor.encapsulating_delivery,
+            old = self._visitors.put(visitor)
+            if visitor.colocated:
+                # D: the mobile node decapsulates at its co-located care-of address and
+                # registered through us only because we asked (R bit, RFC 5944 §3.1): we
+                # keep the visitor entry but deliver nothing for it.
+                if old is not None and not old.colocated:
+                    actions.append(RemoveVisitor(hoa, old.interface))
+            else:
+                actions.append(
+                    InstallVisitor(
+                        home_address=hoa,
+                        interface=visitor.interface,
+                        link_address=visitor.link_address,
+                        home_agent=visitor.home_agent,
+                        care_of_address=visitor.care_of_address,
+                        reverse_tunnel=visitor.reverse_tunnel,
+                        encapsulation=visitor.encapsulation,
+                        expires=visitor.expires,
+                        encapsulating_delivery=visitor.encapsulating_delivery,
+                    )
                 )
-            )
             self._counters.accept(ReplyCode(code))
         elif inp is VisitorInput.DEREGISTERED:
             old = self._visitors.remove(hoa)
-            if old is not None:
+            if old is not None and not old.colocated:
                 actions.append(RemoveVisitor(hoa, old.interface))
             self._counters.accept(ReplyCode(code))
         else:

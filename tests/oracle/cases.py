@@ -161,6 +161,26 @@ def _advertisement_flags(flags: AgentFlags) -> Callable[[], bytes]:
     ).encode()
 
 
+def _others() -> tuple[m.Message, ...]:
+    """One message of each type tshark names but does not dissect (16--23, 255)."""
+    flags = m.RegistrationFlags.T
+    return (
+        m.HandoffRequest(0x02, 30, HOA, HA, COA, IDENT),
+        m.HandoffReply(0, 30, HOA, HA, IDENT),
+        m.RegionalRegistrationRequest(flags, 30, HOA, FA, COA, IDENT),
+        m.RegionalRegistrationReply(0, 30, HOA, HA, IDENT),
+        m.FastBindingUpdate(flags, 30, HOA, HA, COA, IDENT),
+        m.FastBindingAck(0, 30, HOA, HA, IDENT),
+        m.GenericNotification(1, 0, HOA, HA, COA, IDENT),
+        m.GenericNotificationAck(1, 0, 0, HOA, HA, COA, IDENT),
+        m.ExperimentalMessage(b"experiment"),
+    )
+
+
+def _other(i: int) -> Callable[[], bytes]:
+    return lambda: _others()[i].encode()
+
+
 CASES: tuple[Case, ...] = (
     Case("rrq-plain", "udp", lambda: rrq(flags=0x00, lifetime=0).encode()),
     Case("rrq-all-flags", "udp", lambda: rrq(flags=0xFF, lifetime=0xFFFF).encode()),
@@ -298,6 +318,10 @@ CASES: tuple[Case, ...] = (
             ext_mobility.MobileNetworkRequestExtension(24, IPv4Address("172.16.9.0")),
             ext_mobility.DynamicHAExtension(1, IPv4Address("0.0.0.0")),
         ),
+    ),
+    *(
+        Case(f"msg-{type(msg).TYPE}-not-dissected", "udp", _other(i), quirk="no-body")
+        for i, msg in enumerate(_others())
     ),
     Case("icmp-solicitation", "icmp", lambda: AgentSolicitation().encode()),
     Case("icmp-advertisement", "icmp", _advertisement()),

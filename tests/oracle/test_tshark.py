@@ -24,6 +24,10 @@ Where tshark 4.0 decodes differently from the RFCs (quirks; see also ``numbers.m
 * **Extension 48** (GRE Key): tshark has no dissector for it and reads it as a short
   extension: the byte after the type (our long-format Subtype, 0) becomes a zero length and
   the rest is shown as a bogus extension of type 0.
+* **Message types 16--23 and 255** (handoff, regional registration, fast binding,
+  generic notification, experimental): tshark 4.0.17 labels the frame "MobileIP" but raises
+  an exception at once -- "Malformed Packet" and no Mobile IP field at all, not even
+  ``mip.type`` -- for any body. Only types 1, 3, 4, 7 and 15 are dissected.
 * **Identification** is shown as an NTP timestamp (``Nov 26, 2026 12:00:00.37 UTC``), not a
   number: we compare its raw bytes and check the date against the high 32 bits.
 * **Request flag 0x04** is "Van Jacobson" (``mip.v``, RFC 2002's V bit); RFC 5944 calls it
@@ -529,3 +533,16 @@ def test_quirk_long_extensions_read_as_short(decoded: dict[str, Decoded], case_i
     # ... so it walks the rest of the extension area out of step
     theirs = [Fields.of(t).num("mip.ext.type") for _, t in found]
     assert theirs != [e.ext_type for e in msg.extensions]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("case_id", [c.id for c in CASES if c.quirk == "no-body"])
+def test_quirk_other_message_types_not_dissected(decoded: dict[str, Decoded], case_id: str) -> None:
+    d = decoded[case_id]
+    msg = m.decode_message(d.data)
+    assert case_id == f"msg-{msg.TYPE}-not-dissected"
+    assert msg.encode() == d.data
+    if hasattr(msg, "home_address"):
+        assert msg.home_address == HOA
+    assert "mip" not in d.layers  # tshark shows no Mobile IP field at all
+    assert expert_problems(d.layers)  # and calls the frame malformed
+    assert Fields.of(d.layers["udp"]).num("udp.dstport") == 434

@@ -664,14 +664,16 @@ def test_random_event_sequences_never_raise(
 ) -> None:
     fa = make_fa(pending_timeout=3.0)
     now = 0.0
+    installed: set[IPv4Address] = set()  # what the executor would have, from the actions
     for what, dt, edits in steps:
         now += dt
+        actions: list[Action] = []
         if what == "timer":
-            fa.handle_timer(now)
+            actions = fa.handle_timer(now)
         elif what == "icmp":
-            fa.handle(DestinationUnreachable(1, HA, HA, "up0", 434, 434, b""), now)
+            actions = fa.handle(DestinationUnreachable(1, HA, HA, "up0", 434, 434, b""), now)
         elif what in ("down", "up"):
-            fa.handle(LinkDown("vis0") if what == "down" else LinkUp("vis0"), now)
+            actions = fa.handle(LinkDown("vis0") if what == "down" else LinkUp("vis0"), now)
         else:
             assert isinstance(what, int)
             who, payload = _MESSAGES[what]
@@ -680,7 +682,14 @@ def test_random_event_sequences_never_raise(
                 if pos < len(data):
                     data[pos] = val
             ev = from_mn(bytes(data)) if who == "mn" else from_ha(bytes(data))
-            fa.handle(ev, now)
+            actions = fa.handle(ev, now)
+        for a in actions:
+            if isinstance(a, InstallVisitor):
+                installed.add(a.home_address)
+            elif isinstance(a, RemoveVisitor):
+                assert a.home_address in installed
+                installed.discard(a.home_address)
+        assert installed == {v.home_address for v in fa.visitors}
         _assert_sane(fa)
         deadline = fa.next_deadline()
         assert deadline is None or deadline >= 0

@@ -583,15 +583,33 @@ def test_random_sequences_keep_table_and_deadline_consistent(
 ) -> None:
     ha = make_ha(max_simultaneous_bindings=2)
     now = 0.0
+    installed: set[IPv4Address] = set()  # what the executor would have, from the actions
+    proxy = False
     for kind, coa, dt in steps:
         now += dt
         if kind == "timer":
-            ha.handle_timer(now)
+            actions = ha.handle_timer(now)
         else:
             flags = F.S if kind in ("reg_s", "dereg_one") else F(0)
             lifetime = 0 if kind.startswith("dereg") else 90
             target = HOA if kind == "dereg_all" else coa
-            ha.handle(udp(request(now=now, coa=target, lifetime=lifetime, flags=flags)), now)
+            actions = ha.handle(
+                udp(request(now=now, coa=target, lifetime=lifetime, flags=flags)), now
+            )
+        for a in actions:
+            if isinstance(a, InstallBinding):
+                installed.add(a.care_of_address)
+            elif isinstance(a, RemoveBinding):
+                if a.care_of_address is None:
+                    installed.clear()
+                else:
+                    installed.discard(a.care_of_address)
+            elif isinstance(a, ProxyArp):
+                assert a.enable != proxy  # never enabled twice or disabled when off
+                proxy = a.enable
+        # The actions replay to exactly the table; proxy ARP is on iff the node is away.
+        assert installed == {b.care_of_address for b in ha.bindings.bindings_of(HOA)}
+        assert proxy == bool(installed)
         assert ha.counters.discarded["internal_error"] == 0
         assert ha.counters.discarded["protocol_error"] == 0
         bindings = ha.bindings.bindings_of(HOA)
@@ -677,3 +695,13 @@ def test_config_from_toml() -> None:
         )
     with pytest.raises(ConfigError, match=r"ha\.toml: .*address"):
         HomeAgentConfig.from_mapping({"home_network": "10.0.0.0/24"}, "ha.toml")
+
+
+def test_simultaneous_bindings_expiring_together_turn_proxy_arp_off_once() -> None:
+    ha = make_ha()
+    ha.handle(udp(request(now=0, coa=COA, lifetime=60, flags=F.S)), 0.0)
+    ha.handle(udp(request(now=1, coa=COA2, lifetime=59, flags=F.S)), 1.0)
+    assert ha.next_deadline() == 60.0
+    actions = ha.handle_timer(60.0)
+    assert {a.care_of_address for a in of(actions, RemoveBinding)} == {COA, COA2}
+    assert of(actions, ProxyArp) == [ProxyArp("home0", HOA, False)]

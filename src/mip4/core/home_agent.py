@@ -593,13 +593,10 @@ class HomeAgent:
             if due is not None and interval is not None and due <= now:
                 actions.append(self._advertise(ALL_SYSTEMS, None))
                 self._next_advertisement = now + interval
-            for b in self._bindings.pop_expired(now):
+            expired = self._bindings.pop_expired(now)
+            for b in expired:
                 hoa = b.home_address
-                after = self.state_of(hoa)
                 actions.append(RemoveBinding(hoa, b.care_of_address))
-                if after is _H:
-                    actions.append(ProxyArp(self.config.interface, hoa, False))
-                BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
                 self._counters.event("binding_expired")
                 actions.append(
                     Log(
@@ -611,6 +608,12 @@ class HomeAgent:
                         },
                     )
                 )
+            # Several bindings of one node may expire together: one transition per node.
+            for hoa in dict.fromkeys(b.home_address for b in expired):
+                after = self.state_of(hoa)
+                if after is _H:
+                    actions.append(ProxyArp(self.config.interface, hoa, False))
+                BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
         except Exception as e:  # pragma: no cover - last resort
             self._counters.discard("internal_error")
             actions.append(Log("ha.internal_error", {"detail": repr(e)}))

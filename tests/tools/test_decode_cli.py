@@ -6,6 +6,7 @@ written out by hand from the values the test put in.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import subprocess
@@ -126,6 +127,11 @@ EXPECTED_RRQ_FIELDS = {
     "home_agent": HA,
     "care_of_address": FA,
     "identification": 0x0102030405060708,
+    # 0x01020304 s after 1900-01-01, plus 0x05060708 / 2**32 s (NTP, RFC 5944 §5.7.1)
+    "identification_ntp": (
+        dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+        + dt.timedelta(seconds=0x01020304, microseconds=round(0x05060708 / 2**32 * 1e6))
+    ).isoformat(timespec="microseconds"),
 }
 
 
@@ -175,6 +181,7 @@ def test_capture_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: s
     assert rrp["fields"]["code"] == 136
     assert rrp["fields"]["code_name"] == "ha_unknown_ha_address"
     assert rrp["fields"]["identification"] == 0x0A0B0C0D0E0F1011
+    assert rrp["length"] == 20 + 22
     assert rrp["extensions"][0]["verified"] is True
 
     adv = objs[5]
@@ -433,3 +440,17 @@ def test_other_message_types(capsys: pytest.CaptureFixture[str]) -> None:
     _, (obj,) = _run_json(capsys, "--hex", td.encode().hex())
     assert obj["name"] == "tunnel_data" and obj["extensions"] == []
     assert obj["fields"]["payload"] == "45" + "00" * 19
+
+
+def test_capture_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _capture(tmp_path, "pcapng").read_bytes()
+
+    class Stdin:
+        buffer = io.BytesIO(data)
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    status, objs = _run_json(capsys, "-", *KEY_ARGS)
+    assert status == 0
+    assert [o["frame"] for o in objs] == [1, 2, 3, 4, 6, 7]

@@ -230,6 +230,19 @@ def fields_of(obj: Any, skip: frozenset[str] = frozenset({"raw", "extensions"}))
     return out
 
 
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+def ntp_time(identification: int) -> str:
+    """The Identification read as a 64-bit NTP timestamp (RFC 5944 §5.7.1), in ISO form.
+    Meaningful for timestamp replay protection; with nonces it is just a number."""
+    secs = (identification >> 32) - NTP_UNIX_OFFSET + (identification & 0xFFFFFFFF) / 2**32
+    try:
+        return _dt.datetime.fromtimestamp(secs, _dt.UTC).isoformat(timespec="microseconds")
+    except (OverflowError, OSError, ValueError):  # pragma: no cover - platform limits
+        return "out of range"
+
+
 def _enum_name(enum: type[IntEnum], value: int, default: str) -> str:
     try:
         return enum(value).name.lower()
@@ -275,6 +288,17 @@ def _offsets(msg: object) -> tuple[int, ...] | None:
         return None
 
 
+def message_fields(msg: Message) -> dict[str, Any]:
+    """:func:`fields_of` a UDP-434 message, with the reply code's name and the
+    Identification read as an NTP time."""
+    fields = fields_of(msg)
+    if msg.TYPE == MessageType.REGISTRATION_REPLY and "code" in fields:
+        fields["code_name"] = reply_code_name(fields["code"])
+    if isinstance(fields.get("identification"), int):
+        fields["identification_ntp"] = ntp_time(fields["identification"])
+    return fields
+
+
 def decode_udp(payload: bytes, keys: KeyRing) -> dict[str, Any]:
     """Decode one UDP-434 payload into its JSON form (never raises DecodeError)."""
     t = payload[0] if payload else None
@@ -294,15 +318,14 @@ def decode_udp(payload: bytes, keys: KeyRing) -> dict[str, Any]:
         fixed = getattr(cls, "FIXED_LEN", None)
         if cls is not None and isinstance(fixed, int):
             with contextlib.suppress(DecodeError):  # the fixed part alone: show it
-                out["fields"] = fields_of(cls.decode(payload[:fixed]))
+                out["fields"] = message_fields(cls.decode(payload[:fixed]))
         return out
     except DecodeError as e:
         out["error"] = str(e)
         out["offset"] = e.offset
         return out
-    out["fields"] = fields_of(msg)
-    if t == MessageType.REGISTRATION_REPLY and "code" in out["fields"]:
-        out["fields"]["code_name"] = reply_code_name(out["fields"]["code"])
+    out["length"] = len(payload)
+    out["fields"] = message_fields(msg)
     exts: tuple[Extension, ...] = getattr(msg, "extensions", ())
     offsets = _offsets(msg)
     ext_list: list[dict[str, Any]] = []
@@ -339,6 +362,7 @@ def decode_icmp(message: bytes) -> dict[str, Any]:
         out["error"] = str(e)
         out["offset"] = e.offset
         return out
+    out["length"] = len(message)
     out["fields"] = fields_of(msg)
     exts: tuple[Extension, ...] = getattr(msg, "extensions", ())
     pos = 8 + 8 * len(getattr(msg, "router_addresses", ()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_SKIP_SUFFIXES = ("_names", "_name", "_text")
+_SKIP_SUFFIXES = ("_names", "_name", "_text", "_ntp")
 
 
 def _value(fields: Mapping[str, Any], key: str) -> str:
@@ -21,7 +21,8 @@ def _value(fields: Mapping[str, Any], key: str) -> str:
     if key == "code" and "code_name" in fields:
         return f"{v} ({fields['code_name']})"
     if key == "identification" and isinstance(v, int):
-        return f"{v:#018x}"
+        ntp = fields.get("identification_ntp")
+        return f"{v:#018x}" + (f" (as NTP time: {ntp})" if ntp else "")
     if isinstance(v, list):
         if v and all(isinstance(x, dict) for x in v):
             return ", ".join(" ".join(f"{k}={x[k]}" for k in x) for x in v)

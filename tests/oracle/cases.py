@@ -289,6 +289,11 @@ CASES: tuple[Case, ...] = (
     ),
     Case("ext-255-experimental", "udp", _ext(ext_vendor.ExperimentalExtension(b"\x07\x08"))),
     Case("ext-200-unknown-skippable", "udp", _ext(RawExtension(200, b"\x99\x98\x97"))),
+    # PMIPv4 skippable (RFC 5563): no codec class yet, so it travels as a RawExtension
+    Case("ext-147-interface-id", "udp", _ext(RawExtension(147, b"\x01eth0"))),
+    Case("ext-147-device-id-mac", "udp", _ext(RawExtension(147, b"\x02\x01\x02\0\0\xaa\xbb\xcc"))),
+    Case("ext-147-subscriber-imsi", "udp", _ext(RawExtension(147, b"\x03\x01310150123456789"))),
+    Case("ext-147-access-technology", "udp", _ext(RawExtension(147, b"\x04\x05"))),
     Case("ext-48-gre-key", "udp", _ext(ext_tunnel.GREKeyExtension(0xC0FFEE01)), quirk="48"),
     Case(
         "ext-40-keygen-request",

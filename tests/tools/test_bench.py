@@ -57,3 +57,10 @@ def test_benchmarks_script() -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(r.stdout)["results"]["decode"]["scapy_ops_per_s"] is None
+
+
+def test_bench_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "codec", "--profile", "decode", "--iterations", "50"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mip4 decode: 50 calls")
+    assert "decode_message" in out and "tottime" in out

@@ -239,6 +239,24 @@ def format_table(results: list[Result], header: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def profile(op: str, calls: int, top: int = 15) -> str:
+    """cProfile ``calls`` runs of mip4's ``op``; the ``top`` functions by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    fn = mip4_operations()[op]
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return f"mip4 {op}: {calls} calls, by own time\n" + out.getvalue()
+
+
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
@@ -255,6 +273,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: first allowed)")
     p.add_argument("--no-scapy", action="store_true", help="time mip4 only")
     p.add_argument(
+        "--profile",
+        choices=OPERATIONS[:4],
+        metavar="OP",
+        help="instead of timing, profile mip4's OP (decode, encode, sign, verify) with "
+        "cProfile and print the functions that dominate",
+    )
+    p.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
         default="cpu",
@@ -269,6 +294,9 @@ def run(args: argparse.Namespace) -> int:
         print("mip4 bench: --repeat and --iterations must be >= 1", file=sys.stderr)
         return 2
     cpu = pin_cpu(args.cpu)
+    if args.profile:
+        print(profile(args.profile, args.iterations or 100_000))
+        return 0
     _, _, raw = workload()
     header: dict[str, Any] = {
         "workload": f"Registration Request + NAI + MN-HA (HMAC-MD5), {len(raw)} bytes",

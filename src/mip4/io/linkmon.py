@@ -15,6 +15,8 @@ dumps the current links and addresses, so only *changes* become events:
 * ``LinkUp(interface, address, prefix_len)`` when it has both again, with its first IPv4
   address if it has one; with ``report_addresses`` also when an address is added to an
   interface that is up (a co-located care-of address assigned after the carrier returned).
+  ``ignore_addresses`` are never reported: a mobile node keeps its home address on its
+  interface everywhere, so it must not read as "this link has the home address".
 """
 
 from __future__ import annotations
@@ -79,9 +81,11 @@ class LinkMonitor:
         interfaces: set[str] | None = None,
         *,
         report_addresses: bool = False,
+        ignore_addresses: frozenset[IPv4Address] = frozenset(),
     ) -> None:
         self.interfaces = interfaces
         self.report_addresses = report_addresses
+        self.ignore_addresses = ignore_addresses
         self.links: dict[int, _Link] = {}
         with entered(netns):
             self.sock = socket.socket(
@@ -180,12 +184,20 @@ class LinkMonitor:
         else:
             out.append(LinkDown(link.name))
 
-    @staticmethod
-    def _link_up(link: _Link) -> LinkUp:
-        if link.addresses:
-            address, plen = link.addresses[0]
-            return LinkUp(link.name, address, plen)
+    def _link_up(self, link: _Link) -> LinkUp:
+        for address, plen in link.addresses:
+            if address not in self.ignore_addresses:
+                return LinkUp(link.name, address, plen)
         return LinkUp(link.name)
+
+    def current(self) -> list[LinkUp]:
+        """``LinkUp`` for every watched interface that is up now (a daemon feeds these to
+        its engine at start)."""
+        return [
+            self._link_up(link)
+            for link in self.links.values()
+            if link.up and link.name and self._watched(link.name)
+        ]
 
     def _addr(
         self,
@@ -201,6 +213,7 @@ class LinkMonitor:
         if added and entry not in link.addresses:
             link.addresses.append(entry)
             report = emit and self.report_addresses and link.up
+            report = report and address not in self.ignore_addresses
             if report and out is not None and self._watched(link.name):
                 out.append(LinkUp(link.name, address, plen))
         elif not added:

@@ -124,7 +124,7 @@ class EngineDriver:
     ) -> None:
         self.engine = engine
         self.executor = executor
-        self.loop = loop or asyncio.get_event_loop()
+        self.loop = loop or asyncio.get_running_loop()
         self.clock = clock
         self.stats: Counter[str] = Counter()
         self._timer: asyncio.TimerHandle | None = None
@@ -480,11 +480,11 @@ class LinuxExecutor:
             ns.add_neighbour(iface, agent, a.agent_link_address)
             self._mobility.append(lambda: ns.del_neighbour(iface, agent))
         ns.add_route(f"{agent}/32", ifname=iface, replace=True, src=a.home_address)
-        self._mobility.append(lambda: ns.del_route(f"{agent}/32"))
+        self._mobility.append(lambda: ns.del_route(f"{agent}/32", ifname=iface))
         ns.add_route(
             "0.0.0.0/0", gateway=agent, ifname=iface, onlink=True, replace=True, src=a.home_address
         )
-        self._mobility.append(lambda: ns.del_route("0.0.0.0/0"))
+        self._mobility.append(lambda: ns.del_route("0.0.0.0/0", gateway=agent))
 
     def use_colocated_address(self, a: UseColocatedAddress) -> None:
         self._reset_mobility()

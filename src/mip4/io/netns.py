@@ -554,10 +554,15 @@ class Netns:
         return True
 
     def del_route(
-        self, dst: IPv4Network | str, *, table: int | None = None, ifname: str | None = None
+        self,
+        dst: IPv4Network | str,
+        *,
+        table: int | None = None,
+        ifname: str | None = None,
+        gateway: IPv4Address | str | None = None,
     ) -> bool:
-        """Delete the route to ``dst`` (in ``table``, via ``ifname`` when given), whether
-        we made it or not; ``False`` if there was none."""
+        """Delete the route to ``dst`` (in ``table``, via ``ifname`` and ``gateway`` when
+        given), whether we made it or not; ``False`` if there was none."""
         net = IPv4Network(dst)
         spec: dict[str, Any] = {
             "dst": str(net.network_address),
@@ -566,6 +571,8 @@ class Netns:
         }
         if ifname is not None:
             spec["oif"] = self.index(ifname)
+        if gateway is not None:
+            spec["gateway"] = str(gateway)
         found = self._del_route(spec)
         self.created = [
             c

@@ -501,7 +501,8 @@ class LinkSourceTracker:
             )
         try:
             attach_filter(sock, bpf_udp_dport(port))
-            sock.bind((interface or "", ETH_P_IP))
+            if interface is not None:  # else: every interface of the namespace
+                sock.bind((interface, ETH_P_IP))
         except BaseException:
             sock.close()
             raise

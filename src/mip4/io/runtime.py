@@ -1,0 +1,184 @@
+"""One node's I/O, assembled: the sockets, TUN device, tunnel forwarder, link monitor and
+executor an engine talks through, opened in one namespace and attached to one
+:class:`~mip4.io.loop.EngineDriver`.
+
+A daemon is then: build the engine from its configuration, ``NodeIO.open(...)``, create the
+driver, ``io.attach(driver)``, ``driver.start()``, feed ``io.current_links()``, run the loop,
+and ``io.close()`` on the way out (which also removes every route, rule and neighbour entry
+the executor made).
+
+What is opened, by option:
+
+* always: the UDP 434 socket (``IP_PKTINFO``/``IP_RECVTTL``) and, per control interface,
+  an AF_PACKET router discovery capture (ICMP 9/10 with the sender's hardware address);
+* ``tun_name``: a TUN device and a :class:`~mip4.io.forwarder.Forwarder` (home agent,
+  foreign agent, co-located mobile node);
+* ``link_sources``: a :class:`~mip4.io.rawsock.LinkSourceTracker`, so ``UdpReceived``
+  carries the sender's hardware address (foreign agent);
+* ``icmp_errors``: ``DestinationUnreachable`` events (mobile node);
+* ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
+  (mobile node), which never reports ``ignore_addresses`` (the home address).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from mip4.core.events import Event, LinkUp
+
+from .forwarder import Forwarder
+from .linkmon import LinkMonitor
+from .loop import EngineDriver, LinuxExecutor
+from .rawsock import (
+    LinkSourceTracker,
+    open_discovery_capture,
+    open_icmp_error_socket,
+    open_udp_control,
+    recv_destination_unreachable,
+    recv_discovery,
+    recv_udp,
+)
+from .tun import DEFAULT_MTU, Tun
+
+
+@dataclass
+class NodeIO:
+    netns: str | None
+    interfaces: tuple[str, ...]
+    udp: socket.socket
+    executor: LinuxExecutor
+    captures: dict[str, socket.socket] = field(default_factory=dict)
+    tracker: LinkSourceTracker | None = None
+    icmp_errors: socket.socket | None = None
+    linkmon: LinkMonitor | None = None
+    tun: Tun | None = None
+    forwarder: Forwarder | None = None
+
+    @classmethod
+    def open(
+        cls,
+        netns: str | None,
+        interfaces: tuple[str, ...] | list[str],
+        *,
+        tun_name: str | None = None,
+        tun_mtu: int = DEFAULT_MTU,
+        tunnel_source: IPv4Address | None = None,
+        own_addresses: frozenset[IPv4Address] = frozenset(),
+        home_gateway: IPv4Address | None = None,
+        home_network: IPv4Network | None = None,
+        link_sources: bool = False,
+        icmp_errors: bool = False,
+        watch_links: bool = False,
+        ignore_addresses: frozenset[IPv4Address] = frozenset(),
+        port: int = 434,
+    ) -> NodeIO:
+        closers: list[Any] = []
+        try:
+            udp = open_udp_control(netns, port=port)
+            closers.append(udp)
+            tun = fwd = None
+            if tun_name is not None:
+                tun = Tun(tun_name, netns, mtu=tun_mtu)
+                closers.append(tun)
+                fwd = Forwarder(tun, netns=netns)
+                closers.append(fwd)
+            executor = LinuxExecutor(
+                netns,
+                udp=udp,
+                forwarder=fwd,
+                tunnel_source=tunnel_source,
+                own_addresses=own_addresses,
+                home_gateway=home_gateway,
+                home_network=home_network,
+            )
+            closers.append(executor)
+            io = cls(netns, tuple(interfaces), udp, executor, tun=tun, forwarder=fwd)
+            for ifname in interfaces:
+                io.captures[ifname] = open_discovery_capture(ifname, netns)
+                closers.append(io.captures[ifname])
+            if link_sources:
+                io.tracker = LinkSourceTracker.open(None, netns, port=port)
+                closers.append(io.tracker)
+            if icmp_errors:
+                io.icmp_errors = open_icmp_error_socket(netns)
+                closers.append(io.icmp_errors)
+            if watch_links:
+                io.linkmon = LinkMonitor(
+                    netns,
+                    set(interfaces),
+                    report_addresses=True,
+                    ignore_addresses=ignore_addresses,
+                )
+                closers.append(io.linkmon)
+            return io
+        except BaseException:
+            for c in reversed(closers):
+                with contextlib.suppress(Exception):
+                    c.close()
+            raise
+
+    def attach(self, driver: EngineDriver) -> None:
+        """Register every source with ``driver`` (and its loop)."""
+        loop = driver.loop
+        self.executor.call_later = loop.call_later
+        if self.forwarder is not None:
+            self.forwarder.attach(loop)
+        tracker = self.tracker
+        udp = self.udp
+
+        def udp_events() -> list[Event]:
+            if tracker is not None:
+                tracker.poll()  # packet taps see a frame before the UDP socket does
+            return list(recv_udp(udp, link_src_of=tracker.lookup if tracker else None))
+
+        driver.add_reader(udp, udp_events)
+        if tracker is not None:
+            driver.add_reader(tracker.sock, lambda: (tracker.poll(), [])[1])
+        for cap in self.captures.values():
+            driver.add_reader(cap, _discovery_reader(cap))
+        if self.icmp_errors is not None:
+            errs = self.icmp_errors
+            driver.add_reader(errs, lambda: list(recv_destination_unreachable(errs)))
+        if self.linkmon is not None:
+            mon = self.linkmon
+            driver.add_reader(mon.sock, lambda: list(mon.events()))
+
+    def current_links(self) -> list[LinkUp]:
+        """``LinkUp`` for the control interfaces that are up now (watched ones only)."""
+        return self.linkmon.current() if self.linkmon is not None else []
+
+    def close(self) -> None:
+        """Undo the executor's kernel state, then close everything (TUN last)."""
+        if self.forwarder is not None:
+            self.forwarder.detach()
+        self.executor.close()
+        for sock in [*self.captures.values(), self.icmp_errors]:
+            if sock is not None:
+                sock.close()
+        if self.tracker is not None:
+            self.tracker.close()
+        if self.linkmon is not None:
+            self.linkmon.close()
+        if self.forwarder is not None:
+            self.forwarder.close()
+        if self.tun is not None:
+            self.tun.close()
+        self.udp.close()
+
+    def __enter__(self) -> NodeIO:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _discovery_reader(cap: socket.socket) -> Callable[[], list[Event]]:
+    def read() -> list[Event]:
+        return list(recv_discovery(cap))
+
+    return read

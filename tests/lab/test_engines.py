@@ -1,0 +1,188 @@
+"""The real engines (HomeAgent, ForeignAgent, MobileNode) on the lab through mip4.io:
+the mobile node registers through FA1, then FA2, then with a co-located care-of address in
+network C, and comes home; the correspondent reaches its home address at every step, with
+the router's ingress filter on (so reverse tunnelling has to work)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
+from mip4.core.home_agent import HomeAgent, HomeAgentConfig
+from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
+from mip4.io.loop import EngineDriver
+from mip4.io.netns import Netns
+from mip4.io.runtime import NodeIO
+from mip4.lab.build import Lab
+from mip4.security.sa import SecurityAssociation, SecurityAssociations
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+KEY = bytes(range(16))
+SPI = 1000
+
+
+@dataclass
+class Nodes:
+    lab: Lab
+    ha: HomeAgent
+    fa1: ForeignAgent
+    fa2: ForeignAgent
+    mn: MobileNode
+    io: dict[str, NodeIO]
+
+
+@pytest.fixture
+def nodes(prefix: str) -> Iterator[Nodes]:
+    with Lab(prefix[2:], ingress_filter=True) as lab:
+        home = lab.topology.network("home")
+        mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
+        sa = SecurityAssociation(spi=SPI, key=KEY)
+        ha_sas = SecurityAssociations()
+        ha_sas.add(mn_ip, sa)
+        ha = HomeAgent(
+            HomeAgentConfig(
+                address=ha_ip,
+                home_network=home.subnet,
+                interface=lab.ifname("ha"),
+                advertisement_interval=1.0,
+            ),
+            ha_sas,
+            time.time() - time.monotonic(),
+        )
+        fas = [
+            ForeignAgent(
+                ForeignAgentConfig(
+                    links=(VisitedLink(lab.ifname(k), lab.address(k), 24),),
+                    advertisement_interval=1.0,
+                ),
+                SecurityAssociations(),
+            )
+            for k in ("fa1", "fa2")
+        ]
+        mn = MobileNode(
+            MobileNodeConfig(
+                home_address=mn_ip,
+                home_agent=ha_ip,
+                reverse_tunnel=ReverseTunnel.PREFER,
+                lifetime=300,
+            ),
+            sa,
+            time.time() - time.monotonic(),
+        )
+        io: dict[str, NodeIO] = {}
+        tun = f"{lab.prefix}t"
+        try:
+            io["ha"] = NodeIO.open(
+                lab.ns("ha"), [lab.ifname("ha")], tun_name=tun, tunnel_source=ha_ip
+            )
+            for k in ("fa1", "fa2"):
+                io[k] = NodeIO.open(lab.ns(k), [lab.ifname(k)], tun_name=tun, link_sources=True)
+            io["mn"] = NodeIO.open(
+                lab.ns("mn"),
+                [lab.ifname("mn")],
+                tun_name=tun,
+                home_gateway=home.gateway,
+                home_network=IPv4Network(home.subnet),
+                icmp_errors=True,
+                watch_links=True,
+                ignore_addresses=frozenset({mn_ip}),
+            )
+            yield Nodes(lab, ha, fas[0], fas[1], mn, io)
+        finally:
+            for n in io.values():
+                n.close()
+
+
+async def _until(pred: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(0.05)
+    return pred()
+
+
+def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
+    n, lab = nodes, nodes.lab
+    mn_ip = lab.address("mn")
+    mn_if = lab.ifname("mn")
+    net_c = lab.topology.network("c")
+    assert net_c.colocated is not None
+    coa_c = net_c.colocated
+
+    def registered_at(coa: IPv4Address) -> Callable[[], bool]:
+        return lambda: n.mn.registered and n.mn.care_of_address == coa
+
+    async def ping_mn(count: int = 3) -> int:
+        return len(await asyncio.to_thread(lab.ping, "cn", mn_ip, count=count, timeout=1.0))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        drivers = {}
+        for key, engine in (("ha", n.ha), ("fa1", n.fa1), ("fa2", n.fa2), ("mn", n.mn)):
+            d = EngineDriver(engine, n.io[key].executor, loop=loop)
+            n.io[key].attach(d)
+            d.start()
+            for ev in n.io[key].current_links():
+                d.feed(ev)
+            drivers[key] = d
+        timings: dict[str, float] = {}
+        try:
+            # at home: the home agent's advertisements tell the node so
+            assert await _until(lambda: n.mn.state is MnState.AT_HOME, 8), n.mn.state
+            assert await ping_mn() == 3
+
+            for net, fa_key in (("a", "fa1"), ("b", "fa2")):
+                moved = time.monotonic()
+                lab.move(net)
+                coa = lab.address(fa_key)
+                assert await _until(registered_at(coa), 15), (net, n.mn.state)
+                timings[net] = time.monotonic() - moved
+                assert await ping_mn() == 3, net
+                fwd = n.io[fa_key].forwarder
+                assert fwd is not None and fwd.stats["encapsulated"] > 0  # reverse tunnel
+
+            # network C: no agent; the static assignment gives the co-located address
+            moved = time.monotonic()
+            lab.move("c")
+            mn_ns = n.io["mn"].executor.ns
+            mn_ns.add_address(mn_if, coa_c)
+            mn_ns.add_route("0.0.0.0/0", gateway=net_c.gateway, replace=True)
+            assert await _until(lambda: n.mn.registered and n.mn.care_of_address == coa_c.ip, 15), (
+                n.mn.state,
+                n.mn.failure_reason,
+            )
+            timings["c"] = time.monotonic() - moved
+            assert await ping_mn() == 3
+            mn_fwd = n.io["mn"].forwarder
+            assert mn_fwd is not None and mn_fwd.stats["delivered_tun"] >= 3
+
+            # home again
+            mn_ns.ipr.addr("del", index=mn_ns.index(mn_if), address=str(coa_c.ip), prefixlen=24)
+            lab.move("home")
+            assert await _until(lambda: n.mn.state is MnState.AT_HOME, 15), n.mn.state
+            assert await _until(lambda: len(n.ha.bindings) == 0, 5)
+            assert await ping_mn() == 3
+            print("\nlink change -> registered:", {k: f"{v:.2f} s" for k, v in timings.items()})
+            for key, io in n.io.items():
+                assert io.executor.stats.get("action_errors", 0) == 0, key
+                assert drivers[key].stats.get("action_errors", 0) == 0, key
+        finally:
+            for d in drivers.values():
+                d.close()
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+    # back home, nothing mobile is left in the kernel
+    with Netns(lab.ns("ha")) as ha:
+        assert all(r["dst"] != f"{mn_ip}/32" for r in ha.routes())
+    assert lab.exec("ha", ["ip", "neigh", "show", "proxy"]).stdout.strip() == ""
+    routes = lab.exec("mn", ["ip", "route"]).stdout
+    assert "default via 10.1.0.1" in routes and "10.1.0.0/24 dev" in routes
+    assert "lookup 434" not in lab.exec("mn", ["ip", "rule"]).stdout

@@ -64,6 +64,19 @@ expired). An ICMP Destination Unreachable about a relayed request
 (:class:`~mip4.core.events.DestinationUnreachable`) answers the pending mobile node with
 80 (network), 81 (host), 82 (port) or 88 (other).
 
+**Interface**::
+
+    fa = ForeignAgent(ForeignAgentConfig(links=(VisitedLink("wlan0", addr),)), sas, offset)
+    fa.handle(event, now) -> list[Action]   # UdpReceived, IcmpReceived, LinkUp, LinkDown,
+                                            # DestinationUnreachable
+    fa.handle_timer(now) -> list[Action]    # advertisements, 78 timeouts, visitor expiry
+    fa.next_deadline() -> float | None      # 0.0 before the first advertisement
+    fa.visitors / fa.pending / fa.counters / fa.sequences / fa.state_of(home_address)
+
+Actions: ``SendIcmp`` (advertisements), ``SendUdp`` (relayed requests to home agents,
+replies to mobile nodes with ``link_dst``), ``InstallVisitor`` / ``RemoveVisitor``, ``Log``.
+``sas`` keys: a mobile node's home address for MN-FA, a home agent's address for FA-HA.
+
 **State**: per home address the agent is ``IDLE``, ``PENDING`` (first request relayed),
 ``REGISTERED`` (visitor) or ``REREGISTERING`` (visitor with a request relayed);
 :data:`VISITOR_TRANSITIONS` lists every allowed transition and is enforced on each change.

@@ -56,6 +56,20 @@ foreign agent (RFC 5944 §3.8.3.1: FA-HA last); a denial decided before the FA-H
 still signed for a foreign agent that shares an SA with this agent, which would otherwise
 replace the code with 68. A reboot is a new engine: the table is empty.
 
+Interface (what the I/O shell and the test network rely on)::
+
+    ha = HomeAgent(HomeAgentConfig(address=..., home_network=...), sas, clock_offset)
+    ha.handle(event, now) -> list[Action]   # UdpReceived (port 434), IcmpReceived
+    ha.handle_timer(now) -> list[Action]    # binding expiry, advertisements
+    ha.next_deadline() -> float | None
+    ha.bindings / ha.counters / ha.replay_state / ha.state_of(home_address)
+
+Actions: ``SendUdp`` (replies), ``InstallBinding`` / ``RemoveBinding``, ``ProxyArp``,
+``GratuitousArp``, ``SendIcmp`` (advertisements), ``Log`` (every decision, discard and
+expiry). ``sas`` maps ``(peer, SPI)`` to SAs: the peer of an MN-HA SA is the mobile node's
+home address, the peer of an FA-HA SA the foreign agent's address as seen in the request's
+IP source.
+
 With ``advertisement_interval`` set, the home agent also sends Agent Advertisements with
 the H flag on its home link and answers Agent Solicitations there (RFC 5944 §2.3), so that
 mobile nodes can tell they are home (§2.4.2); sequence numbers follow §2.3.2 (0 first,
@@ -71,7 +85,12 @@ from ipaddress import IPv4Address, IPv4Network
 
 from mip4.security.auth import FA_HA, MN_HA, AuthenticationError, find_auth_extension, sign, verify
 from mip4.security.replay import ReplayState, check_request, random_u32
-from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
+from mip4.security.sa import (
+    ReplayMethod,
+    SecurityAssociation,
+    SecurityAssociationStore,
+    lookup_for,
+)
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
 from mip4.wire.extensions import ForeignHomeAuthExtension, MobileHomeAuthExtension
@@ -368,7 +387,7 @@ def check_identification(ctx: _Request) -> None:
         sa.replay,
         now_unix=ctx.now + agent.clock_offset,
         tolerance=sa.replay_tolerance,
-        new_nonce=agent._random_u32(),
+        new_nonce=agent._random_u32() if sa.replay is ReplayMethod.NONCES else None,
     )
     agent._replay[hoa] = check.state
     ctx.reply_identification = check.reply_identification

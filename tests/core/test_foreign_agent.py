@@ -478,6 +478,11 @@ def test_encapsulating_delivery_style_accepted() -> None:
 
 def test_77_invalid_care_of_address() -> None:
     denied(make_fa(), request(coa=A("10.1.0.99")), ReplyCode.FA_INVALID_COA)
+    # Sent to all mobility agents for another agent's care-of address: not ours to deny.
+    fa = make_fa()
+    ev = UdpReceived(request(coa=A("10.1.0.99")), HOA, A("224.0.0.11"), 5555, 434, "vis0", MAC)
+    assert of(fa.handle(ev, 0.0), SendUdp) == []
+    assert fa.counters.discarded["care_of_address_of_another_agent"] == 1
     # With D (co-located care-of address registering via the FA, R bit) it is relayed.
     fa = make_fa()
     actions = fa.handle(from_mn(request(coa=A("10.1.0.99"), flags=F.D)), 0.0)

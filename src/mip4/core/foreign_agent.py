@@ -482,6 +482,11 @@ def check_care_of_address(ctx: _Request) -> None:
     if ctx.deregistration or req.flags & RegistrationFlags.D:
         return
     if req.care_of_address not in ctx.link.offered:
+        dst = ctx.event.dst
+        if dst != ctx.link.address and dst not in ctx.link.offered:
+            # Sent to a group (224.0.0.11) for another agent's care-of address on this
+            # link: that agent answers, not us.
+            raise Discard("care_of_address_of_another_agent", str(req.care_of_address))
         raise RegistrationDenied(
             ReplyCode.FA_INVALID_COA, f"{req.care_of_address} is not offered on this link"
         )

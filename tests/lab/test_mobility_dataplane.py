@@ -166,6 +166,22 @@ def test_away_through_a_foreign_agent_then_home(world: World) -> None:
         # from the advertisement, permanent
         neigh = lab.exec("mn", ["ip", "neigh", "show", "dev", mn_if]).stdout.strip()
         assert neigh.splitlines() == [f"{fa_ip} lladdr {w.fa_mac.hex(':')} PERMANENT"]
+        # ... and does not answer ARP for its home address there (RFC 5944 §4.6): FA1
+        # ARPs for it on the link (a host route there, for its own address as source)
+        w.fa.ns.add_route(f"{mn_ip}/32", ifname=fa_if, table=77)
+        w.fa.ns.add_rule(src=fa_ip, table=77, priority=77)
+        arp_ignore = f"net.ipv4.conf.{mn_if}.arp_ignore"
+        assert w.mn.ns.read_sysctl(arp_ignore) == "2"
+        assert len(await asyncio.to_thread(lab.ping, "fa1", mn_ip, src=fa_ip)) == 0
+        assert w.fa.ns.neighbour(fa_if, mn_ip) is None
+        # control: a node that answers (arp_ignore 0) is found the same way
+        w.mn.ns.sysctl(arp_ignore, 0, restore=False)
+        lab.exec("fa1", ["ip", "neigh", "flush", "dev", fa_if])
+        assert len(await asyncio.to_thread(lab.ping, "fa1", mn_ip, src=fa_ip)) == 1
+        assert w.fa.ns.neighbour(fa_if, mn_ip) == w.mn_mac
+        w.mn.ns.sysctl(arp_ignore, 2, restore=False)
+        w.fa.ns.undo()
+        lab.exec("fa1", ["ip", "neigh", "flush", "dev", fa_if])
 
         # home again
         lab.move("home")

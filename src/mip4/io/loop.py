@@ -39,7 +39,8 @@ only place where time and sockets meet it:
 ``RemoveVisitor``            the reverse
 ``UseForeignAgent``          permanent neighbour entry for the agent (its advertised
                              hardware address, never ARP), host route to it and the default
-                             route via it; the home subnet's on-link route is withdrawn
+                             route via it; the home subnet's on-link route is withdrawn and
+                             ARP kept quiet about the home address (RFC 5944 §4.6)
 ``UseColocatedAddress``      accept tunnels from the home agent at the care-of address;
                              with ``reverse_tunnel`` a policy rule for the home address
 ``AtHome``                   all of the above undone; home subnet route and home default
@@ -246,6 +247,7 @@ class LinuxExecutor:
     _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
     _reverse_route: bool = field(default=False, init=False)
     _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
+    _arp_quiet: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns)
@@ -465,6 +467,19 @@ class LinuxExecutor:
 
                 self._mobility.append(restore)
 
+    def _quiet_arp(self, interface: str) -> None:
+        """RFC 5944 §4.6 away from home: never announce the home address in ARP requests
+        (``arp_announce`` 2: the sender address is the best one for the target's subnet,
+        e.g. the co-located care-of address), and answer ARP only for an address whose
+        subnet the asker is on (``arp_ignore`` 2: the home address is not answered on a
+        foreign link, a co-located care-of address still is). Both are harmless at home;
+        :meth:`close` restores the previous values."""
+        if interface in self._arp_quiet:
+            return
+        self.ns.sysctl(f"net.ipv4.conf.{interface}.arp_ignore", 2)
+        self.ns.sysctl(f"net.ipv4.conf.{interface}.arp_announce", 2)
+        self._arp_quiet.add(interface)
+
     def _reset_mobility(self) -> None:
         """Undo what the previous UseForeignAgent / UseColocatedAddress did."""
         while self._mobility:
@@ -475,6 +490,7 @@ class LinuxExecutor:
     def use_foreign_agent(self, a: UseForeignAgent) -> None:
         self._reset_mobility()
         ns, iface, agent = self.ns, a.interface, a.agent_address
+        self._quiet_arp(iface)
         self._leave_home_subnet(iface, a.home_address)
         if a.agent_link_address is not None:
             ns.add_neighbour(iface, agent, a.agent_link_address)
@@ -489,6 +505,7 @@ class LinuxExecutor:
     def use_colocated_address(self, a: UseColocatedAddress) -> None:
         self._reset_mobility()
         fwd = self._fwd("UseColocatedAddress")
+        self._quiet_arp(a.interface)
         self._leave_home_subnet(a.interface, a.home_address)
         table = fwd.table
         table.add_peer(a.home_agent)

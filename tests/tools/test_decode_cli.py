@@ -6,6 +6,7 @@ written out by hand from the values the test put in.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import io
 import json
@@ -333,12 +334,17 @@ def test_parse_helpers() -> None:
 
 
 def test_cli_registry() -> None:
-    """Every command module registers its subcommand; the parser knows them all."""
+    """Every module in COMMANDS registers at least one subcommand; ours parse."""
     assert "mip4.tools.decode_cmd" in COMMANDS
     parser = build_parser()
-    for cmd in ("decode", "demo", "bench"):
-        ns = parser.parse_args([cmd, *(["codec"] if cmd == "bench" else [])])
-        assert callable(ns.func)
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"decode", "demo", "bench"} <= set(sub.choices)
+    assert len(sub.choices) >= len(COMMANDS)
+    for argv in (["decode", "x.pcap"], ["demo"], ["bench", "codec"]):
+        assert callable(parser.parse_args(argv).func)
+    only_ours = build_parser(("mip4.tools.demo",))
+    (sub,) = [a for a in only_ours._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == {"demo"}
 
 
 def test_demo(capsys: pytest.CaptureFixture[str]) -> None:

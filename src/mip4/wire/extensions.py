@@ -43,7 +43,7 @@ authenticators are verified over the bytes as received (see :mod:`mip4.security.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Self
@@ -238,7 +238,17 @@ class GeneralizedAuthExtension(Extension):
     def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
         if end - start < 4:
             raise DecodeError(f"generalized authentication: length {end - start} < 4", start - 4)
-        return cls(subtype, _U32.unpack_from(data, start)[0], bytes(data[start + 4 : end]))
+        o = _new(cls)  # hot path (MN-AAA): skip the checking __init__
+        _setattr(
+            o,
+            "__dict__",
+            {
+                "subtype": subtype,
+                "spi": _U32.unpack_from(data, start)[0],
+                "authenticator": data[start + 4 : end],
+            },
+        )
+        return o
 
 
 #: The authentication extensions whose authenticator covers the message up to and including
@@ -266,7 +276,9 @@ class MobileNodeNAIExtension(Extension):
 
     @classmethod
     def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        return cls(bytes(data[start:end]))
+        o = _new(cls)  # hot path (AAA registrations): skip the checking __init__
+        _setattr(o, "__dict__", {"nai": data[start:end]})
+        return o
 
 
 @dataclass(frozen=True)
@@ -285,7 +297,9 @@ class MobileForeignChallengeExtension(Extension):
 
     @classmethod
     def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        return cls(bytes(data[start:end]))
+        o = _new(cls)  # hot path (challenge/response): skip the checking __init__
+        _setattr(o, "__dict__", {"challenge": data[start:end]})
+        return o
 
 
 # ----------------------------------------------------------------------------------------
@@ -294,12 +308,20 @@ class MobileForeignChallengeExtension(Extension):
 
 REGISTRATION_EXTENSIONS: dict[int, type[Extension]] = {}
 
+_BodyDecoder = Callable[[bytes, int, int, int], Extension]
+#: type -> (bound decode_body, long format?): what decode_extensions needs, looked up once.
+#: Kept in step with REGISTRATION_EXTENSIONS by register(), the only way to add a type.
+_DECODERS: dict[int, tuple[_BodyDecoder, bool]] = {}
+
 
 def register(*classes: type[Extension]) -> None:
+    """Add extension classes to :data:`REGISTRATION_EXTENSIONS` (use this, not item
+    assignment: it also fills the decoder's lookup table)."""
     for cls in classes:
         if cls.TYPE in REGISTRATION_EXTENSIONS and REGISTRATION_EXTENSIONS[cls.TYPE] is not cls:
             raise RuntimeError(f"extension type {cls.TYPE} registered twice")
         REGISTRATION_EXTENSIONS[cls.TYPE] = cls
+        _DECODERS[cls.TYPE] = (cls.decode_body, cls.FORMAT is LONG)
 
 
 register(
@@ -324,39 +346,44 @@ def decode_extensions(
     end = len(data)
     if pos >= end:
         return _EMPTY
+    if registry is REGISTRATION_EXTENSIONS and len(_DECODERS) == len(registry):
+        decoders = _DECODERS
+    else:
+        decoders = {t: (c.decode_body, c.FORMAT is LONG) for t, c in registry.items()}
     exts: list[Extension] = []
-    get = registry.get
+    append = exts.append
+    get = decoders.get
     while pos < end:
         t = data[pos]
-        cls = get(t)
-        if cls is None:
+        entry = get(t)
+        if entry is None:
             if t < 128:
                 raise UnknownExtensionError(t, pos)
-            fmt = SHORT
+            is_long = False
         else:
-            fmt = cls.FORMAT
-        if fmt is SHORT:
-            if pos + 2 > end:
-                raise DecodeError(f"truncated header of extension {t}", pos)
-            subtype = 0
-            start = pos + 2
-            stop = start + data[pos + 1]
-        else:
+            is_long = entry[1]
+        if is_long:
             if pos + 4 > end:
                 raise DecodeError(f"truncated long header of extension {t}", pos)
             _, subtype, length = _LONG_HDR.unpack_from(data, pos)
             start = pos + 4
             stop = start + length
+        else:
+            if pos + 2 > end:
+                raise DecodeError(f"truncated header of extension {t}", pos)
+            subtype = 0
+            start = pos + 2
+            stop = start + data[pos + 1]
         if stop > end:
             raise DecodeError(
                 f"extension {t}: length {stop - start} overruns the message "
                 f"({end - start} byte(s) left)",
                 pos,
             )
-        if cls is None:
-            exts.append(RawExtension(t, bytes(data[start:stop])))
+        if entry is None:
+            append(RawExtension(t, bytes(data[start:stop])))
         else:
-            exts.append(cls.decode_body(data, start, stop, subtype))
+            append(entry[0](data, start, stop, subtype))
         pos = stop
     return tuple(exts)
 

@@ -197,7 +197,7 @@ class RegistrationRequest(Message):
         t, flags, lifetime, hoa, ha, coa, ident = _RRQ.unpack_from(data, 0)
         if t != 1:
             raise DecodeError(f"not a RegistrationRequest (type {t}, expected 1)", 0)
-        exts = _extension_area(data, 24)
+        exts = decode_extensions(data, 24)  # () when there are none
         # Hot path: build the frozen object without its field-by-field __init__.
         o = _new(cls)
         _setattr(
@@ -261,7 +261,7 @@ class RegistrationReply(Message):
         t, code, lifetime, hoa, ha, ident = _RRP.unpack_from(data, 0)
         if t != 3:
             raise DecodeError(f"not a RegistrationReply (type {t}, expected 3)", 0)
-        exts = _extension_area(data, 20)
+        exts = decode_extensions(data, 20)  # () when there are none
         o = _new(cls)
         _setattr(
             o,

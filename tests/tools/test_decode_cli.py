@@ -351,9 +351,11 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
     objs = [json.loads(x) for x in lines[1:]]
-    assert len(objs) == 10
+    assert len(objs) == 12
     verified = [e["verified"] for o in objs for e in o.get("extensions", ()) if "verified" in e]
-    assert verified.count(True) == 9 and verified.count(False) == 2 and None not in verified
+    assert verified.count(True) == 11 and verified.count(False) == 2 and None not in verified
+    assert [e["type"] for e in objs[3]["extensions"]] == [131, 132, 32, 137, 34]
+    assert [o["type"] for o in objs[-2:]] == [7, 15]
     assert objs[7]["frame"] == 8 and "error" in objs[7]
     assert objs[8]["discarded"] is True
 

@@ -8,13 +8,16 @@ decoder must survive:
  1    Agent Solicitation, mobile node -> 224.0.0.2
  2    Agent Advertisement from the FA: mobility extension, prefix lengths, challenge
  3    Registration Request MN -> FA: NAI, MN-FA challenge, MN-HA, MN-FA authentication
- 4    the same request relayed FA -> HA: MN-FA stripped, FA-HA appended
+ 4    the same request relayed FA -> HA: MN-FA stripped, Revocation Support and FA-HA
+      appended
  5    Registration Reply HA -> FA: accepted; MN-HA and FA-HA authentication
  6    the reply relayed FA -> MN: FA-HA stripped, MN-FA appended
  7    a tampered copy of frame 3 (lifetime changed in flight): authenticators fail
  8    a request cut inside its MN-FA extension: malformed, reported, decoding goes on
  9    a request carrying unknown non-skippable extension 99: would be discarded
 10    Registration Reply, HA denies: identification mismatch (133)
+11    Registration Revocation HA -> FA (RFC 3543), FA-HA authentication
+12    Revocation Acknowledgement FA -> HA, FA-HA authentication
 ====  =================================================================================
 
 The keys are :data:`SAMPLE_KEYS` (``SPI=HEX`` strings, as for ``mip4 decode --key``).
@@ -28,8 +31,9 @@ from importlib import resources
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from mip4.security.auth import sign, strip_auth, strip_for_relay
+from mip4.security.auth import append_extensions, sign, strip_auth, strip_for_relay
 from mip4.security.sa import SecurityAssociation
+from mip4.wire.ext_mobility import RevocationSupportExtension, RevocationSupportFlags
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
     MobileForeignAuthExtension,
@@ -46,7 +50,15 @@ from mip4.wire.icmp import (
     PrefixLengthsExtension,
     RouterAddress,
 )
-from mip4.wire.messages import RegistrationFlags, RegistrationReply, RegistrationRequest
+from mip4.wire.messages import (
+    RegistrationFlags,
+    RegistrationReply,
+    RegistrationRequest,
+    RegistrationRevocation,
+    RevocationAck,
+    RevocationAckFlags,
+    RevocationFlags,
+)
 
 from . import pcap
 
@@ -111,7 +123,10 @@ def sample_packets() -> list[tuple[float, bytes]]:
     )
     rrq = sign(sign(rrq, MobileHomeAuthExtension, mn_ha), MobileForeignAuthExtension, mn_fa)
     add(0.100, pcap.ipv4_udp(MN, FA, rrq.raw, sport=49152))
-    relayed = sign(strip_for_relay(rrq), ForeignHomeAuthExtension, fa_ha)
+    relayed = append_extensions(
+        strip_for_relay(rrq), RevocationSupportExtension(0x0001F000, RevocationSupportFlags.I)
+    )
+    relayed = sign(relayed, ForeignHomeAuthExtension, fa_ha)
     add(0.101, pcap.ipv4_udp(FA, HA, relayed.raw, sport=434))
 
     rrp = RegistrationReply(
@@ -142,6 +157,17 @@ def sample_packets() -> list[tuple[float, bytes]]:
     )
     denied = sign(denied, MobileHomeAuthExtension, mn_ha)
     add(0.500, pcap.ipv4_udp(HA, FA, denied.raw, sport=434))
+
+    revocation = RegistrationRevocation(
+        flags=RevocationFlags.A | RevocationFlags.I,
+        home_address=MN,
+        home_domain_address=HA,
+        foreign_domain_address=FA,
+        revocation_id=0x0001F001,
+    )
+    add(0.600, pcap.ipv4_udp(HA, FA, sign(revocation, ForeignHomeAuthExtension, fa_ha).raw))
+    ack = RevocationAck(flags=RevocationAckFlags.I, home_address=MN, revocation_id=0x0001F001)
+    add(0.601, pcap.ipv4_udp(FA, HA, sign(ack, ForeignHomeAuthExtension, fa_ha).raw))
     return pkts
 
 

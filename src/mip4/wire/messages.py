@@ -11,7 +11,32 @@ re-serialisation. Hot decoders build the frozen object by assigning its ``__dict
 instead of calling the field-by-field frozen ``__init__`` (3x faster on CPython 3.11).
 
 Flags are an :class:`enum.IntFlag`; decoded values come from a precomputed table so decoding
-does not pay for enum construction.
+does not pay for enum construction. Reserved fields are kept (default 0), so anything that
+decodes re-encodes to the same bytes. Constructors check ranges and raise
+:class:`~mip4.wire.errors.EncodeError` for a value the wire cannot carry; the RRQ/RRP fast
+decoders bypass them.
+
+====  ===============================================  =========================================
+Type  Message                                          Layout source
+====  ===============================================  =========================================
+1     RegistrationRequest (RFC 5944 §3.3)              RFC; Wireshark; tshark; Solaris agent
+3     RegistrationReply (RFC 5944 §3.4)                RFC; Wireshark; tshark; Solaris agent
+4     TunnelData (RFC 3519 §3.3)                       Wireshark; scapy
+7     RegistrationRevocation (RFC 3543 §3.1)           Wireshark
+15    RevocationAck (RFC 3543 §3.2)                    Wireshark
+16    HandoffRequest (RFC 4881)                        UNVERIFIED: RRQ layout assumed
+17    HandoffReply (RFC 4881)                          UNVERIFIED: RRP layout assumed
+18    RegionalRegistrationRequest (RFC 4857)           UNVERIFIED: RRQ layout, GFA for HA
+19    RegionalRegistrationReply (RFC 4857)             UNVERIFIED: RRP layout assumed
+20    FastBindingUpdate (RFC 4988 §5.1)                UNVERIFIED: RRQ layout assumed
+21    FastBindingAck (RFC 4988 §5.2)                   UNVERIFIED: RRP layout assumed
+22    GenericNotification (RFC 6098)                   UNVERIFIED (see class)
+23    GenericNotificationAck (RFC 6098)                UNVERIFIED (see class)
+255   ExperimentalMessage (RFC 4064)                   opaque after the Type octet
+====  ===============================================  =========================================
+
+"UNVERIFIED": Wireshark names the type but does not decode it, and the RFC text could not be
+read while this was written; each class docstring says what was assumed and why.
 """
 
 from __future__ import annotations
@@ -458,10 +483,11 @@ class HandoffRequest(Message):
 
     Layout status: UNVERIFIED. Wireshark names type 16 but does not decode it, and the
     RFC 4881 text was not available. The layout is the Registration Request's (RFC 5944
-    §3.3), the reading most consistent with RFC 4881 carrying registration data between
-    foreign agents and with IANA's Handoff Reply code registry mirroring registration reply
-    codes; the flag bits are kept as a plain integer because their meanings could not be
-    checked."""
+    §3.3): RFC 4881 hands registration state between foreign agents, and IANA keeps a
+    "Code Values for Mobile IP Handoff Reply Messages" registry, i.e. the reply has a Code
+    octet like a Registration Reply. The flag bits are kept as a plain integer because
+    their meanings could not be checked. Treat as a placeholder until checked against the
+    RFC text."""
 
     TYPE: ClassVar[int] = 16
     FIXED_LEN: ClassVar[int] = 24

@@ -705,3 +705,28 @@ def test_simultaneous_bindings_expiring_together_turn_proxy_arp_off_once() -> No
     actions = ha.handle_timer(60.0)
     assert {a.care_of_address for a in of(actions, RemoveBinding)} == {COA, COA2}
     assert of(actions, ProxyArp) == [ProxyArp("home0", HOA, False)]
+
+
+def test_expiry_reannounces_a_link_address_learnt_on_the_home_link() -> None:
+    ha = make_ha()
+    mac = b"\x02\x00\x00\x00\x00\x10"
+    # The node deregistered once from home (authenticated), so its address is known...
+    home = udp(request(now=0, lifetime=0, coa=HOA), src=HOA, interface="home0", link_src=mac)
+    assert reply_of(ha.handle(home, 0.0)).code == 0
+    ha.handle(udp(request(now=10, lifetime=30)), 10.0)
+    actions = ha.handle_timer(40.0)
+    assert of(actions, ProxyArp) == [ProxyArp("home0", HOA, False)]
+    assert of(actions, GratuitousArp) == [GratuitousArp("home0", HOA, mac, 3)]
+    # ...an unauthenticated request from the home link teaches nothing.
+    other = make_ha()
+    forged = udp(
+        request(
+            now=0, lifetime=0, coa=HOA2, hoa=HOA2, mn_sa=SecurityAssociation(0x1000, b"z" * 16)
+        ),
+        src=HOA2,
+        interface="home0",
+        link_src=b"\x66" * 6,
+    )
+    assert reply_of(other.handle(forged, 0.0), mn_sa=None).code == ReplyCode.HA_MN_FAILED_AUTH
+    other.handle(udp(request(now=1, hoa=HOA2, lifetime=30)), 1.0)
+    assert of(other.handle_timer(31.0), GratuitousArp) == []

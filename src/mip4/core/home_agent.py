@@ -46,7 +46,9 @@ is the home address (RFC 5944 §3.8.2.2). The mobility binding table
 (:class:`~mip4.core.bindings.BindingStore`) holds one state per home address, ``AWAY``
 (bindings exist) or ``HOME`` (none), governed by :data:`BINDING_TRANSITIONS`: entering
 ``AWAY`` turns proxy ARP on and broadcasts a gratuitous ARP for the home address on the home
-link (RFC 5944 §4.6); leaving it turns proxy ARP off.
+link (RFC 5944 §4.6); leaving it turns proxy ARP off and, when the node's own link-layer
+address is known (learnt from an authenticated request it sent on the home link),
+broadcasts a gratuitous ARP restoring it.
 
 The reply (RFC 5944 §3.8.3) goes to the request's IP source and UDP source port, from the
 request's destination address (this agent's address when the request was sent to a
@@ -542,6 +544,9 @@ class HomeAgent:
         self._view = BindingTableView(self._bindings)
         self._replay: dict[IPv4Address, ReplayState] = {}
         self._random_u32 = random_u32
+        #: link-layer addresses of mobile nodes heard on the home link (from their own
+        #: requests there), to re-announce them when a binding expires (RFC 5944 §4.6)
+        self._home_link_addresses: dict[IPv4Address, bytes] = {}
         self._counters = Counters()
         self.pipeline = HA_PIPELINE
         self._sequence = 0
@@ -631,7 +636,14 @@ class HomeAgent:
             for hoa in dict.fromkeys(b.home_address for b in expired):
                 after = self.state_of(hoa)
                 if after is _H:
-                    actions.append(ProxyArp(self.config.interface, hoa, False))
+                    cfg = self.config
+                    actions.append(ProxyArp(cfg.interface, hoa, False))
+                    mac = self._home_link_addresses.get(hoa)
+                    if mac is not None:
+                        # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
+                        actions.append(
+                            GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count)
+                        )
                 BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
         except Exception as e:  # pragma: no cover - last resort
             self._counters.discard("internal_error")
@@ -713,6 +725,9 @@ class HomeAgent:
         lifetime = 0 if ctx.deregistration else ctx.lifetime
         reply = self._reply(ctx, ctx.code, lifetime)
         actions: list[Action] = []
+        ev = ctx.event
+        if ev.interface == self.config.interface and ev.link_src is not None and ev.src == hoa:
+            self._home_link_addresses[hoa] = ev.link_src  # authenticated: past the pipeline
         if ctx.deregistration:
             if inp is BindingInput.DEREGISTER_ALL:
                 removed = self._bindings.remove(hoa)
@@ -760,11 +775,9 @@ class HomeAgent:
             # RFC 5944 §4.6: the home agent stops proxying; when the node deregistered from
             # the home link itself, announce its own link-layer address on its behalf.
             actions.append(ProxyArp(cfg.interface, hoa, False))
-            ev = ctx.event
-            if ev.interface == cfg.interface and ev.link_src is not None and ev.src == hoa:
-                actions.append(
-                    GratuitousArp(cfg.interface, hoa, ev.link_src, cfg.gratuitous_arp_count)
-                )
+            mac = self._home_link_addresses.get(hoa)
+            if mac is not None:
+                actions.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
         self._counters.accept(ctx.code)
         actions.append(reply)
         actions.append(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mip4.tools import pcap
+from tests.oracle.tshark import ensure_tshark
 
 PAYLOAD = bytes(range(1, 30))
 
@@ -86,9 +87,11 @@ def _frames() -> list[tuple[float, bytes]]:
     return [(1700000000.0 + i / 8, _udp_packet()) for i in range(3)]
 
 
-@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap (wireshark) not installed")
 @pytest.mark.parametrize("fmt", ["pcapng", "nsecpcap"])
 def test_read_editcap_conversions(tmp_path: Path, fmt: str) -> None:
+    ensure_tshark()  # editcap comes with it
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap is not installed (it ships with tshark's wireshark-common)")
     src = tmp_path / "in.pcap"
     dst = tmp_path / "out"
     src.write_bytes(_write(_frames()))
@@ -177,7 +180,6 @@ def test_link_types(linktype: int, wrap: object) -> None:
     assert frame[dgram.offset + 8 :] == PAYLOAD
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 @pytest.mark.parametrize(
     ("linktype", "wrap"),
     [(pcap.LinkType.LINUX_SLL, _sll), (pcap.LinkType.LINUX_SLL2, _sll2)],
@@ -185,13 +187,14 @@ def test_link_types(linktype: int, wrap: object) -> None:
 def test_tshark_agrees_on_cooked_headers(tmp_path: Path, linktype: int, wrap: object) -> None:
     """Our hand-built SLL/SLL2 headers are what tshark expects (so the reader test above
     is not testing a private format)."""
+    tshark = ensure_tshark()
     path = tmp_path / "x.pcap"
     buf = io.BytesIO()
     w = pcap.PcapWriter(buf, linktype)
     w.write(wrap(_udp_packet()), 1.0)  # type: ignore[operator]
     path.write_bytes(buf.getvalue())
     out = subprocess.run(
-        ["tshark", "-r", str(path), "-T", "fields", "-e", "ip.src", "-e", "udp.dstport"],
+        [tshark, "-r", str(path), "-T", "fields", "-e", "ip.src", "-e", "udp.dstport"],
         check=True, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
     assert out == ["192.0.2.1", "434"]

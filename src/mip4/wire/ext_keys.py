@@ -1,6 +1,6 @@
 """AAA key generation nonce extensions, types 40--43 (RFC 3957 §5 and §6).
 
-All four are long-format extensions (RFC 5944 §1.10) whose second byte is a subtype saying
+All four are long-format extensions (RFC 5944 §1.11) whose second byte is a subtype saying
 how the nonce is to be used; RFC 3957 defines subtype 1, "AAA" (the nonce comes from the AAA
 server). Layouts as this codec reads them::
 

@@ -14,7 +14,7 @@ Type      Extension                                   Format       Layout status
 149       Trusted Networks Configured (RFC 5265)      short        unverified (see class)
 ========  ==========================================  ===========  ======================
 
-"Short" extensions that carry a subtype keep it in the first body byte (RFC 5944 §1.11); the
+"Short" extensions that carry a subtype keep it in the first body byte (RFC 5944 §1.12); the
 class has a ``subtype`` field. Type 148 has two layouts, chosen by its subtype: the registry
 entry :class:`MobileNetworkExtension` dispatches to :class:`MobileNetworkRequestExtension`
 (subtype 0) or :class:`MobileNetworkAckExtension` (subtypes 1 and 2); another subtype is kept
@@ -69,7 +69,7 @@ class FAErrorExtension(Extension):
 
     Layout status: UNVERIFIED. IANA keeps an "FA Error Extension subtypes (value 45)"
     registry, so the extension has a subtype, and the MIP4 WG gives non-skippable extensions
-    with subtypes the long format (RFC 5944 §1.10); Wireshark names the type but does not
+    with subtypes the long format (RFC 5944 §1.11); Wireshark names the type but does not
     decode it, and the RFC 4636 text was not available. The codec therefore reads the long
     header, takes the first body byte as Status, and keeps any further bytes in ``data``
     (so a message re-encodes byte for byte whatever follows).

@@ -1,14 +1,17 @@
-"""Registration extensions (RFC 5944 §1.9--§1.11, §3.5) and their registry.
+"""Registration extensions (RFC 5944 §1.9--§1.12, §3.5) and their registry.
 
 Theory of operation
 -------------------
 Every extension is a frozen dataclass whose class attributes say its ``TYPE`` and its header
 ``FORMAT``:
 
-* ``SHORT`` -- ``Type(1) Length(1) Data[Length]``, the traditional form (RFC 5944 §1.9);
-* ``LONG``  -- ``Type(1) Subtype(1) Length(2) Data[Length]`` (RFC 5944 §1.10). The second
-  byte is the subtype (36 generalized authentication) or reserved (38 CVSE); the class keeps
-  it in a ``subtype`` field so the message re-encodes byte for byte.
+* ``SHORT`` -- ``Type(1) Length(1) Data[Length]``, the type-length-value form (RFC 5944
+  §1.10); its "short extension format" variant (§1.12) starts the data with a Sub-Type byte,
+  which the classes concerned keep as a ``subtype`` field;
+* ``LONG``  -- ``Type(1) Subtype(1) Length(2) Data[Length]`` (RFC 5944 §1.11, "long
+  extension format"). The second byte is the subtype (36 generalized authentication, 40--43,
+  45, 48) or reserved (37/38 CVSE); the class keeps it (``subtype`` or ``reserved``) so the
+  message re-encodes byte for byte.
 
 A class implements ``encode_body()`` and ``decode_body(data, start, end, subtype)``; the
 header is the base class's job. :data:`REGISTRATION_EXTENSIONS` maps type numbers to classes.

@@ -282,6 +282,10 @@ def test_challenge_advertised_and_checked() -> None:
 
     assert to_mn(with_challenge(None))[1].code == ReplyCode.FA_MISSING_CHALLENGE
     assert to_mn(with_challenge(b"nope"))[1].code == ReplyCode.FA_UNKNOWN_CHALLENGE
+    # A request denied for another reason does not spend its challenge.
+    exts = (MobileForeignChallengeExtension(challenge),)
+    bad = fa.handle(from_mn(request(fa_exts=exts, mn_fa=MN_FA_SA, lifetime=5000)), 0.5)
+    assert to_mn(bad)[1].code == ReplyCode.FA_LIFETIME_TOO_LONG
     relayed = of(with_challenge(challenge), SendUdp)
     assert relayed[0].dst == HA
     # The challenge belongs to the FA: it is not relayed to the home agent.

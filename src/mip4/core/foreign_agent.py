@@ -405,6 +405,8 @@ class _Request:
     #: MN-FA association when the request carried a verifiable MN-FA extension
     mn_fa_sa: SecurityAssociation | None = None
     delivery_style: bool = False
+    #: the RFC 4721 challenge the request answered, when challenges are in use
+    challenge: bytes | None = None
 
     @property
     def deregistration(self) -> bool:
@@ -455,7 +457,7 @@ def check_challenge(ctx: _Request) -> None:
         if challenge in agent._old_challenges.get(iface, deque()):
             raise RegistrationDenied(ReplyCode.FA_STALE_CHALLENGE, "challenge no longer valid")
         raise RegistrationDenied(ReplyCode.FA_UNKNOWN_CHALLENGE, "challenge not advertised")
-    agent._used_challenges.append(challenge)
+    ctx.challenge = challenge  # spent once the request is relayed (see _relay_request)
 
 
 def check_mn_fa_auth(ctx: _Request) -> None:
@@ -911,6 +913,8 @@ class ForeignAgent:
             mn_fa_spi=ctx.mn_fa_sa.spi if ctx.mn_fa_sa is not None else None,
         )
         self._pending.put(pending)
+        if ctx.challenge is not None:
+            self._used_challenges.append(ctx.challenge)  # RFC 4721 §3.2: no replays
         VISITOR_TRANSITIONS.confirm(before, VisitorInput.REQUEST, self.state_of(hoa))
         self._counters.event("relayed_requests")
         src = self.config.relay_source

@@ -444,10 +444,15 @@ def test_other_message_types(capsys: pytest.CaptureFixture[str]) -> None:
     assert obj["fields"]["flags_names"] == ["A"]
     assert obj["fields"]["foreign_domain_address"] == FA
     assert obj["fields"]["revocation_id"] == 77
-    td = TunnelData(next_header=4, payload=b"\x45" + bytes(19))
+    inner = pcap.ipv4_udp(MN, "192.0.2.99", b"data", sport=1, dport=2)
+    td = TunnelData(next_header=4, payload=inner)
     _, (obj,) = _run_json(capsys, "--hex", td.encode().hex())
     assert obj["name"] == "tunnel_data" and obj["extensions"] == []
-    assert obj["fields"]["payload"] == "45" + "00" * 19
+    assert obj["fields"]["payload"] == inner.hex()
+    assert obj["inner"] == {"src": MN, "dst": "192.0.2.99", "protocol": 17, "length": 32}
+    bad = TunnelData(next_header=4, payload=b"\x45" + bytes(10))
+    _, (obj,) = _run_json(capsys, "--hex", bad.encode().hex())
+    assert "IPv4 header cut short" in obj["inner"]["error"]
 
 
 def test_capture_on_stdin(

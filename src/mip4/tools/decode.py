@@ -288,6 +288,17 @@ def _offsets(msg: object) -> tuple[int, ...] | None:
         return None
 
 
+def _inner_packet(next_header: int, payload: bytes) -> dict[str, Any]:
+    """A summary of the packet a Tunnel Data message carries (RFC 3519 §3.3)."""
+    if next_header != 4:
+        return {"next_header": next_header, "length": len(payload)}
+    try:
+        d = pcap.parse_ipv4(payload)
+    except pcap.FrameError as e:
+        return {"error": str(e)}
+    return {"src": str(d.src), "dst": str(d.dst), "protocol": d.protocol, "length": len(payload)}
+
+
 def message_fields(msg: Message) -> dict[str, Any]:
     """:func:`fields_of` a UDP-434 message, with the reply code's name and the
     Identification read as an NTP time."""
@@ -326,6 +337,8 @@ def decode_udp(payload: bytes, keys: KeyRing) -> dict[str, Any]:
         return out
     out["length"] = len(payload)
     out["fields"] = message_fields(msg)
+    if t == MessageType.TUNNEL_DATA:
+        out["inner"] = _inner_packet(getattr(msg, "next_header", -1), getattr(msg, "payload", b""))
     exts: tuple[Extension, ...] = getattr(msg, "extensions", ())
     offsets = _offsets(msg)
     ext_list: list[dict[str, Any]] = []

@@ -76,6 +76,15 @@ def render(obj: Mapping[str, Any]) -> str:
             lines.extend(_fields(obj["fields"], "    "))
         return "\n".join(lines)
     lines.extend(_fields(obj.get("fields", {}), "    "))
+    inner = obj.get("inner")
+    if inner:
+        if "src" in inner:
+            lines.append(
+                f"    inner packet: {inner['src']} -> {inner['dst']} protocol "
+                f"{inner['protocol']}, {inner['length']} bytes"
+            )
+        else:
+            lines.append("    inner packet: " + " ".join(f"{k}={v}" for k, v in inner.items()))
     for ext in obj.get("extensions", ()):
         at = f" @{ext['offset']}" if "offset" in ext else ""
         lines.append(f"    extension {ext['type']} {ext['name']}{at}")

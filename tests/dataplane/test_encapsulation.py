@@ -426,3 +426,13 @@ def test_decapsulation_is_zero_copy() -> None:
 def test_home_address_endpoints() -> None:
     # sanity: the vectors are what their names say
     assert INNER[12:16] == CN.packed and INNER[16:20] == HOME.packed
+
+
+def test_identification_is_taken_modulo_2_16() -> None:
+    out = encapsulate_ipip(INNER, TUNNEL, identification=0x1BEEF)
+    assert out[4:6] == h("beef") and rfc1071(bytes(out[:20])) == 0
+
+
+def test_gre_key_validated() -> None:
+    with pytest.raises(ValueError):
+        Tunnel(HA, COA, gre_key=2**32)

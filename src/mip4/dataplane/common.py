@@ -39,7 +39,9 @@ class Tunnel:
     encapsulating node's interface addresses, for the loop check of RFC 2003 §3.2.
     ``set_df`` sets DF in the outer header even when the inner header has it clear (RFC 2003
     §3.1 and §5.1 allow it, for tunnel path MTU discovery). ``gre_key`` and
-    ``gre_checksum`` apply to GRE (RFC 2890 §2.1, RFC 2784 §2.5).
+    ``gre_checksum`` apply to GRE (RFC 2890 §2.1, RFC 2784 §2.5). Minimal encapsulation
+    has no outer header, so ``ttl`` and ``set_df`` do not apply to it; with UDP tunnelling
+    the kernel builds the outer header.
     """
 
     src: IPv4Address
@@ -59,6 +61,8 @@ class Tunnel:
     def __post_init__(self) -> None:
         if not 1 <= self.ttl <= 255:
             raise ValueError(f"tunnel TTL {self.ttl} must be 1..255")
+        if self.gre_key is not None and not 0 <= self.gre_key <= 0xFFFFFFFF:
+            raise ValueError(f"GRE key {self.gre_key} must fit in 32 bits")
         src, dst = int(self.src), int(self.dst)
         object.__setattr__(self, "src_int", src)
         object.__setattr__(self, "dst_int", dst)
@@ -174,10 +178,12 @@ def build_outer(
     forwarding: bool,
 ) -> bytearray:
     """Outer IPv4 header + ``extra`` (a tunnel header) + a copy of ``inner`` -- the one copy
-    an encapsulation makes. TOS is copied from the inner header (RFC 2003 §3.1)."""
+    an encapsulation makes. TOS is copied from the inner header (RFC 2003 §3.1). The
+    identification is taken modulo 2**16, so a caller may pass a running counter."""
     n = len(extra)
     start = IPV4_HEADER_LEN + n
     size = start + f.total_length
+    identification &= 0xFFFF
     out = bytearray(size)
     # The outer header checksum from the words' sum (RFC 1071), without reading it back.
     csum = tunnel.outer_word_sum(protocol) + f.tos + size + identification + df

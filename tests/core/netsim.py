@@ -280,7 +280,8 @@ class Network:
         self.transfer()
 
     def set_up(self, name: str, up: bool) -> None:
-        """Power a node off (it neither receives nor runs timers) or on."""
+        """Cut a node off the network (``up=False``: nothing reaches it, nothing it sends
+        gets out; its clock and timers keep running) or reconnect it."""
         self.nodes[name].up = up
 
     # -- running -------------------------------------------------------------------------
@@ -293,6 +294,9 @@ class Network:
                 node.actions.append((self.now, a))
 
     def _send(self, sender: Node, a: SendUdp | SendIcmp) -> None:
+        if not sender.up:
+            self.packets.append(Packet(self.now, sender.name, a, dropped=True, why="sender down"))
+            return
         targets = self._route(sender, a)
         if not targets:
             self.packets.append(Packet(self.now, sender.name, a, dropped=True, why="no route"))
@@ -416,15 +420,13 @@ class Network:
         while self._queue:
             name, ev = self._queue.pop(0)
             node = self.nodes[name]
-            if not node.up:
-                continue
             n += 1
             if n > limit:
                 raise RuntimeError("netsim: delivery does not converge")
             self._apply(node, node.engine.handle(ev, self.now))
 
     def next_deadline(self) -> float | None:
-        ds = [n.engine.next_deadline() for n in self.nodes.values() if n.up]
+        ds = [n.engine.next_deadline() for n in self.nodes.values()]
         return min((d for d in ds if d is not None), default=None)
 
     def run_until(self, t: float, limit: int = 100_000) -> None:
@@ -442,7 +444,7 @@ class Network:
             self.now = max(self.now, d)
             for node in list(self.nodes.values()):
                 nd = node.engine.next_deadline()
-                if node.up and nd is not None and nd <= self.now:
+                if nd is not None and nd <= self.now:
                     self._apply(node, node.engine.handle_timer(self.now))
             self.transfer()
         self.now = max(self.now, t)

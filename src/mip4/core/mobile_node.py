@@ -266,7 +266,7 @@ def _table() -> dict[tuple[MnState, MnInput], frozenset[MnState]]:
     )
     # Operator deregistration: from any state with a binding or none (a no-op elsewhere).
     for s in MnState:
-        t[(s, MnInput.DEREGISTER)] = frozenset({s, _S.REGISTERING, _S.DEREGISTERING})
+        t[(s, MnInput.DEREGISTER)] = frozenset({s, _S.REGISTERING, _S.REGISTERED, _S.DEREGISTERING})
     return t
 
 

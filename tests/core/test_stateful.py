@@ -199,7 +199,7 @@ class MobilityMachine(RuleBasedStateMachine):
                 if isinstance(a, InstallVisitor):
                     times = self.accepted_at.get((name, a.home_address), [])
                     assert t in times, f"{name} installed {a.home_address} at {t} unaccepted"
-            installed = {}
+            installed: dict[IPv4Address, InstallVisitor] = {}
             for _, a in node.actions:
                 if isinstance(a, Log) and a.event == "netsim-reboot":
                     installed.clear()
@@ -225,19 +225,19 @@ class MobilityMachine(RuleBasedStateMachine):
         assert b is not None and coa is not None and b.care_of_address == coa
         assert b.expires is None or b.expires > w.now
         sent = {
-            low_word(m.identification)
+            low_word(q.identification)
             for p in w.net.sent("mn")
-            if (m := _request(p)) is not None and m.care_of_address == coa and m.lifetime > 0
+            if (q := _request(p)) is not None and q.care_of_address == coa and q.lifetime > 0
         }
         ok = False
         for p in w.net.packets:
             if p.receiver != "mn" or p.dropped or p.time != b.registered_at:
                 continue
-            m = _reply(p)
-            if m is None or m.code not in (0, 1) or low_word(m.identification) not in sent:
+            r = _reply(p)
+            if r is None or r.code not in (0, 1) or low_word(r.identification) not in sent:
                 continue
             try:
-                verify(m, 32, lambda spi: w.mn_sa if spi == w.mn_sa.spi else None)
+                verify(r, 32, lambda spi: w.mn_sa if spi == w.mn_sa.spi else None)
             except AuthenticationError:
                 continue
             ok = True

@@ -345,3 +345,36 @@ def test_delivery_style_in_a_request() -> None:
                  {MN_HA_WIRE}""")
     assert rrq.encode() == wire
     assert decode_message(wire) == rrq
+
+
+def test_hot_decoders_skip_the_checking_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RRQ, RRP and the extensions every registration carries are built without
+    ``__init__``/``__post_init__`` (the decode speed target); the checks are for encoding."""
+    from mip4.wire import (
+        GeneralizedAuthExtension,
+        MobileForeignChallengeExtension,
+        MobileNodeNAIExtension,
+    )
+
+    def boom(self: object) -> None:
+        raise AssertionError(f"{type(self).__name__}.__post_init__ ran while decoding")
+
+    hot = (
+        RegistrationRequest,
+        RegistrationReply,
+        MobileHomeAuthExtension,
+        ForeignHomeAuthExtension,
+        GeneralizedAuthExtension,
+        MobileNodeNAIExtension,
+        MobileForeignChallengeExtension,
+    )
+    for cls in hot:
+        monkeypatch.setattr(cls, "__post_init__", boom)
+    wire = h(f"""{REQ_FIXED}
+                 83 02 6d6e            # NAI "mn"
+                 84 04 01020304        # MN-FA challenge
+                 24 01 0008 00000002 deadbeef  # MN-AAA
+                 {MN_HA_WIRE} {FA_HA_WIRE}""")
+    assert len(decode_message(wire).extensions) == 5  # type: ignore[attr-defined]
+    reply = h(f"03 00 0708 c000020a c6336401 0123456789abcdef {MN_HA_WIRE}")
+    assert decode_message(reply).extensions == (MN_HA,)  # type: ignore[attr-defined]

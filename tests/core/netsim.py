@@ -195,6 +195,8 @@ class Network:
         self._rng = random.Random(seed)
         self.loss_probability = 0.0
         self.drop_predicates: list[Callable[[Packet], bool]] = []
+        #: (predicate, mutation) pairs applied to delivered payloads (corruption on the wire)
+        self.mutators: list[tuple[Callable[[Packet], bool], Callable[[bytes], bytes]]] = []
         #: answer undeliverable unicast UDP with ICMP Destination Unreachable
         self.icmp_errors = True
         self._macs = 0
@@ -228,6 +230,12 @@ class Network:
     def drop_if(self, predicate: Callable[[Packet], bool]) -> Callable[[Packet], bool]:
         self.drop_predicates.append(predicate)
         return predicate
+
+    def corrupt_if(
+        self, predicate: Callable[[Packet], bool], mutate: Callable[[bytes], bytes]
+    ) -> None:
+        """Deliver the payload of matching packets as ``mutate(payload)``."""
+        self.mutators.append((predicate, mutate))
 
     def stop_dropping(self) -> None:
         self.drop_predicates.clear()
@@ -314,6 +322,11 @@ class Network:
             ):
                 p.dropped, p.why = True, "lost"
                 continue
+            payload = a.payload
+            for pred, mutate in self.mutators:
+                if pred(p):
+                    payload = mutate(payload)
+                    p.why = "corrupted"
             link_src = src_iface.mac if src_iface is not None else None
             same_link = src_iface is not None and src_iface.link == iface.link
             src = a.src or (
@@ -331,10 +344,10 @@ class Network:
                     p.dropped, p.why = True, "ttl expired"
                     continue
                 ev = UdpReceived(
-                    a.payload, src, a.dst, a.sport, a.dport, iface.name, link_src=link_src, ttl=ttl
+                    payload, src, a.dst, a.sport, a.dport, iface.name, link_src=link_src, ttl=ttl
                 )
             else:
-                ev = IcmpReceived(a.payload, src, a.dst, iface.name, link_src=link_src, ttl=a.ttl)
+                ev = IcmpReceived(payload, src, a.dst, iface.name, link_src=link_src, ttl=a.ttl)
             self._queue.append((node.name, ev))
 
     def _icmp_error(self, sender: Node, a: SendUdp | SendIcmp, code: int) -> None:
@@ -523,6 +536,7 @@ class World:
         fa_ha_sa: bool = False,
         ha_mn_key: bytes | None = None,
         ha_knows_fa: bool = True,
+        fa_knows_ha: bool = True,
         seed: int = 0,
     ) -> None:
         self.net = Network(seed=seed)
@@ -573,9 +587,10 @@ class World:
                     opts: dict[str, Any] | None = opts,
                 ) -> Engine:
                     sas = SecurityAssociations()
-                    if self.fa_ha_sa is not None:
+                    if self.fa_ha_sa is not None and fa_knows_ha:
                         sas.add(HA_ADDR, self.fa_ha_sa)
-                    cfg = ForeignAgentConfig(links=(VisitedLink(ifname, addr, 24),), **(opts or {}))
+                    options = {"links": (VisitedLink(ifname, addr, 24),), **(opts or {})}
+                    cfg = ForeignAgentConfig(**options)
                     return ForeignAgent(cfg, sas, UNIX0)
 
                 self.net.add_node(name, make_fa, {ifname: (link, [addr])})

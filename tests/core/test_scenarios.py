@@ -23,6 +23,7 @@ from mip4.core.actions import (
     UseForeignAgent,
 )
 from mip4.core.events import LinkDown
+from mip4.core.foreign_agent import VisitedLink
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
 from mip4.security.sa import ReplayMethod
@@ -695,3 +696,161 @@ def add_mobile_node(w: World, name: str, home: A) -> MobileNode:
     node = w.net.add_node(name, make, {"mn0": (None, [])})
     assert isinstance(node.engine, MobileNode)
     return node.engine
+
+
+# ----------------------------------------------------------------------------------------
+# More denials from real causes: wire corruption, routing, keys, a reconfigured agent
+# ----------------------------------------------------------------------------------------
+
+
+def test_71_reply_corrupted_on_the_way_to_the_foreign_agent() -> None:
+    w = World(mn_config=mn_config(denial_backoff=10.0))
+    hits: list[float] = []
+
+    def first_ha_reply(p: Packet) -> bool:
+        if is_ha_reply(p) and p.receiver == "fa1" and not hits:
+            hits.append(p.time)
+            return True
+        return False
+
+    # the last byte is lost: the MN-HA extension overruns the message
+    w.net.corrupt_if(first_ha_reply, lambda b: b[:-1])
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_POORLY_FORMED_REPLY] == 1
+    assert w.mn.state is MnState.BACKING_OFF and w.mn.last_reaction is not None
+    assert w.mn.last_reaction.code == 71
+    w.advance(11)
+    assert w.mn.registered
+
+
+def test_80_home_network_unreachable() -> None:
+    w = World(mn_config=MobileNodeConfig(home_address=MN_HOME, home_agent=A("10.9.9.9")))
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_HOME_NETWORK_UNREACHABLE] == 1
+    assert w.mn.state is MnState.BACKING_OFF
+    assert "home network unreachable" in w.mn.last_reaction.reason  # type: ignore[union-attr]
+
+
+def test_132_foreign_agent_fails_authentication_at_home_agent() -> None:
+    w = World(fa_ha_sa=True, fa_knows_ha=False)
+    w.move("A")
+    assert w.ha.counters.denied[ReplyCode.HA_FA_FAILED_AUTH] == 1
+    assert w.mn.state is MnState.FAILED and "132" in (w.mn.failure_reason or "")
+
+
+def reconfigure_unnoticed(w: World, opts: dict[str, object], **changes: object) -> None:
+    """Reboot FA1 with a new configuration; its first advertisement is lost, so the node
+    keeps using what the old one advertised."""
+    opts.update(changes)
+    dropped: list[Packet] = []
+
+    def first_advertisement(p: Packet) -> bool:
+        if p.sender == "fa1" and isinstance(p.action, SendIcmp) and not dropped:
+            dropped.append(p)
+            return True
+        return False
+
+    w.net.drop_if(first_advertisement)
+    w.net.reboot("fa1")
+    w.advance(0.01)
+    assert dropped
+
+
+def test_69_lifetime_too_long_after_agent_reconfigured() -> None:
+    opts: dict[str, object] = {"advertisement_interval": 100.0}
+    w = World(fa_options=opts, mn_config=mn_config(lifetime=100))
+    w.move("A")
+    w.advance(15)
+    reconfigure_unnoticed(w, opts, max_lifetime=50)
+    w.run_until(81)
+    assert w.fa1.counters.denied[ReplyCode.FA_LIFETIME_TOO_LONG] == 1
+    assert w.mn.registered and w.mn.binding is not None and w.mn.binding.granted == 50
+    last = requests_of(w)[-1]
+    assert last.lifetime == 50
+
+
+def test_72_encapsulation_unavailable_after_agent_reconfigured() -> None:
+    opts: dict[str, object] = {"advertisement_interval": 100.0}
+    w = World(
+        fa_options=opts,
+        mn_config=mn_config(lifetime=100, encapsulations=(Encapsulation.GRE, Encapsulation.IPIP)),
+    )
+    w.move("A")
+    assert requests_of(w)[-1].flags & RegistrationFlags.G
+    w.advance(15)
+    reconfigure_unnoticed(w, opts, gre_encapsulation=False)
+    w.run_until(81)
+    assert w.fa1.counters.denied[ReplyCode.FA_ENCAPSULATION_UNAVAILABLE] == 1
+    assert w.mn.registered
+    (b,) = w.bindings()
+    assert b.encapsulation is Encapsulation.IPIP
+
+
+def test_74_reverse_tunnel_unavailable_after_agent_reconfigured() -> None:
+    opts: dict[str, object] = {"advertisement_interval": 100.0}
+    w = World(
+        fa_options=opts, mn_config=mn_config(lifetime=100, reverse_tunnel=ReverseTunnel.PREFER)
+    )
+    w.move("A")
+    w.advance(15)
+    reconfigure_unnoticed(w, opts, reverse_tunnel=False)
+    w.run_until(81)
+    assert w.fa1.counters.denied[ReplyCode.FA_REVERSE_TUNNEL_UNAVAILABLE] == 1
+    assert w.mn.registered
+    (b,) = w.bindings()
+    assert not b.reverse_tunnel
+
+
+def test_77_invalid_care_of_address_after_agent_reconfigured() -> None:
+    opts: dict[str, object] = {"advertisement_interval": 100.0}
+    w = World(fa_options=opts, mn_config=mn_config(lifetime=100))
+    w.move("A")
+    w.advance(15)
+    new_coa = A("192.168.1.100")
+    opts["links"] = (VisitedLink("fa1-a", FA1_ADDR, 24, care_of_addresses=(new_coa,)),)
+    reconfigure_unnoticed(w, opts)
+    w.net.nodes["fa1"].interfaces["fa1-a"].addresses.add(new_coa)
+    w.run_until(81)
+    assert w.fa1.counters.denied[ReplyCode.FA_INVALID_COA] == 1
+    # the node solicited, got a fresh advertisement and registered the new care-of address
+    assert w.mn.registered and w.mn.care_of_address == new_coa
+    (b,) = w.bindings()
+    assert b.care_of_address == new_coa
+
+
+def test_105_missing_challenge_after_agent_reconfigured() -> None:
+    opts: dict[str, object] = {"advertisement_interval": 100.0}
+    w = World(fa_options=opts, mn_config=mn_config(lifetime=100))
+    w.move("A")
+    w.advance(15)
+    reconfigure_unnoticed(w, opts, challenge_length=16)
+    w.run_until(81)
+    assert w.fa1.counters.denied[ReplyCode.FA_MISSING_CHALLENGE] == 1
+    assert w.mn.registered
+    assert any(
+        isinstance(e, MobileForeignChallengeExtension) for e in requests_of(w)[-1].extensions
+    )
+
+
+def test_136_home_agent_discovery_through_foreign_agent() -> None:
+    w = World(mn_config=MobileNodeConfig(home_address=MN_HOME, home_agent=A("10.0.0.255")))
+    w.move("A")
+    assert w.ha.counters.denied[ReplyCode.HA_UNKNOWN_HA_ADDRESS] == 1
+    assert w.mn.registered and w.mn.home_agent == HA_ADDR
+    first, second = requests_of(w)
+    assert first.home_agent == A("10.0.0.255") and second.home_agent == HA_ADDR
+    v = w.fa1.visitors.get(MN_HOME)
+    assert v is not None and v.home_agent == HA_ADDR
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_r_bit_makes_node_register_through_agent(required: bool) -> None:
+    w = World(fa_options={"registration_required": required})
+    # link A also hands the node an address of its own (a co-located care-of address)
+    w.net.link_up("mn", "mn0", "A", A("192.168.1.50"), 24, on_link=MN_HOME)
+    w.advance(2)
+    assert w.mn.registered
+    expected = FA1_ADDR if required else A("192.168.1.50")
+    assert w.mn.care_of_address == expected
+    (b,) = w.bindings()
+    assert b.care_of_address == expected

@@ -22,7 +22,8 @@ Reactions (:class:`Reaction`):
 * ``RETRY_WITH_T`` / ``RETRY_WITHOUT_T`` -- RFC 3024 §4.2 codes 74/75 and 137/138.
 * ``NEW_CHALLENGE`` -- RFC 4721 104/105/106/109: solicit a fresh advertisement (with a
   fresh challenge) and retry.
-* ``OTHER_AGENT`` -- 77: this care-of address is refused; use another agent.
+* ``OTHER_AGENT`` -- 77: this care-of address is refused; use another agent, or wait for
+  this one to advertise another care-of address (the one used may have been stale).
 * ``BACK_OFF`` -- a transient denial (resources, unreachable home agent, unspecified):
   retry after an exponentially growing pause.
 * ``GIVE_UP`` -- a denial the node cannot fix by itself (authentication, prohibited,

@@ -365,7 +365,8 @@ class MobileNode:
         self._adjust = _Adjust()
         self._retry_at: float | None = None  #: backing off: next attempt
         self._await_challenge = False
-        self._refused: set[tuple[str, IPv4Address]] = set()
+        #: (interface, agent, care-of address) refused with 77 (invalid care-of address)
+        self._refused: set[tuple[str, IPv4Address, IPv4Address]] = set()
         self._announced: Attachment | None = None
         #: the reason of the last give-up, for the operator
         self.failure_reason: str | None = None
@@ -611,7 +612,7 @@ class MobileNode:
             return
         key = (agent.interface, agent.address)
         if res.rebooted:
-            self._refused.discard(key)
+            self._refused = {k for k in self._refused if k[:2] != key}
         if self.discovery.soliciting:
             self.discovery.stop_soliciting()
         a = self.attachment
@@ -670,7 +671,7 @@ class MobileNode:
         if agent.busy:
             out.append(Log("mn-agent-busy", {"agent": agent.address}))
             return False
-        if (agent.interface, agent.address) in self._refused:
+        if (agent.interface, agent.address, agent.care_of_addresses[0]) in self._refused:
             return False
         if self.config.reverse_tunnel is ReverseTunnel.REQUIRE and not agent.flags & AgentFlags.T:
             # RFC 3024 §5.1: T may be set only if the agent advertises it.
@@ -982,7 +983,7 @@ class MobileNode:
                 self._start_registration(now, out, "back-off over")
 
     def _agent_lost(self, agent: Agent, now: float, out: list[Action]) -> None:
-        self._refused.discard((agent.interface, agent.address))
+        self._refused = {k for k in self._refused if k[:2] != (agent.interface, agent.address)}
         a = self.attachment
         if a is None or a.agent_key != (agent.interface, agent.address):
             return
@@ -1142,16 +1143,21 @@ class MobileNode:
             return
         if kind is Reaction.OTHER_AGENT:
             a = p.attachment
-            if a.agent_key is not None:
-                self._refused.add(a.agent_key)
-                self._detach(out, r.reason)
-                for other in self.discovery.agents():
-                    if other.interface in self.links and self._usable(other, out):
-                        self._attach_agent(other, now, out, "previous agent refused")
-                        return
+            if a.agent is None:
                 self._give_up(out, r.reason)
-            else:
-                self._give_up(out, r.reason)
+                return
+            # This care-of address is refused: use another agent, or wait for this one to
+            # advertise a different care-of address (its advertisement may have been stale).
+            self._refused.add((a.interface, a.agent.address, a.care_of_address))
+            self._detach(out, r.reason)
+            for other in self.discovery.agents():
+                if other.interface in self.links and self._usable(other, out):
+                    self._attach_agent(other, now, out, "care-of address refused")
+                    return
+            self._set_state(MnState.DISCOVERING, out, r.reason)
+            if a.interface in self.links:
+                self.discovery.start_soliciting(a.interface, now)
+                self._solicit_due(now, out)
             return
         # Corrective retries.
         self._adjust.corrections += 1

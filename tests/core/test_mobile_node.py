@@ -737,3 +737,21 @@ def test_deregistration_retransmitted_then_at_home() -> None:
     sent = _retransmission_times(mn, 100.0)
     assert [t for t, _ in sent] == [1.0, 3.0]
     assert state_of(mn) is MnState.AT_HOME
+
+
+def test_foreign_prefix_while_at_home_means_left_home() -> None:
+    mn = make()
+    mn.handle(LinkUp("mn0", HOME, 24), 0.0)
+    assert mn.at_home
+    # an agent without a Prefix-Lengths extension proves nothing
+    assert not requests(mn.handle(adv_event(), 1.0))
+    assert mn.at_home
+    # one advertising a foreign prefix does
+    acts = mn.handle(adv_event(src=FA2, prefix_len=24), 2.0)
+    (req,) = requests(acts)
+    assert req.care_of_address == FA2 and not mn.at_home
+    # an agent on the home network (same prefix) keeps the node at home
+    mn2 = make()
+    mn2.handle(LinkUp("mn0", HOME, 24), 0.0)
+    assert not requests(mn2.handle(adv_event(src=A("10.0.0.2"), prefix_len=24), 1.0))
+    assert mn2.at_home

@@ -854,3 +854,12 @@ def test_r_bit_makes_node_register_through_agent(required: bool) -> None:
     assert w.mn.care_of_address == expected
     (b,) = w.bindings()
     assert b.care_of_address == expected
+
+
+def test_silent_move_from_home_to_foreign_agent() -> None:
+    w = World()
+    w.move("home")
+    assert w.mn.state is MnState.AT_HOME
+    w.move("A", signal=False)
+    w.advance(1.5)
+    assert w.mn.registered and w.mn.care_of_address == FA1_ADDR

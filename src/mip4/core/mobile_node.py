@@ -88,7 +88,7 @@ from .actions import (
     UseColocatedAddress,
     UseForeignAgent,
 )
-from .discovery import Agent, AgentDiscovery, prefix_moved
+from .discovery import Agent, AgentDiscovery, address_moved, prefix_moved
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
 from .mn_reactions import CodeReaction, Reaction, reaction_for
 from .registration import ProtocolError, TransitionTable
@@ -644,6 +644,14 @@ class MobileNode:
                 self._attach_agent(agent, now, out, "foreign agent advertisement")
             return
         if a.kind is AttachmentKind.HOME:
+            # RFC 5944 §2.4.2.2 applied to the home network: a foreign agent on our link
+            # advertising a prefix that is not the home network means we left home.
+            if (
+                a.interface == agent.interface
+                and address_moved(self.config.home_network, agent)
+                and self._usable(agent, out)
+            ):
+                self._attach_agent(agent, now, out, "foreign network prefix: left home")
             return
         if a.kind is AttachmentKind.COLOCATED:
             # RFC 5944 §2.4.1 / §3.6: R set -> register through the agent even though a

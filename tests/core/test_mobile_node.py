@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections.abc import Sequence
 from ipaddress import IPv4Address
@@ -179,7 +180,7 @@ def test_transition_table_covers_every_pair() -> None:
 
 
 def test_solicits_on_foreign_link_with_backoff() -> None:
-    mn = make(solicit_max_interval=16.0)
+    mn = make(solicit_max_interval=16.0, solicit_jitter=0.0)
     acts = mn.handle(LinkUp("mn0"), 0.0)
     times = []
     sol = of(acts, SendIcmp)
@@ -404,7 +405,7 @@ def test_colocated_registration() -> None:
     assert send.dst == HA and send.src == COA and send.ttl is None
     assert req.care_of_address == COA
     assert req.flags & RegistrationFlags.D and req.flags & RegistrationFlags.T
-    assert of(acts, SendIcmp)  # still looks for an agent that might require registration
+    assert not of(acts, SendIcmp)  # RFC 5944 §2.4: the care-of address is already known
     acts = mn.handle(udp(reply_for(req, sa=SA), src=HA, dst=COA), 0.2)
     (use,) = of(acts, UseColocatedAddress)
     assert use.care_of_address == COA and use.home_agent == HA and use.reverse_tunnel
@@ -755,3 +756,18 @@ def test_foreign_prefix_while_at_home_means_left_home() -> None:
     mn2.handle(LinkUp("mn0", HOME, 24), 0.0)
     assert not requests(mn2.handle(adv_event(src=A("10.0.0.2"), prefix_len=24), 1.0))
     assert mn2.at_home
+
+
+def test_solicitation_times_are_randomised_but_never_faster() -> None:
+    mn = make(solicit_max_interval=64.0, solicit_jitter=0.5)
+    mn.handle(LinkUp("mn0"), 0.0)
+    times = [0.0]
+    while len(times) < 8:
+        d = mn.next_deadline()
+        assert d is not None
+        if of(mn.handle_timer(d), SendIcmp):
+            times.append(d)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    nominal = [1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    assert all(n <= g <= n * 1.5 for g, n in zip(gaps, nominal, strict=True))
+    assert gaps != nominal

@@ -20,7 +20,10 @@ decides what to do with what it reports:
   from Prefix-Lengths Extensions; it answers only when both advertisements carry one.
 * Solicitation (RFC 5944 §2.4): while searching for an agent the node MAY send up to
   ``initial_solicitations`` solicitations at most one per second, then MUST back off
-  exponentially, doubling the interval up to ``max_interval``.
+  exponentially, doubling the interval up to ``max_interval`` (which SHOULD be at least a
+  minute), and MUST randomise the times around these nominal values: each interval is
+  stretched by a random fraction up to ``jitter`` (only ever longer, so the one-per-second
+  bound holds).
   :meth:`AgentDiscovery.start_soliciting` arms the schedule; :meth:`AgentDiscovery.poll`
   says when one is due and advances it; :meth:`AgentDiscovery.stop_soliciting` disarms it
   (an advertisement was heard).
@@ -30,6 +33,7 @@ No clock is read here: every input carries ``now``.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -150,6 +154,8 @@ class AgentDiscovery:
         initial_interval: float = 1.0,
         max_interval: float = 60.0,
         max_solicitations: int | None = None,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         if initial_interval < 1.0:
             # RFC 5944 §2.4: "at a maximum rate of one per second"
@@ -160,6 +166,10 @@ class AgentDiscovery:
         self.initial_interval = initial_interval
         self.max_interval = max_interval
         self.max_solicitations = max_solicitations
+        if not 0.0 <= jitter <= 1.0:
+            raise ValueError("solicitation jitter must be within 0..1")
+        self.jitter = jitter
+        self._rng = rng if rng is not None else random.Random()
         self._agents: dict[tuple[str, IPv4Address], Agent] = {}
         self._solicit_interface: str | None = None
         self._solicit_next: float | None = None
@@ -263,7 +273,10 @@ class AgentDiscovery:
         if self.max_solicitations is not None and self._solicit_count >= self.max_solicitations:
             self._solicit_next = None
         else:
-            self._solicit_next = now + self.interval_after(self._solicit_count)
+            interval = self.interval_after(self._solicit_count)
+            if self.jitter:
+                interval *= 1.0 + self._rng.uniform(0.0, self.jitter)
+            self._solicit_next = now + interval
         return interface
 
     def next_deadline(self) -> float | None:

@@ -173,6 +173,10 @@ class MobileNodeConfig:
     solicit_limit: int | None = None
     """Stop soliciting after this many (``None``: continue at the maximum interval)."""
 
+    solicit_jitter: float = 0.1
+    """Solicitation times are randomised (RFC 5944 §2.4 MUST): each interval is lengthened
+    by up to this fraction."""
+
     solicitation_address: IPv4Address = ALL_ROUTERS
     """Where solicitations go: 224.0.0.2 or 255.255.255.255 (RFC 1256 §5.1)."""
 
@@ -194,6 +198,8 @@ class MobileNodeConfig:
             raise ValueError("renew_fraction must be strictly between 0 and 1")
         if self.denial_backoff <= 0 or self.denial_backoff_max < self.denial_backoff:
             raise ValueError("denial_backoff must be > 0 and <= denial_backoff_max")
+        if not 0.0 <= self.solicit_jitter <= 1.0:
+            raise ValueError("solicit_jitter must be within 0..1")
         if not self.encapsulations:
             raise ValueError("encapsulations must name at least one encapsulation")
 
@@ -354,6 +360,8 @@ class MobileNode:
             initial_solicitations=config.solicit_initial_count,
             max_interval=config.solicit_max_interval,
             max_solicitations=config.solicit_limit,
+            jitter=config.solicit_jitter,
+            rng=random.Random(self._rng.getrandbits(64)),
         )
         self.state = MnState.DETACHED
         self.home_agent = config.home_agent
@@ -556,14 +564,15 @@ class MobileNode:
             network = (
                 IPv4Network((address, prefix_len), strict=False) if prefix_len is not None else None
             )
+            # RFC 5944 §2.4: no solicitation once a care-of address is known by other
+            # means; an agent that requires registration (R) is heard by its periodic
+            # advertisements.
             self._attach(
                 Attachment(AttachmentKind.COLOCATED, interface, address, network=network),
                 now,
                 out,
                 "co-located care-of address",
             )
-            self.discovery.start_soliciting(interface, now)
-            self._solicit_due(now, out)
             return
         self._set_state(MnState.DISCOVERING, out, "looking for an agent")
         self.discovery.start_soliciting(interface, now)
@@ -1266,15 +1275,20 @@ class MobileNode:
                 self._set_state(MnState.DISCOVERING, out, "deregistered while away")
             return
         if self.attachment is None or self.attachment.care_of_address != att.care_of_address:
+            # (cannot happen: a new attachment replaces the outstanding request) -- register
+            # where the node is now rather than believe an acceptance for elsewhere
             out.append(Log("mn-stale-acceptance", {"care_of_address": att.care_of_address}))
+            self._start_registration(now, out, "acceptance for a previous care-of address")
             return
         requested = p.request.lifetime
         granted = min(msg.lifetime, requested)  # RFC 5944 §3.6.2.2: never more than asked
         if granted == 0:
             self._back_off(now, out, "accepted with lifetime 0")
             return
-        # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2).
-        start = p.last_sent
+        # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2): with
+        # timestamps only the last transmission can be answered; with nonces any of the
+        # identical transmissions may have been, so count from the first (conservative).
+        start = p.last_sent if self.sa.replay is ReplayMethod.TIMESTAMPS else p.first_sent
         if granted >= INFINITE_LIFETIME:
             expires = renew = None
         else:

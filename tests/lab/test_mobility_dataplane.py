@@ -114,7 +114,7 @@ def _run(w: World, body: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _ping(lab: Lab, node: str, dst: IPv4Address, count: int = 2) -> int:
-    return len(await asyncio.to_thread(lab.ping, node, dst, count=count, timeout=1.0))
+    return len(await asyncio.to_thread(lab.ping, node, dst, count=count, timeout=2.0))
 
 
 async def _until(pred: Callable[[], bool], within: float = 3.0) -> bool:
@@ -177,7 +177,7 @@ def test_away_through_a_foreign_agent_then_home(world: World) -> None:
         # control: a node that answers (arp_ignore 0) is found the same way
         w.mn.ns.sysctl(arp_ignore, 0, restore=False)
         lab.exec("fa1", ["ip", "neigh", "flush", "dev", fa_if])
-        assert len(await asyncio.to_thread(lab.ping, "fa1", mn_ip, src=fa_ip)) == 1
+        assert len(await asyncio.to_thread(lab.ping, "fa1", mn_ip, src=fa_ip, timeout=3)) == 1
         assert w.fa.ns.neighbour(fa_if, mn_ip) == w.mn_mac
         w.mn.ns.sysctl(arp_ignore, 2, restore=False)
         w.fa.ns.undo()

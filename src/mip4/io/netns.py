@@ -23,6 +23,7 @@ External tools run with argument lists (``ip netns exec NAME argv...``), never s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import ctypes.util
@@ -316,6 +317,9 @@ class Netns:
                 raise ValueError("cannot create the current namespace")
             create_netns(name)
             self.owned = True
+            # a safety net for an interpreter that exits without close() (an exception
+            # escaping a script, sys.exit in a callback); unregistered by close()
+            atexit.register(self.close)
         self._ipr: Any = None
         self.created: list[Created] = []
         #: our own proxy-neighbour table: (ifname, address); pyroute2 0.9.7 dumps are empty
@@ -360,6 +364,7 @@ class Netns:
         if self.owned and self.name is not None:
             delete_netns(self.name)
             self.owned = False
+            atexit.unregister(self.close)
             self.created.clear()
             self.proxy_neighbours.clear()
 

@@ -24,6 +24,7 @@ a namespace removes its links, addresses, routes, nftables tables and TUN device
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
@@ -128,9 +129,12 @@ class Lab:
 
     def __enter__(self) -> Lab:
         self.up()
+        # torn down by __exit__; atexit covers an interpreter leaving some other way
+        atexit.register(self.down)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        atexit.unregister(self.down)
         self.down()
 
     def up(self) -> None:
@@ -153,6 +157,7 @@ class Lab:
             for key in [topo.switch, *topo.node_keys()]:
                 ns = Netns(self.ns(key), create=True)
                 ns.owned = False  # down() deletes by prefix; keep it past this method
+                atexit.unregister(ns.close)
                 handles[key] = ns
                 for k, v in (
                     ("net.ipv6.conf.all.disable_ipv6", 1),

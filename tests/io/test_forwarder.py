@@ -4,6 +4,7 @@ the dataplane encapsulation, carrying a ping and a real kernel TCP connection.""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import socket
@@ -223,3 +224,43 @@ def test_decapsulated_datagrams_reach_a_visitor_by_hardware_address(
     finally:
         tx.close()
         rx.close()
+
+
+def test_too_big_for_the_tunnel_is_answered_with_fragmentation_needed(
+    tunnelled: Tunnelled,
+) -> None:
+    """RFC 2003 §5.1: with a 1500-byte TUN MTU and a 1500-byte path, a full-sized DF
+    datagram cannot be tunnelled; the sender gets ICMP "fragmentation needed" with
+    1500 - 20 and its kernel lowers the path MTU, so the next datagram fits."""
+    t = tunnelled
+    t.x.set_mtu(t.fx.tun.name, 1500)
+    t.fx.tunnel_mtu = 1500
+    with entered(t.x.name):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with s:
+        s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO
+        s.bind((str(IX), 0))
+        s.connect((str(IY), 9))
+        assert s.getsockopt(socket.IPPROTO_IP, 14) == 1500  # IP_MTU
+        s.send(bytes(1472))  # 1500 bytes with headers, DF set
+        deadline = time.monotonic() + 3
+        while t.fx.stats["icmp_frag_needed"] == 0 and time.monotonic() < deadline:
+            t.fx.pump_tun()
+            time.sleep(0.01)
+        assert t.fx.stats["icmp_frag_needed"] == 1
+        assert t.fx.stats["encapsulated"] == 0
+        deadline = time.monotonic() + 3
+        while s.getsockopt(socket.IPPROTO_IP, 14) != 1480 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.getsockopt(socket.IPPROTO_IP, 14) == 1480
+        # the connected socket also got the error reported (pending EMSGSIZE, once)
+        with pytest.raises(OSError) as err:
+            s.send(bytes(1452))
+        assert err.value.errno == errno.EMSGSIZE
+        # and a datagram that fits the tunnel goes through
+        s.send(bytes(1452))
+        deadline = time.monotonic() + 3
+        while t.fx.stats["encapsulated"] == 0 and time.monotonic() < deadline:
+            t.fx.pump_tun()
+            time.sleep(0.01)
+        assert t.fx.stats["encapsulated"] == 1

@@ -19,6 +19,11 @@ The kernel here has no ipip/gre modules, so every node that tunnels runs a
   §4.2.2: no ARP on behalf of the visitor), and otherwise back into the TUN device, from
   which the kernel delivers or forwards it.
 
+Path MTU (RFC 2003 §5.1): the TUN device's MTU (1472 by default) leaves room for the
+largest outer header on a 1500-byte path. With a larger TUN MTU, set ``tunnel_mtu``: a DF
+datagram that does not fit once encapsulated is dropped and its sender gets ICMP
+"fragmentation needed" with the tunnel MTU minus the overhead.
+
 TTL: the kernel has already decremented the TTL of a datagram it *forwarded* into the TUN
 device, so the forwarder encapsulates with ``forwarding=False`` and never decrements twice.
 
@@ -44,19 +49,22 @@ from ipaddress import IPv4Address
 
 from mip4.core.actions import Encapsulation
 from mip4.dataplane.common import Decapsulated, Tunnel
-from mip4.dataplane.errors import TunnelError
+from mip4.dataplane.errors import PacketTooBig, TunnelError
 from mip4.dataplane.gre import decapsulate_gre, encapsulate_gre
+from mip4.dataplane.icmp import fragmentation_needed
 from mip4.dataplane.ipip import decapsulate_ipip, encapsulate_ipip
 from mip4.dataplane.minimal import decapsulate_minimal, encapsulate_minimal
+from mip4.wire.addr import ipv4_from_int
 from mip4.wire.errors import DecodeError
 from mip4.wire.ip import Bytes
 
+from .netns import entered
 from .rawsock import open_packet_sender, open_tunnel_socket, send_to_link
 from .tun import Tun
 
 log = logging.getLogger(__name__)
 
-Encap = Callable[[Bytes, Tunnel], bytearray]
+Encap = Callable[[Bytes, Tunnel, int | None], bytearray]
 Decap = Callable[[Bytes], Decapsulated]
 
 
@@ -64,15 +72,15 @@ def codecs() -> dict[int, tuple[Encap, Decap]]:
     """Encapsulation functions by outer IP protocol."""
     table: dict[int, tuple[Encap, Decap]] = {
         Encapsulation.IPIP: (
-            lambda inner, t: encapsulate_ipip(inner, t, forwarding=False),
+            lambda inner, t, mtu: encapsulate_ipip(inner, t, forwarding=False, mtu=mtu),
             decapsulate_ipip,
         ),
         Encapsulation.MINIMAL: (
-            lambda inner, t: encapsulate_minimal(inner, t, forwarding=False),
+            lambda inner, t, mtu: encapsulate_minimal(inner, t, forwarding=False, mtu=mtu),
             decapsulate_minimal,
         ),
         Encapsulation.GRE: (
-            lambda inner, t: encapsulate_gre(inner, t, forwarding=False),
+            lambda inner, t, mtu: encapsulate_gre(inner, t, forwarding=False, mtu=mtu),
             decapsulate_gre,
         ),
     }
@@ -182,10 +190,18 @@ class Forwarder:
         netns: str | None = None,
         protocols: tuple[int, ...] = (Encapsulation.IPIP, Encapsulation.GRE, Encapsulation.MINIMAL),
         accept_any_peer: bool = False,
+        tunnel_mtu: int | None = None,
         batch: int = 256,
         bufsize: int = 65535,
     ) -> None:
         self.tun = tun
+        self.netns = netns
+        #: the path MTU towards tunnel exits (RFC 2003 §5.1): a DF datagram that does not
+        #: fit once encapsulated is answered with ICMP "fragmentation needed" carrying
+        #: ``tunnel_mtu`` minus the encapsulation overhead. ``None``: no check (the TUN
+        #: MTU already leaves room for the largest header).
+        self.tunnel_mtu = tunnel_mtu
+        self._icmp: socket.socket | None = None
         self.table = table if table is not None else TunnelTable()
         self.accept_any_peer = accept_any_peer
         self.batch = batch
@@ -232,6 +248,10 @@ class Forwarder:
         link = getattr(self, "link", None)
         if link is not None:
             link.close()
+        if getattr(self, "_icmp", None) is not None:
+            assert self._icmp is not None
+            self._icmp.close()
+            self._icmp = None
 
     def __enter__(self) -> Forwarder:
         return self
@@ -271,7 +291,11 @@ class Forwarder:
             self.stats[f"encap_unsupported_{int(entry.encapsulation)}"] += 1
             return
         try:
-            outer = codec[0](pkt, entry.tunnel)
+            outer = codec[0](pkt, entry.tunnel, self.tunnel_mtu)
+        except PacketTooBig as exc:
+            self.stats["encap_drop_too-big"] += 1
+            self._fragmentation_needed(pkt, entry, exc)
+            return
         except TunnelError as exc:
             self.stats[f"encap_drop_{exc.reason.value}"] += 1
             return
@@ -286,6 +310,27 @@ class Forwarder:
             self.stats[f"raw_send_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
         else:
             self.stats["encapsulated"] += 1
+
+    def _fragmentation_needed(self, pkt: memoryview, entry: TunnelEntry, exc: PacketTooBig) -> None:
+        """RFC 2003 §5.1 / RFC 1191: tell the sender the tunnel's MTU. Sent from the tunnel
+        entry point's address on a send-only raw socket (written into the TUN device it
+        would be dropped: a local source arriving from outside is a martian)."""
+        reply = fragmentation_needed(
+            pkt, exc.tunnel_mtu, entry.tunnel.src, overhead=exc.tunnel_mtu - exc.next_hop_mtu
+        )
+        if reply is None:
+            return
+        if self._icmp is None:
+            with entered(self.netns):
+                self._icmp = socket.socket(
+                    socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_RAW
+                )
+            self._icmp.setblocking(False)
+        try:
+            self._icmp.sendto(reply, (str(ipv4_from_int(int.from_bytes(pkt[12:16], "big"))), 0))
+            self.stats["icmp_frag_needed"] += 1
+        except OSError:
+            self.stats["icmp_send_failed"] += 1
 
     # -- out of the tunnel ------------------------------------------------------------
 

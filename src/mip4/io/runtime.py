@@ -67,6 +67,7 @@ class NodeIO:
         *,
         tun_name: str | None = None,
         tun_mtu: int = DEFAULT_MTU,
+        tunnel_mtu: int | None = None,
         tunnel_source: IPv4Address | None = None,
         own_addresses: frozenset[IPv4Address] = frozenset(),
         home_gateway: IPv4Address | None = None,
@@ -85,7 +86,7 @@ class NodeIO:
             if tun_name is not None:
                 tun = Tun(tun_name, netns, mtu=tun_mtu)
                 closers.append(tun)
-                fwd = Forwarder(tun, netns=netns)
+                fwd = Forwarder(tun, netns=netns, tunnel_mtu=tunnel_mtu)
                 closers.append(fwd)
             executor = LinuxExecutor(
                 netns,

@@ -34,6 +34,7 @@ from mip4.core.mobile_node import (
     MobileNodeConfig,
     ReverseTunnel,
 )
+from mip4.core.registration import ProtocolError
 from mip4.security.auth import verify
 from mip4.security.replay import NTP_UNIX_OFFSET, high_word, low_word
 from mip4.security.sa import ReplayMethod, SecurityAssociation
@@ -172,6 +173,25 @@ def test_transition_table_covers_every_pair() -> None:
     for s in MnState:
         for i in MnInput:
             assert MN_TRANSITIONS.check(s, i)
+
+
+def test_transition_table_is_enforced() -> None:
+    # a reply cannot change the state when no request is outstanding
+    with pytest.raises(ProtocolError):
+        MN_TRANSITIONS.confirm(MnState.AT_HOME, MnInput.UDP, MnState.REGISTERED)
+    with pytest.raises(ProtocolError):
+        MN_TRANSITIONS.confirm(MnState.FAILED, MnInput.UDP, MnState.REGISTERED)
+    # and the engine reports (never raises) a transition the table does not allow
+    mn = make()
+    mn.handle(LinkUp("mn0", HOME, 24), 0.0)
+    mn.state = MnState.AT_HOME
+    mn._pending = None
+    bogus = MN_TRANSITIONS.table.pop((MnState.AT_HOME, MnInput.LINK_DOWN))
+    try:
+        acts = mn.handle(LinkDown("mn0"), 1.0)
+    finally:
+        MN_TRANSITIONS.table[(MnState.AT_HOME, MnInput.LINK_DOWN)] = bogus
+    assert logs(acts, "mn-protocol-error") and mn.counters["protocol-error"] == 1
 
 
 # ----------------------------------------------------------------------------------------

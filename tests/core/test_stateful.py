@@ -13,7 +13,7 @@ Invariants (checked after every step):
 * the mobile node is registered only after an authenticated success reply for its current
   care-of address: the reply that made it so was delivered to it, verifies with the MN-HA
   key, matches (low 32 bits of the Identification) a request it sent for that care-of
-  address, and the binding it believes in has not expired;
+  address, and the binding it believes in has not expired (nor outlives the home agent's);
 * no engine raises, and none reports an internal or protocol error.
 """
 
@@ -229,6 +229,10 @@ class MobilityMachine(RuleBasedStateMachine):
             for p in w.net.sent("mn")
             if (q := _request(p)) is not None and q.care_of_address == coa and q.lifetime > 0
         }
+        # the node's idea of its binding never outlives the home agent's
+        for hb in w.ha.bindings:
+            if hb.care_of_address == coa and hb.expires is not None and b.expires is not None:
+                assert b.expires <= hb.expires + 1e-9, (b, hb)
         ok = False
         for p in w.net.packets:
             if p.receiver != "mn" or p.dropped or p.time != b.registered_at:

@@ -202,9 +202,10 @@ def test_home_agent_reboot_binding_restored_at_renewal(replay: ReplayMethod) -> 
         assert w.ha.counters.denied[ReplyCode.HA_IDENTIFICATION_MISMATCH] == 1
 
 
-def test_lifetime_shortened_by_home_agent() -> None:
+@pytest.mark.parametrize("where", ["C", "A"])
+def test_lifetime_shortened_by_home_agent(where: str) -> None:
     w = World(ha_config=ha_config(max_lifetime=60), mn_config=mn_config(lifetime=1800))
-    w.move("C")
+    w.move(where)
     assert w.mn.registered
     assert w.mn.binding is not None and w.mn.binding.granted == 60
     assert w.mn.binding_expires == 60.0
@@ -266,12 +267,13 @@ def test_131_wrong_key_reply_cannot_be_authenticated() -> None:
     assert not w.mn.registered and w.bindings() == []
 
 
+@pytest.mark.parametrize("where", ["C", "A"])
 @pytest.mark.parametrize("replay", [ReplayMethod.TIMESTAMPS, ReplayMethod.NONCES])
-def test_133_identification_resynchronised(replay: ReplayMethod) -> None:
+def test_133_identification_resynchronised(replay: ReplayMethod, where: str) -> None:
     # the node's clock is 1000 s behind the home agent's (timestamps); nonces always start
     # with a 133 that hands out the first nonce
     w = World(replay=replay, mn_clock_skew=-1000.0)
-    w.move("C")
+    w.move(where)
     assert w.ha.counters.denied[ReplyCode.HA_IDENTIFICATION_MISMATCH] == 1
     assert w.mn.registered
     reqs = requests_of(w)

@@ -1,7 +1,25 @@
 """An in-memory network for the sans-IO engines (aioquic ``tests/test_connection.py`` style).
 
-Part 1 (builders): hand-made agent advertisements and home-agent replies for unit tests.
-Part 2 (network): links, a virtual clock, delivery of actions between engines.
+Part 1, builders: hand-made agent advertisements and home-agent replies for unit tests.
+
+Part 2, :class:`Network`: named links (with an IPv4 prefix), nodes whose interfaces attach to
+links, and a virtual clock. ``SendUdp``/``SendIcmp`` actions are delivered as
+``UdpReceived``/``IcmpReceived`` events: unicast to the interface owning the destination
+address (restricted to the sender's link, and matched by link-layer address, when the action
+names an interface), multicast / limited broadcast / a link's directed broadcast to every
+other interface on the link; TTL is decremented across links. Every datagram is recorded as
+a :class:`Packet` (delivered or dropped, and why). Loss: drop predicates and a seeded loss
+probability; ``corrupt_if`` mutates payloads in flight. ``set_up(name, False)`` cuts a node
+off (its timers keep running); undeliverable unicast UDP comes back to the sender as an ICMP
+Destination Unreachable event. ``reboot(name)`` replaces an engine with a fresh one.
+``transfer()`` delivers until nothing is in flight; ``run_until(t)`` advances the clock to
+each minimum ``next_deadline()`` in turn, firing timers, up to ``t``. Non-send actions are
+kept per node (``actions_of``, ``logs``).
+
+Part 3, :class:`World`: the standard topology -- home link (home agent 10.0.0.1, mobile node
+home address 10.0.0.5/24), link A with FA1 (192.168.1.1), link B with FA2 (192.168.2.1),
+link C without an agent where the node gets the co-located address 172.16.0.9 -- and
+``move()`` to carry the mobile node between them (with or without link signals).
 """
 
 from __future__ import annotations

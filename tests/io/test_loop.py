@@ -208,3 +208,44 @@ def test_executor_sends_discovery_and_link_addressed_messages(
         (b"plain", B, A, 9),
     ]
     assert a.neighbour("a0", visitor) is None
+
+
+@pytest.mark.lab
+def test_visitor_without_hardware_address_and_binding_bookkeeping(
+    make_netns: Callable[[str], Netns], prefix: str
+) -> None:
+    from mip4.core.actions import InstallBinding, InstallVisitor, RemoveBinding, RemoveVisitor
+    from mip4.io.forwarder import Forwarder
+    from mip4.io.tun import Tun
+
+    fa = make_netns("fa")
+    fa.add_veth("v0", "v1")
+    fa.set_up("v0")
+    home, ha, coa = IPv4Address("10.1.0.100"), IPv4Address("10.1.0.2"), IPv4Address("10.2.0.2")
+    with Tun(f"{prefix}t", fa.name) as tun, Forwarder(tun, netns=fa.name) as fwd:
+        with LinuxExecutor(fa.name, forwarder=fwd, tunnel_source=ha) as ex:
+            ex.execute(InstallVisitor(home, "v0", None, ha, coa))
+            assert f"{home} dev v0" in fa.exec(["ip", "route"]).stdout
+            assert fwd.table.peers[int(ha)] == 1
+            ex.execute(InstallVisitor(home, "v0", None, ha, coa, reverse_tunnel=True))
+            assert fwd.table.peers[int(ha)] == 2  # the visitor's and the reverse tunnel's
+            ex.execute(RemoveVisitor(home, "v0"))
+            assert str(home) not in fa.exec(["ip", "route"]).stdout
+            assert fwd.table.peers[int(ha)] == 0 and not fwd.table.reverse
+            assert "lookup 434" not in fa.exec(["ip", "rule"]).stdout
+            ex.execute(RemoveVisitor(home, "v0"))  # unknown now: nothing happens
+            # simultaneous bindings: two care-of addresses, removed one by one
+            other = IPv4Address("10.3.0.2")
+            ex.execute(InstallBinding(home, coa))
+            ex.execute(InstallBinding(home, other, broadcast=True))
+            assert [e.dst for e in fwd.table.bindings[int(home)]] == [str(coa), str(other)]
+            assert ex.stats["broadcast_not_forwarded"] == 1
+            ex.execute(RemoveBinding(home, coa))
+            assert f"{home} dev {tun.name}" in fa.exec(["ip", "route"]).stdout
+            ex.execute(RemoveBinding(home, other))
+            assert int(home) not in fwd.table.bindings
+            assert str(home) not in fa.exec(["ip", "route"]).stdout
+            assert fwd.table.peers[int(coa)] == fwd.table.peers[int(other)] == 0
+            ex.execute(InstallBinding(home, coa))
+        # closing the executor removed the route it made
+        assert str(home) not in fa.exec(["ip", "route"]).stdout

@@ -179,3 +179,13 @@ def test_python_dash_m_entry_point(prefix: str, tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "removed 0 namespace(s)" in out.stdout
+
+
+def test_register_plugs_into_the_mip4_command_line(tmp_path: Path) -> None:
+    from mip4.cli import build_parser
+
+    parser = build_parser(("mip4.lab.cli",))
+    args = parser.parse_args(["lab", "--run-dir", str(tmp_path), "status"])
+    assert args.func(args) == 2  # no lab in this directory: a one-line error, no traceback
+    args = parser.parse_args(["lab", "exec", "--id", "x1", "mn", "--", "ip", "-br", "link"])
+    assert args.node == "mn" and args.cmd[-3:] == ["ip", "-br", "link"]

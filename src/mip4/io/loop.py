@@ -248,6 +248,7 @@ class LinuxExecutor:
     _reverse_route: bool = field(default=False, init=False)
     _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
+    _visitors: dict[IPv4Address, InstallVisitor] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns)
@@ -382,6 +383,11 @@ class LinuxExecutor:
         )
         fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
         self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True)
+        if a.broadcast:
+            # B bit (RFC 5944 §4.3): forwarding home-link broadcasts needs a capture on the
+            # home link; not done yet -- counted so an operator can see it
+            self.stats["broadcast_not_forwarded"] += 1
+            log.warning("binding for %s asks for broadcasts; not forwarded", a.home_address)
 
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")
@@ -418,30 +424,44 @@ class LinuxExecutor:
     # -- foreign agent ----------------------------------------------------------------
 
     def install_visitor(self, a: InstallVisitor) -> None:
+        """Replaces an earlier entry for the same home address."""
         fwd = self._fwd("InstallVisitor")
-        fwd.table.set_visitor(a.home_address, LinkDelivery(a.interface, a.link_address))
-        fwd.table.add_peer(a.home_agent)
+        if a.home_address in self._visitors:
+            self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
+        self._visitors[a.home_address] = a
+        table = fwd.table
+        table.set_visitor(a.home_address, LinkDelivery(a.interface, a.link_address))
+        if a.link_address is None:
+            # no hardware address from the request: let the kernel deliver on the link
+            # (it will ARP for the visitor)
+            self.ns.add_route(f"{a.home_address}/32", ifname=a.interface, replace=True)
+        table.add_peer(a.home_agent)  # tunnels from the home agent are accepted
         if a.reverse_tunnel:
             tunnel = Tunnel(a.care_of_address, a.home_agent, own_addresses=self.own_addresses)
-            fwd.table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+            table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
             self._add_reverse_rule(a.home_address, a.interface)
-            if getattr(a, "encapsulating_delivery", False):
+            if a.encapsulating_delivery:
                 # RFC 3024 §3.3: the visitor's datagrams arrive tunnelled to us; once
                 # decapsulated (into the TUN device) they are reverse-tunnelled too
-                fwd.table.add_peer(a.home_address)
+                table.add_peer(a.home_address)
                 self._add_reverse_rule(a.home_address, fwd.tun.name)
 
     def remove_visitor(self, a: RemoveVisitor) -> None:
         fwd = self._fwd("RemoveVisitor")
-        fwd.table.set_visitor(a.home_address, None)
-        entry = fwd.table.reverse.get(int(a.home_address))
-        if entry is not None:
-            fwd.table.set_reverse(a.home_address, None)
-            fwd.table.remove_peer(entry.tunnel.dst)
-        self._del_reverse_rule(a.home_address, a.interface)
-        if (a.home_address, fwd.tun.name) in self._rules:
-            self._del_reverse_rule(a.home_address, fwd.tun.name)
-            fwd.table.remove_peer(a.home_address)
+        old = self._visitors.pop(a.home_address, None)
+        if old is None:
+            return
+        table = fwd.table
+        table.set_visitor(old.home_address, None)
+        if old.link_address is None:
+            self.ns.del_route(f"{old.home_address}/32", ifname=old.interface)
+        table.remove_peer(old.home_agent)
+        if old.reverse_tunnel:
+            table.set_reverse(old.home_address, None)
+            self._del_reverse_rule(old.home_address, old.interface)
+            if old.encapsulating_delivery:
+                table.remove_peer(old.home_address)
+                self._del_reverse_rule(old.home_address, fwd.tun.name)
 
     # -- mobile node ------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "lab",
         help="the network-namespace lab (a virtual internet for Mobile IP)",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", "").replace("::\n", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--run-dir", type=Path, default=RUN_DIR, help=argparse.SUPPRESS)

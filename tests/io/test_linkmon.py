@@ -47,3 +47,28 @@ def test_carrier_loss_and_return(make_netns: Callable[[str], Netns]) -> None:
         assert [e for e in mon.events() if e.interface != "a0"] == []
         a.set_up("a0", False)
         assert _collect(mon, 1) == [LinkDown("a0")]
+
+
+def test_lost_notifications_are_recovered_by_reading_the_state(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    import socket
+
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    a.set_up("a0")
+    b.set_up("b0")
+    assert a.wait_up("a0")
+    with LinkMonitor(a.name, {"a0"}) as mon:
+        mon.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
+        for _ in range(10):
+            a.set_up("a0", False)
+            a.set_up("a0")
+        a.set_up("a0", False)
+        time.sleep(0.2)
+        got = _collect(mon, 1)
+        time.sleep(0.1)
+        got += mon.events()
+        assert mon.overruns >= 1
+        assert got and got[-1] == LinkDown("a0")
+        assert not mon.is_up("a0")

@@ -80,7 +80,11 @@ def nodes(prefix: str) -> Iterator[Nodes]:
         tun = f"{lab.prefix}t"
         try:
             io["ha"] = NodeIO.open(
-                lab.ns("ha"), [lab.ifname("ha")], tun_name=tun, tunnel_source=ha_ip
+                lab.ns("ha"),
+                [lab.ifname("ha")],
+                tun_name=tun,
+                tunnel_source=ha_ip,
+                link_sources=True,  # learns the MN's MAC for the gratuitous ARP back home
             )
             for k in ("fa1", "fa2"):
                 io[k] = NodeIO.open(lab.ns(k), [lab.ifname(k)], tun_name=tun, link_sources=True)
@@ -170,6 +174,11 @@ def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
             assert await _until(lambda: n.mn.state is MnState.AT_HOME, 15), n.mn.state
             assert await _until(lambda: len(n.ha.bindings) == 0, 5)
             assert await ping_mn() == 3
+            with Netns(lab.ns("rtr")) as rtr, Netns(lab.ns("mn")) as mn:
+                mac = mn.link_address(mn_if)
+                assert rtr.neighbour(lab.ifname("rtr", "home"), mn_ip) == mac
+            # the home agent announced the node's own MAC when it deregistered at home
+            assert n.io["ha"].executor.stats["GratuitousArp"] == 2
             print("\nlink change -> registered:", {k: f"{v:.2f} s" for k, v in timings.items()})
             for key, io in n.io.items():
                 assert io.executor.stats.get("action_errors", 0) == 0, key

@@ -22,6 +22,7 @@ dumps the current links and addresses, so only *changes* become events:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -87,6 +88,8 @@ class LinkMonitor:
         self.report_addresses = report_addresses
         self.ignore_addresses = ignore_addresses
         self.links: dict[int, _Link] = {}
+        #: times the kernel dropped notifications (ENOBUFS) and the state was re-read
+        self.overruns = 0
         with entered(netns):
             self.sock = socket.socket(
                 socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
@@ -131,8 +134,25 @@ class LinkMonitor:
                 data = self.sock.recv(1 << 16)
             except BlockingIOError:
                 break
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self.overruns += 1  # notifications were lost: read the state again
+                self._resync(out)
+                continue
             self._parse(data, emit=True, out=out)
         return out
+
+    def _resync(self, out: list[Event]) -> None:
+        before = {i: link.up for i, link in self.links.items()}
+        self.sock.setblocking(True)
+        try:
+            self._dump(RTM_GETLINK, struct.pack("=BxHiII", 0, 0, 0, 0, 0))
+        finally:
+            self.sock.setblocking(False)
+        for index, link in self.links.items():
+            if before.get(index, False) != link.up and self._watched(link.name):
+                out.append(self._link_up(link) if link.up else LinkDown(link.name))
 
     def _watched(self, name: str) -> bool:
         return name != "lo" if self.interfaces is None else name in self.interfaces

@@ -14,7 +14,8 @@ What is opened, by option:
 * ``tun_name``: a TUN device and a :class:`~mip4.io.forwarder.Forwarder` (home agent,
   foreign agent, co-located mobile node);
 * ``link_sources``: a :class:`~mip4.io.rawsock.LinkSourceTracker`, so ``UdpReceived``
-  carries the sender's hardware address (foreign agent);
+  carries the sender's hardware address (foreign agent: to reply without ARP; home agent:
+  to announce the node's own address by gratuitous ARP when it deregisters at home);
 * ``icmp_errors``: ``DestinationUnreachable`` events (mobile node);
 * ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
   (mobile node), which never reports ``ignore_addresses`` (the home address).

@@ -1,1 +1,20 @@
-"""mip4.io"""
+"""mip4.io: the only layer that touches sockets, TUN devices, netlink and the clock.
+
+==========================  ===============================================================
+:mod:`mip4.io.netns`        namespaces (enter per thread, run, exec), links, addresses,
+                            routes, rules, neighbours, proxy neighbours, sysctls -- with an
+                            undo table of what was made
+:mod:`mip4.io.tun`          TUN devices created inside a namespace (IFF_TUN|IFF_NO_PI,
+                            non-blocking, IPv6 off), batch reads into one buffer
+:mod:`mip4.io.rawsock`      raw IPv4 tunnel sockets (4/47/55, IP_HDRINCL), router discovery
+                            send/capture, AF_PACKET delivery and gratuitous ARP, the UDP 434
+                            socket (interface/destination/TTL/sender MAC), ICMP errors
+:mod:`mip4.io.forwarder`    the user-space tunnel: TUN <-> dataplane <-> raw sockets
+:mod:`mip4.io.linkmon`      rtnetlink link/address changes -> LinkUp / LinkDown
+:mod:`mip4.io.loop`         EngineDriver (events in, one timer, actions out) and the
+                            LinuxExecutor for every action
+:mod:`mip4.io.runtime`      NodeIO: one node's I/O assembled for a daemon
+==========================  ===============================================================
+
+Nothing is imported here, so ``import mip4.io`` stays cheap.
+"""

@@ -131,3 +131,11 @@ def test_delete_by_prefix(prefix: str) -> None:
     assert [n for n in list_netns() if n.startswith(prefix)] == []
     with pytest.raises(ValueError):
         delete_by_prefix("")
+
+
+def test_availability_gives_a_reason_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mip4.io.netns import netns_available
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    reason = netns_available()
+    assert reason is not None and "root" in reason

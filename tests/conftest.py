@@ -60,10 +60,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_left_behind() -> Iterator[None]:
+    """At the end of the session no ``m4`` namespace made by this session may exist: none
+    under a prefix it handed out, and none that this process created under any name (the
+    check ignores namespaces of concurrent runs, which it did not make)."""
     yield
+    from mip4.io.netns import CREATED_HERE, delete_netns, list_netns
+
     left = [x for p in ISSUED for x in leftovers(p)]
+    left += [f"netns {n}" for n in list_netns() if n in CREATED_HERE and f"netns {n}" not in left]
     for p in ISSUED:
         delete_by_prefix(p)
+    for n in CREATED_HERE:
+        delete_netns(n)
     assert left == [], f"test run left kernel state behind: {left}"
 
 

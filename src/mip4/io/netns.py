@@ -163,10 +163,16 @@ def netns_exec(
     )
 
 
+#: every namespace this process created (for leftover checks: a test session asserts that
+#: none of them is left, without blaming it for namespaces of concurrent runs)
+CREATED_HERE: set[str] = set()
+
+
 def create_netns(name: str) -> None:
     if netns_path(name).exists():
         raise NetnsError(errno.EEXIST, f"network namespace {name!r} already exists")
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
+    CREATED_HERE.add(name)
 
 
 def netns_pids(name: str) -> list[int]:

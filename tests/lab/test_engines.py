@@ -16,7 +16,7 @@ import pytest
 from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
-from mip4.io.loop import EngineDriver
+from mip4.io.loop import Engine
 from mip4.io.netns import Netns
 from mip4.io.runtime import NodeIO
 from mip4.lab.build import Lab
@@ -85,9 +85,12 @@ def nodes(prefix: str) -> Iterator[Nodes]:
                 tun_name=tun,
                 tunnel_source=ha_ip,
                 link_sources=True,  # learns the MN's MAC for the gratuitous ARP back home
+                forwarding=True,
             )
             for k in ("fa1", "fa2"):
-                io[k] = NodeIO.open(lab.ns(k), [lab.ifname(k)], tun_name=tun, link_sources=True)
+                io[k] = NodeIO.open(
+                    lab.ns(k), [lab.ifname(k)], tun_name=tun, link_sources=True, forwarding=True
+                )
             io["mn"] = NodeIO.open(
                 lab.ns("mn"),
                 [lab.ifname("mn")],
@@ -128,15 +131,10 @@ def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
         return len(await asyncio.to_thread(lab.ping, "cn", mn_ip, count=count, timeout=1.0))
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        drivers = {}
-        for key, engine in (("ha", n.ha), ("fa1", n.fa1), ("fa2", n.fa2), ("mn", n.mn)):
-            d = EngineDriver(engine, n.io[key].executor, loop=loop)
-            n.io[key].attach(d)
-            d.start()
-            for ev in n.io[key].current_links():
-                d.feed(ev)
-            drivers[key] = d
+        stop = asyncio.Event()
+        engines: dict[str, Engine] = {"ha": n.ha, "fa1": n.fa1, "fa2": n.fa2, "mn": n.mn}
+        tasks = {k: asyncio.create_task(n.io[k].run(e, stop)) for k, e in engines.items()}
+        await asyncio.sleep(0)
         timings: dict[str, float] = {}
         try:
             # at home: the home agent's advertisements tell the node so
@@ -180,12 +178,13 @@ def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
             # the home agent announced the node's own MAC when it deregistered at home
             assert n.io["ha"].executor.stats["GratuitousArp"] == 2
             print("\nlink change -> registered:", {k: f"{v:.2f} s" for k, v in timings.items()})
-            for key, io in n.io.items():
-                assert io.executor.stats.get("action_errors", 0) == 0, key
-                assert drivers[key].stats.get("action_errors", 0) == 0, key
         finally:
-            for d in drivers.values():
-                d.close()
+            stop.set()
+            drivers = {k: await t for k, t in tasks.items()}
+        for key, driver in drivers.items():
+            assert driver.stats.get("action_errors", 0) == 0, key
+            assert driver.stats.get("reader_errors", 0) == 0, key
+            assert driver.stats["events"] > 0, key
 
     asyncio.run(asyncio.wait_for(main(), 120))
     # back home, nothing mobile is left in the kernel

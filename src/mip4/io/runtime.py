@@ -17,12 +17,15 @@ What is opened, by option:
   carries the sender's hardware address (foreign agent: to reply without ARP; home agent:
   to announce the node's own address by gratuitous ARP when it deregisters at home);
 * ``icmp_errors``: ``DestinationUnreachable`` events (mobile node);
+* ``forwarding``: ``net.ipv4.ip_forward`` on while the node runs (home and foreign agents:
+  they route, and the kernel answers proxy ARP only when forwarding);
 * ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
   (mobile node), which never reports ``ignore_addresses`` (the home address).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
@@ -34,7 +37,7 @@ from mip4.core.events import Event, LinkUp
 
 from .forwarder import Forwarder
 from .linkmon import LinkMonitor
-from .loop import EngineDriver, LinuxExecutor
+from .loop import Engine, EngineDriver, LinuxExecutor
 from .rawsock import (
     LinkSourceTracker,
     open_discovery_capture,
@@ -74,6 +77,7 @@ class NodeIO:
         home_gateway: IPv4Address | None = None,
         home_network: IPv4Network | None = None,
         link_sources: bool = False,
+        forwarding: bool = False,
         icmp_errors: bool = False,
         watch_links: bool = False,
         ignore_addresses: frozenset[IPv4Address] = frozenset(),
@@ -99,6 +103,10 @@ class NodeIO:
                 home_network=home_network,
             )
             closers.append(executor)
+            if forwarding:
+                # agents forward (and the kernel answers proxy ARP only when forwarding);
+                # the executor's undo table restores the old value on close
+                executor.ns.set_forwarding(True)
             io = cls(netns, tuple(interfaces), udp, executor, tun=tun, forwarder=fwd)
             for ifname in interfaces:
                 io.captures[ifname] = open_discovery_capture(ifname, netns)
@@ -149,6 +157,22 @@ class NodeIO:
         if self.linkmon is not None:
             mon = self.linkmon
             driver.add_reader(mon.sock, lambda: list(mon.events()))
+
+    async def run(self, engine: Engine, stop: asyncio.Event) -> EngineDriver:
+        """Drive ``engine`` until ``stop`` is set: a daemon's main loop. Feeds the links
+        that are up at start; the driver (with its counters) is returned."""
+        driver = EngineDriver(engine, self.executor, loop=asyncio.get_running_loop())
+        self.attach(driver)
+        driver.start()
+        try:
+            for ev in self.current_links():
+                driver.feed(ev)
+            await stop.wait()
+        finally:
+            driver.close()
+            if self.forwarder is not None:
+                self.forwarder.detach()
+        return driver
 
     def current_links(self) -> list[LinkUp]:
         """``LinkUp`` for the control interfaces that are up now (watched ones only)."""

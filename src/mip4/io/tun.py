@@ -14,6 +14,8 @@ Flags: ``IFF_TUN | IFF_NO_PI`` (pyroute2 0.9.7's ``tuntap`` ignores ``iff_no_pi`
 the direct ``ioctl``); each read returns exactly one IP datagram, with no packet-information
 prefix. IPv6 is disabled on the device right away so the kernel never queues router
 solicitations into it; :meth:`Tun.read_batch` also drops anything that is not IPv4.
+Reverse-path filtering is loose (2) on the device: decapsulated datagrams written into it
+come from sources that are routed elsewhere.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ class Tun:
             ns = Netns(netns)
             try:
                 ns.disable_ipv6(name)
+                # loose reverse-path filtering: a decapsulated datagram comes in here from a
+                # source the routes reach by another interface (the effective value is the
+                # maximum of "all" and the device's, so 2 works under a strict host too)
+                ns.sysctl(f"net.ipv4.conf.{name}.rp_filter", 2, restore=False)
                 ns.set_mtu(name, mtu)
                 if address is not None:
                     ns.add_address(name, address)

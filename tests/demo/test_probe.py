@@ -62,6 +62,18 @@ def test_a_gap_that_began_before_the_window_still_counts() -> None:
     assert gap is not None and gap.ms == pytest.approx(510.0)
 
 
+def test_a_gap_belongs_to_the_window_holding_its_middle() -> None:
+    # outage from 3.0 s: probes 300..349 lost; the move is recorded at 3.02 s, after the
+    # last probe before it arrived
+    log = synthetic(lost=range(300, 350))
+    before, move = (T0 + 1.0, T0 + 3.02), (T0 + 3.02, T0 + 6.0)
+    assert longest_gap(log, *move) == longest_gap(log, T0, T0 + 10)
+    gap = longest_gap(log, *before)
+    assert gap is not None and gap.ms == pytest.approx(10.0)
+    stats = analyze(log, [before, move])
+    assert [s.interruption_ms for s in stats] == pytest.approx([10.0, 510.0])
+
+
 def test_duplicates_and_reordering_do_not_change_the_result() -> None:
     log = synthetic(lost=range(300, 350))
     arrivals = list(log.arrivals) + [(s, t + 0.3) for s, t in log.arrivals[::7]]

@@ -12,9 +12,14 @@ counts as sent and lost.
 Everything after that is pure functions over the logs (:class:`ProbeLog`):
 
 * :func:`longest_gap` — the traffic interruption around a move: the longest time between two
-  consecutive *arrivals* whose gap overlaps the move's window. When probes sent after the
-  last arrival never arrived, the stream did not recover and the open gap, from the last
-  arrival to the last send, is reported with ``recovered=False``.
+  consecutive *arrivals* that belongs to the move's window: its middle lies in the window.
+  (An outage starts a little before the middle of its gap is reached and the window starts
+  just before the link changes, so the gap a move causes lands in that move's window even
+  when the last probe before it arrived a few milliseconds earlier — and the gap the *next*
+  move causes, which starts just before this window ends, does not.) When probes sent after
+  the last arrival never arrived, the stream did not recover: the open gap, from the last
+  arrival to the last send, counts for every window after that arrival, with
+  ``recovered=False``.
 * :func:`count_lost` — probes sent inside a window whose sequence number never arrived.
 * :func:`analyze` — both, for a list of windows (the orchestrator passes one per move, from
   the move's start to the next move's start, so every probe belongs to exactly one move).
@@ -116,14 +121,15 @@ class Gap:
 
 
 def longest_gap(log: ProbeLog, start: float, end: float) -> Gap | None:
-    """The longest gap between consecutive arrivals that overlaps ``[start, end]``.
+    """The longest gap between consecutive arrivals whose middle lies in ``[start, end]``,
+    or the open gap of a stream that never resumed (``recovered=False``) if that is longer.
 
-    None when no gap overlaps the window (no arrivals around it at all)."""
+    None when no gap qualifies (no arrivals around the window at all)."""
     first = log.first_arrivals()
     times = [t for _s, t in first]
     best: Gap | None = None
     for a, b in itertools.pairwise(times):
-        if a <= end and b >= start and (best is None or b - a > best.end - best.start):
+        if start <= (a + b) / 2 <= end and (best is None or b - a > best.end - best.start):
             best = Gap(a, b)
     # Probes sent after the last arrival that never came: the stream is still down.
     if times and log.sent_at:

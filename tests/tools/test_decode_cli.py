@@ -128,9 +128,10 @@ EXPECTED_RRQ_FIELDS = {
     "home_agent": HA,
     "care_of_address": FA,
     "identification": 0x0102030405060708,
-    # 0x01020304 s after 1900-01-01, plus 0x05060708 / 2**32 s (NTP, RFC 5944 §5.7.1)
+    # top bit clear: NTP era 1 (RFC 4330 §3), which starts 2036-02-07 06:28:16 UTC;
+    # 0x01020304 s after that, plus 0x05060708 / 2**32 s
     "identification_ntp": (
-        dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+        dt.datetime(2036, 2, 7, 6, 28, 16, tzinfo=dt.UTC)
         + dt.timedelta(seconds=0x01020304, microseconds=round(0x05060708 / 2**32 * 1e6))
     ).isoformat(timespec="microseconds"),
 }

@@ -235,8 +235,13 @@ NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 
 def ntp_time(identification: int) -> str:
     """The Identification read as a 64-bit NTP timestamp (RFC 5944 §5.7.1), in ISO form.
-    Meaningful for timestamp replay protection; with nonces it is just a number."""
-    secs = (identification >> 32) - NTP_UNIX_OFFSET + (identification & 0xFFFFFFFF) / 2**32
+    Meaningful for timestamp replay protection; with nonces it is just a number. A high word
+    with its top bit clear is a time in NTP era 1, from 2036-02-07 (RFC 4330 §3), as tshark
+    reads it."""
+    high = identification >> 32
+    if high < 0x80000000:
+        high += 2**32
+    secs = high - NTP_UNIX_OFFSET + (identification & 0xFFFFFFFF) / 2**32
     try:
         return _dt.datetime.fromtimestamp(secs, _dt.UTC).isoformat(timespec="microseconds")
     except (OverflowError, OSError, ValueError):  # pragma: no cover - platform limits

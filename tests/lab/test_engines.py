@@ -6,6 +6,8 @@ the router's ingress filter on (so reverse tunnelling has to work)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLin
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
 from mip4.io.loop import Engine
-from mip4.io.netns import Netns
+from mip4.io.netns import Netns, entered
 from mip4.io.runtime import NodeIO
 from mip4.lab.build import Lab
 from mip4.security.sa import SecurityAssociation, SecurityAssociations
@@ -107,6 +109,70 @@ def nodes(prefix: str) -> Iterator[Nodes]:
                 n.close()
 
 
+class Stream:
+    """A TCP connection from the correspondent to the mobile node's home address, paced
+    (8 KiB every 20 ms, at most 8 MiB), checked end to end by digest. Kernel TCP on both
+    ends: it must survive every handover."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.sent = hashlib.sha256()
+        self.received = hashlib.sha256()
+        self.n_sent = self.n_received = 0
+        self.done = asyncio.Event()
+        self.eof = asyncio.Event()
+
+    async def start(self) -> None:
+        mn_ip = str(self.lab.address("mn"))
+        with entered(self.lab.ns("mn")):
+            srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((mn_ip, 5005))
+        srv.listen(1)
+        srv.setblocking(False)
+        self.server = await asyncio.start_server(self._serve, sock=srv)
+        with entered(self.lab.ns("cn")):
+            cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cli.setblocking(False)
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(cli, (mn_ip, 5005)), 5)
+        _r, self.writer = await asyncio.open_connection(sock=cli)
+        self.task = asyncio.create_task(self._send())
+
+    async def _serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while chunk := await r.read(65536):
+            self.received.update(chunk)
+            self.n_received += len(chunk)
+        self.eof.set()
+        w.close()
+
+    async def _send(self) -> None:
+        i = 0
+        while not self.done.is_set() and self.n_sent < 8 << 20:
+            chunk = hashlib.sha256(i.to_bytes(8, "big")).digest() * 256  # 8 KiB
+            self.writer.write(chunk)
+            self.sent.update(chunk)
+            self.n_sent += len(chunk)
+            await self.writer.drain()
+            await asyncio.sleep(0.02)
+            i += 1
+        self.writer.write_eof()
+        await self.writer.drain()
+
+    async def flows(self, within: float = 10.0) -> bool:
+        """Data keeps arriving (TCP may first have to wait out a retransmission timeout
+        that grew while the node was between links)."""
+        start = self.n_received
+        return await _until(lambda: self.n_received > start + 16384, within)
+
+    async def finish(self) -> None:
+        self.done.set()
+        await asyncio.wait_for(self.task, 20)
+        await asyncio.wait_for(self.eof.wait(), 20)
+        self.writer.close()
+        self.server.close()
+        await self.server.wait_closed()
+
+
 async def _until(pred: Callable[[], bool], within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -140,20 +206,23 @@ def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
             # at home: the home agent's advertisements tell the node so
             assert await _until(lambda: n.mn.state is MnState.AT_HOME, 8), n.mn.state
             assert await ping_mn() == 3
+            stream = Stream(lab)
+            await stream.start()
 
             for net, fa_key in (("a", "fa1"), ("b", "fa2")):
                 moved = time.monotonic()
-                lab.move(net)
+                await asyncio.to_thread(lab.move, net)
                 coa = lab.address(fa_key)
                 assert await _until(registered_at(coa), 15), (net, n.mn.state)
                 timings[net] = time.monotonic() - moved
                 assert await ping_mn() == 3, net
+                assert await stream.flows(), net
                 fwd = n.io[fa_key].forwarder
                 assert fwd is not None and fwd.stats["encapsulated"] > 0  # reverse tunnel
 
             # network C: no agent; the static assignment gives the co-located address
             moved = time.monotonic()
-            lab.move("c")
+            await asyncio.to_thread(lab.move, "c")
             mn_ns = n.io["mn"].executor.ns
             mn_ns.add_address(mn_if, coa_c)
             mn_ns.add_route("0.0.0.0/0", gateway=net_c.gateway, replace=True)
@@ -163,15 +232,21 @@ def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
             )
             timings["c"] = time.monotonic() - moved
             assert await ping_mn() == 3
+            assert await stream.flows(), "c"
             mn_fwd = n.io["mn"].forwarder
             assert mn_fwd is not None and mn_fwd.stats["delivered_tun"] >= 3
 
             # home again
             mn_ns.ipr.addr("del", index=mn_ns.index(mn_if), address=str(coa_c.ip), prefixlen=24)
-            lab.move("home")
+            await asyncio.to_thread(lab.move, "home")
             assert await _until(lambda: n.mn.state is MnState.AT_HOME, 15), n.mn.state
             assert await _until(lambda: len(n.ha.bindings) == 0, 5)
             assert await ping_mn() == 3
+            # the TCP connection opened at home lived through all four moves
+            assert await stream.flows(), "home"
+            await stream.finish()
+            assert stream.n_received == stream.n_sent
+            assert stream.received.digest() == stream.sent.digest()
             with Netns(lab.ns("rtr")) as rtr, Netns(lab.ns("mn")) as mn:
                 mac = mn.link_address(mn_if)
                 assert rtr.neighbour(lab.ifname("rtr", "home"), mn_ip) == mac

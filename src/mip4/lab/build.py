@@ -248,7 +248,11 @@ class Lab:
         """Move ``node``'s (default: the mobile node's) link to network ``net``: its
         switch port goes down, changes bridge and comes back up, so the node sees its
         carrier drop and return, exactly as after re-plugging a cable. Addresses and
-        routes on the node are left to the node (its daemon)."""
+        routes on the node are left to the node (its daemon).
+
+        Returns once the node's interface is operationally up again, which the kernel's
+        link watcher can take up to about a second to report: from an asyncio program call
+        it off the loop (``await asyncio.to_thread(lab.move, net)``)."""
         node = node or self.topology.mobile
         if node != self.topology.mobile:
             raise LabError("only the mobile node changes links")

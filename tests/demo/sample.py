@@ -71,8 +71,8 @@ def end(name: str, role: str, sent: int, received: tuple[int, ...], **kw: Any) -
 
 def connections() -> list[tuple[ConnectionSpec, TrafficReport | None, TrafficReport | None]]:
     out: list[tuple[ConnectionSpec, TrafficReport | None, TrafficReport | None]] = []
-    for spec, phase in ((ConnectionSpec("cn→mn", "cn", "mn"), 0.0),
-                        (ConnectionSpec("mn→cn", "mn", "cn"), 0.05)):  # fmt: skip
+    for spec, phase in ((ConnectionSpec("cn dials mn", "cn", "mn"), 0.0),
+                        (ConnectionSpec("mn dials cn", "mn", "cn"), 0.05)):  # fmt: skip
         c2s, s2c = _counts(phase), _counts(phase + 0.1)
         client = end(spec.name, "client", sum(c2s), s2c)
         server = end(spec.name, "server", sum(s2c), c2s)

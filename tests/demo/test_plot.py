@@ -1,0 +1,124 @@
+"""The throughput plot: PNG through matplotlib, the hand-written SVG fallback, and the
+automatic choice between them."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from mip4.demo import plot as plot_mod
+from mip4.demo.plot import _ticks, plot, plot_data, render_svg
+
+from . import sample
+
+SVG = "{http://www.w3.org/2000/svg}"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def test_plot_data_is_relative_to_the_start() -> None:
+    d = plot_data(sample.sample_report())
+    assert len(d.series) == 4 and d.series[0].label == "cn dials mn: cn → mn"
+    assert [m.at for m in d.markers] == pytest.approx([4.0, 9.0, 14.0, 19.0])
+    assert d.markers[0].until == pytest.approx(4.35)
+    assert d.markers[0].label == "→ a  CoA 10.2.0.2" and d.markers[3].label == "→ home"
+    # 20 kB per 100 ms is 1.6 Mbit/s
+    assert max(y for _t, y in d.series[0].points[:30]) == pytest.approx(1.6)
+    assert d.gaps[0][0] == pytest.approx(4.0, abs=0.02) and d.gaps[0][2] == pytest.approx(610)
+    assert d.duration == pytest.approx(sample.DURATION)
+
+
+@pytest.mark.skipif(not plot_mod.matplotlib_available(), reason="matplotlib not installed")
+def test_png(tmp_path: Path) -> None:
+    out = plot(sample.sample_report(), tmp_path / "demo.png")
+    assert out == tmp_path / "demo.png"
+    data = out.read_bytes()
+    assert _png_size(data) == (1200, 650)
+    assert len(data) > 20_000  # lines, labels and bars, not an empty canvas
+
+
+@pytest.mark.skipif(not plot_mod.matplotlib_available(), reason="matplotlib not installed")
+def test_png_without_probes_has_one_panel(tmp_path: Path) -> None:
+    report = sample.sample_report(probe_sender=None)
+    out = plot(report, tmp_path / "demo.png", backend="png")
+    assert _png_size(out.read_bytes()) == (1200, 500)
+
+
+def _svg_root(path: Path) -> ET.Element:
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def test_svg_parses_and_marks_every_move(tmp_path: Path) -> None:
+    out = plot(sample.sample_report(), tmp_path / "demo.svg")
+    root = _svg_root(out)
+    lines = root.findall(f".//{SVG}line[@class='move']")
+    labels = [t.text for t in root.findall(f".//{SVG}text[@class='move-label']")]
+    assert len(lines) == 4
+    assert labels == ["→ a  CoA 10.2.0.2", "→ b  CoA 10.3.0.2", "→ c  CoA 10.4.0.100", "→ home"]
+    assert len(root.findall(f".//{SVG}rect[@class='move-span']")) == 4
+    assert len(root.findall(f".//{SVG}polyline[@class='series']")) == 4
+    assert len(root.findall(f".//{SVG}rect[@class='gap']")) == 4
+    # the move lines sit at 4, 9, 14 and 19 s of 24 on the 910-pixel-wide plot area
+    xs = [float(line.get("x1", "nan")) for line in lines]
+    assert xs == pytest.approx([70 + 910 * t / 24 for t in (4, 9, 14, 19)], abs=0.1)
+    series = root.find(f".//{SVG}polyline[@class='series']")
+    assert series is not None
+    assert len(series.get("points", "").split()) == int(sample.DURATION / sample.IV)
+
+
+def test_svg_escapes_text() -> None:
+    d = plot_data(sample.sample_report(title="a <b> & c"))
+    root = ET.fromstring(render_svg(d))
+    assert root.findtext(f"{SVG}title") == "a <b> & c"
+
+
+def test_png_falls_back_to_svg_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plot_mod, "matplotlib_available", lambda: False)
+    out = plot(sample.sample_report(), tmp_path / "demo.png")
+    assert out == tmp_path / "demo.svg" and not (tmp_path / "demo.png").exists()
+    assert len(_svg_root(out).findall(f".//{SVG}line[@class='move']")) == 4
+
+
+def test_matplotlib_detection_sees_a_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
+    assert plot_mod.matplotlib_available() is False
+
+
+def test_unknown_backend(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown plot backend"):
+        plot(sample.sample_report(), tmp_path / "x.png", backend="gif")
+
+
+def test_ticks() -> None:
+    assert _ticks(24) == [0, 5, 10, 15, 20]
+    assert _ticks(1.0) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert _ticks(3.3) == [0, 1, 2, 3]
+    assert _ticks(0) == [0.0]
+
+
+def test_command_line(tmp_path: Path) -> None:
+    src = tmp_path / "r.json"
+    sample.sample_report().write_json(src)
+    run = subprocess.run(
+        [sys.executable, "-m", "mip4.demo.plot", str(src), str(tmp_path / "p.svg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(tmp_path / "p.svg")
+    _svg_root(tmp_path / "p.svg")

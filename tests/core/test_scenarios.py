@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from ipaddress import IPv4Address as A
 
 import pytest
@@ -865,3 +866,27 @@ def test_silent_move_from_home_to_foreign_agent() -> None:
     w.move("A", signal=False)
     w.advance(1.5)
     assert w.mn.registered and w.mn.care_of_address == FA1_ADDR
+
+
+def _set_bytes(offset: int, value: bytes) -> Callable[[bytes], bytes]:
+    return lambda b: b[:offset] + value + b[offset + len(value) :]
+
+
+def test_70_request_corrupted_on_the_way_to_the_foreign_agent() -> None:
+    w = World()
+    # the Home Agent field (offset 8) arrives as 0.0.0.0
+    w.net.corrupt_if(is_request, _set_bytes(8, bytes(4)))
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode.FA_POORLY_FORMED_REQUEST] == 1
+    assert w.mn.state is MnState.FAILED and "70" in (w.mn.failure_reason or "")
+    assert w.ha.counters.total_accepted == 0
+
+
+def test_134_request_corrupted_on_the_way_to_the_home_agent() -> None:
+    w = World()
+    # the Care-of Address (offset 12) arrives as the limited broadcast address
+    w.net.corrupt_if(is_request, _set_bytes(12, b"\xff" * 4))
+    w.move("C")
+    assert w.ha.counters.denied[ReplyCode.HA_POORLY_FORMED_REQUEST] == 1
+    assert w.mn.state is MnState.FAILED and "134" in (w.mn.failure_reason or "")
+    assert w.bindings() == []

@@ -215,6 +215,8 @@ class Network:
         self.drop_predicates: list[Callable[[Packet], bool]] = []
         #: (predicate, mutation) pairs applied to delivered payloads (corruption on the wire)
         self.mutators: list[tuple[Callable[[Packet], bool], Callable[[bytes], bytes]]] = []
+        #: (predicate, ICMP code) pairs: rejected with an ICMP error (a firewall, no listener)
+        self.rejecters: list[tuple[Callable[[Packet], bool], int]] = []
         #: answer undeliverable unicast UDP with ICMP Destination Unreachable
         self.icmp_errors = True
         self._macs = 0
@@ -249,6 +251,11 @@ class Network:
         self.drop_predicates.append(predicate)
         return predicate
 
+    def reject_if(self, predicate: Callable[[Packet], bool], icmp_code: int) -> None:
+        """Drop matching packets and answer the sender with ICMP Destination Unreachable
+        ``icmp_code`` (3: nothing listens on the port; 13: administratively prohibited)."""
+        self.rejecters.append((predicate, icmp_code))
+
     def corrupt_if(
         self, predicate: Callable[[Packet], bool], mutate: Callable[[bytes], bytes]
     ) -> None:
@@ -257,6 +264,8 @@ class Network:
 
     def stop_dropping(self) -> None:
         self.drop_predicates.clear()
+        self.rejecters.clear()
+        self.mutators.clear()
         self.loss_probability = 0.0
 
     # -- events into engines -------------------------------------------------------------
@@ -334,6 +343,11 @@ class Network:
             if not node.up:
                 p.dropped, p.why = True, "node down"
                 self._icmp_error(sender, a, 1)  # host unreachable
+                continue
+            rejected = [code for pred, code in self.rejecters if pred(p)]
+            if rejected:
+                p.dropped, p.why = True, f"rejected (ICMP code {rejected[0]})"
+                self._icmp_error(sender, a, rejected[0])
                 continue
             if any(pred(p) for pred in self.drop_predicates) or (
                 self.loss_probability and self._rng.random() < self.loss_probability

@@ -890,3 +890,22 @@ def test_134_request_corrupted_on_the_way_to_the_home_agent() -> None:
     assert w.ha.counters.denied[ReplyCode.HA_POORLY_FORMED_REQUEST] == 1
     assert w.mn.state is MnState.FAILED and "134" in (w.mn.failure_reason or "")
     assert w.bindings() == []
+
+
+@pytest.mark.parametrize(
+    ("icmp_code", "reply_code"),
+    [
+        (3, ReplyCode.FA_HA_PORT_UNREACHABLE),  # no Mobile IP service on the home agent
+        (13, ReplyCode.FA_HA_UNREACHABLE),  # a firewall: administratively prohibited
+    ],
+)
+def test_82_88_icmp_errors_about_the_relayed_request(icmp_code: int, reply_code: int) -> None:
+    w = World(mn_config=mn_config(denial_backoff=10.0))
+    w.net.reject_if(lambda p: p.sender == "fa1" and p.receiver == "ha", icmp_code)
+    w.move("A")
+    assert w.fa1.counters.denied[ReplyCode(reply_code)] == 1
+    assert w.mn.state is MnState.BACKING_OFF
+    assert w.mn.last_reaction is not None and w.mn.last_reaction.code == reply_code
+    w.net.stop_dropping()
+    w.advance(11)
+    assert w.mn.registered

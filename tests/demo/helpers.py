@@ -100,6 +100,7 @@ class Proxy(threading.Thread):
         self.listener.listen(1)
         self.port: int = self.listener.getsockname()[1]
         self.c2s = 0
+        self.frozen_until = 0.0
         self.aborted = False
         self.froze = False
         self.error: BaseException | None = None
@@ -123,6 +124,9 @@ class Proxy(threading.Thread):
         open_ = {client, server}
         try:
             while open_ and time.monotonic() < deadline:
+                if time.monotonic() < self.frozen_until:
+                    time.sleep(0.005)
+                    continue
                 ready, _, _ = select.select(list(open_), [], [], 0.1)
                 for src in ready:
                     data = src.recv(65536)
@@ -154,8 +158,64 @@ class Proxy(threading.Thread):
             client.close()
             server.close()
 
+    def freeze(self, seconds: float) -> None:
+        """Stop forwarding for ``seconds`` from now (a link outage)."""
+        self.froze = True
+        self.frozen_until = time.monotonic() + seconds
+
     def _client_data(self, data: bytes) -> bytes:
         if self.flip_at is not None and self.c2s <= self.flip_at < self.c2s + len(data):
             i = self.flip_at - self.c2s
             data = data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1 :]
         return data
+
+
+class UdpRelay(threading.Thread):
+    """Forwards datagrams from its port to ``upstream_port`` and the replies back, and drops
+    everything while frozen; gives up after ``lifetime`` seconds."""
+
+    def __init__(self, upstream_port: int, lifetime: float = 30.0) -> None:
+        super().__init__(daemon=True)
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind((LOOPBACK, 0))
+        self.port: int = self.front.getsockname()[1]
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.connect((LOOPBACK, upstream_port))
+        self.lifetime = lifetime
+        self.frozen_until = 0.0
+        self.dropped = 0
+        self.stopped = threading.Event()
+
+    def freeze(self, seconds: float) -> None:
+        self.frozen_until = time.monotonic() + seconds
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.lifetime
+        client: tuple[str, int] | None = None
+        try:
+            while time.monotonic() < deadline and not self.stopped.is_set():
+                ready, _, _ = select.select([self.front, self.back], [], [], 0.05)
+                for sock in ready:
+                    try:
+                        data, addr = sock.recvfrom(4096)
+                    except OSError:
+                        continue
+                    if time.monotonic() < self.frozen_until:
+                        self.dropped += 1
+                        continue
+                    if sock is self.front:
+                        client = addr
+                        self.back.send(data)
+                    elif client is not None:
+                        self.front.sendto(data, client)
+        finally:
+            self.front.close()
+            self.back.close()
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port nobody uses right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((LOOPBACK, 0))
+        port: int = s.getsockname()[1]
+        return port

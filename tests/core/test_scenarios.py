@@ -909,3 +909,27 @@ def test_82_88_icmp_errors_about_the_relayed_request(icmp_code: int, reply_code:
     w.net.stop_dropping()
     w.advance(11)
     assert w.mn.registered
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_encapsulating_delivery_style(supported: bool) -> None:
+    w = World(
+        fa_options={"encapsulating_delivery": supported},
+        mn_config=mn_config(reverse_tunnel=ReverseTunnel.PREFER, encapsulating_delivery=True),
+    )
+    w.move("A")
+    assert w.mn.registered
+    first = requests_of(w)[0]
+    assert any(e.ext_type == 130 for e in first.extensions)
+    v = w.fa1.visitors.get(MN_HOME)
+    assert v is not None and v.reverse_tunnel and v.encapsulating_delivery is supported
+    denied = w.fa1.counters.denied[ReplyCode.FA_DELIVERY_STYLE_UNSUPPORTED]
+    assert denied == (0 if supported else 1)
+    if not supported:  # retried with direct delivery
+        assert not any(e.ext_type == 130 for e in requests_of(w)[-1].extensions)
+
+
+def test_no_delivery_style_without_reverse_tunnelling() -> None:
+    w = World(mn_config=mn_config(encapsulating_delivery=True))
+    w.move("A")
+    assert not any(e.ext_type == 130 for r in requests_of(w) for e in r.extensions)

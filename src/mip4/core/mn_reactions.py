@@ -20,6 +20,8 @@ Reactions (:class:`Reaction`):
   address (dynamic home agent discovery, RFC 5944 §3.6.1.2 / §3.8.3.2); re-register to it.
 * ``RETRY_IPIP`` -- 72/139: fall back to the default IP-in-IP encapsulation.
 * ``RETRY_WITH_T`` / ``RETRY_WITHOUT_T`` -- RFC 3024 §4.2 codes 74/75 and 137/138.
+* ``RETRY_DIRECT_DELIVERY`` -- RFC 3024 79: drop the Encapsulating Delivery Style
+  extension and retry with direct delivery.
 * ``NEW_CHALLENGE`` -- RFC 4721 104/105/106/109: solicit a fresh advertisement (with a
   fresh challenge) and retry.
 * ``OTHER_AGENT`` -- 77: this care-of address is refused; use another agent, or wait for
@@ -47,6 +49,7 @@ class Reaction(Enum):
     RETRY_IPIP = "retry with IP-in-IP encapsulation"
     RETRY_WITH_T = "retry requesting reverse tunnelling"
     RETRY_WITHOUT_T = "retry without reverse tunnelling"
+    RETRY_DIRECT_DELIVERY = "retry with the direct delivery style"
     NEW_CHALLENGE = "solicit a fresh challenge and retry"
     OTHER_AGENT = "register through another agent"
     BACK_OFF = "back off and retry later"
@@ -117,8 +120,8 @@ _EXPLICIT: dict[int, tuple[Reaction, str]] = {
         "foreign agent: registration timeout (no reply from the home agent)",
     ),
     _C.FA_DELIVERY_STYLE_UNSUPPORTED: (
-        _R.GIVE_UP,
-        "foreign agent: delivery style not supported (RFC 3024)",
+        _R.RETRY_DIRECT_DELIVERY,
+        "foreign agent: encapsulating delivery style not supported (RFC 3024)",
     ),
     _C.FA_HOME_NETWORK_UNREACHABLE: (_R.BACK_OFF, "foreign agent: home network unreachable"),
     _C.FA_HA_HOST_UNREACHABLE: (_R.BACK_OFF, "foreign agent: home agent host unreachable"),

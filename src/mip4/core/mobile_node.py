@@ -58,10 +58,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
-from mip4.security.auth import AuthenticationError, sign, verify
+from mip4.security.auth import AuthenticationError, append_extensions, sign, verify
 from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.errors import DecodeError
+from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
     Extension,
     MobileForeignChallengeExtension,
@@ -130,6 +131,10 @@ class MobileNodeConfig:
     encapsulations: tuple[Encapsulation, ...] = (Encapsulation.IPIP,)
     """Tunnel encapsulations in order of preference. M and G are requested only when the
     agent advertises them (RFC 5944 §3.6.1.2); IP-in-IP is the fallback."""
+
+    encapsulating_delivery: bool = False
+    """When reverse tunnelling through a foreign agent, ask for the Encapsulating Delivery
+    Style (RFC 3024 §3.3, extension 130) instead of Direct Delivery."""
 
     simultaneous_bindings: bool = False
     """Set S: ask the home agent to keep earlier bindings (RFC 5944 §3.3)."""
@@ -332,6 +337,7 @@ class _Adjust:
     max_lifetime: int | None = None
     no_encapsulations: set[Encapsulation] = field(default_factory=set)
     reverse_tunnel: bool | None = None  #: forced on/off by 74/75/137/138
+    direct_delivery: bool = False  #: 79: no Encapsulating Delivery Style
     corrections: int = 0
     backoffs: int = 0
 
@@ -919,21 +925,23 @@ class MobileNode:
             identification=identification,
         )
         signed = sign(req, MobileHomeAuthExtension, self.sa)  # RFC 5944 §3.6.1.3
+        # Extensions for the foreign agent only follow MN-HA (RFC 5944 §3.6.1.3); it removes
+        # them before relaying.
+        fa_only: list[Extension] = []
         challenge = att.agent.advertisement.challenge if att.agent is not None else None
         if challenge:
-            # RFC 4721 §3.2: echo the agent's challenge; after MN-HA, which the foreign
-            # agent's checks (and an MN-FA authenticator) follow.
-            ext: Extension = MobileForeignChallengeExtension(challenge)
-            signed = RegistrationRequest(
-                flags=signed.flags,
-                lifetime=signed.lifetime,
-                home_address=signed.home_address,
-                home_agent=signed.home_agent,
-                care_of_address=signed.care_of_address,
-                identification=signed.identification,
-                extensions=(*signed.extensions, ext),
-                raw=signed.raw + ext.encode(),
-            )
+            # RFC 4721 §3.2: echo the agent's challenge.
+            fa_only.append(MobileForeignChallengeExtension(challenge))
+        if (
+            att.kind is AttachmentKind.FOREIGN_AGENT
+            and flags & RegistrationFlags.T
+            and self.config.encapsulating_delivery
+            and not self._adjust.direct_delivery
+        ):
+            # RFC 3024 §3.3: ask for the Encapsulating Delivery Style (only with T).
+            fa_only.append(EncapsulatingDeliveryExtension())
+        if fa_only:
+            signed = append_extensions(signed, *fa_only)
         return signed
 
     def _unix(self, now: float) -> float:
@@ -1230,6 +1238,14 @@ class MobileNode:
                 self._give_up(out, f"{r.reason}; the agent does not offer reverse tunnelling")
                 return
             self._retry(p, now, out, "with reverse tunnelling")
+        elif kind is Reaction.RETRY_DIRECT_DELIVERY:
+            if self._adjust.direct_delivery or not any(
+                e.ext_type == EncapsulatingDeliveryExtension.TYPE for e in p.request.extensions
+            ):
+                self._give_up(out, r.reason)
+                return
+            self._adjust.direct_delivery = True
+            self._retry(p, now, out, "direct delivery style")
         elif kind is Reaction.NEW_CHALLENGE:
             if p.attachment.kind is not AttachmentKind.FOREIGN_AGENT:
                 self._give_up(out, r.reason)

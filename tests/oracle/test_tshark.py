@@ -69,12 +69,15 @@ from mip4.wire.extensions import (
 )
 from mip4.wire.extensions import _AuthExtension as AuthExtension
 from mip4.wire.icmp import (
+    PAD,
     AgentAdvertisement,
+    AgentFlags,
     AgentSolicitation,
     ChallengeExtension,
     MobilityAgentAdvertisementExtension,
     PaddingExtension,
     PrefixLengthsExtension,
+    RouterAddress,
     decode_icmp,
 )
 
@@ -140,14 +143,14 @@ def _check_identification(tw: Fields, ident: int) -> None:
     text = tw.one("mip.ident")
     whole, _, frac = text.removesuffix(" UTC").partition(".")
     when = dt.datetime.strptime(whole, "%b %d, %Y %H:%M:%S").replace(tzinfo=dt.UTC)
-    if ident >> 32 == 0 and (ident & 0xFFFFFFFF) * 10**9 < 2**31:
-        # tshark shows an NTP time that rounds to 0 ns as the Unix epoch ("not set")
+    if ident >> 32 == 0 and (ident & 0xFFFFFFFF) * 10**9 < 2**32:
+        # tshark shows an NTP time that rounds to 0 ns as the Unix epoch (truncated: "not set")
         assert when.timestamp() == 0 and int(frac) == 0
         return
     secs = ident >> 32
     if secs < 0x80000000:  # RFC 4330 §3: MSB clear means era 1 (from 2036-02-07)
         secs += 2**32
-    assert int(when.timestamp()) == secs - NTP_UNIX
+    assert int(when.timestamp()) == secs - NTP_UNIX, f"{ident:#x} shown as {text}"
     assert abs(int(frac) / 10 ** len(frac) - (ident & 0xFFFFFFFF) / 2**32) < 1e-6
 
 
@@ -447,7 +450,10 @@ def _check_maa(tw: Fields, ext: MobilityAgentAdvertisementExtension) -> None:
 
 @pytest.mark.parametrize("case_id", [c.id for c in CASES if c.protocol == "icmp"])
 def test_icmp_message(decoded: dict[str, Decoded], case_id: str) -> None:
-    d = decoded[case_id]
+    _check_icmp(decoded[case_id])
+
+
+def _check_icmp(d: Decoded) -> None:
     _clean(d)
     msg = decode_icmp(d.data)
     top = d.layers["icmp"]
@@ -710,5 +716,61 @@ def test_random_messages_field_by_field() -> None:
             assert tw.num("mip.type") == msg.TYPE
             FIXED_CHECKS[type(msg)](tw, msg)
             _check_registration_extensions(top, msg, data)
+
+    check()
+
+
+def _random_advertisements() -> Any:
+    from hypothesis import strategies as st
+
+    from tests.wire import strategies as ws
+
+    @st.composite
+    def adv(draw: st.DrawFn) -> AgentAdvertisement:
+        n = draw(st.integers(0, 4))
+        routers = tuple(
+            RouterAddress(draw(ws.ipv4), draw(st.integers(-(2**31), 2**31 - 1))) for _ in range(n)
+        )
+        exts: list[Extension] = []
+        if draw(st.booleans()):
+            coas = tuple(draw(st.lists(ws.ipv4, max_size=4)))
+            flags = AgentFlags(draw(ws.u16))
+            exts.append(
+                MobilityAgentAdvertisementExtension(draw(ws.u16), draw(ws.u16), flags, coas)
+            )
+        if n and draw(st.booleans()):
+            exts.append(PrefixLengthsExtension(tuple(draw(st.integers(0, 32)) for _ in range(n))))
+        if draw(st.booleans()):
+            exts.append(ChallengeExtension(draw(st.binary(min_size=1, max_size=32))))
+        if draw(st.booleans()):
+            exts.append(PAD)
+        return AgentAdvertisement(
+            draw(st.sampled_from([0, 16])), draw(ws.u16), routers, tuple(exts)
+        )
+
+    return adv()
+
+
+def test_random_advertisements_field_by_field() -> None:
+    """Random agent advertisements, batched through tshark like the messages above."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_random_advertisements(), min_size=30, max_size=30))
+    def check(batch: list[AgentAdvertisement]) -> None:
+        datas = [a.encode() for a in batch]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "adv.pcap"
+            with path.open("wb") as f:
+                pcap.write_pcap(
+                    f,
+                    [(0.0, pcap.ipv4_icmp(FA, "224.0.0.1", d, fix_checksum=False)) for d in datas],
+                )
+            frames = run_tshark(path)
+        for data, layers in zip(datas, frames, strict=True):
+            _check_icmp(Decoded(CASES[0], data, layers))
 
     check()

@@ -32,7 +32,8 @@ Where tshark 4.0 decodes differently from the RFCs (quirks; see also ``numbers.m
   number: we compare its raw bytes and check the date against the high 32 bits. tshark
   applies the RFC 4330 §3 era rule: a high word with its top bit clear is a time after
   2036-02-07 06:28:16 UTC (era 1), not 1900--1968 (random or nonce identifications show as
-  dates in 2036--2104); an Identification that rounds to 0 ns is shown as 1970-01-01 00:00:00 UTC.
+  dates in 2036--2104); an Identification whose time truncates to 0 ns is shown as
+  1970-01-01 (unset).
 * **Request flag 0x04** is "Van Jacobson" (``mip.v``, RFC 2002's V bit); RFC 5944 calls it
   "r", sent as zero. **Advertisement flag 0x0200** likewise is ``icmp.mip.v``; and tshark
   counts 0x0020 (RFC 4857's "I" bit) in ``icmp.mip.reserved`` (mask 0x003f).
@@ -144,7 +145,7 @@ def _check_identification(tw: Fields, ident: int) -> None:
     whole, _, frac = text.removesuffix(" UTC").partition(".")
     when = dt.datetime.strptime(whole, "%b %d, %Y %H:%M:%S").replace(tzinfo=dt.UTC)
     if ident >> 32 == 0 and (ident & 0xFFFFFFFF) * 10**9 < 2**32:
-        # tshark shows an NTP time that rounds to 0 ns as the Unix epoch (truncated: "not set")
+        # tshark shows an NTP time that truncates to 0 ns as the Unix epoch ("not set")
         assert when.timestamp() == 0 and int(frac) == 0
         return
     secs = ident >> 32

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from mip4.core.actions import (
+    Encapsulation,
     InstallBinding,
     InstallVisitor,
     Log,
@@ -34,7 +35,7 @@ from mip4.core.actions import (
 )
 from mip4.core.events import IcmpReceived, UdpReceived
 from mip4.core.foreign_agent import ForeignAgent
-from mip4.core.mobile_node import MobileNodeConfig
+from mip4.core.mobile_node import MobileNodeConfig, ReverseTunnel
 from mip4.security.auth import AuthenticationError, verify
 from mip4.security.replay import low_word
 from mip4.security.sa import ReplayMethod
@@ -54,8 +55,20 @@ class MobilityMachine(RuleBasedStateMachine):
         simultaneous=st.booleans(),
         seed=st.integers(0, 2**16),
         start=st.sampled_from(("home", "A", "B", "C")),
+        reverse=st.sampled_from(list(ReverseTunnel)),
+        gre=st.booleans(),
+        challenges=st.booleans(),
     )
-    def setup(self, replay: ReplayMethod, simultaneous: bool, seed: int, start: str) -> None:
+    def setup(
+        self,
+        replay: ReplayMethod,
+        simultaneous: bool,
+        seed: int,
+        start: str,
+        reverse: ReverseTunnel,
+        gre: bool,
+        challenges: bool,
+    ) -> None:
         self.w = World(
             replay=replay,
             seed=seed,
@@ -64,10 +77,19 @@ class MobilityMachine(RuleBasedStateMachine):
                 home_agent=HA_ADDR,
                 lifetime=40,
                 simultaneous_bindings=simultaneous,
+                reverse_tunnel=reverse,
+                encapsulating_delivery=True,
+                encapsulations=(Encapsulation.GRE, Encapsulation.IPIP)
+                if gre
+                else (Encapsulation.IPIP,),
                 denial_backoff=5.0,
                 denial_backoff_max=60.0,
             ),
-            fa_options={"advertisement_interval": 5.0, "max_lifetime": 60},
+            fa_options={
+                "advertisement_interval": 5.0,
+                "max_lifetime": 60,
+                "challenge_length": 16 if challenges else 0,
+            },
         )
         self.loss: object | None = None
         self.seen = 0  # packets already inspected

@@ -15,6 +15,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mip4.tools import pcap
 from tests.oracle.tshark import ensure_tshark
@@ -284,3 +286,40 @@ def test_snaplen_truncated_record() -> None:
 def test_not_a_capture(data: bytes, match: str) -> None:
     with pytest.raises(pcap.CaptureError, match=match):
         list(pcap.read_capture(data))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**32 - 1).map(lambda us: us / 1e6 * 997),  # up to ~50 days
+            st.binary(max_size=300),
+            st.sampled_from([17, 1]),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["pcap", "pcapng"]),
+    st.sampled_from([pcap.LinkType.ETHERNET, pcap.LinkType.RAW]),
+)
+def test_write_read_round_trip(
+    items: list[tuple[float, bytes, int]], fmt: str, linktype: int
+) -> None:
+    packets = [
+        (ts, pcap.ipv4_udp("10.0.0.1", "10.0.0.2", p) if proto == 17 else
+         pcap.ipv4_icmp("10.0.0.1", "10.0.0.2", b"\x09\x00\x00\x00" + p))
+        for ts, p, proto in items
+    ]  # fmt: skip
+    buf = io.BytesIO()
+    (pcap.write_pcap if fmt == "pcap" else pcap.write_pcapng)(buf, packets, linktype)
+    recs = list(pcap.read_capture(buf.getvalue()))
+    assert [r.number for r in recs] == list(range(1, len(packets) + 1))
+    for rec, (ts, pkt), (_, payload, proto) in zip(recs, packets, items, strict=True):
+        assert rec.timestamp == pytest.approx(ts, abs=1e-6)
+        assert not rec.cut_short and rec.orig_len == len(rec.data)
+        d = pcap.parse_frame(rec.linktype, rec.data)
+        assert d is not None and d.protocol == proto and d.payload == pkt[20:]
+        if proto == 17:
+            assert pcap.parse_udp(d).payload == payload
+        else:
+            icmp = pcap.parse_icmp(d)
+            assert icmp.message[4:] == payload and pcap.internet_checksum(icmp.message) == 0

@@ -323,3 +323,33 @@ def test_write_read_round_trip(
         else:
             icmp = pcap.parse_icmp(d)
             assert icmp.message[4:] == payload and pcap.internet_checksum(icmp.message) == 0
+
+
+def test_pcapng_two_interfaces_and_two_sections() -> None:
+    """Interface ids are per section, and each interface has its own link type."""
+    e = "<"
+    pkt = _udp_packet()
+
+    def shb() -> bytes:
+        return _ng_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+    def idb(linktype: int) -> bytes:
+        return _ng_block(e, 1, struct.pack(e + "HHI", linktype, 0, 0))
+
+    def epb(iface: int, frame: bytes) -> bytes:
+        hdr = struct.pack(e + "IIIII", iface, 0, 1_000_000, len(frame), len(frame))
+        return _ng_block(e, 6, hdr + frame)
+
+    data = (
+        shb() + idb(pcap.LinkType.ETHERNET) + idb(pcap.LinkType.RAW)
+        + epb(1, pkt) + epb(0, pcap.ethernet(pkt))
+        + shb() + idb(pcap.LinkType.LINUX_SLL2) + epb(0, _sll2(pkt))
+    )  # fmt: skip
+    recs = list(pcap.read_capture(data))
+    assert [r.linktype for r in recs] == [
+        pcap.LinkType.RAW, pcap.LinkType.ETHERNET, pcap.LinkType.LINUX_SLL2,
+    ]  # fmt: skip
+    for r in recs:
+        assert r.timestamp == 1.0
+        d = pcap.parse_frame(r.linktype, r.data)
+        assert d is not None and pcap.parse_udp(d).payload == PAYLOAD

@@ -9,9 +9,9 @@ objects: UDP port-434 payloads and ICMP types 9 (router / agent advertisement) a
 the frame). Frames that cannot be parsed come out as :class:`Payload` objects carrying only
 an error, so one bad frame never hides the rest of a capture.
 
-:func:`decode_payload` decodes one payload with :mod:`mip4.wire` and returns a plain
-JSON-ready ``dict`` (see :func:`jsonable` for how values are rendered: addresses as dotted
-strings, bytes as hex, flags as their value plus the list of set names). Each authentication
+:func:`decode_udp` and :func:`decode_icmp` decode one payload with :mod:`mip4.wire` into a
+plain JSON-ready ``dict`` (see :func:`jsonable` for how values are rendered: addresses as
+dotted strings, bytes as hex, flags as their value plus the list of set names). Each authentication
 extension (32, 33, 34, 36) is checked with :func:`mip4.security.auth.verify` against the
 keys given and reported as ``verified: true / false``, or ``null`` with a reason when no key
 applies. Malformed messages become a ``dict`` with ``error`` and ``offset`` (from the start

@@ -35,6 +35,15 @@ keys:
   Each authentication extension (32, 33, 34, 36) is reported verified true/false, or
   null with a reason when no key applies.
 
+--json, one object per line:
+  frame, time, time_iso, src, dst, sport, dport, payload_offset   (captures / IPv4 input)
+  protocol ("udp" | "icmp"), type, name, length
+  fields       the message's fields: addresses dotted, bytes hex, flags as a number plus
+               <name>_names; <name>_text for printable bytes; identification_ntp
+  extensions   [{type, name, offset, fields, verified?, reason?, skipped?, note?}]
+  error, offset, frame_offset     a malformed message or frame (the rest goes on)
+  discarded, unknown_extension_type, note    unknown non-skippable extension (RFC 5944 §1.9)
+
 exit status:
   0  the input was read; every message found was reported, even malformed ones
   1  the input could not be read (no such file, not hex, empty, corrupt capture header)

@@ -8,6 +8,9 @@
     mip4 lab move [--id ID] NET                 move the mobile node to NET (home a b c)
     mip4 lab ping [--id ID] NODE DST [-c N]     ICMP echo from NODE (no ping binary needed)
     mip4 lab down [--id ID | --all]             tear it down (idempotent)
+    mip4 lab demo [--encapsulation E] [--no-reverse-tunnel] [--out DIR] [--keep]
+                                                the whole show: agents, streams, four moves,
+                                                report and plot (see mip4.lab.demo)
 
 ``--id`` may be left out when exactly one lab exists.
 """
@@ -75,6 +78,16 @@ def register(subparsers: Any) -> None:
     pg.add_argument("-W", "--timeout", type=float, default=1.0)
     pg.add_argument("-I", "--source")
     pg.set_defaults(func=_guarded(_ping))
+
+    from . import demo  # imports the demo instruments only here
+
+    dm = sub.add_parser(
+        "demo",
+        help="run the mobile node through A, B, C and home with live TCP streams; report",
+        description=(demo.__doc__ or "").split("\n\n")[0],
+    )
+    demo.add_arguments(dm)
+    dm.set_defaults(func=_guarded(demo.run))
 
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -1,0 +1,647 @@
+"""A reusable Mobile IP scenario on the namespace lab: the harness behind ``mip4 lab demo``
+and the system tests.
+
+Theory of operation
+-------------------
+:class:`Scenario` owns one :class:`~mip4.lab.Lab` and the mobility agents running in it::
+
+    with Scenario(Settings("x1", encapsulation="gre")) as sc:   # lab up, agents up, MN home
+        rec = sc.move("a")          # a MoveRecord: care-of address, registration RTT, times
+        sc.ha_status().bindings     # what the home agent holds now
+    # agents stopped, lab torn down: also on an exception or Ctrl-C
+
+Everything is bounded: every wait has a deadline and fails with :class:`ScenarioError`
+naming what did not happen (the mobile node's last state, the home agent's bindings).
+
+The agents run behind a :class:`Backend`: :class:`EngineBackend` drives the real engines
+(``HomeAgent``, ``ForeignAgent``, ``MobileNode``) through :mod:`mip4.io` on an asyncio loop
+in a thread of this process, exactly as a daemon does. Both report the same normalised
+status (:class:`MnStatus`, :class:`HaStatus`), so the scenario does not care which runs.
+
+Network C has no agent and no DHCP: after moving there the scenario gives the mobile node
+the static co-located address (``10.4.0.100/24``, default route via ``10.4.0.1``), and
+removes it again before the node leaves.
+
+:class:`Capture` runs ``tshark`` on the lab's bridges (in the switch namespace), bounded
+by ``-a duration``, for the control-message checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from mip4.core.actions import Action, Encapsulation
+from mip4.core.events import Event
+from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
+from mip4.core.home_agent import HomeAgent, HomeAgentConfig
+from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
+from mip4.demo.report import MoveRecord
+from mip4.io.loop import EngineDriver
+from mip4.io.runtime import NodeIO
+from mip4.security.sa import SecurityAssociation, SecurityAssociations
+
+from .build import Lab
+
+T = TypeVar("T")
+
+ENCAPSULATIONS = {
+    "ipip": Encapsulation.IPIP,
+    "minimal": Encapsulation.MINIMAL,
+    "gre": Encapsulation.GRE,
+}
+#: the agents, in start order
+AGENTS = ("ha", "fa1", "fa2", "mn")
+#: which foreign agent serves which network
+AGENT_OF = {"a": "fa1", "b": "fa2"}
+#: the mobile node-home agent security association of the lab (RFC 5944 §3.5.1)
+MN_HA_SPI = 1000
+MN_HA_KEY = bytes(range(16))
+
+
+class ScenarioError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a scenario runs."""
+
+    lab_id: str
+    #: RFC 3024 reverse tunnelling (the MN's T bit); with it the router filters ingress
+    reverse_tunnel: bool = True
+    #: ``ipip``, ``minimal`` or ``gre``: the encapsulation the mobile node asks for
+    encapsulation: str = "ipip"
+    #: registration lifetime the mobile node asks for, seconds
+    lifetime: int = 300
+    #: agent advertisement interval, seconds
+    advertisement_interval: float = 1.0
+    #: how long a registration may take after a move, seconds
+    register_within: float = 15.0
+    #: RFC 2827 ingress filtering on the router (default: on when reverse tunnelling)
+    ingress_filter: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.encapsulation not in ENCAPSULATIONS:
+            raise ValueError(
+                f"encapsulation {self.encapsulation!r}: one of {', '.join(ENCAPSULATIONS)}"
+            )
+
+    @property
+    def filtered(self) -> bool:
+        return self.reverse_tunnel if self.ingress_filter is None else self.ingress_filter
+
+
+# -- what the agents report -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One accepted registration (or deregistration: ``care_of_address`` None), as the
+    mobile node saw it: ``at`` is ``time.time()`` of the acceptance, ``rtt_ms`` the time
+    from sending the request (its last transmission) to accepting the reply."""
+
+    at: float
+    care_of_address: str | None
+    rtt_ms: float
+
+
+@dataclass(frozen=True)
+class MnStatus:
+    state: str
+    registered: bool
+    at_home: bool
+    care_of_address: str | None
+    registrations: tuple[Registration, ...] = ()
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HaBinding:
+    home_address: str
+    care_of_address: str
+    encapsulation: str
+    reverse_tunnel: bool
+
+
+@dataclass(frozen=True)
+class HaStatus:
+    bindings: tuple[HaBinding, ...]
+    #: the tunnel forwarder's counters (``encapsulated``, ``delivered_link``, ...)
+    forwarder: dict[str, int] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """Runs the mobility agents of a lab."""
+
+    def start(self) -> None: ...
+
+    def mn_status(self) -> MnStatus: ...
+
+    def ha_status(self) -> HaStatus: ...
+
+    def forwarder_stats(self, node: str) -> dict[str, int]: ...
+
+    def restart(self, node: str, sig: int = signal.SIGTERM, *, down_for: float = 0.0) -> None:
+        """Stop ``node``'s agent (``SIGKILL``: without any clean-up) and start it again."""
+
+    def close(self) -> None: ...
+
+
+# -- the engines in this process ------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    engine: HomeAgent | ForeignAgent | MobileNode
+    io: NodeIO
+    stop: asyncio.Event
+    task: asyncio.Task[EngineDriver]
+
+
+class _RttRecorder:
+    """Wraps the mobile node engine: every input that turns an outstanding request into an
+    accepted registration (or deregistration) is recorded with its round trip."""
+
+    def __init__(self, mn: MobileNode, sink: list[Registration]) -> None:
+        self.mn = mn
+        self.sink = sink
+
+    def _watch(self, now: float, step: Callable[[], list[Action]]) -> list[Action]:
+        pending = self.mn._pending
+        out = step()
+        if pending is not None and self.mn._pending is None:
+            if self.mn.state is MnState.REGISTERED:
+                coa = self.mn.care_of_address
+                self._record(now, pending.last_sent, str(coa) if coa else None)
+            elif self.mn.state is MnState.AT_HOME:
+                self._record(now, pending.last_sent, None)
+        return out
+
+    def _record(self, now: float, sent: float, coa: str | None) -> None:
+        wall = time.time() - (time.monotonic() - now)
+        self.sink.append(Registration(wall, coa, round((now - sent) * 1000.0, 3)))
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        return self._watch(now, lambda: self.mn.handle(event, now))
+
+    def handle_timer(self, now: float) -> list[Action]:
+        return self._watch(now, lambda: self.mn.handle_timer(now))
+
+    def next_deadline(self) -> float | None:
+        return self.mn.next_deadline()
+
+
+class EngineBackend:
+    """The real engines, driven through :mod:`mip4.io` on an asyncio loop in a thread."""
+
+    def __init__(self, lab: Lab, settings: Settings) -> None:
+        self.lab = lab
+        self.settings = settings
+        self.registrations: list[Registration] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"mip4-agents-{lab.lab_id}", daemon=True
+        )
+        self._nodes: dict[str, _Running] = {}
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> None:
+        self._thread.start()
+        for key in AGENTS:
+            self._call(self._start(key))
+
+    def _engine(self, key: str) -> HomeAgent | ForeignAgent | MobileNode:
+        lab, s = self.lab, self.settings
+        home = lab.topology.network("home")
+        mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
+        offset = time.time() - time.monotonic()
+        sa = SecurityAssociation(spi=MN_HA_SPI, key=MN_HA_KEY)
+        if key == "ha":
+            sas = SecurityAssociations()
+            sas.add(mn_ip, sa)
+            return HomeAgent(
+                HomeAgentConfig(
+                    address=ha_ip,
+                    home_network=home.subnet,
+                    interface=lab.ifname("ha"),
+                    advertisement_interval=s.advertisement_interval,
+                ),
+                sas,
+                offset,
+            )
+        if key in ("fa1", "fa2"):
+            return ForeignAgent(
+                ForeignAgentConfig(
+                    links=(VisitedLink(lab.ifname(key), lab.address(key), 24),),
+                    advertisement_interval=s.advertisement_interval,
+                ),
+                SecurityAssociations(),
+            )
+        encs = [ENCAPSULATIONS[s.encapsulation]]
+        if encs[0] is not Encapsulation.IPIP:
+            encs.append(Encapsulation.IPIP)
+        return MobileNode(
+            MobileNodeConfig(
+                home_address=mn_ip,
+                home_agent=ha_ip,
+                reverse_tunnel=ReverseTunnel.PREFER if s.reverse_tunnel else ReverseTunnel.OFF,
+                encapsulations=tuple(encs),
+                lifetime=s.lifetime,
+            ),
+            sa,
+            offset,
+        )
+
+    def _open(self, key: str) -> NodeIO:
+        lab = self.lab
+        tun = f"{lab.prefix}t"
+        if key == "ha":
+            return NodeIO.open(
+                lab.ns("ha"),
+                [lab.ifname("ha")],
+                tun_name=tun,
+                tunnel_source=lab.address("ha"),
+                link_sources=True,
+                forwarding=True,
+            )
+        if key in ("fa1", "fa2"):
+            return NodeIO.open(
+                lab.ns(key), [lab.ifname(key)], tun_name=tun, link_sources=True, forwarding=True
+            )
+        home = lab.topology.network("home")
+        return NodeIO.open(
+            lab.ns("mn"),
+            [lab.ifname("mn")],
+            tun_name=tun,
+            home_gateway=home.gateway,
+            home_network=IPv4Network(home.subnet),
+            icmp_errors=True,
+            watch_links=True,
+            ignore_addresses=frozenset({lab.address("mn")}),
+        )
+
+    async def _start(self, key: str) -> None:
+        engine = self._engine(key)
+        io = self._open(key)
+        stop = asyncio.Event()
+        driven: Any = engine
+        if isinstance(engine, MobileNode):
+            driven = _RttRecorder(engine, self.registrations)
+        task = asyncio.create_task(io.run(driven, stop))
+        self._nodes[key] = _Running(engine, io, stop, task)
+        await asyncio.sleep(0)
+
+    async def _stop(self, key: str, clean: bool = True) -> None:
+        r = self._nodes.pop(key, None)
+        if r is None:
+            return
+        r.stop.set()
+        try:
+            await asyncio.wait_for(r.task, 5)
+        finally:
+            if clean:
+                r.io.close()
+            else:
+                _abandon(r.io)
+
+    def mn_status(self) -> MnStatus:
+        async def read() -> MnStatus:
+            mn = self._nodes["mn"].engine
+            assert isinstance(mn, MobileNode)
+            coa = mn.care_of_address
+            return MnStatus(
+                state=mn.state.value,
+                registered=mn.registered,
+                at_home=mn.state is MnState.AT_HOME,
+                care_of_address=str(coa) if coa is not None else None,
+                registrations=tuple(self.registrations),
+                failure_reason=mn.failure_reason,
+            )
+
+        return self._call(read())
+
+    def ha_status(self) -> HaStatus:
+        async def read() -> HaStatus:
+            ha = self._nodes["ha"].engine
+            assert isinstance(ha, HomeAgent)
+            return HaStatus(
+                tuple(
+                    HaBinding(
+                        str(b.home_address),
+                        str(b.care_of_address),
+                        b.encapsulation.name.lower(),
+                        b.reverse_tunnel,
+                    )
+                    for b in ha.bindings
+                ),
+                self._stats("ha"),
+            )
+
+        return self._call(read())
+
+    def _stats(self, node: str) -> dict[str, int]:
+        fwd = self._nodes[node].io.forwarder
+        return dict(fwd.stats) if fwd is not None else {}
+
+    def forwarder_stats(self, node: str) -> dict[str, int]:
+        async def read() -> dict[str, int]:
+            return self._stats(node)
+
+        return self._call(read())
+
+    def restart(self, node: str, sig: int = signal.SIGTERM, *, down_for: float = 0.0) -> None:
+        self._call(self._stop(node, clean=sig != signal.SIGKILL))
+        time.sleep(down_for)
+        self._call(self._start(node))
+
+    def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        for key in reversed(AGENTS):
+            with contextlib.suppress(Exception):
+                self._call(self._stop(key), timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+def _abandon(io: NodeIO) -> None:
+    """What a killed daemon leaves: its sockets and TUN close (the kernel does that for a
+    dead process), its routes, rules and neighbour entries stay."""
+    if io.forwarder is not None:
+        io.forwarder.detach()
+    for sock in [*io.captures.values(), io.icmp_errors, io.udp]:
+        if sock is not None:
+            sock.close()
+    for closer in (io.tracker, io.linkmon, io.forwarder, io.tun):
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                closer.close()
+
+
+# -- the scenario ---------------------------------------------------------------------------
+
+
+VIA = {"home": "home", "a": "FA1", "b": "FA2", "c": "co-located"}
+
+
+class Scenario:
+    """A lab with its agents running and the mobile node at home; see the module doc."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        log: Callable[[str], None] = lambda line: None,
+        backend: Callable[[Lab, Settings], Backend] = EngineBackend,
+    ) -> None:
+        self.settings = settings
+        self.lab = Lab(settings.lab_id, ingress_filter=settings.filtered)
+        self.log = log
+        self._make_backend = backend
+        self.backend: Backend | None = None
+        self.net = self.lab.topology.mobile_home
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Scenario:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self.log(f"building lab {self.lab.lab_id} (namespaces {self.lab.prefix}-*)")
+        self.lab.up()
+        self.backend = self._make_backend(self.lab, self.settings)
+        self.log("starting the home agent, FA1, FA2 and the mobile node")
+        self.backend.start()
+        self.wait(lambda: self.mn_status().at_home, 10, "the mobile node to find itself at home")
+        self.log("mobile node at home")
+
+    def close(self) -> None:
+        """Stop the agents and tear the lab down (idempotent)."""
+        try:
+            if self.backend is not None:
+                self.backend.close()
+        finally:
+            self.backend = None
+            self.lab.down()
+
+    @property
+    def agents(self) -> Backend:
+        if self.backend is None:
+            raise ScenarioError("the scenario is not running")
+        return self.backend
+
+    # -- status -------------------------------------------------------------------------
+
+    def mn_status(self) -> MnStatus:
+        return self.agents.mn_status()
+
+    def ha_status(self) -> HaStatus:
+        return self.agents.ha_status()
+
+    def wait(self, pred: Callable[[], bool], within: float, what: str) -> float:
+        """Poll ``pred`` every 20 ms for at most ``within`` seconds; returns the time it
+        took, raises :class:`ScenarioError` naming ``what`` when it never held."""
+        start = time.monotonic()
+        while True:
+            if pred():
+                return time.monotonic() - start
+            if time.monotonic() - start > within:
+                break
+            time.sleep(0.02)
+        raise ScenarioError(f"timed out after {within:g} s waiting for {what}; {self._state()}")
+
+    def _state(self) -> str:
+        try:
+            mn, ha = self.mn_status(), self.ha_status()
+        except Exception as exc:
+            return f"(status unavailable: {exc})"
+        bindings = [f"{b.home_address}->{b.care_of_address}" for b in ha.bindings]
+        return (
+            f"mobile node {mn.state!r} care-of {mn.care_of_address}"
+            f" ({mn.failure_reason or 'no failure'}); home agent bindings {bindings}"
+        )
+
+    # -- moving -------------------------------------------------------------------------
+
+    def expected_care_of(self, net: str) -> IPv4Address | None:
+        if net == self.lab.topology.mobile_home:
+            return None
+        if net in AGENT_OF:
+            return self.lab.address(AGENT_OF[net])
+        colocated = self.lab.topology.network(net).colocated
+        if colocated is None:
+            raise ScenarioError(f"network {net!r} has neither an agent nor a static address")
+        return colocated.ip
+
+    def registered_at(self, net: str) -> bool:
+        coa = self.expected_care_of(net)
+        mn = self.mn_status()
+        if coa is None:
+            return mn.at_home and not self.ha_status().bindings
+        return mn.registered and mn.care_of_address == str(coa)
+
+    def move(self, net: str, *, within: float | None = None) -> MoveRecord:
+        """Move the mobile node to ``net`` and wait (bounded) for its registration there
+        (at home: for its deregistration, and for the home agent to hold no binding)."""
+        lab, src = self.lab, self.net
+        within = self.settings.register_within if within is None else within
+        if src == net:
+            raise ScenarioError(f"the mobile node is already on {net!r}")
+        started = time.time()
+        self._leave(src)
+        lab.move(net)
+        self.net = net
+        self._arrive(net)
+        coa = self.expected_care_of(net)
+        try:
+            self.wait(lambda: self.registered_at(net), within, f"registration on {net!r}")
+        except ScenarioError as exc:
+            return MoveRecord(
+                src,
+                net,
+                started,
+                None,
+                str(coa) if coa else None,
+                None,
+                VIA.get(net, net),
+                str(exc),
+            )
+        reg = self._registration_since(started, str(coa) if coa else None)
+        return MoveRecord(
+            from_net=src,
+            to_net=net,
+            started_at=started,
+            finished_at=reg.at if reg else time.time(),
+            care_of_address=str(coa) if coa else None,
+            registration_rtt_ms=reg.rtt_ms if reg else None,
+            via=VIA.get(net, net),
+        )
+
+    def _registration_since(self, since: float, coa: str | None) -> Registration | None:
+        regs = [
+            r for r in self.mn_status().registrations if r.at >= since and r.care_of_address == coa
+        ]
+        return regs[0] if regs else None
+
+    def _leave(self, net: str) -> None:
+        colocated = self.lab.topology.network(net).colocated
+        if colocated is not None:
+            self.lab.exec(
+                "mn",
+                ["ip", "addr", "del", str(colocated), "dev", self.lab.ifname("mn")],
+                check=True,
+            )
+
+    def _arrive(self, net: str) -> None:
+        network = self.lab.topology.network(net)
+        if network.colocated is not None:
+            ifname = self.lab.ifname("mn")
+            self.lab.exec(
+                "mn", ["ip", "addr", "add", str(network.colocated), "dev", ifname], check=True
+            )
+            self.lab.exec(
+                "mn",
+                ["ip", "route", "replace", "default", "via", str(network.gateway), "dev", ifname],
+                check=True,
+            )
+
+
+# -- packet capture -------------------------------------------------------------------------
+
+
+class Capture:
+    """``tshark`` on every bridge of the lab (in the switch namespace), writing a pcapng;
+    bounded by ``duration`` seconds. ``with Capture(lab, path, 60): ...`` stops it (SIGINT,
+    then kill) on the way out."""
+
+    def __init__(self, lab: Lab, path: Path, duration: float = 120.0) -> None:
+        self.lab = lab
+        self.path = path
+        argv = ["tshark", "-q", "-n"]
+        for net in lab.topology.net_keys():
+            argv += ["-i", lab.bridge(net)]
+        argv += ["-w", str(path), "-a", f"duration:{int(duration)}"]
+        self.proc = lab.popen(
+            lab.topology.switch,
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        self.stderr = b""
+        # tshark says "Capturing on ..." once every interface is open
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not _capturing(path):
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=5)
+        self.stderr = err or b""
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _capturing(path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return path.stat().st_size > 0
+    return False
+
+
+@contextlib.contextmanager
+def nft_table(lab: Lab, node: str, name: str, body: str) -> Iterator[None]:
+    """An nftables ``ip`` table ``name`` in ``node`` for the block; always deleted."""
+    subprocess.run(
+        ["ip", "netns", "exec", lab.ns(node), "nft", "-f", "-"],
+        input=f"table ip {name} {{\n{body}\n}}\n",
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(
+            ["ip", "netns", "exec", lab.ns(node), "nft", "delete", "table", "ip", name],
+            check=False,
+            timeout=10,
+            capture_output=True,
+        )
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

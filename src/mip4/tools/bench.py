@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -258,13 +260,23 @@ def profile(op: str, calls: int, top: int = 15) -> str:
     return f"mip4 {op}: {calls} calls, by own time\n" + out.getvalue()
 
 
+#: Other modules that add ``mip4 bench`` subcommands with ``register(subparsers)``; each is
+#: added when it is installed (a benchmark that needs the lab may ship separately).
+BENCH_MODULES: tuple[str, ...] = ("mip4.tools.bench_forwarding",)
+
+
 def register(subparsers: Any) -> None:
-    p: argparse.ArgumentParser = subparsers.add_parser(
+    bench: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
-        help="benchmarks (mip4 bench codec)",
-        description="Benchmarks. 'codec': decode/encode/sign/verify against scapy.",
+        help="benchmarks (mip4 bench codec, ...)",
+        description="Benchmarks. Not tests: the numbers depend on the machine.",
     )
-    p.add_argument("what", choices=["codec"], help="what to benchmark")
+    sub = bench.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "codec",
+        help="decode/encode/sign/verify of a Registration Request, against scapy",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeat", type=int, default=5, help="runs per operation (best kept)")
     p.add_argument(
@@ -288,6 +300,9 @@ def register(subparsers: Any) -> None:
         "wall: elapsed time",
     )
     p.set_defaults(func=run)
+    for name in BENCH_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,6 +66,7 @@ def test_round_trip(linktype: int) -> None:
         assert rec.data[udp.offset : udp.offset + len(PAYLOAD)] == PAYLOAD
 
 
+@pytest.mark.oracle
 def test_scapy_reads_our_pcap(tmp_path: Path) -> None:
     scapy_all = pytest.importorskip("scapy.all")
     path = tmp_path / "x.pcap"
@@ -89,6 +90,7 @@ def _frames() -> list[tuple[float, bytes]]:
     return [(1700000000.0 + i / 8, _udp_packet()) for i in range(3)]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("fmt", ["pcapng", "nsecpcap"])
 def test_read_editcap_conversions(tmp_path: Path, fmt: str) -> None:
     ensure_tshark()  # editcap comes with it
@@ -182,6 +184,7 @@ def test_link_types(linktype: int, wrap: object) -> None:
     assert frame[dgram.offset + 8 :] == PAYLOAD
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("linktype", "wrap"),
     [(pcap.LinkType.LINUX_SLL, _sll), (pcap.LinkType.LINUX_SLL2, _sll2)],

@@ -30,6 +30,7 @@ does not allow. Tables are data: tests enumerate them.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from collections.abc import Callable, Hashable, Mapping
@@ -170,12 +171,17 @@ def _build(cls: type[T], data: object, source: str, prefix: str) -> T:
                 f"{source}: unknown key {prefix}{key} (known: {', '.join(sorted(names))})"
             )
         kwargs[key] = _convert(hints[key], value, source, f"{prefix}{key}")
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if f.init and required and f.name not in kwargs:
+            raise ConfigError(f"{source}: {prefix}{f.name}: missing (required)")
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: {e}") from None
     except ValueError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        where = f"{prefix.rstrip('.')}: " if prefix else ""
+        raise ConfigError(f"{source}: {where}{e}") from None
 
 
 def _convert(tp: object, value: object, source: str, key: str) -> object:
@@ -222,6 +228,18 @@ def _convert(tp: object, value: object, source: str, key: str) -> object:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {key}: expected a string, got {value!r}")
         return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        # by value ("off", 47) or by name, any case, "-" for "_" ("hmac-md5", "gre")
+        for member in tp:
+            if not isinstance(value, bool) and value == member.value:
+                return member
+            if isinstance(value, str) and value.upper().replace("-", "_") == member.name:
+                return member
+        known = ", ".join(
+            repr(m.value) if isinstance(m.value, str) else m.name.lower().replace("_", "-")
+            for m in tp
+        )
+        raise ConfigError(f"{source}: {key}: expected one of {known}, got {value!r}")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, source, f"{key}.")
     raise ConfigError(f"{source}: {key}: unsupported type {tp!r}")  # pragma: no cover

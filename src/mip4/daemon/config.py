@@ -1,0 +1,384 @@
+"""The daemons' configuration files (STYLE.md practice 8).
+
+Theory of operation
+-------------------
+Each daemon reads one TOML file. Its tables are typed, documented dataclasses and the file
+is loaded with :func:`mip4.core.registration.config_from_mapping`, so every daemon shares
+one set of rules: unknown keys are errors (a typo is never silently ignored), values are
+checked against the field annotations, and every message names the file and the key
+(``ha.toml: home_agent.max_lifetime: expected an integer, got 'x'``).
+
+==============================  ===========================================================
+table                           what
+==============================  ===========================================================
+``[home_agent]``                :class:`~mip4.core.home_agent.HomeAgentConfig` (``mip4 ha``)
+``[foreign_agent]``             :class:`~mip4.core.foreign_agent.ForeignAgentConfig` with
+                                ``[[foreign_agent.links]]``
+                                (:class:`~mip4.core.foreign_agent.VisitedLink`) (``mip4 fa``)
+``[mobile_node]``               :class:`~mip4.core.mobile_node.MobileNodeConfig`
+                                (``mip4 mn``)
+``[io]``                        :class:`IOSection`: interfaces, TUN device, tunnel source...
+``[daemon]``                    :class:`DaemonSection`: control socket, logging
+``[[security_associations]]``   :class:`SecurityAssociationSection`, one per (peer, SPI)
+==============================  ===========================================================
+
+The engine tables are the core dataclasses themselves: a field added there is a key here,
+and ``docs/configuration.md`` is checked against them by ``tests/daemon/test_docs.py``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from mip4.core.foreign_agent import ForeignAgentConfig
+from mip4.core.home_agent import HomeAgentConfig
+from mip4.core.mobile_node import MobileNodeConfig
+from mip4.core.registration import ConfigError, config_from_mapping
+from mip4.security.sa import (
+    DEFAULT_REPLAY_TOLERANCE,
+    Algorithm,
+    ReplayMethod,
+    SecurityAssociation,
+    SecurityAssociations,
+    check_spi,
+)
+
+__all__ = [
+    "ROLES",
+    "ConfigError",
+    "DaemonConfig",
+    "DaemonSection",
+    "ForeignAgentFile",
+    "HomeAgentFile",
+    "IOSection",
+    "LogFormat",
+    "LogLevel",
+    "MobileNodeFile",
+    "SecurityAssociationSection",
+    "load_config",
+    "parse_config",
+]
+
+#: The daemon roles, as on the command line (``mip4 ha``, ``mip4 fa``, ``mip4 mn``).
+ROLES = ("ha", "fa", "mn")
+
+#: Where control sockets go unless ``daemon.control_socket`` says otherwise.
+RUN_DIR = Path("/run/mip4")
+
+
+class LogFormat(Enum):
+    """How log lines are written (to standard error)."""
+
+    TEXT = "text"  #: ``2026-01-02T03:04:05.678Z ha ha.accepted home_address=... code=0``
+    JSON = "json"  #: one JSON object per line (``ts``, ``role``, ``event``, fields)
+
+
+class LogLevel(Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class DaemonSection:
+    """``[daemon]``: process-level settings."""
+
+    #: Instance name, used in the default control socket path and in log lines; default:
+    #: the process id.
+    name: str | None = None
+    #: Path of the AF_UNIX control socket (``mip4 status``); default
+    #: ``/run/mip4/<role>-<name>.sock``. A stale socket of a crashed daemon is replaced; one
+    #: a live daemon answers on is an error.
+    control_socket: str | None = None
+    #: ``"text"`` (``key=value``) or ``"json"`` (JSON lines).
+    log_format: LogFormat = LogFormat.TEXT
+    #: ``"debug"``, ``"info"``, ``"warning"`` or ``"error"``.
+    log_level: LogLevel = LogLevel.INFO
+    #: Run the loop on uvloop when it is installed (it is not a dependency).
+    uvloop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.name is not None and (not self.name or "/" in self.name):
+            raise ValueError(f"name: {self.name!r} must be non-empty and contain no '/'")
+        if self.control_socket is not None and not self.control_socket:
+            raise ValueError("control_socket: must not be empty")
+
+
+@dataclass(frozen=True)
+class IOSection:
+    """``[io]``: what the daemon opens and configures in its network namespace (the one
+    it runs in, e.g. under ``ip netns exec``)."""
+
+    #: Control interfaces: where router discovery is captured and, for the mobile node,
+    #: whose links are watched. Default: ``home_agent.interface`` (ha), the interfaces of
+    #: ``foreign_agent.links`` (fa); required for the mobile node.
+    interfaces: tuple[str, ...] = ()
+    #: Name of the TUN device of the user-space tunnel (at most 15 bytes); default
+    #: ``mip4-<role>``. A leftover device of that name is removed at start.
+    tun_name: str | None = None
+    #: MTU of the TUN device (leaves room for the outer header on a 1500-byte link).
+    tun_mtu: int = 1472
+    #: Path MTU towards tunnel peers, if known (``None``: not enforced).
+    tunnel_mtu: int | None = None
+    #: Outer source address of tunnels this node originates; default
+    #: ``home_agent.address`` (ha). Foreign agents and co-located nodes take it from the
+    #: binding.
+    tunnel_source: IPv4Address | None = None
+    #: This node's own addresses, never used as tunnel destinations (loop protection).
+    own_addresses: tuple[IPv4Address, ...] = ()
+    #: ``net.ipv4.ip_forward`` on while running (restored at exit); default: on for the
+    #: agents, off for the mobile node.
+    forwarding: bool | None = None
+    #: Learn senders' hardware addresses (an agent replies without ARP; the home agent
+    #: re-announces a node that comes home); default: on for the agents.
+    link_sources: bool | None = None
+    #: Mobile node: the default gateway on the home network, restored when it comes home.
+    home_gateway: IPv4Address | None = None
+    #: UDP port of registrations (RFC 5944 §3.1: 434).
+    port: int = 434
+
+    def __post_init__(self) -> None:
+        if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:
+            raise ValueError(f"tun_name: {self.tun_name!r} must be 1..15 bytes")
+        if not 576 <= self.tun_mtu <= 65535:
+            raise ValueError(f"tun_mtu: {self.tun_mtu} not in 576..65535")
+        if self.tunnel_mtu is not None and not 576 <= self.tunnel_mtu <= 65535:
+            raise ValueError(f"tunnel_mtu: {self.tunnel_mtu} not in 576..65535")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port: {self.port} not in 1..65535")
+        for name in self.interfaces:
+            if not 0 < len(name.encode()) <= 15:
+                raise ValueError(f"interfaces: {name!r} is not an interface name")
+
+
+@dataclass(frozen=True)
+class SecurityAssociationSection:
+    """``[[security_associations]]``: one mobility security association (RFC 5944
+    §1.6, §3.5.1). The home agent keys them by the mobile node's home address (MN-HA) or
+    a foreign agent's address (FA-HA); the foreign agent by a home agent's address or a
+    visitor's home address (MN-FA); the mobile node uses the one whose peer is its home
+    agent (or its only one)."""
+
+    #: The other end: an IPv4 address.
+    peer: IPv4Address
+    #: Security Parameter Index, 256..4294967295 (0..255 are reserved).
+    spi: int
+    #: The shared secret in hexadecimal (``"00112233..."``; ``:`` and spaces allowed).
+    #: Exactly one of ``key`` and ``key_file``.
+    key: str | None = None
+    #: A file holding the key in hexadecimal (relative paths: to the configuration file).
+    key_file: str | None = None
+    #: ``"hmac-md5"`` (RFC 5944 default) or ``"keyed-md5"`` (RFC 2002 prefix+suffix).
+    algorithm: Algorithm = Algorithm.HMAC_MD5
+    #: Replay protection: ``"timestamps"`` (RFC 5944 §5.7.1) or ``"nonces"`` (§5.7.2).
+    replay: ReplayMethod = ReplayMethod.TIMESTAMPS
+    #: Timestamp tolerance, seconds either way.
+    replay_tolerance: float = DEFAULT_REPLAY_TOLERANCE
+    #: Whether the authenticator covers the SPI (RFC 5944: yes; some RFC 2002 peers: no).
+    spi_covered: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            check_spi(self.spi)
+        except ValueError as e:
+            raise ValueError(f"spi: {e}") from None
+        if (self.key is None) == (self.key_file is None):
+            raise ValueError("key, key_file: give exactly one of them")
+        if self.key is not None:
+            parse_key(self.key, "key")
+        if not self.replay_tolerance >= 0:
+            raise ValueError(f"replay_tolerance: {self.replay_tolerance} must be >= 0")
+
+    def association(self, base: Path | None = None) -> SecurityAssociation:
+        """The :class:`SecurityAssociation` (reads ``key_file``, relative to ``base``)."""
+        if self.key is not None:
+            key = parse_key(self.key, "key")
+        else:
+            assert self.key_file is not None
+            path = Path(self.key_file)
+            if base is not None and not path.is_absolute():
+                path = base / path
+            try:
+                text = path.read_text()
+            except OSError as e:
+                raise ValueError(f"key_file: cannot read {path}: {e.strerror or e}") from None
+            key = parse_key(text, f"key_file ({path})")
+        return SecurityAssociation(
+            spi=self.spi,
+            key=key,
+            algorithm=self.algorithm,
+            replay=self.replay,
+            replay_tolerance=self.replay_tolerance,
+            spi_covered=self.spi_covered,
+        )
+
+
+def parse_key(text: str, what: str) -> bytes:
+    """Hex text (``:``, spaces and newlines ignored) -> key bytes; ``ValueError`` naming
+    ``what`` otherwise."""
+    digits = "".join(text.replace(":", "").split())
+    if not digits:
+        raise ValueError(f"{what}: empty key")
+    bad = sorted({c for c in digits if c not in "0123456789abcdefABCDEF"})
+    if bad:
+        raise ValueError(f"{what}: not hexadecimal (found {''.join(bad)!r})")
+    if len(digits) % 2:
+        raise ValueError(f"{what}: odd number of hexadecimal digits ({len(digits)})")
+    return bytes.fromhex(digits)
+
+
+@dataclass(frozen=True)
+class HomeAgentFile:
+    """The file of ``mip4 ha``."""
+
+    home_agent: HomeAgentConfig
+    io: IOSection = field(default_factory=IOSection)
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+    security_associations: tuple[SecurityAssociationSection, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForeignAgentFile:
+    """The file of ``mip4 fa``."""
+
+    foreign_agent: ForeignAgentConfig
+    io: IOSection = field(default_factory=IOSection)
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+    security_associations: tuple[SecurityAssociationSection, ...] = ()
+
+
+@dataclass(frozen=True)
+class MobileNodeFile:
+    """The file of ``mip4 mn``."""
+
+    mobile_node: MobileNodeConfig
+    io: IOSection = field(default_factory=IOSection)
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+    security_associations: tuple[SecurityAssociationSection, ...] = ()
+
+
+FILES: dict[str, type[HomeAgentFile] | type[ForeignAgentFile] | type[MobileNodeFile]] = {
+    "ha": HomeAgentFile,
+    "fa": ForeignAgentFile,
+    "mn": MobileNodeFile,
+}
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """A loaded, checked configuration with the role-dependent defaults resolved."""
+
+    role: str
+    source: str
+    file: HomeAgentFile | ForeignAgentFile | MobileNodeFile
+    interfaces: tuple[str, ...]
+    tun_name: str
+    forwarding: bool
+    link_sources: bool
+    tunnel_source: IPv4Address | None
+    #: (peer, association), in file order
+    associations: tuple[tuple[IPv4Address, SecurityAssociation], ...]
+
+    @property
+    def io(self) -> IOSection:
+        return self.file.io
+
+    @property
+    def daemon(self) -> DaemonSection:
+        return self.file.daemon
+
+    def store(self) -> SecurityAssociations:
+        return SecurityAssociations(list(self.associations))
+
+    def control_socket(self, pid: int) -> Path:
+        d = self.daemon
+        if d.control_socket is not None:
+            return Path(d.control_socket)
+        return RUN_DIR / f"{self.role}-{d.name or pid}.sock"
+
+    def mn_association(self) -> SecurityAssociation:
+        """The mobile node's MN-HA association (checked by :func:`parse_config`)."""
+        assert isinstance(self.file, MobileNodeFile)
+        ha = self.file.mobile_node.home_agent
+        mine = [sa for peer, sa in self.associations if peer == ha]
+        if not mine and len(self.associations) == 1:
+            mine = [self.associations[0][1]]
+        return mine[0]
+
+
+def parse_config(
+    role: str, data: Mapping[str, object], source: str, base: Path | None = None
+) -> DaemonConfig:
+    """Check ``data`` (a parsed TOML document) as the file of ``role``; every error is a
+    :class:`ConfigError` naming ``source`` and the key."""
+    if role not in FILES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    file = config_from_mapping(FILES[role], data, source)
+    io = file.io
+    associations: list[tuple[IPv4Address, SecurityAssociation]] = []
+    store = SecurityAssociations()
+    for i, sec in enumerate(file.security_associations):
+        try:
+            sa = sec.association(base)
+            store.add(sec.peer, sa)
+        except ValueError as e:
+            raise ConfigError(f"{source}: security_associations[{i}]: {e}") from None
+        associations.append((sec.peer, sa))
+    tunnel_source = io.tunnel_source
+    if isinstance(file, HomeAgentFile):
+        interfaces = io.interfaces or (file.home_agent.interface,)
+        tunnel_source = tunnel_source or file.home_agent.address
+        agent = True
+    elif isinstance(file, ForeignAgentFile):
+        interfaces = io.interfaces or tuple(link.interface for link in file.foreign_agent.links)
+        agent = True
+    else:
+        interfaces = io.interfaces
+        agent = False
+        if not interfaces:
+            raise ConfigError(
+                f"{source}: io.interfaces: missing (required for the mobile node: the "
+                "interfaces whose links it watches)"
+            )
+        ha = file.mobile_node.home_agent
+        if not associations:
+            raise ConfigError(
+                f"{source}: security_associations: missing (the mobile node needs its MN-HA "
+                f"association, peer = {ha})"
+            )
+        if len(associations) > 1 and not any(p == ha for p, _ in associations):
+            raise ConfigError(
+                f"{source}: security_associations: none has peer = {ha} (mobile_node.home_agent)"
+            )
+    return DaemonConfig(
+        role=role,
+        source=source,
+        file=file,
+        interfaces=tuple(interfaces),
+        tun_name=io.tun_name or f"mip4-{role}",
+        forwarding=agent if io.forwarding is None else io.forwarding,
+        link_sources=agent if io.link_sources is None else io.link_sources,
+        tunnel_source=tunnel_source,
+        associations=tuple(associations),
+    )
+
+
+def load_config(role: str, path: str | Path) -> DaemonConfig:
+    """Read and check the TOML file at ``path`` for ``role`` (``"ha"``, ``"fa"``,
+    ``"mn"``). Errors are :class:`ConfigError` naming the file (as given) and the key."""
+    source = str(path)
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    return parse_config(role, data, source, p.parent)

@@ -1,0 +1,143 @@
+"""The key tables of ``docs/configuration.md``, generated from the configuration
+dataclasses: names, types and defaults from :func:`dataclasses.fields`, descriptions from
+the ``#:`` comments or attribute docstrings in their source.
+
+``python -m mip4.daemon.docgen`` prints the tables; ``tests/daemon/test_docs.py`` checks
+that the document holds exactly them, so a field added to a core config dataclass cannot go
+undocumented.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import typing
+from enum import Enum
+
+from mip4.core.foreign_agent import ForeignAgentConfig, VisitedLink
+from mip4.core.home_agent import HomeAgentConfig
+from mip4.core.mobile_node import MobileNodeConfig
+
+from .config import DaemonSection, IOSection, SecurityAssociationSection
+
+#: (table name as written in TOML, dataclass), in document order.
+SECTIONS: tuple[tuple[str, type], ...] = (
+    ("[home_agent]", HomeAgentConfig),
+    ("[foreign_agent]", ForeignAgentConfig),
+    ("[[foreign_agent.links]]", VisitedLink),
+    ("[mobile_node]", MobileNodeConfig),
+    ("[io]", IOSection),
+    ("[daemon]", DaemonSection),
+    ("[[security_associations]]", SecurityAssociationSection),
+)
+
+BEGIN = "<!-- BEGIN GENERATED KEYS (python -m mip4.daemon.docgen) -->"
+END = "<!-- END GENERATED KEYS -->"
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute name -> its description (``#:`` comment lines before it, or a string
+    right after it)."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    (node,) = tree.body
+    assert isinstance(node, ast.ClassDef)
+    docs: dict[str, str] = {}
+    body = node.body
+    for i, stmt in enumerate(body):
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+            continue
+        name = stmt.target.id
+        comment: list[str] = []
+        j = stmt.lineno - 2
+        while j >= 0 and lines[j].strip().startswith("#:"):
+            comment.insert(0, lines[j].strip()[2:].strip())
+            j -= 1
+        if not comment and i + 1 < len(body):
+            nxt = body[i + 1]
+            if (
+                isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                comment = [" ".join(nxt.value.value.split())]
+        docs[name] = " ".join(comment)
+    return docs
+
+
+def _type_name(tp: object) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (tuple, frozenset):
+        inner = args[0]
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+            return "array of tables"
+        return f"list of {_type_name(inner)}"
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return " or ".join(_type_name(a) for a in rest) + " (optional)"
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "string: " + ", ".join(_enum_word(m) for m in tp)
+    names = {
+        "IPv4Address": "address",
+        "IPv4Network": "network",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "str": "string",
+    }
+    name = getattr(tp, "__name__", str(tp))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return "array of tables"
+    return names.get(name, name)
+
+
+def _enum_word(m: Enum) -> str:
+    return f'"{m.value}"' if isinstance(m.value, str) else f'"{m.name.lower().replace("_", "-")}"'
+
+
+def _default(f: dataclasses.Field[object]) -> str:
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        return "**required**"
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+    if value is None:
+        return "unset"
+    if isinstance(value, Enum):
+        return _enum_word(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | frozenset):
+        return (
+            "[" + ", ".join(_enum_word(v) if isinstance(v, Enum) else str(v) for v in value) + "]"
+        )
+    if isinstance(value, str):
+        return f'"{value}"'
+    if dataclasses.is_dataclass(value):
+        return "(table)"
+    return str(value)
+
+
+def table(cls: type) -> str:
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        text = docs.get(f.name, "").replace("|", "\\|")
+        kind = _type_name(hints[f.name]).replace("|", "\\|")
+        rows.append(f"| `{f.name}` | {kind} | {_default(f)} | {text} |")
+    return "\n".join(rows)
+
+
+def generate() -> str:
+    parts = [BEGIN, ""]
+    for name, cls in SECTIONS:
+        parts += [f"### `{name}`", "", table(cls), ""]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(generate())

@@ -1,0 +1,111 @@
+"""Configuration files for the daemons on the namespace lab (:mod:`mip4.lab`).
+
+``lab_configs(Lab("demo"))`` returns the TOML text of ``ha``, ``fa1``, ``fa2`` and ``mn``
+for that lab's names and addresses: what ``examples/lab/`` holds for lab id ``demo``
+(``tests/daemon/test_config.py`` checks they are the same) and what the lab tests and the
+demo start the daemons with::
+
+    mip4 lab up --id demo
+    mip4 lab exec ha -- mip4 ha --config examples/lab/ha.toml &
+    mip4 lab exec fa1 -- mip4 fa --config examples/lab/fa1.toml &
+    mip4 lab exec fa2 -- mip4 fa --config examples/lab/fa2.toml &
+    mip4 lab exec mn -- mip4 mn --config examples/lab/mn.toml &
+    mip4 status --role mn
+
+Network C has no agent: its co-located address (10.4.0.100/24) is static, so whoever moves
+the node there adds it (``mip4 lab exec mn -- ip addr add 10.4.0.100/24 dev m4demo-mn``)
+and removes it before moving on; the mobile node daemon registers it when it appears.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mip4.lab.build import Lab
+
+#: The MN-HA key of the lab (RFC 5944 §3.5.1: 128 bits for HMAC-MD5). Test material only.
+LAB_KEY = bytes(range(16))
+LAB_SPI = 256
+#: Which daemon runs on which lab node.
+LAB_ROLES = {"ha": "ha", "fa1": "fa", "fa2": "fa", "mn": "mn"}
+
+
+def lab_configs(
+    lab: Lab,
+    *,
+    socket_dir: Path | str | None = None,
+    log_format: str = "text",
+    lifetime: int = 300,
+    reverse_tunnel: str = "prefer",
+    advertisement_interval: float = 1.0,
+) -> dict[str, str]:
+    """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``). Control sockets are
+    ``<socket_dir>/<node>.sock`` (default: ``/run/mip4/<role>-<lab prefix>-<node>.sock``
+    via ``daemon.name``)."""
+    home = lab.topology.network("home")
+    mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
+    key = LAB_KEY.hex()
+
+    def daemon(node: str) -> str:
+        lines = ["[daemon]", f'name = "{lab.prefix}-{node}"']
+        if socket_dir is not None:
+            lines.append(f'control_socket = "{Path(socket_dir) / (node + ".sock")}"')
+        lines.append(f'log_format = "{log_format}"')
+        return "\n".join(lines) + "\n"
+
+    def sa(peer: object) -> str:
+        return (
+            "[[security_associations]]\n"
+            f'peer = "{peer}"\nspi = {LAB_SPI}\nkey = "{key}"\n'
+            'algorithm = "hmac-md5"\nreplay = "timestamps"\n'
+        )
+
+    out: dict[str, str] = {}
+    out["ha"] = (
+        f"# mip4 ha on lab {lab.lab_id!r}\n\n"
+        "[home_agent]\n"
+        f'address = "{ha_ip}"\n'
+        f'home_network = "{home.subnet}"\n'
+        f'interface = "{lab.ifname("ha")}"\n'
+        f"advertisement_interval = {advertisement_interval}\n\n"
+        "[io]\n"
+        f'tun_name = "{lab.prefix}-t"\n\n' + daemon("ha") + "\n" + sa(mn_ip)
+    )
+    for node in ("fa1", "fa2"):
+        out[node] = (
+            f"# mip4 fa on lab {lab.lab_id!r}\n\n"
+            "[foreign_agent]\n"
+            f"advertisement_interval = {advertisement_interval}\n\n"
+            "[[foreign_agent.links]]\n"
+            f'interface = "{lab.ifname(node)}"\n'
+            f'address = "{lab.address(node)}"\n'
+            "prefix_len = 24\n\n"
+            "[io]\n"
+            f'tun_name = "{lab.prefix}-t"\n\n' + daemon(node)
+        )
+    out["mn"] = (
+        f"# mip4 mn on lab {lab.lab_id!r}\n\n"
+        "[mobile_node]\n"
+        f'home_address = "{mn_ip}"\n'
+        f'home_agent = "{ha_ip}"\n'
+        f"home_prefix_len = {home.subnet.prefixlen}\n"
+        f"lifetime = {lifetime}\n"
+        f'reverse_tunnel = "{reverse_tunnel}"\n\n'
+        "[io]\n"
+        f'interfaces = ["{lab.ifname("mn")}"]\n'
+        f'tun_name = "{lab.prefix}-t"\n'
+        f'home_gateway = "{home.gateway}"\n\n' + daemon("mn") + "\n" + sa(ha_ip)
+    )
+    return out
+
+
+def write_lab_configs(lab: Lab, directory: Path | str, **kw: object) -> dict[str, Path]:
+    """Write :func:`lab_configs` as ``<directory>/<node>.toml``; returns the paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for node, text in lab_configs(lab, **kw).items():  # type: ignore[arg-type]
+        p = d / f"{node}.toml"
+        p.write_text(text)
+        paths[node] = p
+    return paths

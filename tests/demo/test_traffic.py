@@ -249,7 +249,9 @@ def test_stop_file_stops_the_server_and_the_client_follows(tmp_path: Path) -> No
 
 def test_a_flipped_byte_on_the_wire_is_reported_at_its_offset() -> None:
     proxy = Proxy(0, flip_at=123_457)
-    (crc, c), (src, s) = _pair(["--bytes", "300000"], ["--bytes", "300000"], via=proxy)
+    (crc, c), (src, s) = _pair(
+        ["--bytes", "300000", "--no-follow"], ["--bytes", "300000", "--no-follow"], via=proxy
+    )
     assert proxy.error is None
     assert src == 1 and crc == 0
     assert s["mismatched_bytes"] == 1

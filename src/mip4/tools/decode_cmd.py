@@ -89,7 +89,7 @@ def parse_keys(texts: list[str]) -> KeyRing:
 
 def emit(objs: Iterator[dict[str, Any]], as_json: bool, out: TextIO) -> tuple[int, bool]:
     """Print each object; return (count, any problem)."""
-    n, problem, seen = 0, False, []
+    n, problem, counts = 0, False, render.Summary()
     for obj in objs:
         n += 1
         problem = problem or has_problem(obj)
@@ -97,10 +97,10 @@ def emit(objs: Iterator[dict[str, Any]], as_json: bool, out: TextIO) -> tuple[in
             out.write(json.dumps(obj, sort_keys=False) + "\n")
         else:
             out.write(render.render(obj) + "\n\n")
-            seen.append(obj)
+            counts.add(obj)
         out.flush()
     if not as_json:
-        out.write(render.summary(seen) + "\n")
+        out.write(f"{counts}\n")
     return n, problem
 
 

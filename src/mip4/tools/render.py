@@ -99,18 +99,32 @@ def render(obj: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class Summary:
+    """Running counts for the closing line of the text output."""
+
+    def __init__(self) -> None:
+        self.items = self.errors = self.verified = self.failed = self.unchecked = 0
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        self.items += 1
+        self.errors += "error" in obj
+        for e in obj.get("extensions", ()):
+            if "verified" in e:
+                v = e["verified"]
+                self.verified += v is True
+                self.failed += v is False
+                self.unchecked += v is None
+
+    def __str__(self) -> str:
+        return (
+            f"{self.items} item(s): {self.items - self.errors} decoded, {self.errors} error(s); "
+            f"authenticators: {self.verified} verified, {self.failed} failed, "
+            f"{self.unchecked} not checked"
+        )
+
+
 def summary(objs: Iterable[Mapping[str, Any]]) -> str:
-    objs = list(objs)
-    errors = sum(1 for o in objs if "error" in o)
-    good = sum(1 for o in objs for e in o.get("extensions", ()) if e.get("verified") is True)
-    bad = sum(1 for o in objs for e in o.get("extensions", ()) if e.get("verified") is False)
-    unchecked = sum(
-        1
-        for o in objs
-        for e in o.get("extensions", ())
-        if "verified" in e and e["verified"] is None
-    )
-    return (
-        f"{len(objs)} item(s): {len(objs) - errors} decoded, {errors} error(s); "
-        f"authenticators: {good} verified, {bad} failed, {unchecked} not checked"
-    )
+    s = Summary()
+    for o in objs:
+        s.add(o)
+    return str(s)

@@ -356,3 +356,14 @@ def test_pcapng_two_interfaces_and_two_sections() -> None:
         assert r.timestamp == 1.0
         d = pcap.parse_frame(r.linktype, r.data)
         assert d is not None and pcap.parse_udp(d).payload == PAYLOAD
+
+
+def test_ethernet_padding_is_not_payload() -> None:
+    """Short frames are padded to 60 bytes on Ethernet: the IPv4 Total Length decides."""
+    sol = pcap.ipv4_icmp("10.0.0.9", "224.0.0.2", b"\x0a\x00\x00\x00\x00\x00\x00\x00")
+    frame = pcap.ethernet(sol)
+    frame += b"\0" * (60 - len(frame))
+    d = pcap.parse_frame(pcap.LinkType.ETHERNET, frame)
+    assert d is not None and len(frame) == 60
+    icmp = pcap.parse_icmp(d)
+    assert icmp.message == sol[20:] and len(icmp.message) == 8

@@ -34,7 +34,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -71,6 +71,11 @@ class DemoRun:
     home_stays: list[HomeStay] = field(default_factory=list)
     #: bindings the home agent held once the mobile node was back home
     bindings_after_home: int = -1
+    #: the home agent's bindings just after each move (``asdict`` of
+    #: :class:`~mip4.lab.scenario.HaBinding`)
+    bindings_seen: list[list[dict[str, Any]]] = field(default_factory=list)
+    #: the home agent's tunnel forwarder counters at the end
+    ha_forwarder: dict[str, int] = field(default_factory=dict)
     json_path: Path | None = None
     plot_path: Path | None = None
     problems: list[str] = field(default_factory=list)
@@ -96,6 +101,8 @@ class DemoRun:
                 for h in self.home_stays
             ],
             "bindings_after_home": self.bindings_after_home,
+            "bindings_seen": self.bindings_seen,
+            "ha_forwarder": self.ha_forwarder,
             "checks_failed": self.problems,
             "ok": self.ok,
         }
@@ -161,6 +168,7 @@ def _run(
     probes: ProbePair | None = None
     moves: list[MoveRecord] = []
     home_stays: list[HomeStay] = []
+    bindings_seen: list[list[dict[str, Any]]] = []
     problems: list[str] = []
     bound = 3 * dwell * (len(route) + 2) + 60  # the instruments' own safety bound
     try:
@@ -199,6 +207,7 @@ def _run(
         for i, net in enumerate(route, 1):
             rec = sc.move(net)
             moves.append(rec)
+            bindings_seen.append([asdict(b) for b in sc.ha_status().bindings])
             if rec.registered:
                 what = "deregistered at home" if rec.care_of_address is None else (
                     f"registered via {rec.via}, care-of {rec.care_of_address}"
@@ -215,7 +224,8 @@ def _run(
             else:
                 time.sleep(dwell)
             _flows(sc, pairs, progress)
-        bindings = sc.ha_status().bindings
+        ha = sc.ha_status()
+        bindings = ha.bindings
         bindings_after_home = len(bindings)
         if bindings and sc.net == lab.topology.mobile_home:
             problems.append(f"the home agent still holds {len(bindings)} binding(s) at home")
@@ -255,7 +265,15 @@ def _run(
             " gap in UDP probe arrivals (cn → mn, 10 ms apart) around the move",
         ],
     )
-    run = DemoRun(report, sc.settings, home_stays, bindings_after_home, problems=problems)
+    run = DemoRun(
+        report,
+        sc.settings,
+        home_stays,
+        bindings_after_home,
+        bindings_seen,
+        dict(ha.forwarder),
+        problems=problems,
+    )
     run.json_path = out / "report.json"
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     run.plot_path = plot(report, out / "throughput.png")

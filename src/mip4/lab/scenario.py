@@ -46,6 +46,7 @@ from mip4.core.events import Event
 from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
+from mip4.daemon.labconfig import LAB_KEY, LAB_SPI
 from mip4.demo.report import MoveRecord
 from mip4.io.loop import EngineDriver
 from mip4.io.runtime import NodeIO
@@ -65,8 +66,8 @@ AGENTS = ("ha", "fa1", "fa2", "mn")
 #: which foreign agent serves which network
 AGENT_OF = {"a": "fa1", "b": "fa2"}
 #: the mobile node-home agent security association of the lab (RFC 5944 §3.5.1)
-MN_HA_SPI = 1000
-MN_HA_KEY = bytes(range(16))
+MN_HA_SPI = LAB_SPI
+MN_HA_KEY = LAB_KEY
 
 
 class ScenarioError(RuntimeError):

@@ -1,0 +1,132 @@
+"""The demo scenario on real agents: home → A (FA1) → B (FA2) → C (co-located) → home with
+two verified TCP connections (one from the correspondent to the home address, one from the
+mobile node out) and a UDP probe stream; with and without reverse tunnelling, and with
+IP-in-IP, minimal encapsulation and GRE. Then ``mip4 lab demo`` itself, as a user runs it,
+and without root."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mip4.lab.demo import ROUTE, DemoRun, run_demo
+from mip4.lab.scenario import Settings
+
+from .helpers import lab_id, leftovers
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+#: what each stop registers, by the itinerary
+EXPECTED_COA = {"a": "10.2.0.2", "b": "10.3.0.2", "c": "10.4.0.100", "home": None}
+
+
+def check_run(run: DemoRun, encapsulation: str, reverse_tunnel: bool) -> None:
+    report = run.report
+    text = report.render_text()
+    assert report.ok, text
+    assert run.ok, run.problems
+    assert report.resets == 0
+    # every move registered where it should, with a measured round trip
+    assert [m.move.to_net for m in report.moves] == list(ROUTE)
+    for m in report.moves:
+        assert m.move.registered, (m.move, text)
+        assert m.move.care_of_address == EXPECTED_COA[m.move.to_net]
+        assert m.move.registration_rtt_ms is not None
+        assert 0 < m.move.registration_rtt_ms < 5000
+        # the interruption is measured from the probes, and the stream recovered
+        assert m.interruption_ms is not None and math.isfinite(m.interruption_ms), text
+        assert 0 < m.interruption_ms < 10_000
+        assert m.recovered
+        assert m.probes_sent > 0
+    # both connections, both directions: every byte verified
+    assert len(report.connections) == 2
+    for c in report.connections:
+        assert c.client_outcome == c.server_outcome == "ok", c
+        for d in c.directions:
+            assert d.complete and d.mismatched == 0, d
+            assert d.verified == d.sent > 100_000, d
+    # the home agent's bindings after each move: the tunnel the node asked for
+    for move, bindings in zip(report.moves, run.bindings_seen, strict=True):
+        coa = EXPECTED_COA[move.move.to_net]
+        if coa is None:
+            assert bindings == [], bindings
+            continue
+        assert [b["care_of_address"] for b in bindings] == [coa]
+        assert bindings[0]["encapsulation"] == encapsulation
+        assert bindings[0]["reverse_tunnel"] is reverse_tunnel
+    # the tunnel carried the traffic away from home; at home, no tunnel at all
+    assert run.ha_forwarder.get("encapsulated", 0) > 1000, run.ha_forwarder
+    if reverse_tunnel:
+        assert run.ha_forwarder.get("delivered_tun", 0) > 1000, run.ha_forwarder
+    assert [h.label for h in run.home_stays] == ["start", "after move 4"]
+    for stay in run.home_stays:
+        assert stay.tunnelled == 0 and stay.bindings == 0, stay
+    assert run.bindings_after_home == 0
+    # the files
+    assert run.json_path is not None and run.plot_path is not None
+    saved = json.loads(run.json_path.read_text())
+    assert saved["ok"] is True and saved["resets"] == 0 and len(saved["moves"]) == 4
+    assert run.plot_path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("encapsulation", "reverse_tunnel"),
+    [("ipip", True), ("ipip", False), ("minimal", True), ("gre", True)],
+    ids=["ipip-reverse", "ipip-direct", "minimal-reverse", "gre-reverse"],
+)
+def test_connections_survive_four_moves(
+    lab_prefix: str, tmp_path: Path, encapsulation: str, reverse_tunnel: bool
+) -> None:
+    settings = Settings(
+        lab_id(lab_prefix), reverse_tunnel=reverse_tunnel, encapsulation=encapsulation
+    )
+    lines: list[str] = []
+    run = run_demo(settings, tmp_path / "out", log=lines.append, dwell=2.5)
+    check_run(run, encapsulation, reverse_tunnel)
+    # one progress line per step, the teardown last
+    assert sum("move " in line for line in lines) == 4
+    assert lines[-1].endswith(f"lab {settings.lab_id} torn down")
+
+
+MIP4 = [sys.executable, "-m", "mip4.cli"]
+
+
+def test_mip4_lab_demo_command(lab_prefix: str, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [*MIP4, "lab", "demo", "--id", lab_id(lab_prefix), "--out", str(out), "--dwell", "2"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    for needle in ("move 1/4 home → a", "Moves", "Connections", "TCP resets: 0", "PASS"):
+        assert needle in text, text
+    for row in ("home → a", "a → b", "b → c", "c → home"):
+        assert row in text.split("Moves")[1], text
+    assert (out / "report.json").exists()
+    assert (out / "throughput.png").exists() or (out / "throughput.svg").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] is True and len(report["moves"]) == 4
+    # after the command, nothing of its lab is left: namespaces, links, TUN devices,
+    # nftables tables, state, processes
+    assert leftovers(lab_prefix, str(out)) == []
+
+
+def test_mip4_lab_demo_without_root(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *MIP4, "lab", "demo",
+         "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "needs root" in proc.stderr
+    assert not (tmp_path / "x").exists()

@@ -68,6 +68,9 @@ def test_stream_pair_stop_and_reports() -> None:
         time.sleep(0.7)
         progress = pair.progress()
         assert progress["client"]["sent"] > 0 and progress["server"]["received"] > 0
+        line = pair.progress_line()
+        assert line.startswith("mn dials cn: mn → cn 0.") and "cn → mn 0." in line
+        assert line.endswith(" MB verified") and not pair.ended()
         pair.stop()
         spec, client, server = pair.reports(15)
     finally:
@@ -77,6 +80,7 @@ def test_stream_pair_stop_and_reports() -> None:
     assert client.ok and server.ok
     assert client.stop_reason == "signal" and server.stop_reason == "peer-finished"
     assert client.bytes_sent == server.bytes_verified > 100_000
+    assert pair.ended() and pair.progress_line().endswith("[ENDED]")
 
 
 def test_the_instruments_measure_two_moves_end_to_end(tmp_path: Path) -> None:

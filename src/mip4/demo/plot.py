@@ -289,7 +289,10 @@ def render_svg(data: PlotData, width: int = 1000, height: int = 560) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mip4.demo.plot", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m mip4.demo.plot",
+        description="Draw a saved demo report: throughput over time with the moves marked.",
+    )
     p.add_argument("report", help="the demo report JSON")
     p.add_argument("out", help="output file, .png or .svg")
     p.add_argument("--backend", choices=("auto", "png", "svg"), default="auto")

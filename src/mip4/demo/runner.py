@@ -235,6 +235,28 @@ class StreamPair:
                 out[role] = proc.latest["progress"]
         return out
 
+    def ended(self) -> bool:
+        """True once either end's process has exited (before :meth:`stop`: it broke)."""
+        return self.client.proc.poll() is not None or self.server.proc.poll() is not None
+
+    def progress_line(self) -> str:
+        """One line for a live display, e.g.
+        ``cn dials mn: cn → mn 1.2 MB, mn → cn 1.1 MB verified``."""
+        p = self.progress()
+        parts = []
+        for sender, receiver, role in (
+            (self.spec.client, self.spec.server, "server"),
+            (self.spec.server, self.spec.client, "client"),
+        ):
+            event = p.get(role)
+            if event is None:
+                parts.append(f"{sender} → {receiver} -")
+                continue
+            bad = f" ({event['mismatched']} MISMATCHED)" if event.get("mismatched") else ""
+            parts.append(f"{sender} → {receiver} {event['verified'] / 1e6:.1f} MB{bad}")
+        state = " [ENDED]" if self.ended() else ""
+        return f"{self.spec.name}: {', '.join(parts)} verified{state}"
+
     def stop(self) -> None:
         """Stop sending on the client; the server follows when it sees the client's FIN."""
         self.client.stop()

@@ -1,0 +1,318 @@
+"""A daemon: one engine, its :class:`~mip4.io.runtime.NodeIO`, a control socket, signals.
+
+Theory of operation
+-------------------
+:func:`main` (``mip4 ha|fa|mn --config FILE``) loads the file (exit 2 on any error, one
+line naming the file and key), sets up logging, and then:
+
+1. **Clears leftovers of a crashed predecessor** in its namespace (:func:`clear_leftovers`):
+   a link named like its TUN device, the policy rules pointing at the reverse-tunnel table
+   (434) and that table's routes. TUN devices are not persistent, so normally there is no
+   such link; rules and routes through other devices survive a SIGKILL.
+2. **Opens its I/O** with :meth:`NodeIO.open` in the current namespace (the one ``ip netns
+   exec`` put it in), with the options each role needs: home agent ``tun_name``,
+   ``tunnel_source``, ``link_sources``, ``forwarding``; foreign agent ``tun_name``,
+   ``link_sources``, ``forwarding``; mobile node ``tun_name``, ``watch_links``,
+   ``icmp_errors``, ``ignore_addresses={home address}``, ``home_gateway``,
+   ``home_network``. This happens before the event loop starts (pyroute2 must not be used
+   on a thread that runs a loop; :class:`~mip4.io.netns.Netns` sends its netlink calls to a
+   private thread anyway).
+3. **Runs** an :class:`~mip4.io.loop.EngineDriver` on asyncio (uvloop when installed). The
+   engine's :class:`~mip4.core.actions.Log` actions are rendered as one log line each by
+   :class:`DaemonExecutor`; every other action goes to the Linux executor. The control
+   socket answers ``status`` from the loop's thread.
+4. **Stops** on SIGTERM or SIGINT: the mobile node deregisters first if it holds a binding
+   away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops and
+   :meth:`NodeIO.close` removes every route, rule, neighbour, proxy neighbour, address and
+   sysctl change it made and the TUN device. Exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mip4.core.actions import Action, Log
+from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgent
+from mip4.core.mobile_node import MobileNode
+from mip4.io.loop import REVERSE_TABLE, EngineDriver, Executor
+from mip4.io.netns import Netns
+from mip4.io.runtime import NodeIO
+
+from . import logs, status
+from .config import ConfigError, DaemonConfig, ForeignAgentFile, HomeAgentFile, load_config
+from .control import ControlError, ControlServer
+
+Engine = HomeAgent | ForeignAgent | MobileNode
+
+#: Longest wait for the reply to the mobile node's deregistration at shutdown, seconds.
+DEREGISTER_WAIT = 2.0
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+def build_engine(cfg: DaemonConfig) -> Engine:
+    """The core engine the configuration describes (wall clock offset from now)."""
+    offset = time.time() - time.monotonic()
+    f = cfg.file
+    if isinstance(f, HomeAgentFile):
+        return HomeAgent(f.home_agent, cfg.store(), offset)
+    if isinstance(f, ForeignAgentFile):
+        return ForeignAgent(f.foreign_agent, cfg.store(), offset)
+    return MobileNode(f.mobile_node, cfg.mn_association(), offset)
+
+
+def open_io(cfg: DaemonConfig, engine: Engine) -> NodeIO:
+    """:meth:`NodeIO.open` in the current namespace with the role's options."""
+    io = cfg.io
+    common: dict[str, Any] = {
+        "tun_name": cfg.tun_name,
+        "tun_mtu": io.tun_mtu,
+        "tunnel_mtu": io.tunnel_mtu,
+        "own_addresses": frozenset(io.own_addresses),
+        "link_sources": cfg.link_sources,
+        "forwarding": cfg.forwarding,
+        "port": io.port,
+    }
+    if isinstance(engine, HomeAgent):
+        return NodeIO.open(None, cfg.interfaces, tunnel_source=cfg.tunnel_source, **common)
+    if isinstance(engine, ForeignAgent):
+        return NodeIO.open(None, cfg.interfaces, tunnel_source=cfg.tunnel_source, **common)
+    mn = engine.config
+    return NodeIO.open(
+        None,
+        cfg.interfaces,
+        tunnel_source=cfg.tunnel_source,
+        home_gateway=io.home_gateway,
+        home_network=mn.home_network,
+        icmp_errors=True,
+        watch_links=True,
+        ignore_addresses=frozenset({mn.home_address}),
+        **common,
+    )
+
+
+def clear_leftovers(cfg: DaemonConfig) -> list[str]:
+    """Remove what a crashed daemon of this configuration may have left in the current
+    namespace; returns what was removed, as text."""
+    removed: list[str] = []
+    ns = Netns(None)
+    try:
+        idx = ns.link_index(cfg.tun_name, missing_ok=True)
+        if idx is not None:
+            ns.ipr.link("del", index=idx)
+            removed.append(f"link {cfg.tun_name}")
+        for rule in ns.ipr.get_rules(family=2):
+            table = rule.get("FRA_TABLE") or rule.get("table")
+            if table == REVERSE_TABLE:
+                prio = rule.get("FRA_PRIORITY")
+                with contextlib.suppress(Exception):
+                    ns.ipr.rule("del", table=REVERSE_TABLE, priority=prio, family=2)
+                    removed.append(f"rule priority {prio} table {REVERSE_TABLE}")
+        for route in ns.routes(table=REVERSE_TABLE):
+            if route.get("table") != REVERSE_TABLE:
+                continue
+            with contextlib.suppress(Exception):
+                ns.ipr.route("flush", table=REVERSE_TABLE)
+                removed.append(f"routes of table {REVERSE_TABLE}")
+            break
+    finally:
+        ns.close()
+    return removed
+
+
+@dataclass
+class DaemonExecutor:
+    """Renders :class:`Log` actions as log lines; hands every other action to ``inner``.
+    Counts the mobile node's replies by code (``mn-reply`` records)."""
+
+    inner: Executor
+    replies: Counter[int] = field(default_factory=Counter)
+
+    def execute(self, action: Action) -> None:
+        if isinstance(action, Log):
+            if action.event == "mn-reply":
+                code = action.fields.get("code")
+                if isinstance(code, int):
+                    self.replies[int(code)] += 1
+            logs.log.info(
+                action.event, extra={"event": action.event, "fields": dict(action.fields)}
+            )
+            return
+        self.inner.execute(action)
+
+
+@dataclass
+class Daemon:
+    cfg: DaemonConfig
+    engine: Engine
+    io: NodeIO
+    name: str
+    started: float = field(default_factory=time.monotonic)
+    driver: EngineDriver | None = None
+    executor: DaemonExecutor | None = None
+
+    def status(self) -> dict[str, Any]:
+        fwd = self.io.forwarder
+        ex = self.executor
+        counter_sets = status.counters(
+            self.engine,
+            mn_replies=ex.replies if ex is not None else None,
+            driver=self.driver.stats if self.driver is not None else None,
+            executor=self.io.executor.stats,
+            forwarder=fwd.stats if fwd is not None else None,
+            tunnel=status.read_tun_stats(self.cfg.tun_name) if self.io.tun is not None else None,
+        )
+        return status.snapshot(
+            role=self.cfg.role,
+            name=self.name,
+            config=self.cfg.source,
+            started=self.started,
+            now=time.monotonic(),
+            interfaces=self.cfg.interfaces,
+            tun=self.io.tun.name if self.io.tun is not None else None,
+            engine=self.engine,
+            counter_sets=counter_sets,
+        )
+
+    async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
+        """The main loop: like :meth:`NodeIO.run`, with the daemon's executor, the control
+        socket and the mobile node's deregistration on the way out."""
+        loop = asyncio.get_running_loop()
+        self.executor = DaemonExecutor(self.io.executor)
+        driver = EngineDriver(self.engine, self.executor, loop=loop)
+        self.driver = driver
+        server = ControlServer(
+            self.cfg.control_socket(os.getpid()),
+            {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
+        )
+        await server.start()
+        try:
+            self.io.attach(driver)
+            driver.start()
+            for ev in self.io.current_links():
+                driver.feed(ev)
+            logs.event(
+                "daemon.started",
+                role=self.cfg.role,
+                config=self.cfg.source,
+                pid=os.getpid(),
+                control_socket=str(server.path),
+                interfaces=list(self.cfg.interfaces),
+                tun=self.cfg.tun_name,
+            )
+            if ready is not None:
+                ready()
+            await stop.wait()
+            if isinstance(self.engine, MobileNode):
+                await self._deregister(driver)
+        finally:
+            driver.close()
+            if self.io.forwarder is not None:
+                self.io.forwarder.detach()
+            await server.close()
+
+    async def _deregister(self, driver: EngineDriver) -> None:
+        mn = self.engine
+        assert isinstance(mn, MobileNode)
+        if mn.binding is None or mn.at_home or mn.attachment is None:
+            return
+        logs.event("daemon.deregistering", care_of_address=mn.care_of_address)
+        driver.run_actions(mn.deregister(driver.clock()))
+        driver.start()  # re-arm the timer: retransmissions
+        deadline = time.monotonic() + DEREGISTER_WAIT
+        while time.monotonic() < deadline:
+            pending = mn.pending_request
+            if pending is None or pending.lifetime != 0:
+                break
+            await asyncio.sleep(0.02)
+        done = mn.pending_request is None or mn.pending_request.lifetime != 0
+        logs.event(
+            "daemon.deregistered" if done else "daemon.deregistration_unanswered",
+            level=logging.INFO if done else logging.WARNING,
+            state=mn.state.value,
+        )
+
+
+def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not use_uvloop:
+        return None
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def serve(cfg: DaemonConfig) -> int:
+    """Run the daemon of ``cfg`` until SIGTERM/SIGINT; the exit status."""
+    name = cfg.daemon.name or str(os.getpid())
+    try:
+        removed = clear_leftovers(cfg)
+    except Exception as e:
+        logs.event("daemon.failed", logging.ERROR, stage="clear leftovers", error=str(e))
+        return EXIT_FAILURE
+    if removed:
+        logs.event("daemon.leftovers_removed", logging.WARNING, removed=removed)
+    engine = build_engine(cfg)
+    try:
+        io = open_io(cfg, engine)
+    except Exception as e:
+        logs.event("daemon.failed", logging.ERROR, stage="open I/O", error=f"{e}")
+        return EXIT_FAILURE
+    daemon = Daemon(cfg, engine, io, name)
+    status_code = EXIT_OK
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(cfg.daemon.uvloop)) as runner:
+            stop = asyncio.Event()
+
+            async def main() -> None:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stop.set)
+                await daemon.run(stop)
+
+            runner.run(main())
+    except ControlError as e:
+        logs.event("daemon.failed", logging.ERROR, stage="control socket", error=str(e))
+        status_code = EXIT_FAILURE
+    except Exception as e:
+        logs.log.exception("daemon failed", extra={"event": "daemon.failed"})
+        logs.event("daemon.failed", logging.ERROR, error=repr(e))
+        status_code = EXIT_FAILURE
+    finally:
+        try:
+            io.close()
+        except Exception as e:
+            logs.event("daemon.cleanup_failed", logging.ERROR, error=repr(e))
+            status_code = EXIT_FAILURE
+    logs.event("daemon.stopped", status=status_code)
+    return status_code
+
+
+def main(role: str, config_path: str, *, check_only: bool = False) -> int:
+    """``mip4 <role> --config <config_path>``."""
+    try:
+        cfg = load_config(role, config_path)
+    except ConfigError as e:
+        print(f"mip4 {role}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if check_only:
+        print(f"{config_path}: ok ({role}, control socket {cfg.control_socket(os.getpid())})")
+        return EXIT_OK
+    d = cfg.daemon
+    logs.setup(d.log_format, d.log_level, role, d.name or str(os.getpid()))
+    # a second SIGINT/SIGTERM during start-up must not leave kernel state behind: the
+    # handlers are installed on the loop as soon as it runs; before that, default actions
+    return serve(cfg)

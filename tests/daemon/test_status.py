@@ -1,0 +1,109 @@
+"""Status snapshots of real engines (the in-memory triangle) and their rendering."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from mip4.daemon.status import counters, read_tun_stats, render_text, snapshot
+
+from ..core.netsim import World
+
+
+def snap(engine: object, role: str, now: float, **kw: object) -> dict[str, object]:
+    return snapshot(
+        role=role,
+        name="x",
+        config=f"{role}.toml",
+        started=now - 5,
+        now=now,
+        interfaces=["e0"],
+        tun="t0",
+        engine=engine,  # type: ignore[arg-type]
+        counter_sets=counters(engine, **kw),  # type: ignore[arg-type]
+    )
+
+
+def registered_world() -> World:
+    w = World()
+    w.move("A")
+    w.advance(3)
+    assert w.mn.registered
+    return w
+
+
+def test_home_agent_status_shows_the_binding() -> None:
+    w = registered_world()
+    s = snap(w.ha, "ha", w.now, driver=Counter(events=3), forwarder={"encapsulated": 7})
+    json.dumps(s)  # plain JSON
+    ha = s["home_agent"]
+    assert isinstance(ha, dict)
+    (b,) = ha["bindings"]
+    coa = str(w.mn.care_of_address)
+    assert b["home_address"] == str(w.mn.config.home_address) and b["care_of_address"] == coa
+    assert 0 < b["remaining"] <= b["lifetime"]
+    assert b["encapsulation"] == "ipip" and isinstance(b["flags"], list)
+    c = s["counters"]
+    assert isinstance(c, dict)
+    assert c["accepted"] == {"0 accepted": 1}
+    assert c["driver"] == {"events": 3} and c["forwarder"] == {"encapsulated": 7}
+    text = render_text(s)
+    assert "bindings (1):" in text and coa in text and "encapsulated=7" in text
+
+
+def test_foreign_agent_status_shows_the_visitor() -> None:
+    w = registered_world()
+    s = snap(w.fa1, "fa", w.now)
+    fa = s["foreign_agent"]
+    assert isinstance(fa, dict)
+    (v,) = fa["visitors"]
+    assert v["home_address"] == str(w.mn.config.home_address)
+    assert v["care_of_address"] == str(w.mn.care_of_address)
+    assert fa["pending"] == []
+    assert "visitors (1):" in render_text(s)
+
+
+def test_foreign_agent_pending_request() -> None:
+    w = World()
+    w.net.drop_if(lambda p: p.sender == "ha")  # the home agent's reply never arrives
+    w.move("A")
+    s = snap(w.fa1, "fa", w.now)
+    fa = s["foreign_agent"]
+    assert isinstance(fa, dict)
+    (p,) = fa["pending"]
+    assert p["home_address"] == str(w.mn.config.home_address) and p["expires_in"] > 0
+    assert "pending (1):" in render_text(s)
+
+
+def test_mobile_node_status_and_reply_counts() -> None:
+    w = registered_world()
+    s = snap(w.mn, "mn", w.now, mn_replies={0: 2, 133: 1})
+    mn = s["mobile_node"]
+    assert isinstance(mn, dict)
+    assert mn["state"] == "registered" and mn["registered"] is True
+    assert mn["care_of_address"] == mn["agent"] == str(w.mn.care_of_address)
+    assert mn["attachment"]["kind"] == "foreign agent"
+    assert mn["binding"]["remaining"] > 0
+    assert mn["last_reply"] == {"code": 0, "reaction": "registered"}
+    c = s["counters"]
+    assert isinstance(c, dict)
+    assert c["accepted"] == {"0 accepted": 2}
+    assert list(c["denied"]) == ["133 ha_identification_mismatch"]
+    assert c["events"]["requests"] >= 1
+    text = render_text(s)
+    assert "state:            registered" in text and "133 ha_identification_mismatch" in text
+
+
+def test_tun_stats(tmp_path: Path) -> None:
+    d = tmp_path / "t0" / "statistics"
+    d.mkdir(parents=True)
+    for k, v in {"rx_packets": 1, "rx_bytes": 84, "tx_packets": 2, "tx_bytes": 168}.items():
+        (d / k).write_text(f"{v}\n")
+    assert read_tun_stats("t0", tmp_path) == {
+        "rx_packets": 1,
+        "rx_bytes": 84,
+        "tx_packets": 2,
+        "tx_bytes": 168,
+    }
+    assert read_tun_stats("nope", tmp_path) == {}

@@ -23,6 +23,7 @@ from mip4.security.auth import sign, sign_mn_aaa
 from mip4.security.sa import Algorithm, SecurityAssociation
 from mip4.tools import pcap
 from mip4.tools.decode import parse_hex, parse_key
+from mip4.wire.ext_vendor import CriticalVendorExtension
 from mip4.wire.extensions import (
     MobileForeignAuthExtension,
     MobileForeignChallengeExtension,
@@ -468,3 +469,48 @@ def test_capture_on_stdin(
     status, objs = _run_json(capsys, "-", *KEY_ARGS)
     assert status == 0
     assert [o["frame"] for o in objs] == [1, 2, 3, 4, 6, 7]
+
+
+def _big_rrq() -> bytes:
+    """A request too big for one 576-byte datagram (a 1200-byte CVSE)."""
+    rrq = RegistrationRequest(
+        flags=RegistrationFlags.T,
+        lifetime=600,
+        home_address=IPv4Address(MN),
+        home_agent=IPv4Address(HA),
+        care_of_address=IPv4Address(FA),
+        identification=7,
+        extensions=(CriticalVendorExtension(vendor_id=9, vendor_type=1, value=bytes(1200)),),
+    )
+    return sign(rrq, MobileHomeAuthExtension, SA_HA).raw
+
+
+def test_fragmented_request_is_reassembled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _big_rrq()
+    frags = pcap.fragment(pcap.ipv4_udp(MN, FA, raw, sport=5000, ident=0x4242), 576)
+    assert len(frags) == 3
+    other = pcap.ipv4_udp(HA, FA, _rrp().raw)
+    packets = [(T, frags[2]), (T + 1, other), (T + 2, frags[0]), (T + 3, frags[1])]
+    path = tmp_path / "frag.pcap"
+    with path.open("wb") as f:
+        pcap.write_pcap(f, packets)
+    _, objs = _run_json(capsys, str(path), *KEY_ARGS)
+    assert [o["frame"] for o in objs] == [2, 4]
+    big = objs[1]
+    assert big["reassembled_from"] == [1, 3, 4]
+    assert "frame_offset" not in big and "payload_offset" not in big
+    assert big["length"] == len(raw)
+    assert big["extensions"][0]["fields"]["value"] == "00" * 1200
+    assert big["extensions"][1]["verified"] is True
+
+
+def test_missing_fragment_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frags = pcap.fragment(pcap.ipv4_udp(MN, FA, _big_rrq(), ident=0x4343), 576)
+    path = tmp_path / "frag.pcap"
+    with path.open("wb") as f:
+        pcap.write_pcap(f, [(T, frags[0]), (T + 1, frags[2])])
+    status, (obj,) = _run_json(capsys, str(path))
+    assert status == 0
+    assert obj["fragments"] == [1, 2] and "never completed" in obj["error"]

@@ -367,3 +367,46 @@ def test_ethernet_padding_is_not_payload() -> None:
     assert d is not None and len(frame) == 60
     icmp = pcap.parse_icmp(d)
     assert icmp.message == sol[20:] and len(icmp.message) == 8
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=3000), st.integers(68, 1500), st.randoms())
+def test_fragment_and_reassemble(payload: bytes, mtu: int, rnd: object) -> None:
+    pkt = pcap.ipv4_udp("10.0.0.1", "10.0.0.2", payload, ident=99)
+    frags = pcap.fragment(pkt, mtu)
+    assert all(len(f) <= mtu and pcap.internet_checksum(f[:20]) == 0 for f in frags)
+    order = list(range(len(frags)))
+    rnd.shuffle(order)  # type: ignore[attr-defined]
+    r = pcap.Reassembler()
+    results = [r.add(pcap.parse_ipv4(frags[i]), i + 1) for i in order]
+    *pending, done = results
+    if len(frags) == 1:
+        assert done is not None and not pcap.parse_ipv4(frags[0]).fragment
+        return
+    assert all(x is None for x in pending) and done is not None
+    whole, frames = done
+    assert whole.payload == pkt[20:] and sorted(frames) == list(range(1, len(frags) + 1))
+    assert r.incomplete() == []
+
+
+def test_reassembly_keeps_first_copy_and_reports_holes() -> None:
+    pkt = pcap.ipv4_udp("10.0.0.1", "10.0.0.2", bytes(range(200)), ident=7)
+    a, b, c = pcap.fragment(pkt, 100)
+    r = pcap.Reassembler()
+    assert r.add(pcap.parse_ipv4(a), 1) is None
+    assert r.add(pcap.parse_ipv4(c), 2) is None  # hole in the middle
+    assert [frames for _, frames in r.incomplete()] == [[1, 2]]
+    forged = bytearray(a)
+    forged[-1] ^= 0xFF  # a second copy of the first piece, different bytes: ignored
+    assert r.add(pcap.parse_ipv4(bytes(forged)), 3) is None
+    done = r.add(pcap.parse_ipv4(b), 4)
+    assert done is not None and done[0].payload == pkt[20:] and done[1] == [1, 2, 3, 4]
+
+
+def test_reassembler_bounds_pending_datagrams() -> None:
+    r = pcap.Reassembler(max_pending=2)
+    for ident in range(3):
+        first = pcap.fragment(pcap.ipv4_udp("10.0.0.1", "10.0.0.2", bytes(300), ident=ident), 100)
+        assert r.add(pcap.parse_ipv4(first[0]), ident + 1) is None
+    assert [frames for _, frames in r.incomplete()] == [[1], [2], [3]]  # 1 was dropped
+    assert r.dropped == [[1]]

@@ -428,25 +428,29 @@ def _looks_like_ipv4(data: bytes) -> bool:
     return int.from_bytes(data[2:4], "big") == len(data)
 
 
-def _from_datagram(dgram: pcap.Datagram, source: dict[str, Any]) -> Iterator[Payload]:
+def _from_datagram(
+    dgram: pcap.Datagram, source: dict[str, Any], whole: bool = False
+) -> Iterator[Payload]:
+    """The payload of interest in ``dgram``; ``whole``: a reassembled datagram, whose
+    offsets are not frame offsets."""
     src = {**source, "src": str(dgram.src), "dst": str(dgram.dst)}
     if dgram.fragment:
         if dgram.first_fragment and dgram.protocol in (1, 17):
-            yield Payload("", b"", src, "fragmented IPv4 datagram (not reassembled)")
+            yield Payload("", b"", src, "fragment of an IPv4 datagram (not reassembled)")
         return
     try:
         if dgram.protocol == 17:
             udp = pcap.parse_udp(dgram)
             if MIP_PORT in (udp.sport, udp.dport):
+                where = {} if whole else {"frame_offset": udp.offset}
                 yield Payload(
-                    "udp",
-                    udp.payload,
-                    {**src, "sport": udp.sport, "dport": udp.dport, "frame_offset": udp.offset},
+                    "udp", udp.payload, {**src, "sport": udp.sport, "dport": udp.dport, **where}
                 )
         elif dgram.protocol == 1:
             icmp = pcap.parse_icmp(dgram)
             if icmp.type in (ICMP_ADVERTISEMENT, ICMP_SOLICITATION):
-                yield Payload("icmp", icmp.message, {**src, "frame_offset": icmp.offset})
+                where = {} if whole else {"frame_offset": icmp.offset}
+                yield Payload("icmp", icmp.message, {**src, **where})
     except pcap.FrameError as e:
         yield Payload("", b"", src, str(e))
 
@@ -459,6 +463,7 @@ def payloads_from_capture(data: bytes) -> Iterator[Payload]:
     """Every UDP-434 and ICMP 9/10 payload of a pcap/pcapng in ``data``. Raises
     :class:`pcap.CaptureError` before yielding if ``data`` is not a capture."""
     records = pcap.read_capture(data)
+    reassembler = pcap.Reassembler()
     for rec in records:
         source: dict[str, Any] = {
             "frame": rec.number,
@@ -476,8 +481,22 @@ def payloads_from_capture(data: bytes) -> Iterator[Payload]:
                 note = f" (frame captured {len(rec.data)} of {rec.orig_len} bytes)"
             yield Payload("", b"", source, f"{e}{note}")
             continue
-        if dgram is not None:
-            yield from _from_datagram(dgram, source)
+        if dgram is None:
+            continue
+        if dgram.fragment and dgram.protocol in (1, 17):
+            done = reassembler.add(dgram, rec.number)
+            if done is not None:
+                whole, frames = done
+                yield from _from_datagram(whole, {**source, "reassembled_from": frames}, True)
+            continue
+        yield from _from_datagram(dgram, source)
+    for _, frames in reassembler.incomplete():
+        yield Payload(
+            "",
+            b"",
+            {"frame": frames[-1], "fragments": frames},
+            f"fragmented IPv4 datagram never completed (fragments in frames {frames})",
+        )
 
 
 def payloads_from_bytes(data: bytes) -> Iterator[Payload]:

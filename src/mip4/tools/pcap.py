@@ -37,10 +37,12 @@ __all__ = [
     "Icmp",
     "LinkType",
     "PcapWriter",
+    "Reassembler",
     "Record",
     "Udp",
     "detect_format",
     "ethernet",
+    "fragment",
     "internet_checksum",
     "ipv4_icmp",
     "ipv4_udp",
@@ -247,6 +249,9 @@ class Datagram:
     offset: int  #: where the payload starts within the frame
     fragment: bool  #: MF set or a non-zero fragment offset
     first_fragment: bool
+    ident: int = 0  #: the IPv4 Identification field
+    frag_offset: int = 0  #: in bytes
+    more_fragments: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,7 +337,71 @@ def parse_ipv4(frame: bytes, pos: int = 0) -> Datagram:
         offset=pos + ihl,
         fragment=more or foff != 0,
         first_fragment=foff == 0,
+        ident=int.from_bytes(frame[pos + 4 : pos + 6], "big"),
+        frag_offset=foff * 8,
+        more_fragments=more,
     )
+
+
+class Reassembler:
+    """Puts fragmented IPv4 datagrams back together (RFC 791 §3.2, RFC 815), keyed by
+    (source, destination, protocol, identification). Overlapping bytes keep what arrived
+    first. At most ``max_pending`` datagrams are held; the oldest is dropped beyond that."""
+
+    MAX_DATAGRAM = 65535
+
+    def __init__(self, max_pending: int = 256) -> None:
+        self.max_pending = max_pending
+        #: key -> (pieces by offset, total payload length once the last piece is seen,
+        #: frame numbers)
+        self._pending: dict[
+            tuple[IPv4Address, IPv4Address, int, int], tuple[dict[int, bytes], list[int], list[int]]
+        ] = {}
+        self.dropped: list[list[int]] = []  #: frame numbers of datagrams given up
+
+    def add(self, dgram: Datagram, frame: int) -> tuple[Datagram, list[int]] | None:
+        """Add one fragment; returns the whole datagram and its frames once complete."""
+        key = (dgram.src, dgram.dst, dgram.protocol, dgram.ident)
+        if key not in self._pending:
+            if len(self._pending) >= self.max_pending:
+                oldest = next(iter(self._pending))
+                self.dropped.append(self._pending.pop(oldest)[2])
+            self._pending[key] = ({}, [], [])
+        pieces, total, frames = self._pending[key]
+        frames.append(frame)
+        pieces.setdefault(dgram.frag_offset, dgram.payload)
+        if not dgram.more_fragments:
+            total[:] = [dgram.frag_offset + len(dgram.payload)]
+        if not total:
+            return None
+        data = bytearray()
+        for off in sorted(pieces):
+            piece = pieces[off]
+            if off > len(data):
+                return None  # a hole
+            data += piece[len(data) - off :]
+        if len(data) < total[0]:
+            return None
+        del self._pending[key]
+        whole = Datagram(
+            src=dgram.src,
+            dst=dgram.dst,
+            protocol=dgram.protocol,
+            ttl=dgram.ttl,
+            options=dgram.options,
+            payload=bytes(data[: total[0]]),
+            offset=0,
+            fragment=False,
+            first_fragment=True,
+            ident=dgram.ident,
+        )
+        return whole, frames
+
+    def incomplete(self) -> list[tuple[Datagram | None, list[int]]]:
+        """Frame numbers of the datagrams still missing pieces (and given up)."""
+        out: list[tuple[Datagram | None, list[int]]] = [(None, f) for f in self.dropped]
+        out.extend((None, frames) for _, _, frames in self._pending.values())
+        return out
 
 
 def parse_frame(linktype: int, frame: bytes) -> Datagram | None:
@@ -428,6 +497,27 @@ def ipv4_icmp(
         icmp = zeroed[:2] + struct.pack("!H", internet_checksum(zeroed)) + zeroed[4:]
     s, d = IPv4Address(src), IPv4Address(dst)
     return _ipv4_header(s, d, 1, len(icmp), ttl, ident, options) + icmp
+
+
+def fragment(ip_packet: bytes, mtu: int) -> list[bytes]:
+    """Split an IPv4 packet (as built here, no DF) into fragments of at most ``mtu`` bytes,
+    each with its own header checksum (RFC 791 §3.2)."""
+    ihl = (ip_packet[0] & 0xF) * 4
+    header, payload = ip_packet[:ihl], ip_packet[ihl:]
+    step = (mtu - ihl) // 8 * 8
+    if step <= 0:
+        raise ValueError(f"MTU {mtu} leaves no room for data after a {ihl}-byte header")
+    out = []
+    for off in range(0, len(payload), step):
+        piece = payload[off : off + step]
+        more = off + step < len(payload)
+        hdr = bytearray(header)
+        hdr[2:4] = (ihl + len(piece)).to_bytes(2, "big")
+        hdr[6:8] = ((0x2000 if more else 0) | off // 8).to_bytes(2, "big")
+        hdr[10:12] = b"\0\0"
+        hdr[10:12] = internet_checksum(bytes(hdr)).to_bytes(2, "big")
+        out.append(bytes(hdr) + piece)
+    return out
 
 
 def _mac_for(dst: IPv4Address) -> bytes:

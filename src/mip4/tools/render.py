@@ -46,7 +46,11 @@ def _fields(fields: Mapping[str, Any], indent: str) -> list[str]:
 def _where(obj: Mapping[str, Any]) -> str:
     parts = []
     if "frame" in obj:
-        parts.append(f"frame {obj['frame']}")
+        frames = obj.get("reassembled_from") or obj.get("fragments")
+        if frames:
+            parts.append(f"frame {obj['frame']} (fragments in frames {frames})")
+        else:
+            parts.append(f"frame {obj['frame']}")
     if "time_iso" in obj:
         parts.append(obj["time_iso"])
     if "src" in obj:

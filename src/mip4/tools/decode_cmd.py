@@ -26,7 +26,8 @@ input:
   FILE is a pcap or pcapng capture (recognised by its magic number), or a raw message:
   a UDP-434 payload, an ICMP type 9/10 message, or a whole IPv4 packet. Captures may use
   Ethernet, Linux cooked (SLL, SLL2), raw IP or loopback link types; UDP port 434
-  payloads and ICMP types 9 and 10 are decoded, everything else is skipped.
+  payloads and ICMP types 9 and 10 are decoded, everything else is skipped. Fragmented
+  IPv4 datagrams are reassembled (reported at the frame that completes them).
 
 keys:
   --key 257=00112233445566778899aabbccddeeff            HMAC-MD5 (the default)
@@ -41,7 +42,9 @@ keys:
   fields       the message's fields: addresses dotted, bytes hex, flags as a number plus
                <name>_names; <name>_text for printable bytes; identification_ntp
   extensions   [{type, name, offset, fields, verified?, reason?, skipped?, note?}]
-  error, offset, frame_offset     a malformed message or frame (the rest goes on)
+  reassembled_from                frames of a reassembled datagram (no frame_offset then)
+  error, offset, frame_offset     a malformed message or frame (the rest goes on);
+                                  fragments: the frames of a datagram never completed
   discarded, unknown_extension_type, note    unknown non-skippable extension (RFC 5944 §1.9)
 
 exit status:

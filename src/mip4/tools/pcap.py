@@ -15,9 +15,13 @@ SLL and SLL2, raw IP, BSD loopback) and parses IPv4 -- header options included -
 :class:`FrameError` (a ``ValueError``) naming the layer and the byte offset within the frame,
 so a caller can report the frame and carry on with the next one.
 
+:class:`Reassembler` puts fragmented datagrams back together (out of order, overlaps
+keep the first copy, a bounded number pending).
+
 The writer side builds IPv4 + UDP / ICMP packets with correct checksums
 (:func:`ipv4_udp`, :func:`ipv4_icmp`), wraps them in Ethernet when asked, and writes classic
-pcap (:class:`PcapWriter`) or pcapng (:func:`write_pcapng`). Used by the tests and by
+pcap (:class:`PcapWriter`) or pcapng (:func:`write_pcapng`), and splits packets into
+fragments (:func:`fragment`). Used by the tests and by
 :mod:`mip4.tools.sample`.
 """
 

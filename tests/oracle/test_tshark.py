@@ -695,7 +695,7 @@ def test_random_messages_field_by_field() -> None:
     @settings(
         max_examples=8,
         deadline=None,
-        derandomize=False,
+        derandomize=True,  # a fixed set in CI: tshark runs are costly, flakes worse
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(st.lists(_random_messages(), min_size=30, max_size=30))
@@ -759,7 +759,12 @@ def test_random_advertisements_field_by_field() -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=6,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(st.lists(_random_advertisements(), min_size=30, max_size=30))
     def check(batch: list[AgentAdvertisement]) -> None:
         datas = [a.encode() for a in batch]

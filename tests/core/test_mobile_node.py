@@ -791,3 +791,23 @@ def test_solicitation_times_are_randomised_but_never_faster() -> None:
     nominal = [1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
     assert all(n <= g <= n * 1.5 for g, n in zip(gaps, nominal, strict=True))
     assert gaps != nominal
+
+
+def test_failed_retry_starts_afresh_later() -> None:
+    mn = make(failed_retry=100.0)
+    _, req = attach_fa(mn, lifetime=1000)
+    mn.handle(udp(reply_for(req, 129, sa=SA)), 0.5)
+    assert state_of(mn) is MnState.FAILED
+    assert mn.next_deadline() == 100.5
+    (again,) = requests(mn.handle_timer(100.5))
+    assert state_of(mn) is MnState.REGISTERING
+    mn.handle(udp(reply_for(again, sa=SA)), 100.6)
+    assert mn.registered and mn.failure_reason is None
+
+
+def test_without_failed_retry_a_failed_node_waits() -> None:
+    mn = make()
+    _, req = attach_fa(mn, lifetime=1000)
+    mn.handle(udp(reply_for(req, 129, sa=SA)), 0.5)
+    assert mn.next_deadline() == 1000.0  # only the agent's advertisement lifetime
+    assert not requests(mn.handle_timer(1000.0))

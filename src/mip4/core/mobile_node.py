@@ -169,6 +169,10 @@ class MobileNodeConfig:
     challenges) before giving up: a peer that denies every correction is not retried
     forever."""
 
+    failed_retry: float | None = None
+    """After giving up, try again this many seconds later (``None``: only when the node
+    attaches elsewhere, hears its agent reboot, or the link changes)."""
+
     solicit_initial_count: int = 3
     """Solicitations sent at one per second before backing off (RFC 5944 §2.4)."""
 
@@ -201,6 +205,8 @@ class MobileNodeConfig:
             raise ValueError("retransmit_limit and correction_limit must be >= 0")
         if not 0.0 < self.renew_fraction < 1.0:
             raise ValueError("renew_fraction must be strictly between 0 and 1")
+        if self.failed_retry is not None and self.failed_retry <= 0:
+            raise ValueError("failed_retry must be > 0 seconds (or None)")
         if self.denial_backoff <= 0 or self.denial_backoff_max < self.denial_backoff:
             raise ValueError("denial_backoff must be > 0 and <= denial_backoff_max")
         if not 0.0 <= self.solicit_jitter <= 1.0:
@@ -1070,12 +1076,17 @@ class MobileNode:
         self._set_state(MnState.BACKING_OFF, out, why)
         out.append(Log("mn-back-off", {"why": why, "retry_in": delay}))
 
-    def _give_up(self, out: list[Action], reason: str) -> None:
+    def _give_up(self, now: float, out: list[Action], reason: str) -> None:
         self._pending = None
         self._retry_at = None
         self.failure_reason = reason
         self._set_state(MnState.FAILED, out, reason)
-        out.append(Log("mn-gave-up", {"reason": reason}))
+        retry = self.config.failed_retry
+        if retry is not None:
+            # Start afresh later: the operator may have fixed what the peer objected to.
+            self._retry_at = now + retry
+            self._adjust = _Adjust()
+        out.append(Log("mn-gave-up", {"reason": reason, "retry_in": retry}))
 
     # ------------------------------------------------------------------------------------
     # Replies (RFC 5944 §3.6.2)
@@ -1164,12 +1175,12 @@ class MobileNode:
             self._back_off(now, out, r.reason)
             return
         if kind is Reaction.GIVE_UP:
-            self._give_up(out, r.reason)
+            self._give_up(now, out, r.reason)
             return
         if kind is Reaction.OTHER_AGENT:
             a = p.attachment
             if a.agent is None:
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             # This care-of address is refused: use another agent, or wait for this one to
             # advertise a different care-of address (its advertisement may have been stale).
@@ -1188,18 +1199,20 @@ class MobileNode:
         self._adjust.corrections += 1
         if self._adjust.corrections > self.config.correction_limit:
             self._give_up(
-                out, f"{r.reason}; still denied after {self.config.correction_limit} corrections"
+                now,
+                out,
+                f"{r.reason}; still denied after {self.config.correction_limit} corrections",
             )
             return
         if kind is Reaction.RESYNC:
             if not authenticated:
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             # MobileNodeReplay.on_reply learnt the clock offset / nonce (RFC 5944 §5.7).
             self._retry(p, now, out, "identification resynchronised")
         elif kind is Reaction.RETRY_LIFETIME:
             if msg.lifetime == 0 or p.deregister:
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             self._adjust.max_lifetime = msg.lifetime
             self._retry(p, now, out, f"lifetime lowered to {msg.lifetime}")
@@ -1211,7 +1224,7 @@ class MobileNode:
                 or ha.is_unspecified
                 or ha == self.config.home_network.broadcast_address
             ):
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             out.append(Log("mn-home-agent", {"home_agent": ha, "was": self.home_agent}))
             self.home_agent = ha  # RFC 5944 §3.6.1.2 dynamic home agent discovery
@@ -1219,7 +1232,7 @@ class MobileNode:
         elif kind is Reaction.RETRY_IPIP:
             used = _encapsulation_of(p.request.flags)
             if used is Encapsulation.IPIP:
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             self._adjust.no_encapsulations.add(used)
             self._retry(p, now, out, "fall back to IP-in-IP")
@@ -1227,7 +1240,7 @@ class MobileNode:
             if self.config.reverse_tunnel is ReverseTunnel.REQUIRE or not (
                 p.request.flags & RegistrationFlags.T
             ):
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             self._adjust.reverse_tunnel = False
             self._retry(p, now, out, "without reverse tunnelling")
@@ -1235,20 +1248,20 @@ class MobileNode:
             self._adjust.reverse_tunnel = True
             if p.request.flags & RegistrationFlags.T or not self._reverse_tunnel(p.attachment):
                 # RFC 3024 §5.1: T only if the agent advertises it.
-                self._give_up(out, f"{r.reason}; the agent does not offer reverse tunnelling")
+                self._give_up(now, out, f"{r.reason}; the agent does not offer reverse tunnelling")
                 return
             self._retry(p, now, out, "with reverse tunnelling")
         elif kind is Reaction.RETRY_DIRECT_DELIVERY:
             if self._adjust.direct_delivery or not any(
                 e.ext_type == EncapsulatingDeliveryExtension.TYPE for e in p.request.extensions
             ):
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             self._adjust.direct_delivery = True
             self._retry(p, now, out, "direct delivery style")
         elif kind is Reaction.NEW_CHALLENGE:
             if p.attachment.kind is not AttachmentKind.FOREIGN_AGENT:
-                self._give_up(out, r.reason)
+                self._give_up(now, out, r.reason)
                 return
             self._await_challenge = True
             self._set_state(MnState.DISCOVERING, out, r.reason)
@@ -1256,7 +1269,7 @@ class MobileNode:
             self.discovery.start_soliciting(p.attachment.interface, now)
             self._solicit_due(now, out)
         else:  # pragma: no cover - the table has no other reaction
-            self._give_up(out, r.reason)
+            self._give_up(now, out, r.reason)
 
     def _retry(self, p: _Pending, now: float, out: list[Action], why: str) -> None:
         if p.deregister:

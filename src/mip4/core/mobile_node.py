@@ -19,15 +19,16 @@ now)`` for a received datagram or a link change, ``handle_timer(now)`` when
   link-layer address (never ARP, §4.2.1).
 * *co-located* -- a LinkUp with an address on a foreign network, when the configuration
   allows it: D bit, request sent directly to the home agent from that address (§3.6.1.1).
-  An advertisement with the R bit on that link makes the node register through the agent
-  instead (§2.4.1 / §3.6).
+  The node does not solicit then (§2.4: the care-of address is known); an advertisement
+  with the R bit on that link makes it register through the agent instead (§2.4.1 / §3.6).
 
 **Moves.** Losing the current agent's advertisements for their lifetime (§2.4.2.1) or
 hearing an agent whose advertised prefix differs from the current one (§2.4.2.2, both
 advertisements carrying a Prefix-Lengths extension) makes the node register again; an
 agent whose sequence number falls into 0..255 rebooted (§2.4.4) and is registered with
-again. With no agent heard, the node solicits (§2.4: three at one per second, then
-exponential back-off, see :mod:`mip4.core.discovery`).
+again. At home, a foreign agent advertising a prefix other than the home network's means
+the node has left. With no agent heard, the node solicits (§2.4: three at one per second,
+then exponential back-off with randomised intervals, see :mod:`mip4.core.discovery`).
 
 **Registration.** A request's flags come from the configuration *and* the attachment: S
 and B from the configuration; D for a co-located address; M or G only if the agent
@@ -44,7 +45,10 @@ than requested, §3.6.2.2) runs out, counted from when the request was sent. Eve
 code has a reaction (:mod:`mip4.core.mn_reactions`): 133 resynchronises the Identification
 (§5.7), 69 retries with the lifetime in the reply, 136 retries with the home agent address
 in the reply (§3.6.1.2 dynamic home agent discovery with a directed-broadcast home agent
-address), RFC 3024 codes toggle T, and the rest back off or give up with a reason.
+address), RFC 3024 codes toggle T or drop the Encapsulating Delivery Style, 72/139 fall
+back to IP-in-IP, challenge errors fetch a fresh challenge, 77 refuses that care-of
+address, and the rest back off (exponentially, bounded) or give up with a reason the
+operator can read (``failure_reason``; optionally retried after ``failed_retry``).
 
 **State.** ``MnState`` and the transition table ``MN_TRANSITIONS`` (h11 style, checked after
 every input): a missing (state, input) pair is a bug reported as a ``protocol-error`` log.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -153,13 +154,31 @@ def test_without_probes_and_with_round_trip_probes() -> None:
     lines = r.render_text().splitlines()
     assert not any(line.startswith("  probes") for line in lines)
     row = next(line for line in lines if "home → a" in line)
-    assert row.split()[-3:-1] == ["-", "0/0"] and row.split()[-1] == "700"
+    assert _cells(row)[6:] == ["-", "0/0", "700", "mn → cn"]
+    assert "echo" not in r.render_text()
     sender, receiver = sample.probes()
-    sender["echoes"] = [[i, t + 0.004] for i, _t, t in receiver["received"]]
     rt = sample.sample_report(probe_receiver=None)
     assert rt.probe is not None and rt.probe.lost == rt.probe.sent  # no echoes: all lost
+    # echoes that come back 4 ms after arriving
+    sender["echoes"] = [[i, t + 0.004] for i, _t, t in receiver["received"]]
     rt = sample.sample_report(probe_sender=sender, probe_receiver=None)
     assert [m.probes_lost for m in rt.moves] == [60, 50, 120, 40]
+    assert all(m.echo_interruption_ms is None for m in rt.moves)
+    # with both, the echoes are the second, round-trip view; here one echo is lost too
+    sender["echoes"] = [e for e in sender["echoes"] if e[0] != 1000]
+    both = sample.sample_report(probe_sender=sender, probe_receiver=receiver)
+    assert [m.probes_lost for m in both.moves] == [60, 50, 120, 40]
+    assert [m.echo_probes_lost for m in both.moves] == [60, 51, 120, 40]
+    assert [m.echo_interruption_ms for m in both.moves] == pytest.approx(
+        [m.interruption_ms for m in both.moves]
+    )
+    row = next(line for line in both.render_text().splitlines() if "a → b" in line)
+    assert _cells(row)[6:] == ["510.0", "50/500", "510.0", "600", "cn → mn"]
+
+
+def _cells(row: str) -> list[str]:
+    """A table row's cells (columns are two or more spaces apart)."""
+    return re.split(r"\s{2,}", row.strip())
 
 
 def test_format_table() -> None:

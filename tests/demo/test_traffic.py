@@ -83,9 +83,16 @@ def test_timeline_rates_and_longest_idle() -> None:
     tl = Timeline(100.0, 0.1, (), (10, 10, 0, 0, 0, 10, 0, 10))
     assert tl.rates("received")[0] == pytest.approx((100.05, 100.0))
     assert tl.longest_idle("received", 100.0, 101.0) == pytest.approx(0.3)
-    # the 3-interval hole spans 100.2 .. 100.5; a window after it sees only the single one
+    # the 3-interval hole spans 100.2 .. 100.5; a window after it sees only the later one
     assert tl.longest_idle("received", 100.55, 101.0) == pytest.approx(0.1)
     assert tl.longest_idle("received", 100.0, 100.15) == 0.0
+    # a run belongs to the window it began in, allowing one interval of slack
+    assert tl.longest_idle("received", 100.3, 101.0) == pytest.approx(0.3)
+    assert tl.longest_idle("received", 100.35, 101.0) == pytest.approx(0.1)
+    flat = [t for run in tl.idle_runs("received") for t in run]
+    assert flat == pytest.approx([100.2, 100.5, 100.6, 100.7])
+    flat = [t for run in Timeline(0.0, 0.1, (), (5, 0, 0)).idle_runs("received") for t in run]
+    assert flat == pytest.approx([0.1, 0.3])
 
 
 def test_socket_options_keepalive_off_and_user_timeout_set() -> None:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .probe import ProbeLog, analyze, move_windows
+from .probe import ProbeLog, WindowStats, analyze, move_windows
 from .traffic import Timeline, TrafficReport, write_json
 
 # -- what the orchestrator fills in ---------------------------------------------------------
@@ -83,8 +83,14 @@ class MoveResult:
     recovered: bool
     probes_sent: int
     probes_lost: int
-    #: longest run of 100 ms intervals in which a TCP direction delivered nothing, ms
+    #: the longest run of timeline intervals in which a TCP direction delivered nothing,
+    #: among the runs that began in the move's window, ms
     tcp_stall_ms: float
+    #: the direction of that stall, e.g. ``"mn → cn"`` ("" when none)
+    tcp_stall_direction: str = ""
+    #: the same from the echoed probes (there and back again), when the report has them
+    echo_interruption_ms: float | None = None
+    echo_probes_lost: int | None = None
 
 
 @dataclass(frozen=True)
@@ -251,46 +257,47 @@ class DemoReport:
     def render_text(self) -> str:
         lines = [self.title, "=" * len(self.title), ""]
         lines.append("Moves")
+        echo = any(m.echo_interruption_ms is not None for m in self.moves)
+        columns: list[tuple[str, str]] = [
+            ("#", "r"), ("move", "l"), ("via", "l"), ("care-of address", "l"),
+            ("reg. RTT ms", "r"), ("handover ms", "r"), ("interruption ms", "r"),
+            ("probes lost", "r"),
+        ]  # fmt: skip
+        if echo:
+            columns += [("echo gap ms", "r")]
+        columns += [("TCP stall ms", "r"), ("in", "l")]
         rows = []
         for i, m in enumerate(self.moves, 1):
             mv = m.move
             interruption = _num(m.interruption_ms)
             if not m.recovered:
                 interruption += " (not recovered)"
-            rows.append(
-                [
-                    str(i),
-                    f"{mv.from_net} → {mv.to_net}",
-                    mv.via or "-",
-                    mv.care_of_address or "-",
-                    _num(mv.registration_rtt_ms, 1),
-                    _num(mv.handover_ms, 0) if mv.registered else "never",
-                    interruption,
-                    f"{m.probes_lost}/{m.probes_sent}",
-                    _num(m.tcp_stall_ms, 0),
-                ]
-            )
-        lines += format_table(
-            [
-                "#",
-                "move",
-                "via",
-                "care-of address",
-                "reg. RTT ms",
-                "handover ms",
-                "interruption ms",
-                "probes lost",
-                "TCP stall ms",
-            ],
-            rows,
-            "rlllrrrrr",
-        )
+            row = [
+                str(i),
+                f"{mv.from_net} → {mv.to_net}",
+                mv.via or "-",
+                mv.care_of_address or "-",
+                _num(mv.registration_rtt_ms, 1),
+                _num(mv.handover_ms, 0) if mv.registered else "never",
+                interruption,
+                f"{m.probes_lost}/{m.probes_sent}",
+            ]
+            if echo:
+                row.append(_num(m.echo_interruption_ms))
+            row += [_num(m.tcp_stall_ms, 0), m.tcp_stall_direction if m.tcp_stall_ms else ""]
+            rows.append(row)
+        lines += format_table([h for h, _a in columns], rows, "".join(a for _h, a in columns))
         if self.probe is not None:
             p = self.probe
             lines.append(
                 f"  probes {p.path}: every {p.interval * 1000:g} ms, {p.sent} sent,"
                 f" {p.received} received, {p.lost} lost"
                 + (f" ({p.send_errors} send errors)" if p.send_errors else "")
+                + ("; echo: the same probes there and back" if echo else "")
+            )
+            lines.append(
+                "  TCP stall: the longest time a TCP direction delivered nothing, starting"
+                " in the move's window"
             )
         lines += ["", "Connections"]
         rows = []
@@ -423,8 +430,12 @@ def build_report(
     title: str = "mip4 lab demo",
     notes: Sequence[str] = (),
 ) -> DemoReport:
-    """Everything the demo measured, analysed. With ``probe_receiver`` the probe analysis
-    is one way (sender → receiver); without it, the round trip of the sender's echoes."""
+    """Everything the demo measured, analysed, per move: the window of a move runs from its
+    start to the next move's start (the last to ``finished_at``).
+
+    With ``probe_receiver`` the probe analysis is one way (sender → receiver), and the
+    sender's echoes, if any, give the round trip as well; without it, the round trip is the
+    only view."""
     conns = tuple(connection_result(spec, c, s) for spec, c, s in connections)
     log: ProbeLog | None = None
     summary: ProbeSummary | None = None
@@ -442,14 +453,19 @@ def build_report(
         )
     windows = move_windows([m.started_at for m in moves], finished_at)
     stats = analyze(log, windows) if log is not None else [None] * len(moves)
+    echo_stats: list[WindowStats | None] = [None] * len(moves)
+    if probe_sender is not None and probe_receiver is not None and probe_sender.get("echoes"):
+        echo_stats = list(analyze(ProbeLog.round_trip(dict(probe_sender)), windows))
     results = []
-    for m, (start, end), st in zip(moves, windows, stats, strict=True):
-        stall = 0.0
+    for m, (start, end), st, echo in zip(moves, windows, stats, echo_stats, strict=True):
+        stall, stall_dir = 0.0, ""
         for c in conns:
             for d in c.directions:
                 if d.counts:
                     tl = Timeline(d.timeline_start, d.interval, (), d.counts)
-                    stall = max(stall, tl.longest_idle("received", start, end))
+                    idle = tl.longest_idle("received", start, end)
+                    if idle > stall:
+                        stall, stall_dir = idle, d.label
         results.append(
             MoveResult(
                 move=m,
@@ -458,6 +474,9 @@ def build_report(
                 probes_sent=st.probes_sent if st else 0,
                 probes_lost=st.probes_lost if st else 0,
                 tcp_stall_ms=round(stall * 1000.0, 3),
+                tcp_stall_direction=stall_dir,
+                echo_interruption_ms=echo.interruption_ms if echo else None,
+                echo_probes_lost=echo.probes_lost if echo else None,
             )
         )
     gaps: tuple[tuple[float, float], ...] = ()

@@ -149,24 +149,29 @@ class Timeline:
             for i, c in enumerate(counts)
         ]
 
-    def longest_idle(self, which: str, start: float, end: float) -> float:
-        """The longest run of intervals with no byte (``which``: ``"sent"``/``"received"``)
-        that overlaps ``[start, end]``, in seconds; 0.0 if none."""
+    def idle_runs(self, which: str) -> list[tuple[float, float]]:
+        """``(start, end)`` of every run of intervals with no byte (``which``: ``"sent"`` or
+        ``"received"``), in ``time.time()`` seconds."""
         counts = self.sent if which == "sent" else self.received
-        best = run = 0
-        run_start = 0
-        for i, c in enumerate(counts):
-            if c == 0:
-                if run == 0:
-                    run_start = i
-                run += 1
-                t0 = self.start + run_start * self.interval
-                t1 = self.start + (i + 1) * self.interval
-                if t0 <= end and t1 >= start:
-                    best = max(best, run)
-            else:
-                run = 0
-        return best * self.interval
+        runs: list[tuple[float, float]] = []
+        first: int | None = None
+        for i, c in enumerate([*counts, 1]):
+            if c == 0 and first is None:
+                first = i
+            elif c != 0 and first is not None:
+                runs.append((self.start + first * self.interval, self.start + i * self.interval))
+                first = None
+        return runs
+
+    def longest_idle(self, which: str, start: float, end: float) -> float:
+        """The longest run of intervals with no byte that *began* in ``[start, end)``, in
+        seconds (0.0 if none): the stall an event at ``start`` caused, not one still going
+        on from before. A run may begin up to one interval before ``start``: the interval
+        holding ``start`` is empty when the event came early in it."""
+        return max(
+            (b - a for a, b in self.idle_runs(which) if start - self.interval <= a < end),
+            default=0.0,
+        )
 
 
 @dataclass(frozen=True)

@@ -431,7 +431,10 @@ def run_stream(
             for _key, ev in sel.select(timeout):
                 now = time.monotonic()
                 if ev & selectors.EVENT_READ:
-                    data = sock.recv(65536)
+                    try:
+                        data = sock.recv(65536)
+                    except BlockingIOError:  # a spurious wake-up: nothing to read after all
+                        continue
                     gap = now - last_recv
                     if gap > longest_gap:
                         longest_gap, gap_at = gap, epoch0 + (last_recv - mono0)
@@ -442,7 +445,10 @@ def run_stream(
                     else:
                         read_open = False
                 if ev & selectors.EVENT_WRITE and want > 0:
-                    n = sock.send(tx.chunk(sent, want))
+                    try:
+                        n = sock.send(tx.chunk(sent, want))
+                    except BlockingIOError:
+                        continue
                     sent += n
                     tokens -= n
                     count(sent_tl, now, n)

@@ -13,7 +13,10 @@ is not a capture at all (bad magic, a corrupt section header) raises :class:`Cap
 SLL and SLL2, raw IP, BSD loopback) and parses IPv4 -- header options included -- into a
 :class:`Datagram`; :func:`parse_udp` and :func:`parse_icmp` go one layer further. Each raises
 :class:`FrameError` (a ``ValueError``) naming the layer and the byte offset within the frame,
-so a caller can report the frame and carry on with the next one.
+so a caller can report the frame and carry on with the next one. Unlike
+:meth:`mip4.wire.ip.IPv4Header.decode` this parser does not insist on a correct header
+checksum: packets captured on the sending host often carry none yet (checksum offload), and
+the decoder must still show them. Packets are built with :class:`mip4.wire.ip.IPv4Header`.
 
 :class:`Reassembler` puts fragmented datagrams back together (out of order, overlaps
 keep the first copy, a bounded number pending).
@@ -33,6 +36,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import BinaryIO
+
+from mip4.wire.ip import NO_IP_FLAGS, IPFlags, IPv4Header, internet_checksum
 
 __all__ = [
     "CaptureError",
@@ -441,28 +446,23 @@ def parse_icmp(dgram: Datagram) -> Icmp:
 # ---------------------------------------------------------------------------------------------
 
 
-def internet_checksum(data: bytes) -> int:
-    """The RFC 1071 ones'-complement checksum of ``data``."""
-    if len(data) % 2:
-        data += b"\0"
-    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def _ipv4_header(
     src: IPv4Address, dst: IPv4Address, proto: int, payload_len: int, ttl: int, ident: int,
-    options: bytes,
+    options: bytes, flags: IPFlags = NO_IP_FLAGS, frag_offset: int = 0,
 ) -> bytes:  # fmt: skip
     if len(options) % 4:
-        options += b"\0" * (4 - len(options) % 4)  # end-of-options padding
-    ihl = 20 + len(options)
-    hdr = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x40 | ihl // 4, 0, ihl + payload_len, ident, 0, ttl, proto, 0, src.packed, dst.packed,
-    ) + options  # fmt: skip
-    return hdr[:10] + struct.pack("!H", internet_checksum(hdr)) + hdr[12:]
+        options += b"\0" * (4 - len(options) % 4)  # end-of-options padding (RFC 791)
+    return IPv4Header(
+        src=src,
+        dst=dst,
+        protocol=proto,
+        total_length=20 + len(options) + payload_len,
+        ttl=ttl,
+        identification=ident,
+        flags=flags,
+        fragment_offset=frag_offset,
+        options=options,
+    ).encode()
 
 
 def ipv4_udp(
@@ -504,10 +504,10 @@ def ipv4_icmp(
 
 
 def fragment(ip_packet: bytes, mtu: int) -> list[bytes]:
-    """Split an IPv4 packet (as built here, no DF) into fragments of at most ``mtu`` bytes,
-    each with its own header checksum (RFC 791 §3.2)."""
-    ihl = (ip_packet[0] & 0xF) * 4
-    header, payload = ip_packet[:ihl], ip_packet[ihl:]
+    """Split an IPv4 packet into fragments of at most ``mtu`` bytes (RFC 791 §3.2)."""
+    head = IPv4Header.decode(ip_packet)
+    ihl = head.header_len
+    payload = ip_packet[ihl : head.total_length]
     step = (mtu - ihl) // 8 * 8
     if step <= 0:
         raise ValueError(f"MTU {mtu} leaves no room for data after a {ihl}-byte header")
@@ -515,12 +515,11 @@ def fragment(ip_packet: bytes, mtu: int) -> list[bytes]:
     for off in range(0, len(payload), step):
         piece = payload[off : off + step]
         more = off + step < len(payload)
-        hdr = bytearray(header)
-        hdr[2:4] = (ihl + len(piece)).to_bytes(2, "big")
-        hdr[6:8] = ((0x2000 if more else 0) | off // 8).to_bytes(2, "big")
-        hdr[10:12] = b"\0\0"
-        hdr[10:12] = internet_checksum(bytes(hdr)).to_bytes(2, "big")
-        out.append(bytes(hdr) + piece)
+        hdr = _ipv4_header(
+            head.src, head.dst, head.protocol, len(piece), head.ttl, head.identification,
+            head.options, IPFlags.MF if more else NO_IP_FLAGS, off // 8,
+        )  # fmt: skip
+        out.append(hdr + piece)
     return out
 
 

@@ -70,6 +70,8 @@ def test_json_round_trip(tmp_path: Path) -> None:
     assert d["moves"][2]["move"]["care_of_address"] == "10.4.0.100"
     assert d["moves"][0]["move"]["handover_ms"] == pytest.approx(350.0)
     assert DemoReport.from_dict(d) == r
+    # the lab's report.json adds its own keys beside the report's
+    assert DemoReport.from_dict({**d, "settings": {"encapsulation": "gre"}, "extra": 1}) == r
     r.write_json(tmp_path / "r.json")
     assert DemoReport.load(tmp_path / "r.json") == r
 

@@ -41,6 +41,7 @@ from mip4.security.auth import (
     verify,
     verify_mn_aaa,
 )
+from mip4.security.replay import NTP_UNIX_OFFSET, identification_unix_seconds
 from mip4.security.sa import MIN_SPI, Algorithm, SecurityAssociation
 from mip4.wire import icmp as wire_icmp
 from mip4.wire.codes import AgentAdvExtensionType, ExtensionType, MessageType, reply_code_name
@@ -230,18 +231,15 @@ def fields_of(obj: Any, skip: frozenset[str] = frozenset({"raw", "extensions"}))
     return out
 
 
-NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+#: 2036-02-07T06:28:16Z, where NTP era 1 begins: the era closest to it is the RFC 4330 §3
+#: rule (top bit of the seconds set: era 0, 1968--2036; clear: era 1, 2036--2104).
+NTP_ERA_PIVOT = 2**32 - NTP_UNIX_OFFSET
 
 
 def ntp_time(identification: int) -> str:
     """The Identification read as a 64-bit NTP timestamp (RFC 5944 §5.7.1), in ISO form.
-    Meaningful for timestamp replay protection; with nonces it is just a number. A high word
-    with its top bit clear is a time in NTP era 1, from 2036-02-07 (RFC 4330 §3), as tshark
-    reads it."""
-    high = identification >> 32
-    if high < 0x80000000:
-        high += 2**32
-    secs = high - NTP_UNIX_OFFSET + (identification & 0xFFFFFFFF) / 2**32
+    Meaningful for timestamp replay protection; with nonces it is just a number."""
+    secs = identification_unix_seconds(identification, near_unix=NTP_ERA_PIVOT)
     try:
         return _dt.datetime.fromtimestamp(secs, _dt.UTC).isoformat(timespec="microseconds")
     except (OverflowError, OSError, ValueError):  # pragma: no cover - platform limits

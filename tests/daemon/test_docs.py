@@ -16,7 +16,7 @@ def test_doc_holds_the_generated_key_tables() -> None:
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     start = text.index(BEGIN)
     current = text[start : text.index(END) + len(END)]
-    assert current == generate(), "run: python -m mip4.daemon.docgen and paste into the doc"
+    assert current == generate(), "run: python -m mip4.daemon.docgen --write docs/configuration.md"
 
 
 def test_every_field_of_every_section_has_a_documented_row() -> None:

@@ -57,7 +57,7 @@ def test_engine_logs_become_lines_and_other_actions_pass_through() -> None:
     handler = logs.setup(LogFormat.JSON, LogLevel.INFO, "mn", "m", stream)
     try:
         sink = Sink()
-        ex = DaemonExecutor(sink)  # type: ignore[arg-type]
+        ex = DaemonExecutor(sink)
         ex.execute(Log("mn-reply", {"code": ReplyCode(133), "lifetime": 0}))
         ex.execute(Log("mn-reply", {"code": 0, "lifetime": 300}))
         other = object()

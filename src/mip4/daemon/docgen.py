@@ -2,7 +2,8 @@
 dataclasses: names, types and defaults from :func:`dataclasses.fields`, descriptions from
 the ``#:`` comments or attribute docstrings in their source.
 
-``python -m mip4.daemon.docgen`` prints the tables; ``tests/daemon/test_docs.py`` checks
+``python -m mip4.daemon.docgen`` prints the tables (``--write docs/configuration.md``
+updates them in place); ``tests/daemon/test_docs.py`` checks
 that the document holds exactly them, so a field added to a core config dataclass cannot go
 undocumented.
 """
@@ -139,5 +140,22 @@ def generate() -> str:
     return "\n".join(parts)
 
 
+def update(path: str) -> bool:
+    """Replace the generated part of the document at ``path``; whether it changed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    new = text[:start] + generate() + text[end:]
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(generate())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        print("updated" if update(sys.argv[2]) else "unchanged")
+    else:
+        print(generate())

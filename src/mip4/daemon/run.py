@@ -50,7 +50,14 @@ from mip4.io.netns import Netns
 from mip4.io.runtime import NodeIO
 
 from . import logs, status
-from .config import ConfigError, DaemonConfig, ForeignAgentFile, HomeAgentFile, load_config
+from .config import (
+    ConfigError,
+    DaemonConfig,
+    ForeignAgentFile,
+    HomeAgentFile,
+    MobileNodeFile,
+    load_config,
+)
 from .control import ControlError, ControlServer
 
 Engine = HomeAgent | ForeignAgent | MobileNode
@@ -126,9 +133,65 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
                 ns.ipr.route("flush", table=REVERSE_TABLE)
                 removed.append(f"routes of table {REVERSE_TABLE}")
             break
+        if isinstance(cfg.file, MobileNodeFile):
+            removed += _restore_home_subnet(ns, cfg)
     finally:
         ns.close()
     return removed
+
+
+def _restore_home_subnet(ns: Netns, cfg: DaemonConfig) -> list[str]:
+    """A mobile node killed away from home leaves its home subnet's on-link route
+    withdrawn (RFC 5944 §4.6, see :meth:`LinuxExecutor.use_foreign_agent`); put it back so
+    the new daemon starts from the state the address made (and restores it at exit)."""
+    assert isinstance(cfg.file, MobileNodeFile)
+    home = cfg.file.mobile_node.home_address
+    done: list[str] = []
+    present = {(r["dst"], r["oif"]) for r in ns.routes()}
+    for ifname in cfg.interfaces:
+        idx = ns.link_index(ifname, missing_ok=True)
+        if idx is None:
+            continue
+        for addr in ns.addresses(ifname):
+            net = addr.network
+            if addr.ip != home or net.prefixlen >= 32 or (str(net), idx) in present:
+                continue
+            ns.ipr.route(
+                "replace",
+                dst=str(net.network_address),
+                dst_len=net.prefixlen,
+                oif=idx,
+                prefsrc=str(home),
+                scope=253,  # link
+                proto=2,  # kernel, as the route the address made
+            )
+            done.append(f"restored route {net} dev {ifname}")
+    return done
+
+
+def has_default_route(ns: Netns) -> bool:
+    return any(r["dst_len"] == 0 for r in ns.ipr.route("dump", family=2, table=254))
+
+
+def restore_home_default_route(cfg: DaemonConfig) -> str | None:
+    """The mobile node replaces its default route while away (via the foreign agent) and
+    the executor removes what it made on exit, which would leave the node without one:
+    put back ``default via io.home_gateway`` (as at home) when there is no default route.
+    Returns what was done, if anything."""
+    gw = cfg.io.home_gateway
+    if not isinstance(cfg.file, MobileNodeFile) or gw is None:
+        return None
+    ns = Netns(None)
+    try:
+        if has_default_route(ns):
+            return None
+        idx = ns.link_index(cfg.interfaces[0], missing_ok=True)
+        if idx is None:
+            return None
+        ns.ipr.route("replace", dst="0.0.0.0", dst_len=0, gateway=str(gw), oif=idx, proto=4)
+        return f"default via {gw} dev {cfg.interfaces[0]}"
+    finally:
+        ns.close()
 
 
 @dataclass
@@ -264,7 +327,7 @@ def serve(cfg: DaemonConfig) -> int:
         logs.event("daemon.failed", logging.ERROR, stage="clear leftovers", error=str(e))
         return EXIT_FAILURE
     if removed:
-        logs.event("daemon.leftovers_removed", logging.WARNING, removed=removed)
+        logs.event("daemon.leftovers_cleared", logging.WARNING, removed=removed)
     engine = build_engine(cfg)
     try:
         io = open_io(cfg, engine)
@@ -297,6 +360,12 @@ def serve(cfg: DaemonConfig) -> int:
         except Exception as e:
             logs.event("daemon.cleanup_failed", logging.ERROR, error=repr(e))
             status_code = EXIT_FAILURE
+        try:
+            restored = restore_home_default_route(cfg)
+            if restored:
+                logs.event("daemon.default_route_restored", route=restored)
+        except Exception as e:
+            logs.event("daemon.default_route_not_restored", logging.WARNING, error=repr(e))
     logs.event("daemon.stopped", status=status_code)
     return status_code
 

@@ -1,0 +1,225 @@
+"""The three daemons as real processes in the lab's namespaces: ``mip4 ha``, ``mip4 fa``
+(FA1, FA2) and ``mip4 mn`` started with ``Lab.popen``, the mobile node registers through
+FA1, ``mip4 status`` shows the home agent's binding and FA1's visitor, SIGTERM stops
+everything with status 0 and leaves every namespace as it was; a SIGKILLed set restarts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mip4.daemon.labconfig import LAB_ROLES, write_lab_configs
+from mip4.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+NODES = ("ha", "fa1", "fa2", "mn")
+
+
+class Daemons:
+    def __init__(self, lab: Lab, tmp: Path) -> None:
+        self.lab = lab
+        self.tmp = tmp
+        self.paths = write_lab_configs(lab, tmp, socket_dir=tmp)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts = 0
+
+    def sock(self, node: str) -> Path:
+        return self.tmp / f"{node}.sock"
+
+    def start(self, node: str) -> None:
+        self.starts += 1
+        log = (self.tmp / f"{node}.{self.starts}.log").open("wb")
+        argv = [sys.executable, "-m", "mip4.cli", LAB_ROLES[node], "--config"]
+        self.procs[node] = self.lab.popen(node, [*argv, str(self.paths[node])], stderr=log)
+        log.close()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(self.tmp.glob("*.log")))
+
+    def status(self, node: str) -> dict[str, Any] | None:
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mip4.cli",
+                "status",
+                "--socket",
+                str(self.sock(node)),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        if r.returncode != 0:
+            return None
+        result: dict[str, Any] = json.loads(r.stdout)
+        return result
+
+    def wait(self, pred: Callable[[], bool], within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for node, p in self.procs.items():
+                assert p.poll() is None, f"{node} exited with {p.returncode}\n{self.logs()}"
+            if pred():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"not within {within} s: {what}\n{self.logs()}")
+
+    def answering(self, *nodes: str) -> None:
+        self.wait(lambda: all(self.status(n) is not None for n in nodes), 20, "control sockets")
+
+    def registered_via(self, fa: str) -> None:
+        coa = str(self.lab.address(fa))
+
+        def ok() -> bool:
+            s = self.status("mn")
+            return (
+                s is not None
+                and s["mobile_node"]["registered"]
+                and (s["mobile_node"]["care_of_address"] == coa)
+            )
+
+        self.wait(ok, 25, f"mobile node registered via {fa}")
+
+    def stop(self, node: str, sig: int = signal.SIGTERM) -> int:
+        p = self.procs.pop(node)
+        p.send_signal(sig)
+        return p.wait(timeout=15)
+
+    def kill_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        self.procs.clear()
+
+
+def kernel_state(lab: Lab, node: str) -> dict[str, list[str]]:
+    """What a daemon may create, as text lines, per kind (dynamic neighbour entries and
+    counters left out)."""
+
+    def lines(*argv: str) -> list[str]:
+        r = lab.exec(node, list(argv), check=True)
+        return sorted(x.strip() for x in r.stdout.splitlines() if x.strip())
+
+    links = [x.split(":")[1].strip().split("@")[0] for x in lines("ip", "-o", "link")]
+    return {
+        "links": sorted(links),
+        "addresses": lines("ip", "-o", "-4", "addr", "show"),
+        "routes": lines("ip", "-4", "route", "show", "table", "all"),
+        "rules": lines("ip", "-4", "rule", "show"),
+        "proxy": lines("ip", "neigh", "show", "proxy"),
+        "permanent": [x for x in lines("ip", "-4", "neigh", "show") if "PERMANENT" in x],
+    }
+
+
+@pytest.fixture
+def daemons(prefix: str, tmp_path: Path) -> Iterator[Daemons]:
+    with Lab(prefix[2:], ingress_filter=True) as lab:
+        d = Daemons(lab, tmp_path)
+        try:
+            yield d
+        finally:
+            d.kill_all()
+
+
+def test_register_status_and_clean_stop(daemons: Daemons) -> None:
+    d, lab = daemons, daemons.lab
+    before = {n: kernel_state(lab, n) for n in NODES}
+    for n in NODES:
+        d.start(n)
+    d.answering(*NODES)
+    d.wait(lambda: (d.status("mn") or {})["mobile_node"]["state"] == "at home", 15, "at home")
+
+    lab.move("a")
+    d.registered_via("fa1")
+    mn_ip, coa = str(lab.address("mn")), str(lab.address("fa1"))
+
+    ha = d.status("ha")
+    assert ha is not None
+    (binding,) = ha["home_agent"]["bindings"]
+    assert binding["home_address"] == mn_ip and binding["care_of_address"] == coa
+    assert binding["reverse_tunnel"] is True and 0 < binding["remaining"] <= 300
+    assert ha["counters"]["accepted"].get("0 accepted", 0) >= 1
+    fa = d.status("fa1")
+    assert fa is not None
+    (visitor,) = fa["foreign_agent"]["visitors"]
+    assert visitor["home_address"] == mn_ip and visitor["care_of_address"] == coa
+    fa2 = d.status("fa2")
+    assert fa2 is not None and fa2["foreign_agent"]["visitors"] == []
+
+    # traffic through both tunnels: the correspondent pings the home address
+    assert len(lab.ping("cn", mn_ip, count=3, timeout=1.0)) == 3
+    ha = d.status("ha")
+    assert ha is not None and ha["counters"]["forwarder"].get("encapsulated", 0) >= 3
+    assert ha["counters"]["tunnel"]["rx_packets"] >= 3  # datagrams routed into the TUN
+    fa = d.status("fa1")
+    assert fa is not None and fa["counters"]["forwarder"].get("encapsulated", 0) >= 3
+
+    # the human-readable form
+    r = subprocess.run(
+        [sys.executable, "-m", "mip4.cli", "status", "--socket", str(d.sock("ha"))],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert r.returncode == 0 and "bindings (1):" in r.stdout and coa in r.stdout
+
+    # SIGTERM: the mobile node deregisters first, then undoes everything
+    assert d.stop("mn") == 0
+    ha = d.status("ha")
+    assert ha is not None and ha["home_agent"]["bindings"] == [], d.logs()
+    for n in ("fa1", "fa2", "ha"):
+        assert d.stop(n) == 0, d.logs()
+    mn_log = d.logs()
+    assert "daemon.deregistered" in mn_log and "ha.registration" in mn_log
+    lab.move("home")  # the mobile node's link back where it was for the comparison
+    after = {n: kernel_state(lab, n) for n in NODES}
+    for n in NODES:
+        for kind in before[n]:
+            gone = sorted(set(before[n][kind]) - set(after[n][kind]))
+            new = sorted(set(after[n][kind]) - set(before[n][kind]))
+            assert (gone, new) == ([], []), (n, kind, "gone", gone, "new", new)
+    assert not list(d.tmp.glob("*.sock"))  # control sockets removed
+
+
+def test_sigkill_then_restart(daemons: Daemons) -> None:
+    d, lab = daemons, daemons.lab
+    tun = f"{lab.prefix}-t"
+    for n in ("ha", "fa1", "mn"):
+        d.start(n)
+    d.answering("ha", "fa1", "mn")
+    lab.move("a")
+    d.registered_via("fa1")
+    killed = {n: d.procs[n].pid for n in ("ha", "fa1", "mn")}
+    for n in killed:
+        assert d.stop(n, signal.SIGKILL) == -signal.SIGKILL
+    # a crash leaves some state (the reverse-tunnel rule at FA1), and stale sockets
+    assert "lookup 434" in "\n".join(kernel_state(lab, "fa1")["rules"])
+    assert all(d.sock(n).exists() for n in killed)
+    assert all(tun not in kernel_state(lab, n)["links"] for n in killed)  # not persistent
+
+    for n in ("ha", "fa1", "mn"):
+        d.start(n)
+    d.answering("ha", "fa1", "mn")
+    d.registered_via("fa1")
+    assert len(lab.ping("cn", lab.address("mn"), count=3, timeout=1.0)) == 3
+    for n in ("mn", "fa1", "ha"):
+        assert d.stop(n) == 0, d.logs()
+    assert "daemon.leftovers_cleared" in d.logs()
+    for n in ("ha", "fa1", "mn"):
+        state = kernel_state(lab, n)
+        assert tun not in state["links"], n
+        assert not [r for r in state["rules"] if "434" in r], (n, state["rules"])
+        assert not [r for r in state["routes"] if "table 434" in r], (n, state["routes"])
+        assert state["proxy"] == [], n

@@ -166,8 +166,11 @@ def test_away_through_a_foreign_agent_then_home(world: World) -> None:
         # from the advertisement, permanent
         neigh = lab.exec("mn", ["ip", "neigh", "show", "dev", mn_if]).stdout.strip()
         assert neigh.splitlines() == [f"{fa_ip} lladdr {w.fa_mac.hex(':')} PERMANENT"]
-        # ... and does not answer ARP for its home address there (RFC 5944 §4.6): FA1
-        # ARPs for it on the link (a host route there, for its own address as source)
+        # the agent reaches the visitor by the hardware address its registration carried
+        assert w.fa.ns.neighbour(fa_if, mn_ip) == w.mn_mac
+        lab.exec("fa1", ["ip", "neigh", "del", str(mn_ip), "dev", fa_if], check=True)
+        # ... and the node does not answer ARP for its home address there (RFC 5944 §4.6):
+        # FA1 ARPs for it on the link (a host route there, for its own address as source)
         w.fa.ns.add_route(f"{mn_ip}/32", ifname=fa_if, table=77)
         w.fa.ns.add_rule(src=fa_ip, table=77, priority=77)
         arp_ignore = f"net.ipv4.conf.{mn_if}.arp_ignore"

@@ -435,6 +435,22 @@ class LinuxExecutor:
             # no hardware address from the request: let the kernel deliver on the link
             # (it will ARP for the visitor)
             self.ns.add_route(f"{a.home_address}/32", ifname=a.interface, replace=True)
+        else:
+            # The agent's own datagrams to the visitor (ICMP "fragmentation needed" for a
+            # datagram too big for the reverse tunnel, RFC 2003 §5.1) go to it on the link;
+            # otherwise they would go to the home agent, which never tunnels a datagram
+            # from the tunnel's exit point (§4). Its hardware address came with the request
+            # (never ARP for it, RFC 5944 §4.6). A route via the visitor as on-link gateway,
+            # not a device route: that would make it a directly connected source, and the
+            # kernel would redirect its traffic to the router, past the reverse tunnel.
+            self.ns.add_neighbour(a.interface, a.home_address, a.link_address)
+            self.ns.add_route(
+                f"{a.home_address}/32",
+                gateway=a.home_address,
+                ifname=a.interface,
+                onlink=True,
+                replace=True,
+            )
         table.add_peer(a.home_agent)  # tunnels from the home agent are accepted
         if a.reverse_tunnel:
             tunnel = Tunnel(a.care_of_address, a.home_agent, own_addresses=self.own_addresses)
@@ -453,8 +469,9 @@ class LinuxExecutor:
             return
         table = fwd.table
         table.set_visitor(old.home_address, None)
-        if old.link_address is None:
-            self.ns.del_route(f"{old.home_address}/32", ifname=old.interface)
+        self.ns.del_route(f"{old.home_address}/32", ifname=old.interface)
+        if old.link_address is not None:
+            self.ns.del_neighbour(old.interface, old.home_address)
         table.remove_peer(old.home_agent)
         if old.reverse_tunnel:
             table.set_reverse(old.home_address, None)

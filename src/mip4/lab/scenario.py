@@ -624,11 +624,12 @@ def _capturing(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def nft_table(lab: Lab, node: str, name: str, body: str) -> Iterator[None]:
-    """An nftables ``ip`` table ``name`` in ``node`` for the block; always deleted."""
+def nft_table(lab: Lab, node: str, name: str, body: str, family: str = "ip") -> Iterator[None]:
+    """An nftables table ``family name { body }`` in ``node`` (``sw``: the switch, whose
+    ``bridge`` family sees every frame on a link) for the block; always deleted."""
     subprocess.run(
         ["ip", "netns", "exec", lab.ns(node), "nft", "-f", "-"],
-        input=f"table ip {name} {{\n{body}\n}}\n",
+        input=f"table {family} {name} {{\n{body}\n}}\n",
         text=True,
         check=True,
         timeout=10,
@@ -637,7 +638,7 @@ def nft_table(lab: Lab, node: str, name: str, body: str) -> Iterator[None]:
         yield
     finally:
         subprocess.run(
-            ["ip", "netns", "exec", lab.ns(node), "nft", "delete", "table", "ip", name],
+            ["ip", "netns", "exec", lab.ns(node), "nft", "delete", "table", family, name],
             check=False,
             timeout=10,
             capture_output=True,

@@ -1,0 +1,155 @@
+"""Failures on the real lab: the home agent restarts while the mobile node is away (clean
+stop and SIGKILL), 10 % random loss on the foreign link, and a Registration Request with a
+bad authenticator."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from ipaddress import IPv4Address
+
+import pytest
+
+from mip4.daemon.labconfig import LAB_SPI
+from mip4.demo.report import ConnectionSpec
+from mip4.demo.runner import StreamPair
+from mip4.io.netns import entered
+from mip4.lab.scenario import HaBinding, Scenario, Settings, nft_table
+from mip4.security.auth import sign
+from mip4.security.replay import ntp_timestamp
+from mip4.security.sa import SecurityAssociation
+from mip4.wire.codes import ReplyCode
+from mip4.wire.extensions import MobileHomeAuthExtension
+from mip4.wire.messages import (
+    RegistrationFlags,
+    RegistrationReply,
+    RegistrationRequest,
+    decode_message,
+)
+
+from .helpers import lab_id
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+MN = "10.1.0.100"
+FA1_COA = "10.2.0.2"
+
+
+def coas(bindings: tuple[HaBinding, ...]) -> list[str]:
+    return [b.care_of_address for b in bindings]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_home_agent_restart_while_away(lab_prefix: str, sig: int) -> None:
+    lifetime = 8
+    with Scenario(Settings(lab_id(lab_prefix), lifetime=lifetime)) as sc:
+        assert sc.move("a").registered
+        assert coas(sc.ha_status().bindings) == [FA1_COA]
+        pair = StreamPair.start(
+            sc.lab.popen, ConnectionSpec("cn dials mn", "cn", "mn"), address=MN, port=5001,
+            listen=MN, seed=5, rate=100_000, duration=60, progress=0.25,
+        )  # fmt: skip
+        try:
+            time.sleep(1.0)
+            sc.agents.restart("ha", sig)
+            restarted = time.monotonic()
+            # the new home agent knows nothing of the node ...
+            assert sc.ha_status().bindings == ()
+            # ... until the node renews its registration: within one lifetime
+            took = sc.wait(
+                lambda: coas(sc.ha_status().bindings) == [FA1_COA],
+                lifetime + 2,
+                "the mobile node to re-register with the restarted home agent",
+            )
+            assert took <= lifetime + 2
+            assert sc.mn_status().registered
+            # traffic resumes: ICMP echo to the home address and the TCP stream
+            assert sc.lab.wait_reachable("cn", MN, within=5)
+            before = pair.progress()["server"]["received"]
+            sc.wait(
+                lambda: pair.progress().get("server", {}).get("received", 0) > before + 50_000,
+                20,
+                "the TCP stream to flow again",
+            )
+            print(f"\nHA restart ({signal.Signals(sig).name}): re-registered after"
+                  f" {time.monotonic() - restarted:.1f} s")  # fmt: skip
+            pair.stop()
+            _spec, client, server = pair.reports(45)
+        finally:
+            pair.close()
+    assert client is not None and server is not None
+    assert client.outcome == server.outcome == "ok", (client.error, server.error)
+    assert server.bytes_verified == client.bytes_sent and server.mismatched_bytes == 0
+
+
+def test_registration_through_ten_percent_loss(lab_prefix: str) -> None:
+    settings = Settings(lab_id(lab_prefix), register_within=30)
+    with Scenario(settings) as sc:
+        lab = sc.lab
+        table = f"{lab.prefix}_loss"
+        ports = ", ".join(f'"{lab.port(node, "a")}"' for node in ("mn", "fa1"))
+        body = (
+            "  chain forward {\n"
+            "    type filter hook forward priority 0; policy accept;\n"
+            f"    iifname {{ {ports} }} numgen random mod 10 0 counter drop\n"
+            "  }"
+        )
+        with nft_table(lab, "sw", table, body, family="bridge"):
+            rec = sc.move("a")
+            assert rec.registered, rec.note
+            assert coas(sc.ha_status().bindings) == [FA1_COA]
+            # the loss is real: of 100 echoes through the link about 19 % go missing
+            replies = lab.ping("cn", MN, count=100, timeout=0.2)
+            listing = lab.exec("sw", ["nft", "list", "table", "bridge", table], check=True).stdout
+        dropped = int(listing.split("counter packets ")[1].split()[0])
+        assert dropped > 0, listing
+        assert 50 <= len(replies) < 100, len(replies)
+        # the table is gone with the block
+        tables = lab.exec("sw", ["nft", "list", "tables"]).stdout
+        assert table not in tables
+        # and without the loss the node moves on as usual
+        assert sc.move("b").registered
+
+
+def test_bad_authenticator_is_denied_131_and_changes_nothing(lab_prefix: str) -> None:
+    with Scenario(Settings(lab_id(lab_prefix))) as sc:
+        assert sc.move("a").registered
+        before = sc.ha_status().bindings
+        assert coas(before) == [FA1_COA]
+        request = RegistrationRequest(
+            RegistrationFlags.T,
+            300,
+            IPv4Address(MN),
+            IPv4Address("10.1.0.2"),
+            IPv4Address("10.9.9.9"),  # a care-of address the attacker would like
+            ntp_timestamp(time.time()),
+        )
+        wrong = SecurityAssociation(spi=LAB_SPI, key=b"not the lab key!")
+        data = sign(request, MobileHomeAuthExtension, wrong).raw
+        with entered(sc.lab.ns("mn")):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        reply: RegistrationReply | None = None
+        try:
+            sock.bind((MN, 0))
+            sock.settimeout(2.0)
+            for _ in range(3):  # bounded: three tries, two seconds each
+                sock.sendto(data, ("10.1.0.2", 434))
+                try:
+                    payload, _src = sock.recvfrom(2048)
+                except TimeoutError:
+                    continue
+                msg = decode_message(payload)
+                if isinstance(msg, RegistrationReply) and msg.identification == (
+                    request.identification
+                ):
+                    reply = msg
+                    break
+        finally:
+            sock.close()
+        assert reply is not None, "no reply from the home agent"
+        assert reply.code == ReplyCode.HA_MN_FAILED_AUTH == 131
+        time.sleep(0.5)
+        assert sc.ha_status().bindings == before
+        assert sc.mn_status().registered and sc.mn_status().care_of_address == FA1_COA
+        assert sc.lab.wait_reachable("cn", MN, within=3)

@@ -31,7 +31,11 @@ Batching and copies: each wake-up drains its descriptor until ``EAGAIN`` (at mos
 ``batch`` datagrams, so one busy direction cannot starve the other); reads go into one
 preallocated buffer per descriptor (``readv``/``recv_into``) and are handled as
 ``memoryview`` slices. Encapsulation makes the one copy it must (new outer header);
-IP-in-IP and GRE decapsulation make none.
+IP-in-IP and GRE decapsulation make none. Delivery to a visitor goes out on an
+AF_PACKET ``SOCK_RAW`` socket bound to the visitor's interface, with the Ethernet header
+built once per visitor and sent by ``sendmsg([header, inner])`` (no copy): an addressed
+``sendto`` on a packet socket would cost an extra ``SIOCGIFINDEX`` ioctl per datagram
+(CPython resolves the interface name on every call).
 """
 
 from __future__ import annotations
@@ -59,7 +63,13 @@ from mip4.wire.errors import DecodeError
 from mip4.wire.ip import Bytes
 
 from .netns import entered
-from .rawsock import open_packet_sender, open_tunnel_socket, send_to_link
+from .rawsock import (
+    ETH_P_IP,
+    hardware_address,
+    open_packet_sender,
+    open_tunnel_socket,
+    send_to_link,
+)
 from .tun import Tun
 
 log = logging.getLogger(__name__)
@@ -208,6 +218,10 @@ class Forwarder:
         self.codecs = codecs()
         self.stats: Counter[str] = Counter()
         self.raw: dict[int, socket.socket] = {}
+        #: per visitor interface: a bound AF_PACKET SOCK_RAW socket and its hardware address
+        self._links: dict[str, tuple[socket.socket, bytes]] = {}
+        #: per (interface, visitor hardware address): (socket's sendmsg, Ethernet header)
+        self._frames: dict[tuple[str, bytes], tuple[Callable[..., int], bytes]] = {}
         self._bufs: dict[int, tuple[bytearray, memoryview]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         try:
@@ -245,6 +259,11 @@ class Forwarder:
         for sock in self.raw.values():
             sock.close()
         self.raw.clear()
+        for sock, _mac in getattr(self, "_links", {}).values():
+            sock.close()
+        if hasattr(self, "_links"):
+            self._links.clear()
+            self._frames.clear()
         link = getattr(self, "link", None)
         if link is not None:
             link.close()
@@ -334,6 +353,37 @@ class Forwarder:
 
     # -- out of the tunnel ------------------------------------------------------------
 
+    def _link_sender(self, interface: str, link_dst: bytes) -> tuple[Callable[..., int], bytes]:
+        """``(sendmsg, ethernet_header)`` for delivering to ``link_dst`` on ``interface``
+        (socket opened and header built on first use)."""
+        link = self._links.get(interface)
+        if link is None:
+            with entered(self.netns):
+                sock = socket.socket(
+                    socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0
+                )  # protocol 0: receives nothing
+            try:
+                sock.bind((interface, 0))
+                sock.setblocking(False)
+                link = (sock, hardware_address(sock, interface))
+            except BaseException:
+                sock.close()
+                raise
+            self._links[interface] = link
+        sender = (link[0].sendmsg, link_dst + link[1] + ETH_P_IP.to_bytes(2, "big"))
+        if len(self._frames) > 4096:
+            self._frames.clear()
+        self._frames[interface, link_dst] = sender
+        return sender
+
+    def _forget_link(self, interface: str) -> None:
+        """Drop the bound socket of ``interface`` (gone or changed); reopened on next use."""
+        link = self._links.pop(interface, None)
+        if link is not None:
+            link[0].close()
+        for key in [k for k in self._frames if k[0] == interface]:
+            del self._frames[key]
+
     def pump_raw(self, proto: int) -> int:
         """Drain the raw socket of ``proto`` (at most ``batch`` datagrams)."""
         sock = self.raw[proto]
@@ -341,6 +391,7 @@ class Forwarder:
         decap = self.codecs[proto][1] if proto in self.codecs else None
         stats = self.stats
         peers, visitors = self.table.peers, self.table.visitors
+        frames = self._frames
         tun_fd = self.tun.fileno()
         n = 0
         for _ in range(self.batch):
@@ -367,7 +418,16 @@ class Forwarder:
             visitor = visitors.get(int.from_bytes(inner[16:20], "big"))
             try:
                 if visitor is not None and visitor.link_address is not None:
-                    send_to_link(self.link, visitor.interface, visitor.link_address, inner)
+                    key = (visitor.interface, visitor.link_address)
+                    sender = frames.get(key) or self._link_sender(*key)
+                    try:
+                        sender[0]((sender[1], inner))
+                    except OSError as exc:
+                        if isinstance(exc, BlockingIOError):
+                            raise
+                        # the interface went away or changed: resolve it by name once more
+                        self._forget_link(visitor.interface)
+                        send_to_link(self.link, visitor.interface, visitor.link_address, inner)
                     stats["delivered_link"] += 1
                 else:
                     os.write(tun_fd, inner)

@@ -41,9 +41,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
 import platform
+import pstats
 import queue
 import resource
 import secrets
@@ -112,8 +114,9 @@ def udp_rcvbuf_errors() -> int:
     return 0
 
 
-async def _node(role: str, lab_id: str) -> None:
-    """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF."""
+async def _node(role: str, lab_id: str, profile: bool = False) -> None:
+    """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF; with
+    ``profile``, under cProfile, and report the functions that took the most time."""
     from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
     from mip4.core.home_agent import HomeAgent, HomeAgentConfig
     from mip4.core.mobile_node import MobileNode, MobileNodeConfig, ReverseTunnel
@@ -225,6 +228,9 @@ async def _node(role: str, lab_id: str) -> None:
 
     os.set_blocking(0, False)
     loop.add_reader(0, on_stdin)
+    prof = cProfile.Profile() if profile else None
+    if prof is not None:
+        prof.enable()
     task = asyncio.create_task(io.run(engine, stop))
     try:
         emit({"event": "ready", "role": role, "pid": os.getpid()})
@@ -238,10 +244,25 @@ async def _node(role: str, lab_id: str) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.05)
         await task
+        if prof is not None:
+            prof.disable()
+            emit({"event": "profile", "role": role, "top": _profile_top(prof)})
         emit(stats())
     finally:
         loop.remove_reader(0)
         io.close()
+
+
+def _profile_top(prof: cProfile.Profile, n: int = 14) -> list[dict[str, Any]]:
+    """The ``n`` functions with the most own time: name, calls, own seconds."""
+    st = pstats.Stats(prof)
+    rows = []
+    raw: dict[Any, Any] = st.stats  # type: ignore[attr-defined]
+    for (filename, line, func), (_cc, ncalls, tottime, _ct, _callers) in raw.items():
+        short = filename.rsplit("/src/", 1)[-1].rsplit("/lib/python3", 1)[-1]
+        rows.append({"function": f"{short}:{line}({func})", "calls": ncalls, "own_s": tottime})
+    rows.sort(key=lambda r: -float(r["own_s"]))
+    return rows[:n]
 
 
 # ----------------------------------------------------------------------------------------
@@ -391,7 +412,7 @@ def run_worker(name: str, params: dict[str, Any]) -> int:
     signal.alarm(int(params.get("max_life", 600)))
     try:
         if name in ("ha", "fa1", "mn"):
-            asyncio.run(_node(name, params["lab"]))
+            asyncio.run(_node(name, params["lab"], bool(params.get("profile"))))
         elif name == "udp-recv":
             emit(udp_recv(UDP_PORT, params["deadline"]))
         elif name == "udp-send":
@@ -591,6 +612,8 @@ class Options:
     tcp_duration: float = 5.0
     tcp_bytes: int = 256 << 20
     lab_id: str = ""
+    #: nodes ("ha", "fa1") run under cProfile
+    profile: tuple[str, ...] = ()
 
 
 class Bench:
@@ -602,6 +625,7 @@ class Bench:
         self.nodes: dict[str, Worker] = {}
         self.traffic: list[Worker] = []
         self.mn_ip = str(lab.address("mn"))
+        self.profiles: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
         for w in [*self.traffic, *self.nodes.values()]:
@@ -610,7 +634,8 @@ class Bench:
 
     def start_nodes(self) -> None:
         for key in ("ha", "fa1", "mn"):
-            self.nodes[key] = Worker(self.lab, key, key, {"lab": self.lab.lab_id})
+            params = {"lab": self.lab.lab_id, "profile": key in self.opts.profile, "max_life": 1800}
+            self.nodes[key] = Worker(self.lab, key, key, params)
         for w in self.nodes.values():
             w.event("ready", 20)
 
@@ -755,6 +780,14 @@ class Bench:
         if not lab.wait_reachable("cn", self.mn_ip, within=10):
             raise BenchError("CN cannot reach the mobile node through FA1")
         results += self.measure("tunnel")
+        for key in self.opts.profile:
+            w = self.nodes[key]
+            w.command("quit")
+            prof = w.event("profile", 30)
+            final = w.event("stats", 30)
+            fs = final["forwarder"]
+            packets = int(fs.get("tun_read", 0)) + int(fs.get("raw_read", 0))
+            self.profiles[key] = {"packets": packets, "top": prof["top"]}
         return results
 
 
@@ -853,7 +886,10 @@ def per_packet(results: Sequence[Measurement]) -> list[dict[str, Any]]:
 
 
 def format_table(
-    results: Sequence[Measurement], header: dict[str, Any], codec: dict[str, float]
+    results: Sequence[Measurement],
+    header: dict[str, Any],
+    codec: dict[str, float],
+    profiles: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     lines = [
         "mip4 bench forwarding: "
@@ -892,6 +928,17 @@ def format_table(
     if drops:
         lines += ["", "drops (kernel and forwarder counters):"]
         lines += [f"  {p:<6} {lbl:<11} {k:<28} {v:>10,}" for lbl, p, k, v in drops]
+    for node, prof in (profiles or {}).items():
+        pk = max(1, int(prof["packets"]))
+        lines += [
+            "",
+            f"cProfile of {node} over its whole run ({pk:,} datagrams forwarded; own time per"
+            " forwarded datagram, inflated by the profiler):",
+        ]
+        for r in prof["top"]:
+            lines.append(
+                f"  {r['own_s'] / pk * 1e6:7.2f} us  {r['calls']:>10,} calls  {r['function']}"
+            )
     if codec:
         lines += ["", "pure IP-in-IP codec in this process (us CPU per datagram, best of 5):"]
         lines.append("  " + ", ".join(f"{k} {v:.2f}" for k, v in codec.items()))
@@ -919,6 +966,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tcp-mib", type=int, default=256, help="at most this many MiB of TCP (256)")
     p.add_argument("--no-tcp", action="store_true", help="skip the TCP goodput runs")
     p.add_argument("--no-codec", action="store_true", help="skip the in-process codec timing")
+    p.add_argument(
+        "--profile",
+        action="append",
+        choices=["ha", "fa1"],
+        default=[],
+        help="run this node's engine and forwarder under cProfile and print where the time"
+        " goes (repeatable; slows that node down)",
+    )
     p.add_argument("--lab-id", default="", help="lab id (default: b + 4 random hex digits)")
     p.set_defaults(func=run)
 
@@ -940,6 +995,7 @@ def options(args: argparse.Namespace) -> Options:
         tcp_duration=args.tcp_duration,
         tcp_bytes=args.tcp_mib << 20,
         lab_id=args.lab_id or "b" + secrets.token_hex(2),
+        profile=tuple(dict.fromkeys(args.profile)),
     )
 
 
@@ -974,6 +1030,7 @@ def run(args: argparse.Namespace) -> int:
         "udp": f"{opts.duration:g} s / <= {opts.count:,} datagrams, "
         + (f"{opts.rate:,.0f}/s" if opts.rate else "blast"),
         "tcp": f"{opts.tcp_duration:g} s / <= {opts.tcp_bytes >> 20} MiB" if opts.tcp else "off",
+        **({"profiled": ",".join(opts.profile)} if opts.profile else {}),
     }
     codec = {} if args.no_codec else codec_cost(opts.payloads)
     try:
@@ -981,6 +1038,7 @@ def run(args: argparse.Namespace) -> int:
             bench = Bench(lab, opts)
             try:
                 results = bench.run()
+                profiles = bench.profiles
             finally:
                 bench.close()
     except BenchError as exc:
@@ -993,9 +1051,11 @@ def run(args: argparse.Namespace) -> int:
         out["ratios"] = ratios(results)
         out["per_packet"] = per_packet(results)
         out["codec_us"] = codec
+        if profiles:
+            out["profiles"] = profiles
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(results, header, codec))
+        print(format_table(results, header, codec, profiles))
     return 0
 
 

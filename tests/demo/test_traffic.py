@@ -201,6 +201,18 @@ def test_rate_limit_and_duration_bound_the_stream() -> None:
     assert c["bytes_received"] == s["bytes_sent"] and s["bytes_received"] == c["bytes_sent"]
 
 
+def test_a_slow_rate_sends_small_pieces_steadily() -> None:
+    (crc, c), (src, s) = _pair(
+        ["--rate", "2000", "--duration", "1.5"], ["--rate", "2000", "--duration", "1.5"]
+    )
+    assert (crc, src) == (0, 0)
+    for r in (c, s):
+        # the 4 KiB initial burst, then 100-byte pieces at 2 kB/s, every 50 ms
+        assert 4096 + 2000 <= r["bytes_sent"] <= 4096 + 3500
+        # (1 KiB pieces would leave most 100 ms intervals empty; allow for a busy machine)
+        assert sum(n == 0 for n in r["timeline"]["sent"][1:14]) <= 2
+
+
 def test_progress_events_are_emitted() -> None:
     server, port = _server("--duration", "1.2", "--rate", "50000")
     client = _client(port, "--duration", "1.2", "--rate", "50000", "--progress", "0.3")

@@ -408,7 +408,8 @@ def run_stream(
                 if cfg.rate:
                     tokens = min(burst, tokens + (now - last_fill) * cfg.rate)
                     last_fill = now
-                    need = min(want, 1024)
+                    # whole 1 KiB pieces, or smaller ones at a rate below 20 KiB/s
+                    need = min(want, 1024, max(1, int(cfg.rate * 0.05)))
                     if tokens < need:
                         timeout = min(timeout, (need - tokens) / cfg.rate)
                         want = 0

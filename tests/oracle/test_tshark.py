@@ -62,13 +62,15 @@ from mip4.wire import messages as m
 from mip4.wire.extensions import (
     LONG,
     Extension,
+    ForeignHomeAuthExtension,
     GeneralizedAuthExtension,
+    MobileForeignAuthExtension,
     MobileForeignChallengeExtension,
+    MobileHomeAuthExtension,
     MobileNodeNAIExtension,
     RawExtension,
     extension_offsets,
 )
-from mip4.wire.extensions import _AuthExtension as AuthExtension
 from mip4.wire.icmp import (
     PAD,
     AgentAdvertisement,
@@ -334,6 +336,7 @@ def _check_mobile_network_ack(tw: Fields, ext: Any) -> None:
     assert tw.one("mip.ext.mne.prefix") == str(ext.prefix)
 
 
+AUTH_CLASSES = (MobileHomeAuthExtension, MobileForeignAuthExtension, ForeignHomeAuthExtension)
 EXT_CHECKS: dict[type[Any], Callable[[Fields, Any], None]] = {
     GeneralizedAuthExtension: _check_gen_auth,
     MobileNodeNAIExtension: _check_nai,
@@ -371,7 +374,7 @@ def _check_pmipv4_skippable(tw: Fields, ext: Any) -> None:
 
 
 def _ext_check(ext: Extension) -> Callable[[Fields, Any], None]:
-    if isinstance(ext, AuthExtension):
+    if isinstance(ext, AUTH_CLASSES):
         return _check_auth
     if isinstance(ext, RawExtension) and ext.ext_type == 147:
         return _check_pmipv4_skippable
@@ -636,7 +639,7 @@ def test_decode_tool_agrees_with_tshark_on_the_sample_capture() -> None:
 #: not the types it only names: 45, 46, 136, 138, 149, which it shows as short opaque data
 #: while some of them are long format)
 _TSHARK_READABLE = (
-    AuthExtension,
+    *AUTH_CLASSES,
     GeneralizedAuthExtension,
     MobileNodeNAIExtension,
     MobileForeignChallengeExtension,
@@ -788,7 +791,6 @@ def test_fragmented_request_reassembled_like_tshark(tmp_path: Path) -> None:
     agrees field by field with what ``mip4 decode`` reassembles."""
     from mip4.security.auth import sign
     from mip4.tools.decode import KeyRing, decode_all, load_input
-    from mip4.wire.extensions import MobileHomeAuthExtension
 
     from .cases import SA_MN_HA, rrq
 

@@ -223,3 +223,43 @@ def test_sigkill_then_restart(daemons: Daemons) -> None:
         assert not [r for r in state["rules"] if "434" in r], (n, state["rules"])
         assert not [r for r in state["routes"] if "table 434" in r], (n, state["routes"])
         assert state["proxy"] == [], n
+
+
+def test_refusals_leave_the_running_daemon_alone(daemons: Daemons) -> None:
+    d, lab = daemons, daemons.lab
+    tun = f"{lab.prefix}-t"
+    d.start("fa2")
+    d.answering("fa2")
+    argv = [sys.executable, "-m", "mip4.cli", "fa", "--config"]
+
+    def run_once(path: Path) -> subprocess.CompletedProcess[bytes]:
+        p = lab.popen("fa2", [*argv, str(path)], stderr=subprocess.PIPE)
+        _out, err = p.communicate(timeout=30)
+        return subprocess.CompletedProcess(p.args, p.returncode, b"", err)
+
+    # the same file again: its control socket answers -> exit 1, nothing touched
+    second = run_once(d.paths["fa2"])
+    assert second.returncode == 1, second.stderr
+    assert b"another daemon is running" in second.stderr
+    # another socket but the same TUN name: the device is in use -> exit 1
+    other = d.tmp / "other.toml"
+    other.write_text(
+        d.paths["fa2"].read_text().replace(str(d.sock("fa2")), str(d.tmp / "other.sock"))
+    )
+    third = run_once(other)
+    assert third.returncode == 1 and b"is in use" in third.stderr, third.stderr
+    assert d.status("fa2") is not None and tun in kernel_state(lab, "fa2")["links"]
+    # an interface that does not exist: exit 1, no traceback, nothing left
+    missing = d.tmp / "missing.toml"
+    missing.write_text(
+        other.read_text()
+        .replace(f'interface = "{lab.ifname("fa2")}"', 'interface = "nosuchif0"')
+        .replace(f'tun_name = "{tun}"', f'tun_name = "{lab.prefix}-u"')
+    )
+    fourth = run_once(missing)
+    assert fourth.returncode == 1 and b"daemon.failed" in fourth.stderr, fourth.stderr
+    assert b"Traceback" not in fourth.stderr
+    assert f"{lab.prefix}-u" not in kernel_state(lab, "fa2")["links"]
+    assert not (d.tmp / "other.sock").exists()
+    assert d.stop("fa2") == 0
+    assert tun not in kernel_state(lab, "fa2")["links"]

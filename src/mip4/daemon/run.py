@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mip4.core.actions import Action, Log
@@ -58,7 +59,7 @@ from .config import (
     MobileNodeFile,
     load_config,
 )
-from .control import ControlError, ControlServer
+from .control import ControlError, ControlServer, socket_alive
 
 Engine = HomeAgent | ForeignAgent | MobileNode
 
@@ -109,14 +110,41 @@ def open_io(cfg: DaemonConfig, engine: Engine) -> NodeIO:
     )
 
 
+class StartError(RuntimeError):
+    """The daemon must not start (another one runs here, a name is taken)."""
+
+
+IFF_PERSIST = 0x0800
+
+
+def tun_flags(ifname: str, sys_class_net: Path = Path("/sys/class/net")) -> int | None:
+    """The TUN flags of ``ifname`` (``None``: not a TUN/TAP device)."""
+    try:
+        return int((sys_class_net / ifname / "tun_flags").read_text(), 16)
+    except (OSError, ValueError):
+        return None
+
+
 def clear_leftovers(cfg: DaemonConfig) -> list[str]:
     """Remove what a crashed daemon of this configuration may have left in the current
-    namespace; returns what was removed, as text."""
+    namespace; returns what was removed, as text.
+
+    A link named ``tun_name`` is removed only if it is a *persistent* TUN device nobody
+    needs to have open; our own devices are not persistent, so one that exists belongs to
+    a live process: :class:`StartError` (as for any other kind of link with that name),
+    and nothing else is touched -- the reverse-tunnel rules may be that daemon's."""
     removed: list[str] = []
     ns = Netns(None)
     try:
         idx = ns.link_index(cfg.tun_name, missing_ok=True)
         if idx is not None:
+            flags = tun_flags(cfg.tun_name)
+            if flags is None:
+                raise StartError(f"{cfg.tun_name} exists and is not a TUN device (io.tun_name)")
+            if not flags & IFF_PERSIST:
+                raise StartError(
+                    f"TUN device {cfg.tun_name} is in use: is another daemon running here?"
+                )
             ns.ipr.link("del", index=idx)
             removed.append(f"link {cfg.tun_name}")
         for rule in ns.ipr.get_rules(family=2):
@@ -318,25 +346,42 @@ def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] |
     return factory
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT before the event loop runs (start-up)."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _set_signals(handler: Any) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
 def serve(cfg: DaemonConfig) -> int:
-    """Run the daemon of ``cfg`` until SIGTERM/SIGINT; the exit status."""
+    """Run the daemon of ``cfg`` until SIGTERM/SIGINT; the exit status.
+
+    A signal during start-up stops it cleanly too (whatever was opened is closed); once
+    the loop runs, its handlers set the stop event; clean-up runs with both signals
+    ignored, so a second SIGTERM cannot cut it short."""
     name = cfg.daemon.name or str(os.getpid())
-    try:
-        removed = clear_leftovers(cfg)
-    except Exception as e:
-        logs.event("daemon.failed", logging.ERROR, stage="clear leftovers", error=str(e))
-        return EXIT_FAILURE
-    if removed:
-        logs.event("daemon.leftovers_cleared", logging.WARNING, removed=removed)
-    engine = build_engine(cfg)
-    try:
-        io = open_io(cfg, engine)
-    except Exception as e:
-        logs.event("daemon.failed", logging.ERROR, stage="open I/O", error=f"{e}")
-        return EXIT_FAILURE
-    daemon = Daemon(cfg, engine, io, name)
+    _set_signals(_raise_stopped)
+    io: NodeIO | None = None
     status_code = EXIT_OK
+    stage = "clear leftovers"
     try:
+        path = cfg.control_socket(os.getpid())
+        if socket_alive(path):
+            raise StartError(f"{path}: another daemon is running and answers there")
+        removed = clear_leftovers(cfg)
+        if removed:
+            logs.event("daemon.leftovers_cleared", logging.WARNING, removed=removed)
+        engine = build_engine(cfg)
+        stage = "open I/O"
+        io = open_io(cfg, engine)
+        daemon = Daemon(cfg, engine, io, name)
+        stage = "run"
         with asyncio.Runner(loop_factory=_loop_factory(cfg.daemon.uvloop)) as runner:
             stop = asyncio.Event()
 
@@ -347,19 +392,24 @@ def serve(cfg: DaemonConfig) -> int:
                 await daemon.run(stop)
 
             runner.run(main())
-    except ControlError as e:
-        logs.event("daemon.failed", logging.ERROR, stage="control socket", error=str(e))
+    except _Stopped:
+        logs.event("daemon.stopping", stage=stage)
+    except (ControlError, StartError) as e:
+        logs.event("daemon.failed", logging.ERROR, stage=stage, error=str(e))
         status_code = EXIT_FAILURE
     except Exception as e:
-        logs.log.exception("daemon failed", extra={"event": "daemon.failed"})
-        logs.event("daemon.failed", logging.ERROR, error=repr(e))
+        if stage == "run":
+            logs.log.exception("daemon failed", extra={"event": "daemon.failed"})
+        logs.event("daemon.failed", logging.ERROR, stage=stage, error=str(e) or repr(e))
         status_code = EXIT_FAILURE
     finally:
-        try:
-            io.close()
-        except Exception as e:
-            logs.event("daemon.cleanup_failed", logging.ERROR, error=repr(e))
-            status_code = EXIT_FAILURE
+        _set_signals(signal.SIG_IGN)
+        if io is not None:
+            try:
+                io.close()
+            except Exception as e:
+                logs.event("daemon.cleanup_failed", logging.ERROR, error=repr(e))
+                status_code = EXIT_FAILURE
         try:
             restored = restore_home_default_route(cfg)
             if restored:
@@ -382,6 +432,4 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
         return EXIT_OK
     d = cfg.daemon
     logs.setup(d.log_format, d.log_level, role, d.name or str(os.getpid()))
-    # a second SIGINT/SIGTERM during start-up must not leave kernel state behind: the
-    # handlers are installed on the loop as soon as it runs; before that, default actions
     return serve(cfg)

@@ -12,7 +12,7 @@ from mip4.tools.bench_forwarding import Measurement, format_table, main, per_pac
 
 
 def _made_up() -> list[Measurement]:
-    cost = {"ha": {"cpu_user_s": 0.1, "cpu_sys_s": 0.2, "packets": 10000.0}}
+    cost = {"ha": {"cpu_user_s": 0.1, "cpu_sys_s": 0.2, "wall_s": 1.0, "packets": 10000.0}}
     return [
         Measurement("direct", "udp", 64, 1.0, 30000, 29000, 1.0),
         Measurement("tunnel", "udp", 64, 1.0, 30000, 10000, 1.0, cost=cost),
@@ -27,9 +27,12 @@ def test_table_and_ratios_from_made_up_figures() -> None:
     assert r["UDP 64 B"]["pps_ratio"] == pytest.approx(10000 / 29000, rel=1e-3)
     assert r["TCP"]["pps_ratio"] is None
     assert r["TCP"]["mbit_ratio"] == pytest.approx(1 / 64, abs=1e-3)
-    assert per_packet(results)[0]["total_us"] == pytest.approx(30.0)
+    pp = per_packet(results)[0]
+    assert pp["total_us"] == pytest.approx(30.0)
+    assert pp["cpu_share"] == pytest.approx(0.3)
+    assert pp["pps_one_cpu"] == pytest.approx(33333, abs=1)
     text = format_table(results, {"lab": "x"}, {"encapsulate_64": 1.0})
-    for needle in ("pps sent", "pps delivered", "loss", "Mbit/s", "tunnel / direct", "66.7%"):
+    for needle in ("pps sent", "pps delivered", "Mbit/s", "tunnel / direct", "66.7%", "30%"):
         assert needle in text
     assert results[1].loss == pytest.approx(2 / 3)
 

@@ -201,6 +201,7 @@ async def _node(role: str, lab_id: str, profile: bool = False) -> None:
         return {
             "event": "stats",
             "role": role,
+            "wall": time.monotonic(),
             "cpu_user": ru.ru_utime,
             "cpu_sys": ru.ru_stime,
             "forwarder": dict(fwd.stats) if fwd is not None else {},
@@ -663,6 +664,7 @@ class Bench:
             cost[key] = {
                 "cpu_user_s": round(a["cpu_user"] - b["cpu_user"], 4),
                 "cpu_sys_s": round(a["cpu_sys"] - b["cpu_sys"], 4),
+                "wall_s": round(a["wall"] - b["wall"], 4),
                 "packets": packets,
                 "encapsulated": d("encapsulated"),
                 "decapsulated": d("delivered_link") + d("delivered_tun"),
@@ -873,6 +875,7 @@ def per_packet(results: Sequence[Measurement]) -> list[dict[str, Any]]:
             pk = c["packets"]
             if not pk:
                 continue
+            cpu = c["cpu_user_s"] + c["cpu_sys_s"]
             rows.append(
                 {
                     "measurement": m.label,
@@ -880,7 +883,11 @@ def per_packet(results: Sequence[Measurement]) -> list[dict[str, Any]]:
                     "packets": int(pk),
                     "user_us": round(c["cpu_user_s"] / pk * 1e6, 2),
                     "sys_us": round(c["cpu_sys_s"] / pk * 1e6, 2),
-                    "total_us": round((c["cpu_user_s"] + c["cpu_sys_s"]) / pk * 1e6, 2),
+                    "total_us": round(cpu / pk * 1e6, 2),
+                    #: the share of one CPU the process got over the measurement
+                    "cpu_share": round(cpu / c["wall_s"], 3) if c.get("wall_s") else None,
+                    #: datagrams/s it could forward with a whole CPU at this cost
+                    "pps_one_cpu": round(pk / cpu) if cpu > 0 else None,
                 }
             )
     return rows
@@ -918,12 +925,14 @@ def format_table(
             "per-packet process CPU in the forwarding processes (getrusage / datagrams read"
             " from TUN + raw sockets):",
             f"  {'measurement':<11} {'node':<5} {'packets':>10} {'user us':>8} {'sys us':>8} "
-            f"{'total us':>9}",
+            f"{'total us':>9} {'CPU share':>9} {'pps at 1 CPU':>12}",
         ]
         for r in pp:
             lines.append(
                 f"  {r['measurement']:<11} {r['node']:<5} {r['packets']:>10,} {r['user_us']:>8.2f} "
-                f"{r['sys_us']:>8.2f} {r['total_us']:>9.2f}"
+                f"{r['sys_us']:>8.2f} {r['total_us']:>9.2f} "
+                f"{_fmt(r['cpu_share'] and r['cpu_share'] * 100, '.0f') + '%':>9} "
+                f"{_fmt(r['pps_one_cpu'], ',.0f'):>12}"
             )
     drops = [(m.label, m.path, k, v) for m in results for k, v in m.drops.items() if v]
     if drops:

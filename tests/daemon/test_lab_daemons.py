@@ -136,6 +136,8 @@ def daemons(prefix: str, tmp_path: Path) -> Iterator[Daemons]:
 def test_register_status_and_clean_stop(daemons: Daemons) -> None:
     d, lab = daemons, daemons.lab
     before = {n: kernel_state(lab, n) for n in NODES}
+    fa1_text = d.paths["fa1"].read_text()
+    d.paths["fa1"].write_text(fa1_text.replace('log_format = "text"', 'log_format = "json"'))
     for n in NODES:
         d.start(n)
     d.answering(*NODES)
@@ -179,8 +181,15 @@ def test_register_status_and_clean_stop(daemons: Daemons) -> None:
     assert d.stop("mn") == 0
     ha = d.status("ha")
     assert ha is not None and ha["home_agent"]["bindings"] == [], d.logs()
-    for n in ("fa1", "fa2", "ha"):
+    assert d.stop("fa2", signal.SIGINT) == 0, d.logs()
+    for n in ("fa1", "ha"):
         assert d.stop(n) == 0, d.logs()
+    # FA1 logged JSON lines: every line parses, the relay decisions name who and where
+    records = [json.loads(x) for x in (d.tmp / "fa1.2.log").read_text().splitlines()]
+    relayed = [r for r in records if r["event"] == "fa.reply_relayed"]
+    assert relayed and relayed[0]["home_address"] == mn_ip and relayed[0]["code"] == 0
+    assert relayed[0]["care_of_address"] == coa and relayed[0]["lifetime"] > 0
+    assert records[-1]["event"] == "daemon.stopped" and records[-1]["status"] == 0
     mn_log = d.logs()
     assert "daemon.deregistered" in mn_log and "ha.registration" in mn_log
     lab.move("home")  # the mobile node's link back where it was for the comparison

@@ -154,13 +154,21 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
                 with contextlib.suppress(Exception):
                     ns.ipr.rule("del", table=REVERSE_TABLE, priority=prio, family=2)
                     removed.append(f"rule priority {prio} table {REVERSE_TABLE}")
-        for route in ns.routes(table=REVERSE_TABLE):
-            if route.get("table") != REVERSE_TABLE:
+        n = 0
+        for r in ns.ipr.route("dump", family=2, table=REVERSE_TABLE):
+            if r.get("RTA_TABLE") != REVERSE_TABLE:
                 continue
+            spec: dict[str, Any] = {"table": REVERSE_TABLE, "dst_len": r["dst_len"]}
+            spec["scope"] = r["scope"]
+            spec["dst"] = r.get("RTA_DST") or "0.0.0.0"
+            for key, attr in (("oif", "RTA_OIF"), ("gateway", "RTA_GATEWAY")):
+                if r.get(attr) is not None:
+                    spec[key] = r.get(attr)
             with contextlib.suppress(Exception):
-                ns.ipr.route("flush", table=REVERSE_TABLE)
-                removed.append(f"routes of table {REVERSE_TABLE}")
-            break
+                ns.ipr.route("del", **spec)
+                n += 1
+        if n:
+            removed.append(f"routes of table {REVERSE_TABLE}")
         if isinstance(cfg.file, MobileNodeFile):
             removed += _restore_home_subnet(ns, cfg)
     finally:

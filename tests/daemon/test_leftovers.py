@@ -1,0 +1,79 @@
+"""Start-up clean-up in a namespace: a stale persistent TUN device of the configured name,
+reverse-tunnel rules and routes (table 434), a mobile node's withdrawn home subnet route."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mip4.io.netns import Netns
+
+pytestmark = pytest.mark.lab
+
+SCRIPT = (
+    "import json, sys; from mip4.daemon.config import load_config; "
+    "from mip4.daemon.run import clear_leftovers; "
+    "print(json.dumps(clear_leftovers(load_config(sys.argv[1], sys.argv[2]))))"
+)
+
+
+def veth(ns: Netns, name: str) -> None:
+    """An interface with a carrier (no dummy module here): a veth pair, both ends up."""
+    ns.exec(["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"])
+    ns.exec(["ip", "link", "set", name, "up"])
+    ns.exec(["ip", "link", "set", f"{name}p", "up"])
+
+
+def clear(ns: Netns, role: str, path: Path) -> list[str]:
+    r = ns.exec([sys.executable, "-c", SCRIPT, role, str(path)], check=True)
+    result: list[str] = json.loads(r.stdout)
+    return result
+
+
+def test_stale_tun_rules_and_routes_are_removed(
+    prefix: str, make_netns: Callable[[str], Netns], tmp_path: Path
+) -> None:
+    ns = make_netns("cl")
+    tun = f"{prefix}-t"
+    veth(ns, f"{prefix}-e")
+    ns.exec(["ip", "tuntap", "add", "mode", "tun", "name", tun])  # persistent
+    ns.exec(["ip", "route", "add", "default", "dev", f"{prefix}-e", "table", "434"])
+    ns.exec(["ip", "rule", "add", "from", "10.1.0.100", "table", "434", "priority", "4340"])
+    ns.exec(["ip", "rule", "add", "from", "10.1.0.101", "table", "100", "priority", "4341"])
+    cfg = tmp_path / "fa.toml"
+    cfg.write_text(
+        "[foreign_agent]\n[[foreign_agent.links]]\n"
+        f'interface = "{prefix}-e"\naddress = "10.2.0.2"\n[io]\ntun_name = "{tun}"\n'
+    )
+    removed = clear(ns, "fa", cfg)
+    assert removed == [f"link {tun}", "rule priority 4340 table 434", "routes of table 434"]
+    links = ns.exec(["ip", "-o", "link"]).stdout
+    assert tun not in links and f"{prefix}-e" in links
+    rules = ns.exec(["ip", "rule"]).stdout
+    assert "lookup 434" not in rules and "lookup 100" in rules  # only ours
+    assert ns.exec(["ip", "route", "show", "table", "434"]).stdout.strip() == ""
+    assert clear(ns, "fa", cfg) == []  # idempotent
+
+
+def test_mobile_node_home_subnet_route_is_put_back(
+    prefix: str, make_netns: Callable[[str], Netns], tmp_path: Path
+) -> None:
+    ns = make_netns("mn")
+    eth = f"{prefix}-e"
+    veth(ns, eth)
+    ns.exec(["ip", "addr", "add", "10.1.0.100/24", "dev", eth])
+    ns.exec(["ip", "route", "del", "10.1.0.0/24", "dev", eth])  # as a killed MN leaves it
+    cfg = tmp_path / "mn.toml"
+    cfg.write_text(
+        '[mobile_node]\nhome_address = "10.1.0.100"\nhome_agent = "10.1.0.2"\n'
+        f'[io]\ninterfaces = ["{eth}"]\ntun_name = "{prefix}-t"\n'
+        '[[security_associations]]\npeer = "10.1.0.2"\nspi = 256\nkey = "00ff"\n'
+    )
+    assert clear(ns, "mn", cfg) == [f"restored route 10.1.0.0/24 dev {eth}"]
+    routes = ns.exec(["ip", "route"]).stdout
+    assert f"10.1.0.0/24 dev {eth} proto kernel scope link src 10.1.0.100" in routes
+    assert clear(ns, "mn", cfg) == []

@@ -319,6 +319,15 @@ def udp_recv(port: int, deadline_s: float, idle_s: float = 0.5) -> dict[str, Any
     }
 
 
+def _ready_then_go(timeout: float = 30.0) -> None:
+    """Say ``ready`` and wait for a line on stdin (the parent's ``go``, sent once it has
+    read the agents' counters), so start-up is not counted in the measurement."""
+    emit({"event": "ready"})
+    r, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not r or not sys.stdin.readline():
+        raise TimeoutError("no 'go' from the parent")
+
+
 def udp_send(
     dst: str, port: int, size: int, duration: float, count: int, rate: float
 ) -> dict[str, Any]:
@@ -330,6 +339,7 @@ def udp_send(
     send = sock.send
     burst = 32
     sent = errors = 0
+    _ready_then_go()
     start = time.monotonic()
     deadline = start + duration
     now = start
@@ -391,6 +401,7 @@ def tcp_send(dst: str, port: int, duration: float, limit: int) -> dict[str, Any]
     sock = socket.create_connection((dst, port), timeout=5.0)
     chunk = bytes(1 << 16)
     sent = 0
+    _ready_then_go()
     start = time.monotonic()
     deadline = start + duration
     sock.settimeout(max(duration, 1.0))
@@ -687,7 +698,6 @@ class Bench:
         self.traffic.append(recv)
         try:
             recv.event("ready", 10)
-            before = self._snapshot()
             send = Worker(
                 self.lab,
                 "cn",
@@ -702,6 +712,9 @@ class Bench:
                 },
             )
             self.traffic.append(send)
+            send.event("ready", 15)
+            before = self._snapshot()
+            send.command("go")
             s = send.event("result", o.duration + 15)
             r = recv.event("result", o.duration + 15)
             after = self._snapshot()
@@ -732,7 +745,6 @@ class Bench:
         self.traffic.append(recv)
         try:
             recv.event("ready", 10)
-            before = self._snapshot()
             send = Worker(
                 self.lab,
                 "cn",
@@ -745,6 +757,9 @@ class Bench:
                 },
             )
             self.traffic.append(send)
+            send.event("ready", 15)
+            before = self._snapshot()
+            send.command("go")
             s = send.event("result", o.tcp_duration + 30)
             r = recv.event("result", o.tcp_duration + 30)
             after = self._snapshot()
@@ -884,7 +899,8 @@ def per_packet(results: Sequence[Measurement]) -> list[dict[str, Any]]:
                     "user_us": round(c["cpu_user_s"] / pk * 1e6, 2),
                     "sys_us": round(c["cpu_sys_s"] / pk * 1e6, 2),
                     "total_us": round(cpu / pk * 1e6, 2),
-                    #: the share of one CPU the process got over the measurement
+                    #: the share of one CPU the process got over the measurement (from the
+                    #: sender's start to the receiver's last datagram + its 0.5 s idle wait)
                     "cpu_share": round(cpu / c["wall_s"], 3) if c.get("wall_s") else None,
                     #: datagrams/s it could forward with a whole CPU at this cost
                     "pps_one_cpu": round(pk / cpu) if cpu > 0 else None,

@@ -3,9 +3,12 @@ left behind (namespaces, links, nftables tables, TUN devices, state, processes).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from mip4.io.netns import list_netns
 
@@ -64,3 +67,16 @@ def leftovers(prefix: str, *markers: str) -> list[str]:
     found += [f"dir {d}" for d in Path("/run").glob(f"mip4-lab-{prefix[2:]}*")]
     found += stray_processes((f"{prefix}-", *markers))
     return found
+
+
+def cli_status(socket_path: Path) -> dict[str, Any]:
+    """``mip4 status --socket PATH --json``, as a user runs it (bounded)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mip4.cli", "status", "--socket", str(socket_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    status: dict[str, Any] = json.loads(proc.stdout)
+    return status

@@ -15,7 +15,7 @@ from mip4.daemon.labconfig import LAB_SPI
 from mip4.demo.report import ConnectionSpec
 from mip4.demo.runner import StreamPair
 from mip4.io.netns import entered
-from mip4.lab.scenario import HaBinding, Scenario, Settings, nft_table
+from mip4.lab.scenario import DaemonBackend, HaBinding, Scenario, Settings, nft_table
 from mip4.security.auth import sign
 from mip4.security.replay import ntp_timestamp
 from mip4.security.sa import SecurityAssociation
@@ -28,7 +28,7 @@ from mip4.wire.messages import (
     decode_message,
 )
 
-from .helpers import lab_id
+from .helpers import cli_status, lab_id
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -115,8 +115,11 @@ def test_registration_through_ten_percent_loss(lab_prefix: str) -> None:
 def test_bad_authenticator_is_denied_131_and_changes_nothing(lab_prefix: str) -> None:
     with Scenario(Settings(lab_id(lab_prefix))) as sc:
         assert sc.move("a").registered
-        before = sc.ha_status().bindings
-        assert coas(before) == [FA1_COA]
+        assert isinstance(sc.agents, DaemonBackend)
+        ha_sock = sc.agents.socket("ha")
+        before = cli_status(ha_sock)["home_agent"]["bindings"]
+        assert [b["care_of_address"] for b in before] == [FA1_COA]
+        denied_before = cli_status(ha_sock)["counters"]["denied"]
         request = RegistrationRequest(
             RegistrationFlags.T,
             300,
@@ -151,6 +154,14 @@ def test_bad_authenticator_is_denied_131_and_changes_nothing(lab_prefix: str) ->
         assert reply.code == ReplyCode.HA_MN_FAILED_AUTH
         assert int(reply.code) == 131
         time.sleep(0.5)
-        assert sc.ha_status().bindings == before
+        after = cli_status(ha_sock)
+        # the same binding (same identification: not even refreshed)
+        assert after["home_agent"]["bindings"] == [
+            {**b, "remaining": a["remaining"]}
+            for b, a in zip(before, after["home_agent"]["bindings"], strict=True)
+        ]
+        denied = after["counters"]["denied"]
+        assert sum(denied.values()) == sum(denied_before.values()) + 1, (denied_before, denied)
+        assert any(k.startswith("131") for k in denied), denied
         assert sc.mn_status().registered and sc.mn_status().care_of_address == FA1_COA
         assert sc.lab.wait_reachable("cn", MN, within=3)

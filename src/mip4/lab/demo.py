@@ -2,8 +2,9 @@
 
 What it does, one progress line per step:
 
-1. builds a lab (:class:`~mip4.lab.scenario.Scenario`): the home agent, FA1, FA2 and the
-   mobile node start, and the mobile node finds itself at home;
+1. builds a lab (:class:`~mip4.lab.scenario.Scenario`) and starts the daemons in it —
+   ``mip4 ha``, ``mip4 fa`` on FA1 and FA2, ``mip4 mn`` (their configurations and logs go to
+   ``<out>/daemons/``) — and waits until the mobile node finds itself at home;
 2. opens two verified TCP streams (:mod:`mip4.demo.traffic`) — the correspondent dials the
    mobile node's home address, and the mobile node dials the correspondent from it — both
    carrying data both ways, and a UDP probe stream (:mod:`mip4.demo.probe`) from the
@@ -128,24 +129,36 @@ def run_demo(
     rate: float = 150_000,
     keep: bool = False,
     route: Sequence[str] = ROUTE,
+    backend: str = "daemons",
 ) -> DemoRun:
     """The whole demo; returns what it measured (the report is also written to ``out``).
     The lab is always torn down unless ``keep``."""
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(log)
-    sc = Scenario(settings, log=progress)
+    sc = Scenario(
+        settings,
+        log=progress,
+        backend=backend,
+        workdir=out / "daemons" if backend == "daemons" else None,
+    )
     try:
         sc.start()
         run = _run(sc, out, progress, dwell, rate, route)
     finally:
         if keep:
-            if sc.backend is not None:
-                sc.backend.close()
-                sc.backend = None
+            lab_id = sc.lab.lab_id
+            if backend == "daemons":
+                what = f"with its daemons running (logs in {out / 'daemons'})"
+            else:
+                if sc.backend is not None:
+                    sc.backend.close()
+                    sc.backend = None
+                what = "(the in-process agents stopped with this command)"
             progress(
-                f"--keep: lab {sc.lab.lab_id} left up (agents stopped); explore with"
-                f" `mip4 lab exec --id {sc.lab.lab_id} mn -- ip addr`, remove it with"
-                f" `mip4 lab down --id {sc.lab.lab_id}`"
+                f"--keep: lab {lab_id} left up {what}; explore with"
+                f" `mip4 lab exec --id {lab_id} mn -- ip route` or"
+                f" `mip4 status --socket {out / 'daemons' / 'mn.sock'}`;"
+                f" remove it with `mip4 lab down --id {lab_id}`"
             )
         else:
             sc.close()
@@ -321,6 +334,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", default=None, help="lab id (default: random)")
     p.add_argument("--dwell", type=float, default=4.0, help="seconds per stop (default: 4)")
     p.add_argument("--lifetime", type=int, default=300, help="registration lifetime, s")
+    p.add_argument(
+        "--backend",
+        choices=("daemons", "engines"),
+        default="daemons",
+        help="run the agents as mip4 ha/fa/mn processes (default) or as engines in-process",
+    )
 
 
 @contextlib.contextmanager
@@ -355,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         with _sigterm_interrupts():
-            result = run_demo(settings, out, dwell=args.dwell, keep=args.keep)
+            result = run_demo(settings, out, dwell=args.dwell, keep=args.keep, backend=args.backend)
     except KeyboardInterrupt:
         print("mip4 lab demo: interrupted; everything torn down", file=sys.stderr)
         return 130

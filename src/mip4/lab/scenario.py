@@ -31,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -63,6 +65,8 @@ ENCAPSULATIONS = {
 }
 #: the agents, in start order
 AGENTS = ("ha", "fa1", "fa2", "mn")
+#: how the agents run: ``mip4 ha/fa/mn`` processes, or the engines in this process
+BACKENDS = ("daemons", "engines")
 #: which foreign agent serves which network
 AGENT_OF = {"a": "fa1", "b": "fa2"}
 #: the mobile node-home agent security association of the lab (RFC 5944 §3.5.1)
@@ -394,6 +398,203 @@ def _abandon(io: NodeIO) -> None:
                 closer.close()
 
 
+# -- the daemons, as processes in the lab's namespaces --------------------------------------
+
+
+class DaemonBackend:
+    """``mip4 ha``, ``mip4 fa`` (FA1, FA2) and ``mip4 mn`` as processes in the lab's
+    namespaces (:meth:`Lab.popen`), configured by :func:`mip4.daemon.labconfig.lab_configs`
+    (JSON log lines, control sockets in ``workdir``). Status comes over the control socket
+    (the object ``mip4 status --json`` prints); registration round trips from the mobile
+    node's log: its last ``mn-request``/``mn-retransmit`` before each ``mn-registered`` or
+    ``mn-deregistered`` line."""
+
+    def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
+        from mip4.daemon.labconfig import LAB_ROLES, write_lab_configs
+
+        self.lab = lab
+        self.settings = settings
+        self.workdir = workdir
+        self.roles = LAB_ROLES
+        self.paths = write_lab_configs(
+            lab,
+            workdir,
+            socket_dir=workdir,
+            log_format="json",
+            lifetime=settings.lifetime,
+            reverse_tunnel="prefer" if settings.reverse_tunnel else "off",
+            advertisement_interval=settings.advertisement_interval,
+        )
+        encs = [settings.encapsulation] + (["ipip"] if settings.encapsulation != "ipip" else [])
+        mn = self.paths["mn"]
+        text = mn.read_text()
+        marker = "\n[io]\n"
+        listed = ", ".join(f'"{e}"' for e in encs)
+        mn.write_text(text.replace(marker, f"encapsulations = [{listed}]\n" + marker, 1))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts: dict[str, int] = {}
+
+    def socket(self, node: str) -> Path:
+        return self.workdir / f"{node}.sock"
+
+    def log_path(self, node: str) -> Path:
+        return self.workdir / f"{node}.{self.starts.get(node, 1)}.log"
+
+    def start(self) -> None:
+        for node in AGENTS:
+            self._start(node)
+        for node in AGENTS:
+            self._wait_answering(node, 20)
+
+    def _start(self, node: str) -> None:
+        import sys
+
+        self.starts[node] = self.starts.get(node, 0) + 1
+        argv = [sys.executable, "-m", "mip4.cli", self.roles[node], "--config"]
+        with self.log_path(node).open("wb") as log:
+            self.procs[node] = self.lab.popen(
+                node,
+                [*argv, str(self.paths[node])],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+
+    def _wait_answering(self, node: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            proc = self.procs[node]
+            if proc.poll() is not None:
+                raise ScenarioError(
+                    f"mip4 {self.roles[node]} on {node} exited with {proc.returncode}:"
+                    f" {self._tail(node)}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                if self.status(node) is not None:
+                    return
+            time.sleep(0.1)
+        raise ScenarioError(f"{node}: no answer on {self.socket(node)}: {self._tail(node)}")
+
+    def _tail(self, node: str) -> str:
+        try:
+            return self.log_path(node).read_text(errors="replace")[-800:]
+        except OSError:
+            return "(no log)"
+
+    def status(self, node: str) -> dict[str, Any] | None:
+        """The daemon's status object (what ``mip4 status --json`` prints); None when it
+        does not answer."""
+        from mip4.daemon.control import request
+
+        try:
+            answer = request(self.socket(node), "status", timeout=2.0)
+        except (OSError, ValueError):
+            return None
+        st = answer.get("status")
+        return st if answer.get("ok") and isinstance(st, dict) else None
+
+    def _must(self, node: str) -> dict[str, Any]:
+        st = self.status(node)
+        if st is None:
+            proc = self.procs.get(node)
+            code = proc.poll() if proc is not None else None
+            raise ScenarioError(f"{node} does not answer (exit status {code}): {self._tail(node)}")
+        return st
+
+    def mn_status(self) -> MnStatus:
+        mn = self._must("mn")["mobile_node"]
+        return MnStatus(
+            state=str(mn["state"]),
+            registered=bool(mn["registered"]),
+            at_home=bool(mn["at_home"]),
+            care_of_address=mn.get("care_of_address"),
+            registrations=tuple(self.registrations()),
+            failure_reason=mn.get("failure_reason"),
+        )
+
+    def registrations(self) -> list[Registration]:
+        """Accepted (de)registrations with their round trips, from the mobile node's logs."""
+        import json
+
+        out: list[Registration] = []
+        for n in range(1, self.starts.get("mn", 0) + 1):
+            sent: float | None = None
+            path = self.workdir / f"mn.{n}.log"
+            with contextlib.suppress(OSError):
+                for line in path.read_text(errors="replace").splitlines():
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if not isinstance(rec, dict):
+                        continue
+                    event = rec.get("event")
+                    at = _parse_ts(str(rec.get("ts", "")))
+                    if event in ("mn-request", "mn-retransmit"):
+                        sent = at
+                    elif event in ("mn-registered", "mn-deregistered") and at is not None:
+                        coa = rec.get("care_of_address") if event == "mn-registered" else None
+                        rtt = (at - sent) * 1000.0 if sent is not None else float("nan")
+                        out.append(Registration(at, coa, round(rtt, 3)))
+                        sent = None
+        return out
+
+    def ha_status(self) -> HaStatus:
+        st = self._must("ha")
+        return HaStatus(
+            tuple(
+                HaBinding(
+                    str(b["home_address"]),
+                    str(b["care_of_address"]),
+                    str(b["encapsulation"]),
+                    bool(b["reverse_tunnel"]),
+                )
+                for b in st["home_agent"]["bindings"]
+            ),
+            {k: int(v) for k, v in st["counters"].get("forwarder", {}).items()},
+        )
+
+    def forwarder_stats(self, node: str) -> dict[str, int]:
+        st = self._must(node)
+        return {k: int(v) for k, v in st["counters"].get("forwarder", {}).items()}
+
+    def restart(self, node: str, sig: int = signal.SIGTERM, *, down_for: float = 0.0) -> None:
+        self._stop(node, sig)
+        time.sleep(down_for)
+        self._start(node)
+        self._wait_answering(node, 20)
+
+    def _stop(self, node: str, sig: int = signal.SIGTERM) -> int | None:
+        proc = self.procs.pop(node, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(timeout=5)
+
+    def exit_codes(self) -> dict[str, int | None]:
+        return {k: p.poll() for k, p in self.procs.items()}
+
+    def close(self) -> None:
+        """SIGTERM every daemon (the mobile node first: it deregisters), bounded."""
+        self.stopped = {node: self._stop(node) for node in reversed(AGENTS)}
+
+
+def _parse_ts(ts: str) -> float | None:
+    """``2026-11-26T16:31:59.123Z`` → ``time.time()`` seconds."""
+    import calendar
+
+    try:
+        base, ms = ts.rstrip("Z").split(".")
+        return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(ms) / 1000.0
+    except ValueError:
+        return None
+
+
 # -- the scenario ---------------------------------------------------------------------------
 
 
@@ -408,12 +609,19 @@ class Scenario:
         settings: Settings,
         *,
         log: Callable[[str], None] = lambda line: None,
-        backend: Callable[[Lab, Settings], Backend] = EngineBackend,
+        backend: str = "daemons",
+        workdir: Path | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
         self.settings = settings
         self.lab = Lab(settings.lab_id, ingress_filter=settings.filtered)
         self.log = log
-        self._make_backend = backend
+        self.backend_kind = backend
+        #: daemon configurations, control sockets and logs (a temporary directory, removed
+        #: at the end, unless given)
+        self.workdir = workdir
+        self._own_workdir = False
         self.backend: Backend | None = None
         self.net = self.lab.topology.mobile_home
 
@@ -433,10 +641,21 @@ class Scenario:
     def start(self) -> None:
         self.log(f"building lab {self.lab.lab_id} (namespaces {self.lab.prefix}-*)")
         self.lab.up()
-        self.backend = self._make_backend(self.lab, self.settings)
-        self.log("starting the home agent, FA1, FA2 and the mobile node")
+        if self.backend_kind == "daemons":
+            if self.workdir is None:
+                self.workdir = Path(tempfile.mkdtemp(prefix=f"mip4-{self.lab.prefix}-"))
+                self._own_workdir = True
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.log(
+                "starting the daemons: mip4 ha, mip4 fa (FA1, FA2), mip4 mn"
+                f" (configurations and logs in {self.workdir})"
+            )
+            self.backend = DaemonBackend(self.lab, self.settings, self.workdir)
+        else:
+            self.log("starting the home agent, FA1, FA2 and the mobile node (in-process engines)")
+            self.backend = EngineBackend(self.lab, self.settings)
         self.backend.start()
-        self.wait(lambda: self.mn_status().at_home, 10, "the mobile node to find itself at home")
+        self.wait(lambda: self.mn_status().at_home, 30, "the mobile node to find itself at home")
         self.log("mobile node at home")
 
     def close(self) -> None:
@@ -447,6 +666,9 @@ class Scenario:
         finally:
             self.backend = None
             self.lab.down()
+            if self._own_workdir and self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self._own_workdir = False
 
     @property
     def agents(self) -> Backend:

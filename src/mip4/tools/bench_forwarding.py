@@ -26,10 +26,10 @@ datagrams their forwarders handled), where datagrams were dropped (HA TUN queue,
 receive queues, the receiver's socket buffer), and the pure encapsulation/decapsulation
 cost of :mod:`mip4.dataplane` timed in this process.
 
-Everything runs inside the lab's namespaces (unique id, ``b`` + 4 hex digits); every sending
-loop is bounded in count and time; the lab is torn down on success, failure, Ctrl-C and
-SIGTERM. Not a unit test: the numbers depend on the machine (2 shared cores here: four busy
-processes — sender, HA, FA1, receiver — share them).
+Everything runs inside the lab's namespaces (unique id ``q`` + 4 hex digits, which no test
+prefix, all hex, can be); every sending loop is bounded in count and time; the lab is torn
+down on success, failure, Ctrl-C and SIGTERM. Not a unit test: the numbers depend on the
+machine (2 shared cores here: four busy processes — sender, HA, FA1, receiver — share them).
 
 Worker processes are this module again (``--worker ha|fa1|mn|udp-recv|udp-send|tcp-recv|
 tcp-send``), started in their namespace with ``ip netns exec``; they speak JSON lines on
@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from mip4.lab.build import Lab
+from mip4.lab.build import Lab, LabError
 
 UDP_PORT = 5201
 TCP_PORT = 5202
@@ -1000,7 +1000,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run this node's engine and forwarder under cProfile and print where the time"
         " goes (repeatable; slows that node down)",
     )
-    p.add_argument("--lab-id", default="", help="lab id (default: b + 4 random hex digits)")
+    p.add_argument("--lab-id", default="", help="lab id (default: q + 4 random hex digits)")
     p.set_defaults(func=run)
 
 
@@ -1020,7 +1020,7 @@ def options(args: argparse.Namespace) -> Options:
         tcp=not args.no_tcp,
         tcp_duration=args.tcp_duration,
         tcp_bytes=args.tcp_mib << 20,
-        lab_id=args.lab_id or "b" + secrets.token_hex(2),
+        lab_id=args.lab_id or "q" + secrets.token_hex(2),
         profile=tuple(dict.fromkeys(args.profile)),
     )
 
@@ -1067,7 +1067,7 @@ def run(args: argparse.Namespace) -> int:
                 profiles = bench.profiles
             finally:
                 bench.close()
-    except BenchError as exc:
+    except (BenchError, LabError) as exc:
         print(f"mip4 bench forwarding: {exc}", file=sys.stderr)
         return 1
     header["load_after"] = round(os.getloadavg()[0], 2)

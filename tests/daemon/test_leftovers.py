@@ -77,3 +77,23 @@ def test_mobile_node_home_subnet_route_is_put_back(
     routes = ns.exec(["ip", "route"]).stdout
     assert f"10.1.0.0/24 dev {eth} proto kernel scope link src 10.1.0.100" in routes
     assert clear(ns, "mn", cfg) == []
+
+
+def test_home_agent_stale_proxy_neighbours_are_removed(
+    prefix: str, make_netns: Callable[[str], Netns], tmp_path: Path
+) -> None:
+    ns = make_netns("ha")
+    eth = f"{prefix}-e"
+    veth(ns, eth)
+    ns.exec(["ip", "addr", "add", "10.1.0.2/24", "dev", eth])
+    ns.exec(["ip", "neigh", "add", "proxy", "10.1.0.100", "dev", eth])  # a killed HA's
+    ns.exec(["ip", "neigh", "add", "proxy", "192.0.2.7", "dev", eth])  # not the home network
+    cfg = tmp_path / "ha.toml"
+    cfg.write_text(
+        '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
+        f'interface = "{eth}"\n[io]\ntun_name = "{prefix}-t"\n'
+    )
+    assert clear(ns, "ha", cfg) == [f"proxy neighbour 10.1.0.100 dev {eth}"]
+    left = ns.exec(["ip", "neigh", "show", "proxy"]).stdout
+    assert "10.1.0.100" not in left and "192.0.2.7" in left
+    assert clear(ns, "ha", cfg) == []

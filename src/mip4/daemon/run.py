@@ -34,11 +34,13 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +173,33 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
             removed.append(f"routes of table {REVERSE_TABLE}")
         if isinstance(cfg.file, MobileNodeFile):
             removed += _restore_home_subnet(ns, cfg)
+        if isinstance(cfg.file, HomeAgentFile):
+            removed += _clear_proxy_neighbours(cfg.file)
     finally:
         ns.close()
     return removed
+
+
+def _clear_proxy_neighbours(f: HomeAgentFile) -> list[str]:
+    """A home agent killed with bindings leaves proxy ARP entries for its mobile nodes'
+    home addresses (RFC 5944 §4.6) on the home link: the restarted agent has no bindings,
+    so they would capture the traffic of nodes that are at home. The home agent owns proxy
+    ARP for its home network on that interface; remove those entries. (pyroute2 0.9.7
+    dumps no proxy entries, hence ``ip``, with an argument list.)"""
+    cfg = f.home_agent
+    argv = ["ip", "-4", "neigh", "show", "proxy", "dev", cfg.interface]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    done = []
+    for line in r.stdout.splitlines():
+        try:
+            addr = IPv4Address(line.split()[0])
+        except (IndexError, ValueError):
+            continue
+        if addr in cfg.home_network:
+            argv = ["ip", "neigh", "del", "proxy", str(addr), "dev", cfg.interface]
+            if subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0:
+                done.append(f"proxy neighbour {addr} dev {cfg.interface}")
+    return done
 
 
 def _restore_home_subnet(ns: Netns, cfg: DaemonConfig) -> list[str]:

@@ -60,13 +60,16 @@ def tshark_rows(pcap: Path, display_filter: str) -> list[Row]:
 
 def test_capture_decodes_cleanly_and_matches_the_moves(lab_prefix: str, tmp_path: Path) -> None:
     pcap = tmp_path / "lab.pcapng"
-    with Scenario(Settings(lab_id(lab_prefix))) as sc, Capture(sc.lab, pcap, duration=90):
+    sc = Scenario(Settings(lab_id(lab_prefix)))
+    with sc, Capture(sc.lab, pcap, duration=90):
         time.sleep(1.5)  # some advertisements at home first
         moves = []
         for net in ROUTE:
             moves.append(sc.move(net))
             time.sleep(1.5)
     assert all(m.registered for m in moves), moves
+    # every daemon stopped cleanly on SIGTERM
+    assert sc.exit_codes == {"mn": 0, "fa2": 0, "fa1": 0, "ha": 0}
     assert pcap.stat().st_size > 0
 
     rows = tshark_rows(pcap, CONTROL)

@@ -6,15 +6,21 @@ and without root."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from mip4.io.netns import list_netns
 from mip4.lab.demo import ROUTE, DemoRun, run_demo
 from mip4.lab.scenario import Settings
 
@@ -130,3 +136,39 @@ def test_mip4_lab_demo_without_root(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "needs root" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_mip4_lab_demo_interrupted_tears_everything_down(lab_prefix: str, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [*MIP4, "lab", "demo", "--id", lab_id(lab_prefix), "--out", str(out), "--dwell", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any("move 1/4" in line for line in seen):
+            assert time.monotonic() < deadline, seen
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=1))
+        # the lab is up, the daemons and the streams run: Ctrl-C
+        assert any(n.startswith(f"{lab_prefix}-") for n in list_netns())
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "interrupted; everything torn down" in err
+    assert leftovers(lab_prefix, str(out)) == []

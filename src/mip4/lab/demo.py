@@ -33,6 +33,7 @@ import math
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -141,29 +142,53 @@ def run_demo(
         backend=backend,
         workdir=out / "daemons" if backend == "daemons" else None,
     )
+    interrupted = True
     try:
         sc.start()
         run = _run(sc, out, progress, dwell, rate, route)
+        interrupted = False
+    except Exception:
+        interrupted = False
+        raise
     finally:
-        if keep:
-            lab_id = sc.lab.lab_id
-            if backend == "daemons":
-                what = f"with its daemons running (logs in {out / 'daemons'})"
+        with _no_interrupts():  # a second Ctrl-C must not cut the teardown short
+            if keep and not interrupted:
+                _leave_up(sc, out, backend, progress)
             else:
-                if sc.backend is not None:
-                    sc.backend.close()
-                    sc.backend = None
-                what = "(the in-process agents stopped with this command)"
-            progress(
-                f"--keep: lab {lab_id} left up {what}; explore with"
-                f" `mip4 lab exec --id {lab_id} mn -- ip route` or"
-                f" `mip4 status --socket {out / 'daemons' / 'mn.sock'}`;"
-                f" remove it with `mip4 lab down --id {lab_id}`"
-            )
-        else:
-            sc.close()
-            progress(f"lab {sc.lab.lab_id} torn down")
+                sc.close()
+                progress(f"lab {sc.lab.lab_id} torn down")
     return run
+
+
+def _leave_up(sc: Scenario, out: Path, backend: str, progress: Progress) -> None:
+    lab_id = sc.lab.lab_id
+    if backend == "daemons":
+        what = f"with its daemons running (logs in {out / 'daemons'})"
+    else:
+        if sc.backend is not None:
+            sc.backend.close()
+            sc.backend = None
+        what = "(the in-process agents stopped with this command)"
+    progress(
+        f"--keep: lab {lab_id} left up {what}; explore with"
+        f" `mip4 lab exec --id {lab_id} mn -- ip route` or"
+        f" `mip4 status --socket {out / 'daemons' / 'mn.sock'}`;"
+        f" remove it with `mip4 lab down --id {lab_id}`"
+    )
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored for the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _run(

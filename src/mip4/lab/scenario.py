@@ -433,6 +433,8 @@ class DaemonBackend:
         mn.write_text(text.replace(marker, f"encapsulations = [{listed}]\n" + marker, 1))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: dict[str, int] = {}
+        #: exit status of each daemon stopped by :meth:`close` (None: was not running)
+        self.stopped: dict[str, int | None] = {}
 
     def socket(self, node: str) -> Path:
         return self.workdir / f"{node}.sock"
@@ -580,8 +582,9 @@ class DaemonBackend:
         return {k: p.poll() for k, p in self.procs.items()}
 
     def close(self) -> None:
-        """SIGTERM every daemon (the mobile node first: it deregisters), bounded."""
-        self.stopped = {node: self._stop(node) for node in reversed(AGENTS)}
+        """SIGTERM every daemon (the mobile node first: it deregisters), bounded; their exit
+        statuses are in :attr:`stopped`."""
+        self.stopped.update({node: self._stop(node) for node in reversed(AGENTS)})
 
 
 def _parse_ts(ts: str) -> float | None:
@@ -623,6 +626,8 @@ class Scenario:
         self.workdir = workdir
         self._own_workdir = False
         self.backend: Backend | None = None
+        #: the daemons' exit statuses once :meth:`close` stopped them
+        self.exit_codes: dict[str, int | None] = {}
         self.net = self.lab.topology.mobile_home
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -663,6 +668,8 @@ class Scenario:
         try:
             if self.backend is not None:
                 self.backend.close()
+                if isinstance(self.backend, DaemonBackend):
+                    self.exit_codes = dict(self.backend.stopped)
         finally:
             self.backend = None
             self.lab.down()

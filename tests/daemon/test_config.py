@@ -229,3 +229,14 @@ def test_file_errors(tmp_path: Path) -> None:
     bad.write_text("[home_agent\n")
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
         load_config("ha", bad)
+
+
+def test_lab_configs_options() -> None:
+    texts = lab_configs(Lab("x"), encapsulations=["gre", "ipip"], reverse_tunnel="off", lifetime=60)
+    cfg = parse_config("mn", tomllib.loads(texts["mn"]), "mn.toml")
+    assert isinstance(cfg.file, MobileNodeFile)
+    m = cfg.file.mobile_node
+    assert m.encapsulations == (Encapsulation.GRE, Encapsulation.IPIP)
+    assert m.reverse_tunnel is ReverseTunnel.OFF and m.lifetime == 60
+    for node in ("ha", "fa1", "fa2"):
+        parse_config("fa" if node.startswith("fa") else node, tomllib.loads(texts[node]), node)

@@ -19,6 +19,7 @@ and removes it before moving on; the mobile node daemon registers it when it app
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from mip4.lab.build import Lab
@@ -38,10 +39,12 @@ def lab_configs(
     lifetime: int = 300,
     reverse_tunnel: str = "prefer",
     advertisement_interval: float = 1.0,
+    encapsulations: Sequence[str] | None = None,
 ) -> dict[str, str]:
     """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``). Control sockets are
     ``<socket_dir>/<node>.sock`` (default: ``/run/mip4/<role>-<lab prefix>-<node>.sock``
-    via ``daemon.name``)."""
+    via ``daemon.name``). ``encapsulations`` (e.g. ``["gre", "ipip"]``) sets
+    ``mobile_node.encapsulations``; left out, the default (IP-in-IP)."""
     home = lab.topology.network("home")
     mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
     key = LAB_KEY.hex()
@@ -90,7 +93,13 @@ def lab_configs(
         f'home_agent = "{ha_ip}"\n'
         f"home_prefix_len = {home.subnet.prefixlen}\n"
         f"lifetime = {lifetime}\n"
-        f'reverse_tunnel = "{reverse_tunnel}"\n\n'
+        f'reverse_tunnel = "{reverse_tunnel}"\n'
+        + (
+            "encapsulations = [" + ", ".join(f'"{e}"' for e in encapsulations) + "]\n"
+            if encapsulations
+            else ""
+        )
+        + "\n"
         "[io]\n"
         f'interfaces = ["{lab.ifname("mn")}"]\n'
         f'tun_name = "{lab.prefix}-t"\n'

@@ -98,6 +98,10 @@ class Extension:
 
     TYPE: ClassVar[int] = -1
     FORMAT: ClassVar[ExtFormat] = SHORT
+    #: When not ``None``: ``decode_body`` succeeds for every body of at least this many bytes
+    #: (the format's own maximum aside), so checking the framing is enough to know the
+    #: extension decodes, and a message may build it later (see :func:`scan_extensions`).
+    MIN_BODY: ClassVar[int | None] = None
 
     @property
     def ext_type(self) -> int:
@@ -156,6 +160,7 @@ class RawExtension(Extension):
 class _AuthExtension(Extension):
     """``SPI(4) Authenticator[Length-4]``; RFC 5944 §3.5.1."""
 
+    MIN_BODY: ClassVar[int | None] = 4
     spi: int
     authenticator: bytes
 
@@ -221,6 +226,7 @@ class GeneralizedAuthExtension(Extension):
 
     TYPE: ClassVar[int] = 36
     FORMAT: ClassVar[ExtFormat] = LONG
+    MIN_BODY: ClassVar[int | None] = 4
     subtype: int
     spi: int
     authenticator: bytes
@@ -269,6 +275,7 @@ class MobileNodeNAIExtension(Extension):
     """Mobile Node NAI Extension, type 131 (RFC 2794 §2). The NAI is UTF-8 text (RFC 4282)."""
 
     TYPE: ClassVar[int] = 131
+    MIN_BODY: ClassVar[int | None] = 0
     nai: bytes
 
     def __post_init__(self) -> None:
@@ -290,6 +297,7 @@ class MobileForeignChallengeExtension(Extension):
     from the agent advertisement into its request."""
 
     TYPE: ClassVar[int] = 132
+    MIN_BODY: ClassVar[int | None] = 0
     challenge: bytes
 
     def __post_init__(self) -> None:
@@ -315,6 +323,9 @@ _BodyDecoder = Callable[[bytes, int, int, int], Extension]
 #: type -> (bound decode_body, long format?): what decode_extensions needs, looked up once.
 #: Kept in step with REGISTRATION_EXTENSIONS by register(), the only way to add a type.
 _DECODERS: dict[int, tuple[_BodyDecoder, bool]] = {}
+#: type -> (long format?, MIN_BODY) for the types whose bodies always decode once framed;
+#: the table :func:`scan_extensions` uses.
+_SCAN: dict[int, tuple[bool, int]] = {}
 
 
 def register(*classes: type[Extension]) -> None:
@@ -325,6 +336,10 @@ def register(*classes: type[Extension]) -> None:
             raise RuntimeError(f"extension type {cls.TYPE} registered twice")
         REGISTRATION_EXTENSIONS[cls.TYPE] = cls
         _DECODERS[cls.TYPE] = (cls.decode_body, cls.FORMAT is LONG)
+        if cls.MIN_BODY is not None:
+            _SCAN[cls.TYPE] = (cls.FORMAT is LONG, cls.MIN_BODY)
+        else:
+            _SCAN.pop(cls.TYPE, None)
 
 
 register(
@@ -389,6 +404,43 @@ def decode_extensions(
             append(entry[0](data, start, stop, subtype))
         pos = stop
     return tuple(exts)
+
+
+def scan_extensions(data: bytes, pos: int) -> bool:
+    """Whether the registration extension area ``data[pos:]`` is sure to decode: the
+    framing is sound and every extension is of a type that decodes once framed
+    (``MIN_BODY``) or of an unknown skippable type (128--255).
+
+    ``True`` lets a message defer building its extensions until they are first used: the
+    bytes are known good, so :func:`decode_extensions` cannot fail on them later. ``False``
+    says nothing more -- the caller decodes eagerly, which raises the precise error if there
+    is one. Cheaper than decoding: no object is built."""
+    end = len(data)
+    get = _SCAN.get
+    while pos < end:
+        t = data[pos]
+        entry = get(t)
+        if entry is None:
+            if t < 128 or t in _DECODERS:
+                return False
+            if pos + 2 > end:
+                return False
+            pos += 2 + data[pos + 1]
+            continue
+        if entry[0]:
+            if pos + 4 > end:
+                return False
+            n = (data[pos + 2] << 8) | data[pos + 3]
+            pos += 4
+        else:
+            if pos + 2 > end:
+                return False
+            n = data[pos + 1]
+            pos += 2
+        if n < entry[1]:
+            return False
+        pos += n
+    return pos == end
 
 
 def extension_offsets(

@@ -74,7 +74,7 @@ RUN_DIR = Path("/run/mip4")
 class LogFormat(Enum):
     """How log lines are written (to standard error)."""
 
-    TEXT = "text"  #: ``2026-01-02T03:04:05.678Z ha ha.accepted home_address=... code=0``
+    TEXT = "text"  #: ``2026-01-02T03:04:05.678Z ha[name] ha.registration code=0 ...``
     JSON = "json"  #: one JSON object per line (``ts``, ``role``, ``event``, fields)
 
 

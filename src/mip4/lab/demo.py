@@ -254,6 +254,7 @@ def _run(
                     f"move {i}/{len(route)} {rec.from_net} → {rec.to_net}: {what},"
                     f" request→reply {_ms(rec.registration_rtt_ms)} ms,"
                     f" link change→registered {_ms(rec.handover_ms)} ms"
+                    + (f" ({rec.note})" if rec.note else "")
                 )
             else:
                 progress(f"move {i}/{len(route)} {rec.from_net} → {net}: FAILED ({rec.note})")
@@ -301,6 +302,10 @@ def _run(
             "reg. RTT: the mobile node's Registration Request (last transmission) → accepted"
             " Reply; handover: link change → registration accepted; interruption: longest"
             " gap in UDP probe arrivals (cn → mn, 10 ms apart) around the move",
+            "link detection: "
+            + "; ".join(f"{m.from_net} → {m.to_net} {m.note or 'not seen'}" for m in moves)
+            + " (the kernel reports a carrier change at most once a second; the rest of"
+            " the handover is Mobile IP)",
         ],
     )
     run = DemoRun(

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from mip4.core.actions import Action, Encapsulation
-from mip4.core.events import Event
+from mip4.core.events import Event, LinkUp
 from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
@@ -129,6 +129,8 @@ class MnStatus:
     care_of_address: str | None
     registrations: tuple[Registration, ...] = ()
     failure_reason: str | None = None
+    #: ``time.time()`` of every link-up the mobile node saw (the kernel's link detection)
+    link_ups: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,10 @@ class _RttRecorder:
     """Wraps the mobile node engine: every input that turns an outstanding request into an
     accepted registration (or deregistration) is recorded with its round trip."""
 
-    def __init__(self, mn: MobileNode, sink: list[Registration]) -> None:
+    def __init__(self, mn: MobileNode, sink: list[Registration], link_ups: list[float]) -> None:
         self.mn = mn
         self.sink = sink
+        self.link_ups = link_ups
 
     def _watch(self, now: float, step: Callable[[], list[Action]]) -> list[Action]:
         pending = self.mn._pending
@@ -198,6 +201,8 @@ class _RttRecorder:
         self.sink.append(Registration(wall, coa, round((now - sent) * 1000.0, 3)))
 
     def handle(self, event: Event, now: float) -> list[Action]:
+        if isinstance(event, LinkUp):
+            self.link_ups.append(time.time() - (time.monotonic() - now))
         return self._watch(now, lambda: self.mn.handle(event, now))
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -214,6 +219,7 @@ class EngineBackend:
         self.lab = lab
         self.settings = settings
         self.registrations: list[Registration] = []
+        self.link_ups: list[float] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"mip4-agents-{lab.lab_id}", daemon=True
@@ -304,7 +310,7 @@ class EngineBackend:
         stop = asyncio.Event()
         driven: Any = engine
         if isinstance(engine, MobileNode):
-            driven = _RttRecorder(engine, self.registrations)
+            driven = _RttRecorder(engine, self.registrations, self.link_ups)
         task = asyncio.create_task(io.run(driven, stop))
         self._nodes[key] = _Running(engine, io, stop, task)
         await asyncio.sleep(0)
@@ -334,6 +340,7 @@ class EngineBackend:
                 care_of_address=str(coa) if coa is not None else None,
                 registrations=tuple(self.registrations),
                 failure_reason=mn.failure_reason,
+                link_ups=tuple(self.link_ups),
             )
 
         return self._call(read())
@@ -505,20 +512,24 @@ class DaemonBackend:
 
     def mn_status(self) -> MnStatus:
         mn = self._must("mn")["mobile_node"]
+        registrations, link_ups = self.mn_log()
         return MnStatus(
             state=str(mn["state"]),
             registered=bool(mn["registered"]),
             at_home=bool(mn["at_home"]),
             care_of_address=mn.get("care_of_address"),
-            registrations=tuple(self.registrations()),
+            registrations=tuple(registrations),
             failure_reason=mn.get("failure_reason"),
+            link_ups=tuple(link_ups),
         )
 
-    def registrations(self) -> list[Registration]:
-        """Accepted (de)registrations with their round trips, from the mobile node's logs."""
+    def mn_log(self) -> tuple[list[Registration], list[float]]:
+        """Accepted (de)registrations with their round trips, and link-ups, from the mobile
+        node's logs."""
         import json
 
         out: list[Registration] = []
+        link_ups: list[float] = []
         for n in range(1, self.starts.get("mn", 0) + 1):
             sent: float | None = None
             path = self.workdir / f"mn.{n}.log"
@@ -532,14 +543,16 @@ class DaemonBackend:
                         continue
                     event = rec.get("event")
                     at = _parse_ts(str(rec.get("ts", "")))
-                    if event in ("mn-request", "mn-retransmit"):
+                    if event == "mn-link-up" and at is not None:
+                        link_ups.append(at)
+                    elif event in ("mn-request", "mn-retransmit"):
                         sent = at
                     elif event in ("mn-registered", "mn-deregistered") and at is not None:
                         coa = rec.get("care_of_address") if event == "mn-registered" else None
                         rtt = (at - sent) * 1000.0 if sent is not None else float("nan")
                         out.append(Registration(at, coa, round(rtt, 3)))
                         sent = None
-        return out
+        return out, link_ups
 
     def ha_status(self) -> HaStatus:
         st = self._must("ha")
@@ -742,9 +755,20 @@ class Scenario:
             raise ScenarioError(f"the mobile node is already on {net!r}")
         started = time.time()
         self._leave(src)
-        lab.move(net)
+        if lab.topology.network(net).colocated is None:
+            lab.move(net)
+        else:
+            # Lab.move returns once the kernel reports the link operationally up, which can
+            # take a second; a DHCP server would answer as soon as frames flow, so the
+            # static address goes on as soon as the port is on the new bridge and up
+            mover = threading.Thread(target=lab.move, args=(net,), name="mip4-move")
+            mover.start()
+            try:
+                self._wait_port(net, 5.0)
+                self._arrive(net)
+            finally:
+                mover.join(15)
         self.net = net
-        self._arrive(net)
         coa = self.expected_care_of(net)
         try:
             self.wait(lambda: self.registered_at(net), within, f"registration on {net!r}")
@@ -759,7 +783,10 @@ class Scenario:
                 VIA.get(net, net),
                 str(exc),
             )
+        status = self.mn_status()
         reg = self._registration_since(started, str(coa) if coa else None)
+        ups = [t for t in status.link_ups if t >= started]
+        note = f"link up after {(ups[0] - started) * 1000:.0f} ms" if ups else ""
         return MoveRecord(
             from_net=src,
             to_net=net,
@@ -768,6 +795,7 @@ class Scenario:
             care_of_address=str(coa) if coa else None,
             registration_rtt_ms=reg.rtt_ms if reg else None,
             via=VIA.get(net, net),
+            note=note,
         )
 
     def _registration_since(self, since: float, coa: str | None) -> Registration | None:
@@ -775,6 +803,19 @@ class Scenario:
             r for r in self.mn_status().registrations if r.at >= since and r.care_of_address == coa
         ]
         return regs[0] if regs else None
+
+    def _wait_port(self, net: str, within: float) -> None:
+        """Until the mobile node's switch port is up on ``net``'s bridge (bounded)."""
+        lab = self.lab
+        port, bridge = lab.port(lab.topology.mobile, net), lab.bridge(net)
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            line = lab.exec(lab.topology.switch, ["ip", "-o", "link", "show", "dev", port]).stdout
+            flags = line.split("<", 1)[-1].split(">", 1)[0].split(",")
+            if f"master {bridge} " in line and "UP" in flags:
+                return
+            time.sleep(0.005)
+        raise ScenarioError(f"the mobile node's port never came up on {bridge}")
 
     def _leave(self, net: str) -> None:
         colocated = self.lab.topology.network(net).colocated
@@ -786,16 +827,18 @@ class Scenario:
             )
 
     def _arrive(self, net: str) -> None:
+        """The static configuration of a network without an agent: the default route
+        first (on-link, so it may precede the address), then the address, which the mobile
+        node registers at once; the other way round, its first request would leave by
+        the previous network's route and be lost."""
         network = self.lab.topology.network(net)
         if network.colocated is not None:
             ifname = self.lab.ifname("mn")
+            gateway = str(network.gateway)
+            route = ["ip", "route", "replace", "default", "via", gateway, "dev", ifname, "onlink"]
+            self.lab.exec("mn", route, check=True)
             self.lab.exec(
                 "mn", ["ip", "addr", "add", str(network.colocated), "dev", ifname], check=True
-            )
-            self.lab.exec(
-                "mn",
-                ["ip", "route", "replace", "default", "via", str(network.gateway), "dev", ifname],
-                check=True,
             )
 
 

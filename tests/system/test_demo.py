@@ -82,22 +82,34 @@ def check_run(run: DemoRun, encapsulation: str, reverse_tunnel: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("encapsulation", "reverse_tunnel"),
-    [("ipip", True), ("ipip", False), ("minimal", True), ("gre", True)],
-    ids=["ipip-reverse", "ipip-direct", "minimal-reverse", "gre-reverse"],
+    ("encapsulation", "reverse_tunnel", "backend"),
+    [
+        ("ipip", True, "daemons"),
+        ("ipip", False, "daemons"),
+        ("minimal", True, "daemons"),
+        ("gre", True, "daemons"),
+        ("gre", True, "engines"),
+    ],
+    ids=["ipip-reverse", "ipip-direct", "minimal-reverse", "gre-reverse", "gre-in-process"],
 )
 def test_connections_survive_four_moves(
-    lab_prefix: str, tmp_path: Path, encapsulation: str, reverse_tunnel: bool
+    lab_prefix: str, tmp_path: Path, encapsulation: str, reverse_tunnel: bool, backend: str
 ) -> None:
     settings = Settings(
         lab_id(lab_prefix), reverse_tunnel=reverse_tunnel, encapsulation=encapsulation
     )
     lines: list[str] = []
-    run = run_demo(settings, tmp_path / "out", log=lines.append, dwell=2.5)
+    run = run_demo(settings, tmp_path / "out", log=lines.append, dwell=2.5, backend=backend)
     check_run(run, encapsulation, reverse_tunnel)
     # one progress line per step, the teardown last
     assert sum("move " in line for line in lines) == 4
     assert lines[-1].endswith(f"lab {settings.lab_id} torn down")
+    # the mobile node saw every link change
+    assert all(m.move.note.startswith("link up after") for m in run.report.moves)
+    if backend == "daemons":
+        # their configurations and logs are kept with the report
+        logs = {p.name for p in (tmp_path / "out" / "daemons").glob("*.log")}
+        assert logs == {"ha.1.log", "fa1.1.log", "fa2.1.log", "mn.1.log"}
 
 
 MIP4 = [sys.executable, "-m", "mip4.cli"]

@@ -304,8 +304,8 @@ def _run(
             " gap in UDP probe arrivals (cn → mn, 10 ms apart) around the move",
             "link detection: "
             + "; ".join(f"{m.from_net} → {m.to_net} {m.note or 'not seen'}" for m in moves)
-            + " (the kernel reports a carrier change at most once a second; the rest of"
-            " the handover is Mobile IP)",
+            + " (link change → the mobile node's link-up event; the rest of the handover"
+            " is agent discovery and registration)",
         ],
     )
     run = DemoRun(

@@ -763,18 +763,11 @@ class RegionalRegistrationReply(_ReplyShapedMessage):
 
 
 @dataclass(frozen=True)
-class FastBindingUpdate(Message):
-    """Fast Binding Update (FBU), type 20 (RFC 4988 §5.1, per its table of
-    contents)::
+class _RequestShapedMessage(Message):
+    """``0 Type | 1 Flags | 2 Lifetime(2) | 4 Home Address | 8 Home Agent |
+    12 Care-of Address | 16 Identification(8) | 24 Extensions...`` -- the Registration
+    Request layout (RFC 5944 §3.3) under another type number (20)."""
 
-        0 Type | 1 Flags (S B D M G r T x) | 2 Lifetime(2) | 4 Home Address
-        8 Home Agent | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
-
-    The Registration Request layout with its own type; RFC 4988 sends it to the previous
-    access router with the new care-of address. Layout status: UNVERIFIED (Wireshark names
-    type 20 but does not decode it; RFC 4988 text not available)."""
-
-    TYPE: ClassVar[int] = 20
     FIXED_LEN: ClassVar[int] = 24
     flags: RegistrationFlags
     lifetime: int
@@ -816,6 +809,21 @@ class FastBindingUpdate(Message):
             _extension_area(data, 24),
             data,
         )
+
+
+@dataclass(frozen=True)
+class FastBindingUpdate(_RequestShapedMessage):
+    """Fast Binding Update (FBU), type 20 (RFC 4988 §5.1, per its table of
+    contents)::
+
+        0 Type | 1 Flags (S B D M G r T x) | 2 Lifetime(2) | 4 Home Address
+        8 Home Agent | 12 Care-of Address | 16 Identification(8) | 24 Extensions...
+
+    The Registration Request layout with its own type; RFC 4988 sends it to the previous
+    access router with the new care-of address. Layout status: UNVERIFIED (Wireshark names
+    type 20 but does not decode it; RFC 4988 text not available)."""
+
+    TYPE: ClassVar[int] = 20
 
 
 @dataclass(frozen=True)

@@ -423,6 +423,7 @@ class DaemonBackend:
         self.settings = settings
         self.workdir = workdir
         self.roles = LAB_ROLES
+        encs = [settings.encapsulation] + (["ipip"] if settings.encapsulation != "ipip" else [])
         self.paths = write_lab_configs(
             lab,
             workdir,
@@ -431,13 +432,8 @@ class DaemonBackend:
             lifetime=settings.lifetime,
             reverse_tunnel="prefer" if settings.reverse_tunnel else "off",
             advertisement_interval=settings.advertisement_interval,
+            encapsulations=encs,
         )
-        encs = [settings.encapsulation] + (["ipip"] if settings.encapsulation != "ipip" else [])
-        mn = self.paths["mn"]
-        text = mn.read_text()
-        marker = "\n[io]\n"
-        listed = ", ".join(f'"{e}"' for e in encs)
-        mn.write_text(text.replace(marker, f"encapsulations = [{listed}]\n" + marker, 1))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: dict[str, int] = {}
         #: exit status of each daemon stopped by :meth:`close` (None: was not running)

@@ -13,10 +13,14 @@ Theory of operation
 Everything is bounded: every wait has a deadline and fails with :class:`ScenarioError`
 naming what did not happen (the mobile node's last state, the home agent's bindings).
 
-The agents run behind a :class:`Backend`: :class:`EngineBackend` drives the real engines
-(``HomeAgent``, ``ForeignAgent``, ``MobileNode``) through :mod:`mip4.io` on an asyncio loop
-in a thread of this process, exactly as a daemon does. Both report the same normalised
-status (:class:`MnStatus`, :class:`HaStatus`), so the scenario does not care which runs.
+The agents run behind a :class:`Backend`. :class:`DaemonBackend` (the default) starts the
+daemons — ``mip4 ha``, ``mip4 fa`` on FA1 and FA2, ``mip4 mn`` — as processes in the lab's
+namespaces, configured by :func:`mip4.daemon.labconfig.lab_configs` (JSON logs and control
+sockets in a work directory), reads their status over the control socket (the object
+``mip4 status --json`` prints) and the mobile node's registration round trips from its log.
+:class:`EngineBackend` drives the same engines through :mod:`mip4.io` on an asyncio loop in a
+thread of this process. Both report the same normalised status (:class:`MnStatus`,
+:class:`HaStatus`), so the scenario does not care which runs.
 
 Network C has no agent and no DHCP: after moving there the scenario gives the mobile node
 the static co-located address (``10.4.0.100/24``, default route via ``10.4.0.1``), and
@@ -29,6 +33,7 @@ by ``-a duration``, for the control-message checks.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -654,6 +659,7 @@ class Scenario:
 
     def start(self) -> None:
         self.log(f"building lab {self.lab.lab_id} (namespaces {self.lab.prefix}-*)")
+        atexit.register(self.close)  # a safety net for an interpreter leaving another way
         self.lab.up()
         if self.backend_kind == "daemons":
             if self.workdir is None:
@@ -674,6 +680,7 @@ class Scenario:
 
     def close(self) -> None:
         """Stop the agents and tear the lab down (idempotent)."""
+        atexit.unregister(self.close)
         try:
             if self.backend is not None:
                 self.backend.close()

@@ -248,6 +248,7 @@ class LinuxExecutor:
     _reverse_route: bool = field(default=False, init=False)
     _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
+    _proxy_immediate: set[str] = field(default_factory=set, init=False)
     _visitors: dict[IPv4Address, InstallVisitor] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -350,6 +351,13 @@ class LinuxExecutor:
 
     def proxy_arp(self, a: ProxyArp) -> None:
         if a.enable:
+            if a.interface not in self._proxy_immediate:
+                # The kernel delays proxy ARP replies by up to proxy_delay (0.8 s by default).
+                # A reply queued just before the proxy entry is withdrawn would then go out
+                # after the gratuitous ARPs that hand the address back to the node (RFC 5944
+                # §4.6) and undo them in the neighbours' caches: answer at once instead.
+                self.ns.sysctl(f"net.ipv4.neigh.{a.interface}.proxy_delay", 0)
+                self._proxy_immediate.add(a.interface)
             self.ns.add_proxy_neighbour(a.interface, a.address)
         else:
             self.ns.del_proxy_neighbour(a.interface, a.address)

@@ -37,11 +37,13 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from mip4.wire.messages import RegistrationFlags
 
 from .actions import Encapsulation
+
+_T_co = TypeVar("_T_co", covariant=True)
 
 __all__ = [
     "BindingStore",
@@ -417,10 +419,35 @@ class InMemoryPendingStore(_KeyedStore):
 # ----------------------------------------------------------------------------------------
 
 
-class BindingTableView:
-    """Read-only view of a :class:`BindingStore`."""
+class _ExpiringStore(Protocol[_T_co]):
+    def next_expiry(self) -> float | None: ...
+    def __iter__(self) -> Iterator[_T_co]: ...
+    def __len__(self) -> int: ...
+
+
+class _StoreView(Generic[_T_co]):
+    """What every read-only view offers: the next expiry, iteration over a snapshot, size."""
 
     __slots__ = ("_store",)
+
+    def __init__(self, store: _ExpiringStore[_T_co]) -> None:
+        self._store = store
+
+    def next_expiry(self) -> float | None:
+        return self._store.next_expiry()
+
+    def __iter__(self) -> Iterator[_T_co]:
+        return iter(list(self._store))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+class BindingTableView(_StoreView[MobilityBinding]):
+    """Read-only view of a :class:`BindingStore`."""
+
+    __slots__ = ()
+    _store: BindingStore
 
     def __init__(self, store: BindingStore) -> None:
         self._store = store
@@ -428,23 +455,15 @@ class BindingTableView:
     def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
         return self._store.bindings_of(home_address)
 
-    def next_expiry(self) -> float | None:
-        return self._store.next_expiry()
-
     def mobile_nodes(self) -> int:
         return self._store.mobile_nodes()
 
-    def __iter__(self) -> Iterator[MobilityBinding]:
-        return iter(list(self._store))
 
-    def __len__(self) -> int:
-        return len(self._store)
-
-
-class VisitorListView:
+class VisitorListView(_StoreView[Visitor]):
     """Read-only view of a :class:`VisitorStore`."""
 
-    __slots__ = ("_store",)
+    __slots__ = ()
+    _store: VisitorStore
 
     def __init__(self, store: VisitorStore) -> None:
         self._store = store
@@ -452,32 +471,15 @@ class VisitorListView:
     def get(self, home_address: IPv4Address) -> Visitor | None:
         return self._store.get(home_address)
 
-    def next_expiry(self) -> float | None:
-        return self._store.next_expiry()
 
-    def __iter__(self) -> Iterator[Visitor]:
-        return iter(list(self._store))
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-
-class PendingListView:
+class PendingListView(_StoreView[PendingRegistration]):
     """Read-only view of a :class:`PendingStore`."""
 
-    __slots__ = ("_store",)
+    __slots__ = ()
+    _store: PendingStore
 
     def __init__(self, store: PendingStore) -> None:
         self._store = store
 
     def get(self, home_address: IPv4Address) -> PendingRegistration | None:
         return self._store.get(home_address)
-
-    def next_expiry(self) -> float | None:
-        return self._store.next_expiry()
-
-    def __iter__(self) -> Iterator[PendingRegistration]:
-        return iter(list(self._store))
-
-    def __len__(self) -> int:
-        return len(self._store)

@@ -56,7 +56,7 @@ def test_open_run_close(make_netns: Callable[[str], Netns], prefix: str) -> None
     )
     try:
         assert ns.read_sysctl("net.ipv4.ip_forward") == "1"
-        assert ns.read_sysctl(f"net.ipv4.conf.{tun}.rp_filter") == "2"
+        assert ns.read_sysctl(f"net.ipv4.conf.{tun}.rp_filter") == "0"
         assert io.current_links() == [LinkUp("n0", IPv4Address("10.74.0.1"), 24)]
         engine = Once()
 

@@ -13,7 +13,7 @@ import pytest
 
 from mip4.io.netns import Netns, entered, netns_exec
 from mip4.io.rawsock import icmp_with_checksum, ping
-from mip4.io.tun import Tun
+from mip4.io.tun import Tun, rp_filter_problem
 from mip4.wire.ip import internet_checksum
 
 pytestmark = pytest.mark.lab
@@ -94,6 +94,74 @@ def test_read_batch_drains_every_queued_datagram(make_netns: MakeNetns, prefix: 
         time.sleep(0.05)
         assert len(tun.read_batch(limit=3)) == 3
         assert len(tun.read_batch(limit=3)) == 2
+
+
+def _echo_request(src: str, dst: str, ident: int) -> bytes:
+    icmp = icmp_with_checksum(struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"mip4-rpf")
+    hdr = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(icmp),
+            ident,
+            0,
+            64,
+            1,
+            0,
+            socket.inet_aton(src),
+            socket.inet_aton(dst),
+        )
+    )
+    hdr[10:12] = internet_checksum(hdr).to_bytes(2, "big")
+    return bytes(hdr) + icmp
+
+
+def test_decapsulated_datagram_from_a_source_routed_elsewhere_is_delivered(
+    make_netns: MakeNetns, prefix: str
+) -> None:
+    """The mobile node with a co-located care-of address and no reverse tunnel: its TUN
+    device has no address, the correspondent's address is routed by the link, and a
+    datagram decapsulated into the TUN device must still reach the local stack (the kernel
+    drops it under rp_filter 1 or 2 on an addressless device). The echo reply the kernel
+    makes leaves by the link and is caught in the peer namespace."""
+    ns, peer = make_netns("m"), make_netns("p")
+    ns.add_veth("m0", "p0", peer)
+    ns.add_address("m0", "10.78.0.1/24")
+    peer.add_address("p0", "10.78.0.2/24")
+    peer.add_address("p0", "198.51.100.7/32")  # the correspondent, local in the peer
+    ns.set_up("m0")
+    peer.set_up("p0")
+    assert ns.wait_up("m0") and peer.wait_up("p0")
+    ns.add_route("0.0.0.0/0", gateway="10.78.0.2", ifname="m0")
+    assert rp_filter_problem(ns.name) is None  # "all" is 0 in a new namespace
+    with entered(peer.name):
+        catcher = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    with catcher, Tun(f"{prefix}t", ns.name) as tun:
+        assert ns.read_sysctl(f"net.ipv4.conf.{tun.name}.rp_filter") == "0"
+        catcher.settimeout(0.2)
+        replies = 0
+        deadline = time.monotonic() + 5
+        sent = 0
+        while not replies and sent < 10 and time.monotonic() < deadline:
+            tun.write(_echo_request("198.51.100.7", "10.78.0.1", 0x4D34))
+            sent += 1
+            try:
+                while True:
+                    data, _ = catcher.recvfrom(2048)
+                    if data[20] == 0 and struct.unpack("!H", data[24:26])[0] == 0x4D34:
+                        replies += 1
+                        break
+            except TimeoutError:
+                continue
+        assert replies == 1, f"no echo reply to {sent} requests written into the TUN device"
+
+
+def test_rp_filter_problem_names_the_host_setting(make_netns: MakeNetns) -> None:
+    ns = make_netns("r")
+    ns.sysctl("net.ipv4.conf.all.rp_filter", 2)
+    problem = rp_filter_problem(ns.name)
+    assert problem is not None and "net.ipv4.conf.all.rp_filter is 2" in problem
 
 
 def test_interface_name_length_is_checked() -> None:

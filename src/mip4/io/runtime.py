@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ from .rawsock import (
     recv_discovery,
     recv_udp,
 )
-from .tun import DEFAULT_MTU, Tun
+from .tun import DEFAULT_MTU, Tun, rp_filter_problem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,6 +94,9 @@ class NodeIO:
             if tun_name is not None:
                 tun = Tun(tun_name, netns, mtu=tun_mtu)
                 closers.append(tun)
+                problem = rp_filter_problem(netns)
+                if problem is not None:
+                    log.warning("%s", problem)
                 fwd = Forwarder(tun, netns=netns, tunnel_mtu=tunnel_mtu)
                 closers.append(fwd)
             executor = LinuxExecutor(

@@ -14,8 +14,13 @@ Flags: ``IFF_TUN | IFF_NO_PI`` (pyroute2 0.9.7's ``tuntap`` ignores ``iff_no_pi`
 the direct ``ioctl``); each read returns exactly one IP datagram, with no packet-information
 prefix. IPv6 is disabled on the device right away so the kernel never queues router
 solicitations into it; :meth:`Tun.read_batch` also drops anything that is not IPv4.
-Reverse-path filtering is loose (2) on the device: decapsulated datagrams written into it
-come from sources that are routed elsewhere.
+Reverse-path filtering is off (0) on the device: decapsulated datagrams written into it
+come from sources that are routed elsewhere. Loose mode (2) is not enough: the kernel's
+check (``__fib_validate_source``) fails any non-zero mode on a device **without an address**
+when the source's route leaves by another device -- exactly the mobile node's TUN device
+with a co-located care-of address and no reverse tunnel. The kernel uses the maximum of
+``net.ipv4.conf.all.rp_filter`` and the device's value, so :func:`rp_filter_problem` names
+the host setting that would still drop them.
 """
 
 from __future__ import annotations
@@ -75,10 +80,10 @@ class Tun:
             ns = Netns(netns)
             try:
                 ns.disable_ipv6(name)
-                # loose reverse-path filtering: a decapsulated datagram comes in here from a
-                # source the routes reach by another interface (the effective value is the
-                # maximum of "all" and the device's, so 2 works under a strict host too)
-                ns.sysctl(f"net.ipv4.conf.{name}.rp_filter", 2, restore=False)
+                # no reverse-path filtering: a decapsulated datagram comes in here from a
+                # source the routes reach by another interface, and loose mode drops it
+                # on a device without an address (see the module doc)
+                ns.sysctl(f"net.ipv4.conf.{name}.rp_filter", 0, restore=False)
                 ns.set_mtu(name, mtu)
                 if address is not None:
                     ns.add_address(name, address)
@@ -142,3 +147,28 @@ class Tun:
     def read_batch(self, limit: int = 256) -> list[bytes]:
         """Drain up to ``limit`` datagrams (copies) until ``EAGAIN``."""
         return [bytes(v) for v in self.read_views(limit)]
+
+
+def rp_filter_problem(netns: str | None = None) -> str | None:
+    """A warning when the namespace's ``net.ipv4.conf.all.rp_filter`` is not 0: the kernel
+    then filters a TUN device's incoming datagrams whatever the device says, and datagrams
+    decapsulated from a tunnel whose sources are routed by another interface are dropped
+    (a mobile node with a co-located care-of address and no reverse tunnel receives
+    nothing). ``None`` when the setting is 0 or cannot be read."""
+    try:
+        ns = Netns(netns)
+    except OSError:
+        return None
+    try:
+        value = ns.read_sysctl("net.ipv4.conf.all.rp_filter").strip()
+    except OSError:
+        return None
+    finally:
+        ns.close()
+    if value in ("", "0"):
+        return None
+    return (
+        f"net.ipv4.conf.all.rp_filter is {value}: the kernel will drop decapsulated datagrams"
+        " whose source is routed by another interface (set it to 0; interfaces keep their"
+        " own rp_filter values)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from ipaddress import IPv4Address as A
 
 import pytest
@@ -201,6 +202,29 @@ def test_home_agent_reboot_binding_restored_at_renewal(replay: ReplayMethod) -> 
     if replay is ReplayMethod.NONCES:
         # the rebooted agent lost the nonce: one 133, then a resynchronised request
         assert w.ha.counters.denied[ReplyCode.HA_IDENTIFICATION_MISMATCH] == 1
+
+
+@pytest.mark.parametrize("where", ["C", "A"])
+def test_renewals_do_not_rebuild_the_nodes_routes(where: str) -> None:
+    """The node tells its I/O layer how to reach the network once per attachment; its
+    renewals (with the agent's advertisements refreshing its record every second) and a
+    re-registration with a rebooted home agent must not make it tear its routes down and
+    build them again (that would drop the kernel's path-MTU state for them)."""
+    w = World(ha_config=ha_config(max_lifetime=10), mn_config=mn_config(lifetime=10))
+    w.move(where)
+    w.run_until(30)
+    w.net.reboot("ha")
+    w.run_until(60)
+    assert len(request_times(w)) >= 6  # renewed every 8 s, and after the reboot
+    assert w.mn.registered and len(w.bindings()) == 1
+    kind = UseForeignAgent if where == "A" else UseColocatedAddress
+    assert len(w.net.actions_of("mn", kind)) == 1
+    if where == "A":
+        # the agent re-installs the visitor with a new expiry each time (the I/O layer
+        # leaves the kernel objects alone when only the expiry changed)
+        installs = w.net.actions_of("fa1", InstallVisitor)
+        assert len(installs) >= 6
+        assert len({replace(i, expires=None) for i in installs}) == 1
 
 
 @pytest.mark.parametrize("where", ["C", "A"])

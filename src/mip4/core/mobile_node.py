@@ -391,7 +391,8 @@ class MobileNode:
         self._await_challenge = False
         #: (interface, agent, care-of address) refused with 77 (invalid care-of address)
         self._refused: set[tuple[str, IPv4Address, IPv4Address]] = set()
-        self._announced: Attachment | None = None
+        #: the last UseForeignAgent / UseColocatedAddress handed to the I/O layer
+        self._announced: Action | None = None
         #: the reason of the last give-up, for the operator
         self.failure_reason: str | None = None
         #: the last reply code received and the reaction taken
@@ -1353,9 +1354,14 @@ class MobileNode:
                 },
             )
         )
-        if self._announced != att:
-            self._announced = att
-            out.append(self._use_action(att, flags))
+        # Tell the I/O layer only when what it must set up changes: a renewal with the same
+        # agent (whose Agent record is refreshed by every advertisement) must not make it
+        # tear down and rebuild the node's routes, which would drop path-MTU state and
+        # leave a moment without a default route.
+        use = self._use_action(att, flags)
+        if self._announced != use:
+            self._announced = use
+            out.append(use)
 
     def _use_action(self, att: Attachment, flags: RegistrationFlags) -> Action:
         if att.kind is AttachmentKind.FOREIGN_AGENT:

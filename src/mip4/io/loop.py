@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -247,6 +248,8 @@ class LinuxExecutor:
     _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
     _reverse_route: bool = field(default=False, init=False)
     _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
+    #: the UseForeignAgent / UseColocatedAddress whose set-up ``_mobility`` undoes
+    _mobility_for: object = field(default=None, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
     _visitors: dict[IPv4Address, InstallVisitor] = field(default_factory=dict, init=False)
@@ -432,9 +435,16 @@ class LinuxExecutor:
     # -- foreign agent ----------------------------------------------------------------
 
     def install_visitor(self, a: InstallVisitor) -> None:
-        """Replaces an earlier entry for the same home address."""
+        """Replaces an earlier entry for the same home address. A renewal (the same entry
+        with a new expiry) leaves the kernel objects alone: deleting and re-adding them
+        would leave a moment in which the visitor's datagrams miss the reverse tunnel, and
+        the visitor's path-MTU state with it."""
         fwd = self._fwd("InstallVisitor")
-        if a.home_address in self._visitors:
+        old = self._visitors.get(a.home_address)
+        if old is not None and dataclasses.replace(old, expires=a.expires) == a:
+            self._visitors[a.home_address] = a
+            return
+        if old is not None:
             self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
         self._visitors[a.home_address] = a
         table = fwd.table
@@ -527,13 +537,19 @@ class LinuxExecutor:
 
     def _reset_mobility(self) -> None:
         """Undo what the previous UseForeignAgent / UseColocatedAddress did."""
+        self._mobility_for = None
         while self._mobility:
             undo = self._mobility.pop()
             with contextlib.suppress(Exception):
                 undo()
 
     def use_foreign_agent(self, a: UseForeignAgent) -> None:
+        # The same set-up again changes nothing: rebuilding the routes would drop the
+        # kernel's path-MTU state for them and leave a moment without a default route.
+        if self._mobility_for == a:
+            return
         self._reset_mobility()
+        self._mobility_for = a
         ns, iface, agent = self.ns, a.interface, a.agent_address
         self._quiet_arp(iface)
         self._leave_home_subnet(iface, a.home_address)
@@ -548,7 +564,10 @@ class LinuxExecutor:
         self._mobility.append(lambda: ns.del_route("0.0.0.0/0", gateway=agent))
 
     def use_colocated_address(self, a: UseColocatedAddress) -> None:
+        if self._mobility_for == a:
+            return
         self._reset_mobility()
+        self._mobility_for = a
         fwd = self._fwd("UseColocatedAddress")
         self._quiet_arp(a.interface)
         self._leave_home_subnet(a.interface, a.home_address)

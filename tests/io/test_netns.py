@@ -139,3 +139,43 @@ def test_availability_gives_a_reason_when_not_root(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     reason = netns_available()
     assert reason is not None and "root" in reason
+
+
+def test_flush_neighbours_frees_queued_datagrams_and_keeps_permanent_entries(
+    make_netns: MakeNetns,
+) -> None:
+    """After a move, datagrams sent by the previous routes wait on an unresolved entry
+    (nobody answers ARP for the old router on the new link); flushing deletes it, and with
+    it the queue, while a permanent entry (the foreign agent's, RFC 5944 §4.2.1) stays."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    def unsent(sock: socket.socket) -> int:
+        # SIOCOUTQ (= TIOCOUTQ): bytes of this socket's datagrams the host still holds
+        return int(struct.unpack("i", fcntl.ioctl(sock, termios.TIOCOUTQ, b"\0" * 4))[0])
+
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    a.add_address("a0", "10.79.0.1/24")
+    a.set_up("a0")
+    b.set_up("b0")  # up, but nothing there answers ARP
+    assert a.wait_up("a0")
+    a.add_neighbour("a0", "10.79.0.2", bytes.fromhex("020000000079"))
+    with entered(a.name):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def states() -> dict[str, str]:
+        out = a.exec(["ip", "-4", "neigh", "show", "dev", "a0"]).stdout
+        return {line.split()[0]: line.split()[-1] for line in out.splitlines() if line}
+
+    with s:
+        for _ in range(3):
+            s.sendto(b"queued", ("10.79.0.9", 9))
+        assert states().get("10.79.0.9") == "INCOMPLETE", states()
+        assert unsent(s) > 0  # waiting on the unresolved entry
+        assert a.flush_neighbours("a0") == 1
+        assert unsent(s) == 0
+    assert states() == {"10.79.0.2": "PERMANENT"}
+    assert a.flush_neighbours("a0") == 0

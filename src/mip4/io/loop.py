@@ -543,6 +543,16 @@ class LinuxExecutor:
             with contextlib.suppress(Exception):
                 undo()
 
+    def _forget_neighbours(self, interface: str) -> None:
+        """After a move the node's dynamic neighbour entries belong to the previous link.
+        Worse, datagrams sent between the link change and this set-up (by the previous
+        routes, e.g. towards the home router) wait on an unresolved entry for up to a
+        second, and TCP does not retransmit a segment while a copy of it is still queued
+        in the host -- so the connection stalls that long. Deleting the entries frees
+        them."""
+        with contextlib.suppress(Exception):
+            self.stats["neighbours_flushed"] += self.ns.flush_neighbours(interface)
+
     def use_foreign_agent(self, a: UseForeignAgent) -> None:
         # The same set-up again changes nothing: rebuilding the routes would drop the
         # kernel's path-MTU state for them and leave a moment without a default route.
@@ -551,6 +561,7 @@ class LinuxExecutor:
         self._reset_mobility()
         self._mobility_for = a
         ns, iface, agent = self.ns, a.interface, a.agent_address
+        self._forget_neighbours(iface)
         self._quiet_arp(iface)
         self._leave_home_subnet(iface, a.home_address)
         if a.agent_link_address is not None:
@@ -569,6 +580,7 @@ class LinuxExecutor:
         self._reset_mobility()
         self._mobility_for = a
         fwd = self._fwd("UseColocatedAddress")
+        self._forget_neighbours(a.interface)
         self._quiet_arp(a.interface)
         self._leave_home_subnet(a.interface, a.home_address)
         table = fwd.table
@@ -587,6 +599,7 @@ class LinuxExecutor:
 
     def at_home(self, a: AtHome) -> None:
         self._reset_mobility()
+        self._forget_neighbours(a.interface)
         if self.home_gateway is not None:
             self.ns.add_route(
                 "0.0.0.0/0", gateway=self.home_gateway, ifname=a.interface, replace=True

@@ -42,6 +42,7 @@ NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 NTF_PROXY = 0x08
 NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40
 RT_TABLE_MAIN = 254
 
 T = TypeVar("T")
@@ -652,6 +653,24 @@ class Netns:
         with contextlib.suppress(Exception):
             self.ipr.neigh("del", **spec)
         self.created = [c for c in self.created if not (c.kind == "neigh" and c.args == spec)]
+
+    def flush_neighbours(self, ifname: str) -> int:
+        """Delete the dynamic neighbour entries on ``ifname`` (``ip neigh flush dev``);
+        permanent and proxy entries stay. Deleting an unresolved entry also frees the
+        datagrams queued on it. Returns how many were deleted."""
+        idx = self.index(ifname)
+        deleted = 0
+        for n in self.ipr.neigh("dump", family=2, ifindex=idx):
+            state = int(n.get("state", 0))
+            if state & (NUD_PERMANENT | NUD_NOARP) or int(n.get("flags", 0)) & NTF_PROXY:
+                continue
+            dst = n.get("NDA_DST")
+            if dst is None:
+                continue
+            with contextlib.suppress(Exception):
+                self.ipr.neigh("del", dst=str(dst), ifindex=idx)
+                deleted += 1
+        return deleted
 
     def neighbour(self, ifname: str, address: IPv4Address | str) -> bytes | None:
         """The link-layer address the kernel holds for ``address`` on ``ifname``."""

@@ -61,6 +61,8 @@ def check_run(run: DemoRun, encapsulation: str, reverse_tunnel: bool) -> None:
         for d in c.directions:
             assert d.complete and d.mismatched == 0, d
             assert d.verified == d.sent > 100_000, d
+            # no direction sits out a whole stay (2.5 s); a move costs it well under that
+            assert d.longest_gap_ms < 2500, (c.name, d.label, d.longest_gap_ms)
     # the home agent's bindings after each move: the tunnel the node asked for
     for move, bindings in zip(report.moves, run.bindings_seen, strict=True):
         coa = EXPECTED_COA[move.move.to_net]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mip4.daemon.status import counters, read_tun_stats, render_text, snapshot
 
-from ..core.netsim import World
+from ..core.netsim import Packet, World
 
 
 def snap(engine: object, role: str, now: float, **kw: object) -> dict[str, object]:
@@ -107,3 +107,36 @@ def test_tun_stats(tmp_path: Path) -> None:
         "tx_bytes": 168,
     }
     assert read_tun_stats("nope", tmp_path) == {}
+
+
+def test_mobile_node_last_registration() -> None:
+    """The last accepted (de)registration: care-of address, retransmissions it took, and
+    the round trip from its last transmission (immediate delivery here: 0 ms)."""
+    from mip4.wire.messages import RegistrationRequest
+
+    w = World()
+    dropped: list[object] = []
+
+    def first_request(p: Packet) -> bool:
+        if not dropped and p.sender == "mn" and isinstance(p.message, RegistrationRequest):
+            dropped.append(p)
+            return True
+        return False
+
+    w.net.drop_if(first_request)
+    w.move("A")
+    w.advance(5)
+    assert w.mn.registered and len(dropped) == 1
+    mn = snap(w.mn, "mn", w.now)["mobile_node"]
+    assert isinstance(mn, dict)
+    reg = mn["last_registration"]
+    assert reg["care_of_address"] == str(w.mn.care_of_address)
+    assert reg["deregistration"] is False and reg["retransmissions"] == 1
+    assert reg["rtt_ms"] == 0.0 and reg["age"] > 0
+    assert "1 retransmission(s)" in render_text(snap(w.mn, "mn", w.now))
+    w.move("home")
+    mn = snap(w.mn, "mn", w.now)["mobile_node"]
+    assert isinstance(mn, dict)
+    reg = mn["last_registration"]
+    assert reg["deregistration"] is True and reg["retransmissions"] == 0
+    assert reg["care_of_address"] == str(w.mn.config.home_address)

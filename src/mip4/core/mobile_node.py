@@ -340,6 +340,20 @@ class _Binding:
     reverse_tunnel: bool
 
 
+@dataclass(frozen=True)
+class RegistrationRecord:
+    """The node's last accepted registration or deregistration, for the operator."""
+
+    #: when the reply arrived (the engine's clock)
+    at: float
+    #: the care-of address registered (the home address for a deregistration at home)
+    care_of_address: IPv4Address
+    #: from the request's last transmission to the reply, seconds
+    round_trip: float
+    retransmissions: int
+    deregistration: bool
+
+
 @dataclass
 class _Adjust:
     """Corrections learnt from denials, valid for the current attachment."""
@@ -397,6 +411,8 @@ class MobileNode:
         self.failure_reason: str | None = None
         #: the last reply code received and the reaction taken
         self.last_reaction: CodeReaction | None = None
+        #: the last accepted registration or deregistration (round trip, retransmissions)
+        self.last_registration: RegistrationRecord | None = None
         self.counters: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------
@@ -1293,6 +1309,9 @@ class MobileNode:
 
     def _accepted(self, msg: RegistrationReply, p: _Pending, now: float, out: list[Action]) -> None:
         att = p.attachment
+        self.last_registration = RegistrationRecord(
+            now, p.request.care_of_address, now - p.last_sent, p.retransmissions, p.deregister
+        )
         if p.deregister:
             out.append(Log("mn-deregistered", {"code": msg.code}))
             if self._binding is not None and (
@@ -1397,5 +1416,6 @@ __all__ = [
     "MnState",
     "MobileNode",
     "MobileNodeConfig",
+    "RegistrationRecord",
     "ReverseTunnel",
 ]

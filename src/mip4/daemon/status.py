@@ -111,6 +111,7 @@ def mobile_node(mn: MobileNode, now: float) -> JSON:
     b = mn.binding
     pending = mn.pending_request
     last = mn.last_reaction
+    reg = mn.last_registration
     return {
         "home_address": str(mn.config.home_address),
         "home_agent": str(mn.home_agent),
@@ -147,6 +148,15 @@ def mobile_node(mn: MobileNode, now: float) -> JSON:
         "last_reply": None
         if last is None
         else {"code": int(last.code), "reaction": last.reaction.value},
+        "last_registration": None
+        if reg is None
+        else {
+            "care_of_address": str(reg.care_of_address),
+            "deregistration": reg.deregistration,
+            "rtt_ms": round(reg.round_trip * 1000.0, 3),
+            "retransmissions": reg.retransmissions,
+            "age": round(max(0.0, now - reg.at), 1),
+        },
     }
 
 
@@ -335,6 +345,13 @@ def render_text(s: JSON) -> str:
         if mn["last_reply"] is not None:
             r = mn["last_reply"]
             lines.append(f"  last reply:       {code_key(r['code'])} ({r['reaction']})")
+        reg = mn.get("last_registration")
+        if reg is not None:
+            what = "deregistration" if reg["deregistration"] else reg["care_of_address"]
+            lines.append(
+                f"  last accepted:    {what}, round trip {reg['rtt_ms']:.1f} ms, "
+                f"{reg['retransmissions']} retransmission(s), {reg['age']} s ago"
+            )
         if mn["failure_reason"]:
             lines.append(f"  failure:          {mn['failure_reason']}")
     c = s["counters"]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from mip4.core.actions import (
     Action,
     AtHome,
+    AwayFromHome,
     Encapsulation,
     GratuitousArp,
     Log,
@@ -430,6 +431,23 @@ def test_colocated_registration() -> None:
     (use,) = of(acts, UseColocatedAddress)
     assert use.care_of_address == COA and use.home_agent == HA and use.reverse_tunnel
     assert mn.registered
+
+
+def test_away_from_home_comes_before_the_first_request() -> None:
+    """A node that finds itself on a foreign link withdraws its home subnet there before
+    its first request (RFC 5944 §4.6), or a co-located node's request to its home agent
+    would be sent on-link and wait on ARP forever."""
+    mn = make()
+    acts = mn.handle(LinkUp("mn0", COA, 24), 0.0)
+    kinds = [type(a) for a in acts if isinstance(a, AwayFromHome | SendUdp)]
+    assert kinds == [AwayFromHome, SendUdp]
+    (away,) = of(acts, AwayFromHome)
+    assert away == AwayFromHome("mn0", mn.config.home_address)
+    # through a foreign agent, too
+    mn = make()
+    acts = mn.handle(LinkUp("mn0", None, None), 0.0) + mn.handle(adv_event(), 0.5)
+    assert of(acts, AwayFromHome) == [AwayFromHome("mn0", mn.config.home_address)]
+    assert requests(acts)
 
 
 def test_colocated_not_allowed_solicits() -> None:

@@ -146,6 +146,17 @@ class RemoveVisitor:
 
 
 @dataclass(frozen=True)
+class AwayFromHome:
+    """The node is on a foreign link on ``interface`` (before it registers there): never
+    ARP for home-network addresses on it (RFC 5944 §4.6), so the home subnet is not
+    on-link there any more and the home agent is reached through the visited network's
+    router -- a co-located node's first Registration Request goes straight to it."""
+
+    interface: str
+    home_address: IPv4Address
+
+
+@dataclass(frozen=True)
 class UseForeignAgent:
     """Use the foreign agent as default router on ``interface``, reaching it by the
     link-layer address from its advertisement, never by ARP (RFC 5944 §4.2.1). The home
@@ -201,6 +212,7 @@ Action = (
     | GratuitousArp
     | InstallVisitor
     | RemoveVisitor
+    | AwayFromHome
     | UseForeignAgent
     | UseColocatedAddress
     | AtHome

@@ -85,6 +85,7 @@ from .actions import (
     MIP_PORT,
     Action,
     AtHome,
+    AwayFromHome,
     Encapsulation,
     GratuitousArp,
     Log,
@@ -756,6 +757,8 @@ class MobileNode:
                 },
             )
         )
+        if att.kind is not AttachmentKind.HOME:
+            out.append(AwayFromHome(att.interface, self.config.home_address))
         self._start_registration(now, out, why)
 
     def _solicit_due(self, now: float, out: list[Action]) -> None:

@@ -37,6 +37,9 @@ only place where time and sockets meet it:
                              rule sends the visitor's own datagrams into the TUN device,
                              and they are tunnelled to the home agent (RFC 3024)
 ``RemoveVisitor``            the reverse
+``AwayFromHome``             the home subnet's on-link route withdrawn from the interface
+                             and ARP kept quiet about the home address (RFC 5944 §4.6),
+                             before the node registers (until ``AtHome``)
 ``UseForeignAgent``          permanent neighbour entry for the agent (its advertised
                              hardware address, never ARP), host route to it and the default
                              route via it; the home subnet's on-link route is withdrawn and
@@ -66,6 +69,7 @@ from typing import Any, Protocol
 from mip4.core.actions import (
     Action,
     AtHome,
+    AwayFromHome,
     GratuitousArp,
     InstallBinding,
     InstallVisitor,
@@ -250,6 +254,8 @@ class LinuxExecutor:
     _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
     #: the UseForeignAgent / UseColocatedAddress whose set-up ``_mobility`` undoes
     _mobility_for: object = field(default=None, init=False)
+    #: puts back the home subnet's on-link routes withdrawn while away (AtHome, close)
+    _home_routes: list[Callable[[], object]] = field(default_factory=list, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
     _visitors: dict[IPv4Address, InstallVisitor] = field(default_factory=dict, init=False)
@@ -263,10 +269,11 @@ class LinuxExecutor:
 
     def close(self) -> None:
         """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
-        for undo in reversed(self._mobility):
+        for undo in [*reversed(self._mobility), *reversed(self._home_routes)]:
             with contextlib.suppress(Exception):
                 undo()
         self._mobility.clear()
+        self._home_routes.clear()
         errors = self.ns.undo()
         for err in errors:
             log.warning("clean-up: %s", err)
@@ -520,7 +527,7 @@ class LinuxExecutor:
                         proto=2,  # kernel, as the route the address made
                     )
 
-                self._mobility.append(restore)
+                self._home_routes.append(restore)
 
     def _quiet_arp(self, interface: str) -> None:
         """RFC 5944 §4.6 away from home: never announce the home address in ARP requests
@@ -552,6 +559,16 @@ class LinuxExecutor:
         them."""
         with contextlib.suppress(Exception):
             self.stats["neighbours_flushed"] += self.ns.flush_neighbours(interface)
+
+    def away_from_home(self, a: AwayFromHome) -> None:
+        self._quiet_arp(a.interface)
+        self._leave_home_subnet(a.interface, a.home_address)
+
+    def _restore_home_routes(self) -> None:
+        while self._home_routes:
+            restore = self._home_routes.pop()
+            with contextlib.suppress(Exception):
+                restore()
 
     def use_foreign_agent(self, a: UseForeignAgent) -> None:
         # The same set-up again changes nothing: rebuilding the routes would drop the
@@ -599,6 +616,7 @@ class LinuxExecutor:
 
     def at_home(self, a: AtHome) -> None:
         self._reset_mobility()
+        self._restore_home_routes()
         self._forget_neighbours(a.interface)
         if self.home_gateway is not None:
             self.ns.add_route(
@@ -618,6 +636,7 @@ _HANDLERS: dict[type, Callable[[LinuxExecutor, Any], None]] = {
     RemoveBinding: LinuxExecutor.remove_binding,
     InstallVisitor: LinuxExecutor.install_visitor,
     RemoveVisitor: LinuxExecutor.remove_visitor,
+    AwayFromHome: LinuxExecutor.away_from_home,
     UseForeignAgent: LinuxExecutor.use_foreign_agent,
     UseColocatedAddress: LinuxExecutor.use_colocated_address,
     AtHome: LinuxExecutor.at_home,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 
 from mip4.security.replay import (
     NTP_UNIX_OFFSET,
+    RANDOM_LOW_BITS,
     MobileNodeReplay,
     ReplayState,
     check_request,
@@ -154,17 +156,58 @@ def test_resync_stays_increasing() -> None:
     last = make_identification(ntp_seconds(NOW), 0xF0000000)
     reply = make_identification(ntp_seconds(NOW), 0x1)
     nxt = resync_identification(TS, make_identification(7, 1), reply, new_low=0x2, last_sent=last)
-    assert is_newer(nxt, last) and low_word(nxt) == 2 and high_word(nxt) == ntp_seconds(NOW) + 1
+    # the smallest step past the last one, not a second ahead of the home agent's clock
+    assert nxt == last + 1
 
 
 def test_mn_timestamps_strictly_increase() -> None:
     mn = MobileNodeReplay(TS)
-    a = mn.next_identification(NOW, low=0x80000000)
-    b = mn.next_identification(NOW, low=0x10000000)  # same second, smaller random low word
+    a = mn.next_identification(NOW + 0.5, low=0x80000FFF)
+    b = mn.next_identification(NOW + 0.5, low=0x10000000)  # same instant, smaller random bits
     c = mn.next_identification(NOW - 30, low=0x20000000)  # clock stepped back
-    d = mn.next_identification(NOW, low=None)  # fraction of NOW = 0
+    d = mn.next_identification(NOW + 0.75, low=None)  # the clock's fraction, nothing random
     assert is_newer(b, a) and is_newer(c, b) and is_newer(d, c)
-    assert low_word(b) == 0x10000000 and low_word(c) == 0x20000000
+    # the low word is the clock's fraction; only the lowest RANDOM_LOW_BITS are random
+    mask = (1 << RANDOM_LOW_BITS) - 1
+    assert a & ~mask == ntp_timestamp(NOW + 0.5) & ~mask and a & mask == 0xFFF
+    assert b == a + 1 and c == b + 1
+    assert d == ntp_timestamp(NOW + 0.75)
+
+
+def test_many_requests_a_second_do_not_run_ahead_of_the_clock() -> None:
+    """A node re-registering a hundred times within a second (rapid moves) stays on its
+    clock: the home agent, 7 s tolerance, keeps accepting. (Random low words used to bump
+    the seconds on every other request, and the node fell out of the window.)"""
+    rng = random.Random(5)
+    mn = MobileNodeReplay(TS)
+    ha_state = ReplayState()
+    for i in range(100):
+        now = NOW + i * 0.009
+        ident = mn.next_identification(now, low=rng.getrandbits(32))
+        assert abs(identification_unix_seconds(ident, NOW) - now) < 0.001
+        r = check_request(ha_state, ident, TS, now_unix=now, tolerance=7)
+        assert r.accepted, (i, r.reason)
+        ha_state = r.state
+        assert mn.on_reply(ident, r.reply_identification, 0, now)
+
+
+def test_node_ahead_of_the_home_agent_recovers_after_one_133() -> None:
+    """A node whose clock is 30 s fast is refused; after the 133 it uses the agent's time
+    (not its refused identifications plus one) and is accepted."""
+    mn = MobileNodeReplay(TS)
+    ha_state = ReplayState()
+    refused = mn.next_identification(NOW + 30, low=0x123)
+    r = check_request(ha_state, refused, TS, now_unix=NOW, tolerance=7)
+    assert not r.accepted
+    assert mn.on_reply(refused, r.reply_identification, 133, NOW + 30)
+    nxt = mn.next_identification(NOW + 30.5, low=0x456)
+    r2 = check_request(ha_state, nxt, TS, now_unix=NOW + 0.5, tolerance=7)
+    assert r2.accepted, r2.reason
+    assert mn.on_reply(nxt, r2.reply_identification, 0, NOW + 30.5)
+    assert mn.last_accepted == nxt
+    # and it keeps increasing from the accepted one after another 133
+    mn.on_reply(nxt + 5, (ntp_seconds(NOW) << 32) | low_word(nxt + 5), 133, NOW + 30.6)
+    assert mn.last_sent == nxt
 
 
 # ------------------------------------------------------------------ home agent, nonces

@@ -81,6 +81,12 @@ def ntp_seconds(unix_seconds: float) -> int:
     return (math.floor(unix_seconds) + NTP_UNIX_OFFSET) & _M32
 
 
+#: timestamps: the low bits of the Identification that the mobile node fills at random
+#: (2**12 units of 2**-32 s is just under a microsecond, finer than the clock it reads)
+RANDOM_LOW_BITS = 12
+_RANDOM_MASK = (1 << RANDOM_LOW_BITS) - 1
+
+
 def ntp_timestamp(unix_seconds: float, low: int | None = None) -> int:
     """A 64-bit NTP-format Identification (RFC 5944 §5.7.1): the high 32 bits are seconds
     since 1900; the low 32 bits are the fraction of ``unix_seconds`` or, when given, ``low``
@@ -253,7 +259,8 @@ def resync_identification(
     §3.6.2.1, the high bits of a reply that does not match must not be used.
 
     * timestamps: the home agent's seconds (the reply's high word) with ``new_low``; if that
-      would not be greater than ``last_sent`` the seconds are advanced by one.
+      would not be greater than ``last_sent``, ``last_sent + 1`` (the smallest step: never
+      whole seconds, which would run ahead of the home agent's clock).
     * nonces: the home agent's new nonce (the reply's high word) with ``new_low``.
     """
     if not matches_request(request_identification, reply_identification):
@@ -264,9 +271,8 @@ def resync_identification(
     high = high_word(reply_identification)
     ident = make_identification(high, new_low)
     if method is ReplayMethod.TIMESTAMPS and last_sent is not None:
-        while not is_newer(ident, last_sent):
-            high = (high + 1) & _M32
-            ident = make_identification(high, new_low)
+        if not is_newer(ident, last_sent):
+            ident = (last_sent + 1) & _M64
     return ident
 
 
@@ -278,7 +284,16 @@ class MobileNodeReplay:
     ``on_reply(request_id, reply_id, code, now_unix)`` takes a reply (already authenticated
     with MN-HA) and learns from it: the HA nonce (nonces), or the clock offset after a 133
     (timestamps). Identifications are strictly increasing for timestamps, and a new request
-    never reuses the previous one (RFC 5944 §5.7)."""
+    never reuses the previous one (RFC 5944 §5.7).
+
+    Timestamps: the low word is the clock's fraction of a second; only its lowest
+    :data:`RANDOM_LOW_BITS` bits (below a microsecond, finer than the clock) are random
+    (§5.7.1: bits a time source cannot supply SHOULD be random). A request that would not
+    be newer than the previous one is the previous one plus the smallest step -- never
+    plus a second: a node registering many times a second would otherwise run ahead of
+    the home agent's clock until it is outside the tolerance and every request gets 133.
+    After a 133 the node takes the home agent's time and forgets the identifications the
+    agent refused (they were never accepted, so they bind nothing)."""
 
     method: ReplayMethod = ReplayMethod.TIMESTAMPS
     #: timestamps: seconds to add to the local clock to get the home agent's (learnt from 133)
@@ -287,6 +302,8 @@ class MobileNodeReplay:
     ha_nonce: int | None = None
     #: the Identification of the last request built
     last_sent: int | None = None
+    #: timestamps: the Identification of the last request the home agent accepted
+    last_accepted: int | None = None
 
     def next_identification(self, now_unix: float, low: int | None = None) -> int:
         """The Identification for a new request. ``low`` is the 32-bit low word: for nonces
@@ -299,14 +316,14 @@ class MobileNodeReplay:
             if ident == self.last_sent:
                 raise ValueError("the low word repeats the previous request's; use a new one")
         else:
-            ident = ntp_timestamp(now_unix + self.clock_offset, low)
+            ident = ntp_timestamp(now_unix + self.clock_offset)
+            if low is not None:
+                ident = (ident & ~_RANDOM_MASK) | (low & _RANDOM_MASK)
             last = self.last_sent
             if last is not None and not is_newer(ident, last):
-                # Clock stepped back or two requests in the same tick: stay increasing.
-                ident = make_identification(
-                    (high_word(last) + (0 if low_word(ident) > low_word(last) else 1)) & _M32,
-                    low_word(ident),
-                )
+                # Clock stepped back or two requests within a microsecond: stay increasing
+                # by the smallest step.
+                ident = (last + 1) & _M64
         self.last_sent = ident
         return ident
 
@@ -322,13 +339,19 @@ class MobileNodeReplay:
             # §5.7.2: every reply, accepting or 133, carries the nonce for the next request.
             self.ha_nonce = high
         elif code == ReplyCode.HA_IDENTIFICATION_MISMATCH:
-            # §5.7.1: the high word is the home agent's time; resynchronise to it.
+            # §5.7.1: the high word is the home agent's time; resynchronise to it. The
+            # refused identifications bind nothing: the next must only pass the last the
+            # agent accepted.
             self.clock_offset = seconds_diff(high, ntp_seconds(now_unix))
+            self.last_sent = self.last_accepted
+        elif code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS):
+            self.last_accepted = request_identification
         return True
 
 
 __all__ = [
     "NTP_UNIX_OFFSET",
+    "RANDOM_LOW_BITS",
     "MobileNodeReplay",
     "ReplayCheck",
     "ReplayState",

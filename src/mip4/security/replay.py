@@ -270,9 +270,12 @@ def resync_identification(
         )
     high = high_word(reply_identification)
     ident = make_identification(high, new_low)
-    if method is ReplayMethod.TIMESTAMPS and last_sent is not None:
-        if not is_newer(ident, last_sent):
-            ident = (last_sent + 1) & _M64
+    if (
+        method is ReplayMethod.TIMESTAMPS
+        and last_sent is not None
+        and not is_newer(ident, last_sent)
+    ):
+        ident = (last_sent + 1) & _M64
     return ident
 
 

@@ -252,8 +252,6 @@ class LinuxExecutor:
     _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
     _reverse_route: bool = field(default=False, init=False)
     _mobility: list[Callable[[], object]] = field(default_factory=list, init=False)
-    #: the UseForeignAgent / UseColocatedAddress whose set-up ``_mobility`` undoes
-    _mobility_for: object = field(default=None, init=False)
     #: puts back the home subnet's on-link routes withdrawn while away (AtHome, close)
     _home_routes: list[Callable[[], object]] = field(default_factory=list, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
@@ -544,7 +542,6 @@ class LinuxExecutor:
 
     def _reset_mobility(self) -> None:
         """Undo what the previous UseForeignAgent / UseColocatedAddress did."""
-        self._mobility_for = None
         while self._mobility:
             undo = self._mobility.pop()
             with contextlib.suppress(Exception):
@@ -571,12 +568,10 @@ class LinuxExecutor:
                 restore()
 
     def use_foreign_agent(self, a: UseForeignAgent) -> None:
-        # The same set-up again changes nothing: rebuilding the routes would drop the
-        # kernel's path-MTU state for them and leave a moment without a default route.
-        if self._mobility_for == a:
-            return
+        # (The engine hands this over once per attachment, not at each renewal: rebuilding
+        # the routes drops the kernel's path-MTU state for them. Once more after the link
+        # went away and came back, when the kernel may have dropped them itself.)
         self._reset_mobility()
-        self._mobility_for = a
         ns, iface, agent = self.ns, a.interface, a.agent_address
         self._forget_neighbours(iface)
         self._quiet_arp(iface)
@@ -592,10 +587,7 @@ class LinuxExecutor:
         self._mobility.append(lambda: ns.del_route("0.0.0.0/0", gateway=agent))
 
     def use_colocated_address(self, a: UseColocatedAddress) -> None:
-        if self._mobility_for == a:
-            return
         self._reset_mobility()
-        self._mobility_for = a
         fwd = self._fwd("UseColocatedAddress")
         self._forget_neighbours(a.interface)
         self._quiet_arp(a.interface)

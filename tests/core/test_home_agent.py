@@ -242,7 +242,16 @@ def test_encapsulation_choice() -> None:
     assert [i.encapsulation for i in of(a, InstallBinding)] == [Encapsulation.GRE]
     a = ha.handle(udp(request(now=2, flags=F.T | F.B)), 2.0)
     (inst,) = of(a, InstallBinding)
-    assert inst == InstallBinding(HOA, COA, Encapsulation.IPIP, True, None, 602.0, True)
+    # B: the broadcasts of the home link go to the binding, nested (no D: via an agent)
+    assert inst == InstallBinding(
+        HOA, COA, Encapsulation.IPIP, True, None, 602.0, True, "home0", colocated=False
+    )
+    a = ha.handle(udp(request(now=3, flags=F.B | F.D)), 3.0)
+    (inst,) = of(a, InstallBinding)
+    assert inst.broadcast and inst.home_interface == "home0" and inst.colocated
+    a = ha.handle(udp(request(now=4, flags=F.D)), 4.0)
+    (inst,) = of(a, InstallBinding)
+    assert not inst.broadcast and inst.home_interface is None
 
 
 # ----------------------------------------------------------------------------------------

@@ -367,6 +367,14 @@ def test_s_and_b_from_configuration() -> None:
     mn = make(simultaneous_bindings=True, broadcast=True)
     _, req = attach_fa(mn)
     assert req.flags & RegistrationFlags.S and req.flags & RegistrationFlags.B
+    # with B at a foreign agent the broadcasts come nested, tunnelled from the home agent
+    # to the home address (RFC 5944 §4.3): the node accepts tunnels from it
+    (use,) = of(mn.handle(udp(reply_for(req, sa=SA)), 0.5), UseForeignAgent)
+    assert use.home_agent == HA
+    plain = make()
+    _, req = attach_fa(plain)
+    (use,) = of(plain.handle(udp(reply_for(req, sa=SA)), 0.5), UseForeignAgent)
+    assert use.home_agent is None
 
 
 @pytest.mark.parametrize(

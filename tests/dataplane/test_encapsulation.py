@@ -3,6 +3,7 @@ RFC 3519), and the RFC 2003 rules: TTL, TOS, DF, loop avoidance, tunnel MTU."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from ipaddress import IPv4Address as A
 from typing import Any
@@ -23,7 +24,9 @@ from mip4.dataplane import (
     encapsulate_minimal,
     encapsulate_udp,
 )
+from mip4.dataplane.common import complete_transport_checksum
 from mip4.wire.errors import DecodeError
+from mip4.wire.ip import internet_checksum
 
 from .vectors import (
     CN,
@@ -436,3 +439,37 @@ def test_identification_is_taken_modulo_2_16() -> None:
 def test_gre_key_validated() -> None:
     with pytest.raises(ValueError):
         Tunnel(HA, COA, gre_key=2**32)
+
+
+def _datagram(proto: int, segment: bytes, flags_frag: int = 0) -> bytearray:
+    src, dst = bytes([10, 1, 0, 1]), bytes([255, 255, 255, 255])
+    hdr = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 7, flags_frag, 64, proto, 0, src, dst
+        )
+    )
+    hdr[10:12] = internet_checksum(hdr).to_bytes(2, "big")
+    return hdr + segment
+
+
+def test_complete_transport_checksum_udp_and_tcp() -> None:
+    """What a receiver verifies: the one's complement sum over pseudo-header and segment
+    comes out 0 (RFC 768, RFC 9293). Worked UDP example: 10.1.0.1 -> 255.255.255.255,
+    ports 1234 -> 9, payload b"hi"."""
+    udp = bytearray(struct.pack("!HHHH", 1234, 9, 10, 0x1234) + b"hi")  # a partial checksum
+    pkt = _datagram(17, bytes(udp))
+    assert complete_transport_checksum(pkt)
+    pseudo = bytes(pkt[12:20]) + bytes((0, 17)) + (10).to_bytes(2, "big")
+    assert internet_checksum(pseudo + bytes(pkt[20:])) == 0
+    assert pkt[26:28] == bytes.fromhex("8894")  # by hand: 0xffff - sum of the 16-bit words
+    tcp = bytearray(20) + b"data"
+    tcp[12] = 5 << 4
+    pkt = _datagram(6, bytes(tcp))
+    assert complete_transport_checksum(pkt)
+    pseudo = bytes(pkt[12:20]) + bytes((0, 6)) + (24).to_bytes(2, "big")
+    assert internet_checksum(pseudo + bytes(pkt[20:])) == 0
+    # not for other protocols, fragments or truncated headers; nothing is changed
+    for other in (_datagram(1, b"\x08\x00\x00\x00"), _datagram(17, bytes(udp), 0x2000)):
+        before = bytes(other)
+        assert not complete_transport_checksum(other) and bytes(other) == before
+    assert not complete_transport_checksum(_datagram(17, b"\x00\x01"))

@@ -264,3 +264,88 @@ def test_too_big_for_the_tunnel_is_answered_with_fragmentation_needed(
             t.fx.pump_tun()
             time.sleep(0.01)
         assert t.fx.stats["encapsulated"] == 1
+
+
+def test_home_link_broadcasts_reach_the_bindings_that_asked(
+    make_netns: Callable[[str], Netns], prefix: str
+) -> None:
+    """RFC 5944 §4.3: a broadcast on the home link is tunnelled to a binding with B --
+    nested in a unicast IP-in-IP datagram to the home address for a foreign agent care-of
+    address, as it is for a co-located one. Unicast frames and the agent's own broadcasts
+    are not; a binding without B gets nothing."""
+    ha, lan = make_netns("h"), make_netns("l")
+    ha.add_veth("h0", "l0", lan)
+    ha.add_address("h0", "10.81.0.2/24")
+    lan.add_address("l0", "10.81.0.1/24")
+    lan.add_address("l0", "10.82.0.2/32")  # the care-of address (the tunnel's exit) is here
+    ha.set_up("h0")
+    lan.set_up("l0")
+    assert ha.wait_up("h0") and lan.wait_up("l0")
+    ha.add_route("10.82.0.0/24", gateway="10.81.0.1", ifname="h0")
+    home, agent, coa = (
+        IPv4Address("10.81.0.100"),
+        IPv4Address("10.81.0.2"),
+        IPv4Address("10.82.0.2"),
+    )
+    exit_ = open_tunnel_socket(Encapsulation.IPIP, lan.name)
+    exit_.settimeout(0.5)
+    with entered(lan.name):
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"l0")
+    with exit_, sender, Tun(f"{prefix}t", ha.name) as tun, Forwarder(tun, netns=ha.name) as fwd:
+        fwd.table.add_binding(home, TunnelEntry(Tunnel(agent, coa)))
+        fwd.watch_broadcasts("h0")
+
+        def broadcast(payload: bytes, dst: str = "255.255.255.255") -> list[bytes]:
+            """Send ``payload`` from the LAN, pump the agent, return what the exit got."""
+            sender.sendto(payload, (dst, 9))
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and not fwd.pump_broadcast("h0"):
+                time.sleep(0.01)
+            got = []
+            try:
+                while True:
+                    got.append(exit_.recv(65535))
+            except TimeoutError:
+                pass
+            return got
+
+        assert broadcast(b"no binding asked") == []
+        # a foreign agent care-of address: nested
+        fwd.table.set_broadcast(home, coa, True)
+        (outer,) = broadcast(b"nested")
+        assert outer[9] == 4 and outer[12:16] == agent.packed and outer[16:20] == coa.packed
+        middle = outer[20:]
+        assert middle[9] == 4 and middle[12:16] == agent.packed and middle[16:20] == home.packed
+        inner = middle[20:]
+        assert inner[9] == 17 and inner[16:20] == b"\xff" * 4 and inner[28:] == b"nested"
+        # its UDP checksum is whole (the sender's veth left it to "hardware")
+        pseudo = inner[12:20] + bytes((0, 17)) + (len(inner) - 20).to_bytes(2, "big")
+        assert internet_checksum(pseudo + inner[20:]) == 0
+        # the directed broadcast of the home network too
+        (outer,) = broadcast(b"directed", "10.81.0.255")
+        assert outer[40 + 16 : 40 + 20] == bytes([10, 81, 0, 255])
+        # a co-located care-of address: the broadcast itself
+        fwd.table.set_broadcast(home, coa, False)
+        (outer,) = broadcast(b"direct")
+        assert outer[16:20] == coa.packed and outer[20 + 9] == 17 and outer[48:] == b"direct"
+        # unicast on the home link is not a broadcast
+        sender.sendto(b"unicast", ("10.81.0.2", 9))
+        time.sleep(0.1)
+        fwd.pump_broadcast("h0")
+        # nor are the agent's own broadcasts
+        with entered(ha.name):
+            own = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with own:
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"h0")
+            own.sendto(b"own", ("255.255.255.255", 9))
+        time.sleep(0.1)
+        fwd.pump_broadcast("h0")
+        with pytest.raises(TimeoutError):
+            exit_.recv(65535)
+        assert fwd.stats["broadcast_forwarded"] == 3
+        # the binding stops asking
+        fwd.table.set_broadcast(home, None, None)
+        assert broadcast(b"stopped") == [] and not fwd.table.broadcast

@@ -77,6 +77,12 @@ class InstallBinding:
     expires: float | None = None
     #: deliver broadcast datagrams too (B bit)
     broadcast: bool = False
+    #: with ``broadcast``: the home link, where the broadcasts are picked up
+    home_interface: str | None = None
+    #: D bit: the care-of address is the node's own, so broadcasts are tunnelled to it as
+    #: they are; otherwise each goes first into a unicast IP-in-IP datagram to the home
+    #: address, which the foreign agent delivers to the node (RFC 5944 §4.3)
+    colocated: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,9 @@ class UseForeignAgent:
     agent_address: IPv4Address
     agent_link_address: bytes | None
     home_address: IPv4Address
+    #: accept datagrams tunnelled to the home address by this home agent: the broadcasts
+    #: asked for with B arrive so (RFC 5944 §4.3); ``None`` without B
+    home_agent: IPv4Address | None = None
 
 
 @dataclass(frozen=True)

@@ -761,6 +761,10 @@ class HomeAgent:
                     reverse_tunnel=binding.reverse_tunnel,
                     expires=binding.expires,
                     broadcast=bool(req.flags & RegistrationFlags.B),
+                    home_interface=self.config.interface
+                    if req.flags & RegistrationFlags.B
+                    else None,
+                    colocated=bool(req.flags & RegistrationFlags.D),
                 )
             )
         after = self.state_of(hoa)

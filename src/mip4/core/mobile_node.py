@@ -1390,7 +1390,11 @@ class MobileNode:
             agent = att.agent
             assert agent is not None
             return UseForeignAgent(
-                att.interface, agent.address, agent.link_address, self.config.home_address
+                att.interface,
+                agent.address,
+                agent.link_address,
+                self.config.home_address,
+                home_agent=self.home_agent if flags & RegistrationFlags.B else None,
             )
         return UseColocatedAddress(
             att.interface,

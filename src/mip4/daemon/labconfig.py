@@ -40,11 +40,13 @@ def lab_configs(
     reverse_tunnel: str = "prefer",
     advertisement_interval: float = 1.0,
     encapsulations: Sequence[str] | None = None,
+    broadcast: bool = False,
 ) -> dict[str, str]:
     """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``). Control sockets are
     ``<socket_dir>/<node>.sock`` (default: ``/run/mip4/<role>-<lab prefix>-<node>.sock``
     via ``daemon.name``). ``encapsulations`` (e.g. ``["gre", "ipip"]``) sets
-    ``mobile_node.encapsulations``; left out, the default (IP-in-IP)."""
+    ``mobile_node.encapsulations``; left out, the default (IP-in-IP). ``broadcast`` sets the
+    mobile node's B bit (home-link broadcasts forwarded to it)."""
     home = lab.topology.network("home")
     mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
     key = LAB_KEY.hex()
@@ -94,6 +96,7 @@ def lab_configs(
         f"home_prefix_len = {home.subnet.prefixlen}\n"
         f"lifetime = {lifetime}\n"
         f'reverse_tunnel = "{reverse_tunnel}"\n'
+        + ("broadcast = true\n" if broadcast else "")
         + (
             "encapsulations = [" + ", ".join(f'"{e}"' for e in encapsulations) + "]\n"
             if encapsulations

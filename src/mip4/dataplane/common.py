@@ -18,6 +18,7 @@ from mip4.wire.ip import (
     Bytes,
     HeaderFields,
     checksum_adjust,
+    internet_checksum,
     peek,
 )
 
@@ -240,3 +241,36 @@ def check_inner_received(view: memoryview, pos: int) -> HeaderFields:
     if f.ttl == 0:
         raise TunnelError(DropReason.TTL_EXPIRED, "inner TTL is 0 after decapsulation")
     return f
+
+
+#: transport protocols whose checksum covers a pseudo-header (RFC 768, RFC 9293 §3.1)
+_PSEUDO_HEADER_PROTOCOLS = (6, 17)
+
+
+def complete_transport_checksum(packet: bytearray) -> bool:
+    """Fill in the UDP or TCP checksum of the IPv4 datagram ``packet`` from scratch.
+
+    A datagram picked up from the link inside the sending host (AF_PACKET on a veth, with
+    checksum offload) may carry only the pseudo-header part that the hardware was to
+    complete; before such a datagram is tunnelled somewhere else it needs the real one.
+    Returns False (and changes nothing) for another protocol, a fragment or a datagram too
+    short for its header."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return False
+    ihl = (packet[0] & 0x0F) * 4
+    total = int.from_bytes(packet[2:4], "big")
+    proto = packet[9]
+    frag = int.from_bytes(packet[6:8], "big") & 0x3FFF
+    if proto not in _PSEUDO_HEADER_PROTOCOLS or frag or ihl < 20 or total > len(packet):
+        return False
+    segment = packet[ihl:total]
+    field = 6 if proto == 17 else 16
+    if len(segment) < field + 2:
+        return False
+    segment[field : field + 2] = b"\0\0"
+    pseudo = bytes(packet[12:20]) + bytes((0, proto)) + len(segment).to_bytes(2, "big")
+    csum = internet_checksum(pseudo + bytes(segment))
+    if proto == 17 and csum == 0:
+        csum = 0xFFFF  # RFC 768: a computed zero is sent as all ones
+    packet[ihl + field : ihl + field + 2] = csum.to_bytes(2, "big")
+    return True

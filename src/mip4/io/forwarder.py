@@ -19,6 +19,13 @@ The kernel here has no ipip/gre modules, so every node that tunnels runs a
   §4.2.2: no ARP on behalf of the visitor), and otherwise back into the TUN device, from
   which the kernel delivers or forwards it.
 
+* **Broadcasts (B bit, RFC 5944 §4.3).** For a home address whose binding asked for them,
+  the home agent picks up the broadcast frames on the home link (an AF_PACKET socket per
+  home interface, opened on first use) and tunnels a copy of each IPv4 broadcast to the care-of
+  address: as it is to a co-located care-of address, otherwise first inside a unicast
+  IP-in-IP datagram to the home address, so the foreign agent delivers it to the node and the
+  node decapsulates it.
+
 Path MTU (RFC 2003 §5.1): the TUN device's MTU (1472 by default) leaves room for the
 largest outer header on a 1500-byte path. With a larger TUN MTU, set ``tunnel_mtu``: a DF
 datagram that does not fit once encapsulated is dropped and its sender gets ICMP
@@ -46,13 +53,14 @@ import errno
 import logging
 import os
 import socket
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.core.actions import Encapsulation
-from mip4.dataplane.common import Decapsulated, Tunnel
+from mip4.dataplane.common import Decapsulated, Tunnel, complete_transport_checksum
 from mip4.dataplane.errors import PacketTooBig, TunnelError
 from mip4.dataplane.gre import decapsulate_gre, encapsulate_gre
 from mip4.dataplane.icmp import fragmentation_needed
@@ -73,6 +81,26 @@ from .rawsock import (
 from .tun import Tun
 
 log = logging.getLogger(__name__)
+
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+#: ``tpacket_auxdata.tp_status``: the checksum is to be completed by the hardware
+TP_STATUS_CSUMNOTREADY = 1 << 3
+#: room for one ``struct tpacket_auxdata`` (20 bytes) control message
+_AUXDATA_SPACE = socket.CMSG_SPACE(20)
+
+
+def _checksum_not_ready(ancillary: list[tuple[int, int, bytes]]) -> bool:
+    """Whether a packet socket's ``PACKET_AUXDATA`` says the frame's checksum is still to
+    be completed (``tp_status``, the first field, in host byte order)."""
+    return any(
+        level == SOL_PACKET
+        and kind == PACKET_AUXDATA
+        and len(aux) >= 4
+        and int.from_bytes(aux[:4], sys.byteorder) & TP_STATUS_CSUMNOTREADY
+        for level, kind, aux in ancillary
+    )
+
 
 Encap = Callable[[Bytes, Tunnel, int | None], bytearray]
 Decap = Callable[[Bytes], Decapsulated]
@@ -135,6 +163,24 @@ class TunnelTable:
     reverse: dict[int, TunnelEntry] = field(default_factory=dict)
     visitors: dict[int, LinkDelivery] = field(default_factory=dict)
     peers: Counter[int] = field(default_factory=Counter)
+    #: home address → {care-of address: nested} for the bindings that asked for broadcasts
+    #: (``nested``: inside a unicast datagram to the home address first, RFC 5944 §4.3)
+    broadcast: dict[int, dict[int, bool]] = field(default_factory=dict)
+
+    def set_broadcast(
+        self, home: IPv4Address, care_of: IPv4Address | None, nested: bool | None
+    ) -> None:
+        """Forward broadcasts to (``home``, ``care_of``), nested or not; ``nested`` None:
+        stop (``care_of`` None: for every care-of address of ``home``)."""
+        coas = self.broadcast.setdefault(int(home), {})
+        if nested is not None and care_of is not None:
+            coas[int(care_of)] = nested
+        elif care_of is None:
+            coas.clear()
+        else:
+            coas.pop(int(care_of), None)
+        if not coas:
+            del self.broadcast[int(home)]
 
     def add_binding(self, home: IPv4Address, entry: TunnelEntry) -> None:
         """Add or replace the binding (``home``, ``entry.tunnel.dst``)."""
@@ -223,6 +269,8 @@ class Forwarder:
         #: per (interface, visitor hardware address): (socket's sendmsg, Ethernet header)
         self._frames: dict[tuple[str, bytes], tuple[Callable[..., int], bytes]] = {}
         self._bufs: dict[int, tuple[bytearray, memoryview]] = {}
+        #: per home interface: the AF_PACKET socket that picks up its broadcasts
+        self._broadcast_socks: dict[str, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         try:
             for proto in protocols:
@@ -242,13 +290,15 @@ class Forwarder:
         loop.add_reader(self.tun.fileno(), self.pump_tun)
         for proto, sock in self.raw.items():
             loop.add_reader(sock.fileno(), self.pump_raw, proto)
+        for interface, sock in self._broadcast_socks.items():
+            loop.add_reader(sock.fileno(), self.pump_broadcast, interface)
 
     def detach(self) -> None:
         if self._loop is None:
             return
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self.tun.fileno())
-        for sock in self.raw.values():
+        for sock in [*self.raw.values(), *self._broadcast_socks.values()]:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(sock.fileno())
         self._loop = None
@@ -259,6 +309,10 @@ class Forwarder:
         for sock in self.raw.values():
             sock.close()
         self.raw.clear()
+        for sock in getattr(self, "_broadcast_socks", {}).values():
+            sock.close()
+        if hasattr(self, "_broadcast_socks"):
+            self._broadcast_socks.clear()
         for sock, _mac in getattr(self, "_links", {}).values():
             sock.close()
         if hasattr(self, "_links"):
@@ -350,6 +404,73 @@ class Forwarder:
             self.stats["icmp_frag_needed"] += 1
         except OSError:
             self.stats["icmp_send_failed"] += 1
+
+    # -- broadcasts (RFC 5944 §4.3) ---------------------------------------------------
+
+    def watch_broadcasts(self, interface: str) -> None:
+        """Pick up the broadcast frames on ``interface`` (the home link) from now on."""
+        if interface in self._broadcast_socks:
+            return
+        with entered(self.netns):
+            sock = socket.socket(
+                socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
+            )
+        try:
+            sock.bind((interface, ETH_P_IP))
+            sock.setblocking(False)
+            # tells which frames still lack their transport checksum (offload)
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        except BaseException:
+            sock.close()
+            raise
+        self._broadcast_socks[interface] = sock
+        if self._loop is not None:
+            self._loop.add_reader(sock.fileno(), self.pump_broadcast, interface)
+
+    def pump_broadcast(self, interface: str) -> int:
+        """Drain the broadcast socket of ``interface`` (at most ``batch`` frames) and tunnel
+        each IPv4 broadcast to the bindings that asked for them."""
+        sock = self._broadcast_socks.get(interface)
+        if sock is None:
+            return 0
+        n = 0
+        for _ in range(self.batch):
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(65535, _AUXDATA_SPACE)
+            except BlockingIOError:
+                break
+            n += 1
+            # only link-layer broadcasts others sent (our own are PACKET_OUTGOING)
+            if addr[2] != socket.PACKET_BROADCAST or len(data) < 20 or data[0] >> 4 != 4:
+                continue
+            pkt = bytearray(data)
+            if _checksum_not_ready(ancillary):
+                # sent by a host on this machine with checksum offload: the transport
+                # checksum is only the pseudo-header part so far
+                complete_transport_checksum(pkt)
+                self.stats["broadcast_checksum_completed"] += 1
+            self.forward_broadcast(memoryview(pkt))
+        return n
+
+    def forward_broadcast(self, pkt: memoryview) -> None:
+        """Tunnel a copy of the broadcast datagram ``pkt`` to every binding that asked."""
+        bindings = self.table.bindings
+        for home, coas in self.table.broadcast.items():
+            for entry in bindings.get(home, ()):
+                nested = coas.get(entry.tunnel.dst_int)
+                if nested is None:
+                    continue
+                if nested:
+                    to_home = Tunnel(entry.tunnel.src, ipv4_from_int(home))
+                    try:
+                        inner = encapsulate_ipip(pkt, to_home, forwarding=False)
+                    except (TunnelError, DecodeError):
+                        self.stats["broadcast_malformed"] += 1
+                        continue
+                    self._send(memoryview(inner), entry)
+                else:
+                    self._send(pkt, entry)
+                self.stats["broadcast_forwarded"] += 1
 
     # -- out of the tunnel ------------------------------------------------------------
 

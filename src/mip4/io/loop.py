@@ -30,7 +30,8 @@ only place where time and sockets meet it:
                              forwarding on and a route to the address via another device)
 ``GratuitousArp``            AF_PACKET ARP requests, ``count`` times, ``garp_interval``
                              apart (RFC 5944 §4.6)
-``InstallBinding``           tunnel table entry + host route to the TUN device (home agent)
+``InstallBinding``           tunnel table entry + host route to the TUN device (home agent);
+                             with B the home link's broadcasts are tunnelled too (§4.3)
 ``RemoveBinding``            the reverse
 ``InstallVisitor``           decapsulated datagrams for the home address go to the
                              visitor's hardware address; with ``reverse_tunnel`` a policy
@@ -399,14 +400,20 @@ class LinuxExecutor:
         )
         fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
         self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True)
-        if a.broadcast:
-            # B bit (RFC 5944 §4.3): forwarding home-link broadcasts needs a capture on the
-            # home link; not done yet -- counted so an operator can see it
-            self.stats["broadcast_not_forwarded"] += 1
-            log.warning("binding for %s asks for broadcasts; not forwarded", a.home_address)
+        if a.broadcast and a.home_interface is not None:
+            # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
+            fwd.watch_broadcasts(a.home_interface)
+            fwd.table.set_broadcast(a.home_address, a.care_of_address, not a.colocated)
+        else:
+            fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
+            if a.broadcast:
+                # no home link named: nowhere to pick the broadcasts up (counted)
+                self.stats["broadcast_not_forwarded"] += 1
+                log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
 
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")
+        fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
         if fwd.table.remove_binding(a.home_address, a.care_of_address) == 0:
             self.ns.del_route(f"{a.home_address}/32")
 
@@ -585,6 +592,12 @@ class LinuxExecutor:
             "0.0.0.0/0", gateway=agent, ifname=iface, onlink=True, replace=True, src=a.home_address
         )
         self._mobility.append(lambda: ns.del_route("0.0.0.0/0", gateway=agent))
+        if a.home_agent is not None:
+            # the broadcasts asked for with B come tunnelled from the home agent (§4.3)
+            table = self._fwd("UseForeignAgent with broadcasts").table
+            ha = a.home_agent
+            table.add_peer(ha)
+            self._mobility.append(lambda: table.remove_peer(ha))
 
     def use_colocated_address(self, a: UseColocatedAddress) -> None:
         self._reset_mobility()

@@ -100,6 +100,8 @@ class Settings:
     register_within: float = 15.0
     #: RFC 2827 ingress filtering on the router (default: on when reverse tunnelling)
     ingress_filter: bool | None = None
+    #: the mobile node's B bit: home-link broadcasts are forwarded to it (RFC 5944 §4.3)
+    broadcast: bool = False
 
     def __post_init__(self) -> None:
         if self.encapsulation not in ENCAPSULATIONS:
@@ -276,6 +278,7 @@ class EngineBackend:
                 reverse_tunnel=ReverseTunnel.PREFER if s.reverse_tunnel else ReverseTunnel.OFF,
                 encapsulations=tuple(encs),
                 lifetime=s.lifetime,
+                broadcast=s.broadcast,
             ),
             sa,
             offset,
@@ -438,6 +441,7 @@ class DaemonBackend:
             reverse_tunnel="prefer" if settings.reverse_tunnel else "off",
             advertisement_interval=settings.advertisement_interval,
             encapsulations=encs,
+            broadcast=settings.broadcast,
         )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: dict[str, int] = {}

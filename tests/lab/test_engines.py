@@ -11,23 +11,20 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 import pytest
 
-from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
-from mip4.core.home_agent import HomeAgent, HomeAgentConfig
-from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
+from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgent
+from mip4.core.mobile_node import MnState, MobileNode, ReverseTunnel
 from mip4.io.loop import Engine
 from mip4.io.netns import Netns, entered
 from mip4.io.runtime import NodeIO
 from mip4.lab.build import Lab
-from mip4.security.sa import SecurityAssociation, SecurityAssociations
+from mip4.lab.scenario import Settings, lab_engine, lab_node_io
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-
-KEY = bytes(range(16))
-SPI = 1000
 
 
 @dataclass
@@ -42,68 +39,20 @@ class Nodes:
 
 @pytest.fixture
 def nodes(prefix: str) -> Iterator[Nodes]:
+    """The three engines as the lab scenario builds them (reverse tunnelling preferred,
+    IP-in-IP, 300 s lifetime), each on its own :class:`NodeIO`."""
     with Lab(prefix[2:], ingress_filter=True) as lab:
-        home = lab.topology.network("home")
-        mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
-        sa = SecurityAssociation(spi=SPI, key=KEY)
-        ha_sas = SecurityAssociations()
-        ha_sas.add(mn_ip, sa)
-        ha = HomeAgent(
-            HomeAgentConfig(
-                address=ha_ip,
-                home_network=home.subnet,
-                interface=lab.ifname("ha"),
-                advertisement_interval=1.0,
-            ),
-            ha_sas,
-            time.time() - time.monotonic(),
-        )
-        fas = [
-            ForeignAgent(
-                ForeignAgentConfig(
-                    links=(VisitedLink(lab.ifname(k), lab.address(k), 24),),
-                    advertisement_interval=1.0,
-                ),
-                SecurityAssociations(),
-            )
-            for k in ("fa1", "fa2")
-        ]
-        mn = MobileNode(
-            MobileNodeConfig(
-                home_address=mn_ip,
-                home_agent=ha_ip,
-                reverse_tunnel=ReverseTunnel.PREFER,
-                lifetime=300,
-            ),
-            sa,
-            time.time() - time.monotonic(),
-        )
+        settings = Settings(lab.lab_id)
+        engines = {k: lab_engine(lab, k, settings) for k in ("ha", "fa1", "fa2", "mn")}
+        ha, fa1, fa2, mn = (engines[k] for k in ("ha", "fa1", "fa2", "mn"))
+        assert isinstance(ha, HomeAgent) and isinstance(mn, MobileNode)
+        assert isinstance(fa1, ForeignAgent) and isinstance(fa2, ForeignAgent)
+        assert mn.config.reverse_tunnel is ReverseTunnel.PREFER and mn.config.lifetime == 300
         io: dict[str, NodeIO] = {}
-        tun = f"{lab.prefix}t"
         try:
-            io["ha"] = NodeIO.open(
-                lab.ns("ha"),
-                [lab.ifname("ha")],
-                tun_name=tun,
-                tunnel_source=ha_ip,
-                link_sources=True,  # learns the MN's MAC for the gratuitous ARP back home
-                forwarding=True,
-            )
-            for k in ("fa1", "fa2"):
-                io[k] = NodeIO.open(
-                    lab.ns(k), [lab.ifname(k)], tun_name=tun, link_sources=True, forwarding=True
-                )
-            io["mn"] = NodeIO.open(
-                lab.ns("mn"),
-                [lab.ifname("mn")],
-                tun_name=tun,
-                home_gateway=home.gateway,
-                home_network=IPv4Network(home.subnet),
-                icmp_errors=True,
-                watch_links=True,
-                ignore_addresses=frozenset({mn_ip}),
-            )
-            yield Nodes(lab, ha, fas[0], fas[1], mn, io)
+            for k in engines:
+                io[k] = lab_node_io(lab, k)
+            yield Nodes(lab, ha, fa1, fa2, mn, io)
         finally:
             for n in io.values():
                 n.close()

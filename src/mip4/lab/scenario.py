@@ -219,6 +219,81 @@ class _RttRecorder:
         return self.mn.next_deadline()
 
 
+def lab_engine(lab: Lab, key: str, s: Settings) -> HomeAgent | ForeignAgent | MobileNode:
+    """The engine of lab node ``key`` (``ha``, ``fa1``, ``fa2``, ``mn``) as ``s`` configures
+    it, with the lab's mobile node-home agent security association."""
+    home = lab.topology.network("home")
+    mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
+    offset = time.time() - time.monotonic()
+    sa = SecurityAssociation(spi=MN_HA_SPI, key=MN_HA_KEY)
+    if key == "ha":
+        sas = SecurityAssociations()
+        sas.add(mn_ip, sa)
+        return HomeAgent(
+            HomeAgentConfig(
+                address=ha_ip,
+                home_network=home.subnet,
+                interface=lab.ifname("ha"),
+                advertisement_interval=s.advertisement_interval,
+            ),
+            sas,
+            offset,
+        )
+    if key in ("fa1", "fa2"):
+        return ForeignAgent(
+            ForeignAgentConfig(
+                links=(VisitedLink(lab.ifname(key), lab.address(key), 24),),
+                advertisement_interval=s.advertisement_interval,
+            ),
+            SecurityAssociations(),
+        )
+    encs = [ENCAPSULATIONS[s.encapsulation]]
+    if encs[0] is not Encapsulation.IPIP:
+        encs.append(Encapsulation.IPIP)
+    return MobileNode(
+        MobileNodeConfig(
+            home_address=mn_ip,
+            home_agent=ha_ip,
+            reverse_tunnel=ReverseTunnel.PREFER if s.reverse_tunnel else ReverseTunnel.OFF,
+            encapsulations=tuple(encs),
+            lifetime=s.lifetime,
+            broadcast=s.broadcast,
+        ),
+        sa,
+        offset,
+    )
+
+
+def lab_node_io(lab: Lab, key: str) -> NodeIO:
+    """:meth:`NodeIO.open` for lab node ``key`` with the options its role needs (TUN device
+    ``<prefix>t`` in every node)."""
+    tun = f"{lab.prefix}t"
+    if key == "ha":
+        return NodeIO.open(
+            lab.ns("ha"),
+            [lab.ifname("ha")],
+            tun_name=tun,
+            tunnel_source=lab.address("ha"),
+            link_sources=True,
+            forwarding=True,
+        )
+    if key in ("fa1", "fa2"):
+        return NodeIO.open(
+            lab.ns(key), [lab.ifname(key)], tun_name=tun, link_sources=True, forwarding=True
+        )
+    home = lab.topology.network("home")
+    return NodeIO.open(
+        lab.ns("mn"),
+        [lab.ifname("mn")],
+        tun_name=tun,
+        home_gateway=home.gateway,
+        home_network=IPv4Network(home.subnet),
+        icmp_errors=True,
+        watch_links=True,
+        ignore_addresses=frozenset({lab.address("mn")}),
+    )
+
+
 class EngineBackend:
     """The real engines, driven through :mod:`mip4.io` on an asyncio loop in a thread."""
 
@@ -242,75 +317,10 @@ class EngineBackend:
             self._call(self._start(key))
 
     def _engine(self, key: str) -> HomeAgent | ForeignAgent | MobileNode:
-        lab, s = self.lab, self.settings
-        home = lab.topology.network("home")
-        mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
-        offset = time.time() - time.monotonic()
-        sa = SecurityAssociation(spi=MN_HA_SPI, key=MN_HA_KEY)
-        if key == "ha":
-            sas = SecurityAssociations()
-            sas.add(mn_ip, sa)
-            return HomeAgent(
-                HomeAgentConfig(
-                    address=ha_ip,
-                    home_network=home.subnet,
-                    interface=lab.ifname("ha"),
-                    advertisement_interval=s.advertisement_interval,
-                ),
-                sas,
-                offset,
-            )
-        if key in ("fa1", "fa2"):
-            return ForeignAgent(
-                ForeignAgentConfig(
-                    links=(VisitedLink(lab.ifname(key), lab.address(key), 24),),
-                    advertisement_interval=s.advertisement_interval,
-                ),
-                SecurityAssociations(),
-            )
-        encs = [ENCAPSULATIONS[s.encapsulation]]
-        if encs[0] is not Encapsulation.IPIP:
-            encs.append(Encapsulation.IPIP)
-        return MobileNode(
-            MobileNodeConfig(
-                home_address=mn_ip,
-                home_agent=ha_ip,
-                reverse_tunnel=ReverseTunnel.PREFER if s.reverse_tunnel else ReverseTunnel.OFF,
-                encapsulations=tuple(encs),
-                lifetime=s.lifetime,
-                broadcast=s.broadcast,
-            ),
-            sa,
-            offset,
-        )
+        return lab_engine(self.lab, key, self.settings)
 
     def _open(self, key: str) -> NodeIO:
-        lab = self.lab
-        tun = f"{lab.prefix}t"
-        if key == "ha":
-            return NodeIO.open(
-                lab.ns("ha"),
-                [lab.ifname("ha")],
-                tun_name=tun,
-                tunnel_source=lab.address("ha"),
-                link_sources=True,
-                forwarding=True,
-            )
-        if key in ("fa1", "fa2"):
-            return NodeIO.open(
-                lab.ns(key), [lab.ifname(key)], tun_name=tun, link_sources=True, forwarding=True
-            )
-        home = lab.topology.network("home")
-        return NodeIO.open(
-            lab.ns("mn"),
-            [lab.ifname("mn")],
-            tun_name=tun,
-            home_gateway=home.gateway,
-            home_network=IPv4Network(home.subnet),
-            icmp_errors=True,
-            watch_links=True,
-            ignore_addresses=frozenset({lab.address("mn")}),
-        )
+        return lab_node_io(self.lab, key)
 
     async def _start(self, key: str) -> None:
         engine = self._engine(key)

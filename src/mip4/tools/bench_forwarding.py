@@ -59,15 +59,13 @@ import time
 import timeit
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from typing import Any
 
 from mip4.lab.build import Lab, LabError
 
 UDP_PORT = 5201
 TCP_PORT = 5202
-KEY = bytes(range(16))
-SPI = 1000
 WORKERS = ("ha", "fa1", "mn", "udp-recv", "udp-send", "tcp-recv", "tcp-send")
 
 
@@ -117,77 +115,16 @@ def udp_rcvbuf_errors() -> int:
 async def _node(role: str, lab_id: str, profile: bool = False) -> None:
     """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF; with
     ``profile``, under cProfile, and report the functions that took the most time."""
-    from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
-    from mip4.core.home_agent import HomeAgent, HomeAgentConfig
-    from mip4.core.mobile_node import MobileNode, MobileNodeConfig, ReverseTunnel
-    from mip4.io.loop import Engine
-    from mip4.io.runtime import NodeIO
-    from mip4.security.sa import SecurityAssociation, SecurityAssociations
+    from mip4.core.mobile_node import MobileNode
+    from mip4.lab.scenario import Settings, lab_engine, lab_node_io
 
-    lab = Lab(lab_id)  # names and addresses only: the parent built it
-    home = lab.topology.network("home")
-    mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
-    sa = SecurityAssociation(spi=SPI, key=KEY)
-    offset = time.time() - time.monotonic()
-    tun = _tun_name(lab)
-    engine: Engine
-    mn: MobileNode | None = None
-    if role == "ha":
-        sas = SecurityAssociations()
-        sas.add(mn_ip, sa)
-        engine = HomeAgent(
-            HomeAgentConfig(
-                address=ha_ip,
-                home_network=home.subnet,
-                interface=lab.ifname("ha"),
-                advertisement_interval=1.0,
-            ),
-            sas,
-            offset,
-        )
-        io = NodeIO.open(
-            lab.ns("ha"),
-            [lab.ifname("ha")],
-            tun_name=tun,
-            tunnel_source=ha_ip,
-            link_sources=True,
-            forwarding=True,
-        )
-    elif role == "fa1":
-        engine = ForeignAgent(
-            ForeignAgentConfig(
-                links=(VisitedLink(lab.ifname("fa1"), lab.address("fa1"), 24),),
-                advertisement_interval=1.0,
-            ),
-            SecurityAssociations(),
-        )
-        io = NodeIO.open(
-            lab.ns("fa1"), [lab.ifname("fa1")], tun_name=tun, link_sources=True, forwarding=True
-        )
-    elif role == "mn":
-        mn = MobileNode(
-            MobileNodeConfig(
-                home_address=mn_ip,
-                home_agent=ha_ip,
-                reverse_tunnel=ReverseTunnel.PREFER,
-                lifetime=600,
-            ),
-            sa,
-            offset,
-        )
-        engine = mn
-        io = NodeIO.open(
-            lab.ns("mn"),
-            [lab.ifname("mn")],
-            tun_name=tun,
-            home_gateway=home.gateway,
-            home_network=IPv4Network(home.subnet),
-            icmp_errors=True,
-            watch_links=True,
-            ignore_addresses=frozenset({mn_ip}),
-        )
-    else:
+    if role not in ("ha", "fa1", "mn"):
         raise ValueError(f"no node worker {role!r}")
+    lab = Lab(lab_id)  # names and addresses only: the parent built it
+    engine = lab_engine(lab, role, Settings(lab_id, lifetime=600))
+    mn = engine if isinstance(engine, MobileNode) else None
+    io = lab_node_io(lab, role)
+    tun = _tun_name(lab)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -624,40 +624,43 @@ class Bench:
                     drops[f"{key}_{k}"] = d(k)
         return cost, drops
 
-    def udp(self, path: str, size: int) -> Measurement:
-        o = self.opts
-        recv = Worker(
-            self.lab,
-            "mn",
-            "udp-recv",
-            {"deadline": o.duration + 5.0, "max_life": int(o.duration + 30)},
-        )
+    def _transfer(
+        self, kind: str, recv_args: dict[str, Any], send_args: dict[str, Any], timeout: float
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Run ``<kind>-recv`` on the mobile node and ``<kind>-send`` on the correspondent
+        towards it; returns (sender result, receiver result, snapshot before, after)."""
+        recv = Worker(self.lab, "mn", f"{kind}-recv", recv_args)
         self.traffic.append(recv)
         try:
             recv.event("ready", 10)
-            send = Worker(
-                self.lab,
-                "cn",
-                "udp-send",
-                {
-                    "dst": self.mn_ip,
-                    "size": size,
-                    "duration": o.duration,
-                    "count": o.count,
-                    "rate": o.rate,
-                    "max_life": int(o.duration + 30),
-                },
-            )
+            send = Worker(self.lab, "cn", f"{kind}-send", {"dst": self.mn_ip, **send_args})
             self.traffic.append(send)
             send.event("ready", 15)
             before = self._snapshot()
             send.command("go")
-            s = send.event("result", o.duration + 15)
-            r = recv.event("result", o.duration + 15)
+            s = send.event("result", timeout)
+            r = recv.event("result", timeout)
             after = self._snapshot()
             send.stop()
         finally:
             recv.stop()
+        return s, r, before, after
+
+    def udp(self, path: str, size: int) -> Measurement:
+        o = self.opts
+        life = int(o.duration + 30)
+        s, r, before, after = self._transfer(
+            "udp",
+            {"deadline": o.duration + 5.0, "max_life": life},
+            {
+                "size": size,
+                "duration": o.duration,
+                "count": o.count,
+                "rate": o.rate,
+                "max_life": life,
+            },
+            o.duration + 15,
+        )
         cost, drops = self._cost(before, after)
         drops["mn_udp_rcvbuf"] = int(r["rcvbuf_errors"])
         return Measurement(
@@ -676,33 +679,12 @@ class Bench:
     def tcp(self, path: str) -> Measurement:
         o = self.opts
         life = int(o.tcp_duration + 40)
-        recv = Worker(
-            self.lab, "mn", "tcp-recv", {"deadline": o.tcp_duration + 20.0, "max_life": life}
+        s, r, before, after = self._transfer(
+            "tcp",
+            {"deadline": o.tcp_duration + 20.0, "max_life": life},
+            {"duration": o.tcp_duration, "limit": o.tcp_bytes, "max_life": life},
+            o.tcp_duration + 30,
         )
-        self.traffic.append(recv)
-        try:
-            recv.event("ready", 10)
-            send = Worker(
-                self.lab,
-                "cn",
-                "tcp-send",
-                {
-                    "dst": self.mn_ip,
-                    "duration": o.tcp_duration,
-                    "limit": o.tcp_bytes,
-                    "max_life": life,
-                },
-            )
-            self.traffic.append(send)
-            send.event("ready", 15)
-            before = self._snapshot()
-            send.command("go")
-            s = send.event("result", o.tcp_duration + 30)
-            r = recv.event("result", o.tcp_duration + 30)
-            after = self._snapshot()
-            send.stop()
-        finally:
-            recv.stop()
         cost, _drops = self._cost(before, after)
         return Measurement(
             path,

@@ -259,14 +259,14 @@ def restore_home_default_route(cfg: DaemonConfig) -> str | None:
 @dataclass
 class DaemonExecutor:
     """Renders :class:`Log` actions as log lines; hands every other action to ``inner``.
-    Counts the mobile node's replies by code (``mn-reply`` records)."""
+    Counts the mobile node's replies by code (``mn.reply`` records)."""
 
     inner: Executor
     replies: Counter[int] = field(default_factory=Counter)
 
     def execute(self, action: Action) -> None:
         if isinstance(action, Log):
-            if action.event == "mn-reply":
+            if action.event == "mn.reply":
                 code = action.fields.get("code")
                 if isinstance(code, int):
                     self.replies[int(code)] += 1

@@ -847,3 +847,15 @@ def test_no_wake_up_for_a_renewal_that_cannot_happen() -> None:
     mn.handle_timer(b.renew_at)
     d = mn.next_deadline()
     assert d is None or d > b.renew_at
+
+
+def test_reverse_tunnel_request_to_foreign_agent_has_ttl_255() -> None:
+    """RFC 3024 §4.1.1: a request with T sent to the foreign agent goes out with IP TTL
+    255 (the agent denies anything else with 76); retransmissions too."""
+    mn = make(reverse_tunnel=ReverseTunnel.PREFER)
+    acts, req = attach_fa(mn, flags=AgentFlags.F | AgentFlags.T)
+    assert req.flags & RegistrationFlags.T
+    (send,) = of(acts, SendUdp)
+    assert send.dst == FA and send.ttl == 255
+    (again,) = of(mn.handle_timer(mn.next_deadline() or 0.0), SendUdp)
+    assert again.ttl == 255

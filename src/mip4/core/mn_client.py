@@ -60,6 +60,8 @@ from .mn_reactions import CodeReaction, Reaction, reaction_for
 from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
+#: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
+REVERSE_TUNNEL_TTL = 255
 
 
 @dataclass
@@ -410,6 +412,9 @@ class RegistrationClient:
             assert agent is not None
             # RFC 5944 §3.6.1.1: to the agent's address (the advertisement's source), from
             # the home address, TTL 1; the agent is reached by its link-layer address.
+            # RFC 3024 §4.1.1: a request with T MUST go out with TTL 255 (the agent checks
+            # it and denies others with 76, "mobile node too distant", §4.2.1): this limits
+            # reverse-tunnel hijacking to nodes on the agent's link.
             return SendUdp(
                 dst=agent.address,
                 payload=request.raw,
@@ -417,7 +422,7 @@ class RegistrationClient:
                 src=self.config.home_address,
                 interface=att.interface,
                 link_dst=agent.link_address,
-                ttl=1,
+                ttl=REVERSE_TUNNEL_TTL if request.flags & RegistrationFlags.T else 1,
             )
         src = att.care_of_address if att.kind is AttachmentKind.COLOCATED else None
         return SendUdp(

@@ -15,8 +15,8 @@ now)`` for a received datagram or a link change, ``handle_timer(now)`` when
   address, §3.6.1.2).
 * *foreign agent* -- an advertisement with the F bit (RFC 5944 §2.1.1), not busy, heard
   through :class:`~mip4.core.discovery.AgentDiscovery`. The care-of address is the agent's
-  first advertised one; requests go to the agent's address with TTL 1 (§3.6.1.1) and its
-  link-layer address (never ARP, §4.2.1).
+  first advertised one; requests go to the agent's address with TTL 1 (§3.6.1.1) -- TTL 255
+  when they set T (RFC 3024 §4.1.1) -- and its link-layer address (never ARP, §4.2.1).
 * *co-located* -- a LinkUp with an address on a foreign network, when the configuration
   allows it: D bit, request sent directly to the home agent from that address (§3.6.1.1).
   The node does not solicit then (§2.4: the care-of address is known); an advertisement

@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any
 
+from mip4.demo.traffic import StreamConfig, connect, serve
 from mip4.lab.build import Lab
 
 UDP_PORT = 5201
@@ -262,60 +263,52 @@ def udp_send(
     return {"event": "result", "sent": sent, "errors": errors, "elapsed": elapsed}
 
 
+#: the goodput timeline's resolution: the window is first to last arrival, to 1 ms
+_TCP_BIN = 0.001
+
+
+def _tcp_stream(**kw: Any) -> StreamConfig:
+    """The demo's stream (:mod:`mip4.demo.traffic`), counted and not verified: the sender
+    writes zeros, 64 KiB at a time, and the receiver only counts (generating and checking
+    the demo's pattern would cost more CPU than the direct path's goodput leaves)."""
+    return StreamConfig(
+        name="bench-tcp", verify=False, chunk=1 << 16, recv_size=1 << 18, interval=_TCP_BIN,
+        follow_peer=False, **kw,
+    )  # fmt: skip
+
+
 def tcp_recv(port: int, deadline_s: float) -> dict[str, Any]:
     """Accept one connection on ``port`` and read it to EOF (bounded by ``deadline_s``)."""
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", port))
-    srv.listen(1)
-    srv.settimeout(deadline_s)
-    emit({"event": "ready"})
-    deadline = time.monotonic() + deadline_s
-    conn, _ = srv.accept()
-    srv.close()
-    buf = bytearray(1 << 18)
-    nbytes = 0
-    start = time.monotonic()
-    first = last = start
-    with conn:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            conn.settimeout(remaining)
-            try:
-                n = conn.recv_into(buf)
-            except TimeoutError:
-                break
-            if n == 0:
-                break
-            last = time.monotonic()
-            if not nbytes:
-                first = last
-            nbytes += n
-    return {"event": "result", "bytes": nbytes, "window": last - first, "elapsed": last - start}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "listening":
+            emit({"event": "ready"})
+
+    cfg = _tcp_stream(
+        max_bytes=0, duration=None, connect_timeout=deadline_s, stall_timeout=deadline_s,
+        drain_timeout=deadline_s,
+    )  # fmt: skip
+    report = serve("0.0.0.0", port, cfg, emit=on_event)
+    if report.connected_at is None:
+        raise TimeoutError(f"no connection: {report.error}")
+    got = [i for i, n in enumerate(report.timeline.received) if n]
+    window = (got[-1] - got[0] + 1) * _TCP_BIN if got else 0.0
+    elapsed = (got[-1] + 1) * _TCP_BIN if got else 0.0
+    return {"event": "result", "bytes": report.bytes_received, "window": window, "elapsed": elapsed}
 
 
 def tcp_send(dst: str, port: int, duration: float, limit: int) -> dict[str, Any]:
     """Send to ``dst`` for ``duration`` seconds or ``limit`` bytes, whichever first."""
-    sock = socket.create_connection((dst, port), timeout=5.0)
-    chunk = bytes(1 << 16)
-    sent = 0
     _ready_then_go()
-    start = time.monotonic()
-    deadline = start + duration
-    sock.settimeout(max(duration, 1.0))
-    with sock:
-        with contextlib.suppress(TimeoutError):
-            while sent < limit and time.monotonic() < deadline:
-                sent += sock.send(chunk[: min(len(chunk), limit - sent)])
-        sock.shutdown(socket.SHUT_WR)
-        # wait for the receiver to close: then everything sent has been read
-        sock.settimeout(5.0)
-        with contextlib.suppress(OSError):
-            while sock.recv(4096):
-                pass
-    return {"event": "result", "sent": sent, "elapsed": time.monotonic() - start}
+    cfg = _tcp_stream(
+        max_bytes=limit, duration=duration, connect_timeout=5.0,
+        stall_timeout=max(duration, 1.0), drain_timeout=5.0,
+    )  # fmt: skip
+    report = connect(dst, port, cfg)
+    if report.connected_at is None:
+        raise ConnectionError(f"no connection to {dst}:{port}: {report.error}")
+    elapsed = report.finished_at - report.connected_at
+    return {"event": "result", "sent": report.bytes_sent, "elapsed": elapsed}
 
 
 def run_worker(name: str, params: dict[str, Any]) -> int:

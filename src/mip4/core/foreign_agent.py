@@ -153,11 +153,11 @@ from .bindings import (
     VisitorStore,
 )
 from .counters import Counters
+from .engine import error_boundary
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
 from .registration import (
     Discard,
     Pipeline,
-    ProtocolError,
     RegistrationDenied,
     TransitionTable,
     config_from_mapping,
@@ -674,77 +674,75 @@ class ForeignAgent:
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input; never raises (one error boundary, see the module docstring)."""
         ctx: _Request | _ReplyPath | None = None
-        try:
+
+        def body(out: list[Action]) -> None:
+            nonlocal ctx
             if isinstance(event, UdpReceived):
                 ctx = self._classify(event, now)
                 if isinstance(ctx, _Request):
                     self.pipeline.run(ctx)
-                    return self._relay_request(ctx)
+                    out.extend(self._relay_request(ctx))
+                    return
                 if ctx.reply is None:
                     # RFC 5944 §3.7.3.1: a reply for a pending request that is not well
                     # formed is answered to the mobile node with 71.
                     raise RegistrationDenied(
                         ReplyCode.FA_POORLY_FORMED_REPLY, ctx.malformed or "poorly formed"
                     )
-                return self._relay_reply(event, now, ctx.reply, ctx)
-            if isinstance(event, IcmpReceived):
-                return self._on_icmp(event, now)
-            if isinstance(event, DestinationUnreachable):
-                return self._on_unreachable(event, now)
-            if isinstance(event, LinkUp):
-                return self._on_link(event.interface, True, now)
-            if isinstance(event, LinkDown):
-                return self._on_link(event.interface, False, now)
-            raise Discard("unexpected_event", type(event).__name__)
-        except RegistrationDenied as denial:
-            return self._deny(ctx, denial, now)
-        except Discard as d:
-            self._counters.discard(d.reason)
-            return [Log("fa.discard", {"reason": d.reason, "detail": d.detail, **_who(event)})]
-        except ProtocolError as e:
-            self._counters.discard("protocol_error")
-            return [Log("fa.protocol_error", {"detail": str(e), **_who(event)})]
-        except Exception as e:  # last resort: no input may crash the agent
-            self._counters.discard("internal_error")
-            return [Log("fa.internal_error", {"detail": repr(e), **_who(event)})]
+                out.extend(self._relay_reply(event, now, ctx.reply, ctx))
+            elif isinstance(event, IcmpReceived):
+                out.extend(self._on_icmp(event, now))
+            elif isinstance(event, DestinationUnreachable):
+                out.extend(self._on_unreachable(event, now))
+            elif isinstance(event, LinkUp):
+                out.extend(self._on_link(event.interface, True, now))
+            elif isinstance(event, LinkDown):
+                out.extend(self._on_link(event.interface, False, now))
+            else:
+                raise Discard("unexpected_event", type(event).__name__)
+
+        return error_boundary(
+            "fa",
+            self._counters,
+            body,
+            who=_who(event),
+            on_denied=lambda denial: self._deny(ctx, denial, now),
+        )
 
     def handle_timer(self, now: float) -> list[Action]:
         """Advertise, time out pending requests (78), expire visitors."""
-        actions: list[Action] = []
-        try:
-            for link in self.config.links:
-                st = self._links[link.interface]
-                if st.up and st.next_advertisement is not None and st.next_advertisement <= now:
-                    actions.append(self._advertise(link, link.advertisement_destination, None))
-                    st.next_advertisement = now + self.config.advertisement_interval
-            for p in self._pending.pop_expired(now):
-                # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
-                # mobile node is told with code 78.
-                actions.extend(
-                    self._reply_path_denial(
-                        _ReplyPath(p),
-                        RegistrationDenied(ReplyCode.FA_REGISTRATION_TIMEOUT, "no reply"),
-                        VisitorInput.TIMEOUT,
-                    )
+        return error_boundary("fa", self._counters, lambda out: self._on_timer(now, out))
+
+    def _on_timer(self, now: float, actions: list[Action]) -> None:
+        for link in self.config.links:
+            st = self._links[link.interface]
+            if st.up and st.next_advertisement is not None and st.next_advertisement <= now:
+                actions.append(self._advertise(link, link.advertisement_destination, None))
+                st.next_advertisement = now + self.config.advertisement_interval
+        for p in self._pending.pop_expired(now):
+            # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
+            # mobile node is told with code 78.
+            actions.extend(
+                self._reply_path_denial(
+                    _ReplyPath(p),
+                    RegistrationDenied(ReplyCode.FA_REGISTRATION_TIMEOUT, "no reply"),
+                    VisitorInput.TIMEOUT,
                 )
-            for v in self._visitors.pop_expired(now):
-                hoa = v.home_address
-                before = _RR if self._pending.get(hoa) is not None else _R
-                # RFC 5944 §3.7: no message is sent because a lifetime expired.
-                if not v.colocated:
-                    actions.append(RemoveVisitor(hoa, v.interface))
-                VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
-                self._counters.event("visitor_expired")
-                actions.append(
-                    Log(
-                        "fa.visitor_expired",
-                        {"home_address": hoa, "care_of_address": v.care_of_address},
-                    )
+            )
+        for v in self._visitors.pop_expired(now):
+            hoa = v.home_address
+            before = _RR if self._pending.get(hoa) is not None else _R
+            # RFC 5944 §3.7: no message is sent because a lifetime expired.
+            if not v.colocated:
+                actions.append(RemoveVisitor(hoa, v.interface))
+            VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
+            self._counters.event("visitor_expired")
+            actions.append(
+                Log(
+                    "fa.visitor_expired",
+                    {"home_address": hoa, "care_of_address": v.care_of_address},
                 )
-        except Exception as e:  # pragma: no cover - last resort
-            self._counters.discard("internal_error")
-            actions.append(Log("fa.internal_error", {"detail": repr(e)}))
-        return actions
+            )
 
     # -- advertisements -------------------------------------------------------------------
 

@@ -127,12 +127,12 @@ from .actions import (
 )
 from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
 from .counters import Counters
+from .engine import error_boundary
 from .events import Event, IcmpReceived, UdpReceived
 from .foreign_agent import ALL_SYSTEMS, next_sequence
 from .registration import (
     Discard,
     Pipeline,
-    ProtocolError,
     RegistrationDenied,
     TransitionTable,
     config_from_mapping,
@@ -585,70 +585,61 @@ class HomeAgent:
         """Process one input. Never raises: the error boundary turns a denial into a reply
         and anything else into a counted discard."""
         ctx: _Request | None = None
-        try:
+
+        def body(out: list[Action]) -> None:
+            nonlocal ctx
             if isinstance(event, IcmpReceived):
-                return self._on_icmp(event, now)
-            if not isinstance(event, UdpReceived):
-                return []  # links and ICMP errors do not concern the home agent
-            ctx = self._begin(event, now)
-            self.pipeline.run(ctx)
-            return self._accept(ctx)
-        except RegistrationDenied as denial:
+                out.extend(self._on_icmp(event, now))
+            elif isinstance(event, UdpReceived):
+                ctx = self._begin(event, now)
+                self.pipeline.run(ctx)
+                out.extend(self._accept(ctx))
+            # links and ICMP errors do not concern the home agent
+
+        def on_denied(denial: RegistrationDenied) -> list[Action]:
             if ctx is None:  # pragma: no cover - denials come from the pipeline only
                 self._counters.discard("denied_without_request")
                 return []
             return self._deny(ctx, denial)
-        except Discard as d:
-            self._counters.discard(d.reason)
-            return [Log("ha.discard", {"reason": d.reason, "detail": d.detail, **_who(event)})]
-        except ProtocolError as e:
-            self._counters.discard("protocol_error")
-            return [Log("ha.protocol_error", {"detail": str(e), **_who(event)})]
-        except Exception as e:  # last resort: no input may crash the agent
-            self._counters.discard("internal_error")
-            return [Log("ha.internal_error", {"detail": repr(e), **_who(event)})]
+
+        return error_boundary("ha", self._counters, body, who=_who(event), on_denied=on_denied)
 
     def handle_timer(self, now: float) -> list[Action]:
         """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
-        actions: list[Action] = []
-        try:
-            due = self._next_advertisement
-            interval = self.config.advertisement_interval
-            if due is not None and interval is not None and due <= now:
-                actions.append(self._advertise(ALL_SYSTEMS, None))
-                self._next_advertisement = now + interval
-            expired = self._bindings.pop_expired(now)
-            for b in expired:
-                hoa = b.home_address
-                actions.append(RemoveBinding(hoa, b.care_of_address))
-                self._counters.event("binding_expired")
-                actions.append(
-                    Log(
-                        "ha.binding_expired",
-                        {
-                            "home_address": hoa,
-                            "care_of_address": b.care_of_address,
-                            "lifetime": b.lifetime,
-                        },
-                    )
+        return error_boundary("ha", self._counters, lambda out: self._on_timer(now, out))
+
+    def _on_timer(self, now: float, actions: list[Action]) -> None:
+        due = self._next_advertisement
+        interval = self.config.advertisement_interval
+        if due is not None and interval is not None and due <= now:
+            actions.append(self._advertise(ALL_SYSTEMS, None))
+            self._next_advertisement = now + interval
+        expired = self._bindings.pop_expired(now)
+        for b in expired:
+            hoa = b.home_address
+            actions.append(RemoveBinding(hoa, b.care_of_address))
+            self._counters.event("binding_expired")
+            actions.append(
+                Log(
+                    "ha.binding_expired",
+                    {
+                        "home_address": hoa,
+                        "care_of_address": b.care_of_address,
+                        "lifetime": b.lifetime,
+                    },
                 )
-            # Several bindings of one node may expire together: one transition per node.
-            for hoa in dict.fromkeys(b.home_address for b in expired):
-                after = self.state_of(hoa)
-                if after is _H:
-                    cfg = self.config
-                    actions.append(ProxyArp(cfg.interface, hoa, False))
-                    mac = self._home_link_addresses.get(hoa)
-                    if mac is not None:
-                        # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
-                        actions.append(
-                            GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count)
-                        )
-                BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
-        except Exception as e:  # pragma: no cover - last resort
-            self._counters.discard("internal_error")
-            actions.append(Log("ha.internal_error", {"detail": repr(e)}))
-        return actions
+            )
+        # Several bindings of one node may expire together: one transition per node.
+        for hoa in dict.fromkeys(b.home_address for b in expired):
+            after = self.state_of(hoa)
+            if after is _H:
+                cfg = self.config
+                actions.append(ProxyArp(cfg.interface, hoa, False))
+                mac = self._home_link_addresses.get(hoa)
+                if mac is not None:
+                    # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
+                    actions.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
+            BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
 
     # -- advertisements (RFC 5944 §2.3) ---------------------------------------------------
 

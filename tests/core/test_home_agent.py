@@ -5,6 +5,7 @@ replies are decoded and their authenticators checked with :func:`security.verify
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
@@ -77,10 +78,23 @@ def sas(*, fa: bool = False, nonces: bool = False) -> SecurityAssociations:
     return store
 
 
+class _Nonces(random.Random):
+    """An ``rng`` whose ``getrandbits`` counts up from ``start``: the home agent's nonces
+    (its only draw) are predictable in tests."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__(0)
+        self._next = start
+
+    def getrandbits(self, k: int, /) -> int:
+        n = self._next
+        self._next += 1
+        return n & ((1 << k) - 1)
+
+
 def make_ha(store: SecurityAssociations | None = None, **cfg: object) -> HomeAgent:
     config = HomeAgentConfig(address=HA, home_network=NET, interface="home0", **cfg)  # type: ignore[arg-type]
-    nonces = iter(range(0x5000, 0x6000))
-    return HomeAgent(config, store or sas(), UNIX0, random_u32=lambda: next(nonces))
+    return HomeAgent(config, store or sas(), UNIX0, rng=_Nonces(0x5000))
 
 
 def request(

@@ -80,13 +80,14 @@ mobile nodes can tell they are home (§2.4.2); sequence numbers follow §2.3.2 (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
 from mip4.security.auth import FA_HA, MN_HA, AuthenticationError, find_auth_extension, sign, verify
-from mip4.security.replay import ReplayState, check_request, random_u32
+from mip4.security.replay import ReplayState, check_request
 from mip4.security.sa import (
     ReplayMethod,
     SecurityAssociation,
@@ -99,11 +100,6 @@ from mip4.wire.extensions import ForeignHomeAuthExtension, MobileHomeAuthExtensi
 from mip4.wire.icmp import (
     AgentAdvertisement,
     AgentFlags,
-    AgentSolicitation,
-    MobilityAgentAdvertisementExtension,
-    PrefixLengthsExtension,
-    RouterAddress,
-    decode_icmp,
 )
 from mip4.wire.messages import (
     INFINITE_LIFETIME,
@@ -122,14 +118,13 @@ from .actions import (
     Log,
     ProxyArp,
     RemoveBinding,
-    SendIcmp,
     SendUdp,
 )
+from .advertiser import AdvertisedLink, Advertiser, AdvertiserSettings, icmp_lifetime
 from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
 from .counters import Counters
-from .engine import error_boundary
+from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
-from .foreign_agent import ALL_SYSTEMS, next_sequence
 from .registration import (
     Discard,
     Pipeline,
@@ -226,6 +221,25 @@ class HomeAgentConfig:
     def from_mapping(cls, data: Mapping[str, object], source: str = "<config>") -> HomeAgentConfig:
         """From a parsed TOML table; errors name ``source`` and the key."""
         return config_from_mapping(cls, data, source)
+
+    def advertiser_settings(self) -> AdvertiserSettings:
+        """What this agent's advertisements on the home link say (RFC 5944 §2.1.1): H, and
+        M, G, T as offered; answers go unicast (the home link's addresses are on-link)."""
+        flags = AgentFlags.H
+        if self.minimal_encapsulation:
+            flags |= AgentFlags.M
+        if self.gre_encapsulation:
+            flags |= AgentFlags.G
+        if self.reverse_tunnel:
+            flags |= AgentFlags.T
+        interval = self.advertisement_interval
+        return AdvertiserSettings(
+            flags=flags,
+            registration_lifetime=self.max_lifetime,
+            icmp_lifetime=icmp_lifetime(self.advertisement_lifetime, interval or 1.0),
+            interval=interval,
+            arp_on_link=True,
+        )
 
     def serves(self, home_address: IPv4Address) -> bool:
         """Whether ``home_address`` is a mobile node this agent serves."""
@@ -389,7 +403,7 @@ def check_identification(ctx: _Request) -> None:
         sa.replay,
         now_unix=ctx.now + agent.clock_offset,
         tolerance=sa.replay_tolerance,
-        new_nonce=agent._random_u32() if sa.replay is ReplayMethod.NONCES else None,
+        new_nonce=agent._rng.getrandbits(32) if sa.replay is ReplayMethod.NONCES else None,
     )
     agent._replay[hoa] = check.state
     ctx.reply_identification = check.reply_identification
@@ -532,7 +546,7 @@ class HomeAgent:
         clock_offset: float = 0.0,
         *,
         bindings: BindingStore | None = None,
-        random_u32: Callable[[], int] = random_u32,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         #: SAs keyed by peer address: a mobile node's home address (MN-HA) or a foreign
@@ -543,15 +557,17 @@ class HomeAgent:
         self._bindings: BindingStore = bindings if bindings is not None else InMemoryBindingStore()
         self._view = BindingTableView(self._bindings)
         self._replay: dict[IPv4Address, ReplayState] = {}
-        self._random_u32 = random_u32
+        self._rng = make_rng(rng)
         #: link-layer addresses of mobile nodes heard on the home link (from their own
         #: requests there), to re-announce them when a binding expires (RFC 5944 §4.6)
         self._home_link_addresses: dict[IPv4Address, bytes] = {}
         self._counters = Counters()
         self.pipeline = HA_PIPELINE
-        self._sequence = 0
-        self._next_advertisement: float | None = (
-            0.0 if config.advertisement_interval is not None else None
+        self._advertiser = Advertiser(
+            (AdvertisedLink(config.interface, config.address, config.home_network.prefixlen),),
+            config.advertiser_settings(),
+            self._counters,
+            self._rng,
         )
 
     # -- read-only views ------------------------------------------------------------------
@@ -579,7 +595,7 @@ class HomeAgent:
 
     def next_deadline(self) -> float | None:
         """The next binding expiry or advertisement (``None``: nothing to wait for)."""
-        return earliest([self._bindings.next_expiry(), self._next_advertisement])
+        return earliest([self._bindings.next_expiry(), self._advertiser.next_deadline()])
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input. Never raises: the error boundary turns a denial into a reply
@@ -609,11 +625,7 @@ class HomeAgent:
         return error_boundary("ha", self._counters, lambda out: self._on_timer(now, out))
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:
-        due = self._next_advertisement
-        interval = self.config.advertisement_interval
-        if due is not None and interval is not None and due <= now:
-            actions.append(self._advertise(ALL_SYSTEMS, None))
-            self._next_advertisement = now + interval
+        actions.extend(self._advertiser.on_timer(now))
         expired = self._bindings.pop_expired(now)
         for b in expired:
             hoa = b.home_address
@@ -646,45 +658,14 @@ class HomeAgent:
     def advertisement(self) -> AgentAdvertisement:
         """The Agent Advertisement this home agent sends on its home link: H flag, no
         care-of address (it is not a foreign agent), the capabilities it offers."""
-        cfg = self.config
-        flags = AgentFlags.H
-        if cfg.minimal_encapsulation:
-            flags |= AgentFlags.M
-        if cfg.gre_encapsulation:
-            flags |= AgentFlags.G
-        if cfg.reverse_tunnel:
-            flags |= AgentFlags.T
-        interval = cfg.advertisement_interval or 1.0
-        lifetime = cfg.advertisement_lifetime or min(0xFFFF, max(1, round(3 * interval)))
-        return AgentAdvertisement(
-            code=0,
-            lifetime=lifetime,
-            router_addresses=(RouterAddress(cfg.address, 0),),
-            extensions=(
-                MobilityAgentAdvertisementExtension(self._sequence, cfg.max_lifetime, flags),
-                PrefixLengthsExtension((cfg.home_network.prefixlen,)),
-            ),
-        )
-
-    def _advertise(self, dst: IPv4Address, link_dst: bytes | None) -> SendIcmp:
-        payload = self.advertisement().encode()
-        self._sequence = next_sequence(self._sequence)  # RFC 5944 §2.3.2: 0, 1, ... 256
-        self._counters.event("advertisements_sent")
-        return SendIcmp(dst, payload, self.config.interface, self.config.address, 1, link_dst)
+        return self._advertiser.advertisement(self.config.interface)
 
     def _on_icmp(self, event: IcmpReceived, now: float) -> list[Action]:
         if self.config.advertisement_interval is None or event.interface != self.config.interface:
             return []
-        try:
-            msg = decode_icmp(event.payload)
-        except DecodeError as e:
-            raise Discard("icmp_decode_error", str(e)) from None
-        if not isinstance(msg, AgentSolicitation):
+        if not Advertiser.is_solicitation(event.payload):
             return []  # another agent's advertisement
-        self._counters.event("solicitations_answered")
-        if event.src == _ZERO:
-            return [self._advertise(ALL_SYSTEMS, None)]
-        return [self._advertise(event.src, event.link_src)]
+        return [self._advertiser.answer(event.interface, event.src, event.link_src, now)]
 
     # -- internals ------------------------------------------------------------------------
 

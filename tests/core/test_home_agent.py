@@ -438,6 +438,24 @@ def test_136_directed_broadcast_home_agent_discovery() -> None:
     assert send.src == HA  # not the broadcast the request was sent to
 
 
+def test_136_sent_to_the_directed_broadcast_even_when_naming_this_agent() -> None:
+    """RFC 5944 §3.8.2.1: a request sent to the home network's subnet-directed broadcast
+    address is denied with 136 even when its Home Agent field is this agent's address; the
+    reply names our unicast address (§3.8.3.1) and comes from it."""
+    ha = make_ha()
+    bcast = NET.broadcast_address
+    actions = ha.handle(udp(request(ha=HA), src=HOA, dst=bcast, interface="home0"), 0.0)
+    reply = reply_of(actions)
+    assert reply.code == ReplyCode.HA_UNKNOWN_HA_ADDRESS
+    assert reply.home_agent == HA
+    (send,) = sends(actions)
+    assert (send.dst, send.src) == (HOA, HA)
+    assert not of(actions, InstallBinding) and len(ha.bindings) == 0
+    # The same request unicast to this agent is accepted.
+    ok = reply_of(ha.handle(udp(request(ha=HA, now=1.0), src=HOA, interface="home0"), 1.0))
+    assert ok.code == ReplyCode.ACCEPTED
+
+
 def test_136_other_unicast_home_agent() -> None:
     reply = deny(make_ha(), request(ha=A("10.0.0.2")), ReplyCode.HA_UNKNOWN_HA_ADDRESS)
     assert reply.home_agent == HA

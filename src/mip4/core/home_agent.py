@@ -25,9 +25,11 @@ owns (the order is the order of the list below):
 4. ``check_identification`` -- 133 with the resynchronisation Identification
    (:mod:`mip4.security.replay`: timestamps or nonces per the MN's SA).
 5. ``grant_lifetime`` -- never denies: the reply carries ``min(requested, max_lifetime)``.
-6. ``check_home_agent_address`` -- 136 when the Home Agent field is not this agent's unicast
-   address (a subnet-directed broadcast for home agent discovery, or another address); the
-   reply's Home Agent field is this agent's unicast address (RFC 5944 §3.8.2.3, §3.8.3.2).
+6. ``check_home_agent_address`` -- 136 when the request was sent to the home network's
+   subnet-directed broadcast address (whatever its Home Agent field says), or when the Home
+   Agent field is not this agent's unicast address (a subnet-directed broadcast for home
+   agent discovery, or another address); the reply's Home Agent field is this agent's
+   unicast address (RFC 5944 §3.8.2.1, §3.8.3.1).
 7. ``check_reverse_tunnel`` -- 137 when T is set but unsupported, 138 when configuration
    mandates T and it is clear (RFC 3024 §4.2).
 8. ``check_encapsulation`` -- 139 when M or G is requested and not offered; otherwise the
@@ -422,12 +424,23 @@ def grant_lifetime(ctx: _Request) -> None:
 
 
 def check_home_agent_address(ctx: _Request) -> None:
-    """136 when the Home Agent field is not this agent's unicast address; the reply carries
-    that address (RFC 5944 §3.8.2.3, §3.8.3.2; home agent discovery §3.6.1.2)."""
-    me = ctx.agent.config.address
+    """136 when the request was sent to the home network's subnet-directed broadcast address,
+    or when the Home Agent field is not this agent's unicast address; the reply carries that
+    address (RFC 5944 §3.8.2.1, §3.8.3.1; home agent discovery §3.6.1.2)."""
+    cfg = ctx.agent.config
+    me = cfg.address
     ha = ctx.request.home_agent
+    net = cfg.home_network
+    if net.prefixlen < 31 and ctx.event.dst == net.broadcast_address:
+        # RFC 5944 §3.8.2.1: a request sent to the subnet-directed broadcast address (as
+        # opposed to unicast to the home agent) MUST be rejected with 136, whatever its Home
+        # Agent field says; §3.8.3.1: the reply's Home Agent field is our unicast address.
+        raise RegistrationDenied(
+            ReplyCode.HA_UNKNOWN_HA_ADDRESS,
+            f"sent to the directed broadcast {ctx.event.dst} (home agent field {ha})",
+            home_agent=me,
+        )
     if ha != me:
-        net = ctx.agent.config.home_network
         kind = "broadcast" if ha in (net.broadcast_address, _LIMITED_BROADCAST) else "unknown"
         raise RegistrationDenied(
             ReplyCode.HA_UNKNOWN_HA_ADDRESS,

@@ -20,10 +20,10 @@ FORBIDDEN = {
 }  # fmt: skip
 #: which mip4 packages each pure layer may import
 ALLOWED = {
-    "wire": {"wire"},
-    "security": {"wire", "security"},
-    "dataplane": {"wire", "dataplane"},
-    "core": {"wire", "security", "core", "dataplane"},
+    "wire": {"errors", "wire"},
+    "security": {"errors", "wire", "security"},
+    "dataplane": {"errors", "wire", "dataplane"},
+    "core": {"errors", "wire", "security", "core", "dataplane"},
 }
 
 

@@ -127,6 +127,65 @@ def violations(
     return bad
 
 
+def _module_graph(src: Path) -> dict[str, set[str]]:
+    """module -> the mip4 modules it imports when it is loaded: top-level statements only
+    (``if TYPE_CHECKING:`` blocks and imports inside functions do not run at import), and
+    not its own parent packages (Python loads those first anyway)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(src.rglob("*.py")):
+        module, package = _module_name(path, src)
+        tree = ast.parse(path.read_text(), str(path))
+        deps: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - node.level + 1]
+                    mod = ".".join([*base, node.module] if node.module else base)
+                else:
+                    mod = node.module or ""
+                deps.add(mod)
+                deps.update(f"{mod}.{a.name}" for a in node.names)
+        parents = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
+        graph[module] = deps - parents - {module}
+    return {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+
+
+def import_cycles(src: Path = SRC) -> list[list[str]]:
+    """The module-level import cycles (strongly connected components of two or more)."""
+    graph = _module_graph(src)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
 def test_pure_layers_exist() -> None:
     assert (SRC / "wire" / "messages.py").exists()
     assert (SRC / "core" / "__init__.py").exists()
@@ -152,6 +211,12 @@ def test_graph_is_layered() -> None:
 
 def test_imports_follow_the_graph() -> None:
     assert violations() == []
+
+
+def test_no_import_cycles() -> None:
+    """No module needs another that needs it back while loading (the wire extension registry
+    is a list in ``extensions.py``, not bottom-of-file imports of the ``ext_*`` modules)."""
+    assert import_cycles() == []
 
 
 def _plant(root: Path, files: dict[str, str]) -> None:
@@ -202,3 +267,17 @@ def test_checker_catches_violations(tmp_path: Path) -> None:
         assert any(where in v and what in v for v in found), (where, what, found)
     # mystery/__init__.py and mystery/x.py are both reported
     assert len(found) == len(expected) + 1, found
+
+
+def test_cycle_finder_finds_cycles(tmp_path: Path) -> None:
+    root = tmp_path / "mip4"
+    _plant(
+        root,
+        {
+            "wire/a.py": "from .b import x\n",
+            "wire/b.py": "x = 1\nfrom . import a  # noqa: E402\n",  # bottom-of-file import
+            "wire/c.py": "import typing\nif typing.TYPE_CHECKING:\n    from .d import y\n",
+            "wire/d.py": "from .c import z\ndef f():\n    from . import c\n",
+        },
+    )
+    assert import_cycles(root) == [["mip4.wire.a", "mip4.wire.b"]]

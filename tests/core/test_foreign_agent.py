@@ -77,7 +77,9 @@ FA_HA_SA = SecurityAssociation(spi=0x2000, key=b"f" * 16)
 LINK = VisitedLink("vis0", FA_ADDR, 24)
 
 
-def sas(*, mn_fa: bool = True, fa_ha: bool = True) -> SecurityAssociations:
+def sas(*, mn_fa: bool = False, fa_ha: bool = True) -> SecurityAssociations:
+    """The FA's SAs: FA-HA with the home agent; MN-FA with the mobile nodes only when asked
+    (sharing one makes MN-FA mandatory in their requests, RFC 5944 §3.7.2.1)."""
     s = SecurityAssociations()
     if mn_fa:
         s.add(HOA, MN_FA_SA)
@@ -271,7 +273,7 @@ def test_link_down_stops_and_link_up_restarts_advertising() -> None:
 
 
 def test_challenge_advertised_and_checked() -> None:
-    fa = make_fa(challenge_length=4, challenge_window=1)
+    fa = make_fa(sas(mn_fa=True), challenge_length=4, challenge_window=1)
     _, adv = adv_of(fa.handle_timer(0.0))
     challenge = adv.challenge
     assert challenge is not None and len(challenge) == 4
@@ -305,7 +307,7 @@ def test_challenge_advertised_and_checked() -> None:
 
 
 def test_relay_request_and_reply_installs_visitor() -> None:
-    fa = make_fa()
+    fa = make_fa(sas(mn_fa=True))
     fa.handle_timer(0.0)
     ev = from_mn(request(mn_fa=MN_FA_SA, flags=F.T | F.G))
     actions = fa.handle(ev, 0.2)
@@ -438,8 +440,25 @@ def denied(fa: ForeignAgent, payload: bytes, code: ReplyCode) -> RegistrationRep
 def test_67_mobile_node_failed_authentication() -> None:
     denied(make_fa(require_mn_fa_auth=True), request(), ReplyCode.FA_MN_FAILED_AUTH)
     wrong = SecurityAssociation(spi=MN_FA_SA.spi, key=b"x" * 16)
-    rep = denied(make_fa(), request(mn_fa=wrong), ReplyCode.FA_MN_FAILED_AUTH)
+    rep = denied(make_fa(sas(mn_fa=True)), request(mn_fa=wrong), ReplyCode.FA_MN_FAILED_AUTH)
     verify(rep, MN_FA, lambda spi: MN_FA_SA)
+
+
+def test_67_mn_fa_mandatory_with_a_shared_security_association() -> None:
+    """RFC 5944 §3.7.2.1: when the FA shares a mobility SA with the mobile node, exactly one
+    MN-FA extension MUST be present: none or two are denied with 67; one valid is relayed."""
+    denied(make_fa(sas(mn_fa=True)), request(), ReplyCode.FA_MN_FAILED_AUTH)
+    # another mobile node, with which this agent shares nothing, needs none
+    store = SecurityAssociations()
+    store.add(HOA2, MN_FA_SA)
+    store.add(HA, FA_HA_SA)
+    assert of(make_fa(store).handle(from_mn(request()), 0.0), SendUdp)[0].dst == HA
+    twice = RegistrationRequest.decode(request(mn_fa=MN_FA_SA))
+    twice = sign(twice, MobileForeignAuthExtension, MN_FA_SA)
+    denied(make_fa(sas(mn_fa=True)), twice.raw or twice.encode(), ReplyCode.FA_MN_FAILED_AUTH)
+    fa = make_fa(sas(mn_fa=True))
+    (relayed,) = of(fa.handle(from_mn(request(mn_fa=MN_FA_SA)), 0.0), SendUdp)
+    assert relayed.dst == HA and fa.state_of(HOA) is VisitorState.PENDING
 
 
 def test_69_lifetime_too_long_carries_maximum() -> None:
@@ -714,7 +733,7 @@ def test_random_event_sequences_never_raise(
 # ----------------------------------------------------------------------------------------
 
 
-def _triangle() -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
+def _triangle(*, mn_fa: bool = False) -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
     ha_sas = SecurityAssociations()
     ha_sas.add(HOA, MN_HA_SA)
     ha_sas.add(FA_ADDR, FA_HA_SA)  # the HA knows the FA by its care-of address
@@ -723,7 +742,7 @@ def _triangle() -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
         ha_sas,
         UNIX0,
     )
-    return make_fa(advertise=False), ha, ha_sas
+    return make_fa(sas(mn_fa=mn_fa), advertise=False), ha, ha_sas
 
 
 def _through(fa: ForeignAgent, ha: HomeAgent, payload: bytes, now: float) -> list[Action]:
@@ -741,7 +760,7 @@ def _through(fa: ForeignAgent, ha: HomeAgent, payload: bytes, now: float) -> lis
 
 
 def test_triangle_registration_accepted() -> None:
-    fa, ha, _ = _triangle()
+    fa, ha, _ = _triangle(mn_fa=True)
     ident = ntp_timestamp(UNIX0 + 1.0, low=7)
     actions = _through(fa, ha, request(ident=ident, mn_fa=MN_FA_SA), 1.0)
     _, rep = to_mn(actions)

@@ -461,6 +461,34 @@ def test_67_mn_fa_mandatory_with_a_shared_security_association() -> None:
     assert relayed.dst == HA and fa.state_of(HOA) is VisitorState.PENDING
 
 
+def test_denials_other_than_69_copy_the_requested_lifetime() -> None:
+    """RFC 5944 §3.7.2.3: the Lifetime of a reply the foreign agent sends SHOULD be copied
+    from the request (69 carries the maximum instead): on the request path (here 72, 70,
+    67) and on the reply path (78 timeout, 68, 80)."""
+    rep = denied(make_fa(gre_encapsulation=False), request(lifetime=432, flags=F.G), _C.FA_ENC)
+    assert rep.lifetime == 432
+    assert denied(make_fa(), request(lifetime=77, mn_ha=False), _C.FA_BAD).lifetime == 77
+    rep = denied(make_fa(require_mn_fa_auth=True), request(lifetime=500), _C.FA_MN_AUTH)
+    assert rep.lifetime == 500
+    fa = make_fa(advertise=False)
+    fa.handle(from_mn(request(lifetime=321)), 0.0)
+    _, rep = to_mn(fa.handle_timer(7.5))
+    assert (rep.code, rep.lifetime) == (ReplyCode.FA_REGISTRATION_TIMEOUT, 321)
+    fa.handle(from_mn(request(lifetime=654, ident=IDENT + 1)), 10.0)
+    _, rep = to_mn(fa.handle(from_ha(reply(ident=IDENT + 1, fa_ha=None)), 10.1))
+    assert (rep.code, rep.lifetime) == (ReplyCode.FA_HA_FAILED_AUTH, 654)
+    fa.handle(from_mn(request(lifetime=99, ident=IDENT + 2)), 20.0)
+    unreachable = DestinationUnreachable(0, A("10.9.9.9"), HA, "up0", 434, 434, b"")
+    _, rep = to_mn(fa.handle(unreachable, 20.1))
+    assert (rep.code, rep.lifetime) == (ReplyCode.FA_HOME_NETWORK_UNREACHABLE, 99)
+
+
+class _C:
+    FA_ENC = ReplyCode.FA_ENCAPSULATION_UNAVAILABLE
+    FA_BAD = ReplyCode.FA_POORLY_FORMED_REQUEST
+    FA_MN_AUTH = ReplyCode.FA_MN_FAILED_AUTH
+
+
 def test_69_lifetime_too_long_carries_maximum() -> None:
     rep = denied(make_fa(max_lifetime=900), request(lifetime=1000), ReplyCode.FA_LIFETIME_TOO_LONG)
     assert rep.lifetime == 900

@@ -127,8 +127,11 @@ def request(
     return req.raw or req.encode()
 
 
-def from_mn(payload: bytes, *, src: IPv4Address = HOA, mac: bytes = MAC) -> UdpReceived:
-    return UdpReceived(payload, src, FA_ADDR, 5555, 434, "vis0", mac, ttl=1)
+def from_mn(
+    payload: bytes, *, src: IPv4Address = HOA, mac: bytes = MAC, ttl: int = 255
+) -> UdpReceived:
+    """A request from a mobile node on the visited link (TTL 255: RFC 3024 §3.3 for T)."""
+    return UdpReceived(payload, src, FA_ADDR, 5555, 434, "vis0", mac, ttl=ttl)
 
 
 def reply(
@@ -146,7 +149,7 @@ def reply(
 
 
 def from_ha(payload: bytes) -> UdpReceived:
-    return UdpReceived(payload, HA, FA_ADDR, 434, 434, "up0")
+    return UdpReceived(payload, HA, FA_ADDR, 434, 434, "up0", ttl=64)
 
 
 def of(actions: Sequence[Action], cls: type[T]) -> list[T]:
@@ -239,26 +242,28 @@ def test_solicitation_answered_unicast_at_link_layer() -> None:
     fa = make_fa(advertise=False)
     assert fa.next_deadline() is None
     sol = AgentSolicitation().encode()
-    actions = fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC), 5.0)
+    actions = fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC, ttl=1), 5.0)
     send, adv = adv_of(actions)
     assert (send.dst, send.link_dst, send.ttl) == (HOA, MAC, 1)
     assert adv.mobility is not None and adv.mobility.sequence == 0
     # No source address: multicast the answer.
-    send, _ = adv_of(fa.handle(IcmpReceived(sol, A("0.0.0.0"), A("224.0.0.2"), "vis0"), 6.0))
+    send, _ = adv_of(fa.handle(IcmpReceived(sol, A("0.0.0.0"), A("224.0.0.2"), "vis0", ttl=1), 6.0))
     assert send.dst == A("224.0.0.1") and send.link_dst is None
 
 
 def test_solicitation_rate_limit_and_junk() -> None:
     fa = make_fa(solicitation_interval=2.0)
     sol = AgentSolicitation().encode()
-    ev = IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC)
+    ev = IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC, ttl=1)
     assert len(of(fa.handle(ev, 0.0), SendIcmp)) == 1
     assert of(fa.handle(ev, 1.0), SendIcmp) == []
     assert fa.counters.discarded["solicitation_rate_limited"] == 1
     assert len(of(fa.handle(ev, 2.0), SendIcmp)) == 1
-    assert of(fa.handle(IcmpReceived(b"\x0a\x00", HOA, FA_ADDR, "vis0"), 3.0), SendIcmp) == []
+    assert (
+        of(fa.handle(IcmpReceived(b"\x0a\x00", HOA, FA_ADDR, "vis0", ttl=1), 3.0), SendIcmp) == []
+    )
     assert fa.counters.discarded["icmp_decode_error"] == 1
-    assert of(fa.handle(IcmpReceived(sol, HOA, FA_ADDR, "other0"), 3.0), SendIcmp) == []
+    assert of(fa.handle(IcmpReceived(sol, HOA, FA_ADDR, "other0", ttl=1), 3.0), SendIcmp) == []
 
 
 def test_link_down_stops_and_link_up_restarts_advertising() -> None:
@@ -531,7 +536,9 @@ def test_77_invalid_care_of_address() -> None:
     denied(make_fa(), request(coa=A("10.1.0.99")), ReplyCode.FA_INVALID_COA)
     # Sent to all mobility agents for another agent's care-of address: not ours to deny.
     fa = make_fa()
-    ev = UdpReceived(request(coa=A("10.1.0.99")), HOA, A("224.0.0.11"), 5555, 434, "vis0", MAC)
+    ev = UdpReceived(
+        request(coa=A("10.1.0.99")), HOA, A("224.0.0.11"), 5555, 434, "vis0", MAC, ttl=1
+    )
     assert of(fa.handle(ev, 0.0), SendUdp) == []
     assert fa.counters.discarded["care_of_address_of_another_agent"] == 1
     # With D (co-located care-of address registering via the FA, R bit) it is relayed.
@@ -557,7 +564,7 @@ def test_colocated_registration_via_fa_installs_no_delivery() -> None:
 def test_solicitation_without_link_address_is_answered_by_multicast() -> None:
     fa = make_fa(advertise=False)
     sol = AgentSolicitation().encode()
-    send, _ = adv_of(fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", None), 0.0))
+    send, _ = adv_of(fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", None, ttl=1), 0.0))
     assert send.dst == A("224.0.0.1") and send.link_dst is None
 
 
@@ -685,7 +692,7 @@ def _assert_sane(fa: ForeignAgent) -> None:
 def test_random_bytes_never_raise(data: bytes, icmp: bool) -> None:
     fa = make_fa()
     fa.handle(from_mn(request()), 0.0)
-    ev: Event = IcmpReceived(data, HOA, FA_ADDR, "vis0", MAC) if icmp else from_ha(data)
+    ev: Event = IcmpReceived(data, HOA, FA_ADDR, "vis0", MAC, ttl=1) if icmp else from_ha(data)
     assert isinstance(fa.handle(ev, 0.1), list)
     assert isinstance(fa.handle(from_mn(data), 0.2), list)
     _assert_sane(fa)
@@ -778,13 +785,15 @@ def _through(fa: ForeignAgent, ha: HomeAgent, payload: bytes, now: float) -> lis
     assert relayed.dst == HA
     ha_actions = ha.handle(
         UdpReceived(
-            relayed.payload, relayed.src or FA_ADDR, relayed.dst, relayed.sport, 434, "h-up"
+            relayed.payload, relayed.src or FA_ADDR, relayed.dst, relayed.sport, 434, "h-up", ttl=64
         ),
         now,
     )
     (back,) = of(ha_actions, SendUdp)
     assert back.dst == relayed.src and back.dport == relayed.sport
-    return fa.handle(UdpReceived(back.payload, HA, back.dst, back.sport, back.dport, "up0"), now)
+    return fa.handle(
+        UdpReceived(back.payload, HA, back.dst, back.sport, back.dport, "up0", ttl=64), now
+    )
 
 
 def test_triangle_registration_accepted() -> None:

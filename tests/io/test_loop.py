@@ -81,7 +81,7 @@ def test_driver_arms_one_timer_at_the_deadline_and_survives_failing_actions() ->
         driver = EngineDriver(engine, rec, loop=asyncio.get_running_loop())
         driver.start()
         assert driver.deadline == engine.deadlines[0]
-        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo"))
+        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo", ttl=64))
         await asyncio.sleep(0.3)
         driver.close()
         return engine, driver, rec

@@ -269,10 +269,10 @@ _TCP_BIN = 0.001
 
 def _tcp_stream(**kw: Any) -> StreamConfig:
     """The demo's stream (:mod:`mip4.demo.traffic`), counted and not verified: the sender
-    writes zeros, 64 KiB at a time, and the receiver only counts (generating and checking
+    writes zeros, 256 KiB at a time, and the receiver only counts (generating and checking
     the demo's pattern would cost more CPU than the direct path's goodput leaves)."""
     return StreamConfig(
-        name="bench-tcp", verify=False, chunk=1 << 16, recv_size=1 << 18, interval=_TCP_BIN,
+        name="bench-tcp", verify=False, chunk=1 << 18, recv_size=1 << 18, interval=_TCP_BIN,
         follow_peer=False, **kw,
     )  # fmt: skip
 

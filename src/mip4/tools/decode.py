@@ -36,6 +36,7 @@ from ipaddress import IPv4Address
 from typing import Any, BinaryIO
 
 from mip4.daemon.validate import file_kind
+from mip4.errors import Mip4Error
 from mip4.security.auth import (
     CHAP_SPI,
     AuthenticationError,
@@ -70,7 +71,7 @@ EXIT_USAGE = 2  #: bad command line (argparse's own status)
 EXIT_STRICT = 3  #: with ``--strict``: some message was malformed or failed verification
 
 
-class InputError(Exception):
+class InputError(Mip4Error):
     """The input cannot be read at all. The message names the input and the problem."""
 
 

@@ -45,6 +45,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import BinaryIO
 
+from mip4.errors import Mip4Error
 from mip4.wire.ip import NO_IP_FLAGS, IPFlags, IPProtocol, IPv4Header, internet_checksum
 from mip4.wire.packets import icmp_with_checksum, ipv4_packet, ipv4_udp_packet
 
@@ -89,11 +90,11 @@ class LinkType(IntEnum):
     LINUX_SLL2 = 276
 
 
-class CaptureError(ValueError):
+class CaptureError(Mip4Error, ValueError):
     """The input is not a capture file this reader understands (whole-file problem)."""
 
 
-class FrameError(ValueError):
+class FrameError(Mip4Error, ValueError):
     """One frame cannot be parsed. ``offset`` counts from the start of the frame."""
 
     def __init__(self, message: str, offset: int) -> None:

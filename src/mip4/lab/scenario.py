@@ -23,9 +23,10 @@ the mobile node's registration round trips from its log.
 an asyncio loop in a thread of this process. Both report the same normalised status
 (:class:`MnStatus`, :class:`HaStatus`), so the scenario does not care which runs.
 
-Network C has no agent and no DHCP: after moving there the scenario gives the mobile node
-the static co-located address (``10.4.0.100/24``, default route via ``10.4.0.1``), and
-removes it again before the node leaves.
+Network C has no agent and no DHCP server: the scenario moves the node with
+``Lab.move(net, dhcp=True)``, which gives it the static co-located address
+(``10.4.0.100/24``, default route via ``10.4.0.1``) there, and removes it again before the
+node leaves.
 
 The pieces live beside this module: :mod:`mip4.lab.backend` (:class:`Settings`, the
 :class:`Backend` protocol and the status types), :mod:`mip4.lab.daemons` and
@@ -39,7 +40,6 @@ import atexit
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
@@ -209,20 +209,7 @@ class Scenario:
         if src == net:
             raise ScenarioError(f"the mobile node is already on {net!r}")
         started = time.time()
-        self._leave(src)
-        if lab.topology.network(net).colocated is None:
-            lab.move(net)
-        else:
-            # Lab.move returns once the kernel reports the link operationally up, which can
-            # take a second; a DHCP server would answer as soon as frames flow, so the
-            # static address goes on as soon as the port is on the new bridge and up
-            mover = threading.Thread(target=lab.move, args=(net,), name="mip4-move")
-            mover.start()
-            try:
-                self._wait_port(net, 5.0)
-                self._arrive(net)
-            finally:
-                mover.join(15)
+        lab.move(net, dhcp=True)  # on network C: its co-located address, as DHCP would
         self.net = net
         coa = self.expected_care_of(net)
         try:
@@ -258,43 +245,6 @@ class Scenario:
             r for r in self.mn_status().registrations if r.at >= since and r.care_of_address == coa
         ]
         return regs[0] if regs else None
-
-    def _wait_port(self, net: str, within: float) -> None:
-        """Until the mobile node's switch port is up on ``net``'s bridge (bounded)."""
-        lab = self.lab
-        port, bridge = lab.port(lab.topology.mobile, net), lab.bridge(net)
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            line = lab.exec(lab.topology.switch, ["ip", "-o", "link", "show", "dev", port]).stdout
-            flags = line.split("<", 1)[-1].split(">", 1)[0].split(",")
-            if f"master {bridge} " in line and "UP" in flags:
-                return
-            time.sleep(0.005)
-        raise ScenarioError(f"the mobile node's port never came up on {bridge}")
-
-    def _leave(self, net: str) -> None:
-        colocated = self.lab.topology.network(net).colocated
-        if colocated is not None:
-            self.lab.exec(
-                "mn",
-                ["ip", "addr", "del", str(colocated), "dev", self.lab.ifname("mn")],
-                check=True,
-            )
-
-    def _arrive(self, net: str) -> None:
-        """The static configuration of a network without an agent: the default route
-        first (on-link, so it may precede the address), then the address, which the mobile
-        node registers at once; the other way round, its first request would leave by
-        the previous network's route and be lost."""
-        network = self.lab.topology.network(net)
-        if network.colocated is not None:
-            ifname = self.lab.ifname("mn")
-            gateway = str(network.gateway)
-            route = ["ip", "route", "replace", "default", "via", gateway, "dev", ifname, "onlink"]
-            self.lab.exec("mn", route, check=True)
-            self.lab.exec(
-                "mn", ["ip", "addr", "add", str(network.colocated), "dev", ifname], check=True
-            )
 
 
 def is_root() -> bool:

@@ -1,6 +1,7 @@
-"""``mip4 lab`` as a user drives it (issue 9, items 17-20): bad names are one line and exit
-2, ``move c`` configures the co-located address, killing ``exec`` stops its command, and
-``configs`` writes the daemon files of a lab with any id."""
+"""``mip4 lab`` as a user drives it (issue 9, items 16-20): ``demo --keep`` leaves the lab
+and its daemons up, bad names are one line and exit 2, ``move c`` configures the co-located
+address, killing ``exec`` stops its command, and ``configs`` writes the daemon files of a lab
+with any id."""
 
 from __future__ import annotations
 
@@ -156,4 +157,32 @@ def test_killing_exec_stops_its_command(prefix: str, tmp_path: Path, sig: int) -
             proc.kill()
             proc.wait(5)
         lab.down()
+    assert leftovers(prefix) == []
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_demo_keep_leaves_the_lab_and_its_daemons_up(prefix: str, tmp_path: Path) -> None:
+    lab_id = prefix[2:]
+    out = tmp_path / "demo"
+    try:
+        done = subprocess.run(
+            [*MIP4, "lab", "demo", "--id", lab_id, "--out", str(out), "--dwell", "0.5",
+             "--keep"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert "--keep: lab" in done.stdout, (done.stdout, done.stderr)
+        # the command has exited: its lab and daemons are still there
+        lab = Lab.load(lab_id)
+        assert all(lab.status()["namespaces"].values())
+        for node in ("ha", "fa1", "fa2", "mn"):
+            assert netns_pids(lab.ns(node)), f"no daemon left in {node}"
+        status = subprocess.run(
+            [*MIP4, "status", "--socket", str(out / "daemons" / "mn.sock"), "--json"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["mobile_node"]["at_home"]
+    finally:
+        Lab(lab_id).down()
     assert leftovers(prefix) == []

@@ -162,12 +162,10 @@ def run_demo(
 
 def _leave_up(sc: Scenario, out: Path, backend: str, progress: Progress) -> None:
     lab_id = sc.lab.lab_id
+    sc.detach()
     if backend == "daemons":
         what = f"with its daemons running (logs in {out / 'daemons'})"
     else:
-        if sc.backend is not None:
-            sc.backend.close()
-            sc.backend = None
         what = "(the in-process agents stopped with this command)"
     progress(
         f"--keep: lab {lab_id} left up {what}; explore with"

@@ -145,6 +145,17 @@ class Scenario:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self._own_workdir = False
 
+    def detach(self) -> None:
+        """Leave the lab and the daemons running past this process (``mip4 lab demo
+        --keep``): forget them and take back the exit-time clean-up, so nothing stops them
+        when the interpreter exits; ``mip4 lab down`` removes them. In-process agents
+        cannot outlive the process: they are stopped."""
+        atexit.unregister(self.close)
+        if self.backend is not None and not isinstance(self.backend, DaemonBackend):
+            self.backend.close()
+        self.backend = None
+        self._own_workdir = False
+
     @property
     def agents(self) -> Backend:
         if self.backend is None:

@@ -5,6 +5,7 @@ with any id."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import signal
@@ -20,10 +21,12 @@ from mip4.cli import main
 from mip4.io.netns import netns_pids
 from mip4.lab.build import Lab
 from mip4.lab.configs import lab_configs
+from mip4.lab.demo import default_out
 
 from ..conftest import leftovers
 
 MIP4 = [sys.executable, "-m", "mip4.cli"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fake_lab(run_dir: Path, lab_id: str) -> None:
@@ -32,6 +35,16 @@ def _fake_lab(run_dir: Path, lab_id: str) -> None:
     d = run_dir / f"mip4-lab-{lab_id}"
     d.mkdir(parents=True)
     (d / "state.json").write_text(json.dumps({**Lab(lab_id).describe(), "status": "up"}))
+
+
+def test_default_demo_output_is_ignored_by_git() -> None:
+    """``mip4 lab demo`` without ``--out`` writes to ``./mip4-demo-<timestamp>/``; run from
+    the checkout, that must not show up as untracked files (issue 9, item 21)."""
+    out = default_out()
+    assert not out.is_absolute() and len(out.parts) == 1
+    patterns = (ROOT / ".gitignore").read_text().splitlines()
+    ignored = [p for p in patterns if p.strip() and not p.startswith("#")]
+    assert any(fnmatch.fnmatch(out.name, p.strip("/")) and p.endswith("/") for p in ignored)
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ class LinuxExecutor:
     home_gateway: IPv4Address | None = None
     home_network: IPv4Network | None = None
     garp_interval: float = 0.2
-    call_later: Callable[[float, Callable[[], None]], Any] | None = None
+    call_later: Callable[[float, Callable[[], None]], object] | None = None
     reverse_table: int = REVERSE_TABLE
     journal: Journal | None = None
     stats: Counter[str] = field(default_factory=Counter)
@@ -501,6 +501,8 @@ class LinuxExecutor:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
 
 
+# Any: each handler takes the one action class it is filed under (a dict cannot say that
+# per key); execute() looks the handler up by type(action), so the pairing holds.
 _HANDLERS: dict[type, Callable[[LinuxExecutor, Any], None]] = {
     SendUdp: LinuxExecutor.send_udp,
     SendIcmp: LinuxExecutor.send_icmp,

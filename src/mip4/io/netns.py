@@ -176,7 +176,12 @@ def netns_exec(
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (a list, no shell) inside namespace ``name`` and wait, bounded by
-    ``timeout``; output is captured as text."""
+    ``timeout``; output is captured as text.
+
+    ``ip netns exec`` because pyroute2 has no equivalent: it also gives the program a
+    ``/sys`` of the namespace and the ``/etc/netns/NAME`` files, which a bare ``setns``
+    before ``exec`` does not (Python 3.11 has no ``os.setns`` for a ``preexec_fn``
+    either)."""
     cmd = ["ip", "netns", "exec", name, *argv] if name else list(argv)
     return subprocess.run(
         cmd, check=check, timeout=timeout, capture_output=True, text=True, input=input
@@ -191,16 +196,20 @@ CREATED_HERE: set[str] = set()
 def create_netns(name: str) -> None:
     if netns_path(name).exists():
         raise NetnsError(errno.EEXIST, f"network namespace {name!r} already exists")
+    # ``ip netns add``: pyroute2's ``netns.create`` forks a child process to unshare, which
+    # is no lighter than running ``ip`` and unsafe in a process with threads (the netlink
+    # threads, an asyncio loop); both mount the namespace under /run/netns the same way
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
     CREATED_HERE.add(name)
 
 
 def netns_pids(name: str) -> list[int]:
-    """Processes whose network namespace is ``name``."""
-    out = subprocess.run(
-        ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10
-    ).stdout
-    return [int(p) for p in out.split()]
+    """Processes whose network namespace is ``name`` (pyroute2 compares the namespace
+    of every process in /proc with the files under /run/netns)."""
+    from pyroute2.netns import ns_pids
+
+    pids: dict[str, list[int]] = ns_pids(str(NETNS_RUN_DIR))
+    return sorted(pids.get(name, []))
 
 
 def delete_netns(name: str, *, kill: bool = True) -> None:
@@ -214,11 +223,10 @@ def delete_netns(name: str, *, kill: bool = True) -> None:
             if pid != os.getpid():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
-    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+    from pyroute2.netns import remove
+
     with contextlib.suppress(FileNotFoundError):
-        # ``ip netns del`` leaves the file when the unmount failed; try once more
-        if netns_path(name).exists():
-            os.unlink(netns_path(name))
+        remove(name)  # unmount (detached) and unlink, as ``ip netns del`` does
 
 
 def delete_by_prefix(prefix: str) -> list[str]:
@@ -385,6 +393,8 @@ class Netns:
         self.journal = journal
         #: what this object set up for its owner (the daemon's own stack)
         self.stack = self.new_stack("netns")
+        #: sysctl keys whose first value is on the stack (a set: asked once per change)
+        self._sysctl_keys: set[str] = set()
 
     def new_stack(self, name: str) -> UndoStack:
         """An empty undo stack whose records this namespace undoes (journalled)."""
@@ -403,6 +413,13 @@ class Netns:
             for r in self.stack
             if isinstance(r, ProxyNeighbourRecord)
         }
+
+    def _proxy_record(self, ifname: str, address: IPv4Address | str) -> ProxyNeighbourRecord | None:
+        """Our record of the proxy entry for ``address`` on ``ifname``, if we have one."""
+        for r in self.stack.records:
+            if isinstance(r, ProxyNeighbourRecord) and (r.ifname, r.dst) == (ifname, str(address)):
+                return r
+        return None
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -829,21 +846,18 @@ class Netns:
         """Answer ARP for ``address`` on ``ifname`` (``ip neigh add proxy``). The kernel
         answers only when forwarding is on and its route to ``address`` leaves by another
         interface (``arp_process`` in net/ipv4/arp.c)."""
-        if (ifname, IPv4Address(address)) in self.proxy_neighbours:
-            return
+        if self._proxy_record(ifname, address) is not None:
+            return  # already answered for
         record = ProxyNeighbourRecord(str(address), self.index(ifname), ifname)
         self.ipr.neigh("replace", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
         self.stack.push(record)
 
     def del_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
-        for r in self.stack.discard(
-            lambda r: (
-                isinstance(r, ProxyNeighbourRecord) and (r.ifname, r.dst) == (ifname, str(address))
-            )
-        ):
-            assert isinstance(r, ProxyNeighbourRecord)
+        record = self._proxy_record(ifname, address)
+        if record is not None:
             with contextlib.suppress(Exception):
-                self.ipr.neigh("del", dst=r.dst, ifindex=r.ifindex, flags=NTF_PROXY)
+                self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
+            self.stack.discard(lambda r: r == record)
 
     # -- sysctl -----------------------------------------------------------------------
 
@@ -853,8 +867,9 @@ class Netns:
         old = write_sysctl(key, value, self.name)
         if not restore or self.owned or old == str(value):
             return
-        if any(isinstance(r, SysctlRecord) and r.key == key for r in self.stack):
+        if key in self._sysctl_keys:
             return  # the first value is the one to restore
+        self._sysctl_keys.add(key)
         self.stack.push(SysctlRecord(key, old))
 
     def read_sysctl(self, key: str) -> str:

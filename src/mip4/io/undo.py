@@ -248,6 +248,7 @@ class UndoStack:
         self.journal = journal
         self.name = name
         self.records: list[Record] = []
+        self._kernel: set[KernelRecord] = set()  # the same, for O(1) "already here?"
 
     def __len__(self) -> int:
         return len(self.records)
@@ -258,13 +259,18 @@ class UndoStack:
     def __repr__(self) -> str:
         return f"UndoStack({self.name!r}, {len(self.records)} records)"
 
+    def __contains__(self, record: object) -> bool:
+        return record in self._kernel if not isinstance(record, Callback) else False
+
     def push(self, record: Record) -> bool:
         """Own ``record``; ``False`` (nothing done) when an equal one is already here."""
-        if not isinstance(record, Callback) and record in self.records:
-            return False
+        if not isinstance(record, Callback):
+            if record in self._kernel:
+                return False
+            self._kernel.add(record)
+            if self.journal is not None:
+                self.journal.add(record)
         self.records.append(record)
-        if self.journal is not None and not isinstance(record, Callback):
-            self.journal.add(record)
         return True
 
     def callback(self, label: str, func: Callable[[], object]) -> None:
@@ -275,17 +281,23 @@ class UndoStack:
         another way. Returns them."""
         gone = [r for r in self.records if match(r)]
         for r in gone:
-            self.records.remove(r)
-            if self.journal is not None and not isinstance(r, Callback):
-                self.journal.remove(r)
+            self._forget(r)
         return gone
+
+    def _forget(self, record: Record) -> None:
+        with contextlib.suppress(ValueError):
+            self.records.remove(record)
+        if not isinstance(record, Callback):
+            self._kernel.discard(record)
+            if self.journal is not None:
+                self.journal.remove(record)
 
     def undo(self) -> list[str]:
         """Undo every record, newest first; returns the failures as text, without stopping
         at the first."""
         errors: list[str] = []
         while self.records:
-            record = self.records.pop()
+            record = self.records[-1]
             try:
                 if isinstance(record, Callback):
                     record.func()
@@ -294,8 +306,7 @@ class UndoStack:
             except Exception as exc:
                 errors.append(f"{record.describe()}: {exc}")
             finally:
-                if self.journal is not None and not isinstance(record, Callback):
-                    self.journal.remove(record)
+                self._forget(record)
         return errors
 
 

@@ -29,6 +29,16 @@ KILLED_HA = (
     "ns.add_proxy_neighbour(sys.argv[2], sys.argv[3])"
 )
 
+KILLED_MN = (
+    "import sys; from ipaddress import IPv4Address, IPv4Network; "
+    "from mip4.daemon.config import load_config; "
+    "from mip4.daemon.run import journal_path; from mip4.io.netns import Netns; "
+    "from mip4.io.undo import Journal; "
+    "ns = Netns(None, journal=Journal(journal_path(load_config('mn', sys.argv[1])))); "
+    "ns.withdraw_route(IPv4Network('10.1.0.0/24'), sys.argv[2], IPv4Address('10.1.0.100'), "
+    "undo=ns.new_stack('away from home'))"
+)
+
 
 def veth(ns: Netns, name: str) -> None:
     """An interface with a carrier (no dummy module here): a veth pair, both ends up."""
@@ -75,13 +85,17 @@ def test_mobile_node_home_subnet_route_is_put_back(
     eth = f"{prefix}-e"
     veth(ns, eth)
     ns.exec(["ip", "addr", "add", "10.1.0.100/24", "dev", eth])
-    ns.exec(["ip", "route", "del", "10.1.0.0/24", "dev", eth])  # as a killed MN leaves it
     cfg = tmp_path / "mn.toml"
     cfg.write_text(
         '[mobile_node]\nhome_address = "10.1.0.100"\nhome_agent = "10.1.0.2"\n'
         f'[io]\ninterfaces = ["{eth}"]\ntun_name = "{prefix}-t"\n'
+        f'[daemon]\ncontrol_socket = "{tmp_path}/mn.sock"\n'
         '[[security_associations]]\npeer = "10.1.0.2"\nspi = 256\nkey = "00ff"\n'
     )
+    # as a mobile node killed away from home leaves it: the route withdrawn by the
+    # executor's recipe, with the daemon's journal, and never put back
+    ns.exec([sys.executable, "-c", KILLED_MN, str(cfg), eth], check=True)
+    assert "10.1.0.0/24" not in ns.exec(["ip", "route"]).stdout
     assert clear(ns, "mn", cfg) == [f"restored route 10.1.0.0/24 dev {eth}"]
     routes = ns.exec(["ip", "route"]).stdout
     assert f"10.1.0.0/24 dev {eth} proto kernel scope link src 10.1.0.100" in routes

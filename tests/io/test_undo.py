@@ -32,7 +32,7 @@ EVERY_KIND: list[KernelRecord] = [
     AddressRecord(3, "10.0.0.1", 24),
     RouteRecord("10.1.0.100", 32, 254, 7, None),
     RouteRecord("0.0.0.0", 0, 434, None, "10.2.0.1"),
-    WithdrawnRouteRecord("10.1.0.0", 24, 3, "10.1.0.100"),
+    WithdrawnRouteRecord("10.1.0.0", 24, 3, "10.1.0.100", "eth0"),
     RuleRecord(434, 4340, "10.1.0.100", 32, "eth0"),
     NeighbourRecord("10.2.0.2", 3),
     ProxyNeighbourRecord("10.1.0.100", 3, "eth0"),

@@ -151,7 +151,12 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
     A link named ``tun_name`` is removed only if it is a *persistent* TUN device nobody
     needs to have open; our own devices are not persistent, so one that exists belongs to
     a live process: :class:`StartError` (as for any other kind of link with that name),
-    and nothing else is touched -- the reverse-tunnel rules may be that daemon's."""
+    and nothing else is touched -- the reverse-tunnel rules may be that daemon's.
+
+    Then every record of the dead daemon's undo journal is undone (:func:`_undo_journal`):
+    a home agent's proxy ARP entries, a mobile node's withdrawn home subnet route, the
+    sysctls with their original values. Policy rules and routes of the reverse-tunnel
+    table no journal names (a daemon of an older version) are removed last."""
     removed: list[str] = []
     ns = Netns(None)
     try:
@@ -189,8 +194,6 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
                 n += 1
         if n:
             removed.append(f"routes of table {REVERSE_TABLE}")
-        if isinstance(cfg.file, MobileNodeFile):
-            removed += _restore_home_subnet(ns, cfg)
     finally:
         ns.close()
     return removed
@@ -214,35 +217,6 @@ def _undo_journal(ns: Netns, path: Path) -> list[str]:
                 error=str(exc),
             )
     path.unlink(missing_ok=True)
-    return done
-
-
-def _restore_home_subnet(ns: Netns, cfg: DaemonConfig) -> list[str]:
-    """A mobile node killed away from home leaves its home subnet's on-link route
-    withdrawn (RFC 5944 §4.6, see :meth:`LinuxExecutor.use_foreign_agent`); put it back so
-    the new daemon starts from the state the address made (and restores it at exit)."""
-    assert isinstance(cfg.file, MobileNodeFile)
-    home = cfg.file.mobile_node.home_address
-    done: list[str] = []
-    present = {(r["dst"], r["oif"]) for r in ns.routes()}
-    for ifname in cfg.interfaces:
-        idx = ns.link_index(ifname, missing_ok=True)
-        if idx is None:
-            continue
-        for addr in ns.addresses(ifname):
-            net = addr.network
-            if addr.ip != home or net.prefixlen >= 32 or (str(net), idx) in present:
-                continue
-            ns.ipr.route(
-                "replace",
-                dst=str(net.network_address),
-                dst_len=net.prefixlen,
-                oif=idx,
-                prefsrc=str(home),
-                scope=253,  # link
-                proto=2,  # kernel, as the route the address made
-            )
-            done.append(f"restored route {net} dev {ifname}")
     return done
 
 

@@ -742,7 +742,9 @@ class Netns:
         spec = {"dst": str(net.network_address), "dst_len": net.prefixlen}
         if not self._del_route({**spec, "table": RT_TABLE_MAIN, "oif": oif}):
             return False
-        undo.push(WithdrawnRouteRecord(str(net.network_address), net.prefixlen, oif, str(prefsrc)))
+        undo.push(
+            WithdrawnRouteRecord(str(net.network_address), net.prefixlen, oif, str(prefsrc), ifname)
+        )
         return True
 
     def routes(self, table: int = RT_TABLE_MAIN) -> list[dict[str, object]]:

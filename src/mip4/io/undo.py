@@ -81,9 +81,10 @@ class WithdrawnRouteRecord:
     dst_len: int
     oif: int
     prefsrc: str
+    ifname: str = ""
 
     def describe(self) -> str:
-        return f"restored route {self.dst}/{self.dst_len} index {self.oif}"
+        return f"restored route {self.dst}/{self.dst_len} dev {self.ifname or self.oif}"
 
 
 @dataclass(frozen=True)

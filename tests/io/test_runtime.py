@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from mip4.core.actions import Action, ProxyArp, SendUdp
 from mip4.core.events import Event, LinkUp, UdpReceived
 from mip4.io.netns import Netns, entered
 from mip4.io.runtime import NodeIO
+from mip4.io.undo import Journal, SysctlRecord, load_journal
 
 pytestmark = pytest.mark.lab
 
@@ -149,3 +151,31 @@ def test_a_valid_request_after_a_burst_of_forged_ones_is_answered(
             assert client.recvfrom(100) == (b"valid request", ("10.75.0.1", 4434))
     finally:
         io.close()
+
+
+def test_abandon_leaves_the_kernel_state_and_its_journal(
+    make_netns: Callable[[str], Netns], prefix: str, tmp_path: Path
+) -> None:
+    """A crash as the lab simulates it: sockets and TUN device close, the kernel state and
+    the journal stay; the journal's records then undo it (the leftover cleaner's way), and
+    forwarding gets back the value it had before."""
+    ns, peer = make_netns("n"), make_netns("p")
+    ns.add_veth("n0", "p0", peer)
+    ns.add_address("n0", "10.76.0.1/24")
+    ns.set_up("n0")
+    ns.sysctl("net.ipv4.ip_forward", 0, restore=False)
+    tun = f"{prefix}t"
+    path = tmp_path / "fa.undo.json"
+    io = NodeIO.open(ns.name, ["n0"], tun_name=tun, forwarding=True, journal=Journal(path))
+    io.executor.execute(ProxyArp("n0", IPv4Address("10.76.0.99"), True))
+    io.abandon()
+    assert tun not in ns.exec(["ip", "-o", "link"]).stdout
+    assert ns.read_sysctl("net.ipv4.ip_forward") == "1"
+    assert "10.76.0.99" in ns.exec(["ip", "neigh", "show", "proxy"]).stdout
+    records = load_journal(path)
+    assert SysctlRecord("net.ipv4.ip_forward", "0") in records
+    with Netns(ns.name) as cleaner:
+        done = [r.describe() for r in reversed(records) if cleaner.undo_record(r)]
+    assert "proxy neighbour 10.76.0.99 dev n0" in done
+    assert ns.read_sysctl("net.ipv4.ip_forward") == "0"
+    assert ns.exec(["ip", "neigh", "show", "proxy"]).stdout.strip() == ""

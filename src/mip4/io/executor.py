@@ -164,6 +164,11 @@ class LinuxExecutor:
         for stack in stacks:
             for err in stack.undo():
                 log.warning("clean-up: %s", err)
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Close our sockets and leave every kernel object (and the journal) as it is: what
+        a killed process leaves behind (the lab's crash simulations)."""
         self.ns.close()
         for sock in [*self._icmp.values(), *self._udp_by_port.values()]:
             if sock is not self.udp:

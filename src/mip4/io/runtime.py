@@ -142,6 +142,7 @@ class NodeIO:
                 home_network=home_network,
                 journal=journal,
             )
+            res.callback("close executor sockets", executor.abandon)
             res.callback("undo kernel state", executor.close)
             if forwarding:
                 # agents forward (and the kernel answers proxy ARP only when forwarding);
@@ -226,6 +227,16 @@ class NodeIO:
             self.forwarder.detach()
         for err in self.resources.undo():
             log.warning("clean-up: %s", err)
+
+    def abandon(self) -> None:
+        """What a killed daemon leaves: its sockets and TUN device close (the kernel does
+        that for a dead process), its routes, rules, neighbour entries, sysctls and journal
+        stay."""
+        if self.forwarder is not None:
+            self.forwarder.detach()
+        self.resources.discard(lambda r: r.describe() == "undo kernel state")
+        for err in self.resources.undo():
+            log.warning("abandon: %s", err)
 
     def __enter__(self) -> NodeIO:
         return self

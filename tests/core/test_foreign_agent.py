@@ -4,6 +4,7 @@ what the agent sends is decoded and checked with :func:`security.verify`."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
@@ -21,6 +22,7 @@ from mip4.core.actions import (
     SendIcmp,
     SendUdp,
 )
+from mip4.core.advertiser import next_sequence
 from mip4.core.events import (
     DestinationUnreachable,
     Event,
@@ -37,7 +39,6 @@ from mip4.core.foreign_agent import (
     VisitedLink,
     VisitorInput,
     VisitorState,
-    next_sequence,
     unreachable_code,
 )
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
@@ -88,11 +89,10 @@ def sas(*, mn_fa: bool = True, fa_ha: bool = True) -> SecurityAssociations:
 
 def make_fa(store: SecurityAssociations | None = None, **cfg: object) -> ForeignAgent:
     config = ForeignAgentConfig(links=(LINK,), **cfg)  # type: ignore[arg-type]
-    counter = iter(range(1, 1 << 30))
     return ForeignAgent(
         config,
         store if store is not None else sas(),
-        random_bytes=lambda n: next(counter).to_bytes(n, "big"),
+        rng=random.Random(7),
     )
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mip4.daemon.labconfig import LAB_ROLES, write_lab_configs
 from mip4.lab import Lab
+from mip4.lab.configs import LAB_ROLES, write_lab_configs
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

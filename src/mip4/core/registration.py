@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Generic, TypeVar
 
+from mip4.errors import Mip4Error
 from mip4.wire.codes import ReplyCode
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class RegistrationDenied(Exception):
+class RegistrationDenied(Mip4Error):
     """Deny the registration being processed with ``code``; ``reason`` is for the log."""
 
     def __init__(
@@ -75,7 +76,7 @@ class RegistrationDenied(Exception):
         self.home_agent = home_agent
 
 
-class Discard(Exception):
+class Discard(Mip4Error):
     """Silently discard the input being processed; ``reason`` names the counter."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -84,7 +85,7 @@ class Discard(Exception):
         self.detail = detail
 
 
-class ProtocolError(Exception):
+class ProtocolError(Mip4Error):
     """An input with no transition from the current state (h11 ``LocalProtocolError``)."""
 
 
@@ -143,7 +144,7 @@ class TransitionTable(Generic[S, I]):
 # ----------------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
+class ConfigError(Mip4Error, ValueError):
     """A configuration value that cannot be used; the message names the file and key."""
 
 

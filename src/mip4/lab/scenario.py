@@ -15,7 +15,7 @@ naming what did not happen (the mobile node's last state, the home agent's bindi
 
 The agents run behind a :class:`Backend`. :class:`DaemonBackend` (the default) starts the
 daemons — ``mip4 ha``, ``mip4 fa`` on FA1 and FA2, ``mip4 mn`` — as processes in the lab's
-namespaces, configured by :func:`mip4.daemon.labconfig.lab_configs` (JSON logs and control
+namespaces, configured by :func:`mip4.lab.configs.lab_configs` (JSON logs and control
 sockets in a work directory), reads their status over the control socket (the object
 ``mip4 status --json`` prints) and the mobile node's registration round trips from its log.
 :class:`EngineBackend` drives the same engines through :mod:`mip4.io` on an asyncio loop in a
@@ -53,10 +53,10 @@ from mip4.core.events import Event, LinkUp
 from mip4.core.foreign_agent import ForeignAgent, ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MnState, MobileNode, MobileNodeConfig, ReverseTunnel
-from mip4.daemon.labconfig import LAB_KEY, LAB_SPI
 from mip4.demo.report import MoveRecord
 from mip4.io.loop import EngineDriver
 from mip4.io.runtime import NodeIO
+from mip4.lab.configs import LAB_KEY, LAB_SPI
 from mip4.security.sa import SecurityAssociation, SecurityAssociations
 
 from .build import Lab
@@ -428,14 +428,14 @@ def _abandon(io: NodeIO) -> None:
 
 class DaemonBackend:
     """``mip4 ha``, ``mip4 fa`` (FA1, FA2) and ``mip4 mn`` as processes in the lab's
-    namespaces (:meth:`Lab.popen`), configured by :func:`mip4.daemon.labconfig.lab_configs`
+    namespaces (:meth:`Lab.popen`), configured by :func:`mip4.lab.configs.lab_configs`
     (JSON log lines, control sockets in ``workdir``). Status comes over the control socket
     (the object ``mip4 status --json`` prints); registration round trips from the mobile
     node's log: its last ``mn-request``/``mn-retransmit`` before each ``mn-registered`` or
     ``mn-deregistered`` line."""
 
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
-        from mip4.daemon.labconfig import LAB_ROLES, write_lab_configs
+        from mip4.lab.configs import LAB_ROLES, write_lab_configs
 
         self.lab = lab
         self.settings = settings

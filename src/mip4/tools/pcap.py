@@ -37,7 +37,8 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import BinaryIO
 
-from mip4.wire.ip import NO_IP_FLAGS, IPFlags, IPv4Header, internet_checksum
+from mip4.wire.ip import NO_IP_FLAGS, IPFlags, IPProtocol, IPv4Header, internet_checksum
+from mip4.wire.packets import icmp_with_checksum, ipv4_packet, ipv4_udp_packet
 
 __all__ = [
     "CaptureError",
@@ -446,25 +447,6 @@ def parse_icmp(dgram: Datagram) -> Icmp:
 # ---------------------------------------------------------------------------------------------
 
 
-def _ipv4_header(
-    src: IPv4Address, dst: IPv4Address, proto: int, payload_len: int, ttl: int, ident: int,
-    options: bytes, flags: IPFlags = NO_IP_FLAGS, frag_offset: int = 0,
-) -> bytes:  # fmt: skip
-    if len(options) % 4:
-        options += b"\0" * (4 - len(options) % 4)  # end-of-options padding (RFC 791)
-    return IPv4Header(
-        src=src,
-        dst=dst,
-        protocol=proto,
-        total_length=20 + len(options) + payload_len,
-        ttl=ttl,
-        identification=ident,
-        flags=flags,
-        fragment_offset=frag_offset,
-        options=options,
-    ).encode()
-
-
 def ipv4_udp(
     src: IPv4Address | str,
     dst: IPv4Address | str,
@@ -475,14 +457,12 @@ def ipv4_udp(
     ident: int = 0,
     options: bytes = b"",
 ) -> bytes:
-    """An IPv4 + UDP packet with correct header and UDP checksums."""
-    s, d = IPv4Address(src), IPv4Address(dst)
-    length = 8 + len(payload)
-    pseudo = s.packed + d.packed + struct.pack("!BBH", 0, 17, length)
-    udp = struct.pack("!HHHH", sport, dport, length, 0) + payload
-    csum = internet_checksum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
-    return _ipv4_header(s, d, 17, len(udp), ttl, ident, options) + udp
+    """An IPv4 + UDP packet with correct header and UDP checksums
+    (:func:`mip4.wire.packets.ipv4_udp_packet`)."""
+    return ipv4_udp_packet(
+        IPv4Address(src), IPv4Address(dst), sport, dport, payload, ttl=ttl, identification=ident,
+        options=options,
+    )  # fmt: skip
 
 
 def ipv4_icmp(
@@ -497,10 +477,11 @@ def ipv4_icmp(
     """An IPv4 + ICMP packet. With ``fix_checksum`` the ICMP checksum (bytes 2--3) is
     recomputed; otherwise ``icmp`` is used as given."""
     if fix_checksum and len(icmp) >= 4:
-        zeroed = icmp[:2] + b"\0\0" + icmp[4:]
-        icmp = zeroed[:2] + struct.pack("!H", internet_checksum(zeroed)) + zeroed[4:]
-    s, d = IPv4Address(src), IPv4Address(dst)
-    return _ipv4_header(s, d, 1, len(icmp), ttl, ident, options) + icmp
+        icmp = icmp_with_checksum(icmp)
+    return ipv4_packet(
+        IPv4Address(src), IPv4Address(dst), IPProtocol.ICMP, icmp, ttl=ttl, identification=ident,
+        options=options,
+    )  # fmt: skip
 
 
 def fragment(ip_packet: bytes, mtu: int) -> list[bytes]:
@@ -515,11 +496,13 @@ def fragment(ip_packet: bytes, mtu: int) -> list[bytes]:
     for off in range(0, len(payload), step):
         piece = payload[off : off + step]
         more = off + step < len(payload)
-        hdr = _ipv4_header(
-            head.src, head.dst, head.protocol, len(piece), head.ttl, head.identification,
-            head.options, IPFlags.MF if more else NO_IP_FLAGS, off // 8,
+        out.append(
+            ipv4_packet(
+                head.src, head.dst, head.protocol, piece, ttl=head.ttl,
+                identification=head.identification, options=head.options,
+                flags=IPFlags.MF if more else NO_IP_FLAGS, fragment_offset=off // 8,
+            )
         )  # fmt: skip
-        out.append(hdr + piece)
     return out
 
 

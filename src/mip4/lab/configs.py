@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mip4.lab.build import Lab
+from .build import Lab
 
 #: The MN-HA key of the lab (RFC 5944 §3.5.1: 128 bits for HMAC-MD5). Test material only.
 LAB_KEY = bytes(range(16))

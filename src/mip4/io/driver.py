@@ -30,12 +30,21 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from mip4.core.actions import Action
+from mip4.core.engine import Engine
 from mip4.core.events import Event
 
 log = logging.getLogger("mip4")
 
 
-class Engine(Protocol):
+__all__ = ["Driven", "Engine", "EngineDriver", "Executor"]
+
+
+class Driven(Protocol):
+    """The three calls :class:`EngineDriver` makes: the part of
+    :class:`mip4.core.engine.Engine` it needs. (Typed apart only while the mobile node's
+    ``counters`` is not yet the shared :class:`~mip4.core.counters.Counters`; then the
+    driver takes an :class:`~mip4.core.engine.Engine`.)"""
+
     def handle(self, event: Event, now: float) -> list[Action]: ...
 
     def handle_timer(self, now: float) -> list[Action]: ...
@@ -52,7 +61,7 @@ class EngineDriver:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Driven,
         executor: Executor,
         *,
         loop: asyncio.AbstractEventLoop | None = None,

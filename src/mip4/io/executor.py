@@ -73,16 +73,16 @@ from mip4.core.actions import (
     UseForeignAgent,
 )
 from mip4.dataplane.common import Tunnel
+from mip4.dataplane.table import LinkDelivery, TunnelEntry
+from mip4.wire.packets import ipv4_packet, ipv4_udp_packet
 
-from .forwarder import Forwarder, LinkDelivery, TunnelEntry
+from .forwarder import Forwarder
 from .netns import Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
     IP_TTL,
     PKTINFO,
-    ipv4_packet,
-    ipv4_udp_packet,
     open_icmp_socket,
     open_packet_sender,
     open_udp_control,

@@ -8,9 +8,10 @@ bridge and brings it up). :class:`LinkMonitor` opens a ``NETLINK_ROUTE`` socket 
 namespace, subscribed to the link and IPv4 address groups and read without blocking by
 the daemon's asyncio loop (pyroute2 0.9.7's synchronous ``IPRoute`` cannot be called on a
 thread that runs a loop); what it reads is decoded by pyroute2 (``MarshalRtnl``: the
-``ifinfmsg`` and ``ifaddrmsg`` classes), and the current links and addresses come from
-pyroute2 dumps (:class:`mip4.io.netns.NetlinkThread`). It subscribes first and dumps
-second, so no change falls between the two; only *changes* of state become events:
+``ifinfmsg`` and ``ifaddrmsg`` classes, through :class:`mip4.io.netns.RtnlDecoder`), and
+the current links and addresses come from pyroute2 dumps
+(:class:`mip4.io.netns.NetlinkThread`). It subscribes first and dumps second, so no
+change falls between the two; only *changes* of state become events:
 
 * ``LinkDown(interface)`` when a watched interface loses ``IFF_UP`` or ``IFF_LOWER_UP``
   (administratively down, or no carrier);
@@ -32,11 +33,9 @@ import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-
 from mip4.core.events import LinkDown, LinkUp
 
-from .netns import Netns, NlMessage, entered
+from .netns import Netns, NlMessage, RtnlDecoder, entered
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
@@ -74,7 +73,7 @@ class LinkMonitor:
         self.links: dict[int, _Link] = {}
         #: times the kernel dropped notifications (ENOBUFS) and the state was re-read
         self.overruns = 0
-        self._marshal = MarshalRtnl()
+        self._decoder = RtnlDecoder()
         with entered(netns):
             self.sock = socket.socket(
                 socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
@@ -121,7 +120,7 @@ class LinkMonitor:
                 self.overruns += 1  # notifications were lost: read the state again
                 self._resync(out)
                 continue
-            for msg in self._marshal.parse(data):
+            for msg in self._decoder.decode(data):
                 self._message(int(msg["header"]["type"]), msg, emit=True, out=out)
         return out
 

@@ -349,6 +349,20 @@ class NetlinkThread:
             self._pool.shutdown(wait=True)
 
 
+class RtnlDecoder:
+    """Decodes what a ``NETLINK_ROUTE`` socket subscribed to notification groups reads
+    (the link monitor's): pyroute2's ``MarshalRtnl``, imported on first use."""
+
+    def __init__(self) -> None:
+        from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+        self._marshal = MarshalRtnl()
+
+    def decode(self, data: bytes) -> list[NlMessage]:
+        """The messages in ``data``, each with its ``msg["header"]["type"]``."""
+        return list(self._marshal.parse(data))
+
+
 class _IPRoute(Protocol):
     """The part of pyroute2's ``IPRoute`` that :class:`NetlinkThread` calls by name."""
 

@@ -14,7 +14,8 @@ import pytest
 
 from mip4.core.actions import Action, Log, SendUdp
 from mip4.core.events import Event, IcmpReceived, UdpReceived
-from mip4.io.loop import EngineDriver, LinuxExecutor
+from mip4.io.driver import EngineDriver
+from mip4.io.executor import LinuxExecutor
 from mip4.io.netns import Netns
 from mip4.io.rawsock import open_udp_control, recv_udp, send_udp
 

@@ -141,6 +141,7 @@ def test_png_every_probe_gap_bar_is_visible(tmp_path: Path) -> None:
     """The gap bars are not drawn in the move lines' colour and width at the same instants,
     where they vanished (issue 9, item 21): each of the four is a visible bar of its own."""
     import matplotlib.image
+    import numpy as np
 
     out = plot(_short_gaps(), tmp_path / "demo.png", backend="png")
     pixels = matplotlib.image.imread(str(out))
@@ -148,7 +149,7 @@ def test_png_every_probe_gap_bar_is_visible(tmp_path: Path) -> None:
     lower = pixels[int(h * 0.66) : int(h * 0.86), :, :3]  # the gap panel, not the legend
     r, g, b = lower[..., 0], lower[..., 1], lower[..., 2]
     bar = (b > r + 0.2) & (b > g + 0.2)  # bluish: neither the red moves nor white/grey
-    columns = [bool(c) for c in bar.any(axis=0).tolist()]
+    columns = [bool(c) for c in np.asarray(np.asarray(bar).any(axis=0)).tolist()]
     runs, width = [], 0
     for on in [*columns, False]:
         if on:

@@ -80,7 +80,8 @@ async def _node(role: str, lab_id: str, profile: bool = False) -> None:
     """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF; with
     ``profile``, under cProfile, and report the functions that took the most time."""
     from mip4.core.mobile_node import MobileNode
-    from mip4.lab.scenario import Settings, lab_engine, lab_node_io
+    from mip4.lab.backend import Settings
+    from mip4.lab.engines import lab_engine, lab_node_io
 
     if role not in ("ha", "fa1", "mn"):
         raise ValueError(f"no node worker {role!r}")

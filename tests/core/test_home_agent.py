@@ -5,6 +5,7 @@ replies are decoded and their authenticators checked with :func:`security.verify
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
@@ -77,10 +78,23 @@ def sas(*, fa: bool = False, nonces: bool = False) -> SecurityAssociations:
     return store
 
 
+class _Nonces(random.Random):
+    """An ``rng`` whose ``getrandbits`` counts up from ``start``: the home agent's nonces
+    (its only draw) are predictable in tests."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__(0)
+        self._next = start
+
+    def getrandbits(self, k: int, /) -> int:
+        n = self._next
+        self._next += 1
+        return n & ((1 << k) - 1)
+
+
 def make_ha(store: SecurityAssociations | None = None, **cfg: object) -> HomeAgent:
     config = HomeAgentConfig(address=HA, home_network=NET, interface="home0", **cfg)  # type: ignore[arg-type]
-    nonces = iter(range(0x5000, 0x6000))
-    return HomeAgent(config, store or sas(), UNIX0, random_u32=lambda: next(nonces))
+    return HomeAgent(config, store or sas(), UNIX0, rng=_Nonces(0x5000))
 
 
 def request(
@@ -116,8 +130,9 @@ def udp(
     sport: int = 4321,
     interface: str = "wan0",
     link_src: bytes | None = None,
+    ttl: int = 64,
 ) -> UdpReceived:
-    return UdpReceived(payload, src, dst, sport, 434, interface, link_src)
+    return UdpReceived(payload, src, dst, sport, 434, interface, link_src, ttl=ttl)
 
 
 T = TypeVar("T")
@@ -424,6 +439,24 @@ def test_136_directed_broadcast_home_agent_discovery() -> None:
     assert send.src == HA  # not the broadcast the request was sent to
 
 
+def test_136_sent_to_the_directed_broadcast_even_when_naming_this_agent() -> None:
+    """RFC 5944 §3.8.2.1: a request sent to the home network's subnet-directed broadcast
+    address is denied with 136 even when its Home Agent field is this agent's address; the
+    reply names our unicast address (§3.8.3.1) and comes from it."""
+    ha = make_ha()
+    bcast = NET.broadcast_address
+    actions = ha.handle(udp(request(ha=HA), src=HOA, dst=bcast, interface="home0"), 0.0)
+    reply = reply_of(actions)
+    assert reply.code == ReplyCode.HA_UNKNOWN_HA_ADDRESS
+    assert reply.home_agent == HA
+    (send,) = sends(actions)
+    assert (send.dst, send.src) == (HOA, HA)
+    assert not of(actions, InstallBinding) and len(ha.bindings) == 0
+    # The same request unicast to this agent is accepted.
+    ok = reply_of(ha.handle(udp(request(ha=HA, now=1.0), src=HOA, interface="home0"), 1.0))
+    assert ok.code == ReplyCode.ACCEPTED
+
+
 def test_136_other_unicast_home_agent() -> None:
     reply = deny(make_ha(), request(ha=A("10.0.0.2")), ReplyCode.HA_UNKNOWN_HA_ADDRESS)
     assert reply.home_agent == HA
@@ -505,7 +538,7 @@ def test_silent_discards_are_counted() -> None:
     rep = RegistrationReply(0, 0, HOA, HA, 1).encode()
     assert sends(ha.handle(udp(rep), 0.0)) == []
     assert ha.counters.discarded["unexpected_message"] == 1
-    assert ha.handle(IcmpReceived(b"", FA, HA, "wan0"), 0.0) == []
+    assert ha.handle(IcmpReceived(b"", FA, HA, "wan0", ttl=1), 0.0) == []
     assert ha.handle(LinkUp("wan0"), 0.0) == [] and ha.handle(LinkDown("wan0"), 0.0) == []
 
 
@@ -649,7 +682,7 @@ def test_home_agent_advertises_only_when_configured() -> None:
     quiet = make_ha()
     assert quiet.next_deadline() is None and quiet.handle_timer(100.0) == []
     sol = AgentSolicitation().encode()
-    assert quiet.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0"), 0.0) == []
+    assert quiet.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", ttl=1), 0.0) == []
 
     ha = make_ha(advertisement_interval=2.0, reverse_tunnel=False)
     assert ha.next_deadline() == 0.0
@@ -663,12 +696,14 @@ def test_home_agent_advertises_only_when_configured() -> None:
     assert ha.next_deadline() == 2.0
     # A solicitation on the home link is answered at once, unicast at the link layer.
     mac = b"\x02\x00\x00\x00\x00\x10"
-    (ans,) = of(ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", mac), 1.0), SendIcmp)
+    (ans,) = of(
+        ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", mac, ttl=1), 1.0), SendIcmp
+    )
     reply = decode_icmp(ans.payload)
     assert isinstance(reply, AgentAdvertisement) and reply.mobility is not None
     assert (ans.dst, ans.link_dst, reply.mobility.sequence) == (HOA, mac, 1)
     # Not on the home link: ignored.
-    assert ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "wan0"), 1.0) == []
+    assert ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "wan0", ttl=1), 1.0) == []
 
 
 def test_config_from_toml() -> None:

@@ -56,13 +56,13 @@ class Node:
         kw.setdefault("registration_lifetime", 100)
         kw.setdefault("lifetime", 9000)  # the agent outlives the tests' timers
         payload = advertisement(src, **kw)  # type: ignore[arg-type]
-        self.mn.handle(IcmpReceived(payload, src, BCAST, "mn0", link_src=MAC), self.at())
+        self.mn.handle(IcmpReceived(payload, src, BCAST, "mn0", link_src=MAC, ttl=1), self.at())
 
     def reply(self, code: int = 0, *, signed: bool = True) -> None:
         req = self.mn.pending_request
         assert req is not None
         payload = reply_for(req, code, sa=SA if signed else None)
-        self.mn.handle(UdpReceived(payload, FA1, HOME, 434, 434, "mn0"), self.at())
+        self.mn.handle(UdpReceived(payload, FA1, HOME, 434, 434, "mn0", ttl=64), self.at())
 
     def until(self, t: float) -> None:
         """Run the timers up to ``t``."""
@@ -311,8 +311,8 @@ def test_every_state_is_reached() -> None:
 RAW: dict[str, Callable[[Node], object]] = {
     "link up": lambda n: n.link_up("mn2"),
     "link down": lambda n: n.link_down("mn3"),
-    "icmp": lambda n: n.mn.handle(IcmpReceived(b"\x09", FA1, BCAST, "mn0"), n.at()),
-    "udp": lambda n: n.mn.handle(UdpReceived(b"\x03", FA1, HOME, 434, 434, "mn0"), n.at()),
+    "icmp": lambda n: n.mn.handle(IcmpReceived(b"\x09", FA1, BCAST, "mn0", ttl=1), n.at()),
+    "udp": lambda n: n.mn.handle(UdpReceived(b"\x03", FA1, HOME, 434, 434, "mn0", ttl=64), n.at()),
     "timer": lambda n: n.mn.handle_timer(n.at(5.0)),
     "deregister": lambda n: n.mn.deregister(n.at()),
 }

@@ -18,8 +18,8 @@ from mip4.daemon.config import (
     load_config,
     parse_config,
 )
-from mip4.daemon.labconfig import LAB_KEY, lab_configs
 from mip4.lab import Lab
+from mip4.lab.configs import LAB_KEY, lab_configs
 from mip4.security.sa import Algorithm, ReplayMethod
 
 ROOT = Path(__file__).resolve().parents[2]

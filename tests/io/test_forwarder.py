@@ -16,13 +16,14 @@ from typing import TypeVar
 
 import pytest
 
-from mip4.core.actions import Encapsulation
-from mip4.dataplane.common import Tunnel
-from mip4.io.forwarder import Forwarder, LinkDelivery, TunnelEntry
+from mip4.dataplane.common import Encapsulation, Tunnel
+from mip4.dataplane.table import LinkDelivery, TunnelEntry
+from mip4.io.forwarder import Forwarder
 from mip4.io.netns import Netns, entered
 from mip4.io.rawsock import open_tunnel_socket, open_udp_control, ping, recv_udp
 from mip4.io.tun import Tun
 from mip4.wire.ip import internet_checksum
+from mip4.wire.packets import ipv4_udp_packet
 
 pytestmark = pytest.mark.lab
 
@@ -162,8 +163,6 @@ def _ipip(outer_src: IPv4Address, outer_dst: IPv4Address, inner: bytes) -> bytes
 
 
 def _udp_in_ip(src: IPv4Address, dst: IPv4Address, data: bytes) -> bytes:
-    from mip4.io.rawsock import ipv4_udp_packet
-
     return ipv4_udp_packet(src, dst, 4000, 4000, data)
 
 

@@ -17,8 +17,6 @@ from mip4.io.rawsock import (
     ALL_SYSTEMS,
     ETH_P_ARP,
     LinkSourceTracker,
-    icmp_with_checksum,
-    ipv4_udp_packet,
     open_discovery_capture,
     open_icmp_socket,
     open_packet_sender,
@@ -30,6 +28,7 @@ from mip4.io.rawsock import (
     send_to_link,
     send_udp,
 )
+from mip4.wire.packets import icmp_with_checksum, ipv4_udp_packet
 
 pytestmark = pytest.mark.lab
 

@@ -144,11 +144,32 @@ def test_mip4_lab_demo_command(lab_prefix: str, tmp_path: Path) -> None:
     assert leftovers(lab_prefix, str(out)) == []
 
 
+#: Runs a command as uid/gid 65534 with no capabilities, wherever the checkout lives: a new
+#: user namespace maps the caller's uid to 65534 inside, so the process is not root (geteuid()
+#: is 65534, execve drops every capability) but still reads the files of the checkout and its
+#: venv as their owner. ``setpriv --reuid=65534`` could not import mip4 from a checkout in a
+#: directory other users cannot read (/root, any 0700 directory).
+AS_NOBODY = ["unshare", "--user", "--map-user=65534", "--map-group=65534", "--"]
+
+
+def test_as_nobody_is_unprivileged_and_reads_a_private_checkout(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "f").write_text("x")
+    proc = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-c",
+         "import os, sys; print(os.geteuid(), os.getegid(), open(sys.argv[1]).read(),"
+         " open('/proc/self/status').read().split('CapEff:')[1].split()[0])",
+         str(private / "f")],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert proc.stdout.split() == ["65534", "65534", "x", "0000000000000000"]
+
+
 def test_mip4_lab_demo_without_root(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path)}
     proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *MIP4, "lab", "demo",
-         "--out", str(tmp_path / "x")],
+        [*AS_NOBODY, *MIP4, "lab", "demo", "--out", str(tmp_path / "x")],
         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -8,18 +8,12 @@ directly. Nothing here is executed inside :mod:`mip4.core`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from ipaddress import IPv4Address
 
+# The enum lives with the data plane; engines and their callers also find it here.
+from mip4.dataplane.common import Encapsulation as Encapsulation
+
 MIP_PORT = 434  #: RFC 5944 §3.1, IANA
-
-
-class Encapsulation(IntEnum):
-    """Tunnel encapsulations, numbered by the IP protocol of the outer header."""
-
-    IPIP = 4  #: IP in IP, RFC 2003 (the default, RFC 5944 §3.8.3)
-    GRE = 47  #: RFC 2784 (G bit)
-    MINIMAL = 55  #: RFC 2004 (M bit)
 
 
 # ----------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ _T_co = TypeVar("_T_co", covariant=True)
 __all__ = [
     "BindingStore",
     "BindingTableView",
+    "HomeAddressStore",
     "InMemoryBindingStore",
     "InMemoryPendingStore",
     "InMemoryVisitorStore",
@@ -194,42 +195,48 @@ class BindingStore(Protocol):
     def __len__(self) -> int: ...
 
 
+class _Keyed(Protocol):
+    """An entry kept once per home address, with an absolute expiry (``None``: never)."""
+
+    @property
+    def home_address(self) -> IPv4Address: ...
+
+    @property
+    def expires(self) -> float | None: ...
+
+
+_E = TypeVar("_E", bound=_Keyed)
+
+
 @runtime_checkable
-class VisitorStore(Protocol):
+class HomeAddressStore(Protocol[_E]):
+    """One entry per home address: the shape of the foreign agent's two tables."""
+
+    def get(self, home_address: IPv4Address) -> _E | None: ...
+
+    def put(self, entry: _E) -> _E | None:
+        """Add ``entry``, replacing (and returning) the one for the same home address."""
+        ...
+
+    def remove(self, home_address: IPv4Address) -> _E | None: ...
+
+    def next_expiry(self) -> float | None: ...
+
+    def pop_expired(self, now: float) -> list[_E]: ...
+
+    def __iter__(self) -> Iterator[_E]: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class VisitorStore(HomeAddressStore[Visitor], Protocol):
     """The foreign agent's visitor list (current registrations)."""
 
-    def get(self, home_address: IPv4Address) -> Visitor | None: ...
-
-    def put(self, visitor: Visitor) -> Visitor | None: ...
-
-    def remove(self, home_address: IPv4Address) -> Visitor | None: ...
-
-    def next_expiry(self) -> float | None: ...
-
-    def pop_expired(self, now: float) -> list[Visitor]: ...
-
-    def __iter__(self) -> Iterator[Visitor]: ...
-
-    def __len__(self) -> int: ...
-
 
 @runtime_checkable
-class PendingStore(Protocol):
+class PendingStore(HomeAddressStore[PendingRegistration], Protocol):
     """The foreign agent's pending registrations."""
-
-    def get(self, home_address: IPv4Address) -> PendingRegistration | None: ...
-
-    def put(self, pending: PendingRegistration) -> PendingRegistration | None: ...
-
-    def remove(self, home_address: IPv4Address) -> PendingRegistration | None: ...
-
-    def next_expiry(self) -> float | None: ...
-
-    def pop_expired(self, now: float) -> list[PendingRegistration]: ...
-
-    def __iter__(self) -> Iterator[PendingRegistration]: ...
-
-    def __len__(self) -> int: ...
 
 
 # ----------------------------------------------------------------------------------------
@@ -335,83 +342,53 @@ class InMemoryBindingStore:
         return self._count
 
 
-class _KeyedStore:
-    """Shared body of the visitor and pending stores (one entry per home address)."""
+class _InMemoryHomeAddressStore(Generic[_E]):
+    """In-memory :class:`HomeAddressStore` (one entry per home address)."""
 
     def __init__(self) -> None:
-        self._entries: dict[IPv4Address, Visitor | PendingRegistration] = {}
+        self._entries: dict[IPv4Address, _E] = {}
         self._deadlines: dict[object, float | None] = {}
         self._heap = _DeadlineHeap()
 
-    def _put(self, entry: Visitor | PendingRegistration) -> Visitor | PendingRegistration | None:
+    def get(self, home_address: IPv4Address) -> _E | None:
+        return self._entries.get(home_address)
+
+    def put(self, entry: _E) -> _E | None:
         old = self._entries.get(entry.home_address)
         self._entries[entry.home_address] = entry
         self._deadlines[entry.home_address] = entry.expires
         self._heap.push(entry.expires, entry.home_address)
         return old
 
-    def _remove(self, home_address: IPv4Address) -> Visitor | PendingRegistration | None:
+    def remove(self, home_address: IPv4Address) -> _E | None:
         self._deadlines.pop(home_address, None)
         return self._entries.pop(home_address, None)
 
     def next_expiry(self) -> float | None:
         return self._heap.peek(self._deadlines)
 
-    def _pop_expired(self, now: float) -> list[Visitor | PendingRegistration]:
-        out: list[Visitor | PendingRegistration] = []
+    def pop_expired(self, now: float) -> list[_E]:
+        out: list[_E] = []
         for key in self._heap.pop_due(now, self._deadlines):
             assert isinstance(key, IPv4Address)
-            entry = self._remove(key)
+            entry = self.remove(key)
             if entry is not None:
                 out.append(entry)
         return out
+
+    def __iter__(self) -> Iterator[_E]:
+        return iter(list(self._entries.values()))
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-class InMemoryVisitorStore(_KeyedStore):
+class InMemoryVisitorStore(_InMemoryHomeAddressStore[Visitor]):
     """In-memory :class:`VisitorStore`."""
 
-    def get(self, home_address: IPv4Address) -> Visitor | None:
-        e = self._entries.get(home_address)
-        return e if isinstance(e, Visitor) else None
 
-    def put(self, visitor: Visitor) -> Visitor | None:
-        old = self._put(visitor)
-        return old if isinstance(old, Visitor) else None
-
-    def remove(self, home_address: IPv4Address) -> Visitor | None:
-        old = self._remove(home_address)
-        return old if isinstance(old, Visitor) else None
-
-    def pop_expired(self, now: float) -> list[Visitor]:
-        return [e for e in self._pop_expired(now) if isinstance(e, Visitor)]
-
-    def __iter__(self) -> Iterator[Visitor]:
-        return iter([e for e in self._entries.values() if isinstance(e, Visitor)])
-
-
-class InMemoryPendingStore(_KeyedStore):
+class InMemoryPendingStore(_InMemoryHomeAddressStore[PendingRegistration]):
     """In-memory :class:`PendingStore`."""
-
-    def get(self, home_address: IPv4Address) -> PendingRegistration | None:
-        e = self._entries.get(home_address)
-        return e if isinstance(e, PendingRegistration) else None
-
-    def put(self, pending: PendingRegistration) -> PendingRegistration | None:
-        old = self._put(pending)
-        return old if isinstance(old, PendingRegistration) else None
-
-    def remove(self, home_address: IPv4Address) -> PendingRegistration | None:
-        old = self._remove(home_address)
-        return old if isinstance(old, PendingRegistration) else None
-
-    def pop_expired(self, now: float) -> list[PendingRegistration]:
-        return [e for e in self._pop_expired(now) if isinstance(e, PendingRegistration)]
-
-    def __iter__(self) -> Iterator[PendingRegistration]:
-        return iter([e for e in self._entries.values() if isinstance(e, PendingRegistration)])
 
 
 # ----------------------------------------------------------------------------------------

@@ -6,39 +6,21 @@ Theory of operation
 :class:`ForeignAgent` is a sans-IO state machine driven by ``handle(event, now)``,
 ``handle_timer(now)`` and ``next_deadline()``; every side effect comes out as an action.
 
-**Advertising** (RFC 5944 §2.3). On each visited link (:class:`VisitedLink`) the agent
-multicasts an Agent Advertisement every ``advertisement_interval`` seconds, starting at the
-first ``handle_timer`` call (``next_deadline()`` is 0.0 until then) and again at once after
-a ``LinkUp``; it stops on ``LinkDown``. The ICMP Lifetime is ``advertisement_lifetime``
-(default three intervals, RFC 1256 §4.1). The Mobility Agent Advertisement Extension's
-sequence number is 0 in the first advertisement and then counts up, wrapping from 0xffff to
-256, never back to 0 (RFC 5944 §2.3.2), so mobile nodes can tell a reboot (low number) from
-a wrap. Flags advertise only what this agent does: F always, R, H, M, G, T from the
-configuration, B while the visitor list is full; never U or X (UDP tunnelling and
-revocation are not implemented). A Prefix-Lengths Extension (RFC 5944 §2.1.2) and a
-Challenge Extension (RFC 4721 §3.1) are added when configured. An Agent Solicitation is
-answered at once (optionally at most once per ``solicitation_interval`` per link): unicast
-to its source at the link-layer address it came from, or multicast when the source is
-0.0.0.0 (RFC 1256 §6.2.6, RFC 5944 §2.3).
+The engine is the coordinator of three parts, each in its own module:
+
+* :mod:`mip4.core.advertiser` -- Agent Advertisements on each visited link
+  (:class:`VisitedLink`): periodic ones from the first ``handle_timer`` call
+  (``next_deadline()`` is 0.0 until then) and at once after a ``LinkUp``, none after a
+  ``LinkDown``; the §2.3.2 sequence numbers; solicitation answers; the RFC 4721 challenge
+  ring. Flags advertise only what this agent does: F always, R, H, M, G, T from the
+  configuration, B while the visitor list is full (:mod:`mip4.core.fa_config`).
+* :mod:`mip4.core.fa_checks` -- the request checks, in RFC order.
+* :mod:`mip4.core.bindings` -- the visitor list and the pending list.
 
 **Relaying requests** (RFC 5944 §3.7.2). A Registration Request heard on a visited link goes
-through :data:`FA_REQUEST_PIPELINE`; a check raises
+through :data:`~mip4.core.fa_checks.FA_REQUEST_PIPELINE`; a check raises
 :class:`~mip4.core.registration.RegistrationDenied` with an FA code (64--127) and the agent
-answers the mobile node itself:
-
-* ``check_well_formed`` 70 -- no MN-HA (or MN-AAA) extension, a home address that is zero,
-  broadcast or multicast, a zero Home Agent field, an Encapsulating Delivery Style
-  extension without T (RFC 3024 §3.3);
-* ``check_challenge`` 105 / 104 / 106 -- only when challenges are advertised (RFC 4721 §3.2);
-* ``check_mn_fa_auth`` 67 -- a present or required MN-FA extension that does not verify;
-* ``check_care_of_address`` 77 -- without D, the care-of address must be one this agent
-  offers on that link;
-* ``check_lifetime`` 69 -- longer than ``max_lifetime``; the reply's Lifetime is the maximum
-  (RFC 5944 §3.7.2.3);
-* ``check_encapsulation`` 72 -- M or G that this agent cannot decapsulate;
-* ``check_reverse_tunnel`` 74 / 75 / 79 (RFC 3024 §3.2, §3.3);
-* ``check_resources`` 66 -- visitor list or pending list full.
-
+answers the mobile node itself (the checks are listed in :mod:`mip4.core.fa_checks`).
 Capability and resource checks are skipped for a deregistration (lifetime 0): RFC 5944 §3.7
 says the agent MUST relay well-formed deregistrations. A request that passes is cut after
 the MN-HA (or MN-AAA) extension -- everything up to it is relayed byte for byte, the FA-only
@@ -86,19 +68,16 @@ identification) are counted discards, never exceptions.
 
 from __future__ import annotations
 
-import secrets
-from collections import deque
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 
 from mip4.security.auth import (
     FA_HA,
-    MN_FA,
     MN_HA,
     AuthenticationError,
-    authorization_index,
     find_auth_extension,
     sign,
     strip_after,
@@ -108,24 +87,9 @@ from mip4.security.auth import (
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
-from mip4.wire.extensions import (
-    Extension,
-    ForeignHomeAuthExtension,
-    MobileForeignAuthExtension,
-    MobileForeignChallengeExtension,
-)
-from mip4.wire.icmp import (
-    AgentAdvertisement,
-    AgentFlags,
-    AgentSolicitation,
-    ChallengeExtension,
-    MobilityAgentAdvertisementExtension,
-    PrefixLengthsExtension,
-    RouterAddress,
-    decode_icmp,
-)
+from mip4.wire.extensions import ForeignHomeAuthExtension, MobileForeignAuthExtension
+from mip4.wire.icmp import AgentAdvertisement
 from mip4.wire.messages import (
-    INFINITE_LIFETIME,
     RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
@@ -139,9 +103,9 @@ from .actions import (
     InstallVisitor,
     Log,
     RemoveVisitor,
-    SendIcmp,
     SendUdp,
 )
+from .advertiser import Advertiser
 from .bindings import (
     InMemoryPendingStore,
     InMemoryVisitorStore,
@@ -153,45 +117,23 @@ from .bindings import (
     VisitorStore,
 )
 from .counters import Counters
+from .engine import error_boundary, make_rng
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
-from .registration import (
-    Discard,
-    Pipeline,
-    ProtocolError,
-    RegistrationDenied,
-    TransitionTable,
-    config_from_mapping,
-)
+from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
+from .fa_config import ForeignAgentConfig, VisitedLink
+from .registration import Discard, RegistrationDenied, TransitionTable
 from .timers import earliest, expiry
 
 __all__ = [
-    "ALL_SYSTEMS",
     "FA_REQUEST_PIPELINE",
-    "SEQUENCE_WRAP_TO",
     "VISITOR_TRANSITIONS",
     "ForeignAgent",
     "ForeignAgentConfig",
     "VisitedLink",
     "VisitorInput",
     "VisitorState",
-    "next_sequence",
     "unreachable_code",
 ]
-
-#: All-systems multicast group, the default advertisement destination (RFC 1256 §4.1).
-ALL_SYSTEMS = IPv4Address("224.0.0.1")
-_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
-_ZERO = IPv4Address(0)
-#: Encapsulating Delivery Style Extension type (RFC 3024 §3.3).
-_DELIVERY_STYLE = 130
-#: The sequence number after 0xffff (RFC 5944 §2.3.2).
-SEQUENCE_WRAP_TO = 256
-
-
-def next_sequence(sequence: int) -> int:
-    """The advertisement sequence number after ``sequence``: +1, and 0xffff -> 256
-    (RFC 5944 §2.3.2: 0--255 are only used right after a reboot)."""
-    return SEQUENCE_WRAP_TO if sequence >= 0xFFFF else sequence + 1
 
 
 def unreachable_code(icmp_code: int) -> ReplyCode:
@@ -205,130 +147,6 @@ def unreachable_code(icmp_code: int) -> ReplyCode:
     if icmp_code == 3:
         return ReplyCode.FA_HA_PORT_UNREACHABLE
     return ReplyCode.FA_HA_UNREACHABLE
-
-
-# ----------------------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VisitedLink:
-    """A link on which this agent offers foreign agent service."""
-
-    #: interface name (events' ``interface``)
-    interface: str
-    #: this agent's address on the link: the advertisement's router address and source
-    address: IPv4Address
-    #: prefix length of the link (Prefix-Lengths Extension, RFC 5944 §2.1.2)
-    prefix_len: int = 24
-    #: care-of addresses offered on this link (RFC 5944 §3.7.1: a foreign agent MUST be
-    #: configured with a care-of address); empty means ``(address,)``
-    care_of_addresses: tuple[IPv4Address, ...] = ()
-    #: where periodic advertisements go: 224.0.0.1 or 255.255.255.255 (RFC 1256 §4.1)
-    advertisement_destination: IPv4Address = ALL_SYSTEMS
-
-    @property
-    def offered(self) -> tuple[IPv4Address, ...]:
-        return self.care_of_addresses or (self.address,)
-
-
-@dataclass(frozen=True)
-class ForeignAgentConfig:
-    """Foreign agent configuration (RFC 5944 §2.3, §3.7.1)."""
-
-    #: the visited links (at least one)
-    links: tuple[VisitedLink, ...]
-    #: seconds between unsolicited advertisements; RFC 5944 §2.3.2 asks agents not to
-    #: advertise more than about once a second
-    advertisement_interval: float = 1.0
-    #: ICMP Lifetime of advertisements, seconds; ``None``: 3 x interval (RFC 1256 §4.1)
-    advertisement_lifetime: int | None = None
-    #: send periodic advertisements at all (solicitations are always answered)
-    advertise: bool = True
-    #: at most one solicited advertisement per link per this many seconds (0: no limit)
-    solicitation_interval: float = 0.0
-    #: R flag: registration required even with a co-located care-of address (§2.1.1)
-    registration_required: bool = False
-    #: H flag: this node is also a home agent on these links
-    home_agent: bool = False
-    #: ICMP code 16 instead of 0: the agent does not route common traffic (§2.1)
-    routes_common_traffic: bool = True
-    #: longest Lifetime accepted (advertised as the Registration Lifetime; 69 beyond it)
-    max_lifetime: int = 1800
-    #: M flag: decapsulates minimal encapsulation (72 otherwise)
-    minimal_encapsulation: bool = True
-    #: G flag: decapsulates GRE (72 otherwise)
-    gre_encapsulation: bool = True
-    #: T flag: reverse tunnelling (RFC 3024; 74 otherwise)
-    reverse_tunnel: bool = True
-    #: reverse tunnelling mandatory (RFC 3024 §3.2; 75 when T is clear)
-    reverse_tunnel_required: bool = False
-    #: RFC 3024 §3.3 Encapsulating Delivery Style supported (79 otherwise)
-    encapsulating_delivery: bool = True
-    #: require a valid MN-FA extension in every request (67 otherwise)
-    require_mn_fa_auth: bool = False
-    #: RFC 4721 challenge length in bytes (0: no challenges); 16 bytes is customary
-    challenge_length: int = 0
-    #: how many of the most recent advertised challenges a request may answer
-    challenge_window: int = 2
-    #: seconds a relayed request may stay unanswered before 78 (RFC 5944 §3.7.1: 7 s)
-    pending_timeout: float = 7.0
-    #: most pending requests at once (RFC 5944 §3.7.1 suggests a limit; 66 beyond it)
-    max_pending: int = 5
-    #: most visitors at once (66 beyond it; the B flag is advertised while full)
-    max_visitors: int = 1024
-    #: UDP source port of relayed requests (replies come back to it)
-    relay_port: int = MIP_PORT
-    #: IP source of relayed requests: this agent's address towards the home agents
-    #: (RFC 5944 §3.7.2.2); ``None`` uses the care-of address of the request's link. The
-    #: home agent finds its FA-HA security association by this address.
-    relay_source: IPv4Address | None = None
-
-    def __post_init__(self) -> None:
-        if not self.links:
-            raise ValueError("foreign agent: links must name at least one visited link")
-        names = [link.interface for link in self.links]
-        if len(set(names)) != len(names):
-            raise ValueError(f"foreign agent: links: duplicate interface in {names}")
-        if not self.advertisement_interval > 0:
-            raise ValueError("foreign agent: advertisement_interval must be > 0")
-        if self.advertisement_lifetime is not None and not (
-            1 <= self.advertisement_lifetime <= 0xFFFF
-        ):
-            raise ValueError("foreign agent: advertisement_lifetime not in 1..65535")
-        if not 1 <= self.max_lifetime <= INFINITE_LIFETIME:
-            raise ValueError(f"foreign agent: max_lifetime {self.max_lifetime} not in 1..65535")
-        if not self.pending_timeout > 0:
-            raise ValueError("foreign agent: pending_timeout must be > 0")
-        if self.reverse_tunnel_required and not self.reverse_tunnel:
-            raise ValueError("foreign agent: reverse_tunnel_required needs reverse_tunnel")
-        if not 0 <= self.challenge_length <= 255:
-            raise ValueError("foreign agent: challenge_length not in 0..255")
-        if self.challenge_window < 1:
-            raise ValueError("foreign agent: challenge_window must be >= 1")
-        if self.max_pending < 1 or self.max_visitors < 1:
-            raise ValueError("foreign agent: max_pending and max_visitors must be >= 1")
-
-    @classmethod
-    def from_mapping(
-        cls, data: Mapping[str, object], source: str = "<config>"
-    ) -> ForeignAgentConfig:
-        """From a parsed TOML table (``links`` an array of tables); errors name ``source``
-        and the key."""
-        return config_from_mapping(cls, data, source)
-
-    @property
-    def icmp_lifetime(self) -> int:
-        if self.advertisement_lifetime is not None:
-            return self.advertisement_lifetime
-        return min(0xFFFF, max(1, round(3 * self.advertisement_interval)))
-
-    def link(self, interface: str) -> VisitedLink | None:
-        for link in self.links:
-            if link.interface == interface:
-                return link
-        return None
 
 
 # ----------------------------------------------------------------------------------------
@@ -390,184 +208,6 @@ VISITOR_TRANSITIONS: TransitionTable[VisitorState, VisitorInput] = TransitionTab
 )
 
 
-# ----------------------------------------------------------------------------------------
-# Request pipeline
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Request:
-    agent: ForeignAgent
-    event: UdpReceived
-    now: float
-    link: VisitedLink
-    request: RegistrationRequest
-    #: MN-FA association when the request carried a verifiable MN-FA extension
-    mn_fa_sa: SecurityAssociation | None = None
-    delivery_style: bool = False
-    #: the RFC 4721 challenge the request answered, when challenges are in use
-    challenge: bytes | None = None
-
-    @property
-    def deregistration(self) -> bool:
-        return self.request.lifetime == 0
-
-
-def _bad_unicast(a: IPv4Address) -> bool:
-    return a in (_ZERO, _LIMITED_BROADCAST) or a.is_multicast
-
-
-def check_well_formed(ctx: _Request) -> None:
-    """70 (RFC 5944 §3.7.2.3 "poorly formed Request")."""
-    req = ctx.request
-    code = ReplyCode.FA_POORLY_FORMED_REQUEST
-    try:
-        authorization_index(req)  # RFC 5944 §3.5.2: MN-HA is required in every request
-    except AuthenticationError:
-        raise RegistrationDenied(code, "no MN-HA or MN-AAA extension") from None
-    if _bad_unicast(req.home_address):
-        raise RegistrationDenied(code, f"home address {req.home_address} not unicast")
-    if req.home_agent == _ZERO or req.home_agent.is_multicast:
-        raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
-    if req.lifetime and req.care_of_address == _ZERO:
-        raise RegistrationDenied(code, "no care-of address")
-    ctx.delivery_style = any(e.ext_type == _DELIVERY_STYLE for e in req.extensions)
-    if ctx.delivery_style and not req.flags & RegistrationFlags.T:
-        # RFC 3024 §3.3: the extension is only meaningful with reverse tunnelling.
-        raise RegistrationDenied(code, "Encapsulating Delivery Style without the T bit")
-
-
-def check_challenge(ctx: _Request) -> None:
-    """RFC 4721 §3.2: when challenges are advertised, the request must answer a recent one
-    (105 missing, 104 unknown, 106 stale or already used)."""
-    agent = ctx.agent
-    if not agent.config.challenge_length:
-        return
-    challenge = None
-    for e in ctx.request.extensions:
-        if isinstance(e, MobileForeignChallengeExtension):
-            challenge = e.challenge
-    iface = ctx.link.interface
-    if challenge is None:
-        raise RegistrationDenied(ReplyCode.FA_MISSING_CHALLENGE, "no MN-FA Challenge extension")
-    recent = agent._challenges.get(iface, deque())
-    if challenge in agent._used_challenges:
-        raise RegistrationDenied(ReplyCode.FA_STALE_CHALLENGE, "challenge already used")
-    if challenge not in recent:
-        if challenge in agent._old_challenges.get(iface, deque()):
-            raise RegistrationDenied(ReplyCode.FA_STALE_CHALLENGE, "challenge no longer valid")
-        raise RegistrationDenied(ReplyCode.FA_UNKNOWN_CHALLENGE, "challenge not advertised")
-    ctx.challenge = challenge  # spent once the request is relayed (see _relay_request)
-
-
-def check_mn_fa_auth(ctx: _Request) -> None:
-    """67 when an MN-FA extension is present or required and does not verify (RFC 5944
-    §3.7.2.1)."""
-    agent = ctx.agent
-    req = ctx.request
-    present = any(e.ext_type == MN_FA for e in req.extensions)
-    if not present and not agent.config.require_mn_fa_auth:
-        return
-    lookup = lookup_for(agent.security_associations, req.home_address)
-    try:
-        result = verify(req, MN_FA, lookup)
-    except AuthenticationError as e:
-        if e.spi is not None:
-            ctx.mn_fa_sa = lookup(e.spi)
-        raise RegistrationDenied(ReplyCode.FA_MN_FAILED_AUTH, str(e)) from None
-    ctx.mn_fa_sa = result.sa
-
-
-def check_care_of_address(ctx: _Request) -> None:
-    """77: a foreign agent care-of address must be one this agent offers on the link."""
-    req = ctx.request
-    if ctx.deregistration or req.flags & RegistrationFlags.D:
-        return
-    if req.care_of_address not in ctx.link.offered:
-        dst = ctx.event.dst
-        if dst != ctx.link.address and dst not in ctx.link.offered:
-            # Sent to a group (224.0.0.11) for another agent's care-of address on this
-            # link: that agent answers, not us.
-            raise Discard("care_of_address_of_another_agent", str(req.care_of_address))
-        raise RegistrationDenied(
-            ReplyCode.FA_INVALID_COA, f"{req.care_of_address} is not offered on this link"
-        )
-
-
-def check_lifetime(ctx: _Request) -> None:
-    """69 beyond ``max_lifetime``; the reply's Lifetime carries the maximum (RFC 5944
-    §3.7.2.3)."""
-    limit = ctx.agent.config.max_lifetime
-    if ctx.request.lifetime > limit:
-        raise RegistrationDenied(
-            ReplyCode.FA_LIFETIME_TOO_LONG,
-            f"requested {ctx.request.lifetime} s, at most {limit} s",
-            lifetime=limit,
-        )
-
-
-def check_encapsulation(ctx: _Request) -> None:
-    """72 when M or G asks for an encapsulation this agent cannot decapsulate."""
-    if ctx.deregistration:
-        return
-    cfg = ctx.agent.config
-    flags = ctx.request.flags
-    if flags & RegistrationFlags.M and not cfg.minimal_encapsulation:
-        raise RegistrationDenied(
-            ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, "minimal encapsulation not supported"
-        )
-    if flags & RegistrationFlags.G and not cfg.gre_encapsulation:
-        raise RegistrationDenied(ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, "GRE not supported")
-
-
-def check_reverse_tunnel(ctx: _Request) -> None:
-    """74 / 75 / 79 (RFC 3024 §3.2, §3.3)."""
-    if ctx.deregistration:
-        return
-    cfg = ctx.agent.config
-    t = bool(ctx.request.flags & RegistrationFlags.T)
-    if t and not cfg.reverse_tunnel:
-        raise RegistrationDenied(
-            ReplyCode.FA_REVERSE_TUNNEL_UNAVAILABLE, "reverse tunnelling not supported"
-        )
-    if not t and cfg.reverse_tunnel_required:
-        raise RegistrationDenied(
-            ReplyCode.FA_REVERSE_TUNNEL_MANDATORY, "reverse tunnelling mandatory, T clear"
-        )
-    if ctx.delivery_style and not cfg.encapsulating_delivery:
-        raise RegistrationDenied(
-            ReplyCode.FA_DELIVERY_STYLE_UNSUPPORTED, "Encapsulating Delivery Style unsupported"
-        )
-
-
-def check_resources(ctx: _Request) -> None:
-    """66 when the visitor list or the pending list is full (RFC 5944 §3.7.1)."""
-    if ctx.deregistration:
-        return
-    agent = ctx.agent
-    cfg = agent.config
-    hoa = ctx.request.home_address
-    if agent._visitors.get(hoa) is None and len(agent._visitors) >= cfg.max_visitors:
-        raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "visitor list full")
-    if agent._pending.get(hoa) is None and len(agent._pending) >= cfg.max_pending:
-        raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests")
-
-
-#: RFC 5944 §3.7.2.1 / §3.7.2.3 checks, in order.
-FA_REQUEST_PIPELINE: Pipeline[_Request] = Pipeline(
-    (
-        check_well_formed,
-        check_challenge,
-        check_mn_fa_auth,
-        check_care_of_address,
-        check_lifetime,
-        check_encapsulation,
-        check_reverse_tunnel,
-        check_resources,
-    )
-)
-
-
 @dataclass
 class _ReplyPath:
     """Context of a reply-path decision (a reply from the home agent, a timeout, an ICMP
@@ -578,14 +218,6 @@ class _ReplyPath:
     reply: RegistrationReply | None = None
     #: why the reply could not be decoded (71)
     malformed: str | None = None
-
-
-@dataclass
-class _LinkState:
-    sequence: int = 0
-    next_advertisement: float | None = 0.0
-    last_solicited: float | None = None
-    up: bool = True
 
 
 # ----------------------------------------------------------------------------------------
@@ -604,7 +236,7 @@ class ForeignAgent:
         *,
         visitors: VisitorStore | None = None,
         pending: PendingStore | None = None,
-        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         #: SAs keyed by peer address: a mobile node's home address (MN-FA) or a home
@@ -616,19 +248,12 @@ class ForeignAgent:
         self._visitors: VisitorStore = visitors if visitors is not None else InMemoryVisitorStore()
         self._pending: PendingStore = pending if pending is not None else InMemoryPendingStore()
         self._counters = Counters()
-        self._random_bytes = random_bytes
-        self._links: dict[str, _LinkState] = {
-            link.interface: _LinkState(next_advertisement=0.0 if config.advertise else None)
-            for link in config.links
-        }
-        n = config.challenge_window
-        self._challenges: dict[str, deque[bytes]] = {
-            link.interface: deque(maxlen=n) for link in config.links
-        }
-        self._old_challenges: dict[str, deque[bytes]] = {
-            link.interface: deque(maxlen=64) for link in config.links
-        }
-        self._used_challenges: deque[bytes] = deque(maxlen=4096)
+        self._advertiser = Advertiser(
+            config.advertised_links(), config.advertiser_settings(), self._counters, make_rng(rng)
+        )
+        self._tables = FaTables(
+            config, security_associations, self._advertiser, self._visitors, self._pending
+        )
         self.pipeline = FA_REQUEST_PIPELINE
 
     # -- read-only views ------------------------------------------------------------------
@@ -650,7 +275,7 @@ class ForeignAgent:
     @property
     def sequences(self) -> Mapping[str, int]:
         """Per link, the sequence number the next advertisement will carry."""
-        return {k: v.sequence for k, v in self._links.items()}
+        return self._advertiser.sequences
 
     def state_of(self, home_address: IPv4Address) -> VisitorState:
         v = self._visitors.get(home_address) is not None
@@ -665,7 +290,7 @@ class ForeignAgent:
         """The earliest of: next advertisement per link, pending timeouts, visitor expiry."""
         return earliest(
             [
-                *(s.next_advertisement for s in self._links.values() if s.up),
+                self._advertiser.next_deadline(),
                 self._pending.next_expiry(),
                 self._visitors.next_expiry(),
             ]
@@ -673,176 +298,103 @@ class ForeignAgent:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input; never raises (one error boundary, see the module docstring)."""
-        ctx: _Request | _ReplyPath | None = None
-        try:
+        ctx: FaRequest | _ReplyPath | None = None
+
+        def body(out: list[Action]) -> None:
+            nonlocal ctx
             if isinstance(event, UdpReceived):
                 ctx = self._classify(event, now)
-                if isinstance(ctx, _Request):
+                if isinstance(ctx, FaRequest):
                     self.pipeline.run(ctx)
-                    return self._relay_request(ctx)
+                    out.extend(self._relay_request(ctx))
+                    return
                 if ctx.reply is None:
                     # RFC 5944 §3.7.3.1: a reply for a pending request that is not well
                     # formed is answered to the mobile node with 71.
                     raise RegistrationDenied(
                         ReplyCode.FA_POORLY_FORMED_REPLY, ctx.malformed or "poorly formed"
                     )
-                return self._relay_reply(event, now, ctx.reply, ctx)
-            if isinstance(event, IcmpReceived):
-                return self._on_icmp(event, now)
-            if isinstance(event, DestinationUnreachable):
-                return self._on_unreachable(event, now)
-            if isinstance(event, LinkUp):
-                return self._on_link(event.interface, True, now)
-            if isinstance(event, LinkDown):
-                return self._on_link(event.interface, False, now)
-            raise Discard("unexpected_event", type(event).__name__)
-        except RegistrationDenied as denial:
-            return self._deny(ctx, denial, now)
-        except Discard as d:
-            self._counters.discard(d.reason)
-            return [Log("fa.discard", {"reason": d.reason, "detail": d.detail, **_who(event)})]
-        except ProtocolError as e:
-            self._counters.discard("protocol_error")
-            return [Log("fa.protocol_error", {"detail": str(e), **_who(event)})]
-        except Exception as e:  # last resort: no input may crash the agent
-            self._counters.discard("internal_error")
-            return [Log("fa.internal_error", {"detail": repr(e), **_who(event)})]
+                out.extend(self._relay_reply(event, now, ctx.reply, ctx))
+            elif isinstance(event, IcmpReceived):
+                out.extend(self._on_icmp(event, now))
+            elif isinstance(event, DestinationUnreachable):
+                out.extend(self._on_unreachable(event, now))
+            elif isinstance(event, LinkUp):
+                out.extend(self._on_link(event.interface, True, now))
+            elif isinstance(event, LinkDown):
+                out.extend(self._on_link(event.interface, False, now))
+            else:
+                raise Discard("unexpected_event", type(event).__name__)
+
+        return error_boundary(
+            "fa",
+            self._counters,
+            body,
+            who=_who(event),
+            on_denied=lambda denial: self._deny(ctx, denial, now),
+        )
 
     def handle_timer(self, now: float) -> list[Action]:
         """Advertise, time out pending requests (78), expire visitors."""
-        actions: list[Action] = []
-        try:
-            for link in self.config.links:
-                st = self._links[link.interface]
-                if st.up and st.next_advertisement is not None and st.next_advertisement <= now:
-                    actions.append(self._advertise(link, link.advertisement_destination, None))
-                    st.next_advertisement = now + self.config.advertisement_interval
-            for p in self._pending.pop_expired(now):
-                # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
-                # mobile node is told with code 78.
-                actions.extend(
-                    self._reply_path_denial(
-                        _ReplyPath(p),
-                        RegistrationDenied(ReplyCode.FA_REGISTRATION_TIMEOUT, "no reply"),
-                        VisitorInput.TIMEOUT,
-                    )
-                )
-            for v in self._visitors.pop_expired(now):
-                hoa = v.home_address
-                before = _RR if self._pending.get(hoa) is not None else _R
-                # RFC 5944 §3.7: no message is sent because a lifetime expired.
-                if not v.colocated:
-                    actions.append(RemoveVisitor(hoa, v.interface))
-                VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
-                self._counters.event("visitor_expired")
-                actions.append(
-                    Log(
-                        "fa.visitor_expired",
-                        {"home_address": hoa, "care_of_address": v.care_of_address},
-                    )
-                )
-        except Exception as e:  # pragma: no cover - last resort
-            self._counters.discard("internal_error")
-            actions.append(Log("fa.internal_error", {"detail": repr(e)}))
-        return actions
+        return error_boundary("fa", self._counters, lambda out: self._on_timer(now, out))
 
-    # -- advertisements -------------------------------------------------------------------
+    def _on_timer(self, now: float, actions: list[Action]) -> None:
+        actions.extend(self._advertiser.on_timer(now, busy=self._busy()))
+        for p in self._pending.pop_expired(now):
+            # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
+            # mobile node is told with code 78.
+            actions.extend(
+                self._reply_path_denial(
+                    _ReplyPath(p),
+                    RegistrationDenied(ReplyCode.FA_REGISTRATION_TIMEOUT, "no reply"),
+                    VisitorInput.TIMEOUT,
+                )
+            )
+        for v in self._visitors.pop_expired(now):
+            hoa = v.home_address
+            before = _RR if self._pending.get(hoa) is not None else _R
+            # RFC 5944 §3.7: no message is sent because a lifetime expired.
+            if not v.colocated:
+                actions.append(RemoveVisitor(hoa, v.interface))
+            VISITOR_TRANSITIONS.confirm(before, VisitorInput.EXPIRED, self.state_of(hoa))
+            self._counters.event("visitor_expired")
+            actions.append(
+                Log(
+                    "fa.visitor_expired",
+                    {"home_address": hoa, "care_of_address": v.care_of_address},
+                )
+            )
+
+    # -- advertisements (core/advertiser.py) ---------------------------------------------
 
     def advertisement(self, link: VisitedLink) -> AgentAdvertisement:
         """The advertisement this agent would send now on ``link`` (does not advance the
         sequence number)."""
-        cfg = self.config
-        flags = AgentFlags.F
-        if cfg.registration_required:
-            flags |= AgentFlags.R
-        if cfg.home_agent:
-            flags |= AgentFlags.H
-        if cfg.minimal_encapsulation:
-            flags |= AgentFlags.M
-        if cfg.gre_encapsulation:
-            flags |= AgentFlags.G
-        if cfg.reverse_tunnel:
-            flags |= AgentFlags.T
-        if len(self._visitors) >= cfg.max_visitors:
-            flags |= AgentFlags.B  # RFC 5944 §2.1.1: busy, no additional mobile nodes
-        st = self._links[link.interface]
-        exts: list[Extension] = [
-            MobilityAgentAdvertisementExtension(st.sequence, cfg.max_lifetime, flags, link.offered),
-            PrefixLengthsExtension((link.prefix_len,)),
-        ]
-        return AgentAdvertisement(
-            code=0 if cfg.routes_common_traffic else 16,
-            lifetime=cfg.icmp_lifetime,
-            router_addresses=(RouterAddress(link.address, 0),),
-            extensions=tuple(exts),
-        )
+        return self._advertiser.advertisement(link.interface, busy=self._busy())
 
-    def _advertise(self, link: VisitedLink, dst: IPv4Address, link_dst: bytes | None) -> SendIcmp:
-        adv = self.advertisement(link)
-        cfg = self.config
-        if cfg.challenge_length:
-            # RFC 4721 §3.1: a fresh challenge in every advertisement.
-            challenge = self._random_bytes(cfg.challenge_length)
-            recent = self._challenges[link.interface]
-            if len(recent) == recent.maxlen:
-                self._old_challenges[link.interface].append(recent[0])
-            recent.append(challenge)
-            adv = AgentAdvertisement(
-                adv.code,
-                adv.lifetime,
-                adv.router_addresses,
-                (*adv.extensions, ChallengeExtension(challenge)),
-            )
-        st = self._links[link.interface]
-        # RFC 5944 §2.3.2: 0 first, then +1, wrapping to 256.
-        st.sequence = next_sequence(st.sequence)
-        self._counters.event("advertisements_sent")
-        return SendIcmp(
-            dst=dst,
-            payload=adv.encode(),
-            interface=link.interface,
-            src=link.address,
-            ttl=1,  # RFC 1256 §4.1 / RFC 5944 §2.3: advertisements stay on the link
-            link_dst=link_dst,
-        )
+    def _busy(self) -> bool:
+        """RFC 5944 §2.1.1: B while the visitor list is full (no additional mobile nodes)."""
+        return len(self._visitors) >= self.config.max_visitors
 
     def _on_icmp(self, event: IcmpReceived, now: float) -> list[Action]:
         link = self.config.link(event.interface)
         if link is None:
             raise Discard("icmp_on_unknown_interface", event.interface)
-        try:
-            msg = decode_icmp(event.payload)
-        except DecodeError as e:
-            raise Discard("icmp_decode_error", str(e)) from None
-        if not isinstance(msg, AgentSolicitation):
+        if not Advertiser.is_solicitation(event.payload):
             raise Discard("foreign_advertisement", str(event.src))
-        st = self._links[link.interface]
-        if not st.up:
-            raise Discard("link_down", link.interface)
-        limit = self.config.solicitation_interval
-        if limit and st.last_solicited is not None and now - st.last_solicited < limit:
-            raise Discard("solicitation_rate_limited", str(event.src))
-        st.last_solicited = now
-        self._counters.event("solicitations_answered")
-        if event.src == _ZERO or event.link_src is None:
-            # No address to answer, or no link-layer address to reach it without ARP.
-            return [self._advertise(link, link.advertisement_destination, None)]
-        # Unicast to the solicitor, at its link-layer address: a mobile node away from home
-        # has no on-link address to ARP for (RFC 5944 §4.2.1 / §2.3).
-        return [self._advertise(link, event.src, event.link_src)]
+        adv = self._advertiser.answer(
+            link.interface, event.src, event.link_src, now, busy=self._busy()
+        )
+        return [adv]
 
     def _on_link(self, interface: str, up: bool, now: float) -> list[Action]:
-        st = self._links.get(interface)
-        if st is None:
+        if not self._advertiser.set_link(interface, up, now):
             return []
-        st.up = up
-        if up and self.config.advertise:
-            st.next_advertisement = now  # advertise at once on a (re)started link
         return [Log("fa.link", {"interface": interface, "up": up})]
 
     # -- requests -------------------------------------------------------------------------
 
-    def _classify(self, event: UdpReceived, now: float) -> _Request | _ReplyPath:
+    def _classify(self, event: UdpReceived, now: float) -> FaRequest | _ReplyPath:
         try:
             msg = decode_message(event.payload)
         except UnknownExtensionError as e:
@@ -857,9 +409,9 @@ class ForeignAgent:
             link = self.config.link(event.interface)
             if link is None:
                 raise Discard("request_on_unknown_interface", event.interface)
-            if not self._links[link.interface].up:
+            if not self._advertiser.is_up(link.interface):
                 raise Discard("link_down", link.interface)
-            return _Request(self, event, now, link, msg)
+            return FaRequest(self._tables, event, now, link, msg)
         if isinstance(msg, RegistrationReply):
             pending = self._pending.get(msg.home_address)
             if pending is None:
@@ -881,7 +433,7 @@ class ForeignAgent:
             return None
         return pending
 
-    def _relay_request(self, ctx: _Request) -> list[Action]:
+    def _relay_request(self, ctx: FaRequest) -> list[Action]:
         req, ev, link = ctx.request, ctx.event, ctx.link
         hoa = req.home_address
         before = self.state_of(hoa)
@@ -914,7 +466,7 @@ class ForeignAgent:
         )
         self._pending.put(pending)
         if ctx.challenge is not None:
-            self._used_challenges.append(ctx.challenge)  # RFC 4721 §3.2: no replays
+            self._advertiser.spend_challenge(ctx.challenge)  # RFC 4721 §3.2: no replays
         VISITOR_TRANSITIONS.confirm(before, VisitorInput.REQUEST, self.state_of(hoa))
         self._counters.event("relayed_requests")
         src = self.config.relay_source
@@ -1083,31 +635,33 @@ class ForeignAgent:
     # -- denials --------------------------------------------------------------------------
 
     def _deny(
-        self, ctx: _Request | _ReplyPath | None, denial: RegistrationDenied, now: float
+        self, ctx: FaRequest | _ReplyPath | None, denial: RegistrationDenied, now: float
     ) -> list[Action]:
         if isinstance(ctx, _ReplyPath):
             self._pending.remove(ctx.pending.home_address)
             return self._reply_path_denial(ctx, denial, VisitorInput.DENIED)
-        if isinstance(ctx, _Request):
+        if isinstance(ctx, FaRequest):
             return self._deny_request(ctx, denial)
         self._counters.discard("denied_without_context")  # pragma: no cover - defensive
         return [Log("fa.discard", {"reason": "denied_without_context", "detail": str(denial)})]
 
-    def _deny_request(self, ctx: _Request, denial: RegistrationDenied) -> list[Action]:
+    def _deny_request(self, ctx: FaRequest, denial: RegistrationDenied) -> list[Action]:
         """RFC 5944 §3.7.2.3: the agent answers the mobile node itself; the request is not
         relayed and no state changes."""
         req, ev = ctx.request, ctx.event
         self._counters.deny(denial.code)
+        # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request, except for 69,
+        # whose reply carries the longest lifetime this agent accepts (denial.lifetime).
         reply = RegistrationReply(
             code=int(denial.code),
-            lifetime=denial.lifetime if denial.lifetime is not None else 0,
+            lifetime=denial.lifetime if denial.lifetime is not None else req.lifetime,
             home_address=req.home_address,
             home_agent=req.home_agent,
             identification=req.identification,  # RFC 5944 §3.7.2.3: copied from the request
         )
         if ctx.mn_fa_sa is not None:
             reply = sign(reply, MobileForeignAuthExtension, ctx.mn_fa_sa)
-        dst = req.home_address if _bad_unicast(ev.src) else ev.src
+        dst = req.home_address if bad_unicast(ev.src) else ev.src
         return [
             SendUdp(
                 dst=dst,
@@ -1144,9 +698,10 @@ class ForeignAgent:
         before = _RR if self._visitors.get(hoa) is not None else _P
         VISITOR_TRANSITIONS.confirm(before, inp, self.state_of(hoa))
         self._counters.deny(denial.code)
+        # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request.
         reply = RegistrationReply(
             code=int(denial.code),
-            lifetime=0,
+            lifetime=p.requested_lifetime,
             home_address=hoa,
             home_agent=p.home_agent,
             identification=p.identification,
@@ -1160,7 +715,7 @@ class ForeignAgent:
                     "home_agent": p.home_agent,
                     "care_of_address": p.care_of_address,
                     "code": int(denial.code),
-                    "lifetime": 0,
+                    "lifetime": reply.lifetime,
                     "reason": denial.reason,
                 },
             ),
@@ -1177,9 +732,9 @@ class ForeignAgent:
                 reply = sign(reply, MobileForeignAuthExtension, sa)
         link = self.config.link(pending.interface)
         src = pending.ip_destination
-        if link is not None and (_bad_unicast(src) or src.is_multicast):
+        if link is not None and (bad_unicast(src) or src.is_multicast):
             src = link.address
-        dst = pending.ip_source if not _bad_unicast(pending.ip_source) else pending.home_address
+        dst = pending.ip_source if not bad_unicast(pending.ip_source) else pending.home_address
         return SendUdp(
             dst=dst,
             payload=reply.raw or reply.encode(),

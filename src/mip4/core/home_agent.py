@@ -25,9 +25,11 @@ owns (the order is the order of the list below):
 4. ``check_identification`` -- 133 with the resynchronisation Identification
    (:mod:`mip4.security.replay`: timestamps or nonces per the MN's SA).
 5. ``grant_lifetime`` -- never denies: the reply carries ``min(requested, max_lifetime)``.
-6. ``check_home_agent_address`` -- 136 when the Home Agent field is not this agent's unicast
-   address (a subnet-directed broadcast for home agent discovery, or another address); the
-   reply's Home Agent field is this agent's unicast address (RFC 5944 §3.8.2.3, §3.8.3.2).
+6. ``check_home_agent_address`` -- 136 when the request was sent to the home network's
+   subnet-directed broadcast address (whatever its Home Agent field says), or when the Home
+   Agent field is not this agent's unicast address (a subnet-directed broadcast for home
+   agent discovery, or another address); the reply's Home Agent field is this agent's
+   unicast address (RFC 5944 §3.8.2.1, §3.8.3.1).
 7. ``check_reverse_tunnel`` -- 137 when T is set but unsupported, 138 when configuration
    mandates T and it is clear (RFC 3024 §4.2).
 8. ``check_encapsulation`` -- 139 when M or G is requested and not offered; otherwise the
@@ -80,13 +82,14 @@ mobile nodes can tell they are home (§2.4.2); sequence numbers follow §2.3.2 (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
 from mip4.security.auth import FA_HA, MN_HA, AuthenticationError, find_auth_extension, sign, verify
-from mip4.security.replay import ReplayState, check_request, random_u32
+from mip4.security.replay import ReplayState, check_request
 from mip4.security.sa import (
     ReplayMethod,
     SecurityAssociation,
@@ -99,11 +102,6 @@ from mip4.wire.extensions import ForeignHomeAuthExtension, MobileHomeAuthExtensi
 from mip4.wire.icmp import (
     AgentAdvertisement,
     AgentFlags,
-    AgentSolicitation,
-    MobilityAgentAdvertisementExtension,
-    PrefixLengthsExtension,
-    RouterAddress,
-    decode_icmp,
 )
 from mip4.wire.messages import (
     INFINITE_LIFETIME,
@@ -122,17 +120,17 @@ from .actions import (
     Log,
     ProxyArp,
     RemoveBinding,
-    SendIcmp,
     SendUdp,
 )
+from .advertiser import AdvertisedLink, Advertiser, AdvertiserSettings, icmp_lifetime
 from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
 from .counters import Counters
+from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
-from .foreign_agent import ALL_SYSTEMS, next_sequence
 from .registration import (
+    ConfigError,
     Discard,
     Pipeline,
-    ProtocolError,
     RegistrationDenied,
     TransitionTable,
     config_from_mapping,
@@ -200,32 +198,51 @@ class HomeAgentConfig:
 
     def __post_init__(self) -> None:
         if self.address not in self.home_network:
-            raise ValueError(
+            raise ConfigError(
                 f"home agent: address {self.address} is not in home_network {self.home_network}"
             )
         if not 1 <= self.max_lifetime <= INFINITE_LIFETIME:
-            raise ValueError(f"home agent: max_lifetime {self.max_lifetime} not in 1..65535")
+            raise ConfigError(f"home agent: max_lifetime {self.max_lifetime} not in 1..65535")
         if self.max_bindings < 0:
-            raise ValueError(f"home agent: max_bindings {self.max_bindings} < 0")
+            raise ConfigError(f"home agent: max_bindings {self.max_bindings} < 0")
         if self.max_simultaneous_bindings < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"home agent: max_simultaneous_bindings {self.max_simultaneous_bindings} < 1"
             )
         if self.reverse_tunnel_required and not self.reverse_tunnel:
-            raise ValueError("home agent: reverse_tunnel_required needs reverse_tunnel")
+            raise ConfigError("home agent: reverse_tunnel_required needs reverse_tunnel")
         if self.gratuitous_arp_count < 1:
-            raise ValueError("home agent: gratuitous_arp_count must be >= 1")
+            raise ConfigError("home agent: gratuitous_arp_count must be >= 1")
         if self.advertisement_interval is not None and not self.advertisement_interval > 0:
-            raise ValueError("home agent: advertisement_interval must be > 0")
+            raise ConfigError("home agent: advertisement_interval must be > 0")
         if self.advertisement_lifetime is not None and not (
             1 <= self.advertisement_lifetime <= 0xFFFF
         ):
-            raise ValueError("home agent: advertisement_lifetime not in 1..65535")
+            raise ConfigError("home agent: advertisement_lifetime not in 1..65535")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], source: str = "<config>") -> HomeAgentConfig:
         """From a parsed TOML table; errors name ``source`` and the key."""
         return config_from_mapping(cls, data, source)
+
+    def advertiser_settings(self) -> AdvertiserSettings:
+        """What this agent's advertisements on the home link say (RFC 5944 §2.1.1): H, and
+        M, G, T as offered; answers go unicast (the home link's addresses are on-link)."""
+        flags = AgentFlags.H
+        if self.minimal_encapsulation:
+            flags |= AgentFlags.M
+        if self.gre_encapsulation:
+            flags |= AgentFlags.G
+        if self.reverse_tunnel:
+            flags |= AgentFlags.T
+        interval = self.advertisement_interval
+        return AdvertiserSettings(
+            flags=flags,
+            registration_lifetime=self.max_lifetime,
+            icmp_lifetime=icmp_lifetime(self.advertisement_lifetime, interval or 1.0),
+            interval=interval,
+            arp_on_link=True,
+        )
 
     def serves(self, home_address: IPv4Address) -> bool:
         """Whether ``home_address`` is a mobile node this agent serves."""
@@ -389,7 +406,7 @@ def check_identification(ctx: _Request) -> None:
         sa.replay,
         now_unix=ctx.now + agent.clock_offset,
         tolerance=sa.replay_tolerance,
-        new_nonce=agent._random_u32() if sa.replay is ReplayMethod.NONCES else None,
+        new_nonce=agent._rng.getrandbits(32) if sa.replay is ReplayMethod.NONCES else None,
     )
     agent._replay[hoa] = check.state
     ctx.reply_identification = check.reply_identification
@@ -408,12 +425,23 @@ def grant_lifetime(ctx: _Request) -> None:
 
 
 def check_home_agent_address(ctx: _Request) -> None:
-    """136 when the Home Agent field is not this agent's unicast address; the reply carries
-    that address (RFC 5944 §3.8.2.3, §3.8.3.2; home agent discovery §3.6.1.2)."""
-    me = ctx.agent.config.address
+    """136 when the request was sent to the home network's subnet-directed broadcast address,
+    or when the Home Agent field is not this agent's unicast address; the reply carries that
+    address (RFC 5944 §3.8.2.1, §3.8.3.1; home agent discovery §3.6.1.2)."""
+    cfg = ctx.agent.config
+    me = cfg.address
     ha = ctx.request.home_agent
+    net = cfg.home_network
+    if net.prefixlen < 31 and ctx.event.dst == net.broadcast_address:
+        # RFC 5944 §3.8.2.1: a request sent to the subnet-directed broadcast address (as
+        # opposed to unicast to the home agent) MUST be rejected with 136, whatever its Home
+        # Agent field says; §3.8.3.1: the reply's Home Agent field is our unicast address.
+        raise RegistrationDenied(
+            ReplyCode.HA_UNKNOWN_HA_ADDRESS,
+            f"sent to the directed broadcast {ctx.event.dst} (home agent field {ha})",
+            home_agent=me,
+        )
     if ha != me:
-        net = ctx.agent.config.home_network
         kind = "broadcast" if ha in (net.broadcast_address, _LIMITED_BROADCAST) else "unknown"
         raise RegistrationDenied(
             ReplyCode.HA_UNKNOWN_HA_ADDRESS,
@@ -532,7 +560,7 @@ class HomeAgent:
         clock_offset: float = 0.0,
         *,
         bindings: BindingStore | None = None,
-        random_u32: Callable[[], int] = random_u32,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         #: SAs keyed by peer address: a mobile node's home address (MN-HA) or a foreign
@@ -543,15 +571,17 @@ class HomeAgent:
         self._bindings: BindingStore = bindings if bindings is not None else InMemoryBindingStore()
         self._view = BindingTableView(self._bindings)
         self._replay: dict[IPv4Address, ReplayState] = {}
-        self._random_u32 = random_u32
+        self._rng = make_rng(rng)
         #: link-layer addresses of mobile nodes heard on the home link (from their own
         #: requests there), to re-announce them when a binding expires (RFC 5944 §4.6)
         self._home_link_addresses: dict[IPv4Address, bytes] = {}
         self._counters = Counters()
         self.pipeline = HA_PIPELINE
-        self._sequence = 0
-        self._next_advertisement: float | None = (
-            0.0 if config.advertisement_interval is not None else None
+        self._advertiser = Advertiser(
+            (AdvertisedLink(config.interface, config.address, config.home_network.prefixlen),),
+            config.advertiser_settings(),
+            self._counters,
+            self._rng,
         )
 
     # -- read-only views ------------------------------------------------------------------
@@ -579,121 +609,77 @@ class HomeAgent:
 
     def next_deadline(self) -> float | None:
         """The next binding expiry or advertisement (``None``: nothing to wait for)."""
-        return earliest([self._bindings.next_expiry(), self._next_advertisement])
+        return earliest([self._bindings.next_expiry(), self._advertiser.next_deadline()])
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input. Never raises: the error boundary turns a denial into a reply
         and anything else into a counted discard."""
         ctx: _Request | None = None
-        try:
+
+        def body(out: list[Action]) -> None:
+            nonlocal ctx
             if isinstance(event, IcmpReceived):
-                return self._on_icmp(event, now)
-            if not isinstance(event, UdpReceived):
-                return []  # links and ICMP errors do not concern the home agent
-            ctx = self._begin(event, now)
-            self.pipeline.run(ctx)
-            return self._accept(ctx)
-        except RegistrationDenied as denial:
+                out.extend(self._on_icmp(event, now))
+            elif isinstance(event, UdpReceived):
+                ctx = self._begin(event, now)
+                self.pipeline.run(ctx)
+                out.extend(self._accept(ctx))
+            # links and ICMP errors do not concern the home agent
+
+        def on_denied(denial: RegistrationDenied) -> list[Action]:
             if ctx is None:  # pragma: no cover - denials come from the pipeline only
                 self._counters.discard("denied_without_request")
                 return []
             return self._deny(ctx, denial)
-        except Discard as d:
-            self._counters.discard(d.reason)
-            return [Log("ha.discard", {"reason": d.reason, "detail": d.detail, **_who(event)})]
-        except ProtocolError as e:
-            self._counters.discard("protocol_error")
-            return [Log("ha.protocol_error", {"detail": str(e), **_who(event)})]
-        except Exception as e:  # last resort: no input may crash the agent
-            self._counters.discard("internal_error")
-            return [Log("ha.internal_error", {"detail": repr(e), **_who(event)})]
+
+        return error_boundary("ha", self._counters, body, who=_who(event), on_denied=on_denied)
 
     def handle_timer(self, now: float) -> list[Action]:
         """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
-        actions: list[Action] = []
-        try:
-            due = self._next_advertisement
-            interval = self.config.advertisement_interval
-            if due is not None and interval is not None and due <= now:
-                actions.append(self._advertise(ALL_SYSTEMS, None))
-                self._next_advertisement = now + interval
-            expired = self._bindings.pop_expired(now)
-            for b in expired:
-                hoa = b.home_address
-                actions.append(RemoveBinding(hoa, b.care_of_address))
-                self._counters.event("binding_expired")
-                actions.append(
-                    Log(
-                        "ha.binding_expired",
-                        {
-                            "home_address": hoa,
-                            "care_of_address": b.care_of_address,
-                            "lifetime": b.lifetime,
-                        },
-                    )
+        return error_boundary("ha", self._counters, lambda out: self._on_timer(now, out))
+
+    def _on_timer(self, now: float, actions: list[Action]) -> None:
+        actions.extend(self._advertiser.on_timer(now))
+        expired = self._bindings.pop_expired(now)
+        for b in expired:
+            hoa = b.home_address
+            actions.append(RemoveBinding(hoa, b.care_of_address))
+            self._counters.event("binding_expired")
+            actions.append(
+                Log(
+                    "ha.binding_expired",
+                    {
+                        "home_address": hoa,
+                        "care_of_address": b.care_of_address,
+                        "lifetime": b.lifetime,
+                    },
                 )
-            # Several bindings of one node may expire together: one transition per node.
-            for hoa in dict.fromkeys(b.home_address for b in expired):
-                after = self.state_of(hoa)
-                if after is _H:
-                    cfg = self.config
-                    actions.append(ProxyArp(cfg.interface, hoa, False))
-                    mac = self._home_link_addresses.get(hoa)
-                    if mac is not None:
-                        # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
-                        actions.append(
-                            GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count)
-                        )
-                BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
-        except Exception as e:  # pragma: no cover - last resort
-            self._counters.discard("internal_error")
-            actions.append(Log("ha.internal_error", {"detail": repr(e)}))
-        return actions
+            )
+        # Several bindings of one node may expire together: one transition per node.
+        for hoa in dict.fromkeys(b.home_address for b in expired):
+            after = self.state_of(hoa)
+            if after is _H:
+                cfg = self.config
+                actions.append(ProxyArp(cfg.interface, hoa, False))
+                mac = self._home_link_addresses.get(hoa)
+                if mac is not None:
+                    # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
+                    actions.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
+            BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
 
     # -- advertisements (RFC 5944 §2.3) ---------------------------------------------------
 
     def advertisement(self) -> AgentAdvertisement:
         """The Agent Advertisement this home agent sends on its home link: H flag, no
         care-of address (it is not a foreign agent), the capabilities it offers."""
-        cfg = self.config
-        flags = AgentFlags.H
-        if cfg.minimal_encapsulation:
-            flags |= AgentFlags.M
-        if cfg.gre_encapsulation:
-            flags |= AgentFlags.G
-        if cfg.reverse_tunnel:
-            flags |= AgentFlags.T
-        interval = cfg.advertisement_interval or 1.0
-        lifetime = cfg.advertisement_lifetime or min(0xFFFF, max(1, round(3 * interval)))
-        return AgentAdvertisement(
-            code=0,
-            lifetime=lifetime,
-            router_addresses=(RouterAddress(cfg.address, 0),),
-            extensions=(
-                MobilityAgentAdvertisementExtension(self._sequence, cfg.max_lifetime, flags),
-                PrefixLengthsExtension((cfg.home_network.prefixlen,)),
-            ),
-        )
-
-    def _advertise(self, dst: IPv4Address, link_dst: bytes | None) -> SendIcmp:
-        payload = self.advertisement().encode()
-        self._sequence = next_sequence(self._sequence)  # RFC 5944 §2.3.2: 0, 1, ... 256
-        self._counters.event("advertisements_sent")
-        return SendIcmp(dst, payload, self.config.interface, self.config.address, 1, link_dst)
+        return self._advertiser.advertisement(self.config.interface)
 
     def _on_icmp(self, event: IcmpReceived, now: float) -> list[Action]:
         if self.config.advertisement_interval is None or event.interface != self.config.interface:
             return []
-        try:
-            msg = decode_icmp(event.payload)
-        except DecodeError as e:
-            raise Discard("icmp_decode_error", str(e)) from None
-        if not isinstance(msg, AgentSolicitation):
+        if not Advertiser.is_solicitation(event.payload):
             return []  # another agent's advertisement
-        self._counters.event("solicitations_answered")
-        if event.src == _ZERO:
-            return [self._advertise(ALL_SYSTEMS, None)]
-        return [self._advertise(event.src, event.link_src)]
+        return [self._advertiser.answer(event.interface, event.src, event.link_src, now)]
 
     # -- internals ------------------------------------------------------------------------
 

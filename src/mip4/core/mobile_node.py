@@ -67,7 +67,6 @@ state) (h2 ``stream.py``). A pair not in the table is a protocol error: logged
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from mip4.security.replay import MobileNodeReplay
@@ -77,6 +76,7 @@ from mip4.wire.messages import RegistrationRequest
 from .actions import Action, AtHome, AwayFromHome, GratuitousArp, Log
 from .counters import Counters
 from .discovery import Agent, AgentDiscovery
+from .engine import Body, error_boundary, make_rng
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
 from .mn_attachment import (
     Attach,
@@ -103,9 +103,6 @@ from .mn_client import (
 from .mn_config import ALL_ROUTERS, MobileNodeConfig, ReverseTunnel
 from .mn_reactions import CodeReaction
 from .mn_state import MN_TRANSITIONS, MnEffect, MnInput, MnState
-from .registration import ProtocolError
-
-_Body = Callable[[list[Action]], None]
 
 
 class MobileNode:
@@ -126,7 +123,7 @@ class MobileNode:
         low words and nonces (a seeded one makes tests reproducible)."""
         self.config = config
         self.sa = sa
-        self._rng = rng if rng is not None else random.SystemRandom()
+        self._rng = make_rng(rng)
         self._counters = Counters()
         discovery = AgentDiscovery(
             initial_solicitations=config.solicit_initial_count,
@@ -261,17 +258,10 @@ class MobileNode:
     # Error boundary and the one place the state changes
     # ------------------------------------------------------------------------------------
 
-    def _guard(self, what: str, body: _Body) -> list[Action]:
-        out: list[Action] = []
-        try:
-            body(out)
-        except ProtocolError as e:
-            self._counters.discard("protocol_error")
-            out.append(Log("mn.protocol_error", {"error": str(e)}))
-        except Exception as e:  # the boundary: no engine raises on any input
-            self._counters.discard("internal_error")
-            out.append(Log("mn.internal_error", {"error": repr(e), "input": what}))
-        return out
+    def _guard(self, what: str, body: Body) -> list[Action]:
+        # the shared boundary: a protocol error or a bug is logged (mn.protocol_error,
+        # mn.internal_error) and counted as a discard; the engine never raises
+        return error_boundary("mn", self._counters, body, who={"input": what})
 
     def _fire(self, inp: MnInput, now: float, out: list[Action], why: str) -> None:
         """Look ``(state, inp)`` up in the table, move, then run the side effect."""

@@ -14,11 +14,12 @@ context (the security association it found, the lifetime it grants...), or raise
   home agent address (code 136 carries the home agent's unicast address).
 * :class:`Discard` -- RFC 5944 says "silently discard": no reply, only a counted reason.
 
-Nothing deep in the engines builds replies or counts decisions: ``handle`` has one error
-boundary that turns these exceptions into a reply or a counted discard (STYLE.md practice
-6, the h2 ``exceptions.py`` pattern). The boundary also catches :class:`ProtocolError`
-(an input that has no transition from the current state) and, as a last resort, any other
-exception, so that no engine ever raises on any input.
+Nothing deep in the engines builds replies or counts decisions: ``handle`` runs inside the
+one error boundary, :func:`mip4.core.engine.error_boundary`, which turns these exceptions
+into a reply or a counted discard (STYLE.md practice 6, the h2 ``exceptions.py`` pattern).
+The boundary also catches :class:`ProtocolError` (an input that has no transition from the
+current state) and, as a last resort, any other exception, so that no engine ever raises on
+any input. All of them derive from :class:`mip4.errors.Mip4Error`.
 
 State machines (STYLE.md practice 7, the h11 ``_state.py`` pattern): a
 :class:`TransitionTable` maps every allowed ``(state, input)`` pair to the set of states
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Generic, TypeVar
 
+from mip4.errors import Mip4Error
 from mip4.wire.codes import ReplyCode
 
 __all__ = [
@@ -52,7 +54,7 @@ __all__ = [
 ]
 
 
-class RegistrationDenied(Exception):
+class RegistrationDenied(Mip4Error):
     """Deny the registration being processed with ``code``; ``reason`` is for the log."""
 
     def __init__(
@@ -75,7 +77,7 @@ class RegistrationDenied(Exception):
         self.home_agent = home_agent
 
 
-class Discard(Exception):
+class Discard(Mip4Error):
     """Silently discard the input being processed; ``reason`` names the counter."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -84,7 +86,7 @@ class Discard(Exception):
         self.detail = detail
 
 
-class ProtocolError(Exception):
+class ProtocolError(Mip4Error):
     """An input with no transition from the current state (h11 ``LocalProtocolError``)."""
 
 
@@ -143,7 +145,7 @@ class TransitionTable(Generic[S, I]):
 # ----------------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
+class ConfigError(Mip4Error, ValueError):
     """A configuration value that cannot be used; the message names the file and key."""
 
 

@@ -2,7 +2,6 @@
 
 ==============================  =============================================================
 :mod:`mip4.daemon.config`       the TOML files: typed sections, checked, errors name the key
-:mod:`mip4.daemon.labconfig`    the files for the namespace lab (``examples/lab/``)
 :mod:`mip4.daemon.logs`         one line per log record: ``key=value`` text or JSON lines
 :mod:`mip4.daemon.status`       the status snapshot of each role (``mip4 status``)
 :mod:`mip4.daemon.control`      the control socket: one JSON request, one JSON response

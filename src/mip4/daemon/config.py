@@ -48,6 +48,15 @@ from mip4.security.sa import (
     check_spi,
 )
 
+from .validate import (
+    MAX_CONFIG_BYTES,
+    MAX_KEY_FILE_BYTES,
+    FileRefused,
+    check_values,
+    read_regular_file,
+    utf8_text,
+)
+
 __all__ = [
     "ROLES",
     "ConfigError",
@@ -205,10 +214,10 @@ class SecurityAssociationSection:
             if base is not None and not path.is_absolute():
                 path = base / path
             try:
-                text = path.read_text()
-            except OSError as e:
-                raise ValueError(f"key_file: cannot read {path}: {e.strerror or e}") from None
-            key = parse_key(text, f"key_file ({path})")
+                data = read_regular_file(path, MAX_KEY_FILE_BYTES)
+            except FileRefused as e:
+                raise ValueError(f"key_file: cannot read {path}: {e}") from None
+            key = parse_key(utf8_text(data, f"key_file ({path})"), f"key_file ({path})")
         return SecurityAssociation(
             spi=self.spi,
             key=key,
@@ -284,6 +293,9 @@ class DaemonConfig:
     tunnel_source: IPv4Address | None
     #: (peer, association), in file order
     associations: tuple[tuple[IPv4Address, SecurityAssociation], ...]
+    #: lines about values that are legal but odd (``"<file>: <key>: ..."``), for the
+    #: daemon to print or log; see :func:`mip4.daemon.validate.check_values`
+    warnings: tuple[str, ...] = ()
 
     @property
     def io(self) -> IOSection:
@@ -356,6 +368,7 @@ def parse_config(
             raise ConfigError(
                 f"{source}: security_associations: none has peer = {ha} (mobile_node.home_agent)"
             )
+    warnings = check_values(file, source, associations)
     return DaemonConfig(
         role=role,
         source=source,
@@ -366,19 +379,26 @@ def parse_config(
         link_sources=agent if io.link_sources is None else io.link_sources,
         tunnel_source=tunnel_source,
         associations=tuple(associations),
+        warnings=tuple(warnings),
     )
 
 
 def load_config(role: str, path: str | Path) -> DaemonConfig:
     """Read and check the TOML file at ``path`` for ``role`` (``"ha"``, ``"fa"``,
-    ``"mn"``). Errors are :class:`ConfigError` naming the file (as given) and the key."""
+    ``"mn"``). Errors are :class:`ConfigError` naming the file (as given) and the key.
+
+    Only a regular file of at most :data:`~mip4.daemon.validate.MAX_CONFIG_BYTES` is read
+    (a device or a FIFO is refused unread), and it must be UTF-8 (TOML 1.0)."""
     source = str(path)
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read: {e.strerror or e}") from None
+        raw = read_regular_file(p, MAX_CONFIG_BYTES)
+    except FileRefused as e:
+        raise ConfigError(f"{source}: cannot read: {e}") from None
+    try:
+        data = tomllib.loads(utf8_text(raw, source))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return parse_config(role, data, source, p.parent)

@@ -1,12 +1,13 @@
 """The pure data plane: encapsulation and decapsulation of IPv4 packets for Mobile IP
 tunnels -- IP in IP (RFC 2003), minimal encapsulation (RFC 2004), GRE (RFC 2784/2890) and
-UDP tunnelling (RFC 3519) -- plus the ICMP errors and tunnel soft state of RFC 2003 §4--§5.
+UDP tunnelling (RFC 3519) -- plus the ICMP errors of RFC 2003 §4--§5 and the table that says
+which tunnel a datagram takes (:mod:`mip4.dataplane.table`).
 
 Theory of operation
 -------------------
-Functions take bytes and return bytes; nothing here does I/O or reads a clock (the
-soft state takes ``now``). A :class:`Tunnel` names the entry point (``src``), the exit point
-(``dst``), the outer TTL (default 64) and the options. ``encapsulate_*(inner, tunnel,
+Functions take bytes and return bytes; nothing here does I/O or reads a clock. A
+:class:`Tunnel` names the entry point (``src``), the exit point (``dst``), the outer TTL
+(default 64) and the options. ``encapsulate_*(inner, tunnel,
 forwarding=True, mtu=None, ...)`` apply, in this order:
 
 1. the inner packet is checked (version, lengths, header checksum) -> ``DecodeError``;
@@ -43,7 +44,7 @@ Copies (per packet; the hot path)
   Length is trimmed by a zero-copy ``memoryview`` slice.
 """
 
-from .common import DEFAULT_TTL, Decapsulated, Tunnel
+from .common import DEFAULT_TTL, Decapsulated, Encapsulation, Tunnel
 from .errors import DropReason, PacketTooBig, TunnelError
 from .gre import decapsulate_gre, encapsulate_gre
 from .icmp import (
@@ -55,7 +56,7 @@ from .icmp import (
 )
 from .ipip import IPIP_OVERHEAD, decapsulate_ipip, encapsulate_ipip
 from .minimal import decapsulate_minimal, encapsulate_minimal
-from .softstate import GRESequenceWindow, TunnelSoftState, Verdict
+from .table import LinkDelivery, TunnelEntry, TunnelTable, codecs
 from .udp import UDP_OVERHEAD, decapsulate_udp, encapsulate_udp
 
 __all__ = [
@@ -64,12 +65,14 @@ __all__ = [
     "UDP_OVERHEAD",
     "Decapsulated",
     "DropReason",
-    "GRESequenceWindow",
+    "Encapsulation",
+    "LinkDelivery",
     "PacketTooBig",
     "Tunnel",
+    "TunnelEntry",
     "TunnelError",
-    "TunnelSoftState",
-    "Verdict",
+    "TunnelTable",
+    "codecs",
     "decapsulate_gre",
     "decapsulate_ipip",
     "decapsulate_minimal",

@@ -5,6 +5,7 @@ outer IPv4 header."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import NamedTuple
 
@@ -18,9 +19,9 @@ from mip4.wire.ip import (
     Bytes,
     HeaderFields,
     checksum_adjust,
-    internet_checksum,
     peek,
 )
+from mip4.wire.packets import transport_checksum
 
 from .errors import DropReason, PacketTooBig, TunnelError
 
@@ -29,6 +30,14 @@ from .errors import DropReason, PacketTooBig, TunnelError
 DEFAULT_TTL = 64
 IPV4_HEADER_LEN = 20
 MAX_PACKET = 0xFFFF
+
+
+class Encapsulation(IntEnum):
+    """Tunnel encapsulations, numbered by the IP protocol of the outer header."""
+
+    IPIP = 4  #: IP in IP, RFC 2003 (the default, RFC 5944 §3.8.3)
+    GRE = 47  #: RFC 2784 (G bit)
+    MINIMAL = 55  #: RFC 2004 (M bit)
 
 
 @dataclass(frozen=True)
@@ -268,9 +277,6 @@ def complete_transport_checksum(packet: bytearray) -> bool:
     if len(segment) < field + 2:
         return False
     segment[field : field + 2] = b"\0\0"
-    pseudo = bytes(packet[12:20]) + bytes((0, proto)) + len(segment).to_bytes(2, "big")
-    csum = internet_checksum(pseudo + bytes(segment))
-    if proto == 17 and csum == 0:
-        csum = 0xFFFF  # RFC 768: a computed zero is sent as all ones
+    csum = transport_checksum(packet[12:16], packet[16:20], proto, segment)
     packet[ihl + field : ihl + field + 2] = csum.to_bytes(2, "big")
     return True

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from mip4.errors import Mip4Error
+
 
 class DropReason(Enum):
     LOOP = "loop"  #: RFC 2003 §3.2: source is the tunnel exit or one of our addresses
@@ -24,7 +26,7 @@ class DropReason(Enum):
     UNREACHABLE = "unreachable"  #: RFC 2003 §5: tunnel exit currently unreachable
 
 
-class TunnelError(ValueError):
+class TunnelError(Mip4Error, ValueError):
     """A well-formed packet the tunnelling rules refuse."""
 
     def __init__(self, reason: DropReason, message: str) -> None:

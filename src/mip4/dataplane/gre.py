@@ -86,8 +86,8 @@ def decapsulate_gre(packet: Bytes) -> Decapsulated:
     """Check a GRE packet (outer header, protocol 47, GRE header per RFC 2784 §2.3 and its
     checksum, protocol type IPv4, a valid inner packet with TTL > 0) and return the inner
     packet as a view into ``packet`` with the key and sequence number, if present. Ordering
-    by sequence number (RFC 2890 §2.2) needs per-tunnel state: see
-    :class:`mip4.dataplane.softstate.GRESequenceWindow`."""
+    by sequence number (RFC 2890 §2.2) would need per-tunnel state; nothing here keeps it
+    (RFC 2890 §2.2 makes in-order delivery optional)."""
     f, view = check_outer(packet, GRE_PROTOCOL, "GRE")
     gre, start = decapsulate_gre_payload(view, f.header_len)
     return decapsulated(f.src, f.dst, view[start:], gre.key, gre.sequence)

@@ -10,6 +10,7 @@ forwarding encapsulator decrements it as normal forwarding does.
 from __future__ import annotations
 
 from mip4.wire.ip import Bytes, internet_checksum
+from mip4.wire.packets import set_header_checksum
 from mip4.wire.tunnel import (
     MINIMAL,
     MINIMAL_LEN,
@@ -30,13 +31,6 @@ from .common import (
 from .errors import DropReason, TunnelError
 
 _S = 0x80
-
-
-def _set_header_checksum(buf: bytearray, hlen: int) -> None:
-    buf[10] = buf[11] = 0
-    csum = internet_checksum(buf[:hlen])
-    buf[10] = csum >> 8
-    buf[11] = csum & 0xFF
 
 
 def encapsulate_minimal(
@@ -82,7 +76,7 @@ def encapsulate_minimal(
     if with_source:
         out[12:16] = tunnel.src_int.to_bytes(4, "big")
     out[16:20] = tunnel.dst_int.to_bytes(4, "big")
-    _set_header_checksum(out, hlen)
+    set_header_checksum(out, hlen)
     return out
 
 
@@ -107,7 +101,7 @@ def decapsulate_minimal(packet: Bytes) -> Decapsulated:
     if fwd.original_source is not None:
         out[12:16] = view[hlen + 8 : hlen + 12]
     out[16:20] = view[hlen + 4 : hlen + 8]
-    _set_header_checksum(out, hlen)
+    set_header_checksum(out, hlen)
     return decapsulated(f.src, f.dst, out)
 
 

@@ -5,6 +5,9 @@ are built by the kernel's UDP socket, so only the payload is produced and consum
 
 Minimal encapsulation (Next Header 55) is refused: the minimal forwarding header restores
 fields into an IP header that the UDP socket does not hand over.
+
+Nothing in the daemons uses this module yet: it is kept, with its tests, for the NAT-traversal
+work (RFC 3519 UDP tunnelling behind a NAT), which will carry data packets this way.
 """
 
 from __future__ import annotations

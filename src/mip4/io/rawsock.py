@@ -43,7 +43,12 @@ from ipaddress import IPv4Address
 
 from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
 from mip4.wire.addr import ipv4_from_bytes
-from mip4.wire.ip import internet_checksum
+from mip4.wire.packets import (
+    ICMP_DEST_UNREACH,
+    gratuitous_arp,
+    icmp_with_checksum,
+    parse_destination_unreachable,
+)
 
 from .netns import entered
 
@@ -212,14 +217,6 @@ def open_icmp_socket(
     return _nonblocking(sock)
 
 
-def icmp_with_checksum(payload: bytes) -> bytes:
-    """``payload`` (an ICMP message) with its checksum field (bytes 2-3) filled in."""
-    b = bytearray(payload)
-    b[2:4] = b"\0\0"
-    b[2:4] = internet_checksum(b).to_bytes(2, "big")
-    return bytes(b)
-
-
 def open_discovery_capture(
     interface: str, netns: str | None = None, *, types: Iterable[int] = (9, 10)
 ) -> socket.socket:
@@ -299,21 +296,6 @@ def hardware_address(sock: socket.socket, interface: str) -> bytes:
     return bytes(res[18:24])
 
 
-def gratuitous_arp(address: IPv4Address, link_address: bytes, *, reply: bool = False) -> bytes:
-    """An ARP packet announcing ``address`` at ``link_address``: sender and target protocol
-    address both ``address`` (RFC 5944 §4.6, RFC 5227 §3). A request by default; with
-    ``reply`` an ARP reply, which some stacks prefer."""
-    op = 2 if reply else 1
-    target_hw = link_address if reply else b"\0" * 6
-    return (
-        struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, op)
-        + link_address
-        + address.packed
-        + target_hw
-        + address.packed
-    )
-
-
 def send_gratuitous_arp(
     interface: str,
     address: IPv4Address,
@@ -343,41 +325,6 @@ def send_gratuitous_arp(
     finally:
         if own:
             s.close()
-
-
-def ipv4_packet(
-    src: IPv4Address,
-    dst: IPv4Address,
-    protocol: int,
-    payload: bytes,
-    *,
-    ttl: int = 64,
-    identification: int = 0,
-) -> bytes:
-    """``payload`` behind a 20-byte IPv4 header (checksum filled), for :func:`send_to_link`."""
-    fields = (0x45, 0, 20 + len(payload), identification, 0, ttl, protocol, 0)
-    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", *fields, src.packed, dst.packed))
-    hdr[10:12] = internet_checksum(hdr).to_bytes(2, "big")
-    return bytes(hdr) + payload
-
-
-def ipv4_udp_packet(
-    src: IPv4Address,
-    dst: IPv4Address,
-    sport: int,
-    dport: int,
-    payload: bytes,
-    *,
-    ttl: int = 64,
-    identification: int = 0,
-) -> bytes:
-    """A complete IPv4/UDP datagram (both checksums filled) for :func:`send_to_link`."""
-    ulen = 8 + len(payload)
-    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, ulen)
-    udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
-    csum = internet_checksum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + csum.to_bytes(2, "big") + udp[8:]
-    return ipv4_packet(src, dst, 17, udp, ttl=ttl, identification=identification)
 
 
 # ----------------------------------------------------------------------------------------
@@ -541,7 +488,6 @@ class LinkSourceTracker:
 
 SOL_RAW = 255
 ICMP_FILTER = 1
-ICMP_DEST_UNREACH = 3
 
 
 def open_icmp_error_socket(netns: str | None = None) -> socket.socket:
@@ -558,37 +504,6 @@ def open_icmp_error_socket(netns: str | None = None) -> socket.socket:
         sock.close()
         raise
     return _nonblocking(sock)
-
-
-def parse_destination_unreachable(packet: bytes, interface: str) -> DestinationUnreachable | None:
-    """The event for one received IP packet carrying an ICMP Destination Unreachable, or
-    ``None`` if it is not one or quotes too little (RFC 792: the original IP header and at
-    least 8 bytes of its payload)."""
-    if len(packet) < 20:
-        return None
-    hlen = (packet[0] & 0xF) * 4
-    icmp = packet[hlen:]
-    if len(icmp) < 8 + 20 or icmp[0] != ICMP_DEST_UNREACH:
-        return None
-    quoted = icmp[8:]
-    qhlen = (quoted[0] & 0xF) * 4
-    if quoted[0] >> 4 != 4 or len(quoted) < qhlen + 8:
-        return None
-    sport = dport = None
-    payload = b""
-    if quoted[9] == 17:
-        sport = int.from_bytes(quoted[qhlen : qhlen + 2], "big")
-        dport = int.from_bytes(quoted[qhlen + 2 : qhlen + 4], "big")
-        payload = bytes(quoted[qhlen + 8 :])
-    return DestinationUnreachable(
-        code=icmp[1],
-        src=ipv4_from_bytes(packet, 12),
-        original_dst=ipv4_from_bytes(quoted, 16),
-        interface=interface,
-        original_sport=sport,
-        original_dport=dport,
-        original_payload=payload,
-    )
 
 
 def recv_destination_unreachable(
@@ -610,9 +525,19 @@ def recv_destination_unreachable(
         name = ""
         if ifindex:
             name = ifname_of(ifindex) if ifname_of else if_name(sock, ifindex)
-        ev = parse_destination_unreachable(data, name)
-        if ev is not None:
-            out.append(ev)
+        quote = parse_destination_unreachable(data)
+        if quote is not None:
+            out.append(
+                DestinationUnreachable(
+                    code=quote.code,
+                    src=quote.src,
+                    original_dst=quote.original_dst,
+                    interface=name,
+                    original_sport=quote.original_sport,
+                    original_dport=quote.original_dport,
+                    original_payload=quote.original_payload,
+                )
+            )
     return out
 
 

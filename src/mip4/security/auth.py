@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
+from mip4.errors import Mip4Error
 from mip4.wire.codes import ReplyCode
 from mip4.wire.extensions import (
     LONG,
@@ -141,7 +142,7 @@ class AuthFailure(Enum):
     MISSING_CHALLENGE = "MN-AAA authenticator needs an MN-FA Challenge extension"
 
 
-class AuthenticationError(ValueError):
+class AuthenticationError(Mip4Error, ValueError):
     """An authenticator check failed. ``reason`` says why; ``ext_type`` and ``spi`` say
     which extension (``spi`` is ``None`` when there was no extension)."""
 

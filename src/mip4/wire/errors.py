@@ -9,8 +9,10 @@ and agents count these discards separately from plain malformed input.
 
 from __future__ import annotations
 
+from mip4.errors import Mip4Error
 
-class DecodeError(ValueError):
+
+class DecodeError(Mip4Error, ValueError):
     """Malformed input. ``offset`` is the byte offset (from the start of the decoded buffer)
     where the problem was found, or ``None`` when it concerns the whole buffer."""
 
@@ -34,6 +36,6 @@ class UnknownExtensionError(DecodeError):
         self.ext_type = ext_type
 
 
-class EncodeError(ValueError):
+class EncodeError(Mip4Error, ValueError):
     """A message or extension whose fields cannot be represented on the wire
     (a value out of range, a body too long for its length field)."""

@@ -31,14 +31,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from .errors import DecodeError, EncodeError
-from .extensions import (
+from .ext_base import (
     LONG,
     Extension,
     ExtFormat,
     body_length_error,
     check_len,
     check_uint,
-    register,
 )
 
 _U32 = struct.Struct("!I")
@@ -182,13 +181,6 @@ class MNHAKeyGenNonceReply(KeyGenNonceReply):
 
     TYPE: ClassVar[int] = 43
 
-
-register(
-    MNFAKeyGenNonceRequest,
-    MNFAKeyGenNonceReply,
-    MNHAKeyGenNonceRequest,
-    MNHAKeyGenNonceReply,
-)
 
 __all__ = [
     "AAA_SUBTYPE",

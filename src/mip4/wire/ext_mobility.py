@@ -18,7 +18,7 @@ Type      Extension                                   Format       Layout status
 class has a ``subtype`` field. Type 148 has two layouts, chosen by its subtype: the registry
 entry :class:`MobileNetworkExtension` dispatches to :class:`MobileNetworkRequestExtension`
 (subtype 0) or :class:`MobileNetworkAckExtension` (subtypes 1 and 2); another subtype is kept
-as a :class:`~mip4.wire.extensions.RawExtension` (type 148 is skippable).
+as a :class:`~mip4.wire.ext_base.RawExtension` (type 148 is skippable).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import ClassVar, Self, cast
 
 from .addr import ipv4_from_int
 from .errors import EncodeError
-from .extensions import (
+from .ext_base import (
     LONG,
     Extension,
     ExtFormat,
@@ -39,7 +39,6 @@ from .extensions import (
     body_length_error,
     check_len,
     check_uint,
-    register,
 )
 
 _U32 = struct.Struct("!I")
@@ -290,7 +289,7 @@ class MobileNetworkExtension(Extension):
     """Mobile Network Extension, type 148 (RFC 5177 §3). This is the registry entry; it
     decodes to :class:`MobileNetworkRequestExtension` (subtype 0) or
     :class:`MobileNetworkAckExtension` (subtypes 1 explicit, 2 implicit), or to a
-    :class:`~mip4.wire.extensions.RawExtension` for any other subtype."""
+    :class:`~mip4.wire.ext_base.RawExtension` for any other subtype."""
 
     TYPE: ClassVar[int] = 148
 
@@ -401,18 +400,6 @@ class TrustedNetworksConfiguredExtension(Extension):
             raise body_length_error(cls, start, end, "need exactly 2 (Sub-Type, Reserved)")
         return cls(data[start], data[start + 1])
 
-
-register(
-    FAErrorExtension,
-    GFAAddressExtension,
-    NAICarryingExtension,
-    RevocationSupportExtension,
-    GeneralizedLLAExtension,
-    DynamicHAExtension,
-    MessageStringExtension,
-    MobileNetworkExtension,
-    TrustedNetworksConfiguredExtension,
-)
 
 __all__ = [
     "DynamicHAExtension",

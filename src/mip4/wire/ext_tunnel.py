@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from enum import IntFlag
 from typing import ClassVar, Self
 
-from .extensions import (
+from .ext_base import (
     LONG,
     Extension,
     ExtFormat,
     body_length_error,
     check_uint,
-    register,
 )
 
 _REQ = struct.Struct("!BBBBH")
@@ -173,13 +172,6 @@ class GREKeyExtension(Extension):
             raise body_length_error(cls, start, end, "need exactly 4 (Key Identifier)")
         return cls(_U32.unpack_from(data, start)[0], subtype)
 
-
-register(
-    UDPTunnelReplyExtension,
-    GREKeyExtension,
-    EncapsulatingDeliveryExtension,
-    UDPTunnelRequestExtension,
-)
 
 __all__ = [
     "EncapsulatingDeliveryExtension",

@@ -29,14 +29,13 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from .extensions import (
+from .ext_base import (
     LONG,
     Extension,
     ExtFormat,
     body_length_error,
     check_len,
     check_uint,
-    register,
 )
 
 _CVSE = struct.Struct("!IH")
@@ -149,14 +148,6 @@ class ExperimentalExtension(Extension):
     def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
         return cls(bytes(data[start:end]))
 
-
-register(
-    CriticalVendorExtensionOld,
-    CriticalVendorExtension,
-    NormalVendorExtensionOld,
-    NormalVendorExtension,
-    ExperimentalExtension,
-)
 
 __all__ = [
     "CriticalVendorExtension",

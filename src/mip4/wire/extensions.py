@@ -1,20 +1,15 @@
-"""Registration extensions (RFC 5944 §1.9--§1.12, §3.5) and their registry.
+"""The registration extension registry (RFC 5944 §1.9) and the walk over an extension area.
 
 Theory of operation
 -------------------
-Every extension is a frozen dataclass whose class attributes say its ``TYPE`` and its header
-``FORMAT``:
+:data:`EXTENSION_CLASSES` lists every extension class the codec knows, in type order, as
+hyperframe's ``FRAMES`` does; :data:`REGISTRATION_EXTENSIONS` maps type numbers to them. The
+classes themselves live in ``ext_auth`` (RFC 5944 §3.5, RFC 2794, RFC 4721), ``ext_vendor``
+(RFC 3115, RFC 4064), ``ext_keys`` (RFC 3957), ``ext_tunnel`` (RFC 3519, RFC 3024, RFC 6245)
+and ``ext_mobility`` (RFC 3543, 3846, 4433, 4636, 4857, 4881, 4917, 5177, 5265), on the base
+of :mod:`mip4.wire.ext_base` (the SHORT and LONG header formats). They import only
+``ext_base``; this module imports them all, so the package has no import cycle.
 
-* ``SHORT`` -- ``Type(1) Length(1) Data[Length]``, the type-length-value form (RFC 5944
-  §1.10); its "short extension format" variant (§1.12) starts the data with a Sub-Type byte,
-  which the classes concerned keep as a ``subtype`` field;
-* ``LONG``  -- ``Type(1) Subtype(1) Length(2) Data[Length]`` (RFC 5944 §1.11, "long
-  extension format"). The second byte is the subtype (36 generalized authentication, 40--43,
-  45, 48) or reserved (37/38 CVSE); the class keeps it (``subtype`` or ``reserved``) so the
-  message re-encodes byte for byte.
-
-A class implements ``encode_body()`` and ``decode_body(data, start, end, subtype)``; the
-header is the base class's job. :data:`REGISTRATION_EXTENSIONS` maps type numbers to classes.
 :func:`decode_extensions` walks a message's extension area:
 
 * a known type is decoded by its class;
@@ -30,326 +25,138 @@ for the subtype (:class:`~mip4.wire.ext_mobility.MobileNetworkExtension`); where
 layout whose body depends on the subtype, the class keeps ``subtype`` and a typed body
 (:class:`~mip4.wire.ext_keys.KeyGenNonceReply`).
 
-The classes for the MIP4 WG extensions live in ``ext_vendor`` (RFC 3115, RFC 4064),
-``ext_keys`` (RFC 3957), ``ext_tunnel`` (RFC 3519, RFC 3024, RFC 6245) and ``ext_mobility``
-(RFC 3543, 3846, 4433, 4636, 4857, 4881, 4917, 5177, 5265); importing this module registers
-them all.
+:func:`scan_extensions` checks the framing only, so a message can defer building its
+extensions; :func:`extension_offsets` finds where each extension of a decoded message
+starts, so authenticators are verified over the bytes as received (see
+:mod:`mip4.security.auth`).
 
-Constructors check ranges (``__post_init__``) and raise :class:`EncodeError` for a value the
-wire cannot carry; the hot decoders (authentication extensions) bypass ``__init__`` and so
-pay nothing for it.
-
-:func:`extension_offsets` finds where each extension of a decoded message starts, so
-authenticators are verified over the bytes as received (see :mod:`mip4.security.auth`).
+The base classes and the authentication extensions are re-exported here (``from
+mip4.wire.extensions import Extension, MobileHomeAuthExtension``).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from typing import ClassVar, Self
-
-from .errors import DecodeError, EncodeError, UnknownExtensionError
-
-
-class ExtFormat(Enum):
-    SHORT = 2  # header bytes
-    LONG = 4
-
-    @property
-    def header_len(self) -> int:
-        return self.value
-
-
-SHORT = ExtFormat.SHORT
-LONG = ExtFormat.LONG
-_LONG_HDR = struct.Struct("!BBH")
-_U32 = struct.Struct("!I")
-_new = object.__new__
-_setattr = object.__setattr__
-
-
-def check_uint(owner: object, name: str, value: int, bits: int) -> None:
-    """Raise :class:`EncodeError` unless ``value`` fits an unsigned ``bits``-bit field."""
-    if not 0 <= value < (1 << bits):
-        raise EncodeError(f"{type(owner).__name__}.{name} = {value} does not fit {bits} bits")
-
-
-def check_len(owner: object, name: str, value: bytes, limit: int) -> None:
-    """Raise :class:`EncodeError` if ``value`` is longer than ``limit`` bytes."""
-    if len(value) > limit:
-        raise EncodeError(f"{type(owner).__name__}.{name}: {len(value)} bytes, at most {limit} fit")
-
-
-def body_length_error(cls: type[Extension], start: int, end: int, need: str) -> DecodeError:
-    """A :class:`DecodeError` for an extension body of the wrong length, located at the
-    extension's first byte (its Type)."""
-    return DecodeError(
-        f"{cls.__name__} (type {cls.TYPE}): body of {end - start} byte(s), {need}",
-        start - cls.FORMAT.header_len,
-    )
-
-
-@dataclass(frozen=True)
-class Extension:
-    """Base class of every extension. Subclasses set ``TYPE`` and ``FORMAT``."""
-
-    TYPE: ClassVar[int] = -1
-    FORMAT: ClassVar[ExtFormat] = SHORT
-    #: When not ``None``: ``decode_body`` succeeds for every body of at least this many bytes
-    #: (the format's own maximum aside), so checking the framing is enough to know the
-    #: extension decodes, and a message may build it later (see :func:`scan_extensions`).
-    MIN_BODY: ClassVar[int | None] = None
-
-    @property
-    def ext_type(self) -> int:
-        return self.TYPE
-
-    @property
-    def header_subtype(self) -> int:
-        """The byte after the type in a long-format header (subtype or reserved)."""
-        return 0
-
-    def encode_body(self) -> bytes:
-        raise NotImplementedError
-
-    @classmethod
-    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        raise NotImplementedError
-
-    def encode(self) -> bytes:
-        body = self.encode_body()
-        n = len(body)
-        if self.FORMAT is SHORT:
-            if n > 255:
-                raise EncodeError(f"extension {self.ext_type}: body of {n} bytes exceeds 255")
-            return bytes((self.ext_type, n)) + body
-        if n > 0xFFFF:
-            raise EncodeError(f"extension {self.ext_type}: body of {n} bytes exceeds 65535")
-        return _LONG_HDR.pack(self.ext_type, self.header_subtype, n) + body
-
-
-@dataclass(frozen=True)
-class RawExtension(Extension):
-    """An extension of a skippable type (128--255) this implementation does not interpret.
-    RFC 5944 §1.9: it is ignored by the protocol but kept so the message re-encodes exactly."""
-
-    raw_type: int
-    data: bytes
-
-    def __post_init__(self) -> None:
-        check_uint(self, "raw_type", self.raw_type, 8)
-        check_len(self, "data", self.data, 255)
-
-    @property
-    def ext_type(self) -> int:
-        return self.raw_type
-
-    def encode_body(self) -> bytes:
-        return self.data
-
-
-# ----------------------------------------------------------------------------------------
-# Authentication extensions (RFC 5944 §3.5)
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _AuthExtension(Extension):
-    """``SPI(4) Authenticator[Length-4]``; RFC 5944 §3.5.1."""
-
-    MIN_BODY: ClassVar[int | None] = 4
-    spi: int
-    authenticator: bytes
-
-    def __post_init__(self) -> None:  # not run by the fast decoder below
-        check_uint(self, "spi", self.spi, 32)
-        check_len(self, "authenticator", self.authenticator, 251)
-
-    def encode_body(self) -> bytes:
-        return _U32.pack(self.spi) + self.authenticator
-
-    @classmethod
-    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        if end - start < 4:
-            raise DecodeError(
-                f"authentication extension {cls.TYPE}: length {end - start} < 4 (no SPI)",
-                start - 2,
-            )
-        # Hot path (every registration carries one): build without the frozen __init__.
-        o = _new(cls)
-        _setattr(
-            o,
-            "__dict__",
-            {"spi": _U32.unpack_from(data, start)[0], "authenticator": data[start + 4 : end]},
-        )
-        return o
-
-
-@dataclass(frozen=True)
-class MobileHomeAuthExtension(_AuthExtension):
-    """Mobile-Home Authentication Extension, type 32 (RFC 5944 §3.5.2). Required in every
-    Registration Request and Reply."""
-
-    TYPE: ClassVar[int] = 32
-
-
-@dataclass(frozen=True)
-class MobileForeignAuthExtension(_AuthExtension):
-    """Mobile-Foreign Authentication Extension, type 33 (RFC 5944 §3.5.3)."""
-
-    TYPE: ClassVar[int] = 33
-
-
-@dataclass(frozen=True)
-class ForeignHomeAuthExtension(_AuthExtension):
-    """Foreign-Home Authentication Extension, type 34 (RFC 5944 §3.5.4)."""
-
-    TYPE: ClassVar[int] = 34
-
-
-class GeneralizedAuthSubtype:
-    """Subtypes of extension 36 (IANA; RFC 4721 §5, RFC 4857, RFC 4988)."""
-
-    MN_AAA = 1
-    FA_FA = 2
-    MN_GFA = 3
-    MN_PAR = 4
-
-
-@dataclass(frozen=True)
-class GeneralizedAuthExtension(Extension):
-    """Generalized Mobile IP Authentication Extension, type 36, long format (RFC 4721 §5):
-    ``Type Subtype Length(2) SPI(4) Authenticator``. Subtype 1 is MN-AAA."""
-
-    TYPE: ClassVar[int] = 36
-    FORMAT: ClassVar[ExtFormat] = LONG
-    MIN_BODY: ClassVar[int | None] = 4
-    subtype: int
-    spi: int
-    authenticator: bytes
-
-    def __post_init__(self) -> None:
-        check_uint(self, "subtype", self.subtype, 8)
-        check_uint(self, "spi", self.spi, 32)
-        check_len(self, "authenticator", self.authenticator, 0xFFFF - 4)
-
-    @property
-    def header_subtype(self) -> int:
-        return self.subtype
-
-    def encode_body(self) -> bytes:
-        return _U32.pack(self.spi) + self.authenticator
-
-    @classmethod
-    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        if end - start < 4:
-            raise DecodeError(f"generalized authentication: length {end - start} < 4", start - 4)
-        o = _new(cls)  # hot path (MN-AAA): skip the checking __init__
-        _setattr(
-            o,
-            "__dict__",
-            {
-                "subtype": subtype,
-                "spi": _U32.unpack_from(data, start)[0],
-                "authenticator": data[start + 4 : end],
-            },
-        )
-        return o
-
-
-#: The authentication extensions whose authenticator covers the message up to and including
-#: their own SPI (RFC 5944 §3.5.1 and RFC 4721 §5).
-AUTH_EXTENSION_TYPES = frozenset({32, 33, 34, 36})
-
-
-# ----------------------------------------------------------------------------------------
-# NAI and challenge (RFC 2794, RFC 4721)
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MobileNodeNAIExtension(Extension):
-    """Mobile Node NAI Extension, type 131 (RFC 2794 §2). The NAI is UTF-8 text (RFC 4282)."""
-
-    TYPE: ClassVar[int] = 131
-    MIN_BODY: ClassVar[int | None] = 0
-    nai: bytes
-
-    def __post_init__(self) -> None:
-        check_len(self, "nai", self.nai, 255)
-
-    def encode_body(self) -> bytes:
-        return self.nai
-
-    @classmethod
-    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        o = _new(cls)  # hot path (AAA registrations): skip the checking __init__
-        _setattr(o, "__dict__", {"nai": data[start:end]})
-        return o
-
-
-@dataclass(frozen=True)
-class MobileForeignChallengeExtension(Extension):
-    """MN-FA Challenge Extension, type 132 (RFC 4721 §4): the challenge the mobile node copies
-    from the agent advertisement into its request."""
-
-    TYPE: ClassVar[int] = 132
-    MIN_BODY: ClassVar[int | None] = 0
-    challenge: bytes
-
-    def __post_init__(self) -> None:
-        check_len(self, "challenge", self.challenge, 255)
-
-    def encode_body(self) -> bytes:
-        return self.challenge
-
-    @classmethod
-    def decode_body(cls, data: bytes, start: int, end: int, subtype: int) -> Self:
-        o = _new(cls)  # hot path (challenge/response): skip the checking __init__
-        _setattr(o, "__dict__", {"challenge": data[start:end]})
-        return o
-
+from types import MappingProxyType
+
+from .errors import DecodeError, UnknownExtensionError
+from .ext_auth import (
+    AUTH_EXTENSION_TYPES,
+    ForeignHomeAuthExtension,
+    GeneralizedAuthExtension,
+    GeneralizedAuthSubtype,
+    MobileForeignAuthExtension,
+    MobileForeignChallengeExtension,
+    MobileHomeAuthExtension,
+    MobileNodeNAIExtension,
+)
+from .ext_base import (
+    LONG,
+    LONG_HEADER,
+    SHORT,
+    Extension,
+    ExtFormat,
+    RawExtension,
+    body_length_error,
+    check_len,
+    check_uint,
+)
+from .ext_keys import (
+    MNFAKeyGenNonceReply,
+    MNFAKeyGenNonceRequest,
+    MNHAKeyGenNonceReply,
+    MNHAKeyGenNonceRequest,
+)
+from .ext_mobility import (
+    DynamicHAExtension,
+    FAErrorExtension,
+    GeneralizedLLAExtension,
+    GFAAddressExtension,
+    MessageStringExtension,
+    MobileNetworkExtension,
+    NAICarryingExtension,
+    RevocationSupportExtension,
+    TrustedNetworksConfiguredExtension,
+)
+from .ext_tunnel import (
+    EncapsulatingDeliveryExtension,
+    GREKeyExtension,
+    UDPTunnelReplyExtension,
+    UDPTunnelRequestExtension,
+)
+from .ext_vendor import (
+    CriticalVendorExtension,
+    CriticalVendorExtensionOld,
+    ExperimentalExtension,
+    NormalVendorExtension,
+    NormalVendorExtensionOld,
+)
 
 # ----------------------------------------------------------------------------------------
 # Registry and the walk over an extension area
 # ----------------------------------------------------------------------------------------
 
-REGISTRATION_EXTENSIONS: dict[int, type[Extension]] = {}
+#: Every registration extension class, in type order: the registry, written out (as
+#: hyperframe's ``FRAMES``). A new extension is one class in an ``ext_*`` module and one line
+#: here; a type listed twice fails at import.
+EXTENSION_CLASSES: tuple[type[Extension], ...] = (
+    MobileHomeAuthExtension,  # 32
+    MobileForeignAuthExtension,  # 33
+    ForeignHomeAuthExtension,  # 34
+    GeneralizedAuthExtension,  # 36
+    CriticalVendorExtensionOld,  # 37
+    CriticalVendorExtension,  # 38
+    MNFAKeyGenNonceRequest,  # 40
+    MNFAKeyGenNonceReply,  # 41
+    MNHAKeyGenNonceRequest,  # 42
+    MNHAKeyGenNonceReply,  # 43
+    UDPTunnelReplyExtension,  # 44
+    FAErrorExtension,  # 45
+    GFAAddressExtension,  # 46
+    GREKeyExtension,  # 48
+    EncapsulatingDeliveryExtension,  # 130
+    MobileNodeNAIExtension,  # 131
+    MobileForeignChallengeExtension,  # 132
+    NormalVendorExtensionOld,  # 133
+    NormalVendorExtension,  # 134
+    NAICarryingExtension,  # 136
+    RevocationSupportExtension,  # 137
+    GeneralizedLLAExtension,  # 138
+    DynamicHAExtension,  # 139
+    UDPTunnelRequestExtension,  # 144
+    MessageStringExtension,  # 145
+    MobileNetworkExtension,  # 148 (dispatches on its subtype)
+    TrustedNetworksConfiguredExtension,  # 149
+    ExperimentalExtension,  # 255
+)
+
+
+def _registry(classes: tuple[type[Extension], ...]) -> dict[int, type[Extension]]:
+    registry: dict[int, type[Extension]] = {}
+    for cls in classes:
+        if cls.TYPE in registry:
+            raise RuntimeError(f"extension type {cls.TYPE} listed twice")
+        registry[cls.TYPE] = cls
+    return registry
+
+
+#: type number -> class (RFC 5944 §1.9: a type not here is unknown)
+REGISTRATION_EXTENSIONS: Mapping[int, type[Extension]] = MappingProxyType(
+    _registry(EXTENSION_CLASSES)
+)
 
 _BodyDecoder = Callable[[bytes, int, int, int], Extension]
 #: type -> (bound decode_body, long format?): what decode_extensions needs, looked up once.
-#: Kept in step with REGISTRATION_EXTENSIONS by register(), the only way to add a type.
-_DECODERS: dict[int, tuple[_BodyDecoder, bool]] = {}
+_DECODERS: dict[int, tuple[_BodyDecoder, bool]] = {
+    t: (cls.decode_body, cls.FORMAT is LONG) for t, cls in REGISTRATION_EXTENSIONS.items()
+}
 #: type -> (long format?, MIN_BODY) for the types whose bodies always decode once framed;
 #: the table :func:`scan_extensions` uses.
-_SCAN: dict[int, tuple[bool, int]] = {}
-
-
-def register(*classes: type[Extension]) -> None:
-    """Add extension classes to :data:`REGISTRATION_EXTENSIONS` (use this, not item
-    assignment: it also fills the decoder's lookup table)."""
-    for cls in classes:
-        if cls.TYPE in REGISTRATION_EXTENSIONS and REGISTRATION_EXTENSIONS[cls.TYPE] is not cls:
-            raise RuntimeError(f"extension type {cls.TYPE} registered twice")
-        REGISTRATION_EXTENSIONS[cls.TYPE] = cls
-        _DECODERS[cls.TYPE] = (cls.decode_body, cls.FORMAT is LONG)
-        if cls.MIN_BODY is not None:
-            _SCAN[cls.TYPE] = (cls.FORMAT is LONG, cls.MIN_BODY)
-        else:
-            _SCAN.pop(cls.TYPE, None)
-
-
-register(
-    MobileHomeAuthExtension,
-    MobileForeignAuthExtension,
-    ForeignHomeAuthExtension,
-    GeneralizedAuthExtension,
-    MobileNodeNAIExtension,
-    MobileForeignChallengeExtension,
-)
+_SCAN: dict[int, tuple[bool, int]] = {
+    t: (cls.FORMAT is LONG, cls.MIN_BODY)
+    for t, cls in REGISTRATION_EXTENSIONS.items()
+    if cls.MIN_BODY is not None
+}
 
 _EMPTY: tuple[Extension, ...] = ()
 
@@ -364,7 +171,7 @@ def decode_extensions(
     end = len(data)
     if pos >= end:
         return _EMPTY
-    if registry is REGISTRATION_EXTENSIONS and len(_DECODERS) == len(registry):
+    if registry is REGISTRATION_EXTENSIONS:
         decoders = _DECODERS
     else:
         decoders = {t: (c.decode_body, c.FORMAT is LONG) for t, c in registry.items()}
@@ -383,7 +190,7 @@ def decode_extensions(
         if is_long:
             if pos + 4 > end:
                 raise DecodeError(f"truncated long header of extension {t}", pos)
-            _, subtype, length = _LONG_HDR.unpack_from(data, pos)
+            _, subtype, length = LONG_HEADER.unpack_from(data, pos)
             start = pos + 4
             stop = start + length
         else:
@@ -457,7 +264,7 @@ def extension_offsets(
         offsets.append(pos)
         cls = get(data[pos])
         if cls is not None and cls.FORMAT is LONG:
-            pos += 4 + _LONG_HDR.unpack_from(data, pos)[2]
+            pos += 4 + LONG_HEADER.unpack_from(data, pos)[2]
         else:
             pos += 2 + data[pos + 1]
     return tuple(offsets)
@@ -467,5 +274,27 @@ def encode_extensions(extensions: tuple[Extension, ...]) -> bytes:
     return b"".join([e.encode() for e in extensions])
 
 
-# The MIP4 WG extensions register themselves on import (they need the base class above).
-from . import ext_keys, ext_mobility, ext_tunnel, ext_vendor  # noqa: E402, F401
+__all__ = [
+    "AUTH_EXTENSION_TYPES",
+    "EXTENSION_CLASSES",
+    "LONG",
+    "REGISTRATION_EXTENSIONS",
+    "SHORT",
+    "ExtFormat",
+    "Extension",
+    "ForeignHomeAuthExtension",
+    "GeneralizedAuthExtension",
+    "GeneralizedAuthSubtype",
+    "MobileForeignAuthExtension",
+    "MobileForeignChallengeExtension",
+    "MobileHomeAuthExtension",
+    "MobileNodeNAIExtension",
+    "RawExtension",
+    "body_length_error",
+    "check_len",
+    "check_uint",
+    "decode_extensions",
+    "encode_extensions",
+    "extension_offsets",
+    "scan_extensions",
+]

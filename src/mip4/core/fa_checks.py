@@ -1,0 +1,251 @@
+"""The foreign agent's Registration Request checks, in the order RFC 5944 §3.7.2.1 and
+§3.7.2.3 give them (reverse tunnelling RFC 3024 §3; challenges RFC 4721 §3.2).
+
+Theory of operation
+-------------------
+A request heard on a visited link becomes a :class:`FaRequest` context and runs through
+:data:`FA_REQUEST_PIPELINE`: each check either returns (possibly after recording what it
+found: the MN-FA security association, the challenge answered, the delivery style) or raises
+:class:`~mip4.core.registration.RegistrationDenied` with the foreign agent code (64--127)
+it owns, which the agent's error boundary turns into a reply to the mobile node (see
+:mod:`mip4.core.foreign_agent`). A check reads the agent only through :class:`FaTables` --
+the configuration, the security associations, the advertiser's challenge ring and the two
+tables -- so this module does not import the engine.
+
+The checks, in order:
+
+* ``check_well_formed`` 70 -- no MN-HA (or MN-AAA) extension, a home address that is zero,
+  broadcast or multicast, a zero Home Agent field, an Encapsulating Delivery Style
+  extension without T (RFC 3024 §3.3);
+* ``check_challenge`` 105 / 104 / 106 -- only when challenges are advertised (RFC 4721 §3.2);
+* ``check_mn_fa_auth`` 67 -- a present or required MN-FA extension that does not verify;
+* ``check_care_of_address`` 77 -- without D, the care-of address must be one this agent
+  offers on that link;
+* ``check_lifetime`` 69 -- longer than ``max_lifetime``; the reply's Lifetime is the maximum
+  (RFC 5944 §3.7.2.3);
+* ``check_encapsulation`` 72 -- M or G that this agent cannot decapsulate;
+* ``check_reverse_tunnel`` 74 / 75 / 79 (RFC 3024 §3.2, §3.3);
+* ``check_resources`` 66 -- visitor list or pending list full.
+
+Capability and resource checks are skipped for a deregistration (lifetime 0): RFC 5944 §3.7
+says the agent MUST relay well-formed deregistrations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from mip4.security.auth import MN_FA, AuthenticationError, authorization_index, verify
+from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
+from mip4.wire.codes import ReplyCode
+from mip4.wire.extensions import MobileForeignChallengeExtension
+from mip4.wire.messages import RegistrationFlags, RegistrationRequest
+
+from .advertiser import Advertiser
+from .bindings import PendingStore, VisitorStore
+from .events import UdpReceived
+from .fa_config import ForeignAgentConfig, VisitedLink
+from .registration import Discard, Pipeline, RegistrationDenied
+
+__all__ = [
+    "FA_REQUEST_PIPELINE",
+    "FaRequest",
+    "FaTables",
+    "bad_unicast",
+    "check_care_of_address",
+    "check_challenge",
+    "check_encapsulation",
+    "check_lifetime",
+    "check_mn_fa_auth",
+    "check_resources",
+    "check_reverse_tunnel",
+    "check_well_formed",
+]
+
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_ZERO = IPv4Address(0)
+#: Encapsulating Delivery Style Extension type (RFC 3024 §3.3).
+_DELIVERY_STYLE = 130
+
+
+@dataclass(frozen=True)
+class FaTables:
+    """What the checks may read of the foreign agent (and, for the challenge ring and the
+    tables' sizes, nothing else)."""
+
+    config: ForeignAgentConfig
+    security_associations: SecurityAssociationStore
+    advertiser: Advertiser
+    visitors: VisitorStore
+    pending: PendingStore
+
+
+@dataclass
+class FaRequest:
+    """Per-request context the checks read and annotate."""
+
+    agent: FaTables
+    event: UdpReceived
+    now: float
+    link: VisitedLink
+    request: RegistrationRequest
+    #: MN-FA association when the request carried a verifiable MN-FA extension
+    mn_fa_sa: SecurityAssociation | None = None
+    delivery_style: bool = False
+    #: the RFC 4721 challenge the request answered, when challenges are in use
+    challenge: bytes | None = None
+
+    @property
+    def deregistration(self) -> bool:
+        return self.request.lifetime == 0
+
+
+def bad_unicast(a: IPv4Address) -> bool:
+    return a in (_ZERO, _LIMITED_BROADCAST) or a.is_multicast
+
+
+def check_well_formed(ctx: FaRequest) -> None:
+    """70 (RFC 5944 §3.7.2.3 "poorly formed Request")."""
+    req = ctx.request
+    code = ReplyCode.FA_POORLY_FORMED_REQUEST
+    try:
+        authorization_index(req)  # RFC 5944 §3.5.2: MN-HA is required in every request
+    except AuthenticationError:
+        raise RegistrationDenied(code, "no MN-HA or MN-AAA extension") from None
+    if bad_unicast(req.home_address):
+        raise RegistrationDenied(code, f"home address {req.home_address} not unicast")
+    if req.home_agent == _ZERO or req.home_agent.is_multicast:
+        raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
+    if req.lifetime and req.care_of_address == _ZERO:
+        raise RegistrationDenied(code, "no care-of address")
+    ctx.delivery_style = any(e.ext_type == _DELIVERY_STYLE for e in req.extensions)
+    if ctx.delivery_style and not req.flags & RegistrationFlags.T:
+        # RFC 3024 §3.3: the extension is only meaningful with reverse tunnelling.
+        raise RegistrationDenied(code, "Encapsulating Delivery Style without the T bit")
+
+
+def check_challenge(ctx: FaRequest) -> None:
+    """RFC 4721 §3.2: when challenges are advertised, the request must answer a recent one
+    (105 missing, 104 unknown, 106 stale or already used)."""
+    if not ctx.agent.config.challenge_length:
+        return
+    challenge = None
+    for e in ctx.request.extensions:
+        if isinstance(e, MobileForeignChallengeExtension):
+            challenge = e.challenge
+    ctx.agent.advertiser.check_challenge(ctx.link.interface, challenge)
+    ctx.challenge = challenge  # spent once the request is relayed (see _relay_request)
+
+
+def check_mn_fa_auth(ctx: FaRequest) -> None:
+    """67 when an MN-FA extension is present or required and does not verify (RFC 5944
+    §3.7.2.1). It is required when configured, and whenever this agent shares a mobility
+    security association with the mobile node."""
+    agent = ctx.agent
+    req = ctx.request
+    present = any(e.ext_type == MN_FA for e in req.extensions)
+    # RFC 5944 §3.7.2.1: when the foreign agent and the mobile node share a mobility
+    # security association, exactly one Mobile-Foreign Authentication extension MUST be
+    # present (verify() refuses none and more than one alike); otherwise 67.
+    shared = bool(agent.security_associations.for_peer(req.home_address))
+    if not present and not shared and not agent.config.require_mn_fa_auth:
+        return
+    lookup = lookup_for(agent.security_associations, req.home_address)
+    try:
+        result = verify(req, MN_FA, lookup)
+    except AuthenticationError as e:
+        if e.spi is not None:
+            ctx.mn_fa_sa = lookup(e.spi)
+        raise RegistrationDenied(ReplyCode.FA_MN_FAILED_AUTH, str(e)) from None
+    ctx.mn_fa_sa = result.sa
+
+
+def check_care_of_address(ctx: FaRequest) -> None:
+    """77: a foreign agent care-of address must be one this agent offers on the link."""
+    req = ctx.request
+    if ctx.deregistration or req.flags & RegistrationFlags.D:
+        return
+    if req.care_of_address not in ctx.link.offered:
+        dst = ctx.event.dst
+        if dst != ctx.link.address and dst not in ctx.link.offered:
+            # Sent to a group (224.0.0.11) for another agent's care-of address on this
+            # link: that agent answers, not us.
+            raise Discard("care_of_address_of_another_agent", str(req.care_of_address))
+        raise RegistrationDenied(
+            ReplyCode.FA_INVALID_COA, f"{req.care_of_address} is not offered on this link"
+        )
+
+
+def check_lifetime(ctx: FaRequest) -> None:
+    """69 beyond ``max_lifetime``; the reply's Lifetime carries the maximum (RFC 5944
+    §3.7.2.3)."""
+    limit = ctx.agent.config.max_lifetime
+    if ctx.request.lifetime > limit:
+        raise RegistrationDenied(
+            ReplyCode.FA_LIFETIME_TOO_LONG,
+            f"requested {ctx.request.lifetime} s, at most {limit} s",
+            lifetime=limit,
+        )
+
+
+def check_encapsulation(ctx: FaRequest) -> None:
+    """72 when M or G asks for an encapsulation this agent cannot decapsulate."""
+    if ctx.deregistration:
+        return
+    cfg = ctx.agent.config
+    flags = ctx.request.flags
+    if flags & RegistrationFlags.M and not cfg.minimal_encapsulation:
+        raise RegistrationDenied(
+            ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, "minimal encapsulation not supported"
+        )
+    if flags & RegistrationFlags.G and not cfg.gre_encapsulation:
+        raise RegistrationDenied(ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, "GRE not supported")
+
+
+def check_reverse_tunnel(ctx: FaRequest) -> None:
+    """74 / 75 / 79 (RFC 3024 §3.2, §3.3)."""
+    if ctx.deregistration:
+        return
+    cfg = ctx.agent.config
+    t = bool(ctx.request.flags & RegistrationFlags.T)
+    if t and not cfg.reverse_tunnel:
+        raise RegistrationDenied(
+            ReplyCode.FA_REVERSE_TUNNEL_UNAVAILABLE, "reverse tunnelling not supported"
+        )
+    if not t and cfg.reverse_tunnel_required:
+        raise RegistrationDenied(
+            ReplyCode.FA_REVERSE_TUNNEL_MANDATORY, "reverse tunnelling mandatory, T clear"
+        )
+    if ctx.delivery_style and not cfg.encapsulating_delivery:
+        raise RegistrationDenied(
+            ReplyCode.FA_DELIVERY_STYLE_UNSUPPORTED, "Encapsulating Delivery Style unsupported"
+        )
+
+
+def check_resources(ctx: FaRequest) -> None:
+    """66 when the visitor list or the pending list is full (RFC 5944 §3.7.1)."""
+    if ctx.deregistration:
+        return
+    agent = ctx.agent
+    cfg = agent.config
+    hoa = ctx.request.home_address
+    if agent.visitors.get(hoa) is None and len(agent.visitors) >= cfg.max_visitors:
+        raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "visitor list full")
+    if agent.pending.get(hoa) is None and len(agent.pending) >= cfg.max_pending:
+        raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests")
+
+
+#: RFC 5944 §3.7.2.1 / §3.7.2.3 checks, in order.
+FA_REQUEST_PIPELINE: Pipeline[FaRequest] = Pipeline(
+    (
+        check_well_formed,
+        check_challenge,
+        check_mn_fa_auth,
+        check_care_of_address,
+        check_lifetime,
+        check_encapsulation,
+        check_reverse_tunnel,
+        check_resources,
+    )
+)

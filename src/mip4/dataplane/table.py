@@ -1,0 +1,156 @@
+"""Which tunnel each datagram takes: the forwarder's table (:class:`TunnelTable`) and the
+encapsulation functions by outer IP protocol (:func:`codecs`).
+
+Theory of operation
+-------------------
+The executor in :mod:`mip4.io` keeps the table in step with the engines' actions (a binding
+installed or removed, a reverse tunnel, a visitor); :class:`mip4.io.forwarder.Forwarder`
+looks each datagram up in it: the inner **destination** in ``bindings`` (home agent, one
+copy per simultaneous binding, RFC 5944 §3.6.1.3), else the inner **source** in ``reverse``
+(RFC 3024), and after decapsulation the inner destination in ``visitors`` (foreign agent,
+RFC 5944 §4.2.2). ``peers`` counts the tunnel exits we accept datagrams from (RFC 2003 §6.2).
+Addresses are keys as integers, so a lookup costs one ``int.from_bytes``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from mip4.wire.ip import Bytes
+
+from .common import Decapsulated, Encapsulation, Tunnel
+from .gre import decapsulate_gre, encapsulate_gre
+from .ipip import decapsulate_ipip, encapsulate_ipip
+from .minimal import decapsulate_minimal, encapsulate_minimal
+
+Encap = Callable[[Bytes, Tunnel, int | None], bytearray]
+Decap = Callable[[Bytes], Decapsulated]
+
+
+def codecs() -> dict[int, tuple[Encap, Decap]]:
+    """Encapsulation functions by outer IP protocol."""
+    table: dict[int, tuple[Encap, Decap]] = {
+        Encapsulation.IPIP: (
+            lambda inner, t, mtu: encapsulate_ipip(inner, t, forwarding=False, mtu=mtu),
+            decapsulate_ipip,
+        ),
+        Encapsulation.MINIMAL: (
+            lambda inner, t, mtu: encapsulate_minimal(inner, t, forwarding=False, mtu=mtu),
+            decapsulate_minimal,
+        ),
+        Encapsulation.GRE: (
+            lambda inner, t, mtu: encapsulate_gre(inner, t, forwarding=False, mtu=mtu),
+            decapsulate_gre,
+        ),
+    }
+    return table
+
+
+@dataclass(frozen=True)
+class TunnelEntry:
+    """One way into the tunnel: the dataplane :class:`Tunnel` and its encapsulation."""
+
+    tunnel: Tunnel
+    encapsulation: Encapsulation = Encapsulation.IPIP
+    #: ``str(tunnel.dst)``, the raw socket's destination (computed once)
+    dst: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dst", str(self.tunnel.dst))
+
+
+@dataclass(frozen=True)
+class LinkDelivery:
+    """Deliver to ``link_address`` on ``interface`` without ARP (a foreign agent's
+    visitor). ``link_address`` ``None``: hand the datagram to the kernel instead."""
+
+    interface: str
+    link_address: bytes | None
+
+
+@dataclass
+class TunnelTable:
+    """What the forwarder does with each datagram, keyed by addresses as integers.
+
+    * ``bindings``: inner destination → tunnels (home agent; more than one with
+      simultaneous bindings, RFC 5944 §3.6.1.3: each gets a copy);
+    * ``reverse``: inner source → tunnel (reverse tunnelling at a foreign agent or a
+      co-located mobile node, RFC 3024);
+    * ``visitors``: inner destination → link delivery after decapsulation (foreign agent);
+    * ``peers``: outer sources we accept tunnelled datagrams from (RFC 2003 §6.2).
+    """
+
+    bindings: dict[int, list[TunnelEntry]] = field(default_factory=dict)
+    reverse: dict[int, TunnelEntry] = field(default_factory=dict)
+    visitors: dict[int, LinkDelivery] = field(default_factory=dict)
+    peers: Counter[int] = field(default_factory=Counter)
+    #: home address → {care-of address: nested} for the bindings that asked for broadcasts
+    #: (``nested``: inside a unicast datagram to the home address first, RFC 5944 §4.3)
+    broadcast: dict[int, dict[int, bool]] = field(default_factory=dict)
+
+    def set_broadcast(
+        self, home: IPv4Address, care_of: IPv4Address | None, nested: bool | None
+    ) -> None:
+        """Forward broadcasts to (``home``, ``care_of``), nested or not; ``nested`` None:
+        stop (``care_of`` None: for every care-of address of ``home``)."""
+        coas = self.broadcast.setdefault(int(home), {})
+        if nested is not None and care_of is not None:
+            coas[int(care_of)] = nested
+        elif care_of is None:
+            coas.clear()
+        else:
+            coas.pop(int(care_of), None)
+        if not coas:
+            del self.broadcast[int(home)]
+
+    def add_binding(self, home: IPv4Address, entry: TunnelEntry) -> None:
+        """Add or replace the binding (``home``, ``entry.tunnel.dst``)."""
+        entries = self.bindings.setdefault(int(home), [])
+        for i, e in enumerate(entries):
+            if e.tunnel.dst == entry.tunnel.dst:
+                self.peers[int(e.tunnel.dst)] -= 1
+                entries[i] = entry
+                break
+        else:
+            entries.append(entry)
+        self.peers[int(entry.tunnel.dst)] += 1
+
+    def remove_binding(self, home: IPv4Address, care_of: IPv4Address | None = None) -> int:
+        """Remove one binding, or all of ``home``'s (``care_of`` None); returns how many
+        are left for ``home``."""
+        entries = self.bindings.get(int(home), [])
+        keep = [e for e in entries if care_of is not None and e.tunnel.dst != care_of]
+        for e in entries:
+            if e not in keep:
+                self.peers[int(e.tunnel.dst)] -= 1
+        self.peers += Counter()  # drop zero counts
+        if keep:
+            self.bindings[int(home)] = keep
+        else:
+            self.bindings.pop(int(home), None)
+        return len(keep)
+
+    def set_reverse(self, src: IPv4Address, entry: TunnelEntry | None) -> None:
+        old = self.reverse.pop(int(src), None)
+        if old is not None:
+            self.peers[int(old.tunnel.dst)] -= 1
+            self.peers += Counter()
+        if entry is not None:
+            self.reverse[int(src)] = entry
+            self.peers[int(entry.tunnel.dst)] += 1
+
+    def set_visitor(self, home: IPv4Address, delivery: LinkDelivery | None) -> None:
+        if delivery is None:
+            self.visitors.pop(int(home), None)
+        else:
+            self.visitors[int(home)] = delivery
+
+    def add_peer(self, address: IPv4Address) -> None:
+        self.peers[int(address)] += 1
+
+    def remove_peer(self, address: IPv4Address) -> None:
+        self.peers[int(address)] -= 1
+        self.peers += Counter()

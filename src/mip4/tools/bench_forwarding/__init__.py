@@ -1,0 +1,61 @@
+"""``mip4 bench forwarding``: the user-space tunnel data plane on the namespace lab.
+
+What is measured
+----------------
+One lab (:class:`mip4.lab.Lab`, router ingress filter on), the real engines in their own
+processes (home agent, FA1, mobile node, each a :class:`mip4.io.runtime.NodeIO` driven by
+its engine; reverse tunnelling preferred, as in ``tests/lab/test_engines.py``), and, in the
+same run:
+
+* **direct**: the mobile node at home; CN → router → MN, no tunnel;
+* **tunnel**: the mobile node registered through FA1; CN → router → HA (intercepts the home
+  address, encapsulates IP in IP) → router → FA1 (decapsulates, delivers to the visitor's
+  hardware address) → MN. With reverse tunnelling the MN's replies (TCP ACKs) come back
+  MN → FA1 → HA → CN.
+
+On each path: UDP with 64- and 1400-byte payloads (a sender in the CN namespace blasts, or
+paces with ``--rate``, for ``--duration`` seconds and at most ``--count`` datagrams; a
+receiver in the MN namespace counts what arrives), and TCP goodput (kernel TCP on both
+ends, ``--tcp-duration`` seconds or ``--tcp-bytes``, whichever comes first). Senders and
+receivers are separate processes, so no Python process carries two jobs.
+
+The table gives, per path and payload: datagrams per second sent and delivered, loss, and
+delivered payload Mbit/s; then tunnel ÷ direct ratios; then the per-packet cost the process
+CPU counters show (``getrusage`` of the HA and FA1 processes over the measurement ÷ the
+datagrams their forwarders handled), where datagrams were dropped (HA TUN queue, raw socket
+receive queues, the receiver's socket buffer), and the pure encapsulation/decapsulation
+cost of :mod:`mip4.dataplane` timed in this process.
+
+Everything runs inside the lab's namespaces (unique id ``q`` + 4 hex digits, which no test
+prefix, all hex, can be); every sending loop is bounded in count and time; the lab is torn
+down on success, failure, Ctrl-C and SIGTERM. Not a unit test: the numbers depend on the
+machine (2 shared cores here: four busy processes — sender, HA, FA1, receiver — share them).
+
+Worker processes are this package again (``--worker ha|fa1|mn|udp-recv|udp-send|tcp-recv|
+tcp-send``), started in their namespace with ``ip netns exec``; they speak JSON lines on
+stdout and take commands (``stats``, ``quit``) on stdin.
+
+Layout: :mod:`.workers` (the processes in the namespaces), :mod:`.run` (the orchestration and
+the command line), :mod:`.report` (the measurements and the table).
+"""
+
+from __future__ import annotations
+
+from .report import Measurement, format_table, per_packet, ratios
+from .run import Bench, BenchError, Options, add_arguments, codec_cost, main, options, register, run
+
+__all__ = [
+    "Bench",
+    "BenchError",
+    "Measurement",
+    "Options",
+    "add_arguments",
+    "codec_cost",
+    "format_table",
+    "main",
+    "options",
+    "per_packet",
+    "ratios",
+    "register",
+    "run",
+]

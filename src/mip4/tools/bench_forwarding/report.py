@@ -1,0 +1,196 @@
+"""What ``mip4 bench forwarding`` prints: one :class:`Measurement` per path, traffic kind
+and payload, the tunnel ÷ direct ratios, the per-packet CPU cost of the forwarding processes,
+the drops, the profiles and the codec timing, as a table (:func:`format_table`) or as the
+JSON rows it is made of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Measurement:
+    path: str  # "direct" | "tunnel"
+    traffic: str  # "udp" | "tcp"
+    payload: int  # bytes per datagram (UDP), 0 for TCP
+    duration: float  # seconds sending
+    sent: int  # datagrams (UDP) or bytes (TCP)
+    delivered: int  # datagrams (UDP) or bytes (TCP)
+    window: float  # seconds between the first and the last arrival
+    send_errors: int = 0
+    #: per node: CPU seconds and packets over the measurement
+    cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: where datagrams were dropped (kernel counters), by place
+    drops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"UDP {self.payload} B" if self.traffic == "udp" else "TCP"
+
+    @property
+    def pps_sent(self) -> float | None:
+        return self.sent / self.duration if self.traffic == "udp" and self.duration > 0 else None
+
+    @property
+    def pps_delivered(self) -> float | None:
+        if self.traffic != "udp":
+            return None
+        return self.delivered / self.window if self.window > 0 else 0.0
+
+    @property
+    def loss(self) -> float | None:
+        if self.traffic != "udp" or self.sent == 0:
+            return None
+        return max(0.0, 1.0 - self.delivered / self.sent)
+
+    @property
+    def mbit_s(self) -> float:
+        """Delivered payload (UDP) or goodput (TCP), Mbit/s."""
+        if self.window <= 0:
+            return 0.0
+        nbytes = self.delivered * self.payload if self.traffic == "udp" else self.delivered
+        return nbytes * 8 / self.window / 1e6
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "traffic": self.traffic,
+            "payload": self.payload,
+            "duration_s": round(self.duration, 4),
+            "window_s": round(self.window, 4),
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "send_errors": self.send_errors,
+            "pps_sent": _round(self.pps_sent),
+            "pps_delivered": _round(self.pps_delivered),
+            "loss": None if self.loss is None else round(self.loss, 5),
+            "mbit_s": round(self.mbit_s, 2),
+            "cost": self.cost,
+            "drops": self.drops,
+        }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+# ----------------------------------------------------------------------------------------
+# output
+# ----------------------------------------------------------------------------------------
+
+PATHS = {
+    "direct": "direct  CN->MN (at home)",
+    "tunnel": "tunnel  CN->HA->FA1->MN",
+}
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def ratios(results: Sequence[Measurement]) -> list[dict[str, Any]]:
+    """tunnel ÷ direct, per traffic kind and payload."""
+    by = {(m.path, m.traffic, m.payload): m for m in results}
+    out = []
+    for (path, traffic, payload), t in by.items():
+        d = by.get(("direct", traffic, payload))
+        if path != "tunnel" or d is None:
+            continue
+        row: dict[str, Any] = {"traffic": traffic, "payload": payload, "label": t.label}
+        td, dd = t.pps_delivered, d.pps_delivered
+        row["pps_ratio"] = round(td / dd, 4) if td is not None and dd else None
+        row["mbit_ratio"] = round(t.mbit_s / d.mbit_s, 4) if d.mbit_s else None
+        out.append(row)
+    return out
+
+
+def per_packet(results: Sequence[Measurement]) -> list[dict[str, Any]]:
+    """Process CPU per datagram handled by each forwarder, per tunnelled measurement."""
+    rows = []
+    for m in results:
+        for node, c in m.cost.items():
+            pk = c["packets"]
+            if not pk:
+                continue
+            cpu = c["cpu_user_s"] + c["cpu_sys_s"]
+            rows.append(
+                {
+                    "measurement": m.label,
+                    "node": node,
+                    "packets": int(pk),
+                    "user_us": round(c["cpu_user_s"] / pk * 1e6, 2),
+                    "sys_us": round(c["cpu_sys_s"] / pk * 1e6, 2),
+                    "total_us": round(cpu / pk * 1e6, 2),
+                    #: the share of one CPU the process got over the measurement (from the
+                    #: sender's start to the receiver's last datagram + its 0.5 s idle wait)
+                    "cpu_share": round(cpu / c["wall_s"], 3) if c.get("wall_s") else None,
+                    #: datagrams/s it could forward with a whole CPU at this cost
+                    "pps_one_cpu": round(pk / cpu) if cpu > 0 else None,
+                }
+            )
+    return rows
+
+
+def format_table(
+    results: Sequence[Measurement],
+    header: dict[str, Any],
+    codec: dict[str, float],
+    profiles: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    lines = [
+        "mip4 bench forwarding: "
+        + ", ".join(f"{k} {v}" for k, v in header.items() if k not in ("paths",)),
+        "",
+        f"{'path':<26} {'payload':<11} {'pps sent':>10} {'pps delivered':>14} "
+        f"{'loss':>7} {'Mbit/s':>9}",
+    ]
+    for m in results:
+        loss = "-" if m.loss is None else f"{m.loss * 100:.1f}%"
+        lines.append(
+            f"{PATHS[m.path]:<26} {m.label:<11} {_fmt(m.pps_sent, ',.0f'):>10} "
+            f"{_fmt(m.pps_delivered, ',.0f'):>14} {loss:>7} "
+            f"{m.mbit_s:>9,.1f}"
+        )
+    lines += ["", "tunnel / direct:"]
+    for r in ratios(results):
+        pps = "" if r["pps_ratio"] is None else f"delivered pps x{r['pps_ratio']:.3f}, "
+        mbit = "-" if r["mbit_ratio"] is None else f"x{r['mbit_ratio']:.3f}"
+        lines.append(f"  {r['label']:<11} {pps}Mbit/s {mbit}")
+    pp = per_packet(results)
+    if pp:
+        lines += [
+            "",
+            "per-packet process CPU in the forwarding processes (getrusage / datagrams read"
+            " from TUN + raw sockets):",
+            f"  {'measurement':<11} {'node':<5} {'packets':>10} {'user us':>8} {'sys us':>8} "
+            f"{'total us':>9} {'CPU share':>9} {'pps at 1 CPU':>12}",
+        ]
+        for r in pp:
+            lines.append(
+                f"  {r['measurement']:<11} {r['node']:<5} {r['packets']:>10,} {r['user_us']:>8.2f} "
+                f"{r['sys_us']:>8.2f} {r['total_us']:>9.2f} "
+                f"{_fmt(r['cpu_share'] and r['cpu_share'] * 100, '.0f') + '%':>9} "
+                f"{_fmt(r['pps_one_cpu'], ',.0f'):>12}"
+            )
+    drops = [(m.label, m.path, k, v) for m in results for k, v in m.drops.items() if v]
+    if drops:
+        lines += ["", "drops (kernel and forwarder counters):"]
+        lines += [f"  {p:<6} {lbl:<11} {k:<28} {v:>10,}" for lbl, p, k, v in drops]
+    for node, prof in (profiles or {}).items():
+        pk = max(1, int(prof["packets"]))
+        lines += [
+            "",
+            f"cProfile of {node} over its whole run ({pk:,} datagrams forwarded; own time per"
+            " forwarded datagram, thread CPU time, inflated by the profiler):",
+        ]
+        for r in prof["top"]:
+            lines.append(
+                f"  {r['own_s'] / pk * 1e6:7.2f} us  {r['calls']:>10,} calls  {r['function']}"
+            )
+    if codec:
+        lines += ["", "pure IP-in-IP codec in this process (us CPU per datagram, best of 5):"]
+        lines.append("  " + ", ".join(f"{k} {v:.2f}" for k, v in codec.items()))
+    return "\n".join(lines)

@@ -1,0 +1,480 @@
+"""``mip4 bench forwarding``: the user-space tunnel data plane on the namespace lab.
+
+This module is the orchestration and the command line: it builds the lab, starts the
+worker processes (:mod:`.workers`) in their namespaces, runs one measurement after another
+(direct, then through the tunnel), times the pure codec in this process, and hands the
+figures to :mod:`.report`. What is measured is described in the package's docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import timeit
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any
+
+from mip4.lab.build import Lab, LabError
+
+from .report import Measurement, format_table, per_packet, ratios
+from .workers import WORKERS, run_worker
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class Worker:
+    """A worker process in a lab namespace; its JSON lines arrive on a queue."""
+
+    def __init__(self, lab: Lab, node: str, name: str, params: dict[str, Any]) -> None:
+        self.name = name
+        argv = [
+            sys.executable,
+            "-m",
+            "mip4.tools.bench_forwarding",
+            "--worker",
+            name,
+            "--params",
+            json.dumps(params),
+        ]
+        # own session: a Ctrl-C at the terminal reaches the parent only, which stops us
+        self.proc = lab.popen(
+            node,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.lines.put(json.loads(raw))
+        self.lines.put(None)
+
+    def expect(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BenchError(f"{self.name}: timed out waiting for {what}")
+            try:
+                msg = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg is None:
+                self.lines.put(None)  # stays at end of stream
+                raise BenchError(f"{self.name}: exited (status {self.proc.wait()}) before {what}")
+            if msg.get("event") == "error":
+                raise BenchError(f"{self.name}: {msg['error']}")
+            if pred(msg):
+                return msg
+
+    def event(self, event: str, timeout: float) -> dict[str, Any]:
+        return self.expect(lambda m: m.get("event") == event, timeout, event)
+
+    def command(self, cmd: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.write(cmd.encode() + b"\n")
+            self.proc.stdin.flush()
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        self.command("stats")
+        return self.event("stats", timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask, then terminate, then kill (by process id)."""
+        if self.proc.poll() is None:
+            self.command("quit")
+            with contextlib.suppress(OSError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(2)
+        self._reader.join(2)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@dataclass
+class Options:
+    duration: float = 3.0
+    count: int = 1_000_000
+    rate: float = 0.0
+    payloads: tuple[int, ...] = (64, 1400)
+    tcp: bool = True
+    tcp_duration: float = 5.0
+    tcp_bytes: int = 256 << 20
+    lab_id: str = ""
+    #: nodes ("ha", "fa1") run under cProfile
+    profile: tuple[str, ...] = ()
+
+
+class Bench:
+    """The lab, the node workers, and one measurement after another."""
+
+    def __init__(self, lab: Lab, opts: Options) -> None:
+        self.lab = lab
+        self.opts = opts
+        self.nodes: dict[str, Worker] = {}
+        self.traffic: list[Worker] = []
+        self.mn_ip = str(lab.address("mn"))
+        self.profiles: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        for w in [*self.traffic, *self.nodes.values()]:
+            with contextlib.suppress(Exception):
+                w.stop()
+
+    def start_nodes(self) -> None:
+        for key in ("ha", "fa1", "mn"):
+            params = {"lab": self.lab.lab_id, "profile": key in self.opts.profile, "max_life": 1800}
+            self.nodes[key] = Worker(self.lab, key, key, params)
+        for w in self.nodes.values():
+            w.event("ready", 20)
+
+    def wait_mn(self, pred: Callable[[dict[str, Any]], bool], what: str, timeout: float) -> None:
+        self.nodes["mn"].expect(lambda m: m.get("event") == "state" and pred(m), timeout, what)
+
+    def _snapshot(self) -> dict[str, dict[str, Any]]:
+        return {k: w.stats() for k, w in self.nodes.items() if k in ("ha", "fa1")}
+
+    @staticmethod
+    def _cost(
+        before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+        cost: dict[str, dict[str, float]] = {}
+        drops: dict[str, int] = {}
+        for key, b in before.items():
+            a = after[key]
+            fb, fa = b["forwarder"], a["forwarder"]
+
+            def d(name: str, fb: dict[str, int] = fb, fa: dict[str, int] = fa) -> int:
+                return int(fa.get(name, 0)) - int(fb.get(name, 0))
+
+            packets = d("tun_read") + d("raw_read")
+            cost[key] = {
+                "cpu_user_s": round(a["cpu_user"] - b["cpu_user"], 4),
+                "cpu_sys_s": round(a["cpu_sys"] - b["cpu_sys"], 4),
+                "wall_s": round(a["wall"] - b["wall"], 4),
+                "packets": packets,
+                "encapsulated": d("encapsulated"),
+                "decapsulated": d("delivered_link") + d("delivered_tun"),
+            }
+            drops[f"{key}_tun_queue"] = a["tun_tx_dropped"] - b["tun_tx_dropped"]
+            drops[f"{key}_raw_socket"] = a["raw_drops"] - b["raw_drops"]
+            for k in set(fa) | set(fb):
+                if ("drop" in k or "full" in k or "deliver_E" in k) and d(k):
+                    drops[f"{key}_{k}"] = d(k)
+        return cost, drops
+
+    def _transfer(
+        self, kind: str, recv_args: dict[str, Any], send_args: dict[str, Any], timeout: float
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Run ``<kind>-recv`` on the mobile node and ``<kind>-send`` on the correspondent
+        towards it; returns (sender result, receiver result, snapshot before, after)."""
+        recv = Worker(self.lab, "mn", f"{kind}-recv", recv_args)
+        self.traffic.append(recv)
+        try:
+            recv.event("ready", 10)
+            send = Worker(self.lab, "cn", f"{kind}-send", {"dst": self.mn_ip, **send_args})
+            self.traffic.append(send)
+            send.event("ready", 15)
+            before = self._snapshot()
+            send.command("go")
+            s = send.event("result", timeout)
+            r = recv.event("result", timeout)
+            after = self._snapshot()
+            send.stop()
+        finally:
+            recv.stop()
+        return s, r, before, after
+
+    def udp(self, path: str, size: int) -> Measurement:
+        o = self.opts
+        life = int(o.duration + 30)
+        s, r, before, after = self._transfer(
+            "udp",
+            {"deadline": o.duration + 5.0, "max_life": life},
+            {
+                "size": size,
+                "duration": o.duration,
+                "count": o.count,
+                "rate": o.rate,
+                "max_life": life,
+            },
+            o.duration + 15,
+        )
+        cost, drops = self._cost(before, after)
+        drops["mn_udp_rcvbuf"] = int(r["rcvbuf_errors"])
+        return Measurement(
+            path,
+            "udp",
+            size,
+            float(s["elapsed"]),
+            int(s["sent"]),
+            int(r["packets"]),
+            float(r["window"]),
+            int(s["errors"]),
+            cost if path == "tunnel" else {},
+            drops,
+        )
+
+    def tcp(self, path: str) -> Measurement:
+        o = self.opts
+        life = int(o.tcp_duration + 40)
+        s, r, before, after = self._transfer(
+            "tcp",
+            {"deadline": o.tcp_duration + 20.0, "max_life": life},
+            {"duration": o.tcp_duration, "limit": o.tcp_bytes, "max_life": life},
+            o.tcp_duration + 30,
+        )
+        cost, _drops = self._cost(before, after)
+        return Measurement(
+            path,
+            "tcp",
+            0,
+            float(s["elapsed"]),
+            int(s["sent"]),
+            int(r["bytes"]),
+            float(r["window"]),
+            0,
+            cost if path == "tunnel" else {},
+        )
+
+    def measure(self, path: str) -> list[Measurement]:
+        out = [self.udp(path, size) for size in self.opts.payloads]
+        if self.opts.tcp:
+            out.append(self.tcp(path))
+        return out
+
+    def run(self) -> list[Measurement]:
+        lab = self.lab
+        self.start_nodes()
+        self.wait_mn(lambda m: m["state"] == "AT_HOME", "the mobile node at home", 15)
+        if not lab.wait_reachable("cn", self.mn_ip, within=10):
+            raise BenchError("CN cannot reach the mobile node at home")
+        results = self.measure("direct")
+        lab.move("a")
+        coa = str(lab.address("fa1"))
+        self.wait_mn(lambda m: m["registered"] and m["coa"] == coa, "registration through FA1", 20)
+        if not lab.wait_reachable("cn", self.mn_ip, within=10):
+            raise BenchError("CN cannot reach the mobile node through FA1")
+        results += self.measure("tunnel")
+        for key in self.opts.profile:
+            w = self.nodes[key]
+            w.command("quit")
+            prof = w.event("profile", 30)
+            final = w.event("stats", 30)
+            fs = final["forwarder"]
+            packets = int(fs.get("tun_read", 0)) + int(fs.get("raw_read", 0))
+            self.profiles[key] = {"packets": packets, "top": prof["top"]}
+        return results
+
+
+# ----------------------------------------------------------------------------------------
+
+
+# the pure data-plane cost, in this process
+# ----------------------------------------------------------------------------------------
+
+
+def codec_cost(sizes: Sequence[int], number: int = 20000) -> dict[str, float]:
+    """Microseconds of process CPU per call of the forwarder's IP-in-IP encapsulation and
+    decapsulation (best of 5), for inner datagrams carrying ``sizes`` bytes of UDP payload."""
+    from mip4.dataplane import Encapsulation, Tunnel, codecs
+    from mip4.wire.packets import ipv4_packet
+
+    encap, decap = codecs()[Encapsulation.IPIP]
+    tunnel = Tunnel(IPv4Address("10.1.0.2"), IPv4Address("10.2.0.2"))
+    out: dict[str, float] = {}
+    for size in sizes:
+        # a UDP datagram of ``size`` payload bytes, all zero (header included), TTL 63
+        inner = ipv4_packet(
+            IPv4Address("198.51.100.10"), IPv4Address("10.1.0.100"), 17, bytes(8 + size), ttl=63
+        )
+        view = memoryview(bytearray(inner))
+        outer = encap(view, tunnel, None)
+        outer_view = memoryview(bytes(outer))
+        for name, fn in (
+            (f"encapsulate_{size}", lambda v=view: encap(v, tunnel, None)),
+            (f"decapsulate_{size}", lambda v=outer_view: decap(v)),
+        ):
+            best = min(timeit.repeat(fn, number=number, repeat=5, timer=time.process_time))
+            out[name] = round(best / number * 1e6, 3)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per UDP run (3)")
+    p.add_argument(
+        "--count", type=int, default=1_000_000, help="at most this many datagrams per UDP run"
+    )
+    p.add_argument("--rate", type=float, default=0.0, help="UDP datagrams/s (0: blast)")
+    p.add_argument(
+        "--payloads",
+        default="64,1400",
+        help="UDP payload sizes, comma-separated (default 64,1400; at most 1400)",
+    )
+    p.add_argument("--tcp-duration", type=float, default=5.0, help="seconds of TCP (5)")
+    p.add_argument("--tcp-mib", type=int, default=256, help="at most this many MiB of TCP (256)")
+    p.add_argument("--no-tcp", action="store_true", help="skip the TCP goodput runs")
+    p.add_argument("--no-codec", action="store_true", help="skip the in-process codec timing")
+    p.add_argument(
+        "--profile",
+        action="append",
+        choices=["ha", "fa1"],
+        default=[],
+        help="run this node's engine and forwarder under cProfile and print where the time"
+        " goes (repeatable; slows that node down)",
+    )
+    p.add_argument("--lab-id", default="", help="lab id (default: q + 4 random hex digits)")
+    p.set_defaults(func=run)
+
+
+def options(args: argparse.Namespace) -> Options:
+    payloads = tuple(int(x) for x in str(args.payloads).split(",") if x.strip())
+    if not payloads or any(not 8 <= s <= 1400 for s in payloads):
+        raise ValueError("--payloads: sizes between 8 and 1400")
+    if not 0 < args.duration <= 60 or not 0 < args.tcp_duration <= 60:
+        raise ValueError("--duration and --tcp-duration: more than 0, at most 60 s")
+    if not 0 < args.count <= 10_000_000 or not 0 < args.tcp_mib <= 4096:
+        raise ValueError("--count at most 10,000,000; --tcp-mib at most 4096")
+    return Options(
+        duration=args.duration,
+        count=args.count,
+        rate=args.rate,
+        payloads=payloads,
+        tcp=not args.no_tcp,
+        tcp_duration=args.tcp_duration,
+        tcp_bytes=args.tcp_mib << 20,
+        lab_id=args.lab_id or "q" + secrets.token_hex(2),
+        profile=tuple(dict.fromkeys(args.profile)),
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the lab is torn down."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        opts = options(args)
+    except ValueError as exc:
+        print(f"mip4 bench forwarding: {exc}", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("mip4 bench forwarding: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    header: dict[str, Any] = {
+        "lab": opts.lab_id,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load": round(os.getloadavg()[0], 2),
+        "udp": f"{opts.duration:g} s / <= {opts.count:,} datagrams, "
+        + (f"{opts.rate:,.0f}/s" if opts.rate else "blast"),
+        "tcp": f"{opts.tcp_duration:g} s / <= {opts.tcp_bytes >> 20} MiB" if opts.tcp else "off",
+        **({"profiled": ",".join(opts.profile)} if opts.profile else {}),
+    }
+    codec = {} if args.no_codec else codec_cost(opts.payloads)
+    try:
+        with _sigterm_raises(), Lab(opts.lab_id, ingress_filter=True) as lab:
+            bench = Bench(lab, opts)
+            try:
+                results = bench.run()
+                profiles = bench.profiles
+            finally:
+                bench.close()
+    except (BenchError, LabError) as exc:
+        print(f"mip4 bench forwarding: {exc}", file=sys.stderr)
+        return 1
+    header["load_after"] = round(os.getloadavg()[0], 2)
+    if args.json:
+        out = dict(header)
+        out["results"] = [m.as_dict() for m in results]
+        out["ratios"] = ratios(results)
+        out["per_packet"] = per_packet(results)
+        out["codec_us"] = codec
+        if profiles:
+            out["profiles"] = profiles
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_table(results, header, codec, profiles))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``forwarding`` to a subparsers object (e.g. ``mip4 bench``'s, if it grows
+    subcommands)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "forwarding",
+        help="tunnel forwarding rate and TCP goodput on the namespace lab",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    add_arguments(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="mip4 bench forwarding",
+        description="The tunnel data plane on the namespace lab: UDP rate and TCP goodput, "
+        "tunnelled (CN -> HA -> FA1 -> MN) against direct, in the same run.",
+    )
+    add_arguments(p)
+    p.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
+    p.add_argument("--params", default="{}", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        return run_worker(args.worker, json.loads(args.params))
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from mip4.core.counters import Counters
+from mip4.core.engine import Engine
 from mip4.core.events import IcmpReceived, LinkDown, LinkUp, UdpReceived
 from mip4.core.mn_state import MN_TRANSITIONS, MnInput, MnState, legal_pairs
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
@@ -326,3 +328,11 @@ def test_any_input_in_any_state_is_no_protocol_error(start: str, raw: str) -> No
     RAW[raw](n)
     assert n.mn.counters.discarded["protocol_error"] == 0
     assert n.mn.counters.discarded["internal_error"] == 0
+
+
+def test_mobile_node_is_an_engine() -> None:
+    """The shared engine shape (mip4.core.engine): mypy checks the assignment, the boundary
+    counts into the shared Counters."""
+    engine: Engine = Node().mn
+    assert isinstance(engine.counters, Counters)
+    assert engine.next_deadline() is None

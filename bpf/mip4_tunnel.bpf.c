@@ -37,7 +37,8 @@
  * into an MTU-limited tunnel device send "fragmentation needed" and "time
  * exceeded" as RFC 2003 §4-5 require): no route, packet too big, inner TTL
  * expiring, minimal encapsulation of a GSO packet or a fragment when the
- * binding forbids the IP-in-IP fallback, IP options. Every outcome is
+ * binding forbids the IP-in-IP fallback, a source that is the tunnel exit
+ * (RFC 2003 §3.2). Every outcome is
  * counted in mip4_events (per CPU), every tunnelled packet in mip4_stats
  * (per CPU, per binding and direction).
  *
@@ -120,12 +121,13 @@ enum mip4_event {
 	MIP4_EV_SLOW_TTL = 5,	   /* inner TTL would expire here */
 	MIP4_EV_SLOW_MINIMAL = 6,  /* minimal + GSO/fragment, strict binding */
 	MIP4_EV_MINIMAL_FALLBACK = 7, /* minimal + GSO/fragment: sent IP in IP */
-	MIP4_EV_SLOW_OPTIONS = 8,     /* IP options where we do not handle them */
 	MIP4_EV_DECAP_UNKNOWN_PEER = 9, /* tunnel packet from an unregistered pair */
 	MIP4_EV_DECAP_BAD = 10,	       /* malformed / unsupported tunnel header */
 	MIP4_EV_DECAP_KEY = 11,	       /* GRE key missing or wrong */
-	MIP4_EV_ERROR = 12,	       /* a helper failed: untouched or dropped */
+	MIP4_EV_ERROR = 12,	       /* cannot happen: dropped */
 	MIP4_EV_SLOW_FWD_DISABLED = 13, /* fib lookup: forwarding disabled */
+	MIP4_EV_SLOW_LOOP = 14,	 /* RFC 2003 §3.2: source is the tunnel exit */
+	MIP4_EV_SLOW_ADJUST = 15, /* the kernel refused to make room: untouched */
 	MIP4_EV_MAX = 16,
 };
 
@@ -263,13 +265,18 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	__u32 overhead, ifindex, mtu;
 	int gso = skb->gso_size != 0, with_src = 0, fragment;
 	__be32 orig_src, orig_dst;
-	__u8 proto, tos;
+	__u8 proto, tos, ttl;
 	__be16 id;
 	long rc = 0;
 
 	if ((void *)(ip + 1) > data_end)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
-	if (dec_ttl && ip->ttl <= 1) /* RFC 791: the kernel sends time exceeded */
+	/* RFC 2003 §3.2: never tunnel a datagram whose source is the exit point */
+	if (ip->saddr == t->remote)
+		return event(MIP4_EV_SLOW_LOOP, TC_ACT_OK);
+	/* RFC 2003 §3.1: TTL - 1 when forwarding, the kernel sends time
+	 * exceeded if that reaches 0; never encapsulate a TTL-0 datagram */
+	if (ip->ttl <= (dec_ttl ? 1 : 0))
 		return event(MIP4_EV_SLOW_TTL, TC_ACT_OK);
 	frag = bpf_ntohs(ip->frag_off);
 	fragment = (frag & (IP_MF | IP_OFFMASK)) != 0;
@@ -289,6 +296,7 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	proto = ip->protocol;
 	tos = ip->tos;
 	id = ip->id;
+	ttl = ip->ttl - (dec_ttl ? 1 : 0);
 
 	/* Route to the tunnel exit before touching the packet. A GSO packet is
 	 * checked by the kernel's segmentation (adjust_room shrinks gso_size by
@@ -318,24 +326,20 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 		ifindex = fib.ifindex;
 	}
 
-	/* Inner TTL - 1 with an incrementally updated checksum (RFC 1624). */
-	if (dec_ttl) {
-		old_word = *(__u16 *)&ip->ttl;
-		ip->ttl -= 1;
-		ip->check = csum_replace2(ip->check, old_word, *(__u16 *)&ip->ttl);
-	}
-
+	/* Make room after the Ethernet header. The ENCAP flags set the GSO
+	 * type so the kernel segments a GSO packet as IPIP/GRE; a failure
+	 * leaves the packet as it was: slow path. */
 	if (encap == MIP4_ENCAP_MINIMAL) {
-		/* Non-GSO only: a plain insertion after the Ethernet header. */
+		/* non-GSO only: a plain insertion */
 		if (bpf_skb_adjust_room(skb, overhead, BPF_ADJ_ROOM_MAC, 0))
-			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+			return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
 	} else {
 		__u64 f = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
 
 		if (encap == MIP4_ENCAP_GRE)
 			f |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
 		if (bpf_skb_adjust_room(skb, overhead, BPF_ADJ_ROOM_MAC, f))
-			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+			return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
 	}
 
 	data = (void *)(long)skb->data;
@@ -344,6 +348,18 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	ip = data + sizeof(*eth);
 	if ((void *)(ip + 1) + 12 > data_end) /* outer header + up to 12 bytes */
 		return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+
+	/* Inner TTL - 1 with an incrementally updated checksum (RFC 1624);
+	 * the minimal header rewrites the original header below. */
+	if (dec_ttl && encap != MIP4_ENCAP_MINIMAL) {
+		struct iphdr *in = (void *)ip + (overhead & 0x1f);
+
+		if ((void *)(in + 1) > data_end)
+			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+		old_word = *(__u16 *)&in->ttl;
+		in->ttl -= 1;
+		in->check = csum_replace2(in->check, old_word, *(__u16 *)&in->ttl);
+	}
 
 	/* Outer header (RFC 2003 §3.1; RFC 2004 §3 rewrites the original). */
 	ip->version = 4;
@@ -362,6 +378,7 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 		/* a minimal header is never sent for a fragment: the outer
 		 * flags are the original's DF alone */
 		ip->protocol = IPPROTO_MINIMAL;
+		ip->ttl = ttl; /* RFC 2004 §3: the original header, modified */
 		m[0] = proto;
 		m[1] = with_src ? MINIMAL_S : 0;
 		m[2] = 0;
@@ -470,7 +487,7 @@ int mip4_decap(struct __sk_buff *skb)
 	struct mip4_peer_key pk;
 	struct mip4_peer *peer;
 	void *data_end;
-	__u32 hlen, strip;
+	__u32 hlen, strip, inner_len;
 	__u8 *l4;
 
 	if (!ip)
@@ -492,7 +509,8 @@ int mip4_decap(struct __sk_buff *skb)
 	l4 = (__u8 *)ip + hlen;
 
 	if (ip->protocol == IPPROTO_IPIP) {
-		if ((void *)(l4 + 20) > data_end || (l4[0] >> 4) != 4)
+		/* RFC 2003 §3.1: an inner TTL of 0 MUST be discarded: left to the stack */
+		if ((void *)(l4 + 20) > data_end || (l4[0] >> 4) != 4 || l4[8] == 0)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		strip = hlen;
 	} else if (ip->protocol == IPPROTO_GRE) {
@@ -517,7 +535,8 @@ int mip4_decap(struct __sk_buff *skb)
 		}
 		if (gflags & GRE_FLAG_S)
 			glen += 4;
-		if ((void *)(l4 + glen + 20) > data_end || (l4[glen] >> 4) != 4)
+		if ((void *)(l4 + glen + 20) > data_end || (l4[glen] >> 4) != 4 ||
+		    l4[glen + 8] == 0)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		strip = hlen + glen;
 	} else {
@@ -529,7 +548,7 @@ int mip4_decap(struct __sk_buff *skb)
 		__u16 tot;
 		struct iphdr o;
 
-		if (hlen != 20 || (void *)(l4 + 12) > data_end)
+		if (hlen != 20 || (void *)(l4 + 12) > data_end || ip->ttl == 0)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		mlen = (l4[1] & MINIMAL_S) ? 12 : 8;
 		sum = (__u32)((__u16 *)l4)[0] + ((__u16 *)l4)[1] + ((__u16 *)l4)[2] +
@@ -559,9 +578,10 @@ int mip4_decap(struct __sk_buff *skb)
 			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
 		return event(MIP4_EV_DECAP, TC_ACT_OK);
 	}
-	count(pk.remote, MIP4_DIR_DECAP, bpf_ntohs(ip->tot_len) - strip);
+	inner_len = bpf_ntohs(ip->tot_len) - strip;
 	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
-		return event(MIP4_EV_ERROR, TC_ACT_OK);
+		return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
+	count(pk.remote, MIP4_DIR_DECAP, inner_len);
 	return event(MIP4_EV_DECAP, TC_ACT_OK);
 }
 

@@ -98,12 +98,13 @@ class Event(IntEnum):
     SLOW_TTL = 5
     SLOW_MINIMAL = 6
     MINIMAL_FALLBACK = 7
-    SLOW_OPTIONS = 8
     DECAP_UNKNOWN_PEER = 9
     DECAP_BAD = 10
     DECAP_KEY = 11
     ERROR = 12
     SLOW_FWD_DISABLED = 13
+    SLOW_LOOP = 14
+    SLOW_ADJUST = 15
 
 
 _TF_GRE_KEY = 0x01

@@ -177,6 +177,7 @@ _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes
 #: libbpf's last messages, for the error of a failed call.
 LOG_TAIL: deque[str] = deque(maxlen=60)
 
+_LIBBPF_INFO = 1  # enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
 _lib: ctypes.CDLL | None = None
 _printer: Any = None
 
@@ -189,7 +190,8 @@ def _on_print(level: int, fmt: bytes | None, ap: int | None) -> int:
     libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
     libc.vsnprintf(buf, len(buf), fmt, ap)
     line = buf.value.decode("utf-8", "replace")
-    LOG_TAIL.append(line)
+    if level <= _LIBBPF_INFO:  # warnings and the verifier's log, not the debug chatter
+        LOG_TAIL.append(line)
     log.debug("libbpf: %s", line.rstrip())
     return 0
 

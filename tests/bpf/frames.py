@@ -56,13 +56,14 @@ def inner(
     payload_len: int = 2,
     identification: int = 0x1C46,
     options: bytes = b"",
+    dport: int = 53,
 ) -> bytes:
     flags = (IPFlags.DF if df else IPFlags(0)) | (IPFlags.MF if mf else IPFlags(0))
     return IPv4Packet.build(
         src,
         dst,
         IPProtocol.UDP,
-        udp(payload_len),
+        udp(payload_len, dport=dport),
         ttl=ttl,
         tos=tos,
         identification=identification,
@@ -109,3 +110,15 @@ def in_private_netns(func: Callable[[], T], *, forwarding: bool) -> T:
     if error:
         raise error[0]
     return result[0]
+
+
+def rfc1071(data: bytes) -> int:
+    """The RFC 1071 §4.1 word loop, independent of :func:`mip4.wire.ip.internet_checksum`:
+    0 over data that includes a correct checksum."""
+    if len(data) % 2:
+        data += b"\0"
+    s = 0
+    for i in range(0, len(data), 2):
+        s += (data[i] << 8) | data[i + 1]
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF

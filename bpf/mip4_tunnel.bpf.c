@@ -321,7 +321,8 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 			return event(MIP4_EV_SLOW_TOO_BIG, TC_ACT_OK);
 		if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 			return event(MIP4_EV_SLOW_FWD_DISABLED, TC_ACT_OK);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) ||
+		    !fib.ifindex)
 			return event(MIP4_EV_SLOW_NO_ROUTE, TC_ACT_OK);
 		ifindex = fib.ifindex;
 	}
@@ -405,8 +406,6 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	ip->check = ip_csum20(ip);
 
 	count(key, dir, inner_len);
-	if (!t->oif && !fib.ifindex)
-		return event(MIP4_EV_ERROR, TC_ACT_SHOT);
 	if (!t->oif && rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);

@@ -182,13 +182,16 @@ _lib: ctypes.CDLL | None = None
 _printer: Any = None
 
 
+_vsnprintf = ctypes.CDLL(None).vsnprintf
+_vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+_vsnprintf.restype = ctypes.c_int
+
+
 def _on_print(level: int, fmt: bytes | None, ap: int | None) -> int:
     if fmt is None:
         return 0
-    libc = ctypes.CDLL(None)
     buf = ctypes.create_string_buffer(1024)
-    libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
-    libc.vsnprintf(buf, len(buf), fmt, ap)
+    _vsnprintf(buf, len(buf), fmt, ap)
     line = buf.value.decode("utf-8", "replace")
     if level <= _LIBBPF_INFO:  # warnings and the verifier's log, not the debug chatter
         LOG_TAIL.append(line)

@@ -13,11 +13,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address as A
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -26,6 +31,7 @@ from mip4.io.bpf.plane import (
     TC_ACT_REDIRECT,
     BpfPlane,
     Direction,
+    Encap,
     Event,
     MapName,
     Peer,
@@ -128,7 +134,22 @@ def _echo(cn: Netns, mn: Netns, home: A, count: int = 3) -> bool:
     return True
 
 
-def test_tunnel_both_ways_restart_and_clean_stop(make_netns: MakeNetns, bpffs: Path) -> None:
+class Path3(NamedTuple):
+    """Correspondent -- home agent -- co-located node (care-of address 10.30.0.2, home
+    address 10.20.0.50 on its loopback: the node is away from home)."""
+
+    cn: Netns
+    ha: Netns
+    coa: Netns
+    h0: int  # the home agent's device towards the correspondent (HA program at ingress)
+    h1: int  # the home agent's device towards the care-of address (decapsulation)
+    f0: int  # the node's device (decapsulation at ingress, reverse tunnel at egress)
+
+
+HOME_ADDR, HA_ADDR, COA_ADDR = A("10.20.0.50"), A("10.30.0.1"), A("10.30.0.2")
+
+
+def _path3(make_netns: MakeNetns) -> Path3:
     cn, ha, coa = make_netns("cn"), make_netns("ha"), make_netns("co")
     cn.add_veth("c0", "h0", ha)
     ha.add_veth("h1", "f0", coa)
@@ -141,14 +162,27 @@ def test_tunnel_both_ways_restart_and_clean_stop(make_netns: MakeNetns, bpffs: P
         n.set_up(dev)
         n.add_address(dev, addr)
     coa.set_up("lo")
-    coa.add_address("lo", "10.20.0.50/32")  # the home address, away from home
+    coa.add_address("lo", f"{HOME_ADDR}/32")
     cn.add_route("0.0.0.0/0", gateway="10.10.0.1")
     coa.add_route("0.0.0.0/0", gateway="10.30.0.1")
     write_sysctl("net.ipv4.ip_forward", 1, ha.name)
     for key in ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.h1.rp_filter"):
         write_sysctl(key, 0, ha.name)
-    home, ha_addr, coa_addr = A("10.20.0.50"), A("10.30.0.1"), A("10.30.0.2")
-    h0, h1, f0 = ha.index("h0"), ha.index("h1"), coa.index("f0")
+    return Path3(cn, ha, coa, ha.index("h0"), ha.index("h1"), coa.index("f0"))
+
+
+def _node_side(p: Path3, plane: BpfPlane, key: int | None = None) -> None:
+    """The co-located node: decapsulate from its home agent, reverse-tunnel its replies."""
+    plane.set_peer(Peer(COA_ADDR, HA_ADDR, key))
+    plane.set_reverse(HOME_ADDR, Tunnel(COA_ADDR, HA_ADDR, oif=p.f0, mtu=1500))
+    p.coa.run(lambda: plane.attach(p.f0, Program.DECAP))
+    p.coa.run(lambda: plane.attach(p.f0, Program.HOST_ENCAP, ingress=False))
+
+
+def test_tunnel_both_ways_restart_and_clean_stop(make_netns: MakeNetns, bpffs: Path) -> None:
+    p = _path3(make_netns)
+    cn, ha, coa, h0, h1 = p.cn, p.ha, p.coa, p.h0, p.h1
+    home, ha_addr, coa_addr = HOME_ADDR, HA_ADDR, COA_ADDR
     assert not _echo(cn, coa, home, 1)  # no tunnel, no route: unreachable
 
     ha_pins = bpffs / "ha"
@@ -161,11 +195,7 @@ def test_tunnel_both_ways_restart_and_clean_stop(make_netns: MakeNetns, bpffs: P
         ha_plane.set_peer(Peer(ha_addr, coa_addr))
         first = ha.run(lambda: ha_plane.attach(h0, Program.HA_ENCAP))
         ha.run(lambda: ha_plane.attach(h1, Program.DECAP))
-        # co-located node: decapsulate from its home agent, reverse-tunnel its replies
-        mn_plane.set_peer(Peer(coa_addr, ha_addr))
-        mn_plane.set_reverse(home, Tunnel(coa_addr, ha_addr, oif=f0, mtu=1500))
-        coa.run(lambda: mn_plane.attach(f0, Program.DECAP))
-        coa.run(lambda: mn_plane.attach(f0, Program.HOST_ENCAP, ingress=False))
+        _node_side(p, mn_plane)
 
         assert _echo(cn, coa, home)
         ev_ha, ev_mn = ha_plane.events(), mn_plane.events()
@@ -205,3 +235,84 @@ def test_tunnel_both_ways_restart_and_clean_stop(make_netns: MakeNetns, bpffs: P
     finally:
         ha_plane.close()
         mn_plane.close()
+
+
+def _tcp_transfer(p: Path3, size: int) -> tuple[bytes, bytes, float]:
+    """``size`` random bytes correspondent -> home address over TCP; the SHA-256 of what
+    was sent and of what arrived, and the seconds it took."""
+    payload = os.urandom(size)
+
+    def listen() -> socket.socket:
+        s = socket.socket()
+        s.bind((str(HOME_ADDR), 7778))
+        s.listen(1)
+        s.settimeout(10)
+        return s
+
+    def connect() -> socket.socket:
+        s = socket.socket()
+        s.settimeout(10)
+        s.connect((str(HOME_ADDR), 7778))
+        return s
+
+    got: list[bytes] = []
+
+    def serve(srv: socket.socket) -> None:
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                h = hashlib.sha256()
+                while chunk := conn.recv(1 << 16):
+                    h.update(chunk)
+                got.append(h.digest())
+        except OSError as e:  # reported through the digest
+            got.append(f"server: {e!r}".encode())
+
+    with run_in_netns(p.coa.name, listen) as srv:
+        t = threading.Thread(target=serve, args=(srv,), daemon=True)
+        t.start()
+        start = time.monotonic()
+        with run_in_netns(p.cn.name, connect) as c:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            t.join(30)
+        took = time.monotonic() - start
+    return hashlib.sha256(payload).digest(), got[0] if got else b"", took
+
+
+@pytest.mark.parametrize(
+    ("encap", "key"),
+    [(Encap.IPIP, None), (Encap.GRE, None), (Encap.GRE, 42), (Encap.MINIMAL, None)],
+    ids=["ipip", "gre", "gre-key", "minimal"],
+)
+def test_tcp_with_gso_through_the_fast_path(
+    make_netns: MakeNetns, encap: Encap, key: int | None
+) -> None:
+    """A TCP transfer from the correspondent: its TSO super-packets reach the home agent's
+    ingress as GSO packets, are encapsulated as a unit (ENCAP flags: the kernel segments
+    them as IPIP/GRE; minimal falls back to IP in IP for them), and the node strips them with
+    FIXED_GSO. Every byte arrives; fewer packets were encapsulated than the transfer has
+    segments (so GSO packets did take the fast path); the ACKs come back reverse-tunnelled."""
+    p = _path3(make_netns)
+    size = 8 << 20
+    with BpfPlane() as ha_plane, BpfPlane() as mn_plane:
+        ha_plane.set_binding(HOME_ADDR, Tunnel(HA_ADDR, COA_ADDR, encap, key=key))
+        ha_plane.set_peer(Peer(HA_ADDR, COA_ADDR))
+        p.ha.run(lambda: ha_plane.attach(p.h0, Program.HA_ENCAP))
+        p.ha.run(lambda: ha_plane.attach(p.h1, Program.DECAP))
+        _node_side(p, mn_plane, key)
+
+        sent, got, took = _tcp_transfer(p, size)
+        ev = ha_plane.events()
+        assert got == sent, (got, ev, mn_plane.events())
+        segments = size // 1448
+        assert 0 < ev[Event.ENCAP] < segments, ev
+        assert ev[Event.SLOW_ADJUST] == 0 and ev[Event.ERROR] == 0
+        assert mn_plane.events()[Event.DECAP] > 0
+        assert mn_plane.events()[Event.ENCAP] > 0  # ACKs, reverse tunnel
+        if encap is Encap.MINIMAL:
+            assert ev[Event.MINIMAL_FALLBACK] > 0
+        print(
+            f"{encap.name} key={key}: {size * 8 / took / 1e9:.2f} Gbit/s, "
+            f"{ev[Event.ENCAP]} encapsulations for {segments} segments"
+        )

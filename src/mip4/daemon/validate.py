@@ -37,6 +37,7 @@ from mip4.core.foreign_agent import ForeignAgentConfig
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
 from mip4.core.registration import ConfigError
+from mip4.errors import Mip4Error
 
 if TYPE_CHECKING:
     from mip4.security.sa import SecurityAssociation
@@ -65,7 +66,7 @@ MAX_KEY_FILE_BYTES = 64 << 10
 MIN_KEY_BYTES = 16
 
 
-class FileRefused(ValueError):
+class FileRefused(Mip4Error, ValueError):
     """A file that is not read: not a regular file, too large, or unreadable. The message
     says why, without the path (the caller adds it with the key that named the file)."""
 

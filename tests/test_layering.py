@@ -31,6 +31,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "wire": frozenset(),
     "security": frozenset({"wire"}),
     "dataplane": frozenset({"wire"}),
+    "aaa": frozenset({"security", "wire"}),
     "core": frozenset({"wire", "security", "dataplane"}),
     "io": frozenset({"core", "dataplane", "security", "wire"}),
     "daemon": frozenset({"io", "core", "dataplane", "security", "wire"}),

@@ -11,6 +11,7 @@ leave the :class:`~mip4.aaa.policy.RadiusServer` objects: nothing here logs pack
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Sequence
@@ -107,6 +108,7 @@ class RadiusClient:
         self._endpoints: dict[tuple[int, bool], _Endpoint] = {}
         self._ids: dict[tuple[int, bool], itertools.cycle[int]] = {}
         self._pending: dict[tuple[int, bool, int], _Pending] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"RadiusClient(servers={self.servers!r}, policy={self.policy!r})"
@@ -121,11 +123,18 @@ class RadiusClient:
         self._pending.clear()
 
     async def _endpoint(self, key: tuple[int, bool]) -> _Endpoint:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # sockets belong to one event loop: start afresh
+            for old in self._endpoints.values():
+                if old.transport is not None:
+                    with contextlib.suppress(RuntimeError):  # that loop may be closed
+                        old.transport.close()
+            self._endpoints.clear()
+            self._loop = loop
         ep = self._endpoints.get(key)
         if ep is None:
             server = self.servers[key[0]]
             port = self.acct_ports[server.name] if key[1] else server.port
-            loop = asyncio.get_running_loop()
             _, ep = await loop.create_datagram_endpoint(
                 lambda: _Endpoint(self, key), remote_addr=(str(server.address), port)
             )

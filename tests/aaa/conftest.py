@@ -74,7 +74,11 @@ class FreeRadius:
     @property
     def server(self) -> RadiusServer:
         return RadiusServer(
-            "fr", self.config.address, self.config.auth_port, RADIUS_SECRET.encode()
+            "fr",
+            self.config.address,
+            self.config.auth_port,
+            RADIUS_SECRET.encode(),
+            acct_port=self.config.acct_port,
         )
 
     def write(self) -> None:

@@ -21,6 +21,7 @@ from mip4.aaa.messages import (
     AaaAnswer,
     AaaRequest,
     AaaResult,
+    AccountingAnswer,
     AccountingRecord,
     AcctStatus,
     TerminateCause,
@@ -39,9 +40,7 @@ FAST = Policy(timeout=0.5, retries=2)
 
 
 def client(fr: FreeRadius, *servers: RadiusServer, policy: Policy = FAST) -> RadiusClient:
-    chosen = list(servers) or [fr.server]
-    ports = {s.name: fr.config.acct_port for s in chosen if s.port == fr.config.auth_port}
-    return RadiusClient(chosen, policy, acct_ports=ports)
+    return RadiusClient(list(servers) or [fr.server], policy)
 
 
 def ask(c: RadiusClient, nai: str, secret: bytes, ident: int = 1) -> AaaAnswer:
@@ -121,12 +120,10 @@ def test_server_stopped_mid_run_times_out_then_recovers(freeradius: FreeRadius) 
 def test_second_server_takes_over_when_the_first_is_silent(
     freeradius: FreeRadius, silent_udp: tuple[int, int]
 ) -> None:
-    silent = RadiusServer("silent", IPv4Address("127.0.0.1"), silent_udp[0], b"whatever")
-    c = RadiusClient(
-        [silent, freeradius.server],
-        FAST,
-        acct_ports={"silent": silent_udp[1], "fr": freeradius.config.acct_port},
+    silent = RadiusServer(
+        "silent", IPv4Address("127.0.0.1"), silent_udp[0], b"whatever", acct_port=silent_udp[1]
     )
+    c = RadiusClient([silent, freeradius.server], FAST)
     ans = ask(c, MN1.nai, MN1.secret)
     assert ans.result is AaaResult.ACCEPT and ans.server == "fr"
     assert ans.authorization is not None and ans.authorization.mn_ha_key == MN1.mn_ha_key
@@ -144,8 +141,8 @@ def test_second_server_takes_over_when_the_first_is_silent(
         home_agent=IPv4Address("192.0.2.1"),
         nas_address=FA,
     )
-    acct = run(c, c.account(rec))
-    assert acct.ok and acct.server == "fr"
+    acct = run(c, c.perform(rec))
+    assert isinstance(acct, AccountingAnswer) and acct.ok and acct.server == "fr"
     assert c.acct_counters["silent"].timeouts == 3
 
 

@@ -30,14 +30,22 @@ class RadiusServer:
 
     name: str
     address: IPv4Address
+    #: the authentication port (1812 by IANA)
     port: int
     secret: bytes = field(repr=False)
+    #: the accounting port; 0 means ``port + 1`` (1813 for 1812)
+    acct_port: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"RADIUS server {self.name}: port {self.port} out of range")
+        for what, port in (("port", self.port), ("acct_port", self.acct_port or 1)):
+            if not 0 < port < 65536:
+                raise ValueError(f"RADIUS server {self.name}: {what} {port} out of range")
         if not self.secret:
             raise ValueError(f"RADIUS server {self.name}: empty shared secret")
+
+    @property
+    def accounting_port(self) -> int:
+        return self.acct_port or self.port + 1
 
 
 @dataclass(frozen=True)

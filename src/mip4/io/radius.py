@@ -85,22 +85,25 @@ class RadiusClient:
     """Authentication and accounting against the configured servers, in order.
 
     ``servers`` are tried in order for each request (:class:`~mip4.aaa.policy.Exchange`);
-    accounting goes to each server's ``acct_ports`` entry (default: its port + 1)."""
+    accounting goes to each server's :attr:`~mip4.aaa.policy.RadiusServer.accounting_port`.
+
+    The engines' side: :meth:`perform` takes an :class:`~mip4.aaa.messages.AaaRequest` or
+    :class:`~mip4.aaa.messages.AccountingRecord` action and returns the event to feed back."""
 
     def __init__(
         self,
         servers: Sequence[RadiusServer],
         policy: Policy | None = None,
         *,
-        acct_ports: dict[str, int] | None = None,
         dictionary: Any = None,
     ) -> None:
         if not servers:
             raise ValueError("no RADIUS server configured")
+        names = [s.name for s in servers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"RADIUS server names must be unique: {names}")
         self.servers = list(servers)
         self.policy = policy or Policy()
-        self.acct_ports = {s.name: s.port + 1 for s in self.servers}
-        self.acct_ports.update(acct_ports or {})
         self.dictionary = dictionary if dictionary is not None else load_dictionary()
         #: per-server counters, authentication and accounting apart
         self.counters: dict[str, ServerCounters] = {}
@@ -134,7 +137,7 @@ class RadiusClient:
         ep = self._endpoints.get(key)
         if ep is None:
             server = self.servers[key[0]]
-            port = self.acct_ports[server.name] if key[1] else server.port
+            port = server.accounting_port if key[1] else server.port
             _, ep = await loop.create_datagram_endpoint(
                 lambda: _Endpoint(self, key), remote_addr=(str(server.address), port)
             )
@@ -267,3 +270,16 @@ class RadiusClient:
         if got is None:
             return AccountingAnswer(rec.request_id, False)
         return AccountingAnswer(rec.request_id, True, self.servers[got[1]].name)
+
+    async def perform(self, action: AaaRequest | AccountingRecord) -> AaaAnswer | AccountingAnswer:
+        """Carry out one AAA action of an engine; the result is the event to feed it."""
+        if isinstance(action, AaaRequest):
+            return await self.authenticate(action)
+        return await self.account(action)
+
+    def counters_snapshot(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
+        """Per-server counters for ``mip4 status`` (no secrets)."""
+        return {
+            "auth": {name: c.as_dict() for name, c in self.counters.items()},
+            "acct": {name: c.as_dict() for name, c in self.acct_counters.items()},
+        }

@@ -77,6 +77,18 @@ def test_accept_returns_the_authorization(freeradius: FreeRadius) -> None:
     assert cnt.rtt_last is not None and 0 <= cnt.rtt_last < FAST.timeout
 
 
+@pytest.mark.parametrize("length", [1, 237, 238, 255])
+def test_challenge_lengths_verify_with_stock_chap(freeradius: FreeRadius, length: int) -> None:
+    # challenge[-237:] keeps CHAP-Challenge within 253 bytes; with 238+ bytes the first byte
+    # is CHAP ident only, with fewer it also opens the hashed tail (RFC 4721 §7)
+    challenge = bytes((i * 13 + 5) % 256 for i in range(length))
+    c = client(freeradius)
+    for secret, expected in ((MN1.secret, AaaResult.ACCEPT), (b"wrong", AaaResult.REJECT)):
+        rrq = mn_aaa_rrq(MN1.nai, secret, challenge)
+        req = AaaRequest.from_registration(1, rrq, nas_address=FA)
+        assert run(c, c.authenticate(req)).result is expected
+
+
 def test_wrong_mn_aaa_secret_is_rejected_with_no_attributes(freeradius: FreeRadius) -> None:
     c = client(freeradius)
     ans = ask(c, MN1.nai, b"not-the-secret")

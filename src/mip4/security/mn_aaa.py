@@ -23,6 +23,7 @@ twice (once as CHAP ident). The agent never learns the MN-AAA secret. Pure: stdl
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from mip4.wire.ext_auth import (
@@ -73,8 +74,6 @@ def chap_challenge(covered: bytes, challenge: bytes) -> bytes:
 
 def radius_chap_ok(secret: bytes, password: bytes, challenge: bytes) -> bool:
     """What a RADIUS server's CHAP check computes (RFC 2865 §5.3): an independent oracle."""
-    import hmac
-
     if len(password) != 17:
         return False
     expected = hashlib.md5(password[:1] + secret + challenge).digest()

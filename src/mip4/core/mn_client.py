@@ -559,6 +559,8 @@ class RegistrationClient:
     # ------------------------------------------------------------------------------------
 
     def _discard(self, out: list[Action], why: str, **fields: object) -> None:
+        # ``why`` is the short reason (the daemon rate-limits discard lines by it); the
+        # specifics go in other fields (``detail``, ``code``...)
         self.counters.discard("reply")
         out.append(Log("mn.discard", {"why": why, **fields}))
 
@@ -601,7 +603,7 @@ class RegistrationClient:
                 verify(msg, MN_HA, self._lookup)
                 authenticated = True
             except AuthenticationError as e:
-                self._discard(out, "authentication failed", reason=str(e), code=msg.code)
+                self._discard(out, "authentication failed", detail=str(e), code=msg.code)
                 return None
         self.last_reaction = reaction
         out.append(

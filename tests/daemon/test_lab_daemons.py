@@ -267,8 +267,47 @@ def test_refusals_leave_the_running_daemon_alone(daemons: Daemons) -> None:
     )
     fourth = run_once(missing)
     assert fourth.returncode == 1 and b"daemon.failed" in fourth.stderr, fourth.stderr
+    assert b"nosuchif0" in fourth.stderr, fourth.stderr  # the error names the interface
     assert b"Traceback" not in fourth.stderr
     assert f"{lab.prefix}-u" not in kernel_state(lab, "fa2")["links"]
     assert not (d.tmp / "other.sock").exists()
     assert d.stop("fa2") == 0
     assert tun not in kernel_state(lab, "fa2")["links"]
+
+
+def test_sigkill_restart_and_stop_restore_ip_forward(daemons: Daemons) -> None:
+    """Issue 9 item 11: the value ``ip_forward`` had before mip4 first set it survives a
+    SIGKILL -- the restarted agent reads it from its predecessor's undo journal instead of
+    taking the leftover 1 as the original -- and a clean stop puts it back."""
+    d, lab = daemons, daemons.lab
+
+    def ip_forward() -> str:
+        return lab.exec("fa2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip()
+
+    lab.exec("fa2", ["sysctl", "-w", "net.ipv4.ip_forward=0"])
+    d.start("fa2")
+    d.answering("fa2")
+    assert ip_forward() == "1"  # an agent forwards
+    assert d.stop("fa2", signal.SIGKILL) == -signal.SIGKILL
+    assert ip_forward() == "1"  # left behind by the crash
+    d.start("fa2")
+    d.answering("fa2")
+    assert ip_forward() == "1"
+    assert d.stop("fa2") == 0, d.logs()
+    assert ip_forward() == "0", d.logs()
+    assert "sysctl net.ipv4.ip_forward=0" in d.logs()  # the leftover cleaner's report
+    assert not list(d.tmp.glob("*.undo.json"))
+
+
+def test_sighup_stops_cleanly(daemons: Daemons) -> None:
+    """Issue 9 item 10: until a reload exists, SIGHUP stops a daemon like SIGTERM: exit
+    status 0, forwarding back to what it was, the control socket removed."""
+    d, lab = daemons, daemons.lab
+    lab.exec("fa2", ["sysctl", "-w", "net.ipv4.ip_forward=0"])
+    d.start("fa2")
+    d.answering("fa2")
+    assert lab.exec("fa2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    assert d.stop("fa2", signal.SIGHUP) == 0, d.logs()
+    assert lab.exec("fa2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
+    assert not d.sock("fa2").exists()
+    assert "daemon.stopped" in d.logs()

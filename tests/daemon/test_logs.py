@@ -73,3 +73,57 @@ def test_engine_logs_become_lines_and_other_actions_pass_through() -> None:
     assert lines[0]["code"] == 133
     assert lines[2] == {**lines[2], "level": "warning", "msg": "clean-up: gone"}
     assert lines[3]["pid"] == 1
+
+
+def test_json_started_line_calls_its_role_role() -> None:
+    """Issue 9 item 9: ``daemon.started`` passes the daemon's role as a field; the JSON
+    line has it once, as ``role`` (not a ``field_role`` copy)."""
+    line = logs.render(
+        LogFormat.JSON, role="ha", name="h", event="daemon.started", fields={"role": "ha", "pid": 7}
+    )
+    rec = json.loads(line)
+    assert rec["role"] == "ha" and rec["pid"] == 7
+    assert "field_role" not in rec
+    # a field that differs from the record's own value is still kept, not lost
+    other = json.loads(
+        logs.render(LogFormat.JSON, role="ha", name="h", event="x", fields={"level": "odd"})
+    )
+    assert other["level"] == "info" and other["field_level"] == "odd"
+
+
+def test_discard_lines_are_rate_limited_per_reason_with_a_summary() -> None:
+    """Issue 9 item 6: a flood of discarded datagrams writes a few lines per reason, then
+    one summary with exactly how many lines were held back per reason; the engine's
+    counters are not the logger's business (every Log action still reaches the
+    executor)."""
+    stream = io.StringIO()
+    handler = logs.setup(LogFormat.JSON, LogLevel.INFO, "fa", "f", stream)
+    now = [0.0]
+    try:
+        ex = DaemonExecutor(Sink(), discards=logs.DiscardLimiter(burst=5, clock=lambda: now[0]))
+        for i in range(2_000):
+            ex.execute(Log("fa.discard", {"reason": "malformed", "detail": str(i)}))
+        for _ in range(3):
+            ex.execute(Log("fa.discard", {"reason": "bad_authenticator"}))
+        ex.execute(Log("mn-discard", {"why": "unknown_reply"}))
+        ex.execute(Log("fa.registration", {"code": 0}))  # not a discard: never limited
+        ex.discards.log_summary()
+        now[0] = 11.0  # the next interval: lines again
+        ex.execute(Log("fa.discard", {"reason": "malformed", "detail": "late"}))
+        ex.discards.log_summary()  # nothing held back since the last summary: no line
+    finally:
+        logging.getLogger("mip4").removeHandler(handler)
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    events = [x["event"] for x in lines]
+    assert events == [
+        *["fa.discard"] * 5,
+        *["fa.discard"] * 3,
+        "mn-discard",
+        "fa.registration",
+        "daemon.discards_suppressed",
+        "fa.discard",
+    ]
+    summary = lines[10]
+    assert summary["suppressed"] == {"fa.discard malformed": 1_995}
+    assert summary["total"] == 1_995 and summary["level"] == "warning"
+    assert lines[-1]["detail"] == "late"

@@ -14,7 +14,8 @@ import pytest
 
 from mip4.core.actions import Action, Log, SendUdp
 from mip4.core.events import Event, IcmpReceived, UdpReceived
-from mip4.io.loop import EngineDriver, LinuxExecutor
+from mip4.io.driver import EngineDriver
+from mip4.io.executor import LinuxExecutor
 from mip4.io.netns import Netns
 from mip4.io.rawsock import open_udp_control, recv_udp, send_udp
 
@@ -81,7 +82,7 @@ def test_driver_arms_one_timer_at_the_deadline_and_survives_failing_actions() ->
         driver = EngineDriver(engine, rec, loop=asyncio.get_running_loop())
         driver.start()
         assert driver.deadline == engine.deadlines[0]
-        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo"))
+        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo", ttl=64))
         await asyncio.sleep(0.3)
         driver.close()
         return engine, driver, rec

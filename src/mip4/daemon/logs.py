@@ -4,6 +4,13 @@ The engines' :class:`~mip4.core.actions.Log` actions are rendered by :func:`rend
 (event name + structured fields); everything else that goes through :mod:`logging` (the
 ``mip4`` logger of the I/O layer, the daemon's own messages) is rendered by
 :class:`LineFormatter` in the same shape, with the message as the ``msg`` field.
+
+Discarded datagrams are logged through a :class:`DiscardLimiter`: at most ``burst`` lines
+per ``(event, reason)`` in each ``interval``; the rest are counted, and
+:meth:`DiscardLimiter.summary` (called periodically by the daemon, and at its stop) gives
+one ``daemon.discards_suppressed`` line with the count per reason. A flood of forged or
+malformed datagrams then costs a few lines, not one each; the engines' counters, which
+count every discard, are not affected.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, TextIO
@@ -77,7 +86,10 @@ def render(
         record: dict[str, Any] = {"ts": ts, "role": role, "name": name, "level": level}
         record["event"] = event
         for k, v in fields.items():
-            record[k if k not in record else f"field_{k}"] = plain(v)
+            value = plain(v)
+            if k in record and record[k] == value:
+                continue  # the record says it already (a daemon's role)
+            record[k if k not in record else f"field_{k}"] = value
         return json.dumps(record, ensure_ascii=False)
     parts = [ts, f"{role}[{name}]"]
     if level != "info":
@@ -133,3 +145,59 @@ def setup(
 def event(name: str, level: int = logging.INFO, **fields: object) -> None:
     """Log a daemon event (``daemon.started``...) with structured fields."""
     log.log(level, name, extra={"event": name, "fields": fields})
+
+
+def is_discard(event: str) -> bool:
+    """``fa.discard``, ``ha.discard``, ``mn.discard`` (and the older ``mn-discard``)."""
+    return event.replace("-", ".").rsplit(".", 1)[-1] == "discard"
+
+
+def discard_reason(fields: Mapping[str, object]) -> str:
+    for key in ("reason", "why", "what"):
+        if key in fields:
+            return str(plain(fields[key]))
+    return "-"
+
+
+class DiscardLimiter:
+    """Lets at most ``burst`` discard lines per ``(event, reason)`` through in each
+    ``interval`` seconds and counts the ones it holds back."""
+
+    def __init__(
+        self, burst: int = 10, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst = burst
+        self.interval = interval
+        self.clock = clock
+        self._windows: dict[str, tuple[float, int]] = {}
+        self.suppressed: Counter[str] = Counter()
+
+    def allow(self, event: str, fields: Mapping[str, object]) -> bool:
+        key = f"{event} {discard_reason(fields)}"
+        now = self.clock()
+        start, n = self._windows.get(key, (now, 0))
+        if now - start >= self.interval:
+            start, n = now, 0
+        self._windows[key] = (start, n + 1)
+        if n < self.burst:
+            return True
+        self.suppressed[key] += 1
+        return False
+
+    def summary(self) -> dict[str, int]:
+        """The lines held back since the last summary, per ``"event reason"`` (then reset)."""
+        out = dict(self.suppressed)
+        self.suppressed.clear()
+        return out
+
+    def log_summary(self) -> None:
+        """One ``daemon.discards_suppressed`` line, if anything was held back."""
+        held = self.summary()
+        if held:
+            event(
+                "daemon.discards_suppressed",
+                logging.WARNING,
+                interval=self.interval,
+                total=sum(held.values()),
+                suppressed=held,
+            )

@@ -6,22 +6,28 @@ Theory of operation
 line naming the file and key), sets up logging, and then:
 
 1. **Clears leftovers of a crashed predecessor** in its namespace (:func:`clear_leftovers`):
-   a link named like its TUN device, the policy rules pointing at the reverse-tunnel table
-   (434) and that table's routes. TUN devices are not persistent, so normally there is no
-   such link; rules and routes through other devices survive a SIGKILL.
+   first every record of the undo journal a killed daemon of this configuration left in
+   the run directory (:func:`journal_path`, :mod:`mip4.io.undo`): its routes, rules,
+   neighbour and proxy entries, and the sysctls it changed, put back to the values they
+   had before mip4 first touched them. Then, for state no journal names, a link named like
+   its TUN device, the policy rules pointing at the reverse-tunnel table (434) and that
+   table's routes. TUN devices are not persistent, so normally there is no such link;
+   rules and routes through other devices survive a SIGKILL.
 2. **Opens its I/O** with :meth:`NodeIO.open` in the current namespace (the one ``ip netns
    exec`` put it in), with the options each role needs: home agent ``tun_name``,
    ``tunnel_source``, ``link_sources``, ``forwarding``; foreign agent ``tun_name``,
    ``link_sources``, ``forwarding``; mobile node ``tun_name``, ``watch_links``,
    ``icmp_errors``, ``ignore_addresses={home address}``, ``home_gateway``,
-   ``home_network``. This happens before the event loop starts (pyroute2 must not be used
+   ``home_network``; every kernel record goes to the journal. This happens before the event
+   loop starts (pyroute2 must not be used
    on a thread that runs a loop; :class:`~mip4.io.netns.Netns` sends its netlink calls to a
    private thread anyway).
-3. **Runs** an :class:`~mip4.io.loop.EngineDriver` on asyncio (uvloop when installed). The
+3. **Runs** an :class:`~mip4.io.driver.EngineDriver` on asyncio (uvloop when installed). The
    engine's :class:`~mip4.core.actions.Log` actions are rendered as one log line each by
    :class:`DaemonExecutor`; every other action goes to the Linux executor. The control
    socket answers ``status`` from the loop's thread.
-4. **Stops** on SIGTERM or SIGINT: the mobile node deregisters first if it holds a binding
+4. **Stops** on SIGTERM, SIGINT or SIGHUP (until a reload exists, SIGHUP stops cleanly
+   too): the mobile node deregisters first if it holds a binding
    away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops and
    :meth:`NodeIO.close` removes every route, rule, neighbour, proxy neighbour, address and
    sysctl change it made and the TUN device. Exit status 0.
@@ -34,13 +40,11 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +52,11 @@ from mip4.core.actions import Action, Log
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
-from mip4.io.loop import REVERSE_TABLE, EngineDriver, Executor
+from mip4.io.driver import EngineDriver, Executor
+from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
 from mip4.io.runtime import NodeIO
+from mip4.io.undo import Journal, load_journal
 
 from . import logs, status
 from .config import (
@@ -82,10 +88,21 @@ def build_engine(cfg: DaemonConfig) -> Engine:
     return MobileNode(f.mobile_node, cfg.mn_association(), offset)
 
 
-def open_io(cfg: DaemonConfig, engine: Engine) -> NodeIO:
+def journal_path(cfg: DaemonConfig) -> Path:
+    """Where the daemon of ``cfg`` keeps its undo journal: the run directory (beside its
+    control socket), named by role, TUN device and the inode of the current network
+    namespace, so that the restarted daemon finds it and daemons of the same
+    configuration in other namespaces do not."""
+    netns = os.stat("/proc/thread-self/ns/net").st_ino
+    directory = cfg.control_socket(os.getpid()).parent
+    return directory / f"{cfg.role}-{cfg.tun_name}-netns{netns}.undo.json"
+
+
+def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -> NodeIO:
     """:meth:`NodeIO.open` in the current namespace with the role's options."""
     io = cfg.io
     common: dict[str, Any] = {
+        "journal": journal,
         "tun_name": cfg.tun_name,
         "tun_mtu": io.tun_mtu,
         "tunnel_mtu": io.tunnel_mtu,
@@ -134,7 +151,12 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
     A link named ``tun_name`` is removed only if it is a *persistent* TUN device nobody
     needs to have open; our own devices are not persistent, so one that exists belongs to
     a live process: :class:`StartError` (as for any other kind of link with that name),
-    and nothing else is touched -- the reverse-tunnel rules may be that daemon's."""
+    and nothing else is touched -- the reverse-tunnel rules may be that daemon's.
+
+    Then every record of the dead daemon's undo journal is undone (:func:`_undo_journal`):
+    a home agent's proxy ARP entries, a mobile node's withdrawn home subnet route, the
+    sysctls with their original values. Policy rules and routes of the reverse-tunnel
+    table no journal names (a daemon of an older version) are removed last."""
     removed: list[str] = []
     ns = Netns(None)
     try:
@@ -149,6 +171,7 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
                 )
             ns.ipr.link("del", index=idx)
             removed.append(f"link {cfg.tun_name}")
+        removed += _undo_journal(ns, journal_path(cfg))
         for rule in ns.ipr.get_rules(family=2):
             table = rule.get("FRA_TABLE") or rule.get("table")
             if table == REVERSE_TABLE:
@@ -171,63 +194,29 @@ def clear_leftovers(cfg: DaemonConfig) -> list[str]:
                 n += 1
         if n:
             removed.append(f"routes of table {REVERSE_TABLE}")
-        if isinstance(cfg.file, MobileNodeFile):
-            removed += _restore_home_subnet(ns, cfg)
-        if isinstance(cfg.file, HomeAgentFile):
-            removed += _clear_proxy_neighbours(cfg.file)
     finally:
         ns.close()
     return removed
 
 
-def _clear_proxy_neighbours(f: HomeAgentFile) -> list[str]:
-    """A home agent killed with bindings leaves proxy ARP entries for its mobile nodes'
-    home addresses (RFC 5944 §4.6) on the home link: the restarted agent has no bindings,
-    so they would capture the traffic of nodes that are at home. The home agent owns proxy
-    ARP for its home network on that interface; remove those entries. (pyroute2 0.9.7
-    dumps no proxy entries, hence ``ip``, with an argument list.)"""
-    cfg = f.home_agent
-    argv = ["ip", "-4", "neigh", "show", "proxy", "dev", cfg.interface]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    done = []
-    for line in r.stdout.splitlines():
-        try:
-            addr = IPv4Address(line.split()[0])
-        except (IndexError, ValueError):
-            continue
-        if addr in cfg.home_network:
-            argv = ["ip", "neigh", "del", "proxy", str(addr), "dev", cfg.interface]
-            if subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0:
-                done.append(f"proxy neighbour {addr} dev {cfg.interface}")
-    return done
-
-
-def _restore_home_subnet(ns: Netns, cfg: DaemonConfig) -> list[str]:
-    """A mobile node killed away from home leaves its home subnet's on-link route
-    withdrawn (RFC 5944 §4.6, see :meth:`LinuxExecutor.use_foreign_agent`); put it back so
-    the new daemon starts from the state the address made (and restores it at exit)."""
-    assert isinstance(cfg.file, MobileNodeFile)
-    home = cfg.file.mobile_node.home_address
+def _undo_journal(ns: Netns, path: Path) -> list[str]:
+    """Undo, newest first, the records a killed daemon left in its journal ``path`` (what
+    its stacks owned when it died: routes, rules, neighbour and proxy entries, withdrawn
+    routes, sysctls with the values from before mip4 first changed them); the journal is
+    then removed. Returns what was undone (objects already gone are left out)."""
     done: list[str] = []
-    present = {(r["dst"], r["oif"]) for r in ns.routes()}
-    for ifname in cfg.interfaces:
-        idx = ns.link_index(ifname, missing_ok=True)
-        if idx is None:
-            continue
-        for addr in ns.addresses(ifname):
-            net = addr.network
-            if addr.ip != home or net.prefixlen >= 32 or (str(net), idx) in present:
-                continue
-            ns.ipr.route(
-                "replace",
-                dst=str(net.network_address),
-                dst_len=net.prefixlen,
-                oif=idx,
-                prefsrc=str(home),
-                scope=253,  # link
-                proto=2,  # kernel, as the route the address made
+    for record in reversed(load_journal(path)):
+        try:
+            if ns.undo_record(record):
+                done.append(record.describe())
+        except Exception as exc:
+            logs.event(
+                "daemon.leftover_not_removed",
+                logging.WARNING,
+                record=record.describe(),
+                error=str(exc),
             )
-            done.append(f"restored route {net} dev {ifname}")
+    path.unlink(missing_ok=True)
     return done
 
 
@@ -259,17 +248,23 @@ def restore_home_default_route(cfg: DaemonConfig) -> str | None:
 @dataclass
 class DaemonExecutor:
     """Renders :class:`Log` actions as log lines; hands every other action to ``inner``.
-    Counts the mobile node's replies by code (``mn-reply`` records)."""
+    Counts the mobile node's replies by code (``mn.reply`` records). Discard lines go
+    through ``discards`` (rate-limited per reason, see :mod:`mip4.daemon.logs`)."""
 
     inner: Executor
     replies: Counter[int] = field(default_factory=Counter)
+    discards: logs.DiscardLimiter = field(default_factory=logs.DiscardLimiter)
 
     def execute(self, action: Action) -> None:
         if isinstance(action, Log):
-            if action.event == "mn-reply":
+            if action.event in ("mn-reply", "mn.reply"):
                 code = action.fields.get("code")
                 if isinstance(code, int):
                     self.replies[int(code)] += 1
+            if logs.is_discard(action.event) and not self.discards.allow(
+                action.event, action.fields
+            ):
+                return
             logs.log.info(
                 action.event, extra={"event": action.event, "fields": dict(action.fields)}
             )
@@ -314,7 +309,7 @@ class Daemon:
         """The main loop: like :meth:`NodeIO.run`, with the daemon's executor, the control
         socket and the mobile node's deregistration on the way out."""
         loop = asyncio.get_running_loop()
-        self.executor = DaemonExecutor(self.io.executor)
+        self.executor = executor = DaemonExecutor(self.io.executor)
         driver = EngineDriver(self.engine, self.executor, loop=loop)
         self.driver = driver
         server = ControlServer(
@@ -322,6 +317,13 @@ class Daemon:
             {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
         )
         await server.start()
+
+        async def summarise_discards() -> None:
+            while True:
+                await asyncio.sleep(executor.discards.interval)
+                executor.discards.log_summary()
+
+        summaries = asyncio.create_task(summarise_discards())
         try:
             self.io.attach(driver)
             driver.start()
@@ -342,6 +344,8 @@ class Daemon:
             if isinstance(self.engine, MobileNode):
                 await self._deregister(driver)
         finally:
+            summaries.cancel()
+            executor.discards.log_summary()
             driver.close()
             if self.io.forwarder is not None:
                 self.io.forwarder.detach()
@@ -380,8 +384,13 @@ def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] |
     return factory
 
 
+#: The signals that stop a daemon cleanly. SIGHUP too: until a daemon can reload its
+#: configuration, a hang-up must not kill it with its kernel state left behind.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 class _Stopped(BaseException):
-    """SIGTERM or SIGINT before the event loop runs (start-up)."""
+    """A stop signal before the event loop runs (start-up)."""
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
@@ -389,12 +398,12 @@ def _raise_stopped(signum: int, frame: object) -> None:
 
 
 def _set_signals(handler: Any) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
 
 
 def serve(cfg: DaemonConfig) -> int:
-    """Run the daemon of ``cfg`` until SIGTERM/SIGINT; the exit status.
+    """Run the daemon of ``cfg`` until SIGTERM/SIGINT/SIGHUP; the exit status.
 
     A signal during start-up stops it cleanly too (whatever was opened is closed); once
     the loop runs, its handlers set the stop event; clean-up runs with both signals
@@ -413,7 +422,7 @@ def serve(cfg: DaemonConfig) -> int:
             logs.event("daemon.leftovers_cleared", logging.WARNING, removed=removed)
         engine = build_engine(cfg)
         stage = "open I/O"
-        io = open_io(cfg, engine)
+        io = open_io(cfg, engine, Journal(journal_path(cfg)))
         daemon = Daemon(cfg, engine, io, name)
         stage = "run"
         with asyncio.Runner(loop_factory=_loop_factory(cfg.daemon.uvloop)) as runner:
@@ -421,7 +430,7 @@ def serve(cfg: DaemonConfig) -> int:
 
             async def main() -> None:
                 loop = asyncio.get_running_loop()
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in STOP_SIGNALS:
                     loop.add_signal_handler(sig, stop.set)
                 await daemon.run(stop)
 

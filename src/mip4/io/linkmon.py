@@ -4,11 +4,14 @@ Theory of operation
 -------------------
 A mobile node learns that it moved when its link's carrier drops and returns (in the lab:
 :meth:`mip4.lab.build.Lab.move` takes the switch port down, re-plugs it into another
-bridge and brings it up). :class:`LinkMonitor` opens a plain ``NETLINK_ROUTE`` socket in the
-namespace, subscribed to the link and IPv4 address groups, and decodes the few fields it
-needs itself (``ifinfomsg`` flags and name, ``ifaddrmsg`` address and prefix), which keeps
-it usable inside an asyncio loop (pyroute2 0.9.7's synchronous API is not). At open it
-dumps the current links and addresses, so only *changes* become events:
+bridge and brings it up). :class:`LinkMonitor` opens a ``NETLINK_ROUTE`` socket in the
+namespace, subscribed to the link and IPv4 address groups and read without blocking by
+the daemon's asyncio loop (pyroute2 0.9.7's synchronous ``IPRoute`` cannot be called on a
+thread that runs a loop); what it reads is decoded by pyroute2 (``MarshalRtnl``: the
+``ifinfmsg`` and ``ifaddrmsg`` classes, through :class:`mip4.io.netns.RtnlDecoder`), and
+the current links and addresses come from pyroute2 dumps
+(:class:`mip4.io.netns.NetlinkThread`). It subscribes first and dumps second, so no
+change falls between the two; only *changes* of state become events:
 
 * ``LinkDown(interface)`` when a watched interface loses ``IFF_UP`` or ``IFF_LOWER_UP``
   (administratively down, or no carrier);
@@ -17,50 +20,30 @@ dumps the current links and addresses, so only *changes* become events:
   interface that is up (a co-located care-of address assigned after the carrier returned).
   ``ignore_addresses`` are never reported: a mobile node keeps its home address on its
   interface everywhere, so it must not read as "this link has the home address".
+
+When the kernel drops notifications (``ENOBUFS``: the socket's buffer overflowed) the
+links are dumped again and the differences become events.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
-import select
 import socket
-import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from mip4.core.events import LinkDown, LinkUp
 
-from .netns import entered
+from .netns import Netns, NlMessage, RtnlDecoder, entered
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-IFLA_IFNAME = 3
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+RTM_NEWADDR, RTM_DELADDR = 20, 21
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
-
-_NLMSGHDR = struct.Struct("=IHHII")
-_IFINFOMSG = struct.Struct("=BxHiII")
-_IFADDRMSG = struct.Struct("=BBBBI")
-_RTATTR = struct.Struct("=HH")
-
-
-def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    while offset + 4 <= end:
-        length, kind = _RTATTR.unpack_from(data, offset)
-        if length < 4:
-            break
-        out.setdefault(kind & 0x3FFF, data[offset + 4 : offset + length])
-        offset += (length + 3) & ~3
-    return out
 
 
 @dataclass
@@ -90,17 +73,20 @@ class LinkMonitor:
         self.links: dict[int, _Link] = {}
         #: times the kernel dropped notifications (ENOBUFS) and the state was re-read
         self.overruns = 0
+        self._decoder = RtnlDecoder()
         with entered(netns):
             self.sock = socket.socket(
                 socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
             )
+        self._ns = Netns(netns)
         try:
             self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
-            self._dump(RTM_GETLINK, struct.pack("=BxHiII", 0, 0, 0, 0, 0))
-            self._dump(RTM_GETADDR, struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0))
             self.sock.setblocking(False)
+            self._dump_links()
+            for msg in self._ns.ipr.addr("dump", family=socket.AF_INET):
+                self._message(RTM_NEWADDR, msg, emit=False, out=None)
         except BaseException:
-            self.sock.close()
+            self.close()
             raise
 
     def fileno(self) -> int:
@@ -108,6 +94,7 @@ class LinkMonitor:
 
     def close(self) -> None:
         self.sock.close()
+        self._ns.close()
 
     def __enter__(self) -> LinkMonitor:
         return self
@@ -115,16 +102,9 @@ class LinkMonitor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _dump(self, kind: int, body: bytes) -> None:
-        seq = int.from_bytes(os.urandom(3), "big")
-        hdr = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-        self.sock.sendto(hdr + body, (0, 0))
-        done = False
-        while not done:
-            if not select.select([self.sock], [], [], 5)[0]:
-                raise TimeoutError("rtnetlink dump did not finish")
-            data = self.sock.recv(1 << 16)
-            done = self._parse(data, emit=False, seq=seq)
+    def _dump_links(self) -> None:
+        for msg in self._ns.ipr.link("dump"):
+            self._message(RTM_NEWLINK, msg, emit=False, out=None)
 
     def events(self, limit: int = 256) -> list[Event]:
         """Drain pending notifications into events (non-blocking)."""
@@ -140,16 +120,13 @@ class LinkMonitor:
                 self.overruns += 1  # notifications were lost: read the state again
                 self._resync(out)
                 continue
-            self._parse(data, emit=True, out=out)
+            for msg in self._decoder.decode(data):
+                self._message(int(msg["header"]["type"]), msg, emit=True, out=out)
         return out
 
     def _resync(self, out: list[Event]) -> None:
         before = {i: link.up for i, link in self.links.items()}
-        self.sock.setblocking(True)
-        try:
-            self._dump(RTM_GETLINK, struct.pack("=BxHiII", 0, 0, 0, 0, 0))
-        finally:
-            self.sock.setblocking(False)
+        self._dump_links()
         for index, link in self.links.items():
             if before.get(index, False) != link.up and self._watched(link.name):
                 out.append(self._link_up(link) if link.up else LinkDown(link.name))
@@ -157,31 +134,17 @@ class LinkMonitor:
     def _watched(self, name: str) -> bool:
         return name != "lo" if self.interfaces is None else name in self.interfaces
 
-    def _parse(
-        self, data: bytes, *, emit: bool, seq: int | None = None, out: list[Event] | None = None
-    ) -> bool:
-        offset, done = 0, False
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind, _flags, mseq, _pid = _NLMSGHDR.unpack_from(data, offset)
-            if length < _NLMSGHDR.size:
-                break
-            body = offset + _NLMSGHDR.size
-            end = offset + length
-            if seq is not None and mseq == seq and kind in (NLMSG_DONE, NLMSG_ERROR):
-                done = True
-            elif kind in (RTM_NEWLINK, RTM_DELLINK):
-                _fam, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, body)
-                attrs = _attrs(data, body + _IFINFOMSG.size, end)
-                name = attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode()
-                self._link(index, name, kind, flags, emit, out)
-            elif kind in (RTM_NEWADDR, RTM_DELADDR):
-                fam, plen, _f, _scope, index = _IFADDRMSG.unpack_from(data, body)
-                attrs = _attrs(data, body + _IFADDRMSG.size, end)
-                raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-                if fam == socket.AF_INET and raw is not None and len(raw) == 4:
-                    self._addr(index, IPv4Address(raw), plen, kind == RTM_NEWADDR, emit, out)
-            offset += (length + 3) & ~3
-        return done
+    def _message(self, kind: int, msg: NlMessage, *, emit: bool, out: list[Event] | None) -> None:
+        """One decoded ``RTM_{NEW,DEL}{LINK,ADDR}`` message (others are ignored)."""
+        if kind in (RTM_NEWLINK, RTM_DELLINK):
+            name = msg.get("IFLA_IFNAME") or ""
+            self._link(int(msg["index"]), str(name), kind, int(msg["flags"]), emit, out)
+        elif kind in (RTM_NEWADDR, RTM_DELADDR) and msg["family"] == socket.AF_INET:
+            raw = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
+            if raw is not None:
+                address = IPv4Address(str(raw))
+                plen, index = int(msg["prefixlen"]), int(msg["index"])
+                self._addr(index, address, plen, kind == RTM_NEWADDR, emit, out)
 
     def _link(
         self, index: int, name: str, kind: int, flags: int, emit: bool, out: list[Event] | None

@@ -11,12 +11,15 @@ in that namespace for its whole life: sockets, ``/dev/net/tun`` devices, netlink
 else about the process changes, so an asyncio loop can own sockets from several namespaces.
 
 :class:`Netns` wraps one namespace (``None``: the one the process runs in, as the daemons do
-under ``ip netns exec``). It speaks netlink through a pyroute2 ``IPRoute`` opened inside the
-namespace and keeps **its own table** of what it created (routes, rules, neighbours, proxy
-neighbours, addresses, links, sysctl values it changed): pyroute2 0.9.7 returns empty
-proxy-neighbour dumps, and owning a list is what lets :meth:`Netns.undo` remove exactly our
-state, in reverse order, including after a failure. A namespace the object created itself is
-deleted by :meth:`Netns.close` (which takes every link, route and TUN in it along).
+under ``ip netns exec``). It speaks netlink through :class:`NetlinkThread`, the one typed
+facade on a pyroute2 ``IPRoute`` opened inside the namespace, and pushes a typed record of
+everything it creates or changes (routes, rules, neighbours, proxy neighbours, addresses,
+links, sysctl values) onto an undo stack (:mod:`mip4.io.undo`): its own, or the one of the
+binding, visitor or attachment the caller names. pyroute2 0.9.7 returns empty
+proxy-neighbour dumps, and owning the records is what lets :meth:`Netns.undo` remove
+exactly our state, in reverse order, including after a failure (and, through the journal,
+after a crash). A namespace the object created itself is deleted by :meth:`Netns.close`
+(which takes every link, route and TUN in it along).
 
 External tools run with argument lists (``ip netns exec NAME argv...``), never shell strings.
 """
@@ -33,17 +36,31 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
+
+from .undo import (
+    RT_TABLE_MAIN,
+    AddressRecord,
+    Journal,
+    KernelRecord,
+    LinkRecord,
+    NeighbourRecord,
+    ProxyNeighbourRecord,
+    Record,
+    RouteRecord,
+    RuleRecord,
+    SysctlRecord,
+    UndoStack,
+    WithdrawnRouteRecord,
+)
 
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 NTF_PROXY = 0x08
 NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40
-RT_TABLE_MAIN = 254
 
 T = TypeVar("T")
 
@@ -122,7 +139,9 @@ def entered(name: str | None) -> Iterator[None]:
         os.close(target)
 
 
-def run_in_netns(name: str | None, func: Callable[..., T], *args: Any, timeout: float = 30.0) -> T:
+def run_in_netns(
+    name: str | None, func: Callable[..., T], *args: object, timeout: float = 30.0
+) -> T:
     """Call ``func(*args)`` on a fresh thread that runs inside namespace ``name``.
 
     The caller's thread never changes namespace; the result (or exception) is handed back.
@@ -157,7 +176,12 @@ def netns_exec(
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (a list, no shell) inside namespace ``name`` and wait, bounded by
-    ``timeout``; output is captured as text."""
+    ``timeout``; output is captured as text.
+
+    ``ip netns exec`` because pyroute2 has no equivalent: it also gives the program a
+    ``/sys`` of the namespace and the ``/etc/netns/NAME`` files, which a bare ``setns``
+    before ``exec`` does not (Python 3.11 has no ``os.setns`` for a ``preexec_fn``
+    either)."""
     cmd = ["ip", "netns", "exec", name, *argv] if name else list(argv)
     return subprocess.run(
         cmd, check=check, timeout=timeout, capture_output=True, text=True, input=input
@@ -172,16 +196,20 @@ CREATED_HERE: set[str] = set()
 def create_netns(name: str) -> None:
     if netns_path(name).exists():
         raise NetnsError(errno.EEXIST, f"network namespace {name!r} already exists")
+    # ``ip netns add``: pyroute2's ``netns.create`` forks a child process to unshare, which
+    # is no lighter than running ``ip`` and unsafe in a process with threads (the netlink
+    # threads, an asyncio loop); both mount the namespace under /run/netns the same way
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
     CREATED_HERE.add(name)
 
 
 def netns_pids(name: str) -> list[int]:
-    """Processes whose network namespace is ``name``."""
-    out = subprocess.run(
-        ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10
-    ).stdout
-    return [int(p) for p in out.split()]
+    """Processes whose network namespace is ``name`` (pyroute2 compares the namespace
+    of every process in /proc with the files under /run/netns)."""
+    from pyroute2.netns import ns_pids
+
+    pids: dict[str, list[int]] = ns_pids(str(NETNS_RUN_DIR))
+    return sorted(pids.get(name, []))
 
 
 def delete_netns(name: str, *, kill: bool = True) -> None:
@@ -195,11 +223,10 @@ def delete_netns(name: str, *, kill: bool = True) -> None:
             if pid != os.getpid():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
-    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+    from pyroute2.netns import remove
+
     with contextlib.suppress(FileNotFoundError):
-        # ``ip netns del`` leaves the file when the unmount failed; try once more
-        if netns_path(name).exists():
-            os.unlink(netns_path(name))
+        remove(name)  # unmount (detached) and unlink, as ``ip netns del`` does
 
 
 def delete_by_prefix(prefix: str) -> list[str]:
@@ -242,15 +269,26 @@ def write_sysctl(key: str, value: str | int, netns: str | None = None) -> str:
 # ----------------------------------------------------------------------------------------
 
 
+class NlMessage(Protocol):
+    """A decoded pyroute2 netlink message (``ifinfmsg``, ``rtmsg``...): header fields by
+    ``msg["prefixlen"]``, attributes by ``msg.get("RTA_DST")``."""
+
+    # Any: pyroute2 has no type information; each attribute has its own type (str, int,
+    # nested messages) and the callers convert what they read (str(), int())
+    def get(self, key: str, default: object = None) -> Any: ...
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
 class NetlinkThread:
     """A pyroute2 ``IPRoute`` opened inside namespace ``netns`` and used from one private
-    thread.
+    thread: the typed netlink facade of mip4 (links, addresses, routes, rules, neighbours).
 
     pyroute2 0.9.7's synchronous API drives its own asyncio loop with
     ``run_until_complete``, so it cannot be created or called on a thread where an asyncio
     loop is already running (a daemon's executor runs on its loop). Every call is handed to
-    the private thread and waited for (netlink requests take microseconds); iterators
-    returned by dumps are turned into lists there.
+    the private thread and waited for (netlink requests take microseconds); dumps are turned
+    into lists there.
     """
 
     def __init__(self, netns: str | None) -> None:
@@ -258,35 +296,51 @@ class NetlinkThread:
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"netlink-{netns}")
         try:
-            self._ipr: Any = self._pool.submit(self._open, netns).result(30)
+            self._ipr = self._pool.submit(self._open, netns).result(30)
         except BaseException:
             self._pool.shutdown(wait=False)
             raise
 
     @staticmethod
-    def _open(netns: str | None) -> Any:
+    def _open(netns: str | None) -> _IPRoute:
         from pyroute2 import IPRoute  # imported on first use: it takes ~0.5 s
 
         with entered(netns):
-            return IPRoute()
+            ipr: _IPRoute = IPRoute()
+            return ipr
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._ipr, name)
-        if not callable(attr):
-            return attr
+    def _run(self, method: str, *args: object, **kwargs: object) -> list[object]:
+        func = getattr(self._ipr, method)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            def run() -> Any:
-                result = attr(*args, **kwargs)
-                if result is None or isinstance(result, (list, tuple, dict, str, bytes, int)):
-                    return result
-                if hasattr(result, "__iter__"):
-                    return list(result)
-                return result
+        def run() -> list[object]:
+            result = func(*args, **kwargs)
+            return [] if result is None else list(result)
 
-            return self._pool.submit(run).result(60)
+        return self._pool.submit(run).result(60)
 
-        return call
+    def _call(self, method: str, *args: object, **kwargs: object) -> list[NlMessage]:
+        return cast(list[NlMessage], self._run(method, *args, **kwargs))
+
+    def link(self, command: str, **kwargs: object) -> list[NlMessage]:
+        return self._call("link", command, **kwargs)
+
+    def link_lookup(self, *, ifname: str) -> list[int]:
+        return cast(list[int], self._run("link_lookup", ifname=ifname))
+
+    def addr(self, command: str, **kwargs: object) -> list[NlMessage]:
+        return self._call("addr", command, **kwargs)
+
+    def route(self, command: str, **kwargs: object) -> list[NlMessage]:
+        return self._call("route", command, **kwargs)
+
+    def rule(self, command: str, **kwargs: object) -> list[NlMessage]:
+        return self._call("rule", command, **kwargs)
+
+    def get_rules(self, **kwargs: object) -> list[NlMessage]:
+        return self._call("get_rules", **kwargs)
+
+    def neigh(self, command: str, **kwargs: object) -> list[NlMessage]:
+        return self._call("neigh", command, **kwargs)
 
     def close(self) -> None:
         try:
@@ -295,17 +349,34 @@ class NetlinkThread:
             self._pool.shutdown(wait=True)
 
 
+class RtnlDecoder:
+    """Decodes what a ``NETLINK_ROUTE`` socket subscribed to notification groups reads
+    (the link monitor's): pyroute2's ``MarshalRtnl``, imported on first use."""
+
+    def __init__(self) -> None:
+        from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+        self._marshal = MarshalRtnl()
+
+    def decode(self, data: bytes) -> list[NlMessage]:
+        """The messages in ``data``, each with its ``msg["header"]["type"]``."""
+        return list(self._marshal.parse(data))
+
+
+class _IPRoute(Protocol):
+    """The part of pyroute2's ``IPRoute`` that :class:`NetlinkThread` calls by name."""
+
+    def close(self) -> None: ...
+
+
 # ----------------------------------------------------------------------------------------
 # A namespace and what we made in it
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Created:
-    """One entry of the undo table: ``kind`` and the arguments that remove it."""
-
-    kind: str
-    args: dict[str, Any] = field(default_factory=dict)
+def _missing(exc: BaseException) -> bool:
+    """A netlink error saying the object is not there (any more)."""
+    return getattr(exc, "code", None) in (errno.ESRCH, errno.ENOENT, errno.ENODEV)
 
 
 class Netns:
@@ -313,10 +384,15 @@ class Netns:
 
     ``Netns(name, create=True)`` makes the namespace and :meth:`close` deletes it;
     ``Netns(name)`` attaches to an existing one; ``Netns(None)`` is the current namespace.
-    Every ``add_*`` records its inverse; :meth:`undo` runs them newest first.
+    Every ``add_*`` pushes a record of what it made onto an :class:`~mip4.io.undo.UndoStack`
+    -- the one given as ``undo=``, or this object's own :attr:`stack`; :meth:`undo` undoes
+    the own stack newest first. With a ``journal``, every stack made by :meth:`new_stack`
+    mirrors its kernel records there (see :mod:`mip4.io.undo`).
     """
 
-    def __init__(self, name: str | None, *, create: bool = False) -> None:
+    def __init__(
+        self, name: str | None, *, create: bool = False, journal: Journal | None = None
+    ) -> None:
         self.name = name
         self.owned = False
         if create:
@@ -327,10 +403,37 @@ class Netns:
             # a safety net for an interpreter that exits without close() (an exception
             # escaping a script, sys.exit in a callback); unregistered by close()
             atexit.register(self.close)
-        self._ipr: Any = None
-        self.created: list[Created] = []
-        #: our own proxy-neighbour table: (ifname, address); pyroute2 0.9.7 dumps are empty
-        self.proxy_neighbours: set[tuple[str, IPv4Address]] = set()
+        self._ipr: NetlinkThread | None = None
+        self.journal = journal
+        #: what this object set up for its owner (the daemon's own stack)
+        self.stack = self.new_stack("netns")
+        #: sysctl keys whose first value is on the stack (a set: asked once per change)
+        self._sysctl_keys: set[str] = set()
+
+    def new_stack(self, name: str) -> UndoStack:
+        """An empty undo stack whose records this namespace undoes (journalled)."""
+        return UndoStack(self.undo_record, self.journal, name)
+
+    @property
+    def created(self) -> list[Record]:
+        """The records of the own stack, oldest first."""
+        return list(self.stack.records)
+
+    @property
+    def proxy_neighbours(self) -> set[tuple[str, IPv4Address]]:
+        """Our proxy-neighbour table: (ifname, address); pyroute2 0.9.7 dumps are empty."""
+        return {
+            (r.ifname, IPv4Address(r.dst))
+            for r in self.stack
+            if isinstance(r, ProxyNeighbourRecord)
+        }
+
+    def _proxy_record(self, ifname: str, address: IPv4Address | str) -> ProxyNeighbourRecord | None:
+        """Our record of the proxy entry for ``address`` on ``ifname``, if we have one."""
+        for r in self.stack.records:
+            if isinstance(r, ProxyNeighbourRecord) and (r.ifname, r.dst) == (ifname, str(address)):
+                return r
+        return None
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -344,9 +447,8 @@ class Netns:
         return f"Netns({self.name!r})"
 
     @property
-    def ipr(self) -> Any:
-        """A pyroute2 ``IPRoute`` bound to this namespace (opened on first use), whose
-        calls run on a private thread (see :class:`NetlinkThread`)."""
+    def ipr(self) -> NetlinkThread:
+        """The netlink facade bound to this namespace (opened on first use)."""
         if self._ipr is None:
             self._ipr = NetlinkThread(self.name)
         return self._ipr
@@ -354,7 +456,7 @@ class Netns:
     def entered(self) -> contextlib.AbstractContextManager[None]:
         return entered(self.name)
 
-    def run(self, func: Callable[..., T], *args: Any) -> T:
+    def run(self, func: Callable[..., T], *args: object) -> T:
         return run_in_netns(self.name, func, *args)
 
     def exec(
@@ -372,46 +474,85 @@ class Netns:
             delete_netns(self.name)
             self.owned = False
             atexit.unregister(self.close)
-            self.created.clear()
-            self.proxy_neighbours.clear()
+            self.stack.discard(lambda r: True)
 
     def undo(self) -> list[str]:
-        """Remove everything recorded, newest first; returns the errors (as text) of the
-        removals that failed, without stopping at the first."""
-        errors: list[str] = []
-        while self.created:
-            item = self.created.pop()
-            try:
-                self._undo_one(item)
-            except Exception as exc:
-                errors.append(f"{item.kind} {item.args}: {exc}")
-        self.proxy_neighbours.clear()
-        return errors
+        """Undo the own stack, newest first; returns the errors (as text) of the removals
+        that failed, without stopping at the first."""
+        return self.stack.undo()
 
-    def _undo_one(self, item: Created) -> None:
-        a = item.args
-        if item.kind == "link":
-            idx = self.link_index(a["ifname"], missing_ok=True)
-            if idx is not None:
-                self.ipr.link("del", index=idx)
-        elif item.kind == "route":
-            self._del_route(a)
-        elif item.kind == "rule":
-            self.ipr.rule("del", **a)
-        elif item.kind in ("neigh", "proxy"):
-            self.ipr.neigh("del", **a)
-        elif item.kind == "addr":
-            self.ipr.addr("del", **a)
-        elif item.kind == "sysctl":
-            write_sysctl(a["key"], a["value"], self.name)
-        elif item.kind == "call":
-            a["func"]()
-        else:  # pragma: no cover - programming error
-            raise ValueError(item.kind)
+    def undo_record(self, record: KernelRecord) -> bool:
+        """Remove what ``record`` says we made (or put back what it says we removed).
+        ``False`` when there was nothing to do: the object is already gone (a route through
+        a TUN device that went with its process), or the sysctl has that value."""
+        if isinstance(record, LinkRecord):
+            idx = self.link_index(record.ifname, missing_ok=True)
+            if idx is None:
+                return False
+            self.ipr.link("del", index=idx)
+            return True
+        if isinstance(record, RouteRecord):
+            spec: dict[str, object] = {
+                "dst": record.dst,
+                "dst_len": record.dst_len,
+                "table": record.table,
+            }
+            if record.oif is not None:
+                spec["oif"] = record.oif
+            if record.gateway is not None:
+                spec["gateway"] = record.gateway
+            return self._del_route(spec)
+        if isinstance(record, WithdrawnRouteRecord):
+            return self._netlink_ok(
+                self.ipr.route,
+                "replace",
+                dst=record.dst,
+                dst_len=record.dst_len,
+                oif=record.oif,
+                prefsrc=record.prefsrc,
+                scope=253,  # link
+                proto=2,  # kernel, as the route the address made
+            )
+        if isinstance(record, RuleRecord):
+            return self._netlink_ok(self.ipr.rule, "del", **_rule_spec(record))
+        if isinstance(record, NeighbourRecord):
+            return self._netlink_ok(self.ipr.neigh, "del", dst=record.dst, ifindex=record.ifindex)
+        if isinstance(record, ProxyNeighbourRecord):
+            return self._netlink_ok(
+                self.ipr.neigh, "del", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY
+            )
+        if isinstance(record, AddressRecord):
+            return self._netlink_ok(
+                self.ipr.addr,
+                "del",
+                index=record.index,
+                address=record.address,
+                prefixlen=record.prefixlen,
+            )
+        try:
+            return write_sysctl(record.key, record.value, self.name) != record.value
+        except FileNotFoundError:  # the interface went away, and its settings with it
+            return False
+
+    @staticmethod
+    def _netlink_ok(request: Callable[..., list[NlMessage]], command: str, **spec: object) -> bool:
+        """One netlink request; ``False`` if it failed because the object (or its
+        interface) is not there."""
+        try:
+            request(command, **spec)
+        except Exception as exc:
+            if _missing(exc):
+                return False
+            raise
+        return True
+
+    def _owner(self, undo: UndoStack | None) -> UndoStack:
+        """The stack a new record goes to: ``undo``, or the own one."""
+        return self.stack if undo is None else undo
 
     def on_undo(self, func: Callable[[], object]) -> None:
         """Record an arbitrary clean-up step."""
-        self.created.append(Created("call", {"func": func}))
+        self.stack.callback(getattr(func, "__name__", "call"), func)
 
     # -- links ------------------------------------------------------------------------
 
@@ -438,18 +579,18 @@ class Netns:
 
     def add_veth(self, ifname: str, peer: str, peer_netns: Netns | None = None) -> None:
         """A veth pair ``ifname`` (here) — ``peer`` (in ``peer_netns``, default here)."""
-        spec: dict[str, Any] = {"ifname": peer}
+        spec: dict[str, object] = {"ifname": peer}
         if peer_netns is not None and peer_netns.name != self.name:
             if peer_netns.name is None:
                 raise ValueError("peer in the current namespace: create the pair there")
             spec["net_ns_fd"] = peer_netns.name
         self.ipr.link("add", ifname=ifname, kind="veth", peer=spec)
-        self.created.append(Created("link", {"ifname": ifname}))
+        self.stack.push(LinkRecord(ifname))
 
     def add_bridge(self, ifname: str) -> None:
         # no STP and no forwarding delay: ports forward as soon as they are up
         self.ipr.link("add", ifname=ifname, kind="bridge", br_forward_delay=0, br_stp_state=0)
-        self.created.append(Created("link", {"ifname": ifname}))
+        self.stack.push(LinkRecord(ifname))
 
     def set_master(self, ifname: str, bridge: str | None) -> None:
         master = 0 if bridge is None else self.index(bridge)
@@ -481,30 +622,32 @@ class Netns:
         idx = self.link_index(ifname, missing_ok=True)
         if idx is not None:
             self.ipr.link("del", index=idx)
-        self.created = [
-            c for c in self.created if not (c.kind == "link" and c.args["ifname"] == ifname)
-        ]
+        self.stack.discard(lambda r: r == LinkRecord(ifname))
 
     # -- addresses, routes, rules -----------------------------------------------------
 
     def add_address(
-        self, ifname: str, address: IPv4Interface | str, *, noprefixroute: bool = False
+        self,
+        ifname: str,
+        address: IPv4Interface | str,
+        *,
+        noprefixroute: bool = False,
+        undo: UndoStack | None = None,
     ) -> None:
         iface = IPv4Interface(address)
-        kw: dict[str, Any] = {
-            "index": self.index(ifname),
-            "address": str(iface.ip),
-            "prefixlen": iface.network.prefixlen,
+        record = AddressRecord(self.index(ifname), str(iface.ip), iface.network.prefixlen)
+        kw: dict[str, object] = {
+            "index": record.index,
+            "address": record.address,
+            "prefixlen": record.prefixlen,
         }
         if noprefixroute:
             kw["flags"] = 0x200  # IFA_F_NOPREFIXROUTE
         self.ipr.addr("add", **kw)
-        self.created.append(
-            Created("addr", {k: v for k, v in kw.items() if k in ("index", "address", "prefixlen")})
-        )
+        self._owner(undo).push(record)
 
     def addresses(self, ifname: str | None = None) -> list[IPv4Interface]:
-        kw: dict[str, Any] = {"family": 2}
+        kw: dict[str, object] = {"family": 2}
         if ifname is not None:
             kw["index"] = self.index(ifname)
         return [
@@ -520,9 +663,9 @@ class Netns:
         table: int | None,
         onlink: bool,
         src: IPv4Address | str | None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         net = IPv4Network(dst)
-        spec: dict[str, Any] = {"dst": str(net.network_address), "dst_len": net.prefixlen}
+        spec: dict[str, object] = {"dst": str(net.network_address), "dst_len": net.prefixlen}
         if gateway is not None:
             spec["gateway"] = str(gateway)
         if ifname is not None:
@@ -545,22 +688,30 @@ class Netns:
         onlink: bool = False,
         src: IPv4Address | str | None = None,
         replace: bool = False,
+        undo: UndoStack | None = None,
     ) -> None:
-        spec = self._route_spec(dst, gateway, ifname, table, onlink, src)
+        net = IPv4Network(dst)
+        oif = self.index(ifname) if ifname is not None else None
+        spec = self._route_spec(net, gateway, None, table, onlink, src)
+        if oif is not None:
+            spec["oif"] = oif
         self.ipr.route("replace" if replace else "add", **spec)
-        key: dict[str, Any] = {"dst": spec["dst"], "dst_len": spec["dst_len"]}
-        key["table"] = spec.get("table", RT_TABLE_MAIN)
-        if "oif" in spec:
-            key["oif"] = spec["oif"]
-        self.created.append(Created("route", key))
+        record = RouteRecord(
+            str(net.network_address),
+            net.prefixlen,
+            table or RT_TABLE_MAIN,
+            oif,
+            str(gateway) if gateway is not None else None,
+        )
+        self._owner(undo).push(record)
 
-    def _del_route(self, spec: dict[str, Any]) -> bool:
+    def _del_route(self, spec: dict[str, object]) -> bool:
         """Delete one route; ``False`` if there was none. Scope ``RT_SCOPE_NOWHERE`` is the
         kernel's wildcard (pyroute2 would send 0, which matches only universe routes)."""
         try:
             self.ipr.route("del", scope=255, **spec)
         except Exception as exc:
-            if getattr(exc, "code", None) == errno.ESRCH:
+            if _missing(exc):
                 return False
             raise
         return True
@@ -572,11 +723,13 @@ class Netns:
         table: int | None = None,
         ifname: str | None = None,
         gateway: IPv4Address | str | None = None,
+        undo: UndoStack | None = None,
     ) -> bool:
         """Delete the route to ``dst`` (in ``table``, via ``ifname`` and ``gateway`` when
-        given), whether we made it or not; ``False`` if there was none."""
+        given), whether we made it or not; ``False`` if there was none. Its record (if
+        any) leaves ``undo`` (default: the own stack)."""
         net = IPv4Network(dst)
-        spec: dict[str, Any] = {
+        spec: dict[str, object] = {
             "dst": str(net.network_address),
             "dst_len": net.prefixlen,
             "table": table or RT_TABLE_MAIN,
@@ -586,20 +739,30 @@ class Netns:
         if gateway is not None:
             spec["gateway"] = str(gateway)
         found = self._del_route(spec)
-        self.created = [
-            c
-            for c in self.created
-            if not (
-                c.kind == "route"
-                and c.args.get("dst") == spec["dst"]
-                and c.args.get("dst_len") == spec["dst_len"]
-                and c.args.get("table") == spec["table"]
+        self._owner(undo).discard(
+            lambda r: (
+                isinstance(r, RouteRecord)
+                and (r.dst, r.dst_len, r.table) == (spec["dst"], spec["dst_len"], spec["table"])
             )
-        ]
+        )
         return found
 
-    def routes(self, table: int = RT_TABLE_MAIN) -> list[dict[str, Any]]:
-        out = []
+    def withdraw_route(
+        self, net: IPv4Network, ifname: str, prefsrc: IPv4Address, *, undo: UndoStack
+    ) -> bool:
+        """Delete the on-link route to ``net`` via ``ifname`` (the one an address made);
+        ``undo`` puts it back. ``False`` if there was none."""
+        oif = self.index(ifname)
+        spec = {"dst": str(net.network_address), "dst_len": net.prefixlen}
+        if not self._del_route({**spec, "table": RT_TABLE_MAIN, "oif": oif}):
+            return False
+        undo.push(
+            WithdrawnRouteRecord(str(net.network_address), net.prefixlen, oif, str(prefsrc), ifname)
+        )
+        return True
+
+    def routes(self, table: int = RT_TABLE_MAIN) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
         for r in self.ipr.route("dump", family=2, table=table):
             out.append(
                 {
@@ -618,41 +781,56 @@ class Netns:
         priority: int,
         src: IPv4Network | IPv4Address | str | None = None,
         iif: str | None = None,
+        undo: UndoStack | None = None,
     ) -> None:
-        spec: dict[str, Any] = {"table": table, "priority": priority, "family": 2}
-        if src is not None:
-            net = IPv4Network(src)
-            spec["src"] = str(net.network_address)
-            spec["src_len"] = net.prefixlen
-        if iif is not None:
-            spec["iifname"] = iif
-        self.ipr.rule("add", **spec)
-        self.created.append(Created("rule", spec))
+        net = IPv4Network(src) if src is not None else None
+        record = RuleRecord(
+            table,
+            priority,
+            str(net.network_address) if net is not None else None,
+            net.prefixlen if net is not None else None,
+            iif,
+        )
+        self.ipr.rule("add", **_rule_spec(record))
+        self._owner(undo).push(record)
 
-    def del_rule(self, *, table: int, priority: int) -> None:
-        mine = [
-            c
-            for c in self.created
-            if c.kind == "rule" and c.args["table"] == table and c.args["priority"] == priority
-        ]
-        for c in mine:
+    def del_rule(self, *, table: int, priority: int, undo: UndoStack | None = None) -> None:
+        mine = self._owner(undo).discard(
+            lambda r: isinstance(r, RuleRecord) and (r.table, r.priority) == (table, priority)
+        )
+        for r in mine:
+            assert isinstance(r, RuleRecord)
             with contextlib.suppress(Exception):
-                self.ipr.rule("del", **c.args)
-            self.created.remove(c)
+                self.ipr.rule("del", **_rule_spec(r))
 
     # -- neighbours -------------------------------------------------------------------
 
-    def add_neighbour(self, ifname: str, address: IPv4Address | str, lladdr: bytes) -> None:
+    def add_neighbour(
+        self,
+        ifname: str,
+        address: IPv4Address | str,
+        lladdr: bytes,
+        *,
+        undo: UndoStack | None = None,
+    ) -> None:
         """A permanent neighbour entry: ``address`` is reached at ``lladdr``, never ARPed."""
-        spec = {"dst": str(address), "ifindex": self.index(ifname)}
-        self.ipr.neigh("replace", lladdr=lladdr.hex(":"), state=NUD_PERMANENT, **spec)
-        self.created.append(Created("neigh", spec))
+        record = NeighbourRecord(str(address), self.index(ifname))
+        self.ipr.neigh(
+            "replace",
+            lladdr=lladdr.hex(":"),
+            state=NUD_PERMANENT,
+            dst=record.dst,
+            ifindex=record.ifindex,
+        )
+        self._owner(undo).push(record)
 
-    def del_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
-        spec = {"dst": str(address), "ifindex": self.index(ifname)}
+    def del_neighbour(
+        self, ifname: str, address: IPv4Address | str, *, undo: UndoStack | None = None
+    ) -> None:
+        record = NeighbourRecord(str(address), self.index(ifname))
         with contextlib.suppress(Exception):
-            self.ipr.neigh("del", **spec)
-        self.created = [c for c in self.created if not (c.kind == "neigh" and c.args == spec)]
+            self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex)
+        self._owner(undo).discard(lambda r: r == record)
 
     def flush_neighbours(self, ifname: str) -> int:
         """Delete the dynamic neighbour entries on ``ifname`` (``ip neigh flush dev``);
@@ -684,31 +862,31 @@ class Netns:
         """Answer ARP for ``address`` on ``ifname`` (``ip neigh add proxy``). The kernel
         answers only when forwarding is on and its route to ``address`` leaves by another
         interface (``arp_process`` in net/ipv4/arp.c)."""
-        key = (ifname, IPv4Address(address))
-        if key in self.proxy_neighbours:
-            return
-        spec = {"dst": str(address), "ifindex": self.index(ifname), "flags": NTF_PROXY}
-        self.ipr.neigh("replace", **spec)
-        self.created.append(Created("proxy", spec))
-        self.proxy_neighbours.add(key)
+        if self._proxy_record(ifname, address) is not None:
+            return  # already answered for
+        record = ProxyNeighbourRecord(str(address), self.index(ifname), ifname)
+        self.ipr.neigh("replace", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
+        self.stack.push(record)
 
     def del_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
-        key = (ifname, IPv4Address(address))
-        spec = {"dst": str(address), "ifindex": self.index(ifname), "flags": NTF_PROXY}
-        if key in self.proxy_neighbours:
+        record = self._proxy_record(ifname, address)
+        if record is not None:
             with contextlib.suppress(Exception):
-                self.ipr.neigh("del", **spec)
-            self.proxy_neighbours.discard(key)
-        self.created = [c for c in self.created if not (c.kind == "proxy" and c.args == spec)]
+                self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
+            self.stack.discard(lambda r: r == record)
 
     # -- sysctl -----------------------------------------------------------------------
 
     def sysctl(self, key: str, value: str | int, *, restore: bool = True) -> None:
-        """Set ``key``; with ``restore`` the old value is put back by :meth:`undo` (not
-        needed in a namespace we own)."""
+        """Set ``key``; with ``restore`` the value it had before this object first changed
+        it is put back by :meth:`undo` (not needed in a namespace we own)."""
         old = write_sysctl(key, value, self.name)
-        if restore and not self.owned and old != str(value):
-            self.created.append(Created("sysctl", {"key": key, "value": old}))
+        if not restore or self.owned or old == str(value):
+            return
+        if key in self._sysctl_keys:
+            return  # the first value is the one to restore
+        self._sysctl_keys.add(key)
+        self.stack.push(SysctlRecord(key, old))
 
     def read_sysctl(self, key: str) -> str:
         return read_sysctl(key, self.name)
@@ -728,3 +906,13 @@ class Netns:
         TUN device). Silently does nothing on a kernel without IPv6."""
         with contextlib.suppress(FileNotFoundError):
             self.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", 1, restore=False)
+
+
+def _rule_spec(record: RuleRecord) -> dict[str, object]:
+    spec: dict[str, object] = {"table": record.table, "priority": record.priority, "family": 2}
+    if record.src is not None:
+        spec["src"] = record.src
+        spec["src_len"] = record.src_len
+    if record.iifname is not None:
+        spec["iifname"] = record.iifname
+    return spec

@@ -1,11 +1,13 @@
 """One node's I/O, assembled: the sockets, TUN device, tunnel forwarder, link monitor and
 executor an engine talks through, opened in one namespace and attached to one
-:class:`~mip4.io.loop.EngineDriver`.
+:class:`~mip4.io.driver.EngineDriver`.
 
 A daemon is then: build the engine from its configuration, ``NodeIO.open(...)``, create the
 driver, ``io.attach(driver)``, ``driver.start()``, feed ``io.current_links()``, run the loop,
 and ``io.close()`` on the way out (which also removes every route, rule and neighbour entry
-the executor made).
+the executor made). Everything opened is owned by one :class:`~mip4.io.undo.UndoStack`
+(``resources``), closed newest first, also when opening fails half-way; the executor's
+kernel records are mirrored in ``journal`` when one is given.
 
 What is opened, by option:
 
@@ -29,16 +31,16 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
 
 from mip4.core.events import Event, LinkUp
 
+from .driver import Driven, EngineDriver
+from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .linkmon import LinkMonitor
-from .loop import Engine, EngineDriver, LinuxExecutor
 from .rawsock import (
     LinkSourceTracker,
     open_discovery_capture,
@@ -49,8 +51,35 @@ from .rawsock import (
     recv_udp,
 )
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
+from .undo import Journal, UndoStack, resource_stack
 
 log = logging.getLogger(__name__)
+
+#: Receive buffer asked for the UDP 434 control socket, bytes: as the raw tunnel sockets.
+#: The kernel's default (~208 KiB) holds only a few hundred small datagrams; a burst of
+#: forged requests then pushes valid ones out before the loop reads them.
+CONTROL_RCVBUF = 1 << 21
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def size_receive_buffer(sock: socket.socket, size: int = CONTROL_RCVBUF) -> int:
+    """Give ``sock`` a receive buffer of ``size`` bytes: ``SO_RCVBUFFORCE`` (root may go
+    past ``net.core.rmem_max``), else ``SO_RCVBUF``. Logs a warning when the kernel caps
+    it below ``size``; returns what the kernel reports (twice what it accounts for the
+    data, as ``socket(7)`` says)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:  # no CAP_NET_ADMIN
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if got < size:
+        log.warning(
+            "UDP control socket receive buffer capped at %d bytes (asked %d):"
+            " raise net.core.rmem_max",
+            got,
+            size,
+        )
+    return got
 
 
 @dataclass
@@ -65,6 +94,7 @@ class NodeIO:
     linkmon: LinkMonitor | None = None
     tun: Tun | None = None
     forwarder: Forwarder | None = None
+    resources: UndoStack = field(default_factory=lambda: resource_stack("node I/O"))
 
     @classmethod
     def open(
@@ -85,20 +115,23 @@ class NodeIO:
         watch_links: bool = False,
         ignore_addresses: frozenset[IPv4Address] = frozenset(),
         port: int = 434,
+        journal: Journal | None = None,
     ) -> NodeIO:
-        closers: list[Any] = []
+        res = resource_stack("node I/O")
         try:
             udp = open_udp_control(netns, port=port)
-            closers.append(udp)
+            res.callback("close UDP socket", udp.close)
+            size_receive_buffer(udp)
             tun = fwd = None
             if tun_name is not None:
-                tun = Tun(tun_name, netns, mtu=tun_mtu)
-                closers.append(tun)
+                with naming(tun_name):
+                    tun = Tun(tun_name, netns, mtu=tun_mtu)
+                res.callback(f"close TUN device {tun_name}", tun.close)
                 problem = rp_filter_problem(netns)
                 if problem is not None:
                     log.warning("%s", problem)
                 fwd = Forwarder(tun, netns=netns, tunnel_mtu=tunnel_mtu)
-                closers.append(fwd)
+                res.callback("close forwarder", fwd.close)
             executor = LinuxExecutor(
                 netns,
                 udp=udp,
@@ -107,22 +140,26 @@ class NodeIO:
                 own_addresses=own_addresses,
                 home_gateway=home_gateway,
                 home_network=home_network,
+                journal=journal,
             )
-            closers.append(executor)
+            res.callback("close executor sockets", executor.abandon)
+            res.callback("undo kernel state", executor.close)
             if forwarding:
                 # agents forward (and the kernel answers proxy ARP only when forwarding);
-                # the executor's undo table restores the old value on close
+                # the executor's undo stack restores the old value on close
                 executor.ns.set_forwarding(True)
             io = cls(netns, tuple(interfaces), udp, executor, tun=tun, forwarder=fwd)
+            io.resources = res
             for ifname in interfaces:
-                io.captures[ifname] = open_discovery_capture(ifname, netns)
-                closers.append(io.captures[ifname])
+                with naming(ifname):
+                    cap = io.captures[ifname] = open_discovery_capture(ifname, netns)
+                res.callback(f"close discovery capture {ifname}", cap.close)
             if link_sources:
                 io.tracker = LinkSourceTracker.open(None, netns, port=port)
-                closers.append(io.tracker)
+                res.callback("close link source tracker", io.tracker.close)
             if icmp_errors:
                 io.icmp_errors = open_icmp_error_socket(netns)
-                closers.append(io.icmp_errors)
+                res.callback("close ICMP error socket", io.icmp_errors.close)
             if watch_links:
                 io.linkmon = LinkMonitor(
                     netns,
@@ -130,12 +167,11 @@ class NodeIO:
                     report_addresses=True,
                     ignore_addresses=ignore_addresses,
                 )
-                closers.append(io.linkmon)
+                res.callback("close link monitor", io.linkmon.close)
             return io
         except BaseException:
-            for c in reversed(closers):
-                with contextlib.suppress(Exception):
-                    c.close()
+            for err in res.undo():
+                log.warning("clean-up after a failed open: %s", err)
             raise
 
     def attach(self, driver: EngineDriver) -> None:
@@ -164,7 +200,7 @@ class NodeIO:
             mon = self.linkmon
             driver.add_reader(mon.sock, lambda: list(mon.events()))
 
-    async def run(self, engine: Engine, stop: asyncio.Event) -> EngineDriver:
+    async def run(self, engine: Driven, stop: asyncio.Event) -> EngineDriver:
         """Drive ``engine`` until ``stop`` is set: a daemon's main loop. Feeds the links
         that are up at start; the driver (with its counters) is returned."""
         driver = EngineDriver(engine, self.executor, loop=asyncio.get_running_loop())
@@ -185,28 +221,40 @@ class NodeIO:
         return self.linkmon.current() if self.linkmon is not None else []
 
     def close(self) -> None:
-        """Undo the executor's kernel state, then close everything (TUN last)."""
+        """Undo the executor's kernel state, then close everything, newest first (the
+        forwarder detached first, the TUN device and the UDP socket last)."""
         if self.forwarder is not None:
             self.forwarder.detach()
-        self.executor.close()
-        for sock in [*self.captures.values(), self.icmp_errors]:
-            if sock is not None:
-                sock.close()
-        if self.tracker is not None:
-            self.tracker.close()
-        if self.linkmon is not None:
-            self.linkmon.close()
+        for err in self.resources.undo():
+            log.warning("clean-up: %s", err)
+
+    def abandon(self) -> None:
+        """What a killed daemon leaves: its sockets and TUN device close (the kernel does
+        that for a dead process), its routes, rules, neighbour entries, sysctls and journal
+        stay."""
         if self.forwarder is not None:
-            self.forwarder.close()
-        if self.tun is not None:
-            self.tun.close()
-        self.udp.close()
+            self.forwarder.detach()
+        self.resources.discard(lambda r: r.describe() == "undo kernel state")
+        for err in self.resources.undo():
+            log.warning("abandon: %s", err)
 
     def __enter__(self) -> NodeIO:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def naming(ifname: str) -> Iterator[None]:
+    """An ``OSError`` raised in the block names ``ifname`` (``[Errno 19] No such device``
+    alone does not say which interface)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or ifname in str(exc):
+            raise
+        raise OSError(exc.errno, f"{ifname}: {exc.strerror or exc}") from exc
 
 
 def _discovery_reader(cap: socket.socket) -> Callable[[], list[Event]]:

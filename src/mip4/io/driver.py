@@ -1,0 +1,154 @@
+"""The asyncio driver of an engine: events in, one timer, actions out to an executor.
+
+Theory of operation
+-------------------
+An engine (``HomeAgent``, ``ForeignAgent``, ``MobileNode`` in :mod:`mip4.core`) is a pure
+state machine: ``handle(event, now)`` and ``handle_timer(now)`` return lists of actions, and
+``next_deadline()`` says when it next wants ``handle_timer``. :class:`EngineDriver` is the
+only place where time and sockets meet it (as aioquic's ``asyncio/protocol.py`` drives a
+``QuicConnection``):
+
+* every input is fed with ``now = time.monotonic()`` (the clock asyncio's loop uses too);
+* after every input **one** timer is armed at ``next_deadline()`` (re-armed, never
+  stacked); a timer that fires early (clock granularity) is simply re-armed;
+* readers registered with :meth:`EngineDriver.add_reader` drain their socket and turn what
+  they read into events (:func:`mip4.io.rawsock.recv_udp`, ``recv_discovery``);
+* every returned action goes to an :class:`Executor` (on Linux
+  :class:`mip4.io.executor.LinuxExecutor`), in order. An action that fails is logged and
+  counted and does not stop the ones after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from mip4.core.actions import Action
+from mip4.core.engine import Engine
+from mip4.core.events import Event
+
+log = logging.getLogger("mip4")
+
+
+__all__ = ["Driven", "Engine", "EngineDriver", "Executor"]
+
+
+class Driven(Protocol):
+    """The three calls :class:`EngineDriver` makes: the part of
+    :class:`mip4.core.engine.Engine` it needs. (Typed apart only while the mobile node's
+    ``counters`` is not yet the shared :class:`~mip4.core.counters.Counters`; then the
+    driver takes an :class:`~mip4.core.engine.Engine`.)"""
+
+    def handle(self, event: Event, now: float) -> list[Action]: ...
+
+    def handle_timer(self, now: float) -> list[Action]: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
+class Executor(Protocol):
+    def execute(self, action: Action) -> None: ...
+
+
+class EngineDriver:
+    """Runs ``engine`` on an asyncio loop, handing its actions to ``executor``."""
+
+    def __init__(
+        self,
+        engine: Driven,
+        executor: Executor,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.loop = loop or asyncio.get_running_loop()
+        self.clock = clock
+        self.stats: Counter[str] = Counter()
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._readers: list[int] = []
+        self.closed = False
+
+    def start(self) -> None:
+        """Arm the first timer (an engine may want to act at once, e.g. solicit)."""
+        self._rearm()
+
+    def feed(self, event: Event) -> list[Action]:
+        """Give ``event`` to the engine now; run its actions; re-arm the timer."""
+        self.stats["events"] += 1
+        actions = self.engine.handle(event, self.clock())
+        self.run_actions(actions)
+        self._rearm()
+        return actions
+
+    def run_actions(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            self.stats[type(action).__name__] += 1
+            try:
+                self.executor.execute(action)
+            except Exception:
+                self.stats["action_errors"] += 1
+                log.exception("executing %r failed", action)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.clock()
+        if self._deadline is not None and now < self._deadline:
+            self._rearm()  # woke early
+            return
+        self.stats["timers"] += 1
+        self.run_actions(self.engine.handle_timer(now))
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.closed:
+            return
+        deadline = self.engine.next_deadline()
+        if deadline == self._deadline and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
+
+    @property
+    def deadline(self) -> float | None:
+        """The deadline the armed timer is for (``None``: no timer)."""
+        return self._deadline if self._timer is not None else None
+
+    def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
+        """When ``fd`` is readable call ``produce()`` (which drains it) and feed each event."""
+        fileno = fd if isinstance(fd, int) else fd.fileno()
+
+        def ready() -> None:
+            try:
+                events = produce()
+            except Exception:
+                self.stats["reader_errors"] += 1
+                log.exception("reading fd %d failed", fileno)
+                return
+            for ev in events:
+                self.feed(ev)
+
+        self.loop.add_reader(fileno, ready)
+        self._readers.append(fileno)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for fd in self._readers:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(fd)
+        self._readers.clear()

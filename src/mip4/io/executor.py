@@ -1,0 +1,531 @@
+"""The Linux executor: the kernel recipe for each action an engine returns.
+
+Theory of operation
+-------------------
+:class:`LinuxExecutor` carries the actions out with sockets, netlink
+(:class:`mip4.io.netns.Netns`) and the user-space tunnel
+(:class:`mip4.io.forwarder.Forwarder`). Every kernel object it makes is recorded on exactly
+one undo stack (:mod:`mip4.io.undo`): one per binding (home address), one per visitor, one
+for the mobile node's current attachment, one for what it withdrew while away from home,
+and the namespace's own stack for what the node set up once (sysctls, the reverse-tunnel
+route, proxy ARP entries). Removing a binding, a visitor or an attachment undoes its stack;
+:meth:`LinuxExecutor.close` undoes them all. With a journal the kernel records also go to
+a file that the next daemon's leftover cleaner reads after a crash.
+
+==========================  ==============================================================
+``SendUdp``                  UDP 434 socket (``IP_PKTINFO`` for source/interface,
+                             ``IP_TTL`` per message); with ``link_dst`` an IPv4/UDP
+                             datagram sent by AF_PACKET to that hardware address (no ARP)
+``SendIcmp``                 raw ICMP socket bound to the interface (TTL from the action)
+``ProxyArp``                 ``ip neigh add proxy`` (own records; the kernel answers only with
+                             forwarding on and a route to the address via another device)
+``GratuitousArp``            AF_PACKET ARP requests, ``count`` times, ``garp_interval``
+                             apart (RFC 5944 §4.6)
+``InstallBinding``           tunnel table entry + host route to the TUN device (home agent);
+                             with B the home link's broadcasts are tunnelled too (§4.3)
+``RemoveBinding``            the reverse
+``InstallVisitor``           decapsulated datagrams for the home address go to the
+                             visitor's hardware address; with ``reverse_tunnel`` a policy
+                             rule sends the visitor's own datagrams into the TUN device,
+                             and they are tunnelled to the home agent (RFC 3024)
+``RemoveVisitor``            the reverse
+``AwayFromHome``             the home subnet's on-link route withdrawn from the interface
+                             and ARP kept quiet about the home address (RFC 5944 §4.6),
+                             before the node registers (until ``AtHome``)
+``UseForeignAgent``          permanent neighbour entry for the agent (its advertised
+                             hardware address, never ARP), host route to it and the default
+                             route via it; the home subnet's on-link route is withdrawn and
+                             ARP kept quiet about the home address (RFC 5944 §4.6)
+``UseColocatedAddress``      accept tunnels from the home agent at the care-of address;
+                             with ``reverse_tunnel`` a policy rule for the home address
+``AtHome``                   all of the above undone; home subnet route and home default
+                             route restored
+``Log``                      the ``mip4`` logger, structured fields in ``extra``
+==========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from mip4.core.actions import (
+    Action,
+    AtHome,
+    AwayFromHome,
+    GratuitousArp,
+    InstallBinding,
+    InstallVisitor,
+    Log,
+    ProxyArp,
+    RemoveBinding,
+    RemoveVisitor,
+    SendIcmp,
+    SendUdp,
+    UseColocatedAddress,
+    UseForeignAgent,
+)
+from mip4.dataplane.common import Tunnel
+from mip4.dataplane.table import LinkDelivery, TunnelEntry
+from mip4.wire.packets import ipv4_packet, ipv4_udp_packet
+
+from .forwarder import Forwarder
+from .netns import Netns
+from .rawsock import (
+    IP_MULTICAST_TTL,
+    IP_PKTINFO,
+    IP_TTL,
+    PKTINFO,
+    open_icmp_socket,
+    open_packet_sender,
+    open_udp_control,
+    send_gratuitous_arp,
+    send_to_link,
+    send_udp,
+)
+from .undo import Journal, UndoStack
+
+log = logging.getLogger("mip4")
+
+
+REVERSE_TABLE = 434  #: routing table holding "default dev <tun>" for reverse tunnelling
+RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
+
+
+@dataclass
+class LinuxExecutor:
+    """Carries out actions in namespace ``netns`` (``None``: the current one).
+
+    ``forwarder`` is needed for bindings, visitors and co-located operation;
+    ``tunnel_source`` is this node's address as tunnel entry point (home agent: its
+    address; foreign agent and co-located node take it from the action). For a mobile node,
+    ``home_gateway`` and ``home_network`` let :class:`AtHome` restore the home
+    configuration. ``call_later`` spaces gratuitous ARPs (default: sent back to back).
+    ``journal`` mirrors every kernel record (for the leftover cleaner after a crash).
+    """
+
+    netns: str | None = None
+    udp: socket.socket | None = None
+    forwarder: Forwarder | None = None
+    tunnel_source: IPv4Address | None = None
+    own_addresses: frozenset[IPv4Address] = frozenset()
+    home_gateway: IPv4Address | None = None
+    home_network: IPv4Network | None = None
+    garp_interval: float = 0.2
+    call_later: Callable[[float, Callable[[], None]], object] | None = None
+    reverse_table: int = REVERSE_TABLE
+    journal: Journal | None = None
+    stats: Counter[str] = field(default_factory=Counter)
+    ns: Netns = field(init=False)
+    _packet: socket.socket | None = field(default=None, init=False)
+    _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
+    _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
+    _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
+    _reverse_route: bool = field(default=False, init=False)
+    #: what the current UseForeignAgent / UseColocatedAddress made (the attachment)
+    _attachment: UndoStack = field(init=False)
+    #: the home subnet's on-link routes withdrawn while away (put back by AtHome, close)
+    _away: UndoStack = field(init=False)
+    #: per home address: the binding's route (home agent)
+    _bindings: dict[IPv4Address, UndoStack] = field(default_factory=dict, init=False)
+    _arp_quiet: set[str] = field(default_factory=set, init=False)
+    _proxy_immediate: set[str] = field(default_factory=set, init=False)
+    _visitors: dict[IPv4Address, tuple[InstallVisitor, UndoStack]] = field(
+        default_factory=dict, init=False
+    )
+
+    def __post_init__(self) -> None:
+        self.ns = Netns(self.netns, journal=self.journal)
+        self._attachment = self.ns.new_stack("attachment")
+        self._away = self.ns.new_stack("away from home")
+        if self.udp is not None:
+            self._udp_by_port[self.udp.getsockname()[1]] = self.udp
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
+        stacks = [
+            self._attachment,
+            self._away,
+            *reversed([stack for _visitor, stack in self._visitors.values()]),
+            *reversed(self._bindings.values()),
+            self.ns.stack,
+        ]
+        self._visitors.clear()
+        self._bindings.clear()
+        for stack in stacks:
+            for err in stack.undo():
+                log.warning("clean-up: %s", err)
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Close our sockets and leave every kernel object (and the journal) as it is: what
+        a killed process leaves behind (the lab's crash simulations)."""
+        self.ns.close()
+        for sock in [*self._icmp.values(), *self._udp_by_port.values()]:
+            if sock is not self.udp:
+                sock.close()
+        self._icmp.clear()
+        if self._packet is not None:
+            self._packet.close()
+            self._packet = None
+
+    def __enter__(self) -> LinuxExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def packet(self) -> socket.socket:
+        if self._packet is None:
+            self._packet = open_packet_sender(self.netns)
+        return self._packet
+
+    def _fwd(self, what: str) -> Forwarder:
+        if self.forwarder is None:
+            raise RuntimeError(f"{what} needs a Forwarder (a TUN device and raw sockets)")
+        return self.forwarder
+
+    def _interface_address(self, interface: str) -> IPv4Address:
+        addrs = self.ns.addresses(interface)
+        if not addrs:
+            raise RuntimeError(f"{interface} has no IPv4 address to send from")
+        return addrs[0].ip
+
+    def execute(self, action: Action) -> None:
+        handler = _HANDLERS.get(type(action))
+        if handler is None:
+            raise NotImplementedError(f"no Linux executor for {type(action).__name__}")
+        self.stats[type(action).__name__] += 1
+        handler(self, action)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _udp_socket(self, sport: int) -> socket.socket:
+        sock = self._udp_by_port.get(sport)
+        if sock is None:
+            sock = open_udp_control(self.netns, port=sport)
+            self._udp_by_port[sport] = sock
+        return sock
+
+    def send_udp(self, a: SendUdp) -> None:
+        if a.link_dst is not None:
+            if a.interface is None:
+                raise ValueError("SendUdp with link_dst needs an interface")
+            src = a.src or self._interface_address(a.interface)
+            ttl = a.ttl if a.ttl is not None else 64
+            pkt = ipv4_udp_packet(src, a.dst, a.sport, a.dport, a.payload, ttl=ttl)
+            send_to_link(self.packet, a.interface, a.link_dst, pkt)
+            return
+        ifindex = self.ns.index(a.interface) if a.interface else 0
+        sock = self._udp_socket(a.sport)
+        send_udp(sock, a.payload, a.dst, a.dport, src=a.src, ifindex=ifindex, ttl=a.ttl)
+
+    def send_icmp(self, a: SendIcmp) -> None:
+        if a.link_dst is not None:
+            # e.g. an advertisement answering a visitor's solicitation: no ARP for it
+            src = a.src or self._interface_address(a.interface)
+            pkt = ipv4_packet(src, a.dst, 1, a.payload, ttl=a.ttl)
+            send_to_link(self.packet, a.interface, a.link_dst, pkt)
+            return
+        sock = self._icmp.get(a.interface)
+        if sock is None:
+            sock = open_icmp_socket(a.interface, self.netns, ttl=a.ttl)
+            self._icmp[a.interface] = sock
+        sock.setsockopt(socket.IPPROTO_IP, IP_TTL, a.ttl)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_TTL, a.ttl)
+        if a.src is not None:
+            anc = [(socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(0, a.src.packed, b"\0" * 4))]
+            sock.sendmsg([a.payload], anc, 0, (str(a.dst), 0))
+        else:
+            sock.sendto(a.payload, (str(a.dst), 0))
+
+    # -- ARP --------------------------------------------------------------------------
+
+    def proxy_arp(self, a: ProxyArp) -> None:
+        if a.enable:
+            if a.interface not in self._proxy_immediate:
+                # The kernel delays proxy ARP replies by up to proxy_delay (0.8 s by default).
+                # A reply queued just before the proxy entry is withdrawn would then go out
+                # after the gratuitous ARPs that hand the address back to the node (RFC 5944
+                # §4.6) and undo them in the neighbours' caches: answer at once instead.
+                self.ns.sysctl(f"net.ipv4.neigh.{a.interface}.proxy_delay", 0)
+                self._proxy_immediate.add(a.interface)
+            self.ns.add_proxy_neighbour(a.interface, a.address)
+        else:
+            self.ns.del_proxy_neighbour(a.interface, a.address)
+
+    def gratuitous_arp(self, a: GratuitousArp) -> None:
+        count = max(0, min(a.count, 10))
+        if count == 0:
+            return
+
+        def one() -> None:
+            send_gratuitous_arp(a.interface, a.address, a.link_address, count=1, sock=self.packet)
+
+        one()
+        for i in range(1, count):
+            if self.call_later is not None and self.garp_interval > 0:
+                self.call_later(self.garp_interval * i, one)
+            else:
+                one()
+
+    # -- home agent -------------------------------------------------------------------
+
+    def install_binding(self, a: InstallBinding) -> None:
+        fwd = self._fwd("InstallBinding")
+        if self.tunnel_source is None:
+            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
+        tunnel = Tunnel(
+            self.tunnel_source,
+            a.care_of_address,
+            own_addresses=self.own_addresses,
+            gre_key=a.gre_key,
+        )
+        fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+        stack = self._bindings.get(a.home_address)
+        if stack is None:
+            stack = self._bindings[a.home_address] = self.ns.new_stack(f"binding {a.home_address}")
+        # a renewal replaces the route with the same record: nothing new on the stack
+        self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True, undo=stack)
+        if a.broadcast and a.home_interface is not None:
+            # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
+            fwd.watch_broadcasts(a.home_interface)
+            fwd.table.set_broadcast(a.home_address, a.care_of_address, not a.colocated)
+        else:
+            fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
+            if a.broadcast:
+                # no home link named: nowhere to pick the broadcasts up (counted)
+                self.stats["broadcast_not_forwarded"] += 1
+                log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
+
+    def remove_binding(self, a: RemoveBinding) -> None:
+        fwd = self._fwd("RemoveBinding")
+        fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
+        if fwd.table.remove_binding(a.home_address, a.care_of_address) == 0:
+            stack = self._bindings.pop(a.home_address, None)
+            if stack is None:
+                self.ns.del_route(f"{a.home_address}/32")
+            else:
+                for err in stack.undo():
+                    log.warning("removing binding: %s", err)
+
+    # -- reverse tunnelling rules -----------------------------------------------------
+
+    def _ensure_reverse_route(self) -> None:
+        if not self._reverse_route:
+            fwd = self._fwd("reverse tunnelling")
+            self.ns.add_route(
+                "0.0.0.0/0", ifname=fwd.tun.name, table=self.reverse_table, replace=True
+            )
+            self._reverse_route = True
+
+    def _add_reverse_rule(self, src: IPv4Address, iif: str | None, undo: UndoStack) -> None:
+        """A policy rule sending ``src``'s datagrams (arriving on ``iif``) into the reverse
+        tunnel, owned by ``undo`` (which also frees its priority)."""
+        key = (src, iif)
+        if key in self._rules:
+            return
+        self._ensure_reverse_route()
+        prio = RULE_PRIORITY + len(self._rules)
+        used = set(self._rules.values())
+        while prio in used:
+            prio += 1
+        undo.callback(f"free rule priority {prio}", lambda: self._rules.pop(key, None))
+        self._rules[key] = prio
+        self.ns.add_rule(src=src, iif=iif, table=self.reverse_table, priority=prio, undo=undo)
+
+    # -- foreign agent ----------------------------------------------------------------
+
+    def install_visitor(self, a: InstallVisitor) -> None:
+        """Replaces an earlier entry for the same home address. A renewal (the same entry
+        with a new expiry) leaves the kernel objects alone: deleting and re-adding them
+        would leave a moment in which the visitor's datagrams miss the reverse tunnel, and
+        the visitor's path-MTU state with it."""
+        fwd = self._fwd("InstallVisitor")
+        known = self._visitors.get(a.home_address)
+        if known is not None and dataclasses.replace(known[0], expires=a.expires) == a:
+            self._visitors[a.home_address] = (a, known[1])
+            return
+        if known is not None:
+            self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
+        stack = self.ns.new_stack(f"visitor {a.home_address}")
+        self._visitors[a.home_address] = (a, stack)
+        table = fwd.table
+        table.set_visitor(a.home_address, LinkDelivery(a.interface, a.link_address))
+        stack.callback("forget visitor", lambda: table.set_visitor(a.home_address, None))
+        if a.link_address is None:
+            # no hardware address from the request: let the kernel deliver on the link
+            # (it will ARP for the visitor)
+            self.ns.add_route(f"{a.home_address}/32", ifname=a.interface, replace=True, undo=stack)
+        else:
+            # The agent's own datagrams to the visitor (ICMP "fragmentation needed" for a
+            # datagram too big for the reverse tunnel, RFC 2003 §5.1) go to it on the link;
+            # otherwise they would go to the home agent, which never tunnels a datagram
+            # from the tunnel's exit point (§4). Its hardware address came with the request
+            # (never ARP for it, RFC 5944 §4.6). A route via the visitor as on-link gateway,
+            # not a device route: that would make it a directly connected source, and the
+            # kernel would redirect its traffic to the router, past the reverse tunnel.
+            self.ns.add_neighbour(a.interface, a.home_address, a.link_address, undo=stack)
+            self.ns.add_route(
+                f"{a.home_address}/32",
+                gateway=a.home_address,
+                ifname=a.interface,
+                onlink=True,
+                replace=True,
+                undo=stack,
+            )
+        table.add_peer(a.home_agent)  # tunnels from the home agent are accepted
+        stack.callback("forget home agent peer", lambda: table.remove_peer(a.home_agent))
+        if a.reverse_tunnel:
+            tunnel = Tunnel(a.care_of_address, a.home_agent, own_addresses=self.own_addresses)
+            table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+            stack.callback("forget reverse tunnel", lambda: table.set_reverse(a.home_address, None))
+            self._add_reverse_rule(a.home_address, a.interface, stack)
+            if a.encapsulating_delivery:
+                # RFC 3024 §3.3: the visitor's datagrams arrive tunnelled to us; once
+                # decapsulated (into the TUN device) they are reverse-tunnelled too
+                table.add_peer(a.home_address)
+                stack.callback("forget visitor peer", lambda: table.remove_peer(a.home_address))
+                self._add_reverse_rule(a.home_address, fwd.tun.name, stack)
+
+    def remove_visitor(self, a: RemoveVisitor) -> None:
+        self._fwd("RemoveVisitor")
+        known = self._visitors.pop(a.home_address, None)
+        if known is None:
+            return
+        for err in known[1].undo():
+            log.warning("removing visitor %s: %s", a.home_address, err)
+
+    # -- mobile node ------------------------------------------------------------------
+
+    def _leave_home_subnet(self, interface: str, home: IPv4Address) -> None:
+        """Withdraw the home subnet's on-link route from ``interface`` so the node never
+        ARPs for home-network neighbours on a foreign link (RFC 5944 §4.6)."""
+        for addr in self.ns.addresses(interface):
+            if addr.ip == home and addr.network.prefixlen < 32:
+                # put back by AtHome and close (and by the leftover cleaner after a crash)
+                self.ns.withdraw_route(addr.network, interface, home, undo=self._away)
+
+    def _quiet_arp(self, interface: str) -> None:
+        """RFC 5944 §4.6 away from home: never announce the home address in ARP requests
+        (``arp_announce`` 2: the sender address is the best one for the target's subnet,
+        e.g. the co-located care-of address), and answer ARP only for an address whose
+        subnet the asker is on (``arp_ignore`` 2: the home address is not answered on a
+        foreign link, a co-located care-of address still is). Both are harmless at home;
+        :meth:`close` restores the previous values."""
+        if interface in self._arp_quiet:
+            return
+        self.ns.sysctl(f"net.ipv4.conf.{interface}.arp_ignore", 2)
+        self.ns.sysctl(f"net.ipv4.conf.{interface}.arp_announce", 2)
+        self._arp_quiet.add(interface)
+
+    def _reset_mobility(self) -> None:
+        """Undo what the previous UseForeignAgent / UseColocatedAddress did."""
+        self._attachment.undo()
+
+    def _forget_neighbours(self, interface: str) -> None:
+        """After a move the node's dynamic neighbour entries belong to the previous link.
+        Worse, datagrams sent between the link change and this set-up (by the previous
+        routes, e.g. towards the home router) wait on an unresolved entry for up to a
+        second, and TCP does not retransmit a segment while a copy of it is still queued
+        in the host -- so the connection stalls that long. Deleting the entries frees
+        them."""
+        with contextlib.suppress(Exception):
+            self.stats["neighbours_flushed"] += self.ns.flush_neighbours(interface)
+
+    def away_from_home(self, a: AwayFromHome) -> None:
+        self._quiet_arp(a.interface)
+        self._leave_home_subnet(a.interface, a.home_address)
+
+    def _restore_home_routes(self) -> None:
+        self._away.undo()
+
+    def use_foreign_agent(self, a: UseForeignAgent) -> None:
+        # (The engine hands this over once per attachment, not at each renewal: rebuilding
+        # the routes drops the kernel's path-MTU state for them. Once more after the link
+        # went away and came back, when the kernel may have dropped them itself.)
+        self._reset_mobility()
+        ns, iface, agent, stack = self.ns, a.interface, a.agent_address, self._attachment
+        self._forget_neighbours(iface)
+        self._quiet_arp(iface)
+        self._leave_home_subnet(iface, a.home_address)
+        if a.agent_link_address is not None:
+            ns.add_neighbour(iface, agent, a.agent_link_address, undo=stack)
+        ns.add_route(f"{agent}/32", ifname=iface, replace=True, src=a.home_address, undo=stack)
+        ns.add_route(
+            "0.0.0.0/0",
+            gateway=agent,
+            ifname=iface,
+            onlink=True,
+            replace=True,
+            src=a.home_address,
+            undo=stack,
+        )
+        if a.home_agent is not None:
+            # the broadcasts asked for with B come tunnelled from the home agent (§4.3)
+            table = self._fwd("UseForeignAgent with broadcasts").table
+            ha = a.home_agent
+            table.add_peer(ha)
+            stack.callback("forget home agent peer", lambda: table.remove_peer(ha))
+
+    def use_colocated_address(self, a: UseColocatedAddress) -> None:
+        self._reset_mobility()
+        fwd = self._fwd("UseColocatedAddress")
+        self._forget_neighbours(a.interface)
+        self._quiet_arp(a.interface)
+        self._leave_home_subnet(a.interface, a.home_address)
+        table, stack = fwd.table, self._attachment
+        table.add_peer(a.home_agent)
+        stack.callback("forget home agent peer", lambda: table.remove_peer(a.home_agent))
+        if a.reverse_tunnel:
+            tunnel = Tunnel(a.care_of_address, a.home_agent)
+            table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+            stack.callback("forget reverse tunnel", lambda: table.set_reverse(a.home_address, None))
+            self._add_reverse_rule(a.home_address, None, stack)
+
+    def at_home(self, a: AtHome) -> None:
+        self._reset_mobility()
+        self._restore_home_routes()
+        self._forget_neighbours(a.interface)
+        if self.home_gateway is not None:
+            self.ns.add_route(
+                "0.0.0.0/0", gateway=self.home_gateway, ifname=a.interface, replace=True
+            )
+
+    def log(self, a: Log) -> None:
+        log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
+
+
+# Any: each handler takes the one action class it is filed under (a dict cannot say that
+# per key); execute() looks the handler up by type(action), so the pairing holds.
+_HANDLERS: dict[type, Callable[[LinuxExecutor, Any], None]] = {
+    SendUdp: LinuxExecutor.send_udp,
+    SendIcmp: LinuxExecutor.send_icmp,
+    ProxyArp: LinuxExecutor.proxy_arp,
+    GratuitousArp: LinuxExecutor.gratuitous_arp,
+    InstallBinding: LinuxExecutor.install_binding,
+    RemoveBinding: LinuxExecutor.remove_binding,
+    InstallVisitor: LinuxExecutor.install_visitor,
+    RemoveVisitor: LinuxExecutor.remove_visitor,
+    AwayFromHome: LinuxExecutor.away_from_home,
+    UseForeignAgent: LinuxExecutor.use_foreign_agent,
+    UseColocatedAddress: LinuxExecutor.use_colocated_address,
+    AtHome: LinuxExecutor.at_home,
+    Log: LinuxExecutor.log,
+}
+
+
+def interface_network(ns: Netns, interface: str) -> IPv4Interface | None:
+    """The first IPv4 address/prefix on ``interface`` (helper for daemons)."""
+    addrs = ns.addresses(interface)
+    return addrs[0] if addrs else None

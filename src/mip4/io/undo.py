@@ -1,0 +1,320 @@
+"""Who owns each kernel object mip4 makes, and how it is undone -- also after a crash.
+
+Theory of operation
+-------------------
+Every kernel object the I/O shell creates or changes (a route, a policy rule, a neighbour
+or proxy neighbour entry, an address, a link, a sysctl value, a route it withdrew) is
+written down as one typed, frozen **record** that says how to undo it. A record belongs to
+exactly one :class:`UndoStack`: the daemon's own (what :class:`~mip4.io.netns.Netns` set
+up for the process: forwarding, ARP sysctls, the reverse-tunnel route, proxy entries), one
+per binding, one per visitor, one per attachment of a mobile node. Removing a binding,
+a visitor or an attachment is ``stack.undo()``; closing is undoing every stack, newest
+first. The same stack also takes in-process clean-up steps (:class:`Callback`: closing a
+socket, forgetting a tunnel-table entry) so that there is one mechanism for everything a
+node must take down, in order.
+
+The kernel records of all the stacks of one daemon are also kept in a :class:`Journal`:
+a JSON file in the run directory, rewritten (atomically) whenever a record is added or
+removed. A daemon killed with SIGKILL leaves its journal behind; the next daemon of the
+same configuration reads it before it starts (:func:`load_journal`) and undoes what its
+predecessor left, with the same records. A :class:`SysctlRecord` holds the value the key
+had before mip4 **first** touched it, so the restored value is the original one even after
+a SIGKILL, a restart and a clean stop. A record that is already on a stack is not
+recorded twice (a binding renewal replaces its route with the same record: no journal
+write).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+RT_TABLE_MAIN = 254
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    """A link we added (veth pair, bridge): deleted by name."""
+
+    ifname: str
+
+    def describe(self) -> str:
+        return f"link {self.ifname}"
+
+
+@dataclass(frozen=True)
+class AddressRecord:
+    """An IPv4 address we added to interface ``index``."""
+
+    index: int
+    address: str
+    prefixlen: int
+
+    def describe(self) -> str:
+        return f"address {self.address}/{self.prefixlen} index {self.index}"
+
+
+@dataclass(frozen=True)
+class RouteRecord:
+    """A route we added (or replaced): deleted by destination, table, output interface and
+    gateway (a route someone else put in its place since stays)."""
+
+    dst: str
+    dst_len: int
+    table: int = RT_TABLE_MAIN
+    oif: int | None = None
+    gateway: str | None = None
+
+    def describe(self) -> str:
+        return f"route {self.dst}/{self.dst_len} table {self.table}"
+
+
+@dataclass(frozen=True)
+class WithdrawnRouteRecord:
+    """An on-link route (the one an address made) we deleted: put back on undo."""
+
+    dst: str
+    dst_len: int
+    oif: int
+    prefsrc: str
+    ifname: str = ""
+
+    def describe(self) -> str:
+        return f"restored route {self.dst}/{self.dst_len} dev {self.ifname or self.oif}"
+
+
+@dataclass(frozen=True)
+class RuleRecord:
+    """An IPv4 policy rule we added."""
+
+    table: int
+    priority: int
+    src: str | None = None
+    src_len: int | None = None
+    iifname: str | None = None
+
+    def describe(self) -> str:
+        return f"rule priority {self.priority} table {self.table}"
+
+
+@dataclass(frozen=True)
+class NeighbourRecord:
+    """A permanent neighbour entry we made."""
+
+    dst: str
+    ifindex: int
+
+    def describe(self) -> str:
+        return f"neighbour {self.dst} index {self.ifindex}"
+
+
+@dataclass(frozen=True)
+class ProxyNeighbourRecord:
+    """A proxy neighbour entry (``ip neigh add proxy``) we made. pyroute2 0.9.7 returns
+    empty proxy-neighbour dumps, so this record is the only list of them there is."""
+
+    dst: str
+    ifindex: int
+    ifname: str
+
+    def describe(self) -> str:
+        return f"proxy neighbour {self.dst} dev {self.ifname}"
+
+
+@dataclass(frozen=True)
+class SysctlRecord:
+    """A sysctl we changed; ``value`` is what it was before mip4 first touched it."""
+
+    key: str
+    value: str
+
+    def describe(self) -> str:
+        return f"sysctl {self.key}={self.value}"
+
+
+KernelRecord = (
+    LinkRecord
+    | AddressRecord
+    | RouteRecord
+    | WithdrawnRouteRecord
+    | RuleRecord
+    | NeighbourRecord
+    | ProxyNeighbourRecord
+    | SysctlRecord
+)
+
+#: record kind (as written in a journal) -> class
+KINDS: dict[str, type[KernelRecord]] = {
+    "link": LinkRecord,
+    "addr": AddressRecord,
+    "route": RouteRecord,
+    "withdrawn_route": WithdrawnRouteRecord,
+    "rule": RuleRecord,
+    "neigh": NeighbourRecord,
+    "proxy": ProxyNeighbourRecord,
+    "sysctl": SysctlRecord,
+}
+_KIND_OF = {cls: kind for kind, cls in KINDS.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class Callback:
+    """An in-process clean-up step (close a socket, forget a table entry). Not journalled:
+    what it undoes dies with the process. Compared by identity."""
+
+    label: str
+    func: Callable[[], object]
+
+    def describe(self) -> str:
+        return self.label
+
+
+Record = KernelRecord | Callback
+
+
+def to_json(record: KernelRecord) -> dict[str, object]:
+    return {"kind": _KIND_OF[type(record)], **asdict(record)}
+
+
+def from_json(data: dict[str, object]) -> KernelRecord:
+    """The record ``data`` describes; ``ValueError`` for anything else."""
+    cls = KINDS.get(str(data.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown record kind {data.get('kind')!r}")
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(f"bad {cls.__name__}: {exc}") from None
+
+
+class Journal:
+    """The kernel records of one daemon's stacks, kept in the JSON file ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[KernelRecord] = []
+
+    def add(self, record: KernelRecord) -> None:
+        self.records.append(record)
+        self._write()
+
+    def remove(self, record: KernelRecord) -> None:
+        with contextlib.suppress(ValueError):
+            self.records.remove(record)
+            self._write()
+
+    def _write(self) -> None:
+        if not self.records:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps([to_json(r) for r in self.records]) + "\n")
+        os.replace(tmp, self.path)
+
+
+def load_journal(path: Path) -> list[KernelRecord]:
+    """The records a previous daemon left in ``path`` (oldest first; none if no file).
+    A malformed file raises ``ValueError`` naming it."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+        return [from_json(item) for item in items]
+    except ValueError as exc:
+        raise ValueError(f"{path}: unreadable undo journal: {exc}") from None
+
+
+class UndoStack:
+    """The undo records of one owner, undone newest first by ``undo_one``. Kernel records
+    are mirrored in ``journal`` (if any)."""
+
+    def __init__(
+        self,
+        undo_one: Callable[[KernelRecord], object],
+        journal: Journal | None = None,
+        name: str = "",
+    ) -> None:
+        self._undo_one = undo_one
+        self.journal = journal
+        self.name = name
+        self.records: list[Record] = []
+        self._kernel: set[KernelRecord] = set()  # the same, for O(1) "already here?"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __repr__(self) -> str:
+        return f"UndoStack({self.name!r}, {len(self.records)} records)"
+
+    def __contains__(self, record: object) -> bool:
+        return record in self._kernel if not isinstance(record, Callback) else False
+
+    def push(self, record: Record) -> bool:
+        """Own ``record``; ``False`` (nothing done) when an equal one is already here."""
+        if not isinstance(record, Callback):
+            if record in self._kernel:
+                return False
+            self._kernel.add(record)
+            if self.journal is not None:
+                self.journal.add(record)
+        self.records.append(record)
+        return True
+
+    def callback(self, label: str, func: Callable[[], object]) -> None:
+        self.push(Callback(label, func))
+
+    def discard(self, match: Callable[[Record], bool]) -> list[Record]:
+        """Forget (without undoing) the records ``match`` selects: the object was removed
+        another way. Returns them."""
+        gone = [r for r in self.records if match(r)]
+        for r in gone:
+            self._forget(r)
+        return gone
+
+    def _forget(self, record: Record) -> None:
+        with contextlib.suppress(ValueError):
+            self.records.remove(record)
+        if not isinstance(record, Callback):
+            self._kernel.discard(record)
+            if self.journal is not None:
+                self.journal.remove(record)
+
+    def undo(self) -> list[str]:
+        """Undo every record, newest first; returns the failures as text, without stopping
+        at the first."""
+        errors: list[str] = []
+        while self.records:
+            record = self.records[-1]
+            try:
+                if isinstance(record, Callback):
+                    record.func()
+                else:
+                    self._undo_one(record)
+            except Exception as exc:
+                errors.append(f"{record.describe()}: {exc}")
+            finally:
+                self._forget(record)
+        return errors
+
+
+def _no_kernel_records(record: KernelRecord) -> bool:
+    raise TypeError(f"this stack holds no kernel records: {record.describe()}")
+
+
+def resource_stack(name: str) -> UndoStack:
+    """A stack of in-process clean-up steps only (sockets, devices held open)."""
+    return UndoStack(_no_kernel_records, None, name)

@@ -1,0 +1,100 @@
+"""Undo stacks and their journal: one owner per record, newest first, a record kept once,
+the journal mirrors the kernel records and reads back the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mip4.io.undo import (
+    KINDS,
+    AddressRecord,
+    Journal,
+    KernelRecord,
+    LinkRecord,
+    NeighbourRecord,
+    ProxyNeighbourRecord,
+    RouteRecord,
+    RuleRecord,
+    SysctlRecord,
+    UndoStack,
+    WithdrawnRouteRecord,
+    from_json,
+    load_journal,
+    resource_stack,
+    to_json,
+)
+
+EVERY_KIND: list[KernelRecord] = [
+    LinkRecord("v0"),
+    AddressRecord(3, "10.0.0.1", 24),
+    RouteRecord("10.1.0.100", 32, 254, 7, None),
+    RouteRecord("0.0.0.0", 0, 434, None, "10.2.0.1"),
+    WithdrawnRouteRecord("10.1.0.0", 24, 3, "10.1.0.100", "eth0"),
+    RuleRecord(434, 4340, "10.1.0.100", 32, "eth0"),
+    NeighbourRecord("10.2.0.2", 3),
+    ProxyNeighbourRecord("10.1.0.100", 3, "eth0"),
+    SysctlRecord("net.ipv4.ip_forward", "0"),
+]
+
+
+def test_every_kind_round_trips_through_json() -> None:
+    assert {type(r) for r in EVERY_KIND} == set(KINDS.values())
+    for record in EVERY_KIND:
+        assert from_json(json.loads(json.dumps(to_json(record)))) == record
+    with pytest.raises(ValueError, match="unknown record kind"):
+        from_json({"kind": "teapot"})
+    with pytest.raises(ValueError, match="bad RouteRecord"):
+        from_json({"kind": "route", "dst": "10.0.0.0"})
+
+
+def test_stack_undoes_newest_first_once_and_mirrors_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "fa-t-netns1.undo.json"
+    journal = Journal(path)
+    undone: list[object] = []
+    a = UndoStack(undone.append, journal, "daemon")
+    b = UndoStack(undone.append, journal, "visitor")
+    assert a.push(EVERY_KIND[0]) and b.push(EVERY_KIND[2])
+    assert not b.push(RouteRecord("10.1.0.100", 32, 254, 7))  # a renewal: kept once
+    b.callback("forget the visitor", lambda: undone.append("callback"))
+    a.push(EVERY_KIND[-1])
+    assert load_journal(path) == [EVERY_KIND[0], EVERY_KIND[2], EVERY_KIND[-1]]
+    assert b.undo() == []
+    assert undone == ["callback", EVERY_KIND[2]]
+    assert load_journal(path) == [EVERY_KIND[0], EVERY_KIND[-1]]
+    assert a.discard(lambda r: r == EVERY_KIND[0]) == [EVERY_KIND[0]]
+    assert load_journal(path) == [EVERY_KIND[-1]]
+    assert a.undo() == [] and not path.exists()  # nothing owned: no journal left
+    assert undone[-1] == EVERY_KIND[-1]
+
+
+def test_a_failing_undo_is_reported_and_the_rest_still_run(tmp_path: Path) -> None:
+    def undo_one(record: KernelRecord) -> None:
+        if isinstance(record, RuleRecord):
+            raise OSError("gone")
+
+    stack = UndoStack(undo_one, Journal(tmp_path / "j.json"), "x")
+    for record in EVERY_KIND:
+        stack.push(record)
+    assert stack.undo() == ["rule priority 4340 table 434: gone"]
+    assert len(stack) == 0 and not (tmp_path / "j.json").exists()
+
+
+def test_resource_stack_takes_only_clean_up_steps() -> None:
+    stack = resource_stack("node I/O")
+    closed: list[str] = []
+    stack.callback("close a", lambda: closed.append("a"))
+    stack.callback("close b", lambda: closed.append("b"))
+    stack.push(LinkRecord("v0"))
+    assert stack.undo() == ["link v0: this stack holds no kernel records: link v0"]
+    assert closed == ["b", "a"]
+
+
+def test_unreadable_journal_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "j.json"
+    assert load_journal(path) == []
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=r"j\.json: unreadable undo journal"):
+        load_journal(path)

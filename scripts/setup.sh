@@ -9,6 +9,9 @@ command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
+# the home AAA server of the AAA tests and the lab (started with a generated configuration;
+# the package's own service is not used)
+command -v freeradius >/dev/null 2>&1 || need_pkgs+=(freeradius)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if ((${#need_pkgs[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

@@ -7,7 +7,16 @@ import copy
 from typing import Any
 
 from mip4.snmp.agentx import SearchRange, VarType
-from mip4.snmp.mib import MIP_AUTH_FAILURE, MIP_MIB, OBJECTS, bits, mn_state, view
+from mip4.snmp.mib import (
+    MIP_AUTH_FAILURE,
+    MIP_MIB,
+    OBJECTS,
+    ViolationReason,
+    auth_failure,
+    bits,
+    mn_state,
+    view,
+)
 
 from .snapshots import role_snapshots
 
@@ -192,3 +201,18 @@ def test_get_bulk() -> None:
 
 def test_unknown_snapshot_serves_nothing() -> None:
     assert view({}).oids == ()
+
+
+def test_auth_failure_notification_objects() -> None:
+    """mipAuthFailure: instances of the violator's mipSecViolationTable row."""
+    trap, vbs = auth_failure("192.0.2.99", 0x80000001, (1 << 63) | 5, ViolationReason.BAD_SPI)
+    assert ".".join(map(str, trap)) == "1.3.6.1.2.1.44.2.0.1"
+    entry = "1.3.6.1.2.1.44.1.2.3.1"
+    got = {".".join(map(str, vb.name)): (vb.type, vb.value) for vb in vbs}
+    assert got == {
+        f"{entry}.1.192.0.2.99": (VarType.IP_ADDRESS, bytes([192, 0, 2, 99])),
+        f"{entry}.3.192.0.2.99": (VarType.INTEGER, -0x7FFFFFFF),  # Integer32 of 0x80000001
+        f"{entry}.6.192.0.2.99": (VarType.INTEGER, -0x80000000),
+        f"{entry}.5.192.0.2.99": (VarType.INTEGER, 5),
+        f"{entry}.7.192.0.2.99": (VarType.INTEGER, 4),  # badSPI(4)
+    }

@@ -24,7 +24,7 @@ import pytest
 
 from mip4.io.agentx import AgentXSubagent
 from mip4.snmp.agentx import VarType
-from mip4.snmp.mib import MIP_MIB, OBJECTS, MibView, view
+from mip4.snmp.mib import MIP_MIB, OBJECTS, MibView, ViolationReason, auth_failure, view
 
 from .snapshots import role_snapshots
 
@@ -50,7 +50,7 @@ def free_udp_port() -> int:
 class Snmpd:
     """One ``snmpd -f`` with a generated configuration under ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, trap_port: int | None = None) -> None:
         self.dir = directory
         self.socket = directory / "agentx.sock"
         self.port = free_udp_port()
@@ -64,6 +64,7 @@ class Snmpd:
             f"rocommunity {COMMUNITY} 127.0.0.1 {MIB}\n"
             f"agentaddress udp:127.0.0.1:{self.port}\n"
             "dontLogTCPWrappersConnects yes\n"
+            + (f"trap2sink udp:127.0.0.1:{trap_port} {COMMUNITY}\n" if trap_port else "")
         )
         (directory / "client").mkdir()
         self.env = {
@@ -143,9 +144,9 @@ class Snmpd:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, snapshot: Mapping[str, Any]
+    tmp_path: Path, snapshot: Mapping[str, Any], trap_port: int | None = None
 ) -> AsyncIterator[tuple[Snmpd, AgentXSubagent]]:
-    d = Snmpd(tmp_path)
+    d = Snmpd(tmp_path, trap_port)
     agent = AgentXSubagent(lambda: snapshot, str(d.socket), ping_interval=1.0, retry_max=0.5)
     task: asyncio.Task[None] | None = None
     try:
@@ -273,6 +274,38 @@ def test_reconnects_after_snmpd_restarts(tmp_path: Path) -> None:
             assert rc == 0 and parsed(out) == expected, out
 
     asyncio.run(main())
+
+
+def test_auth_failure_notification_reaches_the_trap_sink(tmp_path: Path) -> None:
+    """mipAuthFailure (RFC 4295) sent as an AgentX Notify leaves snmpd as an SNMPv2 trap
+    carrying the notification OID and the violator's address (BER, read off the wire)."""
+    snapshot = role_snapshots()["ha"]
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setblocking(False)
+    trap_oid = bytes.fromhex("06092b060102012c020001")  # OID 1.3.6.1.2.1.44.2.0.1
+    violator = bytes.fromhex("4004c0000263")  # IpAddress 192.0.2.99
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with running(tmp_path, snapshot, sink.getsockname()[1]) as (_, agent):
+            trap, varbinds = auth_failure(
+                "192.0.2.99", 258, (7 << 32) | 9, ViolationReason.BAD_AUTHENTICATOR
+            )
+            assert await agent.notify(trap, varbinds, uptime=100)
+            deadline = loop.time() + 10
+            while True:  # snmpd also sends its own coldStart trap
+                remaining = deadline - loop.time()
+                assert remaining > 0, "no mipAuthFailure trap arrived"
+                data = await asyncio.wait_for(loop.sock_recv(sink, 65535), remaining)
+                if trap_oid in data:
+                    break
+            assert violator in data
+
+    try:
+        asyncio.run(main())
+    finally:
+        sink.close()
 
 
 def skeleton_mib(directory: Path) -> str:

@@ -25,14 +25,18 @@ import bisect
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from .agentx import Oid, SearchRange, VarBind, VarType
 
 __all__ = [
+    "MIP_AUTH_FAILURE",
     "MIP_MIB",
     "OBJECTS",
     "MibView",
+    "ViolationReason",
+    "auth_failure",
     "view",
 ]
 
@@ -128,6 +132,45 @@ OBJECTS: dict[str, Oid] = {
 #: 6, 5, 7).
 MIP_NOTIFICATIONS: Oid = (*MIP_MIB, 2, 0)
 MIP_AUTH_FAILURE: Oid = (*MIP_NOTIFICATIONS, 1)
+
+#: mipSecViolationTable (mipSecurity 3) columns a mipAuthFailure carries
+MIP_SEC_VIOLATION_ENTRY: Oid = (*_O, 2, 3, 1)
+SEC_VIOLATOR_ADDRESS = (*MIP_SEC_VIOLATION_ENTRY, 1)
+SEC_RECENT_VIOLATION_SPI = (*MIP_SEC_VIOLATION_ENTRY, 3)
+SEC_RECENT_VIOLATION_ID_LOW = (*MIP_SEC_VIOLATION_ENTRY, 5)
+SEC_RECENT_VIOLATION_ID_HIGH = (*MIP_SEC_VIOLATION_ENTRY, 6)
+SEC_RECENT_VIOLATION_REASON = (*MIP_SEC_VIOLATION_ENTRY, 7)
+
+
+class ViolationReason(IntEnum):
+    """mipSecRecentViolationReason (RFC 4295)."""
+
+    NO_MOBILITY_SECURITY_ASSOCIATION = 1
+    BAD_AUTHENTICATOR = 2
+    BAD_IDENTIFIER = 3
+    BAD_SPI = 4
+    MISSING_SECURITY_EXTENSION = 5
+    OTHER = 6
+
+
+def auth_failure(
+    violator: str, spi: int, identification: int, reason: ViolationReason
+) -> tuple[Oid, tuple[VarBind, ...]]:
+    """The mipAuthFailure notification (RFC 4295 mipMIBNotifications 1) for a message from
+    ``violator`` that failed authentication: ``(trap OID, varbinds)`` for
+    :meth:`mip4.snmp.session.Subagent.notify`. The objects are instances of the
+    mipSecViolationTable row of the violator (index: its address)."""
+    index = ip_index(violator)
+    return MIP_AUTH_FAILURE, (
+        VarBind(VarType.IP_ADDRESS, (*SEC_VIOLATOR_ADDRESS, *index), _ip(violator)[1]),
+        VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_SPI, *index), _int32(spi)),
+        VarBind(
+            VarType.INTEGER, (*SEC_RECENT_VIOLATION_ID_HIGH, *index), _int32(identification >> 32)
+        ),
+        VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_ID_LOW, *index), _int32(identification)),
+        VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_REASON, *index), int(reason)),
+    )
+
 
 #: reply code (RFC 5944 §3.4, §3.7.2) -> the counter that counts it
 HA_DENIED = {

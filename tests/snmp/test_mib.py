@@ -28,8 +28,8 @@ def ip(a: str) -> tuple[int, ...]:
 
 
 def test_object_identifiers() -> None:
-    """Pinned against two independent compilations of MIP-MIB (docs/mib.md): a few of
-    each group, written out in full."""
+    """Pinned against the MIP-MIB module text and two compilations of it (docs/mib.md): a
+    few of each group, written out in full."""
     assert M == (1, 3, 6, 1, 2, 1, 44)
     expected = {
         "mipEntities": "1.3.6.1.2.1.44.1.1.1",
@@ -209,6 +209,8 @@ def test_auth_failure_notification_objects() -> None:
     assert ".".join(map(str, trap)) == "1.3.6.1.2.1.44.2.0.1"
     entry = "1.3.6.1.2.1.44.1.2.3.1"
     got = {".".join(map(str, vb.name)): (vb.type, vb.value) for vb in vbs}
+    # the order of the NOTIFICATION-TYPE's OBJECTS clause
+    assert [vb.name[len(entry.split("."))] for vb in vbs] == [1, 3, 5, 6, 7]
     assert got == {
         f"{entry}.1.192.0.2.99": (VarType.IP_ADDRESS, bytes([192, 0, 2, 99])),
         f"{entry}.3.192.0.2.99": (VarType.INTEGER, -0x7FFFFFFF),  # Integer32 of 0x80000001

@@ -15,8 +15,9 @@ AgentX search semantics (RFC 2741 §7.2.3): a search range ``[start, end)`` with
 ``include`` flag, ``endOfMibView`` past the last instance in range.
 
 Object identifiers: ``mipMIB`` is ``mib-2 44`` (``1.3.6.1.2.1.44``). Every OID below was
-checked against two independent compilations of the MIP-MIB module text (see
-``docs/mib.md``). The module text itself is not in the repository.
+checked against the RFC 2006 module text and two independent compilations of MIP-MIB; not
+against the RFC 4295 text itself (``docs/mib.md``). The module text is not in the
+repository.
 """
 
 from __future__ import annotations
@@ -126,10 +127,10 @@ OBJECTS: dict[str, Oid] = {
     "haUnknownHA": (*MIP_HA, 3, 13),
 }
 
-#: mipMIBNotifications (mipMIBNotificationPrefix 0) and the one notification RFC 4295
+#: mipMIBNotifications (mipMIBNotificationPrefix 0) and the one notification the MIB
 #: defines, mipAuthFailure; it carries mipSecViolatorAddress, mipSecRecentViolationSPI,
-#: mipSecRecentViolationIDHigh, ...IDLow and ...Reason (mipSecViolationTable columns 1, 3,
-#: 6, 5, 7).
+#: mipSecRecentViolationIDLow, ...IDHigh and ...Reason, in that order (mipSecViolationTable
+#: columns 1, 3, 5, 6, 7).
 MIP_NOTIFICATIONS: Oid = (*MIP_MIB, 2, 0)
 MIP_AUTH_FAILURE: Oid = (*MIP_NOTIFICATIONS, 1)
 
@@ -164,10 +165,10 @@ def auth_failure(
     return MIP_AUTH_FAILURE, (
         VarBind(VarType.IP_ADDRESS, (*SEC_VIOLATOR_ADDRESS, *index), _ip(violator)[1]),
         VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_SPI, *index), _int32(spi)),
+        VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_ID_LOW, *index), _int32(identification)),
         VarBind(
             VarType.INTEGER, (*SEC_RECENT_VIOLATION_ID_HIGH, *index), _int32(identification >> 32)
         ),
-        VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_ID_LOW, *index), _int32(identification)),
         VarBind(VarType.INTEGER, (*SEC_RECENT_VIOLATION_REASON, *index), int(reason)),
     )
 
@@ -195,11 +196,8 @@ FA_DENIED = {
     71: "faPoorlyFormedReplies",
     72: "faEncapsulationUnavailable",
     73: "faVJCompressionUnavailable",
-    # home network / home agent host / port unreachable, home agent unreachable
-    80: "faHAUnreachable",
-    81: "faHAUnreachable",
-    82: "faHAUnreachable",
-    88: "faHAUnreachable",
+    # home agent unreachable: "Codes 80-95" (home network / host / port unreachable, 88...)
+    **dict.fromkeys(range(80, 96), "faHAUnreachable"),
 }
 
 #: RegistrationFlags TC (RFC 4295): BITS vjCompression(0) gre(1) minEnc(2)

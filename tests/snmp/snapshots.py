@@ -9,6 +9,7 @@ from typing import Any
 from mip4.daemon.status import counters, snapshot
 
 from ..core.netsim import World
+from ..core.test_home_agent import COA, COA2, HOA, HOA2, MN_SA, F, make_ha, request, udp
 
 
 def snap(engine: Any, role: str, now: float, **kw: Any) -> dict[str, Any]:
@@ -33,10 +34,26 @@ def registered_world() -> World:
     return w
 
 
+def home_agent_snapshot() -> dict[str, Any]:
+    """A home agent driven through ``handle()``: three bindings (two simultaneous ones of
+    one node, with the S flag; one with GRE), one request denied (131: bad authenticator)."""
+    from mip4.security.sa import SecurityAssociation
+
+    ha = make_ha(max_simultaneous_bindings=2)
+    for now, (hoa, coa, flags) in enumerate([(HOA, COA, F.S), (HOA, COA2, F.S), (HOA2, COA, F.G)]):
+        ha.handle(udp(request(now=now, hoa=hoa, coa=coa, flags=flags)), float(now))
+    wrong = SecurityAssociation(spi=MN_SA.spi, key=b"x" * 16)
+    ha.handle(udp(request(now=4, hoa=HOA2, mn_sa=wrong)), 4.0)
+    assert len(ha.bindings) == 3
+    return snap(ha, "ha", 10.0)
+
+
 def role_snapshots() -> dict[str, dict[str, Any]]:
-    """``{"ha": ..., "fa": ..., "mn": ...}`` after one registration through FA 1."""
+    """``{"ha": ..., "fa": ..., "mn": ...}`` after one registration through FA 1, and the
+    home agent of :func:`home_agent_snapshot` as ``"ha3"``."""
     w = registered_world()
     return {
+        "ha3": home_agent_snapshot(),
         "ha": snap(w.ha, "ha", w.now),
         "fa": snap(w.fa1, "fa", w.now),
         "mn": snap(w.mn, "mn", w.now, mn_replies={0: 1, 133: 2, 66: 1}),

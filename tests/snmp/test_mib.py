@@ -227,3 +227,16 @@ def test_docs_list_every_object() -> None:
     text = (Path(__file__).parents[2] / "docs" / "mib.md").read_text()
     for name, oid in OBJECTS.items():
         assert f"| {name} | `{'.'.join(map(str, oid))}` |" in text, name
+
+
+def test_home_agent_driven_through_handle() -> None:
+    """Three bindings (two simultaneous ones of one node) and a 131 denial."""
+    s = role_snapshots()["ha3"]
+    d = view(s).as_dict()
+    for b in s["home_agent"]["bindings"]:
+        idx = (*ip(b["home_address"]), *ip(b["care_of_address"]))
+        flags = d[(*OBJECTS["haMobilityBindingRegFlags"], *idx)][1]
+        # S is simultaneousBindings(5): 0x04; G is gre(1): 0x40
+        assert flags == {("S",): b"\x04", ("G",): b"\x40"}[tuple(b["flags"])]
+    assert d[(*OBJECTS["haRegistrationAccepted"], 0)][1] == 3
+    assert d[(*OBJECTS["haMNAuthenticationFailure"], 0)][1] == 1

@@ -148,3 +148,17 @@ def test_notify_carries_uptime_and_trap_oid() -> None:
 
 def test_transition_table_covers_the_states() -> None:
     assert {s for s, _ in TRANSITIONS} == set(SessionState)
+
+
+def test_a_failing_snapshot_answers_gen_err_and_the_session_stays_open() -> None:
+    s = opened()
+
+    def broken() -> MibView:
+        raise KeyError("home_agent")
+
+    req = GetNext(session_id=42, packet_id=3, ranges=(SearchRange(MIP_MIB),))
+    resp = decode_pdu(s.receive(encode_pdu(req), broken))
+    assert isinstance(resp, Response) and resp.error == ResponseError.GEN_ERR
+    assert s.state.value == "open" and s.view_errors == ["KeyError: 'home_agent'"]
+    resp = decode_pdu(s.receive(encode_pdu(req), ha_view))
+    assert isinstance(resp, Response) and resp.error == ResponseError.NO_ERROR

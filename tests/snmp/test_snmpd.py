@@ -192,7 +192,7 @@ def parsed(walk: str) -> dict[str, str]:
 WALK = ("-On", "-Oq", "-Ox", "-Oe")
 
 
-@pytest.mark.parametrize("role", ["ha", "fa", "mn"])
+@pytest.mark.parametrize("role", ["ha", "ha3", "fa", "mn"])
 def test_walk_matches_the_status_snapshot(tmp_path: Path, role: str) -> None:
     snapshot = role_snapshots()[role]
     expected = rendered(view(snapshot))
@@ -209,9 +209,12 @@ def test_walk_matches_the_status_snapshot(tmp_path: Path, role: str) -> None:
     asyncio.run(main())
 
 
-def test_get_and_table_of_the_binding(tmp_path: Path) -> None:
-    snapshot = role_snapshots()["ha"]
-    (b,) = snapshot["home_agent"]["bindings"]
+def test_get_and_table_of_the_bindings(tmp_path: Path) -> None:
+    """A home agent with three bindings (made through ``handle()``) and a denial."""
+    snapshot = role_snapshots()["ha3"]
+    bindings = snapshot["home_agent"]["bindings"]
+    assert len(bindings) == 3
+    b = bindings[0]
     index = f"{b['home_address']}.{b['care_of_address']}"
 
     def oid(name: str, suffix: str) -> str:
@@ -225,33 +228,45 @@ def test_get_and_table_of_the_binding(tmp_path: Path) -> None:
                 oid("haMobilityBindingCOA", index),
                 oid("haMobilityBindingTimeGranted", index),
                 oid("haRegistrationAccepted", "0"),
+                oid("haMNAuthenticationFailure", "0"),
                 oid("haMobilityBindingCOA", "1.2.3.4.5.6.7.8"),
             )
             assert rc == 0, out
             lines = out.splitlines()
             assert lines[0].endswith(f" {b['care_of_address']}")
             assert lines[1].endswith(f" {b['lifetime']}")
-            assert lines[2].endswith(" 1")  # counters.accepted "0 accepted"
-            assert "No Such Instance" in lines[3]
+            assert lines[2].endswith(" 3")  # counters.accepted "0 accepted": 3
+            assert lines[3].endswith(" 1")  # counters.denied "131 ha_mn_failed_auth": 1
+            assert "No Such Instance" in lines[4]
             table = skeleton_mib(tmp_path)
             rc, out = await d.tool(
                 "snmptable", "-M", str(tmp_path), "-m", table, "-Ci", "-Cf", "|", "-Oq",
                 f"{table}::haMobilityBindingTable",
             )  # fmt: skip
             assert rc == 0, out
-            rows = [
+            header, *rows = [
                 [cell.split(": ", 1)[-1] for cell in line.split("|")]  # "Gauge32: 5" -> "5"
                 for line in out.splitlines()
                 if line.count("|") >= 8
             ]
-            header, row = rows
             assert header[1:3] == ["haMobilityBindingMN", "haMobilityBindingCOA"]
-            assert row[0] == index
-            assert row[1:4] == [b["home_address"], b["care_of_address"], b["source"]]
-            assert row[header.index("haMobilityBindingTimeGranted")] == str(b["lifetime"])
-            assert row[header.index("haMobilityBindingTimeRemaining")] == str(int(b["remaining"]))
+            col = {name: header.index(name) for name in header[1:]}
+            assert len(rows) == 3
+            for row, r in zip(rows, sorted(bindings, key=_index), strict=True):
+                assert row[0] == f"{r['home_address']}.{r['care_of_address']}"
+                assert row[col["haMobilityBindingMN"]] == r["home_address"]
+                assert row[col["haMobilityBindingCOA"]] == r["care_of_address"]
+                assert row[col["haMobilityBindingSourceAddress"]] == r["source"]
+                assert row[col["haMobilityBindingTimeGranted"]] == str(r["lifetime"])
+                remaining = row[col["haMobilityBindingTimeRemaining"]]
+                assert remaining == str(int(r["remaining"]))
 
     asyncio.run(main())
+
+
+def _index(b: Mapping[str, Any]) -> tuple[int, ...]:
+    """A binding's table index as SNMP orders it (numerically, home address first)."""
+    return tuple(int(x) for a in (b["home_address"], b["care_of_address"]) for x in a.split("."))
 
 
 def test_reconnects_after_snmpd_restarts(tmp_path: Path) -> None:
@@ -272,6 +287,29 @@ def test_reconnects_after_snmpd_restarts(tmp_path: Path) -> None:
             assert agent.sessions == 2 and agent.registered, d.log()
             rc, out = await d.tool("snmpwalk", *WALK, MIB)
             assert rc == 0 and parsed(out) == expected, out
+
+    asyncio.run(main())
+
+
+def test_subagent_started_before_snmpd_connects_when_it_comes(tmp_path: Path) -> None:
+    snapshot = role_snapshots()["mn"]
+    expected = rendered(view(snapshot))
+
+    async def main() -> None:
+        d = Snmpd(tmp_path)
+        agent = AgentXSubagent(lambda: snapshot, str(d.socket), retry_max=0.5)
+        task = asyncio.create_task(agent.run())
+        try:
+            await asyncio.sleep(1.0)  # a few refused connects
+            assert not agent.registered
+            await d.start()
+            await agent.wait_registered(10)
+            rc, out = await d.tool("snmpwalk", *WALK, MIB)
+            assert rc == 0 and parsed(out) == expected, out
+        finally:
+            agent.stop()
+            await asyncio.wait_for(task, 5)
+            await d.stop()
 
     asyncio.run(main())
 

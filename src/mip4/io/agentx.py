@@ -127,6 +127,8 @@ class AgentXSubagent:
             if not data:
                 raise SessionError("the master closed the connection")
             out = self.session.receive(data, self._view)
+            while self.session.view_errors:
+                log.error("agentx.snapshot_failed %s", self.session.view_errors.pop(0))
             if out:
                 writer.write(out)
                 await writer.drain()

@@ -12,7 +12,8 @@ and any state ``--Close / error--> CLOSED``. ``start()`` emits the Open-PDU (§6
 master's Response carries the session id, which every later PDU repeats; then one
 Register-PDU (§6.2.3) for the subtree. While OPEN, Get/GetNext/GetBulk (§7.2) are answered
 from a :class:`~mip4.snmp.mib.MibView` the caller builds on demand (``view``, called at
-most once per request); the Set family is refused with ``notWritable`` (the MIB is served
+most once per request; if it raises, the request is answered ``genErr`` and the session
+stays open); the Set family is refused with ``notWritable`` (the MIB is served
 read-only); a Close from the master ends the session. :meth:`Subagent.ping` and
 :meth:`Subagent.notify` make the PDUs the I/O shell sends on its own schedule. Input
 arrives in arbitrary pieces: :meth:`receive` buffers until a whole PDU is there.
@@ -101,6 +102,8 @@ class Subagent:
         self._packet_id = 0
         self._buffer = b""
         self.requests = 0  # requests answered while OPEN
+        #: why building the view failed (each answered with genErr); the shell logs them
+        self.view_errors: list[str] = []
         self.pings_unanswered = 0
 
     def _go(self, event: str) -> None:
@@ -213,14 +216,20 @@ class Subagent:
         self.requests += 1
         varbinds: tuple[VarBind, ...] = ()
         error: int = ResponseError.NO_ERROR
-        if isinstance(pdu, Get):
-            v = view()
-            varbinds = tuple(v.get(r.start) for r in pdu.ranges)
-        elif isinstance(pdu, GetNext):
-            v = view()
-            varbinds = tuple(v.get_next(r) for r in pdu.ranges)
-        elif isinstance(pdu, GetBulk):
-            varbinds = tuple(view().get_bulk(pdu.ranges, pdu.non_repeaters, pdu.max_repetitions))
+        if isinstance(pdu, Get | GetNext | GetBulk):
+            try:
+                v = view()
+            except Exception as e:  # the snapshot failed: genErr, the session lives on
+                self.view_errors.append(f"{type(e).__name__}: {e}")
+                error = ResponseError.GEN_ERR
+            else:
+                if isinstance(pdu, Get):
+                    varbinds = tuple(v.get(r.start) for r in pdu.ranges)
+                elif isinstance(pdu, GetNext):
+                    varbinds = tuple(v.get_next(r) for r in pdu.ranges)
+                else:
+                    bulk = v.get_bulk(pdu.ranges, pdu.non_repeaters, pdu.max_repetitions)
+                    varbinds = tuple(bulk)
         elif isinstance(pdu, RawPdu) and pdu.type in (8,):  # TestSet: read-only MIB
             error = ResponseError.NOT_WRITABLE
         elif isinstance(pdu, RawPdu) and pdu.type in (9, 10, 11):  # Commit/Undo/CleanupSet

@@ -145,3 +145,19 @@ def test_agents_are_engines() -> None:
     fa.handle(object(), 0.0)  # type: ignore[arg-type]
     assert fa.counters.discarded["unexpected_event"] == 1
     assert ha.handle(object(), 0.0) == []  # type: ignore[arg-type]
+
+
+def test_engine_configuration_errors_are_mip4_errors() -> None:
+    from ipaddress import IPv4Address, IPv4Network
+
+    from mip4.core.discovery import AgentDiscovery
+    from mip4.core.fa_config import ForeignAgentConfig
+    from mip4.core.home_agent import HomeAgentConfig
+
+    with pytest.raises(ConfigError):
+        ForeignAgentConfig(links=())
+    with pytest.raises(ConfigError):
+        HomeAgentConfig(address=IPv4Address("10.9.0.1"), home_network=IPv4Network("10.0.0.0/24"))
+    with pytest.raises(ConfigError):
+        AgentDiscovery(initial_interval=0.5)
+    assert issubclass(ConfigError, Mip4Error) and issubclass(ConfigError, ValueError)

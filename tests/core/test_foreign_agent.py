@@ -77,7 +77,9 @@ FA_HA_SA = SecurityAssociation(spi=0x2000, key=b"f" * 16)
 LINK = VisitedLink("vis0", FA_ADDR, 24)
 
 
-def sas(*, mn_fa: bool = True, fa_ha: bool = True) -> SecurityAssociations:
+def sas(*, mn_fa: bool = False, fa_ha: bool = True) -> SecurityAssociations:
+    """The FA's SAs: FA-HA with the home agent; MN-FA with the mobile nodes only when asked
+    (sharing one makes MN-FA mandatory in their requests, RFC 5944 §3.7.2.1)."""
     s = SecurityAssociations()
     if mn_fa:
         s.add(HOA, MN_FA_SA)
@@ -125,8 +127,11 @@ def request(
     return req.raw or req.encode()
 
 
-def from_mn(payload: bytes, *, src: IPv4Address = HOA, mac: bytes = MAC) -> UdpReceived:
-    return UdpReceived(payload, src, FA_ADDR, 5555, 434, "vis0", mac, ttl=1)
+def from_mn(
+    payload: bytes, *, src: IPv4Address = HOA, mac: bytes = MAC, ttl: int = 255
+) -> UdpReceived:
+    """A request from a mobile node on the visited link (TTL 255: RFC 3024 §3.3 for T)."""
+    return UdpReceived(payload, src, FA_ADDR, 5555, 434, "vis0", mac, ttl=ttl)
 
 
 def reply(
@@ -144,7 +149,7 @@ def reply(
 
 
 def from_ha(payload: bytes) -> UdpReceived:
-    return UdpReceived(payload, HA, FA_ADDR, 434, 434, "up0")
+    return UdpReceived(payload, HA, FA_ADDR, 434, 434, "up0", ttl=64)
 
 
 def of(actions: Sequence[Action], cls: type[T]) -> list[T]:
@@ -237,26 +242,28 @@ def test_solicitation_answered_unicast_at_link_layer() -> None:
     fa = make_fa(advertise=False)
     assert fa.next_deadline() is None
     sol = AgentSolicitation().encode()
-    actions = fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC), 5.0)
+    actions = fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC, ttl=1), 5.0)
     send, adv = adv_of(actions)
     assert (send.dst, send.link_dst, send.ttl) == (HOA, MAC, 1)
     assert adv.mobility is not None and adv.mobility.sequence == 0
     # No source address: multicast the answer.
-    send, _ = adv_of(fa.handle(IcmpReceived(sol, A("0.0.0.0"), A("224.0.0.2"), "vis0"), 6.0))
+    send, _ = adv_of(fa.handle(IcmpReceived(sol, A("0.0.0.0"), A("224.0.0.2"), "vis0", ttl=1), 6.0))
     assert send.dst == A("224.0.0.1") and send.link_dst is None
 
 
 def test_solicitation_rate_limit_and_junk() -> None:
     fa = make_fa(solicitation_interval=2.0)
     sol = AgentSolicitation().encode()
-    ev = IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC)
+    ev = IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", MAC, ttl=1)
     assert len(of(fa.handle(ev, 0.0), SendIcmp)) == 1
     assert of(fa.handle(ev, 1.0), SendIcmp) == []
     assert fa.counters.discarded["solicitation_rate_limited"] == 1
     assert len(of(fa.handle(ev, 2.0), SendIcmp)) == 1
-    assert of(fa.handle(IcmpReceived(b"\x0a\x00", HOA, FA_ADDR, "vis0"), 3.0), SendIcmp) == []
+    assert (
+        of(fa.handle(IcmpReceived(b"\x0a\x00", HOA, FA_ADDR, "vis0", ttl=1), 3.0), SendIcmp) == []
+    )
     assert fa.counters.discarded["icmp_decode_error"] == 1
-    assert of(fa.handle(IcmpReceived(sol, HOA, FA_ADDR, "other0"), 3.0), SendIcmp) == []
+    assert of(fa.handle(IcmpReceived(sol, HOA, FA_ADDR, "other0", ttl=1), 3.0), SendIcmp) == []
 
 
 def test_link_down_stops_and_link_up_restarts_advertising() -> None:
@@ -271,7 +278,7 @@ def test_link_down_stops_and_link_up_restarts_advertising() -> None:
 
 
 def test_challenge_advertised_and_checked() -> None:
-    fa = make_fa(challenge_length=4, challenge_window=1)
+    fa = make_fa(sas(mn_fa=True), challenge_length=4, challenge_window=1)
     _, adv = adv_of(fa.handle_timer(0.0))
     challenge = adv.challenge
     assert challenge is not None and len(challenge) == 4
@@ -305,7 +312,7 @@ def test_challenge_advertised_and_checked() -> None:
 
 
 def test_relay_request_and_reply_installs_visitor() -> None:
-    fa = make_fa()
+    fa = make_fa(sas(mn_fa=True))
     fa.handle_timer(0.0)
     ev = from_mn(request(mn_fa=MN_FA_SA, flags=F.T | F.G))
     actions = fa.handle(ev, 0.2)
@@ -438,8 +445,53 @@ def denied(fa: ForeignAgent, payload: bytes, code: ReplyCode) -> RegistrationRep
 def test_67_mobile_node_failed_authentication() -> None:
     denied(make_fa(require_mn_fa_auth=True), request(), ReplyCode.FA_MN_FAILED_AUTH)
     wrong = SecurityAssociation(spi=MN_FA_SA.spi, key=b"x" * 16)
-    rep = denied(make_fa(), request(mn_fa=wrong), ReplyCode.FA_MN_FAILED_AUTH)
+    rep = denied(make_fa(sas(mn_fa=True)), request(mn_fa=wrong), ReplyCode.FA_MN_FAILED_AUTH)
     verify(rep, MN_FA, lambda spi: MN_FA_SA)
+
+
+def test_67_mn_fa_mandatory_with_a_shared_security_association() -> None:
+    """RFC 5944 §3.7.2.1: when the FA shares a mobility SA with the mobile node, exactly one
+    MN-FA extension MUST be present: none or two are denied with 67; one valid is relayed."""
+    denied(make_fa(sas(mn_fa=True)), request(), ReplyCode.FA_MN_FAILED_AUTH)
+    # another mobile node, with which this agent shares nothing, needs none
+    store = SecurityAssociations()
+    store.add(HOA2, MN_FA_SA)
+    store.add(HA, FA_HA_SA)
+    assert of(make_fa(store).handle(from_mn(request()), 0.0), SendUdp)[0].dst == HA
+    twice = RegistrationRequest.decode(request(mn_fa=MN_FA_SA))
+    twice = sign(twice, MobileForeignAuthExtension, MN_FA_SA)
+    denied(make_fa(sas(mn_fa=True)), twice.raw or twice.encode(), ReplyCode.FA_MN_FAILED_AUTH)
+    fa = make_fa(sas(mn_fa=True))
+    (relayed,) = of(fa.handle(from_mn(request(mn_fa=MN_FA_SA)), 0.0), SendUdp)
+    assert relayed.dst == HA and fa.state_of(HOA) is VisitorState.PENDING
+
+
+def test_denials_other_than_69_copy_the_requested_lifetime() -> None:
+    """RFC 5944 §3.7.2.3: the Lifetime of a reply the foreign agent sends SHOULD be copied
+    from the request (69 carries the maximum instead): on the request path (here 72, 70,
+    67) and on the reply path (78 timeout, 68, 80)."""
+    rep = denied(make_fa(gre_encapsulation=False), request(lifetime=432, flags=F.G), _C.FA_ENC)
+    assert rep.lifetime == 432
+    assert denied(make_fa(), request(lifetime=77, mn_ha=False), _C.FA_BAD).lifetime == 77
+    rep = denied(make_fa(require_mn_fa_auth=True), request(lifetime=500), _C.FA_MN_AUTH)
+    assert rep.lifetime == 500
+    fa = make_fa(advertise=False)
+    fa.handle(from_mn(request(lifetime=321)), 0.0)
+    _, rep = to_mn(fa.handle_timer(7.5))
+    assert (rep.code, rep.lifetime) == (ReplyCode.FA_REGISTRATION_TIMEOUT, 321)
+    fa.handle(from_mn(request(lifetime=654, ident=IDENT + 1)), 10.0)
+    _, rep = to_mn(fa.handle(from_ha(reply(ident=IDENT + 1, fa_ha=None)), 10.1))
+    assert (rep.code, rep.lifetime) == (ReplyCode.FA_HA_FAILED_AUTH, 654)
+    fa.handle(from_mn(request(lifetime=99, ident=IDENT + 2)), 20.0)
+    unreachable = DestinationUnreachable(0, A("10.9.9.9"), HA, "up0", 434, 434, b"")
+    _, rep = to_mn(fa.handle(unreachable, 20.1))
+    assert (rep.code, rep.lifetime) == (ReplyCode.FA_HOME_NETWORK_UNREACHABLE, 99)
+
+
+class _C:
+    FA_ENC = ReplyCode.FA_ENCAPSULATION_UNAVAILABLE
+    FA_BAD = ReplyCode.FA_POORLY_FORMED_REQUEST
+    FA_MN_AUTH = ReplyCode.FA_MN_FAILED_AUTH
 
 
 def test_69_lifetime_too_long_carries_maximum() -> None:
@@ -484,7 +536,9 @@ def test_77_invalid_care_of_address() -> None:
     denied(make_fa(), request(coa=A("10.1.0.99")), ReplyCode.FA_INVALID_COA)
     # Sent to all mobility agents for another agent's care-of address: not ours to deny.
     fa = make_fa()
-    ev = UdpReceived(request(coa=A("10.1.0.99")), HOA, A("224.0.0.11"), 5555, 434, "vis0", MAC)
+    ev = UdpReceived(
+        request(coa=A("10.1.0.99")), HOA, A("224.0.0.11"), 5555, 434, "vis0", MAC, ttl=1
+    )
     assert of(fa.handle(ev, 0.0), SendUdp) == []
     assert fa.counters.discarded["care_of_address_of_another_agent"] == 1
     # With D (co-located care-of address registering via the FA, R bit) it is relayed.
@@ -510,7 +564,7 @@ def test_colocated_registration_via_fa_installs_no_delivery() -> None:
 def test_solicitation_without_link_address_is_answered_by_multicast() -> None:
     fa = make_fa(advertise=False)
     sol = AgentSolicitation().encode()
-    send, _ = adv_of(fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", None), 0.0))
+    send, _ = adv_of(fa.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "vis0", None, ttl=1), 0.0))
     assert send.dst == A("224.0.0.1") and send.link_dst is None
 
 
@@ -638,7 +692,7 @@ def _assert_sane(fa: ForeignAgent) -> None:
 def test_random_bytes_never_raise(data: bytes, icmp: bool) -> None:
     fa = make_fa()
     fa.handle(from_mn(request()), 0.0)
-    ev: Event = IcmpReceived(data, HOA, FA_ADDR, "vis0", MAC) if icmp else from_ha(data)
+    ev: Event = IcmpReceived(data, HOA, FA_ADDR, "vis0", MAC, ttl=1) if icmp else from_ha(data)
     assert isinstance(fa.handle(ev, 0.1), list)
     assert isinstance(fa.handle(from_mn(data), 0.2), list)
     _assert_sane(fa)
@@ -714,7 +768,7 @@ def test_random_event_sequences_never_raise(
 # ----------------------------------------------------------------------------------------
 
 
-def _triangle() -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
+def _triangle(*, mn_fa: bool = False) -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
     ha_sas = SecurityAssociations()
     ha_sas.add(HOA, MN_HA_SA)
     ha_sas.add(FA_ADDR, FA_HA_SA)  # the HA knows the FA by its care-of address
@@ -723,7 +777,7 @@ def _triangle() -> tuple[ForeignAgent, HomeAgent, SecurityAssociations]:
         ha_sas,
         UNIX0,
     )
-    return make_fa(advertise=False), ha, ha_sas
+    return make_fa(sas(mn_fa=mn_fa), advertise=False), ha, ha_sas
 
 
 def _through(fa: ForeignAgent, ha: HomeAgent, payload: bytes, now: float) -> list[Action]:
@@ -731,17 +785,19 @@ def _through(fa: ForeignAgent, ha: HomeAgent, payload: bytes, now: float) -> lis
     assert relayed.dst == HA
     ha_actions = ha.handle(
         UdpReceived(
-            relayed.payload, relayed.src or FA_ADDR, relayed.dst, relayed.sport, 434, "h-up"
+            relayed.payload, relayed.src or FA_ADDR, relayed.dst, relayed.sport, 434, "h-up", ttl=64
         ),
         now,
     )
     (back,) = of(ha_actions, SendUdp)
     assert back.dst == relayed.src and back.dport == relayed.sport
-    return fa.handle(UdpReceived(back.payload, HA, back.dst, back.sport, back.dport, "up0"), now)
+    return fa.handle(
+        UdpReceived(back.payload, HA, back.dst, back.sport, back.dport, "up0", ttl=64), now
+    )
 
 
 def test_triangle_registration_accepted() -> None:
-    fa, ha, _ = _triangle()
+    fa, ha, _ = _triangle(mn_fa=True)
     ident = ntp_timestamp(UNIX0 + 1.0, low=7)
     actions = _through(fa, ha, request(ident=ident, mn_fa=MN_FA_SA), 1.0)
     _, rep = to_mn(actions)

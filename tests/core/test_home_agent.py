@@ -130,8 +130,9 @@ def udp(
     sport: int = 4321,
     interface: str = "wan0",
     link_src: bytes | None = None,
+    ttl: int = 64,
 ) -> UdpReceived:
-    return UdpReceived(payload, src, dst, sport, 434, interface, link_src)
+    return UdpReceived(payload, src, dst, sport, 434, interface, link_src, ttl=ttl)
 
 
 T = TypeVar("T")
@@ -537,7 +538,7 @@ def test_silent_discards_are_counted() -> None:
     rep = RegistrationReply(0, 0, HOA, HA, 1).encode()
     assert sends(ha.handle(udp(rep), 0.0)) == []
     assert ha.counters.discarded["unexpected_message"] == 1
-    assert ha.handle(IcmpReceived(b"", FA, HA, "wan0"), 0.0) == []
+    assert ha.handle(IcmpReceived(b"", FA, HA, "wan0", ttl=1), 0.0) == []
     assert ha.handle(LinkUp("wan0"), 0.0) == [] and ha.handle(LinkDown("wan0"), 0.0) == []
 
 
@@ -681,7 +682,7 @@ def test_home_agent_advertises_only_when_configured() -> None:
     quiet = make_ha()
     assert quiet.next_deadline() is None and quiet.handle_timer(100.0) == []
     sol = AgentSolicitation().encode()
-    assert quiet.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0"), 0.0) == []
+    assert quiet.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", ttl=1), 0.0) == []
 
     ha = make_ha(advertisement_interval=2.0, reverse_tunnel=False)
     assert ha.next_deadline() == 0.0
@@ -695,12 +696,14 @@ def test_home_agent_advertises_only_when_configured() -> None:
     assert ha.next_deadline() == 2.0
     # A solicitation on the home link is answered at once, unicast at the link layer.
     mac = b"\x02\x00\x00\x00\x00\x10"
-    (ans,) = of(ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", mac), 1.0), SendIcmp)
+    (ans,) = of(
+        ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "home0", mac, ttl=1), 1.0), SendIcmp
+    )
     reply = decode_icmp(ans.payload)
     assert isinstance(reply, AgentAdvertisement) and reply.mobility is not None
     assert (ans.dst, ans.link_dst, reply.mobility.sequence) == (HOA, mac, 1)
     # Not on the home link: ignored.
-    assert ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "wan0"), 1.0) == []
+    assert ha.handle(IcmpReceived(sol, HOA, A("224.0.0.2"), "wan0", ttl=1), 1.0) == []
 
 
 def test_config_from_toml() -> None:

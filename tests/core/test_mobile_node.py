@@ -83,11 +83,11 @@ def logs(actions: Sequence[object], event: str) -> list[Log]:
 
 
 def adv_event(src: IPv4Address = FA, iface: str = "mn0", **kw: object) -> IcmpReceived:
-    return IcmpReceived(advertisement(src, **kw), src, BCAST, iface, link_src=MAC)  # type: ignore[arg-type]
+    return IcmpReceived(advertisement(src, **kw), src, BCAST, iface, link_src=MAC, ttl=1)  # type: ignore[arg-type]
 
 
 def udp(payload: bytes, src: IPv4Address = FA, dst: IPv4Address = HOME) -> UdpReceived:
-    return UdpReceived(payload, src, dst, 434, 434, "mn0")
+    return UdpReceived(payload, src, dst, 434, 434, "mn0", ttl=64)
 
 
 def attach_fa(
@@ -341,7 +341,7 @@ def test_garbage_never_raises() -> None:
     attach_fa(mn)
     for payload in (b"", b"\x03", b"\x03" + b"\0" * 19, b"\x01" * 30, bytes(range(60))):
         mn.handle(udp(payload), 1.0)
-        mn.handle(IcmpReceived(payload, FA, BCAST, "mn0"), 1.0)
+        mn.handle(IcmpReceived(payload, FA, BCAST, "mn0", ttl=1), 1.0)
     assert mn.counters.get("internal-error", 0) == 0
 
 
@@ -351,7 +351,7 @@ def test_random_input_never_raises(payload: bytes, icmp: bool) -> None:
     mn = make()
     attach_fa(mn)
     if icmp:
-        mn.handle(IcmpReceived(payload, FA, BCAST, "mn0"), 1.0)
+        mn.handle(IcmpReceived(payload, FA, BCAST, "mn0", ttl=1), 1.0)
     else:
         mn.handle(udp(payload), 1.0)
     assert mn.counters.get("internal-error", 0) == 0

@@ -135,9 +135,9 @@ class MobilityMachine(RuleBasedStateMachine):
         iface = next(iter(n.interfaces))
         src = IPv4Address("192.0.2.1")
         if icmp:
-            ev: UdpReceived | IcmpReceived = IcmpReceived(payload, src, MN_HOME, iface)
+            ev: UdpReceived | IcmpReceived = IcmpReceived(payload, src, MN_HOME, iface, ttl=1)
         else:
-            ev = UdpReceived(payload, src, MN_HOME, 434, 434, iface)
+            ev = UdpReceived(payload, src, MN_HOME, 434, 434, iface, ttl=64)
         self.w.net.inject(node, ev)
         self.w.net.transfer()
 
@@ -152,7 +152,7 @@ class MobilityMachine(RuleBasedStateMachine):
         if data:
             data[flip % len(data)] ^= 0x5A
         iface = next(iter(self.w.net.nodes[node].interfaces))
-        self.w.net.inject(node, UdpReceived(bytes(data), HA_ADDR, MN_HOME, 434, 434, iface))
+        self.w.net.inject(node, UdpReceived(bytes(data), HA_ADDR, MN_HOME, 434, 434, iface, ttl=64))
         self.w.net.transfer()
 
     # -- bookkeeping ---------------------------------------------------------------------

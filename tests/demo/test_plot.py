@@ -7,12 +7,14 @@ import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mip4.demo import plot as plot_mod
 from mip4.demo.plot import _ticks, plot, plot_data, render_svg
+from mip4.demo.report import DemoReport
 
 from . import sample
 
@@ -122,3 +124,47 @@ def test_command_line(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(tmp_path / "p.svg")
     _svg_root(tmp_path / "p.svg")
+
+
+def _short_gaps() -> DemoReport:
+    """The sample run with probe gaps as short as a fast handover makes them (66-96 ms)."""
+    r = sample.sample_report()
+    gaps = tuple(
+        (sample.T0 + start + 0.066 + 0.01 * i, 66.0 + 10 * i)
+        for i, (_f, _t, start, *_rest) in enumerate(sample.MOVES)
+    )
+    return replace(r, probe_gaps=gaps)
+
+
+@pytest.mark.skipif(not plot_mod.matplotlib_available(), reason="matplotlib not installed")
+def test_png_every_probe_gap_bar_is_visible(tmp_path: Path) -> None:
+    """The gap bars are not drawn in the move lines' colour and width at the same instants,
+    where they vanished (issue 9, item 21): each of the four is a visible bar of its own."""
+    import matplotlib.image
+    import numpy as np
+
+    out = plot(_short_gaps(), tmp_path / "demo.png", backend="png")
+    pixels = matplotlib.image.imread(str(out))
+    h = pixels.shape[0]
+    lower = pixels[int(h * 0.66) : int(h * 0.86), :, :3]  # the gap panel, not the legend
+    r, g, b = lower[..., 0], lower[..., 1], lower[..., 2]
+    bar = (b > r + 0.2) & (b > g + 0.2)  # bluish: neither the red moves nor white/grey
+    columns = [bool(c) for c in np.asarray(np.asarray(bar).any(axis=0)).tolist()]
+    runs, width = [], 0
+    for on in [*columns, False]:
+        if on:
+            width += 1
+        elif width:
+            runs.append(width)
+            width = 0
+    assert len(runs) == 4, runs
+    assert min(runs) >= 4, runs
+
+
+def test_svg_gap_bars_are_distinct_and_wide_enough(tmp_path: Path) -> None:
+    root = _svg_root(plot(_short_gaps(), tmp_path / "demo.svg"))
+    bars = root.findall(f".//{SVG}rect[@class='gap']")
+    assert len(bars) == 4
+    for bar in bars:
+        assert bar.get("fill") != plot_mod.MOVE_COLOR
+        assert float(bar.get("width", "0")) >= 4.0

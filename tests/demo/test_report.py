@@ -202,3 +202,33 @@ def test_command_line_prints_the_tables_and_exits_with_the_verdict(tmp_path: Pat
         assert run.returncode == status, run.stderr
         assert "care-of address" in run.stdout
         assert ("PASS" in run.stdout) == (status == 0)
+
+
+def test_tcp_stall_agrees_with_the_longest_gap() -> None:
+    """A 66 ms gap falls between two 100 ms intervals that each received something: the
+    move's TCP stall is that gap, not 0 beside "longest gap ms 66" (issue 9, item 21)."""
+    steady = tuple([20_000] * int(sample.DURATION / sample.IV))  # no empty interval at all
+    at = sample.T0 + sample.MOVES[1][2] + 0.37  # inside the second move's window
+    conns = []
+    for spec, client, server in sample.connections():
+        assert client is not None and server is not None
+        client = replace(client, timeline=replace(client.timeline, received=steady))
+        server = replace(
+            server,
+            timeline=replace(server.timeline, received=steady),
+            longest_receive_gap_ms=66.0 if spec.name == "cn dials mn" else 20.0,
+            longest_receive_gap_at=at,
+        )
+        client = replace(client, longest_receive_gap_ms=10.0, longest_receive_gap_at=at)
+        conns.append((spec, client, server))
+    r = build_report(sample.moves(), conns, started_at=sample.T0, finished_at=sample.T0 + 24)
+    assert [m.tcp_stall_ms for m in r.moves] == [0.0, 66.0, 0.0, 0.0]
+    assert r.moves[1].tcp_stall_direction == "cn → mn"
+    gaps = [d.longest_gap_ms for c in r.connections for d in c.directions]
+    assert max(gaps) == r.moves[1].tcp_stall_ms
+    row = next(line for line in r.render_text().splitlines() if "a → b" in line)
+    assert row.rstrip().endswith("66  cn → mn")
+    # and it survives the JSON round trip
+    again = DemoReport.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again.moves[1].tcp_stall_ms == 66.0
+    assert again.connections[0].directions[0].longest_gap_at == at

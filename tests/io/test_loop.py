@@ -82,7 +82,7 @@ def test_driver_arms_one_timer_at_the_deadline_and_survives_failing_actions() ->
         driver = EngineDriver(engine, rec, loop=asyncio.get_running_loop())
         driver.start()
         assert driver.deadline == engine.deadlines[0]
-        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo"))
+        driver.feed(UdpReceived(b"x", A, B, 434, 434, "lo", ttl=64))
         await asyncio.sleep(0.3)
         driver.close()
         return engine, driver, rec
@@ -168,10 +168,10 @@ def test_executor_sends_discovery_and_link_addressed_messages(
     from mip4.core.actions import SendIcmp
     from mip4.io.rawsock import (
         ALL_SYSTEMS,
-        icmp_with_checksum,
         open_discovery_capture,
         recv_discovery,
     )
+    from mip4.wire.packets import icmp_with_checksum
 
     a, b = make_netns("a"), make_netns("b")
     a.add_veth("a0", "b0", b)

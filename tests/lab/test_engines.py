@@ -21,8 +21,9 @@ from mip4.core.mobile_node import MnState, MobileNode, ReverseTunnel
 from mip4.io.loop import Engine
 from mip4.io.netns import Netns, entered
 from mip4.io.runtime import NodeIO
+from mip4.lab.backend import Settings
 from mip4.lab.build import Lab
-from mip4.lab.scenario import Settings, lab_engine, lab_node_io
+from mip4.lab.engines import lab_engine, lab_node_io
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

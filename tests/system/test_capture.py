@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from mip4.lab.capture import Capture
 from mip4.lab.demo import ROUTE
-from mip4.lab.scenario import Capture, Scenario, Settings
+from mip4.lab.scenario import Scenario, Settings
 
 from .helpers import lab_id
 

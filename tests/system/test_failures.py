@@ -15,8 +15,10 @@ import pytest
 from mip4.demo.report import ConnectionSpec
 from mip4.demo.runner import StreamPair
 from mip4.io.netns import entered
+from mip4.lab.capture import nft_table
 from mip4.lab.configs import LAB_SPI
-from mip4.lab.scenario import DaemonBackend, HaBinding, Scenario, Settings, nft_table
+from mip4.lab.daemons import DaemonBackend
+from mip4.lab.scenario import HaBinding, Scenario, Settings
 from mip4.security.auth import sign
 from mip4.security.replay import ntp_timestamp
 from mip4.security.sa import SecurityAssociation

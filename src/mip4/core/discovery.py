@@ -39,6 +39,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 from mip4.wire.icmp import AgentAdvertisement, AgentFlags
 
+from .engine import make_rng
+from .registration import ConfigError
+
 #: Sequence numbers below this are only used after a (re)boot: the number after 0xffff is
 #: 256 (RFC 5944 §2.3.2).
 REBOOT_SEQUENCE_LIMIT = 256
@@ -159,17 +162,17 @@ class AgentDiscovery:
     ) -> None:
         if initial_interval < 1.0:
             # RFC 5944 §2.4: "at a maximum rate of one per second"
-            raise ValueError("initial solicitation interval must be at least 1 second")
+            raise ConfigError("initial solicitation interval must be at least 1 second")
         if max_interval < initial_interval:
-            raise ValueError("max solicitation interval must be >= the initial interval")
+            raise ConfigError("max solicitation interval must be >= the initial interval")
         self.initial_solicitations = max(1, initial_solicitations)
         self.initial_interval = initial_interval
         self.max_interval = max_interval
         self.max_solicitations = max_solicitations
         if not 0.0 <= jitter <= 1.0:
-            raise ValueError("solicitation jitter must be within 0..1")
+            raise ConfigError("solicitation jitter must be within 0..1")
         self.jitter = jitter
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = make_rng(rng)
         self._agents: dict[tuple[str, IPv4Address], Agent] = {}
         self._solicit_interface: str | None = None
         self._solicit_next: float | None = None

@@ -7,7 +7,7 @@ them (RFC 5944 §3.5.1), plus the addressing the I/O shell observed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 
@@ -24,8 +24,9 @@ class UdpReceived:
     #: the sender's link-layer address when known (the FA needs it to deliver to a visitor
     #: without ARP, RFC 5944 §3.7.1 / §4.2.2)
     link_src: bytes | None = None
-    #: IP TTL of the received datagram (RFC 5944 §3.6.1.1: a request sent to an FA has TTL 1)
-    ttl: int = 64
+    #: IP TTL of the received datagram, as it arrived (no default: the foreign agent checks
+    #: it, RFC 3024 §3.3: a request with T must arrive with TTL 255)
+    ttl: int = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class IcmpReceived:
     dst: IPv4Address
     interface: str
     link_src: bytes | None = None
-    ttl: int = 1
+    #: IP TTL of the received datagram, as it arrived (RFC 1256: router discovery uses 1)
+    ttl: int = field(kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -140,11 +140,16 @@ def check_challenge(ctx: FaRequest) -> None:
 
 def check_mn_fa_auth(ctx: FaRequest) -> None:
     """67 when an MN-FA extension is present or required and does not verify (RFC 5944
-    §3.7.2.1)."""
+    §3.7.2.1). It is required when configured, and whenever this agent shares a mobility
+    security association with the mobile node."""
     agent = ctx.agent
     req = ctx.request
     present = any(e.ext_type == MN_FA for e in req.extensions)
-    if not present and not agent.config.require_mn_fa_auth:
+    # RFC 5944 §3.7.2.1: when the foreign agent and the mobile node share a mobility
+    # security association, exactly one Mobile-Foreign Authentication extension MUST be
+    # present (verify() refuses none and more than one alike); otherwise 67.
+    shared = bool(agent.security_associations.for_peer(req.home_address))
+    if not present and not shared and not agent.config.require_mn_fa_auth:
         return
     lookup = lookup_for(agent.security_associations, req.home_address)
     try:

@@ -18,7 +18,7 @@ from mip4.wire.messages import INFINITE_LIFETIME
 
 from .actions import MIP_PORT
 from .advertiser import ALL_SYSTEMS, AdvertisedLink, AdvertiserSettings, icmp_lifetime
-from .registration import config_from_mapping
+from .registration import ConfigError, config_from_mapping
 
 __all__ = ["ForeignAgentConfig", "VisitedLink"]
 
@@ -98,28 +98,28 @@ class ForeignAgentConfig:
 
     def __post_init__(self) -> None:
         if not self.links:
-            raise ValueError("foreign agent: links must name at least one visited link")
+            raise ConfigError("foreign agent: links must name at least one visited link")
         names = [link.interface for link in self.links]
         if len(set(names)) != len(names):
-            raise ValueError(f"foreign agent: links: duplicate interface in {names}")
+            raise ConfigError(f"foreign agent: links: duplicate interface in {names}")
         if not self.advertisement_interval > 0:
-            raise ValueError("foreign agent: advertisement_interval must be > 0")
+            raise ConfigError("foreign agent: advertisement_interval must be > 0")
         if self.advertisement_lifetime is not None and not (
             1 <= self.advertisement_lifetime <= 0xFFFF
         ):
-            raise ValueError("foreign agent: advertisement_lifetime not in 1..65535")
+            raise ConfigError("foreign agent: advertisement_lifetime not in 1..65535")
         if not 1 <= self.max_lifetime <= INFINITE_LIFETIME:
-            raise ValueError(f"foreign agent: max_lifetime {self.max_lifetime} not in 1..65535")
+            raise ConfigError(f"foreign agent: max_lifetime {self.max_lifetime} not in 1..65535")
         if not self.pending_timeout > 0:
-            raise ValueError("foreign agent: pending_timeout must be > 0")
+            raise ConfigError("foreign agent: pending_timeout must be > 0")
         if self.reverse_tunnel_required and not self.reverse_tunnel:
-            raise ValueError("foreign agent: reverse_tunnel_required needs reverse_tunnel")
+            raise ConfigError("foreign agent: reverse_tunnel_required needs reverse_tunnel")
         if not 0 <= self.challenge_length <= 255:
-            raise ValueError("foreign agent: challenge_length not in 0..255")
+            raise ConfigError("foreign agent: challenge_length not in 0..255")
         if self.challenge_window < 1:
-            raise ValueError("foreign agent: challenge_window must be >= 1")
+            raise ConfigError("foreign agent: challenge_window must be >= 1")
         if self.max_pending < 1 or self.max_visitors < 1:
-            raise ValueError("foreign agent: max_pending and max_visitors must be >= 1")
+            raise ConfigError("foreign agent: max_pending and max_visitors must be >= 1")
 
     @classmethod
     def from_mapping(

@@ -650,9 +650,11 @@ class ForeignAgent:
         relayed and no state changes."""
         req, ev = ctx.request, ctx.event
         self._counters.deny(denial.code)
+        # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request, except for 69,
+        # whose reply carries the longest lifetime this agent accepts (denial.lifetime).
         reply = RegistrationReply(
             code=int(denial.code),
-            lifetime=denial.lifetime if denial.lifetime is not None else 0,
+            lifetime=denial.lifetime if denial.lifetime is not None else req.lifetime,
             home_address=req.home_address,
             home_agent=req.home_agent,
             identification=req.identification,  # RFC 5944 §3.7.2.3: copied from the request
@@ -696,9 +698,10 @@ class ForeignAgent:
         before = _RR if self._visitors.get(hoa) is not None else _P
         VISITOR_TRANSITIONS.confirm(before, inp, self.state_of(hoa))
         self._counters.deny(denial.code)
+        # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request.
         reply = RegistrationReply(
             code=int(denial.code),
-            lifetime=0,
+            lifetime=p.requested_lifetime,
             home_address=hoa,
             home_agent=p.home_agent,
             identification=p.identification,
@@ -712,7 +715,7 @@ class ForeignAgent:
                     "home_agent": p.home_agent,
                     "care_of_address": p.care_of_address,
                     "code": int(denial.code),
-                    "lifetime": 0,
+                    "lifetime": reply.lifetime,
                     "reason": denial.reason,
                 },
             ),

@@ -128,6 +128,7 @@ from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
 from .registration import (
+    ConfigError,
     Discard,
     Pipeline,
     RegistrationDenied,
@@ -197,27 +198,27 @@ class HomeAgentConfig:
 
     def __post_init__(self) -> None:
         if self.address not in self.home_network:
-            raise ValueError(
+            raise ConfigError(
                 f"home agent: address {self.address} is not in home_network {self.home_network}"
             )
         if not 1 <= self.max_lifetime <= INFINITE_LIFETIME:
-            raise ValueError(f"home agent: max_lifetime {self.max_lifetime} not in 1..65535")
+            raise ConfigError(f"home agent: max_lifetime {self.max_lifetime} not in 1..65535")
         if self.max_bindings < 0:
-            raise ValueError(f"home agent: max_bindings {self.max_bindings} < 0")
+            raise ConfigError(f"home agent: max_bindings {self.max_bindings} < 0")
         if self.max_simultaneous_bindings < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"home agent: max_simultaneous_bindings {self.max_simultaneous_bindings} < 1"
             )
         if self.reverse_tunnel_required and not self.reverse_tunnel:
-            raise ValueError("home agent: reverse_tunnel_required needs reverse_tunnel")
+            raise ConfigError("home agent: reverse_tunnel_required needs reverse_tunnel")
         if self.gratuitous_arp_count < 1:
-            raise ValueError("home agent: gratuitous_arp_count must be >= 1")
+            raise ConfigError("home agent: gratuitous_arp_count must be >= 1")
         if self.advertisement_interval is not None and not self.advertisement_interval > 0:
-            raise ValueError("home agent: advertisement_interval must be > 0")
+            raise ConfigError("home agent: advertisement_interval must be > 0")
         if self.advertisement_lifetime is not None and not (
             1 <= self.advertisement_lifetime <= 0xFFFF
         ):
-            raise ValueError("home agent: advertisement_lifetime not in 1..65535")
+            raise ConfigError("home agent: advertisement_lifetime not in 1..65535")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], source: str = "<config>") -> HomeAgentConfig:

@@ -14,11 +14,12 @@ context (the security association it found, the lifetime it grants...), or raise
   home agent address (code 136 carries the home agent's unicast address).
 * :class:`Discard` -- RFC 5944 says "silently discard": no reply, only a counted reason.
 
-Nothing deep in the engines builds replies or counts decisions: ``handle`` has one error
-boundary that turns these exceptions into a reply or a counted discard (STYLE.md practice
-6, the h2 ``exceptions.py`` pattern). The boundary also catches :class:`ProtocolError`
-(an input that has no transition from the current state) and, as a last resort, any other
-exception, so that no engine ever raises on any input.
+Nothing deep in the engines builds replies or counts decisions: ``handle`` runs inside the
+one error boundary, :func:`mip4.core.engine.error_boundary`, which turns these exceptions
+into a reply or a counted discard (STYLE.md practice 6, the h2 ``exceptions.py`` pattern).
+The boundary also catches :class:`ProtocolError` (an input that has no transition from the
+current state) and, as a last resort, any other exception, so that no engine ever raises on
+any input. All of them derive from :class:`mip4.errors.Mip4Error`.
 
 State machines (STYLE.md practice 7, the h11 ``_state.py`` pattern): a
 :class:`TransitionTable` maps every allowed ``(state, input)`` pair to the set of states

@@ -37,6 +37,7 @@ from mip4.core.foreign_agent import ForeignAgentConfig
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
 from mip4.core.registration import ConfigError
+from mip4.errors import Mip4Error
 
 if TYPE_CHECKING:
     from mip4.security.sa import SecurityAssociation
@@ -65,7 +66,7 @@ MAX_KEY_FILE_BYTES = 64 << 10
 MIN_KEY_BYTES = 16
 
 
-class FileRefused(ValueError):
+class FileRefused(Mip4Error, ValueError):
     """A file that is not read: not a regular file, too large, or unreadable. The message
     says why, without the path (the caller adds it with the key that named the file)."""
 
@@ -228,9 +229,10 @@ def _check_ha_peer(
     if why:
         raise ConfigError(f"{source}: {key}: {peer} {why}; no mobile node can use it")
     if not agent.serves(peer):
-        raise ConfigError(
-            f"{source}: {key}: {peer} is not in home_agent.home_addresses; this home agent "
-            "never serves it"
+        warnings.append(
+            f"{source}: {key}: {peer} is in the home network but not in "
+            "home_agent.home_addresses: no mobile node of that address is served (only a "
+            "foreign agent on the home link could use it, as FA-HA)"
         )
 
 

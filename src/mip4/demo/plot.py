@@ -27,6 +27,11 @@ from .report import DemoReport
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MOVE_COLOR = "#d62728"
+#: the probe-gap bars: not the moves' colour, which marks the same instants
+GAP_COLOR = "#3b3b98"
+#: the narrowest a gap bar is drawn, as a fraction of the time axis (a 60 ms gap in a 40 s
+#: run would be a hair's width, hidden by the move line at the same instant)
+GAP_MIN_WIDTH = 0.006
 
 
 @dataclass(frozen=True)
@@ -139,9 +144,9 @@ def render_png(data: PlotData, path: Path) -> None:
     ax.set_ylim(0, top * 1.35)
     for row in axes:
         for m in data.markers:
-            row[0].axvline(m.at, color=MOVE_COLOR, linestyle="--", linewidth=1)
+            row[0].axvline(m.at, color=MOVE_COLOR, linestyle="--", linewidth=1, zorder=1)
             if m.until is not None and m.until > m.at:
-                row[0].axvspan(m.at, m.until, color=MOVE_COLOR, alpha=0.12, linewidth=0)
+                row[0].axvspan(m.at, m.until, color=MOVE_COLOR, alpha=0.12, linewidth=0, zorder=0)
     for i, m in enumerate(data.markers):
         ax.text(
             m.at,
@@ -164,13 +169,14 @@ def render_png(data: PlotData, path: Path) -> None:
         )  # fmt: skip
     if rows == 2:
         bx = axes[1][0]
+        narrowest = max(data.duration, 1.0) * GAP_MIN_WIDTH
         bx.bar(
             [g[0] for g in data.gaps],
             [g[2] for g in data.gaps],
-            width=[max(g[1], 0.02) for g in data.gaps],
+            width=[max(g[1], narrowest) for g in data.gaps],
             align="edge",
-            color=MOVE_COLOR,
-            alpha=0.7,
+            color=GAP_COLOR,
+            zorder=3,  # above the move lines drawn at the same instants
         )
         bx.set_ylabel("UDP probe gap, ms")
         bx.grid(True, alpha=0.3)
@@ -279,10 +285,11 @@ def render_svg(data: PlotData, width: int = 1000, height: int = 560) -> str:
         )
         for start, length, ms in data.gaps:
             h = ms / gmax * g_h
+            w = max(x(start + length) - x(start), GAP_MIN_WIDTH * plot_w)
             out.append(
                 f'<rect class="gap" x="{x(start):.1f}" y="{g_top + g_h - h:.1f}"'
-                f' width="{max(x(start + length) - x(start), 1.0):.1f}" height="{h:.1f}"'
-                f' fill="{MOVE_COLOR}" fill-opacity="0.7"><title>{ms:.0f} ms</title></rect>'
+                f' width="{w:.1f}" height="{h:.1f}"'
+                f' fill="{GAP_COLOR}"><title>{ms:.0f} ms</title></rect>'
             )
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -83,8 +83,10 @@ class MoveResult:
     recovered: bool
     probes_sent: int
     probes_lost: int
-    #: the longest run of timeline intervals in which a TCP direction delivered nothing,
-    #: among the runs that began in the move's window, ms
+    #: the longest time a TCP direction delivered nothing, among the stalls that began in
+    #: the move's window, ms: the longest run of empty timeline intervals, or the
+    #: receiver's exact longest gap when that began in the window (so a gap shorter than
+    #: an interval is not lost between two intervals that each received something)
     tcp_stall_ms: float
     #: the direction of that stall, e.g. ``"mn → cn"`` ("" when none)
     tcp_stall_direction: str = ""
@@ -104,6 +106,8 @@ class DirectionResult:
     mismatched: int
     first_mismatch_offset: int | None
     longest_gap_ms: float
+    #: when that gap began (``time.time()``; None: unknown)
+    longest_gap_at: float | None = None
     #: the receiver's throughput timeline (``time.time()`` start, seconds, byte counts)
     timeline_start: float = 0.0
     interval: float = 0.1
@@ -297,7 +301,8 @@ class DemoReport:
             )
             lines.append(
                 "  TCP stall: the longest time a TCP direction delivered nothing, starting"
-                " in the move's window"
+                " in the move's window (a run of empty timeline intervals, or the exact longest"
+                " gap of that direction when it began there)"
             )
         lines += ["", "Connections"]
         rows = []
@@ -388,6 +393,7 @@ def _direction(
         mismatched=receiver.mismatched_bytes if receiver else 0,
         first_mismatch_offset=receiver.first_mismatch_offset if receiver else None,
         longest_gap_ms=receiver.longest_receive_gap_ms if receiver else 0.0,
+        longest_gap_at=receiver.longest_receive_gap_at if receiver else None,
         timeline_start=receiver.timeline.start if receiver else 0.0,
         interval=receiver.timeline.interval if receiver else 0.1,
         counts=receiver.timeline.received if receiver else (),
@@ -416,6 +422,22 @@ def connection_result(
         server_outcome=server.outcome if server else "missing",
         errors=tuple(errors),
     )
+
+
+def _stall(d: DirectionResult, start: float, end: float) -> float:
+    """The longest time direction ``d`` delivered nothing that began in ``[start, end)``,
+    seconds: from the timeline's empty intervals, and the exact longest gap when it began
+    there (the same slack of one interval before ``start`` as
+    :meth:`~mip4.demo.traffic.Timeline.longest_idle`)."""
+    idle = 0.0
+    if d.counts:
+        idle = Timeline(d.timeline_start, d.interval, (), d.counts).longest_idle(
+            "received", start, end
+        )
+    at = d.longest_gap_at
+    if at is not None and start - d.interval <= at < end:
+        idle = max(idle, d.longest_gap_ms / 1000.0)
+    return idle
 
 
 def build_report(
@@ -461,11 +483,9 @@ def build_report(
         stall, stall_dir = 0.0, ""
         for c in conns:
             for d in c.directions:
-                if d.counts:
-                    tl = Timeline(d.timeline_start, d.interval, (), d.counts)
-                    idle = tl.longest_idle("received", start, end)
-                    if idle > stall:
-                        stall, stall_dir = idle, d.label
+                idle = _stall(d, start, end)
+                if idle > stall:
+                    stall, stall_dir = idle, d.label
         results.append(
             MoveResult(
                 move=m,

@@ -354,6 +354,7 @@ def run_stream(
     send_dir, recv_dir = ("c2s", "s2c") if role == "client" else ("s2c", "c2s")
     tx = StreamPattern(cfg.seed, send_dir) if cfg.verify else ZeroPattern()
     rx = StreamVerifier(StreamPattern(cfg.seed, recv_dir), check=cfg.verify)
+    counted = None if cfg.verify else bytearray(cfg.recv_size)
     local = _name(sock.getsockname)
     peer = _name(sock.getpeername)
     sock.setblocking(False)
@@ -457,16 +458,23 @@ def run_stream(
                 now = time.monotonic()
                 if ev & selectors.EVENT_READ:
                     try:
-                        data = sock.recv(cfg.recv_size)
+                        if counted is None:
+                            data = sock.recv(cfg.recv_size)
+                            got = len(data)
+                        else:  # only counted: into one buffer, no allocation per read
+                            got = sock.recv_into(counted)
                     except BlockingIOError:  # a spurious wake-up: nothing to read after all
                         continue
                     gap = now - last_recv
                     if gap > longest_gap:
                         longest_gap, gap_at = gap, epoch0 + (last_recv - mono0)
                     last_recv = now
-                    if data:
-                        rx.feed(data)
-                        count(recv_tl, now, len(data))
+                    if got:
+                        if counted is None:
+                            rx.feed(data)
+                        else:
+                            rx.offset += got
+                        count(recv_tl, now, got)
                     else:
                         read_open = False
                 if ev & selectors.EVENT_WRITE and want > 0:

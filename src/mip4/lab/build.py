@@ -98,8 +98,9 @@ class Lab:
         return self.state_dir / "state.json"
 
     def ns(self, node: str) -> str:
-        if node != self.topology.switch:
-            self.topology.node(node)
+        if node != self.topology.switch and node not in self.topology.node_keys():
+            nodes = ", ".join([*self.topology.node_keys(), self.topology.switch])
+            raise LabError(f"no node {node!r} in the lab; nodes: {nodes}")
         return f"{self.prefix}-{node}"
 
     def ifname(self, node: str, net: str | None = None) -> str:
@@ -244,11 +245,15 @@ class Lab:
 
     # -- the mobile node moves --------------------------------------------------------
 
-    def move(self, net: str, node: str | None = None) -> None:
+    def move(self, net: str, node: str | None = None, *, dhcp: bool = False) -> None:
         """Move ``node``'s (default: the mobile node's) link to network ``net``: its
         switch port goes down, changes bridge and comes back up, so the node sees its
         carrier drop and return, exactly as after re-plugging a cable. Addresses and
-        routes on the node are left to the node (its daemon).
+        routes on the node are left to the node (its daemon), unless ``dhcp``: then the
+        lab does what a DHCP server would on a network without a foreign agent (network
+        C): it gives the node that network's co-located address and default route as soon
+        as the port is up (:meth:`configure_colocated`), and takes them away again before
+        the node leaves.
 
         Returns once the node's interface is operationally up again, which the kernel's
         link watcher can take up to about a second to report: from an asyncio program call
@@ -256,13 +261,25 @@ class Lab:
         node = node or self.topology.mobile
         if node != self.topology.mobile:
             raise LabError("only the mobile node changes links")
-        self.topology.network(net)
+        if net not in self.topology.visitable():
+            nets = ", ".join(self.topology.visitable())
+            raise LabError(f"the mobile node cannot move to network {net!r}; networks: {nets}")
+        if dhcp:
+            self.release_colocated(self.mobile_net)
         sw = Netns(self.ns(self.topology.switch))
         try:
             port = self.port(node, net)
             sw.set_up(port, False)
+            # The cable stays out until the node's kernel has seen the carrier go: the
+            # link watcher reports carrier changes from a work queue, and when that work
+            # runs only after the port is back up (a busy machine), the node is told of
+            # no change at all -- no re-plug a person makes is that fast.
+            with Netns(self.ns(node)) as ns:
+                self._wait_operstate(ns, self.ifname(node), up=False, within=3.0)
             sw.set_master(port, self.bridge(net))
             sw.set_up(port)
+            if dhcp:
+                self.configure_colocated(net)
             with Netns(self.ns(node)) as ns:
                 ns.wait_up(self.ifname(node))
         finally:
@@ -271,7 +288,40 @@ class Lab:
         if self.state_file.exists():
             self._write_state("up")
 
+    def configure_colocated(self, net: str) -> None:
+        """What a DHCP server would give the mobile node on ``net`` when the network has a
+        static co-located address (network C; nothing otherwise): the default route first
+        (on-link, so it may precede the address), then the address, which the mobile node
+        registers at once; the other way round, its first request would leave by the
+        previous network's route and be lost."""
+        colocated = self.topology.network(net).colocated
+        if colocated is None:
+            return
+        mn = self.topology.mobile
+        ifname, gateway = self.ifname(mn), str(self.topology.network(net).gateway)
+        route = ["ip", "route", "replace", "default", "via", gateway, "dev", ifname, "onlink"]
+        self.exec(mn, route, check=True)
+        self.exec(mn, ["ip", "addr", "replace", str(colocated), "dev", ifname], check=True)
+
+    def release_colocated(self, net: str) -> None:
+        """Take ``net``'s co-located address off the mobile node (if it has it), as when a
+        DHCP lease ends on leaving the network; its routes go with it."""
+        colocated = self.topology.network(net).colocated
+        if colocated is not None:
+            mn = self.topology.mobile
+            self.exec(mn, ["ip", "addr", "del", str(colocated), "dev", self.ifname(mn)])
+
     # -- running things ---------------------------------------------------------------
+
+    @staticmethod
+    def _wait_operstate(ns: Netns, ifname: str, *, up: bool, within: float) -> None:
+        """Until ``ifname``'s operational state is (not) UP, bounded by ``within`` s."""
+        deadline = time.monotonic() + within
+        while (ns.operstate(ifname) == "UP") != up:
+            if time.monotonic() >= deadline:
+                state = "up" if up else "down"
+                raise LabError(f"{ifname} did not go {state} within {within:g} s")
+            time.sleep(0.005)
 
     def exec(
         self, node: str, argv: Sequence[str], *, check: bool = False, timeout: float = 30.0

@@ -5,7 +5,9 @@
     mip4 lab up [--id ID] [--ingress-filter]   build it, print its id and state file
     mip4 lab status [--id ID] [--json]          what exists, where the mobile node is
     mip4 lab exec [--id ID] NODE -- CMD...      run CMD inside NODE (cn rtr ha fa1 fa2 mn sw)
-    mip4 lab move [--id ID] NET                 move the mobile node to NET (home a b c)
+    mip4 lab move [--id ID] NET                 move the mobile node to NET (home a b c); on
+                                                C the lab gives it the co-located address
+    mip4 lab configs [--id ID] --out DIR        daemon configurations for this lab
     mip4 lab ping [--id ID] NODE DST [-c N]     ICMP echo from NODE (no ping binary needed)
     mip4 lab down [--id ID | --all]             tear it down (idempotent)
     mip4 lab demo [--encapsulation E] [--no-reverse-tunnel] [--out DIR] [--keep]
@@ -18,15 +20,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
+import os
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .build import RUN_DIR, Lab, LabError, existing_labs
+from .configs import LAB_ROLES, write_lab_configs
+from .topology import DEFAULT
 
 
 def register(subparsers: Any) -> None:
@@ -65,10 +75,31 @@ def register(subparsers: Any) -> None:
     ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
     ex.set_defaults(func=_guarded(_exec))
 
-    mv = sub.add_parser("move", help="move the mobile node's link to another network")
+    nets = ", ".join(DEFAULT.visitable())
+    mv = sub.add_parser(
+        "move",
+        help="move the mobile node's link to another network",
+        description=(
+            f"Move the mobile node's link to NET ({nets}). On a network without a foreign"
+            " agent (C) the lab gives the node the network's co-located address and default"
+            " route, as a DHCP server would, and takes them away when it leaves."
+        ),
+    )
     mv.add_argument("--id")
-    mv.add_argument("net")
+    mv.add_argument("net", metavar="NET", help=nets)
     mv.set_defaults(func=_guarded(_move))
+
+    cf = sub.add_parser(
+        "configs",
+        help="write the daemon configurations (ha, fa1, fa2, mn) for a lab",
+        description=(
+            "Write ha.toml, fa1.toml, fa2.toml and mn.toml for the lab with this id (it need"
+            " not exist yet) into DIR, and print how to start the daemons in it."
+        ),
+    )
+    cf.add_argument("--id", help="lab id (default: the one lab that exists)")
+    cf.add_argument("--out", type=Path, required=True, metavar="DIR")
+    cf.set_defaults(func=_guarded(_configs))
 
     pg = sub.add_parser("ping", help="ICMP echo from a node")
     pg.add_argument("--id")
@@ -157,13 +188,81 @@ def _exec(args: argparse.Namespace) -> int:
         cmd = cmd[1:]
     if not cmd:
         raise LabError("nothing to run: mip4 lab exec NODE -- CMD...")
-    return subprocess.run(["ip", "netns", "exec", lab.ns(args.node), *cmd]).returncode
+    argv = ["ip", "netns", "exec", lab.ns(args.node), *cmd]
+    try:
+        proc = subprocess.Popen(argv, preexec_fn=_die_with_parent(os.getpid()))
+    except OSError as exc:
+        raise LabError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    return _wait_forwarding(proc)
+
+
+#: what ``mip4 lab exec`` passes on to its command (SIGKILL cannot be caught: for that the
+#: command gets SIGTERM from the kernel when this process dies, see :func:`_die_with_parent`)
+FORWARDED = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+)  # fmt: skip
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` dies, however it dies
+    (``prctl(PR_SET_PDEATHSIG)``, kept across ``ip netns exec``'s exec of the command)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def _wait_forwarding(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for ``proc``, passing on every signal of :data:`FORWARDED` this process gets
+    (the command, not ``mip4 lab exec``, decides what a signal does); its exit status
+    (128 + N for a command killed by signal N, as a shell reports it)."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
 
 
 def _move(args: argparse.Namespace) -> int:
     lab = _pick(args)
-    lab.move(args.net)
-    print(f"mobile node now on network {args.net!r}")
+    lab.move(args.net, dhcp=True)
+    colocated = lab.topology.network(args.net).colocated
+    extra = f" (co-located care-of address {colocated} configured)" if colocated else ""
+    print(f"mobile node now on network {args.net!r}{extra}")
+    return 0
+
+
+def _mip4_command() -> str:
+    """How to run this mip4 from a shell inside a namespace (the venv need not be active)."""
+    script = Path(sys.executable).parent / "mip4"
+    return str(script) if script.exists() else f"{sys.executable} -m mip4.cli"
+
+
+def _configs(args: argparse.Namespace) -> int:
+    lab = Lab(args.id, run_dir=args.run_dir) if args.id else _pick(args)
+    paths = write_lab_configs(lab, args.out)
+    for node, path in paths.items():
+        print(f"{node}: {path}")
+    mip4 = _mip4_command()
+    print(f"start the daemons on lab {lab.lab_id} (`{mip4} lab up --id {lab.lab_id}` first):")
+    for node, path in paths.items():
+        run = f"{mip4} {LAB_ROLES[node]} --config {path}"
+        print(f"  {mip4} lab exec --id {lab.lab_id} {node} -- {run} &")
     return 0
 
 

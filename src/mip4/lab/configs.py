@@ -3,19 +3,19 @@
 ``lab_configs(Lab("demo"))`` returns the TOML text of ``ha``, ``fa1``, ``fa2`` and ``mn``
 for that lab's names and addresses: what ``examples/lab/`` holds for lab id ``demo``
 (``tests/daemon/test_config.py`` checks they are the same) and what the lab tests and the
-demo start the daemons with::
+demo start the daemons with. ``mip4 lab configs --id ID --out DIR`` writes them for any lab
+id and prints how to start them::
 
-    mip4 lab up --id demo
-    mip4 lab exec ha -- mip4 ha --config examples/lab/ha.toml &
-    mip4 lab exec fa1 -- mip4 fa --config examples/lab/fa1.toml &
-    mip4 lab exec fa2 -- mip4 fa --config examples/lab/fa2.toml &
-    mip4 lab exec mn -- mip4 mn --config examples/lab/mn.toml &
-    mip4 status --role mn
+    .venv/bin/mip4 lab up --id demo
+    .venv/bin/mip4 lab exec --id demo ha -- .venv/bin/mip4 ha --config examples/lab/ha.toml &
+    .venv/bin/mip4 lab exec --id demo fa1 -- .venv/bin/mip4 fa --config examples/lab/fa1.toml &
+    .venv/bin/mip4 lab exec --id demo fa2 -- .venv/bin/mip4 fa --config examples/lab/fa2.toml &
+    .venv/bin/mip4 lab exec --id demo mn -- .venv/bin/mip4 mn --config examples/lab/mn.toml &
+    .venv/bin/mip4 status --role mn
 
-Network C has no agent: its co-located address (10.4.0.100/24) is static, so whoever moves
-the node there adds it (``mip4 lab exec mn -- ip addr add 10.4.0.100/24 dev m4demo-mn``)
-and removes it before moving on; the mobile node daemon registers it when it appears.
-"""
+Network C has no agent: its co-located address (10.4.0.100/24) is static; ``mip4 lab move
+c`` adds it (with the default route), as a DHCP server would, and removes it when the node
+moves on; the mobile node daemon registers it when it appears."""
 
 from __future__ import annotations
 

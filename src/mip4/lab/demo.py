@@ -162,12 +162,10 @@ def run_demo(
 
 def _leave_up(sc: Scenario, out: Path, backend: str, progress: Progress) -> None:
     lab_id = sc.lab.lab_id
+    sc.detach()
     if backend == "daemons":
         what = f"with its daemons running (logs in {out / 'daemons'})"
     else:
-        if sc.backend is not None:
-            sc.backend.close()
-            sc.backend = None
         what = "(the in-process agents stopped with this command)"
     progress(
         f"--keep: lab {lab_id} left up {what}; explore with"
@@ -359,7 +357,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="ipip",
         help="the tunnel encapsulation the mobile node asks for (default: ipip)",
     )
-    p.add_argument("--out", type=Path, default=None, help="report directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report directory (default: ./mip4-demo-<timestamp>/, which git ignores)",
+    )
     p.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     p.add_argument("--id", default=None, help="lab id (default: random)")
     p.add_argument("--dwell", type=float, default=4.0, help="seconds per stop (default: 4)")
@@ -370,6 +373,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="daemons",
         help="run the agents as mip4 ha/fa/mn processes (default) or as engines in-process",
     )
+
+
+def default_out() -> Path:
+    """``./mip4-demo-<timestamp>/``: where the report goes without ``--out`` (ignored by
+    git: see ``.gitignore``)."""
+    return Path(f"mip4-demo-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 @contextlib.contextmanager
@@ -395,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.5 <= args.dwell <= 30:
         print("mip4 lab demo: --dwell must be between 0.5 and 30 seconds", file=sys.stderr)
         return 2
-    out: Path = args.out or Path(f"mip4-demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    out: Path = args.out or default_out()
     settings = Settings(
         args.id or "d" + secrets.token_hex(2),
         reverse_tunnel=args.reverse_tunnel,

@@ -59,6 +59,8 @@ class Topology:
     #: the node that changes links, and the network it starts on
     mobile: str = "mn"
     mobile_home: str = "home"
+    #: the networks the mobile node may attach to (empty: all)
+    mobile_nets: tuple[str, ...] = ()
     switch: str = "sw"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -73,6 +75,10 @@ class Topology:
             if n.key == key:
                 return n
         raise KeyError(f"no node {key!r}; nodes: {', '.join(self.node_keys())}")
+
+    def visitable(self) -> list[str]:
+        """The networks the mobile node may attach to."""
+        return list(self.mobile_nets) or self.net_keys()
 
     def net_keys(self) -> list[str]:
         return [n.key for n in self.networks]
@@ -126,4 +132,5 @@ DEFAULT = Topology(
         Node("fa2", "foreign agent 2", (_at("b", "10.3.0.2/24"),), True, "b"),
         Node("mn", "mobile node", (_at("home", "10.1.0.100/24"),), default_via="home"),
     ),
+    mobile_nets=("home", "a", "b", "c"),
 )

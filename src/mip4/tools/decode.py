@@ -26,14 +26,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum, IntFlag
 from ipaddress import IPv4Address
-from pathlib import Path
-from typing import Any
+from typing import IO, Any, AnyStr, BinaryIO
 
+from mip4.daemon.validate import file_kind
+from mip4.errors import Mip4Error
 from mip4.security.auth import (
     CHAP_SPI,
     AuthenticationError,
@@ -68,7 +71,7 @@ EXIT_USAGE = 2  #: bad command line (argparse's own status)
 EXIT_STRICT = 3  #: with ``--strict``: some message was malformed or failed verification
 
 
-class InputError(Exception):
+class InputError(Mip4Error):
     """The input cannot be read at all. The message names the input and the problem."""
 
 
@@ -457,22 +460,45 @@ def _time_iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="microseconds")
 
 
-def payloads_from_capture(data: bytes) -> Iterator[Payload]:
-    """Every UDP-434 and ICMP 9/10 payload of a pcap/pcapng in ``data``. Raises
-    :class:`pcap.CaptureError` before yielding if ``data`` is not a capture."""
-    records = pcap.read_capture(data)
+def payloads_from_capture(source: bytes | BinaryIO, head: bytes = b"") -> Iterator[Payload]:
+    """Every UDP-434 and ICMP 9/10 payload of a pcap/pcapng, bytes or a stream read as it
+    comes (``head``: its first bytes, already read). Raises :class:`pcap.CaptureError`
+    at once if it is not a capture."""
+    return _capture_payloads(pcap.read_capture(source, head))
+
+
+def _capture_payloads(records: Iterator[pcap.Record]) -> Iterator[Payload]:
     reassembler = pcap.Reassembler()
-    for rec in records:
+    unsupported: set[int] = set()
+    while True:
+        try:
+            rec = next(records, None)
+        except pcap.CaptureError as e:
+            yield Payload("", b"", {}, f"{e}; the rest of the capture is not read")
+            break
+        if rec is None:
+            break
         source: dict[str, Any] = {
             "frame": rec.number,
             "time": round(rec.timestamp, 9),
             "time_iso": _time_iso(rec.timestamp),
         }
+        if rec.problem is not None:
+            yield Payload("", b"", {**source, "file_offset": rec.offset}, rec.problem)
+            continue
         if rec.cut_short and not rec.data:
             yield Payload("", b"", source, "capture file ends inside this record")
             continue
         try:
             dgram = pcap.parse_frame(rec.linktype, rec.data)
+        except pcap.UnsupportedLinkType as e:
+            if e.linktype not in unsupported:  # the same for every frame: say it once
+                unsupported.add(e.linktype)
+                yield Payload(
+                    "", b"", source, f"{e}: this and later frames of link type {e.linktype} "
+                    "are skipped"
+                )  # fmt: skip
+            continue
         except pcap.FrameError as e:
             note = " (capture file ends inside this record)" if rec.cut_short else ""
             if rec.orig_len > len(rec.data) and not rec.cut_short:
@@ -482,19 +508,25 @@ def payloads_from_capture(data: bytes) -> Iterator[Payload]:
         if dgram is None:
             continue
         if dgram.fragment and dgram.protocol in (1, 17):
-            done = reassembler.add(dgram, rec.number)
+            done = reassembler.add(dgram, rec.number, rec.timestamp)
+            for g in reassembler.take_given_up():
+                yield _given_up(g.frames, f"given up: {g.reason}")
             if done is not None:
                 whole, frames = done
                 yield from _from_datagram(whole, {**source, "reassembled_from": frames}, True)
             continue
         yield from _from_datagram(dgram, source)
-    for _, frames in reassembler.incomplete():
-        yield Payload(
-            "",
-            b"",
-            {"frame": frames[-1], "fragments": frames},
-            f"fragmented IPv4 datagram never completed (fragments in frames {frames})",
-        )
+    for frames in reassembler.pending():
+        yield _given_up(frames, "never completed")
+
+
+def _given_up(frames: list[int], what: str) -> Payload:
+    return Payload(
+        "",
+        b"",
+        {"frame": frames[-1], "fragments": frames},
+        f"fragmented IPv4 datagram {what} (fragments in frames {frames})",
+    )
 
 
 def payloads_from_bytes(data: bytes) -> Iterator[Payload]:
@@ -514,14 +546,73 @@ def payloads_from_bytes(data: bytes) -> Iterator[Payload]:
         yield Payload("udp", data, {})
 
 
+#: Largest raw message read (not a capture): an IPv4 datagram is at most 65,535 bytes.
+MAX_RAW_BYTES = 65535
+#: Largest hex text read (``--hex -``, ``--hex FILE``): a 65,535-byte message with spaces.
+MAX_HEX_CHARS = 1 << 20
+
+
+def open_input(path: str) -> BinaryIO:
+    """``path`` opened for reading: a regular file, or a pipe (read as it comes, like
+    standard input). A directory or a device (``/dev/zero``) raises :class:`InputError`
+    without being read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path}: is a directory")
+        raise InputError(f"{path}: {file_kind(mode)}, not a capture or message file")
+    return os.fdopen(fd, "rb")
+
+
+def read_text_input(path: str, limit: int = MAX_HEX_CHARS) -> str:
+    """The text of ``path`` (hex digits: ASCII, anything else replaced), at most ``limit``
+    bytes of it; :class:`InputError` otherwise."""
+    with open_input(path) as f:
+        data = _read_bounded(f, limit, path, "hex text", b"")
+    return data.decode("ascii", "replace")
+
+
+def _read_bounded(stream: IO[AnyStr], limit: int, name: str, what: str, head: AnyStr) -> AnyStr:
+    """``head`` and the rest of ``stream``, at most ``limit`` bytes (or characters) in
+    all; more is an :class:`InputError` (never read into memory whole)."""
+    parts = [head]
+    size = len(head)
+    while size <= limit:
+        chunk = stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise InputError(f"{name}: more than {limit} bytes, too long for {what}")
+    return head[:0].join(parts)
+
+
 def load_input(path: str | None, hex_text: str | None, stdin: Any = None) -> Iterator[Payload]:
     """The payloads of the operator's input. Raises :class:`InputError` (naming the file
-    and the problem) if it cannot be read."""
+    and the problem) if it cannot be read.
+
+    A capture (a file, a pipe or standard input) is read as it comes: the first payload
+    comes out as soon as its frame is read. Anything else is one raw message, read whole
+    up to :data:`MAX_RAW_BYTES`."""
     if hex_text is not None:
         where = "--hex"
         if hex_text == "-":
             where = "standard input"
-            hex_text = stdin.read() if stdin is not None else ""
+            hex_text = (
+                ""
+                if stdin is None
+                else _read_bounded(stdin, MAX_HEX_CHARS, where, "hex text", stdin.read(0))
+            )
             if isinstance(hex_text, bytes):
                 hex_text = hex_text.decode("ascii", "replace")
         try:
@@ -535,33 +626,43 @@ def load_input(path: str | None, hex_text: str | None, stdin: Any = None) -> Ite
         name = "standard input"
         if stdin is None:
             raise InputError("no input: give a file, '-' or --hex")
-        data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+        stream: BinaryIO = stdin.buffer if hasattr(stdin, "buffer") else stdin
+        owned = False
     else:
         name = path
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory") from None
-        except OSError as e:
-            raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not data:
-        raise InputError(f"{name}: empty")
-    if pcap.detect_format(data):
-        try:
-            records = payloads_from_capture(data)
-            first = next(records, None)
-        except pcap.CaptureError as e:
-            raise InputError(f"{name}: {e}") from None
-        return _chain(first, records)
+        stream = open_input(path)
+        owned = True
+    try:
+        head = stream.read(4)
+        while 0 < len(head) < 4:  # a pipe may deliver less
+            more = stream.read(4 - len(head))
+            if not more:
+                break
+            head += more
+        if not head:
+            raise InputError(f"{name}: empty")
+        if pcap.detect_format(head):
+            try:
+                payloads = payloads_from_capture(stream, head)
+            except pcap.CaptureError as e:
+                raise InputError(f"{name}: {e}") from None
+            return _closing(payloads, stream if owned else None)
+        data = _read_bounded(stream, MAX_RAW_BYTES, name, "one message (and not a capture)", head)
+    except BaseException:
+        if owned:
+            stream.close()
+        raise
+    if owned:
+        stream.close()
     return payloads_from_bytes(data)
 
 
-def _chain(first: Payload | None, rest: Iterator[Payload]) -> Iterator[Payload]:
-    if first is not None:
-        yield first
-    yield from rest
+def _closing(payloads: Iterator[Payload], stream: BinaryIO | None) -> Iterator[Payload]:
+    try:
+        yield from payloads
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def decode_all(payloads: Iterator[Payload], keys: KeyRing) -> Iterator[dict[str, Any]]:
@@ -596,6 +697,8 @@ __all__ = [
     "EXIT_STRICT",
     "EXIT_UNREADABLE",
     "EXIT_USAGE",
+    "MAX_HEX_CHARS",
+    "MAX_RAW_BYTES",
     "InputError",
     "Key",
     "KeyRing",
@@ -608,8 +711,10 @@ __all__ = [
     "has_problem",
     "jsonable",
     "load_input",
+    "open_input",
     "parse_hex",
     "parse_key",
     "payloads_from_bytes",
     "payloads_from_capture",
+    "read_text_input",
 ]

@@ -2,12 +2,17 @@
 
 Theory of operation
 -------------------
-:func:`read_capture` takes the whole file as bytes, recognises the format by its magic number
-(classic pcap in either byte order, microsecond or nanosecond; pcapng, either byte order) and
-yields one :class:`Record` per captured frame: its 1-based number, timestamp, link type and
-bytes. A file that ends in the middle of a record does not raise: the last record comes out
-with ``cut_short`` set, holding whatever bytes were there, and reading stops. Only a file that
-is not a capture at all (bad magic, a corrupt section header) raises :class:`CaptureError`.
+:func:`read_capture` reads a stream (or bytes) as it comes, one record at a time, so a pipe
+from ``tcpdump -U -w -`` is decoded while it is captured and memory does not grow with the
+file. It recognises the format by its magic number (classic pcap in either byte order,
+microsecond or nanosecond; pcapng, either byte order) and yields one :class:`Record` per
+captured frame: its 1-based number, timestamp, link type, bytes and file offset. A file that
+ends in the middle of a record does not raise: the last record comes out with ``cut_short``
+set, holding whatever bytes were there, and reading stops. A record the reader cannot take
+(a pcapng packet naming an undeclared interface, a captured length larger than its block or
+than :data:`MAX_RECORD_BYTES`) comes out with ``problem`` set, naming its file offset. Only
+a file that is not a capture at all (bad magic, a corrupt section header) raises
+:class:`CaptureError`.
 
 :func:`parse_frame` strips the link layer (Ethernet with 802.1Q/802.1ad tags, Linux cooked
 SLL and SLL2, raw IP, BSD loopback) and parses IPv4 -- header options included -- into a
@@ -19,7 +24,9 @@ checksum: packets captured on the sending host often carry none yet (checksum of
 the decoder must still show them. Packets are built with :class:`mip4.wire.ip.IPv4Header`.
 
 :class:`Reassembler` puts fragmented datagrams back together (out of order, overlaps
-keep the first copy, a bounded number pending).
+keep the first copy) in time linear in the fragments' bytes, and bounds what it holds: RFC
+791's 65,535 bytes per datagram, 8,192 fragments per datagram, a timeout in capture time and
+a number of datagrams pending.
 
 The writer side builds IPv4 + UDP / ICMP packets with correct checksums
 (:func:`ipv4_udp`, :func:`ipv4_icmp`), wraps them in Ethernet when asked, and writes classic
@@ -30,6 +37,7 @@ fragments (:func:`fragment`). Used by the tests and by
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +45,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import BinaryIO
 
+from mip4.errors import Mip4Error
 from mip4.wire.ip import NO_IP_FLAGS, IPFlags, IPProtocol, IPv4Header, internet_checksum
 from mip4.wire.packets import icmp_with_checksum, ipv4_packet, ipv4_udp_packet
 
@@ -44,12 +53,14 @@ __all__ = [
     "CaptureError",
     "Datagram",
     "FrameError",
+    "GivenUp",
     "Icmp",
     "LinkType",
     "PcapWriter",
     "Reassembler",
     "Record",
     "Udp",
+    "UnsupportedLinkType",
     "detect_format",
     "ethernet",
     "fragment",
@@ -79,11 +90,11 @@ class LinkType(IntEnum):
     LINUX_SLL2 = 276
 
 
-class CaptureError(ValueError):
+class CaptureError(Mip4Error, ValueError):
     """The input is not a capture file this reader understands (whole-file problem)."""
 
 
-class FrameError(ValueError):
+class FrameError(Mip4Error, ValueError):
     """One frame cannot be parsed. ``offset`` counts from the start of the frame."""
 
     def __init__(self, message: str, offset: int) -> None:
@@ -91,9 +102,18 @@ class FrameError(ValueError):
         self.offset = offset
 
 
+class UnsupportedLinkType(FrameError):
+    """A frame of a link type this reader does not parse (the same for every frame of
+    that interface: a caller reports it once)."""
+
+    def __init__(self, linktype: int) -> None:
+        super().__init__(f"unsupported link type {linktype}", 0)
+        self.linktype = linktype
+
+
 @dataclass(frozen=True)
 class Record:
-    """One captured frame."""
+    """One captured frame, or one record the reader could not take (``problem``)."""
 
     number: int  #: 1-based, in file order (as Wireshark numbers frames)
     timestamp: float  #: seconds since the Unix epoch
@@ -101,6 +121,10 @@ class Record:
     data: bytes  #: the captured bytes
     orig_len: int  #: the frame's length on the wire (> len(data) when the snaplen cut it)
     cut_short: bool = False  #: the file ended inside this record
+    offset: int = 0  #: where the record (pcapng: its block) starts in the file
+    #: why this record holds no frame (an undeclared interface, a captured length larger
+    #: than the record or than :data:`MAX_RECORD_BYTES`); ``data`` is empty then
+    problem: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +139,14 @@ PCAP_MAGICS = {
 }
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
+#: Largest frame taken from a record: libpcap's MAXIMUM_SNAPLEN (tcpdump's and Wireshark's
+#: default snapshot length). A larger captured length is reported, not read into memory.
+MAX_RECORD_BYTES = 262144
+#: Largest pcapng block read into memory (Wireshark's limit is 16 MiB as well); larger
+#: blocks other than packets are skipped as they stream past.
+MAX_BLOCK_BYTES = 16 << 20
+_CHUNK = 1 << 20
+
 
 def detect_format(data: bytes) -> str | None:
     """``"pcap"``, ``"pcapng"`` or ``None`` (not a capture), from the first four bytes."""
@@ -126,39 +158,94 @@ def detect_format(data: bytes) -> str | None:
     return None
 
 
-def read_capture(data: bytes) -> Iterator[Record]:
-    """The records of a pcap or pcapng file held in ``data``. Raises :class:`CaptureError`
-    (before yielding anything) if ``data`` is not a capture file."""
-    fmt = detect_format(data)
-    if fmt == "pcap":
-        return _read_pcap(data)
-    if fmt == "pcapng":
-        _check_shb(data, 0)
-        return _read_pcapng(data)
-    raise CaptureError(f"not a pcap or pcapng file (magic {data[:4].hex() or 'empty'})")
+class _Input:
+    """A binary stream read in order, with the file offset of the next byte. ``read(n)``
+    returns ``n`` bytes unless the stream ends first; it never asks for more than
+    :data:`_CHUNK` bytes at once, so memory follows what the stream really holds."""
+
+    def __init__(self, stream: BinaryIO, head: bytes = b"") -> None:
+        self._stream = stream
+        self._head = head
+        self.pos = 0
+
+    def read(self, n: int) -> bytes:
+        out = b""
+        if self._head:
+            out, self._head = self._head[:n], self._head[n:]
+        parts = [out]
+        got = len(out)
+        while got < n:
+            chunk = self._stream.read(min(n - got, _CHUNK))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        data = b"".join(parts)
+        self.pos += len(data)
+        return data
+
+    def skip(self, n: int) -> int:
+        """Read and forget ``n`` bytes; how many there were."""
+        done = 0
+        while done < n:
+            step = len(self.read(min(n - done, _CHUNK)))
+            if not step:
+                break
+            done += step
+        return done
 
 
-def _read_pcap(data: bytes) -> Iterator[Record]:
-    endian, unit = PCAP_MAGICS[data[:4]]
-    if len(data) < 24:
-        raise CaptureError(f"pcap global header cut short: {len(data)} of 24 bytes")
-    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
+def read_capture(source: bytes | BinaryIO, head: bytes = b"") -> Iterator[Record]:
+    """The records of a pcap or pcapng capture, read as they come: ``source`` is the whole
+    file as bytes, or a binary stream (a file, a pipe: ``tcpdump -U -w -``) whose first
+    bytes may already have been read into ``head``. Raises :class:`CaptureError` (before
+    yielding anything) if it is not a capture file; a pcapng block with an impossible
+    length later on raises it while iterating."""
+    stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    inp = _Input(stream, bytes(head))
+    magic = inp.read(4)
+    if magic in PCAP_MAGICS:
+        rest = inp.read(20)
+        if len(rest) < 20:
+            raise CaptureError(f"pcap global header cut short: {4 + len(rest)} of 24 bytes")
+        return _read_pcap(inp, magic + rest)
+    if magic == PCAPNG_MAGIC:
+        first = magic + inp.read(8)
+        endian = _check_shb(first, 0)
+        return _read_pcapng(inp, first, endian)
+    raise CaptureError(f"not a pcap or pcapng file (magic {magic.hex() or 'empty'})")
+
+
+def _read_pcap(inp: _Input, header: bytes) -> Iterator[Record]:
+    endian, unit = PCAP_MAGICS[header[:4]]
+    linktype = struct.unpack_from(endian + "I", header, 20)[0] & 0x0FFFFFFF
     rec = struct.Struct(endian + "IIII")
-    pos, n, end = 24, 0, len(data)
-    while pos < end:
+    n = 0
+    while True:
+        at = inp.pos
+        head = inp.read(16)
+        if not head:
+            return
         n += 1
-        if pos + 16 > end:
-            yield Record(n, 0.0, linktype, b"", 0, cut_short=True)
+        if len(head) < 16:
+            yield Record(n, 0.0, linktype, b"", 0, cut_short=True, offset=at)
             return
-        sec, frac, incl, orig = rec.unpack_from(data, pos)
-        pos += 16
-        frame = data[pos : pos + incl]
+        sec, frac, incl, orig = rec.unpack(head)
         ts = sec + frac * unit
-        if len(frame) < incl:
-            yield Record(n, ts, linktype, frame, orig, cut_short=True)
+        if incl > MAX_RECORD_BYTES:
+            yield Record(
+                n, ts, linktype, b"", orig, offset=at,
+                problem=(
+                    f"record at file offset {at}: captured length {incl} is larger than "
+                    f"{MAX_RECORD_BYTES} bytes; the rest of the file is not read"
+                ),
+            )  # fmt: skip
             return
-        pos += incl
-        yield Record(n, ts, linktype, frame, orig)
+        frame = inp.read(incl)
+        if len(frame) < incl:
+            yield Record(n, ts, linktype, frame, orig, cut_short=True, offset=at)
+            return
+        yield Record(n, ts, linktype, frame, orig, offset=at)
 
 
 def _check_shb(data: bytes, pos: int) -> str:
@@ -186,23 +273,51 @@ def _tsresol(options: bytes, endian: str) -> float:
     return 1e-6
 
 
-def _read_pcapng(data: bytes) -> Iterator[Record]:
-    endian = "<"
+_NG_PACKETS = frozenset({2, 3, 6})  # Packet Block (obsolete), Simple, Enhanced
+
+
+def _read_pcapng(inp: _Input, first: bytes, endian: str) -> Iterator[Record]:
     interfaces: list[tuple[int, float, int]] = []  # (linktype, ts unit, snaplen)
-    pos, n, end = 0, 0, len(data)
-    while pos < end:
-        if pos + 12 > end:
-            n += 1
-            yield Record(n, 0.0, interfaces[0][0] if interfaces else 0, b"", 0, cut_short=True)
+    n = 0
+    pending = first  # the section header's first 12 bytes, already read
+    while True:
+        at = inp.pos - len(pending)
+        head = pending or inp.read(8)
+        pending = b""
+        if not head:
             return
-        if data[pos : pos + 4] == PCAPNG_MAGIC:
-            endian = _check_shb(data, pos)
+        if len(head) < 8:
+            n += 1
+            yield Record(
+                n, 0.0, interfaces[0][0] if interfaces else 0, b"", 0, cut_short=True, offset=at
+            )
+            return
+        if head[:4] == PCAPNG_MAGIC:
+            if len(head) < 12:
+                head += inp.read(4)
+            endian = _check_shb(head, 0)
             interfaces = []  # interface ids are per section
-        btype, blen = struct.unpack_from(endian + "II", data, pos)
+        btype, blen = struct.unpack_from(endian + "II", head, 0)
         if blen < 12 or blen % 4:
-            raise CaptureError(f"pcapng block at file offset {pos}: bad total length {blen}")
-        body = data[pos + 8 : pos + blen - 4]
-        cut = pos + blen > end
+            raise CaptureError(f"pcapng block at file offset {at}: bad total length {blen}")
+        if blen > MAX_BLOCK_BYTES and btype in _NG_PACKETS | {1, 0x0A0D0D0A}:
+            n += btype in _NG_PACKETS
+            yield Record(
+                n, 0.0, 0, b"", 0, offset=at,
+                problem=(
+                    f"pcapng block at file offset {at}: total length {blen} is larger than "
+                    f"{MAX_BLOCK_BYTES} bytes; the rest of the file is not read"
+                ),
+            )  # fmt: skip
+            return
+        want = blen - 12
+        if btype not in _NG_PACKETS | {1, 0x0A0D0D0A}:
+            got = inp.skip(want + 4 - (len(head) - 8))
+            if got < want + 4 - (len(head) - 8):
+                return  # a trailing non-packet block cut short: nothing lost
+            continue
+        body = head[8:] + inp.read(want - (len(head) - 8))
+        cut = len(body) < want or len(inp.read(4)) < 4
         if btype == 1:  # Interface Description Block
             if len(body) >= 8:
                 lt, _, snap = struct.unpack_from(endian + "HHI", body, 0)
@@ -210,35 +325,66 @@ def _read_pcapng(data: bytes) -> Iterator[Record]:
         elif btype in (6, 2):  # Enhanced Packet Block; obsolete Packet Block
             n += 1
             if len(body) < 20:
-                yield Record(n, 0.0, 0, b"", 0, cut_short=True)
+                yield Record(n, 0.0, 0, b"", 0, cut_short=True, offset=at)
                 return
             if btype == 6:
                 iface, hi, lo, caplen, orig = struct.unpack_from(endian + "IIIII", body, 0)
             else:
                 iface, _drops, hi, lo, caplen, orig = struct.unpack_from(endian + "HHIIII", body, 0)
-            lt, unit, _ = interfaces[iface] if iface < len(interfaces) else (0, 1e-6, 0)
-            frame = body[20 : 20 + caplen]
+            if iface >= len(interfaces):
+                yield Record(
+                    n, 0.0, 0, b"", orig, offset=at, cut_short=cut,
+                    problem=(
+                        f"packet block at file offset {at} names interface {iface}, but "
+                        f"this section declares {len(interfaces)} interface(s)"
+                    ),
+                )  # fmt: skip
+                if cut:
+                    return
+                continue
+            lt, unit, _ = interfaces[iface]
             ts = ((hi << 32) | lo) * unit
+            room = max(0, min(len(body), want) - 20)
+            if caplen > room and not cut:
+                yield Record(
+                    n, ts, lt, b"", orig, offset=at,
+                    problem=(
+                        f"packet block at file offset {at}: captured length {caplen} is "
+                        f"larger than the block's {room} bytes of packet data"
+                    ),
+                )  # fmt: skip
+                continue
+            frame = body[20 : 20 + caplen]
             if cut or len(frame) < caplen:
-                yield Record(n, ts, lt, frame, orig, cut_short=True)
+                yield Record(n, ts, lt, frame, orig, cut_short=True, offset=at)
                 return
-            yield Record(n, ts, lt, frame, orig)
+            yield Record(n, ts, lt, frame, orig, offset=at)
         elif btype == 3:  # Simple Packet Block
             n += 1
-            lt, _, snap = interfaces[0] if interfaces else (0, 1e-6, 0)
+            if not interfaces:
+                yield Record(
+                    n, 0.0, 0, b"", 0, offset=at, cut_short=cut,
+                    problem=(
+                        f"simple packet block at file offset {at}, but this section "
+                        "declares no interface"
+                    ),
+                )  # fmt: skip
+                if cut:
+                    return
+                continue
+            lt, _, snap = interfaces[0]
             if len(body) < 4:
-                yield Record(n, 0.0, lt, b"", 0, cut_short=True)
+                yield Record(n, 0.0, lt, b"", 0, cut_short=True, offset=at)
                 return
             orig = struct.unpack_from(endian + "I", body, 0)[0]
             caplen = min(orig, snap) if snap else orig
             frame = body[4 : 4 + caplen]
             if cut:
-                yield Record(n, 0.0, lt, frame, orig, cut_short=True)
+                yield Record(n, 0.0, lt, frame, orig, cut_short=True, offset=at)
                 return
-            yield Record(n, 0.0, lt, frame, orig)
+            yield Record(n, 0.0, lt, frame, orig, offset=at)
         elif cut:
-            return  # a trailing non-packet block cut short: nothing lost
-        pos += blen
+            return  # a section header cut short: nothing lost
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +459,7 @@ def _link_payload(linktype: int, frame: bytes) -> tuple[int, int]:
         if fam > 0xFFFF:
             fam = int.from_bytes(frame[:4], "big")
         return (0x0800 if fam == 2 else 0x86DD), 4
-    raise FrameError(f"unsupported link type {linktype}", 0)
+    raise UnsupportedLinkType(linktype)
 
 
 def parse_ipv4(frame: bytes, pos: int = 0) -> Datagram:
@@ -353,65 +499,181 @@ def parse_ipv4(frame: bytes, pos: int = 0) -> Datagram:
     )
 
 
+@dataclass(frozen=True)
+class GivenUp:
+    """A fragmented datagram the :class:`Reassembler` stopped waiting for."""
+
+    frames: list[int]  #: frame numbers of its fragments, in arrival order
+    reason: str  #: why (timed out, too many fragments, too long, too many pending)
+
+
+class _Pending:
+    """One datagram being reassembled: its bytes so far and which of them are filled.
+
+    ``have[i]`` is 1 once byte ``i`` of the payload arrived; a fragment only fills the
+    bytes still missing (RFC 815 keeps the first copy too), found with ``bytearray.find``,
+    so each fragment costs time in proportion to its own length, never to what is held."""
+
+    __slots__ = ("data", "filled", "frames", "have", "start", "total")
+
+    def __init__(self, start: float | None) -> None:
+        self.data = bytearray()
+        self.have = bytearray()
+        self.filled = 0  #: bytes of ``have`` set below ``total`` (all of them until known)
+        self.total: int | None = None  #: payload length, from the fragment without MF
+        self.frames: list[int] = []
+        self.start = start  #: capture time of the first fragment
+
+    def add(self, offset: int, payload: bytes) -> None:
+        end = offset + len(payload)
+        if self.total is not None:
+            end = min(end, self.total)  # past the last fragment's end: not part of it
+        if end <= offset:
+            return
+        if len(self.have) < end:
+            grow = end - len(self.have)
+            self.have += bytes(grow)
+            self.data += bytes(grow)
+        have, pos = self.have, offset
+        while pos < end:
+            gap = have.find(0, pos, end)
+            if gap < 0:
+                break
+            stop = have.find(1, gap, end)
+            if stop < 0:
+                stop = end
+            self.data[gap:stop] = payload[gap - offset : stop - offset]
+            have[gap:stop] = b"\x01" * (stop - gap)
+            self.filled += stop - gap
+            pos = stop
+
+    def set_total(self, total: int) -> None:
+        if self.total is not None:
+            return  # the first last fragment decides, like the first copy of any byte
+        self.total = total
+        if len(self.have) > total:
+            self.filled = self.have.count(1, 0, total)  # once per datagram
+
+    def complete(self) -> bool:
+        return self.total is not None and self.filled >= self.total
+
+
 class Reassembler:
     """Puts fragmented IPv4 datagrams back together (RFC 791 §3.2, RFC 815), keyed by
     (source, destination, protocol, identification). Overlapping bytes keep what arrived
-    first. At most ``max_pending`` datagrams are held; the oldest is dropped beyond that."""
+    first; so does a second fragment without MF.
+
+    Work per fragment is proportional to its length (no re-sorting or re-joining of what
+    is held), and what one datagram may hold is bounded: RFC 791 §3.1 limits a datagram to
+    65,535 bytes in all (``max_length``), a datagram of more than ``max_fragments``
+    fragments (65,535 / 8 = 8,192 distinct 8-byte offsets) is given up, and so is one
+    not completed ``timeout`` seconds of capture time after its first fragment (RFC 791
+    §3.2 suggests a 15-second initial timer; Linux waits ``ipfrag_time``, 30 s, the
+    default here). At most ``max_pending`` datagrams are held; the oldest is given up
+    beyond that. Datagrams given up are listed in :attr:`given_up` until
+    :meth:`take_given_up` hands them out (and forgets them: a reader of an endless capture
+    takes them as it goes, so nothing grows without bound)."""
 
     MAX_DATAGRAM = 65535
 
-    def __init__(self, max_pending: int = 256) -> None:
+    def __init__(
+        self,
+        max_pending: int = 256,
+        *,
+        max_fragments: int = 8192,
+        timeout: float = 30.0,
+        max_length: int = MAX_DATAGRAM,
+    ) -> None:
         self.max_pending = max_pending
-        #: key -> (pieces by offset, total payload length once the last piece is seen,
-        #: frame numbers)
-        self._pending: dict[
-            tuple[IPv4Address, IPv4Address, int, int], tuple[dict[int, bytes], list[int], list[int]]
-        ] = {}
-        self.dropped: list[list[int]] = []  #: frame numbers of datagrams given up
+        self.max_fragments = max_fragments
+        self.timeout = timeout
+        self.max_length = max_length
+        self._pending: dict[tuple[IPv4Address, IPv4Address, int, int], _Pending] = {}
+        self.given_up: list[GivenUp] = []
 
-    def add(self, dgram: Datagram, frame: int) -> tuple[Datagram, list[int]] | None:
-        """Add one fragment; returns the whole datagram and its frames once complete."""
+    @property
+    def dropped(self) -> list[list[int]]:
+        """Frame numbers of the datagrams given up."""
+        return [g.frames for g in self.given_up]
+
+    def _give_up(self, key: tuple[IPv4Address, IPv4Address, int, int], reason: str) -> None:
+        self.given_up.append(GivenUp(self._pending.pop(key).frames, reason))
+
+    def _timed_out(self) -> str:
+        return f"not completed within {self.timeout:g} s of its first fragment"
+
+    def _expire(self, now: float) -> None:
+        while self._pending:
+            key, p = next(iter(self._pending.items()))
+            if p.start is None or now - p.start <= self.timeout:
+                return
+            self._give_up(key, self._timed_out())
+
+    def add(
+        self, dgram: Datagram, frame: int, now: float | None = None
+    ) -> tuple[Datagram, list[int]] | None:
+        """Add one fragment (``now``: its capture time, for the timeout); returns the
+        whole datagram and its frames once complete."""
         key = (dgram.src, dgram.dst, dgram.protocol, dgram.ident)
+        if now is not None:
+            self._expire(now)
+            p = self._pending.get(key)
+            if p is not None and p.start is not None and now - p.start > self.timeout:
+                self._give_up(key, self._timed_out())
         if key not in self._pending:
             if len(self._pending) >= self.max_pending:
                 oldest = next(iter(self._pending))
-                self.dropped.append(self._pending.pop(oldest)[2])
-            self._pending[key] = ({}, [], [])
-        pieces, total, frames = self._pending[key]
-        frames.append(frame)
-        pieces.setdefault(dgram.frag_offset, dgram.payload)
-        if not dgram.more_fragments:
-            total[:] = [dgram.frag_offset + len(dgram.payload)]
-        if not total:
+                self._give_up(oldest, f"more than {self.max_pending} datagrams pending")
+            self._pending[key] = _Pending(now)
+        p = self._pending[key]
+        p.frames.append(frame)
+        header = 20 + len(dgram.options)
+        end = dgram.frag_offset + len(dgram.payload)
+        if header + end > self.max_length:
+            self._give_up(
+                key,
+                f"a fragment ends at byte {header + end}, past the {self.max_length}-byte "
+                "limit of an IPv4 datagram (RFC 791 §3.1)",
+            )
             return None
-        data = bytearray()
-        for off in sorted(pieces):
-            piece = pieces[off]
-            if off > len(data):
-                return None  # a hole
-            data += piece[len(data) - off :]
-        if len(data) < total[0]:
+        if len(p.frames) > self.max_fragments:
+            self._give_up(key, f"more than {self.max_fragments} fragments")
+            return None
+        p.add(dgram.frag_offset, dgram.payload)
+        if not dgram.more_fragments:
+            p.set_total(end)
+        if not p.complete():
             return None
         del self._pending[key]
+        assert p.total is not None
         whole = Datagram(
             src=dgram.src,
             dst=dgram.dst,
             protocol=dgram.protocol,
             ttl=dgram.ttl,
             options=dgram.options,
-            payload=bytes(data[: total[0]]),
+            payload=bytes(p.data[: p.total]),
             offset=0,
             fragment=False,
             first_fragment=True,
             ident=dgram.ident,
         )
-        return whole, frames
+        return whole, p.frames
+
+    def take_given_up(self) -> list[GivenUp]:
+        """The datagrams given up since the last call (no longer kept here)."""
+        new, self.given_up = self.given_up, []
+        return new
 
     def incomplete(self) -> list[tuple[Datagram | None, list[int]]]:
         """Frame numbers of the datagrams still missing pieces (and given up)."""
         out: list[tuple[Datagram | None, list[int]]] = [(None, f) for f in self.dropped]
-        out.extend((None, frames) for _, _, frames in self._pending.values())
+        out.extend((None, p.frames) for p in self._pending.values())
         return out
+
+    def pending(self) -> list[list[int]]:
+        """Frame numbers of the datagrams still waiting for fragments."""
+        return [p.frames for p in self._pending.values()]
 
 
 def parse_frame(linktype: int, frame: bytes) -> Datagram | None:

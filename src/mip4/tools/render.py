@@ -97,7 +97,7 @@ def render(obj: Mapping[str, Any]) -> str:
         lines.extend(_fields(ext.get("fields", {}), "      "))
         if "verified" in ext:
             v = ext["verified"]
-            word = {True: "yes", False: "NO", None: "not checked"}[v]
+            word = {True: "true", False: "false", None: "null"}[v]  # as in --json
             reason = f" ({ext['reason']})" if ext.get("reason") else ""
             lines.append(f"      verified: {word}{reason}")
     return "\n".join(lines)

@@ -80,7 +80,8 @@ async def _node(role: str, lab_id: str, profile: bool = False) -> None:
     """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF; with
     ``profile``, under cProfile, and report the functions that took the most time."""
     from mip4.core.mobile_node import MobileNode
-    from mip4.lab.scenario import Settings, lab_engine, lab_node_io
+    from mip4.lab.backend import Settings
+    from mip4.lab.engines import lab_engine, lab_node_io
 
     if role not in ("ha", "fa1", "mn"):
         raise ValueError(f"no node worker {role!r}")
@@ -269,10 +270,10 @@ _TCP_BIN = 0.001
 
 def _tcp_stream(**kw: Any) -> StreamConfig:
     """The demo's stream (:mod:`mip4.demo.traffic`), counted and not verified: the sender
-    writes zeros, 64 KiB at a time, and the receiver only counts (generating and checking
+    writes zeros, 256 KiB at a time, and the receiver only counts (generating and checking
     the demo's pattern would cost more CPU than the direct path's goodput leaves)."""
     return StreamConfig(
-        name="bench-tcp", verify=False, chunk=1 << 16, recv_size=1 << 18, interval=_TCP_BIN,
+        name="bench-tcp", verify=False, chunk=1 << 18, recv_size=1 << 18, interval=_TCP_BIN,
         follow_peer=False, **kw,
     )  # fmt: skip
 

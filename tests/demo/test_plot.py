@@ -148,7 +148,7 @@ def test_png_every_probe_gap_bar_is_visible(tmp_path: Path) -> None:
     lower = pixels[int(h * 0.66) : int(h * 0.86), :, :3]  # the gap panel, not the legend
     r, g, b = lower[..., 0], lower[..., 1], lower[..., 2]
     bar = (b > r + 0.2) & (b > g + 0.2)  # bluish: neither the red moves nor white/grey
-    columns = [bool(c) for c in bar.any(axis=0).tolist()]
+    columns = [bool(bar[:, x].any()) for x in range(bar.shape[1])]
     runs, width = [], 0
     for on in [*columns, False]:
         if on:

@@ -38,9 +38,10 @@ LAYERS: dict[str, frozenset[str]] = {
     # namespaces as ``python -m mip4.demo.*`` and need nothing of mip4: stdlib only
     "demo": frozenset(),
     "lab": frozenset({"daemon", "io", "demo", "core", "dataplane", "security", "wire"}),
-    # the decoder tools need only wire and security, but ``mip4 bench forwarding`` drives
-    # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) and its NodeIO/forwarder:
-    # tools sit beside lab, above it; nothing below imports tools
+    # the tools sit above lab: ``mip4 bench forwarding`` (tools/bench_forwarding/) drives
+    # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) with demo's traffic
+    # generators; the decoder (decode, pcap, render, sample, bench codec) needs only wire
+    # and security, plus ``daemon.validate``'s checks on input files; nothing imports tools
     "tools": frozenset({"lab", "daemon", "demo", "io", "core", "dataplane", "security", "wire"}),
     # the command line registers every subcommand
     "cli": frozenset(

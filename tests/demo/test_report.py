@@ -228,6 +228,14 @@ def test_tcp_stall_agrees_with_the_longest_gap() -> None:
     assert max(gaps) == r.moves[1].tcp_stall_ms
     row = next(line for line in r.render_text().splitlines() if "a → b" in line)
     assert row.rstrip().endswith("66  cn → mn")
+    # a gap that began just before the next move and ended after it is that move's alone
+    before_third = sample.T0 + sample.MOVES[2][2] - 0.004
+    conns = [
+        (spec, client, replace(server, longest_receive_gap_at=before_third))
+        for spec, client, server in conns
+    ]
+    r2 = build_report(sample.moves(), conns, started_at=sample.T0, finished_at=sample.T0 + 24)
+    assert [m.tcp_stall_ms for m in r2.moves] == [0.0, 10.0, 66.0, 0.0]  # clients: 10 ms
     # and it survives the JSON round trip
     again = DemoReport.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again.moves[1].tcp_stall_ms == 66.0

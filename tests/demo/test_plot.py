@@ -167,3 +167,26 @@ def test_svg_gap_bars_are_distinct_and_wide_enough(tmp_path: Path) -> None:
     for bar in bars:
         assert bar.get("fill") != plot_mod.MOVE_COLOR
         assert float(bar.get("width", "0")) >= 4.0
+
+
+def test_fine_timelines_are_drawn_as_100_ms_averages() -> None:
+    """The demo records 10 ms timelines (so a TCP stall is measured to 10 ms); the plot
+    averages them over 100 ms, as it drew the 100 ms timelines before."""
+    coarse = sample.sample_report()
+    fine_dirs = []
+    for c in coarse.connections:
+        dirs = tuple(
+            replace(
+                d,
+                interval=0.01,
+                counts=tuple(n // 10 for n in d.counts for _ in range(10)),
+            )
+            for d in c.directions
+        )
+        fine_dirs.append(replace(c, directions=dirs))
+    fine = replace(coarse, connections=tuple(fine_dirs))
+    a, b = plot_data(coarse).series, plot_data(fine).series
+    assert [len(s.points) for s in b] == [len(s.points) for s in a]
+    for sa, sb in zip(a, b, strict=True):
+        assert [t for t, _ in sb.points] == pytest.approx([t for t, _ in sa.points])
+        assert [v for _, v in sb.points] == pytest.approx([v for _, v in sa.points], abs=1e-3)

@@ -83,10 +83,11 @@ class MoveResult:
     recovered: bool
     probes_sent: int
     probes_lost: int
-    #: the longest time a TCP direction delivered nothing in the move's window, ms: the
-    #: longest run of empty timeline intervals that began there, or the receiver's exact
-    #: longest gap when that ended there (so a gap shorter than an interval is not lost
-    #: between two intervals that each received something)
+    #: the longest time a TCP direction delivered nothing, among the stalls that began in
+    #: the move's window (from a little before the move to a little before the next), ms:
+    #: the longest run of empty timeline intervals, or the receiver's exact longest gap when
+    #: that began there (so a gap shorter than an interval is not lost between two
+    #: intervals that each received something)
     tcp_stall_ms: float
     #: the direction of that stall, e.g. ``"mn → cn"`` ("" when none)
     tcp_stall_direction: str = ""
@@ -302,7 +303,7 @@ class DemoReport:
             lines.append(
                 "  TCP stall: the longest time a TCP direction delivered nothing, starting"
                 " in the move's window (a run of empty timeline intervals, or the exact longest"
-                " gap of that direction when it ended there)"
+                " gap of that direction when it began there)"
             )
         lines += ["", "Connections"]
         rows = []
@@ -424,22 +425,24 @@ def connection_result(
     )
 
 
+#: how long before a move's recorded start a stall it caused may begin, s: the last bytes
+#: before the outage are read a few ms before the link goes (the reads come in bursts)
+STALL_LEAD = 0.05
+
+
 def _stall(d: DirectionResult, start: float, end: float) -> float:
-    """The longest time direction ``d`` delivered nothing in the move window ``[start,
-    end)``, seconds: the longest run of the timeline's empty intervals that began there
-    (:meth:`~mip4.demo.traffic.Timeline.longest_idle`), or the exact longest gap when it
-    ended there. (A gap ends after the move that caused it began, but may begin a little
-    before: the last bytes before the outage were on their way when the link went. Its
-    end puts it in exactly one window.)"""
+    """The longest time direction ``d`` delivered nothing that began in the move window
+    ``[start, end)`` moved :data:`STALL_LEAD` (at least one timeline interval) earlier,
+    seconds: the longest run of the timeline's empty intervals, or the exact longest gap.
+    The windows of consecutive moves stay a partition, so a stall counts for one move."""
+    lead = max(STALL_LEAD, d.interval)
+    lo, hi = start - lead, end - lead
     idle = 0.0
     if d.counts:
-        idle = Timeline(d.timeline_start, d.interval, (), d.counts).longest_idle(
-            "received", start, end
-        )
-    if d.longest_gap_at is not None:
-        gap = d.longest_gap_ms / 1000.0
-        if start <= d.longest_gap_at + gap < end:
-            idle = max(idle, gap)
+        runs = Timeline(d.timeline_start, d.interval, (), d.counts).idle_runs("received")
+        idle = max((b - a for a, b in runs if lo <= a < hi), default=0.0)
+    if d.longest_gap_at is not None and lo <= d.longest_gap_at < hi:
+        idle = max(idle, d.longest_gap_ms / 1000.0)
     return idle
 
 

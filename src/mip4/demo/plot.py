@@ -5,7 +5,7 @@ The upper panel shows, for every direction of every connection, the bytes delive
 move is a labelled vertical line at its start, and the time until its registration
 completed is shaded. The
 lower panel, when the report has probe gaps, shows each UDP probe interruption as a bar
-spanning the outage, its height the gap in ms.
+spanning the outage, its height the gap in ms (log scale in the PNG).
 
 PNG through matplotlib (Agg backend) when it is installed; otherwise — or when asked — a
 self-contained SVG written by hand. :func:`plot` picks by the file suffix and falls back
@@ -187,6 +187,9 @@ def render_png(data: PlotData, path: Path) -> None:
             color=GAP_COLOR,
             zorder=3,  # above the move lines drawn at the same instants
         )
+        # a log scale: a 30 ms gap stays visible beside a 3 s one
+        bx.set_yscale("log")
+        bx.set_ylim(10, max(g[2] for g in data.gaps) * 2)
         bx.set_ylabel("UDP probe gap, ms")
         bx.grid(True, alpha=0.3)
     axes[-1][0].set_xlabel("seconds since start")

@@ -9,7 +9,18 @@ command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
+# the home AAA server of the AAA tests and the lab (started with a generated configuration;
+# the package's own service is not used)
+command -v freeradius >/dev/null 2>&1 || need_pkgs+=(freeradius)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# the tc-BPF data plane (issue 12): libbpf at run time; clang, llvm-strip, the libbpf
+# headers and make to build bpf/mip4_tunnel.bpf.c; bpftool to look at it
+ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 ' || need_pkgs+=(libbpf1)
+command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
+command -v llvm-strip >/dev/null 2>&1 || need_pkgs+=(llvm)
+[[ -f /usr/include/bpf/bpf_helpers.h ]] || need_pkgs+=(libbpf-dev)
+command -v make >/dev/null 2>&1 || need_pkgs+=(make)
+command -v bpftool >/dev/null 2>&1 || need_pkgs+=(bpftool)
 if ((${#need_pkgs[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "setup: missing Debian packages: ${need_pkgs[*]} (run as root, or: sudo apt-get install ${need_pkgs[*]})" >&2
@@ -32,4 +43,14 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
+fi
+
+# The tc-BPF object shipped as package data: rebuilt only when its source changed since the
+# recorded build (the build is deterministic: see bpf/Makefile and tests/bpf/test_object.py).
+if command -v clang >/dev/null 2>&1 && command -v make >/dev/null 2>&1; then
+  src_hash=$(sha256sum bpf/mip4_tunnel.bpf.c | cut -d' ' -f1)
+  if ! grep -q "\"sha256\": \"$src_hash\"" src/mip4/data/mip4_tunnel.bpf.json 2>/dev/null; then
+    echo "setup: building the BPF object from bpf/mip4_tunnel.bpf.c"
+    make -s -B -C bpf
+  fi
 fi

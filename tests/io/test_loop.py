@@ -168,10 +168,10 @@ def test_executor_sends_discovery_and_link_addressed_messages(
     from mip4.core.actions import SendIcmp
     from mip4.io.rawsock import (
         ALL_SYSTEMS,
-        icmp_with_checksum,
         open_discovery_capture,
         recv_discovery,
     )
+    from mip4.wire.packets import icmp_with_checksum
 
     a, b = make_netns("a"), make_netns("b")
     a.add_veth("a0", "b0", b)

@@ -141,8 +141,11 @@ def test_one_implementation() -> None:
     from mip4.tools import pcap
     from mip4.wire import packets
 
-    for name in ("ipv4_packet", "ipv4_udp_packet", "gratuitous_arp", "icmp_with_checksum"):
-        assert getattr(rawsock, name) is getattr(packets, name)
+    names = ("ipv4_packet", "ipv4_udp_packet", "gratuitous_arp", "icmp_with_checksum")
+    for module in (rawsock, pcap):
+        for name in (*names, "parse_destination_unreachable", "_ipv4_header"):
+            found = getattr(module, name, None)
+            assert found is None or found is getattr(packets, name), (module, name)
     assert pcap.ipv4_udp(MN, FA, b"mip4", ttl=1, ident=0x1234) == UDP_MIP4
     assert pcap.ipv4_icmp(MN, FA, h("0a00 0000 00000000"))[20:] == h("0a00 f5ff 00000000")
 

@@ -61,13 +61,7 @@ from mip4.dataplane.common import Encapsulation, Tunnel, complete_transport_chec
 from mip4.dataplane.errors import PacketTooBig, TunnelError
 from mip4.dataplane.icmp import fragmentation_needed
 from mip4.dataplane.ipip import encapsulate_ipip
-
-# The table lives in :mod:`mip4.dataplane.table`; its names stay importable from here for
-# the executor (``io/loop.py``) until it imports them from there.
-from mip4.dataplane.table import LinkDelivery as LinkDelivery
-from mip4.dataplane.table import TunnelEntry as TunnelEntry
-from mip4.dataplane.table import TunnelTable as TunnelTable
-from mip4.dataplane.table import codecs
+from mip4.dataplane.table import TunnelEntry, TunnelTable, codecs
 from mip4.wire.addr import ipv4_from_int
 from mip4.wire.errors import DecodeError
 

@@ -43,14 +43,12 @@ from ipaddress import IPv4Address
 
 from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
 from mip4.wire.addr import ipv4_from_bytes
-from mip4.wire.packets import ICMP_DEST_UNREACH, parse_destination_unreachable
-
-# The packet builders live in :mod:`mip4.wire.packets`; these names stay importable from here
-# for the I/O modules and tests that still take them from rawsock.
-from mip4.wire.packets import gratuitous_arp as gratuitous_arp
-from mip4.wire.packets import icmp_with_checksum as icmp_with_checksum
-from mip4.wire.packets import ipv4_packet as ipv4_packet
-from mip4.wire.packets import ipv4_udp_packet as ipv4_udp_packet
+from mip4.wire.packets import (
+    ICMP_DEST_UNREACH,
+    gratuitous_arp,
+    icmp_with_checksum,
+    parse_destination_unreachable,
+)
 
 from .netns import entered
 

@@ -270,6 +270,12 @@ class Lab:
         try:
             port = self.port(node, net)
             sw.set_up(port, False)
+            # The cable stays out until the node's kernel has seen the carrier go: the
+            # link watcher reports carrier changes from a work queue, and when that work
+            # runs only after the port is back up (a busy machine), the node is told of
+            # no change at all -- no re-plug a person makes is that fast.
+            with Netns(self.ns(node)) as ns:
+                self._wait_operstate(ns, self.ifname(node), up=False, within=3.0)
             sw.set_master(port, self.bridge(net))
             sw.set_up(port)
             if dhcp:
@@ -306,6 +312,16 @@ class Lab:
             self.exec(mn, ["ip", "addr", "del", str(colocated), "dev", self.ifname(mn)])
 
     # -- running things ---------------------------------------------------------------
+
+    @staticmethod
+    def _wait_operstate(ns: Netns, ifname: str, *, up: bool, within: float) -> None:
+        """Until ``ifname``'s operational state is (not) UP, bounded by ``within`` s."""
+        deadline = time.monotonic() + within
+        while (ns.operstate(ifname) == "UP") != up:
+            if time.monotonic() >= deadline:
+                state = "up" if up else "down"
+                raise LabError(f"{ifname} did not go {state} within {within:g} s")
+            time.sleep(0.005)
 
     def exec(
         self, node: str, argv: Sequence[str], *, check: bool = False, timeout: float = 30.0

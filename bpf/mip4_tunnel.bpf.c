@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* mip4 tc-BPF tunnel data plane (issue 12).
+ *
+ * Copyright the mip4 authors. This file, and the object built from it
+ * (src/mip4/data/mip4_tunnel.bpf.o), are licensed under the GNU General
+ * Public License version 2 only: the bpf_fib_lookup helper is GPL-only.
+ * The rest of mip4 (the Python that loads it) stays under its own licence.
+ *
+ * Theory of operation
+ * -------------------
+ * Four tc programs, attached to a clsact qdisc in direct-action mode:
+ *
+ *   mip4_ha_encap      ingress of the home agent's home-link/upstream devices:
+ *                      destination in mip4_bindings -> tunnel to the care-of
+ *                      address (RFC 5944 §4.2.3), inner TTL - 1.
+ *   mip4_reverse_encap ingress of the foreign agent's visitor interface:
+ *                      source in mip4_reverse -> reverse tunnel to the home
+ *                      agent (RFC 3024), inner TTL - 1.
+ *   mip4_host_encap    egress of a co-located mobile node: source in
+ *                      mip4_reverse -> tunnel to the home agent; the node is
+ *                      the source, so the inner TTL is left alone.
+ *   mip4_decap         ingress of any tunnel endpoint: protocol 4/47/55 from
+ *                      a (local, peer) pair registered in mip4_peers is
+ *                      stripped; anything else goes to the stack untouched.
+ *
+ * Encapsulation: IP in IP (RFC 2003), GRE with or without key (RFC 2784,
+ * RFC 2890), minimal encapsulation with or without S (RFC 2004). The outer
+ * header copies TOS and DF from the inner one (RFC 2003 §3.1) and carries
+ * its own checksum. The route to the tunnel exit is looked up with
+ * bpf_fib_lookup BEFORE the packet is touched (tunnel.oif == 0), or, for a
+ * node whose forwarding is off (fib lookups then answer "forwarding
+ * disabled"), the daemon names the outgoing device and its MTU and the kernel
+ * resolves the next hop with bpf_redirect_neigh (tunnel.oif != 0).
+ *
+ * Slow path: whatever the fast path cannot do correctly returns TC_ACT_OK
+ * with the packet untouched, so the kernel handles it (per-binding routes
+ * into an MTU-limited tunnel device send "fragmentation needed" and "time
+ * exceeded" as RFC 2003 §4-5 require): no route, packet too big, inner TTL
+ * expiring, minimal encapsulation of a GSO packet or a fragment when the
+ * binding forbids the IP-in-IP fallback, a source that is the tunnel exit
+ * (RFC 2003 §3.2). Every outcome is
+ * counted in mip4_events (per CPU), every tunnelled packet in mip4_stats
+ * (per CPU, per binding and direction).
+ *
+ * Minimal encapsulation has no kernel GSO handler and RFC 2004 §3 forbids it
+ * for fragments: such packets are sent IP in IP instead (the peer must
+ * accept IP in IP, which every RFC 5944 mobility agent does) unless the
+ * binding has MIP4_TF_MINIMAL_STRICT.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* ---- shared with Python (mip4/io/bpf/plane.py): keep in step ---------- */
+
+enum mip4_encap {
+	MIP4_ENCAP_IPIP = 1,	/* RFC 2003 */
+	MIP4_ENCAP_GRE = 2,	/* RFC 2784 (+ RFC 2890 key when MIP4_TF_GRE_KEY) */
+	MIP4_ENCAP_MINIMAL = 3, /* RFC 2004 */
+};
+
+#define MIP4_TF_GRE_KEY 0x01	    /* tunnel: GRE header carries tunnel.key */
+#define MIP4_TF_MINIMAL_STRICT 0x02 /* tunnel: no IP-in-IP fallback: slow path */
+
+/* mip4_bindings (key: home address) and mip4_reverse (key: home address as
+ * the inner source) values: one tunnel. Addresses in network order. */
+struct mip4_tunnel {
+	__be32 local;  /* outer source: this agent / the care-of address */
+	__be32 remote; /* outer destination: care-of address / home agent */
+	__u32 key;     /* GRE key, host order */
+	__u32 oif;     /* 0: bpf_fib_lookup; else redirect_neigh out of this */
+	__u16 mtu;     /* MTU of oif (oif mode only) */
+	__u8 encap;    /* enum mip4_encap */
+	__u8 flags;    /* MIP4_TF_* */
+	__u8 ttl;      /* outer TTL, 0: 64 */
+	__u8 pad[3];
+};
+
+struct mip4_peer_key {
+	__be32 local;  /* outer destination of tunnelled packets: us */
+	__be32 remote; /* outer source: the registered tunnel peer */
+};
+
+#define MIP4_PF_GRE_KEY 0x01 /* peer: GRE packets must carry peer.key */
+
+struct mip4_peer {
+	__u32 key;   /* host order */
+	__u32 flags; /* MIP4_PF_* */
+};
+
+enum mip4_dir {
+	MIP4_DIR_HA = 0,      /* mip4_ha_encap, key: home address */
+	MIP4_DIR_REVERSE = 1, /* mip4_reverse_encap / mip4_host_encap, key: home address */
+	MIP4_DIR_DECAP = 2,   /* mip4_decap, key: peer address */
+};
+
+struct mip4_stats_key {
+	__be32 addr;
+	__u32 dir; /* enum mip4_dir */
+};
+
+struct mip4_stats {
+	__u64 packets;
+	__u64 bytes; /* inner IPv4 bytes (Total Length) */
+};
+
+enum mip4_event {
+	MIP4_EV_ENCAP = 0,	   /* encapsulated and redirected */
+	MIP4_EV_DECAP = 1,	   /* decapsulated, passed to the stack */
+	MIP4_EV_NOT_OURS = 2,	   /* no binding / not a tunnel packet: untouched */
+	MIP4_EV_SLOW_NO_ROUTE = 3, /* fib lookup found no usable route */
+	MIP4_EV_SLOW_TOO_BIG = 4,  /* does not fit the path MTU once encapsulated */
+	MIP4_EV_SLOW_TTL = 5,	   /* inner TTL would expire here */
+	MIP4_EV_SLOW_MINIMAL = 6,  /* minimal + GSO/fragment, strict binding */
+	MIP4_EV_MINIMAL_FALLBACK = 7, /* minimal + GSO/fragment: sent IP in IP */
+	MIP4_EV_DECAP_UNKNOWN_PEER = 9, /* tunnel packet from an unregistered pair */
+	MIP4_EV_DECAP_BAD = 10,	       /* malformed / unsupported tunnel header */
+	MIP4_EV_DECAP_KEY = 11,	       /* GRE key missing or wrong */
+	MIP4_EV_ERROR = 12,	       /* cannot happen: dropped */
+	MIP4_EV_SLOW_FWD_DISABLED = 13, /* fib lookup: forwarding disabled */
+	MIP4_EV_SLOW_LOOP = 14,	 /* RFC 2003 §3.2: source is the tunnel exit */
+	MIP4_EV_SLOW_ADJUST = 15, /* the kernel refused to make room: untouched */
+	MIP4_EV_MAX = 16,
+};
+
+/* ---- maps ------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __be32);
+	__type(value, struct mip4_tunnel);
+} mip4_bindings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __be32);
+	__type(value, struct mip4_tunnel);
+} mip4_reverse SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mip4_peer_key);
+	__type(value, struct mip4_peer);
+} mip4_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 196608);
+	__type(key, struct mip4_stats_key);
+	__type(value, struct mip4_stats);
+} mip4_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MIP4_EV_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} mip4_events SEC(".maps");
+
+/* ---- helpers ------------------------------------------------------------ */
+
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define IP_OFFMASK 0x1fff
+#define GRE_FLAG_C 0x8000
+#define GRE_FLAG_R 0x4000
+#define GRE_FLAG_K 0x2000
+#define GRE_FLAG_S 0x1000
+#define GRE_MUST_BE_ZERO 0x4c00 /* bits 1, 4, 5 (RFC 2784 §2.3) */
+#define GRE_VERSION 0x0007
+#define MINIMAL_S 0x80
+#define IPPROTO_MINIMAL 55
+#define DEFAULT_TTL 64
+
+static __always_inline int event(__u32 ev, int verdict)
+{
+	__u64 *n = bpf_map_lookup_elem(&mip4_events, &ev);
+
+	if (n)
+		*n += 1;
+	return verdict;
+}
+
+static __always_inline void count(__be32 addr, __u32 dir, __u64 bytes)
+{
+	struct mip4_stats_key k = {.addr = addr, .dir = dir};
+	struct mip4_stats *s = bpf_map_lookup_elem(&mip4_stats, &k);
+
+	if (!s) {
+		struct mip4_stats zero = {};
+
+		bpf_map_update_elem(&mip4_stats, &k, &zero, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&mip4_stats, &k);
+		if (!s)
+			return;
+	}
+	s->packets += 1;
+	s->bytes += bytes;
+}
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* RFC 1071 checksum of a 20-byte IPv4 header (checksum field included as
+ * it is: zero it first to compute, leave it to verify). */
+static __always_inline __u16 ip_csum20(const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	return csum_fold(sum);
+}
+
+/* Incremental update for one 16-bit word (RFC 1624 eqn. 3). */
+static __always_inline __u16 csum_replace2(__u16 csum, __u16 old, __u16 new)
+{
+	__u32 sum = (__u16)~csum + (__u16)~old + new;
+
+	return csum_fold(sum);
+}
+
+static __always_inline __u32 overhead_of(__u8 encap, __u8 flags, int with_src)
+{
+	switch (encap) {
+	case MIP4_ENCAP_GRE:
+		return (flags & MIP4_TF_GRE_KEY) ? 28 : 24;
+	case MIP4_ENCAP_MINIMAL:
+		return with_src ? 12 : 8;
+	default:
+		return 20;
+	}
+}
+
+/* Encapsulate the IPv4 packet after the Ethernet header along tunnel t.
+ * dec_ttl: this node forwards the inner packet (RFC 791: TTL - 1).
+ * Returns a TC verdict; on every slow path the packet is untouched. */
+static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel *t, __be32 key,
+				 __u32 dir, int dec_ttl)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct bpf_fib_lookup fib = {};
+	__u8 encap = t->encap, tflags = t->flags;
+	__u16 inner_len, frag, old_word;
+	__u32 overhead, ifindex, mtu;
+	int gso = skb->gso_size != 0, with_src = 0, fragment;
+	__be32 orig_src, orig_dst;
+	__u8 proto, tos, ttl;
+	__be16 id;
+	long rc = 0;
+
+	if ((void *)(ip + 1) > data_end)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	/* RFC 2003 §3.2: never tunnel a datagram whose source is the exit point */
+	if (ip->saddr == t->remote)
+		return event(MIP4_EV_SLOW_LOOP, TC_ACT_OK);
+	/* RFC 2003 §3.1: TTL - 1 when forwarding, the kernel sends time
+	 * exceeded if that reaches 0; never encapsulate a TTL-0 datagram */
+	if (ip->ttl <= (dec_ttl ? 1 : 0))
+		return event(MIP4_EV_SLOW_TTL, TC_ACT_OK);
+	frag = bpf_ntohs(ip->frag_off);
+	fragment = (frag & (IP_MF | IP_OFFMASK)) != 0;
+	if (encap == MIP4_ENCAP_MINIMAL && (gso || fragment || ip->ihl != 5)) {
+		/* RFC 2004 §3: not for fragments; no GSO handler for protocol 55. */
+		if (tflags & MIP4_TF_MINIMAL_STRICT)
+			return event(MIP4_EV_SLOW_MINIMAL, TC_ACT_OK);
+		event(MIP4_EV_MINIMAL_FALLBACK, 0);
+		encap = MIP4_ENCAP_IPIP;
+	}
+	if (encap == MIP4_ENCAP_MINIMAL)
+		with_src = ip->saddr != t->local; /* RFC 2004 §3: S when we are not the source */
+	overhead = overhead_of(encap, tflags, with_src);
+	inner_len = bpf_ntohs(ip->tot_len);
+	orig_src = ip->saddr;
+	orig_dst = ip->daddr;
+	proto = ip->protocol;
+	tos = ip->tos;
+	id = ip->id;
+	ttl = ip->ttl - (dec_ttl ? 1 : 0);
+
+	/* Route to the tunnel exit before touching the packet. A GSO packet is
+	 * checked by the kernel's segmentation (adjust_room shrinks gso_size by
+	 * the overhead); anything else must fit as one packet. */
+	if (t->oif) {
+		ifindex = t->oif;
+		mtu = t->mtu ? t->mtu : 1500;
+		if (!gso && inner_len + overhead > mtu)
+			return event(MIP4_EV_SLOW_TOO_BIG, TC_ACT_OK);
+	} else {
+		fib.family = AF_INET;
+		fib.tos = tos;
+		fib.l4_protocol = encap == MIP4_ENCAP_GRE ? IPPROTO_GRE
+				  : encap == MIP4_ENCAP_MINIMAL ? IPPROTO_MINIMAL
+								: IPPROTO_IPIP;
+		fib.tot_len = gso ? 0 : inner_len + overhead;
+		fib.ipv4_src = t->local;
+		fib.ipv4_dst = t->remote;
+		fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+		rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return event(MIP4_EV_SLOW_TOO_BIG, TC_ACT_OK);
+		if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+			return event(MIP4_EV_SLOW_FWD_DISABLED, TC_ACT_OK);
+		if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) ||
+		    !fib.ifindex)
+			return event(MIP4_EV_SLOW_NO_ROUTE, TC_ACT_OK);
+		ifindex = fib.ifindex;
+	}
+
+	/* Make room after the Ethernet header. The ENCAP flags set the GSO
+	 * type so the kernel segments a GSO packet as IPIP/GRE; a failure
+	 * leaves the packet as it was: slow path. */
+	if (encap == MIP4_ENCAP_MINIMAL) {
+		/* non-GSO only: a plain insertion */
+		if (bpf_skb_adjust_room(skb, overhead, BPF_ADJ_ROOM_MAC, 0))
+			return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
+	} else {
+		__u64 f = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
+
+		if (encap == MIP4_ENCAP_GRE)
+			f |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
+		if (bpf_skb_adjust_room(skb, overhead, BPF_ADJ_ROOM_MAC, f))
+			return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
+	}
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	ip = data + sizeof(*eth);
+	if ((void *)(ip + 1) + 12 > data_end) /* outer header + up to 12 bytes */
+		return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+
+	/* Inner TTL - 1 with an incrementally updated checksum (RFC 1624);
+	 * the minimal header rewrites the original header below. */
+	if (dec_ttl && encap != MIP4_ENCAP_MINIMAL) {
+		struct iphdr *in = (void *)ip + (overhead & 0x1f);
+
+		if ((void *)(in + 1) > data_end)
+			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+		old_word = *(__u16 *)&in->ttl;
+		in->ttl -= 1;
+		in->check = csum_replace2(in->check, old_word, *(__u16 *)&in->ttl);
+	}
+
+	/* Outer header (RFC 2003 §3.1; RFC 2004 §3 rewrites the original). */
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = tos;
+	ip->tot_len = bpf_htons(inner_len + overhead);
+	ip->id = id;
+	ip->frag_off = bpf_htons(frag & IP_DF);
+	ip->ttl = t->ttl ? t->ttl : DEFAULT_TTL;
+	ip->saddr = t->local;
+	ip->daddr = t->remote;
+	if (encap == MIP4_ENCAP_MINIMAL) {
+		__u8 *m = (__u8 *)(ip + 1);
+		__u32 sum;
+
+		/* a minimal header is never sent for a fragment: the outer
+		 * flags are the original's DF alone */
+		ip->protocol = IPPROTO_MINIMAL;
+		ip->ttl = ttl; /* RFC 2004 §3: the original header, modified */
+		m[0] = proto;
+		m[1] = with_src ? MINIMAL_S : 0;
+		m[2] = 0;
+		m[3] = 0;
+		*(__be32 *)(m + 4) = orig_dst;
+		sum = (__u32)((__u16 *)m)[0] + ((__u16 *)m)[2] + ((__u16 *)m)[3];
+		if (with_src) {
+			*(__be32 *)(m + 8) = orig_src;
+			sum += (__u32)((__u16 *)m)[4] + ((__u16 *)m)[5];
+		}
+		*(__u16 *)(m + 2) = csum_fold(sum);
+	} else if (encap == MIP4_ENCAP_GRE) {
+		__be16 *g = (__be16 *)(ip + 1);
+
+		ip->protocol = IPPROTO_GRE;
+		g[0] = bpf_htons((tflags & MIP4_TF_GRE_KEY) ? GRE_FLAG_K : 0);
+		g[1] = bpf_htons(ETH_P_IP);
+		if (tflags & MIP4_TF_GRE_KEY)
+			*(__be32 *)(g + 2) = bpf_htonl(t->key);
+	} else {
+		ip->protocol = IPPROTO_IPIP;
+	}
+	ip->check = 0;
+	ip->check = ip_csum20(ip);
+
+	count(key, dir, inner_len);
+	if (!t->oif && rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return event(MIP4_EV_ENCAP, bpf_redirect(ifindex, 0));
+	}
+	/* no neighbour entry yet, or oif mode: the kernel resolves the next hop */
+	return event(MIP4_EV_ENCAP, bpf_redirect_neigh(ifindex, NULL, 0, 0));
+}
+
+static __always_inline struct iphdr *ipv4_of(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4)
+		return NULL;
+	return ip;
+}
+
+/* ---- programs --------------------------------------------------------- */
+
+SEC("tc")
+int mip4_ha_encap(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_of(skb);
+	struct mip4_tunnel *t;
+	__be32 dst;
+
+	if (!ip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	dst = ip->daddr;
+	t = bpf_map_lookup_elem(&mip4_bindings, &dst);
+	if (!t)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	return encap(skb, t, dst, MIP4_DIR_HA, 1);
+}
+
+SEC("tc")
+int mip4_reverse_encap(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_of(skb);
+	struct mip4_tunnel *t;
+	__be32 src;
+
+	if (!ip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	src = ip->saddr;
+	t = bpf_map_lookup_elem(&mip4_reverse, &src);
+	if (!t)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	return encap(skb, t, src, MIP4_DIR_REVERSE, 1);
+}
+
+SEC("tc")
+int mip4_host_encap(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_of(skb);
+	struct mip4_tunnel *t;
+	__be32 src;
+
+	if (!ip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	src = ip->saddr;
+	t = bpf_map_lookup_elem(&mip4_reverse, &src);
+	if (!t)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	/* the encapsulated packet comes back through this hook with the
+	 * care-of address as its source: not in mip4_reverse, so it passes */
+	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
+}
+
+SEC("tc")
+int mip4_decap(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_of(skb);
+	struct mip4_peer_key pk;
+	struct mip4_peer *peer;
+	void *data_end;
+	__u32 hlen, strip, inner_len;
+	__u8 *l4;
+
+	if (!ip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_GRE &&
+	    ip->protocol != IPPROTO_MINIMAL)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	pk.local = ip->daddr;
+	pk.remote = ip->saddr;
+	peer = bpf_map_lookup_elem(&mip4_peers, &pk);
+	if (!peer) /* RFC 2003 §3.1 / RFC 5944 §3.8: only from registered peers */
+		return event(MIP4_EV_DECAP_UNKNOWN_PEER, TC_ACT_OK);
+	if (bpf_ntohs(ip->frag_off) & (IP_MF | IP_OFFMASK)) /* the stack reassembles */
+		return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+	hlen = ip->ihl * 4;
+	if (hlen < 20 || hlen > 60)
+		return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+	data_end = (void *)(long)skb->data_end;
+	l4 = (__u8 *)ip + hlen;
+
+	if (ip->protocol == IPPROTO_IPIP) {
+		/* RFC 2003 §3.1: an inner TTL of 0 MUST be discarded: left to the stack */
+		if ((void *)(l4 + 20) > data_end || (l4[0] >> 4) != 4 || l4[8] == 0)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		strip = hlen;
+	} else if (ip->protocol == IPPROTO_GRE) {
+		__u16 gflags;
+		__u32 glen = 4;
+
+		if ((void *)(l4 + 16) > data_end)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		gflags = bpf_ntohs(*(__be16 *)l4);
+		/* RFC 2784 §2.3: version 0, bits 1 and 4-5 zero; the checksum
+		 * (C) is left to the stack, which verifies it. */
+		if ((gflags & (GRE_VERSION | GRE_MUST_BE_ZERO | GRE_FLAG_C)) ||
+		    *(__be16 *)(l4 + 2) != bpf_htons(ETH_P_IP))
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		if (gflags & GRE_FLAG_K) {
+			if (!(peer->flags & MIP4_PF_GRE_KEY) ||
+			    bpf_ntohl(*(__be32 *)(l4 + 4)) != peer->key)
+				return event(MIP4_EV_DECAP_KEY, TC_ACT_OK);
+			glen += 4;
+		} else if (peer->flags & MIP4_PF_GRE_KEY) {
+			return event(MIP4_EV_DECAP_KEY, TC_ACT_OK);
+		}
+		if (gflags & GRE_FLAG_S)
+			glen += 4;
+		if ((void *)(l4 + glen + 20) > data_end || (l4[glen] >> 4) != 4 ||
+		    l4[glen + 8] == 0)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		strip = hlen + glen;
+	} else {
+		/* RFC 2004 §3: rebuild the original header in front of the
+		 * payload, then remove the forwarding header's length. */
+		struct iphdr *n;
+		__u32 sum, mlen;
+		__be32 saddr;
+		__u16 tot;
+		struct iphdr o;
+
+		if (hlen != 20 || (void *)(l4 + 12) > data_end || ip->ttl == 0)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		mlen = (l4[1] & MINIMAL_S) ? 12 : 8;
+		sum = (__u32)((__u16 *)l4)[0] + ((__u16 *)l4)[1] + ((__u16 *)l4)[2] +
+		      ((__u16 *)l4)[3];
+		if (mlen == 12)
+			sum += (__u32)((__u16 *)l4)[4] + ((__u16 *)l4)[5];
+		if (csum_fold(sum) != 0)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		saddr = mlen == 12 ? *(__be32 *)(l4 + 8) : ip->saddr;
+		tot = bpf_ntohs(ip->tot_len);
+		if (tot < 20 + mlen)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		o = *ip;
+		o.protocol = l4[0];
+		o.daddr = *(__be32 *)(l4 + 4);
+		o.saddr = saddr;
+		o.tot_len = bpf_htons(tot - mlen);
+		o.check = 0;
+		o.check = ip_csum20(&o);
+		n = (struct iphdr *)((__u8 *)ip + mlen);
+		if ((void *)(n + 1) > data_end)
+			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		*n = o;
+		count(pk.remote, MIP4_DIR_DECAP, tot - mlen);
+		if (bpf_skb_adjust_room(skb, -(__s32)mlen, BPF_ADJ_ROOM_MAC,
+					BPF_F_ADJ_ROOM_FIXED_GSO))
+			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	}
+	inner_len = bpf_ntohs(ip->tot_len) - strip;
+	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
+		return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
+	count(pk.remote, MIP4_DIR_DECAP, inner_len);
+	return event(MIP4_EV_DECAP, TC_ACT_OK);
+}
+
+char _license[] SEC("license") = "GPL";

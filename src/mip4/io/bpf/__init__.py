@@ -1,0 +1,13 @@
+"""mip4.io.bpf: the tc-BPF tunnel data plane (issue 12), controlled from Python.
+
+==========================  ===============================================================
+:mod:`mip4.io.bpf.libbpf`   libbpf (Debian ``libbpf1``) through ctypes: object, programs,
+                            maps, tc hooks, ``bpf_prog_test_run_opts``
+:mod:`mip4.io.bpf.plane`    :class:`~mip4.io.bpf.plane.BpfPlane`: load the shipped object,
+                            bindings/peers as map updates, tc attach with replace, pinning,
+                            per-CPU counters; :func:`~mip4.io.bpf.plane.supports_bpf_plane`
+==========================  ===============================================================
+
+The C source is ``bpf/mip4_tunnel.bpf.c`` (GPL-2.0-only, like the object built from it,
+``mip4/data/mip4_tunnel.bpf.o``); ``bpf/Makefile`` builds it. Nothing is imported here.
+"""

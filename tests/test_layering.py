@@ -44,9 +44,10 @@ LAYERS: dict[str, frozenset[str]] = {
     "lab": frozenset(
         {"daemon", "io", "snmp", "aaa", "demo", "core", "dataplane", "security", "wire"}
     ),
-    # the decoder tools need only wire and security, but ``mip4 bench forwarding`` drives
-    # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) and its NodeIO/forwarder:
-    # tools sit beside lab, above it; nothing below imports tools
+    # the tools sit above lab: ``mip4 bench forwarding`` (tools/bench_forwarding/) drives
+    # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) with demo's traffic
+    # generators; the decoder (decode, pcap, render, sample, bench codec) needs only wire
+    # and security, plus ``daemon.validate``'s checks on input files; nothing imports tools
     "tools": frozenset(
         {"lab", "daemon", "demo", "io", "snmp", "aaa", "core", "dataplane", "security", "wire"}
     ),

@@ -144,7 +144,7 @@ class DaemonBackend:
                         continue
                     if not isinstance(rec, dict):
                         continue
-                    event = rec.get("event")
+                    event = _event_name(rec.get("event"))
                     at = _parse_ts(str(rec.get("ts", "")))
                     if event == "mn.link_up" and at is not None:
                         link_ups.append(at)
@@ -201,6 +201,12 @@ class DaemonBackend:
         """SIGTERM every daemon (the mobile node first: it deregisters), bounded; their exit
         statuses are in :attr:`stopped`."""
         self.stopped.update({node: self._stop(node) for node in reversed(AGENTS)})
+
+
+def _event_name(event: object) -> str:
+    """A log event's name in one spelling: ``mn.link_up`` (the ``role.snake_case`` scheme)
+    and ``mn-link-up`` (the mobile node's older names) both read ``mn-link-up``."""
+    return str(event).replace(".", "-", 1).replace("_", "-")
 
 
 def _parse_ts(ts: str) -> float | None:

@@ -8,8 +8,7 @@ nothing imports it.
 
 from __future__ import annotations
 
-from .driver import Driven as Engine  # the old module's Engine: the driver's three calls
-from .driver import EngineDriver, Executor
+from .driver import Engine, EngineDriver, Executor
 from .executor import REVERSE_TABLE, RULE_PRIORITY, LinuxExecutor, interface_network
 
 __all__ = [

@@ -20,6 +20,8 @@ table                           what
 ``[io]``                        :class:`IOSection`: interfaces, TUN device, tunnel source...
 ``[daemon]``                    :class:`DaemonSection`: control socket, logging
 ``[[security_associations]]``   :class:`SecurityAssociationSection`, one per (peer, SPI)
+``[snmp]``                      :class:`SnmpSection`: the AgentX subagent (RFC 4295 MIB)
+``[metrics]``                   :class:`MetricsSection`: the Prometheus endpoint
 ==============================  ===========================================================
 
 The engine tables are the core dataclasses themselves: a field added there is a key here,
@@ -67,8 +69,10 @@ __all__ = [
     "IOSection",
     "LogFormat",
     "LogLevel",
+    "MetricsSection",
     "MobileNodeFile",
     "SecurityAssociationSection",
+    "SnmpSection",
     "load_config",
     "parse_config",
 ]
@@ -228,6 +232,52 @@ class SecurityAssociationSection:
         )
 
 
+@dataclass(frozen=True)
+class SnmpSection:
+    """``[snmp]``: the RFC 4295 Mobile IP MIB, served as an AgentX (RFC 2741) subagent of
+    a net-snmp ``snmpd`` master (``master agentx`` in ``snmpd.conf``). Off by default."""
+
+    #: The master's AgentX socket (``agentXSocket``, e.g. ``"/var/agentx/master"``);
+    #: unset: no subagent. The subagent reconnects when ``snmpd`` restarts.
+    agentx_socket: str | None = None
+    #: Seconds between AgentX pings to the master.
+    ping_interval: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.agentx_socket is not None and not self.agentx_socket:
+            raise ValueError("agentx_socket: must not be empty")
+        if not self.ping_interval > 0:
+            raise ValueError(f"ping_interval: {self.ping_interval} must be > 0")
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    """``[metrics]``: a Prometheus endpoint (``GET /metrics``). Off by default."""
+
+    #: ``"address:port"`` to serve on (e.g. ``"127.0.0.1:9434"``); unset: no endpoint.
+    listen: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.listen is not None:
+            split_listen(self.listen)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else split_listen(self.listen)
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:9434"`` -> ``("127.0.0.1", 9434)``; ``ValueError`` naming the key."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"listen: {text!r} is not address:port")
+    try:
+        IPv4Address(host)
+    except ValueError:
+        raise ValueError(f"listen: {host!r} is not an IPv4 address") from None
+    return host, int(port)
+
+
 def parse_key(text: str, what: str) -> bytes:
     """Hex text (``:``, spaces and newlines ignored) -> key bytes; ``ValueError`` naming
     ``what`` otherwise."""
@@ -250,6 +300,8 @@ class HomeAgentFile:
     io: IOSection = field(default_factory=IOSection)
     daemon: DaemonSection = field(default_factory=DaemonSection)
     security_associations: tuple[SecurityAssociationSection, ...] = ()
+    snmp: SnmpSection = field(default_factory=SnmpSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
 
 @dataclass(frozen=True)
@@ -260,6 +312,8 @@ class ForeignAgentFile:
     io: IOSection = field(default_factory=IOSection)
     daemon: DaemonSection = field(default_factory=DaemonSection)
     security_associations: tuple[SecurityAssociationSection, ...] = ()
+    snmp: SnmpSection = field(default_factory=SnmpSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
 
 @dataclass(frozen=True)
@@ -270,6 +324,8 @@ class MobileNodeFile:
     io: IOSection = field(default_factory=IOSection)
     daemon: DaemonSection = field(default_factory=DaemonSection)
     security_associations: tuple[SecurityAssociationSection, ...] = ()
+    snmp: SnmpSection = field(default_factory=SnmpSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
 
 FILES: dict[str, type[HomeAgentFile] | type[ForeignAgentFile] | type[MobileNodeFile]] = {

@@ -21,7 +21,13 @@ from mip4.core.foreign_agent import ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
 
-from .config import DaemonSection, IOSection, SecurityAssociationSection
+from .config import (
+    DaemonSection,
+    IOSection,
+    MetricsSection,
+    SecurityAssociationSection,
+    SnmpSection,
+)
 
 #: (table name as written in TOML, dataclass), in document order.
 SECTIONS: tuple[tuple[str, type], ...] = (
@@ -32,6 +38,8 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[io]", IOSection),
     ("[daemon]", DaemonSection),
     ("[[security_associations]]", SecurityAssociationSection),
+    ("[snmp]", SnmpSection),
+    ("[metrics]", MetricsSection),
 )
 
 BEGIN = "<!-- BEGIN GENERATED KEYS (python -m mip4.daemon.docgen) -->"

@@ -25,7 +25,10 @@ line naming the file and key), sets up logging, and then:
 3. **Runs** an :class:`~mip4.io.driver.EngineDriver` on asyncio (uvloop when installed). The
    engine's :class:`~mip4.core.actions.Log` actions are rendered as one log line each by
    :class:`DaemonExecutor`; every other action goes to the Linux executor. The control
-   socket answers ``status`` from the loop's thread.
+   socket answers ``status`` from the loop's thread. With ``[snmp] agentx_socket`` an
+   AgentX subagent (:class:`~mip4.io.agentx.AgentXSubagent`) serves the status snapshot
+   as the RFC 4295 MIB through ``snmpd``, started after the control server, reconnecting
+   when ``snmpd`` restarts, closed on the way out.
 4. **Stops** on SIGTERM, SIGINT or SIGHUP (until a reload exists, SIGHUP stops cleanly
    too): the mobile node deregisters first if it holds a binding
    away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops and
@@ -52,6 +55,7 @@ from mip4.core.actions import Action, Log
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
+from mip4.io.agentx import AgentXSubagent
 from mip4.io.driver import EngineDriver, Executor
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
@@ -325,11 +329,20 @@ class Daemon:
                 executor.discards.log_summary()
 
         summaries = asyncio.create_task(summarise_discards())
+        subagent: AgentXSubagent | None = None
+        subagent_task: asyncio.Task[None] | None = None
         try:
             self.io.attach(driver)
             driver.start()
             for ev in self.io.current_links():
                 driver.feed(ev)
+            snmp = self.cfg.file.snmp
+            if snmp.agentx_socket is not None:
+                subagent = AgentXSubagent(
+                    self.status, snmp.agentx_socket, ping_interval=snmp.ping_interval
+                )
+                subagent_task = asyncio.create_task(subagent.run())
+                logs.event("daemon.agentx_started", socket=snmp.agentx_socket)
             logs.event(
                 "daemon.started",
                 role=self.cfg.role,
@@ -345,6 +358,12 @@ class Daemon:
             if isinstance(self.engine, MobileNode):
                 await self._deregister(driver)
         finally:
+            if subagent is not None and subagent_task is not None:
+                subagent.stop()
+                try:
+                    await asyncio.wait_for(subagent_task, 2.0)
+                except (TimeoutError, asyncio.CancelledError):
+                    subagent_task.cancel()
             summaries.cancel()
             executor.discards.log_summary()
             driver.close()

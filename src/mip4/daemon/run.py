@@ -28,7 +28,8 @@ line naming the file and key), sets up logging, and then:
    socket answers ``status`` from the loop's thread. With ``[snmp] agentx_socket`` an
    AgentX subagent (:class:`~mip4.io.agentx.AgentXSubagent`) serves the status snapshot
    as the RFC 4295 MIB through ``snmpd``, started after the control server, reconnecting
-   when ``snmpd`` restarts, closed on the way out.
+   when ``snmpd`` restarts, closed on the way out. With ``[metrics] listen`` a Prometheus
+   endpoint (:mod:`mip4.daemon.metrics`) answers ``GET /metrics`` on the loop.
 4. **Stops** on SIGTERM, SIGINT or SIGHUP (until a reload exists, SIGHUP stops cleanly
    too): the mobile node deregisters first if it holds a binding
    away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops and
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from mip4.core.actions import Action, Log
+from mip4.core.events import Event
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
@@ -72,6 +74,7 @@ from .config import (
     load_config,
 )
 from .control import ControlError, ControlServer, socket_alive
+from .metrics import Metrics, MetricsServer
 from .validate import check_local_addresses
 
 Engine = HomeAgent | ForeignAgent | MobileNode
@@ -259,9 +262,12 @@ class DaemonExecutor:
     inner: Executor
     replies: Counter[int] = field(default_factory=Counter)
     discards: logs.DiscardLimiter = field(default_factory=logs.DiscardLimiter)
+    metrics: Metrics | None = None
 
     def execute(self, action: Action) -> None:
         if isinstance(action, Log):
+            if self.metrics is not None:
+                self.metrics.on_log(action.event, action.fields, time.monotonic())
             if action.event in ("mn-reply", "mn.reply"):
                 code = action.fields.get("code")
                 if isinstance(code, int):
@@ -275,6 +281,22 @@ class DaemonExecutor:
             )
             return
         self.inner.execute(action)
+
+
+class TimedDriver(EngineDriver):
+    """An :class:`EngineDriver` that times each input whose actions include a home
+    agent's registration decision (``ha.registration``): datagram in, reply sent."""
+
+    metrics: Metrics | None = None
+
+    def feed(self, event: Event) -> list[Action]:
+        t0 = time.monotonic()
+        actions = super().feed(event)
+        if self.metrics is not None and any(
+            isinstance(a, Log) and a.event == "ha.registration" for a in actions
+        ):
+            self.metrics.observe(time.monotonic() - t0)
+        return actions
 
 
 @dataclass
@@ -315,13 +337,25 @@ class Daemon:
         socket and the mobile node's deregistration on the way out."""
         loop = asyncio.get_running_loop()
         self.executor = executor = DaemonExecutor(self.io.executor)
-        driver = EngineDriver(self.engine, self.executor, loop=loop)
+        driver = TimedDriver(self.engine, self.executor, loop=loop)
         self.driver = driver
         server = ControlServer(
             self.cfg.control_socket(os.getpid()),
             {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
         )
         await server.start()
+        metrics_server: MetricsServer | None = None
+        listen = self.cfg.file.metrics.address
+        if listen is not None:
+            metrics = Metrics(self.status)
+            executor.metrics = driver.metrics = metrics
+            metrics_server = MetricsServer(metrics, listen)
+            try:
+                await metrics_server.start()
+            except OSError as e:
+                await server.close()
+                raise StartError(f"metrics.listen: cannot listen on {listen}: {e}") from None
+            logs.event("daemon.metrics_listening", listen=self.cfg.file.metrics.listen)
 
         async def summarise_discards() -> None:
             while True:
@@ -364,6 +398,8 @@ class Daemon:
                     await asyncio.wait_for(subagent_task, 2.0)
                 except (TimeoutError, asyncio.CancelledError):
                     subagent_task.cancel()
+            if metrics_server is not None:
+                await metrics_server.close()
             summaries.cancel()
             executor.discards.log_summary()
             driver.close()

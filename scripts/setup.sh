@@ -17,6 +17,8 @@ command -v freeradius >/dev/null 2>&1 || need_pkgs+=(freeradius)
 # (snmpwalk, snmpget, snmptable)
 command -v snmpd >/dev/null 2>&1 || [[ -x /usr/sbin/snmpd ]] || need_pkgs+=(snmpd)
 command -v snmpwalk >/dev/null 2>&1 || need_pkgs+=(snmp)
+# systemd-analyze: tests/daemon/test_systemd_units.py verifies contrib/systemd/*.service
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # the tc-BPF data plane (issue 12): libbpf at run time; clang, llvm-strip, the libbpf
 # headers and make to build bpf/mip4_tunnel.bpf.c; bpftool to look at it

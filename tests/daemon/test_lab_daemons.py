@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mip4.lab import Lab
-from mip4.lab.configs import LAB_ROLES, write_lab_configs
+from mip4.lab.configs import LAB_KEY, LAB_ROLES, write_lab_configs
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -299,15 +299,85 @@ def test_sigkill_restart_and_stop_restore_ip_forward(daemons: Daemons) -> None:
     assert not list(d.tmp.glob("*.undo.json"))
 
 
-def test_sighup_stops_cleanly(daemons: Daemons) -> None:
-    """Issue 9 item 10: until a reload exists, SIGHUP stops a daemon like SIGTERM: exit
-    status 0, forwarding back to what it was, the control socket removed."""
+def fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_sighup_reloads_and_leaks_nothing(daemons: Daemons) -> None:
+    """Issue 15 (replaces issue 9 item 10's "SIGHUP stops cleanly"): SIGHUP reloads the
+    configuration and the daemon keeps running -- same process, control socket answering,
+    forwarding still on, no file descriptor gained over repeated reloads; an invalid file
+    leaves it running on the old configuration (one line naming the file); a key that
+    needs a restart is refused with a line naming it. SIGTERM then stops it as before:
+    exit status 0, forwarding back to what it was, the control socket removed."""
     d, lab = daemons, daemons.lab
     lab.exec("fa2", ["sysctl", "-w", "net.ipv4.ip_forward=0"])
     d.start("fa2")
     d.answering("fa2")
     assert lab.exec("fa2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
-    assert d.stop("fa2", signal.SIGHUP) == 0, d.logs()
+    status = d.status("fa2")
+    assert status is not None
+    pid = status["pid"]
+    p = d.procs["fa2"]
+    fds_before = fds(pid)
+    for i in range(1, 6):
+        p.send_signal(signal.SIGHUP)
+
+        def reloaded(n: int = i) -> bool:
+            return d.logs().count("daemon.reloaded") == n
+
+        d.wait(reloaded, 10, f"reload {i}")
+    assert (d.status("fa2") or {}).get("pid") == pid
+    assert fds(pid) == fds_before, d.logs()
+    original = d.paths["fa2"].read_text()
+    d.paths["fa2"].write_text(original + "\n[foreign_agent]\nbroken = \n")
+    p.send_signal(signal.SIGHUP)
+    d.wait(lambda: "daemon.reload_failed" in d.logs(), 10, "reload_failed")
+    line = next(x for x in d.logs().splitlines() if "daemon.reload_failed" in x)
+    assert str(d.paths["fa2"]) in line and "not valid TOML" in line, line
+    assert (d.status("fa2") or {}).get("pid") == pid  # running, on the old configuration
+    d.paths["fa2"].write_text(original.replace('tun_name = "', 'tun_name = "x'))
+    p.send_signal(signal.SIGHUP)
+    d.wait(lambda: "daemon.reload_refused" in d.logs(), 10, "reload_refused")
+    line = next(x for x in d.logs().splitlines() if "daemon.reload_refused" in x)
+    assert "key=io.tun_name" in line, line
+    assert (d.status("fa2") or {}).get("tun") == f"{lab.prefix}-t"
+    assert fds(pid) == fds_before, d.logs()
+    assert lab.exec("fa2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    assert d.stop("fa2", signal.SIGTERM) == 0, d.logs()
     assert lab.exec("fa2", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
     assert not d.sock("fa2").exists()
     assert "daemon.stopped" in d.logs()
+
+
+def test_sighup_new_security_association_takes_effect(daemons: Daemons) -> None:
+    """Issue 15: rekeying the MN-HA association in the home agent's and the mobile node's
+    files and sending both SIGHUP: the next registration (the node moves to FA2) is
+    accepted with the new key by the same home agent process -- with the old key still
+    in force it would be denied (131) -- and no restart happened."""
+    d, lab = daemons, daemons.lab
+    for n in NODES:
+        d.start(n)
+    d.answering(*NODES)
+    d.wait(lambda: (d.status("mn") or {})["mobile_node"]["state"] == "at home", 15, "at home")
+    lab.move("a")
+    d.registered_via("fa1")
+    ha = d.status("ha")
+    assert ha is not None
+    pid, accepted = ha["pid"], ha["counters"]["accepted"].get("0 accepted", 0)
+    old_key, new_key = LAB_KEY.hex(), bytes(range(16, 32)).hex()
+    for node in ("ha", "mn"):
+        text = d.paths[node].read_text()
+        assert f'key = "{old_key}"' in text
+        d.paths[node].write_text(text.replace(old_key, new_key))
+        d.procs[node].send_signal(signal.SIGHUP)
+    d.wait(lambda: d.logs().count("daemon.reloaded") == 2, 10, "both reloaded")
+    assert d.logs().count('applied=["security_associations"]') == 2, d.logs()
+    lab.move("b")
+    d.registered_via("fa2")
+    ha = d.status("ha")
+    assert ha is not None and ha["pid"] == pid
+    assert ha["counters"]["accepted"].get("0 accepted", 0) > accepted
+    assert not ha["counters"]["denied"], d.logs()
+    for node in ("mn", "fa1", "fa2", "ha"):
+        assert d.stop(node) == 0, d.logs()

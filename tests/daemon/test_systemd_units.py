@@ -61,6 +61,7 @@ def test_unit_conventions(role: str) -> None:
     assert s["ExecStartPre"] == f"/usr/bin/mip4 {role} --config {conf} --check"
     assert u["Unit"]["ConditionPathExists"] == conf
     assert s["KillSignal"] == "SIGTERM"
+    assert s["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert s["Restart"] == "on-failure"
     assert s["RuntimeDirectory"] == "mip4" and s["RuntimeDirectoryPreserve"] == "yes"
     assert u["Install"]["WantedBy"] == "multi-user.target"

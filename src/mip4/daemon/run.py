@@ -30,8 +30,10 @@ line naming the file and key), sets up logging, and then:
    as the RFC 4295 MIB through ``snmpd``, started after the control server, reconnecting
    when ``snmpd`` restarts, closed on the way out. With ``[metrics] listen`` a Prometheus
    endpoint (:mod:`mip4.daemon.metrics`) answers ``GET /metrics`` on the loop.
-4. **Stops** on SIGTERM, SIGINT or SIGHUP (until a reload exists, SIGHUP stops cleanly
-   too): the mobile node deregisters first if it holds a binding
+4. **Reloads** on SIGHUP (:mod:`mip4.daemon.reload`): security associations, the home
+   agent's pool and limits change in place; keys that need a restart are refused with a
+   log line naming them; an invalid file leaves the daemon on its configuration.
+5. **Stops** on SIGTERM or SIGINT: the mobile node deregisters first if it holds a binding
    away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops and
    :meth:`NodeIO.close` removes every route, rule, neighbour, proxy neighbour, address and
    sysctl change it made and the TUN device. Exit status 0.
@@ -75,6 +77,7 @@ from .config import (
 )
 from .control import ControlError, ControlServer, socket_alive
 from .metrics import Metrics, MetricsServer
+from .reload import reload as reload_config
 from .validate import check_local_addresses
 
 Engine = HomeAgent | ForeignAgent | MobileNode
@@ -309,6 +312,35 @@ class Daemon:
     driver: EngineDriver | None = None
     executor: DaemonExecutor | None = None
 
+    def reload(self) -> None:
+        """SIGHUP: read the file again and apply what can change in place
+        (:mod:`mip4.daemon.reload`); an invalid file changes nothing."""
+        try:
+            new = load_config(self.cfg.role, self.cfg.source)
+            result = reload_config(self.cfg, self.engine, new)
+        except (ConfigError, ValueError, TypeError) as e:
+            logs.event(
+                "daemon.reload_failed",
+                logging.ERROR,
+                config=self.cfg.source,
+                error=str(e),
+                running="previous configuration",
+            )
+            return
+        self.cfg = result.config
+        for key in result.refused:
+            logs.event("daemon.reload_refused", logging.WARNING, key=key, reason="needs a restart")
+        for w in result.config.warnings:
+            logs.event("daemon.config_warning", logging.WARNING, warning=w)
+        logs.event(
+            "daemon.reloaded",
+            config=self.cfg.source,
+            applied=list(result.applied),
+            refused=list(result.refused),
+        )
+        if self.driver is not None:
+            self.driver.start()  # re-arm: a limit may move a deadline
+
     def status(self) -> dict[str, Any]:
         fwd = self.io.forwarder
         ex = self.executor
@@ -440,9 +472,10 @@ def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] |
     return factory
 
 
-#: The signals that stop a daemon cleanly. SIGHUP too: until a daemon can reload its
-#: configuration, a hang-up must not kill it with its kernel state left behind.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: The signals that stop a daemon cleanly.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: The signal that reloads the configuration (:meth:`Daemon.reload`).
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 class _Stopped(BaseException):
@@ -453,19 +486,31 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
-def _set_signals(handler: Any) -> None:
+class _HupDuringStart:
+    """SIGHUP before the loop runs: remembered, and the reload done once it runs."""
+
+    pending = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: object) -> None:
+        cls.pending = True
+
+
+def _set_signals(handler: Any, hup: Any = None) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
+    signal.signal(RELOAD_SIGNAL, handler if hup is None else hup)
 
 
 def serve(cfg: DaemonConfig) -> int:
-    """Run the daemon of ``cfg`` until SIGTERM/SIGINT/SIGHUP; the exit status.
+    """Run the daemon of ``cfg`` until SIGTERM/SIGINT; the exit status. SIGHUP reloads
+    the configuration once the daemon runs (one during start-up is done then).
 
-    A signal during start-up stops it cleanly too (whatever was opened is closed); once
-    the loop runs, its handlers set the stop event; clean-up runs with both signals
+    A stop signal during start-up stops it cleanly too (whatever was opened is closed);
+    once the loop runs, its handlers set the stop event; clean-up runs with the signals
     ignored, so a second SIGTERM cannot cut it short."""
     name = cfg.daemon.name or str(os.getpid())
-    _set_signals(_raise_stopped)
+    _set_signals(_raise_stopped, _HupDuringStart.handler)
     io: NodeIO | None = None
     status_code = EXIT_OK
     stage = "clear leftovers"
@@ -488,7 +533,14 @@ def serve(cfg: DaemonConfig) -> int:
                 loop = asyncio.get_running_loop()
                 for sig in STOP_SIGNALS:
                     loop.add_signal_handler(sig, stop.set)
-                await daemon.run(stop)
+
+                def ready() -> None:
+                    loop.add_signal_handler(RELOAD_SIGNAL, daemon.reload)
+                    if _HupDuringStart.pending:
+                        _HupDuringStart.pending = False
+                        daemon.reload()
+
+                await daemon.run(stop, ready)
 
             runner.run(main())
     except _Stopped:

@@ -1,0 +1,143 @@
+"""Reloading a running daemon's configuration (SIGHUP, issue 15).
+
+Theory of operation
+-------------------
+On SIGHUP the daemon reads its file again (:func:`~mip4.daemon.config.load_config`, the
+same checks as at start). An invalid file changes nothing: the daemon keeps running on the
+configuration it has and logs ``daemon.reload_failed`` with the error (file and key). A
+valid file is compared key by key with what runs (:func:`reload`):
+
+* ``[[security_associations]]`` change in place: the agents' association store is brought
+  to the file's set (added, rekeyed, removed), the mobile node's MN-HA association is
+  replaced. The next registration is checked with the new keys.
+* The home agent's pool and limits change in place (:data:`IN_PLACE`): the engine reads
+  ``home_agent.home_addresses``, ``max_bindings``, ``simultaneous_bindings``,
+  ``max_simultaneous_bindings``, ``reverse_tunnel_required`` and ``gratuitous_arp_count``
+  at each registration. Existing bindings are kept as granted.
+* Every other key needs a restart: the addresses, interfaces and sockets the daemon opened,
+  what its agent advertisements carry (their settings are fixed when the advertiser
+  starts: ``max_lifetime``, the encapsulation and reverse-tunnel flags, intervals), the
+  foreign agent's and the mobile node's engine tables (their parts hold the configuration
+  they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``. A change
+  there is refused with one ``daemon.reload_refused`` line naming the key; the running
+  value stays, and the keys that can change still do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgent
+from mip4.core.mobile_node import MobileNode
+from mip4.security.sa import SecurityAssociations
+
+from .config import DaemonConfig
+
+__all__ = ["ENGINE_TABLES", "IN_PLACE", "Reload", "changed_keys", "reload"]
+
+#: The engine table of each role.
+ENGINE_TABLES = {"ha": "home_agent", "fa": "foreign_agent", "mn": "mobile_node"}
+
+#: Engine keys (per role) that change in place; every other engine key needs a restart.
+IN_PLACE: dict[str, frozenset[str]] = {
+    "ha": frozenset(
+        {
+            "home_addresses",
+            "max_bindings",
+            "simultaneous_bindings",
+            "max_simultaneous_bindings",
+            "reverse_tunnel_required",
+            "gratuitous_arp_count",
+        }
+    ),
+    "fa": frozenset(),
+    "mn": frozenset(),
+}
+
+#: Tables compared field by field whose every key needs a restart.
+RESTART_TABLES = ("io", "daemon", "snmp", "metrics")
+
+
+@dataclass(frozen=True)
+class Reload:
+    """What a reload did: the configuration now running, the keys changed in place, the
+    keys refused (the running value stays)."""
+
+    config: DaemonConfig
+    applied: tuple[str, ...]
+    refused: tuple[str, ...]
+
+
+def changed_keys(table: str, old: object, new: object) -> list[str]:
+    """``table.key`` for every field of the dataclass ``old`` whose value in ``new``
+    differs (a table of tables compares as one key)."""
+    return [
+        f"{table}.{f.name}"
+        for f in dataclasses.fields(old)  # type: ignore[arg-type]
+        if getattr(old, f.name) != getattr(new, f.name)
+    ]
+
+
+def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> None:
+    store = engine.security_associations
+    if not isinstance(store, SecurityAssociations):
+        raise TypeError(f"cannot reload into {type(store).__name__}")
+    wanted = {(peer, sa.spi): sa for peer, sa in new.associations}
+    for peer, sa in list(store):
+        if (peer, sa.spi) not in wanted:
+            store.remove(peer, sa.spi)
+    for (peer, _), sa in wanted.items():
+        if store.get(peer, sa.spi) != sa:
+            store.replace(peer, sa)
+
+
+def reload(
+    running: DaemonConfig, engine: HomeAgent | ForeignAgent | MobileNode, new: DaemonConfig
+) -> Reload:
+    """Bring ``engine`` to ``new`` where that can happen in place (see the module
+    docstring); ``running`` is the configuration it runs on. ``ValueError`` (nothing
+    changed) when the merged engine table is inconsistent."""
+    role = running.role
+    table = ENGINE_TABLES[role]
+    refused: list[str] = []
+    for name in RESTART_TABLES:
+        refused += changed_keys(name, getattr(running.file, name), getattr(new.file, name))
+    old_engine: Any = engine.config
+    new_engine: Any = getattr(new.file, table)
+    engine_changes = changed_keys(table, old_engine, new_engine)
+    in_place = IN_PLACE[role]
+    keep = {k.split(".", 1)[1] for k in engine_changes} - in_place
+    refused += [k for k in engine_changes if k.split(".", 1)[1] in keep]
+    applied = [k for k in engine_changes if k.split(".", 1)[1] in in_place]
+    merged = dataclasses.replace(new_engine, **{k: getattr(old_engine, k) for k in keep})
+    sa_changed = running.associations != new.associations
+    mn_sa = None
+    if sa_changed and isinstance(engine, MobileNode):
+        if "mobile_node.home_agent" in refused:
+            # the MN-HA association is chosen by the running home agent's address
+            new = dataclasses.replace(new, file=dataclasses.replace(new.file, **{table: merged}))
+        mn_sa = new.mn_association()
+    # everything checked: apply
+    if sa_changed:
+        applied.append("security_associations")
+        if isinstance(engine, MobileNode):
+            assert mn_sa is not None
+            engine.client.sa = mn_sa
+        else:
+            _sync_associations(engine, new)
+    if applied and isinstance(engine, HomeAgent):
+        engine.config = merged
+    file = dataclasses.replace(
+        running.file,
+        **{table: merged, "security_associations": new.file.security_associations},
+    )
+    now_running = dataclasses.replace(
+        running,
+        file=file,
+        associations=new.associations if sa_changed else running.associations,
+        warnings=new.warnings,
+    )
+    return Reload(now_running, tuple(applied), tuple(refused))

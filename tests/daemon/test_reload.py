@@ -1,0 +1,135 @@
+"""Issue 15: what a reload (SIGHUP) changes in place and what it refuses, on real engines
+(the lab test in test_lab_daemons.py sends the signal to real daemons)."""
+
+from __future__ import annotations
+
+import copy
+from ipaddress import IPv4Address
+from typing import Any
+
+import pytest
+
+from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgent
+from mip4.core.mobile_node import MobileNode
+from mip4.daemon.config import DaemonConfig, parse_config
+from mip4.daemon.reload import reload
+from mip4.daemon.run import build_engine
+
+KEY1, KEY2 = "11" * 16, "22" * 16
+MN, HA, FA = IPv4Address("10.0.0.5"), IPv4Address("10.0.0.1"), IPv4Address("10.9.0.1")
+
+
+def ha_data(**ha: Any) -> dict[str, Any]:
+    return {
+        "home_agent": {
+            "address": str(HA),
+            "home_network": "10.0.0.0/24",
+            "interface": "eth0",
+            **ha,
+        },
+        "security_associations": [{"peer": str(MN), "spi": 256, "key": KEY1}],
+    }
+
+
+def cfg(role: str, data: dict[str, Any]) -> DaemonConfig:
+    return parse_config(role, data, f"{role}.toml")
+
+
+def test_ha_rekey_and_new_peer_take_effect_in_the_running_store() -> None:
+    running = cfg("ha", ha_data())
+    engine = build_engine(running)
+    assert isinstance(engine, HomeAgent)
+    store = engine.security_associations
+    data = ha_data()
+    data["security_associations"] = [
+        {"peer": str(MN), "spi": 256, "key": KEY2},
+        {"peer": str(FA), "spi": 300, "key": KEY1},
+    ]
+    r = reload(running, engine, cfg("ha", data))
+    assert r.applied == ("security_associations",) and r.refused == ()
+    assert engine.security_associations is store  # the engine's own store, changed in place
+    sa = store.get(MN, 256)
+    assert sa is not None and sa.key == bytes.fromhex(KEY2)
+    assert store.get(FA, 300) is not None
+    # and removed again
+    r2 = reload(r.config, engine, cfg("ha", ha_data()))
+    assert r2.applied == ("security_associations",)
+    assert store.get(FA, 300) is None
+    sa = store.get(MN, 256)
+    assert sa is not None and sa.key == bytes.fromhex(KEY1)
+    assert reload(r2.config, engine, cfg("ha", ha_data())).applied == ()
+
+
+def test_ha_limits_and_pool_change_restart_keys_are_refused() -> None:
+    running = cfg("ha", ha_data())
+    engine = build_engine(running)
+    assert isinstance(engine, HomeAgent)
+    data = ha_data(max_bindings=7, home_addresses=["10.0.0.5"], address="10.0.0.2")
+    data["io"] = {"tun_mtu": 1400}
+    data["metrics"] = {"listen": "127.0.0.1:9434"}
+    r = reload(running, engine, cfg("ha", data))
+    assert set(r.applied) == {"home_agent.max_bindings", "home_agent.home_addresses"}
+    assert set(r.refused) == {"home_agent.address", "io.tun_mtu", "metrics.listen"}
+    assert engine.config.max_bindings == 7
+    assert engine.config.home_addresses == frozenset({MN})
+    assert engine.config.address == HA  # refused: the running value stays
+    assert r.config.io.tun_mtu == running.io.tun_mtu
+    assert r.config.file.metrics.listen is None
+    assert r.config.file.home_agent.max_bindings == 7  # type: ignore[union-attr]
+    # the same file again: the refused keys are still refused, nothing else changes
+    again = reload(r.config, engine, cfg("ha", copy.deepcopy(data)))
+    assert again.applied == () and set(again.refused) == set(r.refused)
+
+
+def test_inconsistent_merge_changes_nothing() -> None:
+    running = cfg("ha", ha_data(reverse_tunnel=False))
+    engine = build_engine(running)
+    before = engine.config
+    # reverse_tunnel_required (in place) needs reverse_tunnel (refused: advertised)
+    data = ha_data(reverse_tunnel=True, reverse_tunnel_required=True)
+    data["security_associations"] = [{"peer": str(MN), "spi": 256, "key": KEY2}]
+    with pytest.raises(ValueError):
+        reload(running, engine, cfg("ha", data))
+    assert engine.config is before
+    assert isinstance(engine, HomeAgent)
+    sa = engine.security_associations.get(MN, 256)
+    assert sa is not None and sa.key == bytes.fromhex(KEY1)
+
+
+def test_mn_rekey_replaces_its_association_other_keys_need_a_restart() -> None:
+    def data(key: str, lifetime: int = 300) -> dict[str, Any]:
+        return {
+            "mobile_node": {"home_address": str(MN), "home_agent": str(HA), "lifetime": lifetime},
+            "io": {"interfaces": ["eth0"]},
+            "security_associations": [{"peer": str(HA), "spi": 256, "key": key}],
+        }
+
+    running = cfg("mn", data(KEY1))
+    engine = build_engine(running)
+    assert isinstance(engine, MobileNode)
+    r = reload(running, engine, cfg("mn", data(KEY2, lifetime=600)))
+    assert r.applied == ("security_associations",)
+    assert r.refused == ("mobile_node.lifetime",)
+    assert engine.client.sa.key == bytes.fromhex(KEY2)
+    assert engine.config.lifetime == 300
+
+
+def test_fa_limits_are_refused_associations_change() -> None:
+    def data(max_visitors: int, sas: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "foreign_agent": {
+                "max_visitors": max_visitors,
+                "links": [{"interface": "eth1", "address": str(FA)}],
+            },
+            "security_associations": sas,
+        }
+
+    running = cfg("fa", data(10, []))
+    engine = build_engine(running)
+    assert isinstance(engine, ForeignAgent)
+    r = reload(running, engine, cfg("fa", data(5, [{"peer": str(HA), "spi": 999, "key": KEY1}])))
+    assert r.refused == ("foreign_agent.max_visitors",)
+    assert r.applied == ("security_associations",)
+    assert engine.config.max_visitors == 10
+    assert engine.security_associations.get(HA, 999) is not None

@@ -77,8 +77,15 @@ def test_keys_and_config_agree() -> None:
     from mip4.tools.bench_registrations.nodes import ha_config
 
     text = ha_config(nodes, interface="eth0", tun_name="t0", control_socket=Path("/x.sock"))
-    assert text.count("[[security_associations]]") == 3
-    assert f'key = "{nodes.key(2).hex()}"' in text and f"spi = {nodes.spi(2)}" in text
+    import tomllib
+
+    sas = tomllib.loads(text)["security_associations"]
+    assert [sa["spi"] for sa in sas] == [nodes.spi(i) for i in range(3)]
+    assert sas[2] == {
+        "peer": str(nodes.home_address(2)),
+        "spi": nodes.spi(2),
+        "key": nodes.key(2).hex(),
+    }
     with pytest.raises(ValueError):
         Nodes(300, nodes.home_network, nodes.home_agent, nodes.home_base)
 

@@ -16,7 +16,8 @@
  * Modes: first/renew (lifetime --lifetime), dereg (lifetime 0), echo (the same bytes to a
  * UDP echo server; a reply is any datagram that comes back with the home address and low
  * identification word of an outstanding request). first and dereg send each node once
- * (again after a timeout); renew and echo cycle over the nodes. Every loop is bounded by
+ * (again after a timeout); renew and echo cycle over the nodes. --flags sets the flags
+ * byte (default 0x20, D: co-located care-of address; 0 through a foreign agent). Every loop is bounded by
  * --duration seconds and --max requests. --dump N prints N requests in hex and exits.
  *
  * Output: one JSON object on stdout.
@@ -224,7 +225,7 @@ static void usage(void) {
             "usage: loadgen --server IP --port N --home-base IP --ha IP --coa IP --nodes N\n"
             "  [--first I] [--seed S] [--spi-base N] [--mode first|renew|dereg|echo]\n"
             "  [--duration S] [--max N] [--window N] [--lifetime S] [--timeout S]\n"
-            "  [--bind IP] [--dump N]\n");
+            "  [--bind IP] [--flags N] [--dump N]\n");
     exit(2);
 }
 
@@ -256,7 +257,8 @@ int main(int argc, char **argv) {
         {"first", 1, 0, 'f'},  {"seed", 1, 0, 'S'},     {"spi-base", 1, 0, 'P'},
         {"mode", 1, 0, 'm'},   {"duration", 1, 0, 'd'}, {"max", 1, 0, 'M'},
         {"window", 1, 0, 'w'}, {"lifetime", 1, 0, 'l'}, {"timeout", 1, 0, 't'},
-        {"bind", 1, 0, 'b'},   {"dump", 1, 0, 'D'},     {0, 0, 0, 0}};
+        {"bind", 1, 0, 'b'},   {"dump", 1, 0, 'D'},     {"flags", 1, 0, 'F'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -277,6 +279,7 @@ int main(int argc, char **argv) {
         case 't': timeout = strtod(optarg, NULL); break;
         case 'b': bind_ip = optarg; break;
         case 'D': dump = strtol(optarg, NULL, 10); break;
+        case 'F': flags = (uint8_t)strtoul(optarg, NULL, 0); break;
         default: usage();
         }
     }

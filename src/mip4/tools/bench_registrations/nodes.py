@@ -74,8 +74,20 @@ def ha_config(
     max_lifetime: int = 1800,
     log_level: str = "info",
 ) -> str:
-    """A ``mip4 ha`` configuration (TOML) with one MN-HA security association per node."""
-    lines = [
+    """A ``mip4 ha`` configuration (TOML) with one MN-HA security association per node.
+
+    The associations are one inline table per line, before the first table header (a
+    top-level key): the same structure as ``[[security_associations]]`` tables in fewer
+    bytes, since the daemon reads configuration files of at most 1 MiB."""
+    lines = ["security_associations = ["]
+    for i in range(nodes.count):
+        lines.append(
+            f'  {{peer = "{nodes.home_address(i)}", spi = {nodes.spi(i)}, '
+            f'key = "{nodes.key(i).hex()}"}},'
+        )
+    lines += [
+        "]",
+        "",
         "[home_agent]",
         f'address = "{nodes.home_agent}"',
         f'home_network = "{nodes.home_network}"',
@@ -91,14 +103,5 @@ def ha_config(
         f'control_socket = "{control_socket}"',
         'log_format = "text"',
         f'log_level = "{log_level}"',
-        "",
     ]
-    for i in range(nodes.count):
-        lines += [
-            "[[security_associations]]",
-            f'peer = "{nodes.home_address(i)}"',
-            f"spi = {nodes.spi(i)}",
-            f'key = "{nodes.key(i).hex()}"',
-            "",
-        ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from typing import Any
 LABELS = {
     "renew": "renewals (binding exists)",
     "first": "first registrations",
+    "fa_renew": "FA-relayed renewals",
 }
 
 
@@ -48,7 +49,14 @@ def format_report(out: dict[str, Any]) -> str:
             bad = {c: n for c, n in r.get("codes", {}).items() if c not in ("0", "1")}
             if bad or r.get("timeouts"):
                 lines.append(f"{'':<4}denied by code {bad}, timeouts {r.get('timeouts', 0)}")
-        lines.append(f"{'FA-relayed':<34} {'not measured':>10}")
+        if "fa_renew" not in block["results"]:
+            lines.append(f"{'FA-relayed':<34} {'not measured':>10}")
+        else:
+            fa, direct = block["results"]["fa_renew"], block["results"].get("renew")
+            if direct and _rate(direct):
+                lines.append(f"{'':<4}FA-relayed / direct: {_rate(fa) / _rate(direct):.2f}x")
+            if fa.get("fa_cpu_us") is not None:
+                lines.append(f"{'':<4}FA CPU per relayed registration: {fa['fa_cpu_us']:,.0f} us")
     lines.append("")
     lines.append(
         "per s: accepted replies (code 0/1) per second seen by the generator, best of the "

@@ -35,6 +35,11 @@ from .report import format_report
 #: The veth link: the home agent's side and the generator's (the care-of address).
 LINK_HA = IPv4Address("198.18.0.1")
 LINK_GEN = IPv4Address("198.18.0.2")
+#: The foreign agent's visited link (the generator's second leg) and its link to the HA.
+FA_VISITED = IPv4Address("198.18.1.1")
+GEN_VISITING = IPv4Address("198.18.1.2")
+HA_TO_FA = IPv4Address("198.18.2.1")
+FA_TO_HA = IPv4Address("198.18.2.2")
 ECHO_PORT = 7
 MEASURED = ("echo", "first", "renew")
 
@@ -45,7 +50,7 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Options:
-    sas: tuple[int, ...] = (1000, 60000)
+    sas: tuple[int, ...] = (1000, 12000)
     nodes: int = 1000
     duration: float = 2.0
     rounds: int = 3
@@ -54,6 +59,8 @@ class Options:
     prefix: str = ""
     log_level: str = "info"
     seed: int = 1
+    #: also measure requests relayed by a real ``mip4 fa`` in a third namespace
+    fa: bool = True
 
 
 def _ip(*argv: str) -> None:
@@ -88,7 +95,7 @@ class Bench:
         self.exe = loadgen
         self.dir = workdir
         p = opts.prefix
-        self.ns_ha, self.ns_gen = f"{p}h", f"{p}g"
+        self.ns_ha, self.ns_gen, self.ns_fa = f"{p}h", f"{p}g", f"{p}f"
         self.link_ha, self.link_gen, self.tun = f"{p}h0", f"{p}g0", f"{p}t"
         self.netns: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -113,6 +120,28 @@ class Bench:
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", link, "up")
         _ip("-n", self.ns_gen, "route", "add", str(net), "via", str(LINK_HA))
+        if self.opts.fa:
+            self.setup_fa()
+
+    def setup_fa(self) -> None:
+        """``<prefix>f``: the foreign agent, between the generator (visited link) and the
+        home agent (its own link; it relays requests from its care-of address)."""
+        p, fa, ha, gen = self.opts.prefix, self.ns_fa, self.ns_ha, self.ns_gen
+        _ip("netns", "add", fa)
+        self.netns.append(fa)
+        _ip("-n", fa, "link", "add", f"{p}f0", "type", "veth", "peer", "name", f"{p}g1",
+            "netns", gen)  # fmt: skip
+        _ip("-n", fa, "link", "add", f"{p}f1", "type", "veth", "peer", "name", f"{p}h1",
+            "netns", ha)  # fmt: skip
+        _ip("-n", fa, "addr", "add", f"{FA_VISITED}/24", "dev", f"{p}f0")
+        _ip("-n", fa, "addr", "add", f"{FA_TO_HA}/24", "dev", f"{p}f1")
+        _ip("-n", gen, "addr", "add", f"{GEN_VISITING}/24", "dev", f"{p}g1")
+        _ip("-n", ha, "addr", "add", f"{HA_TO_FA}/24", "dev", f"{p}h1")
+        for ns, link in ((fa, f"{p}f0"), (fa, f"{p}f1"), (gen, f"{p}g1"), (ha, f"{p}h1")):
+            _ip("-n", ns, "link", "set", link, "up")
+        _ip("-n", fa, "link", "set", "lo", "up")
+        _ip("-n", fa, "route", "add", str(self.nodes.home_network), "via", str(HA_TO_FA))
+        _ip("-n", ha, "route", "add", f"{FA_VISITED}/32", "via", str(FA_TO_HA))
 
     def close(self) -> None:
         for proc in self.procs:
@@ -191,20 +220,62 @@ class Bench:
         deadline = t0 + 120 + count / 1000
         while True:
             if proc.poll() is not None:
-                raise BenchError(f"mip4 ha exited ({proc.returncode}): {self._tail(conf.stem)}")
+                log = self._tail(f"{conf.stem}.log")
+                raise BenchError(f"mip4 ha exited ({proc.returncode}): {log}")
             if time.monotonic() > deadline:
                 raise BenchError("mip4 ha: control socket not answering")
             if sock.exists() and self.status(sock) is not None:
                 return proc, sock, time.monotonic() - t0
             time.sleep(0.1)
 
+    def start_fa(self) -> tuple[subprocess.Popen[bytes], Path]:
+        p = self.opts.prefix
+        sock, conf = self.dir / "fa.sock", self.dir / "fa.toml"
+        pending = 4 * max(self.opts.nodes, self.opts.window)
+        conf.write_text(
+            "[foreign_agent]\n"
+            "advertisement_interval = 1.0\n"
+            f"max_pending = {pending}\n"
+            f"max_visitors = {pending}\n\n"
+            "[[foreign_agent.links]]\n"
+            f'interface = "{p}f0"\n'
+            f'address = "{FA_VISITED}"\n'
+            "prefix_len = 24\n\n"
+            "[io]\n"
+            f'tun_name = "{p}u"\n\n'
+            "[daemon]\n"
+            'name = "bench"\n'
+            f'control_socket = "{sock}"\n'
+            f'log_level = "{self.opts.log_level}"\n'
+        )
+        argv = [sys.executable, "-m", "mip4.cli", "fa", "--config", str(conf)]
+        proc = self.popen(self.ns_fa, argv, self.dir / "fa.log")
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise BenchError(f"mip4 fa exited ({proc.returncode}): {self._tail('fa.log')}")
+            if time.monotonic() > deadline:
+                raise BenchError("mip4 fa: control socket not answering")
+            if sock.exists() and self.status(sock) is not None:
+                return proc, sock
+            time.sleep(0.1)
+
     def loadgen(
-        self, mode: str, port: int, duration: float, max_requests: int | None = None
+        self,
+        mode: str,
+        port: int,
+        duration: float,
+        max_requests: int | None = None,
+        via_fa: bool = False,
     ) -> dict[str, Any]:
         n = self.nodes
-        argv = [str(self.exe), "--server", str(n.home_agent), "--port", str(port)]
+        server, coa, local = (
+            (FA_VISITED, FA_VISITED, GEN_VISITING) if via_fa else (n.home_agent, LINK_GEN, LINK_GEN)
+        )
+        argv = [str(self.exe), "--server", str(server), "--port", str(port)]
         argv += ["--home-base", str(n.home_base), "--ha", str(n.home_agent)]
-        argv += ["--coa", str(LINK_GEN), "--bind", str(LINK_GEN), "--mode", mode]
+        argv += ["--coa", str(coa), "--bind", str(local), "--mode", mode]
+        argv += ["--flags", "0" if via_fa else "0x20"]
         argv += ["--nodes", str(self.opts.nodes), "--seed", str(n.seed)]
         argv += ["--spi-base", str(n.spi_base), "--duration", f"{duration:g}"]
         argv += ["--window", str(self.opts.window), "--timeout", "5"]
@@ -220,18 +291,26 @@ class Bench:
         result: dict[str, Any] = json.loads(r.stdout)
         return result
 
-    def measure(self, mode: str, server: int, port: int) -> dict[str, Any]:
+    def measure(
+        self, mode: str, server: int, port: int, relay: int | None = None
+    ) -> dict[str, Any]:
         c0 = _cpu(server)
-        r = self.loadgen(mode, port, self.opts.duration)
+        f0 = _cpu(relay) if relay is not None else 0.0
+        r = self.loadgen(mode, port, self.opts.duration, via_fa=relay is not None)
         cpu = _cpu(server) - c0
         r["server_cpu_s"] = round(cpu, 3)
         r["cpu_us"] = round(cpu / r["accepted"] * 1e6, 1) if r["accepted"] else None
+        if relay is not None:
+            fa_cpu = _cpu(relay) - f0
+            r["fa_cpu_s"] = round(fa_cpu, 3)
+            r["fa_cpu_us"] = round(fa_cpu / r["accepted"] * 1e6, 1) if r["accepted"] else None
         return r
 
     # -- the run ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         echo = self.start_echo()
+        fa = self.start_fa()[0] if self.opts.fa else None
         best: dict[str, Any] = {"echo": None}
         blocks = []
         for count in self.opts.sas:
@@ -250,6 +329,12 @@ class Bench:
                 if "renew" not in results or r["rate"] > results["renew"]["rate"]:
                     results["renew"] = r
                 self.loadgen("dereg", 434, 60)  # unmeasured: every node unbound again
+                if fa is not None:
+                    self.loadgen("first", 434, 60, via_fa=True)  # the moves, unmeasured
+                    r = self.measure("renew", ha.pid, 434, relay=fa.pid)
+                    if "fa_renew" not in results or r["rate"] > results["fa_renew"]["rate"]:
+                        results["fa_renew"] = r
+                    self.loadgen("dereg", 434, 60, via_fa=True)
             status = self.status(sock) or {}
             accepted = status.get("counters", {}).get("accepted", {})
             rss_kib = _rss_kib(ha.pid)
@@ -313,6 +398,7 @@ def options(args: argparse.Namespace) -> Options:
         prefix=prefix,
         log_level=args.log_level,
         seed=args.seed,
+        fa=not args.no_fa,
     )
 
 
@@ -320,9 +406,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--sas",
-        default="1000,60000",
+        default="1000,12000",
         help="security associations configured, one home agent start per count "
-        "(comma-separated; default 1000,60000)",
+        "(comma-separated; default 1000,12000: the daemon reads at most 1 MiB of TOML, "
+        "about 12,500 SAs)",
     )
     p.add_argument(
         "--nodes", type=int, default=1000, help="simulated nodes that register (default 1000)"
@@ -339,6 +426,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the home agent's log level (default info, the daemon's default)",
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the nodes' keys")
+    p.add_argument("--no-fa", action="store_true", help="do not measure FA-relayed requests")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.set_defaults(func=run)
 

@@ -15,13 +15,17 @@ In one run, alternating, ``--rounds`` times, best kept:
 * **echo**: the same 46-byte datagrams to a plain asyncio UDP echo server in the home
   agent's namespace (the baseline: what Python's event loop does with no work per datagram);
 * **first**: each of ``--nodes`` nodes registers once with no binding at the home agent;
-* **renew**: the nodes re-register again and again while bound.
+* **renew**: the nodes re-register again and again while bound;
+* **fa_renew** (unless ``--no-fa``): the same renewals relayed by a real ``mip4 fa`` in a
+  third namespace ``<prefix>f`` (the generator on its visited link, the FA's address as
+  care-of address, D flag clear), after one unmeasured pass that moves every node there.
 
-After each round the nodes deregister (lifetime 0, not measured). The whole sequence runs
+After each round the nodes deregister (lifetime 0, not measured), directly and through the
+foreign agent. The whole sequence runs
 once per ``--sas`` count (one home agent start each, its startup time reported: loading many
 SAs from TOML is slow). Per measurement: accepted replies per second (code 0 or 1, as the
 generator counts them), the ratio to the echo rate, and the server's CPU time per accepted
-reply (``/proc/<pid>/stat``). FA-relayed requests are not measured yet.
+reply (``/proc/<pid>/stat``; for relayed requests the foreign agent's too).
 
 Every generator loop is bounded by ``--duration`` and ``--max`` requests; traffic stays in
 the two namespaces; the daemon and the echo server are stopped by process id and the

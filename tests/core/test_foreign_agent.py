@@ -494,6 +494,26 @@ class _C:
     FA_MN_AUTH = ReplyCode.FA_MN_FAILED_AUTH
 
 
+def test_76_reverse_tunnel_request_must_arrive_with_ttl_255() -> None:
+    """RFC 3024 §4.2.1: a request with T that did not arrive with IP TTL 255 (sent from
+    beyond the link, or by a node sending TTL 1) is denied with 76; TTL does not matter
+    without T, nor for a deregistration."""
+    for ttl in (1, 64, 254):
+        ev = from_mn(request(lifetime=300, flags=F.T), ttl=ttl)
+        fa = make_fa()
+        actions = fa.handle(ev, 0.0)
+        _, rep = to_mn(actions)
+        assert (rep.code, rep.lifetime) == (ReplyCode.FA_MN_TOO_DISTANT, 300)
+        assert fa.counters.denied[ReplyCode.FA_MN_TOO_DISTANT] == 1 and len(fa.pending) == 0
+    fa = make_fa()
+    assert of(fa.handle(from_mn(request(flags=F.T), ttl=255), 0.0), SendUdp)[0].dst == HA
+    fa = make_fa()
+    assert of(fa.handle(from_mn(request(), ttl=1), 0.0), SendUdp)[0].dst == HA
+    fa = make_fa()
+    dereg = from_mn(request(lifetime=0, flags=F.T), ttl=1)
+    assert of(fa.handle(dereg, 0.0), SendUdp)[0].dst == HA
+
+
 def test_69_lifetime_too_long_carries_maximum() -> None:
     rep = denied(make_fa(max_lifetime=900), request(lifetime=1000), ReplyCode.FA_LIFETIME_TOO_LONG)
     assert rep.lifetime == 900

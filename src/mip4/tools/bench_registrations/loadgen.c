@@ -355,7 +355,7 @@ int main(int argc, char **argv) {
     long sent = 0, replies = 0, accepted = 0, timeouts = 0, stray = 0, send_errors = 0;
     long codes[256];
     memset(codes, 0, sizeof codes);
-    long outstanding = 0, remaining = nodes_n, cursor = 0, last_sweep = 0;
+    long outstanding = 0, remaining = nodes_n, cursor = 0;
     double cpu0 = cpu_seconds(), t0 = now_mono(), end = t0 + duration, t_last = t0;
     double last_check = t0;
 
@@ -388,7 +388,6 @@ int main(int argc, char **argv) {
             n->sent_at = t;
             nb++;
         }
-        (void)last_sweep;
         if (nb > 0) {
             int k = sendmmsg(fd, smsg, (unsigned)nb, 0);
             if (k < 0) k = 0, send_errors++;

@@ -192,11 +192,21 @@ def test_aaa_accept_relays_to_the_home_agent() -> None:
 def test_aaa_accept_names_the_home_agent_when_the_request_left_it_to_aaa() -> None:
     fa = aaa_fa()
     ch = challenge_of(fa, 0.0)
-    req = aaa_request(ch, hoa=A("10.0.0.10"), ha=A("10.0.0.1"))
-    actions = fa.handle(from_mn(req, src=A("10.0.0.10")), 0.1)
+    actions = fa.handle(from_mn(aaa_request(ch, ha=ZERO), src=ZERO), 0.1)
     answer = FakeAaa({NAI: SECRET}).answer(actions)
     (relay,) = of(fa.handle(answer, 0.2), SendUdp)
-    assert relay.dst == HA
+    assert relay.dst == HA  # from the Authorization
+    assert fa.pending_for(NAI) is not None
+
+
+def test_aaa_accept_without_a_home_agent_is_98() -> None:
+    fa = aaa_fa()
+    ch = challenge_of(fa, 0.0)
+    actions = fa.handle(from_mn(aaa_request(ch, ha=ZERO), src=ZERO), 0.1)
+    (req,) = of(actions, AaaRequest)
+    answer = AaaAnswer(req.request_id, AaaResult.ACCEPT, Authorization(), server="r")
+    _, rep = to_mn(fa.handle(answer, 0.2))
+    assert rep.code == ReplyCode.FA_MISSING_HOME_AGENT
 
 
 def test_aaa_reject_is_108_and_nothing_is_relayed() -> None:

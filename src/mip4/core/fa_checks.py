@@ -40,7 +40,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from mip4.security.auth import MN_FA, AuthenticationError, authorization_index, verify
+from mip4.security.auth import (
+    GENERALIZED,
+    MN_FA,
+    AuthenticationError,
+    authorization_index,
+    verify,
+)
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.extensions import MobileForeignChallengeExtension, MobileNodeNAIExtension
@@ -148,8 +154,8 @@ def check_well_formed(ctx: FaRequest) -> None:
         pass  # RFC 2794 §2: to be assigned; check_nai decides (97 / 96 / 98)
     elif bad_unicast(req.home_address):
         raise RegistrationDenied(code, f"home address {req.home_address} not unicast")
-    if req.home_agent == _ZERO and req.home_address == _ZERO:
-        pass  # check_nai: 98
+    if req.home_agent == _ZERO and (req.home_address == _ZERO or ctx.agent.config.aaa):
+        pass  # check_nai: 98 unless the home AAA server is to name it
     elif req.home_agent == _ZERO or req.home_agent.is_multicast:
         raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
     if req.lifetime and req.care_of_address == _ZERO:
@@ -169,11 +175,11 @@ def check_nai(ctx: FaRequest) -> None:
     cfg = ctx.agent.config
     if ctx.nai is None and (req.home_address == _ZERO or cfg.require_nai):
         raise RegistrationDenied(ReplyCode.FA_MISSING_NAI, "no MN-NAI extension")
-    if req.home_address != _ZERO:
-        return
-    if not cfg.zero_home_address:
+    if req.home_address == _ZERO and not cfg.zero_home_address:
         raise RegistrationDenied(ReplyCode.FA_NONZERO_HOA_REQUIRED, "home address 0.0.0.0")
-    if req.home_agent == _ZERO:
+    mn_aaa = any(e.ext_type == GENERALIZED for e in req.extensions)
+    if req.home_agent == _ZERO and not (cfg.aaa and mn_aaa):
+        # Only the home AAA server could name it (its Access-Accept, RFC 4721 §3.2).
         raise RegistrationDenied(ReplyCode.FA_MISSING_HOME_AGENT, "home agent 0.0.0.0")
 
 

@@ -342,6 +342,10 @@ class ForeignAgent:
             ]
         )
 
+    def pending_for(self, nai: str) -> PendingRegistration | None:
+        """The request for 0.0.0.0 pending under ``nai`` (RFC 2794 §2), if any."""
+        return self._nai_pending.get(nai)
+
     @property
     def aaa_waiting(self) -> int:
         """How many requests wait for the home AAA server's answer."""
@@ -582,6 +586,10 @@ class ForeignAgent:
         aaa_ha = authorization.home_agent if authorization is not None else None
         if aaa_ha is not None and home_agent == _ZERO_ADDRESS:
             home_agent = aaa_ha  # the home AAA server named the home agent
+        if home_agent == _ZERO_ADDRESS:
+            raise RegistrationDenied(
+                ReplyCode.FA_MISSING_HOME_AGENT, "neither the request nor AAA names a home agent"
+            )
         before = self.state_of(hoa)
         if by_nai:
             before = _P if ctx.nai in self._nai_pending else _I

@@ -167,3 +167,30 @@ def test_accounting_start_when_the_visitor_is_accepted() -> None:
     w.run_serving(5)
     (start,) = w.net.actions_of("fa1", AccountingRecord)
     assert start.nai == NAI and start.home_address == w.mn.home_address
+
+
+def test_back_home_the_node_deregisters_and_releases_its_address() -> None:
+    w = AaaWorld()
+    w.move("A")
+    w.run_serving(5)
+    hoa = w.mn.home_address
+    assert hoa in POOL
+    # home again, with the assigned address on its interface
+    w.net.link_down("mn", "mn0")
+    w.net.link_up("mn", "mn0", "home", hoa, 24)
+    w.run_serving(10)
+    assert w.bindings() == [] and w.ha.assignments == {}
+    assert w.mn.home_address == ZERO  # released (RFC 2794 §2)
+    assert w.net.logs("mn", "mn.home_address_released")
+
+
+def test_config_zero_home_address_needs_an_nai() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="nai"):
+        MobileNodeConfig(home_address=ZERO, home_agent=HA_ADDR)
+    with pytest.raises(ValueError, match="nai"):
+        MobileNodeConfig(home_address=A("10.0.0.5"), home_agent=HA_ADDR, mn_aaa_secret=b"s")
+    cfg = MobileNodeConfig(home_address=ZERO, home_agent=HA_ADDR, nai=NAI, mn_aaa_secret=SECRET)
+    assert cfg.home_network == HOME_NET and cfg.assigned_address
+    assert "alice-aaa-secret" not in repr(cfg)

@@ -71,7 +71,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from ipaddress import IPv4Address
 
 from mip4.aaa.messages import (
@@ -136,7 +135,8 @@ from .engine import error_boundary, make_rng
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
-from .registration import Discard, RegistrationDenied, TransitionTable
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
+from .registration import Discard, RegistrationDenied
 from .timers import earliest, expiry
 
 __all__ = [
@@ -151,6 +151,14 @@ __all__ = [
 ]
 
 
+_I, _P, _R, _RR = (
+    VisitorState.IDLE,
+    VisitorState.PENDING,
+    VisitorState.REGISTERED,
+    VisitorState.REREGISTERING,
+)
+
+
 def unreachable_code(icmp_code: int) -> ReplyCode:
     """The reply code for an ICMP Destination Unreachable code (RFC 5944 §3.4: 80 home
     network unreachable, 81 home agent host unreachable, 82 home agent port unreachable,
@@ -162,65 +170,6 @@ def unreachable_code(icmp_code: int) -> ReplyCode:
     if icmp_code == 3:
         return ReplyCode.FA_HA_PORT_UNREACHABLE
     return ReplyCode.FA_HA_UNREACHABLE
-
-
-# ----------------------------------------------------------------------------------------
-# Per-home-address state machine
-# ----------------------------------------------------------------------------------------
-
-
-class VisitorState(Enum):
-    IDLE = "idle"  #: neither pending nor registered
-    PENDING = "pending"  #: a request relayed, no current registration
-    REGISTERED = "registered"  #: a current registration (visitor list entry)
-    REREGISTERING = "reregistering"  #: registered, and a new request relayed
-
-
-class VisitorInput(Enum):
-    REQUEST = "request_relayed"
-    ACCEPTED = "reply_accepted"
-    DEREGISTERED = "deregistration_accepted"
-    DENIED = "reply_denied"  #: by the home agent, or by this agent on the reply path
-    TIMEOUT = "pending_timeout"
-    UNREACHABLE = "icmp_unreachable"
-    EXPIRED = "lifetime_expired"
-
-
-_I, _P, _R, _RR = (
-    VisitorState.IDLE,
-    VisitorState.PENDING,
-    VisitorState.REGISTERED,
-    VisitorState.REREGISTERING,
-)
-_VI = VisitorInput
-
-
-def _one(s: VisitorState) -> frozenset[VisitorState]:
-    return frozenset({s})
-
-
-#: Every allowed (state, input) pair; anything else is a protocol error.
-VISITOR_TRANSITIONS: TransitionTable[VisitorState, VisitorInput] = TransitionTable(
-    "visitor",
-    {
-        (_I, _VI.REQUEST): _one(_P),
-        (_P, _VI.REQUEST): _one(_P),  # a newer request replaces the pending one
-        (_P, _VI.ACCEPTED): _one(_R),
-        (_P, _VI.DEREGISTERED): _one(_I),
-        (_P, _VI.DENIED): _one(_I),
-        (_P, _VI.TIMEOUT): _one(_I),
-        (_P, _VI.UNREACHABLE): _one(_I),
-        (_R, _VI.REQUEST): _one(_RR),
-        (_R, _VI.EXPIRED): _one(_I),
-        (_RR, _VI.REQUEST): _one(_RR),
-        (_RR, _VI.ACCEPTED): _one(_R),
-        (_RR, _VI.DEREGISTERED): _one(_I),
-        (_RR, _VI.DENIED): _one(_R),  # the current registration stands
-        (_RR, _VI.TIMEOUT): _one(_R),
-        (_RR, _VI.UNREACHABLE): _one(_R),
-        (_RR, _VI.EXPIRED): _one(_P),
-    },
-)
 
 
 @dataclass

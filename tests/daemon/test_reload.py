@@ -65,14 +65,24 @@ def test_ha_limits_and_pool_change_restart_keys_are_refused() -> None:
     running = cfg("ha", ha_data())
     engine = build_engine(running)
     assert isinstance(engine, HomeAgent)
-    data = ha_data(max_bindings=7, home_addresses=["10.0.0.5"], address="10.0.0.2")
+    data = ha_data(
+        max_bindings=7,
+        home_addresses=["10.0.0.5"],
+        address_pool=["10.0.0.50", "10.0.0.51"],
+        address="10.0.0.2",
+    )
     data["io"] = {"tun_mtu": 1400}
     data["metrics"] = {"listen": "127.0.0.1:9434"}
     r = reload(running, engine, cfg("ha", data))
-    assert set(r.applied) == {"home_agent.max_bindings", "home_agent.home_addresses"}
+    assert set(r.applied) == {
+        "home_agent.max_bindings",
+        "home_agent.home_addresses",
+        "home_agent.address_pool",
+    }
     assert set(r.refused) == {"home_agent.address", "io.tun_mtu", "metrics.listen"}
     assert engine.config.max_bindings == 7
     assert engine.config.home_addresses == frozenset({MN})
+    assert engine.config.address_pool == {IPv4Address("10.0.0.50"), IPv4Address("10.0.0.51")}
     assert engine.config.address == HA  # refused: the running value stays
     assert r.config.io.tun_mtu == running.io.tun_mtu
     assert r.config.file.metrics.listen is None

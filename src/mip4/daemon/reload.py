@@ -11,7 +11,8 @@ valid file is compared key by key with what runs (:func:`reload`):
   to the file's set (added, rekeyed, removed), the mobile node's MN-HA association is
   replaced. The next registration is checked with the new keys.
 * The home agent's pool and limits change in place (:data:`IN_PLACE`): the engine reads
-  ``home_agent.home_addresses``, ``max_bindings``, ``simultaneous_bindings``,
+  ``home_agent.home_addresses``, ``address_pool`` (addresses assigned stay assigned),
+  ``max_bindings``, ``simultaneous_bindings``,
   ``max_simultaneous_bindings``, ``reverse_tunnel_required`` and ``gratuitous_arp_count``
   at each registration. Existing bindings are kept as granted.
 * Every other key needs a restart: the addresses, interfaces and sockets the daemon opened,
@@ -46,6 +47,7 @@ IN_PLACE: dict[str, frozenset[str]] = {
     "ha": frozenset(
         {
             "home_addresses",
+            "address_pool",
             "max_bindings",
             "simultaneous_bindings",
             "max_simultaneous_bindings",

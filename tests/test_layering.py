@@ -32,7 +32,9 @@ LAYERS: dict[str, frozenset[str]] = {
     "security": frozenset({"wire"}),
     "dataplane": frozenset({"wire"}),
     "aaa": frozenset({"security", "wire"}),
-    "core": frozenset({"wire", "security", "dataplane"}),
+    # the engines emit AAA requests and take AAA answers as the typed data of mip4.aaa
+    # (pure, below core: it imports only security and wire)
+    "core": frozenset({"wire", "security", "dataplane", "aaa"}),
     # the Mobile IP MIB (RFC 4295) and the AgentX codec/session: pure, and stdlib only (it
     # reads the status snapshot, plain data, not the engines)
     "snmp": frozenset(),

@@ -33,6 +33,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "dataplane": frozenset({"wire"}),
     "aaa": frozenset({"security", "wire"}),
     "core": frozenset({"wire", "security", "dataplane"}),
+    "sim": frozenset({"core", "security", "wire", "dataplane"}),  # mip4 sim: engines only
     "io": frozenset({"aaa", "core", "dataplane", "security", "wire"}),
     "daemon": frozenset({"io", "aaa", "core", "dataplane", "security", "wire"}),
     # the demo's instruments (traffic generators, probe, report, plot) run inside the lab's
@@ -47,7 +48,19 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     # the command line registers every subcommand
     "cli": frozenset(
-        {"tools", "lab", "daemon", "demo", "io", "aaa", "core", "dataplane", "security", "wire"}
+        {
+            "tools",
+            "lab",
+            "daemon",
+            "demo",
+            "io",
+            "aaa",
+            "core",
+            "dataplane",
+            "security",
+            "wire",
+            "sim",
+        }
     ),
 }
 #: what every package may import

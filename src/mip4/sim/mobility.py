@@ -26,12 +26,12 @@ class RandomWaypoint:
     """The positions of ``n`` nodes; all draws come from ``rng`` (seeded: reproducible)."""
 
     __slots__ = (
+        "_t",
         "_ta",
         "_vx",
         "_vy",
         "_x",
         "_y",
-        "_t",
         "dwell",
         "height",
         "rng",

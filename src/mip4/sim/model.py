@@ -53,10 +53,8 @@ from typing import Any
 
 from mip4.core.actions import (
     InstallBinding,
-    InstallVisitor,
     Log,
     RemoveBinding,
-    RemoveVisitor,
     SendIcmp,
     SendUdp,
 )
@@ -126,6 +124,7 @@ class Simulator:
                 links=(VisitedLink(_FA_IF, self._fa_addr[j], links.FA_PREFIX_LEN),),
                 max_lifetime=max(s.lifetime, 1800),
                 max_visitors=n,
+                max_pending=n,
                 **adv,  # type: ignore[arg-type]
             )
             for j in range(m)
@@ -267,7 +266,7 @@ class Simulator:
             src = a.src or self.engines[idx].config.home_address
             mac = links.node_mac(idx)
             ev: Event
-            if type(a) is SendUdp:
+            if isinstance(a, SendUdp):
                 ttl = a.ttl if a.ttl is not None else 64
                 ev = UdpReceived(a.payload, src, dst, a.sport, a.dport, _FA_IF, mac, ttl=ttl)
             else:
@@ -281,7 +280,7 @@ class Simulator:
                 if j >= self.cells:
                     self.dropped["agent without a cell"] += 1
                     return
-                if type(a) is SendUdp:
+                if isinstance(a, SendUdp):
                     ttl = a.ttl if a.ttl is not None else 64
                     ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _MN_IF, mac, ttl=ttl)
                 else:
@@ -388,6 +387,10 @@ class Simulator:
             t = self.now + self._reboot_rng.expovariate(rate)
             if t <= self.s.duration:
                 self._push(t, REBOOT, idx)
+
+    def attach_times(self) -> array[float]:
+        """When each node's current attachment began, if not registered since (-1)."""
+        return self._attach_t
 
     def bindings(self) -> int:
         return sum(len(self.engines[self.n + self.m + h].bindings) for h in range(self.k))

@@ -44,6 +44,9 @@ class Report:
     #: (simulated time, home agents' bindings, foreign agents' visitors)
     bindings_over_time: list[tuple[float, int, int]] = field(default_factory=list)
     registered_at_end: int = 0
+    #: nodes whose last cell change has no accepted registration yet, and the oldest age
+    in_handoff_at_end: int = 0
+    oldest_handoff_at_end: float = 0.0
     actions: dict[str, int] = field(default_factory=dict)
     logs: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
@@ -76,6 +79,9 @@ class Report:
         self.first_registration_latency = percentiles(sim.first)
         self.bindings_over_time = sim.samples
         self.registered_at_end = sum(1 for i in range(sim.n) if sim.engines[i].registered)
+        open_since = [t for t in sim.attach_times() if t >= 0]
+        self.in_handoff_at_end = len(open_since)
+        self.oldest_handoff_at_end = sim.now - min(open_since, default=sim.now)
         self.actions = dict(sorted(sim.actions.items()))
         self.logs = dict(sorted(sim.logs.items()))
         self.dropped = dict(sorted(sim.dropped.items()))
@@ -116,7 +122,9 @@ class Report:
             ("registrations accepted (HA)", f"{self.accepted}  "
              f"({self.accepted / duration:.1f}/s mean, "
              f"{max(self.home_agent_accepts_per_second, default=0)}/s peak)"),
-            ("registered at the end", f"{self.registered_at_end} of {s['nodes']}"),
+            ("registered at the end", f"{self.registered_at_end} of {s['nodes']} "
+             f"({self.in_handoff_at_end} in handoff, oldest "
+             f"{self.oldest_handoff_at_end:.1f} s)"),
             ("reply codes at the nodes",
              ", ".join(f"{c}: {v}" for c, v in self.reply_codes.items()) or "-"),
             ("handoffs", str(self.handoffs)),

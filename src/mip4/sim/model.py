@@ -76,6 +76,8 @@ UNIX0 = 1_700_000_000.0
 MN_SPI = 1000
 _NONE = -1.0
 _MN_IF, _FA_IF, _HA_IF = "mn0", "fa0", "ha0"
+#: first byte of a UDP / ICMP payload -> what the engine is handed
+_KINDS = {1: "request", 3: "reply", 9: "advertisement", 10: "solicitation"}
 #: a binding may outlive its expiry by this much before it counts as stale (the engines'
 #: timers fire at the deadline; a bounded-work expiry may spread a burst)
 STALE_GRACE = 1.0
@@ -173,6 +175,10 @@ class Simulator:
         #: seconds of wall time spent inside each role's engine calls, and call counts
         self.engine_time = [0.0, 0.0, 0.0]
         self.engine_calls = [0, 0, 0]
+        #: (role, input) -> [calls, seconds]: the input is the message type (request,
+        #: reply, advertisement, solicitation), an event class, or "timer"
+        self.costs: dict[tuple[int, str], list[float]] = {}
+        self.rss_after_setup = 0
         self.events = 0
 
     # -- engines -------------------------------------------------------------------------
@@ -214,10 +220,24 @@ class Simulator:
         """One call into engine ``idx`` (``None``: its timer), then its actions."""
         engine = self.engines[idx]
         role = 0 if idx < self.n else 1 if idx < self.n + self.m else 2
+        if event is None:
+            what = "timer"
+        else:
+            if isinstance(event, UdpReceived | IcmpReceived):
+                what = _KINDS.get(event.payload[0], "other") if event.payload else "other"
+            else:
+                what = type(event).__name__
         t0 = time.perf_counter()
         acts = engine.handle_timer(self.now) if event is None else engine.handle(event, self.now)
-        self.engine_time[role] += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.engine_time[role] += dt
         self.engine_calls[role] += 1
+        cost = self.costs.get((role, what))
+        if cost is None:
+            self.costs[(role, what)] = [1, dt]
+        else:
+            cost[0] += 1
+            cost[1] += dt
         for a in acts:
             cls = type(a)
             if cls is SendUdp or cls is SendIcmp:
@@ -423,6 +443,7 @@ class Simulator:
         cpu0 = time.process_time()
         self.setup()
         setup_wall = time.perf_counter() - wall0
+        self.rss_after_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         wall1 = time.perf_counter()
         heap, end = self.heap, self.s.duration
         pop = heapq.heappop

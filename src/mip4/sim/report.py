@@ -61,6 +61,9 @@ class Report:
     peak_rss_bytes: int = 0
     #: role -> {calls, seconds, us_per_call, us_per_registration}
     engine_cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: "role: input" -> {calls, us_per_call, us_per_registration}
+    engine_cost_by_input: dict[str, dict[str, float]] = field(default_factory=dict)
+    rss_after_setup_bytes: int = 0
     handoff_samples: list[float] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -101,6 +104,16 @@ class Report:
                 "us_per_call": round(secs / calls * 1e6, 2) if calls else 0.0,
                 "us_per_registration": round(secs / accepted * 1e6, 2),
             }
+        for (role_index, what), (ncalls, secs) in sorted(
+            sim.costs.items(), key=lambda kv: -kv[1][1]
+        ):
+            self.engine_cost_by_input[f"{ROLES[role_index]}: {what}"] = {
+                "calls": ncalls,
+                "seconds": round(secs, 3),
+                "us_per_call": round(secs / ncalls * 1e6, 2),
+                "us_per_registration": round(secs / accepted * 1e6, 2),
+            }
+        self.rss_after_setup_bytes = sim.rss_after_setup
         return self
 
     @property
@@ -138,7 +151,8 @@ class Report:
              else f"{len(self.invariant_violations)} VIOLATED"),
             ("events", f"{self.events} in {self.wall_seconds:.1f} s wall "
              f"({self.events_per_wall_second:,.0f}/s; setup {self.setup_seconds:.1f} s)"),
-            ("peak RSS", f"{self.peak_rss_bytes / 2**20:,.0f} MiB"),
+            ("peak RSS", f"{self.peak_rss_bytes / 2**20:,.0f} MiB "
+             f"({self.rss_after_setup_bytes / 2**20:,.0f} MiB after setup)"),
         ]  # fmt: skip
         for role, c in self.engine_cost.items():
             rows.append(
@@ -146,6 +160,14 @@ class Report:
                     f"engine: {role}",
                     f"{c['us_per_call']:.1f} us/call, "
                     f"{c['us_per_registration']:.1f} us/registration ({c['seconds']:.1f} s)",
+                )
+            )
+        for what, c in self.engine_cost_by_input.items():
+            rows.append(
+                (
+                    f"  {what}",
+                    f"{c['calls']:.0f} calls, {c['us_per_call']:.1f} us/call, "
+                    f"{c['us_per_registration']:.1f} us/registration",
                 )
             )
         width = max(len(k) for k, _ in rows)

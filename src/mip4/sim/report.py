@@ -64,6 +64,10 @@ class Report:
     #: "role: input" -> {calls, us_per_call, us_per_registration}
     engine_cost_by_input: dict[str, dict[str, float]] = field(default_factory=dict)
     rss_after_setup_bytes: int = 0
+    #: garbage collections during the run (after ``gc.freeze()``)
+    gc_collections: int = 0
+    gc_seconds: float = 0.0
+    gc_longest_pause: float = 0.0
     handoff_samples: list[float] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -114,6 +118,9 @@ class Report:
                 "us_per_registration": round(secs / accepted * 1e6, 2),
             }
         self.rss_after_setup_bytes = sim.rss_after_setup
+        self.gc_collections = int(sim.gc_pauses[0])
+        self.gc_seconds = round(sim.gc_pauses[1], 3)
+        self.gc_longest_pause = round(sim.gc_pauses[2], 4)
         return self
 
     @property
@@ -153,6 +160,8 @@ class Report:
              f"({self.events_per_wall_second:,.0f}/s; setup {self.setup_seconds:.1f} s)"),
             ("peak RSS", f"{self.peak_rss_bytes / 2**20:,.0f} MiB "
              f"({self.rss_after_setup_bytes / 2**20:,.0f} MiB after setup)"),
+            ("garbage collection", f"{self.gc_collections} runs, {self.gc_seconds:.2f} s, "
+             f"longest {self.gc_longest_pause * 1000:.1f} ms"),
         ]  # fmt: skip
         for role, c in self.engine_cost.items():
             rows.append(

@@ -12,6 +12,11 @@ command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
 # the home AAA server of the AAA tests and the lab (started with a generated configuration;
 # the package's own service is not used)
 command -v freeradius >/dev/null 2>&1 || need_pkgs+=(freeradius)
+# the Mobile IP MIB (issue 15): net-snmp's snmpd as the AgentX master of the tests (started
+# with a generated configuration; the package's own service is not used) and its tools
+# (snmpwalk, snmpget, snmptable)
+command -v snmpd >/dev/null 2>&1 || [[ -x /usr/sbin/snmpd ]] || need_pkgs+=(snmpd)
+command -v snmpwalk >/dev/null 2>&1 || need_pkgs+=(snmp)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # the tc-BPF data plane (issue 12): libbpf at run time; clang, llvm-strip, the libbpf
 # headers and make to build bpf/mip4_tunnel.bpf.c; bpftool to look at it

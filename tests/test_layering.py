@@ -34,17 +34,23 @@ LAYERS: dict[str, frozenset[str]] = {
     "aaa": frozenset({"security", "wire"}),
     "core": frozenset({"wire", "security", "dataplane"}),
     "sim": frozenset({"core", "security", "wire", "dataplane"}),  # mip4 sim: engines only
-    "io": frozenset({"aaa", "core", "dataplane", "security", "wire"}),
-    "daemon": frozenset({"io", "aaa", "core", "dataplane", "security", "wire"}),
+    # the Mobile IP MIB (RFC 4295) and the AgentX codec/session: pure, and stdlib only (it
+    # reads the status snapshot, plain data, not the engines)
+    "snmp": frozenset(),
+    "io": frozenset({"snmp", "aaa", "core", "dataplane", "security", "wire"}),
+    "daemon": frozenset({"io", "snmp", "aaa", "core", "dataplane", "security", "wire"}),
     # the demo's instruments (traffic generators, probe, report, plot) run inside the lab's
     # namespaces as ``python -m mip4.demo.*`` and need nothing of mip4: stdlib only
     "demo": frozenset(),
-    "lab": frozenset({"daemon", "io", "aaa", "demo", "core", "dataplane", "security", "wire"}),
-    # the decoder tools need only wire and security, but ``mip4 bench forwarding`` drives
-    # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) and its NodeIO/forwarder:
-    # tools sit beside lab, above it; nothing below imports tools
+    "lab": frozenset(
+        {"daemon", "io", "snmp", "aaa", "demo", "core", "dataplane", "security", "wire"}
+    ),
+    # the tools sit above lab: ``mip4 bench forwarding`` (tools/bench_forwarding/) drives
+    # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) with demo's traffic
+    # generators; the decoder (decode, pcap, render, sample, bench codec) needs only wire
+    # and security, plus ``daemon.validate``'s checks on input files; nothing imports tools
     "tools": frozenset(
-        {"lab", "daemon", "demo", "io", "aaa", "core", "dataplane", "security", "wire"}
+        {"lab", "daemon", "demo", "io", "snmp", "aaa", "core", "dataplane", "security", "wire"}
     ),
     # the command line registers every subcommand
     "cli": frozenset(
@@ -54,6 +60,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "daemon",
             "demo",
             "io",
+            "snmp",
             "aaa",
             "core",
             "dataplane",
@@ -66,7 +73,7 @@ LAYERS: dict[str, frozenset[str]] = {
 #: what every package may import
 ANYONE = frozenset({"__init__", "errors"})
 #: layers that must stay sans-IO: no module of :data:`FORBIDDEN`
-PURE = frozenset({"errors", "wire", "security", "dataplane", "core", "aaa"})
+PURE = frozenset({"errors", "wire", "security", "dataplane", "core", "aaa", "snmp"})
 FORBIDDEN = {
     "socket", "asyncio", "select", "selectors", "os", "subprocess", "threading",
     "time", "signal", "fcntl", "pyroute2", "ssl", "shutil", "tempfile", "mmap",

@@ -130,7 +130,7 @@ def request(
 def from_mn(
     payload: bytes, *, src: IPv4Address = HOA, mac: bytes = MAC, ttl: int = 255
 ) -> UdpReceived:
-    """A request from a mobile node on the visited link (TTL 255: RFC 3024 §3.3 for T)."""
+    """A request from a mobile node on the visited link (TTL 255: RFC 3024 §4.1.1 for T)."""
     return UdpReceived(payload, src, FA_ADDR, 5555, 434, "vis0", mac, ttl=ttl)
 
 

@@ -170,29 +170,22 @@ def test_reaction_table_entries(code: int, reaction: Reaction) -> None:
     assert reaction_for(code).reaction is reaction
 
 
-def test_transition_table_covers_every_pair() -> None:
-    for s in MnState:
-        for i in MnInput:
-            assert MN_TRANSITIONS.check(s, i)
-
-
 def test_transition_table_is_enforced() -> None:
-    # a reply cannot change the state when no request is outstanding
+    # a reply cannot register a node that has no request outstanding
     with pytest.raises(ProtocolError):
-        MN_TRANSITIONS.confirm(MnState.AT_HOME, MnInput.UDP, MnState.REGISTERED)
+        MN_TRANSITIONS.lookup(MnState.AT_HOME, MnInput.ACCEPTED)
     with pytest.raises(ProtocolError):
-        MN_TRANSITIONS.confirm(MnState.FAILED, MnInput.UDP, MnState.REGISTERED)
+        MN_TRANSITIONS.lookup(MnState.FAILED, MnInput.ACCEPTED)
     # and the engine reports (never raises) a transition the table does not allow
     mn = make()
     mn.handle(LinkUp("mn0", HOME, 24), 0.0)
     mn.state = MnState.AT_HOME
-    mn._pending = None
-    bogus = MN_TRANSITIONS.table.pop((MnState.AT_HOME, MnInput.LINK_DOWN))
+    bogus = MN_TRANSITIONS.table.pop((MnState.AT_HOME, MnInput.LINKS_DOWN))
     try:
         acts = mn.handle(LinkDown("mn0"), 1.0)
     finally:
-        MN_TRANSITIONS.table[(MnState.AT_HOME, MnInput.LINK_DOWN)] = bogus
-    assert logs(acts, "mn-protocol-error") and mn.counters["protocol-error"] == 1
+        MN_TRANSITIONS.table[(MnState.AT_HOME, MnInput.LINKS_DOWN)] = bogus
+    assert logs(acts, "mn.protocol_error") and mn.counters.discarded["protocol_error"] == 1
 
 
 # ----------------------------------------------------------------------------------------
@@ -325,7 +318,7 @@ def test_unacceptable_replies_are_discarded(
     acts = mn.handle(udp(payload), 0.5)
     assert not mn.registered
     assert state_of(mn) is MnState.REGISTERING
-    assert logs(acts, "mn-discard")
+    assert logs(acts, "mn.discard")
 
 
 def test_reply_without_request_is_discarded() -> None:
@@ -333,7 +326,7 @@ def test_reply_without_request_is_discarded() -> None:
     mn.handle(LinkUp("mn0"), 0.0)
     req = RegistrationRequest(RegistrationFlags(0), 10, HOME, HA, FA, 5)
     acts = mn.handle(udp(reply_for(req, sa=SA)), 0.0)
-    assert logs(acts, "mn-discard") and not mn.registered
+    assert logs(acts, "mn.discard") and not mn.registered
 
 
 def test_garbage_never_raises() -> None:
@@ -342,7 +335,7 @@ def test_garbage_never_raises() -> None:
     for payload in (b"", b"\x03", b"\x03" + b"\0" * 19, b"\x01" * 30, bytes(range(60))):
         mn.handle(udp(payload), 1.0)
         mn.handle(IcmpReceived(payload, FA, BCAST, "mn0", ttl=1), 1.0)
-    assert mn.counters.get("internal-error", 0) == 0
+    assert mn.counters.discarded["internal_error"] == 0
 
 
 @settings(max_examples=200, deadline=None)
@@ -354,8 +347,8 @@ def test_random_input_never_raises(payload: bytes, icmp: bool) -> None:
         mn.handle(IcmpReceived(payload, FA, BCAST, "mn0", ttl=1), 1.0)
     else:
         mn.handle(udp(payload), 1.0)
-    assert mn.counters.get("internal-error", 0) == 0
-    assert mn.counters.get("protocol-error", 0) == 0
+    assert mn.counters.discarded["internal_error"] == 0
+    assert mn.counters.discarded["protocol_error"] == 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -524,7 +517,7 @@ def test_reply_to_older_retransmission_is_discarded_with_timestamps() -> None:
     _, first = attach_fa(mn, lifetime=1000)
     mn.handle_timer(1.0)
     acts = mn.handle(udp(reply_for(first, sa=SA)), 1.5)
-    assert not mn.registered and logs(acts, "mn-discard")
+    assert not mn.registered and logs(acts, "mn.discard")
 
 
 # ----------------------------------------------------------------------------------------
@@ -560,7 +553,7 @@ def test_unauthenticated_133_is_ignored() -> None:
     _, req = attach_fa(mn)
     ident = (123 << 32) | low_word(req.identification)
     acts = mn.handle(udp(reply_for(req, 133, sa=WRONG_SA, identification=ident)), 0.5)
-    assert not requests(acts) and logs(acts, "mn-discard")
+    assert not requests(acts) and logs(acts, "mn.discard")
 
 
 def test_repeated_corrections_give_up() -> None:
@@ -614,7 +607,7 @@ def test_ha_denial_needs_authentication() -> None:
     mn = make()
     _, req = attach_fa(mn)
     acts = mn.handle(udp(reply_for(req, 130, sa=None)), 0.5)
-    assert state_of(mn) is MnState.REGISTERING and logs(acts, "mn-discard")
+    assert state_of(mn) is MnState.REGISTERING and logs(acts, "mn.discard")
 
 
 @pytest.mark.parametrize("code", [65, 67, 129, 131, 134])
@@ -624,7 +617,7 @@ def test_give_up_with_readable_reason(code: int) -> None:
     sa = None if code < 128 else SA
     acts = mn.handle(udp(reply_for(req, code, sa=sa)), 0.5)
     assert state_of(mn) is MnState.FAILED
-    (gave_up,) = logs(acts, "mn-gave-up")
+    (gave_up,) = logs(acts, "mn.gave_up")
     assert mn.failure_reason == gave_up.fields["reason"]
     assert str(code) in (mn.failure_reason or "")
     assert mn.next_deadline() is None or not requests(mn.handle_timer(mn.next_deadline() or 0))
@@ -687,7 +680,7 @@ def test_agent_reboot_by_sequence_number() -> None:
     assert not requests(mn.handle(adv_event(sequence=301), 1.0))
     acts = mn.handle(adv_event(sequence=2), 2.0)
     (req,) = requests(acts)
-    assert logs(acts, "mn-agent-rebooted")
+    assert logs(acts, "mn.agent_rebooted")
     assert req.care_of_address == FA
 
 
@@ -704,7 +697,7 @@ def test_agent_lifetime_expiry_is_a_move() -> None:
     assert mn.care_of_address == FA
     acts = mn.handle_timer(10.0)
     (req,) = requests(acts)
-    assert req.care_of_address == FA2 and logs(acts, "mn-agent-lost")
+    assert req.care_of_address == FA2 and logs(acts, "mn.agent_lost")
     assert not mn.registered
 
 
@@ -837,3 +830,32 @@ def test_without_failed_retry_a_failed_node_waits() -> None:
     mn.handle(udp(reply_for(req, 129, sa=SA)), 0.5)
     assert mn.next_deadline() == 1000.0  # only the agent's advertisement lifetime
     assert not requests(mn.handle_timer(1000.0))
+
+
+def test_no_wake_up_for_a_renewal_that_cannot_happen() -> None:
+    """Failed with its binding kept (a deregistration denied for good), the node does not
+    re-register, so the renewal time is no deadline: it used to be returned by
+    ``next_deadline`` for ever (netsim's "timers do not converge", found by the hypothesis
+    test with seed 65536)."""
+    mn = make()
+    register_fa(mn, registration_lifetime=100, lifetime=9000)
+    acts = mn.deregister(1.0)
+    (req,) = requests(acts)
+    mn.handle(udp(reply_for(req, ReplyCode.HA_ADMIN_PROHIBITED, sa=SA)), 1.1)
+    b = mn.binding
+    assert mn.state is MnState.FAILED and b is not None and b.renew_at is not None
+    mn.handle_timer(b.renew_at)
+    d = mn.next_deadline()
+    assert d is None or d > b.renew_at
+
+
+def test_reverse_tunnel_request_to_foreign_agent_has_ttl_255() -> None:
+    """RFC 3024 §4.1.1: a request with T sent to the foreign agent goes out with IP TTL
+    255 (the agent denies anything else with 76); retransmissions too."""
+    mn = make(reverse_tunnel=ReverseTunnel.PREFER)
+    acts, req = attach_fa(mn, flags=AgentFlags.F | AgentFlags.T)
+    assert req.flags & RegistrationFlags.T
+    (send,) = of(acts, SendUdp)
+    assert send.dst == FA and send.ttl == 255
+    (again,) = of(mn.handle_timer(mn.next_deadline() or 0.0), SendUdp)
+    assert again.ttl == 255

@@ -285,9 +285,9 @@ def test_131_wrong_key_reply_cannot_be_authenticated() -> None:
     w.run_until(40)
     assert w.ha.counters.denied[ReplyCode.HA_MN_FAILED_AUTH] >= 1
     # the reply is signed with the HA's (different) key: the node discards it
-    assert w.net.logs("mn", "mn-discard")
+    assert w.net.logs("mn", "mn.discard")
     assert all(
-        log.fields["why"] == "authentication failed" for log in w.net.logs("mn", "mn-discard")
+        log.fields["why"] == "authentication failed" for log in w.net.logs("mn", "mn.discard")
     )
     assert not w.mn.registered and w.bindings() == []
 
@@ -450,7 +450,7 @@ def test_silent_roam_detected_by_network_prefix() -> None:
     assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
     moved = [p for p in mn_requests_to(w, "fa2")]
     assert moved and moved[0].time - t <= 1.0  # at FA2's next advertisement
-    assert any("prefix" in str(log.fields.get("why")) for log in w.net.logs("mn", "mn-attach"))
+    assert any("prefix" in str(log.fields.get("why")) for log in w.net.logs("mn", "mn.attach"))
 
 
 def test_silent_loss_detected_by_advertisement_lifetime() -> None:
@@ -461,7 +461,7 @@ def test_silent_loss_detected_by_advertisement_lifetime() -> None:
     w.move("C", signal=False)  # a link without an agent; the node is not told
     w.advance(5)
     (lost,) = [
-        t for t, a in w.net.nodes["mn"].actions if isinstance(a, Log) and a.event == "mn-agent-lost"
+        t for t, a in w.net.nodes["mn"].actions if isinstance(a, Log) and a.event == "mn.agent_lost"
     ]
     # ICMP Lifetime of FA advertisements is 3 s (3 x the 1 s interval)
     assert lost == last_adv + 3.0
@@ -496,7 +496,7 @@ def test_foreign_agent_reboot_triggers_reregistration() -> None:
     w.advance(0.1)
     reqs = mn_requests_to(w, "fa1")
     assert len(reqs) == n + 1 and reqs[-1].time == 300.5
-    assert w.net.logs("mn", "mn-agent-rebooted")
+    assert w.net.logs("mn", "mn.agent_rebooted")
     assert w.fa1.visitors.get(MN_HOME) is not None and w.mn.registered
 
 

@@ -173,8 +173,12 @@ class MobilityMachine(RuleBasedStateMachine):
         if not hasattr(self, "w"):
             return
         mn = self.w.mn
-        assert mn.counters.get("internal-error", 0) == 0, self.w.net.logs("mn", "mn-internal-error")
-        assert mn.counters.get("protocol-error", 0) == 0, self.w.net.logs("mn", "mn-protocol-error")
+        assert mn.counters.discarded["internal_error"] == 0, self.w.net.logs(
+            "mn", "mn.internal_error"
+        )
+        assert mn.counters.discarded["protocol_error"] == 0, self.w.net.logs(
+            "mn", "mn.protocol_error"
+        )
         for name in ("ha", "fa1", "fa2"):
             c = self.w.net.nodes[name].engine.counters  # type: ignore[attr-defined]
             assert c.discarded["internal_error"] == 0, name

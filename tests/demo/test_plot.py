@@ -141,7 +141,6 @@ def test_png_every_probe_gap_bar_is_visible(tmp_path: Path) -> None:
     """The gap bars are not drawn in the move lines' colour and width at the same instants,
     where they vanished (issue 9, item 21): each of the four is a visible bar of its own."""
     import matplotlib.image
-    import numpy as np
 
     out = plot(_short_gaps(), tmp_path / "demo.png", backend="png")
     pixels = matplotlib.image.imread(str(out))
@@ -149,7 +148,7 @@ def test_png_every_probe_gap_bar_is_visible(tmp_path: Path) -> None:
     lower = pixels[int(h * 0.66) : int(h * 0.86), :, :3]  # the gap panel, not the legend
     r, g, b = lower[..., 0], lower[..., 1], lower[..., 2]
     bar = (b > r + 0.2) & (b > g + 0.2)  # bluish: neither the red moves nor white/grey
-    columns = [bool(c) for c in np.asarray(np.asarray(bar).any(axis=0)).tolist()]
+    columns = [bool(bar[:, x].any()) for x in range(bar.shape[1])]
     runs, width = [], 0
     for on in [*columns, False]:
         if on:
@@ -168,3 +167,26 @@ def test_svg_gap_bars_are_distinct_and_wide_enough(tmp_path: Path) -> None:
     for bar in bars:
         assert bar.get("fill") != plot_mod.MOVE_COLOR
         assert float(bar.get("width", "0")) >= 4.0
+
+
+def test_fine_timelines_are_drawn_as_100_ms_averages() -> None:
+    """The demo records 10 ms timelines (so a TCP stall is measured to 10 ms); the plot
+    averages them over 100 ms, as it drew the 100 ms timelines before."""
+    coarse = sample.sample_report()
+    fine_dirs = []
+    for c in coarse.connections:
+        dirs = tuple(
+            replace(
+                d,
+                interval=0.01,
+                counts=tuple(n // 10 for n in d.counts for _ in range(10)),
+            )
+            for d in c.directions
+        )
+        fine_dirs.append(replace(c, directions=dirs))
+    fine = replace(coarse, connections=tuple(fine_dirs))
+    a, b = plot_data(coarse).series, plot_data(fine).series
+    assert [len(s.points) for s in b] == [len(s.points) for s in a]
+    for sa, sb in zip(a, b, strict=True):
+        assert [t for t, _ in sb.points] == pytest.approx([t for t, _ in sa.points])
+        assert [v for _, v in sb.points] == pytest.approx([v for _, v in sa.points], abs=1e-3)

@@ -228,7 +228,35 @@ def test_tcp_stall_agrees_with_the_longest_gap() -> None:
     assert max(gaps) == r.moves[1].tcp_stall_ms
     row = next(line for line in r.render_text().splitlines() if "a → b" in line)
     assert row.rstrip().endswith("66  cn → mn")
+    # a gap that began just before the next move and ended after it is that move's alone
+    before_third = sample.T0 + sample.MOVES[2][2] - 0.004
+    conns = [
+        (spec, client, replace(server, longest_receive_gap_at=before_third))
+        for spec, client, server in conns
+    ]
+    r2 = build_report(sample.moves(), conns, started_at=sample.T0, finished_at=sample.T0 + 24)
+    assert [m.tcp_stall_ms for m in r2.moves] == [0.0, 10.0, 66.0, 0.0]  # clients: 10 ms
     # and it survives the JSON round trip
     again = DemoReport.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again.moves[1].tcp_stall_ms == 66.0
     assert again.connections[0].directions[0].longest_gap_at == at
+
+
+def test_a_stall_counts_for_one_move_only() -> None:
+    """A run of empty intervals that begins a few ms before a move (the last bytes before
+    the outage were read just before the link went) is that move's stall, not also the
+    previous move's."""
+    iv = 0.01
+    n = int(sample.DURATION / iv)
+    third = sample.MOVES[2][2]  # the third move's start, s after T0
+    first = int((third - 0.004) / iv)  # the run's first empty interval
+    counts = tuple(0 if first <= i < first + 50 else 2_000 for i in range(n))  # 500 ms
+    conns = []
+    for spec, client, server in sample.connections():
+        assert client is not None and server is not None
+        steady = replace(client.timeline, start=sample.T0, interval=iv, received=counts)
+        client = replace(client, timeline=steady, longest_receive_gap_ms=0.0)
+        server = replace(server, timeline=steady, longest_receive_gap_ms=0.0)
+        conns.append((spec, client, server))
+    r = build_report(sample.moves(), conns, started_at=sample.T0, finished_at=sample.T0 + 24)
+    assert [m.tcp_stall_ms for m in r.moves] == pytest.approx([0.0, 0.0, 500.0, 0.0])

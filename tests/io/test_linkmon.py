@@ -72,3 +72,27 @@ def test_lost_notifications_are_recovered_by_reading_the_state(
         assert mon.overruns >= 1
         assert got and got[-1] == LinkDown("a0")
         assert not mon.is_up("a0")
+
+
+def test_a_quick_carrier_bounce_is_reported_as_down_and_up(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    """A port taken down and up again at once (the lab's move re-plugs the cable that
+    fast; a busy machine makes it likelier) reaches the monitor as one "up" message, or as
+    nothing before the next one: the kernel's link watcher runs about once a second. The
+    carrier change counter tells: each bounce is reported as LinkDown + LinkUp, so a
+    mobile node never misses a move (issue 9 item 23: "link up" missing after a move)."""
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    a.add_address("a0", "10.77.0.1/24")
+    a.set_up("a0")
+    b.set_up("b0")
+    assert a.wait_up("a0")
+    up = LinkUp("a0", IPv4Address("10.77.0.1"), 24)
+    with LinkMonitor(a.name, {"a0"}) as mon:
+        for _ in range(5):
+            b.set_up("b0", False)
+            b.set_up("b0")
+            assert _collect(mon, 2) == [LinkDown("a0"), up]
+            time.sleep(0.2)
+            assert mon.events() == []  # nothing more for the same bounce

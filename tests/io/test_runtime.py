@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
 
-from mip4.core.actions import Action, ProxyArp, SendUdp
-from mip4.core.events import Event, LinkUp, UdpReceived
+from mip4.core.actions import Action, ProxyArp
+from mip4.core.events import Event, LinkUp
+from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.io.netns import Netns, entered
-from mip4.io.runtime import NodeIO
+from mip4.io.runtime import SO_RCVBUFFORCE, NodeIO
 from mip4.io.undo import Journal, SysctlRecord, load_journal
+from mip4.security.auth import sign
+from mip4.security.replay import ntp_timestamp
+from mip4.security.sa import SecurityAssociation, SecurityAssociations
+from mip4.wire.extensions import MobileHomeAuthExtension
+from mip4.wire.messages import (
+    RegistrationFlags,
+    RegistrationReply,
+    RegistrationRequest,
+    decode_message,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -84,71 +96,72 @@ def test_open_run_close(make_netns: Callable[[str], Netns], prefix: str) -> None
     assert tun not in ns.exec(["ip", "-o", "link"]).stdout
 
 
-@dataclass
-class Answerer:
-    """Answers a UDP datagram that says ``valid`` (as an engine answers a request that
-    authenticates); drops the rest at once, as forged requests are."""
-
-    forged: int = 0
-    answered: list[bytes] = field(default_factory=list)
-
-    def handle(self, event: Event, now: float) -> list[Action]:
-        if not isinstance(event, UdpReceived):
-            return []
-        if not event.payload.startswith(b"valid"):
-            self.forged += 1
-            return []
-        self.answered.append(event.payload)
-        return [SendUdp(event.src, event.payload, dport=event.sport, sport=event.dport)]
-
-    def handle_timer(self, now: float) -> list[Action]:
-        return []
-
-    def next_deadline(self) -> float | None:
-        return None
-
-
 def test_a_valid_request_after_a_burst_of_forged_ones_is_answered(
-    make_netns: Callable[[str], Netns],
+    make_netns: Callable[[str], Netns], prefix: str
 ) -> None:
-    """Issue 9 item 5: 2,000 forged requests arrive before the daemon reads its UDP 434
-    socket, then one valid request. The control socket's receive buffer is sized (2 MiB,
-    like the raw sockets') so the valid one is still queued, read and answered."""
+    """Issue 9 item 5: 2,000 forged Registration Requests (a wrong key) reach a home agent
+    before it reads its UDP 434 socket, then one valid request. The control socket's
+    receive buffer is sized (2 MiB, like the raw sockets') so the valid one is still
+    queued: it is read and answered with code 0 (the forged ones with 131)."""
     ns, peer = make_netns("n"), make_netns("p")
     ns.add_veth("n0", "p0", peer)
     ns.add_address("n0", "10.75.0.1/24")
-    peer.add_address("p0", "10.75.0.2/24")
+    peer.add_address("p0", "10.75.0.2/24")  # relays the node's requests, as an FA would
     ns.set_up("n0")
     peer.set_up("p0")
     assert ns.wait_up("n0") and peer.wait_up("p0")
-    io = NodeIO.open(ns.name, ["n0"], port=4434)
+    home, ha, coa = IPv4Address("10.75.0.100"), IPv4Address("10.75.0.1"), IPv4Address("10.9.9.9")
+    key = SecurityAssociation(spi=256, key=bytes(range(16)))
+    engine = HomeAgent(
+        HomeAgentConfig(address=ha, home_network=IPv4Network("10.75.0.0/24"), interface="n0"),
+        SecurityAssociations([(home, key)]),
+        time.time() - time.monotonic(),
+    )
+    io = NodeIO.open(ns.name, ["n0"], tun_name=f"{prefix}t", tunnel_source=ha)
     try:
         assert io.udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 1 << 21
+
+        def request(n: int) -> RegistrationRequest:
+            ident = ntp_timestamp(time.time()) + n
+            return RegistrationRequest(RegistrationFlags.T, 300, home, ha, coa, ident)
+
+        wrong = SecurityAssociation(spi=256, key=b"not the right key")
+        valid = request(0)
         with entered(peer.name):
             client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         with client:
             client.bind(("10.75.0.2", 4435))
             client.settimeout(5)
-            forged = bytes([1, 0x02]) + bytes(26) + bytes(range(36))  # request-sized
-            for _ in range(2_000):
-                client.sendto(forged, ("10.75.0.1", 4434))
-            client.sendto(b"valid request", ("10.75.0.1", 4434))
-            engine = Answerer()
+            # room for the 2,001 replies on our side too
+            client.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 22)
+            for n in range(1, 2_001):
+                client.sendto(sign(request(n), MobileHomeAuthExtension, wrong).raw, (str(ha), 434))
+            client.sendto(sign(valid, MobileHomeAuthExtension, key).raw, (str(ha), 434))
 
             async def main() -> None:
                 stop = asyncio.Event()
                 task = asyncio.create_task(io.run(engine, stop))
-                for _ in range(500):
+                for _ in range(1_000):
                     await asyncio.sleep(0.01)
-                    if engine.answered:
+                    if engine.bindings:
                         break
                 stop.set()
                 await task
 
             asyncio.run(main())
-            assert engine.answered == [b"valid request"], engine.forged
-            assert engine.forged == 2_000
-            assert client.recvfrom(100) == (b"valid request", ("10.75.0.1", 4434))
+            codes: dict[int, int] = {}
+            while True:
+                try:
+                    payload = client.recv(2048)
+                except (TimeoutError, BlockingIOError):
+                    break
+                client.settimeout(0.5)
+                reply = decode_message(payload)
+                assert isinstance(reply, RegistrationReply)
+                codes[reply.identification] = int(reply.code)
+            assert codes.get(valid.identification) == 0, (len(codes), engine.counters)
+            assert len(codes) == 2_001 and sorted(set(codes.values())) == [0, 131]
+            assert [b.care_of_address for b in engine.bindings.bindings_of(home)] == [coa]
     finally:
         io.close()
 

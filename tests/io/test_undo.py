@@ -92,9 +92,37 @@ def test_resource_stack_takes_only_clean_up_steps() -> None:
     assert closed == ["b", "a"]
 
 
-def test_unreadable_journal_names_the_file(tmp_path: Path) -> None:
+def test_unreadable_journal_names_the_file_and_a_cut_last_line_is_ignored(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "j.json"
     assert load_journal(path) == []
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match=r"j\.json: unreadable undo journal"):
+    journal = Journal(path)
+    journal.add(EVERY_KIND[0])
+    journal.add(EVERY_KIND[1])
+    journal.close()
+    good = path.read_text()
+    path.write_text(good + '{"op": "add", "kind": "rou')  # killed while writing
+    assert load_journal(path) == [EVERY_KIND[0], EVERY_KIND[1]]
+    path.write_text("{not json\n" + good)
+    with pytest.raises(ValueError, match=r"j\.json: unreadable undo journal, line 1"):
         load_journal(path)
+
+
+def test_the_journal_appends_one_line_per_change_and_stays_small(tmp_path: Path) -> None:
+    """A new binding costs one appended line, not a rewrite; churn is compacted."""
+    path = tmp_path / "ha.undo.json"
+    journal = Journal(path)
+    stack = UndoStack(lambda r: None, journal, "daemon")
+    stack.push(SysctlRecord("net.ipv4.ip_forward", "0"))
+    for i in range(1_000):
+        binding = UndoStack(lambda r: None, journal, f"binding {i}")
+        binding.push(RouteRecord(f"10.1.{i // 250}.{i % 250}", 32, 254, 7))
+        assert len(path.read_text().splitlines()) <= 2 * 2 + 64 + 1
+        binding.undo()
+    assert load_journal(path) == [SysctlRecord("net.ipv4.ip_forward", "0")]
+    lines = len(path.read_text().splitlines())
+    stack.push(RouteRecord("10.9.0.0", 16, 254, 7))
+    assert len(path.read_text().splitlines()) == lines + 1
+    stack.undo()
+    assert not path.exists()

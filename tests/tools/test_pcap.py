@@ -13,6 +13,7 @@ import struct
 import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -410,3 +411,77 @@ def test_reassembler_bounds_pending_datagrams() -> None:
         assert r.add(pcap.parse_ipv4(first[0]), ident + 1) is None
     assert [frames for _, frames in r.incomplete()] == [[1], [2], [3]]  # 1 was dropped
     assert r.dropped == [[1]]
+
+
+def test_records_carry_their_file_offset_and_read_from_a_stream() -> None:
+    frames = _frames()
+    data = _write(frames)
+    recs = list(pcap.read_capture(io.BytesIO(data)))
+    offsets, pos = [], 24
+    for _, pkt in frames:
+        offsets.append(pos)
+        pos += 16 + len(pcap.ethernet(pkt))
+    assert [r.offset for r in recs] == offsets
+    assert [r.data for r in recs] == [r.data for r in pcap.read_capture(data)]
+    # the first bytes already read by the caller (format detection on a pipe)
+    stream = io.BytesIO(data)
+    head = stream.read(4)
+    assert [r.data for r in pcap.read_capture(stream, head)] == [r.data for r in recs]
+
+
+def test_pcapng_records_the_reader_cannot_take_are_problems_not_silence() -> None:
+    e = "<"
+    pkt = _udp_packet()
+    shb = _ng_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    spb = _ng_block(e, 3, struct.pack(e + "I", len(pkt)) + pkt)  # before any interface
+    idb = _ng_block(e, 1, struct.pack(e + "HHI", pcap.LinkType.RAW, 0, 0))
+    epb7 = _ng_block(e, 6, struct.pack(e + "IIIII", 7, 0, 0, len(pkt), len(pkt)) + pkt)
+    huge = _ng_block(e, 6, struct.pack(e + "IIIII", 0, 0, 0, 1 << 30, len(pkt)) + pkt)
+    good = _ng_block(e, 6, struct.pack(e + "IIIII", 0, 0, 0, len(pkt), len(pkt)) + pkt)
+    recs = list(pcap.read_capture(shb + spb + idb + epb7 + huge + good))
+    assert [r.number for r in recs] == [1, 2, 3, 4]
+    at = len(shb)
+    assert recs[0].problem == f"simple packet block at file offset {at}, but this section " + (
+        "declares no interface"
+    )
+    at += len(spb) + len(idb)
+    assert recs[1].offset == at and "names interface 7" in (recs[1].problem or "")
+    at += len(epb7)
+    assert recs[2].offset == at and "captured length 1073741824" in (recs[2].problem or "")
+    assert recs[3].problem is None and recs[3].data == pkt
+    assert all(r.data == b"" for r in recs[:3])
+
+
+def test_a_huge_pcap_record_is_not_read() -> None:
+    class Endless(io.RawIOBase):
+        """A stream that would never end: the reader must not try to read it whole."""
+
+        asked = 0
+
+        def readinto(self, b: Any) -> int:
+            Endless.asked += len(b)
+            b[:] = bytes(len(b))
+            return len(b)
+
+        def readable(self) -> bool:
+            return True
+
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, pcap.LinkType.RAW)
+    rec = struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 40)
+    stream = io.BufferedReader(Endless())
+    (r,) = pcap.read_capture(stream, head + rec)
+    assert r.problem is not None and r.offset == 24
+    assert "captured length 4294967280 is larger than 262144 bytes" in r.problem
+    assert Endless.asked < 1 << 20
+
+
+def test_given_up_datagrams_are_handed_out_once() -> None:
+    r = pcap.Reassembler(max_pending=1)
+    for ident in range(3):
+        first = pcap.fragment(pcap.ipv4_udp("10.0.0.1", "10.0.0.2", bytes(300), ident=ident), 100)
+        r.add(pcap.parse_ipv4(first[0]), ident + 1)
+    assert [(g.frames, g.reason) for g in r.take_given_up()] == [
+        ([1], "more than 1 datagrams pending"),
+        ([2], "more than 1 datagrams pending"),
+    ]
+    assert r.take_given_up() == [] and r.pending() == [[3]]

@@ -56,6 +56,7 @@ __all__ = [
     "PendingListView",
     "PendingRegistration",
     "PendingStore",
+    "RequestRecord",
     "Visitor",
     "VisitorListView",
     "VisitorStore",
@@ -93,9 +94,9 @@ class MobilityBinding:
 
 
 @dataclass(frozen=True)
-class Visitor:
-    """A current registration at the foreign agent: a visitor list entry (RFC 5944
-    §3.7.1)."""
+class RequestRecord:
+    """What the foreign agent keeps of a mobile node's request, for a visitor list entry
+    and a pending registration alike (RFC 5944 §3.7.1)."""
 
     home_address: IPv4Address
     #: the visitor's interface (the link it was heard on)
@@ -114,6 +115,13 @@ class Visitor:
     identification: int
     #: requested Lifetime (RFC 5944 §3.7.1)
     requested_lifetime: int
+
+
+@dataclass(frozen=True)
+class Visitor(RequestRecord):
+    """A current registration at the foreign agent: a visitor list entry (RFC 5944
+    §3.7.1)."""
+
     #: Lifetime granted by the home agent
     lifetime: int
     #: absolute expiry: the remaining Lifetime is ``expires - now`` (``None`` = never)
@@ -131,19 +139,9 @@ class Visitor:
 
 
 @dataclass(frozen=True)
-class PendingRegistration:
+class PendingRegistration(RequestRecord):
     """A request relayed to the home agent and not yet answered (RFC 5944 §3.7.1)."""
 
-    home_address: IPv4Address
-    interface: str
-    link_address: bytes | None
-    ip_source: IPv4Address
-    ip_destination: IPv4Address
-    udp_source_port: int
-    home_agent: IPv4Address
-    care_of_address: IPv4Address
-    identification: int
-    requested_lifetime: int
     flags: RegistrationFlags
     #: when it was relayed (engine clock)
     relayed_at: float

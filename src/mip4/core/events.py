@@ -25,7 +25,7 @@ class UdpReceived:
     #: without ARP, RFC 5944 §3.7.1 / §4.2.2)
     link_src: bytes | None = None
     #: IP TTL of the received datagram, as it arrived (no default: the foreign agent checks
-    #: it, RFC 3024 §3.3: a request with T must arrive with TTL 255)
+    #: it, RFC 3024 §4.2.1: a request with T must arrive with TTL 255)
     ttl: int = field(kw_only=True)
 
 

@@ -186,8 +186,8 @@ def counters(
         snap: JSON = {
             "accepted": {code_key(c): n for c, n in sorted(replies.items()) if c < 2},
             "denied": {code_key(c): n for c, n in sorted(replies.items()) if c >= 2},
-            "discarded": {k: v for k, v in engine.counters.items() if k in ("reply-discarded",)},
-            "events": dict(engine.counters),
+            "discarded": dict(engine.counters.discarded),
+            "events": dict(engine.counters.events),
         }
     else:
         snap = engine.counters.snapshot()

@@ -229,9 +229,10 @@ def _check_ha_peer(
     if why:
         raise ConfigError(f"{source}: {key}: {peer} {why}; no mobile node can use it")
     if not agent.serves(peer):
-        raise ConfigError(
-            f"{source}: {key}: {peer} is not in home_agent.home_addresses; this home agent "
-            "never serves it"
+        warnings.append(
+            f"{source}: {key}: {peer} is in the home network but not in "
+            "home_agent.home_addresses: no mobile node of that address is served (only a "
+            "foreign agent on the home link could use it, as FA-HA)"
         )
 
 

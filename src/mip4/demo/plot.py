@@ -1,10 +1,11 @@
 """Throughput over time, with the moves marked.
 
-The upper panel shows, for every direction of every connection, the bytes delivered per
-timeline interval (Mbit/s) against seconds since the demo started; each move is a labelled
-vertical line at its start, and the time until its registration completed is shaded. The
+The upper panel shows, for every direction of every connection, the bytes delivered
+(Mbit/s, averaged over :data:`PLOT_INTERVAL`) against seconds since the demo started; each
+move is a labelled vertical line at its start, and the time until its registration
+completed is shaded. The
 lower panel, when the report has probe gaps, shows each UDP probe interruption as a bar
-spanning the outage, its height the gap in ms.
+spanning the outage, its height the gap in ms (log scale in the PNG).
 
 PNG through matplotlib (Agg backend) when it is installed; otherwise — or when asked — a
 self-contained SVG written by hand. :func:`plot` picks by the file suffix and falls back
@@ -32,6 +33,11 @@ GAP_COLOR = "#3b3b98"
 #: the narrowest a gap bar is drawn, as a fraction of the time axis (a 60 ms gap in a 40 s
 #: run would be a hair's width, hidden by the move line at the same instant)
 GAP_MIN_WIDTH = 0.006
+
+
+#: the throughput is drawn as averages over this many seconds (or the timeline's own
+#: interval when that is longer): a 10 ms timeline is too spiky to read
+PLOT_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,12 @@ def plot_data(report: DemoReport) -> PlotData:
     series = []
     for c in report.connections:
         for d in c.directions:
+            k = max(1, round(PLOT_INTERVAL / d.interval)) if d.interval > 0 else 1
+            step = d.interval * k
+            sums = [sum(d.counts[i : i + k]) for i in range(0, len(d.counts), k)]
             pts = tuple(
-                (d.timeline_start - t0 + (i + 0.5) * d.interval, n * 8 / d.interval / 1e6)
-                for i, n in enumerate(d.counts)
+                (d.timeline_start - t0 + (j + 0.5) * step, n * 8 / step / 1e6)
+                for j, n in enumerate(sums)
             )
             series.append(Series(f"{c.name}: {d.label}", pts))
     markers = []
@@ -178,6 +187,9 @@ def render_png(data: PlotData, path: Path) -> None:
             color=GAP_COLOR,
             zorder=3,  # above the move lines drawn at the same instants
         )
+        # a log scale: a 30 ms gap stays visible beside a 3 s one
+        bx.set_yscale("log")
+        bx.set_ylim(10, max(g[2] for g in data.gaps) * 2)
         bx.set_ylabel("UDP probe gap, ms")
         bx.grid(True, alpha=0.3)
     axes[-1][0].set_xlabel("seconds since start")

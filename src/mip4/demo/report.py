@@ -84,9 +84,10 @@ class MoveResult:
     probes_sent: int
     probes_lost: int
     #: the longest time a TCP direction delivered nothing, among the stalls that began in
-    #: the move's window, ms: the longest run of empty timeline intervals, or the
-    #: receiver's exact longest gap when that began in the window (so a gap shorter than
-    #: an interval is not lost between two intervals that each received something)
+    #: the move's window (from a little before the move to a little before the next), ms:
+    #: the longest run of empty timeline intervals, or the receiver's exact longest gap when
+    #: that began there (so a gap shorter than an interval is not lost between two
+    #: intervals that each received something)
     tcp_stall_ms: float
     #: the direction of that stall, e.g. ``"mn → cn"`` ("" when none)
     tcp_stall_direction: str = ""
@@ -424,18 +425,23 @@ def connection_result(
     )
 
 
+#: how long before a move's recorded start a stall it caused may begin, s: the last bytes
+#: before the outage are read a few ms before the link goes (the reads come in bursts)
+STALL_LEAD = 0.05
+
+
 def _stall(d: DirectionResult, start: float, end: float) -> float:
-    """The longest time direction ``d`` delivered nothing that began in ``[start, end)``,
-    seconds: from the timeline's empty intervals, and the exact longest gap when it began
-    there (the same slack of one interval before ``start`` as
-    :meth:`~mip4.demo.traffic.Timeline.longest_idle`)."""
+    """The longest time direction ``d`` delivered nothing that began in the move window
+    ``[start, end)`` moved :data:`STALL_LEAD` (at least one timeline interval) earlier,
+    seconds: the longest run of the timeline's empty intervals, or the exact longest gap.
+    The windows of consecutive moves stay a partition, so a stall counts for one move."""
+    lead = max(STALL_LEAD, d.interval)
+    lo, hi = start - lead, end - lead
     idle = 0.0
     if d.counts:
-        idle = Timeline(d.timeline_start, d.interval, (), d.counts).longest_idle(
-            "received", start, end
-        )
-    at = d.longest_gap_at
-    if at is not None and start - d.interval <= at < end:
+        runs = Timeline(d.timeline_start, d.interval, (), d.counts).idle_runs("received")
+        idle = max((b - a for a, b in runs if lo <= a < hi), default=0.0)
+    if d.longest_gap_at is not None and lo <= d.longest_gap_at < hi:
         idle = max(idle, d.longest_gap_ms / 1000.0)
     return idle
 

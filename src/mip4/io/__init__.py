@@ -17,6 +17,8 @@
                             owner (daemon, binding, visitor, attachment), the crash journal
 :mod:`mip4.io.loop`         import aliases for the two above (to be deleted)
 :mod:`mip4.io.runtime`      NodeIO: one node's I/O assembled for a daemon
+:mod:`mip4.io.radius`       the RADIUS client on asyncio (AAA)
+:mod:`mip4.io.bpf`          the tc-BPF tunnel data plane, controlled from Python
 ==========================  ===============================================================
 
 Nothing is imported here, so ``import mip4.io`` stays cheap.

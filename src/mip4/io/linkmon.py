@@ -21,8 +21,12 @@ change falls between the two; only *changes* of state become events:
   ``ignore_addresses`` are never reported: a mobile node keeps its home address on its
   interface everywhere, so it must not read as "this link has the home address".
 
-When the kernel drops notifications (``ENOBUFS``: the socket's buffer overflowed) the
-links are dumped again and the differences become events.
+A carrier that drops and returns within one period of the kernel's link watcher (about a
+second; a port re-plugged quickly, or a busy machine) may come as a single "up" message
+with nothing before it: the kernel's carrier change counter (``IFLA_CARRIER_CHANGES``) then
+tells, and ``LinkDown`` + ``LinkUp`` are reported all the same. When the kernel drops
+notifications (``ENOBUFS``: the socket's buffer overflowed) the links are dumped again and
+the differences become events.
 """
 
 from __future__ import annotations
@@ -51,9 +55,16 @@ class _Link:
     name: str
     up: bool
     addresses: list[tuple[IPv4Address, int]]
+    #: the kernel's count of carrier transitions (``IFLA_CARRIER_CHANGES``), if it says
+    carrier_changes: int | None = None
 
 
 Event = LinkUp | LinkDown
+
+
+def _bounced(before: int | None, after: int | None) -> bool:
+    """The carrier went down and up again between two readings of its change counter."""
+    return before is not None and after is not None and after - before >= 2
 
 
 class LinkMonitor:
@@ -125,11 +136,16 @@ class LinkMonitor:
         return out
 
     def _resync(self, out: list[Event]) -> None:
-        before = {i: link.up for i, link in self.links.items()}
+        before = {i: (link.up, link.carrier_changes) for i, link in self.links.items()}
         self._dump_links()
         for index, link in self.links.items():
-            if before.get(index, False) != link.up and self._watched(link.name):
+            was, changes = before.get(index, (False, None))
+            if not self._watched(link.name):
+                continue
+            if was != link.up:
                 out.append(self._link_up(link) if link.up else LinkDown(link.name))
+            elif link.up and _bounced(changes, link.carrier_changes):
+                out += [LinkDown(link.name), self._link_up(link)]
 
     def _watched(self, name: str) -> bool:
         return name != "lo" if self.interfaces is None else name in self.interfaces
@@ -138,7 +154,16 @@ class LinkMonitor:
         """One decoded ``RTM_{NEW,DEL}{LINK,ADDR}`` message (others are ignored)."""
         if kind in (RTM_NEWLINK, RTM_DELLINK):
             name = msg.get("IFLA_IFNAME") or ""
-            self._link(int(msg["index"]), str(name), kind, int(msg["flags"]), emit, out)
+            changes = msg.get("IFLA_CARRIER_CHANGES")
+            self._link(
+                int(msg["index"]),
+                str(name),
+                kind,
+                int(msg["flags"]),
+                emit,
+                out,
+                None if changes is None else int(changes),
+            )
         elif kind in (RTM_NEWADDR, RTM_DELADDR) and msg["family"] == socket.AF_INET:
             raw = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
             if raw is not None:
@@ -147,7 +172,14 @@ class LinkMonitor:
                 self._addr(index, address, plen, kind == RTM_NEWADDR, emit, out)
 
     def _link(
-        self, index: int, name: str, kind: int, flags: int, emit: bool, out: list[Event] | None
+        self,
+        index: int,
+        name: str,
+        kind: int,
+        flags: int,
+        emit: bool,
+        out: list[Event] | None,
+        carrier_changes: int | None = None,
     ) -> None:
         up = kind == RTM_NEWLINK and flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP
         link = self.links.get(index)
@@ -157,15 +189,22 @@ class LinkMonitor:
         else:
             was = link.up
             link.name = name or link.name
+        bounced = up and was and _bounced(link.carrier_changes, carrier_changes)
         link.up = up
+        if carrier_changes is not None:
+            link.carrier_changes = carrier_changes
         if kind == RTM_DELLINK:
             self.links.pop(index, None)
-        if not emit or out is None or up == was or not self._watched(link.name):
+        if not emit or out is None or not self._watched(link.name):
             return
-        if up:
-            out.append(self._link_up(link))
-        else:
-            out.append(LinkDown(link.name))
+        if bounced:
+            # The carrier went away and came back between two notifications: the kernel's
+            # link watcher reports a quick down-up (a re-plugged cable, a port moved to
+            # another switch) as one "up" message, or as none until the next one. The node
+            # may be on another link: report both edges.
+            out += [LinkDown(link.name), self._link_up(link)]
+        elif up != was:
+            out.append(self._link_up(link) if up else LinkDown(link.name))
 
     def _link_up(self, link: _Link) -> LinkUp:
         for address, plen in link.addresses:

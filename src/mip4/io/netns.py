@@ -105,6 +105,7 @@ def netns_available() -> str | None:
     if not Path("/dev/net/tun").exists():
         return "no /dev/net/tun"
     try:
+        # iproute2 creates the namespaces and runs programs in them (create_netns, netns_exec)
         subprocess.run(["ip", "-V"], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         return "iproute2 (the ip command) is not installed"

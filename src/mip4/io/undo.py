@@ -14,10 +14,11 @@ socket, forgetting a tunnel-table entry) so that there is one mechanism for ever
 node must take down, in order.
 
 The kernel records of all the stacks of one daemon are also kept in a :class:`Journal`:
-a JSON file in the run directory, rewritten (atomically) whenever a record is added or
-removed. A daemon killed with SIGKILL leaves its journal behind; the next daemon of the
-same configuration reads it before it starts (:func:`load_journal`) and undoes what its
-predecessor left, with the same records. A :class:`SysctlRecord` holds the value the key
+a file of JSON lines in the run directory, one line appended whenever a record is added
+or removed (compacted when it holds more dead lines than live ones). A daemon killed with
+SIGKILL leaves its journal behind; the next daemon of the same configuration reads it
+before it starts (:func:`load_journal`) and undoes what its predecessor left, with the
+same records. A :class:`SysctlRecord` holds the value the key
 had before mip4 **first** touched it, so the restored value is the original one even after
 a SIGKILL, a restart and a clean stop. A record that is already on a stack is not
 recorded twice (a binding renewal replaces its route with the same record: no journal
@@ -32,6 +33,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TextIO
 
 RT_TABLE_MAIN = 254
 
@@ -193,46 +195,96 @@ def from_json(data: dict[str, object]) -> KernelRecord:
 
 
 class Journal:
-    """The kernel records of one daemon's stacks, kept in the JSON file ``path``."""
+    """The kernel records of one daemon's stacks, kept in the file ``path``.
+
+    The file is a log of JSON lines, ``{"op": "add"|"del", "kind": ..., ...}``, appended
+    (one small ``write``) when a record is added or removed, so a new binding costs one
+    line, not a rewrite of every other record. When dead lines outnumber the live ones the
+    file is rewritten with only the live records (atomically: a new file renamed over the
+    old one); when no record is left it is removed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.records: list[KernelRecord] = []
+        #: live records, oldest first, with how many stacks hold each
+        self._live: dict[KernelRecord, int] = {}
+        self._file: TextIO | None = None
+        self._lines = 0
+
+    @property
+    def records(self) -> list[KernelRecord]:
+        return list(self._live)
 
     def add(self, record: KernelRecord) -> None:
-        self.records.append(record)
-        self._write()
+        self._live[record] = self._live.get(record, 0) + 1
+        self._append("add", record)
 
     def remove(self, record: KernelRecord) -> None:
-        with contextlib.suppress(ValueError):
-            self.records.remove(record)
-            self._write()
-
-    def _write(self) -> None:
-        if not self.records:
+        n = self._live.get(record)
+        if n is None:
+            return
+        if n > 1:
+            self._live[record] = n - 1
+        else:
+            del self._live[record]
+        if not self._live:
+            self.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._append("del", record)
+        if self._lines > 2 * len(self._live) + 64:
+            self._compact()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._lines = 0
+
+    def _append(self, op: str, record: KernelRecord) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps({"op": op, **to_json(record)}) + "\n")
+        self._file.flush()
+        self._lines += 1
+
+    def _compact(self) -> None:
+        self.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps([to_json(r) for r in self.records]) + "\n")
+        lines = [json.dumps({"op": "add", **to_json(r)}) for r, n in self._live.items()]
+        lines = [line for line, n in zip(lines, self._live.values(), strict=True) for _ in range(n)]
+        tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         os.replace(tmp, self.path)
+        self._lines = len(lines)
 
 
 def load_journal(path: Path) -> list[KernelRecord]:
-    """The records a previous daemon left in ``path`` (oldest first; none if no file).
-    A malformed file raises ``ValueError`` naming it."""
+    """The records a previous daemon left live in ``path`` (oldest first; none if no file).
+    A last line cut short (the daemon killed while writing it) is ignored; any other
+    malformed line raises ``ValueError`` naming the file."""
     try:
-        text = path.read_text()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
-    try:
-        items = json.loads(text)
-        if not isinstance(items, list):
-            raise ValueError("not a list")
-        return [from_json(item) for item in items]
-    except ValueError as exc:
-        raise ValueError(f"{path}: unreadable undo journal: {exc}") from None
+    live: dict[KernelRecord, int] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or item.get("op") not in ("add", "del"):
+                raise ValueError("not an add or del entry")
+            record = from_json(item)
+        except ValueError as exc:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}: unreadable undo journal, line {number}: {exc}") from None
+        if item["op"] == "add":
+            live[record] = live.get(record, 0) + 1
+        elif live.get(record, 0) > 1:
+            live[record] -= 1
+        else:
+            live.pop(record, None)
+    return list(live)
 
 
 class UndoStack:

@@ -20,6 +20,18 @@ The same from Python (tests, the demo, the daemons' launcher)::
 
 :mod:`mip4.lab.topology` describes the networks and addresses, :mod:`mip4.lab.build` makes
 and removes them, :mod:`mip4.lab.cli` is the command line (``register(subparsers)``).
+On top of it:
+
+===============================  ==========================================================
+:mod:`mip4.lab.configs`          the daemons' TOML files for a lab (``mip4 lab configs``)
+:mod:`mip4.lab.scenario`         a lab with its agents running: move, wait, status
+:mod:`mip4.lab.backend`          what a scenario runs, the ``Backend`` protocol, its status
+:mod:`mip4.lab.daemons`          backend: ``mip4 ha|fa|mn`` processes in the namespaces
+:mod:`mip4.lab.inprocess`        backend: the engines on an asyncio loop in this process
+:mod:`mip4.lab.engines`          a lab node's engine and NodeIO (also for the benchmarks)
+:mod:`mip4.lab.capture`          ``tshark`` on the bridges, temporary nftables tables
+:mod:`mip4.lab.demo`             ``mip4 lab demo``
+===============================  ==========================================================
 """
 
 from .build import Lab, LabError

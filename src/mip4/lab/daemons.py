@@ -19,8 +19,8 @@ class DaemonBackend:
     namespaces (:meth:`Lab.popen`), configured by :func:`mip4.lab.configs.lab_configs`
     (JSON log lines, control sockets in ``workdir``). Status comes over the control socket
     (the object ``mip4 status --json`` prints); registration round trips from the mobile
-    node's log: its last ``mn-request``/``mn-retransmit`` before each ``mn-registered`` or
-    ``mn-deregistered`` line."""
+    node's log: its last ``mn.request``/``mn.retransmit`` before each ``mn.registered`` or
+    ``mn.deregistered`` line."""
 
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
         from mip4.lab.configs import LAB_ROLES, write_lab_configs
@@ -144,14 +144,14 @@ class DaemonBackend:
                         continue
                     if not isinstance(rec, dict):
                         continue
-                    event = rec.get("event")
+                    event = _event_name(rec.get("event"))
                     at = _parse_ts(str(rec.get("ts", "")))
-                    if event == "mn-link-up" and at is not None:
+                    if event == "mn.link_up" and at is not None:
                         link_ups.append(at)
-                    elif event in ("mn-request", "mn-retransmit"):
+                    elif event in ("mn.request", "mn.retransmit"):
                         sent = at
-                    elif event in ("mn-registered", "mn-deregistered") and at is not None:
-                        coa = rec.get("care_of_address") if event == "mn-registered" else None
+                    elif event in ("mn.registered", "mn.deregistered") and at is not None:
+                        coa = rec.get("care_of_address") if event == "mn.registered" else None
                         rtt = (at - sent) * 1000.0 if sent is not None else float("nan")
                         out.append(Registration(at, coa, round(rtt, 3)))
                         sent = None
@@ -201,6 +201,12 @@ class DaemonBackend:
         """SIGTERM every daemon (the mobile node first: it deregisters), bounded; their exit
         statuses are in :attr:`stopped`."""
         self.stopped.update({node: self._stop(node) for node in reversed(AGENTS)})
+
+
+def _event_name(event: object) -> str:
+    """A log event's name in one spelling: ``mn.link_up`` (the ``role.snake_case`` scheme)
+    and ``mn-link-up`` (the mobile node's older names) both read ``mn-link-up``."""
+    return str(event).replace(".", "-", 1).replace("_", "-")
 
 
 def _parse_ts(ts: str) -> float | None:

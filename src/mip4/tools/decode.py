@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum, IntFlag
 from ipaddress import IPv4Address
-from typing import Any, BinaryIO
+from typing import IO, Any, AnyStr, BinaryIO
 
 from mip4.daemon.validate import file_kind
 from mip4.errors import Mip4Error
@@ -577,13 +577,13 @@ def read_text_input(path: str, limit: int = MAX_HEX_CHARS) -> str:
     """The text of ``path`` (hex digits: ASCII, anything else replaced), at most ``limit``
     bytes of it; :class:`InputError` otherwise."""
     with open_input(path) as f:
-        data: bytes = _read_bounded(f, limit, path, "hex text", b"")
+        data = _read_bounded(f, limit, path, "hex text", b"")
     return data.decode("ascii", "replace")
 
 
-def _read_bounded(stream: Any, limit: int, name: str, what: str, head: Any = b"") -> Any:
-    """At most ``limit`` bytes (or characters) of ``stream`` after ``head``; more is an
-    :class:`InputError` (never read into memory whole)."""
+def _read_bounded(stream: IO[AnyStr], limit: int, name: str, what: str, head: AnyStr) -> AnyStr:
+    """``head`` and the rest of ``stream``, at most ``limit`` bytes (or characters) in
+    all; more is an :class:`InputError` (never read into memory whole)."""
     parts = [head]
     size = len(head)
     while size <= limit:

@@ -53,6 +53,8 @@ keys:
   reassembled_from                frames of a reassembled datagram (no frame_offset then)
   error, offset, frame_offset     a malformed message or frame (the rest goes on);
                                   fragments: the frames of a datagram never completed
+                                  or given up; file_offset: where a record the reader
+                                  could not take starts in the file
   discarded, unknown_extension_type, note    unknown non-skippable extension (RFC 5944 §1.9)
 
 exit status:

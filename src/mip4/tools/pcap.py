@@ -570,8 +570,9 @@ class Reassembler:
     not completed ``timeout`` seconds of capture time after its first fragment (RFC 791
     §3.2 suggests a 15-second initial timer; Linux waits ``ipfrag_time``, 30 s, the
     default here). At most ``max_pending`` datagrams are held; the oldest is given up
-    beyond that. Datagrams given up are listed in :attr:`given_up` (and handed out once
-    by :meth:`take_given_up`)."""
+    beyond that. Datagrams given up are listed in :attr:`given_up` until
+    :meth:`take_given_up` hands them out (and forgets them: a reader of an endless capture
+    takes them as it goes, so nothing grows without bound)."""
 
     MAX_DATAGRAM = 65535
 
@@ -589,7 +590,6 @@ class Reassembler:
         self.max_length = max_length
         self._pending: dict[tuple[IPv4Address, IPv4Address, int, int], _Pending] = {}
         self.given_up: list[GivenUp] = []
-        self._handed_out = 0
 
     @property
     def dropped(self) -> list[list[int]]:
@@ -661,9 +661,8 @@ class Reassembler:
         return whole, p.frames
 
     def take_given_up(self) -> list[GivenUp]:
-        """The datagrams given up since the last call."""
-        new = self.given_up[self._handed_out :]
-        self._handed_out = len(self.given_up)
+        """The datagrams given up since the last call (no longer kept here)."""
+        new, self.given_up = self.given_up, []
         return new
 
     def incomplete(self) -> list[tuple[Datagram | None, list[int]]]:

@@ -2,8 +2,9 @@
 
 >>> from mip4.wire import decode_message
 
-UDP-434 messages and registration extensions come from ``messages``, ``extensions`` and the
-``ext_*`` modules; ICMP router discovery (``icmp``), the IPv4 header (``ip``) and tunnel
+UDP-434 messages come from ``messages`` (the registry, ``MESSAGE_CLASSES``) and the ``msg_*``
+modules, registration extensions from ``extensions`` (the registry, ``EXTENSION_CLASSES``) and
+the ``ext_*`` modules; ICMP router discovery (``icmp``), the IPv4 header (``ip``) and tunnel
 headers (``tunnel``) are re-exported whole (their ``__all__``).
 """
 

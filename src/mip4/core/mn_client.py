@@ -1,0 +1,841 @@
+"""The mobile node's registration client: build, sign, send, retransmit, match and verify.
+
+Theory of operation
+-------------------
+:class:`RegistrationClient` holds what the node has asked its home agent for: the outstanding
+request (:class:`PendingRequest`), the binding it believes the home agent holds
+(:class:`Binding`), the corrections learnt from denials for the current attachment
+(:class:`Corrections`) and when to try again. It never changes the node's state: every
+method returns an outcome that names the :class:`~mip4.core.mn_state.MnInput` for the
+coordinator's transition table, with the actions to emit once the transition is made.
+
+* Requests (RFC 5944 §3.6.1): flags from the configuration *and* the attachment (S, B; D for
+  a co-located address; M or G only if the agent advertises them, §3.6.1.2; T only if asked
+  for and offered, RFC 3024 §5.1), the lifetime capped by the agent's and by a 69 reply,
+  signed with the MN-HA authenticator (§3.6.1.3); extensions for the foreign agent only
+  (challenge, RFC 4721 §3.2; Encapsulating Delivery Style, RFC 3024 §3.3) follow it.
+* Retransmission (§3.6.3): after ``retransmit_initial``, doubling up to a bound; with
+  timestamps each retransmission is a new registration with a new Identification.
+* Replies (§3.6.2.1): used only if the home address and the low 32 bits of the
+  Identification match the outstanding request and, unless it is a foreign agent's denial
+  without one, the MN-HA authenticator verifies. Each code's reaction is data
+  (:mod:`mip4.core.mn_reactions`); :meth:`RegistrationClient.reply` turns it into a
+  :class:`Step` (a transition), a :class:`Retry`, a :class:`RefusedCareOf` or an
+  :class:`AwaitChallenge`.
+* The binding's lifetime runs from when the request was sent (§3.6.2.2); the node renews it
+  at ``renew_fraction`` of the granted lifetime.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from mip4.security.auth import AuthenticationError, append_extensions, sign, verify
+from mip4.security.replay import MobileNodeReplay, low_word, matches_request
+from mip4.security.sa import ReplayMethod, SecurityAssociation
+from mip4.wire.errors import DecodeError
+from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
+from mip4.wire.extensions import (
+    Extension,
+    MobileForeignChallengeExtension,
+    MobileHomeAuthExtension,
+)
+from mip4.wire.icmp import AgentFlags
+from mip4.wire.messages import (
+    INFINITE_LIFETIME,
+    RegistrationFlags,
+    RegistrationReply,
+    RegistrationRequest,
+    decode_message,
+)
+
+from .actions import Action, Encapsulation, Log, SendUdp, UseColocatedAddress, UseForeignAgent
+from .counters import Counters
+from .events import UdpReceived
+from .mn_attachment import Attachment, AttachmentKind
+from .mn_config import MobileNodeConfig, ReverseTunnel
+from .mn_reactions import CodeReaction, Reaction, reaction_for
+from .mn_state import MnInput
+
+MN_HA = MobileHomeAuthExtension.TYPE
+#: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
+REVERSE_TUNNEL_TTL = 255
+
+
+@dataclass
+class PendingRequest:
+    """The outstanding Registration Request."""
+
+    request: RegistrationRequest
+    send: SendUdp
+    attachment: Attachment
+    deregister: bool
+    first_sent: float
+    last_sent: float
+    retransmissions: int
+    timeout: float
+    next_retry: float
+
+
+@dataclass
+class Binding:
+    """What the node believes its home agent holds for it."""
+
+    care_of_address: IPv4Address
+    attachment: Attachment
+    granted: int
+    registered_at: float
+    expires: float | None  #: None: infinite lifetime
+    renew_at: float | None
+    encapsulation: Encapsulation
+    reverse_tunnel: bool
+
+
+@dataclass(frozen=True)
+class RegistrationRecord:
+    """The node's last accepted registration or deregistration, for the operator."""
+
+    #: when the reply arrived (the engine's clock)
+    at: float
+    #: the care-of address registered (the home address for a deregistration at home)
+    care_of_address: IPv4Address
+    #: from the request's last transmission to the reply, seconds
+    round_trip: float
+    retransmissions: int
+    deregistration: bool
+
+
+@dataclass
+class Corrections:
+    """Corrections learnt from denials, valid for the current attachment."""
+
+    max_lifetime: int | None = None
+    no_encapsulations: set[Encapsulation] = field(default_factory=set)
+    reverse_tunnel: bool | None = None  #: forced on/off by 74/75/137/138
+    direct_delivery: bool = False  #: 79: no Encapsulating Delivery Style
+    corrections: int = 0
+    backoffs: int = 0
+
+
+# ----------------------------------------------------------------------------------------
+# Outcomes
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """Move the state machine with ``input`` (``why`` for the log), then emit ``after``."""
+
+    input: MnInput
+    why: str
+    after: tuple[Action, ...] = ()
+    #: emitted before the transition
+    before: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Register again for the current attachment (a corrective retry)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class RefusedCareOf:
+    """Code 77: the agent refused the care-of address of ``attachment``."""
+
+    attachment: Attachment
+    reason: str
+
+
+@dataclass(frozen=True)
+class AwaitChallenge:
+    """A challenge error (RFC 4721): wait for a fresh advertisement from the agent."""
+
+    interface: str
+    reason: str
+
+
+ReplyOutcome = Step | Retry | RefusedCareOf | AwaitChallenge
+
+
+def encapsulation_of(flags: RegistrationFlags) -> Encapsulation:
+    if flags & RegistrationFlags.M:
+        return Encapsulation.MINIMAL
+    if flags & RegistrationFlags.G:
+        return Encapsulation.GRE
+    return Encapsulation.IPIP
+
+
+class RegistrationClient:
+    """The registration-client part of the mobile node (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: MobileNodeConfig,
+        sa: SecurityAssociation,
+        clock_offset: float,
+        rng: random.Random,
+        counters: Counters,
+    ) -> None:
+        self.config = config
+        self.sa = sa
+        self.clock_offset = clock_offset
+        self.rng = rng
+        self.counters = counters
+        self.replay = MobileNodeReplay(method=sa.replay)
+        self.home_agent = config.home_agent
+        self.pending: PendingRequest | None = None
+        self.binding: Binding | None = None
+        self.adjust = Corrections()
+        self.retry_at: float | None = None  #: backing off or failed: next attempt
+        self.await_challenge = False
+        #: the last UseForeignAgent / UseColocatedAddress handed to the I/O layer
+        self.announced: Action | None = None
+        #: the last reply code received and the reaction taken
+        self.last_reaction: CodeReaction | None = None
+        #: the last accepted registration or deregistration (round trip, retransmissions)
+        self.last_registration: RegistrationRecord | None = None
+
+    # ------------------------------------------------------------------------------------
+    # Attachment changes
+    # ------------------------------------------------------------------------------------
+
+    def forget(self) -> None:
+        """Detached, or home: no request, no binding, nothing learnt."""
+        self.pending = None
+        self.retry_at = None
+        self.binding = None
+        self.announced = None
+        self.await_challenge = False
+        self.adjust = Corrections()
+
+    def attached(self, att: Attachment) -> None:
+        """A new attachment: a binding for another care-of address is not a registration
+        here; corrections start afresh."""
+        if self.binding is not None and self.binding.care_of_address != att.care_of_address:
+            self.binding = None
+        self.adjust = Corrections()
+        self.await_challenge = False
+        self.retry_at = None
+
+    def registered_at(self, att: Attachment | None) -> bool:
+        """A binding is held for ``att``'s care-of address."""
+        b = self.binding
+        return (
+            b is not None
+            and att is not None
+            and att.kind is not AttachmentKind.HOME
+            and b.care_of_address == att.care_of_address
+        )
+
+    # ------------------------------------------------------------------------------------
+    # Sending requests
+    # ------------------------------------------------------------------------------------
+
+    def registration(self, att: Attachment, now: float, registered: bool, why: str) -> Step:
+        """A registration (or, at home, a deregistration of all bindings) for ``att``."""
+        if att.kind is AttachmentKind.HOME:
+            return self.deregistration(att, now, None, registered)
+        flags = RegistrationFlags(0)
+        if self.config.simultaneous_bindings:
+            flags |= RegistrationFlags.S
+        if self.config.broadcast:
+            flags |= RegistrationFlags.B
+        if att.kind is AttachmentKind.COLOCATED:
+            flags |= RegistrationFlags.D
+        enc = self._encapsulation(att)
+        if enc is Encapsulation.MINIMAL:
+            flags |= RegistrationFlags.M
+        elif enc is Encapsulation.GRE:
+            flags |= RegistrationFlags.G
+        if self.reverse_tunnel(att):
+            flags |= RegistrationFlags.T
+        log = Log("mn.register", {"why": why, "care_of_address": att.care_of_address})
+        step = self._send_new(
+            now,
+            att,
+            flags=flags,
+            lifetime=self._lifetime(att),
+            care_of_address=att.care_of_address,
+            deregister=False,
+            registered=registered,
+        )
+        return Step(step.input, step.why, step.after, before=(log,))
+
+    def deregistration(
+        self,
+        att: Attachment,
+        now: float,
+        care_of_address: IPv4Address | None,
+        registered: bool,
+    ) -> Step:
+        """Ask the home agent to drop all bindings (``None``: Care-of Address = home
+        address, RFC 5944 §3.6.1.2) or only ``care_of_address`` (S set, Lifetime 0)."""
+        flags = RegistrationFlags(0)
+        if care_of_address is None:
+            coa = self.config.home_address  # RFC 5944 §3.6.1.2: deregister all bindings
+        else:
+            coa = care_of_address
+            flags |= RegistrationFlags.S  # only this binding
+        return self._send_new(
+            now,
+            att,
+            flags=flags,
+            lifetime=0,
+            care_of_address=coa,
+            deregister=True,
+            registered=registered,
+        )
+
+    def _encapsulation(self, att: Attachment) -> Encapsulation:
+        for enc in self.config.encapsulations:
+            if enc in self.adjust.no_encapsulations:
+                continue
+            if enc is Encapsulation.IPIP:
+                return enc
+            if att.kind is AttachmentKind.COLOCATED:
+                return enc  # the node decapsulates itself
+            flags = att.agent.flags if att.agent is not None else AgentFlags(0)
+            if enc is Encapsulation.MINIMAL and flags & AgentFlags.M:
+                return enc
+            if enc is Encapsulation.GRE and flags & AgentFlags.G:
+                return enc
+        return Encapsulation.IPIP
+
+    def reverse_tunnel(self, att: Attachment) -> bool:
+        offered = att.kind is AttachmentKind.COLOCATED or (
+            att.agent is not None and bool(att.agent.flags & AgentFlags.T)
+        )
+        forced = self.adjust.reverse_tunnel
+        if forced is not None:
+            return forced and offered
+        return self.config.reverse_tunnel is not ReverseTunnel.OFF and offered
+
+    def _lifetime(self, att: Attachment) -> int:
+        lifetime = self.config.lifetime
+        if att.agent is not None and att.agent.registration_lifetime:
+            # RFC 5944 §3.6.1.2: not more than the agent advertises.
+            lifetime = min(lifetime, att.agent.registration_lifetime)
+        if self.adjust.max_lifetime is not None:
+            lifetime = min(lifetime, self.adjust.max_lifetime)
+        return max(lifetime, 1)
+
+    def _send_new(
+        self,
+        now: float,
+        att: Attachment,
+        *,
+        flags: RegistrationFlags,
+        lifetime: int,
+        care_of_address: IPv4Address,
+        deregister: bool,
+        registered: bool,
+    ) -> Step:
+        request = self._build(att, flags, lifetime, care_of_address, now)
+        send = self._send_action(att, request)
+        timeout = self.config.retransmit_initial
+        self.pending = PendingRequest(
+            request=request,
+            send=send,
+            attachment=att,
+            deregister=deregister,
+            first_sent=now,
+            last_sent=now,
+            retransmissions=0,
+            timeout=timeout,
+            next_retry=now + timeout,
+        )
+        self.retry_at = None
+        self.counters.event("requests")
+        log = Log(
+            "mn.request",
+            {
+                "lifetime": lifetime,
+                "care_of_address": care_of_address,
+                "home_agent": self.home_agent,
+                "flags": str(flags),
+                "identification": f"{request.identification:#018x}",
+            },
+        )
+        if att.kind is AttachmentKind.HOME:
+            return Step(MnInput.DEREGISTRATION_SENT, "deregistration sent", (send, log))
+        if registered:
+            return Step(MnInput.RENEWAL_SENT, "re-registration sent", (send, log))
+        return Step(MnInput.REQUEST_SENT, "request sent", (send, log))
+
+    def _build(
+        self,
+        att: Attachment,
+        flags: RegistrationFlags,
+        lifetime: int,
+        care_of_address: IPv4Address,
+        now: float,
+    ) -> RegistrationRequest:
+        identification = self.replay.next_identification(self._unix(now), self.rng.getrandbits(32))
+        req = RegistrationRequest(
+            flags=flags,
+            lifetime=lifetime,
+            home_address=self.config.home_address,
+            home_agent=self.home_agent,
+            care_of_address=care_of_address,
+            identification=identification,
+        )
+        signed = sign(req, MobileHomeAuthExtension, self.sa)  # RFC 5944 §3.6.1.3
+        # Extensions for the foreign agent only follow MN-HA (RFC 5944 §3.6.1.3); it removes
+        # them before relaying.
+        fa_only: list[Extension] = []
+        challenge = att.agent.advertisement.challenge if att.agent is not None else None
+        if challenge:
+            # RFC 4721 §3.2: echo the agent's challenge.
+            fa_only.append(MobileForeignChallengeExtension(challenge))
+        if (
+            att.kind is AttachmentKind.FOREIGN_AGENT
+            and flags & RegistrationFlags.T
+            and self.config.encapsulating_delivery
+            and not self.adjust.direct_delivery
+        ):
+            # RFC 3024 §3.3: ask for the Encapsulating Delivery Style (only with T).
+            fa_only.append(EncapsulatingDeliveryExtension())
+        if fa_only:
+            signed = append_extensions(signed, *fa_only)
+        return signed
+
+    def _unix(self, now: float) -> float:
+        return now + self.clock_offset
+
+    def _send_action(self, att: Attachment, request: RegistrationRequest) -> SendUdp:
+        if att.kind is AttachmentKind.FOREIGN_AGENT:
+            agent = att.agent
+            assert agent is not None
+            # RFC 5944 §3.6.1.1: to the agent's address (the advertisement's source), from
+            # the home address, TTL 1; the agent is reached by its link-layer address.
+            # RFC 3024 §4.1.1: a request with T MUST go out with TTL 255 (the agent checks
+            # it and denies others with 76, "mobile node too distant", §4.2.1): this limits
+            # reverse-tunnel hijacking to nodes on the agent's link.
+            return SendUdp(
+                dst=agent.address,
+                payload=request.raw,
+                sport=self.config.port,
+                src=self.config.home_address,
+                interface=att.interface,
+                link_dst=agent.link_address,
+                ttl=REVERSE_TUNNEL_TTL if request.flags & RegistrationFlags.T else 1,
+            )
+        src = att.care_of_address if att.kind is AttachmentKind.COLOCATED else None
+        return SendUdp(
+            dst=self.home_agent,
+            payload=request.raw,
+            sport=self.config.port,
+            src=src or self.config.home_address,
+            interface=att.interface,
+        )
+
+    # ------------------------------------------------------------------------------------
+    # Timers
+    # ------------------------------------------------------------------------------------
+
+    def retransmit_due(self, now: float, out: list[Action]) -> Step | None:
+        """Retransmit the outstanding request if its timeout passed (RFC 5944 §3.6.3);
+        a :class:`Step` when the attempt is abandoned."""
+        p = self.pending
+        if p is None or now < p.next_retry:
+            return None
+        if p.retransmissions >= self.config.retransmit_limit:
+            out.append(Log("mn.request_timeout", {"retransmissions": p.retransmissions}))
+            self.pending = None
+            if p.deregister and p.attachment.kind is AttachmentKind.HOME:
+                return Step(MnInput.DEREGISTRATION_UNANSWERED, "deregistration unanswered")
+            return Step(MnInput.BACKED_OFF, "no reply to the registration request")
+        p.retransmissions += 1
+        # RFC 5944 §3.6.3: each timeout at least twice the previous, bounded; the bound
+        # SHOULD NOT exceed the requested lifetime.
+        cap = self.config.retransmit_max
+        if p.request.lifetime:
+            cap = min(cap, max(float(p.request.lifetime), self.config.retransmit_initial))
+        p.timeout = min(p.timeout * 2.0, cap)
+        if self.sa.replay is ReplayMethod.TIMESTAMPS:
+            # RFC 5944 §3.6.3: with timestamps a retransmission is a new registration with
+            # a new Identification.
+            req = p.request
+            p.request = self._build(p.attachment, req.flags, req.lifetime, req.care_of_address, now)
+            p.send = self._send_action(p.attachment, p.request)
+        p.last_sent = now
+        p.next_retry = now + p.timeout
+        self.counters.event("retransmissions")
+        out.append(p.send)
+        out.append(
+            Log(
+                "mn.retransmit",
+                {
+                    "n": p.retransmissions,
+                    "next_timeout": p.timeout,
+                    "identification": f"{p.request.identification:#018x}",
+                },
+            )
+        )
+        return None
+
+    def binding_expired(self, now: float, out: list[Action]) -> bool:
+        """Drop the binding when its lifetime ran out; ``True`` if it did."""
+        b = self.binding
+        if b is None or b.expires is None or now < b.expires:
+            return False
+        out.append(Log("mn.binding_expired", {"care_of_address": b.care_of_address}))
+        self.binding = None
+        return True
+
+    def renewal_due(self, now: float) -> bool:
+        """Time to re-register (nothing outstanding, no pause scheduled); consumes it."""
+        b = self.binding
+        if (
+            b is not None
+            and b.renew_at is not None
+            and now >= b.renew_at
+            and self.pending is None
+            and self.retry_at is None
+        ):
+            b.renew_at = None
+            return True
+        return False
+
+    def retry_due(self, now: float) -> bool:
+        """The pause after a denial (or a give-up with ``failed_retry``) is over."""
+        if self.retry_at is not None and now >= self.retry_at:
+            self.retry_at = None
+            return True
+        return False
+
+    def next_deadline(self, renewing: bool) -> list[float]:
+        """The client's deadlines; the renewal time only when ``renewing`` (the node is
+        registered: it re-registers only then, so a binding kept while failed or waiting
+        for a challenge must not make the engine wake up for nothing)."""
+        times: list[float] = []
+        if self.pending is not None:
+            times.append(self.pending.next_retry)
+        if self.retry_at is not None:
+            times.append(self.retry_at)
+        b = self.binding
+        if b is not None:
+            if b.expires is not None:
+                times.append(b.expires)
+            if (
+                renewing
+                and b.renew_at is not None
+                and self.pending is None
+                and self.retry_at is None
+            ):
+                times.append(b.renew_at)
+        return times
+
+    # ------------------------------------------------------------------------------------
+    # Side effects of BACKED_OFF and GAVE_UP (run by the coordinator after the transition)
+    # ------------------------------------------------------------------------------------
+
+    def back_off(self, now: float, why: str, out: list[Action]) -> None:
+        self.pending = None
+        self.adjust.backoffs += 1
+        delay = min(
+            self.config.denial_backoff * 2.0 ** min(self.adjust.backoffs - 1, 32),
+            self.config.denial_backoff_max,
+        )
+        self.retry_at = now + delay
+        out.append(Log("mn.back_off", {"why": why, "retry_in": delay}))
+
+    def give_up(self, now: float, reason: str, out: list[Action]) -> None:
+        self.pending = None
+        self.retry_at = None
+        retry = self.config.failed_retry
+        if retry is not None:
+            # Start afresh later: the operator may have fixed what the peer objected to.
+            self.retry_at = now + retry
+            self.adjust = Corrections()
+        out.append(Log("mn.gave_up", {"reason": reason, "retry_in": retry}))
+
+    # ------------------------------------------------------------------------------------
+    # Replies (RFC 5944 §3.6.2)
+    # ------------------------------------------------------------------------------------
+
+    def _discard(self, out: list[Action], why: str, **fields: object) -> None:
+        # ``why`` is the short reason (the daemon rate-limits discard lines by it); the
+        # specifics go in other fields (``detail``, ``code``...)
+        self.counters.discard("reply")
+        out.append(Log("mn.discard", {"why": why, **fields}))
+
+    def reply(
+        self, ev: UdpReceived, now: float, current: Attachment | None, out: list[Action]
+    ) -> ReplyOutcome | None:
+        """A datagram on the registration port; ``None`` when it is discarded."""
+        try:
+            msg = decode_message(ev.payload)
+        except DecodeError as e:
+            self._discard(out, "malformed", error=str(e))
+            return None
+        if not isinstance(msg, RegistrationReply):
+            self._discard(out, "not a registration reply", type=type(msg).__name__)
+            return None
+        p = self.pending
+        if p is None:
+            self._discard(out, "no outstanding request", code=msg.code)
+            return None
+        if msg.home_address != self.config.home_address:
+            self._discard(out, "home address mismatch", home_address=msg.home_address)
+            return None
+        if not matches_request(p.request.identification, msg.identification):
+            # RFC 5944 §3.6.2.1: the low-order 32 bits must match the request's.
+            self._discard(
+                out,
+                "identification mismatch",
+                expected=f"{low_word(p.request.identification):#010x}",
+                got=f"{low_word(msg.identification):#010x}",
+            )
+            return None
+        reaction = reaction_for(msg.code)
+        has_mn_ha = any(e.ext_type == MN_HA for e in msg.extensions)
+        authenticated = False
+        if reaction.by_foreign_agent and not has_mn_ha:
+            # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
+            pass
+        else:
+            try:
+                verify(msg, MN_HA, self._lookup)
+                authenticated = True
+            except AuthenticationError as e:
+                self._discard(out, "authentication failed", detail=str(e), code=msg.code)
+                return None
+        self.last_reaction = reaction
+        out.append(
+            Log(
+                "mn.reply",
+                {
+                    "code": msg.code,
+                    "lifetime": msg.lifetime,
+                    "reaction": reaction.reaction.value,
+                    "reason": reaction.reason,
+                    "authenticated": authenticated,
+                },
+            )
+        )
+        if authenticated:
+            self.replay.on_reply(
+                p.request.identification, msg.identification, msg.code, self._unix(now)
+            )
+        self.pending = None
+        return self._react(reaction, msg, p, now, current, out, authenticated)
+
+    def _lookup(self, spi: int) -> SecurityAssociation | None:
+        return self.sa if spi == self.sa.spi else None
+
+    def _react(
+        self,
+        r: CodeReaction,
+        msg: RegistrationReply,
+        p: PendingRequest,
+        now: float,
+        current: Attachment | None,
+        out: list[Action],
+        authenticated: bool,
+    ) -> ReplyOutcome:
+        kind = r.reaction
+        if kind is Reaction.REGISTERED:
+            assert authenticated  # FA denials never have code 0/1
+            return self._accepted(msg, p, now, current, out)
+        if kind is Reaction.BACK_OFF:
+            return Step(MnInput.BACKED_OFF, r.reason)
+        if kind is Reaction.GIVE_UP:
+            return Step(MnInput.GAVE_UP, r.reason)
+        if kind is Reaction.OTHER_AGENT:
+            if p.attachment.agent is None:
+                return Step(MnInput.GAVE_UP, r.reason)
+            return RefusedCareOf(p.attachment, r.reason)
+        # Corrective retries.
+        self.adjust.corrections += 1
+        if self.adjust.corrections > self.config.correction_limit:
+            return Step(
+                MnInput.GAVE_UP,
+                f"{r.reason}; still denied after {self.config.correction_limit} corrections",
+            )
+        if kind is Reaction.RESYNC:
+            if not authenticated:
+                return Step(MnInput.GAVE_UP, r.reason)
+            # MobileNodeReplay.on_reply learnt the clock offset / nonce (RFC 5944 §5.7).
+            return self._retry(p, now, "identification resynchronised")
+        if kind is Reaction.RETRY_LIFETIME:
+            if msg.lifetime == 0 or p.deregister:
+                return Step(MnInput.GAVE_UP, r.reason)
+            self.adjust.max_lifetime = msg.lifetime
+            return self._retry(p, now, f"lifetime lowered to {msg.lifetime}")
+        if kind is Reaction.RETRY_HOME_AGENT:
+            ha = msg.home_agent
+            if (
+                not authenticated
+                or ha == self.home_agent
+                or ha.is_unspecified
+                or ha == self.config.home_network.broadcast_address
+            ):
+                return Step(MnInput.GAVE_UP, r.reason)
+            out.append(Log("mn.home_agent", {"home_agent": ha, "was": self.home_agent}))
+            self.home_agent = ha  # RFC 5944 §3.6.1.2 dynamic home agent discovery
+            return self._retry(p, now, "home agent discovered")
+        if kind is Reaction.RETRY_IPIP:
+            used = encapsulation_of(p.request.flags)
+            if used is Encapsulation.IPIP:
+                return Step(MnInput.GAVE_UP, r.reason)
+            self.adjust.no_encapsulations.add(used)
+            return self._retry(p, now, "fall back to IP-in-IP")
+        if kind is Reaction.RETRY_WITHOUT_T:
+            if self.config.reverse_tunnel is ReverseTunnel.REQUIRE or not (
+                p.request.flags & RegistrationFlags.T
+            ):
+                return Step(MnInput.GAVE_UP, r.reason)
+            self.adjust.reverse_tunnel = False
+            return self._retry(p, now, "without reverse tunnelling")
+        if kind is Reaction.RETRY_WITH_T:
+            self.adjust.reverse_tunnel = True
+            if p.request.flags & RegistrationFlags.T or not self.reverse_tunnel(p.attachment):
+                # RFC 3024 §5.1: T only if the agent advertises it.
+                return Step(
+                    MnInput.GAVE_UP, f"{r.reason}; the agent does not offer reverse tunnelling"
+                )
+            return self._retry(p, now, "with reverse tunnelling")
+        if kind is Reaction.RETRY_DIRECT_DELIVERY:
+            if self.adjust.direct_delivery or not any(
+                e.ext_type == EncapsulatingDeliveryExtension.TYPE for e in p.request.extensions
+            ):
+                return Step(MnInput.GAVE_UP, r.reason)
+            self.adjust.direct_delivery = True
+            return self._retry(p, now, "direct delivery style")
+        if kind is Reaction.NEW_CHALLENGE:
+            if p.attachment.kind is not AttachmentKind.FOREIGN_AGENT:
+                return Step(MnInput.GAVE_UP, r.reason)
+            self.await_challenge = True
+            return AwaitChallenge(p.attachment.interface, r.reason)
+        return Step(MnInput.GAVE_UP, r.reason)  # pragma: no cover - no other reaction
+
+    def _retry(self, p: PendingRequest, now: float, why: str) -> ReplyOutcome:
+        if p.deregister:
+            req = p.request
+            return self._send_new(
+                now,
+                p.attachment,
+                flags=req.flags,
+                lifetime=0,
+                care_of_address=req.care_of_address,
+                deregister=True,
+                registered=self.registered_at(p.attachment),
+            )
+        return Retry(why)
+
+    def _accepted(
+        self,
+        msg: RegistrationReply,
+        p: PendingRequest,
+        now: float,
+        current: Attachment | None,
+        out: list[Action],
+    ) -> ReplyOutcome:
+        att = p.attachment
+        self.last_registration = RegistrationRecord(
+            now, p.request.care_of_address, now - p.last_sent, p.retransmissions, p.deregister
+        )
+        if p.deregister:
+            out.append(Log("mn.deregistered", {"code": msg.code}))
+            if self.binding is not None and (
+                p.request.care_of_address == self.config.home_address
+                or p.request.care_of_address == self.binding.care_of_address
+            ):
+                self.binding = None
+            self.adjust = Corrections()
+            if att.kind is AttachmentKind.HOME:
+                return Step(MnInput.DEREGISTERED_AT_HOME, "deregistered")
+            if self.binding is not None:
+                return Step(MnInput.DEREGISTERED_KEEPING, "other binding deregistered")
+            return Step(MnInput.DEREGISTERED_AWAY, "deregistered while away")
+        if current is None or current.care_of_address != att.care_of_address:
+            # (cannot happen: a new attachment replaces the outstanding request) -- register
+            # where the node is now rather than believe an acceptance for elsewhere
+            out.append(Log("mn.stale_acceptance", {"care_of_address": att.care_of_address}))
+            return Retry("acceptance for a previous care-of address")
+        requested = p.request.lifetime
+        granted = min(msg.lifetime, requested)  # RFC 5944 §3.6.2.2: never more than asked
+        if granted == 0:
+            return Step(MnInput.BACKED_OFF, "accepted with lifetime 0")
+        # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2): with
+        # timestamps only the last transmission can be answered; with nonces any of the
+        # identical transmissions may have been, so count from the first (conservative).
+        start = p.last_sent if self.sa.replay is ReplayMethod.TIMESTAMPS else p.first_sent
+        if granted >= INFINITE_LIFETIME:
+            expires = renew = None
+        else:
+            expires = start + granted
+            renew = start + granted * self.config.renew_fraction
+        flags = p.request.flags
+        self.binding = Binding(
+            care_of_address=att.care_of_address,
+            attachment=att,
+            granted=granted,
+            registered_at=now,
+            expires=expires,
+            renew_at=renew,
+            encapsulation=encapsulation_of(flags),
+            reverse_tunnel=bool(flags & RegistrationFlags.T),
+        )
+        self.adjust.corrections = 0
+        self.adjust.backoffs = 0
+        after: list[Action] = [
+            Log(
+                "mn.registered",
+                {
+                    "care_of_address": att.care_of_address,
+                    "granted": granted,
+                    "requested": requested,
+                    "code": msg.code,
+                },
+            )
+        ]
+        # Tell the I/O layer only when what it must set up changes: a renewal with the same
+        # agent (whose Agent record is refreshed by every advertisement) must not make it
+        # tear down and rebuild the node's routes, which would drop path-MTU state and
+        # leave a moment without a default route.
+        use = self._use_action(att, flags)
+        if self.announced != use:
+            self.announced = use
+            after.append(use)
+        return Step(MnInput.ACCEPTED, "registration accepted", tuple(after))
+
+    def _use_action(self, att: Attachment, flags: RegistrationFlags) -> Action:
+        if att.kind is AttachmentKind.FOREIGN_AGENT:
+            agent = att.agent
+            assert agent is not None
+            return UseForeignAgent(
+                att.interface,
+                agent.address,
+                agent.link_address,
+                self.config.home_address,
+                home_agent=self.home_agent if flags & RegistrationFlags.B else None,
+            )
+        return UseColocatedAddress(
+            att.interface,
+            att.care_of_address,
+            self.home_agent,
+            self.config.home_address,
+            encapsulation_of(flags),
+            bool(flags & RegistrationFlags.T),
+        )
+
+
+__all__ = [
+    "AwaitChallenge",
+    "Binding",
+    "Corrections",
+    "PendingRequest",
+    "RefusedCareOf",
+    "RegistrationClient",
+    "RegistrationRecord",
+    "ReplyOutcome",
+    "Retry",
+    "Step",
+    "encapsulation_of",
+]

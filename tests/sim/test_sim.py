@@ -33,6 +33,8 @@ def test_small_run_invariants_hold(small: Simulator) -> None:
     # cells in the last instants (a handoff takes a few tens of milliseconds here)
     assert r.registered_at_end + r.in_handoff_at_end == SMALL.nodes
     assert r.in_handoff_at_end <= 2 and r.oldest_handoff_at_end < 1.0
+    # each node's view agrees with its home agent's binding
+    assert r.disagreements_at_end == 0
     # and every node's binding is held (a handoff in progress keeps the old one)
     assert r.bindings_over_time[-1][1] == SMALL.nodes
     assert small.bindings() == SMALL.nodes

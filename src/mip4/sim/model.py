@@ -529,6 +529,27 @@ class Simulator:
 
     # -- invariants ----------------------------------------------------------------------
 
+    def disagreements(self) -> int:
+        """Nodes that believe they are registered (an unexpired binding for their current
+        care-of address) while their home agent holds no binding for that care-of address
+        and has not rebooted since: a figure, not an invariant (a node that returns to
+        the cell of its previous registration before its new request was answered
+        believes in the old binding)."""
+        n, m, now = self.n, self.m, self.now
+        count = 0
+        for i in range(n):
+            mn = self.engines[i]
+            exp = mn.binding_expires
+            if not mn.registered or exp is None or exp <= now or self.acc_exp[i] < 0:
+                continue
+            ha = self.engines[n + m + i % self.k]
+            hoa = IPv4Address(links.home_address(i, self.k))
+            if not any(
+                b.care_of_address == mn.care_of_address for b in ha.bindings.bindings_of(hoa)
+            ):
+                count += 1
+        return count
+
     def check_invariants(self) -> list[str]:
         """The engines' property-test invariants, over the whole population at the end."""
         bad: list[str] = []

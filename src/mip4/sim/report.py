@@ -46,6 +46,9 @@ class Report:
     registered_at_end: int = 0
     #: nodes whose last cell change has no accepted registration yet, and the oldest age
     in_handoff_at_end: int = 0
+    #: nodes registered (in their own view) for a care-of address their home agent does
+    #: not hold a binding for (see ``Simulator.disagreements``)
+    disagreements_at_end: int = 0
     oldest_handoff_at_end: float = 0.0
     actions: dict[str, int] = field(default_factory=dict)
     logs: dict[str, int] = field(default_factory=dict)
@@ -88,6 +91,7 @@ class Report:
         self.registered_at_end = sum(1 for i in range(sim.n) if sim.engines[i].registered)
         open_since = [t for t in sim.attach_times() if t >= 0]
         self.in_handoff_at_end = len(open_since)
+        self.disagreements_at_end = sim.disagreements()
         self.oldest_handoff_at_end = sim.now - min(open_since, default=sim.now)
         self.actions = dict(sorted(sim.actions.items()))
         self.logs = dict(sorted(sim.logs.items()))
@@ -144,7 +148,8 @@ class Report:
              f"{max(self.home_agent_accepts_per_second, default=0)}/s peak)"),
             ("registered at the end", f"{self.registered_at_end} of {s['nodes']} "
              f"({self.in_handoff_at_end} in handoff, oldest "
-             f"{self.oldest_handoff_at_end:.1f} s)"),
+             f"{self.oldest_handoff_at_end:.1f} s; {self.disagreements_at_end} disagree "
+             "with their home agent)"),
             ("reply codes at the nodes",
              ", ".join(f"{c}: {v}" for c, v in self.reply_codes.items()) or "-"),
             ("handoffs", str(self.handoffs)),

@@ -164,10 +164,12 @@ def test_cli_writes_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture
     out = tmp_path / "r.json"
     status = main(
         ["sim", "--nodes", "30", "--fas", "4", "--has", "1", "--duration", "120",
-         "--json", str(out)]
+         "--json", str(out), "--progress", "--sample-interval", "60"]
     )  # fmt: skip
     assert status == 0
-    assert "invariants" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "invariants" in captured.out
+    assert captured.err.count("bindings") == 3  # samples at 0, 60 and 120 s
     data = json.loads(out.read_text())
     assert data["scenario"]["nodes"] == 30
     assert data["invariant_violations"] == []

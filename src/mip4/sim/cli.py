@@ -77,6 +77,9 @@ def register(subparsers: Any) -> None:
         )
     p.add_argument("--json", type=Path, help="write the report as JSON here")
     p.add_argument("--plot", type=Path, help="write a PNG plot here (needs matplotlib)")
+    p.add_argument(
+        "--progress", action="store_true", help="print a line per sample to stderr while running"
+    )
     p.add_argument("--profile", type=Path, help="run under cProfile; write the stats here")
     p.set_defaults(func=run)
 
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as e:
         print(e, file=sys.stderr)
         return 2
-    sim = Simulator(scenario)
+    sim = Simulator(scenario, progress=sys.stderr if args.progress else None)
     if args.profile:
         profiler = cProfile.Profile()
         report = profiler.runcall(sim.run)

@@ -50,7 +50,7 @@ import time
 from array import array
 from collections import Counter
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, TextIO
 
 from mip4.core.actions import (
     InstallBinding,
@@ -91,8 +91,11 @@ class Simulator:
     """Build the engines of ``scenario``; :meth:`run` plays it and returns a
     :class:`~mip4.sim.report.Report`."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, *, progress: TextIO | None = None) -> None:
+        """``progress``: a stream that gets one line per binding-table sample (simulated
+        time, wall time, events, bindings, peak RSS) while running."""
         self.s = s = scenario
+        self.progress = progress
         n, m, k = s.nodes, s.foreign_agents, s.home_agents
         self.n, self.m, self.k = n, m, k
         self.width, self.height = s.grid
@@ -186,6 +189,7 @@ class Simulator:
         #: garbage collections during the run: count, total seconds, longest pause
         self.gc_pauses = [0.0, 0.0, 0.0]
         self._gc_t0 = 0.0
+        self._wall0 = 0.0
         self.events = 0
 
     # -- engines -------------------------------------------------------------------------
@@ -445,6 +449,18 @@ class Simulator:
         gc.collect()
         gc.freeze()
 
+    def _progress(self, events: int) -> None:
+        assert self.progress is not None
+        wall = time.perf_counter() - self._wall0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t, bindings, visitors = self.samples[-1]
+        print(
+            f"sim {t:8.0f} s  wall {wall:8.1f} s  events {events:>11,}  "
+            f"bindings {bindings:>9,}  visitors {visitors:>9,}  peak RSS {rss:,.0f} MiB",
+            file=self.progress,
+            flush=True,
+        )
+
     def _gc_callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_t0 = time.perf_counter()
@@ -460,7 +476,7 @@ class Simulator:
         self.setup()
         setup_wall = time.perf_counter() - wall0
         self.rss_after_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        wall1 = time.perf_counter()
+        wall1 = self._wall0 = time.perf_counter()
         gc.callbacks.append(self._gc_callback)
         threshold = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLD)
@@ -523,6 +539,8 @@ class Simulator:
             elif kind == SAMPLE:
                 self.samples.append((t, self.bindings(), self.visitors()))
                 gc.freeze()  # what survived so far (bindings, visitors) is not rescanned
+                if self.progress is not None:
+                    self._progress(events)
             events += 1
         self.now = end
         self.events = events

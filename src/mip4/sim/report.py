@@ -62,7 +62,8 @@ class Report:
     cpu_seconds: float = 0.0
     events_per_wall_second: float = 0.0
     peak_rss_bytes: int = 0
-    #: role -> {calls, seconds, us_per_call, us_per_registration}
+    #: role -> {calls, seconds, us_per_call, us_per_registration}: CPU time of this
+    #: process inside the engines' calls (``time.process_time``)
     engine_cost: dict[str, dict[str, float]] = field(default_factory=dict)
     #: "role: input" -> {calls, us_per_call, us_per_registration}
     engine_cost_by_input: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -162,7 +163,8 @@ class Report:
             ("invariants", "all hold" if not self.invariant_violations
              else f"{len(self.invariant_violations)} VIOLATED"),
             ("events", f"{self.events} in {self.wall_seconds:.1f} s wall "
-             f"({self.events_per_wall_second:,.0f}/s; setup {self.setup_seconds:.1f} s)"),
+             f"({self.events_per_wall_second:,.0f}/s; setup {self.setup_seconds:.1f} s; "
+             f"{self.cpu_seconds:.1f} s CPU)"),
             ("peak RSS", f"{self.peak_rss_bytes / 2**20:,.0f} MiB "
              f"({self.rss_after_setup_bytes / 2**20:,.0f} MiB after setup)"),
             ("garbage collection", f"{self.gc_collections} runs, {self.gc_seconds:.2f} s, "
@@ -171,7 +173,7 @@ class Report:
         for role, c in self.engine_cost.items():
             rows.append(
                 (
-                    f"engine: {role}",
+                    f"engine CPU: {role}",
                     f"{c['us_per_call']:.1f} us/call, "
                     f"{c['us_per_registration']:.1f} us/registration ({c['seconds']:.1f} s)",
                 )

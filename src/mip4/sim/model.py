@@ -476,6 +476,9 @@ class Simulator:
             self._gc_t0 = time.perf_counter()
             return
         pause = time.perf_counter() - self._gc_t0
+        # what survived one collection is engine state (bindings, visitors, agents): keep
+        # it out of every later one, so that each object is scanned once
+        gc.freeze()
         self.gc_pauses[0] += 1
         self.gc_pauses[1] += pause
         self.gc_pauses[2] = max(self.gc_pauses[2], pause)

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mip4.core.actions import (
@@ -494,6 +494,26 @@ class _C:
     FA_MN_AUTH = ReplyCode.FA_MN_FAILED_AUTH
 
 
+def test_76_reverse_tunnel_request_must_arrive_with_ttl_255() -> None:
+    """RFC 3024 §4.2.1: a request with T that did not arrive with IP TTL 255 (sent from
+    beyond the link, or by a node sending TTL 1) is denied with 76; TTL does not matter
+    without T, nor for a deregistration."""
+    for ttl in (1, 64, 254):
+        ev = from_mn(request(lifetime=300, flags=F.T), ttl=ttl)
+        fa = make_fa()
+        actions = fa.handle(ev, 0.0)
+        _, rep = to_mn(actions)
+        assert (rep.code, rep.lifetime) == (ReplyCode.FA_MN_TOO_DISTANT, 300)
+        assert fa.counters.denied[ReplyCode.FA_MN_TOO_DISTANT] == 1 and len(fa.pending) == 0
+    fa = make_fa()
+    assert of(fa.handle(from_mn(request(flags=F.T), ttl=255), 0.0), SendUdp)[0].dst == HA
+    fa = make_fa()
+    assert of(fa.handle(from_mn(request(), ttl=1), 0.0), SendUdp)[0].dst == HA
+    fa = make_fa()
+    dereg = from_mn(request(lifetime=0, flags=F.T), ttl=1)
+    assert of(fa.handle(dereg, 0.0), SendUdp)[0].dst == HA
+
+
 def test_69_lifetime_too_long_carries_maximum() -> None:
     rep = denied(make_fa(max_lifetime=900), request(lifetime=1000), ReplyCode.FA_LIFETIME_TOO_LONG)
     assert rep.lifetime == 900
@@ -712,6 +732,7 @@ _MESSAGES = [
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@example(steps=[(2, 0.0, [(1, 0x20)]), (7, 0.0, [])])  # a request edited to D, accepted
 @given(
     st.lists(
         st.tuples(
@@ -752,7 +773,9 @@ def test_random_event_sequences_never_raise(
             elif isinstance(a, RemoveVisitor):
                 assert a.home_address in installed
                 installed.discard(a.home_address)
-        assert installed == {v.home_address for v in fa.visitors}
+        # Delivery is installed for every visitor but a co-located one (D: the node
+        # decapsulates itself; the agent keeps its entry and delivers nothing).
+        assert installed == {v.home_address for v in fa.visitors if not v.colocated}
         _assert_sane(fa)
         deadline = fa.next_deadline()
         assert deadline is None or deadline >= 0

@@ -225,3 +225,21 @@ def test_home_agent_address_must_be_on_an_interface() -> None:
 def test_interface_addresses_reads_this_namespace() -> None:
     found = interface_addresses()
     assert any(IPv4Address("127.0.0.1") == a.ip for addrs in found.values() for a in addrs)
+
+
+def test_daemon_refuses_a_home_agent_address_on_no_interface(tmp_path: Path) -> None:
+    """``mip4 ha`` with a home agent address this namespace does not have: one line naming
+    the file and key, exit 2, before anything is set up (issue 9 item 8)."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "ha.toml"
+    example = Path(__file__).parents[2] / "examples" / "ha.toml"
+    cfg.write_text(example.read_text().replace("10.1.0.2", "10.1.0.77"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mip4.cli", "ha", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{cfg}: home_agent.address: 10.1.0.77" in lines[0], lines

@@ -13,6 +13,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from mip4.core.actions import Action, Log, SendUdp
+from mip4.core.counters import Counters
 from mip4.core.events import Event, IcmpReceived, UdpReceived
 from mip4.io.driver import EngineDriver
 from mip4.io.executor import LinuxExecutor
@@ -46,6 +47,10 @@ class EchoEngine:
     def next_deadline(self) -> float | None:
         return self.deadline
 
+    @property
+    def counters(self) -> Counters:
+        return Counters()
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -72,6 +77,10 @@ class FixedEngine:
 
     def next_deadline(self) -> float | None:
         return self.deadlines[0] if self.deadlines else None
+
+    @property
+    def counters(self) -> Counters:
+        return Counters()
 
 
 def test_driver_arms_one_timer_at_the_deadline_and_survives_failing_actions() -> None:

@@ -182,3 +182,19 @@ def test_destination_unreachable_quotes_the_datagram(pair: Pair) -> None:
     finally:
         errs.close()
         tx.close()
+
+
+def test_udp_without_control_messages_has_ttl_zero_not_a_default() -> None:
+    """A socket that was not asked for IP_TTL (not opened by open_udp_control): the TTL is
+    unknown and reads 0, which fails the RFC 3024 §4.2.1 check for T requests (TTL 255)
+    instead of passing it as the old default of 64 did."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        tx.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+        tx.sendto(b"x", rx.getsockname())
+        got = _drain_udp(rx, 1, ifname_of=lambda index: "lo")
+        assert [(g.payload, g.ttl) for g in got] == [(b"x", 0)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mip4.core.actions import Action, ProxyArp
+from mip4.core.counters import Counters
 from mip4.core.events import Event, LinkUp
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.io.netns import Netns, entered
@@ -49,6 +50,10 @@ class Once:
 
     def next_deadline(self) -> float | None:
         return None
+
+    @property
+    def counters(self) -> Counters:
+        return Counters()
 
 
 def test_open_run_close(make_netns: Callable[[str], Netns], prefix: str) -> None:

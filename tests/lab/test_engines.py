@@ -15,10 +15,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from mip4.core.engine import Engine
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MnState, MobileNode, ReverseTunnel
-from mip4.io.loop import Engine
 from mip4.io.netns import Netns, entered
 from mip4.io.runtime import NodeIO
 from mip4.lab.backend import Settings

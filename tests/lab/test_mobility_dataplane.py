@@ -24,8 +24,8 @@ from mip4.core.actions import (
     UseColocatedAddress,
     UseForeignAgent,
 )
+from mip4.io.executor import LinuxExecutor
 from mip4.io.forwarder import Forwarder
-from mip4.io.loop import LinuxExecutor
 from mip4.io.netns import Netns
 from mip4.io.tun import Tun
 from mip4.lab.build import Lab

@@ -24,7 +24,8 @@ The checks, in order:
 * ``check_lifetime`` 69 -- longer than ``max_lifetime``; the reply's Lifetime is the maximum
   (RFC 5944 §3.7.2.3);
 * ``check_encapsulation`` 72 -- M or G that this agent cannot decapsulate;
-* ``check_reverse_tunnel`` 74 / 75 / 79 (RFC 3024 §3.2, §3.3);
+* ``check_reverse_tunnel`` 74 / 76 / 75 / 79 (RFC 3024 §3.2, §3.3, §4.2.1): 76 when a
+  request with T did not arrive with IP TTL 255;
 * ``check_resources`` 66 -- visitor list or pending list full.
 
 Capability and resource checks are skipped for a deregistration (lifetime 0): RFC 5944 §3.7
@@ -212,6 +213,13 @@ def check_reverse_tunnel(ctx: FaRequest) -> None:
     if t and not cfg.reverse_tunnel:
         raise RegistrationDenied(
             ReplyCode.FA_REVERSE_TUNNEL_UNAVAILABLE, "reverse tunnelling not supported"
+        )
+    if t and ctx.event.ttl != 255:
+        # RFC 3024 §4.2.1: a request with T MUST arrive with IP TTL 255 -- sent by a mobile
+        # node on this link, not forged from afar to hijack a reverse tunnel; otherwise the
+        # foreign agent MUST deny it with 76 ("mobile node too distant").
+        raise RegistrationDenied(
+            ReplyCode.FA_MN_TOO_DISTANT, f"T set and IP TTL {ctx.event.ttl}, not 255"
         )
     if not t and cfg.reverse_tunnel_required:
         raise RegistrationDenied(

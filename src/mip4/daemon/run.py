@@ -68,6 +68,7 @@ from .config import (
     load_config,
 )
 from .control import ControlError, ControlServer, socket_alive
+from .validate import check_local_addresses
 
 Engine = HomeAgent | ForeignAgent | MobileNode
 
@@ -471,8 +472,19 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
         print(f"mip4 {role}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if check_only:
+        for w in cfg.warnings:
+            print(f"mip4 {role}: warning: {w}", file=sys.stderr)
         print(f"{config_path}: ok ({role}, control socket {cfg.control_socket(os.getpid())})")
         return EXIT_OK
+    # Not under --check, which may run outside the daemon's namespace: the agent's own
+    # addresses must be on an interface here (a home agent address on none cannot work).
+    try:
+        warnings = [*cfg.warnings, *check_local_addresses(cfg)]
+    except ConfigError as e:
+        print(f"mip4 {role}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     d = cfg.daemon
     logs.setup(d.log_format, d.log_level, role, d.name or str(os.getpid()))
+    for w in warnings:
+        logs.event("daemon.config_warning", logging.WARNING, warning=w)
     return serve(cfg)

@@ -14,7 +14,7 @@ but cannot work, is checked here, after the file is parsed and before any engine
   table of size 0, ...) and returns warning lines for what is legal but odd (a short key).
 * :func:`check_local_addresses` is the one check that needs the running namespace: the
   agents' own addresses must be configured on an interface. It takes the addresses as an
-  argument (:func:`interface_addresses` reads them with pyroute2) so that it is tested
+  argument (:func:`interface_addresses` reads them through mip4.io.netns) so that it is tested
   without a namespace.
 
 Keys shorter than 128 bits are accepted with a warning: RFC 5944 §5.1 makes HMAC-MD5 with
@@ -262,18 +262,15 @@ def _check_mobile_node(mn: MobileNodeConfig, source: str) -> None:
 
 
 def interface_addresses() -> dict[str, list[IPv4Interface]]:
-    """The IPv4 addresses of the current network namespace, by interface name."""
-    from pyroute2 import IPRoute  # the I/O side only; imported when a daemon starts
+    """The IPv4 addresses of the current network namespace, by interface name (through
+    the one netlink facade, :class:`mip4.io.netns.Netns`)."""
+    from mip4.io.netns import Netns  # the I/O side only; imported when a daemon starts
 
-    out: dict[str, list[IPv4Interface]] = {}
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        for msg in ipr.get_addr(family=2):
-            name = names.get(msg["index"], str(msg["index"]))
-            addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            if addr:
-                out.setdefault(name, []).append(IPv4Interface(f"{addr}/{msg['prefixlen']}"))
-    return out
+    ns = Netns(None)
+    try:
+        return {name: addrs for name in ns.link_names() if (addrs := ns.addresses(name))}
+    finally:
+        ns.close()
 
 
 def check_local_addresses(

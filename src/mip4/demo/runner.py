@@ -318,6 +318,7 @@ class ProbePair:
                 "--port",
                 str(port),
                 "--echo",
+                "--realtime",
                 "--duration",
                 str(duration + 30),
             ],
@@ -326,7 +327,7 @@ class ProbePair:
             listening = receiver.wait_event("listening", timeout=10)
             target = send_port or int(listening["port"])
             args = ["send", "--to", address, "--port", str(target), "--interval", str(interval),
-                    "--duration", str(duration)]  # fmt: skip
+                    "--duration", str(duration), "--realtime"]  # fmt: skip
             if bind:
                 args += ["--bind", bind]
             sender = InstrumentProcess(popen, sender_node, "probe", args)

@@ -15,7 +15,6 @@
 :mod:`mip4.io.executor`     LinuxExecutor: the kernel recipe for every action
 :mod:`mip4.io.undo`         typed records of every kernel object made, one undo stack per
                             owner (daemon, binding, visitor, attachment), the crash journal
-:mod:`mip4.io.loop`         import aliases for the two above (to be deleted)
 :mod:`mip4.io.runtime`      NodeIO: one node's I/O assembled for a daemon
 :mod:`mip4.io.radius`       the RADIUS client on asyncio (AAA)
 :mod:`mip4.io.bpf`          the tc-BPF tunnel data plane, controlled from Python

@@ -36,20 +36,7 @@ from mip4.core.events import Event
 log = logging.getLogger("mip4")
 
 
-__all__ = ["Driven", "Engine", "EngineDriver", "Executor"]
-
-
-class Driven(Protocol):
-    """The three calls :class:`EngineDriver` makes: the part of
-    :class:`mip4.core.engine.Engine` it needs. (Typed apart only while the mobile node's
-    ``counters`` is not yet the shared :class:`~mip4.core.counters.Counters`; then the
-    driver takes an :class:`~mip4.core.engine.Engine`.)"""
-
-    def handle(self, event: Event, now: float) -> list[Action]: ...
-
-    def handle_timer(self, now: float) -> list[Action]: ...
-
-    def next_deadline(self) -> float | None: ...
+__all__ = ["Engine", "EngineDriver", "Executor"]
 
 
 class Executor(Protocol):
@@ -61,7 +48,7 @@ class EngineDriver:
 
     def __init__(
         self,
-        engine: Driven,
+        engine: Engine,
         executor: Executor,
         *,
         loop: asyncio.AbstractEventLoop | None = None,

@@ -383,7 +383,10 @@ def recv_udp(
             data, anc, _flags, addr = sock.recvmsg(65535, cmsg_space)
         except BlockingIOError:
             break
-        ifindex, dst, ttl = 0, b"\0\0\0\0", 64
+        # Without the control messages (a socket not opened by open_udp_control) the TTL is
+        # unknown: 0, which fails the RFC 3024 §4.2.1 check (T requests must arrive with
+        # 255) rather than passing it as a default of 64 would.
+        ifindex, dst, ttl = 0, b"\0\0\0\0", 0
         for level, kind, cdata in anc:
             if level != socket.IPPROTO_IP:
                 continue

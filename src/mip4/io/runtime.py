@@ -37,7 +37,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from mip4.core.events import Event, LinkUp
 
-from .driver import Driven, EngineDriver
+from .driver import Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .linkmon import LinkMonitor
@@ -200,7 +200,7 @@ class NodeIO:
             mon = self.linkmon
             driver.add_reader(mon.sock, lambda: list(mon.events()))
 
-    async def run(self, engine: Driven, stop: asyncio.Event) -> EngineDriver:
+    async def run(self, engine: Engine, stop: asyncio.Event) -> EngineDriver:
         """Drive ``engine`` until ``stop`` is set: a daemon's main loop. Feeds the links
         that are up at start; the driver (with its counters) is returned."""
         driver = EngineDriver(engine, self.executor, loop=asyncio.get_running_loop())

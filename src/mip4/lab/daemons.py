@@ -205,8 +205,8 @@ class DaemonBackend:
 
 def _event_name(event: object) -> str:
     """A log event's name in one spelling: ``mn.link_up`` (the ``role.snake_case`` scheme)
-    and ``mn-link-up`` (the mobile node's older names) both read ``mn-link-up``."""
-    return str(event).replace(".", "-", 1).replace("_", "-")
+    and ``mn-link-up`` (the mobile node's older names) both read ``mn.link_up``."""
+    return str(event).replace("-", ".", 1).replace("-", "_")
 
 
 def _parse_ts(ts: str) -> float | None:

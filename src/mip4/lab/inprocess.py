@@ -17,7 +17,7 @@ from mip4.core.events import Event, LinkUp
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MnState, MobileNode
-from mip4.io.loop import EngineDriver
+from mip4.io.driver import EngineDriver
 from mip4.io.runtime import NodeIO
 
 from .backend import AGENTS, HaBinding, HaStatus, MnStatus, Registration, Settings

@@ -284,7 +284,10 @@ def profile(op: str, calls: int, top: int = 15) -> str:
 
 #: Other modules that add ``mip4 bench`` subcommands with ``register(subparsers)``; each is
 #: added when it is installed (a benchmark that needs the lab may ship separately).
-BENCH_MODULES: tuple[str, ...] = ("mip4.tools.bench_forwarding",)
+BENCH_MODULES: tuple[str, ...] = (
+    "mip4.tools.bench_forwarding",
+    "mip4.tools.bench_registrations",
+)
 
 
 def register(subparsers: Any) -> None:

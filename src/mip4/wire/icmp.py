@@ -45,6 +45,7 @@ from .addr import ipv4_from_int
 from .errors import DecodeError, EncodeError, UnknownExtensionError
 from .extensions import Extension, RawExtension
 from .ip import internet_checksum
+from .packets import icmp_with_checksum
 
 ADVERTISEMENT_SPACE = "agent advertisement"
 
@@ -272,13 +273,6 @@ class RouterAddress:
 NOT_DEFAULT_PREFERENCE = -0x80000000
 
 
-def _set_checksum(msg: bytearray) -> bytes:
-    csum = internet_checksum(msg)
-    msg[2] = csum >> 8
-    msg[3] = csum & 0xFF
-    return bytes(msg)
-
-
 def _check_checksum(data: bytes, what: str) -> None:
     if internet_checksum(data) != 0:
         b = bytearray(data)
@@ -338,7 +332,7 @@ class AgentAdvertisement:
         except struct.error as e:
             raise EncodeError(f"agent advertisement: {e}") from None
         parts.extend(e.encode() for e in self.extensions)
-        return _set_checksum(bytearray(b"".join(parts)))
+        return icmp_with_checksum(b"".join(parts))
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -417,7 +411,7 @@ class AgentSolicitation:
         return cls()
 
 
-_SOLICITATION = _set_checksum(bytearray(b"\x0a\0\0\0\0\0\0\0"))
+_SOLICITATION = icmp_with_checksum(b"\x0a\0\0\0\0\0\0\0")
 
 ICMP_MESSAGES: dict[int, type[AgentAdvertisement] | type[AgentSolicitation]] = {
     9: AgentAdvertisement,

@@ -3,7 +3,7 @@ that go with them, gratuitous ARP and the ICMP Destination Unreachable quote.
 
 Theory of operation
 -------------------
-One implementation of each: the I/O shell (:mod:`mip4.io.rawsock`, :mod:`mip4.io.loop`)
+One implementation of each: the I/O shell (:mod:`mip4.io.rawsock`, :mod:`mip4.io.executor`)
 sends what these functions build, the capture writer (:mod:`mip4.tools.pcap`) and the
 benchmarks write or time them, and the data plane fills its checksums with them. Nothing here
 does I/O.

@@ -1,0 +1,61 @@
+"""``mip4 bench registrations``: how many registrations a real ``mip4 ha`` serves.
+
+What is measured
+----------------
+A compiled load generator (``loadgen.c``: sendmmsg/recvmmsg, ``--window`` requests
+outstanding, HMAC-MD5-signed Registration Requests with the MN-HA authentication extension
+and timestamp Identifications, one security association per simulated node) in namespace
+``<prefix>g`` drives a real ``mip4 ha --config FILE`` in namespace ``<prefix>h`` over one
+veth pair; the generator's address is every node's co-located care-of address. The home
+agent's configuration is generated with one ``[[security_associations]]`` table per node
+(:mod:`.nodes`); the generator derives the same keys from the same seed.
+
+In one run, alternating, ``--rounds`` times, best kept:
+
+* **echo**: the same 46-byte datagrams to a plain asyncio UDP echo server in the home
+  agent's namespace (the baseline: what Python's event loop does with no work per datagram);
+* **first**: each of ``--nodes`` nodes registers once with no binding at the home agent;
+* **renew**: the nodes re-register again and again while bound;
+* **fa_renew** (unless ``--no-fa``): the same renewals relayed by a real ``mip4 fa`` in a
+  third namespace ``<prefix>f`` (the generator on its visited link, the FA's address as
+  care-of address, D flag clear), after one unmeasured pass that moves every node there.
+
+After each round the nodes deregister (lifetime 0, not measured), directly and through the
+foreign agent. The whole sequence runs
+once per ``--sas`` count (one home agent start each, its startup time reported: loading many
+SAs from TOML is slow). Per measurement: accepted replies per second (code 0 or 1, as the
+generator counts them), the ratio to the echo rate, and the server's CPU time per accepted
+reply (``/proc/<pid>/stat``; for relayed requests the foreign agent's too).
+
+Every generator loop is bounded by ``--duration`` and ``--max`` requests; traffic stays in
+the two namespaces; the daemon and the echo server are stopped by process id and the
+namespaces deleted on success, failure, Ctrl-C and SIGTERM. The generator is compiled from
+source with ``cc`` on first use into ``~/.cache/mip4/bench-registrations/`` (:mod:`.build`).
+
+Layout: :mod:`.nodes` (keys, SPIs, home addresses, the HA configuration), :mod:`.build`
+(compiling the generator), :mod:`.echo` (the baseline server), :mod:`.run` (orchestration,
+command line), :mod:`.report` (the table).
+"""
+
+from __future__ import annotations
+
+from .build import BuildError, build
+from .nodes import Nodes, ha_config
+from .report import format_report
+from .run import Bench, BenchError, Options, add_arguments, main, options, register, run
+
+__all__ = [
+    "Bench",
+    "BenchError",
+    "BuildError",
+    "Nodes",
+    "Options",
+    "add_arguments",
+    "build",
+    "format_report",
+    "ha_config",
+    "main",
+    "options",
+    "register",
+    "run",
+]

@@ -1,0 +1,510 @@
+"""Orchestration and command line of ``mip4 bench registrations`` (what is measured: the
+package's docstring).
+
+Two namespaces, ``<prefix>h`` (the home agent and the echo server) and ``<prefix>g`` (the
+load generator), joined by one veth pair; the generator's address is the co-located
+care-of address of every simulated node. Everything is created with ``ip`` (argument lists,
+no shell) and deleted in ``finally``; the daemon and the echo server are stopped by process
+id first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from .build import BuildError, build
+from .nodes import Nodes, ha_config
+from .report import format_report
+
+#: The veth link: the home agent's side and the generator's (the care-of address).
+LINK_HA = IPv4Address("198.18.0.1")
+LINK_GEN = IPv4Address("198.18.0.2")
+#: The foreign agent's visited link (the generator's second leg) and its link to the HA.
+FA_VISITED = IPv4Address("198.18.1.1")
+GEN_VISITING = IPv4Address("198.18.1.2")
+HA_TO_FA = IPv4Address("198.18.2.1")
+FA_TO_HA = IPv4Address("198.18.2.2")
+ECHO_PORT = 7
+MEASURED = ("echo", "first", "renew")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Options:
+    sas: tuple[int, ...] = (1000, 12000)
+    nodes: int = 1000
+    duration: float = 2.0
+    rounds: int = 3
+    window: int = 128
+    max_requests: int = 2_000_000
+    prefix: str = ""
+    log_level: str = "info"
+    seed: int = 1
+    #: also measure requests relayed by a real ``mip4 fa`` in a third namespace
+    fa: bool = True
+
+
+def _ip(*argv: str) -> None:
+    r = subprocess.run(["ip", *argv], capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise BenchError(f"ip {' '.join(argv)}: {r.stderr.strip()}")
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
+    """SIGTERM, then SIGKILL, by process id; returns how long the process took to exit."""
+    t0 = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return time.monotonic() - t0
+
+
+class Bench:
+    def __init__(self, opts: Options, loadgen: Path, workdir: Path) -> None:
+        self.opts = opts
+        self.exe = loadgen
+        self.dir = workdir
+        p = opts.prefix
+        self.ns_ha, self.ns_gen, self.ns_fa = f"{p}h", f"{p}g", f"{p}f"
+        self.link_ha, self.link_gen, self.tun = f"{p}h0", f"{p}g0", f"{p}t"
+        self.netns: list[str] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.nodes = Nodes.for_count(max(opts.sas), seed=opts.seed)
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    def setup(self) -> None:
+        for ns in (self.ns_ha, self.ns_gen):
+            _ip("netns", "add", ns)
+            self.netns.append(ns)
+        _ip(
+            *("-n", self.ns_ha, "link", "add", self.link_ha, "type", "veth"),
+            *("peer", "name", self.link_gen, "netns", self.ns_gen),
+        )
+        net = self.nodes.home_network
+        _ip("-n", self.ns_ha, "addr", "add", f"{self.nodes.home_agent}/{net.prefixlen}", "dev",
+            self.link_ha)  # fmt: skip
+        _ip("-n", self.ns_ha, "addr", "add", f"{LINK_HA}/24", "dev", self.link_ha)
+        _ip("-n", self.ns_gen, "addr", "add", f"{LINK_GEN}/24", "dev", self.link_gen)
+        for ns, link in ((self.ns_ha, self.link_ha), (self.ns_gen, self.link_gen)):
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", link, "up")
+        _ip("-n", self.ns_gen, "route", "add", str(net), "via", str(LINK_HA))
+        if self.opts.fa:
+            self.setup_fa()
+
+    def setup_fa(self) -> None:
+        """``<prefix>f``: the foreign agent, between the generator (visited link) and the
+        home agent (its own link; it relays requests from its care-of address)."""
+        p, fa, ha, gen = self.opts.prefix, self.ns_fa, self.ns_ha, self.ns_gen
+        _ip("netns", "add", fa)
+        self.netns.append(fa)
+        _ip("-n", fa, "link", "add", f"{p}f0", "type", "veth", "peer", "name", f"{p}g1",
+            "netns", gen)  # fmt: skip
+        _ip("-n", fa, "link", "add", f"{p}f1", "type", "veth", "peer", "name", f"{p}h1",
+            "netns", ha)  # fmt: skip
+        _ip("-n", fa, "addr", "add", f"{FA_VISITED}/24", "dev", f"{p}f0")
+        _ip("-n", fa, "addr", "add", f"{FA_TO_HA}/24", "dev", f"{p}f1")
+        _ip("-n", gen, "addr", "add", f"{GEN_VISITING}/24", "dev", f"{p}g1")
+        _ip("-n", ha, "addr", "add", f"{HA_TO_FA}/24", "dev", f"{p}h1")
+        for ns, link in ((fa, f"{p}f0"), (fa, f"{p}f1"), (gen, f"{p}g1"), (ha, f"{p}h1")):
+            _ip("-n", ns, "link", "set", link, "up")
+        _ip("-n", fa, "link", "set", "lo", "up")
+        _ip("-n", fa, "route", "add", str(self.nodes.home_network), "via", str(HA_TO_FA))
+        _ip("-n", ha, "route", "add", f"{FA_VISITED}/32", "via", str(FA_TO_HA))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                _stop(proc, 10)
+        for ns in reversed(self.netns):
+            with contextlib.suppress(Exception):
+                _ip("netns", "del", ns)
+        self.netns.clear()
+
+    def popen(self, ns: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", ns, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop it
+            )
+        self.procs.append(proc)
+        return proc
+
+    # -- the processes ------------------------------------------------------------------
+
+    def start_echo(self) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "mip4.tools.bench_registrations", "--echo-server"]
+        argv.append(f"{self.nodes.home_agent}:{ECHO_PORT}")
+        proc = self.popen(self.ns_ha, argv, self.dir / "echo.log")
+        deadline = time.monotonic() + 20
+        while "ready" not in (self.dir / "echo.log").read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"echo server did not start: {self._tail('echo.log')}")
+            time.sleep(0.05)
+        return proc
+
+    def _tail(self, name: str) -> str:
+        with contextlib.suppress(OSError):
+            return (self.dir / name).read_text()[-2000:]
+        return ""
+
+    def status(self, sock: Path) -> dict[str, Any] | None:
+        r = subprocess.run(
+            [sys.executable, "-m", "mip4.cli", "status", "--socket", str(sock), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if r.returncode != 0:
+            return None
+        result: dict[str, Any] = json.loads(r.stdout)
+        return result
+
+    def start_ha(self, count: int) -> tuple[subprocess.Popen[bytes], Path, float]:
+        nodes = Nodes(
+            count,
+            self.nodes.home_network,
+            self.nodes.home_agent,
+            self.nodes.home_base,
+            self.nodes.seed,
+            self.nodes.spi_base,
+        )
+        sock = self.dir / f"ha-{count}.sock"
+        conf = self.dir / f"ha-{count}.toml"
+        conf.write_text(
+            ha_config(
+                nodes,
+                interface=self.link_ha,
+                tun_name=self.tun,
+                control_socket=sock,
+                log_level=self.opts.log_level,
+            )
+        )
+        t0 = time.monotonic()
+        argv = [sys.executable, "-m", "mip4.cli", "ha", "--config", str(conf)]
+        proc = self.popen(self.ns_ha, argv, self.dir / f"ha-{count}.log")
+        deadline = t0 + 120 + count / 1000
+        while True:
+            if proc.poll() is not None:
+                log = self._tail(f"{conf.stem}.log")
+                raise BenchError(f"mip4 ha exited ({proc.returncode}): {log}")
+            if time.monotonic() > deadline:
+                raise BenchError("mip4 ha: control socket not answering")
+            if sock.exists() and self.status(sock) is not None:
+                return proc, sock, time.monotonic() - t0
+            time.sleep(0.1)
+
+    def start_fa(self) -> tuple[subprocess.Popen[bytes], Path]:
+        p = self.opts.prefix
+        sock, conf = self.dir / "fa.sock", self.dir / "fa.toml"
+        pending = 4 * max(self.opts.nodes, self.opts.window)
+        conf.write_text(
+            "[foreign_agent]\n"
+            "advertisement_interval = 1.0\n"
+            f"max_pending = {pending}\n"
+            f"max_visitors = {pending}\n\n"
+            "[[foreign_agent.links]]\n"
+            f'interface = "{p}f0"\n'
+            f'address = "{FA_VISITED}"\n'
+            "prefix_len = 24\n\n"
+            "[io]\n"
+            f'tun_name = "{p}u"\n\n'
+            "[daemon]\n"
+            'name = "bench"\n'
+            f'control_socket = "{sock}"\n'
+            f'log_level = "{self.opts.log_level}"\n'
+        )
+        argv = [sys.executable, "-m", "mip4.cli", "fa", "--config", str(conf)]
+        proc = self.popen(self.ns_fa, argv, self.dir / "fa.log")
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise BenchError(f"mip4 fa exited ({proc.returncode}): {self._tail('fa.log')}")
+            if time.monotonic() > deadline:
+                raise BenchError("mip4 fa: control socket not answering")
+            if sock.exists() and self.status(sock) is not None:
+                return proc, sock
+            time.sleep(0.1)
+
+    def loadgen(
+        self,
+        mode: str,
+        port: int,
+        duration: float,
+        max_requests: int | None = None,
+        via_fa: bool = False,
+    ) -> dict[str, Any]:
+        n = self.nodes
+        server, coa, local = (
+            (FA_VISITED, FA_VISITED, GEN_VISITING) if via_fa else (n.home_agent, LINK_GEN, LINK_GEN)
+        )
+        argv = [str(self.exe), "--server", str(server), "--port", str(port)]
+        argv += ["--home-base", str(n.home_base), "--ha", str(n.home_agent)]
+        argv += ["--coa", str(coa), "--bind", str(local), "--mode", mode]
+        argv += ["--flags", "0" if via_fa else "0x20"]
+        argv += ["--nodes", str(self.opts.nodes), "--seed", str(n.seed)]
+        argv += ["--spi-base", str(n.spi_base), "--duration", f"{duration:g}"]
+        argv += ["--window", str(self.opts.window), "--timeout", "5"]
+        argv += ["--max", str(max_requests or self.opts.max_requests)]
+        r = subprocess.run(
+            ["ip", "netns", "exec", self.ns_gen, *argv],
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"loadgen {mode}: status {r.returncode}: {r.stderr.strip()}")
+        result: dict[str, Any] = json.loads(r.stdout)
+        return result
+
+    def measure(
+        self, mode: str, server: int, port: int, relay: int | None = None
+    ) -> dict[str, Any]:
+        c0 = _cpu(server)
+        f0 = _cpu(relay) if relay is not None else 0.0
+        r = self.loadgen(mode, port, self.opts.duration, via_fa=relay is not None)
+        cpu = _cpu(server) - c0
+        r["server_cpu_s"] = round(cpu, 3)
+        r["cpu_us"] = round(cpu / r["accepted"] * 1e6, 1) if r["accepted"] else None
+        if relay is not None:
+            fa_cpu = _cpu(relay) - f0
+            r["fa_cpu_s"] = round(fa_cpu, 3)
+            r["fa_cpu_us"] = round(fa_cpu / r["accepted"] * 1e6, 1) if r["accepted"] else None
+        return r
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        echo = self.start_echo()
+        fa = self.start_fa()[0] if self.opts.fa else None
+        best: dict[str, Any] = {"echo": None}
+        blocks = []
+        for count in self.opts.sas:
+            ha, sock, startup = self.start_ha(count)
+            results: dict[str, dict[str, Any]] = {}
+            for _ in range(self.opts.rounds):
+                r = self.measure("echo", echo.pid, ECHO_PORT)
+                if best["echo"] is None or r["rate"] > best["echo"]["rate"]:
+                    best["echo"] = r
+                r = self.measure("first", ha.pid, 434)
+                if r["accepted"] < self.opts.nodes:  # bind the rest, unmeasured
+                    self.loadgen("first", 434, 60)
+                if "first" not in results or r["rate"] > results["first"]["rate"]:
+                    results["first"] = r
+                r = self.measure("renew", ha.pid, 434)
+                if "renew" not in results or r["rate"] > results["renew"]["rate"]:
+                    results["renew"] = r
+                self.loadgen("dereg", 434, 60)  # unmeasured: every node unbound again
+                if fa is not None:
+                    self.loadgen("first", 434, 60, via_fa=True)  # the moves, unmeasured
+                    r = self.measure("renew", ha.pid, 434, relay=fa.pid)
+                    if "fa_renew" not in results or r["rate"] > results["fa_renew"]["rate"]:
+                        results["fa_renew"] = r
+                    self.loadgen("dereg", 434, 60, via_fa=True)
+            status = self.status(sock) or {}
+            accepted = status.get("counters", {}).get("accepted", {})
+            rss_kib = _rss_kib(ha.pid)
+            shutdown = _stop(ha)
+            self.procs.remove(ha)
+            blocks.append(
+                {
+                    "sas": count,
+                    "startup_s": round(startup, 2),
+                    "shutdown_s": round(shutdown, 2),
+                    "ha_exit": ha.returncode,
+                    "ha_rss_kib": rss_kib,
+                    "ha_accepted": sum(int(v) for v in accepted.values()),
+                    "results": results,
+                }
+            )
+        best["sas"] = blocks
+        return best
+
+
+def _rss_kib(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the namespaces are torn down."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def options(args: argparse.Namespace) -> Options:
+    sas = tuple(int(x) for x in args.sas.split(",") if x)
+    if not sas or min(sas) < 1:
+        raise ValueError("--sas: one or more counts >= 1")
+    if args.nodes < 1 or args.nodes > min(sas):
+        raise ValueError(f"--nodes: 1..{min(sas)} (the smallest --sas)")
+    if not 0 < args.duration <= 60 or args.rounds < 1 or args.window < 1 or args.max < 1:
+        raise ValueError("--duration 0..60 s, --rounds, --window and --max >= 1")
+    prefix = args.prefix or "rb" + secrets.token_hex(2)
+    if len(prefix) > 12:
+        raise ValueError("--prefix: at most 12 characters (interface names)")
+    return Options(
+        sas=sas,
+        nodes=args.nodes,
+        duration=args.duration,
+        rounds=args.rounds,
+        window=args.window,
+        max_requests=args.max,
+        prefix=prefix,
+        log_level=args.log_level,
+        seed=args.seed,
+        fa=not args.no_fa,
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--sas",
+        default="1000,12000",
+        help="security associations configured, one home agent start per count "
+        "(comma-separated; default 1000,12000: the daemon reads at most 1 MiB of TOML, "
+        "about 12,500 SAs)",
+    )
+    p.add_argument(
+        "--nodes", type=int, default=1000, help="simulated nodes that register (default 1000)"
+    )
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds, best kept")
+    p.add_argument("--window", type=int, default=128, help="requests outstanding")
+    p.add_argument("--max", type=int, default=2_000_000, help="most requests per measurement")
+    p.add_argument("--prefix", default="", help="namespace/link name prefix (default random)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="the home agent's log level (default info, the daemon's default)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="seed of the nodes' keys")
+    p.add_argument("--no-fa", action="store_true", help="do not measure FA-relayed requests")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name = "mip4 bench registrations"
+    try:
+        opts = options(args)
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print(f"{name}: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    try:
+        loadgen = build()
+    except BuildError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="mip4-bench-reg-"))
+    header: dict[str, Any] = {
+        "prefix": opts.prefix,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load": round(os.getloadavg()[0], 2),
+        "nodes": opts.nodes,
+        "duration_s": opts.duration,
+        "rounds": opts.rounds,
+        "window": opts.window,
+        "log_level": opts.log_level,
+    }
+    bench = Bench(opts, loadgen, workdir)
+    try:
+        with _sigterm_raises():
+            try:
+                bench.setup()
+                result = bench.run()
+            finally:
+                bench.close()
+    except (BenchError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        print(f"{name}: {exc} (work directory {workdir})", file=sys.stderr)
+        return 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    header["load_after"] = round(os.getloadavg()[0], 2)
+    out = {**header, **result}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_report(out))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``registrations`` to ``mip4 bench``'s subcommands."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "registrations",
+        help="registrations/s of a real mip4 ha against a compiled load generator",
+        description="Accepted renewals and first registrations per second of a real "
+        "`mip4 ha` in a namespace, driven by a compiled load generator, against an "
+        "asyncio UDP echo server between the same namespaces, in one run.",
+    )
+    add_arguments(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mip4 bench registrations")
+    add_arguments(p)
+    p.add_argument("--echo-server", metavar="ADDR:PORT", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.echo_server:
+        from .echo import serve
+
+        host, port = args.echo_server.rsplit(":", 1)
+        return serve(host, int(port))
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return status

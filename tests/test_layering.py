@@ -32,8 +32,11 @@ LAYERS: dict[str, frozenset[str]] = {
     "security": frozenset({"wire"}),
     "dataplane": frozenset({"wire"}),
     "aaa": frozenset({"security", "wire"}),
-    "core": frozenset({"wire", "security", "dataplane"}),
-    "sim": frozenset({"core", "security", "wire", "dataplane"}),  # mip4 sim: engines only
+    # the engines emit AAA requests and take AAA answers as the typed data of mip4.aaa
+    # (pure, below core: it imports only security and wire)
+    "core": frozenset({"wire", "security", "dataplane", "aaa"}),
+    # mip4 sim drives the engines (core) and what they need, nothing with I/O
+    "sim": frozenset({"core", "aaa", "security", "wire", "dataplane"}),
     # the Mobile IP MIB (RFC 4295) and the AgentX codec/session: pure, and stdlib only (it
     # reads the status snapshot, plain data, not the engines)
     "snmp": frozenset(),

@@ -594,6 +594,8 @@ class World:
             if ha_mn_key is not None:  # a misconfigured key on the home agent's side
                 ha_side = SecurityAssociation(spi=MN_SPI, key=ha_mn_key, replay=replay)
             sas.add(self.mn_config.home_address, ha_side)
+            if self.mn_config.nai is not None:  # RFC 2794 §2: an MN-HA SA for the NAI
+                sas.add(self.mn_config.nai, ha_side)
             if self.fa_ha_sa is not None and ha_knows_fa:
                 sas.add(FA1_ADDR, self.fa_ha_sa)
                 sas.add(FA2_ADDR, self.fa_ha_sa)

@@ -667,6 +667,7 @@ def test_80_81_82_88_icmp_unreachable(icmp_code: int, reply_code: ReplyCode) -> 
 def test_pipeline_order() -> None:
     assert FA_REQUEST_PIPELINE.names == (
         "check_well_formed",
+        "check_nai",
         "check_challenge",
         "check_mn_fa_auth",
         "check_care_of_address",

@@ -513,6 +513,7 @@ def test_pipeline_order_is_rfc_order() -> None:
         "check_home_agent_address",
         "check_reverse_tunnel",
         "check_encapsulation",
+        "assign_home_address",
         "check_simultaneous_bindings",
         "check_administrative",
     )

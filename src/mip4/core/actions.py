@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 # The enum lives with the data plane; engines and their callers also find it here.
+from mip4.aaa.messages import AaaRequest as AaaRequest
+from mip4.aaa.messages import AccountingRecord as AccountingRecord
 from mip4.dataplane.common import Encapsulation as Encapsulation
 
 MIP_PORT = 434  #: RFC 5944 §3.1, IANA
@@ -207,7 +209,9 @@ class Log:
 
 
 Action = (
-    SendUdp
+    AaaRequest
+    | AccountingRecord
+    | SendUdp
     | SendIcmp
     | InstallBinding
     | RemoveBinding

@@ -131,6 +131,8 @@ class Visitor(RequestRecord):
     encapsulation: Encapsulation = Encapsulation.IPIP
     #: RFC 3024 §3.3: encapsulating delivery style requested
     encapsulating_delivery: bool = False
+    #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one
+    nai: str | None = None
 
     @property
     def colocated(self) -> bool:
@@ -152,6 +154,9 @@ class PendingRegistration(RequestRecord):
     encapsulating_delivery: bool = False
     #: our own authentication of the reply towards the MN: the MN-FA SPI it used, if any
     mn_fa_spi: int | None = None
+    #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one; a request for
+    #: home address 0.0.0.0 is pending under it (its reply is matched by it)
+    nai: str | None = None
 
     @property
     def low_identification(self) -> int:

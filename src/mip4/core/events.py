@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from mip4.aaa.messages import AaaAnswer as AaaAnswer
+from mip4.aaa.messages import AccountingAnswer as AccountingAnswer
+
 
 @dataclass(frozen=True)
 class UdpReceived:
@@ -84,4 +87,12 @@ class DestinationUnreachable:
     original_payload: bytes = b""
 
 
-Event = UdpReceived | IcmpReceived | LinkUp | LinkDown | DestinationUnreachable
+Event = (
+    UdpReceived
+    | IcmpReceived
+    | LinkUp
+    | LinkDown
+    | DestinationUnreachable
+    | AaaAnswer
+    | AccountingAnswer
+)

@@ -14,9 +14,12 @@ tables -- so this module does not import the engine.
 
 The checks, in order:
 
-* ``check_well_formed`` 70 -- no MN-HA (or MN-AAA) extension, a home address that is zero,
+* ``check_well_formed`` 70 -- no MN-HA (or MN-AAA) extension, a home address that is zero
+  (unless the node names itself by NAI),
   broadcast or multicast, a zero Home Agent field, an Encapsulating Delivery Style
   extension without T (RFC 3024 §3.3);
+* ``check_nai`` 97 / 96 / 98 (RFC 2794 §2) -- a request for home address 0.0.0.0 (or any
+  request, with ``require_nai``) without MN-NAI; 0.0.0.0 not relayed; no home agent;
 * ``check_challenge`` 105 / 104 / 106 -- only when challenges are advertised (RFC 4721 §3.2);
 * ``check_mn_fa_auth`` 67 -- a present or required MN-FA extension that does not verify;
 * ``check_care_of_address`` 77 -- without D, the care-of address must be one this agent
@@ -37,10 +40,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from mip4.security.auth import MN_FA, AuthenticationError, authorization_index, verify
+from mip4.security.auth import (
+    GENERALIZED,
+    MN_FA,
+    AuthenticationError,
+    authorization_index,
+    verify,
+)
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
-from mip4.wire.extensions import MobileForeignChallengeExtension
+from mip4.wire.extensions import MobileForeignChallengeExtension, MobileNodeNAIExtension
 from mip4.wire.messages import RegistrationFlags, RegistrationRequest
 
 from .advertiser import Advertiser
@@ -59,6 +68,7 @@ __all__ = [
     "check_encapsulation",
     "check_lifetime",
     "check_mn_fa_auth",
+    "check_nai",
     "check_resources",
     "check_reverse_tunnel",
     "check_well_formed",
@@ -96,6 +106,23 @@ class FaRequest:
     delivery_style: bool = False
     #: the RFC 4721 challenge the request answered, when challenges are in use
     challenge: bytes | None = None
+    #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one
+    nai: str | None = None
+
+    @property
+    def mn_key(self) -> IPv4Address | str:
+        """What the MN-FA SA is looked up by: the NAI when an SA is configured for it,
+        else the home address (RFC 2794 §2)."""
+        if self.nai is not None and self.agent.security_associations.for_peer(self.nai):
+            return self.nai
+        return self.request.home_address
+
+    @property
+    def pending_key(self) -> IPv4Address | str:
+        """A request for 0.0.0.0 is pending under its NAI, others under the home address."""
+        if self.request.home_address == _ZERO and self.nai is not None:
+            return self.nai
+        return self.request.home_address
 
     @property
     def deregistration(self) -> bool:
@@ -114,9 +141,22 @@ def check_well_formed(ctx: FaRequest) -> None:
         authorization_index(req)  # RFC 5944 §3.5.2: MN-HA is required in every request
     except AuthenticationError:
         raise RegistrationDenied(code, "no MN-HA or MN-AAA extension") from None
-    if bad_unicast(req.home_address):
+    for ext in req.extensions:
+        if isinstance(ext, MobileNodeNAIExtension):
+            try:
+                ctx.nai = ext.nai.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RegistrationDenied(code, "MN-NAI is not UTF-8") from None
+            if not ctx.nai:
+                raise RegistrationDenied(code, "empty MN-NAI")
+            break
+    if req.home_address == _ZERO:
+        pass  # RFC 2794 §2: to be assigned; check_nai decides (97 / 96 / 98)
+    elif bad_unicast(req.home_address):
         raise RegistrationDenied(code, f"home address {req.home_address} not unicast")
-    if req.home_agent == _ZERO or req.home_agent.is_multicast:
+    if req.home_agent == _ZERO and (req.home_address == _ZERO or ctx.agent.config.aaa):
+        pass  # check_nai: 98 unless the home AAA server is to name it
+    elif req.home_agent == _ZERO or req.home_agent.is_multicast:
         raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
     if req.lifetime and req.care_of_address == _ZERO:
         raise RegistrationDenied(code, "no care-of address")
@@ -124,6 +164,23 @@ def check_well_formed(ctx: FaRequest) -> None:
     if ctx.delivery_style and not req.flags & RegistrationFlags.T:
         # RFC 3024 §3.3: the extension is only meaningful with reverse tunnelling.
         raise RegistrationDenied(code, "Encapsulating Delivery Style without the T bit")
+
+
+def check_nai(ctx: FaRequest) -> None:
+    """RFC 2794 §2: 97 when the NAI is missing (a request for home address 0.0.0.0 names
+    its node only by it; or the configuration requires it), 96 when this agent does not
+    relay requests for 0.0.0.0, 98 when such a request names no home agent (dynamic home
+    agent assignment, RFC 4433, is not offered)."""
+    req = ctx.request
+    cfg = ctx.agent.config
+    if ctx.nai is None and (req.home_address == _ZERO or cfg.require_nai):
+        raise RegistrationDenied(ReplyCode.FA_MISSING_NAI, "no MN-NAI extension")
+    if req.home_address == _ZERO and not cfg.zero_home_address:
+        raise RegistrationDenied(ReplyCode.FA_NONZERO_HOA_REQUIRED, "home address 0.0.0.0")
+    mn_aaa = any(e.ext_type == GENERALIZED for e in req.extensions)
+    if req.home_agent == _ZERO and not (cfg.aaa and mn_aaa):
+        # Only the home AAA server could name it (its Access-Accept, RFC 4721 §3.2).
+        raise RegistrationDenied(ReplyCode.FA_MISSING_HOME_AGENT, "home agent 0.0.0.0")
 
 
 def check_challenge(ctx: FaRequest) -> None:
@@ -149,10 +206,10 @@ def check_mn_fa_auth(ctx: FaRequest) -> None:
     # RFC 5944 §3.7.2.1: when the foreign agent and the mobile node share a mobility
     # security association, exactly one Mobile-Foreign Authentication extension MUST be
     # present (verify() refuses none and more than one alike); otherwise 67.
-    shared = bool(agent.security_associations.for_peer(req.home_address))
+    shared = bool(agent.security_associations.for_peer(ctx.mn_key))
     if not present and not shared and not agent.config.require_mn_fa_auth:
         return
-    lookup = lookup_for(agent.security_associations, req.home_address)
+    lookup = lookup_for(agent.security_associations, ctx.mn_key)
     try:
         result = verify(req, MN_FA, lookup)
     except AuthenticationError as e:
@@ -240,6 +297,8 @@ def check_resources(ctx: FaRequest) -> None:
     hoa = ctx.request.home_address
     if agent.visitors.get(hoa) is None and len(agent.visitors) >= cfg.max_visitors:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "visitor list full")
+    if hoa == _ZERO:
+        return  # pending under its NAI (see ForeignAgent); bounded by max_pending there
     if agent.pending.get(hoa) is None and len(agent.pending) >= cfg.max_pending:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests")
 
@@ -248,6 +307,7 @@ def check_resources(ctx: FaRequest) -> None:
 FA_REQUEST_PIPELINE: Pipeline[FaRequest] = Pipeline(
     (
         check_well_formed,
+        check_nai,
         check_challenge,
         check_mn_fa_auth,
         check_care_of_address,

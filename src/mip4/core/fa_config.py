@@ -83,6 +83,18 @@ class ForeignAgentConfig:
     challenge_length: int = 0
     #: how many of the most recent advertised challenges a request may answer
     challenge_window: int = 2
+    #: RFC 2794: every request must carry the MN-NAI extension (97 otherwise)
+    require_nai: bool = False
+    #: RFC 2794: relay requests for home address 0.0.0.0 (with an NAI; 96 when False)
+    zero_home_address: bool = True
+    #: ask the home AAA server (``AaaRequest`` action, ``AaaAnswer`` event) before relaying
+    #: a request that carries an MN-AAA extension (RFC 4721 §3.2)
+    aaa: bool = False
+    #: emit RADIUS accounting records (``AccountingRecord``): Start when a visitor's
+    #: registration is accepted, Stop when it ends (RFC 2866)
+    accounting: bool = False
+    #: seconds between Interim-Update records of each session (``None``: none)
+    accounting_interval: float | None = None
     #: seconds a relayed request may stay unanswered before 78 (RFC 5944 §3.7.1: 7 s)
     pending_timeout: float = 7.0
     #: most pending requests at once (RFC 5944 §3.7.1 suggests a limit; 66 beyond it)
@@ -118,6 +130,8 @@ class ForeignAgentConfig:
             raise ConfigError("foreign agent: challenge_length not in 0..255")
         if self.challenge_window < 1:
             raise ConfigError("foreign agent: challenge_window must be >= 1")
+        if self.accounting_interval is not None and not self.accounting_interval > 0:
+            raise ConfigError("foreign agent: accounting_interval must be > 0")
         if self.max_pending < 1 or self.max_visitors < 1:
             raise ConfigError("foreign agent: max_pending and max_visitors must be >= 1")
 

@@ -71,11 +71,21 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from ipaddress import IPv4Address
 
+from mip4.aaa.messages import (
+    AaaAnswer,
+    AaaRequest,
+    AaaResult,
+    AccountingAnswer,
+    AccountingRecord,
+    AcctStatus,
+    Authorization,
+    TerminateCause,
+)
 from mip4.security.auth import (
     FA_HA,
+    GENERALIZED,
     MN_HA,
     AuthenticationError,
     find_auth_extension,
@@ -87,7 +97,11 @@ from mip4.security.auth import (
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
-from mip4.wire.extensions import ForeignHomeAuthExtension, MobileForeignAuthExtension
+from mip4.wire.extensions import (
+    ForeignHomeAuthExtension,
+    MobileForeignAuthExtension,
+    MobileNodeNAIExtension,
+)
 from mip4.wire.icmp import AgentAdvertisement
 from mip4.wire.messages import (
     RegistrationFlags,
@@ -121,7 +135,8 @@ from .engine import error_boundary, make_rng
 from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
-from .registration import Discard, RegistrationDenied, TransitionTable
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
+from .registration import Discard, RegistrationDenied
 from .timers import earliest, expiry
 
 __all__ = [
@@ -134,6 +149,14 @@ __all__ = [
     "VisitorState",
     "unreachable_code",
 ]
+
+
+_I, _P, _R, _RR = (
+    VisitorState.IDLE,
+    VisitorState.PENDING,
+    VisitorState.REGISTERED,
+    VisitorState.REREGISTERING,
+)
 
 
 def unreachable_code(icmp_code: int) -> ReplyCode:
@@ -149,65 +172,6 @@ def unreachable_code(icmp_code: int) -> ReplyCode:
     return ReplyCode.FA_HA_UNREACHABLE
 
 
-# ----------------------------------------------------------------------------------------
-# Per-home-address state machine
-# ----------------------------------------------------------------------------------------
-
-
-class VisitorState(Enum):
-    IDLE = "idle"  #: neither pending nor registered
-    PENDING = "pending"  #: a request relayed, no current registration
-    REGISTERED = "registered"  #: a current registration (visitor list entry)
-    REREGISTERING = "reregistering"  #: registered, and a new request relayed
-
-
-class VisitorInput(Enum):
-    REQUEST = "request_relayed"
-    ACCEPTED = "reply_accepted"
-    DEREGISTERED = "deregistration_accepted"
-    DENIED = "reply_denied"  #: by the home agent, or by this agent on the reply path
-    TIMEOUT = "pending_timeout"
-    UNREACHABLE = "icmp_unreachable"
-    EXPIRED = "lifetime_expired"
-
-
-_I, _P, _R, _RR = (
-    VisitorState.IDLE,
-    VisitorState.PENDING,
-    VisitorState.REGISTERED,
-    VisitorState.REREGISTERING,
-)
-_VI = VisitorInput
-
-
-def _one(s: VisitorState) -> frozenset[VisitorState]:
-    return frozenset({s})
-
-
-#: Every allowed (state, input) pair; anything else is a protocol error.
-VISITOR_TRANSITIONS: TransitionTable[VisitorState, VisitorInput] = TransitionTable(
-    "visitor",
-    {
-        (_I, _VI.REQUEST): _one(_P),
-        (_P, _VI.REQUEST): _one(_P),  # a newer request replaces the pending one
-        (_P, _VI.ACCEPTED): _one(_R),
-        (_P, _VI.DEREGISTERED): _one(_I),
-        (_P, _VI.DENIED): _one(_I),
-        (_P, _VI.TIMEOUT): _one(_I),
-        (_P, _VI.UNREACHABLE): _one(_I),
-        (_R, _VI.REQUEST): _one(_RR),
-        (_R, _VI.EXPIRED): _one(_I),
-        (_RR, _VI.REQUEST): _one(_RR),
-        (_RR, _VI.ACCEPTED): _one(_R),
-        (_RR, _VI.DEREGISTERED): _one(_I),
-        (_RR, _VI.DENIED): _one(_R),  # the current registration stands
-        (_RR, _VI.TIMEOUT): _one(_R),
-        (_RR, _VI.UNREACHABLE): _one(_R),
-        (_RR, _VI.EXPIRED): _one(_P),
-    },
-)
-
-
 @dataclass
 class _ReplyPath:
     """Context of a reply-path decision (a reply from the home agent, a timeout, an ICMP
@@ -218,6 +182,27 @@ class _ReplyPath:
     reply: RegistrationReply | None = None
     #: why the reply could not be decoded (71)
     malformed: str | None = None
+
+
+@dataclass
+class _Session:
+    """One visitor's accounting session (RFC 2866): Start .. Interim* .. Stop."""
+
+    session_id: str
+    started: float
+    next_interim: float | None
+    radius_class: bytes | None = None
+
+
+#: RFC 4721 §3.2 / §10: the home AAA server did not authenticate the mobile node (its
+#: Access-Reject): "mobile node failed AAA authentication". 67 ("mobile node failed
+#: authentication", RFC 5944 §3.4) is the foreign agent's own MN-FA check.
+AAA_REJECT_CODE = ReplyCode.FA_MN_FAILED_AAA_AUTH
+#: No AAA server answered within the retransmission and failover bounds: the foreign
+#: agent lacks a resource it needs to process the request, RFC 5944 §3.4 code 66
+#: "insufficient resources" -- transient, so the node backs off and retries (88 means the
+#: home agent is unreachable, which nothing here shows).
+AAA_TIMEOUT_CODE = ReplyCode.FA_INSUFFICIENT_RESOURCES
 
 
 # ----------------------------------------------------------------------------------------
@@ -255,6 +240,14 @@ class ForeignAgent:
             config, security_associations, self._advertiser, self._visitors, self._pending
         )
         self.pipeline = FA_REQUEST_PIPELINE
+        #: requests for 0.0.0.0 relayed and not yet answered, by NAI (RFC 2794 §2)
+        self._nai_pending: dict[str, PendingRegistration] = {}
+        #: requests waiting for the home AAA server, by AaaRequest.request_id
+        self._aaa_waiting: dict[int, FaRequest] = {}
+        self._next_request_id = 1
+        #: accounting sessions by home address
+        self._sessions: dict[IPv4Address, _Session] = {}
+        self._session_seq = 0
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -293,8 +286,24 @@ class ForeignAgent:
                 self._advertiser.next_deadline(),
                 self._pending.next_expiry(),
                 self._visitors.next_expiry(),
+                *(p.expires for p in self._nai_pending.values()),
+                *(s.next_interim for s in self._sessions.values()),
             ]
         )
+
+    def pending_for(self, nai: str) -> PendingRegistration | None:
+        """The request for 0.0.0.0 pending under ``nai`` (RFC 2794 §2), if any."""
+        return self._nai_pending.get(nai)
+
+    @property
+    def aaa_waiting(self) -> int:
+        """How many requests wait for the home AAA server's answer."""
+        return len(self._aaa_waiting)
+
+    @property
+    def sessions(self) -> Mapping[IPv4Address, str]:
+        """Accounting sessions: home address -> Acct-Session-Id."""
+        return {hoa: s.session_id for hoa, s in self._sessions.items()}
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input; never raises (one error boundary, see the module docstring)."""
@@ -306,7 +315,10 @@ class ForeignAgent:
                 ctx = self._classify(event, now)
                 if isinstance(ctx, FaRequest):
                     self.pipeline.run(ctx)
-                    out.extend(self._relay_request(ctx))
+                    if self.config.aaa and _has_mn_aaa(ctx.request):
+                        out.extend(self._ask_aaa(ctx))
+                    else:
+                        out.extend(self._relay_request(ctx))
                     return
                 if ctx.reply is None:
                     # RFC 5944 §3.7.3.1: a reply for a pending request that is not well
@@ -323,6 +335,14 @@ class ForeignAgent:
                 out.extend(self._on_link(event.interface, True, now))
             elif isinstance(event, LinkDown):
                 out.extend(self._on_link(event.interface, False, now))
+            elif isinstance(event, AaaAnswer):
+                waiting = self._aaa_waiting.pop(event.request_id, None)
+                if waiting is None:
+                    raise Discard("unmatched_aaa_answer", str(event.request_id))
+                ctx = waiting
+                out.extend(self._on_aaa_answer(waiting, event))
+            elif isinstance(event, AccountingAnswer):
+                self._counters.event("accounting_ok" if event.ok else "accounting_failed")
             else:
                 raise Discard("unexpected_event", type(event).__name__)
 
@@ -340,7 +360,9 @@ class ForeignAgent:
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now, busy=self._busy()))
-        for p in self._pending.pop_expired(now):
+        expired_nai = [n for n, p in self._nai_pending.items() if p.expires <= now]
+        nai_expired = [self._nai_pending.pop(n) for n in expired_nai]
+        for p in [*self._pending.pop_expired(now), *nai_expired]:
             # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
             # mobile node is told with code 78.
             actions.extend(
@@ -352,6 +374,7 @@ class ForeignAgent:
             )
         for v in self._visitors.pop_expired(now):
             hoa = v.home_address
+            actions.extend(self._accounting_stop(v, now, TerminateCause.SESSION_TIMEOUT))
             before = _RR if self._pending.get(hoa) is not None else _R
             # RFC 5944 §3.7: no message is sent because a lifetime expired.
             if not v.colocated:
@@ -364,6 +387,17 @@ class ForeignAgent:
                     {"home_address": hoa, "care_of_address": v.care_of_address},
                 )
             )
+        for hoa, session in self._sessions.items():
+            interval = self.config.accounting_interval
+            if session.next_interim is None or session.next_interim > now or interval is None:
+                continue
+            visitor = self._visitors.get(hoa)
+            while session.next_interim <= now:
+                session.next_interim += interval
+            if visitor is not None:
+                actions.append(
+                    self._accounting_record(visitor, session, AcctStatus.INTERIM_UPDATE, now)
+                )
 
     # -- advertisements (core/advertiser.py) ---------------------------------------------
 
@@ -413,7 +447,9 @@ class ForeignAgent:
                 raise Discard("link_down", link.interface)
             return FaRequest(self._tables, event, now, link, msg)
         if isinstance(msg, RegistrationReply):
-            pending = self._pending.get(msg.home_address)
+            pending = self._nai_pending_for(msg)
+            if pending is None:
+                pending = self._pending.get(msg.home_address)
             if pending is None:
                 raise Discard("unmatched_reply", f"no pending request for {msg.home_address}")
             if pending.low_identification != msg.identification & 0xFFFFFFFF:
@@ -429,19 +465,96 @@ class ForeignAgent:
             return None
         fixed = RegistrationReply.decode(data[: RegistrationReply.FIXED_LEN])
         pending = self._pending.get(fixed.home_address)
+        if pending is None:
+            ident = fixed.identification & 0xFFFFFFFF
+            for p in self._nai_pending.values():
+                if p.low_identification == ident:
+                    pending = p
         if pending is None or pending.low_identification != fixed.identification & 0xFFFFFFFF:
             return None
         return pending
 
-    def _relay_request(self, ctx: FaRequest) -> list[Action]:
+    def _nai_pending_for(self, reply: RegistrationReply) -> PendingRegistration | None:
+        """RFC 2794 §2: a reply to a request for 0.0.0.0 is matched by its MN-NAI extension
+        (the home address it carries is the one assigned) and the Identification."""
+        if not self._nai_pending:
+            return None
+        for ext in reply.extensions:
+            if isinstance(ext, MobileNodeNAIExtension):
+                p = self._nai_pending.get(ext.nai.decode("utf-8", "replace"))
+                if p is not None and p.low_identification == reply.identification & 0xFFFFFFFF:
+                    return p
+        return None
+
+    def _drop_pending(self, pending: PendingRegistration) -> None:
+        if pending.nai is not None and self._nai_pending.get(pending.nai) is pending:
+            del self._nai_pending[pending.nai]
+        else:
+            self._pending.remove(pending.home_address)
+
+    # -- the home AAA server (RFC 4721 §3.2; mip4.aaa) -------------------------------------
+
+    def _ask_aaa(self, ctx: FaRequest) -> list[Action]:
+        """Hold the request and ask the home AAA server (an ``AaaRequest`` action); the
+        ``AaaAnswer`` event with the same ``request_id`` decides."""
+        rid = self._next_request_id
+        self._next_request_id += 1
+        try:
+            aaa = AaaRequest.from_registration(rid, ctx.request, nas_address=ctx.link.address)
+        except AuthenticationError as e:
+            raise RegistrationDenied(AAA_REJECT_CODE, f"MN-AAA not usable: {e}") from None
+        if ctx.challenge is not None:
+            self._advertiser.spend_challenge(ctx.challenge)  # RFC 4721 §3.2: no replays
+        self._aaa_waiting[rid] = ctx
+        self._counters.event("aaa_requests")
+        return [
+            aaa,
+            Log(
+                "fa.aaa_request",
+                {"request_id": rid, "nai": aaa.nai, "home_address": ctx.request.home_address},
+            ),
+        ]
+
+    def _on_aaa_answer(self, ctx: FaRequest, answer: AaaAnswer) -> list[Action]:
+        self._counters.event(f"aaa_{answer.result.value}")
+        if answer.result is AaaResult.REJECT:
+            raise RegistrationDenied(
+                AAA_REJECT_CODE, answer.reply_message or f"Access-Reject from {answer.server}"
+            )
+        if answer.result is AaaResult.TIMEOUT:
+            raise RegistrationDenied(AAA_TIMEOUT_CODE, "no answer from the home AAA server")
+        return self._relay_request(ctx, answer.authorization)
+
+    def _relay_request(
+        self, ctx: FaRequest, authorization: Authorization | None = None
+    ) -> list[Action]:
         req, ev, link = ctx.request, ctx.event, ctx.link
         hoa = req.home_address
+        by_nai = hoa == _ZERO_ADDRESS and ctx.nai is not None
+        home_agent = req.home_agent
+        aaa_ha = authorization.home_agent if authorization is not None else None
+        if aaa_ha is not None and home_agent == _ZERO_ADDRESS:
+            home_agent = aaa_ha  # the home AAA server named the home agent
+        if home_agent == _ZERO_ADDRESS:
+            raise RegistrationDenied(
+                ReplyCode.FA_MISSING_HOME_AGENT, "neither the request nor AAA names a home agent"
+            )
         before = self.state_of(hoa)
+        if by_nai:
+            before = _P if ctx.nai in self._nai_pending else _I
         VISITOR_TRANSITIONS.check(before, VisitorInput.REQUEST)
+        if (
+            by_nai
+            and ctx.nai not in self._nai_pending
+            and len(self._pending) + len(self._nai_pending) >= self.config.max_pending
+        ):
+            raise RegistrationDenied(
+                ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests"
+            )
         # RFC 5944 §3.7.2.2: relay unchanged through the MN-HA (or MN-AAA) extension;
         # FA-only extensions after it (MN-FA, challenge, delivery style) are removed.
         relayed = strip_for_relay(req)
-        fa_sa = self._fa_ha_sa(req.home_agent)
+        fa_sa = self._fa_ha_sa(home_agent)
         if fa_sa is not None:
             relayed = sign(relayed, ForeignHomeAuthExtension, fa_sa)  # RFC 5944 §3.7.2.2
         flags = req.flags
@@ -452,7 +565,7 @@ class ForeignAgent:
             ip_source=ev.src,
             ip_destination=ev.dst,
             udp_source_port=ev.sport,
-            home_agent=req.home_agent,
+            home_agent=home_agent,
             care_of_address=req.care_of_address,
             identification=req.identification,
             requested_lifetime=req.lifetime,
@@ -463,11 +576,18 @@ class ForeignAgent:
             encapsulation=_encapsulation(flags),
             encapsulating_delivery=ctx.delivery_style,
             mn_fa_spi=ctx.mn_fa_sa.spi if ctx.mn_fa_sa is not None else None,
+            nai=ctx.nai,
         )
-        self._pending.put(pending)
+        if by_nai:
+            assert ctx.nai is not None
+            self._nai_pending[ctx.nai] = pending
+            after = _P
+        else:
+            self._pending.put(pending)
+            after = self.state_of(hoa)
         if ctx.challenge is not None:
             self._advertiser.spend_challenge(ctx.challenge)  # RFC 4721 §3.2: no replays
-        VISITOR_TRANSITIONS.confirm(before, VisitorInput.REQUEST, self.state_of(hoa))
+        VISITOR_TRANSITIONS.confirm(before, VisitorInput.REQUEST, after)
         self._counters.event("relayed_requests")
         src = self.config.relay_source
         if src is None:
@@ -475,7 +595,7 @@ class ForeignAgent:
         payload = relayed.raw or relayed.encode()
         return [
             SendUdp(
-                dst=req.home_agent,
+                dst=home_agent,
                 payload=payload,
                 dport=MIP_PORT,
                 sport=self.config.relay_port,
@@ -485,7 +605,8 @@ class ForeignAgent:
                 "fa.request_relayed",
                 {
                     "home_address": hoa,
-                    "home_agent": req.home_agent,
+                    "nai": ctx.nai,
+                    "home_agent": home_agent,
                     "care_of_address": req.care_of_address,
                     "lifetime": req.lifetime,
                     "identification": req.identification,
@@ -499,7 +620,9 @@ class ForeignAgent:
         self, event: UdpReceived, now: float, reply: RegistrationReply, ctx: _ReplyPath
     ) -> list[Action]:
         pending = ctx.pending
-        hoa = pending.home_address
+        by_nai = pending.nai is not None and self._nai_pending.get(pending.nai) is pending
+        # RFC 2794 §2: a request for 0.0.0.0 becomes a visitor at the address assigned.
+        hoa = reply.home_address if by_nai else pending.home_address
         fa_sa = self._fa_ha_sa(event.src) or self._fa_ha_sa(pending.home_agent)
         if fa_sa is not None:
             # RFC 5944 §3.7.3.1: with an FA-HA SA, the reply MUST carry a valid FA-HA.
@@ -520,7 +643,10 @@ class ForeignAgent:
                     break
         code = reply.code
         accepted = code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
-        before = self.state_of(hoa)
+        if by_nai:
+            before = _RR if self._visitors.get(hoa) is not None else _P
+        else:
+            before = self.state_of(hoa)
         if accepted and pending.requested_lifetime and reply.lifetime:
             inp = VisitorInput.ACCEPTED
         elif accepted:
@@ -530,7 +656,7 @@ class ForeignAgent:
         # What can fail comes before any change: the transition check, the outgoing reply.
         VISITOR_TRANSITIONS.check(before, inp)
         sent = self._send_to_mobile_node(pending, out)
-        self._pending.remove(hoa)
+        self._drop_pending(pending)
         actions: list[Action] = []
         if inp is VisitorInput.ACCEPTED:
             # The lifetime runs from when the request was relayed (as the MN counts it).
@@ -552,8 +678,10 @@ class ForeignAgent:
                 reverse_tunnel=pending.reverse_tunnel,
                 encapsulation=pending.encapsulation,
                 encapsulating_delivery=pending.encapsulating_delivery,
+                nai=pending.nai,
             )
             old = self._visitors.put(visitor)
+            actions.extend(self._accounting_start(visitor, now))
             if visitor.colocated:
                 # D: the mobile node decapsulates at its co-located care-of address and
                 # registered through us only because we asked (R bit, RFC 5944 §3.1): we
@@ -579,6 +707,8 @@ class ForeignAgent:
             old = self._visitors.remove(hoa)
             if old is not None and not old.colocated:
                 actions.append(RemoveVisitor(hoa, old.interface))
+            if old is not None:
+                actions.extend(self._accounting_stop(old, now, TerminateCause.USER_REQUEST))
             self._counters.accept(ReplyCode(code))
         else:
             self._counters.deny(_reply_code(code))
@@ -614,13 +744,17 @@ class ForeignAgent:
         elif event.original_dport in (None, MIP_PORT):
             # RFC 792 quotes only 8 bytes of the datagram: every request pending at that
             # destination is affected.
-            targets = [p for p in self._pending if p.home_agent == event.original_dst]
+            targets = [
+                p
+                for p in [*self._pending, *self._nai_pending.values()]
+                if p.home_agent == event.original_dst
+            ]
         if not targets:
             raise Discard("unmatched_icmp_error", f"about {event.original_dst}")
         code = unreachable_code(event.code)
         actions: list[Action] = []
         for p in targets:
-            self._pending.remove(p.home_address)
+            self._drop_pending(p)
             actions.extend(
                 self._reply_path_denial(
                     _ReplyPath(p),
@@ -638,7 +772,7 @@ class ForeignAgent:
         self, ctx: FaRequest | _ReplyPath | None, denial: RegistrationDenied, now: float
     ) -> list[Action]:
         if isinstance(ctx, _ReplyPath):
-            self._pending.remove(ctx.pending.home_address)
+            self._drop_pending(ctx.pending)
             return self._reply_path_denial(ctx, denial, VisitorInput.DENIED)
         if isinstance(ctx, FaRequest):
             return self._deny_request(ctx, denial)
@@ -662,6 +796,9 @@ class ForeignAgent:
         if ctx.mn_fa_sa is not None:
             reply = sign(reply, MobileForeignAuthExtension, ctx.mn_fa_sa)
         dst = req.home_address if bad_unicast(ev.src) else ev.src
+        if dst == _ZERO_ADDRESS:
+            # RFC 2794 §2: a node without an address yet is reached at its link-layer address.
+            dst = IPv4Address("255.255.255.255")
         return [
             SendUdp(
                 dst=dst,
@@ -727,14 +864,25 @@ class ForeignAgent:
         """RFC 5944 §3.7.3.2: to the mobile node's home address and UDP port, at its
         link-layer address (no ARP), on its link; MN-FA appended when it used one."""
         if pending.mn_fa_spi is not None:
-            sa = self.security_associations.get(pending.home_address, pending.mn_fa_spi)
+            peer: IPv4Address | str = pending.home_address
+            if pending.nai is not None and self.security_associations.for_peer(pending.nai):
+                peer = pending.nai
+            sa = self.security_associations.get(peer, pending.mn_fa_spi)
             if sa is not None:
                 reply = sign(reply, MobileForeignAuthExtension, sa)
         link = self.config.link(pending.interface)
         src = pending.ip_destination
         if link is not None and (bad_unicast(src) or src.is_multicast):
             src = link.address
-        dst = pending.ip_source if not bad_unicast(pending.ip_source) else pending.home_address
+        dst = pending.ip_source
+        if bad_unicast(dst):
+            # RFC 2794 §2: a node still without an address is reached at its link-layer
+            # address; the IP destination is the address assigned (or all ones).
+            dst = pending.home_address
+            if dst == _ZERO_ADDRESS:
+                dst = reply.home_address
+            if dst == _ZERO_ADDRESS:
+                dst = IPv4Address("255.255.255.255")
         return SendUdp(
             dst=dst,
             payload=reply.raw or reply.encode(),
@@ -745,9 +893,70 @@ class ForeignAgent:
             link_dst=pending.link_address,
         )
 
+    # -- accounting (RFC 2866; mip4.aaa) ----------------------------------------------------
+
+    def _accounting_record(
+        self,
+        visitor: Visitor,
+        session: _Session,
+        status: AcctStatus,
+        now: float,
+        cause: TerminateCause | None = None,
+    ) -> AccountingRecord:
+        """Octet and packet counts are the data plane's: the I/O shell fills them in."""
+        rid = self._next_request_id
+        self._next_request_id += 1
+        return AccountingRecord(
+            request_id=rid,
+            status=status,
+            session_id=session.session_id,
+            nai=visitor.nai or str(visitor.home_address),
+            home_address=visitor.home_address,
+            care_of_address=visitor.care_of_address,
+            home_agent=visitor.home_agent,
+            nas_address=self._link_address(visitor.interface),
+            session_time=int(now - session.started),
+            terminate_cause=cause,
+            radius_class=session.radius_class,
+        )
+
+    def _link_address(self, interface: str) -> IPv4Address | None:
+        link = self.config.link(interface)
+        return link.address if link is not None else None
+
+    def _accounting_start(self, visitor: Visitor, now: float) -> list[Action]:
+        """Start when a visitor's registration is first accepted (re-registrations keep
+        the session)."""
+        if not self.config.accounting or visitor.home_address in self._sessions:
+            return []
+        self._session_seq += 1
+        interval = self.config.accounting_interval
+        session = _Session(
+            # unique per agent (its first address) and across restarts (start time)
+            session_id=f"{self.config.links[0].address}-{int(now)}-{self._session_seq}",
+            started=now,
+            next_interim=now + interval if interval is not None else None,
+        )
+        self._sessions[visitor.home_address] = session
+        return [self._accounting_record(visitor, session, AcctStatus.START, now)]
+
+    def _accounting_stop(self, visitor: Visitor, now: float, cause: TerminateCause) -> list[Action]:
+        session = self._sessions.pop(visitor.home_address, None)
+        if session is None:
+            return []
+        return [self._accounting_record(visitor, session, AcctStatus.STOP, now, cause)]
+
     def _fa_ha_sa(self, home_agent: IPv4Address) -> SecurityAssociation | None:
         sas = self.security_associations.for_peer(home_agent)
         return sas[0] if sas else None
+
+
+_ZERO_ADDRESS = IPv4Address(0)
+
+
+def _has_mn_aaa(request: RegistrationRequest) -> bool:
+    """Whether the request authenticates to the home AAA server (MN-AAA, RFC 4721 §6)."""
+    return any(e.ext_type == GENERALIZED for e in request.extensions)
 
 
 def _encapsulation(flags: RegistrationFlags) -> Encapsulation:

@@ -86,7 +86,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 from mip4.security.auth import FA_HA, MN_HA, AuthenticationError, find_auth_extension, sign, verify
 from mip4.security.replay import ReplayState, check_request
@@ -98,13 +98,15 @@ from mip4.security.sa import (
 )
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
-from mip4.wire.extensions import ForeignHomeAuthExtension, MobileHomeAuthExtension
+from mip4.wire.extensions import (
+    ForeignHomeAuthExtension,
+    MobileHomeAuthExtension,
+    MobileNodeNAIExtension,
+)
 from mip4.wire.icmp import (
     AgentAdvertisement,
-    AgentFlags,
 )
 from mip4.wire.messages import (
-    INFINITE_LIFETIME,
     RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
@@ -122,18 +124,17 @@ from .actions import (
     RemoveBinding,
     SendUdp,
 )
-from .advertiser import AdvertisedLink, Advertiser, AdvertiserSettings, icmp_lifetime
+from .advertiser import AdvertisedLink, Advertiser
 from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
+from .ha_config import HomeAgentConfig, bad_unicast
 from .registration import (
-    ConfigError,
     Discard,
     Pipeline,
     RegistrationDenied,
     TransitionTable,
-    config_from_mapping,
 )
 from .timers import earliest, expiry
 
@@ -148,115 +149,6 @@ __all__ = [
 
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _ZERO = IPv4Address(0)
-
-
-# ----------------------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HomeAgentConfig:
-    """Home agent configuration (RFC 5944 §3.8.1)."""
-
-    #: This agent's unicast address on the home network: the only Home Agent field it
-    #: accepts and the one it returns with code 136.
-    address: IPv4Address
-    #: The home network; its directed broadcast address is the dynamic home agent
-    #: discovery destination (RFC 5944 §3.6.1.2 / §3.8.2.2).
-    home_network: IPv4Network
-    #: The interface on the home link (where proxy and gratuitous ARP happen, §4.6).
-    interface: str = "eth0"
-    #: Home addresses this agent serves (RFC 5944 §3.8.1: "the home address of each mobile
-    #: node"); ``None`` serves every host address of ``home_network`` except its own.
-    home_addresses: frozenset[IPv4Address] | None = None
-    #: Longest Lifetime granted, seconds; longer requests get this (RFC 5944 §3.8.3.2: the
-    #: reply's Lifetime MUST NOT exceed the request's). 65535 allows an infinite lifetime.
-    max_lifetime: int = 1800
-    #: Capacity of the binding table (all bindings of all nodes): past it, code 130.
-    max_bindings: int = 65536
-    #: Whether simultaneous bindings (S bit) are offered; when not, code 1 (RFC 5944 §3.4).
-    simultaneous_bindings: bool = True
-    #: Most care-of addresses one node may have at once with S (more: code 135).
-    max_simultaneous_bindings: int = 4
-    #: Reverse tunnelling offered (RFC 3024 §4.2; 137 when requested and not offered).
-    reverse_tunnel: bool = True
-    #: Reverse tunnelling mandatory (RFC 3024 §4.2; 138 when T is clear).
-    reverse_tunnel_required: bool = False
-    #: Minimal encapsulation (RFC 2004) offered for the M bit (139 otherwise).
-    minimal_encapsulation: bool = True
-    #: GRE (RFC 2784) offered for the G bit (139 otherwise).
-    gre_encapsulation: bool = True
-    #: How many gratuitous ARPs to send each time (RFC 5944 §4.6: "a small number").
-    gratuitous_arp_count: int = 3
-    #: Seconds between Agent Advertisements (H flag) on the home link, by which mobile
-    #: nodes detect they are home (RFC 5944 §2.3, §2.4.2); ``None``: do not advertise and
-    #: do not answer solicitations (another router or a co-located FA does it).
-    advertisement_interval: float | None = None
-    #: ICMP Lifetime of those advertisements; ``None``: 3 x the interval (RFC 1256 §4.1).
-    advertisement_lifetime: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.address not in self.home_network:
-            raise ConfigError(
-                f"home agent: address {self.address} is not in home_network {self.home_network}"
-            )
-        if not 1 <= self.max_lifetime <= INFINITE_LIFETIME:
-            raise ConfigError(f"home agent: max_lifetime {self.max_lifetime} not in 1..65535")
-        if self.max_bindings < 0:
-            raise ConfigError(f"home agent: max_bindings {self.max_bindings} < 0")
-        if self.max_simultaneous_bindings < 1:
-            raise ConfigError(
-                f"home agent: max_simultaneous_bindings {self.max_simultaneous_bindings} < 1"
-            )
-        if self.reverse_tunnel_required and not self.reverse_tunnel:
-            raise ConfigError("home agent: reverse_tunnel_required needs reverse_tunnel")
-        if self.gratuitous_arp_count < 1:
-            raise ConfigError("home agent: gratuitous_arp_count must be >= 1")
-        if self.advertisement_interval is not None and not self.advertisement_interval > 0:
-            raise ConfigError("home agent: advertisement_interval must be > 0")
-        if self.advertisement_lifetime is not None and not (
-            1 <= self.advertisement_lifetime <= 0xFFFF
-        ):
-            raise ConfigError("home agent: advertisement_lifetime not in 1..65535")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, object], source: str = "<config>") -> HomeAgentConfig:
-        """From a parsed TOML table; errors name ``source`` and the key."""
-        return config_from_mapping(cls, data, source)
-
-    def advertiser_settings(self) -> AdvertiserSettings:
-        """What this agent's advertisements on the home link say (RFC 5944 §2.1.1): H, and
-        M, G, T as offered; answers go unicast (the home link's addresses are on-link)."""
-        flags = AgentFlags.H
-        if self.minimal_encapsulation:
-            flags |= AgentFlags.M
-        if self.gre_encapsulation:
-            flags |= AgentFlags.G
-        if self.reverse_tunnel:
-            flags |= AgentFlags.T
-        interval = self.advertisement_interval
-        return AdvertiserSettings(
-            flags=flags,
-            registration_lifetime=self.max_lifetime,
-            icmp_lifetime=icmp_lifetime(self.advertisement_lifetime, interval or 1.0),
-            interval=interval,
-            arp_on_link=True,
-        )
-
-    def serves(self, home_address: IPv4Address) -> bool:
-        """Whether ``home_address`` is a mobile node this agent serves."""
-        if self.home_addresses is not None:
-            return home_address in self.home_addresses
-        net = self.home_network
-        return (
-            home_address in net
-            and home_address != self.address
-            and (
-                net.prefixlen >= 31
-                or home_address not in (net.network_address, net.broadcast_address)
-            )
-        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -307,6 +199,11 @@ class _Request:
     event: UdpReceived
     now: float
     request: RegistrationRequest
+    #: the mobile node's NAI (MN-NAI extension, RFC 2794 §2), when it sent one
+    nai: str | None = None
+    #: the home address the binding is for: the request's, or the one assigned from the
+    #: pool when the request asked for 0.0.0.0 (RFC 2794 §2)
+    home_address: IPv4Address = _ZERO
     #: MN-HA association (known once its SPI resolved, even if the authenticator failed)
     mn_sa: SecurityAssociation | None = None
     #: FA-HA association, when this agent has one for the sender
@@ -322,20 +219,39 @@ class _Request:
     def deregistration(self) -> bool:
         return self.request.lifetime == 0
 
-
-def _bad_unicast(a: IPv4Address) -> bool:
-    return a in (_ZERO, _LIMITED_BROADCAST) or a.is_multicast
+    @property
+    def identity(self) -> IPv4Address | str:
+        """What the mobile node's SA and replay state are keyed by: its NAI when it sent one
+        and an MN-HA SA is configured for it, else its home address (RFC 2794 §2)."""
+        if self.nai is not None and self.agent.security_associations.for_peer(self.nai):
+            return self.nai
+        return self.request.home_address
 
 
 def check_well_formed(ctx: _Request) -> None:
-    """134 for fields that cannot describe a binding (RFC 5944 §3.8.2.1: "poorly formed")."""
+    """134 for fields that cannot describe a binding (RFC 5944 §3.8.2.1: "poorly formed").
+    A home address of 0.0.0.0 is well formed with an MN-NAI extension (RFC 2794 §2: the
+    home agent assigns one); an NAI that is not UTF-8 is not (RFC 4282)."""
     req = ctx.request
-    if _bad_unicast(req.home_address):
+    for ext in req.extensions:
+        if isinstance(ext, MobileNodeNAIExtension):
+            try:
+                ctx.nai = ext.nai.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RegistrationDenied(
+                    ReplyCode.HA_POORLY_FORMED_REQUEST, "MN-NAI is not UTF-8"
+                ) from None
+            if not ctx.nai:
+                raise RegistrationDenied(ReplyCode.HA_POORLY_FORMED_REQUEST, "empty MN-NAI")
+            break
+    if req.home_address == _ZERO and ctx.nai is not None:
+        pass  # RFC 2794 §2: assigned by assign_home_address
+    elif bad_unicast(req.home_address):
         raise RegistrationDenied(
             ReplyCode.HA_POORLY_FORMED_REQUEST, f"home address {req.home_address} not unicast"
         )
     if req.lifetime:
-        if _bad_unicast(req.care_of_address):
+        if bad_unicast(req.care_of_address):
             raise RegistrationDenied(
                 ReplyCode.HA_POORLY_FORMED_REQUEST,
                 f"care-of address {req.care_of_address} not unicast",
@@ -352,7 +268,7 @@ def check_mn_ha_auth(ctx: _Request) -> None:
     agent MUST check the Mobile-Home Authentication Extension; §3.5.2: it is required in
     every request)."""
     agent = ctx.agent
-    lookup = lookup_for(agent.security_associations, ctx.request.home_address)
+    lookup = lookup_for(agent.security_associations, ctx.identity)
     try:
         result = verify(ctx.request, MN_HA, lookup)
     except AuthenticationError as e:
@@ -398,8 +314,8 @@ def check_identification(ctx: _Request) -> None:
     sa = ctx.mn_sa
     assert sa is not None  # check_mn_ha_auth passed
     agent = ctx.agent
-    hoa = ctx.request.home_address
-    state = agent._replay.get(hoa, ReplayState())
+    key = ctx.identity
+    state = agent._replay.get(key, ReplayState())
     check = check_request(
         state,
         ctx.request.identification,
@@ -408,7 +324,7 @@ def check_identification(ctx: _Request) -> None:
         tolerance=sa.replay_tolerance,
         new_nonce=agent._rng.getrandbits(32) if sa.replay is ReplayMethod.NONCES else None,
     )
-    agent._replay[hoa] = check.state
+    agent._replay[key] = check.state
     ctx.reply_identification = check.reply_identification
     if not check.accepted:
         raise RegistrationDenied(
@@ -495,7 +411,7 @@ def check_simultaneous_bindings(ctx: _Request) -> None:
     if not cfg.simultaneous_bindings:
         ctx.code = ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS
         return
-    current = agent._bindings.bindings_of(ctx.request.home_address)
+    current = agent._bindings.bindings_of(ctx.home_address)
     others = [b for b in current if b.care_of_address != ctx.request.care_of_address]
     if len(others) >= cfg.max_simultaneous_bindings:
         raise RegistrationDenied(
@@ -505,10 +421,55 @@ def check_simultaneous_bindings(ctx: _Request) -> None:
     ctx.simultaneous = True
 
 
+def assign_home_address(ctx: _Request) -> None:
+    """RFC 2794 §2: a node known by its NAI that asks for 0.0.0.0 gets the address its NAI
+    already holds, else a free one of ``address_pool`` (130 when none is left); an address
+    of the pool held by another NAI is refused (129). The address stays with the NAI until
+    its last binding ends (deregistration or expiry)."""
+    agent = ctx.agent
+    req = ctx.request
+    nai = ctx.nai
+    held = agent._assigned.get(nai) if nai is not None else None
+    if req.home_address != _ZERO:
+        owner = agent._assigned_to.get(req.home_address)
+        if held is not None and held != req.home_address:
+            raise RegistrationDenied(
+                ReplyCode.HA_ADMIN_PROHIBITED, f"{nai} holds home address {held}"
+            )
+        if owner is not None and owner != nai:
+            raise RegistrationDenied(
+                ReplyCode.HA_ADMIN_PROHIBITED,
+                f"home address {req.home_address} is assigned to another node",
+            )
+        if (
+            nai is not None
+            and held is None
+            and not ctx.deregistration
+            and req.home_address in agent.config.address_pool
+        ):
+            agent._pending_assignment = (nai, req.home_address)
+        return
+    if held is not None:
+        ctx.home_address = held
+        return
+    if ctx.deregistration:
+        return  # nothing held, nothing to release: accepted as a no-op (RFC 5944 §3.8.2.2)
+    free = sorted(agent.config.address_pool - agent._assigned_to.keys())
+    if not free:
+        raise RegistrationDenied(
+            ReplyCode.HA_INSUFFICIENT_RESOURCES, "no home address left in the pool"
+        )
+    ctx.home_address = free[0]
+    assert nai is not None  # check_well_formed: 0.0.0.0 only with an NAI
+    agent._pending_assignment = (nai, free[0])
+
+
 def check_administrative(ctx: _Request) -> None:
     """129 for a home address this agent does not serve; 130 when the table is full."""
     agent = ctx.agent
-    hoa = ctx.request.home_address
+    hoa = ctx.home_address
+    if hoa == _ZERO and ctx.deregistration:
+        return  # an NAI deregistering with nothing assigned
     if not agent.config.serves(hoa):
         raise RegistrationDenied(
             ReplyCode.HA_ADMIN_PROHIBITED, f"home address {hoa} not served by this agent"
@@ -539,6 +500,7 @@ HA_PIPELINE: Pipeline[_Request] = Pipeline(
         check_home_agent_address,
         check_reverse_tunnel,
         check_encapsulation,
+        assign_home_address,
         check_simultaneous_bindings,
         check_administrative,
     )
@@ -570,7 +532,12 @@ class HomeAgent:
         self.clock_offset = clock_offset
         self._bindings: BindingStore = bindings if bindings is not None else InMemoryBindingStore()
         self._view = BindingTableView(self._bindings)
-        self._replay: dict[IPv4Address, ReplayState] = {}
+        self._replay: dict[IPv4Address | str, ReplayState] = {}
+        #: RFC 2794 §2 assignments: NAI -> home address and back
+        self._assigned: dict[str, IPv4Address] = {}
+        self._assigned_to: dict[IPv4Address, str] = {}
+        #: an assignment the request being processed makes once it is accepted
+        self._pending_assignment: tuple[str, IPv4Address] | None = None
         self._rng = make_rng(rng)
         #: link-layer addresses of mobile nodes heard on the home link (from their own
         #: requests there), to re-announce them when a binding expires (RFC 5944 §4.6)
@@ -596,8 +563,20 @@ class HomeAgent:
         return self._counters
 
     @property
-    def replay_state(self) -> Mapping[IPv4Address, ReplayState]:
+    def replay_state(self) -> Mapping[IPv4Address | str, ReplayState]:
         return dict(self._replay)
+
+    @property
+    def assignments(self) -> Mapping[str, IPv4Address]:
+        """Home addresses assigned to NAIs (RFC 2794 §2), read-only copy."""
+        return dict(self._assigned)
+
+    def _release(self, hoa: IPv4Address) -> None:
+        """The binding of ``hoa`` ended: an assigned address returns to the pool."""
+        nai = self._assigned_to.pop(hoa, None)
+        if nai is not None:
+            del self._assigned[nai]
+            self._counters.event("address_released")
 
     def state_of(self, home_address: IPv4Address) -> BindingState:
         return BindingState.AWAY if self._bindings.bindings_of(home_address) else _H
@@ -622,8 +601,12 @@ class HomeAgent:
                 out.extend(self._on_icmp(event, now))
             elif isinstance(event, UdpReceived):
                 ctx = self._begin(event, now)
-                self.pipeline.run(ctx)
-                out.extend(self._accept(ctx))
+                self._pending_assignment = None
+                try:
+                    self.pipeline.run(ctx)
+                    out.extend(self._accept(ctx))
+                finally:
+                    self._pending_assignment = None
             # links and ICMP errors do not concern the home agent
 
         def on_denied(denial: RegistrationDenied) -> list[Action]:
@@ -659,6 +642,7 @@ class HomeAgent:
         for hoa in dict.fromkeys(b.home_address for b in expired):
             after = self.state_of(hoa)
             if after is _H:
+                self._release(hoa)
                 cfg = self.config
                 actions.append(ProxyArp(cfg.interface, hoa, False))
                 mac = self._home_link_addresses.get(hoa)
@@ -693,11 +677,11 @@ class HomeAgent:
             raise Discard("decode_error", str(e)) from None
         if not isinstance(msg, RegistrationRequest):
             raise Discard("unexpected_message", type(msg).__name__)
-        return _Request(self, event, now, msg)
+        return _Request(self, event, now, msg, home_address=msg.home_address)
 
     def _accept(self, ctx: _Request) -> list[Action]:
         req = ctx.request
-        hoa, coa = req.home_address, req.care_of_address
+        hoa, coa = ctx.home_address, req.care_of_address
         before = self.state_of(hoa)
         if not ctx.deregistration:
             inp = BindingInput.REGISTER
@@ -755,6 +739,13 @@ class HomeAgent:
             )
         after = self.state_of(hoa)
         BINDING_TRANSITIONS.confirm(before, inp, after)
+        if self._pending_assignment is not None and after is _A:
+            nai, assigned = self._pending_assignment
+            self._assigned[nai] = assigned
+            self._assigned_to[assigned] = nai
+            self._counters.event("address_assigned")
+        elif after is _H:
+            self._release(hoa)
         cfg = self.config
         if before is _H and after is _A:
             # RFC 5944 §4.6: while the node is away the home agent answers ARP for it and
@@ -782,6 +773,7 @@ class HomeAgent:
                     "requested_lifetime": req.lifetime,
                     "decision": inp.value,
                     "encapsulation": ctx.encapsulation.name,
+                    "nai": ctx.nai,
                 },
             )
         )
@@ -790,7 +782,7 @@ class HomeAgent:
     def _deny(self, ctx: _Request, denial: RegistrationDenied) -> list[Action]:
         self._counters.deny(denial.code)
         if ctx.mn_sa is None:
-            ctx.mn_sa = self._mn_sa_for_reply(ctx.request)
+            ctx.mn_sa = self._mn_sa_for_reply(ctx)
         if ctx.fa_sa is None:
             # A denial decided before the FA-HA check still goes back through the foreign
             # agent, which requires FA-HA when it shares an SA with us (RFC 5944 §3.7.3.1):
@@ -808,9 +800,10 @@ class HomeAgent:
             Log(
                 "ha.registration",
                 {
-                    "home_address": ctx.request.home_address,
+                    "home_address": ctx.home_address,
                     "care_of_address": ctx.request.care_of_address,
                     "source": ctx.event.src,
+                    "nai": ctx.nai,
                     "code": int(denial.code),
                     "lifetime": lifetime,
                     "requested_lifetime": ctx.request.lifetime,
@@ -833,15 +826,16 @@ class HomeAgent:
         sas = self.security_associations.for_peer(src)
         return sas[0] if sas else None
 
-    def _mn_sa_for_reply(self, req: RegistrationRequest) -> SecurityAssociation | None:
+    def _mn_sa_for_reply(self, ctx: _Request) -> SecurityAssociation | None:
         """The MN-HA association named by the request's MN-HA SPI (to authenticate a reply
         sent before or despite authentication failing)."""
+        req = ctx.request
         try:
             ext = req.extensions[find_auth_extension(req, MN_HA)]
         except AuthenticationError:
             return None
         assert isinstance(ext, MobileHomeAuthExtension)
-        return self.security_associations.get(req.home_address, ext.spi)
+        return self.security_associations.get(ctx.identity, ext.spi)
 
     def _reply(
         self,
@@ -860,12 +854,16 @@ class HomeAgent:
                 else req.identification
             )
         # RFC 5944 §3.8.3.2: Home Agent field is the request's, or (136) our unicast address.
+        # RFC 2794 §2: the reply carries the MN-NAI extension of the request (the foreign
+        # agent and the node match it when the home address was 0.0.0.0), before MN-HA.
+        nai_ext = tuple(e for e in req.extensions if isinstance(e, MobileNodeNAIExtension))[:1]
         reply = RegistrationReply(
             code=int(code),
             lifetime=lifetime,
-            home_address=req.home_address,
+            home_address=ctx.home_address,
             home_agent=home_agent if home_agent is not None else req.home_agent,
             identification=identification,
+            extensions=nai_ext,
         )
         # RFC 5944 §3.8.3.2: MN-HA MUST be included when the HA has the MN's SA; FA-HA
         # (when shared with the foreign agent) comes after it.

@@ -32,7 +32,13 @@ import random
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from mip4.security.auth import AuthenticationError, append_extensions, sign, verify
+from mip4.security.auth import (
+    AuthenticationError,
+    append_extensions,
+    sign,
+    sign_mn_aaa,
+    verify,
+)
 from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.errors import DecodeError
@@ -41,6 +47,7 @@ from mip4.wire.extensions import (
     Extension,
     MobileForeignChallengeExtension,
     MobileHomeAuthExtension,
+    MobileNodeNAIExtension,
 )
 from mip4.wire.icmp import AgentFlags
 from mip4.wire.messages import (
@@ -187,6 +194,9 @@ class RegistrationClient:
         self.counters = counters
         self.replay = MobileNodeReplay(method=sa.replay)
         self.home_agent = config.home_agent
+        #: the home address in use: the configured one, or the one the home agent assigned
+        #: (0.0.0.0 until then; RFC 2794 §2)
+        self.home_address = config.home_address
         self.pending: PendingRequest | None = None
         self.binding: Binding | None = None
         self.adjust = Corrections()
@@ -276,7 +286,7 @@ class RegistrationClient:
         address, RFC 5944 §3.6.1.2) or only ``care_of_address`` (S set, Lifetime 0)."""
         flags = RegistrationFlags(0)
         if care_of_address is None:
-            coa = self.config.home_address  # RFC 5944 §3.6.1.2: deregister all bindings
+            coa = self.home_address  # RFC 5944 §3.6.1.2: deregister all bindings
         else:
             coa = care_of_address
             flags |= RegistrationFlags.S  # only this binding
@@ -375,20 +385,29 @@ class RegistrationClient:
         now: float,
     ) -> RegistrationRequest:
         identification = self.replay.next_identification(self._unix(now), self.rng.getrandbits(32))
+        # RFC 2794 §2: the MN-NAI extension precedes the authentication extensions.
+        nai = self.config.nai
         req = RegistrationRequest(
             flags=flags,
             lifetime=lifetime,
-            home_address=self.config.home_address,
+            home_address=self.home_address,
             home_agent=self.home_agent,
             care_of_address=care_of_address,
             identification=identification,
+            extensions=(MobileNodeNAIExtension(nai.encode()),) if nai is not None else (),
         )
         signed = sign(req, MobileHomeAuthExtension, self.sa)  # RFC 5944 §3.6.1.3
         # Extensions for the foreign agent only follow MN-HA (RFC 5944 §3.6.1.3); it removes
         # them before relaying.
         fa_only: list[Extension] = []
         challenge = att.agent.advertisement.challenge if att.agent is not None else None
-        if challenge:
+        secret = self.config.mn_aaa_secret
+        if challenge and secret is not None:
+            # RFC 4721 §3.1, §5: NAI, MN-HA, MN-FA Challenge, MN-AAA -- the agent relays
+            # everything up to MN-AAA and asks the home AAA server to check it.
+            signed = append_extensions(signed, MobileForeignChallengeExtension(challenge))
+            signed = sign_mn_aaa(signed, self.config.mn_aaa_spi, secret)
+        elif challenge:
             # RFC 4721 §3.2: echo the agent's challenge.
             fa_only.append(MobileForeignChallengeExtension(challenge))
         if (
@@ -419,7 +438,7 @@ class RegistrationClient:
                 dst=agent.address,
                 payload=request.raw,
                 sport=self.config.port,
-                src=self.config.home_address,
+                src=self.home_address,
                 interface=att.interface,
                 link_dst=agent.link_address,
                 ttl=REVERSE_TUNNEL_TTL if request.flags & RegistrationFlags.T else 1,
@@ -429,7 +448,7 @@ class RegistrationClient:
             dst=self.home_agent,
             payload=request.raw,
             sport=self.config.port,
-            src=src or self.config.home_address,
+            src=src or self.home_address,
             interface=att.interface,
         )
 
@@ -580,7 +599,7 @@ class RegistrationClient:
         if p is None:
             self._discard(out, "no outstanding request", code=msg.code)
             return None
-        if msg.home_address != self.config.home_address:
+        if msg.home_address != self.home_address and not self._assignment(msg):
             self._discard(out, "home address mismatch", home_address=msg.home_address)
             return None
         if not matches_request(p.request.identification, msg.identification):
@@ -624,6 +643,16 @@ class RegistrationClient:
             )
         self.pending = None
         return self._react(reaction, msg, p, now, current, out, authenticated)
+
+    def _assignment(self, msg: RegistrationReply) -> bool:
+        """RFC 2794 §2: a node waiting for its home address takes a reply carrying its own
+        NAI (the address is adopted only once the reply is authenticated and accepted)."""
+        nai = self.config.nai
+        if nai is None or self.home_address != IPv4Address(0):
+            return False
+        return any(
+            isinstance(e, MobileNodeNAIExtension) and e.nai == nai.encode() for e in msg.extensions
+        )
 
     def _lookup(self, spi: int) -> SecurityAssociation | None:
         return self.sa if spi == self.sa.spi else None
@@ -743,10 +772,15 @@ class RegistrationClient:
         if p.deregister:
             out.append(Log("mn.deregistered", {"code": msg.code}))
             if self.binding is not None and (
-                p.request.care_of_address == self.config.home_address
+                p.request.care_of_address == self.home_address
                 or p.request.care_of_address == self.binding.care_of_address
             ):
                 self.binding = None
+            if self.config.assigned_address and self.binding is None:
+                # RFC 2794 §2: the assigned address goes back to the pool with the binding.
+                released = self.home_address
+                self.home_address = self.config.home_address
+                out.append(Log("mn.home_address_released", {"home_address": released}))
             self.adjust = Corrections()
             if att.kind is AttachmentKind.HOME:
                 return Step(MnInput.DEREGISTERED_AT_HOME, "deregistered")
@@ -762,6 +796,10 @@ class RegistrationClient:
         granted = min(msg.lifetime, requested)  # RFC 5944 §3.6.2.2: never more than asked
         if granted == 0:
             return Step(MnInput.BACKED_OFF, "accepted with lifetime 0")
+        if self.home_address != msg.home_address and self._assignment(msg):
+            # RFC 2794 §2: adopt the home address the home agent assigned.
+            self.home_address = msg.home_address
+            out.append(Log("mn.home_address_assigned", {"home_address": msg.home_address}))
         # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2): with
         # timestamps only the last transmission can be answered; with nonces any of the
         # identical transmissions may have been, so count from the first (conservative).
@@ -813,14 +851,14 @@ class RegistrationClient:
                 att.interface,
                 agent.address,
                 agent.link_address,
-                self.config.home_address,
+                self.home_address,
                 home_agent=self.home_agent if flags & RegistrationFlags.B else None,
             )
         return UseColocatedAddress(
             att.interface,
             att.care_of_address,
             self.home_agent,
-            self.config.home_address,
+            self.home_address,
             encapsulation_of(flags),
             bool(flags & RegistrationFlags.T),
         )

@@ -10,7 +10,7 @@ with, and the daemon's loader names the file and key. The engine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
@@ -112,6 +112,18 @@ class MobileNodeConfig:
 
     port: int = MIP_PORT
     """UDP source port of our requests (replies come back to it)."""
+    nai: str | None = None
+    """The node's NAI (RFC 2794, e.g. ``alice@example.net``), sent in the MN-NAI extension
+    of every request. With it, ``home_address`` may be 0.0.0.0: the home agent assigns one,
+    which the node keeps across moves and re-registrations and releases when it
+    deregisters."""
+    mn_aaa_secret: bytes | None = field(default=None, repr=False)
+    """The MN-AAA shared secret (RFC 4721 §5): with it, a request to an agent that
+    advertises a challenge carries the MN-FA Challenge extension and the MN-AAA
+    authentication extension (after MN-HA) for the home AAA server. Never printed."""
+    mn_aaa_spi: int = 2
+    """SPI of the MN-AAA extension: 2 is the CHAP-style computation RFC 4721 §7 maps onto
+    RADIUS CHAP (what FreeRADIUS's ``chap`` module verifies)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.home_prefix_len <= 32:
@@ -134,10 +146,23 @@ class MobileNodeConfig:
             raise ValueError("solicit_jitter must be within 0..1")
         if not self.encapsulations:
             raise ValueError("encapsulations must name at least one encapsulation")
+        if self.nai is not None and not 0 < len(self.nai.encode()) <= 255:
+            raise ValueError("nai must be 1..255 bytes of UTF-8")
+        if self.mn_aaa_secret is not None and (not self.mn_aaa_secret or self.nai is None):
+            raise ValueError("mn_aaa_secret must be non-empty and needs an nai (RFC 4721)")
+        if self.home_address == IPv4Address(0) and self.nai is None:
+            raise ValueError("home_address 0.0.0.0 (assigned) needs an nai (RFC 2794)")
 
     @property
     def home_network(self) -> IPv4Network:
-        return IPv4Network((self.home_address, self.home_prefix_len), strict=False)
+        # an address still to be assigned lives on the home agent's network
+        base = self.home_address if self.home_address != IPv4Address(0) else self.home_agent
+        return IPv4Network((base, self.home_prefix_len), strict=False)
+
+    @property
+    def assigned_address(self) -> bool:
+        """The home address is assigned by the home agent (RFC 2794 §2)."""
+        return self.home_address == IPv4Address(0)
 
     @property
     def discovers_home_agent(self) -> bool:

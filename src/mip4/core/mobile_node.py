@@ -176,6 +176,12 @@ class MobileNode:
         return self.client.home_agent
 
     @property
+    def home_address(self) -> IPv4Address:
+        """The home address in use: configured, or assigned by the home agent (0.0.0.0
+        until then, RFC 2794 §2)."""
+        return self.client.home_address
+
+    @property
     def last_reaction(self) -> CodeReaction | None:
         """The last reply code received and the reaction taken."""
         return self.client.last_reaction
@@ -382,7 +388,7 @@ class MobileNode:
             )
         )
         if att.kind is not AttachmentKind.HOME:
-            out.append(AwayFromHome(att.interface, self.config.home_address))
+            out.append(AwayFromHome(att.interface, self.client.home_address))
         self._register(now, out, why)
 
     def _go_home(self, interface: str, now: float, out: list[Action]) -> None:
@@ -390,12 +396,12 @@ class MobileNode:
         was = self.where.current
         self.where.discovery.stop_soliciting()
         self.client.forget()
-        att = Attachment(AttachmentKind.HOME, interface, self.config.home_address)
+        att = Attachment(AttachmentKind.HOME, interface, self.client.home_address)
         self.where.current = att
-        out.append(AtHome(interface, self.config.home_address))
+        out.append(AtHome(interface, self.client.home_address))
         # RFC 5944 §4.6: on returning home the node broadcasts gratuitous ARP for its home
         # address so that neighbours stop using the home agent's link-layer address.
-        out.append(GratuitousArp(interface, self.config.home_address))
+        out.append(GratuitousArp(interface, self.client.home_address))
         out.append(
             Log(
                 "mn.at_home",

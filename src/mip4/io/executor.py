@@ -56,7 +56,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any
+from typing import Any  # Any: see _HANDLERS below
 
 from mip4.core.actions import (
     Action,

@@ -35,6 +35,8 @@ LAYERS: dict[str, frozenset[str]] = {
     # the engines emit AAA requests and take AAA answers as the typed data of mip4.aaa
     # (pure, below core: it imports only security and wire)
     "core": frozenset({"wire", "security", "dataplane", "aaa"}),
+    # mip4 sim drives the engines (core) and what they need, nothing with I/O
+    "sim": frozenset({"core", "aaa", "security", "wire", "dataplane"}),
     # the Mobile IP MIB (RFC 4295) and the AgentX codec/session: pure, and stdlib only (it
     # reads the status snapshot, plain data, not the engines)
     "snmp": frozenset(),
@@ -67,6 +69,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "dataplane",
             "security",
             "wire",
+            "sim",
         }
     ),
 }

@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "mip4.tools.demo",  # mip4 demo
     "mip4.tools.bench",  # mip4 bench
     "mip4.lab.cli",  # mip4 lab
+    "mip4.sim.cli",  # mip4 sim
     "mip4.daemon.cli",
 )
 

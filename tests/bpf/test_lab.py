@@ -9,6 +9,10 @@
   ways; a second load with the same pinned maps replaces the programs (BPF_TC_F_REPLACE)
   and forwarding goes on with the bindings the first load wrote; a clean stop (detach,
   unpin) leaves no filter, no qdisc and no pin.
+* TCP transfers: GSO packets take the fast path; full-size packets that are not GSO (a
+  retransmission) are too big once encapsulated and get "fragmentation needed" from the
+  home agent's slow path (the route into an MTU-limited tunnel device). Without that
+  route they vanished and a transfer that needed a retransmission stalled for good.
 """
 
 from __future__ import annotations
@@ -178,6 +182,18 @@ def _node_side(p: Path3, plane: BpfPlane, key: int | None = None) -> None:
     p.coa.run(lambda: plane.attach(p.f0, Program.HOST_ENCAP, ingress=False))
 
 
+def _slow_path(p: Path3, tunnel: Tunnel) -> None:
+    """The home agent's slow path (bpf-dataplane.md): the home address routed into an
+    ARP-less device whose MTU is 1500 minus the encapsulation's overhead, so what the fast
+    path leaves to the kernel because it is too big is answered with "fragmentation needed"
+    (RFC 2003 §4) instead of vanishing for want of a route. One end of a veth pair (no dummy
+    module here); its peer stays down, so nothing sent into it comes back."""
+    p.ha.add_veth("t0", "t1")
+    p.ha.exec(["ip", "link", "set", "t0", "arp", "off", "mtu", str(1500 - tunnel.overhead)])
+    p.ha.set_up("t0")
+    p.ha.add_route(f"{HOME_ADDR}/32", ifname="t0")
+
+
 def test_tunnel_both_ways_restart_and_clean_stop(make_netns: MakeNetns, bpffs: Path) -> None:
     p = _path3(make_netns)
     cn, ha, coa, h0, h1 = p.cn, p.ha, p.coa, p.h0, p.h1
@@ -294,8 +310,10 @@ def test_tcp_with_gso_through_the_fast_path(
     p = _path3(make_netns)
     size = 8 << 20
     with BpfPlane() as ha_plane, BpfPlane() as mn_plane:
-        ha_plane.set_binding(HOME_ADDR, Tunnel(HA_ADDR, COA_ADDR, encap, key=key))
+        tunnel = Tunnel(HA_ADDR, COA_ADDR, encap, key=key)
+        ha_plane.set_binding(HOME_ADDR, tunnel)
         ha_plane.set_peer(Peer(HA_ADDR, COA_ADDR))
+        _slow_path(p, tunnel)  # a full-size retransmission is not a GSO packet
         p.ha.run(lambda: ha_plane.attach(p.h0, Program.HA_ENCAP))
         p.ha.run(lambda: ha_plane.attach(p.h1, Program.DECAP))
         _node_side(p, mn_plane, key)
@@ -314,3 +332,35 @@ def test_tcp_with_gso_through_the_fast_path(
             f"{encap.name} key={key}: {size * 8 / took / 1e9:.2f} Gbit/s, "
             f"{ev[Event.ENCAP]} encapsulations for {segments} segments"
         )
+
+
+@pytest.mark.parametrize(
+    ("encap", "key"),
+    [(Encap.IPIP, None), (Encap.GRE, 42), (Encap.MINIMAL, None)],
+    ids=["ipip", "gre-key", "minimal"],
+)
+def test_full_size_segments_get_fragmentation_needed(
+    make_netns: MakeNetns, encap: Encap, key: int | None
+) -> None:
+    """Full-size segments that are not GSO packets (a retransmission, a single segment, a
+    sender without TSO: here the correspondent's device allows one segment per packet) do
+    not fit once encapsulated: the fast path leaves them to the kernel, whose route into the
+    MTU-limited tunnel device answers "fragmentation needed" (RFC 2003 §4); the
+    correspondent lowers its path MTU and every byte arrives through the fast path."""
+    p = _path3(make_netns)
+    p.cn.exec(["ip", "link", "set", "c0", "gso_max_segs", "1"])
+    size = 1 << 20
+    with BpfPlane() as ha_plane, BpfPlane() as mn_plane:
+        tunnel = Tunnel(HA_ADDR, COA_ADDR, encap, key=key)
+        ha_plane.set_binding(HOME_ADDR, tunnel)
+        ha_plane.set_peer(Peer(HA_ADDR, COA_ADDR))
+        _slow_path(p, tunnel)
+        p.ha.run(lambda: ha_plane.attach(p.h0, Program.HA_ENCAP))
+        p.ha.run(lambda: ha_plane.attach(p.h1, Program.DECAP))
+        _node_side(p, mn_plane, key)
+
+        sent, got, _ = _tcp_transfer(p, size)
+        ev = ha_plane.events()
+        assert got == sent, (got, ev, mn_plane.events())
+        assert ev[Event.SLOW_TOO_BIG] > 0, ev
+        assert ev[Event.ENCAP] >= size // 1500, ev

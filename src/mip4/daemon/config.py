@@ -155,6 +155,10 @@ class IOSection:
     home_gateway: IPv4Address | None = None
     #: UDP port of registrations (RFC 5944 §3.1: 434).
     port: int = 434
+    #: The home agent's forwarding plane: ``"userspace"`` (TUN device, raw sockets),
+    #: ``"bpf"`` (a tc-BPF fast path in front of it, which stays the slow path; the start
+    #: fails where the kernel cannot load it) or ``"auto"`` (bpf where it loads).
+    dataplane: str = "userspace"
 
     def __post_init__(self) -> None:
         if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:
@@ -165,6 +169,8 @@ class IOSection:
             raise ValueError(f"tunnel_mtu: {self.tunnel_mtu} not in 576..65535")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port: {self.port} not in 1..65535")
+        if self.dataplane not in ("auto", "bpf", "userspace"):
+            raise ValueError(f"dataplane: {self.dataplane!r} is not auto, bpf or userspace")
         for name in self.interfaces:
             if not 0 < len(name.encode()) <= 15:
                 raise ValueError(f"interfaces: {name!r} is not an interface name")

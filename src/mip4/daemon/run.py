@@ -123,7 +123,13 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
         "port": io.port,
     }
     if isinstance(engine, HomeAgent):
-        return NodeIO.open(None, cfg.interfaces, tunnel_source=cfg.tunnel_source, **common)
+        return NodeIO.open(
+            None,
+            cfg.interfaces,
+            tunnel_source=cfg.tunnel_source,
+            dataplane=io.dataplane,
+            **common,
+        )
     if isinstance(engine, ForeignAgent):
         return NodeIO.open(None, cfg.interfaces, tunnel_source=cfg.tunnel_source, **common)
     mn = engine.config
@@ -352,7 +358,7 @@ class Daemon:
             forwarder=fwd.stats if fwd is not None else None,
             tunnel=status.read_tun_stats(self.cfg.tun_name) if self.io.tun is not None else None,
         )
-        return status.snapshot(
+        snap = status.snapshot(
             role=self.cfg.role,
             name=self.name,
             config=self.cfg.source,
@@ -363,6 +369,11 @@ class Daemon:
             engine=self.engine,
             counter_sets=counter_sets,
         )
+        snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
+        if self.io.fast_path is not None:
+            fast = self.io.fast_path
+            snap["fast_path"] = {"bindings": fast.counters(), "events": fast.events()}
+        return snap
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
         """The main loop: like :meth:`NodeIO.run`, with the daemon's executor, the control

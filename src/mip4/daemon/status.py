@@ -264,6 +264,8 @@ def render_text(s: JSON) -> str:
         f"interfaces: {', '.join(s['interfaces'])}; tunnel device: {s['tun'] or '-'}",
         "",
     ]
+    if "dataplane" in s:  # issue 12
+        lines.insert(-1, f"data plane: {s['dataplane']}")
     if "home_agent" in s:
         ha = s["home_agent"]
         lines.append(f"home agent {ha['address']} for {ha['home_network']}")
@@ -282,6 +284,12 @@ def render_text(s: JSON) -> str:
         ]
         hdr = ["home address", "care-of address", "lifetime", "remaining", "encap", "flags"]
         lines += ["  " + x for x in _table([*hdr, "from"], rows)]
+    if "fast_path" in s:  # issue 12: per-binding counters of the bpf fast path
+        fast = s["fast_path"]["bindings"]
+        lines.append(f"fast path ({len(fast)}):")
+        rows = [[home, t["packets"], t["bytes"]] for home, t in sorted(fast.items())]
+        lines += ["  " + x for x in _table(["home address", "packets", "bytes"], rows)]
+        lines += _counter_lines("fast path events", s["fast_path"]["events"])
     if "foreign_agent" in s:
         fa = s["foreign_agent"]
         for link in fa["links"]:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any  # Any: the status snapshot is JSON-shaped data (values of any JSON type)
 
 from mip4.snmp.agentx import Oid, VarBind
 from mip4.snmp.mib import MibView, view

@@ -22,7 +22,9 @@ a file that the next daemon's leftover cleaner reads after a crash.
 ``GratuitousArp``            AF_PACKET ARP requests, ``count`` times, ``garp_interval``
                              apart (RFC 5944 §4.6)
 ``InstallBinding``           tunnel table entry + host route to the TUN device (home agent);
-                             with B the home link's broadcasts are tunnelled too (§4.3)
+                             with B the home link's broadcasts are tunnelled too (§4.3);
+                             with a bpf fast path also its map entry (the TUN route is
+                             then the slow path), undone with the binding
 ``RemoveBinding``            the reverse
 ``InstallVisitor``           decapsulated datagrams for the home address go to the
                              visitor's hardware address; with ``reverse_tunnel`` a policy
@@ -54,7 +56,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any
+from typing import Any  # Any: see _HANDLERS below
 
 from mip4.core.actions import (
     Action,
@@ -76,6 +78,7 @@ from mip4.dataplane.common import Tunnel
 from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.wire.packets import ipv4_packet, ipv4_udp_packet
 
+from .bpf.agent import FastPath
 from .forwarder import Forwarder
 from .netns import Netns
 from .rawsock import (
@@ -122,6 +125,8 @@ class LinuxExecutor:
     call_later: Callable[[float, Callable[[], None]], object] | None = None
     reverse_table: int = REVERSE_TABLE
     journal: Journal | None = None
+    #: the home agent's tc-BPF fast path: bindings become map entries too
+    fast_path: FastPath | None = None
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
@@ -293,10 +298,17 @@ class LinuxExecutor:
         )
         fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
         stack = self._bindings.get(a.home_address)
+        new = stack is None
         if stack is None:
             stack = self._bindings[a.home_address] = self.ns.new_stack(f"binding {a.home_address}")
         # a renewal replaces the route with the same record: nothing new on the stack
         self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True, undo=stack)
+        fast = self.fast_path
+        if fast is not None:
+            home = a.home_address
+            if new:  # one record per binding, undone before its route
+                stack.callback(f"bpf binding {home}", lambda: fast.remove(home))
+            fast.sync(home, fwd.table.bindings.get(int(home), []))
         if a.broadcast and a.home_interface is not None:
             # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
             fwd.watch_broadcasts(a.home_interface)
@@ -311,7 +323,10 @@ class LinuxExecutor:
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")
         fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
-        if fwd.table.remove_binding(a.home_address, a.care_of_address) == 0:
+        left = fwd.table.remove_binding(a.home_address, a.care_of_address)
+        if left and self.fast_path is not None:
+            self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), []))
+        if left == 0:
             stack = self._bindings.pop(a.home_address, None)
             if stack is None:
                 self.ns.del_route(f"{a.home_address}/32")

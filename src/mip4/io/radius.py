@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, cast
+from typing import Any, cast  # Any: pyrad (packets, dictionary, futures of packets) has no types
 
 from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary

@@ -22,7 +22,12 @@ What is opened, by option:
 * ``forwarding``: ``net.ipv4.ip_forward`` on while the node runs (home and foreign agents:
   they route, and the kernel answers proxy ARP only when forwarding);
 * ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
-  (mobile node), which never reports ``ignore_addresses`` (the home address).
+  (mobile node), which never reports ``ignore_addresses`` (the home address);
+* ``dataplane`` ``"bpf"`` (or ``"auto"`` where the kernel allows it) with ``tun_name``: the
+  home agent's tc-BPF fast path (:class:`~mip4.io.bpf.agent.FastPath`) at ingress of the
+  control interfaces, in front of the user-space plane, which stays its slow path. Its maps
+  are pinned under ``bpf_pin_dir`` (default: ``/sys/fs/bpf/mip4/<tun_name>`` when a bpffs
+  is mounted there and ``netns`` is the current namespace; else not pinned).
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from mip4.core.events import Event, LinkUp
 
+from .bpf.agent import FastPath, resolve_dataplane
 from .driver import Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .linkmon import LinkMonitor
+from .netns import run_in_netns
 from .rawsock import (
     LinkSourceTracker,
     open_discovery_capture,
@@ -60,6 +68,24 @@ log = logging.getLogger(__name__)
 #: forged requests then pushes valid ones out before the loop reads them.
 CONTROL_RCVBUF = 1 << 21
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+#: where the fast path's maps are pinned by default (when a bpffs is mounted here)
+BPFFS = Path("/sys/fs/bpf")
+_FAST_PATH = "close bpf fast path"
+
+
+def default_pin_dir(tun_name: str, bpffs: Path = BPFFS) -> Path | None:
+    """``<bpffs>/mip4/<tun_name>`` when a bpffs is mounted at ``bpffs`` (not under ``ip
+    netns exec``, which mounts a fresh /sys), else ``None``."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == str(bpffs) and fields[2] == "bpf":
+            return bpffs / "mip4" / tun_name
+    return None
 
 
 def size_receive_buffer(sock: socket.socket, size: int = CONTROL_RCVBUF) -> int:
@@ -94,6 +120,8 @@ class NodeIO:
     linkmon: LinkMonitor | None = None
     tun: Tun | None = None
     forwarder: Forwarder | None = None
+    #: the home agent's tc-BPF fast path (``dataplane`` bpf), None: user space only
+    fast_path: FastPath | None = None
     resources: UndoStack = field(default_factory=lambda: resource_stack("node I/O"))
 
     @classmethod
@@ -116,8 +144,11 @@ class NodeIO:
         ignore_addresses: frozenset[IPv4Address] = frozenset(),
         port: int = 434,
         journal: Journal | None = None,
+        dataplane: str = "userspace",
+        bpf_pin_dir: Path | None = None,
     ) -> NodeIO:
         res = resource_stack("node I/O")
+        plane = resolve_dataplane(dataplane)
         try:
             udp = open_udp_control(netns, port=port)
             res.callback("close UDP socket", udp.close)
@@ -132,6 +163,22 @@ class NodeIO:
                     log.warning("%s", problem)
                 fwd = Forwarder(tun, netns=netns, tunnel_mtu=tunnel_mtu)
                 res.callback("close forwarder", fwd.close)
+            fast = None
+            if plane == "bpf" and tun_name is not None:
+                names = tuple(interfaces)
+
+                def indexes() -> list[int]:
+                    return [socket.if_nametoindex(name) for name in names]
+
+                if bpf_pin_dir is None and netns is None:
+                    bpf_pin_dir = default_pin_dir(tun_name)
+                fast = FastPath.open(
+                    netns,
+                    indexes() if netns is None else run_in_netns(netns, indexes),
+                    pin_dir=bpf_pin_dir,
+                )
+                # before the executor's stacks: they remove map entries on the way out
+                res.callback(_FAST_PATH, fast.close)
             executor = LinuxExecutor(
                 netns,
                 udp=udp,
@@ -141,6 +188,7 @@ class NodeIO:
                 home_gateway=home_gateway,
                 home_network=home_network,
                 journal=journal,
+                fast_path=fast,
             )
             res.callback("close executor sockets", executor.abandon)
             res.callback("undo kernel state", executor.close)
@@ -148,7 +196,9 @@ class NodeIO:
                 # agents forward (and the kernel answers proxy ARP only when forwarding);
                 # the executor's undo stack restores the old value on close
                 executor.ns.set_forwarding(True)
-            io = cls(netns, tuple(interfaces), udp, executor, tun=tun, forwarder=fwd)
+            io = cls(
+                netns, tuple(interfaces), udp, executor, tun=tun, forwarder=fwd, fast_path=fast
+            )
             io.resources = res
             for ifname in interfaces:
                 with naming(ifname):
@@ -216,6 +266,12 @@ class NodeIO:
                 self.forwarder.detach()
         return driver
 
+    @property
+    def dataplane(self) -> str:
+        """Which plane forwards: ``"bpf"`` (fast path, user space behind it) or
+        ``"userspace"``."""
+        return "bpf" if self.fast_path is not None else "userspace"
+
     def current_links(self) -> list[LinkUp]:
         """``LinkUp`` for the control interfaces that are up now (watched ones only)."""
         return self.linkmon.current() if self.linkmon is not None else []
@@ -231,10 +287,13 @@ class NodeIO:
     def abandon(self) -> None:
         """What a killed daemon leaves: its sockets and TUN device close (the kernel does
         that for a dead process), its routes, rules, neighbour entries, sysctls and journal
-        stay."""
+        stay, and so do the fast path's tc filters and pinned maps (bound nodes keep their
+        forwarding)."""
         if self.forwarder is not None:
             self.forwarder.detach()
-        self.resources.discard(lambda r: r.describe() == "undo kernel state")
+        self.resources.discard(lambda r: r.describe() in ("undo kernel state", _FAST_PATH))
+        if self.fast_path is not None:
+            self.fast_path.abandon()
         for err in self.resources.undo():
             log.warning("abandon: %s", err)
 

@@ -170,6 +170,7 @@ class Lab:
                         ns.sysctl(k, v, restore=False)
                 ns.set_up("lo")
             sw = handles[topo.switch]
+            made: list[tuple[str, str, str]] = []  # (node, its interface, the switch port)
             for net in topo.networks:
                 sw.add_bridge(self.bridge(net.key))
                 sw.set_up(self.bridge(net.key))
@@ -181,6 +182,7 @@ class Lab:
                     plan = [(a.net, a.address) for a in node.attachments]
                 for net_key, address in plan:
                     port, ifname = self.port(node.key, net_key), self.ifname(node.key, net_key)
+                    made.append((node.key, ifname, port))
                     sw.add_veth(port, ifname, ns)
                     sw.set_master(port, self.bridge(net_key))
                     sw.set_up(port)
@@ -192,11 +194,14 @@ class Lab:
                     ns.add_route("0.0.0.0/0", gateway=topo.network(node.default_via).gateway)
             if self.ingress_filter:
                 self._install_ingress_filter()
-            # usable at once: wait until every node interface is operationally up
-            for node in topo.nodes:
-                for ifname in {self.ifname(node.key, a.net) for a in node.attachments}:
-                    if not handles[node.key].wait_up(ifname):
-                        raise LabError(f"{node.key}: {ifname} did not come up")
+            # usable at once: wait until every node interface and every switch port is
+            # operationally up (a bridge forwards on a port only once the kernel's link
+            # watcher has seen its carrier, which on a busy machine comes later)
+            for key, ifname, port in made:
+                if not handles[key].wait_up(ifname):
+                    raise LabError(f"{key}: {ifname} did not come up")
+                if not sw.wait_up(port):
+                    raise LabError(f"switch: {port} did not come up")
         finally:
             for ns in handles.values():
                 ns.close()

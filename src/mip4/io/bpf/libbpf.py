@@ -18,7 +18,7 @@ import errno
 import logging
 import os
 from collections import deque
-from typing import Any
+from typing import Any  # Any: ctypes function signatures and the libbpf print callback
 
 from mip4.errors import Mip4Error
 

@@ -1,0 +1,63 @@
+"""``[io] dataplane`` (issue 12): its values, its default, and what ``mip4 status`` shows of
+the plane that runs (no kernel needed)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from mip4.core.registration import ConfigError
+from mip4.daemon.config import parse_config
+from mip4.daemon.status import render_text
+
+HA = '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
+SA = '[[security_associations]]\npeer = "10.1.0.100"\nspi = 256\nkey = "00112233"\n'
+
+
+def config(io: str) -> str:
+    return HA + io + SA
+
+
+def test_the_default_is_the_user_space_plane() -> None:
+    assert parse_config("ha", tomllib.loads(config("")), "ha.toml").io.dataplane == "userspace"
+
+
+@pytest.mark.parametrize("value", ["auto", "bpf", "userspace"])
+def test_each_plane_can_be_chosen(value: str) -> None:
+    text = config(f'[io]\ndataplane = "{value}"\n')
+    assert parse_config("ha", tomllib.loads(text), "ha.toml").io.dataplane == value
+
+
+def test_an_unknown_plane_is_an_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"ha\.toml: .*dataplane: 'xdp'"):
+        parse_config("ha", tomllib.loads(config('[io]\ndataplane = "xdp"\n')), "ha.toml")
+
+
+def status(**extra: object) -> dict[str, object]:
+    return {
+        "role": "ha",
+        "name": "x",
+        "pid": 1,
+        "version": "0",
+        "uptime": 1.0,
+        "config": "ha.toml",
+        "interfaces": ["e0"],
+        "tun": "t0",
+        "counters": {},
+        **extra,
+    }
+
+
+def test_status_names_the_plane_and_the_fast_path_counters() -> None:
+    text = render_text(status(dataplane="userspace"))
+    assert "data plane: userspace" in text and "fast path" not in text
+    fast = {"bindings": {"10.1.0.100": {"packets": 12, "bytes": 3456}}, "events": {"encap": 12}}
+    text = render_text(status(dataplane="bpf", fast_path=fast))
+    assert "data plane: bpf" in text
+    assert "fast path (1):" in text
+    row = next(line for line in text.splitlines() if "10.1.0.100" in line).split()
+    assert row == ["10.1.0.100", "12", "3456"]
+    assert "fast path events: encap=12" in text
+    # a status from before issue 12 (no such keys) still renders
+    assert "data plane" not in render_text(status())

@@ -177,6 +177,10 @@ def test_mip4_lab_demo_without_root(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_mip4_lab_demo_interrupted_tears_everything_down(lab_prefix: str, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.Popen(
@@ -184,6 +188,10 @@ def test_mip4_lab_demo_interrupted_tears_everything_down(lab_prefix: str, tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C at a terminal: SIGINT at its default disposition. A test run started in the
+        # background of a non-interactive shell inherits SIGINT ignored, and Python then
+        # keeps it ignored, so the demo would never see the interrupt this test sends.
+        preexec_fn=_default_sigint,
     )
     lines: queue.Queue[str] = queue.Queue()
 

@@ -27,6 +27,7 @@ command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
 command -v llvm-strip >/dev/null 2>&1 || need_pkgs+=(llvm)
 [[ -f /usr/include/bpf/bpf_helpers.h ]] || need_pkgs+=(libbpf-dev)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)  # the registration benchmark's load generator
 command -v bpftool >/dev/null 2>&1 || need_pkgs+=(bpftool)
 if ((${#need_pkgs[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

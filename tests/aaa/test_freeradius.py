@@ -246,8 +246,8 @@ def test_secrets_and_keys_never_logged(
 
 
 @pytest.mark.oracle
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
 def test_tshark_decodes_the_radius_exchange(freeradius: FreeRadius, tmp_path: Path) -> None:
+    assert shutil.which("tshark"), "no tshark: run scripts/setup.sh (it installs it)"
     auth, acct = freeradius.config.auth_port, freeradius.config.acct_port
     pcap = tmp_path / "radius.pcapng"
     cap = subprocess.Popen(

@@ -287,6 +287,10 @@ class Lab:
                 self.configure_colocated(net)
             with Netns(self.ns(node)) as ns:
                 ns.wait_up(self.ifname(node))
+            # and the switch side: the bridge forwards on the port only once the link
+            # watcher has seen its carrier (the node's first gratuitous ARPs at home were
+            # lost on a busy machine, leaving the router with the home agent's address)
+            sw.wait_up(port)
         finally:
             sw.close()
         self.mobile_net = net

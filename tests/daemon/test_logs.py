@@ -30,7 +30,7 @@ def test_text_line() -> None:
         LogFormat.TEXT, role="ha", name="h", event="ha.registration", fields=FIELDS, when=0.5
     )
     assert line == (
-        "1970-01-01T00:00:00.500Z ha[h] ha.registration home_address=10.1.0.100 "
+        "1970-01-01T00:00:00.500000Z ha[h] ha.registration home_address=10.1.0.100 "
         'care_of_address=10.2.0.2 code=0 lifetime=300 why="two words" '
         "link=02:00:00:00:00:01 encapsulation=47 none=-"
     )

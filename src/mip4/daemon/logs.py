@@ -32,8 +32,10 @@ log = logging.getLogger("mip4.daemon")
 
 
 def _timestamp(t: float) -> str:
-    ms = int(t * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
+    """ISO 8601 UTC with microseconds: a registration on the home link takes well under a
+    millisecond, and its round trip is read from these stamps (milliseconds made it 0)."""
+    us = int(t * 1_000_000) % 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{us:06d}Z"
 
 
 def plain(value: object) -> object:

@@ -210,11 +210,12 @@ def _event_name(event: object) -> str:
 
 
 def _parse_ts(ts: str) -> float | None:
-    """``2026-11-26T16:31:59.123Z`` → ``time.time()`` seconds."""
+    """``2026-11-26T16:31:59.123456Z`` (or ``.123Z``) → ``time.time()`` seconds."""
     import calendar
 
     try:
-        base, ms = ts.rstrip("Z").split(".")
-        return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(ms) / 1000.0
+        base, frac = ts.rstrip("Z").split(".")
+        seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+        return seconds + int(frac) / float(10 ** len(frac))
     except ValueError:
         return None

@@ -747,8 +747,11 @@ def test_return_home_deregisters_all_bindings() -> None:
     assert req.lifetime == 0 and req.care_of_address == HOME
     assert not req.flags & RegistrationFlags.S
     assert state_of(mn) is MnState.DEREGISTERING and not mn.registered
-    mn.handle(udp(reply_for(req, sa=SA), src=HA), 6.2)
+    acts = mn.handle(udp(reply_for(req, sa=SA), src=HA), 6.2)
     assert state_of(mn) is MnState.AT_HOME and mn.next_deadline() is None
+    # and again once the home agent has stopped answering ARP for the home address: a
+    # proxy reply it sent between the node's arrival and the deregistration must not win
+    assert of(acts, GratuitousArp) == [GratuitousArp("mn0", HOME)]
 
 
 def test_home_agent_advertisement_means_home() -> None:

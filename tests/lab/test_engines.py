@@ -197,9 +197,15 @@ def test_registration_through_agents_colocated_and_home(nodes: Nodes) -> None:
             await stream.finish()
             assert stream.n_received == stream.n_sent
             assert stream.received.digest() == stream.sent.digest()
-            with Netns(lab.ns("rtr")) as rtr, Netns(lab.ns("mn")) as mn:
+            with Netns(lab.ns("rtr")) as rtr, Netns(lab.ns("mn")) as mn, Netns(lab.ns("ha")) as ha:
                 mac = mn.link_address(mn_if)
-                assert rtr.neighbour(lab.ifname("rtr", "home"), mn_ip) == mac
+                held = rtr.neighbour(lab.ifname("rtr", "home"), mn_ip)
+                ha_mac = ha.link_address(lab.ifname("ha"))
+                assert held == mac, (
+                    f"router holds {held!r} for the node; node {mac!r}, home agent {ha_mac!r};"
+                    f" home agent actions {dict(n.io['ha'].executor.stats)};"
+                    f" mn actions {dict(n.io['mn'].executor.stats)}"
+                )
             # the home agent announced the node's own MAC when it deregistered at home
             assert n.io["ha"].executor.stats["GratuitousArp"] == 2
             print("\nlink change -> registered:", {k: f"{v:.2f} s" for k, v in timings.items()})

@@ -80,6 +80,10 @@ class MnEffect(Enum):
     BACK_OFF = "schedule the next attempt"  #: doubling pause, ``mn.back_off``
     GIVE_UP = "give up"  #: record the reason, maybe schedule ``failed_retry``, ``mn.gave_up``
     REGISTERED = "clear the failure reason"
+    #: RFC 5944 §4.6: gratuitous ARP for the home address again, now that the home agent
+    #: has stopped answering ARP for it (its proxy replies may have reached neighbours
+    #: after the ones sent on arrival)
+    ANNOUNCE_HOME = "announce the home address on the home link"
 
 
 Transition = tuple[MnEffect | None, MnState]
@@ -116,7 +120,7 @@ def _build() -> dict[tuple[MnState, MnInput], Transition]:
     )
     # Replies answer the outstanding request only.
     add(_AWAY_PENDING, _I.ACCEPTED, _S.REGISTERED, MnEffect.REGISTERED)
-    add((_S.DEREGISTERING,), _I.DEREGISTERED_AT_HOME, _S.AT_HOME)
+    add((_S.DEREGISTERING,), _I.DEREGISTERED_AT_HOME, _S.AT_HOME, MnEffect.ANNOUNCE_HOME)
     add(_AWAY_PENDING, _I.DEREGISTERED_AWAY, _S.DISCOVERING)
     add((_S.REGISTERED,), _I.DEREGISTERED_KEEPING, _S.REGISTERED)
     add(_PENDING, _I.BACKED_OFF, _S.BACKING_OFF, MnEffect.BACK_OFF)

@@ -282,6 +282,8 @@ class MobileNode:
             self.client.give_up(now, why, out)
         elif effect is MnEffect.REGISTERED:
             self.failure_reason = None
+        elif effect is MnEffect.ANNOUNCE_HOME and self.where.current is not None:
+            out.append(GratuitousArp(self.where.current.interface, self.client.home_address))
 
     def _step(self, step: Step, now: float, out: list[Action]) -> None:
         out.extend(step.before)

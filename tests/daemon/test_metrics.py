@@ -183,6 +183,7 @@ def test_scrape_of_real_daemons_equals_status(prefix: str, tmp_path: Path) -> No
                     assert before is not None and after is not None and r.returncode == 0, r
                     if compared(before) == compared(after):
                         return samples(r.stdout), after
+                assert before is not None and after is not None
                 changed = {
                     k for k in after["counters"] if before["counters"][k] != after["counters"][k]
                 }

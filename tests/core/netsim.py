@@ -273,6 +273,16 @@ class Network:
     def inject(self, node: str, event: Event) -> None:
         self._queue.append((node, event))
 
+    def operate(self, name: str, call: Callable[[Any, float], list[Action]]) -> list[Action]:
+        """An operator call on ``name``'s engine, ``call(engine, now)`` (``revoke``,
+        ``redirect``...): its actions go out as the engine's own would, then the network
+        runs until nothing is in flight."""
+        node = self.nodes[name]
+        actions = call(node.engine, self.now)
+        self._apply(node, actions)
+        self.transfer()
+        return actions
+
     def link_up(
         self,
         node: str,

@@ -277,11 +277,15 @@ class Network:
         """An operator call on ``name``'s engine, ``call(engine, now)`` (``revoke``,
         ``redirect``...): its actions go out as the engine's own would, then the network
         runs until nothing is in flight."""
-        node = self.nodes[name]
-        actions = call(node.engine, self.now)
-        self._apply(node, actions)
-        self.transfer()
+        actions = call(self.nodes[name].engine, self.now)
+        self.emit(name, actions)
         return actions
+
+    def emit(self, name: str, actions: list[Action]) -> None:
+        """Carry out ``actions`` as ``name``'s engine's own, then run until quiet (what a
+        daemon's driver does with the actions of an operator command)."""
+        self._apply(self.nodes[name], list(actions))
+        self.transfer()
 
     def link_up(
         self,

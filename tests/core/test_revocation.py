@@ -465,3 +465,49 @@ def test_settings_are_checked_and_named(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         ForeignAgentConfig(links=(VisitedLink("a", FA1_ADDR),), **kw)
     assert RevocationSettings().enabled is False
+
+
+def test_home_agent_ignores_a_replayed_or_misdirected_revocation() -> None:
+    w = world(mn={"on_revocation": RevocationReaction.STOP})
+    revoke_fa(w)
+    (rev,) = revocations(w, "fa1")
+    assert w.bindings() == []
+    # the node registers again; the captured revocation is replayed to the home agent
+    w.move("B")
+    w.move("A")
+    assert len(w.bindings()) == 1
+    w.net.inject("ha", UdpReceived(rev.payload, FA1_ADDR, HA_ADDR, 434, 434, "ha0", ttl=64))
+    w.net.transfer()
+    assert w.ha.counters.discarded["revocation_replayed"] == 1
+    assert len(w.bindings()) == 1 and len(acks(w, "ha")) == 1
+    # a revocation with the A bit (a home agent's) is not for a home agent
+    from mip4.security.auth import sign
+
+    wrong = sign(
+        RegistrationRevocation(
+            flags=RevocationFlags.A,
+            home_address=MN_HOME,
+            home_domain_address=HA_ADDR,
+            foreign_domain_address=FA1_ADDR,
+            revocation_id=2**32 - 1,
+        ),
+        ForeignHomeAuthExtension,
+        SecurityAssociation(spi=FA_SPI, key=FA_HA_KEY),
+    )
+    w.net.inject("ha", UdpReceived(wrong.raw, FA1_ADDR, HA_ADDR, 434, 434, "ha0", ttl=64))
+    w.net.transfer()
+    assert w.ha.counters.discarded["unexpected_revocation"] == 1
+    assert len(w.bindings()) == 1
+
+
+def test_foreign_agent_revocation_with_a_bad_authenticator_is_ignored_by_the_home_agent() -> None:
+    w = world(mn={"on_revocation": RevocationReaction.STOP})
+    w.net.corrupt_if(
+        lambda p: p.sender == "fa1" and is_revocation(p),
+        lambda data: data[:-1] + bytes([data[-1] ^ 0x80]),
+    )
+    revoke_fa(w)
+    w.advance(60)
+    assert w.ha.counters.discarded["revocation_bad_authenticator"] == 5  # 1 + 4 retransmissions
+    assert len(w.bindings()) == 1  # the binding stays until its lifetime ends
+    assert w.fa1.counters.events["revocation_unacknowledged"] == 1

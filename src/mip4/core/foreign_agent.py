@@ -46,12 +46,24 @@ expired). An ICMP Destination Unreachable about a relayed request
 (:class:`~mip4.core.events.DestinationUnreachable`) answers the pending mobile node with
 80 (network), 81 (host), 82 (port) or 88 (other).
 
+**Revocation** (RFC 3543, :mod:`mip4.core.revocation`). With ``revocation`` on, the agent
+advertises X and, towards home agents it shares an FA-HA SA with, puts a Revocation
+Support extension before FA-HA in relayed requests; the home agent's answering extension
+(under the reply's FA-HA) makes the visitor revocable. A home agent's revocation
+(authenticated, not a replay) removes the visitor, ends its accounting session
+(ADMIN_RESET), informs the mobile node when the I bit asks for it (a Registration Reply
+with 129, Lifetime 0 and its registration's Identification) and is acknowledged. The
+operator's ``revoke(home_address, now)`` and a visited link going down revoke visitors
+here (the node is told 65 when its link is still up) and tell their home agents.
+
 **Interface**::
 
     fa = ForeignAgent(ForeignAgentConfig(links=(VisitedLink("wlan0", addr),)), sas, offset)
     fa.handle(event, now) -> list[Action]   # UdpReceived, IcmpReceived, LinkUp, LinkDown,
                                             # DestinationUnreachable
-    fa.handle_timer(now) -> list[Action]    # advertisements, 78 timeouts, visitor expiry
+    fa.handle_timer(now) -> list[Action]    # advertisements, 78 timeouts, visitor expiry,
+                                            # revocation retransmissions
+    fa.revoke(home_address, now) -> list[Action]                  # operator call
     fa.next_deadline() -> float | None      # 0.0 before the first advertisement
     fa.visitors / fa.pending / fa.counters / fa.sequences / fa.state_of(home_address)
 

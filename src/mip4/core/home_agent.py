@@ -29,7 +29,11 @@ owns (the order is the order of the list below):
    subnet-directed broadcast address (whatever its Home Agent field says), or when the Home
    Agent field is not this agent's unicast address (a subnet-directed broadcast for home
    agent discovery, or another address); the reply's Home Agent field is this agent's
-   unicast address (RFC 5944 §3.8.2.1, §3.8.3.1).
+   unicast address (RFC 5944 §3.8.2.1, §3.8.3.1). Before that, :func:`select_home_agent`
+   (RFC 4433): a node the operator moved elsewhere gets 143 with a Redirected HA
+   extension; a request for Home Agent 0.0.0.0 or 255.255.255.255 with a Requested HA
+   extension is accepted by the agent of ``home_agents`` picked for it (the reply names
+   it) and redirected (143) by the others.
 7. ``check_reverse_tunnel`` -- 137 when T is set but unsupported, 138 when configuration
    mandates T and it is clear (RFC 3024 §4.2).
 8. ``check_encapsulation`` -- 139 when M or G is requested and not offered; otherwise the
@@ -64,8 +68,9 @@ Interface (what the I/O shell and the test network rely on)::
 
     ha = HomeAgent(HomeAgentConfig(address=..., home_network=...), sas, clock_offset)
     ha.handle(event, now) -> list[Action]   # UdpReceived (port 434), IcmpReceived
-    ha.handle_timer(now) -> list[Action]    # binding expiry, advertisements
+    ha.handle_timer(now) -> list[Action]    # binding expiry, advertisements, revocations
     ha.next_deadline() -> float | None
+    ha.revoke(node, now) / ha.redirect(node, to, now) -> list[Action]   # operator calls
     ha.bindings / ha.counters / ha.replay_state / ha.state_of(home_address)
 
 Actions: ``SendUdp`` (replies), ``InstallBinding`` / ``RemoveBinding``, ``ProxyArp``,
@@ -73,6 +78,17 @@ Actions: ``SendUdp`` (replies), ``InstallBinding`` / ``RemoveBinding``, ``ProxyA
 expiry). ``sas`` maps ``(peer, SPI)`` to SAs: the peer of an MN-HA SA is the mobile node's
 home address, the peer of an FA-HA SA the foreign agent's address as seen in the request's
 IP source.
+
+Registration revocation (RFC 3543, :mod:`mip4.core.revocation`): with ``revocation`` on,
+a request relayed by a foreign agent with a Revocation Support extension (covered by a
+valid FA-HA) is answered with ours, and the binding records the agent's timestamp. The
+operator's ``revoke(node, now)`` (home address or NAI) ends every binding of the node --
+``RemoveBinding``, proxy ARP off -- and sends each negotiating foreign agent a Registration
+Revocation (A bit; I when both support informing the node), retransmitted until
+acknowledged; ``redirect(node, to, now)`` (RFC 4433) records the move and revokes. A
+foreign agent's revocation (authenticated, not a replay) removes the binding it names and
+is acknowledged. Every revocation is counted (``bindings_revoked``, ``revocations_*``) and
+logged (``ha.binding_revoked``, ``ha.revocation_*``).
 
 With ``advertisement_interval`` set, the home agent also sends Agent Advertisements with
 the H flag on its home link and answers Agent Solicitations there (RFC 5944 §2.3), so that

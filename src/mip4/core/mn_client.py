@@ -24,6 +24,14 @@ coordinator's transition table, with the actions to emit once the transition is 
   :class:`AwaitChallenge`.
 * The binding's lifetime runs from when the request was sent (§3.6.2.2); the node renews it
   at ``renew_fraction`` of the granted lifetime.
+* Revocation (RFC 3543): an unsolicited reply from the agent the node is registered
+  through, denying (65 or 129) with Lifetime 0 and the Identification of the registration
+  held, is a revocation notice: :class:`Revoked`; the coordinator re-registers or stops
+  (``on_revocation``).
+* Dynamic home agents (RFC 4433): with Home Agent 0.0.0.0 or 255.255.255.255 and
+  ``requested_home_agent``, requests carry the Requested HA extension and go to that agent;
+  the accepting agent's address is adopted; a 143 with a Redirected HA extension (under
+  MN-HA) sends the node to another agent, at most ``redirect_limit`` times in a row.
 """
 
 from __future__ import annotations

@@ -118,6 +118,8 @@ from mip4.wire.extensions import (
 )
 from mip4.wire.icmp import AgentAdvertisement
 from mip4.wire.messages import (
+    HandoffReply,
+    HandoffRequest,
     RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
@@ -151,9 +153,18 @@ from .bindings import (
 )
 from .counters import Counters
 from .engine import error_boundary, make_rng
-from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from .events import (
+    DestinationUnreachable,
+    Event,
+    HandoffTrigger,
+    IcmpReceived,
+    LinkDown,
+    LinkUp,
+    UdpReceived,
+)
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
+from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
 from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
 from .registration import Discard, RegistrationDenied
 from .revocation import Revocations, decode_revocation, support_extension
@@ -242,6 +253,7 @@ class ForeignAgent:
         visitors: VisitorStore | None = None,
         pending: PendingStore | None = None,
         rng: random.Random | None = None,
+        handoff: HandoffSettings | None = None,
     ) -> None:
         self.config = config
         #: SAs keyed by peer address: a mobile node's home address (MN-FA) or a home
@@ -271,6 +283,10 @@ class ForeignAgent:
         #: RFC 3543 revocations sent and received
         self._revocations = Revocations(
             "fa", config.revocation_settings(), security_associations, clock_offset, self._counters
+        )
+        #: RFC 4881 / RFC 4988 handovers (:mod:`mip4.core.fa_handoff`); ``None``: not offered
+        self.handoff: FaHandoff | None = (
+            FaHandoff(handoff, self._counters, make_rng(rng)) if handoff is not None else None
         )
 
     # -- read-only views ------------------------------------------------------------------
@@ -313,6 +329,7 @@ class ForeignAgent:
                 *(p.expires for p in self._nai_pending.values()),
                 *(s.next_interim for s in self._sessions.values()),
                 self._revocations.next_deadline(),
+                self.handoff.next_deadline() if self.handoff is not None else None,
             ]
         )
 
@@ -337,12 +354,25 @@ class ForeignAgent:
         def body(out: list[Action]) -> None:
             nonlocal ctx
             if isinstance(event, UdpReceived):
+                if (
+                    self.handoff is not None
+                    and event.payload
+                    and event.payload[0] in HANDOFF_MESSAGE_TYPES
+                ):
+                    out.extend(self._on_handoff_message(self.handoff, event, now))
+                    return
                 revocation = decode_revocation(event.payload)
                 if revocation is not None:  # RFC 3543 types 7 and 15
                     out.extend(self._on_revocation_message(revocation, event, now))
                     return
                 ctx = self._classify(event, now)
                 if isinstance(ctx, FaRequest):
+                    if self.handoff is not None:  # RFC 4881: the node reached the new agent
+                        out.extend(
+                            self.handoff.arrived(
+                                ctx.request.home_address, event.interface, event.link_src
+                            )
+                        )
                     self.pipeline.run(ctx)
                     if self.config.aaa and _has_mn_aaa(ctx.request):
                         out.extend(self._ask_aaa(ctx))
@@ -372,6 +402,8 @@ class ForeignAgent:
                 out.extend(self._on_aaa_answer(waiting, event))
             elif isinstance(event, AccountingAnswer):
                 self._counters.event("accounting_ok" if event.ok else "accounting_failed")
+            elif isinstance(event, HandoffTrigger) and self.handoff is not None:
+                out.extend(self._on_handoff_trigger(self.handoff, event, now))
             else:
                 raise Discard("unexpected_event", type(event).__name__)
 
@@ -390,6 +422,8 @@ class ForeignAgent:
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now, busy=self._busy()))
         actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
+        if self.handoff is not None:  # RFC 4881 / 4988 retransmissions, tunnel lifetimes
+            actions.extend(self.handoff.on_timer(now))
         expired_nai = [n for n, p in self._nai_pending.items() if p.expires <= now]
         nai_expired = [self._nai_pending.pop(n) for n in expired_nai]
         for p in [*self._pending.pop_expired(now), *nai_expired]:
@@ -463,6 +497,56 @@ class ForeignAgent:
                     v, now, "link down", actions, inform=False, tell_home_agent=True
                 )
         return actions
+
+    # -- handovers (RFC 4881, RFC 4988; core/fa_handoff.py) --------------------------------
+
+    def _on_handoff_message(
+        self, handoff: FaHandoff, event: UdpReceived, now: float
+    ) -> list[Action]:
+        msg = handoff.decode(event.payload)
+        if isinstance(msg, HandoffRequest):
+            return handoff.on_request(msg, event.src, event.dst, event.sport, now)
+        if isinstance(msg, HandoffReply):
+            return handoff.on_reply(msg, event.src, now)
+        # A Fast Binding Update: only from a current visitor, on its link, from its
+        # link-layer address (it carries no authenticator in mip4's reading).
+        v = self._visitors.get(msg.home_address)
+        if v is None or v.colocated:
+            raise Discard("fast_binding_unknown_visitor", str(msg.home_address))
+        if event.interface != v.interface or (
+            v.link_address is not None and event.link_src != v.link_address
+        ):
+            raise Discard("fast_binding_not_from_visitor", str(msg.home_address))
+        origin = FbuOrigin(
+            msg,
+            v.interface,
+            v.link_address,
+            self._link_address(v.interface) or v.care_of_address,
+            event.sport,
+        )
+        self._counters.event("fast_binding_updates")
+        return handoff.start(
+            v.home_address,
+            v.home_agent,
+            v.care_of_address,
+            msg.care_of_address,
+            now,
+            buffer=True,
+            lifetime=msg.lifetime,
+            fbu=origin,
+        )
+
+    def _on_handoff_trigger(
+        self, handoff: FaHandoff, event: HandoffTrigger, now: float
+    ) -> list[Action]:
+        v = self._visitors.get(event.home_address)
+        if v is None or v.colocated:
+            raise Discard("handoff_unknown_visitor", str(event.home_address))
+        # RFC 4881 post-registration, source trigger: no buffering (the new agent
+        # delivers from the tunnel once the node is on its link).
+        return handoff.start(
+            v.home_address, v.home_agent, v.care_of_address, event.new_agent, now, buffer=False
+        )
 
     # -- revocation (RFC 3543) ---------------------------------------------------------------
 
@@ -905,6 +989,8 @@ class ForeignAgent:
                     )
                 )
             self._counters.accept(ReplyCode(code))
+            if self.handoff is not None:  # RFC 4881: registration complete, tunnel down
+                actions.extend(self.handoff.registered(hoa, now))
         elif inp is VisitorInput.DEREGISTERED:
             old = self._visitors.remove(hoa)
             if old is not None and not old.colocated:

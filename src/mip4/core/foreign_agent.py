@@ -56,6 +56,15 @@ with 129, Lifetime 0 and its registration's Identification) and is acknowledged.
 operator's ``revoke(home_address, now)`` and a visited link going down revoke visitors
 here (the node is told 65 when its link is still up) and tell their home agents.
 
+**Handovers** (RFC 4881, RFC 4988, :mod:`mip4.core.fa_handoff`; only when the agent is
+built with ``handoff=HandoffSettings(...)``). Handoff Requests/Replies (16/17) from other
+agents and a visitor's Fast Binding Update (20) go to the handoff part before anything
+else; a link-layer source trigger (:class:`~mip4.core.events.HandoffTrigger`) starts a
+post-registration handoff for a visitor. A Registration Request from a node an edge tunnel
+waits for is its arrival (the buffer is flushed to it); an accepted registration through
+this agent tears the tunnel down. Without the settings these messages are discarded as
+``unexpected_message``, as by an agent that does not implement them.
+
 **Interface**::
 
     fa = ForeignAgent(ForeignAgentConfig(links=(VisitedLink("wlan0", addr),)), sas, offset)

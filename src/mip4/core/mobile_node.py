@@ -58,6 +58,16 @@ Neither calls the other nor this class: each returns *outcomes* (small frozen da
 and :class:`MobileNode` acts on them. The configuration is :mod:`mip4.core.mn_config`
 (re-exported here).
 
+**Handovers** (only with ``handover=HandoverSettings(...)``; :mod:`mip4.core.mn_handover`).
+A :class:`~mip4.core.events.MoveAnticipated` trigger ("about to move to network X") is
+kept until the link comes up there, when its advertisement counts as heard on the new
+link (the first request goes out at once; one solicitation confirms it; a link address
+outside the anticipated prefixes makes it a wrong anticipation, ignored). In the fast mode
+the node also sends a Fast Binding Update to its current foreign agent (RFC 4988). A
+``LinkDown`` of the attachment's link emits
+:class:`~mip4.core.actions.LeaveForeignAgent` (stop using the old routes at once). The
+handover part does not move ``MnState``: the registration on arrival does.
+
 **State.** ``MnState`` changes in one place, :meth:`MobileNode._fire`, which looks up
 ``(state, outcome)`` in :data:`~mip4.core.mn_state.MN_TRANSITIONS` -> (side effect, next
 state) (h2 ``stream.py``). A pair not in the table is a protocol error: logged

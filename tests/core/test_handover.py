@@ -366,10 +366,11 @@ def test_wrong_anticipation_on_a_link_without_address_moves_to_the_agent_there()
 
 
 def test_post_registration_source_trigger_tunnel_then_teardown() -> None:
-    w = handover_world(HandoverMode.LOW_LATENCY)
+    w = handover_world(HandoverMode.BASE)
     registered_at(w, "A", FA1_ADDR)
     anticipate(w)
-    assert not of_type(w, "mn", FastBindingUpdate)  # low latency: no FBU
+    assert not of_type(w, "mn", FastBindingUpdate)  # no FBU
+    assert len(of_type(w, "mn", RegistrationRequest)) == 1  # no pre-registration
     w.net.inject("fa1", HandoffTrigger(MN_HOME, FA2_ADDR))
     w.net.transfer()
     (hrq,) = of_type(w, "fa1", HandoffRequest)
@@ -389,8 +390,100 @@ def test_post_registration_source_trigger_tunnel_then_teardown() -> None:
     assert w.net.logs("fa2", "fa.handoff_teardown_acked")
 
 
-def test_lost_teardown_is_bounded_and_the_old_end_still_expires() -> None:
+# ----------------------------------------------------------------------------------------
+# RFC 4881 pre-registration (through the previous agent) and the combined method
+# ----------------------------------------------------------------------------------------
+
+
+def test_pre_registration_through_the_previous_agent_before_the_switch() -> None:
     w = handover_world(HandoverMode.LOW_LATENCY)
+    registered_at(w, "A", FA1_ADDR)
+    anticipate(w)
+    # MN -> FA1 (next hop) -> FA2 -> HA, and the reply back the same way
+    pre = of_type(w, "mn", RegistrationRequest)[-1]
+    req = pre.message
+    assert isinstance(req, RegistrationRequest) and req.care_of_address == FA2_ADDR
+    assert pre.receiver == "fa1" and pre.action.dst == FA2_ADDR
+    relayed = [p for p in of_type(w, "fa1", RegistrationRequest) if p.receiver == "fa2"]
+    assert len(relayed) == 1 and relayed[0].payload == pre.payload
+    back = [p for p in of_type(w, "fa1", RegistrationReply) if p.receiver == "mn"]
+    assert back and not back[-1].dropped
+    assert w.net.logs("fa1", "fa.pre_registration_reply_relayed")
+    # registered with the new agent's care-of address while still on A
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    (b,) = w.bindings()
+    assert b.care_of_address == FA2_ADDR
+    (buf,) = edge(w, "fa2", BufferPackets)
+    assert isinstance(buf, BufferPackets) and buf.home_address == MN_HOME
+    # FA1's advertisements do not undo it while the node is still there
+    w.advance(1.5)
+    assert w.mn.care_of_address == FA2_ADDR
+    assert w.mn.counters.snapshot()["events"]["pre_registration_kept"] >= 1
+    # the switch: FA2 learns the node's link-layer address and flushes the buffer
+    w.move("B")
+    (flush,) = edge(w, "fa2", FlushBuffer)
+    assert isinstance(flush, FlushBuffer)
+    assert flush.link_address == w.net.nodes["mn"].interfaces["mn0"].mac
+    w.advance(0.5)
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    assert not edge(w, "fa2", DropBuffer)
+    w.advance(5)
+    assert not edge(w, "fa2", DropBuffer)
+
+
+def test_pre_registration_then_wrong_anticipation_drops_the_buffer() -> None:
+    w = handover_world(HandoverMode.LOW_LATENCY)
+    registered_at(w, "A", FA1_ADDR)
+    anticipate(w)
+    assert w.mn.care_of_address == FA2_ADDR
+    w.move("C")
+    w.advance(0.5)
+    assert w.mn.registered and w.mn.care_of_address == MN_COLOCATED
+    (b,) = w.bindings()
+    assert b.care_of_address == MN_COLOCATED
+    w.advance(FA_SETTINGS.buffer_timeout)
+    (dropped,) = edge(w, "fa2", DropBuffer)
+    assert isinstance(dropped, DropBuffer) and dropped.home_address == MN_HOME
+
+
+def test_pre_registration_from_a_stranger_is_not_relayed() -> None:
+    w = handover_world(HandoverMode.LOW_LATENCY)
+    registered_at(w, "A", FA1_ADDR)
+    (req,) = of_type(w, "mn", RegistrationRequest)[:1]
+    w.net.inject(
+        "fa1",
+        UdpReceived(
+            req.payload, MN_HOME, FA2_ADDR, 434, 434, "fa1-a", link_src=b"\x02\0\0\0\0\x99", ttl=1
+        ),
+    )
+    w.net.transfer()
+    assert w.fa1.counters.snapshot()["discarded"]["pre_registration_not_from_visitor"] == 1
+    assert not [p for p in of_type(w, "fa1", RegistrationRequest) if p.receiver == "fa2"]
+
+
+def test_combined_method_edge_tunnel_covers_a_pre_registration_that_did_not_complete() -> None:
+    w = handover_world(HandoverMode.LOW_LATENCY)
+    registered_at(w, "A", FA1_ADDR)
+    w.net.inject("fa1", HandoffTrigger(MN_HOME, FA2_ADDR))  # source trigger: edge tunnel
+    w.net.transfer()
+    assert [e.role for e in edge(w, "fa2", InstallEdgeTunnel)] == [EdgeRole.TARGET]  # type: ignore[attr-defined]
+    # the pre-registration relayed by FA1 is lost on its way to FA2
+    w.net.drop_if(lambda p: p.sender == "fa1" and p.receiver == "fa2" and p.payload[:1] == b"\x01")
+    anticipate(w)
+    assert w.net.logs("fa1", "fa.pre_registration_relayed")
+    w.move("B")  # the switch comes before the pre-registration completed
+    w.net.stop_dropping()
+    assert edge(w, "fa2", FlushBuffer)  # the tunnel's datagrams reach the node at once
+    w.advance(0.5)
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    assert len(edge(w, "fa1", RemoveEdgeTunnel)) == 1
+    assert len(edge(w, "fa2", RemoveEdgeTunnel)) == 1
+    w.advance(10)
+    assert w.net.logs("fa1", "fa.pre_registration_unanswered")
+
+
+def test_lost_teardown_is_bounded_and_the_old_end_still_expires() -> None:
+    w = handover_world(HandoverMode.BASE)
     registered_at(w, "A", FA1_ADDR)
     w.net.inject("fa1", HandoffTrigger(MN_HOME, FA2_ADDR))
     w.net.transfer()

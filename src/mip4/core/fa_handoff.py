@@ -45,6 +45,17 @@ accepts the node's registration through the target, the target removes its end a
 Handoff Request with Lifetime 0; the source removes its end on it. Otherwise each end
 removes itself when the tunnel's lifetime ends. A buffer the node never collects (a wrong
 anticipation) is dropped after ``buffer_timeout`` (:class:`~mip4.core.actions.DropBuffer`).
+
+**Pre-registration** (RFC 4881 §3, mobile-initiated; mip4's reading). A visitor's
+Registration Request addressed to another agent (the new one) and handed to us is relayed
+to it byte for byte from our address (:meth:`FaHandoff.relay_pre_registration`); the new
+agent's reply, which comes back to us, is relayed to the visitor on its link. The new agent
+treats the request as any other; when it accepts a registration for a node whose
+link-layer address it does not know (the node is not on its link yet) it buffers what the
+home agent now tunnels to it (:meth:`FaHandoff.expect`) until the node's first request on
+its link, or drops it after ``buffer_timeout``. With a source trigger as well, this is the
+combined method: the edge tunnel covers a switch that comes before the pre-registration
+completed.
 """
 
 from __future__ import annotations
@@ -140,6 +151,21 @@ class FbuOrigin:
 
 
 @dataclass
+class Proxied:
+    """A pre-registration relayed from a visitor to the new agent (RFC 4881 §3, mip4's
+    reading): the reply comes back through us."""
+
+    home_address: IPv4Address
+    new_agent: IPv4Address
+    low_identification: int
+    interface: str
+    link_address: bytes | None
+    local: IPv4Address
+    port: int
+    expires: float
+
+
+@dataclass
 class Outgoing:
     """A Handoff Request sent and not yet answered."""
 
@@ -162,11 +188,17 @@ class FaHandoff:
         self.tunnels: dict[IPv4Address, EdgeTunnel] = {}
         #: Handoff Requests awaiting a reply, by Identification
         self.outgoing: dict[int, Outgoing] = {}
+        #: pre-registrations relayed to new agents (previous agent), by home address
+        self.proxied: dict[IPv4Address, Proxied] = {}
+        #: pre-registered nodes not yet on our link (new agent): buffer kept until then
+        self.awaiting: dict[IPv4Address, float] = {}
 
     # -- deadlines ----------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         times = [o.next_send for o in self.outgoing.values()]
+        times += [p.expires for p in self.proxied.values()]
+        times += list(self.awaiting.values())
         for t in self.tunnels.values():
             times.append(t.expires)
             if t.buffer_until is not None and not t.arrived:
@@ -360,12 +392,83 @@ class FaHandoff:
             link_dst=origin.link_address,
         )
 
+    # -- pre-registration (RFC 4881 §3): relayed by the previous agent ------------------
+
+    def relay_pre_registration(
+        self,
+        payload: bytes,
+        home_address: IPv4Address,
+        identification: int,
+        new_agent: IPv4Address,
+        interface: str,
+        link_address: bytes | None,
+        local: IPv4Address,
+        port: int,
+        now: float,
+        timeout: float,
+    ) -> list[Action]:
+        """A visitor's Registration Request addressed to another agent: relay it, byte for
+        byte, from our address; the new agent's reply comes back to us."""
+        self.proxied[home_address] = Proxied(
+            home_address,
+            new_agent,
+            identification & 0xFFFFFFFF,
+            interface,
+            link_address,
+            local,
+            port,
+            now + timeout,
+        )
+        self.counters.event("pre_registrations_relayed")
+        return [
+            SendUdp(dst=new_agent, payload=payload, src=local),
+            Log("fa.pre_registration_relayed", {"home_address": home_address, "to": new_agent}),
+        ]
+
+    def relay_pre_registration_reply(
+        self, payload: bytes, home_address: IPv4Address, identification: int, src: IPv4Address
+    ) -> list[Action] | None:
+        """The new agent's reply to a relayed pre-registration: on to the node (``None``:
+        not one of ours)."""
+        p = self.proxied.get(home_address)
+        if p is None or p.new_agent != src or p.low_identification != identification & 0xFFFFFFFF:
+            return None
+        del self.proxied[home_address]
+        return [
+            SendUdp(
+                dst=home_address,
+                payload=payload,
+                src=p.local,
+                dport=p.port,
+                interface=p.interface,
+                link_dst=p.link_address,
+            ),
+            Log("fa.pre_registration_reply_relayed", {"home_address": home_address, "from": src}),
+        ]
+
+    def expect(self, home_address: IPv4Address, now: float) -> list[Action]:
+        """New agent: a registration for a node not yet on our link was accepted (a
+        pre-registration): buffer what the home agent now tunnels to us until it arrives."""
+        if self.settings.buffer_limit == 0 or home_address in self.awaiting:
+            return []
+        self.awaiting[home_address] = now + self.settings.buffer_timeout
+        return [
+            BufferPackets(home_address, self.settings.buffer_limit),
+            Log("fa.pre_registered", {"home_address": home_address}),
+        ]
+
     # -- the node arrives; its registration completes (target side) ----------------------
 
     def arrived(
         self, home_address: IPv4Address, interface: str, link_address: bytes | None
     ) -> list[Action]:
         """A Registration Request from ``home_address`` on our link: the node is here."""
+        if self.awaiting.pop(home_address, None) is not None:
+            self.counters.event("handoff_arrivals")
+            return [
+                FlushBuffer(home_address, interface, link_address),
+                Log("fa.handoff_arrived", {"home_address": home_address, "peer": None}),
+            ]
         t = self.tunnels.get(home_address)
         if t is None or t.role is not EdgeRole.TARGET or t.arrived:
             return []
@@ -411,6 +514,16 @@ class FaHandoff:
                     out.append(self._fast_binding_ack(o.fbu, ReplyCode.FA_REGISTRATION_TIMEOUT, 0))
                 continue
             self._send(o, now, out)
+        for hoa, p in list(self.proxied.items()):
+            if p.expires <= now:
+                del self.proxied[hoa]
+                out.append(Log("fa.pre_registration_unanswered", {"home_address": hoa}))
+        for hoa, until in list(self.awaiting.items()):
+            if until <= now:
+                del self.awaiting[hoa]
+                self.counters.event("handoff_buffers_dropped")
+                out.append(DropBuffer(hoa))
+                out.append(Log("fa.handoff_buffer_dropped", {"home_address": hoa, "peer": None}))
         for t in list(self.tunnels.values()):
             if t.expires <= now:
                 self._teardown(t, now, "lifetime ended", out, tell_peer=False)

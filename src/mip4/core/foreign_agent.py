@@ -60,7 +60,9 @@ here (the node is told 65 when its link is still up) and tell their home agents.
 built with ``handoff=HandoffSettings(...)``). Handoff Requests/Replies (16/17) from other
 agents and a visitor's Fast Binding Update (20) go to the handoff part before anything
 else; a link-layer source trigger (:class:`~mip4.core.events.HandoffTrigger`) starts a
-post-registration handoff for a visitor. A Registration Request from a node an edge tunnel
+post-registration handoff for a visitor. A visitor's Registration Request addressed to
+another agent is a pre-registration, relayed to that agent (and its reply back) by the
+handoff part. A Registration Request from a node an edge tunnel
 waits for is its arrival (the buffer is flushed to it); an accepted registration through
 this agent tears the tunnel down. Without the settings these messages are discarded as
 ``unexpected_message``, as by an agent that does not implement them.
@@ -370,6 +372,11 @@ class ForeignAgent:
                 ):
                     out.extend(self._on_handoff_message(self.handoff, event, now))
                     return
+                if self.handoff is not None:
+                    relayed = self._pre_registration(self.handoff, event, now)
+                    if relayed is not None:  # RFC 4881 pre-registration through us
+                        out.extend(relayed)
+                        return
                 revocation = decode_revocation(event.payload)
                 if revocation is not None:  # RFC 3543 types 7 and 15
                     out.extend(self._on_revocation_message(revocation, event, now))
@@ -543,6 +550,56 @@ class ForeignAgent:
             buffer=True,
             lifetime=msg.lifetime,
             fbu=origin,
+        )
+
+    def _own_addresses(self) -> set[IPv4Address]:
+        own = {a for link in self.config.links for a in (link.address, *link.offered)}
+        if self.config.relay_source is not None:
+            own.add(self.config.relay_source)
+        return own
+
+    def _pre_registration(
+        self, handoff: FaHandoff, event: UdpReceived, now: float
+    ) -> list[Action] | None:
+        """RFC 4881 §3 pre-registration, mip4's reading: a visitor's Registration Request
+        addressed to another agent is relayed to it from us, and that agent's reply
+        relayed back to the visitor. ``None``: not such a message."""
+        kind = event.payload[:1]
+        if kind == bytes((RegistrationReply.TYPE,)) and handoff.proxied:
+            try:
+                reply = RegistrationReply.decode(event.payload)
+            except DecodeError:
+                return None
+            return handoff.relay_pre_registration_reply(
+                event.payload, reply.home_address, reply.identification, event.src
+            )
+        if kind != bytes((RegistrationRequest.TYPE,)) or event.dst in self._own_addresses():
+            return None
+        if bad_unicast(event.dst) or self.config.link(event.interface) is None:
+            return None
+        try:
+            req = RegistrationRequest.decode(event.payload)
+        except DecodeError:
+            return None
+        v = self._visitors.get(req.home_address)
+        if (
+            v is None
+            or v.colocated
+            or v.interface != event.interface
+            or (v.link_address is not None and event.link_src != v.link_address)
+        ):
+            raise Discard("pre_registration_not_from_visitor", str(req.home_address))
+        return handoff.relay_pre_registration(
+            event.payload,
+            req.home_address,
+            req.identification,
+            event.dst,
+            v.interface,
+            v.link_address,
+            self._link_address(v.interface) or v.care_of_address,
+            event.sport,
+            now,
+            self.config.pending_timeout,
         )
 
     def _on_handoff_trigger(
@@ -1000,6 +1057,9 @@ class ForeignAgent:
             self._counters.accept(ReplyCode(code))
             if self.handoff is not None:  # RFC 4881: registration complete, tunnel down
                 actions.extend(self.handoff.registered(hoa, now))
+                if visitor.link_address is None and not visitor.colocated:
+                    # pre-registered: the node is not on our link yet
+                    actions.extend(self.handoff.expect(hoa, now))
         elif inp is VisitorInput.DEREGISTERED:
             old = self._visitors.remove(hoa)
             if old is not None and not old.colocated:

@@ -30,9 +30,17 @@ Unanswered, the update is sent again after ``retransmit_initial`` seconds, doubl
 falls back to the normal registration on arrival (``mn.fast_binding_failed``). Layouts and
 field use are mip4's reading (see :mod:`mip4.core.fa_handoff`).
 
-**Low latency** (:attr:`HandoverMode.LOW_LATENCY`, RFC 4881): the anticipation only; the
-edge tunnel between the agents is set up by them (post-registration, source trigger).
-Pre-registration through the new agent before the switch is not implemented.
+**Low latency** (:attr:`HandoverMode.LOW_LATENCY`, RFC 4881). Pre-registration, mip4's
+reading of §3 (mobile-initiated): on the anticipation, a node registered through a
+foreign agent registers at once through the new agent -- the request is addressed to the
+new agent and handed to the current one (its link-layer address), which relays it and
+relays the new agent's reply back (:mod:`mip4.core.fa_handoff`). The node's attachment is
+the new agent from then on; the current agent's advertisements do not undo it while the
+node is still on that link. At the switch the anticipated advertisement counts as heard
+on the new link and the node registers again from there (the new agent learns its
+link-layer address and flushes what it buffered). Post-registration edge tunnels are set
+up by the agents (source trigger, :class:`~mip4.core.events.HandoffTrigger`); both
+together are RFC 4881's combined method.
 """
 
 from __future__ import annotations
@@ -130,6 +138,9 @@ class MnHandover:
         self._fbu: _Fbu | None = None
         #: the new care-of address the previous agent acknowledged (RFC 4988), if any
         self.acknowledged: IPv4Address | None = None
+        #: (interface, agent) of the agent the node pre-registered away from, while it is
+        #: still on that agent's link (RFC 4881 §3)
+        self.pre_registering_from: tuple[str, IPv4Address] | None = None
 
     @property
     def mode(self) -> HandoverMode:

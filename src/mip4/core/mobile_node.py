@@ -375,7 +375,7 @@ class MobileNode:
         cur = self.where.current
         if (
             a is None
-            or h.mode is not HandoverMode.FAST
+            or h.mode is HandoverMode.BASE
             or a.care_of_address is None
             or self.state is not MnState.REGISTERED
             or cur is None
@@ -383,6 +383,29 @@ class MobileNode:
             or cur.agent is None
             or cur.care_of_address == a.care_of_address
         ):
+            return
+        if h.mode is HandoverMode.LOW_LATENCY:
+            # RFC 4881 §3 pre-registration (mip4's reading): register through the new agent
+            # before the switch; the request goes to it through the current agent (the
+            # datagram's next hop is the current agent's link-layer address).
+            mobility = a.advertisement.mobility
+            assert mobility is not None
+            agent = Agent(
+                address=a.src,
+                interface=cur.interface,
+                link_address=cur.agent.link_address,
+                advertisement=a.advertisement,
+                expires=now + a.advertisement.lifetime,
+                sequence=mobility.sequence,
+                heard=now,
+            )
+            h.pre_registering_from = cur.agent_key
+            self._attach(
+                Attachment(AttachmentKind.FOREIGN_AGENT, cur.interface, a.care_of_address, agent),
+                now,
+                out,
+                "pre-registration (RFC 4881)",
+            )
             return
         # RFC 4988: Fast Binding Update to the previous agent, naming the new care-of
         # address; the previous agent tunnels to the new one while the node switches.
@@ -399,6 +422,7 @@ class MobileNode:
     def _on_link_down(self, ev: LinkDown, now: float, out: list[Action]) -> None:
         if self.handover is not None:
             self.handover.cancel("link down before the acknowledgement", out)
+            self.handover.pre_registering_from = None
         was = self.where.current
         if not self.where.link_down(ev, out):
             return
@@ -420,6 +444,12 @@ class MobileNode:
         if isinstance(outcome, GoHome):
             self._go_home(outcome.interface, now, out)
         elif isinstance(outcome, Attach):
+            h = self.handover
+            if h is not None and h.pre_registering_from == outcome.attachment.agent_key:
+                # still on the previous agent's link after pre-registering elsewhere: its
+                # advertisements do not undo the pre-registration (RFC 4881 §3)
+                self._counters.event("pre_registration_kept")
+                return
             self._attach(outcome.attachment, now, out, outcome.why)
         elif isinstance(outcome, OwnAgentHeard):
             self._own_agent(outcome, now, out)

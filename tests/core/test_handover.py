@@ -9,6 +9,8 @@ from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
+import pytest
+
 from mip4.core.actions import (
     BufferPackets,
     DropBuffer,
@@ -568,3 +570,64 @@ def test_replies_still_reach_the_node_with_handover_settings() -> None:
     w = handover_world()
     registered_at(w, "A", FA1_ADDR)
     assert of_type(w, "fa1", RegistrationReply)
+
+
+# ----------------------------------------------------------------------------------------
+# Random loss of the handover messages: the invariants hold on every seed
+# ----------------------------------------------------------------------------------------
+
+HANDOVER_TYPES = {16, 17, 20, 21}
+
+
+@pytest.mark.parametrize("mode", [HandoverMode.FAST, HandoverMode.LOW_LATENCY])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_loss_of_handover_messages_keeps_the_invariants(
+    mode: HandoverMode, seed: int
+) -> None:
+    w = handover_world(mode)
+    registered_at(w, "A", FA1_ADDR)
+    rng = random.Random(seed)
+    w.net.drop_if(
+        lambda p: (
+            not isinstance(p.action, SendIcmp)
+            and p.payload[0] in HANDOVER_TYPES
+            and rng.random() < 0.4
+        )
+    )
+    w.net.inject("fa1", HandoffTrigger(MN_HOME, FA2_ADDR))
+    anticipate(w)
+    w.advance(rng.choice((0.0, 0.05, 0.3, 1.0, 3.0)))
+    w.move("B")
+    w.advance(30)
+    # the node always ends up registered through the agent where it is
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    (b,) = w.bindings()
+    assert b.care_of_address == FA2_ADDR
+    for fa in ("fa1", "fa2"):
+        part = w.net.engine(fa).handoff
+        # every tunnel end installed was removed; nothing left outstanding
+        assert len(edge(w, fa, InstallEdgeTunnel)) == len(edge(w, fa, RemoveEdgeTunnel))
+        assert not part.tunnels and not part.outgoing and not part.awaiting
+        assert not part.proxied
+        # every buffer ends exactly once, delivered or dropped (a flush without a buffer
+        # only starts delivery from the tunnel)
+        buffering = False
+        for _, a in w.net.nodes[fa].actions:
+            if isinstance(a, BufferPackets):
+                assert not buffering
+                buffering = True
+            elif isinstance(a, DropBuffer):
+                assert buffering
+                buffering = False
+            elif isinstance(a, FlushBuffer):
+                buffering = False
+        assert not buffering
+    # retransmissions are bounded: one anticipation, one trigger
+    assert len(of_type(w, "mn", FastBindingUpdate)) <= 1 + 3
+    setups = [
+        p
+        for p in of_type(w, "fa1", HandoffRequest)
+        if isinstance(p.message, HandoffRequest) and p.message.lifetime
+    ]
+    assert len(setups) <= 2 * (1 + FA_SETTINGS.retransmit_limit)
+    assert len(of_type(w, "fa2", HandoffRequest)) <= 2 * (1 + FA_SETTINGS.retransmit_limit)

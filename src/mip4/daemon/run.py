@@ -132,7 +132,14 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             **common,
         )
     if isinstance(engine, ForeignAgent):
-        return NodeIO.open(None, cfg.interfaces, tunnel_source=cfg.tunnel_source, **common)
+        return NodeIO.open(
+            None,
+            cfg.interfaces,
+            tunnel_source=cfg.tunnel_source,
+            # issue 10: RFC 2794 requests from 0.0.0.0 (nodes known by NAI only)
+            unaddressed_requests=engine.config.zero_home_address,
+            **common,
+        )
     mn = engine.config
     return NodeIO.open(
         None,

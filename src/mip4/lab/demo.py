@@ -45,6 +45,7 @@ from mip4.demo.plot import plot
 from mip4.demo.report import ConnectionSpec, DemoReport, MoveRecord, build_report
 from mip4.demo.runner import ProbePair, StreamPair
 
+from .capture import Capture
 from .scenario import ENCAPSULATIONS, Scenario, ScenarioError, Settings, is_root
 
 #: the demo's itinerary
@@ -134,9 +135,12 @@ def run_demo(
     keep: bool = False,
     route: Sequence[str] = ROUTE,
     backend: str = "daemons",
+    capture: Path | None = None,
 ) -> DemoRun:
     """The whole demo; returns what it measured (the report is also written to ``out``).
-    The lab is always torn down unless ``keep``."""
+    The lab is always torn down unless ``keep``. ``capture``: a pcapng of every link of
+    the lab (``tshark`` on the bridges, :class:`~mip4.lab.capture.Capture`) from the moment
+    the node is home until the streams stop."""
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(log)
     sc = Scenario(
@@ -146,9 +150,17 @@ def run_demo(
         workdir=out / "daemons" if backend == "daemons" else None,
     )
     interrupted = True
+    cap: Capture | None = None
     try:
         sc.start()
-        run = _run(sc, out, progress, dwell, rate, route)
+        if capture is not None:
+            cap = Capture(sc.lab, capture, duration=3 * dwell * (len(route) + 2) + 120)
+            progress(f"capturing every link to {capture}")
+        try:
+            run = _run(sc, out, progress, dwell, rate, route)
+        finally:
+            if cap is not None:
+                cap.stop()
         interrupted = False
     except Exception:
         interrupted = False
@@ -299,6 +311,7 @@ def _run(
         title=(
             f"mip4 lab demo — {sc.settings.encapsulation}, reverse tunnelling"
             f" {'on' if sc.settings.reverse_tunnel else 'off'}"
+            + (", AAA (FreeRADIUS)" if sc.settings.aaa else "")
         ),
         notes=[
             "reg. RTT: the mobile node's Registration Request (last transmission) → accepted"
@@ -372,6 +385,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dwell", type=float, default=4.0, help="seconds per stop (default: 4)")
     p.add_argument("--lifetime", type=int, default=300, help="registration lifetime, s")
     p.add_argument(
+        "--capture",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write a pcapng of every link of the lab during the run (tshark)",
+    )
+    p.add_argument(
+        "--aaa",
+        action="store_true",
+        help=(
+            "issue 10: a FreeRADIUS in the lab decides; the mobile node has only its NAI, its"
+            " MN-AAA secret and its MN-HA key, and gets its home address from AAA"
+        ),
+    )
+    p.add_argument(
         "--backend",
         choices=("daemons", "engines"),
         default="daemons",
@@ -414,10 +442,21 @@ def run(args: argparse.Namespace) -> int:
         reverse_tunnel=args.reverse_tunnel,
         encapsulation=args.encapsulation,
         lifetime=args.lifetime,
+        aaa=args.aaa,
     )
+    if args.aaa and args.backend != "daemons":
+        print("mip4 lab demo: --aaa runs the daemons backend only", file=sys.stderr)
+        return 2
     try:
         with _sigterm_interrupts():
-            result = run_demo(settings, out, dwell=args.dwell, keep=args.keep, backend=args.backend)
+            result = run_demo(
+                settings,
+                out,
+                dwell=args.dwell,
+                keep=args.keep,
+                backend=args.backend,
+                capture=args.capture,
+            )
     except KeyboardInterrupt:
         print("mip4 lab demo: interrupted; everything torn down", file=sys.stderr)
         return 130

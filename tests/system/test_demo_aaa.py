@@ -12,14 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mip4.io.netns import list_netns, netns_pids
+from mip4.lab.build import Lab
+from mip4.lab.configs import RADIUS_NODE
 from mip4.lab.demo import run_demo
-from mip4.lab.radius import LAB_NAI
+from mip4.lab.radius import LAB_NAI, LAB_RADIUS_SECRET, FreeRadius, lab_freeradius_config
 from mip4.lab.scenario import Settings
 
 from .helpers import lab_id
@@ -154,3 +158,42 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert codes.count("2") >= 3 and "3" not in codes  # Access-Accept, no Access-Reject
     starts = tshark(pcap, "radius.Acct_Status_Type == 1", ["ip.src"])
     assert {s for (s,) in starts} >= {"10.2.0.2", "10.3.0.2"}
+
+
+MIP4 = [sys.executable, "-m", "mip4.cli"]
+
+
+def test_lab_up_aaa_runs_freeradius_until_down(lab_prefix: str, tmp_path: Path) -> None:
+    lid = lab_id(lab_prefix)
+    up = subprocess.run(
+        [*MIP4, "lab", "up", "--id", lid, "--aaa"], capture_output=True, text=True, timeout=120
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "FreeRADIUS is up" in up.stdout, up.stdout
+        lab = Lab.load(lid)
+        radius = FreeRadius(
+            lab_freeradius_config(lab), LAB_RADIUS_SECRET, lab.ns(RADIUS_NODE)
+        )  # the running server, as the agents see it
+        assert radius.probe(1.0)
+        pids = netns_pids(lab.ns(RADIUS_NODE))
+        assert pids  # FreeRADIUS outlived `mip4 lab up`
+        cfgs = subprocess.run(
+            [*MIP4, "lab", "configs", "--id", lid, "--aaa", "--out", str(tmp_path / "cfg")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert cfgs.returncode == 0, cfgs.stderr
+        assert f"lab up --id {lid} --aaa" in cfgs.stdout
+        assert (tmp_path / "cfg" / "radius.secret").read_text().strip() == LAB_RADIUS_SECRET
+        for role, node in (("ha", "ha"), ("fa", "fa1"), ("mn", "mn")):
+            check = subprocess.run(
+                [*MIP4, role, "--config", str(tmp_path / "cfg" / f"{node}.toml"), "--check"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert check.returncode == 0, check.stderr
+    finally:
+        down = subprocess.run(
+            [*MIP4, "lab", "down", "--id", lid], capture_output=True, text=True, timeout=120
+        )
+    assert down.returncode == 0, down.stderr
+    assert not any(n.startswith(f"{lab_prefix}-") for n in list_netns())

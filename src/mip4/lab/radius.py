@@ -6,7 +6,7 @@ starts ``freeradius -X -d DIR`` -- in a lab namespace when ``netns`` is given --
 it answers a Status-Server (RFC 5997) on its authentication port, and stops it. The test
 fixture (``tests/aaa/conftest.py``) runs it on 127.0.0.1 with free ports; ``mip4 lab up
 --aaa`` and ``mip4 lab demo --aaa`` run it in the lab's router namespace
-(:func:`lab_freeradius`), where every agent reaches it.
+(:func:`start_lab_radius`), where every agent reaches it.
 
 The lab's subscriber is the demo's mobile node: NAI :data:`LAB_NAI`, MN-AAA secret
 :data:`LAB_MN_AAA_SECRET`; the server gives it the lab's home address (Framed-IP-Address),
@@ -50,7 +50,7 @@ __all__ = [
     "LAB_RADIUS_SECRET",
     "FreeRadius",
     "freeradius_binary",
-    "lab_freeradius",
+    "lab_freeradius_config",
     "start_lab_radius",
 ]
 
@@ -183,27 +183,22 @@ class FreeRadius:
         return "".join(p.read_text(errors="replace") for p in self._outputs if p.exists())
 
 
-def lab_freeradius(
-    directory: Path,
-    address: ipaddress.IPv4Address,
-    *,
-    netns: str | None,
-    clients: ipaddress.IPv4Network,
-    home_address: ipaddress.IPv4Address,
-    home_agent: ipaddress.IPv4Address,
-    mn_ha_spi: int,
-    mn_ha_key: bytes,
-) -> FreeRadius:
-    """The lab's FreeRADIUS (configuration written, not started): listening on
-    ``address`` (standard ports) in ``netns``, answering the agents in ``clients``, with
-    the demo mobile node as its one subscriber."""
-    cfg = FreeRadiusConfig(
-        directory=str(directory),
+def lab_freeradius_config(lab: Lab, directory: Path | None = None) -> FreeRadiusConfig:
+    """The configuration of the lab's FreeRADIUS (in ``directory``, default the lab's state
+    directory): listening in the router's namespace at
+    :func:`mip4.lab.configs.radius_address` on the standard ports, answering the agents of
+    the lab's networks, with the demo mobile node as its one subscriber (home address, home
+    agent and MN-HA key of the lab's configurations)."""
+    from .configs import LAB_KEY, LAB_SPI, radius_address
+
+    address = radius_address(lab)
+    return FreeRadiusConfig(
+        directory=str(directory if directory is not None else lab.state_dir / "radius"),
         address=address,
         auth_port=RADIUS_AUTH_PORT,
         acct_port=RADIUS_ACCT_PORT,
         clients=(
-            RadiusClientEntry("mip4-lab-agents", clients, LAB_RADIUS_SECRET),
+            RadiusClientEntry("mip4-lab-agents", LAB_CLIENTS, LAB_RADIUS_SECRET),
             # the readiness probe (Status-Server) is sent from the server's own address
             RadiusClientEntry("mip4-lab-probe", address, LAB_RADIUS_SECRET),
         ),
@@ -211,34 +206,24 @@ def lab_freeradius(
             Subscriber(
                 nai=LAB_NAI,
                 secret=LAB_MN_AAA_SECRET.encode(),
-                home_address=home_address,
-                home_agent=home_agent,
-                mn_ha_spi=mn_ha_spi,
-                mn_ha_key=mn_ha_key,
+                home_address=lab.address("mn"),
+                home_agent=lab.address("ha"),
+                mn_ha_spi=LAB_SPI,
+                mn_ha_key=LAB_KEY,
             ),
         ),
     )
-    fr = FreeRadius(cfg, LAB_RADIUS_SECRET, netns)
+
+
+def start_lab_radius(
+    lab: Lab, directory: Path | None = None, *, detach: bool = False
+) -> FreeRadius:
+    """The lab's FreeRADIUS (:func:`lab_freeradius_config`), written and started in the
+    router's namespace; ``detach``: it outlives this process (the lab's teardown stops the
+    namespace's processes)."""
+    from .configs import RADIUS_NODE
+
+    fr = FreeRadius(lab_freeradius_config(lab, directory), LAB_RADIUS_SECRET, lab.ns(RADIUS_NODE))
     fr.write()
-    return fr
-
-
-def start_lab_radius(lab: Lab, directory: Path, *, detach: bool = False) -> FreeRadius:
-    """The lab's FreeRADIUS, configured in ``directory`` and started in the router's
-    namespace (:func:`mip4.lab.configs.radius_address`); the agents of the lab's networks
-    are its clients, the demo mobile node its subscriber (home address, home agent and MN-HA
-    key of the lab's configurations)."""
-    from .configs import LAB_KEY, LAB_SPI, RADIUS_NODE, radius_address
-
-    fr = lab_freeradius(
-        directory,
-        radius_address(lab),
-        netns=lab.ns(RADIUS_NODE),
-        clients=LAB_CLIENTS,
-        home_address=lab.address("mn"),
-        home_agent=lab.address("ha"),
-        mn_ha_spi=LAB_SPI,
-        mn_ha_key=LAB_KEY,
-    )
     fr.start(detach=detach)
     return fr

@@ -24,6 +24,7 @@ from mip4.core.events import UdpReceived
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.daemon.config import ConfigError, DaemonConfig, parse_config
 from mip4.daemon.run import Daemon, DaemonExecutor, build_engine, main, open_aaa
+from mip4.daemon.status import render_text
 from mip4.io.driver import EngineDriver
 from mip4.io.radius import AaaShell, RadiusClient
 from mip4.security.auth import CHAP_SPI, append_extensions, sign, sign_mn_aaa
@@ -346,6 +347,10 @@ def test_fa_daemon_executor_asks_freeradius_and_feeds_the_answer_back(
     assert out["codes"] == [ReplyCode.ACCEPTED, ReplyCode.FA_MN_FAILED_AAA_AUTH]
     aaa = out["status"]["aaa"]
     assert aaa["servers"][0]["name"] == "r1"
+    text = render_text(out["status"])  # mip4 status without --json
+    (row,) = [line for line in text.splitlines() if line.startswith("  r1 ")]
+    assert row.split()[1:6] == [f"127.0.0.1:{freeradius.config.auth_port}", "2", "1", "1", "0"]
+    assert "AAA servers (1):" in text
     assert aaa["auth"]["r1"]["accepts"] == 1 and aaa["auth"]["r1"]["rejects"] == 1
     assert aaa["acct"]["r1"]["accepts"] == 2 and aaa["auth"]["r1"]["rtt_last"] is not None
     counters = engine.counters.snapshot()["events"]

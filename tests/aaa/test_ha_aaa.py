@@ -10,6 +10,7 @@ from ipaddress import IPv4Address
 from mip4.aaa.messages import AaaAnswer, AaaRequest, AaaResult, Authorization
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
+from mip4.daemon import status
 from mip4.security.mn_aaa import radius_chap_ok
 from mip4.wire.codes import ReplyCode
 from mip4.wire.messages import RegistrationReply
@@ -97,6 +98,8 @@ def test_home_agent_learns_key_and_address_from_its_own_access_request() -> None
     (sa,) = w.ha.security_associations.for_peer(NAI)
     assert sa.spi == MN_SPI and sa.key == MN_HA_KEY
     assert w.ha.counters.snapshot()["events"]["aaa_accept"] == 1
+    st = status.mobile_node(w.mn, w.now)  # mip4 status: the address in use, the NAI
+    assert (st["home_address"], st["nai"]) == (str(GIVEN), NAI)
     # re-registrations and a move keep the key: the home agent does not ask again
     w.move("B")
     w.run_serving(12)

@@ -250,15 +250,23 @@ class Recorder:
         self.actions.append(action)
 
 
-def challenge_of(fa: ForeignAgent, rec: Recorder, now: float) -> bytes:
-    """The newest challenge the agent advertised (through the driver), else a fresh one."""
-    sent = [a for a in rec.actions if isinstance(a, SendIcmp)]
-    for a in reversed(sent) if sent else fa.handle_timer(now):
-        if isinstance(a, SendIcmp):
-            adv = decode_icmp(a.payload)
-            assert isinstance(adv, AgentAdvertisement) and adv.challenge is not None
-            return adv.challenge
-    raise AssertionError("no advertisement")
+async def challenge_of(rec: Recorder, used: set[bytes]) -> bytes:
+    """The newest challenge the agent advertised (its driver's timer sends them every
+    second), waiting for one not ``used`` yet (RFC 4721: each is good for one request)."""
+
+    def newest() -> bytes | None:
+        for a in reversed(rec.actions):
+            if isinstance(a, SendIcmp):
+                adv = decode_icmp(a.payload)
+                assert isinstance(adv, AgentAdvertisement) and adv.challenge is not None
+                return adv.challenge
+        return None
+
+    await until(lambda: newest() not in (None, *used), 5.0)
+    ch = newest()
+    assert ch is not None
+    used.add(ch)
+    return ch
 
 
 def mn_request(challenge: bytes, secret: bytes, *, lifetime: int = 600) -> bytes:
@@ -303,6 +311,7 @@ def test_fa_daemon_executor_asks_freeradius_and_feeds_the_answer_back(
     engine = build_engine(cfg)
     assert isinstance(engine, ForeignAgent)
     rec = Recorder()
+    used: set[bytes] = set()
     traffic = {"n": (0, 0, 0, 0)}
 
     async def scenario() -> dict[str, Any]:
@@ -314,7 +323,7 @@ def test_fa_daemon_executor_asks_freeradius_and_feeds_the_answer_back(
         driver.start()
         try:
             # a good secret: Access-Accept, the request is relayed to the home agent
-            ch = challenge_of(engine, rec, driver.clock())
+            ch = await challenge_of(rec, used)
             driver.feed(UdpReceived(mn_request(ch, MN1.secret, lifetime=3), A(0), FA_ADDR,
                                     434, 434, "vis0", MN_MAC, ttl=255))  # fmt: skip
             await until(lambda: bool(sent_to(rec, HA)))
@@ -326,11 +335,12 @@ def test_fa_daemon_executor_asks_freeradius_and_feeds_the_answer_back(
             await until(lambda: not engine.sessions and shell.outstanding == 0, 15)
             # a wrong secret: Access-Reject -> 108 to the mobile node, nothing relayed
             relayed = len(sent_to(rec, HA))
-            ch = challenge_of(engine, rec, driver.clock())
+            ch = await challenge_of(rec, used)
             driver.feed(UdpReceived(mn_request(ch, b"wrong"), A(0), FA_ADDR, 434, 434,
                                     "vis0", MN_MAC, ttl=255))  # fmt: skip
             await until(lambda: engine.aaa_waiting == 0 and shell.outstanding == 0)
             assert len(sent_to(rec, HA)) == relayed
+            assert len(engine.visitors) == 0 and engine.pending_for(MN1.nai) is None
             to_mn = [a for a in rec.actions if isinstance(a, SendUdp) and a.interface == "vis0"]
             codes = [RegistrationReply.decode(a.payload).code for a in to_mn]
             fake = SimpleNamespace(
@@ -362,3 +372,73 @@ def test_fa_daemon_executor_asks_freeradius_and_feeds_the_answer_back(
     assert 'NAS-Identifier = "fa-test"' in detail
     for text in (caplog.text, repr(out["status"]), str(out["status"])):
         assert RADIUS_SECRET not in text and MN1.secret.decode() not in text
+
+
+@needs_freeradius
+@pytest.mark.timeout(120)
+def test_fa_with_a_silent_server_and_freeradius_stopped_then_back(
+    freeradius: FreeRadius, silent_udp: tuple[int, int], tmp_path: Path
+) -> None:
+    """Two servers, the first never answers: the second takes over; with FreeRADIUS stopped
+    too, the agent denies with 66 and relays nothing; once it is back, accepted again."""
+    (tmp_path / "radius.secret").write_text(RADIUS_SECRET + "\n")
+    text = f"""
+[aaa]
+timeout = 0.3
+retries = 1
+[[aaa.servers]]
+name = "silent"
+address = "127.0.0.1"
+port = {silent_udp[0]}
+secret = "whatever"
+[[aaa.servers]]
+name = "fr"
+address = "127.0.0.1"
+port = {freeradius.config.auth_port}
+secret_file = "radius.secret"
+"""
+    cfg = fa_config(tmp_path, text)
+    engine = build_engine(cfg)
+    assert isinstance(engine, ForeignAgent)
+    rec = Recorder()
+    used: set[bytes] = set()
+
+    async def ask(driver: EngineDriver, shell: AaaShell, secret: bytes) -> int:
+        """One request from the mobile node; the code of the reply to it (0: relayed and
+        answered by the home agent)."""
+        before = len(rec.actions)
+        ch = await challenge_of(rec, used)
+        driver.feed(UdpReceived(mn_request(ch, secret), A(0), FA_ADDR, 434, 434, "vis0",
+                                MN_MAC, ttl=255))  # fmt: skip
+        await until(lambda: engine.aaa_waiting == 0 and shell.outstanding == 0)
+        new = rec.actions[before:]
+        if any(isinstance(a, SendUdp) and a.dst == HA for a in new):
+            return 0
+        (deny,) = [a for a in new if isinstance(a, SendUdp) and a.interface == "vis0"]
+        return RegistrationReply.decode(deny.payload).code
+
+    async def scenario() -> tuple[list[int], dict[str, Any]]:
+        dexec = DaemonExecutor(rec)
+        driver = EngineDriver(engine, dexec, loop=asyncio.get_running_loop())
+        dexec.aaa = shell = open_aaa(cfg, driver)
+        assert shell is not None
+        driver.start()
+        try:
+            codes = [await ask(driver, shell, MN1.secret)]  # the second server answers
+            await asyncio.to_thread(freeradius.stop)
+            codes.append(await ask(driver, shell, MN1.secret))  # nobody answers
+            await asyncio.to_thread(freeradius.start)
+            codes.append(await ask(driver, shell, MN1.secret))  # back
+            return codes, shell.snapshot()
+        finally:
+            driver.close()
+            await shell.close()
+
+    codes, snap = asyncio.run(scenario())
+    assert codes == [0, ReplyCode.FA_INSUFFICIENT_RESOURCES, 0]
+    auth: Any = snap["auth"]
+    # each request: 2 transmissions to "silent", then to "fr" (2 more while it is stopped)
+    assert auth["silent"]["requests"] == 3 and auth["silent"]["timeouts"] == 6
+    assert auth["fr"]["requests"] == 3 and auth["fr"]["accepts"] == 2
+    assert auth["fr"]["timeouts"] == 2 and auth["fr"]["retransmissions"] == 1
+    assert engine.counters.snapshot()["events"]["aaa_timeout"] == 1

@@ -29,6 +29,8 @@ def test_parse_gives_the_event_the_udp_socket_would() -> None:
     assert ev == UdpReceived(b"request", ZERO, AGENT, 5555, 434, "vis0", MAC, ttl=255)
     assert parse_unaddressed(ipv4_udp_packet(A("10.1.0.5"), AGENT, 1, 434, b"x"), "v", MAC) is None
     assert parse_unaddressed(pkt[:27], "vis0", MAC) is None  # truncated
+    for dst in ("255.255.255.255", "224.0.0.11"):  # the kernel delivers these itself
+        assert parse_unaddressed(ipv4_udp_packet(ZERO, A(dst), 1, 434, b"x"), "v", MAC) is None
     bad_len = bytearray(pkt)
     bad_len[24:26] = (500).to_bytes(2, "big")  # UDP length past the datagram
     assert parse_unaddressed(bytes(bad_len), "vis0", MAC) is None

@@ -9,9 +9,11 @@ only towards a broadcast), so the foreign agent's UDP 434 socket never gets it.
 This module picks those datagrams up where the kernel still has them: an ``AF_PACKET``
 socket on the agent's links with a classic BPF filter that passes only unfragmented IPv4
 UDP from 0.0.0.0 to the registration port (every other datagram goes to the UDP socket as
-before; the two never both see one). :func:`recv_unaddressed` turns each into the same
-:class:`~mip4.core.events.UdpReceived` the UDP socket would give, with the sender's
-hardware address (the agent answers it at the link layer, RFC 5944 §3.7.2.3 / RFC 2794 §2).
+before; the two never both see one: what the kernel does deliver from 0.0.0.0 -- to the
+limited broadcast address, to a link-local multicast group -- is left to the UDP socket).
+:func:`recv_unaddressed` turns each into the same :class:`~mip4.core.events.UdpReceived`
+the UDP socket would give, with the sender's hardware address (the agent answers it at the
+link layer, RFC 5944 §3.7.2.3 / RFC 2794 §2).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .rawsock import ETH_P_IP, PACKET_OUTGOING, attach_filter
 __all__ = ["bpf_unaddressed_udp", "open_unaddressed_capture", "recv_unaddressed"]
 
 _ZERO = IPv4Address(0)
+_BROADCAST = IPv4Address("255.255.255.255")
 
 
 def bpf_unaddressed_udp(port: int) -> list[tuple[int, int, int, int]]:
@@ -78,10 +81,15 @@ def parse_unaddressed(data: bytes, interface: str, hwaddr: bytes) -> UdpReceived
     udp_len = int.from_bytes(data[hlen + 4 : hlen + 6], "big")
     if udp_len < 8 or hlen + udp_len > total:
         return None
+    dst = ipv4_from_bytes(data, 16)
+    if dst in (_ZERO, _BROADCAST) or dst.is_multicast:
+        # the kernel itself delivers these from 0.0.0.0 (a limited broadcast, a link-local
+        # group): the UDP socket has them already
+        return None
     return UdpReceived(
         payload=bytes(data[hlen + 8 : hlen + udp_len]),
         src=_ZERO,
-        dst=ipv4_from_bytes(data, 16),
+        dst=dst,
         sport=int.from_bytes(data[hlen : hlen + 2], "big"),
         dport=int.from_bytes(data[hlen + 2 : hlen + 4], "big"),
         interface=interface,

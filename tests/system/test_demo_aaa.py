@@ -80,6 +80,13 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     run = run_demo(settings, tmp_path / "out", log=lines.append, dwell=2.5, capture=pcap)
     check_run(run, "ipip", True)
     assert lines[-1].endswith(f"lab {settings.lab_id} torn down")
+    # the report's AAA section: every agent asked and was answered, accounting recorded
+    agents = run.aaa["agents"]
+    for node in ("fa1", "fa2", "ha"):
+        assert agents[node]["access_requests"] >= 1, agents
+        assert agents[node]["accepts"] >= 1 and agents[node]["rejects"] == 0, agents
+    assert run.aaa["records"].get("Start", 0) >= 2, run.aaa
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["aaa"] == run.aaa
     daemons = tmp_path / "out" / "daemons"
 
     # -- the configurations: the node has no home address, the home agent no key for it --

@@ -46,6 +46,7 @@ from mip4.demo.report import ConnectionSpec, DemoReport, MoveRecord, build_repor
 from mip4.demo.runner import ProbePair, StreamPair
 
 from .capture import Capture
+from .daemons import DaemonBackend
 from .scenario import ENCAPSULATIONS, Scenario, ScenarioError, Settings, is_root
 
 #: the demo's itinerary
@@ -85,6 +86,9 @@ class DemoRun:
     json_path: Path | None = None
     plot_path: Path | None = None
     problems: list[str] = field(default_factory=list)
+    #: issue 10 (``--aaa``): each agent's RADIUS counters and the accounting records
+    #: FreeRADIUS wrote, by Acct-Status-Type (:func:`aaa_summary`)
+    aaa: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +114,7 @@ class DemoRun:
             "bindings_seen": self.bindings_seen,
             "ha_forwarder": self.ha_forwarder,
             "checks_failed": self.problems,
+            **({"aaa": self.aaa} if self.aaa else {}),
             "ok": self.ok,
         }
 
@@ -277,6 +282,10 @@ def _run(
             else:
                 time.sleep(dwell)
             _flows(sc, pairs, progress)
+        aaa = aaa_summary(sc) if sc.settings.aaa else {}
+        if aaa:
+            asked = {n: a["access_requests"] for n, a in aaa["agents"].items()}
+            progress(f"AAA: Access-Requests by agent {asked}; accounting records {aaa['records']}")
         ha = sc.ha_status()
         bindings = ha.bindings
         bindings_after_home = len(bindings)
@@ -331,11 +340,38 @@ def _run(
         bindings_seen,
         dict(ha.forwarder),
         problems=problems,
+        aaa=aaa,
     )
     run.json_path = out / "report.json"
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     run.plot_path = plot(report, out / "throughput.png")
     return run
+
+
+def aaa_summary(sc: Scenario) -> dict[str, Any]:
+    """What AAA did in the run (``--aaa``): per agent, its Access-Requests and their
+    outcomes summed over its RADIUS servers (``mip4 status``), and the accounting records
+    in FreeRADIUS's ``detail`` file by Acct-Status-Type."""
+    backend = sc.backend
+    if not isinstance(backend, DaemonBackend):
+        return {}
+    agents: dict[str, dict[str, int]] = {}
+    for node in ("fa1", "fa2", "ha"):
+        st = backend.status(node) or {}
+        auth = st.get("aaa", {}).get("auth", {})
+        agents[node] = {
+            "access_requests": sum(int(c["requests"]) for c in auth.values()),
+            "accepts": sum(int(c["accepts"]) for c in auth.values()),
+            "rejects": sum(int(c["rejects"]) for c in auth.values()),
+            "timeouts": sum(int(c["timeouts"]) for c in auth.values()),
+        }
+    records: dict[str, int] = {}
+    if backend.radius is not None:
+        for line in backend.radius.detail().splitlines():
+            key, _, value = line.strip().partition(" = ")
+            if key == "Acct-Status-Type":
+                records[value] = records.get(value, 0) + 1
+    return {"agents": agents, "records": records}
 
 
 def _flows(sc: Scenario, pairs: Sequence[StreamPair], progress: Progress) -> None:

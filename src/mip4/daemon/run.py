@@ -76,7 +76,7 @@ from .config import (
     MobileNodeFile,
     load_config,
 )
-from .control import ControlError, ControlServer, socket_alive
+from .control import ControlError, ControlServer, operator_commands, socket_alive
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
 from .validate import check_local_addresses
@@ -402,6 +402,8 @@ class Daemon:
         server = ControlServer(
             self.cfg.control_socket(os.getpid()),
             {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
+            # issue 11 (rev): operator revoke/redirect (RFC 3543, RFC 4433)
+            commands=operator_commands(self.engine, driver),
         )
         await server.start()
         metrics_server: MetricsServer | None = None

@@ -101,6 +101,11 @@ class HomeAgentConfig:
     #: Home addresses assigned to mobile nodes that name themselves with an NAI and ask for
     #: 0.0.0.0 (RFC 2794 §2); empty: no assignment (such a request gets 130).
     address_pool: frozenset[IPv4Address] = frozenset()
+    #: Ask the home AAA server (``[aaa]`` servers; an ``AaaRequest`` action, the
+    #: ``AaaAnswer`` event) about a node that names itself with an NAI, authenticates with
+    #: MN-AAA and has no MN-HA association here: the Access-Accept gives the MN-HA SPI and
+    #: key and the home address (Framed-IP-Address); a reject is 144 (RFC 4721), silence 130.
+    aaa: bool = False
 
     def __post_init__(self) -> None:
         if self.address not in self.home_network:

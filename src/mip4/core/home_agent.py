@@ -105,6 +105,7 @@ from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 
+from mip4.aaa.messages import AaaAnswer
 from mip4.security.auth import (
     FA_HA,
     MN_HA,
@@ -167,6 +168,7 @@ from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, Mobi
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
+from .ha_aaa import HaAaa
 from .ha_config import HomeAgentConfig, HomeAgentPick, bad_unicast
 from .registration import (
     Discard,
@@ -566,6 +568,16 @@ def assign_home_address(ctx: _Request) -> None:
         return
     if ctx.deregistration:
         return  # nothing held, nothing to release: accepted as a no-op (RFC 5944 §3.8.2.2)
+    # issue 10: the address the home AAA server gave the NAI (Framed-IP-Address)
+    given = agent._aaa.address_for(nai) if nai is not None else None
+    if nai is not None and given is not None:
+        if agent._assigned_to.get(given, nai) != nai:
+            raise RegistrationDenied(
+                ReplyCode.HA_ADMIN_PROHIBITED, f"AAA gave {nai} {given}, held by another node"
+            )
+        ctx.home_address = given
+        agent._pending_assignment = (nai, given)
+        return
     free = sorted(agent.config.address_pool - agent._assigned_to.keys())
     if not free:
         raise RegistrationDenied(
@@ -662,6 +674,8 @@ class HomeAgent:
         #: RFC 4433: nodes the operator moved to another home agent (by NAI or home address)
         self._redirects: dict[IPv4Address | str, IPv4Address] = {}
         self.pipeline = HA_PIPELINE
+        #: issue 10: requests held for the home AAA server, what it gave (mip4.core.ha_aaa)
+        self._aaa = HaAaa(self._counters, config.address)
         self._advertiser = Advertiser(
             (AdvertisedLink(config.interface, config.address, config.home_network.prefixlen),),
             config.advertiser_settings(),
@@ -695,6 +709,7 @@ class HomeAgent:
         if nai is not None:
             del self._assigned[nai]
             self._counters.event("address_released")
+            self._aaa.released(nai, self.security_associations)  # issue 10
 
     def state_of(self, home_address: IPv4Address) -> BindingState:
         return BindingState.AWAY if self._bindings.bindings_of(home_address) else _H
@@ -724,12 +739,27 @@ class HomeAgent:
             nonlocal ctx
             if isinstance(event, IcmpReceived):
                 out.extend(self._on_icmp(event, now))
-            elif isinstance(event, UdpReceived):
-                revocation = decode_revocation(event.payload)
-                if revocation is not None:  # RFC 3543 types 7 and 15
-                    out.extend(self._on_revocation_message(revocation, event, now))
-                    return
-                ctx = self._begin(event, now)
+            elif isinstance(event, UdpReceived | AaaAnswer):
+                if isinstance(event, AaaAnswer):  # issue 10: the held request, decided
+                    held, nai, denial = self._aaa.answered(event, self.security_associations)
+                    ctx = self._begin(held, now)
+                    ctx.nai = nai
+                    if denial is not None:
+                        raise denial
+                else:
+                    revocation = decode_revocation(event.payload)
+                    if revocation is not None:  # RFC 3543 types 7 and 15
+                        out.extend(self._on_revocation_message(revocation, event, now))
+                        return
+                    ctx = self._begin(event, now)
+                    store = self.security_associations
+                    aaa = self._aaa.hold(event, ctx.request, store) if self.config.aaa else None
+                    if aaa is not None:  # issue 10: ask the home AAA server first
+                        out.append(aaa)
+                        out.append(
+                            Log("ha.aaa_request", {"request_id": aaa.request_id, "nai": aaa.nai})
+                        )
+                        return
                 self._pending_assignment = None
                 try:
                     self.pipeline.run(ctx)

@@ -25,6 +25,8 @@ from mip4.core.events import HandoffTrigger, LinkUp, MoveAnticipated, UdpReceive
 from mip4.core.fa_handoff import BUFFER_FLAG, HandoffSettings
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.mobile_node import HandoverMode, HandoverSettings, MnState, MobileNode
+from mip4.security.auth import MN_FA
+from mip4.security.sa import SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.icmp import decode_icmp
 from mip4.wire.messages import (
@@ -47,6 +49,7 @@ def handover_world(
     *,
     fa1: HandoffSettings | None = FA_SETTINGS,
     fa2: HandoffSettings | None = FA_SETTINGS,
+    mn_fa_sa: SecurityAssociation | None = None,
 ) -> World:
     """The standard world with handover settings on the node and the two agents."""
     w = World()
@@ -71,7 +74,7 @@ def handover_world(
             w.mn_sa,
             UNIX0,
             rng=random.Random(7),
-            handover=HandoverSettings(mode) if mode is not None else None,
+            handover=HandoverSettings(mode, mn_fa_sa=mn_fa_sa) if mode is not None else None,
         )
 
     mn.factory = make_mn
@@ -631,3 +634,64 @@ def test_random_loss_of_handover_messages_keeps_the_invariants(
     ]
     assert len(setups) <= 2 * (1 + FA_SETTINGS.retransmit_limit)
     assert len(of_type(w, "fa2", HandoffRequest)) <= 2 * (1 + FA_SETTINGS.retransmit_limit)
+
+
+# ----------------------------------------------------------------------------------------
+# MN-FA authentication of the Fast Binding Update and its acknowledgement
+# ----------------------------------------------------------------------------------------
+
+MN_FA_SA = SecurityAssociation(spi=3000, key=bytes(range(40, 56)))
+
+
+def fa1_shares_mn_fa_key(w: World) -> None:
+    # added after the first registration (the node does not sign its requests with MN-FA)
+    w.fa1.security_associations.add(MN_HOME, MN_FA_SA)
+
+
+def test_fbu_signed_with_mn_fa_accepted_and_ack_signed() -> None:
+    w = handover_world(mn_fa_sa=MN_FA_SA)
+    registered_at(w, "A", FA1_ADDR)
+    fa1_shares_mn_fa_key(w)
+    anticipate(w)
+    (fbu,) = of_type(w, "mn", FastBindingUpdate)
+    assert isinstance(fbu.message, FastBindingUpdate)
+    assert [e.ext_type for e in fbu.message.extensions] == [MN_FA]
+    (ack,) = of_type(w, "fa1", FastBindingAck)
+    assert isinstance(ack.message, FastBindingAck)
+    assert [e.ext_type for e in ack.message.extensions] == [MN_FA]
+    assert w.net.logs("mn", "mn.fast_binding_acked")
+
+
+def test_unsigned_fbu_refused_when_the_agent_shares_an_mn_fa_key() -> None:
+    w = handover_world()
+    registered_at(w, "A", FA1_ADDR)
+    fa1_shares_mn_fa_key(w)
+    anticipate(w)
+    w.advance(5)
+    assert not of_type(w, "fa1", HandoffRequest)
+    assert w.fa1.counters.snapshot()["discarded"]["fast_binding_auth_failed"] == 4
+    assert w.net.logs("mn", "mn.fast_binding_failed")
+
+
+def test_fbu_with_a_wrong_key_refused() -> None:
+    w = handover_world(mn_fa_sa=SecurityAssociation(spi=3000, key=bytes(16)))
+    registered_at(w, "A", FA1_ADDR)
+    fa1_shares_mn_fa_key(w)
+    anticipate(w)
+    assert not of_type(w, "fa1", HandoffRequest)
+    assert w.fa1.counters.snapshot()["discarded"]["fast_binding_auth_failed"] == 1
+
+
+def test_unsigned_ack_refused_by_a_node_with_an_mn_fa_key() -> None:
+    w = handover_world(mn_fa_sa=MN_FA_SA)
+    registered_at(w, "A", FA1_ADDR)
+    w.net.drop_if(lambda p: p.sender == "mn" and p.payload[:1] == bytes((FastBindingUpdate.TYPE,)))
+    anticipate(w)
+    (fbu,) = of_type(w, "mn", FastBindingUpdate)
+    u = fbu.message
+    assert isinstance(u, FastBindingUpdate)
+    forged = FastBindingAck(0, 10, MN_HOME, u.home_agent, u.identification)
+    w.net.inject("mn", UdpReceived(forged.encode(), FA1_ADDR, MN_HOME, 434, 434, "mn0", ttl=1))
+    w.net.transfer()
+    assert w.mn.counters.snapshot()["discarded"]["fast_binding_ack_auth_failed"] == 1
+    assert not w.net.logs("mn", "mn.fast_binding_acked")

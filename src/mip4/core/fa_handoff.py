@@ -27,10 +27,12 @@ of the two designs, not a checked transcription. In particular:
   the lifetime granted.
 * Fast Binding Update (type 20) from the visitor to its current agent: Care-of Address =
   the new agent's care-of address, which is also the new agent's address (foreign-agent
-  care-of addresses); no authentication extension is required -- the agent accepts it
-  only from a current visitor, on the visitor's link, from the visitor's link-layer
-  address. Fast Binding Acknowledgement (type 21) answers with the Handoff Reply's code,
-  or 78 when the new agent never answered.
+  care-of addresses). The agent accepts it only from a current visitor, on the
+  visitor's link, from the visitor's link-layer address, and -- when it shares an MN-FA
+  security association with the node, or the update carries one -- with a Mobile-Foreign
+  Authentication extension that verifies (the acknowledgement is then signed with it).
+  The Fast Binding Acknowledgement (type 21) answers with the Handoff Reply's code, or 78
+  when the new agent never answered.
 
 **Post-registration** (RFC 4881). A link-layer source trigger
 (:class:`~mip4.core.events.HandoffTrigger`) or a Fast Binding Update makes the previous
@@ -64,8 +66,11 @@ import random
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from mip4.security.auth import sign
+from mip4.security.sa import SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
+from mip4.wire.extensions import MobileForeignAuthExtension
 from mip4.wire.messages import (
     FastBindingAck,
     FastBindingUpdate,
@@ -148,6 +153,9 @@ class FbuOrigin:
     link_address: bytes | None
     local: IPv4Address
     port: int
+    #: the MN-FA security association the update verified with: the acknowledgement is
+    #: signed with it
+    mn_fa: SecurityAssociation | None = None
 
 
 @dataclass
@@ -382,10 +390,12 @@ class FaHandoff:
     def _fast_binding_ack(self, origin: FbuOrigin, code: int, lifetime: int) -> SendUdp:
         u = origin.update
         ack = FastBindingAck(code, lifetime, u.home_address, u.home_agent, u.identification)
+        if origin.mn_fa is not None:
+            ack = sign(ack, MobileForeignAuthExtension, origin.mn_fa)
         self.counters.event("fast_binding_acks")
         return SendUdp(
             dst=u.home_address,
-            payload=ack.encode(),
+            payload=ack.raw or ack.encode(),
             src=origin.local,
             dport=origin.port,
             interface=origin.interface,

@@ -109,6 +109,7 @@ from mip4.aaa.messages import (
 from mip4.security.auth import (
     FA_HA,
     GENERALIZED,
+    MN_FA,
     MN_HA,
     AuthenticationError,
     append_extensions,
@@ -525,7 +526,8 @@ class ForeignAgent:
         if isinstance(msg, HandoffReply):
             return handoff.on_reply(msg, event.src, now)
         # A Fast Binding Update: only from a current visitor, on its link, from its
-        # link-layer address (it carries no authenticator in mip4's reading).
+        # link-layer address; with an MN-FA extension (required when we share an MN-FA
+        # security association with the node) that verifies.
         v = self._visitors.get(msg.home_address)
         if v is None or v.colocated:
             raise Discard("fast_binding_unknown_visitor", str(msg.home_address))
@@ -533,12 +535,24 @@ class ForeignAgent:
             v.link_address is not None and event.link_src != v.link_address
         ):
             raise Discard("fast_binding_not_from_visitor", str(msg.home_address))
+        mn_fa: SecurityAssociation | None = None
+        if self.security_associations.for_peer(msg.home_address) or any(
+            e.ext_type == MN_FA for e in msg.extensions
+        ):
+            try:
+                result = verify(
+                    msg, MN_FA, lookup_for(self.security_associations, msg.home_address)
+                )
+            except AuthenticationError as e:
+                raise Discard("fast_binding_auth_failed", str(e)) from None
+            mn_fa = result.sa
         origin = FbuOrigin(
             msg,
             v.interface,
             v.link_address,
             self._link_address(v.interface) or v.care_of_address,
             event.sport,
+            mn_fa,
         )
         self._counters.event("fast_binding_updates")
         return handoff.start(

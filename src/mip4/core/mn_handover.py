@@ -46,12 +46,15 @@ together are RFC 4881's combined method.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
+from mip4.security.auth import MN_FA, AuthenticationError, sign, verify
+from mip4.security.sa import SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
+from mip4.wire.extensions import MobileForeignAuthExtension
 from mip4.wire.icmp import AgentAdvertisement, decode_icmp
 from mip4.wire.messages import FastBindingAck, FastBindingUpdate, RegistrationFlags, decode_message
 
@@ -83,6 +86,9 @@ class HandoverSettings:
     retransmit_initial: float = 0.2
     #: retransmissions of an unanswered Fast Binding Update before falling back
     retransmit_limit: int = 3
+    #: MN-FA security association shared with the foreign agents: Fast Binding Updates
+    #: carry a Mobile-Foreign Authentication extension, and acknowledgements must too
+    mn_fa_sa: SecurityAssociation | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.lifetime <= 0xFFFF:
@@ -205,6 +211,8 @@ class MnHandover:
             care_of_address=new_care_of,
             identification=self._rng.getrandbits(64),
         )
+        if self.settings.mn_fa_sa is not None:
+            update = sign(update, MobileForeignAuthExtension, self.settings.mn_fa_sa)
         self._fbu = _Fbu(update, agent, port, now)
         self._send(now, out)
 
@@ -217,7 +225,7 @@ class MnHandover:
         out.append(
             SendUdp(
                 dst=f.agent.address,
-                payload=f.update.encode(),
+                payload=f.update.raw or f.update.encode(),
                 sport=f.port,
                 dport=MIP_PORT,
                 interface=f.agent.interface,
@@ -248,6 +256,14 @@ class MnHandover:
             self.counters.discard("fast_binding_ack_unmatched")
             out.append(Log("mn.discard", {"what": "fast binding ack", "why": "unmatched"}))
             return
+        sa = self.settings.mn_fa_sa
+        if sa is not None:
+            try:
+                verify(ack, MN_FA, lambda spi: sa if spi == sa.spi else None)
+            except AuthenticationError as e:
+                self.counters.discard("fast_binding_ack_auth_failed")
+                out.append(Log("mn.discard", {"what": "fast binding ack", "why": str(e)}))
+                return
         self._fbu = None
         if ack.code == ReplyCode.ACCEPTED:
             self.acknowledged = f.update.care_of_address

@@ -62,7 +62,7 @@ agents and a visitor's Fast Binding Update (20) go to the handoff part before an
 else; a link-layer source trigger (:class:`~mip4.core.events.HandoffTrigger`) starts a
 post-registration handoff for a visitor. A visitor's Registration Request addressed to
 another agent is a pre-registration, relayed to that agent (and its reply back) by the
-handoff part. A Registration Request from a node an edge tunnel
+handoff part. A Registration Request from a node an edge tunnel (or a pre-registration)
 waits for is its arrival (the buffer is flushed to it); an accepted registration through
 this agent tears the tunnel down. Without the settings these messages are discarded as
 ``unexpected_message``, as by an agent that does not implement them.

@@ -42,6 +42,18 @@ a file that the next daemon's leftover cleaner reads after a crash.
                              with ``reverse_tunnel`` a policy rule for the home address
 ``AtHome``                   all of the above undone; home subnet route and home default
                              route restored
+``InstallEdgeTunnel``        the peer agent accepted as a tunnel source; SOURCE: the
+                             visitor's datagrams re-tunnelled to the new agent
+                             (:mod:`mip4.io.edge`); TARGET: the node's own datagrams
+                             tunnelled back to the previous agent once it arrived
+``RemoveEdgeTunnel``         the reverse (with any buffer and arrival delivery)
+``BufferPackets``            datagrams for the home address held (bounded) until ...
+``FlushBuffer``              ... delivered in order to the node's hardware address; with a
+                             TARGET edge tunnel a policy rule sends the node's datagrams
+                             into the TUN device (then back to the previous agent)
+``DropBuffer``               the held datagrams discarded
+``LeaveForeignAgent``        the attachment's routes and neighbour entry undone at once
+                             (the home address and the away-from-home state stay)
 ``Log``                      the ``mip4`` logger, structured fields in ``extra``
 ==========================  ==============================================================
 """
@@ -62,12 +74,19 @@ from mip4.core.actions import (
     Action,
     AtHome,
     AwayFromHome,
+    BufferPackets,
+    DropBuffer,
+    EdgeRole,
+    FlushBuffer,
     GratuitousArp,
     InstallBinding,
+    InstallEdgeTunnel,
     InstallVisitor,
+    LeaveForeignAgent,
     Log,
     ProxyArp,
     RemoveBinding,
+    RemoveEdgeTunnel,
     RemoveVisitor,
     SendIcmp,
     SendUdp,
@@ -100,6 +119,7 @@ log = logging.getLogger("mip4")
 
 REVERSE_TABLE = 434  #: routing table holding "default dev <tun>" for reverse tunnelling
 RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
+EDGE_RULE_PRIORITY = 4440  #: first priority used for edge-tunnel rules (handovers)
 
 
 @dataclass
@@ -145,6 +165,11 @@ class LinuxExecutor:
     _visitors: dict[IPv4Address, tuple[InstallVisitor, UndoStack]] = field(
         default_factory=dict, init=False
     )
+    #: per (home address, peer): the edge tunnel end's action and undo stack (handovers)
+    _edges: dict[tuple[IPv4Address, IPv4Address], tuple[InstallEdgeTunnel, UndoStack]] = field(
+        default_factory=dict, init=False
+    )
+    _edge_rules: set[int] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -160,11 +185,13 @@ class LinuxExecutor:
         stacks = [
             self._attachment,
             self._away,
+            *reversed([stack for _edge, stack in self._edges.values()]),
             *reversed([stack for _visitor, stack in self._visitors.values()]),
             *reversed(self._bindings.values()),
             self.ns.stack,
         ]
         self._visitors.clear()
+        self._edges.clear()
         self._bindings.clear()
         for stack in stacks:
             for err in stack.undo():
@@ -517,6 +544,74 @@ class LinuxExecutor:
                 "0.0.0.0/0", gateway=self.home_gateway, ifname=a.interface, replace=True
             )
 
+    # -- handovers (RFC 4881, RFC 4988) -----------------------------------------------
+
+    def install_edge_tunnel(self, a: InstallEdgeTunnel) -> None:
+        """One end of the bi-directional edge tunnel (IP-in-IP ``local`` ⇄ ``peer``). A
+        renewal (same home address and peer) only replaces the entry."""
+        fwd = self._fwd("InstallEdgeTunnel")
+        edge = fwd.edge_tunnels()
+        key = (a.home_address, a.peer)
+        entry = TunnelEntry(Tunnel(a.local, a.peer, own_addresses=self.own_addresses))
+        known = self._edges.get(key)
+        if known is not None and known[0].role is not a.role:
+            self.remove_edge_tunnel(RemoveEdgeTunnel(a.home_address, a.peer))
+            known = None
+        if known is None:
+            stack = self.ns.new_stack(f"edge tunnel {a.home_address} {a.peer}")
+            table, home, peer = fwd.table, a.home_address, a.peer
+            table.add_peer(peer)  # tunnelled datagrams from the peer agent are accepted
+            stack.callback("forget edge peer", lambda: table.remove_peer(peer))
+            if a.role is EdgeRole.SOURCE:
+                stack.callback("forget edge source", lambda: edge.set_source(home, None))
+            else:
+                stack.callback("forget edge target", lambda: edge.set_reverse(home, None))
+                stack.callback("forget arrival", lambda: edge.forget(home))
+        else:
+            stack = known[1]
+        self._edges[key] = (a, stack)
+        if a.role is EdgeRole.SOURCE:
+            edge.set_source(a.home_address, entry)
+        else:
+            edge.set_reverse(a.home_address, entry)
+
+    def remove_edge_tunnel(self, a: RemoveEdgeTunnel) -> None:
+        known = self._edges.pop((a.home_address, a.peer), None)
+        if known is None:
+            return
+        for err in known[1].undo():
+            log.warning("removing edge tunnel %s: %s", a.home_address, err)
+
+    def buffer_packets(self, a: BufferPackets) -> None:
+        self._fwd("BufferPackets").edge_tunnels().buffer(a.home_address, a.limit)
+
+    def flush_buffer(self, a: FlushBuffer) -> None:
+        fwd = self._fwd("FlushBuffer")
+        self.stats["edge_flushed"] += fwd.edge_tunnels().flush(
+            a.home_address, a.interface, a.link_address
+        )
+        for (home, _peer), (edge, stack) in self._edges.items():
+            if home == a.home_address and edge.role is EdgeRole.TARGET:
+                # the node's own datagrams, arriving on its new link, go back through
+                # the edge tunnel (unless a reverse tunnel to its home agent claims them)
+                self._add_edge_rule(a.home_address, a.interface, stack)
+
+    def _add_edge_rule(self, src: IPv4Address, iif: str, undo: UndoStack) -> None:
+        self._ensure_reverse_route()
+        prio = EDGE_RULE_PRIORITY
+        while prio in self._edge_rules:
+            prio += 1
+        self._edge_rules.add(prio)
+        undo.callback(f"free edge rule priority {prio}", lambda: self._edge_rules.discard(prio))
+        self.ns.add_rule(src=src, iif=iif, table=self.reverse_table, priority=prio, undo=undo)
+
+    def drop_buffer(self, a: DropBuffer) -> None:
+        self.stats["edge_dropped"] += self._fwd("DropBuffer").edge_tunnels().drop(a.home_address)
+
+    def leave_foreign_agent(self, a: LeaveForeignAgent) -> None:
+        """The link is gone: the routes through its agent go now, not at a lifetime."""
+        self._reset_mobility()
+
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
 
@@ -536,6 +631,12 @@ _HANDLERS: dict[type, Callable[[LinuxExecutor, Any], None]] = {
     UseForeignAgent: LinuxExecutor.use_foreign_agent,
     UseColocatedAddress: LinuxExecutor.use_colocated_address,
     AtHome: LinuxExecutor.at_home,
+    InstallEdgeTunnel: LinuxExecutor.install_edge_tunnel,
+    RemoveEdgeTunnel: LinuxExecutor.remove_edge_tunnel,
+    BufferPackets: LinuxExecutor.buffer_packets,
+    FlushBuffer: LinuxExecutor.flush_buffer,
+    DropBuffer: LinuxExecutor.drop_buffer,
+    LeaveForeignAgent: LinuxExecutor.leave_foreign_agent,
     Log: LinuxExecutor.log,
 }
 

@@ -65,6 +65,7 @@ from mip4.dataplane.table import TunnelEntry, TunnelTable, codecs
 from mip4.wire.addr import ipv4_from_int
 from mip4.wire.errors import DecodeError
 
+from .edge import EdgeTunnels
 from .netns import entered
 from .rawsock import (
     ETH_P_IP,
@@ -137,6 +138,8 @@ class Forwarder:
         #: per home interface: the AF_PACKET socket that picks up its broadcasts
         self._broadcast_socks: dict[str, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: edge tunnels and arrival buffers (handovers, :mod:`mip4.io.edge`), made on use
+        self.edge: EdgeTunnels | None = None
         try:
             for proto in protocols:
                 self.raw[proto] = open_tunnel_socket(proto, netns)
@@ -213,6 +216,8 @@ class Forwarder:
             entries = bindings.get(dst)
             if entries is None:
                 entry = reverse.get(int.from_bytes(pkt[12:16], "big"))
+                if entry is None and self.edge is not None:
+                    entry = self.edge.reverse_entry(int.from_bytes(pkt[12:16], "big"))
                 if entry is None:
                     stats["tun_no_tunnel"] += 1
                     continue
@@ -379,6 +384,7 @@ class Forwarder:
         peers, visitors = self.table.peers, self.table.visitors
         frames = self._frames
         tun_fd = self.tun.fileno()
+        edge = self.edge
         n = 0
         for _ in range(self.batch):
             try:
@@ -401,6 +407,8 @@ class Forwarder:
                 stats["decap_unknown_peer"] += 1  # RFC 2003 §6.2
                 continue
             inner = d.inner
+            if edge is not None and edge.intercept(inner, int(d.outer_src)):
+                continue
             visitor = visitors.get(int.from_bytes(inner[16:20], "big"))
             try:
                 if visitor is not None and visitor.link_address is not None:
@@ -425,3 +433,44 @@ class Forwarder:
         stats["raw_read"] += n
         stats[f"raw_read_{proto}"] += n
         return n
+
+    # -- handovers (RFC 4881, RFC 4988; mip4.io.edge) ---------------------------------
+
+    def edge_tunnels(self) -> EdgeTunnels:
+        """The edge tunnels and arrival buffers of this forwarder (made on first use)."""
+        if self.edge is None:
+            self.edge = EdgeTunnels(self.table, self._send, self.deliver, self.to_kernel)
+        return self.edge
+
+    def deliver(self, interface: str, link_address: bytes | None, pkt: memoryview) -> None:
+        """Deliver ``pkt`` to ``link_address`` on ``interface`` (no ARP, RFC 5944 §4.2.2);
+        without a hardware address hand it to the kernel."""
+        if link_address is None:
+            self.to_kernel(pkt)
+            return
+        try:
+            sender = self._frames.get((interface, link_address)) or self._link_sender(
+                interface, link_address
+            )
+            try:
+                sender[0]((sender[1], pkt))
+            except OSError as exc:
+                if isinstance(exc, BlockingIOError):
+                    raise
+                self._forget_link(interface)
+                send_to_link(self.link, interface, link_address, pkt)
+            self.stats["delivered_link"] += 1
+        except BlockingIOError:
+            self.stats["deliver_full"] += 1
+        except OSError as exc:
+            self.stats[f"deliver_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+
+    def to_kernel(self, pkt: memoryview) -> None:
+        """Hand ``pkt`` to the kernel (written into the TUN device)."""
+        try:
+            os.write(self.tun.fileno(), pkt)
+            self.stats["delivered_tun"] += 1
+        except BlockingIOError:
+            self.stats["deliver_full"] += 1
+        except OSError as exc:
+            self.stats[f"deliver_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1

@@ -1,0 +1,194 @@
+"""Edge tunnels between foreign agents and per-home-address buffers (RFC 4881, RFC 4988):
+the forwarder's side of :mod:`mip4.core.fa_handoff`.
+
+Theory of operation
+-------------------
+:class:`EdgeTunnels` hangs off a :class:`~mip4.io.forwarder.Forwarder` (``forwarder.edge``);
+the forwarder asks it about every datagram it has decapsulated
+(:meth:`EdgeTunnels.intercept`) before its own visitor delivery, and about every datagram
+from the TUN device that no reverse tunnel claims (:meth:`EdgeTunnels.reverse_entry`). The
+executor fills it from the engine's actions
+(:class:`~mip4.core.actions.InstallEdgeTunnel` ... :class:`~mip4.core.actions.DropBuffer`).
+
+* **Source end** (the previous agent). A datagram for the home address -- the home agent
+  still tunnels to us -- is encapsulated once more (IP-in-IP, our care-of address → the
+  new agent) instead of going onto our link. A datagram *from* the home address that
+  comes out of the edge tunnel (the node, already on the new link, sending back through
+  it) goes on as the node's own datagrams would have here: into its reverse tunnel to the
+  home agent when it has one (RFC 3024), otherwise to the kernel, which forwards it.
+* **Target end** (the new agent). Datagrams for the home address -- out of the edge tunnel,
+  or from the home agent after a pre-registration -- are held in a bounded buffer while the
+  node is not on our link (:meth:`buffer`; at most ``limit``, the oldest kept, later ones
+  counted and dropped; dropped whole after ``max_age`` seconds as a safety net under the
+  engine's own ``buffer_timeout``), delivered in order to the node's hardware address when
+  it arrives (:meth:`flush`), and after that delivered straight to it until a visitor
+  entry with a hardware address takes over or the tunnel goes. The node's own datagrams
+  go back to the previous agent (:meth:`reverse_entry`) while no reverse tunnel to the
+  home agent exists for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from mip4.dataplane.table import TunnelEntry, TunnelTable
+
+#: (datagram, tunnel entry): encapsulate and send (the forwarder's ``_send``)
+SendFn = Callable[[memoryview, TunnelEntry], None]
+#: (interface, hardware address or None, datagram): deliver on the link / to the kernel
+DeliverFn = Callable[[str, bytes | None, memoryview], None]
+#: a datagram to the kernel (written into the TUN device)
+KernelFn = Callable[[memoryview], None]
+
+
+@dataclass
+class Arrival:
+    """What the target end does with datagrams for one home address."""
+
+    #: buffered datagrams (copies), ``None``: not buffering
+    buffer: deque[bytes] | None = None
+    limit: int = 0
+    #: monotonic time after which the buffer is dropped (safety net)
+    deadline: float = 0.0
+    #: (interface, hardware address) once the node arrived (flushed)
+    delivery: tuple[str, bytes | None] | None = None
+
+
+@dataclass
+class EdgeTunnels:
+    """Edge tunnel ends and arrival buffers of one agent, keyed by home address (int)."""
+
+    table: TunnelTable
+    send: SendFn
+    deliver: DeliverFn
+    to_kernel: KernelFn
+    #: seconds a buffer lives at most here (the engine drops it earlier with DropBuffer)
+    max_age: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    #: source end: home address → tunnel to the new agent
+    sources: dict[int, TunnelEntry] = field(default_factory=dict)
+    #: target end: home address → tunnel back to the previous agent
+    reverse: dict[int, TunnelEntry] = field(default_factory=dict)
+    arrivals: dict[int, Arrival] = field(default_factory=dict)
+    stats: Counter[str] = field(default_factory=Counter)
+
+    # -- configuration (the executor) ----------------------------------------------------
+
+    def set_source(self, home: IPv4Address, entry: TunnelEntry | None) -> None:
+        if entry is None:
+            self.sources.pop(int(home), None)
+        else:
+            self.sources[int(home)] = entry
+
+    def set_reverse(self, home: IPv4Address, entry: TunnelEntry | None) -> None:
+        if entry is None:
+            self.reverse.pop(int(home), None)
+        else:
+            self.reverse[int(home)] = entry
+
+    def buffer(self, home: IPv4Address, limit: int) -> None:
+        """Start buffering for ``home`` (kept if already buffering)."""
+        arrival = self.arrivals.setdefault(int(home), Arrival())
+        if arrival.delivery is not None:
+            return  # already here: nothing to wait for
+        if arrival.buffer is None:
+            arrival.buffer = deque()
+        arrival.limit = max(0, limit)
+        arrival.deadline = self.clock() + self.max_age
+
+    def flush(self, home: IPv4Address, interface: str, link_address: bytes | None) -> int:
+        """The node arrived: deliver the buffer in order, then every later datagram for
+        ``home`` straight to it. Returns how many were delivered from the buffer."""
+        arrival = self.arrivals.setdefault(int(home), Arrival())
+        arrival.delivery = (interface, link_address)
+        held, arrival.buffer = arrival.buffer, None
+        n = 0
+        for pkt in held or ():
+            self.deliver(interface, link_address, memoryview(pkt))
+            n += 1
+        self.stats["edge_flushed"] += n
+        return n
+
+    def drop(self, home: IPv4Address) -> int:
+        """Discard the buffer for ``home`` and stop buffering; returns how many went."""
+        arrival = self.arrivals.get(int(home))
+        if arrival is None:
+            return 0
+        n = len(arrival.buffer or ())
+        arrival.buffer = None
+        if arrival.delivery is None:
+            del self.arrivals[int(home)]
+        self.stats["edge_buffer_dropped"] += n
+        return n
+
+    def forget(self, home: IPv4Address) -> None:
+        """The edge tunnel for ``home`` is gone: no more special delivery."""
+        self.drop(home)
+        self.arrivals.pop(int(home), None)
+
+    # -- the datapath (the forwarder) -----------------------------------------------------
+
+    def intercept(self, pkt: memoryview | bytearray, outer_src: int) -> bool:
+        """Whether the edge took the decapsulated datagram ``pkt`` (from ``outer_src``)."""
+        inner = pkt if isinstance(pkt, memoryview) else memoryview(pkt)
+        if len(inner) < 20:
+            return False
+        dst = int.from_bytes(inner[16:20], "big")
+        entry = self.sources.get(dst)
+        if entry is not None:
+            self.send(inner, entry)
+            self.stats["edge_forwarded"] += 1
+            return True
+        arrival = self.arrivals.get(dst)
+        if arrival is not None and self._arrive(dst, arrival, inner):
+            return True
+        if dst in self.reverse:
+            visitor = self.table.visitors.get(dst)
+            if visitor is None or visitor.link_address is None:
+                # target end, node not here yet and no buffer asked for: dropped here
+                # rather than handed to the kernel (which would route it back home)
+                self.stats["edge_not_arrived"] += 1
+                return True
+        src = int.from_bytes(inner[12:16], "big")
+        back = self.sources.get(src)
+        if back is None or back.tunnel.dst_int != outer_src:
+            return False
+        # the node's own datagram, back from the new agent: as if it came from our link
+        reverse = self.table.reverse.get(src)
+        if reverse is not None:
+            self.send(inner, reverse)
+        else:
+            self.to_kernel(inner)
+        self.stats["edge_returned"] += 1
+        return True
+
+    def _arrive(self, dst: int, arrival: Arrival, inner: memoryview) -> bool:
+        if arrival.delivery is not None:
+            visitor = self.table.visitors.get(dst)
+            if visitor is not None and visitor.link_address is not None:
+                del self.arrivals[dst]  # the visitor entry delivers from now on
+                return False
+            self.deliver(arrival.delivery[0], arrival.delivery[1], inner)
+            self.stats["edge_delivered"] += 1
+            return True
+        held = arrival.buffer
+        if held is None:
+            return False
+        if self.clock() > arrival.deadline:
+            self.stats["edge_buffer_expired"] += len(held)
+            del self.arrivals[dst]
+            return False
+        if len(held) >= arrival.limit:
+            self.stats["edge_buffer_full"] += 1
+        else:
+            held.append(bytes(inner))
+            self.stats["edge_buffered"] += 1
+        return True
+
+    def reverse_entry(self, src: int) -> TunnelEntry | None:
+        """Target end: the tunnel back to the previous agent for the node ``src``."""
+        return self.reverse.get(src)

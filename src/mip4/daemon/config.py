@@ -38,8 +38,10 @@ from enum import Enum
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from mip4.core.fa_handoff import HandoffSettings
 from mip4.core.foreign_agent import ForeignAgentConfig
 from mip4.core.home_agent import HomeAgentConfig
+from mip4.core.mn_handover import HandoverMode, HandoverSettings
 from mip4.core.mobile_node import MobileNodeConfig
 from mip4.core.registration import ConfigError, config_from_mapping
 from mip4.security.sa import (
@@ -303,6 +305,40 @@ def parse_key(text: str, what: str) -> bytes:
     return bytes.fromhex(digits)
 
 
+# -- handovers (issue 14) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandoverSection:
+    """``[handover]`` (mobile node): handovers between foreign agents (RFC 4881 L2
+    triggers and low-latency handoffs, RFC 4988 fast handovers). Absent: base RFC 5944
+    behaviour only, no ``LeaveForeignAgent`` on link down, no anticipation."""
+
+    #: ``"base"`` (anticipation only), ``"low-latency"`` (RFC 4881 pre-registration
+    #: through the previous agent) or ``"fast"`` (RFC 4988 Fast Binding Update).
+    mode: HandoverMode = HandoverMode.FAST
+    #: Lifetime asked for in a Fast Binding Update (the edge tunnel's), seconds.
+    lifetime: int = 10
+    #: Seconds before an unanswered Fast Binding Update is sent again (then doubling).
+    retransmit_initial: float = 0.2
+    #: Retransmissions of an unanswered Fast Binding Update before falling back.
+    retransmit_limit: int = 3
+
+    def __post_init__(self) -> None:
+        self.settings()  # the engine's own checks, as ValueError naming the key
+
+    def settings(self) -> HandoverSettings:
+        return HandoverSettings(
+            mode=self.mode,
+            lifetime=self.lifetime,
+            retransmit_initial=self.retransmit_initial,
+            retransmit_limit=self.retransmit_limit,
+        )
+
+
+# -- end handovers --
+
+
 @dataclass(frozen=True)
 class HomeAgentFile:
     """The file of ``mip4 ha``."""
@@ -325,6 +361,8 @@ class ForeignAgentFile:
     security_associations: tuple[SecurityAssociationSection, ...] = ()
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    #: handovers (issue 14): edge tunnels and buffering; absent: off
+    handoff: HandoffSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -337,6 +375,8 @@ class MobileNodeFile:
     security_associations: tuple[SecurityAssociationSection, ...] = ()
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    #: handovers (issue 14); absent: base RFC 5944 behaviour
+    handover: HandoverSection | None = None
 
 
 FILES: dict[str, type[HomeAgentFile] | type[ForeignAgentFile] | type[MobileNodeFile]] = {

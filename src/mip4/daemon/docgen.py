@@ -17,6 +17,7 @@ import textwrap
 import typing
 from enum import Enum
 
+from mip4.core.fa_handoff import HandoffSettings
 from mip4.core.foreign_agent import ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
@@ -24,6 +25,7 @@ from mip4.core.mobile_node import MobileNodeConfig
 from .aaa import AaaSection, AaaServerSection
 from .config import (
     DaemonSection,
+    HandoverSection,
     IOSection,
     MetricsSection,
     SecurityAssociationSection,
@@ -35,7 +37,9 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[home_agent]", HomeAgentConfig),
     ("[foreign_agent]", ForeignAgentConfig),
     ("[[foreign_agent.links]]", VisitedLink),
+    ("[handoff]", HandoffSettings),
     ("[mobile_node]", MobileNodeConfig),
+    ("[handover]", HandoverSection),
     ("[io]", IOSection),
     ("[daemon]", DaemonSection),
     ("[[security_associations]]", SecurityAssociationSection),

@@ -96,8 +96,10 @@ def build_engine(cfg: DaemonConfig) -> Engine:
     if isinstance(f, HomeAgentFile):
         return HomeAgent(f.home_agent, cfg.store(), offset)
     if isinstance(f, ForeignAgentFile):
-        return ForeignAgent(f.foreign_agent, cfg.store(), offset)
-    return MobileNode(f.mobile_node, cfg.mn_association(), offset)
+        # handovers (issue 14): [handoff], absent: off
+        return ForeignAgent(f.foreign_agent, cfg.store(), offset, handoff=f.handoff)
+    handover = f.handover.settings() if f.handover is not None else None  # [handover]
+    return MobileNode(f.mobile_node, cfg.mn_association(), offset, handover=handover)
 
 
 def journal_path(cfg: DaemonConfig) -> Path:

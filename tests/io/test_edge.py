@@ -24,7 +24,7 @@ class Recorder:
         self.kernel: list[bytes] = []
         self.now = 100.0
 
-    def edge(self, table: TunnelTable | None = None) -> EdgeTunnels:
+    def edge(self, table: TunnelTable | None = None, *, bicast: bool = False) -> EdgeTunnels:
         return EdgeTunnels(
             table or TunnelTable(),
             lambda pkt, entry: self.sent.append((bytes(pkt), entry)),
@@ -32,6 +32,7 @@ class Recorder:
             lambda pkt: self.kernel.append(bytes(pkt)),
             max_age=5.0,
             clock=lambda: self.now,
+            bicast=bicast,
         )
 
 
@@ -57,6 +58,30 @@ def test_source_end_retunnels_datagrams_for_the_visitor_to_the_new_agent() -> No
     edge.set_source(HOME, None)
     assert not edge.intercept(memoryview(to_home(3)), int(HA))
     assert len(r.sent) == 1
+
+
+def test_bicasting_source_delivers_on_the_old_link_too_while_the_visitor_is_there() -> None:
+    r = Recorder()
+    table = TunnelTable()
+    edge = r.edge(table, bicast=True)
+    entry = TunnelEntry(Tunnel(FA1, FA2))
+    edge.set_source(HOME, entry)
+    table.set_visitor(HOME, LinkDelivery("a1", MAC))
+    assert edge.intercept(memoryview(to_home(1)), int(HA))
+    assert r.sent == [(to_home(1), entry)] and r.delivered == [("a1", MAC, to_home(1))]
+    table.set_visitor(HOME, None)  # the visitor entry went: only the tunnel
+    assert edge.intercept(memoryview(to_home(2)), int(HA))
+    assert len(r.sent) == 2 and len(r.delivered) == 1
+
+
+def test_bicasting_target_keeps_the_newest() -> None:
+    r = Recorder()
+    edge = r.edge(bicast=True)
+    edge.buffer(HOME, 3)
+    for n in range(5):
+        assert edge.intercept(memoryview(to_home(n)), int(FA1))
+    assert edge.flush(HOME, "b1", MAC) == 3
+    assert r.delivered == [("b1", MAC, to_home(n)) for n in (2, 3, 4)]
 
 
 def test_source_end_sends_the_nodes_own_datagrams_on_from_the_peer_only() -> None:

@@ -13,6 +13,11 @@ response per line, then the daemon closes the connection.
     <- {"ok": true, "revoked": "10.0.0.5", "revocations_sent": 1}
     -> {"command": "redirect", "node": "10.0.0.5", "to": "10.0.0.2"} (home agent)
     -> {"command": "revoke", "node": "10.0.0.5"}                   (foreign agent)
+    -> {"command": "advertisement", "interface": "eth1"}           (foreign agent)
+    <- {"ok": true, "interface": "eth1", "src": "10.2.0.1", "advertisement": "<hex>"}
+    -> {"command": "handoff", "node": "10.0.0.5", "to": "10.3.0.1"} (foreign agent)
+    -> {"command": "anticipate", "interface": "eth0", "advertisement": "<hex>",
+        "src": "10.3.0.1", "link_src": "02:..."}                    (mobile node)
 
 :class:`ControlServer` runs on the daemon's asyncio loop and answers from a table of
 handlers (``command -> () -> dict``) and of operator commands that take the request's
@@ -38,8 +43,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mip4.core.actions import Log
+from mip4.core.events import HandoffTrigger, MoveAnticipated
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
+from mip4.core.mobile_node import MobileNode
 
 from .logs import log
 
@@ -275,5 +282,65 @@ def operator_commands(engine: object, driver: EngineDriver) -> dict[str, Command
             sent = run(fa.revoke(hoa, driver.clock()))
             return {"revoked": str(hoa), "revocations_sent": sent}
 
-        return {"revoke": fa_revoke}
+        return {"revoke": fa_revoke, **handover_commands(engine, driver)}
+    return handover_commands(engine, driver)
+
+
+# -- handovers (issue 14): anticipation and link-layer triggers injected from outside ------
+
+
+def _hex(text: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(text.replace(":", ""))
+    except ValueError:
+        raise CommandRefused(f"{what}: not hexadecimal") from None
+
+
+def handover_commands(engine: object, driver: EngineDriver) -> dict[str, Command]:
+    """What a wireless driver's scan report or link-layer trigger would tell the daemon
+    (RFC 4881 §1.3 L2 triggers), for the lab and for operators: ``anticipate`` (mobile
+    node: :class:`~mip4.core.events.MoveAnticipated`), ``advertisement`` (foreign agent:
+    the advertisement it would send now on a link, to hand to ``anticipate``) and
+    ``handoff`` (foreign agent: :class:`~mip4.core.events.HandoffTrigger`)."""
+    if isinstance(engine, MobileNode):
+
+        def mn_anticipate(req: Mapping[str, Any]) -> dict[str, Any]:
+            if engine.handover is None:
+                raise CommandRefused("anticipate: no [handover] configured")
+            event = MoveAnticipated(
+                interface=_text(req, "interface"),
+                advertisement=_hex(_text(req, "advertisement"), "anticipate: advertisement"),
+                src=_address(_text(req, "src"), "anticipate: src"),
+                link_src=_hex(req["link_src"], "anticipate: link_src")
+                if isinstance(req.get("link_src"), str)
+                else None,
+            )
+            actions = driver.feed(event)
+            return {"anticipated": str(event.src), "actions": len(actions)}
+
+        return {"anticipate": mn_anticipate}
+    if isinstance(engine, ForeignAgent):
+        fa = engine
+
+        def fa_advertisement(req: Mapping[str, Any]) -> dict[str, Any]:
+            name = req.get("interface")
+            links = [lk for lk in fa.config.links if name is None or lk.interface == name]
+            if not links:
+                raise CommandRefused(f"advertisement: no link {name}")
+            link = links[0]
+            return {
+                "interface": link.interface,
+                "src": str(link.address),
+                "advertisement": fa.advertisement(link).encode().hex(),
+            }
+
+        def fa_handoff(req: Mapping[str, Any]) -> dict[str, Any]:
+            if fa.handoff is None:
+                raise CommandRefused("handoff: no [handoff] configured")
+            hoa = _address(_text(req, "node"), "handoff: home address")
+            to = _address(_text(req, "to"), "handoff: --to")
+            actions = driver.feed(HandoffTrigger(hoa, to))
+            return {"node": str(hoa), "to": str(to), "actions": len(actions)}
+
+        return {"advertisement": fa_advertisement, "handoff": fa_handoff}
     return {}

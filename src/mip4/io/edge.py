@@ -12,17 +12,25 @@ executor fills it from the engine's actions
 
 * **Source end** (the previous agent). A datagram for the home address -- the home agent
   still tunnels to us -- is encapsulated once more (IP-in-IP, our care-of address → the
-  new agent) instead of going onto our link. A datagram *from* the home address that
+  new agent). With ``bicast`` (the default; mip4's choice, in the spirit of RFC 4881's
+  simultaneous bindings) it also still goes onto our link while the visitor entry is
+  there: the node keeps receiving here until its link actually switches, and the new
+  agent's buffer holds what it misses during the switch. Without it the datagram goes
+  only into the edge tunnel, and the node hears nothing from the Fast Binding
+  Acknowledgement until its arrival at the new agent. A datagram *from* the home address that
   comes out of the edge tunnel (the node, already on the new link, sending back through
   it) goes on as the node's own datagrams would have here: into its reverse tunnel to the
   home agent when it has one (RFC 3024), otherwise to the kernel, which forwards it.
 * **Target end** (the new agent). Datagrams for the home address -- out of the edge tunnel,
   or from the home agent after a pre-registration -- are held in a bounded buffer while the
-  node is not on our link (:meth:`buffer`; at most ``limit``, the oldest kept, later ones
-  counted and dropped; dropped whole after ``max_age`` seconds as a safety net under the
-  engine's own ``buffer_timeout``), delivered in order to the node's hardware address when
-  it arrives (:meth:`flush`), and after that delivered straight to it until a visitor
-  entry with a hardware address takes over or the tunnel goes. The node's own datagrams
+  node is not on our link (:meth:`buffer`; at most ``limit``; dropped whole after
+  ``max_age`` seconds as a safety net under the engine's own ``buffer_timeout``). Without
+  ``bicast`` the oldest are kept and later ones counted and dropped (the
+  :class:`~mip4.core.actions.BufferPackets` contract); with it the newest are kept, since
+  the oldest are copies the node already received on its old link. They are delivered
+  in order to the node's hardware address when it arrives (:meth:`flush`), and after
+  that straight to it until a visitor entry with a hardware address takes over or the
+  tunnel goes. The node's own datagrams
   go back to the previous agent (:meth:`reverse_entry`) while no reverse tunnel to the
   home agent exists for it.
 """
@@ -68,6 +76,8 @@ class EdgeTunnels:
     to_kernel: KernelFn
     #: seconds a buffer lives at most here (the engine drops it earlier with DropBuffer)
     max_age: float = 10.0
+    #: source end: deliver on the old link as well; target end: keep the newest
+    bicast: bool = True
     clock: Callable[[], float] = time.monotonic
     #: source end: home address → tunnel to the new agent
     sources: dict[int, TunnelEntry] = field(default_factory=dict)
@@ -142,6 +152,11 @@ class EdgeTunnels:
         if entry is not None:
             self.send(inner, entry)
             self.stats["edge_forwarded"] += 1
+            if self.bicast:
+                visitor = self.table.visitors.get(dst)
+                if visitor is not None and visitor.link_address is not None:
+                    self.deliver(visitor.interface, visitor.link_address, inner)
+                    self.stats["edge_bicast"] += 1
             return True
         arrival = self.arrivals.get(dst)
         if arrival is not None and self._arrive(dst, arrival, inner):
@@ -184,9 +199,11 @@ class EdgeTunnels:
             return False
         if len(held) >= arrival.limit:
             self.stats["edge_buffer_full"] += 1
-        else:
-            held.append(bytes(inner))
-            self.stats["edge_buffered"] += 1
+            if not self.bicast or not held:
+                return True
+            held.popleft()  # the oldest: the node had it on its old link
+        held.append(bytes(inner))
+        self.stats["edge_buffered"] += 1
         return True
 
     def reverse_entry(self, src: int) -> TunnelEntry | None:

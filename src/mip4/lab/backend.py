@@ -20,6 +20,8 @@ ENCAPSULATIONS = {
 }
 #: the agents, in start order
 AGENTS = ("ha", "fa1", "fa2", "mn")
+#: issue 14: the mobile node's handover modes (``[handover] mode``)
+HANDOVER_MODES = ("base", "low-latency", "fast")
 
 
 class ScenarioError(RuntimeError):
@@ -48,12 +50,21 @@ class Settings:
     #: issue 10: the lab's FreeRADIUS decides; the mobile node has an NAI and no home
     #: address (the daemons backend only; see :mod:`mip4.lab.configs`)
     aaa: bool = False
+    #: issue 14: the mobile node's handover mode (``base``, ``low-latency``, ``fast``):
+    #: the agents get ``[handoff]``, the node ``[handover]``, and every move to a
+    #: foreign agent's network is announced in advance (:meth:`Lab.move` ``anticipate``);
+    #: ``None``: neither (base RFC 5944, nothing announced)
+    handover: str | None = None
+    #: issue 14: seconds between the announcement and the link switch
+    anticipation_lead: float = 0.1
 
     def __post_init__(self) -> None:
         if self.encapsulation not in ENCAPSULATIONS:
             raise ValueError(
                 f"encapsulation {self.encapsulation!r}: one of {', '.join(ENCAPSULATIONS)}"
             )
+        if self.handover is not None and self.handover not in HANDOVER_MODES:
+            raise ValueError(f"handover {self.handover!r}: one of {', '.join(HANDOVER_MODES)}")
 
     @property
     def filtered(self) -> bool:

@@ -76,6 +76,9 @@ class Lab:
     run_dir: Path = RUN_DIR
     #: where the mobile node is attached now
     mobile_net: str = ""
+    #: issue 14: where the running daemons' control sockets are (``<node>.sock``), for
+    #: :meth:`move` with ``anticipate``; None: their default places
+    control_dir: Path | None = None
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -250,7 +253,16 @@ class Lab:
 
     # -- the mobile node moves --------------------------------------------------------
 
-    def move(self, net: str, node: str | None = None, *, dhcp: bool = False) -> None:
+    def move(
+        self,
+        net: str,
+        node: str | None = None,
+        *,
+        dhcp: bool = False,
+        anticipate: bool = False,
+        source_trigger: bool = False,
+        lead: float = 0.1,
+    ) -> None:
         """Move ``node``'s (default: the mobile node's) link to network ``net``: its
         switch port goes down, changes bridge and comes back up, so the node sees its
         carrier drop and return, exactly as after re-plugging a cable. Addresses and
@@ -262,13 +274,23 @@ class Lab:
 
         Returns once the node's interface is operationally up again, which the kernel's
         link watcher can take up to about a second to report: from an asyncio program call
-        it off the loop (``await asyncio.to_thread(lab.move, net)``)."""
+        it off the loop (``await asyncio.to_thread(lab.move, net)``).
+
+        ``anticipate`` (issue 14): the move is announced to the running daemons ``lead``
+        seconds before the switch, as a wireless scan report would
+        (:func:`mip4.lab.handover.announce`; with ``source_trigger`` the node's current
+        foreign agent is told too)."""
         node = node or self.topology.mobile
         if node != self.topology.mobile:
             raise LabError("only the mobile node changes links")
         if net not in self.topology.visitable():
             nets = ", ".join(self.topology.visitable())
             raise LabError(f"the mobile node cannot move to network {net!r}; networks: {nets}")
+        if anticipate:
+            from .handover import announce
+
+            announce(self, net, source_trigger=source_trigger)
+            time.sleep(max(0.0, lead))
         if dhcp:
             self.release_colocated(self.mobile_net)
         sw = Netns(self.ns(self.topology.switch))

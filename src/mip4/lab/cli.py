@@ -99,6 +99,19 @@ def register(subparsers: Any) -> None:
     )
     mv.add_argument("--id")
     mv.add_argument("net", metavar="NET", help=nets)
+    mv.add_argument(
+        "--anticipate",
+        action="store_true",
+        help=(
+            "issue 14: announce the move to the running daemons first (the new agent's"
+            " advertisement to the mobile node, as a scan report would)"
+        ),
+    )
+    mv.add_argument(
+        "--source-trigger",
+        action="store_true",
+        help="with --anticipate: also tell the node's current foreign agent (RFC 4881)",
+    )
     mv.set_defaults(func=_guarded(_move))
 
     cf = sub.add_parser(
@@ -268,7 +281,7 @@ def _wait_forwarding(proc: subprocess.Popen[bytes]) -> int:
 
 def _move(args: argparse.Namespace) -> int:
     lab = _pick(args)
-    lab.move(args.net, dhcp=True)
+    lab.move(args.net, dhcp=True, anticipate=args.anticipate, source_trigger=args.source_trigger)
     colocated = lab.topology.network(args.net).colocated
     extra = f" (co-located care-of address {colocated} configured)" if colocated else ""
     print(f"mobile node now on network {args.net!r}{extra}")

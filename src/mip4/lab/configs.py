@@ -77,13 +77,15 @@ def lab_configs(
     encapsulations: Sequence[str] | None = None,
     broadcast: bool = False,
     aaa: bool = False,
+    handover: str | None = None,
 ) -> dict[str, str]:
     """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``). Control sockets are
     ``<socket_dir>/<node>.sock`` (default: ``/run/mip4/<role>-<lab prefix>-<node>.sock``
     via ``daemon.name``). ``encapsulations`` (e.g. ``["gre", "ipip"]``) sets
     ``mobile_node.encapsulations``; left out, the default (IP-in-IP). ``broadcast`` sets the
     mobile node's B bit (home-link broadcasts forwarded to it). ``aaa``: the files of the
-    AAA lab (see the module docstring)."""
+    AAA lab (see the module docstring). ``handover`` (issue 14: ``base``,
+    ``low-latency``, ``fast``): ``[handoff]`` for the agents, ``[handover]`` for the node."""
     home = lab.topology.network("home")
     mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
     key = LAB_KEY.hex()
@@ -131,6 +133,7 @@ def lab_configs(
             f'tun_name = "{lab.prefix}-t"\n\n'
             + daemon(node)
             + (_aaa_table(lab, node, accounting=True) if aaa else "")
+            + ("\n[handoff]\n" if handover is not None else "")
         )
     out["mn"] = (
         f"# mip4 mn on lab {lab.lab_id!r}\n\n"
@@ -154,7 +157,11 @@ def lab_configs(
         "[io]\n"
         f'interfaces = ["{lab.ifname("mn")}"]\n'
         f'tun_name = "{lab.prefix}-t"\n'
-        f'home_gateway = "{home.gateway}"\n\n' + daemon("mn") + "\n" + sa(ha_ip)
+        f'home_gateway = "{home.gateway}"\n\n'
+        + daemon("mn")
+        + "\n"
+        + sa(ha_ip)
+        + (f'\n[handover]\nmode = "{handover}"\n' if handover is not None else "")
     )
     return out
 

@@ -42,7 +42,9 @@ class DaemonBackend:
             encapsulations=encs,
             broadcast=settings.broadcast,
             aaa=settings.aaa,
+            handover=settings.handover,
         )
+        lab.control_dir = workdir  # issue 14: Lab.move(anticipate=True) asks the daemons
         #: issue 10: the lab's FreeRADIUS (``settings.aaa``), started before the agents
         self.radius: FreeRadius | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -32,6 +32,7 @@ import json
 import math
 import secrets
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -45,12 +46,15 @@ from mip4.demo.plot import plot
 from mip4.demo.report import ConnectionSpec, DemoReport, MoveRecord, build_report
 from mip4.demo.runner import ProbePair, StreamPair
 
+from .backend import HANDOVER_MODES
 from .capture import Capture
 from .daemons import DaemonBackend
 from .scenario import ENCAPSULATIONS, Scenario, ScenarioError, Settings, is_root
 
 #: the demo's itinerary
 ROUTE = ("a", "b", "c", "home")
+#: issue 14 (``--handover``): back and forth between the two foreign agents, then home
+HANDOVER_ROUTE = ("a", "b", "a", "b", "home")
 PORTS = {"cn dials mn": 5001, "mn dials cn": 5002, "probe": 5003}
 #: the streams' timeline resolution, s: fine enough that a move's TCP stall is measured as
 #: precisely as the probes' interruption (the plot shows 100 ms averages)
@@ -105,7 +109,9 @@ class DemoRun:
                 "encapsulation": self.settings.encapsulation,
                 "ingress_filter": self.settings.filtered,
                 "lifetime": self.settings.lifetime,
+                "handover": self.settings.handover,
             },
+            **({"handover": handover_summary(self)} if self.settings.handover else {}),
             "home_stays": [
                 {"label": h.label, "ha_packets_tunnelled": h.tunnelled, "bindings": h.bindings}
                 for h in self.home_stays
@@ -321,6 +327,7 @@ def _run(
             f"mip4 lab demo — {sc.settings.encapsulation}, reverse tunnelling"
             f" {'on' if sc.settings.reverse_tunnel else 'off'}"
             + (", AAA (FreeRADIUS)" if sc.settings.aaa else "")
+            + (f", handover {sc.settings.handover}" if sc.settings.handover else "")
         ),
         notes=[
             "reg. RTT: the mobile node's Registration Request (last transmission) → accepted"
@@ -346,6 +353,34 @@ def _run(
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     run.plot_path = plot(report, out / "throughput.png")
     return run
+
+
+def handover_summary(run: DemoRun) -> dict[str, Any]:
+    """Issue 14: per move between the two foreign agents, the interruption (longest gap
+    in the 10 ms UDP probes) and the probes lost, and their medians."""
+    fa_nets = ("a", "b")
+    between = [
+        m for m in run.report.moves if m.move.from_net in fa_nets and m.move.to_net in fa_nets
+    ]
+    moves: list[dict[str, Any]] = [
+        {
+            "move": f"{m.move.from_net} → {m.move.to_net}",
+            "probes_sent": m.probes_sent,
+            "tcp_stall_ms": m.tcp_stall_ms,
+            "interruption_ms": m.interruption_ms,
+            "probes_lost": m.probes_lost,
+        }
+        for m in between
+    ]
+    gaps = [m.interruption_ms for m in between if m.interruption_ms is not None]
+    lost = [m.probes_lost for m in between]
+    return {
+        "mode": run.settings.handover,
+        "anticipation_lead_s": run.settings.anticipation_lead,
+        "between_foreign_agents": moves,
+        "median_interruption_ms": statistics.median(gaps) if gaps else None,
+        "median_probes_lost": statistics.median(lost) if lost else None,
+    }
 
 
 def aaa_summary(sc: Scenario) -> dict[str, Any]:
@@ -436,6 +471,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument(
+        "--handover",
+        choices=HANDOVER_MODES,
+        default=None,
+        help=(
+            "issue 14: the mobile node's handover mode; the agents run [handoff], every move"
+            " to a foreign agent is announced in advance, and the route goes a → b → a → b →"
+            " home (report.json: per move the interruption and probes lost, and medians)"
+        ),
+    )
+    p.add_argument(
         "--backend",
         choices=("daemons", "engines"),
         default="daemons",
@@ -479,7 +524,11 @@ def run(args: argparse.Namespace) -> int:
         encapsulation=args.encapsulation,
         lifetime=args.lifetime,
         aaa=args.aaa,
+        handover=args.handover,
     )
+    if args.handover and args.backend != "daemons":
+        print("mip4 lab demo: --handover runs the daemons backend only", file=sys.stderr)
+        return 2
     if args.aaa and args.backend != "daemons":
         print("mip4 lab demo: --aaa runs the daemons backend only", file=sys.stderr)
         return 2
@@ -492,6 +541,7 @@ def run(args: argparse.Namespace) -> int:
                 keep=args.keep,
                 backend=args.backend,
                 capture=args.capture,
+                route=HANDOVER_ROUTE if args.handover else ROUTE,
             )
     except KeyboardInterrupt:
         print("mip4 lab demo: interrupted; everything torn down", file=sys.stderr)

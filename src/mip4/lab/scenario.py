@@ -59,6 +59,7 @@ from .backend import (
 )
 from .build import Lab
 from .daemons import DaemonBackend
+from .handover import AnnounceError, agent_of, announce
 from .inprocess import EngineBackend
 
 #: how the agents run: ``mip4 ha/fa/mn`` processes, or the engines in this process
@@ -221,6 +222,7 @@ class Scenario:
         within = self.settings.register_within if within is None else within
         if src == net:
             raise ScenarioError(f"the mobile node is already on {net!r}")
+        self.announce(net)
         started = time.time()
         lab.move(net, dhcp=True)  # on network C: its co-located address, as DHCP would
         self.net = net
@@ -252,6 +254,24 @@ class Scenario:
             via=VIA.get(net, net),
             note=note,
         )
+
+    def announce(self, net: str) -> None:
+        """Issue 14: with a handover mode, announce a move to a foreign agent's network
+        ``settings.anticipation_lead`` seconds before it (the daemons backend: over the
+        control sockets; low-latency mode also tells the current agent). A failed
+        announcement is logged; the move goes on unannounced."""
+        s = self.settings
+        if s.handover is None or self.backend_kind != "daemons" or agent_of(self.lab, net) is None:
+            return
+        try:
+            said = announce(self.lab, net, source_trigger=s.handover == "low-latency")
+        except AnnounceError as exc:
+            self.log(f"announcing the move to {net!r} failed: {exc}")
+            return
+        refused = said.get("handoff", {}).get("refused")
+        if refused:
+            self.log(f"source trigger refused: {refused}")
+        time.sleep(max(0.0, s.anticipation_lead))
 
     def _registration_since(self, since: float, coa: str | None) -> Registration | None:
         regs = [

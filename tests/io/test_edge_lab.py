@@ -19,7 +19,9 @@ from mip4.core.actions import (
     EdgeRole,
     FlushBuffer,
     InstallEdgeTunnel,
+    LeaveForeignAgent,
     RemoveEdgeTunnel,
+    UseForeignAgent,
 )
 from mip4.io.executor import LinuxExecutor
 from mip4.io.forwarder import Forwarder
@@ -205,3 +207,20 @@ def test_drop_buffer_discards_what_was_held(agents: Agents) -> None:
         assert recv_udp(rx) == []
     finally:
         rx.close()
+
+
+def test_leave_foreign_agent_drops_the_routes_through_it_at_once(agents: Agents) -> None:
+    """The mobile node's link-layer trigger: the routes and the neighbour entry through
+    the old agent go when the link does, not when a lifetime ends."""
+    t = agents
+    agent_mac = t.b.link_address("b1")
+    with LinuxExecutor(t.n.name) as ex:
+        ex.execute(UseForeignAgent("n0", FA2_LINK, agent_mac, HOME))
+        routes = t.n.exec(["ip", "route"]).stdout
+        assert f"default via {FA2_LINK}" in routes and f"{FA2_LINK} dev n0" in routes
+        assert t.n.neighbour("n0", FA2_LINK) is not None
+        ex.execute(LeaveForeignAgent("n0", HOME))
+        routes = t.n.exec(["ip", "route"]).stdout
+        assert "default" not in routes and str(FA2_LINK) not in routes, routes
+        assert t.n.neighbour("n0", FA2_LINK) is None
+        assert ex.stats["LeaveForeignAgent"] == 1

@@ -22,6 +22,8 @@ table                           what
 ``[[security_associations]]``   :class:`SecurityAssociationSection`, one per (peer, SPI)
 ``[snmp]``                      :class:`SnmpSection`: the AgentX subagent (RFC 4295 MIB)
 ``[metrics]``                   :class:`MetricsSection`: the Prometheus endpoint
+``[store]``                     :class:`StoreSection`: bindings/visitors kept across restarts
+                                (``mip4 ha``, ``mip4 fa``)
 ==============================  ===========================================================
 
 The engine tables are the core dataclasses themselves: a field added there is a key here,
@@ -73,6 +75,7 @@ __all__ = [
     "MobileNodeFile",
     "SecurityAssociationSection",
     "SnmpSection",
+    "StoreSection",
     "load_config",
     "parse_config",
 ]
@@ -272,6 +275,40 @@ class MetricsSection:
         return None if self.listen is None else split_listen(self.listen)
 
 
+# -- [store] (issue 15: bindings that survive restarts; the store helper's block) --------
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """``[store]``: keep the home agent's mobility bindings (with the replay state and
+    assigned addresses) or the foreign agent's visitor list in a SQLite file, reloaded
+    when the daemon starts. Off by default."""
+
+    #: The store file (SQLite, WAL mode), created when missing; relative to the
+    #: configuration file's directory. Unset: nothing survives a restart. A truncated or
+    #: corrupt file, or one from a newer mip4, stops the daemon (exit 2) untouched.
+    path: str | None = None
+    #: ``"full"``: each commit reaches the disk before the reply leaves (survives a power
+    #: loss); ``"normal"``: the kernel writes it (survives a killed daemon, not always a
+    #: power loss).
+    synchronous: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.path is not None and not self.path.strip():
+            raise ValueError("path: must not be empty")
+        if self.synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous: {self.synchronous!r} is not 'full' or 'normal'")
+
+    def resolved(self, source: str) -> Path | None:
+        """The store file, a relative ``path`` taken from the directory of ``source``."""
+        if self.path is None:
+            return None
+        return Path(source).parent / Path(self.path).expanduser()
+
+
+# -- end of the store helper's block -----------------------------------------------------
+
+
 def split_listen(text: str) -> tuple[str, int]:
     """``"127.0.0.1:9434"`` -> ``("127.0.0.1", 9434)``; ``ValueError`` naming the key."""
     host, sep, port = text.rpartition(":")
@@ -308,6 +345,7 @@ class HomeAgentFile:
     security_associations: tuple[SecurityAssociationSection, ...] = ()
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    store: StoreSection = field(default_factory=StoreSection)
 
 
 @dataclass(frozen=True)
@@ -320,6 +358,7 @@ class ForeignAgentFile:
     security_associations: tuple[SecurityAssociationSection, ...] = ()
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    store: StoreSection = field(default_factory=StoreSection)
 
 
 @dataclass(frozen=True)

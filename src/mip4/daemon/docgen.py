@@ -27,6 +27,7 @@ from .config import (
     MetricsSection,
     SecurityAssociationSection,
     SnmpSection,
+    StoreSection,
 )
 
 #: (table name as written in TOML, dataclass), in document order.
@@ -40,6 +41,7 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[[security_associations]]", SecurityAssociationSection),
     ("[snmp]", SnmpSection),
     ("[metrics]", MetricsSection),
+    ("[store]", StoreSection),
 )
 
 BEGIN = "<!-- BEGIN GENERATED KEYS (python -m mip4.daemon.docgen) -->"

@@ -19,7 +19,8 @@ valid file is compared key by key with what runs (:func:`reload`):
   what its agent advertisements carry (their settings are fixed when the advertiser
   starts: ``max_lifetime``, the encapsulation and reverse-tunnel flags, intervals), the
   foreign agent's and the mobile node's engine tables (their parts hold the configuration
-  they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``. A change
+  they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``, ``[store]``
+  (the agents' store file is open and restored from at start). A change
   there is refused with one ``daemon.reload_refused`` line naming the key; the running
   value stays, and the keys that can change still do.
 """
@@ -60,7 +61,7 @@ IN_PLACE: dict[str, frozenset[str]] = {
 }
 
 #: Tables compared field by field whose every key needs a restart.
-RESTART_TABLES = ("io", "daemon", "snmp", "metrics")
+RESTART_TABLES = ("io", "daemon", "snmp", "metrics", "store")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def reload(
     table = ENGINE_TABLES[role]
     refused: list[str] = []
     for name in RESTART_TABLES:
-        refused += changed_keys(name, getattr(running.file, name), getattr(new.file, name))
+        if hasattr(running.file, name):  # [store]: the agents only
+            refused += changed_keys(name, getattr(running.file, name), getattr(new.file, name))
     old_engine: Any = engine.config
     new_engine: Any = getattr(new.file, table)
     engine_changes = changed_keys(table, old_engine, new_engine)

@@ -185,3 +185,47 @@ def test_a_failed_commit_holds_the_reply_back(tmp_path: Path) -> None:
     driver = asyncio.run(go())
     assert [t for t, _, _ in rec.seen if t is SendUdp] == []
     assert driver.stats["store_commit_errors"] == 1
+
+
+def test_what_one_wakeup_drains_is_committed_once_before_any_reply(tmp_path: Path) -> None:
+    """Group commit: three requests read together, one commit, and every reply goes out
+    after it with all three bindings in the file."""
+    import socket
+
+    store = SqliteStore(tmp_path / "ha.db", hat.UNIX0)
+    base = hat.make_ha()
+    ha = HomeAgent(base.config, base.security_associations, hat.UNIX0, bindings=store.bindings)
+    ha.restore(0.0)
+    rec = _Recorder(store)
+    events = [
+        hat.udp(hat.request(now=1.0, hoa=hoa, lifetime=60)) for hoa in (hat.HOA, hat.HOA2)
+    ] + [hat.udp(hat.request(now=2.0, lifetime=0, coa=hat.HOA))]
+
+    async def go() -> TimedDriver:
+        driver = TimedDriver(ha, rec, clock=lambda: 1.0)
+        driver.store = store
+        a, b = socket.socketpair()
+        batches = [events]
+
+        def produce() -> list[Any]:
+            a.recv(16)
+            return batches.pop() if batches else []
+
+        driver.add_reader(a, produce)
+        b.send(b"x")
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if not batches:
+                break
+        driver.close()
+        a.close()
+        b.close()
+        return driver
+
+    driver = asyncio.run(go())
+    assert store.commits == 1 and driver.stats["events"] == 3
+    sends = [s for s in rec.seen if s[0] is SendUdp]
+    # HOA registered then deregistered in the same batch: HOA2's row remains; every reply
+    # after the one commit
+    assert sends == [(SendUdp, False, 1)] * 3
+    assert [r[0] for r in store.rows("bindings")] == [int(hat.HOA2)]

@@ -20,6 +20,9 @@ disk. ``synchronous = "full"`` (the default) syncs the write-ahead log at each c
 power loss keeps it); ``"normal"`` leaves that to the kernel (a killed daemon keeps it,
 a power loss may not).
 
+Addresses are stored as 32-bit integers and the tables are ``WITHOUT ROWID`` (one B-tree
+per table, keyed by what the engines key them by): half the cost per write of text keys.
+
 Times: the engines' deadlines are on the monotonic clock of one process; the file holds
 Unix times (``monotonic + clock_offset``, the engines' own ``clock_offset``), turned back
 with the new process's offset when loaded. Nothing is dropped at load time: expired rows
@@ -74,8 +77,8 @@ SYNCHRONOUS = ("full", "normal")
 
 _SCHEMA = (
     """CREATE TABLE bindings (
-        home_address TEXT NOT NULL,
-        care_of_address TEXT NOT NULL,
+        home_address INTEGER NOT NULL,
+        care_of_address INTEGER NOT NULL,
         lifetime INTEGER NOT NULL,
         registered_at REAL NOT NULL,
         expires REAL,
@@ -83,29 +86,29 @@ _SCHEMA = (
         flags INTEGER NOT NULL,
         encapsulation INTEGER NOT NULL,
         reverse_tunnel INTEGER NOT NULL,
-        source TEXT,
+        source INTEGER,
         PRIMARY KEY (home_address, care_of_address)
-    )""",
+    ) WITHOUT ROWID""",
     """CREATE TABLE replay (
         kind TEXT NOT NULL CHECK (kind IN ('address', 'nai')),
         identity TEXT NOT NULL,
         last_accepted INTEGER,
         nonce INTEGER,
         PRIMARY KEY (kind, identity)
-    )""",
+    ) WITHOUT ROWID""",
     """CREATE TABLE assignments (
         nai TEXT PRIMARY KEY,
-        home_address TEXT NOT NULL
-    )""",
+        home_address INTEGER NOT NULL
+    ) WITHOUT ROWID""",
     """CREATE TABLE visitors (
-        home_address TEXT PRIMARY KEY,
+        home_address INTEGER PRIMARY KEY,
         interface TEXT NOT NULL,
         link_address BLOB,
-        ip_source TEXT NOT NULL,
-        ip_destination TEXT NOT NULL,
+        ip_source INTEGER NOT NULL,
+        ip_destination INTEGER NOT NULL,
         udp_source_port INTEGER NOT NULL,
-        home_agent TEXT NOT NULL,
-        care_of_address TEXT NOT NULL,
+        home_agent INTEGER NOT NULL,
+        care_of_address INTEGER NOT NULL,
         identification INTEGER NOT NULL,
         requested_lifetime INTEGER NOT NULL,
         lifetime INTEGER NOT NULL,
@@ -115,7 +118,7 @@ _SCHEMA = (
         encapsulation INTEGER NOT NULL,
         encapsulating_delivery INTEGER NOT NULL,
         nai TEXT
-    )""",
+    ) WITHOUT ROWID""",
 )
 _TABLES = frozenset({"bindings", "replay", "assignments", "visitors"})
 
@@ -321,8 +324,8 @@ class SqliteBindingStore:
         at = o.from_unix(_real(registered))
         assert at is not None
         return MobilityBinding(
-            home_address=IPv4Address(_text(hoa)),
-            care_of_address=IPv4Address(_text(coa)),
+            home_address=_addr(hoa),
+            care_of_address=_addr(coa),
             lifetime=_int(lifetime),
             registered_at=at,
             expires=o.from_unix(None if expires is None else _real(expires)),
@@ -330,7 +333,7 @@ class SqliteBindingStore:
             flags=RegistrationFlags(_int(flags)),
             encapsulation=Encapsulation(_int(encap)),
             reverse_tunnel=bool(rev),
-            source=None if source is None else IPv4Address(_text(source)),
+            source=None if source is None else _addr(source),
         )
 
     def _write(self, b: MobilityBinding) -> None:
@@ -338,8 +341,8 @@ class SqliteBindingStore:
         o.execute(
             _PUT_BINDING,
             (
-                str(b.home_address),
-                str(b.care_of_address),
+                int(b.home_address),
+                int(b.care_of_address),
                 b.lifetime,
                 o.to_unix(b.registered_at),
                 o.to_unix(b.expires),
@@ -347,13 +350,13 @@ class SqliteBindingStore:
                 int(b.flags),
                 int(b.encapsulation),
                 int(b.reverse_tunnel),
-                None if b.source is None else str(b.source),
+                None if b.source is None else int(b.source),
             ),
         )
 
     def _delete(self, removed: tuple[MobilityBinding, ...] | list[MobilityBinding]) -> None:
         for b in removed:
-            self._owner.execute(_DEL_BINDING, (str(b.home_address), str(b.care_of_address)))
+            self._owner.execute(_DEL_BINDING, (int(b.home_address), int(b.care_of_address)))
 
     # -- BindingStore ---------------------------------------------------------------------
 
@@ -415,12 +418,11 @@ class SqliteBindingStore:
 
     def assignments(self) -> dict[str, IPv4Address]:
         return {
-            _text(nai): IPv4Address(_text(hoa))
-            for nai, hoa in self._owner.query("SELECT * FROM assignments")
+            _text(nai): _addr(hoa) for nai, hoa in self._owner.query("SELECT * FROM assignments")
         }
 
     def put_assignment(self, nai: str, home_address: IPv4Address) -> None:
-        self._owner.execute(_PUT_ASSIGNMENT, (nai, str(home_address)))
+        self._owner.execute(_PUT_ASSIGNMENT, (nai, int(home_address)))
 
     def remove_assignment(self, nai: str) -> None:
         self._owner.execute(_DEL_ASSIGNMENT, (nai,))
@@ -470,14 +472,14 @@ class SqliteVisitorStore:
         if link is not None and not isinstance(link, bytes):
             raise ValueError(f"link_address {link!r} is not bytes")
         return Visitor(
-            home_address=IPv4Address(_text(hoa)),
+            home_address=_addr(hoa),
             interface=_text(interface),
             link_address=link,
-            ip_source=IPv4Address(_text(ip_src)),
-            ip_destination=IPv4Address(_text(ip_dst)),
+            ip_source=_addr(ip_src),
+            ip_destination=_addr(ip_dst),
             udp_source_port=_int(sport),
-            home_agent=IPv4Address(_text(ha)),
-            care_of_address=IPv4Address(_text(coa)),
+            home_agent=_addr(ha),
+            care_of_address=_addr(coa),
             identification=_from_i64(_int(ident)),
             requested_lifetime=_int(requested),
             lifetime=_int(lifetime),
@@ -498,14 +500,14 @@ class SqliteVisitorStore:
         o.execute(
             _PUT_VISITOR,
             (
-                str(entry.home_address),
+                int(entry.home_address),
                 entry.interface,
                 entry.link_address,
-                str(entry.ip_source),
-                str(entry.ip_destination),
+                int(entry.ip_source),
+                int(entry.ip_destination),
                 entry.udp_source_port,
-                str(entry.home_agent),
-                str(entry.care_of_address),
+                int(entry.home_agent),
+                int(entry.care_of_address),
                 _to_i64(entry.identification),
                 entry.requested_lifetime,
                 entry.lifetime,
@@ -522,7 +524,7 @@ class SqliteVisitorStore:
     def remove(self, home_address: IPv4Address) -> Visitor | None:
         old = self._memory.remove(home_address)
         if old is not None:
-            self._owner.execute(_DEL_VISITOR, (str(home_address),))
+            self._owner.execute(_DEL_VISITOR, (int(home_address),))
         return old
 
     def next_expiry(self) -> float | None:
@@ -531,7 +533,7 @@ class SqliteVisitorStore:
     def pop_expired(self, now: float) -> list[Visitor]:
         expired = self._memory.pop_expired(now)
         for v in expired:
-            self._owner.execute(_DEL_VISITOR, (str(v.home_address),))
+            self._owner.execute(_DEL_VISITOR, (int(v.home_address),))
         return expired
 
     def __iter__(self) -> Iterator[Visitor]:
@@ -556,6 +558,11 @@ def _int(value: object) -> int:
     if not isinstance(value, int):
         raise ValueError(f"expected an integer, found {value!r}")
     return value
+
+
+def _addr(value: object) -> IPv4Address:
+    """An IPv4 address stored as its 32-bit integer."""
+    return IPv4Address(_int(value))
 
 
 def _real(value: object) -> float:

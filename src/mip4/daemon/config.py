@@ -118,12 +118,26 @@ class DaemonSection:
     log_level: LogLevel = LogLevel.INFO
     #: Run the loop on uvloop when it is installed (it is not a dependency).
     uvloop: bool = True
+    #: Where log records go: ``"stderr"``, ``"syslog"`` (RFC 3164 datagrams to
+    #: ``/dev/log``, facility daemon) or ``"journald"`` (the journal's native protocol,
+    #: each field also as a ``MIP4_<KEY>`` journal field).
+    log_target: str = "stderr"
+    #: The syslog or journal socket; default ``/dev/log`` (syslog),
+    #: ``/run/systemd/journal/socket`` (journald).
+    log_socket: str | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and (not self.name or "/" in self.name):
             raise ValueError(f"name: {self.name!r} must be non-empty and contain no '/'")
         if self.control_socket is not None and not self.control_socket:
             raise ValueError("control_socket: must not be empty")
+        # -- the store helper's block (issue 15: log targets) --
+        if self.log_target not in ("stderr", "syslog", "journald"):
+            raise ValueError(
+                f"log_target: {self.log_target!r} is not 'stderr', 'syslog' or 'journald'"
+            )
+        if self.log_socket is not None and not self.log_socket:
+            raise ValueError("log_socket: must not be empty")
 
 
 @dataclass(frozen=True)

@@ -702,7 +702,26 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
         print(f"mip4 {role}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     d = cfg.daemon
-    logs.setup(d.log_format, d.log_level, role, d.name or str(os.getpid()))
+    try:
+        logs.setup(
+            d.log_format,
+            d.log_level,
+            role,
+            d.name or str(os.getpid()),
+            target=d.log_target,
+            socket_path=d.log_socket,
+        )
+    except OSError as e:
+        if store is not None:
+            store.close()
+        where = d.log_socket or (logs.SYSLOG_SOCKET if d.log_target == "syslog" else
+                                 logs.JOURNAL_SOCKET)  # fmt: skip
+        print(
+            f"mip4 {role}: {cfg.source}: daemon.log_socket: cannot log to {d.log_target} at "
+            f"{where}: {e.strerror or e}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     for w in warnings:
         logs.event("daemon.config_warning", logging.WARNING, warning=w)
     if store is not None:

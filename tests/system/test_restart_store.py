@@ -142,6 +142,10 @@ def test_home_agent_sigkill_restart_with_store(lab_prefix: str, tmp_path: Path) 
         assert [e for e in events if e.get("event") == "ha.registration"] == []
         assert [b.care_of_address for b in sc.ha_status().bindings] == [FA1_COA]
         assert sc.mn_status().registered
+        st = agents.status("ha")
+        assert st is not None and st["store"]["path"].endswith("ha.db")
+        # the restarted agent wrote nothing: no registration, nothing expired while down
+        assert (st["store"]["writes"], st["store"]["commits"]) == (0, 0)
 
 
 def test_foreign_agent_sigkill_restart_with_store(lab_prefix: str, tmp_path: Path) -> None:

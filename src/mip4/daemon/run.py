@@ -451,6 +451,9 @@ class Daemon:
             counter_sets=counter_sets,
         )
         snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
+        if self.store is not None:  # issue 15: the store file and what was written to it
+            st = self.store
+            snap["store"] = {"path": str(st.path), "writes": st.writes, "commits": st.commits}
         if self.io.fast_path is not None:
             fast = self.io.fast_path
             snap["fast_path"] = {"bindings": fast.counters(), "events": fast.events()}

@@ -117,7 +117,7 @@ def page(role: str) -> str:
         ".TP",
         ".B SIGHUP",
         _esc(
-            "Reload the file: security associations (and the home agent's pool and limits) "
+            "Reload the file: security associations (and the agents' pools and limits) "
             "change in place; a key that needs a restart is refused with a log line naming "
             "it; an invalid file leaves the daemon on its configuration."
         ),

@@ -15,10 +15,13 @@ valid file is compared key by key with what runs (:func:`reload`):
   ``max_bindings``, ``simultaneous_bindings``,
   ``max_simultaneous_bindings``, ``reverse_tunnel_required`` and ``gratuitous_arp_count``
   at each registration. Existing bindings are kept as granted.
+* The foreign agent's ``max_pending``, ``pending_timeout``, ``require_mn_fa_auth`` and
+  ``require_nai`` change in place (read at each request); visitors and pending requests
+  already accepted stay.
 * Every other key needs a restart: the addresses, interfaces and sockets the daemon opened,
   what its agent advertisements carry (their settings are fixed when the advertiser
   starts: ``max_lifetime``, the encapsulation and reverse-tunnel flags, intervals), the
-  foreign agent's and the mobile node's engine tables (their parts hold the configuration
+  rest of the foreign agent's table and the mobile node's (their parts hold the configuration
   they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``, ``[store]``
   (the agents' store file is open and restored from at start). A change
   there is refused with one ``daemon.reload_refused`` line naming the key; the running
@@ -56,7 +59,11 @@ IN_PLACE: dict[str, frozenset[str]] = {
             "gratuitous_arp_count",
         }
     ),
-    "fa": frozenset(),
+    # the foreign agent's pending-list limits and request requirements: read at each
+    # request, by the engine and by its checks (FaTables), and not advertised.
+    # max_visitors stays refused: it decides the advertised B flag (RFC 5944 §2.1.1), and
+    # tests/daemon/test_reload.py holds that it needs a restart.
+    "fa": frozenset({"max_pending", "pending_timeout", "require_mn_fa_auth", "require_nai"}),
     "mn": frozenset(),
 }
 
@@ -97,6 +104,15 @@ def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> N
             store.replace(peer, sa)
 
 
+def _reconfigure_foreign_agent(engine: ForeignAgent, config: Any) -> None:
+    """The foreign agent reads its configuration in two places: ``engine.config`` and the
+    tables its request checks get (``FaTables.config``); both take the new one. (The engine
+    has no public way to do this yet: core/foreign_agent.py belongs to the engines' owner.)"""
+    engine.config = config
+    tables = engine._tables
+    engine._tables = dataclasses.replace(tables, config=config)
+
+
 def reload(
     running: DaemonConfig, engine: HomeAgent | ForeignAgent | MobileNode, new: DaemonConfig
 ) -> Reload:
@@ -134,6 +150,8 @@ def reload(
             _sync_associations(engine, new)
     if applied and isinstance(engine, HomeAgent):
         engine.config = merged
+    if applied and isinstance(engine, ForeignAgent):
+        _reconfigure_foreign_agent(engine, merged)
     file = dataclasses.replace(
         running.file,
         **{table: merged, "security_associations": new.file.security_associations},

@@ -229,3 +229,40 @@ def test_what_one_wakeup_drains_is_committed_once_before_any_reply(tmp_path: Pat
     # after the one commit
     assert sends == [(SendUdp, False, 1)] * 3
     assert [r[0] for r in store.rows("bindings")] == [int(hat.HOA2)]
+
+
+def test_with_synchronous_normal_each_input_is_committed_on_its_own(tmp_path: Path) -> None:
+    import socket
+
+    store = SqliteStore(tmp_path / "ha.db", hat.UNIX0, synchronous="normal")
+    assert not store.group_commit
+    base = hat.make_ha()
+    ha = HomeAgent(base.config, base.security_associations, hat.UNIX0, bindings=store.bindings)
+    ha.restore(0.0)
+    rec = _Recorder(store)
+    events = [hat.udp(hat.request(now=1.0, hoa=hoa, lifetime=60)) for hoa in (hat.HOA, hat.HOA2)]
+
+    async def go() -> None:
+        driver = TimedDriver(ha, rec, clock=lambda: 1.0)
+        driver.store = store
+        a, b = socket.socketpair()
+        batches = [events]
+
+        def produce() -> list[Any]:
+            a.recv(16)
+            return batches.pop() if batches else []
+
+        driver.add_reader(a, produce)
+        b.send(b"x")
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if not batches:
+                break
+        driver.close()
+        a.close()
+        b.close()
+
+    asyncio.run(go())
+    assert store.commits == 2
+    # the first reply left with only its own binding committed
+    assert [s for s in rec.seen if s[0] is SendUdp] == [(SendUdp, False, 1), (SendUdp, False, 2)]

@@ -327,16 +327,18 @@ class TimedDriver(EngineDriver):
     With a ``store``, what the engine wrote is committed before any of its actions is
     carried out: a reply never leaves before the registration it announces is in the
     file. A commit that fails is logged and the replies of that input are not sent (the
-    mobile node retransmits); its other actions still run. The datagrams one reader
-    wakeup drains (up to 64) are handled together and committed once (group commit):
-    under load one disk sync covers many registrations, and each reply still waits for
-    the commit that holds it. Set ``store`` before readers are added."""
+    mobile node retransmits); its other actions still run. With ``synchronous = "full"``
+    (a commit syncs the disk) the datagrams one reader wakeup drains (up to 64) are
+    handled together and committed once (group commit): under load one disk sync covers
+    many registrations, and each reply still waits for the commit that holds it. With
+    ``"normal"`` each input is committed on its own (cheap), so no reply waits for the
+    others of its batch. Set ``store`` before readers are added."""
 
     metrics: Metrics | None = None
     store: SqliteStore | None = None
 
     def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
-        if self.store is None:
+        if self.store is None or not self.store.group_commit:
             super().add_reader(fd, produce)
             return
 

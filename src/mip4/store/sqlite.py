@@ -159,6 +159,7 @@ class SqliteStore:
             raise ValueError(f"synchronous: {synchronous!r} is not one of {SYNCHRONOUS}")
         self.path = Path(path)
         self.clock_offset = clock_offset
+        self.synchronous = synchronous
         if not self.path.exists():
             _create(self.path)
         self._db = _open_checked(self.path, synchronous)
@@ -190,6 +191,14 @@ class SqliteStore:
             self._db.execute("COMMIT")
             self._in_transaction = False
             self.commits += 1
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether the daemon should commit what one wakeup reads together: when a commit
+        syncs the disk (``full``), one sync per registration would bound the rate by the
+        disk's flush time; with ``normal`` a commit is cheap and each reply leaves as soon
+        as its own registration is committed."""
+        return self.synchronous == "full"
 
     @property
     def dirty(self) -> bool:

@@ -27,12 +27,14 @@ The store files go to ``--dir`` (default: a temporary directory, removed at the 
 file system there decides what a commit costs, and it is printed.
 
 ``--daemon`` (root: network namespaces) measures the real thing instead: ``mip4 ha``
-without and with ``[store]`` (``synchronous = "full"``), started one after the other and
+without and with ``[store]`` (``synchronous = "full"``, or ``--synchronous normal``),
+started one after the other and
 alternated ``--rounds`` times, each driven by the compiled load generator of ``mip4 bench
 registrations`` (its :class:`~mip4.tools.bench_registrations.Bench`: namespaces, load
 generator, measurement), ``first`` registrations and ``renew``-als, best round kept. There
-the daemon's group commit applies: the datagrams one wakeup reads (up to 64) are
-committed together, and their replies wait for that commit.
+the daemon's commit policy applies: with ``full``, group commit (the datagrams one wakeup
+reads, up to 64, committed together, their replies waiting for that commit); with
+``normal``, one commit per input.
 """
 
 from __future__ import annotations
@@ -195,7 +197,13 @@ def report(results: dict[str, Result], title: str) -> list[str]:
 
 
 def daemon_bench(
-    nodes: int, rounds: int, duration: float, window: int, log_level: str, d: Path
+    nodes: int,
+    rounds: int,
+    duration: float,
+    window: int,
+    log_level: str,
+    d: Path,
+    synchronous: str = "full",
 ) -> dict[str, dict[str, float]]:
     """Best accepted-replies rate of ``first`` and ``renew`` per mode (``off``/``on``)."""
     import secrets
@@ -226,7 +234,7 @@ def daemon_bench(
             log_level=log_level,
         )
         if mode == "on":
-            text += f'\n[store]\npath = "{d / f"ha-{i}.db"}"\n'
+            text += f'\n[store]\npath = "{d / f"ha-{i}.db"}"\nsynchronous = "{synchronous}"\n'
         conf.write_text(text)
         argv = [sys.executable, "-m", "mip4.cli", "ha", "--config", str(conf)]
         proc = bench.popen(bench.ns_ha, argv, d / f"{conf.stem}.log")
@@ -275,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=2.0, help="--daemon: s per measurement")
     p.add_argument("--window", type=int, default=128, help="--daemon: requests outstanding")
     p.add_argument("--log-level", default="info", help="--daemon: the home agent's log level")
+    p.add_argument(
+        "--synchronous", default="full", choices=("full", "normal"), help="--daemon: [store]"
+    )
     args = p.parse_args(argv)
     if args.nodes < 1 or args.rounds < 1:
         p.error("--nodes and --rounds must be at least 1")
@@ -288,7 +299,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             d = Path(tmp)
             fs = filesystem(d)
             best = daemon_bench(
-                args.nodes, args.rounds, args.duration, args.window, args.log_level, d
+                args.nodes,
+                args.rounds,
+                args.duration,
+                args.window,
+                args.log_level,
+                d,
+                args.synchronous,
             )
         ratios = {w: best["on"][w] / best["off"][w] for w in ("first", "renew")}
         if args.json:
@@ -297,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"mip4 ha, {args.nodes} nodes, window {args.window}, log level {args.log_level},"
             f" best of {args.rounds} alternating rounds, store on {fs}"
+            f" (synchronous = {args.synchronous})"
         )
         print(f"{'measure':<8} {'no store /s':>12} {'store /s':>10} {'ratio':>6}")
         for w in ("first", "renew"):

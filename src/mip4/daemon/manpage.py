@@ -40,7 +40,8 @@ def _esc(text: str) -> str:
 
 def sections_of(role: str) -> list[tuple[str, type]]:
     """The ``docgen.SECTIONS`` entries that belong in ``role``'s file, in document order."""
-    keys = {f.name for f in dataclasses.fields(FILES[role])}
+    # [aaa] is read before the role's file table (daemon/aaa.py), by every role
+    keys = {f.name for f in dataclasses.fields(FILES[role])} | {"aaa"}
     out = []
     for name, cls in docgen.SECTIONS:
         top = name.strip("[]").split(".", 1)[0]

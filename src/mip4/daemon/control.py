@@ -282,8 +282,8 @@ def operator_commands(engine: object, driver: EngineDriver) -> dict[str, Command
             sent = run(fa.revoke(hoa, driver.clock()))
             return {"revoked": str(hoa), "revocations_sent": sent}
 
-        return {"revoke": fa_revoke, **handover_commands(engine, driver)}
-    return handover_commands(engine, driver)
+        return {"revoke": fa_revoke}
+    return {}
 
 
 # -- handovers (issue 14): anticipation and link-layer triggers injected from outside ------
@@ -301,12 +301,11 @@ def handover_commands(engine: object, driver: EngineDriver) -> dict[str, Command
     (RFC 4881 §1.3 L2 triggers), for the lab and for operators: ``anticipate`` (mobile
     node: :class:`~mip4.core.events.MoveAnticipated`), ``advertisement`` (foreign agent:
     the advertisement it would send now on a link, to hand to ``anticipate``) and
-    ``handoff`` (foreign agent: :class:`~mip4.core.events.HandoffTrigger`)."""
-    if isinstance(engine, MobileNode):
+    ``handoff`` (foreign agent: :class:`~mip4.core.events.HandoffTrigger`). Offered only
+    by an engine built with handover settings (``[handover]`` / ``[handoff]``)."""
+    if isinstance(engine, MobileNode) and engine.handover is not None:
 
         def mn_anticipate(req: Mapping[str, Any]) -> dict[str, Any]:
-            if engine.handover is None:
-                raise CommandRefused("anticipate: no [handover] configured")
             event = MoveAnticipated(
                 interface=_text(req, "interface"),
                 advertisement=_hex(_text(req, "advertisement"), "anticipate: advertisement"),
@@ -319,7 +318,7 @@ def handover_commands(engine: object, driver: EngineDriver) -> dict[str, Command
             return {"anticipated": str(event.src), "actions": len(actions)}
 
         return {"anticipate": mn_anticipate}
-    if isinstance(engine, ForeignAgent):
+    if isinstance(engine, ForeignAgent) and engine.handoff is not None:
         fa = engine
 
         def fa_advertisement(req: Mapping[str, Any]) -> dict[str, Any]:
@@ -335,8 +334,6 @@ def handover_commands(engine: object, driver: EngineDriver) -> dict[str, Command
             }
 
         def fa_handoff(req: Mapping[str, Any]) -> dict[str, Any]:
-            if fa.handoff is None:
-                raise CommandRefused("handoff: no [handoff] configured")
             hoa = _address(_text(req, "node"), "handoff: home address")
             to = _address(_text(req, "to"), "handoff: --to")
             actions = driver.feed(HandoffTrigger(hoa, to))

@@ -78,7 +78,13 @@ from .config import (
     MobileNodeFile,
     load_config,
 )
-from .control import ControlError, ControlServer, operator_commands, socket_alive
+from .control import (
+    ControlError,
+    ControlServer,
+    handover_commands,
+    operator_commands,
+    socket_alive,
+)
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
 from .validate import check_local_addresses
@@ -494,7 +500,11 @@ class Daemon:
             self.cfg.control_socket(os.getpid()),
             {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
             # issue 11 (rev): operator revoke/redirect (RFC 3543, RFC 4433)
-            commands=operator_commands(self.engine, driver),
+            commands={
+                **operator_commands(self.engine, driver),
+                # issue 14: link-layer triggers from outside (with [handover]/[handoff])
+                **handover_commands(self.engine, driver),
+            },
         )
         await server.start()
         metrics_server: MetricsServer | None = None

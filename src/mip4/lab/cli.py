@@ -112,6 +112,16 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="with --anticipate: also tell the node's current foreign agent (RFC 4881)",
     )
+    mv.add_argument(
+        "--control-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "with --anticipate: the daemons' control sockets are DIR/<node>.sock (default:"
+            " where `mip4 lab configs` puts them)"
+        ),
+    )
     mv.set_defaults(func=_guarded(_move))
 
     cf = sub.add_parser(
@@ -281,6 +291,7 @@ def _wait_forwarding(proc: subprocess.Popen[bytes]) -> int:
 
 def _move(args: argparse.Namespace) -> int:
     lab = _pick(args)
+    lab.control_dir = args.control_dir
     lab.move(args.net, dhcp=True, anticipate=args.anticipate, source_trigger=args.source_trigger)
     colocated = lab.topology.network(args.net).colocated
     extra = f" (co-located care-of address {colocated} configured)" if colocated else ""

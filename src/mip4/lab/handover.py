@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mip4.daemon.control import request
 from mip4.io.netns import Netns
 
+from .build import LabError
 from .configs import LAB_ROLES
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 RUN_DIR = Path("/run/mip4")
 
 
-class AnnounceError(RuntimeError):
+class AnnounceError(LabError):
     """An announcement that could not be made (no agent there, a daemon not answering)."""
 
 

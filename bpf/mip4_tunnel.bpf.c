@@ -101,6 +101,7 @@ struct mip4_peer_key {
 };
 
 #define MIP4_PF_GRE_KEY 0x01 /* peer: GRE packets must carry peer.key */
+#define MIP4_PF_ANY_KEY 0x02 /* peer: GRE packets may carry any key, or none */
 
 struct mip4_peer {
 	__u32 key;   /* host order */
@@ -564,7 +565,13 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 		if ((gflags & (GRE_VERSION | GRE_MUST_BE_ZERO | GRE_FLAG_C)) ||
 		    *(__be16 *)(l4 + 2) != bpf_htons(ETH_P_IP))
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
-		if (gflags & GRE_FLAG_K) {
+		if (peer->flags & MIP4_PF_ANY_KEY) {
+			/* a foreign agent is not told the key (RFC 3115 §3.3
+			 * negotiates it with the home agent): as the
+			 * user-space plane, any key or none */
+			if (gflags & GRE_FLAG_K)
+				glen += 4;
+		} else if (gflags & GRE_FLAG_K) {
 			if (!(peer->flags & MIP4_PF_GRE_KEY) ||
 			    bpf_ntohl(*(__be32 *)(l4 + 4)) != peer->key)
 				return event(MIP4_EV_DECAP_KEY, TC_ACT_OK);

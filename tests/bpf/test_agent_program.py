@@ -137,3 +137,15 @@ def test_visitor_map_round_trip(plane: BpfPlane) -> None:
     assert plane.visitors() == {}
     with pytest.raises(ValueError):
         Visitor(7, b"\x01", OWN_MAC).pack()
+
+
+@pytest.mark.parametrize("key", [None, 77], ids=["no-key", "key"])
+def test_foreign_agent_peer_takes_any_gre_key(plane: BpfPlane, key: int | None) -> None:
+    """A foreign agent is not told the binding's GRE key: as its user-space plane, it
+    decapsulates GRE from its home agent with any key or none (``Peer.any_key``)."""
+    plane.set_peer(Peer(COA, HA, any_key=True))
+    assert plane.peers() == [Peer(COA, HA, any_key=True)]
+    packet = encapsulate_gre(inner(), PyTunnel(HA, COA, gre_key=key), forwarding=False)
+    r = plane.test_run(Program.AGENT, frame(packet))
+    assert (r.retval, ip_of(r.data)) == (TC_ACT_OK, inner())
+    assert plane.events()[Event.DECAP] == 1

@@ -114,6 +114,7 @@ class Event(IntEnum):
 _TF_GRE_KEY = 0x01
 _TF_MINIMAL_STRICT = 0x02
 _PF_GRE_KEY = 0x01
+_PF_ANY_KEY = 0x02
 
 # struct mip4_tunnel: local, remote (network order), key, oif (host), mtu, encap, flags, ttl
 _TUNNEL = struct.Struct("=4s4sIIHBBB3x")
@@ -186,11 +187,13 @@ class Tunnel:
 @dataclass(frozen=True)
 class Peer:
     """A registered tunnel peer: packets of protocol 4/47/55 from ``remote`` to ``local``
-    are decapsulated. With ``key``, GRE packets must carry that key (RFC 2890 §2.1)."""
+    are decapsulated. With ``key``, GRE packets must carry that key (RFC 2890 §2.1); with
+    ``any_key`` they may carry any key or none (a foreign agent, which is not told it)."""
 
     local: IPv4Address
     remote: IPv4Address
     key: int | None = None
+    any_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -539,7 +542,7 @@ class BpfPlane:
 
     def set_peer(self, peer: Peer) -> None:
         """Accept tunnelled packets from ``peer.remote`` to ``peer.local``."""
-        flags = 0 if peer.key is None else _PF_GRE_KEY
+        flags = (0 if peer.key is None else _PF_GRE_KEY) | (_PF_ANY_KEY if peer.any_key else 0)
         self._maps[MapName.PEERS].update(
             _PEER_KEY.pack(peer.local.packed, peer.remote.packed),
             _PEER.pack(peer.key or 0, flags),
@@ -558,7 +561,12 @@ class BpfPlane:
             local, remote = _PEER_KEY.unpack(k)
             key, flags = _PEER.unpack(v)
             out.append(
-                Peer(IPv4Address(local), IPv4Address(remote), key if flags & _PF_GRE_KEY else None)
+                Peer(
+                    IPv4Address(local),
+                    IPv4Address(remote),
+                    key if flags & _PF_GRE_KEY else None,
+                    bool(flags & _PF_ANY_KEY),
+                )
             )
         return out
 

@@ -379,7 +379,7 @@ class Bench:
                 packets = int(fs.get("tun_read", 0)) + int(fs.get("raw_read", 0))
                 self.profiles[key] = {"packets": packets, "top": prof["top"]}
             if len(self.opts.planes) * self.opts.rounds > 1:
-                lab.move("home")
+                lab.move("home", dhcp=self.opts.colocated)  # C's address released
                 self.wait_mn(lambda m: m["state"] == "AT_HOME", "the mobile node home again", 20)
         finally:
             self.stop_nodes()

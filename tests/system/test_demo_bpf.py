@@ -65,6 +65,18 @@ def test_connections_survive_four_moves_with_the_bpf_plane(
     _demo(lab_prefix, tmp_path, monkeypatch, encapsulation, reverse_tunnel, ("ha",), True)
 
 
+def test_user_space_agents_behind_a_bpf_home_agent_with_offloads_on(
+    lab_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The home agent on the bpf plane, the foreign agents and the node on the user-space
+    plane, and the home agent's offloads left on: the tunnels carry inner datagrams whose
+    checksum is still to be completed and 64 KB GSO super-packets, which the user-space
+    planes' raw sockets read whole and without the kernel's flags. They repair them
+    (mip4.dataplane.offload: checksum completed, TCP segmented to the link) before
+    delivering them."""
+    _demo(lab_prefix, tmp_path, monkeypatch, "ipip", True, ("ha",), False)
+
+
 @pytest.mark.parametrize(
     ("encapsulation", "reverse_tunnel"),
     [("ipip", True), ("gre", True), ("minimal", False)],

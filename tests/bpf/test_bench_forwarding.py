@@ -13,6 +13,7 @@ import pytest
 
 from mip4.tools.bench_forwarding import Measurement, format_table, main, ratios
 from mip4.tools.bench_forwarding.build import build
+from mip4.tools.bench_forwarding.report import path_label
 from mip4.tools.bench_forwarding.run import best_of, path_name
 
 
@@ -63,6 +64,11 @@ def test_path_names() -> None:
     assert path_name("tunnel", "userspace") == "tunnel"
     assert path_name("tunnel", "bpf") == "tunnel-bpf"
     assert path_name("colocated", "bpf") == "colocated-bpf"
+    assert path_name("tunnel", "bpf", "gre") == "tunnel-bpf-gre"
+    assert path_name("colocated", "userspace", "minimal") == "colocated-minimal"
+    assert path_label("tunnel-bpf") == "bpf     CN->HA->FA1->MN"
+    assert path_label("tunnel-bpf-gre") == "bpf/gre CN->HA->FA1->MN"
+    assert path_label("colocated-gre") == "gre     CN->HA->MN (C)"
 
 
 def _m(path: str, traffic: str, delivered: int, window: float = 1.0) -> Measurement:
@@ -107,7 +113,7 @@ def test_ratios_and_table_with_both_planes_and_the_colocated_path() -> None:
     text = format_table(results, {"lab": "x"}, {})
     for needle in ("bpf     CN->HA->FA1->MN", "bpf     CN->HA->MN (C)", "tunnel / direct"):
         assert needle in text
-    assert "tunnel-bpf     UDP 64 B    delivered pps x0.840" in text
+    assert "tunnel-bpf         UDP 64 B    delivered pps x0.840" in text
     # machine CPU: 2 s over 840 datagrams
     assert results[2].cpu_us_per_packet == pytest.approx(2.0 / 840 * 1e6)
     assert "machine CPU per delivered datagram" in text
@@ -115,7 +121,13 @@ def test_ratios_and_table_with_both_planes_and_the_colocated_path() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--planes", "xdp"], ["--planes", ""], ["--rounds", "0"], ["--rounds", "11"]],
+    [
+        ["--planes", "xdp"],
+        ["--planes", ""],
+        ["--rounds", "0"],
+        ["--rounds", "11"],
+        ["--encapsulations", "ipip,vxlan"],
+    ],
 )
 def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2

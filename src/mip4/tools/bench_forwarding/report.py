@@ -104,6 +104,15 @@ PATHS = {
 }
 
 
+def path_label(path: str) -> str:
+    """The table's name of ``path`` (``tunnel-bpf-gre``: "bpf/gre CN->HA->FA1->MN")."""
+    if path in PATHS:
+        return PATHS[path]
+    base, *rest = path.split("-")
+    route = PATHS.get(base, base).split(None, 1)[-1]
+    return f"{'/'.join(rest):<7} {route}"
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
@@ -172,7 +181,7 @@ def format_table(
     for m in results:
         loss = "-" if m.loss is None else f"{m.loss * 100:.1f}%"
         lines.append(
-            f"{PATHS[m.path]:<26} {m.label:<11} {_fmt(m.pps_sent, ',.0f'):>10} "
+            f"{path_label(m.path):<26} {m.label:<11} {_fmt(m.pps_sent, ',.0f'):>10} "
             f"{_fmt(m.pps_delivered, ',.0f'):>14} {loss:>7} "
             f"{m.mbit_s:>9,.1f}"
         )
@@ -181,7 +190,7 @@ def format_table(
     for r in ratios(results):
         pps = "" if r["pps_ratio"] is None else f"delivered pps x{r['pps_ratio']:.3f}, "
         mbit = "-" if r["mbit_ratio"] is None else f"x{r['mbit_ratio']:.3f}"
-        where = f"{r['path']:<14} " if several else ""
+        where = f"{r['path']:<18} " if several else ""
         lines.append(f"  {where}{r['label']:<11} {pps}Mbit/s {mbit}")
     if any(m.cpu_us_per_packet is not None for m in results):
         lines += [
@@ -191,7 +200,7 @@ def format_table(
         ]
         for m in results:
             if m.cpu_us_per_packet is not None:
-                lines.append(f"  {m.path:<14} {m.label:<11} {m.cpu_us_per_packet:8.2f}")
+                lines.append(f"  {m.path:<18} {m.label:<11} {m.cpu_us_per_packet:8.2f}")
     pp = per_packet(results)
     if pp:
         lines += [

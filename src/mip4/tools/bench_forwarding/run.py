@@ -154,11 +154,15 @@ class Options:
     rounds: int = 1
     #: the UDP sender and receiver: the compiled sendmmsg/recvmmsg program ("c"), or Python
     blaster: str = "c"
+    #: the encapsulations the mobile node asks for, one block each (ipip, gre, minimal)
+    encapsulations: tuple[str, ...] = ("ipip",)
 
 
-def path_name(base: str, plane: str) -> str:
-    """``tunnel`` / ``colocated`` on the user-space plane, ``tunnel-bpf`` ... on another."""
-    return base if plane == "userspace" else f"{base}-{plane}"
+def path_name(base: str, plane: str, encapsulation: str = "ipip") -> str:
+    """``tunnel`` / ``colocated`` on the user-space plane with IP in IP; ``-bpf`` appended on
+    the bpf plane, ``-gre`` / ``-minimal`` for another encapsulation."""
+    name = base if plane == "userspace" else f"{base}-{plane}"
+    return name if encapsulation == "ipip" else f"{name}-{encapsulation}"
 
 
 def cpu_busy() -> float:
@@ -191,13 +195,14 @@ class Bench:
             with contextlib.suppress(Exception):
                 w.stop()
 
-    def start_nodes(self, plane: str = "userspace") -> None:
+    def start_nodes(self, plane: str = "userspace", encapsulation: str = "ipip") -> None:
         for key in ("ha", "fa1", "mn"):
             params = {
                 "lab": self.lab.lab_id,
                 "profile": key in self.opts.profile,
                 "max_life": 1800,
                 "dataplane": plane,
+                "encapsulation": encapsulation,
             }
             self.nodes[key] = Worker(self.lab, key, key, params)
         for w in self.nodes.values():
@@ -304,7 +309,7 @@ class Bench:
             int(r["packets"]),
             float(r["window"]),
             int(s["errors"]),
-            cost if path in ("tunnel", "colocated") else {},
+            cost if path != "direct" and "-bpf" not in path else {},
             drops,
             cpu_busy_s=round(after["cpu"] - before["cpu"], 3),
         )
@@ -328,7 +333,7 @@ class Bench:
             int(r["bytes"]),
             float(r["window"]),
             0,
-            cost if path in ("tunnel", "colocated") else {},
+            cost if path != "direct" and "-bpf" not in path else {},
             cpu_busy_s=round(after["cpu"] - before["cpu"], 3),
         )
 
@@ -338,11 +343,12 @@ class Bench:
             out.append(self.tcp(path))
         return out
 
-    def block(self, plane: str) -> list[Measurement]:
-        """The node workers on ``plane``: direct (at home), then through FA1, then (with
-        ``colocated``) at network C; the node goes home again before the workers stop."""
+    def block(self, plane: str, encapsulation: str = "ipip") -> list[Measurement]:
+        """The node workers on ``plane``, the node asking for ``encapsulation``: direct (at
+        home), then through FA1, then (with ``colocated``) at network C; the node goes home
+        again before the workers stop."""
         lab = self.lab
-        self.start_nodes(plane)
+        self.start_nodes(plane, encapsulation)
         try:
             self.wait_mn(lambda m: m["state"] == "AT_HOME", "the mobile node at home", 15)
             if not lab.wait_reachable("cn", self.mn_ip, within=10):
@@ -356,7 +362,7 @@ class Bench:
             )
             if not lab.wait_reachable("cn", self.mn_ip, within=10):
                 raise BenchError("CN cannot reach the mobile node through FA1")
-            results += self.measure(path_name("tunnel", plane))
+            results += self.measure(path_name("tunnel", plane, encapsulation))
             if self.opts.colocated:
                 colocated = lab.topology.network("c").colocated
                 assert colocated is not None
@@ -369,7 +375,7 @@ class Bench:
                 if not lab.wait_reachable("cn", self.mn_ip, within=10):
                     raise BenchError("CN cannot reach the mobile node at network C")
                 self.forwarders = ("ha", "mn")
-                results += self.measure(path_name("colocated", plane))
+                results += self.measure(path_name("colocated", plane, encapsulation))
             for key in self.opts.profile:
                 w = self.nodes[key]
                 w.command("quit")
@@ -378,7 +384,7 @@ class Bench:
                 fs = final["forwarder"]
                 packets = int(fs.get("tun_read", 0)) + int(fs.get("raw_read", 0))
                 self.profiles[key] = {"packets": packets, "top": prof["top"]}
-            if len(self.opts.planes) * self.opts.rounds > 1:
+            if len(self.opts.planes) * len(self.opts.encapsulations) * self.opts.rounds > 1:
                 lab.move("home", dhcp=self.opts.colocated)  # C's address released
                 self.wait_mn(lambda m: m["state"] == "AT_HOME", "the mobile node home again", 20)
         finally:
@@ -390,7 +396,8 @@ class Bench:
         runs: list[Measurement] = []
         for _ in range(self.opts.rounds):
             for plane in self.opts.planes:
-                runs += self.block(plane)
+                for encapsulation in self.opts.encapsulations:
+                    runs += self.block(plane, encapsulation)
         return best_of(runs)
 
 
@@ -485,6 +492,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rounds", type=int, default=1, help="rounds over the planes; best of them (1)")
     p.add_argument(
+        "--encapsulations",
+        default="ipip",
+        help="what the mobile node asks for, comma-separated (ipip, gre, minimal; default"
+        " ipip): one block per plane and encapsulation",
+    )
+    p.add_argument(
         "--blaster",
         choices=["c", "python"],
         default="c",
@@ -508,6 +521,9 @@ def options(args: argparse.Namespace) -> Options:
         raise ValueError("--planes: userspace and/or bpf")
     if not 1 <= args.rounds <= 10:
         raise ValueError("--rounds: 1 to 10")
+    encs = tuple(dict.fromkeys(x.strip() for x in str(args.encapsulations).split(",") if x.strip()))
+    if not encs or any(e not in ("ipip", "gre", "minimal") for e in encs):
+        raise ValueError("--encapsulations: ipip, gre and/or minimal")
     return Options(
         duration=args.duration,
         count=args.count,
@@ -522,6 +538,7 @@ def options(args: argparse.Namespace) -> Options:
         colocated=args.colocated,
         rounds=args.rounds,
         blaster=args.blaster,
+        encapsulations=encs,
     )
 
 
@@ -557,6 +574,7 @@ def run(args: argparse.Namespace) -> int:
         + (f"{opts.rate:,.0f}/s" if opts.rate else "blast"),
         "tcp": f"{opts.tcp_duration:g} s / <= {opts.tcp_bytes >> 20} MiB" if opts.tcp else "off",
         "planes": ",".join(opts.planes),
+        "encapsulations": ",".join(opts.encapsulations),
         "rounds": opts.rounds,
         "udp sender": "sendmmsg (C)" if opts.blaster == "c" else "Python",
         **({"profiled": ",".join(opts.profile)} if opts.profile else {}),

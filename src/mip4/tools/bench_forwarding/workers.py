@@ -107,7 +107,11 @@ def _node_io(lab: Lab, role: str, dataplane: str) -> NodeIO:
 
 
 async def _node(
-    role: str, lab_id: str, profile: bool = False, dataplane: str = "userspace"
+    role: str,
+    lab_id: str,
+    profile: bool = False,
+    dataplane: str = "userspace",
+    encapsulation: str = "ipip",
 ) -> None:
     """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF, on the
     data plane ``dataplane``; with ``profile``, under cProfile, and report the functions that
@@ -125,7 +129,8 @@ async def _node(
             stream=sys.stderr, level=logging.INFO, format=f"{role} %(asctime)s %(message)s"
         )
     lab = Lab(lab_id)  # names and addresses only: the parent built it
-    engine = lab_engine(lab, role, Settings(lab_id, lifetime=600))
+    settings = Settings(lab_id, lifetime=600, encapsulation=encapsulation)
+    engine = lab_engine(lab, role, settings)
     mn = engine if isinstance(engine, MobileNode) else None
     io = _node_io(lab, role, dataplane)
     tun = _tun_name(lab)
@@ -366,6 +371,7 @@ def run_worker(name: str, params: dict[str, Any]) -> int:
                     params["lab"],
                     bool(params.get("profile")),
                     str(params.get("dataplane", "userspace")),
+                    str(params.get("encapsulation", "ipip")),
                 )
             )
         elif name == "udp-recv":

@@ -20,7 +20,8 @@ the home agent encapsulates and decapsulates, FA1 decapsulates, delivers and
 reverse-tunnels, in tc), on the user-space plane ``tunnel``. With ``--colocated`` the node
 also moves to network C and registers its co-located care-of address: CN → router → HA →
 router → MN (``colocated``, ``colocated-bpf``), replies reverse-tunnelled by the node
-itself.
+itself. ``--encapsulations ipip,gre`` runs one block per plane and encapsulation (the node
+asks for it; paths ``tunnel-bpf-gre`` ...).
 
 The UDP sender and receiver are, by default, a compiled program (``blaster.c``:
 ``sendmmsg``/``recvmmsg``, 64 datagrams per call), built by the benchmark with the system C

@@ -179,9 +179,10 @@ class IOSection:
     home_gateway: IPv4Address | None = None
     #: UDP port of registrations (RFC 5944 §3.1: 434).
     port: int = 434
-    #: The home agent's forwarding plane: ``"userspace"`` (TUN device, raw sockets),
-    #: ``"bpf"`` (a tc-BPF fast path in front of it, which stays the slow path; the start
-    #: fails where the kernel cannot load it) or ``"auto"`` (bpf where it loads).
+    #: The forwarding plane (home agent, foreign agent, co-located mobile node):
+    #: ``"userspace"`` (TUN device, raw sockets), ``"bpf"`` (a tc-BPF fast path in front of
+    #: it, which stays the slow path; the start fails where the kernel cannot load it) or
+    #: ``"auto"`` (bpf where it loads).
     dataplane: str = "userspace"
 
     def __post_init__(self) -> None:

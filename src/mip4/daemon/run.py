@@ -61,6 +61,7 @@ from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.io.agentx import AgentXSubagent
+from mip4.io.bpf.agent import Role
 from mip4.io.driver import EngineDriver, Executor
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
@@ -174,6 +175,8 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             None,
             cfg.interfaces,
             tunnel_source=cfg.tunnel_source,
+            dataplane=io.dataplane,  # issue 12: the foreign agent's bpf plane
+            bpf_role=Role.FOREIGN_AGENT,
             # issue 10: RFC 2794 requests from 0.0.0.0 (nodes known by NAI only)
             unaddressed_requests=engine.config.zero_home_address,
             **common,
@@ -188,6 +191,8 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
         icmp_errors=True,
         watch_links=True,
         ignore_addresses=frozenset({mn.home_address}),
+        dataplane=io.dataplane,  # issue 12: the co-located node's bpf plane
+        bpf_role=Role.MOBILE_NODE,
         **common,
     )
 

@@ -142,7 +142,7 @@ class EdgeTunnels:
 
     # -- the datapath (the forwarder) -----------------------------------------------------
 
-    def intercept(self, pkt: memoryview | bytearray, outer_src: int) -> bool:
+    def intercept(self, pkt: memoryview | bytes | bytearray, outer_src: int) -> bool:
         """Whether the edge took the decapsulated datagram ``pkt`` (from ``outer_src``)."""
         inner = pkt if isinstance(pkt, memoryview) else memoryview(pkt)
         if len(inner) < 20:

@@ -120,6 +120,9 @@ class Authorization:
     mn_ha_key: bytes | None = field(default=None, repr=False)
     #: Session-Timeout (27), seconds, when the server limits the session
     session_timeout: int | None = None
+    #: Mip4-Key-Nonce (26/32473/1): the Key Generation Nonce the server derived the MN-HA
+    #: key with (RFC 3957); the home agent returns it to the node in extension 43
+    key_nonce: bytes | None = None
     #: Class (25): echoed in accounting (RFC 2865 §5.25)
     radius_class: bytes | None = None
 

@@ -168,7 +168,7 @@ from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, Mobi
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
-from .ha_aaa import HaAaa
+from .ha_aaa import HaAaa, IssuedKey
 from .ha_config import HomeAgentConfig, HomeAgentPick, bad_unicast
 from .registration import (
     Discard,
@@ -266,6 +266,8 @@ class _Request:
     #: the reply's Home Agent field when it is not the request's (RFC 4433: the home agent
     #: that accepts a request for 0.0.0.0 or 255.255.255.255 names itself)
     reply_home_agent: IPv4Address | None = None
+    #: RFC 3957: the MN-HA key the home AAA server issued for this request
+    issued_key: IssuedKey | None = None
 
     @property
     def deregistration(self) -> bool:
@@ -320,6 +322,13 @@ def check_mn_ha_auth(ctx: _Request) -> None:
     agent MUST check the Mobile-Home Authentication Extension; §3.5.2: it is required in
     every request)."""
     agent = ctx.agent
+    issued = ctx.issued_key
+    if issued is not None and not any(e.ext_type == MN_HA for e in ctx.request.extensions):
+        # RFC 3957: the node asked for its key; the home AAA server verified its MN-AAA and
+        # issued one. The reply carries the nonce and is signed with the new key.
+        ctx.mn_sa = issued.association
+        ctx.reply_extensions += (issued.reply_extension(),)
+        return
     lookup = lookup_for(agent.security_associations, ctx.identity)
     try:
         result = verify(ctx.request, MN_HA, lookup)
@@ -744,6 +753,7 @@ class HomeAgent:
                     held, nai, denial = self._aaa.answered(event, self.security_associations)
                     ctx = self._begin(held, now)
                     ctx.nai = nai
+                    ctx.issued_key = self._aaa.last_issued  # RFC 3957
                     if denial is not None:
                         raise denial
                 else:

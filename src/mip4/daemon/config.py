@@ -435,7 +435,9 @@ def parse_config(
                 "interfaces whose links it watches)"
             )
         ha = file.mobile_node.home_agent
-        if not associations:
+        # RFC 3957: a node with its NAI and MN-AAA secret and no MN-HA association gets
+        # its key from the home AAA server (mip4.core.mn_keys)
+        if not associations and file.mobile_node.mn_aaa_secret is None:
             raise ConfigError(
                 f"{source}: security_associations: missing (the mobile node needs its MN-HA "
                 f"association, peer = {ha})"

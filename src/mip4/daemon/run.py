@@ -97,7 +97,8 @@ def build_engine(cfg: DaemonConfig) -> Engine:
         return HomeAgent(f.home_agent, cfg.store(), offset)
     if isinstance(f, ForeignAgentFile):
         return ForeignAgent(f.foreign_agent, cfg.store(), offset)
-    return MobileNode(f.mobile_node, cfg.mn_association(), offset)
+    # no MN-HA association configured: the key comes from AAA (RFC 3957)
+    return MobileNode(f.mobile_node, cfg.mn_association() if cfg.associations else None, offset)
 
 
 def journal_path(cfg: DaemonConfig) -> Path:

@@ -68,6 +68,7 @@ from mip4.io.runtime import NodeIO
 from mip4.io.undo import Journal, load_journal
 
 from . import logs, status
+from .aaa import open_disconnect
 from .config import (
     ConfigError,
     DaemonConfig,
@@ -400,6 +401,8 @@ class Daemon:
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         self.driver = driver
         executor.aaa = open_aaa(self.cfg, driver)
+        # issue 11: RADIUS Disconnect-Request -> revocation (RFC 5176, RFC 3543)
+        disconnect = await open_disconnect(self.cfg.aaa, self.engine, driver, self.cfg.source)
         server = ControlServer(
             self.cfg.control_socket(os.getpid()),
             {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
@@ -466,6 +469,8 @@ class Daemon:
             summaries.cancel()
             executor.discards.log_summary()
             driver.close()
+            if disconnect is not None:
+                disconnect.close()
             if executor.aaa is not None:
                 await executor.aaa.close(flush=AAA_FLUSH)
             if self.io.forwarder is not None:

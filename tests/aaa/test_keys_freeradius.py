@@ -24,7 +24,8 @@ from mip4.daemon.run import build_engine
 from mip4.io.radius import RadiusClient
 from mip4.security.aaa_keys import derive_key
 from mip4.wire.ext_keys import MNHAKeyGenNonceReply
-from mip4.wire.messages import RegistrationReply
+from mip4.wire.messages import RegistrationReply, RegistrationRequest
+from tests.core.netsim import HA_ADDR
 
 from .conftest import FREERADIUS, LOOPBACK, RADIUS_SECRET, FreeRadius, free_udp_ports
 from .test_freeradius import FAST
@@ -73,8 +74,8 @@ def keys_radius(tmp_path: Path) -> Iterator[FreeRadius]:
 class RadiusWorld(HaAaaWorld):
     """The AAA requests of every agent go to the real FreeRADIUS."""
 
-    def __init__(self, fr: FreeRadius) -> None:
-        super().__init__()
+    def __init__(self, fr: FreeRadius, mn_home_agent: IPv4Address = HA_ADDR) -> None:
+        super().__init__(mn_home_agent=mn_home_agent)
         self.fr = fr
         client = self.mn.client
         client.configured_sa = None  # as build_engine makes it from a file without one
@@ -148,3 +149,28 @@ interfaces = ["mn0"]
     last = w.answers[-1].authorization
     assert last is not None and last.key_nonce != authz.key_nonce
     assert keys.key is not None and keys.key.association.key == last.mn_ha_key
+
+
+def test_home_agent_chosen_by_aaa_and_key_from_aaa(keys_radius: FreeRadius) -> None:
+    """RFC 4433 with AAA: the node's Home Agent field is 0.0.0.0 and it has no MN-HA key;
+    the foreign agent's Access-Accept names the home agent (3GPP2-Home-Agent-IP-Address),
+    the request goes there, that agent's own Accept names it too, it accepts and names
+    itself; the node adopts it and keeps registering with it."""
+    w = RadiusWorld(keys_radius, mn_home_agent=IPv4Address(0))
+    w.move("A")
+    w.run_serving(8)
+    assert w.mn.registered and w.mn.home_address == GIVEN
+    assert w.mn.client.home_agent == HA_ADDR
+    first = next(p.message for p in w.net.sent("fa1", RegistrationRequest))
+    assert isinstance(first, RegistrationRequest) and first.home_agent == IPv4Address(0)
+    reply = next(p.message for p in w.net.sent("ha", RegistrationReply))
+    assert isinstance(reply, RegistrationReply) and reply.code == 0
+    assert reply.home_agent == HA_ADDR
+    assert w.ha.counters.snapshot()["events"]["aaa_keys_issued"] == 1
+    # re-registrations name the adopted home agent and are signed with the derived key
+    w.run_serving(2000)
+    later = [p.message for p in w.net.sent("fa1", RegistrationRequest)][1:]
+    assert later and all(
+        isinstance(r, RegistrationRequest) and r.home_agent == HA_ADDR for r in later
+    )
+    assert w.mn.registered and len(w.bindings()) == 1

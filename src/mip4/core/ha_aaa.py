@@ -161,6 +161,9 @@ class HaAaa:
     _learnt: dict[str, int] = field(default_factory=dict)
     #: the key issued by the last :meth:`answered` (RFC 3957), ``None`` when none was
     last_issued: IssuedKey | None = None
+    #: the home agent the last :meth:`answered` Accept named (3GPP2-Home-Agent-IP-Address):
+    #: RFC 4433 with AAA, the home AAA server picks the home agent of a request for 0.0.0.0
+    last_home_agent: IPv4Address | None = None
 
     @property
     def held(self) -> int:
@@ -201,6 +204,7 @@ class HaAaa:
         with. Raises :class:`Discard` for an answer to nothing held."""
         held = self._held.pop(answer.request_id, None)
         self.last_issued = None
+        self.last_home_agent = None
         if held is None:
             raise Discard("unmatched_aaa_answer", str(answer.request_id))
         self.counters.event(f"aaa_{answer.result.value}")
@@ -212,6 +216,7 @@ class HaAaa:
             return held.event, held.nai, RegistrationDenied(AAA_TIMEOUT_CODE, why)
         authz = answer.authorization
         if authz is not None:
+            self.last_home_agent = authz.home_agent
             if authz.home_address is not None:
                 self._addresses[held.nai] = authz.home_address
             if authz.mn_ha_key and authz.mn_ha_spi is not None:

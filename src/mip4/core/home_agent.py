@@ -268,6 +268,8 @@ class _Request:
     reply_home_agent: IPv4Address | None = None
     #: RFC 3957: the MN-HA key the home AAA server issued for this request
     issued_key: IssuedKey | None = None
+    #: RFC 4433 with AAA: the home agent the home AAA server named for this request
+    aaa_home_agent: IPv4Address | None = None
 
     @property
     def deregistration(self) -> bool:
@@ -455,6 +457,8 @@ def select_home_agent(ctx: _Request) -> bool:
 
     * A node the operator moved to another home agent (:meth:`HomeAgent.redirect`) is
       redirected there (143 with a Redirected HA extension) whatever its Home Agent field.
+    * A request with Home Agent 0.0.0.0 or 255.255.255.255 for which this agent's own
+      Access-Accept named this agent (3GPP2-Home-Agent-IP-Address) is accepted here.
     * A request with Home Agent 0.0.0.0 or 255.255.255.255 and a Requested HA extension,
       when ``home_agents`` is configured: the requested agent when it is listed (and
       ``home_agent_pick`` is ``requested``), else the one the node's identity picks
@@ -472,6 +476,11 @@ def select_home_agent(ctx: _Request) -> bool:
     moved = agent.redirect_of(ctx.nai, req.home_address)
     if moved is not None and moved != me:
         raise _redirect(ctx, moved, f"moved to home agent {moved} by the operator")
+    if req.home_agent in (_ZERO, _LIMITED_BROADCAST) and ctx.aaa_home_agent == me:
+        # RFC 4433 with AAA: the home AAA server picked this agent (the foreign agent
+        # relayed the request here for it); the reply names it
+        ctx.reply_home_agent = me
+        return True
     if req.home_agent not in (_ZERO, _LIMITED_BROADCAST) or not cfg.home_agents:
         return False
     requested = requested_home_agent(req)
@@ -754,6 +763,7 @@ class HomeAgent:
                     ctx = self._begin(held, now)
                     ctx.nai = nai
                     ctx.issued_key = self._aaa.last_issued  # RFC 3957
+                    ctx.aaa_home_agent = self._aaa.last_home_agent  # RFC 4433 with AAA
                     if denial is not None:
                         raise denial
                 else:

@@ -499,6 +499,14 @@ class RegistrationClient:
     def _unix(self, now: float) -> float:
         return now + self.clock_offset
 
+    def _awaiting_home_agent(self) -> bool:
+        """RFC 4433: Home Agent 0.0.0.0 or 255.255.255.255 configured and none adopted yet
+        (with a Requested HA extension, or left to the home AAA server to pick)."""
+        return self.home_agent == self.config.home_agent and self.home_agent in (
+            IPv4Address(0),
+            IPv4Address("255.255.255.255"),
+        )
+
     def _requested_home_agent(self) -> IPv4Address | None:
         """RFC 4433: the home agent asked for while none is assigned yet."""
         if self.config.dynamic_home_agent and self.home_agent == self.config.home_agent:
@@ -974,8 +982,10 @@ class RegistrationClient:
             # RFC 2794 §2: adopt the home address the home agent assigned.
             self.home_address = msg.home_address
             out.append(Log("mn.home_address_assigned", {"home_address": msg.home_address}))
-        if self._requested_home_agent() is not None and not (
-            msg.home_agent.is_unspecified or msg.home_agent.is_multicast
+        if self._awaiting_home_agent() and not (
+            msg.home_agent.is_unspecified
+            or msg.home_agent.is_multicast
+            or msg.home_agent == IPv4Address("255.255.255.255")
         ):
             # RFC 4433: the home agent that accepted names itself; keep using it.
             out.append(Log("mn.home_agent", {"home_agent": msg.home_agent, "was": self.home_agent}))

@@ -10,6 +10,7 @@ from ipaddress import IPv4Address
 from mip4.aaa.messages import AaaAnswer, AaaResult, Authorization
 from mip4.core.actions import Log
 from mip4.core.mn_keys import AaaKeys
+from mip4.daemon import status
 from mip4.security.aaa_keys import derive_key
 from mip4.security.mn_aaa import radius_chap_ok
 from mip4.wire.ext_keys import AAAKeyGenNonce, MNHAKeyGenNonceReply, MNHAKeyGenNonceRequest
@@ -107,7 +108,11 @@ def test_node_without_mn_ha_key_registers_with_the_key_aaa_derived() -> None:
         for r in later
     )
     assert len(w.asked["ha"]) == 1 and w.mn.registered
-    # key material never in a log line of any engine
+    # key material never in the status output nor in a log line of any engine
+    for st in (status.mobile_node(w.mn, w.now), status.home_agent(w.ha, w.now)):
+        text = repr(st) + str(st)
+        assert w.keys[0].hex() not in text and repr(w.keys[0]) not in text
+        assert repr(w.nonces[0]) not in text
     for node in ("mn", "ha", "fa1"):
         for log in w.net.actions_of(node, Log):
             text = repr(log)

@@ -175,3 +175,82 @@ disconnect_address = "127.0.0.1"
     bad = ha.replace("3799", "70000") + servers
     with pytest.raises(ConfigError, match=r"^ha\.toml: aaa.*disconnect_port: 70000"):
         parse_config("ha", tomllib.loads(bad), "ha.toml", tmp_path)
+
+
+@pytest.mark.skipif(RADCLIENT is None, reason="no radclient")
+def test_daemon_home_agent_takes_disconnect_requests(tmp_path: Path) -> None:
+    """The daemon's wiring (:func:`mip4.daemon.aaa.open_disconnect`): a home agent built from
+    its file, driven by the real driver, a binding registered, radclient's Disconnect-Request
+    for its home address -> ACK, the binding removed; an FA or a file without
+    ``disconnect_port`` gets no listener."""
+    import time
+
+    from mip4.core.actions import RemoveBinding, SendUdp
+    from mip4.core.events import UdpReceived
+    from mip4.daemon.aaa import open_disconnect
+    from mip4.daemon.run import build_engine
+    from mip4.io.driver import EngineDriver
+    from mip4.security.auth import sign
+    from mip4.security.replay import ntp_timestamp
+    from mip4.security.sa import SecurityAssociation
+    from mip4.wire.extensions import MobileHomeAuthExtension
+    from mip4.wire.messages import NO_FLAGS, RegistrationReply, RegistrationRequest
+
+    (port,) = free_udp_ports(1)
+    key = bytes(range(16))
+    text = f"""
+[home_agent]
+address = "10.1.0.2"
+home_network = "10.1.0.0/24"
+interface = "ha0"
+[aaa]
+disconnect_port = {port}
+disconnect_address = "127.0.0.1"
+[[aaa.servers]]
+address = "127.0.0.1"
+secret = "{RADIUS_SECRET}"
+[[security_associations]]
+peer = "10.1.0.5"
+spi = 300
+key = "{key.hex()}"
+"""
+    cfg = parse_config("ha", tomllib.loads(text), "ha.toml", tmp_path)
+    engine = build_engine(cfg)
+    assert isinstance(engine, HomeAgent)
+    hoa, coa = IPv4Address("10.1.0.5"), IPv4Address("192.0.2.50")
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.actions: list[Action] = []
+
+        def execute(self, action: Action) -> None:
+            self.actions.append(action)
+
+    rec = Recorder()
+
+    async def scenario() -> tuple[str, bool]:
+        driver = EngineDriver(engine, rec, loop=asyncio.get_running_loop())
+        none = await open_disconnect(None, engine, driver)
+        dae = await open_disconnect(cfg.aaa, engine, driver, cfg.source)
+        assert none is None and dae is not None
+        try:
+            ident = ntp_timestamp(time.time(), 7)
+            rrq = RegistrationRequest(NO_FLAGS, 600, hoa, IPv4Address("10.1.0.2"), coa, ident)
+            rrq = sign(rrq, MobileHomeAuthExtension, SecurityAssociation(300, key))
+            driver.feed(
+                UdpReceived(rrq.raw or b"", coa, IPv4Address("10.1.0.2"), 434, 434, "up0", ttl=64)
+            )
+            replies = [a for a in rec.actions if isinstance(a, SendUdp)]
+            assert RegistrationReply.decode(replies[0].payload).code == 0
+            registered = engine.home_address_of(hoa) == hoa
+            out = await radclient(port, f"Framed-IP-Address = {hoa}\n")
+            return out, registered
+        finally:
+            if dae is not None:
+                dae.close()
+            driver.close()
+
+    out, registered = asyncio.run(scenario())
+    assert registered and "Disconnect-ACK" in out
+    assert engine.home_address_of(hoa) is None
+    assert any(isinstance(a, RemoveBinding) and a.home_address == hoa for a in rec.actions)

@@ -152,7 +152,7 @@ from .actions import (
     RemoveVisitor,
     SendUdp,
 )
-from .advertiser import Advertiser
+from .advertiser import SEQUENCE_WRAP_TO, Advertiser
 from .bindings import (
     InMemoryPendingStore,
     InMemoryVisitorStore,
@@ -481,6 +481,48 @@ class ForeignAgent:
                 )
 
     # -- advertisements (core/advertiser.py) ---------------------------------------------
+
+    # -- restart (issue 15: a persistent visitor list) -----------------------------------
+
+    def restore(self, now: float) -> list[Action]:
+        """Take over the visitor list a persistent store kept from a predecessor; call it
+        once, before the first input. Visitors whose lifetime ran out while the agent was
+        down are dropped silently (RFC 5944 §3.7: no message because a lifetime expired);
+        each remaining one that is not co-located gets its ``InstallVisitor`` again; a
+        ``Log`` (``fa.restored``) gives the counts.
+
+        With visitors restored, the advertisement sequence numbers continue from 256: the
+        agent did not lose its registrations, and a number in 0..255 would tell every
+        visitor it rebooted and make it register again (RFC 5944 §2.3.2, §2.4.4)."""
+        expired = self._visitors.pop_expired(now)
+        actions: list[Action] = []
+        visitors = list(self._visitors)
+        for v in visitors:
+            if v.colocated:
+                continue
+            actions.append(
+                InstallVisitor(
+                    home_address=v.home_address,
+                    interface=v.interface,
+                    link_address=v.link_address,
+                    home_agent=v.home_agent,
+                    care_of_address=v.care_of_address,
+                    reverse_tunnel=v.reverse_tunnel,
+                    encapsulation=v.encapsulation,
+                    expires=v.expires,
+                    encapsulating_delivery=v.encapsulating_delivery,
+                )
+            )
+        if visitors:
+            # The advertiser has no setter for this yet (core/advertiser.py is not the
+            # store's to change): its per-link state is set here, the only such place.
+            for st in self._advertiser._state.values():
+                st.sequence = max(st.sequence, SEQUENCE_WRAP_TO)
+            self._counters.event("visitor_restored", len(visitors))
+        if expired:
+            self._counters.event("visitor_expired_while_down", len(expired))
+        actions.append(Log("fa.restored", {"visitors": len(visitors), "expired": len(expired)}))
+        return actions
 
     def advertisement(self, link: VisitedLink) -> AgentAdvertisement:
         """The advertisement this agent would send now on ``link`` (does not advance the

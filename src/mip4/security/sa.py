@@ -192,14 +192,63 @@ class SecurityAssociationStore(Protocol):
 
 
 class SecurityAssociations:
-    """In-memory :class:`SecurityAssociationStore`."""
+    """In-memory :class:`SecurityAssociationStore`.
 
-    __slots__ = ("_by_key",)
+    Every lookup is by index, never a scan, whatever the number of associations: ``get``
+    by ``(peer, spi)``, ``for_peer`` by peer (a foreign agent's FA-HA associations among
+    a million mobile nodes' MN-HA ones). Associations that share a key share one keyed
+    HMAC context (an FA-HA key configured for many agents, a test fleet with one key)."""
+
+    __slots__ = ("_by_key", "_by_peer", "_keyed")
 
     def __init__(self, items: list[tuple[Hashable, SecurityAssociation]] | None = None) -> None:
         self._by_key: dict[tuple[Hashable, int], SecurityAssociation] = {}
+        #: peer -> its association, or {spi: association} when it has several (a mobile
+        #: node has one: no dict per peer at a million of them); insertion order kept
+        self._by_peer: dict[Hashable, SecurityAssociation | dict[int, SecurityAssociation]] = {}
+        #: key -> [keyed HMAC context, how many associations here use it]
+        self._keyed: dict[bytes, list[Any]] = {}
         for peer, sa in items or ():
             self.add(peer, sa)
+
+    def _index(self, peer: Hashable, sa: SecurityAssociation) -> None:
+        old = self._by_key.get((peer, sa.spi))
+        if old is not None:
+            self._release_key(old)  # replaced in place: the order stays
+        self._by_key[(peer, sa.spi)] = sa
+        per = self._by_peer.get(peer)
+        if per is None or (isinstance(per, SecurityAssociation) and per.spi == sa.spi):
+            self._by_peer[peer] = sa
+        elif isinstance(per, SecurityAssociation):
+            self._by_peer[peer] = {per.spi: per, sa.spi: sa}
+        else:
+            per[sa.spi] = sa
+        keyed = sa.__dict__.get("_keyed")
+        if keyed is not None:
+            shared = self._keyed.get(sa.key)
+            if shared is None:
+                self._keyed[sa.key] = [keyed, 1]
+            else:
+                shared[1] += 1
+                object.__setattr__(sa, "_keyed", shared[0])
+
+    def _unindex(self, peer: Hashable, sa: SecurityAssociation) -> None:
+        del self._by_key[(peer, sa.spi)]
+        per = self._by_peer[peer]
+        if isinstance(per, SecurityAssociation):
+            del self._by_peer[peer]
+        else:
+            del per[sa.spi]
+            if len(per) == 1:
+                (self._by_peer[peer],) = per.values()
+        self._release_key(sa)
+
+    def _release_key(self, sa: SecurityAssociation) -> None:
+        shared = self._keyed.get(sa.key)
+        if shared is not None and sa.__dict__.get("_keyed") is shared[0]:
+            shared[1] -= 1
+            if shared[1] == 0:
+                del self._keyed[sa.key]
 
     def add(self, peer: Hashable, sa: SecurityAssociation) -> None:
         """Add ``sa`` for ``peer``; replacing an association with the same SPI is an error
@@ -209,21 +258,33 @@ class SecurityAssociations:
         key = (peer, sa.spi)
         if key in self._by_key:
             raise ValueError(f"peer {peer}: SPI {sa.spi} already has a security association")
-        self._by_key[key] = sa
+        self._index(peer, sa)
 
     def replace(self, peer: Hashable, sa: SecurityAssociation) -> None:
         """Add or replace the association ``(peer, sa.spi)`` (rekeying)."""
-        self._by_key[(peer, sa.spi)] = sa
+        self._index(peer, sa)
 
     def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         return self._by_key.get((peer, spi))
 
     def remove(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         """Remove and return the association, or ``None`` if there was none."""
-        return self._by_key.pop((peer, spi), None)
+        sa = self._by_key.get((peer, spi))
+        if sa is not None:
+            self._unindex(peer, sa)
+        return sa
 
     def for_peer(self, peer: Hashable) -> list[SecurityAssociation]:
-        return [sa for (p, _), sa in self._by_key.items() if p == peer]
+        """The peer's associations, oldest first (an index lookup, not a scan)."""
+        per = self._by_peer.get(peer)
+        if per is None:
+            return []
+        return [per] if isinstance(per, SecurityAssociation) else list(per.values())
+
+    def keyed_contexts(self) -> int:
+        """How many keyed HMAC contexts the associations here hold (one per distinct
+        HMAC-MD5 key)."""
+        return len(self._keyed)
 
     def lookup(self, peer: Hashable) -> _Lookup:
         """A ``spi -> SecurityAssociation | None`` callable bound to ``peer``, the shape

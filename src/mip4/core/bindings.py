@@ -187,7 +187,11 @@ class BindingStore(Protocol):
 
     def next_expiry(self) -> float | None: ...
 
-    def pop_expired(self, now: float) -> list[MobilityBinding]: ...
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        """Remove and return the bindings expired at ``now``. With ``limit`` the work is
+        bounded: at most ``limit`` deadlines are looked at (a mass expiry is spread over
+        calls, and :meth:`next_expiry` stays at or before ``now`` while any is left)."""
+        ...
 
     def mobile_nodes(self) -> int:
         """How many home addresses have at least one binding."""
@@ -248,39 +252,104 @@ class PendingStore(HomeAddressStore[PendingRegistration], Protocol):
 
 
 class _DeadlineHeap:
-    """Deadlines of keyed entries, with lazy invalidation."""
+    """Deadlines of keyed entries: a heap with at most one live item per key.
 
-    __slots__ = ("_heap", "_seq")
+    A renewal that moves a deadline later (the usual case) pushes nothing: the key's
+    earlier item stays, and when it surfaces it is moved on to the key's current deadline
+    (one heap operation per renewed entry per lifetime, however many renewals there were:
+    the heap stays the size of the table under a renewal storm). A deadline moved earlier
+    pushes a new item and the old one is skipped when it surfaces. ``peek`` is exact but
+    moves at most ``budget`` items on per call (then it answers the earliest item's
+    deadline, a time no later than the true next expiry); ``pop_due`` moves or pops at
+    most ``limit`` items per call."""
+
+    __slots__ = ("_heap", "_queued", "_seq")
+
+    #: items ``peek`` may move on in one call before it answers a lower bound
+    PEEK_BUDGET = 1024
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, object]] = []
         self._seq = itertools.count()
+        #: key -> (deadline, sequence number) of the key's one live heap item
+        self._queued: dict[object, tuple[float, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
     def push(self, deadline: float | None, key: object) -> None:
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._seq), key))
+        """``key``'s deadline is now ``deadline`` (``None``: never)."""
+        if deadline is None:
+            return
+        queued = self._queued.get(key)
+        if queued is not None and queued[0] <= deadline:
+            return  # the earlier item surfaces first and is moved on then
+        self._enqueue(deadline, key)
+        if len(self._heap) > 2 * len(self._queued) + 1024:
+            self._compact()
+
+    def _enqueue(self, deadline: float, key: object) -> None:
+        seq = next(self._seq)
+        self._queued[key] = (deadline, seq)
+        heapq.heappush(self._heap, (deadline, seq, key))
+
+    def _compact(self) -> None:
+        """Drop the items superseded by an earlier deadline (only a deadline moved earlier
+        leaves one behind)."""
+        queued = self._queued
+        self._heap = [item for item in self._heap if queued.get(item[2]) == item[:2]]
+        heapq.heapify(self._heap)
+
+    def _settle(self, current: dict[object, float | None]) -> object:
+        """Pop the earliest item; move it on to its key's current deadline if that is
+        later. Returns the key if the item was that key's live one and its deadline is the
+        current one (the entry is due at it), else ``None``."""
+        deadline, seq, key = heapq.heappop(self._heap)
+        if self._queued.get(key) != (deadline, seq):
+            return None  # superseded by an earlier item
+        now_due = current.get(key)
+        if now_due is None:  # removed, or its lifetime is infinite now
+            del self._queued[key]
+            return None
+        if now_due > deadline:
+            self._enqueue(now_due, key)
+            return None
+        del self._queued[key]
+        return key
 
     def peek(self, current: dict[object, float | None]) -> float | None:
         """Earliest live deadline; ``current`` maps keys to their live deadline."""
         heap = self._heap
+        budget = self.PEEK_BUDGET
         while heap:
-            deadline, _, key = heap[0]
-            if key in current and current[key] == deadline:
+            deadline, seq, key = heap[0]
+            if self._queued.get(key) == (deadline, seq) and current.get(key) == deadline:
                 return deadline
-            heapq.heappop(heap)
+            if budget == 0:
+                return deadline  # no later than the true next expiry
+            budget -= 1
+            self._settle(current)  # stale or moved on: never due here (that returned above)
         return None
 
-    def pop_due(self, now: float, current: dict[object, float | None]) -> list[object]:
+    def pop_due(
+        self, now: float, current: dict[object, float | None], limit: int | None = None
+    ) -> list[object]:
+        """The keys due at ``now``, taken off the heap; with ``limit``, at most that many
+        heap items are handled (some may be moved on, not due): call again while
+        :meth:`peek` answers a time not after ``now``."""
         due: list[object] = []
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _, key = heapq.heappop(heap)
-            if key in current and current[key] == deadline:
+        work = 0
+        while heap and heap[0][0] <= now and (limit is None or work < limit):
+            work += 1
+            key = self._settle(current)
+            if key is not None:
                 due.append(key)
         return due
 
     def clear(self) -> None:
         self._heap.clear()
+        self._queued.clear()
 
 
 class InMemoryBindingStore:
@@ -327,9 +396,9 @@ class InMemoryBindingStore:
     def next_expiry(self) -> float | None:
         return self._heap.peek(self._deadlines)
 
-    def pop_expired(self, now: float) -> list[MobilityBinding]:
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
         expired: list[MobilityBinding] = []
-        for key in self._heap.pop_due(now, self._deadlines):
+        for key in self._heap.pop_due(now, self._deadlines, limit):
             assert isinstance(key, tuple)
             expired.extend(self.remove(key[0], key[1]))
         return expired

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -536,6 +537,12 @@ def serve(cfg: DaemonConfig) -> int:
         stage = "open I/O"
         io = open_io(cfg, engine, Journal(journal_path(cfg)))
         daemon = Daemon(cfg, engine, io, name)
+        # -- perf (issue 13): what loading made (configuration, security associations,
+        # imported modules) lives as long as the daemon: moved out of the collector's
+        # generations, so no full collection walks it again
+        gc.collect()
+        gc.freeze()
+        # -- end perf
         stage = "run"
         with asyncio.Runner(loop_factory=_loop_factory(cfg.daemon.uvloop)) as runner:
             stop = asyncio.Event()

@@ -491,6 +491,9 @@ def register(subparsers: Any) -> None:
         "asyncio UDP echo server between the same namespaces, in one run.",
     )
     add_arguments(p)
+    from . import engine
+
+    engine.register(subparsers)  # ``mip4 bench engine``: the engine alone, a sibling
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,3 +145,21 @@ def test_a_limited_pop_leaves_the_next_expiry_at_or_before_now() -> None:
     while (expiry := store.next_expiry()) is not None and expiry <= 10.0:
         assert len(store.pop_expired(10.0, limit=8)) <= 8
     assert len(store) == 0
+
+
+def test_bindings_share_one_care_of_address_object_and_the_sharing_is_bounded() -> None:
+    store = InMemoryBindingStore()
+    for i in range(1000):
+        coa = IPv4Address(int(COA))  # a fresh object each time, as decoded from a request
+        store.put(MobilityBinding(_hoa(i), coa, 60, 0.0, 60.0, i, RegistrationFlags(0)))
+    assert len({id(b.care_of_address) for b in store}) == 1
+    assert all(b.care_of_address == COA for b in store)
+    many = InMemoryBindingStore()
+    limit = InMemoryBindingStore.SHARED_CARE_OF_ADDRESSES
+    for i in range(limit + 100):
+        coa = IPv4Address(0xC0000000 + i)
+        many.put(MobilityBinding(_hoa(i), coa, 60, 0.0, 60.0, i, RegistrationFlags(0)))
+    assert len(many._coas) == limit
+    assert [b.care_of_address for b in many] == [
+        IPv4Address(0xC0000000 + i) for i in range(limit + 100)
+    ]

@@ -359,13 +359,19 @@ class InMemoryBindingStore:
     case) maps straight to it (a dict per address only with simultaneous bindings), and
     the deadline heap holds one item per binding, keyed by ``home << 32 | care-of``."""
 
-    __slots__ = ("_by_hoa", "_count", "_heap")
+    __slots__ = ("_by_hoa", "_coas", "_count", "_heap")
+
+    #: how many care-of addresses are shared between bindings (a foreign agent's address
+    #: serves many nodes: one address object for all of their bindings)
+    SHARED_CARE_OF_ADDRESSES = 4096
 
     def __init__(self) -> None:
         #: int(home address) -> its binding, or {int(care-of address): binding}
         self._by_hoa: dict[int, MobilityBinding | dict[int, MobilityBinding]] = {}
         self._heap = _DeadlineHeap()
         self._count = 0
+        #: int(care-of address) -> the one address object bindings hold (bounded)
+        self._coas: dict[int, IPv4Address] = {}
 
     def _deadline(self, key: Hashable) -> float | None:
         assert isinstance(key, int)
@@ -387,6 +393,14 @@ class InMemoryBindingStore:
 
     def put(self, binding: MobilityBinding) -> MobilityBinding | None:
         hoa, coa = int(binding.home_address), int(binding.care_of_address)
+        shared = self._coas.get(coa)
+        if shared is None:
+            if len(self._coas) < self.SHARED_CARE_OF_ADDRESSES:
+                self._coas[coa] = binding.care_of_address
+        elif shared is not binding.care_of_address:
+            # an equal value: the binding holds the shared object, not its own copy (set
+            # on the frozen record before anyone else sees it, the store's own business)
+            object.__setattr__(binding, "care_of_address", shared)
         entry = self._by_hoa.get(hoa)
         old: MobilityBinding | None
         if entry is None:

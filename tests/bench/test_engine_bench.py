@@ -34,3 +34,22 @@ def test_bad_arguments_exit_2_with_one_line() -> None:
     )
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "--bindings" in r.stderr
+
+
+def test_the_daemon_freezes_what_survives_older_collections() -> None:
+    import gc
+
+    from mip4.daemon.run import freeze_survivors
+
+    before = gc.get_freeze_count()
+    gc.callbacks.append(freeze_survivors)
+    try:
+        keep = [[i] for i in range(1000)]
+        gc.collect(0)
+        young = gc.get_freeze_count()
+        gc.collect(1)
+        assert gc.get_freeze_count() >= before + 1000 and young == before
+        assert len(keep) == 1000
+    finally:
+        gc.callbacks.remove(freeze_survivors)
+        gc.unfreeze()

@@ -4,8 +4,10 @@ What is measured
 ----------------
 Each table size runs in a fresh child process (so its RSS is its own): ``N`` mobile nodes,
 each with its own MN-HA security association (SPI ``256 + i``, a distinct HMAC-MD5 key,
-timestamps), are loaded into a :class:`~mip4.security.sa.SecurityAssociations` store
-(``gc.freeze()`` afterwards, as the daemon does) and register once with
+timestamps), are loaded into a :class:`~mip4.security.sa.SecurityAssociations` store (then
+the collector is set up as the daemon does it, :func:`mip4.daemon.run.settle_collector`:
+what was loaded is frozen, and so are the survivors of every older-generation collection;
+``--gc default`` leaves Python's collector as it is) and register once with
 :meth:`HomeAgent.handle` (**first**). Then ``--renew-nodes`` of them renew, ``--rounds``
 times, best kept (**renew**). The Registration Requests are signed before each timed batch
 (the signing is the mobile node's work, not the agent's); the timed loop is
@@ -60,7 +62,9 @@ def _key(i: int) -> bytes:
     return x.to_bytes(8, "big") + (x ^ 0xD1B54A32D192ED03).to_bytes(8, "big")
 
 
-def child(n: int, renew_nodes: int, rounds: int, clock: str, baseline: bool) -> dict[str, Any]:
+def child(
+    n: int, renew_nodes: int, rounds: int, clock: str, baseline: bool, gc_policy: str = "daemon"
+) -> dict[str, Any]:
     """Everything measured for one table size (run in a child process)."""
     from mip4.core.events import UdpReceived
     from mip4.core.home_agent import HomeAgent, HomeAgentConfig
@@ -85,6 +89,8 @@ def child(n: int, renew_nodes: int, rounds: int, clock: str, baseline: bool) -> 
         )
         pauses["full"] += info["generation"] == 2
 
+    from mip4.daemon.run import freeze_survivors, settle_collector  # (before rss0)
+
     rss0 = _rss_kib()
     t0 = time.perf_counter()
     sas = [SecurityAssociation(256 + i, _key(i)) for i in range(n)]
@@ -92,8 +98,9 @@ def child(n: int, renew_nodes: int, rounds: int, clock: str, baseline: bool) -> 
     for i, sa in enumerate(sas):
         store.add(IPv4Address(BASE + i), sa)
     out["load_s"] = time.perf_counter() - t0
-    gc.collect()
-    gc.freeze()  # as the daemon does after loading
+    if gc_policy == "daemon":
+        settle_collector()  # as the daemon does after loading, and then on
+    out["gc_policy"] = gc_policy
     rss1 = _rss_kib()
     out["sa_bytes"] = (rss1 - rss0) * 1024 / n
     config = HomeAgentConfig(
@@ -182,14 +189,16 @@ def child(n: int, renew_nodes: int, rounds: int, clock: str, baseline: bool) -> 
                 verify(msg, MN_HA, store.lookup(msg.home_address))
             best = max(best, m / (tick() - t))
         out["decode_verify_rate"] = best
-    gc.unfreeze()  # (a child exits next; a caller in-process gets its collector back)
+    if gc_policy == "daemon":  # (a child exits next; a caller in-process gets it back)
+        gc.callbacks.remove(freeze_survivors)
+        gc.unfreeze()
     return out
 
 
 def _run_child(n: int, args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
     argv = [sys.executable, "-m", "mip4.tools.bench_registrations.engine", "--child", str(n)]
     argv += ["--renew-nodes", str(args.renew_nodes), "--rounds", str(args.rounds)]
-    argv += ["--clock", args.clock] + (["--baseline"] if baseline else [])
+    argv += ["--clock", args.clock, "--gc", args.gc] + (["--baseline"] if baseline else [])
     r = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
     if r.returncode != 0:
         raise RuntimeError(f"{n} bindings: {r.stderr.strip().splitlines()[-1:]}")
@@ -202,6 +211,7 @@ def format_report(out: dict[str, Any]) -> str:
     base = sizes[0]
     dv = base.get("decode_verify_rate") or 0.0
     head = f"python {out['python']}, cpus {out['cpus']}, load {out['load']}, clock {out['clock']}"
+    head += f", gc {base.get('gc_policy', 'daemon')}"
     lines = [f"mip4 bench engine ({head})", ""]
     lines.append(
         f"{'bindings':>10} {'first/s':>9} {'renew/s':>9} {'x empty':>8} {'x d+v':>6} "
@@ -239,6 +249,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--renew-nodes", type=int, default=20_000, help="nodes renewing per round")
     p.add_argument("--rounds", type=int, default=3, help="renewal rounds, best kept")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument(
+        "--gc",
+        choices=("daemon", "default"),
+        default="daemon",
+        help="the collector as mip4's daemons set it up (freeze after loading and the "
+        "survivors of older-generation collections; default) or Python's default",
+    )
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per table size")
 
 
@@ -286,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        result = child(args.child, args.renew_nodes, args.rounds, args.clock, args.baseline)
+        result = child(
+            args.child, args.renew_nodes, args.rounds, args.clock, args.baseline, args.gc
+        )
         print(json.dumps(result))
         return 0
     return run(args)

@@ -412,6 +412,8 @@ class Netns:
         self._sysctl_keys: set[str] = set()
         #: interface name -> index, as last looked up (see :meth:`index`)
         self._indexes: dict[str, int] = {}
+        #: (ifname, address) -> our proxy neighbour record (on the own stack)
+        self._proxies: dict[tuple[str, str], ProxyNeighbourRecord] = {}
 
     def new_stack(self, name: str) -> UndoStack:
         """An empty undo stack whose records this namespace undoes (journalled)."""
@@ -432,11 +434,14 @@ class Netns:
         }
 
     def _proxy_record(self, ifname: str, address: IPv4Address | str) -> ProxyNeighbourRecord | None:
-        """Our record of the proxy entry for ``address`` on ``ifname``, if we have one."""
-        for r in self.stack.records:
-            if isinstance(r, ProxyNeighbourRecord) and (r.ifname, r.dst) == (ifname, str(address)):
-                return r
-        return None
+        """Our record of the proxy entry for ``address`` on ``ifname``, if we have one (an
+        index lookup: one entry per mobile node away from home)."""
+        key = (ifname, str(address))
+        record = self._proxies.get(key)
+        if record is not None and record not in self.stack:  # undone or discarded since
+            del self._proxies[key]
+            return None
+        return record
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -661,7 +666,7 @@ class Netns:
         self.forget_links()
         if idx is not None:
             self.ipr.link("del", index=idx)
-        self.stack.discard(lambda r: r == LinkRecord(ifname))
+        self.stack.forget(LinkRecord(ifname))
 
     # -- addresses, routes, rules -----------------------------------------------------
 
@@ -877,7 +882,7 @@ class Netns:
         record = NeighbourRecord(str(address), self.index(ifname))
         with contextlib.suppress(Exception):
             self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex)
-        self._owner(undo).discard(lambda r: r == record)
+        self._owner(undo).forget(record)
 
     def flush_neighbours(self, ifname: str) -> int:
         """Delete the dynamic neighbour entries on ``ifname`` (``ip neigh flush dev``);
@@ -914,13 +919,15 @@ class Netns:
         record = ProxyNeighbourRecord(str(address), self.index(ifname), ifname)
         self.ipr.neigh("replace", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
         self.stack.push(record)
+        self._proxies[(ifname, record.dst)] = record
 
     def del_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
         record = self._proxy_record(ifname, address)
         if record is not None:
             with contextlib.suppress(Exception):
                 self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
-            self.stack.discard(lambda r: r == record)
+            self.stack.forget(record)
+            del self._proxies[(ifname, record.dst)]
 
     # -- sysctl -----------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: setup, then the roaming demo in network namespaces (`mip4 lab demo`).
-# Needs root (network namespaces). Extra arguments go to `mip4 lab demo` (see --help).
+# Needs root (network namespaces). Extra arguments go to `mip4 lab demo` (see --help), e.g.
+# `--aaa`: a FreeRADIUS decides and the mobile node has only its NAI (docs/aaa.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -ne 0 ]]; then

@@ -1,5 +1,6 @@
 """A real FreeRADIUS (Debian's ``freeradius`` package) started per test with a generated
-minimal configuration in a tmp directory, on 127.0.0.1 with free ports; always stopped."""
+minimal configuration in a tmp directory, on 127.0.0.1 with free ports; always stopped
+(:class:`mip4.lab.radius.FreeRadius`, which the lab uses too)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,14 @@ import contextlib
 import ipaddress
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pytest
-from pyrad import packet as rpacket
 
-from mip4.aaa.freeradius import (
-    LOCAL_DICTIONARY,
-    FreeRadiusConfig,
-    RadiusClientEntry,
-    Subscriber,
-    config_files,
-)
-from mip4.aaa.policy import RadiusServer
-from mip4.io.radius import load_dictionary
+from mip4.aaa.freeradius import FreeRadiusConfig, RadiusClientEntry, Subscriber
+from mip4.lab.radius import FreeRadius as FreeRadius
 
 FREERADIUS = shutil.which("freeradius") or shutil.which("radiusd")
 LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
@@ -62,94 +50,6 @@ def free_udp_ports(n: int) -> list[int]:
             s.close()
 
 
-@dataclass
-class FreeRadius:
-    """One FreeRADIUS process (restartable) over one generated configuration."""
-
-    config: FreeRadiusConfig
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    _outputs: list[Path] = field(default_factory=list)
-
-    @property
-    def server(self) -> RadiusServer:
-        return RadiusServer(
-            "fr",
-            self.config.address,
-            self.config.auth_port,
-            RADIUS_SECRET.encode(),
-            acct_port=self.config.acct_port,
-        )
-
-    def write(self) -> None:
-        d = Path(self.config.directory)
-        for sub in FreeRadiusConfig.SUBDIRS:
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        for name, text in config_files(self.config).items():
-            (d / name).write_text(text)
-        dict_src = resources.files("mip4") / "data" / "freeradius-dictionary.mip4"
-        (d / LOCAL_DICTIONARY).write_text(dict_src.read_text())
-
-    def start(self, timeout: float = 20.0) -> None:
-        assert FREERADIUS is not None and self.proc is None
-        self.starts += 1
-        out = Path(self.config.directory) / f"debug-{self.starts}.txt"
-        self._outputs.append(out)
-        with out.open("wb") as fh:
-            self.proc = subprocess.Popen(
-                [FREERADIUS, "-X", "-d", self.config.directory],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"freeradius exited: {out.read_text()[-3000:]}")
-            if self.probe():
-                return
-        self.stop()
-        raise RuntimeError(f"freeradius did not answer in {timeout}s: {out.read_text()[-3000:]}")
-
-    def probe(self, wait: float = 0.3) -> bool:
-        """Status-Server (RFC 5997) to the auth port: any verified answer means ready."""
-        pkt = rpacket.AuthPacket(
-            code=rpacket.StatusServer,
-            secret=RADIUS_SECRET.encode(),
-            dict=load_dictionary(),
-            message_authenticator=True,
-        )
-        raw = pkt.RequestPacket()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(wait)
-            s.sendto(raw, (str(self.config.address), self.config.auth_port))
-            try:
-                data = s.recv(4096)
-            except OSError:
-                time.sleep(wait)
-                return False
-        return bool(pkt.VerifyReply(pkt.CreateReply(packet=data), data))
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def detail(self) -> str:
-        path = Path(self.config.detail_path)
-        return path.read_text() if path.exists() else ""
-
-    def debug_output(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in self._outputs if p.exists())
-
-
 def make_freeradius(directory: Path) -> FreeRadius:
     auth, acct = free_udp_ports(2)
     cfg = FreeRadiusConfig(
@@ -160,7 +60,7 @@ def make_freeradius(directory: Path) -> FreeRadius:
         clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
         subscribers=(MN1, MN2),
     )
-    fr = FreeRadius(cfg)
+    fr = FreeRadius(cfg, RADIUS_SECRET)
     fr.write()
     return fr
 

@@ -273,6 +273,20 @@ class Network:
     def inject(self, node: str, event: Event) -> None:
         self._queue.append((node, event))
 
+    def operate(self, name: str, call: Callable[[Any, float], list[Action]]) -> list[Action]:
+        """An operator call on ``name``'s engine, ``call(engine, now)`` (``revoke``,
+        ``redirect``...): its actions go out as the engine's own would, then the network
+        runs until nothing is in flight."""
+        actions = call(self.nodes[name].engine, self.now)
+        self.emit(name, actions)
+        return actions
+
+    def emit(self, name: str, actions: list[Action]) -> None:
+        """Carry out ``actions`` as ``name``'s engine's own, then run until quiet (what a
+        daemon's driver does with the actions of an operator command)."""
+        self._apply(self.nodes[name], list(actions))
+        self.transfer()
+
     def link_up(
         self,
         node: str,

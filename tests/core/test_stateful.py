@@ -15,6 +15,10 @@ Invariants (checked after every step):
   key, matches (low 32 bits of the Identification) a request it sent for that care-of
   address, and the binding it believes in has not expired (nor outlives the home agent's);
 * no engine raises, and none reports an internal or protocol error.
+
+With revocation on (RFC 3543: FA-HA between the agents), the home agent and either foreign
+agent may also revoke the node's registration at any step, and the node may re-register or
+stop; the invariants are the same.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from mip4.core.actions import (
 )
 from mip4.core.events import IcmpReceived, UdpReceived
 from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgentConfig
+from mip4.core.mn_config import RevocationReaction
 from mip4.core.mobile_node import MobileNodeConfig, ReverseTunnel
 from mip4.security.auth import AuthenticationError, verify
 from mip4.security.replay import low_word
@@ -43,7 +49,7 @@ from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
 from mip4.wire.messages import RegistrationReply, RegistrationRequest, decode_message
 
-from .netsim import HA_ADDR, MN_HOME, Packet, World
+from .netsim import HA_ADDR, HOME_NET, MN_HOME, Packet, World
 
 NODES = ("mn", "ha", "fa1", "fa2")
 PLACES = ("home", "A", "B", "C", "A", "B", "C", None)
@@ -58,6 +64,8 @@ class MobilityMachine(RuleBasedStateMachine):
         reverse=st.sampled_from(list(ReverseTunnel)),
         gre=st.booleans(),
         challenges=st.booleans(),
+        revocation=st.booleans(),
+        on_revocation=st.sampled_from(list(RevocationReaction)),
     )
     def setup(
         self,
@@ -68,10 +76,16 @@ class MobilityMachine(RuleBasedStateMachine):
         reverse: ReverseTunnel,
         gre: bool,
         challenges: bool,
+        revocation: bool,
+        on_revocation: RevocationReaction,
     ) -> None:
         self.w = World(
             replay=replay,
             seed=seed,
+            fa_ha_sa=revocation,
+            ha_config=HomeAgentConfig(
+                address=HA_ADDR, home_network=HOME_NET, interface="ha0", revocation=revocation
+            ),
             mn_config=MobileNodeConfig(
                 home_address=MN_HOME,
                 home_agent=HA_ADDR,
@@ -84,11 +98,13 @@ class MobilityMachine(RuleBasedStateMachine):
                 else (Encapsulation.IPIP,),
                 denial_backoff=5.0,
                 denial_backoff_max=60.0,
+                on_revocation=on_revocation,
             ),
             fa_options={
                 "advertisement_interval": 5.0,
                 "max_lifetime": 60,
                 "challenge_length": 16 if challenges else 0,
+                "revocation": revocation,
             },
         )
         self.loss: object | None = None
@@ -128,6 +144,14 @@ class MobilityMachine(RuleBasedStateMachine):
         net = self.w.net
         net._apply(net.nodes["mn"], self.w.mn.deregister(self.w.now))
         net.transfer()
+
+    @rule()
+    def revoke_at_home_agent(self) -> None:
+        self.w.net.operate("ha", lambda ha, now: ha.revoke(MN_HOME, now))
+
+    @rule(fa=st.sampled_from(("fa1", "fa2")))
+    def revoke_at_foreign_agent(self, fa: str) -> None:
+        self.w.net.operate(fa, lambda agent, now: agent.revoke(MN_HOME, now))
 
     @rule(node=st.sampled_from(NODES), payload=st.binary(max_size=64), icmp=st.booleans())
     def garbage(self, node: str, payload: bytes, icmp: bool) -> None:

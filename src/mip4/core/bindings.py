@@ -86,6 +86,13 @@ class MobilityBinding:
     reverse_tunnel: bool = False
     #: IP source of the accepted request (foreign agent, or the co-located mobile node)
     source: IPv4Address | None = None
+    #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one
+    nai: str | None = None
+    #: RFC 3543: the foreign agent's revocation clock learnt from its Revocation Support
+    #: extension (``None``: revocation not negotiated for this binding)
+    revocation_timestamp: int | None = None
+    #: RFC 3543: both agents support informing the mobile node ('I' bit)
+    revocation_inform: bool = False
 
     @property
     def key(self) -> tuple[IPv4Address, IPv4Address]:
@@ -132,6 +139,13 @@ class Visitor(RequestRecord):
     encapsulating_delivery: bool = False
     #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one
     nai: str | None = None
+    #: the MN-FA SPI the mobile node used (to authenticate what we send it)
+    mn_fa_spi: int | None = None
+    #: RFC 3543: the home agent's revocation clock learnt from the reply's Revocation
+    #: Support extension (``None``: revocation not negotiated for this visitor)
+    revocation_timestamp: int | None = None
+    #: RFC 3543: both agents support informing the mobile node ('I' bit)
+    revocation_inform: bool = False
 
     @property
     def colocated(self) -> bool:

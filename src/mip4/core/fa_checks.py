@@ -49,6 +49,7 @@ from mip4.security.auth import (
 )
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
+from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.extensions import MobileForeignChallengeExtension, MobileNodeNAIExtension
 from mip4.wire.messages import RegistrationFlags, RegistrationRequest
 
@@ -108,6 +109,9 @@ class FaRequest:
     challenge: bytes | None = None
     #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one
     nai: str | None = None
+    #: RFC 4433: the Requested HA extension's unicast address, for a request whose Home
+    #: Agent field is 0.0.0.0 or 255.255.255.255 (it is relayed there)
+    requested_home_agent: IPv4Address | None = None
 
     @property
     def mn_key(self) -> IPv4Address | str:
@@ -154,7 +158,16 @@ def check_well_formed(ctx: FaRequest) -> None:
         pass  # RFC 2794 §2: to be assigned; check_nai decides (97 / 96 / 98)
     elif bad_unicast(req.home_address):
         raise RegistrationDenied(code, f"home address {req.home_address} not unicast")
-    if req.home_agent == _ZERO and (req.home_address == _ZERO or ctx.agent.config.aaa):
+    if req.home_agent in (_ZERO, _LIMITED_BROADCAST):
+        for ext in req.extensions:
+            if isinstance(ext, DynamicHAExtension) and ext.subtype == DynamicHASubtype.REQUESTED_HA:
+                if bad_unicast(ext.home_agent):
+                    raise RegistrationDenied(code, f"requested home agent {ext.home_agent}")
+                # RFC 4433 §3.1: relayed to the requested home agent.
+                ctx.requested_home_agent = ext.home_agent
+    if ctx.requested_home_agent is not None:
+        pass
+    elif req.home_agent == _ZERO and (req.home_address == _ZERO or ctx.agent.config.aaa):
         pass  # check_nai: 98 unless the home AAA server is to name it
     elif req.home_agent == _ZERO or req.home_agent.is_multicast:
         raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
@@ -178,7 +191,7 @@ def check_nai(ctx: FaRequest) -> None:
     if req.home_address == _ZERO and not cfg.zero_home_address:
         raise RegistrationDenied(ReplyCode.FA_NONZERO_HOA_REQUIRED, "home address 0.0.0.0")
     mn_aaa = any(e.ext_type == GENERALIZED for e in req.extensions)
-    if req.home_agent == _ZERO and not (cfg.aaa and mn_aaa):
+    if req.home_agent == _ZERO and ctx.requested_home_agent is None and not (cfg.aaa and mn_aaa):
         # Only the home AAA server could name it (its Access-Accept, RFC 4721 §3.2).
         raise RegistrationDenied(ReplyCode.FA_MISSING_HOME_AGENT, "home agent 0.0.0.0")
 

@@ -19,6 +19,7 @@ from mip4.wire.messages import INFINITE_LIFETIME
 from .actions import MIP_PORT
 from .advertiser import ALL_SYSTEMS, AdvertisedLink, AdvertiserSettings, icmp_lifetime
 from .registration import ConfigError, config_from_mapping
+from .revocation import RevocationSettings
 
 __all__ = ["ForeignAgentConfig", "VisitedLink"]
 
@@ -107,6 +108,19 @@ class ForeignAgentConfig:
     #: (RFC 5944 §3.7.2.2); ``None`` uses the care-of address of the request's link. The
     #: home agent finds its FA-HA security association by this address.
     relay_source: IPv4Address | None = None
+    #: Registration revocation (RFC 3543): advertise the X bit, append a Revocation Support
+    #: extension to requests relayed to home agents this agent shares an FA-HA SA with, and
+    #: send and accept Registration Revocations.
+    revocation: bool = False
+    #: RFC 3543 'I' bit: this agent informs the mobile node of a revocation when asked
+    #: (and when it revokes by operator command).
+    revocation_inform: bool = True
+    #: Seconds before an unacknowledged revocation is sent again (then doubling).
+    revocation_retransmit_initial: float = 1.0
+    #: Longest pause between retransmissions of a revocation, seconds.
+    revocation_retransmit_max: float = 8.0
+    #: Retransmissions of an unacknowledged revocation before giving up.
+    revocation_retransmit_limit: int = 4
 
     def __post_init__(self) -> None:
         if not self.links:
@@ -134,6 +148,20 @@ class ForeignAgentConfig:
             raise ConfigError("foreign agent: accounting_interval must be > 0")
         if self.max_pending < 1 or self.max_visitors < 1:
             raise ConfigError("foreign agent: max_pending and max_visitors must be >= 1")
+        self.revocation_settings()  # RFC 3543 settings: checked here, named by key
+
+    def revocation_settings(self) -> RevocationSettings:
+        """The ``revocation*`` keys as :class:`~mip4.core.revocation.RevocationSettings`."""
+        try:
+            return RevocationSettings(
+                enabled=self.revocation,
+                inform=self.revocation_inform,
+                retransmit_initial=self.revocation_retransmit_initial,
+                retransmit_max=self.revocation_retransmit_max,
+                retransmit_limit=self.revocation_retransmit_limit,
+            )
+        except ConfigError as e:
+            raise ConfigError(f"foreign agent: {e}") from None
 
     @classmethod
     def from_mapping(
@@ -155,8 +183,8 @@ class ForeignAgentConfig:
 
     def advertiser_settings(self) -> AdvertiserSettings:
         """What this agent's advertisements say (RFC 5944 §2.1.1): F always; R, H, M, G, T
-        from the configuration; never U or X (UDP tunnelling and revocation are not
-        implemented). B is added while the visitor list is full."""
+        from the configuration; X when revocation is on (RFC 3543 §3.1); never U (UDP
+        tunnelling is not implemented). B is added while the visitor list is full."""
         flags = AgentFlags.F
         if self.registration_required:
             flags |= AgentFlags.R
@@ -168,6 +196,8 @@ class ForeignAgentConfig:
             flags |= AgentFlags.G
         if self.reverse_tunnel:
             flags |= AgentFlags.T
+        if self.revocation:
+            flags |= AgentFlags.X  # RFC 3543 §3.1
         return AdvertiserSettings(
             flags=flags,
             registration_lifetime=self.max_lifetime,

@@ -29,6 +29,7 @@ class VisitorInput(Enum):
     TIMEOUT = "pending_timeout"
     UNREACHABLE = "icmp_unreachable"
     EXPIRED = "lifetime_expired"
+    REVOKED = "revoked"  #: RFC 3543: by the home agent, the operator, or the link going
 
 
 _I, _P, _R, _RR = (
@@ -64,5 +65,8 @@ VISITOR_TRANSITIONS: TransitionTable[VisitorState, VisitorInput] = TransitionTab
         (_RR, _VI.TIMEOUT): _one(_R),
         (_RR, _VI.UNREACHABLE): _one(_R),
         (_RR, _VI.EXPIRED): _one(_P),
+        # RFC 3543: a revocation ends the registration; a relayed request stays pending.
+        (_R, _VI.REVOKED): _one(_I),
+        (_RR, _VI.REVOKED): _one(_P),
     },
 )

@@ -46,12 +46,24 @@ expired). An ICMP Destination Unreachable about a relayed request
 (:class:`~mip4.core.events.DestinationUnreachable`) answers the pending mobile node with
 80 (network), 81 (host), 82 (port) or 88 (other).
 
+**Revocation** (RFC 3543, :mod:`mip4.core.revocation`). With ``revocation`` on, the agent
+advertises X and, towards home agents it shares an FA-HA SA with, puts a Revocation
+Support extension before FA-HA in relayed requests; the home agent's answering extension
+(under the reply's FA-HA) makes the visitor revocable. A home agent's revocation
+(authenticated, not a replay) removes the visitor, ends its accounting session
+(ADMIN_RESET), informs the mobile node when the I bit asks for it (a Registration Reply
+with 129, Lifetime 0 and its registration's Identification) and is acknowledged. The
+operator's ``revoke(home_address, now)`` and a visited link going down revoke visitors
+here (the node is told 65 when its link is still up) and tell their home agents.
+
 **Interface**::
 
     fa = ForeignAgent(ForeignAgentConfig(links=(VisitedLink("wlan0", addr),)), sas, offset)
     fa.handle(event, now) -> list[Action]   # UdpReceived, IcmpReceived, LinkUp, LinkDown,
                                             # DestinationUnreachable
-    fa.handle_timer(now) -> list[Action]    # advertisements, 78 timeouts, visitor expiry
+    fa.handle_timer(now) -> list[Action]    # advertisements, 78 timeouts, visitor expiry,
+                                            # revocation retransmissions
+    fa.revoke(home_address, now) -> list[Action]                  # operator call
     fa.next_deadline() -> float | None      # 0.0 before the first advertisement
     fa.visitors / fa.pending / fa.counters / fa.sequences / fa.state_of(home_address)
 
@@ -88,6 +100,7 @@ from mip4.security.auth import (
     GENERALIZED,
     MN_HA,
     AuthenticationError,
+    append_extensions,
     find_auth_extension,
     sign,
     strip_after,
@@ -97,6 +110,7 @@ from mip4.security.auth import (
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
+from mip4.wire.ext_mobility import RevocationSupportExtension, RevocationSupportFlags
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
     MobileForeignAuthExtension,
@@ -108,6 +122,11 @@ from mip4.wire.messages import (
     RegistrationReply,
     RegistrationRequest,
     decode_message,
+)
+from mip4.wire.msg_revocation import (
+    RegistrationRevocation,
+    RevocationAck,
+    RevocationFlags,
 )
 
 from .actions import (
@@ -137,6 +156,7 @@ from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
 from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
 from .registration import Discard, RegistrationDenied
+from .revocation import Revocations, decode_revocation, support_extension
 from .timers import earliest, expiry
 
 __all__ = [
@@ -248,6 +268,10 @@ class ForeignAgent:
         #: accounting sessions by home address
         self._sessions: dict[IPv4Address, _Session] = {}
         self._session_seq = 0
+        #: RFC 3543 revocations sent and received
+        self._revocations = Revocations(
+            "fa", config.revocation_settings(), security_associations, clock_offset, self._counters
+        )
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -288,6 +312,7 @@ class ForeignAgent:
                 self._visitors.next_expiry(),
                 *(p.expires for p in self._nai_pending.values()),
                 *(s.next_interim for s in self._sessions.values()),
+                self._revocations.next_deadline(),
             ]
         )
 
@@ -312,6 +337,10 @@ class ForeignAgent:
         def body(out: list[Action]) -> None:
             nonlocal ctx
             if isinstance(event, UdpReceived):
+                revocation = decode_revocation(event.payload)
+                if revocation is not None:  # RFC 3543 types 7 and 15
+                    out.extend(self._on_revocation_message(revocation, event, now))
+                    return
                 ctx = self._classify(event, now)
                 if isinstance(ctx, FaRequest):
                     self.pipeline.run(ctx)
@@ -360,6 +389,7 @@ class ForeignAgent:
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now, busy=self._busy()))
+        actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
         expired_nai = [n for n, p in self._nai_pending.items() if p.expires <= now]
         nai_expired = [self._nai_pending.pop(n) for n in expired_nai]
         for p in [*self._pending.pop_expired(now), *nai_expired]:
@@ -424,7 +454,160 @@ class ForeignAgent:
     def _on_link(self, interface: str, up: bool, now: float) -> list[Action]:
         if not self._advertiser.set_link(interface, up, now):
             return []
-        return [Log("fa.link", {"interface": interface, "up": up})]
+        actions: list[Action] = [Log("fa.link", {"interface": interface, "up": up})]
+        if not up:
+            # RFC 3543: the visitors of a link that is gone are revoked (the home agents
+            # that negotiated revocation are told; nobody is left on the link to inform).
+            for v in [v for v in self._visitors if v.interface == interface]:
+                self._revoke_visitor(
+                    v, now, "link down", actions, inform=False, tell_home_agent=True
+                )
+        return actions
+
+    # -- revocation (RFC 3543) ---------------------------------------------------------------
+
+    @property
+    def revocations(self) -> Revocations:
+        """Revocations sent and not yet acknowledged (``outstanding``), read by status."""
+        return self._revocations
+
+    def revoke(
+        self, home_address: IPv4Address, now: float, *, reason: str = "operator"
+    ) -> list[Action]:
+        """Operator call: end the visitor ``home_address`` now. The mobile node is informed
+        (a Registration Reply with code 65, Lifetime 0 and its registration's
+        Identification, when ``revocation_inform``), the accounting session stops, and the
+        home agent is sent a Registration Revocation when it negotiated revocation."""
+
+        def body(out: list[Action]) -> None:
+            v = self._visitors.get(home_address)
+            if v is None:
+                self._counters.event("revoke_unknown")
+                out.append(Log("fa.revoke_unknown", {"home_address": home_address}))
+                return
+            self._revoke_visitor(
+                v, now, reason, out, inform=self.config.revocation_inform, tell_home_agent=True
+            )
+
+        return error_boundary("fa", self._counters, body)
+
+    def _relay_source(self, v: Visitor) -> IPv4Address | None:
+        """The address this agent relayed the visitor's requests from (the home agent
+        knows this agent by it)."""
+        if self.config.relay_source is not None:
+            return self.config.relay_source
+        link = self.config.link(v.interface)
+        if link is None:
+            return None
+        return v.care_of_address if v.care_of_address in link.offered else link.offered[0]
+
+    def _revoke_visitor(
+        self,
+        v: Visitor,
+        now: float,
+        reason: str,
+        out: list[Action],
+        *,
+        inform: bool,
+        tell_home_agent: bool,
+        code: ReplyCode = ReplyCode.FA_ADMIN_PROHIBITED,
+    ) -> bool:
+        """Remove a visitor that is revoked; whether the mobile node was informed."""
+        hoa = v.home_address
+        before = _RR if self._pending.get(hoa) is not None else _R
+        self._visitors.remove(hoa)
+        if not v.colocated:
+            out.append(RemoveVisitor(hoa, v.interface))
+        out.extend(self._accounting_stop(v, now, TerminateCause.ADMIN_RESET))
+        informed = False
+        if inform and self._advertiser.is_up(v.interface):
+            # RFC 3543 (the I bit): the node learns of it by a Registration Reply with a
+            # denial code, Lifetime 0 and its registration's Identification; MN-FA when it
+            # authenticated to us with one (we have no MN-HA key).
+            notice = RegistrationReply(
+                code=int(code),
+                lifetime=0,
+                home_address=hoa,
+                home_agent=v.home_agent,
+                identification=v.identification,
+            )
+            out.append(self._send_to_mobile_node(v, notice))
+            self._counters.event("mobile_nodes_informed")
+            informed = True
+        if tell_home_agent and v.revocation_timestamp is not None:
+            out.extend(
+                self._revocations.start(
+                    peer=v.home_agent,
+                    home_address=hoa,
+                    flags=RevocationFlags(0),  # A clear: sent by the foreign agent
+                    home_domain_address=v.home_agent,
+                    foreign_domain_address=v.care_of_address,
+                    now=now,
+                    reason=reason,
+                    src=self._relay_source(v),
+                )
+            )
+        VISITOR_TRANSITIONS.confirm(before, VisitorInput.REVOKED, self.state_of(hoa))
+        self._counters.event("visitors_revoked")
+        out.append(
+            Log(
+                "fa.visitor_revoked",
+                {
+                    "home_address": hoa,
+                    "home_agent": v.home_agent,
+                    "care_of_address": v.care_of_address,
+                    "reason": reason,
+                    "informed": informed,
+                },
+            )
+        )
+        return informed
+
+    def _on_revocation_message(
+        self, msg: RegistrationRevocation | RevocationAck, event: UdpReceived, now: float
+    ) -> list[Action]:
+        """A home agent's revocation of a registration, or its acknowledgement of ours
+        (RFC 3543); authenticated with FA-HA, replays ignored and counted."""
+        src = event.src
+        self._revocations.verify(msg, src)
+        if isinstance(msg, RevocationAck):
+            done = self._revocations.acknowledged(msg, src)
+            return [
+                Log(
+                    "fa.revocation_acknowledged",
+                    {
+                        "peer": src,
+                        "home_address": msg.home_address,
+                        "retransmissions": done.retransmissions,
+                    },
+                )
+            ]
+        if not msg.flags & RevocationFlags.A:
+            raise Discard("unexpected_revocation", f"A bit clear, from {src}")
+        hoa = msg.home_address
+        v = self._visitors.get(hoa)
+        if v is not None and v.home_agent != src:
+            v = None  # not that home agent's visitor
+        floor = v.revocation_timestamp if v is not None else None
+        if not self._revocations.fresh(msg, src, floor):
+            raise Discard("revocation_replayed", f"{hoa} identifier {msg.revocation_id} from {src}")
+        self._counters.event("revocations_received")
+        out: list[Action] = []
+        informed = False
+        if v is not None:
+            informed = self._revoke_visitor(
+                v,
+                now,
+                "revoked by the home agent",
+                out,
+                inform=bool(msg.flags & RevocationFlags.I) and v.revocation_inform,
+                tell_home_agent=False,
+                code=ReplyCode.HA_ADMIN_PROHIBITED,
+            )
+        else:
+            out.append(Log("fa.revocation_no_visitor", {"home_address": hoa, "home_agent": src}))
+        out.append(self._revocations.ack(msg, src, informed=informed, local=event.dst))
+        return out
 
     # -- requests -------------------------------------------------------------------------
 
@@ -532,6 +715,8 @@ class ForeignAgent:
         hoa = req.home_address
         by_nai = hoa == _ZERO_ADDRESS and ctx.nai is not None
         home_agent = req.home_agent
+        if ctx.requested_home_agent is not None:
+            home_agent = ctx.requested_home_agent  # RFC 4433 §3.1
         aaa_ha = authorization.home_agent if authorization is not None else None
         if aaa_ha is not None and home_agent == _ZERO_ADDRESS:
             home_agent = aaa_ha  # the home AAA server named the home agent
@@ -555,6 +740,12 @@ class ForeignAgent:
         # FA-only extensions after it (MN-FA, challenge, delivery style) are removed.
         relayed = strip_for_relay(req)
         fa_sa = self._fa_ha_sa(home_agent)
+        if fa_sa is not None and self.config.revocation:
+            # RFC 3543 §3.2: offer revocation, after MN-HA (or MN-AAA), covered by FA-HA.
+            ours = support_extension(
+                self._revocations.timestamp(ctx.now), self.config.revocation_inform
+            )
+            relayed = append_extensions(relayed, ours)
         if fa_sa is not None:
             relayed = sign(relayed, ForeignHomeAuthExtension, fa_sa)  # RFC 5944 §3.7.2.2
         flags = req.flags
@@ -624,6 +815,7 @@ class ForeignAgent:
         # RFC 2794 §2: a request for 0.0.0.0 becomes a visitor at the address assigned.
         hoa = reply.home_address if by_nai else pending.home_address
         fa_sa = self._fa_ha_sa(event.src) or self._fa_ha_sa(pending.home_agent)
+        theirs: RevocationSupportExtension | None = None
         if fa_sa is not None:
             # RFC 5944 §3.7.3.1: with an FA-HA SA, the reply MUST carry a valid FA-HA.
             peer = event.src if self._fa_ha_sa(event.src) is not None else pending.home_agent
@@ -631,6 +823,11 @@ class ForeignAgent:
                 verify(reply, FA_HA, lookup_for(self.security_associations, peer))
             except AuthenticationError as e:
                 raise RegistrationDenied(ReplyCode.FA_HA_FAILED_AUTH, str(e)) from None
+            if self.config.revocation:
+                # RFC 3543 §3.2: the home agent's answer to our offer (FA-HA covers it).
+                for ext in reply.extensions:
+                    if isinstance(ext, RevocationSupportExtension):
+                        theirs = ext
         # RFC 5944 §3.7.3.2: remove FA-HA and whatever follows MN-HA before relaying.
         try:
             index = find_auth_extension(reply, MN_HA)
@@ -679,6 +876,11 @@ class ForeignAgent:
                 encapsulation=pending.encapsulation,
                 encapsulating_delivery=pending.encapsulating_delivery,
                 nai=pending.nai,
+                mn_fa_spi=pending.mn_fa_spi,
+                revocation_timestamp=theirs.timestamp if theirs is not None else None,
+                revocation_inform=theirs is not None
+                and self.config.revocation_inform
+                and bool(theirs.flags & RevocationSupportFlags.I),
             )
             old = self._visitors.put(visitor)
             actions.extend(self._accounting_start(visitor, now))
@@ -859,7 +1061,7 @@ class ForeignAgent:
         ]
 
     def _send_to_mobile_node(
-        self, pending: PendingRegistration, reply: RegistrationReply
+        self, pending: PendingRegistration | Visitor, reply: RegistrationReply
     ) -> SendUdp:
         """RFC 5944 §3.7.3.2: to the mobile node's home address and UDP port, at its
         link-layer address (no ARP), on its link; MN-FA appended when it used one."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
 from mip4.wire.icmp import AgentFlags
@@ -15,8 +16,9 @@ from mip4.wire.messages import INFINITE_LIFETIME
 
 from .advertiser import AdvertiserSettings, icmp_lifetime
 from .registration import ConfigError, config_from_mapping
+from .revocation import RevocationSettings
 
-__all__ = ["HomeAgentConfig", "bad_unicast"]
+__all__ = ["HomeAgentConfig", "HomeAgentPick", "bad_unicast"]
 
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _ZERO = IPv4Address(0)
@@ -25,6 +27,16 @@ _ZERO = IPv4Address(0)
 def bad_unicast(a: IPv4Address) -> bool:
     """0.0.0.0, the limited broadcast or a multicast address: never a host's address."""
     return a in (_ZERO, _LIMITED_BROADCAST) or a.is_multicast
+
+
+class HomeAgentPick(Enum):
+    """How the home agents of ``home_agents`` pick the one for a dynamic request (RFC 4433)."""
+
+    #: the Requested HA when it is listed, else by the node's identity
+    REQUESTED = "requested"
+    #: by the node's identity (NAI or home address) whatever it requested: nodes spread
+    #: over the home agents, each always on the same one
+    SPREAD = "spread"
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,25 @@ class HomeAgentConfig:
     minimal_encapsulation: bool = True
     #: GRE (RFC 2784) offered for the G bit (139 otherwise).
     gre_encapsulation: bool = True
+    #: Registration revocation (RFC 3543): answer a foreign agent's Revocation Support
+    #: extension with ours, and send and accept Registration Revocations (FA-HA needed).
+    revocation: bool = False
+    #: RFC 3543 'I' bit: ask foreign agents that support it to inform the mobile node.
+    revocation_inform: bool = True
+    #: Seconds before an unacknowledged revocation is sent again (then doubling).
+    revocation_retransmit_initial: float = 1.0
+    #: Longest pause between retransmissions of a revocation, seconds.
+    revocation_retransmit_max: float = 8.0
+    #: Retransmissions of an unacknowledged revocation before giving up.
+    revocation_retransmit_limit: int = 4
+    #: Dynamic home agent assignment (RFC 4433): the home agents serving this home network,
+    #: this one included. A request with Home Agent 0.0.0.0 or 255.255.255.255 and a
+    #: Requested HA extension is accepted by the one picked -- the requested one when it is
+    #: listed, else one chosen by the node's identity -- and redirected (143) by the others.
+    #: Empty: not offered (such a request gets 136, RFC 5944 home agent discovery).
+    home_agents: tuple[IPv4Address, ...] = ()
+    #: How the home agent for a dynamic request is picked among ``home_agents``.
+    home_agent_pick: HomeAgentPick = HomeAgentPick.REQUESTED
     #: How many gratuitous ARPs to send each time (RFC 5944 §4.6: "a small number").
     gratuitous_arp_count: int = 3
     #: Seconds between Agent Advertisements (H flag) on the home link, by which mobile
@@ -70,6 +101,11 @@ class HomeAgentConfig:
     #: Home addresses assigned to mobile nodes that name themselves with an NAI and ask for
     #: 0.0.0.0 (RFC 2794 §2); empty: no assignment (such a request gets 130).
     address_pool: frozenset[IPv4Address] = frozenset()
+    #: Ask the home AAA server (``[aaa]`` servers; an ``AaaRequest`` action, the
+    #: ``AaaAnswer`` event) about a node that names itself with an NAI, authenticates with
+    #: MN-AAA and has no MN-HA association here: the Access-Accept gives the MN-HA SPI and
+    #: key and the home address (Framed-IP-Address); a reject is 144 (RFC 4721), silence 130.
+    aaa: bool = False
 
     def __post_init__(self) -> None:
         if self.address not in self.home_network:
@@ -97,6 +133,12 @@ class HomeAgentConfig:
         for a in self.address_pool:
             if a not in self.home_network or a == self.address or bad_unicast(a):
                 raise ConfigError(f"home agent: address_pool entry {a} not a home network host")
+        self.revocation_settings()  # RFC 3543 settings: checked here, named by key
+        if self.home_agents and self.address not in self.home_agents:
+            raise ConfigError(f"home agent: home_agents must include address {self.address}")
+        for a in self.home_agents:
+            if bad_unicast(a):
+                raise ConfigError(f"home agent: home_agents entry {a} not unicast")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], source: str = "<config>") -> HomeAgentConfig:
@@ -121,6 +163,19 @@ class HomeAgentConfig:
             interval=interval,
             arp_on_link=True,
         )
+
+    def revocation_settings(self) -> RevocationSettings:
+        """The ``revocation*`` keys as :class:`~mip4.core.revocation.RevocationSettings`."""
+        try:
+            return RevocationSettings(
+                enabled=self.revocation,
+                inform=self.revocation_inform,
+                retransmit_initial=self.revocation_retransmit_initial,
+                retransmit_max=self.revocation_retransmit_max,
+                retransmit_limit=self.revocation_retransmit_limit,
+            )
+        except ConfigError as e:
+            raise ConfigError(f"home agent: {e}") from None
 
     def serves(self, home_address: IPv4Address) -> bool:
         """Whether ``home_address`` is a mobile node this agent serves."""

@@ -29,7 +29,11 @@ owns (the order is the order of the list below):
    subnet-directed broadcast address (whatever its Home Agent field says), or when the Home
    Agent field is not this agent's unicast address (a subnet-directed broadcast for home
    agent discovery, or another address); the reply's Home Agent field is this agent's
-   unicast address (RFC 5944 §3.8.2.1, §3.8.3.1).
+   unicast address (RFC 5944 §3.8.2.1, §3.8.3.1). Before that, :func:`select_home_agent`
+   (RFC 4433): a node the operator moved elsewhere gets 143 with a Redirected HA
+   extension; a request for Home Agent 0.0.0.0 or 255.255.255.255 with a Requested HA
+   extension is accepted by the agent of ``home_agents`` picked for it (the reply names
+   it) and redirected (143) by the others.
 7. ``check_reverse_tunnel`` -- 137 when T is set but unsupported, 138 when configuration
    mandates T and it is clear (RFC 3024 §4.2).
 8. ``check_encapsulation`` -- 139 when M or G is requested and not offered; otherwise the
@@ -64,8 +68,9 @@ Interface (what the I/O shell and the test network rely on)::
 
     ha = HomeAgent(HomeAgentConfig(address=..., home_network=...), sas, clock_offset)
     ha.handle(event, now) -> list[Action]   # UdpReceived (port 434), IcmpReceived
-    ha.handle_timer(now) -> list[Action]    # binding expiry, advertisements
+    ha.handle_timer(now) -> list[Action]    # binding expiry, advertisements, revocations
     ha.next_deadline() -> float | None
+    ha.revoke(node, now) / ha.redirect(node, to, now) -> list[Action]   # operator calls
     ha.bindings / ha.counters / ha.replay_state / ha.state_of(home_address)
 
 Actions: ``SendUdp`` (replies), ``InstallBinding`` / ``RemoveBinding``, ``ProxyArp``,
@@ -73,6 +78,17 @@ Actions: ``SendUdp`` (replies), ``InstallBinding`` / ``RemoveBinding``, ``ProxyA
 expiry). ``sas`` maps ``(peer, SPI)`` to SAs: the peer of an MN-HA SA is the mobile node's
 home address, the peer of an FA-HA SA the foreign agent's address as seen in the request's
 IP source.
+
+Registration revocation (RFC 3543, :mod:`mip4.core.revocation`): with ``revocation`` on,
+a request relayed by a foreign agent with a Revocation Support extension (covered by a
+valid FA-HA) is answered with ours, and the binding records the agent's timestamp. The
+operator's ``revoke(node, now)`` (home address or NAI) ends every binding of the node --
+``RemoveBinding``, proxy ARP off -- and sends each negotiating foreign agent a Registration
+Revocation (A bit; I when both support informing the node), retransmitted until
+acknowledged; ``redirect(node, to, now)`` (RFC 4433) records the move and revokes. A
+foreign agent's revocation (authenticated, not a replay) removes the binding it names and
+is acknowledged. Every revocation is counted (``bindings_revoked``, ``revocations_*``) and
+logged (``ha.binding_revoked``, ``ha.revocation_*``).
 
 With ``advertisement_interval`` set, the home agent also sends Agent Advertisements with
 the H flag on its home link and answers Agent Solicitations there (RFC 5944 §2.3), so that
@@ -82,13 +98,23 @@ mobile nodes can tell they are home (§2.4.2); sequence numbers follow §2.3.2 (
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 
-from mip4.security.auth import FA_HA, MN_HA, AuthenticationError, find_auth_extension, sign, verify
+from mip4.aaa.messages import AaaAnswer
+from mip4.security.auth import (
+    FA_HA,
+    MN_HA,
+    AuthenticationError,
+    append_extensions,
+    find_auth_extension,
+    sign,
+    verify,
+)
 from mip4.security.replay import ReplayState, check_request
 from mip4.security.sa import (
     ReplayMethod,
@@ -98,7 +124,14 @@ from mip4.security.sa import (
 )
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
+from mip4.wire.ext_mobility import (
+    DynamicHAExtension,
+    DynamicHASubtype,
+    RevocationSupportExtension,
+    RevocationSupportFlags,
+)
 from mip4.wire.extensions import (
+    Extension,
     ForeignHomeAuthExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
@@ -111,6 +144,12 @@ from mip4.wire.messages import (
     RegistrationReply,
     RegistrationRequest,
     decode_message,
+)
+from mip4.wire.msg_revocation import (
+    RegistrationRevocation,
+    RevocationAck,
+    RevocationAckFlags,
+    RevocationFlags,
 )
 
 from .actions import (
@@ -129,13 +168,15 @@ from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, Mobi
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
-from .ha_config import HomeAgentConfig, bad_unicast
+from .ha_aaa import HaAaa
+from .ha_config import HomeAgentConfig, HomeAgentPick, bad_unicast
 from .registration import (
     Discard,
     Pipeline,
     RegistrationDenied,
     TransitionTable,
 )
+from .revocation import Revocations, decode_revocation, support_extension
 from .timers import earliest, expiry
 
 __all__ = [
@@ -166,6 +207,7 @@ class BindingInput(Enum):
     DEREGISTER_ONE = "deregister_one"  #: lifetime 0, care-of address != home address
     DEREGISTER_ALL = "deregister_all"  #: lifetime 0, care-of address == home address
     EXPIRE = "expire"  #: a binding's lifetime ran out
+    REVOKE = "revoke"  #: revoked: by the operator, or by the foreign agent (RFC 3543)
 
 
 _H, _A = BindingState.HOME, BindingState.AWAY
@@ -181,6 +223,8 @@ BINDING_TRANSITIONS: TransitionTable[BindingState, BindingInput] = TransitionTab
         (_A, BindingInput.DEREGISTER_ONE): frozenset({_A, _H}),
         (_A, BindingInput.DEREGISTER_ALL): frozenset({_H}),
         (_A, BindingInput.EXPIRE): frozenset({_A, _H}),
+        # RFC 3543: a revocation removes one binding (by the FA) or all (by the operator).
+        (_A, BindingInput.REVOKE): frozenset({_A, _H}),
         # (_H, EXPIRE) is missing on purpose: nothing can expire without a binding.
     },
 )
@@ -214,6 +258,14 @@ class _Request:
     code: ReplyCode = ReplyCode.ACCEPTED
     encapsulation: Encapsulation = Encapsulation.IPIP
     simultaneous: bool = False
+    #: extensions the reply carries before its authenticators (RFC 4433 Redirected HA)
+    reply_extensions: tuple[Extension, ...] = ()
+    #: RFC 3543: the foreign agent's Revocation Support extension, once FA-HA verified it
+    #: and this agent negotiates revocation (the reply then carries ours)
+    revocation: RevocationSupportExtension | None = None
+    #: the reply's Home Agent field when it is not the request's (RFC 4433: the home agent
+    #: that accepts a request for 0.0.0.0 or 255.255.255.255 names itself)
+    reply_home_agent: IPv4Address | None = None
 
     @property
     def deregistration(self) -> bool:
@@ -357,6 +409,8 @@ def check_home_agent_address(ctx: _Request) -> None:
             f"sent to the directed broadcast {ctx.event.dst} (home agent field {ha})",
             home_agent=me,
         )
+    if select_home_agent(ctx):
+        return  # RFC 4433: this agent is the one picked for a dynamic request
     if ha != me:
         kind = "broadcast" if ha in (net.broadcast_address, _LIMITED_BROADCAST) else "unknown"
         raise RegistrationDenied(
@@ -364,6 +418,66 @@ def check_home_agent_address(ctx: _Request) -> None:
             f"{kind} home agent address {ha}",
             home_agent=me,
         )
+
+
+def requested_home_agent(req: RegistrationRequest) -> IPv4Address | None:
+    """The Requested HA extension's address (RFC 4433 §3.1, 139 subtype 1), if any."""
+    for ext in req.extensions:
+        if isinstance(ext, DynamicHAExtension) and ext.subtype == DynamicHASubtype.REQUESTED_HA:
+            return ext.home_agent
+    return None
+
+
+def _stable_index(identity: IPv4Address | str, n: int) -> int:
+    """The same pick for the same node on every home agent and after restarts."""
+    digest = hashlib.sha256(str(identity).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % n
+
+
+def _redirect(ctx: _Request, to: IPv4Address, why: str) -> RegistrationDenied:
+    """143 with a Redirected HA extension (RFC 4433 §3.1 subtype 2), authenticated with the
+    reply's MN-HA (it precedes it)."""
+    ctx.reply_extensions = (DynamicHAExtension(DynamicHASubtype.REDIRECTED_HA, to),)
+    return RegistrationDenied(ReplyCode.HA_REDIRECTED, why, home_agent=ctx.agent.config.address)
+
+
+def select_home_agent(ctx: _Request) -> bool:
+    """RFC 4433 (part of step 6): whether this agent accepts as the home agent picked.
+
+    * A node the operator moved to another home agent (:meth:`HomeAgent.redirect`) is
+      redirected there (143 with a Redirected HA extension) whatever its Home Agent field.
+    * A request with Home Agent 0.0.0.0 or 255.255.255.255 and a Requested HA extension,
+      when ``home_agents`` is configured: the requested agent when it is listed (and
+      ``home_agent_pick`` is ``requested``), else the one the node's identity picks
+      (:func:`_stable_index`), the same on every agent. This
+      agent accepts when it is the one (the reply's Home Agent field is then its own
+      address); otherwise 143 names the one picked.
+
+    Deregistrations are never redirected."""
+    agent = ctx.agent
+    cfg = agent.config
+    me = cfg.address
+    req = ctx.request
+    if ctx.deregistration:
+        return False
+    moved = agent.redirect_of(ctx.nai, req.home_address)
+    if moved is not None and moved != me:
+        raise _redirect(ctx, moved, f"moved to home agent {moved} by the operator")
+    if req.home_agent not in (_ZERO, _LIMITED_BROADCAST) or not cfg.home_agents:
+        return False
+    requested = requested_home_agent(req)
+    if requested is None:
+        return False  # RFC 5944 home agent discovery: 136 names this agent
+    if moved == me:
+        pick = me
+    elif requested in cfg.home_agents and cfg.home_agent_pick is HomeAgentPick.REQUESTED:
+        pick = requested
+    else:
+        pick = cfg.home_agents[_stable_index(ctx.identity, len(cfg.home_agents))]
+    if pick != me:
+        raise _redirect(ctx, pick, f"dynamic assignment picks home agent {pick}")
+    ctx.reply_home_agent = me
+    return True
 
 
 def check_reverse_tunnel(ctx: _Request) -> None:
@@ -454,6 +568,16 @@ def assign_home_address(ctx: _Request) -> None:
         return
     if ctx.deregistration:
         return  # nothing held, nothing to release: accepted as a no-op (RFC 5944 §3.8.2.2)
+    # issue 10: the address the home AAA server gave the NAI (Framed-IP-Address)
+    given = agent._aaa.address_for(nai) if nai is not None else None
+    if nai is not None and given is not None:
+        if agent._assigned_to.get(given, nai) != nai:
+            raise RegistrationDenied(
+                ReplyCode.HA_ADMIN_PROHIBITED, f"AAA gave {nai} {given}, held by another node"
+            )
+        ctx.home_address = given
+        agent._pending_assignment = (nai, given)
+        return
     free = sorted(agent.config.address_pool - agent._assigned_to.keys())
     if not free:
         raise RegistrationDenied(
@@ -543,7 +667,15 @@ class HomeAgent:
         #: requests there), to re-announce them when a binding expires (RFC 5944 §4.6)
         self._home_link_addresses: dict[IPv4Address, bytes] = {}
         self._counters = Counters()
+        #: RFC 3543 revocations sent and received
+        self._revocations = Revocations(
+            "ha", config.revocation_settings(), security_associations, clock_offset, self._counters
+        )
+        #: RFC 4433: nodes the operator moved to another home agent (by NAI or home address)
+        self._redirects: dict[IPv4Address | str, IPv4Address] = {}
         self.pipeline = HA_PIPELINE
+        #: issue 10: requests held for the home AAA server, what it gave (mip4.core.ha_aaa)
+        self._aaa = HaAaa(self._counters, config.address)
         self._advertiser = Advertiser(
             (AdvertisedLink(config.interface, config.address, config.home_network.prefixlen),),
             config.advertiser_settings(),
@@ -577,6 +709,7 @@ class HomeAgent:
         if nai is not None:
             del self._assigned[nai]
             self._counters.event("address_released")
+            self._aaa.released(nai, self.security_associations)  # issue 10
 
     def state_of(self, home_address: IPv4Address) -> BindingState:
         return BindingState.AWAY if self._bindings.bindings_of(home_address) else _H
@@ -587,8 +720,15 @@ class HomeAgent:
     # -- inputs ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The next binding expiry or advertisement (``None``: nothing to wait for)."""
-        return earliest([self._bindings.next_expiry(), self._advertiser.next_deadline()])
+        """The next binding expiry, advertisement or revocation retransmission (``None``:
+        nothing to wait for)."""
+        return earliest(
+            [
+                self._bindings.next_expiry(),
+                self._advertiser.next_deadline(),
+                self._revocations.next_deadline(),
+            ]
+        )
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input. Never raises: the error boundary turns a denial into a reply
@@ -599,8 +739,27 @@ class HomeAgent:
             nonlocal ctx
             if isinstance(event, IcmpReceived):
                 out.extend(self._on_icmp(event, now))
-            elif isinstance(event, UdpReceived):
-                ctx = self._begin(event, now)
+            elif isinstance(event, UdpReceived | AaaAnswer):
+                if isinstance(event, AaaAnswer):  # issue 10: the held request, decided
+                    held, nai, denial = self._aaa.answered(event, self.security_associations)
+                    ctx = self._begin(held, now)
+                    ctx.nai = nai
+                    if denial is not None:
+                        raise denial
+                else:
+                    revocation = decode_revocation(event.payload)
+                    if revocation is not None:  # RFC 3543 types 7 and 15
+                        out.extend(self._on_revocation_message(revocation, event, now))
+                        return
+                    ctx = self._begin(event, now)
+                    store = self.security_associations
+                    aaa = self._aaa.hold(event, ctx.request, store) if self.config.aaa else None
+                    if aaa is not None:  # issue 10: ask the home AAA server first
+                        out.append(aaa)
+                        out.append(
+                            Log("ha.aaa_request", {"request_id": aaa.request_id, "nai": aaa.nai})
+                        )
+                        return
                 self._pending_assignment = None
                 try:
                     self.pipeline.run(ctx)
@@ -628,6 +787,7 @@ class HomeAgent:
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now))
+        actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
         expired = self._bindings.pop_expired(now, self.EXPIRY_BATCH)
         for b in expired:
             hoa = b.home_address
@@ -655,6 +815,193 @@ class HomeAgent:
                     # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
                     actions.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
             BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
+
+    # -- revocation (RFC 3543) and redirection (RFC 4433) ---------------------------------
+
+    @property
+    def revocations(self) -> Revocations:
+        """Revocations sent and not yet acknowledged (``outstanding``), read by status."""
+        return self._revocations
+
+    @property
+    def redirects(self) -> Mapping[IPv4Address | str, IPv4Address]:
+        """Nodes moved to another home agent by :meth:`redirect` (NAI or home address)."""
+        return dict(self._redirects)
+
+    def redirect_of(self, nai: str | None, home_address: IPv4Address) -> IPv4Address | None:
+        """The home agent ``redirect`` moved this node to, if any."""
+        if nai is not None and nai in self._redirects:
+            return self._redirects[nai]
+        return self._redirects.get(home_address)
+
+    def home_address_of(self, node: IPv4Address | str) -> IPv4Address | None:
+        """The home address bound for ``node`` (a home address or an NAI), if any."""
+        if isinstance(node, IPv4Address):
+            return node if self._bindings.bindings_of(node) else None
+        held = self._assigned.get(node)
+        if held is not None:
+            return held
+        for b in self._bindings:
+            if b.nai == node:
+                return b.home_address
+        return None
+
+    def revoke(
+        self, node: IPv4Address | str, now: float, *, reason: str = "operator"
+    ) -> list[Action]:
+        """Operator call: end every binding of ``node`` (home address or NAI) now. Each one
+        registered through a foreign agent that negotiated revocation gets a Registration
+        Revocation with the A bit, and the I bit when both agents support informing the
+        mobile node (RFC 3543); the revocation is retransmitted until acknowledged."""
+        return error_boundary(
+            "ha", self._counters, lambda out: self._revoke(node, now, reason, out)
+        )
+
+    def redirect(self, node: IPv4Address | str, to: IPv4Address, now: float) -> list[Action]:
+        """Operator call (RFC 4433 with RFC 3543): move ``node`` to home agent ``to``. Its
+        bindings here are revoked (the foreign agent informs it), and its next requests here
+        are answered 143 with a Redirected HA extension naming ``to``, so it registers
+        there. ``to`` equal to this agent's address cancels an earlier move."""
+
+        def body(out: list[Action]) -> None:
+            if to == self.config.address:
+                self._redirects.pop(node, None)
+                out.append(Log("ha.redirect_cleared", {"node": str(node)}))
+                return
+            if bad_unicast(to):
+                raise Discard("bad_redirect", f"home agent {to} not unicast")
+            self._redirects[node] = to
+            self._counters.event("redirects")
+            out.append(Log("ha.redirect", {"node": str(node), "to": to}))
+            self._revoke(node, now, f"redirected to {to}", out)
+
+        return error_boundary("ha", self._counters, body)
+
+    def _revocation_offered(self, ctx: _Request) -> RevocationSupportExtension | None:
+        """RFC 3543 §3.2: the foreign agent's Revocation Support extension when this agent
+        negotiates revocation and FA-HA verified the request (it covers the extension)."""
+        if not self.config.revocation or ctx.fa_sa is None:
+            return None
+        for ext in ctx.request.extensions:
+            if isinstance(ext, RevocationSupportExtension):
+                return ext
+        return None
+
+    def _inform(self, theirs: RevocationSupportExtension | None) -> bool:
+        """Both agents support the 'I' bit."""
+        return (
+            theirs is not None
+            and self.config.revocation_inform
+            and bool(theirs.flags & RevocationSupportFlags.I)
+        )
+
+    def _revoke(self, node: IPv4Address | str, now: float, reason: str, out: list[Action]) -> None:
+        hoa = self.home_address_of(node)
+        if hoa is None:
+            self._counters.event("revoke_unknown")
+            out.append(Log("ha.revoke_unknown", {"node": str(node), "reason": reason}))
+            return
+        cfg = self.config
+        removed = self._bindings.remove(hoa)
+        for b in removed:
+            out.append(RemoveBinding(hoa, b.care_of_address))
+            if b.revocation_timestamp is not None and b.source is not None:
+                flags = RevocationFlags.A
+                if b.revocation_inform:
+                    flags |= RevocationFlags.I  # RFC 3543: the FA informs the mobile node
+                out.extend(
+                    self._revocations.start(
+                        peer=b.source,
+                        home_address=hoa,
+                        flags=flags,
+                        home_domain_address=cfg.address,
+                        foreign_domain_address=b.care_of_address,
+                        now=now,
+                        reason=reason,
+                        src=cfg.address,
+                    )
+                )
+        self._binding_gone(hoa, out)
+        BINDING_TRANSITIONS.confirm(_A, BindingInput.REVOKE, self.state_of(hoa))
+        self._counters.event("bindings_revoked", len(removed))
+        out.append(
+            Log(
+                "ha.binding_revoked",
+                {
+                    "home_address": hoa,
+                    "care_of_addresses": [str(b.care_of_address) for b in removed],
+                    "by": "operator",
+                    "reason": reason,
+                },
+            )
+        )
+
+    def _binding_gone(self, hoa: IPv4Address, out: list[Action]) -> None:
+        """After bindings were removed other than by a request: without any left, the
+        address is released and proxy ARP undone (RFC 5944 §4.6)."""
+        if self.state_of(hoa) is not _H:
+            return
+        self._release(hoa)
+        cfg = self.config
+        out.append(ProxyArp(cfg.interface, hoa, False))
+        mac = self._home_link_addresses.get(hoa)
+        if mac is not None:
+            out.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
+
+    def _on_revocation_message(
+        self, msg: RegistrationRevocation | RevocationAck, event: UdpReceived, now: float
+    ) -> list[Action]:
+        """A foreign agent's revocation of a binding, or its acknowledgement of ours
+        (RFC 3543); authenticated with FA-HA, replays ignored and counted."""
+        src = event.src
+        self._revocations.verify(msg, src)
+        if isinstance(msg, RevocationAck):
+            done = self._revocations.acknowledged(msg, src)
+            return [
+                Log(
+                    "ha.revocation_acknowledged",
+                    {
+                        "peer": src,
+                        "home_address": msg.home_address,
+                        "informed": bool(msg.flags & RevocationAckFlags.I),
+                        "retransmissions": done.retransmissions,
+                    },
+                )
+            ]
+        if msg.flags & RevocationFlags.A:
+            raise Discard("unexpected_revocation", f"A bit set, from {src}")
+        hoa = msg.home_address
+        matching = [
+            b
+            for b in self._bindings.bindings_of(hoa)
+            if b.source == src and b.revocation_timestamp is not None
+        ]
+        floor = max((b.revocation_timestamp or 0 for b in matching), default=None)
+        if not self._revocations.fresh(msg, src, floor):
+            raise Discard("revocation_replayed", f"{hoa} identifier {msg.revocation_id} from {src}")
+        out: list[Action] = []
+        self._counters.event("revocations_received")
+        if matching:
+            for b in matching:
+                self._bindings.remove(hoa, b.care_of_address)
+                out.append(RemoveBinding(hoa, b.care_of_address))
+            self._binding_gone(hoa, out)
+            BINDING_TRANSITIONS.confirm(_A, BindingInput.REVOKE, self.state_of(hoa))
+            self._counters.event("bindings_revoked", len(matching))
+        out.append(
+            Log(
+                "ha.binding_revoked",
+                {
+                    "home_address": hoa,
+                    "care_of_addresses": [str(b.care_of_address) for b in matching],
+                    "by": "foreign_agent",
+                    "peer": src,
+                    "identifier": msg.revocation_id,
+                },
+            )
+        )
+        out.append(self._revocations.ack(msg, src, informed=False, local=event.dst))
+        return out
 
     # -- advertisements (RFC 5944 §2.3) ---------------------------------------------------
 
@@ -698,6 +1045,8 @@ class HomeAgent:
         # and the (signed) reply. Past this point the changes and their actions go together.
         BINDING_TRANSITIONS.check(before, inp)
         lifetime = 0 if ctx.deregistration else ctx.lifetime
+        if not ctx.deregistration:
+            ctx.revocation = self._revocation_offered(ctx)
         reply = self._reply(ctx, ctx.code, lifetime)
         actions: list[Action] = []
         ev = ctx.event
@@ -726,6 +1075,9 @@ class HomeAgent:
                 encapsulation=ctx.encapsulation,
                 reverse_tunnel=bool(req.flags & RegistrationFlags.T),
                 source=ctx.event.src,
+                nai=ctx.nai,
+                revocation_timestamp=ctx.revocation.timestamp if ctx.revocation else None,
+                revocation_inform=self._inform(ctx.revocation),
             )
             self._bindings.put(binding)
             actions.append(
@@ -862,18 +1214,26 @@ class HomeAgent:
         # RFC 2794 §2: the reply carries the MN-NAI extension of the request (the foreign
         # agent and the node match it when the home address was 0.0.0.0), before MN-HA.
         nai_ext = tuple(e for e in req.extensions if isinstance(e, MobileNodeNAIExtension))[:1]
+        if home_agent is None:
+            home_agent = ctx.reply_home_agent or req.home_agent
         reply = RegistrationReply(
             code=int(code),
             lifetime=lifetime,
             home_address=ctx.home_address,
-            home_agent=home_agent if home_agent is not None else req.home_agent,
+            home_agent=home_agent,
             identification=identification,
-            extensions=nai_ext,
+            extensions=nai_ext + ctx.reply_extensions,
         )
         # RFC 5944 §3.8.3.2: MN-HA MUST be included when the HA has the MN's SA; FA-HA
         # (when shared with the foreign agent) comes after it.
         if ctx.mn_sa is not None:
             reply = sign(reply, MobileHomeAuthExtension, ctx.mn_sa)
+        if ctx.revocation is not None and code.accepted:
+            # RFC 3543 §3.2: ours answers the foreign agent's, after MN-HA, before FA-HA.
+            ours = support_extension(
+                self._revocations.timestamp(ctx.now), self._inform(ctx.revocation)
+            )
+            reply = append_extensions(reply, ours)
         if ctx.fa_sa is not None:
             reply = sign(reply, ForeignHomeAuthExtension, ctx.fa_sa)
         payload = reply.raw or reply.encode()

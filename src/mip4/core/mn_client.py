@@ -24,6 +24,14 @@ coordinator's transition table, with the actions to emit once the transition is 
   :class:`AwaitChallenge`.
 * The binding's lifetime runs from when the request was sent (§3.6.2.2); the node renews it
   at ``renew_fraction`` of the granted lifetime.
+* Revocation (RFC 3543): an unsolicited reply from the agent the node is registered
+  through, denying (65 or 129) with Lifetime 0 and the Identification of the registration
+  held, is a revocation notice: :class:`Revoked`; the coordinator re-registers or stops
+  (``on_revocation``).
+* Dynamic home agents (RFC 4433): with Home Agent 0.0.0.0 or 255.255.255.255 and
+  ``requested_home_agent``, requests carry the Requested HA extension and go to that agent;
+  the accepting agent's address is adopted; a 143 with a Redirected HA extension (under
+  MN-HA) sends the node to another agent, at most ``redirect_limit`` times in a row.
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ from mip4.security.auth import (
 )
 from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
+from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
+from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
     Extension,
@@ -98,6 +108,8 @@ class Binding:
     renew_at: float | None
     encapsulation: Encapsulation
     reverse_tunnel: bool
+    #: Identification of the accepted request (a revocation notice names it, RFC 3543)
+    identification: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ class Corrections:
     direct_delivery: bool = False  #: 79: no Encapsulating Delivery Style
     corrections: int = 0
     backoffs: int = 0
+    redirects: int = 0  #: 143 redirections followed in a row (RFC 4433)
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,6 +171,13 @@ class RefusedCareOf:
 
 
 @dataclass(frozen=True)
+class Revoked:
+    """RFC 3543: the foreign agent told the node its registration was revoked."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class AwaitChallenge:
     """A challenge error (RFC 4721): wait for a fresh advertisement from the agent."""
 
@@ -165,7 +185,7 @@ class AwaitChallenge:
     reason: str
 
 
-ReplyOutcome = Step | Retry | RefusedCareOf | AwaitChallenge
+ReplyOutcome = Step | Retry | RefusedCareOf | AwaitChallenge | Revoked
 
 
 def encapsulation_of(flags: RegistrationFlags) -> Encapsulation:
@@ -387,6 +407,14 @@ class RegistrationClient:
         identification = self.replay.next_identification(self._unix(now), self.rng.getrandbits(32))
         # RFC 2794 §2: the MN-NAI extension precedes the authentication extensions.
         nai = self.config.nai
+        before_auth: list[Extension] = []
+        if nai is not None:
+            before_auth.append(MobileNodeNAIExtension(nai.encode()))
+        requested = self._requested_home_agent()
+        if requested is not None:
+            # RFC 4433 §3.1: Home Agent 0.0.0.0 or all ones, and the Requested HA extension
+            # (authenticated by MN-HA).
+            before_auth.append(DynamicHAExtension(DynamicHASubtype.REQUESTED_HA, requested))
         req = RegistrationRequest(
             flags=flags,
             lifetime=lifetime,
@@ -394,7 +422,7 @@ class RegistrationClient:
             home_agent=self.home_agent,
             care_of_address=care_of_address,
             identification=identification,
-            extensions=(MobileNodeNAIExtension(nai.encode()),) if nai is not None else (),
+            extensions=tuple(before_auth),
         )
         signed = sign(req, MobileHomeAuthExtension, self.sa)  # RFC 5944 §3.6.1.3
         # Extensions for the foreign agent only follow MN-HA (RFC 5944 §3.6.1.3); it removes
@@ -425,6 +453,12 @@ class RegistrationClient:
     def _unix(self, now: float) -> float:
         return now + self.clock_offset
 
+    def _requested_home_agent(self) -> IPv4Address | None:
+        """RFC 4433: the home agent asked for while none is assigned yet."""
+        if self.config.dynamic_home_agent and self.home_agent == self.config.home_agent:
+            return self.config.requested_home_agent
+        return None
+
     def _send_action(self, att: Attachment, request: RegistrationRequest) -> SendUdp:
         if att.kind is AttachmentKind.FOREIGN_AGENT:
             agent = att.agent
@@ -445,7 +479,7 @@ class RegistrationClient:
             )
         src = att.care_of_address if att.kind is AttachmentKind.COLOCATED else None
         return SendUdp(
-            dst=self.home_agent,
+            dst=self._requested_home_agent() or self.home_agent,
             payload=request.raw,
             sport=self.config.port,
             src=src or self.home_address,
@@ -595,6 +629,10 @@ class RegistrationClient:
         if not isinstance(msg, RegistrationReply):
             self._discard(out, "not a registration reply", type=type(msg).__name__)
             return None
+        if self._revocation_notice(msg, ev, current):
+            self.counters.event("revoked")
+            out.append(Log("mn.revoked", {"code": msg.code, "agent": ev.src}))
+            return Revoked(reaction_for(msg.code).reason)
         p = self.pending
         if p is None:
             self._discard(out, "no outstanding request", code=msg.code)
@@ -644,6 +682,35 @@ class RegistrationClient:
         self.pending = None
         return self._react(reaction, msg, p, now, current, out, authenticated)
 
+    def _revocation_notice(
+        self, msg: RegistrationReply, ev: UdpReceived, current: Attachment | None
+    ) -> bool:
+        """RFC 3543: the foreign agent informs the node of a revocation with a Registration
+        Reply that denies (65 by the foreign agent, 129 by the home agent), has Lifetime 0
+        and the Identification of the registration the node holds, sent by the agent the
+        node is registered through. (The agent has no MN-HA key: the reply cannot carry
+        MN-HA; the Identification, 64 bits the node chose, is what ties it to the binding.)"""
+        b = self.binding
+        return (
+            b is not None
+            and msg.lifetime == 0
+            and msg.code in (ReplyCode.FA_ADMIN_PROHIBITED, ReplyCode.HA_ADMIN_PROHIBITED)
+            and msg.home_address == self.home_address
+            and msg.identification == b.identification
+            and current is not None
+            and current.kind is AttachmentKind.FOREIGN_AGENT
+            and current.agent is not None
+            and ev.src == current.agent.address
+            and b.care_of_address == current.care_of_address
+        )
+
+    def revoked(self) -> None:
+        """The binding is gone (revoked): nothing outstanding, nothing learnt."""
+        self.binding = None
+        self.pending = None
+        self.retry_at = None
+        self.adjust = Corrections()
+
     def _assignment(self, msg: RegistrationReply) -> bool:
         """RFC 2794 §2: a node waiting for its home address takes a reply carrying its own
         NAI (the address is adopted only once the reply is authenticated and accepted)."""
@@ -679,6 +746,8 @@ class RegistrationClient:
             if p.attachment.agent is None:
                 return Step(MnInput.GAVE_UP, r.reason)
             return RefusedCareOf(p.attachment, r.reason)
+        if kind is Reaction.RETRY_REDIRECTED:
+            return self._redirected(r, msg, p, now, out, authenticated)
         # Corrective retries.
         self.adjust.corrections += 1
         if self.adjust.corrections > self.config.correction_limit:
@@ -743,6 +812,42 @@ class RegistrationClient:
             return AwaitChallenge(p.attachment.interface, r.reason)
         return Step(MnInput.GAVE_UP, r.reason)  # pragma: no cover - no other reaction
 
+    def _redirected(
+        self,
+        r: CodeReaction,
+        msg: RegistrationReply,
+        p: PendingRequest,
+        now: float,
+        out: list[Action],
+        authenticated: bool,
+    ) -> ReplyOutcome:
+        """RFC 4433: register with the home agent of the Redirected HA extension (MN-HA
+        covers it); a loop of redirections stops after ``redirect_limit``."""
+        to = None
+        for ext in msg.extensions:
+            if (
+                isinstance(ext, DynamicHAExtension)
+                and ext.subtype == DynamicHASubtype.REDIRECTED_HA
+            ):
+                to = ext.home_agent
+        if not authenticated or to is None or to.is_unspecified or to.is_multicast:
+            return Step(MnInput.GAVE_UP, f"{r.reason}; no usable Redirected HA extension")
+        if to == self.home_agent or to == self.config.home_network.broadcast_address:
+            return Step(MnInput.GAVE_UP, f"{r.reason}; redirected to the same home agent")
+        self.adjust.redirects += 1
+        if self.adjust.redirects > self.config.redirect_limit:
+            return Step(
+                MnInput.GAVE_UP,
+                f"{r.reason}; redirected {self.config.redirect_limit} times in a row "
+                "(redirection loop)",
+            )
+        self.counters.event("redirects")
+        out.append(
+            Log("mn.home_agent", {"home_agent": to, "was": self.home_agent, "why": "redirected"})
+        )
+        self.home_agent = to
+        return self._retry(p, now, f"redirected to home agent {to}")
+
     def _retry(self, p: PendingRequest, now: float, why: str) -> ReplyOutcome:
         if p.deregister:
             req = p.request
@@ -800,6 +905,12 @@ class RegistrationClient:
             # RFC 2794 §2: adopt the home address the home agent assigned.
             self.home_address = msg.home_address
             out.append(Log("mn.home_address_assigned", {"home_address": msg.home_address}))
+        if self._requested_home_agent() is not None and not (
+            msg.home_agent.is_unspecified or msg.home_agent.is_multicast
+        ):
+            # RFC 4433: the home agent that accepted names itself; keep using it.
+            out.append(Log("mn.home_agent", {"home_agent": msg.home_agent, "was": self.home_agent}))
+            self.home_agent = msg.home_agent
         # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2): with
         # timestamps only the last transmission can be answered; with nonces any of the
         # identical transmissions may have been, so count from the first (conservative).
@@ -819,9 +930,11 @@ class RegistrationClient:
             renew_at=renew,
             encapsulation=encapsulation_of(flags),
             reverse_tunnel=bool(flags & RegistrationFlags.T),
+            identification=p.request.identification,
         )
         self.adjust.corrections = 0
         self.adjust.backoffs = 0
+        self.adjust.redirects = 0
         after: list[Action] = [
             Log(
                 "mn.registered",
@@ -874,6 +987,7 @@ __all__ = [
     "RegistrationRecord",
     "ReplyOutcome",
     "Retry",
+    "Revoked",
     "Step",
     "encapsulation_of",
 ]

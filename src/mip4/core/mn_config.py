@@ -29,6 +29,16 @@ class ReverseTunnel(Enum):
     REQUIRE = "require"  #: only register where T can be set
 
 
+class RevocationReaction(Enum):
+    """What a mobile node does when told its registration was revoked (RFC 3543)."""
+
+    REREGISTER = "reregister"  #: register again at once
+    STOP = "stop"  #: give up, as for a denial it cannot fix (``failed_retry`` applies)
+
+
+_DYNAMIC_HOME_AGENT = (IPv4Address(0), IPv4Address("255.255.255.255"))
+
+
 @dataclass(frozen=True)
 class MobileNodeConfig:
     """Configuration of one mobile node."""
@@ -124,6 +134,19 @@ class MobileNodeConfig:
     mn_aaa_spi: int = 2
     """SPI of the MN-AAA extension: 2 is the CHAP-style computation RFC 4721 §7 maps onto
     RADIUS CHAP (what FreeRADIUS's ``chap`` module verifies)."""
+    requested_home_agent: IPv4Address | None = None
+    """Dynamic home agent assignment (RFC 4433): with ``home_agent`` 0.0.0.0 or
+    255.255.255.255, requests carry a Requested HA extension (139 subtype 1) naming this
+    home agent and are sent to it (through the foreign agent); the home agent that accepts
+    names itself in the reply, and the node keeps using it."""
+    redirect_limit: int = 3
+    """Redirections (code 143 with a Redirected HA extension, RFC 4433) followed in a row:
+    past it the node gives up, so home agents sending it back and forth cannot keep it
+    busy forever."""
+    on_revocation: RevocationReaction = RevocationReaction.REREGISTER
+    """What the node does when its foreign agent tells it the registration was revoked
+    (RFC 3543): ``reregister`` at once, or ``stop`` (give up until it attaches elsewhere,
+    or ``failed_retry``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.home_prefix_len <= 32:
@@ -152,17 +175,31 @@ class MobileNodeConfig:
             raise ValueError("mn_aaa_secret must be non-empty and needs an nai (RFC 4721)")
         if self.home_address == IPv4Address(0) and self.nai is None:
             raise ValueError("home_address 0.0.0.0 (assigned) needs an nai (RFC 2794)")
+        if self.redirect_limit < 0:
+            raise ValueError("redirect_limit must be >= 0")
+        if self.requested_home_agent is not None and (
+            self.requested_home_agent in _DYNAMIC_HOME_AGENT
+            or self.requested_home_agent.is_multicast
+        ):
+            raise ValueError("requested_home_agent must be a unicast address (RFC 4433)")
 
     @property
     def home_network(self) -> IPv4Network:
         # an address still to be assigned lives on the home agent's network
-        base = self.home_address if self.home_address != IPv4Address(0) else self.home_agent
+        base = self.home_address
+        if base == IPv4Address(0):
+            base = self.requested_home_agent or self.home_agent
         return IPv4Network((base, self.home_prefix_len), strict=False)
 
     @property
     def assigned_address(self) -> bool:
         """The home address is assigned by the home agent (RFC 2794 §2)."""
         return self.home_address == IPv4Address(0)
+
+    @property
+    def dynamic_home_agent(self) -> bool:
+        """Home Agent 0.0.0.0 or 255.255.255.255 with a Requested HA extension (RFC 4433)."""
+        return self.home_agent in _DYNAMIC_HOME_AGENT and self.requested_home_agent is not None
 
     @property
     def discovers_home_agent(self) -> bool:
@@ -172,4 +209,4 @@ class MobileNodeConfig:
         return self.home_prefix_len < 31 and self.home_agent == net.broadcast_address
 
 
-__all__ = ["ALL_ROUTERS", "MobileNodeConfig", "ReverseTunnel"]
+__all__ = ["ALL_ROUTERS", "MobileNodeConfig", "ReverseTunnel", "RevocationReaction"]

@@ -18,6 +18,8 @@ Reactions (:class:`Reaction`):
   retry with it (RFC 5944 §3.7.2.2 / §3.6.2.3).
 * ``RETRY_HOME_AGENT`` -- 136: the reply's Home Agent field is the home agent's unicast
   address (dynamic home agent discovery, RFC 5944 §3.6.1.2 / §3.8.3.2); re-register to it.
+* ``RETRY_REDIRECTED`` -- 143: register with the home agent the reply's Redirected HA
+  extension names (RFC 4433 §3.1), at most ``redirect_limit`` times in a row.
 * ``RETRY_IPIP`` -- 72/139: fall back to the default IP-in-IP encapsulation.
 * ``RETRY_WITH_T`` / ``RETRY_WITHOUT_T`` -- RFC 3024 §4.2 codes 74/75 and 137/138.
 * ``RETRY_DIRECT_DELIVERY`` -- RFC 3024 79: drop the Encapsulating Delivery Style
@@ -46,6 +48,7 @@ class Reaction(Enum):
     RESYNC = "resynchronise identification and retry"
     RETRY_LIFETIME = "retry with the lifetime the reply allows"
     RETRY_HOME_AGENT = "retry with the home agent named in the reply"
+    RETRY_REDIRECTED = "register with the home agent the reply redirects to"
     RETRY_IPIP = "retry with IP-in-IP encapsulation"
     RETRY_WITH_T = "retry requesting reverse tunnelling"
     RETRY_WITHOUT_T = "retry without reverse tunnelling"
@@ -192,8 +195,8 @@ _EXPLICIT: dict[int, tuple[Reaction, str]] = {
         "home agent: UDP encapsulation unavailable (RFC 3519)",
     ),
     _C.HA_REDIRECTED: (
-        _R.GIVE_UP,
-        "home agent: register with a redirected home agent (RFC 4433, not supported)",
+        _R.RETRY_REDIRECTED,
+        "home agent: redirected to another home agent (RFC 4433)",
     ),
     _C.HA_MN_FAILED_AAA_AUTH: (
         _R.GIVE_UP,

@@ -98,9 +98,10 @@ from .mn_client import (
     RegistrationClient,
     RegistrationRecord,
     Retry,
+    Revoked,
     Step,
 )
-from .mn_config import ALL_ROUTERS, MobileNodeConfig, ReverseTunnel
+from .mn_config import ALL_ROUTERS, MobileNodeConfig, ReverseTunnel, RevocationReaction
 from .mn_reactions import CodeReaction
 from .mn_state import MN_TRANSITIONS, MnEffect, MnInput, MnState
 
@@ -453,6 +454,19 @@ class MobileNode:
         elif isinstance(outcome, AwaitChallenge):
             self._fire(MnInput.AWAIT_CHALLENGE, now, out, outcome.reason)
             self.where.restart_soliciting(outcome.interface, now, out)
+        elif isinstance(outcome, Revoked):
+            self._revoked(outcome, now, out)
+
+    def _revoked(self, outcome: Revoked, now: float, out: list[Action]) -> None:
+        """RFC 3543: the registration was revoked; register again or stop, as configured."""
+        self.client.revoked()
+        why = f"registration revoked: {outcome.reason}"
+        if self.config.on_revocation is RevocationReaction.REREGISTER:
+            self._register(now, out, why)
+        elif self.state in (MnState.REGISTERING, MnState.REGISTERED):
+            self._fire(MnInput.GAVE_UP, now, out, why)
+        else:
+            out.append(Log("mn.gave_up", {"reason": why, "retry_in": None}))
 
     def _on_timer(self, now: float, out: list[Action]) -> None:
         for agent in self.where.expired(now):

@@ -6,6 +6,9 @@
     mip4 fa --config fa.toml [--check]     foreign agent
     mip4 mn --config mn.toml [--check]     mobile node
     mip4 status [--socket PATH | --role ROLE [--name NAME]] [--json] [--timeout S]
+    mip4 ha revoke NAI|ADDRESS [--socket PATH | --name NAME]     end a binding (RFC 3543)
+    mip4 ha redirect NAI|ADDRESS --to ADDRESS [...]              move a node (RFC 4433)
+    mip4 fa revoke ADDRESS [--socket PATH | --name NAME]         end a visitor (RFC 3543)
 
 Exit status of a daemon: 0 after SIGTERM/SIGINT, 1 when it cannot start or fails, 2 for a
 configuration error (one line naming the file and the key). See docs/configuration.md.
@@ -28,14 +31,51 @@ ROLE_HELP = {
 }
 
 
+#: Operator commands on a running daemon, by role: name -> (help, positional help).
+OPERATOR_COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
+    "ha": {
+        "revoke": (
+            "end every binding of a mobile node now (RFC 3543 revocation to its foreign agent)",
+            "the node's NAI or home address",
+        ),
+        "redirect": (
+            "move a mobile node to another home agent (RFC 4433; its binding here is revoked)",
+            "the node's NAI or home address",
+        ),
+    },
+    "fa": {
+        "revoke": (
+            "end a visitor now (the node is informed, its home agent told, RFC 3543)",
+            "the visitor's home address",
+        ),
+    },
+}
+
+
 def register(subparsers: Any) -> None:
     for role, text in ROLE_HELP.items():
         p = subparsers.add_parser(role, help=text, description=f"{text}; see docs/configuration.md")
-        p.add_argument("--config", "-c", required=True, metavar="FILE", help="TOML file")
+        p.add_argument("--config", "-c", metavar="FILE", help="TOML file (required to run)")
         p.add_argument(
             "--check", action="store_true", help="load and check the file, then exit (0 or 2)"
         )
         p.set_defaults(func=_daemon(role))
+        commands = OPERATOR_COMMANDS.get(role)
+        if commands:
+            sub = p.add_subparsers(dest="operator_command", metavar="COMMAND")
+            for name, (help_text, node_help) in commands.items():
+                c = sub.add_parser(name, help=help_text, description=help_text)
+                c.add_argument("node", metavar="NODE", help=node_help)
+                if name == "redirect":
+                    c.add_argument(
+                        "--to", required=True, metavar="ADDRESS", help="the new home agent"
+                    )
+                where = c.add_mutually_exclusive_group()
+                where.add_argument("--socket", "-s", type=Path, metavar="PATH")
+                where.add_argument("--name", help="the daemon's name (daemon.name or pid)")
+                c.add_argument("--timeout", type=float, default=5.0, metavar="S")
+                c.add_argument("--run-dir", type=Path, default=RUN_DIR, help=argparse.SUPPRESS)
+                c.set_defaults(func=_operator(role, name))
 
     st = subparsers.add_parser(
         "status",
@@ -59,7 +99,46 @@ def _daemon(role: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         from .run import main  # imports the I/O layer only when a daemon runs
 
+        if args.config is None:
+            commands = ", ".join(OPERATOR_COMMANDS.get(role, {}))
+            also = f" (or a command: {commands})" if commands else ""
+            print(
+                f"mip4 {role}: the following arguments are required: --config{also}",
+                file=sys.stderr,
+            )
+            return 2
         return main(role, args.config, check_only=args.check)
+
+    return run
+
+
+def _operator(role: str, command: str) -> Any:
+    """``mip4 ha|fa COMMAND NODE``: ask the running daemon over its control socket; one
+    line on success, one line naming the problem otherwise (exit 1)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from .control import request
+
+        prog = f"mip4 {role} {command}"
+        try:
+            path = args.socket or find_socket(args.run_dir, role, args.name)
+        except LookupError as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 1
+        arguments = {"node": args.node}
+        if command == "redirect":
+            arguments["to"] = args.to
+        try:
+            answer = request(path, command, timeout=args.timeout, **arguments)
+        except (OSError, ValueError) as e:
+            print(f"{prog}: {path}: no answer ({e})", file=sys.stderr)
+            return 1
+        if not answer.get("ok"):
+            print(f"{prog}: {answer.get('error')}", file=sys.stderr)
+            return 1
+        done = {k: v for k, v in answer.items() if k != "ok"}
+        print(f"{prog}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+        return 0
 
     return run
 

@@ -24,6 +24,7 @@ table                           what
                                 from a CSV table (:mod:`mip4.security.sa_table`)
 ``[snmp]``                      :class:`SnmpSection`: the AgentX subagent (RFC 4295 MIB)
 ``[metrics]``                   :class:`MetricsSection`: the Prometheus endpoint
+``[aaa]``                       :class:`~mip4.daemon.aaa.AaaSection`: RADIUS servers (AAA)
 ==============================  ===========================================================
 
 The engine tables are the core dataclasses themselves: a field added there is a key here,
@@ -53,6 +54,10 @@ from mip4.security.sa import (
 )
 from mip4.security.sa_table import load_table  # perf
 
+# -- AAA (issue 10) --
+from .aaa import AaaSettings, load_aaa_section, prepare_mobile_node, resolve_aaa
+
+# -- end AAA --
 from .validate import (
     MAX_CONFIG_BYTES,
     MAX_KEY_FILE_BYTES,
@@ -399,6 +404,8 @@ class DaemonConfig:
     #: lines about values that are legal but odd (``"<file>: <key>: ..."``), for the
     #: daemon to print or log; see :func:`mip4.daemon.validate.check_values`
     warnings: tuple[str, ...] = ()
+    #: AAA (issue 10): the RADIUS servers with their secrets read (``None``: none)
+    aaa: AaaSettings | None = None
 
     @property
     def io(self) -> IOSection:
@@ -434,7 +441,14 @@ def parse_config(
     :class:`ConfigError` naming ``source`` and the key."""
     if role not in FILES:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    # -- AAA (issue 10): the MN-AAA secret (text) and an NAI-only node, then [aaa] --
+    mn_aaa_secret = None
+    if role == "mn":
+        data, mn_aaa_secret = prepare_mobile_node(data, source)
+    data, aaa_section = load_aaa_section(data, source)
     file = config_from_mapping(FILES[role], data, source)
+    file, aaa = resolve_aaa(file, aaa_section, source, base, mn_aaa_secret)
+    # -- end AAA --
     io = file.io
     associations: list[tuple[IPv4Address, SecurityAssociation]] = []
     store = SecurityAssociations()
@@ -499,6 +513,7 @@ def parse_config(
         tunnel_source=tunnel_source,
         associations=tuple(associations),
         warnings=tuple(warnings),
+        aaa=aaa,
     )
 
 

@@ -9,10 +9,18 @@ response per line, then the daemon closes the connection.
     <- {"ok": true, "pong": 1234}
     -> {"command": "nonsense"}
     <- {"ok": false, "error": "unknown command 'nonsense' (known: ping, status)"}
+    -> {"command": "revoke", "node": "alice@example.net"}          (home agent)
+    <- {"ok": true, "revoked": "10.0.0.5", "revocations_sent": 1}
+    -> {"command": "redirect", "node": "10.0.0.5", "to": "10.0.0.2"} (home agent)
+    -> {"command": "revoke", "node": "10.0.0.5"}                   (foreign agent)
 
 :class:`ControlServer` runs on the daemon's asyncio loop and answers from a table of
-handlers (``command -> () -> dict``), so nothing but the loop's thread ever reads engine
-state. :func:`request` is the blocking client used by ``mip4 status``.
+handlers (``command -> () -> dict``) and of operator commands that take the request's
+arguments (``command -> (request) -> dict``; :func:`operator_commands`: RFC 3543
+revocation, RFC 4433 redirection), so nothing but the loop's thread ever reads or changes
+engine state. A command refused (no such binding, a bad address) answers ``ok: false`` with
+one line saying why. :func:`request` is the blocking client used by ``mip4 status`` and
+``mip4 ha|fa revoke``.
 """
 
 from __future__ import annotations
@@ -25,15 +33,29 @@ import os
 import socket
 import stat
 from collections.abc import Callable, Mapping
+from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mip4.core.actions import Log
+from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgent
 
 from .logs import log
+
+if TYPE_CHECKING:
+    from mip4.io.driver import EngineDriver
 
 #: Longest request line accepted.
 MAX_REQUEST = 4096
 
 Handler = Callable[[], dict[str, Any]]
+#: An operator command: the request object in, the answer's fields out.
+Command = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+class CommandRefused(ValueError):
+    """An operator command that cannot be carried out (its message is the answer)."""
 
 
 class ControlError(RuntimeError):
@@ -77,9 +99,15 @@ def claim_path(path: Path) -> None:
 class ControlServer:
     """Serves ``handlers`` on ``path`` (an AF_UNIX socket) on the running loop."""
 
-    def __init__(self, path: Path, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        handlers: Mapping[str, Handler],
+        commands: Mapping[str, Command] | None = None,
+    ) -> None:
         self.path = path
         self.handlers = dict(handlers)
+        self.commands = dict(commands or {})
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
 
@@ -102,11 +130,17 @@ class ControlServer:
             return {"ok": False, "error": 'expected {"command": "..."}'}
         name = req["command"]
         handler = self.handlers.get(name)
-        if handler is None:
-            known = ", ".join(sorted(self.handlers))
+        command = self.commands.get(name)
+        if handler is None and command is None:
+            known = ", ".join(sorted([*self.handlers, *self.commands]))
             return {"ok": False, "error": f"unknown command {name!r} (known: {known})"}
         try:
+            if command is not None:
+                return {"ok": True, **command(req)}
+            assert handler is not None
             return {"ok": True, **handler()}
+        except CommandRefused as e:
+            return {"ok": False, "error": str(e)}
         except Exception as e:  # a broken handler must not take the daemon down
             log.exception("control command %s failed", name)
             return {"ok": False, "error": f"{name} failed: {e!r}"}
@@ -139,14 +173,17 @@ class ControlServer:
                 self.path.unlink()
 
 
-def request(path: Path | str, command: str, timeout: float = 5.0) -> dict[str, Any]:
-    """Send ``{"command": command}`` to the daemon at ``path`` and return its answer.
-    ``OSError`` when nobody answers; ``ValueError`` for an answer that is not JSON."""
+def request(
+    path: Path | str, command: str, timeout: float = 5.0, **arguments: str
+) -> dict[str, Any]:
+    """Send ``{"command": command, **arguments}`` to the daemon at ``path`` and return its
+    answer. ``OSError`` when nobody answers; ``ValueError`` for an answer that is not
+    JSON."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
         s.connect(str(path))
-        s.sendall(json.dumps({"command": command}).encode() + b"\n")
+        s.sendall(json.dumps({"command": command, **arguments}).encode() + b"\n")
         chunks = []
         while True:
             chunk = s.recv(65536)
@@ -164,3 +201,79 @@ def request(path: Path | str, command: str, timeout: float = 5.0) -> dict[str, A
     if not isinstance(answer, dict):
         raise ValueError(f"{path}: answer is not a JSON object")
     return answer
+
+
+# ----------------------------------------------------------------------------------------
+# Operator commands (RFC 3543 revocation, RFC 4433 redirection)
+# ----------------------------------------------------------------------------------------
+
+
+def _text(req: Mapping[str, Any], key: str) -> str:
+    value = req.get(key)
+    if not isinstance(value, str) or not value:
+        raise CommandRefused(f"{req.get('command')}: {key!r} missing (a string)")
+    return value
+
+
+def _address(text: str, what: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise CommandRefused(f"{what} {text!r} is not an IPv4 address") from None
+
+
+def _node(text: str) -> IPv4Address | str:
+    """A home address, or else an NAI."""
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        return text
+
+
+def operator_commands(engine: object, driver: EngineDriver) -> dict[str, Command]:
+    """The operator commands ``engine`` offers, run on the daemon's loop: the engine's
+    actions go to ``driver`` (executed at once, timer re-armed for retransmissions)."""
+
+    def run(actions: list[Any]) -> int:
+        driver.run_actions(actions)
+        driver.start()  # re-arm: revocations are retransmitted until acknowledged
+        return sum(1 for a in actions if isinstance(a, Log) and a.event.endswith("revocation_sent"))
+
+    if isinstance(engine, HomeAgent):
+        ha = engine
+
+        def ha_revoke(req: Mapping[str, Any]) -> dict[str, Any]:
+            node = _node(_text(req, "node"))
+            hoa = ha.home_address_of(node)
+            if hoa is None:
+                raise CommandRefused(f"revoke: no binding for {node}")
+            sent = run(ha.revoke(node, driver.clock()))
+            return {"revoked": str(hoa), "revocations_sent": sent}
+
+        def ha_redirect(req: Mapping[str, Any]) -> dict[str, Any]:
+            node = _node(_text(req, "node"))
+            to = _address(_text(req, "to"), "redirect: --to")
+            if to.is_unspecified or to.is_multicast or to == IPv4Address("255.255.255.255"):
+                raise CommandRefused(f"redirect: --to {to} is not a home agent's address")
+            hoa = ha.home_address_of(node)
+            sent = run(ha.redirect(node, to, driver.clock()))
+            return {
+                "redirected": str(node),
+                "to": str(to),
+                "revoked": str(hoa) if hoa is not None else None,
+                "revocations_sent": sent,
+            }
+
+        return {"revoke": ha_revoke, "redirect": ha_redirect}
+    if isinstance(engine, ForeignAgent):
+        fa = engine
+
+        def fa_revoke(req: Mapping[str, Any]) -> dict[str, Any]:
+            hoa = _address(_text(req, "node"), "revoke: home address")
+            if fa.visitors.get(hoa) is None:
+                raise CommandRefused(f"revoke: no visitor {hoa}")
+            sent = run(fa.revoke(hoa, driver.clock()))
+            return {"revoked": str(hoa), "revocations_sent": sent}
+
+        return {"revoke": fa_revoke}
+    return {}

@@ -21,6 +21,7 @@ from mip4.core.foreign_agent import ForeignAgentConfig, VisitedLink
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
 
+from .aaa import AaaSection, AaaServerSection
 from .config import (
     DaemonSection,
     IOSection,
@@ -40,6 +41,8 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[[security_associations]]", SecurityAssociationSection),
     ("[snmp]", SnmpSection),
     ("[metrics]", MetricsSection),
+    ("[aaa]", AaaSection),
+    ("[[aaa.servers]]", AaaServerSection),
 )
 
 BEGIN = "<!-- BEGIN GENERATED KEYS (python -m mip4.daemon.docgen) -->"

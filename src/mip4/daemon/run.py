@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mip4.core.actions import Action, Log
+from mip4.core.actions import AaaRequest, AccountingRecord, Action, Log
 from mip4.core.events import Event
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
@@ -64,6 +64,7 @@ from mip4.io.agentx import AgentXSubagent
 from mip4.io.driver import EngineDriver, Executor
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
+from mip4.io.radius import AaaShell, RadiusClient
 from mip4.io.runtime import NodeIO
 from mip4.io.undo import Journal, load_journal
 
@@ -76,7 +77,7 @@ from .config import (
     MobileNodeFile,
     load_config,
 )
-from .control import ControlError, ControlServer, socket_alive
+from .control import ControlError, ControlServer, operator_commands, socket_alive
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
 from .validate import check_local_addresses
@@ -159,7 +160,14 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             **common,
         )
     if isinstance(engine, ForeignAgent):
-        return NodeIO.open(None, cfg.interfaces, tunnel_source=cfg.tunnel_source, **common)
+        return NodeIO.open(
+            None,
+            cfg.interfaces,
+            tunnel_source=cfg.tunnel_source,
+            # issue 10: RFC 2794 requests from 0.0.0.0 (nodes known by NAI only)
+            unaddressed_requests=engine.config.zero_home_address,
+            **common,
+        )
     mn = engine.config
     return NodeIO.open(
         None,
@@ -300,8 +308,14 @@ class DaemonExecutor:
     replies: Counter[int] = field(default_factory=Counter)
     discards: logs.DiscardLimiter = field(default_factory=logs.DiscardLimiter)
     metrics: Metrics | None = None
+    #: AAA (issue 10): carries out AaaRequest / AccountingRecord actions (``None``: no
+    #: ``[aaa]`` servers configured)
+    aaa: AaaShell | None = None
 
     def execute(self, action: Action) -> None:
+        if self.aaa is not None and isinstance(action, AaaRequest | AccountingRecord):
+            self.aaa.execute(action)
+            return
         if isinstance(action, Log):
             if self.metrics is not None:
                 self.metrics.on_log(action.event, action.fields, time.monotonic())
@@ -398,6 +412,8 @@ class Daemon:
             counter_sets=counter_sets,
         )
         snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
+        if ex is not None and ex.aaa is not None:
+            snap["aaa"] = ex.aaa.snapshot()  # issue 10: per-server RADIUS counters
         if self.io.fast_path is not None:
             fast = self.io.fast_path
             snap["fast_path"] = {"bindings": fast.counters(), "events": fast.events()}
@@ -410,9 +426,12 @@ class Daemon:
         self.executor = executor = DaemonExecutor(self.io.executor)
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         self.driver = driver
+        executor.aaa = open_aaa(self.cfg, driver)
         server = ControlServer(
             self.cfg.control_socket(os.getpid()),
             {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
+            # issue 11 (rev): operator revoke/redirect (RFC 3543, RFC 4433)
+            commands=operator_commands(self.engine, driver),
         )
         await server.start()
         metrics_server: MetricsServer | None = None
@@ -474,6 +493,8 @@ class Daemon:
             summaries.cancel()
             executor.discards.log_summary()
             driver.close()
+            if executor.aaa is not None:
+                await executor.aaa.close(flush=AAA_FLUSH)
             if self.io.forwarder is not None:
                 self.io.forwarder.detach()
             await server.close()
@@ -498,6 +519,27 @@ class Daemon:
             level=logging.INFO if done else logging.WARNING,
             state=mn.state.value,
         )
+
+
+# -- AAA (issue 10) ----------------------------------------------------------------------
+
+#: Longest wait at shutdown for RADIUS exchanges under way (accounting records), seconds.
+AAA_FLUSH = 2.0
+
+
+def open_aaa(cfg: DaemonConfig, driver: EngineDriver) -> AaaShell | None:
+    """The RADIUS client of ``[aaa]`` and the shell that feeds its answers to ``driver``
+    (``None`` without servers). Secrets stay inside the client's server objects."""
+    if cfg.aaa is None:
+        return None
+    client = RadiusClient(
+        list(cfg.aaa.servers), cfg.aaa.policy, nas_identifier=cfg.aaa.nas_identifier
+    )
+    logs.event("daemon.aaa_servers", servers=[s.name for s in cfg.aaa.servers])
+    return AaaShell(client, driver.feed)
+
+
+# -- end AAA ------------------------------------------------------------------------------
 
 
 def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -113,7 +113,10 @@ def mobile_node(mn: MobileNode, now: float) -> JSON:
     last = mn.last_reaction
     reg = mn.last_registration
     return {
-        "home_address": str(mn.config.home_address),
+        # issue 10: the address in use (assigned by the home agent for a node known by
+        # its NAI, RFC 2794; 0.0.0.0 until then), and the NAI
+        "home_address": str(mn.home_address),
+        "nai": mn.config.nai,
         "home_agent": str(mn.home_agent),
         "state": mn.state.value,
         "registered": mn.registered,
@@ -362,11 +365,37 @@ def render_text(s: JSON) -> str:
             )
         if mn["failure_reason"]:
             lines.append(f"  failure:          {mn['failure_reason']}")
+    if "aaa" in s:  # issue 10: per-server RADIUS counters (RFC 4668, RFC 4670)
+        lines += _aaa_lines(s["aaa"])
     c = s["counters"]
     lines += ["", "counters:"]
     for key in ("accepted", "denied", "discarded", "events", "forwarder", "tunnel", "driver"):
         lines += _counter_lines(key, c.get(key, {}))
     return "\n".join(lines)
+
+
+def _aaa_lines(aaa: JSON) -> list[str]:
+    """The RADIUS servers of ``[aaa]`` with their counters (issue 10)."""
+    lines = [f"AAA servers ({len(aaa['servers'])}):"]
+    rows = []
+    for srv in aaa["servers"]:
+        auth, acct = aaa["auth"].get(srv["name"], {}), aaa["acct"].get(srv["name"], {})
+        rtt = auth.get("rtt_mean")
+        rows.append(
+            [
+                srv["name"],
+                f"{srv['address']}:{srv['port']}",
+                auth.get("requests", 0),
+                auth.get("accepts", 0),
+                auth.get("rejects", 0),
+                auth.get("timeouts", 0),
+                None if rtt is None else round(rtt * 1000, 1),
+                acct.get("requests", 0),
+                acct.get("timeouts", 0),
+            ]
+        )
+    hdr = ["server", "address", "requests", "accepts", "rejects", "timeouts", "rtt ms"]
+    return lines + ["  " + x for x in _table([*hdr, "acct requests", "acct timeouts"], rows)]
 
 
 def merge(*counters: Mapping[str, int]) -> dict[str, int]:

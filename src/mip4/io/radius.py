@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from ipaddress import IPv4Address
 from typing import Any, cast  # Any: pyrad (packets, dictionary, futures of packets) has no types
 
 from pyrad import packet as rpacket
@@ -35,6 +38,7 @@ from mip4.aaa.messages import (
     AaaResult,
     AccountingAnswer,
     AccountingRecord,
+    AcctStatus,
 )
 from mip4.aaa.policy import (
     Answer,
@@ -96,6 +100,7 @@ class RadiusClient:
         policy: Policy | None = None,
         *,
         dictionary: Any = None,
+        nas_identifier: str | None = None,
     ) -> None:
         if not servers:
             raise ValueError("no RADIUS server configured")
@@ -105,6 +110,8 @@ class RadiusClient:
         self.servers = list(servers)
         self.policy = policy or Policy()
         self.dictionary = dictionary if dictionary is not None else load_dictionary()
+        #: NAS-Identifier (RFC 2865 §5.32) added to every request, when set
+        self.nas_identifier = nas_identifier
         #: per-server counters, authentication and accounting apart
         self.counters: dict[str, ServerCounters] = {}
         self.acct_counters: dict[str, ServerCounters] = {}
@@ -192,6 +199,8 @@ class RadiusClient:
             )
         for name, value in attrs:
             pkt.AddAttribute(name, value)
+        if self.nas_identifier is not None:
+            pkt.AddAttribute("NAS-Identifier", self.nas_identifier)
         return pkt
 
     async def _exchange(self, attrs: Attributes, acct: bool) -> tuple[Any, int] | None:
@@ -282,4 +291,130 @@ class RadiusClient:
         return {
             "auth": {name: c.as_dict() for name, c in self.counters.items()},
             "acct": {name: c.as_dict() for name, c in self.acct_counters.items()},
+        }
+
+
+#: A visitor's tunnelled traffic as the data plane counts it, cumulative:
+#: (input octets, output octets, input packets, output packets); input = from the mobile
+#: node (RFC 2866 §5.3), output = delivered to it.
+Traffic = tuple[int, int, int, int]
+
+
+class AaaShell:
+    """Carries out an engine's AAA actions on the running loop and feeds the answers back.
+
+    The engines stay sans-IO (STYLE.md practice 2): an :class:`AaaRequest` or
+    :class:`AccountingRecord` action is handed to :meth:`execute`, which starts a task on
+    the loop; the task runs the RADIUS exchange (:meth:`RadiusClient.perform`:
+    retransmissions and failover included) and gives the resulting :class:`AaaAnswer` or
+    :class:`AccountingAnswer` to ``feed`` (the driver's :meth:`EngineDriver.feed`), so the
+    engine sees the answer as one more event. Nothing here blocks the loop.
+
+    Accounting records leave the engine without traffic counts (the engine does not see
+    the data plane): ``traffic(home_address)`` gives the data plane's cumulative counters
+    for the visitor; the counts at the session's Start are its baseline, and Interim and
+    Stop records carry the difference, so a session counts only its own packets even when
+    the counters outlive it. Without ``traffic`` the counts stay 0.
+
+    A failure inside an exchange (a bug, a socket error) is logged and counted, and the
+    engine gets the answer it would get for silence (``TIMEOUT``, ``ok=False``): a held
+    request is never left waiting."""
+
+    def __init__(
+        self,
+        client: RadiusClient,
+        feed: Callable[[AaaAnswer | AccountingAnswer], object],
+        *,
+        traffic: Callable[[IPv4Address], Traffic | None] | None = None,
+    ) -> None:
+        self.client = client
+        self.feed = feed
+        self.traffic = traffic
+        self.stats: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._baselines: dict[str, Traffic] = {}
+
+    @staticmethod
+    def handles(action: object) -> bool:
+        """Whether ``action`` is one of the AAA actions this shell carries out."""
+        return isinstance(action, AaaRequest | AccountingRecord)
+
+    def execute(self, action: AaaRequest | AccountingRecord) -> None:
+        if isinstance(action, AccountingRecord):
+            action = self.with_traffic(action)
+            self.stats[f"accounting_{action.status.name.lower()}"] += 1
+        else:
+            self.stats["access_requests"] += 1
+        task = asyncio.get_running_loop().create_task(self._perform(action))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def with_traffic(self, rec: AccountingRecord) -> AccountingRecord:
+        """``rec`` with the session's traffic so far (see the class docstring)."""
+        counts = self.traffic(rec.home_address) if self.traffic is not None else None
+        if rec.status is AcctStatus.START:
+            self._baselines[rec.session_id] = counts or (0, 0, 0, 0)
+            return rec
+        base = self._baselines.get(rec.session_id, (0, 0, 0, 0))
+        if rec.status is AcctStatus.STOP:
+            self._baselines.pop(rec.session_id, None)
+        if counts is None:
+            return rec
+        # counters that went backwards (the data plane restarted) count from zero again
+        d = [now - b if now >= b else now for now, b in zip(counts, base, strict=True)]
+        return dataclasses.replace(
+            rec,
+            input_octets=d[0],
+            output_octets=d[1],
+            input_packets=d[2],
+            output_packets=d[3],
+        )
+
+    async def _perform(self, action: AaaRequest | AccountingRecord) -> None:
+        event: AaaAnswer | AccountingAnswer
+        try:
+            event = await self.client.perform(action)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never leave the engine waiting
+            self.stats["errors"] += 1
+            log.error("aaa.exchange_failed", extra={"error": type(exc).__name__})
+            if isinstance(action, AaaRequest):
+                event = AaaAnswer(action.request_id, AaaResult.TIMEOUT)
+            else:
+                event = AccountingAnswer(action.request_id, False)
+        self.feed(event)
+
+    @property
+    def outstanding(self) -> int:
+        """Exchanges under way."""
+        return len(self._tasks)
+
+    async def close(self, flush: float = 0.0) -> None:
+        """Wait up to ``flush`` seconds for the exchanges under way (accounting Stop
+        records at shutdown), cancel the rest, close the sockets."""
+        if self._tasks and flush > 0:
+            await asyncio.wait(set(self._tasks), timeout=flush)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
+
+    def snapshot(self) -> dict[str, object]:
+        """For ``mip4 status``: servers by name (never a secret), their counters, the
+        shell's own counts."""
+        return {
+            "servers": [
+                {
+                    "name": s.name,
+                    "address": str(s.address),
+                    "port": s.port,
+                    "acct_port": s.accounting_port,
+                }
+                for s in self.client.servers
+            ],
+            **self.client.counters_snapshot(),
+            "outstanding": self.outstanding,
+            "stats": dict(self.stats),
         }

@@ -59,6 +59,7 @@ from .rawsock import (
     recv_udp,
 )
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
+from .unaddressed import open_unaddressed_capture, recv_unaddressed
 from .undo import Journal, UndoStack, resource_stack
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,9 @@ class NodeIO:
     forwarder: Forwarder | None = None
     #: the home agent's tc-BPF fast path (``dataplane`` bpf), None: user space only
     fast_path: FastPath | None = None
+    #: issue 10: requests from 0.0.0.0 (RFC 2794 nodes with no address yet), which the
+    #: kernel drops as martians before the UDP socket (:mod:`mip4.io.unaddressed`)
+    unaddressed: socket.socket | None = None
     resources: UndoStack = field(default_factory=lambda: resource_stack("node I/O"))
 
     @classmethod
@@ -146,6 +150,7 @@ class NodeIO:
         journal: Journal | None = None,
         dataplane: str = "userspace",
         bpf_pin_dir: Path | None = None,
+        unaddressed_requests: bool = False,
     ) -> NodeIO:
         res = resource_stack("node I/O")
         plane = resolve_dataplane(dataplane)
@@ -207,6 +212,9 @@ class NodeIO:
             if link_sources:
                 io.tracker = LinkSourceTracker.open(None, netns, port=port)
                 res.callback("close link source tracker", io.tracker.close)
+            if unaddressed_requests:  # issue 10 (foreign agent): RFC 2794 requests
+                io.unaddressed = open_unaddressed_capture(netns, port=port)
+                res.callback("close unaddressed request capture", io.unaddressed.close)
             if icmp_errors:
                 io.icmp_errors = open_icmp_error_socket(netns)
                 res.callback("close ICMP error socket", io.icmp_errors.close)
@@ -243,6 +251,9 @@ class NodeIO:
             driver.add_reader(tracker.sock, lambda: (tracker.poll(), [])[1])
         for cap in self.captures.values():
             driver.add_reader(cap, _discovery_reader(cap))
+        if self.unaddressed is not None:  # issue 10
+            zero = self.unaddressed
+            driver.add_reader(zero, lambda: list(recv_unaddressed(zero)))
         if self.icmp_errors is not None:
             errs = self.icmp_errors
             driver.add_reader(errs, lambda: list(recv_destination_unreachable(errs)))

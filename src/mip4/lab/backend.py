@@ -45,6 +45,9 @@ class Settings:
     ingress_filter: bool | None = None
     #: the mobile node's B bit: home-link broadcasts are forwarded to it (RFC 5944 §4.3)
     broadcast: bool = False
+    #: issue 10: the lab's FreeRADIUS decides; the mobile node has an NAI and no home
+    #: address (the daemons backend only; see :mod:`mip4.lab.configs`)
+    aaa: bool = False
 
     def __post_init__(self) -> None:
         if self.encapsulation not in ENCAPSULATIONS:

@@ -2,15 +2,18 @@
 
 ::
 
-    mip4 lab up [--id ID] [--ingress-filter]   build it, print its id and state file
+    mip4 lab up [--id ID] [--ingress-filter] [--aaa]
+                                                build it, print its id and state file;
+                                                --aaa: with a FreeRADIUS in the router
     mip4 lab status [--id ID] [--json]          what exists, where the mobile node is
     mip4 lab exec [--id ID] NODE -- CMD...      run CMD inside NODE (cn rtr ha fa1 fa2 mn sw)
     mip4 lab move [--id ID] NET                 move the mobile node to NET (home a b c); on
                                                 C the lab gives it the co-located address
-    mip4 lab configs [--id ID] --out DIR        daemon configurations for this lab
+    mip4 lab configs [--id ID] [--aaa] --out DIR
+                                                daemon configurations for this lab
     mip4 lab ping [--id ID] NODE DST [-c N]     ICMP echo from NODE (no ping binary needed)
     mip4 lab down [--id ID | --all]             tear it down (idempotent)
-    mip4 lab demo [--encapsulation E] [--no-reverse-tunnel] [--out DIR] [--keep]
+    mip4 lab demo [--encapsulation E] [--no-reverse-tunnel] [--aaa] [--out DIR] [--keep]
                                                 the whole show: agents, streams, four moves,
                                                 report and plot (see mip4.lab.demo)
 
@@ -35,7 +38,8 @@ from types import FrameType
 from typing import Any
 
 from .build import RUN_DIR, Lab, LabError, existing_labs
-from .configs import LAB_ROLES, write_lab_configs
+from .configs import LAB_ROLES, RADIUS_NODE, write_lab_configs
+from .radius import start_lab_radius
 from .topology import DEFAULT
 
 
@@ -56,6 +60,14 @@ def register(subparsers: Any) -> None:
         "--ingress-filter",
         action="store_true",
         help="the router drops datagrams whose source is not on the network they came from",
+    )
+    up.add_argument(
+        "--aaa",
+        action="store_true",
+        help=(
+            "also start FreeRADIUS in the router namespace (issue 10; use the files of"
+            " `mip4 lab configs --aaa`); it stops with the lab"
+        ),
     )
     up.set_defaults(func=_guarded(_up))
 
@@ -99,6 +111,11 @@ def register(subparsers: Any) -> None:
     )
     cf.add_argument("--id", help="lab id (default: the one lab that exists)")
     cf.add_argument("--out", type=Path, required=True, metavar="DIR")
+    cf.add_argument(
+        "--aaa",
+        action="store_true",
+        help="the AAA files: agents ask the lab's FreeRADIUS, the node has only its NAI",
+    )
     cf.set_defaults(func=_guarded(_configs))
 
     pg = sub.add_parser("ping", help="ICMP echo from a node")
@@ -149,6 +166,17 @@ def _up(args: argparse.Namespace) -> int:
     lab_id = args.id or secrets.token_hex(2)
     lab = Lab(lab_id, ingress_filter=args.ingress_filter, run_dir=args.run_dir)
     lab.up()
+    if args.aaa:
+        try:
+            radius = start_lab_radius(lab, lab.state_dir / "radius", detach=True)
+        except BaseException as exc:
+            lab.down()
+            raise LabError(f"FreeRADIUS did not start: {str(exc)[:400]}") from None
+        print(
+            f"FreeRADIUS is up in {lab.ns(RADIUS_NODE)} at {radius.config.address}"
+            f" (ports {radius.config.auth_port}/{radius.config.acct_port}); its configuration,"
+            f" log and accounting detail in {radius.config.directory}"
+        )
     print(f"lab {lab.lab_id} is up; state in {lab.state_file}")
     print(f"  nodes: {' '.join(lab.topology.node_keys())}; try: mip4 lab ping cn 10.1.0.100")
     return 0
@@ -255,11 +283,12 @@ def _mip4_command() -> str:
 
 def _configs(args: argparse.Namespace) -> int:
     lab = Lab(args.id, run_dir=args.run_dir) if args.id else _pick(args)
-    paths = write_lab_configs(lab, args.out)
+    paths = write_lab_configs(lab, args.out, aaa=args.aaa)
     for node, path in paths.items():
         print(f"{node}: {path}")
     mip4 = _mip4_command()
-    print(f"start the daemons on lab {lab.lab_id} (`{mip4} lab up --id {lab.lab_id}` first):")
+    up = f"{mip4} lab up --id {lab.lab_id}" + (" --aaa" if args.aaa else "")
+    print(f"start the daemons on lab {lab.lab_id} (`{up}` first):")
     for node, path in paths.items():
         run = f"{mip4} {LAB_ROLES[node]} --config {path}"
         print(f"  {mip4} lab exec --id {lab.lab_id} {node} -- {run} &")

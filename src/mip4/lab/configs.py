@@ -15,20 +15,55 @@ id and prints how to start them::
 
 Network C has no agent: its co-located address (10.4.0.100/24) is static; ``mip4 lab move
 c`` adds it (with the default route), as a DHCP server would, and removes it when the node
-moves on; the mobile node daemon registers it when it appears."""
+moves on; the mobile node daemon registers it when it appears.
+
+With ``aaa=True`` (``mip4 lab configs --aaa``, ``mip4 lab demo --aaa``) the files are those of
+issue 10: the lab's FreeRADIUS (:mod:`mip4.lab.radius`, in the router's namespace at
+:func:`radius_address`) decides. The foreign agents challenge (RFC 4721) and ask it, and
+account for their visitors (RFC 2866); the home agent has no security association for the
+mobile node and asks it too (``home_agent.aaa``: key and home address from the
+Access-Accept); the mobile node has an NAI, an MN-AAA secret, its MN-HA key and no home
+address. The RADIUS shared secret is in ``radius.secret`` beside the files."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from .build import Lab
+from .radius import LAB_MN_AAA_SECRET, LAB_NAI, LAB_RADIUS_SECRET
 
 #: The MN-HA key of the lab (RFC 5944 §3.5.1: 128 bits for HMAC-MD5). Test material only.
 LAB_KEY = bytes(range(16))
 LAB_SPI = 256
 #: Which daemon runs on which lab node.
 LAB_ROLES = {"ha": "ha", "fa1": "fa", "fa2": "fa", "mn": "mn"}
+#: AAA (issue 10): the lab node FreeRADIUS runs in, the file holding the RADIUS secret, and
+#: the seconds between a visitor's Interim-Update accounting records
+RADIUS_NODE = "rtr"
+RADIUS_SECRET_FILE = "radius.secret"
+INTERIM_INTERVAL = 10
+
+
+def radius_address(lab: Lab) -> IPv4Address:
+    """Where the lab's FreeRADIUS listens: the router's address on the correspondent
+    network, which every agent reaches through its default route."""
+    return lab.address(RADIUS_NODE, "cn")
+
+
+def _aaa_table(lab: Lab, node: str, *, accounting: bool) -> str:
+    """``[aaa]`` of an agent's file (issue 10)."""
+    return (
+        "\n[aaa]\n"
+        "timeout = 1.0\nretries = 2\n"
+        f'nas_identifier = "{lab.prefix}-{node}"\n'
+        + (f"accounting = true\ninterim_interval = {INTERIM_INTERVAL}\n" if accounting else "")
+        + "\n[[aaa.servers]]\n"
+        'name = "lab-radius"\n'
+        f'address = "{radius_address(lab)}"\n'
+        f'secret_file = "{RADIUS_SECRET_FILE}"\n'
+    )
 
 
 def lab_configs(
@@ -41,12 +76,14 @@ def lab_configs(
     advertisement_interval: float = 1.0,
     encapsulations: Sequence[str] | None = None,
     broadcast: bool = False,
+    aaa: bool = False,
 ) -> dict[str, str]:
     """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``). Control sockets are
     ``<socket_dir>/<node>.sock`` (default: ``/run/mip4/<role>-<lab prefix>-<node>.sock``
     via ``daemon.name``). ``encapsulations`` (e.g. ``["gre", "ipip"]``) sets
     ``mobile_node.encapsulations``; left out, the default (IP-in-IP). ``broadcast`` sets the
-    mobile node's B bit (home-link broadcasts forwarded to it)."""
+    mobile node's B bit (home-link broadcasts forwarded to it). ``aaa``: the files of the
+    AAA lab (see the module docstring)."""
     home = lab.topology.network("home")
     mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
     key = LAB_KEY.hex()
@@ -72,27 +109,38 @@ def lab_configs(
         f'address = "{ha_ip}"\n'
         f'home_network = "{home.subnet}"\n'
         f'interface = "{lab.ifname("ha")}"\n'
-        f"advertisement_interval = {advertisement_interval}\n\n"
-        "[io]\n"
-        f'tun_name = "{lab.prefix}-t"\n\n' + daemon("ha") + "\n" + sa(mn_ip)
+        f"advertisement_interval = {advertisement_interval}\n"
+        + ("aaa = true\n" if aaa else "")
+        + "\n[io]\n"
+        f'tun_name = "{lab.prefix}-t"\n\n'
+        + daemon("ha")
+        # AAA: the home agent learns the node's MN-HA key from its Access-Accept
+        + (_aaa_table(lab, "ha", accounting=False) if aaa else "\n" + sa(mn_ip))
     )
     for node in ("fa1", "fa2"):
         out[node] = (
             f"# mip4 fa on lab {lab.lab_id!r}\n\n"
             "[foreign_agent]\n"
-            f"advertisement_interval = {advertisement_interval}\n\n"
-            "[[foreign_agent.links]]\n"
+            f"advertisement_interval = {advertisement_interval}\n"
+            + ("challenge_length = 16\naaa = true\n" if aaa else "")
+            + "\n[[foreign_agent.links]]\n"
             f'interface = "{lab.ifname(node)}"\n'
             f'address = "{lab.address(node)}"\n'
             "prefix_len = 24\n\n"
             "[io]\n"
-            f'tun_name = "{lab.prefix}-t"\n\n' + daemon(node)
+            f'tun_name = "{lab.prefix}-t"\n\n'
+            + daemon(node)
+            + (_aaa_table(lab, node, accounting=True) if aaa else "")
         )
     out["mn"] = (
         f"# mip4 mn on lab {lab.lab_id!r}\n\n"
         "[mobile_node]\n"
-        f'home_address = "{mn_ip}"\n'
-        f'home_agent = "{ha_ip}"\n'
+        + (  # AAA: known by its NAI only; the home agent assigns the address AAA gives
+            f'nai = "{LAB_NAI}"\nmn_aaa_secret = "{LAB_MN_AAA_SECRET}"\n'
+            if aaa
+            else f'home_address = "{mn_ip}"\n'
+        )
+        + f'home_agent = "{ha_ip}"\n'
         f"home_prefix_len = {home.subnet.prefixlen}\n"
         f"lifetime = {lifetime}\n"
         f'reverse_tunnel = "{reverse_tunnel}"\n'
@@ -120,4 +168,8 @@ def write_lab_configs(lab: Lab, directory: Path | str, **kw: object) -> dict[str
         p = d / f"{node}.toml"
         p.write_text(text)
         paths[node] = p
+    if kw.get("aaa"):
+        secret = d / RADIUS_SECRET_FILE
+        secret.write_text(LAB_RADIUS_SECRET + "\n")
+        secret.chmod(0o600)
     return paths

@@ -12,6 +12,7 @@ from typing import Any
 
 from .backend import AGENTS, HaBinding, HaStatus, MnStatus, Registration, ScenarioError, Settings
 from .build import Lab
+from .radius import FreeRadius, start_lab_radius
 
 
 class DaemonBackend:
@@ -40,7 +41,10 @@ class DaemonBackend:
             advertisement_interval=settings.advertisement_interval,
             encapsulations=encs,
             broadcast=settings.broadcast,
+            aaa=settings.aaa,
         )
+        #: issue 10: the lab's FreeRADIUS (``settings.aaa``), started before the agents
+        self.radius: FreeRadius | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: dict[str, int] = {}
         #: exit status of each daemon stopped by :meth:`close` (None: was not running)
@@ -53,6 +57,8 @@ class DaemonBackend:
         return self.workdir / f"{node}.{self.starts.get(node, 1)}.log"
 
     def start(self) -> None:
+        if self.settings.aaa:
+            self.radius = start_lab_radius(self.lab, self.workdir / "radius")
         for node in AGENTS:
             self._start(node)
         for node in AGENTS:
@@ -201,6 +207,8 @@ class DaemonBackend:
         """SIGTERM every daemon (the mobile node first: it deregisters), bounded; their exit
         statuses are in :attr:`stopped`."""
         self.stopped.update({node: self._stop(node) for node in reversed(AGENTS)})
+        if self.radius is not None:
+            self.radius.stop()  # after the agents: their last accounting records
 
 
 def _event_name(event: object) -> str:

@@ -45,6 +45,8 @@ from mip4.demo.plot import plot
 from mip4.demo.report import ConnectionSpec, DemoReport, MoveRecord, build_report
 from mip4.demo.runner import ProbePair, StreamPair
 
+from .capture import Capture
+from .daemons import DaemonBackend
 from .scenario import ENCAPSULATIONS, Scenario, ScenarioError, Settings, is_root
 
 #: the demo's itinerary
@@ -84,6 +86,9 @@ class DemoRun:
     json_path: Path | None = None
     plot_path: Path | None = None
     problems: list[str] = field(default_factory=list)
+    #: issue 10 (``--aaa``): each agent's RADIUS counters and the accounting records
+    #: FreeRADIUS wrote, by Acct-Status-Type (:func:`aaa_summary`)
+    aaa: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -109,6 +114,7 @@ class DemoRun:
             "bindings_seen": self.bindings_seen,
             "ha_forwarder": self.ha_forwarder,
             "checks_failed": self.problems,
+            **({"aaa": self.aaa} if self.aaa else {}),
             "ok": self.ok,
         }
 
@@ -134,9 +140,12 @@ def run_demo(
     keep: bool = False,
     route: Sequence[str] = ROUTE,
     backend: str = "daemons",
+    capture: Path | None = None,
 ) -> DemoRun:
     """The whole demo; returns what it measured (the report is also written to ``out``).
-    The lab is always torn down unless ``keep``."""
+    The lab is always torn down unless ``keep``. ``capture``: a pcapng of every link of
+    the lab (``tshark`` on the bridges, :class:`~mip4.lab.capture.Capture`) from the moment
+    the node is home until the streams stop."""
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(log)
     sc = Scenario(
@@ -146,9 +155,17 @@ def run_demo(
         workdir=out / "daemons" if backend == "daemons" else None,
     )
     interrupted = True
+    cap: Capture | None = None
     try:
         sc.start()
-        run = _run(sc, out, progress, dwell, rate, route)
+        if capture is not None:
+            cap = Capture(sc.lab, capture, duration=3 * dwell * (len(route) + 2) + 120)
+            progress(f"capturing every link to {capture}")
+        try:
+            run = _run(sc, out, progress, dwell, rate, route)
+        finally:
+            if cap is not None:
+                cap.stop()
         interrupted = False
     except Exception:
         interrupted = False
@@ -265,6 +282,10 @@ def _run(
             else:
                 time.sleep(dwell)
             _flows(sc, pairs, progress)
+        aaa = aaa_summary(sc) if sc.settings.aaa else {}
+        if aaa:
+            asked = {n: a["access_requests"] for n, a in aaa["agents"].items()}
+            progress(f"AAA: Access-Requests by agent {asked}; accounting records {aaa['records']}")
         ha = sc.ha_status()
         bindings = ha.bindings
         bindings_after_home = len(bindings)
@@ -299,6 +320,7 @@ def _run(
         title=(
             f"mip4 lab demo — {sc.settings.encapsulation}, reverse tunnelling"
             f" {'on' if sc.settings.reverse_tunnel else 'off'}"
+            + (", AAA (FreeRADIUS)" if sc.settings.aaa else "")
         ),
         notes=[
             "reg. RTT: the mobile node's Registration Request (last transmission) → accepted"
@@ -318,11 +340,38 @@ def _run(
         bindings_seen,
         dict(ha.forwarder),
         problems=problems,
+        aaa=aaa,
     )
     run.json_path = out / "report.json"
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")
     run.plot_path = plot(report, out / "throughput.png")
     return run
+
+
+def aaa_summary(sc: Scenario) -> dict[str, Any]:
+    """What AAA did in the run (``--aaa``): per agent, its Access-Requests and their
+    outcomes summed over its RADIUS servers (``mip4 status``), and the accounting records
+    in FreeRADIUS's ``detail`` file by Acct-Status-Type."""
+    backend = sc.backend
+    if not isinstance(backend, DaemonBackend):
+        return {}
+    agents: dict[str, dict[str, int]] = {}
+    for node in ("fa1", "fa2", "ha"):
+        st = backend.status(node) or {}
+        auth = st.get("aaa", {}).get("auth", {})
+        agents[node] = {
+            "access_requests": sum(int(c["requests"]) for c in auth.values()),
+            "accepts": sum(int(c["accepts"]) for c in auth.values()),
+            "rejects": sum(int(c["rejects"]) for c in auth.values()),
+            "timeouts": sum(int(c["timeouts"]) for c in auth.values()),
+        }
+    records: dict[str, int] = {}
+    if backend.radius is not None:
+        for line in backend.radius.detail().splitlines():
+            key, _, value = line.strip().partition(" = ")
+            if key == "Acct-Status-Type":
+                records[value] = records.get(value, 0) + 1
+    return {"agents": agents, "records": records}
 
 
 def _flows(sc: Scenario, pairs: Sequence[StreamPair], progress: Progress) -> None:
@@ -372,6 +421,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dwell", type=float, default=4.0, help="seconds per stop (default: 4)")
     p.add_argument("--lifetime", type=int, default=300, help="registration lifetime, s")
     p.add_argument(
+        "--capture",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write a pcapng of every link of the lab during the run (tshark)",
+    )
+    p.add_argument(
+        "--aaa",
+        action="store_true",
+        help=(
+            "issue 10: a FreeRADIUS in the lab decides; the mobile node has only its NAI, its"
+            " MN-AAA secret and its MN-HA key, and gets its home address from AAA"
+        ),
+    )
+    p.add_argument(
         "--backend",
         choices=("daemons", "engines"),
         default="daemons",
@@ -414,10 +478,21 @@ def run(args: argparse.Namespace) -> int:
         reverse_tunnel=args.reverse_tunnel,
         encapsulation=args.encapsulation,
         lifetime=args.lifetime,
+        aaa=args.aaa,
     )
+    if args.aaa and args.backend != "daemons":
+        print("mip4 lab demo: --aaa runs the daemons backend only", file=sys.stderr)
+        return 2
     try:
         with _sigterm_interrupts():
-            result = run_demo(settings, out, dwell=args.dwell, keep=args.keep, backend=args.backend)
+            result = run_demo(
+                settings,
+                out,
+                dwell=args.dwell,
+                keep=args.keep,
+                backend=args.backend,
+                capture=args.capture,
+            )
     except KeyboardInterrupt:
         print("mip4 lab demo: interrupted; everything torn down", file=sys.stderr)
         return 130

@@ -83,6 +83,8 @@ class Scenario:
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+        if settings.aaa and backend != "daemons":
+            raise ValueError("the AAA lab (issue 10) runs the daemons backend only")
         self.settings = settings
         self.lab = Lab(settings.lab_id, ingress_filter=settings.filtered)
         self.log = log

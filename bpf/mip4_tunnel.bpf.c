@@ -8,8 +8,15 @@
  *
  * Theory of operation
  * -------------------
- * Four tc programs, attached to a clsact qdisc in direct-action mode:
+ * Five tc programs, attached to a clsact qdisc in direct-action mode:
  *
+ *   mip4_agent         ingress of a mobility agent's interfaces (home agent and
+ *                      foreign agent): mip4_decap for a registered peer's
+ *                      tunnel packet, else mip4_ha_encap for a bound
+ *                      destination, else mip4_reverse_encap for a source with a
+ *                      reverse tunnel -- one hook does all three (the first
+ *                      TC_ACT_OK of a filter ends classification, so separate
+ *                      filters could not share the hook).
  *   mip4_ha_encap      ingress of the home agent's home-link/upstream devices:
  *                      destination in mip4_bindings -> tunnel to the care-of
  *                      address (RFC 5944 §4.2.3), inner TTL - 1.
@@ -22,6 +29,10 @@
  *   mip4_decap         ingress of any tunnel endpoint: protocol 4/47/55 from
  *                      a (local, peer) pair registered in mip4_peers is
  *                      stripped; anything else goes to the stack untouched.
+ *                      A decapsulated datagram for a visitor in mip4_visitors
+ *                      is redirected to the visitor's hardware address
+ *                      (foreign agent, RFC 5944 §4.2.2: never ARP for it);
+ *                      anything else decapsulated goes to the stack.
  *
  * Encapsulation: IP in IP (RFC 2003), GRE with or without key (RFC 2784,
  * RFC 2890), minimal encapsulation with or without S (RFC 2004). The outer
@@ -90,10 +101,19 @@ struct mip4_peer_key {
 };
 
 #define MIP4_PF_GRE_KEY 0x01 /* peer: GRE packets must carry peer.key */
+#define MIP4_PF_ANY_KEY 0x02 /* peer: GRE packets may carry any key, or none */
 
 struct mip4_peer {
 	__u32 key;   /* host order */
 	__u32 flags; /* MIP4_PF_* */
+};
+
+/* mip4_visitors (key: home address): where a foreign agent delivers the
+ * decapsulated datagrams of a visitor. */
+struct mip4_visitor {
+	__u32 ifindex; /* the visitor's interface */
+	__u8 mac[6];   /* the visitor's hardware address (from its request) */
+	__u8 smac[6];  /* the interface's own hardware address */
 };
 
 enum mip4_dir {
@@ -121,6 +141,7 @@ enum mip4_event {
 	MIP4_EV_SLOW_TTL = 5,	   /* inner TTL would expire here */
 	MIP4_EV_SLOW_MINIMAL = 6,  /* minimal + GSO/fragment, strict binding */
 	MIP4_EV_MINIMAL_FALLBACK = 7, /* minimal + GSO/fragment: sent IP in IP */
+	MIP4_EV_DECAP_VISITOR = 8, /* decapsulated, redirected to a visitor */
 	MIP4_EV_DECAP_UNKNOWN_PEER = 9, /* tunnel packet from an unregistered pair */
 	MIP4_EV_DECAP_BAD = 10,	       /* malformed / unsupported tunnel header */
 	MIP4_EV_DECAP_KEY = 11,	       /* GRE key missing or wrong */
@@ -153,6 +174,13 @@ struct {
 	__type(key, struct mip4_peer_key);
 	__type(value, struct mip4_peer);
 } mip4_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __be32);
+	__type(value, struct mip4_visitor);
+} mip4_visitors SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -479,26 +507,39 @@ int mip4_host_encap(struct __sk_buff *skb)
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
 }
 
-SEC("tc")
-int mip4_decap(struct __sk_buff *skb)
+/* The decapsulated datagram (after the Ethernet header) goes to a visitor's
+ * hardware address when mip4_visitors names its destination (redirected out
+ * of the visitor's interface as it is, as the user-space plane delivers it),
+ * else to the stack. */
+static __always_inline int deliver(struct __sk_buff *skb)
 {
-	struct iphdr *ip = ipv4_of(skb);
-	struct mip4_peer_key pk;
-	struct mip4_peer *peer;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct mip4_visitor *v;
+	__be32 dst;
+
+	if ((void *)(ip + 1) > data_end)
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	dst = ip->daddr;
+	v = bpf_map_lookup_elem(&mip4_visitors, &dst);
+	if (!v)
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	__builtin_memcpy(eth->h_dest, v->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, v->smac, ETH_ALEN);
+	return event(MIP4_EV_DECAP_VISITOR, bpf_redirect(v->ifindex, 0));
+}
+
+/* Strip the tunnel header of ip (protocol 4/47/55, from the registered peer
+ * pk.remote to pk.local). */
+static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
+				 const struct mip4_peer *peer, __be32 remote)
+{
 	void *data_end;
 	__u32 hlen, strip, inner_len;
 	__u8 *l4;
 
-	if (!ip)
-		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
-	if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_GRE &&
-	    ip->protocol != IPPROTO_MINIMAL)
-		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
-	pk.local = ip->daddr;
-	pk.remote = ip->saddr;
-	peer = bpf_map_lookup_elem(&mip4_peers, &pk);
-	if (!peer) /* RFC 2003 §3.1 / RFC 5944 §3.8: only from registered peers */
-		return event(MIP4_EV_DECAP_UNKNOWN_PEER, TC_ACT_OK);
 	if (bpf_ntohs(ip->frag_off) & (IP_MF | IP_OFFMASK)) /* the stack reassembles */
 		return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 	hlen = ip->ihl * 4;
@@ -524,7 +565,13 @@ int mip4_decap(struct __sk_buff *skb)
 		if ((gflags & (GRE_VERSION | GRE_MUST_BE_ZERO | GRE_FLAG_C)) ||
 		    *(__be16 *)(l4 + 2) != bpf_htons(ETH_P_IP))
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
-		if (gflags & GRE_FLAG_K) {
+		if (peer->flags & MIP4_PF_ANY_KEY) {
+			/* a foreign agent is not told the key (RFC 3115 §3.3
+			 * negotiates it with the home agent): as the
+			 * user-space plane, any key or none */
+			if (gflags & GRE_FLAG_K)
+				glen += 4;
+		} else if (gflags & GRE_FLAG_K) {
 			if (!(peer->flags & MIP4_PF_GRE_KEY) ||
 			    bpf_ntohl(*(__be32 *)(l4 + 4)) != peer->key)
 				return event(MIP4_EV_DECAP_KEY, TC_ACT_OK);
@@ -571,17 +618,74 @@ int mip4_decap(struct __sk_buff *skb)
 		if ((void *)(n + 1) > data_end)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		*n = o;
-		count(pk.remote, MIP4_DIR_DECAP, tot - mlen);
+		count(remote, MIP4_DIR_DECAP, tot - mlen);
 		if (bpf_skb_adjust_room(skb, -(__s32)mlen, BPF_ADJ_ROOM_MAC,
 					BPF_F_ADJ_ROOM_FIXED_GSO))
 			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
-		return event(MIP4_EV_DECAP, TC_ACT_OK);
+		return deliver(skb);
 	}
 	inner_len = bpf_ntohs(ip->tot_len) - strip;
 	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
 		return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
-	count(pk.remote, MIP4_DIR_DECAP, inner_len);
-	return event(MIP4_EV_DECAP, TC_ACT_OK);
+	count(remote, MIP4_DIR_DECAP, inner_len);
+	return deliver(skb);
+}
+
+static __always_inline int is_tunnel(const struct iphdr *ip)
+{
+	return ip->protocol == IPPROTO_IPIP || ip->protocol == IPPROTO_GRE ||
+	       ip->protocol == IPPROTO_MINIMAL;
+}
+
+SEC("tc")
+int mip4_decap(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_of(skb);
+	struct mip4_peer_key pk;
+	struct mip4_peer *peer;
+
+	if (!ip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (!is_tunnel(ip))
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	pk.local = ip->daddr;
+	pk.remote = ip->saddr;
+	peer = bpf_map_lookup_elem(&mip4_peers, &pk);
+	if (!peer) /* RFC 2003 §3.1 / RFC 5944 §3.8: only from registered peers */
+		return event(MIP4_EV_DECAP_UNKNOWN_PEER, TC_ACT_OK);
+	return decap(skb, ip, peer, pk.remote);
+}
+
+SEC("tc")
+int mip4_agent(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_of(skb);
+	struct mip4_peer_key pk;
+	struct mip4_peer *peer;
+	struct mip4_tunnel *t;
+	__be32 addr;
+
+	if (!ip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (is_tunnel(ip)) {
+		pk.local = ip->daddr;
+		pk.remote = ip->saddr;
+		peer = bpf_map_lookup_elem(&mip4_peers, &pk);
+		if (peer)
+			return decap(skb, ip, peer, pk.remote);
+		/* RFC 2003 §3.1 / RFC 5944 §3.8: never decapsulated from an
+		 * unregistered peer; it may still be for a bound address */
+		event(MIP4_EV_DECAP_UNKNOWN_PEER, 0);
+	}
+	addr = ip->daddr;
+	t = bpf_map_lookup_elem(&mip4_bindings, &addr);
+	if (t)
+		return encap(skb, t, addr, MIP4_DIR_HA, 1);
+	addr = ip->saddr;
+	t = bpf_map_lookup_elem(&mip4_reverse, &addr);
+	if (t)
+		return encap(skb, t, addr, MIP4_DIR_REVERSE, 1);
+	return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -41,19 +41,33 @@ LAYERS: dict[str, frozenset[str]] = {
     # reads the status snapshot, plain data, not the engines)
     "snmp": frozenset(),
     "io": frozenset({"snmp", "aaa", "core", "dataplane", "security", "wire"}),
-    "daemon": frozenset({"io", "snmp", "aaa", "core", "dataplane", "security", "wire"}),
+    # persistent stores behind core's table interfaces (issue 15): files (sqlite3), so I/O
+    "store": frozenset({"core", "aaa", "dataplane", "security", "wire"}),
+    "daemon": frozenset({"store", "io", "snmp", "aaa", "core", "dataplane", "security", "wire"}),
     # the demo's instruments (traffic generators, probe, report, plot) run inside the lab's
     # namespaces as ``python -m mip4.demo.*`` and need nothing of mip4: stdlib only
     "demo": frozenset(),
     "lab": frozenset(
-        {"daemon", "io", "snmp", "aaa", "demo", "core", "dataplane", "security", "wire"}
+        {"daemon", "store", "io", "snmp", "aaa", "demo", "core", "dataplane", "security", "wire"}
     ),
     # the tools sit above lab: ``mip4 bench forwarding`` (tools/bench_forwarding/) drives
     # the namespace lab (``Lab``, ``lab_engine``, ``lab_node_io``) with demo's traffic
     # generators; the decoder (decode, pcap, render, sample, bench codec) needs only wire
     # and security, plus ``daemon.validate``'s checks on input files; nothing imports tools
     "tools": frozenset(
-        {"lab", "daemon", "demo", "io", "snmp", "aaa", "core", "dataplane", "security", "wire"}
+        {
+            "lab",
+            "daemon",
+            "store",
+            "demo",
+            "io",
+            "snmp",
+            "aaa",
+            "core",
+            "dataplane",
+            "security",
+            "wire",
+        }
     ),
     # the command line registers every subcommand
     "cli": frozenset(
@@ -61,6 +75,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "tools",
             "lab",
             "daemon",
+            "store",
             "demo",
             "io",
             "snmp",

@@ -12,7 +12,12 @@ packet on to the next namespace as it is, and the foreign agents' and the mobile
 user-space planes read the tunnel through raw IP sockets, which cannot see that -- they
 forwarded such datagrams with an unfinished inner checksum (every probe lost at FA1) or
 too big for the link. A NIC completes both before the wire; the user-space plane, whose
-TUN device has no offloads, never handed such datagrams on."""
+TUN device has no offloads, never handed such datagrams on.
+
+``test_every_role_on_the_bpf_plane``: the home agent, both foreign agents and the mobile
+node on the bpf plane, offloads left on (the foreign agents and the node decapsulate in tc,
+before any raw socket); the foreign agents' fast paths delivered to the visitor and the
+node's decapsulated at C (their status counters)."""
 
 from __future__ import annotations
 
@@ -57,6 +62,57 @@ def test_connections_survive_four_moves_with_the_bpf_plane(
     encapsulation: str,
     reverse_tunnel: bool,
 ) -> None:
+    _demo(lab_prefix, tmp_path, monkeypatch, encapsulation, reverse_tunnel, ("ha",), True)
+
+
+def test_user_space_agents_behind_a_bpf_home_agent_with_offloads_on(
+    lab_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The home agent on the bpf plane, the foreign agents and the node on the user-space
+    plane, and the home agent's offloads left on: the tunnels carry inner datagrams whose
+    checksum is still to be completed and 64 KB GSO super-packets, which the user-space
+    planes' raw sockets read whole and without the kernel's flags. They repair them
+    (mip4.dataplane.offload: checksum completed, TCP segmented to the link) before
+    delivering them."""
+    _demo(lab_prefix, tmp_path, monkeypatch, "ipip", True, ("ha",), False)
+
+
+@pytest.mark.parametrize(
+    ("encapsulation", "reverse_tunnel"),
+    [("ipip", True), ("gre", True), ("minimal", False)],
+    ids=["ipip-reverse", "gre-reverse", "minimal-direct"],
+)
+def test_every_role_on_the_bpf_plane(
+    lab_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encapsulation: str,
+    reverse_tunnel: bool,
+) -> None:
+    """The home agent, both foreign agents and the mobile node (co-located at C) on the bpf
+    plane, the home agent's offloads left on: the foreign agents decapsulate and deliver
+    and the node decapsulates in tc, where a GSO packet or an unfinished checksum is no
+    problem; each one's fast path carried the traffic (status counters)."""
+    _demo(
+        lab_prefix,
+        tmp_path,
+        monkeypatch,
+        encapsulation,
+        reverse_tunnel,
+        ("ha", "fa1", "fa2", "mn"),
+        False,
+    )
+
+
+def _demo(
+    lab_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encapsulation: str,
+    reverse_tunnel: bool,
+    on_bpf: tuple[str, ...],
+    offloads_off: bool,
+) -> None:
     reason = bpf_plane_unavailable()
     if reason is not None:
         pytest.skip(f"bpf plane unavailable: {reason}")
@@ -64,18 +120,25 @@ def test_connections_survive_four_moves_with_the_bpf_plane(
 
     def with_bpf(*args: Any, **kw: Any) -> dict[str, str]:
         texts = original(*args, **kw)
-        assert texts["ha"].count("[io]\n") == 1
-        texts["ha"] = texts["ha"].replace("[io]\n", '[io]\ndataplane = "bpf"\n')
+        for node in on_bpf:
+            assert texts[node].count("[io]\n") == 1
+            texts[node] = texts[node].replace("[io]\n", '[io]\ndataplane = "bpf"\n')
         return texts
 
     monkeypatch.setattr(lab_configs_module, "lab_configs", with_bpf)
     statuses: list[dict[str, Any]] = []
+    others: dict[str, dict[str, Any]] = {}
     read_status = DaemonBackend.status
 
     def recording(self: DaemonBackend, node: str) -> dict[str, Any] | None:
         st = read_status(self, node)
         if node == "ha" and st is not None:
             statuses.append(st)
+            for other in on_bpf:  # the others' fast path counters, as the run goes
+                if other not in ("ha", "mn"):
+                    others[other] = read_status(self, other) or others.get(other, {})
+        elif st is not None:
+            others[node] = st
         return st
 
     monkeypatch.setattr(DaemonBackend, "status", recording)
@@ -99,7 +162,8 @@ def test_connections_survive_four_moves_with_the_bpf_plane(
         run_in_netns(lab.ns("ha"), offloads_off)
         start(self)
 
-    monkeypatch.setattr(DaemonBackend, "start", wire_like)
+    if offloads_off:
+        monkeypatch.setattr(DaemonBackend, "start", wire_like)
 
     settings = Settings(
         lab_id(lab_prefix), reverse_tunnel=reverse_tunnel, encapsulation=encapsulation
@@ -137,3 +201,18 @@ def test_connections_survive_four_moves_with_the_bpf_plane(
     assert events.get("error", 0) == 0, events
     # what the user-space plane behind it still encapsulated: the slow path only
     assert run.ha_forwarder.get("encapsulated", 0) < events["encap"], (events, run.ha_forwarder)
+    for node in on_bpf:
+        if node != "ha":
+            assert node in others, f"no status of {node} was read"
+            assert others[node].get("dataplane") == "bpf", (node, others[node].get("dataplane"))
+    if "fa1" in on_bpf:
+        # the foreign agents decapsulated and delivered to the visitor in tc
+        delivered = sum(
+            others[fa]["fast_path"]["events"].get("decap_visitor", 0) for fa in ("fa1", "fa2")
+        )
+        assert delivered > 100, {fa: others[fa]["fast_path"] for fa in ("fa1", "fa2")}
+        for fa in ("fa1", "fa2"):
+            assert others[fa]["fast_path"]["events"].get("error", 0) == 0, others[fa]
+    if "mn" in on_bpf:
+        # co-located at C the node decapsulated in tc
+        assert others["mn"]["fast_path"]["events"].get("decap", 0) > 100, others["mn"]

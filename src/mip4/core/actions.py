@@ -8,6 +8,7 @@ directly. Nothing here is executed inside :mod:`mip4.core`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from ipaddress import IPv4Address
 
 # The enum lives with the data plane; engines and their callers also find it here.
@@ -195,6 +196,89 @@ class AtHome:
 
 
 # ----------------------------------------------------------------------------------------
+# Handovers between foreign agents (RFC 4881, RFC 4988; see mip4.core.fa_handoff)
+# ----------------------------------------------------------------------------------------
+
+
+class EdgeRole(Enum):
+    """Which end of a bi-directional edge tunnel (RFC 4881) this agent holds."""
+
+    #: the previous (old) foreign agent: datagrams the home agent still tunnels to it for
+    #: the visitor go on through the edge tunnel to the new agent, not onto its link
+    SOURCE = "source"
+    #: the new foreign agent: datagrams from the edge tunnel are delivered to the mobile
+    #: node on its link (or buffered until it arrives); the node's own datagrams go back
+    #: through the edge tunnel to the previous agent until its registration completes
+    TARGET = "target"
+
+
+@dataclass(frozen=True)
+class InstallEdgeTunnel:
+    """Set up this agent's end of a bi-directional edge tunnel for ``home_address`` with
+    the foreign agent ``peer`` (IP-in-IP between ``local`` and ``peer``). At the
+    :attr:`EdgeRole.SOURCE` end it replaces local delivery to the visitor; at the
+    :attr:`EdgeRole.TARGET` end it adds a delivery path that starts with
+    :class:`BufferPackets` / :class:`FlushBuffer` when asked for."""
+
+    home_address: IPv4Address
+    peer: IPv4Address
+    local: IPv4Address
+    role: EdgeRole
+    #: absolute expiry (engine clock): the tunnel's granted lifetime, for information
+    expires: float | None = None
+
+
+@dataclass(frozen=True)
+class RemoveEdgeTunnel:
+    """Tear down this agent's end of the edge tunnel for ``home_address`` with ``peer``
+    (the registration with the home agent completed, or the tunnel's lifetime ended)."""
+
+    home_address: IPv4Address
+    peer: IPv4Address
+
+
+@dataclass(frozen=True)
+class BufferPackets:
+    """Hold datagrams for ``home_address`` that arrive through the edge tunnel while the
+    mobile node is not yet on this agent's link (RFC 4988: packets in flight during the
+    switch are delivered, not lost): at most ``limit`` datagrams, the oldest kept; the
+    engine flushes them (:class:`FlushBuffer`) or drops them (:class:`DropBuffer`)."""
+
+    home_address: IPv4Address
+    limit: int
+
+
+@dataclass(frozen=True)
+class FlushBuffer:
+    """The mobile node arrived: deliver the buffered datagrams for ``home_address`` in
+    order, then every later one from the edge tunnel, to ``link_address`` on
+    ``interface`` (no ARP, RFC 5944 §4.2.2)."""
+
+    home_address: IPv4Address
+    interface: str
+    link_address: bytes | None
+
+
+@dataclass(frozen=True)
+class DropBuffer:
+    """Discard the buffered datagrams for ``home_address`` and stop buffering (the node
+    did not arrive in time: a wrong anticipation, or the tunnel ended)."""
+
+    home_address: IPv4Address
+
+
+@dataclass(frozen=True)
+class LeaveForeignAgent:
+    """Link-layer trigger on the mobile node: the link on ``interface`` is gone, stop
+    using the routes through its foreign agent at once (do not wait for a lifetime); the
+    home address stays configured. Emitted only when a handover mode is configured
+    (:class:`~mip4.core.mn_config.HandoverMode`)."""
+
+    interface: str
+    home_address: IPv4Address
+
+
+# ----------------------------------------------------------------------------------------
 # Observability
 # ----------------------------------------------------------------------------------------
 
@@ -223,5 +307,11 @@ Action = (
     | UseForeignAgent
     | UseColocatedAddress
     | AtHome
+    | InstallEdgeTunnel
+    | RemoveEdgeTunnel
+    | BufferPackets
+    | FlushBuffer
+    | DropBuffer
+    | LeaveForeignAgent
     | Log
 )

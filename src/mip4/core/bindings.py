@@ -33,11 +33,12 @@ it surfaces, so both calls cost O(log n) amortised.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
+from mip4.security.replay import ReplayState
 from mip4.wire.messages import RegistrationFlags
 
 from .actions import Encapsulation
@@ -48,6 +49,7 @@ __all__ = [
     "BindingStore",
     "BindingTableView",
     "HomeAddressStore",
+    "HomeAgentStateStore",
     "InMemoryBindingStore",
     "InMemoryPendingStore",
     "InMemoryVisitorStore",
@@ -59,6 +61,7 @@ __all__ = [
     "Visitor",
     "VisitorListView",
     "VisitorStore",
+    "WriteThroughDict",
 ]
 
 
@@ -200,11 +203,7 @@ class BindingStore(Protocol):
 
     def next_expiry(self) -> float | None: ...
 
-    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
-        """Remove and return the bindings expired at ``now``. With ``limit`` the work is
-        bounded: at most ``limit`` deadlines are looked at (a mass expiry is spread over
-        calls, and :meth:`next_expiry` stays at or before ``now`` while any is left)."""
-        ...
+    def pop_expired(self, now: float) -> list[MobilityBinding]: ...
 
     def mobile_nodes(self) -> int:
         """How many home addresses have at least one binding."""
@@ -465,6 +464,10 @@ class InMemoryBindingStore:
         return self._heap.peek(self._deadline)
 
     def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        """Remove and return the bindings expired at ``now``. With ``limit`` (this store's
+        addition to :class:`BindingStore`) the work is bounded: at most ``limit`` deadlines
+        are looked at; a mass expiry is spread over calls, and :meth:`next_expiry` stays
+        at or before ``now`` while any is left."""
         expired: list[MobilityBinding] = []
         for key in self._heap.pop_due(now, self._deadline, limit):
             hoa, coa = key >> 32, key & 0xFFFFFFFF
@@ -605,3 +608,98 @@ class PendingListView(_StoreView[PendingRegistration]):
 
     def get(self, home_address: IPv4Address) -> PendingRegistration | None:
         return self._store.get(home_address)
+
+
+# ----------------------------------------------------------------------------------------
+# Persistence hooks (issue 15: bindings that survive restarts; the store helper's block)
+# ----------------------------------------------------------------------------------------
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+@runtime_checkable
+class HomeAgentStateStore(Protocol):
+    """What a persistent home agent store keeps besides the mobility bindings: the replay
+    state of each mobile node (RFC 5944 §5.7: the last accepted Identification, or the
+    nonce last issued) and the home addresses assigned to NAIs (RFC 2794 §2). A
+    :class:`BindingStore` that also has these methods is handed both by
+    :meth:`~mip4.core.home_agent.HomeAgent.restore`; the in-memory store needs neither."""
+
+    def replay_states(self) -> dict[IPv4Address | str, ReplayState]:
+        """Every mobile node's replay state, as last written."""
+        ...
+
+    def put_replay(self, identity: IPv4Address | str, state: ReplayState) -> None: ...
+
+    def remove_replay(self, identity: IPv4Address | str) -> None: ...
+
+    def assignments(self) -> dict[str, IPv4Address]:
+        """NAI -> assigned home address, as last written."""
+        ...
+
+    def put_assignment(self, nai: str, home_address: IPv4Address) -> None: ...
+
+    def remove_assignment(self, nai: str) -> None: ...
+
+
+class WriteThroughDict(dict[_K, _V]):
+    """A ``dict`` that reports every change to ``on_set(key, value)`` / ``on_delete(key)``:
+    how an engine's own tables (the home agent's replay state and NAI assignments) reach a
+    persistent store without the engine code that changes them knowing about it. Setting
+    a key to an equal value reports nothing. Every mutating method of ``dict`` is covered."""
+
+    __slots__ = ("_on_delete", "_on_set")
+
+    def __init__(
+        self,
+        initial: Mapping[_K, _V],
+        on_set: Callable[[_K, _V], None],
+        on_delete: Callable[[_K], None],
+    ) -> None:
+        super().__init__(initial)
+        self._on_set = on_set
+        self._on_delete = on_delete
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        if key in self and dict.__getitem__(self, key) == value:
+            return
+        super().__setitem__(key, value)
+        self._on_set(key, value)
+
+    def __delitem__(self, key: _K) -> None:
+        super().__delitem__(key)
+        self._on_delete(key)
+
+    _MISSING: Final = object()
+
+    def pop(self, key: _K, default: Any = _MISSING) -> Any:
+        if key in self:
+            value = super().pop(key)
+            self._on_delete(key)
+            return value
+        if default is WriteThroughDict._MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[_K, _V]:
+        key, value = super().popitem()
+        self._on_delete(key)
+        return key, value
+
+    def setdefault(self, key: _K, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def clear(self) -> None:
+        for key in list(self):
+            del self[key]
+
+    def __ior__(self, other: Any) -> WriteThroughDict[_K, _V]:  # type: ignore[override,misc]
+        self.update(other)
+        return self

@@ -87,6 +87,30 @@ class DestinationUnreachable:
     original_payload: bytes = b""
 
 
+@dataclass(frozen=True)
+class MoveAnticipated:
+    """Link-layer anticipation on the mobile node: "about to move to network X", as a
+    wireless driver's scan report gives it (RFC 4881 §1.3 L2 triggers). ``advertisement``
+    is the new foreign agent's Agent Advertisement (ICMP bytes) heard or relayed in
+    advance, ``src`` its IP source and ``link_src`` its link-layer address; the move
+    itself is the later ``LinkDown`` / ``LinkUp`` on ``interface``."""
+
+    interface: str
+    advertisement: bytes
+    src: IPv4Address
+    link_src: bytes | None = None
+
+
+@dataclass(frozen=True)
+class HandoffTrigger:
+    """Link-layer source trigger on a foreign agent (RFC 4881 §1.3, L2-ST): the visitor
+    ``home_address`` is about to move to the foreign agent ``new_agent``. The agent
+    starts a post-registration handoff (Handoff Request to the new agent)."""
+
+    home_address: IPv4Address
+    new_agent: IPv4Address
+
+
 Event = (
     UdpReceived
     | IcmpReceived
@@ -95,4 +119,6 @@ Event = (
     | DestinationUnreachable
     | AaaAnswer
     | AccountingAnswer
+    | MoveAnticipated
+    | HandoffTrigger
 )

@@ -56,6 +56,17 @@ with 129, Lifetime 0 and its registration's Identification) and is acknowledged.
 operator's ``revoke(home_address, now)`` and a visited link going down revoke visitors
 here (the node is told 65 when its link is still up) and tell their home agents.
 
+**Handovers** (RFC 4881, RFC 4988, :mod:`mip4.core.fa_handoff`; only when the agent is
+built with ``handoff=HandoffSettings(...)``). Handoff Requests/Replies (16/17) from other
+agents and a visitor's Fast Binding Update (20) go to the handoff part before anything
+else; a link-layer source trigger (:class:`~mip4.core.events.HandoffTrigger`) starts a
+post-registration handoff for a visitor. A visitor's Registration Request addressed to
+another agent is a pre-registration, relayed to that agent (and its reply back) by the
+handoff part. A Registration Request from a node an edge tunnel (or a pre-registration)
+waits for is its arrival (the buffer is flushed to it); an accepted registration through
+this agent tears the tunnel down. Without the settings these messages are discarded as
+``unexpected_message``, as by an agent that does not implement them.
+
 **Interface**::
 
     fa = ForeignAgent(ForeignAgentConfig(links=(VisitedLink("wlan0", addr),)), sas, offset)
@@ -98,6 +109,7 @@ from mip4.aaa.messages import (
 from mip4.security.auth import (
     FA_HA,
     GENERALIZED,
+    MN_FA,
     MN_HA,
     AuthenticationError,
     append_extensions,
@@ -118,6 +130,8 @@ from mip4.wire.extensions import (
 )
 from mip4.wire.icmp import AgentAdvertisement
 from mip4.wire.messages import (
+    HandoffReply,
+    HandoffRequest,
     RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
@@ -138,7 +152,7 @@ from .actions import (
     RemoveVisitor,
     SendUdp,
 )
-from .advertiser import Advertiser
+from .advertiser import SEQUENCE_WRAP_TO, Advertiser
 from .bindings import (
     InMemoryPendingStore,
     InMemoryVisitorStore,
@@ -151,9 +165,18 @@ from .bindings import (
 )
 from .counters import Counters
 from .engine import error_boundary, make_rng
-from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from .events import (
+    DestinationUnreachable,
+    Event,
+    HandoffTrigger,
+    IcmpReceived,
+    LinkDown,
+    LinkUp,
+    UdpReceived,
+)
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
+from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
 from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
 from .registration import Discard, RegistrationDenied
 from .revocation import Revocations, decode_revocation, support_extension
@@ -242,6 +265,7 @@ class ForeignAgent:
         visitors: VisitorStore | None = None,
         pending: PendingStore | None = None,
         rng: random.Random | None = None,
+        handoff: HandoffSettings | None = None,
     ) -> None:
         self.config = config
         #: SAs keyed by peer address: a mobile node's home address (MN-FA) or a home
@@ -271,6 +295,10 @@ class ForeignAgent:
         #: RFC 3543 revocations sent and received
         self._revocations = Revocations(
             "fa", config.revocation_settings(), security_associations, clock_offset, self._counters
+        )
+        #: RFC 4881 / RFC 4988 handovers (:mod:`mip4.core.fa_handoff`); ``None``: not offered
+        self.handoff: FaHandoff | None = (
+            FaHandoff(handoff, self._counters, make_rng(rng)) if handoff is not None else None
         )
 
     # -- read-only views ------------------------------------------------------------------
@@ -313,6 +341,7 @@ class ForeignAgent:
                 *(p.expires for p in self._nai_pending.values()),
                 *(s.next_interim for s in self._sessions.values()),
                 self._revocations.next_deadline(),
+                self.handoff.next_deadline() if self.handoff is not None else None,
             ]
         )
 
@@ -337,12 +366,30 @@ class ForeignAgent:
         def body(out: list[Action]) -> None:
             nonlocal ctx
             if isinstance(event, UdpReceived):
+                if (
+                    self.handoff is not None
+                    and event.payload
+                    and event.payload[0] in HANDOFF_MESSAGE_TYPES
+                ):
+                    out.extend(self._on_handoff_message(self.handoff, event, now))
+                    return
+                if self.handoff is not None:
+                    relayed = self._pre_registration(self.handoff, event, now)
+                    if relayed is not None:  # RFC 4881 pre-registration through us
+                        out.extend(relayed)
+                        return
                 revocation = decode_revocation(event.payload)
                 if revocation is not None:  # RFC 3543 types 7 and 15
                     out.extend(self._on_revocation_message(revocation, event, now))
                     return
                 ctx = self._classify(event, now)
                 if isinstance(ctx, FaRequest):
+                    if self.handoff is not None:  # RFC 4881: the node reached the new agent
+                        out.extend(
+                            self.handoff.arrived(
+                                ctx.request.home_address, event.interface, event.link_src
+                            )
+                        )
                     self.pipeline.run(ctx)
                     if self.config.aaa and _has_mn_aaa(ctx.request):
                         out.extend(self._ask_aaa(ctx))
@@ -372,6 +419,8 @@ class ForeignAgent:
                 out.extend(self._on_aaa_answer(waiting, event))
             elif isinstance(event, AccountingAnswer):
                 self._counters.event("accounting_ok" if event.ok else "accounting_failed")
+            elif isinstance(event, HandoffTrigger) and self.handoff is not None:
+                out.extend(self._on_handoff_trigger(self.handoff, event, now))
             else:
                 raise Discard("unexpected_event", type(event).__name__)
 
@@ -390,6 +439,8 @@ class ForeignAgent:
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now, busy=self._busy()))
         actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
+        if self.handoff is not None:  # RFC 4881 / 4988 retransmissions, tunnel lifetimes
+            actions.extend(self.handoff.on_timer(now))
         expired_nai = [n for n, p in self._nai_pending.items() if p.expires <= now]
         nai_expired = [self._nai_pending.pop(n) for n in expired_nai]
         for p in [*self._pending.pop_expired(now), *nai_expired]:
@@ -431,6 +482,48 @@ class ForeignAgent:
 
     # -- advertisements (core/advertiser.py) ---------------------------------------------
 
+    # -- restart (issue 15: a persistent visitor list) -----------------------------------
+
+    def restore(self, now: float) -> list[Action]:
+        """Take over the visitor list a persistent store kept from a predecessor; call it
+        once, before the first input. Visitors whose lifetime ran out while the agent was
+        down are dropped silently (RFC 5944 §3.7: no message because a lifetime expired);
+        each remaining one that is not co-located gets its ``InstallVisitor`` again; a
+        ``Log`` (``fa.restored``) gives the counts.
+
+        With visitors restored, the advertisement sequence numbers continue from 256: the
+        agent did not lose its registrations, and a number in 0..255 would tell every
+        visitor it rebooted and make it register again (RFC 5944 §2.3.2, §2.4.4)."""
+        expired = self._visitors.pop_expired(now)
+        actions: list[Action] = []
+        visitors = list(self._visitors)
+        for v in visitors:
+            if v.colocated:
+                continue
+            actions.append(
+                InstallVisitor(
+                    home_address=v.home_address,
+                    interface=v.interface,
+                    link_address=v.link_address,
+                    home_agent=v.home_agent,
+                    care_of_address=v.care_of_address,
+                    reverse_tunnel=v.reverse_tunnel,
+                    encapsulation=v.encapsulation,
+                    expires=v.expires,
+                    encapsulating_delivery=v.encapsulating_delivery,
+                )
+            )
+        if visitors:
+            # The advertiser has no setter for this yet (core/advertiser.py is not the
+            # store's to change): its per-link state is set here, the only such place.
+            for st in self._advertiser._state.values():
+                st.sequence = max(st.sequence, SEQUENCE_WRAP_TO)
+            self._counters.event("visitor_restored", len(visitors))
+        if expired:
+            self._counters.event("visitor_expired_while_down", len(expired))
+        actions.append(Log("fa.restored", {"visitors": len(visitors), "expired": len(expired)}))
+        return actions
+
     def advertisement(self, link: VisitedLink) -> AgentAdvertisement:
         """The advertisement this agent would send now on ``link`` (does not advance the
         sequence number)."""
@@ -463,6 +556,119 @@ class ForeignAgent:
                     v, now, "link down", actions, inform=False, tell_home_agent=True
                 )
         return actions
+
+    # -- handovers (RFC 4881, RFC 4988; core/fa_handoff.py) --------------------------------
+
+    def _on_handoff_message(
+        self, handoff: FaHandoff, event: UdpReceived, now: float
+    ) -> list[Action]:
+        msg = handoff.decode(event.payload)
+        if isinstance(msg, HandoffRequest):
+            return handoff.on_request(msg, event.src, event.dst, event.sport, now)
+        if isinstance(msg, HandoffReply):
+            return handoff.on_reply(msg, event.src, now)
+        # A Fast Binding Update: only from a current visitor, on its link, from its
+        # link-layer address; with an MN-FA extension (required when we share an MN-FA
+        # security association with the node) that verifies.
+        v = self._visitors.get(msg.home_address)
+        if v is None or v.colocated:
+            raise Discard("fast_binding_unknown_visitor", str(msg.home_address))
+        if event.interface != v.interface or (
+            v.link_address is not None and event.link_src != v.link_address
+        ):
+            raise Discard("fast_binding_not_from_visitor", str(msg.home_address))
+        mn_fa: SecurityAssociation | None = None
+        if self.security_associations.for_peer(msg.home_address) or any(
+            e.ext_type == MN_FA for e in msg.extensions
+        ):
+            try:
+                result = verify(
+                    msg, MN_FA, lookup_for(self.security_associations, msg.home_address)
+                )
+            except AuthenticationError as e:
+                raise Discard("fast_binding_auth_failed", str(e)) from None
+            mn_fa = result.sa
+        origin = FbuOrigin(
+            msg,
+            v.interface,
+            v.link_address,
+            self._link_address(v.interface) or v.care_of_address,
+            event.sport,
+            mn_fa,
+        )
+        self._counters.event("fast_binding_updates")
+        return handoff.start(
+            v.home_address,
+            v.home_agent,
+            v.care_of_address,
+            msg.care_of_address,
+            now,
+            buffer=True,
+            lifetime=msg.lifetime,
+            fbu=origin,
+        )
+
+    def _own_addresses(self) -> set[IPv4Address]:
+        own = {a for link in self.config.links for a in (link.address, *link.offered)}
+        if self.config.relay_source is not None:
+            own.add(self.config.relay_source)
+        return own
+
+    def _pre_registration(
+        self, handoff: FaHandoff, event: UdpReceived, now: float
+    ) -> list[Action] | None:
+        """RFC 4881 §3 pre-registration, mip4's reading: a visitor's Registration Request
+        addressed to another agent is relayed to it from us, and that agent's reply
+        relayed back to the visitor. ``None``: not such a message."""
+        kind = event.payload[:1]
+        if kind == bytes((RegistrationReply.TYPE,)) and handoff.proxied:
+            try:
+                reply = RegistrationReply.decode(event.payload)
+            except DecodeError:
+                return None
+            return handoff.relay_pre_registration_reply(
+                event.payload, reply.home_address, reply.identification, event.src
+            )
+        if kind != bytes((RegistrationRequest.TYPE,)) or event.dst in self._own_addresses():
+            return None
+        if bad_unicast(event.dst) or self.config.link(event.interface) is None:
+            return None
+        try:
+            req = RegistrationRequest.decode(event.payload)
+        except DecodeError:
+            return None
+        v = self._visitors.get(req.home_address)
+        if (
+            v is None
+            or v.colocated
+            or v.interface != event.interface
+            or (v.link_address is not None and event.link_src != v.link_address)
+        ):
+            raise Discard("pre_registration_not_from_visitor", str(req.home_address))
+        return handoff.relay_pre_registration(
+            event.payload,
+            req.home_address,
+            req.identification,
+            event.dst,
+            v.interface,
+            v.link_address,
+            self._link_address(v.interface) or v.care_of_address,
+            event.sport,
+            now,
+            self.config.pending_timeout,
+        )
+
+    def _on_handoff_trigger(
+        self, handoff: FaHandoff, event: HandoffTrigger, now: float
+    ) -> list[Action]:
+        v = self._visitors.get(event.home_address)
+        if v is None or v.colocated:
+            raise Discard("handoff_unknown_visitor", str(event.home_address))
+        # RFC 4881 post-registration, source trigger: no buffering (the new agent
+        # delivers from the tunnel once the node is on its link).
+        return handoff.start(
+            v.home_address, v.home_agent, v.care_of_address, event.new_agent, now, buffer=False
+        )
 
     # -- revocation (RFC 3543) ---------------------------------------------------------------
 
@@ -905,6 +1111,11 @@ class ForeignAgent:
                     )
                 )
             self._counters.accept(ReplyCode(code))
+            if self.handoff is not None:  # RFC 4881: registration complete, tunnel down
+                actions.extend(self.handoff.registered(hoa, now))
+                if visitor.link_address is None and not visitor.colocated:
+                    # pre-registered: the node is not on our link yet
+                    actions.extend(self.handoff.expect(hoa, now))
         elif inp is VisitorInput.DEREGISTERED:
             old = self._visitors.remove(hoa)
             if old is not None and not old.colocated:

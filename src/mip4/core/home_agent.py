@@ -164,7 +164,14 @@ from .actions import (
     SendUdp,
 )
 from .advertiser import AdvertisedLink, Advertiser
-from .bindings import BindingStore, BindingTableView, InMemoryBindingStore, MobilityBinding
+from .bindings import (
+    BindingStore,
+    BindingTableView,
+    HomeAgentStateStore,
+    InMemoryBindingStore,
+    MobilityBinding,
+    WriteThroughDict,
+)
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
@@ -782,13 +789,19 @@ class HomeAgent:
 
     #: the most binding deadlines one ``handle_timer`` call looks at: a mass expiry is
     #: spread over calls (``next_deadline`` stays at or before ``now`` while any is left),
-    #: so no call blocks the loop for long whatever the size of the table
+    #: so no call blocks the loop for long whatever the size of the table (with the
+    #: in-memory store, whose ``pop_expired`` takes a limit; another store expires all
+    #: that is due at once)
     EXPIRY_BATCH = 128
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now))
         actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
-        expired = self._bindings.pop_expired(now, self.EXPIRY_BATCH)
+        store = self._bindings
+        if isinstance(store, InMemoryBindingStore):
+            expired = store.pop_expired(now, self.EXPIRY_BATCH)
+        else:
+            expired = store.pop_expired(now)
         for b in expired:
             hoa = b.home_address
             actions.append(RemoveBinding(hoa, b.care_of_address))
@@ -815,6 +828,79 @@ class HomeAgent:
                     # RFC 5944 §4.6: undo our proxy entries in neighbours' caches.
                     actions.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
             BINDING_TRANSITIONS.confirm(_A, BindingInput.EXPIRE, after)
+
+    # -- restart (issue 15: a persistent binding store) ---------------------------------
+
+    def restore(self, now: float) -> list[Action]:
+        """Take over the state a persistent store kept from a predecessor; call it once,
+        before the first input. Returns what re-installs it: per mobile node still away,
+        ``ProxyArp`` and ``GratuitousArp`` (RFC 5944 §4.6, as on its first registration),
+        then an ``InstallBinding`` per binding; and a ``Log`` (``ha.restored``) with the
+        counts.
+
+        Bindings that expired while the agent was down are removed from the store (and
+        their NAI's address released) without actions: nothing of them is installed.
+        When the store also keeps the replay state and the NAI assignments
+        (:class:`~mip4.core.bindings.HomeAgentStateStore`), they are loaded and every later
+        change to them is written through to it, so a replayed request stays refused
+        across the restart (RFC 5944 §5.7)."""
+        store = self._bindings
+        if isinstance(store, HomeAgentStateStore):
+            self._replay = WriteThroughDict(
+                {**store.replay_states(), **self._replay}, store.put_replay, store.remove_replay
+            )
+            assigned = {**store.assignments(), **self._assigned}
+            self._assigned = WriteThroughDict(
+                assigned, store.put_assignment, store.remove_assignment
+            )
+            self._assigned_to = {hoa: nai for nai, hoa in assigned.items()}
+        expired = store.pop_expired(now)
+        for hoa in dict.fromkeys(b.home_address for b in expired):
+            if self.state_of(hoa) is _H:
+                self._release(hoa)
+        # An assignment whose binding is gone (expired, or never written) returns too.
+        for hoa in [h for h in self._assigned_to if self.state_of(h) is _H]:
+            self._release(hoa)
+        actions: list[Action] = []
+        cfg = self.config
+        nodes: dict[IPv4Address, list[MobilityBinding]] = {}
+        for b in store:
+            nodes.setdefault(b.home_address, []).append(b)
+        for hoa, bindings in nodes.items():
+            actions.append(ProxyArp(cfg.interface, hoa, True))
+            actions.append(GratuitousArp(cfg.interface, hoa, None, cfg.gratuitous_arp_count))
+            for b in bindings:
+                broadcast = bool(b.flags & RegistrationFlags.B)
+                actions.append(
+                    InstallBinding(
+                        hoa,
+                        b.care_of_address,
+                        b.encapsulation,
+                        reverse_tunnel=b.reverse_tunnel,
+                        expires=b.expires,
+                        broadcast=broadcast,
+                        home_interface=cfg.interface if broadcast else None,
+                        colocated=bool(b.flags & RegistrationFlags.D),
+                    )
+                )
+        restored = sum(len(b) for b in nodes.values())
+        if restored:
+            self._counters.event("binding_restored", restored)
+        if expired:
+            self._counters.event("binding_expired_while_down", len(expired))
+        actions.append(
+            Log(
+                "ha.restored",
+                {
+                    "bindings": restored,
+                    "mobile_nodes": len(nodes),
+                    "expired": len(expired),
+                    "replay_states": len(self._replay),
+                    "assignments": len(self._assigned),
+                },
+            )
+        )
+        return actions
 
     # -- revocation (RFC 3543) and redirection (RFC 4433) ---------------------------------
 

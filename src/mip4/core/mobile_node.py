@@ -58,6 +58,16 @@ Neither calls the other nor this class: each returns *outcomes* (small frozen da
 and :class:`MobileNode` acts on them. The configuration is :mod:`mip4.core.mn_config`
 (re-exported here).
 
+**Handovers** (only with ``handover=HandoverSettings(...)``; :mod:`mip4.core.mn_handover`).
+A :class:`~mip4.core.events.MoveAnticipated` trigger ("about to move to network X") is
+kept until the link comes up there, when its advertisement counts as heard on the new
+link (the first request goes out at once; one solicitation confirms it; a link address
+outside the anticipated prefixes makes it a wrong anticipation, ignored). In the fast mode
+the node also sends a Fast Binding Update to its current foreign agent (RFC 4988). A
+``LinkDown`` of the attachment's link emits
+:class:`~mip4.core.actions.LeaveForeignAgent` (stop using the old routes at once). The
+handover part does not move ``MnState``: the registration on arrival does.
+
 **State.** ``MnState`` changes in one place, :meth:`MobileNode._fire`, which looks up
 ``(state, outcome)`` in :data:`~mip4.core.mn_state.MN_TRANSITIONS` -> (side effect, next
 state) (h2 ``stream.py``). A pair not in the table is a protocol error: logged
@@ -73,11 +83,19 @@ from mip4.security.replay import MobileNodeReplay
 from mip4.security.sa import SecurityAssociation
 from mip4.wire.messages import RegistrationRequest
 
-from .actions import Action, AtHome, AwayFromHome, GratuitousArp, Log
+from .actions import Action, AtHome, AwayFromHome, GratuitousArp, LeaveForeignAgent, Log
 from .counters import Counters
 from .discovery import Agent, AgentDiscovery
 from .engine import Body, error_boundary, make_rng
-from .events import DestinationUnreachable, Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from .events import (
+    DestinationUnreachable,
+    Event,
+    IcmpReceived,
+    LinkDown,
+    LinkUp,
+    MoveAnticipated,
+    UdpReceived,
+)
 from .mn_attachment import (
     Attach,
     Attachment,
@@ -102,6 +120,7 @@ from .mn_client import (
     Step,
 )
 from .mn_config import ALL_ROUTERS, MobileNodeConfig, ReverseTunnel, RevocationReaction
+from .mn_handover import HandoverMode, HandoverSettings, MnHandover
 from .mn_reactions import CodeReaction
 from .mn_state import MN_TRANSITIONS, MnEffect, MnInput, MnState
 
@@ -117,11 +136,13 @@ class MobileNode:
         clock_offset: float = 0.0,
         *,
         rng: random.Random | None = None,
+        handover: HandoverSettings | None = None,
     ) -> None:
         """``sa`` is the MN-HA mobility security association; ``clock_offset`` maps the
         engine's monotonic ``now`` to Unix time (``unix = now + clock_offset``), used only
         to build timestamp Identifications (RFC 5944 §5.7.1). ``rng`` supplies the random
-        low words and nonces (a seeded one makes tests reproducible)."""
+        low words and nonces (a seeded one makes tests reproducible). ``handover`` turns
+        on the link-layer anticipation and fast handovers (:mod:`mip4.core.mn_handover`)."""
         self.config = config
         self.sa = sa
         self._rng = make_rng(rng)
@@ -141,6 +162,12 @@ class MobileNode:
         self.state = MnState.DETACHED
         #: the reason of the last give-up, for the operator
         self.failure_reason: str | None = None
+        #: the handover part (RFC 4881 / RFC 4988); ``None``: not configured
+        self.handover: MnHandover | None = (
+            MnHandover(handover, self._counters, random.Random(self._rng.getrandbits(64)))
+            if handover is not None
+            else None
+        )
 
     # ------------------------------------------------------------------------------------
     # Public state
@@ -238,6 +265,8 @@ class MobileNode:
             return self._guard("icmp", lambda out: self._on_icmp(event, now, out))
         if isinstance(event, UdpReceived):
             return self._guard("udp", lambda out: self._on_udp(event, now, out))
+        if isinstance(event, MoveAnticipated):
+            return self._guard("anticipation", lambda out: self._on_anticipation(event, now, out))
         if isinstance(event, DestinationUnreachable):
             # Not acted upon: the retransmission timer covers a request that went nowhere
             # (only a foreign agent turns these into reply codes 80-88, RFC 5944 §3.7.2.3).
@@ -253,6 +282,9 @@ class MobileNode:
         d = self.where.discovery.next_deadline()
         if d is not None:
             times.append(d)
+        h = self.handover.next_deadline() if self.handover is not None else None
+        if h is not None:
+            times.append(h)
         return min(times) if times else None
 
     def deregister(self, now: float, care_of_address: IPv4Address | None = None) -> list[Action]:
@@ -306,16 +338,97 @@ class MobileNode:
 
     def _on_link_up(self, ev: LinkUp, now: float, out: list[Action]) -> None:
         outcome = self.where.link_up(ev, now, out)
+        anticipated = self.handover.take(ev.interface) if self.handover is not None else None
+        if anticipated is not None and anticipated.contradicted_by(ev.address):
+            out.append(
+                Log("mn.anticipation_wrong", {"agent": anticipated.src, "address": ev.address})
+            )
+            anticipated = None
+        if anticipated is not None and isinstance(outcome, Rechoose):
+            # RFC 4881 §1.3 L2 trigger: the new agent's advertisement is known already;
+            # take it as heard on the new link (register at once), then solicit to confirm.
+            self.where.discovery.advertisement(
+                anticipated.advertisement,
+                anticipated.src,
+                ev.interface,
+                anticipated.link_src,
+                now,
+            )
+            out.append(Log("mn.anticipation_used", {"agent": anticipated.src}))
         if isinstance(outcome, GoHome):
             self._go_home(outcome.interface, now, out)
         elif isinstance(outcome, Rechoose):
             if self.where.current is not None:
                 self._detach(out, "link came up again")
             self._apply(self.where.choose(outcome.interface, now, out), now, out)
+            if anticipated is not None and ev.interface in self.where.links:
+                self.where.restart_soliciting(ev.interface, now, out)
+
+    def _on_anticipation(self, ev: MoveAnticipated, now: float, out: list[Action]) -> None:
+        """An "about to move to network X" trigger (see :mod:`mip4.core.mn_handover`)."""
+        h = self.handover
+        if h is None:
+            self._counters.discard("anticipation_not_configured")
+            out.append(Log("mn.discard", {"what": "anticipation", "why": "no handover settings"}))
+            return
+        a = h.anticipate(ev, out)
+        cur = self.where.current
+        if (
+            a is None
+            or h.mode is HandoverMode.BASE
+            or a.care_of_address is None
+            or self.state is not MnState.REGISTERED
+            or cur is None
+            or cur.kind is not AttachmentKind.FOREIGN_AGENT
+            or cur.agent is None
+            or cur.care_of_address == a.care_of_address
+        ):
+            return
+        if h.mode is HandoverMode.LOW_LATENCY:
+            # RFC 4881 §3 pre-registration (mip4's reading): register through the new agent
+            # before the switch; the request goes to it through the current agent (the
+            # datagram's next hop is the current agent's link-layer address).
+            mobility = a.advertisement.mobility
+            assert mobility is not None
+            agent = Agent(
+                address=a.src,
+                interface=cur.interface,
+                link_address=cur.agent.link_address,
+                advertisement=a.advertisement,
+                expires=now + a.advertisement.lifetime,
+                sequence=mobility.sequence,
+                heard=now,
+            )
+            h.pre_registering_from = cur.agent_key
+            self._attach(
+                Attachment(AttachmentKind.FOREIGN_AGENT, cur.interface, a.care_of_address, agent),
+                now,
+                out,
+                "pre-registration (RFC 4881)",
+            )
+            return
+        # RFC 4988: Fast Binding Update to the previous agent, naming the new care-of
+        # address; the previous agent tunnels to the new one while the node switches.
+        h.fast_binding_update(
+            cur.agent,
+            self.client.home_address,
+            self.client.home_agent,
+            a.care_of_address,
+            self.config.port,
+            now,
+            out,
+        )
 
     def _on_link_down(self, ev: LinkDown, now: float, out: list[Action]) -> None:
+        if self.handover is not None:
+            self.handover.cancel("link down before the acknowledgement", out)
+            self.handover.pre_registering_from = None
+        was = self.where.current
         if not self.where.link_down(ev, out):
             return
+        if self.handover is not None and was is not None and was.kind is not AttachmentKind.HOME:
+            # L2 trigger: stop using the routes through the old agent at once.
+            out.append(LeaveForeignAgent(ev.interface, self.client.home_address))
         self._detach(out, "link down")
         for iface in list(self.where.links):
             self._apply(self.where.choose(iface, now, out), now, out)
@@ -331,6 +444,12 @@ class MobileNode:
         if isinstance(outcome, GoHome):
             self._go_home(outcome.interface, now, out)
         elif isinstance(outcome, Attach):
+            h = self.handover
+            if h is not None and h.pre_registering_from == outcome.attachment.agent_key:
+                # still on the previous agent's link after pre-registering elsewhere: its
+                # advertisements do not undo the pre-registration (RFC 4881 §3)
+                self._counters.event("pre_registration_kept")
+                return
             self._attach(outcome.attachment, now, out, outcome.why)
         elif isinstance(outcome, OwnAgentHeard):
             self._own_agent(outcome, now, out)
@@ -432,6 +551,9 @@ class MobileNode:
         self._step(self.client.deregistration(att, now, care_of_address, self.registered), now, out)
 
     def _on_udp(self, ev: UdpReceived, now: float, out: list[Action]) -> None:
+        if self.handover is not None and self.handover.is_ack(ev.payload):
+            self.handover.on_ack(ev.payload, ev.src, out)  # RFC 4988 Fast Binding Ack
+            return
         outcome = self.client.reply(ev, now, self.where.current, out)
         if isinstance(outcome, Step):
             self._step(outcome, now, out)
@@ -469,6 +591,8 @@ class MobileNode:
             out.append(Log("mn.gave_up", {"reason": why, "retry_in": None}))
 
     def _on_timer(self, now: float, out: list[Action]) -> None:
+        if self.handover is not None:
+            self.handover.on_timer(now, out)
         for agent in self.where.expired(now):
             self._agent_lost(agent, now, out)
         self.where.solicit_due(now, out)
@@ -491,6 +615,8 @@ __all__ = [
     "MN_TRANSITIONS",
     "Attachment",
     "AttachmentKind",
+    "HandoverMode",
+    "HandoverSettings",
     "MnInput",
     "MnState",
     "MobileNode",

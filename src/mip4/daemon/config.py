@@ -25,6 +25,8 @@ table                           what
 ``[snmp]``                      :class:`SnmpSection`: the AgentX subagent (RFC 4295 MIB)
 ``[metrics]``                   :class:`MetricsSection`: the Prometheus endpoint
 ``[aaa]``                       :class:`~mip4.daemon.aaa.AaaSection`: RADIUS servers (AAA)
+``[store]``                     :class:`StoreSection`: bindings/visitors kept across restarts
+                                (``mip4 ha``, ``mip4 fa``)
 ==============================  ===========================================================
 
 The engine tables are the core dataclasses themselves: a field added there is a key here,
@@ -83,6 +85,7 @@ __all__ = [
     "MobileNodeFile",
     "SecurityAssociationSection",
     "SnmpSection",
+    "StoreSection",
     "load_config",
     "parse_config",
 ]
@@ -125,12 +128,26 @@ class DaemonSection:
     log_level: LogLevel = LogLevel.INFO
     #: Run the loop on uvloop when it is installed (it is not a dependency).
     uvloop: bool = True
+    #: Where log records go: ``"stderr"``, ``"syslog"`` (RFC 3164 datagrams to
+    #: ``/dev/log``, facility daemon) or ``"journald"`` (the journal's native protocol,
+    #: each field also as a ``MIP4_<KEY>`` journal field).
+    log_target: str = "stderr"
+    #: The syslog or journal socket; default ``/dev/log`` (syslog),
+    #: ``/run/systemd/journal/socket`` (journald).
+    log_socket: str | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and (not self.name or "/" in self.name):
             raise ValueError(f"name: {self.name!r} must be non-empty and contain no '/'")
         if self.control_socket is not None and not self.control_socket:
             raise ValueError("control_socket: must not be empty")
+        # -- the store helper's block (issue 15: log targets) --
+        if self.log_target not in ("stderr", "syslog", "journald"):
+            raise ValueError(
+                f"log_target: {self.log_target!r} is not 'stderr', 'syslog' or 'journald'"
+            )
+        if self.log_socket is not None and not self.log_socket:
+            raise ValueError("log_socket: must not be empty")
 
 
 @dataclass(frozen=True)
@@ -165,9 +182,10 @@ class IOSection:
     home_gateway: IPv4Address | None = None
     #: UDP port of registrations (RFC 5944 §3.1: 434).
     port: int = 434
-    #: The home agent's forwarding plane: ``"userspace"`` (TUN device, raw sockets),
-    #: ``"bpf"`` (a tc-BPF fast path in front of it, which stays the slow path; the start
-    #: fails where the kernel cannot load it) or ``"auto"`` (bpf where it loads).
+    #: The forwarding plane (home agent, foreign agent, co-located mobile node):
+    #: ``"userspace"`` (TUN device, raw sockets), ``"bpf"`` (a tc-BPF fast path in front of
+    #: it, which stays the slow path; the start fails where the kernel cannot load it) or
+    #: ``"auto"`` (bpf where it loads).
     dataplane: str = "userspace"
 
     def __post_init__(self) -> None:
@@ -316,6 +334,40 @@ class MetricsSection:
         return None if self.listen is None else split_listen(self.listen)
 
 
+# -- [store] (issue 15: bindings that survive restarts; the store helper's block) --------
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """``[store]``: keep the home agent's mobility bindings (with the replay state and
+    assigned addresses) or the foreign agent's visitor list in a SQLite file, reloaded
+    when the daemon starts. Off by default."""
+
+    #: The store file (SQLite, WAL mode), created when missing; relative to the
+    #: configuration file's directory. Unset: nothing survives a restart. A truncated or
+    #: corrupt file, or one from a newer mip4, stops the daemon (exit 2) untouched.
+    path: str | None = None
+    #: ``"full"``: each commit reaches the disk before the reply leaves (survives a power
+    #: loss); ``"normal"``: the kernel writes it (survives a killed daemon, not always a
+    #: power loss).
+    synchronous: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.path is not None and not self.path.strip():
+            raise ValueError("path: must not be empty")
+        if self.synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous: {self.synchronous!r} is not 'full' or 'normal'")
+
+    def resolved(self, source: str) -> Path | None:
+        """The store file, a relative ``path`` taken from the directory of ``source``."""
+        if self.path is None:
+            return None
+        return Path(source).parent / Path(self.path).expanduser()
+
+
+# -- end of the store helper's block -----------------------------------------------------
+
+
 def split_listen(text: str) -> tuple[str, int]:
     """``"127.0.0.1:9434"`` -> ``("127.0.0.1", 9434)``; ``ValueError`` naming the key."""
     host, sep, port = text.rpartition(":")
@@ -353,6 +405,7 @@ class HomeAgentFile:
     subscribers: SubscribersSection = field(default_factory=SubscribersSection)  # perf
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    store: StoreSection = field(default_factory=StoreSection)
 
 
 @dataclass(frozen=True)
@@ -366,6 +419,7 @@ class ForeignAgentFile:
     subscribers: SubscribersSection = field(default_factory=SubscribersSection)  # perf
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    store: StoreSection = field(default_factory=StoreSection)
 
 
 @dataclass(frozen=True)

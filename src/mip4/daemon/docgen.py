@@ -28,6 +28,7 @@ from .config import (
     MetricsSection,
     SecurityAssociationSection,
     SnmpSection,
+    StoreSection,
 )
 
 #: (table name as written in TOML, dataclass), in document order.
@@ -43,6 +44,7 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[metrics]", MetricsSection),
     ("[aaa]", AaaSection),
     ("[[aaa.servers]]", AaaServerSection),
+    ("[store]", StoreSection),
 )
 
 BEGIN = "<!-- BEGIN GENERATED KEYS (python -m mip4.daemon.docgen) -->"

@@ -1,4 +1,5 @@
-"""One line per log record: ``key=value`` text or JSON lines, on standard error.
+"""One line per log record: ``key=value`` text or JSON lines, on standard error, to syslog
+or to the systemd journal (``[daemon] log_target``).
 
 The engines' :class:`~mip4.core.actions.Log` actions are rendered by :func:`render`
 (event name + structured fields); everything else that goes through :mod:`logging` (the
@@ -11,12 +12,24 @@ per ``(event, reason)`` in each ``interval``; the rest are counted, and
 one ``daemon.discards_suppressed`` line with the count per reason. A flood of forged or
 malformed datagrams then costs a few lines, not one each; the engines' counters, which
 count every discard, are not affected.
+
+Targets (:func:`setup`): ``stderr`` (default); ``syslog``: one RFC 3164 datagram per line to
+``/dev/log`` (facility daemon, ident ``mip4-<role>``); ``journald``: one datagram in the
+journal's native protocol to ``/run/systemd/journal/socket`` (:class:`JournalHandler`), the
+line as ``MESSAGE`` and every field also as its own ``MIP4_<KEY>`` journal field, so that
+``journalctl MIP4_EVENT=ha.registration MIP4_HOME_ADDRESS=10.1.0.100`` finds records. A
+socket that cannot be reached at start is an error naming ``daemon.log_socket``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
+import re
+import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -130,18 +143,115 @@ class LineFormatter(logging.Formatter):
         )
 
 
+#: default sockets of the log targets
+SYSLOG_SOCKET = "/dev/log"
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+LOG_TARGETS = ("stderr", "syslog", "journald")
+
+
 def setup(
-    fmt: LogFormat, level: LogLevel, role: str, name: str, stream: TextIO | None = None
+    fmt: LogFormat,
+    level: LogLevel,
+    role: str,
+    name: str,
+    stream: TextIO | None = None,
+    *,
+    target: str = "stderr",
+    socket_path: str | None = None,
 ) -> logging.Handler:
-    """Send the ``mip4`` loggers (I/O layer and daemon) to ``stream`` (standard error),
-    one line per record. Returns the handler (for removal in tests)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send the ``mip4`` loggers (I/O layer and daemon) to ``target``: ``stream`` (standard
+    error) by default, one line per record; ``"syslog"`` or ``"journald"`` at
+    ``socket_path`` (their default sockets otherwise). ``OSError`` when that socket cannot
+    be reached. Returns the handler (for removal in tests)."""
+    handler: logging.Handler
+    if target == "syslog":
+        handler = logging.handlers.SysLogHandler(
+            socket_path or SYSLOG_SOCKET, logging.handlers.SysLogHandler.LOG_DAEMON
+        )
+        handler.ident = f"mip4-{role}[{os.getpid()}]: "
+    elif target == "journald":
+        handler = JournalHandler(socket_path or JOURNAL_SOCKET, role, name)
+    elif target == "stderr":
+        handler = logging.StreamHandler(stream or sys.stderr)
+    else:
+        raise ValueError(f"log target {target!r}: one of {', '.join(LOG_TARGETS)}")
     handler.setFormatter(LineFormatter(fmt, role, name))
     root = logging.getLogger("mip4")
     root.handlers[:] = [handler]
     root.setLevel(level.value.upper())
     root.propagate = False
     return handler
+
+
+#: syslog(3) priorities of the logging levels (the journal's PRIORITY field)
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
+_FIELD_NAME = re.compile(r"[^A-Z0-9_]")
+
+
+def journal_field(key: str) -> str:
+    """``home_address`` -> ``MIP4_HOME_ADDRESS`` (journal field names: A-Z, 0-9, _)."""
+    return ("MIP4_" + _FIELD_NAME.sub("_", key.upper()))[:64]
+
+
+def journal_datagram(fields: Mapping[str, str]) -> bytes:
+    """The journal's native protocol: ``KEY=value`` lines; a value with a newline as
+    ``KEY``, newline, its length (64-bit little endian), the bytes, newline."""
+    out = bytearray()
+    for key, value in fields.items():
+        data = value.encode("utf-8", "replace")
+        if b"\n" in data:
+            out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+        else:
+            out += key.encode() + b"=" + data + b"\n"
+    return bytes(out)
+
+
+def _journal_value(value: object) -> str:
+    """A field value as the journal keeps it: text as it is (newlines included), lists
+    and tables as JSON, the rest as in the text lines."""
+    v = plain(value)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list | dict):
+        return json.dumps(v, separators=(",", ":"))
+    return _text_value(v)
+
+
+class JournalHandler(logging.Handler):
+    """Records to the systemd journal over its native datagram socket: the rendered line
+    as ``MESSAGE``, ``PRIORITY``, ``SYSLOG_IDENTIFIER`` (``mip4-<role>``), ``SYSLOG_PID``,
+    ``MIP4_EVENT``, ``MIP4_NAME`` and each structured field as ``MIP4_<KEY>``."""
+
+    def __init__(self, path: str, role: str, name: str) -> None:
+        super().__init__()
+        self.path, self.role, self.instance = path, role, name
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event_name = getattr(record, "event", None) or "log"
+            fields: dict[str, str] = {
+                "MESSAGE": self.format(record),
+                "PRIORITY": str(_PRIORITY.get(record.levelno, 2)),
+                "SYSLOG_IDENTIFIER": f"mip4-{self.role}",
+                "SYSLOG_PID": str(os.getpid()),
+                "MIP4_EVENT": event_name,
+                "MIP4_NAME": self.instance,
+            }
+            for key, value in (getattr(record, "fields", None) or {}).items():
+                fields.setdefault(journal_field(str(key)), _journal_value(value))
+            self.sock.send(journal_datagram(fields))
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.sock.close()
+        super().close()
 
 
 def event(name: str, level: int = logging.INFO, **fields: object) -> None:

@@ -47,26 +47,29 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mip4.core.actions import AaaRequest, AccountingRecord, Action, Log
+from mip4.core.actions import AaaRequest, AccountingRecord, Action, Log, SendUdp
 from mip4.core.events import Event
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.io.agentx import AgentXSubagent
+from mip4.io.bpf.agent import Role
 from mip4.io.driver import EngineDriver, Executor
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
 from mip4.io.radius import AaaShell, RadiusClient
 from mip4.io.runtime import NodeIO
 from mip4.io.undo import Journal, load_journal
+from mip4.store import SqliteStore, StoreError
 
 from . import logs, status
 from .config import (
@@ -117,15 +120,41 @@ def settle_collector() -> None:
 # -- end perf
 
 
-def build_engine(cfg: DaemonConfig) -> Engine:
-    """The core engine the configuration describes (wall clock offset from now)."""
-    offset = time.time() - time.monotonic()
+def build_engine(cfg: DaemonConfig, store: SqliteStore | None = None) -> Engine:
+    """The core engine the configuration describes (wall clock offset from now); an
+    agent's tables in ``store`` when one is given (``[store] path``)."""
+    offset = store.clock_offset if store is not None else clock_offset()
     f = cfg.file
     if isinstance(f, HomeAgentFile):
-        return HomeAgent(f.home_agent, cfg.store(), offset)
+        bindings = store.bindings if store is not None else None
+        return HomeAgent(f.home_agent, cfg.store(), offset, bindings=bindings)
     if isinstance(f, ForeignAgentFile):
-        return ForeignAgent(f.foreign_agent, cfg.store(), offset)
+        visitors = store.visitors if store is not None else None
+        return ForeignAgent(f.foreign_agent, cfg.store(), offset, visitors=visitors)
     return MobileNode(f.mobile_node, cfg.mn_association(), offset)
+
+
+# -- [store] (issue 15; the store helper's block) ----------------------------------------
+
+
+def clock_offset() -> float:
+    """Unix time minus the monotonic clock the driver feeds the engines."""
+    return time.time() - time.monotonic()
+
+
+def open_store(cfg: DaemonConfig) -> SqliteStore | None:
+    """The agent's store file (``[store] path``), checked; ``None`` when there is none.
+    :class:`~mip4.store.StoreError` (one line naming the file) when it cannot be used."""
+    section = getattr(cfg.file, "store", None)
+    if section is None:
+        return None
+    path = section.resolved(cfg.source)
+    if path is None:
+        return None
+    return SqliteStore(path, clock_offset(), synchronous=section.synchronous)
+
+
+# -- end of the store helper's block -----------------------------------------------------
 
 
 def journal_path(cfg: DaemonConfig) -> Path:
@@ -164,6 +193,8 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             None,
             cfg.interfaces,
             tunnel_source=cfg.tunnel_source,
+            dataplane=io.dataplane,  # issue 12: the foreign agent's bpf plane
+            bpf_role=Role.FOREIGN_AGENT,
             # issue 10: RFC 2794 requests from 0.0.0.0 (nodes known by NAI only)
             unaddressed_requests=engine.config.zero_home_address,
             **common,
@@ -178,6 +209,8 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
         icmp_errors=True,
         watch_links=True,
         ignore_addresses=frozenset({mn.home_address}),
+        dataplane=io.dataplane,  # issue 12: the co-located node's bpf plane
+        bpf_role=Role.MOBILE_NODE,
         **common,
     )
 
@@ -336,9 +369,63 @@ class DaemonExecutor:
 
 class TimedDriver(EngineDriver):
     """An :class:`EngineDriver` that times each input whose actions include a home
-    agent's registration decision (``ha.registration``): datagram in, reply sent."""
+    agent's registration decision (``ha.registration``): datagram in, reply sent.
+
+    With a ``store``, what the engine wrote is committed before any of its actions is
+    carried out: a reply never leaves before the registration it announces is in the
+    file. A commit that fails is logged and the replies of that input are not sent (the
+    mobile node retransmits); its other actions still run. With ``synchronous = "full"``
+    (a commit syncs the disk) the datagrams one reader wakeup drains (up to 64) are
+    handled together and committed once (group commit): under load one disk sync covers
+    many registrations, and each reply still waits for the commit that holds it. With
+    ``"normal"`` each input is committed on its own (cheap), so no reply waits for the
+    others of its batch. Set ``store`` before readers are added."""
 
     metrics: Metrics | None = None
+    store: SqliteStore | None = None
+
+    def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
+        if self.store is None or not self.store.group_commit:
+            super().add_reader(fd, produce)
+            return
+
+        def produce_and_handle() -> list[Event]:
+            events = produce()
+            if events:
+                self.feed_all(events)
+            return []  # all handled: nothing left for the base class to feed
+
+        super().add_reader(fd, produce_and_handle)
+
+    def feed_all(self, events: Sequence[Event]) -> list[Action]:
+        """Give every event to the engine, then carry out all their actions after one
+        commit (:meth:`run_actions`); re-arm the timer."""
+        t0 = time.monotonic()
+        actions: list[Action] = []
+        decided = 0
+        for event in events:
+            self.stats["events"] += 1
+            out = self.engine.handle(event, self.clock())
+            actions.extend(out)
+            decided += sum(1 for a in out if isinstance(a, Log) and a.event == "ha.registration")
+        self.run_actions(actions)
+        self.start()  # re-arm
+        if self.metrics is not None:
+            took = time.monotonic() - t0
+            for _ in range(decided):
+                self.metrics.observe(took)
+        return actions
+
+    def run_actions(self, actions: Sequence[Action]) -> None:
+        store = self.store
+        if store is not None and store.dirty:
+            try:
+                store.commit()
+            except Exception as e:
+                self.stats["store_commit_errors"] += 1
+                logs.event("daemon.store_commit_failed", logging.ERROR, error=str(e))
+                actions = [a for a in actions if not isinstance(a, SendUdp)]
+        super().run_actions(actions)
 
     def feed(self, event: Event) -> list[Action]:
         t0 = time.monotonic()
@@ -356,6 +443,7 @@ class Daemon:
     engine: Engine
     io: NodeIO
     name: str
+    store: SqliteStore | None = None
     started: float = field(default_factory=time.monotonic)
     driver: EngineDriver | None = None
     executor: DaemonExecutor | None = None
@@ -412,6 +500,9 @@ class Daemon:
             counter_sets=counter_sets,
         )
         snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
+        if self.store is not None:  # issue 15: the store file and what was written to it
+            st = self.store
+            snap["store"] = {"path": str(st.path), "writes": st.writes, "commits": st.commits}
         if ex is not None and ex.aaa is not None:
             snap["aaa"] = ex.aaa.snapshot()  # issue 10: per-server RADIUS counters
         if self.io.fast_path is not None:
@@ -425,6 +516,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.executor = executor = DaemonExecutor(self.io.executor)
         driver = TimedDriver(self.engine, self.executor, loop=loop)
+        driver.store = self.store
         self.driver = driver
         executor.aaa = open_aaa(self.cfg, driver)
         server = ControlServer(
@@ -457,6 +549,10 @@ class Daemon:
         subagent_task: asyncio.Task[None] | None = None
         try:
             self.io.attach(driver)
+            if self.store is not None and not isinstance(self.engine, MobileNode):
+                # Before anything is answered (no await since attach: no datagram has
+                # been read): re-install what the store kept, drop what expired.
+                driver.run_actions(self.engine.restore(driver.clock()))
             driver.start()
             for ev in self.io.current_links():
                 driver.feed(ev)
@@ -583,7 +679,7 @@ def _set_signals(handler: Any, hup: Any = None) -> None:
     signal.signal(RELOAD_SIGNAL, handler if hup is None else hup)
 
 
-def serve(cfg: DaemonConfig) -> int:
+def serve(cfg: DaemonConfig, store: SqliteStore | None = None) -> int:
     """Run the daemon of ``cfg`` until SIGTERM/SIGINT; the exit status. SIGHUP reloads
     the configuration once the daemon runs (one during start-up is done then).
 
@@ -602,10 +698,10 @@ def serve(cfg: DaemonConfig) -> int:
         removed = clear_leftovers(cfg)
         if removed:
             logs.event("daemon.leftovers_cleared", logging.WARNING, removed=removed)
-        engine = build_engine(cfg)
+        engine = build_engine(cfg, store)
         stage = "open I/O"
         io = open_io(cfg, engine, Journal(journal_path(cfg)))
-        daemon = Daemon(cfg, engine, io, name)
+        daemon = Daemon(cfg, engine, io, name, store=store)
         # -- perf (issue 13): what loading made (configuration, security associations,
         # imported modules) lives as long as the daemon: moved out of the collector's
         # generations, so no full collection walks it again; so is what lives on
@@ -653,6 +749,12 @@ def serve(cfg: DaemonConfig) -> int:
                 logs.event("daemon.default_route_restored", route=restored)
         except Exception as e:
             logs.event("daemon.default_route_not_restored", logging.WARNING, error=repr(e))
+        if store is not None:
+            try:
+                store.close()
+            except Exception as e:
+                logs.event("daemon.store_close_failed", logging.ERROR, error=repr(e))
+                status_code = EXIT_FAILURE
     logs.event("daemon.stopped", status=status_code)
     return status_code
 
@@ -669,15 +771,49 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
             print(f"mip4 {role}: warning: {w}", file=sys.stderr)
         print(f"{config_path}: ok ({role}, control socket {cfg.control_socket(os.getpid())})")
         return EXIT_OK
+    # The store file first (issue 15): one that cannot be used stops the daemon, exit 2.
+    try:
+        store = open_store(cfg)
+    except StoreError as e:
+        print(f"mip4 {role}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     # Not under --check, which may run outside the daemon's namespace: the agent's own
     # addresses must be on an interface here (a home agent address on none cannot work).
     try:
         warnings = [*cfg.warnings, *check_local_addresses(cfg)]
     except ConfigError as e:
+        if store is not None:
+            store.close()
         print(f"mip4 {role}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     d = cfg.daemon
-    logs.setup(d.log_format, d.log_level, role, d.name or str(os.getpid()))
+    try:
+        logs.setup(
+            d.log_format,
+            d.log_level,
+            role,
+            d.name or str(os.getpid()),
+            target=d.log_target,
+            socket_path=d.log_socket,
+        )
+    except OSError as e:
+        if store is not None:
+            store.close()
+        where = d.log_socket or (logs.SYSLOG_SOCKET if d.log_target == "syslog" else
+                                 logs.JOURNAL_SOCKET)  # fmt: skip
+        print(
+            f"mip4 {role}: {cfg.source}: daemon.log_socket: cannot log to {d.log_target} at "
+            f"{where}: {e.strerror or e}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     for w in warnings:
         logs.event("daemon.config_warning", logging.WARNING, warning=w)
-    return serve(cfg)
+    if store is not None:
+        logs.event(
+            "daemon.store_opened",
+            path=str(store.path),
+            bindings=len(store.bindings),
+            visitors=len(store.visitors),
+        )
+    return serve(cfg, store)

@@ -78,7 +78,8 @@ from mip4.dataplane.common import Tunnel
 from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.wire.packets import ipv4_packet, ipv4_udp_packet
 
-from .bpf.agent import FastPath
+from .bpf.agent import FastPath, overhead
+from .bpf.plane import Visitor
 from .forwarder import Forwarder
 from .netns import Netns
 from .rawsock import (
@@ -93,12 +94,15 @@ from .rawsock import (
     send_to_link,
     send_udp,
 )
-from .undo import Journal, UndoStack
+from .undo import Journal, RouteRecord, UndoStack
 
 log = logging.getLogger("mip4")
 
 
 REVERSE_TABLE = 434  #: routing table holding "default dev <tun>" for reverse tunnelling
+#: bpf plane, co-located node: "default via <router> dev <if> mtu <MTU - outer header>" for
+#: the home address's datagrams, which mip4_host_encap tunnels at egress of <if>
+BPF_REVERSE_TABLE = 435
 RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
 
 
@@ -366,20 +370,25 @@ class LinuxExecutor:
             )
             self._reverse_route = True
 
-    def _add_reverse_rule(self, src: IPv4Address, iif: str | None, undo: UndoStack) -> None:
+    def _add_reverse_rule(
+        self, src: IPv4Address, iif: str | None, undo: UndoStack, table: int | None = None
+    ) -> None:
         """A policy rule sending ``src``'s datagrams (arriving on ``iif``) into the reverse
-        tunnel, owned by ``undo`` (which also frees its priority)."""
+        tunnel (``table``: another table than the TUN device's), owned by ``undo`` (which
+        also frees its priority)."""
         key = (src, iif)
         if key in self._rules:
             return
-        self._ensure_reverse_route()
+        if table is None:
+            self._ensure_reverse_route()
         prio = RULE_PRIORITY + len(self._rules)
         used = set(self._rules.values())
         while prio in used:
             prio += 1
         undo.callback(f"free rule priority {prio}", lambda: self._rules.pop(key, None))
         self._rules[key] = prio
-        self.ns.add_rule(src=src, iif=iif, table=self.reverse_table, priority=prio, undo=undo)
+        rule_table = self.reverse_table if table is None else table
+        self.ns.add_rule(src=src, iif=iif, table=rule_table, priority=prio, undo=undo)
 
     # -- foreign agent ----------------------------------------------------------------
 
@@ -434,6 +443,22 @@ class LinuxExecutor:
                 table.add_peer(a.home_address)
                 stack.callback("forget visitor peer", lambda: table.remove_peer(a.home_address))
                 self._add_reverse_rule(a.home_address, fwd.tun.name, stack)
+        # ---- bpf plane (issue 12): the visitor in the fast path's maps (undone first) ----
+        fast = self.fast_path
+        if fast is not None:
+            delivery = None
+            if a.link_address is not None:
+                own = self.ns.link_address(a.interface)
+                delivery = Visitor(self.ns.index(a.interface), a.link_address, own)
+            undo_fast = fast.visitor(
+                a.home_address,
+                a.care_of_address,
+                a.home_agent,
+                delivery=delivery,
+                reverse=a.encapsulation if a.reverse_tunnel else None,
+            )
+            stack.callback(f"bpf visitor {a.home_address}", undo_fast)
+        # ---- end bpf plane ----
 
     def remove_visitor(self, a: RemoveVisitor) -> None:
         self._fwd("RemoveVisitor")
@@ -524,11 +549,54 @@ class LinuxExecutor:
         table, stack = fwd.table, self._attachment
         table.add_peer(a.home_agent)
         stack.callback("forget home agent peer", lambda: table.remove_peer(a.home_agent))
-        if a.reverse_tunnel:
+        if self.fast_path is not None:  # bpf plane (issue 12)
+            self._colocated_fast_path(a, self.fast_path, stack)
+        elif a.reverse_tunnel:
             tunnel = Tunnel(a.care_of_address, a.home_agent)
             table.set_reverse(a.home_address, TunnelEntry(tunnel, a.encapsulation))
             stack.callback("forget reverse tunnel", lambda: table.set_reverse(a.home_address, None))
             self._add_reverse_rule(a.home_address, None, stack)
+
+    # ---- bpf plane (issue 12): co-located node -----------------------------------------
+
+    def _colocated_fast_path(
+        self, a: UseColocatedAddress, fast: FastPath, stack: UndoStack
+    ) -> None:
+        """Tunnels from the home agent are decapsulated at ingress of the interface; with
+        reverse tunnelling the home address's datagrams are routed out of the interface
+        (via the router towards the home agent) with a route MTU that leaves room for the
+        outer header -- so the kernel sizes them (fragmentation needed, TCP's MSS) -- and
+        ``mip4_host_encap`` tunnels them at its egress."""
+        ifindex = self.ns.index(a.interface)
+        mtu = int(self.ns.ipr.link("get", index=ifindex)[0].get("IFLA_MTU") or 1500)
+        undo_fast = fast.colocated(
+            a.home_address,
+            a.care_of_address,
+            a.home_agent,
+            reverse=a.encapsulation if a.reverse_tunnel else None,
+            oif=ifindex,
+            mtu=mtu,
+        )
+        stack.callback(f"bpf co-located {a.home_address}", undo_fast)
+        if not a.reverse_tunnel:
+            return
+        found = self.ns.ipr.route("get", dst=str(a.home_agent))
+        gateway = found[0].get("RTA_GATEWAY") if found else None
+        spec: dict[str, object] = {
+            "dst": "0.0.0.0",
+            "dst_len": 0,
+            "gateway": str(gateway or a.home_agent),
+            "oif": ifindex,
+            "table": BPF_REVERSE_TABLE,
+            "metrics": {"mtu": mtu - overhead(a.encapsulation)},
+        }
+        if gateway is None:
+            spec["flags"] = 4  # RTNH_F_ONLINK: the home agent is on this link
+        self.ns.ipr.route("replace", **spec)
+        stack.push(RouteRecord("0.0.0.0", 0, BPF_REVERSE_TABLE, ifindex, str(spec["gateway"])))
+        self._add_reverse_rule(a.home_address, None, stack, table=BPF_REVERSE_TABLE)
+
+    # ---- end bpf plane ------------------------------------------------------------------
 
     def at_home(self, a: AtHome) -> None:
         self._reset_mobility()

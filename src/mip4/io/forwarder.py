@@ -55,15 +55,17 @@ import os
 import socket
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mip4.dataplane.common import Encapsulation, Tunnel, complete_transport_checksum
 from mip4.dataplane.errors import PacketTooBig, TunnelError
 from mip4.dataplane.icmp import fragmentation_needed
 from mip4.dataplane.ipip import encapsulate_ipip
+from mip4.dataplane.offload import needs_repair, repair_offloaded
 from mip4.dataplane.table import TunnelEntry, TunnelTable, codecs
 from mip4.wire.addr import ipv4_from_int
 from mip4.wire.errors import DecodeError
+from mip4.wire.ip import Bytes
 
 from .netns import entered
 from .rawsock import (
@@ -114,6 +116,7 @@ class Forwarder:
         tunnel_mtu: int | None = None,
         batch: int = 256,
         bufsize: int = 65535,
+        segment_mtu: int = 1500,
     ) -> None:
         self.tun = tun
         self.netns = netns
@@ -122,6 +125,9 @@ class Forwarder:
         #: ``tunnel_mtu`` minus the encapsulation overhead. ``None``: no check (the TUN
         #: MTU already leaves room for the largest header).
         self.tunnel_mtu = tunnel_mtu
+        #: decapsulated datagrams longer than this (a sender's GSO super-packets, read whole
+        #: by the raw sockets) are cut into TCP segments that fit (:mod:`mip4.dataplane.offload`)
+        self.segment_mtu = segment_mtu
         self._icmp: socket.socket | None = None
         self.table = table if table is not None else TunnelTable()
         self.accept_any_peer = accept_any_peer
@@ -379,6 +385,7 @@ class Forwarder:
         peers, visitors = self.table.peers, self.table.visitors
         frames = self._frames
         tun_fd = self.tun.fileno()
+        segment_mtu = self.segment_mtu
         n = 0
         for _ in range(self.batch):
             try:
@@ -402,22 +409,28 @@ class Forwarder:
                 continue
             inner = d.inner
             visitor = visitors.get(int.from_bytes(inner[16:20], "big"))
+            packets: Sequence[Bytes] = (inner,)
+            if needs_repair(inner, segment_mtu):
+                # a sender's offloads left it unfinished: a raw socket cannot tell
+                packets = repair_offloaded(inner, segment_mtu)
+                stats["offload_repaired"] += 1
             try:
-                if visitor is not None and visitor.link_address is not None:
-                    key = (visitor.interface, visitor.link_address)
-                    sender = frames.get(key) or self._link_sender(*key)
-                    try:
-                        sender[0]((sender[1], inner))
-                    except OSError as exc:
-                        if isinstance(exc, BlockingIOError):
-                            raise
-                        # the interface went away or changed: resolve it by name once more
-                        self._forget_link(visitor.interface)
-                        send_to_link(self.link, visitor.interface, visitor.link_address, inner)
-                    stats["delivered_link"] += 1
-                else:
-                    os.write(tun_fd, inner)
-                    stats["delivered_tun"] += 1
+                for pkt in packets:
+                    if visitor is not None and visitor.link_address is not None:
+                        key = (visitor.interface, visitor.link_address)
+                        sender = frames.get(key) or self._link_sender(*key)
+                        try:
+                            sender[0]((sender[1], pkt))
+                        except OSError as exc:
+                            if isinstance(exc, BlockingIOError):
+                                raise
+                            # the interface went away or changed: resolve it by name again
+                            self._forget_link(visitor.interface)
+                            send_to_link(self.link, visitor.interface, visitor.link_address, pkt)
+                        stats["delivered_link"] += 1
+                    else:
+                        os.write(tun_fd, pkt)
+                        stats["delivered_tun"] += 1
             except BlockingIOError:
                 stats["deliver_full"] += 1
             except OSError as exc:

@@ -24,8 +24,9 @@ What is opened, by option:
 * ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
   (mobile node), which never reports ``ignore_addresses`` (the home address);
 * ``dataplane`` ``"bpf"`` (or ``"auto"`` where the kernel allows it) with ``tun_name``: the
-  home agent's tc-BPF fast path (:class:`~mip4.io.bpf.agent.FastPath`) at ingress of the
-  control interfaces, in front of the user-space plane, which stays its slow path. Its maps
+  tc-BPF fast path of ``bpf_role`` (:class:`~mip4.io.bpf.agent.FastPath`: home agent,
+  foreign agent or mobile node) on the control interfaces, in front of the user-space
+  plane, which stays its slow path. Its maps
   are pinned under ``bpf_pin_dir`` (default: ``/sys/fs/bpf/mip4/<tun_name>`` when a bpffs
   is mounted there and ``netns`` is the current namespace; else not pinned).
 """
@@ -43,7 +44,7 @@ from pathlib import Path
 
 from mip4.core.events import Event, LinkUp
 
-from .bpf.agent import FastPath, resolve_dataplane
+from .bpf.agent import FastPath, Role, resolve_dataplane
 from .driver import Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
@@ -150,6 +151,7 @@ class NodeIO:
         journal: Journal | None = None,
         dataplane: str = "userspace",
         bpf_pin_dir: Path | None = None,
+        bpf_role: Role = Role.HOME_AGENT,
         unaddressed_requests: bool = False,
     ) -> NodeIO:
         res = resource_stack("node I/O")
@@ -180,6 +182,7 @@ class NodeIO:
                 fast = FastPath.open(
                     netns,
                     indexes() if netns is None else run_in_netns(netns, indexes),
+                    role=bpf_role,
                     pin_dir=bpf_pin_dir,
                 )
                 # before the executor's stacks: they remove map entries on the way out

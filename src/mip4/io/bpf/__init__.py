@@ -6,8 +6,9 @@
 :mod:`mip4.io.bpf.plane`    :class:`~mip4.io.bpf.plane.BpfPlane`: load the shipped object,
                             bindings/peers as map updates, tc attach with replace, pinning,
                             per-CPU counters; :func:`~mip4.io.bpf.plane.supports_bpf_plane`
-:mod:`mip4.io.bpf.agent`    :class:`~mip4.io.bpf.agent.FastPath`: the home agent's fast path
-                            in front of the user-space plane (``[io] dataplane``), driven by
+:mod:`mip4.io.bpf.agent`    :class:`~mip4.io.bpf.agent.FastPath`: each role's fast path (home
+                            agent, foreign agent, co-located mobile node) in front of the
+                            user-space plane (``[io] dataplane``), driven by
                             :class:`~mip4.io.executor.LinuxExecutor`
 ==========================  ===============================================================
 

@@ -1,42 +1,66 @@
-"""The home agent's tc-BPF fast path beside the user-space plane (issue 12).
+"""The tc-BPF fast path of each role beside the user-space plane (issue 12).
 
 Theory of operation
 -------------------
 The user-space plane (TUN device, :class:`~mip4.io.forwarder.Forwarder`) stays what it
 was: every binding still has its host route into the TUN device and its entry in the
-forwarder's table. The fast path sits in front of it: ``mip4_ha_encap`` at tc ingress of
-the agent's interfaces encapsulates datagrams for a bound home address before the kernel
-routes them, so they never reach the TUN device. Whatever the program leaves untouched
-(too big once encapsulated, TTL expiring, no route to the care-of address, minimal
-encapsulation it cannot do, a home address with simultaneous bindings, broadcasts) goes on
-to the kernel, which routes it into the TUN device: the user-space plane is the slow path
-and answers "fragmentation needed" / "time exceeded" as it always did (RFC 2003 §4-5).
+forwarder's table. The fast path sits in front of it, one program per hook (:data:`HOOKS`):
+
+* home agent: ``mip4_agent`` at tc ingress of its interfaces decapsulates what the care-of
+  addresses of its bindings reverse-tunnel to it (registered (agent, care-of address)
+  pairs only) and encapsulates datagrams for a bound home address before the kernel routes
+  them, so they never reach the TUN device;
+* foreign agent: ``mip4_agent`` at ingress of its interfaces decapsulates what its
+  visitors' home agents tunnel to it and redirects it to the visitor's hardware address
+  (``mip4_visitors``), and reverse-tunnels the visitors' own datagrams (RFC 3024);
+* co-located mobile node: ``mip4_decap`` at ingress of its interfaces (tunnels from its
+  home agent to the care-of address), ``mip4_host_encap`` at egress (reverse tunnel); its
+  datagrams from the home address leave by a route whose MTU leaves room for the outer
+  header (set up by the executor), so the kernel sizes them.
+
+Next hops the programs resolve with ``bpf_fib_lookup`` (the agents' tunnels) get a
+*managed* neighbour entry (``NTF_EXT_MANAGED``): the kernel keeps it resolved, re-probing it
+(the fast path alone never would, and a STALE entry is used as it is).
+
+Whatever the agents' programs leave untouched (too big once encapsulated, TTL expiring, no
+route to the care-of address, minimal encapsulation it cannot do, a home address with
+simultaneous bindings, broadcasts, a tunnel from an unregistered peer) goes on to the
+kernel, which routes it into the TUN device (or hands it to the raw tunnel sockets): the
+user-space plane is the slow path and answers "fragmentation needed" / "time exceeded" as
+it always did (RFC 2003 §4-5).
 
 ==========================  ===============================================================
 start (:meth:`open`)         load the shipped object (maps pinned under ``pin_dir`` when
                              given), reconcile the pinned bindings against the agent's
                              binding table (empty at start: the home agent keeps no
                              bindings across a restart, so every pinned entry goes), attach
-                             ``mip4_ha_encap`` at ingress of each interface *with replace*
-                             (a restart swaps programs atomically)
-a binding                    :meth:`sync`: the map entry follows the forwarder's table for
+                             the role's programs to each interface *with replace* (a
+                             restart swaps programs atomically)
+a binding (home agent)       :meth:`sync`: the map entry follows the forwarder's table for
                              that home address (one care-of address: in the map; none,
                              several or a GRE checksum: not, the user-space plane
-                             handles them)
+                             handles them); each care-of address is a registered peer
+a visitor (foreign agent)    :meth:`visitor`: peer (care-of address, home agent), the
+                             visitor's hardware address, the reverse tunnel
+co-located node              :meth:`colocated`: peer (care-of address, home agent), the
+                             reverse tunnel out of the interface
 clean stop (:meth:`close`)   detach the filters, remove the clsact hooks and the pins
 crash (:meth:`abandon`)      close our handle only: the attached programs keep the maps
                              alive and bound nodes keep their forwarding until a restart
 ==========================  ===============================================================
 
-Reverse-tunnelled datagrams reaching the home agent are still decapsulated by the
-user-space plane (``mip4_decap`` and ``mip4_ha_encap`` cannot share one ingress hook: the
-first ``TC_ACT_OK`` ends classification).
+Every entry is owned (a binding, a visitor, the attachment): the undo callable each of
+those methods returns removes what that owner holds, and a peer shared by several owners
+stays until the last one lets it go.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from enum import StrEnum
 from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -45,8 +69,18 @@ from typing import TypeVar
 from mip4.dataplane.common import Encapsulation
 from mip4.dataplane.table import TunnelEntry
 
-from ..netns import run_in_netns
-from .plane import BpfPlane, Direction, Encap, Event, Program, Tunnel, bpf_plane_unavailable
+from ..netns import Netns, run_in_netns
+from .plane import (
+    BpfPlane,
+    Direction,
+    Encap,
+    Event,
+    Peer,
+    Program,
+    Tunnel,
+    Visitor,
+    bpf_plane_unavailable,
+)
 
 log = logging.getLogger("mip4")
 
@@ -64,6 +98,25 @@ _ENCAP = {
 #: tc filter position of the fast path (priority, handle) on each interface
 PRIORITY = 1
 HANDLE = 1
+
+#: ``NDA_FLAGS_EXT`` bit: the kernel keeps the entry resolved (Linux 5.16)
+NTF_EXT_MANAGED = 0x01
+
+
+class Role(StrEnum):
+    """Whose fast path: which programs go on which hooks (:data:`HOOKS`)."""
+
+    HOME_AGENT = "ha"
+    FOREIGN_AGENT = "fa"
+    MOBILE_NODE = "mn"
+
+
+#: per role: (program, at ingress?) attached to every interface
+HOOKS: dict[Role, tuple[tuple[Program, bool], ...]] = {
+    Role.HOME_AGENT: ((Program.AGENT, True),),
+    Role.FOREIGN_AGENT: ((Program.AGENT, True),),
+    Role.MOBILE_NODE: ((Program.DECAP, True), (Program.HOST_ENCAP, False)),
+}
 
 
 def resolve_dataplane(
@@ -85,6 +138,12 @@ def resolve_dataplane(
     return "userspace"
 
 
+def overhead(encapsulation: Encapsulation, *, gre_key: bool = False) -> int:
+    """Bytes the fast path's encapsulation adds (minimal: with the original source)."""
+    key = 0 if encapsulation is Encapsulation.GRE and gre_key else None
+    return Tunnel(IPv4Address(0), IPv4Address(0), _ENCAP[encapsulation], key=key).overhead
+
+
 def bpf_tunnel(entry: TunnelEntry) -> Tunnel:
     """The program's view of one user-space tunnel table entry."""
     t = entry.tunnel
@@ -93,14 +152,31 @@ def bpf_tunnel(entry: TunnelEntry) -> Tunnel:
 
 
 class FastPath:
-    """``mip4_ha_encap`` attached to ``interfaces`` of namespace ``netns``."""
+    """The programs of ``role`` (:data:`HOOKS`) attached to ``ifindexes`` of namespace
+    ``netns``."""
 
-    def __init__(self, plane: BpfPlane, netns: str | None, ifindexes: Sequence[int]) -> None:
+    def __init__(
+        self,
+        plane: BpfPlane,
+        netns: str | None,
+        ifindexes: Sequence[int],
+        role: Role = Role.HOME_AGENT,
+    ) -> None:
         self.plane = plane
         self.netns = netns
         self.ifindexes = tuple(ifindexes)
+        self.role = role
+        #: per interface: the id of the program at its ingress hook
         self.program_ids: dict[int, int] = {}
+        #: per interface: the id of the program at its egress hook (mobile node)
+        self.egress_ids: dict[int, int] = {}
         self.reconciled: list[IPv4Address] = []
+        #: what each owner (a binding, a visitor, the attachment) holds
+        self._peers_of: dict[Hashable, set[Peer]] = {}
+        self._peer_refs: Counter[tuple[IPv4Address, IPv4Address]] = Counter()
+        #: managed neighbour entries made: (ifindex, address) -> owners
+        self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
+        self._ns: Netns | None = None
 
     def _in_ns(self, func: Callable[[], T]) -> T:
         return func() if self.netns is None else run_in_netns(self.netns, func)
@@ -111,20 +187,28 @@ class FastPath:
         netns: str | None,
         ifindexes: Iterable[int],
         *,
+        role: Role = Role.HOME_AGENT,
         pin_dir: Path | None = None,
         bound: Iterable[IPv4Address] = (),
     ) -> FastPath:
         if pin_dir is not None:
             pin_dir.mkdir(parents=True, exist_ok=True)
         plane = BpfPlane(pin_dir=pin_dir)
-        fast = cls(plane, netns, list(ifindexes))
+        fast = cls(plane, netns, list(ifindexes), role)
         try:
             fast.reconcile(bound)
             for ifindex in fast.ifindexes:
-                attach = partial(
-                    plane.attach, ifindex, Program.HA_ENCAP, priority=PRIORITY, handle=HANDLE
-                )
-                fast.program_ids[ifindex] = fast._in_ns(attach)
+                for program, ingress in HOOKS[role]:
+                    attach = partial(
+                        plane.attach,
+                        ifindex,
+                        program,
+                        ingress=ingress,
+                        priority=PRIORITY,
+                        handle=HANDLE,
+                    )
+                    ids = fast.program_ids if ingress else fast.egress_ids
+                    ids[ifindex] = fast._in_ns(attach)
         except BaseException:
             fast.close()
             raise
@@ -132,40 +216,215 @@ class FastPath:
 
     def reconcile(self, bound: Iterable[IPv4Address]) -> list[IPv4Address]:
         """Drop the pinned bindings that are not in ``bound`` (what the binding table holds):
-        left by a daemon that was killed. Returns them."""
+        left by a daemon that was killed. Returns them. The peers, reverse tunnels and
+        visitors pinned go too: no daemon keeps those across a restart (the agents'
+        registrations are made again), and the ones still wanted are written again as
+        the engine hands its state over."""
         keep = set(bound)
         gone = [home for home in self.plane.bindings() if home not in keep]
         for home in gone:
             self.plane.del_binding(home)
             self.plane.forget_counters(home)
-        if gone:
-            log.info("bpf.reconciled removed=%s", ",".join(map(str, gone)))
+        rest = 0
+        for home in self.plane.reverse():
+            self.plane.del_reverse(home)
+            self.plane.forget_counters(home)
+            rest += 1
+        for home in self.plane.visitors():
+            self.plane.del_visitor(home)
+            rest += 1
+        for peer in self.plane.peers():
+            if peer.remote not in keep:
+                self.plane.del_peer(peer.local, peer.remote)
+                self.plane.forget_counters(peer.remote)
+                rest += 1
+        if gone or rest:
+            log.info("bpf.reconciled removed=%s other_entries=%d", ",".join(map(str, gone)), rest)
         self.reconciled = gone
         return gone
 
+    # -- peers and neighbours, owned -------------------------------------------------------
+
+    def _hold_peers(self, owner: Hashable, peers: Iterable[Peer]) -> None:
+        """``owner`` now holds exactly ``peers`` (a peer stays while anyone holds it)."""
+        old = self._peers_of.pop(owner, set())
+        new = set(peers)
+        for p in new - old:
+            key = (p.local, p.remote)
+            self.plane.set_peer(p)
+            self._peer_refs[key] += 1
+        for p in old - new:
+            key = (p.local, p.remote)
+            self._peer_refs[key] -= 1
+            if self._peer_refs[key] <= 0:
+                del self._peer_refs[key]
+                self.plane.del_peer(p.local, p.remote)
+        if new:
+            self._peers_of[owner] = new
+
+    def _netns(self) -> Netns:
+        if self._ns is None:
+            self._ns = Netns(self.netns)
+        return self._ns
+
+    def keep_neighbour(self, owner: Hashable, remote: IPv4Address) -> None:
+        """The next hop towards ``remote`` (a tunnel exit the programs find with
+        ``bpf_fib_lookup``) gets a managed neighbour entry: the kernel resolves it and
+        keeps it fresh. Best effort: without a route nothing is made (the program then
+        leaves the datagrams to the slow path)."""
+        try:
+            ns = self._netns()
+            routes = ns.ipr.route("get", dst=str(remote))
+            if not routes:
+                return
+            r = routes[0]
+            oif = int(r.get("RTA_OIF") or 0)
+            hop = str(r.get("RTA_GATEWAY") or remote)
+            if not oif or r["type"] != 1:  # RTN_UNICAST only (not local)
+                return
+            key = (oif, hop)
+            owners = self._neighbours.setdefault(key, set())
+            if not owners:
+                self._managed(ns, oif, hop)
+            owners.add(owner)
+        except Exception as e:  # the fast path works without it, only less well
+            log.warning("bpf.neighbour remote=%s error=%r", remote, e)
+
+    def _managed(self, ns: Netns, oif: int, hop: str) -> None:
+        known = {
+            str(n.get("NDA_DST")): n
+            for n in ns.ipr.neigh("dump", family=2, ifindex=oif)
+            if n.get("NDA_DST") is not None
+        }
+        n = known.get(hop)
+        if n is not None and int(n.get("state", 0)) & 0x80:  # NUD_PERMANENT: leave it
+            return
+        spec: dict[str, object] = {"dst": hop, "ifindex": oif, "NDA_FLAGS_EXT": NTF_EXT_MANAGED}
+        if n is not None and n.get("NDA_LLADDR"):
+            spec["lladdr"] = n.get("NDA_LLADDR")
+            spec["state"] = 0x08  # NUD_STALE: the kernel confirms it
+        else:
+            spec["state"] = 0x00  # NUD_NONE: the kernel resolves it
+        ns.ipr.neigh("replace", **spec)
+
+    def _release_neighbours(self, owner: Hashable) -> None:
+        for key, owners in list(self._neighbours.items()):
+            owners.discard(owner)
+            if not owners:
+                del self._neighbours[key]
+                oif, hop = key
+                with contextlib.suppress(Exception):
+                    self._netns().ipr.neigh("del", dst=hop, ifindex=oif)
+
+    def _release(self, owner: Hashable) -> None:
+        self._hold_peers(owner, ())
+        self._release_neighbours(owner)
+
+    # -- home agent ------------------------------------------------------------------------
+
     def sync(self, home: IPv4Address, entries: Sequence[TunnelEntry]) -> None:
-        """Make the map entry of ``home`` follow the user-space table's ``entries``."""
+        """Make the map entries of ``home`` follow the user-space table's ``entries``: the
+        binding (one care-of address without GRE checksum) and, for each care-of address,
+        a peer whose reverse-tunnelled datagrams are decapsulated (RFC 3024)."""
+        owner = ("binding", home)
         if len(entries) == 1 and not entries[0].tunnel.gre_checksum:
             self.plane.set_binding(home, bpf_tunnel(entries[0]))
+            self.keep_neighbour(owner, entries[0].tunnel.dst)
         else:
-            self.remove(home)
+            self.plane.del_binding(home)
+            self._release_neighbours(owner)
+        self._hold_peers(owner, [Peer(e.tunnel.src, e.tunnel.dst) for e in entries])
 
     def remove(self, home: IPv4Address) -> None:
         self.plane.del_binding(home)
+        self._release(("binding", home))
+
+    # -- foreign agent ---------------------------------------------------------------------
+
+    def visitor(
+        self,
+        home: IPv4Address,
+        care_of_address: IPv4Address,
+        home_agent: IPv4Address,
+        *,
+        delivery: Visitor | None,
+        reverse: Encapsulation | None,
+    ) -> Callable[[], None]:
+        """A visitor accepted: tunnels from ``home_agent`` to ``care_of_address`` are
+        decapsulated (any GRE key: the agent is not told it), datagrams for ``home`` go to
+        ``delivery`` (its hardware address; ``None``: to the stack, which ARPs), and with
+        ``reverse`` the visitor's datagrams are tunnelled to ``home_agent``. Returns the
+        undo."""
+        owner = ("visitor", home)
+        self._hold_peers(owner, [Peer(care_of_address, home_agent, any_key=True)])
+        if delivery is not None:
+            self.plane.set_visitor(home, delivery)
+        if reverse is not None:
+            self.plane.set_reverse(home, Tunnel(care_of_address, home_agent, _ENCAP[reverse]))
+            self.keep_neighbour(owner, home_agent)
+
+        def undo() -> None:
+            self.plane.del_visitor(home)
+            self.plane.del_reverse(home)
+            self.plane.forget_counters(home)
+            self._release(owner)
+
+        return undo
+
+    # -- co-located mobile node ------------------------------------------------------------
+
+    def colocated(
+        self,
+        home: IPv4Address,
+        care_of_address: IPv4Address,
+        home_agent: IPv4Address,
+        *,
+        reverse: Encapsulation | None,
+        oif: int,
+        mtu: int,
+    ) -> Callable[[], None]:
+        """The node at a co-located care-of address: tunnels from ``home_agent`` are
+        decapsulated; with ``reverse`` its datagrams from ``home`` are tunnelled to
+        ``home_agent`` out of ``oif`` (MTU ``mtu``; the kernel resolves the next hop: a
+        host's fib lookups answer "forwarding disabled"). Returns the undo."""
+        owner = ("colocated", home)
+        self._hold_peers(owner, [Peer(care_of_address, home_agent)])
+        if reverse is not None:
+            tunnel = Tunnel(care_of_address, home_agent, _ENCAP[reverse], oif=oif, mtu=mtu)
+            self.plane.set_reverse(home, tunnel)
+
+        def undo() -> None:
+            self.plane.del_reverse(home)
+            self.plane.forget_counters(home)
+            self._release(owner)
+
+        return undo
+
+    # -- status ----------------------------------------------------------------------------
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """Per home address: packets and bytes the fast path tunnelled (per-CPU map)."""
+        """Packets and bytes the fast path carried, from the per-CPU map: per home address
+        tunnelled to (home agent, key: the address), per home address reverse-tunnelled
+        (``"<home> reverse"``) and per tunnel peer decapsulated from
+        (``"<peer> decapsulated"``)."""
+        label = {Direction.HA: "", Direction.REVERSE: " reverse", Direction.DECAP: " decapsulated"}
         out: dict[str, dict[str, int]] = {}
         for (addr, direction), traffic in sorted(self.plane.counters().items()):
-            if direction is Direction.HA:
-                out[str(addr)] = {"packets": traffic.packets, "bytes": traffic.bytes}
+            out[f"{addr}{label[direction]}"] = {
+                "packets": traffic.packets,
+                "bytes": traffic.bytes,
+            }
         return out
 
     def events(self) -> dict[str, int]:
         return {e.name.lower(): n for e, n in self.plane.events().items() if n}
 
+    # -- lifetime --------------------------------------------------------------------------
+
     def close(self) -> None:
-        """A clean stop: no filter, clsact hook, pin or map left behind."""
+        """A clean stop: no filter, clsact hook, pin, map or managed neighbour left."""
+        for owner in list(self._peers_of) + [o for s in self._neighbours.values() for o in s]:
+            self._release(owner)
         for ifindex in self.ifindexes:
             try:
                 detach = partial(
@@ -178,16 +437,27 @@ class FastPath:
         if self.plane.pin_dir is not None:
             self.plane.unpin()
         self.plane.close()
+        self._close_ns()
+
+    def _close_ns(self) -> None:
+        if self._ns is not None:
+            self._ns.close()
+            self._ns = None
 
     def abandon(self) -> None:
-        """What a killed daemon leaves: filters attached, maps pinned and forwarding."""
+        """What a killed daemon leaves: filters attached, maps pinned and forwarding (and
+        the managed neighbour entries, which the kernel keeps fresh)."""
         self.plane.close()
+        self._close_ns()
 
 
 __all__ = [
     "DATAPLANES",
+    "HOOKS",
     "Event",
     "FastPath",
+    "Role",
     "bpf_tunnel",
+    "overhead",
     "resolve_dataplane",
 ]

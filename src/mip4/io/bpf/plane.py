@@ -3,7 +3,7 @@ its maps, attach its programs, read its counters.
 
 Theory of operation
 -------------------
-:class:`BpfPlane` owns one loaded object (four SCHED_CLS programs, five maps; the C source
+:class:`BpfPlane` owns one loaded object (five SCHED_CLS programs, six maps; the C source
 is ``bpf/mip4_tunnel.bpf.c``, whose header explains the data path). The daemons drive it with
 map updates only -- nothing is recompiled or reloaded per binding:
 
@@ -12,7 +12,8 @@ home agent: binding added / renewed    ``set_binding(home, Tunnel(ha, coa, encap
                                        ``set_peer(Peer(ha, coa))`` (reverse tunnel exit)
 home agent: binding removed            ``del_binding(home)``, ``del_peer(ha, coa)``
 foreign agent: visitor accepted        ``set_reverse(home, Tunnel(fa, ha, ...))`` (when
-                                       reverse tunnelling) and ``set_peer(Peer(fa, ha))``
+                                       reverse tunnelling), ``set_peer(Peer(fa, ha))`` and
+                                       ``set_visitor(home, Visitor(ifindex, mac, own))``
 co-located node: registered            ``set_reverse(home, Tunnel(coa, ha, oif=..,
                                        mtu=..))``, ``set_peer(Peer(coa, ha))``
 status / counters                      ``counters()``: per binding and direction, summed
@@ -61,12 +62,14 @@ class Program(StrEnum):
     REVERSE_ENCAP = "mip4_reverse_encap"  #: FA visitor-interface ingress (RFC 3024)
     HOST_ENCAP = "mip4_host_encap"  #: co-located node egress, inner TTL unchanged
     DECAP = "mip4_decap"  #: ingress of any tunnel endpoint
+    AGENT = "mip4_agent"  #: agent ingress: DECAP, else HA_ENCAP, else REVERSE_ENCAP
 
 
 class MapName(StrEnum):
     BINDINGS = "mip4_bindings"
     REVERSE = "mip4_reverse"
     PEERS = "mip4_peers"
+    VISITORS = "mip4_visitors"
     STATS = "mip4_stats"
     EVENTS = "mip4_events"
 
@@ -98,6 +101,7 @@ class Event(IntEnum):
     SLOW_TTL = 5
     SLOW_MINIMAL = 6
     MINIMAL_FALLBACK = 7
+    DECAP_VISITOR = 8
     DECAP_UNKNOWN_PEER = 9
     DECAP_BAD = 10
     DECAP_KEY = 11
@@ -110,12 +114,14 @@ class Event(IntEnum):
 _TF_GRE_KEY = 0x01
 _TF_MINIMAL_STRICT = 0x02
 _PF_GRE_KEY = 0x01
+_PF_ANY_KEY = 0x02
 
 # struct mip4_tunnel: local, remote (network order), key, oif (host), mtu, encap, flags, ttl
 _TUNNEL = struct.Struct("=4s4sIIHBBB3x")
 _PEER_KEY = struct.Struct("=4s4s")
 _PEER = struct.Struct("=II")
 _ADDR = struct.Struct("=4s")
+_VISITOR = struct.Struct("=I6s6s")
 _STATS_KEY = struct.Struct("=4sI")
 _STATS = struct.Struct("=QQ")
 _U32 = struct.Struct("=I")
@@ -181,11 +187,33 @@ class Tunnel:
 @dataclass(frozen=True)
 class Peer:
     """A registered tunnel peer: packets of protocol 4/47/55 from ``remote`` to ``local``
-    are decapsulated. With ``key``, GRE packets must carry that key (RFC 2890 §2.1)."""
+    are decapsulated. With ``key``, GRE packets must carry that key (RFC 2890 §2.1); with
+    ``any_key`` they may carry any key or none (a foreign agent, which is not told it)."""
 
     local: IPv4Address
     remote: IPv4Address
     key: int | None = None
+    any_key: bool = False
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Where a foreign agent delivers a visitor's decapsulated datagrams
+    (``struct mip4_visitor``): out of ``ifindex`` to ``mac``, from ``own_mac``."""
+
+    ifindex: int
+    mac: bytes
+    own_mac: bytes
+
+    def pack(self) -> bytes:
+        if len(self.mac) != 6 or len(self.own_mac) != 6:
+            raise ValueError("hardware addresses are 6 bytes")
+        return _VISITOR.pack(self.ifindex, self.mac, self.own_mac)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Self:
+        ifindex, mac, own = _VISITOR.unpack(data)
+        return cls(ifindex, mac, own)
 
 
 @dataclass(frozen=True)
@@ -514,7 +542,7 @@ class BpfPlane:
 
     def set_peer(self, peer: Peer) -> None:
         """Accept tunnelled packets from ``peer.remote`` to ``peer.local``."""
-        flags = 0 if peer.key is None else _PF_GRE_KEY
+        flags = (0 if peer.key is None else _PF_GRE_KEY) | (_PF_ANY_KEY if peer.any_key else 0)
         self._maps[MapName.PEERS].update(
             _PEER_KEY.pack(peer.local.packed, peer.remote.packed),
             _PEER.pack(peer.key or 0, flags),
@@ -533,8 +561,29 @@ class BpfPlane:
             local, remote = _PEER_KEY.unpack(k)
             key, flags = _PEER.unpack(v)
             out.append(
-                Peer(IPv4Address(local), IPv4Address(remote), key if flags & _PF_GRE_KEY else None)
+                Peer(
+                    IPv4Address(local),
+                    IPv4Address(remote),
+                    key if flags & _PF_GRE_KEY else None,
+                    bool(flags & _PF_ANY_KEY),
+                )
             )
+        return out
+
+    def set_visitor(self, home: IPv4Address, visitor: Visitor) -> None:
+        """Deliver decapsulated datagrams for ``home`` to ``visitor`` (foreign agent)."""
+        self._maps[MapName.VISITORS].update(home.packed, visitor.pack())
+
+    def del_visitor(self, home: IPv4Address) -> bool:
+        return self._maps[MapName.VISITORS].delete(home.packed)
+
+    def visitors(self) -> dict[IPv4Address, Visitor]:
+        m = self._maps[MapName.VISITORS]
+        out = {}
+        for k in m:
+            v = m.lookup(k)
+            if v is not None:
+                out[IPv4Address(k)] = Visitor.unpack(v)
         return out
 
     def counters(self) -> dict[tuple[IPv4Address, Direction], Traffic]:
@@ -585,6 +634,7 @@ __all__ = [
     "TestRun",
     "Traffic",
     "Tunnel",
+    "Visitor",
     "bpf_plane_unavailable",
     "object_path",
     "object_record",

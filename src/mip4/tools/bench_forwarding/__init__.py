@@ -1,4 +1,4 @@
-"""``mip4 bench forwarding``: the user-space tunnel data plane on the namespace lab.
+"""``mip4 bench forwarding``: the tunnel data planes (user space, tc-BPF) on the namespace lab.
 
 What is measured
 ----------------
@@ -12,6 +12,24 @@ same run:
   address, encapsulates IP in IP) → router → FA1 (decapsulates, delivers to the visitor's
   hardware address) → MN. With reverse tunnelling the MN's replies (TCP ACKs) come back
   MN → FA1 → HA → CN.
+
+With ``--planes bpf,userspace`` (issue 12) the node processes run once per plane, one
+plane after the other, ``--rounds`` times (each figure is the best of the rounds): the
+tunnelled path on the bpf plane is ``tunnel-bpf`` (every node with ``dataplane = "bpf"``:
+the home agent encapsulates and decapsulates, FA1 decapsulates, delivers and
+reverse-tunnels, in tc), on the user-space plane ``tunnel``. With ``--colocated`` the node
+also moves to network C and registers its co-located care-of address: CN → router → HA →
+router → MN (``colocated``, ``colocated-bpf``), replies reverse-tunnelled by the node
+itself. ``--encapsulations ipip,gre`` runs one block per plane and encapsulation (the node
+asks for it; paths ``tunnel-bpf-gre`` ...).
+
+The UDP sender and receiver are, by default, a compiled program (``blaster.c``:
+``sendmmsg``/``recvmmsg``, 64 datagrams per call), built by the benchmark with the system C
+compiler into ``~/.cache/mip4/bench-forwarding/`` (:mod:`.build`); Python senders cannot
+fill the bpf plane. ``--blaster python`` uses the Python workers instead. Besides each
+forwarding process's CPU, the table gives the machine's busy CPU per delivered datagram
+(``/proc/stat`` over the measurement: the bpf plane forwards in softirq, which no process's
+counters see; sender and receiver are included, and so is any other load on the machine).
 
 On each path: UDP with 64- and 1400-byte payloads (a sender in the CN namespace blasts, or
 paces with ``--rate``, for ``--duration`` seconds and at most ``--count`` datagrams; a
@@ -36,7 +54,9 @@ tcp-send``), started in their namespace with ``ip netns exec``; they speak JSON 
 stdout and take commands (``stats``, ``quit``) on stdin.
 
 Layout: :mod:`.workers` (the processes in the namespaces), :mod:`.run` (the orchestration and
-the command line), :mod:`.report` (the measurements and the table).
+the command line), :mod:`.report` (the measurements and the table), :mod:`.build` and
+``blaster.c`` (the compiled UDP sender and receiver). ``MIP4_BENCH_LOG=1`` in the environment
+puts the node processes' logs on stderr.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass
 class Measurement:
-    path: str  # "direct" | "tunnel"
+    path: str  # "direct" | "tunnel" | "colocated", "-bpf" appended on the bpf plane
     traffic: str  # "udp" | "tcp"
     payload: int  # bytes per datagram (UDP), 0 for TCP
     duration: float  # seconds sending
@@ -25,6 +25,9 @@ class Measurement:
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
     #: where datagrams were dropped (kernel counters), by place
     drops: dict[str, int] = field(default_factory=dict)
+    #: seconds of CPU the whole machine was busy over the measurement (``/proc/stat``:
+    #: sender, receiver, forwarding in softirq and in the forwarding processes)
+    cpu_busy_s: float = 0.0
 
     @property
     def label(self) -> str:
@@ -54,6 +57,15 @@ class Measurement:
         nbytes = self.delivered * self.payload if self.traffic == "udp" else self.delivered
         return nbytes * 8 / self.window / 1e6
 
+    @property
+    def cpu_us_per_packet(self) -> float | None:
+        """Machine CPU (µs) per delivered datagram (UDP) or per delivered 1500-byte
+        segment's worth of bytes (TCP)."""
+        units = self.delivered if self.traffic == "udp" else self.delivered / 1448
+        if units <= 0 or self.cpu_busy_s <= 0:
+            return None
+        return self.cpu_busy_s / units * 1e6
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -70,11 +82,13 @@ class Measurement:
             "mbit_s": round(self.mbit_s, 2),
             "cost": self.cost,
             "drops": self.drops,
+            "cpu_busy_s": self.cpu_busy_s,
+            "cpu_us_per_packet": _round(self.cpu_us_per_packet, 3),
         }
 
 
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 1)
+def _round(x: float | None, digits: int = 1) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 # ----------------------------------------------------------------------------------------
@@ -84,7 +98,19 @@ def _round(x: float | None) -> float | None:
 PATHS = {
     "direct": "direct  CN->MN (at home)",
     "tunnel": "tunnel  CN->HA->FA1->MN",
+    "tunnel-bpf": "bpf     CN->HA->FA1->MN",
+    "colocated": "tunnel  CN->HA->MN (C)",
+    "colocated-bpf": "bpf     CN->HA->MN (C)",
 }
+
+
+def path_label(path: str) -> str:
+    """The table's name of ``path`` (``tunnel-bpf-gre``: "bpf/gre CN->HA->FA1->MN")."""
+    if path in PATHS:
+        return PATHS[path]
+    base, *rest = path.split("-")
+    route = PATHS.get(base, base).split(None, 1)[-1]
+    return f"{'/'.join(rest):<7} {route}"
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -92,14 +118,19 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def ratios(results: Sequence[Measurement]) -> list[dict[str, Any]]:
-    """tunnel ÷ direct, per traffic kind and payload."""
+    """Each tunnelled path ÷ direct, per traffic kind and payload."""
     by = {(m.path, m.traffic, m.payload): m for m in results}
     out = []
     for (path, traffic, payload), t in by.items():
         d = by.get(("direct", traffic, payload))
-        if path != "tunnel" or d is None:
+        if path == "direct" or d is None:
             continue
-        row: dict[str, Any] = {"traffic": traffic, "payload": payload, "label": t.label}
+        row: dict[str, Any] = {
+            "path": path,
+            "traffic": traffic,
+            "payload": payload,
+            "label": t.label,
+        }
         td, dd = t.pps_delivered, d.pps_delivered
         row["pps_ratio"] = round(td / dd, 4) if td is not None and dd else None
         row["mbit_ratio"] = round(t.mbit_s / d.mbit_s, 4) if d.mbit_s else None
@@ -150,15 +181,26 @@ def format_table(
     for m in results:
         loss = "-" if m.loss is None else f"{m.loss * 100:.1f}%"
         lines.append(
-            f"{PATHS[m.path]:<26} {m.label:<11} {_fmt(m.pps_sent, ',.0f'):>10} "
+            f"{path_label(m.path):<26} {m.label:<11} {_fmt(m.pps_sent, ',.0f'):>10} "
             f"{_fmt(m.pps_delivered, ',.0f'):>14} {loss:>7} "
             f"{m.mbit_s:>9,.1f}"
         )
     lines += ["", "tunnel / direct:"]
+    several = len({r["path"] for r in ratios(results)}) > 1
     for r in ratios(results):
         pps = "" if r["pps_ratio"] is None else f"delivered pps x{r['pps_ratio']:.3f}, "
         mbit = "-" if r["mbit_ratio"] is None else f"x{r['mbit_ratio']:.3f}"
-        lines.append(f"  {r['label']:<11} {pps}Mbit/s {mbit}")
+        where = f"{r['path']:<18} " if several else ""
+        lines.append(f"  {where}{r['label']:<11} {pps}Mbit/s {mbit}")
+    if any(m.cpu_us_per_packet is not None for m in results):
+        lines += [
+            "",
+            "machine CPU per delivered datagram (TCP: per 1448 bytes), us -- all CPUs busy"
+            " over the measurement (/proc/stat), sender and receiver included:",
+        ]
+        for m in results:
+            if m.cpu_us_per_packet is not None:
+                lines.append(f"  {m.path:<18} {m.label:<11} {m.cpu_us_per_packet:8.2f}")
     pp = per_packet(results)
     if pp:
         lines += [

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from mip4.demo.traffic import StreamConfig, connect, serve
+from mip4.io.runtime import NodeIO
 from mip4.lab.build import Lab
 
 UDP_PORT = 5201
@@ -76,19 +77,62 @@ def udp_rcvbuf_errors() -> int:
     return 0
 
 
-async def _node(role: str, lab_id: str, profile: bool = False) -> None:
-    """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF; with
-    ``profile``, under cProfile, and report the functions that took the most time."""
+def _node_io(lab: Lab, role: str, dataplane: str) -> NodeIO:
+    """:func:`mip4.lab.engines.lab_node_io`, on the data plane ``dataplane`` (issue 12)."""
+    from ipaddress import IPv4Network
+
+    from mip4.io.bpf.agent import Role
+    from mip4.lab.engines import lab_node_io
+
+    if dataplane == "userspace":
+        return lab_node_io(lab, role)
+    tun = _tun_name(lab)
+    plane: dict[str, Any] = {"dataplane": dataplane}
+    if role == "ha":
+        return NodeIO.open(
+            lab.ns("ha"), [lab.ifname("ha")], tun_name=tun, tunnel_source=lab.address("ha"),
+            link_sources=True, forwarding=True, bpf_role=Role.HOME_AGENT, **plane,
+        )  # fmt: skip
+    if role == "fa1":
+        return NodeIO.open(
+            lab.ns(role), [lab.ifname(role)], tun_name=tun, link_sources=True, forwarding=True,
+            bpf_role=Role.FOREIGN_AGENT, **plane,
+        )  # fmt: skip
+    home = lab.topology.network("home")
+    return NodeIO.open(
+        lab.ns("mn"), [lab.ifname("mn")], tun_name=tun, home_gateway=home.gateway,
+        home_network=IPv4Network(home.subnet), icmp_errors=True, watch_links=True,
+        ignore_addresses=frozenset({lab.address("mn")}), bpf_role=Role.MOBILE_NODE, **plane,
+    )  # fmt: skip
+
+
+async def _node(
+    role: str,
+    lab_id: str,
+    profile: bool = False,
+    dataplane: str = "userspace",
+    encapsulation: str = "ipip",
+) -> None:
+    """Run ``role``'s engine (``ha``, ``fa1``, ``mn``) on the lab until ``quit``/EOF, on the
+    data plane ``dataplane``; with ``profile``, under cProfile, and report the functions that
+    took the most time."""
     from mip4.core.mobile_node import MobileNode
     from mip4.lab.backend import Settings
-    from mip4.lab.engines import lab_engine, lab_node_io
+    from mip4.lab.engines import lab_engine
 
     if role not in ("ha", "fa1", "mn"):
         raise ValueError(f"no node worker {role!r}")
+    if os.environ.get("MIP4_BENCH_LOG"):  # the engines' and executors' logs, on stderr
+        import logging
+
+        logging.basicConfig(
+            stream=sys.stderr, level=logging.INFO, format=f"{role} %(asctime)s %(message)s"
+        )
     lab = Lab(lab_id)  # names and addresses only: the parent built it
-    engine = lab_engine(lab, role, Settings(lab_id, lifetime=600))
+    settings = Settings(lab_id, lifetime=600, encapsulation=encapsulation)
+    engine = lab_engine(lab, role, settings)
     mn = engine if isinstance(engine, MobileNode) else None
-    io = lab_node_io(lab, role)
+    io = _node_io(lab, role, dataplane)
     tun = _tun_name(lab)
 
     loop = asyncio.get_running_loop()
@@ -107,6 +151,8 @@ async def _node(role: str, lab_id: str, profile: bool = False) -> None:
             "cpu_user": ru.ru_utime,
             "cpu_sys": ru.ru_stime,
             "forwarder": dict(fwd.stats) if fwd is not None else {},
+            "dataplane": io.dataplane,
+            "fast_path": io.fast_path.events() if io.fast_path is not None else {},
             "tun_tx_dropped": _read_int(f"/sys/class/net/{tun}/statistics/tx_dropped"),
             "raw_drops": raw_socket_drops(),
         }
@@ -319,7 +365,15 @@ def run_worker(name: str, params: dict[str, Any]) -> int:
     signal.alarm(int(params.get("max_life", 600)))
     try:
         if name in ("ha", "fa1", "mn"):
-            asyncio.run(_node(name, params["lab"], bool(params.get("profile"))))
+            asyncio.run(
+                _node(
+                    name,
+                    params["lab"],
+                    bool(params.get("profile")),
+                    str(params.get("dataplane", "userspace")),
+                    str(params.get("encapsulation", "ipip")),
+                )
+            )
         elif name == "udp-recv":
             emit(udp_recv(UDP_PORT, params["deadline"]))
         elif name == "udp-send":

@@ -1,0 +1,580 @@
+"""Bindings that survive a restart: the engines' tables in one SQLite file (WAL mode).
+
+Theory of operation
+-------------------
+:class:`SqliteStore` opens (or creates) one database file and offers the engines the
+stores they already take (:mod:`mip4.core.bindings`):
+
+* :attr:`SqliteStore.bindings` -- the home agent's :class:`~mip4.core.bindings.BindingStore`,
+  which is also a :class:`~mip4.core.bindings.HomeAgentStateStore`: the replay state of
+  each mobile node and the NAI assignments (RFC 5944 §5.7, RFC 2794 §2);
+* :attr:`SqliteStore.visitors` -- the foreign agent's
+  :class:`~mip4.core.bindings.VisitorStore`.
+
+Each is a write-through cache: reads and expiry come from the in-memory store of
+:mod:`mip4.core.bindings` (the engines' speed does not change), every change is also
+written to the file. Writes go into one open transaction; :meth:`SqliteStore.commit`
+ends it. The daemon commits after each engine call and **before** it carries out the
+actions (the reply among them), so a reply never announces a registration that is not on
+disk. ``synchronous = "full"`` (the default) syncs the write-ahead log at each commit (a
+power loss keeps it); ``"normal"`` leaves that to the kernel (a killed daemon keeps it,
+a power loss may not).
+
+Addresses are stored as 32-bit integers and the tables are ``WITHOUT ROWID`` (one B-tree
+per table, keyed by what the engines key them by): half the cost per write of text keys.
+
+Times: the engines' deadlines are on the monotonic clock of one process; the file holds
+Unix times (``monotonic + clock_offset``, the engines' own ``clock_offset``), turned back
+with the new process's offset when loaded. Nothing is dropped at load time: expired rows
+come back and the engine's ``restore(now)`` removes them (and deletes their rows).
+
+The file is checked before anything else: a file SQLite cannot read (truncated, not a
+database), one that fails ``PRAGMA quick_check``, one of another application
+(``application_id``) or of a newer schema version (``user_version`` above
+:data:`SCHEMA_VERSION`) raises :class:`StoreError` naming the file, and the file is left
+as it is. A missing file is created complete under a temporary name and then linked into
+place, so a crash during creation leaves no half-made store behind. The database is
+opened in exclusive locking mode: a second daemon on the same file fails to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from mip4.core.actions import Encapsulation
+from mip4.core.bindings import (
+    InMemoryBindingStore,
+    InMemoryVisitorStore,
+    MobilityBinding,
+    Visitor,
+)
+from mip4.errors import Mip4Error
+from mip4.security.replay import ReplayState
+from mip4.wire.messages import RegistrationFlags
+
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "SYNCHRONOUS",
+    "SqliteBindingStore",
+    "SqliteStore",
+    "SqliteVisitorStore",
+    "StoreError",
+]
+
+#: ``PRAGMA application_id`` of a mip4 store: "mip4" in ASCII.
+APPLICATION_ID = 0x6D697034
+#: ``PRAGMA user_version``: the schema this code writes. A file with a higher number was
+#: written by a newer mip4 and is refused (never rewritten).
+SCHEMA_VERSION = 1
+#: accepted values of ``[store] synchronous``
+SYNCHRONOUS = ("full", "normal")
+
+_SCHEMA = (
+    """CREATE TABLE bindings (
+        home_address INTEGER NOT NULL,
+        care_of_address INTEGER NOT NULL,
+        lifetime INTEGER NOT NULL,
+        registered_at REAL NOT NULL,
+        expires REAL,
+        identification INTEGER NOT NULL,
+        flags INTEGER NOT NULL,
+        encapsulation INTEGER NOT NULL,
+        reverse_tunnel INTEGER NOT NULL,
+        source INTEGER,
+        PRIMARY KEY (home_address, care_of_address)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE replay (
+        kind TEXT NOT NULL CHECK (kind IN ('address', 'nai')),
+        identity TEXT NOT NULL,
+        last_accepted INTEGER,
+        nonce INTEGER,
+        PRIMARY KEY (kind, identity)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE assignments (
+        nai TEXT PRIMARY KEY,
+        home_address INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE visitors (
+        home_address INTEGER PRIMARY KEY,
+        interface TEXT NOT NULL,
+        link_address BLOB,
+        ip_source INTEGER NOT NULL,
+        ip_destination INTEGER NOT NULL,
+        udp_source_port INTEGER NOT NULL,
+        home_agent INTEGER NOT NULL,
+        care_of_address INTEGER NOT NULL,
+        identification INTEGER NOT NULL,
+        requested_lifetime INTEGER NOT NULL,
+        lifetime INTEGER NOT NULL,
+        expires REAL,
+        flags INTEGER NOT NULL,
+        reverse_tunnel INTEGER NOT NULL,
+        encapsulation INTEGER NOT NULL,
+        encapsulating_delivery INTEGER NOT NULL,
+        nai TEXT
+    ) WITHOUT ROWID""",
+)
+_TABLES = frozenset({"bindings", "replay", "assignments", "visitors"})
+
+_PUT_BINDING = "INSERT OR REPLACE INTO bindings VALUES (?,?,?,?,?,?,?,?,?,?)"
+_DEL_BINDING = "DELETE FROM bindings WHERE home_address = ? AND care_of_address = ?"
+_PUT_REPLAY = "INSERT OR REPLACE INTO replay VALUES (?,?,?,?)"
+_DEL_REPLAY = "DELETE FROM replay WHERE kind = ? AND identity = ?"
+_PUT_ASSIGNMENT = "INSERT OR REPLACE INTO assignments VALUES (?,?)"
+_DEL_ASSIGNMENT = "DELETE FROM assignments WHERE nai = ?"
+_PUT_VISITOR = "INSERT OR REPLACE INTO visitors VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_DEL_VISITOR = "DELETE FROM visitors WHERE home_address = ?"
+
+_U64 = 1 << 64
+_I64_MAX = (1 << 63) - 1
+
+
+def _to_i64(value: int) -> int:
+    """A 64-bit unsigned Identification as SQLite's signed INTEGER."""
+    return value - _U64 if value > _I64_MAX else value
+
+
+def _from_i64(value: int) -> int:
+    return value + _U64 if value < 0 else value
+
+
+class StoreError(Mip4Error, OSError):
+    """The store file cannot be used; the message names the file (one line)."""
+
+
+class SqliteStore:
+    """One store file; see the module docstring. ``clock_offset``: Unix time = the
+    engines' ``now`` + ``clock_offset``."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], clock_offset: float, *, synchronous: str = "full"
+    ) -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous: {synchronous!r} is not one of {SYNCHRONOUS}")
+        self.path = Path(path)
+        self.clock_offset = clock_offset
+        self.synchronous = synchronous
+        if not self.path.exists():
+            _create(self.path)
+        self._db = _open_checked(self.path, synchronous)
+        self._in_transaction = False
+        #: rows written since the store was opened (for the benchmark and status)
+        self.writes = 0
+        #: commits made since the store was opened
+        self.commits = 0
+        try:
+            self.bindings = SqliteBindingStore(self)
+            self.visitors = SqliteVisitorStore(self)
+        except (sqlite3.DatabaseError, ValueError, TypeError) as e:
+            self._db.close()
+            raise StoreError(f"{self.path}: unreadable row: {e}") from None
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def execute(self, sql: str, params: tuple[object, ...]) -> None:
+        """One write, in the open transaction (begun here if none is)."""
+        if not self._in_transaction:
+            self._db.execute("BEGIN")
+            self._in_transaction = True
+        self._db.execute(sql, params)
+        self.writes += 1
+
+    def commit(self) -> None:
+        """End the open transaction (nothing to do when nothing was written)."""
+        if self._in_transaction:
+            self._db.execute("COMMIT")
+            self._in_transaction = False
+            self.commits += 1
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether the daemon should commit what one wakeup reads together: when a commit
+        syncs the disk (``full``), one sync per registration would bound the rate by the
+        disk's flush time; with ``normal`` a commit is cheap and each reply leaves as soon
+        as its own registration is committed."""
+        return self.synchronous == "full"
+
+    @property
+    def dirty(self) -> bool:
+        """Writes are waiting for :meth:`commit`."""
+        return self._in_transaction
+
+    def close(self) -> None:
+        """Commit what is pending and close the file."""
+        try:
+            self.commit()
+        finally:
+            self._db.close()
+
+    def rows(self, table: str) -> list[tuple[object, ...]]:
+        """Every row of ``table`` (tests, diagnostics)."""
+        if table not in _TABLES:
+            raise ValueError(f"no table {table!r}")
+        return list(self._db.execute(f"SELECT * FROM {table}"))
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        return list(self._db.execute(sql))
+
+    # -- times ----------------------------------------------------------------------------
+
+    def to_unix(self, t: float | None) -> float | None:
+        return None if t is None else t + self.clock_offset
+
+    def from_unix(self, t: float | None) -> float | None:
+        return None if t is None else float(t) - self.clock_offset
+
+
+def _create(path: Path) -> None:
+    """A new, empty store at ``path``: made complete under a temporary name, then linked
+    into place (``os.link`` refuses to replace a file that appeared meanwhile)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("BEGIN")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    except (OSError, sqlite3.Error) as e:
+        raise StoreError(f"{path}: cannot create the store: {e}") from None
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{tmp}{suffix}")
+
+
+def _open_checked(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open ``path`` and check it is a mip4 store this code can use (:class:`StoreError`
+    otherwise; nothing is written to a file that fails a check)."""
+    try:
+        if not path.is_file():
+            raise StoreError(f"{path}: not a regular file")
+        if path.stat().st_size == 0 and not Path(f"{path}-wal").exists():
+            raise StoreError(f"{path}: empty file (truncated?): not a mip4 store")
+        db = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open: {e.strerror or e}") from None
+    try:
+        # Read-only checks first: nothing below writes before the file is known good.
+        app = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if app != APPLICATION_ID:
+            raise StoreError(
+                f"{path}: not a mip4 store (SQLite application_id {app:#x}, "
+                f"expected {APPLICATION_ID:#x})"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: schema version {version} is newer than this mip4 understands "
+                f"({SCHEMA_VERSION}); refusing to use or overwrite it"
+            )
+        if version < 1:
+            raise StoreError(f"{path}: schema version {version}: not a complete mip4 store")
+        problems = [r[0] for r in db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise StoreError(f"{path}: corrupt: {problems[0]}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if _TABLES - tables:
+            raise StoreError(f"{path}: missing tables {sorted(_TABLES - tables)}")
+        db.execute("PRAGMA locking_mode = EXCLUSIVE")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{path}: cannot use write-ahead logging (journal mode {mode})")
+        db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        # Take the exclusive lock now: a second daemon on this file fails here, at start.
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("COMMIT")
+    except StoreError:
+        db.close()
+        raise
+    except sqlite3.OperationalError as e:
+        db.close()
+        if "locked" in str(e):
+            raise StoreError(f"{path}: in use by another process ({e})") from None
+        raise StoreError(f"{path}: cannot read: {e}") from None
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise StoreError(f"{path}: corrupt or not a database: {e}") from None
+    return db
+
+
+# ----------------------------------------------------------------------------------------
+# The home agent's tables
+# ----------------------------------------------------------------------------------------
+
+
+class SqliteBindingStore:
+    """The home agent's mobility bindings, replay state and NAI assignments, written
+    through to :class:`SqliteStore` (a :class:`~mip4.core.bindings.BindingStore` and a
+    :class:`~mip4.core.bindings.HomeAgentStateStore`)."""
+
+    def __init__(self, owner: SqliteStore) -> None:
+        self._owner = owner
+        self._memory = InMemoryBindingStore()
+        for row in owner.query("SELECT * FROM bindings"):
+            self._memory.put(self._decode(row))
+
+    def _decode(self, row: tuple[object, ...]) -> MobilityBinding:
+        (hoa, coa, lifetime, registered, expires, ident, flags, encap, rev, source) = row
+        o = self._owner
+        at = o.from_unix(_real(registered))
+        assert at is not None
+        return MobilityBinding(
+            home_address=_addr(hoa),
+            care_of_address=_addr(coa),
+            lifetime=_int(lifetime),
+            registered_at=at,
+            expires=o.from_unix(None if expires is None else _real(expires)),
+            identification=_from_i64(_int(ident)),
+            flags=RegistrationFlags(_int(flags)),
+            encapsulation=Encapsulation(_int(encap)),
+            reverse_tunnel=bool(rev),
+            source=None if source is None else _addr(source),
+        )
+
+    def _write(self, b: MobilityBinding) -> None:
+        o = self._owner
+        o.execute(
+            _PUT_BINDING,
+            (
+                int(b.home_address),
+                int(b.care_of_address),
+                b.lifetime,
+                o.to_unix(b.registered_at),
+                o.to_unix(b.expires),
+                _to_i64(b.identification),
+                int(b.flags),
+                int(b.encapsulation),
+                int(b.reverse_tunnel),
+                None if b.source is None else int(b.source),
+            ),
+        )
+
+    def _delete(self, removed: tuple[MobilityBinding, ...] | list[MobilityBinding]) -> None:
+        for b in removed:
+            self._owner.execute(_DEL_BINDING, (int(b.home_address), int(b.care_of_address)))
+
+    # -- BindingStore ---------------------------------------------------------------------
+
+    def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
+        return self._memory.bindings_of(home_address)
+
+    def put(self, binding: MobilityBinding) -> MobilityBinding | None:
+        old = self._memory.put(binding)
+        self._write(binding)
+        return old
+
+    def remove(
+        self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
+    ) -> tuple[MobilityBinding, ...]:
+        removed = self._memory.remove(home_address, care_of_address)
+        self._delete(removed)
+        return removed
+
+    def next_expiry(self) -> float | None:
+        return self._memory.next_expiry()
+
+    def pop_expired(self, now: float) -> list[MobilityBinding]:
+        expired = self._memory.pop_expired(now)
+        self._delete(expired)
+        return expired
+
+    def mobile_nodes(self) -> int:
+        return self._memory.mobile_nodes()
+
+    def __iter__(self) -> Iterator[MobilityBinding]:
+        return iter(self._memory)
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    # -- HomeAgentStateStore --------------------------------------------------------------
+
+    def replay_states(self) -> dict[IPv4Address | str, ReplayState]:
+        out: dict[IPv4Address | str, ReplayState] = {}
+        for kind, identity, last, nonce in self._owner.query("SELECT * FROM replay"):
+            key: IPv4Address | str = (
+                IPv4Address(_text(identity)) if kind == "address" else _text(identity)
+            )
+            out[key] = ReplayState(
+                last_accepted=None if last is None else _from_i64(_int(last)),
+                nonce=None if nonce is None else _int(nonce),
+            )
+        return out
+
+    def put_replay(self, identity: IPv4Address | str, state: ReplayState) -> None:
+        kind, text = _identity(identity)
+        last = state.last_accepted
+        self._owner.execute(
+            _PUT_REPLAY, (kind, text, None if last is None else _to_i64(last), state.nonce)
+        )
+
+    def remove_replay(self, identity: IPv4Address | str) -> None:
+        self._owner.execute(_DEL_REPLAY, _identity(identity))
+
+    def assignments(self) -> dict[str, IPv4Address]:
+        return {
+            _text(nai): _addr(hoa) for nai, hoa in self._owner.query("SELECT * FROM assignments")
+        }
+
+    def put_assignment(self, nai: str, home_address: IPv4Address) -> None:
+        self._owner.execute(_PUT_ASSIGNMENT, (nai, int(home_address)))
+
+    def remove_assignment(self, nai: str) -> None:
+        self._owner.execute(_DEL_ASSIGNMENT, (nai,))
+
+
+def _identity(identity: IPv4Address | str) -> tuple[str, str]:
+    if isinstance(identity, IPv4Address):
+        return ("address", str(identity))
+    return ("nai", identity)
+
+
+# ----------------------------------------------------------------------------------------
+# The foreign agent's visitor list
+# ----------------------------------------------------------------------------------------
+
+
+class SqliteVisitorStore:
+    """The foreign agent's visitor list written through to :class:`SqliteStore` (a
+    :class:`~mip4.core.bindings.VisitorStore`)."""
+
+    def __init__(self, owner: SqliteStore) -> None:
+        self._owner = owner
+        self._memory = InMemoryVisitorStore()
+        for row in owner.query("SELECT * FROM visitors"):
+            self._memory.put(self._decode(row))
+
+    def _decode(self, row: tuple[object, ...]) -> Visitor:
+        (
+            hoa,
+            interface,
+            link,
+            ip_src,
+            ip_dst,
+            sport,
+            ha,
+            coa,
+            ident,
+            requested,
+            lifetime,
+            expires,
+            flags,
+            rev,
+            encap,
+            enc_delivery,
+            nai,
+        ) = row
+        if link is not None and not isinstance(link, bytes):
+            raise ValueError(f"link_address {link!r} is not bytes")
+        return Visitor(
+            home_address=_addr(hoa),
+            interface=_text(interface),
+            link_address=link,
+            ip_source=_addr(ip_src),
+            ip_destination=_addr(ip_dst),
+            udp_source_port=_int(sport),
+            home_agent=_addr(ha),
+            care_of_address=_addr(coa),
+            identification=_from_i64(_int(ident)),
+            requested_lifetime=_int(requested),
+            lifetime=_int(lifetime),
+            expires=self._owner.from_unix(None if expires is None else _real(expires)),
+            flags=RegistrationFlags(_int(flags)),
+            reverse_tunnel=bool(rev),
+            encapsulation=Encapsulation(_int(encap)),
+            encapsulating_delivery=bool(enc_delivery),
+            nai=None if nai is None else _text(nai),
+        )
+
+    def get(self, home_address: IPv4Address) -> Visitor | None:
+        return self._memory.get(home_address)
+
+    def put(self, entry: Visitor) -> Visitor | None:
+        old = self._memory.put(entry)
+        o = self._owner
+        o.execute(
+            _PUT_VISITOR,
+            (
+                int(entry.home_address),
+                entry.interface,
+                entry.link_address,
+                int(entry.ip_source),
+                int(entry.ip_destination),
+                entry.udp_source_port,
+                int(entry.home_agent),
+                int(entry.care_of_address),
+                _to_i64(entry.identification),
+                entry.requested_lifetime,
+                entry.lifetime,
+                o.to_unix(entry.expires),
+                int(entry.flags),
+                int(entry.reverse_tunnel),
+                int(entry.encapsulation),
+                int(entry.encapsulating_delivery),
+                entry.nai,
+            ),
+        )
+        return old
+
+    def remove(self, home_address: IPv4Address) -> Visitor | None:
+        old = self._memory.remove(home_address)
+        if old is not None:
+            self._owner.execute(_DEL_VISITOR, (int(home_address),))
+        return old
+
+    def next_expiry(self) -> float | None:
+        return self._memory.next_expiry()
+
+    def pop_expired(self, now: float) -> list[Visitor]:
+        expired = self._memory.pop_expired(now)
+        for v in expired:
+            self._owner.execute(_DEL_VISITOR, (int(v.home_address),))
+        return expired
+
+    def __iter__(self) -> Iterator[Visitor]:
+        return iter(self._memory)
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+
+# ----------------------------------------------------------------------------------------
+# Typed reads of row values (a value of the wrong type is a corrupt row)
+# ----------------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, found {value!r}")
+    return value
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise ValueError(f"expected an integer, found {value!r}")
+    return value
+
+
+def _addr(value: object) -> IPv4Address:
+    """An IPv4 address stored as its 32-bit integer."""
+    return IPv4Address(_int(value))
+
+
+def _real(value: object) -> float:
+    if not isinstance(value, int | float):
+        raise ValueError(f"expected a number, found {value!r}")
+    return float(value)

@@ -169,6 +169,8 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     if sys.argv[1:2] == ["--write"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: python -m mip4.daemon.docgen [--write docs/configuration.md]")
         print("updated" if update(sys.argv[2]) else "unchanged")
     else:
         print(generate())

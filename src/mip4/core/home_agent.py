@@ -807,10 +807,21 @@ class HomeAgent:
         """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
         return error_boundary("ha", self._counters, lambda out: self._on_timer(now, out))
 
+    #: the most binding deadlines one ``handle_timer`` call looks at: a mass expiry is
+    #: spread over calls (``next_deadline`` stays at or before ``now`` while any is left),
+    #: so no call blocks the loop for long whatever the size of the table (with the
+    #: in-memory store, whose ``pop_expired`` takes a limit; another store expires all
+    #: that is due at once)
+    EXPIRY_BATCH = 128
+
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now))
         actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
-        expired = self._bindings.pop_expired(now)
+        store = self._bindings
+        if isinstance(store, InMemoryBindingStore):
+            expired = store.pop_expired(now, self.EXPIRY_BATCH)
+        else:
+            expired = store.pop_expired(now)
         for b in expired:
             hoa = b.home_address
             actions.append(RemoveBinding(hoa, b.care_of_address))

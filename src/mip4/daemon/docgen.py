@@ -29,6 +29,7 @@ from .config import (
     SecurityAssociationSection,
     SnmpSection,
     StoreSection,
+    SubscribersSection,
 )
 
 #: (table name as written in TOML, dataclass), in document order.
@@ -40,6 +41,7 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[io]", IOSection),
     ("[daemon]", DaemonSection),
     ("[[security_associations]]", SecurityAssociationSection),
+    ("[subscribers]", SubscribersSection),
     ("[snmp]", SnmpSection),
     ("[metrics]", MetricsSection),
     ("[aaa]", AaaSection),

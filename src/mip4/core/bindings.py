@@ -203,7 +203,11 @@ class BindingStore(Protocol):
 
     def next_expiry(self) -> float | None: ...
 
-    def pop_expired(self, now: float) -> list[MobilityBinding]: ...
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        """Remove and return the bindings expired at ``now``; with ``limit``, look at no
+        more than that many deadlines (:meth:`next_expiry` stays at or before ``now`` while
+        any expired binding is left), so a mass expiry is spread over calls."""
+        ...
 
     def mobile_nodes(self) -> int:
         """How many home addresses have at least one binding."""

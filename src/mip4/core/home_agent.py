@@ -809,19 +809,13 @@ class HomeAgent:
 
     #: the most binding deadlines one ``handle_timer`` call looks at: a mass expiry is
     #: spread over calls (``next_deadline`` stays at or before ``now`` while any is left),
-    #: so no call blocks the loop for long whatever the size of the table (with the
-    #: in-memory store, whose ``pop_expired`` takes a limit; another store expires all
-    #: that is due at once)
+    #: so no call blocks the loop for long whatever the size of the table
     EXPIRY_BATCH = 128
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now))
         actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
-        store = self._bindings
-        if isinstance(store, InMemoryBindingStore):
-            expired = store.pop_expired(now, self.EXPIRY_BATCH)
-        else:
-            expired = store.pop_expired(now)
+        expired = self._bindings.pop_expired(now, self.EXPIRY_BATCH)
         for b in expired:
             hoa = b.home_address
             actions.append(RemoveBinding(hoa, b.care_of_address))

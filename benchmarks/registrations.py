@@ -3,7 +3,7 @@ namespace; accepted renewals and first registrations per second against an async
 server between the same namespaces, in the same run. A thin wrapper around
 :mod:`mip4.tools.bench_registrations`::
 
-    sudo .venv/bin/python benchmarks/registrations.py [--json] [--sas 1000,12000] [--duration S]
+    sudo .venv/bin/python benchmarks/registrations.py [--json] [--sas 1000,1000000] [--duration S]
 """
 
 from __future__ import annotations

@@ -30,6 +30,16 @@ MN1 = Subscriber(
     mn_ha_key=bytes.fromhex("00112233445566778899aabbccddeeff01020304"),
 )
 MN2 = Subscriber(nai="mn2@home.example", secret=b"mn2-other-secret")
+#: RFC 3957: no static MN-HA key; the server derives one from its AAA key and a fresh nonce
+MN3 = Subscriber(
+    nai="mn3@home.example",
+    secret=b"mn3-aaa-key",
+    home_address=ipaddress.IPv4Address("10.1.0.7"),
+    home_agent=ipaddress.IPv4Address("192.0.2.1"),
+    mn_ha_spi=4100,
+    derive_mn_ha_key=True,
+    session_timeout=600,
+)
 
 #: FreeRADIUS runs as root here; without root these tests are skipped like the lab tests.
 #: A missing ``freeradius`` binary is a failure, not a skip: scripts/setup.sh installs it,
@@ -58,7 +68,7 @@ def make_freeradius(directory: Path) -> FreeRadius:
         auth_port=auth,
         acct_port=acct,
         clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
-        subscribers=(MN1, MN2),
+        subscribers=(MN1, MN2, MN3),
     )
     fr = FreeRadius(cfg, RADIUS_SECRET)
     fr.write()

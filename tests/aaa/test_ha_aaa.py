@@ -28,10 +28,10 @@ class HaAaaWorld(World):
     for the node; one fake AAA server (CHAP checked as FreeRADIUS's ``chap`` does) answers
     both."""
 
-    def __init__(self, *, ha_aaa: bool = True) -> None:
+    def __init__(self, *, ha_aaa: bool = True, mn_home_agent: IPv4Address = HA_ADDR) -> None:
         super().__init__(
             mn_config=MobileNodeConfig(
-                home_address=ZERO, home_agent=HA_ADDR, nai=NAI, mn_aaa_secret=SECRET
+                home_address=ZERO, home_agent=mn_home_agent, nai=NAI, mn_aaa_secret=SECRET
             ),
             ha_config=HomeAgentConfig(
                 address=HA_ADDR, home_network=HOME_NET, interface="ha0", aaa=ha_aaa

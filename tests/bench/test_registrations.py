@@ -139,3 +139,22 @@ def test_tiny_run_against_a_real_home_agent(
     assert run["results"]["fa_renew"]["fa_cpu_us"] > 0
     # the home agent's own count of code-0 replies covers what the generator saw accepted
     assert run["ha_accepted"] >= sum(run["results"][k]["accepted"] for k in kinds)
+
+
+def test_the_subscriber_table_matches_the_keys_and_loads(tmp_path: Path) -> None:
+    from mip4.daemon.config import load_config
+    from mip4.tools.bench_registrations.nodes import ha_config, write_subscriber_table
+
+    nodes = Nodes.for_count(70_000, seed=7)
+    table = tmp_path / "subs.csv"
+    write_subscriber_table(nodes, table)
+    conf = tmp_path / "ha.toml"
+    sock = tmp_path / "x.sock"
+    conf.write_text(
+        ha_config(nodes, interface="eth0", tun_name="t0", control_socket=sock, subscribers=table)
+    )
+    store = load_config("ha", conf).store()
+    assert len(store) == 70_000
+    for i in (0, 65535, 65536, 69_999):
+        sa = store.get(nodes.home_address(i), nodes.spi(i))
+        assert sa is not None and sa.key == nodes.key(i)

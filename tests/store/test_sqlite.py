@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from mip4.core.actions import GratuitousArp, InstallBinding, InstallVisitor, Log, ProxyArp
+from mip4.core.actions import (
+    GratuitousArp,
+    InstallBinding,
+    InstallVisitor,
+    Log,
+    ProxyArp,
+    RemoveBinding,
+)
 from mip4.core.bindings import (
     HomeAgentStateStore,
     MobilityBinding,
@@ -272,6 +279,22 @@ def test_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------
 # The engines across a restart
 # ----------------------------------------------------------------------------------------
+
+
+def test_a_mass_expiry_in_the_sqlite_store_is_spread_over_timer_calls(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "s.db", 0.0)
+    n = 3 * HomeAgent.EXPIRY_BATCH + 5
+    for i in range(n):
+        s.bindings.put(binding(str(A("10.0.0.10") + i), expires=10.0))
+    s.commit()
+    ha = _ha(s)
+    removed: list[int] = []
+    now = 10.0
+    while (deadline := ha.next_deadline()) is not None and deadline <= now and len(removed) < n:
+        removed.append(len([a for a in ha.handle_timer(now) if isinstance(a, RemoveBinding)]))
+    assert sum(removed) == n and max(removed) <= HomeAgent.EXPIRY_BATCH and len(removed) >= 4
+    s.commit()
+    assert s.rows("bindings") == []
 
 
 def _killed(store: SqliteStore) -> None:

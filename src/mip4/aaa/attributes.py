@@ -120,6 +120,7 @@ def authorization_from_attributes(attrs: Mapping[str, Sequence[object]]) -> Auth
         mn_ha_key=key,
         session_timeout=_int(_one(attrs, "Session-Timeout"), "Session-Timeout"),
         radius_class=_octets(_one(attrs, "Class"), "Class"),
+        key_nonce=_octets(_one(attrs, "Mip4-Key-Nonce"), "Mip4-Key-Nonce"),
     )
 
 

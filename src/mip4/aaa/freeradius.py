@@ -12,6 +12,10 @@ What the configuration holds (and why):
 * ``Post-Auth-Type REJECT`` empties the reply: without it FreeRADIUS sends the users-file
   reply items (a key, an address) inside the Access-Reject;
 * accounting goes to one ``detail`` file (:attr:`FreeRadiusConfig.detail_path`);
+* RFC 3957 key derivation in ``post-auth`` (:data:`KEY_DERIVATION_POLICY`): for a
+  subscriber with an MN-HA SPI and no static key, a fresh 16-byte nonce
+  (``Mip4-Key-Nonce``) and the key HMAC-SHA1(Cleartext-Password, nonce || User-Name),
+  computed by FreeRADIUS's own ``randstr``/``hex``/``hmacsha1`` expansions (module ``expr``);
 * ``reject_delay = 0`` (tests and the lab want the answer now) and ``status_server = yes``;
 * the local dictionary ``dictionary.mip4`` shipped in ``mip4/data`` (the typed-octets alias
   ``Mip4-MN-HA-Shared-Key`` of 3GPP2-MN-HA-Shared-Key), copied next to it by the caller.
@@ -38,6 +42,16 @@ class Subscriber:
     mn_ha_spi: int | None = None
     #: the MN-HA key returned in 3GPP2-MN-HA-Shared-Key (encrypted on the wire); never printed
     mn_ha_key: bytes | None = field(default=None, repr=False)
+    #: RFC 3957: with an SPI and no static key, the server derives the MN-HA key from the
+    #: node's AAA key (its Cleartext-Password) and a fresh nonce at each Access-Accept
+    #: (:data:`KEY_DERIVATION_POLICY`)
+    derive_mn_ha_key: bool = False
+    #: Session-Timeout (27): how long what the server gives (a derived key) lasts, seconds
+    session_timeout: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.derive_mn_ha_key and (self.mn_ha_key is not None or self.mn_ha_spi is None):
+            raise ValueError(f"{self.nai}: derive_mn_ha_key needs an mn_ha_spi and no mn_ha_key")
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,25 @@ def _secret_text(secret: bytes) -> str:
     if not text.isprintable():
         raise ValueError("a FreeRADIUS Cleartext-Password must be printable ASCII")
     return _quote(text)
+
+
+#: RFC 3957 in FreeRADIUS's ``unlang``: a subscriber whose reply has an MN-HA SPI and no key
+#: gets a fresh Key Generation Nonce (16 random bytes) and the MN-HA key
+#: HMAC-SHA1(AAA key, nonce || NAI), the AAA key being its Cleartext-Password
+#: (:func:`mip4.security.aaa_keys.derive_key` computes the same).
+KEY_DERIVATION_POLICY = """\
+		if (&reply:3GPP2-MN-HA-SPI && !&reply:Mip4-MN-HA-Shared-Key) {
+			update reply {
+				&Mip4-Key-Nonce := "0x%{randstr:hhhhhhhhhhhhhhhh}"
+			}
+			update control {
+				&Tmp-Octets-0 := "0x%{hex:&reply:Mip4-Key-Nonce}%{hex:&User-Name}"
+			}
+			update reply {
+				&Mip4-MN-HA-Shared-Key := "0x%{hmacsha1:&control:Tmp-Octets-0 &control:Cleartext-Password}"
+			}
+		}
+"""  # noqa: E501 (one unlang line)
 
 
 def radiusd_conf(cfg: FreeRadiusConfig) -> str:
@@ -154,6 +187,8 @@ modules {{
 	always ok {{
 		rcode = ok
 	}}
+	expr {{
+	}}
 }}
 server default {{
 	listen {{
@@ -187,7 +222,7 @@ server default {{
 		ok
 	}}
 	post-auth {{
-		ok
+{KEY_DERIVATION_POLICY}		ok
 		Post-Auth-Type REJECT {{
 			update reply {{
 				&reply: !* ANY
@@ -220,6 +255,8 @@ def users_file(cfg: FreeRadiusConfig) -> str:
             replies.append(f"3GPP2-MN-HA-SPI = {s.mn_ha_spi}")
         if s.mn_ha_key is not None:
             replies.append(f"Mip4-MN-HA-Shared-Key = 0x{s.mn_ha_key.hex()}")
+        if s.session_timeout is not None:
+            replies.append(f"Session-Timeout = {s.session_timeout}")
         head = f"{_quote(s.nai)} Cleartext-Password := {_secret_text(s.secret)}\n"
         out.append(head + ",\n".join(f"\t{r}" for r in replies) + "\n\n")
     return "".join(out)

@@ -120,6 +120,9 @@ class Authorization:
     mn_ha_key: bytes | None = field(default=None, repr=False)
     #: Session-Timeout (27), seconds, when the server limits the session
     session_timeout: int | None = None
+    #: Mip4-Key-Nonce (26/32473/1): the Key Generation Nonce the server derived the MN-HA
+    #: key with (RFC 3957); the home agent returns it to the node in extension 43
+    key_nonce: bytes | None = None
     #: Class (25): echoed in accounting (RFC 2865 §5.25)
     radius_class: bytes | None = None
 
@@ -177,3 +180,20 @@ class AccountingAnswer:
     request_id: int
     ok: bool
     server: str | None = None
+
+
+@dataclass(frozen=True)
+class DisconnectRequest:
+    """A RADIUS Disconnect-Request (RFC 5176 §3.1) that passed its authenticator check: the
+    session it names, by User-Name (the NAI) and/or Framed-IP-Address (the home address).
+    The home agent revokes the node's bindings (RFC 3543) when it holds one."""
+
+    nai: str | None = None
+    home_address: IPv4Address | None = None
+    #: the server (configured name) that sent it
+    server: str | None = None
+
+    @property
+    def node(self) -> IPv4Address | str | None:
+        """What names the node: the home address when given, else the NAI."""
+        return self.home_address if self.home_address is not None else self.nai

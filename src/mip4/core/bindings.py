@@ -33,11 +33,10 @@ it surfaces, so both calls cost O(log n) amortised.
 from __future__ import annotations
 
 import heapq
-import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any, Final, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from mip4.security.replay import ReplayState
 from mip4.wire.messages import RegistrationFlags
@@ -71,7 +70,7 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MobilityBinding:
     """One mobility binding at the home agent (RFC 5944 §3.8.1)."""
 
@@ -204,7 +203,11 @@ class BindingStore(Protocol):
 
     def next_expiry(self) -> float | None: ...
 
-    def pop_expired(self, now: float) -> list[MobilityBinding]: ...
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        """Remove and return the bindings expired at ``now``; with ``limit``, look at no
+        more than that many deadlines (:meth:`next_expiry` stays at or before ``now`` while
+        any expired binding is left), so a mass expiry is spread over calls."""
+        ...
 
     def mobile_nodes(self) -> int:
         """How many home addresses have at least one binding."""
@@ -264,99 +267,226 @@ class PendingStore(HomeAddressStore[PendingRegistration], Protocol):
 # ----------------------------------------------------------------------------------------
 
 
-class _DeadlineHeap:
-    """Deadlines of keyed entries, with lazy invalidation."""
+#: A key's current deadline (``None``: no entry, or it never expires).
+_Current = Callable[[Hashable], "float | None"]
 
-    __slots__ = ("_heap", "_seq")
+
+class _DeadlineHeap:
+    """Deadlines of keyed entries: a heap with at most one live item per key.
+
+    A renewal that moves a deadline later (the usual case) pushes nothing: the key's
+    earlier item stays, and when it surfaces it is moved on to the key's current deadline
+    (one heap operation per renewed entry per lifetime, however many renewals there were:
+    the heap stays the size of the table under a renewal storm). A deadline moved earlier
+    pushes a new item and the old one is skipped when it surfaces. ``peek`` is exact but
+    moves at most ``PEEK_BUDGET`` items on per call (then it answers the earliest item's
+    deadline, a time no later than the true next expiry); ``pop_due`` moves or pops at
+    most ``limit`` items per call. ``current`` (given to both) answers a key's deadline
+    from the table itself, so no second map of deadlines is kept."""
+
+    __slots__ = ("_heap", "_queued")
+
+    #: items ``peek`` may move on in one call before it answers a lower bound
+    PEEK_BUDGET = 1024
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, object]] = []
-        self._seq = itertools.count()
+        self._heap: list[tuple[float, Any]] = []
+        #: key -> deadline of the key's one live heap item
+        self._queued: dict[Hashable, float] = {}
 
-    def push(self, deadline: float | None, key: object) -> None:
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._seq), key))
+    def __len__(self) -> int:
+        return len(self._heap)
 
-    def peek(self, current: dict[object, float | None]) -> float | None:
-        """Earliest live deadline; ``current`` maps keys to their live deadline."""
+    def push(self, deadline: float | None, key: Hashable) -> None:
+        """``key``'s deadline is now ``deadline`` (``None``: never)."""
+        if deadline is None:
+            return
+        queued = self._queued.get(key)
+        if queued is not None and queued <= deadline:
+            return  # the earlier item surfaces first and is moved on then
+        self._queued[key] = deadline
+        heapq.heappush(self._heap, (deadline, key))
+        if len(self._heap) > 2 * len(self._queued) + 1024:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the items superseded by an earlier deadline (only a deadline moved earlier
+        leaves one behind)."""
+        queued = self._queued
+        self._heap = [item for item in self._heap if queued.get(item[1]) == item[0]]
+        heapq.heapify(self._heap)
+
+    def _settle(self, current: _Current) -> Hashable | None:
+        """Pop the earliest item; move it on to its key's current deadline if that is
+        later. Returns the key if the item was that key's live one and its deadline is the
+        current one (the entry is due at it), else ``None``."""
+        item = heapq.heappop(self._heap)
+        deadline, key = item[0], cast(Hashable, item[1])
+        if self._queued.get(key) != deadline:
+            return None  # superseded by an earlier item
+        now_due = current(key)
+        if now_due is None:  # removed, or its lifetime is infinite now
+            del self._queued[key]
+            return None
+        if now_due > deadline:
+            self._queued[key] = now_due
+            heapq.heappush(self._heap, (now_due, key))
+            return None
+        del self._queued[key]
+        return key
+
+    def peek(self, current: _Current) -> float | None:
+        """Earliest live deadline."""
         heap = self._heap
+        budget = self.PEEK_BUDGET
         while heap:
-            deadline, _, key = heap[0]
-            if key in current and current[key] == deadline:
+            deadline, key = heap[0]
+            if self._queued.get(key) == deadline and current(key) == deadline:
                 return deadline
-            heapq.heappop(heap)
+            if budget == 0:
+                return deadline  # no later than the true next expiry
+            budget -= 1
+            self._settle(current)  # stale or moved on: never due here (that returned above)
         return None
 
-    def pop_due(self, now: float, current: dict[object, float | None]) -> list[object]:
-        due: list[object] = []
+    def pop_due(self, now: float, current: _Current, limit: int | None = None) -> list[Any]:
+        """The keys due at ``now``, taken off the heap; with ``limit``, at most that many
+        heap items are handled (some may be moved on, not due): call again while
+        :meth:`peek` answers a time not after ``now``."""
+        due: list[Any] = []
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _, key = heapq.heappop(heap)
-            if key in current and current[key] == deadline:
+        work = 0
+        while heap and heap[0][0] <= now and (limit is None or work < limit):
+            work += 1
+            key = self._settle(current)
+            if key is not None:
                 due.append(key)
         return due
 
     def clear(self) -> None:
         self._heap.clear()
+        self._queued.clear()
 
 
 class InMemoryBindingStore:
-    """In-memory :class:`BindingStore`."""
+    """In-memory :class:`BindingStore`.
+
+    Sized for a million bindings: tables are keyed by integer addresses (an
+    ``IPv4Address`` hashes through ``hex()``), a home address with one binding (the usual
+    case) maps straight to it (a dict per address only with simultaneous bindings), and
+    the deadline heap holds one item per binding, keyed by ``home << 32 | care-of``."""
+
+    __slots__ = ("_by_hoa", "_coas", "_count", "_heap")
+
+    #: how many care-of addresses are shared between bindings (a foreign agent's address
+    #: serves many nodes: one address object for all of their bindings)
+    SHARED_CARE_OF_ADDRESSES = 4096
 
     def __init__(self) -> None:
-        self._by_hoa: dict[IPv4Address, dict[IPv4Address, MobilityBinding]] = {}
-        self._deadlines: dict[object, float | None] = {}
+        #: int(home address) -> its binding, or {int(care-of address): binding}
+        self._by_hoa: dict[int, MobilityBinding | dict[int, MobilityBinding]] = {}
         self._heap = _DeadlineHeap()
         self._count = 0
+        #: int(care-of address) -> the one address object bindings hold (bounded)
+        self._coas: dict[int, IPv4Address] = {}
+
+    def _deadline(self, key: Hashable) -> float | None:
+        assert isinstance(key, int)
+        entry = self._by_hoa.get(key >> 32)
+        if entry is None:
+            return None
+        if isinstance(entry, MobilityBinding):
+            return entry.expires if int(entry.care_of_address) == key & 0xFFFFFFFF else None
+        b = entry.get(key & 0xFFFFFFFF)
+        return None if b is None else b.expires
 
     def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
-        return tuple(self._by_hoa.get(home_address, {}).values())
+        entry = self._by_hoa.get(int(home_address))
+        if entry is None:
+            return ()
+        if isinstance(entry, MobilityBinding):
+            return (entry,)
+        return tuple(entry.values())
 
     def put(self, binding: MobilityBinding) -> MobilityBinding | None:
-        per = self._by_hoa.setdefault(binding.home_address, {})
-        old = per.get(binding.care_of_address)
-        per[binding.care_of_address] = binding
+        hoa, coa = int(binding.home_address), int(binding.care_of_address)
+        shared = self._coas.get(coa)
+        if shared is None:
+            if len(self._coas) < self.SHARED_CARE_OF_ADDRESSES:
+                self._coas[coa] = binding.care_of_address
+        elif shared is not binding.care_of_address:
+            # an equal value: the binding holds the shared object, not its own copy (set
+            # on the frozen record before anyone else sees it, the store's own business)
+            object.__setattr__(binding, "care_of_address", shared)
+        entry = self._by_hoa.get(hoa)
+        old: MobilityBinding | None
+        if entry is None:
+            old = None
+            self._by_hoa[hoa] = binding
+        elif isinstance(entry, MobilityBinding):
+            if int(entry.care_of_address) == coa:
+                old = entry
+                self._by_hoa[hoa] = binding
+            else:
+                old = None
+                self._by_hoa[hoa] = {int(entry.care_of_address): entry, coa: binding}
+        else:
+            old = entry.get(coa)
+            entry[coa] = binding
         if old is None:
             self._count += 1
-        self._deadlines[binding.key] = binding.expires
-        self._heap.push(binding.expires, binding.key)
+        self._heap.push(binding.expires, hoa << 32 | coa)
         return old
 
     def remove(
         self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
     ) -> tuple[MobilityBinding, ...]:
-        per = self._by_hoa.get(home_address)
-        if not per:
+        hoa = int(home_address)
+        entry = self._by_hoa.get(hoa)
+        if entry is None:
             return ()
-        if care_of_address is None:
-            removed = tuple(per.values())
-            per.clear()
+        removed: tuple[MobilityBinding, ...]
+        if isinstance(entry, MobilityBinding):
+            if care_of_address is not None and entry.care_of_address != care_of_address:
+                return ()
+            del self._by_hoa[hoa]
+            removed = (entry,)
+        elif care_of_address is None:
+            del self._by_hoa[hoa]
+            removed = tuple(entry.values())
         else:
-            one = per.pop(care_of_address, None)
-            removed = (one,) if one is not None else ()
-        if not per:
-            del self._by_hoa[home_address]
-        for b in removed:
-            self._deadlines.pop(b.key, None)
+            one = entry.pop(int(care_of_address), None)
+            if one is None:
+                return ()
+            removed = (one,)
+            if len(entry) == 1:
+                (self._by_hoa[hoa],) = entry.values()
         self._count -= len(removed)
         return removed
 
     def next_expiry(self) -> float | None:
-        return self._heap.peek(self._deadlines)
+        return self._heap.peek(self._deadline)
 
-    def pop_expired(self, now: float) -> list[MobilityBinding]:
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        """Remove and return the bindings expired at ``now``. With ``limit`` (this store's
+        addition to :class:`BindingStore`) the work is bounded: at most ``limit`` deadlines
+        are looked at; a mass expiry is spread over calls, and :meth:`next_expiry` stays
+        at or before ``now`` while any is left."""
         expired: list[MobilityBinding] = []
-        for key in self._heap.pop_due(now, self._deadlines):
-            assert isinstance(key, tuple)
-            expired.extend(self.remove(key[0], key[1]))
+        for key in self._heap.pop_due(now, self._deadline, limit):
+            hoa, coa = key >> 32, key & 0xFFFFFFFF
+            expired.extend(self.remove(IPv4Address(hoa), IPv4Address(coa)))
         return expired
 
     def mobile_nodes(self) -> int:
         return len(self._by_hoa)
 
     def __iter__(self) -> Iterator[MobilityBinding]:
-        for per in list(self._by_hoa.values()):
-            yield from list(per.values())
+        for entry in list(self._by_hoa.values()):
+            if isinstance(entry, MobilityBinding):
+                yield entry
+            else:
+                yield from list(entry.values())
 
     def __len__(self) -> int:
         return self._count
@@ -367,8 +497,12 @@ class _InMemoryHomeAddressStore(Generic[_E]):
 
     def __init__(self) -> None:
         self._entries: dict[IPv4Address, _E] = {}
-        self._deadlines: dict[object, float | None] = {}
         self._heap = _DeadlineHeap()
+
+    def _deadline(self, key: Hashable) -> float | None:
+        assert isinstance(key, IPv4Address)
+        entry = self._entries.get(key)
+        return None if entry is None else entry.expires
 
     def get(self, home_address: IPv4Address) -> _E | None:
         return self._entries.get(home_address)
@@ -376,20 +510,18 @@ class _InMemoryHomeAddressStore(Generic[_E]):
     def put(self, entry: _E) -> _E | None:
         old = self._entries.get(entry.home_address)
         self._entries[entry.home_address] = entry
-        self._deadlines[entry.home_address] = entry.expires
         self._heap.push(entry.expires, entry.home_address)
         return old
 
     def remove(self, home_address: IPv4Address) -> _E | None:
-        self._deadlines.pop(home_address, None)
         return self._entries.pop(home_address, None)
 
     def next_expiry(self) -> float | None:
-        return self._heap.peek(self._deadlines)
+        return self._heap.peek(self._deadline)
 
     def pop_expired(self, now: float) -> list[_E]:
         out: list[_E] = []
-        for key in self._heap.pop_due(now, self._deadlines):
+        for key in self._heap.pop_due(now, self._deadline):
             assert isinstance(key, IPv4Address)
             entry = self.remove(key)
             if entry is not None:

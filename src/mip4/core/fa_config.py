@@ -19,7 +19,7 @@ from mip4.wire.messages import INFINITE_LIFETIME
 from .actions import MIP_PORT
 from .advertiser import ALL_SYSTEMS, AdvertisedLink, AdvertiserSettings, icmp_lifetime
 from .registration import ConfigError, config_from_mapping
-from .revocation import RevocationSettings
+from .revocation import RevocationSettings, settings_of
 
 __all__ = ["ForeignAgentConfig", "VisitedLink"]
 
@@ -152,16 +152,7 @@ class ForeignAgentConfig:
 
     def revocation_settings(self) -> RevocationSettings:
         """The ``revocation*`` keys as :class:`~mip4.core.revocation.RevocationSettings`."""
-        try:
-            return RevocationSettings(
-                enabled=self.revocation,
-                inform=self.revocation_inform,
-                retransmit_initial=self.revocation_retransmit_initial,
-                retransmit_max=self.revocation_retransmit_max,
-                retransmit_limit=self.revocation_retransmit_limit,
-            )
-        except ConfigError as e:
-            raise ConfigError(f"foreign agent: {e}") from None
+        return settings_of(self, "foreign agent")
 
     @classmethod
     def from_mapping(

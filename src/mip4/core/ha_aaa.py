@@ -28,6 +28,14 @@ relayed to the home agent, so the home agent cannot take what it carried):
    * ``TIMEOUT`` (no server answered): 130 "insufficient resources" -- transient; the node
      retries later (RFC 5944 §3.4).
 
+   * RFC 3957 key distribution: when the held request carried the Generalized MN-HA Key
+     Generation Nonce Request (42, AAA subtype) and the Accept carries the nonce the server
+     derived the key with (``Mip4-Key-Nonce``), the key is :attr:`HaAaa.last_issued`: the
+     request has no MN-HA authenticator (the node has no key yet; the AAA server verified
+     its MN-AAA), the reply carries the Generalized MN-HA Key Generation Nonce Reply (43)
+     and is signed with the new key. A node whose key expired asks again: a request with
+     extension 42 is held even when an association learnt from AAA exists.
+
 3. What AAA gave lasts as long as the node's address assignment: when its last binding
    ends (deregistration, expiry) the address is released and the association learnt from
    AAA is removed, so the next registration asks again.
@@ -45,6 +53,13 @@ from mip4.security.auth import AuthenticationError
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore
 from mip4.wire.codes import ReplyCode
 from mip4.wire.ext_auth import GeneralizedAuthExtension, GeneralizedAuthSubtype
+from mip4.wire.ext_keys import (
+    AAA_SUBTYPE,
+    AAAKeyGenNonce,
+    MNHAKeyGenNonceReply,
+    MNHAKeyGenNonceRequest,
+    ReplayMethod,
+)
 from mip4.wire.extensions import MobileNodeNAIExtension
 from mip4.wire.messages import RegistrationRequest
 
@@ -52,7 +67,7 @@ from .counters import Counters
 from .events import UdpReceived
 from .registration import Discard, RegistrationDenied
 
-__all__ = ["AAA_REJECT_CODE", "AAA_TIMEOUT_CODE", "MAX_HELD", "HaAaa"]
+__all__ = ["AAA_REJECT_CODE", "AAA_TIMEOUT_CODE", "MAX_HELD", "HaAaa", "IssuedKey"]
 
 #: RFC 4721 §10: "mobile node failed AAA authentication", the home agent's code
 AAA_REJECT_CODE = ReplyCode.HA_MN_FAILED_AAA_AUTH
@@ -79,10 +94,56 @@ def has_mn_aaa(req: RegistrationRequest) -> bool:
     )
 
 
+def asks_for_key(req: RegistrationRequest) -> bool:
+    """RFC 3957 §6.1: the request carries the MN-HA Key Generation Nonce Request, AAA
+    subtype."""
+    return any(
+        isinstance(e, MNHAKeyGenNonceRequest) and e.subtype == AAA_SUBTYPE for e in req.extensions
+    )
+
+
+def mn_aaa_spi(req: RegistrationRequest) -> int:
+    for e in req.extensions:
+        if isinstance(e, GeneralizedAuthExtension) and e.subtype == GeneralizedAuthSubtype.MN_AAA:
+            return e.spi
+    return 0
+
+
+#: a key Lifetime of all ones: no end of its own (it lasts as long as the binding)
+KEY_LIFETIME_NO_END = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """An MN-HA key the home AAA server issued for a request that asked for one."""
+
+    association: SecurityAssociation = field(repr=False)
+    nonce: bytes
+    #: Session-Timeout, seconds (``None``: the key has no end of its own)
+    lifetime: int | None
+    #: the SPI of the request's MN-AAA extension (the AAA key's)
+    aaa_spi: int
+
+    def reply_extension(self) -> MNHAKeyGenNonceReply:
+        """RFC 3957 §6.2: the nonce, the SPI and algorithm the node is to use."""
+        lifetime = KEY_LIFETIME_NO_END if self.lifetime is None else self.lifetime
+        body = AAAKeyGenNonce(
+            aaa_spi=self.aaa_spi,
+            node_spi=self.association.spi,
+            algorithm=int(self.association.algorithm),
+            replay_method=ReplayMethod.TIMESTAMPS,
+            nonce=self.nonce,
+        )
+        return MNHAKeyGenNonceReply(AAA_SUBTYPE, lifetime, body)
+
+
 @dataclass
 class _Held:
     event: UdpReceived
     nai: str
+    #: the request asked for an MN-HA key (RFC 3957), with this MN-AAA SPI
+    key_request: bool = False
+    aaa_spi: int = 0
 
 
 @dataclass
@@ -98,6 +159,11 @@ class HaAaa:
     _addresses: dict[str, IPv4Address] = field(default_factory=dict)
     #: NAI -> SPI of the association learnt from AAA
     _learnt: dict[str, int] = field(default_factory=dict)
+    #: the key issued by the last :meth:`answered` (RFC 3957), ``None`` when none was
+    last_issued: IssuedKey | None = None
+    #: the home agent the last :meth:`answered` Accept named (3GPP2-Home-Agent-IP-Address):
+    #: RFC 4433 with AAA, the home AAA server picks the home agent of a request for 0.0.0.0
+    last_home_agent: IPv4Address | None = None
 
     @property
     def held(self) -> int:
@@ -114,7 +180,8 @@ class HaAaa:
         """The :class:`AaaRequest` to emit when ``req`` must wait for the AAA server (its
         NAI has no MN-HA association and it carries MN-AAA); ``None``: process it now."""
         nai = request_nai(req)
-        if nai is None or not has_mn_aaa(req) or store.for_peer(nai):
+        wants_key = asks_for_key(req)
+        if nai is None or not has_mn_aaa(req) or (store.for_peer(nai) and not wants_key):
             return None
         try:
             aaa = AaaRequest.from_registration(
@@ -125,7 +192,7 @@ class HaAaa:
         if len(self._held) >= MAX_HELD:
             raise RegistrationDenied(AAA_TIMEOUT_CODE, "too many requests wait for AAA")
         self._next_id += 1
-        self._held[aaa.request_id] = _Held(event, nai)
+        self._held[aaa.request_id] = _Held(event, nai, wants_key, mn_aaa_spi(req))
         self.counters.event("aaa_requests")
         return aaa
 
@@ -136,6 +203,8 @@ class HaAaa:
         accepted key is in the store), and for a reject or a timeout the denial to answer it
         with. Raises :class:`Discard` for an answer to nothing held."""
         held = self._held.pop(answer.request_id, None)
+        self.last_issued = None
+        self.last_home_agent = None
         if held is None:
             raise Discard("unmatched_aaa_answer", str(answer.request_id))
         self.counters.event(f"aaa_{answer.result.value}")
@@ -147,6 +216,7 @@ class HaAaa:
             return held.event, held.nai, RegistrationDenied(AAA_TIMEOUT_CODE, why)
         authz = answer.authorization
         if authz is not None:
+            self.last_home_agent = authz.home_agent
             if authz.home_address is not None:
                 self._addresses[held.nai] = authz.home_address
             if authz.mn_ha_key and authz.mn_ha_spi is not None:
@@ -159,6 +229,11 @@ class HaAaa:
                     if not store.for_peer(held.nai):
                         store.add(held.nai, sa)
                         self._learnt[held.nai] = sa.spi
+                        if held.key_request and authz.key_nonce:
+                            self.last_issued = IssuedKey(
+                                sa, authz.key_nonce, authz.session_timeout, held.aaa_spi
+                            )
+                            self.counters.event("aaa_keys_issued")
         return held.event, held.nai, None
 
     def forget_key(self, nai: str, store: SecurityAssociationStore) -> None:

@@ -16,7 +16,7 @@ from mip4.wire.messages import INFINITE_LIFETIME
 
 from .advertiser import AdvertiserSettings, icmp_lifetime
 from .registration import ConfigError, config_from_mapping
-from .revocation import RevocationSettings
+from .revocation import RevocationSettings, settings_of
 
 __all__ = ["HomeAgentConfig", "HomeAgentPick", "bad_unicast"]
 
@@ -166,16 +166,7 @@ class HomeAgentConfig:
 
     def revocation_settings(self) -> RevocationSettings:
         """The ``revocation*`` keys as :class:`~mip4.core.revocation.RevocationSettings`."""
-        try:
-            return RevocationSettings(
-                enabled=self.revocation,
-                inform=self.revocation_inform,
-                retransmit_initial=self.revocation_retransmit_initial,
-                retransmit_max=self.revocation_retransmit_max,
-                retransmit_limit=self.revocation_retransmit_limit,
-            )
-        except ConfigError as e:
-            raise ConfigError(f"home agent: {e}") from None
+        return settings_of(self, "home agent")
 
     def serves(self, home_address: IPv4Address) -> bool:
         """Whether ``home_address`` is a mobile node this agent serves."""

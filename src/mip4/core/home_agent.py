@@ -175,7 +175,7 @@ from .bindings import (
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
-from .ha_aaa import HaAaa
+from .ha_aaa import HaAaa, IssuedKey
 from .ha_config import HomeAgentConfig, HomeAgentPick, bad_unicast
 from .registration import (
     Discard,
@@ -273,6 +273,10 @@ class _Request:
     #: the reply's Home Agent field when it is not the request's (RFC 4433: the home agent
     #: that accepts a request for 0.0.0.0 or 255.255.255.255 names itself)
     reply_home_agent: IPv4Address | None = None
+    #: RFC 3957: the MN-HA key the home AAA server issued for this request
+    issued_key: IssuedKey | None = None
+    #: RFC 4433 with AAA: the home agent the home AAA server named for this request
+    aaa_home_agent: IPv4Address | None = None
 
     @property
     def deregistration(self) -> bool:
@@ -327,6 +331,13 @@ def check_mn_ha_auth(ctx: _Request) -> None:
     agent MUST check the Mobile-Home Authentication Extension; §3.5.2: it is required in
     every request)."""
     agent = ctx.agent
+    issued = ctx.issued_key
+    if issued is not None and not any(e.ext_type == MN_HA for e in ctx.request.extensions):
+        # RFC 3957: the node asked for its key; the home AAA server verified its MN-AAA and
+        # issued one. The reply carries the nonce and is signed with the new key.
+        ctx.mn_sa = issued.association
+        ctx.reply_extensions += (issued.reply_extension(),)
+        return
     lookup = lookup_for(agent.security_associations, ctx.identity)
     try:
         result = verify(ctx.request, MN_HA, lookup)
@@ -453,6 +464,8 @@ def select_home_agent(ctx: _Request) -> bool:
 
     * A node the operator moved to another home agent (:meth:`HomeAgent.redirect`) is
       redirected there (143 with a Redirected HA extension) whatever its Home Agent field.
+    * A request with Home Agent 0.0.0.0 or 255.255.255.255 for which this agent's own
+      Access-Accept named this agent (3GPP2-Home-Agent-IP-Address) is accepted here.
     * A request with Home Agent 0.0.0.0 or 255.255.255.255 and a Requested HA extension,
       when ``home_agents`` is configured: the requested agent when it is listed (and
       ``home_agent_pick`` is ``requested``), else the one the node's identity picks
@@ -470,6 +483,11 @@ def select_home_agent(ctx: _Request) -> bool:
     moved = agent.redirect_of(ctx.nai, req.home_address)
     if moved is not None and moved != me:
         raise _redirect(ctx, moved, f"moved to home agent {moved} by the operator")
+    if req.home_agent in (_ZERO, _LIMITED_BROADCAST) and ctx.aaa_home_agent == me:
+        # RFC 4433 with AAA: the home AAA server picked this agent (the foreign agent
+        # relayed the request here for it); the reply names it
+        ctx.reply_home_agent = me
+        return True
     if req.home_agent not in (_ZERO, _LIMITED_BROADCAST) or not cfg.home_agents:
         return False
     requested = requested_home_agent(req)
@@ -751,6 +769,8 @@ class HomeAgent:
                     held, nai, denial = self._aaa.answered(event, self.security_associations)
                     ctx = self._begin(held, now)
                     ctx.nai = nai
+                    ctx.issued_key = self._aaa.last_issued  # RFC 3957
+                    ctx.aaa_home_agent = self._aaa.last_home_agent  # RFC 4433 with AAA
                     if denial is not None:
                         raise denial
                 else:
@@ -787,10 +807,15 @@ class HomeAgent:
         """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
         return error_boundary("ha", self._counters, lambda out: self._on_timer(now, out))
 
+    #: the most binding deadlines one ``handle_timer`` call looks at: a mass expiry is
+    #: spread over calls (``next_deadline`` stays at or before ``now`` while any is left),
+    #: so no call blocks the loop for long whatever the size of the table
+    EXPIRY_BATCH = 128
+
     def _on_timer(self, now: float, actions: list[Action]) -> None:
         actions.extend(self._advertiser.on_timer(now))
         actions.extend(self._revocations.on_timer(now))  # RFC 3543 retransmissions
-        expired = self._bindings.pop_expired(now)
+        expired = self._bindings.pop_expired(now, self.EXPIRY_BATCH)
         for b in expired:
             hoa = b.home_address
             actions.append(RemoveBinding(hoa, b.care_of_address))

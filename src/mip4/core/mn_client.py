@@ -32,6 +32,11 @@ coordinator's transition table, with the actions to emit once the transition is 
   ``requested_home_agent``, requests carry the Requested HA extension and go to that agent;
   the accepting agent's address is adopted; a 143 with a Redirected HA extension (under
   MN-HA) sends the node to another agent, at most ``redirect_limit`` times in a row.
+* Keys from AAA (RFC 3957, :mod:`mip4.core.mn_keys`): a node with an NAI and an MN-AAA
+  secret and no MN-HA association asks for a key in its requests (extension 42, no MN-HA)
+  until it has a valid one; the reply's nonce (extension 43) gives the key that must verify
+  the reply's MN-HA authenticator, and the accepted key signs the following requests until
+  it expires or the binding ends.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from .counters import Counters
 from .events import UdpReceived
 from .mn_attachment import Attachment, AttachmentKind
 from .mn_config import MobileNodeConfig, ReverseTunnel
+from .mn_keys import AaaKeys, KeyOffer
 from .mn_reactions import CodeReaction, Reaction, reaction_for
 from .mn_state import MnInput
 
@@ -202,17 +208,25 @@ class RegistrationClient:
     def __init__(
         self,
         config: MobileNodeConfig,
-        sa: SecurityAssociation,
+        sa: SecurityAssociation | None,
         clock_offset: float,
         rng: random.Random,
         counters: Counters,
     ) -> None:
         self.config = config
-        self.sa = sa
+        #: the configured MN-HA association; ``None``: keys from AAA (RFC 3957)
+        self.configured_sa = sa
         self.clock_offset = clock_offset
         self.rng = rng
         self.counters = counters
-        self.replay = MobileNodeReplay(method=sa.replay)
+        self.keys: AaaKeys | None = None
+        if sa is None:
+            if config.nai is None or config.mn_aaa_secret is None:
+                raise ValueError("no MN-HA association: keys from AAA need nai and mn_aaa_secret")
+            self.keys = AaaKeys(config.nai, config.mn_aaa_secret)
+        self.replay = MobileNodeReplay(method=self._replay_method)
+        #: the key a reply's nonce implies while that reply is verified (RFC 3957)
+        self._offer: KeyOffer | None = None
         self.home_agent = config.home_agent
         #: the home address in use: the configured one, or the one the home agent assigned
         #: (0.0.0.0 until then; RFC 2794 §2)
@@ -232,6 +246,33 @@ class RegistrationClient:
     # ------------------------------------------------------------------------------------
     # Attachment changes
     # ------------------------------------------------------------------------------------
+
+    @property
+    def sa(self) -> SecurityAssociation:
+        """The MN-HA association in use: the configured one, else the key from AAA.
+        Raises ``LookupError`` while a node without a configured one has no key yet."""
+        if self.configured_sa is not None:
+            return self.configured_sa
+        if self.keys is not None and self.keys.key is not None:
+            return self.keys.key.association
+        raise LookupError("no MN-HA key yet (asked of the home AAA server, RFC 3957)")
+
+    @sa.setter
+    def sa(self, sa: SecurityAssociation) -> None:
+        self.configured_sa = sa
+
+    @property
+    def _replay_method(self) -> ReplayMethod:
+        sa = self.configured_sa
+        return sa.replay if sa is not None else ReplayMethod.TIMESTAMPS
+
+    def mn_ha(self, now: float) -> SecurityAssociation | None:
+        """The MN-HA association to sign with: the configured one, or the key from AAA
+        while it is valid (``None``: ask for one, RFC 3957)."""
+        if self.configured_sa is not None:
+            return self.configured_sa
+        assert self.keys is not None
+        return self.keys.current(now)
 
     def forget(self) -> None:
         """Detached, or home: no request, no binding, nothing learnt."""
@@ -415,6 +456,10 @@ class RegistrationClient:
             # RFC 4433 §3.1: Home Agent 0.0.0.0 or all ones, and the Requested HA extension
             # (authenticated by MN-HA).
             before_auth.append(DynamicHAExtension(DynamicHASubtype.REQUESTED_HA, requested))
+        mn_ha = self.mn_ha(now)
+        if mn_ha is None and self.keys is not None:
+            # RFC 3957 §6.1: ask the home AAA server for an MN-HA key; before MN-AAA.
+            before_auth.append(self.keys.request_extension())
         req = RegistrationRequest(
             flags=flags,
             lifetime=lifetime,
@@ -424,7 +469,8 @@ class RegistrationClient:
             identification=identification,
             extensions=tuple(before_auth),
         )
-        signed = sign(req, MobileHomeAuthExtension, self.sa)  # RFC 5944 §3.6.1.3
+        # RFC 5944 §3.6.1.3 (without a key yet, MN-AAA alone authenticates it: RFC 3957)
+        signed = sign(req, MobileHomeAuthExtension, mn_ha) if mn_ha is not None else req
         # Extensions for the foreign agent only follow MN-HA (RFC 5944 §3.6.1.3); it removes
         # them before relaying.
         fa_only: list[Extension] = []
@@ -452,6 +498,14 @@ class RegistrationClient:
 
     def _unix(self, now: float) -> float:
         return now + self.clock_offset
+
+    def _awaiting_home_agent(self) -> bool:
+        """RFC 4433: Home Agent 0.0.0.0 or 255.255.255.255 configured and none adopted yet
+        (with a Requested HA extension, or left to the home AAA server to pick)."""
+        return self.home_agent == self.config.home_agent and self.home_agent in (
+            IPv4Address(0),
+            IPv4Address("255.255.255.255"),
+        )
 
     def _requested_home_agent(self) -> IPv4Address | None:
         """RFC 4433: the home agent asked for while none is assigned yet."""
@@ -509,7 +563,7 @@ class RegistrationClient:
         if p.request.lifetime:
             cap = min(cap, max(float(p.request.lifetime), self.config.retransmit_initial))
         p.timeout = min(p.timeout * 2.0, cap)
-        if self.sa.replay is ReplayMethod.TIMESTAMPS:
+        if self._replay_method is ReplayMethod.TIMESTAMPS:
             # RFC 5944 §3.6.3: with timestamps a retransmission is a new registration with
             # a new Identification.
             req = p.request
@@ -538,6 +592,8 @@ class RegistrationClient:
             return False
         out.append(Log("mn.binding_expired", {"care_of_address": b.care_of_address}))
         self.binding = None
+        if self.keys is not None:
+            self.keys.forget()  # the home agent forgot it with the binding (RFC 3957)
         return True
 
     def renewal_due(self, now: float) -> bool:
@@ -656,10 +712,21 @@ class RegistrationClient:
             # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
             pass
         else:
+            self._offer = self.keys.candidate(msg) if self.keys is not None else None
             try:
                 verify(msg, MN_HA, self._lookup)
                 authenticated = True
             except AuthenticationError as e:
+                if self._offer is not None:
+                    # RFC 3957: the key derived from the reply's nonce does not verify it
+                    self.counters.event("aaa_key_mismatch")
+                    out.append(
+                        Log(
+                            "mn.key_mismatch",
+                            {"spi": self._offer.association.spi, "code": msg.code},
+                        )
+                    )
+                    self._offer = None
                 self._discard(out, "authentication failed", detail=str(e), code=msg.code)
                 return None
         self.last_reaction = reaction
@@ -680,7 +747,10 @@ class RegistrationClient:
                 p.request.identification, msg.identification, msg.code, self._unix(now)
             )
         self.pending = None
-        return self._react(reaction, msg, p, now, current, out, authenticated)
+        try:
+            return self._react(reaction, msg, p, now, current, out, authenticated)
+        finally:
+            self._offer = None
 
     def _revocation_notice(
         self, msg: RegistrationReply, ev: UdpReceived, current: Attachment | None
@@ -722,7 +792,12 @@ class RegistrationClient:
         )
 
     def _lookup(self, spi: int) -> SecurityAssociation | None:
-        return self.sa if spi == self.sa.spi else None
+        sa = self.configured_sa
+        if self._offer is not None:  # a reply carrying a key's nonce is verified by it
+            sa = self._offer.association
+        elif self.keys is not None and self.keys.key is not None:
+            sa = self.keys.key.association
+        return sa if sa is not None and spi == sa.spi else None
 
     def _react(
         self,
@@ -881,6 +956,8 @@ class RegistrationClient:
                 or p.request.care_of_address == self.binding.care_of_address
             ):
                 self.binding = None
+            if self.keys is not None and self.binding is None:
+                self.keys.forget()  # the home agent forgets it with the binding (RFC 3957)
             if self.config.assigned_address and self.binding is None:
                 # RFC 2794 §2: the assigned address goes back to the pool with the binding.
                 released = self.home_address
@@ -905,8 +982,10 @@ class RegistrationClient:
             # RFC 2794 §2: adopt the home address the home agent assigned.
             self.home_address = msg.home_address
             out.append(Log("mn.home_address_assigned", {"home_address": msg.home_address}))
-        if self._requested_home_agent() is not None and not (
-            msg.home_agent.is_unspecified or msg.home_agent.is_multicast
+        if self._awaiting_home_agent() and not (
+            msg.home_agent.is_unspecified
+            or msg.home_agent.is_multicast
+            or msg.home_agent == IPv4Address("255.255.255.255")
         ):
             # RFC 4433: the home agent that accepted names itself; keep using it.
             out.append(Log("mn.home_agent", {"home_agent": msg.home_agent, "was": self.home_agent}))
@@ -914,7 +993,16 @@ class RegistrationClient:
         # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2): with
         # timestamps only the last transmission can be answered; with nonces any of the
         # identical transmissions may have been, so count from the first (conservative).
-        start = p.last_sent if self.sa.replay is ReplayMethod.TIMESTAMPS else p.first_sent
+        start = p.last_sent if self._replay_method is ReplayMethod.TIMESTAMPS else p.first_sent
+        if self._offer is not None and self.keys is not None:
+            # RFC 3957: the key is the node's from now on, for the reply's Lifetime
+            self.keys.install(self._offer, now)
+            offer, self._offer = self._offer, None
+            lifetime = offer.lifetime
+            out.append(
+                Log("mn.key_installed", {"spi": offer.association.spi, "lifetime": lifetime})
+            )
+            self.counters.event("aaa_keys")
         if granted >= INFINITE_LIFETIME:
             expires = renew = None
         else:

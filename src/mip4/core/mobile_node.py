@@ -132,13 +132,14 @@ class MobileNode:
     def __init__(
         self,
         config: MobileNodeConfig,
-        sa: SecurityAssociation,
+        sa: SecurityAssociation | None,
         clock_offset: float = 0.0,
         *,
         rng: random.Random | None = None,
         handover: HandoverSettings | None = None,
     ) -> None:
-        """``sa`` is the MN-HA mobility security association; ``clock_offset`` maps the
+        """``sa`` is the MN-HA mobility security association (``None``: the node gets its
+        key from AAA, RFC 3957, :mod:`mip4.core.mn_keys`); ``clock_offset`` maps the
         engine's monotonic ``now`` to Unix time (``unix = now + clock_offset``), used only
         to build timestamp Identifications (RFC 5944 §5.7.1). ``rng`` supplies the random
         low words and nonces (a seeded one makes tests reproducible). ``handover`` turns

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from mip4.security.auth import FA_HA, AuthenticationError, sign, verify
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
@@ -94,6 +95,36 @@ class RevocationSettings:
             raise ConfigError("revocation_retransmit_max must be >= revocation_retransmit_initial")
         if not 0 <= self.retransmit_limit <= 32:
             raise ConfigError("revocation_retransmit_limit not in 0..32")
+
+
+class _RevocationKeys(Protocol):
+    """The ``revocation*`` keys both agents' configurations carry."""
+
+    @property
+    def revocation(self) -> bool: ...
+    @property
+    def revocation_inform(self) -> bool: ...
+    @property
+    def revocation_retransmit_initial(self) -> float: ...
+    @property
+    def revocation_retransmit_max(self) -> float: ...
+    @property
+    def revocation_retransmit_limit(self) -> int: ...
+
+
+def settings_of(config: _RevocationKeys, role: str) -> RevocationSettings:
+    """An agent configuration's ``revocation*`` keys as :class:`RevocationSettings`; an
+    error names the role and the key."""
+    try:
+        return RevocationSettings(
+            enabled=config.revocation,
+            inform=config.revocation_inform,
+            retransmit_initial=config.revocation_retransmit_initial,
+            retransmit_max=config.revocation_retransmit_max,
+            retransmit_limit=config.revocation_retransmit_limit,
+        )
+    except ConfigError as e:
+        raise ConfigError(f"{role}: {e}") from None
 
 
 def support_extension(timestamp: int, inform: bool) -> RevocationSupportExtension:

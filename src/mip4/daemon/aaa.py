@@ -33,6 +33,12 @@ that cannot be read. Secrets are read once at start and live only in
 :class:`~mip4.aaa.policy.RadiusServer` objects (``repr=False``): never in a log line or in
 ``mip4 status``.
 
+A home agent with ``disconnect_port`` listens there (on ``disconnect_address``) for RADIUS
+Disconnect-Requests from its servers (RFC 5176; 3799 is the IANA port): each is checked
+with the sending server's secret and revokes the bindings of the node it names (User-Name
+= NAI, or Framed-IP-Address = home address) as ``mip4 ha revoke`` does (RFC 3543), answered
+Disconnect-ACK, or Disconnect-NAK when no binding matches (:func:`open_disconnect`).
+
 For the mobile node the table holds only ``mn_aaa_secret_file`` (the MN-AAA secret read
 from a file, instead of ``mobile_node.mn_aaa_secret`` in the file itself).
 """
@@ -40,7 +46,7 @@ from a file, instead of ``mobile_node.mn_aaa_secret`` in the file itself).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -52,6 +58,11 @@ from mip4.core.registration import ConfigError, config_from_mapping
 from .validate import MAX_KEY_FILE_BYTES, FileRefused, read_regular_file, utf8_text
 
 if TYPE_CHECKING:
+    from mip4.aaa.messages import DisconnectRequest
+    from mip4.core.home_agent import HomeAgent
+    from mip4.io.driver import EngineDriver
+    from mip4.io.radius import DisconnectServer
+
     from .config import ForeignAgentFile, HomeAgentFile, MobileNodeFile
 
 __all__ = [
@@ -63,6 +74,7 @@ __all__ = [
     "resolve_aaa",
 ]
 
+_ANY = IPv4Address(0)
 #: RFC 2865 §3: the IANA port of RADIUS authentication (accounting: 1813, RFC 2866 §3)
 RADIUS_PORT = 1812
 
@@ -152,6 +164,11 @@ class AaaSection:
     #: Mobile node only: a file holding its MN-AAA secret (one line), instead of
     #: ``mobile_node.mn_aaa_secret``.
     mn_aaa_secret_file: str | None = None
+    #: Home agent only: the UDP port to take RADIUS Disconnect-Requests on (RFC 5176;
+    #: IANA: 3799); unset: none taken.
+    disconnect_port: int | None = None
+    #: The address that port is bound to.
+    disconnect_address: IPv4Address = _ANY
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -162,6 +179,8 @@ class AaaSection:
             raise ValueError(f"interim_interval: {self.interim_interval} must be > 0")
         if self.nas_identifier is not None and not 0 < len(self.nas_identifier.encode()) <= 253:
             raise ValueError("nas_identifier: must be 1..253 bytes")
+        if self.disconnect_port is not None and not 1 <= self.disconnect_port <= 65535:
+            raise ValueError(f"disconnect_port: {self.disconnect_port} not in 1..65535")
         labels = [s.label for s in self.servers]
         for i, label in enumerate(labels):
             if label in labels[:i]:
@@ -179,6 +198,8 @@ class AaaSettings:
     servers: tuple[RadiusServer, ...]
     policy: Policy
     nas_identifier: str | None = None
+    #: where Disconnect-Requests are taken (home agent; ``None``: not taken)
+    disconnect: tuple[IPv4Address, int] | None = None
 
     def __repr__(self) -> str:  # the servers' reprs hold no secret; keep it short anyway
         return f"AaaSettings(servers={[s.name for s in self.servers]}, policy={self.policy})"
@@ -261,6 +282,8 @@ def resolve_aaa(
         return file, None
     if aaa.mn_aaa_secret_file is not None:
         raise ConfigError(f"{source}: aaa.mn_aaa_secret_file: for the mobile node only")
+    if aaa.disconnect_port is not None and not isinstance(file, HomeAgentFile):
+        raise ConfigError(f"{source}: aaa.disconnect_port: for the home agent only")
     servers: list[RadiusServer] = []
     for i, sec in enumerate(aaa.servers):
         try:
@@ -295,6 +318,51 @@ def resolve_aaa(
             )
         if getattr(file.home_agent, "aaa", False) and not servers:
             raise ConfigError(f"{source}: home_agent.aaa: needs a RADIUS server in [[aaa.servers]]")
+        if aaa.disconnect_port is not None and not servers:
+            raise ConfigError(
+                f"{source}: aaa.disconnect_port: needs the RADIUS servers that may send "
+                "Disconnect-Requests in [[aaa.servers]]"
+            )
     if not servers:
         return file, None
-    return file, AaaSettings(tuple(servers), aaa.policy, aaa.nas_identifier)
+    disconnect = None
+    if aaa.disconnect_port is not None:
+        disconnect = (aaa.disconnect_address, aaa.disconnect_port)
+    return file, AaaSettings(tuple(servers), aaa.policy, aaa.nas_identifier, disconnect)
+
+
+def disconnect_handler(
+    engine: HomeAgent, driver: EngineDriver
+) -> Callable[[DisconnectRequest], bool]:
+    """What a verified Disconnect-Request does (RFC 5176 → RFC 3543): revoke every binding
+    of the node it names, as ``mip4 ha revoke`` does; ``False`` when none is held."""
+
+    def disconnect(req: DisconnectRequest) -> bool:
+        node = req.node
+        if node is None or engine.home_address_of(node) is None:
+            return False
+        driver.run_actions(engine.revoke(node, driver.clock(), reason="radius_disconnect"))
+        driver.start()  # re-arm: revocations are retransmitted until acknowledged
+        return True
+
+    return disconnect
+
+
+async def open_disconnect(
+    settings: AaaSettings | None, engine: object, driver: EngineDriver, source: str = "-"
+) -> DisconnectServer | None:
+    """The Disconnect-Request listener of a home agent with ``aaa.disconnect_port``."""
+    from mip4.core.home_agent import HomeAgent
+    from mip4.io.radius import DisconnectServer, listen_disconnect
+
+    if settings is None or settings.disconnect is None or not isinstance(engine, HomeAgent):
+        return None
+    server = DisconnectServer(settings.servers, disconnect_handler(engine, driver))
+    address, port = settings.disconnect
+    try:
+        await listen_disconnect(server, address, port)
+    except OSError as e:
+        raise ConfigError(
+            f"{source}: aaa.disconnect_port: cannot listen on {address}:{port}: {e}"
+        ) from None
+    return server

@@ -20,6 +20,8 @@ table                           what
 ``[io]``                        :class:`IOSection`: interfaces, TUN device, tunnel source...
 ``[daemon]``                    :class:`DaemonSection`: control socket, logging
 ``[[security_associations]]``   :class:`SecurityAssociationSection`, one per (peer, SPI)
+``[subscribers]``               :class:`SubscribersSection`: associations for many nodes
+                                from a CSV table (:mod:`mip4.security.sa_table`)
 ``[snmp]``                      :class:`SnmpSection`: the AgentX subagent (RFC 4295 MIB)
 ``[metrics]``                   :class:`MetricsSection`: the Prometheus endpoint
 ``[aaa]``                       :class:`~mip4.daemon.aaa.AaaSection`: RADIUS servers (AAA)
@@ -54,6 +56,7 @@ from mip4.security.sa import (
     SecurityAssociations,
     check_spi,
 )
+from mip4.security.sa_table import load_table  # perf
 
 # -- AAA (issue 10) --
 from .aaa import AaaSettings, load_aaa_section, prepare_mobile_node, resolve_aaa
@@ -62,7 +65,9 @@ from .aaa import AaaSettings, load_aaa_section, prepare_mobile_node, resolve_aaa
 from .validate import (
     MAX_CONFIG_BYTES,
     MAX_KEY_FILE_BYTES,
+    MAX_SA_TABLE_BYTES,  # perf
     FileRefused,
+    check_table,  # perf
     check_values,
     read_regular_file,
     utf8_text,
@@ -263,6 +268,40 @@ class SecurityAssociationSection:
         )
 
 
+# -- perf (issue 13): the subscriber table -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscribersSection:
+    """``[subscribers]``: security associations for many nodes, from a file meant for
+    them rather than one TOML table each (:mod:`mip4.security.sa_table`: CSV with a header
+    line ``peer,spi,key`` and optional ``algorithm``, ``replay``, ``replay_tolerance``,
+    ``spi_covered`` columns). Added to those of ``[[security_associations]]``; a (peer,
+    SPI) in both is an error naming the file and line."""
+
+    #: The CSV file (relative paths: to the configuration file); unset: none.
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.file is not None and not self.file:
+            raise ValueError("file: must not be empty")
+
+
+def _load_subscribers(
+    path: Path, store: SecurityAssociations
+) -> list[tuple[int, IPv4Address, SecurityAssociation]]:
+    """The associations of the subscriber table at ``path``, added to ``store``;
+    ``ValueError`` naming the file (and the line) otherwise."""
+    try:
+        data = read_regular_file(path, MAX_SA_TABLE_BYTES)
+    except FileRefused as e:
+        raise ValueError(f"subscribers.file: cannot read {path}: {e}") from None
+    return load_table(utf8_text(data, str(path)), str(path), store)
+
+
+# -- end perf
+
+
 @dataclass(frozen=True)
 class SnmpSection:
     """``[snmp]``: the RFC 4295 Mobile IP MIB, served as an AgentX (RFC 2741) subagent of
@@ -399,6 +438,7 @@ class HomeAgentFile:
     io: IOSection = field(default_factory=IOSection)
     daemon: DaemonSection = field(default_factory=DaemonSection)
     security_associations: tuple[SecurityAssociationSection, ...] = ()
+    subscribers: SubscribersSection = field(default_factory=SubscribersSection)  # perf
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     store: StoreSection = field(default_factory=StoreSection)
@@ -412,6 +452,7 @@ class ForeignAgentFile:
     io: IOSection = field(default_factory=IOSection)
     daemon: DaemonSection = field(default_factory=DaemonSection)
     security_associations: tuple[SecurityAssociationSection, ...] = ()
+    subscribers: SubscribersSection = field(default_factory=SubscribersSection)  # perf
     snmp: SnmpSection = field(default_factory=SnmpSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     store: StoreSection = field(default_factory=StoreSection)
@@ -512,6 +553,19 @@ def parse_config(
         except ValueError as e:
             raise ConfigError(f"{source}: security_associations[{i}]: {e}") from None
         associations.append((sec.peer, sa))
+    # -- perf (issue 13): the subscriber table, after the TOML associations
+    table: list[tuple[int, IPv4Address, SecurityAssociation]] = []
+    table_source: Path | None = None
+    subscribers = getattr(file, "subscribers", None)
+    if isinstance(subscribers, SubscribersSection) and subscribers.file is not None:
+        table_source = Path(subscribers.file)
+        if base is not None and not table_source.is_absolute():
+            table_source = base / table_source
+        try:
+            table = _load_subscribers(table_source, store)
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    # -- end perf
     tunnel_source = io.tunnel_source
     if isinstance(file, HomeAgentFile):
         interfaces = io.interfaces or (file.home_agent.interface,)
@@ -529,7 +583,9 @@ def parse_config(
                 "interfaces whose links it watches)"
             )
         ha = file.mobile_node.home_agent
-        if not associations:
+        # RFC 3957: a node with its NAI and MN-AAA secret and no MN-HA association gets
+        # its key from the home AAA server (mip4.core.mn_keys)
+        if not associations and file.mobile_node.mn_aaa_secret is None:
             raise ConfigError(
                 f"{source}: security_associations: missing (the mobile node needs its MN-HA "
                 f"association, peer = {ha})"
@@ -539,6 +595,9 @@ def parse_config(
                 f"{source}: security_associations: none has peer = {ha} (mobile_node.home_agent)"
             )
     warnings = check_values(file, source, associations)
+    if table:  # perf
+        warnings += check_table(file, table, str(table_source))
+    associations += [(peer, sa) for _line, peer, sa in table]  # perf
     return DaemonConfig(
         role=role,
         source=source,

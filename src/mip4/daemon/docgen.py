@@ -31,6 +31,7 @@ from .config import (
     SecurityAssociationSection,
     SnmpSection,
     StoreSection,
+    SubscribersSection,
 )
 
 #: (table name as written in TOML, dataclass), in document order.
@@ -44,6 +45,7 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("[io]", IOSection),
     ("[daemon]", DaemonSection),
     ("[[security_associations]]", SecurityAssociationSection),
+    ("[subscribers]", SubscribersSection),
     ("[snmp]", SnmpSection),
     ("[metrics]", MetricsSection),
     ("[aaa]", AaaSection),
@@ -173,6 +175,8 @@ if __name__ == "__main__":  # pragma: no cover
     import sys
 
     if sys.argv[1:2] == ["--write"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: python -m mip4.daemon.docgen [--write docs/configuration.md]")
         print("updated" if update(sys.argv[2]) else "unchanged")
     else:
         print(generate())

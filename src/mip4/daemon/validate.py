@@ -47,9 +47,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_KEY_FILE_BYTES",
+    "MAX_SA_TABLE_BYTES",
     "MIN_KEY_BYTES",
     "FileRefused",
     "check_local_addresses",
+    "check_table",
     "check_values",
     "file_kind",
     "interface_addresses",
@@ -61,6 +63,9 @@ __all__ = [
 MAX_CONFIG_BYTES = 1 << 20
 #: Largest key file read (a key is a few dozen hexadecimal digits).
 MAX_KEY_FILE_BYTES = 64 << 10
+#: perf (issue 13): the largest subscriber table read (``[subscribers] file``): room for
+#: about 10 million associations of ~70 bytes a line
+MAX_SA_TABLE_BYTES = 1 << 30
 #: Keys shorter than this many bytes get a warning (RFC 5944 §5.1: 128-bit keys;
 #: RFC 2104 §3: keys shorter than the 16-byte MD5 output are strongly discouraged).
 MIN_KEY_BYTES = 16
@@ -175,6 +180,45 @@ def check_values(
                 f"({mn.home_agent}) nor in the home network {net}"
             )
     return warnings
+
+
+# -- perf (issue 13): the subscriber table's rows -------------------------------------------
+
+
+def check_table(
+    file: HomeAgentFile | ForeignAgentFile | MobileNodeFile,
+    rows: Iterable[tuple[int, IPv4Address, SecurityAssociation]],
+    source: str,
+) -> list[str]:
+    """The checks :func:`check_values` makes of ``[[security_associations]]``, for the rows
+    of a subscriber table (``source`` is its file): an error names the file and line
+    (``subscribers.csv:12: peer: ...``); warnings of one kind are summarised in one line
+    with the first row and the count, not one line per row of a million."""
+    agent = getattr(file, "home_agent", None)
+    first: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for line, peer, sa in rows:
+        found: list[str] = []
+        where = f"{source}:{line}"
+        if len(sa.key) < MIN_KEY_BYTES:
+            found.append(
+                f"{where}: key: a {len(sa.key) * 8}-bit key; RFC 5944 §5.1 uses "
+                f"{MIN_KEY_BYTES * 8}-bit keys and RFC 2104 §3 strongly discourages keys "
+                f"shorter than {MIN_KEY_BYTES} bytes"
+            )
+        if isinstance(agent, HomeAgentConfig):
+            _check_ha_peer(agent, peer, "peer", where, found)
+        for text in found:
+            kind = text[len(where) :].split(":", 2)[1] + text.rsplit(":", 1)[-1][:24]
+            first.setdefault(kind, text)
+            count[kind] = count.get(kind, 0) + 1
+    return [
+        first[k] + (f" (and {count[k] - 1} more lines like it)" if count[k] > 1 else "")
+        for k in first
+    ]
+
+
+# -- end perf
 
 
 def _check_home_agent(agent: HomeAgentConfig, source: str, warnings: list[str]) -> None:

@@ -169,6 +169,12 @@ class LinuxExecutor:
     _visitors: dict[IPv4Address, tuple[InstallVisitor, UndoStack]] = field(
         default_factory=dict, init=False
     )
+    #: per home address and care-of address: what the kernel and the tunnel table hold
+    #: for it (the InstallBinding without its expiry), to recognise a renewal that changes
+    #: nothing
+    _installed: dict[IPv4Address, dict[IPv4Address, tuple[object, ...]]] = field(
+        default_factory=dict, init=False
+    )
     #: per (home address, peer): the edge tunnel end's action and undo stack (handovers)
     _edges: dict[tuple[IPv4Address, IPv4Address], tuple[InstallEdgeTunnel, UndoStack]] = field(
         default_factory=dict, init=False
@@ -197,6 +203,7 @@ class LinuxExecutor:
         self._visitors.clear()
         self._edges.clear()
         self._bindings.clear()
+        self._installed.clear()
         for stack in stacks:
             for err in stack.undo():
                 log.warning("clean-up: %s", err)
@@ -318,7 +325,17 @@ class LinuxExecutor:
     # -- home agent -------------------------------------------------------------------
 
     def install_binding(self, a: InstallBinding) -> None:
+        """A renewal that changes nothing (the same care-of address, encapsulation, key
+        and flags; only the expiry moves) does no kernel work at all: the route, the
+        tunnel-table entry and the fast-path entry are already what it asks for
+        (counted: ``binding_unchanged`` against ``binding_installed``)."""
         fwd = self._fwd("InstallBinding")
+        wanted = _binding_state(a)
+        installed = self._installed.get(a.home_address)
+        if installed is not None and installed.get(a.care_of_address) == wanted:
+            self.stats["binding_unchanged"] += 1
+            return
+        self.stats["binding_installed"] += 1
         if self.tunnel_source is None:
             raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
         tunnel = Tunnel(
@@ -350,14 +367,19 @@ class LinuxExecutor:
                 # no home link named: nowhere to pick the broadcasts up (counted)
                 self.stats["broadcast_not_forwarded"] += 1
                 log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
+        self._installed.setdefault(a.home_address, {})[a.care_of_address] = wanted
 
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")
+        installed = self._installed.get(a.home_address)
+        if installed is not None and a.care_of_address is not None:
+            installed.pop(a.care_of_address, None)
         fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
         left = fwd.table.remove_binding(a.home_address, a.care_of_address)
         if left and self.fast_path is not None:
             self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), []))
         if left == 0:
+            self._installed.pop(a.home_address, None)
             stack = self._bindings.pop(a.home_address, None)
             if stack is None:
                 self.ns.del_route(f"{a.home_address}/32")
@@ -682,6 +704,19 @@ class LinuxExecutor:
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
+
+
+def _binding_state(a: InstallBinding) -> tuple[object, ...]:
+    """What an :class:`InstallBinding` asks of the kernel and the tunnel table: every field
+    but the expiry (which is for information only)."""
+    return (
+        a.encapsulation,
+        a.reverse_tunnel,
+        a.gre_key,
+        a.broadcast,
+        a.home_interface,
+        a.colocated,
+    )
 
 
 # Any: each handler takes the one action class it is filed under (a dict cannot say that

@@ -410,6 +410,10 @@ class Netns:
         self.stack = self.new_stack("netns")
         #: sysctl keys whose first value is on the stack (a set: asked once per change)
         self._sysctl_keys: set[str] = set()
+        #: interface name -> index, as last looked up (see :meth:`index`)
+        self._indexes: dict[str, int] = {}
+        #: (ifname, address) -> our proxy neighbour record (on the own stack)
+        self._proxies: dict[tuple[str, str], ProxyNeighbourRecord] = {}
 
     def new_stack(self, name: str) -> UndoStack:
         """An empty undo stack whose records this namespace undoes (journalled)."""
@@ -430,11 +434,14 @@ class Netns:
         }
 
     def _proxy_record(self, ifname: str, address: IPv4Address | str) -> ProxyNeighbourRecord | None:
-        """Our record of the proxy entry for ``address`` on ``ifname``, if we have one."""
-        for r in self.stack.records:
-            if isinstance(r, ProxyNeighbourRecord) and (r.ifname, r.dst) == (ifname, str(address)):
-                return r
-        return None
+        """Our record of the proxy entry for ``address`` on ``ifname``, if we have one (an
+        index lookup: one entry per mobile node away from home)."""
+        key = (ifname, str(address))
+        record = self._proxies.get(key)
+        if record is not None and record not in self.stack:  # undone or discarded since
+            del self._proxies[key]
+            return None
+        return record
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -488,6 +495,7 @@ class Netns:
         a TUN device that went with its process), or the sysctl has that value."""
         if isinstance(record, LinkRecord):
             idx = self.link_index(record.ifname, missing_ok=True)
+            self.forget_links()
             if idx is None:
                 return False
             self.ipr.link("del", index=idx)
@@ -558,17 +566,49 @@ class Netns:
     # -- links ------------------------------------------------------------------------
 
     def link_index(self, ifname: str, *, missing_ok: bool = False) -> int | None:
+        """The interface's index, asked of the kernel (and remembered for :meth:`index`)."""
         found = self.ipr.link_lookup(ifname=ifname)
         if not found:
+            self._indexes.pop(ifname, None)
             if missing_ok:
                 return None
             raise NetnsError(errno.ENODEV, f"{self.name}: no interface {ifname!r}")
-        return int(found[0])
+        idx = self._indexes[ifname] = int(found[0])
+        return idx
 
     def index(self, ifname: str) -> int:
-        idx = self.link_index(ifname)
-        assert idx is not None
+        """The interface's index, remembered after the first lookup: pyroute2's
+        ``link_lookup`` dumps and decodes every link, which cost more than the route a
+        renewal asks for. The memory is dropped when this object adds, deletes or
+        renames a link, by :meth:`forget_links` (a link monitor's hook), and for a name
+        whose remembered index a request finds gone (:meth:`_on_stale_index`)."""
+        idx = self._indexes.get(ifname)
+        if idx is None:
+            idx = self.link_index(ifname)
+            assert idx is not None
         return idx
+
+    def forget_links(self, ifname: str | None = None) -> None:
+        """Drop the remembered index of ``ifname`` (``None``: of every interface): a link
+        changed (deleted, re-created, renamed) behind this object's back."""
+        if ifname is None:
+            self._indexes.clear()
+        else:
+            self._indexes.pop(ifname, None)
+
+    def _with_index(self, ifname: str, request: Callable[[int], T]) -> T:
+        """``request(index of ifname)``; when it fails because no such device exists and
+        the index was a remembered one, the index is looked up again and the request
+        retried once (the interface was re-created under the same name)."""
+        cached = ifname in self._indexes
+        idx = self.index(ifname)
+        try:
+            return request(idx)
+        except Exception as exc:
+            if not cached or getattr(exc, "code", None) != errno.ENODEV:
+                raise
+        self.forget_links(ifname)
+        return request(self.index(ifname))
 
     def link_names(self) -> list[str]:
         return [str(link.get("ifname")) for link in self.ipr.link("dump")]
@@ -585,11 +625,13 @@ class Netns:
             if peer_netns.name is None:
                 raise ValueError("peer in the current namespace: create the pair there")
             spec["net_ns_fd"] = peer_netns.name
+        self.forget_links()
         self.ipr.link("add", ifname=ifname, kind="veth", peer=spec)
         self.stack.push(LinkRecord(ifname))
 
     def add_bridge(self, ifname: str) -> None:
         # no STP and no forwarding delay: ports forward as soon as they are up
+        self.forget_links()
         self.ipr.link("add", ifname=ifname, kind="bridge", br_forward_delay=0, br_stp_state=0)
         self.stack.push(LinkRecord(ifname))
 
@@ -621,9 +663,10 @@ class Netns:
 
     def delete_link(self, ifname: str) -> None:
         idx = self.link_index(ifname, missing_ok=True)
+        self.forget_links()
         if idx is not None:
             self.ipr.link("del", index=idx)
-        self.stack.discard(lambda r: r == LinkRecord(ifname))
+        self.stack.forget(LinkRecord(ifname))
 
     # -- addresses, routes, rules -----------------------------------------------------
 
@@ -692,11 +735,19 @@ class Netns:
         undo: UndoStack | None = None,
     ) -> None:
         net = IPv4Network(dst)
-        oif = self.index(ifname) if ifname is not None else None
         spec = self._route_spec(net, gateway, None, table, onlink, src)
-        if oif is not None:
-            spec["oif"] = oif
-        self.ipr.route("replace" if replace else "add", **spec)
+        command = "replace" if replace else "add"
+        oif: int | None = None
+        if ifname is not None:
+
+            def request(index: int) -> None:
+                nonlocal oif
+                oif = spec["oif"] = index
+                self.ipr.route(command, **spec)
+
+            self._with_index(ifname, request)
+        else:
+            self.ipr.route(command, **spec)
         record = RouteRecord(
             str(net.network_address),
             net.prefixlen,
@@ -831,7 +882,7 @@ class Netns:
         record = NeighbourRecord(str(address), self.index(ifname))
         with contextlib.suppress(Exception):
             self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex)
-        self._owner(undo).discard(lambda r: r == record)
+        self._owner(undo).forget(record)
 
     def flush_neighbours(self, ifname: str) -> int:
         """Delete the dynamic neighbour entries on ``ifname`` (``ip neigh flush dev``);
@@ -868,13 +919,15 @@ class Netns:
         record = ProxyNeighbourRecord(str(address), self.index(ifname), ifname)
         self.ipr.neigh("replace", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
         self.stack.push(record)
+        self._proxies[(ifname, record.dst)] = record
 
     def del_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
         record = self._proxy_record(ifname, address)
         if record is not None:
             with contextlib.suppress(Exception):
                 self.ipr.neigh("del", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
-            self.stack.discard(lambda r: r == record)
+            self.stack.forget(record)
+            del self._proxies[(ifname, record.dst)]
 
     # -- sysctl -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from mip4.aaa.messages import (
     AccountingAnswer,
     AccountingRecord,
     AcctStatus,
+    DisconnectRequest,
 )
 from mip4.aaa.policy import (
     Answer,
@@ -418,3 +419,106 @@ class AaaShell:
             "outstanding": self.outstanding,
             "stats": dict(self.stats),
         }
+
+
+#: RFC 5176 §3.5: Error-Cause values mip4 sends in a Disconnect-NAK
+ERROR_CAUSE_MISSING_ATTRIBUTE = 402
+ERROR_CAUSE_SESSION_NOT_FOUND = 503
+#: RFC 5176 §3: the Dynamic Authorization port of the NAS
+DISCONNECT_PORT = 3799
+
+
+class DisconnectServer(asyncio.DatagramProtocol):
+    """The NAS side of RFC 5176: Disconnect-Requests from the home AAA servers.
+
+    A request is taken only from the address of a configured server and only when its
+    Request Authenticator (RFC 5176 §3.3: MD5 over the packet with a zero authenticator
+    and the shared secret) and, when present, its Message-Authenticator verify with that
+    server's secret; anything else is dropped and counted (no answer, as RFC 5176 §3.4
+    asks of a request that fails authentication). The request's User-Name (the NAI) and
+    Framed-IP-Address (the home address) are handed to ``disconnect`` as a
+    :class:`~mip4.aaa.messages.DisconnectRequest`; ``True`` (a session was ended) is
+    answered Disconnect-ACK, ``False`` Disconnect-NAK with Error-Cause
+    Session-Context-Not-Found (503); neither attribute: NAK, Missing-Attribute (402).
+    Nothing here logs a secret or a packet."""
+
+    def __init__(
+        self,
+        servers: Sequence[RadiusServer],
+        disconnect: Callable[[DisconnectRequest], bool],
+        *,
+        dictionary: Any = None,
+    ) -> None:
+        self.servers = {s.address: s for s in servers}
+        self.disconnect = disconnect
+        self.dictionary = dictionary if dictionary is not None else load_dictionary()
+        self.stats: Counter[str] = Counter()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def __repr__(self) -> str:
+        return f"DisconnectServer(servers={sorted(s.name for s in self.servers.values())})"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            answer = self.answer(data, IPv4Address(addr[0]))
+        except Exception as exc:  # a bug must not stop the listener
+            self.stats["errors"] += 1
+            log.error("aaa.disconnect_failed", extra={"error": type(exc).__name__})
+            return
+        if answer is not None and self.transport is not None:
+            self.transport.sendto(answer, addr)
+
+    def answer(self, data: bytes, src: IPv4Address) -> bytes | None:
+        """The reply to send for ``data`` from ``src`` (``None``: drop it)."""
+        server = self.servers.get(src)
+        if server is None or len(data) < 20 or data[0] != rpacket.DisconnectRequest:
+            self.stats["dropped"] += 1
+            return None
+        try:
+            pkt = rpacket.CoAPacket(packet=data, secret=server.secret, dict=self.dictionary)
+            ok = pkt.VerifyCoARequest() and (
+                pkt.message_authenticator is None or pkt.verify_message_authenticator()
+            )
+        except Exception:  # pyrad raises PacketError, KeyError, struct.error...
+            ok = False
+        if not ok:
+            self.stats["bad_authenticator"] += 1
+            log.warning("aaa.disconnect_refused", extra={"server": server.name})
+            return None
+        names = [n for n in pkt.keys() if isinstance(n, str)]  # noqa: SIM118
+        values = {n: list(pkt[n]) for n in names}
+        nai = values.get("User-Name", [None])[0]
+        hoa = values.get("Framed-IP-Address", [None])[0]
+        req = DisconnectRequest(
+            nai=str(nai) if nai is not None else None,
+            home_address=IPv4Address(str(hoa)) if hoa is not None else None,
+            server=server.name,
+        )
+        reply = pkt.CreateReply()
+        if req.node is None:
+            reply.code = rpacket.DisconnectNAK
+            reply.AddAttribute("Error-Cause", ERROR_CAUSE_MISSING_ATTRIBUTE)
+            self.stats["nak"] += 1
+        elif self.disconnect(req):
+            self.stats["ack"] += 1
+        else:
+            reply.code = rpacket.DisconnectNAK
+            reply.AddAttribute("Error-Cause", ERROR_CAUSE_SESSION_NOT_FOUND)
+            self.stats["nak"] += 1
+        return bytes(reply.ReplyPacket())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def listen_disconnect(
+    server: DisconnectServer, address: IPv4Address, port: int
+) -> DisconnectServer:
+    """Bind ``server`` to ``address``:``port`` (UDP) on the running loop."""
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(lambda: server, local_addr=(str(address), port))
+    return server

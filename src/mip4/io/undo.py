@@ -289,7 +289,12 @@ def load_journal(path: Path) -> list[KernelRecord]:
 
 class UndoStack:
     """The undo records of one owner, undone newest first by ``undo_one``. Kernel records
-    are mirrored in ``journal`` (if any)."""
+    are mirrored in ``journal`` (if any).
+
+    The records are an insertion-ordered dict (a record is its own key; a
+    :class:`Callback` compares by identity), so "already here?", forgetting one record and
+    undoing the newest are O(1) whatever the size: the daemon's own stack holds a proxy
+    neighbour entry per mobile node away from home, a million of them at scale."""
 
     def __init__(
         self,
@@ -300,30 +305,32 @@ class UndoStack:
         self._undo_one = undo_one
         self.journal = journal
         self.name = name
-        self.records: list[Record] = []
-        self._kernel: set[KernelRecord] = set()  # the same, for O(1) "already here?"
+        self._records: dict[Record, None] = {}
+
+    @property
+    def records(self) -> list[Record]:
+        """The records, oldest first (a copy)."""
+        return list(self._records)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self._records)
 
     def __iter__(self) -> Iterator[Record]:
-        return iter(self.records)
+        return iter(list(self._records))
 
     def __repr__(self) -> str:
-        return f"UndoStack({self.name!r}, {len(self.records)} records)"
+        return f"UndoStack({self.name!r}, {len(self._records)} records)"
 
     def __contains__(self, record: object) -> bool:
-        return record in self._kernel if not isinstance(record, Callback) else False
+        return not isinstance(record, Callback) and record in self._records
 
     def push(self, record: Record) -> bool:
         """Own ``record``; ``False`` (nothing done) when an equal one is already here."""
-        if not isinstance(record, Callback):
-            if record in self._kernel:
-                return False
-            self._kernel.add(record)
-            if self.journal is not None:
-                self.journal.add(record)
-        self.records.append(record)
+        if record in self._records:
+            return False
+        self._records[record] = None
+        if self.journal is not None and not isinstance(record, Callback):
+            self.journal.add(record)
         return True
 
     def callback(self, label: str, func: Callable[[], object]) -> None:
@@ -332,25 +339,26 @@ class UndoStack:
     def discard(self, match: Callable[[Record], bool]) -> list[Record]:
         """Forget (without undoing) the records ``match`` selects: the object was removed
         another way. Returns them."""
-        gone = [r for r in self.records if match(r)]
+        gone = [r for r in self._records if match(r)]
         for r in gone:
-            self._forget(r)
+            self.forget(r)
         return gone
 
-    def _forget(self, record: Record) -> None:
-        with contextlib.suppress(ValueError):
-            self.records.remove(record)
-        if not isinstance(record, Callback):
-            self._kernel.discard(record)
-            if self.journal is not None:
-                self.journal.remove(record)
+    def forget(self, record: Record) -> bool:
+        """Forget (without undoing) ``record``, in O(1); ``False`` if it was not here."""
+        if record not in self._records:
+            return False
+        del self._records[record]
+        if self.journal is not None and not isinstance(record, Callback):
+            self.journal.remove(record)
+        return True
 
     def undo(self) -> list[str]:
         """Undo every record, newest first; returns the failures as text, without stopping
         at the first."""
         errors: list[str] = []
-        while self.records:
-            record = self.records[-1]
+        while self._records:
+            record = next(reversed(self._records))
             try:
                 if isinstance(record, Callback):
                     record.func()
@@ -359,7 +367,7 @@ class UndoStack:
             except Exception as exc:
                 errors.append(f"{record.describe()}: {exc}")
             finally:
-                self._forget(record)
+                self.forget(record)
         return errors
 
 

@@ -387,8 +387,8 @@ class SqliteBindingStore:
     def next_expiry(self) -> float | None:
         return self._memory.next_expiry()
 
-    def pop_expired(self, now: float) -> list[MobilityBinding]:
-        expired = self._memory.pop_expired(now)
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        expired = self._memory.pop_expired(now, limit)
         self._delete(expired)
         return expired
 

@@ -7,8 +7,9 @@ outstanding, HMAC-MD5-signed Registration Requests with the MN-HA authentication
 and timestamp Identifications, one security association per simulated node) in namespace
 ``<prefix>g`` drives a real ``mip4 ha --config FILE`` in namespace ``<prefix>h`` over one
 veth pair; the generator's address is every node's co-located care-of address. The home
-agent's configuration is generated with one ``[[security_associations]]`` table per node
-(:mod:`.nodes`); the generator derives the same keys from the same seed.
+agent's configuration is generated with one MN-HA security association per node, in a
+subscriber table (CSV, ``[subscribers] file``, :mod:`.nodes`); the generator derives the
+same keys from the same seed.
 
 In one run, alternating, ``--rounds`` times, best kept:
 
@@ -22,8 +23,8 @@ In one run, alternating, ``--rounds`` times, best kept:
 
 After each round the nodes deregister (lifetime 0, not measured), directly and through the
 foreign agent. The whole sequence runs
-once per ``--sas`` count (one home agent start each, its startup time reported: loading many
-SAs from TOML is slow). Per measurement: accepted replies per second (code 0 or 1, as the
+once per ``--sas`` count (one home agent start each, its startup time reported: loading a
+million SAs takes a while). Per measurement: accepted replies per second (code 0 or 1, as the
 generator counts them), the ratio to the echo rate, and the server's CPU time per accepted
 reply (``/proc/<pid>/stat``; for relayed requests the foreign agent's too).
 

@@ -73,21 +73,27 @@ def ha_config(
     control_socket: Path,
     max_lifetime: int = 1800,
     log_level: str = "info",
+    subscribers: Path | None = None,
 ) -> str:
     """A ``mip4 ha`` configuration (TOML) with one MN-HA security association per node.
 
-    The associations are one inline table per line, before the first table header (a
-    top-level key): the same structure as ``[[security_associations]]`` tables in fewer
-    bytes, since the daemon reads configuration files of at most 1 MiB."""
-    lines = ["security_associations = ["]
-    for i in range(nodes.count):
-        lines.append(
-            f'  {{peer = "{nodes.home_address(i)}", spi = {nodes.spi(i)}, '
-            f'key = "{nodes.key(i).hex()}"}},'
-        )
+    With ``subscribers`` the associations are in that CSV subscriber table (written by
+    :func:`write_subscriber_table`), referenced as ``[subscribers] file``: the format meant
+    for many nodes. Without, they are one inline table per line, before the first table
+    header (a top-level key): the same structure as ``[[security_associations]]`` tables
+    in fewer bytes, since the daemon reads configuration files of at most 1 MiB."""
+    lines = []
+    if subscribers is None:
+        lines.append("security_associations = [")
+        for i in range(nodes.count):
+            lines.append(
+                f'  {{peer = "{nodes.home_address(i)}", spi = {nodes.spi(i)}, '
+                f'key = "{nodes.key(i).hex()}"}},'
+            )
+        lines += ["]", ""]
+    else:
+        lines += ["[subscribers]", f'file = "{subscribers}"', ""]
     lines += [
-        "]",
-        "",
         "[home_agent]",
         f'address = "{nodes.home_agent}"',
         f'home_network = "{nodes.home_network}"',
@@ -105,3 +111,19 @@ def ha_config(
         f'log_level = "{log_level}"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def write_subscriber_table(nodes: Nodes, path: Path) -> None:
+    """The nodes' MN-HA associations as a subscriber table (:mod:`mip4.security.sa_table`:
+    CSV, ``peer,spi,key``), written in chunks (a million lines is ~60 MB)."""
+    with path.open("w", encoding="ascii") as f:
+        f.write("# mip4 bench registrations: one MN-HA association per simulated node\n")
+        f.write("peer,spi,key\n")
+        base, spi_base = int(nodes.home_base), nodes.spi_base
+        chunk: list[str] = []
+        for i in range(nodes.count):
+            chunk.append(f"{IPv4Address(base + i)},{spi_base + i},{nodes.key(i).hex()}\n")
+            if len(chunk) == 65536:
+                f.write("".join(chunk))
+                chunk.clear()
+        f.write("".join(chunk))

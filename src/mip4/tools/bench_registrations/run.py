@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import BuildError, build
-from .nodes import Nodes, ha_config
+from .nodes import Nodes, ha_config, write_subscriber_table
 from .report import format_report
 
 #: The veth link: the home agent's side and the generator's (the care-of address).
@@ -50,7 +50,7 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Options:
-    sas: tuple[int, ...] = (1000, 12000)
+    sas: tuple[int, ...] = (1000, 1_000_000)
     nodes: int = 1000
     duration: float = 2.0
     rounds: int = 3
@@ -205,6 +205,8 @@ class Bench:
         )
         sock = self.dir / f"ha-{count}.sock"
         conf = self.dir / f"ha-{count}.toml"
+        table = self.dir / f"subscribers-{count}.csv"
+        write_subscriber_table(nodes, table)
         conf.write_text(
             ha_config(
                 nodes,
@@ -212,6 +214,7 @@ class Bench:
                 tun_name=self.tun,
                 control_socket=sock,
                 log_level=self.opts.log_level,
+                subscribers=table,
             )
         )
         t0 = time.monotonic()
@@ -406,10 +409,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--sas",
-        default="1000,12000",
-        help="security associations configured, one home agent start per count "
-        "(comma-separated; default 1000,12000: the daemon reads at most 1 MiB of TOML, "
-        "about 12,500 SAs)",
+        default="1000,1000000",
+        help="security associations configured (a subscriber table, CSV), one home agent "
+        "start per count (comma-separated; default 1000,1000000)",
     )
     p.add_argument(
         "--nodes", type=int, default=1000, help="simulated nodes that register (default 1000)"
@@ -491,6 +493,9 @@ def register(subparsers: Any) -> None:
         "asyncio UDP echo server between the same namespaces, in one run.",
     )
     add_arguments(p)
+    from . import engine
+
+    engine.register(subparsers)  # ``mip4 bench engine``: the engine alone, a sibling
 
 
 def main(argv: Sequence[str] | None = None) -> int:

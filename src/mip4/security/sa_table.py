@@ -1,0 +1,157 @@
+"""A table of mobility security associations for many nodes: CSV text (issue 13).
+
+Theory of operation
+-------------------
+A home agent serving a million mobile nodes holds a million MN-HA security associations
+(RFC 5944 §1.6, §3.5.1). One TOML table each is too slow to load and too large to read
+(the daemon reads at most 1 MiB of TOML); this is the format meant for them: comma-separated
+values, one association per line, referenced from the configuration
+(``[subscribers] file = "subscribers.csv"``)::
+
+    # peer, SPI, key (hex); optional columns after these
+    peer,spi,key
+    10.0.1.16,65536,00112233445566778899aabbccddeeff
+    10.0.1.17,65537,0123456789abcdef0123456789abcdef
+
+The first line that is neither blank nor a ``#`` comment names the columns: ``peer``,
+``spi`` and ``key`` are required; ``algorithm`` (``hmac-md5`` or ``keyed-md5``), ``replay``
+(``timestamps`` or ``nonces``), ``replay_tolerance`` (seconds) and ``spi_covered``
+(``true``/``false``) are optional, as in ``[[security_associations]]``, whose defaults an
+absent column takes. ``peer`` is an IPv4 address (a mobile node's home address, an agent's
+address), ``spi`` 256..4294967295, ``key`` hexadecimal (``:`` allowed). Every error names
+the source and the line: ``subscribers.csv:12: spi: SPI 12 is reserved ...``. This module
+parses text; reading the file (with its size limit) is the daemon's part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from ipaddress import IPv4Address
+
+from .sa import (
+    DEFAULT_REPLAY_TOLERANCE,
+    Algorithm,
+    ReplayMethod,
+    SecurityAssociation,
+    SecurityAssociations,
+    check_spi,
+)
+
+REQUIRED = ("peer", "spi", "key")
+OPTIONAL = ("algorithm", "replay", "replay_tolerance", "spi_covered")
+_ALGORITHMS = {"hmac-md5": Algorithm.HMAC_MD5, "keyed-md5": Algorithm.KEYED_MD5}
+_REPLAY = {m.value: m for m in ReplayMethod}
+_BOOLS = {"true": True, "false": False}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class TableError(ValueError):
+    """A line of the table that is not an association (the message names source and line)."""
+
+
+def _key(text: str) -> bytes:
+    digits = text.replace(":", "").strip()
+    if not digits:
+        raise ValueError("empty key")
+    if not _HEX.issuperset(digits):
+        raise ValueError("not hexadecimal")
+    if len(digits) % 2:
+        raise ValueError(f"odd number of hexadecimal digits ({len(digits)})")
+    return bytes.fromhex(digits)
+
+
+def _choice(table: Mapping[str, object], text: str) -> object:
+    value = table.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"{text.strip()!r} is not one of {', '.join(table)}")
+    return value
+
+
+def parse_table(text: str, source: str) -> Iterator[tuple[int, IPv4Address, SecurityAssociation]]:
+    """(line number, peer, association) for each association of the CSV ``text``;
+    :class:`TableError` (``"<source>:<line>: <column>: ..."``) for the first bad line."""
+    columns: list[str] | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        cells = [c.strip() for c in stripped.split(",")]
+        if columns is None:
+            columns = [c.lower() for c in cells]
+            unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
+            missing = [c for c in REQUIRED if c not in columns]
+            if unknown or missing or len(set(columns)) != len(columns):
+                why = (
+                    f"unknown column {unknown[0]!r}"
+                    if unknown
+                    else f"missing column {missing[0]!r}"
+                    if missing
+                    else "a column named twice"
+                )
+                raise TableError(
+                    f"{source}:{number}: header: {why} (columns: {', '.join(REQUIRED)}, "
+                    f"optionally {', '.join(OPTIONAL)})"
+                )
+            continue
+        if len(cells) != len(columns):
+            raise TableError(
+                f"{source}:{number}: {len(cells)} values for {len(columns)} columns "
+                f"({', '.join(columns)})"
+            )
+        row = dict(zip(columns, cells, strict=True))
+        column = "peer"
+        try:
+            peer = IPv4Address(row["peer"])
+            column = "spi"
+            if not row["spi"].isdigit():
+                raise ValueError(f"{row['spi']!r} is not a number")
+            spi = check_spi(int(row["spi"]))
+            column = "key"
+            key = _key(row["key"])
+            column = "algorithm"
+            algorithm = _choice(_ALGORITHMS, row["algorithm"]) if "algorithm" in row else None
+            column = "replay"
+            replay = _choice(_REPLAY, row["replay"]) if "replay" in row else None
+            column = "replay_tolerance"
+            tolerance = (
+                float(row["replay_tolerance"])
+                if "replay_tolerance" in row
+                else DEFAULT_REPLAY_TOLERANCE
+            )
+            if not tolerance >= 0:  # also NaN
+                raise ValueError(f"{tolerance} must be >= 0")
+            column = "spi_covered"
+            covered = _choice(_BOOLS, row["spi_covered"]) if "spi_covered" in row else True
+            column = "spi"
+            sa = SecurityAssociation(
+                spi,
+                key,
+                algorithm if isinstance(algorithm, Algorithm) else Algorithm.HMAC_MD5,
+                replay if isinstance(replay, ReplayMethod) else ReplayMethod.TIMESTAMPS,
+                tolerance,
+                covered is True,
+            )
+        except ValueError as e:
+            raise TableError(f"{source}:{number}: {column}: {e}") from None
+        yield number, peer, sa
+    if columns is None:
+        raise TableError(f"{source}: no header line ({', '.join(REQUIRED)}, ...)")
+
+
+def load_table(
+    text: str, source: str, store: SecurityAssociations
+) -> list[tuple[int, IPv4Address, SecurityAssociation]]:
+    """Add every association of ``text`` to ``store``; a (peer, SPI) already there is a
+    :class:`TableError` naming the line. Returns what was added, with line numbers."""
+    added = []
+    for number, peer, sa in parse_table(text, source):
+        if (peer, sa.spi) in store:
+            raise TableError(
+                f"{source}:{number}: peer {peer}: SPI {sa.spi} already has a security association"
+            )
+        store.add(peer, sa)
+        added.append((number, peer, sa))
+    return added
+
+
+__all__ = ["OPTIONAL", "REQUIRED", "TableError", "load_table", "parse_table"]

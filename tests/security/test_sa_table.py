@@ -1,0 +1,144 @@
+"""The subscriber table (CSV security associations for many nodes, issue 13): what it
+accepts, every error naming the file and the line, and ``[subscribers] file`` in a daemon
+configuration (added to the TOML associations, a duplicate named by line, one line and exit
+2 on the command line)."""
+
+from __future__ import annotations
+
+import hmac
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from mip4.core.registration import ConfigError
+from mip4.daemon.config import load_config
+from mip4.daemon.run import main
+from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociations
+from mip4.security.sa_table import TableError, load_table, parse_table
+
+KEY = "00112233445566778899aabbccddeeff"
+HA = '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
+
+
+def test_a_table_with_defaults_and_optional_columns() -> None:
+    text = (
+        "# subscribers\n\npeer,spi,key\n"
+        f"10.1.0.16,65536,{KEY}\n"
+        f" 10.1.0.17 , 65537 , {KEY.upper()[:30]}:ff \n"
+    )
+    rows = list(parse_table(text, "s.csv"))
+    assert [(n, str(p), sa.spi) for n, p, sa in rows] == [
+        (4, "10.1.0.16", 65536),
+        (5, "10.1.0.17", 65537),
+    ]
+    sa = rows[0][2]
+    assert sa.key == bytes.fromhex(KEY)
+    assert sa.algorithm is Algorithm.HMAC_MD5 and sa.replay is ReplayMethod.TIMESTAMPS
+    assert sa.spi_covered and sa.replay_tolerance == 7.0
+    assert sa.authenticator(b"x") == hmac.digest(sa.key, b"x", "md5")
+
+    text = (
+        "spi_covered,replay_tolerance,replay,algorithm,key,spi,peer\n"
+        f"false,3.5,nonces,keyed-md5,{KEY},300,192.0.2.1\n"
+    )
+    ((_, peer, sa),) = parse_table(text, "s.csv")
+    assert peer == IPv4Address("192.0.2.1") and sa.spi == 300
+    assert sa.algorithm is Algorithm.KEYED_MD5 and sa.replay is ReplayMethod.NONCES
+    assert not sa.spi_covered and sa.replay_tolerance == 3.5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", r"^s\.csv: no header line"),
+        ("# only a comment\n", r"^s\.csv: no header line"),
+        ("peer,spi\n", r"^s\.csv:1: header: missing column 'key'"),
+        ("peer,spi,key,colour\n", r"^s\.csv:1: header: unknown column 'colour'"),
+        ("peer,spi,key,spi\n", r"^s\.csv:1: header: a column named twice"),
+        (f"peer,spi,key\n10.0.0.1,300,{KEY},x\n", r"^s\.csv:2: 4 values for 3 columns"),
+        (f"peer,spi,key\n\n10.0.0.300,300,{KEY}\n", r"^s\.csv:3: peer: .*10\.0\.0\.300"),
+        (f"peer,spi,key\n10.0.0.1,12,{KEY}\n", r"^s\.csv:2: spi: SPI 12 is reserved"),
+        (f"peer,spi,key\n10.0.0.1,-3,{KEY}\n", r"^s\.csv:2: spi: '-3' is not a number"),
+        (f"peer,spi,key\n10.0.0.1,{2**32},{KEY}\n", r"^s\.csv:2: spi: .*32 bits"),
+        ("peer,spi,key\n10.0.0.1,300,\n", r"^s\.csv:2: key: empty key"),
+        ("peer,spi,key\n10.0.0.1,300,xyz0\n", r"^s\.csv:2: key: not hexadecimal"),
+        ("peer,spi,key\n10.0.0.1,300,abc\n", r"^s\.csv:2: key: odd number"),
+        (
+            f"peer,spi,key,algorithm\n10.0.0.1,300,{KEY},sha1\n",
+            r"^s\.csv:2: algorithm: 'sha1' is not one of hmac-md5, keyed-md5",
+        ),
+        (f"peer,spi,key,replay\n10.0.0.1,300,{KEY},never\n", r"^s\.csv:2: replay: 'never'"),
+        (
+            f"peer,spi,key,replay_tolerance\n10.0.0.1,300,{KEY},-1\n",
+            r"^s\.csv:2: replay_tolerance: -1\.0 must be >= 0",
+        ),
+        (
+            f"peer,spi,key,replay_tolerance\n10.0.0.1,300,{KEY},nan\n",
+            r"^s\.csv:2: replay_tolerance: nan must be >= 0",
+        ),
+        (f"peer,spi,key,spi_covered\n10.0.0.1,300,{KEY},yes\n", r"^s\.csv:2: spi_covered:"),
+    ],
+)
+def test_every_bad_line_is_named(text: str, message: str) -> None:
+    with pytest.raises(TableError, match=message):
+        list(parse_table(text, "s.csv"))
+
+
+def test_a_duplicate_is_named_by_its_line() -> None:
+    store = SecurityAssociations()
+    text = f"peer,spi,key\n10.0.0.1,300,{KEY}\n10.0.0.1,301,{KEY}\n10.0.0.1,300,{KEY}\n"
+    with pytest.raises(TableError, match=r"^s\.csv:4: peer 10\.0\.0\.1: SPI 300 already"):
+        load_table(text, "s.csv", store)
+
+
+def _files(tmp_path: Path, table: str, toml_extra: str = "") -> Path:
+    (tmp_path / "subs.csv").write_text(table)
+    cfg = tmp_path / "ha.toml"
+    cfg.write_text(
+        HA
+        + toml_extra
+        + '[subscribers]\nfile = "subs.csv"\n'
+        + f'[[security_associations]]\npeer = "10.1.0.9"\nspi = 256\nkey = "{KEY}"\n'
+    )
+    return cfg
+
+
+def test_the_daemon_configuration_adds_the_table_to_the_toml_associations(
+    tmp_path: Path,
+) -> None:
+    rows = "".join(f"10.1.0.{16 + i},{65536 + i},{KEY}\n" for i in range(200))
+    cfg = load_config("ha", _files(tmp_path, "peer,spi,key\n" + rows))
+    store = cfg.store()
+    assert len(store) == 201
+    assert store.get(IPv4Address("10.1.0.9"), 256) is not None
+    assert store.get(IPv4Address("10.1.0.215"), 65536 + 199) is not None
+    assert cfg.warnings == ()
+
+
+def test_table_rows_get_the_checks_of_toml_associations_by_line(tmp_path: Path) -> None:
+    bad = f"peer,spi,key\n10.1.0.16,300,{KEY}\n10.1.0.255,301,{KEY}\n"
+    with pytest.raises(ConfigError, match=r"subs\.csv:3: peer: 10\.1\.0\.255 is the broadcast"):
+        load_config("ha", _files(tmp_path, bad))
+    dup = f"peer,spi,key\n10.1.0.9,256,{KEY}\n"
+    with pytest.raises(ConfigError, match=r"ha\.toml: .*subs\.csv:2: peer 10\.1\.0\.9: SPI 256"):
+        load_config("ha", _files(tmp_path, dup))
+    # a warning per kind, summarised: not one line per row
+    short = "peer,spi,key\n" + "".join(f"10.1.0.{16 + i},{300 + i},0011\n" for i in range(50))
+    cfg = load_config("ha", _files(tmp_path, short))
+    (warning,) = cfg.warnings
+    assert "subs.csv:2: key: a 16-bit key" in warning and "(and 49 more lines" in warning
+
+
+def test_a_bad_table_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _files(tmp_path, f"peer,spi,key\n10.1.0.16,12,{KEY}\n")
+    assert main("ha", str(cfg), check_only=True) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "subs.csv:2: spi: SPI 12 is reserved" in err
+    assert "Traceback" not in err
+    (tmp_path / "subs.csv").unlink()
+    assert main("ha", str(cfg), check_only=True) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "subscribers.file: cannot read" in err

@@ -67,8 +67,9 @@ def test_handover_mode_reaches_the_mobile_node(tmp_path: Path, mode: HandoverMod
         (
             "fa",
             "[handoff]\nbuffer_timeout = 0\n",
-            "buffer_limit must be >= 0 and buffer_timeout > 0",
+            ": handoff: buffer_limit must be >= 0 and buffer_timeout > 0",
         ),
+        ("fa", "[handoff]\nlifetime = 0\n", ": handoff: lifetime not in 1..65535"),
         ("fa", '[handoff]\nlifetime = "x"\n', "handoff.lifetime: expected an integer"),
     ],
 )
@@ -79,4 +80,4 @@ def test_bad_handover_settings_exit_2_with_one_line(
     r = run(role, "--config", str(path), "--check")
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and str(path) in r.stderr and expected in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "handoff: handoff:" not in r.stderr

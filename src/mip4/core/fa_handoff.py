@@ -120,13 +120,13 @@ class HandoffSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.lifetime <= 0xFFFF:
-            raise ConfigError("handoff: lifetime not in 1..65535")
+            raise ConfigError("lifetime not in 1..65535")
         if not self.retransmit_initial > 0 or self.retransmit_limit < 0:
-            raise ConfigError("handoff: retransmit_initial must be > 0, retransmit_limit >= 0")
+            raise ConfigError("retransmit_initial must be > 0, retransmit_limit >= 0")
         if self.buffer_limit < 0 or not self.buffer_timeout > 0:
-            raise ConfigError("handoff: buffer_limit must be >= 0 and buffer_timeout > 0")
+            raise ConfigError("buffer_limit must be >= 0 and buffer_timeout > 0")
         if self.max_tunnels < 1:
-            raise ConfigError("handoff: max_tunnels must be >= 1")
+            raise ConfigError("max_tunnels must be >= 1")
 
 
 @dataclass

@@ -1,49 +1,17 @@
-"""Build the load generator (``loadgen.c``) from source with the system C compiler, once
-per source version, into a cache directory."""
+"""Build the load generator (``loadgen.c``) from source with the system C compiler,
+once per source version, into ``~/.cache/mip4/bench-registrations/`` (:mod:`mip4.tools.cbuild`)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
+from mip4.tools.cbuild import BuildError, build_c, cache_dir
+
+__all__ = ["SOURCE", "BuildError", "build"]
+
 SOURCE = Path(__file__).with_name("loadgen.c")
-CFLAGS = ("-O2", "-Wall", "-Wextra", "-std=gnu11")
-
-
-class BuildError(RuntimeError):
-    pass
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mip4" / "bench-registrations"
-
-
-def compiler() -> str:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    raise BuildError("no C compiler found (install gcc: apt-get install gcc)")
 
 
 def build(directory: Path | None = None) -> Path:
-    """The path of the compiled generator, compiling it if this source has not been."""
-    src = SOURCE.read_bytes()
-    digest = hashlib.sha256(src + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    out_dir = directory or cache_dir()
-    out = out_dir / f"loadgen-{digest}"
-    if out.exists():
-        return out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    r = subprocess.run(
-        [compiler(), *CFLAGS, "-o", str(tmp), str(SOURCE)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise BuildError(f"compiling {SOURCE.name} failed:\n{r.stderr}")
-    tmp.replace(out)
-    return out
+    """The path of the compiled loadgen, compiling it if this source has not been."""
+    return build_c(SOURCE, directory or cache_dir("bench-registrations"))

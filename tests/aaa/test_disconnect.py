@@ -177,7 +177,6 @@ disconnect_address = "127.0.0.1"
         parse_config("ha", tomllib.loads(bad), "ha.toml", tmp_path)
 
 
-@pytest.mark.skipif(RADCLIENT is None, reason="no radclient")
 def test_daemon_home_agent_takes_disconnect_requests(tmp_path: Path) -> None:
     """The daemon's wiring (:func:`mip4.daemon.aaa.open_disconnect`): a home agent built from
     its file, driven by the real driver, a binding registered, radclient's Disconnect-Request

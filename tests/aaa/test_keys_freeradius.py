@@ -27,12 +27,19 @@ from mip4.wire.ext_keys import MNHAKeyGenNonceReply
 from mip4.wire.messages import RegistrationReply, RegistrationRequest
 from tests.core.netsim import HA_ADDR
 
-from .conftest import FREERADIUS, LOOPBACK, RADIUS_SECRET, FreeRadius, free_udp_ports
+from .conftest import (
+    FREERADIUS,
+    LOOPBACK,
+    RADIUS_SECRET,
+    FreeRadius,
+    free_udp_ports,
+    needs_freeradius,
+)
 from .test_freeradius import FAST
 from .test_ha_aaa import GIVEN, NAI, SECRET, HaAaaWorld
 from .test_keys_engine import KEY_SPI
 
-pytestmark = [pytest.mark.timeout(180)]
+pytestmark = [needs_freeradius, pytest.mark.timeout(180)]
 
 #: the netsim world's node as a FreeRADIUS subscriber: no static key, the server derives it
 SUBSCRIBER = Subscriber(
@@ -48,10 +55,6 @@ SUBSCRIBER = Subscriber(
 
 @pytest.fixture
 def keys_radius(tmp_path: Path) -> Iterator[FreeRadius]:
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("FreeRADIUS runs as root")
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
     auth, acct = free_udp_ports(2)
     cfg = FreeRadiusConfig(

@@ -4,7 +4,6 @@ with a filtered packet socket. A veth pair in a namespace of the test carries re
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface
@@ -36,7 +35,7 @@ def test_parse_gives_the_event_the_udp_socket_would() -> None:
     assert parse_unaddressed(bytes(bad_len), "vis0", MAC) is None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, packet sockets)")
+@pytest.mark.lab
 def test_only_udp_434_from_zero_passes_the_filter(make_netns: Callable[[str], Netns]) -> None:
     ns = make_netns("u")
     assert ns.name is not None

@@ -20,16 +20,16 @@ import pytest
 
 import mip4.lab.configs as lab_configs_module
 from mip4.daemon.control import request
-from mip4.demo.report import ConnectionSpec
 from mip4.demo.runner import StreamPair
 from mip4.lab.build import Lab
 from mip4.lab.configs import LAB_KEY, LAB_SPI
 from mip4.lab.scenario import Scenario, Settings
 from mip4.lab.topology import DEFAULT, Attachment, Node
 
+from ..system.helpers import MN, delivered, start_both_ways
+
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-MN, CN = "10.1.0.100", "198.51.100.10"
 HA1, HA2 = "10.1.0.2", "10.1.0.3"
 TWO_HOME_AGENTS = replace(
     DEFAULT,
@@ -81,14 +81,6 @@ def _bindings(path: Path) -> list[dict[str, Any]]:
     return list(answer["status"]["home_agent"]["bindings"])
 
 
-def _delivered(pairs: list[StreamPair]) -> list[int]:
-    out = []
-    for p in pairs:
-        prog = p.progress()
-        out += [prog.get(end, {}).get("received", 0) for end in ("client", "server")]
-    return out
-
-
 def test_node_moved_to_another_home_agent_keeps_both_connections(
     prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,30 +111,14 @@ def test_node_moved_to_another_home_agent_keeps_both_connections(
                 20,
                 "the second home agent to answer",
             )
-            for spec, address, port in (
-                (ConnectionSpec("cn dials mn", "cn", "mn"), MN, 5001),
-                (ConnectionSpec("mn dials cn", "mn", "cn"), CN, 5002),
-            ):
-                pairs.append(
-                    StreamPair.start(
-                        lab.popen,
-                        spec,
-                        address=address,
-                        port=port,
-                        listen=address,
-                        seed=port,
-                        rate=150_000,
-                        duration=60,
-                        progress=0.1,
-                    )
-                )
-            sc.wait(lambda: min(_delivered(pairs)) > 20_000, 10, "the streams to flow")
+            start_both_ways(lab, 60, pairs)
+            sc.wait(lambda: min(delivered(pairs)) > 20_000, 10, "the streams to flow")
             rec = sc.move("a")
             assert rec.finished_at is not None, rec
             assert [b.care_of_address for b in sc.ha_status().bindings] == ["10.2.0.2"]
-            before = _delivered(pairs)
+            before = delivered(pairs)
             sc.wait(
-                lambda: all(a > b + 10_000 for a, b in zip(_delivered(pairs), before, strict=True)),
+                lambda: all(a > b + 10_000 for a, b in zip(delivered(pairs), before, strict=True)),
                 5,
                 "TCP to flow through FA1 and HA1",
             )
@@ -166,9 +142,9 @@ def test_node_moved_to_another_home_agent_keeps_both_connections(
                 15,
                 "the node registered with HA2 and HA1's binding gone",
             )
-            before = _delivered(pairs)
+            before = delivered(pairs)
             took = sc.wait(
-                lambda: all(a > b + 10_000 for a, b in zip(_delivered(pairs), before, strict=True)),
+                lambda: all(a > b + 10_000 for a, b in zip(delivered(pairs), before, strict=True)),
                 10,
                 "all four TCP directions to deliver again through HA2",
             )

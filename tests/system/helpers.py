@@ -1,5 +1,6 @@
-"""What the system tests share: a lab id per test, and the check that nothing of a lab is
-left behind (namespaces, links, nftables tables, TUN devices, state, processes)."""
+"""What the system tests share: a lab id per test, the two verified TCP connections of the
+mobility tests, and the check that nothing of a lab is left behind (namespaces, links,
+nftables tables, TUN devices, state, processes)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,51 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mip4.demo.report import ConnectionSpec
+from mip4.demo.runner import StreamPair
 from mip4.io.netns import list_netns
+from mip4.lab.build import Lab
+
+#: the mobile node's home address and the correspondent's address in the lab
+MN, CN = "10.1.0.100", "198.51.100.10"
 
 
 def lab_id(prefix: str) -> str:
     """The lab id of a test prefix (``m4`` + 5 hex digits → the 5 digits)."""
     return prefix[2:]
+
+
+def start_both_ways(lab: Lab, duration: float, pairs: list[StreamPair]) -> None:
+    """The correspondent dials the mobile node's home address and the node dials the
+    correspondent; each connection streams verified data both ways (150 kB/s, for at most
+    ``duration`` s). Each is appended to ``pairs`` as soon as it runs, so the caller's
+    ``finally`` stops whatever started even when the second fails to."""
+    for spec, address, port in (
+        (ConnectionSpec("cn dials mn", "cn", "mn"), MN, 5001),
+        (ConnectionSpec("mn dials cn", "mn", "cn"), CN, 5002),
+    ):
+        pairs.append(
+            StreamPair.start(
+                lab.popen,
+                spec,
+                address=address,
+                port=port,
+                listen=address,
+                seed=port,
+                rate=150_000,
+                duration=duration,
+                progress=0.1,
+            )
+        )
+
+
+def delivered(pairs: list[StreamPair]) -> list[int]:
+    """Bytes received so far in each of the four directions."""
+    out = []
+    for p in pairs:
+        prog = p.progress()
+        out += [prog.get(end, {}).get("received", 0) for end in ("client", "server")]
+    return out
 
 
 def _netns_inode(pid: str) -> int | None:

@@ -11,28 +11,17 @@ import time
 
 import pytest
 
-from mip4.demo.report import ConnectionSpec
 from mip4.demo.runner import StreamPair
 from mip4.lab.scenario import Scenario, Settings
 
-from .helpers import lab_id
+from .helpers import MN, delivered, lab_id, start_both_ways
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-MN, CN = "10.1.0.100", "198.51.100.10"
 #: an Euler circuit of the complete directed graph on the four networks
 ROUTE = ("a", "home", "b", "home", "c", "a", "b", "a", "c", "b", "c", "home")
 #: how long all four TCP directions may take to deliver again after a registration
 RESUME_WITHIN = 5.0
-
-
-def _delivered(pairs: list[StreamPair]) -> list[int]:
-    """Bytes received so far in each of the four directions."""
-    out = []
-    for p in pairs:
-        prog = p.progress()
-        out += [prog.get(end, {}).get("received", 0) for end in ("client", "server")]
-    return out
 
 
 @pytest.mark.parametrize("reverse_tunnel", [True, False], ids=["reverse", "direct"])
@@ -43,27 +32,11 @@ def test_every_move_keeps_both_connections(lab_prefix: str, reverse_tunnel: bool
         lab = sc.lab
         pairs: list[StreamPair] = []
         try:
-            for spec, address, port in (
-                (ConnectionSpec("cn dials mn", "cn", "mn"), MN, 5001),
-                (ConnectionSpec("mn dials cn", "mn", "cn"), CN, 5002),
-            ):
-                pairs.append(
-                    StreamPair.start(
-                        lab.popen,
-                        spec,
-                        address=address,
-                        port=port,
-                        listen=address,
-                        seed=port,
-                        rate=150_000,
-                        duration=120,
-                        progress=0.1,
-                    )
-                )
-            sc.wait(lambda: min(_delivered(pairs)) > 20_000, 10, "the streams to flow")
+            start_both_ways(lab, 120, pairs)
+            sc.wait(lambda: min(delivered(pairs)) > 20_000, 10, "the streams to flow")
             resumed: list[float] = []
             for net in ROUTE:
-                before = _delivered(pairs)
+                before = delivered(pairs)
                 rec = sc.move(net)
                 assert rec.registered, (sc.net, rec.note)
                 bindings = sc.ha_status().bindings
@@ -73,7 +46,7 @@ def test_every_move_keeps_both_connections(lab_prefix: str, reverse_tunnel: bool
                     assert [b.care_of_address for b in bindings] == [rec.care_of_address]
 
                 def flowing(before: list[int] = before) -> bool:
-                    after = _delivered(pairs)
+                    after = delivered(pairs)
                     return all(a > b + 10_000 for a, b in zip(after, before, strict=True))
 
                 took = sc.wait(

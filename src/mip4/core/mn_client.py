@@ -37,12 +37,19 @@ coordinator's transition table, with the actions to emit once the transition is 
   until it has a valid one; the reply's nonce (extension 43) gives the key that must verify
   the reply's MN-HA authenticator, and the accepted key signs the following requests until
   it expires or the binding ends.
+
+Module layout: the records the client keeps (:class:`PendingRequest`, :class:`Binding`,
+:class:`RegistrationRecord`, :class:`Corrections`), the outcomes it returns (:class:`Step`,
+:class:`Retry`, :class:`RefusedCareOf`, :class:`Revoked`, :class:`AwaitChallenge`,
+``ReplyOutcome``) and :func:`encapsulation_of` moved to :mod:`mip4.core.mn_records`; they
+are re-exported here, so ``from mip4.core.mn_client import Step`` still works. This module
+keeps the client's behaviour: building, signing, sending, retransmitting, matching,
+verifying and reacting to replies.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.security.auth import (
@@ -80,126 +87,24 @@ from .mn_attachment import Attachment, AttachmentKind
 from .mn_config import MobileNodeConfig, ReverseTunnel
 from .mn_keys import AaaKeys, KeyOffer
 from .mn_reactions import CodeReaction, Reaction, reaction_for
+from .mn_records import (
+    AwaitChallenge,
+    Binding,
+    Corrections,
+    PendingRequest,
+    RefusedCareOf,
+    RegistrationRecord,
+    ReplyOutcome,
+    Retry,
+    Revoked,
+    Step,
+    encapsulation_of,
+)
 from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
 #: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
 REVERSE_TUNNEL_TTL = 255
-
-
-@dataclass
-class PendingRequest:
-    """The outstanding Registration Request."""
-
-    request: RegistrationRequest
-    send: SendUdp
-    attachment: Attachment
-    deregister: bool
-    first_sent: float
-    last_sent: float
-    retransmissions: int
-    timeout: float
-    next_retry: float
-
-
-@dataclass
-class Binding:
-    """What the node believes its home agent holds for it."""
-
-    care_of_address: IPv4Address
-    attachment: Attachment
-    granted: int
-    registered_at: float
-    expires: float | None  #: None: infinite lifetime
-    renew_at: float | None
-    encapsulation: Encapsulation
-    reverse_tunnel: bool
-    #: Identification of the accepted request (a revocation notice names it, RFC 3543)
-    identification: int = 0
-
-
-@dataclass(frozen=True)
-class RegistrationRecord:
-    """The node's last accepted registration or deregistration, for the operator."""
-
-    #: when the reply arrived (the engine's clock)
-    at: float
-    #: the care-of address registered (the home address for a deregistration at home)
-    care_of_address: IPv4Address
-    #: from the request's last transmission to the reply, seconds
-    round_trip: float
-    retransmissions: int
-    deregistration: bool
-
-
-@dataclass
-class Corrections:
-    """Corrections learnt from denials, valid for the current attachment."""
-
-    max_lifetime: int | None = None
-    no_encapsulations: set[Encapsulation] = field(default_factory=set)
-    reverse_tunnel: bool | None = None  #: forced on/off by 74/75/137/138
-    direct_delivery: bool = False  #: 79: no Encapsulating Delivery Style
-    corrections: int = 0
-    backoffs: int = 0
-    redirects: int = 0  #: 143 redirections followed in a row (RFC 4433)
-
-
-# ----------------------------------------------------------------------------------------
-# Outcomes
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """Move the state machine with ``input`` (``why`` for the log), then emit ``after``."""
-
-    input: MnInput
-    why: str
-    after: tuple[Action, ...] = ()
-    #: emitted before the transition
-    before: tuple[Action, ...] = ()
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Register again for the current attachment (a corrective retry)."""
-
-    why: str
-
-
-@dataclass(frozen=True)
-class RefusedCareOf:
-    """Code 77: the agent refused the care-of address of ``attachment``."""
-
-    attachment: Attachment
-    reason: str
-
-
-@dataclass(frozen=True)
-class Revoked:
-    """RFC 3543: the foreign agent told the node its registration was revoked."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class AwaitChallenge:
-    """A challenge error (RFC 4721): wait for a fresh advertisement from the agent."""
-
-    interface: str
-    reason: str
-
-
-ReplyOutcome = Step | Retry | RefusedCareOf | AwaitChallenge | Revoked
-
-
-def encapsulation_of(flags: RegistrationFlags) -> Encapsulation:
-    if flags & RegistrationFlags.M:
-        return Encapsulation.MINIMAL
-    if flags & RegistrationFlags.G:
-        return Encapsulation.GRE
-    return Encapsulation.IPIP
 
 
 class RegistrationClient:

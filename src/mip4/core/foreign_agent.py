@@ -6,7 +6,7 @@ Theory of operation
 :class:`ForeignAgent` is a sans-IO state machine driven by ``handle(event, now)``,
 ``handle_timer(now)`` and ``next_deadline()``; every side effect comes out as an action.
 
-The engine is the coordinator of three parts, each in its own module:
+The engine is the coordinator of five parts, each in its own module:
 
 * :mod:`mip4.core.advertiser` -- Agent Advertisements on each visited link
   (:class:`VisitedLink`): periodic ones from the first ``handle_timer`` call
@@ -16,6 +16,17 @@ The engine is the coordinator of three parts, each in its own module:
   configuration, B while the visitor list is full (:mod:`mip4.core.fa_config`).
 * :mod:`mip4.core.fa_checks` -- the request checks, in RFC order.
 * :mod:`mip4.core.bindings` -- the visitor list and the pending list.
+* :mod:`mip4.core.fa_reply` -- the reply half, moved out of this module: relaying a home
+  agent's reply (``relay_reply``), ICMP errors about relayed requests (``on_unreachable``,
+  ``unreachable_code``, re-exported here), the agent's own denials on the request and
+  reply sides (``deny``, ``deny_request``, ``reply_path_denial``) and addressing a reply
+  to a mobile node (``send_to_mobile_node``); ``ReplyPath`` is the reply-side context.
+* :mod:`mip4.core.fa_revoke` -- revocation handling, moved out of this module:
+  ``revoke_visitor``, ``on_revocation_message`` and ``relay_source``. ``revoke()`` and the
+  ``revocations`` view stay here.
+
+The moved parts are functions that take the agent as their first argument (``fa``); the
+engine dispatches events, runs timers and keeps the tables, and calls into them.
 
 **Relaying requests** (RFC 5944 §3.7.2). A Registration Request heard on a visited link goes
 through :data:`~mip4.core.fa_checks.FA_REQUEST_PIPELINE`; a check raises

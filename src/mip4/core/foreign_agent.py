@@ -6,7 +6,7 @@ Theory of operation
 :class:`ForeignAgent` is a sans-IO state machine driven by ``handle(event, now)``,
 ``handle_timer(now)`` and ``next_deadline()``; every side effect comes out as an action.
 
-The engine is the coordinator of three parts, each in its own module:
+The engine is the coordinator of five parts, each in its own module:
 
 * :mod:`mip4.core.advertiser` -- Agent Advertisements on each visited link
   (:class:`VisitedLink`): periodic ones from the first ``handle_timer`` call
@@ -16,6 +16,17 @@ The engine is the coordinator of three parts, each in its own module:
   configuration, B while the visitor list is full (:mod:`mip4.core.fa_config`).
 * :mod:`mip4.core.fa_checks` -- the request checks, in RFC order.
 * :mod:`mip4.core.bindings` -- the visitor list and the pending list.
+* :mod:`mip4.core.fa_reply` -- the reply half, moved out of this module: relaying a home
+  agent's reply (``relay_reply``), ICMP errors about relayed requests (``on_unreachable``,
+  ``unreachable_code``, re-exported here), the agent's own denials on the request and
+  reply sides (``deny``, ``deny_request``, ``reply_path_denial``) and addressing a reply
+  to a mobile node (``send_to_mobile_node``); ``ReplyPath`` is the reply-side context.
+* :mod:`mip4.core.fa_revoke` -- revocation handling, moved out of this module:
+  ``revoke_visitor``, ``on_revocation_message`` and ``relay_source``. ``revoke()`` and the
+  ``revocations`` view stay here.
+
+The moved parts are functions that take the agent as their first argument (``fa``); the
+engine dispatches events, runs timers and keeps the tables, and calls into them.
 
 **Relaying requests** (RFC 5944 §3.7.2). A Registration Request heard on a visited link goes
 through :data:`~mip4.core.fa_checks.FA_REQUEST_PIPELINE`; a check raises
@@ -107,25 +118,19 @@ from mip4.aaa.messages import (
     TerminateCause,
 )
 from mip4.security.auth import (
-    FA_HA,
     GENERALIZED,
     MN_FA,
-    MN_HA,
     AuthenticationError,
     append_extensions,
-    find_auth_extension,
     sign,
-    strip_after,
     strip_for_relay,
     verify,
 )
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
-from mip4.wire.ext_mobility import RevocationSupportExtension, RevocationSupportFlags
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
-    MobileForeignAuthExtension,
     MobileNodeNAIExtension,
 )
 from mip4.wire.icmp import AgentAdvertisement
@@ -137,12 +142,8 @@ from mip4.wire.messages import (
     RegistrationRequest,
     decode_message,
 )
-from mip4.wire.msg_revocation import (
-    RegistrationRevocation,
-    RevocationAck,
-    RevocationFlags,
-)
 
+from . import fa_reply, fa_revoke
 from .actions import (
     MIP_PORT,
     Action,
@@ -177,10 +178,11 @@ from .events import (
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
 from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
+from .fa_reply import ReplyPath, unreachable_code
 from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
 from .registration import Discard, RegistrationDenied
 from .revocation import Revocations, decode_revocation, support_extension
-from .timers import earliest, expiry
+from .timers import earliest
 
 __all__ = [
     "FA_REQUEST_PIPELINE",
@@ -200,31 +202,6 @@ _I, _P, _R, _RR = (
     VisitorState.REGISTERED,
     VisitorState.REREGISTERING,
 )
-
-
-def unreachable_code(icmp_code: int) -> ReplyCode:
-    """The reply code for an ICMP Destination Unreachable code (RFC 5944 §3.4: 80 home
-    network unreachable, 81 home agent host unreachable, 82 home agent port unreachable,
-    88 home agent unreachable for any other ICMP error)."""
-    if icmp_code in (0, 6, 9, 11):  # net unreachable / unknown / prohibited / for TOS
-        return ReplyCode.FA_HOME_NETWORK_UNREACHABLE
-    if icmp_code in (1, 7, 10, 12):  # host unreachable / unknown / prohibited / for TOS
-        return ReplyCode.FA_HA_HOST_UNREACHABLE
-    if icmp_code == 3:
-        return ReplyCode.FA_HA_PORT_UNREACHABLE
-    return ReplyCode.FA_HA_UNREACHABLE
-
-
-@dataclass
-class _ReplyPath:
-    """Context of a reply-path decision (a reply from the home agent, a timeout, an ICMP
-    error): the denial goes to the pending mobile node."""
-
-    pending: PendingRegistration
-    #: the home agent's reply, or ``None`` (timeout, ICMP error, undecodable reply)
-    reply: RegistrationReply | None = None
-    #: why the reply could not be decoded (71)
-    malformed: str | None = None
 
 
 @dataclass
@@ -361,7 +338,7 @@ class ForeignAgent:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input; never raises (one error boundary, see the module docstring)."""
-        ctx: FaRequest | _ReplyPath | None = None
+        ctx: FaRequest | ReplyPath | None = None
 
         def body(out: list[Action]) -> None:
             nonlocal ctx
@@ -380,7 +357,7 @@ class ForeignAgent:
                         return
                 revocation = decode_revocation(event.payload)
                 if revocation is not None:  # RFC 3543 types 7 and 15
-                    out.extend(self._on_revocation_message(revocation, event, now))
+                    out.extend(fa_revoke.on_revocation_message(self, revocation, event, now))
                     return
                 ctx = self._classify(event, now)
                 if isinstance(ctx, FaRequest):
@@ -402,11 +379,11 @@ class ForeignAgent:
                     raise RegistrationDenied(
                         ReplyCode.FA_POORLY_FORMED_REPLY, ctx.malformed or "poorly formed"
                     )
-                out.extend(self._relay_reply(event, now, ctx.reply, ctx))
+                out.extend(fa_reply.relay_reply(self, event, now, ctx.reply, ctx))
             elif isinstance(event, IcmpReceived):
                 out.extend(self._on_icmp(event, now))
             elif isinstance(event, DestinationUnreachable):
-                out.extend(self._on_unreachable(event, now))
+                out.extend(fa_reply.on_unreachable(self, event, now))
             elif isinstance(event, LinkUp):
                 out.extend(self._on_link(event.interface, True, now))
             elif isinstance(event, LinkDown):
@@ -429,7 +406,7 @@ class ForeignAgent:
             self._counters,
             body,
             who=_who(event),
-            on_denied=lambda denial: self._deny(ctx, denial, now),
+            on_denied=lambda denial: fa_reply.deny(self, ctx, denial, now),
         )
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -447,8 +424,9 @@ class ForeignAgent:
             # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
             # mobile node is told with code 78.
             actions.extend(
-                self._reply_path_denial(
-                    _ReplyPath(p),
+                fa_reply.reply_path_denial(
+                    self,
+                    ReplyPath(p),
                     RegistrationDenied(ReplyCode.FA_REGISTRATION_TIMEOUT, "no reply"),
                     VisitorInput.TIMEOUT,
                 )
@@ -552,8 +530,8 @@ class ForeignAgent:
             # RFC 3543: the visitors of a link that is gone are revoked (the home agents
             # that negotiated revocation are told; nobody is left on the link to inform).
             for v in [v for v in self._visitors if v.interface == interface]:
-                self._revoke_visitor(
-                    v, now, "link down", actions, inform=False, tell_home_agent=True
+                fa_revoke.revoke_visitor(
+                    self, v, now, "link down", actions, inform=False, tell_home_agent=True
                 )
         return actions
 
@@ -691,133 +669,21 @@ class ForeignAgent:
                 self._counters.event("revoke_unknown")
                 out.append(Log("fa.revoke_unknown", {"home_address": home_address}))
                 return
-            self._revoke_visitor(
-                v, now, reason, out, inform=self.config.revocation_inform, tell_home_agent=True
+            fa_revoke.revoke_visitor(
+                self,
+                v,
+                now,
+                reason,
+                out,
+                inform=self.config.revocation_inform,
+                tell_home_agent=True,
             )
 
         return error_boundary("fa", self._counters, body)
 
-    def _relay_source(self, v: Visitor) -> IPv4Address | None:
-        """The address this agent relayed the visitor's requests from (the home agent
-        knows this agent by it)."""
-        if self.config.relay_source is not None:
-            return self.config.relay_source
-        link = self.config.link(v.interface)
-        if link is None:
-            return None
-        return v.care_of_address if v.care_of_address in link.offered else link.offered[0]
-
-    def _revoke_visitor(
-        self,
-        v: Visitor,
-        now: float,
-        reason: str,
-        out: list[Action],
-        *,
-        inform: bool,
-        tell_home_agent: bool,
-        code: ReplyCode = ReplyCode.FA_ADMIN_PROHIBITED,
-    ) -> bool:
-        """Remove a visitor that is revoked; whether the mobile node was informed."""
-        hoa = v.home_address
-        before = _RR if self._pending.get(hoa) is not None else _R
-        self._visitors.remove(hoa)
-        if not v.colocated:
-            out.append(RemoveVisitor(hoa, v.interface))
-        out.extend(self._accounting_stop(v, now, TerminateCause.ADMIN_RESET))
-        informed = False
-        if inform and self._advertiser.is_up(v.interface):
-            # RFC 3543 (the I bit): the node learns of it by a Registration Reply with a
-            # denial code, Lifetime 0 and its registration's Identification; MN-FA when it
-            # authenticated to us with one (we have no MN-HA key).
-            notice = RegistrationReply(
-                code=int(code),
-                lifetime=0,
-                home_address=hoa,
-                home_agent=v.home_agent,
-                identification=v.identification,
-            )
-            out.append(self._send_to_mobile_node(v, notice))
-            self._counters.event("mobile_nodes_informed")
-            informed = True
-        if tell_home_agent and v.revocation_timestamp is not None:
-            out.extend(
-                self._revocations.start(
-                    peer=v.home_agent,
-                    home_address=hoa,
-                    flags=RevocationFlags(0),  # A clear: sent by the foreign agent
-                    home_domain_address=v.home_agent,
-                    foreign_domain_address=v.care_of_address,
-                    now=now,
-                    reason=reason,
-                    src=self._relay_source(v),
-                )
-            )
-        VISITOR_TRANSITIONS.confirm(before, VisitorInput.REVOKED, self.state_of(hoa))
-        self._counters.event("visitors_revoked")
-        out.append(
-            Log(
-                "fa.visitor_revoked",
-                {
-                    "home_address": hoa,
-                    "home_agent": v.home_agent,
-                    "care_of_address": v.care_of_address,
-                    "reason": reason,
-                    "informed": informed,
-                },
-            )
-        )
-        return informed
-
-    def _on_revocation_message(
-        self, msg: RegistrationRevocation | RevocationAck, event: UdpReceived, now: float
-    ) -> list[Action]:
-        """A home agent's revocation of a registration, or its acknowledgement of ours
-        (RFC 3543); authenticated with FA-HA, replays ignored and counted."""
-        src = event.src
-        self._revocations.verify(msg, src)
-        if isinstance(msg, RevocationAck):
-            done = self._revocations.acknowledged(msg, src)
-            return [
-                Log(
-                    "fa.revocation_acknowledged",
-                    {
-                        "peer": src,
-                        "home_address": msg.home_address,
-                        "retransmissions": done.retransmissions,
-                    },
-                )
-            ]
-        if not msg.flags & RevocationFlags.A:
-            raise Discard("unexpected_revocation", f"A bit clear, from {src}")
-        hoa = msg.home_address
-        v = self._visitors.get(hoa)
-        if v is not None and v.home_agent != src:
-            v = None  # not that home agent's visitor
-        floor = v.revocation_timestamp if v is not None else None
-        if not self._revocations.fresh(msg, src, floor):
-            raise Discard("revocation_replayed", f"{hoa} identifier {msg.revocation_id} from {src}")
-        self._counters.event("revocations_received")
-        out: list[Action] = []
-        informed = False
-        if v is not None:
-            informed = self._revoke_visitor(
-                v,
-                now,
-                "revoked by the home agent",
-                out,
-                inform=bool(msg.flags & RevocationFlags.I) and v.revocation_inform,
-                tell_home_agent=False,
-                code=ReplyCode.HA_ADMIN_PROHIBITED,
-            )
-        else:
-            out.append(Log("fa.revocation_no_visitor", {"home_address": hoa, "home_agent": src}))
-        out.append(self._revocations.ack(msg, src, informed=informed, local=event.dst))
-        return out
-
     # -- requests -------------------------------------------------------------------------
 
-    def _classify(self, event: UdpReceived, now: float) -> FaRequest | _ReplyPath:
+    def _classify(self, event: UdpReceived, now: float) -> FaRequest | ReplyPath:
         try:
             msg = decode_message(event.payload)
         except UnknownExtensionError as e:
@@ -826,7 +692,7 @@ class ForeignAgent:
         except DecodeError as e:
             pending = self._pending_for_undecodable_reply(event.payload)
             if pending is not None:
-                return _ReplyPath(pending, None, str(e))
+                return ReplyPath(pending, None, str(e))
             raise Discard("decode_error", str(e)) from None
         if isinstance(msg, RegistrationRequest):
             link = self.config.link(event.interface)
@@ -844,7 +710,7 @@ class ForeignAgent:
             if pending.low_identification != msg.identification & 0xFFFFFFFF:
                 # RFC 5944 §3.7.3.1: the low-order 32 bits must match the pending request.
                 raise Discard("unmatched_reply", "identification does not match")
-            return _ReplyPath(pending, msg)
+            return ReplyPath(pending, msg)
         raise Discard("unexpected_message", type(msg).__name__)
 
     def _pending_for_undecodable_reply(self, data: bytes) -> PendingRegistration | None:
@@ -1011,301 +877,6 @@ class ForeignAgent:
             ),
         ]
 
-    # -- replies --------------------------------------------------------------------------
-
-    def _relay_reply(
-        self, event: UdpReceived, now: float, reply: RegistrationReply, ctx: _ReplyPath
-    ) -> list[Action]:
-        pending = ctx.pending
-        by_nai = pending.nai is not None and self._nai_pending.get(pending.nai) is pending
-        # RFC 2794 §2: a request for 0.0.0.0 becomes a visitor at the address assigned.
-        hoa = reply.home_address if by_nai else pending.home_address
-        fa_sa = self._fa_ha_sa(event.src) or self._fa_ha_sa(pending.home_agent)
-        theirs: RevocationSupportExtension | None = None
-        if fa_sa is not None:
-            # RFC 5944 §3.7.3.1: with an FA-HA SA, the reply MUST carry a valid FA-HA.
-            peer = event.src if self._fa_ha_sa(event.src) is not None else pending.home_agent
-            try:
-                verify(reply, FA_HA, lookup_for(self.security_associations, peer))
-            except AuthenticationError as e:
-                raise RegistrationDenied(ReplyCode.FA_HA_FAILED_AUTH, str(e)) from None
-            if self.config.revocation:
-                # RFC 3543 §3.2: the home agent's answer to our offer (FA-HA covers it).
-                for ext in reply.extensions:
-                    if isinstance(ext, RevocationSupportExtension):
-                        theirs = ext
-        # RFC 5944 §3.7.3.2: remove FA-HA and whatever follows MN-HA before relaying.
-        try:
-            index = find_auth_extension(reply, MN_HA)
-            out = strip_after(reply, index)
-        except AuthenticationError:
-            out = reply
-            for i, ext in enumerate(reply.extensions):
-                if ext.ext_type == FA_HA:
-                    out = strip_after(reply, i - 1)
-                    break
-        code = reply.code
-        accepted = code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
-        if by_nai:
-            before = _RR if self._visitors.get(hoa) is not None else _P
-        else:
-            before = self.state_of(hoa)
-        if accepted and pending.requested_lifetime and reply.lifetime:
-            inp = VisitorInput.ACCEPTED
-        elif accepted:
-            inp = VisitorInput.DEREGISTERED
-        else:
-            inp = VisitorInput.DENIED
-        # What can fail comes before any change: the transition check, the outgoing reply.
-        VISITOR_TRANSITIONS.check(before, inp)
-        sent = self._send_to_mobile_node(pending, out)
-        self._drop_pending(pending)
-        actions: list[Action] = []
-        if inp is VisitorInput.ACCEPTED:
-            # The lifetime runs from when the request was relayed (as the MN counts it).
-            lifetime = min(reply.lifetime, pending.requested_lifetime)
-            visitor = Visitor(
-                home_address=hoa,
-                interface=pending.interface,
-                link_address=pending.link_address,
-                ip_source=pending.ip_source,
-                ip_destination=pending.ip_destination,
-                udp_source_port=pending.udp_source_port,
-                home_agent=reply.home_agent,
-                care_of_address=pending.care_of_address,
-                identification=pending.identification,
-                requested_lifetime=pending.requested_lifetime,
-                lifetime=lifetime,
-                expires=expiry(pending.relayed_at, lifetime),
-                flags=pending.flags,
-                reverse_tunnel=pending.reverse_tunnel,
-                encapsulation=pending.encapsulation,
-                encapsulating_delivery=pending.encapsulating_delivery,
-                nai=pending.nai,
-                mn_fa_spi=pending.mn_fa_spi,
-                revocation_timestamp=theirs.timestamp if theirs is not None else None,
-                revocation_inform=theirs is not None
-                and self.config.revocation_inform
-                and bool(theirs.flags & RevocationSupportFlags.I),
-            )
-            old = self._visitors.put(visitor)
-            actions.extend(self._accounting_start(visitor, now))
-            if visitor.colocated:
-                # D: the mobile node decapsulates at its co-located care-of address and
-                # registered through us only because we asked (R bit, RFC 5944 §3.1): we
-                # keep the visitor entry but deliver nothing for it.
-                if old is not None and not old.colocated:
-                    actions.append(RemoveVisitor(hoa, old.interface))
-            else:
-                actions.append(
-                    InstallVisitor(
-                        home_address=hoa,
-                        interface=visitor.interface,
-                        link_address=visitor.link_address,
-                        home_agent=visitor.home_agent,
-                        care_of_address=visitor.care_of_address,
-                        reverse_tunnel=visitor.reverse_tunnel,
-                        encapsulation=visitor.encapsulation,
-                        expires=visitor.expires,
-                        encapsulating_delivery=visitor.encapsulating_delivery,
-                    )
-                )
-            self._counters.accept(ReplyCode(code))
-            if self.handoff is not None:  # RFC 4881: registration complete, tunnel down
-                actions.extend(self.handoff.registered(hoa, now))
-                if visitor.link_address is None and not visitor.colocated:
-                    # pre-registered: the node is not on our link yet
-                    actions.extend(self.handoff.expect(hoa, now))
-        elif inp is VisitorInput.DEREGISTERED:
-            old = self._visitors.remove(hoa)
-            if old is not None and not old.colocated:
-                actions.append(RemoveVisitor(hoa, old.interface))
-            if old is not None:
-                actions.extend(self._accounting_stop(old, now, TerminateCause.USER_REQUEST))
-            self._counters.accept(ReplyCode(code))
-        else:
-            self._counters.deny(_reply_code(code))
-        self._counters.event("relayed_replies")
-        actions.append(sent)
-        VISITOR_TRANSITIONS.confirm(before, inp, self.state_of(hoa))
-        actions.append(
-            Log(
-                "fa.reply_relayed",
-                {
-                    "home_address": hoa,
-                    "home_agent": reply.home_agent,
-                    "care_of_address": pending.care_of_address,
-                    "code": code,
-                    "lifetime": reply.lifetime,
-                    "decision": inp.value,
-                },
-            )
-        )
-        return actions
-
-    def _on_unreachable(self, event: DestinationUnreachable, now: float) -> list[Action]:
-        """An ICMP error about a relayed request: 80/81/82/88 to the mobile node."""
-        targets: list[PendingRegistration] = []
-        data = event.original_payload
-        if len(data) >= 24 and data[0] == RegistrationRequest.TYPE:
-            # The quoted request names the mobile node and its Identification.
-            hoa = IPv4Address(data[4:8])
-            ident = int.from_bytes(data[16:24], "big")
-            p = self._pending.get(hoa)
-            if p is not None and p.identification == ident:
-                targets.append(p)
-        elif event.original_dport in (None, MIP_PORT):
-            # RFC 792 quotes only 8 bytes of the datagram: every request pending at that
-            # destination is affected.
-            targets = [
-                p
-                for p in [*self._pending, *self._nai_pending.values()]
-                if p.home_agent == event.original_dst
-            ]
-        if not targets:
-            raise Discard("unmatched_icmp_error", f"about {event.original_dst}")
-        code = unreachable_code(event.code)
-        actions: list[Action] = []
-        for p in targets:
-            self._drop_pending(p)
-            actions.extend(
-                self._reply_path_denial(
-                    _ReplyPath(p),
-                    RegistrationDenied(
-                        code, f"ICMP unreachable code {event.code} from {event.src}"
-                    ),
-                    VisitorInput.UNREACHABLE,
-                )
-            )
-        return actions
-
-    # -- denials --------------------------------------------------------------------------
-
-    def _deny(
-        self, ctx: FaRequest | _ReplyPath | None, denial: RegistrationDenied, now: float
-    ) -> list[Action]:
-        if isinstance(ctx, _ReplyPath):
-            self._drop_pending(ctx.pending)
-            return self._reply_path_denial(ctx, denial, VisitorInput.DENIED)
-        if isinstance(ctx, FaRequest):
-            return self._deny_request(ctx, denial)
-        self._counters.discard("denied_without_context")  # pragma: no cover - defensive
-        return [Log("fa.discard", {"reason": "denied_without_context", "detail": str(denial)})]
-
-    def _deny_request(self, ctx: FaRequest, denial: RegistrationDenied) -> list[Action]:
-        """RFC 5944 §3.7.2.3: the agent answers the mobile node itself; the request is not
-        relayed and no state changes."""
-        req, ev = ctx.request, ctx.event
-        self._counters.deny(denial.code)
-        # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request, except for 69,
-        # whose reply carries the longest lifetime this agent accepts (denial.lifetime).
-        reply = RegistrationReply(
-            code=int(denial.code),
-            lifetime=denial.lifetime if denial.lifetime is not None else req.lifetime,
-            home_address=req.home_address,
-            home_agent=req.home_agent,
-            identification=req.identification,  # RFC 5944 §3.7.2.3: copied from the request
-        )
-        if ctx.mn_fa_sa is not None:
-            reply = sign(reply, MobileForeignAuthExtension, ctx.mn_fa_sa)
-        dst = req.home_address if bad_unicast(ev.src) else ev.src
-        if dst == _ZERO_ADDRESS:
-            # RFC 2794 §2: a node without an address yet is reached at its link-layer address.
-            dst = IPv4Address("255.255.255.255")
-        return [
-            SendUdp(
-                dst=dst,
-                payload=reply.raw or reply.encode(),
-                dport=ev.sport,
-                sport=MIP_PORT,
-                src=ctx.link.address,
-                interface=ctx.link.interface,
-                link_dst=ev.link_src,
-            ),
-            Log(
-                "fa.registration_denied",
-                {
-                    "home_address": req.home_address,
-                    "home_agent": req.home_agent,
-                    "care_of_address": req.care_of_address,
-                    "code": int(denial.code),
-                    "lifetime": reply.lifetime,
-                    "reason": denial.reason,
-                },
-            ),
-        ]
-
-    def _reply_path_denial(
-        self,
-        ctx: _ReplyPath,
-        denial: RegistrationDenied,
-        inp: VisitorInput,
-    ) -> list[Action]:
-        """Deny a pending request from the reply side (68, 71, 78, 80--88): the pending
-        entry is already gone; an existing registration stands."""
-        p = ctx.pending
-        hoa = p.home_address
-        before = _RR if self._visitors.get(hoa) is not None else _P
-        VISITOR_TRANSITIONS.confirm(before, inp, self.state_of(hoa))
-        self._counters.deny(denial.code)
-        # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request.
-        reply = RegistrationReply(
-            code=int(denial.code),
-            lifetime=p.requested_lifetime,
-            home_address=hoa,
-            home_agent=p.home_agent,
-            identification=p.identification,
-        )
-        return [
-            self._send_to_mobile_node(p, reply),
-            Log(
-                "fa.registration_denied",
-                {
-                    "home_address": hoa,
-                    "home_agent": p.home_agent,
-                    "care_of_address": p.care_of_address,
-                    "code": int(denial.code),
-                    "lifetime": reply.lifetime,
-                    "reason": denial.reason,
-                },
-            ),
-        ]
-
-    def _send_to_mobile_node(
-        self, pending: PendingRegistration | Visitor, reply: RegistrationReply
-    ) -> SendUdp:
-        """RFC 5944 §3.7.3.2: to the mobile node's home address and UDP port, at its
-        link-layer address (no ARP), on its link; MN-FA appended when it used one."""
-        if pending.mn_fa_spi is not None:
-            peer: IPv4Address | str = pending.home_address
-            if pending.nai is not None and self.security_associations.for_peer(pending.nai):
-                peer = pending.nai
-            sa = self.security_associations.get(peer, pending.mn_fa_spi)
-            if sa is not None:
-                reply = sign(reply, MobileForeignAuthExtension, sa)
-        link = self.config.link(pending.interface)
-        src = pending.ip_destination
-        if link is not None and (bad_unicast(src) or src.is_multicast):
-            src = link.address
-        dst = pending.ip_source
-        if bad_unicast(dst):
-            # RFC 2794 §2: a node still without an address is reached at its link-layer
-            # address; the IP destination is the address assigned (or all ones).
-            dst = pending.home_address
-            if dst == _ZERO_ADDRESS:
-                dst = reply.home_address
-            if dst == _ZERO_ADDRESS:
-                dst = IPv4Address("255.255.255.255")
-        return SendUdp(
-            dst=dst,
-            payload=reply.raw or reply.encode(),
-            dport=pending.udp_source_port,
-            sport=MIP_PORT,
-            src=src,
-            interface=pending.interface,
-            link_dst=pending.link_address,
-        )
-
     # -- accounting (RFC 2866; mip4.aaa) ----------------------------------------------------
 
     def _accounting_record(
@@ -1378,13 +949,6 @@ def _encapsulation(flags: RegistrationFlags) -> Encapsulation:
     if flags & RegistrationFlags.M:
         return Encapsulation.MINIMAL
     return Encapsulation.IPIP
-
-
-def _reply_code(code: int) -> ReplyCode:
-    try:
-        return ReplyCode(code)
-    except ValueError:
-        return ReplyCode.HA_UNSPECIFIED if code >= 128 else ReplyCode.FA_UNSPECIFIED
 
 
 def _who(event: object) -> dict[str, object]:

@@ -1,0 +1,414 @@
+"""The foreign agent's reply half: relaying home agents' replies and answering mobile
+nodes (RFC 5944 §3.7.2.3, §3.7.3; RFC 2794 §2 for NAI nodes; RFC 3543 §3.2).
+
+Theory of operation
+-------------------
+Split out of :mod:`mip4.core.foreign_agent`, which keeps the coordinating role and calls
+in here with itself (``fa``) as the first argument. Nothing here holds state: every
+function reads and changes the agent's tables.
+
+* :func:`relay_reply` -- a matched Registration Reply: FA-HA check (68), strip FA-HA and
+  what follows MN-HA, MN-FA appended, the visitor entry made, refreshed or removed
+  (``InstallVisitor`` / ``RemoveVisitor``), accounting started or stopped.
+* :func:`on_unreachable` -- ICMP Destination Unreachable about a relayed request: 80, 81,
+  82 or 88 (:func:`unreachable_code`) to each pending mobile node it concerns.
+* :func:`deny`, :func:`deny_request`, :func:`reply_path_denial` -- the agent's own
+  denials, request side (before relaying) and reply side (68, 71, 78, 80--88).
+* :func:`send_to_mobile_node` -- the reply's addressing (home address or link-layer
+  address, its UDP port, its link) and MN-FA signing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from mip4.aaa.messages import (
+    TerminateCause,
+)
+from mip4.security.auth import (
+    FA_HA,
+    MN_HA,
+    AuthenticationError,
+    find_auth_extension,
+    sign,
+    strip_after,
+    verify,
+)
+from mip4.security.sa import lookup_for
+from mip4.wire.codes import ReplyCode
+from mip4.wire.ext_mobility import RevocationSupportExtension, RevocationSupportFlags
+from mip4.wire.extensions import (
+    MobileForeignAuthExtension,
+)
+from mip4.wire.messages import (
+    RegistrationReply,
+    RegistrationRequest,
+)
+
+from .actions import (
+    MIP_PORT,
+    Action,
+    InstallVisitor,
+    Log,
+    RemoveVisitor,
+    SendUdp,
+)
+from .bindings import (
+    PendingRegistration,
+    Visitor,
+)
+from .events import (
+    DestinationUnreachable,
+    UdpReceived,
+)
+from .fa_checks import FaRequest, bad_unicast
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
+from .registration import Discard, RegistrationDenied
+from .timers import expiry
+
+if TYPE_CHECKING:
+    from .foreign_agent import ForeignAgent
+
+__all__ = [
+    "ReplyPath",
+    "deny",
+    "deny_request",
+    "on_unreachable",
+    "relay_reply",
+    "reply_path_denial",
+    "send_to_mobile_node",
+    "unreachable_code",
+]
+
+_P, _R, _RR = VisitorState.PENDING, VisitorState.REGISTERED, VisitorState.REREGISTERING
+_ZERO_ADDRESS = IPv4Address(0)
+
+
+def unreachable_code(icmp_code: int) -> ReplyCode:
+    """The reply code for an ICMP Destination Unreachable code (RFC 5944 §3.4: 80 home
+    network unreachable, 81 home agent host unreachable, 82 home agent port unreachable,
+    88 home agent unreachable for any other ICMP error)."""
+    if icmp_code in (0, 6, 9, 11):  # net unreachable / unknown / prohibited / for TOS
+        return ReplyCode.FA_HOME_NETWORK_UNREACHABLE
+    if icmp_code in (1, 7, 10, 12):  # host unreachable / unknown / prohibited / for TOS
+        return ReplyCode.FA_HA_HOST_UNREACHABLE
+    if icmp_code == 3:
+        return ReplyCode.FA_HA_PORT_UNREACHABLE
+    return ReplyCode.FA_HA_UNREACHABLE
+
+
+@dataclass
+class ReplyPath:
+    """Context of a reply-path decision (a reply from the home agent, a timeout, an ICMP
+    error): the denial goes to the pending mobile node."""
+
+    pending: PendingRegistration
+    #: the home agent's reply, or ``None`` (timeout, ICMP error, undecodable reply)
+    reply: RegistrationReply | None = None
+    #: why the reply could not be decoded (71)
+    malformed: str | None = None
+
+
+def _reply_code(code: int) -> ReplyCode:
+    try:
+        return ReplyCode(code)
+    except ValueError:
+        return ReplyCode.HA_UNSPECIFIED if code >= 128 else ReplyCode.FA_UNSPECIFIED
+
+
+def relay_reply(
+    fa: ForeignAgent, event: UdpReceived, now: float, reply: RegistrationReply, ctx: ReplyPath
+) -> list[Action]:
+    pending = ctx.pending
+    by_nai = pending.nai is not None and fa._nai_pending.get(pending.nai) is pending
+    # RFC 2794 §2: a request for 0.0.0.0 becomes a visitor at the address assigned.
+    hoa = reply.home_address if by_nai else pending.home_address
+    fa_sa = fa._fa_ha_sa(event.src) or fa._fa_ha_sa(pending.home_agent)
+    theirs: RevocationSupportExtension | None = None
+    if fa_sa is not None:
+        # RFC 5944 §3.7.3.1: with an FA-HA SA, the reply MUST carry a valid FA-HA.
+        peer = event.src if fa._fa_ha_sa(event.src) is not None else pending.home_agent
+        try:
+            verify(reply, FA_HA, lookup_for(fa.security_associations, peer))
+        except AuthenticationError as e:
+            raise RegistrationDenied(ReplyCode.FA_HA_FAILED_AUTH, str(e)) from None
+        if fa.config.revocation:
+            # RFC 3543 §3.2: the home agent's answer to our offer (FA-HA covers it).
+            for ext in reply.extensions:
+                if isinstance(ext, RevocationSupportExtension):
+                    theirs = ext
+    # RFC 5944 §3.7.3.2: remove FA-HA and whatever follows MN-HA before relaying.
+    try:
+        index = find_auth_extension(reply, MN_HA)
+        out = strip_after(reply, index)
+    except AuthenticationError:
+        out = reply
+        for i, ext in enumerate(reply.extensions):
+            if ext.ext_type == FA_HA:
+                out = strip_after(reply, i - 1)
+                break
+    code = reply.code
+    accepted = code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
+    before = (_RR if fa._visitors.get(hoa) is not None else _P) if by_nai else fa.state_of(hoa)
+    if accepted and pending.requested_lifetime and reply.lifetime:
+        inp = VisitorInput.ACCEPTED
+    elif accepted:
+        inp = VisitorInput.DEREGISTERED
+    else:
+        inp = VisitorInput.DENIED
+    # What can fail comes before any change: the transition check, the outgoing reply.
+    VISITOR_TRANSITIONS.check(before, inp)
+    sent = send_to_mobile_node(fa, pending, out)
+    fa._drop_pending(pending)
+    actions: list[Action] = []
+    if inp is VisitorInput.ACCEPTED:
+        # The lifetime runs from when the request was relayed (as the MN counts it).
+        lifetime = min(reply.lifetime, pending.requested_lifetime)
+        visitor = Visitor(
+            home_address=hoa,
+            interface=pending.interface,
+            link_address=pending.link_address,
+            ip_source=pending.ip_source,
+            ip_destination=pending.ip_destination,
+            udp_source_port=pending.udp_source_port,
+            home_agent=reply.home_agent,
+            care_of_address=pending.care_of_address,
+            identification=pending.identification,
+            requested_lifetime=pending.requested_lifetime,
+            lifetime=lifetime,
+            expires=expiry(pending.relayed_at, lifetime),
+            flags=pending.flags,
+            reverse_tunnel=pending.reverse_tunnel,
+            encapsulation=pending.encapsulation,
+            encapsulating_delivery=pending.encapsulating_delivery,
+            nai=pending.nai,
+            mn_fa_spi=pending.mn_fa_spi,
+            revocation_timestamp=theirs.timestamp if theirs is not None else None,
+            revocation_inform=theirs is not None
+            and fa.config.revocation_inform
+            and bool(theirs.flags & RevocationSupportFlags.I),
+        )
+        old = fa._visitors.put(visitor)
+        actions.extend(fa._accounting_start(visitor, now))
+        if visitor.colocated:
+            # D: the mobile node decapsulates at its co-located care-of address and
+            # registered through us only because we asked (R bit, RFC 5944 §3.1): we
+            # keep the visitor entry but deliver nothing for it.
+            if old is not None and not old.colocated:
+                actions.append(RemoveVisitor(hoa, old.interface))
+        else:
+            actions.append(
+                InstallVisitor(
+                    home_address=hoa,
+                    interface=visitor.interface,
+                    link_address=visitor.link_address,
+                    home_agent=visitor.home_agent,
+                    care_of_address=visitor.care_of_address,
+                    reverse_tunnel=visitor.reverse_tunnel,
+                    encapsulation=visitor.encapsulation,
+                    expires=visitor.expires,
+                    encapsulating_delivery=visitor.encapsulating_delivery,
+                )
+            )
+        fa._counters.accept(ReplyCode(code))
+        if fa.handoff is not None:  # RFC 4881: registration complete, tunnel down
+            actions.extend(fa.handoff.registered(hoa, now))
+            if visitor.link_address is None and not visitor.colocated:
+                # pre-registered: the node is not on our link yet
+                actions.extend(fa.handoff.expect(hoa, now))
+    elif inp is VisitorInput.DEREGISTERED:
+        old = fa._visitors.remove(hoa)
+        if old is not None and not old.colocated:
+            actions.append(RemoveVisitor(hoa, old.interface))
+        if old is not None:
+            actions.extend(fa._accounting_stop(old, now, TerminateCause.USER_REQUEST))
+        fa._counters.accept(ReplyCode(code))
+    else:
+        fa._counters.deny(_reply_code(code))
+    fa._counters.event("relayed_replies")
+    actions.append(sent)
+    VISITOR_TRANSITIONS.confirm(before, inp, fa.state_of(hoa))
+    actions.append(
+        Log(
+            "fa.reply_relayed",
+            {
+                "home_address": hoa,
+                "home_agent": reply.home_agent,
+                "care_of_address": pending.care_of_address,
+                "code": code,
+                "lifetime": reply.lifetime,
+                "decision": inp.value,
+            },
+        )
+    )
+    return actions
+
+
+def on_unreachable(fa: ForeignAgent, event: DestinationUnreachable, now: float) -> list[Action]:
+    """An ICMP error about a relayed request: 80/81/82/88 to the mobile node."""
+    targets: list[PendingRegistration] = []
+    data = event.original_payload
+    if len(data) >= 24 and data[0] == RegistrationRequest.TYPE:
+        # The quoted request names the mobile node and its Identification.
+        hoa = IPv4Address(data[4:8])
+        ident = int.from_bytes(data[16:24], "big")
+        p = fa._pending.get(hoa)
+        if p is not None and p.identification == ident:
+            targets.append(p)
+    elif event.original_dport in (None, MIP_PORT):
+        # RFC 792 quotes only 8 bytes of the datagram: every request pending at that
+        # destination is affected.
+        targets = [
+            p
+            for p in [*fa._pending, *fa._nai_pending.values()]
+            if p.home_agent == event.original_dst
+        ]
+    if not targets:
+        raise Discard("unmatched_icmp_error", f"about {event.original_dst}")
+    code = unreachable_code(event.code)
+    actions: list[Action] = []
+    for p in targets:
+        fa._drop_pending(p)
+        actions.extend(
+            reply_path_denial(
+                fa,
+                ReplyPath(p),
+                RegistrationDenied(code, f"ICMP unreachable code {event.code} from {event.src}"),
+                VisitorInput.UNREACHABLE,
+            )
+        )
+    return actions
+
+
+# -- denials --------------------------------------------------------------------------
+
+
+def deny(
+    fa: ForeignAgent, ctx: FaRequest | ReplyPath | None, denial: RegistrationDenied, now: float
+) -> list[Action]:
+    if isinstance(ctx, ReplyPath):
+        fa._drop_pending(ctx.pending)
+        return reply_path_denial(fa, ctx, denial, VisitorInput.DENIED)
+    if isinstance(ctx, FaRequest):
+        return deny_request(fa, ctx, denial)
+    fa._counters.discard("denied_without_context")  # pragma: no cover - defensive
+    return [Log("fa.discard", {"reason": "denied_without_context", "detail": str(denial)})]
+
+
+def deny_request(fa: ForeignAgent, ctx: FaRequest, denial: RegistrationDenied) -> list[Action]:
+    """RFC 5944 §3.7.2.3: the agent answers the mobile node itself; the request is not
+    relayed and no state changes."""
+    req, ev = ctx.request, ctx.event
+    fa._counters.deny(denial.code)
+    # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request, except for 69,
+    # whose reply carries the longest lifetime this agent accepts (denial.lifetime).
+    reply = RegistrationReply(
+        code=int(denial.code),
+        lifetime=denial.lifetime if denial.lifetime is not None else req.lifetime,
+        home_address=req.home_address,
+        home_agent=req.home_agent,
+        identification=req.identification,  # RFC 5944 §3.7.2.3: copied from the request
+    )
+    if ctx.mn_fa_sa is not None:
+        reply = sign(reply, MobileForeignAuthExtension, ctx.mn_fa_sa)
+    dst = req.home_address if bad_unicast(ev.src) else ev.src
+    if dst == _ZERO_ADDRESS:
+        # RFC 2794 §2: a node without an address yet is reached at its link-layer address.
+        dst = IPv4Address("255.255.255.255")
+    return [
+        SendUdp(
+            dst=dst,
+            payload=reply.raw or reply.encode(),
+            dport=ev.sport,
+            sport=MIP_PORT,
+            src=ctx.link.address,
+            interface=ctx.link.interface,
+            link_dst=ev.link_src,
+        ),
+        Log(
+            "fa.registration_denied",
+            {
+                "home_address": req.home_address,
+                "home_agent": req.home_agent,
+                "care_of_address": req.care_of_address,
+                "code": int(denial.code),
+                "lifetime": reply.lifetime,
+                "reason": denial.reason,
+            },
+        ),
+    ]
+
+
+def reply_path_denial(
+    fa: ForeignAgent,
+    ctx: ReplyPath,
+    denial: RegistrationDenied,
+    inp: VisitorInput,
+) -> list[Action]:
+    """Deny a pending request from the reply side (68, 71, 78, 80--88): the pending
+    entry is already gone; an existing registration stands."""
+    p = ctx.pending
+    hoa = p.home_address
+    before = _RR if fa._visitors.get(hoa) is not None else _P
+    VISITOR_TRANSITIONS.confirm(before, inp, fa.state_of(hoa))
+    fa._counters.deny(denial.code)
+    # RFC 5944 §3.7.2.3: the Lifetime SHOULD be copied from the request.
+    reply = RegistrationReply(
+        code=int(denial.code),
+        lifetime=p.requested_lifetime,
+        home_address=hoa,
+        home_agent=p.home_agent,
+        identification=p.identification,
+    )
+    return [
+        send_to_mobile_node(fa, p, reply),
+        Log(
+            "fa.registration_denied",
+            {
+                "home_address": hoa,
+                "home_agent": p.home_agent,
+                "care_of_address": p.care_of_address,
+                "code": int(denial.code),
+                "lifetime": reply.lifetime,
+                "reason": denial.reason,
+            },
+        ),
+    ]
+
+
+def send_to_mobile_node(
+    fa: ForeignAgent, pending: PendingRegistration | Visitor, reply: RegistrationReply
+) -> SendUdp:
+    """RFC 5944 §3.7.3.2: to the mobile node's home address and UDP port, at its
+    link-layer address (no ARP), on its link; MN-FA appended when it used one."""
+    if pending.mn_fa_spi is not None:
+        peer: IPv4Address | str = pending.home_address
+        if pending.nai is not None and fa.security_associations.for_peer(pending.nai):
+            peer = pending.nai
+        sa = fa.security_associations.get(peer, pending.mn_fa_spi)
+        if sa is not None:
+            reply = sign(reply, MobileForeignAuthExtension, sa)
+    link = fa.config.link(pending.interface)
+    src = pending.ip_destination
+    if link is not None and (bad_unicast(src) or src.is_multicast):
+        src = link.address
+    dst = pending.ip_source
+    if bad_unicast(dst):
+        # RFC 2794 §2: a node still without an address is reached at its link-layer
+        # address; the IP destination is the address assigned (or all ones).
+        dst = pending.home_address
+        if dst == _ZERO_ADDRESS:
+            dst = reply.home_address
+        if dst == _ZERO_ADDRESS:
+            dst = IPv4Address("255.255.255.255")
+    return SendUdp(
+        dst=dst,
+        payload=reply.raw or reply.encode(),
+        dport=pending.udp_source_port,
+        sport=MIP_PORT,
+        src=src,
+        interface=pending.interface,
+        link_dst=pending.link_address,
+    )

@@ -24,6 +24,7 @@ import pytest
 import mip4.lab.configs as lab_configs_module
 from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.io.executor import BPF_REVERSE_TABLE
+from mip4.lab.configs import with_lab_dataplane
 from mip4.lab.daemons import DaemonBackend
 from mip4.lab.scenario import Scenario, Settings
 
@@ -43,8 +44,7 @@ def _all_on_bpf(monkeypatch: pytest.MonkeyPatch) -> None:
         texts = original(*args, **kw)
         for node in NODES:
             assert texts[node].count("[io]\n") == 1
-            texts[node] = texts[node].replace("[io]\n", '[io]\ndataplane = "bpf"\n')
-        return texts
+        return with_lab_dataplane(texts, "bpf")
 
     monkeypatch.setattr(lab_configs_module, "lab_configs", with_bpf)
 

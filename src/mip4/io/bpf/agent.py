@@ -8,11 +8,14 @@ forwarder's table. The fast path sits in front of it, one program per hook (:dat
 
 * home agent: ``mip4_agent`` at tc ingress of its interfaces decapsulates what the care-of
   addresses of its bindings reverse-tunnel to it (registered (agent, care-of address)
-  pairs only) and encapsulates datagrams for a bound home address before the kernel routes
-  them, so they never reach the TUN device;
+  pairs only, and only datagrams whose source is a home address bound to that care-of
+  address, RFC 3024 §4.3) and encapsulates datagrams for a bound home address before the
+  kernel routes them, so they never reach the TUN device;
 * foreign agent: ``mip4_agent`` at ingress of its interfaces decapsulates what its
   visitors' home agents tunnel to it and redirects it to the visitor's hardware address
-  (``mip4_visitors``), and reverse-tunnels the visitors' own datagrams (RFC 3024);
+  (``mip4_visitors``), and reverse-tunnels the visitors' own datagrams (RFC 3024); it
+  counts each visitor's datagrams both ways for RADIUS accounting (``mip4_acct``,
+  :meth:`FastPath.visitor_traffic`);
 * co-located mobile node: ``mip4_decap`` at ingress of its interfaces (tunnels from its
   home agent to the care-of address), ``mip4_host_encap`` at egress (reverse tunnel); its
   datagrams from the home address leave by a route whose MTU leaves room for the outer
@@ -41,7 +44,9 @@ a binding (home agent)       :meth:`sync`: the map entry follows the forwarder's
                              several or a GRE checksum: not, the user-space plane
                              handles them); each care-of address is a registered peer
 a visitor (foreign agent)    :meth:`visitor`: peer (care-of address, home agent), the
-                             visitor's hardware address, the reverse tunnel
+                             visitor's hardware address, the reverse tunnel, its accounting
+                             counters (kept when the visitor goes: the Stop record may
+                             come after it; dropped at the next start)
 co-located node              :meth:`colocated`: peer (care-of address, home agent), the
                              reverse tunnel out of the interface
 clean stop (:meth:`close`)   detach the filters, remove the clsact hooks and the pins
@@ -233,6 +238,9 @@ class FastPath:
         for home in self.plane.visitors():
             self.plane.del_visitor(home)
             rest += 1
+        for home in self.plane.accounted():  # no accounting session survives a restart
+            self.plane.forget_visitor_traffic(home)
+            rest += 1
         for peer in self.plane.peers():
             if peer.remote not in keep:
                 self.plane.del_peer(peer.local, peer.remote)
@@ -333,7 +341,10 @@ class FastPath:
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
-        self._hold_peers(owner, [Peer(e.tunnel.src, e.tunnel.dst) for e in entries])
+        # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
+        # address bound to it (the program checks mip4_bindings)
+        peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
+        self._hold_peers(owner, peers)
 
     def remove(self, home: IPv4Address) -> None:
         self.plane.del_binding(home)
@@ -353,10 +364,13 @@ class FastPath:
         """A visitor accepted: tunnels from ``home_agent`` to ``care_of_address`` are
         decapsulated (any GRE key: the agent is not told it), datagrams for ``home`` go to
         ``delivery`` (its hardware address; ``None``: to the stack, which ARPs), and with
-        ``reverse`` the visitor's datagrams are tunnelled to ``home_agent``. Returns the
-        undo."""
+        ``reverse`` the visitor's datagrams are tunnelled to ``home_agent``. Its traffic
+        is counted both ways (:meth:`visitor_traffic`); the undo keeps the counters, which
+        accounting reads after the visitor is gone. Returns the undo."""
         owner = ("visitor", home)
         self._hold_peers(owner, [Peer(care_of_address, home_agent, any_key=True)])
+        if not self.plane.account_visitor(home):
+            log.warning("bpf.acct_full home=%s: its fast-path traffic is not counted", home)
         if delivery is not None:
             self.plane.set_visitor(home, delivery)
         if reverse is not None:
@@ -370,6 +384,13 @@ class FastPath:
             self._release(owner)
 
         return undo
+
+    def visitor_traffic(self, home: IPv4Address) -> tuple[int, int, int, int] | None:
+        """(input octets, output octets, input packets, output packets) of the visitor
+        ``home`` through the fast path (see :meth:`BpfPlane.visitor_traffic`); None if this
+        agent never accepted it since it started. What the fast path leaves to the slow
+        path is counted by the user-space plane."""
+        return self.plane.visitor_traffic(home)
 
     # -- co-located mobile node ------------------------------------------------------------
 

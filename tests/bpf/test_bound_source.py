@@ -29,6 +29,7 @@ from mip4.io.bpf.plane import (
     Traffic,
     Tunnel,
 )
+from mip4.io.netns import read_sysctl
 
 from .frames import CN, COA, HA, HOME, frame, in_private_netns, inner, ip_of
 
@@ -140,3 +141,28 @@ def test_the_home_agents_fast_path_registers_care_of_addresses_with_the_check(
             fast._close_ns()
 
     in_private_netns(body, forwarding=True)
+
+
+def test_the_home_agent_sends_no_icmp_redirect_while_attached() -> None:
+    """After decapsulation a reverse-tunnelled datagram is forwarded out of the interface
+    the tunnel came in on, towards a router on its source's link: the kernel would send
+    the mobile node an ICMP redirect (seen in the capture of the bpf demo), which the home
+    agent would tunnel to it. The home agent's fast path turns send_redirects off (the
+    interface and ``all``) while attached and puts the values back on a clean stop."""
+
+    def body() -> tuple[list[str], list[str], list[str]]:
+        def values() -> list[str]:
+            return [read_sysctl(f"net.ipv4.conf.{n}.send_redirects") for n in ("all", "lo")]
+
+        before = values()
+        fast = FastPath.open(None, [1], role=Role.HOME_AGENT)  # the loopback
+        try:
+            during = values()
+        finally:
+            fast.close()
+        return before, during, values()
+
+    before, during, after = in_private_netns(body, forwarding=True)
+    assert before == ["1", "1"]
+    assert during == ["0", "0"]
+    assert after == before

@@ -74,7 +74,7 @@ from typing import TypeVar
 from mip4.dataplane.common import Encapsulation
 from mip4.dataplane.table import TunnelEntry
 
-from ..netns import Netns, run_in_netns
+from ..netns import Netns, run_in_netns, write_sysctl
 from .plane import (
     BpfPlane,
     Direction,
@@ -117,6 +117,14 @@ class Role(StrEnum):
 
 
 #: per role: (program, at ingress?) attached to every interface
+#: roles whose decapsulated datagrams the kernel forwards out of the interface they came in
+#: on, to a gateway on the link of their source: the home agent's reverse-tunnelled
+#: datagrams (from a home address) towards the router. ICMP redirects go off on its
+#: interfaces while the fast path is attached (:meth:`FastPath.quiet_redirects`). The
+#: user-space plane hands such datagrams in through its TUN device: never the same
+#: interface.
+QUIET_REDIRECTS = (Role.HOME_AGENT,)
+
 HOOKS: dict[Role, tuple[tuple[Program, bool], ...]] = {
     Role.HOME_AGENT: ((Program.AGENT, True),),
     Role.FOREIGN_AGENT: ((Program.AGENT, True),),
@@ -182,6 +190,8 @@ class FastPath:
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
         self._ns: Netns | None = None
+        #: sysctls changed: (key, value before), put back on a clean stop
+        self._sysctls: list[tuple[str, str]] = []
 
     def _in_ns(self, func: Callable[[], T]) -> T:
         return func() if self.netns is None else run_in_netns(self.netns, func)
@@ -214,6 +224,8 @@ class FastPath:
                     )
                     ids = fast.program_ids if ingress else fast.egress_ids
                     ids[ifindex] = fast._in_ns(attach)
+            if role in QUIET_REDIRECTS:
+                fast.quiet_redirects()
         except BaseException:
             fast.close()
             raise
@@ -250,6 +262,35 @@ class FastPath:
             log.info("bpf.reconciled removed=%s other_entries=%d", ",".join(map(str, gone)), rest)
         self.reconciled = gone
         return gone
+
+    # -- ICMP redirects --------------------------------------------------------------------
+
+    def quiet_redirects(self) -> None:
+        """No ICMP redirect from the agent's interfaces (``send_redirects`` 0 on each and on
+        ``all``: the kernel sends them when either is on). A datagram the programs
+        decapsulated is handed to the stack as received on the interface the tunnel came
+        in on; when the kernel forwards it out of that same interface (the home agent's
+        reverse-tunnelled datagrams towards the router, RFC 3024) it would send the mobile
+        node a redirect (RFC 1812 §5.2.7.2), which the home agent would then tunnel to it.
+        The values before are put back by :meth:`close`."""
+        ns = self._netns()
+        names = []
+        for ifindex in self.ifindexes:
+            links = ns.ipr.link("get", index=ifindex)
+            names.append(str(links[0].get("IFLA_IFNAME")))
+        for name in ["all", *names]:
+            key = f"net.ipv4.conf.{name}.send_redirects"
+            old = write_sysctl(key, 0, self.netns)
+            if old != "0":
+                self._sysctls.append((key, old))
+
+    def _restore_sysctls(self) -> None:
+        while self._sysctls:
+            key, old = self._sysctls.pop()
+            try:
+                write_sysctl(key, old, self.netns)
+            except OSError as e:  # the device may be gone already
+                log.warning("bpf.sysctl key=%s error=%r", key, e)
 
     # -- peers and neighbours, owned -------------------------------------------------------
 
@@ -455,6 +496,7 @@ class FastPath:
             except OSError as e:  # the device may be gone already
                 log.warning("bpf.detach ifindex=%s error=%r", ifindex, e)
         self.ifindexes = ()
+        self._restore_sysctls()
         if self.plane.pin_dir is not None:
             self.plane.unpin()
         self.plane.close()

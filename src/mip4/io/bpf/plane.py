@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import struct
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ from pathlib import Path
 from typing import Self
 
 from . import libbpf as lb
+
+log = logging.getLogger("mip4")
 
 OBJECT_NAME = "mip4_tunnel.bpf.o"
 RECORD_NAME = "mip4_tunnel.bpf.json"
@@ -351,9 +354,27 @@ class BpfPlane:
     the tc filters holding its programs."""
 
     def __init__(self, obj: Path | None = None, *, pin_dir: Path | None = None) -> None:
-        bpf = lb.lib()
         self.path = obj or object_path()
         self.pin_dir = pin_dir
+        try:
+            self._load()
+        except lb.BpfError:
+            stale = [] if pin_dir is None else [pin_dir / m for m in MapName]
+            stale = [p for p in stale if p.exists()]
+            if not stale:
+                raise
+            # Pinned maps another object made (an upgrade that changed a map's layout):
+            # libbpf refuses to reuse them. Nothing in them outlives a restart anyway
+            # (the daemon reconciles against an empty binding table): start afresh. The
+            # programs still attached keep the old maps until they are replaced.
+            log.warning("bpf.stale_pins dir=%s: unpinned, loading with new maps", pin_dir)
+            for p in stale:
+                p.unlink()
+            self._load()
+
+    def _load(self) -> None:
+        bpf = lb.lib()
+        pin_dir = self.pin_dir
         lb.LOG_TAIL.clear()
         self._obj = lb.check_ptr(
             bpf.bpf_object__open_file(str(self.path).encode(), None),
@@ -383,6 +404,7 @@ class BpfPlane:
             }
         except BaseException:
             bpf.bpf_object__close(self._obj)
+            self._obj = 0
             raise
 
     # -- lifetime --------------------------------------------------------------------------

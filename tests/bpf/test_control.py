@@ -100,7 +100,8 @@ def test_pins_of_another_layout_are_replaced(bpffs: Path) -> None:
     bpf = lb.lib()
     create, pin = bpf.bpf_map_create, bpf.bpf_obj_pin
     create.restype, pin.restype = ctypes.c_int, ctypes.c_int
-    create.argtypes = [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p]
+    u32 = ctypes.c_uint32
+    create.argtypes = [ctypes.c_int, ctypes.c_char_p, u32, u32, u32, ctypes.c_void_p]
     pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
     fd = lb.check(create(2, b"mip4_events", 4, 8, 3, None), "bpf_map_create")  # ARRAY
     try:

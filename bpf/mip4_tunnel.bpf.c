@@ -22,7 +22,9 @@
  *                      address (RFC 5944 §4.2.3), inner TTL - 1.
  *   mip4_reverse_encap ingress of the foreign agent's visitor interface:
  *                      source in mip4_reverse -> reverse tunnel to the home
- *                      agent (RFC 3024), inner TTL - 1.
+ *                      agent (RFC 3024), inner TTL - 1; not what is for the
+ *                      agent itself (the tunnel's entry address: the visitor's
+ *                      registrations) or multicast/broadcast (solicitations).
  *   mip4_host_encap    egress of a co-located mobile node: source in
  *                      mip4_reverse -> tunnel to the home agent; the node is
  *                      the source, so the inner TTL is left alone.
@@ -90,6 +92,13 @@ enum mip4_encap {
 	MIP4_ENCAP_GRE = 2,	/* RFC 2784 (+ RFC 2890 key when MIP4_TF_GRE_KEY) */
 	MIP4_ENCAP_MINIMAL = 3, /* RFC 2004 */
 };
+
+/* skb->mark of the frames the daemons build and send to a hardware address
+ * themselves (AF_PACKET, SO_MARK; mip4.io.rawsock.OWN_FRAME_MARK): a mobile
+ * node's Registration Request to a foreign agent while its co-located reverse
+ * tunnel is still installed, a foreign agent's delivery to a visitor. They are
+ * final: never tunnelled. */
+#define MIP4_OWN_FRAME_MARK 0x4d495034 /* "MIP4" */
 
 #define MIP4_TF_GRE_KEY 0x01	    /* tunnel: GRE header carries tunnel.key */
 #define MIP4_TF_MINIMAL_STRICT 0x02 /* tunnel: no IP-in-IP fallback: slow path */
@@ -174,7 +183,8 @@ enum mip4_event {
 	MIP4_EV_SLOW_LOOP = 14,	 /* RFC 2003 §3.2: source is the tunnel exit */
 	MIP4_EV_SLOW_ADJUST = 15, /* the kernel refused to make room: untouched */
 	MIP4_EV_DECAP_NOT_BOUND = 16, /* RFC 3024 §4.3: inner source not bound to the peer */
-	MIP4_EV_MAX = 17,
+	MIP4_EV_LOCAL = 17, /* from a reverse-tunnelled source to us, or multi/broadcast */
+	MIP4_EV_MAX = 18,
 };
 
 /* ---- maps ------------------------------------------------------------- */
@@ -507,6 +517,19 @@ static __always_inline struct iphdr *ipv4_of(struct __sk_buff *skb)
 
 /* ---- programs --------------------------------------------------------- */
 
+/* A datagram from a reverse-tunnelled source that is not to be tunnelled: to the
+ * tunnel's own entry address (a visitor's Registration Request to its foreign
+ * agent, RFC 5944 §3.7; an ICMP echo to the agent), or to a multicast or broadcast
+ * address (an Agent Solicitation, RFC 5944 §2.4; the kernel's local and broadcast
+ * routes come before the reverse tunnel's policy rule too), or a frame the daemon
+ * built itself for a hardware address (MIP4_OWN_FRAME_MARK). */
+static __always_inline int not_for_the_tunnel(const struct __sk_buff *skb, const struct iphdr *ip,
+					      const struct mip4_tunnel *t)
+{
+	return ip->daddr == t->local || (bpf_ntohl(ip->daddr) >> 28) >= 0xe ||
+	       skb->mark == MIP4_OWN_FRAME_MARK;
+}
+
 SEC("tc")
 int mip4_ha_encap(struct __sk_buff *skb)
 {
@@ -536,6 +559,8 @@ int mip4_reverse_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_reverse, &src);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (not_for_the_tunnel(skb, ip, t))
+		return event(MIP4_EV_LOCAL, TC_ACT_OK);
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 1);
 }
 
@@ -552,6 +577,8 @@ int mip4_host_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_reverse, &src);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (not_for_the_tunnel(skb, ip, t))
+		return event(MIP4_EV_LOCAL, TC_ACT_OK);
 	/* the encapsulated packet comes back through this hook with the
 	 * care-of address as its source: not in mip4_reverse, so it passes */
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
@@ -756,8 +783,11 @@ int mip4_agent(struct __sk_buff *skb)
 		return encap(skb, t, addr, MIP4_DIR_HA, 1);
 	addr = ip->saddr;
 	t = bpf_map_lookup_elem(&mip4_reverse, &addr);
-	if (t)
+	if (t) {
+		if (not_for_the_tunnel(skb, ip, t))
+			return event(MIP4_EV_LOCAL, TC_ACT_OK);
 		return encap(skb, t, addr, MIP4_DIR_REVERSE, 1);
+	}
 	return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
 }
 

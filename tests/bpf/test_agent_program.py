@@ -149,3 +149,62 @@ def test_foreign_agent_peer_takes_any_gre_key(plane: BpfPlane, key: int | None) 
     r = plane.test_run(Program.AGENT, frame(packet))
     assert (r.retval, ip_of(r.data)) == (TC_ACT_OK, inner())
     assert plane.events()[Event.DECAP] == 1
+
+
+@pytest.mark.parametrize("program", [Program.AGENT, Program.REVERSE_ENCAP, Program.HOST_ENCAP])
+@pytest.mark.parametrize(
+    "dst",
+    [COA, A("255.255.255.255"), A("224.0.0.11"), A("224.0.0.1")],
+    ids=["the-agent", "broadcast", "mobile-agents", "all-systems"],
+)
+def test_what_a_visitor_sends_the_agent_is_not_reverse_tunnelled(
+    plane: BpfPlane, program: Program, dst: A
+) -> None:
+    """A visitor with a reverse tunnel still talks to its foreign agent: its Registration
+    Requests to the agent's address (RFC 5944 §3.7; a re-registration, or the visitor back
+    at an agent that still holds its entry) and its Agent Solicitations (RFC 5944 §2.4,
+    multicast or broadcast) go on to the stack, as the kernel's local and broadcast routes
+    come before the reverse tunnel's policy rule in the user-space plane."""
+    plane.set_reverse(HOME, Tunnel(COA, HA, oif=LO, mtu=1500))
+    pkt = inner(src=HOME, dst=dst)
+    r = plane.test_run(program, frame(pkt))
+    assert (r.retval, r.data) == (TC_ACT_OK, frame(pkt))
+    ev = plane.events()
+    assert ev[Event.LOCAL] == 1 and ev[Event.ENCAP] == 0
+    assert plane.counters() == {}
+    # anything else from the visitor is tunnelled
+    assert plane.test_run(program, frame(inner(src=HOME, dst=CN))).retval == TC_ACT_REDIRECT
+
+
+@pytest.mark.parametrize("program", [Program.AGENT, Program.REVERSE_ENCAP, Program.HOST_ENCAP])
+def test_frames_the_daemon_built_for_a_hardware_address_are_never_tunnelled(
+    plane: BpfPlane, program: Program
+) -> None:
+    """A mobile node moving from its co-located address to a foreign agent sends its
+    Registration Request to the agent itself, on the link (AF_PACKET), before the reverse
+    tunnel of its co-located attachment is undone: at the interface's egress
+    ``mip4_host_encap`` would tunnel it to the home agent from the care-of address it just
+    left. The daemons' link-level sockets mark their frames (``OWN_FRAME_MARK``, the
+    program's ``MIP4_OWN_FRAME_MARK``); such frames go on as they are."""
+    from mip4.io.rawsock import OWN_FRAME_MARK
+
+    plane.set_reverse(HOME, Tunnel(COA, HA, oif=LO, mtu=1500))
+    request = inner(src=HOME, dst=A("10.2.0.2"), dport=434, ttl=255)
+    r = plane.test_run(program, frame(request), mark=OWN_FRAME_MARK)
+    assert (r.retval, r.data) == (TC_ACT_OK, frame(request))
+    assert plane.events()[Event.LOCAL] == 1
+    # another mark (or none) is tunnelled as before
+    r = plane.test_run(program, frame(request), mark=OWN_FRAME_MARK + 1)
+    assert r.retval == TC_ACT_REDIRECT
+
+
+def test_the_daemons_link_level_sockets_mark_their_frames() -> None:
+    import socket
+
+    from mip4.io.rawsock import OWN_FRAME_MARK, SO_MARK, open_packet_sender
+
+    sock = open_packet_sender()
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, SO_MARK) == OWN_FRAME_MARK
+    finally:
+        sock.close()

@@ -117,6 +117,7 @@ class Event(IntEnum):
     SLOW_LOOP = 14
     SLOW_ADJUST = 15
     DECAP_NOT_BOUND = 16  #: RFC 3024 §4.3: inner source not bound to the care-of address
+    LOCAL = 17  #: reverse-tunnelled source, but to the tunnel's entry or multi/broadcast
 
 
 _TF_GRE_KEY = 0x01
@@ -524,16 +525,19 @@ class BpfPlane:
         gso_segs: int = 0,
         ifindex: int = 0,
         ingress_ifindex: int = 0,
+        mark: int = 0,
         repeat: int = 1,
     ) -> TestRun:
         """Run ``program`` once on an Ethernet ``frame`` (``BPF_PROG_TEST_RUN``) in the
         calling thread's network namespace. ``gso_size``/``gso_segs`` make the kernel treat
-        the frame as a GSO packet; ``ifindex`` picks its device (default the loopback)."""
+        the frame as a GSO packet; ``ifindex`` picks its device (default the loopback);
+        ``mark`` is its ``skb->mark``."""
         ctx = lb.SkBuff()
         ctx.gso_size = gso_size
         ctx.gso_segs = gso_segs
         ctx.ifindex = ifindex
         ctx.ingress_ifindex = ingress_ifindex
+        ctx.mark = mark
         data_in = ctypes.create_string_buffer(frame, len(frame))
         out = ctypes.create_string_buffer(len(frame) + 256)
         opts = lb.BpfTestRunOpts()

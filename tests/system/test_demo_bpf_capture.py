@@ -213,7 +213,7 @@ def test_capture_of_the_demo_on_the_bpf_plane(
     pcap = tmp_path / "bpf.pcapng"
     settings = Settings(lab_id(lab_prefix), encapsulation=encapsulation, reverse_tunnel=True)
     events: dict[str, dict[str, int]] = {}
-    with Scenario(settings) as sc, Capture(sc.lab, pcap, duration=240):
+    with Scenario(settings) as sc, Capture(sc.lab, pcap, duration=240) as cap:
         lab, agents = sc.lab, sc.agents
         assert isinstance(agents, DaemonBackend)
         for node in ("ha", "fa1", "fa2", "mn"):
@@ -267,8 +267,9 @@ def test_capture_of_the_demo_on_the_bpf_plane(
     assert events["fa1"].get("slow_too_big", 0) >= 1, events
     icmp = frames(pcap, "icmp.type == 3 && icmp.code == 4")
     seen = {(f.src[0], f.dst[0], int(f.icmp_mtu[0])) for f in icmp if f.icmp_mtu}
-    assert (str(HA), str(CN), ha_mtu[0]) in seen, seen
-    assert (str(FA1), str(MN), fa_mtu[0]) in seen, seen
+    tshark_said = cap.stderr.decode(errors="replace")  # e.g. packets dropped
+    assert (str(HA), str(CN), ha_mtu[0]) in seen, (seen, tshark_said)
+    assert (str(FA1), str(MN), fa_mtu[0]) in seen, (seen, tshark_said)
 
     # every tunnelled frame, on every link
     proto = {"ipip": "4", "gre": "47"}[encapsulation]

@@ -507,8 +507,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--aaa",
         action="store_true",
         help=(
-            "issue 10: a FreeRADIUS in the lab decides; the mobile node has only its NAI, its"
-            " MN-AAA secret and its MN-HA key, and gets its home address from AAA"
+            "issues 10 and 11: a FreeRADIUS in the lab decides and a second home agent (ha2)"
+            " runs; the mobile node has only its NAI, its MN-AAA secret and its home agent's"
+            " address, and gets its home address and its MN-HA key (RFC 3957) from AAA"
         ),
     )
     p.add_argument(

@@ -124,8 +124,9 @@ class Scenario:
                 self.workdir = Path(tempfile.mkdtemp(prefix=f"mip4-{self.lab.prefix}-"))
                 self._own_workdir = True
             self.workdir.mkdir(parents=True, exist_ok=True)
+            has = "mip4 ha (ha, ha2)" if self.settings.aaa else "mip4 ha"
             self.log(
-                "starting the daemons: mip4 ha, mip4 fa (FA1, FA2), mip4 mn"
+                f"starting the daemons: {has}, mip4 fa (FA1, FA2), mip4 mn"
                 f" (configurations and logs in {self.workdir})"
             )
             self.backend = DaemonBackend(self.lab, self.settings, self.workdir)

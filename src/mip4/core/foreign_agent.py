@@ -50,6 +50,13 @@ accepted registration becomes (or refreshes) the visitor entry and installs deli
 (``InstallVisitor``); an accepted deregistration removes it (``RemoveVisitor``); a denial
 only drops the pending entry (the home agent keeps its binding too, §3.8.2.3).
 
+**The home AAA server** (RFC 4721 §3.2, with ``aaa``): a request that passes the checks
+and carries MN-AAA is held (an ``AaaRequest`` action) until the ``AaaAnswer`` event
+decides: Accept relays it, Reject answers 108, no answer 66. A retransmitted copy of a
+held request (same NAI or home address, Identification, challenge and MN-AAA
+authenticator, on the same link) is dropped and counted ``duplicate_request``: its
+challenge was spent by its first copy, and the one reply relayed for that copy answers it.
+
 **Timers**: pending entries older than ``pending_timeout`` are answered with 78
 (registration timeout); visitors whose granted lifetime ran out are removed silently
 (RFC 5944 §3.7: a foreign agent MUST NOT send a request or reply because a lifetime
@@ -129,8 +136,10 @@ from mip4.security.auth import (
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
+from mip4.wire.ext_auth import GeneralizedAuthExtension
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
+    MobileForeignChallengeExtension,
     MobileNodeNAIExtension,
 )
 from mip4.wire.icmp import AgentAdvertisement
@@ -367,6 +376,10 @@ class ForeignAgent:
                                 ctx.request.home_address, event.interface, event.link_src
                             )
                         )
+                    if self._aaa_waiting and self._duplicate_of_held(ctx):
+                        # RFC 5944 §3.6.3 retransmission of a request held for the home
+                        # AAA server: one answer serves both copies (see _duplicate_of_held)
+                        raise Discard("duplicate_request", str(ctx.request.home_address))
                     self.pipeline.run(ctx)
                     if self.config.aaa and _has_mn_aaa(ctx.request):
                         out.extend(self._ask_aaa(ctx))
@@ -770,6 +783,31 @@ class ForeignAgent:
             ),
         ]
 
+    def _duplicate_of_held(self, ctx: FaRequest) -> bool:
+        """Whether ``ctx`` is a copy of a request held for the home AAA server: heard on
+        the same link, with the same NAI (or home address), Identification, challenge and
+        MN-AAA authenticator.
+
+        Such a copy is a retransmission (RFC 5944 §3.6.3: with nonces the node resends the
+        same request; the network may duplicate it too), not a second use of the challenge:
+        it asks for the very registration the agent is already deciding. It is dropped and
+        counted (``duplicate_request``) rather than denied with 106 -- the challenge it
+        answers was spent by its own first copy (RFC 4721 §3.2), so 106 would make the node
+        abandon a registration that is about to succeed. No second answer is needed
+        either: the one reply the agent relays for the held request carries the same home
+        address and Identification, which is all the node matches a reply by (RFC 5944
+        §3.6.2.1), so it answers every copy. A challenge replayed once the held request
+        is decided (relayed or denied) is no longer held and gets 106 as before, and so
+        does another request (another Identification or authenticator) answering the same
+        challenge while the first is held."""
+        key = _held_key(ctx.request)
+        if key is None:
+            return False
+        return any(
+            held.link.interface == ctx.link.interface and _held_key(held.request) == key
+            for held in self._aaa_waiting.values()
+        )
+
     def _on_aaa_answer(self, ctx: FaRequest, answer: AaaAnswer) -> list[Action]:
         self._counters.event(f"aaa_{answer.result.value}")
         if answer.result is AaaResult.REJECT:
@@ -941,6 +979,25 @@ _ZERO_ADDRESS = IPv4Address(0)
 def _has_mn_aaa(request: RegistrationRequest) -> bool:
     """Whether the request authenticates to the home AAA server (MN-AAA, RFC 4721 §6)."""
     return any(e.ext_type == GENERALIZED for e in request.extensions)
+
+
+def _held_key(request: RegistrationRequest) -> tuple[object, ...] | None:
+    """What identifies a request held for the home AAA server: NAI (or home address),
+    Identification, challenge and MN-AAA authenticator (``None``: no MN-AAA)."""
+    nai: bytes | None = None
+    challenge: bytes | None = None
+    authenticator: bytes | None = None
+    for e in request.extensions:
+        if isinstance(e, MobileNodeNAIExtension):
+            nai = e.nai
+        elif isinstance(e, MobileForeignChallengeExtension):
+            challenge = e.challenge
+        elif isinstance(e, GeneralizedAuthExtension):
+            authenticator = e.authenticator
+    if authenticator is None:
+        return None
+    who = nai if nai is not None else request.home_address
+    return (who, request.identification, challenge, authenticator)
 
 
 def _encapsulation(flags: RegistrationFlags) -> Encapsulation:

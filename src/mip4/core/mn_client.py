@@ -37,6 +37,19 @@ coordinator's transition table, with the actions to emit once the transition is 
   until it has a valid one; the reply's nonce (extension 43) gives the key that must verify
   the reply's MN-HA authenticator, and the accepted key signs the following requests until
   it expires or the binding ends.
+* The home agent has no key for the node (issue 10/11, ``Reaction.RETRY_AAA``): a 131
+  without an MN-HA extension, to a node with an NAI and an MN-AAA secret, is taken
+  unauthenticated -- the home agent cannot sign it, and all it can make the node do is
+  the bounded retry below, as an advertised challenge can. A co-located node keeps the
+  challenge the reply carries (MN-FA Challenge, :mod:`mip4.core.ha_aaa`) and retries at
+  once with it and MN-AAA (RFC 4721: it has no foreign agent to advertise one); a node
+  whose key came from AAA and that did not ask for a new one forgets its key, so the
+  retry asks for one (RFC 3957 extension 42 with MN-AAA: the home agent lost the key, a
+  restart) -- through a foreign agent after a fresh advertisement (its challenge was
+  spent). Nothing new to try (no challenge for a co-located node, a key already asked
+  for) gives up; the retries count against ``correction_limit``; a refusal by AAA is
+  108 (foreign agent) or 144, which give up -- a 144 without MN-HA too, when the request
+  carried MN-AAA (the home agent had no key to sign it with).
 
 Module layout: the records the client keeps (:class:`PendingRequest`, :class:`Binding`,
 :class:`RegistrationRecord`, :class:`Corrections`), the outcomes it returns (:class:`Step`,
@@ -53,6 +66,7 @@ import random
 from ipaddress import IPv4Address
 
 from mip4.security.auth import (
+    GENERALIZED,
     AuthenticationError,
     append_extensions,
     sign,
@@ -63,6 +77,7 @@ from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
+from mip4.wire.ext_keys import MNHAKeyGenNonceRequest
 from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
@@ -141,6 +156,9 @@ class RegistrationClient:
         self.adjust = Corrections()
         self.retry_at: float | None = None  #: backing off or failed: next attempt
         self.await_challenge = False
+        #: the challenge the home agent's last 131 carried, for a co-located node's next
+        #: request (RFC 4721 without a foreign agent; ``Reaction.RETRY_AAA``)
+        self.home_challenge: bytes | None = None
         #: the last UseForeignAgent / UseColocatedAddress handed to the I/O layer
         self.announced: Action | None = None
         #: the last reply code received and the reaction taken
@@ -380,6 +398,8 @@ class RegistrationClient:
         # them before relaying.
         fa_only: list[Extension] = []
         challenge = att.agent.advertisement.challenge if att.agent is not None else None
+        if att.kind is AttachmentKind.COLOCATED:
+            challenge = self.home_challenge  # from the home agent's reply (RETRY_AAA)
         secret = self.config.mn_aaa_secret
         if challenge and secret is not None:
             # RFC 4721 §3.1, §5: NAI, MN-HA, MN-FA Challenge, MN-AAA -- the agent relays
@@ -397,9 +417,9 @@ class RegistrationClient:
         ):
             # RFC 3024 §3.3: ask for the Encapsulating Delivery Style (only with T).
             fa_only.append(EncapsulatingDeliveryExtension())
-        if fa_only:
-            signed = append_extensions(signed, *fa_only)
-        return signed
+        # (a request with nothing to sign -- no key yet and no challenge to answer, RFC 3957
+        # and RFC 4721 without a foreign agent -- is encoded here all the same)
+        return append_extensions(signed, *fa_only)
 
     def _unix(self, now: float) -> float:
         return now + self.clock_offset
@@ -616,6 +636,22 @@ class RegistrationClient:
         if reaction.by_foreign_agent and not has_mn_ha:
             # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
             pass
+        elif not has_mn_ha and self._aaa_can_recover(msg):
+            # The home agent has no key for us: it could not sign (module docstring).
+            reaction = CodeReaction(
+                msg.code,
+                Reaction.RETRY_AAA,
+                f"{reaction.reason}; the home agent has no key for us: retry through AAA",
+            )
+        elif (
+            not has_mn_ha
+            and msg.code == ReplyCode.HA_MN_FAILED_AAA_AUTH
+            and any(e.ext_type == GENERALIZED for e in p.request.extensions)
+        ):
+            # The home AAA server refused the MN-AAA of a request the home agent had no key
+            # for: it cannot sign its 144 either. The node stops (GIVE_UP) rather than
+            # retransmit into the refusal: the bound on asking AAA again.
+            pass
         else:
             self._offer = self.keys.candidate(msg) if self.keys is not None else None
             try:
@@ -785,12 +821,60 @@ class RegistrationClient:
                 return Step(MnInput.GAVE_UP, r.reason)
             self.adjust.direct_delivery = True
             return self._retry(p, now, "direct delivery style")
+        if kind is Reaction.RETRY_AAA:
+            return self._retry_aaa(r, msg, p, now, out)
         if kind is Reaction.NEW_CHALLENGE:
             if p.attachment.kind is not AttachmentKind.FOREIGN_AGENT:
                 return Step(MnInput.GAVE_UP, r.reason)
             self.await_challenge = True
             return AwaitChallenge(p.attachment.interface, r.reason)
         return Step(MnInput.GAVE_UP, r.reason)  # pragma: no cover - no other reaction
+
+    def _aaa_can_recover(self, msg: RegistrationReply) -> bool:
+        """A 131 the node may act on unauthenticated: it can ask the home AAA server."""
+        return (
+            msg.code == ReplyCode.HA_MN_FAILED_AUTH
+            and self.config.nai is not None
+            and self.config.mn_aaa_secret is not None
+        )
+
+    def _retry_aaa(
+        self,
+        r: CodeReaction,
+        msg: RegistrationReply,
+        p: PendingRequest,
+        now: float,
+        out: list[Action],
+    ) -> ReplyOutcome:
+        """``Reaction.RETRY_AAA`` (see the module docstring)."""
+        att = p.attachment
+        challenge = next(
+            (e.challenge for e in msg.extensions if isinstance(e, MobileForeignChallengeExtension)),
+            None,
+        )
+        asked_key = any(isinstance(e, MNHAKeyGenNonceRequest) for e in p.request.extensions)
+        fall_back = self.keys is not None and not asked_key
+        if att.kind is AttachmentKind.COLOCATED and challenge is not None:
+            self.home_challenge = challenge
+        elif att.kind is AttachmentKind.FOREIGN_AGENT and fall_back:
+            pass  # a fresh advertisement brings the challenge for MN-AAA
+        else:
+            return Step(MnInput.GAVE_UP, f"{r.reason}; nothing new to try")
+        if fall_back:
+            assert self.keys is not None
+            self.keys.forget()  # RFC 3957: the next request asks for a new MN-HA key
+            self.counters.event("aaa_key_fallbacks")
+        self.counters.event("aaa_retries")
+        out.append(
+            Log(
+                "mn.aaa_retry",
+                {"code": msg.code, "challenge": challenge is not None, "new_key": fall_back},
+            )
+        )
+        if att.kind is AttachmentKind.FOREIGN_AGENT:
+            self.await_challenge = True
+            return AwaitChallenge(att.interface, r.reason)
+        return self._retry(p, now, "retry through AAA with the home agent's challenge")
 
     def _redirected(
         self,
@@ -928,6 +1012,7 @@ class RegistrationClient:
         self.adjust.corrections = 0
         self.adjust.backoffs = 0
         self.adjust.redirects = 0
+        self.home_challenge = None  # used (the home agent spent it)
         after: list[Action] = [
             Log(
                 "mn.registered",

@@ -71,9 +71,10 @@ relayed to the home agent, so the home agent cannot take what it carried):
      source) is dropped and counted ``duplicate_request``: its challenge was spent by its
      first copy, and the one reply answers both.
 
-   RFC 4721's text on the home agent was not reachable from the machine that wrote this
-   (see docs/aaa.md); the denial code and the reply extension follow from RFC 5944 §3.4's
-   code ranges and RFC 4721's MN-FA Challenge extension, and are documented there.
+   RFC 4721's text on the home agent was not reachable from the machine that wrote this;
+   the denial code follows from RFC 5944 §3.4's code ranges and the reply extension is
+   RFC 4721's MN-FA Challenge extension (132), its extension for challenges in
+   registration messages.
 
 Requests held at once are bounded (:data:`MAX_HELD`, 130 beyond it). Pure: no I/O.
 """

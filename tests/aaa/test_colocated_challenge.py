@@ -225,6 +225,24 @@ def test_a_node_with_a_key_here_needs_no_challenge() -> None:
     assert "aaa_challenges_issued" not in ha.counters.snapshot()["events"]
 
 
+def test_a_node_with_a_key_for_its_home_address_needs_no_challenge() -> None:
+    ha = make_ha()
+    ha.security_associations.add(GIVEN, WRONG_KEY)
+    ev = colocated_request(None)
+    req = RegistrationRequest.decode(ev.payload)
+    req = sign(
+        RegistrationRequest(
+            req.flags, 600, GIVEN, HA_ADDR, MN_COLOCATED, req.identification, req.extensions[:1]
+        ),
+        MobileHomeAuthExtension,
+        WRONG_KEY,
+    )
+    rep = reply_of(
+        ha.handle(UdpReceived(req.raw, MN_COLOCATED, HA_ADDR, 434, 434, "ha0", ttl=64), 0.0)
+    )
+    assert challenge_in(rep) is None and rep.code == ReplyCode.HA_IDENTIFICATION_MISMATCH
+
+
 def test_a_request_through_a_foreign_agent_is_not_challenged_by_the_home_agent() -> None:
     ha = make_ha()
     ev = colocated_request(None)

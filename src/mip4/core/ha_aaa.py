@@ -51,7 +51,8 @@ relayed to the home agent, so the home agent cannot take what it carried):
    advertises a challenge to it, so its first request cannot carry the MN-FA Challenge
    and MN-AAA extensions the AAA request needs. For a request the mobile node sent
    itself from its co-located care-of address (D set, IP source = care-of address) with
-   an NAI that has no MN-HA association here (or that asks for a key, RFC 3957), the home
+   an NAI that has no MN-HA association here, by NAI or by home address (or that asks for
+   a key, RFC 3957), the home
    agent plays the foreign agent's part of RFC 4721 §3.2 (:meth:`HaAaa.check_colocated`):
 
    * the request must answer the challenge this agent gave that NAI in an earlier reply,
@@ -120,6 +121,7 @@ __all__ = [
 AAA_REJECT_CODE = ReplyCode.HA_MN_FAILED_AAA_AUTH
 #: RFC 5944 §3.4: 130 "insufficient resources" -- no AAA server answered; transient
 AAA_TIMEOUT_CODE = ReplyCode.HA_INSUFFICIENT_RESOURCES
+_ZERO = IPv4Address(0)
 #: most requests held for the AAA server's answer at once
 MAX_HELD = 256
 #: a co-located node's request without a valid challenge of ours: RFC 5944 §3.4 131
@@ -263,7 +265,10 @@ class HaAaa:
         nai = request_nai(req)
         if nai is None or not colocated(event, req):
             return None
-        if store.for_peer(nai) and not asks_for_key(req):
+        known = store.for_peer(nai) or (
+            req.home_address != _ZERO and store.for_peer(req.home_address)
+        )
+        if known and not asks_for_key(req):
             return None  # an MN-HA association decides (check_mn_ha_auth)
         if any(
             h.event.payload == event.payload and h.event.src == event.src

@@ -177,3 +177,71 @@ def test_home_agent_chosen_by_aaa_and_key_from_aaa(keys_radius: FreeRadius) -> N
         isinstance(r, RegistrationRequest) and r.home_agent == HA_ADDR for r in later
     )
     assert w.mn.registered and len(w.bindings()) == 1
+
+
+def mn_fa_dictionary(tmp_path: Path) -> object:
+    """mip4's client dictionary with the MN-FA key attributes added (what
+    ``mip4/data/radius-dictionary`` is to carry; see MN_FA_KEY_ATTRIBUTES)."""
+    from mip4.aaa.attributes import MN_FA_KEY_ATTRIBUTES
+    from mip4.io.radius import load_dictionary
+
+    extra = tmp_path / "dictionary.mn-fa"
+    extra.write_text(MN_FA_KEY_ATTRIBUTES)
+    d = load_dictionary()
+    d.ReadDictionary(str(extra))
+    return d
+
+
+def test_freeradius_derives_an_mn_fa_key_for_a_foreign_agent_only(tmp_path: Path) -> None:
+    """RFC 3957 MN-FA keys (issue 11): a subscriber with an MN-FA SPI gets, in the Accept to
+    a foreign agent's request, a fresh nonce and HMAC-SHA1(AAA key, nonce || NAI) --
+    computed by FreeRADIUS's unlang policy -- which mip4's client decrypts; a home agent's
+    request gets none."""
+    from dataclasses import replace as dc_replace
+
+    from mip4.aaa.messages import AaaResult
+    from mip4.core.ha_aaa import request_nai
+
+    from .requests import mn_aaa_rrq
+
+    assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
+    auth, acct = free_udp_ports(2)
+    subscriber = dc_replace(SUBSCRIBER, mn_fa_spi=6000)
+    cfg = FreeRadiusConfig(
+        directory=str(tmp_path / "raddb"),
+        address=LOOPBACK,
+        auth_port=auth,
+        acct_port=acct,
+        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
+        subscribers=(subscriber,),
+    )
+    fr = FreeRadius(cfg, RADIUS_SECRET)
+    fr.write()
+    try:
+        fr.start()
+        rrq = mn_aaa_rrq(NAI, SECRET, b"c" * 16)
+        assert request_nai(rrq) == NAI
+
+        async def ask(foreign_agent: bool) -> AaaAnswer:
+            c = RadiusClient([fr.server], FAST, dictionary=mn_fa_dictionary(tmp_path))
+            try:
+                req = AaaRequest.from_registration(
+                    1, rrq, nas_address=LOOPBACK, foreign_agent=foreign_agent
+                )
+                return await c.authenticate(req)
+            finally:
+                await c.close()
+
+        ans = asyncio.run(ask(True))
+        assert ans.result is AaaResult.ACCEPT
+        authz = ans.authorization
+        assert authz is not None and authz.mn_fa_spi == 6000
+        assert authz.mn_fa_key_nonce is not None and len(authz.mn_fa_key_nonce) == 16
+        assert authz.mn_fa_key == derive_key(SECRET, authz.mn_fa_key_nonce, NAI.encode())
+        # its own nonce, not the MN-HA key's
+        assert authz.key_nonce is not None and authz.key_nonce != authz.mn_fa_key_nonce
+        ha = asyncio.run(ask(False)).authorization
+        assert ha is not None and ha.mn_fa_spi is None and ha.mn_fa_key is None
+        assert ha.mn_ha_key is not None  # the home agent's MN-HA key as before
+    finally:
+        fr.stop()

@@ -111,7 +111,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.aaa.messages import (
@@ -213,6 +213,19 @@ _I, _P, _R, _RR = (
 )
 
 
+@dataclass(frozen=True)
+class MnFaOffer:
+    """An MN-FA key the home AAA server gave for a relayed request (RFC 3957): the reply
+    to the node carries its nonce (extension 41) and is signed with it (MN-FA)."""
+
+    association: SecurityAssociation = field(repr=False)
+    nonce: bytes = field(repr=False)
+    #: Session-Timeout, seconds (``None``: no end of its own)
+    lifetime: int | None
+    #: the SPI of the request's MN-AAA extension
+    aaa_spi: int
+
+
 @dataclass
 class _Session:
     """One visitor's accounting session (RFC 2866): Start .. Interim* .. Stop."""
@@ -267,13 +280,16 @@ class ForeignAgent:
             config.advertised_links(), config.advertiser_settings(), self._counters, make_rng(rng)
         )
         self._tables = FaTables(
-            config, security_associations, self._advertiser, self._visitors, self._pending
+            config, security_associations, self._advertiser, self._visitors, self._pending, {}
         )
         self.pipeline = FA_REQUEST_PIPELINE
         #: requests for 0.0.0.0 relayed and not yet answered, by NAI (RFC 2794 §2)
         self._nai_pending: dict[str, PendingRegistration] = {}
         #: requests waiting for the home AAA server, by AaaRequest.request_id
         self._aaa_waiting: dict[int, FaRequest] = {}
+        #: RFC 3957: MN-FA keys AAA gave for relayed requests, by pending key (NAI for a
+        #: request for 0.0.0.0, else home address), until the home agent's reply
+        self._mn_fa_offers: dict[IPv4Address | str, MnFaOffer] = {}
         self._next_request_id = 1
         #: accounting sessions by home address
         self._sessions: dict[IPv4Address, _Session] = {}
@@ -434,6 +450,8 @@ class ForeignAgent:
         expired_nai = [n for n, p in self._nai_pending.items() if p.expires <= now]
         nai_expired = [self._nai_pending.pop(n) for n in expired_nai]
         for p in [*self._pending.pop_expired(now), *nai_expired]:
+            by_nai = p.nai is not None and p.home_address == _ZERO_ADDRESS
+            self._mn_fa_offers.pop(p.nai if by_nai and p.nai else p.home_address, None)
             # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
             # mobile node is told with code 78.
             actions.extend(
@@ -446,6 +464,7 @@ class ForeignAgent:
             )
         for v in self._visitors.pop_expired(now):
             hoa = v.home_address
+            self._forget_mn_fa_key(v)  # RFC 3957: learnt for this registration
             actions.extend(self._accounting_stop(v, now, TerminateCause.SESSION_TIMEOUT))
             before = _RR if self._pending.get(hoa) is not None else _R
             # RFC 5944 §3.7: no message is sent because a lifetime expired.
@@ -757,8 +776,10 @@ class ForeignAgent:
     def _drop_pending(self, pending: PendingRegistration) -> None:
         if pending.nai is not None and self._nai_pending.get(pending.nai) is pending:
             del self._nai_pending[pending.nai]
+            self._mn_fa_offers.pop(pending.nai, None)
         else:
             self._pending.remove(pending.home_address)
+            self._mn_fa_offers.pop(pending.home_address, None)
 
     # -- the home AAA server (RFC 4721 §3.2; mip4.aaa) -------------------------------------
 
@@ -816,7 +837,39 @@ class ForeignAgent:
             )
         if answer.result is AaaResult.TIMEOUT:
             raise RegistrationDenied(AAA_TIMEOUT_CODE, "no answer from the home AAA server")
-        return self._relay_request(ctx, answer.authorization)
+        out = self._relay_request(ctx, answer.authorization)
+        offer = self._mn_fa_offer(ctx, answer.authorization)
+        if offer is not None:
+            self._mn_fa_offers[ctx.pending_key] = offer
+        return out
+
+    def _mn_fa_offer(self, ctx: FaRequest, authz: Authorization | None) -> MnFaOffer | None:
+        """RFC 3957: the MN-FA key the Access-Accept gives for a request that asked for one
+        (``None``: not asked, or none given)."""
+        if authz is None or not ctx.wants_mn_fa_key:
+            return None
+        if authz.mn_fa_key is None or authz.mn_fa_spi is None or not authz.mn_fa_key_nonce:
+            self._counters.event("aaa_mn_fa_key_missing")
+            return None
+        try:
+            sa = SecurityAssociation(spi=authz.mn_fa_spi, key=authz.mn_fa_key)
+        except ValueError:
+            self._counters.event("aaa_bad_key")
+            return None
+        aaa_spi = next(
+            (e.spi for e in ctx.request.extensions if isinstance(e, GeneralizedAuthExtension)), 0
+        )
+        return MnFaOffer(sa, authz.mn_fa_key_nonce, authz.session_timeout, aaa_spi)
+
+    def _forget_mn_fa_key(self, visitor: Visitor) -> None:
+        """The visitor is gone: an MN-FA key learnt from AAA for it goes too."""
+        for node in (visitor.nai, visitor.home_address):
+            if node is None:
+                continue
+            spi = self._tables.mn_fa_learnt.pop(node, None)
+            if spi is not None:
+                self.security_associations.remove(node, spi)
+                self._counters.event("aaa_mn_fa_keys_forgotten")
 
     def _relay_request(
         self, ctx: FaRequest, authorization: Authorization | None = None

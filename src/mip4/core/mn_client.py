@@ -65,6 +65,7 @@ from __future__ import annotations
 import random
 from ipaddress import IPv4Address
 
+from mip4.security.aaa_keys import derived_association
 from mip4.security.auth import (
     GENERALIZED,
     AuthenticationError,
@@ -77,11 +78,18 @@ from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
-from mip4.wire.ext_keys import MNHAKeyGenNonceRequest
+from mip4.wire.ext_keys import (
+    AAA_SUBTYPE,
+    AAAKeyGenNonce,
+    MNFAKeyGenNonceReply,
+    MNFAKeyGenNonceRequest,
+    MNHAKeyGenNonceRequest,
+)
 from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
     Extension,
+    MobileForeignAuthExtension,
     MobileForeignChallengeExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
@@ -118,6 +126,7 @@ from .mn_records import (
 from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
+MN_FA = MobileForeignAuthExtension.TYPE
 #: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
 REVERSE_TUNNEL_TTL = 255
 
@@ -159,6 +168,9 @@ class RegistrationClient:
         #: the challenge the home agent's last 131 carried, for a co-located node's next
         #: request (RFC 4721 without a foreign agent; ``Reaction.RETRY_AAA``)
         self.home_challenge: bytes | None = None
+        #: RFC 3957: the MN-FA key AAA gave for the foreign agent (its address) the node is
+        #: registered through; asked for by a node whose MN-HA key comes from AAA
+        self.fa_key: tuple[IPv4Address, SecurityAssociation] | None = None
         #: the last UseForeignAgent / UseColocatedAddress handed to the I/O layer
         self.announced: Action | None = None
         #: the last reply code received and the reaction taken
@@ -205,12 +217,15 @@ class RegistrationClient:
         self.announced = None
         self.await_challenge = False
         self.adjust = Corrections()
+        self.fa_key = None
 
     def attached(self, att: Attachment) -> None:
         """A new attachment: a binding for another care-of address is not a registration
         here; corrections start afresh."""
         if self.binding is not None and self.binding.care_of_address != att.care_of_address:
             self.binding = None
+        if self.fa_key is not None and (att.agent is None or att.agent.address != self.fa_key[0]):
+            self.fa_key = None  # RFC 3957: a key for another foreign agent
         self.adjust = Corrections()
         self.await_challenge = False
         self.retry_at = None
@@ -405,6 +420,9 @@ class RegistrationClient:
             # RFC 4721 §3.1, §5: NAI, MN-HA, MN-FA Challenge, MN-AAA -- the agent relays
             # everything up to MN-AAA and asks the home AAA server to check it.
             signed = append_extensions(signed, MobileForeignChallengeExtension(challenge))
+            if self._asks_fa_key(att):
+                # RFC 3957 §5.1: ask for an MN-FA key too (MN-AAA covers the request)
+                signed = append_extensions(signed, MNFAKeyGenNonceRequest(AAA_SUBTYPE, 0))
             signed = sign_mn_aaa(signed, self.config.mn_aaa_spi, secret)
         elif challenge:
             # RFC 4721 §3.2: echo the agent's challenge.
@@ -419,7 +437,54 @@ class RegistrationClient:
             fa_only.append(EncapsulatingDeliveryExtension())
         # (a request with nothing to sign -- no key yet and no challenge to answer, RFC 3957
         # and RFC 4721 without a foreign agent -- is encoded here all the same)
-        return append_extensions(signed, *fa_only)
+        signed = append_extensions(signed, *fa_only)
+        fa = self.fa_key
+        if fa is not None and att.agent is not None and att.agent.address == fa[0]:
+            # RFC 5944 §3.6.1.3: MN-FA last, covering everything before it
+            signed = sign(signed, MobileForeignAuthExtension, fa[1])
+        return signed
+
+    def _asks_fa_key(self, att: Attachment) -> bool:
+        """RFC 3957: a node whose MN-HA key comes from AAA asks for an MN-FA key from a
+        foreign agent it has none for."""
+        if self.keys is None or att.kind is not AttachmentKind.FOREIGN_AGENT:
+            return False
+        fa = self.fa_key
+        return fa is None or att.agent is None or fa[0] != att.agent.address
+
+    def _take_fa_key(self, msg: RegistrationReply, att: Attachment, out: list[Action]) -> None:
+        """RFC 3957: the MN-FA key the reply's nonce (extension 41, AAA subtype) gives,
+        once the reply's MN-FA authenticator verifies with it."""
+        agent, secret, nai = att.agent, self.config.mn_aaa_secret, self.config.nai
+        body = next(
+            (
+                e.body
+                for e in msg.extensions
+                if isinstance(e, MNFAKeyGenNonceReply) and isinstance(e.body, AAAKeyGenNonce)
+            ),
+            None,
+        )
+        if agent is None or secret is None or nai is None or body is None or not body.nonce:
+            return
+        try:
+            sa = derived_association(secret, body.nonce, nai, body.node_spi)
+        except ValueError:  # an SPI below 256
+            self.counters.event("aaa_fa_key_mismatch")
+            return
+
+        def lookup(spi: int) -> SecurityAssociation | None:
+            return sa if spi == sa.spi else None
+
+        try:
+            verify(msg, MN_FA, lookup)
+        except AuthenticationError:
+            # the foreign agent holds another key (the server's AAA key differs from ours)
+            self.counters.event("aaa_fa_key_mismatch")
+            out.append(Log("mn.fa_key_mismatch", {"spi": sa.spi, "agent": agent.address}))
+            return
+        self.fa_key = (agent.address, sa)
+        self.counters.event("aaa_fa_keys")
+        out.append(Log("mn.fa_key_installed", {"spi": sa.spi, "agent": agent.address}))
 
     def _unix(self, now: float) -> float:
         return now + self.clock_offset
@@ -517,6 +582,7 @@ class RegistrationClient:
             return False
         out.append(Log("mn.binding_expired", {"care_of_address": b.care_of_address}))
         self.binding = None
+        self.fa_key = None  # the foreign agent forgot it with the visitor (RFC 3957)
         if self.keys is not None:
             self.keys.forget()  # the home agent forgot it with the binding (RFC 3957)
         return True
@@ -633,16 +699,16 @@ class RegistrationClient:
         reaction = reaction_for(msg.code)
         has_mn_ha = any(e.ext_type == MN_HA for e in msg.extensions)
         authenticated = False
-        if reaction.by_foreign_agent and not has_mn_ha:
-            # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
-            pass
-        elif not has_mn_ha and self._aaa_can_recover(msg):
-            # The home agent has no key for us: it could not sign (module docstring).
+        if not has_mn_ha and self._aaa_can_recover(msg, p):
+            # The agent has no key for us: it could not sign (module docstring).
             reaction = CodeReaction(
                 msg.code,
                 Reaction.RETRY_AAA,
-                f"{reaction.reason}; the home agent has no key for us: retry through AAA",
+                f"{reaction.reason}; the agent has no key for us: retry through AAA",
             )
+        elif reaction.by_foreign_agent and not has_mn_ha:
+            # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
+            pass
         elif (
             not has_mn_ha
             and msg.code == ReplyCode.HA_MN_FAILED_AAA_AUTH
@@ -830,12 +896,20 @@ class RegistrationClient:
             return AwaitChallenge(p.attachment.interface, r.reason)
         return Step(MnInput.GAVE_UP, r.reason)  # pragma: no cover - no other reaction
 
-    def _aaa_can_recover(self, msg: RegistrationReply) -> bool:
-        """A 131 the node may act on unauthenticated: it can ask the home AAA server."""
-        return (
-            msg.code == ReplyCode.HA_MN_FAILED_AUTH
-            and self.config.nai is not None
-            and self.config.mn_aaa_secret is not None
+    def _aaa_can_recover(self, msg: RegistrationReply, p: PendingRequest) -> bool:
+        """A 131 (or a 67 to a request signed with an MN-FA key from AAA) the node may act
+        on unauthenticated: it can ask the home AAA server."""
+        if self.config.nai is None or self.config.mn_aaa_secret is None:
+            return False
+        if msg.code == ReplyCode.FA_MN_FAILED_AUTH:
+            return self._signed_with_fa_key(p.request)
+        return msg.code == ReplyCode.HA_MN_FAILED_AUTH
+
+    def _signed_with_fa_key(self, request: RegistrationRequest) -> bool:
+        fa = self.fa_key
+        return fa is not None and any(
+            isinstance(e, MobileForeignAuthExtension) and e.spi == fa[1].spi
+            for e in request.extensions
         )
 
     def _retry_aaa(
@@ -848,6 +922,13 @@ class RegistrationClient:
     ) -> ReplyOutcome:
         """``Reaction.RETRY_AAA`` (see the module docstring)."""
         att = p.attachment
+        if msg.code == ReplyCode.FA_MN_FAILED_AUTH and att.kind is AttachmentKind.FOREIGN_AGENT:
+            # RFC 3957: the foreign agent lost the MN-FA key AAA gave (a restart): ask again
+            self.fa_key = None
+            self.counters.event("aaa_fa_key_fallbacks")
+            out.append(Log("mn.aaa_retry", {"code": msg.code, "challenge": False, "new_key": True}))
+            self.await_challenge = True
+            return AwaitChallenge(att.interface, r.reason)
         challenge = next(
             (e.challenge for e in msg.extensions if isinstance(e, MobileForeignChallengeExtension)),
             None,
@@ -947,6 +1028,7 @@ class RegistrationClient:
                 self.binding = None
             if self.keys is not None and self.binding is None:
                 self.keys.forget()  # the home agent forgets it with the binding (RFC 3957)
+                self.fa_key = None  # and the foreign agent with the visitor
             if self.config.assigned_address and self.binding is None:
                 # RFC 2794 §2: the assigned address goes back to the pool with the binding.
                 released = self.home_address
@@ -992,6 +1074,8 @@ class RegistrationClient:
                 Log("mn.key_installed", {"spi": offer.association.spi, "lifetime": lifetime})
             )
             self.counters.event("aaa_keys")
+        if att.kind is AttachmentKind.FOREIGN_AGENT and self.keys is not None:
+            self._take_fa_key(msg, att, out)  # RFC 3957 MN-FA key
         if granted >= INFINITE_LIFETIME:
             expires = renew = None
         else:

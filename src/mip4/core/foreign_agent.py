@@ -56,6 +56,12 @@ decides: Accept relays it, Reject answers 108, no answer 66. A retransmitted cop
 held request (same NAI or home address, Identification, challenge and MN-AAA
 authenticator, on the same link) is dropped and counted ``duplicate_request``: its
 challenge was spent by its first copy, and the one reply relayed for that copy answers it.
+RFC 3957 MN-FA keys: when the held request asks for one (extension 40, AAA subtype) and
+the Access-Accept carries it (``Authorization.mn_fa_*``), the agent keeps it until the home
+agent's reply; an accepted reply goes to the node with the MN-FA Key Generation Nonce Reply
+(41) and MN-FA computed with the key, and the key becomes the node's MN-FA association here
+(under its NAI), checked on its later requests and removed with the visitor. A request that
+asks for a new key with MN-AAA needs no MN-FA when the only association is one learnt so.
 
 **Timers**: pending entries older than ``pending_timeout`` are answered with 78
 (registration timeout); visitors whose granted lifetime ran out are removed silently

@@ -36,7 +36,12 @@ coordinator's transition table, with the actions to emit once the transition is 
   secret and no MN-HA association asks for a key in its requests (extension 42, no MN-HA)
   until it has a valid one; the reply's nonce (extension 43) gives the key that must verify
   the reply's MN-HA authenticator, and the accepted key signs the following requests until
-  it expires or the binding ends.
+  it expires or the binding ends. Such a node also asks a foreign agent it has no key for
+  for an MN-FA key (extension 40, before MN-AAA); the accepted reply's nonce (41) gives the
+  key that must verify the reply's MN-FA authenticator (a mismatch is counted
+  ``aaa_fa_key_mismatch`` and the key not used); it signs the requests through that agent
+  (MN-FA, last) until the binding ends or the node attaches elsewhere, and a 67 to a request
+  signed with it (the agent lost it) makes the node ask again.
 * The home agent has no key for the node (issue 10/11, ``Reaction.RETRY_AAA``): a 131
   without an MN-HA extension, to a node with an NAI and an MN-AAA secret, is taken
   unauthenticated -- the home agent cannot sign it, and all it can make the node do is

@@ -70,7 +70,6 @@ from __future__ import annotations
 import random
 from ipaddress import IPv4Address
 
-from mip4.security.aaa_keys import derived_association
 from mip4.security.auth import (
     GENERALIZED,
     AuthenticationError,
@@ -83,13 +82,7 @@ from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
-from mip4.wire.ext_keys import (
-    AAA_SUBTYPE,
-    AAAKeyGenNonce,
-    MNFAKeyGenNonceReply,
-    MNFAKeyGenNonceRequest,
-    MNHAKeyGenNonceRequest,
-)
+from mip4.wire.ext_keys import AAA_SUBTYPE, MNFAKeyGenNonceRequest, MNHAKeyGenNonceRequest
 from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
@@ -460,21 +453,9 @@ class RegistrationClient:
     def _take_fa_key(self, msg: RegistrationReply, att: Attachment, out: list[Action]) -> None:
         """RFC 3957: the MN-FA key the reply's nonce (extension 41, AAA subtype) gives,
         once the reply's MN-FA authenticator verifies with it."""
-        agent, secret, nai = att.agent, self.config.mn_aaa_secret, self.config.nai
-        body = next(
-            (
-                e.body
-                for e in msg.extensions
-                if isinstance(e, MNFAKeyGenNonceReply) and isinstance(e.body, AAAKeyGenNonce)
-            ),
-            None,
-        )
-        if agent is None or secret is None or nai is None or body is None or not body.nonce:
-            return
-        try:
-            sa = derived_association(secret, body.nonce, nai, body.node_spi)
-        except ValueError:  # an SPI below 256
-            self.counters.event("aaa_fa_key_mismatch")
+        agent = att.agent
+        sa = self.keys.fa_candidate(msg) if self.keys is not None else None
+        if agent is None or sa is None:
             return
 
         def lookup(spi: int) -> SecurityAssociation | None:

@@ -224,3 +224,19 @@ def test_retransmission_while_aaa_is_slow_is_not_denied_and_the_node_registers()
     # registration asked the AAA server once, and each got one answer
     assert replies_to_mn(w) == [ReplyCode.HA_IDENTIFICATION_MISMATCH, ReplyCode.ACCEPTED]
     assert len(w.asked) == 2 and w.mn.registered and w.mn.home_address in POOL
+
+
+def test_retransmissions_with_timestamps_while_aaa_is_slow_get_no_106() -> None:
+    """With timestamps (the default, and the only replay method a key from AAA has) a
+    retransmission is a new registration (RFC 5944 §3.6.3) -- but one answering the
+    challenge its first copy spent would get 106: through an agent that challenges the
+    node resends the request unchanged (the same Identification and challenge), which the
+    agent drops while it holds the first for the AAA server; the one reply registers it."""
+    w = AaaWorld()
+    w.quiet_until = 3.5
+    w.move("A")
+    w.run_serving(15)
+    sent = [p.payload for p in w.requests_from_mn()]
+    assert len(sent) >= 2 and len(set(sent)) == 1
+    assert w.fa1.counters.discarded["duplicate_request"] == len(sent) - 1
+    assert replies_to_mn(w) == [ReplyCode.ACCEPTED] and len(w.asked) == 1

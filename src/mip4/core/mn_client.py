@@ -15,7 +15,9 @@ coordinator's transition table, with the actions to emit once the transition is 
   signed with the MN-HA authenticator (§3.6.1.3); extensions for the foreign agent only
   (challenge, RFC 4721 §3.2; Encapsulating Delivery Style, RFC 3024 §3.3) follow it.
 * Retransmission (§3.6.3): after ``retransmit_initial``, doubling up to a bound; with
-  timestamps each retransmission is a new registration with a new Identification.
+  timestamps each retransmission is a new registration with a new Identification -- except
+  a request answering a foreign agent's challenge, resent unchanged (a new registration
+  would answer the challenge its first copy spent: 106, RFC 4721 §3.2).
 * Replies (§3.6.2.1): used only if the home address and the low 32 bits of the
   Identification match the outstanding request and, unless it is a foreign agent's denial
   without one, the MN-HA authenticator verifies. Each code's reaction is data
@@ -539,7 +541,7 @@ class RegistrationClient:
         if p.request.lifetime:
             cap = min(cap, max(float(p.request.lifetime), self.config.retransmit_initial))
         p.timeout = min(p.timeout * 2.0, cap)
-        if self._replay_method is ReplayMethod.TIMESTAMPS:
+        if self._replay_method is ReplayMethod.TIMESTAMPS and not self._answers_challenge(p):
             # RFC 5944 §3.6.3: with timestamps a retransmission is a new registration with
             # a new Identification.
             req = p.request
@@ -560,6 +562,19 @@ class RegistrationClient:
             )
         )
         return None
+
+    @staticmethod
+    def _answers_challenge(p: PendingRequest) -> bool:
+        """The outstanding request answers a foreign agent's challenge (RFC 4721): a new
+        registration built again from the same attachment would answer it a second time,
+        which the agent refuses (106, §3.2) -- its first copy spent it. The request is
+        resent unchanged instead: the agent recognises the copy of a request it holds for
+        the home AAA server and drops it, the one reply answering both
+        (:mod:`mip4.core.foreign_agent`); a challenge that went stale meanwhile gets 106,
+        and the node fetches a fresh one (``NEW_CHALLENGE``)."""
+        return p.attachment.kind is AttachmentKind.FOREIGN_AGENT and any(
+            isinstance(e, MobileForeignChallengeExtension) for e in p.request.extensions
+        )
 
     def binding_expired(self, now: float, out: list[Action]) -> bool:
         """Drop the binding when its lifetime ran out; ``True`` if it did."""

@@ -18,6 +18,7 @@ from mip4.dataplane.common import Encapsulation, Tunnel
 from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.io.netns import Netns, entered
 from mip4.io.rawsock import open_udp_control, recv_udp
+from mip4.wire.packets import ipv4_udp_packet
 
 from .test_forwarder import IX, IY, Tunnelled, X, Y
 from .test_forwarder import tunnelled as tunnelled  # the fixture
@@ -105,6 +106,12 @@ def test_visitor_traffic_counts_inner_datagrams_both_ways(
         # only visitors count: not Y's own source, not at the home agent's end
         assert t.fy.visitor_traffic(IY) is None
         assert t.fx.visitor_traffic(HOME) is None and t.fx.visitors_traffic() == {}
+        # a buffered arrival (handover, io/edge.py) delivered later counts as output too
+        held = ipv4_udp_packet(IX, HOME, 4001, 4000, bytes(50))
+        t.fy.deliver("y1", z.link_address("z0"), memoryview(held))
+        _pump_until(t, lambda: bool(recv_udp(at_z)))
+        expected = (expected[0], expected[1] + len(held), expected[2], expected[3] + 1)
+        assert len(held) == UDP_IP + 50 and t.fy.visitor_traffic(HOME) == expected
         # the counters outlive the visitor entry (the Stop of a deregistration is built
         # after the entry is gone), and traffic for a departed visitor is not counted
         t.fy.table.set_visitor(HOME, None)

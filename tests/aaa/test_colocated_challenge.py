@@ -95,6 +95,25 @@ def test_colocated_node_first_registration_through_aaa_with_the_home_agents_chal
     assert all(challenge_in(r) is None for r in requests_from_mn(w)[2:])
 
 
+def test_colocated_retransmission_while_aaa_is_slow_is_a_copy_the_home_agent_drops() -> None:
+    w = HaAaaWorld()
+    serve = w.serve_aaa
+
+    def slow() -> None:
+        if w.now >= 4.0:  # the node retransmits after 1 s and 2 s more
+            serve()
+
+    w.serve_aaa = slow  # type: ignore[method-assign]
+    w.move("C")
+    w.run_serving(15)
+    assert w.mn.registered
+    assert replies_to_mn(w) == [ReplyCode.HA_MN_FAILED_AUTH, ReplyCode.ACCEPTED]
+    answered = [r for r in requests_from_mn(w) if challenge_in(r) is not None]
+    assert len(answered) >= 2 and len({r.raw for r in answered}) == 1  # resent unchanged
+    assert w.ha.counters.snapshot()["discarded"]["duplicate_request"] == len(answered) - 1
+    assert len(w.asked["ha"]) == 1
+
+
 def test_colocated_node_without_a_key_gets_one_from_aaa_on_its_first_registration() -> None:
     w = KeysWorld(key_lifetime=None)
     w.move("C")

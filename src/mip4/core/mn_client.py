@@ -16,8 +16,9 @@ coordinator's transition table, with the actions to emit once the transition is 
   (challenge, RFC 4721 §3.2; Encapsulating Delivery Style, RFC 3024 §3.3) follow it.
 * Retransmission (§3.6.3): after ``retransmit_initial``, doubling up to a bound; with
   timestamps each retransmission is a new registration with a new Identification -- except
-  a request answering a foreign agent's challenge, resent unchanged (a new registration
-  would answer the challenge its first copy spent: 106, RFC 4721 §3.2).
+  a request answering a challenge (a foreign agent's, or the home agent's for a co-located
+  node), resent unchanged (a new registration would answer the challenge its first copy
+  spent: 106, RFC 4721 §3.2; 131 from the home agent).
 * Replies (§3.6.2.1): used only if the home address and the low 32 bits of the
   Identification match the outstanding request and, unless it is a foreign agent's denial
   without one, the MN-HA authenticator verifies. Each code's reaction is data
@@ -565,14 +566,15 @@ class RegistrationClient:
 
     @staticmethod
     def _answers_challenge(p: PendingRequest) -> bool:
-        """The outstanding request answers a foreign agent's challenge (RFC 4721): a new
-        registration built again from the same attachment would answer it a second time,
-        which the agent refuses (106, §3.2) -- its first copy spent it. The request is
-        resent unchanged instead: the agent recognises the copy of a request it holds for
-        the home AAA server and drops it, the one reply answering both
-        (:mod:`mip4.core.foreign_agent`); a challenge that went stale meanwhile gets 106,
-        and the node fetches a fresh one (``NEW_CHALLENGE``)."""
-        return p.attachment.kind is AttachmentKind.FOREIGN_AGENT and any(
+        """The outstanding request answers a challenge (RFC 4721) -- a foreign agent's, or
+        for a co-located node its home agent's: a new registration built again from the
+        same attachment would answer it a second time, which the agent refuses (106, §3.2;
+        131 from the home agent) -- its first copy spent it. The request is resent
+        unchanged instead: the agent recognises the copy of a request it holds for the home
+        AAA server and drops it, the one reply answering both
+        (:mod:`mip4.core.foreign_agent`, :mod:`mip4.core.ha_aaa`); a challenge that went
+        stale meanwhile is refused, and the node gets a fresh one."""
+        return p.attachment.kind is not AttachmentKind.HOME and any(
             isinstance(e, MobileForeignChallengeExtension) for e in p.request.extensions
         )
 

@@ -180,16 +180,18 @@ def test_home_agent_chosen_by_aaa_and_key_from_aaa(keys_radius: FreeRadius) -> N
 
 
 def mn_fa_dictionary(tmp_path: Path) -> object:
-    """mip4's client dictionary with the MN-FA key attributes added (what
-    ``mip4/data/radius-dictionary`` is to carry; see MN_FA_KEY_ATTRIBUTES)."""
+    """mip4's client dictionary, which carries the MN-FA key attributes as
+    MN_FA_KEY_ATTRIBUTES (what FreeRADIUS's generated dictionary gets) defines them."""
+    from importlib import resources
+
     from mip4.aaa.attributes import MN_FA_KEY_ATTRIBUTES
     from mip4.io.radius import load_dictionary
 
-    extra = tmp_path / "dictionary.mn-fa"
-    extra.write_text(MN_FA_KEY_ATTRIBUTES)
-    d = load_dictionary()
-    d.ReadDictionary(str(extra))
-    return d
+    shipped = (resources.files("mip4") / "data" / "radius-dictionary").read_text()
+    for line in MN_FA_KEY_ATTRIBUTES.splitlines():
+        if line.startswith("ATTRIBUTE"):
+            assert line in shipped, f"mip4/data/radius-dictionary lacks: {line}"
+    return load_dictionary()
 
 
 def test_freeradius_derives_an_mn_fa_key_for_a_foreign_agent_only(tmp_path: Path) -> None:

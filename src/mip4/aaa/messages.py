@@ -54,6 +54,9 @@ class TerminateCause(enum.IntEnum):
     SESSION_TIMEOUT = 5
     #: revoked by an agent (RFC 3543) or by the operator
     ADMIN_RESET = 6
+    #: the agent was stopped by its operator (a clean shutdown: "Administrator is ending
+    #: service on the NAS")
+    ADMIN_REBOOT = 7
     #: the agent itself stopped
     NAS_REQUEST = 10
 

@@ -18,6 +18,7 @@ from mip4.lab.configs import (
     FA_HA_KEY,
     FA_HA_SPI,
     LAB_KEY,
+    LAB_MN_FA_SPI,
     LAB_ROLES,
     LAB_SPI,
     radius_address,
@@ -75,6 +76,7 @@ def test_lab_radius_serves_the_demo_node_and_derives_its_key(tmp_path: Path) -> 
     assert (sub.home_address, sub.home_agent) == (lab.address("mn"), lab.address("ha"))
     # RFC 3957: no static key; the server derives one at each Access-Accept
     assert (sub.mn_ha_spi, sub.mn_ha_key, sub.derive_mn_ha_key) == (LAB_SPI, None, True)
+    assert sub.mn_fa_spi == LAB_MN_FA_SPI  # and an MN-FA key for each foreign agent
     users = users_file(cfg)
     assert "Mip4-MN-HA-Shared-Key" not in users and LAB_KEY.hex() not in users
     assert f"3GPP2-MN-HA-SPI = {LAB_SPI}" in users

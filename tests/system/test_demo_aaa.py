@@ -26,13 +26,14 @@ import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from mip4.io.netns import list_netns, netns_pids
 from mip4.lab.build import Lab
-from mip4.lab.configs import FA_HA_KEY, FA_HA_SPI, LAB_SPI, RADIUS_NODE
+from mip4.lab.configs import FA_HA_KEY, FA_HA_SPI, LAB_MN_FA_SPI, LAB_SPI, RADIUS_NODE
 from mip4.lab.demo import run_demo
 from mip4.lab.radius import (
     LAB_MN_AAA_SECRET,
@@ -44,7 +45,15 @@ from mip4.lab.radius import (
 from mip4.lab.scenario import Settings
 from mip4.lab.topology import AAA
 from mip4.security.aaa_keys import derived_association
-from mip4.security.auth import FA_HA, MN_HA, covered_bytes, verify, verify_mn_aaa
+from mip4.security.auth import (
+    FA_HA,
+    MN_FA,
+    MN_HA,
+    AuthenticationError,
+    covered_bytes,
+    verify,
+    verify_mn_aaa,
+)
 from mip4.security.sa import SecurityAssociation
 from mip4.wire import MobileNodeNAIExtension
 from mip4.wire.ext_auth import GeneralizedAuthExtension
@@ -100,40 +109,78 @@ class MnAaaRequest:
     nai: str
 
 
-def fa_ha_lookup(spi: int) -> SecurityAssociation | None:
-    return SecurityAssociation(spi=FA_HA_SPI, key=FA_HA_KEY) if spi == FA_HA_SPI else None
+#: a registration message of the capture, decoded by mip4
+Registration = RegistrationRequest | RegistrationReply
 
 
-def check_key_frame(frame: str, payload: bytes) -> RegistrationRequest | RegistrationReply:
-    """One frame tshark cannot dissect because it carries an RFC 3957 extension, decoded by
-    mip4 from its raw UDP payload: every extension known and every byte accounted for (the
-    decoded message re-encodes to exactly the captured bytes), and every authenticator the
-    test can check verifies (raises otherwise)."""
-    msg = decode_message(payload)
-    assert isinstance(msg, RegistrationRequest | RegistrationReply), (frame, msg)
-    assert msg.encode() == payload, frame  # lengths consumed exactly, nothing left over
-    assert not [e for e in msg.extensions if isinstance(e, RawExtension)], (frame, msg)
-    types = {e.TYPE for e in msg.extensions}
-    assert types & KEY_EXTENSIONS, frame
-    nai = [e.nai for e in msg.extensions if isinstance(e, MobileNodeNAIExtension)]
-    assert nai == [LAB_NAI.encode()], (frame, nai)
-    if isinstance(msg, RegistrationRequest):
-        (req,) = [e for e in msg.extensions if isinstance(e, KeyGenNonceRequest)]
-        assert (req.TYPE, req.subtype) == (42, AAA_SUBTYPE), (frame, req)
-        # RFC 4721 §7: the MN-AAA authenticator, with the node's secret
-        verify_mn_aaa(msg, chap_key=LAB_MN_AAA_SECRET.encode())
-    else:
-        (rep,) = [e for e in msg.extensions if isinstance(e, KeyGenNonceReply)]
-        assert (rep.TYPE, rep.subtype) == (43, AAA_SUBTYPE), (frame, rep)
-        assert isinstance(rep.body, AAAKeyGenNonce) and rep.body.node_spi == LAB_SPI
-        # RFC 3957: the MN-HA authenticator checks with the key derived from this nonce
-        sa = derived_association(
-            LAB_MN_AAA_SECRET.encode(), rep.body.nonce, LAB_NAI, rep.body.node_spi
-        )
-        verify(msg, MN_HA, lambda spi: sa if spi == sa.spi else None)
-    if FA_HA in types:  # between the agents: the FA-HA authenticator (RFC 5944 §3.5.4)
-        verify(msg, FA_HA, fa_ha_lookup)
-    return msg
+def verifies(msg: Registration, kind: int, keys: list[SecurityAssociation]) -> bool:
+    """Whether the authentication extension ``kind`` of ``msg`` checks with one of ``keys``
+    (over the bytes as captured)."""
+    for sa in keys:
+
+        def lookup(spi: int, sa: SecurityAssociation = sa) -> SecurityAssociation | None:
+            return sa if spi == sa.spi else None
+
+        try:
+            verify(msg, kind, lookup)
+        except AuthenticationError:
+            continue
+        return True
+    return False
+
+
+def check_key_frames(
+    frames: dict[str, bytes],
+) -> dict[str, RegistrationRequest | RegistrationReply]:
+    """The frames tshark cannot dissect because they carry an RFC 3957 extension, decoded
+    by mip4 from their raw UDP payloads: every extension known and every byte accounted for
+    (each decoded message re-encodes to exactly the captured bytes), and every
+    authenticator in them the test can check verifies -- MN-AAA with the node's secret,
+    MN-HA and MN-FA with the keys derived from the nonces captured in the replies (40-43),
+    FA-HA with the lab's key."""
+    decoded: dict[str, Registration] = {}
+    mn_ha: list[SecurityAssociation] = []  # RFC 3957: the keys the captured nonce replies give
+    mn_fa: list[SecurityAssociation] = []
+    for frame, payload in frames.items():
+        msg = decode_message(payload)
+        assert isinstance(msg, RegistrationRequest | RegistrationReply), (frame, msg)
+        assert msg.encode() == payload, frame  # lengths consumed exactly, nothing left over
+        assert not [e for e in msg.extensions if isinstance(e, RawExtension)], (frame, msg)
+        assert {e.TYPE for e in msg.extensions} & KEY_EXTENSIONS, frame
+        nai = [e.nai for e in msg.extensions if isinstance(e, MobileNodeNAIExtension)]
+        assert nai == [LAB_NAI.encode()], (frame, nai)
+        for e in msg.extensions:
+            if isinstance(e, KeyGenNonceRequest):
+                assert isinstance(msg, RegistrationRequest) and e.TYPE in (40, 42), (frame, e)
+                assert e.subtype == AAA_SUBTYPE, (frame, e)
+            elif isinstance(e, KeyGenNonceReply):
+                assert isinstance(msg, RegistrationReply) and e.TYPE in (41, 43), (frame, e)
+                assert e.subtype == AAA_SUBTYPE and isinstance(e.body, AAAKeyGenNonce)
+                spi = LAB_SPI if e.TYPE == 43 else LAB_MN_FA_SPI
+                assert e.body.node_spi == spi, (frame, e)
+                sa = derived_association(LAB_MN_AAA_SECRET.encode(), e.body.nonce, LAB_NAI, spi)
+                (mn_ha if e.TYPE == 43 else mn_fa).append(sa)
+        decoded[frame] = msg
+    assert mn_ha, "no MN-HA key generation nonce reply captured"
+    for frame, msg in decoded.items():
+        types = {e.TYPE for e in msg.extensions}
+        if isinstance(msg, RegistrationRequest) and GeneralizedAuthExtension.TYPE in types:
+            # RFC 4721 §7: the MN-AAA authenticator, with the node's secret
+            verify_mn_aaa(msg, chap_key=LAB_MN_AAA_SECRET.encode())
+        if MN_HA in types:  # RFC 3957: with a key derived from a captured nonce
+            assert verifies(msg, MN_HA, mn_ha), (frame, msg)
+        if MN_FA in types:
+            assert verifies(msg, MN_FA, mn_fa), (frame, msg)
+        if FA_HA in types:  # between the agents (RFC 5944 §3.5.4), with the lab's key
+            assert verifies(msg, FA_HA, [SecurityAssociation(spi=FA_HA_SPI, key=FA_HA_KEY)])
+        if not types & {MN_HA, MN_FA, GeneralizedAuthExtension.TYPE}:
+            # the only message without any: the key-less node's deregistration when it
+            # finds itself at home at start (no challenge there; the home agent denies it,
+            # 131) -- nothing else may go unauthenticated
+            assert isinstance(msg, RegistrationRequest), (frame, msg)
+            assert types == {MobileNodeNAIExtension.TYPE, 42}, (frame, msg)
+            assert msg.lifetime == 0 and msg.home_address == IPv4Address(0), (frame, msg)
+    return decoded
 
 
 def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
@@ -170,6 +217,10 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert given["nai"] == LAB_NAI
     assert given["home_address"] == HOME_ADDRESS and given["home_agent"] == "10.1.0.2"
     assert given["keys"] and {k["spi"] for k in given["keys"]} == {LAB_SPI}, given
+    # and an MN-FA key at each foreign agent (RFC 3957)
+    assert {(k["spi"], k["agent"]) for k in given["fa_keys"]} == {
+        (LAB_MN_FA_SPI, fa) for fa in fas
+    }, given
     assert given["configured"]["home_address"] is None
     assert given["configured"]["mn_ha_keys"] == 0
     # both home agents ran and answered their status
@@ -218,8 +269,16 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert len(key_frames) >= 4, key_frames
     assert {frame for frame, _ in bad} == set(key_frames), bad  # no other malformed frame
     assert all("Malformed Packet" in why for _, why in bad), bad
-    decoded = {frame: check_key_frame(frame, raw) for frame, raw in key_frames.items()}
+    decoded = check_key_frames(key_frames)
     assert {type(m) for m in decoded.values()} == {RegistrationRequest, RegistrationReply}
+    # the key the node was given: a request with MN-AAA and a nonce reply, both checked
+    assert [m for m in decoded.values() if isinstance(m, RegistrationReply) and m.code == 0]
+    assert [
+        m
+        for m in decoded.values()
+        if isinstance(m, RegistrationRequest)
+        and any(isinstance(e, GeneralizedAuthExtension) for e in m.extensions)
+    ]
 
     # the challenges the agents advertised (ICMP router discovery, RFC 4721 §2)
     challenges = {octets(c) for (c,) in tshark(pcap, "icmp.mip.challenge", ["icmp.mip.challenge"])}
@@ -247,7 +306,8 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
         f: (src, dst) for f, src, dst in tshark(pcap, "mip", ["frame.number", "ip.src", "ip.dst"])
     }
     for frame, msg in decoded.items():
-        if isinstance(msg, RegistrationRequest) and frame not in quoted:
+        with_mn_aaa = any(isinstance(e, GeneralizedAuthExtension) for e in msg.extensions)
+        if isinstance(msg, RegistrationRequest) and frame not in quoted and with_mn_aaa:
             (i,) = [
                 n for n, e in enumerate(msg.extensions) if isinstance(e, GeneralizedAuthExtension)
             ]

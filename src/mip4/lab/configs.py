@@ -44,6 +44,9 @@ from .radius import LAB_MN_AAA_SECRET, LAB_NAI, LAB_RADIUS_SECRET
 #: The MN-HA key of the lab (RFC 5944 §3.5.1: 128 bits for HMAC-MD5). Test material only.
 LAB_KEY = bytes(range(16))
 LAB_SPI = 256
+#: The SPI of the MN-FA keys the lab's FreeRADIUS derives for the AAA lab's node at each
+#: foreign agent (RFC 3957; issue 11).
+LAB_MN_FA_SPI = 258
 #: The FA-HA security associations of the AAA lab (RFC 5944 §3.5.1, for RFC 3543
 #: revocations): SPI and key between every foreign agent and every home agent. Test
 #: material only.

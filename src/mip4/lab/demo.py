@@ -298,7 +298,8 @@ def _run(
             progress(
                 f"AAA gave the mobile node home address {given.get('home_address')}, home agent"
                 f" {given.get('home_agent')}, MN-HA key(s) with SPI"
-                f" {[k['spi'] for k in given.get('keys', [])]}"
+                f" {[k['spi'] for k in given.get('keys', [])]}, MN-FA keys at"
+                f" {[k['agent'] for k in given.get('fa_keys', [])]}"
             )
         if aaa:
             asked = {n: a["access_requests"] for n, a in aaa["agents"].items()}
@@ -422,10 +423,10 @@ def aaa_summary(sc: Scenario) -> dict[str, Any]:
 
 def aaa_given(sc: Scenario) -> dict[str, Any]:
     """Issue 11: what the mobile node holds that its configuration does not give it --
-    the home address and home agent in its status (``mip4 status``), the MN-HA keys it
-    derived (their SPIs and lifetimes from its ``mn.key_installed`` log lines; the key
-    itself is never logged) -- beside what its file says (``configured``). Empty when the
-    node does not answer."""
+    the home address and home agent in its status (``mip4 status``), the MN-HA and MN-FA
+    keys it derived (their SPIs, lifetimes and agents from its ``mn.key_installed`` and
+    ``mn.fa_key_installed`` log lines; the keys themselves are never logged) -- beside what
+    its file says (``configured``). Empty when the node does not answer."""
     backend = sc.backend
     if not isinstance(backend, DaemonBackend):
         return {}
@@ -441,6 +442,11 @@ def aaa_given(sc: Scenario) -> dict[str, Any]:
         "keys": [
             {"spi": e.get("spi"), "lifetime": e.get("lifetime")}
             for e in backend.log_events("mn", "mn.key_installed")
+        ],
+        # RFC 3957 MN-FA keys, one per foreign agent that got one from AAA
+        "fa_keys": [
+            {"spi": e.get("spi"), "agent": e.get("agent")}
+            for e in backend.log_events("mn", "mn.fa_key_installed")
         ],
         "configured": {
             "home_address": file["mobile_node"].get("home_address"),

@@ -153,30 +153,3 @@ def _visitor_comes_and_goes(plane: BpfPlane, fast: FastPath) -> None:
     assert fast.visitor_traffic(OTHER) is None
     fast.reconcile(())
     assert fast.visitor_traffic(HOME) is None
-
-
-def test_node_io_sums_both_planes() -> None:
-    """``NodeIO.visitor_traffic`` (what accounting asks): the fast path's counts plus the
-    user-space plane's (its slow path), None when neither knows the visitor."""
-    from types import SimpleNamespace
-    from typing import Any, cast
-
-    from mip4.io.runtime import NodeIO
-
-    fast = {HOME: (100, 200, 1, 2)}
-    slow = {HOME: (1500, 0, 1, 0), OTHER: (10, 20, 1, 1)}
-    node = NodeIO(
-        netns=None,
-        interfaces=(),
-        udp=cast(Any, None),
-        executor=cast(Any, None),
-        fast_path=cast(Any, SimpleNamespace(visitor_traffic=fast.get)),
-        forwarder=cast(Any, SimpleNamespace(visitor_traffic=slow.get)),
-    )
-    assert node.visitor_traffic(HOME) == (1600, 200, 2, 2)
-    assert node.visitor_traffic(OTHER) == (10, 20, 1, 1)
-    assert node.visitor_traffic(A("10.0.0.7")) is None
-    node.fast_path = None
-    assert node.visitor_traffic(HOME) == (1500, 0, 1, 0)
-    node.forwarder = cast(Any, SimpleNamespace())  # a forwarder without counters
-    assert node.visitor_traffic(HOME) is None

@@ -286,31 +286,6 @@ class NodeIO:
         ``"userspace"``."""
         return "bpf" if self.fast_path is not None else "userspace"
 
-    # ---- issue 12 ("bpf" helper): a visitor's traffic through both planes --------------
-
-    def visitor_traffic(self, home: IPv4Address) -> tuple[int, int, int, int] | None:
-        """(input octets, output octets, input packets, output packets) of the foreign
-        agent's visitor ``home`` (:data:`mip4.io.radius.Traffic`): the fast path's counts
-        plus the user-space plane's (the slow path, or the only plane), each counted once.
-        None when neither plane knows the address."""
-        parts = []
-        if self.fast_path is not None:
-            parts.append(self.fast_path.visitor_traffic(home))
-        slow = getattr(self.forwarder, "visitor_traffic", None)  # the "acct" helper's
-        if slow is not None:
-            parts.append(slow(home))
-        known = [p for p in parts if p is not None]
-        if not known:
-            return None
-        return (
-            sum(p[0] for p in known),
-            sum(p[1] for p in known),
-            sum(p[2] for p in known),
-            sum(p[3] for p in known),
-        )
-
-    # ---- end issue 12 -------------------------------------------------------------------
-
     def current_links(self) -> list[LinkUp]:
         """``LinkUp`` for the control interfaces that are up now (watched ones only)."""
         return self.linkmon.current() if self.linkmon is not None else []

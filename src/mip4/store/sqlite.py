@@ -13,12 +13,15 @@ stores they already take (:mod:`mip4.core.bindings`):
 
 Each is a write-through cache: reads and expiry come from the in-memory store of
 :mod:`mip4.core.bindings` (the engines' speed does not change), every change is also
-written to the file. Writes go into one open transaction; :meth:`SqliteStore.commit`
-ends it. The daemon commits after each engine call and **before** it carries out the
-actions (the reply among them), so a reply never announces a registration that is not on
-disk. ``synchronous = "full"`` (the default) syncs the write-ahead log at each commit (a
-power loss keeps it); ``"normal"`` leaves that to the kernel (a killed daemon keeps it,
-a power loss may not).
+written to the file. A change is first kept as the row it will write (or the key it
+will delete), one per row key, so that a binding renewed twice before a commit is
+written once; :meth:`SqliteStore.commit` writes what is pending in one transaction (one
+``executemany`` per table and kind) and ends it. The daemon commits after the engine
+calls of one wakeup and **before** it carries out their actions (the replies among
+them), so a reply never announces a registration that is not on disk (group commit:
+:class:`mip4.daemon.run.TimedDriver`). ``synchronous = "full"`` (the default) syncs the
+write-ahead log at each commit (a power loss keeps it); ``"normal"`` leaves that to the
+kernel (a killed daemon keeps it, a power loss may not).
 
 Addresses are stored as 32-bit integers and the tables are ``WITHOUT ROWID`` (one B-tree
 per table, keyed by what the engines key them by): half the cost per write of text keys.
@@ -122,14 +125,30 @@ _SCHEMA = (
 )
 _TABLES = frozenset({"bindings", "replay", "assignments", "visitors"})
 
-_PUT_BINDING = "INSERT OR REPLACE INTO bindings VALUES (?,?,?,?,?,?,?,?,?,?)"
-_DEL_BINDING = "DELETE FROM bindings WHERE home_address = ? AND care_of_address = ?"
-_PUT_REPLAY = "INSERT OR REPLACE INTO replay VALUES (?,?,?,?)"
-_DEL_REPLAY = "DELETE FROM replay WHERE kind = ? AND identity = ?"
-_PUT_ASSIGNMENT = "INSERT OR REPLACE INTO assignments VALUES (?,?)"
-_DEL_ASSIGNMENT = "DELETE FROM assignments WHERE nai = ?"
-_PUT_VISITOR = "INSERT OR REPLACE INTO visitors VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_DEL_VISITOR = "DELETE FROM visitors WHERE home_address = ?"
+#: per table: the statement that writes a row, the one that deletes a row by its key,
+#: and how many leading columns of a row make its key
+_WRITES: dict[str, tuple[str, str, int]] = {
+    "bindings": (
+        "INSERT OR REPLACE INTO bindings VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "DELETE FROM bindings WHERE home_address = ? AND care_of_address = ?",
+        2,
+    ),
+    "replay": (
+        "INSERT OR REPLACE INTO replay VALUES (?,?,?,?)",
+        "DELETE FROM replay WHERE kind = ? AND identity = ?",
+        2,
+    ),
+    "assignments": (
+        "INSERT OR REPLACE INTO assignments VALUES (?,?)",
+        "DELETE FROM assignments WHERE nai = ?",
+        1,
+    ),
+    "visitors": (
+        "INSERT OR REPLACE INTO visitors VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "DELETE FROM visitors WHERE home_address = ?",
+        1,
+    ),
+}
 
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
@@ -164,6 +183,10 @@ class SqliteStore:
             _create(self.path)
         self._db = _open_checked(self.path, synchronous)
         self._in_transaction = False
+        #: per table: row key -> the row to write, or None to delete it, at the next commit
+        self._pending: dict[str, dict[tuple[object, ...], tuple[object, ...] | None]] = {
+            table: {} for table in _WRITES
+        }
         #: rows written since the store was opened (for the benchmark and status)
         self.writes = 0
         #: commits made since the store was opened
@@ -177,20 +200,55 @@ class SqliteStore:
 
     # -- transactions ---------------------------------------------------------------------
 
-    def execute(self, sql: str, params: tuple[object, ...]) -> None:
-        """One write, in the open transaction (begun here if none is)."""
-        if not self._in_transaction:
-            self._db.execute("BEGIN")
-            self._in_transaction = True
-        self._db.execute(sql, params)
+    def put(self, table: str, row: tuple[object, ...]) -> None:
+        """Write ``row`` at the next commit (replacing the row of the same key, and any
+        change of that key still pending)."""
+        self._pending[table][row[: _WRITES[table][2]]] = row
         self.writes += 1
 
+    def delete(self, table: str, key: tuple[object, ...]) -> None:
+        """Delete the row of ``key`` at the next commit."""
+        self._pending[table][key] = None
+        self.writes += 1
+
+    def _flush(self) -> None:
+        """Write what is pending into the open transaction (begun here if none is); it
+        stays pending until the commit succeeds (writing it again is harmless: each row
+        replaces or deletes the row of its key)."""
+        if not any(self._pending.values()):
+            return
+        db = self._db
+        if not self._in_transaction:
+            db.execute("BEGIN")
+            self._in_transaction = True
+        for table, pending in self._pending.items():
+            if not pending:
+                continue
+            put_sql, delete_sql, _ = _WRITES[table]
+            deletes = [key for key, row in pending.items() if row is None]
+            if deletes:
+                db.executemany(delete_sql, deletes)
+            if len(deletes) < len(pending):
+                db.executemany(put_sql, [row for row in pending.values() if row is not None])
+
     def commit(self) -> None:
-        """End the open transaction (nothing to do when nothing was written)."""
-        if self._in_transaction:
-            self._db.execute("COMMIT")
-            self._in_transaction = False
-            self.commits += 1
+        """Write what is pending and end the transaction (nothing to do when nothing was
+        written). When that fails the transaction is rolled back and what was pending
+        stays pending, for the next commit: the file keeps what the last commit wrote."""
+        try:
+            self._flush()
+            if self._in_transaction:
+                self._db.execute("COMMIT")
+                self._in_transaction = False
+                self.commits += 1
+        except BaseException:
+            if self._in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self._in_transaction = False
+            raise
+        for pending in self._pending.values():
+            pending.clear()
 
     @property
     def group_commit(self) -> bool:
@@ -203,7 +261,7 @@ class SqliteStore:
     @property
     def dirty(self) -> bool:
         """Writes are waiting for :meth:`commit`."""
-        return self._in_transaction
+        return self._in_transaction or any(self._pending.values())
 
     def close(self) -> None:
         """Commit what is pending and close the file."""
@@ -216,9 +274,11 @@ class SqliteStore:
         """Every row of ``table`` (tests, diagnostics)."""
         if table not in _TABLES:
             raise ValueError(f"no table {table!r}")
-        return list(self._db.execute(f"SELECT * FROM {table}"))
+        return self.query(f"SELECT * FROM {table}")
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
+        """Rows of ``sql``, pending writes included (they join the open transaction)."""
+        self._flush()
         return list(self._db.execute(sql))
 
     # -- times ----------------------------------------------------------------------------
@@ -316,16 +376,17 @@ def _open_checked(path: Path, synchronous: str) -> sqlite3.Connection:
 # ----------------------------------------------------------------------------------------
 
 
-class SqliteBindingStore:
+class SqliteBindingStore(InMemoryBindingStore):
     """The home agent's mobility bindings, replay state and NAI assignments, written
     through to :class:`SqliteStore` (a :class:`~mip4.core.bindings.BindingStore` and a
-    :class:`~mip4.core.bindings.HomeAgentStateStore`)."""
+    :class:`~mip4.core.bindings.HomeAgentStateStore`). It is the in-memory store itself
+    (reads cost what they cost without a file) whose changes are also written."""
 
     def __init__(self, owner: SqliteStore) -> None:
+        super().__init__()
         self._owner = owner
-        self._memory = InMemoryBindingStore()
         for row in owner.query("SELECT * FROM bindings"):
-            self._memory.put(self._decode(row))
+            InMemoryBindingStore.put(self, self._decode(row))
 
     def _decode(self, row: tuple[object, ...]) -> MobilityBinding:
         (hoa, coa, lifetime, registered, expires, ident, flags, encap, rev, source) = row
@@ -347,8 +408,8 @@ class SqliteBindingStore:
 
     def _write(self, b: MobilityBinding) -> None:
         o = self._owner
-        o.execute(
-            _PUT_BINDING,
+        o.put(
+            "bindings",
             (
                 int(b.home_address),
                 int(b.care_of_address),
@@ -363,43 +424,22 @@ class SqliteBindingStore:
             ),
         )
 
-    def _delete(self, removed: tuple[MobilityBinding, ...] | list[MobilityBinding]) -> None:
-        for b in removed:
-            self._owner.execute(_DEL_BINDING, (int(b.home_address), int(b.care_of_address)))
-
-    # -- BindingStore ---------------------------------------------------------------------
-
-    def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
-        return self._memory.bindings_of(home_address)
+    # -- BindingStore: the changes (reads and pop_expired, which removes through
+    # remove(), are the in-memory store's) ------------------------------------------------
 
     def put(self, binding: MobilityBinding) -> MobilityBinding | None:
-        old = self._memory.put(binding)
+        old = super().put(binding)
         self._write(binding)
         return old
 
     def remove(
         self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
     ) -> tuple[MobilityBinding, ...]:
-        removed = self._memory.remove(home_address, care_of_address)
-        self._delete(removed)
+        removed = super().remove(home_address, care_of_address)
+        delete = self._owner.delete
+        for b in removed:
+            delete("bindings", (int(b.home_address), int(b.care_of_address)))
         return removed
-
-    def next_expiry(self) -> float | None:
-        return self._memory.next_expiry()
-
-    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
-        expired = self._memory.pop_expired(now, limit)
-        self._delete(expired)
-        return expired
-
-    def mobile_nodes(self) -> int:
-        return self._memory.mobile_nodes()
-
-    def __iter__(self) -> Iterator[MobilityBinding]:
-        return iter(self._memory)
-
-    def __len__(self) -> int:
-        return len(self._memory)
 
     # -- HomeAgentStateStore --------------------------------------------------------------
 
@@ -418,12 +458,12 @@ class SqliteBindingStore:
     def put_replay(self, identity: IPv4Address | str, state: ReplayState) -> None:
         kind, text = _identity(identity)
         last = state.last_accepted
-        self._owner.execute(
-            _PUT_REPLAY, (kind, text, None if last is None else _to_i64(last), state.nonce)
+        self._owner.put(
+            "replay", (kind, text, None if last is None else _to_i64(last), state.nonce)
         )
 
     def remove_replay(self, identity: IPv4Address | str) -> None:
-        self._owner.execute(_DEL_REPLAY, _identity(identity))
+        self._owner.delete("replay", _identity(identity))
 
     def assignments(self) -> dict[str, IPv4Address]:
         return {
@@ -431,15 +471,16 @@ class SqliteBindingStore:
         }
 
     def put_assignment(self, nai: str, home_address: IPv4Address) -> None:
-        self._owner.execute(_PUT_ASSIGNMENT, (nai, int(home_address)))
+        self._owner.put("assignments", (nai, int(home_address)))
 
     def remove_assignment(self, nai: str) -> None:
-        self._owner.execute(_DEL_ASSIGNMENT, (nai,))
+        self._owner.delete("assignments", (nai,))
 
 
 def _identity(identity: IPv4Address | str) -> tuple[str, str]:
     if isinstance(identity, IPv4Address):
-        return ("address", str(identity))
+        a = int(identity)  # str(IPv4Address) costs several times this
+        return ("address", f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}")
     return ("nai", identity)
 
 
@@ -506,8 +547,8 @@ class SqliteVisitorStore:
     def put(self, entry: Visitor) -> Visitor | None:
         old = self._memory.put(entry)
         o = self._owner
-        o.execute(
-            _PUT_VISITOR,
+        o.put(
+            "visitors",
             (
                 int(entry.home_address),
                 entry.interface,
@@ -533,7 +574,7 @@ class SqliteVisitorStore:
     def remove(self, home_address: IPv4Address) -> Visitor | None:
         old = self._memory.remove(home_address)
         if old is not None:
-            self._owner.execute(_DEL_VISITOR, (int(home_address),))
+            self._owner.delete("visitors", (int(home_address),))
         return old
 
     def next_expiry(self) -> float | None:
@@ -542,7 +583,7 @@ class SqliteVisitorStore:
     def pop_expired(self, now: float) -> list[Visitor]:
         expired = self._memory.pop_expired(now)
         for v in expired:
-            self._owner.execute(_DEL_VISITOR, (int(v.home_address),))
+            self._owner.delete("visitors", (int(v.home_address),))
         return expired
 
     def __iter__(self) -> Iterator[Visitor]:

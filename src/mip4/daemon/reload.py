@@ -23,9 +23,16 @@ valid file is compared key by key with what runs (:func:`reload`):
   starts: ``max_lifetime``, the encapsulation and reverse-tunnel flags, intervals), the
   rest of the foreign agent's table and the mobile node's (their parts hold the configuration
   they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``, ``[store]``
-  (the agents' store file is open and restored from at start). A change
-  there is refused with one ``daemon.reload_refused`` line naming the key; the running
-  value stays, and the keys that can change still do.
+  (the agents' store file is open and restored from at start), the foreign agent's
+  ``[handoff]`` and the mobile node's ``[handover]``. A change there is refused with one
+  ``daemon.reload_refused`` line naming the key; the running value stays, and the keys
+  that can change still do.
+* ``[aaa]`` needs a restart too (:func:`aaa_changes`): the RADIUS client, its servers,
+  secrets and retransmission policy, and the Disconnect-Request socket are built once at
+  start (:mod:`mip4.daemon.aaa`). A change is refused naming the key (``aaa.servers``,
+  ``aaa.timeout``, ``aaa.retries``, ``aaa.nas_identifier``, ``aaa.disconnect_port``,
+  ``aaa.disconnect_address``); what ``[aaa]`` folds into the engine's table
+  (``accounting``, ``accounting_interval``, ``mn_aaa_secret``) is compared there.
 """
 
 from __future__ import annotations
@@ -39,9 +46,10 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.security.sa import SecurityAssociations
 
+from .aaa import AaaSettings
 from .config import DaemonConfig
 
-__all__ = ["ENGINE_TABLES", "IN_PLACE", "Reload", "changed_keys", "reload"]
+__all__ = ["ENGINE_TABLES", "IN_PLACE", "Reload", "aaa_changes", "changed_keys", "reload"]
 
 #: The engine table of each role.
 ENGINE_TABLES = {"ha": "home_agent", "fa": "foreign_agent", "mn": "mobile_node"}
@@ -68,7 +76,7 @@ IN_PLACE: dict[str, frozenset[str]] = {
 }
 
 #: Tables compared field by field whose every key needs a restart.
-RESTART_TABLES = ("io", "daemon", "snmp", "metrics", "store")
+RESTART_TABLES = ("io", "daemon", "snmp", "metrics", "store", "handoff", "handover")
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,42 @@ def changed_keys(table: str, old: object, new: object) -> list[str]:
         for f in dataclasses.fields(old)  # type: ignore[arg-type]
         if getattr(old, f.name) != getattr(new, f.name)
     ]
+
+
+def _table_changes(name: str, old: object, new: object) -> list[str]:
+    """``changed_keys`` of an optional table: one present on one side only (or not a
+    table) is one key, ``name``."""
+    if old == new:
+        return []
+    if old is None or new is None or not dataclasses.is_dataclass(old):
+        return [name]
+    return changed_keys(name, old, new)
+
+
+def aaa_changes(old: AaaSettings | None, new: AaaSettings | None) -> list[str]:
+    """The ``[aaa]`` keys whose value differs between two loaded configurations
+    (``None``: no server configured)."""
+    if old == new:
+        return []
+    o_servers, n_servers = (old.servers if old else ()), (new.servers if new else ())
+    keys = []
+    if o_servers != n_servers:
+        keys.append("aaa.servers")
+    o_policy, n_policy = (old.policy if old else None), (new.policy if new else None)
+    if o_policy != n_policy:
+        if o_policy is None or n_policy is None or o_policy.timeout != n_policy.timeout:
+            keys.append("aaa.timeout")
+        if o_policy is None or n_policy is None or o_policy.retries != n_policy.retries:
+            keys.append("aaa.retries")
+    if (old.nas_identifier if old else None) != (new.nas_identifier if new else None):
+        keys.append("aaa.nas_identifier")
+    o_dis, n_dis = (old.disconnect if old else None), (new.disconnect if new else None)
+    if o_dis != n_dis:
+        if o_dis is None or n_dis is None or o_dis[1] != n_dis[1]:
+            keys.append("aaa.disconnect_port")
+        if o_dis is not None and n_dis is not None and o_dis[0] != n_dis[0]:
+            keys.append("aaa.disconnect_address")
+    return keys or ["aaa"]
 
 
 def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> None:
@@ -123,8 +167,9 @@ def reload(
     table = ENGINE_TABLES[role]
     refused: list[str] = []
     for name in RESTART_TABLES:
-        if hasattr(running.file, name):  # [store]: the agents only
-            refused += changed_keys(name, getattr(running.file, name), getattr(new.file, name))
+        if hasattr(running.file, name):  # [store]: the agents only; [handoff]: the FA's
+            refused += _table_changes(name, getattr(running.file, name), getattr(new.file, name))
+    refused += aaa_changes(running.aaa, new.aaa)
     old_engine: Any = engine.config
     new_engine: Any = getattr(new.file, table)
     engine_changes = changed_keys(table, old_engine, new_engine)

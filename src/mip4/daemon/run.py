@@ -90,7 +90,7 @@ from .control import (
 )
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
-from .validate import check_local_addresses
+from .validate import check_local_addresses, check_store  # check_store: the ops hook
 
 Engine = HomeAgent | ForeignAgent | MobileNode
 
@@ -788,6 +788,13 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
         print(f"mip4 {role}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if check_only:
+        # -- issue 15 (the ops helper's hook): the store file, read-only ----------------
+        try:
+            check_store(cfg)
+        except StoreError as e:
+            print(f"mip4 {role}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        # -- end of the ops helper's hook -------------------------------------------------
         for w in cfg.warnings:
             print(f"mip4 {role}: warning: {w}", file=sys.stderr)
         print(f"{config_path}: ok ({role}, control socket {cfg.control_socket(os.getpid())})")

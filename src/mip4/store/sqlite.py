@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -68,6 +70,7 @@ __all__ = [
     "SqliteStore",
     "SqliteVisitorStore",
     "StoreError",
+    "check_store_file",
 ]
 
 #: ``PRAGMA application_id`` of a mip4 store: "mip4" in ASCII.
@@ -316,39 +319,61 @@ def _create(path: Path) -> None:
                 os.unlink(f"{tmp}{suffix}")
 
 
-def _open_checked(path: Path, synchronous: str) -> sqlite3.Connection:
-    """Open ``path`` and check it is a mip4 store this code can use (:class:`StoreError`
-    otherwise; nothing is written to a file that fails a check)."""
+def _check_file(path: Path) -> None:
+    """What is checked before SQLite opens ``path`` (:class:`StoreError`)."""
     try:
         if not path.is_file():
             raise StoreError(f"{path}: not a regular file")
         if path.stat().st_size == 0 and not Path(f"{path}-wal").exists():
             raise StoreError(f"{path}: empty file (truncated?): not a mip4 store")
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open: {e.strerror or e}") from None
+
+
+def _check_contents(db: sqlite3.Connection, path: Path) -> None:
+    """The read-only checks of an open store (:class:`StoreError` naming ``path``;
+    SQLite's own errors pass through)."""
+    app = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if app != APPLICATION_ID:
+        raise StoreError(
+            f"{path}: not a mip4 store (SQLite application_id {app:#x}, "
+            f"expected {APPLICATION_ID:#x})"
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this mip4 understands "
+            f"({SCHEMA_VERSION}); refusing to use or overwrite it"
+        )
+    if version < 1:
+        raise StoreError(f"{path}: schema version {version}: not a complete mip4 store")
+    problems = [r[0] for r in db.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise StoreError(f"{path}: corrupt: {problems[0]}")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if _TABLES - tables:
+        raise StoreError(f"{path}: missing tables {sorted(_TABLES - tables)}")
+
+
+def _sqlite_error(path: Path, e: sqlite3.Error) -> StoreError:
+    if isinstance(e, sqlite3.OperationalError):
+        if "locked" in str(e):
+            return StoreError(f"{path}: in use by another process ({e})")
+        return StoreError(f"{path}: cannot read: {e}")
+    return StoreError(f"{path}: corrupt or not a database: {e}")
+
+
+def _open_checked(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open ``path`` and check it is a mip4 store this code can use (:class:`StoreError`
+    otherwise; nothing is written to a file that fails a check)."""
+    _check_file(path)
+    try:
         db = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
     except OSError as e:
         raise StoreError(f"{path}: cannot open: {e.strerror or e}") from None
     try:
         # Read-only checks first: nothing below writes before the file is known good.
-        app = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if app != APPLICATION_ID:
-            raise StoreError(
-                f"{path}: not a mip4 store (SQLite application_id {app:#x}, "
-                f"expected {APPLICATION_ID:#x})"
-            )
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {version} is newer than this mip4 understands "
-                f"({SCHEMA_VERSION}); refusing to use or overwrite it"
-            )
-        if version < 1:
-            raise StoreError(f"{path}: schema version {version}: not a complete mip4 store")
-        problems = [r[0] for r in db.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise StoreError(f"{path}: corrupt: {problems[0]}")
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if _TABLES - tables:
-            raise StoreError(f"{path}: missing tables {sorted(_TABLES - tables)}")
+        _check_contents(db, path)
         db.execute("PRAGMA locking_mode = EXCLUSIVE")
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
@@ -360,15 +385,52 @@ def _open_checked(path: Path, synchronous: str) -> sqlite3.Connection:
     except StoreError:
         db.close()
         raise
-    except sqlite3.OperationalError as e:
+    except sqlite3.Error as e:
         db.close()
-        if "locked" in str(e):
-            raise StoreError(f"{path}: in use by another process ({e})") from None
-        raise StoreError(f"{path}: cannot read: {e}") from None
-    except sqlite3.DatabaseError as e:
-        db.close()
-        raise StoreError(f"{path}: corrupt or not a database: {e}") from None
+        raise _sqlite_error(path, e) from None
     return db
+
+
+def check_store_file(path: str | os.PathLike[str]) -> bool:
+    """``mip4 <role> --check``: the checks :class:`SqliteStore` makes at start, without
+    creating, locking or changing anything (:class:`StoreError` naming the file when the
+    daemon would refuse it). ``False`` when there is no file (the daemon will create
+    one), ``True`` when it is good.
+
+    The file is read with SQLite's ``immutable`` flag: no lock is taken (a running daemon
+    holds its store exclusively) and no ``-wal``/``-shm`` file is made. Changes still in
+    the write-ahead log of a daemon that was killed are not in the file itself; when
+    there is such a log, a copy of the file and its log in a private temporary directory
+    is opened and checked too (SQLite replays the log into the copy)."""
+    p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        return False
+    _check_file(p)
+    try:
+        _check_readonly(p, p.absolute().as_uri() + "?immutable=1")
+        wal = Path(f"{p}-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            with tempfile.TemporaryDirectory(prefix="mip4-store-check-") as tmp:
+                copy = Path(tmp) / "store.db"
+                shutil.copyfile(p, copy)
+                shutil.copyfile(wal, f"{copy}-wal")
+                _check_readonly(p, copy.as_uri())
+    except OSError as e:
+        raise StoreError(f"{p}: cannot read: {e.strerror or e}") from None
+    return True
+
+
+def _check_readonly(path: Path, uri: str) -> None:
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as e:
+        raise _sqlite_error(path, e) from None
+    try:
+        _check_contents(db, path)
+    except sqlite3.Error as e:
+        raise _sqlite_error(path, e) from None
+    finally:
+        db.close()
 
 
 # ----------------------------------------------------------------------------------------

@@ -18,11 +18,21 @@ valid file is compared key by key with what runs (:func:`reload`):
 * The foreign agent's ``max_pending``, ``pending_timeout``, ``require_mn_fa_auth`` and
   ``require_nai`` change in place (read at each request); visitors and pending requests
   already accepted stay.
+* The mobile node's ``lifetime`` (asked for from the next request on; the binding held
+  stays as granted), its retransmission, back-off and renewal timers
+  (``retransmit_initial``, ``retransmit_max``, ``retransmit_limit``, ``renew_fraction``,
+  ``denial_backoff``, ``denial_backoff_max``, ``failed_retry``), its correction and
+  redirect limits and ``on_revocation`` change in place
+  (:meth:`~mip4.core.mobile_node.MobileNode.reconfigure`): read when they are used.
+* ``daemon.log_level`` changes in place for every role (the level of the ``mip4``
+  loggers); the other ``[daemon]`` keys (log format and target, name, control socket,
+  uvloop) need a restart.
 * Every other key needs a restart: the addresses, interfaces and sockets the daemon opened,
   what its agent advertisements carry (their settings are fixed when the advertiser
   starts: ``max_lifetime``, the encapsulation and reverse-tunnel flags, intervals), the
-  rest of the foreign agent's table and the mobile node's (their parts hold the configuration
-  they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``, ``[store]``
+  rest of the foreign agent's table and the mobile node's (its home address and agent,
+  flags, discovery: its parts hold them from the start), and ``[io]``, ``[snmp]``,
+  ``[metrics]``, ``[store]``
   (the agents' store file is open and restored from at start), the foreign agent's
   ``[handoff]`` and the mobile node's ``[handover]``. A change there is refused with one
   ``daemon.reload_refused`` line naming the key; the running value stays, and the keys
@@ -38,6 +48,7 @@ valid file is compared key by key with what runs (:func:`reload`):
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +60,15 @@ from mip4.security.sa import SecurityAssociations
 from .aaa import AaaSettings
 from .config import DaemonConfig
 
-__all__ = ["ENGINE_TABLES", "IN_PLACE", "Reload", "aaa_changes", "changed_keys", "reload"]
+__all__ = [
+    "DAEMON_IN_PLACE",
+    "ENGINE_TABLES",
+    "IN_PLACE",
+    "Reload",
+    "aaa_changes",
+    "changed_keys",
+    "reload",
+]
 
 #: The engine table of each role.
 ENGINE_TABLES = {"ha": "home_agent", "fa": "foreign_agent", "mn": "mobile_node"}
@@ -72,11 +91,31 @@ IN_PLACE: dict[str, frozenset[str]] = {
     # max_visitors stays refused: it decides the advertised B flag (RFC 5944 §2.1.1), and
     # tests/daemon/test_reload.py holds that it needs a restart.
     "fa": frozenset({"max_pending", "pending_timeout", "require_mn_fa_auth", "require_nai"}),
-    "mn": frozenset(),
+    # the mobile node's registration client reads these when it builds a request, arms a
+    # retransmission, a back-off or the renewal (mip4.core.mn_client), and the node its
+    # reaction to a revocation: MobileNode.reconfigure
+    "mn": frozenset(
+        {
+            "lifetime",
+            "renew_fraction",
+            "retransmit_initial",
+            "retransmit_max",
+            "retransmit_limit",
+            "denial_backoff",
+            "denial_backoff_max",
+            "failed_retry",
+            "correction_limit",
+            "redirect_limit",
+            "on_revocation",
+        }
+    ),
 }
 
+#: ``[daemon]`` keys that change in place (every role): the level of the ``mip4`` loggers.
+DAEMON_IN_PLACE = frozenset({"log_level"})
+
 #: Tables compared field by field whose every key needs a restart.
-RESTART_TABLES = ("io", "daemon", "snmp", "metrics", "store", "handoff", "handover")
+RESTART_TABLES = ("io", "snmp", "metrics", "store", "handoff", "handover")
 
 
 @dataclass(frozen=True)
@@ -170,6 +209,12 @@ def reload(
         if hasattr(running.file, name):  # [store]: the agents only; [handoff]: the FA's
             refused += _table_changes(name, getattr(running.file, name), getattr(new.file, name))
     refused += aaa_changes(running.aaa, new.aaa)
+    old_daemon, new_daemon = running.file.daemon, new.file.daemon
+    daemon_changes = changed_keys("daemon", old_daemon, new_daemon)
+    daemon_keep = {k.split(".", 1)[1] for k in daemon_changes} - DAEMON_IN_PLACE
+    refused += [k for k in daemon_changes if k.split(".", 1)[1] in daemon_keep]
+    daemon_applied = [k for k in daemon_changes if k.split(".", 1)[1] not in daemon_keep]
+    daemon = dataclasses.replace(new_daemon, **{k: getattr(old_daemon, k) for k in daemon_keep})
     old_engine: Any = engine.config
     new_engine: Any = getattr(new.file, table)
     engine_changes = changed_keys(table, old_engine, new_engine)
@@ -186,6 +231,9 @@ def reload(
             new = dataclasses.replace(new, file=dataclasses.replace(new.file, **{table: merged}))
         mn_sa = new.mn_association()
     # everything checked: apply
+    if daemon_applied:
+        logging.getLogger("mip4").setLevel(daemon.log_level.value.upper())
+        applied += daemon_applied
     if sa_changed:
         applied.append("security_associations")
         if isinstance(engine, MobileNode):
@@ -197,9 +245,15 @@ def reload(
         engine.config = merged
     if applied and isinstance(engine, ForeignAgent):
         _reconfigure_foreign_agent(engine, merged)
+    if applied and isinstance(engine, MobileNode):
+        engine.reconfigure(merged)
     file = dataclasses.replace(
         running.file,
-        **{table: merged, "security_associations": new.file.security_associations},
+        **{
+            table: merged,
+            "security_associations": new.file.security_associations,
+            "daemon": daemon,
+        },
     )
     now_running = dataclasses.replace(
         running,

@@ -42,7 +42,9 @@ opened in exclusive locking mode: a second daemon on the same file fails to star
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import os
 import shutil
 import sqlite3
@@ -128,30 +130,42 @@ _SCHEMA = (
 )
 _TABLES = frozenset({"bindings", "replay", "assignments", "visitors"})
 
-#: per table: the statement that writes a row, the one that deletes a row by its key,
-#: and how many leading columns of a row make its key
-_WRITES: dict[str, tuple[str, str, int]] = {
-    "bindings": (
-        "INSERT OR REPLACE INTO bindings VALUES (?,?,?,?,?,?,?,?,?,?)",
-        "DELETE FROM bindings WHERE home_address = ? AND care_of_address = ?",
-        2,
-    ),
-    "replay": (
-        "INSERT OR REPLACE INTO replay VALUES (?,?,?,?)",
-        "DELETE FROM replay WHERE kind = ? AND identity = ?",
-        2,
-    ),
-    "assignments": (
-        "INSERT OR REPLACE INTO assignments VALUES (?,?)",
-        "DELETE FROM assignments WHERE nai = ?",
-        1,
-    ),
-    "visitors": (
-        "INSERT OR REPLACE INTO visitors VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        "DELETE FROM visitors WHERE home_address = ?",
-        1,
-    ),
+#: per table: its columns, and how many leading ones make a row's key
+_COLUMNS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "bindings": (10, ("home_address", "care_of_address")),
+    "replay": (4, ("kind", "identity")),
+    "assignments": (2, ("nai",)),
+    "visitors": (17, ("home_address",)),
 }
+_KEY_LENGTH = {table: len(key) for table, (_, key) in _COLUMNS.items()}
+#: rows per statement at most (SQLite allows 32,766 parameters since 3.32)
+_ROWS_PER_STATEMENT = 256
+
+
+@functools.lru_cache(maxsize=512)
+def _put_sql(table: str, rows: int) -> str:
+    """One statement that writes ``rows`` rows of ``table``: one step for SQLite, and one
+    release of Python's lock for the writer thread, instead of one per row."""
+    columns, _ = _COLUMNS[table]
+    one = "(" + ",".join("?" * columns) + ")"
+    return f"INSERT OR REPLACE INTO {table} VALUES " + ",".join([one] * rows)
+
+
+@functools.lru_cache(maxsize=512)
+def _delete_sql(table: str, rows: int) -> str:
+    _, key = _COLUMNS[table]
+    if len(key) == 1:
+        return f"DELETE FROM {table} WHERE {key[0]} IN ({','.join('?' * rows)})"
+    one = "(" + ",".join("?" * len(key)) + ")"
+    return f"DELETE FROM {table} WHERE ({','.join(key)}) IN (VALUES {','.join([one] * rows)})"
+
+
+def _chunks(rows: list[tuple[object, ...]]) -> Iterator[tuple[int, list[object]]]:
+    """(row count, their values in one flat list) per statement."""
+    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+        part = rows[i : i + _ROWS_PER_STATEMENT]
+        yield len(part), [v for row in part for v in row]
+
 
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
@@ -188,8 +202,12 @@ class SqliteStore:
         self._in_transaction = False
         #: per table: row key -> the row to write, or None to delete it, at the next commit
         self._pending: dict[str, dict[tuple[object, ...], tuple[object, ...] | None]] = {
-            table: {} for table in _WRITES
+            table: {} for table in _COLUMNS
         }
+        #: what failed commits of :meth:`start_commit` held, to be pending again
+        self._failed: list[dict[str, dict[tuple[object, ...], tuple[object, ...] | None]]] = []
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._inflight: concurrent.futures.Future[None] | None = None
         #: rows written since the store was opened (for the benchmark and status)
         self.writes = 0
         #: commits made since the store was opened
@@ -206,7 +224,7 @@ class SqliteStore:
     def put(self, table: str, row: tuple[object, ...]) -> None:
         """Write ``row`` at the next commit (replacing the row of the same key, and any
         change of that key still pending)."""
-        self._pending[table][row[: _WRITES[table][2]]] = row
+        self._pending[table][row[: _KEY_LENGTH[table]]] = row
         self.writes += 1
 
     def delete(self, table: str, key: tuple[object, ...]) -> None:
@@ -214,32 +232,35 @@ class SqliteStore:
         self._pending[table][key] = None
         self.writes += 1
 
-    def _flush(self) -> None:
-        """Write what is pending into the open transaction (begun here if none is); it
-        stays pending until the commit succeeds (writing it again is harmless: each row
-        replaces or deletes the row of its key)."""
-        if not any(self._pending.values()):
+    def _flush(
+        self, pending: dict[str, dict[tuple[object, ...], tuple[object, ...] | None]]
+    ) -> None:
+        """Write ``pending`` into the open transaction (begun here if none is); it stays
+        pending until the commit succeeds (writing it again is harmless: each row replaces
+        or deletes the row of its key)."""
+        if not any(pending.values()):
             return
         db = self._db
         if not self._in_transaction:
             db.execute("BEGIN")
             self._in_transaction = True
-        for table, pending in self._pending.items():
-            if not pending:
+        for table, rows in pending.items():
+            if not rows:
                 continue
-            put_sql, delete_sql, _ = _WRITES[table]
-            deletes = [key for key, row in pending.items() if row is None]
-            if deletes:
-                db.executemany(delete_sql, deletes)
-            if len(deletes) < len(pending):
-                db.executemany(put_sql, [row for row in pending.values() if row is not None])
+            deletes = [key for key, row in rows.items() if row is None]
+            for n, values in _chunks(deletes):
+                db.execute(_delete_sql(table, n), values)
+            if len(deletes) < len(rows):
+                puts = [row for row in rows.values() if row is not None]
+                for n, values in _chunks(puts):
+                    db.execute(_put_sql(table, n), values)
 
-    def commit(self) -> None:
-        """Write what is pending and end the transaction (nothing to do when nothing was
-        written). When that fails the transaction is rolled back and what was pending
-        stays pending, for the next commit: the file keeps what the last commit wrote."""
+    def _commit(
+        self, pending: dict[str, dict[tuple[object, ...], tuple[object, ...] | None]]
+    ) -> None:
+        """Write ``pending`` and end the transaction; on an error roll back and raise."""
         try:
-            self._flush()
+            self._flush(pending)
             if self._in_transaction:
                 self._db.execute("COMMIT")
                 self._in_transaction = False
@@ -250,8 +271,60 @@ class SqliteStore:
                     self._db.execute("ROLLBACK")
                 self._in_transaction = False
             raise
+
+    def commit(self) -> None:
+        """Write what is pending and end the transaction (nothing to do when nothing was
+        written), after any commit :meth:`start_commit` began. When that fails the
+        transaction is rolled back and what was pending stays pending, for the next
+        commit: the file keeps what the last commit wrote."""
+        self.wait()
+        self._take_back_failed()
+        self._commit(self._pending)
         for pending in self._pending.values():
             pending.clear()
+
+    # -- commits off the caller's thread (the daemon's group commit) ----------------------
+
+    def start_commit(self) -> concurrent.futures.Future[None] | None:
+        """Begin committing what is pending in the store's writer thread and return at
+        once (``None``: nothing to commit); the future is done when it is on disk, or
+        holds the error. Changes made meanwhile are pending for the next commit. Commits
+        end in the order they began; a failed one's changes are pending again for the
+        next (where a later change of the same row wins). SQLite leaves Python's lock
+        while it writes and syncs: the caller's thread runs on."""
+        self._take_back_failed()
+        if not self.dirty:
+            return None
+        snapshot = self._pending
+        self._pending = {table: {} for table in _COLUMNS}
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(1, "mip4-store")
+        self._inflight = self._writer.submit(self._commit_in_background, snapshot)
+        return self._inflight
+
+    def _commit_in_background(
+        self, snapshot: dict[str, dict[tuple[object, ...], tuple[object, ...] | None]]
+    ) -> None:
+        try:
+            self._commit(snapshot)
+        except BaseException:
+            self._failed.append(snapshot)  # taken back by the next commit
+            raise
+
+    def _take_back_failed(self) -> None:
+        while self._failed:
+            snapshot = self._failed.pop(0)
+            for table, rows in snapshot.items():
+                pending = self._pending[table]
+                for key, row in rows.items():
+                    pending.setdefault(key, row)
+
+    def wait(self) -> None:
+        """Wait until the commits :meth:`start_commit` began are done (their errors are
+        their futures')."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            concurrent.futures.wait([inflight])
 
     @property
     def group_commit(self) -> bool:
@@ -263,14 +336,20 @@ class SqliteStore:
 
     @property
     def dirty(self) -> bool:
-        """Writes are waiting for :meth:`commit`."""
-        return self._in_transaction or any(self._pending.values())
+        """Writes are waiting for a commit (not counting those a commit in flight has)."""
+        if self._failed or any(self._pending.values()):
+            return True
+        inflight = self._inflight  # its transaction is the writer thread's
+        return self._in_transaction and (inflight is None or inflight.done())
 
     def close(self) -> None:
         """Commit what is pending and close the file."""
         try:
             self.commit()
         finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
             self._db.close()
 
     def rows(self, table: str) -> list[tuple[object, ...]]:
@@ -281,7 +360,8 @@ class SqliteStore:
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         """Rows of ``sql``, pending writes included (they join the open transaction)."""
-        self._flush()
+        self.wait()
+        self._flush(self._pending)
         return list(self._db.execute(sql))
 
     # -- times ----------------------------------------------------------------------------
@@ -469,22 +549,25 @@ class SqliteBindingStore(InMemoryBindingStore):
         )
 
     def _write(self, b: MobilityBinding) -> None:
+        # (on every registration: the row is built and queued inline, as SqliteStore.put
+        # would, without its generic slicing)
         o = self._owner
-        o.put(
-            "bindings",
-            (
-                int(b.home_address),
-                int(b.care_of_address),
-                b.lifetime,
-                o.to_unix(b.registered_at),
-                o.to_unix(b.expires),
-                _to_i64(b.identification),
-                int(b.flags),
-                int(b.encapsulation),
-                int(b.reverse_tunnel),
-                None if b.source is None else int(b.source),
-            ),
+        offset = o.clock_offset
+        hoa, coa = int(b.home_address), int(b.care_of_address)
+        expires, ident, source = b.expires, b.identification, b.source
+        o._pending["bindings"][(hoa, coa)] = (
+            hoa,
+            coa,
+            b.lifetime,
+            b.registered_at + offset,
+            None if expires is None else expires + offset,
+            ident - _U64 if ident > _I64_MAX else ident,
+            int(b.flags),
+            int(b.encapsulation),
+            int(b.reverse_tunnel),
+            None if source is None else int(source),
         )
+        o.writes += 1
 
     # -- BindingStore: the changes (reads and pop_expired, which removes through
     # remove(), are the in-memory store's) ------------------------------------------------
@@ -518,11 +601,13 @@ class SqliteBindingStore(InMemoryBindingStore):
         return out
 
     def put_replay(self, identity: IPv4Address | str, state: ReplayState) -> None:
-        kind, text = _identity(identity)
+        key = _identity(identity)
         last = state.last_accepted
-        self._owner.put(
-            "replay", (kind, text, None if last is None else _to_i64(last), state.nonce)
-        )
+        if last is not None and last > _I64_MAX:
+            last -= _U64
+        o = self._owner
+        o._pending["replay"][key] = (*key, last, state.nonce)
+        o.writes += 1
 
     def remove_replay(self, identity: IPv4Address | str) -> None:
         self._owner.delete("replay", _identity(identity))

@@ -7,7 +7,10 @@ stores they already take (:mod:`mip4.core.bindings`):
 
 * :attr:`SqliteStore.bindings` -- the home agent's :class:`~mip4.core.bindings.BindingStore`,
   which is also a :class:`~mip4.core.bindings.HomeAgentStateStore`: the replay state of
-  each mobile node and the NAI assignments (RFC 5944 §5.7, RFC 2794 §2);
+  each mobile node and the NAI assignments (RFC 5944 §5.7, RFC 2794 §2); and (schema 2)
+  the MN-HA keys the home AAA server gave to nodes known by their NAI (RFC 3957, table
+  ``mn_ha_keys``: :meth:`SqliteBindingStore.put_mn_ha_key` and the rest -- the home
+  agent engine does not write or restore them yet);
 * :attr:`SqliteStore.visitors` -- the foreign agent's
   :class:`~mip4.core.bindings.VisitorStore`.
 
@@ -16,7 +19,10 @@ Each is a write-through cache: reads and expiry come from the in-memory store of
 written to the file. A change is first kept as the row it will write (or the key it
 will delete), one per row key, so that a binding renewed twice before a commit is
 written once; :meth:`SqliteStore.commit` writes what is pending in one transaction (one
-``executemany`` per table and kind) and ends it. The daemon commits after the engine
+multi-row statement per table and kind: one SQLite step each) and ends it.
+:meth:`SqliteStore.start_commit` does the same in the store's writer thread and returns
+at once (the daemon's group commit, :mod:`mip4.store.pipeline`): SQLite leaves Python's
+lock while it writes and syncs, so the event loop runs on. The daemon commits after the engine
 calls of one wakeup and **before** it carries out their actions (the replies among
 them), so a reply never announces a registration that is not on disk (group commit:
 :class:`mip4.daemon.run.TimedDriver`). ``synchronous = "full"`` (the default) syncs the
@@ -35,8 +41,10 @@ The file is checked before anything else: a file SQLite cannot read (truncated, 
 database), one that fails ``PRAGMA quick_check``, one of another application
 (``application_id``) or of a newer schema version (``user_version`` above
 :data:`SCHEMA_VERSION`) raises :class:`StoreError` naming the file, and the file is left
-as it is. A missing file is created complete under a temporary name and then linked into
-place, so a crash during creation leaves no half-made store behind. The database is
+as it is. A file of an older schema passes the checks of its own version and is then
+brought up to :data:`SCHEMA_VERSION` in one transaction (tables added, no row dropped).
+A missing file is created complete under a temporary name and then linked into place,
+so a crash during creation leaves no half-made store behind. The database is
 opened in exclusive locking mode: a second daemon on the same file fails to start.
 """
 
@@ -62,6 +70,7 @@ from mip4.core.bindings import (
 )
 from mip4.errors import Mip4Error
 from mip4.security.replay import ReplayState
+from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociation
 from mip4.wire.messages import RegistrationFlags
 
 __all__ = [
@@ -78,12 +87,14 @@ __all__ = [
 #: ``PRAGMA application_id`` of a mip4 store: "mip4" in ASCII.
 APPLICATION_ID = 0x6D697034
 #: ``PRAGMA user_version``: the schema this code writes. A file with a higher number was
-#: written by a newer mip4 and is refused (never rewritten).
-SCHEMA_VERSION = 1
+#: written by a newer mip4 and is refused (never rewritten); one with a lower number is
+#: brought up to this one when the daemon opens it (:data:`_MIGRATIONS`), rows kept.
+#: 1: bindings, replay, assignments, visitors; 2: + mn_ha_keys.
+SCHEMA_VERSION = 2
 #: accepted values of ``[store] synchronous``
 SYNCHRONOUS = ("full", "normal")
 
-_SCHEMA = (
+_SCHEMA_1 = (
     """CREATE TABLE bindings (
         home_address INTEGER NOT NULL,
         care_of_address INTEGER NOT NULL,
@@ -128,7 +139,25 @@ _SCHEMA = (
         nai TEXT
     ) WITHOUT ROWID""",
 )
-_TABLES = frozenset({"bindings", "replay", "assignments", "visitors"})
+_MN_HA_KEYS = """CREATE TABLE mn_ha_keys (
+        nai TEXT PRIMARY KEY,
+        spi INTEGER NOT NULL,
+        key BLOB NOT NULL,
+        algorithm INTEGER NOT NULL,
+        replay TEXT NOT NULL,
+        replay_tolerance REAL NOT NULL,
+        spi_covered INTEGER NOT NULL
+    ) WITHOUT ROWID"""
+_SCHEMA = (*_SCHEMA_1, _MN_HA_KEYS)
+#: the statements that bring a file of schema version ``v`` to ``v + 1`` (in one
+#: transaction with the new ``user_version``; nothing is dropped)
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: (_MN_HA_KEYS,)}
+#: the tables a file of each schema version has
+_TABLES_OF = {
+    1: frozenset({"bindings", "replay", "assignments", "visitors"}),
+    2: frozenset({"bindings", "replay", "assignments", "visitors", "mn_ha_keys"}),
+}
+_TABLES = _TABLES_OF[SCHEMA_VERSION]
 
 #: per table: its columns, and how many leading ones make a row's key
 _COLUMNS: dict[str, tuple[int, tuple[str, ...]]] = {
@@ -136,6 +165,7 @@ _COLUMNS: dict[str, tuple[int, tuple[str, ...]]] = {
     "replay": (4, ("kind", "identity")),
     "assignments": (2, ("nai",)),
     "visitors": (17, ("home_address",)),
+    "mn_ha_keys": (7, ("nai",)),
 }
 _KEY_LENGTH = {table: len(key) for table, (_, key) in _COLUMNS.items()}
 #: rows per statement at most (SQLite allows 32,766 parameters since 3.32)
@@ -431,8 +461,9 @@ def _check_contents(db: sqlite3.Connection, path: Path) -> None:
     if problems != ["ok"]:
         raise StoreError(f"{path}: corrupt: {problems[0]}")
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if _TABLES - tables:
-        raise StoreError(f"{path}: missing tables {sorted(_TABLES - tables)}")
+    missing = _TABLES_OF.get(version, _TABLES) - tables
+    if missing:
+        raise StoreError(f"{path}: missing tables {sorted(missing)}")
 
 
 def _sqlite_error(path: Path, e: sqlite3.Error) -> StoreError:
@@ -459,8 +490,15 @@ def _open_checked(path: Path, synchronous: str) -> sqlite3.Connection:
         if mode != "wal":
             raise StoreError(f"{path}: cannot use write-ahead logging (journal mode {mode})")
         db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        # Take the exclusive lock now: a second daemon on this file fails here, at start.
+        # Take the exclusive lock now: a second daemon on this file fails here, at start;
+        # a file of an older schema is brought up to this one in the same transaction.
         db.execute("BEGIN IMMEDIATE")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for v in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[v]:
+                db.execute(statement)
+        if version < SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except StoreError:
         db.close()
@@ -622,6 +660,44 @@ class SqliteBindingStore(InMemoryBindingStore):
 
     def remove_assignment(self, nai: str) -> None:
         self._owner.delete("assignments", (nai,))
+
+    # -- MN-HA keys learnt from the home AAA server (schema 2) ------------------------------
+
+    def mn_ha_keys(self) -> dict[str, SecurityAssociation]:
+        """NAI -> the MN-HA association the home AAA server gave it (RFC 3957, issue 10),
+        as last written."""
+        out = {}
+        for nai, spi, key, alg, replay, tolerance, covered in self._owner.query(
+            "SELECT * FROM mn_ha_keys"
+        ):
+            if not isinstance(key, bytes):
+                raise ValueError(f"key of {nai!r} is not bytes")
+            out[_text(nai)] = SecurityAssociation(
+                spi=_int(spi),
+                key=key,
+                algorithm=Algorithm(_int(alg)),
+                replay=ReplayMethod(_text(replay)),
+                replay_tolerance=_real(tolerance),
+                spi_covered=bool(covered),
+            )
+        return out
+
+    def put_mn_ha_key(self, nai: str, sa: SecurityAssociation) -> None:
+        self._owner.put(
+            "mn_ha_keys",
+            (
+                nai,
+                sa.spi,
+                sa.key,
+                int(sa.algorithm),
+                sa.replay.value,
+                sa.replay_tolerance,
+                int(sa.spi_covered),
+            ),
+        )
+
+    def remove_mn_ha_key(self, nai: str) -> None:
+        self._owner.delete("mn_ha_keys", (nai,))
 
 
 def _identity(identity: IPv4Address | str) -> tuple[str, str]:

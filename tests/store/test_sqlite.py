@@ -595,3 +595,23 @@ def test_write_through_dict_reports_every_change() -> None:
         ("del", k, None),
         *[("del", key, None) for key in ("a", "d", "e")],
     ]
+
+
+def test_many_rows_are_written_within_the_librarys_parameter_limit(tmp_path: Path) -> None:
+    """One commit of more rows than one statement may carry (an SQLite older than 3.32
+    allows 999 parameters): written in several statements, every row there."""
+    s = SqliteStore(tmp_path / "s.db", 0.0)
+    s._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # as an old library
+    s._max_parameters = s._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    assert s._max_parameters == 999
+    for i in range(700):
+        s.bindings.put(binding(f"10.0.{i // 250}.{i % 250 + 1}", identification=i))
+        s.visitors.put(visitor(f"10.1.{i // 250}.{i % 250 + 1}"))
+    s.commit()
+    for i in range(0, 700, 2):
+        s.bindings.remove(A(f"10.0.{i // 250}.{i % 250 + 1}"))
+    s.commit()
+    s.close()
+    t = SqliteStore(tmp_path / "s.db", 0.0)
+    assert len(t.bindings) == 350 and len(t.visitors) == 700
+    t.close()

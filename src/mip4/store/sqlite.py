@@ -168,7 +168,8 @@ _COLUMNS: dict[str, tuple[int, tuple[str, ...]]] = {
     "mn_ha_keys": (7, ("nai",)),
 }
 _KEY_LENGTH = {table: len(key) for table, (_, key) in _COLUMNS.items()}
-#: rows per statement at most (SQLite allows 32,766 parameters since 3.32)
+#: rows per statement at most (and no more parameters than the SQLite library allows:
+#: 32,766 since 3.32, 999 before)
 _ROWS_PER_STATEMENT = 256
 
 
@@ -190,10 +191,13 @@ def _delete_sql(table: str, rows: int) -> str:
     return f"DELETE FROM {table} WHERE ({','.join(key)}) IN (VALUES {','.join([one] * rows)})"
 
 
-def _chunks(rows: list[tuple[object, ...]]) -> Iterator[tuple[int, list[object]]]:
+def _chunks(
+    rows: list[tuple[object, ...]], max_parameters: int
+) -> Iterator[tuple[int, list[object]]]:
     """(row count, their values in one flat list) per statement."""
-    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-        part = rows[i : i + _ROWS_PER_STATEMENT]
+    per = max(1, min(_ROWS_PER_STATEMENT, max_parameters // max(1, len(rows[0])))) if rows else 1
+    for i in range(0, len(rows), per):
+        part = rows[i : i + per]
         yield len(part), [v for row in part for v in row]
 
 
@@ -229,6 +233,7 @@ class SqliteStore:
         if not self.path.exists():
             _create(self.path)
         self._db = _open_checked(self.path, synchronous)
+        self._max_parameters = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._in_transaction = False
         #: per table: row key -> the row to write, or None to delete it, at the next commit
         self._pending: dict[str, dict[tuple[object, ...], tuple[object, ...] | None]] = {
@@ -278,11 +283,11 @@ class SqliteStore:
             if not rows:
                 continue
             deletes = [key for key, row in rows.items() if row is None]
-            for n, values in _chunks(deletes):
+            for n, values in _chunks(deletes, self._max_parameters):
                 db.execute(_delete_sql(table, n), values)
             if len(deletes) < len(rows):
                 puts = [row for row in rows.values() if row is not None]
-                for n, values in _chunks(puts):
+                for n, values in _chunks(puts, self._max_parameters):
                     db.execute(_put_sql(table, n), values)
 
     def _commit(

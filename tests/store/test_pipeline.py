@@ -217,12 +217,19 @@ def test_the_daemons_driver_handles_the_next_wakeup_while_a_commit_syncs(
         [hat.udp(hat.request(now=1.0, hoa=hat.HOA, lifetime=60))],
     ]
 
+    observed: list[float] = []
+
+    class Latency:
+        def observe(self, seconds: float) -> None:
+            observed.append(seconds)
+
     driver: Any = None
 
     async def go() -> None:
         nonlocal driver
         driver = TimedDriver(ha, Executor(), clock=lambda: 1.0)
         driver.store = s
+        driver.metrics = Latency()
         a, b = socket.socketpair()
 
         def produce() -> list[Any]:
@@ -236,6 +243,8 @@ def test_the_daemons_driver_handles_the_next_wakeup_while_a_commit_syncs(
         await _until(lambda: not batches, "wakeup 2 read")
         assert driver.stats["events"] == 2 and sent == []  # ... wakeup 2 handled, no reply
         assert len(ha.bindings) == 2
+        assert observed == []  # the latency is taken when the reply leaves
+        await asyncio.sleep(0.1)
         held.go.set()
         await _until(lambda: len(sent) == 2, "both replies")
         driver.close()
@@ -244,6 +253,7 @@ def test_the_daemons_driver_handles_the_next_wakeup_while_a_commit_syncs(
 
     asyncio.run(go())
     assert sent == [(1, 2), (2, 2)]  # reply 1 after commit 1, reply 2 after commit 2
+    assert len(observed) == 2 and min(observed) >= 0.1  # each includes its commit's wait
     s._db = held.db
     s.close()
     t = SqliteStore(tmp_path / "s.db", 0.0)

@@ -437,8 +437,16 @@ class TimedDriver(EngineDriver):
                 self._pipeline = CommitPipeline(
                     self.store, self.loop, super().run_actions, self._commit_failed
                 )
-            self._pipeline.submit(actions)
-            actions = []
+            metrics, n = self.metrics, decided
+
+            def replied() -> None:  # datagram in, reply sent: after the commit
+                if metrics is not None:
+                    took = time.monotonic() - t0
+                    for _ in range(n):
+                        metrics.observe(took)
+
+            self._pipeline.submit(actions, replied)
+            actions, decided = [], 0
         # -- end of the ops helper's hook -------------------------------------------------
         self.run_actions(actions)
         self.start()  # re-arm

@@ -9,7 +9,8 @@ nothing else. :class:`CommitPipeline` lets the loop run on while the store's wri
 action out before the changes of the input that produced it are on disk:
 
 * :meth:`CommitPipeline.submit` takes the actions of one batch of inputs (the datagrams one
-  wakeup read, already given to the engine, their changes pending in the store). With no
+  wakeup read, already given to the engine, their changes pending in the store), and
+  what to call once they are carried out (the daemon times its replies there). With no
   commit in flight, a commit of everything pending begins and the actions wait for it;
   with one in flight, they wait -- their changes stay pending -- for the next one, which
   begins when the one in flight ends and covers every batch handled meanwhile (the
@@ -40,6 +41,7 @@ from .sqlite import SqliteStore
 __all__ = ["CommitPipeline"]
 
 _A = TypeVar("_A")
+_Batch = tuple[Sequence[_A], Callable[[], None] | None]
 
 
 class CommitPipeline(Generic[_A]):
@@ -58,10 +60,10 @@ class CommitPipeline(Generic[_A]):
         self._run = run
         self._failed = failed
         self._inflight: concurrent.futures.Future[None] | None = None
-        #: the batches waiting for the commit in flight
-        self._committing: list[Sequence[_A]] = []
-        #: the batches waiting for the next commit
-        self._waiting: list[Sequence[_A]] = []
+        #: the batches (actions, what to call once they are carried out) waiting for the
+        #: commit in flight, and for the next commit
+        self._committing: list[_Batch[_A]] = []
+        self._waiting: list[_Batch[_A]] = []
         #: commits begun, batches carried out (for tests and status)
         self.commits = 0
         self.batches = 0
@@ -71,13 +73,12 @@ class CommitPipeline(Generic[_A]):
         """A commit is in flight or batches wait: new actions must queue behind them."""
         return self._inflight is not None or bool(self._waiting)
 
-    def submit(self, actions: Sequence[_A]) -> None:
-        """Carry out ``actions`` once the changes made so far are on disk."""
-        if self._inflight is not None:
-            self._waiting.append(actions)
-            return
-        self._waiting.append(actions)
-        self._begin()
+    def submit(self, actions: Sequence[_A], done: Callable[[], None] | None = None) -> None:
+        """Carry out ``actions`` once the changes made so far are on disk, then call
+        ``done`` (not when the commit failed)."""
+        self._waiting.append((actions, done))
+        if self._inflight is None:
+            self._begin()
 
     def _begin(self) -> None:
         """Commit what is pending for the batches waiting (or carry them out at once when
@@ -109,10 +110,12 @@ class CommitPipeline(Generic[_A]):
         if self._waiting:
             self._begin()
 
-    def _finish(self, batches: list[Sequence[_A]], error: BaseException | None) -> None:
-        for actions in batches:
+    def _finish(self, batches: list[_Batch[_A]], error: BaseException | None) -> None:
+        for actions, done in batches:
             self.batches += 1
             self._run(actions if error is None else self._failed(error, actions))
+            if done is not None and error is None:
+                done()
 
     def close(self) -> None:
         """Wait for the commit in flight, commit what is pending and carry out every

@@ -93,13 +93,6 @@ enum mip4_encap {
 	MIP4_ENCAP_MINIMAL = 3, /* RFC 2004 */
 };
 
-/* skb->mark of the frames the daemons build and send to a hardware address
- * themselves (AF_PACKET, SO_MARK; mip4.io.rawsock.OWN_FRAME_MARK): a mobile
- * node's Registration Request to a foreign agent while its co-located reverse
- * tunnel is still installed, a foreign agent's delivery to a visitor. They are
- * final: never tunnelled. */
-#define MIP4_OWN_FRAME_MARK 0x4d495034 /* "MIP4" */
-
 #define MIP4_TF_GRE_KEY 0x01	    /* tunnel: GRE header carries tunnel.key */
 #define MIP4_TF_MINIMAL_STRICT 0x02 /* tunnel: no IP-in-IP fallback: slow path */
 
@@ -521,13 +514,12 @@ static __always_inline struct iphdr *ipv4_of(struct __sk_buff *skb)
  * tunnel's own entry address (a visitor's Registration Request to its foreign
  * agent, RFC 5944 §3.7; an ICMP echo to the agent), or to a multicast or broadcast
  * address (an Agent Solicitation, RFC 5944 §2.4; the kernel's local and broadcast
- * routes come before the reverse tunnel's policy rule too), or a frame the daemon
- * built itself for a hardware address (MIP4_OWN_FRAME_MARK). */
-static __always_inline int not_for_the_tunnel(const struct __sk_buff *skb, const struct iphdr *ip,
-					      const struct mip4_tunnel *t)
+ * routes come before the reverse tunnel's policy rule too). (The frames a daemon
+ * sends on a link itself, AF_PACKET, bypass the qdisc layer and these programs:
+ * mip4.io.rawsock.open_packet_sender.) */
+static __always_inline int not_for_the_tunnel(const struct iphdr *ip, const struct mip4_tunnel *t)
 {
-	return ip->daddr == t->local || (bpf_ntohl(ip->daddr) >> 28) >= 0xe ||
-	       skb->mark == MIP4_OWN_FRAME_MARK;
+	return ip->daddr == t->local || (bpf_ntohl(ip->daddr) >> 28) >= 0xe;
 }
 
 SEC("tc")
@@ -559,7 +551,7 @@ int mip4_reverse_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_reverse, &src);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
-	if (not_for_the_tunnel(skb, ip, t))
+	if (not_for_the_tunnel(ip, t))
 		return event(MIP4_EV_LOCAL, TC_ACT_OK);
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 1);
 }
@@ -577,7 +569,7 @@ int mip4_host_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_reverse, &src);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
-	if (not_for_the_tunnel(skb, ip, t))
+	if (not_for_the_tunnel(ip, t))
 		return event(MIP4_EV_LOCAL, TC_ACT_OK);
 	/* the encapsulated packet comes back through this hook with the
 	 * care-of address as its source: not in mip4_reverse, so it passes */
@@ -784,7 +776,7 @@ int mip4_agent(struct __sk_buff *skb)
 	addr = ip->saddr;
 	t = bpf_map_lookup_elem(&mip4_reverse, &addr);
 	if (t) {
-		if (not_for_the_tunnel(skb, ip, t))
+		if (not_for_the_tunnel(ip, t))
 			return event(MIP4_EV_LOCAL, TC_ACT_OK);
 		return encap(skb, t, addr, MIP4_DIR_REVERSE, 1);
 	}

@@ -176,35 +176,16 @@ def test_what_a_visitor_sends_the_agent_is_not_reverse_tunnelled(
     assert plane.test_run(program, frame(inner(src=HOME, dst=CN))).retval == TC_ACT_REDIRECT
 
 
-@pytest.mark.parametrize("program", [Program.AGENT, Program.REVERSE_ENCAP, Program.HOST_ENCAP])
-def test_frames_the_daemon_built_for_a_hardware_address_are_never_tunnelled(
-    plane: BpfPlane, program: Program
-) -> None:
+def test_the_daemons_link_level_frames_bypass_the_egress_programs() -> None:
     """A mobile node moving from its co-located address to a foreign agent sends its
     Registration Request to the agent itself, on the link (AF_PACKET), before the reverse
-    tunnel of its co-located attachment is undone: at the interface's egress
-    ``mip4_host_encap`` would tunnel it to the home agent from the care-of address it just
-    left. The daemons' link-level sockets mark their frames (``OWN_FRAME_MARK``, the
-    program's ``MIP4_OWN_FRAME_MARK``); such frames go on as they are."""
-    from mip4.io.rawsock import OWN_FRAME_MARK
-
-    plane.set_reverse(HOME, Tunnel(COA, HA, oif=LO, mtu=1500))
-    request = inner(src=HOME, dst=A("10.2.0.2"), dport=434, ttl=255)
-    r = plane.test_run(program, frame(request), mark=OWN_FRAME_MARK)
-    assert (r.retval, r.data) == (TC_ACT_OK, frame(request))
-    assert plane.events()[Event.LOCAL] == 1
-    # another mark (or none) is tunnelled as before
-    r = plane.test_run(program, frame(request), mark=OWN_FRAME_MARK + 1)
-    assert r.retval == TC_ACT_REDIRECT
-
-
-def test_the_daemons_link_level_sockets_mark_their_frames() -> None:
-    import socket
-
-    from mip4.io.rawsock import OWN_FRAME_MARK, SO_MARK, open_packet_sender
+    tunnel of its co-located attachment is undone: ``mip4_host_encap`` at the interface's
+    egress would tunnel it to the home agent from the care-of address it just left. The
+    daemons' link-level sockets bypass the qdisc layer, where tc's egress hook is."""
+    from mip4.io.rawsock import PACKET_QDISC_BYPASS, SOL_PACKET, open_packet_sender
 
     sock = open_packet_sender()
     try:
-        assert sock.getsockopt(socket.SOL_SOCKET, SO_MARK) == OWN_FRAME_MARK
+        assert sock.getsockopt(SOL_PACKET, PACKET_QDISC_BYPASS) == 1
     finally:
         sock.close()

@@ -267,23 +267,21 @@ def recv_discovery(sock: socket.socket, *, limit: int = 64) -> list[IcmpReceived
 # ----------------------------------------------------------------------------------------
 
 
-#: ``skb->mark`` of the frames :func:`open_packet_sender` sockets send (``SO_MARK``): the
-#: tc-BPF programs never tunnel them (``MIP4_OWN_FRAME_MARK`` in bpf/mip4_tunnel.bpf.c). A
-#: frame the daemon built for a hardware address is final -- e.g. a mobile node's
-#: Registration Request to a foreign agent, sent while the reverse tunnel of its previous,
-#: co-located attachment is still installed at the interface's egress.
-OWN_FRAME_MARK = 0x4D495034  # "MIP4"
-SO_MARK = 36  # <asm-generic/socket.h>
+SOL_PACKET = 263
+PACKET_QDISC_BYPASS = 20  # <linux/if_packet.h>
 
 
 def open_packet_sender(netns: str | None = None) -> socket.socket:
     """An AF_PACKET ``SOCK_DGRAM`` socket that only sends (protocol 0 receives nothing);
     the kernel adds the Ethernet header for the destination given to :func:`send_to_link`.
-    Its frames carry :data:`OWN_FRAME_MARK` (where the process may set marks)."""
+    Its frames go straight to the device (``PACKET_QDISC_BYPASS``): a frame the daemon
+    built for a hardware address is final, and the tc-BPF plane's egress program must not
+    tunnel it -- e.g. a mobile node's Registration Request to a foreign agent, sent while
+    the reverse tunnel of its previous, co-located attachment is still installed."""
     with entered(netns):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
-    with contextlib.suppress(PermissionError):  # SO_MARK needs CAP_NET_ADMIN
-        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, OWN_FRAME_MARK)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
     return _nonblocking(sock)
 
 

@@ -1,0 +1,154 @@
+"""A mobile node given neither its home address, nor its home agent, nor an MN-HA key
+(issue 11, acceptance 4: what ``mip4 lab demo --aaa`` runs), on the virtual clock: only its
+NAI, its MN-AAA secret and -- to know its home link before its first registration -- the
+home network (``home_subnet``). Home Agent 0.0.0.0 (RFC 4433: the home AAA server picks the
+home agent), home address 0.0.0.0 (RFC 2794: assigned), keys from AAA (RFC 3957).
+
+* at home at start it knows it is home and sends nothing it cannot sign;
+* it learns its home address and its home agent from the accepted reply and keeps both
+  across moves (foreign agents, co-located), and its home network from the address;
+* back home it deregisters with the key it was given, then releases address and agent;
+* every Mobile IP request it sends is authenticated (MN-HA or MN-AAA).
+"""
+
+from __future__ import annotations
+
+import random
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from mip4.core.mn_state import MnState
+from mip4.core.mobile_node import MobileNode, MobileNodeConfig
+from mip4.wire.ext_auth import GeneralizedAuthExtension
+from mip4.wire.extensions import MobileHomeAuthExtension
+from mip4.wire.messages import RegistrationRequest
+from tests.core.netsim import HA_ADDR, HOME_NET, MN_COLOCATED, UNIX0
+
+from .test_ha_aaa import GIVEN, NAI, SECRET
+from .test_keys_engine import KEY_SPI, KeysWorld
+
+A = IPv4Address
+ZERO = A(0)
+
+
+class DynamicWorld(KeysWorld):
+    """KeysWorld with the node of the AAA demo: NAI, MN-AAA secret, Home Agent 0.0.0.0,
+    no home address, no key; ``home_subnet`` as given."""
+
+    def __init__(self, home_subnet: IPv4Network | None = HOME_NET) -> None:
+        super().__init__(key_lifetime=None)
+        self.mn_config = MobileNodeConfig(
+            home_address=ZERO,
+            home_agent=ZERO,
+            nai=NAI,
+            mn_aaa_secret=SECRET,
+            home_subnet=home_subnet,
+        )
+        self.net.nodes["mn"].engine = MobileNode(self.mn_config, None, UNIX0, rng=random.Random(7))
+
+    def go(self, where: str) -> None:
+        """Move the node; its interface keeps the address AAA gives it (as in the lab,
+        where the home link's address is the node's home address)."""
+        net = self.net
+        if net.nodes["mn"].interfaces["mn0"].link is not None:
+            net.link_down("mn", "mn0")
+        if where == "home":
+            net.link_up("mn", "mn0", "home", GIVEN, 24)
+        elif where == "C":
+            net.link_up("mn", "mn0", "C", MN_COLOCATED, 24, on_link=self.mn.home_address)
+        else:
+            net.link_up("mn", "mn0", where, None, None, on_link=self.mn.home_address)
+
+    def requests(self) -> list[RegistrationRequest]:
+        out = []
+        for p in self.net.sent("mn", RegistrationRequest):
+            assert isinstance(p.message, RegistrationRequest)
+            out.append(p.message)
+        return out
+
+
+def authenticated(req: RegistrationRequest) -> bool:
+    return any(
+        isinstance(e, MobileHomeAuthExtension | GeneralizedAuthExtension) for e in req.extensions
+    )
+
+
+def test_node_without_home_address_agent_or_key_roams_and_comes_home() -> None:
+    w = DynamicWorld()
+    assert w.mn.client.home_network == HOME_NET  # from home_subnet, before anything
+    # at home at start: home, and nothing sent (no key to sign a deregistration with)
+    w.go("home")
+    w.run_serving(w.now + 5)
+    assert w.mn.at_home and w.mn.state is MnState.AT_HOME
+    assert w.requests() == []
+    assert w.net.logs("mn", "mn.deregistration_skipped")
+    assert w.mn.counters.snapshot()["events"]["deregistrations_skipped"] == 1
+    # at FA1: Home Agent 0.0.0.0, home address 0.0.0.0; AAA names the home agent
+    w.go("A")
+    w.run_serving(w.now + 5)
+    assert w.mn.registered and not w.mn.at_home
+    first = w.requests()[0]
+    assert first.home_agent == ZERO and first.home_address == ZERO
+    assert w.mn.home_address == GIVEN and w.mn.home_agent == HA_ADDR
+    assert w.mn.client.home_network == IPv4Network((GIVEN, 24), strict=False)
+    # kept across moves: FA2, then co-located on C (straight to the home agent)
+    w.go("B")
+    w.run_serving(w.now + 5)
+    assert w.mn.registered and (w.mn.home_address, w.mn.home_agent) == (GIVEN, HA_ADDR)
+    w.go("C")
+    w.run_serving(w.now + 5)
+    assert w.mn.registered and w.mn.care_of_address == MN_COLOCATED
+    colocated = w.requests()[-1]
+    assert (colocated.home_agent, colocated.home_address) == (HA_ADDR, GIVEN)
+    assert [p.action.dst for p in w.net.sent("mn", RegistrationRequest)][-1] == HA_ADDR
+    assert (w.mn.home_address, w.mn.home_agent) == (GIVEN, HA_ADDR)
+    # home again: a deregistration signed with the key AAA gave, then both released
+    w.go("home")
+    w.run_serving(w.now + 5)
+    assert w.mn.at_home and w.mn.state is MnState.AT_HOME
+    dereg = w.requests()[-1]
+    assert dereg.lifetime == 0 and dereg.home_address == GIVEN
+    assert any(
+        isinstance(e, MobileHomeAuthExtension) and e.spi == KEY_SPI for e in dereg.extensions
+    )
+    assert w.bindings() == []
+    assert w.mn.home_address == ZERO and w.mn.home_agent == ZERO
+    assert w.net.logs("mn", "mn.home_agent_released")
+    # every request the node sent was authenticated (MN-HA or MN-AAA)
+    assert all(authenticated(r) for r in w.requests()), w.requests()
+    # and it is still home (home_subnet) after the release
+    assert w.mn.client.home_network == HOME_NET
+
+
+def test_without_home_subnet_the_home_network_comes_from_the_assigned_address() -> None:
+    w = DynamicWorld(home_subnet=None)
+    assert w.mn.client.home_network is None  # nothing known: no home link to recognise
+    w.go("A")
+    w.run_serving(w.now + 5)
+    assert w.mn.registered and w.mn.home_address == GIVEN
+    assert w.mn.client.home_network == IPv4Network((GIVEN, 24), strict=False)
+    w.go("home")  # its assigned address on the link: home
+    w.run_serving(w.now + 5)
+    assert w.mn.at_home and w.mn.state is MnState.AT_HOME
+    assert w.bindings() == []
+
+
+def test_key_less_node_at_home_with_a_configured_home_agent_sends_nothing() -> None:
+    """The demo's previous node (home agent configured, no key): at home at start it no
+    longer sends the unauthenticated deregistration the home agent denied with 131."""
+    w = KeysWorld()
+    w.net.link_up("mn", "mn0", "home", GIVEN, 24)
+    w.run_serving(w.now + 5)
+    assert w.mn.at_home and w.mn.state is MnState.AT_HOME
+    assert w.net.sent("mn", RegistrationRequest) == []
+    assert not w.net.logs("mn", "mn.gave_up")
+
+
+def test_home_subnet_must_hold_a_configured_home_address() -> None:
+    with pytest.raises(ValueError, match="home_subnet"):
+        MobileNodeConfig(home_address=A("10.9.0.5"), home_agent=A("10.9.0.1"), home_subnet=HOME_NET)
+    cfg = MobileNodeConfig(
+        home_address=A("10.0.0.5"), home_agent=HA_ADDR, home_subnet=IPv4Network("10.0.0.0/16")
+    )
+    assert cfg.home_subnet is not None

@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import random
 from ipaddress import IPv4Address, IPv4Network
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
+from mip4.core.actions import Action, Log
+from mip4.core.events import LinkUp
 from mip4.core.mn_state import MnState
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
+from mip4.daemon.run import DaemonExecutor, follow_home_address
+from mip4.io.driver import Executor
+from mip4.io.linkmon import LinkMonitor, _Link
+from mip4.io.runtime import NodeIO
 from mip4.wire.ext_auth import GeneralizedAuthExtension
 from mip4.wire.extensions import MobileHomeAuthExtension
 from mip4.wire.messages import RegistrationRequest
@@ -152,3 +160,24 @@ def test_home_subnet_must_hold_a_configured_home_address() -> None:
         home_address=A("10.0.0.5"), home_agent=HA_ADDR, home_subnet=IPv4Network("10.0.0.0/16")
     )
     assert cfg.home_subnet is not None
+
+
+def test_daemon_link_monitor_ignores_the_assigned_home_address() -> None:
+    """``mip4 mn``: once the home agent assigns the address (``mn.home_address_assigned``),
+    the link monitor no longer reports it -- else the home address, kept on the interface,
+    reads as a co-located care-of address on every link (RFC 2794 + the daemon's link
+    monitor, :func:`mip4.daemon.run.follow_home_address`)."""
+    mon = LinkMonitor.__new__(LinkMonitor)  # no netlink socket: only the filtering
+    mon.ignore_addresses = frozenset({ZERO})
+    io = cast(NodeIO, SimpleNamespace(linkmon=mon))
+    done: list[Action] = []
+    inner = SimpleNamespace(execute=done.append)
+    ex = DaemonExecutor(cast(Executor, inner), home_address_assigned=follow_home_address(io))
+    link = _Link("mn0", True, [(GIVEN, 24), (MN_COLOCATED, 24)])
+    assert mon._link_up(link) == LinkUp("mn0", GIVEN, 24)  # before: the home address
+    ex.execute(Log("mn.home_address_assigned", {"home_address": GIVEN}))
+    assert GIVEN in mon.ignore_addresses
+    assert mon._link_up(link) == LinkUp("mn0", MN_COLOCATED, 24)  # the care-of address
+    ex.execute(Log("mn.home_address_released", {"home_address": GIVEN}))
+    assert GIVEN in mon.ignore_addresses  # never a care-of address
+    assert follow_home_address(cast(NodeIO, SimpleNamespace(linkmon=None))) is None

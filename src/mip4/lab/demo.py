@@ -295,9 +295,12 @@ def _run(
         aaa = aaa_summary(sc) if sc.settings.aaa else {}
         if aaa:
             aaa["mobile_node"] = given
+            configured = given.get("configured", {})
             progress(
                 f"AAA gave the mobile node home address {given.get('home_address')}, home agent"
-                f" {given.get('home_agent')}, MN-HA key(s) with SPI"
+                f" {given.get('home_agent')} (chosen by AAA: its file has home_agent"
+                f" {configured.get('home_agent')}, home_address"
+                f" {configured.get('home_address') or 'none'}), MN-HA key(s) with SPI"
                 f" {[k['spi'] for k in given.get('keys', [])]}, MN-FA keys at"
                 f" {[k['agent'] for k in given.get('fa_keys', [])]}"
             )
@@ -514,8 +517,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=(
             "issues 10 and 11: a FreeRADIUS in the lab decides and a second home agent (ha2)"
-            " runs; the mobile node has only its NAI, its MN-AAA secret and its home agent's"
-            " address, and gets its home address and its MN-HA key (RFC 3957) from AAA"
+            " runs; the mobile node has only its NAI, its MN-AAA secret and its home network,"
+            " and gets its home address (RFC 2794), its home agent (Home Agent 0.0.0.0,"
+            " RFC 4433) and its MN-HA and MN-FA keys (RFC 3957) from AAA"
         ),
     )
     p.add_argument(

@@ -29,8 +29,10 @@ from mip4.io.driver import Executor
 from mip4.io.linkmon import LinkMonitor, _Link
 from mip4.io.runtime import NodeIO
 from mip4.wire.ext_auth import GeneralizedAuthExtension
+from mip4.wire.ext_keys import AAAKeyGenNonce, MNHAKeyGenNonceReply
+from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.extensions import MobileHomeAuthExtension
-from mip4.wire.messages import RegistrationRequest
+from mip4.wire.messages import RegistrationReply, RegistrationRequest
 from tests.core.netsim import HA_ADDR, HOME_NET, MN_COLOCATED, UNIX0
 
 from .test_ha_aaa import GIVEN, NAI, SECRET
@@ -181,3 +183,33 @@ def test_daemon_link_monitor_ignores_the_assigned_home_address() -> None:
     ex.execute(Log("mn.home_address_released", {"home_address": GIVEN}))
     assert GIVEN in mon.ignore_addresses  # never a care-of address
     assert follow_home_address(cast(NodeIO, SimpleNamespace(linkmon=None))) is None
+
+
+HA2 = A("10.0.0.2")
+
+
+def test_redirect_of_a_node_that_asked_for_a_key_carries_the_nonce() -> None:
+    """RFC 4433 + RFC 3957: a 143 to a request that asked for an MN-HA key is signed with
+    the key AAA issued for it; the reply carries that key's nonce (43), so the node can
+    verify it and follow the redirection (without it: "no SA for SPI", the node stuck)."""
+    w = KeysWorld(key_lifetime=None)
+    w.net.operate("ha", lambda ha, now: ha.redirect(NAI, HA2, now))
+    w.move("A")
+    w.run_serving(w.now + 3)
+    (redirected,) = [
+        p.message
+        for p in w.net.sent("ha", RegistrationReply)
+        if isinstance(p.message, RegistrationReply) and p.message.code == 143
+    ][:1]
+    assert isinstance(redirected, RegistrationReply)
+    nonce = [e for e in redirected.extensions if isinstance(e, MNHAKeyGenNonceReply)]
+    assert nonce and isinstance(nonce[0].body, AAAKeyGenNonce)
+    assert nonce[0].body.nonce == w.nonces[0]
+    (ext,) = [e for e in redirected.extensions if isinstance(e, DynamicHAExtension)]
+    assert ext.subtype == DynamicHASubtype.REDIRECTED_HA and ext.home_agent == HA2
+    # the node verified it with the key of the nonce and went to the other home agent
+    assert not [log for log in w.net.logs("mn", "mn.discard") if log.fields.get("code") == 143]
+    assert w.mn.home_agent == HA2
+    assert w.mn.counters.snapshot()["events"]["redirects"] == 1
+    later = [r for r in w.requests_to_ha() if r.home_agent == HA2]
+    assert later, w.requests_to_ha()

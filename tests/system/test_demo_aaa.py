@@ -231,6 +231,13 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert given["configured"]["mn_ha_keys"] == 0
     # both home agents ran and answered their status
     assert set(run.aaa["agents"]) == {"fa1", "fa2", "ha", "ha2"}
+    # -- issue 11: `mip4 ha redirect` at FA1 moved the node from ha to ha2 (RFC 4433 with
+    # RFC 3543), which asked AAA for it in turn; the connections survived it (check_run) --
+    assert run.aaa["redirect"]["from"] == "10.1.0.2" and run.aaa["redirect"]["to"] == "10.1.0.3"
+    assert "error" not in run.aaa["redirect"] and run.aaa["redirect"]["seconds"] < 20
+    assert given["home_agents"] == ["10.1.0.2", "10.1.0.3"], given
+    assert agents["ha2"]["access_requests"] >= 1 and agents["ha2"]["accepts"] >= 1, agents
+    assert any("mip4 ha redirect mn@home.mip4.example --to 10.1.0.3" in line for line in lines)
 
     # -- what the daemons did --
     mn_log = log_events(daemons / "mn.1.log")
@@ -241,6 +248,15 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert adopted and adopted[0]["home_agent"] == "10.1.0.2" and adopted[0]["was"] == "0.0.0.0"
     # at home at start, with no key and no binding, it sent nothing it could not sign
     assert [e for e in mn_log if e.get("event") == "mn.deregistration_skipped"]
+    # the redirect: revoked through FA1, then sent on to ha2 by ha's 143
+    assert [e for e in mn_log if e.get("event") == "mn.revoked"]
+    assert [
+        e
+        for e in mn_log
+        if e.get("event") == "mn.home_agent"
+        and e.get("home_agent") == "10.1.0.3"
+        and e.get("why") == "redirected"
+    ], [e for e in mn_log if e.get("event") == "mn.home_agent"]
     installed = [e for e in mn_log if e.get("event") == "mn.key_installed"]
     assert installed and all(e["spi"] == LAB_SPI for e in installed)
     ha_log = log_events(daemons / "ha.1.log")
@@ -281,6 +297,12 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert {frame for frame, _ in bad} == set(key_frames), bad  # no other malformed frame
     assert all("Malformed Packet" in why for _, why in bad), bad
     decoded = check_key_frames(key_frames)
+    mn_fa_keys = [  # RFC 3957: the MN-FA keys the captured nonce replies (41) give
+        derived_association(LAB_MN_AAA_SECRET.encode(), e.body.nonce, LAB_NAI, LAB_MN_FA_SPI)
+        for m in decoded.values()
+        for e in m.extensions
+        if isinstance(e, KeyGenNonceReply) and e.TYPE == 41 and isinstance(e.body, AAAKeyGenNonce)
+    ]
     # every Registration Request of the capture is authenticated for the home agent
     # (MN-HA, or MN-AAA while the node has no key): none the home agent must deny with 131
     requests_seen = 0
@@ -315,8 +337,15 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
         after = kinds[len(kinds) - 1 - kinds[::-1].index("36") + 1 :]
         if src in AGENTS:  # relayed: the foreign agent may add Revocation Support and FA-HA
             assert set(after) <= {"137", "34"}, types
-        else:  # from the node: MN-AAA last (RFC 4721 §5)
-            assert after == [], types
+        elif after:
+            # from the node: MN-AAA last (RFC 4721 §5) -- but for an MN-FA authenticator
+            # with the key AAA gave for this foreign agent (RFC 3957), last of all (RFC 5944
+            # §3.6.1.3), as in the re-registration at FA1 after the redirect: it must
+            # verify with a key derived from a captured MN-FA nonce (41)
+            assert after == ["33"], types
+            fa_signed = decode_message(octets(payload))
+            assert isinstance(fa_signed, RegistrationRequest)
+            assert verifies(fa_signed, MN_FA, mn_fa_keys), types
         auth_kinds = [k for k in kinds if k in ("32", "33", "34", "36")]
         auth = octets(auths.split(",")[auth_kinds.index("36")])
         raw = octets(payload)
@@ -363,7 +392,7 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
         issued = [c for c in challenges if c[-237:] == ch[16:] and c[:1] == pw[:1]]
         assert issued, "CHAP-Challenge does not end with an advertised challenge"
         assert all(r.nai == LAB_NAI for r in matches)
-    assert askers == {"fa1", "fa2", "ha"}, askers
+    assert askers == {"fa1", "fa2", "ha", "ha2"}, askers  # ha2: after the redirect
     # answers: accepts for every exchange, and accounting Start records from both agents
     codes = [c for (c,) in tshark(pcap, "radius", ["radius.code"])]
     assert codes.count("2") >= 3 and "3" not in codes  # Access-Accept, no Access-Reject

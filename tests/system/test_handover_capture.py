@@ -18,6 +18,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,51 @@ def match_flow(flow: list[Step], seen: list[Seen], roles: dict[str, str]) -> dic
     return at
 
 
+#: reply type -> the request type it answers
+ANSWERS = {
+    RegistrationReply.TYPE: RegistrationRequest.TYPE,
+    HandoffReply.TYPE: HandoffRequest.TYPE,
+    FastBindingAck.TYPE: FastBindingUpdate.TYPE,
+}
+
+
+def identification(msg: Message) -> int:
+    assert isinstance(
+        msg,
+        RegistrationRequest
+        | RegistrationReply
+        | HandoffRequest
+        | HandoffReply
+        | FastBindingUpdate
+        | FastBindingAck,
+    ), msg
+    return msg.identification
+
+
+def check_fields(at: dict[int, Seen], old: str, new: str) -> None:
+    """What the rows carry, as docs/handovers.md and core/fa_handoff.py describe it: every
+    reply answers an earlier request of its kind (the same Identification; for a
+    Registration Reply the low 32 bits, RFC 5944 §5.7); the mobile node's own messages
+    name its home address; a Handoff Request setting the tunnel up names the old agent's
+    care-of address, a Fast Binding Update the new agent's."""
+    rows = sorted(at.items())
+    for n, m in rows:
+        msg = m.message
+        assert getattr(msg, "home_address", None) == IPv4Address(MN), (n, msg)
+        if msg.TYPE in ANSWERS:
+            ident = identification(msg)
+            kind = ANSWERS[msg.TYPE]
+            asked = [identification(r.message) for k, r in rows if k < n and kind == r.message.TYPE]
+            assert any(a == ident for a in asked) or (
+                msg.TYPE == RegistrationReply.TYPE
+                and any(a & 0xFFFFFFFF == ident & 0xFFFFFFFF for a in asked)
+            ), (n, msg, asked)
+        if isinstance(msg, HandoffRequest) and msg.lifetime > 0:
+            assert msg.care_of_address == IPv4Address(old), (n, msg)
+        if isinstance(msg, FastBindingUpdate):
+            assert msg.care_of_address == IPv4Address(new), (n, msg)
+
+
 def describe(seen: list[Seen], roles: dict[str, str]) -> list[str]:
     return [
         f"{m.time:.4f} {roles.get(m.src, m.src)}->{roles.get(m.dst, m.dst)}"
@@ -322,6 +368,7 @@ def test_handover_capture_decodes_and_follows_the_documented_flow(
         seen, again = datagrams(window)
         assert all(m.src in roles and m.dst in roles for m in seen), describe(seen, roles)
         at = match_flow(flow, seen, roles)
+        check_fields(at, old, new)
         checked += 1
         print(
             f"\n{mode} {ROUTE[i - 1]}->{ROUTE[i]}: "

@@ -276,15 +276,9 @@ class RadiusClient:
             return AaaAnswer(req.request_id, AaaResult.ACCEPT, authz, name, reply_message(values))
         return AaaAnswer(req.request_id, AaaResult.REJECT, None, name, reply_message(values))
 
-    async def account(
-        self, rec: AccountingRecord, *, terminate_cause: int | None = None
-    ) -> AccountingAnswer:
-        """Accounting-Request for ``rec`` (RFC 2866); ``terminate_cause`` replaces the
-        record's Acct-Terminate-Cause (a value :class:`TerminateCause` does not list)."""
+    async def account(self, rec: AccountingRecord) -> AccountingAnswer:
+        """Accounting-Request for ``rec`` (RFC 2866)."""
         attrs = accounting_attributes(rec)
-        if terminate_cause is not None:
-            attrs = [(n, v) for n, v in attrs if n != "Acct-Terminate-Cause"]
-            attrs.append(("Acct-Terminate-Cause", terminate_cause))
         got = await self._exchange(attrs, acct=True)
         if got is None:
             return AccountingAnswer(rec.request_id, False)
@@ -313,7 +307,7 @@ Traffic = tuple[int, int, int, int]
 #: on the NAS, for example prior to rebooting the NAS". A clean stop (SIGTERM, SIGINT) is
 #: an administrator's act; NAS-Reboot (11) is for a "non-administrative reboot" (a crash),
 #: after which there is no process left to say so.
-ACCT_TERMINATE_ADMIN_REBOOT = 7
+ACCT_TERMINATE_ADMIN_REBOOT = TerminateCause.ADMIN_REBOOT
 #: Longest wait at shutdown for the Stop records of the open sessions, seconds.
 SHUTDOWN_STOP_CAP = 5.0
 
@@ -349,7 +343,7 @@ class AaaShell:
 
     Open sessions (a Start seen, no Stop yet) are remembered with their Start record: at a
     clean shutdown :meth:`stop_sessions` sends each a Stop with its final counts and
-    Acct-Terminate-Cause Admin-Reboot (:data:`ACCT_TERMINATE_ADMIN_REBOOT`), waiting a
+    Acct-Terminate-Cause Admin-Reboot (:attr:`TerminateCause.ADMIN_REBOOT`), waiting a
     bounded time; the engine is not involved (its driver is already stopped).
 
     A failure inside an exchange (a bug, a socket error) is logged and counted, and the
@@ -451,7 +445,7 @@ class AaaShell:
     async def stop_sessions(self, wait: float | None = None) -> int:
         """A clean shutdown: an Accounting-Request Stop for every open session, with its
         final counts and Acct-Terminate-Cause Admin-Reboot (RFC 2866 §5.10,
-        :data:`ACCT_TERMINATE_ADMIN_REBOOT`), all sent at once; waits up to ``wait``
+        :attr:`TerminateCause.ADMIN_REBOOT`), all sent at once; waits up to ``wait``
         seconds (default :meth:`shutdown_wait`) for the answers. Returns how many were
         answered. The engine is not told (it is stopping too)."""
         if not self.sessions:
@@ -463,18 +457,12 @@ class AaaShell:
                 session.start,
                 status=AcctStatus.STOP,
                 session_time=session.start.session_time + int(now - session.started),
-                # replaced on the wire by Admin-Reboot, which TerminateCause lacks
-                terminate_cause=TerminateCause.NAS_REQUEST,
+                terminate_cause=TerminateCause.ADMIN_REBOOT,
             )
             records.append(self.with_traffic(stop))
         self.stats["accounting_stop_shutdown"] += len(records)
         log.info("aaa.shutdown_stops", extra={"sessions": len(records)})
-        tasks = [
-            asyncio.ensure_future(
-                self.client.account(rec, terminate_cause=ACCT_TERMINATE_ADMIN_REBOOT)
-            )
-            for rec in records
-        ]
+        tasks = [asyncio.ensure_future(self.client.account(rec)) for rec in records]
         done, pending = await asyncio.wait(
             tasks, timeout=self.shutdown_wait() if wait is None else wait
         )

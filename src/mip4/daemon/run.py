@@ -73,6 +73,7 @@ from mip4.io.radius import AaaShell, RadiusClient, Traffic
 from mip4.io.runtime import NodeIO
 from mip4.io.undo import Journal, load_journal
 from mip4.store import SqliteStore, StoreError
+from mip4.store.pipeline import CommitPipeline  # issue 15 (ops hook)
 
 from . import logs, status
 from .aaa import open_disconnect
@@ -93,7 +94,7 @@ from .control import (
 )
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
-from .validate import check_local_addresses
+from .validate import check_local_addresses, check_store  # check_store: the ops hook
 
 Engine = HomeAgent | ForeignAgent | MobileNode
 
@@ -396,12 +397,15 @@ class TimedDriver(EngineDriver):
     mobile node retransmits); its other actions still run. With ``synchronous = "full"``
     (a commit syncs the disk) the datagrams one reader wakeup drains (up to 64) are
     handled together and committed once (group commit): under load one disk sync covers
-    many registrations, and each reply still waits for the commit that holds it. With
-    ``"normal"`` each input is committed on its own (cheap), so no reply waits for the
-    others of its batch. Set ``store`` before readers are added."""
+    many registrations, and each reply still waits for the commit that holds it; the
+    commit runs in the store's writer thread (:class:`mip4.store.pipeline.CommitPipeline`,
+    issue 15) while the loop handles the next datagrams, whose replies wait for the next
+    commit. With ``"normal"`` each input is committed on its own (cheap), so no reply
+    waits for the others of its batch. Set ``store`` before readers are added."""
 
     metrics: Metrics | None = None
     store: SqliteStore | None = None
+    _pipeline: CommitPipeline[Action] | None = None  # issue 15 (ops hook)
 
     def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
         if self.store is None or not self.store.group_commit:
@@ -427,6 +431,23 @@ class TimedDriver(EngineDriver):
             out = self.engine.handle(event, self.clock())
             actions.extend(out)
             decided += sum(1 for a in out if isinstance(a, Log) and a.event == "ha.registration")
+        # -- issue 15 (the ops helper's hook): the commit's sync off the event loop -------
+        if self.store is not None:
+            if self._pipeline is None:
+                self._pipeline = CommitPipeline(
+                    self.store, self.loop, super().run_actions, self._commit_failed
+                )
+            metrics, n = self.metrics, decided
+
+            def replied() -> None:  # datagram in, reply sent: after the commit
+                if metrics is not None:
+                    took = time.monotonic() - t0
+                    for _ in range(n):
+                        metrics.observe(took)
+
+            self._pipeline.submit(actions, replied)
+            actions, decided = [], 0
+        # -- end of the ops helper's hook -------------------------------------------------
         self.run_actions(actions)
         self.start()  # re-arm
         if self.metrics is not None:
@@ -437,14 +458,28 @@ class TimedDriver(EngineDriver):
 
     def run_actions(self, actions: Sequence[Action]) -> None:
         store = self.store
+        # -- issue 15 (the ops helper's hook): behind the batches waiting for a commit ----
+        if self._pipeline is not None and self._pipeline.busy:
+            if actions:
+                self._pipeline.submit(actions)
+            return
+        # -- end of the ops helper's hook -------------------------------------------------
         if store is not None and store.dirty:
             try:
                 store.commit()
             except Exception as e:
-                self.stats["store_commit_errors"] += 1
-                logs.event("daemon.store_commit_failed", logging.ERROR, error=str(e))
-                actions = [a for a in actions if not isinstance(a, SendUdp)]
+                actions = self._commit_failed(e, actions)
         super().run_actions(actions)
+
+    def _commit_failed(self, e: BaseException, actions: Sequence[Action]) -> list[Action]:
+        self.stats["store_commit_errors"] += 1
+        logs.event("daemon.store_commit_failed", logging.ERROR, error=str(e))
+        return [a for a in actions if not isinstance(a, SendUdp)]
+
+    def close(self) -> None:
+        if self._pipeline is not None:  # issue 15 (ops hook): what waits for a commit
+            self._pipeline.close()
+        super().close()
 
     def feed(self, event: Event) -> list[Action]:
         t0 = time.monotonic()
@@ -838,6 +873,13 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
         print(f"mip4 {role}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if check_only:
+        # -- issue 15 (the ops helper's hook): the store file, read-only ----------------
+        try:
+            check_store(cfg)
+        except StoreError as e:
+            print(f"mip4 {role}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        # -- end of the ops helper's hook -------------------------------------------------
         for w in cfg.warnings:
             print(f"mip4 {role}: warning: {w}", file=sys.stderr)
         print(f"{config_path}: ok ({role}, control socket {cfg.control_socket(os.getpid())})")

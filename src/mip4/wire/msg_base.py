@@ -30,10 +30,11 @@ from enum import IntFlag
 from ipaddress import IPv4Address
 from typing import ClassVar, Protocol, Self
 
-from .addr import ipv4_from_int
 from .errors import DecodeError, EncodeError
 from .ext_base import Extension, check_uint
 from .extensions import decode_extensions, encode_extensions
+
+_new = object.__new__
 
 
 class RegistrationFlags(IntFlag):
@@ -106,8 +107,13 @@ class FromRaw:
 
 
 def address_at(offset: int) -> Callable[[bytes], object]:
+    unpack = struct.Struct(f"!{offset}xI").unpack_from
+
     def build(raw: bytes) -> object:
-        return ipv4_from_int(int.from_bytes(raw[offset : offset + 4], "big"))
+        # ipv4_from_int inlined: one call less per address (three per decoded request)
+        a = _new(IPv4Address)
+        a._ip = unpack(raw)[0]  # type: ignore[attr-defined]  # the slot __init__ fills
+        return a
 
     return build
 

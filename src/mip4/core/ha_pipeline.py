@@ -65,7 +65,7 @@ from mip4.wire.messages import RegistrationFlags, RegistrationRequest
 from .actions import Encapsulation
 from .events import UdpReceived
 from .ha_aaa import IssuedKey
-from .ha_config import HomeAgentPick
+from .ha_config import HomeAgentConfig, HomeAgentPick
 from .registration import Pipeline, RegistrationDenied
 
 if TYPE_CHECKING:
@@ -87,6 +87,35 @@ _S, _D, _M, _G, _T = (
         RegistrationFlags.T,
     )
 )
+
+
+#: per configuration object: (the configuration, network, broadcast and own address as
+#: integers, whether the prefix is /31 or /32) -- see :func:`_serves`
+_NETWORK_INTS: dict[int, tuple[HomeAgentConfig, int, int, int, bool]] = {}
+
+
+def _serves(cfg: HomeAgentConfig, hoa: IPv4Address) -> bool:
+    """:meth:`HomeAgentConfig.serves` for the usual configuration (no address pool, no
+    ``home_addresses`` list: every address of the home network but its network and
+    broadcast addresses and the agent's own), on integers; the method itself otherwise."""
+    if cfg.address_pool or cfg.home_addresses is not None:
+        return cfg.serves(hoa)
+    entry = _NETWORK_INTS.get(id(cfg))
+    if entry is None or entry[0] is not cfg:
+        if len(_NETWORK_INTS) > 16:
+            _NETWORK_INTS.clear()
+        net = cfg.home_network
+        entry = (
+            cfg,
+            int(net.network_address),
+            int(net.broadcast_address),
+            int(cfg.address),
+            net.prefixlen >= 31,
+        )
+        _NETWORK_INTS[id(cfg)] = entry
+    _, first, last, me, tiny = entry
+    a = int(hoa)
+    return first <= a <= last and a != me and (tiny or (a != first and a != last))
 
 
 def _bad_unicast(a: int) -> bool:
@@ -501,7 +530,7 @@ def check_administrative(ctx: HaRequest) -> None:
     hoa = ctx.home_address
     if ctx.deregistration and hoa == _ZERO:
         return  # an NAI deregistering with nothing assigned
-    if not agent.config.serves(hoa):
+    if not _serves(agent.config, hoa):
         raise RegistrationDenied(
             ReplyCode.HA_ADMIN_PROHIBITED, f"home address {hoa} not served by this agent"
         )

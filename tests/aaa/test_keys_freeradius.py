@@ -177,3 +177,139 @@ def test_home_agent_chosen_by_aaa_and_key_from_aaa(keys_radius: FreeRadius) -> N
         isinstance(r, RegistrationRequest) and r.home_agent == HA_ADDR for r in later
     )
     assert w.mn.registered and len(w.bindings()) == 1
+
+
+def mn_fa_dictionary(tmp_path: Path) -> object:
+    """mip4's client dictionary, which carries the MN-FA key attributes as
+    MN_FA_KEY_ATTRIBUTES (what FreeRADIUS's generated dictionary gets) defines them."""
+    from importlib import resources
+
+    from mip4.aaa.attributes import MN_FA_KEY_ATTRIBUTES
+    from mip4.io.radius import load_dictionary
+
+    shipped = (resources.files("mip4") / "data" / "radius-dictionary").read_text()
+    for line in MN_FA_KEY_ATTRIBUTES.splitlines():
+        if line.startswith("ATTRIBUTE"):
+            assert line in shipped, f"mip4/data/radius-dictionary lacks: {line}"
+    return load_dictionary()
+
+
+def test_freeradius_derives_an_mn_fa_key_for_a_foreign_agent_only(tmp_path: Path) -> None:
+    """RFC 3957 MN-FA keys (issue 11): a subscriber with an MN-FA SPI gets, in the Accept to
+    a foreign agent's request, a fresh nonce and HMAC-SHA1(AAA key, nonce || NAI) --
+    computed by FreeRADIUS's unlang policy -- which mip4's client decrypts; a home agent's
+    request gets none."""
+    from dataclasses import replace as dc_replace
+
+    from mip4.aaa.messages import AaaResult
+    from mip4.core.ha_aaa import request_nai
+
+    from .requests import mn_aaa_rrq
+
+    assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
+    auth, acct = free_udp_ports(2)
+    subscriber = dc_replace(SUBSCRIBER, mn_fa_spi=6000)
+    cfg = FreeRadiusConfig(
+        directory=str(tmp_path / "raddb"),
+        address=LOOPBACK,
+        auth_port=auth,
+        acct_port=acct,
+        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
+        subscribers=(subscriber,),
+    )
+    fr = FreeRadius(cfg, RADIUS_SECRET)
+    fr.write()
+    try:
+        fr.start()
+        rrq = mn_aaa_rrq(NAI, SECRET, b"c" * 16)
+        assert request_nai(rrq) == NAI
+
+        async def ask(foreign_agent: bool) -> AaaAnswer:
+            c = RadiusClient([fr.server], FAST, dictionary=mn_fa_dictionary(tmp_path))
+            try:
+                req = AaaRequest.from_registration(
+                    1, rrq, nas_address=LOOPBACK, foreign_agent=foreign_agent
+                )
+                return await c.authenticate(req)
+            finally:
+                await c.close()
+
+        ans = asyncio.run(ask(True))
+        assert ans.result is AaaResult.ACCEPT
+        authz = ans.authorization
+        assert authz is not None and authz.mn_fa_spi == 6000
+        assert authz.mn_fa_key_nonce is not None and len(authz.mn_fa_key_nonce) == 16
+        assert authz.mn_fa_key == derive_key(SECRET, authz.mn_fa_key_nonce, NAI.encode())
+        # its own nonce, not the MN-HA key's
+        assert authz.key_nonce is not None and authz.key_nonce != authz.mn_fa_key_nonce
+        ha = asyncio.run(ask(False)).authorization
+        assert ha is not None and ha.mn_fa_spi is None and ha.mn_fa_key is None
+        assert ha.mn_ha_key is not None  # the home agent's MN-HA key as before
+    finally:
+        fr.stop()
+
+
+def test_mn_fa_key_from_freeradius_end_to_end(tmp_path: Path) -> None:
+    """RFC 3957 MN-FA keys through the engines and a real FreeRADIUS: the node (NAI and
+    MN-AAA secret only) asks for both keys; FreeRADIUS derives the MN-FA key for the foreign
+    agent's request and the MN-HA key for the home agent's; the agent and the node end up
+    with the same MN-FA key, and the node's renewals carry MN-FA with it."""
+    from dataclasses import replace as dc_replace
+
+    from mip4.wire.extensions import MobileForeignAuthExtension
+
+    assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
+    auth, acct = free_udp_ports(2)
+    cfg = FreeRadiusConfig(
+        directory=str(tmp_path / "raddb"),
+        address=LOOPBACK,
+        auth_port=auth,
+        acct_port=acct,
+        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
+        subscribers=(dc_replace(SUBSCRIBER, mn_fa_spi=6000, session_timeout=None),),
+    )
+    fr = FreeRadius(cfg, RADIUS_SECRET)
+    fr.write()
+    dictionary = mn_fa_dictionary(tmp_path)
+    fa_answers: list[AaaAnswer] = []
+    try:
+        fr.start()
+        w = RadiusWorld(fr)
+
+        def serve_aaa() -> None:
+            for node in w.served:
+                reqs = w.net.actions_of(node, AaaRequest)
+                for req in reqs[w.served[node] :]:
+                    w.served[node] += 1
+                    c = RadiusClient([fr.server], FAST, dictionary=dictionary)
+
+                    async def call(c: RadiusClient = c, req: AaaRequest = req) -> AaaAnswer:
+                        try:
+                            return await c.authenticate(req)
+                        finally:
+                            await c.close()
+
+                    ans = asyncio.run(call())
+                    (w.answers if node == "ha" else fa_answers).append(ans)
+                    w.net.inject(node, ans)
+
+        w.serve_aaa = serve_aaa  # type: ignore[method-assign]
+        w.move("A")
+        w.run_serving(8)
+        assert w.mn.registered and w.mn.home_address == GIVEN
+        first = fa_answers[0].authorization
+        assert first is not None and first.mn_fa_key is not None and first.mn_fa_spi == 6000
+        fa_key = w.mn.client.fa_key
+        assert fa_key is not None and fa_key[1].key == first.mn_fa_key
+        (sa,) = w.fa1.security_associations.for_peer(NAI)
+        assert sa.key == first.mn_fa_key and sa.spi == 6000
+        w.run_serving(2000)
+        later = [p.message for p in w.net.sent("mn", RegistrationRequest)][1:]
+        assert later and all(
+            isinstance(r, RegistrationRequest)
+            and [e.spi for e in r.extensions if isinstance(e, MobileForeignAuthExtension)] == [6000]
+            for r in later
+        )
+        assert w.mn.registered
+    finally:
+        fr.stop()

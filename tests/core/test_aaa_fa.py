@@ -315,3 +315,60 @@ def test_no_accounting_unless_configured() -> None:
     fa = make_fa()
     fa.handle(from_mn(aaa_request(None), src=ZERO), 0.0)
     assert of(fa.handle(from_ha(ha_reply()), 0.1), AccountingRecord) == []
+
+
+# ----------------------------------------------------------------------------------------
+# Retransmissions of a request held for the home AAA server (RFC 5944 §3.6.3, RFC 4721 §3.2)
+# ----------------------------------------------------------------------------------------
+
+
+def test_retransmission_while_held_for_aaa_is_dropped_not_106_and_answered_once() -> None:
+    fa = aaa_fa()
+    aaa = FakeAaa({NAI: SECRET})
+    ch = challenge_of(fa, 0.0)
+    request = aaa_request(ch)
+    first = fa.handle(from_mn(request, src=ZERO), 0.1)
+    # the node retransmits the very same request before the AAA server has answered
+    again = fa.handle(from_mn(request, src=ZERO), 1.1)
+    assert of(again, SendUdp) == [] and of(again, AaaRequest) == []  # no 106, no 2nd ask
+    assert fa.counters.discarded["duplicate_request"] == 1
+    assert fa.aaa_waiting == 1
+    (relay,) = of(fa.handle(aaa.answer(first), 1.5), SendUdp)
+    assert relay.dst == HA and len(aaa.seen) == 1
+    # the one reply answers both copies
+    _, rep = to_mn(fa.handle(from_ha(ha_reply()), 1.6))
+    assert rep.code == 0 and rep.identification == IDENT
+    assert fa.counters.denied[ReplyCode.FA_STALE_CHALLENGE] == 0
+
+
+def test_replayed_challenge_after_the_held_request_completed_is_still_106() -> None:
+    fa = aaa_fa()
+    aaa = FakeAaa({NAI: SECRET})
+    ch = challenge_of(fa, 0.0)
+    request = aaa_request(ch)
+    fa.handle(aaa.answer(fa.handle(from_mn(request, src=ZERO), 0.1)), 0.2)
+    to_mn(fa.handle(from_ha(ha_reply()), 0.3))
+    # the same bytes again, once nothing is held: a replay of a spent challenge
+    _, rep = to_mn(fa.handle(from_mn(request, src=ZERO), 0.4))
+    assert rep.code == ReplyCode.FA_STALE_CHALLENGE
+    assert "duplicate_request" not in fa.counters.discarded
+    # and after a denial (Access-Reject) the held request is gone too
+    ch2 = challenge_of(fa, 1.0)
+    bad = aaa_request(ch2, secret=b"wrong", ident=IDENT + 5)
+    _, rep = to_mn(fa.handle(aaa.answer(fa.handle(from_mn(bad, src=ZERO), 1.1)), 1.2))
+    assert rep.code == ReplyCode.FA_MN_FAILED_AAA_AUTH
+    _, rep = to_mn(fa.handle(from_mn(bad, src=ZERO), 1.3))
+    assert rep.code == ReplyCode.FA_STALE_CHALLENGE
+
+
+def test_another_request_answering_a_held_challenge_is_106() -> None:
+    fa = aaa_fa()
+    ch = challenge_of(fa, 0.0)
+    fa.handle(from_mn(aaa_request(ch), src=ZERO), 0.1)
+    # same challenge, another Identification (so another authenticator): not a copy
+    _, rep = to_mn(fa.handle(from_mn(aaa_request(ch, ident=IDENT + 1), src=ZERO), 0.2))
+    assert rep.code == ReplyCode.FA_STALE_CHALLENGE
+    # same Identification, another MN-AAA authenticator (forged): not a copy either
+    _, rep = to_mn(fa.handle(from_mn(aaa_request(ch, secret=b"forged"), src=ZERO), 0.3))
+    assert rep.code == ReplyCode.FA_STALE_CHALLENGE
+    assert "duplicate_request" not in fa.counters.discarded and fa.aaa_waiting == 1

@@ -13,6 +13,7 @@ from mip4.aaa.messages import AaaAnswer, AaaRequest, AaaResult, AccountingRecord
 from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mobile_node import MobileNodeConfig
 from mip4.security.mn_aaa import radius_chap_ok
+from mip4.security.sa import ReplayMethod
 from mip4.wire.codes import ReplyCode
 from mip4.wire.messages import RegistrationReply, RegistrationRequest
 
@@ -33,8 +34,15 @@ def accept_good(req: AaaRequest) -> AaaResult:
 
 
 class AaaWorld(World):
-    def __init__(self, *, pool: frozenset[IPv4Address] = POOL, **fa: object) -> None:
+    def __init__(
+        self,
+        *,
+        pool: frozenset[IPv4Address] = POOL,
+        replay: ReplayMethod = ReplayMethod.TIMESTAMPS,
+        **fa: object,
+    ) -> None:
         super().__init__(
+            replay=replay,
             mn_config=MobileNodeConfig(
                 home_address=ZERO, home_agent=HA_ADDR, nai=NAI, mn_aaa_secret=SECRET
             ),
@@ -46,9 +54,13 @@ class AaaWorld(World):
         self.decide: Decide = accept_good
         self.answered = {"fa1": 0, "fa2": 0}
         self.asked: list[AaaRequest] = []
+        #: the AAA server answers nothing before this time (a slow server)
+        self.quiet_until = 0.0
 
     def serve_aaa(self) -> None:
         """Answer every new AaaRequest of the foreign agents."""
+        if self.now < self.quiet_until:
+            return
         for fa in ("fa1", "fa2"):
             reqs = self.net.actions_of(fa, AaaRequest)
             for req in reqs[self.answered[fa] :]:
@@ -194,3 +206,37 @@ def test_config_zero_home_address_needs_an_nai() -> None:
     cfg = MobileNodeConfig(home_address=ZERO, home_agent=HA_ADDR, nai=NAI, mn_aaa_secret=SECRET)
     assert cfg.home_network == HOME_NET and cfg.assigned_address
     assert "alice-aaa-secret" not in repr(cfg)
+
+
+def test_retransmission_while_aaa_is_slow_is_not_denied_and_the_node_registers() -> None:
+    """The AAA server takes longer than the node's retransmission timeout: with nonces the
+    node resends the same request (RFC 5944 §3.6.3), which the foreign agent recognises as
+    the copy of the one it holds -- not a stale challenge (106) -- and the one reply
+    registers the node."""
+    w = AaaWorld(replay=ReplayMethod.NONCES)
+    w.quiet_until = 3.5  # the node retransmits after 1 s and again after 2 s more
+    w.move("A")
+    w.run_serving(10)
+    assert w.mn.counters.events["retransmissions"] >= 1
+    assert w.fa1.counters.discarded["duplicate_request"] >= 1
+    assert ReplyCode.FA_STALE_CHALLENGE not in replies_to_mn(w)
+    # with nonces the first exchange resynchronises (133, RFC 5944 §5.7); each
+    # registration asked the AAA server once, and each got one answer
+    assert replies_to_mn(w) == [ReplyCode.HA_IDENTIFICATION_MISMATCH, ReplyCode.ACCEPTED]
+    assert len(w.asked) == 2 and w.mn.registered and w.mn.home_address in POOL
+
+
+def test_retransmissions_with_timestamps_while_aaa_is_slow_get_no_106() -> None:
+    """With timestamps (the default, and the only replay method a key from AAA has) a
+    retransmission is a new registration (RFC 5944 §3.6.3) -- but one answering the
+    challenge its first copy spent would get 106: through an agent that challenges the
+    node resends the request unchanged (the same Identification and challenge), which the
+    agent drops while it holds the first for the AAA server; the one reply registers it."""
+    w = AaaWorld()
+    w.quiet_until = 3.5
+    w.move("A")
+    w.run_serving(15)
+    sent = [p.payload for p in w.requests_from_mn()]
+    assert len(sent) >= 2 and len(set(sent)) == 1
+    assert w.fa1.counters.discarded["duplicate_request"] == len(sent) - 1
+    assert replies_to_mn(w) == [ReplyCode.ACCEPTED] and len(w.asked) == 1

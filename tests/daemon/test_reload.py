@@ -107,22 +107,73 @@ def test_inconsistent_merge_changes_nothing() -> None:
     assert sa is not None and sa.key == bytes.fromhex(KEY1)
 
 
-def test_mn_rekey_replaces_its_association_other_keys_need_a_restart() -> None:
-    def data(key: str, lifetime: int = 300) -> dict[str, Any]:
-        return {
-            "mobile_node": {"home_address": str(MN), "home_agent": str(HA), "lifetime": lifetime},
-            "io": {"interfaces": ["eth0"]},
-            "security_associations": [{"peer": str(HA), "spi": 256, "key": key}],
-        }
+def mn_data(key: str, **mn: Any) -> dict[str, Any]:
+    return {
+        "mobile_node": {"home_address": str(MN), "home_agent": str(HA), "lifetime": 300, **mn},
+        "io": {"interfaces": ["eth0"]},
+        "security_associations": [{"peer": str(HA), "spi": 256, "key": key}],
+    }
 
-    running = cfg("mn", data(KEY1))
+
+def test_mn_rekey_replaces_its_association_other_keys_need_a_restart() -> None:
+    # (issue 15 moved mobile_node.lifetime to the keys that change in place: the key that
+    # needs a restart here is now the home prefix, which its attachment part holds)
+    running = cfg("mn", mn_data(KEY1))
     engine = build_engine(running)
     assert isinstance(engine, MobileNode)
-    r = reload(running, engine, cfg("mn", data(KEY2, lifetime=600)))
+    r = reload(running, engine, cfg("mn", mn_data(KEY2, home_prefix_len=16)))
     assert r.applied == ("security_associations",)
-    assert r.refused == ("mobile_node.lifetime",)
+    assert r.refused == ("mobile_node.home_prefix_len",)
     assert engine.client.sa.key == bytes.fromhex(KEY2)
-    assert engine.config.lifetime == 300
+    assert engine.config.home_prefix_len == 24
+
+
+def test_mn_lifetime_and_timers_change_in_place_the_rest_is_refused() -> None:
+    running = cfg("mn", mn_data(KEY1))
+    engine = build_engine(running)
+    assert isinstance(engine, MobileNode)
+    new = mn_data(
+        KEY1,
+        lifetime=600,
+        retransmit_initial=2.0,
+        renew_fraction=0.5,
+        on_revocation="stop",
+        home_agent="10.0.0.2",
+    )
+    r = reload(running, engine, cfg("mn", new))
+    assert set(r.applied) == {
+        "mobile_node.lifetime",
+        "mobile_node.retransmit_initial",
+        "mobile_node.renew_fraction",
+        "mobile_node.on_revocation",
+    }
+    assert r.refused == ("mobile_node.home_agent",)
+    # every part of the node reads the new values; the refused one keeps running
+    for part in (engine, engine.client, engine.where):
+        assert part.config.lifetime == 600 and part.config.retransmit_initial == 2.0
+        assert part.config.home_agent == HA
+    assert r.config.file.mobile_node.lifetime == 600  # type: ignore[union-attr]
+    again = reload(r.config, engine, cfg("mn", new))
+    assert again.applied == () and again.refused == ("mobile_node.home_agent",)
+
+
+def test_log_level_changes_in_place_other_daemon_keys_are_refused() -> None:
+    import logging
+
+    root = logging.getLogger("mip4")
+    level = root.level
+    running = cfg("ha", ha_data())
+    engine = build_engine(running)
+    data = ha_data()
+    data["daemon"] = {"log_level": "debug", "log_format": "json"}
+    try:
+        r = reload(running, engine, cfg("ha", data))
+        assert r.applied == ("daemon.log_level",) and r.refused == ("daemon.log_format",)
+        assert root.level == logging.DEBUG
+        assert r.config.daemon.log_level.value == "debug"
+        assert r.config.daemon.log_format == running.daemon.log_format
+    finally:
+        root.setLevel(level)
 
 
 def test_fa_limits_are_refused_associations_change() -> None:

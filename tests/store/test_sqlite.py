@@ -10,6 +10,7 @@ import random
 import sqlite3
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,6 +157,71 @@ def test_uncommitted_writes_are_in_one_transaction_that_commit_ends(tmp_path: Pa
     s.commit()  # nothing written: no empty transaction
     assert s.commits == 1
     s.close()
+
+
+def test_changes_to_one_row_before_a_commit_are_written_once(tmp_path: Path) -> None:
+    """A binding renewed (and its replay state moved) several times between two commits
+    costs one row write each at the commit, and the last value is what the file holds."""
+    s = SqliteStore(tmp_path / "s.db", 0.0)
+    statements: list[str] = []
+    s._db.set_trace_callback(statements.append)
+    for i in range(5):
+        s.bindings.put(binding(identification=i))
+        s.bindings.put_replay(A("10.0.0.10"), ReplayState(last_accepted=i))
+    s.bindings.put(binding("10.0.0.11"))
+    s.bindings.remove(A("10.0.0.11"))  # put then removed: one delete, no insert
+    assert s.writes == 12 and s.dirty
+    s.commit()
+    inserts = [q for q in statements if q.startswith("INSERT")]
+    deletes = [q for q in statements if q.startswith("DELETE")]
+    assert len(inserts) == 2 and len(deletes) == 1, statements
+    s.close()
+    t = SqliteStore(tmp_path / "s.db", 0.0)
+    assert [b.identification for b in t.bindings] == [4]
+    assert t.bindings.replay_states() == {A("10.0.0.10"): ReplayState(last_accepted=4)}
+    t.close()
+
+
+class _FailingCommit:
+    """The store's connection, whose next COMMIT fails (as a full disk makes it)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.fail = True
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+def test_a_failed_commit_rolls_back_and_keeps_the_writes_for_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = SqliteStore(path, 0.0)
+    s.bindings.put(binding())
+    s.commit()
+    real = s._db
+    s._db = _FailingCommit(real)  # type: ignore[assignment]
+    s.bindings.put(binding("10.0.0.11"))
+    s.bindings.remove(A("10.0.0.10"))
+    with pytest.raises(sqlite3.OperationalError):
+        s.commit()
+    assert s.dirty and s.commits == 1
+    assert not real.in_transaction  # rolled back: the file holds the last commit
+    assert [r[0] for r in real.execute("SELECT home_address FROM bindings")] == [
+        int(A("10.0.0.10"))
+    ]
+    s.commit()  # the next commit writes what the failed one did not
+    assert not s.dirty and s.commits == 2
+    s._db = real
+    s.close()
+    t = SqliteStore(path, 0.0)
+    assert [b.home_address for b in t.bindings] == [A("10.0.0.11")]
+    t.close()
 
 
 def test_an_uncommitted_write_is_not_in_the_file_after_a_crash(tmp_path: Path) -> None:
@@ -529,3 +595,23 @@ def test_write_through_dict_reports_every_change() -> None:
         ("del", k, None),
         *[("del", key, None) for key in ("a", "d", "e")],
     ]
+
+
+def test_many_rows_are_written_within_the_librarys_parameter_limit(tmp_path: Path) -> None:
+    """One commit of more rows than one statement may carry (an SQLite older than 3.32
+    allows 999 parameters): written in several statements, every row there."""
+    s = SqliteStore(tmp_path / "s.db", 0.0)
+    s._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # as an old library
+    s._max_parameters = s._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    assert s._max_parameters == 999
+    for i in range(700):
+        s.bindings.put(binding(f"10.0.{i // 250}.{i % 250 + 1}", identification=i))
+        s.visitors.put(visitor(f"10.1.{i // 250}.{i % 250 + 1}"))
+    s.commit()
+    for i in range(0, 700, 2):
+        s.bindings.remove(A(f"10.0.{i // 250}.{i % 250 + 1}"))
+    s.commit()
+    s.close()
+    t = SqliteStore(tmp_path / "s.db", 0.0)
+    assert len(t.bindings) == 350 and len(t.visitors) == 700
+    t.close()

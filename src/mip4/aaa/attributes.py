@@ -106,6 +106,20 @@ def _octets(value: object | None, name: str) -> bytes | None:
     return value
 
 
+#: RFC 3957 MN-FA keys: no shipped dictionary has attributes for them (3GPP2 carries only
+#: MN-HA keys), so they are mip4 vendor attributes (32473, RFC 5612's documentation
+#: number, as ``Mip4-Key-Nonce``). The same lines serve FreeRADIUS
+#: (:func:`mip4.aaa.freeradius.dictionary_file`) and pyrad (a client dictionary that lacks
+#: them never decodes them: the foreign agent then gets no MN-FA key).
+MN_FA_KEY_ATTRIBUTES = """\
+BEGIN-VENDOR	Mip4
+ATTRIBUTE	Mip4-MN-FA-SPI				2	integer
+ATTRIBUTE	Mip4-MN-FA-Key				3	octets	encrypt=2
+ATTRIBUTE	Mip4-MN-FA-Key-Nonce			4	octets
+END-VENDOR	Mip4
+"""
+
+
 def authorization_from_attributes(attrs: Mapping[str, Sequence[object]]) -> Authorization:
     """An Access-Accept's attributes (name -> decoded values, as pyrad gives them) as an
     :class:`Authorization`. Raises ``ValueError`` naming the attribute when one is malformed.
@@ -121,6 +135,9 @@ def authorization_from_attributes(attrs: Mapping[str, Sequence[object]]) -> Auth
         session_timeout=_int(_one(attrs, "Session-Timeout"), "Session-Timeout"),
         radius_class=_octets(_one(attrs, "Class"), "Class"),
         key_nonce=_octets(_one(attrs, "Mip4-Key-Nonce"), "Mip4-Key-Nonce"),
+        mn_fa_spi=_int(_one(attrs, "Mip4-MN-FA-SPI"), "Mip4-MN-FA-SPI"),
+        mn_fa_key=_octets(_one(attrs, "Mip4-MN-FA-Key"), "Mip4-MN-FA-Key"),
+        mn_fa_key_nonce=_octets(_one(attrs, "Mip4-MN-FA-Key-Nonce"), "Mip4-MN-FA-Key-Nonce"),
     )
 
 

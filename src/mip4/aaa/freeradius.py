@@ -16,6 +16,7 @@ What the configuration holds (and why):
   subscriber with an MN-HA SPI and no static key, a fresh 16-byte nonce
   (``Mip4-Key-Nonce``) and the key HMAC-SHA1(Cleartext-Password, nonce || User-Name),
   computed by FreeRADIUS's own ``randstr``/``hex``/``hmacsha1`` expansions (module ``expr``);
+  likewise an MN-FA key for a foreign agent's request (:data:`MN_FA_KEY_POLICY`);
 * ``reject_delay = 0`` (tests and the lab want the answer now) and ``status_server = yes``;
 * the local dictionary ``dictionary.mip4`` shipped in ``mip4/data`` (the typed-octets alias
   ``Mip4-MN-HA-Shared-Key`` of 3GPP2-MN-HA-Shared-Key), copied next to it by the caller.
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+
+from .attributes import MN_FA_KEY_ATTRIBUTES
 
 #: the local dictionary's file name in the configuration directory
 LOCAL_DICTIONARY = "dictionary.mip4"
@@ -48,6 +51,10 @@ class Subscriber:
     derive_mn_ha_key: bool = False
     #: Session-Timeout (27): how long what the server gives (a derived key) lasts, seconds
     session_timeout: int | None = None
+    #: RFC 3957 MN-FA keys: with an SPI, each Access-Accept to a foreign agent carries a
+    #: fresh MN-FA key derived as the MN-HA one (its own nonce), with this SPI
+    #: (:data:`MN_FA_KEY_POLICY`)
+    mn_fa_spi: int | None = None
 
     def __post_init__(self) -> None:
         if self.derive_mn_ha_key and (self.mn_ha_key is not None or self.mn_ha_spi is None):
@@ -123,6 +130,30 @@ KEY_DERIVATION_POLICY = """\
 			}
 		}
 """  # noqa: E501 (one unlang line)
+
+
+#: RFC 3957 MN-FA keys in ``unlang``: for a subscriber with an MN-FA SPI, an Access-Request
+#: from a foreign agent (3GPP2-Foreign-Agent-Address, which mip4's foreign agents send) gets
+#: a fresh nonce (``Mip4-MN-FA-Key-Nonce``) and the key HMAC-SHA1(AAA key, nonce || NAI)
+#: (``Mip4-MN-FA-Key``); other requests (a home agent's) get no MN-FA SPI.
+MN_FA_KEY_POLICY = """\
+		if (&reply:Mip4-MN-FA-SPI && &request:3GPP2-Foreign-Agent-Address) {
+			update reply {
+				&Mip4-MN-FA-Key-Nonce := "0x%{randstr:hhhhhhhhhhhhhhhh}"
+			}
+			update control {
+				&Tmp-Octets-1 := "0x%{hex:&reply:Mip4-MN-FA-Key-Nonce}%{hex:&User-Name}"
+			}
+			update reply {
+				&Mip4-MN-FA-Key := "0x%{hmacsha1:&control:Tmp-Octets-1 &control:Cleartext-Password}"
+			}
+		}
+		else {
+			update reply {
+				&Mip4-MN-FA-SPI !* ANY
+			}
+		}
+"""
 
 
 def radiusd_conf(cfg: FreeRadiusConfig) -> str:
@@ -222,7 +253,7 @@ server default {{
 		ok
 	}}
 	post-auth {{
-{KEY_DERIVATION_POLICY}		ok
+{KEY_DERIVATION_POLICY}{MN_FA_KEY_POLICY}		ok
 		Post-Auth-Type REJECT {{
 			update reply {{
 				&reply: !* ANY
@@ -257,14 +288,17 @@ def users_file(cfg: FreeRadiusConfig) -> str:
             replies.append(f"Mip4-MN-HA-Shared-Key = 0x{s.mn_ha_key.hex()}")
         if s.session_timeout is not None:
             replies.append(f"Session-Timeout = {s.session_timeout}")
+        if s.mn_fa_spi is not None:
+            replies.append(f"Mip4-MN-FA-SPI = {s.mn_fa_spi}")
         head = f"{_quote(s.nai)} Cleartext-Password := {_secret_text(s.secret)}\n"
         out.append(head + ",\n".join(f"\t{r}" for r in replies) + "\n\n")
     return "".join(out)
 
 
 def dictionary_file() -> str:
-    """``dictionary`` in the configuration directory: pulls in the local one."""
-    return f"$INCLUDE {LOCAL_DICTIONARY}\n"
+    """``dictionary`` in the configuration directory: pulls in the local one, then the
+    RFC 3957 MN-FA key attributes (:data:`mip4.aaa.attributes.MN_FA_KEY_ATTRIBUTES`)."""
+    return f"$INCLUDE {LOCAL_DICTIONARY}\n{MN_FA_KEY_ATTRIBUTES}"
 
 
 def config_files(cfg: FreeRadiusConfig) -> dict[str, str]:

@@ -54,6 +54,9 @@ class TerminateCause(enum.IntEnum):
     SESSION_TIMEOUT = 5
     #: revoked by an agent (RFC 3543) or by the operator
     ADMIN_RESET = 6
+    #: the agent was stopped by its operator (a clean shutdown: "Administrator is ending
+    #: service on the NAS")
+    ADMIN_REBOOT = 7
     #: the agent itself stopped
     NAS_REQUEST = 10
 
@@ -125,6 +128,14 @@ class Authorization:
     key_nonce: bytes | None = None
     #: Class (25): echoed in accounting (RFC 2865 §5.25)
     radius_class: bytes | None = None
+    #: RFC 3957 MN-FA key for a foreign agent's request (``MN_FA_KEY_ATTRIBUTES`` of
+    #: :mod:`mip4.aaa.attributes`): Mip4-MN-FA-SPI (26/32473/2), the node's SPI with the FA
+    mn_fa_spi: int | None = None
+    #: Mip4-MN-FA-Key (26/32473/3), salt-encrypted on the wire; never printed
+    mn_fa_key: bytes | None = field(default=None, repr=False)
+    #: Mip4-MN-FA-Key-Nonce (26/32473/4): the Key Generation Nonce it was derived with; the
+    #: foreign agent returns it to the node in extension 41
+    mn_fa_key_nonce: bytes | None = None
 
 
 @dataclass(frozen=True)

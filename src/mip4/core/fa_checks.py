@@ -21,7 +21,9 @@ The checks, in order:
 * ``check_nai`` 97 / 96 / 98 (RFC 2794 §2) -- a request for home address 0.0.0.0 (or any
   request, with ``require_nai``) without MN-NAI; 0.0.0.0 not relayed; no home agent;
 * ``check_challenge`` 105 / 104 / 106 -- only when challenges are advertised (RFC 4721 §3.2);
-* ``check_mn_fa_auth`` 67 -- a present or required MN-FA extension that does not verify;
+* ``check_mn_fa_auth`` 67 -- a present or required MN-FA extension that does not verify
+  (not required of a request asking AAA for a new MN-FA key, RFC 3957, when the only
+  association here is one learnt from AAA);
 * ``check_care_of_address`` 77 -- without D, the care-of address must be one this agent
   offers on that link;
 * ``check_lifetime`` 69 -- longer than ``max_lifetime``; the reply's Lifetime is the maximum
@@ -37,7 +39,7 @@ says the agent MUST relay well-formed deregistrations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.security.auth import (
@@ -49,6 +51,7 @@ from mip4.security.auth import (
 )
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
+from mip4.wire.ext_keys import AAA_SUBTYPE, MNFAKeyGenNonceRequest
 from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.extensions import MobileForeignChallengeExtension, MobileNodeNAIExtension
 from mip4.wire.messages import RegistrationFlags, RegistrationRequest
@@ -91,6 +94,8 @@ class FaTables:
     advertiser: Advertiser
     visitors: VisitorStore
     pending: PendingStore
+    #: MN-FA keys learnt from AAA (RFC 3957): node (NAI or home address) -> SPI
+    mn_fa_learnt: dict[IPv4Address | str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +117,15 @@ class FaRequest:
     #: RFC 4433: the Requested HA extension's unicast address, for a request whose Home
     #: Agent field is 0.0.0.0 or 255.255.255.255 (it is relayed there)
     requested_home_agent: IPv4Address | None = None
+
+    @property
+    def wants_mn_fa_key(self) -> bool:
+        """RFC 3957: the request asks for an MN-FA key from AAA (extension 40, AAA subtype)
+        and authenticates to the home AAA server (MN-AAA)."""
+        exts = self.request.extensions
+        return any(
+            isinstance(e, MNFAKeyGenNonceRequest) and e.subtype == AAA_SUBTYPE for e in exts
+        ) and any(e.ext_type == GENERALIZED for e in exts)
 
     @property
     def mn_key(self) -> IPv4Address | str:
@@ -222,6 +236,11 @@ def check_mn_fa_auth(ctx: FaRequest) -> None:
     shared = bool(agent.security_associations.for_peer(ctx.mn_key))
     if not present and not shared and not agent.config.require_mn_fa_auth:
         return
+    if not present and ctx.wants_mn_fa_key and _only_learnt(ctx):
+        # RFC 3957: the node asks the home AAA server for a new MN-FA key (it lost the one
+        # learnt here, or moved away and back); AAA authenticates it (MN-AAA), and the new
+        # key replaces the old one when the registration is accepted.
+        return
     lookup = lookup_for(agent.security_associations, ctx.mn_key)
     try:
         result = verify(req, MN_FA, lookup)
@@ -230,6 +249,13 @@ def check_mn_fa_auth(ctx: FaRequest) -> None:
             ctx.mn_fa_sa = lookup(e.spi)
         raise RegistrationDenied(ReplyCode.FA_MN_FAILED_AUTH, str(e)) from None
     ctx.mn_fa_sa = result.sa
+
+
+def _only_learnt(ctx: FaRequest) -> bool:
+    """The node's only MN-FA association here is one learnt from AAA."""
+    spi = ctx.agent.mn_fa_learnt.get(ctx.mn_key)
+    sas = ctx.agent.security_associations.for_peer(ctx.mn_key)
+    return spi is not None and all(sa.spi == spi for sa in sas)
 
 
 def check_care_of_address(ctx: FaRequest) -> None:

@@ -20,7 +20,7 @@ function reads and changes the agent's tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from mip4.security.auth import (
     FA_HA,
     MN_HA,
     AuthenticationError,
+    append_extensions,
     find_auth_extension,
     sign,
     strip_after,
@@ -38,6 +39,8 @@ from mip4.security.auth import (
 )
 from mip4.security.sa import lookup_for
 from mip4.wire.codes import ReplyCode
+from mip4.wire.ext_keys import AAA_SUBTYPE, AAAKeyGenNonce, MNFAKeyGenNonceReply
+from mip4.wire.ext_keys import ReplayMethod as KeyReplayMethod
 from mip4.wire.ext_mobility import RevocationSupportExtension, RevocationSupportFlags
 from mip4.wire.extensions import (
     MobileForeignAuthExtension,
@@ -69,7 +72,10 @@ from .registration import Discard, RegistrationDenied
 from .timers import expiry
 
 if TYPE_CHECKING:
-    from .foreign_agent import ForeignAgent
+    from .foreign_agent import ForeignAgent, MnFaOffer
+
+#: a key Lifetime of all ones: no end of its own (RFC 3957)
+KEY_LIFETIME_NO_END = 0xFFFFFFFF
 
 __all__ = [
     "ReplyPath",
@@ -160,7 +166,19 @@ def relay_reply(
         inp = VisitorInput.DENIED
     # What can fail comes before any change: the transition check, the outgoing reply.
     VISITOR_TRANSITIONS.check(before, inp)
-    sent = send_to_mobile_node(fa, pending, out)
+    offer = fa._mn_fa_offers.pop(pending.nai if by_nai and pending.nai else hoa, None)
+    if offer is not None and inp is VisitorInput.ACCEPTED:
+        # RFC 3957: the MN-FA Key Generation Nonce Reply after MN-HA, and MN-FA computed
+        # with the key AAA gave (the node derives it from the nonce and checks it)
+        out = sign(
+            append_extensions(out, _nonce_reply(offer)),
+            MobileForeignAuthExtension,
+            offer.association,
+        )
+        sent = send_to_mobile_node(fa, replace(pending, mn_fa_spi=None), out)
+    else:
+        offer = None
+        sent = send_to_mobile_node(fa, pending, out)
     fa._drop_pending(pending)
     actions: list[Action] = []
     if inp is VisitorInput.ACCEPTED:
@@ -184,13 +202,15 @@ def relay_reply(
             encapsulation=pending.encapsulation,
             encapsulating_delivery=pending.encapsulating_delivery,
             nai=pending.nai,
-            mn_fa_spi=pending.mn_fa_spi,
+            mn_fa_spi=offer.association.spi if offer is not None else pending.mn_fa_spi,
             revocation_timestamp=theirs.timestamp if theirs is not None else None,
             revocation_inform=theirs is not None
             and fa.config.revocation_inform
             and bool(theirs.flags & RevocationSupportFlags.I),
         )
         old = fa._visitors.put(visitor)
+        if offer is not None:
+            _learn_mn_fa_key(fa, visitor, offer)
         actions.extend(fa._accounting_start(visitor, now))
         if visitor.colocated:
             # D: the mobile node decapsulates at its co-located care-of address and
@@ -223,6 +243,8 @@ def relay_reply(
         if old is not None and not old.colocated:
             actions.append(RemoveVisitor(hoa, old.interface))
         if old is not None:
+            fa._forget_mn_fa_key(old)
+        if old is not None:
             actions.extend(fa._accounting_stop(old, now, TerminateCause.USER_REQUEST))
         fa._counters.accept(ReplyCode(code))
     else:
@@ -244,6 +266,33 @@ def relay_reply(
         )
     )
     return actions
+
+
+def _nonce_reply(offer: MnFaOffer) -> MNFAKeyGenNonceReply:
+    """RFC 3957: the Generalized MN-FA Key Generation Nonce Reply, AAA subtype."""
+    lifetime = KEY_LIFETIME_NO_END if offer.lifetime is None else offer.lifetime
+    sa = offer.association
+    body = AAAKeyGenNonce(
+        aaa_spi=offer.aaa_spi,
+        node_spi=sa.spi,
+        algorithm=int(sa.algorithm),
+        replay_method=KeyReplayMethod.TIMESTAMPS,
+        nonce=offer.nonce,
+    )
+    return MNFAKeyGenNonceReply(AAA_SUBTYPE, lifetime, body)
+
+
+def _learn_mn_fa_key(fa: ForeignAgent, visitor: Visitor, offer: MnFaOffer) -> None:
+    """The accepted visitor's MN-FA key from AAA replaces any earlier one (RFC 3957); it
+    is kept under the NAI when the node sent one, and goes with the visitor."""
+    fa._forget_mn_fa_key(visitor)
+    node: IPv4Address | str = visitor.nai if visitor.nai is not None else visitor.home_address
+    for sa in fa.security_associations.for_peer(node):
+        if sa.spi == offer.association.spi:
+            fa.security_associations.remove(node, sa.spi)
+    fa.security_associations.add(node, offer.association)
+    fa._tables.mn_fa_learnt[node] = offer.association.spi
+    fa._counters.event("aaa_mn_fa_keys")
 
 
 def on_unreachable(fa: ForeignAgent, event: DestinationUnreachable, now: float) -> list[Action]:

@@ -127,6 +127,7 @@ def revoke_visitor(
             },
         )
     )
+    fa._forget_mn_fa_key(v)  # RFC 3957: a key learnt from AAA goes with the visitor
     return informed
 
 

@@ -50,6 +50,19 @@ accepted registration becomes (or refreshes) the visitor entry and installs deli
 (``InstallVisitor``); an accepted deregistration removes it (``RemoveVisitor``); a denial
 only drops the pending entry (the home agent keeps its binding too, §3.8.2.3).
 
+**The home AAA server** (RFC 4721 §3.2, with ``aaa``): a request that passes the checks
+and carries MN-AAA is held (an ``AaaRequest`` action) until the ``AaaAnswer`` event
+decides: Accept relays it, Reject answers 108, no answer 66. A retransmitted copy of a
+held request (same NAI or home address, Identification, challenge and MN-AAA
+authenticator, on the same link) is dropped and counted ``duplicate_request``: its
+challenge was spent by its first copy, and the one reply relayed for that copy answers it.
+RFC 3957 MN-FA keys: when the held request asks for one (extension 40, AAA subtype) and
+the Access-Accept carries it (``Authorization.mn_fa_*``), the agent keeps it until the home
+agent's reply; an accepted reply goes to the node with the MN-FA Key Generation Nonce Reply
+(41) and MN-FA computed with the key, and the key becomes the node's MN-FA association here
+(under its NAI), checked on its later requests and removed with the visitor. A request that
+asks for a new key with MN-AAA needs no MN-FA when the only association is one learnt so.
+
 **Timers**: pending entries older than ``pending_timeout`` are answered with 78
 (registration timeout); visitors whose granted lifetime ran out are removed silently
 (RFC 5944 §3.7: a foreign agent MUST NOT send a request or reply because a lifetime
@@ -104,7 +117,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.aaa.messages import (
@@ -129,8 +142,10 @@ from mip4.security.auth import (
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
+from mip4.wire.ext_auth import GeneralizedAuthExtension
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
+    MobileForeignChallengeExtension,
     MobileNodeNAIExtension,
 )
 from mip4.wire.icmp import AgentAdvertisement
@@ -204,6 +219,19 @@ _I, _P, _R, _RR = (
 )
 
 
+@dataclass(frozen=True)
+class MnFaOffer:
+    """An MN-FA key the home AAA server gave for a relayed request (RFC 3957): the reply
+    to the node carries its nonce (extension 41) and is signed with it (MN-FA)."""
+
+    association: SecurityAssociation = field(repr=False)
+    nonce: bytes = field(repr=False)
+    #: Session-Timeout, seconds (``None``: no end of its own)
+    lifetime: int | None
+    #: the SPI of the request's MN-AAA extension
+    aaa_spi: int
+
+
 @dataclass
 class _Session:
     """One visitor's accounting session (RFC 2866): Start .. Interim* .. Stop."""
@@ -258,13 +286,16 @@ class ForeignAgent:
             config.advertised_links(), config.advertiser_settings(), self._counters, make_rng(rng)
         )
         self._tables = FaTables(
-            config, security_associations, self._advertiser, self._visitors, self._pending
+            config, security_associations, self._advertiser, self._visitors, self._pending, {}
         )
         self.pipeline = FA_REQUEST_PIPELINE
         #: requests for 0.0.0.0 relayed and not yet answered, by NAI (RFC 2794 §2)
         self._nai_pending: dict[str, PendingRegistration] = {}
         #: requests waiting for the home AAA server, by AaaRequest.request_id
         self._aaa_waiting: dict[int, FaRequest] = {}
+        #: RFC 3957: MN-FA keys AAA gave for relayed requests, by pending key (NAI for a
+        #: request for 0.0.0.0, else home address), until the home agent's reply
+        self._mn_fa_offers: dict[IPv4Address | str, MnFaOffer] = {}
         self._next_request_id = 1
         #: accounting sessions by home address
         self._sessions: dict[IPv4Address, _Session] = {}
@@ -367,6 +398,10 @@ class ForeignAgent:
                                 ctx.request.home_address, event.interface, event.link_src
                             )
                         )
+                    if self._aaa_waiting and self._duplicate_of_held(ctx):
+                        # RFC 5944 §3.6.3 retransmission of a request held for the home
+                        # AAA server: one answer serves both copies (see _duplicate_of_held)
+                        raise Discard("duplicate_request", str(ctx.request.home_address))
                     self.pipeline.run(ctx)
                     if self.config.aaa and _has_mn_aaa(ctx.request):
                         out.extend(self._ask_aaa(ctx))
@@ -421,6 +456,8 @@ class ForeignAgent:
         expired_nai = [n for n, p in self._nai_pending.items() if p.expires <= now]
         nai_expired = [self._nai_pending.pop(n) for n in expired_nai]
         for p in [*self._pending.pop_expired(now), *nai_expired]:
+            by_nai = p.nai is not None and p.home_address == _ZERO_ADDRESS
+            self._mn_fa_offers.pop(p.nai if by_nai and p.nai else p.home_address, None)
             # RFC 5944 §3.7.1: a pending request may be deleted after its timeout; the
             # mobile node is told with code 78.
             actions.extend(
@@ -433,6 +470,7 @@ class ForeignAgent:
             )
         for v in self._visitors.pop_expired(now):
             hoa = v.home_address
+            self._forget_mn_fa_key(v)  # RFC 3957: learnt for this registration
             actions.extend(self._accounting_stop(v, now, TerminateCause.SESSION_TIMEOUT))
             before = _RR if self._pending.get(hoa) is not None else _R
             # RFC 5944 §3.7: no message is sent because a lifetime expired.
@@ -744,8 +782,10 @@ class ForeignAgent:
     def _drop_pending(self, pending: PendingRegistration) -> None:
         if pending.nai is not None and self._nai_pending.get(pending.nai) is pending:
             del self._nai_pending[pending.nai]
+            self._mn_fa_offers.pop(pending.nai, None)
         else:
             self._pending.remove(pending.home_address)
+            self._mn_fa_offers.pop(pending.home_address, None)
 
     # -- the home AAA server (RFC 4721 §3.2; mip4.aaa) -------------------------------------
 
@@ -770,6 +810,31 @@ class ForeignAgent:
             ),
         ]
 
+    def _duplicate_of_held(self, ctx: FaRequest) -> bool:
+        """Whether ``ctx`` is a copy of a request held for the home AAA server: heard on
+        the same link, with the same NAI (or home address), Identification, challenge and
+        MN-AAA authenticator.
+
+        Such a copy is a retransmission (RFC 5944 §3.6.3: with nonces the node resends the
+        same request; the network may duplicate it too), not a second use of the challenge:
+        it asks for the very registration the agent is already deciding. It is dropped and
+        counted (``duplicate_request``) rather than denied with 106 -- the challenge it
+        answers was spent by its own first copy (RFC 4721 §3.2), so 106 would make the node
+        abandon a registration that is about to succeed. No second answer is needed
+        either: the one reply the agent relays for the held request carries the same home
+        address and Identification, which is all the node matches a reply by (RFC 5944
+        §3.6.2.1), so it answers every copy. A challenge replayed once the held request
+        is decided (relayed or denied) is no longer held and gets 106 as before, and so
+        does another request (another Identification or authenticator) answering the same
+        challenge while the first is held."""
+        key = _held_key(ctx.request)
+        if key is None:
+            return False
+        return any(
+            held.link.interface == ctx.link.interface and _held_key(held.request) == key
+            for held in self._aaa_waiting.values()
+        )
+
     def _on_aaa_answer(self, ctx: FaRequest, answer: AaaAnswer) -> list[Action]:
         self._counters.event(f"aaa_{answer.result.value}")
         if answer.result is AaaResult.REJECT:
@@ -778,7 +843,39 @@ class ForeignAgent:
             )
         if answer.result is AaaResult.TIMEOUT:
             raise RegistrationDenied(AAA_TIMEOUT_CODE, "no answer from the home AAA server")
-        return self._relay_request(ctx, answer.authorization)
+        out = self._relay_request(ctx, answer.authorization)
+        offer = self._mn_fa_offer(ctx, answer.authorization)
+        if offer is not None:
+            self._mn_fa_offers[ctx.pending_key] = offer
+        return out
+
+    def _mn_fa_offer(self, ctx: FaRequest, authz: Authorization | None) -> MnFaOffer | None:
+        """RFC 3957: the MN-FA key the Access-Accept gives for a request that asked for one
+        (``None``: not asked, or none given)."""
+        if authz is None or not ctx.wants_mn_fa_key:
+            return None
+        if authz.mn_fa_key is None or authz.mn_fa_spi is None or not authz.mn_fa_key_nonce:
+            self._counters.event("aaa_mn_fa_key_missing")
+            return None
+        try:
+            sa = SecurityAssociation(spi=authz.mn_fa_spi, key=authz.mn_fa_key)
+        except ValueError:
+            self._counters.event("aaa_bad_key")
+            return None
+        aaa_spi = next(
+            (e.spi for e in ctx.request.extensions if isinstance(e, GeneralizedAuthExtension)), 0
+        )
+        return MnFaOffer(sa, authz.mn_fa_key_nonce, authz.session_timeout, aaa_spi)
+
+    def _forget_mn_fa_key(self, visitor: Visitor) -> None:
+        """The visitor is gone: an MN-FA key learnt from AAA for it goes too."""
+        for node in (visitor.nai, visitor.home_address):
+            if node is None:
+                continue
+            spi = self._tables.mn_fa_learnt.pop(node, None)
+            if spi is not None:
+                self.security_associations.remove(node, spi)
+                self._counters.event("aaa_mn_fa_keys_forgotten")
 
     def _relay_request(
         self, ctx: FaRequest, authorization: Authorization | None = None
@@ -941,6 +1038,25 @@ _ZERO_ADDRESS = IPv4Address(0)
 def _has_mn_aaa(request: RegistrationRequest) -> bool:
     """Whether the request authenticates to the home AAA server (MN-AAA, RFC 4721 §6)."""
     return any(e.ext_type == GENERALIZED for e in request.extensions)
+
+
+def _held_key(request: RegistrationRequest) -> tuple[object, ...] | None:
+    """What identifies a request held for the home AAA server: NAI (or home address),
+    Identification, challenge and MN-AAA authenticator (``None``: no MN-AAA)."""
+    nai: bytes | None = None
+    challenge: bytes | None = None
+    authenticator: bytes | None = None
+    for e in request.extensions:
+        if isinstance(e, MobileNodeNAIExtension):
+            nai = e.nai
+        elif isinstance(e, MobileForeignChallengeExtension):
+            challenge = e.challenge
+        elif isinstance(e, GeneralizedAuthExtension):
+            authenticator = e.authenticator
+    if authenticator is None:
+        return None
+    who = nai if nai is not None else request.home_address
+    return (who, request.identification, challenge, authenticator)
 
 
 def _encapsulation(flags: RegistrationFlags) -> Encapsulation:

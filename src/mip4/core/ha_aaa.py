@@ -36,15 +36,53 @@ relayed to the home agent, so the home agent cannot take what it carried):
      and is signed with the new key. A node whose key expired asks again: a request with
      extension 42 is held even when an association learnt from AAA exists.
 
+   A key the server derived with a nonce (``Mip4-Key-Nonce``) for a request that did *not*
+   ask for one is not installed (``aaa_key_unrequested``): the node never sees that nonce,
+   so it cannot hold that key, and installing it would make the home agent sign its 131
+   with a key the node cannot verify -- the node would never learn that it must ask for a
+   new key (below).
+
 3. What AAA gave lasts as long as the node's address assignment: when its last binding
    ends (deregistration, expiry) the address is released and the association learnt from
    AAA is removed, so the next registration asks again.
+
+4. **A co-located node** (RFC 4721 with no foreign agent on the path; issue 10: "the same
+   check is available at the home agent when no foreign agent is on the path"): nobody
+   advertises a challenge to it, so its first request cannot carry the MN-FA Challenge
+   and MN-AAA extensions the AAA request needs. For a request the mobile node sent
+   itself from its co-located care-of address (D set, IP source = care-of address) with
+   an NAI that has no MN-HA association here, by NAI or by home address (or that asks for
+   a key, RFC 3957), the home
+   agent plays the foreign agent's part of RFC 4721 §3.2 (:meth:`HaAaa.check_colocated`):
+
+   * the request must answer the challenge this agent gave that NAI in an earlier reply,
+     unused and not older than :data:`CHALLENGE_LIFETIME`, and carry MN-AAA; the challenge
+     is then spent (one use, no replays) and the request is held for AAA as above;
+   * otherwise (challenge missing, unknown, stale or already used) the denial is 131
+     "mobile node failed authentication" -- the home agent has nothing to authenticate
+     the node with; the codes RFC 4721 gives for challenges (104--106) are in the
+     foreign agent's range (64--127, RFC 5944 §3.4) and would tell the node that a
+     foreign agent it does not use denied it -- and the reply carries a fresh challenge
+     in an MN-FA Challenge extension (132). The reply has no MN-HA extension (the agent
+     has no key for the node); the node takes it as unauthenticated, as it takes an
+     advertised challenge, and retries once with that challenge and MN-AAA
+     (:mod:`mip4.core.mn_client`). Challenges are drawn from the agent's ``rng``, at most
+     :data:`MAX_CHALLENGES` NAIs are remembered at once (the oldest is forgotten first).
+   * a copy of a request already held for AAA (a retransmission, same bytes from the same
+     source) is dropped and counted ``duplicate_request``: its challenge was spent by its
+     first copy, and the one reply answers both.
+
+   RFC 4721's text on the home agent was not reachable from the machine that wrote this;
+   the denial code follows from RFC 5944 §3.4's code ranges and the reply extension is
+   RFC 4721's MN-FA Challenge extension (132), its extension for challenges in
+   registration messages.
 
 Requests held at once are bounded (:data:`MAX_HELD`, 130 beyond it). Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -60,21 +98,41 @@ from mip4.wire.ext_keys import (
     MNHAKeyGenNonceRequest,
     ReplayMethod,
 )
-from mip4.wire.extensions import MobileNodeNAIExtension
-from mip4.wire.messages import RegistrationRequest
+from mip4.wire.extensions import MobileForeignChallengeExtension, MobileNodeNAIExtension
+from mip4.wire.messages import RegistrationFlags, RegistrationRequest
 
 from .counters import Counters
 from .events import UdpReceived
 from .registration import Discard, RegistrationDenied
 
-__all__ = ["AAA_REJECT_CODE", "AAA_TIMEOUT_CODE", "MAX_HELD", "HaAaa", "IssuedKey"]
+__all__ = [
+    "AAA_REJECT_CODE",
+    "AAA_TIMEOUT_CODE",
+    "CHALLENGE_CODE",
+    "CHALLENGE_LENGTH",
+    "CHALLENGE_LIFETIME",
+    "MAX_CHALLENGES",
+    "MAX_HELD",
+    "HaAaa",
+    "IssuedKey",
+]
 
 #: RFC 4721 §10: "mobile node failed AAA authentication", the home agent's code
 AAA_REJECT_CODE = ReplyCode.HA_MN_FAILED_AAA_AUTH
 #: RFC 5944 §3.4: 130 "insufficient resources" -- no AAA server answered; transient
 AAA_TIMEOUT_CODE = ReplyCode.HA_INSUFFICIENT_RESOURCES
+_ZERO = IPv4Address(0)
 #: most requests held for the AAA server's answer at once
 MAX_HELD = 256
+#: a co-located node's request without a valid challenge of ours: RFC 5944 §3.4 131
+#: "mobile node failed authentication" (the home agent's range; see the module docstring)
+CHALLENGE_CODE = ReplyCode.HA_MN_FAILED_AUTH
+#: bytes of a challenge the home agent issues (RFC 4721 §2: at least 4; as our FAs)
+CHALLENGE_LENGTH = 16
+#: seconds a challenge given in a reply stays usable
+CHALLENGE_LIFETIME = 60.0
+#: NAIs whose challenge is remembered at once
+MAX_CHALLENGES = 1024
 
 
 def request_nai(req: RegistrationRequest) -> str | None:
@@ -100,6 +158,19 @@ def asks_for_key(req: RegistrationRequest) -> bool:
     return any(
         isinstance(e, MNHAKeyGenNonceRequest) and e.subtype == AAA_SUBTYPE for e in req.extensions
     )
+
+
+def colocated(event: UdpReceived, req: RegistrationRequest) -> bool:
+    """Sent by the mobile node itself from its co-located care-of address (no foreign agent
+    on the path, RFC 5944 §3.6.1.1)."""
+    return bool(req.flags & RegistrationFlags.D) and event.src == req.care_of_address
+
+
+def request_challenge(req: RegistrationRequest) -> bytes | None:
+    for e in req.extensions:
+        if isinstance(e, MobileForeignChallengeExtension):
+            return e.challenge
+    return None
 
 
 def mn_aaa_spi(req: RegistrationRequest) -> int:
@@ -164,6 +235,11 @@ class HaAaa:
     #: the home agent the last :meth:`answered` Accept named (3GPP2-Home-Agent-IP-Address):
     #: RFC 4433 with AAA, the home AAA server picks the home agent of a request for 0.0.0.0
     last_home_agent: IPv4Address | None = None
+    #: draws the challenges given to co-located nodes (the engine's ``rng``)
+    rng: random.Random = field(default_factory=random.SystemRandom, repr=False)
+    #: NAI -> (challenge given in a reply, when it stops being usable); insertion order
+    #: is age order (RFC 4721 with a co-located care-of address, see the docstring)
+    _challenges: dict[str, tuple[bytes, float]] = field(default_factory=dict, repr=False)
 
     @property
     def held(self) -> int:
@@ -173,6 +249,55 @@ class HaAaa:
     def address_for(self, nai: str) -> IPv4Address | None:
         """The home address the AAA server gave ``nai`` (``None``: none)."""
         return self._addresses.get(nai)
+
+    def check_colocated(
+        self,
+        event: UdpReceived,
+        req: RegistrationRequest,
+        store: SecurityAssociationStore,
+        now: float,
+    ) -> tuple[RegistrationDenied, MobileForeignChallengeExtension] | None:
+        """RFC 4721 at the home agent for a co-located node that must go through AAA (see
+        the module docstring, item 4): ``None`` when the request may go on (not such a
+        request, or it answers its challenge, now spent); else the denial (131) and the
+        fresh challenge the reply is to carry. Raises :class:`Discard` for a copy of a
+        request already held."""
+        nai = request_nai(req)
+        if nai is None or not colocated(event, req):
+            return None
+        known = store.for_peer(nai) or (
+            req.home_address != _ZERO and store.for_peer(req.home_address)
+        )
+        if known and not asks_for_key(req):
+            return None  # an MN-HA association decides (check_mn_ha_auth)
+        if any(
+            h.event.payload == event.payload and h.event.src == event.src
+            for h in self._held.values()
+        ):
+            raise Discard("duplicate_request", nai)
+        challenge = request_challenge(req)
+        issued = self._challenges.get(nai)
+        answered = issued is not None and issued[0] == challenge and now < issued[1]
+        if answered and has_mn_aaa(req):
+            del self._challenges[nai]  # RFC 4721 §3.2: used once
+            self.counters.event("aaa_challenges_answered")
+            return None
+        if challenge is None:
+            why = "no challenge (the home agent gives one)"
+        elif issued is not None and issued[0] == challenge:
+            why = "challenge no longer valid"
+        else:
+            why = "challenge not issued by this home agent, or already used"
+        fresh = self.rng.randbytes(CHALLENGE_LENGTH)
+        self._challenges.pop(nai, None)
+        while len(self._challenges) >= MAX_CHALLENGES:
+            del self._challenges[next(iter(self._challenges))]
+        self._challenges[nai] = (fresh, now + CHALLENGE_LIFETIME)
+        self.counters.event("aaa_challenges_issued")
+        return (
+            RegistrationDenied(CHALLENGE_CODE, f"co-located node: {why}"),
+            MobileForeignChallengeExtension(fresh),
+        )
 
     def hold(
         self, event: UdpReceived, req: RegistrationRequest, store: SecurityAssociationStore
@@ -226,7 +351,10 @@ class HaAaa:
                     self.counters.event("aaa_bad_key")
                 else:
                     self.forget_key(held.nai, store)
-                    if not store.for_peer(held.nai):
+                    if authz.key_nonce and not held.key_request:
+                        # derived with a nonce the node will never see: not its key
+                        self.counters.event("aaa_key_unrequested")
+                    elif not store.for_peer(held.nai):
                         store.add(held.nai, sa)
                         self._learnt[held.nai] = sa.spi
                         if held.key_request and authz.key_nonce:

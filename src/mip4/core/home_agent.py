@@ -251,7 +251,7 @@ class HomeAgent:
         self._redirects: dict[IPv4Address | str, IPv4Address] = {}
         self.pipeline = HA_PIPELINE
         #: issue 10: requests held for the home AAA server, what it gave (mip4.core.ha_aaa)
-        self._aaa = HaAaa(self._counters, config.address)
+        self._aaa = HaAaa(self._counters, config.address, rng=self._rng)
         self._advertiser = Advertiser(
             (AdvertisedLink(config.interface, config.address, config.home_network.prefixlen),),
             config.advertiser_settings(),
@@ -331,6 +331,11 @@ class HomeAgent:
                         return
                     ctx = self._begin(event, now)
                     store = self.security_associations
+                    if self.config.aaa:  # issue 10: RFC 4721 for a co-located node (ha_aaa)
+                        challenge = self._aaa.check_colocated(event, ctx.request, store, now)
+                        if challenge is not None:
+                            denial, ctx.reply_extensions = challenge[0], (challenge[1],)
+                            raise denial
                     aaa = self._aaa.hold(event, ctx.request, store) if self.config.aaa else None
                     if aaa is not None:  # issue 10: ask the home AAA server first
                         out.append(aaa)

@@ -15,7 +15,10 @@ coordinator's transition table, with the actions to emit once the transition is 
   signed with the MN-HA authenticator (§3.6.1.3); extensions for the foreign agent only
   (challenge, RFC 4721 §3.2; Encapsulating Delivery Style, RFC 3024 §3.3) follow it.
 * Retransmission (§3.6.3): after ``retransmit_initial``, doubling up to a bound; with
-  timestamps each retransmission is a new registration with a new Identification.
+  timestamps each retransmission is a new registration with a new Identification -- except
+  a request answering a challenge (a foreign agent's, or the home agent's for a co-located
+  node), resent unchanged (a new registration would answer the challenge its first copy
+  spent: 106, RFC 4721 §3.2; 131 from the home agent).
 * Replies (§3.6.2.1): used only if the home address and the low 32 bits of the
   Identification match the outstanding request and, unless it is a foreign agent's denial
   without one, the MN-HA authenticator verifies. Each code's reaction is data
@@ -36,7 +39,25 @@ coordinator's transition table, with the actions to emit once the transition is 
   secret and no MN-HA association asks for a key in its requests (extension 42, no MN-HA)
   until it has a valid one; the reply's nonce (extension 43) gives the key that must verify
   the reply's MN-HA authenticator, and the accepted key signs the following requests until
-  it expires or the binding ends.
+  it expires or the binding ends. Such a node also asks a foreign agent it has no key for
+  for an MN-FA key (extension 40, before MN-AAA); the accepted reply's nonce (41) gives the
+  key that must verify the reply's MN-FA authenticator (a mismatch is counted
+  ``aaa_fa_key_mismatch`` and the key not used); it signs the requests through that agent
+  (MN-FA, last) until the binding ends or the node attaches elsewhere, and a 67 to a request
+  signed with it (the agent lost it) makes the node ask again.
+* The home agent has no key for the node (issue 10/11, ``Reaction.RETRY_AAA``): a 131
+  without an MN-HA extension, to a node with an NAI and an MN-AAA secret, is taken
+  unauthenticated -- the home agent cannot sign it, and all it can make the node do is
+  the bounded retry below, as an advertised challenge can. A co-located node keeps the
+  challenge the reply carries (MN-FA Challenge, :mod:`mip4.core.ha_aaa`) and retries at
+  once with it and MN-AAA (RFC 4721: it has no foreign agent to advertise one); a node
+  whose key came from AAA and that did not ask for a new one forgets its key, so the
+  retry asks for one (RFC 3957 extension 42 with MN-AAA: the home agent lost the key, a
+  restart) -- through a foreign agent after a fresh advertisement (its challenge was
+  spent). Nothing new to try (no challenge for a co-located node, a key already asked
+  for) gives up; the retries count against ``correction_limit``; a refusal by AAA is
+  108 (foreign agent) or 144, which give up -- a 144 without MN-HA too, when the request
+  carried MN-AAA (the home agent had no key to sign it with).
 
 Module layout: the records the client keeps (:class:`PendingRequest`, :class:`Binding`,
 :class:`RegistrationRecord`, :class:`Corrections`), the outcomes it returns (:class:`Step`,
@@ -53,6 +74,7 @@ import random
 from ipaddress import IPv4Address
 
 from mip4.security.auth import (
+    GENERALIZED,
     AuthenticationError,
     append_extensions,
     sign,
@@ -63,10 +85,12 @@ from mip4.security.replay import MobileNodeReplay, low_word, matches_request
 from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
+from mip4.wire.ext_keys import AAA_SUBTYPE, MNFAKeyGenNonceRequest, MNHAKeyGenNonceRequest
 from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
     Extension,
+    MobileForeignAuthExtension,
     MobileForeignChallengeExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
@@ -103,6 +127,7 @@ from .mn_records import (
 from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
+MN_FA = MobileForeignAuthExtension.TYPE
 #: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
 REVERSE_TUNNEL_TTL = 255
 
@@ -141,6 +166,12 @@ class RegistrationClient:
         self.adjust = Corrections()
         self.retry_at: float | None = None  #: backing off or failed: next attempt
         self.await_challenge = False
+        #: the challenge the home agent's last 131 carried, for a co-located node's next
+        #: request (RFC 4721 without a foreign agent; ``Reaction.RETRY_AAA``)
+        self.home_challenge: bytes | None = None
+        #: RFC 3957: the MN-FA key AAA gave for the foreign agent (its address) the node is
+        #: registered through; asked for by a node whose MN-HA key comes from AAA
+        self.fa_key: tuple[IPv4Address, SecurityAssociation] | None = None
         #: the last UseForeignAgent / UseColocatedAddress handed to the I/O layer
         self.announced: Action | None = None
         #: the last reply code received and the reaction taken
@@ -187,12 +218,15 @@ class RegistrationClient:
         self.announced = None
         self.await_challenge = False
         self.adjust = Corrections()
+        self.fa_key = None
 
     def attached(self, att: Attachment) -> None:
         """A new attachment: a binding for another care-of address is not a registration
         here; corrections start afresh."""
         if self.binding is not None and self.binding.care_of_address != att.care_of_address:
             self.binding = None
+        if self.fa_key is not None and (att.agent is None or att.agent.address != self.fa_key[0]):
+            self.fa_key = None  # RFC 3957: a key for another foreign agent
         self.adjust = Corrections()
         self.await_challenge = False
         self.retry_at = None
@@ -380,11 +414,16 @@ class RegistrationClient:
         # them before relaying.
         fa_only: list[Extension] = []
         challenge = att.agent.advertisement.challenge if att.agent is not None else None
+        if att.kind is AttachmentKind.COLOCATED:
+            challenge = self.home_challenge  # from the home agent's reply (RETRY_AAA)
         secret = self.config.mn_aaa_secret
         if challenge and secret is not None:
             # RFC 4721 §3.1, §5: NAI, MN-HA, MN-FA Challenge, MN-AAA -- the agent relays
             # everything up to MN-AAA and asks the home AAA server to check it.
             signed = append_extensions(signed, MobileForeignChallengeExtension(challenge))
+            if self._asks_fa_key(att):
+                # RFC 3957 §5.1: ask for an MN-FA key too (MN-AAA covers the request)
+                signed = append_extensions(signed, MNFAKeyGenNonceRequest(AAA_SUBTYPE, 0))
             signed = sign_mn_aaa(signed, self.config.mn_aaa_spi, secret)
         elif challenge:
             # RFC 4721 §3.2: echo the agent's challenge.
@@ -397,9 +436,44 @@ class RegistrationClient:
         ):
             # RFC 3024 §3.3: ask for the Encapsulating Delivery Style (only with T).
             fa_only.append(EncapsulatingDeliveryExtension())
-        if fa_only:
-            signed = append_extensions(signed, *fa_only)
+        # (a request with nothing to sign -- no key yet and no challenge to answer, RFC 3957
+        # and RFC 4721 without a foreign agent -- is encoded here all the same)
+        signed = append_extensions(signed, *fa_only)
+        fa = self.fa_key
+        if fa is not None and att.agent is not None and att.agent.address == fa[0]:
+            # RFC 5944 §3.6.1.3: MN-FA last, covering everything before it
+            signed = sign(signed, MobileForeignAuthExtension, fa[1])
         return signed
+
+    def _asks_fa_key(self, att: Attachment) -> bool:
+        """RFC 3957: a node whose MN-HA key comes from AAA asks for an MN-FA key from a
+        foreign agent it has none for."""
+        if self.keys is None or att.kind is not AttachmentKind.FOREIGN_AGENT:
+            return False
+        fa = self.fa_key
+        return fa is None or att.agent is None or fa[0] != att.agent.address
+
+    def _take_fa_key(self, msg: RegistrationReply, att: Attachment, out: list[Action]) -> None:
+        """RFC 3957: the MN-FA key the reply's nonce (extension 41, AAA subtype) gives,
+        once the reply's MN-FA authenticator verifies with it."""
+        agent = att.agent
+        sa = self.keys.fa_candidate(msg) if self.keys is not None else None
+        if agent is None or sa is None:
+            return
+
+        def lookup(spi: int) -> SecurityAssociation | None:
+            return sa if spi == sa.spi else None
+
+        try:
+            verify(msg, MN_FA, lookup)
+        except AuthenticationError:
+            # the foreign agent holds another key (the server's AAA key differs from ours)
+            self.counters.event("aaa_fa_key_mismatch")
+            out.append(Log("mn.fa_key_mismatch", {"spi": sa.spi, "agent": agent.address}))
+            return
+        self.fa_key = (agent.address, sa)
+        self.counters.event("aaa_fa_keys")
+        out.append(Log("mn.fa_key_installed", {"spi": sa.spi, "agent": agent.address}))
 
     def _unix(self, now: float) -> float:
         return now + self.clock_offset
@@ -468,7 +542,7 @@ class RegistrationClient:
         if p.request.lifetime:
             cap = min(cap, max(float(p.request.lifetime), self.config.retransmit_initial))
         p.timeout = min(p.timeout * 2.0, cap)
-        if self._replay_method is ReplayMethod.TIMESTAMPS:
+        if self._replay_method is ReplayMethod.TIMESTAMPS and not self._answers_challenge(p):
             # RFC 5944 §3.6.3: with timestamps a retransmission is a new registration with
             # a new Identification.
             req = p.request
@@ -490,6 +564,20 @@ class RegistrationClient:
         )
         return None
 
+    @staticmethod
+    def _answers_challenge(p: PendingRequest) -> bool:
+        """The outstanding request answers a challenge (RFC 4721) -- a foreign agent's, or
+        for a co-located node its home agent's: a new registration built again from the
+        same attachment would answer it a second time, which the agent refuses (106, §3.2;
+        131 from the home agent) -- its first copy spent it. The request is resent
+        unchanged instead: the agent recognises the copy of a request it holds for the home
+        AAA server and drops it, the one reply answering both
+        (:mod:`mip4.core.foreign_agent`, :mod:`mip4.core.ha_aaa`); a challenge that went
+        stale meanwhile is refused, and the node gets a fresh one."""
+        return p.attachment.kind is not AttachmentKind.HOME and any(
+            isinstance(e, MobileForeignChallengeExtension) for e in p.request.extensions
+        )
+
     def binding_expired(self, now: float, out: list[Action]) -> bool:
         """Drop the binding when its lifetime ran out; ``True`` if it did."""
         b = self.binding
@@ -497,6 +585,7 @@ class RegistrationClient:
             return False
         out.append(Log("mn.binding_expired", {"care_of_address": b.care_of_address}))
         self.binding = None
+        self.fa_key = None  # the foreign agent forgot it with the visitor (RFC 3957)
         if self.keys is not None:
             self.keys.forget()  # the home agent forgot it with the binding (RFC 3957)
         return True
@@ -613,8 +702,24 @@ class RegistrationClient:
         reaction = reaction_for(msg.code)
         has_mn_ha = any(e.ext_type == MN_HA for e in msg.extensions)
         authenticated = False
-        if reaction.by_foreign_agent and not has_mn_ha:
+        if not has_mn_ha and self._aaa_can_recover(msg, p):
+            # The agent has no key for us: it could not sign (module docstring).
+            reaction = CodeReaction(
+                msg.code,
+                Reaction.RETRY_AAA,
+                f"{reaction.reason}; the agent has no key for us: retry through AAA",
+            )
+        elif reaction.by_foreign_agent and not has_mn_ha:
             # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
+            pass
+        elif (
+            not has_mn_ha
+            and msg.code == ReplyCode.HA_MN_FAILED_AAA_AUTH
+            and any(e.ext_type == GENERALIZED for e in p.request.extensions)
+        ):
+            # The home AAA server refused the MN-AAA of a request the home agent had no key
+            # for: it cannot sign its 144 either. The node stops (GIVE_UP) rather than
+            # retransmit into the refusal: the bound on asking AAA again.
             pass
         else:
             self._offer = self.keys.candidate(msg) if self.keys is not None else None
@@ -785,12 +890,75 @@ class RegistrationClient:
                 return Step(MnInput.GAVE_UP, r.reason)
             self.adjust.direct_delivery = True
             return self._retry(p, now, "direct delivery style")
+        if kind is Reaction.RETRY_AAA:
+            return self._retry_aaa(r, msg, p, now, out)
         if kind is Reaction.NEW_CHALLENGE:
             if p.attachment.kind is not AttachmentKind.FOREIGN_AGENT:
                 return Step(MnInput.GAVE_UP, r.reason)
             self.await_challenge = True
             return AwaitChallenge(p.attachment.interface, r.reason)
         return Step(MnInput.GAVE_UP, r.reason)  # pragma: no cover - no other reaction
+
+    def _aaa_can_recover(self, msg: RegistrationReply, p: PendingRequest) -> bool:
+        """A 131 (or a 67 to a request signed with an MN-FA key from AAA) the node may act
+        on unauthenticated: it can ask the home AAA server."""
+        if self.config.nai is None or self.config.mn_aaa_secret is None:
+            return False
+        if msg.code == ReplyCode.FA_MN_FAILED_AUTH:
+            return self._signed_with_fa_key(p.request)
+        return msg.code == ReplyCode.HA_MN_FAILED_AUTH
+
+    def _signed_with_fa_key(self, request: RegistrationRequest) -> bool:
+        fa = self.fa_key
+        return fa is not None and any(
+            isinstance(e, MobileForeignAuthExtension) and e.spi == fa[1].spi
+            for e in request.extensions
+        )
+
+    def _retry_aaa(
+        self,
+        r: CodeReaction,
+        msg: RegistrationReply,
+        p: PendingRequest,
+        now: float,
+        out: list[Action],
+    ) -> ReplyOutcome:
+        """``Reaction.RETRY_AAA`` (see the module docstring)."""
+        att = p.attachment
+        if msg.code == ReplyCode.FA_MN_FAILED_AUTH and att.kind is AttachmentKind.FOREIGN_AGENT:
+            # RFC 3957: the foreign agent lost the MN-FA key AAA gave (a restart): ask again
+            self.fa_key = None
+            self.counters.event("aaa_fa_key_fallbacks")
+            out.append(Log("mn.aaa_retry", {"code": msg.code, "challenge": False, "new_key": True}))
+            self.await_challenge = True
+            return AwaitChallenge(att.interface, r.reason)
+        challenge = next(
+            (e.challenge for e in msg.extensions if isinstance(e, MobileForeignChallengeExtension)),
+            None,
+        )
+        asked_key = any(isinstance(e, MNHAKeyGenNonceRequest) for e in p.request.extensions)
+        fall_back = self.keys is not None and not asked_key
+        if att.kind is AttachmentKind.COLOCATED and challenge is not None:
+            self.home_challenge = challenge
+        elif att.kind is AttachmentKind.FOREIGN_AGENT and fall_back:
+            pass  # a fresh advertisement brings the challenge for MN-AAA
+        else:
+            return Step(MnInput.GAVE_UP, f"{r.reason}; nothing new to try")
+        if fall_back:
+            assert self.keys is not None
+            self.keys.forget()  # RFC 3957: the next request asks for a new MN-HA key
+            self.counters.event("aaa_key_fallbacks")
+        self.counters.event("aaa_retries")
+        out.append(
+            Log(
+                "mn.aaa_retry",
+                {"code": msg.code, "challenge": challenge is not None, "new_key": fall_back},
+            )
+        )
+        if att.kind is AttachmentKind.FOREIGN_AGENT:
+            self.await_challenge = True
+            return AwaitChallenge(att.interface, r.reason)
+        return self._retry(p, now, "retry through AAA with the home agent's challenge")
 
     def _redirected(
         self,
@@ -863,6 +1031,7 @@ class RegistrationClient:
                 self.binding = None
             if self.keys is not None and self.binding is None:
                 self.keys.forget()  # the home agent forgets it with the binding (RFC 3957)
+                self.fa_key = None  # and the foreign agent with the visitor
             if self.config.assigned_address and self.binding is None:
                 # RFC 2794 §2: the assigned address goes back to the pool with the binding.
                 released = self.home_address
@@ -908,6 +1077,8 @@ class RegistrationClient:
                 Log("mn.key_installed", {"spi": offer.association.spi, "lifetime": lifetime})
             )
             self.counters.event("aaa_keys")
+        if att.kind is AttachmentKind.FOREIGN_AGENT and self.keys is not None:
+            self._take_fa_key(msg, att, out)  # RFC 3957 MN-FA key
         if granted >= INFINITE_LIFETIME:
             expires = renew = None
         else:
@@ -928,6 +1099,7 @@ class RegistrationClient:
         self.adjust.corrections = 0
         self.adjust.backoffs = 0
         self.adjust.redirects = 0
+        self.home_challenge = None  # used (the home agent spent it)
         after: list[Action] = [
             Log(
                 "mn.registered",

@@ -19,7 +19,8 @@ client reports it (``mn.key_mismatch``, counted ``aaa_key_mismatch``) and discar
 reply. An authenticated acceptance installs the candidate (:meth:`install`); the node's
 binding ending (deregistration, expiry) forgets it, as the home agent forgets what AAA
 gave it then (:mod:`mip4.core.ha_aaa`), and the next request asks again. Key material is
-never logged: only the SPI and the lifetime. Pure.
+never logged: only the SPI and the lifetime. :meth:`AaaKeys.fa_candidate` does the same for
+an MN-FA key a foreign agent got from AAA (extension 41). Pure.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mip4.security.sa import ReplayMethod, SecurityAssociation
 from mip4.wire.ext_keys import (
     AAA_SUBTYPE,
     AAAKeyGenNonce,
+    MNFAKeyGenNonceReply,
     MNHAKeyGenNonceReply,
     MNHAKeyGenNonceRequest,
 )
@@ -88,6 +90,22 @@ class AaaKeys:
                     return None
                 lifetime = None if ext.lifetime == NO_END else ext.lifetime
                 return KeyOffer(sa, lifetime)
+        return None
+
+    def fa_candidate(self, msg: RegistrationReply) -> SecurityAssociation | None:
+        """RFC 3957: the MN-FA association the reply's MN-FA Key Generation Nonce Reply
+        (type 41, AAA subtype) implies -- the same derivation with its own nonce and the
+        foreign agent's SPI -- or ``None`` when it carries none usable."""
+        for ext in msg.extensions:
+            if isinstance(ext, MNFAKeyGenNonceReply) and isinstance(ext.body, AAAKeyGenNonce):
+                if not ext.body.nonce:
+                    return None
+                try:
+                    return derived_association(
+                        self.aaa_key, ext.body.nonce, self.nai, ext.body.node_spi
+                    )
+                except ValueError:  # an SPI below 256
+                    return None
         return None
 
     def install(self, offer: KeyOffer, now: float) -> None:

@@ -26,6 +26,11 @@ Reactions (:class:`Reaction`):
   extension and retry with direct delivery.
 * ``NEW_CHALLENGE`` -- RFC 4721 104/105/106/109: solicit a fresh advertisement (with a
   fresh challenge) and retry.
+* ``RETRY_AAA`` -- not in the table: what a 131 becomes when the home agent has no key
+  for the node (the reply has no MN-HA extension) and the node can ask the home AAA server
+  (NAI and MN-AAA secret): retry with the challenge the home agent's reply gives (a
+  co-located node, RFC 4721) and, for a node whose MN-HA key came from AAA, ask for a new
+  key (RFC 3957); see :mod:`mip4.core.mn_client`.
 * ``OTHER_AGENT`` -- 77: this care-of address is refused; use another agent, or wait for
   this one to advertise another care-of address (the one used may have been stale).
 * ``BACK_OFF`` -- a transient denial (resources, unreachable home agent, unspecified):
@@ -54,6 +59,7 @@ class Reaction(Enum):
     RETRY_WITHOUT_T = "retry without reverse tunnelling"
     RETRY_DIRECT_DELIVERY = "retry with the direct delivery style"
     NEW_CHALLENGE = "solicit a fresh challenge and retry"
+    RETRY_AAA = "retry through the home AAA server (challenge, new MN-HA key)"
     OTHER_AGENT = "register through another agent"
     BACK_OFF = "back off and retry later"
     GIVE_UP = "give up"

@@ -170,6 +170,20 @@ class MobileNode:
             else None
         )
 
+    # -- issue 15 (added by the ops helper for SIGHUP; mip4.daemon.reload) ---------------
+
+    def reconfigure(self, config: MobileNodeConfig) -> None:
+        """Run on ``config`` from now on. Only what is read when it is used may differ from
+        the running configuration (the caller checks: :data:`mip4.daemon.reload.IN_PLACE`):
+        the lifetime asked for in the next request, the retransmission and back-off
+        timers, the renewal point and the reaction to a revocation. The binding held
+        stays as granted."""
+        self.config = config
+        self.client.config = config
+        self.where.config = config
+
+    # -- end of the ops helper's hunk ----------------------------------------------------
+
     # ------------------------------------------------------------------------------------
     # Public state
     # ------------------------------------------------------------------------------------

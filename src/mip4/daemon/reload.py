@@ -18,19 +18,37 @@ valid file is compared key by key with what runs (:func:`reload`):
 * The foreign agent's ``max_pending``, ``pending_timeout``, ``require_mn_fa_auth`` and
   ``require_nai`` change in place (read at each request); visitors and pending requests
   already accepted stay.
+* The mobile node's ``lifetime`` (asked for from the next request on; the binding held
+  stays as granted), its retransmission, back-off and renewal timers
+  (``retransmit_initial``, ``retransmit_max``, ``retransmit_limit``, ``renew_fraction``,
+  ``denial_backoff``, ``denial_backoff_max``, ``failed_retry``), its correction and
+  redirect limits and ``on_revocation`` change in place
+  (:meth:`~mip4.core.mobile_node.MobileNode.reconfigure`): read when they are used.
+* ``daemon.log_level`` changes in place for every role (the level of the ``mip4``
+  loggers); the other ``[daemon]`` keys (log format and target, name, control socket,
+  uvloop) need a restart.
 * Every other key needs a restart: the addresses, interfaces and sockets the daemon opened,
   what its agent advertisements carry (their settings are fixed when the advertiser
   starts: ``max_lifetime``, the encapsulation and reverse-tunnel flags, intervals), the
-  rest of the foreign agent's table and the mobile node's (their parts hold the configuration
-  they were built with), and ``[io]``, ``[daemon]``, ``[snmp]``, ``[metrics]``, ``[store]``
-  (the agents' store file is open and restored from at start). A change
-  there is refused with one ``daemon.reload_refused`` line naming the key; the running
-  value stays, and the keys that can change still do.
+  rest of the foreign agent's table and the mobile node's (its home address and agent,
+  flags, discovery: its parts hold them from the start), and ``[io]``, ``[snmp]``,
+  ``[metrics]``, ``[store]``
+  (the agents' store file is open and restored from at start), the foreign agent's
+  ``[handoff]`` and the mobile node's ``[handover]``. A change there is refused with one
+  ``daemon.reload_refused`` line naming the key; the running value stays, and the keys
+  that can change still do.
+* ``[aaa]`` needs a restart too (:func:`aaa_changes`): the RADIUS client, its servers,
+  secrets and retransmission policy, and the Disconnect-Request socket are built once at
+  start (:mod:`mip4.daemon.aaa`). A change is refused naming the key (``aaa.servers``,
+  ``aaa.timeout``, ``aaa.retries``, ``aaa.nas_identifier``, ``aaa.disconnect_port``,
+  ``aaa.disconnect_address``); what ``[aaa]`` folds into the engine's table
+  (``accounting``, ``accounting_interval``, ``mn_aaa_secret``) is compared there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +57,18 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.security.sa import SecurityAssociations
 
+from .aaa import AaaSettings
 from .config import DaemonConfig
 
-__all__ = ["ENGINE_TABLES", "IN_PLACE", "Reload", "changed_keys", "reload"]
+__all__ = [
+    "DAEMON_IN_PLACE",
+    "ENGINE_TABLES",
+    "IN_PLACE",
+    "Reload",
+    "aaa_changes",
+    "changed_keys",
+    "reload",
+]
 
 #: The engine table of each role.
 ENGINE_TABLES = {"ha": "home_agent", "fa": "foreign_agent", "mn": "mobile_node"}
@@ -64,11 +91,31 @@ IN_PLACE: dict[str, frozenset[str]] = {
     # max_visitors stays refused: it decides the advertised B flag (RFC 5944 §2.1.1), and
     # tests/daemon/test_reload.py holds that it needs a restart.
     "fa": frozenset({"max_pending", "pending_timeout", "require_mn_fa_auth", "require_nai"}),
-    "mn": frozenset(),
+    # the mobile node's registration client reads these when it builds a request, arms a
+    # retransmission, a back-off or the renewal (mip4.core.mn_client), and the node its
+    # reaction to a revocation: MobileNode.reconfigure
+    "mn": frozenset(
+        {
+            "lifetime",
+            "renew_fraction",
+            "retransmit_initial",
+            "retransmit_max",
+            "retransmit_limit",
+            "denial_backoff",
+            "denial_backoff_max",
+            "failed_retry",
+            "correction_limit",
+            "redirect_limit",
+            "on_revocation",
+        }
+    ),
 }
 
+#: ``[daemon]`` keys that change in place (every role): the level of the ``mip4`` loggers.
+DAEMON_IN_PLACE = frozenset({"log_level"})
+
 #: Tables compared field by field whose every key needs a restart.
-RESTART_TABLES = ("io", "daemon", "snmp", "metrics", "store")
+RESTART_TABLES = ("io", "snmp", "metrics", "store", "handoff", "handover")
 
 
 @dataclass(frozen=True)
@@ -89,6 +136,42 @@ def changed_keys(table: str, old: object, new: object) -> list[str]:
         for f in dataclasses.fields(old)  # type: ignore[arg-type]
         if getattr(old, f.name) != getattr(new, f.name)
     ]
+
+
+def _table_changes(name: str, old: object, new: object) -> list[str]:
+    """``changed_keys`` of an optional table: one present on one side only (or not a
+    table) is one key, ``name``."""
+    if old == new:
+        return []
+    if old is None or new is None or not dataclasses.is_dataclass(old):
+        return [name]
+    return changed_keys(name, old, new)
+
+
+def aaa_changes(old: AaaSettings | None, new: AaaSettings | None) -> list[str]:
+    """The ``[aaa]`` keys whose value differs between two loaded configurations
+    (``None``: no server configured)."""
+    if old == new:
+        return []
+    o_servers, n_servers = (old.servers if old else ()), (new.servers if new else ())
+    keys = []
+    if o_servers != n_servers:
+        keys.append("aaa.servers")
+    o_policy, n_policy = (old.policy if old else None), (new.policy if new else None)
+    if o_policy != n_policy:
+        if o_policy is None or n_policy is None or o_policy.timeout != n_policy.timeout:
+            keys.append("aaa.timeout")
+        if o_policy is None or n_policy is None or o_policy.retries != n_policy.retries:
+            keys.append("aaa.retries")
+    if (old.nas_identifier if old else None) != (new.nas_identifier if new else None):
+        keys.append("aaa.nas_identifier")
+    o_dis, n_dis = (old.disconnect if old else None), (new.disconnect if new else None)
+    if o_dis != n_dis:
+        if o_dis is None or n_dis is None or o_dis[1] != n_dis[1]:
+            keys.append("aaa.disconnect_port")
+        if o_dis is not None and n_dis is not None and o_dis[0] != n_dis[0]:
+            keys.append("aaa.disconnect_address")
+    return keys or ["aaa"]
 
 
 def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> None:
@@ -123,8 +206,15 @@ def reload(
     table = ENGINE_TABLES[role]
     refused: list[str] = []
     for name in RESTART_TABLES:
-        if hasattr(running.file, name):  # [store]: the agents only
-            refused += changed_keys(name, getattr(running.file, name), getattr(new.file, name))
+        if hasattr(running.file, name):  # [store]: the agents only; [handoff]: the FA's
+            refused += _table_changes(name, getattr(running.file, name), getattr(new.file, name))
+    refused += aaa_changes(running.aaa, new.aaa)
+    old_daemon, new_daemon = running.file.daemon, new.file.daemon
+    daemon_changes = changed_keys("daemon", old_daemon, new_daemon)
+    daemon_keep = {k.split(".", 1)[1] for k in daemon_changes} - DAEMON_IN_PLACE
+    refused += [k for k in daemon_changes if k.split(".", 1)[1] in daemon_keep]
+    daemon_applied = [k for k in daemon_changes if k.split(".", 1)[1] not in daemon_keep]
+    daemon = dataclasses.replace(new_daemon, **{k: getattr(old_daemon, k) for k in daemon_keep})
     old_engine: Any = engine.config
     new_engine: Any = getattr(new.file, table)
     engine_changes = changed_keys(table, old_engine, new_engine)
@@ -141,6 +231,9 @@ def reload(
             new = dataclasses.replace(new, file=dataclasses.replace(new.file, **{table: merged}))
         mn_sa = new.mn_association()
     # everything checked: apply
+    if daemon_applied:
+        logging.getLogger("mip4").setLevel(daemon.log_level.value.upper())
+        applied += daemon_applied
     if sa_changed:
         applied.append("security_associations")
         if isinstance(engine, MobileNode):
@@ -152,9 +245,15 @@ def reload(
         engine.config = merged
     if applied and isinstance(engine, ForeignAgent):
         _reconfigure_foreign_agent(engine, merged)
+    if applied and isinstance(engine, MobileNode):
+        engine.reconfigure(merged)
     file = dataclasses.replace(
         running.file,
-        **{table: merged, "security_associations": new.file.security_associations},
+        **{
+            table: merged,
+            "security_associations": new.file.security_associations,
+            "daemon": daemon,
+        },
     )
     now_running = dataclasses.replace(
         running,

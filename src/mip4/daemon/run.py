@@ -34,9 +34,11 @@ line naming the file and key), sets up logging, and then:
    agent's pool and limits change in place; keys that need a restart are refused with a
    log line naming them; an invalid file leaves the daemon on its configuration.
 5. **Stops** on SIGTERM or SIGINT: the mobile node deregisters first if it holds a binding
-   away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops and
-   :meth:`NodeIO.close` removes every route, rule, neighbour, proxy neighbour, address and
-   sysctl change it made and the TUN device. Exit status 0.
+   away from home (bounded wait, :data:`DEREGISTER_WAIT`); then the driver stops, a
+   foreign agent with RADIUS accounting sends a Stop (Acct-Terminate-Cause Admin-Reboot)
+   with its final counts for every open session (:meth:`AaaShell.stop_sessions`, bounded
+   wait), and :meth:`NodeIO.close` removes every route, rule, neighbour, proxy
+   neighbour, address and sysctl change it made and the TUN device. Exit status 0.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from mip4.core.actions import AaaRequest, AccountingRecord, Action, Log, SendUdp
+from mip4.core.actions import AaaRequest, AccountingRecord, Action, Log, RemoveVisitor, SendUdp
 from mip4.core.events import Event
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
@@ -66,10 +69,11 @@ from mip4.io.bpf.agent import Role
 from mip4.io.driver import EngineDriver, Executor
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
-from mip4.io.radius import AaaShell, RadiusClient
+from mip4.io.radius import AaaShell, RadiusClient, Traffic
 from mip4.io.runtime import NodeIO
 from mip4.io.undo import Journal, load_journal
 from mip4.store import SqliteStore, StoreError
+from mip4.store.pipeline import CommitPipeline  # issue 15 (ops hook)
 
 from . import logs, status
 from .aaa import open_disconnect
@@ -90,7 +94,7 @@ from .control import (
 )
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
-from .validate import check_local_addresses
+from .validate import check_local_addresses, check_store  # check_store: the ops hook
 
 Engine = HomeAgent | ForeignAgent | MobileNode
 
@@ -362,6 +366,9 @@ class DaemonExecutor:
         if self.aaa is not None and isinstance(action, AaaRequest | AccountingRecord):
             self.aaa.execute(action)
             return
+        if self.aaa is not None and isinstance(action, RemoveVisitor):
+            # the engine's Stop follows the removal: keep the visitor's final counts
+            self.aaa.visitor_leaving(action.home_address)
         if isinstance(action, Log):
             if self.metrics is not None:
                 self.metrics.on_log(action.event, action.fields, time.monotonic())
@@ -390,12 +397,15 @@ class TimedDriver(EngineDriver):
     mobile node retransmits); its other actions still run. With ``synchronous = "full"``
     (a commit syncs the disk) the datagrams one reader wakeup drains (up to 64) are
     handled together and committed once (group commit): under load one disk sync covers
-    many registrations, and each reply still waits for the commit that holds it. With
-    ``"normal"`` each input is committed on its own (cheap), so no reply waits for the
-    others of its batch. Set ``store`` before readers are added."""
+    many registrations, and each reply still waits for the commit that holds it; the
+    commit runs in the store's writer thread (:class:`mip4.store.pipeline.CommitPipeline`,
+    issue 15) while the loop handles the next datagrams, whose replies wait for the next
+    commit. With ``"normal"`` each input is committed on its own (cheap), so no reply
+    waits for the others of its batch. Set ``store`` before readers are added."""
 
     metrics: Metrics | None = None
     store: SqliteStore | None = None
+    _pipeline: CommitPipeline[Action] | None = None  # issue 15 (ops hook)
 
     def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
         if self.store is None or not self.store.group_commit:
@@ -421,6 +431,23 @@ class TimedDriver(EngineDriver):
             out = self.engine.handle(event, self.clock())
             actions.extend(out)
             decided += sum(1 for a in out if isinstance(a, Log) and a.event == "ha.registration")
+        # -- issue 15 (the ops helper's hook): the commit's sync off the event loop -------
+        if self.store is not None:
+            if self._pipeline is None:
+                self._pipeline = CommitPipeline(
+                    self.store, self.loop, super().run_actions, self._commit_failed
+                )
+            metrics, n = self.metrics, decided
+
+            def replied() -> None:  # datagram in, reply sent: after the commit
+                if metrics is not None:
+                    took = time.monotonic() - t0
+                    for _ in range(n):
+                        metrics.observe(took)
+
+            self._pipeline.submit(actions, replied)
+            actions, decided = [], 0
+        # -- end of the ops helper's hook -------------------------------------------------
         self.run_actions(actions)
         self.start()  # re-arm
         if self.metrics is not None:
@@ -431,14 +458,28 @@ class TimedDriver(EngineDriver):
 
     def run_actions(self, actions: Sequence[Action]) -> None:
         store = self.store
+        # -- issue 15 (the ops helper's hook): behind the batches waiting for a commit ----
+        if self._pipeline is not None and self._pipeline.busy:
+            if actions:
+                self._pipeline.submit(actions)
+            return
+        # -- end of the ops helper's hook -------------------------------------------------
         if store is not None and store.dirty:
             try:
                 store.commit()
             except Exception as e:
-                self.stats["store_commit_errors"] += 1
-                logs.event("daemon.store_commit_failed", logging.ERROR, error=str(e))
-                actions = [a for a in actions if not isinstance(a, SendUdp)]
+                actions = self._commit_failed(e, actions)
         super().run_actions(actions)
+
+    def _commit_failed(self, e: BaseException, actions: Sequence[Action]) -> list[Action]:
+        self.stats["store_commit_errors"] += 1
+        logs.event("daemon.store_commit_failed", logging.ERROR, error=str(e))
+        return [a for a in actions if not isinstance(a, SendUdp)]
+
+    def close(self) -> None:
+        if self._pipeline is not None:  # issue 15 (ops hook): what waits for a commit
+            self._pipeline.close()
+        super().close()
 
     def feed(self, event: Event) -> list[Action]:
         t0 = time.monotonic()
@@ -531,7 +572,9 @@ class Daemon:
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         driver.store = self.store
         self.driver = driver
-        executor.aaa = open_aaa(self.cfg, driver)
+        # issue 10: a foreign agent's accounting records carry its data plane's counts
+        traffic = visitor_traffic(self.io) if isinstance(self.engine, ForeignAgent) else None
+        executor.aaa = open_aaa(self.cfg, driver, traffic=traffic)
         # issue 11: RADIUS Disconnect-Request -> revocation (RFC 5176, RFC 3543)
         disconnect = await open_disconnect(self.cfg.aaa, self.engine, driver, self.cfg.source)
         server = ControlServer(
@@ -611,6 +654,8 @@ class Daemon:
             if disconnect is not None:
                 disconnect.close()
             if executor.aaa is not None:
+                if stop.is_set():  # a clean stop: every open accounting session ends
+                    await executor.aaa.stop_sessions()
                 await executor.aaa.close(flush=AAA_FLUSH)
             if self.io.forwarder is not None:
                 self.io.forwarder.detach()
@@ -644,16 +689,56 @@ class Daemon:
 AAA_FLUSH = 2.0
 
 
-def open_aaa(cfg: DaemonConfig, driver: EngineDriver) -> AaaShell | None:
+def open_aaa(
+    cfg: DaemonConfig,
+    driver: EngineDriver,
+    *,
+    traffic: Callable[[IPv4Address], Traffic | None] | None = None,
+) -> AaaShell | None:
     """The RADIUS client of ``[aaa]`` and the shell that feeds its answers to ``driver``
-    (``None`` without servers). Secrets stay inside the client's server objects."""
+    (``None`` without servers). Secrets stay inside the client's server objects.
+    ``traffic``: the data plane's per-visitor counters (:func:`visitor_traffic`)."""
     if cfg.aaa is None:
         return None
     client = RadiusClient(
         list(cfg.aaa.servers), cfg.aaa.policy, nas_identifier=cfg.aaa.nas_identifier
     )
     logs.event("daemon.aaa_servers", servers=[s.name for s in cfg.aaa.servers])
-    return AaaShell(client, driver.feed)
+    return AaaShell(client, driver.feed, traffic=traffic)
+
+
+def visitor_traffic(io: NodeIO) -> Callable[[IPv4Address], Traffic | None] | None:
+    """A foreign agent's per-visitor counters for accounting (``None``: no data plane).
+
+    User space: the forwarder's :meth:`~mip4.io.forwarder.Forwarder.visitor_traffic`.
+    The bpf plane forwards most datagrams in the kernel and hands the rest to the
+    forwarder behind it (its slow path), so a visitor's traffic is the sum of
+    ``BpfPlane.visitor_traffic`` and the forwarder's; a plane without that method adds
+    nothing."""
+    sources: list[Callable[[IPv4Address], Traffic | None]] = []
+    if io.forwarder is not None:
+        sources.append(io.forwarder.visitor_traffic)
+    if io.fast_path is not None:
+        fast = getattr(io.fast_path.plane, "visitor_traffic", None)
+        if callable(fast):
+            sources.append(fast)
+    if not sources:
+        return None
+    if len(sources) == 1:
+        return sources[0]
+
+    def summed(home: IPv4Address) -> Traffic | None:
+        seen = [c for c in (source(home) for source in sources) if c is not None]
+        if not seen:
+            return None
+        return (
+            sum(c[0] for c in seen),
+            sum(c[1] for c in seen),
+            sum(c[2] for c in seen),
+            sum(c[3] for c in seen),
+        )
+
+    return summed
 
 
 # -- end AAA ------------------------------------------------------------------------------
@@ -788,6 +873,13 @@ def main(role: str, config_path: str, *, check_only: bool = False) -> int:
         print(f"mip4 {role}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if check_only:
+        # -- issue 15 (the ops helper's hook): the store file, read-only ----------------
+        try:
+            check_store(cfg)
+        except StoreError as e:
+            print(f"mip4 {role}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        # -- end of the ops helper's hook -------------------------------------------------
         for w in cfg.warnings:
             print(f"mip4 {role}: warning: {w}", file=sys.stderr)
         print(f"{config_path}: ok ({role}, control socket {cfg.control_socket(os.getpid())})")

@@ -16,6 +16,10 @@ but cannot work, is checked here, after the file is parsed and before any engine
   agents' own addresses must be configured on an interface. It takes the addresses as an
   argument (:func:`interface_addresses` reads them through mip4.io.netns) so that it is tested
   without a namespace.
+* :func:`check_store` is what ``--check`` adds for the agents' ``[store] path``: the file
+  the daemon would open is checked read-only (:func:`mip4.store.check_store_file`: never
+  created, locked or changed), so a truncated one, one of a newer schema or another
+  application's is reported as the daemon would report it, exit 2.
 
 Keys shorter than 128 bits are accepted with a warning: RFC 5944 §5.1 makes HMAC-MD5 with
 128-bit keys the default every implementation supports, and RFC 2104 §3 says keys shorter
@@ -51,6 +55,7 @@ __all__ = [
     "MIN_KEY_BYTES",
     "FileRefused",
     "check_local_addresses",
+    "check_store",
     "check_table",
     "check_values",
     "file_kind",
@@ -356,3 +361,18 @@ def check_local_addresses(
                 f"not on {interface}"
             )
     return warnings
+
+
+def check_store(cfg: DaemonConfig) -> Path | None:
+    """``--check``: the configured store file, checked without being created or changed;
+    the path checked, ``None`` when there is no ``[store] path``.
+    :class:`mip4.store.StoreError` (one line naming the file) when the daemon would
+    refuse it; a missing file is fine (the daemon creates it)."""
+    from mip4.store import check_store_file  # the I/O layer, only for this check
+
+    section = getattr(cfg.file, "store", None)
+    path: Path | None = None if section is None else section.resolved(cfg.source)
+    if path is None:
+        return None
+    check_store_file(path)
+    return path

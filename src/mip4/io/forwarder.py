@@ -26,6 +26,12 @@ The kernel here has no ipip/gre modules, so every node that tunnels runs a
   IP-in-IP datagram to the home address, so the foreign agent delivers it to the node and the
   node decapsulates it.
 
+* **Accounting (RFC 2866, foreign agent).** Per visitor home address, cumulative counts of
+  the datagrams reverse-tunnelled from it (input) and delivered to it out of the tunnel
+  (output), in packets and inner-datagram octets (:meth:`Forwarder.visitor_traffic`): one
+  dict look-up and two additions per datagram. The RADIUS shell
+  (:class:`mip4.io.radius.AaaShell`) turns them into each session's counts.
+
 Path MTU (RFC 2003 §5.1): the TUN device's MTU (1472 by default) leaves room for the
 largest outer header on a 1500-byte path. With a larger TUN MTU, set ``tunnel_mtu``: a DF
 datagram that does not fit once encapsulated is dropped and its sender gets ICMP
@@ -56,6 +62,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address
 
 from mip4.dataplane.common import Encapsulation, Tunnel, complete_transport_checksum
 from mip4.dataplane.errors import PacketTooBig, TunnelError
@@ -79,6 +86,9 @@ from .rawsock import (
 from .tun import Tun
 
 log = logging.getLogger(__name__)
+
+#: visitor counters kept before those of departed visitors are dropped
+MAX_TRAFFIC_ENTRIES = 65536
 
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
@@ -146,6 +156,9 @@ class Forwarder:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: edge tunnels and arrival buffers (handovers, :mod:`mip4.io.edge`), made on use
         self.edge: EdgeTunnels | None = None
+        #: per visitor home address (as an integer): [input octets, output octets, input
+        #: packets, output packets], cumulative (:meth:`visitor_traffic`)
+        self._traffic: dict[int, list[int]] = {}
         try:
             for proto in protocols:
                 self.raw[proto] = open_tunnel_socket(proto, netns)
@@ -213,6 +226,7 @@ class Forwarder:
         n = 0
         stats = self.stats
         bindings, reverse = self.table.bindings, self.table.reverse
+        visitors = self.table.visitors
         for pkt in self.tun.read_views(self.batch):
             n += 1
             if len(pkt) < 20:
@@ -221,36 +235,47 @@ class Forwarder:
             dst = int.from_bytes(pkt[16:20], "big")
             entries = bindings.get(dst)
             if entries is None:
-                entry = reverse.get(int.from_bytes(pkt[12:16], "big"))
+                src = int.from_bytes(pkt[12:16], "big")
+                entry = reverse.get(src)
                 if entry is None and self.edge is not None:
-                    entry = self.edge.reverse_entry(int.from_bytes(pkt[12:16], "big"))
+                    entry = self.edge.reverse_entry(src)
                 if entry is None:
                     stats["tun_no_tunnel"] += 1
                     continue
-                entries = [entry]
+                # reverse-tunnelled from a visitor (RFC 3024): its accounting input
+                if self._transmit(pkt, entry) and src in visitors:
+                    c = self._traffic.get(src) or self._new_traffic(src)
+                    c[0] += len(pkt)
+                    c[2] += 1
+                continue
             for entry in entries:
-                self._send(pkt, entry)
+                self._transmit(pkt, entry)
         stats["tun_read"] += n
         return n
 
     def _send(self, pkt: memoryview, entry: TunnelEntry) -> None:
+        """Encapsulate ``pkt`` for ``entry`` and send it."""
+        self._transmit(pkt, entry)
+
+    def _transmit(self, pkt: memoryview, entry: TunnelEntry) -> bool:
+        """Encapsulate ``pkt`` for ``entry`` and send it; whether it left."""
         codec = self.codecs.get(entry.encapsulation)
         sock = self.raw.get(entry.encapsulation)
         if codec is None or sock is None:
             self.stats[f"encap_unsupported_{int(entry.encapsulation)}"] += 1
-            return
+            return False
         try:
             outer = codec[0](pkt, entry.tunnel, self.tunnel_mtu)
         except PacketTooBig as exc:
             self.stats["encap_drop_too-big"] += 1
             self._fragmentation_needed(pkt, entry, exc)
-            return
+            return False
         except TunnelError as exc:
             self.stats[f"encap_drop_{exc.reason.value}"] += 1
-            return
+            return False
         except DecodeError:
             self.stats["encap_malformed"] += 1
-            return
+            return False
         try:
             sock.sendto(outer, (entry.dst, 0))
         except BlockingIOError:
@@ -259,6 +284,46 @@ class Forwarder:
             self.stats[f"raw_send_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
         else:
             self.stats["encapsulated"] += 1
+            return True
+        return False
+
+    # -- accounting (RFC 2866; mip4.io.radius.AaaShell) -------------------------------
+
+    def _new_traffic(self, home: int) -> list[int]:
+        """The counters of visitor ``home``, made on its first datagram. Counters outlive
+        the visitor entry (the Stop record of a deregistration is built after the entry is
+        gone); past :data:`MAX_TRAFFIC_ENTRIES` those of addresses no longer visiting are
+        dropped first."""
+        traffic = self._traffic
+        if len(traffic) >= MAX_TRAFFIC_ENTRIES:
+            visitors = self.table.visitors
+            for gone in [h for h in traffic if h not in visitors]:
+                del traffic[gone]
+        c = traffic[home] = [0, 0, 0, 0]
+        return c
+
+    def visitor_traffic(self, home: IPv4Address) -> tuple[int, int, int, int] | None:
+        """What the visitor with home address ``home`` has sent and received through this
+        foreign agent's tunnels, cumulative since this forwarder started, as
+        ``(input octets, output octets, input packets, output packets)``
+        (:data:`mip4.io.radius.Traffic`); ``None``: never seen.
+
+        Input (RFC 2866 §5.3, "received from the port") is what the visitor sent that this
+        forwarder reverse-tunnelled to its home agent (RFC 3024); output (§5.4) is what
+        arrived through the tunnel for it and was delivered to it (RFC 5944 §4.2.2). An
+        octet count is the sum of the inner IP datagrams' total lengths: what the visitor
+        sent or received at the IP layer, without link-layer or tunnel headers. A
+        datagram counts once it has left (``sendto`` or the delivery succeeded); drops
+        do not count. Datagrams a visitor sends that are not reverse-tunnelled (no T bit:
+        the kernel routes them) never pass through here and are not counted. Only
+        visitors count (the ``visitors`` table): a co-located node's own reverse tunnel
+        or a home agent's bindings add nothing."""
+        c = self._traffic.get(int(home))
+        return (c[0], c[1], c[2], c[3]) if c is not None else None
+
+    def visitors_traffic(self) -> dict[str, tuple[int, int, int, int]]:
+        """Every visitor's counters (:meth:`visitor_traffic`), by home address."""
+        return {str(ipv4_from_int(h)): (c[0], c[1], c[2], c[3]) for h, c in self._traffic.items()}
 
     def _fragmentation_needed(self, pkt: memoryview, entry: TunnelEntry, exc: PacketTooBig) -> None:
         """RFC 2003 §5.1 / RFC 1191: tell the sender the tunnel's MTU. Sent from the tunnel
@@ -389,6 +454,7 @@ class Forwarder:
         stats = self.stats
         peers, visitors = self.table.peers, self.table.visitors
         frames = self._frames
+        traffic = self._traffic
         tun_fd = self.tun.fileno()
         segment_mtu = self.segment_mtu
         edge = self.edge
@@ -414,7 +480,8 @@ class Forwarder:
                 stats["decap_unknown_peer"] += 1  # RFC 2003 §6.2
                 continue
             inner = d.inner
-            visitor = visitors.get(int.from_bytes(inner[16:20], "big"))
+            inner_dst = int.from_bytes(inner[16:20], "big")
+            visitor = visitors.get(inner_dst)
             packets: Sequence[Bytes] = (inner,)
             if needs_repair(inner, segment_mtu):
                 # a sender's offloads left it unfinished: a raw socket cannot tell
@@ -440,6 +507,10 @@ class Forwarder:
                     else:
                         os.write(tun_fd, pkt)
                         stats["delivered_tun"] += 1
+                    if visitor is not None:  # delivered to a visitor: its accounting output
+                        c = traffic.get(inner_dst) or self._new_traffic(inner_dst)
+                        c[1] += len(pkt)
+                        c[3] += 1
             except BlockingIOError:
                 stats["deliver_full"] += 1
             except OSError as exc:
@@ -474,6 +545,11 @@ class Forwarder:
                 self._forget_link(interface)
                 send_to_link(self.link, interface, link_address, pkt)
             self.stats["delivered_link"] += 1
+            home = int.from_bytes(pkt[16:20], "big")
+            if home in self.table.visitors:  # a buffered arrival (handover) delivered
+                c = self._traffic.get(home) or self._new_traffic(home)
+                c[1] += len(pkt)
+                c[3] += 1
         except BlockingIOError:
             self.stats["deliver_full"] += 1
         except OSError as exc:

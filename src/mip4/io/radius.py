@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from mip4.aaa.messages import (
     AccountingRecord,
     AcctStatus,
     DisconnectRequest,
+    TerminateCause,
 )
 from mip4.aaa.policy import (
     Answer,
@@ -276,7 +278,8 @@ class RadiusClient:
 
     async def account(self, rec: AccountingRecord) -> AccountingAnswer:
         """Accounting-Request for ``rec`` (RFC 2866)."""
-        got = await self._exchange(accounting_attributes(rec), acct=True)
+        attrs = accounting_attributes(rec)
+        got = await self._exchange(attrs, acct=True)
         if got is None:
             return AccountingAnswer(rec.request_id, False)
         return AccountingAnswer(rec.request_id, True, self.servers[got[1]].name)
@@ -300,6 +303,23 @@ class RadiusClient:
 #: node (RFC 2866 §5.3), output = delivered to it.
 Traffic = tuple[int, int, int, int]
 
+#: RFC 2866 §5.10 Acct-Terminate-Cause 7, Admin-Reboot: "Administrator is ending service
+#: on the NAS, for example prior to rebooting the NAS". A clean stop (SIGTERM, SIGINT) is
+#: an administrator's act; NAS-Reboot (11) is for a "non-administrative reboot" (a crash),
+#: after which there is no process left to say so.
+ACCT_TERMINATE_ADMIN_REBOOT = TerminateCause.ADMIN_REBOOT
+#: Longest wait at shutdown for the Stop records of the open sessions, seconds.
+SHUTDOWN_STOP_CAP = 5.0
+
+
+@dataclass
+class _Session:
+    """An accounting session the shell saw start and not yet stop."""
+
+    start: AccountingRecord
+    #: the shell's clock at the Start
+    started: float
+
 
 class AaaShell:
     """Carries out an engine's AAA actions on the running loop and feeds the answers back.
@@ -315,7 +335,16 @@ class AaaShell:
     the data plane): ``traffic(home_address)`` gives the data plane's cumulative counters
     for the visitor; the counts at the session's Start are its baseline, and Interim and
     Stop records carry the difference, so a session counts only its own packets even when
-    the counters outlive it. Without ``traffic`` the counts stay 0.
+    the counters outlive it. Without ``traffic`` the counts stay 0. The engine's Stop of a
+    deregistration follows its ``RemoveVisitor``: :meth:`visitor_leaving` (called by the
+    daemon's executor before it removes a visitor) keeps the counts of that moment, used
+    when the plane has forgotten or restarted the visitor's counters by the time the Stop
+    is built.
+
+    Open sessions (a Start seen, no Stop yet) are remembered with their Start record: at a
+    clean shutdown :meth:`stop_sessions` sends each a Stop with its final counts and
+    Acct-Terminate-Cause Admin-Reboot (:attr:`TerminateCause.ADMIN_REBOOT`), waiting a
+    bounded time; the engine is not involved (its driver is already stopped).
 
     A failure inside an exchange (a bug, a socket error) is logged and counted, and the
     engine gets the answer it would get for silence (``TIMEOUT``, ``ok=False``): a held
@@ -327,13 +356,19 @@ class AaaShell:
         feed: Callable[[AaaAnswer | AccountingAnswer], object],
         *,
         traffic: Callable[[IPv4Address], Traffic | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.feed = feed
         self.traffic = traffic
+        self.clock = clock
         self.stats: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._baselines: dict[str, Traffic] = {}
+        #: open sessions by Acct-Session-Id
+        self.sessions: dict[str, _Session] = {}
+        #: counts at the moment a visitor was removed, by home address (see the class doc)
+        self._leaving: dict[IPv4Address, Traffic] = {}
 
     @staticmethod
     def handles(action: object) -> bool:
@@ -355,10 +390,18 @@ class AaaShell:
         counts = self.traffic(rec.home_address) if self.traffic is not None else None
         if rec.status is AcctStatus.START:
             self._baselines[rec.session_id] = counts or (0, 0, 0, 0)
+            self.sessions[rec.session_id] = _Session(rec, self.clock())
+            self._leaving.pop(rec.home_address, None)
             return rec
         base = self._baselines.get(rec.session_id, (0, 0, 0, 0))
         if rec.status is AcctStatus.STOP:
             self._baselines.pop(rec.session_id, None)
+            self.sessions.pop(rec.session_id, None)
+            left = self._leaving.pop(rec.home_address, None)
+            if left is not None and (
+                counts is None or any(now < then for now, then in zip(counts, left, strict=True))
+            ):
+                counts = left  # the plane forgot (or restarted) the visitor's counters
         if counts is None:
             return rec
         # counters that went backwards (the data plane restarted) count from zero again
@@ -370,6 +413,68 @@ class AaaShell:
             input_packets=d[2],
             output_packets=d[3],
         )
+
+    def visitor_leaving(self, home: IPv4Address) -> None:
+        """The visitor ``home`` is about to be removed from the data plane: keep its counts
+        for the Stop of its session (only when a session of it is open)."""
+        if self.traffic is None or not any(
+            s.start.home_address == home for s in self.sessions.values()
+        ):
+            return
+        counts = self.traffic(home)
+        if counts is not None:
+            self._leaving[home] = counts
+
+    def session_traffic(self, session_id: str) -> Traffic | None:
+        """The counts an Interim-Update of ``session_id`` would carry now."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return None
+        rec = self.with_traffic(
+            dataclasses.replace(session.start, status=AcctStatus.INTERIM_UPDATE)
+        )
+        return (rec.input_octets, rec.output_octets, rec.input_packets, rec.output_packets)
+
+    def shutdown_wait(self) -> float:
+        """How long :meth:`stop_sessions` waits: one server's whole exchange (the first
+        transmission and the retries, RFC 5080 §2.2.1), capped at
+        :data:`SHUTDOWN_STOP_CAP`."""
+        policy = self.client.policy
+        return min(SHUTDOWN_STOP_CAP, policy.timeout * (policy.retries + 1))
+
+    async def stop_sessions(self, wait: float | None = None) -> int:
+        """A clean shutdown: an Accounting-Request Stop for every open session, with its
+        final counts and Acct-Terminate-Cause Admin-Reboot (RFC 2866 §5.10,
+        :attr:`TerminateCause.ADMIN_REBOOT`), all sent at once; waits up to ``wait``
+        seconds (default :meth:`shutdown_wait`) for the answers. Returns how many were
+        answered. The engine is not told (it is stopping too)."""
+        if not self.sessions:
+            return 0
+        now = self.clock()
+        records = []
+        for session in list(self.sessions.values()):
+            stop = dataclasses.replace(
+                session.start,
+                status=AcctStatus.STOP,
+                session_time=session.start.session_time + int(now - session.started),
+                terminate_cause=TerminateCause.ADMIN_REBOOT,
+            )
+            records.append(self.with_traffic(stop))
+        self.stats["accounting_stop_shutdown"] += len(records)
+        log.info("aaa.shutdown_stops", extra={"sessions": len(records)})
+        tasks = [asyncio.ensure_future(self.client.account(rec)) for rec in records]
+        done, pending = await asyncio.wait(
+            tasks, timeout=self.shutdown_wait() if wait is None else wait
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        answered = sum(
+            1 for t in done if not t.cancelled() and t.exception() is None and t.result().ok
+        )
+        self.stats["accounting_stop_shutdown_answered"] += answered
+        return answered
 
     async def _perform(self, action: AaaRequest | AccountingRecord) -> None:
         event: AaaAnswer | AccountingAnswer
@@ -418,6 +523,25 @@ class AaaShell:
             **self.client.counters_snapshot(),
             "outstanding": self.outstanding,
             "stats": dict(self.stats),
+            "sessions": [self._session_snapshot(sid, s) for sid, s in self.sessions.items()],
+        }
+
+    def _session_snapshot(self, session_id: str, session: _Session) -> dict[str, object]:
+        """One open accounting session: who, and the counts an Interim-Update would carry
+        now (``traffic``, since the Start) next to the data plane's cumulative counters
+        (``plane``)."""
+        start = session.start
+        names = ("input_octets", "output_octets", "input_packets", "output_packets")
+        since = self.session_traffic(session_id)
+        plane = self.traffic(start.home_address) if self.traffic is not None else None
+        return {
+            "session_id": session_id,
+            "nai": start.nai,
+            "home_address": str(start.home_address),
+            "care_of_address": str(start.care_of_address),
+            "seconds": int(self.clock() - session.started),
+            "traffic": dict(zip(names, since, strict=True)) if since is not None else None,
+            "plane": dict(zip(names, plane, strict=True)) if plane is not None else None,
         }
 
 

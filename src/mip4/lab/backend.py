@@ -103,6 +103,8 @@ class HaBinding:
     care_of_address: str
     encapsulation: str
     reverse_tunnel: bool
+    #: the home agent holding it (the AAA lab has two; ``None``: the lab's one)
+    home_agent: str | None = None
 
 
 @dataclass(frozen=True)

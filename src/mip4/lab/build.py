@@ -47,7 +47,7 @@ from mip4.io.netns import (
 )
 from mip4.io.rawsock import ping
 
-from .topology import DEFAULT, Topology
+from .topology import DEFAULT, TOPOLOGIES, Topology
 
 RUN_DIR = Path("/run")
 _ID = re.compile(r"^[a-z0-9]{1,5}$")
@@ -236,14 +236,18 @@ class Lab:
 
     @classmethod
     def load(cls, lab_id: str, run_dir: Path = RUN_DIR) -> Lab:
-        """The lab ``up`` created with this id (topology: the default one)."""
+        """The lab ``up`` created with this id (with the topology its state file names)."""
         path = state_dir(lab_id, run_dir) / "state.json"
         try:
             state = json.loads(path.read_text())
         except FileNotFoundError:
             raise LabError(f"no lab {lab_id!r} (no {path})") from None
+        topology = TOPOLOGIES.get(str(state.get("topology", DEFAULT.name)))
+        if topology is None:
+            raise LabError(f"lab {lab_id!r}: unknown topology {state.get('topology')!r} in {path}")
         lab = cls(
             lab_id,
+            topology=topology,
             ingress_filter=bool(state.get("ingress_filter")),
             run_dir=run_dir,
             mobile_net=str(state["mobile"]["net"]),
@@ -401,6 +405,7 @@ class Lab:
         return {
             "id": self.lab_id,
             "prefix": self.prefix,
+            "topology": topo.name,
             "switch": self.ns(topo.switch),
             "ingress_filter": self.ingress_filter,
             "networks": {

@@ -4,9 +4,11 @@
 
     mip4 lab up [--id ID] [--ingress-filter] [--aaa]
                                                 build it, print its id and state file;
-                                                --aaa: with a FreeRADIUS in the router
+                                                --aaa: with a FreeRADIUS in the router and
+                                                a second home agent node (ha2, 10.1.0.3)
     mip4 lab status [--id ID] [--json]          what exists, where the mobile node is
-    mip4 lab exec [--id ID] NODE -- CMD...      run CMD inside NODE (cn rtr ha fa1 fa2 mn sw)
+    mip4 lab exec [--id ID] NODE -- CMD...      run CMD inside NODE (cn rtr ha fa1 fa2 mn sw;
+                                                ha2 in an --aaa lab)
     mip4 lab move [--id ID] NET                 move the mobile node to NET (home a b c); on
                                                 C the lab gives it the co-located address
     mip4 lab configs [--id ID] [--aaa] --out DIR
@@ -40,7 +42,7 @@ from typing import Any
 from .build import RUN_DIR, Lab, LabError, existing_labs
 from .configs import LAB_ROLES, RADIUS_NODE, write_lab_configs
 from .radius import start_lab_radius
-from .topology import DEFAULT
+from .topology import AAA, DEFAULT
 
 
 def register(subparsers: Any) -> None:
@@ -65,8 +67,9 @@ def register(subparsers: Any) -> None:
         "--aaa",
         action="store_true",
         help=(
-            "also start FreeRADIUS in the router namespace (issue 10; use the files of"
-            " `mip4 lab configs --aaa`); it stops with the lab"
+            "also start FreeRADIUS in the router namespace (issue 10), and give the home"
+            " network a second home agent node, ha2 (issue 11); use the files of"
+            " `mip4 lab configs --aaa`; FreeRADIUS stops with the lab"
         ),
     )
     up.set_defaults(func=_guarded(_up))
@@ -126,7 +129,7 @@ def register(subparsers: Any) -> None:
 
     cf = sub.add_parser(
         "configs",
-        help="write the daemon configurations (ha, fa1, fa2, mn) for a lab",
+        help="write the daemon configurations (ha, fa1, fa2, mn; --aaa: and ha2) for a lab",
         description=(
             "Write ha.toml, fa1.toml, fa2.toml and mn.toml for the lab with this id (it need"
             " not exist yet) into DIR, and print how to start the daemons in it."
@@ -137,7 +140,10 @@ def register(subparsers: Any) -> None:
     cf.add_argument(
         "--aaa",
         action="store_true",
-        help="the AAA files: agents ask the lab's FreeRADIUS, the node has only its NAI",
+        help=(
+            "the AAA files: agents ask the lab's FreeRADIUS, two home agents (ha, ha2), the"
+            " node has only its NAI and its MN-AAA secret"
+        ),
     )
     cf.set_defaults(func=_guarded(_configs))
 
@@ -187,7 +193,8 @@ def _pick(args: argparse.Namespace) -> Lab:
 
 def _up(args: argparse.Namespace) -> int:
     lab_id = args.id or secrets.token_hex(2)
-    lab = Lab(lab_id, ingress_filter=args.ingress_filter, run_dir=args.run_dir)
+    topology = AAA if args.aaa else DEFAULT  # issue 11: a second home agent, ha2
+    lab = Lab(lab_id, topology, ingress_filter=args.ingress_filter, run_dir=args.run_dir)
     lab.up()
     if args.aaa:
         try:
@@ -202,6 +209,9 @@ def _up(args: argparse.Namespace) -> int:
         )
     print(f"lab {lab.lab_id} is up; state in {lab.state_file}")
     print(f"  nodes: {' '.join(lab.topology.node_keys())}; try: mip4 lab ping cn 10.1.0.100")
+    if args.aaa:
+        has = " and ".join(f"{n} ({lab.address(n)})" for n in lab.topology.home_agents())
+        print(f"  home agents: {has}; their files: mip4 lab configs --aaa --out DIR")
     return 0
 
 
@@ -306,7 +316,8 @@ def _mip4_command() -> str:
 
 
 def _configs(args: argparse.Namespace) -> int:
-    lab = Lab(args.id, run_dir=args.run_dir) if args.id else _pick(args)
+    topology = AAA if args.aaa else DEFAULT
+    lab = Lab(args.id, topology, run_dir=args.run_dir) if args.id else _pick(args)
     paths = write_lab_configs(lab, args.out, aaa=args.aaa)
     for node, path in paths.items():
         print(f"{node}: {path}")

@@ -18,12 +18,19 @@ c`` adds it (with the default route), as a DHCP server would, and removes it whe
 moves on; the mobile node daemon registers it when it appears.
 
 With ``aaa=True`` (``mip4 lab configs --aaa``, ``mip4 lab demo --aaa``) the files are those of
-issue 10: the lab's FreeRADIUS (:mod:`mip4.lab.radius`, in the router's namespace at
-:func:`radius_address`) decides. The foreign agents challenge (RFC 4721) and ask it, and
-account for their visitors (RFC 2866); the home agent has no security association for the
-mobile node and asks it too (``home_agent.aaa``: key and home address from the
-Access-Accept); the mobile node has an NAI, an MN-AAA secret, its MN-HA key and no home
-address. The RADIUS shared secret is in ``radius.secret`` beside the files."""
+issues 10 and 11, for the AAA lab (:data:`mip4.lab.topology.AAA`: a second home agent
+``ha2`` at 10.1.0.3): the lab's FreeRADIUS (:mod:`mip4.lab.radius`, in the router's
+namespace at :func:`radius_address`) decides. The foreign agents challenge (RFC 4721) and
+ask it, and account for their visitors (RFC 2866); both home agents (``ha``, ``ha2``) have
+no security association for the mobile node and ask it too (``home_agent.aaa``: key and
+home address from the Access-Accept). The mobile node has its NAI and its MN-AAA secret and
+nothing else: no home address (RFC 2794: the home agent assigns the one AAA gives), home
+agent 0.0.0.0 (RFC 4433: the home AAA server picks one) and no MN-HA key (RFC 3957: the
+home AAA server derives one and the node derives the same from the nonce in the reply).
+Every agent supports registration revocation (RFC 3543, ``revocation = true``), with an
+FA-HA security association between each foreign agent and each home agent, so that an
+operator can move the node from one home agent to the other (``mip4 ha redirect``). The
+RADIUS shared secret is in ``radius.secret`` beside the files."""
 
 from __future__ import annotations
 
@@ -37,8 +44,16 @@ from .radius import LAB_MN_AAA_SECRET, LAB_NAI, LAB_RADIUS_SECRET
 #: The MN-HA key of the lab (RFC 5944 §3.5.1: 128 bits for HMAC-MD5). Test material only.
 LAB_KEY = bytes(range(16))
 LAB_SPI = 256
-#: Which daemon runs on which lab node.
-LAB_ROLES = {"ha": "ha", "fa1": "fa", "fa2": "fa", "mn": "mn"}
+#: The SPI of the MN-FA keys the lab's FreeRADIUS derives for the AAA lab's node at each
+#: foreign agent (RFC 3957; issue 11).
+LAB_MN_FA_SPI = 258
+#: The FA-HA security associations of the AAA lab (RFC 5944 §3.5.1, for RFC 3543
+#: revocations): SPI and key between every foreign agent and every home agent. Test
+#: material only.
+FA_HA_SPI = 257
+FA_HA_KEY = bytes(range(16, 32))
+#: Which daemon runs on which lab node (``ha2``: the AAA lab only).
+LAB_ROLES = {"ha": "ha", "ha2": "ha", "fa1": "fa", "fa2": "fa", "mn": "mn"}
 #: AAA (issue 10): the lab node FreeRADIUS runs in, the file holding the RADIUS secret, and
 #: the seconds between a visitor's Interim-Update accounting records
 RADIUS_NODE = "rtr"
@@ -50,6 +65,21 @@ def radius_address(lab: Lab) -> IPv4Address:
     """Where the lab's FreeRADIUS listens: the router's address on the correspondent
     network, which every agent reaches through its default route."""
     return lab.address(RADIUS_NODE, "cn")
+
+
+def home_agent_nodes(lab: Lab, *, aaa: bool) -> list[str]:
+    """The lab's home agents: ``ha``, and ``ha2`` in the AAA lab (issue 11)."""
+    return ["ha", "ha2"] if aaa else ["ha"]
+
+
+def lab_address(lab: Lab, node: str) -> IPv4Address:
+    """``node``'s address, from the AAA topology when the lab's own has no such node
+    (``mip4 lab configs --aaa`` for a lab id that is not up)."""
+    from .topology import AAA
+
+    if node in lab.topology.node_keys():
+        return lab.address(node)
+    return AAA.address(node)
 
 
 def _aaa_table(lab: Lab, node: str, *, accounting: bool) -> str:
@@ -79,13 +109,14 @@ def lab_configs(
     aaa: bool = False,
     handover: str | None = None,
 ) -> dict[str, str]:
-    """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``). Control sockets are
-    ``<socket_dir>/<node>.sock`` (default: ``/run/mip4/<role>-<lab prefix>-<node>.sock``
-    via ``daemon.name``). ``encapsulations`` (e.g. ``["gre", "ipip"]``) sets
-    ``mobile_node.encapsulations``; left out, the default (IP-in-IP). ``broadcast`` sets the
-    mobile node's B bit (home-link broadcasts forwarded to it). ``aaa``: the files of the
-    AAA lab (see the module docstring). ``handover`` (issue 14: ``base``,
-    ``low-latency``, ``fast``): ``[handoff]`` for the agents, ``[handover]`` for the node."""
+    """TOML text per lab node (``ha``, ``fa1``, ``fa2``, ``mn``; ``aaa``: and ``ha2``).
+    Control sockets are ``<socket_dir>/<node>.sock`` (default:
+    ``/run/mip4/<role>-<lab prefix>-<node>.sock`` via ``daemon.name``). ``encapsulations``
+    (e.g. ``["gre", "ipip"]``) sets ``mobile_node.encapsulations``; left out, the default
+    (IP-in-IP). ``broadcast`` sets the mobile node's B bit (home-link broadcasts forwarded
+    to it). ``aaa``: the files of the AAA lab (see the module docstring). ``handover``
+    (issue 14: ``base``, ``low-latency``, ``fast``): ``[handoff]`` for the agents,
+    ``[handover]`` for the node."""
     home = lab.topology.network("home")
     mn_ip, ha_ip = lab.address("mn"), lab.address("ha")
     key = LAB_KEY.hex()
@@ -104,27 +135,43 @@ def lab_configs(
             'algorithm = "hmac-md5"\nreplay = "timestamps"\n'
         )
 
+    def fa_ha(peer: object) -> str:
+        """RFC 3543 revocations between a foreign and a home agent (the AAA lab)."""
+        return (
+            "\n[[security_associations]]\n"
+            f'peer = "{peer}"\nspi = {FA_HA_SPI}\nkey = "{FA_HA_KEY.hex()}"\n'
+            'algorithm = "hmac-md5"\nreplay = "timestamps"\n'
+        )
+
+    has = home_agent_nodes(lab, aaa=aaa)
+    fas = ("fa1", "fa2")
     out: dict[str, str] = {}
-    out["ha"] = (
-        f"# mip4 ha on lab {lab.lab_id!r}\n\n"
-        "[home_agent]\n"
-        f'address = "{ha_ip}"\n'
-        f'home_network = "{home.subnet}"\n'
-        f'interface = "{lab.ifname("ha")}"\n'
-        f"advertisement_interval = {advertisement_interval}\n"
-        + ("aaa = true\n" if aaa else "")
-        + "\n[io]\n"
-        f'tun_name = "{lab.prefix}-t"\n\n'
-        + daemon("ha")
-        # AAA: the home agent learns the node's MN-HA key from its Access-Accept
-        + (_aaa_table(lab, "ha", accounting=False) if aaa else "\n" + sa(mn_ip))
-    )
-    for node in ("fa1", "fa2"):
+    for node in has:
+        out[node] = (
+            f"# mip4 ha on lab {lab.lab_id!r}\n\n"
+            "[home_agent]\n"
+            f'address = "{lab_address(lab, node)}"\n'
+            f'home_network = "{home.subnet}"\n'
+            f'interface = "{lab.ifname("ha")}"\n'  # both home agents: on the home network
+            f"advertisement_interval = {advertisement_interval}\n"
+            + ("aaa = true\nrevocation = true\n" if aaa else "")
+            + "\n[io]\n"
+            f'tun_name = "{lab.prefix}-t"\n\n'
+            + daemon(node)
+            # AAA: the home agent learns the node's MN-HA key from its Access-Accept
+            + (
+                _aaa_table(lab, node, accounting=False)
+                + "".join(fa_ha(lab.address(fa)) for fa in fas)
+                if aaa
+                else "\n" + sa(mn_ip)
+            )
+        )
+    for node in fas:
         out[node] = (
             f"# mip4 fa on lab {lab.lab_id!r}\n\n"
             "[foreign_agent]\n"
             f"advertisement_interval = {advertisement_interval}\n"
-            + ("challenge_length = 16\naaa = true\n" if aaa else "")
+            + ("challenge_length = 16\naaa = true\nrevocation = true\n" if aaa else "")
             + "\n[[foreign_agent.links]]\n"
             f'interface = "{lab.ifname(node)}"\n'
             f'address = "{lab.address(node)}"\n'
@@ -133,18 +180,19 @@ def lab_configs(
             f'tun_name = "{lab.prefix}-t"\n\n'
             + daemon(node)
             + (_aaa_table(lab, node, accounting=True) if aaa else "")
+            + ("".join(fa_ha(lab_address(lab, ha)) for ha in has) if aaa else "")
             + ("\n[handoff]\n" if handover is not None else "")
         )
     out["mn"] = (
         f"# mip4 mn on lab {lab.lab_id!r}\n\n"
         "[mobile_node]\n"
-        + (  # AAA: known by its NAI only; the home agent assigns the address AAA gives
+        + (  # AAA: known by its NAI only; AAA gives the address, the home agent and the key
             f'nai = "{LAB_NAI}"\nmn_aaa_secret = "{LAB_MN_AAA_SECRET}"\n'
             if aaa
             else f'home_address = "{mn_ip}"\n'
         )
         + f'home_agent = "{ha_ip}"\n'
-        f"home_prefix_len = {home.subnet.prefixlen}\n"
+        + f"home_prefix_len = {home.subnet.prefixlen}\n"
         f"lifetime = {lifetime}\n"
         f'reverse_tunnel = "{reverse_tunnel}"\n'
         + ("broadcast = true\n" if broadcast else "")
@@ -159,8 +207,7 @@ def lab_configs(
         f'tun_name = "{lab.prefix}-t"\n'
         f'home_gateway = "{home.gateway}"\n\n'
         + daemon("mn")
-        + "\n"
-        + sa(ha_ip)
+        + ("" if aaa else "\n" + sa(ha_ip))
         + (f'\n[handover]\nmode = "{handover}"\n' if handover is not None else "")
     )
     return out

@@ -16,12 +16,12 @@ from .radius import FreeRadius, start_lab_radius
 
 
 class DaemonBackend:
-    """``mip4 ha``, ``mip4 fa`` (FA1, FA2) and ``mip4 mn`` as processes in the lab's
-    namespaces (:meth:`Lab.popen`), configured by :func:`mip4.lab.configs.lab_configs`
-    (JSON log lines, control sockets in ``workdir``). Status comes over the control socket
-    (the object ``mip4 status --json`` prints); registration round trips from the mobile
-    node's log: its last ``mn.request``/``mn.retransmit`` before each ``mn.registered`` or
-    ``mn.deregistered`` line."""
+    """``mip4 ha`` (two of them, ``ha`` and ``ha2``, in the AAA lab), ``mip4 fa`` (FA1,
+    FA2) and ``mip4 mn`` as processes in the lab's namespaces (:meth:`Lab.popen`), configured by
+    :func:`mip4.lab.configs.lab_configs` (JSON log lines, control sockets in ``workdir``).
+    Status comes over the control socket (the object ``mip4 status --json`` prints);
+    registration round trips from the mobile node's log: its last
+    ``mn.request``/``mn.retransmit`` before each ``mn.registered`` or ``mn.deregistered`` line."""
 
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
         from mip4.lab.configs import LAB_ROLES, write_lab_configs
@@ -30,6 +30,9 @@ class DaemonBackend:
         self.settings = settings
         self.workdir = workdir
         self.roles = LAB_ROLES
+        #: the daemons in start order; the AAA lab has a second home agent (issue 11)
+        self.home_agents: tuple[str, ...] = ("ha", "ha2") if settings.aaa else ("ha",)
+        self.agents: tuple[str, ...] = (*self.home_agents, *AGENTS[1:])
         encs = [settings.encapsulation] + (["ipip"] if settings.encapsulation != "ipip" else [])
         self.paths = write_lab_configs(
             lab,
@@ -61,9 +64,9 @@ class DaemonBackend:
     def start(self) -> None:
         if self.settings.aaa:
             self.radius = start_lab_radius(self.lab, self.workdir / "radius")
-        for node in AGENTS:
+        for node in self.agents:
             self._start(node)
-        for node in AGENTS:
+        for node in self.agents:
             self._wait_answering(node, 20)
 
     def _start(self, node: str) -> None:
@@ -165,20 +168,50 @@ class DaemonBackend:
                         sent = None
         return out, link_ups
 
+    def log_events(self, node: str, event: str) -> list[dict[str, Any]]:
+        """Every ``event`` line of ``node``'s JSON logs (all its starts), in order."""
+        import json
+
+        out: list[dict[str, Any]] = []
+        for n in range(1, self.starts.get(node, 0) + 1):
+            with contextlib.suppress(OSError):
+                for line in (
+                    (self.workdir / f"{node}.{n}.log").read_text(errors="replace").splitlines()
+                ):
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict) and _event_name(rec.get("event")) == event:
+                        out.append(rec)
+        return out
+
+    def mn_file(self) -> dict[str, Any]:
+        """The mobile node's configuration file, parsed (what it was given, not learnt)."""
+        import tomllib
+
+        return tomllib.loads(self.paths["mn"].read_text())
+
     def ha_status(self) -> HaStatus:
-        st = self._must("ha")
-        return HaStatus(
-            tuple(
+        """The bindings of every home agent (``home_agent``: which one holds it) and
+        their tunnel forwarders' counters summed."""
+        bindings: list[HaBinding] = []
+        forwarder: dict[str, int] = {}
+        for node in self.home_agents:
+            st = self._must(node)
+            bindings += [
                 HaBinding(
                     str(b["home_address"]),
                     str(b["care_of_address"]),
                     str(b["encapsulation"]),
                     bool(b["reverse_tunnel"]),
+                    home_agent=str(self.lab.address(node)),
                 )
                 for b in st["home_agent"]["bindings"]
-            ),
-            {k: int(v) for k, v in st["counters"].get("forwarder", {}).items()},
-        )
+            ]
+            for k, v in st["counters"].get("forwarder", {}).items():
+                forwarder[k] = forwarder.get(k, 0) + int(v)
+        return HaStatus(tuple(bindings), forwarder)
 
     def forwarder_stats(self, node: str) -> dict[str, int]:
         st = self._must(node)
@@ -208,7 +241,7 @@ class DaemonBackend:
     def close(self) -> None:
         """SIGTERM every daemon (the mobile node first: it deregisters), bounded; their exit
         statuses are in :attr:`stopped`."""
-        self.stopped.update({node: self._stop(node) for node in reversed(AGENTS)})
+        self.stopped.update({node: self._stop(node) for node in reversed(self.agents)})
         if self.radius is not None:
             self.radius.stop()  # after the agents: their last accounting records
 

@@ -233,6 +233,8 @@ def _run(
     bindings_seen: list[list[dict[str, Any]]] = []
     problems: list[str] = []
     bound = 3 * dwell * (len(route) + 2) + 60  # the instruments' own safety bound
+    #: issue 11 (``--aaa``): what AAA gave the mobile node, seen while it was registered
+    given: dict[str, Any] = {}
     try:
         for spec, addr, listen, bind, seed in (
             (ConnectionSpec("cn dials mn", "cn", "mn"), mn_ip, mn_ip, None, 1),
@@ -271,6 +273,8 @@ def _run(
             rec = sc.move(net)
             moves.append(rec)
             bindings_seen.append([asdict(b) for b in sc.ha_status().bindings])
+            if sc.settings.aaa and rec.registered and rec.care_of_address is not None:
+                given = aaa_given(sc) or given
             if rec.registered:
                 what = "deregistered at home" if rec.care_of_address is None else (
                     f"registered via {rec.via}, care-of {rec.care_of_address}"
@@ -289,6 +293,14 @@ def _run(
                 time.sleep(dwell)
             _flows(sc, pairs, progress)
         aaa = aaa_summary(sc) if sc.settings.aaa else {}
+        if aaa:
+            aaa["mobile_node"] = given
+            progress(
+                f"AAA gave the mobile node home address {given.get('home_address')}, home agent"
+                f" {given.get('home_agent')}, MN-HA key(s) with SPI"
+                f" {[k['spi'] for k in given.get('keys', [])]}, MN-FA keys at"
+                f" {[k['agent'] for k in given.get('fa_keys', [])]}"
+            )
         if aaa:
             asked = {n: a["access_requests"] for n, a in aaa["agents"].items()}
             progress(f"AAA: Access-Requests by agent {asked}; accounting records {aaa['records']}")
@@ -391,7 +403,7 @@ def aaa_summary(sc: Scenario) -> dict[str, Any]:
     if not isinstance(backend, DaemonBackend):
         return {}
     agents: dict[str, dict[str, int]] = {}
-    for node in ("fa1", "fa2", "ha"):
+    for node in ("fa1", "fa2", *backend.home_agents):
         st = backend.status(node) or {}
         auth = st.get("aaa", {}).get("auth", {})
         agents[node] = {
@@ -407,6 +419,41 @@ def aaa_summary(sc: Scenario) -> dict[str, Any]:
             if key == "Acct-Status-Type":
                 records[value] = records.get(value, 0) + 1
     return {"agents": agents, "records": records}
+
+
+def aaa_given(sc: Scenario) -> dict[str, Any]:
+    """Issue 11: what the mobile node holds that its configuration does not give it --
+    the home address and home agent in its status (``mip4 status``), the MN-HA and MN-FA
+    keys it derived (their SPIs, lifetimes and agents from its ``mn.key_installed`` and
+    ``mn.fa_key_installed`` log lines; the keys themselves are never logged) -- beside what
+    its file says (``configured``). Empty when the node does not answer."""
+    backend = sc.backend
+    if not isinstance(backend, DaemonBackend):
+        return {}
+    st = backend.status("mn")
+    if st is None:
+        return {}
+    mn = st["mobile_node"]
+    file = backend.mn_file()
+    return {
+        "nai": mn.get("nai"),
+        "home_address": mn.get("home_address"),
+        "home_agent": mn.get("home_agent"),
+        "keys": [
+            {"spi": e.get("spi"), "lifetime": e.get("lifetime")}
+            for e in backend.log_events("mn", "mn.key_installed")
+        ],
+        # RFC 3957 MN-FA keys, one per foreign agent that got one from AAA
+        "fa_keys": [
+            {"spi": e.get("spi"), "agent": e.get("agent")}
+            for e in backend.log_events("mn", "mn.fa_key_installed")
+        ],
+        "configured": {
+            "home_address": file["mobile_node"].get("home_address"),
+            "home_agent": file["mobile_node"].get("home_agent"),
+            "mn_ha_keys": len(file.get("security_associations", [])),
+        },
+    }
 
 
 def _flows(sc: Scenario, pairs: Sequence[StreamPair], progress: Progress) -> None:
@@ -466,8 +513,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--aaa",
         action="store_true",
         help=(
-            "issue 10: a FreeRADIUS in the lab decides; the mobile node has only its NAI, its"
-            " MN-AAA secret and its MN-HA key, and gets its home address from AAA"
+            "issues 10 and 11: a FreeRADIUS in the lab decides and a second home agent (ha2)"
+            " runs; the mobile node has only its NAI, its MN-AAA secret and its home agent's"
+            " address, and gets its home address and its MN-HA key (RFC 3957) from AAA"
         ),
     )
     p.add_argument(

@@ -10,8 +10,11 @@ fixture (``tests/aaa/conftest.py``) runs it on 127.0.0.1 with free ports; ``mip4
 
 The lab's subscriber is the demo's mobile node: NAI :data:`LAB_NAI`, MN-AAA secret
 :data:`LAB_MN_AAA_SECRET`; the server gives it the lab's home address (Framed-IP-Address),
-the home agent, and the MN-HA SPI and key (3GPP2-MN-HA-SPI / -Shared-Key) the home agent
-learns from its own Access-Request. Test material only.
+its home agent (3GPP2-Home-Agent-IP-Address: the first home agent, ``ha``; RFC 4433 with
+AAA), and an MN-HA key it derives itself from the node's AAA key and a fresh nonce (RFC
+3957), with its SPI (3GPP2-MN-HA-SPI): the home agent learns them from its own
+Access-Request, the node derives the same key from the nonce in the reply; likewise an
+MN-FA key for each foreign agent's Access-Request. Test material only.
 """
 
 from __future__ import annotations
@@ -187,9 +190,12 @@ def lab_freeradius_config(lab: Lab, directory: Path | None = None) -> FreeRadius
     """The configuration of the lab's FreeRADIUS (in ``directory``, default the lab's state
     directory): listening in the router's namespace at
     :func:`mip4.lab.configs.radius_address` on the standard ports, answering the agents of
-    the lab's networks, with the demo mobile node as its one subscriber (home address, home
-    agent and MN-HA key of the lab's configurations)."""
-    from .configs import LAB_KEY, LAB_SPI, radius_address
+    the lab's networks, with the demo mobile node as its one subscriber: its home address,
+    its home agent (``ha``) and an MN-HA key the server derives at each Access-Accept (RFC
+    3957) with SPI :data:`~mip4.lab.configs.LAB_SPI`, and an MN-FA key for each foreign
+    agent that asks (SPI :data:`~mip4.lab.configs.LAB_MN_FA_SPI`); the node's file has none
+    of them."""
+    from .configs import LAB_MN_FA_SPI, LAB_SPI, radius_address
 
     address = radius_address(lab)
     return FreeRadiusConfig(
@@ -209,7 +215,8 @@ def lab_freeradius_config(lab: Lab, directory: Path | None = None) -> FreeRadius
                 home_address=lab.address("mn"),
                 home_agent=lab.address("ha"),
                 mn_ha_spi=LAB_SPI,
-                mn_ha_key=LAB_KEY,
+                derive_mn_ha_key=True,
+                mn_fa_spi=LAB_MN_FA_SPI,
             ),
         ),
     )

@@ -61,6 +61,7 @@ from .build import Lab
 from .daemons import DaemonBackend
 from .handover import AnnounceError, agent_of, announce
 from .inprocess import EngineBackend
+from .topology import AAA, DEFAULT
 
 #: how the agents run: ``mip4 ha/fa/mn`` processes, or the engines in this process
 BACKENDS = ("daemons", "engines")
@@ -87,7 +88,9 @@ class Scenario:
         if settings.aaa and backend != "daemons":
             raise ValueError("the AAA lab (issue 10) runs the daemons backend only")
         self.settings = settings
-        self.lab = Lab(settings.lab_id, ingress_filter=settings.filtered)
+        # issue 11: the AAA lab has a second home agent on the home network
+        topology = AAA if settings.aaa else DEFAULT
+        self.lab = Lab(settings.lab_id, topology, ingress_filter=settings.filtered)
         self.log = log
         self.backend_kind = backend
         #: daemon configurations, control sockets and logs (a temporary directory, removed
@@ -121,8 +124,9 @@ class Scenario:
                 self.workdir = Path(tempfile.mkdtemp(prefix=f"mip4-{self.lab.prefix}-"))
                 self._own_workdir = True
             self.workdir.mkdir(parents=True, exist_ok=True)
+            has = "mip4 ha (ha, ha2)" if self.settings.aaa else "mip4 ha"
             self.log(
-                "starting the daemons: mip4 ha, mip4 fa (FA1, FA2), mip4 mn"
+                f"starting the daemons: {has}, mip4 fa (FA1, FA2), mip4 mn"
                 f" (configurations and logs in {self.workdir})"
             )
             self.backend = DaemonBackend(self.lab, self.settings, self.workdir)

@@ -15,13 +15,17 @@ Every network is a Linux bridge in one "switch" namespace; every node is a names
 joined to its bridges by veth pairs. The mobile node has one interface whose switch-side
 peer is moved from bridge to bridge: that is the mobile node changing links.
 
+The AAA lab (:data:`AAA`, ``mip4 lab up --aaa``, ``mip4 lab demo --aaa``; issue 11) is the
+same with a second home agent ``ha2`` at 10.1.0.3 on the home network: the home AAA server
+picks one of the two (RFC 4433), and an operator may move a node from one to the other.
+
 Only private (RFC 1918) and documentation (RFC 5737) addresses are used, all inside the
 namespaces.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 
@@ -63,6 +67,13 @@ class Topology:
     mobile_nets: tuple[str, ...] = ()
     switch: str = "sw"
     extra: dict[str, str] = field(default_factory=dict)
+    #: which of :data:`TOPOLOGIES` this is (recorded in the lab's state file, so that
+    #: ``Lab.load`` rebuilds the same one)
+    name: str = "default"
+
+    def home_agents(self) -> list[str]:
+        """The home agents' nodes, in order (``ha`` first)."""
+        return [n.key for n in self.nodes if n.role.startswith("home agent")]
 
     def network(self, key: str) -> Network:
         for n in self.networks:
@@ -134,3 +145,17 @@ DEFAULT = Topology(
     ),
     mobile_nets=("home", "a", "b", "c"),
 )
+
+#: issue 11: the AAA lab, with a second home agent on the home network
+AAA = replace(
+    DEFAULT,
+    nodes=(
+        *DEFAULT.nodes[:3],
+        Node("ha2", "home agent 2", (_at("home", "10.1.0.3/24"),), True, "home"),
+        *DEFAULT.nodes[3:],
+    ),
+    name="aaa",
+)
+
+#: every topology by name
+TOPOLOGIES = {t.name: t for t in (DEFAULT, AAA)}

@@ -10,6 +10,7 @@ from .sqlite import (
     SqliteStore,
     SqliteVisitorStore,
     StoreError,
+    check_store_file,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "SqliteStore",
     "SqliteVisitorStore",
     "StoreError",
+    "check_store_file",
 ]

@@ -1,10 +1,9 @@
 """Registrations per second with the binding store on and off, in the same run (issue 15).
 
-``python -m mip4.tools.bench_store [--nodes N] [--rounds R] [--dir DIR]``
+``python -m mip4.tools.bench_store [--nodes N] [--rounds P] [--group G] [--dir DIR]``
 
 The home agent engine processes N mobile nodes' Registration Requests (each signed with
-its own MN-HA association, HMAC-MD5, timestamp replay protection), R rounds each (the
-first round creates the bindings, the others renew them), in three modes:
+its own MN-HA association, HMAC-MD5, timestamp replay protection) in three modes:
 
 =============== ===========================================================================
 ``memory``      the in-memory binding store (what runs without ``[store]``)
@@ -12,34 +11,41 @@ first round creates the bindings, the others renew them), in three modes:
 ``sqlite-normal`` the same with ``synchronous = "normal"``
 =============== ===========================================================================
 
-With a store, each request is handled as the daemon handles it: ``handle(event, now)``,
-then the commit of what it wrote (the binding and the replay state) **before** its actions
-would be carried out (:class:`mip4.daemon.run.TimedDriver`): one commit per registration,
-no batching, a reply never ahead of its commit. ``--batch K`` also shows what committing
-once per K requests would give (the daemon does not do that).
+With a store, requests are handled and committed as the daemon handles them under load
+(:class:`mip4.daemon.run.TimedDriver`, :meth:`Mode.run`): with ``full``, the datagrams
+one wakeup reads -- ``--group``, default 64, the most one read drains -- go through
+``handle(event, now)`` and what they wrote is committed in the store's writer thread
+while the next wakeups are handled (group commit off the loop,
+:class:`mip4.store.pipeline.CommitPipeline`), no reply before its commit; with
+``normal``, one commit per request. ``--batch K`` also runs the whole benchmark again with
+one commit per K requests on the loop's thread, for comparison.
 
-The modes are interleaved round by round (memory, full, normal, memory, ...) so that the
-load of a shared machine falls on all of them alike; the rate of each mode is its
-registrations over its total time, and each store mode's rate is printed with its ratio to
-``memory`` (the target: at least 0.8). Requests are signed before the clock starts; what is
-timed is the engine (decode, verify, replay check, binding, signed reply) and the store.
-The store files go to ``--dir`` (default: a temporary directory, removed at the end): the
-file system there decides what a commit costs, and it is printed.
+A machine shared with other jobs makes one long measurement per mode meaningless (its
+load changes between them), so the modes are interleaved: one unmeasured round per mode
+first (the first registrations, which create the bindings and warm the file), then
+``--rounds`` groups of renewal rounds, one round (each node once) per mode, in the order
+memory, full, normal, then normal, full, memory (ABC CBA ...). Each group gives each store
+mode's ratio to the ``memory`` round of the same group; the figure that counts is the
+**median** of those ratios (target: at least 0.8). Requests are signed before the clock
+starts; what is timed is the engine (decode, verify, replay check, binding, signed reply)
+and the store. The store files go to ``--dir`` (default: a temporary directory, removed
+at the end): the file system there decides what a commit costs, and it is printed.
 
 ``--daemon`` (root: network namespaces) measures the real thing instead: ``mip4 ha``
 without and with ``[store]`` (``synchronous = "full"``, or ``--synchronous normal``),
-started one after the other and
-alternated ``--rounds`` times, each driven by the compiled load generator of ``mip4 bench
-registrations`` (its :class:`~mip4.tools.bench_registrations.Bench`: namespaces, load
-generator, measurement), ``first`` registrations and ``renew``-als, best round kept. There
-the daemon's commit policy applies: with ``full``, group commit (the datagrams one wakeup
-reads, up to 64, committed together, their replies waiting for that commit); with
-``normal``, one commit per input.
+started one after the other, ``--rounds`` pairs (off, on, then on, off, ...), each driven
+by the compiled load generator of ``mip4 bench registrations`` (its
+:class:`~mip4.tools.bench_registrations.Bench`: namespaces, load generator, measurement),
+``first`` registrations and ``renew``-als; each pair's ratio and their median are
+printed. There the daemon's commit policy applies: with ``full``, group commit (the
+datagrams one wakeup reads, up to 64, committed together, their replies waiting for that
+commit); with ``normal``, one commit per input.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -66,6 +72,8 @@ NET = IPv4Network("10.0.0.0/16")
 FA = IPv4Address("192.168.1.1")
 UNIX0 = 1_790_000_000.0
 TARGET = 0.8
+#: requests outstanding at most (``mip4 bench registrations``' default window)
+WINDOW = 128
 MODES = ("memory", "sqlite-full", "sqlite-normal")
 
 
@@ -74,11 +82,18 @@ class Result:
     mode: str
     registrations: int = 0
     seconds: float = 0.0
+    busy: float = 0.0
     commits: int = 0
 
     @property
     def rate(self) -> float:
+        """Registrations per second of wall-clock time."""
         return self.registrations / self.seconds if self.seconds else 0.0
+
+    @property
+    def busy_rate(self) -> float:
+        """Registrations per second of busy time (see :meth:`Mode.run`)."""
+        return self.registrations / self.busy if self.busy else 0.0
 
 
 def home_addresses(n: int) -> list[IPv4Address]:
@@ -129,25 +144,68 @@ class Mode:
         self.ha = HomeAgent(config, sas, UNIX0, bindings=bindings)
         self.ha.restore(0.0)
 
-    def run(self, events: Sequence[UdpReceived], now: float, batch: int) -> None:
+    def run(
+        self, events: Sequence[UdpReceived], now: float, group: int, daemon: bool = True
+    ) -> tuple[float, float]:
+        """Handle ``events`` ``group`` at a time (one wakeup's datagrams) and commit as
+        the daemon does (``daemon``): with ``synchronous = "full"`` through the store's
+        writer thread, the next groups handled while a commit syncs and committed by the
+        next one (:class:`mip4.store.pipeline.CommitPipeline`), at most :data:`WINDOW`
+        requests waiting for a commit (the load generator's window: its nodes wait for
+        their replies); with ``"normal"`` one commit per request. Otherwise (``--batch``)
+        one commit per ``group`` requests, on this thread. Returns this round's rates per
+        second of wall-clock time and per second of busy time.
+
+        Busy time is the CPU time of the process (both threads) plus the time this thread
+        is kept waiting for a commit beyond that (the disk's sync). It leaves out the time
+        other processes of a shared machine take the CPU away -- except while waiting for
+        a commit, where it counts against the store."""
         ha, store = self.ha, self.store
         handle = ha.handle
-        commit: Callable[[], None] = store.commit if store is not None else (lambda: None)
-        t0 = time.perf_counter()
-        if batch <= 1:
-            for ev in events:
+        group = max(1, group)
+        pipelined = daemon and store is not None and store.group_commit
+        per = group if pipelined or not daemon else 1
+        clock, cpu = time.perf_counter, time.process_time
+        waited = 0.0
+
+        def wait(f: Callable[[], object]) -> None:
+            nonlocal waited
+            w, c = clock(), cpu()
+            f()
+            waited += max(0.0, (clock() - w) - (cpu() - c))
+
+        inflight: concurrent.futures.Future[None] | None = None
+        held = 0  # requests waiting for a commit (in flight or next)
+        t0, c0 = clock(), cpu()
+        for i in range(0, len(events), per):
+            chunk = events[i : i + per]
+            for ev in chunk:
                 handle(ev, now)
-                commit()
-        else:
-            for i, ev in enumerate(events, 1):
-                handle(ev, now)
-                if i % batch == 0:
-                    commit()
-            commit()
-        self.result.seconds += time.perf_counter() - t0
-        self.result.registrations += len(events)
+            if store is None:
+                continue
+            if not pipelined:
+                wait(store.commit)
+                continue
+            held += len(chunk)
+            if inflight is not None and not inflight.done() and held > WINDOW:
+                wait(inflight.result)
+            if inflight is None or inflight.done():
+                if inflight is not None:
+                    inflight.result()
+                inflight = store.start_commit()
+                held = len(chunk) if inflight is not None else 0
         if store is not None:
-            self.result.commits = store.commits
+            wait(store.commit)  # what is in flight, then the rest
+        took = clock() - t0
+        busy = cpu() - c0 + waited
+        r = self.result
+        r.seconds += took
+        r.busy += busy
+        r.registrations += len(events)
+        if store is not None:
+            r.commits = store.commits
+        n = len(events)
+        return (n / took if took else 0.0, n / busy if busy else 0.0)
 
     def close(self) -> None:
         if self.store is not None:
@@ -164,30 +222,83 @@ def filesystem(d: Path) -> str:
         return "?"
 
 
-def bench(nodes: int, rounds: int, d: Path, batch: int = 1) -> dict[str, Result]:
+def median(values: Sequence[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+@dataclass
+class Run:
+    """One benchmark: the totals per mode and, per group of interleaved rounds, each
+    mode's rate."""
+
+    results: dict[str, Result]
+    #: per round group, mode -> (wall-clock rate, busy rate)
+    rounds: list[dict[str, tuple[float, float]]]
+
+    def ratios(self, mode: str, busy: bool = True) -> list[float]:
+        """``mode``'s rate over ``memory``'s, round group by round group (busy time, or
+        wall-clock time)."""
+        i = 1 if busy else 0
+        return [r[mode][i] / r["memory"][i] if r["memory"][i] else 0.0 for r in self.rounds]
+
+    def median_ratio(self, mode: str, busy: bool = True) -> float:
+        return median(self.ratios(mode, busy))
+
+
+def bench(nodes: int, rounds: int, d: Path, group: int = 64, daemon: bool = True) -> Run:
+    """``rounds`` interleaved round groups (see the module docstring); ``daemon``: the
+    daemon's commit policy (:meth:`Mode.run`), else one commit per ``group``."""
     addrs = home_addresses(nodes)
     sas = associations(addrs)
     modes = {name: Mode(name, addrs, sas, d) for name in MODES}
+    per_round: list[dict[str, tuple[float, float]]] = []
     try:
+        for name in MODES:  # unmeasured: the first registrations create the bindings
+            modes[name].run(requests(addrs, sas, 1.0), 1.0, group, daemon)
+            modes[name].result = Result(name)
         for r in range(rounds):
-            now = 1.0 + r
-            for name in MODES:
+            now = 2.0 + r
+            rates: dict[str, tuple[float, float]] = {}
+            for name in MODES if r % 2 == 0 else MODES[::-1]:
                 # fresh requests per mode (an accepted Identification cannot come twice)
-                modes[name].run(requests(addrs, sas, now), now, batch)
+                rates[name] = modes[name].run(requests(addrs, sas, now), now, group, daemon)
+            per_round.append(rates)
         for m in modes.values():
             assert len(m.ha.bindings) == nodes, (m.result.mode, len(m.ha.bindings))
     finally:
         for m in modes.values():
             m.close()
-    return {name: m.result for name, m in modes.items()}
+    return Run({name: m.result for name, m in modes.items()}, per_round)
 
 
-def report(results: dict[str, Result], title: str) -> list[str]:
-    base = results["memory"].rate
-    lines = [title, f"{'mode':<15} {'registrations/s':>16} {'commits':>8} {'x memory':>9}"]
-    for name, r in results.items():
-        ratio = r.rate / base if base else 0.0
-        lines.append(f"{name:<15} {r.rate:>16,.0f} {r.commits:>8} {ratio:>9.2f}")
+def report(run: Run, title: str) -> list[str]:
+    stores = MODES[1:]
+    lines = [
+        title,
+        "per second of busy time (CPU + commit waits), and in brackets of wall-clock time",
+        f"{'round':<6} {'memory /s':>17} "
+        + " ".join(f"{m + ' /s':>17} {'x memory':>11}" for m in stores),
+    ]
+
+    def cell(rates: tuple[float, float]) -> str:
+        return f"{rates[1]:>7,.0f} ({rates[0]:>7,.0f})"
+
+    for i, r in enumerate(run.rounds, 1):
+        mem = r["memory"]
+        cells = " ".join(
+            f"{cell(r[m])} {r[m][1] / mem[1]:>4.2f} ({r[m][0] / mem[0]:>4.2f})" for m in stores
+        )
+        lines.append(f"{i:<6} {cell(mem)} {cells}")
+    totals = {m: (res.rate, res.busy_rate) for m, res in run.results.items()}
+    cells = " ".join(f"{cell(totals[m])} {'':>11}" for m in stores)
+    lines.append(f"{'all':<6} {cell(totals['memory'])} {cells}")
+    medians = ", ".join(
+        f"{m} {run.median_ratio(m):.2f} ({run.median_ratio(m, busy=False):.2f})" for m in stores
+    )
+    commits = ", ".join(f"{m} {run.results[m].commits}" for m in stores)
+    lines.append(f"median ratio to memory: {medians}; commits: {commits}")
     return lines
 
 
@@ -204,8 +315,9 @@ def daemon_bench(
     log_level: str,
     d: Path,
     synchronous: str = "full",
-) -> dict[str, dict[str, float]]:
-    """Best accepted-replies rate of ``first`` and ``renew`` per mode (``off``/``on``)."""
+) -> list[dict[str, dict[str, float]]]:
+    """Per pair of rounds: the accepted-replies rate of ``first`` and ``renew`` of each
+    mode (``off``/``on``)."""
     import secrets
 
     from mip4.tools.bench_registrations import Bench, Options, build
@@ -246,18 +358,21 @@ def daemon_bench(
             time.sleep(0.1)
         return proc, sock
 
-    best: dict[str, dict[str, float]] = {"off": {}, "on": {}}
+    pairs: list[dict[str, dict[str, float]]] = []
     try:
         bench.setup()
         for i in range(rounds):
-            for mode in ("off", "on"):
+            pair: dict[str, dict[str, float]] = {}
+            for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
                 proc, _sock = start(mode, i)
                 try:
+                    rates: dict[str, float] = {}
                     for what in ("first", "renew"):
                         r = bench.measure(what, proc.pid, 434)
                         if what == "first" and r["accepted"] < nodes:
                             bench.loadgen("first", 434, 60)  # bind the rest, unmeasured
-                        best[mode][what] = max(best[mode].get(what, 0.0), float(r["rate"]))
+                        rates[what] = float(r["rate"])
+                    pair[mode] = rates
                     bench.loadgen("dereg", 434, 60)
                 finally:
                     proc.send_signal(2)
@@ -267,15 +382,23 @@ def daemon_bench(
                         proc.kill()
                         proc.wait(10)
                     bench.procs.remove(proc)
+            pairs.append(pair)
     finally:
         bench.close()
-    return best
+    return pairs
+
+
+def pair_ratios(pairs: Sequence[dict[str, dict[str, float]]], what: str) -> list[float]:
+    return [p["on"][what] / p["off"][what] if p["off"][what] else 0.0 for p in pairs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mip4.tools.bench_store", description=__doc__)
     p.add_argument("--nodes", type=int, default=2000, help="mobile nodes (default 2000)")
-    p.add_argument("--rounds", type=int, default=5, help="registrations per node (default 5)")
+    p.add_argument(
+        "--rounds", type=int, default=5, help="interleaved round groups / pairs (default 5)"
+    )
+    p.add_argument("--group", type=int, default=64, help="requests per commit (default 64)")
     p.add_argument("--dir", type=Path, default=None, help="where the store files go")
     p.add_argument("--batch", type=int, default=0, help="also show one commit per K requests")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -287,8 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--synchronous", default="full", choices=("full", "normal"), help="--daemon: [store]"
     )
     args = p.parse_args(argv)
-    if args.nodes < 1 or args.rounds < 1:
-        p.error("--nodes and --rounds must be at least 1")
+    if args.nodes < 1 or args.rounds < 1 or args.group < 1:
+        p.error("--nodes, --rounds and --group must be at least 1")
     if args.daemon:
         if not 0 < args.duration <= 60 or args.window < 1:
             p.error("--duration 0..60 s, --window >= 1")
@@ -298,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="mip4-bench-store-", dir=args.dir) as tmp:
             d = Path(tmp)
             fs = filesystem(d)
-            best = daemon_bench(
+            pairs = daemon_bench(
                 args.nodes,
                 args.rounds,
                 args.duration,
@@ -307,55 +430,79 @@ def main(argv: Sequence[str] | None = None) -> int:
                 d,
                 args.synchronous,
             )
-        ratios = {w: best["on"][w] / best["off"][w] for w in ("first", "renew")}
+        ratios = {w: pair_ratios(pairs, w) for w in ("first", "renew")}
+        medians = {w: median(r) for w, r in ratios.items()}
         if args.json:
-            print(json.dumps({"daemon": best, "ratios": ratios, "filesystem": fs}))
+            print(
+                json.dumps({"pairs": pairs, "ratios": ratios, "medians": medians, "filesystem": fs})
+            )
             return 0
         print(
             f"mip4 ha, {args.nodes} nodes, window {args.window}, log level {args.log_level},"
-            f" best of {args.rounds} alternating rounds, store on {fs}"
+            f" {args.rounds} pairs of rounds (off/on, on/off, ...), store on {fs}"
             f" (synchronous = {args.synchronous})"
         )
-        print(f"{'measure':<8} {'no store /s':>12} {'store /s':>10} {'ratio':>6}")
-        for w in ("first", "renew"):
-            print(f"{w:<8} {best['off'][w]:>12,.0f} {best['on'][w]:>10,.0f} {ratios[w]:>6.2f}")
-        worst = min(ratios.values())
+        print(
+            f"{'pair':<5} {'first off/s':>11} {'on/s':>8} {'ratio':>6}"
+            f" {'renew off/s':>12} {'on/s':>8} {'ratio':>6}"
+        )
+        for i, pr in enumerate(pairs, 1):
+            print(
+                f"{i:<5} {pr['off']['first']:>11,.0f} {pr['on']['first']:>8,.0f}"
+                f" {ratios['first'][i - 1]:>6.2f} {pr['off']['renew']:>12,.0f}"
+                f" {pr['on']['renew']:>8,.0f} {ratios['renew'][i - 1]:>6.2f}"
+            )
+        worst = min(medians.values())
         verdict = "meets" if worst >= TARGET else "MISSES"
-        print(f"\nworst ratio {worst:.2f}: {verdict} the target of {TARGET}x")
+        print(
+            f"\nmedian ratio: first {medians['first']:.2f}, renew {medians['renew']:.2f}:"
+            f" {verdict} the target of {TARGET}x"
+        )
         return 0
     with tempfile.TemporaryDirectory(prefix="mip4-bench-store-", dir=args.dir) as tmp:
         d = Path(tmp)
-        results = bench(args.nodes, args.rounds, d)
+        run = bench(args.nodes, args.rounds, d, args.group)
         batched = None
-        if args.batch > 1:
+        if args.batch > 0:
             (d / "b").mkdir()
-            batched = bench(args.nodes, args.rounds, d / "b", args.batch)
+            batched = bench(args.nodes, args.rounds, d / "b", args.batch, daemon=False)
         fs = filesystem(d)
-    base = results["memory"].rate
-    ratios = {name: r.rate / base for name, r in results.items()}
+    median_of = {name: 1.0 if name == "memory" else run.median_ratio(name) for name in MODES}
     if args.json:
         out = {
             "nodes": args.nodes,
             "rounds": args.rounds,
+            "group": args.group,
             "filesystem": fs,
-            "rates": {n: r.rate for n, r in results.items()},
-            "ratios": ratios,
+            "rates": {n: r.busy_rate for n, r in run.results.items()},
+            "wall_rates": {n: r.rate for n, r in run.results.items()},
+            "ratios": median_of,
+            "wall_ratios": {n: run.median_ratio(n, busy=False) for n in MODES[1:]},
+            "round_ratios": {n: run.ratios(n) for n in MODES[1:]},
+            "round_wall_ratios": {n: run.ratios(n, busy=False) for n in MODES[1:]},
             "target": TARGET,
         }
         if batched is not None:
-            out["batched"] = {n: r.rate for n, r in batched.items()}
+            out["batched"] = {n: r.busy_rate for n, r in batched.results.items()}
         print(json.dumps(out))
     else:
         title = (
-            f"home agent registrations, {args.nodes} nodes x {args.rounds} rounds, one commit "
-            f"per registration, store on {fs} (pid {os.getpid()})"
+            f"home agent registrations, {args.nodes} nodes, {args.rounds} interleaved renewal"
+            f" rounds per mode, the daemon's commits (full: {args.group} per wakeup, off the"
+            f" loop; normal: one per request), store on {fs} (pid {os.getpid()})"
         )
-        print("\n".join(report(results, title)))
+        print("\n".join(report(run, title)))
         if batched is not None:
-            print("\n".join(report(batched, f"\nfor comparison: one commit per {args.batch}")))
-        worst = min(ratios["sqlite-full"], ratios["sqlite-normal"])
-        verdict = "meets" if worst >= TARGET else "MISSES"
-        print(f"\nworst ratio {worst:.2f}: {verdict} the target of {TARGET}x")
+            title = f"\nfor comparison: one commit per {args.batch} requests, on the loop's thread"
+            print("\n".join(report(batched, title)))
+        full = median_of["sqlite-full"]
+        wall = run.median_ratio("sqlite-full", busy=False)
+        verdict = "meets" if full >= TARGET else "MISSES"
+        print(
+            f"\nmedian ratio with the default (synchronous = full) {full:.2f} busy time,"
+            f" {wall:.2f} wall clock: {verdict} the target of {TARGET}x"
+            f" (normal: {median_of['sqlite-normal']:.2f})"
+        )
     return 0
 
 

@@ -50,7 +50,7 @@ Checks 7--10 (capabilities and resources) do not apply to a deregistration.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
@@ -65,7 +65,7 @@ from mip4.wire.messages import RegistrationFlags, RegistrationRequest
 from .actions import Encapsulation
 from .events import UdpReceived
 from .ha_aaa import IssuedKey
-from .ha_config import HomeAgentPick, bad_unicast
+from .ha_config import HomeAgentConfig, HomeAgentPick
 from .registration import Pipeline, RegistrationDenied
 
 if TYPE_CHECKING:
@@ -75,6 +75,53 @@ __all__ = ["HA_PIPELINE", "HaRequest", "via_foreign_agent"]
 
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _ZERO = IPv4Address(0)
+_ALL_ONES = 0xFFFFFFFF
+#: RegistrationFlags bits, as plain integers (the checks test ``HaRequest.flag_bits``)
+_S, _D, _M, _G, _T = (
+    int(f)
+    for f in (
+        RegistrationFlags.S,
+        RegistrationFlags.D,
+        RegistrationFlags.M,
+        RegistrationFlags.G,
+        RegistrationFlags.T,
+    )
+)
+
+
+#: per configuration object: (the configuration, network, broadcast and own address as
+#: integers, whether the prefix is /31 or /32) -- see :func:`_serves`
+_NETWORK_INTS: dict[int, tuple[HomeAgentConfig, int, int, int, bool]] = {}
+
+
+def _serves(cfg: HomeAgentConfig, hoa: IPv4Address) -> bool:
+    """:meth:`HomeAgentConfig.serves` for the usual configuration (no address pool, no
+    ``home_addresses`` list: every address of the home network but its network and
+    broadcast addresses and the agent's own), on integers; the method itself otherwise."""
+    if cfg.address_pool or cfg.home_addresses is not None:
+        return cfg.serves(hoa)
+    entry = _NETWORK_INTS.get(id(cfg))
+    if entry is None or entry[0] is not cfg:
+        if len(_NETWORK_INTS) > 16:
+            _NETWORK_INTS.clear()
+        net = cfg.home_network
+        entry = (
+            cfg,
+            int(net.network_address),
+            int(net.broadcast_address),
+            int(cfg.address),
+            net.prefixlen >= 31,
+        )
+        _NETWORK_INTS[id(cfg)] = entry
+    _, first, last, me, tiny = entry
+    a = int(hoa)
+    return first <= a <= last and a != me and (tiny or (a != first and a != last))
+
+
+def _bad_unicast(a: int) -> bool:
+    """:func:`~mip4.core.ha_config.bad_unicast` on an integer address: 0.0.0.0, the limited
+    broadcast, or multicast (224.0.0.0/4)."""
+    return a == 0 or a == _ALL_ONES or a >> 28 == 0xE
 
 
 # ----------------------------------------------------------------------------------------
@@ -82,9 +129,14 @@ _ZERO = IPv4Address(0)
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class HaRequest:
-    """Per-request context the pipeline checks read and annotate."""
+    """Per-request context the pipeline checks read and annotate.
+
+    The request's addresses, flags and source are also kept as plain integers
+    (``*_int``, ``flag_bits``), read once: the checks compare integers instead of
+    ``IPv4Address`` objects and ``enum.Flag`` values (issue 13: the engine's cost per
+    request)."""
 
     agent: HomeAgent
     event: UdpReceived
@@ -117,10 +169,25 @@ class HaRequest:
     issued_key: IssuedKey | None = None
     #: RFC 4433 with AAA: the home agent the home AAA server named for this request
     aaa_home_agent: IPv4Address | None = None
+    #: lifetime 0 (RFC 5944 §3.8.2.2)
+    deregistration: bool = field(init=False)
+    #: the request's flags as an integer (RFC 5944 §3.3 bit values)
+    flag_bits: int = field(init=False)
+    #: the request's Home Address, Home Agent and Care-of Address fields, and the IP
+    #: source of the datagram, as integers
+    hoa_int: int = field(init=False)
+    ha_int: int = field(init=False)
+    coa_int: int = field(init=False)
+    src_int: int = field(init=False)
 
-    @property
-    def deregistration(self) -> bool:
-        return self.request.lifetime == 0
+    def __post_init__(self) -> None:
+        req = self.request
+        self.deregistration = req.lifetime == 0
+        self.flag_bits = int(req.flags)
+        self.hoa_int = int(req.home_address)
+        self.ha_int = int(req.home_agent)
+        self.coa_int = int(req.care_of_address)
+        self.src_int = int(self.event.src)
 
     @property
     def identity(self) -> IPv4Address | str:
@@ -147,19 +214,20 @@ def check_well_formed(ctx: HaRequest) -> None:
             if not ctx.nai:
                 raise RegistrationDenied(ReplyCode.HA_POORLY_FORMED_REQUEST, "empty MN-NAI")
             break
-    if req.home_address == _ZERO and ctx.nai is not None:
+    hoa = ctx.hoa_int
+    if hoa == 0 and ctx.nai is not None:
         pass  # RFC 2794 §2: assigned by assign_home_address
-    elif bad_unicast(req.home_address):
+    elif _bad_unicast(hoa):
         raise RegistrationDenied(
             ReplyCode.HA_POORLY_FORMED_REQUEST, f"home address {req.home_address} not unicast"
         )
-    if req.lifetime:
-        if bad_unicast(req.care_of_address):
+    if not ctx.deregistration:
+        if _bad_unicast(ctx.coa_int):
             raise RegistrationDenied(
                 ReplyCode.HA_POORLY_FORMED_REQUEST,
                 f"care-of address {req.care_of_address} not unicast",
             )
-        if req.care_of_address == req.home_address:
+        if ctx.coa_int == hoa:
             raise RegistrationDenied(
                 ReplyCode.HA_POORLY_FORMED_REQUEST,
                 "care-of address equals the home address with a non-zero lifetime",
@@ -191,10 +259,10 @@ def check_mn_ha_auth(ctx: HaRequest) -> None:
 def via_foreign_agent(ctx: HaRequest) -> bool:
     """Whether the request was relayed by a foreign agent (not sent by the mobile node from
     its home address or its co-located care-of address)."""
-    src, req = ctx.event.src, ctx.request
-    if src == req.home_address:
+    src = ctx.src_int
+    if src == ctx.hoa_int:
         return False
-    return not (req.flags & RegistrationFlags.D and src == req.care_of_address)
+    return not (ctx.flag_bits & _D and src == ctx.coa_int)
 
 
 def check_fa_ha_auth(ctx: HaRequest) -> None:
@@ -225,7 +293,9 @@ def check_identification(ctx: HaRequest) -> None:
     assert sa is not None  # check_mn_ha_auth passed
     agent = ctx.agent
     key = ctx.identity
-    state = agent._replay.get(key, ReplayState())
+    state = agent._replay.get(key)
+    if state is None:
+        state = ReplayState()
     check = check_request(
         state,
         ctx.request.identification,
@@ -258,7 +328,7 @@ def check_home_agent_address(ctx: HaRequest) -> None:
     me = cfg.address
     ha = ctx.request.home_agent
     net = cfg.home_network
-    if net.prefixlen < 31 and ctx.event.dst == net.broadcast_address:
+    if net.prefixlen < 31 and int(ctx.event.dst) == int(net.broadcast_address):
         # RFC 5944 §3.8.2.1: a request sent to the subnet-directed broadcast address (as
         # opposed to unicast to the home agent) MUST be rejected with 136, whatever its Home
         # Agent field says; §3.8.3.1: the reply's Home Agent field is our unicast address.
@@ -269,7 +339,7 @@ def check_home_agent_address(ctx: HaRequest) -> None:
         )
     if select_home_agent(ctx):
         return  # RFC 4433: this agent is the one picked for a dynamic request
-    if ha != me:
+    if ctx.ha_int != int(me):
         kind = "broadcast" if ha in (net.broadcast_address, _LIMITED_BROADCAST) else "unknown"
         raise RegistrationDenied(
             ReplyCode.HA_UNKNOWN_HA_ADDRESS,
@@ -294,8 +364,16 @@ def _stable_index(identity: IPv4Address | str, n: int) -> int:
 
 def _redirect(ctx: HaRequest, to: IPv4Address, why: str) -> RegistrationDenied:
     """143 with a Redirected HA extension (RFC 4433 §3.1 subtype 2), authenticated with the
-    reply's MN-HA (it precedes it)."""
-    ctx.reply_extensions = (DynamicHAExtension(DynamicHASubtype.REDIRECTED_HA, to),)
+    reply's MN-HA (it precedes it). A node that asked for its key (RFC 3957) gets the
+    nonce reply too: the MN-HA is made with the key AAA issued for this request, which the
+    node derives only from that nonce (without it the reply could not be verified)."""
+    issued = ctx.issued_key
+    keep = (
+        (issued.reply_extension(),)
+        if issued is not None and ctx.mn_sa is issued.association
+        else ()
+    )
+    ctx.reply_extensions = (*keep, DynamicHAExtension(DynamicHASubtype.REDIRECTED_HA, to))
     return RegistrationDenied(ReplyCode.HA_REDIRECTED, why, home_agent=ctx.agent.config.address)
 
 
@@ -323,12 +401,13 @@ def select_home_agent(ctx: HaRequest) -> bool:
     moved = agent.redirect_of(ctx.nai, req.home_address)
     if moved is not None and moved != me:
         raise _redirect(ctx, moved, f"moved to home agent {moved} by the operator")
-    if req.home_agent in (_ZERO, _LIMITED_BROADCAST) and ctx.aaa_home_agent == me:
+    dynamic = ctx.ha_int == 0 or ctx.ha_int == _ALL_ONES  # 0.0.0.0 or 255.255.255.255
+    if dynamic and ctx.aaa_home_agent == me:
         # RFC 4433 with AAA: the home AAA server picked this agent (the foreign agent
         # relayed the request here for it); the reply names it
         ctx.reply_home_agent = me
         return True
-    if req.home_agent not in (_ZERO, _LIMITED_BROADCAST) or not cfg.home_agents:
+    if not dynamic or not cfg.home_agents:
         return False
     requested = requested_home_agent(req)
     if requested is None:
@@ -350,7 +429,7 @@ def check_reverse_tunnel(ctx: HaRequest) -> None:
     if ctx.deregistration:
         return
     cfg = ctx.agent.config
-    t = bool(ctx.request.flags & RegistrationFlags.T)
+    t = bool(ctx.flag_bits & _T)
     if t and not cfg.reverse_tunnel:
         raise RegistrationDenied(
             ReplyCode.HA_REVERSE_TUNNEL_UNAVAILABLE, "reverse tunnelling not offered"
@@ -367,12 +446,12 @@ def check_encapsulation(ctx: HaRequest) -> None:
     if ctx.deregistration:
         return
     cfg = ctx.agent.config
-    flags = ctx.request.flags
-    if flags & RegistrationFlags.G:
+    flags = ctx.flag_bits
+    if flags & _G:
         if not cfg.gre_encapsulation:
             raise RegistrationDenied(ReplyCode.HA_ENCAPSULATION_UNAVAILABLE, "GRE not offered")
         ctx.encapsulation = Encapsulation.GRE
-    if flags & RegistrationFlags.M:
+    if flags & _M:
         if not cfg.minimal_encapsulation:
             raise RegistrationDenied(
                 ReplyCode.HA_ENCAPSULATION_UNAVAILABLE, "minimal encapsulation not offered"
@@ -383,7 +462,7 @@ def check_encapsulation(ctx: HaRequest) -> None:
 
 def check_simultaneous_bindings(ctx: HaRequest) -> None:
     """S bit: 135 past the per-node maximum; code 1 when not supported (RFC 5944 §3.4)."""
-    if ctx.deregistration or not ctx.request.flags & RegistrationFlags.S:
+    if ctx.deregistration or not ctx.flag_bits & _S:
         return
     agent = ctx.agent
     cfg = agent.config
@@ -409,8 +488,8 @@ def assign_home_address(ctx: HaRequest) -> None:
     req = ctx.request
     nai = ctx.nai
     held = agent._assigned.get(nai) if nai is not None else None
-    if req.home_address != _ZERO:
-        owner = agent._assigned_to.get(req.home_address)
+    if ctx.hoa_int != 0:
+        owner = agent._assigned_to.get(req.home_address) if agent._assigned_to else None
         if held is not None and held != req.home_address:
             raise RegistrationDenied(
                 ReplyCode.HA_ADMIN_PROHIBITED, f"{nai} holds home address {held}"
@@ -457,21 +536,24 @@ def check_administrative(ctx: HaRequest) -> None:
     """129 for a home address this agent does not serve; 130 when the table is full."""
     agent = ctx.agent
     hoa = ctx.home_address
-    if hoa == _ZERO and ctx.deregistration:
+    if ctx.deregistration and hoa == _ZERO:
         return  # an NAI deregistering with nothing assigned
-    if not agent.config.serves(hoa):
+    if not _serves(agent.config, hoa):
         raise RegistrationDenied(
             ReplyCode.HA_ADMIN_PROHIBITED, f"home address {hoa} not served by this agent"
         )
     if ctx.deregistration:
         return
+    count = len(agent._bindings)
+    if count + 1 <= agent.config.max_bindings:
+        return  # room even if nothing is replaced
     current = agent._bindings.bindings_of(hoa)
     replaced = sum(
         1
         for b in current
         if not ctx.simultaneous or b.care_of_address == ctx.request.care_of_address
     )
-    if len(agent._bindings) - replaced + 1 > agent.config.max_bindings:
+    if count - replaced + 1 > agent.config.max_bindings:
         raise RegistrationDenied(
             ReplyCode.HA_INSUFFICIENT_RESOURCES,
             f"binding table full ({agent.config.max_bindings})",

@@ -160,8 +160,13 @@ __all__ = [
     "HomeAgentConfig",
 ]
 
-_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _ZERO = IPv4Address(0)
+_ALL_ONES = 0xFFFFFFFF
+_FLAG_B, _FLAG_D, _FLAG_T = (
+    int(RegistrationFlags.B),
+    int(RegistrationFlags.D),
+    int(RegistrationFlags.T),
+)
 
 
 # ----------------------------------------------------------------------------------------
@@ -481,9 +486,12 @@ class HomeAgent:
 
     def redirect_of(self, nai: str | None, home_address: IPv4Address) -> IPv4Address | None:
         """The home agent ``redirect`` moved this node to, if any."""
-        if nai is not None and nai in self._redirects:
-            return self._redirects[nai]
-        return self._redirects.get(home_address)
+        redirects = self._redirects
+        if not redirects:
+            return None
+        if nai is not None and nai in redirects:
+            return redirects[nai]
+        return redirects.get(home_address)
 
     def home_address_of(self, node: IPv4Address | str) -> IPv4Address | None:
         """The home address bound for ``node`` (a home address or an NAI), if any."""
@@ -685,10 +693,10 @@ class HomeAgent:
     def _accept(self, ctx: HaRequest) -> list[Action]:
         req = ctx.request
         hoa, coa = ctx.home_address, req.care_of_address
-        before = self.state_of(hoa)
+        before = _A if self._bindings.bindings_of(hoa) else _H
         if not ctx.deregistration:
             inp = BindingInput.REGISTER
-        elif coa == hoa:
+        elif ctx.coa_int == int(hoa):
             inp = BindingInput.DEREGISTER_ALL
         else:
             inp = BindingInput.DEREGISTER_ONE
@@ -713,8 +721,10 @@ class HomeAgent:
             if not ctx.simultaneous:
                 # RFC 5944 §3.8.2.2 (S clear): the new binding replaces every other one.
                 for b in self._bindings.remove(hoa):
-                    if b.care_of_address != coa:
+                    if int(b.care_of_address) != ctx.coa_int:
                         actions.append(RemoveBinding(hoa, b.care_of_address))
+            bits = ctx.flag_bits
+            broadcast = bool(bits & _FLAG_B)
             binding = MobilityBinding(
                 home_address=hoa,
                 care_of_address=coa,
@@ -724,7 +734,7 @@ class HomeAgent:
                 identification=req.identification,
                 flags=req.flags,
                 encapsulation=ctx.encapsulation,
-                reverse_tunnel=bool(req.flags & RegistrationFlags.T),
+                reverse_tunnel=bool(bits & _FLAG_T),
                 source=ctx.event.src,
                 nai=ctx.nai,
                 revocation_timestamp=ctx.revocation.timestamp if ctx.revocation else None,
@@ -738,11 +748,9 @@ class HomeAgent:
                     ctx.encapsulation,
                     reverse_tunnel=binding.reverse_tunnel,
                     expires=binding.expires,
-                    broadcast=bool(req.flags & RegistrationFlags.B),
-                    home_interface=self.config.interface
-                    if req.flags & RegistrationFlags.B
-                    else None,
-                    colocated=bool(req.flags & RegistrationFlags.D),
+                    broadcast=broadcast,
+                    home_interface=self.config.interface if broadcast else None,
+                    colocated=bool(bits & _FLAG_D),
                 )
             )
         after = self.state_of(hoa)
@@ -779,8 +787,8 @@ class HomeAgent:
                     "code": int(ctx.code),
                     "lifetime": lifetime,
                     "requested_lifetime": req.lifetime,
-                    "decision": inp.value,
-                    "encapsulation": ctx.encapsulation.name,
+                    "decision": inp._value_,
+                    "encapsulation": ctx.encapsulation._name_,
                     "nai": ctx.nai,
                 },
             )
@@ -864,16 +872,15 @@ class HomeAgent:
         # RFC 5944 §3.8.3.2: Home Agent field is the request's, or (136) our unicast address.
         # RFC 2794 §2: the reply carries the MN-NAI extension of the request (the foreign
         # agent and the node match it when the home address was 0.0.0.0), before MN-HA.
-        nai_ext = tuple(e for e in req.extensions if isinstance(e, MobileNodeNAIExtension))[:1]
+        extensions = ctx.reply_extensions
+        for e in req.extensions:
+            if isinstance(e, MobileNodeNAIExtension):
+                extensions = (e, *extensions)
+                break
         if home_agent is None:
             home_agent = ctx.reply_home_agent or req.home_agent
-        reply = RegistrationReply(
-            code=int(code),
-            lifetime=lifetime,
-            home_address=ctx.home_address,
-            home_agent=home_agent,
-            identification=identification,
-            extensions=nai_ext + ctx.reply_extensions,
+        reply = RegistrationReply.of(
+            int(code), lifetime, ctx.home_address, home_agent, identification, extensions
         )
         # RFC 5944 §3.8.3.2: MN-HA MUST be included when the HA has the MN's SA; FA-HA
         # (when shared with the foreign agent) comes after it.
@@ -891,8 +898,9 @@ class HomeAgent:
         # RFC 5944 §3.8.3.1: to the request's source address and UDP source port, from the
         # request's destination address unless that was a broadcast.
         src = ev.dst
-        net = self.config.home_network
-        if src in (net.broadcast_address, _LIMITED_BROADCAST, _ZERO) or src.is_multicast:
+        d = int(src)
+        bcast = int(self.config.home_network.broadcast_address)
+        if d in (0, _ALL_ONES, bcast) or d >> 28 == 0xE:  # 0.0.0.0, broadcasts, multicast
             src = self.config.address
         return SendUdp(
             dst=ev.src,

@@ -120,9 +120,20 @@ class TransitionTable(Generic[S, I]):
     def __init__(self, name: str, table: Mapping[tuple[S, I], frozenset[S]]) -> None:
         self.name = name
         self.table = dict(table)
+        # The same table keyed by object identity, for the hot path (an engine checks a
+        # transition or two per request): states and inputs are enum members, singletons
+        # the table keeps alive, and hashing them costs a Python-level ``Enum.__hash__``
+        # each. An equal object that is not the one in the table takes the general path.
+        self._by_id: dict[tuple[int, int], tuple[frozenset[S], frozenset[int]]] = {
+            (id(s), id(i)): (after, frozenset(map(id, after)))
+            for (s, i), after in self.table.items()
+        }
 
     def check(self, state: S, event: I) -> frozenset[S]:
         """The states that may follow; :class:`ProtocolError` when the pair is missing."""
+        hit = self._by_id.get((id(state), id(event)))
+        if hit is not None:
+            return hit[0]
         try:
             return self.table[(state, event)]
         except KeyError:
@@ -132,6 +143,9 @@ class TransitionTable(Generic[S, I]):
 
     def confirm(self, before: S, event: I, after: S) -> None:
         """Raise :class:`ProtocolError` unless ``before --event--> after`` is in the table."""
+        hit = self._by_id.get((id(before), id(event)))
+        if hit is not None and id(after) in hit[1]:
+            return
         allowed = self.check(before, event)
         if after not in allowed:
             raise ProtocolError(

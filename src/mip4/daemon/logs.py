@@ -44,15 +44,30 @@ from .config import LogFormat, LogLevel
 log = logging.getLogger("mip4.daemon")
 
 
+#: the second :func:`_timestamp` last formatted, and its text (one ``strftime`` per second
+#: of log lines, not one per line)
+_last_second: list[object] = [None, ""]
+
+
 def _timestamp(t: float) -> str:
     """ISO 8601 UTC with microseconds: a registration on the home link takes well under a
     millisecond, and its round trip is read from these stamps (milliseconds made it 0)."""
     us = int(t * 1_000_000) % 1_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{us:06d}Z"
+    second = int(t * 1_000_000) // 1_000_000
+    cached = _last_second
+    if cached[0] != second:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        cached[0] = second
+    return f"{cached[1]}.{us:06d}Z"
 
 
 def plain(value: object) -> object:
     """A JSON-friendly version of a log field value."""
+    t = type(value)
+    if t is str or t is int:
+        return value
+    if t is IPv4Address:
+        return str(value)
     if value is None or isinstance(value, bool | str | float):
         return value
     if isinstance(value, Enum):
@@ -71,8 +86,17 @@ def plain(value: object) -> object:
     return str(value)
 
 
+#: a text value that must be quoted: whitespace (``str.isspace``), a quote or ``=``
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
 def _text_value(value: object) -> str:
-    v = plain(value)
+    t = type(value)
+    if t is IPv4Address:
+        return str(value)  # dotted quad: never quoted (the usual field, first)
+    if t is int:
+        return int.__repr__(value)
+    v = value if t is str else plain(value)
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -80,7 +104,7 @@ def _text_value(value: object) -> str:
     if isinstance(v, list | dict):
         return json.dumps(v, separators=(",", ":"))
     s = str(v)
-    if not s or any(c.isspace() or c in '"=' for c in s):
+    if not s or _NEEDS_QUOTES.search(s):
         return json.dumps(s, ensure_ascii=False)
     return s
 

@@ -12,7 +12,9 @@ only place where time and sockets meet it (as aioquic's ``asyncio/protocol.py`` 
 * after every input **one** timer is armed at ``next_deadline()`` (re-armed, never
   stacked); a timer that fires early (clock granularity) is simply re-armed;
 * readers registered with :meth:`EngineDriver.add_reader` drain their socket and turn what
-  they read into events (:func:`mip4.io.rawsock.recv_udp`, ``recv_discovery``);
+  they read into events (:func:`mip4.io.rawsock.recv_udp`, ``recv_discovery``); the events
+  of one readiness callback are fed one after the other and the timer is re-armed once,
+  after the last (nothing else runs on the loop in between, so no timer can be missed);
 * every returned action goes to an :class:`Executor` (on Linux
   :class:`mip4.io.executor.LinuxExecutor`), in order. An action that fails is logged and
   counted and does not stop the ones after it.
@@ -63,6 +65,8 @@ class EngineDriver:
         self._deadline: float | None = None
         self._readers: list[int] = []
         self.closed = False
+        #: feeding the events of one reader callback: re-arm once, after the last
+        self._batch = False
 
     def start(self) -> None:
         """Arm the first timer (an engine may want to act at once, e.g. solicit)."""
@@ -96,7 +100,7 @@ class EngineDriver:
         self._rearm()
 
     def _rearm(self) -> None:
-        if self.closed:
+        if self.closed or self._batch:
             return
         deadline = self.engine.next_deadline()
         if deadline == self._deadline and self._timer is not None:
@@ -124,8 +128,15 @@ class EngineDriver:
                 self.stats["reader_errors"] += 1
                 log.exception("reading fd %d failed", fileno)
                 return
-            for ev in events:
-                self.feed(ev)
+            if not events:
+                return
+            self._batch = True
+            try:
+                for ev in events:
+                    self.feed(ev)
+            finally:
+                self._batch = False
+                self._rearm()
 
         self.loop.add_reader(fileno, ready)
         self._readers.append(fileno)

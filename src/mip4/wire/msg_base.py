@@ -30,10 +30,11 @@ from enum import IntFlag
 from ipaddress import IPv4Address
 from typing import ClassVar, Protocol, Self
 
-from .addr import ipv4_from_int
 from .errors import DecodeError, EncodeError
 from .ext_base import Extension, check_uint
 from .extensions import decode_extensions, encode_extensions
+
+_new = object.__new__
 
 
 class RegistrationFlags(IntFlag):
@@ -48,8 +49,24 @@ class RegistrationFlags(IntFlag):
     T = 0x02  #: reverse tunnelling requested (RFC 3024)
     X = 0x01  #: "x": sent as zero, ignored on receipt
 
+    def __and__(self, other: int) -> RegistrationFlags:
+        # The hot path tests flags with ``&`` several times per request; ``enum.Flag``'s own
+        # operator builds the result through the enum machinery (~1 us on Python 3.11).
+        # Every value of the 8-bit field is precomputed (REG_FLAGS), so look it up instead:
+        # the same member, the same result.
+        if type(other) is int or type(other) is RegistrationFlags:
+            table = _FLAG_TABLE
+            if table:
+                return table[int.__and__(self, other)]
+        return super().__and__(other)
 
+    __rand__ = __and__
+
+
+#: every value of the flags byte (filled once the members exist; see ``__and__``)
+_FLAG_TABLE: list[RegistrationFlags] = []
 REG_FLAGS = tuple(RegistrationFlags(i) for i in range(256))
+_FLAG_TABLE.extend(REG_FLAGS)
 NO_FLAGS = REG_FLAGS[0]
 
 #: Registration Lifetime meaning "infinity" (RFC 5944 §3.3).
@@ -90,8 +107,13 @@ class FromRaw:
 
 
 def address_at(offset: int) -> Callable[[bytes], object]:
+    unpack = struct.Struct(f"!{offset}xI").unpack_from
+
     def build(raw: bytes) -> object:
-        return ipv4_from_int(int.from_bytes(raw[offset : offset + 4], "big"))
+        # ipv4_from_int inlined: one call less per address (three per decoded request)
+        a = _new(IPv4Address)
+        a._ip = unpack(raw)[0]  # type: ignore[attr-defined]  # the slot __init__ fills
+        return a
 
     return build
 

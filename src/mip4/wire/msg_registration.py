@@ -134,6 +134,37 @@ class RegistrationReply(Message):
         check_reply_fields(self)
         check_addrs(self, "home_address", "home_agent")
 
+    @classmethod
+    def of(
+        cls,
+        code: int,
+        lifetime: int,
+        home_address: IPv4Address,
+        home_agent: IPv4Address,
+        identification: int,
+        extensions: tuple[Extension, ...] = (),
+    ) -> Self:
+        """A reply built by an agent from values it already holds in range (a
+        :class:`~mip4.wire.codes.ReplyCode`, a lifetime and an Identification taken from a
+        decoded request): the constructor's range and type checks are skipped (a home
+        agent builds one per request). Encoding still fails on a value the wire cannot
+        carry."""
+        o = _new(cls)
+        _setattr(
+            o,
+            "__dict__",
+            {
+                "code": code,
+                "lifetime": lifetime,
+                "home_address": home_address,
+                "home_agent": home_agent,
+                "identification": identification,
+                "extensions": extensions,
+                "raw": b"",
+            },
+        )
+        return o
+
     def encode_fixed(self) -> bytes:
         return RRP_HEADER.pack(
             3,

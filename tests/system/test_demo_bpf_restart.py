@@ -93,7 +93,15 @@ def test_sigkill_keeps_forwarding_restart_reconciles_sigterm_leaves_nothing(
             lifetime + 4,
             "the mobile node to re-register with the restarted home agent",
         )
+        # the home agent holds the binding once it has replied; FA1 installs the visitor
+        # when it relays that reply, and the node has it when it reports itself registered
+        sc.wait(
+            lambda: sc.mn_status().registered and sc.mn_status().care_of_address == FA1_COA,
+            5,
+            "the mobile node to have its reply through FA1",
+        )
         assert sc.lab.wait_reachable("cn", MN, within=5)
+        assert len(sc.lab.ping("cn", MN, count=3)) == 3  # through FA1's restarted fast path
         st = agents.status("ha")
         assert st is not None and st["dataplane"] == "bpf"
         assert st["fast_path"]["bindings"].get(MN, {}).get("packets", 0) > 0, st["fast_path"]

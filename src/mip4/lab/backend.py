@@ -112,6 +112,15 @@ class HaStatus:
     bindings: tuple[HaBinding, ...]
     #: the tunnel forwarder's counters (``encapsulated``, ``delivered_link``, ...)
     forwarder: dict[str, int] = field(default_factory=dict)
+    #: issue 12: the bpf fast path's outcome counters (``encap``, ``decap``, ...), empty
+    #: on the user-space plane
+    fast_path: dict[str, int] = field(default_factory=dict)
+
+    def tunnelled(self, what: str = "encapsulated") -> int:
+        """Datagrams the home agent encapsulated (``"encapsulated"``) or decapsulated from
+        a reverse tunnel (``"delivered_tun"``), whichever plane did it."""
+        fast = {"encapsulated": "encap", "delivered_tun": "decap"}[what]
+        return self.forwarder.get(what, 0) + self.fast_path.get(fast, 0)
 
 
 class Backend(Protocol):

@@ -197,6 +197,7 @@ class DaemonBackend:
         their tunnel forwarders' counters summed."""
         bindings: list[HaBinding] = []
         forwarder: dict[str, int] = {}
+        fast: dict[str, int] = {}
         for node in self.home_agents:
             st = self._must(node)
             bindings += [
@@ -211,7 +212,9 @@ class DaemonBackend:
             ]
             for k, v in st["counters"].get("forwarder", {}).items():
                 forwarder[k] = forwarder.get(k, 0) + int(v)
-        return HaStatus(tuple(bindings), forwarder)
+            for k, v in st.get("fast_path", {}).get("events", {}).items():
+                fast[k] = fast.get(k, 0) + int(v)
+        return HaStatus(tuple(bindings), forwarder, fast)
 
     def forwarder_stats(self, node: str) -> dict[str, int]:
         st = self._must(node)

@@ -90,6 +90,8 @@ class DemoRun:
     bindings_seen: list[list[dict[str, Any]]] = field(default_factory=list)
     #: the home agent's tunnel forwarder counters at the end
     ha_forwarder: dict[str, int] = field(default_factory=dict)
+    #: what the home agent tunnelled by the end, either plane (:meth:`HaStatus.tunnelled`)
+    ha_tunnelled: dict[str, int] = field(default_factory=dict)
     json_path: Path | None = None
     plot_path: Path | None = None
     problems: list[str] = field(default_factory=list)
@@ -122,6 +124,7 @@ class DemoRun:
             "bindings_after_home": self.bindings_after_home,
             "bindings_seen": self.bindings_seen,
             "ha_forwarder": self.ha_forwarder,
+            "ha_tunnelled": self.ha_tunnelled,
             "checks_failed": self.problems,
             **({"aaa": self.aaa} if self.aaa else {}),
             "ok": self.ok,
@@ -266,8 +269,8 @@ def _run(
             home_stays.append(
                 HomeStay(
                     label,
-                    before.forwarder.get("encapsulated", 0),
-                    after.forwarder.get("encapsulated", 0),
+                    before.tunnelled("encapsulated"),
+                    after.tunnelled("encapsulated"),
                     len(after.bindings),
                 )
             )
@@ -372,6 +375,7 @@ def _run(
         bindings_after_home,
         bindings_seen,
         dict(ha.forwarder),
+        {w: ha.tunnelled(w) for w in ("encapsulated", "delivered_tun")},
         problems=problems,
         aaa=aaa,
     )

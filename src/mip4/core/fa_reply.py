@@ -474,7 +474,7 @@ def send_to_mobile_node(
             reply = sign(reply, MobileForeignAuthExtension, sa)
     link = fa.config.link(pending.interface)
     src = pending.ip_destination
-    if link is not None and (bad_unicast(src) or src.is_multicast):
+    if link is not None and bad_unicast(src):  # (multicast included)
         src = link.address
     dst = pending.ip_source
     if bad_unicast(dst):

@@ -895,9 +895,13 @@ class ForeignAgent:
             raise RegistrationDenied(
                 ReplyCode.FA_MISSING_HOME_AGENT, "neither the request nor AAA names a home agent"
             )
-        before = self.state_of(hoa)
+        visitor = self._visitors.get(hoa)
         if by_nai:
             before = _P if ctx.nai in self._nai_pending else _I
+        elif visitor is not None:  # state_of, with the visitor entry kept for below
+            before = _RR if self._pending.get(hoa) is not None else _R
+        else:
+            before = _P if self._pending.get(hoa) is not None else _I
         VISITOR_TRANSITIONS.check(before, VisitorInput.REQUEST)
         if (
             by_nai
@@ -959,7 +963,7 @@ class ForeignAgent:
         # relayed request is counted (``relayed_requests``) and its reply logged.
         level = INFO
         if before is _R:
-            v = self._visitors.get(hoa)
+            v = visitor
             if (
                 v is not None
                 and v.care_of_address == req.care_of_address

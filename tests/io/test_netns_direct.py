@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -108,8 +109,79 @@ def test_errors_carry_the_errno(make_netns: MakeNetns) -> None:
     assert "10.9.0.8" in _ip(ns, "neigh", "show", "proxy")
 
 
+def _outcome(call: Callable[[], object], ns: Netns, *show: str) -> tuple[object, ...]:
+    try:
+        call()
+    except Exception as e:
+        return ("error", getattr(e, "code", None), _ip(ns, *show))
+    return ("done", _ip(ns, *show))
+
+
+def test_deletions_do_what_pyroute2_does(
+    make_netns: MakeNetns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ns, idx = _setup(make_netns)
+    ipr = ns.ipr
+    host = {"dst": "10.1.0.1", "dst_len": 32, "oif": idx}
+    onlink = {"dst": "10.9.0.0", "dst_len": 24}
+    cases: list[tuple[dict[str, object] | None, dict[str, object], str]] = [
+        (host, {**host, "scope": 255, "table": 254}, "254"),
+        (host, {"dst": "10.1.0.1", "dst_len": 32, "scope": 255, "table": 254}, "254"),
+        (host, {**host, "scope": 255, "table": 254, "gateway": "10.9.0.9"}, "254"),
+        (host, {"dst": "10.1.0.1", "dst_len": 32, "table": 254}, "254"),  # scope 0 matches
+        ({**host, "table": 1000}, {**host, "scope": 255, "table": 1000}, "1000"),
+        (None, {**onlink, "scope": 255, "table": 254, "oif": idx}, "254"),  # the kernel's
+        (None, {**onlink, "table": 254, "oif": idx}, "254"),  # scope 0: not a link route
+        (None, {"dst": "10.1.0.2", "dst_len": 32, "scope": 255, "table": 254}, "254"),
+    ]
+    for made, spec, table in cases:
+        assert RtnlSocket.takes("route", "del", spec)
+        results = []
+        for direct in (False, True):
+            if made is not None:
+                ipr._call("route", "replace", **made)
+            show: tuple[str, ...] = ("route", "show", "table", table)
+            with monkeypatch.context() as m:
+                if direct:
+                    _no_thread(ipr, m)
+                    results.append(_outcome(partial(ipr.route, "del", **spec), ns, *show))
+                else:
+                    results.append(_outcome(partial(ipr._call, "route", "del", **spec), ns, *show))
+            # put things back as they were before the case
+            _ip(ns, "route", "flush", "table", table, "proto", "static")
+            _ip(ns, "addr", "flush", "dev", "v0")
+            ns.add_address("v0", "10.9.0.1/24")
+        assert results[0] == results[1], (spec, results)
+    neighbours: list[tuple[dict[str, object] | None, dict[str, object], tuple[str, ...]]] = [
+        (
+            {"dst": "10.9.0.7", "ifindex": idx, "lladdr": "02:00:00:00:00:07"},
+            {"dst": "10.9.0.7", "ifindex": idx},
+            (),
+        ),
+        (
+            {"dst": "10.9.0.8", "ifindex": idx, "flags": 8},
+            {"dst": "10.9.0.8", "ifindex": idx, "flags": 8},
+            ("proxy",),
+        ),
+        (None, {"dst": "10.9.0.9", "ifindex": idx, "flags": 8}, ("proxy",)),
+    ]
+    for made_n, spec, extra in neighbours:
+        assert RtnlSocket.takes("neigh", "del", spec)
+        results = []
+        for direct in (False, True):
+            if made_n is not None:
+                ipr._call("neigh", "replace", **made_n)
+            show = ("neigh", "show", *extra, "dev", "v0")
+            with monkeypatch.context() as m:
+                if direct:
+                    _no_thread(ipr, m)
+                    results.append(_outcome(partial(ipr.neigh, "del", **spec), ns, *show))
+                else:
+                    results.append(_outcome(partial(ipr._call, "neigh", "del", **spec), ns, *show))
+        assert results[0] == results[1], (spec, results)
+
+
 def test_other_requests_still_go_to_pyroute2() -> None:
-    assert not RtnlSocket.takes("route", "del", {"dst": "10.1.0.1", "dst_len": 32})
     assert not RtnlSocket.takes("route", "replace", {"dst": "10.1.0.0/24"})
     assert not RtnlSocket.takes("route", "replace", {"dst": "0.0.0.0", "metrics": {"mtu": 1400}})
     assert not RtnlSocket.takes("neigh", "replace", {"dst": "10.1.0.1", "NDA_FLAGS_EXT": 1})

@@ -8,6 +8,14 @@ over the moves between the two foreign agents, each move's figures, TCP resets, 
 interruption's ratio against the baseline::
 
     sudo .venv/bin/python benchmarks/handover.py [--dwell S] [--json]
+
+``--switch N`` measures the lab's link switch alone instead (no daemons): N re-plugs of
+the mobile node's cable between networks A and B, alternating :meth:`Lab.move
+<mip4.lab.build.Lab.move>` (pyroute2 and polling, the baseline) and
+:func:`mip4.lab.switch.replug` (rtnetlink notifications), each timed from the moment the
+re-plug starts to the moment the node's namespace is told its link is operationally up
+again (a watcher thread subscribed to link notifications there, as the mobile node's link
+monitor is); prints both medians and the ratio.
 """
 
 from __future__ import annotations
@@ -15,13 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import socket
+import statistics
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from mip4.io.netns import entered
+from mip4.lab.build import Lab
 from mip4.lab.demo import HANDOVER_ROUTE, handover_summary, run_demo
 from mip4.lab.scenario import Settings, is_root
+from mip4.lab.switch import IF_OPER_UP, RTMGRP_LINK, ifindex, parse_links, replug
 
 MODES: tuple[str | None, ...] = (None, "base", "low-latency", "fast")
 
@@ -67,14 +82,101 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+class _UpWatch(threading.Thread):
+    """Records when the node's namespace is told link ``index`` is operationally up."""
+
+    def __init__(self, netns: str, index: int) -> None:
+        super().__init__(daemon=True)
+        with entered(netns):
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+        self.sock.bind((0, RTMGRP_LINK))
+        self.sock.settimeout(0.2)
+        self.index = index
+        self.ups: list[float] = []
+        self.stop = False
+
+    def run(self) -> None:
+        while not self.stop:
+            try:
+                data = self.sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            now = time.monotonic()
+            for i, carrier, state in parse_links(data):
+                if i == self.index and carrier and state == IF_OPER_UP:
+                    self.ups.append(now)
+
+
+def switch_floor(n: int) -> dict[str, list[float]]:
+    """``n`` re-plugs A ↔ B, alternating Lab.move and replug; ms from the start of each to
+    the node's first "operationally up" notification after it."""
+    lab = Lab("s" + secrets.token_hex(2))
+    out: dict[str, list[float]] = {"Lab.move (baseline)": [], "replug": []}
+    try:
+        lab.up()
+        mn = lab.topology.mobile
+        watch = _UpWatch(lab.ns(mn), ifindex(lab.ns(mn), lab.ifname(mn)))
+        watch.start()
+        try:
+            for i in range(n):
+                net = "a" if i % 2 == 0 else "b"
+                new = (i // 2) % 2 == 1  # both kinds on both directions
+                start = time.monotonic()
+                if new:
+                    replug(lab, net)
+                else:
+                    lab.move(net)
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline and not [t for t in watch.ups if t > start]:
+                    time.sleep(0.001)
+                seen = [t for t in watch.ups if t > start]
+                if seen:
+                    key = "replug" if new else "Lab.move (baseline)"
+                    out[key].append((seen[0] - start) * 1000)
+                time.sleep(0.05)
+        finally:
+            watch.stop = True
+            watch.join(1)
+            watch.sock.close()
+    finally:
+        lab.down()
+    return out
+
+
+def render_switch(times: dict[str, list[float]]) -> str:
+    base = statistics.median(times["Lab.move (baseline)"])
+    lines = [f"{'link switch':<20} {'n':>3} {'median ms':>9} {'min':>6} {'max':>6} {'ratio':>6}"]
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        lines.append(
+            f"{name:<20} {len(ts):>3} {med:>9.2f} {min(ts):>6.2f} {max(ts):>6.2f}"
+            f" {med / base:>5.2f}x"
+        )
+    lines.append("from the re-plug's start to the node being told its link is up again")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dwell", type=float, default=2.0, help="seconds per stop (default: 2)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    p.add_argument(
+        "--switch",
+        type=int,
+        metavar="N",
+        help="time N re-plugs of the lab's link switch (no daemons) instead",
+    )
     args = p.parse_args(argv)
     if not is_root():
         print("benchmarks/handover.py: needs root (network namespaces)", file=sys.stderr)
         return 2
+    if args.switch:
+        times = switch_floor(args.switch)
+        if args.json:
+            print(json.dumps({"switch_ms": times}, indent=2))
+        else:
+            print(render_switch(times))
+        return 0
     with tempfile.TemporaryDirectory(prefix="mip4-bench-handover-") as d:
         rows = measure(args.dwell, Path(d))
     if args.json:

@@ -59,6 +59,13 @@ def test_aaa_files_load_and_hand_the_decisions_to_radius(tmp_path: Path) -> None
     mn = cfgs["mn"]
     mn_cfg = mn.file.mobile_node  # type: ignore[union-attr]
     assert mn_cfg.home_address == IPv4Address(0) and mn_cfg.nai == LAB_NAI
+    # issue 11: no home agent address either (RFC 4433: Home Agent 0.0.0.0, AAA picks
+    # one); only the home network, to know its home link before AAA has given anything
+    assert mn_cfg.home_agent == IPv4Address(0) and mn_cfg.requested_home_agent is None
+    assert mn_cfg.home_subnet == lab.topology.network("home").subnet
+    mn_text = paths["mn"].read_text()
+    assert "home_address" not in mn_text
+    assert str(lab.address("ha")) not in mn_text and str(lab.address("ha2")) not in mn_text
     assert mn_cfg.mn_aaa_secret == LAB_MN_AAA_SECRET.encode()
     assert mn.associations == ()
     assert LAB_KEY.hex() not in paths["mn"].read_text()

@@ -14,6 +14,7 @@ import pytest
 from mip4.core.counters import Counters
 from mip4.core.engine import Engine
 from mip4.core.events import IcmpReceived, LinkDown, LinkUp, UdpReceived
+from mip4.core.mn_keys import AaaKeys
 from mip4.core.mn_state import MN_TRANSITIONS, MnInput, MnState, legal_pairs
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
 from mip4.core.registration import ProtocolError
@@ -228,6 +229,14 @@ def deregistration_unanswered(n: Node) -> None:
     n.until(n.now + 200.0)
 
 
+def nothing_to_deregister(n: Node) -> None:
+    # the node as one whose key comes from AAA (RFC 3957) and has none: no binding either
+    n.mn.client.configured_sa = None
+    n.mn.client.keys = AaaKeys("mn@example.net", b"mn-aaa-secret")
+    n.mn.client.binding = None
+    n.link_up(address=HOME)
+
+
 def reply(code: int, signed: bool = True) -> Callable[[Node], None]:
     return lambda n: n.reply(code, signed=signed)
 
@@ -250,6 +259,7 @@ DRIVE: dict[MnInput, Callable[[Node], None]] = {
     I.LINKS_DOWN: links_down,
     I.BINDING_EXPIRED: binding_expired,
     I.DEREGISTRATION_UNANSWERED: deregistration_unanswered,
+    I.NOTHING_TO_DEREGISTER: nothing_to_deregister,
 }
 
 #: Where a pair needs a particular start (a request outstanding, a deregistration...).

@@ -9,6 +9,7 @@ import errno
 import gc
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import SimpleNamespace
@@ -223,3 +224,47 @@ def test_shutdown_work_depends_on_bindings_not_on_registrations(renewals: int) -
     ex.close()
     done = nl.calls - before
     assert done == Counter({"route del": 100})
+
+
+def test_a_newer_gratuitous_arp_cancels_the_repeats_of_an_older_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 5944 §4.6: the home agent announces its own address for the node when it leaves
+    home, and the node's address when it comes back. If the node is back before the first
+    announcement's repeats are out, the last repeat must not take the address back from it
+    (seen in the lab: a node away and home again within 0.4 s)."""
+    import mip4.io.executor as executor_mod
+    from mip4.core.actions import GratuitousArp, ProxyArp
+
+    sent: list[bytes | None] = []
+    monkeypatch.setattr(
+        executor_mod, "send_gratuitous_arp", lambda _i, _a, mac, count, sock: sent.append(mac)
+    )
+    scheduled: list[tuple[float, Callable[[], None], SimpleNamespace]] = []
+
+    def call_later(delay: float, fn: Callable[[], None]) -> SimpleNamespace:
+        handle = SimpleNamespace(cancelled=False)
+        handle.cancel = lambda: setattr(handle, "cancelled", True)
+        scheduled.append((delay, fn, handle))
+        return handle
+
+    ex, _ = _executor()
+    ex.call_later = call_later
+    ex._packet = cast(Any, object())
+    hoa, node_mac = _hoa(1), b"\x02\x00\x00\x00\x00\x01"
+    ex.execute(GratuitousArp("home0", hoa, None, 3))  # away: the agent's own address
+    assert sent == [None] and len(scheduled) == 2
+    ex.execute(ProxyArp("home0", hoa, False))  # back home: proxying ends ...
+    assert all(h.cancelled for _, _, h in scheduled)  # ... and so do its announcements
+    ex.execute(GratuitousArp("home0", hoa, node_mac, 3))  # the node's own address
+    assert sent == [None, node_mac] and len(scheduled) == 4
+    for _, fn, handle in sorted(scheduled, key=lambda t: t[0]):
+        if not handle.cancelled:
+            fn()
+    assert sent == [None, node_mac, node_mac, node_mac]  # the node's address has the last word
+    assert ex._garp_repeats == {}  # nothing kept once the repeats are out
+    # without a proxy withdrawal in between, a newer announcement cancels the older one too
+    scheduled.clear()
+    ex.execute(GratuitousArp("home0", hoa, None, 3))
+    ex.execute(GratuitousArp("home0", hoa, node_mac, 2))
+    assert [h.cancelled for _, _, h in scheduled] == [True, True, False]

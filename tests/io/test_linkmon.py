@@ -96,3 +96,62 @@ def test_a_quick_carrier_bounce_is_reported_as_down_and_up(
             assert _collect(mon, 2) == [LinkDown("a0"), up]
             time.sleep(0.2)
             assert mon.events() == []  # nothing more for the same bounce
+
+
+def test_link_notifications_are_read_as_pyroute2_reads_them(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    """The link monitor parses link messages itself (issue 14: the node's reaction):
+    index, name, flags and carrier change count as pyroute2's decoder gives them, for the
+    kernel's own answer about real links (a veth with a carrier history, a bridge)."""
+    import socket
+    import struct
+
+    from mip4.io.linkmon import RTM_NEWLINK, _parse_link
+    from mip4.io.netns import RtnlDecoder, entered
+
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    a.set_up("a0")
+    b.set_up("b0")
+    b.set_up("b0", False)
+    b.set_up("b0")
+    a.add_bridge("br9")
+    with entered(a.name):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    try:
+        sock.bind((0, 0))
+        sock.settimeout(5)  # bounded
+        # RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP
+        sock.send(struct.pack("=IHHII", 32, 18, 0x301, 1, 0) + bytes(16))
+        data = b""
+        while b"\x03\x00\x02\x00" not in data[-16:]:  # NLMSG_DONE, multi-part
+            data += sock.recv(1 << 16)
+    finally:
+        sock.close()
+    ours: list[tuple[int, str, int, int | None]] = []
+    pos = 0
+    while pos + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, pos)
+        if kind == RTM_NEWLINK:
+            link = _parse_link(data, pos, length)
+            assert link is not None
+            ours.append(link)
+        pos += (length + 3) & ~3
+    theirs = [
+        (
+            int(m["index"]),
+            str(m.get("IFLA_IFNAME")),
+            int(m["flags"]),
+            m.get("IFLA_CARRIER_CHANGES"),
+        )
+        for m in RtnlDecoder().decode(data)
+        if int(m["header"]["type"]) == RTM_NEWLINK
+    ]
+    assert ours == theirs and len(ours) >= 3, (ours, theirs)
+    assert {name for _i, name, _f, _c in ours} >= {"lo", "a0", "br9"}
+    # a0's carrier went down and up again: the count says so
+    (a0_changes,) = [c for _i, name, _f, c in ours if name == "a0"]
+    assert a0_changes is not None and a0_changes >= 3
+    # a message cut short is not a link message
+    assert _parse_link(data, 0, 20) is None

@@ -1,7 +1,8 @@
 """``mip4 lab demo --aaa`` (issue 10, acceptance 3; issue 11, acceptance 4): the roaming
 demo with a FreeRADIUS in the lab deciding and two home agents on the home network. The
-mobile node is configured with its NAI and its MN-AAA secret, no home address and no MN-HA
-key; it gets its home address from AAA and its MN-HA key from AAA (RFC 3957: FreeRADIUS
+mobile node is configured with its NAI, its MN-AAA secret and its home network, no home
+address, no home agent address (Home Agent 0.0.0.0, RFC 4433) and no MN-HA key; it gets its
+home address and its home agent from AAA and its MN-HA key from AAA (RFC 3957: FreeRADIUS
 derives it, the node derives the same from the nonce), is challenged at FA1 and FA2 (each
 asks FreeRADIUS), registers co-located on C and comes home, and its two TCP connections
 survive every move with every byte verified.
@@ -173,13 +174,9 @@ def check_key_frames(
             assert verifies(msg, MN_FA, mn_fa), (frame, msg)
         if FA_HA in types:  # between the agents (RFC 5944 §3.5.4), with the lab's key
             assert verifies(msg, FA_HA, [SecurityAssociation(spi=FA_HA_SPI, key=FA_HA_KEY)])
-        if not types & {MN_HA, MN_FA, GeneralizedAuthExtension.TYPE}:
-            # the only message without any: the key-less node's deregistration when it
-            # finds itself at home at start (no challenge there; the home agent denies it,
-            # 131) -- nothing else may go unauthenticated
-            assert isinstance(msg, RegistrationRequest), (frame, msg)
-            assert types == {MobileNodeNAIExtension.TYPE, 42}, (frame, msg)
-            assert msg.lifetime == 0 and msg.home_address == IPv4Address(0), (frame, msg)
+        # nothing goes unauthenticated (issue 11: the key-less node at home at start sends
+        # no deregistration it cannot sign)
+        assert types & {MN_HA, MN_FA, GeneralizedAuthExtension.TYPE}, (frame, msg)
     return decoded
 
 
@@ -206,6 +203,11 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     mn_file = tomllib.loads((daemons / "mn.toml").read_text())
     mn = mn_file["mobile_node"]
     assert "home_address" not in mn and mn["nai"] == LAB_NAI and mn["mn_aaa_secret"]
+    # issue 11: no home agent address either -- Home Agent 0.0.0.0 (RFC 4433: AAA picks
+    # the home agent); only the home network, so that it knows its home link
+    assert IPv4Address(mn["home_agent"]).is_unspecified and "requested_home_agent" not in mn
+    assert mn["home_subnet"] == str(AAA.network("home").subnet)
+    assert not set(AGENTS) & {str(v) for v in mn.values()}, mn
     assert "security_associations" not in mn_file  # RFC 3957: the key comes from AAA
     fas = {str(AAA.address("fa1")), str(AAA.address("fa2"))}
     for node in ("ha", "ha2"):
@@ -222,14 +224,39 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
         (LAB_MN_FA_SPI, fa) for fa in fas
     }, given
     assert given["configured"]["home_address"] is None
+    assert given["configured"]["home_agent"] == "0.0.0.0"
+    # the report says which home agent AAA chose, beside what the file has
+    assert any("home agent 10.1.0.2 (chosen by AAA: its file has home_agent 0.0.0.0" in line
+               for line in lines), lines  # fmt: skip
     assert given["configured"]["mn_ha_keys"] == 0
     # both home agents ran and answered their status
     assert set(run.aaa["agents"]) == {"fa1", "fa2", "ha", "ha2"}
+    # -- issue 11: `mip4 ha redirect` at FA1 moved the node from ha to ha2 (RFC 4433 with
+    # RFC 3543), which asked AAA for it in turn; the connections survived it (check_run) --
+    assert run.aaa["redirect"]["from"] == "10.1.0.2" and run.aaa["redirect"]["to"] == "10.1.0.3"
+    assert "error" not in run.aaa["redirect"] and run.aaa["redirect"]["seconds"] < 20
+    assert given["home_agents"] == ["10.1.0.2", "10.1.0.3"], given
+    assert agents["ha2"]["access_requests"] >= 1 and agents["ha2"]["accepts"] >= 1, agents
+    assert any("mip4 ha redirect mn@home.mip4.example --to 10.1.0.3" in line for line in lines)
 
     # -- what the daemons did --
     mn_log = log_events(daemons / "mn.1.log")
     assigned = [e for e in mn_log if e.get("event") == "mn.home_address_assigned"]
     assert assigned and assigned[0]["home_address"] == HOME_ADDRESS
+    # RFC 4433: the node adopted the home agent AAA chose, named in the accepted reply
+    adopted = [e for e in mn_log if e.get("event") == "mn.home_agent"]
+    assert adopted and adopted[0]["home_agent"] == "10.1.0.2" and adopted[0]["was"] == "0.0.0.0"
+    # at home at start, with no key and no binding, it sent nothing it could not sign
+    assert [e for e in mn_log if e.get("event") == "mn.deregistration_skipped"]
+    # the redirect: revoked through FA1, then sent on to ha2 by ha's 143
+    assert [e for e in mn_log if e.get("event") == "mn.revoked"]
+    assert [
+        e
+        for e in mn_log
+        if e.get("event") == "mn.home_agent"
+        and e.get("home_agent") == "10.1.0.3"
+        and e.get("why") == "redirected"
+    ], [e for e in mn_log if e.get("event") == "mn.home_agent"]
     installed = [e for e in mn_log if e.get("event") == "mn.key_installed"]
     assert installed and all(e["spi"] == LAB_SPI for e in installed)
     ha_log = log_events(daemons / "ha.1.log")
@@ -270,6 +297,22 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     assert {frame for frame, _ in bad} == set(key_frames), bad  # no other malformed frame
     assert all("Malformed Packet" in why for _, why in bad), bad
     decoded = check_key_frames(key_frames)
+    mn_fa_keys = [  # RFC 3957: the MN-FA keys the captured nonce replies (41) give
+        derived_association(LAB_MN_AAA_SECRET.encode(), e.body.nonce, LAB_NAI, LAB_MN_FA_SPI)
+        for m in decoded.values()
+        for e in m.extensions
+        if isinstance(e, KeyGenNonceReply) and e.TYPE == 41 and isinstance(e.body, AAAKeyGenNonce)
+    ]
+    # every Registration Request of the capture is authenticated for the home agent
+    # (MN-HA, or MN-AAA while the node has no key): none the home agent must deny with 131
+    requests_seen = 0
+    for frame, payload, _icmp in tshark(pcap, "mip", ["frame.number", "udp.payload", "icmp.type"]):
+        msg = decode_message(octets(payload))
+        if isinstance(msg, RegistrationRequest):
+            requests_seen += 1
+            carried = {e.TYPE for e in msg.extensions}
+            assert carried & {MN_HA, GeneralizedAuthExtension.TYPE}, (frame, msg)
+    assert requests_seen >= 8
     assert {type(m) for m in decoded.values()} == {RegistrationRequest, RegistrationReply}
     # the key the node was given: a request with MN-AAA and a nonce reply, both checked
     assert [m for m in decoded.values() if isinstance(m, RegistrationReply) and m.code == 0]
@@ -294,8 +337,15 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
         after = kinds[len(kinds) - 1 - kinds[::-1].index("36") + 1 :]
         if src in AGENTS:  # relayed: the foreign agent may add Revocation Support and FA-HA
             assert set(after) <= {"137", "34"}, types
-        else:  # from the node: MN-AAA last (RFC 4721 §5)
-            assert after == [], types
+        elif after:
+            # from the node: MN-AAA last (RFC 4721 §5) -- but for an MN-FA authenticator
+            # with the key AAA gave for this foreign agent (RFC 3957), last of all (RFC 5944
+            # §3.6.1.3), as in the re-registration at FA1 after the redirect: it must
+            # verify with a key derived from a captured MN-FA nonce (41)
+            assert after == ["33"], types
+            fa_signed = decode_message(octets(payload))
+            assert isinstance(fa_signed, RegistrationRequest)
+            assert verifies(fa_signed, MN_FA, mn_fa_keys), types
         auth_kinds = [k for k in kinds if k in ("32", "33", "34", "36")]
         auth = octets(auths.split(",")[auth_kinds.index("36")])
         raw = octets(payload)
@@ -342,7 +392,7 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
         issued = [c for c in challenges if c[-237:] == ch[16:] and c[:1] == pw[:1]]
         assert issued, "CHAP-Challenge does not end with an advertised challenge"
         assert all(r.nai == LAB_NAI for r in matches)
-    assert askers == {"fa1", "fa2", "ha"}, askers
+    assert askers == {"fa1", "fa2", "ha", "ha2"}, askers  # ha2: after the redirect
     # answers: accepts for every exchange, and accounting Start records from both agents
     codes = [c for (c,) in tshark(pcap, "radius", ["radius.code"])]
     assert codes.count("2") >= 3 and "3" not in codes  # Access-Accept, no Access-Reject

@@ -364,8 +364,16 @@ def _stable_index(identity: IPv4Address | str, n: int) -> int:
 
 def _redirect(ctx: HaRequest, to: IPv4Address, why: str) -> RegistrationDenied:
     """143 with a Redirected HA extension (RFC 4433 §3.1 subtype 2), authenticated with the
-    reply's MN-HA (it precedes it)."""
-    ctx.reply_extensions = (DynamicHAExtension(DynamicHASubtype.REDIRECTED_HA, to),)
+    reply's MN-HA (it precedes it). A node that asked for its key (RFC 3957) gets the
+    nonce reply too: the MN-HA is made with the key AAA issued for this request, which the
+    node derives only from that nonce (without it the reply could not be verified)."""
+    issued = ctx.issued_key
+    keep = (
+        (issued.reply_extension(),)
+        if issued is not None and ctx.mn_sa is issued.association
+        else ()
+    )
+    ctx.reply_extensions = (*keep, DynamicHAExtension(DynamicHASubtype.REDIRECTED_HA, to))
     return RegistrationDenied(ReplyCode.HA_REDIRECTED, why, home_agent=ctx.agent.config.address)
 
 

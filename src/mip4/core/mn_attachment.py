@@ -25,6 +25,7 @@ Logs and solicitations are actions appended to the caller's list; decisions are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
@@ -114,9 +115,19 @@ class AttachmentTracker:
     """The attachment part of the mobile node (see the module docstring)."""
 
     def __init__(
-        self, config: MobileNodeConfig, discovery: AgentDiscovery, counters: Counters
+        self,
+        config: MobileNodeConfig,
+        discovery: AgentDiscovery,
+        counters: Counters,
+        home_network: Callable[[], IPv4Network | None] | None = None,
     ) -> None:
         self.config = config
+        #: the home network as the node knows it now (``None``: unknown yet -- a node whose
+        #: home address and home agent are both assigned, RFC 2794 + RFC 4433); default:
+        #: the configuration's
+        self.home_network: Callable[[], IPv4Network | None] = home_network or (
+            lambda: config.home_network
+        )
         self.discovery = discovery
         self.counters = counters
         #: interface -> (address, prefix length) for the links that are up
@@ -139,7 +150,7 @@ class AttachmentTracker:
         candidates)."""
         self.links[ev.interface] = (ev.address, ev.prefix_len)
         out.append(Log("mn.link_up", {"interface": ev.interface, "address": ev.address}))
-        if ev.address is not None and ev.address in self.config.home_network:
+        if self._on_home_network(ev.address):
             return GoHome(ev.interface)
         a = self.current
         if a is not None and a.interface != ev.interface:
@@ -164,7 +175,7 @@ class AttachmentTracker:
         if interface not in self.links:
             return None
         address, prefix_len = self.links[interface]
-        if address is not None and address in self.config.home_network:
+        if self._on_home_network(address):
             return GoHome(interface)
         for agent in self.discovery.agents(interface):
             if self.usable(agent, out):
@@ -231,7 +242,11 @@ class AttachmentTracker:
         """RFC 5944 §2.4.3: an advertisement from the node's own home agent."""
         if not agent.is_home_agent:
             return False
-        return agent.address == home_agent or agent.address in self.config.home_network
+        return agent.address == home_agent or self._on_home_network(agent.address)
+
+    def _on_home_network(self, address: IPv4Address | None) -> bool:
+        net = self.home_network()
+        return address is not None and net is not None and address in net
 
     def _advertisement(
         self,
@@ -274,7 +289,8 @@ class AttachmentTracker:
             # advertising a prefix that is not the home network means we left home.
             if (
                 a.interface == agent.interface
-                and address_moved(self.config.home_network, agent)
+                and (home := self.home_network()) is not None
+                and address_moved(home, agent)
                 and self.usable(agent, out)
             ):
                 return self.through(agent, "foreign network prefix: left home")

@@ -71,7 +71,7 @@ verifying and reacting to replies.
 from __future__ import annotations
 
 import random
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from mip4.security.auth import (
     GENERALIZED,
@@ -128,6 +128,8 @@ from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
 MN_FA = MobileForeignAuthExtension.TYPE
+#: Home Agent field values that ask for dynamic assignment (RFC 4433 §3.1)
+_UNASSIGNED_HOME_AGENT = (IPv4Address(0), IPv4Address("255.255.255.255"))
 #: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
 REVERSE_TUNNEL_TTL = 255
 
@@ -198,6 +200,34 @@ class RegistrationClient:
         self.configured_sa = sa
 
     @property
+    def home_network(self) -> IPv4Network | None:
+        """The home network as far as the node knows it (``None``: not known yet):
+        the home address in use -- configured or assigned (RFC 2794) -- within
+        ``home_subnet`` when that holds it, else with ``home_prefix_len``; before an
+        address is assigned, ``home_subnet``, else the home agent's network (configured,
+        adopted from a reply, or requested, RFC 4433); a node given none of these
+        (Home Agent 0.0.0.0, the home AAA server picks) knows none."""
+        cfg = self.config
+        sub = cfg.home_subnet
+        if self.home_address != IPv4Address(0):
+            if sub is not None and self.home_address in sub:
+                return sub
+            return IPv4Network((self.home_address, cfg.home_prefix_len), strict=False)
+        if sub is not None:
+            return sub
+        base = self.home_agent
+        if base in _UNASSIGNED_HOME_AGENT:
+            base = cfg.requested_home_agent or base
+        if base in _UNASSIGNED_HOME_AGENT:
+            return None
+        return IPv4Network((base, cfg.home_prefix_len), strict=False)
+
+    def _broadcast(self, address: IPv4Address) -> bool:
+        """``address`` is the home network's directed broadcast (RFC 5944 §3.6.1.2)."""
+        net = self.home_network
+        return net is not None and address == net.broadcast_address
+
+    @property
     def _replay_method(self) -> ReplayMethod:
         sa = self.configured_sa
         return sa.replay if sa is not None else ReplayMethod.TIMESTAMPS
@@ -209,6 +239,19 @@ class RegistrationClient:
             return self.configured_sa
         assert self.keys is not None
         return self.keys.current(now)
+
+    def nothing_to_deregister(self, now: float) -> str | None:
+        """Why a deregistration from home would be pointless (``None``: send it). A node
+        whose MN-HA key comes from AAA (RFC 3957) and that holds no valid key cannot sign
+        one -- and a key comes only with an accepted registration, so no binding it made
+        is left either (the home agent forgets the key with the binding): a request
+        without MN-HA would only be denied (131, RFC 5944 §3.6.1.3), and asking AAA for a
+        key just to deregister nothing is no better."""
+        if self.configured_sa is not None or self.mn_ha(now) is not None:
+            return None
+        if self.binding is not None:
+            return None
+        return "no MN-HA key (keys from AAA, RFC 3957) and no binding to deregister"
 
     def forget(self) -> None:
         """Detached, or home: no request, no binding, nothing learnt."""
@@ -481,9 +524,8 @@ class RegistrationClient:
     def _awaiting_home_agent(self) -> bool:
         """RFC 4433: Home Agent 0.0.0.0 or 255.255.255.255 configured and none adopted yet
         (with a Requested HA extension, or left to the home AAA server to pick)."""
-        return self.home_agent == self.config.home_agent and self.home_agent in (
-            IPv4Address(0),
-            IPv4Address("255.255.255.255"),
+        return (
+            self.home_agent == self.config.home_agent and self.home_agent in _UNASSIGNED_HOME_AGENT
         )
 
     def _requested_home_agent(self) -> IPv4Address | None:
@@ -856,7 +898,7 @@ class RegistrationClient:
                 not authenticated
                 or ha == self.home_agent
                 or ha.is_unspecified
-                or ha == self.config.home_network.broadcast_address
+                or self._broadcast(ha)
             ):
                 return Step(MnInput.GAVE_UP, r.reason)
             out.append(Log("mn.home_agent", {"home_agent": ha, "was": self.home_agent}))
@@ -980,7 +1022,7 @@ class RegistrationClient:
                 to = ext.home_agent
         if not authenticated or to is None or to.is_unspecified or to.is_multicast:
             return Step(MnInput.GAVE_UP, f"{r.reason}; no usable Redirected HA extension")
-        if to == self.home_agent or to == self.config.home_network.broadcast_address:
+        if to == self.home_agent or self._broadcast(to):
             return Step(MnInput.GAVE_UP, f"{r.reason}; redirected to the same home agent")
         self.adjust.redirects += 1
         if self.adjust.redirects > self.config.redirect_limit:
@@ -1037,6 +1079,16 @@ class RegistrationClient:
                 released = self.home_address
                 self.home_address = self.config.home_address
                 out.append(Log("mn.home_address_released", {"home_address": released}))
+            if (
+                self.binding is None
+                and self.config.home_agent in _UNASSIGNED_HOME_AGENT
+                and self.home_agent != self.config.home_agent
+            ):
+                # RFC 4433: the home agent was assigned for this registration; the next
+                # one asks again (the home AAA server may pick another)
+                released_ha = self.home_agent
+                self.home_agent = self.config.home_agent
+                out.append(Log("mn.home_agent_released", {"home_agent": released_ha}))
             self.adjust = Corrections()
             if att.kind is AttachmentKind.HOME:
                 return Step(MnInput.DEREGISTERED_AT_HOME, "deregistered")

@@ -143,6 +143,14 @@ class MobileNodeConfig:
     """Redirections (code 143 with a Redirected HA extension, RFC 4433) followed in a row:
     past it the node gives up, so home agents sending it back and forth cannot keep it
     busy forever."""
+    home_subnet: IPv4Network | None = None
+    """The home network, for a node given neither its home address nor its home agent
+    (``home_address`` 0.0.0.0, RFC 2794; ``home_agent`` 0.0.0.0 or 255.255.255.255, RFC 4433:
+    the home AAA server picks one): how it recognises its home link before its first
+    registration (say ``"10.1.0.0/24"``). Left out, a node with an assigned home address
+    takes the home network to be that address with ``home_prefix_len`` once assigned, and
+    before that the one of ``home_agent`` (or ``requested_home_agent``); with neither, it
+    knows no home network until a home agent assigns it an address."""
     on_revocation: RevocationReaction = RevocationReaction.REREGISTER
     """What the node does when its foreign agent tells it the registration was revoked
     (RFC 3543): ``reregister`` at once, or ``stop`` (give up until it attaches elsewhere,
@@ -175,6 +183,14 @@ class MobileNodeConfig:
             raise ValueError("mn_aaa_secret must be non-empty and needs an nai (RFC 4721)")
         if self.home_address == IPv4Address(0) and self.nai is None:
             raise ValueError("home_address 0.0.0.0 (assigned) needs an nai (RFC 2794)")
+        if (
+            self.home_subnet is not None
+            and not self.assigned_address
+            and self.home_address not in self.home_subnet
+        ):
+            raise ValueError(
+                f"home_subnet {self.home_subnet} does not hold home_address {self.home_address}"
+            )
         if self.redirect_limit < 0:
             raise ValueError("redirect_limit must be >= 0")
         if self.requested_home_agent is not None and (
@@ -185,6 +201,10 @@ class MobileNodeConfig:
 
     @property
     def home_network(self) -> IPv4Network:
+        """The home network the configuration implies (``home_address`` or, for an
+        address still to be assigned, the home agent's, with ``home_prefix_len``). The
+        engine's own view, which also knows ``home_subnet`` and what was assigned, is
+        :attr:`mip4.core.mn_client.RegistrationClient.home_network`."""
         # an address still to be assigned lives on the home agent's network
         base = self.home_address
         if base == IPv4Address(0):

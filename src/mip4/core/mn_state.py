@@ -26,6 +26,8 @@ The inputs are what happened, in the RFC's words:
   the current agent's advertisements stopped (``AGENT_LOST``, §2.4.2.1), the agent refused the
   care-of address and no other is usable (``CARE_OF_REFUSED``, code 77), a fresh challenge is
   needed (``AWAIT_CHALLENGE``, RFC 4721 §3.2), the last link went down (``LINKS_DOWN``);
+* the node is home with nothing to deregister: no MN-HA key to sign a request with and no
+  binding it could have made (its key comes from AAA, RFC 3957; ``NOTHING_TO_DEREGISTER``);
 * a timer fired: the binding expired while a re-registration was outstanding
   (``BINDING_EXPIRED``), a deregistration from home was never answered
   (``DEREGISTRATION_UNANSWERED``).
@@ -72,6 +74,7 @@ class MnInput(Enum):
     LINKS_DOWN = "links down"
     BINDING_EXPIRED = "binding expired"
     DEREGISTRATION_UNANSWERED = "deregistration unanswered"
+    NOTHING_TO_DEREGISTER = "at home, nothing to deregister"
 
 
 class MnEffect(Enum):
@@ -111,6 +114,9 @@ def _build() -> dict[tuple[MnState, MnInput], Transition]:
     # address or the home agent's advertisement may bring the node home from anywhere.
     add(_ALL, _I.REQUEST_SENT, _S.REGISTERING)
     add(_ALL, _I.DEREGISTRATION_SENT, _S.DEREGISTERING)
+    # At home with no key to sign a deregistration and no binding it could have made (keys
+    # from AAA, RFC 3957): home at once, nothing sent.
+    add(_ALL, _I.NOTHING_TO_DEREGISTER, _S.AT_HOME)
     # A re-registration needs a binding for the current care-of address: held while
     # registered, backing off or failed after a denied renewal, or waiting for a challenge.
     add(

@@ -156,7 +156,9 @@ class MobileNode:
             rng=random.Random(self._rng.getrandbits(64)),
         )
         #: the attachment part: links, agents, the current attachment
-        self.where = AttachmentTracker(config, discovery, self._counters)
+        self.where = AttachmentTracker(
+            config, discovery, self._counters, home_network=lambda: self.client.home_network
+        )
         #: the registration client: requests, replies, the binding
         self.client = RegistrationClient(config, sa, clock_offset, self._rng, self._counters)
         #: changed only by :meth:`_fire`, through :data:`MN_TRANSITIONS`
@@ -532,19 +534,30 @@ class MobileNode:
         """RFC 5944 §2.4.3, §4.6: at home, deregister all bindings."""
         was = self.where.current
         self.where.discovery.stop_soliciting()
+        skip = self.client.nothing_to_deregister(now)  # before the binding is forgotten
         self.client.forget()
         att = Attachment(AttachmentKind.HOME, interface, self.client.home_address)
         self.where.current = att
-        out.append(AtHome(interface, self.client.home_address))
-        # RFC 5944 §4.6: on returning home the node broadcasts gratuitous ARP for its home
-        # address so that neighbours stop using the home agent's link-layer address.
-        out.append(GratuitousArp(interface, self.client.home_address))
+        home = self.client.home_address
+        out.append(AtHome(interface, home))
+        if not home.is_unspecified:
+            # RFC 5944 §4.6: on returning home the node broadcasts gratuitous ARP for its
+            # home address so that neighbours stop using the home agent's link-layer address
+            # (a node whose address is still to be assigned has none to announce).
+            out.append(GratuitousArp(interface, home))
         out.append(
             Log(
                 "mn.at_home",
                 {"interface": interface, "from": was.kind.value if was is not None else None},
             )
         )
+        if skip is not None:
+            # Nothing it could sign and no binding it could have made (keys from AAA,
+            # RFC 3957: the home agent would deny an unauthenticated request, 131).
+            self._counters.event("deregistrations_skipped")
+            out.append(Log("mn.deregistration_skipped", {"why": skip}))
+            self._fire(MnInput.NOTHING_TO_DEREGISTER, now, out, skip)
+            return
         self._step(self.client.deregistration(att, now, None, False), now, out)
 
     # ------------------------------------------------------------------------------------

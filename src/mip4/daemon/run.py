@@ -17,7 +17,8 @@ line naming the file and key), sets up logging, and then:
    exec`` put it in), with the options each role needs: home agent ``tun_name``,
    ``tunnel_source``, ``link_sources``, ``forwarding``; foreign agent ``tun_name``,
    ``link_sources``, ``forwarding``; mobile node ``tun_name``, ``watch_links``,
-   ``icmp_errors``, ``ignore_addresses={home address}``, ``home_gateway``,
+   ``icmp_errors``, ``ignore_addresses={home address}`` (and each home address a home agent
+   assigns, from then on: :func:`follow_home_address`), ``home_gateway``,
    ``home_network``; every kernel record goes to the journal. This happens before the event
    loop starts (pyroute2 must not be used
    on a thread that runs a loop; :class:`~mip4.io.netns.Netns` sends its netlink calls to a
@@ -232,6 +233,26 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
     )
 
 
+def follow_home_address(io: NodeIO) -> Callable[[IPv4Address], None] | None:
+    """The mobile node's link monitor ignores its home address (``ignore_addresses``: the
+    node keeps it on its interface everywhere, so it must not read as a co-located care-of
+    address nor as "this link is home"): the configured one from the start, and -- what
+    this returns, for :class:`DaemonExecutor` -- each one a home agent assigns (RFC 2794)
+    from the moment it is assigned. An address once assigned stays ignored after its
+    release: it is never the node's care-of address. ``None``: no link monitor."""
+    mon = io.linkmon
+    if mon is None:
+        return None
+
+    def ignore(address: IPv4Address) -> None:
+        if address.is_unspecified or address in mon.ignore_addresses:
+            return
+        mon.ignore_addresses = mon.ignore_addresses | {address}
+        logs.event("daemon.link_monitor_ignores", address=str(address), why="home address")
+
+    return ignore
+
+
 class StartError(RuntimeError):
     """The daemon must not start (another one runs here, a name is taken)."""
 
@@ -361,6 +382,9 @@ class DaemonExecutor:
     #: AAA (issue 10): carries out AaaRequest / AccountingRecord actions (``None``: no
     #: ``[aaa]`` servers configured)
     aaa: AaaShell | None = None
+    #: issue 11: told the home address a home agent assigned (``mn.home_address_assigned``,
+    #: RFC 2794) -- the link monitor ignores it from then on (:func:`follow_home_address`)
+    home_address_assigned: Callable[[IPv4Address], None] | None = None
 
     def execute(self, action: Action) -> None:
         if self.aaa is not None and isinstance(action, AaaRequest | AccountingRecord):
@@ -372,6 +396,10 @@ class DaemonExecutor:
         if isinstance(action, Log):
             if self.metrics is not None:
                 self.metrics.on_log(action.event, action.fields, time.monotonic())
+            if action.event == "mn.home_address_assigned" and self.home_address_assigned:
+                address = action.fields.get("home_address")
+                if isinstance(address, IPv4Address):
+                    self.home_address_assigned(address)
             if action.event in ("mn-reply", "mn.reply"):
                 code = action.fields.get("code")
                 if isinstance(code, int):
@@ -574,6 +602,8 @@ class Daemon:
         socket and the mobile node's deregistration on the way out."""
         loop = asyncio.get_running_loop()
         self.executor = executor = DaemonExecutor(self.io.executor)
+        if isinstance(self.engine, MobileNode):
+            executor.home_address_assigned = follow_home_address(self.io)
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         driver.store = self.store
         self.driver = driver

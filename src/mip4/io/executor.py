@@ -166,6 +166,10 @@ class LinuxExecutor:
     _bindings: dict[IPv4Address, UndoStack] = field(default_factory=dict, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
+    #: per (interface, address): the repeats of the last gratuitous ARP still to go out
+    _garp_repeats: dict[tuple[str, IPv4Address], list[object]] = field(
+        default_factory=dict, init=False
+    )
     _visitors: dict[IPv4Address, tuple[InstallVisitor, UndoStack]] = field(
         default_factory=dict, init=False
     )
@@ -306,21 +310,47 @@ class LinuxExecutor:
             self.ns.add_proxy_neighbour(a.interface, a.address)
         else:
             self.ns.del_proxy_neighbour(a.interface, a.address)
+            # the announcements of the agent's own address for the node are over too
+            self._cancel_garp_repeats(a.interface, a.address)
 
     def gratuitous_arp(self, a: GratuitousArp) -> None:
+        """Announce ``a.address`` at ``a.link_address``, ``count`` times ``garp_interval``
+        apart. A newer announcement of the same address cancels the repeats of an older
+        one still to go out: a node that left home and came back within the repeats
+        (RFC 5944 §4.6) would otherwise have its own address taken back from it by the
+        home agent's last announcement of its own."""
         count = max(0, min(a.count, 10))
+        self._cancel_garp_repeats(a.interface, a.address)
         if count == 0:
             return
 
         def one() -> None:
             send_gratuitous_arp(a.interface, a.address, a.link_address, count=1, sock=self.packet)
 
+        key = (a.interface, a.address)
+        pending: list[object] = []
+
+        def last() -> None:
+            one()
+            if self._garp_repeats.get(key) is pending:
+                del self._garp_repeats[key]  # nothing left to cancel: no entry kept
+
         one()
         for i in range(1, count):
             if self.call_later is not None and self.garp_interval > 0:
-                self.call_later(self.garp_interval * i, one)
+                pending.append(
+                    self.call_later(self.garp_interval * i, last if i == count - 1 else one)
+                )
             else:
                 one()
+        if pending:
+            self._garp_repeats[key] = pending
+
+    def _cancel_garp_repeats(self, interface: str, address: IPv4Address) -> None:
+        for handle in self._garp_repeats.pop((interface, address), ()):
+            cancel = getattr(handle, "cancel", None)
+            if cancel is not None:
+                cancel()
 
     # -- home agent -------------------------------------------------------------------
 

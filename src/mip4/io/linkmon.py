@@ -8,10 +8,11 @@ bridge and brings it up). :class:`LinkMonitor` opens a ``NETLINK_ROUTE`` socket 
 namespace, subscribed to the link and IPv4 address groups and read without blocking by
 the daemon's asyncio loop (pyroute2 0.9.7's synchronous ``IPRoute`` cannot be called on a
 thread that runs a loop); what it reads is decoded by pyroute2 (``MarshalRtnl``: the
-``ifinfmsg`` and ``ifaddrmsg`` classes, through :class:`mip4.io.netns.RtnlDecoder`), and
-the current links and addresses come from pyroute2 dumps
-(:class:`mip4.io.netns.NetlinkThread`). It subscribes first and dumps second, so no
-change falls between the two; only *changes* of state become events:
+``ifinfmsg`` and ``ifaddrmsg`` classes, through :class:`mip4.io.netns.RtnlDecoder`) --
+except link notifications, the ones a moving node waits on, which :func:`_parse_link`
+reads directly (issue 14: tens of times faster) -- and the current links and addresses
+come from pyroute2 dumps (:class:`mip4.io.netns.NetlinkThread`). It subscribes first and
+dumps second, so no change falls between the two; only *changes* of state become events:
 
 * ``LinkDown(interface)`` when a watched interface loses ``IFF_UP`` or ``IFF_LOWER_UP``
   (administratively down, or no carrier);
@@ -34,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -60,6 +62,35 @@ class _Link:
 
 
 Event = LinkUp | LinkDown
+
+
+_NLMSG = struct.Struct("=IHHII")
+_IFINFO = struct.Struct("=BxHiII")
+_RTA = struct.Struct("=HH")
+IFLA_IFNAME, IFLA_CARRIER_CHANGES = 3, 35
+
+
+def _parse_link(data: bytes, pos: int, length: int) -> tuple[int, str, int, int | None] | None:
+    """``(index, name, flags, carrier changes)`` of the ``RTM_{NEW,DEL}LINK`` at ``pos``
+    (``None``: too short to be one)."""
+    body = pos + _NLMSG.size
+    end = pos + length
+    if body + _IFINFO.size > end:
+        return None
+    _family, _type, index, flags, _change = _IFINFO.unpack_from(data, body)
+    name, changes = "", None
+    a = body + _IFINFO.size
+    while a + _RTA.size <= end:
+        alen, akind = _RTA.unpack_from(data, a)
+        if alen < _RTA.size or a + alen > end:
+            break
+        akind &= 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+        if akind == IFLA_IFNAME:
+            name = data[a + _RTA.size : a + alen].split(b"\0", 1)[0].decode(errors="replace")
+        elif akind == IFLA_CARRIER_CHANGES and alen >= _RTA.size + 4:
+            changes = struct.unpack_from("=I", data, a + _RTA.size)[0]
+        a += (alen + 3) & ~3
+    return index, name, flags, changes
 
 
 def _bounced(before: int | None, after: int | None) -> bool:
@@ -131,9 +162,26 @@ class LinkMonitor:
                 self.overruns += 1  # notifications were lost: read the state again
                 self._resync(out)
                 continue
-            for msg in self._decoder.decode(data):
-                self._message(int(msg["header"]["type"]), msg, emit=True, out=out)
+            self._read(data, out)
         return out
+
+    def _read(self, data: bytes, out: list[Event]) -> None:
+        """One read: link messages parsed here (the mobile node acts on them; pyroute2's
+        decoder takes ~0.35 ms for one on a busy machine, this a few microseconds), any
+        other message through pyroute2."""
+        pos = 0
+        while pos + _NLMSG.size <= len(data):
+            length, kind = _NLMSG.unpack_from(data, pos)[:2]
+            if length < _NLMSG.size or pos + length > len(data):
+                break
+            link = _parse_link(data, pos, length) if kind in (RTM_NEWLINK, RTM_DELLINK) else None
+            if link is not None:
+                index, name, flags, changes = link
+                self._link(index, name, kind, flags, True, out, changes)
+            else:
+                for msg in self._decoder.decode(data[pos : pos + length]):
+                    self._message(int(msg["header"]["type"]), msg, emit=True, out=out)
+            pos += (length + 3) & ~3
 
     def _resync(self, out: list[Event]) -> None:
         before = {i: (link.up, link.carrier_changes) for i, link in self.links.items()}

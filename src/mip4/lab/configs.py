@@ -26,7 +26,9 @@ no security association for the mobile node and ask it too (``home_agent.aaa``: 
 home address from the Access-Accept). The mobile node has its NAI and its MN-AAA secret and
 nothing else: no home address (RFC 2794: the home agent assigns the one AAA gives), home
 agent 0.0.0.0 (RFC 4433: the home AAA server picks one) and no MN-HA key (RFC 3957: the
-home AAA server derives one and the node derives the same from the nonce in the reply).
+home AAA server derives one and the node derives the same from the nonce in the reply); only
+the home network (``home_subnet``), so that it knows its home link before AAA has given it
+anything.
 Every agent supports registration revocation (RFC 3543, ``revocation = true``), with an
 FA-HA security association between each foreign agent and each home agent, so that an
 operator can move the node from one home agent to the other (``mip4 ha redirect``). The
@@ -186,14 +188,16 @@ def lab_configs(
     out["mn"] = (
         f"# mip4 mn on lab {lab.lab_id!r}\n\n"
         "[mobile_node]\n"
-        + (  # AAA: known by its NAI only; AAA gives the address, the home agent and the key
+        + (  # AAA: known by its NAI only; AAA gives the address, the home agent (RFC 4433:
+            # Home Agent 0.0.0.0) and the key; the home network tells it its home link
             f'nai = "{LAB_NAI}"\nmn_aaa_secret = "{LAB_MN_AAA_SECRET}"\n'
+            'home_agent = "0.0.0.0"\n'
+            f'home_subnet = "{home.subnet}"\n'
             if aaa
-            else f'home_address = "{mn_ip}"\n'
+            else f'home_address = "{mn_ip}"\nhome_agent = "{ha_ip}"\n'
+            f"home_prefix_len = {home.subnet.prefixlen}\n"
         )
-        + f'home_agent = "{ha_ip}"\n'
-        + f"home_prefix_len = {home.subnet.prefixlen}\n"
-        f"lifetime = {lifetime}\n"
+        + f"lifetime = {lifetime}\n"
         f'reverse_tunnel = "{reverse_tunnel}"\n'
         + ("broadcast = true\n" if broadcast else "")
         + (

@@ -10,7 +10,9 @@ What it does, one progress line per step:
    carrying data both ways, and a UDP probe stream (:mod:`mip4.demo.probe`) from the
    correspondent to the home address;
 3. moves the mobile node home → A (FA1) → B (FA2) → C (co-located care-of address) → home,
-   a few seconds per stop, each move waiting (bounded) for the registration;
+   a few seconds per stop, each move waiting (bounded) for the registration; with ``--aaa``
+   the operator also moves it, at FA1, from ``ha`` to ``ha2`` (``mip4 ha redirect``, RFC
+   4433 with RFC 3543: :func:`switch_home_agent`);
 4. stops the streams, checks every byte, and prints one table per move (care-of address,
    registration round trip, traffic interruption and probes lost) and per connection
    (bytes sent/received/verified, resets);
@@ -33,6 +35,7 @@ import math
 import secrets
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -235,6 +238,8 @@ def _run(
     bound = 3 * dwell * (len(route) + 2) + 60  # the instruments' own safety bound
     #: issue 11 (``--aaa``): what AAA gave the mobile node, seen while it was registered
     given: dict[str, Any] = {}
+    #: issue 11 (``--aaa``): the operator's move to the other home agent
+    switched: dict[str, Any] = {}
     try:
         for spec, addr, listen, bind, seed in (
             (ConnectionSpec("cn dials mn", "cn", "mn"), mn_ip, mn_ip, None, 1),
@@ -274,7 +279,12 @@ def _run(
             moves.append(rec)
             bindings_seen.append([asdict(b) for b in sc.ha_status().bindings])
             if sc.settings.aaa and rec.registered and rec.care_of_address is not None:
-                given = aaa_given(sc) or given
+                given = _given_so_far(given, aaa_given(sc))
+                if not switched and i == 1 and len(route) > 1:
+                    # issue 11: the operator moves the node to the other home agent while
+                    # it is away at its first foreign agent (RFC 4433 + RFC 3543)
+                    switched = switch_home_agent(sc, progress)
+                    given = _given_so_far(given, aaa_given(sc))
             if rec.registered:
                 what = "deregistered at home" if rec.care_of_address is None else (
                     f"registered via {rec.via}, care-of {rec.care_of_address}"
@@ -295,9 +305,13 @@ def _run(
         aaa = aaa_summary(sc) if sc.settings.aaa else {}
         if aaa:
             aaa["mobile_node"] = given
+            aaa["redirect"] = switched
+            configured = given.get("configured", {})
             progress(
                 f"AAA gave the mobile node home address {given.get('home_address')}, home agent"
-                f" {given.get('home_agent')}, MN-HA key(s) with SPI"
+                f" {given.get('home_agent')} (chosen by AAA: its file has home_agent"
+                f" {configured.get('home_agent')}, home_address"
+                f" {configured.get('home_address') or 'none'}), MN-HA key(s) with SPI"
                 f" {[k['spi'] for k in given.get('keys', [])]}, MN-FA keys at"
                 f" {[k['agent'] for k in given.get('fa_keys', [])]}"
             )
@@ -421,6 +435,67 @@ def aaa_summary(sc: Scenario) -> dict[str, Any]:
     return {"agents": agents, "records": records}
 
 
+def switch_home_agent(sc: Scenario, progress: Progress) -> dict[str, Any]:
+    """Issue 11 (``--aaa``): ``mip4 ha redirect NAI --to HA2`` on the home agent holding the
+    node's binding (RFC 4433 with RFC 3543: it revokes the binding, the foreign agent tells
+    the node, the node registers again and is sent on to HA2 with a 143), then waits
+    (bounded) until the other home agent holds the binding and the first none. Returns
+    what happened, for the report (``error``: it did not)."""
+    backend = sc.backend
+    bindings = sc.ha_status().bindings
+    if not isinstance(backend, DaemonBackend) or len(bindings) != 1:
+        return {"error": f"no single binding to move ({len(bindings)})"}
+    lab = sc.lab
+    was = bindings[0].home_agent
+    names = {str(lab.address(n)): n for n in backend.home_agents}
+    others = [a for a in names if a != was]
+    if was not in names or not others:
+        return {"error": f"no other home agent than {was}"}
+    to = others[0]
+    nai = (backend.mn_file()["mobile_node"]).get("nai")
+    argv = [sys.executable, "-m", "mip4.cli", "ha", "redirect", str(nai), "--to", to]
+    argv += ["--socket", str(backend.socket(names[was]))]
+    started = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        return {"from": was, "to": to, "error": (done.stderr or done.stdout).strip()}
+    coa = bindings[0].care_of_address
+
+    def moved() -> bool:
+        now = sc.ha_status().bindings
+        return [(b.home_agent, b.care_of_address) for b in now] == [(to, coa)] and bool(
+            sc.mn_status().registered
+        )
+
+    try:
+        took = sc.wait(moved, 20, f"the node to register with home agent {to}")
+    except ScenarioError as e:
+        progress(f"mip4 ha redirect {nai} --to {to} (on {names[was]}): FAILED ({e})")
+        return {"from": was, "to": to, "error": str(e)}
+    seconds = time.monotonic() - started
+    progress(
+        f"mip4 ha redirect {nai} --to {to} (on {names[was]}): binding revoked at {was},"
+        f" the node registered with {to} {took:.2f} s after the command ({seconds:.2f} s in all)"
+    )
+    return {"from": was, "to": to, "seconds": round(seconds, 3)}
+
+
+def _given_so_far(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """What AAA gave the node (:func:`aaa_given`) as of now, keeping the home agent AAA
+    first chose (``home_agent``) beside every one the node registered with
+    (``home_agents``: an operator may move it, :func:`switch_home_agent`)."""
+    if not now:
+        return before
+    used = list(before.get("home_agents", []))
+    if now.get("home_agent") not in used:
+        used.append(now.get("home_agent"))
+    return {
+        **now,
+        "home_agent": before.get("home_agent", now.get("home_agent")),
+        "home_agents": used,
+    }
+
+
 def aaa_given(sc: Scenario) -> dict[str, Any]:
     """Issue 11: what the mobile node holds that its configuration does not give it --
     the home address and home agent in its status (``mip4 status``), the MN-HA and MN-FA
@@ -514,8 +589,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=(
             "issues 10 and 11: a FreeRADIUS in the lab decides and a second home agent (ha2)"
-            " runs; the mobile node has only its NAI, its MN-AAA secret and its home agent's"
-            " address, and gets its home address and its MN-HA key (RFC 3957) from AAA"
+            " runs; the mobile node has only its NAI, its MN-AAA secret and its home network,"
+            " and gets its home address (RFC 2794), its home agent (Home Agent 0.0.0.0,"
+            " RFC 4433) and its MN-HA and MN-FA keys (RFC 3957) from AAA"
         ),
     )
     p.add_argument(

@@ -61,6 +61,7 @@ from .build import Lab
 from .daemons import DaemonBackend
 from .handover import AnnounceError, agent_of, announce
 from .inprocess import EngineBackend
+from .switch import replug
 from .topology import AAA, DEFAULT
 
 #: how the agents run: ``mip4 ha/fa/mn`` processes, or the engines in this process
@@ -228,7 +229,9 @@ class Scenario:
             raise ScenarioError(f"the mobile node is already on {net!r}")
         self.announce(net)
         started = time.time()
-        lab.move(net, dhcp=True)  # on network C: its co-located address, as DHCP would
+        # on network C: its co-located address, as DHCP would; the re-plug on rtnetlink
+        # notifications (issue 14: mip4.lab.switch)
+        replug(lab, net, dhcp=True)
         self.net = net
         coa = self.expected_care_of(net)
         try:

@@ -22,7 +22,9 @@
  *                      address (RFC 5944 §4.2.3), inner TTL - 1.
  *   mip4_reverse_encap ingress of the foreign agent's visitor interface:
  *                      source in mip4_reverse -> reverse tunnel to the home
- *                      agent (RFC 3024), inner TTL - 1.
+ *                      agent (RFC 3024), inner TTL - 1; not what is for the
+ *                      agent itself (the tunnel's entry address: the visitor's
+ *                      registrations) or multicast/broadcast (solicitations).
  *   mip4_host_encap    egress of a co-located mobile node: source in
  *                      mip4_reverse -> tunnel to the home agent; the node is
  *                      the source, so the inner TTL is left alone.
@@ -33,6 +35,11 @@
  *                      is redirected to the visitor's hardware address
  *                      (foreign agent, RFC 5944 §4.2.2: never ARP for it);
  *                      anything else decapsulated goes to the stack.
+ *                      At a home agent (peers with MIP4_PF_BOUND_SRC, the
+ *                      care-of addresses of its bindings) the decapsulated
+ *                      datagram's source must be a home address bound to
+ *                      that care-of address (RFC 3024 §4.3); otherwise the
+ *                      packet goes on untouched.
  *
  * Encapsulation: IP in IP (RFC 2003), GRE with or without key (RFC 2784,
  * RFC 2890), minimal encapsulation with or without S (RFC 2004). The outer
@@ -52,6 +59,14 @@
  * (RFC 2003 §3.2). Every outcome is
  * counted in mip4_events (per CPU), every tunnelled packet in mip4_stats
  * (per CPU, per binding and direction).
+ *
+ * Accounting (RFC 2866, at a foreign agent): mip4_acct holds one per-CPU entry
+ * per visitor's home address, made by the daemon when it accepts the visitor;
+ * the programs only add to entries that are there. Input: the visitor's
+ * datagrams reverse-tunnelled (mip4_reverse_encap / mip4_agent); output: the
+ * datagrams decapsulated for it (delivered to its hardware address or handed
+ * to the stack). Octets are the inner datagram's Total Length, as the
+ * user-space plane counts them.
  *
  * Minimal encapsulation has no kernel GSO handler and RFC 2004 §3 forbids it
  * for fragments: such packets are sent IP in IP instead (the peer must
@@ -102,6 +117,9 @@ struct mip4_peer_key {
 
 #define MIP4_PF_GRE_KEY 0x01 /* peer: GRE packets must carry peer.key */
 #define MIP4_PF_ANY_KEY 0x02 /* peer: GRE packets may carry any key, or none */
+/* peer: a reverse tunnel's exit (home agent): the inner source must be a home
+ * address whose binding in mip4_bindings is (local, remote) (RFC 3024 §4.3) */
+#define MIP4_PF_BOUND_SRC 0x04
 
 struct mip4_peer {
 	__u32 key;   /* host order */
@@ -132,6 +150,14 @@ struct mip4_stats {
 	__u64 bytes; /* inner IPv4 bytes (Total Length) */
 };
 
+/* mip4_acct (key: a visitor's home address): RFC 2866 Acct-Input/Output */
+struct mip4_acct {
+	__u64 in_packets;  /* reverse-tunnelled from the visitor */
+	__u64 in_octets;   /* their inner Total Length */
+	__u64 out_packets; /* decapsulated for the visitor */
+	__u64 out_octets;
+};
+
 enum mip4_event {
 	MIP4_EV_ENCAP = 0,	   /* encapsulated and redirected */
 	MIP4_EV_DECAP = 1,	   /* decapsulated, passed to the stack */
@@ -149,7 +175,9 @@ enum mip4_event {
 	MIP4_EV_SLOW_FWD_DISABLED = 13, /* fib lookup: forwarding disabled */
 	MIP4_EV_SLOW_LOOP = 14,	 /* RFC 2003 §3.2: source is the tunnel exit */
 	MIP4_EV_SLOW_ADJUST = 15, /* the kernel refused to make room: untouched */
-	MIP4_EV_MAX = 16,
+	MIP4_EV_DECAP_NOT_BOUND = 16, /* RFC 3024 §4.3: inner source not bound to the peer */
+	MIP4_EV_LOCAL = 17, /* from a reverse-tunnelled source to us, or multi/broadcast */
+	MIP4_EV_MAX = 18,
 };
 
 /* ---- maps ------------------------------------------------------------- */
@@ -188,6 +216,13 @@ struct {
 	__type(key, struct mip4_stats_key);
 	__type(value, struct mip4_stats);
 } mip4_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __be32);
+	__type(value, struct mip4_acct);
+} mip4_acct SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -235,6 +270,22 @@ static __always_inline void count(__be32 addr, __u32 dir, __u64 bytes)
 	}
 	s->packets += 1;
 	s->bytes += bytes;
+}
+
+/* A visitor's accounting entry, if the daemon made one (never created here). */
+static __always_inline void account(__be32 home, int output, __u64 octets)
+{
+	struct mip4_acct *a = bpf_map_lookup_elem(&mip4_acct, &home);
+
+	if (!a)
+		return;
+	if (output) {
+		a->out_packets += 1;
+		a->out_octets += octets;
+	} else {
+		a->in_packets += 1;
+		a->in_octets += octets;
+	}
 }
 
 static __always_inline __u16 csum_fold(__u32 sum)
@@ -434,6 +485,8 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	ip->check = ip_csum20(ip);
 
 	count(key, dir, inner_len);
+	if (dir == MIP4_DIR_REVERSE && dec_ttl) /* a foreign agent's visitor */
+		account(key, 0, inner_len);
 	if (!t->oif && rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
@@ -456,6 +509,18 @@ static __always_inline struct iphdr *ipv4_of(struct __sk_buff *skb)
 }
 
 /* ---- programs --------------------------------------------------------- */
+
+/* A datagram from a reverse-tunnelled source that is not to be tunnelled: to the
+ * tunnel's own entry address (a visitor's Registration Request to its foreign
+ * agent, RFC 5944 §3.7; an ICMP echo to the agent), or to a multicast or broadcast
+ * address (an Agent Solicitation, RFC 5944 §2.4; the kernel's local and broadcast
+ * routes come before the reverse tunnel's policy rule too). (The frames a daemon
+ * sends on a link itself, AF_PACKET, bypass the qdisc layer and these programs:
+ * mip4.io.rawsock.open_packet_sender.) */
+static __always_inline int not_for_the_tunnel(const struct iphdr *ip, const struct mip4_tunnel *t)
+{
+	return ip->daddr == t->local || (bpf_ntohl(ip->daddr) >> 28) >= 0xe;
+}
 
 SEC("tc")
 int mip4_ha_encap(struct __sk_buff *skb)
@@ -486,6 +551,8 @@ int mip4_reverse_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_reverse, &src);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (not_for_the_tunnel(ip, t))
+		return event(MIP4_EV_LOCAL, TC_ACT_OK);
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 1);
 }
 
@@ -502,6 +569,8 @@ int mip4_host_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_reverse, &src);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (not_for_the_tunnel(ip, t))
+		return event(MIP4_EV_LOCAL, TC_ACT_OK);
 	/* the encapsulated packet comes back through this hook with the
 	 * care-of address as its source: not in mip4_reverse, so it passes */
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
@@ -523,12 +592,29 @@ static __always_inline int deliver(struct __sk_buff *skb)
 	if ((void *)(ip + 1) > data_end)
 		return event(MIP4_EV_DECAP, TC_ACT_OK);
 	dst = ip->daddr;
+	account(dst, 1, bpf_ntohs(ip->tot_len));
 	v = bpf_map_lookup_elem(&mip4_visitors, &dst);
 	if (!v)
 		return event(MIP4_EV_DECAP, TC_ACT_OK);
 	__builtin_memcpy(eth->h_dest, v->mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, v->smac, ETH_ALEN);
 	return event(MIP4_EV_DECAP_VISITOR, bpf_redirect(v->ifindex, 0));
+}
+
+/* RFC 3024 §4.3: at a reverse tunnel's exit (a home agent) the decapsulated
+ * datagram must come from a home address whose binding is this tunnel: its
+ * care-of address the outer source, the agent the outer destination. A home
+ * address with simultaneous bindings is not in mip4_bindings: the slow path
+ * (the user-space plane) decides for it. */
+static __always_inline int source_bound(const struct mip4_peer *peer, __be32 inner_src,
+					__be32 local, __be32 remote)
+{
+	struct mip4_tunnel *t;
+
+	if (!(peer->flags & MIP4_PF_BOUND_SRC))
+		return 1;
+	t = bpf_map_lookup_elem(&mip4_bindings, &inner_src);
+	return t && t->remote == remote && t->local == local;
 }
 
 /* Strip the tunnel header of ip (protocol 4/47/55, from the registered peer
@@ -552,6 +638,8 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 		/* RFC 2003 §3.1: an inner TTL of 0 MUST be discarded: left to the stack */
 		if ((void *)(l4 + 20) > data_end || (l4[0] >> 4) != 4 || l4[8] == 0)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		if (!source_bound(peer, *(__be32 *)(l4 + 12), ip->daddr, remote))
+			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
 		strip = hlen;
 	} else if (ip->protocol == IPPROTO_GRE) {
 		__u16 gflags;
@@ -584,6 +672,8 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 		if ((void *)(l4 + glen + 20) > data_end || (l4[glen] >> 4) != 4 ||
 		    l4[glen + 8] == 0)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		if (!source_bound(peer, *(__be32 *)(l4 + glen + 12), ip->daddr, remote))
+			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
 		strip = hlen + glen;
 	} else {
 		/* RFC 2004 §3: rebuild the original header in front of the
@@ -607,6 +697,8 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 		tot = bpf_ntohs(ip->tot_len);
 		if (tot < 20 + mlen)
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
+		if (!source_bound(peer, saddr, ip->daddr, remote))
+			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
 		o = *ip;
 		o.protocol = l4[0];
 		o.daddr = *(__be32 *)(l4 + 4);
@@ -683,8 +775,11 @@ int mip4_agent(struct __sk_buff *skb)
 		return encap(skb, t, addr, MIP4_DIR_HA, 1);
 	addr = ip->saddr;
 	t = bpf_map_lookup_elem(&mip4_reverse, &addr);
-	if (t)
+	if (t) {
+		if (not_for_the_tunnel(ip, t))
+			return event(MIP4_EV_LOCAL, TC_ACT_OK);
 		return encap(skb, t, addr, MIP4_DIR_REVERSE, 1);
+	}
 	return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from ipaddress import IPv4Address
+from pathlib import Path
 
 from mip4.aaa.messages import AaaAnswer, AaaRequest, AaaResult
 from mip4.core.actions import Action, SendUdp
@@ -16,6 +17,7 @@ from mip4.core.ha_aaa import CHALLENGE_LIFETIME
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.security.auth import CHAP_SPI, append_extensions, sign, sign_mn_aaa
 from mip4.security.sa import SecurityAssociation, SecurityAssociations
+from mip4.store import SqliteStore
 from mip4.wire.codes import ReplyCode
 from mip4.wire.ext_auth import GeneralizedAuthExtension
 from mip4.wire.ext_keys import MNHAKeyGenNonceRequest
@@ -25,7 +27,7 @@ from mip4.wire.extensions import (
     MobileNodeNAIExtension,
 )
 from mip4.wire.messages import RegistrationFlags, RegistrationReply, RegistrationRequest
-from tests.core.netsim import HA_ADDR, HOME_NET, MN_COLOCATED, MN_SPI
+from tests.core.netsim import HA_ADDR, HOME_NET, MN_COLOCATED, MN_SPI, UNIX0
 
 from .test_ha_aaa import GIVEN, NAI, SECRET, HaAaaWorld, replies_to_mn
 from .test_keys_engine import KeysWorld
@@ -380,3 +382,53 @@ def test_fallback_stops_when_the_home_agent_cannot_ask_aaa() -> None:
     assert codes[-2:] == [ReplyCode.HA_MN_FAILED_AUTH, ReplyCode.HA_MN_FAILED_AUTH]
     assert not w.mn.registered
     assert w.mn.counters.snapshot()["events"]["aaa_key_fallbacks"] == 1
+
+
+def test_a_home_agent_restarted_on_its_store_keeps_the_key_aaa_gave(tmp_path: Path) -> None:
+    """Issue 15 with RFC 3957: the key the home AAA server gave is kept in the home agent's
+    store with the binding, so a restart (SIGKILL: nothing committed after the last
+    registration) costs the node nothing -- no 131, no new key; without the store's keys
+    the node falls back as in the tests above."""
+    w = KeysWorld(key_lifetime=None)
+    node = w.net.nodes["ha"]
+    plain = node.factory
+    stores = [SqliteStore(tmp_path / "ha.db", UNIX0)]
+
+    def on_store() -> HomeAgent:
+        fresh = plain()
+        assert isinstance(fresh, HomeAgent)
+        ha = HomeAgent(
+            fresh.config, fresh.security_associations, UNIX0, bindings=stores[-1].bindings
+        )
+        for peer in (NAI, IPv4Address(0)):  # only AAA has the node's key (HaAaaWorld)
+            ha.security_associations.remove(peer, MN_SPI)
+        ha.restore(w.net.now)
+        return ha
+
+    node.factory = on_store
+    w.net.reboot("ha")
+    w.move("A")
+    w.run_serving(10)
+    assert w.mn.registered and replies_to_mn(w) == [ReplyCode.ACCEPTED]
+    stores[-1].commit()  # what the daemon does before the reply leaves
+    stores[-1]._db.close()  # killed
+    stores.append(SqliteStore(tmp_path / "ha.db", UNIX0))
+    w.net.reboot("ha")
+    (sa,) = w.ha.security_associations.for_peer(NAI)
+    assert sa.key == w.keys[-1]  # back from the store
+    w.run_serving(2000)  # renewals reach the restarted home agent
+    codes = replies_to_mn(w)
+    assert ReplyCode.HA_MN_FAILED_AUTH not in codes and len(codes) > 1
+    assert set(codes) == {ReplyCode.ACCEPTED}
+    assert w.mn.registered and len(w.bindings()) == 1
+    assert w.mn.counters.snapshot()["events"].get("aaa_key_fallbacks", 0) == 0
+    assert len(w.keys) == 1  # AAA was never asked for another key
+    # the binding expires while the agent is down: the key leaves the store with it
+    stores[-1].commit()
+    stores[-1]._db.close()
+    later = SqliteStore(tmp_path / "ha.db", UNIX0)
+    assert NAI in later.bindings.mn_ha_keys()
+    ha = HomeAgent(w.ha.config, SecurityAssociations(), UNIX0, bindings=later.bindings)
+    ha.restore(w.net.now + 100_000.0)
+    later.commit()
+    assert later.bindings.mn_ha_keys() == {} and ha.security_associations.for_peer(NAI) == []

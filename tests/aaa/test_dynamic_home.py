@@ -213,3 +213,21 @@ def test_redirect_of_a_node_that_asked_for_a_key_carries_the_nonce() -> None:
     assert w.mn.counters.snapshot()["events"]["redirects"] == 1
     later = [r for r in w.requests_to_ha() if r.home_agent == HA2]
     assert later, w.requests_to_ha()
+
+
+def test_a_link_up_with_no_address_is_never_a_colocated_care_of_address() -> None:
+    """A link that comes up with 0.0.0.0 (not configured yet; here: the home link of a node
+    whose address AAA assigns) is no care-of address: the node used to register
+    co-located with care-of address 0.0.0.0, got 134 and gave up. It now solicits."""
+    from tests.aaa.test_colocated_challenge import requests_from_mn
+    from tests.aaa.test_keys_engine import KeysWorld
+
+    w = KeysWorld(key_lifetime=None)
+    w.move("A")
+    w.run_serving(10)
+    assert w.mn.registered
+    sent = len(requests_from_mn(w))
+    w.move("home")  # netsim gives the node its configured home address: 0.0.0.0
+    w.run_serving(100)
+    assert all(int(r.care_of_address) != 0 for r in requests_from_mn(w)[sent:])
+    assert w.mn.state is not MnState.FAILED

@@ -149,3 +149,43 @@ def test_foreign_agent_peer_takes_any_gre_key(plane: BpfPlane, key: int | None) 
     r = plane.test_run(Program.AGENT, frame(packet))
     assert (r.retval, ip_of(r.data)) == (TC_ACT_OK, inner())
     assert plane.events()[Event.DECAP] == 1
+
+
+@pytest.mark.parametrize("program", [Program.AGENT, Program.REVERSE_ENCAP, Program.HOST_ENCAP])
+@pytest.mark.parametrize(
+    "dst",
+    [COA, A("255.255.255.255"), A("224.0.0.11"), A("224.0.0.1")],
+    ids=["the-agent", "broadcast", "mobile-agents", "all-systems"],
+)
+def test_what_a_visitor_sends_the_agent_is_not_reverse_tunnelled(
+    plane: BpfPlane, program: Program, dst: A
+) -> None:
+    """A visitor with a reverse tunnel still talks to its foreign agent: its Registration
+    Requests to the agent's address (RFC 5944 §3.7; a re-registration, or the visitor back
+    at an agent that still holds its entry) and its Agent Solicitations (RFC 5944 §2.4,
+    multicast or broadcast) go on to the stack, as the kernel's local and broadcast routes
+    come before the reverse tunnel's policy rule in the user-space plane."""
+    plane.set_reverse(HOME, Tunnel(COA, HA, oif=LO, mtu=1500))
+    pkt = inner(src=HOME, dst=dst)
+    r = plane.test_run(program, frame(pkt))
+    assert (r.retval, r.data) == (TC_ACT_OK, frame(pkt))
+    ev = plane.events()
+    assert ev[Event.LOCAL] == 1 and ev[Event.ENCAP] == 0
+    assert plane.counters() == {}
+    # anything else from the visitor is tunnelled
+    assert plane.test_run(program, frame(inner(src=HOME, dst=CN))).retval == TC_ACT_REDIRECT
+
+
+def test_the_daemons_link_level_frames_bypass_the_egress_programs() -> None:
+    """A mobile node moving from its co-located address to a foreign agent sends its
+    Registration Request to the agent itself, on the link (AF_PACKET), before the reverse
+    tunnel of its co-located attachment is undone: ``mip4_host_encap`` at the interface's
+    egress would tunnel it to the home agent from the care-of address it just left. The
+    daemons' link-level sockets bypass the qdisc layer, where tc's egress hook is."""
+    from mip4.io.rawsock import PACKET_QDISC_BYPASS, SOL_PACKET, open_packet_sender
+
+    sock = open_packet_sender()
+    try:
+        assert sock.getsockopt(SOL_PACKET, PACKET_QDISC_BYPASS) == 1
+    finally:
+        sock.close()

@@ -14,6 +14,7 @@ from mip4.io.bpf.libbpf import BpfError
 from mip4.io.bpf.plane import (
     BpfPlane,
     Encap,
+    Event,
     MapName,
     Peer,
     Tunnel,
@@ -85,3 +86,32 @@ def test_pin_dir_not_on_bpffs_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(BpfError) as e:
         BpfPlane(pin_dir=tmp_path)
     assert "bpf_object__load" in str(e.value)
+
+
+def test_pins_of_another_layout_are_replaced(bpffs: Path) -> None:
+    """An upgrade that changed a map (here ``mip4_events`` pinned with 3 entries, as no
+    version of the object has it): libbpf refuses to reuse such a pin; the plane unpins
+    what is there and loads with new maps (a restarted daemon reconciles them from an
+    empty binding table anyway)."""
+    import ctypes
+
+    from mip4.io.bpf import libbpf as lb
+
+    bpf = lb.lib()
+    create, pin = bpf.bpf_map_create, bpf.bpf_obj_pin
+    create.restype, pin.restype = ctypes.c_int, ctypes.c_int
+    u32 = ctypes.c_uint32
+    create.argtypes = [ctypes.c_int, ctypes.c_char_p, u32, u32, u32, ctypes.c_void_p]
+    pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    fd = lb.check(create(2, b"mip4_events", 4, 8, 3, None), "bpf_map_create")  # ARRAY
+    try:
+        lb.check(pin(fd, str(bpffs / MapName.EVENTS).encode()), "bpf_obj_pin")
+    finally:
+        os.close(fd)
+    with BpfPlane(pin_dir=bpffs) as plane:
+        plane.set_binding(HOME, Tunnel(HA, COA))
+        assert set(plane.events()) == set(Event) and not any(plane.events().values())
+        assert pins(bpffs) == sorted(m.value for m in MapName)
+    with BpfPlane(pin_dir=bpffs) as again:  # the new pins are reused as they are
+        assert again.bindings() == {HOME: Tunnel(HA, COA)}
+        again.unpin()

@@ -181,7 +181,7 @@ def test_foreign_agent_decapsulates_delivers_and_reverse_tunnels(
             fplane, hplane = fio.fast_path.plane, hio.fast_path.plane
             assert fplane.peers() == [Peer(COA, HA, any_key=True)]
             assert list(fplane.visitors()) == [HOME] and list(fplane.reverse()) == [HOME]
-            assert hplane.peers() == [Peer(HA, COA)]
+            assert hplane.peers() == [Peer(HA, COA, bound_source=True)]
             assert _echo(cn, mn)
 
             hc, fc = hplane.counters(), fplane.counters()

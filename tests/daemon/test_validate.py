@@ -166,6 +166,15 @@ VALUE_ERRORS = [
         MN.replace('"10.1.0.2"', '"10.7.0.2"') + SA.format(peer="10.7.0.2", key=KEY),
         r"^mn\.toml: mobile_node\.home_agent: 10\.7\.0\.2 is outside the home network 10\.1\.0",
     ),
+    (
+        "mn",
+        MN.replace('"10.1.0.100"', '"0.0.0.0"').replace(
+            "[io]", 'home_subnet = "10.7.0.0/24"\nnai = "n@example.net"\n[io]'
+        )
+        + SA.format(peer="10.1.0.2", key=KEY),
+        r"^mn\.toml: mobile_node\.home_agent: 10\.1\.0\.2 is outside the home network "
+        r"10\.7\.0\.0/24 \(mobile_node\.home_subnet\)",
+    ),
 ]
 
 

@@ -61,3 +61,42 @@ def test_status_names_the_plane_and_the_fast_path_counters() -> None:
     assert "fast path events: encap=12" in text
     # a status from before issue 12 (no such keys) still renders
     assert "data plane" not in render_text(status())
+
+
+# ---- MIP4_LAB_DATAPLANE: the lab suite with one plane forced for every role -------------
+
+
+@pytest.mark.parametrize("value", ["bpf", "userspace", "auto"])
+def test_the_lab_switch_sets_the_plane_of_every_lab_daemon(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from mip4.lab.build import Lab
+    from mip4.lab.configs import LAB_ROLES, lab_configs
+
+    monkeypatch.setenv("MIP4_LAB_DATAPLANE", value)
+    for aaa in (False, True):
+        texts = lab_configs(Lab("q7"), aaa=aaa)
+        assert {"ha", "fa1", "fa2", "mn"} <= set(texts) <= set(LAB_ROLES)
+        for node, text in texts.items():
+            if aaa:  # (the AAA files name a secret file beside them: the table is enough)
+                assert tomllib.loads(text)["io"]["dataplane"] == value, node
+                continue
+            cfg = parse_config(LAB_ROLES[node], tomllib.loads(text), f"{node}.toml")
+            assert cfg.io.dataplane == value, node
+    monkeypatch.delenv("MIP4_LAB_DATAPLANE")
+    assert all("dataplane" not in t for t in lab_configs(Lab("q7")).values())
+
+
+def test_the_lab_switch_replaces_a_plane_already_set_and_rejects_unknown_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mip4.lab.build import Lab, LabError
+    from mip4.lab.configs import lab_configs, with_lab_dataplane
+
+    monkeypatch.setenv("MIP4_LAB_DATAPLANE", "bpf")
+    texts = with_lab_dataplane(lab_configs(Lab("q7")), "userspace")
+    for text in texts.values():
+        assert text.count("dataplane = ") == 1 and 'dataplane = "userspace"' in text
+    monkeypatch.setenv("MIP4_LAB_DATAPLANE", "xdp")
+    with pytest.raises(LabError, match="MIP4_LAB_DATAPLANE='xdp'"):
+        lab_configs(Lab("q7"))

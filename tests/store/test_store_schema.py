@@ -112,3 +112,21 @@ def test_mn_ha_keys_survive_a_restart_and_removal_deletes_them(tmp_path: Path) -
     assert list(u.bindings.mn_ha_keys()) == ["bob@example.net"]
     assert len(u.bindings) == 1
     u.close()
+
+
+def test_a_new_store_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The file holds MN-HA keys the home AAA server gave: mode 0600, whatever the umask,
+    for the database and the write-ahead log SQLite makes beside it."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        s = SqliteStore(tmp_path / "ha.db", 0.0)
+        s.bindings.put_mn_ha_key("n@example.net", SecurityAssociation(spi=300, key=b"k" * 16))
+        s.commit()
+    finally:
+        os.umask(old)
+    for name in ("ha.db", "ha.db-wal"):
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        assert mode & 0o077 == 0, f"{name}: {oct(mode)}"

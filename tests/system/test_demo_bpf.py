@@ -4,8 +4,9 @@ connections survive the four moves with every byte verified and no reset, the ag
 status says the bpf plane runs, and its fast path carried the tunnelled traffic (per-binding
 counters from the per-CPU map) while the user-space plane behind it stayed the slow path.
 
-The lab has no setting for the plane yet: the test adds the key to the home agent's
-configuration text as the lab writes it. And it turns the transmit offloads of the home
+The test sets ``[io] dataplane`` in each configuration text as the lab writes it (bpf for the
+roles it puts on the bpf plane, userspace for the others, whatever ``MIP4_LAB_DATAPLANE``
+says). And it turns the transmit offloads of the home
 agent's home-link veth off (checksum, IPIP/GRE segmentation), as on a wire: a veth hands a
 datagram whose checksum is still to be completed (``CHECKSUM_PARTIAL``) or a 64 KB GSO
 packet on to the next namespace as it is, and the foreign agents' and the mobile node's
@@ -31,6 +32,7 @@ from pyroute2.ethtool import Ethtool
 import mip4.lab.configs as lab_configs_module
 from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.io.netns import run_in_netns
+from mip4.lab.configs import with_lab_dataplane
 from mip4.lab.daemons import DaemonBackend
 from mip4.lab.demo import ROUTE, run_demo
 from mip4.lab.scenario import Settings
@@ -120,10 +122,13 @@ def _demo(
 
     def with_bpf(*args: Any, **kw: Any) -> dict[str, str]:
         texts = original(*args, **kw)
-        for node in on_bpf:
+        for node in texts:
             assert texts[node].count("[io]\n") == 1
-            texts[node] = texts[node].replace("[io]\n", '[io]\ndataplane = "bpf"\n')
-        return texts
+        # whatever MIP4_LAB_DATAPLANE says, the roles this test puts on the user-space
+        # plane stay there
+        bpf = with_lab_dataplane({n: t for n, t in texts.items() if n in on_bpf}, "bpf")
+        user = with_lab_dataplane({n: t for n, t in texts.items() if n not in on_bpf}, "userspace")
+        return bpf | user
 
     monkeypatch.setattr(lab_configs_module, "lab_configs", with_bpf)
     statuses: list[dict[str, Any]] = []

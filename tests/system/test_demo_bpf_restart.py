@@ -24,6 +24,7 @@ import pytest
 import mip4.lab.configs as lab_configs_module
 from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.io.executor import BPF_REVERSE_TABLE
+from mip4.lab.configs import with_lab_dataplane
 from mip4.lab.daemons import DaemonBackend
 from mip4.lab.scenario import Scenario, Settings
 
@@ -43,8 +44,7 @@ def _all_on_bpf(monkeypatch: pytest.MonkeyPatch) -> None:
         texts = original(*args, **kw)
         for node in NODES:
             assert texts[node].count("[io]\n") == 1
-            texts[node] = texts[node].replace("[io]\n", '[io]\ndataplane = "bpf"\n')
-        return texts
+        return with_lab_dataplane(texts, "bpf")
 
     monkeypatch.setattr(lab_configs_module, "lab_configs", with_bpf)
 
@@ -93,7 +93,15 @@ def test_sigkill_keeps_forwarding_restart_reconciles_sigterm_leaves_nothing(
             lifetime + 4,
             "the mobile node to re-register with the restarted home agent",
         )
+        # the home agent holds the binding once it has replied; FA1 installs the visitor
+        # when it relays that reply, and the node has it when it reports itself registered
+        sc.wait(
+            lambda: sc.mn_status().registered and sc.mn_status().care_of_address == FA1_COA,
+            5,
+            "the mobile node to have its reply through FA1",
+        )
         assert sc.lab.wait_reachable("cn", MN, within=5)
+        assert len(sc.lab.ping("cn", MN, count=3)) == 3  # through FA1's restarted fast path
         st = agents.status("ha")
         assert st is not None and st["dataplane"] == "bpf"
         assert st["fast_path"]["bindings"].get(MN, {}).get("packets", 0) > 0, st["fast_path"]

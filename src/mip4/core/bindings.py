@@ -39,6 +39,7 @@ from ipaddress import IPv4Address
 from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from mip4.security.replay import ReplayState
+from mip4.security.sa import SecurityAssociation
 from mip4.wire.messages import RegistrationFlags
 
 from .actions import Encapsulation
@@ -645,6 +646,22 @@ class HomeAgentStateStore(Protocol):
     def put_assignment(self, nai: str, home_address: IPv4Address) -> None: ...
 
     def remove_assignment(self, nai: str) -> None: ...
+
+
+@runtime_checkable
+class HomeAgentKeyStore(Protocol):
+    """A persistent home agent store that also keeps the MN-HA keys the home AAA server
+    gave (RFC 3957): a restarted home agent then still verifies a node whose key came from
+    AAA instead of answering 131 until it asks for a new one. Handed to
+    :meth:`~mip4.core.home_agent.HomeAgent.restore` like :class:`HomeAgentStateStore`."""
+
+    def mn_ha_keys(self) -> dict[str, SecurityAssociation]:
+        """NAI -> the MN-HA association AAA gave it, as last written."""
+        ...
+
+    def put_mn_ha_key(self, nai: str, sa: SecurityAssociation) -> None: ...
+
+    def remove_mn_ha_key(self, nai: str) -> None: ...
 
 
 class WriteThroughDict(dict[_K, _V]):

@@ -83,6 +83,7 @@ Requests held at once are bounded (:data:`MAX_HELD`, 130 beyond it). Pure: no I/
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -240,6 +241,16 @@ class HaAaa:
     #: NAI -> (challenge given in a reply, when it stops being usable); insertion order
     #: is age order (RFC 4721 with a co-located care-of address, see the docstring)
     _challenges: dict[str, tuple[bytes, float]] = field(default_factory=dict, repr=False)
+    #: told of every key learnt from AAA and every key forgotten (issue 15: a persistent
+    #: store keeps them across a restart, see :meth:`HomeAgent.restore`)
+    on_learnt: Callable[[str, SecurityAssociation], None] | None = field(default=None, repr=False)
+    on_forgotten: Callable[[str], None] | None = field(default=None, repr=False)
+
+    def relearn(self, nai: str, sa: SecurityAssociation, store: SecurityAssociationStore) -> None:
+        """Take back a key learnt from AAA before a restart (kept by a persistent store)."""
+        if not store.for_peer(nai):
+            store.add(nai, sa)
+            self._learnt[nai] = sa.spi
 
     @property
     def held(self) -> int:
@@ -357,6 +368,8 @@ class HaAaa:
                     elif not store.for_peer(held.nai):
                         store.add(held.nai, sa)
                         self._learnt[held.nai] = sa.spi
+                        if self.on_learnt is not None:
+                            self.on_learnt(held.nai, sa)
                         if held.key_request and authz.key_nonce:
                             self.last_issued = IssuedKey(
                                 sa, authz.key_nonce, authz.session_timeout, held.aaa_spi
@@ -368,6 +381,8 @@ class HaAaa:
         spi = self._learnt.pop(nai, None)
         if spi is not None:
             store.remove(nai, spi)
+            if self.on_forgotten is not None:
+                self.on_forgotten(nai)
 
     def released(self, nai: str, store: SecurityAssociationStore) -> None:
         """``nai``'s address went back: what AAA gave it is forgotten."""

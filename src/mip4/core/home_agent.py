@@ -133,6 +133,7 @@ from .advertiser import AdvertisedLink, Advertiser
 from .bindings import (
     BindingStore,
     BindingTableView,
+    HomeAgentKeyStore,
     HomeAgentStateStore,
     InMemoryBindingStore,
     MobilityBinding,
@@ -426,6 +427,12 @@ class HomeAgent:
                 assigned, store.put_assignment, store.remove_assignment
             )
             self._assigned_to = {hoa: nai for nai, hoa in assigned.items()}
+        if isinstance(store, HomeAgentKeyStore):
+            # MN-HA keys the home AAA server gave (RFC 3957) outlive the restart too
+            for nai, sa in store.mn_ha_keys().items():
+                self._aaa.relearn(nai, sa, self.security_associations)
+            self._aaa.on_learnt = store.put_mn_ha_key
+            self._aaa.on_forgotten = store.remove_mn_ha_key
         expired = store.pop_expired(now)
         for hoa in dict.fromkeys(b.home_address for b in expired):
             if self.state_of(hoa) is _H:

@@ -148,9 +148,12 @@ class AttachmentTracker:
     def link_up(self, ev: LinkUp, now: float, out: list[Action]) -> GoHome | Rechoose | None:
         """A link came up. ``None``: still attached elsewhere (the link only adds
         candidates)."""
-        self.links[ev.interface] = (ev.address, ev.prefix_len)
-        out.append(Log("mn.link_up", {"interface": ev.interface, "address": ev.address}))
-        if self._on_home_network(ev.address):
+        # 0.0.0.0 is no address (a link not configured yet, RFC 1122 §3.2.1.3): never a
+        # co-located care-of address, and not a sign of home
+        address = ev.address if ev.address is not None and int(ev.address) != 0 else None
+        self.links[ev.interface] = (address, ev.prefix_len if address is not None else None)
+        out.append(Log("mn.link_up", {"interface": ev.interface, "address": address}))
+        if self._on_home_network(address):
             return GoHome(ev.interface)
         a = self.current
         if a is not None and a.interface != ev.interface:

@@ -223,7 +223,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
         cfg.interfaces,
         tunnel_source=cfg.tunnel_source,
         home_gateway=io.home_gateway,
-        home_network=mn.home_network,
+        home_network=mn.home_subnet or mn.home_network,
         icmp_errors=True,
         watch_links=True,
         ignore_addresses=frozenset({mn.home_address}),

@@ -296,12 +296,20 @@ def _check_foreign_agent(fa: ForeignAgentConfig, source: str) -> None:
 
 
 def _check_mobile_node(mn: MobileNodeConfig, source: str) -> None:
-    net = mn.home_network
+    if int(mn.home_agent) in (0, 0xFFFFFFFF):
+        return  # left to the network (RFC 4433): nothing to check it against
+    net = mn.home_subnet if mn.home_subnet is not None else mn.home_network
+    if int(mn.home_address) == 0 and mn.home_subnet is None:
+        return  # neither an address nor a subnet: the home network is learnt at registration
     if mn.home_agent not in net:
+        where = (
+            "mobile_node.home_subnet"
+            if mn.home_subnet is not None
+            else "mobile_node.home_address/home_prefix_len"
+        )
         raise ConfigError(
             f"{source}: mobile_node.home_agent: {mn.home_agent} is outside the home network "
-            f"{net} (mobile_node.home_address/home_prefix_len); a home agent is a router on "
-            "the home network (RFC 5944 §1.5)"
+            f"{net} ({where}); a home agent is a router on the home network (RFC 5944 §1.5)"
         )
 
 

@@ -267,11 +267,21 @@ def recv_discovery(sock: socket.socket, *, limit: int = 64) -> list[IcmpReceived
 # ----------------------------------------------------------------------------------------
 
 
+SOL_PACKET = 263
+PACKET_QDISC_BYPASS = 20  # <linux/if_packet.h>
+
+
 def open_packet_sender(netns: str | None = None) -> socket.socket:
     """An AF_PACKET ``SOCK_DGRAM`` socket that only sends (protocol 0 receives nothing);
-    the kernel adds the Ethernet header for the destination given to :func:`send_to_link`."""
+    the kernel adds the Ethernet header for the destination given to :func:`send_to_link`.
+    Its frames go straight to the device (``PACKET_QDISC_BYPASS``): a frame the daemon
+    built for a hardware address is final, and the tc-BPF plane's egress program must not
+    tunnel it -- e.g. a mobile node's Registration Request to a foreign agent, sent while
+    the reverse tunnel of its previous, co-located attachment is still installed."""
     with entered(netns):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
     return _nonblocking(sock)
 
 

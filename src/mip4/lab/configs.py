@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from .build import Lab
+from .build import Lab, LabError
 from .radius import LAB_MN_AAA_SECRET, LAB_NAI, LAB_RADIUS_SECRET
 
 #: The MN-HA key of the lab (RFC 5944 §3.5.1: 128 bits for HMAC-MD5). Test material only.
@@ -214,7 +214,38 @@ def lab_configs(
         + ("" if aaa else "\n" + sa(ha_ip))
         + (f'\n[handover]\nmode = "{handover}"\n' if handover is not None else "")
     )
+    return with_lab_dataplane(out)  # issue 12: MIP4_LAB_DATAPLANE
+
+
+# ---- issue 12 ("bpf" helper): the data plane of every lab daemon, one switch ----------
+#: ``MIP4_LAB_DATAPLANE=bpf|userspace|auto`` in the environment: every file :func:`lab_configs`
+#: writes gets ``[io] dataplane`` set to it (the lab suite run with a plane forced for every
+#: role); unset or empty: the files leave the daemons' default.
+LAB_DATAPLANE_ENV = "MIP4_LAB_DATAPLANE"
+
+
+def with_lab_dataplane(texts: dict[str, str], plane: str | None = None) -> dict[str, str]:
+    """``texts`` with ``[io] dataplane = plane`` in each file (``plane`` None: the value of
+    ``MIP4_LAB_DATAPLANE``, nothing when it is unset); a ``dataplane`` already there is
+    replaced. An unknown value raises :class:`LabError` naming the variable."""
+    import os
+    import re
+
+    if plane is None:
+        plane = os.environ.get(LAB_DATAPLANE_ENV, "").strip()
+        if not plane:
+            return texts
+    if plane not in ("auto", "bpf", "userspace"):
+        raise LabError(f"{LAB_DATAPLANE_ENV}={plane!r}: use bpf, userspace or auto")
+    line = f'dataplane = "{plane}"\n'
+    out = {}
+    for node, text in texts.items():
+        text = re.sub(r'(?m)^dataplane = "[a-z]*"\n', "", text)
+        out[node] = text.replace("[io]\n", "[io]\n" + line, 1)
     return out
+
+
+# ---- end issue 12 -------------------------------------------------------------------------
 
 
 def write_lab_configs(lab: Lab, directory: Path | str, **kw: object) -> dict[str, Path]:

@@ -409,10 +409,14 @@ class SqliteStore:
 
 
 def _create(path: Path) -> None:
-    """A new, empty store at ``path``: made complete under a temporary name, then linked
-    into place (``os.link`` refuses to replace a file that appeared meanwhile)."""
+    """A new, empty store at ``path`` (mode 0600): made complete under a temporary name,
+    then linked into place (``os.link`` refuses to replace a file that appeared
+    meanwhile)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
     try:
+        # readable by the daemon's user only: the file holds keys AAA gave (mn_ha_keys);
+        # SQLite gives its -wal and -shm files the same mode
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         db = sqlite3.connect(tmp, isolation_level=None)
         try:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")

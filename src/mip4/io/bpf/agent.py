@@ -8,11 +8,14 @@ forwarder's table. The fast path sits in front of it, one program per hook (:dat
 
 * home agent: ``mip4_agent`` at tc ingress of its interfaces decapsulates what the care-of
   addresses of its bindings reverse-tunnel to it (registered (agent, care-of address)
-  pairs only) and encapsulates datagrams for a bound home address before the kernel routes
-  them, so they never reach the TUN device;
+  pairs only, and only datagrams whose source is a home address bound to that care-of
+  address, RFC 3024 §4.3) and encapsulates datagrams for a bound home address before the
+  kernel routes them, so they never reach the TUN device;
 * foreign agent: ``mip4_agent`` at ingress of its interfaces decapsulates what its
   visitors' home agents tunnel to it and redirects it to the visitor's hardware address
-  (``mip4_visitors``), and reverse-tunnels the visitors' own datagrams (RFC 3024);
+  (``mip4_visitors``), and reverse-tunnels the visitors' own datagrams (RFC 3024); it
+  counts each visitor's datagrams both ways for RADIUS accounting (``mip4_acct``,
+  :meth:`FastPath.visitor_traffic`);
 * co-located mobile node: ``mip4_decap`` at ingress of its interfaces (tunnels from its
   home agent to the care-of address), ``mip4_host_encap`` at egress (reverse tunnel); its
   datagrams from the home address leave by a route whose MTU leaves room for the outer
@@ -41,7 +44,9 @@ a binding (home agent)       :meth:`sync`: the map entry follows the forwarder's
                              several or a GRE checksum: not, the user-space plane
                              handles them); each care-of address is a registered peer
 a visitor (foreign agent)    :meth:`visitor`: peer (care-of address, home agent), the
-                             visitor's hardware address, the reverse tunnel
+                             visitor's hardware address, the reverse tunnel, its accounting
+                             counters (kept when the visitor goes: the Stop record may
+                             come after it; dropped at the next start)
 co-located node              :meth:`colocated`: peer (care-of address, home agent), the
                              reverse tunnel out of the interface
 clean stop (:meth:`close`)   detach the filters, remove the clsact hooks and the pins
@@ -69,7 +74,7 @@ from typing import TypeVar
 from mip4.dataplane.common import Encapsulation
 from mip4.dataplane.table import TunnelEntry
 
-from ..netns import Netns, run_in_netns
+from ..netns import Netns, run_in_netns, write_sysctl
 from .plane import (
     BpfPlane,
     Direction,
@@ -112,6 +117,14 @@ class Role(StrEnum):
 
 
 #: per role: (program, at ingress?) attached to every interface
+#: roles whose decapsulated datagrams the kernel forwards out of the interface they came in
+#: on, to a gateway on the link of their source: the home agent's reverse-tunnelled
+#: datagrams (from a home address) towards the router. ICMP redirects go off on its
+#: interfaces while the fast path is attached (:meth:`FastPath.quiet_redirects`). The
+#: user-space plane hands such datagrams in through its TUN device: never the same
+#: interface.
+QUIET_REDIRECTS = (Role.HOME_AGENT,)
+
 HOOKS: dict[Role, tuple[tuple[Program, bool], ...]] = {
     Role.HOME_AGENT: ((Program.AGENT, True),),
     Role.FOREIGN_AGENT: ((Program.AGENT, True),),
@@ -177,6 +190,8 @@ class FastPath:
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
         self._ns: Netns | None = None
+        #: sysctls changed: (key, value before), put back on a clean stop
+        self._sysctls: list[tuple[str, str]] = []
 
     def _in_ns(self, func: Callable[[], T]) -> T:
         return func() if self.netns is None else run_in_netns(self.netns, func)
@@ -209,6 +224,8 @@ class FastPath:
                     )
                     ids = fast.program_ids if ingress else fast.egress_ids
                     ids[ifindex] = fast._in_ns(attach)
+            if role in QUIET_REDIRECTS:
+                fast.quiet_redirects()
         except BaseException:
             fast.close()
             raise
@@ -233,6 +250,9 @@ class FastPath:
         for home in self.plane.visitors():
             self.plane.del_visitor(home)
             rest += 1
+        for home in self.plane.accounted():  # no accounting session survives a restart
+            self.plane.forget_visitor_traffic(home)
+            rest += 1
         for peer in self.plane.peers():
             if peer.remote not in keep:
                 self.plane.del_peer(peer.local, peer.remote)
@@ -242,6 +262,35 @@ class FastPath:
             log.info("bpf.reconciled removed=%s other_entries=%d", ",".join(map(str, gone)), rest)
         self.reconciled = gone
         return gone
+
+    # -- ICMP redirects --------------------------------------------------------------------
+
+    def quiet_redirects(self) -> None:
+        """No ICMP redirect from the agent's interfaces (``send_redirects`` 0 on each and on
+        ``all``: the kernel sends them when either is on). A datagram the programs
+        decapsulated is handed to the stack as received on the interface the tunnel came
+        in on; when the kernel forwards it out of that same interface (the home agent's
+        reverse-tunnelled datagrams towards the router, RFC 3024) it would send the mobile
+        node a redirect (RFC 1812 §5.2.7.2), which the home agent would then tunnel to it.
+        The values before are put back by :meth:`close`."""
+        ns = self._netns()
+        names = []
+        for ifindex in self.ifindexes:
+            links = ns.ipr.link("get", index=ifindex)
+            names.append(str(links[0].get("IFLA_IFNAME")))
+        for name in ["all", *names]:
+            key = f"net.ipv4.conf.{name}.send_redirects"
+            old = write_sysctl(key, 0, self.netns)
+            if old != "0":
+                self._sysctls.append((key, old))
+
+    def _restore_sysctls(self) -> None:
+        while self._sysctls:
+            key, old = self._sysctls.pop()
+            try:
+                write_sysctl(key, old, self.netns)
+            except OSError as e:  # the device may be gone already
+                log.warning("bpf.sysctl key=%s error=%r", key, e)
 
     # -- peers and neighbours, owned -------------------------------------------------------
 
@@ -333,7 +382,10 @@ class FastPath:
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
-        self._hold_peers(owner, [Peer(e.tunnel.src, e.tunnel.dst) for e in entries])
+        # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
+        # address bound to it (the program checks mip4_bindings)
+        peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
+        self._hold_peers(owner, peers)
 
     def remove(self, home: IPv4Address) -> None:
         self.plane.del_binding(home)
@@ -353,10 +405,13 @@ class FastPath:
         """A visitor accepted: tunnels from ``home_agent`` to ``care_of_address`` are
         decapsulated (any GRE key: the agent is not told it), datagrams for ``home`` go to
         ``delivery`` (its hardware address; ``None``: to the stack, which ARPs), and with
-        ``reverse`` the visitor's datagrams are tunnelled to ``home_agent``. Returns the
-        undo."""
+        ``reverse`` the visitor's datagrams are tunnelled to ``home_agent``. Its traffic
+        is counted both ways (:meth:`visitor_traffic`); the undo keeps the counters, which
+        accounting reads after the visitor is gone. Returns the undo."""
         owner = ("visitor", home)
         self._hold_peers(owner, [Peer(care_of_address, home_agent, any_key=True)])
+        if not self.plane.account_visitor(home):
+            log.warning("bpf.acct_full home=%s: its fast-path traffic is not counted", home)
         if delivery is not None:
             self.plane.set_visitor(home, delivery)
         if reverse is not None:
@@ -370,6 +425,13 @@ class FastPath:
             self._release(owner)
 
         return undo
+
+    def visitor_traffic(self, home: IPv4Address) -> tuple[int, int, int, int] | None:
+        """(input octets, output octets, input packets, output packets) of the visitor
+        ``home`` through the fast path (see :meth:`BpfPlane.visitor_traffic`); None if this
+        agent never accepted it since it started. What the fast path leaves to the slow
+        path is counted by the user-space plane."""
+        return self.plane.visitor_traffic(home)
 
     # -- co-located mobile node ------------------------------------------------------------
 
@@ -434,6 +496,7 @@ class FastPath:
             except OSError as e:  # the device may be gone already
                 log.warning("bpf.detach ifindex=%s error=%r", ifindex, e)
         self.ifindexes = ()
+        self._restore_sysctls()
         if self.plane.pin_dir is not None:
             self.plane.unpin()
         self.plane.close()

@@ -3,21 +3,24 @@ its maps, attach its programs, read its counters.
 
 Theory of operation
 -------------------
-:class:`BpfPlane` owns one loaded object (five SCHED_CLS programs, six maps; the C source
+:class:`BpfPlane` owns one loaded object (five SCHED_CLS programs, seven maps; the C source
 is ``bpf/mip4_tunnel.bpf.c``, whose header explains the data path). The daemons drive it with
 map updates only -- nothing is recompiled or reloaded per binding:
 
 =====================================  ===================================================
 home agent: binding added / renewed    ``set_binding(home, Tunnel(ha, coa, encap))`` and
-                                       ``set_peer(Peer(ha, coa))`` (reverse tunnel exit)
+                                       ``set_peer(Peer(ha, coa, bound_source=True))``
+                                       (reverse tunnel exit, RFC 3024 §4.3)
 home agent: binding removed            ``del_binding(home)``, ``del_peer(ha, coa)``
 foreign agent: visitor accepted        ``set_reverse(home, Tunnel(fa, ha, ...))`` (when
                                        reverse tunnelling), ``set_peer(Peer(fa, ha))`` and
-                                       ``set_visitor(home, Visitor(ifindex, mac, own))``
+                                       ``set_visitor(home, Visitor(ifindex, mac, own))``,
+                                       ``account_visitor(home)`` (RFC 2866 counters)
 co-located node: registered            ``set_reverse(home, Tunnel(coa, ha, oif=..,
                                        mtu=..))``, ``set_peer(Peer(coa, ha))``
 status / counters                      ``counters()``: per binding and direction, summed
-                                       over the CPUs of the per-CPU map; ``events()``
+                                       over the CPUs of the per-CPU map; ``events()``;
+                                       ``visitor_traffic(home)`` (accounting)
 =====================================  ===================================================
 
 With ``pin_dir`` (a directory on a bpffs) every map is pinned there by name; a later load
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import struct
 from collections.abc import Iterator
@@ -45,6 +49,8 @@ from pathlib import Path
 from typing import Self
 
 from . import libbpf as lb
+
+log = logging.getLogger("mip4")
 
 OBJECT_NAME = "mip4_tunnel.bpf.o"
 RECORD_NAME = "mip4_tunnel.bpf.json"
@@ -72,6 +78,7 @@ class MapName(StrEnum):
     VISITORS = "mip4_visitors"
     STATS = "mip4_stats"
     EVENTS = "mip4_events"
+    ACCT = "mip4_acct"
 
 
 class Encap(IntEnum):
@@ -109,12 +116,15 @@ class Event(IntEnum):
     SLOW_FWD_DISABLED = 13
     SLOW_LOOP = 14
     SLOW_ADJUST = 15
+    DECAP_NOT_BOUND = 16  #: RFC 3024 §4.3: inner source not bound to the care-of address
+    LOCAL = 17  #: reverse-tunnelled source, but to the tunnel's entry or multi/broadcast
 
 
 _TF_GRE_KEY = 0x01
 _TF_MINIMAL_STRICT = 0x02
 _PF_GRE_KEY = 0x01
 _PF_ANY_KEY = 0x02
+_PF_BOUND_SRC = 0x04
 
 # struct mip4_tunnel: local, remote (network order), key, oif (host), mtu, encap, flags, ttl
 _TUNNEL = struct.Struct("=4s4sIIHBBB3x")
@@ -124,6 +134,7 @@ _ADDR = struct.Struct("=4s")
 _VISITOR = struct.Struct("=I6s6s")
 _STATS_KEY = struct.Struct("=4sI")
 _STATS = struct.Struct("=QQ")
+_ACCT = struct.Struct("=QQQQ")
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
@@ -188,12 +199,16 @@ class Tunnel:
 class Peer:
     """A registered tunnel peer: packets of protocol 4/47/55 from ``remote`` to ``local``
     are decapsulated. With ``key``, GRE packets must carry that key (RFC 2890 §2.1); with
-    ``any_key`` they may carry any key or none (a foreign agent, which is not told it)."""
+    ``any_key`` they may carry any key or none (a foreign agent, which is not told it).
+    With ``bound_source`` (a home agent: ``remote`` is a care-of address) only datagrams
+    whose inner source is a home address bound to ``remote`` (``mip4_bindings``) are
+    decapsulated (RFC 3024 §4.3); the others go on untouched, to the slow path."""
 
     local: IPv4Address
     remote: IPv4Address
     key: int | None = None
     any_key: bool = False
+    bound_source: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,13 @@ class Traffic:
 
     packets: int
     bytes: int
+
+
+#: A visitor's traffic through the fast path, all CPUs summed, as RADIUS accounting
+#: wants it (:data:`mip4.io.radius.Traffic`): (input octets, output octets, input
+#: packets, output packets); input = reverse-tunnelled from the visitor, output =
+#: decapsulated for it; octets = the inner datagrams' Total Length.
+VisitorTraffic = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -284,7 +306,7 @@ class _Map:
         self.fd = lb.check(bpf.bpf_map__fd(ptr), f"bpf_map__fd({name})")
         self.key_size = int(bpf.bpf_map__key_size(ptr))
         self.value_size = int(bpf.bpf_map__value_size(ptr))
-        per_cpu = self.name in (MapName.STATS, MapName.EVENTS)
+        per_cpu = self.name in (MapName.STATS, MapName.EVENTS, MapName.ACCT)
         self.ncpus = lb.check(bpf.libbpf_num_possible_cpus(), "libbpf_num_possible_cpus")
         # per-CPU values come as one 8-byte-aligned slot per possible CPU
         self.slot = (self.value_size + 7) & ~7
@@ -333,9 +355,27 @@ class BpfPlane:
     the tc filters holding its programs."""
 
     def __init__(self, obj: Path | None = None, *, pin_dir: Path | None = None) -> None:
-        bpf = lb.lib()
         self.path = obj or object_path()
         self.pin_dir = pin_dir
+        try:
+            self._load()
+        except lb.BpfError:
+            stale = [] if pin_dir is None else [pin_dir / m for m in MapName]
+            stale = [p for p in stale if p.exists()]
+            if not stale:
+                raise
+            # Pinned maps another object made (an upgrade that changed a map's layout):
+            # libbpf refuses to reuse them. Nothing in them outlives a restart anyway
+            # (the daemon reconciles against an empty binding table): start afresh. The
+            # programs still attached keep the old maps until they are replaced.
+            log.warning("bpf.stale_pins dir=%s: unpinned, loading with new maps", pin_dir)
+            for p in stale:
+                p.unlink()
+            self._load()
+
+    def _load(self) -> None:
+        bpf = lb.lib()
+        pin_dir = self.pin_dir
         lb.LOG_TAIL.clear()
         self._obj = lb.check_ptr(
             bpf.bpf_object__open_file(str(self.path).encode(), None),
@@ -365,6 +405,7 @@ class BpfPlane:
             }
         except BaseException:
             bpf.bpf_object__close(self._obj)
+            self._obj = 0
             raise
 
     # -- lifetime --------------------------------------------------------------------------
@@ -484,16 +525,19 @@ class BpfPlane:
         gso_segs: int = 0,
         ifindex: int = 0,
         ingress_ifindex: int = 0,
+        mark: int = 0,
         repeat: int = 1,
     ) -> TestRun:
         """Run ``program`` once on an Ethernet ``frame`` (``BPF_PROG_TEST_RUN``) in the
         calling thread's network namespace. ``gso_size``/``gso_segs`` make the kernel treat
-        the frame as a GSO packet; ``ifindex`` picks its device (default the loopback)."""
+        the frame as a GSO packet; ``ifindex`` picks its device (default the loopback);
+        ``mark`` is its ``skb->mark``."""
         ctx = lb.SkBuff()
         ctx.gso_size = gso_size
         ctx.gso_segs = gso_segs
         ctx.ifindex = ifindex
         ctx.ingress_ifindex = ingress_ifindex
+        ctx.mark = mark
         data_in = ctypes.create_string_buffer(frame, len(frame))
         out = ctypes.create_string_buffer(len(frame) + 256)
         opts = lb.BpfTestRunOpts()
@@ -542,7 +586,11 @@ class BpfPlane:
 
     def set_peer(self, peer: Peer) -> None:
         """Accept tunnelled packets from ``peer.remote`` to ``peer.local``."""
-        flags = (0 if peer.key is None else _PF_GRE_KEY) | (_PF_ANY_KEY if peer.any_key else 0)
+        flags = (
+            (0 if peer.key is None else _PF_GRE_KEY)
+            | (_PF_ANY_KEY if peer.any_key else 0)
+            | (_PF_BOUND_SRC if peer.bound_source else 0)
+        )
         self._maps[MapName.PEERS].update(
             _PEER_KEY.pack(peer.local.packed, peer.remote.packed),
             _PEER.pack(peer.key or 0, flags),
@@ -566,6 +614,7 @@ class BpfPlane:
                     IPv4Address(remote),
                     key if flags & _PF_GRE_KEY else None,
                     bool(flags & _PF_ANY_KEY),
+                    bool(flags & _PF_BOUND_SRC),
                 )
             )
         return out
@@ -609,6 +658,44 @@ class BpfPlane:
         for d in Direction:
             m.delete(_STATS_KEY.pack(addr.packed, d))
 
+    # -- accounting (RFC 2866) ---------------------------------------------------------------
+
+    def account_visitor(self, home: IPv4Address) -> bool:
+        """Count the traffic of the visitor ``home`` from now on (foreign agent). An entry
+        already there keeps its counts (a re-registration, a handover back): the counters
+        are cumulative, as accounting takes differences from a session's Start. False if
+        the map is full (the visitor's fast-path traffic is then not counted)."""
+        m = self._maps[MapName.ACCT]
+        zero = bytes(m.buf_size)
+        rc = lb.lib().bpf_map_update_elem(m.fd, home.packed, zero, lb.BPF_NOEXIST)
+        if rc == -17:  # EEXIST: counting already
+            return True
+        if rc == -7:  # E2BIG: full
+            return False
+        lb.check(rc, f"bpf_map_update_elem({m.name})")
+        return True
+
+    def visitor_traffic(self, home: IPv4Address) -> VisitorTraffic | None:
+        """(input octets, output octets, input packets, output packets) of the visitor
+        ``home`` through the fast path, summed over the CPUs; None if it is not counted
+        (:meth:`account_visitor` never called, or :meth:`forget_visitor_traffic`)."""
+        m = self._maps[MapName.ACCT]
+        raw = m.lookup(home.packed)
+        if raw is None:
+            return None
+        in_p = in_o = out_p = out_o = 0
+        for v in m.per_cpu(raw):
+            ip, io, op, oo = _ACCT.unpack(v)
+            in_p, in_o, out_p, out_o = in_p + ip, in_o + io, out_p + op, out_o + oo
+        return (in_o, out_o, in_p, out_p)
+
+    def accounted(self) -> list[IPv4Address]:
+        """The home addresses whose traffic is counted."""
+        return [IPv4Address(k) for k in self._maps[MapName.ACCT]]
+
+    def forget_visitor_traffic(self, home: IPv4Address) -> bool:
+        return self._maps[MapName.ACCT].delete(home.packed)
+
     def events(self) -> dict[Event, int]:
         """Every outcome counter, summed over CPUs."""
         m = self._maps[MapName.EVENTS]
@@ -635,6 +722,7 @@ __all__ = [
     "Traffic",
     "Tunnel",
     "Visitor",
+    "VisitorTraffic",
     "bpf_plane_unavailable",
     "object_path",
     "object_record",

@@ -185,6 +185,28 @@ def test_unknown_tunnel_peers_are_dropped(tunnelled: Tunnelled) -> None:
         raw.close()
 
 
+def test_a_home_agent_decapsulates_only_sources_bound_to_the_care_of_address(
+    tunnelled: Tunnelled,
+) -> None:
+    """RFC 3024 §4.3 (as the bpf plane's decap_not_bound): from a known peer, a reverse-
+    tunnelled datagram whose inner source has no binding to that care-of address is
+    dropped -- the home agent is no open relay for whoever can reach it."""
+    t = tunnelled
+    raw = open_tunnel_socket(4, t.y.name)
+    try:
+        stranger = IPv4Address("192.168.200.99")
+        raw.sendto(_ipip(Y, X, _udp_in_ip(stranger, IX, b"not bound")), (str(X), 0))
+        raw.sendto(_ipip(Y, X, _udp_in_ip(IY, IX, b"bound")), (str(X), 0))
+        deadline = time.monotonic() + 3
+        while t.fx.stats["raw_read"] < 2 and time.monotonic() < deadline:
+            t.fx.pump_raw(4)
+            time.sleep(0.01)
+        assert t.fx.stats["decap_not_bound"] == 1
+        assert t.fx.stats["delivered_tun"] == 1
+    finally:
+        raw.close()
+
+
 def test_decapsulated_datagrams_reach_a_visitor_by_hardware_address(
     tunnelled: Tunnelled, make_netns: MakeNetns
 ) -> None:

@@ -453,6 +453,7 @@ class Forwarder:
         decap = self.codecs[proto][1] if proto in self.codecs else None
         stats = self.stats
         peers, visitors = self.table.peers, self.table.visitors
+        bindings = self.table.bindings
         frames = self._frames
         traffic = self._traffic
         tun_fd = self.tun.fileno()
@@ -482,6 +483,14 @@ class Forwarder:
             inner = d.inner
             inner_dst = int.from_bytes(inner[16:20], "big")
             visitor = visitors.get(inner_dst)
+            if visitor is None and bindings and not self.accept_any_peer:
+                # a home agent decapsulates a reverse tunnel only for a source bound to
+                # that care-of address (RFC 3024 §4.3; the bpf plane's decap_not_bound)
+                entries = bindings.get(int.from_bytes(inner[12:16], "big"))
+                outer_src = int(d.outer_src)
+                if entries is None or all(int(e.tunnel.dst) != outer_src for e in entries):
+                    stats["decap_not_bound"] += 1
+                    continue
             packets: Sequence[Bytes] = (inner,)
             if needs_repair(inner, segment_mtu):
                 # a sender's offloads left it unfinished: a raw socket cannot tell

@@ -194,8 +194,7 @@ class DaemonBackend:
 
     def ha_status(self) -> HaStatus:
         """The bindings of every home agent (``home_agent``: which one holds it) and
-        their tunnel counters summed: the user-space forwarder's, plus the bpf fast path's
-        ``encap``/``decap`` as ``encapsulated``/``delivered_tun``."""
+        their tunnel forwarders' counters summed."""
         bindings: list[HaBinding] = []
         forwarder: dict[str, int] = {}
         for node in self.home_agents:
@@ -212,12 +211,6 @@ class DaemonBackend:
             ]
             for k, v in st["counters"].get("forwarder", {}).items():
                 forwarder[k] = forwarder.get(k, 0) + int(v)
-            # issue 12: with the bpf plane the fast path tunnels most packets itself; what
-            # it encapsulated and decapsulated counts as the user-space plane's would
-            fast = st.get("fast_path", {}).get("events", {})
-            for ours, theirs in (("encapsulated", "encap"), ("delivered_tun", "decap")):
-                if theirs in fast:
-                    forwarder[ours] = forwarder.get(ours, 0) + int(fast[theirs])
         return HaStatus(tuple(bindings), forwarder)
 
     def forwarder_stats(self, node: str) -> dict[str, int]:

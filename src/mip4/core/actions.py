@@ -283,13 +283,23 @@ class LeaveForeignAgent:
 # ----------------------------------------------------------------------------------------
 
 
+#: log levels of :class:`Log` records: the numbers of the standard ``logging`` module (the
+#: core does not import it)
+DEBUG = 10
+INFO = 20
+
+
 @dataclass(frozen=True)
 class Log:
     """A structured log record: ``event`` names it, ``fields`` carries who, care-of address,
-    code, lifetime... Every registration decision produces one."""
+    code, lifetime... Every registration decision produces one. ``level`` is a ``logging``
+    level: :data:`INFO` unless the engine marks the record as routine (:data:`DEBUG`, e.g. a
+    home agent's renewal that leaves the binding as it was); an executor may skip a record
+    below its threshold without building anything from ``fields``."""
 
     event: str
     fields: dict[str, object] = field(default_factory=dict)
+    level: int = INFO
 
 
 Action = (

@@ -148,7 +148,10 @@ class FaRequest:
 
 
 def bad_unicast(a: IPv4Address) -> bool:
-    return a in (_ZERO, _LIMITED_BROADCAST) or a.is_multicast
+    """0.0.0.0, 255.255.255.255 or multicast (224.0.0.0/4), on the integer: no
+    ``IPv4Address.__eq__`` or network containment per check (issue 13)."""
+    i = int(a)
+    return i == 0 or i == 0xFFFFFFFF or i >> 28 == 0xE
 
 
 def check_well_formed(ctx: FaRequest) -> None:
@@ -183,7 +186,7 @@ def check_well_formed(ctx: FaRequest) -> None:
         pass
     elif req.home_agent == _ZERO and (req.home_address == _ZERO or ctx.agent.config.aaa):
         pass  # check_nai: 98 unless the home AAA server is to name it
-    elif req.home_agent == _ZERO or req.home_agent.is_multicast:
+    elif req.home_agent == _ZERO or int(req.home_agent) >> 28 == 0xE:  # multicast
         raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
     if req.lifetime and req.care_of_address == _ZERO:
         raise RegistrationDenied(code, "no care-of address")
@@ -334,11 +337,12 @@ def check_resources(ctx: FaRequest) -> None:
     agent = ctx.agent
     cfg = agent.config
     hoa = ctx.request.home_address
-    if agent.visitors.get(hoa) is None and len(agent.visitors) >= cfg.max_visitors:
+    # the lookups only when a list is full (a node already on it keeps its place)
+    if len(agent.visitors) >= cfg.max_visitors and agent.visitors.get(hoa) is None:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "visitor list full")
     if hoa == _ZERO:
         return  # pending under its NAI (see ForeignAgent); bounded by max_pending there
-    if agent.pending.get(hoa) is None and len(agent.pending) >= cfg.max_pending:
+    if len(agent.pending) >= cfg.max_pending and agent.pending.get(hoa) is None:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests")
 
 

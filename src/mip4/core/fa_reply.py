@@ -51,6 +51,8 @@ from mip4.wire.messages import (
 )
 
 from .actions import (
+    DEBUG,
+    INFO,
     MIP_PORT,
     Action,
     InstallVisitor,
@@ -181,6 +183,7 @@ def relay_reply(
         sent = send_to_mobile_node(fa, pending, out)
     fa._drop_pending(pending)
     actions: list[Action] = []
+    log_level = INFO
     if inp is VisitorInput.ACCEPTED:
         # The lifetime runs from when the request was relayed (as the MN counts it).
         lifetime = min(reply.lifetime, pending.requested_lifetime)
@@ -209,6 +212,11 @@ def relay_reply(
             and bool(theirs.flags & RevocationSupportFlags.I),
         )
         old = fa._visitors.put(visitor)
+        if old is not None and offer is None and same_visitor(old, visitor):
+            # a renewal that leaves the visitor as it was: its log line is routine (debug);
+            # this counter keeps it visible in ``mip4 status``
+            log_level = DEBUG
+            fa._counters.event("renewal_unchanged")
         if offer is not None:
             _learn_mn_fa_key(fa, visitor, offer)
         actions.extend(fa._accounting_start(visitor, now))
@@ -263,9 +271,34 @@ def relay_reply(
                 "lifetime": reply.lifetime,
                 "decision": inp.value,
             },
+            log_level,
         )
     )
     return actions
+
+
+def same_visitor(old: Visitor, new: Visitor) -> bool:
+    """``new`` renews ``old`` without changing it: every field but the expiry, the
+    Identification and the home agent's revocation clock (which move on every renewal)."""
+    return (
+        old.care_of_address == new.care_of_address
+        and old.home_agent == new.home_agent
+        and old.lifetime == new.lifetime
+        and old.requested_lifetime == new.requested_lifetime
+        and old.interface == new.interface
+        and old.link_address == new.link_address
+        and old.ip_source == new.ip_source
+        and old.ip_destination == new.ip_destination
+        and old.udp_source_port == new.udp_source_port
+        and old.flags == new.flags
+        and old.reverse_tunnel == new.reverse_tunnel
+        and old.encapsulation is new.encapsulation
+        and old.encapsulating_delivery == new.encapsulating_delivery
+        and old.nai == new.nai
+        and old.mn_fa_spi == new.mn_fa_spi
+        and (old.revocation_timestamp is None) == (new.revocation_timestamp is None)
+        and old.revocation_inform == new.revocation_inform
+    )
 
 
 def _nonce_reply(offer: MnFaOffer) -> MNFAKeyGenNonceReply:
@@ -441,7 +474,7 @@ def send_to_mobile_node(
             reply = sign(reply, MobileForeignAuthExtension, sa)
     link = fa.config.link(pending.interface)
     src = pending.ip_destination
-    if link is not None and (bad_unicast(src) or src.is_multicast):
+    if link is not None and bad_unicast(src):  # (multicast included)
         src = link.address
     dst = pending.ip_source
     if bad_unicast(dst):

@@ -160,6 +160,8 @@ from mip4.wire.messages import (
 
 from . import fa_reply, fa_revoke
 from .actions import (
+    DEBUG,
+    INFO,
     MIP_PORT,
     Action,
     Encapsulation,
@@ -893,9 +895,13 @@ class ForeignAgent:
             raise RegistrationDenied(
                 ReplyCode.FA_MISSING_HOME_AGENT, "neither the request nor AAA names a home agent"
             )
-        before = self.state_of(hoa)
+        visitor = self._visitors.get(hoa)
         if by_nai:
             before = _P if ctx.nai in self._nai_pending else _I
+        elif visitor is not None:  # state_of, with the visitor entry kept for below
+            before = _RR if self._pending.get(hoa) is not None else _R
+        else:
+            before = _P if self._pending.get(hoa) is not None else _I
         VISITOR_TRANSITIONS.check(before, VisitorInput.REQUEST)
         if (
             by_nai
@@ -953,6 +959,23 @@ class ForeignAgent:
         if src is None:
             src = req.care_of_address if req.care_of_address in link.offered else link.offered[0]
         payload = relayed.raw or relayed.encode()
+        # A visitor's renewal asking for what it has: its line is routine (debug); every
+        # relayed request is counted (``relayed_requests``) and its reply logged.
+        level = INFO
+        if before is _R:
+            v = visitor
+            if (
+                v is not None
+                and v.care_of_address == req.care_of_address
+                and v.home_agent == home_agent
+                and v.requested_lifetime == req.lifetime
+                and v.flags == flags
+                and v.interface == link.interface
+                and v.link_address == ev.link_src
+                and v.ip_source == ev.src
+                and v.nai == ctx.nai
+            ):
+                level = DEBUG
         return [
             SendUdp(
                 dst=home_agent,
@@ -971,6 +994,7 @@ class ForeignAgent:
                     "lifetime": req.lifetime,
                     "identification": req.identification,
                 },
+                level,
             ),
         ]
 

@@ -118,6 +118,8 @@ from mip4.wire.msg_revocation import (
 )
 
 from .actions import (
+    DEBUG,
+    INFO,
     MIP_PORT,
     Action,
     GratuitousArp,
@@ -715,6 +717,7 @@ class HomeAgent:
             ctx.revocation = self._revocation_offered(ctx)
         reply = self._reply(ctx, ctx.code, lifetime)
         actions: list[Action] = []
+        log_level = INFO
         ev = ctx.event
         if ev.interface == self.config.interface and ev.link_src is not None and ev.src == hoa:
             self._home_link_addresses[hoa] = ev.link_src  # authenticated: past the pipeline
@@ -725,9 +728,11 @@ class HomeAgent:
                 removed = self._bindings.remove(hoa, coa)
             actions.extend(RemoveBinding(hoa, b.care_of_address) for b in removed)
         else:
+            replaced: tuple[MobilityBinding, ...] = ()
             if not ctx.simultaneous:
                 # RFC 5944 §3.8.2.2 (S clear): the new binding replaces every other one.
-                for b in self._bindings.remove(hoa):
+                replaced = self._bindings.remove(hoa)
+                for b in replaced:
                     if int(b.care_of_address) != ctx.coa_int:
                         actions.append(RemoveBinding(hoa, b.care_of_address))
             bits = ctx.flag_bits
@@ -747,7 +752,14 @@ class HomeAgent:
                 revocation_timestamp=ctx.revocation.timestamp if ctx.revocation else None,
                 revocation_inform=self._inform(ctx.revocation),
             )
-            self._bindings.put(binding)
+            old = self._bindings.put(binding)
+            if old is None and len(replaced) == 1:
+                old = replaced[0]
+            if old is not None and len(replaced) <= 1 and _same_binding(old, binding):
+                # a renewal that leaves the binding as it was: its log line is routine
+                # (debug); this counter keeps it visible in ``mip4 status``
+                log_level = DEBUG
+                self._counters.event("renewal_unchanged")
             actions.append(
                 InstallBinding(
                     hoa,
@@ -798,6 +810,7 @@ class HomeAgent:
                     "encapsulation": ctx.encapsulation._name_,
                     "nai": ctx.nai,
                 },
+                log_level,
             )
         )
         return actions
@@ -916,6 +929,22 @@ class HomeAgent:
             sport=ev.dport if ev.dport else MIP_PORT,
             src=src,
         )
+
+
+def _same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:
+    """``new`` renews ``old`` without changing it: same care-of address, lifetime, flags,
+    encapsulation, reverse tunnelling, source, NAI and revocation agreement (the expiry,
+    Identification and the foreign agent's revocation clock move on every renewal)."""
+    return (
+        old.care_of_address == new.care_of_address
+        and old.lifetime == new.lifetime
+        and old.flags == new.flags
+        and old.encapsulation is new.encapsulation
+        and old.reverse_tunnel == new.reverse_tunnel
+        and old.source == new.source
+        and old.nai == new.nai
+        and old.revocation_inform == new.revocation_inform
+    )
 
 
 def _who(event: object) -> dict[str, object]:

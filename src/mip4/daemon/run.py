@@ -404,12 +404,17 @@ class DaemonExecutor:
                 code = action.fields.get("code")
                 if isinstance(code, int):
                     self.replies[int(code)] += 1
+            level = action.level
+            if not logs.log.isEnabledFor(level):
+                # e.g. a renewal that left its binding as it was (debug): nothing is copied
+                # or built for a line nobody writes; the engine's counters still count it
+                return
             if logs.is_discard(action.event) and not self.discards.allow(
                 action.event, action.fields
             ):
                 return
-            logs.log.info(
-                action.event, extra={"event": action.event, "fields": dict(action.fields)}
+            logs.log.log(
+                level, action.event, extra={"event": action.event, "fields": dict(action.fields)}
             )
             return
         self.inner.execute(action)

@@ -31,7 +31,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TextIO
 
@@ -178,8 +178,20 @@ class Callback:
 Record = KernelRecord | Callback
 
 
+#: record class -> its field names (every field is a str, an int or None: no nesting)
+_FIELD_NAMES: dict[type[KernelRecord], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in KINDS.values()
+}
+
+
 def to_json(record: KernelRecord) -> dict[str, object]:
-    return {"kind": _KIND_OF[type(record)], **asdict(record)}
+    """``{"kind": ..., field: value...}``: what ``dataclasses.asdict`` gives for these flat
+    records, without its recursive copy (a journal line per route, issue 13)."""
+    cls = type(record)
+    out: dict[str, object] = {"kind": _KIND_OF[cls]}
+    for name in _FIELD_NAMES[cls]:
+        out[name] = getattr(record, name)
+    return out
 
 
 def from_json(data: dict[str, object]) -> KernelRecord:
@@ -245,7 +257,8 @@ class Journal:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps({"op": op, **to_json(record)}) + "\n")
+        line = to_json(record)
+        self._file.write(f'{{"op": "{op}", {json.dumps(line)[1:]}\n')
         self._file.flush()
         self._lines += 1
 

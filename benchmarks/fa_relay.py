@@ -1,0 +1,124 @@
+"""The foreign agent engine alone (no I/O): CPU per relayed registration (the request from
+the mobile node and the home agent's reply), against the home agent engine's CPU per renewal
+measured in the same run on the same requests (issue 13: FA-relayed within 0.8x of direct).
+
+Nodes ``i`` (home address ``10.1.0.16 + i``, one MN-HA association each) register once
+through the foreign agent, then renew ``--rounds`` times; the foreign agent has no security
+associations, as in ``mip4 bench registrations``. Only ``ForeignAgent.handle`` (request
+and reply) and ``HomeAgent.handle`` are timed (process CPU time), the messages are built
+beforehand::
+
+    .venv/bin/python benchmarks/fa_relay.py [--nodes 1000] [--rounds 5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import random
+import sys
+import time
+from ipaddress import IPv4Address, IPv4Network
+
+from mip4.core.actions import SendUdp
+from mip4.core.events import UdpReceived
+from mip4.core.fa_config import ForeignAgentConfig, VisitedLink
+from mip4.core.foreign_agent import ForeignAgent
+from mip4.core.home_agent import HomeAgent, HomeAgentConfig
+from mip4.security.auth import sign
+from mip4.security.replay import ntp_timestamp
+from mip4.security.sa import SecurityAssociation, SecurityAssociations
+from mip4.wire.extensions import MobileHomeAuthExtension
+from mip4.wire.messages import NO_FLAGS, RegistrationRequest
+
+HA = IPv4Address("10.1.0.1")
+NET = IPv4Network("10.1.0.0/16")
+FA_COA = IPv4Address("10.9.0.1")
+FA_UP = IPv4Address("10.8.0.1")
+UNIX0 = 1_790_000_000.0
+MAC = b"\x02\x00\x00\x00\x00\x10"
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--profile", action="store_true", help="cProfile the FA's handle calls")
+    opts = ap.parse_args(argv)
+    n = opts.nodes
+    keys = [SecurityAssociation(256 + i, i.to_bytes(4, "big") * 4) for i in range(n)]
+    hoas = [IPv4Address(int(NET.network_address) + 16 + i) for i in range(n)]
+    ha_sas = SecurityAssociations()
+    for hoa, sa in zip(hoas, keys, strict=True):
+        ha_sas.add(hoa, sa)
+    ha = HomeAgent(
+        HomeAgentConfig(address=HA, home_network=NET, interface="home0", max_bindings=n + 1),
+        ha_sas,
+        UNIX0,
+    )
+    link = VisitedLink("vis0", FA_COA, 24)
+    fa = ForeignAgent(
+        ForeignAgentConfig(links=(link,), max_pending=4 * n, max_visitors=4 * n),
+        SecurityAssociations(),
+        rng=random.Random(1),
+    )
+    fa.handle_timer(0.0)
+
+    def requests(now: float) -> list[UdpReceived]:
+        out = []
+        for i, (hoa, sa) in enumerate(zip(hoas, keys, strict=True)):
+            ident = ntp_timestamp(UNIX0 + now, low=i)
+            req = RegistrationRequest(NO_FLAGS, 600, hoa, HA, FA_COA, ident, ())
+            raw = sign(req, MobileHomeAuthExtension, sa).raw
+            assert raw is not None
+            out.append(UdpReceived(raw, hoa, FA_COA, 5555, 434, "vis0", MAC, ttl=255))
+        return out
+
+    fa_cpu = ha_cpu = 0.0
+    relayed = 0
+    prof = cProfile.Profile() if opts.profile else None
+    tick = time.process_time
+    for r in range(opts.rounds + 1):
+        now = 1.0 + r
+        for ev in requests(now):
+            t0 = tick()
+            if prof:
+                prof.enable()
+            out = fa.handle(ev, now)
+            if prof:
+                prof.disable()
+            t1 = tick()
+            (send,) = [a for a in out if isinstance(a, SendUdp)]
+            hev = UdpReceived(send.payload, FA_UP, HA, 434, 434, "wan0", None, ttl=64)
+            t2 = tick()
+            hout = ha.handle(hev, now)
+            t3 = tick()
+            (rsend,) = [a for a in hout if isinstance(a, SendUdp)]
+            fev = UdpReceived(rsend.payload, HA, FA_UP, 434, 434, "up0", None, ttl=64)
+            t4 = tick()
+            if prof:
+                prof.enable()
+            back = fa.handle(fev, now)
+            if prof:
+                prof.disable()
+            t5 = tick()
+            (to_mn,) = [a for a in back if isinstance(a, SendUdp)]
+            if to_mn.payload[1] != 0:
+                raise RuntimeError(f"reply code {to_mn.payload[1]}")
+            if r:  # round 0: first registrations, not measured
+                fa_cpu += (t1 - t0) + (t5 - t4)
+                ha_cpu += t3 - t2
+                relayed += 1
+    fa_us, ha_us = fa_cpu / relayed * 1e6, ha_cpu / relayed * 1e6
+    print(f"relayed renewals: {relayed:,} ({n:,} nodes x {opts.rounds} rounds)")
+    print(f"FA CPU per relayed registration (request + reply): {fa_us:6.1f} us")
+    print(f"HA CPU per renewal (same requests):                {ha_us:6.1f} us")
+    print(f"FA / HA: {fa_us / ha_us:.2f}x")
+    if prof:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -12,7 +12,8 @@ from functools import partial
 
 import pytest
 
-from mip4.io.netns import NetlinkRequestError, NetlinkThread, Netns, RtnlSocket, netns_exec
+from mip4.io.netns import NetlinkThread, Netns, netns_exec
+from mip4.io.rtnl import NetlinkRequestError, RtnlSocket
 
 pytestmark = pytest.mark.lab
 

@@ -32,8 +32,6 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import socket
-import struct
 import subprocess
 import threading
 import time
@@ -42,6 +40,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
+from .rtnl import NUD_PERMANENT as NUD_PERMANENT
+from .rtnl import NetlinkRequestError as NetlinkRequestError
+from .rtnl import NetnsError as NetnsError
+from .rtnl import RtnlSocket
 from .undo import (
     RT_TABLE_MAIN,
     AddressRecord,
@@ -61,16 +63,11 @@ from .undo import (
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 NTF_PROXY = 0x08
-NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40
 
 T = TypeVar("T")
 
 _libc: ctypes.CDLL | None = None
-
-
-class NetnsError(OSError):
-    """A namespace operation failed (the message names the namespace and the operation)."""
 
 
 def _get_libc() -> ctypes.CDLL:
@@ -281,158 +278,6 @@ class NlMessage(Protocol):
     def get(self, key: str, default: object = None) -> Any: ...
 
     def __getitem__(self, key: str) -> Any: ...
-
-
-class NetlinkRequestError(NetnsError):
-    """The kernel refused a netlink request of the direct path (:class:`RtnlSocket`);
-    ``code`` is the errno, as on pyroute2's ``NetlinkError``."""
-
-    def __init__(self, code: int, what: str) -> None:
-        super().__init__(code, f"{what}: {os.strerror(code)}")
-        self.code = code
-
-
-_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_RTMSG = struct.Struct(
-    "=BBBBBBBBI"
-)  # family, dst_len, src_len, tos, table, proto, scope, type, flags
-_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
-_RTATTR = struct.Struct("=HH")  # length, type
-_U32 = struct.Struct("=I")
-_NLMSG_ERROR = 2
-_RTM_NEWROUTE, _RTM_DELROUTE = 24, 25
-_RTM_NEWNEIGH, _RTM_DELNEIGH = 28, 29
-_NLM_F_REQUEST, _NLM_F_ACK = 0x1, 0x4
-_NLM_F_REPLACE, _NLM_F_EXCL, _NLM_F_CREATE = 0x100, 0x200, 0x400
-#: pyroute2's flags for the commands the direct path takes
-_COMMAND_FLAGS = {
-    "add": _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_CREATE | _NLM_F_EXCL,
-    "replace": _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_CREATE | _NLM_F_REPLACE,
-    "del": _NLM_F_REQUEST | _NLM_F_ACK,
-}
-_RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PREFSRC, _RTA_TABLE = 1, 4, 5, 7, 15
-_NDA_DST, _NDA_LLADDR = 1, 2
-_RT_TABLE_COMPAT = 252
-#: what pyroute2 fills in for a route it adds: static protocol, universe scope, unicast
-_RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 4, 0, 1
-_ROUTE_KEYS = frozenset(
-    {"dst", "dst_len", "oif", "gateway", "table", "flags", "prefsrc", "proto", "scope"}
-)
-_NEIGH_KEYS = frozenset({"dst", "ifindex", "lladdr", "state", "flags"})
-
-
-def _attr(kind: int, value: bytes) -> bytes:
-    length = _RTATTR.size + len(value)
-    return _RTATTR.pack(length, kind) + value + b"\0" * (-length % 4)
-
-
-class RtnlSocket:
-    """A ``NETLINK_ROUTE`` socket of one namespace, for the requests a registration makes
-    (issue 13): a route or a (proxy) neighbour entry added, replaced or deleted is one
-    ``send`` and one ``recv`` of the kernel's acknowledgement on the caller's thread -- no
-    hop to pyroute2's thread and loop (~250 us of CPU each). The request carries what
-    pyroute2 would send for the same arguments (its defaults included: a route it adds is
-    ``proto static``, ``scope global``, ``unicast``; a neighbour entry ``permanent`` unless
-    a state is given), so the kernel does the same (``tests/io/test_netns_direct.py``
-    compares the objects with ``ip -d``, and the outcome of deletions). Thread-safe; the
-    kernel answers a request before ``send`` returns, and a timeout bounds the wait all the
-    same."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._lock = threading.Lock()
-        self._seq = 0
-
-    @classmethod
-    def open(cls) -> RtnlSocket:
-        """A socket in the calling thread's namespace (open it inside :func:`entered`)."""
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-        try:
-            sock.bind((0, 0))
-            sock.settimeout(10.0)
-        except BaseException:
-            sock.close()
-            raise
-        return cls(sock)
-
-    @staticmethod
-    def takes(kind: str, command: str, kwargs: dict[str, object]) -> bool:
-        """Whether the direct path builds this request (else pyroute2 does)."""
-        if command not in _COMMAND_FLAGS:
-            return False
-        keys = _ROUTE_KEYS if kind == "route" else _NEIGH_KEYS if kind == "neigh" else None
-        return (
-            keys is not None
-            and keys.issuperset(kwargs)
-            and "/" not in str(kwargs.get("dst", "/"))  # an address, not a prefix
-        )
-
-    def route(self, command: str, **kw: object) -> None:
-        dst_len = int(cast(int, kw.get("dst_len", 32)))
-        table = int(cast(int, kw.get("table", RT_TABLE_MAIN)))
-        # pyroute2 fills in protocol and type only for what it adds; a deletion leaves them
-        # 0 (any), and its scope 0 unless given (255, RT_SCOPE_NOWHERE, is any)
-        adding = command != "del"
-        body = _RTMSG.pack(
-            socket.AF_INET,
-            dst_len,
-            0,
-            0,
-            table if table < 256 else _RT_TABLE_COMPAT,
-            int(cast(int, kw.get("proto", _RTPROT_STATIC if adding else 0))),
-            int(cast(int, kw.get("scope", _RT_SCOPE_UNIVERSE))),
-            _RTN_UNICAST if adding else 0,
-            int(cast(int, kw.get("flags", 0))),
-        )
-        attrs = [_attr(_RTA_TABLE, _U32.pack(table))]
-        if dst_len:
-            attrs.append(_attr(_RTA_DST, socket.inet_aton(str(kw["dst"]))))
-        if kw.get("oif") is not None:
-            attrs.append(_attr(_RTA_OIF, _U32.pack(int(cast(int, kw["oif"])))))
-        if kw.get("gateway") is not None:
-            attrs.append(_attr(_RTA_GATEWAY, socket.inet_aton(str(kw["gateway"]))))
-        if kw.get("prefsrc") is not None:
-            attrs.append(_attr(_RTA_PREFSRC, socket.inet_aton(str(kw["prefsrc"]))))
-        kind = _RTM_NEWROUTE if adding else _RTM_DELROUTE
-        self._request(kind, command, body + b"".join(attrs), f"route {command}")
-
-    def neigh(self, command: str, **kw: object) -> None:
-        body = _NDMSG.pack(
-            socket.AF_INET,
-            int(cast(int, kw.get("ifindex", 0))),
-            int(cast(int, kw.get("state", NUD_PERMANENT))),
-            int(cast(int, kw.get("flags", 0))),
-            0,
-        )
-        attrs = [_attr(_NDA_DST, socket.inet_aton(str(kw["dst"])))]
-        if kw.get("lladdr") is not None:
-            attrs.append(_attr(_NDA_LLADDR, bytes.fromhex(str(kw["lladdr"]).replace(":", ""))))
-        kind = _RTM_DELNEIGH if command == "del" else _RTM_NEWNEIGH
-        self._request(kind, command, body + b"".join(attrs), f"neigh {command}")
-
-    def _request(self, kind: int, command: str, body: bytes, what: str) -> None:
-        with self._lock:
-            self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-            header = _NLMSGHDR.pack(
-                _NLMSGHDR.size + len(body), kind, _COMMAND_FLAGS[command], seq, 0
-            )
-            self._sock.send(header + body)
-            while True:
-                data = self._sock.recv(65536)
-                offset = 0
-                while offset + _NLMSGHDR.size <= len(data):
-                    length, mtype, _, mseq, _ = _NLMSGHDR.unpack_from(data, offset)
-                    if length < _NLMSGHDR.size:
-                        break
-                    if mtype == _NLMSG_ERROR and mseq == seq:
-                        (error,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
-                        if error:
-                            raise NetlinkRequestError(-error, what)
-                        return
-                    offset += (length + 3) & ~3  # an answer to an earlier request: skipped
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 class NetlinkThread:

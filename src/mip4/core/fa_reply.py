@@ -50,6 +50,7 @@ from mip4.wire.messages import (
     RegistrationRequest,
 )
 
+from . import fa_aaa
 from .actions import (
     DEBUG,
     INFO,
@@ -74,7 +75,8 @@ from .registration import Discard, RegistrationDenied
 from .timers import expiry
 
 if TYPE_CHECKING:
-    from .foreign_agent import ForeignAgent, MnFaOffer
+    from .fa_aaa import MnFaOffer
+    from .foreign_agent import ForeignAgent
 
 #: a key Lifetime of all ones: no end of its own (RFC 3957)
 KEY_LIFETIME_NO_END = 0xFFFFFFFF
@@ -219,7 +221,7 @@ def relay_reply(
             fa._counters.event("renewal_unchanged")
         if offer is not None:
             _learn_mn_fa_key(fa, visitor, offer)
-        actions.extend(fa._accounting_start(visitor, now))
+        actions.extend(fa_aaa.accounting_start(fa, visitor, now))
         if visitor.colocated:
             # D: the mobile node decapsulates at its co-located care-of address and
             # registered through us only because we asked (R bit, RFC 5944 §3.1): we
@@ -251,9 +253,9 @@ def relay_reply(
         if old is not None and not old.colocated:
             actions.append(RemoveVisitor(hoa, old.interface))
         if old is not None:
-            fa._forget_mn_fa_key(old)
+            fa_aaa.forget_mn_fa_key(fa, old)
         if old is not None:
-            actions.extend(fa._accounting_stop(old, now, TerminateCause.USER_REQUEST))
+            actions.extend(fa_aaa.accounting_stop(fa, old, now, TerminateCause.USER_REQUEST))
         fa._counters.accept(ReplyCode(code))
     else:
         fa._counters.deny(_reply_code(code))
@@ -318,7 +320,7 @@ def _nonce_reply(offer: MnFaOffer) -> MNFAKeyGenNonceReply:
 def _learn_mn_fa_key(fa: ForeignAgent, visitor: Visitor, offer: MnFaOffer) -> None:
     """The accepted visitor's MN-FA key from AAA replaces any earlier one (RFC 3957); it
     is kept under the NAI when the node sent one, and goes with the visitor."""
-    fa._forget_mn_fa_key(visitor)
+    fa_aaa.forget_mn_fa_key(fa, visitor)
     node: IPv4Address | str = visitor.nai if visitor.nai is not None else visitor.home_address
     for sa in fa.security_associations.for_peer(node):
         if sa.spi == offer.association.spi:

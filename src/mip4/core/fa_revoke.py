@@ -34,7 +34,7 @@ from mip4.wire.msg_revocation import (
     RevocationFlags,
 )
 
-from . import fa_reply
+from . import fa_aaa, fa_reply
 from .actions import (
     Action,
     Log,
@@ -84,7 +84,7 @@ def revoke_visitor(
     fa._visitors.remove(hoa)
     if not v.colocated:
         out.append(RemoveVisitor(hoa, v.interface))
-    out.extend(fa._accounting_stop(v, now, TerminateCause.ADMIN_RESET))
+    out.extend(fa_aaa.accounting_stop(fa, v, now, TerminateCause.ADMIN_RESET))
     informed = False
     if inform and fa._advertiser.is_up(v.interface):
         # RFC 3543 (the I bit): the node learns of it by a Registration Reply with a
@@ -127,7 +127,7 @@ def revoke_visitor(
             },
         )
     )
-    fa._forget_mn_fa_key(v)  # RFC 3957: a key learnt from AAA goes with the visitor
+    fa_aaa.forget_mn_fa_key(fa, v)  # RFC 3957: a key learnt from AAA goes with the visitor
     return informed
 
 

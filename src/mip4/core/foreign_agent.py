@@ -21,6 +21,9 @@ The engine is the coordinator of five parts, each in its own module:
   ``unreachable_code``, re-exported here), the agent's own denials on the request and
   reply sides (``deny``, ``deny_request``, ``reply_path_denial``) and addressing a reply
   to a mobile node (``send_to_mobile_node``); ``ReplyPath`` is the reply-side context.
+* :mod:`mip4.core.fa_aaa` -- the AAA half, moved out of this module: holding a request
+  for the home AAA server and acting on its answer, copies of a held request, MN-FA keys
+  from AAA, and the accounting records of each visitor's session.
 * :mod:`mip4.core.fa_revoke` -- revocation handling, moved out of this module:
   ``revoke_visitor``, ``on_revocation_message`` and ``relay_source``. ``revoke()`` and the
   ``revocations`` view stay here.
@@ -117,15 +120,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.aaa.messages import (
     AaaAnswer,
-    AaaRequest,
-    AaaResult,
     AccountingAnswer,
-    AccountingRecord,
     AcctStatus,
     Authorization,
     TerminateCause,
@@ -142,10 +141,8 @@ from mip4.security.auth import (
 from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
-from mip4.wire.ext_auth import GeneralizedAuthExtension
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
-    MobileForeignChallengeExtension,
     MobileNodeNAIExtension,
 )
 from mip4.wire.icmp import AgentAdvertisement
@@ -158,7 +155,7 @@ from mip4.wire.messages import (
     decode_message,
 )
 
-from . import fa_reply, fa_revoke
+from . import fa_aaa, fa_reply, fa_revoke
 from .actions import (
     DEBUG,
     INFO,
@@ -177,7 +174,6 @@ from .bindings import (
     PendingListView,
     PendingRegistration,
     PendingStore,
-    Visitor,
     VisitorListView,
     VisitorStore,
 )
@@ -192,6 +188,7 @@ from .events import (
     LinkUp,
     UdpReceived,
 )
+from .fa_aaa import AccountingSession, MnFaOffer
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
 from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
@@ -219,40 +216,6 @@ _I, _P, _R, _RR = (
     VisitorState.REGISTERED,
     VisitorState.REREGISTERING,
 )
-
-
-@dataclass(frozen=True)
-class MnFaOffer:
-    """An MN-FA key the home AAA server gave for a relayed request (RFC 3957): the reply
-    to the node carries its nonce (extension 41) and is signed with it (MN-FA)."""
-
-    association: SecurityAssociation = field(repr=False)
-    nonce: bytes = field(repr=False)
-    #: Session-Timeout, seconds (``None``: no end of its own)
-    lifetime: int | None
-    #: the SPI of the request's MN-AAA extension
-    aaa_spi: int
-
-
-@dataclass
-class _Session:
-    """One visitor's accounting session (RFC 2866): Start .. Interim* .. Stop."""
-
-    session_id: str
-    started: float
-    next_interim: float | None
-    radius_class: bytes | None = None
-
-
-#: RFC 4721 §3.2 / §10: the home AAA server did not authenticate the mobile node (its
-#: Access-Reject): "mobile node failed AAA authentication". 67 ("mobile node failed
-#: authentication", RFC 5944 §3.4) is the foreign agent's own MN-FA check.
-AAA_REJECT_CODE = ReplyCode.FA_MN_FAILED_AAA_AUTH
-#: No AAA server answered within the retransmission and failover bounds: the foreign
-#: agent lacks a resource it needs to process the request, RFC 5944 §3.4 code 66
-#: "insufficient resources" -- transient, so the node backs off and retries (88 means the
-#: home agent is unreachable, which nothing here shows).
-AAA_TIMEOUT_CODE = ReplyCode.FA_INSUFFICIENT_RESOURCES
 
 
 # ----------------------------------------------------------------------------------------
@@ -300,7 +263,7 @@ class ForeignAgent:
         self._mn_fa_offers: dict[IPv4Address | str, MnFaOffer] = {}
         self._next_request_id = 1
         #: accounting sessions by home address
-        self._sessions: dict[IPv4Address, _Session] = {}
+        self._sessions: dict[IPv4Address, AccountingSession] = {}
         self._session_seq = 0
         #: RFC 3543 revocations sent and received
         self._revocations = Revocations(
@@ -400,13 +363,13 @@ class ForeignAgent:
                                 ctx.request.home_address, event.interface, event.link_src
                             )
                         )
-                    if self._aaa_waiting and self._duplicate_of_held(ctx):
+                    if self._aaa_waiting and fa_aaa.duplicate_of_held(self, ctx):
                         # RFC 5944 §3.6.3 retransmission of a request held for the home
                         # AAA server: one answer serves both copies (see _duplicate_of_held)
                         raise Discard("duplicate_request", str(ctx.request.home_address))
                     self.pipeline.run(ctx)
                     if self.config.aaa and _has_mn_aaa(ctx.request):
-                        out.extend(self._ask_aaa(ctx))
+                        out.extend(fa_aaa.ask_aaa(self, ctx))
                     else:
                         out.extend(self._relay_request(ctx))
                     return
@@ -430,7 +393,7 @@ class ForeignAgent:
                 if waiting is None:
                     raise Discard("unmatched_aaa_answer", str(event.request_id))
                 ctx = waiting
-                out.extend(self._on_aaa_answer(waiting, event))
+                out.extend(fa_aaa.on_aaa_answer(self, waiting, event))
             elif isinstance(event, AccountingAnswer):
                 self._counters.event("accounting_ok" if event.ok else "accounting_failed")
             elif isinstance(event, HandoffTrigger) and self.handoff is not None:
@@ -472,8 +435,8 @@ class ForeignAgent:
             )
         for v in self._visitors.pop_expired(now):
             hoa = v.home_address
-            self._forget_mn_fa_key(v)  # RFC 3957: learnt for this registration
-            actions.extend(self._accounting_stop(v, now, TerminateCause.SESSION_TIMEOUT))
+            fa_aaa.forget_mn_fa_key(self, v)  # RFC 3957: learnt for this registration
+            actions.extend(fa_aaa.accounting_stop(self, v, now, TerminateCause.SESSION_TIMEOUT))
             before = _RR if self._pending.get(hoa) is not None else _R
             # RFC 5944 §3.7: no message is sent because a lifetime expired.
             if not v.colocated:
@@ -495,7 +458,7 @@ class ForeignAgent:
                 session.next_interim += interval
             if visitor is not None:
                 actions.append(
-                    self._accounting_record(visitor, session, AcctStatus.INTERIM_UPDATE, now)
+                    fa_aaa.accounting_record(self, visitor, session, AcctStatus.INTERIM_UPDATE, now)
                 )
 
     # -- advertisements (core/advertiser.py) ---------------------------------------------
@@ -791,94 +754,6 @@ class ForeignAgent:
 
     # -- the home AAA server (RFC 4721 §3.2; mip4.aaa) -------------------------------------
 
-    def _ask_aaa(self, ctx: FaRequest) -> list[Action]:
-        """Hold the request and ask the home AAA server (an ``AaaRequest`` action); the
-        ``AaaAnswer`` event with the same ``request_id`` decides."""
-        rid = self._next_request_id
-        self._next_request_id += 1
-        try:
-            aaa = AaaRequest.from_registration(rid, ctx.request, nas_address=ctx.link.address)
-        except AuthenticationError as e:
-            raise RegistrationDenied(AAA_REJECT_CODE, f"MN-AAA not usable: {e}") from None
-        if ctx.challenge is not None:
-            self._advertiser.spend_challenge(ctx.challenge)  # RFC 4721 §3.2: no replays
-        self._aaa_waiting[rid] = ctx
-        self._counters.event("aaa_requests")
-        return [
-            aaa,
-            Log(
-                "fa.aaa_request",
-                {"request_id": rid, "nai": aaa.nai, "home_address": ctx.request.home_address},
-            ),
-        ]
-
-    def _duplicate_of_held(self, ctx: FaRequest) -> bool:
-        """Whether ``ctx`` is a copy of a request held for the home AAA server: heard on
-        the same link, with the same NAI (or home address), Identification, challenge and
-        MN-AAA authenticator.
-
-        Such a copy is a retransmission (RFC 5944 §3.6.3: with nonces the node resends the
-        same request; the network may duplicate it too), not a second use of the challenge:
-        it asks for the very registration the agent is already deciding. It is dropped and
-        counted (``duplicate_request``) rather than denied with 106 -- the challenge it
-        answers was spent by its own first copy (RFC 4721 §3.2), so 106 would make the node
-        abandon a registration that is about to succeed. No second answer is needed
-        either: the one reply the agent relays for the held request carries the same home
-        address and Identification, which is all the node matches a reply by (RFC 5944
-        §3.6.2.1), so it answers every copy. A challenge replayed once the held request
-        is decided (relayed or denied) is no longer held and gets 106 as before, and so
-        does another request (another Identification or authenticator) answering the same
-        challenge while the first is held."""
-        key = _held_key(ctx.request)
-        if key is None:
-            return False
-        return any(
-            held.link.interface == ctx.link.interface and _held_key(held.request) == key
-            for held in self._aaa_waiting.values()
-        )
-
-    def _on_aaa_answer(self, ctx: FaRequest, answer: AaaAnswer) -> list[Action]:
-        self._counters.event(f"aaa_{answer.result.value}")
-        if answer.result is AaaResult.REJECT:
-            raise RegistrationDenied(
-                AAA_REJECT_CODE, answer.reply_message or f"Access-Reject from {answer.server}"
-            )
-        if answer.result is AaaResult.TIMEOUT:
-            raise RegistrationDenied(AAA_TIMEOUT_CODE, "no answer from the home AAA server")
-        out = self._relay_request(ctx, answer.authorization)
-        offer = self._mn_fa_offer(ctx, answer.authorization)
-        if offer is not None:
-            self._mn_fa_offers[ctx.pending_key] = offer
-        return out
-
-    def _mn_fa_offer(self, ctx: FaRequest, authz: Authorization | None) -> MnFaOffer | None:
-        """RFC 3957: the MN-FA key the Access-Accept gives for a request that asked for one
-        (``None``: not asked, or none given)."""
-        if authz is None or not ctx.wants_mn_fa_key:
-            return None
-        if authz.mn_fa_key is None or authz.mn_fa_spi is None or not authz.mn_fa_key_nonce:
-            self._counters.event("aaa_mn_fa_key_missing")
-            return None
-        try:
-            sa = SecurityAssociation(spi=authz.mn_fa_spi, key=authz.mn_fa_key)
-        except ValueError:
-            self._counters.event("aaa_bad_key")
-            return None
-        aaa_spi = next(
-            (e.spi for e in ctx.request.extensions if isinstance(e, GeneralizedAuthExtension)), 0
-        )
-        return MnFaOffer(sa, authz.mn_fa_key_nonce, authz.session_timeout, aaa_spi)
-
-    def _forget_mn_fa_key(self, visitor: Visitor) -> None:
-        """The visitor is gone: an MN-FA key learnt from AAA for it goes too."""
-        for node in (visitor.nai, visitor.home_address):
-            if node is None:
-                continue
-            spi = self._tables.mn_fa_learnt.pop(node, None)
-            if spi is not None:
-                self.security_associations.remove(node, spi)
-                self._counters.event("aaa_mn_fa_keys_forgotten")
-
     def _relay_request(
         self, ctx: FaRequest, authorization: Authorization | None = None
     ) -> list[Action]:
@@ -998,58 +873,9 @@ class ForeignAgent:
             ),
         ]
 
-    # -- accounting (RFC 2866; mip4.aaa) ----------------------------------------------------
-
-    def _accounting_record(
-        self,
-        visitor: Visitor,
-        session: _Session,
-        status: AcctStatus,
-        now: float,
-        cause: TerminateCause | None = None,
-    ) -> AccountingRecord:
-        """Octet and packet counts are the data plane's: the I/O shell fills them in."""
-        rid = self._next_request_id
-        self._next_request_id += 1
-        return AccountingRecord(
-            request_id=rid,
-            status=status,
-            session_id=session.session_id,
-            nai=visitor.nai or str(visitor.home_address),
-            home_address=visitor.home_address,
-            care_of_address=visitor.care_of_address,
-            home_agent=visitor.home_agent,
-            nas_address=self._link_address(visitor.interface),
-            session_time=int(now - session.started),
-            terminate_cause=cause,
-            radius_class=session.radius_class,
-        )
-
     def _link_address(self, interface: str) -> IPv4Address | None:
         link = self.config.link(interface)
         return link.address if link is not None else None
-
-    def _accounting_start(self, visitor: Visitor, now: float) -> list[Action]:
-        """Start when a visitor's registration is first accepted (re-registrations keep
-        the session)."""
-        if not self.config.accounting or visitor.home_address in self._sessions:
-            return []
-        self._session_seq += 1
-        interval = self.config.accounting_interval
-        session = _Session(
-            # unique per agent (its first address) and across restarts (start time)
-            session_id=f"{self.config.links[0].address}-{int(now)}-{self._session_seq}",
-            started=now,
-            next_interim=now + interval if interval is not None else None,
-        )
-        self._sessions[visitor.home_address] = session
-        return [self._accounting_record(visitor, session, AcctStatus.START, now)]
-
-    def _accounting_stop(self, visitor: Visitor, now: float, cause: TerminateCause) -> list[Action]:
-        session = self._sessions.pop(visitor.home_address, None)
-        if session is None:
-            return []
-        return [self._accounting_record(visitor, session, AcctStatus.STOP, now, cause)]
 
     def _fa_ha_sa(self, home_agent: IPv4Address) -> SecurityAssociation | None:
         sas = self.security_associations.for_peer(home_agent)
@@ -1062,25 +888,6 @@ _ZERO_ADDRESS = IPv4Address(0)
 def _has_mn_aaa(request: RegistrationRequest) -> bool:
     """Whether the request authenticates to the home AAA server (MN-AAA, RFC 4721 §6)."""
     return any(e.ext_type == GENERALIZED for e in request.extensions)
-
-
-def _held_key(request: RegistrationRequest) -> tuple[object, ...] | None:
-    """What identifies a request held for the home AAA server: NAI (or home address),
-    Identification, challenge and MN-AAA authenticator (``None``: no MN-AAA)."""
-    nai: bytes | None = None
-    challenge: bytes | None = None
-    authenticator: bytes | None = None
-    for e in request.extensions:
-        if isinstance(e, MobileNodeNAIExtension):
-            nai = e.nai
-        elif isinstance(e, MobileForeignChallengeExtension):
-            challenge = e.challenge
-        elif isinstance(e, GeneralizedAuthExtension):
-            authenticator = e.authenticator
-    if authenticator is None:
-        return None
-    who = nai if nai is not None else request.home_address
-    return (who, request.identification, challenge, authenticator)
 
 
 def _encapsulation(flags: RegistrationFlags) -> Encapsulation:

@@ -64,8 +64,10 @@ Module layout: the records the client keeps (:class:`PendingRequest`, :class:`Bi
 :class:`Retry`, :class:`RefusedCareOf`, :class:`Revoked`, :class:`AwaitChallenge`,
 ``ReplyOutcome``) and :func:`encapsulation_of` moved to :mod:`mip4.core.mn_records`; they
 are re-exported here, so ``from mip4.core.mn_client import Step`` still works. This module
-keeps the client's behaviour: building, signing, sending, retransmitting, matching,
-verifying and reacting to replies.
+keeps the client's behaviour on the request side: building, signing, sending and
+retransmitting. The reply half -- matching, verifying and reacting to replies, applying an
+accepted one -- is in :mod:`mip4.core.mn_reply` (functions of the client;
+:meth:`RegistrationClient.reply` hands a datagram to it).
 """
 
 from __future__ import annotations
@@ -74,18 +76,15 @@ import random
 from ipaddress import IPv4Address, IPv4Network
 
 from mip4.security.auth import (
-    GENERALIZED,
     AuthenticationError,
     append_extensions,
     sign,
     sign_mn_aaa,
     verify,
 )
-from mip4.security.replay import MobileNodeReplay, low_word, matches_request
+from mip4.security.replay import MobileNodeReplay
 from mip4.security.sa import ReplayMethod, SecurityAssociation
-from mip4.wire.codes import ReplyCode
-from mip4.wire.errors import DecodeError
-from mip4.wire.ext_keys import AAA_SUBTYPE, MNFAKeyGenNonceRequest, MNHAKeyGenNonceRequest
+from mip4.wire.ext_keys import AAA_SUBTYPE, MNFAKeyGenNonceRequest
 from mip4.wire.ext_mobility import DynamicHAExtension, DynamicHASubtype
 from mip4.wire.ext_tunnel import EncapsulatingDeliveryExtension
 from mip4.wire.extensions import (
@@ -97,21 +96,21 @@ from mip4.wire.extensions import (
 )
 from mip4.wire.icmp import AgentFlags
 from mip4.wire.messages import (
-    INFINITE_LIFETIME,
     RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
-    decode_message,
 )
 
+from . import mn_reply
 from .actions import Action, Encapsulation, Log, SendUdp, UseColocatedAddress, UseForeignAgent
 from .counters import Counters
 from .events import UdpReceived
 from .mn_attachment import Attachment, AttachmentKind
 from .mn_config import MobileNodeConfig, ReverseTunnel
 from .mn_keys import AaaKeys, KeyOffer
-from .mn_reactions import CodeReaction, Reaction, reaction_for
+from .mn_reactions import CodeReaction
 from .mn_records import (
+    UNASSIGNED_HOME_AGENT,
     AwaitChallenge,
     Binding,
     Corrections,
@@ -128,8 +127,6 @@ from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
 MN_FA = MobileForeignAuthExtension.TYPE
-#: Home Agent field values that ask for dynamic assignment (RFC 4433 §3.1)
-_UNASSIGNED_HOME_AGENT = (IPv4Address(0), IPv4Address("255.255.255.255"))
 #: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
 REVERSE_TUNNEL_TTL = 255
 
@@ -216,9 +213,9 @@ class RegistrationClient:
         if sub is not None:
             return sub
         base = self.home_agent
-        if base in _UNASSIGNED_HOME_AGENT:
+        if base in UNASSIGNED_HOME_AGENT:
             base = cfg.requested_home_agent or base
-        if base in _UNASSIGNED_HOME_AGENT:
+        if base in UNASSIGNED_HOME_AGENT:
             return None
         return IPv4Network((base, cfg.home_prefix_len), strict=False)
 
@@ -525,7 +522,7 @@ class RegistrationClient:
         """RFC 4433: Home Agent 0.0.0.0 or 255.255.255.255 configured and none adopted yet
         (with a Requested HA extension, or left to the home AAA server to pick)."""
         return (
-            self.home_agent == self.config.home_agent and self.home_agent in _UNASSIGNED_HOME_AGENT
+            self.home_agent == self.config.home_agent and self.home_agent in UNASSIGNED_HOME_AGENT
         )
 
     def _requested_home_agent(self) -> IPv4Address | None:
@@ -712,119 +709,9 @@ class RegistrationClient:
     def reply(
         self, ev: UdpReceived, now: float, current: Attachment | None, out: list[Action]
     ) -> ReplyOutcome | None:
-        """A datagram on the registration port; ``None`` when it is discarded."""
-        try:
-            msg = decode_message(ev.payload)
-        except DecodeError as e:
-            self._discard(out, "malformed", error=str(e))
-            return None
-        if not isinstance(msg, RegistrationReply):
-            self._discard(out, "not a registration reply", type=type(msg).__name__)
-            return None
-        if self._revocation_notice(msg, ev, current):
-            self.counters.event("revoked")
-            out.append(Log("mn.revoked", {"code": msg.code, "agent": ev.src}))
-            return Revoked(reaction_for(msg.code).reason)
-        p = self.pending
-        if p is None:
-            self._discard(out, "no outstanding request", code=msg.code)
-            return None
-        if msg.home_address != self.home_address and not self._assignment(msg):
-            self._discard(out, "home address mismatch", home_address=msg.home_address)
-            return None
-        if not matches_request(p.request.identification, msg.identification):
-            # RFC 5944 §3.6.2.1: the low-order 32 bits must match the request's.
-            self._discard(
-                out,
-                "identification mismatch",
-                expected=f"{low_word(p.request.identification):#010x}",
-                got=f"{low_word(msg.identification):#010x}",
-            )
-            return None
-        reaction = reaction_for(msg.code)
-        has_mn_ha = any(e.ext_type == MN_HA for e in msg.extensions)
-        authenticated = False
-        if not has_mn_ha and self._aaa_can_recover(msg, p):
-            # The agent has no key for us: it could not sign (module docstring).
-            reaction = CodeReaction(
-                msg.code,
-                Reaction.RETRY_AAA,
-                f"{reaction.reason}; the agent has no key for us: retry through AAA",
-            )
-        elif reaction.by_foreign_agent and not has_mn_ha:
-            # RFC 5944 §3.6.2.1: a foreign agent's denial carries no MN-HA extension.
-            pass
-        elif (
-            not has_mn_ha
-            and msg.code == ReplyCode.HA_MN_FAILED_AAA_AUTH
-            and any(e.ext_type == GENERALIZED for e in p.request.extensions)
-        ):
-            # The home AAA server refused the MN-AAA of a request the home agent had no key
-            # for: it cannot sign its 144 either. The node stops (GIVE_UP) rather than
-            # retransmit into the refusal: the bound on asking AAA again.
-            pass
-        else:
-            self._offer = self.keys.candidate(msg) if self.keys is not None else None
-            try:
-                verify(msg, MN_HA, self._lookup)
-                authenticated = True
-            except AuthenticationError as e:
-                if self._offer is not None:
-                    # RFC 3957: the key derived from the reply's nonce does not verify it
-                    self.counters.event("aaa_key_mismatch")
-                    out.append(
-                        Log(
-                            "mn.key_mismatch",
-                            {"spi": self._offer.association.spi, "code": msg.code},
-                        )
-                    )
-                    self._offer = None
-                self._discard(out, "authentication failed", detail=str(e), code=msg.code)
-                return None
-        self.last_reaction = reaction
-        out.append(
-            Log(
-                "mn.reply",
-                {
-                    "code": msg.code,
-                    "lifetime": msg.lifetime,
-                    "reaction": reaction.reaction.value,
-                    "reason": reaction.reason,
-                    "authenticated": authenticated,
-                },
-            )
-        )
-        if authenticated:
-            self.replay.on_reply(
-                p.request.identification, msg.identification, msg.code, self._unix(now)
-            )
-        self.pending = None
-        try:
-            return self._react(reaction, msg, p, now, current, out, authenticated)
-        finally:
-            self._offer = None
-
-    def _revocation_notice(
-        self, msg: RegistrationReply, ev: UdpReceived, current: Attachment | None
-    ) -> bool:
-        """RFC 3543: the foreign agent informs the node of a revocation with a Registration
-        Reply that denies (65 by the foreign agent, 129 by the home agent), has Lifetime 0
-        and the Identification of the registration the node holds, sent by the agent the
-        node is registered through. (The agent has no MN-HA key: the reply cannot carry
-        MN-HA; the Identification, 64 bits the node chose, is what ties it to the binding.)"""
-        b = self.binding
-        return (
-            b is not None
-            and msg.lifetime == 0
-            and msg.code in (ReplyCode.FA_ADMIN_PROHIBITED, ReplyCode.HA_ADMIN_PROHIBITED)
-            and msg.home_address == self.home_address
-            and msg.identification == b.identification
-            and current is not None
-            and current.kind is AttachmentKind.FOREIGN_AGENT
-            and current.agent is not None
-            and ev.src == current.agent.address
-            and b.care_of_address == current.care_of_address
-        )
+        """A datagram on the registration port; ``None`` when it is discarded (the reply
+        half: :func:`mip4.core.mn_reply.reply`)."""
+        return mn_reply.reply(self, ev, now, current, out)
 
     def revoked(self) -> None:
         """The binding is gone (revoked): nothing outstanding, nothing learnt."""
@@ -833,16 +720,6 @@ class RegistrationClient:
         self.retry_at = None
         self.adjust = Corrections()
 
-    def _assignment(self, msg: RegistrationReply) -> bool:
-        """RFC 2794 §2: a node waiting for its home address takes a reply carrying its own
-        NAI (the address is adopted only once the reply is authenticated and accepted)."""
-        nai = self.config.nai
-        if nai is None or self.home_address != IPv4Address(0):
-            return False
-        return any(
-            isinstance(e, MobileNodeNAIExtension) and e.nai == nai.encode() for e in msg.extensions
-        )
-
     def _lookup(self, spi: int) -> SecurityAssociation | None:
         sa = self.configured_sa
         if self._offer is not None:  # a reply carrying a key's nonce is verified by it
@@ -850,328 +727,6 @@ class RegistrationClient:
         elif self.keys is not None and self.keys.key is not None:
             sa = self.keys.key.association
         return sa if sa is not None and spi == sa.spi else None
-
-    def _react(
-        self,
-        r: CodeReaction,
-        msg: RegistrationReply,
-        p: PendingRequest,
-        now: float,
-        current: Attachment | None,
-        out: list[Action],
-        authenticated: bool,
-    ) -> ReplyOutcome:
-        kind = r.reaction
-        if kind is Reaction.REGISTERED:
-            assert authenticated  # FA denials never have code 0/1
-            return self._accepted(msg, p, now, current, out)
-        if kind is Reaction.BACK_OFF:
-            return Step(MnInput.BACKED_OFF, r.reason)
-        if kind is Reaction.GIVE_UP:
-            return Step(MnInput.GAVE_UP, r.reason)
-        if kind is Reaction.OTHER_AGENT:
-            if p.attachment.agent is None:
-                return Step(MnInput.GAVE_UP, r.reason)
-            return RefusedCareOf(p.attachment, r.reason)
-        if kind is Reaction.RETRY_REDIRECTED:
-            return self._redirected(r, msg, p, now, out, authenticated)
-        # Corrective retries.
-        self.adjust.corrections += 1
-        if self.adjust.corrections > self.config.correction_limit:
-            return Step(
-                MnInput.GAVE_UP,
-                f"{r.reason}; still denied after {self.config.correction_limit} corrections",
-            )
-        if kind is Reaction.RESYNC:
-            if not authenticated:
-                return Step(MnInput.GAVE_UP, r.reason)
-            # MobileNodeReplay.on_reply learnt the clock offset / nonce (RFC 5944 §5.7).
-            return self._retry(p, now, "identification resynchronised")
-        if kind is Reaction.RETRY_LIFETIME:
-            if msg.lifetime == 0 or p.deregister:
-                return Step(MnInput.GAVE_UP, r.reason)
-            self.adjust.max_lifetime = msg.lifetime
-            return self._retry(p, now, f"lifetime lowered to {msg.lifetime}")
-        if kind is Reaction.RETRY_HOME_AGENT:
-            ha = msg.home_agent
-            if (
-                not authenticated
-                or ha == self.home_agent
-                or ha.is_unspecified
-                or self._broadcast(ha)
-            ):
-                return Step(MnInput.GAVE_UP, r.reason)
-            out.append(Log("mn.home_agent", {"home_agent": ha, "was": self.home_agent}))
-            self.home_agent = ha  # RFC 5944 §3.6.1.2 dynamic home agent discovery
-            return self._retry(p, now, "home agent discovered")
-        if kind is Reaction.RETRY_IPIP:
-            used = encapsulation_of(p.request.flags)
-            if used is Encapsulation.IPIP:
-                return Step(MnInput.GAVE_UP, r.reason)
-            self.adjust.no_encapsulations.add(used)
-            return self._retry(p, now, "fall back to IP-in-IP")
-        if kind is Reaction.RETRY_WITHOUT_T:
-            if self.config.reverse_tunnel is ReverseTunnel.REQUIRE or not (
-                p.request.flags & RegistrationFlags.T
-            ):
-                return Step(MnInput.GAVE_UP, r.reason)
-            self.adjust.reverse_tunnel = False
-            return self._retry(p, now, "without reverse tunnelling")
-        if kind is Reaction.RETRY_WITH_T:
-            self.adjust.reverse_tunnel = True
-            if p.request.flags & RegistrationFlags.T or not self.reverse_tunnel(p.attachment):
-                # RFC 3024 §5.1: T only if the agent advertises it.
-                return Step(
-                    MnInput.GAVE_UP, f"{r.reason}; the agent does not offer reverse tunnelling"
-                )
-            return self._retry(p, now, "with reverse tunnelling")
-        if kind is Reaction.RETRY_DIRECT_DELIVERY:
-            if self.adjust.direct_delivery or not any(
-                e.ext_type == EncapsulatingDeliveryExtension.TYPE for e in p.request.extensions
-            ):
-                return Step(MnInput.GAVE_UP, r.reason)
-            self.adjust.direct_delivery = True
-            return self._retry(p, now, "direct delivery style")
-        if kind is Reaction.RETRY_AAA:
-            return self._retry_aaa(r, msg, p, now, out)
-        if kind is Reaction.NEW_CHALLENGE:
-            if p.attachment.kind is not AttachmentKind.FOREIGN_AGENT:
-                return Step(MnInput.GAVE_UP, r.reason)
-            self.await_challenge = True
-            return AwaitChallenge(p.attachment.interface, r.reason)
-        return Step(MnInput.GAVE_UP, r.reason)  # pragma: no cover - no other reaction
-
-    def _aaa_can_recover(self, msg: RegistrationReply, p: PendingRequest) -> bool:
-        """A 131 (or a 67 to a request signed with an MN-FA key from AAA) the node may act
-        on unauthenticated: it can ask the home AAA server."""
-        if self.config.nai is None or self.config.mn_aaa_secret is None:
-            return False
-        if msg.code == ReplyCode.FA_MN_FAILED_AUTH:
-            return self._signed_with_fa_key(p.request)
-        return msg.code == ReplyCode.HA_MN_FAILED_AUTH
-
-    def _signed_with_fa_key(self, request: RegistrationRequest) -> bool:
-        fa = self.fa_key
-        return fa is not None and any(
-            isinstance(e, MobileForeignAuthExtension) and e.spi == fa[1].spi
-            for e in request.extensions
-        )
-
-    def _retry_aaa(
-        self,
-        r: CodeReaction,
-        msg: RegistrationReply,
-        p: PendingRequest,
-        now: float,
-        out: list[Action],
-    ) -> ReplyOutcome:
-        """``Reaction.RETRY_AAA`` (see the module docstring)."""
-        att = p.attachment
-        if msg.code == ReplyCode.FA_MN_FAILED_AUTH and att.kind is AttachmentKind.FOREIGN_AGENT:
-            # RFC 3957: the foreign agent lost the MN-FA key AAA gave (a restart): ask again
-            self.fa_key = None
-            self.counters.event("aaa_fa_key_fallbacks")
-            out.append(Log("mn.aaa_retry", {"code": msg.code, "challenge": False, "new_key": True}))
-            self.await_challenge = True
-            return AwaitChallenge(att.interface, r.reason)
-        challenge = next(
-            (e.challenge for e in msg.extensions if isinstance(e, MobileForeignChallengeExtension)),
-            None,
-        )
-        asked_key = any(isinstance(e, MNHAKeyGenNonceRequest) for e in p.request.extensions)
-        fall_back = self.keys is not None and not asked_key
-        if att.kind is AttachmentKind.COLOCATED and challenge is not None:
-            self.home_challenge = challenge
-        elif att.kind is AttachmentKind.FOREIGN_AGENT and fall_back:
-            pass  # a fresh advertisement brings the challenge for MN-AAA
-        else:
-            return Step(MnInput.GAVE_UP, f"{r.reason}; nothing new to try")
-        if fall_back:
-            assert self.keys is not None
-            self.keys.forget()  # RFC 3957: the next request asks for a new MN-HA key
-            self.counters.event("aaa_key_fallbacks")
-        self.counters.event("aaa_retries")
-        out.append(
-            Log(
-                "mn.aaa_retry",
-                {"code": msg.code, "challenge": challenge is not None, "new_key": fall_back},
-            )
-        )
-        if att.kind is AttachmentKind.FOREIGN_AGENT:
-            self.await_challenge = True
-            return AwaitChallenge(att.interface, r.reason)
-        return self._retry(p, now, "retry through AAA with the home agent's challenge")
-
-    def _redirected(
-        self,
-        r: CodeReaction,
-        msg: RegistrationReply,
-        p: PendingRequest,
-        now: float,
-        out: list[Action],
-        authenticated: bool,
-    ) -> ReplyOutcome:
-        """RFC 4433: register with the home agent of the Redirected HA extension (MN-HA
-        covers it); a loop of redirections stops after ``redirect_limit``."""
-        to = None
-        for ext in msg.extensions:
-            if (
-                isinstance(ext, DynamicHAExtension)
-                and ext.subtype == DynamicHASubtype.REDIRECTED_HA
-            ):
-                to = ext.home_agent
-        if not authenticated or to is None or to.is_unspecified or to.is_multicast:
-            return Step(MnInput.GAVE_UP, f"{r.reason}; no usable Redirected HA extension")
-        if to == self.home_agent or self._broadcast(to):
-            return Step(MnInput.GAVE_UP, f"{r.reason}; redirected to the same home agent")
-        self.adjust.redirects += 1
-        if self.adjust.redirects > self.config.redirect_limit:
-            return Step(
-                MnInput.GAVE_UP,
-                f"{r.reason}; redirected {self.config.redirect_limit} times in a row "
-                "(redirection loop)",
-            )
-        self.counters.event("redirects")
-        out.append(
-            Log("mn.home_agent", {"home_agent": to, "was": self.home_agent, "why": "redirected"})
-        )
-        self.home_agent = to
-        return self._retry(p, now, f"redirected to home agent {to}")
-
-    def _retry(self, p: PendingRequest, now: float, why: str) -> ReplyOutcome:
-        if p.deregister:
-            req = p.request
-            return self._send_new(
-                now,
-                p.attachment,
-                flags=req.flags,
-                lifetime=0,
-                care_of_address=req.care_of_address,
-                deregister=True,
-                registered=self.registered_at(p.attachment),
-            )
-        return Retry(why)
-
-    def _accepted(
-        self,
-        msg: RegistrationReply,
-        p: PendingRequest,
-        now: float,
-        current: Attachment | None,
-        out: list[Action],
-    ) -> ReplyOutcome:
-        att = p.attachment
-        self.last_registration = RegistrationRecord(
-            now, p.request.care_of_address, now - p.last_sent, p.retransmissions, p.deregister
-        )
-        if p.deregister:
-            out.append(Log("mn.deregistered", {"code": msg.code}))
-            if self.binding is not None and (
-                p.request.care_of_address == self.home_address
-                or p.request.care_of_address == self.binding.care_of_address
-            ):
-                self.binding = None
-            if self.keys is not None and self.binding is None:
-                self.keys.forget()  # the home agent forgets it with the binding (RFC 3957)
-                self.fa_key = None  # and the foreign agent with the visitor
-            if self.config.assigned_address and self.binding is None:
-                # RFC 2794 §2: the assigned address goes back to the pool with the binding.
-                released = self.home_address
-                self.home_address = self.config.home_address
-                out.append(Log("mn.home_address_released", {"home_address": released}))
-            if (
-                self.binding is None
-                and self.config.home_agent in _UNASSIGNED_HOME_AGENT
-                and self.home_agent != self.config.home_agent
-            ):
-                # RFC 4433: the home agent was assigned for this registration; the next
-                # one asks again (the home AAA server may pick another)
-                released_ha = self.home_agent
-                self.home_agent = self.config.home_agent
-                out.append(Log("mn.home_agent_released", {"home_agent": released_ha}))
-            self.adjust = Corrections()
-            if att.kind is AttachmentKind.HOME:
-                return Step(MnInput.DEREGISTERED_AT_HOME, "deregistered")
-            if self.binding is not None:
-                return Step(MnInput.DEREGISTERED_KEEPING, "other binding deregistered")
-            return Step(MnInput.DEREGISTERED_AWAY, "deregistered while away")
-        if current is None or current.care_of_address != att.care_of_address:
-            # (cannot happen: a new attachment replaces the outstanding request) -- register
-            # where the node is now rather than believe an acceptance for elsewhere
-            out.append(Log("mn.stale_acceptance", {"care_of_address": att.care_of_address}))
-            return Retry("acceptance for a previous care-of address")
-        requested = p.request.lifetime
-        granted = min(msg.lifetime, requested)  # RFC 5944 §3.6.2.2: never more than asked
-        if granted == 0:
-            return Step(MnInput.BACKED_OFF, "accepted with lifetime 0")
-        if self.home_address != msg.home_address and self._assignment(msg):
-            # RFC 2794 §2: adopt the home address the home agent assigned.
-            self.home_address = msg.home_address
-            out.append(Log("mn.home_address_assigned", {"home_address": msg.home_address}))
-        if self._awaiting_home_agent() and not (
-            msg.home_agent.is_unspecified
-            or msg.home_agent.is_multicast
-            or msg.home_agent == IPv4Address("255.255.255.255")
-        ):
-            # RFC 4433: the home agent that accepted names itself; keep using it.
-            out.append(Log("mn.home_agent", {"home_agent": msg.home_agent, "was": self.home_agent}))
-            self.home_agent = msg.home_agent
-        # The lifetime runs from when the request was sent (RFC 5944 §3.6.2.2): with
-        # timestamps only the last transmission can be answered; with nonces any of the
-        # identical transmissions may have been, so count from the first (conservative).
-        start = p.last_sent if self._replay_method is ReplayMethod.TIMESTAMPS else p.first_sent
-        if self._offer is not None and self.keys is not None:
-            # RFC 3957: the key is the node's from now on, for the reply's Lifetime
-            self.keys.install(self._offer, now)
-            offer, self._offer = self._offer, None
-            lifetime = offer.lifetime
-            out.append(
-                Log("mn.key_installed", {"spi": offer.association.spi, "lifetime": lifetime})
-            )
-            self.counters.event("aaa_keys")
-        if att.kind is AttachmentKind.FOREIGN_AGENT and self.keys is not None:
-            self._take_fa_key(msg, att, out)  # RFC 3957 MN-FA key
-        if granted >= INFINITE_LIFETIME:
-            expires = renew = None
-        else:
-            expires = start + granted
-            renew = start + granted * self.config.renew_fraction
-        flags = p.request.flags
-        self.binding = Binding(
-            care_of_address=att.care_of_address,
-            attachment=att,
-            granted=granted,
-            registered_at=now,
-            expires=expires,
-            renew_at=renew,
-            encapsulation=encapsulation_of(flags),
-            reverse_tunnel=bool(flags & RegistrationFlags.T),
-            identification=p.request.identification,
-        )
-        self.adjust.corrections = 0
-        self.adjust.backoffs = 0
-        self.adjust.redirects = 0
-        self.home_challenge = None  # used (the home agent spent it)
-        after: list[Action] = [
-            Log(
-                "mn.registered",
-                {
-                    "care_of_address": att.care_of_address,
-                    "granted": granted,
-                    "requested": requested,
-                    "code": msg.code,
-                },
-            )
-        ]
-        # Tell the I/O layer only when what it must set up changes: a renewal with the same
-        # agent (whose Agent record is refreshed by every advertisement) must not make it
-        # tear down and rebuild the node's routes, which would drop path-MTU state and
-        # leave a moment without a default route.
-        use = self._use_action(att, flags)
-        if self.announced != use:
-            self.announced = use
-            after.append(use)
-        return Step(MnInput.ACCEPTED, "registration accepted", tuple(after))
 
     def _use_action(self, att: Attachment, flags: RegistrationFlags) -> Action:
         if att.kind is AttachmentKind.FOREIGN_AGENT:

@@ -24,6 +24,9 @@ from .actions import Action, Encapsulation, SendUdp
 from .mn_attachment import Attachment
 from .mn_state import MnInput
 
+#: Home Agent field values that ask for dynamic assignment (RFC 4433 §3.1)
+UNASSIGNED_HOME_AGENT = (IPv4Address(0), IPv4Address("255.255.255.255"))
+
 
 @dataclass
 class PendingRequest:

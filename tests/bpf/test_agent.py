@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address as A
 from pathlib import Path
@@ -188,3 +189,54 @@ def test_a_killed_agent_keeps_forwarding_and_the_next_one_reconciles(
             assert _echo(cn, mn)
         assert ha.run(lambda: BpfPlane.attached(h0)) == 0
         assert sorted(p.name for p in pins.iterdir()) == []
+
+
+@pytest.mark.lab
+def test_auto_runs_bpf_where_it_loads_and_user_space_where_the_probe_fails(
+    make_netns: MakeNetns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mip4.io.bpf import agent
+
+    cn, ha, mn = _topology(make_netns)
+
+    def open_auto() -> NodeIO:
+        return NodeIO.open(
+            ha.name,
+            ["h0", "h1"],
+            tun_name="mip4bpf-t",
+            tunnel_source=HA,
+            forwarding=True,
+            dataplane="auto",
+        )
+
+    monkeypatch.setattr(agent, "_probed", [])  # the real probe (this kernel loads it)
+    with _node(mn), open_auto() as io:
+        assert io.dataplane == "bpf" and io.fast_path is not None
+        assert "clsact" in _qdiscs(ha)
+    monkeypatch.setattr(agent, "_probed", ["kernel 5.4 < 5.10"])  # as on an older kernel
+    with _node(mn), open_auto() as io:
+        assert io.dataplane == "userspace" and io.fast_path is None
+        assert "clsact" not in _qdiscs(ha)
+        # and the user-space plane forwards: the correspondent's datagram goes into the
+        # TUN device, the forwarder tunnels it, the node's program decapsulates it
+        io.executor.execute(InstallBinding(HOME, COA))
+        fwd = io.forwarder
+        assert fwd is not None
+
+        def udp(ns: Netns, bind: tuple[str, int] | None = None) -> socket.socket:
+            def make() -> socket.socket:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                if bind is not None:
+                    s.bind(bind)
+                s.settimeout(1.0)
+                return s
+
+            return run_in_netns(ns.name, make)
+
+        with udp(mn, (str(HOME), 7777)) as server, udp(cn) as client:
+            client.sendto(b"mip4 auto", (str(HOME), 7777))
+            deadline = time.monotonic() + 2.0
+            while fwd.stats.get("encapsulated", 0) == 0 and time.monotonic() < deadline:
+                fwd.pump_tun()
+                time.sleep(0.01)
+            assert server.recvfrom(100)[0] == b"mip4 auto", fwd.stats

@@ -3,6 +3,7 @@ the plane that runs (no kernel needed)."""
 
 from __future__ import annotations
 
+import logging
 import tomllib
 
 import pytest
@@ -19,8 +20,47 @@ def config(io: str) -> str:
     return HA + io + SA
 
 
-def test_the_default_is_the_user_space_plane() -> None:
-    assert parse_config("ha", tomllib.loads(config("")), "ha.toml").io.dataplane == "userspace"
+def test_the_default_is_auto() -> None:
+    # issue 12: "bpf when the kernel supports it, else user space"
+    assert parse_config("ha", tomllib.loads(config("")), "ha.toml").io.dataplane == "auto"
+
+
+def test_auto_falls_back_to_user_space_once_logged_and_probes_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mip4.io.bpf import agent
+
+    probes: list[int] = []
+
+    def failing() -> str:
+        probes.append(1)
+        return "kernel 5.4 < 5.10"
+
+    monkeypatch.setattr(agent, "bpf_plane_unavailable", failing)
+    monkeypatch.setattr(agent, "_probed", [])
+    monkeypatch.setattr(agent, "_fallbacks_logged", set())
+    caplog.set_level(logging.INFO, logger="mip4")
+    # several nodes opened in one process (the lab, a test): one probe, one log line
+    assert [agent.resolve_dataplane("auto") for _ in range(3)] == ["userspace"] * 3
+    assert len(probes) == 1
+    said = [r.getMessage() for r in caplog.records if "bpf plane is unavailable" in r.message]
+    assert said == [
+        "dataplane = auto: the bpf plane is unavailable (kernel 5.4 < 5.10): user-space plane"
+    ]
+    assert caplog.records[-1].levelno == logging.WARNING
+    # forced bpf still refuses, with the same (cached) reason; userspace never probes
+    with pytest.raises(RuntimeError, match=r"kernel 5\.4 < 5\.10"):
+        agent.resolve_dataplane("bpf")
+    assert agent.resolve_dataplane("userspace") == "userspace"
+    assert len(probes) == 1
+
+
+def test_auto_takes_bpf_where_the_probe_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mip4.io.bpf import agent
+
+    monkeypatch.setattr(agent, "bpf_plane_unavailable", lambda: None)
+    monkeypatch.setattr(agent, "_probed", [])
+    assert agent.resolve_dataplane("auto") == "bpf"
 
 
 @pytest.mark.parametrize("value", ["auto", "bpf", "userspace"])

@@ -185,10 +185,12 @@ class IOSection:
     #: UDP port of registrations (RFC 5944 §3.1: 434).
     port: int = 434
     #: The forwarding plane (home agent, foreign agent, co-located mobile node):
-    #: ``"userspace"`` (TUN device, raw sockets), ``"bpf"`` (a tc-BPF fast path in front of
-    #: it, which stays the slow path; the start fails where the kernel cannot load it) or
-    #: ``"auto"`` (bpf where it loads).
-    dataplane: str = "userspace"
+    #: ``"auto"`` (bpf where the kernel loads it -- Linux >= 5.10 and the privileges to
+    #: load programs, probed once at start -- else user space, said once in the log),
+    #: ``"bpf"`` (a tc-BPF fast path in front of the user-space plane, which stays the
+    #: slow path; the start fails where the kernel cannot load it) or ``"userspace"`` (TUN
+    #: device, raw sockets). ``mip4 status`` names the plane that runs.
+    dataplane: str = "auto"
 
     def __post_init__(self) -> None:
         if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:

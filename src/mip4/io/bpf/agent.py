@@ -132,12 +132,28 @@ HOOKS: dict[Role, tuple[tuple[Program, bool], ...]] = {
 }
 
 
-def resolve_dataplane(
-    choice: str, unavailable: Callable[[], str | None] = bpf_plane_unavailable
-) -> str:
-    """``"bpf"`` or ``"userspace"`` for ``[io] dataplane``: ``auto`` takes the bpf plane
-    when the kernel and privileges allow it; ``bpf`` insists on it (``RuntimeError`` with
-    the reason otherwise)."""
+#: the probe's answer in this process (:func:`probe_once`): unset until the first ``auto``
+#: or ``bpf`` start asks
+_probed: list[str | None] = []
+#: the fallback reasons already logged in this process: a daemon (or a lab that opens
+#: several nodes in one process) says once why it runs the user-space plane
+_fallbacks_logged: set[str] = set()
+
+
+def probe_once() -> str | None:
+    """:func:`~mip4.io.bpf.plane.bpf_plane_unavailable`, asked once per process (a test
+    load of every program costs ~0.2 s of kernel time): the kernel and the privileges do not
+    change under a running daemon."""
+    if not _probed:
+        _probed.append(bpf_plane_unavailable())
+    return _probed[0]
+
+
+def resolve_dataplane(choice: str, unavailable: Callable[[], str | None] = probe_once) -> str:
+    """``"bpf"`` or ``"userspace"`` for ``[io] dataplane``: ``auto`` (the default) takes
+    the bpf plane when the kernel and privileges allow it, else the user-space plane, and
+    logs why once per process and reason; ``bpf`` insists on it (``RuntimeError`` with
+    the reason otherwise); ``userspace`` never probes."""
     if choice not in DATAPLANES:
         raise ValueError(f"dataplane: {choice!r} is not one of {', '.join(DATAPLANES)}")
     if choice == "userspace":
@@ -147,7 +163,9 @@ def resolve_dataplane(
         return "bpf"
     if choice == "bpf":
         raise RuntimeError(f"dataplane = bpf: the bpf plane is unavailable here: {reason}")
-    log.info("bpf plane unavailable (%s): user-space plane", reason)
+    if reason not in _fallbacks_logged:
+        _fallbacks_logged.add(reason)
+        log.warning("dataplane = auto: the bpf plane is unavailable (%s): user-space plane", reason)
     return "userspace"
 
 
@@ -522,5 +540,6 @@ __all__ = [
     "Role",
     "bpf_tunnel",
     "overhead",
+    "probe_once",
     "resolve_dataplane",
 ]

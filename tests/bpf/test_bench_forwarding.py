@@ -133,3 +133,25 @@ def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str])
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("mip4 bench forwarding: --") and len(err.splitlines()) == 1
+
+
+@pytest.mark.lab
+def test_the_bench_lab_switch_skips_the_empty_netfilter_hooks_and_still_forwards(
+    prefix: str,
+) -> None:
+    from mip4.io.netns import read_sysctl
+    from mip4.lab.build import Lab
+    from mip4.tools.bench_forwarding.run import BRIDGE_NF_CALL, quiet_switch
+
+    with Lab(prefix[2:], ingress_filter=True) as lab:
+        sw, rtr = lab.ns(lab.topology.switch), lab.ns("rtr")
+        try:
+            default = read_sysctl(BRIDGE_NF_CALL[0], sw)
+        except FileNotFoundError:  # pragma: no cover
+            pytest.skip("no br_netfilter in this kernel")
+        assert default == "1"  # the kernel's default
+        assert quiet_switch(lab) == "off (bridge-nf-call-*=0)"
+        assert [read_sysctl(k, sw) for k in BRIDGE_NF_CALL] == ["0", "0", "0"]
+        assert read_sysctl(BRIDGE_NF_CALL[0], rtr) == "1"  # the switch namespace only
+        # the bridges forward as before: the correspondent reaches the node at home
+        assert lab.wait_reachable("cn", str(lab.address("mn")), within=10)

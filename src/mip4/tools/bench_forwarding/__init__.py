@@ -44,6 +44,12 @@ datagrams their forwarders handled), where datagrams were dropped (HA TUN queue,
 receive queues, the receiver's socket buffer), and the pure encapsulation/decapsulation
 cost of :mod:`mip4.dataplane` timed in this process.
 
+The lab's switch namespace does not pass bridged frames through its (empty) netfilter hooks
+during the benchmark (``bridge-nf-call-*`` = 0, :func:`.run.quiet_switch`; the header says
+so): with ``br_netfilter`` loaded that costs ~0.55 us per bridge crossing, and the tunnelled
+paths cross five bridges where the direct one crosses two. ``--switch-netfilter`` keeps the
+kernel's default (the figures before 2026-12-05 17:00 UTC were taken with it).
+
 Everything runs inside the lab's namespaces (unique id ``q`` + 4 hex digits, which no test
 prefix, all hex, can be); every sending loop is bounded in count and time; the lab is torn
 down on success, failure, Ctrl-C and SIGTERM. Not a unit test: the numbers depend on the

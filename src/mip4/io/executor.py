@@ -61,7 +61,6 @@ a file that the next daemon's leftover cleaner reads after a crash.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import socket
 from collections import Counter
@@ -453,12 +452,16 @@ class LinuxExecutor:
         """Replaces an earlier entry for the same home address. A renewal (the same entry
         with a new expiry) leaves the kernel objects alone: deleting and re-adding them
         would leave a moment in which the visitor's datagrams miss the reverse tunnel, and
-        the visitor's path-MTU state with it."""
+        the visitor's path-MTU state with it. Such a renewal does no work at all -- no
+        copy of the action, no kernel request, nothing stored (the entry keeps the action
+        that installed it; the expiry is for information only) -- and is counted:
+        ``visitor_unchanged`` against ``visitor_installed`` (issue 13)."""
         fwd = self._fwd("InstallVisitor")
         known = self._visitors.get(a.home_address)
-        if known is not None and dataclasses.replace(known[0], expires=a.expires) == a:
-            self._visitors[a.home_address] = (a, known[1])
+        if known is not None and _same_visitor(known[0], a):
+            self.stats["visitor_unchanged"] += 1
             return
+        self.stats["visitor_installed"] += 1
         if known is not None:
             self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
         stack = self.ns.new_stack(f"visitor {a.home_address}")
@@ -746,6 +749,21 @@ def _binding_state(a: InstallBinding) -> tuple[object, ...]:
         a.broadcast,
         a.home_interface,
         a.colocated,
+    )
+
+
+def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:
+    """``new`` asks of the kernel, the tunnel table and the fast path exactly what ``old``
+    made (every field but the expiry), compared field by field: no copy of either."""
+    return (
+        old.home_address == new.home_address
+        and old.interface == new.interface
+        and old.link_address == new.link_address
+        and old.home_agent == new.home_agent
+        and old.care_of_address == new.care_of_address
+        and old.reverse_tunnel == new.reverse_tunnel
+        and old.encapsulation is new.encapsulation
+        and old.encapsulating_delivery == new.encapsulating_delivery
     )
 
 

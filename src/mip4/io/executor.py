@@ -94,7 +94,7 @@ from mip4.core.actions import (
 )
 from mip4.dataplane.common import Tunnel
 from mip4.dataplane.table import LinkDelivery, TunnelEntry
-from mip4.wire.packets import ipv4_packet, ipv4_udp_packet
+from mip4.wire.packets import ipv4_packet
 
 from .bpf.agent import FastPath, overhead
 from .bpf.plane import Visitor
@@ -105,6 +105,7 @@ from .rawsock import (
     IP_PKTINFO,
     IP_TTL,
     PKTINFO,
+    LinkUdpSender,
     open_icmp_socket,
     open_packet_sender,
     open_udp_control,
@@ -153,6 +154,7 @@ class LinuxExecutor:
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
+    _link_sender: LinkUdpSender | None = field(default=None, init=False)
     _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
     _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
     _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
@@ -223,6 +225,7 @@ class LinuxExecutor:
         if self._packet is not None:
             self._packet.close()
             self._packet = None
+        self._link_sender = None
 
     def __enter__(self) -> LinuxExecutor:
         return self
@@ -235,6 +238,15 @@ class LinuxExecutor:
         if self._packet is None:
             self._packet = open_packet_sender(self.netns)
         return self._packet
+
+    @property
+    def link_sender(self) -> LinkUdpSender:
+        """UDP datagrams to hardware addresses (a foreign agent's replies to its
+        visitors), with a header template per visitor, on :attr:`packet`."""
+        sender = self._link_sender
+        if sender is None:
+            sender = self._link_sender = LinkUdpSender(self.packet)
+        return sender
 
     def _fwd(self, what: str) -> Forwarder:
         if self.forwarder is None:
@@ -269,8 +281,9 @@ class LinuxExecutor:
                 raise ValueError("SendUdp with link_dst needs an interface")
             src = a.src or self._interface_address(a.interface)
             ttl = a.ttl if a.ttl is not None else 64
-            pkt = ipv4_udp_packet(src, a.dst, a.sport, a.dport, a.payload, ttl=ttl)
-            send_to_link(self.packet, a.interface, a.link_dst, pkt)
+            self.link_sender.send(
+                a.interface, a.link_dst, src, a.dst, a.sport, a.dport, a.payload, ttl
+            )
             return
         ifindex = self.ns.index(a.interface) if a.interface else 0
         sock = self._udp_socket(a.sport)

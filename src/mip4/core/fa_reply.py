@@ -507,10 +507,11 @@ def send_to_mobile_node(
         sa = fa.security_associations.get(peer, pending.mn_fa_spi)
         if sa is not None:
             reply = sign(reply, MobileForeignAuthExtension, sa)
-    link = fa.config.link(pending.interface)
     src = pending.ip_destination
-    if link is not None and bad_unicast(src):  # (multicast included)
-        src = link.address
+    if bad_unicast(src):  # (multicast included)
+        link = fa.config.link(pending.interface)
+        if link is not None:
+            src = link.address
     dst = pending.ip_source
     if bad_unicast(dst):
         # RFC 2794 §2: a node still without an address is reached at its link-layer

@@ -705,7 +705,7 @@ class ForeignAgent:
                 raise Discard("link_down", link.interface)
             return FaRequest(self._tables, event, now, link, msg)
         if isinstance(msg, RegistrationReply):
-            pending = self._nai_pending_for(msg)
+            pending = self._nai_pending_for(msg) if self._nai_pending else None
             if pending is None:
                 pending = self._pending.get(msg.home_address)
             if pending is None:

@@ -767,10 +767,10 @@ def _binding_state(a: InstallBinding) -> tuple[object, ...]:
 
 def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:
     """``new`` asks of the kernel, the tunnel table and the fast path exactly what ``old``
-    made (every field but the expiry), compared field by field: no copy of either."""
+    made (every field but the expiry; the home address is the key ``old`` was found
+    under), compared field by field: no copy of either."""
     return (
-        old.home_address == new.home_address
-        and old.interface == new.interface
+        old.interface == new.interface
         and old.link_address == new.link_address
         and old.home_agent == new.home_agent
         and old.care_of_address == new.care_of_address

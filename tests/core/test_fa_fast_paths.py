@@ -12,8 +12,7 @@ import pytest
 
 import mip4.core.fa_reply as fa_reply_module
 import mip4.core.foreign_agent as foreign_agent_module
-from mip4.core.actions import RemoveVisitor, SendUdp
-from mip4.core.bindings import PendingRegistration, Visitor
+from mip4.core.actions import InstallVisitor, RemoveVisitor, SendUdp
 from mip4.core.fa_checks import FaRequest, bad_unicast, check_well_formed
 from mip4.core.fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record
 from mip4.core.foreign_agent import ForeignAgent, relayed_request
@@ -83,22 +82,35 @@ def _relayed_pair(fa: ForeignAgent, payload: bytes, now: float = 1.0) -> SendUdp
     return to_mn(fa.handle(from_ha(reply()), now))[0]
 
 
+def _whole(record: object) -> None:
+    """Every field of ``record``'s dataclass in the instance (none falling back to a class
+    default), and the constructor given those fields makes an equal record."""
+    assert set(vars(record)) == {f.name for f in fields(type(record))}  # type: ignore[arg-type]
+    assert type(record)(**vars(record)) == record
+
+
 def test_records_made_without_init_equal_the_constructors() -> None:
-    """The pending entry and the visitor come from ``make_record``: every field in the
-    instance (none falling back to a class default), equal to the constructor's record,
-    whichever optional fields a request sets."""
+    """The pending entry, the visitor and the relay path's actions (the requests to the
+    home agent, the replies to the node, InstallVisitor) come from ``make_record``: every
+    field in the instance, equal to the constructor's record, whichever optional fields a
+    request sets."""
     for flags, mn_fa in ((NO_FLAGS, None), (F.T, None), (F.G | F.T, MN_FA_SA)):
         fa = make_fa(sas(mn_fa=mn_fa is not None), gre_encapsulation=True)
-        fa.handle(from_mn(request(flags=flags, mn_fa=mn_fa)), 1.0)
+        out = fa.handle(from_mn(request(flags=flags, mn_fa=mn_fa)), 1.0)
+        (to_ha,) = [a for a in out if isinstance(a, SendUdp)]
+        _whole(to_ha)
+        assert (to_ha.dst, to_ha.dport, to_ha.interface, to_ha.link_dst) == (HA, 434, None, None)
         p = fa.pending.get(HOA)
         assert p is not None
-        assert set(vars(p)) == {f.name for f in fields(PendingRegistration)}
-        assert PendingRegistration(**vars(p)) == p
-        fa.handle(from_ha(reply()), 1.1)
+        _whole(p)
+        back = fa.handle(from_ha(reply()), 1.1)
+        (install,) = [a for a in back if isinstance(a, InstallVisitor)]
+        _whole(install)
+        _whole(to_mn(back)[0])
         v = fa.visitors.get(HOA)
         assert v is not None
-        assert set(vars(v)) == {f.name for f in fields(Visitor)}
-        assert Visitor(**vars(v)) == v
+        _whole(v)
+        assert install.expires == v.expires and install.reverse_tunnel is v.reverse_tunnel
         assert v.colocated is False and v.reverse_tunnel is bool(flags & F.T)
     made = make_record(RemoveVisitor, {"home_address": HOA, "interface": "vis0"})
     assert made == RemoveVisitor(HOA, "vis0") and vars(made) == vars(RemoveVisitor(HOA, "vis0"))

@@ -254,16 +254,19 @@ def relay_reply(
                 actions.append(RemoveVisitor(hoa, old.interface))
         else:
             actions.append(
-                InstallVisitor(
-                    home_address=hoa,
-                    interface=visitor.interface,
-                    link_address=visitor.link_address,
-                    home_agent=visitor.home_agent,
-                    care_of_address=visitor.care_of_address,
-                    reverse_tunnel=visitor.reverse_tunnel,
-                    encapsulation=visitor.encapsulation,
-                    expires=visitor.expires,
-                    encapsulating_delivery=visitor.encapsulating_delivery,
+                make_record(
+                    InstallVisitor,
+                    {
+                        "home_address": hoa,
+                        "interface": visitor.interface,
+                        "link_address": visitor.link_address,
+                        "home_agent": visitor.home_agent,
+                        "care_of_address": visitor.care_of_address,
+                        "reverse_tunnel": visitor.reverse_tunnel,
+                        "encapsulation": visitor.encapsulation,
+                        "expires": visitor.expires,
+                        "encapsulating_delivery": visitor.encapsulating_delivery,
+                    },
                 )
             )
         accepted_code = _ACCEPTED.get(code)  # (ACCEPTED is 0: falsy, hence no ``or``)
@@ -521,12 +524,16 @@ def send_to_mobile_node(
             dst = reply.home_address
         if dst == _ZERO_ADDRESS:
             dst = IPv4Address("255.255.255.255")
-    return SendUdp(
-        dst=dst,
-        payload=reply.raw or reply.encode(),
-        dport=pending.udp_source_port,
-        sport=MIP_PORT,
-        src=src,
-        interface=pending.interface,
-        link_dst=pending.link_address,
+    return make_record(
+        SendUdp,
+        {
+            "dst": dst,
+            "payload": reply.raw or reply.encode(),
+            "dport": pending.udp_source_port,
+            "sport": MIP_PORT,
+            "src": src,
+            "interface": pending.interface,
+            "link_dst": pending.link_address,
+            "ttl": None,
+        },
     )

@@ -857,12 +857,18 @@ class ForeignAgent:
             ):
                 level = DEBUG
         return [
-            SendUdp(
-                dst=home_agent,
-                payload=payload,
-                dport=MIP_PORT,
-                sport=self.config.relay_port,
-                src=src,
+            make_record(
+                SendUdp,
+                {
+                    "dst": home_agent,
+                    "payload": payload,
+                    "dport": MIP_PORT,
+                    "sport": self.config.relay_port,
+                    "src": src,
+                    "interface": None,
+                    "link_dst": None,
+                    "ttl": None,
+                },
             ),
             Log(
                 "fa.request_relayed",

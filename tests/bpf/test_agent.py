@@ -240,3 +240,31 @@ def test_auto_runs_bpf_where_it_loads_and_user_space_where_the_probe_fails(
                 fwd.pump_tun()
                 time.sleep(0.01)
             assert server.recvfrom(100)[0] == b"mip4 auto", fwd.stats
+
+
+@pytest.mark.lab
+def test_lab_daemons_with_no_dataplane_key_run_bpf_and_status_says_so(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default (``auto``) on a kernel that loads the object: every daemon of the lab
+    (configuration files without ``dataplane``) forwards on the bpf plane, and ``mip4
+    status`` says which plane runs."""
+    from mip4.daemon.status import render_text
+    from mip4.lab.daemons import DaemonBackend
+    from mip4.lab.scenario import Scenario, Settings
+
+    monkeypatch.delenv("MIP4_LAB_DATAPLANE", raising=False)
+    with Scenario(Settings(prefix[2:])) as sc:
+        agents = sc.agents
+        assert isinstance(agents, DaemonBackend)
+        for node, text in agents.paths.items():
+            assert "dataplane" not in text.read_text(), node
+        assert sc.move("a").registered
+        for node in ("ha", "fa1", "mn"):
+            st = agents.status(node)
+            assert st is not None and st["dataplane"] == "bpf", (node, st)
+            assert "data plane: bpf" in render_text(st), node
+        # and the home agent's fast path carries the correspondent's pings to the node
+        assert sc.lab.wait_reachable("cn", str(sc.lab.address("mn")), within=10)
+        st = agents.status("ha")
+        assert st is not None and st["fast_path"]["events"].get("encap", 0) > 0, st

@@ -245,9 +245,11 @@ class NodeIO:
         udp = self.udp
 
         def udp_events() -> list[Event]:
-            if tracker is not None:
-                tracker.poll()  # packet taps see a frame before the UDP socket does
-            return list(recv_udp(udp, link_src_of=tracker.lookup if tracker else None))
+            if tracker is None:
+                return list(recv_udp(udp))
+            # packet taps see a frame before the UDP socket does: one drain of the tap
+            # after the batch is read covers every datagram of it
+            return list(recv_udp(udp, link_src_of=tracker.get, after_read=tracker.poll))
 
         driver.add_reader(udp, udp_events)
         if tracker is not None:

@@ -84,6 +84,7 @@ from mip4.security.auth import (
     append_extensions,
     find_auth_extension,
     sign,
+    signed_bytes,
 )
 from mip4.security.replay import ReplayState
 from mip4.security.sa import (
@@ -97,9 +98,11 @@ from mip4.wire.ext_mobility import (
     RevocationSupportFlags,
 )
 from mip4.wire.extensions import (
+    Extension,
     ForeignHomeAuthExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
+    encode_extensions,
 )
 from mip4.wire.icmp import (
     AgentAdvertisement,
@@ -110,6 +113,7 @@ from mip4.wire.messages import (
     RegistrationRequest,
     decode_message,
 )
+from mip4.wire.msg_base import RRP_HEADER as _RRP_HEADER
 from mip4.wire.msg_revocation import (
     RegistrationRevocation,
     RevocationAck,
@@ -761,15 +765,15 @@ class HomeAgent:
                 log_level = DEBUG
                 self._counters.event("renewal_unchanged")
             actions.append(
-                InstallBinding(
+                InstallBinding.of(
                     hoa,
                     coa,
                     ctx.encapsulation,
-                    reverse_tunnel=binding.reverse_tunnel,
-                    expires=binding.expires,
-                    broadcast=broadcast,
-                    home_interface=self.config.interface if broadcast else None,
-                    colocated=bool(bits & _FLAG_D),
+                    binding.reverse_tunnel,
+                    binding.expires,
+                    broadcast,
+                    self.config.interface if broadcast else None,
+                    bool(bits & _FLAG_D),
                 )
             )
         after = self.state_of(hoa)
@@ -899,6 +903,41 @@ class HomeAgent:
                 break
         if home_agent is None:
             home_agent = ctx.reply_home_agent or req.home_agent
+        if ctx.fa_sa is None and (ctx.revocation is None or not code.accepted):
+            # The usual reply (MN-HA at most): its bytes are built directly, without the
+            # message objects ``_reply_message`` makes for the general case -- the same
+            # bytes (issue 13; tests/core/test_ha_fast_paths.py compares the two).
+            payload = _RRP_HEADER.pack(
+                3, int(code), lifetime, int(ctx.home_address), int(home_agent), identification
+            )
+            if extensions:
+                payload += encode_extensions(extensions)
+            if ctx.mn_sa is not None:
+                payload = signed_bytes(payload, MN_HA, ctx.mn_sa)
+        else:
+            payload = self._reply_message(
+                ctx, code, lifetime, identification, home_agent, extensions
+            )
+        # RFC 5944 §3.8.3.1: to the request's source address and UDP source port, from the
+        # request's destination address unless that was a broadcast.
+        src = ev.dst
+        d = int(src)
+        bcast = int(self.config.home_network.broadcast_address)
+        if d in (0, _ALL_ONES, bcast) or d >> 28 == 0xE:  # 0.0.0.0, broadcasts, multicast
+            src = self.config.address
+        return SendUdp.of(ev.src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, src)
+
+    def _reply_message(
+        self,
+        ctx: HaRequest,
+        code: ReplyCode,
+        lifetime: int,
+        identification: int,
+        home_agent: IPv4Address,
+        extensions: tuple[Extension, ...],
+    ) -> bytes:
+        """The reply's bytes built as a message and signed extension by extension (the
+        general case: revocation support, FA-HA)."""
         reply = RegistrationReply.of(
             int(code), lifetime, ctx.home_address, home_agent, identification, extensions
         )
@@ -914,21 +953,7 @@ class HomeAgent:
             reply = append_extensions(reply, ours)
         if ctx.fa_sa is not None:
             reply = sign(reply, ForeignHomeAuthExtension, ctx.fa_sa)
-        payload = reply.raw or reply.encode()
-        # RFC 5944 §3.8.3.1: to the request's source address and UDP source port, from the
-        # request's destination address unless that was a broadcast.
-        src = ev.dst
-        d = int(src)
-        bcast = int(self.config.home_network.broadcast_address)
-        if d in (0, _ALL_ONES, bcast) or d >> 28 == 0xE:  # 0.0.0.0, broadcasts, multicast
-            src = self.config.address
-        return SendUdp(
-            dst=ev.src,
-            payload=payload,
-            dport=ev.sport,
-            sport=ev.dport if ev.dport else MIP_PORT,
-            src=src,
-        )
+        return reply.raw or reply.encode()
 
 
 def _same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:

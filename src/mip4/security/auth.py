@@ -319,11 +319,21 @@ def sign(
         _check_raw(message, base, type(message).FIXED_LEN)
     else:
         base = message.encode()
-    covered = base + _SHORT_AUTH_HDR.pack(ext_cls.TYPE, 4 + AUTHENTICATOR_LEN, sa.spi)
-    auth = sa.authenticator(covered if sa.spi_covered else covered[:-4])  # RFC 2002 coverage
+    signed = signed_bytes(base, ext_cls.TYPE, sa)
     ext = _new(ext_cls)
-    _setattr(ext, "__dict__", {"spi": sa.spi, "authenticator": auth})
-    return _copy(message, (*message.extensions, ext), covered + auth)
+    _setattr(ext, "__dict__", {"spi": sa.spi, "authenticator": signed[-AUTHENTICATOR_LEN:]})
+    return _copy(message, (*message.extensions, ext), signed)
+
+
+def signed_bytes(base: bytes, ext_type: int, sa: SecurityAssociation) -> bytes:
+    """``base`` (a message's exact bytes) with an MN-HA, MN-FA or FA-HA extension
+    (``ext_type`` 32, 33 or 34) computed with ``sa`` appended: the bytes of what
+    :func:`sign` returns, for a sender that needs only them (a home agent's reply goes
+    straight into a datagram: no message object is built around it). The type is not
+    checked here: :func:`sign` does it."""
+    covered = base + _SHORT_AUTH_HDR.pack(ext_type, 4 + AUTHENTICATOR_LEN, sa.spi)
+    auth = sa.authenticator(covered if sa.spi_covered else covered[:-4])  # RFC 2002 coverage
+    return covered + auth
 
 
 def sign_mn_aaa(
@@ -680,6 +690,7 @@ __all__ = [
     "reply_code_for",
     "sign",
     "sign_mn_aaa",
+    "signed_bytes",
     "strip_after",
     "strip_auth",
     "strip_for_relay",

@@ -206,7 +206,8 @@ def check_request(
                 f"identification {identification:#018x} not greater than the last accepted "
                 f"{last:#018x}",
             )
-        return ReplayCheck(True, identification, replace(state, last_accepted=identification))
+        # (``replace(state, last_accepted=identification)``, built directly: issue 13)
+        return ReplayCheck(True, identification, ReplayState(identification, state.nonce))
     if method is ReplayMethod.NONCES:
         if new_nonce is None:
             raise ValueError("nonce replay protection needs new_nonce for the reply")

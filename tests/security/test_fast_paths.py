@@ -1,0 +1,132 @@
+"""Issue 13's shortcuts in :mod:`mip4.security` give what the code they replaced gave:
+authenticators from a bounded table of keyed HMAC-MD5 contexts (against :mod:`hmac` and
+OpenSSL's one-shot HMAC, RFC 2202's vectors included), the bytes of :func:`signed_bytes`
+(against :func:`sign`), and the replay state of an accepted timestamp (against
+``dataclasses.replace``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+from ipaddress import IPv4Address
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mip4.security import sa as sa_module
+from mip4.security.auth import FA_HA, MN_FA, MN_HA, sign, signed_bytes
+from mip4.security.replay import ReplayState, check_request
+from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociation, SecurityAssociations
+from mip4.wire.extensions import (
+    ForeignHomeAuthExtension,
+    MobileForeignAuthExtension,
+    MobileHomeAuthExtension,
+    MobileNodeNAIExtension,
+)
+from mip4.wire.messages import NO_FLAGS, RegistrationReply, RegistrationRequest
+
+A = IPv4Address
+
+#: RFC 2202 §2, HMAC-MD5 test cases 1, 2, 6 (key longer than the block)
+RFC2202 = [
+    (b"\x0b" * 16, b"Hi There", "9294727a3638bb1c13f48ef8158bfc9d"),
+    (b"Jefe", b"what do ya want for nothing?", "750c783e6ab0b503eaa86e310a5db738"),
+    (
+        b"\xaa" * 80,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "data", "digest"), RFC2202)
+def test_context_table_gives_rfc2202_digests(key: bytes, data: bytes, digest: str) -> None:
+    sa = SecurityAssociation(256, key)
+    assert sa.authenticator(data).hex() == digest
+    assert sa.authenticator(data).hex() == digest  # from the table the second time
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=1, max_size=100), data=st.binary(max_size=300))
+def test_context_table_equals_hmac_and_the_one_shot(key: bytes, data: bytes) -> None:
+    sa = SecurityAssociation(256, key)
+    want = hmac.new(key, data, hashlib.md5).digest()
+    assert sa.authenticator(data) == want
+    assert sa.authenticator(data) == want
+    assert sa_module._hmac_digest(key, data, "md5") == want
+
+
+def test_context_table_is_bounded_and_keyed_md5_does_not_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sa_module, "_CONTEXTS", {})
+    monkeypatch.setattr(sa_module, "CONTEXTS_MAX", 16)
+    for i in range(100):
+        key = i.to_bytes(16, "big")
+        sa = SecurityAssociation(256 + i, key)
+        assert sa.authenticator(b"data") == hmac.new(key, b"data", hashlib.md5).digest()
+        assert len(sa_module._CONTEXTS) <= 16
+    old = SecurityAssociation(300, b"k" * 16, algorithm=Algorithm.KEYED_MD5)
+    sa_module._CONTEXTS.clear()
+    assert old.authenticator(b"x") == hashlib.md5(b"k" * 16 + b"x" + b"k" * 16).digest()
+    assert sa_module._CONTEXTS == {}
+
+
+def test_shared_contexts_of_a_store_still_agree() -> None:
+    store = SecurityAssociations()
+    a, b = SecurityAssociation(256, b"s" * 16), SecurityAssociation(257, b"s" * 16)
+    store.add(A("10.0.0.1"), a)
+    store.add(A("10.0.0.2"), b)
+    assert store.keyed_contexts() == 1
+    want = hmac.new(b"s" * 16, b"abc", hashlib.md5).digest()
+    assert a.authenticator(b"abc") == b.authenticator(b"abc") == want
+
+
+@pytest.mark.parametrize("spi_covered", [True, False])
+@pytest.mark.parametrize(
+    ("ext_cls", "ext_type"),
+    [
+        (MobileHomeAuthExtension, MN_HA),
+        (MobileForeignAuthExtension, MN_FA),
+        (ForeignHomeAuthExtension, FA_HA),
+    ],
+)
+def test_signed_bytes_are_the_bytes_sign_makes(
+    spi_covered: bool,
+    ext_cls: type[MobileHomeAuthExtension]
+    | type[MobileForeignAuthExtension]
+    | type[ForeignHomeAuthExtension],
+    ext_type: int,
+) -> None:
+    sa = SecurityAssociation(0x1234, b"q" * 16, spi_covered=spi_covered)
+    hoa, ha = A("10.0.0.10"), A("10.0.0.1")
+    nai = MobileNodeNAIExtension(b"n@example.net")
+    for msg in (
+        RegistrationReply(0, 600, hoa, ha, 0x1122334455667788),
+        RegistrationReply(133, 0, hoa, ha, 1, (nai,)),
+        RegistrationRequest(NO_FLAGS, 600, hoa, ha, A("192.0.2.1"), 7, (nai,)),
+    ):
+        assert signed_bytes(msg.encode(), ext_type, sa) == sign(msg, ext_cls, sa).raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    last=st.none() | st.integers(0, 2**64 - 1),
+    nonce=st.none() | st.integers(0, 2**32 - 1),
+    low=st.integers(0, 2**32 - 1),
+    skew=st.integers(-10, 10),
+)
+def test_accepted_timestamp_state_equals_replace(
+    last: int | None, nonce: int | None, low: int, skew: int
+) -> None:
+    now = 1_790_000_000.0
+    ident = (((int(now) + 2208988800 + skew) & 0xFFFFFFFF) << 32) | low
+    state = ReplayState(last, nonce)
+    check = check_request(state, ident, ReplayMethod.TIMESTAMPS, now_unix=now, tolerance=7.0)
+    if check.accepted:
+        assert check.state == dataclasses.replace(state, last_accepted=ident)
+        assert type(check.state) is ReplayState
+    else:
+        assert check.state is state

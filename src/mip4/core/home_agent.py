@@ -741,20 +741,21 @@ class HomeAgent:
                         actions.append(RemoveBinding(hoa, b.care_of_address))
             bits = ctx.flag_bits
             broadcast = bool(bits & _FLAG_B)
-            binding = MobilityBinding(
-                home_address=hoa,
-                care_of_address=coa,
-                lifetime=lifetime,
-                registered_at=ctx.now,
-                expires=expiry(ctx.now, lifetime),
-                identification=req.identification,
-                flags=req.flags,
-                encapsulation=ctx.encapsulation,
-                reverse_tunnel=bool(bits & _FLAG_T),
-                source=ctx.event.src,
-                nai=ctx.nai,
-                revocation_timestamp=ctx.revocation.timestamp if ctx.revocation else None,
-                revocation_inform=self._inform(ctx.revocation),
+            revocation = ctx.revocation
+            binding = MobilityBinding.of(
+                hoa,
+                coa,
+                lifetime,
+                ctx.now,
+                expiry(ctx.now, lifetime),
+                req.identification,
+                req.flags,
+                ctx.encapsulation,
+                bool(bits & _FLAG_T),
+                ctx.event.src,
+                ctx.nai,
+                revocation.timestamp if revocation else None,
+                self._inform(revocation) if revocation is not None else False,
             )
             old = self._bindings.put(binding)
             if old is None and len(replaced) == 1:

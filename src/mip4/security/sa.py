@@ -127,10 +127,11 @@ def check_spi(spi: int) -> int:
 class SecurityAssociation:
     """One mobility security association (RFC 5944 §1.6).
 
-    Its authenticator is OpenSSL's one-shot HMAC-MD5; a store that holds several
-    associations with the same key gives them one keyed context to copy instead
-    (:class:`SecurityAssociations`): ~0.9 us faster per authenticator here, but ~670
-    bytes each, too much for one per mobile node at a million nodes (issue 13)."""
+    Its HMAC-MD5 authenticator copies a keyed context: the one a store gives the
+    associations that share a key (:class:`SecurityAssociations`), else the key's entry
+    in a bounded table of contexts for the keys in use (``_CONTEXTS``): ~0.9 us faster
+    per authenticator than OpenSSL's one-shot HMAC, without ~670 bytes per association
+    (one context each would be too much at a million nodes, issue 13)."""
 
     #: Security Parameter Index; 256..2**32-1.
     spi: int

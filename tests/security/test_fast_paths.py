@@ -10,13 +10,26 @@ import dataclasses
 import hashlib
 import hmac
 from ipaddress import IPv4Address
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mip4.security import sa as sa_module
-from mip4.security.auth import FA_HA, MN_FA, MN_HA, sign, signed_bytes
+from mip4.security.auth import (
+    FA_HA,
+    MN_FA,
+    MN_HA,
+    AuthenticationError,
+    AuthFailure,
+    _check_raw,
+    append_extensions,
+    find_auth_extension,
+    sign,
+    signed_bytes,
+    verify,
+)
 from mip4.security.replay import ReplayState, check_request
 from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociation, SecurityAssociations
 from mip4.wire.extensions import (
@@ -24,6 +37,7 @@ from mip4.wire.extensions import (
     MobileForeignAuthExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
+    RawExtension,
 )
 from mip4.wire.messages import NO_FLAGS, RegistrationReply, RegistrationRequest
 
@@ -130,3 +144,74 @@ def test_accepted_timestamp_state_equals_replace(
         assert type(check.state) is ReplayState
     else:
         assert check.state is state
+
+
+def _reference_verify(message: Any, ext_type: int, lookup: Any) -> tuple[object, ...]:
+    """``verify`` for MN-HA/MN-FA/FA-HA as it was before its one-extension shortcut."""
+    raw = message.raw
+    index = find_auth_extension(message, ext_type)
+    offsets = _check_raw(message, raw, type(message).FIXED_LEN)
+    start = offsets[index]
+    spi_end = start + 6
+    end = offsets[index + 1] if index + 1 < len(offsets) else len(raw)
+    spi = int.from_bytes(raw[start + 2 : start + 6], "big")
+    sa = lookup(spi)
+    if sa is None:
+        raise AuthenticationError(AuthFailure.UNKNOWN_SPI, ext_type, spi)
+    covered = raw[:spi_end] if sa.spi_covered else raw[: spi_end - 4]
+    if not hmac.compare_digest(sa.authenticator(covered), raw[spi_end:end]):
+        raise AuthenticationError(AuthFailure.BAD_AUTHENTICATOR, ext_type, spi)
+    return (index, message.extensions[index], sa, start, end)
+
+
+def _outcome(f: Any) -> tuple[object, ...]:
+    try:
+        r = f()
+    except (AuthenticationError, ValueError) as e:
+        return ("error", type(e), str(e), getattr(e, "reason", None))
+    if isinstance(r, tuple):
+        return r
+    return (r.index, r.extension, r.sa, r.start, r.end)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    layout=st.lists(st.sampled_from(["mn_ha", "fa_ha", "mn_fa", "nai", "raw"]), max_size=4),
+    reply=st.booleans(),
+    known=st.booleans(),
+    spi_covered=st.booleans(),
+    corrupt=st.booleans(),
+)
+def test_verify_shortcut_decides_as_the_general_path(
+    layout: list[str], reply: bool, known: bool, spi_covered: bool, corrupt: bool
+) -> None:
+    good = SecurityAssociation(0x1234, b"g" * 16, spi_covered=spi_covered)
+    hoa, ha = A("10.0.0.10"), A("10.0.0.1")
+    msg: Any = (
+        RegistrationReply(0, 600, hoa, ha, 99)
+        if reply
+        else RegistrationRequest(NO_FLAGS, 600, hoa, ha, A("192.0.2.1"), 99)
+    )
+    signers: dict[str, Any] = {
+        "mn_ha": MobileHomeAuthExtension,
+        "fa_ha": ForeignHomeAuthExtension,
+        "mn_fa": MobileForeignAuthExtension,
+    }
+    for part in layout:
+        if part in signers:
+            msg = sign(msg, signers[part], good)
+        else:
+            ext = MobileNodeNAIExtension(b"n@x") if part == "nai" else RawExtension(200, b"zz")
+            msg = append_extensions(msg, ext)
+    raw = msg.raw or msg.encode()
+    if corrupt and len(raw) > msg.FIXED_LEN:
+        raw = raw[:-1] + bytes([raw[-1] ^ 1])
+    decoded = (RegistrationReply if reply else RegistrationRequest).decode(raw)
+
+    def lookup(spi: int) -> SecurityAssociation | None:
+        return good if known and spi == good.spi else None
+
+    for ext_type in (MN_HA, MN_FA, FA_HA):
+        got = _outcome(lambda: verify(decoded, ext_type, lookup))  # noqa: B023
+        want = _outcome(lambda: _reference_verify(decoded, ext_type, lookup))  # noqa: B023
+        assert got == want, (layout, ext_type)

@@ -493,11 +493,26 @@ def verify(message: AuthenticatedMessage, ext_type: int, lookup: Lookup) -> Veri
     raw = message.raw
     if not raw:
         raise _no_raw(ext_type)
-    index = find_auth_extension(message, ext_type)
-    offsets = _check_raw(message, raw, type(message).FIXED_LEN)
-    start = offsets[index]
+    fixed = type(message).FIXED_LEN
+    exts = message.extensions
+    n = len(raw)
+    if (
+        len(exts) == 1
+        and ext_type == exts[0].TYPE
+        and n >= fixed + 6
+        and raw[fixed] == ext_type
+        and raw[fixed + 1] + fixed + 2 == n
+    ):
+        # The usual request or reply: this extension alone (issue 13). What the general
+        # path below finds for it: index 0, nothing before or after it to order, ``raw``
+        # holding exactly one extension.
+        index, start, end = 0, fixed, n
+    else:
+        index = find_auth_extension(message, ext_type)
+        offsets = _check_raw(message, raw, fixed)
+        start = offsets[index]
+        end = offsets[index + 1] if index + 1 < len(offsets) else n
     spi_end = start + 6  # Type(1) Length(1) SPI(4): RFC 5944 §3.5.1
-    end = offsets[index + 1] if index + 1 < len(offsets) else len(raw)
     spi = _U32.unpack_from(raw, start + 2)[0]
     sa = lookup(spi)
     if sa is None:

@@ -74,10 +74,12 @@ _hmac_new = _context_factory()
 #: agent verifies a request and signs its reply with the same key, and a node renews again
 #: and again. Copying a keyed context and finishing it costs about half of OpenSSL's
 #: one-shot HMAC, and making one costs less than a one-shot (issue 13), so a key not in
-#: the table gains already on its first use. Bounded (emptied when full): a context is
-#: ~670 bytes, and a million SAs must not each keep one.
+#: the table gains already on its first use. Bounded (emptied when full; ~700 KiB at
+#: most): a context is ~670 bytes, and a million SAs must not each keep one. A request's
+#: check and its reply's signature are made one after the other, so they share one even
+#: when more nodes than the bound take turns.
 _CONTEXTS: dict[bytes, Any] = {}
-CONTEXTS_MAX = 8192
+CONTEXTS_MAX = 1024
 
 
 #: Lowest SPI a security association may use; 0--255 are reserved (RFC 5944 §1.6/§3.5.1).

@@ -190,3 +190,25 @@ def test_send_udp_reaches_the_destination_with_its_source_and_ttl(
         (b"p3", 3, LO, LO),
         (b"p200", 200, LO, LO),
     ]
+
+
+def test_recv_udp_with_the_port_given_does_not_ask_the_socket(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    rx, tx = pair
+    port = rx.getsockname()[1]
+    send_udp(tx, b"x", LO, port)
+    _wait_readable(rx)
+
+    class NoGetsockname:
+        """The socket, less ``getsockname``."""
+
+        def __init__(self, sock: socket.socket) -> None:
+            self.recvmsg = sock.recvmsg
+            self.fileno = sock.fileno
+
+        def getsockname(self) -> object:
+            raise AssertionError("asked for the port it was given")
+
+    (got,) = recv_udp(NoGetsockname(rx), dport=port)  # type: ignore[arg-type]
+    assert (got.payload, got.dport) == (b"x", port)

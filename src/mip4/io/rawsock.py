@@ -376,6 +376,8 @@ _ADDRESSES: dict[str | bytes, IPv4Address] = {}
 _ADDRESSES_MAX = 65536
 _new = object.__new__
 _setattr = object.__setattr__
+#: room for the two control messages open_udp_control asks for (IP_PKTINFO, IP_TTL)
+_CMSG_SPACE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
 
 
 def _address(key: str | bytes) -> IPv4Address:
@@ -427,6 +429,7 @@ def recv_udp(
     link_src_of: Callable[[IPv4Address, int], bytes | None] | None = None,
     after_read: Callable[[], object] | None = None,
     limit: int = 64,
+    dport: int | None = None,
 ) -> list[UdpReceived]:
     """Drain a :func:`open_udp_control` socket into ``UdpReceived`` events.
 
@@ -437,14 +440,16 @@ def recv_udp(
     given) runs in between: with :meth:`LinkSourceTracker.poll` there, one drain of the
     packet tap covers the whole batch (a tap sees a frame before the UDP socket does) and
     ``link_src_of`` can be the tracker's :meth:`~LinkSourceTracker.get`, which does not
-    poll again for every datagram."""
+    poll again for every datagram. ``dport`` is the socket's own port when the caller
+    knows it (else it is asked of the socket, a system call per batch)."""
     if ifname_of is None:
 
         def ifname_of(index: int) -> str:
             return if_name(sock, index)
 
-    dport = sock.getsockname()[1]
-    cmsg_space = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
+    if dport is None:
+        dport = sock.getsockname()[1]
+    cmsg_space = _CMSG_SPACE
     recvmsg = sock.recvmsg
     names: dict[int, str] = {}
     read: list[tuple[bytes, int, bytes, int, IPv4Address, int]] = []

@@ -244,12 +244,14 @@ class NodeIO:
         tracker = self.tracker
         udp = self.udp
 
+        port = udp.getsockname()[1]  # bound at open: asked once, not per batch
+
         def udp_events() -> list[Event]:
             if tracker is None:
-                return list(recv_udp(udp))
+                return list(recv_udp(udp, dport=port))
             # packet taps see a frame before the UDP socket does: one drain of the tap
             # after the batch is read covers every datagram of it
-            return list(recv_udp(udp, link_src_of=tracker.get, after_read=tracker.poll))
+            return list(recv_udp(udp, link_src_of=tracker.get, after_read=tracker.poll, dport=port))
 
         driver.add_reader(udp, udp_events)
         if tracker is not None:

@@ -152,6 +152,30 @@ def bpf_udp_dport(port: int) -> list[tuple[int, int, int, int]]:
     ]
 
 
+def bpf_udp_dport_from_home_address(port: int) -> list[tuple[int, int, int, int]]:
+    """:func:`bpf_udp_dport`, and only datagrams whose IP source is the address in bytes
+    4-7 of their payload: a Registration Request a mobile node sent from its own home
+    address (the Home Address field, RFC 5944 §3.3) -- the only datagrams whose sender's
+    hardware address a home agent uses (RFC 5944 §4.6: the node's own address, announced
+    again when it deregisters at home). Everything else (a foreign agent's relays,
+    co-located nodes) is not copied to the tap at all."""
+    return [
+        (0x30, 0, 0, 9),  # 0: ldb [9]
+        (0x15, 0, 10, 17),  # 1: jeq #17 else drop
+        (0x28, 0, 0, 6),  # 2: ldh [6]
+        (0x45, 8, 0, 0x1FFF),  # 3: fragment -> drop
+        (0xB1, 0, 0, 0),  # 4: ldxb msh
+        (0x48, 0, 0, 2),  # 5: ldh [x+2]  destination port
+        (0x15, 0, 5, port),  # 6: jeq port else drop
+        (0x40, 0, 0, 12),  # 7: ld [x+12]  payload bytes 4-7 (the Home Address field)
+        (0x07, 0, 0, 0),  # 8: tax
+        (0x20, 0, 0, 12),  # 9: ld [12]  IP source
+        (0x1D, 0, 1, 0),  # 10: jeq x -> accept else drop
+        (0x06, 0, 0, 0xFFFF),  # 11: accept
+        (0x06, 0, 0, 0),  # 12: drop
+    ]
+
+
 # ----------------------------------------------------------------------------------------
 # raw IPv4: tunnels
 # ----------------------------------------------------------------------------------------
@@ -555,14 +579,24 @@ class LinkSourceTracker:
 
     @classmethod
     def open(
-        cls, interface: str | None, netns: str | None = None, *, port: int = 434
+        cls,
+        interface: str | None,
+        netns: str | None = None,
+        *,
+        port: int = 434,
+        from_home_address: bool = False,
     ) -> LinkSourceTracker:
+        """``from_home_address``: only datagrams sent from the Home Address they carry
+        (:func:`bpf_udp_dport_from_home_address`; what a home agent needs)."""
         with entered(netns):
             sock = socket.socket(
                 socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
             )
         try:
-            attach_filter(sock, bpf_udp_dport(port))
+            program = (
+                bpf_udp_dport_from_home_address(port) if from_home_address else bpf_udp_dport(port)
+            )
+            attach_filter(sock, program)
             if interface is not None:  # else: every interface of the namespace
                 sock.bind((interface, ETH_P_IP))
         except BaseException:

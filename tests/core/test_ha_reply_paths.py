@@ -1,11 +1,12 @@
-"""The home agent's reply built directly as bytes (issue 13: a reply with MN-HA at most,
-the usual one) against the general construction it replaced (a ``RegistrationReply``
+"""The home agent's reply built directly as bytes (issue 13: a reply with MN-HA and FA-HA
+at most, the usual one) against the general construction it replaced (a ``RegistrationReply``
 object signed with :func:`mip4.security.auth.sign`, extension by extension, and the
 ``SendUdp`` constructor): two engines, one with the reply code as it was before, get the
 same inputs and must return the same actions, byte for byte -- acceptances, renewals,
 deregistrations and every denial, with and without an MN-HA SA, an MN-NAI extension, an
 RFC 2002 (SPI not covered) association, nonces, a foreign agent's FA-HA, revocation
-support and a redirection's extension (those last three take the general path in both)."""
+support and a redirection's extension (an accepted registration with revocation support
+takes the general path in both)."""
 
 from __future__ import annotations
 

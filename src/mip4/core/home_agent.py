@@ -79,6 +79,7 @@ from ipaddress import IPv4Address
 
 from mip4.aaa.messages import AaaAnswer
 from mip4.security.auth import (
+    FA_HA,
     MN_HA,
     AuthenticationError,
     append_extensions,
@@ -904,17 +905,22 @@ class HomeAgent:
                 break
         if home_agent is None:
             home_agent = ctx.reply_home_agent or req.home_agent
-        if ctx.fa_sa is None and (ctx.revocation is None or not code.accepted):
-            # The usual reply (MN-HA at most): its bytes are built directly, without the
-            # message objects ``_reply_message`` makes for the general case -- the same
-            # bytes (issue 13; tests/core/test_ha_fast_paths.py compares the two).
+        if ctx.revocation is None or not code.accepted:
+            # The usual reply (MN-HA, and FA-HA for a foreign agent that shares an SA with
+            # this agent): its bytes are built directly, without the message objects
+            # ``_reply_message`` makes for the general case -- the same bytes (issue 13;
+            # tests/core/test_ha_reply_paths.py compares the two).
             payload = _RRP_HEADER.pack(
                 3, int(code), lifetime, int(ctx.home_address), int(home_agent), identification
             )
             if extensions:
                 payload += encode_extensions(extensions)
+            # RFC 5944 §3.8.3.2: MN-HA MUST be included when the HA has the MN's SA;
+            # FA-HA (when shared with the foreign agent) comes after it (§3.8.3.1).
             if ctx.mn_sa is not None:
                 payload = signed_bytes(payload, MN_HA, ctx.mn_sa)
+            if ctx.fa_sa is not None:
+                payload = signed_bytes(payload, FA_HA, ctx.fa_sa)
         else:
             payload = self._reply_message(
                 ctx, code, lifetime, identification, home_agent, extensions
@@ -938,7 +944,7 @@ class HomeAgent:
         extensions: tuple[Extension, ...],
     ) -> bytes:
         """The reply's bytes built as a message and signed extension by extension (the
-        general case: revocation support, FA-HA)."""
+        general case: an accepted registration that negotiated revocation support)."""
         reply = RegistrationReply.of(
             int(code), lifetime, ctx.home_address, home_agent, identification, extensions
         )

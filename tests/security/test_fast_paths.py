@@ -185,6 +185,38 @@ def _outcome(f: Any) -> tuple[object, ...]:
 def test_verify_shortcut_decides_as_the_general_path(
     layout: list[str], reply: bool, known: bool, spi_covered: bool, corrupt: bool
 ) -> None:
+    _verify_both_ways(layout, reply, known, spi_covered, corrupt)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        ["mn_ha"],
+        ["mn_ha", "fa_ha"],
+        ["fa_ha", "mn_ha"],
+        ["mn_ha", "mn_ha"],
+        ["mn_ha", "fa_ha", "fa_ha"],
+        ["nai", "mn_ha", "fa_ha"],
+        ["mn_ha", "raw", "fa_ha"],
+        ["mn_ha", "mn_fa"],
+        ["mn_fa"],
+        ["fa_ha"],
+        [],
+    ],
+)
+@pytest.mark.parametrize("corrupt", [False, True])
+@pytest.mark.parametrize("known", [False, True])
+def test_verify_shortcut_on_the_usual_layouts_and_their_neighbours(
+    layout: list[str], corrupt: bool, known: bool
+) -> None:
+    for reply in (False, True):
+        for spi_covered in (False, True):
+            _verify_both_ways(layout, reply, known, spi_covered, corrupt)
+
+
+def _verify_both_ways(
+    layout: list[str], reply: bool, known: bool, spi_covered: bool, corrupt: bool
+) -> None:
     good = SecurityAssociation(0x1234, b"g" * 16, spi_covered=spi_covered)
     hoa, ha = A("10.0.0.10"), A("10.0.0.1")
     msg: Any = (

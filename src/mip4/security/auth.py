@@ -494,19 +494,10 @@ def verify(message: AuthenticatedMessage, ext_type: int, lookup: Lookup) -> Veri
     if not raw:
         raise _no_raw(ext_type)
     fixed = type(message).FIXED_LEN
-    exts = message.extensions
     n = len(raw)
-    if (
-        len(exts) == 1
-        and ext_type == exts[0].TYPE
-        and n >= fixed + 6
-        and raw[fixed] == ext_type
-        and raw[fixed + 1] + fixed + 2 == n
-    ):
-        # The usual request or reply: this extension alone (issue 13). What the general
-        # path below finds for it: index 0, nothing before or after it to order, ``raw``
-        # holding exactly one extension.
-        index, start, end = 0, fixed, n
+    located = _usual_layout(message.extensions, raw, fixed, ext_type)
+    if located is not None:
+        index, start, end = located
     else:
         index = find_auth_extension(message, ext_type)
         offsets = _check_raw(message, raw, fixed)
@@ -521,6 +512,36 @@ def verify(message: AuthenticatedMessage, ext_type: int, lookup: Lookup) -> Veri
     if not _compare(sa.authenticator(covered), raw[spi_end:end]):
         raise AuthenticationError(AuthFailure.BAD_AUTHENTICATOR, ext_type, spi)
     return _result(index, message.extensions[index], sa, start, end)
+
+
+def _usual_layout(
+    exts: tuple[Extension, ...], raw: bytes, fixed: int, ext_type: int
+) -> tuple[int, int, int] | None:
+    """Where the extension ``ext_type`` is (index, start, end) when the message holds
+    only MN-HA, or MN-HA then FA-HA (a request or reply relayed by a foreign agent), and
+    it is one of them; ``None`` for any other layout. What the general path finds for
+    these (issue 13: most messages): no other extension to order, ``raw`` holding exactly
+    these extensions, each long enough for its SPI."""
+    n = len(raw)
+    k = len(exts)
+    if k == 0 or k > 2 or n < fixed + 6 or raw[fixed] != MN_HA or exts[0].TYPE != MN_HA:
+        return None
+    second = fixed + 2 + raw[fixed + 1]
+    if k == 1:
+        return (0, fixed, n) if ext_type == MN_HA and second == n else None
+    if (
+        exts[1].TYPE != FA_HA
+        or second < fixed + 6
+        or second + 6 > n
+        or raw[second] != FA_HA
+        or second + 2 + raw[second + 1] != n
+    ):
+        return None
+    if ext_type == MN_HA:
+        return 0, fixed, second
+    if ext_type == FA_HA:
+        return 1, second, n
+    return None
 
 
 def _result(

@@ -30,7 +30,7 @@ from mip4.security.auth import (
     signed_bytes,
     verify,
 )
-from mip4.security.replay import ReplayState, check_request
+from mip4.security.replay import ReplayCheck, ReplayState, check_request
 from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociation, SecurityAssociations
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
@@ -142,6 +142,10 @@ def test_accepted_timestamp_state_equals_replace(
     if check.accepted:
         assert check.state == dataclasses.replace(state, last_accepted=ident)
         assert type(check.state) is ReplayState
+        slow = ReplayCheck(True, ident, ReplayState(ident, nonce))
+        assert check == slow and vars(check) == vars(slow)
+        assert vars(check.state) == vars(slow.state)
+        assert hash(check.state) == hash(slow.state) and check.code is None
     else:
         assert check.state is state
 

@@ -34,10 +34,10 @@ No clock is read here: every input carries ``now``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from mip4.wire.icmp import AgentAdvertisement, AgentFlags
+from mip4.wire.icmp import ADVERTISEMENTS, AgentAdvertisement, AgentFlags, same_but_sequence
 
 from .engine import make_rng
 from .registration import ConfigError
@@ -46,10 +46,16 @@ from .registration import ConfigError
 #: 256 (RFC 5944 §2.3.2).
 REBOOT_SEQUENCE_LIMIT = 256
 
+_F, _H, _B, _R = (int(f) for f in (AgentFlags.F, AgentFlags.H, AgentFlags.B, AgentFlags.R))
 
-@dataclass
+
+@dataclass(slots=True)
 class Agent:
-    """A mobility agent the node has heard (one per source address and interface)."""
+    """A mobility agent the node has heard (one per source address and interface).
+
+    Slotted, and the advertisement is the decoded object shared by every node that heard
+    the same bytes (:class:`~mip4.wire.icmp.AdvertisementMemo`): what a node keeps per agent
+    is this record, its flags as an integer and references."""
 
     #: the advertisement's IP source address: where registration requests go (RFC 5944
     #: §3.6.1.1)
@@ -58,16 +64,25 @@ class Agent:
     #: the link-layer source of the advertisement: the node reaches a foreign agent by it,
     #: never by ARP (RFC 5944 §4.2.1)
     link_address: bytes | None
+    #: what the agent advertises: the decoded object shared by every node that heard the
+    #: same content (:class:`~mip4.wire.icmp.AdvertisementMemo`); its sequence number may
+    #: be an earlier one of the agent's -- the last one heard is :attr:`sequence`
     advertisement: AgentAdvertisement
     #: when the advertisement's ICMP Lifetime runs out (RFC 5944 §2.4.2.1)
     expires: float
     sequence: int
     heard: float
+    #: the Mobility Agent Advertisement Extension's flags, as an integer (no enum
+    #: arithmetic on the hot path)
+    flag_bits: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        m = self.advertisement.mobility
+        self.flag_bits = int(m.flags) if m is not None else 0
 
     @property
     def flags(self) -> AgentFlags:
-        m = self.advertisement.mobility
-        return m.flags if m is not None else AgentFlags(0)
+        return AgentFlags(self.flag_bits)
 
     @property
     def registration_lifetime(self) -> int:
@@ -81,19 +96,19 @@ class Agent:
 
     @property
     def is_foreign_agent(self) -> bool:
-        return bool(self.flags & AgentFlags.F)
+        return bool(self.flag_bits & _F)
 
     @property
     def is_home_agent(self) -> bool:
-        return bool(self.flags & AgentFlags.H)
+        return bool(self.flag_bits & _H)
 
     @property
     def busy(self) -> bool:
-        return bool(self.flags & AgentFlags.B)
+        return bool(self.flag_bits & _B)
 
     @property
     def registration_required(self) -> bool:
-        return bool(self.flags & AgentFlags.R)
+        return bool(self.flag_bits & _R)
 
     @property
     def prefixes(self) -> tuple[IPv4Network, ...] | None:
@@ -196,11 +211,24 @@ class AgentDiscovery:
         key = (interface, src)
         old = self._agents.get(key)
         seq = mobility.sequence
+        if (
+            old is not None
+            and old.link_address == link_src
+            and (old.advertisement is adv or same_but_sequence(old.advertisement.raw, adv.raw))
+        ):
+            # The same advertisement again but for its sequence number (RFC 5944 §2.3.2: an
+            # agent whose state did not change): only the sequence number and the lifetime
+            # are news (RFC 5944 §2.4.2.1, §2.4.4); the record is refreshed in place.
+            previous = old.sequence
+            old.expires = now + adv.lifetime
+            old.sequence = seq
+            old.heard = now
+            return AdvertisementResult(old, False, sequence_shows_reboot(previous, seq), previous)
         agent = Agent(
             address=src,
             interface=interface,
             link_address=link_src,
-            advertisement=adv,
+            advertisement=ADVERTISEMENTS.shared(adv),
             expires=now + adv.lifetime,
             sequence=seq,
             heard=now,

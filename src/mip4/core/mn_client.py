@@ -134,6 +134,31 @@ REVERSE_TUNNEL_TTL = 255
 class RegistrationClient:
     """The registration-client part of the mobile node (see the module docstring)."""
 
+    __slots__ = (
+        "_net",
+        "_net_key",
+        "_offer",
+        "adjust",
+        "announced",
+        "await_challenge",
+        "binding",
+        "clock_offset",
+        "config",
+        "configured_sa",
+        "counters",
+        "fa_key",
+        "home_address",
+        "home_agent",
+        "home_challenge",
+        "keys",
+        "last_reaction",
+        "last_registration",
+        "pending",
+        "replay",
+        "retry_at",
+        "rng",
+    )
+
     def __init__(
         self,
         config: MobileNodeConfig,
@@ -177,6 +202,9 @@ class RegistrationClient:
         self.last_reaction: CodeReaction | None = None
         #: the last accepted registration or deregistration (round trip, retransmissions)
         self.last_registration: RegistrationRecord | None = None
+        #: :attr:`home_network` as last computed, and what it was computed from
+        self._net_key: tuple[object, ...] = ()
+        self._net: IPv4Network | None = None
 
     # ------------------------------------------------------------------------------------
     # Attachment changes
@@ -203,7 +231,19 @@ class RegistrationClient:
         ``home_subnet`` when that holds it, else with ``home_prefix_len``; before an
         address is assigned, ``home_subnet``, else the home agent's network (configured,
         adopted from a reply, or requested, RFC 4433); a node given none of these
-        (Home Agent 0.0.0.0, the home AAA server picks) knows none."""
+        (Home Agent 0.0.0.0, the home AAA server picks) knows none.
+
+        Computed again only when the configuration, the home address or the home agent
+        changed (it is asked on every link event and advertisement)."""
+        key = (self.config, self.home_address, self.home_agent)
+        k = self._net_key
+        if k and k[0] is key[0] and k[1] == key[1] and k[2] == key[2]:
+            return self._net
+        self._net = net = self._home_network()
+        self._net_key = key
+        return net
+
+    def _home_network(self) -> IPv4Network | None:
         cfg = self.config
         sub = cfg.home_subnet
         if self.home_address != IPv4Address(0):

@@ -82,7 +82,8 @@ class Agent:
 
     @property
     def flags(self) -> AgentFlags:
-        return AgentFlags(self.flag_bits)
+        m = self.advertisement.mobility
+        return m.flags if m is not None else AgentFlags(0)
 
     @property
     def registration_lifetime(self) -> int:

@@ -312,10 +312,13 @@ class AgentDiscovery:
         return interface
 
     def next_deadline(self) -> float | None:
-        times = [a.expires for a in self._agents.values()]
-        if self._solicit_next is not None:
-            times.append(self._solicit_next)
-        return min(times) if times else None
+        # (read after every call into the node: no list built)
+        d = self._solicit_next
+        for a in self._agents.values():
+            e = a.expires
+            if d is None or e < d:
+                d = e
+        return d
 
 
 __all__ = [

@@ -9,6 +9,8 @@ import random
 from ipaddress import IPv4Address
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mip4.core.discovery import AdvertisementResult, AgentDiscovery
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
@@ -105,3 +107,57 @@ def test_mobile_node_keeps_no_generator_of_its_own() -> None:
     mn = MobileNode(cfg, SecurityAssociation(spi=1000, key=b"k" * 16), rng=rng)
     assert mn.discovery._rng is rng
     assert not hasattr(cfg, "__dict__")  # slotted configuration
+
+
+AGENTS = [IPv4Address("192.168.1.1"), IPv4Address("192.168.2.1"), IPv4Address("192.168.3.1")]
+IFACES = ["e0", "e1"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["hear", "forget", "expire", "link_down"]),
+            st.integers(0, 2),
+            st.integers(0, 1),
+            st.integers(1, 40),
+        ),
+        max_size=40,
+    )
+)
+def test_agents_kept_in_the_order_first_heard(ops: list[tuple[str, int, int, int]]) -> None:
+    """The first agent has a slot of its own, the others a dict: together they behave as
+    one dict keyed by (interface, address), in the order first heard (a replaced record
+    keeps its place), which ``choose`` relies on (the first usable agent wins)."""
+    d = AgentDiscovery()
+    model: dict[tuple[str, IPv4Address], float] = {}
+    now = 0.0
+    for op, a, i, n in ops:
+        now += 1.0
+        key = (IFACES[i], AGENTS[a])
+        if op == "hear":
+            data = advertisement(AGENTS[a], sequence=n, lifetime=n)
+            adv = decode_icmp(data)
+            assert isinstance(adv, AgentAdvertisement)
+            d.advertisement(adv, AGENTS[a], IFACES[i], MAC, now)
+            model[key] = now + n
+        elif op == "forget":
+            got = d.forget(*key)
+            assert (got is not None) == (model.pop(key, None) is not None)
+        elif op == "expire":
+            gone = d.expire(now + n)
+            want = [k for k, e in model.items() if e <= now + n]
+            assert [(g.interface, g.address) for g in gone] == want
+            for k in want:
+                del model[k]
+        else:
+            gone = d.link_down(IFACES[i])
+            want = [k for k in model if k[0] == IFACES[i]]
+            assert [(g.interface, g.address) for g in gone] == want
+            for k in want:
+                del model[k]
+        assert [(g.interface, g.address) for g in d.agents()] == list(model)
+        assert [g.expires for g in d.agents()] == list(model.values())
+        assert d.next_deadline() == (min(model.values()) if model else None)
+        for k in model:
+            got = d.get(*k)
+            assert got is not None and (got.interface, got.address) == k

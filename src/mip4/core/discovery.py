@@ -189,7 +189,11 @@ class AgentDiscovery:
             raise ConfigError("solicitation jitter must be within 0..1")
         self.jitter = jitter
         self._rng = make_rng(rng)
-        self._agents: dict[tuple[str, IPv4Address], Agent] = {}
+        #: the agents heard, in the order first heard: the first one in a slot of its own
+        #: (a node usually hears one agent at a time: no dict and key per node for it),
+        #: the others by (interface, address); ``_first`` is ``None`` only when none is
+        self._first: Agent | None = None
+        self._more: dict[tuple[str, IPv4Address], Agent] | None = None
         self._solicit_interface: str | None = None
         self._solicit_next: float | None = None
         self._solicit_count = 0
@@ -210,7 +214,7 @@ class AgentDiscovery:
         if mobility is None:
             return None
         key = (interface, src)
-        old = self._agents.get(key)
+        old = self._get(interface, src)
         seq = mobility.sequence
         if (
             old is not None
@@ -234,7 +238,7 @@ class AgentDiscovery:
             sequence=seq,
             heard=now,
         )
-        self._agents[key] = agent
+        self._put(key, agent)
         if old is None:
             return AdvertisementResult(agent, True, False, None)
         return AdvertisementResult(
@@ -242,26 +246,66 @@ class AgentDiscovery:
         )
 
     def agents(self, interface: str | None = None) -> list[Agent]:
-        return [a for (i, _), a in self._agents.items() if interface is None or i == interface]
+        return [a for a in self._all() if interface is None or a.interface == interface]
 
     def get(self, interface: str, address: IPv4Address) -> Agent | None:
-        return self._agents.get((interface, address))
+        return self._get(interface, address)
 
     def forget(self, interface: str, address: IPv4Address) -> Agent | None:
-        return self._agents.pop((interface, address), None)
+        return self._pop(interface, address)
 
     def expire(self, now: float) -> list[Agent]:
         """Drop and return the agents whose advertisement lifetime has passed
         (RFC 5944 §2.4.2.1: the node SHOULD assume it lost contact with them)."""
-        gone = [k for k, a in self._agents.items() if a.expires <= now]
-        return [self._agents.pop(k) for k in gone]
+        if self._first is None:
+            return []
+        gone = [a for a in self._all() if a.expires <= now]
+        for a in gone:
+            self._pop(a.interface, a.address)
+        return gone
 
     def link_down(self, interface: str) -> list[Agent]:
         """Forget every agent heard on ``interface``."""
-        gone = [k for k in self._agents if k[0] == interface]
+        gone = [a for a in self._all() if a.interface == interface]
         if self._solicit_interface == interface:
             self.stop_soliciting()
-        return [self._agents.pop(k) for k in gone]
+        for a in gone:
+            self._pop(a.interface, a.address)
+        return gone
+
+    def _all(self) -> list[Agent]:
+        first = self._first
+        if first is None:
+            return []
+        if not self._more:
+            return [first]
+        return [first, *self._more.values()]
+
+    def _get(self, interface: str, address: IPv4Address) -> Agent | None:
+        a = self._first
+        if a is not None and a.address == address and a.interface == interface:
+            return a
+        return self._more.get((interface, address)) if self._more else None
+
+    def _put(self, key: tuple[str, IPv4Address], agent: Agent) -> None:
+        a = self._first
+        if a is None or (a.interface, a.address) == key:
+            self._first = agent
+            return
+        if self._more is None:
+            self._more = {}
+        self._more[key] = agent
+
+    def _pop(self, interface: str, address: IPv4Address) -> Agent | None:
+        a = self._first
+        if a is not None and a.address == address and a.interface == interface:
+            more = self._more
+            if more:  # the next one heard takes its place (the order is kept)
+                self._first = more.pop(next(iter(more)))
+            else:
+                self._first = None
+            return a
+        return self._more.pop((interface, address), None) if self._more else None
 
     # -- solicitation (RFC 5944 §2.4) ---------------------------------------------------
 
@@ -314,10 +358,14 @@ class AgentDiscovery:
     def next_deadline(self) -> float | None:
         # (read after every call into the node: no list built)
         d = self._solicit_next
-        for a in self._agents.values():
-            e = a.expires
-            if d is None or e < d:
-                d = e
+        a = self._first
+        if a is not None and (d is None or a.expires < d):
+            d = a.expires
+        if self._more:
+            for a in self._more.values():
+                e = a.expires
+                if d is None or e < d:
+                    d = e
         return d
 
 

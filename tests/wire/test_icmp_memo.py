@@ -133,9 +133,9 @@ def test_tables_are_bounded() -> None:
     for lifetime in range(10, 30):
         for seq in range(3):
             memo.decode(adv_bytes(seq, lifetime=lifetime))
-    assert len(memo._exact) <= 4 and len(memo._shape) <= 3
+    assert len(memo._exact) <= 4 and len(memo._shape) <= 3 and len(memo._base) <= 4
     memo.clear()
-    assert not memo._exact and not memo._shape
+    assert not memo._exact and not memo._shape and not memo._base
 
 
 def test_decode_icmp_uses_the_process_memo() -> None:

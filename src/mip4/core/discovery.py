@@ -219,7 +219,10 @@ class AgentDiscovery:
         if (
             old is not None
             and old.link_address == link_src
-            and (old.advertisement is adv or same_but_sequence(old.advertisement.raw, adv.raw))
+            and (
+                old.advertisement is ADVERTISEMENTS.shared(adv)
+                or same_but_sequence(old.advertisement.raw, adv.raw)
+            )
         ):
             # The same advertisement again but for its sequence number (RFC 5944 §2.3.2: an
             # agent whose state did not change): only the sequence number and the lifetime

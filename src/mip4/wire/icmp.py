@@ -495,7 +495,7 @@ class AdvertisementMemo:
     the memo's memory does not grow with traffic: ``exact`` messages (receivers of one
     message come together: a small table), ``shapes`` contents (about one per agent)."""
 
-    __slots__ = ("_exact", "_shape", "exact", "hits", "misses", "partial", "shapes")
+    __slots__ = ("_base", "_exact", "_shape", "exact", "hits", "misses", "partial", "shapes")
 
     def __init__(self, exact: int = 256, shapes: int = 4096) -> None:
         self.exact = exact
@@ -504,6 +504,8 @@ class AdvertisementMemo:
         self._exact: dict[bytes, AgentAdvertisement] = {}
         #: the bytes without checksum and sequence number -> a decode of one of them
         self._shape: dict[bytes, AgentAdvertisement] = {}
+        #: bytes (as in ``_exact``) -> the decode in ``_shape`` for its content
+        self._base: dict[bytes, AgentAdvertisement] = {}
         #: decodes avoided, decodes of the sequence number only, full decodes
         self.hits = 0
         self.partial = 0
@@ -512,6 +514,7 @@ class AdvertisementMemo:
     def clear(self) -> None:
         self._exact.clear()
         self._shape.clear()
+        self._base.clear()
 
     @staticmethod
     def _keep(
@@ -526,6 +529,9 @@ class AdvertisementMemo:
         (``adv`` itself if none): what a receiver that keeps the content, and the
         sequence number apart, can hold instead of its own copy."""
         raw = adv.raw
+        known = self._base.get(raw)  # (the usual case: no slicing)
+        if known is not None:
+            return known
         off = sequence_offset(raw)
         if off is None:
             return adv
@@ -551,7 +557,12 @@ class AdvertisementMemo:
             self.misses += 1
             if shape is not None:
                 self._keep(self._shape, self.shapes, shape, adv)
+                base = adv
+        if len(self._exact) >= self.exact:
+            self._base.pop(next(iter(self._exact)), None)
         self._keep(self._exact, self.exact, data, adv)
+        if base is not None:
+            self._base[data] = base
         return adv
 
 

@@ -13,7 +13,10 @@ decides what to do with what it reports:
   sequence number shows that it rebooted: the sequence number after 0xffff is 256, so a
   number that goes *down* to a value in 0..255 means the agent restarted and lost its
   visitor list (RFC 5944 §2.3.2 for the agent, §2.4.4 for the mobile node, which SHOULD
-  register again).
+  register again). The same advertisement again but for its sequence number (an agent's
+  periodic ones) refreshes the agent's record in place: only the sequence number (reboot
+  detection) and the lifetime are news. The record holds the decoded advertisement shared
+  by every receiver of the same content (:class:`~mip4.wire.icmp.AdvertisementMemo`).
 * :meth:`AgentDiscovery.expire` drops the agents whose advertisement lifetime passed; the
   mobile node treats losing its current agent as a move (RFC 5944 §2.4.2.1).
 * :func:`prefix_moved` is algorithm 2 (RFC 5944 §2.4.2.2): compare network prefixes taken

@@ -31,6 +31,12 @@ message, every extension's length, the Mobility Agent Advertisement body being 6
 prefix lengths at most 32 and their count equal to Num Addrs (RFC 5944 §2.1.2). Num Addrs
 may be 0 in an agent advertisement (RFC 5944 §2.1), unlike RFC 1256 §5.2. IP-level checks
 (TTL 1, source on the link, destination) are the agent-discovery engine's job.
+
+:func:`decode_icmp` decodes agent advertisements through a bounded memo
+(:class:`AdvertisementMemo`): the same bytes again give the same (immutable) object, and
+the same advertisement with another sequence number is checked (checksum) and read for
+that number only -- every node of a link hears each periodic advertisement, and an agent's
+successive ones differ only there (RFC 5944 §2.3.2).
 """
 
 from __future__ import annotations

@@ -297,6 +297,114 @@ def send_to_link(
     return sock.sendto(packet, (interface, ethertype, 0, 0, link_dst))
 
 
+#: the 28 bytes of an IPv4 header without options and a UDP header (RFC 791 §3.1, RFC 768)
+_IPV4_UDP = struct.Struct("!BBHHHBBH4s4sHHHH")
+#: what changes per datagram: bytes 2-11 of the IPv4 header (Total Length, Identification,
+#: flags and fragment offset, TTL, protocol, checksum) and bytes 4-7 of the UDP header
+_IPV4_VARIABLE = struct.Struct("!HHHBBH")
+_UDP_VARIABLE = struct.Struct("!HH")
+_UDP = 17
+
+
+class _Template:
+    """One destination's header: the bytes that do not change, their one's complement
+    sums (taken modulo 0xFFFF: a sum of 16-bit words is congruent to the number the
+    bytes spell, 2**16 being 1 modulo 0xFFFF), and the socket address."""
+
+    __slots__ = ("address", "buffer", "ip_sum", "ttl", "udp_sum")
+
+    def __init__(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: bytes,
+        dst: bytes,
+        sport: int,
+        dport: int,
+        ttl: int,
+    ) -> None:
+        self.ttl = ttl
+        # Total Length, Identification (0, as ipv4_udp_packet), checksums: zero here
+        self.buffer = bytearray(
+            _IPV4_UDP.pack(0x45, 0, 0, 0, 0, ttl, _UDP, 0, src, dst, sport, dport, 0, 0)
+        )
+        self.ip_sum = int.from_bytes(self.buffer[:20], "big") % 0xFFFF
+        # the pseudo-header without its length, and the ports (RFC 768)
+        self.udp_sum = (int.from_bytes(src + dst, "big") + _UDP + sport + dport) % 0xFFFF
+        self.address = (interface, ETH_P_IP, 0, 0, link_dst)
+
+
+class LinkUdpSender:
+    """IPv4/UDP datagrams sent to a hardware address on a link from an ``AF_PACKET``
+    socket (:func:`open_packet_sender`; the kernel adds the Ethernet header, no ARP):
+    the foreign agent's replies to its visitors (RFC 5944 §3.7.3.2).
+
+    A header template is kept per destination -- interface, hardware address, source and
+    destination addresses, ports and TTL, i.e. per visitor -- so that a datagram only
+    computes what changes: Total Length, UDP Length and the two checksums, the IPv4 one
+    from the template's sum, the UDP one from the template's sum and the payload's
+    (RFC 1071 §2), packed into the template's buffer (``struct.pack_into``) in front of
+    the payload. The bytes are those of :func:`mip4.wire.packets.ipv4_udp_packet`
+    (Identification 0, no DF, TOS 0); ``tests/io/test_link_sender.py`` compares them.
+    At most ``max_templates`` are kept (all forgotten when full: a template is cheap to
+    make again)."""
+
+    def __init__(self, sock: socket.socket, *, max_templates: int = 65536) -> None:
+        self.sock = sock
+        self.max_templates = max_templates
+        self._templates: dict[tuple[str, bytes, int, int, int, int, int], _Template] = {}
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+    def packet(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: IPv4Address,
+        dst: IPv4Address,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        ttl: int = 64,
+    ) -> tuple[bytearray, _Template]:
+        """The datagram for ``payload`` (a new ``bytearray``) and its template."""
+        key = (interface, link_dst, int(src), int(dst), sport, dport, ttl)
+        t = self._templates.get(key)
+        if t is None:
+            if len(self._templates) >= self.max_templates:
+                self._templates.clear()
+            t = _Template(interface, link_dst, src.packed, dst.packed, sport, dport, ttl)
+            self._templates[key] = t
+        n = len(payload)
+        total, length = 28 + n, 8 + n
+        s = (t.ip_sum + total) % 0xFFFF
+        buf = t.buffer
+        _IPV4_VARIABLE.pack_into(buf, 2, total, 0, 0, t.ttl, _UDP, 0xFFFF - s if s else 0)
+        words = int.from_bytes(payload, "big")
+        if n & 1:
+            words <<= 8  # an odd final byte padded with zero (RFC 1071 §1)
+        # never zero: a UDP checksum that computes to zero is sent as all ones (RFC 768)
+        _UDP_VARIABLE.pack_into(buf, 24, length, 0xFFFF - (t.udp_sum + 2 * length + words) % 0xFFFF)
+        return buf + payload, t
+
+    def send(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: IPv4Address,
+        dst: IPv4Address,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        ttl: int = 64,
+    ) -> int:
+        """Send ``payload`` from ``src``:``sport`` to ``dst``:``dport`` on ``interface``
+        at hardware address ``link_dst``."""
+        pkt, t = self.packet(interface, link_dst, src, dst, sport, dport, payload, ttl)
+        return self.sock.sendto(pkt, t.address)
+
+
 def hardware_address(sock: socket.socket, interface: str) -> bytes:
     """The hardware address of ``interface`` (SIOCGIFHWADDR in the namespace of ``sock``)."""
     import fcntl

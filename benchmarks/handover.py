@@ -92,23 +92,39 @@ def _load() -> float | None:
         return None
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
 def _floor(r: dict[str, Any]) -> str:
     """The no-move windows' longest gaps, ms, e.g. ``2.1/3.4`` (home / first agent)."""
     gaps = [w["interruption_ms"] for w in r.get("no_move", ())]
     return "/".join("-" if g is None else f"{g:.1f}" for g in gaps) or "-"
 
 
+def _short_floor(r: dict[str, Any]) -> str:
+    """The no-move windows cut as short as the switch window: median/90th percentile of
+    their longest gaps at the first foreign agent, ms."""
+    for w in r.get("no_move", ()):
+        short = w.get("short_windows") or {}
+        if w["where"] != "home" and short.get("median_ms") is not None:
+            return f"{short['median_ms']:.1f}/{short['p90_ms']:.1f}"
+    return "-"
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     base = rows[0]["median_interruption_ms"]
     lines = [
         f"{'mode':<12} {'median gap ms':>13} {'vs first':>8} {'median lost':>11} {'resets':>6}"
-        f" {'floor ms':>11} {'send ms':>11} {'load':>5}  per move (gap ms / lost)",
+        f" {'floor ms':>11} {'at switch':>9} {'floor':>9} {'send ms':>11} {'load':>5}"
+        "  per move (gap ms / at switch / lost)",
     ]
     for r in rows:
         gap = r["median_interruption_ms"]
         ratio = f"{gap / base:.2f}x" if gap is not None and base else "-"
         moves = ", ".join(
-            f"{m['move']} {m['interruption_ms']:.1f}/{m['probes_lost']}"
+            f"{m['move']} {m['interruption_ms']:.1f}/{_num(m.get('switch_gap_ms'))}"
+            f"/{m['probes_lost']}"
             for m in r["between_foreign_agents"]
             if m["interruption_ms"] is not None
         )
@@ -120,14 +136,17 @@ def render(rows: list[dict[str, Any]]) -> str:
         )
         lines.append(
             f"{r['mode']:<12} {gap if gap is None else round(gap, 1)!s:>13} {ratio:>8}"
-            f" {r['median_probes_lost']!s:>11} {r['resets']:>6} {_floor(r):>11} {send:>11}"
+            f" {r['median_probes_lost']!s:>11} {r['resets']:>6} {_floor(r):>11}"
+            f" {_num(r.get('median_switch_gap_ms')):>9} {_short_floor(r):>9} {send:>11}"
             f" {r.get('load_average')!s:>5}  {moves}"
         )
     interval = rows[0].get("probe_interval_ms") if rows else None
     lines.append(
-        f"probes every {interval:g} ms; floor: the longest gap in windows as long with no"
-        " move (home / first foreign agent); send: achieved median / largest step between"
-        " two probes sent; load: 1-minute load average after the mode's run"
+        f"probes every {interval:g} ms; floor ms: the longest gap in windows as long with no"
+        " move (home / first foreign agent); at switch: median longest gap in the 0.2 s around"
+        " each link switch; floor: median/90th percentile of the same over 0.2 s windows with"
+        " no move (first foreign agent); send: achieved median / largest step between two"
+        " probes sent; load: 1-minute load average after the mode's run"
     )
     lines.append(
         "targets (issue 14): base <= 30 ms; low-latency, fast <= 10 ms and <= 1 probe lost"

@@ -103,3 +103,23 @@ def test_send_statistics_counts_late_sends() -> None:
     assert stats["achieved_max_ms"] == pytest.approx(6.0)
     assert stats["late_sends"] == 50 and stats["realtime"] is True
     assert demo.send_statistics(None, 0.001) == {"interval_ms": 1.0}
+
+
+def test_switch_gap_reads_the_switch_not_the_jitter_elsewhere() -> None:
+    """The gap at a move's link switch (its middle within SWITCH_WINDOW of the move's
+    start) is told apart from a longer gap later in the move's window; the no-move windows
+    cut as short give the same statistic's floor."""
+    sender, receiver = _logs(0.001, (300, 304))  # 4 lost at t0 + 0.3 s: a 5 ms gap
+    received = [r for r in receiver["received"] if not 700 <= r[0] < 709]  # jitter: 10 ms
+    receiver = {"received": received}
+    start = 1000.0 + 0.299  # the move's link switch, just before the first lost probe
+    (gap,) = demo.switch_gaps(sender, receiver, [start])
+    assert gap == pytest.approx(5.0)
+    # the move's window as the report reads it: the later, longer gap wins there
+    (whole,) = analyze(ProbeLog.one_way(sender, receiver), [(start, 1000.999)])
+    assert whole.interruption_ms == pytest.approx(10.0)
+    (quiet,) = demo.no_move_windows(sender, receiver, [("a", 1000.4, 1000.8)])
+    short = quiet["short_windows"]
+    assert short["n"] == 2 and short["seconds"] == 0.2
+    assert short["median_ms"] == pytest.approx(5.5) and short["max_ms"] == pytest.approx(10.0)
+    assert demo.switch_gaps(None, receiver, [start]) == [None]

@@ -71,6 +71,10 @@ PROBE_INTERVAL = 0.01
 #: the probe intervals ``--probe-interval`` accepts, s (issue 14 asks for 10 ms or finer;
 #: below 0.5 ms the sender cannot keep its schedule on an ordinary machine)
 PROBE_INTERVAL_RANGE = (0.0005, 0.1)
+#: issue 14: the short window around a link switch, s from the switch (the move's start):
+#: the gap the switch causes has its middle in it, load jitter elsewhere in the move's
+#: window does not count (``switch_gap_ms``; compared with windows as short and no move)
+SWITCH_WINDOW = (-0.05, 0.15)
 
 
 @dataclass
@@ -114,6 +118,9 @@ class DemoRun:
     #: issue 14: the interruption statistic over windows of the same length with no move
     #: (:func:`no_move_windows`): the measurement's own floor under the run's load
     no_move: list[dict[str, Any]] = field(default_factory=list)
+    #: issue 14: per move, the longest gap in the short window around its link switch
+    #: (:data:`SWITCH_WINDOW`), ms
+    switch_gaps: list[float | None] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -135,6 +142,7 @@ class DemoRun:
             },
             "probe_sending": self.probe_sending,
             "no_move": self.no_move,
+            "switch_gaps_ms": self.switch_gaps,
             **({"handover": handover_summary(self)} if self.settings.handover else {}),
             "home_stays": [
                 {"label": h.label, "ha_packets_tunnelled": h.tunnelled, "bindings": h.bindings}
@@ -411,6 +419,7 @@ def _run(
         probe_interval=probe_interval,
         probe_sending=send_statistics(sender, probe_interval),
         no_move=no_move_windows(sender, receiver, quiet),
+        switch_gaps=switch_gaps(sender, receiver, [m.started_at for m in moves]),
     )
     run.json_path = out / "report.json"
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")
@@ -466,6 +475,14 @@ def no_move_windows(
     for (where, start, end), st in zip(
         windows, analyze(log, [(s, e) for _w, s, e in windows]), strict=True
     ):
+        # the same window cut into pieces as long as SWITCH_WINDOW: what switch_gap_ms
+        # reads when nothing happens
+        width = SWITCH_WINDOW[1] - SWITCH_WINDOW[0]
+        cuts = [
+            (start + i * width, start + (i + 1) * width)
+            for i in range(int((end - start) / width + 1e-9))
+        ]
+        short = sorted(st.interruption_ms or 0.0 for st in analyze(log, cuts))
         out.append(
             {
                 "where": where,
@@ -473,9 +490,29 @@ def no_move_windows(
                 "interruption_ms": st.interruption_ms,
                 "probes_sent": st.probes_sent,
                 "probes_lost": st.probes_lost,
+                "short_windows": {
+                    "seconds": round(width, 3),
+                    "n": len(short),
+                    "median_ms": round(statistics.median(short), 3) if short else None,
+                    "p90_ms": round(short[int(0.9 * (len(short) - 1))], 3) if short else None,
+                    "max_ms": round(short[-1], 3) if short else None,
+                },
             }
         )
     return out
+
+
+def switch_gaps(
+    sender: dict[str, Any] | None, receiver: dict[str, Any] | None, starts: Sequence[float]
+) -> list[float | None]:
+    """Per move (its start: the link switch), the longest gap between two arrivals whose
+    middle lies in :data:`SWITCH_WINDOW` around it, ms: the outage the switch causes,
+    without the load jitter of the rest of the move's window."""
+    if not sender or not receiver:
+        return [None] * len(starts)
+    log = ProbeLog.one_way(sender, receiver)
+    lo, hi = SWITCH_WINDOW
+    return [st.interruption_ms for st in analyze(log, [(t + lo, t + hi) for t in starts])]
 
 
 def handover_summary(run: DemoRun) -> dict[str, Any]:
@@ -483,9 +520,12 @@ def handover_summary(run: DemoRun) -> dict[str, Any]:
     in the UDP probes) and the probes lost, and their medians; beside them the probe
     interval, how the sender kept it, and the same statistic over windows with no move."""
     fa_nets = FOREIGN_AGENT_NETS
-    between = [
-        m for m in run.report.moves if m.move.from_net in fa_nets and m.move.to_net in fa_nets
+    indexed = [
+        (i, m)
+        for i, m in enumerate(run.report.moves)
+        if m.move.from_net in fa_nets and m.move.to_net in fa_nets
     ]
+    between = [m for _i, m in indexed]
     moves: list[dict[str, Any]] = [
         {
             "move": f"{m.move.from_net} → {m.move.to_net}",
@@ -493,9 +533,11 @@ def handover_summary(run: DemoRun) -> dict[str, Any]:
             "tcp_stall_ms": m.tcp_stall_ms,
             "interruption_ms": m.interruption_ms,
             "probes_lost": m.probes_lost,
+            "switch_gap_ms": run.switch_gaps[i] if i < len(run.switch_gaps) else None,
         }
-        for m in between
+        for i, m in indexed
     ]
+    switch = [g for m in moves if (g := m["switch_gap_ms"]) is not None]
     gaps = [m.interruption_ms for m in between if m.interruption_ms is not None]
     lost = [m.probes_lost for m in between]
     return {
@@ -504,6 +546,7 @@ def handover_summary(run: DemoRun) -> dict[str, Any]:
         "between_foreign_agents": moves,
         "median_interruption_ms": statistics.median(gaps) if gaps else None,
         "median_probes_lost": statistics.median(lost) if lost else None,
+        "median_switch_gap_ms": statistics.median(switch) if switch else None,
         "probe_interval_ms": run.probe_interval * 1000.0,
         "probe_sending": run.probe_sending,
         "no_move": run.no_move,

@@ -60,7 +60,11 @@ def free_udp_ports(n: int) -> list[int]:
             s.close()
 
 
-def make_freeradius(directory: Path) -> FreeRadius:
+def make_freeradius(
+    directory: Path, subscribers: tuple[Subscriber, ...] = (MN1, MN2, MN3)
+) -> FreeRadius:
+    """A FreeRADIUS configuration written to ``directory`` (not started) on 127.0.0.1 with
+    free auth/acct ports, one client entry for the agents and ``subscribers``."""
     auth, acct = free_udp_ports(2)
     cfg = FreeRadiusConfig(
         directory=str(directory),
@@ -68,7 +72,7 @@ def make_freeradius(directory: Path) -> FreeRadius:
         auth_port=auth,
         acct_port=acct,
         clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
-        subscribers=(MN1, MN2, MN3),
+        subscribers=subscribers,
     )
     fr = FreeRadius(cfg, RADIUS_SECRET)
     fr.write()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mip4.aaa.freeradius import FreeRadiusConfig, RadiusClientEntry, Subscriber
+from mip4.aaa.freeradius import Subscriber
 from mip4.aaa.messages import AaaResult
 from mip4.security.aaa_keys import derive_key
 from mip4.wire.codes import ReplyCode
@@ -23,10 +23,8 @@ from tests.core.netsim import MN_COLOCATED, MN_HA_KEY, MN_SPI
 
 from .conftest import (
     FREERADIUS,
-    LOOPBACK,
-    RADIUS_SECRET,
     FreeRadius,
-    free_udp_ports,
+    make_freeradius,
     needs_freeradius,
 )
 from .test_ha_aaa import GIVEN, NAI, SECRET, replies_to_mn
@@ -48,17 +46,7 @@ STATIC = Subscriber(
 
 def start(tmp_path: Path, subscriber: Subscriber) -> FreeRadius:
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
-    auth, acct = free_udp_ports(2)
-    cfg = FreeRadiusConfig(
-        directory=str(tmp_path / "raddb"),
-        address=LOOPBACK,
-        auth_port=auth,
-        acct_port=acct,
-        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
-        subscribers=(subscriber,),
-    )
-    fr = FreeRadius(cfg, RADIUS_SECRET)
-    fr.write()
+    fr = make_freeradius(tmp_path / "raddb", (subscriber,))
     fr.start()
     return fr
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mip4.aaa.freeradius import FreeRadiusConfig, RadiusClientEntry, Subscriber
+from mip4.aaa.freeradius import Subscriber
 from mip4.aaa.messages import AaaAnswer, AaaRequest
 from mip4.core.actions import Log
 from mip4.core.mn_keys import AaaKeys
@@ -30,9 +30,8 @@ from tests.core.netsim import HA_ADDR
 from .conftest import (
     FREERADIUS,
     LOOPBACK,
-    RADIUS_SECRET,
     FreeRadius,
-    free_udp_ports,
+    make_freeradius,
     needs_freeradius,
 )
 from .test_freeradius import FAST
@@ -56,17 +55,7 @@ SUBSCRIBER = Subscriber(
 @pytest.fixture
 def keys_radius(tmp_path: Path) -> Iterator[FreeRadius]:
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
-    auth, acct = free_udp_ports(2)
-    cfg = FreeRadiusConfig(
-        directory=str(tmp_path / "raddb"),
-        address=LOOPBACK,
-        auth_port=auth,
-        acct_port=acct,
-        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
-        subscribers=(SUBSCRIBER,),
-    )
-    fr = FreeRadius(cfg, RADIUS_SECRET)
-    fr.write()
+    fr = make_freeradius(tmp_path / "raddb", (SUBSCRIBER,))
     try:
         fr.start()
         yield fr
@@ -207,18 +196,8 @@ def test_freeradius_derives_an_mn_fa_key_for_a_foreign_agent_only(tmp_path: Path
     from .requests import mn_aaa_rrq
 
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
-    auth, acct = free_udp_ports(2)
     subscriber = dc_replace(SUBSCRIBER, mn_fa_spi=6000)
-    cfg = FreeRadiusConfig(
-        directory=str(tmp_path / "raddb"),
-        address=LOOPBACK,
-        auth_port=auth,
-        acct_port=acct,
-        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
-        subscribers=(subscriber,),
-    )
-    fr = FreeRadius(cfg, RADIUS_SECRET)
-    fr.write()
+    fr = make_freeradius(tmp_path / "raddb", (subscriber,))
     try:
         fr.start()
         rrq = mn_aaa_rrq(NAI, SECRET, b"c" * 16)
@@ -259,17 +238,9 @@ def test_mn_fa_key_from_freeradius_end_to_end(tmp_path: Path) -> None:
     from mip4.wire.extensions import MobileForeignAuthExtension
 
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
-    auth, acct = free_udp_ports(2)
-    cfg = FreeRadiusConfig(
-        directory=str(tmp_path / "raddb"),
-        address=LOOPBACK,
-        auth_port=auth,
-        acct_port=acct,
-        clients=(RadiusClientEntry("mip4-agents", LOOPBACK, RADIUS_SECRET),),
-        subscribers=(dc_replace(SUBSCRIBER, mn_fa_spi=6000, session_timeout=None),),
+    fr = make_freeradius(
+        tmp_path / "raddb", (dc_replace(SUBSCRIBER, mn_fa_spi=6000, session_timeout=None),)
     )
-    fr = FreeRadius(cfg, RADIUS_SECRET)
-    fr.write()
     dictionary = mn_fa_dictionary(tmp_path)
     fa_answers: list[AaaAnswer] = []
     try:

@@ -16,6 +16,7 @@ from ipaddress import IPv4Address
 
 from mip4.core.actions import (
     BufferPackets,
+    DropBuffer,
     FlushBuffer,
     InstallEdgeTunnel,
     Log,
@@ -25,6 +26,7 @@ from mip4.core.actions import (
 from mip4.core.counters import Counters
 from mip4.core.events import HandoffTrigger
 from mip4.core.fa_handoff import (
+    BUFFER_FLAG,
     GLLA_IEEE_802,
     FaHandoff,
     HandoffSettings,
@@ -94,9 +96,11 @@ def test_new_agent_delivers_from_the_handoff_request_on_and_buffers() -> None:
     assert len(edge(w, "fa2", RemoveEdgeTunnel)) == 1  # torn down as before
 
 
-def test_post_registration_trigger_delivers_early_without_a_buffer() -> None:
+def test_post_registration_trigger_delivers_early_and_holds_copies() -> None:
     """The source trigger (no buffer flag): FaHandoff.start given the visitor's hardware
-    address sends it; the new agent delivers early and holds nothing."""
+    address sends it; the new agent delivers early and holds copies all the same (without
+    them the datagrams it delivers while the node's port is down would be lost), which the
+    node's first request flushes."""
     w = handover_world(HandoverMode.BASE)
     iface = _fa2_link(w)
     registered_at(w, "A", FA1_ADDR)
@@ -110,8 +114,20 @@ def test_post_registration_trigger_delivers_early_without_a_buffer() -> None:
     )  # fmt: skip
     w.net.emit("fa1", actions)
     w.net.transfer()
-    assert edge(w, "fa2", FlushBuffer) == [FlushBuffer(MN_HOME, iface, _mn_mac(w))]
-    assert not edge(w, "fa2", BufferPackets)
+    (hrq,) = of_type(w, "fa1", HandoffRequest)
+    assert isinstance(hrq.message, HandoffRequest) and not hrq.message.flags & BUFFER_FLAG
+    early = FlushBuffer(MN_HOME, iface, _mn_mac(w))
+    assert edge(w, "fa2", FlushBuffer) == [early]
+    fa2 = [a for _t, a in w.net.nodes["fa2"].actions]
+    (buf,) = [a for a in fa2 if isinstance(a, BufferPackets)]
+    assert fa2.index(early) < fa2.index(buf)
+    (up,) = w.net.logs("fa2", "fa.edge_tunnel_up")
+    assert up.fields["buffer"] is False and up.fields["early"] is True
+    w.move("B")
+    assert edge(w, "fa2", FlushBuffer) == [early, early]  # the copies, at the request
+    w.advance(0.5)
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    assert not edge(w, "fa2", DropBuffer)
 
 
 def test_without_a_known_link_or_address_the_new_agent_waits_for_the_node() -> None:

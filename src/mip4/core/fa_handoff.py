@@ -52,12 +52,13 @@ named the node's hardware address and the target knows on which link the node wi
 offered on), the target does not wait for that request (issue 14): it delivers what the
 tunnel brings straight to the node from the Handoff Request on (a first ``FlushBuffer``,
 of a buffer still empty) while also buffering it (``BufferPackets`` after it: copies, the
-newest kept); the ``FlushBuffer`` at the node's first request then delivers the copies,
-filling what the link switch itself lost. When the home agent
-accepts the node's registration through the target, the target removes its end and sends a
-Handoff Request with Lifetime 0; the source removes its end on it. Otherwise each end
-removes itself when the tunnel's lifetime ends. A buffer the node never collects (a wrong
-anticipation) is dropped after ``buffer_timeout`` (:class:`~mip4.core.actions.DropBuffer`).
+newest kept -- also without the buffer flag, mip4's choice); the ``FlushBuffer`` at the
+node's first request then delivers the copies, filling what the link switch itself lost.
+When the home agent accepts the node's registration through the target, the target
+removes its end and sends a Handoff Request with Lifetime 0; the source removes its end on
+it. Otherwise each end removes itself when the tunnel's lifetime ends. A buffer the node
+never collects (a wrong anticipation) is dropped after ``buffer_timeout``
+(:class:`~mip4.core.actions.DropBuffer`).
 
 **Pre-registration** (RFC 4881 §3, mobile-initiated; mip4's reading). A visitor's
 Registration Request addressed to another agent (the new one) and handed to us is relayed
@@ -375,7 +376,10 @@ class FaHandoff:
                     tunnel.early = (interface, mac)
                     out.append(FlushBuffer(hoa, interface, mac))
                     self.counters.event("handoff_early_deliveries")
-                if buffer:
+                # delivering early, the copies fill what the switch loses even when the
+                # request did not ask for a buffer (post-registration): mip4's choice
+                hold = buffer or (tunnel.early is not None and self.settings.buffer_limit > 0)
+                if hold:
                     tunnel.buffer_until = now + self.settings.buffer_timeout
                     out.append(BufferPackets(hoa, self.settings.buffer_limit))
                 out.append(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 from itertools import islice
+from typing import Any
+
+import pytest
 
 from mip4.core.ha_config import HomeAgentConfig, bad_unicast
 from mip4.core.ha_pipeline import _bad_unicast, _serves
@@ -42,3 +45,41 @@ def test_bad_unicast_on_integers() -> None:
     for i in (0, 1, 0xDFFFFFFF, 0xE0000000, 0xE0000001, 0xEFFFFFFF, 0xF0000000, 0xFFFFFFFE,
               0xFFFFFFFF):  # fmt: skip
         assert _bad_unicast(i) == bad_unicast(IPv4Address(i)), hex(i)
+
+
+def test_mobility_binding_of_equals_the_constructor() -> None:
+    import dataclasses
+
+    from mip4.core.actions import Encapsulation
+    from mip4.core.bindings import MobilityBinding
+    from mip4.wire.messages import RegistrationFlags
+
+    # a distinct value for every field, so a field filled from the wrong argument shows
+    values = (
+        IPv4Address("10.0.0.10"),
+        IPv4Address("192.0.2.1"),
+        600,
+        12.5,
+        612.5,
+        0x1122334455667788,
+        RegistrationFlags.S | RegistrationFlags.T,
+        Encapsulation.GRE,
+        True,
+        IPv4Address("192.0.2.9"),
+        "n@example.net",
+        77,
+        True,
+    )
+    names = [f.name for f in dataclasses.fields(MobilityBinding)]
+    assert len(names) == len(values)  # a new field fails here: add it to ``of``
+    fast = MobilityBinding.of(*values)
+    kwargs: dict[str, Any] = dict(zip(names, values, strict=True))
+    slow = MobilityBinding(**kwargs)
+    assert fast == slow and hash(fast) == hash(slow)
+    assert [getattr(fast, n) for n in names] == list(values)
+    for n in names:
+        assert getattr(fast, n) is getattr(slow, n)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.lifetime = 1  # type: ignore[misc]
+    defaults = MobilityBinding.of(*values[:7], Encapsulation.IPIP, False, None, None, None, False)
+    assert defaults == MobilityBinding(*values[:7])

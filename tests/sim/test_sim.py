@@ -180,3 +180,46 @@ def test_cli_plot(tmp_path: Path) -> None:
     png = tmp_path / "r.png"
     assert main(["sim", "--nodes", "20", "--fas", "4", "--duration", "60", "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_engine_costs_are_sampled_and_add_up(
+    small: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One engine call in COST_SAMPLE is timed; every call is counted; the per-input
+    figures add up to the per-role ones; timing every call changes nothing else."""
+    from mip4.sim import model
+
+    r = small.report
+    for i, role in enumerate(("mobile node", "foreign agent", "home agent")):
+        by_input = {k: v for k, v in r.engine_cost_by_input.items() if k.startswith(role + ":")}
+        assert sum(v["calls"] for v in by_input.values()) == r.engine_cost[role]["calls"]
+        secs = sum(small.costs[k][1] for k in small.costs if k[0] == i)
+        assert secs == pytest.approx(small.engine_time[i]) and secs > 0
+    timed = sum(int(t) for _, t, _ in small._timed.values())
+    calls = sum(int(c) for c, _, _ in small._timed.values())
+    assert timed == (calls + model.COST_SAMPLE - 1) // model.COST_SAMPLE
+    sc = Scenario(nodes=40, foreign_agents=4, home_agents=2, duration=200.0, seed=3)
+    sampled = Simulator(sc).run()
+    monkeypatch.setattr(model, "COST_SAMPLE", 1)
+    every = Simulator(sc)
+    full = every.run()
+    assert all(t == c for c, t, _ in every._timed.values())
+    assert full.home_agent_accepts_per_second == sampled.home_agent_accepts_per_second
+    assert full.reply_codes == sampled.reply_codes
+
+
+def test_nodes_share_decoded_advertisements(small: Simulator) -> None:
+    """No per-node copy of the decoded advertisement: the nodes attached to one foreign
+    agent hold one (or, for those that last heard a solicited one, a few) objects."""
+    by_agent: dict[IPv4Address, set[int]] = {}
+    attached = 0
+    for i in range(small.n):
+        att = small.engines[i].attachment
+        if att is None or att.agent is None:
+            continue
+        attached += 1
+        by_agent.setdefault(att.agent.address, set()).add(id(att.agent.advertisement))
+    assert attached >= SMALL.nodes - 2
+    assert len(by_agent) == SMALL.foreign_agents
+    # 200 nodes, 10 agents: one shared object per agent's content
+    assert all(len(objs) == 1 for objs in by_agent.values())

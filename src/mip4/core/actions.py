@@ -16,6 +16,9 @@ from mip4.aaa.messages import AaaRequest as AaaRequest
 from mip4.aaa.messages import AccountingRecord as AccountingRecord
 from mip4.dataplane.common import Encapsulation as Encapsulation
 
+_new = object.__new__
+_setattr = object.__setattr__
+
 MIP_PORT = 434  #: RFC 5944 §3.1, IANA
 
 
@@ -39,6 +42,35 @@ class SendUdp:
     link_dst: bytes | None = None
     #: IP TTL; RFC 5944 §3.6.1.1 sets 1 for requests to a foreign agent
     ttl: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        dst: IPv4Address,
+        payload: bytes,
+        dport: int,
+        sport: int,
+        src: IPv4Address | None,
+    ) -> SendUdp:
+        """``SendUdp(dst, payload, dport, sport, src)`` for an engine's hot path (a home
+        agent's reply): one ``__dict__`` assignment instead of a frozen ``__setattr__``
+        per field, the same value (``tests/core/test_ha_fast_paths.py``)."""
+        o = _new(cls)
+        _setattr(
+            o,
+            "__dict__",
+            {
+                "dst": dst,
+                "payload": payload,
+                "dport": dport,
+                "sport": sport,
+                "src": src,
+                "interface": None,
+                "link_dst": None,
+                "ttl": None,
+            },
+        )
+        return o
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,39 @@ class InstallBinding:
     #: they are; otherwise each goes first into a unicast IP-in-IP datagram to the home
     #: address, which the foreign agent delivers to the node (RFC 5944 §4.3)
     colocated: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        home_address: IPv4Address,
+        care_of_address: IPv4Address,
+        encapsulation: Encapsulation,
+        reverse_tunnel: bool,
+        expires: float | None,
+        broadcast: bool,
+        home_interface: str | None,
+        colocated: bool,
+    ) -> InstallBinding:
+        """The constructor's value for an engine's hot path (a home agent's registration),
+        without a frozen ``__setattr__`` per field (``tests/core/test_ha_fast_paths.py``);
+        ``gre_key`` is ``None``."""
+        o = _new(cls)
+        _setattr(
+            o,
+            "__dict__",
+            {
+                "home_address": home_address,
+                "care_of_address": care_of_address,
+                "encapsulation": encapsulation,
+                "reverse_tunnel": reverse_tunnel,
+                "gre_key": None,
+                "expires": expires,
+                "broadcast": broadcast,
+                "home_interface": home_interface,
+                "colocated": colocated,
+            },
+        )
+        return o
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ decides what to do with what it reports:
   sequence number shows that it rebooted: the sequence number after 0xffff is 256, so a
   number that goes *down* to a value in 0..255 means the agent restarted and lost its
   visitor list (RFC 5944 §2.3.2 for the agent, §2.4.4 for the mobile node, which SHOULD
-  register again).
+  register again). The same advertisement again but for its sequence number (an agent's
+  periodic ones) refreshes the agent's record in place: only the sequence number (reboot
+  detection) and the lifetime are news. The record holds the decoded advertisement shared
+  by every receiver of the same content (:class:`~mip4.wire.icmp.AdvertisementMemo`).
 * :meth:`AgentDiscovery.expire` drops the agents whose advertisement lifetime passed; the
   mobile node treats losing its current agent as a move (RFC 5944 §2.4.2.1).
 * :func:`prefix_moved` is algorithm 2 (RFC 5944 §2.4.2.2): compare network prefixes taken
@@ -34,10 +37,10 @@ No clock is read here: every input carries ``now``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from mip4.wire.icmp import AgentAdvertisement, AgentFlags
+from mip4.wire.icmp import ADVERTISEMENTS, AgentAdvertisement, AgentFlags, same_but_sequence
 
 from .engine import make_rng
 from .registration import ConfigError
@@ -46,10 +49,16 @@ from .registration import ConfigError
 #: 256 (RFC 5944 §2.3.2).
 REBOOT_SEQUENCE_LIMIT = 256
 
+_F, _H, _B, _R = (int(f) for f in (AgentFlags.F, AgentFlags.H, AgentFlags.B, AgentFlags.R))
 
-@dataclass
+
+@dataclass(slots=True)
 class Agent:
-    """A mobility agent the node has heard (one per source address and interface)."""
+    """A mobility agent the node has heard (one per source address and interface).
+
+    Slotted, and the advertisement is the decoded object shared by every node that heard
+    the same bytes (:class:`~mip4.wire.icmp.AdvertisementMemo`): what a node keeps per agent
+    is this record, its flags as an integer and references."""
 
     #: the advertisement's IP source address: where registration requests go (RFC 5944
     #: §3.6.1.1)
@@ -58,11 +67,21 @@ class Agent:
     #: the link-layer source of the advertisement: the node reaches a foreign agent by it,
     #: never by ARP (RFC 5944 §4.2.1)
     link_address: bytes | None
+    #: what the agent advertises: the decoded object shared by every node that heard the
+    #: same content (:class:`~mip4.wire.icmp.AdvertisementMemo`); its sequence number may
+    #: be an earlier one of the agent's -- the last one heard is :attr:`sequence`
     advertisement: AgentAdvertisement
     #: when the advertisement's ICMP Lifetime runs out (RFC 5944 §2.4.2.1)
     expires: float
     sequence: int
     heard: float
+    #: the Mobility Agent Advertisement Extension's flags, as an integer (no enum
+    #: arithmetic on the hot path)
+    flag_bits: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        m = self.advertisement.mobility
+        self.flag_bits = int(m.flags) if m is not None else 0
 
     @property
     def flags(self) -> AgentFlags:
@@ -81,19 +100,19 @@ class Agent:
 
     @property
     def is_foreign_agent(self) -> bool:
-        return bool(self.flags & AgentFlags.F)
+        return bool(self.flag_bits & _F)
 
     @property
     def is_home_agent(self) -> bool:
-        return bool(self.flags & AgentFlags.H)
+        return bool(self.flag_bits & _H)
 
     @property
     def busy(self) -> bool:
-        return bool(self.flags & AgentFlags.B)
+        return bool(self.flag_bits & _B)
 
     @property
     def registration_required(self) -> bool:
-        return bool(self.flags & AgentFlags.R)
+        return bool(self.flag_bits & _R)
 
     @property
     def prefixes(self) -> tuple[IPv4Network, ...] | None:
@@ -173,7 +192,11 @@ class AgentDiscovery:
             raise ConfigError("solicitation jitter must be within 0..1")
         self.jitter = jitter
         self._rng = make_rng(rng)
-        self._agents: dict[tuple[str, IPv4Address], Agent] = {}
+        #: the agents heard, in the order first heard: the first one in a slot of its own
+        #: (a node usually hears one agent at a time: no dict and key per node for it),
+        #: the others by (interface, address); ``_first`` is ``None`` only when none is
+        self._first: Agent | None = None
+        self._more: dict[tuple[str, IPv4Address], Agent] | None = None
         self._solicit_interface: str | None = None
         self._solicit_next: float | None = None
         self._solicit_count = 0
@@ -194,18 +217,34 @@ class AgentDiscovery:
         if mobility is None:
             return None
         key = (interface, src)
-        old = self._agents.get(key)
+        old = self._get(interface, src)
         seq = mobility.sequence
+        if (
+            old is not None
+            and old.link_address == link_src
+            and (
+                old.advertisement is ADVERTISEMENTS.shared(adv)
+                or same_but_sequence(old.advertisement.raw, adv.raw)
+            )
+        ):
+            # The same advertisement again but for its sequence number (RFC 5944 §2.3.2: an
+            # agent whose state did not change): only the sequence number and the lifetime
+            # are news (RFC 5944 §2.4.2.1, §2.4.4); the record is refreshed in place.
+            previous = old.sequence
+            old.expires = now + adv.lifetime
+            old.sequence = seq
+            old.heard = now
+            return AdvertisementResult(old, False, sequence_shows_reboot(previous, seq), previous)
         agent = Agent(
             address=src,
             interface=interface,
             link_address=link_src,
-            advertisement=adv,
+            advertisement=ADVERTISEMENTS.shared(adv),
             expires=now + adv.lifetime,
             sequence=seq,
             heard=now,
         )
-        self._agents[key] = agent
+        self._put(key, agent)
         if old is None:
             return AdvertisementResult(agent, True, False, None)
         return AdvertisementResult(
@@ -213,26 +252,66 @@ class AgentDiscovery:
         )
 
     def agents(self, interface: str | None = None) -> list[Agent]:
-        return [a for (i, _), a in self._agents.items() if interface is None or i == interface]
+        return [a for a in self._all() if interface is None or a.interface == interface]
 
     def get(self, interface: str, address: IPv4Address) -> Agent | None:
-        return self._agents.get((interface, address))
+        return self._get(interface, address)
 
     def forget(self, interface: str, address: IPv4Address) -> Agent | None:
-        return self._agents.pop((interface, address), None)
+        return self._pop(interface, address)
 
     def expire(self, now: float) -> list[Agent]:
         """Drop and return the agents whose advertisement lifetime has passed
         (RFC 5944 §2.4.2.1: the node SHOULD assume it lost contact with them)."""
-        gone = [k for k, a in self._agents.items() if a.expires <= now]
-        return [self._agents.pop(k) for k in gone]
+        if self._first is None:
+            return []
+        gone = [a for a in self._all() if a.expires <= now]
+        for a in gone:
+            self._pop(a.interface, a.address)
+        return gone
 
     def link_down(self, interface: str) -> list[Agent]:
         """Forget every agent heard on ``interface``."""
-        gone = [k for k in self._agents if k[0] == interface]
+        gone = [a for a in self._all() if a.interface == interface]
         if self._solicit_interface == interface:
             self.stop_soliciting()
-        return [self._agents.pop(k) for k in gone]
+        for a in gone:
+            self._pop(a.interface, a.address)
+        return gone
+
+    def _all(self) -> list[Agent]:
+        first = self._first
+        if first is None:
+            return []
+        if not self._more:
+            return [first]
+        return [first, *self._more.values()]
+
+    def _get(self, interface: str, address: IPv4Address) -> Agent | None:
+        a = self._first
+        if a is not None and a.address == address and a.interface == interface:
+            return a
+        return self._more.get((interface, address)) if self._more else None
+
+    def _put(self, key: tuple[str, IPv4Address], agent: Agent) -> None:
+        a = self._first
+        if a is None or (a.interface, a.address) == key:
+            self._first = agent
+            return
+        if self._more is None:
+            self._more = {}
+        self._more[key] = agent
+
+    def _pop(self, interface: str, address: IPv4Address) -> Agent | None:
+        a = self._first
+        if a is not None and a.address == address and a.interface == interface:
+            more = self._more
+            if more:  # the next one heard takes its place (the order is kept)
+                self._first = more.pop(next(iter(more)))
+            else:
+                self._first = None
+            return a
+        return self._more.pop((interface, address), None) if self._more else None
 
     # -- solicitation (RFC 5944 §2.4) ---------------------------------------------------
 
@@ -283,10 +362,17 @@ class AgentDiscovery:
         return interface
 
     def next_deadline(self) -> float | None:
-        times = [a.expires for a in self._agents.values()]
-        if self._solicit_next is not None:
-            times.append(self._solicit_next)
-        return min(times) if times else None
+        # (read after every call into the node: no list built)
+        d = self._solicit_next
+        a = self._first
+        if a is not None and (d is None or a.expires < d):
+            d = a.expires
+        if self._more:
+            for a in self._more.values():
+                e = a.expires
+                if d is None or e < d:
+                    d = e
+        return d
 
 
 __all__ = [

@@ -78,10 +78,15 @@ __all__ = [
     "check_well_formed",
 ]
 
-_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _ZERO = IPv4Address(0)
 #: Encapsulating Delivery Style Extension type (RFC 3024 §3.3).
 _DELIVERY_STYLE = 130
+#: the flags the checks test, as plain integers (``int(flags) & _T``: no enum operator)
+_D, _M, _G, _T = (
+    int(f)
+    for f in (RegistrationFlags.D, RegistrationFlags.M, RegistrationFlags.G, RegistrationFlags.T)
+)
+_MG = _M | _G
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ class FaRequest:
     #: RFC 4433: the Requested HA extension's unicast address, for a request whose Home
     #: Agent field is 0.0.0.0 or 255.255.255.255 (it is relayed there)
     requested_home_agent: IPv4Address | None = None
+    #: index of the authorization-enabling extension (MN-HA, else MN-AAA; RFC 5944
+    #: §3.7.2.2), found by ``check_well_formed`` (-1 before it ran)
+    auth_index: int = -1
 
     @property
     def wants_mn_fa_key(self) -> bool:
@@ -159,24 +167,32 @@ def check_well_formed(ctx: FaRequest) -> None:
     req = ctx.request
     code = ReplyCode.FA_POORLY_FORMED_REQUEST
     try:
-        authorization_index(req)  # RFC 5944 §3.5.2: MN-HA is required in every request
+        # RFC 5944 §3.5.2: MN-HA is required in every request
+        ctx.auth_index = authorization_index(req)
     except AuthenticationError:
         raise RegistrationDenied(code, "no MN-HA or MN-AAA extension") from None
-    for ext in req.extensions:
-        if isinstance(ext, MobileNodeNAIExtension):
+    exts = req.extensions
+    delivery_style = False
+    for ext in exts:
+        # one pass: the first MN-NAI, and whether the delivery style extension is there
+        t = ext.ext_type
+        if t == _DELIVERY_STYLE:
+            delivery_style = True
+        elif ctx.nai is None and isinstance(ext, MobileNodeNAIExtension):
             try:
                 ctx.nai = ext.nai.decode("utf-8")
             except UnicodeDecodeError:
                 raise RegistrationDenied(code, "MN-NAI is not UTF-8") from None
             if not ctx.nai:
                 raise RegistrationDenied(code, "empty MN-NAI")
-            break
-    if req.home_address == _ZERO:
+    # the addresses on their integers (issue 13): no IPv4Address.__eq__ per test
+    hoa, ha = int(req.home_address), int(req.home_agent)
+    if hoa == 0:
         pass  # RFC 2794 §2: to be assigned; check_nai decides (97 / 96 / 98)
-    elif bad_unicast(req.home_address):
+    elif hoa == 0xFFFFFFFF or hoa >> 28 == 0xE:
         raise RegistrationDenied(code, f"home address {req.home_address} not unicast")
-    if req.home_agent in (_ZERO, _LIMITED_BROADCAST):
-        for ext in req.extensions:
+    if ha == 0 or ha == 0xFFFFFFFF:
+        for ext in exts:
             if isinstance(ext, DynamicHAExtension) and ext.subtype == DynamicHASubtype.REQUESTED_HA:
                 if bad_unicast(ext.home_agent):
                     raise RegistrationDenied(code, f"requested home agent {ext.home_agent}")
@@ -184,14 +200,14 @@ def check_well_formed(ctx: FaRequest) -> None:
                 ctx.requested_home_agent = ext.home_agent
     if ctx.requested_home_agent is not None:
         pass
-    elif req.home_agent == _ZERO and (req.home_address == _ZERO or ctx.agent.config.aaa):
+    elif ha == 0 and (hoa == 0 or ctx.agent.config.aaa):
         pass  # check_nai: 98 unless the home AAA server is to name it
-    elif req.home_agent == _ZERO or int(req.home_agent) >> 28 == 0xE:  # multicast
+    elif ha == 0 or ha >> 28 == 0xE:  # multicast
         raise RegistrationDenied(code, f"home agent {req.home_agent} not usable")
-    if req.lifetime and req.care_of_address == _ZERO:
+    if req.lifetime and not int(req.care_of_address):
         raise RegistrationDenied(code, "no care-of address")
-    ctx.delivery_style = any(e.ext_type == _DELIVERY_STYLE for e in req.extensions)
-    if ctx.delivery_style and not req.flags & RegistrationFlags.T:
+    ctx.delivery_style = delivery_style
+    if delivery_style and not int(req.flags) & _T:
         # RFC 3024 §3.3: the extension is only meaningful with reverse tunnelling.
         raise RegistrationDenied(code, "Encapsulating Delivery Style without the T bit")
 
@@ -203,12 +219,16 @@ def check_nai(ctx: FaRequest) -> None:
     agent assignment, RFC 4433, is not offered)."""
     req = ctx.request
     cfg = ctx.agent.config
-    if ctx.nai is None and (req.home_address == _ZERO or cfg.require_nai):
+    zero_hoa = not int(req.home_address)
+    if ctx.nai is None and (zero_hoa or cfg.require_nai):
         raise RegistrationDenied(ReplyCode.FA_MISSING_NAI, "no MN-NAI extension")
-    if req.home_address == _ZERO and not cfg.zero_home_address:
+    if zero_hoa and not cfg.zero_home_address:
         raise RegistrationDenied(ReplyCode.FA_NONZERO_HOA_REQUIRED, "home address 0.0.0.0")
-    mn_aaa = any(e.ext_type == GENERALIZED for e in req.extensions)
-    if req.home_agent == _ZERO and ctx.requested_home_agent is None and not (cfg.aaa and mn_aaa):
+    if (
+        not int(req.home_agent)
+        and ctx.requested_home_agent is None
+        and not (cfg.aaa and any(e.ext_type == GENERALIZED for e in req.extensions))
+    ):
         # Only the home AAA server could name it (its Access-Accept, RFC 4721 §3.2).
         raise RegistrationDenied(ReplyCode.FA_MISSING_HOME_AGENT, "home agent 0.0.0.0")
 
@@ -232,7 +252,11 @@ def check_mn_fa_auth(ctx: FaRequest) -> None:
     security association with the mobile node."""
     agent = ctx.agent
     req = ctx.request
-    present = any(e.ext_type == MN_FA for e in req.extensions)
+    present = False
+    for e in req.extensions:
+        if e.ext_type == MN_FA:
+            present = True
+            break
     # RFC 5944 §3.7.2.1: when the foreign agent and the mobile node share a mobility
     # security association, exactly one Mobile-Foreign Authentication extension MUST be
     # present (verify() refuses none and more than one alike); otherwise 67.
@@ -264,7 +288,7 @@ def _only_learnt(ctx: FaRequest) -> bool:
 def check_care_of_address(ctx: FaRequest) -> None:
     """77: a foreign agent care-of address must be one this agent offers on the link."""
     req = ctx.request
-    if ctx.deregistration or req.flags & RegistrationFlags.D:
+    if not req.lifetime or int(req.flags) & _D:  # a deregistration, or D
         return
     if req.care_of_address not in ctx.link.offered:
         dst = ctx.event.dst
@@ -291,24 +315,25 @@ def check_lifetime(ctx: FaRequest) -> None:
 
 def check_encapsulation(ctx: FaRequest) -> None:
     """72 when M or G asks for an encapsulation this agent cannot decapsulate."""
-    if ctx.deregistration:
+    req = ctx.request
+    flags = int(req.flags)
+    if not req.lifetime or not flags & _MG:  # a deregistration, or neither M nor G
         return
     cfg = ctx.agent.config
-    flags = ctx.request.flags
-    if flags & RegistrationFlags.M and not cfg.minimal_encapsulation:
+    if flags & _M and not cfg.minimal_encapsulation:
         raise RegistrationDenied(
             ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, "minimal encapsulation not supported"
         )
-    if flags & RegistrationFlags.G and not cfg.gre_encapsulation:
+    if flags & _G and not cfg.gre_encapsulation:
         raise RegistrationDenied(ReplyCode.FA_ENCAPSULATION_UNAVAILABLE, "GRE not supported")
 
 
 def check_reverse_tunnel(ctx: FaRequest) -> None:
     """74 / 75 / 79 (RFC 3024 §3.2, §3.3)."""
-    if ctx.deregistration:
+    if not ctx.request.lifetime:  # a deregistration
         return
     cfg = ctx.agent.config
-    t = bool(ctx.request.flags & RegistrationFlags.T)
+    t = bool(int(ctx.request.flags) & _T)
     if t and not cfg.reverse_tunnel:
         raise RegistrationDenied(
             ReplyCode.FA_REVERSE_TUNNEL_UNAVAILABLE, "reverse tunnelling not supported"
@@ -332,15 +357,16 @@ def check_reverse_tunnel(ctx: FaRequest) -> None:
 
 def check_resources(ctx: FaRequest) -> None:
     """66 when the visitor list or the pending list is full (RFC 5944 §3.7.1)."""
-    if ctx.deregistration:
+    req = ctx.request
+    if not req.lifetime:  # a deregistration
         return
     agent = ctx.agent
     cfg = agent.config
-    hoa = ctx.request.home_address
+    hoa = req.home_address
     # the lookups only when a list is full (a node already on it keeps its place)
     if len(agent.visitors) >= cfg.max_visitors and agent.visitors.get(hoa) is None:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "visitor list full")
-    if hoa == _ZERO:
+    if not int(hoa):
         return  # pending under its NAI (see ForeignAgent); bounded by max_pending there
     if len(agent.pending) >= cfg.max_pending and agent.pending.get(hoa) is None:
         raise RegistrationDenied(ReplyCode.FA_INSUFFICIENT_RESOURCES, "too many pending requests")

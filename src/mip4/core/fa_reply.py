@@ -46,6 +46,7 @@ from mip4.wire.extensions import (
     MobileForeignAuthExtension,
 )
 from mip4.wire.messages import (
+    RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
 )
@@ -70,7 +71,7 @@ from .events import (
     UdpReceived,
 )
 from .fa_checks import FaRequest, bad_unicast
-from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record
 from .registration import Discard, RegistrationDenied
 from .timers import expiry
 
@@ -92,7 +93,15 @@ __all__ = [
     "unreachable_code",
 ]
 
-_P, _R, _RR = VisitorState.PENDING, VisitorState.REGISTERED, VisitorState.REREGISTERING
+_I, _P, _R, _RR = (
+    VisitorState.IDLE,
+    VisitorState.PENDING,
+    VisitorState.REGISTERED,
+    VisitorState.REREGISTERING,
+)
+_FLAG_D = int(RegistrationFlags.D)
+#: the accepting codes by value (``ReplyCode(code)`` per reply costs an enum call)
+_ACCEPTED = {int(c): c for c in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)}
 _ZERO_ADDRESS = IPv4Address(0)
 
 
@@ -135,11 +144,16 @@ def relay_reply(
     by_nai = pending.nai is not None and fa._nai_pending.get(pending.nai) is pending
     # RFC 2794 §2: a request for 0.0.0.0 becomes a visitor at the address assigned.
     hoa = reply.home_address if by_nai else pending.home_address
-    fa_sa = fa._fa_ha_sa(event.src) or fa._fa_ha_sa(pending.home_agent)
+    # the FA-HA SA of the reply's source, else of the home agent the request went to
+    # (one lookup when they are the same address, as usual)
+    peer = event.src
+    fa_sa = fa._fa_ha_sa(peer)
+    if fa_sa is None and int(pending.home_agent) != int(peer):
+        peer = pending.home_agent
+        fa_sa = fa._fa_ha_sa(peer)
     theirs: RevocationSupportExtension | None = None
     if fa_sa is not None:
         # RFC 5944 §3.7.3.1: with an FA-HA SA, the reply MUST carry a valid FA-HA.
-        peer = event.src if fa._fa_ha_sa(event.src) is not None else pending.home_agent
         try:
             verify(reply, FA_HA, lookup_for(fa.security_associations, peer))
         except AuthenticationError as e:
@@ -152,7 +166,9 @@ def relay_reply(
     # RFC 5944 §3.7.3.2: remove FA-HA and whatever follows MN-HA before relaying.
     try:
         index = find_auth_extension(reply, MN_HA)
-        out = strip_after(reply, index)
+        # nothing after MN-HA (as usual without FA-HA): the reply itself, no copy
+        last = index == len(reply.extensions) - 1 and reply.raw
+        out = reply if last else strip_after(reply, index)
     except AuthenticationError:
         out = reply
         for i, ext in enumerate(reply.extensions):
@@ -161,7 +177,10 @@ def relay_reply(
                 break
     code = reply.code
     accepted = code in (ReplyCode.ACCEPTED, ReplyCode.ACCEPTED_NO_SIMULTANEOUS_BINDINGS)
-    before = (_RR if fa._visitors.get(hoa) is not None else _P) if by_nai else fa.state_of(hoa)
+    # state_of(hoa) without looking the pending entry up: it is this one (under hoa, or
+    # under the NAI for a request for 0.0.0.0)
+    registered = fa._visitors.get(hoa) is not None
+    before = _RR if registered else _P
     if accepted and pending.requested_lifetime and reply.lifetime:
         inp = VisitorInput.ACCEPTED
     elif accepted:
@@ -170,7 +189,9 @@ def relay_reply(
         inp = VisitorInput.DENIED
     # What can fail comes before any change: the transition check, the outgoing reply.
     VISITOR_TRANSITIONS.check(before, inp)
-    offer = fa._mn_fa_offers.pop(pending.nai if by_nai and pending.nai else hoa, None)
+    offer = None
+    if fa._mn_fa_offers:
+        offer = fa._mn_fa_offers.pop(pending.nai if by_nai and pending.nai else hoa, None)
     if offer is not None and inp is VisitorInput.ACCEPTED:
         # RFC 3957: the MN-FA Key Generation Nonce Reply after MN-HA, and MN-FA computed
         # with the key AAA gave (the node derives it from the nonce and checks it)
@@ -189,29 +210,32 @@ def relay_reply(
     if inp is VisitorInput.ACCEPTED:
         # The lifetime runs from when the request was relayed (as the MN counts it).
         lifetime = min(reply.lifetime, pending.requested_lifetime)
-        visitor = Visitor(
-            home_address=hoa,
-            interface=pending.interface,
-            link_address=pending.link_address,
-            ip_source=pending.ip_source,
-            ip_destination=pending.ip_destination,
-            udp_source_port=pending.udp_source_port,
-            home_agent=reply.home_agent,
-            care_of_address=pending.care_of_address,
-            identification=pending.identification,
-            requested_lifetime=pending.requested_lifetime,
-            lifetime=lifetime,
-            expires=expiry(pending.relayed_at, lifetime),
-            flags=pending.flags,
-            reverse_tunnel=pending.reverse_tunnel,
-            encapsulation=pending.encapsulation,
-            encapsulating_delivery=pending.encapsulating_delivery,
-            nai=pending.nai,
-            mn_fa_spi=offer.association.spi if offer is not None else pending.mn_fa_spi,
-            revocation_timestamp=theirs.timestamp if theirs is not None else None,
-            revocation_inform=theirs is not None
-            and fa.config.revocation_inform
-            and bool(theirs.flags & RevocationSupportFlags.I),
+        visitor = make_record(
+            Visitor,
+            {
+                "home_address": hoa,
+                "interface": pending.interface,
+                "link_address": pending.link_address,
+                "ip_source": pending.ip_source,
+                "ip_destination": pending.ip_destination,
+                "udp_source_port": pending.udp_source_port,
+                "home_agent": reply.home_agent,
+                "care_of_address": pending.care_of_address,
+                "identification": pending.identification,
+                "requested_lifetime": pending.requested_lifetime,
+                "lifetime": lifetime,
+                "expires": expiry(pending.relayed_at, lifetime),
+                "flags": pending.flags,
+                "reverse_tunnel": pending.reverse_tunnel,
+                "encapsulation": pending.encapsulation,
+                "encapsulating_delivery": pending.encapsulating_delivery,
+                "nai": pending.nai,
+                "mn_fa_spi": offer.association.spi if offer is not None else pending.mn_fa_spi,
+                "revocation_timestamp": theirs.timestamp if theirs is not None else None,
+                "revocation_inform": theirs is not None
+                and fa.config.revocation_inform
+                and bool(theirs.flags & RevocationSupportFlags.I),
+            },
         )
         old = fa._visitors.put(visitor)
         if old is not None and offer is None and same_visitor(old, visitor):
@@ -222,7 +246,7 @@ def relay_reply(
         if offer is not None:
             _learn_mn_fa_key(fa, visitor, offer)
         actions.extend(fa_aaa.accounting_start(fa, visitor, now))
-        if visitor.colocated:
+        if int(visitor.flags) & _FLAG_D:  # visitor.colocated
             # D: the mobile node decapsulates at its co-located care-of address and
             # registered through us only because we asked (R bit, RFC 5944 §3.1): we
             # keep the visitor entry but deliver nothing for it.
@@ -230,19 +254,23 @@ def relay_reply(
                 actions.append(RemoveVisitor(hoa, old.interface))
         else:
             actions.append(
-                InstallVisitor(
-                    home_address=hoa,
-                    interface=visitor.interface,
-                    link_address=visitor.link_address,
-                    home_agent=visitor.home_agent,
-                    care_of_address=visitor.care_of_address,
-                    reverse_tunnel=visitor.reverse_tunnel,
-                    encapsulation=visitor.encapsulation,
-                    expires=visitor.expires,
-                    encapsulating_delivery=visitor.encapsulating_delivery,
+                make_record(
+                    InstallVisitor,
+                    {
+                        "home_address": hoa,
+                        "interface": visitor.interface,
+                        "link_address": visitor.link_address,
+                        "home_agent": visitor.home_agent,
+                        "care_of_address": visitor.care_of_address,
+                        "reverse_tunnel": visitor.reverse_tunnel,
+                        "encapsulation": visitor.encapsulation,
+                        "expires": visitor.expires,
+                        "encapsulating_delivery": visitor.encapsulating_delivery,
+                    },
                 )
             )
-        fa._counters.accept(ReplyCode(code))
+        accepted_code = _ACCEPTED.get(code)  # (ACCEPTED is 0: falsy, hence no ``or``)
+        fa._counters.accept(ReplyCode(code) if accepted_code is None else accepted_code)
         if fa.handoff is not None:  # RFC 4881: registration complete, tunnel down
             actions.extend(fa.handoff.registered(hoa, now))
             if visitor.link_address is None and not visitor.colocated:
@@ -261,7 +289,15 @@ def relay_reply(
         fa._counters.deny(_reply_code(code))
     fa._counters.event("relayed_replies")
     actions.append(sent)
-    VISITOR_TRANSITIONS.confirm(before, inp, fa.state_of(hoa))
+    if by_nai:  # a pending entry under hoa may have been there all along
+        after = fa.state_of(hoa)
+    elif inp is VisitorInput.ACCEPTED:  # visitor put, its pending entry dropped
+        after = _R
+    elif inp is VisitorInput.DEREGISTERED:  # both gone
+        after = _I
+    else:  # the pending entry dropped, a registration stands
+        after = _R if registered else _I
+    VISITOR_TRANSITIONS.confirm(before, inp, after)
     actions.append(
         Log(
             "fa.reply_relayed",
@@ -474,10 +510,11 @@ def send_to_mobile_node(
         sa = fa.security_associations.get(peer, pending.mn_fa_spi)
         if sa is not None:
             reply = sign(reply, MobileForeignAuthExtension, sa)
-    link = fa.config.link(pending.interface)
     src = pending.ip_destination
-    if link is not None and bad_unicast(src):  # (multicast included)
-        src = link.address
+    if bad_unicast(src):  # (multicast included)
+        link = fa.config.link(pending.interface)
+        if link is not None:
+            src = link.address
     dst = pending.ip_source
     if bad_unicast(dst):
         # RFC 2794 §2: a node still without an address is reached at its link-layer
@@ -487,12 +524,16 @@ def send_to_mobile_node(
             dst = reply.home_address
         if dst == _ZERO_ADDRESS:
             dst = IPv4Address("255.255.255.255")
-    return SendUdp(
-        dst=dst,
-        payload=reply.raw or reply.encode(),
-        dport=pending.udp_source_port,
-        sport=MIP_PORT,
-        src=src,
-        interface=pending.interface,
-        link_dst=pending.link_address,
+    return make_record(
+        SendUdp,
+        {
+            "dst": dst,
+            "payload": reply.raw or reply.encode(),
+            "dport": pending.udp_source_port,
+            "sport": MIP_PORT,
+            "src": src,
+            "interface": pending.interface,
+            "link_dst": pending.link_address,
+            "ttl": None,
+        },
     )

@@ -193,7 +193,7 @@ from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
 from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
 from .fa_reply import ReplyPath, unreachable_code
-from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record
 from .registration import Discard, RegistrationDenied
 from .revocation import Revocations, decode_revocation, support_extension
 from .timers import earliest
@@ -705,7 +705,7 @@ class ForeignAgent:
                 raise Discard("link_down", link.interface)
             return FaRequest(self._tables, event, now, link, msg)
         if isinstance(msg, RegistrationReply):
-            pending = self._nai_pending_for(msg)
+            pending = self._nai_pending_for(msg) if self._nai_pending else None
             if pending is None:
                 pending = self._pending.get(msg.home_address)
             if pending is None:
@@ -759,18 +759,18 @@ class ForeignAgent:
     ) -> list[Action]:
         req, ev, link = ctx.request, ctx.event, ctx.link
         hoa = req.home_address
-        by_nai = hoa == _ZERO_ADDRESS and ctx.nai is not None
+        by_nai = not int(hoa) and ctx.nai is not None
         home_agent = req.home_agent
         if ctx.requested_home_agent is not None:
             home_agent = ctx.requested_home_agent  # RFC 4433 §3.1
         aaa_ha = authorization.home_agent if authorization is not None else None
-        if aaa_ha is not None and home_agent == _ZERO_ADDRESS:
+        if aaa_ha is not None and not int(home_agent):
             home_agent = aaa_ha  # the home AAA server named the home agent
-        if home_agent == _ZERO_ADDRESS:
+        if not int(home_agent):
             raise RegistrationDenied(
                 ReplyCode.FA_MISSING_HOME_AGENT, "neither the request nor AAA names a home agent"
             )
-        visitor = self._visitors.get(hoa)
+        visitor = None if by_nai else self._visitors.get(hoa)
         if by_nai:
             before = _P if ctx.nai in self._nai_pending else _I
         elif visitor is not None:  # state_of, with the visitor entry kept for below
@@ -788,7 +788,7 @@ class ForeignAgent:
             )
         # RFC 5944 §3.7.2.2: relay unchanged through the MN-HA (or MN-AAA) extension;
         # FA-only extensions after it (MN-FA, challenge, delivery style) are removed.
-        relayed = strip_for_relay(req)
+        relayed = relayed_request(ctx)
         fa_sa = self._fa_ha_sa(home_agent)
         if fa_sa is not None and self.config.revocation:
             # RFC 3543 §3.2: offer revocation, after MN-HA (or MN-AAA), covered by FA-HA.
@@ -799,25 +799,29 @@ class ForeignAgent:
         if fa_sa is not None:
             relayed = sign(relayed, ForeignHomeAuthExtension, fa_sa)  # RFC 5944 §3.7.2.2
         flags = req.flags
-        pending = PendingRegistration(
-            home_address=hoa,
-            interface=link.interface,
-            link_address=ev.link_src,
-            ip_source=ev.src,
-            ip_destination=ev.dst,
-            udp_source_port=ev.sport,
-            home_agent=home_agent,
-            care_of_address=req.care_of_address,
-            identification=req.identification,
-            requested_lifetime=req.lifetime,
-            flags=flags,
-            relayed_at=ctx.now,
-            expires=ctx.now + self.config.pending_timeout,
-            reverse_tunnel=bool(flags & RegistrationFlags.T),
-            encapsulation=_encapsulation(flags),
-            encapsulating_delivery=ctx.delivery_style,
-            mn_fa_spi=ctx.mn_fa_sa.spi if ctx.mn_fa_sa is not None else None,
-            nai=ctx.nai,
+        iflags = int(flags)
+        pending = make_record(
+            PendingRegistration,
+            {
+                "home_address": hoa,
+                "interface": link.interface,
+                "link_address": ev.link_src,
+                "ip_source": ev.src,
+                "ip_destination": ev.dst,
+                "udp_source_port": ev.sport,
+                "home_agent": home_agent,
+                "care_of_address": req.care_of_address,
+                "identification": req.identification,
+                "requested_lifetime": req.lifetime,
+                "flags": flags,
+                "relayed_at": ctx.now,
+                "expires": ctx.now + self.config.pending_timeout,
+                "reverse_tunnel": bool(iflags & _FLAG_T),
+                "encapsulation": _encapsulation(iflags),
+                "encapsulating_delivery": ctx.delivery_style,
+                "mn_fa_spi": ctx.mn_fa_sa.spi if ctx.mn_fa_sa is not None else None,
+                "nai": ctx.nai,
+            },
         )
         if by_nai:
             assert ctx.nai is not None
@@ -825,7 +829,8 @@ class ForeignAgent:
             after = _P
         else:
             self._pending.put(pending)
-            after = self.state_of(hoa)
+            # state_of(hoa), from what was just looked up and put (no lookups again)
+            after = _RR if visitor is not None else _P
         if ctx.challenge is not None:
             self._advertiser.spend_challenge(ctx.challenge)  # RFC 4721 §3.2: no replays
         VISITOR_TRANSITIONS.confirm(before, VisitorInput.REQUEST, after)
@@ -852,12 +857,18 @@ class ForeignAgent:
             ):
                 level = DEBUG
         return [
-            SendUdp(
-                dst=home_agent,
-                payload=payload,
-                dport=MIP_PORT,
-                sport=self.config.relay_port,
-                src=src,
+            make_record(
+                SendUdp,
+                {
+                    "dst": home_agent,
+                    "payload": payload,
+                    "dport": MIP_PORT,
+                    "sport": self.config.relay_port,
+                    "src": src,
+                    "interface": None,
+                    "link_dst": None,
+                    "ttl": None,
+                },
             ),
             Log(
                 "fa.request_relayed",
@@ -890,12 +901,29 @@ def _has_mn_aaa(request: RegistrationRequest) -> bool:
     return any(e.ext_type == GENERALIZED for e in request.extensions)
 
 
-def _encapsulation(flags: RegistrationFlags) -> Encapsulation:
-    if flags & RegistrationFlags.G:
+_FLAG_T, _FLAG_M, _FLAG_G = (
+    int(RegistrationFlags.T),
+    int(RegistrationFlags.M),
+    int(RegistrationFlags.G),
+)
+
+
+def _encapsulation(flags: int) -> Encapsulation:
+    if flags & _FLAG_G:
         return Encapsulation.GRE
-    if flags & RegistrationFlags.M:
+    if flags & _FLAG_M:
         return Encapsulation.MINIMAL
     return Encapsulation.IPIP
+
+
+def relayed_request(ctx: FaRequest) -> RegistrationRequest:
+    """The request as relayed (RFC 5944 §3.7.2.2): :func:`strip_for_relay` of it, or the
+    request itself -- no copy -- when the authorization-enabling extension
+    ``check_well_formed`` found is its last extension (nothing to cut)."""
+    req = ctx.request
+    if req.raw and 0 <= ctx.auth_index == len(req.extensions) - 1:
+        return req
+    return strip_for_relay(req)
 
 
 def _who(event: object) -> dict[str, object]:

@@ -79,11 +79,13 @@ from ipaddress import IPv4Address
 
 from mip4.aaa.messages import AaaAnswer
 from mip4.security.auth import (
+    FA_HA,
     MN_HA,
     AuthenticationError,
     append_extensions,
     find_auth_extension,
     sign,
+    signed_bytes,
 )
 from mip4.security.replay import ReplayState
 from mip4.security.sa import (
@@ -97,9 +99,11 @@ from mip4.wire.ext_mobility import (
     RevocationSupportFlags,
 )
 from mip4.wire.extensions import (
+    Extension,
     ForeignHomeAuthExtension,
     MobileHomeAuthExtension,
     MobileNodeNAIExtension,
+    encode_extensions,
 )
 from mip4.wire.icmp import (
     AgentAdvertisement,
@@ -110,6 +114,7 @@ from mip4.wire.messages import (
     RegistrationRequest,
     decode_message,
 )
+from mip4.wire.msg_base import RRP_HEADER as _RRP_HEADER
 from mip4.wire.msg_revocation import (
     RegistrationRevocation,
     RevocationAck,
@@ -737,20 +742,21 @@ class HomeAgent:
                         actions.append(RemoveBinding(hoa, b.care_of_address))
             bits = ctx.flag_bits
             broadcast = bool(bits & _FLAG_B)
-            binding = MobilityBinding(
-                home_address=hoa,
-                care_of_address=coa,
-                lifetime=lifetime,
-                registered_at=ctx.now,
-                expires=expiry(ctx.now, lifetime),
-                identification=req.identification,
-                flags=req.flags,
-                encapsulation=ctx.encapsulation,
-                reverse_tunnel=bool(bits & _FLAG_T),
-                source=ctx.event.src,
-                nai=ctx.nai,
-                revocation_timestamp=ctx.revocation.timestamp if ctx.revocation else None,
-                revocation_inform=self._inform(ctx.revocation),
+            revocation = ctx.revocation
+            binding = MobilityBinding.of(
+                hoa,
+                coa,
+                lifetime,
+                ctx.now,
+                expiry(ctx.now, lifetime),
+                req.identification,
+                req.flags,
+                ctx.encapsulation,
+                bool(bits & _FLAG_T),
+                ctx.event.src,
+                ctx.nai,
+                revocation.timestamp if revocation else None,
+                self._inform(revocation) if revocation is not None else False,
             )
             old = self._bindings.put(binding)
             if old is None and len(replaced) == 1:
@@ -761,15 +767,15 @@ class HomeAgent:
                 log_level = DEBUG
                 self._counters.event("renewal_unchanged")
             actions.append(
-                InstallBinding(
+                InstallBinding.of(
                     hoa,
                     coa,
                     ctx.encapsulation,
-                    reverse_tunnel=binding.reverse_tunnel,
-                    expires=binding.expires,
-                    broadcast=broadcast,
-                    home_interface=self.config.interface if broadcast else None,
-                    colocated=bool(bits & _FLAG_D),
+                    binding.reverse_tunnel,
+                    binding.expires,
+                    broadcast,
+                    self.config.interface if broadcast else None,
+                    bool(bits & _FLAG_D),
                 )
             )
         after = self.state_of(hoa)
@@ -899,6 +905,46 @@ class HomeAgent:
                 break
         if home_agent is None:
             home_agent = ctx.reply_home_agent or req.home_agent
+        if ctx.revocation is None or not code.accepted:
+            # The usual reply (MN-HA, and FA-HA for a foreign agent that shares an SA with
+            # this agent): its bytes are built directly, without the message objects
+            # ``_reply_message`` makes for the general case -- the same bytes (issue 13;
+            # tests/core/test_ha_reply_paths.py compares the two).
+            payload = _RRP_HEADER.pack(
+                3, int(code), lifetime, int(ctx.home_address), int(home_agent), identification
+            )
+            if extensions:
+                payload += encode_extensions(extensions)
+            # RFC 5944 §3.8.3.2: MN-HA MUST be included when the HA has the MN's SA;
+            # FA-HA (when shared with the foreign agent) comes after it (§3.8.3.1).
+            if ctx.mn_sa is not None:
+                payload = signed_bytes(payload, MN_HA, ctx.mn_sa)
+            if ctx.fa_sa is not None:
+                payload = signed_bytes(payload, FA_HA, ctx.fa_sa)
+        else:
+            payload = self._reply_message(
+                ctx, code, lifetime, identification, home_agent, extensions
+            )
+        # RFC 5944 §3.8.3.1: to the request's source address and UDP source port, from the
+        # request's destination address unless that was a broadcast.
+        src = ev.dst
+        d = int(src)
+        bcast = int(self.config.home_network.broadcast_address)
+        if d in (0, _ALL_ONES, bcast) or d >> 28 == 0xE:  # 0.0.0.0, broadcasts, multicast
+            src = self.config.address
+        return SendUdp.of(ev.src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, src)
+
+    def _reply_message(
+        self,
+        ctx: HaRequest,
+        code: ReplyCode,
+        lifetime: int,
+        identification: int,
+        home_agent: IPv4Address,
+        extensions: tuple[Extension, ...],
+    ) -> bytes:
+        """The reply's bytes built as a message and signed extension by extension (the
+        general case: an accepted registration that negotiated revocation support)."""
         reply = RegistrationReply.of(
             int(code), lifetime, ctx.home_address, home_agent, identification, extensions
         )
@@ -914,21 +960,7 @@ class HomeAgent:
             reply = append_extensions(reply, ours)
         if ctx.fa_sa is not None:
             reply = sign(reply, ForeignHomeAuthExtension, ctx.fa_sa)
-        payload = reply.raw or reply.encode()
-        # RFC 5944 §3.8.3.1: to the request's source address and UDP source port, from the
-        # request's destination address unless that was a broadcast.
-        src = ev.dst
-        d = int(src)
-        bcast = int(self.config.home_network.broadcast_address)
-        if d in (0, _ALL_ONES, bcast) or d >> 28 == 0xE:  # 0.0.0.0, broadcasts, multicast
-            src = self.config.address
-        return SendUdp(
-            dst=ev.src,
-            payload=payload,
-            dport=ev.sport,
-            sport=ev.dport if ev.dport else MIP_PORT,
-            src=src,
-        )
+        return reply.raw or reply.encode()
 
 
 def _same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:

@@ -100,6 +100,7 @@ from mip4.wire.messages import (
     RegistrationReply,
     RegistrationRequest,
 )
+from mip4.wire.msg_base import REG_FLAGS
 
 from . import mn_reply
 from .actions import Action, Encapsulation, Log, SendUdp, UseColocatedAddress, UseForeignAgent
@@ -127,12 +128,50 @@ from .mn_state import MnInput
 
 MN_HA = MobileHomeAuthExtension.TYPE
 MN_FA = MobileForeignAuthExtension.TYPE
+#: agent flags tested per request, as integers (RFC 5944 §2.1.1, RFC 3024 §3.4)
+_M, _G, _T = int(AgentFlags.M), int(AgentFlags.G), int(AgentFlags.T)
+_RS, _RB, _RD, _RM, _RG, _RT = (
+    int(f)
+    for f in (
+        RegistrationFlags.S,
+        RegistrationFlags.B,
+        RegistrationFlags.D,
+        RegistrationFlags.M,
+        RegistrationFlags.G,
+        RegistrationFlags.T,
+    )
+)
 #: IP TTL of a request with T sent to a foreign agent (RFC 3024 §4.1.1)
 REVERSE_TUNNEL_TTL = 255
 
 
 class RegistrationClient:
     """The registration-client part of the mobile node (see the module docstring)."""
+
+    __slots__ = (
+        "_net",
+        "_net_key",
+        "_offer",
+        "adjust",
+        "announced",
+        "await_challenge",
+        "binding",
+        "clock_offset",
+        "config",
+        "configured_sa",
+        "counters",
+        "fa_key",
+        "home_address",
+        "home_agent",
+        "home_challenge",
+        "keys",
+        "last_reaction",
+        "last_registration",
+        "pending",
+        "replay",
+        "retry_at",
+        "rng",
+    )
 
     def __init__(
         self,
@@ -177,6 +216,9 @@ class RegistrationClient:
         self.last_reaction: CodeReaction | None = None
         #: the last accepted registration or deregistration (round trip, retransmissions)
         self.last_registration: RegistrationRecord | None = None
+        #: :attr:`home_network` as last computed, and what it was computed from
+        self._net_key: tuple[object, ...] = ()
+        self._net: IPv4Network | None = None
 
     # ------------------------------------------------------------------------------------
     # Attachment changes
@@ -203,7 +245,19 @@ class RegistrationClient:
         ``home_subnet`` when that holds it, else with ``home_prefix_len``; before an
         address is assigned, ``home_subnet``, else the home agent's network (configured,
         adopted from a reply, or requested, RFC 4433); a node given none of these
-        (Home Agent 0.0.0.0, the home AAA server picks) knows none."""
+        (Home Agent 0.0.0.0, the home AAA server picks) knows none.
+
+        Computed again only when the configuration, the home address or the home agent
+        changed (it is asked on every link event and advertisement)."""
+        key = (self.config, self.home_address, self.home_agent)
+        k = self._net_key
+        if k and k[0] is key[0] and k[1] == key[1] and k[2] == key[2]:
+            return self._net
+        self._net = net = self._home_network()
+        self._net_key = key
+        return net
+
+    def _home_network(self) -> IPv4Network | None:
         cfg = self.config
         sub = cfg.home_subnet
         if self.home_address != IPv4Address(0):
@@ -289,20 +343,19 @@ class RegistrationClient:
         """A registration (or, at home, a deregistration of all bindings) for ``att``."""
         if att.kind is AttachmentKind.HOME:
             return self.deregistration(att, now, None, registered)
-        flags = RegistrationFlags(0)
-        if self.config.simultaneous_bindings:
-            flags |= RegistrationFlags.S
-        if self.config.broadcast:
-            flags |= RegistrationFlags.B
+        # the flags as an integer, then the one precomputed member (no enum arithmetic)
+        cfg = self.config
+        bits = (_RS if cfg.simultaneous_bindings else 0) | (_RB if cfg.broadcast else 0)
         if att.kind is AttachmentKind.COLOCATED:
-            flags |= RegistrationFlags.D
+            bits |= _RD
         enc = self._encapsulation(att)
         if enc is Encapsulation.MINIMAL:
-            flags |= RegistrationFlags.M
+            bits |= _RM
         elif enc is Encapsulation.GRE:
-            flags |= RegistrationFlags.G
+            bits |= _RG
         if self.reverse_tunnel(att):
-            flags |= RegistrationFlags.T
+            bits |= _RT
+        flags = REG_FLAGS[bits]
         log = Log("mn.register", {"why": why, "care_of_address": att.care_of_address})
         step = self._send_new(
             now,
@@ -324,12 +377,12 @@ class RegistrationClient:
     ) -> Step:
         """Ask the home agent to drop all bindings (``None``: Care-of Address = home
         address, RFC 5944 §3.6.1.2) or only ``care_of_address`` (S set, Lifetime 0)."""
-        flags = RegistrationFlags(0)
         if care_of_address is None:
             coa = self.home_address  # RFC 5944 §3.6.1.2: deregister all bindings
+            flags = REG_FLAGS[0]
         else:
             coa = care_of_address
-            flags |= RegistrationFlags.S  # only this binding
+            flags = REG_FLAGS[_RS]  # only this binding
         return self._send_new(
             now,
             att,
@@ -348,16 +401,16 @@ class RegistrationClient:
                 return enc
             if att.kind is AttachmentKind.COLOCATED:
                 return enc  # the node decapsulates itself
-            flags = att.agent.flags if att.agent is not None else AgentFlags(0)
-            if enc is Encapsulation.MINIMAL and flags & AgentFlags.M:
+            flags = att.agent.flag_bits if att.agent is not None else 0
+            if enc is Encapsulation.MINIMAL and flags & _M:
                 return enc
-            if enc is Encapsulation.GRE and flags & AgentFlags.G:
+            if enc is Encapsulation.GRE and flags & _G:
                 return enc
         return Encapsulation.IPIP
 
     def reverse_tunnel(self, att: Attachment) -> bool:
         offered = att.kind is AttachmentKind.COLOCATED or (
-            att.agent is not None and bool(att.agent.flags & AgentFlags.T)
+            att.agent is not None and bool(att.agent.flag_bits & _T)
         )
         forced = self.adjust.reverse_tunnel
         if forced is not None:

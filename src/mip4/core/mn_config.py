@@ -39,9 +39,9 @@ class RevocationReaction(Enum):
 _DYNAMIC_HOME_AGENT = (IPv4Address(0), IPv4Address("255.255.255.255"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MobileNodeConfig:
-    """Configuration of one mobile node."""
+    """Configuration of one mobile node (slotted: a simulator holds one per node)."""
 
     home_address: IPv4Address
     """The node's permanent address on its home network (RFC 5944 §1.6)."""

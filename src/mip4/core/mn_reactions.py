@@ -65,7 +65,7 @@ class Reaction(Enum):
     GIVE_UP = "give up"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CodeReaction:
     code: int
     reaction: Reaction

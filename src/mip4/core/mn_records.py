@@ -15,7 +15,7 @@ here: the client decides, these carry its decisions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from mip4.wire.messages import RegistrationFlags, RegistrationRequest
@@ -28,7 +28,7 @@ from .mn_state import MnInput
 UNASSIGNED_HOME_AGENT = (IPv4Address(0), IPv4Address("255.255.255.255"))
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingRequest:
     """The outstanding Registration Request."""
 
@@ -43,7 +43,7 @@ class PendingRequest:
     next_retry: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Binding:
     """What the node believes its home agent holds for it."""
 
@@ -59,7 +59,7 @@ class Binding:
     identification: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegistrationRecord:
     """The node's last accepted registration or deregistration, for the operator."""
 
@@ -73,12 +73,13 @@ class RegistrationRecord:
     deregistration: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class Corrections:
     """Corrections learnt from denials, valid for the current attachment."""
 
     max_lifetime: int | None = None
-    no_encapsulations: set[Encapsulation] = field(default_factory=set)
+    #: refused encapsulations (a frozen set: no empty set allocated per attachment)
+    no_encapsulations: frozenset[Encapsulation] = frozenset()
     reverse_tunnel: bool | None = None  #: forced on/off by 74/75/137/138
     direct_delivery: bool = False  #: 79: no Encapsulating Delivery Style
     corrections: int = 0
@@ -91,7 +92,7 @@ class Corrections:
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """Move the state machine with ``input`` (``why`` for the log), then emit ``after``."""
 
@@ -102,14 +103,14 @@ class Step:
     before: tuple[Action, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Retry:
     """Register again for the current attachment (a corrective retry)."""
 
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RefusedCareOf:
     """Code 77: the agent refused the care-of address of ``attachment``."""
 
@@ -117,14 +118,14 @@ class RefusedCareOf:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Revoked:
     """RFC 3543: the foreign agent told the node its registration was revoked."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AwaitChallenge:
     """A challenge error (RFC 4721): wait for a fresh advertisement from the agent."""
 

@@ -243,7 +243,7 @@ def react(
         used = encapsulation_of(p.request.flags)
         if used is Encapsulation.IPIP:
             return Step(MnInput.GAVE_UP, r.reason)
-        c.adjust.no_encapsulations.add(used)
+        c.adjust.no_encapsulations = c.adjust.no_encapsulations | {used}
         return retry(c, p, now, "fall back to IP-in-IP")
     if kind is Reaction.RETRY_WITHOUT_T:
         if c.config.reverse_tunnel is ReverseTunnel.REQUIRE or not (

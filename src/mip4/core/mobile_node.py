@@ -153,7 +153,7 @@ class MobileNode:
             max_interval=config.solicit_max_interval,
             max_solicitations=config.solicit_limit,
             jitter=config.solicit_jitter,
-            rng=random.Random(self._rng.getrandbits(64)),
+            rng=self._rng,  # the engine's own: no Mersenne Twister state (2.5 KB) per node
         )
         #: the attachment part: links, agents, the current attachment
         self.where = AttachmentTracker(
@@ -167,9 +167,7 @@ class MobileNode:
         self.failure_reason: str | None = None
         #: the handover part (RFC 4881 / RFC 4988); ``None``: not configured
         self.handover: MnHandover | None = (
-            MnHandover(handover, self._counters, random.Random(self._rng.getrandbits(64)))
-            if handover is not None
-            else None
+            MnHandover(handover, self._counters, self._rng) if handover is not None else None
         )
 
     # -- issue 15 (added by the ops helper for SIGHUP; mip4.daemon.reload) ---------------

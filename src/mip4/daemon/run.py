@@ -204,6 +204,9 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             cfg.interfaces,
             tunnel_source=cfg.tunnel_source,
             dataplane=io.dataplane,
+            # the home agent uses a sender's hardware address only for a request the node
+            # sent from its home address (RFC 5944 §4.6): the tap copies nothing else
+            link_sources_from_home_address=True,
             **common,
         )
     if isinstance(engine, ForeignAgent):

@@ -61,7 +61,6 @@ a file that the next daemon's leftover cleaner reads after a crash.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import socket
 from collections import Counter
@@ -95,7 +94,7 @@ from mip4.core.actions import (
 )
 from mip4.dataplane.common import Tunnel
 from mip4.dataplane.table import LinkDelivery, TunnelEntry
-from mip4.wire.packets import ipv4_packet, ipv4_udp_packet
+from mip4.wire.packets import ipv4_packet
 
 from .bpf.agent import FastPath, overhead
 from .bpf.plane import Visitor
@@ -106,6 +105,7 @@ from .rawsock import (
     IP_PKTINFO,
     IP_TTL,
     PKTINFO,
+    LinkUdpSender,
     open_icmp_socket,
     open_packet_sender,
     open_udp_control,
@@ -154,6 +154,7 @@ class LinuxExecutor:
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
+    _link_sender: LinkUdpSender | None = field(default=None, init=False)
     _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
     _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
     _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
@@ -224,6 +225,7 @@ class LinuxExecutor:
         if self._packet is not None:
             self._packet.close()
             self._packet = None
+        self._link_sender = None
 
     def __enter__(self) -> LinuxExecutor:
         return self
@@ -236,6 +238,15 @@ class LinuxExecutor:
         if self._packet is None:
             self._packet = open_packet_sender(self.netns)
         return self._packet
+
+    @property
+    def link_sender(self) -> LinkUdpSender:
+        """UDP datagrams to hardware addresses (a foreign agent's replies to its
+        visitors), with a header template per visitor, on :attr:`packet`."""
+        sender = self._link_sender
+        if sender is None:
+            sender = self._link_sender = LinkUdpSender(self.packet)
+        return sender
 
     def _fwd(self, what: str) -> Forwarder:
         if self.forwarder is None:
@@ -270,8 +281,9 @@ class LinuxExecutor:
                 raise ValueError("SendUdp with link_dst needs an interface")
             src = a.src or self._interface_address(a.interface)
             ttl = a.ttl if a.ttl is not None else 64
-            pkt = ipv4_udp_packet(src, a.dst, a.sport, a.dport, a.payload, ttl=ttl)
-            send_to_link(self.packet, a.interface, a.link_dst, pkt)
+            self.link_sender.send(
+                a.interface, a.link_dst, src, a.dst, a.sport, a.dport, a.payload, ttl
+            )
             return
         ifindex = self.ns.index(a.interface) if a.interface else 0
         sock = self._udp_socket(a.sport)
@@ -453,12 +465,16 @@ class LinuxExecutor:
         """Replaces an earlier entry for the same home address. A renewal (the same entry
         with a new expiry) leaves the kernel objects alone: deleting and re-adding them
         would leave a moment in which the visitor's datagrams miss the reverse tunnel, and
-        the visitor's path-MTU state with it."""
+        the visitor's path-MTU state with it. Such a renewal does no work at all -- no
+        copy of the action, no kernel request, nothing stored (the entry keeps the action
+        that installed it; the expiry is for information only) -- and is counted:
+        ``visitor_unchanged`` against ``visitor_installed`` (issue 13)."""
         fwd = self._fwd("InstallVisitor")
         known = self._visitors.get(a.home_address)
-        if known is not None and dataclasses.replace(known[0], expires=a.expires) == a:
-            self._visitors[a.home_address] = (a, known[1])
+        if known is not None and _same_visitor(known[0], a):
+            self.stats["visitor_unchanged"] += 1
             return
+        self.stats["visitor_installed"] += 1
         if known is not None:
             self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
         stack = self.ns.new_stack(f"visitor {a.home_address}")
@@ -758,6 +774,21 @@ def _binding_state(a: InstallBinding) -> tuple[object, ...]:
         a.broadcast,
         a.home_interface,
         a.colocated,
+    )
+
+
+def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:
+    """``new`` asks of the kernel, the tunnel table and the fast path exactly what ``old``
+    made (every field but the expiry; the home address is the key ``old`` was found
+    under), compared field by field: no copy of either."""
+    return (
+        old.interface == new.interface
+        and old.link_address == new.link_address
+        and old.home_agent == new.home_agent
+        and old.care_of_address == new.care_of_address
+        and old.reverse_tunnel == new.reverse_tunnel
+        and old.encapsulation is new.encapsulation
+        and old.encapsulating_delivery == new.encapsulating_delivery
     )
 
 

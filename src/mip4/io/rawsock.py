@@ -152,6 +152,30 @@ def bpf_udp_dport(port: int) -> list[tuple[int, int, int, int]]:
     ]
 
 
+def bpf_udp_dport_from_home_address(port: int) -> list[tuple[int, int, int, int]]:
+    """:func:`bpf_udp_dport`, and only datagrams whose IP source is the address in bytes
+    4-7 of their payload: a Registration Request a mobile node sent from its own home
+    address (the Home Address field, RFC 5944 §3.3) -- the only datagrams whose sender's
+    hardware address a home agent uses (RFC 5944 §4.6: the node's own address, announced
+    again when it deregisters at home). Everything else (a foreign agent's relays,
+    co-located nodes) is not copied to the tap at all."""
+    return [
+        (0x30, 0, 0, 9),  # 0: ldb [9]
+        (0x15, 0, 10, 17),  # 1: jeq #17 else drop
+        (0x28, 0, 0, 6),  # 2: ldh [6]
+        (0x45, 8, 0, 0x1FFF),  # 3: fragment -> drop
+        (0xB1, 0, 0, 0),  # 4: ldxb msh
+        (0x48, 0, 0, 2),  # 5: ldh [x+2]  destination port
+        (0x15, 0, 5, port),  # 6: jeq port else drop
+        (0x40, 0, 0, 12),  # 7: ld [x+12]  payload bytes 4-7 (the Home Address field)
+        (0x07, 0, 0, 0),  # 8: tax
+        (0x20, 0, 0, 12),  # 9: ld [12]  IP source
+        (0x1D, 0, 1, 0),  # 10: jeq x -> accept else drop
+        (0x06, 0, 0, 0xFFFF),  # 11: accept
+        (0x06, 0, 0, 0),  # 12: drop
+    ]
+
+
 # ----------------------------------------------------------------------------------------
 # raw IPv4: tunnels
 # ----------------------------------------------------------------------------------------
@@ -297,6 +321,114 @@ def send_to_link(
     return sock.sendto(packet, (interface, ethertype, 0, 0, link_dst))
 
 
+#: the 28 bytes of an IPv4 header without options and a UDP header (RFC 791 §3.1, RFC 768)
+_IPV4_UDP = struct.Struct("!BBHHHBBH4s4sHHHH")
+#: what changes per datagram: bytes 2-11 of the IPv4 header (Total Length, Identification,
+#: flags and fragment offset, TTL, protocol, checksum) and bytes 4-7 of the UDP header
+_IPV4_VARIABLE = struct.Struct("!HHHBBH")
+_UDP_VARIABLE = struct.Struct("!HH")
+_UDP = 17
+
+
+class _Template:
+    """One destination's header: the bytes that do not change, their one's complement
+    sums (taken modulo 0xFFFF: a sum of 16-bit words is congruent to the number the
+    bytes spell, 2**16 being 1 modulo 0xFFFF), and the socket address."""
+
+    __slots__ = ("address", "buffer", "ip_sum", "ttl", "udp_sum")
+
+    def __init__(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: bytes,
+        dst: bytes,
+        sport: int,
+        dport: int,
+        ttl: int,
+    ) -> None:
+        self.ttl = ttl
+        # Total Length, Identification (0, as ipv4_udp_packet), checksums: zero here
+        self.buffer = bytearray(
+            _IPV4_UDP.pack(0x45, 0, 0, 0, 0, ttl, _UDP, 0, src, dst, sport, dport, 0, 0)
+        )
+        self.ip_sum = int.from_bytes(self.buffer[:20], "big") % 0xFFFF
+        # the pseudo-header without its length, and the ports (RFC 768)
+        self.udp_sum = (int.from_bytes(src + dst, "big") + _UDP + sport + dport) % 0xFFFF
+        self.address = (interface, ETH_P_IP, 0, 0, link_dst)
+
+
+class LinkUdpSender:
+    """IPv4/UDP datagrams sent to a hardware address on a link from an ``AF_PACKET``
+    socket (:func:`open_packet_sender`; the kernel adds the Ethernet header, no ARP):
+    the foreign agent's replies to its visitors (RFC 5944 §3.7.3.2).
+
+    A header template is kept per destination -- interface, hardware address, source and
+    destination addresses, ports and TTL, i.e. per visitor -- so that a datagram only
+    computes what changes: Total Length, UDP Length and the two checksums, the IPv4 one
+    from the template's sum, the UDP one from the template's sum and the payload's
+    (RFC 1071 §2), packed into the template's buffer (``struct.pack_into``) in front of
+    the payload. The bytes are those of :func:`mip4.wire.packets.ipv4_udp_packet`
+    (Identification 0, no DF, TOS 0); ``tests/io/test_link_sender.py`` compares them.
+    At most ``max_templates`` are kept (all forgotten when full: a template is cheap to
+    make again)."""
+
+    def __init__(self, sock: socket.socket, *, max_templates: int = 65536) -> None:
+        self.sock = sock
+        self.max_templates = max_templates
+        self._templates: dict[tuple[str, bytes, int, int, int, int, int], _Template] = {}
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+    def packet(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: IPv4Address,
+        dst: IPv4Address,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        ttl: int = 64,
+    ) -> tuple[bytearray, _Template]:
+        """The datagram for ``payload`` (a new ``bytearray``) and its template."""
+        key = (interface, link_dst, int(src), int(dst), sport, dport, ttl)
+        t = self._templates.get(key)
+        if t is None:
+            if len(self._templates) >= self.max_templates:
+                self._templates.clear()
+            t = _Template(interface, link_dst, src.packed, dst.packed, sport, dport, ttl)
+            self._templates[key] = t
+        n = len(payload)
+        total, length = 28 + n, 8 + n
+        s = (t.ip_sum + total) % 0xFFFF
+        buf = t.buffer
+        _IPV4_VARIABLE.pack_into(buf, 2, total, 0, 0, t.ttl, _UDP, 0xFFFF - s if s else 0)
+        words = int.from_bytes(payload, "big")
+        if n & 1:
+            words <<= 8  # an odd final byte padded with zero (RFC 1071 §1)
+        # never zero: a UDP checksum that computes to zero is sent as all ones (RFC 768)
+        _UDP_VARIABLE.pack_into(buf, 24, length, 0xFFFF - (t.udp_sum + 2 * length + words) % 0xFFFF)
+        return buf + payload, t
+
+    def send(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: IPv4Address,
+        dst: IPv4Address,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        ttl: int = 64,
+    ) -> int:
+        """Send ``payload`` from ``src``:``sport`` to ``dst``:``dport`` on ``interface``
+        at hardware address ``link_dst``."""
+        pkt, t = self.packet(interface, link_dst, src, dst, sport, dport, payload, ttl)
+        return self.sock.sendto(pkt, t.address)
+
+
 def hardware_address(sock: socket.socket, interface: str) -> bytes:
     """The hardware address of ``interface`` (SIOCGIFHWADDR in the namespace of ``sock``)."""
     import fcntl
@@ -368,29 +500,95 @@ def open_udp_control(
     return _nonblocking(sock)
 
 
+#: source addresses as ``recvmsg`` reports them (dotted strings) and destination addresses
+#: as ``IP_PKTINFO`` carries them (4 bytes) -> the one ``IPv4Address`` of each: a home agent
+#: hears the same few foreign agents and nodes again and again, and parsing the string
+#: costs more than the rest of turning a datagram into an event (bounded: cleared when full,
+#: ~1 ms at most, once per 16,384 new addresses)
+_ADDRESSES: dict[str | bytes, IPv4Address] = {}
+_ADDRESSES_MAX = 16384
+_new = object.__new__
+_setattr = object.__setattr__
+#: room for the two control messages open_udp_control asks for (IP_PKTINFO, IP_TTL)
+_CMSG_SPACE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
+
+
+def _address(key: str | bytes) -> IPv4Address:
+    a = _ADDRESSES.get(key)
+    if a is None:
+        a = IPv4Address(key) if isinstance(key, str) else ipv4_from_bytes(key)
+        if len(_ADDRESSES) >= _ADDRESSES_MAX:
+            _ADDRESSES.clear()
+        _ADDRESSES[key] = a
+    return a
+
+
+def _udp_received(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    sport: int,
+    dport: int,
+    interface: str,
+    link_src: bytes | None,
+    ttl: int,
+) -> UdpReceived:
+    """``UdpReceived(payload, src, dst, sport, dport, interface, link_src, ttl=ttl)``, built
+    the way the wire decoders build their frozen messages (one ``__dict__`` assignment
+    instead of a frozen ``__setattr__`` per field; ``tests/io/test_udp_fast_paths.py``
+    compares it with the constructor, field by field)."""
+    o = _new(UdpReceived)
+    _setattr(
+        o,
+        "__dict__",
+        {
+            "payload": payload,
+            "src": src,
+            "dst": dst,
+            "sport": sport,
+            "dport": dport,
+            "interface": interface,
+            "link_src": link_src,
+            "ttl": ttl,
+        },
+    )
+    return o
+
+
 def recv_udp(
     sock: socket.socket,
     *,
     ifname_of: Callable[[int], str] | None = None,
     link_src_of: Callable[[IPv4Address, int], bytes | None] | None = None,
+    after_read: Callable[[], object] | None = None,
     limit: int = 64,
+    dport: int | None = None,
 ) -> list[UdpReceived]:
     """Drain a :func:`open_udp_control` socket into ``UdpReceived`` events.
 
     ``ifname_of`` maps the arrival interface index to its name (default: ask the socket's
-    own namespace); ``link_src_of(src, sport)`` supplies the sender's hardware address
-    (e.g. :meth:`LinkSourceTracker.lookup`)."""
+    own namespace, once per index per call); ``link_src_of(src, sport)`` supplies the
+    sender's hardware address (e.g. :meth:`LinkSourceTracker.lookup`). Every datagram of
+    the batch is read before the first ``link_src_of`` call, and ``after_read()`` (when
+    given) runs in between: with :meth:`LinkSourceTracker.poll` there, one drain of the
+    packet tap covers the whole batch (a tap sees a frame before the UDP socket does) and
+    ``link_src_of`` can be the tracker's :meth:`~LinkSourceTracker.get`, which does not
+    poll again for every datagram. ``dport`` is the socket's own port when the caller
+    knows it (else it is asked of the socket, a system call per batch)."""
     if ifname_of is None:
 
         def ifname_of(index: int) -> str:
             return if_name(sock, index)
 
-    dport = sock.getsockname()[1]
-    cmsg_space = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
-    out: list[UdpReceived] = []
+    if dport is None:
+        dport = sock.getsockname()[1]
+    cmsg_space = _CMSG_SPACE
+    recvmsg = sock.recvmsg
+    names: dict[int, str] = {}
+    read: list[tuple[bytes, int, bytes, int, IPv4Address, int]] = []
     for _ in range(limit):
         try:
-            data, anc, _flags, addr = sock.recvmsg(65535, cmsg_space)
+            data, anc, _flags, addr = recvmsg(65535, cmsg_space)
         except BlockingIOError:
             break
         # Without the control messages (a socket not opened by open_udp_control) the TTL is
@@ -404,20 +602,54 @@ def recv_udp(
                 ifindex, _spec, dst = PKTINFO.unpack_from(cdata)
             elif kind == IP_TTL:
                 ttl = _INT.unpack_from(cdata)[0]
-        src = IPv4Address(addr[0])
+        read.append((data, ifindex, dst, ttl, _address(addr[0]), addr[1]))
+    if after_read is not None and read:
+        after_read()
+    out: list[UdpReceived] = []
+    for data, ifindex, dst, ttl, src, sport in read:
+        if ifindex:
+            interface = names.get(ifindex)
+            if interface is None:
+                interface = names[ifindex] = ifname_of(ifindex)
+        else:
+            interface = ""
         out.append(
-            UdpReceived(
-                payload=data,
-                src=src,
-                dst=ipv4_from_bytes(dst),
-                sport=addr[1],
-                dport=dport,
-                interface=ifname_of(ifindex) if ifindex else "",
-                link_src=link_src_of(src, addr[1]) if link_src_of else None,
-                ttl=ttl,
+            _udp_received(
+                data,
+                src,
+                _address(dst),
+                sport,
+                dport,
+                interface,
+                link_src_of(src, sport) if link_src_of else None,
+                ttl,
             )
         )
     return out
+
+
+#: (source, interface index, TTL) -> the control messages ``send_udp`` passes for them
+_ANCILLARY: dict[tuple[int, int, int | None], list[tuple[int, int, bytes]]] = {}
+#: destination address -> its dotted string, as ``sendmsg`` takes it (bounded)
+_DOTTED: dict[int, str] = {}
+
+
+def _ancillary(
+    src: IPv4Address | None, ifindex: int, ttl: int | None
+) -> list[tuple[int, int, bytes]]:
+    key = (int(src) if src is not None else -1, ifindex, ttl)
+    anc = _ANCILLARY.get(key)
+    if anc is None:
+        anc = []
+        if src is not None or ifindex:
+            spec = (src or IPv4Address(0)).packed
+            anc.append((socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(ifindex, spec, b"\0" * 4)))
+        if ttl is not None:
+            anc.append((socket.IPPROTO_IP, IP_TTL, _INT.pack(ttl)))
+        if len(_ANCILLARY) >= 4096:
+            _ANCILLARY.clear()
+        _ANCILLARY[key] = anc
+    return anc
 
 
 def send_udp(
@@ -431,14 +663,17 @@ def send_udp(
     ttl: int | None = None,
 ) -> int:
     """Send one datagram; ``src``/``ifindex`` go in an ``IP_PKTINFO`` and ``ttl`` in an
-    ``IP_TTL`` control message, so one socket serves every interface and TTL."""
-    anc: list[tuple[int, int, bytes]] = []
-    if src is not None or ifindex:
-        spec = (src or IPv4Address(0)).packed
-        anc.append((socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(ifindex, spec, b"\0" * 4)))
-    if ttl is not None:
-        anc.append((socket.IPPROTO_IP, IP_TTL, _INT.pack(ttl)))
-    return sock.sendmsg([payload], anc, 0, (str(dst), dport))
+    ``IP_TTL`` control message, so one socket serves every interface and TTL. The control
+    messages of each (source, interface, TTL) and the destination's dotted string are
+    built once and kept (bounded tables; ``tests/io/test_udp_fast_paths.py``)."""
+    d = int(dst)
+    host = _DOTTED.get(d)
+    if host is None:
+        host = str(dst)
+        if len(_DOTTED) >= _ADDRESSES_MAX:
+            _DOTTED.clear()
+        _DOTTED[d] = host
+    return sock.sendmsg([payload], _ancillary(src, ifindex, ttl), 0, (host, dport))
 
 
 @dataclass
@@ -453,14 +688,24 @@ class LinkSourceTracker:
 
     @classmethod
     def open(
-        cls, interface: str | None, netns: str | None = None, *, port: int = 434
+        cls,
+        interface: str | None,
+        netns: str | None = None,
+        *,
+        port: int = 434,
+        from_home_address: bool = False,
     ) -> LinkSourceTracker:
+        """``from_home_address``: only datagrams sent from the Home Address they carry
+        (:func:`bpf_udp_dport_from_home_address`; what a home agent needs)."""
         with entered(netns):
             sock = socket.socket(
                 socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
             )
         try:
-            attach_filter(sock, bpf_udp_dport(port))
+            program = (
+                bpf_udp_dport_from_home_address(port) if from_home_address else bpf_udp_dport(port)
+            )
+            attach_filter(sock, program)
             if interface is not None:  # else: every interface of the namespace
                 sock.bind((interface, ETH_P_IP))
         except BaseException:
@@ -488,6 +733,11 @@ class LinkSourceTracker:
 
     def lookup(self, src: IPv4Address, sport: int) -> bytes | None:
         self.poll()
+        return self.get(src, sport)
+
+    def get(self, src: IPv4Address, sport: int) -> bytes | None:
+        """What :meth:`lookup` answers, without draining the tap first (for a caller that
+        just did: :func:`recv_udp`'s ``after_read``)."""
         hit = self.table.get((src, sport))
         return hit[1] if hit else None
 

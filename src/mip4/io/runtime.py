@@ -17,7 +17,9 @@ What is opened, by option:
   foreign agent, co-located mobile node);
 * ``link_sources``: a :class:`~mip4.io.rawsock.LinkSourceTracker`, so ``UdpReceived``
   carries the sender's hardware address (foreign agent: to reply without ARP; home agent:
-  to announce the node's own address by gratuitous ARP when it deregisters at home);
+  to announce the node's own address by gratuitous ARP when it deregisters at home --
+  with ``link_sources_from_home_address`` only for datagrams sent from the Home Address
+  they carry, the only ones it uses: the tap then copies nothing else);
 * ``icmp_errors``: ``DestinationUnreachable`` events (mobile node);
 * ``forwarding``: ``net.ipv4.ip_forward`` on while the node runs (home and foreign agents:
   they route, and the kernel answers proxy ARP only when forwarding);
@@ -143,6 +145,7 @@ class NodeIO:
         home_gateway: IPv4Address | None = None,
         home_network: IPv4Network | None = None,
         link_sources: bool = False,
+        link_sources_from_home_address: bool = False,
         forwarding: bool = False,
         icmp_errors: bool = False,
         watch_links: bool = False,
@@ -213,7 +216,9 @@ class NodeIO:
                     cap = io.captures[ifname] = open_discovery_capture(ifname, netns)
                 res.callback(f"close discovery capture {ifname}", cap.close)
             if link_sources:
-                io.tracker = LinkSourceTracker.open(None, netns, port=port)
+                io.tracker = LinkSourceTracker.open(
+                    None, netns, port=port, from_home_address=link_sources_from_home_address
+                )
                 res.callback("close link source tracker", io.tracker.close)
             if unaddressed_requests:  # issue 10 (foreign agent): RFC 2794 requests
                 io.unaddressed = open_unaddressed_capture(netns, port=port)
@@ -244,10 +249,14 @@ class NodeIO:
         tracker = self.tracker
         udp = self.udp
 
+        port = udp.getsockname()[1]  # bound at open: asked once, not per batch
+
         def udp_events() -> list[Event]:
-            if tracker is not None:
-                tracker.poll()  # packet taps see a frame before the UDP socket does
-            return list(recv_udp(udp, link_src_of=tracker.lookup if tracker else None))
+            if tracker is None:
+                return list(recv_udp(udp, dport=port))
+            # packet taps see a frame before the UDP socket does: one drain of the tap
+            # after the batch is read covers every datagram of it
+            return list(recv_udp(udp, link_src_of=tracker.get, after_read=tracker.poll, dport=port))
 
         driver.add_reader(udp, udp_events)
         if tracker is not None:

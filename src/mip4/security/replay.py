@@ -159,6 +159,25 @@ class ReplayCheck:
         return None if self.accepted else ReplyCode.HA_IDENTIFICATION_MISMATCH
 
 
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _accepted(identification: int, nonce: int | None) -> ReplayCheck:
+    """``ReplayCheck(True, identification, ReplayState(identification, nonce))``, built
+    without a frozen ``__setattr__`` per field: a home agent makes one per accepted
+    registration (issue 13; ``tests/security/test_fast_paths.py``)."""
+    state = _new(ReplayState)
+    _setattr(state, "__dict__", {"last_accepted": identification, "nonce": nonce})
+    check = _new(ReplayCheck)
+    _setattr(
+        check,
+        "__dict__",
+        {"accepted": True, "reply_identification": identification, "state": state, "reason": ""},
+    )
+    return check
+
+
 def check_request(
     state: ReplayState,
     identification: int,
@@ -206,7 +225,8 @@ def check_request(
                 f"identification {identification:#018x} not greater than the last accepted "
                 f"{last:#018x}",
             )
-        return ReplayCheck(True, identification, replace(state, last_accepted=identification))
+        # (``replace(state, last_accepted=identification)``, built directly: issue 13)
+        return _accepted(identification, state.nonce)
     if method is ReplayMethod.NONCES:
         if new_nonce is None:
             raise ValueError("nonce replay protection needs new_nonce for the reply")

@@ -31,6 +31,12 @@ message, every extension's length, the Mobility Agent Advertisement body being 6
 prefix lengths at most 32 and their count equal to Num Addrs (RFC 5944 §2.1.2). Num Addrs
 may be 0 in an agent advertisement (RFC 5944 §2.1), unlike RFC 1256 §5.2. IP-level checks
 (TTL 1, source on the link, destination) are the agent-discovery engine's job.
+
+:func:`decode_icmp` decodes agent advertisements through a bounded memo
+(:class:`AdvertisementMemo`): the same bytes again give the same (immutable) object, and
+the same advertisement with another sequence number is checked (checksum) and read for
+that number only -- every node of a link hears each periodic advertisement, and an agent's
+successive ones differ only there (RFC 5944 §2.3.2).
 """
 
 from __future__ import annotations
@@ -334,6 +340,19 @@ class AgentAdvertisement:
         parts.extend(e.encode() for e in self.extensions)
         return icmp_with_checksum(b"".join(parts))
 
+    def with_sequence(self, sequence: int, raw: bytes) -> AgentAdvertisement:
+        """This advertisement as received again with another sequence number, as ``raw``
+        (whose first extension is the Mobility Agent Advertisement Extension; see
+        :class:`AdvertisementMemo`). Everything but that extension is shared."""
+        exts = self.extensions
+        m = exts[0]
+        assert type(m) is MobilityAgentAdvertisementExtension
+        n = _new(MobilityAgentAdvertisementExtension)
+        _setattr(n, "__dict__", {**m.__dict__, "sequence": sequence})
+        o = _new(AgentAdvertisement)
+        _setattr(o, "__dict__", {**self.__dict__, "extensions": (n, *exts[1:]), "raw": raw})
+        return o
+
     @classmethod
     def decode(cls, data: bytes) -> Self:
         if len(data) < 8:
@@ -421,9 +440,12 @@ ICMP_MESSAGES: dict[int, type[AgentAdvertisement] | type[AgentSolicitation]] = {
 
 def decode_icmp(data: bytes) -> AgentAdvertisement | AgentSolicitation:
     """Decode an agent discovery ICMP message (the IP payload). Raises
-    :class:`DecodeError` for malformed input, a bad checksum, or another ICMP type."""
+    :class:`DecodeError` for malformed input, a bad checksum, or another ICMP type.
+    Agent advertisements go through :data:`ADVERTISEMENTS` (decoded once, shared)."""
     if not data:
         raise DecodeError("empty ICMP message", 0)
+    if data[0] == 9:
+        return ADVERTISEMENTS.decode(data)
     cls = ICMP_MESSAGES.get(data[0])
     if cls is None:
         raise DecodeError(
@@ -432,12 +454,136 @@ def decode_icmp(data: bytes) -> AgentAdvertisement | AgentSolicitation:
     return cls.decode(data)
 
 
+def sequence_offset(data: bytes) -> int | None:
+    """Where the Mobility Agent Advertisement Extension's sequence number is in the agent
+    advertisement ``data``, when that extension comes first after the router addresses
+    (as every agent sends it); ``None`` otherwise (or when ``data`` is too short)."""
+    if len(data) < 8:
+        return None
+    ext = 8 + 8 * data[4]
+    if len(data) < ext + 8 or data[ext] != MobilityAgentAdvertisementExtension.TYPE:
+        return None
+    return ext + 2
+
+
+def same_but_sequence(a: bytes, b: bytes) -> bool:
+    """``a`` and ``b`` are the same agent advertisement but for the sequence number (and
+    so the checksum): the periodic advertisements of an agent whose state did not change
+    (RFC 5944 §2.3.2). Both must be well-formed (decoded) already."""
+    if len(a) != len(b):
+        return False
+    off = sequence_offset(a)
+    return (
+        off is not None
+        and off == sequence_offset(b)
+        and a[:2] == b[:2]
+        and a[4:off] == b[4:off]
+        and a[off + 2 :] == b[off + 2 :]
+    )
+
+
+class AdvertisementMemo:
+    """Decoded agent advertisements, shared by every receiver of the same bytes.
+
+    Decoding is a pure function of the bytes and an :class:`AgentAdvertisement` is
+    immutable, so one decoded object can stand for every copy of the same message:
+
+    * the same bytes again (every node of a link hears one periodic advertisement; a
+      simulator hands them all the same ``bytes``): the decoded object is returned as it
+      is -- no decode, no new objects, one copy kept however many receivers hold it;
+    * the same advertisement but for its sequence number (the next periodic advertisement
+      of an agent, RFC 5944 §2.3.2; the answer to a solicitation): only what changes is
+      parsed -- the checksum over the new bytes is verified (RFC 1256 §5.2: a message
+      whose checksum is wrong is discarded), then the earlier decode is reused with the
+      new sequence number (its router addresses, care-of addresses and flags are shared).
+
+    Anything else is decoded in full. Both tables are bounded (oldest dropped first), so
+    the memo's memory does not grow with traffic: ``exact`` messages (receivers of one
+    message come together: a small table), ``shapes`` contents (about one per agent)."""
+
+    __slots__ = ("_base", "_exact", "_shape", "exact", "hits", "misses", "partial", "shapes")
+
+    def __init__(self, exact: int = 256, shapes: int = 4096) -> None:
+        self.exact = exact
+        self.shapes = shapes
+        #: bytes -> its decode
+        self._exact: dict[bytes, AgentAdvertisement] = {}
+        #: the bytes without checksum and sequence number -> a decode of one of them
+        self._shape: dict[bytes, AgentAdvertisement] = {}
+        #: bytes (as in ``_exact``) -> the decode in ``_shape`` for its content
+        self._base: dict[bytes, AgentAdvertisement] = {}
+        #: decodes avoided, decodes of the sequence number only, full decodes
+        self.hits = 0
+        self.partial = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        self._exact.clear()
+        self._shape.clear()
+        self._base.clear()
+
+    @staticmethod
+    def _keep(
+        table: dict[bytes, AgentAdvertisement], size: int, key: bytes, adv: AgentAdvertisement
+    ) -> None:
+        if len(table) >= size:
+            table.pop(next(iter(table)), None)
+        table[key] = adv
+
+    def shared(self, adv: AgentAdvertisement) -> AgentAdvertisement:
+        """The decode this memo holds for ``adv``'s content but for the sequence number
+        (``adv`` itself if none): what a receiver that keeps the content, and the
+        sequence number apart, can hold instead of its own copy."""
+        raw = adv.raw
+        known = self._base.get(raw)  # (the usual case: no slicing)
+        if known is not None:
+            return known
+        off = sequence_offset(raw)
+        if off is None:
+            return adv
+        base = self._shape.get(raw[:2] + raw[4:off] + raw[off + 2 :])
+        return adv if base is None else base
+
+    def decode(self, data: bytes) -> AgentAdvertisement:
+        """:meth:`AgentAdvertisement.decode`, shared (see the class docstring)."""
+        data = bytes(data)
+        adv = self._exact.get(data)
+        if adv is not None:
+            self.hits += 1
+            return adv
+        off = sequence_offset(data)
+        shape = None if off is None else data[:2] + data[4:off] + data[off + 2 :]
+        base = self._shape.get(shape) if shape is not None else None
+        if base is not None and off is not None:
+            _check_checksum(data, "agent advertisement")
+            adv = base.with_sequence((data[off] << 8) | data[off + 1], data)
+            self.partial += 1
+        else:
+            adv = AgentAdvertisement.decode(data)
+            self.misses += 1
+            if shape is not None:
+                self._keep(self._shape, self.shapes, shape, adv)
+                base = adv
+        if len(self._exact) >= self.exact:
+            self._base.pop(next(iter(self._exact)), None)
+        self._keep(self._exact, self.exact, data, adv)
+        if base is not None:
+            self._base[data] = base
+        return adv
+
+
+#: the process's memo of decoded agent advertisements (:func:`decode_icmp` uses it)
+ADVERTISEMENTS = AdvertisementMemo()
+
+
 __all__ = [
+    "ADVERTISEMENTS",
     "ADVERTISEMENT_EXTENSIONS",
     "ADVERTISEMENT_SPACE",
     "NOT_DEFAULT_PREFERENCE",
     "PAD",
     "AdvertisementCode",
+    "AdvertisementMemo",
     "AgentAdvertisement",
     "AgentFlags",
     "AgentSolicitation",
@@ -449,4 +595,6 @@ __all__ = [
     "RouterAddress",
     "decode_advertisement_extensions",
     "decode_icmp",
+    "same_but_sequence",
+    "sequence_offset",
 ]

@@ -85,12 +85,20 @@ class FromRaw:
     constructor have every field in their ``__dict__`` and never reach this. ``default`` is
     what reading the attribute on the class gives, as before."""
 
-    __slots__ = ("default", "group", "name")
+    __slots__ = ("build_all", "default", "group", "name")
 
-    def __init__(self, group: dict[str, Callable[[bytes], object]], default: object) -> None:
+    def __init__(
+        self,
+        group: dict[str, Callable[[bytes], object]],
+        default: object,
+        build_all: Callable[[bytes], dict[str, object]] | None = None,
+    ) -> None:
         self.group = group
         self.default = default
         self.name = ""
+        #: builds every field of the group in one call (the same values as ``group``'s
+        #: builders one by one; a message type may give one: issue 13)
+        self.build_all = build_all
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -100,6 +108,11 @@ class FromRaw:
             return self.default if self.default is not None else self
         d = instance.__dict__
         raw = d["raw"]
+        if self.build_all is not None:
+            for name, value in self.build_all(raw).items():
+                if name not in d:
+                    d[name] = value
+            return d[self.name]
         for name, build in self.group.items():
             if name not in d:
                 d[name] = build(raw)
@@ -125,12 +138,17 @@ def extensions_at(offset: int) -> Callable[[bytes], object]:
     return build
 
 
-def make_lazy(cls: type, fields: dict[str, Callable[[bytes], object]]) -> None:
+def make_lazy(
+    cls: type,
+    fields: dict[str, Callable[[bytes], object]],
+    build_all: Callable[[bytes], dict[str, object]] | None = None,
+) -> None:
     """Install :class:`FromRaw` descriptors for ``fields`` on the dataclass ``cls`` (after
-    the dataclass decorator has read the defaults it needs for ``__init__``)."""
+    the dataclass decorator has read the defaults it needs for ``__init__``); with
+    ``build_all``, the first read builds them all with that one call."""
     for name in fields:
         default = cls.__dict__.get(name)
-        desc = FromRaw(fields, default)
+        desc = FromRaw(fields, default, build_all)
         desc.__set_name__(cls, name)
         setattr(cls, name, desc)
 

@@ -6,6 +6,7 @@ Their decoders defer the address fields and the extensions (see :mod:`mip4.wire.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import ClassVar, Self
@@ -213,6 +214,27 @@ class RegistrationReply(Message):
         return o
 
 
+_RRQ_ADDRESSES = struct.Struct("!4xIII").unpack_from
+
+
+def _rrq_fields(raw: bytes) -> dict[str, object]:
+    """A decoded request's deferred fields in one call (what ``address_at`` and
+    ``extensions_at`` build one by one; ``tests/wire/test_fast_paths.py``)."""
+    hoa, ha, coa = _RRQ_ADDRESSES(raw)
+    h = _new(IPv4Address)
+    h._ip = hoa  # type: ignore[attr-defined]  # the slot __init__ fills
+    a = _new(IPv4Address)
+    a._ip = ha  # type: ignore[attr-defined]
+    c = _new(IPv4Address)
+    c._ip = coa  # type: ignore[attr-defined]
+    return {
+        "home_address": h,
+        "home_agent": a,
+        "care_of_address": c,
+        "extensions": decode_extensions(raw, 24),
+    }
+
+
 make_lazy(
     RegistrationRequest,
     {
@@ -221,6 +243,7 @@ make_lazy(
         "care_of_address": address_at(12),
         "extensions": extensions_at(24),
     },
+    _rrq_fields,
 )
 make_lazy(
     RegistrationReply,

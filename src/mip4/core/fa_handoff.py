@@ -25,6 +25,10 @@ of the two designs, not a checked transcription. In particular:
 * Handoff Reply Code: 0 accepted; otherwise a Registration Reply foreign-agent code
   (IANA's "Code Values for Mobile IP Handoff Reply Messages" were not checked). Lifetime =
   the lifetime granted.
+* Handoff Request extension: a Generalized Link-Layer Address extension (type 138,
+  RFC 4881; sub-type :data:`GLLA_IEEE_802`, mip4's choice) carries the node's hardware
+  address from the previous agent's visitor entry when it has one, so that the new
+  agent can deliver to the node before it hears from it (below).
 * Fast Binding Update (type 20) from the visitor to its current agent: Care-of Address =
   the new agent's care-of address, which is also the new agent's address (foreign-agent
   care-of addresses). The agent accepts it only from a current visitor, on the
@@ -42,11 +46,19 @@ installs its end (:class:`~mip4.core.actions.InstallEdgeTunnel`, role TARGET, wi
 :class:`~mip4.core.actions.BufferPackets` when asked) and answers; the source installs
 its end (role SOURCE: the visitor's datagrams go on to the target). When the node arrives
 at the target -- its first Registration Request there -- the target delivers the buffer and
-the tunnel's datagrams to it (:class:`~mip4.core.actions.FlushBuffer`). When the home agent
-accepts the node's registration through the target, the target removes its end and sends a
-Handoff Request with Lifetime 0; the source removes its end on it. Otherwise each end
-removes itself when the tunnel's lifetime ends. A buffer the node never collects (a wrong
-anticipation) is dropped after ``buffer_timeout`` (:class:`~mip4.core.actions.DropBuffer`).
+the tunnel's datagrams to it (:class:`~mip4.core.actions.FlushBuffer`). When the request
+named the node's hardware address and the target knows on which link the node will arrive
+(:attr:`FaHandoff.links`: the care-of address the request came to → the interface it is
+offered on), the target does not wait for that request (issue 14): it delivers what the
+tunnel brings straight to the node from the Handoff Request on (a first ``FlushBuffer``,
+of a buffer still empty) while also buffering it (``BufferPackets`` after it: copies, the
+newest kept -- also without the buffer flag, mip4's choice); the ``FlushBuffer`` at the
+node's first request then delivers the copies, filling what the link switch itself lost.
+When the home agent accepts the node's registration through the target, the target
+removes its end and sends a Handoff Request with Lifetime 0; the source removes its end on
+it. Otherwise each end removes itself when the tunnel's lifetime ends. A buffer the node
+never collects (a wrong anticipation) is dropped after ``buffer_timeout``
+(:class:`~mip4.core.actions.DropBuffer`).
 
 **Pre-registration** (RFC 4881 §3, mobile-initiated; mip4's reading). A visitor's
 Registration Request addressed to another agent (the new one) and handed to us is relayed
@@ -70,6 +82,7 @@ from mip4.security.auth import sign
 from mip4.security.sa import SecurityAssociation
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError
+from mip4.wire.ext_mobility import GeneralizedLLAExtension
 from mip4.wire.extensions import MobileForeignAuthExtension
 from mip4.wire.messages import (
     FastBindingAck,
@@ -96,6 +109,11 @@ from .registration import ConfigError, Discard
 #: Handoff Request flag asking the new agent to buffer until the node arrives (mip4's
 #: choice of bit; RFC 4881's flag layout could not be checked).
 BUFFER_FLAG = 0x01
+
+#: Generalized Link-Layer Address sub-type for an IEEE 802 (Ethernet) hardware address in a
+#: Handoff Request (mip4's choice: IANA's sub-type registry could not be read, see
+#: docs/handovers.md)
+GLLA_IEEE_802 = 2
 
 #: message types this part handles at a foreign agent
 HANDOFF_MESSAGE_TYPES = (HandoffRequest.TYPE, HandoffReply.TYPE, FastBindingUpdate.TYPE)
@@ -142,6 +160,9 @@ class EdgeTunnel:
     buffer_until: float | None = None
     #: TARGET: the node arrived on our link (buffer flushed)
     arrived: bool = False
+    #: TARGET: (interface, hardware address) the tunnel's datagrams are delivered to
+    #: before the node arrived (from the Handoff Request's Generalized Link-Layer Address)
+    early: tuple[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +221,10 @@ class FaHandoff:
         self.proxied: dict[IPv4Address, Proxied] = {}
         #: pre-registered nodes not yet on our link (new agent): buffer kept until then
         self.awaiting: dict[IPv4Address, float] = {}
+        #: our care-of addresses → the interface of the link each is offered on, where a
+        #: node handed over to that address will arrive (set by the agent; without an
+        #: entry the new agent delivers only once the node's first request came)
+        self.links: dict[IPv4Address, str] = {}
 
     # -- deadlines ----------------------------------------------------------------------
 
@@ -226,9 +251,12 @@ class FaHandoff:
         buffer: bool,
         lifetime: int | None = None,
         fbu: FbuOrigin | None = None,
+        link_address: bytes | None = None,
     ) -> list[Action]:
         """Ask ``new_agent`` for an edge tunnel for the visitor ``home_address`` (RFC 4881
-        post-registration; RFC 4988 when ``fbu`` says a Fast Binding Update asked)."""
+        post-registration; RFC 4988 when ``fbu`` says a Fast Binding Update asked). The
+        visitor's hardware address (``link_address``, or the one the update came from)
+        goes with the request (Generalized Link-Layer Address extension)."""
         if new_agent == care_of_address:
             raise Discard("handoff_to_self", str(new_agent))
         t = self.tunnels.get(home_address)
@@ -242,6 +270,7 @@ class FaHandoff:
                     o.fbu = fbu  # the reply will answer the latest update
                 return []  # already asking
         granted = min(lifetime or self.settings.lifetime, self.settings.lifetime)
+        mac = link_address or (fbu.link_address if fbu is not None else None)
         request = HandoffRequest(
             flags=BUFFER_FLAG if buffer else 0,
             lifetime=granted,
@@ -249,6 +278,7 @@ class FaHandoff:
             home_agent=home_agent,
             care_of_address=care_of_address,
             identification=self._rng.getrandbits(64),
+            extensions=(GeneralizedLLAExtension(GLLA_IEEE_802, mac),) if mac else (),
         )
         out: list[Action] = [
             Log(
@@ -339,13 +369,29 @@ class FaHandoff:
                 self.tunnels[hoa] = tunnel
                 out.append(InstallEdgeTunnel(hoa, src, local, EdgeRole.TARGET, tunnel.expires))
                 self.counters.event("edge_tunnels_installed")
-                if buffer:
+                mac = node_link_address(msg)
+                interface = self.links.get(local)
+                if mac is not None and interface is not None:
+                    # issue 14: deliver before the node's first request (module docstring)
+                    tunnel.early = (interface, mac)
+                    out.append(FlushBuffer(hoa, interface, mac))
+                    self.counters.event("handoff_early_deliveries")
+                # delivering early, the copies fill what the switch loses even when the
+                # request did not ask for a buffer (post-registration): mip4's choice
+                hold = buffer or (tunnel.early is not None and self.settings.buffer_limit > 0)
+                if hold:
                     tunnel.buffer_until = now + self.settings.buffer_timeout
                     out.append(BufferPackets(hoa, self.settings.buffer_limit))
                 out.append(
                     Log(
                         "fa.edge_tunnel_up",
-                        {"home_address": hoa, "peer": src, "role": "target", "buffer": buffer},
+                        {
+                            "home_address": hoa,
+                            "peer": src,
+                            "role": "target",
+                            "buffer": buffer,
+                            "early": tunnel.early is not None,
+                        },
                     )
                 )
             # else: a retransmission of a request already granted: answer it again
@@ -550,11 +596,26 @@ class FaHandoff:
         return out
 
 
+def node_link_address(msg: HandoffRequest) -> bytes | None:
+    """The node's hardware address a Handoff Request carries (its Generalized Link-Layer
+    Address extension of sub-type :data:`GLLA_IEEE_802`, six octets), or None."""
+    for ext in msg.extensions:
+        if (
+            isinstance(ext, GeneralizedLLAExtension)
+            and ext.subtype == GLLA_IEEE_802
+            and len(ext.address) == 6
+        ):
+            return ext.address
+    return None
+
+
 __all__ = [
     "BUFFER_FLAG",
+    "GLLA_IEEE_802",
     "HANDOFF_MESSAGE_TYPES",
     "EdgeTunnel",
     "FaHandoff",
     "FbuOrigin",
     "HandoffSettings",
+    "node_link_address",
 ]

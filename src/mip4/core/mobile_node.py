@@ -524,7 +524,16 @@ class MobileNode:
                 },
             )
         )
+        if att.kind is AttachmentKind.FOREIGN_AGENT:
+            # The request goes to the agent's link-layer address (RFC 5944 §3.6.1.1, no
+            # route needed), so it leaves first and the home subnet is withdrawn from the
+            # link right after (RFC 5944 §4.6) -- the request is not held up by it.
+            self._register(now, out, why)
+            out.append(AwayFromHome(att.interface, self.client.home_address))
+            return
         if att.kind is not AttachmentKind.HOME:
+            # a co-located node's request goes by the visited network's router: the home
+            # subnet must not be on-link here first (RFC 5944 §4.6)
             out.append(AwayFromHome(att.interface, self.client.home_address))
         self._register(now, out, why)
 

@@ -33,6 +33,16 @@ executor fills it from the engine's actions
   tunnel goes. The node's own datagrams
   go back to the previous agent (:meth:`reverse_entry`) while no reverse tunnel to the
   home agent exists for it.
+* **Delivering and holding** (issue 14). When the new agent learns the node's hardware
+  address with the Handoff Request (RFC 4881's Generalized Link-Layer Address extension),
+  the engine asks for delivery before the node is here (a :meth:`flush` of the still empty
+  buffer) and then for a buffer (:meth:`buffer` after :meth:`flush`): every datagram out of
+  the edge tunnel goes straight to the node's hardware address -- the first ones after
+  the link switch reach it as soon as its port is up, not after its Registration Request
+  -- and a copy is held (the newest ``limit``), which the flush at the node's first
+  request delivers to fill what the switch itself lost (duplicates of what arrived are
+  possible, as with the previous agent's bicasting). While copies are held no visitor
+  entry takes over (one left from an earlier visit would end the holding early).
 """
 
 from __future__ import annotations
@@ -101,10 +111,10 @@ class EdgeTunnels:
             self.reverse[int(home)] = entry
 
     def buffer(self, home: IPv4Address, limit: int) -> None:
-        """Start buffering for ``home`` (kept if already buffering)."""
+        """Start buffering for ``home`` (kept if already buffering); when datagrams for it
+        are already delivered (:meth:`flush` came first), hold a copy of each as well until
+        the next :meth:`flush`."""
         arrival = self.arrivals.setdefault(int(home), Arrival())
-        if arrival.delivery is not None:
-            return  # already here: nothing to wait for
         if arrival.buffer is None:
             arrival.buffer = deque()
         arrival.limit = max(0, limit)
@@ -183,12 +193,19 @@ class EdgeTunnels:
 
     def _arrive(self, dst: int, arrival: Arrival, inner: memoryview) -> bool:
         if arrival.delivery is not None:
-            visitor = self.table.visitors.get(dst)
-            if visitor is not None and visitor.link_address is not None:
-                del self.arrivals[dst]  # the visitor entry delivers from now on
-                return False
+            if arrival.buffer is None:
+                visitor = self.table.visitors.get(dst)
+                if visitor is not None and visitor.link_address is not None:
+                    del self.arrivals[dst]  # the visitor entry delivers from now on
+                    return False
             self.deliver(arrival.delivery[0], arrival.delivery[1], inner)
             self.stats["edge_delivered"] += 1
+            if arrival.buffer is not None:  # delivering and holding (issue 14)
+                if self.clock() > arrival.deadline:
+                    self.stats["edge_buffer_expired"] += len(arrival.buffer)
+                    arrival.buffer = None
+                    return True
+                self._hold(arrival, arrival.buffer, inner, newest=True)
             return True
         held = arrival.buffer
         if held is None:
@@ -197,9 +214,14 @@ class EdgeTunnels:
             self.stats["edge_buffer_expired"] += len(held)
             del self.arrivals[dst]
             return False
+        return self._hold(arrival, held, inner, newest=self.bicast)
+
+    def _hold(
+        self, arrival: Arrival, held: deque[bytes], inner: memoryview, *, newest: bool
+    ) -> bool:
         if len(held) >= arrival.limit:
             self.stats["edge_buffer_full"] += 1
-            if not self.bicast or not held:
+            if not newest or not held:
                 return True
             held.popleft()  # the oldest: the node had it on its old link
         held.append(bytes(inner))

@@ -579,7 +579,19 @@ class LinuxExecutor:
             self.stats["neighbours_flushed"] += self.ns.flush_neighbours(interface)
 
     def away_from_home(self, a: AwayFromHome) -> None:
+        from .undo import WithdrawnRouteRecord  # (here: a separate hunk from the imports)
+
         self._quiet_arp(a.interface)
+        home = str(a.home_address)
+        if any(
+            isinstance(r, WithdrawnRouteRecord) and r.ifname == a.interface and r.prefsrc == home
+            for r in self._away
+        ):
+            # withdrawn already (a move between foreign links on the same interface): no
+            # address dump on the way to the first request (issue 14); UseForeignAgent
+            # checks the addresses again once registered
+            self.stats["away_already"] += 1
+            return
         self._leave_home_subnet(a.interface, a.home_address)
 
     def _restore_home_routes(self) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import secrets
@@ -46,8 +47,9 @@ from types import FrameType
 from typing import Any
 
 from mip4.demo.plot import plot
+from mip4.demo.probe import ProbeLog, analyze
 from mip4.demo.report import ConnectionSpec, DemoReport, MoveRecord, build_report
-from mip4.demo.runner import ProbePair, StreamPair
+from mip4.demo.runner import Popen, ProbePair, StreamPair
 
 from .backend import HANDOVER_MODES
 from .capture import Capture
@@ -58,10 +60,21 @@ from .scenario import ENCAPSULATIONS, Scenario, ScenarioError, Settings, is_root
 ROUTE = ("a", "b", "c", "home")
 #: issue 14 (``--handover``): back and forth between the two foreign agents, then home
 HANDOVER_ROUTE = ("a", "b", "a", "b", "home")
+#: the networks with a foreign agent
+FOREIGN_AGENT_NETS = ("a", "b")
 PORTS = {"cn dials mn": 5001, "mn dials cn": 5002, "probe": 5003}
 #: the streams' timeline resolution, s: fine enough that a move's TCP stall is measured as
 #: precisely as the probes' interruption (the plot shows 100 ms averages)
 TIMELINE_INTERVAL = 0.01
+#: seconds between two UDP probes unless ``--probe-interval`` says otherwise
+PROBE_INTERVAL = 0.01
+#: the probe intervals ``--probe-interval`` accepts, s (issue 14 asks for 10 ms or finer;
+#: below 0.5 ms the sender cannot keep its schedule on an ordinary machine)
+PROBE_INTERVAL_RANGE = (0.0005, 0.1)
+#: issue 14: the short window around a link switch, s from the switch (the move's start):
+#: the gap the switch causes has its middle in it, load jitter elsewhere in the move's
+#: window does not count (``switch_gap_ms``; compared with windows as short and no move)
+SWITCH_WINDOW = (-0.05, 0.15)
 
 
 @dataclass
@@ -98,6 +111,16 @@ class DemoRun:
     #: issue 10 (``--aaa``): each agent's RADIUS counters and the accounting records
     #: FreeRADIUS wrote, by Acct-Status-Type (:func:`aaa_summary`)
     aaa: dict[str, Any] = field(default_factory=dict)
+    #: issue 14: the probe interval asked for, s, and what the sender achieved
+    #: (:func:`send_statistics`)
+    probe_interval: float = PROBE_INTERVAL
+    probe_sending: dict[str, Any] = field(default_factory=dict)
+    #: issue 14: the interruption statistic over windows of the same length with no move
+    #: (:func:`no_move_windows`): the measurement's own floor under the run's load
+    no_move: list[dict[str, Any]] = field(default_factory=list)
+    #: issue 14: per move, the longest gap in the short window around its link switch
+    #: (:data:`SWITCH_WINDOW`), ms
+    switch_gaps: list[float | None] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -115,7 +138,11 @@ class DemoRun:
                 "ingress_filter": self.settings.filtered,
                 "lifetime": self.settings.lifetime,
                 "handover": self.settings.handover,
+                "probe_interval": self.probe_interval,
             },
+            "probe_sending": self.probe_sending,
+            "no_move": self.no_move,
+            "switch_gaps_ms": self.switch_gaps,
             **({"handover": handover_summary(self)} if self.settings.handover else {}),
             "home_stays": [
                 {"label": h.label, "ha_packets_tunnelled": h.tunnelled, "bindings": h.bindings}
@@ -153,11 +180,13 @@ def run_demo(
     route: Sequence[str] = ROUTE,
     backend: str = "daemons",
     capture: Path | None = None,
+    probe_interval: float = PROBE_INTERVAL,
 ) -> DemoRun:
     """The whole demo; returns what it measured (the report is also written to ``out``).
     The lab is always torn down unless ``keep``. ``capture``: a pcapng of every link of
     the lab (``tshark`` on the bridges, :class:`~mip4.lab.capture.Capture`) from the moment
-    the node is home until the streams stop."""
+    the node is home until the streams stop. ``probe_interval``: seconds between two UDP
+    probes (the interruption cannot read below it)."""
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(log)
     sc = Scenario(
@@ -174,7 +203,7 @@ def run_demo(
             cap = Capture(sc.lab, capture, duration=3 * dwell * (len(route) + 2) + 120)
             progress(f"capturing every link to {capture}")
         try:
-            run = _run(sc, out, progress, dwell, rate, route)
+            run = _run(sc, out, progress, dwell, rate, route, probe_interval)
         finally:
             if cap is not None:
                 cap.stop()
@@ -228,6 +257,7 @@ def _run(
     dwell: float,
     rate: float,
     route: Sequence[str],
+    probe_interval: float = PROBE_INTERVAL,
 ) -> DemoRun:
     lab = sc.lab
     mn_ip, cn_ip = str(lab.address("mn")), str(lab.address("cn"))
@@ -238,6 +268,8 @@ def _run(
     home_stays: list[HomeStay] = []
     bindings_seen: list[list[dict[str, Any]]] = []
     problems: list[str] = []
+    #: windows with no move (where, start, end; time.time()): the measurement's own floor
+    quiet: list[tuple[str, float, float]] = []
     bound = 3 * dwell * (len(route) + 2) + 60  # the instruments' own safety bound
     #: issue 11 (``--aaa``): what AAA gave the mobile node, seen while it was registered
     given: dict[str, Any] = {}
@@ -256,15 +288,14 @@ def _run(
                 )
             )  # fmt: skip
             progress(f"TCP {spec.name}: connected ({spec.client} → {addr}), streaming both ways")
-        probes = ProbePair.start(
-            lab.popen, sender_node="cn", receiver_node="mn", address=mn_ip,
-            port=PORTS["probe"], listen=mn_ip, interval=0.01, duration=bound,
-        )  # fmt: skip
-        progress(f"UDP probes cn → {mn_ip}: every 10 ms")
+        probes = start_probes(lab.popen, mn_ip, probe_interval, bound)
+        progress(f"UDP probes cn → {mn_ip}: every {probe_interval * 1000:g} ms")
 
-        def stay_home(label: str) -> None:
+        def stay_home(label: str) -> tuple[float, float]:
             before = sc.ha_status()
+            start = time.time()
             time.sleep(dwell)
+            end = time.time()
             after = sc.ha_status()
             home_stays.append(
                 HomeStay(
@@ -274,8 +305,9 @@ def _run(
                     len(after.bindings),
                 )
             )
+            return start, end
 
-        stay_home("start")
+        quiet.append((lab.topology.mobile_home, *stay_home("start")))
         _flows(sc, pairs, progress)
         for i, net in enumerate(route, 1):
             rec = sc.move(net)
@@ -304,6 +336,11 @@ def _run(
                 stay_home(f"after move {i}")
             else:
                 time.sleep(dwell)
+                if rec.registered and net in FOREIGN_AGENT_NETS and len(quiet) == 1:
+                    # as long again at the first foreign agent, settled: no move in it
+                    start = time.time()
+                    time.sleep(dwell)
+                    quiet.append((net, start, time.time()))
             _flows(sc, pairs, progress)
         aaa = aaa_summary(sc) if sc.settings.aaa else {}
         if aaa:
@@ -361,7 +398,8 @@ def _run(
         notes=[
             "reg. RTT: the mobile node's Registration Request (last transmission) → accepted"
             " Reply; handover: link change → registration accepted; interruption: longest"
-            " gap in UDP probe arrivals (cn → mn, 10 ms apart) around the move",
+            f" gap in UDP probe arrivals (cn → mn, {probe_interval * 1000:g} ms apart) around"
+            " the move",
             "link detection: "
             + "; ".join(f"{m.from_net} → {m.to_net} {m.note or 'not seen'}" for m in moves)
             + " (link change → the mobile node's link-up event; the rest of the handover"
@@ -378,6 +416,10 @@ def _run(
         {w: ha.tunnelled(w) for w in ("encapsulated", "delivered_tun")},
         problems=problems,
         aaa=aaa,
+        probe_interval=probe_interval,
+        probe_sending=send_statistics(sender, probe_interval),
+        no_move=no_move_windows(sender, receiver, quiet),
+        switch_gaps=switch_gaps(sender, receiver, [m.started_at for m in moves]),
     )
     run.json_path = out / "report.json"
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")
@@ -385,13 +427,105 @@ def _run(
     return run
 
 
+def start_probes(
+    popen: Popen, mn_ip: str, interval: float, bound: float, port: int = PORTS["probe"]
+) -> ProbePair:
+    """The demo's UDP probes: from the correspondent to the mobile node's home address,
+    one every ``interval`` seconds, for at most ``bound`` seconds."""
+    return ProbePair.start(
+        popen, sender_node="cn", receiver_node="mn", address=mn_ip, port=port,
+        listen=mn_ip, interval=interval, duration=bound,
+    )  # fmt: skip
+
+
+def send_statistics(sender: dict[str, Any] | None, interval: float) -> dict[str, Any]:
+    """How regularly the probe sender kept its schedule: the interval asked for and the
+    achieved intervals between consecutive sends (median, 99th percentile, largest), ms,
+    and how many sends came more than one interval late."""
+    if not sender or len(sender.get("sent_at", ())) < 3:
+        return {"interval_ms": interval * 1000.0}
+    sent = [float(t) for t in sender["sent_at"]]
+    steps = sorted((b - a) * 1000.0 for a, b in itertools.pairwise(sent))
+    t0 = sent[0]
+    late = sum(1 for i, t in enumerate(sent) if t - (t0 + i * interval) > interval)
+    return {
+        "interval_ms": interval * 1000.0,
+        "sent": len(sent),
+        "achieved_median_ms": round(statistics.median(steps), 4),
+        "achieved_p99_ms": round(steps[min(len(steps) - 1, int(0.99 * len(steps)))], 4),
+        "achieved_max_ms": round(steps[-1], 4),
+        "late_sends": late,
+        "realtime": bool(sender.get("realtime")),
+    }
+
+
+def no_move_windows(
+    sender: dict[str, Any] | None,
+    receiver: dict[str, Any] | None,
+    windows: Sequence[tuple[str, float, float]],
+) -> list[dict[str, Any]]:
+    """The interruption statistic (longest gap between two arrivals whose middle lies in
+    the window) and the probes lost, over windows in which the node did not move: what the
+    measurement reads when nothing happens, under the same load -- so a reader can tell an
+    outage from jitter."""
+    if not sender or not receiver:
+        return []
+    log = ProbeLog.one_way(sender, receiver)
+    out = []
+    for (where, start, end), st in zip(
+        windows, analyze(log, [(s, e) for _w, s, e in windows]), strict=True
+    ):
+        # the same window cut into pieces as long as SWITCH_WINDOW: what switch_gap_ms
+        # reads when nothing happens
+        width = SWITCH_WINDOW[1] - SWITCH_WINDOW[0]
+        cuts = [
+            (start + i * width, start + (i + 1) * width)
+            for i in range(int((end - start) / width + 1e-9))
+        ]
+        short = sorted(st.interruption_ms or 0.0 for st in analyze(log, cuts))
+        out.append(
+            {
+                "where": where,
+                "seconds": round(end - start, 3),
+                "interruption_ms": st.interruption_ms,
+                "probes_sent": st.probes_sent,
+                "probes_lost": st.probes_lost,
+                "short_windows": {
+                    "seconds": round(width, 3),
+                    "n": len(short),
+                    "median_ms": round(statistics.median(short), 3) if short else None,
+                    "p90_ms": round(short[int(0.9 * (len(short) - 1))], 3) if short else None,
+                    "max_ms": round(short[-1], 3) if short else None,
+                },
+            }
+        )
+    return out
+
+
+def switch_gaps(
+    sender: dict[str, Any] | None, receiver: dict[str, Any] | None, starts: Sequence[float]
+) -> list[float | None]:
+    """Per move (its start: the link switch), the longest gap between two arrivals whose
+    middle lies in :data:`SWITCH_WINDOW` around it, ms: the outage the switch causes,
+    without the load jitter of the rest of the move's window."""
+    if not sender or not receiver:
+        return [None] * len(starts)
+    log = ProbeLog.one_way(sender, receiver)
+    lo, hi = SWITCH_WINDOW
+    return [st.interruption_ms for st in analyze(log, [(t + lo, t + hi) for t in starts])]
+
+
 def handover_summary(run: DemoRun) -> dict[str, Any]:
     """Issue 14: per move between the two foreign agents, the interruption (longest gap
-    in the 10 ms UDP probes) and the probes lost, and their medians."""
-    fa_nets = ("a", "b")
-    between = [
-        m for m in run.report.moves if m.move.from_net in fa_nets and m.move.to_net in fa_nets
+    in the UDP probes) and the probes lost, and their medians; beside them the probe
+    interval, how the sender kept it, and the same statistic over windows with no move."""
+    fa_nets = FOREIGN_AGENT_NETS
+    indexed = [
+        (i, m)
+        for i, m in enumerate(run.report.moves)
+        if m.move.from_net in fa_nets and m.move.to_net in fa_nets
     ]
+    between = [m for _i, m in indexed]
     moves: list[dict[str, Any]] = [
         {
             "move": f"{m.move.from_net} → {m.move.to_net}",
@@ -399,9 +533,11 @@ def handover_summary(run: DemoRun) -> dict[str, Any]:
             "tcp_stall_ms": m.tcp_stall_ms,
             "interruption_ms": m.interruption_ms,
             "probes_lost": m.probes_lost,
+            "switch_gap_ms": run.switch_gaps[i] if i < len(run.switch_gaps) else None,
         }
-        for m in between
+        for i, m in indexed
     ]
+    switch = [g for m in moves if (g := m["switch_gap_ms"]) is not None]
     gaps = [m.interruption_ms for m in between if m.interruption_ms is not None]
     lost = [m.probes_lost for m in between]
     return {
@@ -410,6 +546,10 @@ def handover_summary(run: DemoRun) -> dict[str, Any]:
         "between_foreign_agents": moves,
         "median_interruption_ms": statistics.median(gaps) if gaps else None,
         "median_probes_lost": statistics.median(lost) if lost else None,
+        "median_switch_gap_ms": statistics.median(switch) if switch else None,
+        "probe_interval_ms": run.probe_interval * 1000.0,
+        "probe_sending": run.probe_sending,
+        "no_move": run.no_move,
     }
 
 
@@ -609,6 +749,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument(
+        "--probe-interval",
+        default=str(PROBE_INTERVAL),
+        metavar="SECONDS",
+        help=(
+            f"seconds between two UDP probes, {PROBE_INTERVAL_RANGE[0]:g} to"
+            f" {PROBE_INTERVAL_RANGE[1]:g} (default: {PROBE_INTERVAL:g}); the interruption"
+            " cannot read below it"
+        ),
+    )
+    p.add_argument(
         "--backend",
         choices=("daemons", "engines"),
         default="daemons",
@@ -634,7 +784,27 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+def parse_probe_interval(text: str) -> float | None:
+    """``--probe-interval``'s value in seconds, or None when it is not a number in
+    :data:`PROBE_INTERVAL_RANGE`."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    low, high = PROBE_INTERVAL_RANGE
+    return value if low <= value <= high else None
+
+
 def run(args: argparse.Namespace) -> int:
+    interval = parse_probe_interval(args.probe_interval)
+    if interval is None:
+        low, high = PROBE_INTERVAL_RANGE
+        print(
+            f"mip4 lab demo: --probe-interval must be a number of seconds from {low:g} to"
+            f" {high:g}, not {args.probe_interval!r}",
+            file=sys.stderr,
+        )
+        return 2
     if not is_root():
         print(
             "mip4 lab demo: needs root (it creates network namespaces, bridges and TUN"
@@ -670,6 +840,7 @@ def run(args: argparse.Namespace) -> int:
                 backend=args.backend,
                 capture=args.capture,
                 route=HANDOVER_ROUTE if args.handover else ROUTE,
+                probe_interval=interval,
             )
     except KeyboardInterrupt:
         print("mip4 lab demo: interrupted; everything torn down", file=sys.stderr)

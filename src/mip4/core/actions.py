@@ -15,9 +15,7 @@ from ipaddress import IPv4Address
 from mip4.aaa.messages import AaaRequest as AaaRequest
 from mip4.aaa.messages import AccountingRecord as AccountingRecord
 from mip4.dataplane.common import Encapsulation as Encapsulation
-
-_new = object.__new__
-_setattr = object.__setattr__
+from mip4.wire.records import make_record
 
 MIP_PORT = 434  #: RFC 5944 §3.1, IANA
 
@@ -55,10 +53,8 @@ class SendUdp:
         """``SendUdp(dst, payload, dport, sport, src)`` for an engine's hot path (a home
         agent's reply): one ``__dict__`` assignment instead of a frozen ``__setattr__``
         per field, the same value (``tests/core/test_ha_fast_paths.py``)."""
-        o = _new(cls)
-        _setattr(
-            o,
-            "__dict__",
+        return make_record(
+            cls,
             {
                 "dst": dst,
                 "payload": payload,
@@ -70,7 +66,6 @@ class SendUdp:
                 "ttl": None,
             },
         )
-        return o
 
 
 @dataclass(frozen=True)
@@ -128,10 +123,8 @@ class InstallBinding:
         """The constructor's value for an engine's hot path (a home agent's registration),
         without a frozen ``__setattr__`` per field (``tests/core/test_ha_fast_paths.py``);
         ``gre_key`` is ``None``."""
-        o = _new(cls)
-        _setattr(
-            o,
-            "__dict__",
+        return make_record(
+            cls,
             {
                 "home_address": home_address,
                 "care_of_address": care_of_address,
@@ -144,7 +137,6 @@ class InstallBinding:
                 "colocated": colocated,
             },
         )
-        return o
 
 
 @dataclass(frozen=True)

@@ -8,27 +8,12 @@ every allowed ``(state, input)`` pair with its one next state; any other pair is
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, TypeVar
+
+from mip4.wire.records import make_record as make_record
 
 from .registration import TransitionTable
 
 __all__ = ["VISITOR_TRANSITIONS", "VisitorInput", "VisitorState", "make_record"]
-
-_Rec = TypeVar("_Rec")
-_new = object.__new__
-_setattr = object.__setattr__
-
-
-def make_record(cls: type[_Rec], fields: dict[str, Any]) -> _Rec:
-    """A frozen record of the visitor or pending list (``Visitor``,
-    ``PendingRegistration``) made from ``fields``, every field by name, without the
-    dataclass ``__init__``: that sets each field with ``object.__setattr__`` (~2 us for a
-    visitor's 20 fields, one per relayed request and one per relayed reply); this is one
-    dictionary (~0.5 us). The same record: ``tests/core/test_fa_fast_paths.py`` compares
-    it with the constructor's, field set included."""
-    record: _Rec = _new(cls)
-    _setattr(record, "__dict__", fields)
-    return record
 
 
 class VisitorState(Enum):

@@ -49,6 +49,7 @@ from mip4.wire.packets import (
     icmp_with_checksum,
     parse_destination_unreachable,
 )
+from mip4.wire.records import make_record
 
 from .netns import entered
 
@@ -507,8 +508,6 @@ def open_udp_control(
 #: ~1 ms at most, once per 16,384 new addresses)
 _ADDRESSES: dict[str | bytes, IPv4Address] = {}
 _ADDRESSES_MAX = 16384
-_new = object.__new__
-_setattr = object.__setattr__
 #: room for the two control messages open_udp_control asks for (IP_PKTINFO, IP_TTL)
 _CMSG_SPACE = socket.CMSG_SPACE(PKTINFO.size) + socket.CMSG_SPACE(_INT.size)
 
@@ -537,10 +536,8 @@ def _udp_received(
     the way the wire decoders build their frozen messages (one ``__dict__`` assignment
     instead of a frozen ``__setattr__`` per field; ``tests/io/test_udp_fast_paths.py``
     compares it with the constructor, field by field)."""
-    o = _new(UdpReceived)
-    _setattr(
-        o,
-        "__dict__",
+    return make_record(
+        UdpReceived,
         {
             "payload": payload,
             "src": src,
@@ -552,7 +549,6 @@ def _udp_received(
             "ttl": ttl,
         },
     )
-    return o
 
 
 def recv_udp(

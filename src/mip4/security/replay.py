@@ -43,6 +43,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 
 from mip4.wire.codes import ReplyCode
+from mip4.wire.records import make_record
 
 from .sa import DEFAULT_REPLAY_TOLERANCE, ReplayMethod
 
@@ -159,23 +160,15 @@ class ReplayCheck:
         return None if self.accepted else ReplyCode.HA_IDENTIFICATION_MISMATCH
 
 
-_new = object.__new__
-_setattr = object.__setattr__
-
-
 def _accepted(identification: int, nonce: int | None) -> ReplayCheck:
     """``ReplayCheck(True, identification, ReplayState(identification, nonce))``, built
     without a frozen ``__setattr__`` per field: a home agent makes one per accepted
     registration (issue 13; ``tests/security/test_fast_paths.py``)."""
-    state = _new(ReplayState)
-    _setattr(state, "__dict__", {"last_accepted": identification, "nonce": nonce})
-    check = _new(ReplayCheck)
-    _setattr(
-        check,
-        "__dict__",
+    state = make_record(ReplayState, {"last_accepted": identification, "nonce": nonce})
+    return make_record(
+        ReplayCheck,
         {"accepted": True, "reply_identification": identification, "state": state, "reason": ""},
     )
-    return check
 
 
 def check_request(

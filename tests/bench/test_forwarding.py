@@ -160,6 +160,12 @@ def test_the_routed_baseline_crosses_the_home_agent_and_fa1(prefix: str, net: st
                 assert udp_ttl(lab, "cn", cn, "mn", routed.address) == routed.expected_ttl
             forwarded = check_forwarded(routed.path, before, routed.forwarded(), 5)
             assert all(n >= 5 for n in forwarded.values()), forwarded
+            # and they sent no ICMP redirect (which would teach the node a way round FA1)
+            for node in routed.forwarders:
+                snmp = lab.exec(node, ["cat", "/proc/net/snmp"], check=True).stdout
+                rows = [x.split() for x in snmp.splitlines() if x.startswith("IcmpMsg:")]
+                out_redirects = dict(zip(*rows, strict=True)).get("OutType5", "0") if rows else "0"
+                assert out_redirects == "0", (node, rows)
             # without the router's rules the datagrams go straight to the node: the proof
             # fails, loudly
             rules = lab.exec("rtr", ["ip", "rule", "show"], check=True).stdout

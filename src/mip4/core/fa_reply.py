@@ -298,6 +298,8 @@ def relay_reply(
     else:  # the pending entry dropped, a registration stands
         after = _R if registered else _I
     VISITOR_TRANSITIONS.confirm(before, inp, after)
+    if log_level < fa.log_level:  # a line nobody writes: not built (ForeignAgent.log_level)
+        return actions
     actions.append(
         Log(
             "fa.reply_relayed",

@@ -273,6 +273,12 @@ class ForeignAgent:
         self.handoff: FaHandoff | None = (
             FaHandoff(handoff, self._counters, make_rng(rng)) if handoff is not None else None
         )
+        #: The lowest level of the ``Log`` actions built: a record below it -- the routine
+        #: (DEBUG) lines of renewals that leave a visitor as it was, ``fa.request_relayed``
+        #: and ``fa.reply_relayed`` -- is not built at all (its counters still count it).
+        #: DEBUG, the default, builds every record. A daemon whose logger drops DEBUG and
+        #: that reads no record below it (metrics time requests by those two) raises it.
+        self.log_level: int = DEBUG
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -856,20 +862,23 @@ class ForeignAgent:
                 and v.nai == ctx.nai
             ):
                 level = DEBUG
+        send = make_record(
+            SendUdp,
+            {
+                "dst": home_agent,
+                "payload": payload,
+                "dport": MIP_PORT,
+                "sport": self.config.relay_port,
+                "src": src,
+                "interface": None,
+                "link_dst": None,
+                "ttl": None,
+            },
+        )
+        if level < self.log_level:  # a line nobody writes: not built (see log_level)
+            return [send]
         return [
-            make_record(
-                SendUdp,
-                {
-                    "dst": home_agent,
-                    "payload": payload,
-                    "dport": MIP_PORT,
-                    "sport": self.config.relay_port,
-                    "src": src,
-                    "interface": None,
-                    "link_dst": None,
-                    "ttl": None,
-                },
-            ),
+            send,
             Log(
                 "fa.request_relayed",
                 {

@@ -36,9 +36,9 @@ class RecordingSocket:
         return len(data)
 
 
-def _sender(**kw: int) -> tuple[LinkUdpSender, RecordingSocket]:
+def _sender(max_templates: int = 65536) -> tuple[LinkUdpSender, RecordingSocket]:
     sock = RecordingSocket()
-    return LinkUdpSender(cast(socket.socket, sock), **kw), sock
+    return LinkUdpSender(cast(socket.socket, sock), max_templates=max_templates), sock
 
 
 def test_the_bytes_are_those_of_ipv4_udp_packet() -> None:
@@ -130,4 +130,112 @@ def test_a_templated_datagram_reaches_a_hardware_address_without_arp(
         assert a.neighbour("a0", addr_b) is None  # no ARP
     finally:
         rx.close()
+        tx.close()
+
+
+SRC_MAC = b"\x02\x00\x00\x00\x00\x01"
+
+
+class RecordingLink:
+    """Stands in for a packet socket bound to an interface: keeps each frame sent."""
+
+    def __init__(self, error: int | None = None) -> None:
+        self.frames: list[bytes] = []
+        self.error = error
+        self.closed = False
+
+    def send(self, data: bytes | bytearray) -> int:
+        if self.error is not None:
+            raise OSError(self.error, "recorded")
+        self.frames.append(bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _bound_sender(link: RecordingLink) -> tuple[LinkUdpSender, RecordingSocket]:
+    sender, sock = _sender()
+    sender.bind_links = True
+    sender._links["vis0"] = (cast(socket.socket, link), SRC_MAC)
+    return sender, sock
+
+
+def test_a_bound_link_sends_the_ethernet_frame_the_kernel_would_build() -> None:
+    """``bind_links``: the frame is the Ethernet header ``eth_header`` writes (destination,
+    the interface's address, 0x0800) and the very datagram the unbound sender sends."""
+    rng = random.Random(17)
+    link = RecordingLink()
+    bound, bound_sock = _bound_sender(link)
+    plain, plain_sock = _sender()
+    for _ in range(2000):
+        src, dst = IPv4Address(rng.getrandbits(32)), IPv4Address(rng.getrandbits(32))
+        sport, ttl = rng.choice([434, 5555, rng.getrandbits(16)]), rng.choice([64, 255, 1])
+        payload = rng.randbytes(rng.choice([0, 1, 2, 47, rng.randrange(0, 1473)]))
+        n = bound.send("vis0", MAC, src, dst, sport, 434, payload, ttl)
+        plain.send("vis0", MAC, src, dst, sport, 434, payload, ttl)
+        want = ipv4_udp_packet(src, dst, sport, 434, payload, ttl=ttl)
+        assert link.frames[-1] == MAC + SRC_MAC + b"\x08\x00" + want
+        assert plain_sock.sent[-1][0] == want and n == len(want)
+        assert bytes(bound.packet("vis0", MAC, src, dst, sport, 434, payload, ttl)[0]) == want
+    assert bound_sock.sent == []  # not one sendto with an interface name
+
+
+def test_a_bound_link_whose_interface_is_gone_falls_back_to_sendto() -> None:
+    import errno
+
+    link = RecordingLink(errno.ENXIO)
+    sender, sock = _bound_sender(link)
+    src, dst = IPv4Address("10.9.0.1"), IPv4Address("10.1.0.16")
+    sender._links["vis1"] = None  # vis1: not Ethernet, as _link would have found
+    n = sender.send("vis0", MAC, src, dst, 434, 5555, b"reply")
+    want = ipv4_udp_packet(src, dst, 434, 5555, b"reply")
+    assert sock.sent == [(want, ("vis0", ETH_P_IP, 0, 0, MAC))] and n == len(want)
+    # closed, and asked again for the retry: no vis0 here, so no bound socket for it
+    assert link.closed and sender._links["vis0"] is None
+    down = RecordingLink(errno.ENETDOWN)
+    sender._links["vis0"] = (cast(socket.socket, down), SRC_MAC)
+    sender._templates.clear()
+    with pytest.raises(OSError):  # what sendto answers on a link that is down, too
+        sender.send("vis0", MAC, src, dst, 434, 5555, b"reply")
+    assert not down.closed and sender._links["vis0"] is not None  # kept for when it is up
+
+
+@pytest.mark.lab
+def test_a_bound_link_puts_the_same_frames_on_the_wire(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    """Through a veth: the frames of the bound sender and of ``sendto`` with the name,
+    as a tap on the other end reads them, are the same bytes, Ethernet header included."""
+    a, b = make_netns("a"), make_netns("b")
+    a.add_veth("a0", "b0", b)
+    addr_a, addr_b = IPv4Address("10.73.0.1"), IPv4Address("10.73.0.2")
+    for ns, ifname, addr in ((a, "a0", addr_a), (b, "b0", addr_b)):
+        ns.add_address(ifname, f"{addr}/24")
+        ns.set_up(ifname)
+    assert a.wait_up("a0") and b.wait_up("b0")
+    from mip4.io.netns import entered
+
+    with entered(b.name):
+        tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    tap.bind(("b0", ETH_P_IP))
+    tap.settimeout(2)
+    tx = open_packet_sender(a.name)
+    bound = LinkUdpSender(tx, bind_links=True, netns=a.name)
+    plain = LinkUdpSender(tx)
+    mac_b = b.link_address("b0")
+    try:
+        frames: list[list[bytes]] = [[], []]
+        for p in (b"odd", b"even", b""):
+            for k, sender in enumerate((bound, plain)):
+                sender.send("a0", mac_b, addr_a, addr_b, 434, 5555, p, ttl=255)
+                data = tap.recv(2048)
+                frames[k].append(data)
+        assert frames[0] == frames[1]
+        assert frames[0][0][:14] == mac_b + a.link_address("a0") + b"\x08\x00"
+        assert bound._links["a0"] is not None
+        assert frames[0][0][14:] == ipv4_udp_packet(addr_a, addr_b, 434, 5555, b"odd", ttl=255)
+    finally:
+        bound.close()
+        tap.close()
         tx.close()

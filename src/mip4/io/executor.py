@@ -222,6 +222,8 @@ class LinuxExecutor:
             if sock is not self.udp:
                 sock.close()
         self._icmp.clear()
+        if self._link_sender is not None:
+            self._link_sender.close()
         if self._packet is not None:
             self._packet.close()
             self._packet = None
@@ -242,10 +244,14 @@ class LinuxExecutor:
     @property
     def link_sender(self) -> LinkUdpSender:
         """UDP datagrams to hardware addresses (a foreign agent's replies to its
-        visitors), with a header template per visitor, on :attr:`packet`."""
+        visitors), with a header template per visitor, on :attr:`packet` -- or, on an
+        Ethernet link, on a packet socket bound to it (no interface index asked per
+        datagram; :class:`~mip4.io.rawsock.LinkUdpSender`)."""
         sender = self._link_sender
         if sender is None:
-            sender = self._link_sender = LinkUdpSender(self.packet)
+            sender = self._link_sender = LinkUdpSender(
+                self.packet, bind_links=True, netns=self.netns
+            )
         return sender
 
     def _fwd(self, what: str) -> Forwarder:

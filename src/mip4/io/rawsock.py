@@ -34,11 +34,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import mmap
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
@@ -331,12 +332,20 @@ _UDP_VARIABLE = struct.Struct("!HH")
 _UDP = 17
 
 
+#: what a packet socket bound to an interface answers once the interface is deleted
+_GONE = frozenset({errno.ENXIO, errno.ENODEV})
+#: an Ethernet header's length, and the hardware type its devices have (<linux/if_arp.h>)
+_ETH_HLEN, ARPHRD_ETHER = 14, 1
+
+
 class _Template:
     """One destination's header: the bytes that do not change, their one's complement
     sums (taken modulo 0xFFFF: a sum of 16-bit words is congruent to the number the
-    bytes spell, 2**16 being 1 modulo 0xFFFF), and the socket address."""
+    bytes spell, 2**16 being 1 modulo 0xFFFF), and the socket address. With ``link`` (a
+    socket bound to the interface and the interface's hardware address) the buffer
+    starts with the Ethernet header the kernel would have written (``offset`` 14)."""
 
-    __slots__ = ("address", "buffer", "ip_sum", "ttl", "udp_sum")
+    __slots__ = ("address", "buffer", "ip_sum", "link", "offset", "ttl", "udp_sum")
 
     def __init__(
         self,
@@ -347,16 +356,22 @@ class _Template:
         sport: int,
         dport: int,
         ttl: int,
+        link: tuple[socket.socket, bytes] | None = None,
     ) -> None:
         self.ttl = ttl
         # Total Length, Identification (0, as ipv4_udp_packet), checksums: zero here
-        self.buffer = bytearray(
-            _IPV4_UDP.pack(0x45, 0, 0, 0, 0, ttl, _UDP, 0, src, dst, sport, dport, 0, 0)
-        )
-        self.ip_sum = int.from_bytes(self.buffer[:20], "big") % 0xFFFF
+        header = _IPV4_UDP.pack(0x45, 0, 0, 0, 0, ttl, _UDP, 0, src, dst, sport, dport, 0, 0)
+        self.ip_sum = int.from_bytes(header[:20], "big") % 0xFFFF
         # the pseudo-header without its length, and the ports (RFC 768)
         self.udp_sum = (int.from_bytes(src + dst, "big") + _UDP + sport + dport) % 0xFFFF
         self.address = (interface, ETH_P_IP, 0, 0, link_dst)
+        self.link: socket.socket | None = None
+        self.offset = 0
+        if link is None:
+            self.buffer = bytearray(header)
+        else:  # destination, source, EtherType IPv4 (what eth_header writes)
+            self.link, self.offset = link[0], _ETH_HLEN
+            self.buffer = bytearray(link_dst + link[1] + b"\x08\x00" + header)
 
 
 class LinkUdpSender:
@@ -372,15 +387,108 @@ class LinkUdpSender:
     the payload. The bytes are those of :func:`mip4.wire.packets.ipv4_udp_packet`
     (Identification 0, no DF, TOS 0); ``tests/io/test_link_sender.py`` compares them.
     At most ``max_templates`` are kept (all forgotten when full: a template is cheap to
-    make again)."""
+    make again).
 
-    def __init__(self, sock: socket.socket, *, max_templates: int = 65536) -> None:
+    ``bind_links``: on an Ethernet interface, send the whole frame (the Ethernet header
+    the kernel would write, in the template) with ``send`` on a ``SOCK_RAW`` packet socket
+    bound to the interface, opened in ``netns`` (the namespace of ``sock``) once per
+    interface -- a ``sendto`` with an interface name makes CPython ask the kernel for its
+    index (``SIOCGIFINDEX``) on every datagram. The hardware address is the interface's
+    when its first template is made. A send the bound socket fails because the interface
+    is gone (``ENXIO``, ``ENODEV``) forgets it and goes through ``sock`` as without
+    ``bind_links``: the same datagram, the same error if it fails there too."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        max_templates: int = 65536,
+        bind_links: bool = False,
+        netns: str | None = None,
+    ) -> None:
         self.sock = sock
         self.max_templates = max_templates
+        self.bind_links = bind_links
+        self.netns = netns
         self._templates: dict[tuple[str, bytes, int, int, int, int, int], _Template] = {}
+        #: interface -> its bound socket and hardware address (``None``: not Ethernet,
+        #: or the bound socket failed: ``sock`` with the interface's name)
+        self._links: dict[str, tuple[socket.socket, bytes] | None] = {}
 
     def __len__(self) -> int:
         return len(self._templates)
+
+    def _link(self, interface: str) -> tuple[socket.socket, bytes] | None:
+        if interface in self._links:
+            return self._links[interface]
+        import fcntl
+
+        link: tuple[socket.socket, bytes] | None = None
+        with entered(self.netns):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+        try:
+            ifr = fcntl.ioctl(sock.fileno(), 0x8927, struct.pack("16s16x", interface.encode()))
+            hatype = struct.unpack_from("=H", ifr, 16)[0]  # SIOCGIFHWADDR: sa_family
+            if hatype == ARPHRD_ETHER:
+                sock.bind((interface, 0))  # protocol 0: it receives nothing
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+                link = (_nonblocking(sock), bytes(ifr[18:24]))
+        except OSError:
+            link = None
+        if link is None:
+            sock.close()
+        self._links[interface] = link
+        return link
+
+    def _forget_link(self, interface: str) -> None:
+        """The interface is gone: its bound socket is of no use any more; a new interface
+        of that name gets one at its first template (when it is there and Ethernet)."""
+        old = self._links.pop(interface, None)
+        if old is not None:
+            old[0].close()
+        self._templates.clear()
+
+    def close(self) -> None:
+        """Close the bound sockets (not ``sock``, the caller's)."""
+        for link in self._links.values():
+            if link is not None:
+                link[0].close()
+        self._links.clear()
+        self._templates.clear()
+
+    def _frame(
+        self,
+        interface: str,
+        link_dst: bytes,
+        src: IPv4Address,
+        dst: IPv4Address,
+        sport: int,
+        dport: int,
+        payload: bytes,
+        ttl: int,
+    ) -> tuple[bytearray, _Template]:
+        key = (interface, link_dst, int(src), int(dst), sport, dport, ttl)
+        t = self._templates.get(key)
+        if t is None:
+            if len(self._templates) >= self.max_templates:
+                self._templates.clear()
+            link = self._link(interface) if self.bind_links else None
+            t = _Template(interface, link_dst, src.packed, dst.packed, sport, dport, ttl, link)
+            self._templates[key] = t
+        n = len(payload)
+        total, length = 28 + n, 8 + n
+        s = (t.ip_sum + total) % 0xFFFF
+        buf, o = t.buffer, t.offset
+        _IPV4_VARIABLE.pack_into(buf, o + 2, total, 0, 0, t.ttl, _UDP, 0xFFFF - s if s else 0)
+        words = int.from_bytes(payload, "big")
+        if n & 1:
+            words <<= 8  # an odd final byte padded with zero (RFC 1071 §1)
+        # never zero: a UDP checksum that computes to zero is sent as all ones (RFC 768)
+        _UDP_VARIABLE.pack_into(
+            buf, o + 24, length, 0xFFFF - (t.udp_sum + 2 * length + words) % 0xFFFF
+        )
+        return buf + payload, t
 
     def packet(
         self,
@@ -394,24 +502,8 @@ class LinkUdpSender:
         ttl: int = 64,
     ) -> tuple[bytearray, _Template]:
         """The datagram for ``payload`` (a new ``bytearray``) and its template."""
-        key = (interface, link_dst, int(src), int(dst), sport, dport, ttl)
-        t = self._templates.get(key)
-        if t is None:
-            if len(self._templates) >= self.max_templates:
-                self._templates.clear()
-            t = _Template(interface, link_dst, src.packed, dst.packed, sport, dport, ttl)
-            self._templates[key] = t
-        n = len(payload)
-        total, length = 28 + n, 8 + n
-        s = (t.ip_sum + total) % 0xFFFF
-        buf = t.buffer
-        _IPV4_VARIABLE.pack_into(buf, 2, total, 0, 0, t.ttl, _UDP, 0xFFFF - s if s else 0)
-        words = int.from_bytes(payload, "big")
-        if n & 1:
-            words <<= 8  # an odd final byte padded with zero (RFC 1071 §1)
-        # never zero: a UDP checksum that computes to zero is sent as all ones (RFC 768)
-        _UDP_VARIABLE.pack_into(buf, 24, length, 0xFFFF - (t.udp_sum + 2 * length + words) % 0xFFFF)
-        return buf + payload, t
+        pkt, t = self._frame(interface, link_dst, src, dst, sport, dport, payload, ttl)
+        return (pkt[t.offset :] if t.offset else pkt), t
 
     def send(
         self,
@@ -425,8 +517,17 @@ class LinkUdpSender:
         ttl: int = 64,
     ) -> int:
         """Send ``payload`` from ``src``:``sport`` to ``dst``:``dport`` on ``interface``
-        at hardware address ``link_dst``."""
-        pkt, t = self.packet(interface, link_dst, src, dst, sport, dport, payload, ttl)
+        at hardware address ``link_dst``; the length of the IPv4 datagram sent."""
+        pkt, t = self._frame(interface, link_dst, src, dst, sport, dport, payload, ttl)
+        link = t.link
+        if link is not None:
+            try:
+                return link.send(pkt) - _ETH_HLEN
+            except OSError as e:
+                if e.errno not in _GONE:
+                    raise  # e.g. ENETDOWN: what sendto answers too; the socket stays
+                self._forget_link(interface)
+                pkt, t = self._frame(interface, link_dst, src, dst, sport, dport, payload, ttl)
         return self.sock.sendto(pkt, t.address)
 
 
@@ -672,15 +773,57 @@ def send_udp(
     return sock.sendmsg([payload], _ancillary(src, ifindex, ttl), 0, (host, dport))
 
 
+PACKET_RX_RING = 5  # <linux/if_packet.h>
+PACKET_VERSION = 10
+TPACKET_V2 = 1
+TP_STATUS_USER = 1  #: the frame is the reader's (TP_STATUS_KERNEL, 0: the kernel's)
+#: struct tpacket2_hdr: tp_status, tp_len, tp_snaplen, tp_mac, tp_net
+_TPACKET2 = struct.Struct("=IIIHH")
+#: struct sockaddr_ll follows the 32-byte tpacket2_hdr: its ifindex, pkttype, halen, addr
+_SLL_IFINDEX, _SLL_PKTTYPE, _SLL_HALEN, _SLL_ADDR = 32 + 4, 32 + 10, 32 + 11, 32 + 12
+
+
+class _RxRing:
+    """A ``PACKET_RX_RING`` (TPACKET_V2) mapped into this process: the kernel writes each
+    frame the filter accepts into the next slot and marks it ``TP_STATUS_USER``; the reader
+    takes it and hands the slot back (``TP_STATUS_KERNEL``) -- no system call per frame,
+    and none to learn that nothing is left (``Documentation/networking/packet_mmap.rst``).
+    256-byte slots keep the first 176 bytes of each datagram (the tracker needs 62 at
+    most: an IPv4 header with options and the UDP source port); 512 slots, 128 KiB."""
+
+    FRAME, BLOCK, BLOCKS = 256, 4096, 32
+
+    __slots__ = ("frames", "map", "next")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        self.frames = self.BLOCK // self.FRAME * self.BLOCKS
+        req = struct.pack("IIII", self.BLOCK, self.BLOCKS, self.FRAME, self.frames)
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+        self.map = mmap.mmap(sock.fileno(), self.BLOCK * self.BLOCKS)
+        self.next = 0  # the slot the kernel fills next after those already read
+
+
 @dataclass
 class LinkSourceTracker:
     """Remembers the hardware address each (source address, source port) last sent a
     datagram to ``port`` from, seen on an AF_PACKET socket with a BPF port filter. Drain it
     (:meth:`poll`) before reading the UDP socket: packet taps see a frame before the UDP
-    socket does."""
+    socket does.
+
+    :meth:`open` maps a receive ring on the socket (``ring``): :meth:`poll` then reads
+    the frames from memory, with no ``recvfrom`` per frame (nor the ``SIOCGIFNAME`` that
+    CPython's ``recvfrom`` asks for each frame's interface name) and none answering
+    ``EAGAIN`` at the end -- a foreign agent's tap is drained twice per datagram (its own
+    reader and the UDP reader's ``after_read``). Interface names come from a table by
+    index (``names``; a Linux interface index is not reused within a namespace). Without
+    a ring (a socket given to the constructor) :meth:`poll` reads with ``recvfrom``; both
+    fill ``table`` alike (``tests/io/test_link_source_ring.py``)."""
 
     sock: socket.socket
     table: dict[tuple[IPv4Address, int], tuple[str, bytes]]
+    ring: _RxRing | None = None
+    names: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -702,14 +845,20 @@ class LinkSourceTracker:
                 bpf_udp_dport_from_home_address(port) if from_home_address else bpf_udp_dport(port)
             )
             attach_filter(sock, program)
+            ring: _RxRing | None = None
+            with contextlib.suppress(OSError):  # no ring: recvfrom per frame, as before
+                ring = _RxRing(sock)
             if interface is not None:  # else: every interface of the namespace
                 sock.bind((interface, ETH_P_IP))
         except BaseException:
             sock.close()
             raise
-        return cls(_nonblocking(sock), {})
+        return cls(_nonblocking(sock), {}, ring)
 
     def poll(self, limit: int = 256) -> int:
+        """Read at most ``limit`` frames into the table; how many were recorded."""
+        if self.ring is not None:
+            return self._poll_ring(self.ring, limit)
         n = 0
         for _ in range(limit):
             try:
@@ -727,6 +876,39 @@ class LinkSourceTracker:
                 del self.table[k]
         return n
 
+    def _poll_ring(self, ring: _RxRing, limit: int) -> int:
+        """:meth:`poll` from the ring: what the ``recvfrom`` loop records, frame by frame."""
+        m, table, names = ring.map, self.table, self.names
+        size, frames, i = ring.FRAME, ring.frames, ring.next
+        unpack = _TPACKET2.unpack_from
+        n = 0
+        for _ in range(limit):
+            off = i * size
+            status, length, snap, _mac, net = unpack(m, off)
+            if not status & TP_STATUS_USER:
+                break
+            if m[off + _SLL_PKTTYPE] != PACKET_OUTGOING and length >= 28:
+                p = off + net
+                hlen = (m[p] & 0xF) * 4
+                if snap >= hlen + 2:
+                    sport = int.from_bytes(m[p + hlen : p + hlen + 2], "big")
+                    index = _INT.unpack_from(m, off + _SLL_IFINDEX)[0]
+                    name = names.get(index)
+                    if name is None:
+                        if len(names) >= 4096:
+                            names.clear()
+                        name = names[index] = if_name(self.sock, index)
+                    mac = m[off + _SLL_ADDR : off + _SLL_ADDR + m[off + _SLL_HALEN]]
+                    table[(ipv4_from_bytes(m[p + 12 : p + 16]), sport)] = (name, mac)
+                    n += 1
+            m[off : off + 4] = b"\0\0\0\0"  # TP_STATUS_KERNEL: the slot back to the kernel
+            i = i + 1 if i + 1 < frames else 0
+        ring.next = i
+        if len(table) > 4096:  # bounded: forget the oldest half
+            for k in list(table)[:2048]:
+                del table[k]
+        return n
+
     def lookup(self, src: IPv4Address, sport: int) -> bytes | None:
         self.poll()
         return self.get(src, sport)
@@ -738,6 +920,9 @@ class LinkSourceTracker:
         return hit[1] if hit else None
 
     def close(self) -> None:
+        if self.ring is not None:
+            self.ring.map.close()
+            self.ring = None
         self.sock.close()
 
 

@@ -756,7 +756,8 @@ class ForeignAgent:
             self._mn_fa_offers.pop(pending.nai, None)
         else:
             self._pending.remove(pending.home_address)
-            self._mn_fa_offers.pop(pending.home_address, None)
+            if self._mn_fa_offers:  # usually empty: no address hash for nothing
+                self._mn_fa_offers.pop(pending.home_address, None)
 
     # -- the home AAA server (RFC 4721 §3.2; mip4.aaa) -------------------------------------
 

@@ -104,3 +104,39 @@ def test_a_visitor_renewal_that_changes_a_field_is_installed(name: str) -> None:
     assert ex.stats["visitor_unchanged"] == 0
     assert nl.calls["route replace"] == before + 1
     assert ex._visitors[_hoa(0)][0] == _visitor(0, 200.0, **{name: CHANGES[name]})
+
+
+def test_the_fast_path_delivery_asks_the_interface_address_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the bpf fast path each new visitor's delivery carries the interface's own
+    hardware address: asked of netlink once per interface, not once per visitor; the
+    deliveries are those the per-visitor question gave."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from mip4.io.bpf.agent import FastPath
+
+    ex, nl = _executor()
+    nl.links[VIS] = 3
+    own = b"\x02\x00\x00\x00\x00\x01"
+    asked: list[str] = []
+
+    def link_address(ifname: str) -> bytes:
+        asked.append(ifname)
+        return own
+
+    monkeypatch.setattr(ex.ns, "link_address", link_address)
+    deliveries: list[object] = []
+
+    def visitor(*args: object, delivery: object, reverse: object) -> Any:
+        deliveries.append(delivery)
+        return lambda: None
+
+    ex.fast_path = cast(FastPath, SimpleNamespace(visitor=visitor))
+    for i in range(100):
+        ex.execute(_visitor(i, 100.0))
+    assert asked == [VIS]  # once, for 100 first registrations
+    from mip4.io.bpf.plane import Visitor
+
+    assert deliveries == [Visitor(3, MAC, own)] * 100

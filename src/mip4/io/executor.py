@@ -185,6 +185,11 @@ class LinuxExecutor:
         default_factory=dict, init=False
     )
     _edge_rules: set[int] = field(default_factory=set, init=False)
+    #: interface index -> the interface's hardware address (the source of the fast path's
+    #: deliveries to visitors): asked of netlink once per interface, not per visitor (a
+    #: round trip through the netlink thread for every first registration); by index, so
+    #: an interface made again under the same name is asked again
+    _own_link: dict[int, bytes] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -527,8 +532,11 @@ class LinuxExecutor:
         if fast is not None:
             delivery = None
             if a.link_address is not None:
-                own = self.ns.link_address(a.interface)
-                delivery = Visitor(self.ns.index(a.interface), a.link_address, own)
+                index = self.ns.index(a.interface)
+                own = self._own_link.get(index)
+                if own is None:
+                    own = self._own_link[index] = self.ns.link_address(a.interface)
+                delivery = Visitor(index, a.link_address, own)
             undo_fast = fast.visitor(
                 a.home_address,
                 a.care_of_address,

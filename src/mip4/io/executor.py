@@ -106,6 +106,7 @@ from .rawsock import (
     IP_TTL,
     PKTINFO,
     LinkUdpSender,
+    keep_hardware_addresses,
     open_icmp_socket,
     open_packet_sender,
     open_udp_control,
@@ -154,6 +155,7 @@ class LinuxExecutor:
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
+    _keep_hardware: bool = field(default=False, init=False)
     _link_sender: LinkUdpSender | None = field(default=None, init=False)
     _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
     _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
@@ -195,8 +197,17 @@ class LinuxExecutor:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    def hold_journal_lines(self, defer: Callable[[Callable[[], None]], object] | None) -> None:
+        """With ``defer`` (an event loop's ``call_soon``) the journal's lines of one pass of
+        the loop are written together (:attr:`Journal.defer`), and before any reply leaves
+        (:meth:`send_udp`); ``None``: written as they come again (the held ones now)."""
+        if self.journal is not None:
+            self.journal.flush()
+            self.journal.defer = defer
+
     def close(self) -> None:
         """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
+        self.hold_journal_lines(None)
         stacks = [
             self._attachment,
             self._away,
@@ -217,6 +228,7 @@ class LinuxExecutor:
     def abandon(self) -> None:
         """Close our sockets and leave every kernel object (and the journal) as it is: what
         a killed process leaves behind (the lab's crash simulations)."""
+        self.hold_journal_lines(None)
         self.ns.close()
         for sock in [*self._icmp.values(), *self._udp_by_port.values()]:
             if sock is not self.udp:
@@ -237,7 +249,18 @@ class LinuxExecutor:
     def packet(self) -> socket.socket:
         if self._packet is None:
             self._packet = open_packet_sender(self.netns)
+            if self._keep_hardware:
+                keep_hardware_addresses(self._packet)
         return self._packet
+
+    def keep_hardware_addresses(self) -> None:
+        """Keep the interfaces' own hardware addresses (gratuitous ARPs) instead of asking
+        the kernel for each: for an executor whose owner forgets them when a link changes
+        (:class:`~mip4.io.runtime.NodeIO`: :func:`~mip4.io.rawsock.forget_hardware_addresses`
+        on the namespace's link notifications)."""
+        self._keep_hardware = True
+        if self._packet is not None:
+            keep_hardware_addresses(self._packet)
 
     @property
     def link_sender(self) -> LinkUdpSender:
@@ -276,6 +299,11 @@ class LinuxExecutor:
         return sock
 
     def send_udp(self, a: SendUdp) -> None:
+        journal = self.journal
+        if journal is not None and journal.pending:
+            # what the kernel holds for this registration is in the journal before the
+            # reply announcing it leaves (as when each line was written at once)
+            journal.flush()
         if a.link_dst is not None:
             if a.interface is None:
                 raise ValueError("SendUdp with link_dst needs an interface")
@@ -392,7 +420,7 @@ class LinuxExecutor:
         if stack is None:
             stack = self._bindings[a.home_address] = self.ns.new_stack(f"binding {a.home_address}")
         # a renewal replaces the route with the same record: nothing new on the stack
-        self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True, undo=stack)
+        self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
         fast = self.fast_path
         if fast is not None:
             home = a.home_address

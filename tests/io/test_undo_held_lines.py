@@ -113,3 +113,50 @@ def test_compaction_keeps_every_live_record(tmp_path: Path) -> None:
         f()
     assert load_journal(j.path) == [keep]
     j.close()
+
+
+def test_a_line_is_what_json_dumps_writes() -> None:
+    """Every record kind, with field text that needs escaping, and None fields."""
+    import json
+    import random
+
+    from mip4.io.undo import (
+        KINDS,
+        AddressRecord,
+        KernelRecord,
+        LinkRecord,
+        NeighbourRecord,
+        RuleRecord,
+        SysctlRecord,
+        WithdrawnRouteRecord,
+        journal_line,
+        to_json,
+    )
+
+    rng = random.Random(13)
+    alphabet = 'ab"\\\n\t\u00e9\u2028\x00/ .:'
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+
+    records: list[KernelRecord] = []
+    for _ in range(200):
+        n = rng.getrandbits(32)
+        records += [
+            LinkRecord(text()),
+            AddressRecord(n, text(), rng.randrange(33)),
+            RouteRecord(
+                text(), rng.randrange(33), n, rng.choice([None, n]), rng.choice([None, text()])
+            ),
+            WithdrawnRouteRecord(text(), 24, n, text(), text()),
+            RuleRecord(
+                n, n, rng.choice([None, text()]), rng.choice([None, 24]), rng.choice([None, text()])
+            ),
+            NeighbourRecord(text(), n),
+            ProxyNeighbourRecord(text(), n, text()),
+            SysctlRecord(text(), text()),
+        ]
+    assert {type(r) for r in records} == set(KINDS.values())
+    for r in records:
+        for op in ("add", "del"):
+            assert journal_line(op, r) == json.dumps({"op": op, **to_json(r)}) + "\n"

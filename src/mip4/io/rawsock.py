@@ -567,7 +567,9 @@ def send_gratuitous_arp(
     s = sock if sock is not None else open_packet_sender(netns)
     try:
         mac = link_address if link_address is not None else own_hardware_address(s, interface)
-        frame = gratuitous_arp(IPv4Address(address), mac)
+        # (an IPv4Address given is used as it is: IPv4Address(IPv4Address) parses its text)
+        ip = address if type(address) is IPv4Address else IPv4Address(address)
+        frame = gratuitous_arp(ip, mac)
         sent = 0
         for i in range(count):
             if i and interval:

@@ -32,6 +32,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from json.encoder import encode_basestring_ascii as _encode_string
 from pathlib import Path
 from typing import TextIO
 
@@ -194,6 +195,26 @@ def to_json(record: KernelRecord) -> dict[str, object]:
     return out
 
 
+def _json_value(value: object) -> str:
+    """``json.dumps(value)`` for a record's field (a str, an int or None)."""
+    if type(value) is str:
+        return _encode_string(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value)
+
+
+def journal_line(op: str, record: KernelRecord) -> str:
+    """``{"op": op, **to_json(record)}`` as ``json.dumps`` writes it, and a newline,
+    without building the dictionary (issue 13: a line per route and proxy entry of every
+    first registration; ``tests/io/test_journal_lines.py`` compares them)."""
+    cls = type(record)
+    parts = [f'{{"op": {_encode_string(op)}, "kind": "{_KIND_OF[cls]}"']
+    for name in _FIELD_NAMES[cls]:
+        parts.append(f'"{name}": {_json_value(getattr(record, name))}')
+    return ", ".join(parts) + "}\n"
+
+
 def from_json(data: dict[str, object]) -> KernelRecord:
     """The record ``data`` describes; ``ValueError`` for anything else."""
     cls = KINDS.get(str(data.get("kind")))
@@ -283,7 +304,7 @@ class Journal:
         self._file.flush()
 
     def _append(self, op: str, record: KernelRecord) -> None:
-        line = f'{{"op": "{op}", {json.dumps(to_json(record))[1:]}\n'
+        line = journal_line(op, record)
         self._lines += 1
         if self.defer is None:
             self._write(line)

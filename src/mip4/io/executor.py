@@ -187,6 +187,12 @@ class LinuxExecutor:
         default_factory=dict, init=False
     )
     _edge_rules: set[int] = field(default_factory=set, init=False)
+    #: (care-of address, encapsulation, GRE key) -> the bindings' shared tunnel entry,
+    #: for the tunnel source and own addresses in ``_tunnel_entries_for``
+    _tunnel_entries: dict[tuple[IPv4Address, object, int | None], TunnelEntry] = field(
+        default_factory=dict, init=False
+    )
+    _tunnel_entries_for: tuple[object, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -406,15 +412,7 @@ class LinuxExecutor:
             self.stats["binding_unchanged"] += 1
             return
         self.stats["binding_installed"] += 1
-        if self.tunnel_source is None:
-            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
-        tunnel = Tunnel(
-            self.tunnel_source,
-            a.care_of_address,
-            own_addresses=self.own_addresses,
-            gre_key=a.gre_key,
-        )
-        fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+        fwd.table.add_binding(a.home_address, self._tunnel_entry(a))
         stack = self._bindings.get(a.home_address)
         new = stack is None
         if stack is None:
@@ -438,6 +436,33 @@ class LinuxExecutor:
                 self.stats["broadcast_not_forwarded"] += 1
                 log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
         self._installed.setdefault(a.home_address, {})[a.care_of_address] = wanted
+
+    #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
+    #: GRE key in use; a full table is simply emptied)
+    TUNNEL_ENTRIES_MAX = 4096
+
+    def _tunnel_entry(self, a: InstallBinding) -> TunnelEntry:
+        """The tunnel-table entry for ``a``'s care-of address, encapsulation and key: one
+        frozen entry shared by every binding behind the same care-of address (issue 13:
+        not a :class:`Tunnel` with its integer forms and header sums per first
+        registration; ``tests/io/test_executor_tunnel_entries.py``)."""
+        source = self.tunnel_source
+        if source is None:
+            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
+        key = (a.care_of_address, a.encapsulation, a.gre_key)
+        entries = self._tunnel_entries
+        if self._tunnel_entries_for != (source, self.own_addresses):
+            entries.clear()
+            self._tunnel_entries_for = (source, self.own_addresses)
+        entry = entries.get(key)
+        if entry is None:
+            if len(entries) >= self.TUNNEL_ENTRIES_MAX:
+                entries.clear()
+            tunnel = Tunnel(
+                source, a.care_of_address, own_addresses=self.own_addresses, gre_key=a.gre_key
+            )
+            entry = entries[key] = TunnelEntry(tunnel, a.encapsulation)
+        return entry
 
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")

@@ -241,9 +241,6 @@ class NodeIO:
             else:
                 io.link_changes = LinkChanges(netns)
                 res.callback("close link notifications", io.link_changes.close)
-            # the hardware addresses of gratuitous ARPs kept, and forgotten on the link
-            # notifications (the link monitor's, or the ones above)
-            executor.keep_hardware_addresses()
             return io
         except BaseException:
             for err in res.undo():
@@ -287,6 +284,10 @@ class NodeIO:
         if self.link_changes is not None:
             changes = self.link_changes
             driver.add_reader(changes.sock, lambda: (changes.read(), [])[1])
+        # the hardware addresses of gratuitous ARPs kept from now on: the link
+        # notifications that make the executor forget them are read (the link monitor's,
+        # or the ones above)
+        self.executor.keep_hardware_addresses()
 
     async def run(self, engine: Engine, stop: asyncio.Event) -> EngineDriver:
         """Drive ``engine`` until ``stop`` is set: a daemon's main loop. Feeds the links

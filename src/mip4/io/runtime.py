@@ -47,7 +47,7 @@ from pathlib import Path
 from mip4.core.events import Event, LinkUp
 
 from .bpf.agent import FastPath, Role, resolve_dataplane
-from .driver import Engine, EngineDriver
+from .driver import CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .linkmon import LinkMonitor
@@ -250,7 +250,8 @@ class NodeIO:
     def attach(self, driver: EngineDriver) -> None:
         """Register every source with ``driver`` (and its loop)."""
         loop = driver.loop
-        self.executor.call_later = loop.call_later
+        # the repeats of gratuitous ARPs: one loop timer per few milliseconds (issue 13)
+        self.executor.call_later = CoalescedTimers(loop).call_later
         # the undo journal's lines of one pass of the loop in one write (issue 13)
         self.executor.hold_journal_lines(loop.call_soon)
         if self.forwarder is not None:

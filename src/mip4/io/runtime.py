@@ -24,7 +24,9 @@ What is opened, by option:
 * ``forwarding``: ``net.ipv4.ip_forward`` on while the node runs (home and foreign agents:
   they route, and the kernel answers proxy ARP only when forwarding);
 * ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
-  (mobile node), which never reports ``ignore_addresses`` (the home address);
+  (mobile node), which never reports ``ignore_addresses`` (the home address); without it
+  a :class:`~mip4.io.rawsock.LinkChanges` (the agents): either one's link notifications
+  make the executor forget the hardware addresses it keeps for gratuitous ARPs;
 * ``dataplane`` ``"bpf"`` (or ``"auto"`` where the kernel allows it) with ``tun_name``: the
   tc-BPF fast path of ``bpf_role`` (:class:`~mip4.io.bpf.agent.FastPath`: home agent,
   foreign agent or mobile node) on the control interfaces, in front of the user-space

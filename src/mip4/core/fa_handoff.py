@@ -89,6 +89,7 @@ from mip4.wire.messages import (
     FastBindingUpdate,
     HandoffReply,
     HandoffRequest,
+    RegistrationRequest,
     decode_message,
 )
 
@@ -99,8 +100,10 @@ from .actions import (
     EdgeRole,
     FlushBuffer,
     InstallEdgeTunnel,
+    InstallVisitor,
     Log,
     RemoveEdgeTunnel,
+    RemoveVisitor,
     SendUdp,
 )
 from .counters import Counters
@@ -221,6 +224,9 @@ class FaHandoff:
         self.proxied: dict[IPv4Address, Proxied] = {}
         #: pre-registered nodes not yet on our link (new agent): buffer kept until then
         self.awaiting: dict[IPv4Address, float] = {}
+        #: nodes handed over to us whose registration is relayed and not yet accepted:
+        #: home address → interface of the delivery installed for them (:meth:`relayed`)
+        self.provisional: dict[IPv4Address, str] = {}
         #: our care-of addresses → the interface of the link each is offered on, where a
         #: node handed over to that address will arrive (set by the agent; without an
         #: entry the new agent delivers only once the node's first request came)
@@ -312,6 +318,9 @@ class FaHandoff:
         self, tunnel: EdgeTunnel, now: float, why: str, out: list[Action], *, tell_peer: bool
     ) -> None:
         self.tunnels.pop(tunnel.home_address, None)
+        interface = self.provisional.pop(tunnel.home_address, None)
+        if interface is not None:  # no registration came of the handover (relayed)
+            out.append(RemoveVisitor(tunnel.home_address, interface))
         if tunnel.role is EdgeRole.TARGET and not tunnel.arrived and tunnel.buffer_until:
             out.append(DropBuffer(tunnel.home_address))
         out.append(RemoveEdgeTunnel(tunnel.home_address, tunnel.peer))
@@ -535,9 +544,58 @@ class FaHandoff:
             Log("fa.handoff_arrived", {"home_address": home_address, "peer": t.peer}),
         ]
 
+    def relayed(
+        self,
+        request: RegistrationRequest,
+        interface: str,
+        link_address: bytes | None,
+        now: float,
+        *,
+        visiting: bool,
+    ) -> list[Action]:
+        """The node's Registration Request, after it arrived through an edge tunnel (the
+        target end), was relayed to its home agent (issue 14; mip4's choice). The home
+        agent moves its binding to us before its reply reaches us, and from then on tunnels
+        the node's datagrams here -- which, without a visitor entry (made on the reply,
+        RFC 5944 §3.7.3.2), a foreign agent does not accept from it: each one until the
+        reply would be lost (docs/handovers.md). So the delivery a visitor gets is
+        installed now, as the reply will install it but without the reverse tunnel (the
+        node's datagrams keep going back through the edge tunnel until the home agent has
+        the binding); the visitor list gets its entry on the reply as always. It goes
+        with the tunnel when no registration came of it (a denial, a timeout: the tunnel's
+        lifetime, at most). Not when the agent already delivers to the node (``visiting``:
+        an entry of an earlier visit), nor for a deregistration or a node whose hardware
+        address is not known."""
+        hoa = request.home_address
+        t = self.tunnels.get(hoa)
+        if (
+            visiting
+            or link_address is None
+            or request.lifetime == 0
+            or t is None
+            or t.role is not EdgeRole.TARGET
+            or hoa in self.provisional
+        ):
+            return []
+        self.provisional[hoa] = interface
+        self.counters.event("handoff_early_visitors")
+        return [
+            InstallVisitor(
+                home_address=hoa,
+                interface=interface,
+                link_address=link_address,
+                home_agent=request.home_agent,
+                care_of_address=request.care_of_address,
+                reverse_tunnel=False,
+                expires=t.expires,
+            ),
+            Log("fa.handoff_delivering", {"home_address": hoa, "home_agent": request.home_agent}),
+        ]
+
     def registered(self, home_address: IPv4Address, now: float) -> list[Action]:
         """The home agent accepted the node's registration through us: the edge tunnel has
         done its work (RFC 4881: torn down when the registration completes)."""
+        self.provisional.pop(home_address, None)  # the visitor entry replaces it
         t = self.tunnels.get(home_address)
         if t is None or t.role is not EdgeRole.TARGET:
             return []

@@ -371,7 +371,19 @@ class ForeignAgent:
                     if self.config.aaa and _has_mn_aaa(ctx.request):
                         out.extend(fa_aaa.ask_aaa(self, ctx))
                     else:
-                        out.extend(self._relay_request(ctx))
+                        relay = self._relay_request(ctx)
+                        if self.handoff is not None:  # issue 14: before the request leaves
+                            out.extend(
+                                self.handoff.relayed(
+                                    ctx.request,
+                                    event.interface,
+                                    event.link_src,
+                                    now,
+                                    visiting=self._visitors.get(ctx.request.home_address)
+                                    is not None,
+                                )
+                            )
+                        out.extend(relay)
                     return
                 if ctx.reply is None:
                     # RFC 5944 §3.7.3.1: a reply for a pending request that is not well

@@ -12,14 +12,28 @@ and it goes with the tunnel when no registration comes of it."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
 
-from mip4.core.actions import Action, InstallVisitor, RemoveVisitor, SendUdp
+from mip4.core.actions import (
+    Action,
+    BufferPackets,
+    DropBuffer,
+    FlushBuffer,
+    InstallEdgeTunnel,
+    InstallVisitor,
+    RemoveVisitor,
+    SendUdp,
+)
+from mip4.core.events import HandoffTrigger
+from mip4.core.fa_config import ForeignAgentConfig, VisitedLink
+from mip4.core.fa_handoff import HandoffSettings, node_link_address
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.mobile_node import HandoverMode
-from mip4.wire.messages import RegistrationReply
+from mip4.security.sa import SecurityAssociations
+from mip4.wire.messages import HandoffRequest, RegistrationReply
 
 from .netsim import FA1_ADDR, FA2_ADDR, HA_ADDR, MN_HOME, World
 from .test_handover import anticipate, drop, handover_world, registered_at
@@ -107,3 +121,46 @@ def test_no_early_delivery_where_the_agent_still_delivers_to_the_node() -> None:
     registered_at(w, "B", FA2_ADDR)
     assert len(w.net.actions_of("fa2", InstallVisitor)) == installed + 1
     assert len(w.net.logs("fa2", "fa.handoff_delivering")) == 1
+
+
+def test_the_agent_knows_on_which_link_a_node_handed_over_to_it_arrives() -> None:
+    """Early delivery switched on in the agent (issue 14): each care-of address offered on
+    a link maps to that link, so a Handoff Request naming the node's hardware address
+    starts delivery at once (tests/core/test_handover_early_delivery.py)."""
+    a, b = IPv4Address("192.0.2.1"), IPv4Address("198.51.100.1")
+    extra = IPv4Address("192.0.2.9")
+    config = ForeignAgentConfig(
+        links=(
+            VisitedLink("a0", a, care_of_addresses=(a, extra)),
+            VisitedLink("b0", b),
+        )
+    )
+    fa = ForeignAgent(config, SecurityAssociations(), 0.0, handoff=HandoffSettings())
+    assert fa.handoff is not None
+    assert fa.handoff.links == {a: "a0", extra: "a0", b: "b0"}
+    assert ForeignAgent(config, SecurityAssociations(), 0.0).handoff is None
+
+
+def test_a_pre_registered_nodes_buffer_is_not_delivered_before_it_arrives() -> None:
+    """The combined method: the pre-registration is accepted first (FA2 holds what the home
+    agent now tunnels to it), then the source trigger's Handoff Request names the node's
+    hardware address. Delivering early would empty that buffer onto FA2's link before
+    the node is there; FA2 keeps it for the node's first request instead."""
+    w = handover_world(HandoverMode.LOW_LATENCY)
+    registered_at(w, "A", FA1_ADDR)
+    anticipate(w)  # pre-registration through FA1, accepted: FA2 buffers for the node
+    assert w.fa2.handoff is not None and MN_HOME in w.fa2.handoff.awaiting
+    (held,) = w.net.actions_of("fa2", BufferPackets)
+    w.net.inject("fa1", HandoffTrigger(MN_HOME, FA2_ADDR))
+    w.net.transfer()
+    (hrq,) = [p for p in w.net.sent("fa1", HandoffRequest) if p.receiver == "fa2"]
+    assert isinstance(hrq.message, HandoffRequest) and node_link_address(hrq.message)
+    assert w.net.actions_of("fa2", InstallEdgeTunnel)
+    assert not w.net.actions_of("fa2", FlushBuffer)
+    assert w.net.actions_of("fa2", BufferPackets) == [held]
+    w.move("B")
+    (flush,) = w.net.actions_of("fa2", FlushBuffer)  # the node's first request
+    assert flush.home_address == MN_HOME
+    w.advance(0.5)
+    assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
+    assert not w.net.actions_of("fa2", DropBuffer)

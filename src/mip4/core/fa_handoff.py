@@ -380,8 +380,11 @@ class FaHandoff:
                 self.counters.event("edge_tunnels_installed")
                 mac = node_link_address(msg)
                 interface = self.links.get(local)
-                if mac is not None and interface is not None:
-                    # issue 14: deliver before the node's first request (module docstring)
+                if mac is not None and interface is not None and hoa not in self.awaiting:
+                    # issue 14: deliver before the node's first request (module docstring);
+                    # not when a pre-registration's buffer is held for the node already
+                    # (the combined method): delivery now would empty it into a link the
+                    # node is not on yet
                     tunnel.early = (interface, mac)
                     out.append(FlushBuffer(hoa, interface, mac))
                     self.counters.event("handoff_early_deliveries")

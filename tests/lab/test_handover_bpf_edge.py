@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,17 @@ from mip4.lab.scenario import Scenario, Settings
 pytestmark = pytest.mark.lab
 
 MN = "10.1.0.100"
-FA1, FA2 = "10.2.0.2", "10.3.0.2"
+HA, FA1, FA2 = "10.1.0.2", "10.2.0.2", "10.3.0.2"
+
+
+def tunnel_counter(src: str, dst: str, hook: str = "prerouting") -> str:
+    """An nftables chain counting IP-in-IP packets from ``src`` to ``dst`` (at ``hook``)."""
+    return (
+        "  chain tunnel {\n"
+        f"    type filter hook {hook} priority -300; policy accept;\n"
+        f"    ip saddr {src} ip daddr {dst} ip protocol 4 counter\n"
+        "  }"
+    )
 
 
 def counted(lab_ns: str, table: str) -> int:
@@ -57,15 +68,19 @@ def test_fast_handover_on_the_bpf_plane_forwards_through_the_edge_tunnel(
         assert sc.move("a").registered
         probes = start_probes(sc.lab.popen, MN, 0.001, 20.0)
         try:
-            # the previous agent's edge tunnel, as it reaches the new one (before its tc
-            # program, which leaves a tunnel from an unregistered peer alone)
-            body = (
-                "  chain edge {\n"
-                "    type filter hook prerouting priority -300; policy accept;\n"
-                f"    ip saddr {FA1} ip daddr {FA2} ip protocol 4 counter\n"
-                "  }"
-            )
-            with nft_table(sc.lab, "fa2", table, body):
+            # the home agent's tunnel to FA1 as the router forwards it; the previous
+            # agent's edge tunnel as it reaches FA2, before its tc program (which leaves
+            # a tunnel from an unregistered peer alone)
+            with (
+                nft_table(sc.lab, "rtr", table, tunnel_counter(HA, FA1, "forward")),
+                nft_table(sc.lab, "fa2", table, tunnel_counter(FA1, FA2)),
+            ):
+                # the probes flow through FA1 before the move (the sender takes a while
+                # to start)
+                deadline = time.monotonic() + 10
+                while counted(sc.lab.ns("rtr"), table) < 20 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert counted(sc.lab.ns("rtr"), table) >= 20
                 move = sc.move("b")
                 assert move.registered, move
                 edge = counted(sc.lab.ns("fa2"), table)

@@ -54,11 +54,15 @@ tunnel brings straight to the node from the Handoff Request on (a first ``FlushB
 of a buffer still empty) while also buffering it (``BufferPackets`` after it: copies, the
 newest kept -- also without the buffer flag, mip4's choice); the ``FlushBuffer`` at the
 node's first request then delivers the copies, filling what the link switch itself lost.
-When the home agent accepts the node's registration through the target, the target
-removes its end and sends a Handoff Request with Lifetime 0; the source removes its end on
-it. Otherwise each end removes itself when the tunnel's lifetime ends. A buffer the node
-never collects (a wrong anticipation) is dropped after ``buffer_timeout``
-(:class:`~mip4.core.actions.DropBuffer`).
+When the target relays the arrived node's Registration Request, it first installs the
+node's delivery (:meth:`FaHandoff.relayed`: an ``InstallVisitor`` without the reverse
+tunnel; issue 14, mip4's choice): the home agent moves its binding before its reply
+reaches the target, and a foreign agent accepts a home agent's tunnel only for a visitor;
+the reply's ``InstallVisitor`` replaces it. When the home agent accepts the node's
+registration through the target, the target removes its end and sends a Handoff Request
+with Lifetime 0; the source removes its end on it. Otherwise each end removes itself
+when the tunnel's lifetime ends. A buffer the node never collects (a wrong anticipation)
+is dropped after ``buffer_timeout`` (:class:`~mip4.core.actions.DropBuffer`).
 
 **Pre-registration** (RFC 4881 §3, mobile-initiated; mip4's reading). A visitor's
 Registration Request addressed to another agent (the new one) and handed to us is relayed

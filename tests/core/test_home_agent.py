@@ -261,7 +261,8 @@ def test_a_moved_binding_is_made_before_the_old_one_is_broken() -> None:
     install = kinds.index(InstallBinding)
     remove = kinds.index(RemoveBinding)
     assert install < remove
-    assert actions[install].care_of_address == COA2  # type: ignore[attr-defined]
+    installed = actions[install]
+    assert isinstance(installed, InstallBinding) and installed.care_of_address == COA2
     assert actions[remove] == RemoveBinding(HOA, COA)
 
 

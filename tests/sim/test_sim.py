@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -105,7 +104,7 @@ def test_invariant_checker_catches_a_forged_binding(small: Simulator) -> None:
 
 
 def test_mobility_crosses_cells_and_stays_on_the_grid() -> None:
-    mob = RandomWaypoint(50, 4, 3, speed_min=0.01, speed_max=0.05, dwell=10.0, rng=random.Random(1))
+    mob = RandomWaypoint(50, 4, 3, speed_min=0.01, speed_max=0.05, dwell=10.0, key=1)
     for i in range(50):
         t = 0.0
         cells = set()

@@ -95,16 +95,37 @@ _KINDS = {1: "request", 3: "reply", 9: "advertisement", 10: "solicitation"}
 STALE_GRACE = 1.0
 
 
+def share(nodes: int, w: int, workers: int) -> tuple[int, int]:
+    """The nodes ``[lo, hi)`` worker ``w`` of ``workers`` simulates (consecutive shares
+    whose sizes differ by at most one)."""
+    return nodes * w // workers, nodes * (w + 1) // workers
+
+
 class Simulator:
     """Build the engines of ``scenario``; :meth:`run` plays it and returns a
     :class:`~mip4.sim.report.Report`."""
 
-    def __init__(self, scenario: Scenario, *, progress: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        progress: TextIO | None = None,
+        worker: tuple[int, int] = (0, 1),
+    ) -> None:
         """``progress``: a stream that gets one line per binding-table sample (simulated
-        time, wall time, events, bindings, peak RSS) while running."""
+        time, wall time, events, bindings, peak RSS) while running. ``worker``: ``(w,
+        W)`` simulates only the ``w``-th of ``W`` consecutive shares of the nodes
+        (:func:`share`), with a replica of every agent (:mod:`mip4.sim.workers`)."""
         self.s = s = scenario
         self.progress = progress
-        n, m, k = s.nodes, s.foreign_agents, s.home_agents
+        w, workers = worker
+        if not 0 <= w < workers:
+            raise ValueError(f"sim: worker {w} of {workers}")
+        self.worker = worker
+        #: this simulator's nodes are ``lo .. lo + n - 1`` of the population; engine
+        #: index ``i < n`` is node ``lo + i``
+        self.lo, hi = share(s.nodes, w, workers)
+        n, m, k = hi - self.lo, s.foreign_agents, s.home_agents
         self.n, self.m, self.k = n, m, k
         self.width, self.height = s.grid
         self.cells = self.width * self.height
@@ -121,7 +142,8 @@ class Simulator:
             speed_min=s.speed_min / s.cell_size,
             speed_max=s.speed_max / s.cell_size,
             dwell=s.dwell,
-            rng=random.Random(seeds.getrandbits(64)),
+            key=seeds.getrandbits(64),
+            first=self.lo,
         )
         self._sas = [
             SecurityAssociation(spi=MN_SPI, key=random.Random(s.seed * 31 + j).randbytes(16))
@@ -140,8 +162,8 @@ class Simulator:
             ForeignAgentConfig(
                 links=(VisitedLink(_FA_IF, self._fa_addr[j], links.FA_PREFIX_LEN),),
                 max_lifetime=max(s.lifetime, 1800),
-                max_visitors=n,
-                max_pending=n,
+                max_visitors=s.nodes,
+                max_pending=s.nodes,
                 **adv,  # type: ignore[arg-type]
             )
             for j in range(m)
@@ -152,7 +174,7 @@ class Simulator:
                 home_network=links.ha_network(j),
                 interface=_HA_IF,
                 max_lifetime=max(s.lifetime, 1800),
-                max_bindings=n + 1,
+                max_bindings=s.nodes + 1,
             )
             for j in range(k)
         ]
@@ -183,8 +205,9 @@ class Simulator:
         self.dropped: Counter[str] = Counter()
         self.per_second = array("I", [0]) * (int(s.duration) + 1)
         self.ha_accepts = array("I", [0]) * (int(s.duration) + 1)
-        self.handoff: list[float] = []
-        self.first: list[float] = []
+        #: handoff and first-registration latencies (simulated seconds)
+        self.handoff = array("d")
+        self.first = array("d")
         self.samples: list[tuple[float, int, int]] = []
         self.reboots: Counter[str] = Counter()
         #: seconds of wall time spent inside each role's engine calls, and call counts
@@ -207,9 +230,10 @@ class Simulator:
     # -- engines -------------------------------------------------------------------------
 
     def _make_mn(self, i: int) -> MobileNode:
-        k = i % self.k
+        g = self.lo + i  # its number in the population: its addresses
+        k = g % self.k
         cfg = MobileNodeConfig(
-            home_address=IPv4Address(links.home_address(i, self.k)),
+            home_address=IPv4Address(links.home_address(g, self.k)),
             home_agent=self._ha_addr[k],
             home_prefix_len=links.HOME_PREFIX_LEN,
             lifetime=self.s.lifetime,
@@ -301,15 +325,17 @@ class Simulator:
     def _installed(self, a: InstallBinding) -> None:
         self.actions["InstallBinding"] += 1
         self.ha_accepts[min(int(self.now), len(self.ha_accepts) - 1)] += 1
-        i = links.node_of_home(int(a.home_address), self.k)
-        if i >= 0:
+        i = links.node_of_home(int(a.home_address), self.k) - self.lo
+        if 0 <= i < self.n:
             self.acc_coa[i] = int(a.care_of_address)
             self.acc_exp[i] = math.inf if a.expires is None else a.expires
 
     def _removed(self, a: RemoveBinding) -> None:
         self.actions["RemoveBinding"] += 1
-        i = links.node_of_home(int(a.home_address), self.k)
-        if i >= 0 and (a.care_of_address is None or int(a.care_of_address) == self.acc_coa[i]):
+        i = links.node_of_home(int(a.home_address), self.k) - self.lo
+        if 0 <= i < self.n and (
+            a.care_of_address is None or int(a.care_of_address) == self.acc_coa[i]
+        ):
             self.acc_exp[i] = _NONE
 
     # -- links ---------------------------------------------------------------------------
@@ -330,7 +356,7 @@ class Simulator:
                 self.dropped["radio loss"] += 1
                 return
             src = a.src or self.engines[idx].config.home_address
-            mac = links.node_mac(idx)
+            mac = links.node_mac(self.lo + idx)
             ev: Event
             if isinstance(a, SendUdp):
                 ttl = a.ttl if a.ttl is not None else 64
@@ -354,7 +380,7 @@ class Simulator:
                 if a.link_dst is None:
                     self._push(now + s.radio_delay, MCAST, j, ev, j)
                     return
-                i = links.node_of_mac(a.link_dst)
+                i = links.node_of_mac(a.link_dst) - self.lo
                 if i < 0 or i >= n:
                     self.dropped["undeliverable"] += 1
                     return
@@ -442,7 +468,8 @@ class Simulator:
             self.engines[idx] = self._make_ha(h)
             self.reboots["home agent"] += 1
             self._sched[idx] = _NONE
-            for i in range(h, n, self.k):  # the bindings are gone with it
+            # the bindings are gone with it
+            for i in range((h - self.lo) % self.k, n, self.k):
                 self.acc_exp[i] = _NONE
             self._arm(idx)
         self._schedule_reboot(idx)
@@ -468,7 +495,11 @@ class Simulator:
 
     def setup(self) -> None:
         s, n, m = self.s, self.n, self.m
+        # the switch-on times of the whole population, in node order (the same for a
+        # node whichever worker simulates it)
         ramp = random.Random(s.seed ^ 0x5EED)
+        for _ in range(self.lo):
+            ramp.random()
         for j in range(m):
             self._call(n + j, LinkUp(_FA_IF, self._fa_addr[j], links.FA_PREFIX_LEN))
         for h in range(self.k):
@@ -608,8 +639,8 @@ class Simulator:
             exp = mn.binding_expires
             if not mn.registered or exp is None or exp <= now or self.acc_exp[i] < 0:
                 continue
-            ha = self.engines[n + m + i % self.k]
-            hoa = IPv4Address(links.home_address(i, self.k))
+            ha = self.engines[n + m + (self.lo + i) % self.k]
+            hoa = IPv4Address(links.home_address(self.lo + i, self.k))
             if not any(
                 b.care_of_address == mn.care_of_address for b in ha.bindings.bindings_of(hoa)
             ):
@@ -625,12 +656,16 @@ class Simulator:
             net = self._ha_configs[h].home_network
             for b in self.engines[n + m + h].bindings:
                 hoa = int(b.home_address)
-                i = links.node_of_home(hoa, self.k)
+                g = links.node_of_home(hoa, self.k)
+                i = g - self.lo
                 if hoa in held:
                     bad.append(f"{b.home_address}: bound at home agents {held[hoa]} and {h}")
                 held[hoa] = h
-                if b.home_address not in net or i < 0 or i % self.k != h:
+                if b.home_address not in net or g < 0 or g % self.k != h:
                     bad.append(f"{b.home_address}: bound at home agent {h}, not its own")
+                    continue
+                if not 0 <= i < n:
+                    bad.append(f"{b.home_address}: bound at a replica of another worker")
                     continue
                 exp = math.inf if b.expires is None else b.expires
                 if self.acc_exp[i] < 0 or self.acc_coa[i] != int(b.care_of_address):
@@ -640,8 +675,8 @@ class Simulator:
                 elif exp < now - STALE_GRACE:
                     bad.append(f"{b.home_address}: binding held {now - exp:.1f} s past expiry")
         for i in range(n):
-            if self.acc_exp[i] > now and links.home_address(i, self.k) not in held:
-                bad.append(f"node {i}: accepted registration not bound at its home agent")
+            if self.acc_exp[i] > now and links.home_address(self.lo + i, self.k) not in held:
+                bad.append(f"node {self.lo + i}: accepted registration not bound at its home agent")
         for name, count in self.logs.items():
             if name.endswith(("internal_error", "internal-error", "protocol_error")):
                 bad.append(f"engines logged {name} {count} time(s)")

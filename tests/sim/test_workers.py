@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ from mip4.cli import main
 from mip4.sim import Scenario, Simulator
 from mip4.sim.mobility import RandomWaypoint, draw
 from mip4.sim.model import share
-from mip4.sim.workers import run_workers
+from mip4.sim.workers import _Prefixed, run_workers
 
 #: no loss (the only draws whose order depends on the split: see mip4.sim.workers), with
 #: reboots of both kinds of agent and renewals (120 s lifetime)
@@ -108,3 +109,11 @@ def test_cli_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main([*args, "--workers", "0"]) == 2
     assert main([*args, "--workers", "31"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_progress_lines_carry_the_worker() -> None:
+    out = io.StringIO()
+    stream = _Prefixed(out, "w1 ")
+    print("sim 0 s", "bindings 3", file=stream)
+    print("sim 60 s", file=stream, flush=True)
+    assert out.getvalue() == "w1 sim 0 s bindings 3\nw1 sim 60 s\n"

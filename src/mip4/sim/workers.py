@@ -53,10 +53,14 @@ class _Prefixed:
 
     def __init__(self, out: TextIO, prefix: str) -> None:
         self._out, self._prefix = out, prefix
+        self._at_start = True
 
     def write(self, text: str) -> int:
-        lines = text.splitlines(keepends=True)
-        return self._out.write("".join(self._prefix + line for line in lines))
+        out = []
+        for line in text.splitlines(keepends=True):
+            out.append(self._prefix + line if self._at_start else line)
+            self._at_start = line.endswith("\n")
+        return self._out.write("".join(out))
 
     def flush(self) -> None:
         self._out.flush()

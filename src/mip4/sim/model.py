@@ -65,6 +65,7 @@ from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
 from mip4.security.sa import SecurityAssociation, SecurityAssociations
+from mip4.wire.records import make_record
 
 from . import links
 from .mobility import RandomWaypoint
@@ -84,7 +85,7 @@ _clock = time.process_time
 #: than many engine calls); the others are counted, and the cost of each (role, input)
 #: is its calls times the mean of its timed ones (the choice is by call number: the same
 #: run times the same calls)
-COST_SAMPLE = 8
+COST_SAMPLE = 32
 #: the collector's thresholds during a run: the engines' garbage is almost all freed by
 #: reference counting; young collections every 50,000 allocations, not 700
 GC_THRESHOLD = (50_000, 20, 100)
@@ -93,6 +94,61 @@ _KINDS = {1: "request", 3: "reply", 9: "advertisement", 10: "solicitation"}
 #: a binding may outlive its expiry by this much before it counts as stale (the engines'
 #: timers fire at the deadline; a bounded-work expiry may spread a burst)
 STALE_GRACE = 1.0
+_BROADCAST = 0xFFFFFFFF
+
+
+def _is_group(address: int) -> bool:
+    """224.0.0.0/4 (multicast) or the limited broadcast."""
+    return address >> 28 == 14 or address == _BROADCAST
+
+
+def udp_received(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    sport: int,
+    dport: int,
+    interface: str,
+    link_src: bytes | None,
+    ttl: int,
+) -> UdpReceived:
+    """``UdpReceived(...)`` built as one record (:func:`mip4.wire.records.make_record`:
+    the simulator builds one per datagram)."""
+    return make_record(
+        UdpReceived,
+        {
+            "payload": payload,
+            "src": src,
+            "dst": dst,
+            "sport": sport,
+            "dport": dport,
+            "interface": interface,
+            "link_src": link_src,
+            "ttl": ttl,
+        },
+    )
+
+
+def icmp_received(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    interface: str,
+    link_src: bytes | None,
+    ttl: int,
+) -> IcmpReceived:
+    """``IcmpReceived(...)`` built as one record."""
+    return make_record(
+        IcmpReceived,
+        {
+            "payload": payload,
+            "src": src,
+            "dst": dst,
+            "interface": interface,
+            "link_src": link_src,
+            "ttl": ttl,
+        },
+    )
 
 
 def share(nodes: int, w: int, workers: int) -> tuple[int, int]:
@@ -151,6 +207,7 @@ class Simulator:
         ]
         self._ha_addr = [IPv4Address(links.ha_address(j)) for j in range(k)]
         self._fa_addr = [IPv4Address(links.fa_address(j)) for j in range(m)]
+        self._fa_int = [links.fa_address(j) for j in range(m)]
         if s.advertisement_interval > 0:
             adv = {
                 "advertisement_interval": s.advertisement_interval,
@@ -219,7 +276,8 @@ class Simulator:
         self.costs: dict[tuple[int, str], list[float]] = {}
         #: while running: (role, input) -> [calls, timed calls, seconds of the timed ones]
         self._timed: dict[tuple[int, str], list[float]] = {}
-        self._ncalls = 0
+        #: calls until the next timed one
+        self._countdown = 1
         self.rss_after_setup = 0
         #: garbage collections during the run: count, total seconds, longest pause
         self.gc_pauses = [0.0, 0.0, 0.0]
@@ -266,30 +324,31 @@ class Simulator:
     def _call(self, idx: int, event: Event | None) -> None:
         """One call into engine ``idx`` (``None``: its timer), then its actions."""
         engine = self.engines[idx]
+        now = self.now
         role = 0 if idx < self.n else 1 if idx < self.n + self.m else 2
         if event is None:
             what = "timer"
         else:
-            if isinstance(event, UdpReceived | IcmpReceived):
-                what = _KINDS.get(event.payload[0], "other") if event.payload else "other"
+            cls = type(event)
+            if cls is UdpReceived or cls is IcmpReceived:
+                payload = event.payload  # type: ignore[union-attr]
+                what = _KINDS.get(payload[0], "other") if payload else "other"
             else:
-                what = type(event).__name__
-        self._ncalls += 1
-        cost = self._timed.get((role, what))
+                what = cls.__name__
+        key = (role, what)
+        cost = self._timed.get(key)
         if cost is None:
-            cost = self._timed[(role, what)] = [0, 0, 0.0]
+            cost = self._timed[key] = [0, 0, 0.0]
         cost[0] += 1
-        if self._ncalls % COST_SAMPLE == 1 or COST_SAMPLE == 1:
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = COST_SAMPLE
             t0 = _clock()
-            acts = (
-                engine.handle_timer(self.now) if event is None else engine.handle(event, self.now)
-            )
+            acts = engine.handle_timer(now) if event is None else engine.handle(event, now)
             cost[2] += _clock() - t0
             cost[1] += 1
         else:
-            acts = (
-                engine.handle_timer(self.now) if event is None else engine.handle(event, self.now)
-            )
+            acts = engine.handle_timer(now) if event is None else engine.handle(event, now)
         for a in acts:
             cls = type(a)
             if cls is SendUdp or cls is SendIcmp:
@@ -302,7 +361,10 @@ class Simulator:
                 self._removed(a)
             else:
                 self.actions[cls.__name__] += 1
-        self._arm(idx)
+        d = engine.next_deadline()  # _arm, inline
+        if d is not None and d != self._sched[idx]:
+            self._sched[idx] = d
+            self._push(d if d > now else now, TIMER, idx, d)
 
     def settle_costs(self) -> None:
         """:attr:`costs`, :attr:`engine_time` and :attr:`engine_calls` from the calls
@@ -347,9 +409,9 @@ class Simulator:
             if cell < 0:
                 self.dropped["node off"] += 1
                 return
-            fa = self._fa_addr[cell]
             dst = a.dst
-            if not (dst == fa or dst.is_multicast or int(dst) == 0xFFFFFFFF):
+            d = int(dst)
+            if not (d == self._fa_int[cell] or _is_group(d)):
                 self.dropped["undeliverable"] += 1
                 return
             if s.radio_loss and self._net_rng.random() < s.radio_loss:
@@ -360,23 +422,23 @@ class Simulator:
             ev: Event
             if isinstance(a, SendUdp):
                 ttl = a.ttl if a.ttl is not None else 64
-                ev = UdpReceived(a.payload, src, dst, a.sport, a.dport, _FA_IF, mac, ttl=ttl)
+                ev = udp_received(a.payload, src, dst, a.sport, a.dport, _FA_IF, mac, ttl)
             else:
-                ev = IcmpReceived(a.payload, src, dst, _FA_IF, mac, ttl=a.ttl)
+                ev = icmp_received(a.payload, src, dst, _FA_IF, mac, a.ttl)
             self._push(now + s.radio_delay, DELIVER, n + cell, ev, cell)
         elif idx < n + self.m:  # a foreign agent: its cell's nodes, or a home agent
             j = idx - n
             mac = links.agent_mac(j)
             src = a.src or self._fa_addr[j]
-            if a.link_dst is not None or a.dst.is_multicast or int(a.dst) == 0xFFFFFFFF:
+            if a.link_dst is not None or _is_group(int(a.dst)):
                 if j >= self.cells:
                     self.dropped["agent without a cell"] += 1
                     return
                 if isinstance(a, SendUdp):
                     ttl = a.ttl if a.ttl is not None else 64
-                    ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _MN_IF, mac, ttl=ttl)
+                    ev = udp_received(a.payload, src, a.dst, a.sport, a.dport, _MN_IF, mac, ttl)
                 else:
-                    ev = IcmpReceived(a.payload, src, a.dst, _MN_IF, mac, ttl=a.ttl)
+                    ev = icmp_received(a.payload, src, a.dst, _MN_IF, mac, a.ttl)
                 if a.link_dst is None:
                     self._push(now + s.radio_delay, MCAST, j, ev, j)
                     return
@@ -397,7 +459,7 @@ class Simulator:
                 self.dropped["core loss"] += 1
                 return
             ttl = (a.ttl if a.ttl is not None else 64) - 1
-            ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _HA_IF, ttl=ttl)
+            ev = udp_received(a.payload, src, a.dst, a.sport, a.dport, _HA_IF, None, ttl)
             self._push(now + s.core_delay, DELIVER, n + self.m + h, ev)
         else:  # a home agent: foreign agents (care-of addresses)
             h = idx - n - self.m
@@ -410,7 +472,7 @@ class Simulator:
                 return
             src = a.src or self._ha_addr[h]
             ttl = (a.ttl if a.ttl is not None else 64) - 1
-            ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _FA_IF, ttl=ttl)
+            ev = udp_received(a.payload, src, a.dst, a.sport, a.dport, _FA_IF, None, ttl)
             self._push(now + s.core_delay, DELIVER, n + j, ev)
 
     def _to_node(self, i: int, ev: Event, cell: int) -> None:
@@ -597,11 +659,15 @@ class Simulator:
                 else:
                     self._call(target, data)
             elif kind == MCAST:
+                # the cell's members are the nodes in it: no "moved away" check, and an
+                # advertisement is no reply to count (what _to_node adds)
+                loss = self.s.radio_loss
+                call = self._call
                 for i in sorted(self.members[target]):
-                    if self.s.radio_loss and self._net_rng.random() < self.s.radio_loss:
+                    if loss and self._net_rng.random() < loss:
                         self.dropped["radio loss"] += 1
                         continue
-                    self._to_node(i, data, target)
+                    call(i, data)
                     events += 1
             elif kind == MOVE:
                 self._move(target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -188,8 +189,10 @@ class Report:
         out.logs = dict(sorted(logs.items()))
         out.dropped = dict(sorted(dropped.items()))
         out.reboots = dict(first.reboots)
-        handoff = [x for p in parts for x in p.handoff_samples]
-        firsts = [x for p in parts for x in p.first_registration_samples]
+        handoff, firsts = array("d"), array("d")
+        for p in parts:
+            handoff.extend(p.handoff_samples)
+            firsts.extend(p.first_registration_samples)
         out.handoff_samples, out.first_registration_samples = handoff, firsts
         out.handoffs = len(handoff)
         out.handoff_latency = percentiles(handoff)

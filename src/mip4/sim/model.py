@@ -84,8 +84,11 @@ _clock = time.process_time
 #: one engine call in this many is timed (the clock is a system call, ~1.5-5 us, more
 #: than many engine calls); the others are counted, and the cost of each (role, input)
 #: is its calls times the mean of its timed ones (the choice is by call number: the same
-#: run times the same calls)
-COST_SAMPLE = 32
+#: run times the same calls). Not sparser: a timed call runs just after a system call
+#: (colder caches and TLB), so the sparser the sampling, the more the mean of the timed
+#: calls overstates the others (2,000 nodes, 600 s: engines 1.53 s of 1.89 s CPU at 8,
+#: 1.79 s of 1.69 s -- more than the whole -- at 32)
+COST_SAMPLE = 8
 #: the collector's thresholds during a run: the engines' garbage is almost all freed by
 #: reference counting; young collections every 50,000 allocations, not 700
 GC_THRESHOLD = (50_000, 20, 100)

@@ -32,11 +32,14 @@ record of what each home agent accepted (for the invariants) and are counted, as
 generated (the engines' retransmission and pending timeouts cover the losses).
 
 Per node the simulator keeps a few array slots (cell, handoff start, accepted care-of
-address and expiry) besides the engine itself; all randomness comes from per-purpose
-``random.Random`` objects seeded from the scenario's seed, and the order of events is total
-(time, then a sequence number), so a run is reproducible. ``gc.freeze()`` after setup and
-at every sample keeps the garbage collector from rescanning the engines, and the young
-generation's threshold is raised while running (:data:`GC_THRESHOLD`).
+address and expiry) besides the engine itself; all randomness comes from the scenario's
+seed (per-purpose ``random.Random`` objects, and each node's own mobility stream), and the
+order of events is total (time, then a sequence number), so a run is reproducible. A
+simulator may hold one share of the nodes (``worker``) with a replica of every agent:
+:mod:`mip4.sim.workers` runs the shares in parallel and merges their reports.
+``gc.freeze()`` after setup and at every sample keeps the garbage collector from
+rescanning the engines, and the young generation's threshold is raised while running
+(:data:`GC_THRESHOLD`).
 """
 
 from __future__ import annotations

@@ -36,8 +36,10 @@ What is not the same (docs/simulation.md, "Worker processes"):
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import multiprocessing
+import os
 import resource
 import sys
 from pathlib import Path
@@ -87,6 +89,16 @@ def run_one(
     return report
 
 
+def _own_session() -> None:
+    """Make this worker a session of its own. With the kernel's scheduler autogroups
+    (``/proc/sys/kernel/sched_autogroup_enabled``, on by default in many distributions),
+    the CPU is shared fairly between sessions, not processes: N workers left in the
+    ``mip4 sim`` session share one session's part of a busy machine, as if they were one
+    process. (Interrupting ``mip4 sim`` still ends them: the pool terminates its workers.)"""
+    with contextlib.suppress(OSError):  # already a session or process group leader
+        os.setsid()
+
+
 def _child(args: tuple[Scenario, tuple[int, int], bool, Path | None]) -> Report:
     scenario, worker, progress, profile = args
     return run_one(scenario, worker, progress=progress, profile=profile)
@@ -101,7 +113,7 @@ def run_workers(
         return run_one(scenario, progress=progress, profile=profile)
     ctx = multiprocessing.get_context("fork")
     jobs = [(scenario, (w, workers), progress, profile) for w in range(workers)]
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+    with ctx.Pool(workers, initializer=_own_session, maxtasksperchild=1) as pool:
         parts = pool.map(_child, jobs, chunksize=1)
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return Report.merge(parts, parent_rss=parent)

@@ -365,7 +365,22 @@ class HomeAgent:
                 return []
             return self._deny(ctx, denial)
 
-        return error_boundary("ha", self._counters, body, who=_who(event), on_denied=on_denied)
+        out: list[Action] = []
+        try:
+            body(out)
+        except Exception as exc:
+            failure = exc
+
+            # The rare path: the shared boundary handles the exception as if it had run
+            # the body itself (the actions made before it, then the same exception), with
+            # the input's fields for its log line built only now (issue 13: not a dict
+            # per request; tests/core/test_ha_boundary.py holds it against the boundary).
+            def again(actions: list[Action]) -> None:
+                actions.extend(out)
+                raise failure
+
+            return error_boundary("ha", self._counters, again, who=_who(event), on_denied=on_denied)
+        return out
 
     def handle_timer(self, now: float) -> list[Action]:
         """Expire bindings whose lifetime ran out (RFC 5944 §3.8.1 remaining Lifetime)."""
@@ -778,7 +793,8 @@ class HomeAgent:
                     bool(bits & _FLAG_D),
                 )
             )
-        after = self.state_of(hoa)
+        # a registration has just put its binding: the node is away (no table lookup)
+        after = self.state_of(hoa) if ctx.deregistration else _A
         BINDING_TRANSITIONS.confirm(before, inp, after)
         if self._pending_assignment is not None and after is _A:
             nai, assigned = self._pending_assignment

@@ -416,9 +416,7 @@ class DaemonExecutor:
                 action.event, action.fields
             ):
                 return
-            logs.log.log(
-                level, action.event, extra={"event": action.event, "fields": dict(action.fields)}
-            )
+            logs.engine_event(action.event, level, action.fields)
             return
         self.inner.execute(action)
 

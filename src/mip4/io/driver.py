@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import time
 from collections import Counter
@@ -38,11 +39,63 @@ from mip4.core.events import Event
 log = logging.getLogger("mip4")
 
 
-__all__ = ["Engine", "EngineDriver", "Executor"]
+__all__ = ["CoalescedTimers", "Engine", "EngineDriver", "Executor", "TimerToken"]
 
 
 class Executor(Protocol):
     def execute(self, action: Action) -> None: ...
+
+
+class TimerToken:
+    """A callback of :class:`CoalescedTimers` still to run; :meth:`cancel` drops it."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[], object] | None) -> None:
+        self.func = func
+
+    def cancel(self) -> None:
+        self.func = None
+
+
+class CoalescedTimers:
+    """``call_later`` for many short-lived callbacks (issue 13: the two repeats of a first
+    registration's gratuitous ARP): the callbacks due within one ``resolution`` share one
+    loop timer, run in the order they were asked for, never before their delay and at
+    most ``resolution`` after it -- not one ``TimerHandle`` (its context copy and its place
+    in the loop's heap) per callback. A callback that raises is reported to the loop's
+    exception handler, as the loop does for its own timers, and the others still run."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float = 0.005) -> None:
+        self.loop = loop
+        self.resolution = resolution
+        self._buckets: dict[int, list[TimerToken]] = {}
+
+    def call_later(self, delay: float, func: Callable[[], object]) -> TimerToken:
+        slot = math.ceil((self.loop.time() + delay) / self.resolution)
+        token = TimerToken(func)
+        bucket = self._buckets.get(slot)
+        if bucket is None:
+            bucket = self._buckets[slot] = []
+            self.loop.call_at(slot * self.resolution, self._fire, slot)
+        bucket.append(token)
+        return token
+
+    def __len__(self) -> int:
+        """Callbacks waiting (cancelled ones included until their time)."""
+        return sum(len(b) for b in self._buckets.values())
+
+    def _fire(self, slot: int) -> None:
+        for token in self._buckets.pop(slot, ()):
+            func, token.func = token.func, None
+            if func is None:
+                continue
+            try:
+                func()
+            except Exception as exc:
+                self.loop.call_exception_handler(
+                    {"message": f"exception in timer callback {func!r}", "exception": exc}
+                )
 
 
 class EngineDriver:

@@ -106,6 +106,7 @@ from .rawsock import (
     IP_TTL,
     PKTINFO,
     LinkUdpSender,
+    keep_hardware_addresses,
     open_icmp_socket,
     open_packet_sender,
     open_udp_control,
@@ -154,6 +155,7 @@ class LinuxExecutor:
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
+    _keep_hardware: bool = field(default=False, init=False)
     _link_sender: LinkUdpSender | None = field(default=None, init=False)
     _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
     _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
@@ -185,6 +187,12 @@ class LinuxExecutor:
         default_factory=dict, init=False
     )
     _edge_rules: set[int] = field(default_factory=set, init=False)
+    #: (care-of address, encapsulation, GRE key) -> the bindings' shared tunnel entry,
+    #: for the tunnel source and own addresses in ``_tunnel_entries_for``
+    _tunnel_entries: dict[tuple[IPv4Address, object, int | None], TunnelEntry] = field(
+        default_factory=dict, init=False
+    )
+    _tunnel_entries_for: tuple[object, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -195,8 +203,17 @@ class LinuxExecutor:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    def hold_journal_lines(self, defer: Callable[[Callable[[], None]], object] | None) -> None:
+        """With ``defer`` (an event loop's ``call_soon``) the journal's lines of one pass of
+        the loop are written together (:attr:`Journal.defer`), and before any reply leaves
+        (:meth:`send_udp`); ``None``: written as they come again (the held ones now)."""
+        if self.journal is not None:
+            self.journal.flush()
+            self.journal.defer = defer
+
     def close(self) -> None:
         """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
+        self.hold_journal_lines(None)
         stacks = [
             self._attachment,
             self._away,
@@ -217,6 +234,7 @@ class LinuxExecutor:
     def abandon(self) -> None:
         """Close our sockets and leave every kernel object (and the journal) as it is: what
         a killed process leaves behind (the lab's crash simulations)."""
+        self.hold_journal_lines(None)
         self.ns.close()
         for sock in [*self._icmp.values(), *self._udp_by_port.values()]:
             if sock is not self.udp:
@@ -237,7 +255,18 @@ class LinuxExecutor:
     def packet(self) -> socket.socket:
         if self._packet is None:
             self._packet = open_packet_sender(self.netns)
+            if self._keep_hardware:
+                keep_hardware_addresses(self._packet)
         return self._packet
+
+    def keep_hardware_addresses(self) -> None:
+        """Keep the interfaces' own hardware addresses (gratuitous ARPs) instead of asking
+        the kernel for each: for an executor whose owner forgets them when a link changes
+        (:class:`~mip4.io.runtime.NodeIO`: :func:`~mip4.io.rawsock.forget_hardware_addresses`
+        on the namespace's link notifications)."""
+        self._keep_hardware = True
+        if self._packet is not None:
+            keep_hardware_addresses(self._packet)
 
     @property
     def link_sender(self) -> LinkUdpSender:
@@ -276,6 +305,11 @@ class LinuxExecutor:
         return sock
 
     def send_udp(self, a: SendUdp) -> None:
+        journal = self.journal
+        if journal is not None and journal.pending:
+            # what the kernel holds for this registration is in the journal before the
+            # reply announcing it leaves (as when each line was written at once)
+            journal.flush()
         if a.link_dst is not None:
             if a.interface is None:
                 raise ValueError("SendUdp with link_dst needs an interface")
@@ -378,21 +412,13 @@ class LinuxExecutor:
             self.stats["binding_unchanged"] += 1
             return
         self.stats["binding_installed"] += 1
-        if self.tunnel_source is None:
-            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
-        tunnel = Tunnel(
-            self.tunnel_source,
-            a.care_of_address,
-            own_addresses=self.own_addresses,
-            gre_key=a.gre_key,
-        )
-        fwd.table.add_binding(a.home_address, TunnelEntry(tunnel, a.encapsulation))
+        fwd.table.add_binding(a.home_address, self._tunnel_entry(a))
         stack = self._bindings.get(a.home_address)
         new = stack is None
         if stack is None:
             stack = self._bindings[a.home_address] = self.ns.new_stack(f"binding {a.home_address}")
         # a renewal replaces the route with the same record: nothing new on the stack
-        self.ns.add_route(f"{a.home_address}/32", ifname=fwd.tun.name, replace=True, undo=stack)
+        self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
         fast = self.fast_path
         if fast is not None:
             home = a.home_address
@@ -410,6 +436,33 @@ class LinuxExecutor:
                 self.stats["broadcast_not_forwarded"] += 1
                 log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
         self._installed.setdefault(a.home_address, {})[a.care_of_address] = wanted
+
+    #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
+    #: GRE key in use; a full table is simply emptied)
+    TUNNEL_ENTRIES_MAX = 4096
+
+    def _tunnel_entry(self, a: InstallBinding) -> TunnelEntry:
+        """The tunnel-table entry for ``a``'s care-of address, encapsulation and key: one
+        frozen entry shared by every binding behind the same care-of address (issue 13:
+        not a :class:`Tunnel` with its integer forms and header sums per first
+        registration; ``tests/io/test_executor_tunnel_entries.py``)."""
+        source = self.tunnel_source
+        if source is None:
+            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
+        key = (a.care_of_address, a.encapsulation, a.gre_key)
+        entries = self._tunnel_entries
+        if self._tunnel_entries_for != (source, self.own_addresses):
+            entries.clear()
+            self._tunnel_entries_for = (source, self.own_addresses)
+        entry = entries.get(key)
+        if entry is None:
+            if len(entries) >= self.TUNNEL_ENTRIES_MAX:
+                entries.clear()
+            tunnel = Tunnel(
+                source, a.care_of_address, own_addresses=self.own_addresses, gre_key=a.gre_key
+            )
+            entry = entries[key] = TunnelEntry(tunnel, a.encapsulation)
+        return entry
 
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")

@@ -42,6 +42,7 @@ from ipaddress import IPv4Address
 from mip4.core.events import LinkDown, LinkUp
 
 from .netns import Netns, NlMessage, RtnlDecoder, entered
+from .rawsock import forget_hardware_addresses
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
@@ -160,6 +161,7 @@ class LinkMonitor:
                 if exc.errno != errno.ENOBUFS:
                     raise
                 self.overruns += 1  # notifications were lost: read the state again
+                forget_hardware_addresses()  # issue 13: whichever link changed
                 self._resync(out)
                 continue
             self._read(data, out)
@@ -177,6 +179,7 @@ class LinkMonitor:
             link = _parse_link(data, pos, length) if kind in (RTM_NEWLINK, RTM_DELLINK) else None
             if link is not None:
                 index, name, flags, changes = link
+                forget_hardware_addresses(name)  # issue 13: kept for gratuitous ARPs
                 self._link(index, name, kind, flags, True, out, changes)
             else:
                 for msg in self._decoder.decode(data[pos : pos + length]):

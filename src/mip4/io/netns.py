@@ -348,6 +348,12 @@ class NetlinkThread:
     def get_rules(self, **kwargs: object) -> list[NlMessage]:
         return self._call("get_rules", **kwargs)
 
+    @property
+    def direct(self) -> RtnlSocket:
+        """The direct rtnetlink socket (the requests a registration makes, from integers:
+        :meth:`Netns.add_host_route`, :meth:`Netns.add_proxy_neighbour`)."""
+        return self._rtnl
+
     def neigh(self, command: str, **kwargs: object) -> list[NlMessage]:
         if RtnlSocket.takes("neigh", command, kwargs):
             self._rtnl.neigh(command, **kwargs)
@@ -769,6 +775,26 @@ class Netns:
         )
         self._owner(undo).push(record)
 
+    def add_host_route(
+        self, address: IPv4Address, ifname: str, *, undo: UndoStack | None = None
+    ) -> None:
+        """``add_route(f"{address}/32", ifname=ifname, replace=True, undo=undo)`` -- the
+        route a binding makes (issue 13) -- from the address's integer form: the same
+        netlink request and the same record, without parsing the destination from a
+        string or building the request from keyword arguments."""
+        direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
+        if direct is None:  # a stand-in for the netlink facade (tests): the general path
+            self.add_route(f"{address}/32", ifname=ifname, replace=True, undo=undo)
+            return
+        dst = address.packed
+
+        def request(index: int) -> int:
+            direct.host_route("replace", dst, index)
+            return index
+
+        oif = self._with_index(ifname, request)
+        self._owner(undo).push(RouteRecord(str(address), 32, RT_TABLE_MAIN, oif, None))
+
     def _del_route(self, spec: dict[str, object]) -> bool:
         """Delete one route; ``False`` if there was none. Scope ``RT_SCOPE_NOWHERE`` is the
         kernel's wildcard (pyroute2 would send 0, which matches only universe routes)."""
@@ -926,12 +952,18 @@ class Netns:
         """Answer ARP for ``address`` on ``ifname`` (``ip neigh add proxy``). The kernel
         answers only when forwarding is on and its route to ``address`` leaves by another
         interface (``arp_process`` in net/ipv4/arp.c)."""
-        if self._proxy_record(ifname, address) is not None:
+        dst = str(address)
+        if self._proxy_record(ifname, dst) is not None:
             return  # already answered for
-        record = ProxyNeighbourRecord(str(address), self.index(ifname), ifname)
-        self.ipr.neigh("replace", dst=record.dst, ifindex=record.ifindex, flags=NTF_PROXY)
+        record = ProxyNeighbourRecord(dst, self.index(ifname), ifname)
+        direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
+        if direct is not None and type(address) is IPv4Address:
+            # the same request from the address's 4 bytes (issue 13)
+            direct.proxy_neighbour("replace", address.packed, record.ifindex)
+        else:
+            self.ipr.neigh("replace", dst=dst, ifindex=record.ifindex, flags=NTF_PROXY)
         self.stack.push(record)
-        self._proxies[(ifname, record.dst)] = record
+        self._proxies[(ifname, dst)] = record
 
     def del_proxy_neighbour(self, ifname: str, address: IPv4Address | str) -> None:
         record = self._proxy_record(ifname, address)

@@ -37,6 +37,7 @@ import errno
 import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -439,6 +440,115 @@ def hardware_address(sock: socket.socket, interface: str) -> bytes:
     return bytes(res[18:24])
 
 
+#: per packet socket that keeps them (:func:`keep_hardware_addresses`): interface name ->
+#: its hardware address, asked of the kernel once (issue 13: an ``ioctl`` per gratuitous
+#: ARP before) and forgotten when the link changes (:func:`forget_hardware_addresses`)
+_HARDWARE: weakref.WeakKeyDictionary[socket.socket, dict[str, bytes]] = weakref.WeakKeyDictionary()
+
+
+def keep_hardware_addresses(sock: socket.socket) -> None:
+    """Let :func:`own_hardware_address` keep what it asks on ``sock``. Only for a socket
+    whose owner sees the namespace's link notifications and calls
+    :func:`forget_hardware_addresses` for them (:class:`LinkChanges`, or the mobile
+    node's :class:`~mip4.io.linkmon.LinkMonitor`): a kept address is never stale after
+    the link's address changed."""
+    _HARDWARE.setdefault(sock, {})
+
+
+def forget_hardware_addresses(interface: str | None = None) -> None:
+    """Drop the kept hardware address of ``interface`` (``None``: of every interface), on
+    every socket: the link changed (a new address, renamed, deleted, re-created)."""
+    for kept in _HARDWARE.values():
+        if interface is None:
+            kept.clear()
+        else:
+            kept.pop(interface, None)
+
+
+def own_hardware_address(sock: socket.socket, interface: str) -> bytes:
+    """:func:`hardware_address`, kept per socket and interface when the socket keeps them
+    (:func:`keep_hardware_addresses`)."""
+    kept = _HARDWARE.get(sock)
+    if kept is None:
+        return hardware_address(sock, interface)
+    mac = kept.get(interface)
+    if mac is None:
+        mac = kept[interface] = hardware_address(sock, interface)
+    return mac
+
+
+_RTMGRP_LINK = 0x1
+_RTM_NEWLINK, _RTM_DELLINK = 16, 17
+_NLMSG = struct.Struct("=IHHII")
+_RTA = struct.Struct("=HH")
+_IFINFOMSG_SIZE = 16
+_IFLA_IFNAME = 3
+
+
+class LinkChanges:
+    """The namespace's link notifications (``RTMGRP_LINK``), read to forget the hardware
+    addresses kept for the links that changed (:func:`forget_hardware_addresses`): for a
+    node without a :class:`~mip4.io.linkmon.LinkMonitor` (the agents). A lost
+    notification (``ENOBUFS``) forgets every link's."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        with entered(netns):
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+        try:
+            sock.bind((0, _RTMGRP_LINK))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = _nonblocking(sock)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self, limit: int = 64) -> list[str]:
+        """Drain the notifications; forget the changed links' addresses; their names."""
+        names: list[str] = []
+        for _ in range(limit):
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                forget_hardware_addresses()
+                continue
+            names += _link_names(data)
+        for name in names:
+            forget_hardware_addresses(name)
+        return names
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _link_names(data: bytes) -> list[str]:
+    """The interface names of the ``RTM_{NEW,DEL}LINK`` messages in ``data``."""
+    names: list[str] = []
+    pos = 0
+    while pos + _NLMSG.size <= len(data):
+        length, kind = _NLMSG.unpack_from(data, pos)[:2]
+        if length < _NLMSG.size or pos + length > len(data):
+            break
+        if kind in (_RTM_NEWLINK, _RTM_DELLINK):
+            a, end = pos + _NLMSG.size + _IFINFOMSG_SIZE, pos + length
+            while a + _RTA.size <= end:
+                alen, akind = _RTA.unpack_from(data, a)
+                if alen < _RTA.size or a + alen > end:
+                    break
+                if akind & 0x3FFF == _IFLA_IFNAME:
+                    raw = data[a + _RTA.size : a + alen].split(b"\0", 1)[0]
+                    names.append(raw.decode(errors="replace"))
+                    break
+                a += (alen + 3) & ~3
+        pos += (length + 3) & ~3
+    return names
+
+
 def send_gratuitous_arp(
     interface: str,
     address: IPv4Address,
@@ -456,8 +566,10 @@ def send_gratuitous_arp(
     own = sock is None
     s = sock if sock is not None else open_packet_sender(netns)
     try:
-        mac = link_address if link_address is not None else hardware_address(s, interface)
-        frame = gratuitous_arp(IPv4Address(address), mac)
+        mac = link_address if link_address is not None else own_hardware_address(s, interface)
+        # (an IPv4Address given is used as it is: IPv4Address(IPv4Address) parses its text)
+        ip = address if type(address) is IPv4Address else IPv4Address(address)
+        frame = gratuitous_arp(ip, mac)
         sent = 0
         for i in range(count):
             if i and interval:

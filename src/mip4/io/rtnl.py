@@ -37,6 +37,7 @@ _RTMSG = struct.Struct(
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 _RTATTR = struct.Struct("=HH")  # length, type
 _U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")
 _NLMSG_ERROR = 2
 _RTM_NEWROUTE, _RTM_DELROUTE = 24, 25
 _RTM_NEWNEIGH, _RTM_DELNEIGH = 28, 29
@@ -64,6 +65,37 @@ def _attr(kind: int, value: bytes) -> bytes:
     return _RTATTR.pack(length, kind) + value + b"\0" * (-length % 4)
 
 
+_NTF_PROXY = 0x08
+#: the attribute headers of a 4-byte destination and output interface
+_DST4_RTA = _RTATTR.pack(8, _RTA_DST)
+_OIF_RTA = _RTATTR.pack(8, _RTA_OIF)
+_DST4_NDA = _RTATTR.pack(8, _NDA_DST)
+
+
+def _host_route_head(command: str) -> bytes:
+    """What :meth:`RtnlSocket.route` puts before the destination of a /32 route in the
+    main table (``rtmsg`` and ``RTA_TABLE``)."""
+    adding = command != "del"
+    return _RTMSG.pack(
+        socket.AF_INET,
+        32,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        _RTPROT_STATIC if adding else 0,
+        _RT_SCOPE_UNIVERSE,
+        _RTN_UNICAST if adding else 0,
+        0,
+    ) + _attr(_RTA_TABLE, _U32.pack(RT_TABLE_MAIN))
+
+
+_HOST_ROUTE_HEADS = {command: _host_route_head(command) for command in _COMMAND_FLAGS}
+
+
+def _host_route_body(command: str, dst: bytes, oif: int) -> bytes:
+    return _HOST_ROUTE_HEADS[command] + _DST4_RTA + dst + _OIF_RTA + _U32.pack(oif)
+
+
 class RtnlSocket:
     """A ``NETLINK_ROUTE`` socket of one namespace, for the requests a registration makes
     (issue 13): a route or a (proxy) neighbour entry added, replaced or deleted is one
@@ -80,6 +112,7 @@ class RtnlSocket:
         self._sock = sock
         self._lock = threading.Lock()
         self._seq = 0
+        self._buf = bytearray(65536)
 
     @classmethod
     def open(cls) -> RtnlSocket:
@@ -148,6 +181,29 @@ class RtnlSocket:
         kind = _RTM_DELNEIGH if command == "del" else _RTM_NEWNEIGH
         self._request(kind, command, body + b"".join(attrs), f"neigh {command}")
 
+    # -- a registration's requests, from integers (issue 13) ------------------------------
+
+    def host_route(self, command: str, dst: bytes, oif: int) -> None:
+        """``route(command, dst=<dst>, dst_len=32, oif=oif)`` in the main table, from the
+        address's 4 bytes: the same message (``tests/io/test_rtnl_fast.py`` compares the
+        bytes), without the keyword arguments and the dotted-quad round trip."""
+        self._request(
+            _RTM_NEWROUTE if command != "del" else _RTM_DELROUTE,
+            command,
+            _host_route_body(command, dst, oif),
+            f"route {command}",
+        )
+
+    def proxy_neighbour(self, command: str, dst: bytes, ifindex: int) -> None:
+        """``neigh(command, dst=<dst>, ifindex=ifindex, flags=NTF_PROXY)`` from the
+        address's 4 bytes: the same message."""
+        self._request(
+            _RTM_DELNEIGH if command == "del" else _RTM_NEWNEIGH,
+            command,
+            _NDMSG.pack(socket.AF_INET, ifindex, NUD_PERMANENT, _NTF_PROXY, 0) + _DST4_NDA + dst,
+            f"neigh {command}",
+        )
+
     def _request(self, kind: int, command: str, body: bytes, what: str) -> None:
         with self._lock:
             self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
@@ -155,15 +211,18 @@ class RtnlSocket:
                 _NLMSGHDR.size + len(body), kind, _COMMAND_FLAGS[command], seq, 0
             )
             self._sock.send(header + body)
+            buf = self._buf
             while True:
-                data = self._sock.recv(65536)
+                # into one buffer kept for the socket: no 64 KiB object per answer
+                size = self._sock.recv_into(buf)
+                data = memoryview(buf)[:size]
                 offset = 0
-                while offset + _NLMSGHDR.size <= len(data):
+                while offset + _NLMSGHDR.size <= size:
                     length, mtype, _, mseq, _ = _NLMSGHDR.unpack_from(data, offset)
                     if length < _NLMSGHDR.size:
                         break
                     if mtype == _NLMSG_ERROR and mseq == seq:
-                        (error,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
+                        (error,) = _I32.unpack_from(data, offset + _NLMSGHDR.size)
                         if error:
                             raise NetlinkRequestError(-error, what)
                         return

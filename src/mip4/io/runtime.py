@@ -24,7 +24,9 @@ What is opened, by option:
 * ``forwarding``: ``net.ipv4.ip_forward`` on while the node runs (home and foreign agents:
   they route, and the kernel answers proxy ARP only when forwarding);
 * ``watch_links``: a :class:`~mip4.io.linkmon.LinkMonitor` on the control interfaces
-  (mobile node), which never reports ``ignore_addresses`` (the home address);
+  (mobile node), which never reports ``ignore_addresses`` (the home address); without it
+  a :class:`~mip4.io.rawsock.LinkChanges` (the agents): either one's link notifications
+  make the executor forget the hardware addresses it keeps for gratuitous ARPs;
 * ``dataplane`` ``"bpf"`` (or ``"auto"`` where the kernel allows it) with ``tun_name``: the
   tc-BPF fast path of ``bpf_role`` (:class:`~mip4.io.bpf.agent.FastPath`: home agent,
   foreign agent or mobile node) on the control interfaces, in front of the user-space
@@ -47,12 +49,13 @@ from pathlib import Path
 from mip4.core.events import Event, LinkUp
 
 from .bpf.agent import FastPath, Role, resolve_dataplane
-from .driver import Engine, EngineDriver
+from .driver import CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .linkmon import LinkMonitor
 from .netns import run_in_netns
 from .rawsock import (
+    LinkChanges,
     LinkSourceTracker,
     open_discovery_capture,
     open_icmp_error_socket,
@@ -129,6 +132,9 @@ class NodeIO:
     #: issue 10: requests from 0.0.0.0 (RFC 2794 nodes with no address yet), which the
     #: kernel drops as martians before the UDP socket (:mod:`mip4.io.unaddressed`)
     unaddressed: socket.socket | None = None
+    #: without a link monitor: the link notifications that make the executor forget an
+    #: interface's kept hardware address (issue 13)
+    link_changes: LinkChanges | None = None
     resources: UndoStack = field(default_factory=lambda: resource_stack("node I/O"))
 
     @classmethod
@@ -234,6 +240,9 @@ class NodeIO:
                     ignore_addresses=ignore_addresses,
                 )
                 res.callback("close link monitor", io.linkmon.close)
+            else:
+                io.link_changes = LinkChanges(netns)
+                res.callback("close link notifications", io.link_changes.close)
             return io
         except BaseException:
             for err in res.undo():
@@ -243,7 +252,10 @@ class NodeIO:
     def attach(self, driver: EngineDriver) -> None:
         """Register every source with ``driver`` (and its loop)."""
         loop = driver.loop
-        self.executor.call_later = loop.call_later
+        # the repeats of gratuitous ARPs: one loop timer per few milliseconds (issue 13)
+        self.executor.call_later = CoalescedTimers(loop).call_later
+        # the undo journal's lines of one pass of the loop in one write (issue 13)
+        self.executor.hold_journal_lines(loop.call_soon)
         if self.forwarder is not None:
             self.forwarder.attach(loop)
         tracker = self.tracker
@@ -272,6 +284,13 @@ class NodeIO:
         if self.linkmon is not None:
             mon = self.linkmon
             driver.add_reader(mon.sock, lambda: list(mon.events()))
+        if self.link_changes is not None:
+            changes = self.link_changes
+            driver.add_reader(changes.sock, lambda: (changes.read(), [])[1])
+        # the hardware addresses of gratuitous ARPs kept from now on: the link
+        # notifications that make the executor forget them are read (the link monitor's,
+        # or the ones above)
+        self.executor.keep_hardware_addresses()
 
     async def run(self, engine: Engine, stop: asyncio.Event) -> EngineDriver:
         """Drive ``engine`` until ``stop`` is set: a daemon's main loop. Feeds the links
@@ -304,6 +323,7 @@ class NodeIO:
         forwarder detached first, the TUN device and the UDP socket last)."""
         if self.forwarder is not None:
             self.forwarder.detach()
+        self.executor.hold_journal_lines(None)
         for err in self.resources.undo():
             log.warning("clean-up: %s", err)
 
@@ -314,6 +334,7 @@ class NodeIO:
         forwarding)."""
         if self.forwarder is not None:
             self.forwarder.detach()
+        self.executor.hold_journal_lines(None)
         self.resources.discard(lambda r: r.describe() in ("undo kernel state", _FAST_PATH))
         if self.fast_path is not None:
             self.fast_path.abandon()

@@ -32,6 +32,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from json.encoder import encode_basestring_ascii as _encode_string
 from pathlib import Path
 from typing import TextIO
 
@@ -194,6 +195,26 @@ def to_json(record: KernelRecord) -> dict[str, object]:
     return out
 
 
+def _json_value(value: object) -> str:
+    """``json.dumps(value)`` for a record's field (a str, an int or None)."""
+    if type(value) is str:
+        return _encode_string(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value)
+
+
+def journal_line(op: str, record: KernelRecord) -> str:
+    """``{"op": op, **to_json(record)}`` as ``json.dumps`` writes it, and a newline,
+    without building the dictionary (issue 13: a line per route and proxy entry of every
+    first registration; ``tests/io/test_journal_lines.py`` compares them)."""
+    cls = type(record)
+    parts = [f'{{"op": {_encode_string(op)}, "kind": "{_KIND_OF[cls]}"']
+    for name in _FIELD_NAMES[cls]:
+        parts.append(f'"{name}": {_json_value(getattr(record, name))}')
+    return ", ".join(parts) + "}\n"
+
+
 def from_json(data: dict[str, object]) -> KernelRecord:
     """The record ``data`` describes; ``ValueError`` for anything else."""
     cls = KINDS.get(str(data.get("kind")))
@@ -221,6 +242,13 @@ class Journal:
         self._live: dict[KernelRecord, int] = {}
         self._file: TextIO | None = None
         self._lines = 0
+        #: ``None``: each line is written (and flushed) as it comes. Else a way to run
+        #: :meth:`flush` soon (an event loop's ``call_soon``): the lines of one pass of
+        #: the loop are held and written together, by one ``write`` (issue 13) -- or
+        #: before that by whoever calls :meth:`flush` first (the executor, before a reply
+        #: leaves)
+        self.defer: Callable[[Callable[[], None]], object] | None = None
+        self._pending: list[str] = []
 
     @property
     def records(self) -> list[KernelRecord]:
@@ -239,6 +267,7 @@ class Journal:
         else:
             del self._live[record]
         if not self._live:
+            self._pending.clear()  # nothing they say is live any more
             self.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
@@ -248,21 +277,49 @@ class Journal:
             self._compact()
 
     def close(self) -> None:
+        self.flush()
         if self._file is not None:
             self._file.close()
             self._file = None
         self._lines = 0
 
-    def _append(self, op: str, record: KernelRecord) -> None:
+    @property
+    def pending(self) -> int:
+        """Lines held for the next :meth:`flush`."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Write the lines held (one ``write``), and flush them to the file."""
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._write(text)
+
+    def _write(self, text: str) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
-        line = to_json(record)
-        self._file.write(f'{{"op": "{op}", {json.dumps(line)[1:]}\n')
+        self._file.write(text)
         self._file.flush()
+
+    def _append(self, op: str, record: KernelRecord) -> None:
+        line = journal_line(op, record)
         self._lines += 1
+        if self.defer is None:
+            self._write(line)
+            return
+        if not self._pending:
+            try:
+                self.defer(self.flush)
+            except RuntimeError:  # the loop is closed: no holding any more
+                self.defer = None
+                self._write(line)
+                return
+        self._pending.append(line)
 
     def _compact(self) -> None:
+        self._pending.clear()  # the rewrite holds every live record
         self.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
         lines = [json.dumps({"op": "add", **to_json(r)}) for r, n in self._live.items()]

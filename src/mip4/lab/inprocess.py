@@ -194,7 +194,7 @@ def _abandon(io: NodeIO) -> None:
     for sock in [*io.captures.values(), io.icmp_errors, io.udp]:
         if sock is not None:
             sock.close()
-    for closer in (io.tracker, io.linkmon, io.forwarder, io.tun):
+    for closer in (io.tracker, io.linkmon, io.link_changes, io.forwarder, io.tun):
         if closer is not None:
             with contextlib.suppress(Exception):
                 closer.close()

@@ -12,6 +12,17 @@ same run:
   address, encapsulates IP in IP) → router → FA1 (decapsulates, delivers to the visitor's
   hardware address) → MN. With reverse tunnelling the MN's replies (TCP ACKs) come back
   MN → FA1 → HA → CN.
+* **routed** (issue 12's "direct on the same veths"; :mod:`.routed`): the tunnelled path's
+  hops with plain kernel IP forwarding and no Mobile IP. The node gets a second address on
+  FA1's network, and policy routes (set up by the benchmark in its namespaces, removed
+  after) send CN → router → HA → router → FA1 → MN and back MN → FA1 → router → HA → router
+  → CN, the reverse-tunnelled path's hops; with ``--colocated`` also ``routed-colocated``,
+  CN → router → HA → router → MN on network C and back. A UDP probe each way must arrive
+  with TTL 64 - 4 (64 - 3 on C), and the home agent's and FA1's kernels must forward every
+  datagram the node receives (``Ip: ForwDatagrams``), or the benchmark stops with an error.
+  Each tunnelled path's ratios are printed against both direct and its routed baseline
+  (``--no-routed``: direct only), and the table gives the data plane's own CPU per datagram:
+  tunnelled minus routed.
 
 With ``--planes bpf,userspace`` (issue 12) the node processes run once per plane, one
 plane after the other, ``--rounds`` times (each figure is the best of the rounds): the
@@ -67,7 +78,7 @@ puts the node processes' logs on stderr.
 
 from __future__ import annotations
 
-from .report import Measurement, format_table, per_packet, ratios
+from .report import Measurement, format_table, per_packet, plane_cost, ratios
 from .run import Bench, BenchError, Options, add_arguments, codec_cost, main, options, register, run
 
 __all__ = [
@@ -81,6 +92,7 @@ __all__ = [
     "main",
     "options",
     "per_packet",
+    "plane_cost",
     "ratios",
     "register",
     "run",

@@ -1,7 +1,8 @@
 """What ``mip4 bench forwarding`` prints: one :class:`Measurement` per path, traffic kind
-and payload, the tunnel ÷ direct ratios, the per-packet CPU cost of the forwarding processes,
-the drops, the profiles and the codec timing, as a table (:func:`format_table`) or as the
-JSON rows it is made of.
+and payload, the tunnel ÷ direct ratios and, beside them, the tunnel ÷ routed ratios (the
+same hops with kernel IP forwarding, :mod:`.routed`), the per-packet CPU cost of the
+forwarding processes, the drops, the profiles and the codec timing, as a table
+(:func:`format_table`) or as the JSON rows it is made of.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 @dataclass
 class Measurement:
-    path: str  # "direct" | "tunnel" | "colocated", "-bpf" appended on the bpf plane
+    #: "direct" | "tunnel" | "colocated" ("-bpf" appended on the bpf plane, "-gre" ... for
+    #: another encapsulation) | "routed" | "routed-colocated"
+    path: str
     traffic: str  # "udp" | "tcp"
     payload: int  # bytes per datagram (UDP), 0 for TCP
     duration: float  # seconds sending
@@ -28,6 +31,9 @@ class Measurement:
     #: seconds of CPU the whole machine was busy over the measurement (``/proc/stat``:
     #: sender, receiver, forwarding in softirq and in the forwarding processes)
     cpu_busy_s: float = 0.0
+    #: on the routed baseline: datagrams each forwarder's kernel forwarded over the
+    #: measurement (``Ip: ForwDatagrams``; the proof that they crossed it)
+    forwarded: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -84,6 +90,7 @@ class Measurement:
             "drops": self.drops,
             "cpu_busy_s": self.cpu_busy_s,
             "cpu_us_per_packet": _round(self.cpu_us_per_packet, 3),
+            "forwarded": self.forwarded,
         }
 
 
@@ -97,6 +104,8 @@ def _round(x: float | None, digits: int = 1) -> float | None:
 
 PATHS = {
     "direct": "direct  CN->MN (at home)",
+    "routed": "routed  CN->HA->FA1->MN",
+    "routed-colocated": "routed  CN->HA->MN (C)",
     "tunnel": "tunnel  CN->HA->FA1->MN",
     "tunnel-bpf": "bpf     CN->HA->FA1->MN",
     "colocated": "tunnel  CN->HA->MN (C)",
@@ -108,6 +117,8 @@ def path_label(path: str) -> str:
     """The table's name of ``path`` (``tunnel-bpf-gre``: "bpf/gre CN->HA->FA1->MN")."""
     if path in PATHS:
         return PATHS[path]
+    if path.startswith("routed"):
+        return path
     base, *rest = path.split("-")
     route = PATHS.get(base, base).split(None, 1)[-1]
     return f"{'/'.join(rest):<7} {route}"
@@ -117,8 +128,28 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
+def routed_baseline(path: str) -> str | None:
+    """The routed baseline with ``path``'s hops: ``routed`` for the paths through FA1,
+    ``routed-colocated`` for the co-located ones, None for the baselines themselves."""
+    if path.startswith("tunnel"):
+        return "routed"
+    if path.startswith("colocated"):
+        return "routed-colocated"
+    return None
+
+
+def _ratio(t: Measurement, d: Measurement) -> tuple[float | None, float | None]:
+    """(delivered pps ratio (UDP), Mbit/s ratio) of ``t`` against ``d``."""
+    td, dd = t.pps_delivered, d.pps_delivered
+    pps = round(td / dd, 4) if td is not None and dd else None
+    return pps, round(t.mbit_s / d.mbit_s, 4) if d.mbit_s else None
+
+
 def ratios(results: Sequence[Measurement]) -> list[dict[str, Any]]:
-    """Each tunnelled path ÷ direct, per traffic kind and payload."""
+    """Each path ÷ direct, per traffic kind and payload (``pps_ratio``, ``mbit_ratio``);
+    for a tunnelled path also ÷ its routed baseline, the same hops without Mobile IP
+    (``routed_path``, ``routed_pps_ratio``, ``routed_mbit_ratio``; None where it was not
+    measured)."""
     by = {(m.path, m.traffic, m.payload): m for m in results}
     out = []
     for (path, traffic, payload), t in by.items():
@@ -131,11 +162,39 @@ def ratios(results: Sequence[Measurement]) -> list[dict[str, Any]]:
             "payload": payload,
             "label": t.label,
         }
-        td, dd = t.pps_delivered, d.pps_delivered
-        row["pps_ratio"] = round(td / dd, 4) if td is not None and dd else None
-        row["mbit_ratio"] = round(t.mbit_s / d.mbit_s, 4) if d.mbit_s else None
+        row["pps_ratio"], row["mbit_ratio"] = _ratio(t, d)
+        base = routed_baseline(path)
+        if base is not None:
+            r = by.get((base, traffic, payload))
+            row["routed_path"] = base if r is not None else None
+            row["routed_pps_ratio"], row["routed_mbit_ratio"] = (
+                _ratio(t, r) if r is not None else (None, None)
+            )
         out.append(row)
     return out
+
+
+def plane_cost(results: Sequence[Measurement]) -> list[dict[str, Any]]:
+    """The data plane's own machine CPU per delivered datagram (TCP: per 1448 bytes): each
+    tunnelled path's figure minus its routed baseline's, which crossed the same hops."""
+    by = {(m.path, m.traffic, m.payload): m for m in results}
+    rows = []
+    for (path, traffic, payload), t in by.items():
+        base = routed_baseline(path)
+        r = by.get((base, traffic, payload)) if base is not None else None
+        if r is None or t.cpu_us_per_packet is None or r.cpu_us_per_packet is None:
+            continue
+        rows.append(
+            {
+                "path": path,
+                "label": t.label,
+                "routed_path": base,
+                "us": round(t.cpu_us_per_packet, 3),
+                "routed_us": round(r.cpu_us_per_packet, 3),
+                "plane_us": round(t.cpu_us_per_packet - r.cpu_us_per_packet, 3),
+            }
+        )
+    return rows
 
 
 def per_packet(results: Sequence[Measurement]) -> list[dict[str, Any]]:
@@ -185,13 +244,28 @@ def format_table(
             f"{_fmt(m.pps_delivered, ',.0f'):>14} {loss:>7} "
             f"{m.mbit_s:>9,.1f}"
         )
-    lines += ["", "tunnel / direct:"]
-    several = len({r["path"] for r in ratios(results)}) > 1
-    for r in ratios(results):
+    rows = ratios(results)
+    routed = any(r.get("routed_path") for r in rows)
+    lines += [
+        "",
+        "tunnel / direct (at home)"
+        + (
+            "   || tunnel / routed (the same hops: kernel IP forwarding, no Mobile IP):"
+            if routed
+            else ":"
+        ),
+    ]
+    several = len({r["path"] for r in rows}) > 1
+    for r in rows:
         pps = "" if r["pps_ratio"] is None else f"delivered pps x{r['pps_ratio']:.3f}, "
         mbit = "-" if r["mbit_ratio"] is None else f"x{r['mbit_ratio']:.3f}"
         where = f"{r['path']:<18} " if several else ""
-        lines.append(f"  {where}{r['label']:<11} {pps}Mbit/s {mbit}")
+        line = f"  {where}{r['label']:<11} {pps}Mbit/s {mbit}"
+        if r.get("routed_path"):
+            rp, rm = r["routed_pps_ratio"], r["routed_mbit_ratio"]
+            line = f"{line:<70} || " + ("" if rp is None else f"pps x{rp:.3f}, ")
+            line += "Mbit/s " + ("-" if rm is None else f"x{rm:.3f}")
+        lines.append(line)
     if any(m.cpu_us_per_packet is not None for m in results):
         lines += [
             "",
@@ -201,6 +275,29 @@ def format_table(
         for m in results:
             if m.cpu_us_per_packet is not None:
                 lines.append(f"  {m.path:<18} {m.label:<11} {m.cpu_us_per_packet:8.2f}")
+        own = plane_cost(results)
+        if own:
+            lines += [
+                "",
+                "the data plane's own cost: machine CPU per datagram, tunnelled minus routed"
+                " (the same hops), us:",
+            ]
+            for c in own:
+                lines.append(
+                    f"  {c['path']:<18} {c['label']:<11} {c['us']:8.2f} - {c['routed_us']:6.2f}"
+                    f" = {c['plane_us']:6.2f}"
+                )
+    fwd = [m for m in results if m.forwarded]
+    if fwd:
+        lines += [
+            "",
+            "routed baseline: datagrams forwarded by the kernels on its path (Ip: ForwDatagrams;"
+            " UDP: at least every datagram delivered) -- the proof that it crossed them:",
+        ]
+        for m in fwd:
+            counts = ", ".join(f"{node} {n:,}" for node, n in m.forwarded.items())
+            unit = "datagrams" if m.traffic == "udp" else "bytes"
+            lines.append(f"  {m.path:<18} {m.label:<11} {m.delivered:>13,} {unit}: {counts}")
     pp = per_packet(results)
     if pp:
         lines += [

@@ -31,7 +31,8 @@ from mip4.lab.build import Lab, LabError
 
 from .build import BuildError
 from .build import build as build_blaster
-from .report import Measurement, format_table, per_packet, ratios
+from .report import Measurement, format_table, per_packet, plane_cost, ratios
+from .routed import RoutedPath, RoutedPathError, check_forwarded
 from .workers import UDP_PORT, WORKERS, run_worker
 
 
@@ -161,6 +162,9 @@ class Options:
     #: keep the kernel's default of passing bridged IPv4/IPv6/ARP frames through the
     #: switch namespace's netfilter hooks (:func:`quiet_switch`)
     switch_netfilter: bool = False
+    #: also the routed baseline: the tunnelled path's hops, kernel IP forwarding, no
+    #: Mobile IP (:mod:`.routed`)
+    routed: bool = True
 
 
 def path_name(base: str, plane: str, encapsulation: str = "ipip") -> str:
@@ -221,6 +225,10 @@ class Bench:
         #: nodes whose forwarding cost is read (``mn`` too on the co-located path)
         self.forwarders: tuple[str, ...] = ("ha", "fa1")
         self.blaster: Path | None = None
+        #: the routed baseline while it is measured (:mod:`.routed`)
+        self.routed: RoutedPath | None = None
+        #: the TTLs the routed baseline's probes arrived with, by path (the last check)
+        self.routed_ttls: dict[str, dict[str, int]] = {}
         if opts.blaster == "c":
             self.blaster = build_blaster()
 
@@ -260,7 +268,7 @@ class Bench:
         cost: dict[str, dict[str, float]] = {}
         drops: dict[str, int] = {}
         for key, b in before.items():
-            if key == "cpu":
+            if key in ("cpu", "forwarded"):
                 continue
             a = after[key]
             fb, fa = b["forwarder"], a["forwarder"]
@@ -288,30 +296,37 @@ class Bench:
         self, kind: str, recv_args: dict[str, Any], send_args: dict[str, Any], timeout: float
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
         """Run ``<kind>-recv`` on the mobile node and ``<kind>-send`` on the correspondent
-        towards it; returns (sender result, receiver result, snapshot before, after; the
-        snapshots carry the machine's busy CPU seconds under ``"cpu"``)."""
+        towards it (its home address, or on the routed baseline its routed address);
+        returns (sender result, receiver result, snapshot before, after; the snapshots
+        carry the machine's busy CPU seconds under ``"cpu"``, and on the routed baseline
+        what the kernels on its path forwarded under ``"forwarded"``)."""
+        dst = self.mn_ip if self.routed is None else str(self.routed.address)
         recv_argv = send_argv = None
         if kind == "udp" and self.blaster is not None:
             b = str(self.blaster)
             recv_argv = [b, "recv", str(UDP_PORT), str(recv_args["deadline"]), "0.5"]
             a = send_args
-            send_argv = [b, "send", self.mn_ip, str(UDP_PORT), str(a["size"])]
+            send_argv = [b, "send", dst, str(UDP_PORT), str(a["size"])]
             send_argv += [str(a["duration"]), str(a["count"]), str(a["rate"])]
         recv = Worker(self.lab, "mn", f"{kind}-recv", recv_args, recv_argv)
         self.traffic.append(recv)
         try:
             recv.event("ready", 10)
-            params = {"dst": self.mn_ip, **send_args}
+            params = {"dst": dst, **send_args}
             send = Worker(self.lab, "cn", f"{kind}-send", params, send_argv)
             self.traffic.append(send)
             send.event("ready", 15)
             before: dict[str, Any] = self._snapshot()
+            if self.routed is not None:
+                before["forwarded"] = self.routed.forwarded()
             before["cpu"] = cpu_busy()
             send.command("go")
             s = send.event("result", timeout)
             r = recv.event("result", timeout)
             after: dict[str, Any] = self._snapshot()
             after["cpu"] = cpu_busy()
+            if self.routed is not None:
+                after["forwarded"] = self.routed.forwarded()
             send.stop()
         finally:
             recv.stop()
@@ -334,6 +349,11 @@ class Bench:
         )
         cost, drops = self._cost(before, after)
         drops["mn_udp_rcvbuf"] = int(r["rcvbuf_errors"])
+        forwarded: dict[str, int] = {}
+        if self.routed is not None:  # every datagram crossed the home agent (and FA1)
+            forwarded = check_forwarded(
+                path, before["forwarded"], after["forwarded"], int(r["packets"])
+            )
         return Measurement(
             path,
             "udp",
@@ -343,9 +363,10 @@ class Bench:
             int(r["packets"]),
             float(r["window"]),
             int(s["errors"]),
-            cost if path != "direct" and "-bpf" not in path else {},
+            cost if _process_cost(path) else {},
             drops,
             cpu_busy_s=round(after["cpu"] - before["cpu"], 3),
+            forwarded=forwarded,
         )
 
     def tcp(self, path: str) -> Measurement:
@@ -358,6 +379,9 @@ class Bench:
             o.tcp_duration + 30,
         )
         cost, _drops = self._cost(before, after)
+        forwarded: dict[str, int] = {}
+        if self.routed is not None:  # segments are coalesced (GRO): each forwarded some
+            forwarded = check_forwarded(path, before["forwarded"], after["forwarded"], 1)
         return Measurement(
             path,
             "tcp",
@@ -367,8 +391,9 @@ class Bench:
             int(r["bytes"]),
             float(r["window"]),
             0,
-            cost if path != "direct" and "-bpf" not in path else {},
+            cost if _process_cost(path) else {},
             cpu_busy_s=round(after["cpu"] - before["cpu"], 3),
+            forwarded=forwarded,
         )
 
     def measure(self, path: str) -> list[Measurement]:
@@ -377,10 +402,23 @@ class Bench:
             out.append(self.tcp(path))
         return out
 
+    def measure_routed(self, net: str) -> list[Measurement]:
+        """The routed baseline for the mobile node on ``net`` (:mod:`.routed`): set up,
+        proven (TTL both ways; the forwarders' counters in each UDP measurement), measured,
+        torn down."""
+        with RoutedPath(self.lab, net) as routed:
+            self.routed_ttls[routed.path] = routed.verify()
+            self.routed = routed
+            try:
+                return self.measure(routed.path)
+            finally:
+                self.routed = None
+
     def block(self, plane: str, encapsulation: str = "ipip") -> list[Measurement]:
         """The node workers on ``plane``, the node asking for ``encapsulation``: direct (at
-        home), then through FA1, then (with ``colocated``) at network C; the node goes home
-        again before the workers stop."""
+        home), then through FA1 and the routed baseline there, then (with ``colocated``) at
+        network C and its routed baseline; the node goes home again before the workers
+        stop."""
         lab = self.lab
         self.start_nodes(plane, encapsulation)
         try:
@@ -397,6 +435,8 @@ class Bench:
             if not lab.wait_reachable("cn", self.mn_ip, within=10):
                 raise BenchError("CN cannot reach the mobile node through FA1")
             results += self.measure(path_name("tunnel", plane, encapsulation))
+            if self.opts.routed:
+                results += self.measure_routed("a")
             if self.opts.colocated:
                 colocated = lab.topology.network("c").colocated
                 assert colocated is not None
@@ -410,6 +450,8 @@ class Bench:
                     raise BenchError("CN cannot reach the mobile node at network C")
                 self.forwarders = ("ha", "mn")
                 results += self.measure(path_name("colocated", plane, encapsulation))
+                if self.opts.routed:
+                    results += self.measure_routed("c")
             for key in self.opts.profile:
                 w = self.nodes[key]
                 w.command("quit")
@@ -433,6 +475,12 @@ class Bench:
                 for encapsulation in self.opts.encapsulations:
                     runs += self.block(plane, encapsulation)
         return best_of(runs)
+
+
+def _process_cost(path: str) -> bool:
+    """Whether the forwarding processes' CPU is ``path``'s cost: the user-space plane's
+    tunnels (not direct, not the routed baseline, not the bpf plane)."""
+    return path.startswith(("tunnel", "colocated")) and "-bpf" not in path
 
 
 def best_of(runs: Sequence[Measurement]) -> list[Measurement]:
@@ -544,6 +592,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="keep the kernel's default of passing the lab switch's bridged frames through"
         " its (empty) netfilter hooks: ~0.55 us per bridge crossing (default: off)",
     )
+    p.add_argument(
+        "--no-routed",
+        action="store_true",
+        help="skip the routed baseline (the tunnel's hops, kernel IP forwarding, no Mobile"
+        " IP; ratios against it beside those against direct)",
+    )
     p.add_argument("--lab-id", default="", help="lab id (default: q + 4 random hex digits)")
     p.set_defaults(func=run)
 
@@ -580,6 +634,7 @@ def options(args: argparse.Namespace) -> Options:
         blaster=args.blaster,
         encapsulations=encs,
         switch_netfilter=args.switch_netfilter,
+        routed=not args.no_routed,
     )
 
 
@@ -618,6 +673,9 @@ def run(args: argparse.Namespace) -> int:
         "encapsulations": ",".join(opts.encapsulations),
         "rounds": opts.rounds,
         "udp sender": "sendmmsg (C)" if opts.blaster == "c" else "Python",
+        "routed baseline": "same hops as the tunnel, kernel IP forwarding, no Mobile IP"
+        if opts.routed
+        else "off",
         **({"profiled": ",".join(opts.profile)} if opts.profile else {}),
     }
     codec = {} if args.no_codec else codec_cost(opts.payloads)
@@ -630,9 +688,13 @@ def run(args: argparse.Namespace) -> int:
             try:
                 results = bench.run()
                 profiles = bench.profiles
+                for path, ttls in bench.routed_ttls.items():
+                    header[f"{path} TTL"] = (
+                        f"{ttls['to_mn']} to / {ttls['from_mn']} from the node (64 - hops)"
+                    )
             finally:
                 bench.close()
-    except (BenchError, LabError, BuildError) as exc:
+    except (BenchError, LabError, BuildError, RoutedPathError) as exc:
         print(f"mip4 bench forwarding: {exc}", file=sys.stderr)
         return 1
     header["load_after"] = round(os.getloadavg()[0], 2)
@@ -641,6 +703,7 @@ def run(args: argparse.Namespace) -> int:
         out["results"] = [m.as_dict() for m in results]
         out["ratios"] = ratios(results)
         out["per_packet"] = per_packet(results)
+        out["plane_cost_us"] = plane_cost(results)
         out["codec_us"] = codec
         if profiles:
             out["profiles"] = profiles

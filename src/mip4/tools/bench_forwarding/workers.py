@@ -29,6 +29,8 @@ from mip4.demo.traffic import StreamConfig, connect, serve
 from mip4.io.runtime import NodeIO
 from mip4.lab.build import Lab
 
+from .routed import routed_addresses
+
 UDP_PORT = 5201
 TCP_PORT = 5202
 WORKERS = ("ha", "fa1", "mn", "udp-recv", "udp-send", "tcp-recv", "tcp-send")
@@ -78,7 +80,16 @@ def udp_rcvbuf_errors() -> int:
 
 
 def _node_io(lab: Lab, role: str, dataplane: str) -> NodeIO:
-    """:func:`mip4.lab.engines.lab_node_io`, on the data plane ``dataplane`` (issue 12)."""
+    """:func:`mip4.lab.engines.lab_node_io`, on the data plane ``dataplane`` (issue 12); the
+    mobile node's link monitor also ignores the routed baseline's addresses
+    (:mod:`.routed`), which are no care-of addresses."""
+    io = _open_node_io(lab, role, dataplane)
+    if io.linkmon is not None:
+        io.linkmon.ignore_addresses = io.linkmon.ignore_addresses | routed_addresses(lab.topology)
+    return io
+
+
+def _open_node_io(lab: Lab, role: str, dataplane: str) -> NodeIO:
     from ipaddress import IPv4Network
 
     from mip4.io.bpf.agent import Role

@@ -22,6 +22,14 @@ the mobile node's cable between networks A and B, alternating :meth:`Lab.move
 re-plug starts to the moment the node's namespace is told its link is operationally up
 again (a watcher thread subscribed to link notifications there, as the mobile node's link
 monitor is); prints both medians and the ratio.
+
+``--trace DIR`` runs each mode of ``--modes`` once more with a capture of every link
+(``DIR/<mode>/capture.pcapng``, the daemons' logs beside it) and prints, for each move
+between the two foreign agents, which probes (and which echoes) were lost and every link
+each was seen on, with the daemons' events, in ms from the move's start
+(:mod:`mip4.lab.probe_trace`; docs/handovers.md, "Which probes are lost")::
+
+    sudo .venv/bin/python benchmarks/handover.py --trace /tmp/trace --modes fast --dwell 1
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mip4.io.netns import entered
+from mip4.lab import probe_trace
 from mip4.lab.build import Lab
 from mip4.lab.demo import (
     HANDOVER_ROUTE,
@@ -49,6 +58,7 @@ from mip4.lab.demo import (
 )
 from mip4.lab.scenario import Settings, is_root
 from mip4.lab.switch import IF_OPER_UP, RTMGRP_LINK, ifindex, parse_links, replug
+from mip4.lab.topology import DEFAULT
 
 MODES: tuple[str | None, ...] = (None, "base", "low-latency", "fast")
 #: the benchmark's probe interval, s: 1 ms, which the (SCHED_FIFO) sender keeps -- the
@@ -228,6 +238,47 @@ def render_switch(times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def trace(
+    directory: Path,
+    dwell: float,
+    probe_interval: float = PROBE_INTERVAL,
+    modes: tuple[str | None, ...] = MODES,
+) -> str:
+    """One demo per mode with a capture of every link; where each lost probe went, per
+    move between the two foreign agents (see the module doc)."""
+    names = {a.address.ip: n.key.upper() for n in DEFAULT.nodes for a in n.attachments}
+    home = DEFAULT.address(DEFAULT.mobile)
+    out = []
+    for mode in modes:
+        name = mode or "none"
+        where = directory / name
+        settings = Settings("t" + secrets.token_hex(2), handover=mode)
+        run = run_demo(
+            settings,
+            where,
+            log=lambda line: None,
+            dwell=dwell,
+            route=HANDOVER_ROUTE,
+            probe_interval=probe_interval,
+            capture=where / "capture.pcapng",
+        )
+        sender, receiver = run.probe_reports
+        out.append(f"== {name} ({'ok' if run.ok else 'FAILED'}; capture in {where})")
+        if not sender or not receiver:
+            out.append("no probe reports")
+            continue
+        seen = probe_trace.probe_sightings(probe_trace.read_pcapng(where / "capture.pcapng"), home)
+        events = probe_trace.log_events(where / "daemons")
+        for m in run.report.moves:
+            if {m.move.from_net, m.move.to_net} != {"a", "b"}:
+                continue
+            t = probe_trace.trace_move(sender, receiver, m.move.started_at, seen, events)
+            out.append(f"-- move {m.move.from_net} → {m.move.to_net}")
+            out.append(probe_trace.render_move(t, names))
+        print(f"  {name}: traced", file=sys.stderr, flush=True)
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dwell", type=float, default=2.0, help="seconds per stop (default: 2)")
@@ -248,6 +299,12 @@ def main(argv: list[str]) -> int:
         type=int,
         metavar="N",
         help="time N re-plugs of the lab's link switch (no daemons) instead",
+    )
+    p.add_argument(
+        "--trace",
+        type=Path,
+        metavar="DIR",
+        help="run each mode once with a capture in DIR and print where each lost probe went",
     )
     args = p.parse_args(argv)
     interval = parse_probe_interval(args.probe_interval)
@@ -277,6 +334,9 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"switch_ms": times}, indent=2))
         else:
             print(render_switch(times))
+        return 0
+    if args.trace:
+        print(trace(args.trace, args.dwell, interval, tuple(names[m] for m in wanted)))
         return 0
     with tempfile.TemporaryDirectory(prefix="mip4-bench-handover-") as d:
         rows = measure(args.dwell, Path(d), interval, tuple(names[m] for m in wanted))

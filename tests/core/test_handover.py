@@ -22,7 +22,7 @@ from mip4.core.actions import (
     SendIcmp,
 )
 from mip4.core.events import HandoffTrigger, LinkUp, MoveAnticipated, UdpReceived
-from mip4.core.fa_handoff import BUFFER_FLAG, HandoffSettings
+from mip4.core.fa_handoff import BUFFER_FLAG, HandoffSettings, node_link_address
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.mobile_node import HandoverMode, HandoverSettings, MnState, MobileNode
 from mip4.security.auth import MN_FA
@@ -128,6 +128,11 @@ def edge(w: World, fa: str, cls: type) -> list[object]:
     return list(w.net.actions_of(fa, cls))
 
 
+def position(actions: list[Any], action: object) -> int:
+    """Where ``action`` itself (not an equal one) is in ``actions``."""
+    return next(i for i, a in enumerate(actions) if a is action)
+
+
 # ----------------------------------------------------------------------------------------
 # RFC 4988: Fast Binding Update, edge tunnel with buffering, teardown on registration
 # ----------------------------------------------------------------------------------------
@@ -158,6 +163,15 @@ def test_fast_handover_full_exchange_and_teardown_after_registration() -> None:
     assert t2.role is EdgeRole.TARGET and t2.peer == FA1_ADDR and t2.home_address == MN_HOME
     (buf,) = edge(w, "fa2", BufferPackets)
     assert isinstance(buf, BufferPackets) and buf.limit == FA_SETTINGS.buffer_limit
+    # FA2 knows the link a node handed over to it arrives on and, from the Handoff
+    # Request, the node's hardware address: delivery to it starts now, before the
+    # buffer (which then holds copies; issue 14)
+    (early,) = edge(w, "fa2", FlushBuffer)
+    assert isinstance(early, FlushBuffer) and early.home_address == MN_HOME
+    assert early.interface == "fa2-b"
+    assert early.link_address == w.net.nodes["mn"].interfaces["mn0"].mac
+    fa2_setup = [a for _, a in w.net.nodes["fa2"].actions]
+    assert position(fa2_setup, t2) < position(fa2_setup, early) < position(fa2_setup, buf)
     (t1,) = edge(w, "fa1", InstallEdgeTunnel)
     assert isinstance(t1, InstallEdgeTunnel) and t1.role is EdgeRole.SOURCE and t1.peer == FA2_ADDR
     # FA1 -> MN: acknowledgement
@@ -180,8 +194,9 @@ def test_fast_handover_full_exchange_and_teardown_after_registration() -> None:
     ]
     assert not adv_heard or first_rrq < adv_heard[0]  # no wait for an advertisement
     assert w.net.logs("mn", "mn.anticipation_used")
-    # FA2 saw the node arrive: the buffer is delivered to it
-    (flush,) = edge(w, "fa2", FlushBuffer)
+    # FA2 saw the node arrive: the buffer (the copies) is delivered to it
+    first, flush = edge(w, "fa2", FlushBuffer)
+    assert first is early
     assert isinstance(flush, FlushBuffer) and flush.home_address == MN_HOME
     assert flush.link_address == w.net.nodes["mn"].interfaces["mn0"].mac
     w.advance(0.5)
@@ -196,7 +211,7 @@ def test_fast_handover_full_exchange_and_teardown_after_registration() -> None:
     assert teardown[0].message.lifetime == 0 and teardown[0].receiver == "fa1"
     # the order at FA2: arrival (flush) before the reply relayed, tunnel removed after
     fa2_log = [a for _, a in w.net.nodes["fa2"].actions]
-    assert fa2_log.index(flush) < fa2_log.index(r2)
+    assert position(fa2_log, flush) < position(fa2_log, r2)
     assert not w.fa1.handoff.tunnels and not w.fa2.handoff.tunnels  # type: ignore[union-attr]
     assert not edge(w, "fa2", DropBuffer)
     # the flow, in the message types of the figure: 20, 16, 17, 21, then 1/3, 16/17
@@ -336,11 +351,13 @@ def test_wrong_anticipation_node_lands_elsewhere_buffer_dropped_tunnels_expire()
     registered_at(w, "A", FA1_ADDR)
     anticipate(w)  # "about to move to B" ...
     assert edge(w, "fa2", BufferPackets)
+    # delivery to the node's hardware address on FA2's link starts at once (issue 14)
+    (early,) = edge(w, "fa2", FlushBuffer)
     w.move("C")  # ... but the node ends up on C (co-located address)
     assert w.net.logs("mn", "mn.anticipation_wrong")
     w.advance(0.5)
     assert w.mn.registered and w.mn.care_of_address == MN_COLOCATED
-    assert not edge(w, "fa2", FlushBuffer)
+    assert edge(w, "fa2", FlushBuffer) == [early]  # the node never arrived: no second
     w.advance(FA_SETTINGS.buffer_timeout)
     (dropped,) = edge(w, "fa2", DropBuffer)
     assert isinstance(dropped, DropBuffer) and dropped.home_address == MN_HOME
@@ -380,12 +397,20 @@ def test_post_registration_source_trigger_tunnel_then_teardown() -> None:
     w.net.transfer()
     (hrq,) = of_type(w, "fa1", HandoffRequest)
     assert isinstance(hrq.message, HandoffRequest) and not hrq.message.flags & BUFFER_FLAG
-    assert not edge(w, "fa2", BufferPackets)
+    # the trigger sends the visitor's hardware address: FA2 delivers to it from the
+    # request on and holds copies for the switch although no buffer was asked (issue 14)
+    mac = w.net.nodes["mn"].interfaces["mn0"].mac
+    assert node_link_address(hrq.message) == mac
+    (early,) = edge(w, "fa2", FlushBuffer)
+    (copies,) = edge(w, "fa2", BufferPackets)
+    assert early == FlushBuffer(MN_HOME, "fa2-b", mac)
+    fa2_setup = [a for _, a in w.net.nodes["fa2"].actions]
+    assert position(fa2_setup, early) < position(fa2_setup, copies)
     assert [e.role for e in edge(w, "fa2", InstallEdgeTunnel)] == [EdgeRole.TARGET]  # type: ignore[attr-defined]
     assert [e.role for e in edge(w, "fa1", InstallEdgeTunnel)] == [EdgeRole.SOURCE]  # type: ignore[attr-defined]
     assert not of_type(w, "fa1", FastBindingAck)
     w.move("B")
-    assert edge(w, "fa2", FlushBuffer)  # delivery to the node from the tunnel starts
+    assert edge(w, "fa2", FlushBuffer) == [early, early]  # the copies, at the request
     w.advance(0.5)
     assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
     assert len(edge(w, "fa1", RemoveEdgeTunnel)) == 1

@@ -24,7 +24,6 @@ from mip4.core.actions import (
     SendUdp,
 )
 from mip4.core.counters import Counters
-from mip4.core.events import HandoffTrigger
 from mip4.core.fa_handoff import (
     BUFFER_FLAG,
     GLLA_IEEE_802,
@@ -131,17 +130,27 @@ def test_post_registration_trigger_delivers_early_and_holds_copies() -> None:
 
 
 def test_without_a_known_link_or_address_the_new_agent_waits_for_the_node() -> None:
-    # no links: as before, the first FlushBuffer comes with the node's request
+    # no links (an agent that does not know them): as before, the first FlushBuffer comes
+    # with the node's request
     w = handover_world()
+    assert w.fa2.handoff is not None
+    w.fa2.handoff.links = {}
     registered_at(w, "A", FA1_ADDR)
     anticipate(w)
     assert not edge(w, "fa2", FlushBuffer)
     assert edge(w, "fa2", BufferPackets)
-    # the trigger without the visitor's hardware address: no extension, no early delivery
+    # a request without the visitor's hardware address: no extension, no early delivery
     w = handover_world(HandoverMode.BASE)
     _fa2_link(w)
     registered_at(w, "A", FA1_ADDR)
-    w.net.inject("fa1", HandoffTrigger(MN_HOME, FA2_ADDR))
+    fa1 = w.net.engine("fa1")
+    assert isinstance(fa1, ForeignAgent) and fa1.handoff is not None
+    v = fa1.visitors.get(MN_HOME)
+    assert v is not None
+    actions = fa1.handoff.start(
+        v.home_address, v.home_agent, v.care_of_address, FA2_ADDR, w.net.now, buffer=False
+    )
+    w.net.emit("fa1", actions)
     w.net.transfer()
     (hrq,) = of_type(w, "fa1", HandoffRequest)
     assert isinstance(hrq.message, HandoffRequest) and not hrq.message.extensions

@@ -249,6 +249,23 @@ def test_new_coa_without_s_replaces_binding() -> None:
     assert send.dst == COA2  # co-located care-of address: reply to the mobile node itself
 
 
+def test_a_moved_binding_is_made_before_the_old_one_is_broken() -> None:
+    """The new care-of address's binding is installed before the replaced one is removed
+    (make before break): a datagram for the node arriving between the two actions is
+    tunnelled to one care-of address or the other, never dropped at the home agent (issue
+    14: the last lost probe of a fast handover)."""
+    ha = make_ha()
+    ha.handle(udp(request(now=0, coa=COA)), 0.0)
+    actions = ha.handle(udp(request(now=1, coa=COA2), src=COA2), 1.0)
+    kinds = [type(a) for a in actions]
+    install = kinds.index(InstallBinding)
+    remove = kinds.index(RemoveBinding)
+    assert install < remove
+    installed = actions[install]
+    assert isinstance(installed, InstallBinding) and installed.care_of_address == COA2
+    assert actions[remove] == RemoveBinding(HOA, COA)
+
+
 def test_encapsulation_choice() -> None:
     ha = make_ha()
     a = ha.handle(udp(request(now=0, flags=F.M)), 0.0)

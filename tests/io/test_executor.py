@@ -268,3 +268,20 @@ def test_a_newer_gratuitous_arp_cancels_the_repeats_of_an_older_one(
     ex.execute(GratuitousArp("home0", hoa, None, 3))
     ex.execute(GratuitousArp("home0", hoa, node_mac, 2))
     assert [h.cancelled for _, _, h in scheduled] == [True, True, False]
+
+
+def test_make_before_break_keeps_the_route_and_forwards_to_the_new_care_of_address() -> None:
+    """The home agent installs a moved node's new binding before removing the old one
+    (issue 14): the removal then leaves the host route in place and the forwarding table
+    with the new care-of address alone."""
+    ex, nl = _executor()
+    coa2 = IPv4Address("10.9.0.3")
+    ex.execute(_install(0, 100.0))
+    ex.execute(_install(0, 200.0, coa=coa2))
+    ex.execute(RemoveBinding(_hoa(0), COA))
+    assert nl.calls["route del"] == 0  # the route stays: a binding is left
+    assert ex.forwarder is not None
+    (entry,) = ex.forwarder.table.bindings[int(_hoa(0))]
+    assert entry.tunnel.dst == coa2
+    ex.execute(RemoveBinding(_hoa(0), coa2))
+    assert nl.calls["route del"] == 1

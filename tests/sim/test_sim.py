@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -105,7 +104,7 @@ def test_invariant_checker_catches_a_forged_binding(small: Simulator) -> None:
 
 
 def test_mobility_crosses_cells_and_stays_on_the_grid() -> None:
-    mob = RandomWaypoint(50, 4, 3, speed_min=0.01, speed_max=0.05, dwell=10.0, rng=random.Random(1))
+    mob = RandomWaypoint(50, 4, 3, speed_min=0.01, speed_max=0.05, dwell=10.0, key=1)
     for i in range(50):
         t = 0.0
         cells = set()
@@ -223,3 +222,19 @@ def test_nodes_share_decoded_advertisements(small: Simulator) -> None:
     assert len(by_agent) == SMALL.foreign_agents
     # 200 nodes, 10 agents: one shared object per agent's content
     assert all(len(objs) == 1 for objs in by_agent.values())
+
+
+def test_delivered_events_are_the_constructors() -> None:
+    """The simulator builds its received datagrams as records (one per datagram): the
+    same objects as the dataclass constructor's, field set included."""
+    from mip4.core.events import IcmpReceived, UdpReceived
+    from mip4.sim.model import icmp_received, udp_received
+
+    a, b = IPv4Address("10.0.0.2"), IPv4Address("100.64.0.1")
+    fast = udp_received(b"\x01x", a, b, 434, 434, "fa0", b"\x02" * 6, 64)
+    slow = UdpReceived(b"\x01x", a, b, 434, 434, "fa0", b"\x02" * 6, ttl=64)
+    assert fast == slow and vars(fast) == vars(slow) and list(vars(fast)) == list(vars(slow))
+    fast_i = icmp_received(b"\x09", a, b, "mn0", None, 1)
+    slow_i = IcmpReceived(b"\x09", a, b, "mn0", None, ttl=1)
+    assert fast_i == slow_i and list(vars(fast_i)) == list(vars(slow_i))
+    assert hash(fast_i) == hash(slow_i)

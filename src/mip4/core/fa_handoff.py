@@ -54,11 +54,15 @@ tunnel brings straight to the node from the Handoff Request on (a first ``FlushB
 of a buffer still empty) while also buffering it (``BufferPackets`` after it: copies, the
 newest kept -- also without the buffer flag, mip4's choice); the ``FlushBuffer`` at the
 node's first request then delivers the copies, filling what the link switch itself lost.
-When the home agent accepts the node's registration through the target, the target
-removes its end and sends a Handoff Request with Lifetime 0; the source removes its end on
-it. Otherwise each end removes itself when the tunnel's lifetime ends. A buffer the node
-never collects (a wrong anticipation) is dropped after ``buffer_timeout``
-(:class:`~mip4.core.actions.DropBuffer`).
+When the target relays the arrived node's Registration Request, it first installs the
+node's delivery (:meth:`FaHandoff.relayed`: an ``InstallVisitor`` without the reverse
+tunnel; issue 14, mip4's choice): the home agent moves its binding before its reply
+reaches the target, and a foreign agent accepts a home agent's tunnel only for a visitor;
+the reply's ``InstallVisitor`` replaces it. When the home agent accepts the node's
+registration through the target, the target removes its end and sends a Handoff Request
+with Lifetime 0; the source removes its end on it. Otherwise each end removes itself
+when the tunnel's lifetime ends. A buffer the node never collects (a wrong anticipation)
+is dropped after ``buffer_timeout`` (:class:`~mip4.core.actions.DropBuffer`).
 
 **Pre-registration** (RFC 4881 §3, mobile-initiated; mip4's reading). A visitor's
 Registration Request addressed to another agent (the new one) and handed to us is relayed
@@ -89,6 +93,7 @@ from mip4.wire.messages import (
     FastBindingUpdate,
     HandoffReply,
     HandoffRequest,
+    RegistrationRequest,
     decode_message,
 )
 
@@ -99,8 +104,10 @@ from .actions import (
     EdgeRole,
     FlushBuffer,
     InstallEdgeTunnel,
+    InstallVisitor,
     Log,
     RemoveEdgeTunnel,
+    RemoveVisitor,
     SendUdp,
 )
 from .counters import Counters
@@ -221,6 +228,9 @@ class FaHandoff:
         self.proxied: dict[IPv4Address, Proxied] = {}
         #: pre-registered nodes not yet on our link (new agent): buffer kept until then
         self.awaiting: dict[IPv4Address, float] = {}
+        #: nodes handed over to us whose registration is relayed and not yet accepted:
+        #: home address → interface of the delivery installed for them (:meth:`relayed`)
+        self.provisional: dict[IPv4Address, str] = {}
         #: our care-of addresses → the interface of the link each is offered on, where a
         #: node handed over to that address will arrive (set by the agent; without an
         #: entry the new agent delivers only once the node's first request came)
@@ -312,6 +322,9 @@ class FaHandoff:
         self, tunnel: EdgeTunnel, now: float, why: str, out: list[Action], *, tell_peer: bool
     ) -> None:
         self.tunnels.pop(tunnel.home_address, None)
+        interface = self.provisional.pop(tunnel.home_address, None)
+        if interface is not None:  # no registration came of the handover (relayed)
+            out.append(RemoveVisitor(tunnel.home_address, interface))
         if tunnel.role is EdgeRole.TARGET and not tunnel.arrived and tunnel.buffer_until:
             out.append(DropBuffer(tunnel.home_address))
         out.append(RemoveEdgeTunnel(tunnel.home_address, tunnel.peer))
@@ -371,8 +384,11 @@ class FaHandoff:
                 self.counters.event("edge_tunnels_installed")
                 mac = node_link_address(msg)
                 interface = self.links.get(local)
-                if mac is not None and interface is not None:
-                    # issue 14: deliver before the node's first request (module docstring)
+                if mac is not None and interface is not None and hoa not in self.awaiting:
+                    # issue 14: deliver before the node's first request (module docstring);
+                    # not when a pre-registration's buffer is held for the node already
+                    # (the combined method): delivery now would empty it into a link the
+                    # node is not on yet
                     tunnel.early = (interface, mac)
                     out.append(FlushBuffer(hoa, interface, mac))
                     self.counters.event("handoff_early_deliveries")
@@ -535,9 +551,58 @@ class FaHandoff:
             Log("fa.handoff_arrived", {"home_address": home_address, "peer": t.peer}),
         ]
 
+    def relayed(
+        self,
+        request: RegistrationRequest,
+        interface: str,
+        link_address: bytes | None,
+        now: float,
+        *,
+        visiting: bool,
+    ) -> list[Action]:
+        """The node's Registration Request, after it arrived through an edge tunnel (the
+        target end), was relayed to its home agent (issue 14; mip4's choice). The home
+        agent moves its binding to us before its reply reaches us, and from then on tunnels
+        the node's datagrams here -- which, without a visitor entry (made on the reply,
+        RFC 5944 §3.7.3.2), a foreign agent does not accept from it: each one until the
+        reply would be lost (docs/handovers.md). So the delivery a visitor gets is
+        installed now, as the reply will install it but without the reverse tunnel (the
+        node's datagrams keep going back through the edge tunnel until the home agent has
+        the binding); the visitor list gets its entry on the reply as always. It goes
+        with the tunnel when no registration came of it (a denial, a timeout: the tunnel's
+        lifetime, at most). Not when the agent already delivers to the node (``visiting``:
+        an entry of an earlier visit), nor for a deregistration or a node whose hardware
+        address is not known."""
+        hoa = request.home_address
+        t = self.tunnels.get(hoa)
+        if (
+            visiting
+            or link_address is None
+            or request.lifetime == 0
+            or t is None
+            or t.role is not EdgeRole.TARGET
+            or hoa in self.provisional
+        ):
+            return []
+        self.provisional[hoa] = interface
+        self.counters.event("handoff_early_visitors")
+        return [
+            InstallVisitor(
+                home_address=hoa,
+                interface=interface,
+                link_address=link_address,
+                home_agent=request.home_agent,
+                care_of_address=request.care_of_address,
+                reverse_tunnel=False,
+                expires=t.expires,
+            ),
+            Log("fa.handoff_delivering", {"home_address": hoa, "home_agent": request.home_agent}),
+        ]
+
     def registered(self, home_address: IPv4Address, now: float) -> list[Action]:
         """The home agent accepted the node's registration through us: the edge tunnel has
         done its work (RFC 4881: torn down when the registration completes)."""
+        self.provisional.pop(home_address, None)  # the visitor entry replaces it
         t = self.tunnels.get(home_address)
         if t is None or t.role is not EdgeRole.TARGET:
             return []

@@ -273,6 +273,13 @@ class ForeignAgent:
         self.handoff: FaHandoff | None = (
             FaHandoff(handoff, self._counters, make_rng(rng)) if handoff is not None else None
         )
+        if self.handoff is not None:
+            # issue 14: a node handed over to one of our care-of addresses arrives on the
+            # link that offers it; knowing its hardware address from the Handoff Request,
+            # the target end delivers from the request on (FaHandoff.on_request)
+            self.handoff.links = {
+                coa: link.interface for link in config.links for coa in link.offered
+            }
         #: The lowest level of the ``Log`` actions built: a record below it -- the routine
         #: (DEBUG) lines of renewals that leave a visitor as it was, ``fa.request_relayed``
         #: and ``fa.reply_relayed`` -- is not built at all (its counters still count it).
@@ -377,7 +384,19 @@ class ForeignAgent:
                     if self.config.aaa and _has_mn_aaa(ctx.request):
                         out.extend(fa_aaa.ask_aaa(self, ctx))
                     else:
-                        out.extend(self._relay_request(ctx))
+                        relay = self._relay_request(ctx)
+                        if self.handoff is not None:  # issue 14: before the request leaves
+                            out.extend(
+                                self.handoff.relayed(
+                                    ctx.request,
+                                    event.interface,
+                                    event.link_src,
+                                    now,
+                                    visiting=self._visitors.get(ctx.request.home_address)
+                                    is not None,
+                                )
+                            )
+                        out.extend(relay)
                     return
                 if ctx.reply is None:
                     # RFC 5944 §3.7.3.1: a reply for a pending request that is not well
@@ -651,10 +670,17 @@ class ForeignAgent:
         v = self._visitors.get(event.home_address)
         if v is None or v.colocated:
             raise Discard("handoff_unknown_visitor", str(event.home_address))
-        # RFC 4881 post-registration, source trigger: no buffering (the new agent
-        # delivers from the tunnel once the node is on its link).
+        # RFC 4881 post-registration, source trigger: no buffer asked for; the node's
+        # hardware address goes with the request, so that the new agent delivers from the
+        # tunnel at once (and holds copies for the switch: FaHandoff.on_request)
         return handoff.start(
-            v.home_address, v.home_agent, v.care_of_address, event.new_agent, now, buffer=False
+            v.home_address,
+            v.home_agent,
+            v.care_of_address,
+            event.new_agent,
+            now,
+            buffer=False,
+            link_address=v.link_address,
         )
 
     # -- revocation (RFC 3543) ---------------------------------------------------------------

@@ -752,9 +752,6 @@ class HomeAgent:
             if not ctx.simultaneous:
                 # RFC 5944 §3.8.2.2 (S clear): the new binding replaces every other one.
                 replaced = self._bindings.remove(hoa)
-                for b in replaced:
-                    if int(b.care_of_address) != ctx.coa_int:
-                        actions.append(RemoveBinding(hoa, b.care_of_address))
             bits = ctx.flag_bits
             broadcast = bool(bits & _FLAG_B)
             revocation = ctx.revocation
@@ -793,6 +790,11 @@ class HomeAgent:
                     bool(bits & _FLAG_D),
                 )
             )
+            # make before break: the replaced bindings go after the new one is installed,
+            # so a datagram for the node arriving in between is tunnelled, not dropped
+            for b in replaced:
+                if int(b.care_of_address) != ctx.coa_int:
+                    actions.append(RemoveBinding(hoa, b.care_of_address))
         # a registration has just put its binding: the node is away (no table lookup)
         after = self.state_of(hoa) if ctx.deregistration else _A
         BINDING_TRANSITIONS.confirm(before, inp, after)

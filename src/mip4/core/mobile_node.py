@@ -83,7 +83,15 @@ from mip4.security.replay import MobileNodeReplay
 from mip4.security.sa import SecurityAssociation
 from mip4.wire.messages import RegistrationRequest
 
-from .actions import Action, AtHome, AwayFromHome, GratuitousArp, LeaveForeignAgent, Log
+from .actions import (
+    Action,
+    AtHome,
+    AwayFromHome,
+    GratuitousArp,
+    LeaveForeignAgent,
+    Log,
+    UseForeignAgent,
+)
 from .counters import Counters
 from .discovery import Agent, AgentDiscovery
 from .engine import Body, error_boundary, make_rng
@@ -530,12 +538,33 @@ class MobileNode:
             # link right after (RFC 5944 §4.6) -- the request is not held up by it.
             self._register(now, out, why)
             out.append(AwayFromHome(att.interface, self.client.home_address))
+            self._route_through_prepared_agent(att, out)
             return
         if att.kind is not AttachmentKind.HOME:
             # a co-located node's request goes by the visited network's router: the home
             # subnet must not be on-link here first (RFC 5944 §4.6)
             out.append(AwayFromHome(att.interface, self.client.home_address))
         self._register(now, out, why)
+
+    def _route_through_prepared_agent(self, att: Attachment, out: list[Action]) -> None:
+        """Issue 14 (mip4's choice): the previous agent acknowledged a Fast Binding Update
+        for this care-of address (RFC 4988), so the new agent already takes the node's
+        datagrams -- back through the edge tunnel until the home agent has the binding.
+        The node routes through it at once instead of at the registration reply: until
+        then its kernel has no route and drops everything it sends (in the lab every
+        datagram of the 15-20 ms from the link switch to the reply;
+        docs/handovers.md). The reply then finds the same routes set up and does not hand
+        them over again (a reply asking for more -- broadcasts -- does)."""
+        h, agent = self.handover, att.agent
+        if h is None or agent is None or h.acknowledged != att.care_of_address:
+            return
+        use = UseForeignAgent(
+            att.interface, agent.address, agent.link_address, self.client.home_address
+        )
+        self.client.announced = use
+        out.append(use)
+        self._counters.event("handover_early_routes")
+        out.append(Log("mn.route_early", {"agent": agent.address, "interface": att.interface}))
 
     def _go_home(self, interface: str, now: float, out: list[Action]) -> None:
         """RFC 5944 §2.4.3, §4.6: at home, deregister all bindings."""

@@ -97,7 +97,7 @@ from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.wire.packets import ipv4_packet
 
 from .bpf.agent import FastPath, overhead
-from .bpf.plane import Visitor
+from .bpf.plane import Peer, Visitor
 from .forwarder import Forwarder
 from .netns import Netns
 from .rawsock import (
@@ -187,6 +187,11 @@ class LinuxExecutor:
         default_factory=dict, init=False
     )
     _edge_rules: set[int] = field(default_factory=set, init=False)
+    #: bpf plane: (care-of address, home agent) peers left to the slow path while a
+    #: source edge tunnel needs their datagrams (issue 14), with how many need them
+    _slow_peers: Counter[tuple[IPv4Address, IPv4Address]] = field(
+        default_factory=Counter, init=False
+    )
     #: interface index -> the interface's hardware address (the source of the fast path's
     #: deliveries to visitors): asked of netlink once per interface, not per visitor (a
     #: round trip through the netlink thread for every first registration); by index, so
@@ -785,10 +790,43 @@ class LinuxExecutor:
         else:
             stack = known[1]
         self._edges[key] = (a, stack)
+        if a.role is EdgeRole.SOURCE and known is None:
+            self._edge_slow_path(a.home_address, stack)
         if a.role is EdgeRole.SOURCE:
             edge.set_source(a.home_address, entry)
         else:
             edge.set_reverse(a.home_address, entry)
+
+    def _edge_slow_path(self, home: IPv4Address, undo: UndoStack) -> None:
+        """bpf plane (issue 14): the fast path decapsulates what the visitor's home agent
+        tunnels to us and hands it straight to the visitor's hardware address, so the
+        source end of an edge tunnel (:mod:`mip4.io.edge`, in the user-space forwarder)
+        would never see a datagram and the node loses everything the home agent sends
+        here from its link switch to its binding's move. While the source end is up, the
+        tunnel from the home agent is left to the slow path: its peer is taken out of
+        the fast path's map (the programs then leave those packets to the kernel, which
+        hands them to the forwarder's raw socket) and put back when the edge tunnel goes
+        -- if a visitor still uses it. Other visitors of the same home agent take the
+        slow path too meanwhile (correct, slower); a visitor of that home agent accepted
+        meanwhile puts the peer back early (the fast path's owner bookkeeping)."""
+        fast, known = self.fast_path, self._visitors.get(home)
+        if fast is None or known is None:
+            return
+        pair = (known[0].care_of_address, known[0].home_agent)
+        fast.plane.del_peer(*pair)
+        self._slow_peers[pair] += 1
+        self.stats["edge_slow_path"] += 1
+
+        def restore() -> None:
+            self._slow_peers[pair] -= 1
+            if self._slow_peers[pair] > 0:
+                return
+            del self._slow_peers[pair]
+            used = {(v.care_of_address, v.home_agent) for v, _undo in self._visitors.values()}
+            if pair in used:
+                fast.plane.set_peer(Peer(pair[0], pair[1], any_key=True))
+
+        undo.callback(f"bpf peer {pair[0]} <- {pair[1]} back", restore)
 
     def remove_edge_tunnel(self, a: RemoveEdgeTunnel) -> None:
         known = self._edges.pop((a.home_address, a.peer), None)

@@ -121,6 +121,9 @@ class DemoRun:
     #: issue 14: per move, the longest gap in the short window around its link switch
     #: (:data:`SWITCH_WINDOW`), ms
     switch_gaps: list[float | None] = field(default_factory=list)
+    #: issue 14: the probe sender's and receiver's reports as they came (every sequence
+    #: number's send and arrival times: :mod:`mip4.lab.probe_trace`); not in report.json
+    probe_reports: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None)
 
     @property
     def ok(self) -> bool:
@@ -420,6 +423,7 @@ def _run(
         probe_sending=send_statistics(sender, probe_interval),
         no_move=no_move_windows(sender, receiver, quiet),
         switch_gaps=switch_gaps(sender, receiver, [m.started_at for m in moves]),
+        probe_reports=(sender, receiver),
     )
     run.json_path = out / "report.json"
     run.json_path.write_text(json.dumps(run.to_dict(), indent=2, default=str) + "\n")

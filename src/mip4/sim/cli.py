@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import cProfile
 import pstats
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .model import Simulator
 from .scenario import Scenario, ScenarioError
+from .workers import run_workers
 
 #: option -> Scenario field (every field is an option, with the field's default)
 _OPTIONS: dict[str, str] = {
@@ -80,7 +79,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--progress", action="store_true", help="print a line per sample to stderr while running"
     )
-    p.add_argument("--profile", type=Path, help="run under cProfile; write the stats here")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="run under cProfile; write the stats here (with --workers N > 1: one file "
+        "per worker, FILE.w0 ... .wN-1, and no listing)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="split the nodes over this many processes, each with a replica of every "
+        "agent (default 1; see docs/simulation.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -90,14 +101,12 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as e:
         print(e, file=sys.stderr)
         return 2
-    sim = Simulator(scenario, progress=sys.stderr if args.progress else None)
-    if args.profile:
-        profiler = cProfile.Profile()
-        report = profiler.runcall(sim.run)
-        profiler.dump_stats(args.profile)
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    else:
-        report = sim.run()
+    if not 1 <= args.workers <= scenario.nodes:
+        print("sim: --workers must be in 1..--nodes", file=sys.stderr)
+        return 2
+    report = run_workers(scenario, args.workers, progress=args.progress, profile=args.profile)
+    if args.profile and args.workers == 1:
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
     print(report.table())
     if args.json:
         args.json.write_text(report.to_json())

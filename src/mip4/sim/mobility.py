@@ -9,23 +9,45 @@ picks a waypoint uniformly in the grid and a speed uniformly in ``[speed_min, sp
 Nothing is sampled per tick: :meth:`RandomWaypoint.next_change` computes, in closed form,
 the time at which the node next crosses a cell boundary or reaches its waypoint, and the
 simulator schedules exactly one event for it. Per-node state is six ``array('d')`` slots
-(48 bytes a node).
+and a draw counter (52 bytes a node).
+
+Every node draws from its own stream (:func:`draw`: a counter-based generator, SplitMix64
+over the seed, the node's number and the draw's number), not from one shared generator:
+a node's path depends on the seed and its number only, never on the order in which the
+nodes' events happen or on which other nodes are simulated -- so a run split over
+worker processes (``mip4 sim --workers``), each moving its own share of the nodes, moves
+every node exactly as one process does. No per-node generator object is kept (a Mersenne
+Twister state is 2.5 KB).
 """
 
 from __future__ import annotations
 
 import math
-import random
 from array import array
 
 #: seconds past a boundary crossing at which it is scheduled
 _NUDGE = 1e-6
+_M64 = (1 << 64) - 1
+_2_53 = 1.0 / (1 << 53)
+
+
+def draw(key: int, node: int, count: int) -> float:
+    """The ``count``-th number in ``[0, 1)`` of node ``node``'s stream under ``key``
+    (SplitMix64's output function over ``key + node * 2**32 + count``; Steele, Lea and
+    Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014)."""
+    z = (key + (node << 32) + count + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return ((z ^ (z >> 31)) >> 11) * _2_53
 
 
 class RandomWaypoint:
-    """The positions of ``n`` nodes; all draws come from ``rng`` (seeded: reproducible)."""
+    """The positions of ``n`` nodes, numbered ``first .. first + n - 1`` in the whole
+    population (a worker's share); every draw comes from the node's own stream under
+    ``key`` (:func:`draw`): the same key and node number, the same path."""
 
     __slots__ = (
+        "_c",
         "_t",
         "_ta",
         "_vx",
@@ -33,8 +55,9 @@ class RandomWaypoint:
         "_x",
         "_y",
         "dwell",
+        "first",
         "height",
-        "rng",
+        "key",
         "speed_max",
         "speed_min",
         "width",
@@ -49,22 +72,31 @@ class RandomWaypoint:
         speed_min: float,
         speed_max: float,
         dwell: float,
-        rng: random.Random,
+        key: int,
+        first: int = 0,
     ) -> None:
         if not 0 < speed_min <= speed_max:
             raise ValueError("mobility: need 0 < speed_min <= speed_max")
         self.width, self.height = width, height
         self.speed_min, self.speed_max, self.dwell = speed_min, speed_max, dwell
-        self.rng = rng
-        u = rng.random
-        self._x = array("d", (u() * width for _ in range(n)))
-        self._y = array("d", (u() * height for _ in range(n)))
+        self.key, self.first = key & _M64, first
+        k = self.key
+        # draws 0, 1, 2 of each node: where it starts, and how long it first pauses
+        self._x = array("d", (draw(k, first + i, 0) * width for i in range(n)))
+        self._y = array("d", (draw(k, first + i, 1) * height for i in range(n)))
         #: time the position was last updated; velocity; time the waypoint is reached
         #: (while pausing: the velocity is 0 and ``_ta`` is the end of the pause)
         self._t = array("d", bytes(8 * n))
         self._vx = array("d", bytes(8 * n))
         self._vy = array("d", bytes(8 * n))
-        self._ta = array("d", (u() * dwell for _ in range(n)))  # start paused, staggered
+        self._ta = array("d", (draw(k, first + i, 2) * dwell for i in range(n)))
+        #: the number of each node's next draw
+        self._c = array("I", [3]) * n
+
+    def _draw(self, i: int) -> float:
+        c = self._c[i]
+        self._c[i] = c + 1
+        return draw(self.key, self.first + i, c)
 
     def cell(self, i: int) -> int:
         """The cell node ``i`` is in (as of its last update)."""
@@ -101,17 +133,17 @@ class RandomWaypoint:
         self._t[i] = now
         if now < self._ta[i]:
             return
-        rng = self.rng
+        u = self._draw
         if vx or vy:  # arrived: pause
             self._vx[i] = self._vy[i] = 0.0
-            self._ta[i] = now + rng.random() * self.dwell
+            self._ta[i] = now + u(i) * self.dwell
             return
-        tx, ty = rng.random() * self.width, rng.random() * self.height
+        tx, ty = u(i) * self.width, u(i) * self.height
         dx, dy = tx - self._x[i], ty - self._y[i]
         dist = math.hypot(dx, dy)
-        speed = rng.uniform(self.speed_min, self.speed_max)
+        speed = self.speed_min + (self.speed_max - self.speed_min) * u(i)
         if dist < 1e-9:
-            self._ta[i] = now + rng.random() * self.dwell
+            self._ta[i] = now + u(i) * self.dwell
             return
         self._vx[i], self._vy[i] = dx / dist * speed, dy / dist * speed
         self._ta[i] = now + dist / speed

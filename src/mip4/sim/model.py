@@ -32,11 +32,14 @@ record of what each home agent accepted (for the invariants) and are counted, as
 generated (the engines' retransmission and pending timeouts cover the losses).
 
 Per node the simulator keeps a few array slots (cell, handoff start, accepted care-of
-address and expiry) besides the engine itself; all randomness comes from per-purpose
-``random.Random`` objects seeded from the scenario's seed, and the order of events is total
-(time, then a sequence number), so a run is reproducible. ``gc.freeze()`` after setup and
-at every sample keeps the garbage collector from rescanning the engines, and the young
-generation's threshold is raised while running (:data:`GC_THRESHOLD`).
+address and expiry) besides the engine itself; all randomness comes from the scenario's
+seed (per-purpose ``random.Random`` objects, and each node's own mobility stream), and the
+order of events is total (time, then a sequence number), so a run is reproducible. A
+simulator may hold one share of the nodes (``worker``) with a replica of every agent:
+:mod:`mip4.sim.workers` runs the shares in parallel and merges their reports.
+``gc.freeze()`` after setup and at every sample keeps the garbage collector from
+rescanning the engines, and the young generation's threshold is raised while running
+(:data:`GC_THRESHOLD`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
 from mip4.security.sa import SecurityAssociation, SecurityAssociations
+from mip4.wire.records import make_record
 
 from . import links
 from .mobility import RandomWaypoint
@@ -83,7 +87,10 @@ _clock = time.process_time
 #: one engine call in this many is timed (the clock is a system call, ~1.5-5 us, more
 #: than many engine calls); the others are counted, and the cost of each (role, input)
 #: is its calls times the mean of its timed ones (the choice is by call number: the same
-#: run times the same calls)
+#: run times the same calls). Not sparser: a timed call runs just after a system call
+#: (colder caches and TLB), so the sparser the sampling, the more the mean of the timed
+#: calls overstates the others (2,000 nodes, 600 s: engines 1.53 s of 1.89 s CPU at 8,
+#: 1.79 s of 1.69 s -- more than the whole -- at 32)
 COST_SAMPLE = 8
 #: the collector's thresholds during a run: the engines' garbage is almost all freed by
 #: reference counting; young collections every 50,000 allocations, not 700
@@ -93,18 +100,94 @@ _KINDS = {1: "request", 3: "reply", 9: "advertisement", 10: "solicitation"}
 #: a binding may outlive its expiry by this much before it counts as stale (the engines'
 #: timers fire at the deadline; a bounded-work expiry may spread a burst)
 STALE_GRACE = 1.0
+_BROADCAST = 0xFFFFFFFF
+
+
+def _is_group(address: int) -> bool:
+    """224.0.0.0/4 (multicast) or the limited broadcast."""
+    return address >> 28 == 14 or address == _BROADCAST
+
+
+def udp_received(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    sport: int,
+    dport: int,
+    interface: str,
+    link_src: bytes | None,
+    ttl: int,
+) -> UdpReceived:
+    """``UdpReceived(...)`` built as one record (:func:`mip4.wire.records.make_record`:
+    the simulator builds one per datagram)."""
+    return make_record(
+        UdpReceived,
+        {
+            "payload": payload,
+            "src": src,
+            "dst": dst,
+            "sport": sport,
+            "dport": dport,
+            "interface": interface,
+            "link_src": link_src,
+            "ttl": ttl,
+        },
+    )
+
+
+def icmp_received(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    interface: str,
+    link_src: bytes | None,
+    ttl: int,
+) -> IcmpReceived:
+    """``IcmpReceived(...)`` built as one record."""
+    return make_record(
+        IcmpReceived,
+        {
+            "payload": payload,
+            "src": src,
+            "dst": dst,
+            "interface": interface,
+            "link_src": link_src,
+            "ttl": ttl,
+        },
+    )
+
+
+def share(nodes: int, w: int, workers: int) -> tuple[int, int]:
+    """The nodes ``[lo, hi)`` worker ``w`` of ``workers`` simulates (consecutive shares
+    whose sizes differ by at most one)."""
+    return nodes * w // workers, nodes * (w + 1) // workers
 
 
 class Simulator:
     """Build the engines of ``scenario``; :meth:`run` plays it and returns a
     :class:`~mip4.sim.report.Report`."""
 
-    def __init__(self, scenario: Scenario, *, progress: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        progress: TextIO | None = None,
+        worker: tuple[int, int] = (0, 1),
+    ) -> None:
         """``progress``: a stream that gets one line per binding-table sample (simulated
-        time, wall time, events, bindings, peak RSS) while running."""
+        time, wall time, events, bindings, peak RSS) while running. ``worker``: ``(w,
+        W)`` simulates only the ``w``-th of ``W`` consecutive shares of the nodes
+        (:func:`share`), with a replica of every agent (:mod:`mip4.sim.workers`)."""
         self.s = s = scenario
         self.progress = progress
-        n, m, k = s.nodes, s.foreign_agents, s.home_agents
+        w, workers = worker
+        if not 0 <= w < workers:
+            raise ValueError(f"sim: worker {w} of {workers}")
+        self.worker = worker
+        #: this simulator's nodes are ``lo .. lo + n - 1`` of the population; engine
+        #: index ``i < n`` is node ``lo + i``
+        self.lo, hi = share(s.nodes, w, workers)
+        n, m, k = hi - self.lo, s.foreign_agents, s.home_agents
         self.n, self.m, self.k = n, m, k
         self.width, self.height = s.grid
         self.cells = self.width * self.height
@@ -121,7 +204,8 @@ class Simulator:
             speed_min=s.speed_min / s.cell_size,
             speed_max=s.speed_max / s.cell_size,
             dwell=s.dwell,
-            rng=random.Random(seeds.getrandbits(64)),
+            key=seeds.getrandbits(64),
+            first=self.lo,
         )
         self._sas = [
             SecurityAssociation(spi=MN_SPI, key=random.Random(s.seed * 31 + j).randbytes(16))
@@ -129,6 +213,7 @@ class Simulator:
         ]
         self._ha_addr = [IPv4Address(links.ha_address(j)) for j in range(k)]
         self._fa_addr = [IPv4Address(links.fa_address(j)) for j in range(m)]
+        self._fa_int = [links.fa_address(j) for j in range(m)]
         if s.advertisement_interval > 0:
             adv = {
                 "advertisement_interval": s.advertisement_interval,
@@ -140,8 +225,8 @@ class Simulator:
             ForeignAgentConfig(
                 links=(VisitedLink(_FA_IF, self._fa_addr[j], links.FA_PREFIX_LEN),),
                 max_lifetime=max(s.lifetime, 1800),
-                max_visitors=n,
-                max_pending=n,
+                max_visitors=s.nodes,
+                max_pending=s.nodes,
                 **adv,  # type: ignore[arg-type]
             )
             for j in range(m)
@@ -152,7 +237,7 @@ class Simulator:
                 home_network=links.ha_network(j),
                 interface=_HA_IF,
                 max_lifetime=max(s.lifetime, 1800),
-                max_bindings=n + 1,
+                max_bindings=s.nodes + 1,
             )
             for j in range(k)
         ]
@@ -183,8 +268,9 @@ class Simulator:
         self.dropped: Counter[str] = Counter()
         self.per_second = array("I", [0]) * (int(s.duration) + 1)
         self.ha_accepts = array("I", [0]) * (int(s.duration) + 1)
-        self.handoff: list[float] = []
-        self.first: list[float] = []
+        #: handoff and first-registration latencies (simulated seconds)
+        self.handoff = array("d")
+        self.first = array("d")
         self.samples: list[tuple[float, int, int]] = []
         self.reboots: Counter[str] = Counter()
         #: seconds of wall time spent inside each role's engine calls, and call counts
@@ -196,7 +282,8 @@ class Simulator:
         self.costs: dict[tuple[int, str], list[float]] = {}
         #: while running: (role, input) -> [calls, timed calls, seconds of the timed ones]
         self._timed: dict[tuple[int, str], list[float]] = {}
-        self._ncalls = 0
+        #: calls until the next timed one
+        self._countdown = 1
         self.rss_after_setup = 0
         #: garbage collections during the run: count, total seconds, longest pause
         self.gc_pauses = [0.0, 0.0, 0.0]
@@ -207,9 +294,10 @@ class Simulator:
     # -- engines -------------------------------------------------------------------------
 
     def _make_mn(self, i: int) -> MobileNode:
-        k = i % self.k
+        g = self.lo + i  # its number in the population: its addresses
+        k = g % self.k
         cfg = MobileNodeConfig(
-            home_address=IPv4Address(links.home_address(i, self.k)),
+            home_address=IPv4Address(links.home_address(g, self.k)),
             home_agent=self._ha_addr[k],
             home_prefix_len=links.HOME_PREFIX_LEN,
             lifetime=self.s.lifetime,
@@ -242,30 +330,31 @@ class Simulator:
     def _call(self, idx: int, event: Event | None) -> None:
         """One call into engine ``idx`` (``None``: its timer), then its actions."""
         engine = self.engines[idx]
+        now = self.now
         role = 0 if idx < self.n else 1 if idx < self.n + self.m else 2
         if event is None:
             what = "timer"
         else:
-            if isinstance(event, UdpReceived | IcmpReceived):
-                what = _KINDS.get(event.payload[0], "other") if event.payload else "other"
+            cls = type(event)
+            if cls is UdpReceived or cls is IcmpReceived:
+                payload = event.payload  # type: ignore[union-attr]
+                what = _KINDS.get(payload[0], "other") if payload else "other"
             else:
-                what = type(event).__name__
-        self._ncalls += 1
-        cost = self._timed.get((role, what))
+                what = cls.__name__
+        key = (role, what)
+        cost = self._timed.get(key)
         if cost is None:
-            cost = self._timed[(role, what)] = [0, 0, 0.0]
+            cost = self._timed[key] = [0, 0, 0.0]
         cost[0] += 1
-        if self._ncalls % COST_SAMPLE == 1 or COST_SAMPLE == 1:
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = COST_SAMPLE
             t0 = _clock()
-            acts = (
-                engine.handle_timer(self.now) if event is None else engine.handle(event, self.now)
-            )
+            acts = engine.handle_timer(now) if event is None else engine.handle(event, now)
             cost[2] += _clock() - t0
             cost[1] += 1
         else:
-            acts = (
-                engine.handle_timer(self.now) if event is None else engine.handle(event, self.now)
-            )
+            acts = engine.handle_timer(now) if event is None else engine.handle(event, now)
         for a in acts:
             cls = type(a)
             if cls is SendUdp or cls is SendIcmp:
@@ -278,7 +367,10 @@ class Simulator:
                 self._removed(a)
             else:
                 self.actions[cls.__name__] += 1
-        self._arm(idx)
+        d = engine.next_deadline()  # _arm, inline
+        if d is not None and d != self._sched[idx]:
+            self._sched[idx] = d
+            self._push(d if d > now else now, TIMER, idx, d)
 
     def settle_costs(self) -> None:
         """:attr:`costs`, :attr:`engine_time` and :attr:`engine_calls` from the calls
@@ -301,15 +393,17 @@ class Simulator:
     def _installed(self, a: InstallBinding) -> None:
         self.actions["InstallBinding"] += 1
         self.ha_accepts[min(int(self.now), len(self.ha_accepts) - 1)] += 1
-        i = links.node_of_home(int(a.home_address), self.k)
-        if i >= 0:
+        i = links.node_of_home(int(a.home_address), self.k) - self.lo
+        if 0 <= i < self.n:
             self.acc_coa[i] = int(a.care_of_address)
             self.acc_exp[i] = math.inf if a.expires is None else a.expires
 
     def _removed(self, a: RemoveBinding) -> None:
         self.actions["RemoveBinding"] += 1
-        i = links.node_of_home(int(a.home_address), self.k)
-        if i >= 0 and (a.care_of_address is None or int(a.care_of_address) == self.acc_coa[i]):
+        i = links.node_of_home(int(a.home_address), self.k) - self.lo
+        if 0 <= i < self.n and (
+            a.care_of_address is None or int(a.care_of_address) == self.acc_coa[i]
+        ):
             self.acc_exp[i] = _NONE
 
     # -- links ---------------------------------------------------------------------------
@@ -321,40 +415,40 @@ class Simulator:
             if cell < 0:
                 self.dropped["node off"] += 1
                 return
-            fa = self._fa_addr[cell]
             dst = a.dst
-            if not (dst == fa or dst.is_multicast or int(dst) == 0xFFFFFFFF):
+            d = int(dst)
+            if not (d == self._fa_int[cell] or _is_group(d)):
                 self.dropped["undeliverable"] += 1
                 return
             if s.radio_loss and self._net_rng.random() < s.radio_loss:
                 self.dropped["radio loss"] += 1
                 return
             src = a.src or self.engines[idx].config.home_address
-            mac = links.node_mac(idx)
+            mac = links.node_mac(self.lo + idx)
             ev: Event
             if isinstance(a, SendUdp):
                 ttl = a.ttl if a.ttl is not None else 64
-                ev = UdpReceived(a.payload, src, dst, a.sport, a.dport, _FA_IF, mac, ttl=ttl)
+                ev = udp_received(a.payload, src, dst, a.sport, a.dport, _FA_IF, mac, ttl)
             else:
-                ev = IcmpReceived(a.payload, src, dst, _FA_IF, mac, ttl=a.ttl)
+                ev = icmp_received(a.payload, src, dst, _FA_IF, mac, a.ttl)
             self._push(now + s.radio_delay, DELIVER, n + cell, ev, cell)
         elif idx < n + self.m:  # a foreign agent: its cell's nodes, or a home agent
             j = idx - n
             mac = links.agent_mac(j)
             src = a.src or self._fa_addr[j]
-            if a.link_dst is not None or a.dst.is_multicast or int(a.dst) == 0xFFFFFFFF:
+            if a.link_dst is not None or _is_group(int(a.dst)):
                 if j >= self.cells:
                     self.dropped["agent without a cell"] += 1
                     return
                 if isinstance(a, SendUdp):
                     ttl = a.ttl if a.ttl is not None else 64
-                    ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _MN_IF, mac, ttl=ttl)
+                    ev = udp_received(a.payload, src, a.dst, a.sport, a.dport, _MN_IF, mac, ttl)
                 else:
-                    ev = IcmpReceived(a.payload, src, a.dst, _MN_IF, mac, ttl=a.ttl)
+                    ev = icmp_received(a.payload, src, a.dst, _MN_IF, mac, a.ttl)
                 if a.link_dst is None:
                     self._push(now + s.radio_delay, MCAST, j, ev, j)
                     return
-                i = links.node_of_mac(a.link_dst)
+                i = links.node_of_mac(a.link_dst) - self.lo
                 if i < 0 or i >= n:
                     self.dropped["undeliverable"] += 1
                     return
@@ -371,7 +465,7 @@ class Simulator:
                 self.dropped["core loss"] += 1
                 return
             ttl = (a.ttl if a.ttl is not None else 64) - 1
-            ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _HA_IF, ttl=ttl)
+            ev = udp_received(a.payload, src, a.dst, a.sport, a.dport, _HA_IF, None, ttl)
             self._push(now + s.core_delay, DELIVER, n + self.m + h, ev)
         else:  # a home agent: foreign agents (care-of addresses)
             h = idx - n - self.m
@@ -384,7 +478,7 @@ class Simulator:
                 return
             src = a.src or self._ha_addr[h]
             ttl = (a.ttl if a.ttl is not None else 64) - 1
-            ev = UdpReceived(a.payload, src, a.dst, a.sport, a.dport, _FA_IF, ttl=ttl)
+            ev = udp_received(a.payload, src, a.dst, a.sport, a.dport, _FA_IF, None, ttl)
             self._push(now + s.core_delay, DELIVER, n + j, ev)
 
     def _to_node(self, i: int, ev: Event, cell: int) -> None:
@@ -442,7 +536,8 @@ class Simulator:
             self.engines[idx] = self._make_ha(h)
             self.reboots["home agent"] += 1
             self._sched[idx] = _NONE
-            for i in range(h, n, self.k):  # the bindings are gone with it
+            # the bindings are gone with it
+            for i in range((h - self.lo) % self.k, n, self.k):
                 self.acc_exp[i] = _NONE
             self._arm(idx)
         self._schedule_reboot(idx)
@@ -468,7 +563,11 @@ class Simulator:
 
     def setup(self) -> None:
         s, n, m = self.s, self.n, self.m
+        # the switch-on times of the whole population, in node order (the same for a
+        # node whichever worker simulates it)
         ramp = random.Random(s.seed ^ 0x5EED)
+        for _ in range(self.lo):
+            ramp.random()
         for j in range(m):
             self._call(n + j, LinkUp(_FA_IF, self._fa_addr[j], links.FA_PREFIX_LEN))
         for h in range(self.k):
@@ -566,11 +665,15 @@ class Simulator:
                 else:
                     self._call(target, data)
             elif kind == MCAST:
+                # the cell's members are the nodes in it: no "moved away" check, and an
+                # advertisement is no reply to count (what _to_node adds)
+                loss = self.s.radio_loss
+                call = self._call
                 for i in sorted(self.members[target]):
-                    if self.s.radio_loss and self._net_rng.random() < self.s.radio_loss:
+                    if loss and self._net_rng.random() < loss:
                         self.dropped["radio loss"] += 1
                         continue
-                    self._to_node(i, data, target)
+                    call(i, data)
                     events += 1
             elif kind == MOVE:
                 self._move(target)
@@ -608,8 +711,8 @@ class Simulator:
             exp = mn.binding_expires
             if not mn.registered or exp is None or exp <= now or self.acc_exp[i] < 0:
                 continue
-            ha = self.engines[n + m + i % self.k]
-            hoa = IPv4Address(links.home_address(i, self.k))
+            ha = self.engines[n + m + (self.lo + i) % self.k]
+            hoa = IPv4Address(links.home_address(self.lo + i, self.k))
             if not any(
                 b.care_of_address == mn.care_of_address for b in ha.bindings.bindings_of(hoa)
             ):
@@ -625,12 +728,16 @@ class Simulator:
             net = self._ha_configs[h].home_network
             for b in self.engines[n + m + h].bindings:
                 hoa = int(b.home_address)
-                i = links.node_of_home(hoa, self.k)
+                g = links.node_of_home(hoa, self.k)
+                i = g - self.lo
                 if hoa in held:
                     bad.append(f"{b.home_address}: bound at home agents {held[hoa]} and {h}")
                 held[hoa] = h
-                if b.home_address not in net or i < 0 or i % self.k != h:
+                if b.home_address not in net or g < 0 or g % self.k != h:
                     bad.append(f"{b.home_address}: bound at home agent {h}, not its own")
+                    continue
+                if not 0 <= i < n:
+                    bad.append(f"{b.home_address}: bound at a replica of another worker")
                     continue
                 exp = math.inf if b.expires is None else b.expires
                 if self.acc_exp[i] < 0 or self.acc_coa[i] != int(b.care_of_address):
@@ -640,8 +747,8 @@ class Simulator:
                 elif exp < now - STALE_GRACE:
                     bad.append(f"{b.home_address}: binding held {now - exp:.1f} s past expiry")
         for i in range(n):
-            if self.acc_exp[i] > now and links.home_address(i, self.k) not in held:
-                bad.append(f"node {i}: accepted registration not bound at its home agent")
+            if self.acc_exp[i] > now and links.home_address(self.lo + i, self.k) not in held:
+                bad.append(f"node {self.lo + i}: accepted registration not bound at its home agent")
         for name, count in self.logs.items():
             if name.endswith(("internal_error", "internal-error", "protocol_error")):
                 bad.append(f"engines logged {name} {count} time(s)")

@@ -187,6 +187,17 @@ def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> N
             store.replace(peer, sa)
 
 
+def routine_log_level(engine: HomeAgent | ForeignAgent | MobileNode, config: DaemonConfig) -> None:
+    """A foreign agent builds its routine DEBUG records (an unchanged renewal's
+    ``fa.request_relayed`` / ``fa.reply_relayed``) only when something reads them: the
+    ``mip4`` logger at DEBUG, or the metrics endpoint, which times relays by those two
+    records. Called at start and after a reload changes ``daemon.log_level``."""
+    if isinstance(engine, ForeignAgent):
+        metrics = config.file.metrics.address is not None
+        level = logging.getLogger("mip4").getEffectiveLevel()
+        engine.log_level = logging.DEBUG if metrics else level
+
+
 def _reconfigure_foreign_agent(engine: ForeignAgent, config: Any) -> None:
     """The foreign agent reads its configuration in two places: ``engine.config`` and the
     tables its request checks get (``FaTables.config``); both take the new one. (The engine
@@ -233,6 +244,7 @@ def reload(
     # everything checked: apply
     if daemon_applied:
         logging.getLogger("mip4").setLevel(daemon.log_level.value.upper())
+        routine_log_level(engine, running)
         applied += daemon_applied
     if sa_changed:
         applied.append("security_associations")

@@ -95,6 +95,7 @@ from .control import (
 )
 from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
+from .reload import routine_log_level
 from .validate import check_local_addresses, check_store  # check_store: the ops hook
 
 Engine = HomeAgent | ForeignAgent | MobileNode
@@ -636,6 +637,7 @@ class Daemon:
                 await server.close()
                 raise StartError(f"metrics.listen: cannot listen on {listen}: {e}") from None
             logs.event("daemon.metrics_listening", listen=self.cfg.file.metrics.listen)
+        routine_log_level(self.engine, self.cfg)  # the FA's DEBUG records: built if read
 
         async def summarise_discards() -> None:
             while True:

@@ -873,3 +873,15 @@ def test_config_from_toml() -> None:
         ForeignAgentConfig.from_mapping({"links": [], "max_lifetime": "long"}, "fa.toml")
     with pytest.raises(ConfigError, match=r"fa\.toml: .*links must name at least one"):
         ForeignAgentConfig.from_mapping({"links": []}, "fa.toml")
+
+
+def test_reconfigure_reaches_the_request_checks() -> None:
+    """``ForeignAgent.reconfigure`` (a reload's in-place keys): the engine and the tables its
+    request checks read both run on the new configuration."""
+    import dataclasses
+
+    fa = make_fa()
+    new = dataclasses.replace(fa.config, require_nai=not fa.config.require_nai)
+    fa.reconfigure(new)
+    assert fa.config is new
+    assert fa._tables.config is new

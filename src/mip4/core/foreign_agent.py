@@ -118,6 +118,7 @@ identification) are counted discards, never exceptions.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 from ipaddress import IPv4Address
@@ -288,6 +289,14 @@ class ForeignAgent:
         self.log_level: int = DEBUG
 
     # -- read-only views ------------------------------------------------------------------
+
+    def reconfigure(self, config: ForeignAgentConfig) -> None:
+        """Run on ``config`` from now on: the engine and the tables its request checks read
+        (:class:`~mip4.core.fa_checks.FaTables`) both take it. Only what is read when it is
+        used may differ from the running configuration (the caller checks:
+        :mod:`mip4.daemon.reload`); visitors, pending requests and advertisements stay."""
+        self.config = config
+        self._tables = dataclasses.replace(self._tables, config=config)
 
     @property
     def visitors(self) -> VisitorListView:

@@ -198,15 +198,6 @@ def routine_log_level(engine: HomeAgent | ForeignAgent | MobileNode, config: Dae
         engine.log_level = logging.DEBUG if metrics else level
 
 
-def _reconfigure_foreign_agent(engine: ForeignAgent, config: Any) -> None:
-    """The foreign agent reads its configuration in two places: ``engine.config`` and the
-    tables its request checks get (``FaTables.config``); both take the new one. (The engine
-    has no public way to do this yet: core/foreign_agent.py belongs to the engines' owner.)"""
-    engine.config = config
-    tables = engine._tables
-    engine._tables = dataclasses.replace(tables, config=config)
-
-
 def reload(
     running: DaemonConfig, engine: HomeAgent | ForeignAgent | MobileNode, new: DaemonConfig
 ) -> Reload:
@@ -256,7 +247,7 @@ def reload(
     if applied and isinstance(engine, HomeAgent):
         engine.config = merged
     if applied and isinstance(engine, ForeignAgent):
-        _reconfigure_foreign_agent(engine, merged)
+        engine.reconfigure(merged)
     if applied and isinstance(engine, MobileNode):
         engine.reconfigure(merged)
     file = dataclasses.replace(

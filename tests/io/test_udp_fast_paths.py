@@ -16,7 +16,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from mip4.core.events import UdpReceived
+from mip4.core.events import UdpReceived, udp_received
 from mip4.io import rawsock
 from mip4.io.rawsock import (
     IP_PKTINFO,
@@ -100,7 +100,7 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 def test_udp_received_fast_constructor_equals_the_dataclass() -> None:
     args = (b"x", IPv4Address("10.0.0.5"), IPv4Address("10.0.0.1"), 4321, 434, "eth0")
-    fast = rawsock._udp_received(*args, b"\x02" * 6, 7)
+    fast = udp_received(*args, b"\x02" * 6, 7)
     slow = UdpReceived(*args, b"\x02" * 6, ttl=7)
     assert fast == slow
     assert vars(fast) == vars(slow)

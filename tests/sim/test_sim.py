@@ -227,8 +227,8 @@ def test_nodes_share_decoded_advertisements(small: Simulator) -> None:
 def test_delivered_events_are_the_constructors() -> None:
     """The simulator builds its received datagrams as records (one per datagram): the
     same objects as the dataclass constructor's, field set included."""
-    from mip4.core.events import IcmpReceived, UdpReceived
-    from mip4.sim.model import icmp_received, udp_received
+    from mip4.core.events import IcmpReceived, UdpReceived, udp_received
+    from mip4.sim.model import icmp_received
 
     a, b = IPv4Address("10.0.0.2"), IPv4Address("100.64.0.1")
     fast = udp_received(b"\x01x", a, b, 434, 434, "fa0", b"\x02" * 6, 64)

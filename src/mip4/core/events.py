@@ -12,6 +12,7 @@ from ipaddress import IPv4Address
 
 from mip4.aaa.messages import AaaAnswer as AaaAnswer
 from mip4.aaa.messages import AccountingAnswer as AccountingAnswer
+from mip4.wire.records import make_record
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,36 @@ class UdpReceived:
     #: IP TTL of the received datagram, as it arrived (no default: the foreign agent checks
     #: it, RFC 3024 §4.2.1: a request with T must arrive with TTL 255)
     ttl: int = field(kw_only=True)
+
+
+def udp_received(
+    payload: bytes,
+    src: IPv4Address,
+    dst: IPv4Address,
+    sport: int,
+    dport: int,
+    interface: str,
+    link_src: bytes | None,
+    ttl: int,
+) -> UdpReceived:
+    """``UdpReceived(payload, src, dst, sport, dport, interface, link_src, ttl=ttl)`` built
+    as one record (:func:`mip4.wire.records.make_record`: one ``__dict__`` assignment
+    instead of a frozen ``__setattr__`` per field) -- the UDP socket and the simulator
+    build one per datagram (``tests/io/test_udp_fast_paths.py`` and ``tests/sim`` compare it
+    with the constructor, field by field)."""
+    return make_record(
+        UdpReceived,
+        {
+            "payload": payload,
+            "src": src,
+            "dst": dst,
+            "sport": sport,
+            "dport": dport,
+            "interface": interface,
+            "link_src": link_src,
+            "ttl": ttl,
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
+from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived, udp_received
 from mip4.wire.addr import ipv4_from_bytes
 from mip4.wire.packets import (
     ICMP_DEST_UNREACH,
@@ -51,7 +51,6 @@ from mip4.wire.packets import (
     icmp_with_checksum,
     parse_destination_unreachable,
 )
-from mip4.wire.records import make_record
 
 from .netns import entered
 
@@ -735,35 +734,6 @@ def _address(key: str | bytes) -> IPv4Address:
     return a
 
 
-def _udp_received(
-    payload: bytes,
-    src: IPv4Address,
-    dst: IPv4Address,
-    sport: int,
-    dport: int,
-    interface: str,
-    link_src: bytes | None,
-    ttl: int,
-) -> UdpReceived:
-    """``UdpReceived(payload, src, dst, sport, dport, interface, link_src, ttl=ttl)``, built
-    the way the wire decoders build their frozen messages (one ``__dict__`` assignment
-    instead of a frozen ``__setattr__`` per field; ``tests/io/test_udp_fast_paths.py``
-    compares it with the constructor, field by field)."""
-    return make_record(
-        UdpReceived,
-        {
-            "payload": payload,
-            "src": src,
-            "dst": dst,
-            "sport": sport,
-            "dport": dport,
-            "interface": interface,
-            "link_src": link_src,
-            "ttl": ttl,
-        },
-    )
-
-
 def recv_udp(
     sock: socket.socket,
     *,
@@ -823,7 +793,7 @@ def recv_udp(
         else:
             interface = ""
         out.append(
-            _udp_received(
+            udp_received(
                 data,
                 src,
                 _address(dst),

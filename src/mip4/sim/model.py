@@ -62,7 +62,7 @@ from mip4.core.actions import (
     SendIcmp,
     SendUdp,
 )
-from mip4.core.events import Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from mip4.core.events import Event, IcmpReceived, LinkDown, LinkUp, UdpReceived, udp_received
 from mip4.core.fa_config import ForeignAgentConfig, VisitedLink
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
@@ -106,33 +106,6 @@ _BROADCAST = 0xFFFFFFFF
 def _is_group(address: int) -> bool:
     """224.0.0.0/4 (multicast) or the limited broadcast."""
     return address >> 28 == 14 or address == _BROADCAST
-
-
-def udp_received(
-    payload: bytes,
-    src: IPv4Address,
-    dst: IPv4Address,
-    sport: int,
-    dport: int,
-    interface: str,
-    link_src: bytes | None,
-    ttl: int,
-) -> UdpReceived:
-    """``UdpReceived(...)`` built as one record (:func:`mip4.wire.records.make_record`:
-    the simulator builds one per datagram)."""
-    return make_record(
-        UdpReceived,
-        {
-            "payload": payload,
-            "src": src,
-            "dst": dst,
-            "sport": sport,
-            "dport": dport,
-            "interface": interface,
-            "link_src": link_src,
-            "ttl": ttl,
-        },
-    )
 
 
 def icmp_received(

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
-from enum import Enum
 from ipaddress import IPv4Address
 
 from mip4.aaa.messages import AaaAnswer
@@ -115,13 +114,8 @@ from mip4.wire.messages import (
     decode_message,
 )
 from mip4.wire.msg_base import RRP_HEADER as _RRP_HEADER
-from mip4.wire.msg_revocation import (
-    RegistrationRevocation,
-    RevocationAck,
-    RevocationAckFlags,
-    RevocationFlags,
-)
 
+from . import ha_revoke
 from .actions import (
     DEBUG,
     INFO,
@@ -151,13 +145,17 @@ from .ha_aaa import HaAaa
 from .ha_config import HomeAgentConfig, bad_unicast
 from .ha_pipeline import HA_PIPELINE, HaRequest, via_foreign_agent
 from .ha_pipeline import _stable_index as _stable_index
+from .ha_states import BINDING_TRANSITIONS as BINDING_TRANSITIONS
+from .ha_states import BindingInput as BindingInput
+from .ha_states import BindingState as BindingState
 from .registration import (
     Discard,
     RegistrationDenied,
-    TransitionTable,
 )
 from .revocation import Revocations, decode_revocation, support_extension
 from .timers import earliest, expiry
+
+_H, _A = BindingState.HOME, BindingState.AWAY
 
 __all__ = [
     "BINDING_TRANSITIONS",
@@ -174,44 +172,6 @@ _FLAG_B, _FLAG_D, _FLAG_T = (
     int(RegistrationFlags.B),
     int(RegistrationFlags.D),
     int(RegistrationFlags.T),
-)
-
-
-# ----------------------------------------------------------------------------------------
-# Binding state machine (per home address)
-# ----------------------------------------------------------------------------------------
-
-
-class BindingState(Enum):
-    HOME = "home"  #: no mobility binding: the node is at home or unknown
-    AWAY = "away"  #: at least one binding: proxy ARP on (RFC 5944 §4.6)
-
-
-class BindingInput(Enum):
-    REGISTER = "register"  #: accepted registration, non-zero lifetime
-    DEREGISTER_ONE = "deregister_one"  #: lifetime 0, care-of address != home address
-    DEREGISTER_ALL = "deregister_all"  #: lifetime 0, care-of address == home address
-    EXPIRE = "expire"  #: a binding's lifetime ran out
-    REVOKE = "revoke"  #: revoked: by the operator, or by the foreign agent (RFC 3543)
-
-
-_H, _A = BindingState.HOME, BindingState.AWAY
-#: Allowed transitions of a home address's binding state (enforced on every change).
-BINDING_TRANSITIONS: TransitionTable[BindingState, BindingInput] = TransitionTable(
-    "mobility binding",
-    {
-        (_H, BindingInput.REGISTER): frozenset({_A}),
-        (_A, BindingInput.REGISTER): frozenset({_A}),
-        # RFC 5944 §3.8.2.2: deregistering without a binding is accepted (code 0).
-        (_H, BindingInput.DEREGISTER_ONE): frozenset({_H}),
-        (_H, BindingInput.DEREGISTER_ALL): frozenset({_H}),
-        (_A, BindingInput.DEREGISTER_ONE): frozenset({_A, _H}),
-        (_A, BindingInput.DEREGISTER_ALL): frozenset({_H}),
-        (_A, BindingInput.EXPIRE): frozenset({_A, _H}),
-        # RFC 3543: a revocation removes one binding (by the FA) or all (by the operator).
-        (_A, BindingInput.REVOKE): frozenset({_A, _H}),
-        # (_H, EXPIRE) is missing on purpose: nothing can expire without a binding.
-    },
 )
 
 
@@ -335,7 +295,7 @@ class HomeAgent:
                 else:
                     revocation = decode_revocation(event.payload)
                     if revocation is not None:  # RFC 3543 types 7 and 15
-                        out.extend(self._on_revocation_message(revocation, event, now))
+                        out.extend(ha_revoke.on_revocation_message(self, revocation, event, now))
                         return
                     ctx = self._begin(event, now)
                     store = self.security_associations
@@ -542,7 +502,7 @@ class HomeAgent:
         Revocation with the A bit, and the I bit when both agents support informing the
         mobile node (RFC 3543); the revocation is retransmitted until acknowledged."""
         return error_boundary(
-            "ha", self._counters, lambda out: self._revoke(node, now, reason, out)
+            "ha", self._counters, lambda out: ha_revoke.revoke_node(self, node, now, reason, out)
         )
 
     def redirect(self, node: IPv4Address | str, to: IPv4Address, now: float) -> list[Action]:
@@ -561,7 +521,7 @@ class HomeAgent:
             self._redirects[node] = to
             self._counters.event("redirects")
             out.append(Log("ha.redirect", {"node": str(node), "to": to}))
-            self._revoke(node, now, f"redirected to {to}", out)
+            ha_revoke.revoke_node(self, node, now, f"redirected to {to}", out)
 
         return error_boundary("ha", self._counters, body)
 
@@ -583,47 +543,6 @@ class HomeAgent:
             and bool(theirs.flags & RevocationSupportFlags.I)
         )
 
-    def _revoke(self, node: IPv4Address | str, now: float, reason: str, out: list[Action]) -> None:
-        hoa = self.home_address_of(node)
-        if hoa is None:
-            self._counters.event("revoke_unknown")
-            out.append(Log("ha.revoke_unknown", {"node": str(node), "reason": reason}))
-            return
-        cfg = self.config
-        removed = self._bindings.remove(hoa)
-        for b in removed:
-            out.append(RemoveBinding(hoa, b.care_of_address))
-            if b.revocation_timestamp is not None and b.source is not None:
-                flags = RevocationFlags.A
-                if b.revocation_inform:
-                    flags |= RevocationFlags.I  # RFC 3543: the FA informs the mobile node
-                out.extend(
-                    self._revocations.start(
-                        peer=b.source,
-                        home_address=hoa,
-                        flags=flags,
-                        home_domain_address=cfg.address,
-                        foreign_domain_address=b.care_of_address,
-                        now=now,
-                        reason=reason,
-                        src=cfg.address,
-                    )
-                )
-        self._binding_gone(hoa, out)
-        BINDING_TRANSITIONS.confirm(_A, BindingInput.REVOKE, self.state_of(hoa))
-        self._counters.event("bindings_revoked", len(removed))
-        out.append(
-            Log(
-                "ha.binding_revoked",
-                {
-                    "home_address": hoa,
-                    "care_of_addresses": [str(b.care_of_address) for b in removed],
-                    "by": "operator",
-                    "reason": reason,
-                },
-            )
-        )
-
     def _binding_gone(self, hoa: IPv4Address, out: list[Action]) -> None:
         """After bindings were removed other than by a request: without any left, the
         address is released and proxy ARP undone (RFC 5944 §4.6)."""
@@ -635,61 +554,6 @@ class HomeAgent:
         mac = self._home_link_addresses.get(hoa)
         if mac is not None:
             out.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
-
-    def _on_revocation_message(
-        self, msg: RegistrationRevocation | RevocationAck, event: UdpReceived, now: float
-    ) -> list[Action]:
-        """A foreign agent's revocation of a binding, or its acknowledgement of ours
-        (RFC 3543); authenticated with FA-HA, replays ignored and counted."""
-        src = event.src
-        self._revocations.verify(msg, src)
-        if isinstance(msg, RevocationAck):
-            done = self._revocations.acknowledged(msg, src)
-            return [
-                Log(
-                    "ha.revocation_acknowledged",
-                    {
-                        "peer": src,
-                        "home_address": msg.home_address,
-                        "informed": bool(msg.flags & RevocationAckFlags.I),
-                        "retransmissions": done.retransmissions,
-                    },
-                )
-            ]
-        if msg.flags & RevocationFlags.A:
-            raise Discard("unexpected_revocation", f"A bit set, from {src}")
-        hoa = msg.home_address
-        matching = [
-            b
-            for b in self._bindings.bindings_of(hoa)
-            if b.source == src and b.revocation_timestamp is not None
-        ]
-        floor = max((b.revocation_timestamp or 0 for b in matching), default=None)
-        if not self._revocations.fresh(msg, src, floor):
-            raise Discard("revocation_replayed", f"{hoa} identifier {msg.revocation_id} from {src}")
-        out: list[Action] = []
-        self._counters.event("revocations_received")
-        if matching:
-            for b in matching:
-                self._bindings.remove(hoa, b.care_of_address)
-                out.append(RemoveBinding(hoa, b.care_of_address))
-            self._binding_gone(hoa, out)
-            BINDING_TRANSITIONS.confirm(_A, BindingInput.REVOKE, self.state_of(hoa))
-            self._counters.event("bindings_revoked", len(matching))
-        out.append(
-            Log(
-                "ha.binding_revoked",
-                {
-                    "home_address": hoa,
-                    "care_of_addresses": [str(b.care_of_address) for b in matching],
-                    "by": "foreign_agent",
-                    "peer": src,
-                    "identifier": msg.revocation_id,
-                },
-            )
-        )
-        out.append(self._revocations.ack(msg, src, informed=False, local=event.dst))
-        return out
 
     # -- advertisements (RFC 5944 §2.3) ---------------------------------------------------
 

@@ -22,7 +22,7 @@ from mip4.core.actions import Encapsulation, InstallBinding, RemoveBinding
 from mip4.dataplane.table import TunnelTable
 from mip4.io.executor import LinuxExecutor
 from mip4.io.forwarder import Forwarder
-from mip4.io.netns import NetlinkThread
+from mip4.io.nlthread import NetlinkThread
 from mip4.io.undo import Journal
 
 HA = IPv4Address("10.0.0.1")

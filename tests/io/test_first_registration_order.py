@@ -18,7 +18,7 @@ import mip4.io.rawsock as rawsock
 from mip4.dataplane.table import TunnelTable
 from mip4.io.executor import LinuxExecutor
 from mip4.io.forwarder import Forwarder
-from mip4.io.netns import NetlinkThread
+from mip4.io.nlthread import NetlinkThread
 from mip4.io.undo import Journal, ProxyNeighbourRecord, RouteRecord, load_journal
 from mip4.wire.packets import gratuitous_arp
 

@@ -108,7 +108,8 @@ def test_link_notifications_are_read_as_pyroute2_reads_them(
     import struct
 
     from mip4.io.linkmon import RTM_NEWLINK, _parse_link
-    from mip4.io.netns import RtnlDecoder, entered
+    from mip4.io.netns import entered
+    from mip4.io.nlthread import RtnlDecoder
 
     a, b = make_netns("a"), make_netns("b")
     a.add_veth("a0", "b0", b)

@@ -12,7 +12,8 @@ from functools import partial
 
 import pytest
 
-from mip4.io.netns import NetlinkThread, Netns, netns_exec
+from mip4.io.netns import Netns, netns_exec
+from mip4.io.nlthread import NetlinkThread
 from mip4.io.rtnl import NetlinkRequestError, RtnlSocket
 
 pytestmark = pytest.mark.lab

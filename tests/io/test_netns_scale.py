@@ -9,7 +9,8 @@ from typing import cast
 
 import pytest
 
-from mip4.io.netns import NetlinkThread, Netns
+from mip4.io.netns import Netns
+from mip4.io.nlthread import NetlinkThread
 from mip4.io.undo import ProxyNeighbourRecord, UndoStack
 
 from .test_executor import CountingNetlink

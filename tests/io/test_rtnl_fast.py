@@ -13,7 +13,8 @@ from typing import Any, cast
 
 import pytest
 
-from mip4.io.netns import NetlinkThread, Netns, netns_exec
+from mip4.io.netns import Netns, netns_exec
+from mip4.io.nlthread import NetlinkThread
 from mip4.io.rtnl import NetlinkRequestError, RtnlSocket
 from mip4.io.undo import RouteRecord, UndoStack
 

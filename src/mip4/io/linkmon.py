@@ -8,10 +8,10 @@ bridge and brings it up). :class:`LinkMonitor` opens a ``NETLINK_ROUTE`` socket 
 namespace, subscribed to the link and IPv4 address groups and read without blocking by
 the daemon's asyncio loop (pyroute2 0.9.7's synchronous ``IPRoute`` cannot be called on a
 thread that runs a loop); what it reads is decoded by pyroute2 (``MarshalRtnl``: the
-``ifinfmsg`` and ``ifaddrmsg`` classes, through :class:`mip4.io.netns.RtnlDecoder`) --
+``ifinfmsg`` and ``ifaddrmsg`` classes, through :class:`mip4.io.nlthread.RtnlDecoder`) --
 except link notifications, the ones a moving node waits on, which :func:`_parse_link`
 reads directly (issue 14: tens of times faster) -- and the current links and addresses
-come from pyroute2 dumps (:class:`mip4.io.netns.NetlinkThread`). It subscribes first and
+come from pyroute2 dumps (:class:`mip4.io.nlthread.NetlinkThread`). It subscribes first and
 dumps second, so no change falls between the two; only *changes* of state become events:
 
 * ``LinkDown(interface)`` when a watched interface loses ``IFF_UP`` or ``IFF_LOWER_UP``
@@ -41,7 +41,8 @@ from ipaddress import IPv4Address
 
 from mip4.core.events import LinkDown, LinkUp
 
-from .netns import Netns, NlMessage, RtnlDecoder, entered
+from .netns import Netns, entered
+from .nlthread import NlMessage, RtnlDecoder
 from .rawsock import forget_hardware_addresses
 
 NETLINK_ROUTE = 0

@@ -1,7 +1,7 @@
 """The direct rtnetlink path (issue 13): a ``NETLINK_ROUTE`` socket of one namespace that
 adds, replaces and deletes routes and (proxy) neighbour entries on the caller's thread,
 sending what pyroute2 would send for the same arguments. Everything else netlink goes
-through pyroute2 (:class:`mip4.io.netns.NetlinkThread`, which hands this module the
+through pyroute2 (:class:`mip4.io.nlthread.NetlinkThread`, which hands this module the
 requests it takes)."""
 
 from __future__ import annotations

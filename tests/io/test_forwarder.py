@@ -19,8 +19,9 @@ import pytest
 from mip4.dataplane.common import Encapsulation, Tunnel
 from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.io.forwarder import Forwarder
+from mip4.io.icmpsock import ping
 from mip4.io.netns import Netns, entered
-from mip4.io.rawsock import open_tunnel_socket, open_udp_control, ping, recv_udp
+from mip4.io.rawsock import open_tunnel_socket, open_udp_control, recv_udp
 from mip4.io.tun import Tun
 from mip4.wire.ip import internet_checksum
 from mip4.wire.packets import ipv4_udp_packet

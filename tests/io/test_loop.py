@@ -175,11 +175,8 @@ def test_executor_sends_discovery_and_link_addressed_messages(
     make_netns: Callable[[str], Netns],
 ) -> None:
     from mip4.core.actions import SendIcmp
-    from mip4.io.rawsock import (
-        ALL_SYSTEMS,
-        open_discovery_capture,
-        recv_discovery,
-    )
+    from mip4.io.icmpsock import open_discovery_capture, recv_discovery
+    from mip4.io.rawsock import ALL_SYSTEMS
     from mip4.wire.packets import icmp_with_checksum
 
     a, b = make_netns("a"), make_netns("b")

@@ -12,17 +12,14 @@ from ipaddress import IPv4Address
 import pytest
 
 from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
+from mip4.io.icmpsock import open_discovery_capture, open_icmp_socket, ping, recv_discovery
 from mip4.io.netns import Netns, entered
 from mip4.io.rawsock import (
     ALL_SYSTEMS,
     ETH_P_ARP,
     LinkSourceTracker,
-    open_discovery_capture,
-    open_icmp_socket,
     open_packet_sender,
     open_udp_control,
-    ping,
-    recv_discovery,
     recv_udp,
     send_gratuitous_arp,
     send_to_link,
@@ -160,7 +157,7 @@ def test_router_discovery_capture_sees_advertisements_with_link_source(pair: Pai
 
 
 def test_destination_unreachable_quotes_the_datagram(pair: Pair) -> None:
-    from mip4.io.rawsock import open_icmp_error_socket, recv_destination_unreachable
+    from mip4.io.icmpsock import open_icmp_error_socket, recv_destination_unreachable
 
     errs = open_icmp_error_socket(pair.a.name)
     tx = open_udp_control(pair.a.name, port=434)

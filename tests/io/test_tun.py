@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
+from mip4.io.icmpsock import ping
 from mip4.io.netns import Netns, entered, netns_exec
-from mip4.io.rawsock import ping
 from mip4.io.tun import Tun, rp_filter_problem
 from mip4.wire.ip import internet_checksum
 from mip4.wire.packets import icmp_with_checksum

@@ -99,6 +99,7 @@ from mip4.wire.packets import ipv4_packet
 from .bpf.agent import FastPath, overhead
 from .bpf.plane import Peer, Visitor
 from .forwarder import Forwarder
+from .icmpsock import open_icmp_socket
 from .netns import Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
@@ -107,7 +108,6 @@ from .rawsock import (
     PKTINFO,
     LinkUdpSender,
     keep_hardware_addresses,
-    open_icmp_socket,
     open_packet_sender,
     open_udp_control,
     send_gratuitous_arp,

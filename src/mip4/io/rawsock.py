@@ -1,5 +1,6 @@
-"""Sockets below UDP: raw IPv4 for tunnels and router discovery, AF_PACKET for link-layer
-delivery, and the UDP 434 control socket with the addressing the engines need.
+"""Sockets below UDP: raw IPv4 for tunnels, AF_PACKET for link-layer delivery, and the UDP
+434 control socket with the addressing the engines need (the ICMP sockets -- router
+discovery, Destination Unreachable, echo -- are :mod:`mip4.io.icmpsock`).
 
 Theory of operation
 -------------------
@@ -14,13 +15,6 @@ builds the complete outer header itself (RFC 2003 §3.1 TTL/TOS/DF rules live in
 the identification and source address when they are zero. Received datagrams include the
 outer IP header. An open raw socket for a protocol also stops the kernel's ICMP
 protocol-unreachable replies for it.
-
-Router discovery (RFC 1256, RFC 5944 §2) is sent on a raw ICMP socket bound to the
-interface (``SO_BINDTODEVICE``), TTL 1 for unicast and multicast, ``SO_BROADCAST`` for
-255.255.255.255. It is received on an ``AF_PACKET`` socket with a classic BPF filter that
-accepts only unfragmented ICMP types 9 and 10: unlike a raw ICMP socket, a packet socket
-reports the sender's hardware address, which the mobile node needs to reach its foreign
-agent without ARP (RFC 5944 §4.2.1).
 
 The UDP 434 socket asks for ``IP_PKTINFO`` and ``IP_RECVTTL`` so every datagram comes with
 the arrival interface, its destination address (unicast, broadcast or multicast) and its TTL
@@ -43,13 +37,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived, udp_received
+from mip4.core.events import UdpReceived, udp_received
 from mip4.wire.addr import ipv4_from_bytes
 from mip4.wire.packets import (
-    ICMP_DEST_UNREACH,
     gratuitous_arp,
-    icmp_with_checksum,
-    parse_destination_unreachable,
 )
 
 from .netns import entered
@@ -200,92 +191,6 @@ def open_tunnel_socket(
         sock.close()
         raise
     return _nonblocking(sock)
-
-
-# ----------------------------------------------------------------------------------------
-# ICMP router discovery
-# ----------------------------------------------------------------------------------------
-
-
-def _mreqn(group: IPv4Address, ifindex: int) -> bytes:
-    return group.packed + b"\0\0\0\0" + _INT.pack(ifindex)
-
-
-def open_icmp_socket(
-    interface: str,
-    netns: str | None = None,
-    *,
-    ttl: int = 1,
-    groups: Iterable[IPv4Address] = (),
-) -> socket.socket:
-    """A raw ICMP socket for sending router discovery on ``interface``: bound to the device,
-    unicast and multicast TTL ``ttl``, broadcast allowed, multicast leaves by ``interface``
-    and is not looped back. ``groups`` are joined on ``interface`` (a raw ICMP socket then
-    also receives them, with the IP header; :func:`open_discovery_capture` is the receiver
-    that also reports link-layer sources)."""
-    with entered(netns):
-        sock = socket.socket(
-            socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP
-        )
-    try:
-        _bind_to_device(sock, interface)
-        ifindex = if_index(sock, interface)
-        sock.setsockopt(socket.IPPROTO_IP, IP_TTL, ttl)
-        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_TTL, ttl)
-        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_LOOP, 0)
-        sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_IF, _mreqn(IPv4Address(0), ifindex))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        for g in groups:
-            sock.setsockopt(socket.IPPROTO_IP, IP_ADD_MEMBERSHIP, _mreqn(IPv4Address(g), ifindex))
-    except BaseException:
-        sock.close()
-        raise
-    return _nonblocking(sock)
-
-
-def open_discovery_capture(
-    interface: str, netns: str | None = None, *, types: Iterable[int] = (9, 10)
-) -> socket.socket:
-    """An AF_PACKET socket on ``interface`` that receives only ICMP of ``types`` (router
-    advertisement 9, solicitation 10), with the sender's hardware address."""
-    with entered(netns):
-        sock = socket.socket(
-            socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
-        )
-    try:
-        attach_filter(sock, bpf_icmp_types(*types))
-        sock.bind((interface, ETH_P_IP))
-    except BaseException:
-        sock.close()
-        raise
-    return _nonblocking(sock)
-
-
-def recv_discovery(sock: socket.socket, *, limit: int = 64) -> list[IcmpReceived]:
-    """Drain an :func:`open_discovery_capture` socket into ``IcmpReceived`` events (the ICMP
-    message in ``payload``; our own outgoing packets are skipped)."""
-    out: list[IcmpReceived] = []
-    for _ in range(limit):
-        try:
-            data, addr = sock.recvfrom(65535)
-        except BlockingIOError:
-            break
-        ifname, _proto, pkttype, _hatype, lladdr = addr
-        if pkttype == PACKET_OUTGOING or len(data) < 20:
-            continue
-        hlen = (data[0] & 0xF) * 4
-        total = int.from_bytes(data[2:4], "big")
-        out.append(
-            IcmpReceived(
-                payload=bytes(data[hlen:total]),
-                src=ipv4_from_bytes(data, 12),
-                dst=ipv4_from_bytes(data, 16),
-                interface=ifname,
-                link_src=bytes(lladdr) or None,
-                ttl=data[8],
-            )
-        )
-    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -1006,118 +911,3 @@ class LinkSourceTracker:
             self.ring.map.close()
             self.ring = None
         self.sock.close()
-
-
-# ----------------------------------------------------------------------------------------
-# ICMP Destination Unreachable about datagrams we sent
-# ----------------------------------------------------------------------------------------
-
-SOL_RAW = 255
-ICMP_FILTER = 1
-
-
-def open_icmp_error_socket(netns: str | None = None) -> socket.socket:
-    """A raw ICMP socket that receives only Destination Unreachable (``ICMP_FILTER`` drops
-    every other type in the kernel), with ``IP_PKTINFO`` for the arrival interface."""
-    with entered(netns):
-        sock = socket.socket(
-            socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP
-        )
-    try:
-        sock.setsockopt(SOL_RAW, ICMP_FILTER, _INT.pack(~(1 << ICMP_DEST_UNREACH) & 0x7FFFFFFF))
-        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-    except BaseException:
-        sock.close()
-        raise
-    return _nonblocking(sock)
-
-
-def recv_destination_unreachable(
-    sock: socket.socket, *, ifname_of: Callable[[int], str] | None = None, limit: int = 64
-) -> list[DestinationUnreachable]:
-    """Drain an :func:`open_icmp_error_socket` socket into ``DestinationUnreachable``
-    events."""
-    cmsg_space = socket.CMSG_SPACE(PKTINFO.size)
-    out: list[DestinationUnreachable] = []
-    for _ in range(limit):
-        try:
-            data, anc, _flags, _addr = sock.recvmsg(65535, cmsg_space)
-        except BlockingIOError:
-            break
-        ifindex = 0
-        for level, kind, cdata in anc:
-            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
-                ifindex = PKTINFO.unpack_from(cdata)[0]
-        name = ""
-        if ifindex:
-            name = ifname_of(ifindex) if ifname_of else if_name(sock, ifindex)
-        quote = parse_destination_unreachable(data)
-        if quote is not None:
-            out.append(
-                DestinationUnreachable(
-                    code=quote.code,
-                    src=quote.src,
-                    original_dst=quote.original_dst,
-                    interface=name,
-                    original_sport=quote.original_sport,
-                    original_dport=quote.original_dport,
-                    original_payload=quote.original_payload,
-                )
-            )
-    return out
-
-
-# ----------------------------------------------------------------------------------------
-# ICMP echo, for probing the lab (bounded)
-# ----------------------------------------------------------------------------------------
-
-
-def ping(
-    dst: IPv4Address | str,
-    *,
-    netns: str | None = None,
-    count: int = 1,
-    timeout: float = 1.0,
-    src: IPv4Address | str | None = None,
-    size: int = 56,
-) -> list[float]:
-    """Send ``count`` (at most 100) ICMP echo requests to ``dst`` from namespace ``netns``,
-    waiting at most ``timeout`` seconds for each reply; returns the round-trip times of
-    the replies received."""
-    import os
-    import select
-
-    dst = IPv4Address(dst)
-    with entered(netns):
-        sock = socket.socket(
-            socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP
-        )
-    rtts: list[float] = []
-    try:
-        if src is not None:
-            sock.bind((str(src), 0))
-        ident = os.getpid() & 0xFFFF
-        for seq in range(min(count, 100)):
-            body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + bytes(size)
-            sent = time.monotonic()
-            sock.sendto(icmp_with_checksum(body), (str(dst), 0))
-            deadline = sent + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                r, _, _ = select.select([sock], [], [], left)
-                if not r:
-                    break
-                data = sock.recv(65535)
-                hlen = (data[0] & 0xF) * 4
-                if len(data) < hlen + 8 or data[12:16] != dst.packed:
-                    continue
-                typ, _code, _c, rid, rseq = struct.unpack_from("!BBHHH", data, hlen)
-                if typ == 0 and rid == ident and rseq == seq:
-                    rtts.append(time.monotonic() - sent)
-                    break
-    except OSError as exc:
-        if exc.errno not in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            raise
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-    return rtts

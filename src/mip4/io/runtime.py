@@ -52,18 +52,15 @@ from .bpf.agent import FastPath, Role, resolve_dataplane
 from .driver import CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
-from .linkmon import LinkMonitor
-from .netns import run_in_netns
-from .rawsock import (
-    LinkChanges,
-    LinkSourceTracker,
+from .icmpsock import (
     open_discovery_capture,
     open_icmp_error_socket,
-    open_udp_control,
     recv_destination_unreachable,
     recv_discovery,
-    recv_udp,
 )
+from .linkmon import LinkMonitor
+from .netns import run_in_netns
+from .rawsock import LinkChanges, LinkSourceTracker, open_udp_control, recv_udp
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
 from .unaddressed import open_unaddressed_capture, recv_unaddressed
 from .undo import Journal, UndoStack, resource_stack

@@ -37,6 +37,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from mip4.io.icmpsock import ping
 from mip4.io.netns import (
     Netns,
     delete_by_prefix,
@@ -45,7 +46,6 @@ from mip4.io.netns import (
     netns_path,
     netns_pids,
 )
-from mip4.io.rawsock import ping
 
 from .topology import DEFAULT, TOPOLOGIES, Topology
 

@@ -4,7 +4,6 @@ shape (never the speed); the table is checked on made-up figures without a lab."
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -101,7 +100,6 @@ def test_ratios_against_both_baselines_and_the_planes_own_cost() -> None:
 
 @pytest.mark.lab
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_tiny_run_on_the_lab(prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--json", "--lab-id", prefix[2:], "--duration", "0.3", "--count", "3000"]
     argv += ["--tcp-duration", "0.3", "--tcp-mib", "4", "--no-codec"]
@@ -132,7 +130,6 @@ def test_tiny_run_on_the_lab(prefix: str, capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.lab
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 @pytest.mark.parametrize("net", ["a", "c"])
 def test_the_routed_baseline_crosses_the_home_agent_and_fa1(prefix: str, net: str) -> None:
     """The routed baseline (issue 12: "direct on the same veths") takes the tunnelled path's

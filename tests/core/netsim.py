@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Protocol, TypeVar
 
+import pytest
+
 from mip4.core.actions import Action, Log, SendIcmp, SendUdp
 from mip4.core.bindings import MobilityBinding
 from mip4.core.events import (
@@ -706,3 +708,19 @@ class World:
 
     def requests_from_mn(self) -> list[Packet]:
         return [p for p in self.net.sent("mn", RegistrationRequest)]
+
+
+def recording(monkeypatch: pytest.MonkeyPatch, world: World, name: str) -> list[list[Action]]:
+    """Every action list node ``name``'s engine returns from ``handle`` from now on, in
+    order (sends too): its ``handle`` is wrapped until the test ends."""
+    engine = world.net.nodes[name].engine
+    seen: list[list[Action]] = []
+    original = engine.handle
+
+    def handle(event: Any, now: float) -> list[Action]:
+        out = original(event, now)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(engine, "handle", handle)
+    return seen

@@ -13,7 +13,6 @@ and it goes with the tunnel when no registration comes of it."""
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import Any
 
 import pytest
 
@@ -35,24 +34,8 @@ from mip4.core.mobile_node import HandoverMode
 from mip4.security.sa import SecurityAssociations
 from mip4.wire.messages import HandoffRequest, RegistrationReply
 
-from .netsim import FA1_ADDR, FA2_ADDR, HA_ADDR, MN_HOME, World
+from .netsim import FA1_ADDR, FA2_ADDR, HA_ADDR, MN_HOME, recording
 from .test_handover import anticipate, drop, handover_world, registered_at
-
-
-def recording(monkeypatch: pytest.MonkeyPatch, w: World, name: str) -> list[list[Action]]:
-    """Every action list the agent ``name`` returns from ``handle``, in order (sends too)."""
-    engine = w.net.nodes[name].engine
-    assert isinstance(engine, ForeignAgent)
-    seen: list[list[Action]] = []
-    original = engine.handle
-
-    def handle(event: Any, now: float) -> list[Action]:
-        out = original(event, now)
-        seen.append(out)
-        return out
-
-    monkeypatch.setattr(engine, "handle", handle)
-    return seen
 
 
 def relays_request(actions: list[Action]) -> bool:

@@ -10,31 +10,14 @@ through the edge tunnel until the home agent has the binding)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from mip4.core.actions import Action, UseForeignAgent
-from mip4.core.mobile_node import HandoverMode, MobileNode
+from mip4.core.mobile_node import HandoverMode
 from mip4.wire.messages import FastBindingAck
 
-from .netsim import FA1_ADDR, FA2_ADDR, MN_HOME, World
+from .netsim import FA1_ADDR, FA2_ADDR, MN_HOME, recording
 from .test_handover import anticipate, drop, handover_world, registered_at
-
-
-def recording(monkeypatch: pytest.MonkeyPatch, w: World) -> list[list[Action]]:
-    engine = w.net.nodes["mn"].engine
-    assert isinstance(engine, MobileNode)
-    seen: list[list[Action]] = []
-    original = engine.handle
-
-    def handle(event: Any, now: float) -> list[Action]:
-        out = original(event, now)
-        seen.append(out)
-        return out
-
-    monkeypatch.setattr(engine, "handle", handle)
-    return seen
 
 
 def requests_fa2(actions: list[Action]) -> bool:
@@ -52,7 +35,7 @@ def test_node_routes_through_the_prepared_agent_from_its_first_request(
     anticipate(w)
     assert w.mn.handover is not None and w.mn.handover.acknowledged == FA2_ADDR
     before = len(w.net.actions_of("mn", UseForeignAgent))
-    seen = recording(monkeypatch, w)
+    seen = recording(monkeypatch, w, "mn")
     w.move("B")
     w.advance(0.5)
     assert w.mn.registered and w.mn.care_of_address == FA2_ADDR
@@ -74,7 +57,7 @@ def test_without_an_acknowledgement_the_routes_wait_for_the_reply(
     drop(w, FastBindingAck)  # FA1's acknowledgements never arrive
     anticipate(w)
     assert w.mn.handover is not None and w.mn.handover.acknowledged is None
-    seen = recording(monkeypatch, w)
+    seen = recording(monkeypatch, w, "mn")
     w.move("B")
     w.advance(1.0)
     assert w.mn.registered and w.mn.care_of_address == FA2_ADDR

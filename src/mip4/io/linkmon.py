@@ -33,7 +33,6 @@ the differences become events.
 from __future__ import annotations
 
 import contextlib
-import errno
 import socket
 import struct
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from mip4.core.events import LinkDown, LinkUp
 
 from .netns import Netns, entered
 from .nlthread import NlMessage, RtnlDecoder
-from .rawsock import forget_hardware_addresses
+from .rawsock import drain_netlink, forget_hardware_addresses
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
@@ -153,19 +152,13 @@ class LinkMonitor:
     def events(self, limit: int = 256) -> list[Event]:
         """Drain pending notifications into events (non-blocking)."""
         out: list[Event] = []
-        for _ in range(limit):
-            try:
-                data = self.sock.recv(1 << 16)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.ENOBUFS:
-                    raise
+        for data in drain_netlink(self.sock, limit):
+            if data is None:
                 self.overruns += 1  # notifications were lost: read the state again
                 forget_hardware_addresses()  # issue 13: whichever link changed
                 self._resync(out)
-                continue
-            self._read(data, out)
+            else:
+                self._read(data, out)
         return out
 
     def _read(self, data: bytes, out: list[Event]) -> None:

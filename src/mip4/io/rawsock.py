@@ -33,7 +33,7 @@ import socket
 import struct
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -490,6 +490,21 @@ _IFINFOMSG_SIZE = 16
 _IFLA_IFNAME = 3
 
 
+def drain_netlink(sock: socket.socket, limit: int) -> Iterator[bytes | None]:
+    """At most ``limit`` reads of a non-blocking netlink socket, until ``EAGAIN``: each
+    read's bytes, or ``None`` where notifications were lost (``ENOBUFS``: the reader
+    must read the state again)."""
+    for _ in range(limit):
+        try:
+            yield sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            yield None
+
+
 class LinkChanges:
     """The namespace's link notifications (``RTMGRP_LINK``), read to forget the hardware
     addresses kept for the links that changed (:func:`forget_hardware_addresses`): for a
@@ -512,17 +527,11 @@ class LinkChanges:
     def read(self, limit: int = 64) -> list[str]:
         """Drain the notifications; forget the changed links' addresses; their names."""
         names: list[str] = []
-        for _ in range(limit):
-            try:
-                data = self.sock.recv(1 << 16)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.ENOBUFS:
-                    raise
+        for data in drain_netlink(self.sock, limit):
+            if data is None:
                 forget_hardware_addresses()
-                continue
-            names += _link_names(data)
+            else:
+                names += _link_names(data)
         for name in names:
             forget_hardware_addresses(name)
         return names

@@ -421,6 +421,17 @@ class DaemonExecutor:
             return
         self.inner.execute(action)
 
+    def hold_actions(self) -> None:
+        """The inner executor's (issue 13: a read's kernel work together), if it has it."""
+        hold = getattr(self.inner, "hold_actions", None)
+        if hold is not None:
+            hold()
+
+    def release_actions(self) -> list[tuple[Action, Exception]]:
+        release = getattr(self.inner, "release_actions", None)
+        failed: list[tuple[Action, Exception]] = release() if release is not None else []
+        return failed
+
 
 class TimedDriver(EngineDriver):
     """An :class:`EngineDriver` that times each input whose actions include a home

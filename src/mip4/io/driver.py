@@ -17,7 +17,11 @@ only place where time and sockets meet it (as aioquic's ``asyncio/protocol.py`` 
   after the last (nothing else runs on the loop in between, so no timer can be missed);
 * every returned action goes to an :class:`Executor` (on Linux
   :class:`mip4.io.executor.LinuxExecutor`), in order. An action that fails is logged and
-  counted and does not stop the ones after it.
+  counted and does not stop the ones after it. An executor that can hold actions
+  (:class:`HoldingExecutor`) holds those of one reader callback, or of one list of
+  actions, and carries out their kernel work together when they are all given
+  (issue 13: the routes and proxy entries of a read's first registrations in one netlink
+  message); what fails then is logged and counted the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from mip4.core.actions import Action
 from mip4.core.engine import Engine
@@ -39,11 +43,27 @@ from mip4.core.events import Event
 log = logging.getLogger("mip4")
 
 
-__all__ = ["CoalescedTimers", "Engine", "EngineDriver", "Executor", "TimerToken"]
+__all__ = [
+    "CoalescedTimers",
+    "Engine",
+    "EngineDriver",
+    "Executor",
+    "HoldingExecutor",
+    "TimerToken",
+]
 
 
 class Executor(Protocol):
     def execute(self, action: Action) -> None: ...
+
+
+class HoldingExecutor(Executor, Protocol):
+    """An executor that can gather the actions of one input batch and carry their kernel
+    work out together (:meth:`mip4.io.executor.LinuxExecutor.hold_actions`)."""
+
+    def hold_actions(self) -> None: ...
+
+    def release_actions(self) -> list[tuple[Action, Exception]]: ...
 
 
 class TimerToken:
@@ -120,6 +140,11 @@ class EngineDriver:
         self.closed = False
         #: feeding the events of one reader callback: re-arm once, after the last
         self._batch = False
+        #: the executor holds the actions of one reader callback (or one run of
+        #: actions) and carries their kernel work out together (issue 13)
+        self._holding = False
+        holds = hasattr(executor, "hold_actions") and hasattr(executor, "release_actions")
+        self._holder = cast(HoldingExecutor, executor) if holds else None
 
     def start(self) -> None:
         """Arm the first timer (an engine may want to act at once, e.g. solicit)."""
@@ -134,13 +159,36 @@ class EngineDriver:
         return actions
 
     def run_actions(self, actions: Sequence[Action]) -> None:
-        for action in actions:
-            self.stats[type(action).__name__] += 1
-            try:
-                self.executor.execute(action)
-            except Exception:
-                self.stats["action_errors"] += 1
-                log.exception("executing %r failed", action)
+        outer = self._hold()
+        try:
+            for action in actions:
+                self.stats[type(action).__name__] += 1
+                try:
+                    self.executor.execute(action)
+                except Exception:
+                    self.stats["action_errors"] += 1
+                    log.exception("executing %r failed", action)
+        finally:
+            if outer:
+                self._release()
+
+    def _hold(self) -> bool:
+        """Let the executor hold actions, if it can and does not already; ``True`` when
+        this call started holding (and must :meth:`_release`)."""
+        if self._holding or self._holder is None:
+            return False
+        self._holder.hold_actions()
+        self._holding = True
+        return True
+
+    def _release(self) -> None:
+        """The executor carries out what it held; a failed action is logged and counted
+        as when it failed at once."""
+        self._holding = False
+        assert self._holder is not None
+        for action, exc in self._holder.release_actions():
+            self.stats["action_errors"] += 1
+            log.error("executing %r failed", action, exc_info=exc)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -184,10 +232,13 @@ class EngineDriver:
             if not events:
                 return
             self._batch = True
+            outer = self._hold()
             try:
                 for ev in events:
                     self.feed(ev)
             finally:
+                if outer:
+                    self._release()
                 self._batch = False
                 self._rearm()
 

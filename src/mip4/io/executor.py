@@ -100,7 +100,7 @@ from .bpf.agent import FastPath, overhead
 from .bpf.plane import Peer, Visitor
 from .forwarder import Forwarder
 from .icmpsock import open_icmp_socket
-from .netns import Netns
+from .netns import Netns, PendingRequest
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
@@ -203,6 +203,9 @@ class LinuxExecutor:
         default_factory=dict, init=False
     )
     _tunnel_entries_for: tuple[object, ...] = field(default=(), init=False)
+    #: between :meth:`hold_actions` and :meth:`release_actions`: what waits to be done
+    #: together (issue 13); ``None``: every action is carried out at once
+    _held: _Held | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -223,6 +226,8 @@ class LinuxExecutor:
 
     def close(self) -> None:
         """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
+        for action, exc in self.release_actions():
+            log.warning("executing %r failed: %s", action, exc)
         self.hold_journal_lines(None)
         stacks = [
             self._attachment,
@@ -244,6 +249,7 @@ class LinuxExecutor:
     def abandon(self) -> None:
         """Close our sockets and leave every kernel object (and the journal) as it is: what
         a killed process leaves behind (the lab's crash simulations)."""
+        self._held = None  # what waited dies with the process
         self.hold_journal_lines(None)
         self.ns.close()
         for sock in [*self._icmp.values(), *self._udp_by_port.values()]:
@@ -309,7 +315,68 @@ class LinuxExecutor:
         if handler is None:
             raise NotImplementedError(f"no Linux executor for {type(action).__name__}")
         self.stats[type(action).__name__] += 1
+        held = self._held
+        if held is not None and held.waiting and type(action) not in _HOLDABLE:
+            self._carry_out_held()  # what came before is done before it, as without holding
         handler(self, action)
+
+    # -- a read's actions together (issue 13) ------------------------------------------
+
+    def hold_actions(self) -> None:
+        """From now until :meth:`release_actions` (the driver: one read of the control
+        socket, one timer) the kernel work of first registrations is gathered and done
+        together: the routes and proxy entries asked for in one netlink message
+        (:meth:`Netns.send_requests`), then the first gratuitous ARPs, then the journal's
+        lines in one write, then -- only then -- the replies, in their order. So when a
+        reply leaves, what its registration asked of the kernel is there, its first
+        gratuitous ARP is on the wire and its records are in the journal file, as when
+        each action was carried out at once. Any other action first carries out what
+        waits (a barrier), as does a second request for the same address; a reply with
+        nothing waiting leaves at once (a renewal that changes nothing)."""
+        if self._held is None:
+            self._held = _Held()
+
+    def release_actions(self) -> list[tuple[Action, Exception]]:
+        """Carry out what waits and stop holding. Returns the actions that failed, each
+        with its exception (what :meth:`execute` would have raised for it: a route that
+        fails is its binding's failure, and the others of the message are done)."""
+        held = self._held
+        if held is None:
+            return []
+        try:
+            self._carry_out_held()
+        finally:
+            self._held = None
+        return held.failed
+
+    def _carry_out_held(self) -> None:
+        held = self._held
+        assert held is not None
+        kernel, arps, sends = held.kernel, held.arps, held.sends
+        held.kernel, held.arps, held.sends = [], [], []
+        held.keys.clear()
+        failed = held.failed
+        if kernel:
+            answers = self.ns.send_requests([request for _a, request, _then in kernel])
+            for (action, _request, then), err in zip(kernel, answers, strict=True):
+                if err is None and then is not None:
+                    try:
+                        then()
+                    except Exception as exc:
+                        err = exc
+                if err is not None:
+                    failed.append((action, err))
+        for action, first, repeats in arps:
+            try:
+                first()
+                repeats()
+            except Exception as exc:
+                failed.append((action, exc))
+        for reply in sends:
+            try:
+                self._send_udp(reply)
+            except Exception as exc:
+                failed.append((reply, exc))
 
     # -- sending ----------------------------------------------------------------------
 
@@ -321,6 +388,15 @@ class LinuxExecutor:
         return sock
 
     def send_udp(self, a: SendUdp) -> None:
+        held = self._held
+        if held is not None and held.waiting:
+            if a.link_dst is None:
+                held.sends.append(a)  # after what the actions before it asked for
+                return
+            self._carry_out_held()
+        self._send_udp(a)
+
+    def _send_udp(self, a: SendUdp) -> None:
         journal = self.journal
         if journal is not None and journal.pending:
             # what the kernel holds for this registration is in the journal before the
@@ -361,6 +437,13 @@ class LinuxExecutor:
     # -- ARP --------------------------------------------------------------------------
 
     def proxy_arp(self, a: ProxyArp) -> None:
+        held = self._held
+        if (
+            held is not None
+            and held.waiting
+            and (not a.enable or ("proxy", a.interface, a.address) in held.keys)
+        ):
+            self._carry_out_held()
         if a.enable:
             if a.interface not in self._proxy_immediate:
                 # The kernel delays proxy ARP replies by up to proxy_delay (0.8 s by default).
@@ -369,7 +452,14 @@ class LinuxExecutor:
                 # §4.6) and undo them in the neighbours' caches: answer at once instead.
                 self.ns.sysctl(f"net.ipv4.neigh.{a.interface}.proxy_delay", 0)
                 self._proxy_immediate.add(a.interface)
-            self.ns.add_proxy_neighbour(a.interface, a.address)
+            held = self._held
+            if held is None:
+                self.ns.add_proxy_neighbour(a.interface, a.address)
+                return
+            request = self.ns.proxy_neighbour_request(a.interface, a.address)
+            if request is not None:
+                held.kernel.append((a, request, None))
+                held.keys.add(("proxy", a.interface, a.address))
         else:
             self.ns.del_proxy_neighbour(a.interface, a.address)
             # the announcements of the agent's own address for the node are over too
@@ -381,6 +471,9 @@ class LinuxExecutor:
         one still to go out: a node that left home and came back within the repeats
         (RFC 5944 §4.6) would otherwise have its own address taken back from it by the
         home agent's last announcement of its own."""
+        held = self._held
+        if held is not None and ("arp", a.interface, a.address) in held.keys:
+            self._carry_out_held()
         count = max(0, min(a.count, 10))
         self._cancel_garp_repeats(a.interface, a.address)
         if count == 0:
@@ -397,16 +490,23 @@ class LinuxExecutor:
             if self._garp_repeats.get(key) is pending:
                 del self._garp_repeats[key]  # nothing left to cancel: no entry kept
 
+        def repeats() -> None:
+            for i in range(1, count):
+                if self.call_later is not None and self.garp_interval > 0:
+                    pending.append(
+                        self.call_later(self.garp_interval * i, last if i == count - 1 else one)
+                    )
+                else:
+                    one()
+            if pending:
+                self._garp_repeats[key] = pending
+
+        if held is not None:  # the first one after the proxy entries asked for before it
+            held.arps.append((a, one, repeats))
+            held.keys.add(("arp", a.interface, a.address))
+            return
         one()
-        for i in range(1, count):
-            if self.call_later is not None and self.garp_interval > 0:
-                pending.append(
-                    self.call_later(self.garp_interval * i, last if i == count - 1 else one)
-                )
-            else:
-                one()
-        if pending:
-            self._garp_repeats[key] = pending
+        repeats()
 
     def _cancel_garp_repeats(self, interface: str, address: IPv4Address) -> None:
         for handle in self._garp_repeats.pop((interface, address), ()):
@@ -421,6 +521,9 @@ class LinuxExecutor:
         and flags; only the expiry moves) does no kernel work at all: the route, the
         tunnel-table entry and the fast-path entry are already what it asks for
         (counted: ``binding_unchanged`` against ``binding_installed``)."""
+        held = self._held
+        if held is not None and ("binding", a.home_address) in held.keys:
+            self._carry_out_held()
         fwd = self._fwd("InstallBinding")
         wanted = _binding_state(a)
         installed = self._installed.get(a.home_address)
@@ -434,7 +537,23 @@ class LinuxExecutor:
         if stack is None:
             stack = self._bindings[a.home_address] = self.ns.new_stack(f"binding {a.home_address}")
         # a renewal replaces the route with the same record: nothing new on the stack
-        self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
+        if held is None:
+            self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
+            self._binding_routed(a, fwd, stack, new, wanted)
+            return
+        request = self.ns.host_route_request(a.home_address, fwd.tun.name, undo=stack)
+        held.kernel.append((a, request, lambda: self._binding_routed(a, fwd, stack, new, wanted)))
+        held.keys.add(("binding", a.home_address))
+
+    def _binding_routed(
+        self,
+        a: InstallBinding,
+        fwd: Forwarder,
+        stack: UndoStack,
+        new: bool,
+        wanted: tuple[object, ...],
+    ) -> None:
+        """The rest of :meth:`install_binding` once the binding's route is there."""
         fast = self.fast_path
         if fast is not None:
             home = a.home_address
@@ -867,6 +986,33 @@ class LinuxExecutor:
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
+
+
+@dataclass
+class _Held:
+    """What :meth:`LinuxExecutor.hold_actions` gathered, in the order it is carried out."""
+
+    #: routes and proxy entries: the action, its request, what follows its success
+    kernel: list[tuple[Action, PendingRequest, Callable[[], None] | None]] = field(
+        default_factory=list
+    )
+    #: first gratuitous ARPs: the action, the first frame, the repeats' scheduling
+    arps: list[tuple[Action, Callable[[], None], Callable[[], None]]] = field(default_factory=list)
+    #: replies, in their order
+    sends: list[SendUdp] = field(default_factory=list)
+    #: ("binding", home) / ("proxy" | "arp", interface, address) waiting: a second
+    #: action for one of them carries out what waits first
+    keys: set[tuple[object, ...]] = field(default_factory=set)
+    failed: list[tuple[Action, Exception]] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.kernel or self.arps or self.sends)
+
+
+#: the actions :meth:`LinuxExecutor.hold_actions` may hold (each handler decides), and the
+#: log lines; any other carries out what waits first
+_HOLDABLE = frozenset({InstallBinding, ProxyArp, GratuitousArp, SendUdp, Log})
 
 
 def _binding_state(a: InstallBinding) -> tuple[object, ...]:

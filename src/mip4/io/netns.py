@@ -36,6 +36,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import TypeVar
@@ -44,7 +45,7 @@ from .nlthread import NetlinkThread, NlMessage
 from .rtnl import NUD_PERMANENT as NUD_PERMANENT
 from .rtnl import NetlinkRequestError as NetlinkRequestError
 from .rtnl import NetnsError as NetnsError
-from .rtnl import RtnlSocket
+from .rtnl import Request, RtnlSocket
 from .undo import (
     RT_TABLE_MAIN,
     AddressRecord,
@@ -672,6 +673,86 @@ class Netns:
         oif = self._with_index(ifname, request)
         self._owner(undo).push(RouteRecord(str(address), 32, RT_TABLE_MAIN, oif, None))
 
+    # -- the requests of several bindings in one message (issue 13) ----------------------
+
+    def host_route_request(
+        self, address: IPv4Address, ifname: str, *, undo: UndoStack | None = None
+    ) -> PendingRequest:
+        """What :meth:`add_host_route` does, to be done by :meth:`send_requests` together
+        with other requests: the index is looked up now, the request is sent and the
+        record pushed then."""
+        direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
+
+        def alone() -> None:
+            self.add_host_route(address, ifname, undo=undo)
+
+        if direct is None:
+            return PendingRequest(None, ifname, False, alone, None)
+        cached = ifname in self._indexes
+        oif = self.index(ifname)
+        record = RouteRecord(str(address), 32, RT_TABLE_MAIN, oif, None)
+        owner = self._owner(undo)
+        return PendingRequest(
+            direct.host_route_request("replace", address.packed, oif),
+            ifname,
+            cached,
+            alone,
+            lambda: owner.push(record),
+        )
+
+    def proxy_neighbour_request(self, ifname: str, address: IPv4Address) -> PendingRequest | None:
+        """What :meth:`add_proxy_neighbour` does, for :meth:`send_requests`; ``None`` when
+        the address is answered for already (nothing to ask)."""
+        dst = str(address)
+        if self._proxy_record(ifname, dst) is not None:
+            return None
+        direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
+
+        def alone() -> None:
+            self.add_proxy_neighbour(ifname, address)
+
+        if direct is None or type(address) is not IPv4Address:
+            return PendingRequest(None, ifname, False, alone, None)
+        cached = ifname in self._indexes
+        record = ProxyNeighbourRecord(dst, self.index(ifname), ifname)
+
+        def done() -> None:
+            self.stack.push(record)
+            self._proxies[(ifname, dst)] = record
+
+        request = direct.proxy_neighbour_request("replace", address.packed, record.ifindex)
+        return PendingRequest(request, ifname, cached, alone, done)
+
+    def send_requests(self, pending: Sequence[PendingRequest]) -> list[Exception | None]:
+        """Carry ``pending`` out in order: the requests of the direct path in one message
+        (:meth:`RtnlSocket.send_batch`), each one's record pushed when the kernel
+        acknowledged it. The answer for each is ``None`` or the exception
+        :meth:`add_host_route` / :meth:`add_proxy_neighbour` would have raised alone:
+        one that fails does not stop the others. A request that failed because its
+        remembered interface index is gone is made again alone (with the index looked up
+        again, as :meth:`_with_index` does)."""
+        direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
+        batch = [p.request for p in pending if p.request is not None]
+        answers = iter(direct.send_batch(batch) if direct is not None and batch else [])
+        out: list[Exception | None] = []
+        for p in pending:
+            err: Exception | None = None
+            try:
+                if p.request is None or p.done is None:
+                    p.alone()
+                else:
+                    err = next(answers)
+                    if err is None:
+                        p.done()
+                    elif p.cached and err.code == errno.ENODEV:
+                        self.forget_links(p.ifname)
+                        err = None
+                        p.alone()
+            except Exception as exc:
+                err = exc
+            out.append(err)
+        return out
+
     def _del_route(self, spec: dict[str, object]) -> bool:
         """Delete one route; ``False`` if there was none. Scope ``RT_SCOPE_NOWHERE`` is the
         kernel's wildcard (pyroute2 would send 0, which matches only universe routes)."""
@@ -881,6 +962,21 @@ class Netns:
         TUN device). Silently does nothing on a kernel without IPv6."""
         with contextlib.suppress(FileNotFoundError):
             self.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", 1, restore=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A route or proxy entry to be asked for with others (:meth:`Netns.send_requests`):
+    the direct path's ``request`` and what to do once the kernel acknowledged it
+    (``done``: push its record), or -- without the direct path -- ``alone``, the general
+    call; ``alone`` is also the retry of a request whose remembered index (``cached``)
+    was gone."""
+
+    request: Request | None
+    ifname: str
+    cached: bool
+    alone: Callable[[], None]
+    done: Callable[[], object] | None
 
 
 def _rule_spec(record: RuleRecord) -> dict[str, object]:

@@ -10,11 +10,17 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Sequence
 from typing import cast
 
 from .undo import RT_TABLE_MAIN
 
 NUD_PERMANENT = 0x80
+
+
+#: one netlink request of :meth:`RtnlSocket.send_batch`: message type, command ("add",
+#: "replace", "del"), body, and what an error names
+Request = tuple[int, str, bytes, str]
 
 
 class NetnsError(OSError):
@@ -203,6 +209,75 @@ class RtnlSocket:
             _NDMSG.pack(socket.AF_INET, ifindex, NUD_PERMANENT, _NTF_PROXY, 0) + _DST4_NDA + dst,
             f"neigh {command}",
         )
+
+    # -- several requests in one message (issue 13) ---------------------------------------
+
+    def host_route_request(self, command: str, dst: bytes, oif: int) -> Request:
+        """What :meth:`host_route` sends, for :meth:`send_batch`."""
+        kind = _RTM_NEWROUTE if command != "del" else _RTM_DELROUTE
+        return (kind, command, _host_route_body(command, dst, oif), f"route {command}")
+
+    def proxy_neighbour_request(self, command: str, dst: bytes, ifindex: int) -> Request:
+        """What :meth:`proxy_neighbour` sends, for :meth:`send_batch`."""
+        body = _NDMSG.pack(socket.AF_INET, ifindex, NUD_PERMANENT, _NTF_PROXY, 0) + _DST4_NDA + dst
+        return (
+            _RTM_DELNEIGH if command == "del" else _RTM_NEWNEIGH,
+            command,
+            body,
+            f"neigh {command}",
+        )
+
+    #: the most requests in one ``send`` (their acknowledgements wait in the socket's
+    #: receive buffer until they are read: an acknowledgement is a buffer of its own)
+    BATCH_MAX = 64
+
+    def send_batch(self, requests: Sequence[Request]) -> list[NetlinkRequestError | None]:
+        """Send ``requests`` (from :meth:`host_route_request`, :meth:`proxy_neighbour_request`)
+        -- each its own netlink message with ``NLM_F_ACK`` and sequence number -- in one
+        ``send`` per :data:`BATCH_MAX` of them, then read their acknowledgements: one
+        system call where each request made two. The kernel handles the messages of a
+        buffer one after the other and acknowledges each, a failed one as well, and goes
+        on with the next (``netlink_rcv_skb``): the answer for each request, in order, is
+        ``None`` (done) or the :class:`NetlinkRequestError` :meth:`host_route` would
+        have raised for it alone."""
+        out: list[NetlinkRequestError | None] = []
+        for start in range(0, len(requests), self.BATCH_MAX):
+            out += self._send_chunk(requests[start : start + self.BATCH_MAX])
+        return out
+
+    def _send_chunk(self, requests: Sequence[Request]) -> list[NetlinkRequestError | None]:
+        n = len(requests)
+        results: list[NetlinkRequestError | None] = [None] * n
+        with self._lock:
+            first = (self._seq + 1) & 0xFFFFFFFF
+            parts = []
+            pack = _NLMSGHDR.pack
+            size = _NLMSGHDR.size
+            seq = first
+            for kind, command, body, _what in requests:
+                parts.append(pack(size + len(body), kind, _COMMAND_FLAGS[command], seq, 0))
+                parts.append(body)
+                seq = (seq + 1) & 0xFFFFFFFF
+            self._seq = (first + n - 1) & 0xFFFFFFFF
+            self._sock.send(b"".join(parts))
+            left = n
+            buf = self._buf
+            while left:
+                got = self._sock.recv_into(buf)
+                data = memoryview(buf)[:got]
+                offset = 0
+                while offset + _NLMSGHDR.size <= got:
+                    length, mtype, _, mseq, _ = _NLMSGHDR.unpack_from(data, offset)
+                    if length < _NLMSGHDR.size:
+                        break
+                    i = (mseq - first) & 0xFFFFFFFF
+                    if mtype == _NLMSG_ERROR and i < n:
+                        (error,) = _I32.unpack_from(data, offset + _NLMSGHDR.size)
+                        if error:
+                            results[i] = NetlinkRequestError(-error, requests[i][3])
+                        left -= 1
+                    offset += (length + 3) & ~3  # an answer to an earlier request: skipped
+        return results
 
     def _request(self, kind: int, command: str, body: bytes, what: str) -> None:
         with self._lock:

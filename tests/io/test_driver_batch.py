@@ -4,9 +4,12 @@ one ``next_deadline`` per readiness event, not one per datagram)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+
+import pytest
 
 from mip4.core.actions import Action, Log
 from mip4.core.counters import Counters
@@ -101,3 +104,59 @@ def test_feed_outside_a_reader_rearms_at_once() -> None:
         return engine.deadline_calls
 
     assert asyncio.run(go()) == 3
+
+
+class Holder(Recorder):
+    """An executor that holds actions (issue 13): records when it is told to hold and to
+    release, and fails every third action it held at release."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def execute(self, action: Action) -> None:
+        self.calls.append("execute")
+        super().execute(action)
+
+    def hold_actions(self) -> None:
+        self.calls.append("hold")
+
+    def release_actions(self) -> list[tuple[Action, Exception]]:
+        self.calls.append("release")
+        return [(a, RuntimeError(f"no {i}")) for i, a in enumerate(self.actions) if i % 3 == 2]
+
+
+def test_a_holding_executor_holds_one_reader_callback_and_failures_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def go() -> tuple[EngineDriver, Holder]:
+        engine = CountingEngine(period=10.0)
+        holder = Holder()
+        driver = EngineDriver(engine, holder, loop=asyncio.get_running_loop())
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        done = asyncio.Event()
+
+        def produce() -> list[Event]:
+            r.recv(100)
+            done.set()
+            return [_event(i) for i in range(6)]
+
+        driver.add_reader(r, produce)
+        w.send(b"go")
+        await done.wait()
+        await asyncio.sleep(0)
+        driver.run_actions([Log("y", {})])  # outside a reader: held and released itself
+        driver.close()
+        r.close()
+        w.close()
+        return driver, holder
+
+    with caplog.at_level(logging.ERROR, logger="mip4"):
+        driver, holder = asyncio.run(go())
+    # one hold and one release around the six events' actions, not one per event
+    assert holder.calls == ["hold", *["execute"] * 6, "release", "hold", "execute", "release"]
+    # failures reported at release: counted and logged as when execute raised
+    assert driver.stats["action_errors"] == 2 + 2
+    failed = [r for r in caplog.records if r.getMessage().startswith("executing")]
+    assert len(failed) == 4 and all(r.exc_info is not None for r in failed)

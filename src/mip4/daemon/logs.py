@@ -36,7 +36,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
+
+from mip4.io.undo import dotted
 
 from .config import LogFormat, LogLevel
 
@@ -67,7 +69,7 @@ def plain(value: object) -> object:
     if t is str or t is int:
         return value
     if t is IPv4Address:
-        return str(value)
+        return dotted(cast(IPv4Address, value))
     if value is None or isinstance(value, bool | str | float):
         return value
     if isinstance(value, Enum):
@@ -93,7 +95,7 @@ _NEEDS_QUOTES = re.compile(r'[\s"=]')
 def _text_value(value: object) -> str:
     t = type(value)
     if t is IPv4Address:
-        return str(value)  # dotted quad: never quoted (the usual field, first)
+        return dotted(cast(IPv4Address, value))  # never quoted (the usual field)
     if t is int:
         return int.__repr__(value)
     v = value if t is str else plain(value)
@@ -148,6 +150,8 @@ class LineFormatter(logging.Formatter):
         self.fmt, self.role, self.name = fmt, role, name
 
     def format(self, record: logging.LogRecord) -> str:
+        if _held:
+            write_held_lines()  # the engine's lines before it, as they were made before it
         event = getattr(record, "event", None) or "log"
         fields = dict(getattr(record, "fields", None) or {})
         if event == "log":
@@ -322,6 +326,7 @@ def engine_event(event: str, level: int, fields: dict[str, object]) -> None:
         log.log(level, event, extra={"event": event, "fields": dict(fields)})
         return
     handler, formatter = target
+    held = _held
     line = render(
         formatter.fmt,
         role=formatter.role,
@@ -331,6 +336,9 @@ def engine_event(event: str, level: int, fields: dict[str, object]) -> None:
         level=_LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
         when=time.time(),
     )
+    if held is not None and (not held or held[0][0] is handler):
+        held.append((handler, line + handler.terminator))
+        return
     failed = False
     handler.acquire()
     try:
@@ -343,6 +351,49 @@ def engine_event(event: str, level: int, fields: dict[str, object]) -> None:
         handler.release()
     if failed:  # as logging does: a line that cannot be written is reported, not raised
         log.log(level, event, extra={"event": event, "fields": dict(fields)})
+
+
+#: while the daemon's executor holds a read's actions (:func:`hold_lines`): the lines
+#: :func:`engine_event` made for its stream handler, written together at the end of the
+#: read (issue 13: one ``write`` and one flush where each line made its own). A line
+#: written through :mod:`logging` meanwhile writes them first (:meth:`LineFormatter.format`),
+#: so the file keeps the order in which the lines were made.
+_held: list[tuple[logging.StreamHandler[TextIO], str]] | None = None
+
+
+def hold_lines() -> None:
+    """Hold :func:`engine_event`'s lines until :func:`write_held_lines`."""
+    global _held
+    if _held is None:
+        _held = []
+
+
+def write_held_lines(*, stop: bool = False) -> None:
+    """Write the lines held, in one ``write``; with ``stop`` stop holding too."""
+    global _held
+    held = _held
+    if held is None:
+        return
+    _held = None if stop else []
+    if not held:
+        return
+    handler = held[0][0]
+    handler.acquire()
+    try:
+        stream = handler.stream
+        stream.write("".join(line for _h, line in held))
+        stream.flush()
+    except Exception as e:  # as logging does: reported, not raised
+        log.log(
+            logging.ERROR,
+            "daemon.log_write_failed",
+            extra={
+                "event": "daemon.log_write_failed",
+                "fields": {"lines": len(held), "error": str(e)},
+            },
+        )
+    finally:
+        handler.release()
 
 
 def event(name: str, level: int = logging.INFO, **fields: object) -> None:

@@ -422,14 +422,20 @@ class DaemonExecutor:
         self.inner.execute(action)
 
     def hold_actions(self) -> None:
-        """The inner executor's (issue 13: a read's kernel work together), if it has it."""
+        """The inner executor's (issue 13: a read's kernel work together), if it has it;
+        the log lines of the read are held too, and written together when it is released
+        (:func:`logs.hold_lines`)."""
         hold = getattr(self.inner, "hold_actions", None)
         if hold is not None:
             hold()
+        logs.hold_lines()
 
     def release_actions(self) -> list[tuple[Action, Exception]]:
         release = getattr(self.inner, "release_actions", None)
-        failed: list[tuple[Action, Exception]] = release() if release is not None else []
+        try:
+            failed: list[tuple[Action, Exception]] = release() if release is not None else []
+        finally:
+            logs.write_held_lines(stop=True)
         return failed
 
 

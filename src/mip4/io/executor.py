@@ -114,7 +114,7 @@ from .rawsock import (
     send_to_link,
     send_udp,
 )
-from .undo import Journal, RouteRecord, UndoStack
+from .undo import Journal, RouteRecord, UndoStack, dotted
 
 log = logging.getLogger("mip4")
 
@@ -535,7 +535,8 @@ class LinuxExecutor:
         stack = self._bindings.get(a.home_address)
         new = stack is None
         if stack is None:
-            stack = self._bindings[a.home_address] = self.ns.new_stack(f"binding {a.home_address}")
+            name = "binding " + dotted(a.home_address)
+            stack = self._bindings[a.home_address] = self.ns.new_stack(name)
         # a renewal replaces the route with the same record: nothing new on the stack
         if held is None:
             self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
@@ -558,7 +559,7 @@ class LinuxExecutor:
         if fast is not None:
             home = a.home_address
             if new:  # one record per binding, undone before its route
-                stack.callback(f"bpf binding {home}", lambda: fast.remove(home))
+                stack.callback("bpf binding " + dotted(home), lambda: fast.remove(home))
             fast.sync(home, fwd.table.bindings.get(int(home), []))
         if a.broadcast and a.home_interface is not None:
             # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too

@@ -60,6 +60,7 @@ from .undo import (
     SysctlRecord,
     UndoStack,
     WithdrawnRouteRecord,
+    dotted,
 )
 
 NETNS_RUN_DIR = Path("/run/netns")
@@ -690,7 +691,7 @@ class Netns:
             return PendingRequest(None, ifname, False, alone, None)
         cached = ifname in self._indexes
         oif = self.index(ifname)
-        record = RouteRecord(str(address), 32, RT_TABLE_MAIN, oif, None)
+        record = RouteRecord(dotted(address), 32, RT_TABLE_MAIN, oif, None)
         owner = self._owner(undo)
         return PendingRequest(
             direct.host_route_request("replace", address.packed, oif),
@@ -703,7 +704,7 @@ class Netns:
     def proxy_neighbour_request(self, ifname: str, address: IPv4Address) -> PendingRequest | None:
         """What :meth:`add_proxy_neighbour` does, for :meth:`send_requests`; ``None`` when
         the address is answered for already (nothing to ask)."""
-        dst = str(address)
+        dst = dotted(address)
         if self._proxy_record(ifname, dst) is not None:
             return None
         direct: RtnlSocket | None = getattr(self.ipr, "direct", None)

@@ -30,13 +30,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from ipaddress import IPv4Address
 from json.encoder import encode_basestring_ascii as _encode_string
 from pathlib import Path
 from typing import TextIO
 
 RT_TABLE_MAIN = 254
+
+
+def dotted(address: IPv4Address) -> str:
+    """``str(address)``, a fifth of its cost (``inet_ntoa`` of the 4 bytes; issue 13: a
+    first registration writes its home address as text in its records, its undo stack's
+    name and its log line)."""
+    return _inet_ntoa(int(address).to_bytes(4, "big"))
+
+
+_inet_ntoa = socket.inet_ntoa
 
 
 @dataclass(frozen=True)

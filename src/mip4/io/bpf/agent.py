@@ -205,6 +205,11 @@ class FastPath:
         #: what each owner (a binding, a visitor, the attachment) holds
         self._peers_of: dict[Hashable, set[Peer]] = {}
         self._peer_refs: Counter[tuple[IPv4Address, IPv4Address]] = Counter()
+        #: the value last written to the map for each peer held (see :meth:`_hold_peers`)
+        self._peer_written: dict[tuple[IPv4Address, IPv4Address], Peer] = {}
+        #: per shared tunnel-table entry (the executor keeps one per care-of address): its
+        #: program view, made once (:func:`bpf_tunnel`)
+        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel]] = {}
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
         #: the next hop found for a tunnel exit while an entry made for it is held: a
@@ -316,19 +321,27 @@ class FastPath:
 
     # -- peers and neighbours, owned -------------------------------------------------------
 
-    def _hold_peers(self, owner: Hashable, peers: Iterable[Peer]) -> None:
-        """``owner`` now holds exactly ``peers`` (a peer stays while anyone holds it)."""
-        old = self._peers_of.pop(owner, set())
+    def _hold_peers(self, owner: Hashable, peers: Iterable[Peer], *, rewrite: bool = True) -> None:
+        """``owner`` now holds exactly ``peers`` (a peer stays while anyone holds it).
+        Without ``rewrite`` a peer already held with the same value is not written to the
+        map again (the home agent's bindings: every first registration behind one
+        care-of address holds the same peer, issue 13); with it, it is -- a visitor puts
+        back a peer the edge tunnels took out of the map behind this object's back."""
+        old = self._peers_of.pop(owner, None)
         new = set(peers)
-        for p in new - old:
+        written = self._peer_written
+        for p in new if old is None else new - old:
             key = (p.local, p.remote)
-            self.plane.set_peer(p)
+            if rewrite or written.get(key) != p:
+                self.plane.set_peer(p)
+                written[key] = p
             self._peer_refs[key] += 1
-        for p in old - new:
+        for p in () if old is None else old - new:
             key = (p.local, p.remote)
             self._peer_refs[key] -= 1
             if self._peer_refs[key] <= 0:
                 del self._peer_refs[key]
+                written.pop(key, None)
                 self.plane.del_peer(p.local, p.remote)
         if new:
             self._peers_of[owner] = new
@@ -406,15 +419,21 @@ class FastPath:
         a peer whose reverse-tunnelled datagrams are decapsulated (RFC 3024)."""
         owner = ("binding", home)
         if len(entries) == 1 and not entries[0].tunnel.gre_checksum:
-            self.plane.set_binding(home, bpf_tunnel(entries[0]))
-            self.keep_neighbour(owner, entries[0].tunnel.dst)
+            entry = entries[0]
+            known = self._bpf_tunnels.get(id(entry))
+            if known is None or known[0] is not entry:
+                if len(self._bpf_tunnels) >= 4096:
+                    self._bpf_tunnels.clear()
+                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry))
+            self.plane.set_binding(home, known[1])
+            self.keep_neighbour(owner, entry.tunnel.dst)
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
         # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
         # address bound to it (the program checks mip4_bindings)
         peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
-        self._hold_peers(owner, peers)
+        self._hold_peers(owner, peers, rewrite=False)
 
     def remove(self, home: IPv4Address) -> None:
         self.plane.del_binding(home)

@@ -233,12 +233,14 @@ def test_a_newer_gratuitous_arp_cancels_the_repeats_of_an_older_one(
     home, and the node's address when it comes back. If the node is back before the first
     announcement's repeats are out, the last repeat must not take the address back from it
     (seen in the lab: a node away and home again within 0.4 s)."""
-    import mip4.io.executor as executor_mod
+    import mip4.io.rawsock as rawsock_mod
     from mip4.core.actions import GratuitousArp, ProxyArp
 
     sent: list[bytes | None] = []
+    # (no home0 here: the executor's ArpSender has no bound socket for it and sends with
+    # send_gratuitous_arp)
     monkeypatch.setattr(
-        executor_mod, "send_gratuitous_arp", lambda _i, _a, mac, count, sock: sent.append(mac)
+        rawsock_mod, "send_gratuitous_arp", lambda _i, _a, mac, count, sock: sent.append(mac)
     )
     scheduled: list[tuple[float, Callable[[], None], SimpleNamespace]] = []
 

@@ -135,3 +135,53 @@ def test_the_link_monitor_forgets_them_too(
     finally:
         mon.close()
         sock.close()
+
+
+def test_the_bound_arp_sender_sends_the_same_frames_in_one_system_call_each(
+    link: tuple[Netns, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:class:`ArpSender` (issue 13): the frame ``send_gratuitous_arp`` sends, Ethernet
+    header included, from a socket bound to the interface (no ``sendto`` naming it); an
+    announcement's repeats reuse its frame while the address is kept, and announce the new
+    one once the link notification made it forgotten; a frame for another hardware address
+    (the node's) announces that one."""
+    ns, _cap = link
+    with entered(ns.name):
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    raw.bind(("v1", ETH_P_ARP))
+    sock = open_packet_sender(ns.name)
+    changes = LinkChanges(ns.name)
+    sender = rawsock.ArpSender(ns.name, lambda: sock, keep=True)
+    try:
+
+        def frame() -> bytes:
+            ready, _, _ = select.select([raw], [], [], 2.0)
+            assert ready, "no ARP frame"
+            return raw.recv(2048)
+
+        send_gratuitous_arp("v0", ADDRESS, count=1, sock=sock)
+        theirs = frame()
+        asked = _count_ioctls(monkeypatch)
+        announce = sender.announcement("v0", ADDRESS)
+        for _ in range(3):
+            announce()
+            assert frame() == theirs
+        assert asked == ["v0"]  # the own address asked once for the three
+        assert sender._links["v0"] is not None  # through the bound socket
+        node = bytes.fromhex("020000000c03")
+        sender.announcement("v0", ADDRESS, node)()
+        send_gratuitous_arp("v0", ADDRESS, node, count=1, sock=sock)
+        assert frame() == frame()
+        changes.read()
+        _change_address(ns, MAC_B)
+        deadline = 50
+        while "v0" not in changes.read() and deadline:  # the notification, bounded
+            select.select([changes.sock], [], [], 0.1)
+            deadline -= 1
+        announce()  # a repeat after the change: the new address
+        assert frame()[22:28].hex(":") == MAC_B
+    finally:
+        sender.close()
+        changes.close()
+        sock.close()
+        raw.close()

@@ -106,11 +106,11 @@ from .rawsock import (
     IP_PKTINFO,
     IP_TTL,
     PKTINFO,
+    ArpSender,
     LinkUdpSender,
     keep_hardware_addresses,
     open_packet_sender,
     open_udp_control,
-    send_gratuitous_arp,
     send_to_link,
     send_udp,
 )
@@ -157,6 +157,7 @@ class LinuxExecutor:
     _packet: socket.socket | None = field(default=None, init=False)
     _keep_hardware: bool = field(default=False, init=False)
     _link_sender: LinkUdpSender | None = field(default=None, init=False)
+    _arp_sender: ArpSender | None = field(default=None, init=False)
     _icmp: dict[str, socket.socket] = field(default_factory=dict, init=False)
     _udp_by_port: dict[int, socket.socket] = field(default_factory=dict, init=False)
     _rules: dict[tuple[IPv4Address, str | None], int] = field(default_factory=dict, init=False)
@@ -256,6 +257,9 @@ class LinuxExecutor:
             if sock is not self.udp:
                 sock.close()
         self._icmp.clear()
+        if self._arp_sender is not None:
+            self._arp_sender.close()
+            self._arp_sender = None
         if self._link_sender is not None:
             self._link_sender.close()
         if self._packet is not None:
@@ -285,6 +289,20 @@ class LinuxExecutor:
         self._keep_hardware = True
         if self._packet is not None:
             keep_hardware_addresses(self._packet)
+        if self._arp_sender is not None:
+            self._arp_sender.keep_hardware_addresses()
+
+    @property
+    def arp_sender(self) -> ArpSender:
+        """Gratuitous ARPs on packet sockets bound to their interface (issue 13), each
+        announcement's frame made once for its repeats (:class:`~mip4.io.rawsock.ArpSender`;
+        :attr:`packet` where an interface has no bound socket)."""
+        sender = self._arp_sender
+        if sender is None:
+            sender = self._arp_sender = ArpSender(
+                self.netns, lambda: self.packet, keep=self._keep_hardware
+            )
+        return sender
 
     @property
     def link_sender(self) -> LinkUdpSender:
@@ -479,8 +497,7 @@ class LinuxExecutor:
         if count == 0:
             return
 
-        def one() -> None:
-            send_gratuitous_arp(a.interface, a.address, a.link_address, count=1, sock=self.packet)
+        one = self.arp_sender.announcement(a.interface, a.address, a.link_address)
 
         key = (a.interface, a.address)
         pending: list[object] = []

@@ -596,6 +596,105 @@ def send_gratuitous_arp(
             s.close()
 
 
+class ArpSender:
+    """Gratuitous ARPs (issue 13: three per first registration) sent whole -- the Ethernet
+    header the kernel would write for :func:`send_gratuitous_arp`, and its ARP request --
+    with ``send`` on a ``SOCK_RAW`` packet socket bound to their interface: a ``sendto``
+    with the interface's name makes CPython ask the kernel for its index on every frame.
+    One bound socket per Ethernet interface, opened in ``netns`` when first needed; an
+    announcement's frame is made once and sent again for its repeats while the
+    interface's hardware address is the one it was made with (asked with
+    :func:`own_hardware_address` on the bound socket, kept there when ``keep`` and then
+    forgotten on link notifications as for any socket). On an interface that is not
+    Ethernet, or once its bound socket fails because the interface is gone (``ENXIO``,
+    ``ENODEV``), a frame goes through ``fallback()`` (:func:`send_gratuitous_arp`) --
+    the same frame, the same error if it fails there too."""
+
+    def __init__(
+        self, netns: str | None, fallback: Callable[[], socket.socket], *, keep: bool = False
+    ) -> None:
+        self.netns = netns
+        self.fallback = fallback
+        self.keep = keep
+        #: interface -> its bound socket (``None``: not Ethernet, use ``fallback``)
+        self._links: dict[str, socket.socket | None] = {}
+
+    def _link(self, interface: str) -> socket.socket | None:
+        if interface in self._links:
+            return self._links[interface]
+        import fcntl
+
+        link: socket.socket | None = None
+        try:
+            with entered(self.netns):
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+        except OSError:  # no packet sockets here: the fallback's error, if any, is the one
+            self._links[interface] = None
+            return None
+        try:
+            ifr = fcntl.ioctl(sock.fileno(), 0x8927, struct.pack("16s16x", interface.encode()))
+            if struct.unpack_from("=H", ifr, 16)[0] == ARPHRD_ETHER:  # SIOCGIFHWADDR
+                sock.bind((interface, 0))  # protocol 0: it receives nothing
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+                link = _nonblocking(sock)
+                if self.keep:
+                    keep_hardware_addresses(link)
+        except OSError:
+            link = None
+        if link is None:
+            sock.close()
+        self._links[interface] = link
+        return link
+
+    def keep_hardware_addresses(self) -> None:
+        """Keep the interfaces' hardware addresses from now on (see :class:`ArpSender`)."""
+        self.keep = True
+        for link in self._links.values():
+            if link is not None:
+                keep_hardware_addresses(link)
+
+    def announcement(
+        self, interface: str, address: IPv4Address, link_address: bytes | None = None
+    ) -> Callable[[], None]:
+        """A function that sends one gratuitous ARP request announcing ``address`` at
+        ``link_address`` (default: the interface's own) on ``interface``: what
+        ``send_gratuitous_arp(interface, address, link_address, count=1, ...)`` sends."""
+        made: list[bytes] = []  # [own hardware address, frame]
+
+        def send() -> None:
+            link = self._link(interface)
+            if link is not None:
+                own = own_hardware_address(link, interface)
+                if not made or made[0] != own:
+                    arp = gratuitous_arp(address, link_address or own)
+                    made[:] = [own, BROADCAST_MAC + own + _ETHERTYPE_ARP + arp]
+                try:
+                    link.send(made[1])
+                    return
+                except OSError as e:
+                    if e.errno not in _GONE:
+                        raise
+                    self._forget_link(interface)
+            send_gratuitous_arp(interface, address, link_address, count=1, sock=self.fallback())
+
+        return send
+
+    def _forget_link(self, interface: str) -> None:
+        old = self._links.pop(interface, None)
+        if old is not None:
+            old.close()
+
+    def close(self) -> None:
+        for link in self._links.values():
+            if link is not None:
+                link.close()
+        self._links.clear()
+
+
+_ETHERTYPE_ARP = ETH_P_ARP.to_bytes(2, "big")
+
+
 # ----------------------------------------------------------------------------------------
 # UDP 434
 # ----------------------------------------------------------------------------------------

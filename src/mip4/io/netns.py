@@ -36,10 +36,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .nlthread import NetlinkThread, NlMessage
 from .rtnl import NUD_PERMANENT as NUD_PERMANENT
@@ -965,13 +964,12 @@ class Netns:
             self.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", 1, restore=False)
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRequest:
+class PendingRequest(NamedTuple):
     """A route or proxy entry to be asked for with others (:meth:`Netns.send_requests`):
     the direct path's ``request`` and what to do once the kernel acknowledged it
     (``done``: push its record), or -- without the direct path -- ``alone``, the general
     call; ``alone`` is also the retry of a request whose remembered index (``cached``)
-    was gone."""
+    was gone. (A tuple: two are made per first registration.)"""
 
     request: Request | None
     ifname: str

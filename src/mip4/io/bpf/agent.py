@@ -209,7 +209,7 @@ class FastPath:
         self._peer_written: dict[tuple[IPv4Address, IPv4Address], Peer] = {}
         #: per shared tunnel-table entry (the executor keeps one per care-of address): its
         #: program view, made once (:func:`bpf_tunnel`)
-        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel]] = {}
+        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel, Peer]] = {}
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
         #: the next hop found for a tunnel exit while an entry made for it is held: a
@@ -424,15 +424,17 @@ class FastPath:
             if known is None or known[0] is not entry:
                 if len(self._bpf_tunnels) >= 4096:
                     self._bpf_tunnels.clear()
-                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry))
+                peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True)
+                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), peer)
             self.plane.set_binding(home, known[1])
             self.keep_neighbour(owner, entry.tunnel.dst)
+            peers = [known[2]]
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
+            peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
         # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
         # address bound to it (the program checks mip4_bindings)
-        peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
         self._hold_peers(owner, peers, rewrite=False)
 
     def remove(self, home: IPv4Address) -> None:

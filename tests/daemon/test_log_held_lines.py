@@ -9,7 +9,8 @@ import io
 import logging
 import time
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from enum import Enum
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
@@ -89,3 +90,41 @@ def test_held_lines_are_the_same_bytes_in_the_same_order_in_fewer_writes(
     assert one_by_one.count("\n") == 7
     assert writes_alone == 7 and writes_held == 3  # three held, the warning, three held
     assert logs._held is None  # released: written as they come again
+
+
+class Colour(Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        IPv4Address("10.1.0.16"),
+        0,
+        -7,
+        600,
+        True,
+        False,
+        None,
+        "register",
+        "",
+        'quo"te',
+        "a b",
+        "a=b",
+        "é ü",
+        1.5,
+        [1, IPv4Address("10.0.0.1")],
+        {"a": None},
+        b"\x01\x02",
+        IPv4Network("10.0.0.0/24"),
+        Colour.RED,
+    ],
+)
+def test_a_text_line_writes_each_field_as_text_value_does(value: object) -> None:
+    """The text line's fields with their usual cases first (addresses, integers, None,
+    strings kept): ``k=_text_value(v)`` for every kind, the same string twice too."""
+    for _ in range(2):
+        line = logs.render(
+            LogFormat.TEXT, role="ha", name="n", event="e", fields={"k": value}, when=0.0
+        )
+        assert line.split(" ", 3)[3] == f"k={logs._text_value(value)}"

@@ -136,8 +136,30 @@ def render(
     if level != "info":
         parts.append(level.upper())
     parts.append(event)
-    parts += [f"{k}={_text_value(v)}" for k, v in fields.items()]
+    for k, v in fields.items():
+        # _text_value(v), its usual cases first (issue 13: a line per first registration)
+        t = type(v)
+        if t is IPv4Address:
+            parts.append(f"{k}={dotted(cast(IPv4Address, v))}")
+        elif t is int:
+            parts.append(f"{k}={int.__repr__(v)}")
+        elif v is None:
+            parts.append(f"{k}=-")
+        elif t is str:
+            text = _STRING_TEXT.get(cast(str, v))
+            if text is None:
+                if len(_STRING_TEXT) >= 4096:
+                    _STRING_TEXT.clear()
+                text = _STRING_TEXT[cast(str, v)] = _text_value(v)
+            parts.append(f"{k}={text}")
+        else:
+            parts.append(f"{k}={_text_value(v)}")
     return " ".join(parts)
+
+
+#: a string field's text (quoted or not): the same few words again and again ("register",
+#: "IPIP"); bounded, emptied when full
+_STRING_TEXT: dict[str, str] = {}
 
 
 class LineFormatter(logging.Formatter):

@@ -158,3 +158,23 @@ def test_the_subscriber_table_matches_the_keys_and_loads(tmp_path: Path) -> None
     for i in (0, 65535, 65536, 69_999):
         sa = store.get(nodes.home_address(i), nodes.spi(i))
         assert sa is not None and sa.key == nodes.key(i)
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+@needs_cc
+def test_first_registration_passes_against_a_baseline_tree(prefix: str) -> None:
+    """``python -m mip4.tools.bench_registrations.first`` (issue 13): two home agents, this
+    tree and a baseline tree (here: the same), measured pass for pass."""
+    from mip4.tools.bench_registrations.first import measure
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    out = measure(300, 2, src, prefix)
+    for key in ("baseline", "this"):
+        fig = out[key]
+        assert isinstance(fig, dict)
+        # (a pass is a few ticks of the 10 ms CPU clock: one may read 0)
+        assert len(fig["us"]) == 2 and all(x >= 0 for x in fig["us"]) and sum(fig["us"]) > 0
+    ratio = out["ratio"]
+    assert isinstance(ratio, float) and ratio > 0

@@ -261,7 +261,10 @@ def encapsulation_ratios(
 
 def plane_cost(results: Sequence[Measurement]) -> list[dict[str, Any]]:
     """The data plane's own machine CPU per delivered datagram (TCP: per 1448 bytes): each
-    tunnelled path's figure minus its routed baseline's, which crossed the same hops."""
+    tunnelled path's figure minus its routed baseline's, which crossed the same hops; for
+    UDP also the same from the sender's own CPU (``sender_us``, ``routed_sender_us``,
+    ``sender_plane_us``; None where not known), which other load on the machine does not
+    count in."""
     by = {(m.path, m.traffic, m.payload): m for m in results}
     rows = []
     for (path, traffic, payload), t in by.items():
@@ -279,6 +282,9 @@ def plane_cost(results: Sequence[Measurement]) -> list[dict[str, Any]]:
                 "plane_us": round(t.cpu_us_per_packet - r.cpu_us_per_packet, 3),
             }
         )
+        su, ru = t.sender_us_per_datagram, r.sender_us_per_datagram
+        rows[-1]["sender_us"], rows[-1]["routed_sender_us"] = _round(su, 3), _round(ru, 3)
+        rows[-1]["sender_plane_us"] = round(su - ru, 3) if su and ru else None
     return rows
 
 
@@ -388,13 +394,19 @@ def format_table(
             lines += [
                 "",
                 "the data plane's own cost: machine CPU per datagram, tunnelled minus routed"
-                " (the same hops), us:",
+                " (the same hops), us || the same from the sender's CPU:",
             ]
             for c in own:
-                lines.append(
+                line = (
                     f"  {c['path']:<18} {c['label']:<11} {c['us']:8.2f} - {c['routed_us']:6.2f}"
                     f" = {c['plane_us']:6.2f}"
                 )
+                if c["sender_plane_us"] is not None:
+                    line += (
+                        f" || {c['sender_us']:6.2f} - {c['routed_sender_us']:6.2f}"
+                        f" = {c['sender_plane_us']:6.2f}"
+                    )
+                lines.append(line)
     fwd = [m for m in results if m.forwarded]
     if fwd:
         lines += [

@@ -95,9 +95,10 @@ static long rcvbuf_errors(void)
 	return out;
 }
 
-/* CPU seconds (user + system) this process has used. The kernel's tick accounting
- * (no IRQ_TIME_ACCOUNTING) charges a softirq run in this process's context -- on veth the
- * whole path the datagram takes after the sender -- to this process's system time. */
+/* CPU seconds (user + system) this process has used: their sum is the scheduler's exact
+ * runtime of the process (only the split is from ticks), and without IRQ_TIME_ACCOUNTING
+ * a softirq run in this process's context -- on veth the whole path the datagram takes
+ * after the sender -- is part of it. */
 static double cpu_used(void)
 {
 	struct rusage ru;

@@ -221,12 +221,24 @@ def encapsulation_ratios(
       the two blocks of each round against each other -- measured minutes apart, where the
       best figures may come from different rounds;
     * ``sender_us`` / ``ipip_sender_us`` / ``sender_cost_ratio``: the UDP sender's CPU per
-      delivered datagram on each (the best runs'), the path's cost whatever else the
-      machine ran: above 1, the encapsulation costs more per datagram."""
+      delivered datagram on each, over every round in ``runs`` (the best figures' without
+      them), the path's cost whatever else the machine ran: above 1, the encapsulation
+      costs more per datagram."""
     by = {(m.path, m.traffic, m.payload): m for m in results}
     rounds: dict[tuple[str, str, int, int], Measurement] = {}
+    cpu: dict[tuple[str, str, int], list[float]] = {}
     for m in runs:
         rounds[m.path, m.traffic, m.payload, m.round] = m
+        if m.sender_us_per_datagram is not None:
+            total = cpu.setdefault((m.path, m.traffic, m.payload), [0.0, 0.0])
+            total[0] += m.sender_cpu_s
+            total[1] += m.delivered
+
+    def sender_us(key: tuple[str, str, int]) -> float | None:
+        if key in cpu:
+            return cpu[key][0] / cpu[key][1] * 1e6
+        return by[key].sender_us_per_datagram
+
     rows = []
     for (path, traffic, payload), t in by.items():
         base = ipip_path(path)
@@ -240,7 +252,7 @@ def encapsulation_ratios(
             o = rounds.get((base, tr, pl, r))
             if (p, tr, pl) == (path, traffic, payload) and o is not None and score(o):
                 paired.append(round(score(m) / score(o), 4))
-        su, bu = t.sender_us_per_datagram, b.sender_us_per_datagram
+        su, bu = sender_us((path, traffic, payload)), sender_us((base, traffic, payload))
         rows.append(
             {
                 "path": path,

@@ -65,12 +65,13 @@ The compiled sender and sink are measuring instruments, kept out of the path's c
 2026-12-05 23:10 UTC; benchmarks/README.md, "GRE against IP in IP"): on veth the sender's
 CPU runs the whole path in its softirq, so (1) the sink never sleeps on its socket -- it
 naps on a 200 us timer when the queue is empty, where a sink blocked in ``poll`` had to be
-woken by the sender for a varying share of the datagrams (0.6-3.4 us each); (2) the sender
-and the sink are pinned to a CPU each (the first and the last; ``--no-pin`` leaves them to
-the scheduler, which put both on one CPU in some measurements and not in others); (3) the
-sender reports its own CPU (``getrusage``: the tick accounting charges the softirq it runs
-to it), printed per datagram beside the machine's -- the path's cost, whatever else the
-machine runs. With several rounds the blocks (plane, encapsulation) run in the given order
+woken by the sender for a varying share of the datagrams (0.6-3.4 us per datagram on
+average, from run to run); (2) the sender and the sink are pinned to a CPU each (the first
+and the last; ``--no-pin`` leaves them to the scheduler, which ran the sink on the
+sender's CPU for part of some measurements and all of others); (3) the sender reports its
+own CPU (``getrusage``: its runtime, which includes the softirq it runs), printed per
+datagram beside the machine's -- the path's cost, whatever else the machine runs. With
+several rounds the blocks (plane, encapsulation) run in the given order
 in even rounds and reversed in odd ones, and each GRE (minimal) path is printed against
 the same path with IP in IP: best figures, each round's two blocks, and the sender's CPU.
 

@@ -229,8 +229,9 @@ def blaster_cpus(pin: bool = True) -> tuple[int, int]:
     On veth the sender's CPU runs the whole path in its softirq, so what the sender
     delivers per second is its CPU's time divided by the path's cost -- unless the
     scheduler puts the sink (~2 us per datagram of copies) on the same CPU, which it did
-    for some measurements and not for others (perf, 2026-12-05: sender and sink on one
-    CPU in 7 of 12 runs, on two in 5): two equal paths then differ by the sink's share.
+    for part of some measurements and all of others (perf, 2026-12-05: 18 % to 100 % of
+    the sink's time on the sender's CPU over 12 blasts): two equal paths then differ by
+    the sink's share.
     Pinned apart, every path is measured with the sender's CPU to itself."""
     cpus = sorted(os.sched_getaffinity(0))
     if not pin or len(cpus) < 2:

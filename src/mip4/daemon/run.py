@@ -67,6 +67,7 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.io.agentx import AgentXSubagent
 from mip4.io.bpf.agent import Role
+from mip4.io.driver import Engine as DrivenEngine
 from mip4.io.driver import EngineDriver, Executor
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
@@ -459,6 +460,18 @@ class TimedDriver(EngineDriver):
     store: SqliteStore | None = None
     _pipeline: CommitPipeline[Action] | None = None  # issue 15 (ops hook)
 
+    def __init__(
+        self,
+        engine: DrivenEngine,
+        executor: Executor,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(engine, executor, loop=loop, clock=clock)
+        #: when each input of the read being held arrived (issue 13: timed to its release)
+        self._replies_held: list[float] = []
+
     def add_reader(self, fd: int | socket.socket, produce: Callable[[], list[Event]]) -> None:
         if self.store is None or not self.store.group_commit:
             super().add_reader(fd, produce)
@@ -539,8 +552,19 @@ class TimedDriver(EngineDriver):
         if self.metrics is not None and any(
             isinstance(a, Log) and a.event == "ha.registration" for a in actions
         ):
-            self.metrics.observe(time.monotonic() - t0)
+            if self._holding:  # its reply leaves when the read's actions are released
+                self._replies_held.append(t0)
+            else:
+                self.metrics.observe(time.monotonic() - t0)
         return actions
+
+    def _release(self) -> None:
+        super()._release()
+        held, self._replies_held = self._replies_held, []
+        if held and self.metrics is not None:
+            now = time.monotonic()
+            for t0 in held:
+                self.metrics.observe(now - t0)
 
 
 @dataclass

@@ -12,6 +12,12 @@ route, proxy ARP entries). Removing a binding, a visitor or an attachment undoes
 :meth:`LinuxExecutor.close` undoes them all. With a journal the kernel records also go to
 a file that the next daemon's leftover cleaner reads after a crash.
 
+Between :meth:`LinuxExecutor.hold_actions` and :meth:`LinuxExecutor.release_actions` (the
+driver: one read of a socket) the kernel work of first registrations waits and is done
+together -- the routes and proxy entries in one netlink message, then the first gratuitous
+ARPs, the journal's lines, then the replies -- so that a reply still leaves only once what
+its registration asked of the kernel is there (issue 13).
+
 ==========================  ==============================================================
 ``SendUdp``                  UDP 434 socket (``IP_PKTINFO`` for source/interface,
                              ``IP_TTL`` per message); with ``link_dst`` an IPv4/UDP
@@ -459,7 +465,7 @@ class LinuxExecutor:
         if (
             held is not None
             and held.waiting
-            and (not a.enable or ("proxy", a.interface, a.address) in held.keys)
+            and (not a.enable or ("proxy", a.interface, int(a.address)) in held.keys)
         ):
             self._carry_out_held()
         if a.enable:
@@ -477,7 +483,7 @@ class LinuxExecutor:
             request = self.ns.proxy_neighbour_request(a.interface, a.address)
             if request is not None:
                 held.kernel.append((a, request, None))
-                held.keys.add(("proxy", a.interface, a.address))
+                held.keys.add(("proxy", a.interface, int(a.address)))
         else:
             self.ns.del_proxy_neighbour(a.interface, a.address)
             # the announcements of the agent's own address for the node are over too
@@ -490,7 +496,7 @@ class LinuxExecutor:
         (RFC 5944 §4.6) would otherwise have its own address taken back from it by the
         home agent's last announcement of its own."""
         held = self._held
-        if held is not None and ("arp", a.interface, a.address) in held.keys:
+        if held is not None and ("arp", a.interface, int(a.address)) in held.keys:
             self._carry_out_held()
         count = max(0, min(a.count, 10))
         self._cancel_garp_repeats(a.interface, a.address)
@@ -520,7 +526,7 @@ class LinuxExecutor:
 
         if held is not None:  # the first one after the proxy entries asked for before it
             held.arps.append((a, one, repeats))
-            held.keys.add(("arp", a.interface, a.address))
+            held.keys.add(("arp", a.interface, int(a.address)))
             return
         one()
         repeats()
@@ -539,7 +545,7 @@ class LinuxExecutor:
         tunnel-table entry and the fast-path entry are already what it asks for
         (counted: ``binding_unchanged`` against ``binding_installed``)."""
         held = self._held
-        if held is not None and ("binding", a.home_address) in held.keys:
+        if held is not None and ("binding", int(a.home_address)) in held.keys:
             self._carry_out_held()
         fwd = self._fwd("InstallBinding")
         wanted = _binding_state(a)
@@ -561,7 +567,7 @@ class LinuxExecutor:
             return
         request = self.ns.host_route_request(a.home_address, fwd.tun.name, undo=stack)
         held.kernel.append((a, request, lambda: self._binding_routed(a, fwd, stack, new, wanted)))
-        held.keys.add(("binding", a.home_address))
+        held.keys.add(("binding", int(a.home_address)))
 
     def _binding_routed(
         self,
@@ -1018,8 +1024,9 @@ class _Held:
     arps: list[tuple[Action, Callable[[], None], Callable[[], None]]] = field(default_factory=list)
     #: replies, in their order
     sends: list[SendUdp] = field(default_factory=list)
-    #: ("binding", home) / ("proxy" | "arp", interface, address) waiting: a second
-    #: action for one of them carries out what waits first
+    #: ("binding", home) / ("proxy" | "arp", interface, address) waiting (addresses as
+    #: integers: a cheaper hash): a second action for one of them carries out what waits
+    #: first
     keys: set[tuple[object, ...]] = field(default_factory=set)
     failed: list[tuple[Action, Exception]] = field(default_factory=list)
 

@@ -28,7 +28,7 @@ from mip4.core.fa_state import (
 from mip4.core.timers import earliest
 from mip4.wire.messages import NO_FLAGS, RegistrationFlags
 
-from .test_foreign_agent import FA_ADDR, HA, MAC, make_fa, reply, request, sas
+from .test_foreign_agent import FA_ADDR, HA, MAC, from_ha, from_mn, make_fa, reply, request, sas
 
 A = IPv4Address
 BASE = int(A("10.7.0.0"))
@@ -227,3 +227,56 @@ def test_a_visitor_costs_under_700_bytes() -> None:
     visitors, held = _register(n)
     assert visitors == n
     assert held / n < 700, held / n
+
+
+def test_next_deadline_is_the_earliest_of_every_part() -> None:
+    """``ForeignAgent.next_deadline`` (tested parts, no list of generators) answers what
+    the earliest of every part's deadline gives, through requests, replies, timeouts,
+    expiries and advertisements on a virtual clock."""
+    rng = random.Random(11)
+    fa = make_fa(sas(fa_ha=False), pending_timeout=7.0, max_pending=100, max_visitors=100)
+    hoa0 = int(A("10.0.0.10"))
+    now = 0.0
+    fa.handle_timer(now)
+    asked: dict[int, int] = {}
+    for step in range(3000):
+        now += rng.uniform(0.0, 0.4)
+        i = rng.randrange(60)
+        hoa = A(hoa0 + i)
+        ident = (step + 1) << 32
+        if rng.random() < 0.45:
+            lifetime = rng.choice((0, 5, 30, 600))
+            fa.handle(from_mn(request(hoa=hoa, ident=ident, lifetime=lifetime), src=hoa), now)
+            asked[i] = ident
+        elif asked:
+            i, ident = rng.choice(list(asked.items()))
+            del asked[i]
+            hoa = A(hoa0 + i)
+            code = rng.choice((0, 0, 0, 129))
+            fa.handle(
+                from_ha(reply(code, rng.choice((5, 30, 600)), hoa=hoa, ident=ident, fa_ha=None)),
+                now,
+            )
+        if rng.random() < 0.3:
+            fa.handle_timer(now)
+        want = earliest(
+            [
+                fa._advertiser.next_deadline(),
+                fa._pending.next_expiry(),
+                fa._visitors.next_expiry(),
+                *(p.expires for p in fa._nai_pending.values()),
+                *(s.next_interim for s in fa._sessions.values()),
+                fa._revocations.next_deadline(),
+            ]
+        )
+        truth = earliest(
+            [
+                fa._advertiser.next_deadline(),
+                *(p.expires for p in fa.pending),
+                *(v.expires for v in fa.visitors),
+            ]
+        )
+        assert fa.next_deadline() == want == truth
+    counts = fa.counters.snapshot()
+    assert sum(counts["accepted"].values()) > 300 and counts["events"]["visitor_expired"] > 100
+    assert counts["denied"]["78 fa_registration_timeout"] > 5

@@ -71,7 +71,7 @@ from .events import (
     UdpReceived,
 )
 from .fa_checks import FaRequest, bad_unicast
-from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, build, make_record
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record, new_visitor
 from .registration import Discard, RegistrationDenied
 from .timers import expiry
 
@@ -210,8 +210,7 @@ def relay_reply(
     if inp is VisitorInput.ACCEPTED:
         # The lifetime runs from when the request was relayed (as the MN counts it).
         lifetime = min(reply.lifetime, pending.requested_lifetime)
-        visitor = build(
-            Visitor,
+        visitor = new_visitor(
             hoa,  # home_address
             pending.interface,  # interface
             pending.link_address,  # link_address

@@ -198,8 +198,8 @@ from .fa_state import (
     VisitorInput,
     VisitorList,
     VisitorState,
-    build,
     make_record,
+    new_pending,
 )
 from .registration import Discard, RegistrationDenied
 from .revocation import Revocations, decode_revocation, support_extension
@@ -859,8 +859,7 @@ class ForeignAgent:
             relayed = sign(relayed, ForeignHomeAuthExtension, fa_sa)  # RFC 5944 §3.7.2.2
         flags = req.flags
         iflags = int(flags)
-        pending = build(
-            PendingRegistration,
+        pending = new_pending(
             hoa,  # home_address
             link.interface,  # interface
             ev.link_src,  # link_address

@@ -63,6 +63,7 @@ __all__ = [
     "VisitorListView",
     "VisitorStore",
     "WriteThroughDict",
+    "same_binding",
 ]
 
 
@@ -138,6 +139,22 @@ class MobilityBinding:
         _s_revocation_timestamp(o, revocation_timestamp)
         _s_revocation_inform(o, revocation_inform)
         return o
+
+
+def same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:
+    """``new`` renews ``old`` without changing it: same care-of address, lifetime, flags,
+    encapsulation, reverse tunnelling, source, NAI and revocation agreement (the expiry,
+    Identification and the foreign agent's revocation clock move on every renewal)."""
+    return (
+        old.care_of_address == new.care_of_address
+        and old.lifetime == new.lifetime
+        and old.flags == new.flags
+        and old.encapsulation is new.encapsulation
+        and old.reverse_tunnel == new.reverse_tunnel
+        and old.source == new.source
+        and old.nai == new.nai
+        and old.revocation_inform == new.revocation_inform
+    )
 
 
 _new = object.__new__

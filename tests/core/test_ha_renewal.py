@@ -62,6 +62,9 @@ FAS: dict[IPv4Address, SecurityAssociation | None] = {
 }
 OTHER_FA_SA = SecurityAssociation(0x2999, b"X" * 16)  # an FA-HA SA the home agent lacks
 COLOCATED = [A("172.16.0.5"), A("172.16.0.6"), A("198.51.100.7")]
+#: the last co-located address is also a foreign agent's (the home agent shares an SA
+#: with it): only a request it relays, without D, must carry FA-HA
+COLOCATED_FA_SA = SecurityAssociation(0x2002, b"H" * 16)
 MAC = b"\x02\x00\x00\x00\x00\x0a"
 
 
@@ -75,6 +78,7 @@ def _store() -> SecurityAssociations:
     for fa, fa_sa in FAS.items():
         if fa_sa is not None:
             store.add(fa, fa_sa)
+    store.add(COLOCATED[2], COLOCATED_FA_SA)
     return store
 
 
@@ -148,15 +152,18 @@ class _Run:
     def _reshape(self, node: _Node) -> None:
         r = self.rng
         kind = r.choice(["fa", "fa", "fa", "colocated", "colocated", "colocated-no-D", "home"])
-        if kind == "fa":
+        if r.random() < 0.3:  # the same care-of address, other flags or lifetime
+            kind = "keep"
+            node.flags &= 0x20  # D
+        elif kind == "fa":
             fa = r.choice(list(FAS))
             node.via, node.coa = f"fa:{fa}", fa
             node.flags = 0
-        else:
+        elif kind != "keep":
             node.via, node.coa = kind, r.choice(COLOCATED)
             node.flags = 0x20 if kind == "colocated" else 0
         if r.random() < 0.4:  # B, M, G, T, and the ignored r and x bits
-            node.flags |= r.choice([0x40, 0x10, 0x08, 0x02, 0x04, 0x01, 0x0A, 0x12])
+            node.flags |= r.choice([0x40, 0x10, 0x08, 0x02, 0x04, 0x01, 0x0A, 0x12, 0x18, 0x50])
         if r.random() < 0.1:
             node.flags |= 0x80  # S
         node.lifetime = r.choice([600, 600, 600, 30, 300, 1800, 3600, 0xFFFF])
@@ -294,6 +301,12 @@ class _Run:
                     {"max_bindings": 65536},
                     {"gre_encapsulation": False},
                     {"gre_encapsulation": True},
+                    {"minimal_encapsulation": False},
+                    {"minimal_encapsulation": True},
+                    {"reverse_tunnel": False, "reverse_tunnel_required": False},
+                    {"reverse_tunnel": True},
+                    {"home_addresses": frozenset(list(NODES)[2:5])},
+                    {"home_addresses": None},
                 ]
             )
             for agent in (self.fast, self.general):

@@ -88,7 +88,7 @@ def _engines(**settings: Any) -> tuple[HomeAgent, HomeAgent]:
         config = HomeAgentConfig(
             address=HA, home_network=cfg.pop("home_network", NET), interface="home0", **cfg
         )
-        ha = HomeAgent(config, _store(), UNIX0, rng=_Nonces(0x7000))
+        ha = HomeAgent(config, _store(), UNIX0, rng=_Nonces(0x7000_0000))
         ha.renewal_fast_path = fast
         return ha
 
@@ -173,8 +173,8 @@ class _Run:
     def _ident(self, node: _Node) -> int:
         sa = NODES[node.hoa][node.spi]
         low = self.rng.getrandbits(32)
-        if sa.replay is ReplayMethod.NONCES:
-            return (node.nonce << 32) | low
+        if sa.replay is ReplayMethod.NONCES and self.rng.random() < 0.8:
+            return (node.nonce << 32) | low  # (else a timestamp: the home agent refuses)
         return ntp_timestamp(self.fast.clock_offset + self.now + node.skew, low=low)
 
     def _request(
@@ -407,3 +407,48 @@ def test_the_comparison_sees_a_difference() -> None:
     fast._counters.accepted.clear()
     with pytest.raises(AssertionError):
         _same(fast, general, got, want)
+
+
+def test_no_authenticator_is_computed_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path checks everything that costs no authenticator first: a request it
+    leaves to the general path was not verified yet (a first registration, a replay), and
+    a bad authenticator it finds is denied there and then. Each request costs one check
+    per authenticator it carries and one per authenticator of the reply, as in the
+    general path (issue 9: a flood of forgeries for a bound node costs no more)."""
+    count = [0]
+    real = SecurityAssociation.authenticator
+
+    def counted(self: SecurityAssociation, data: bytes) -> bytes:
+        count[0] += 1
+        return real(self, data)
+
+    monkeypatch.setattr(SecurityAssociation, "authenticator", counted)
+    for fast in (True, False):
+        ha = _engines()[0 if fast else 1]
+        run = _Run(3, ha, ha)  # (one engine: the steps below are sent by hand)
+        direct = _Node(A("10.0.0.10"), COLOCATED[0], "colocated", flags=0x20)
+        relayed = _Node(A("10.0.0.11"), A("192.168.1.1"), "fa:192.168.1.1")
+        costs = []
+        for node, payload in [
+            (direct, None),  # first registration
+            (direct, None),  # renewal
+            (direct, "replay"),  # the renewal again: 133
+            (direct, "forged"),  # a forgery for the bound node: 131
+            (relayed, None),  # first registration through the foreign agent (FA-HA)
+            (relayed, None),  # its renewal
+            (relayed, "forged-fa"),  # a bad FA-HA: 132
+        ]:
+            run.now += 1.0
+            if payload == "replay":
+                raw = node.sent[-1]
+            else:
+                raw = run._request(node)
+                if payload is not None:
+                    flipped = bytearray(raw)
+                    flipped[45 if payload == "forged" else -1] ^= 1
+                    raw = bytes(flipped)
+            before = count[0]
+            ha.handle(run._event(node, raw), run.now)
+            costs.append(count[0] - before)
+        assert costs == [2, 2, 2, 2, 4, 4, 4], (fast, costs)
+        assert ha.fast_renewals == (2 if fast else 0)

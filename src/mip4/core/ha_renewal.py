@@ -149,16 +149,69 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
         return None
     if coa in (0, _ALL_ONES, hoa) or coa >> 28 == 0xE:
         return None
-    # check_mn_ha_auth: the SA the SPI names for the home address, over the bytes as
-    # received through the SPI (RFC 5944 §3.5.1; RFC 2002 coverage without it)
-    store = agent.security_associations
+    # First what costs no authenticator (a request that fails any of it goes to the
+    # general path unverified; it verifies once), then the authenticators.
     hoa_addr = _address(hoa)
     redirects = agent._redirects
     if redirects and hoa_addr in redirects:
         return None  # select_home_agent: the operator moved this node (RFC 4433)
+    # the binding this request renews: the node's only one, at the same care-of address
+    # (anything else changes proxy ARP or removes a binding); check_administrative
+    bindings = agent._bindings
+    current = bindings.bindings_of(hoa_addr)
+    if len(current) != 1 or len(bindings) > cfg.max_bindings:
+        return None
+    coa_addr = current[0].care_of_address
+    if int(coa_addr) != coa or not _serves(cfg, hoa_addr):
+        return None
+    # check_home_agent_address: not sent to the directed broadcast; this agent's address
+    # (then select_home_agent has nothing to pick: no redirection, not 0.0.0.0)
+    dst = ev.dst
+    dst_int = int(dst)
+    if dst_int == ints.directed or ha != ints.me:
+        return None
+    # check_reverse_tunnel (RFC 3024 §4.2), check_encapsulation
+    if flags & _T:
+        if not cfg.reverse_tunnel:
+            return None
+    elif cfg.reverse_tunnel_required:
+        return None
+    encapsulation = _IPIP
+    if flags & _G:
+        if not cfg.gre_encapsulation:
+            return None
+        encapsulation = _GRE
+    if flags & _M:
+        if not cfg.minimal_encapsulation:
+            return None
+        if encapsulation is _IPIP:
+            encapsulation = _MINIMAL
+    # assign_home_address: the address is not assigned to an NAI
+    assigned_to = agent._assigned_to
+    if assigned_to and assigned_to.get(hoa_addr) is not None:
+        return None
+    # grant_lifetime
+    lifetime = min(life, cfg.max_lifetime)
+    # check_mn_ha_auth's association: the one the SPI names for the home address
+    store = agent.security_associations
     sa = store.get(hoa_addr, _U32(p, 26)[0])
     if sa is None or sa.replay is not _TIMESTAMPS:
         return None  # 131 -- or nonces: the general path draws the next nonce
+    # check_identification (RFC 5944 §5.7.1: timestamps); kept only once verified
+    replay = agent._replay
+    state = replay.get(hoa_addr)
+    check = check_request(
+        state if state is not None else ReplayState(),
+        ident,
+        _TIMESTAMPS,
+        now_unix=now + agent.clock_offset,
+        tolerance=sa.replay_tolerance,
+        new_nonce=None,
+    )
+    if not check.accepted:
+        return None
+    # check_mn_ha_auth: over the bytes as received through the SPI (RFC 5944 §3.5.1;
+    # RFC 2002 coverage without it)
     spi = sa.spi
     if not compare_digest(sa.authenticator(p[:30] if sa.spi_covered else p[:26]), p[30:46]):
         # 131, answered here: the general path would verify it again (a forgery must
@@ -191,58 +244,6 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
             if failure is not None:
                 code = ReplyCode.HA_FA_FAILED_AUTH
                 return agent._denied_early(ev, now, code, failure, FA_HA, fa_spi, sa, fa_sa)
-    # check_identification (RFC 5944 §5.7.1: timestamps)
-    replay = agent._replay
-    state = replay.get(hoa_addr)
-    check = check_request(
-        state if state is not None else ReplayState(),
-        ident,
-        _TIMESTAMPS,
-        now_unix=now + agent.clock_offset,
-        tolerance=sa.replay_tolerance,
-        new_nonce=None,
-    )
-    if not check.accepted:
-        return None
-    # grant_lifetime
-    lifetime = min(life, cfg.max_lifetime)
-    # check_home_agent_address: not sent to the directed broadcast; this agent's address
-    # (then select_home_agent has nothing to pick: no redirection, not 0.0.0.0)
-    dst = ev.dst
-    dst_int = int(dst)
-    if dst_int == ints.directed or ha != ints.me:
-        return None
-    # check_reverse_tunnel (RFC 3024 §4.2), check_encapsulation
-    if flags & _T:
-        if not cfg.reverse_tunnel:
-            return None
-    elif cfg.reverse_tunnel_required:
-        return None
-    encapsulation = _IPIP
-    if flags & _G:
-        if not cfg.gre_encapsulation:
-            return None
-        encapsulation = _GRE
-    if flags & _M:
-        if not cfg.minimal_encapsulation:
-            return None
-        if encapsulation is _IPIP:
-            encapsulation = _MINIMAL
-    # assign_home_address: the address is not assigned to an NAI
-    assigned_to = agent._assigned_to
-    if assigned_to and assigned_to.get(hoa_addr) is not None:
-        return None
-    # check_administrative; and the binding this request renews: the node's only one, at
-    # the same care-of address (anything else changes proxy ARP or removes a binding)
-    if not _serves(cfg, hoa_addr):
-        return None
-    bindings = agent._bindings
-    current = bindings.bindings_of(hoa_addr)
-    if len(current) != 1 or len(bindings) > cfg.max_bindings:
-        return None
-    coa_addr = current[0].care_of_address
-    if int(coa_addr) != coa:
-        return None
 
     # -- accepted: what HomeAgent._accept does for it, in its order -----------------------
     # the reply (RFC 5944 §3.8.3): MN-HA, then FA-HA (§3.8.3.1)

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mip4.core.actions import Action, Log, SendUdp
-from mip4.core.bindings import MobilityBinding
+from mip4.core.bindings import BindingStore, InMemoryBindingStore, MobilityBinding
 from mip4.core.events import UdpReceived
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.security.auth import sign
 from mip4.security.replay import ntp_timestamp
 from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociation, SecurityAssociations
+from mip4.store.sqlite import SqliteStore
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
     MobileHomeAuthExtension,
@@ -82,14 +84,51 @@ def _store() -> SecurityAssociations:
     return store
 
 
-def _engines(**settings: Any) -> tuple[HomeAgent, HomeAgent]:
+class _Delegating:
+    """A binding store that is not the in-memory one (the fast path then reads it through
+    the :class:`~mip4.core.bindings.BindingStore` protocol only)."""
+
+    def __init__(self) -> None:
+        self._inner = InMemoryBindingStore()
+
+    def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
+        return self._inner.bindings_of(home_address)
+
+    def put(self, binding: MobilityBinding) -> MobilityBinding | None:
+        return self._inner.put(binding)
+
+    def remove(
+        self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
+    ) -> tuple[MobilityBinding, ...]:
+        return self._inner.remove(home_address, care_of_address)
+
+    def next_expiry(self) -> float | None:
+        return self._inner.next_expiry()
+
+    def pop_expired(self, now: float, limit: int | None = None) -> list[MobilityBinding]:
+        return self._inner.pop_expired(now, limit)
+
+    def mobile_nodes(self) -> int:
+        return self._inner.mobile_nodes()
+
+    def __iter__(self) -> Iterator[MobilityBinding]:
+        return iter(self._inner)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
+def _engines(
+    store: Callable[[bool], BindingStore | None] = lambda fast: None, **settings: Any
+) -> tuple[HomeAgent, HomeAgent]:
     def one(fast: bool) -> HomeAgent:
         cfg = dict(settings)
         config = HomeAgentConfig(
             address=HA, home_network=cfg.pop("home_network", NET), interface="home0", **cfg
         )
-        ha = HomeAgent(config, _store(), UNIX0, rng=_Nonces(0x7000_0000))
+        ha = HomeAgent(config, _store(), UNIX0, bindings=store(fast), rng=_Nonces(0x7000_0000))
         ha.renewal_fast_path = fast
+        ha.restore(0.0)
         return ha
 
     return one(True), one(False)
@@ -379,6 +418,32 @@ def test_the_fast_path_acts_as_the_general_path(name: str) -> None:
         accepted += fast.counters.total_accepted
     # the sequences exercise the fast path, and not only it (changes, first registrations)
     assert 0.2 * accepted < fast_total < accepted, (fast_total, accepted)
+
+
+def test_other_binding_stores(tmp_path: Path) -> None:
+    """With the persistent store (issue 15: bindings, replay state written through) the
+    same rows are written; with a store that is not the in-memory one, the same table."""
+    fast_total = {"sqlite": 0, "delegating": 0}
+    for seed in range(12):
+        for name in fast_total:
+            sqlite = {
+                fast: SqliteStore(tmp_path / f"{seed}-{fast}.db", UNIX0) for fast in (True, False)
+            }
+            try:
+                if name == "sqlite":
+                    fast, general = _engines(lambda f, db=sqlite: db[f].bindings)  # type: ignore[misc]
+                else:
+                    fast, general = _engines(lambda f: _Delegating())
+                run = _Run(seed, fast, general)
+                for _ in range(120):
+                    run.step()
+                    assert sqlite[True]._pending == sqlite[False]._pending
+                    assert sqlite[True].writes == sqlite[False].writes
+                fast_total[name] += fast.fast_renewals
+            finally:
+                for store in sqlite.values():
+                    store.close()
+    assert min(fast_total.values()) > 50, fast_total
 
 
 def test_a_long_run_of_renewals_and_expiries() -> None:

@@ -484,6 +484,13 @@ class InMemoryBindingStore:
             return (entry,)
         return tuple(entry.values())
 
+    def only_binding(self, home_address: int) -> MobilityBinding | None:
+        """The one binding of the home address ``home_address`` (an integer); ``None``
+        when it has none, or several (the home agent's renewal fast path: no address
+        object, no tuple)."""
+        entry = self._by_hoa.get(home_address)
+        return entry if type(entry) is MobilityBinding else None
+
     def put(self, binding: MobilityBinding) -> MobilityBinding | None:
         hoa, coa = int(binding.home_address), int(binding.care_of_address)
         shared = self._coas.get(coa)

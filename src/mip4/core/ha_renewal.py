@@ -68,7 +68,7 @@ from .actions import (
     RemoveBinding,
     SendUdp,
 )
-from .bindings import MobilityBinding, same_binding
+from .bindings import InMemoryBindingStore, MobilityBinding, same_binding
 from .events import UdpReceived
 from .ha_pipeline import HA_PIPELINE, _serves
 from .timers import expiry
@@ -151,19 +151,26 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
         return None
     # First what costs no authenticator (a request that fails any of it goes to the
     # general path unverified; it verifies once), then the authenticators.
-    hoa_addr = _address(hoa)
-    redirects = agent._redirects
-    if redirects and hoa_addr in redirects:
-        return None  # select_home_agent: the operator moved this node (RFC 4433)
     # the binding this request renews: the node's only one, at the same care-of address
     # (anything else changes proxy ARP or removes a binding); check_administrative
     bindings = agent._bindings
-    current = bindings.bindings_of(hoa_addr)
-    if len(current) != 1 or len(bindings) > cfg.max_bindings:
+    if isinstance(bindings, InMemoryBindingStore):
+        bound = bindings.only_binding(hoa)  # (a first registration stops here)
+        if bound is None:
+            return None
+        hoa_addr = _address(hoa)
+    else:
+        hoa_addr = _address(hoa)
+        current = bindings.bindings_of(hoa_addr)
+        if len(current) != 1:
+            return None
+        bound = current[0]
+    coa_addr = bound.care_of_address
+    if int(coa_addr) != coa or len(bindings) > cfg.max_bindings or not _serves(cfg, hoa_addr):
         return None
-    coa_addr = current[0].care_of_address
-    if int(coa_addr) != coa or not _serves(cfg, hoa_addr):
-        return None
+    redirects = agent._redirects
+    if redirects and hoa_addr in redirects:
+        return None  # select_home_agent: the operator moved this node (RFC 4433)
     # check_home_agent_address: not sent to the directed broadcast; this agent's address
     # (then select_home_agent has nothing to pick: no redirection, not 0.0.0.0)
     dst = ev.dst

@@ -18,6 +18,11 @@ their order and codes -- lives in :mod:`mip4.core.ha_pipeline`; this module keep
 engine that runs it, applies an accepted registration and sends the reply, and re-exports
 ``HA_PIPELINE``.
 
+The usual renewal -- one binding renewed at the same care-of address, MN-HA and perhaps
+FA-HA, timestamps -- is answered from its bytes by :mod:`mip4.core.ha_renewal` with the
+same actions, records and counters (``renewal_fast_path``); every other request goes
+through the pipeline, and a renewal that fails a check is denied as the pipeline denies it.
+
 The capability and resource checks do not apply to a deregistration. Once the
 pipeline passes, the registration is applied: a non-zero lifetime adds or replaces the
 binding for ``(home address, care-of address)`` (and without S removes the others); a zero

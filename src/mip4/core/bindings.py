@@ -64,6 +64,7 @@ __all__ = [
     "VisitorListView",
     "VisitorStore",
     "WriteThroughDict",
+    "same_binding",
 ]
 
 
@@ -139,6 +140,22 @@ class MobilityBinding:
         _s_revocation_timestamp(o, revocation_timestamp)
         _s_revocation_inform(o, revocation_inform)
         return o
+
+
+def same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:
+    """``new`` renews ``old`` without changing it: same care-of address, lifetime, flags,
+    encapsulation, reverse tunnelling, source, NAI and revocation agreement (the expiry,
+    Identification and the foreign agent's revocation clock move on every renewal)."""
+    return (
+        old.care_of_address == new.care_of_address
+        and old.lifetime == new.lifetime
+        and old.flags == new.flags
+        and old.encapsulation is new.encapsulation
+        and old.reverse_tunnel == new.reverse_tunnel
+        and old.source == new.source
+        and old.nai == new.nai
+        and old.revocation_inform == new.revocation_inform
+    )
 
 
 _new = object.__new__
@@ -389,6 +406,13 @@ class InMemoryBindingStore:
         if isinstance(entry, MobilityBinding):
             return (entry,)
         return tuple(entry.values())
+
+    def only_binding(self, home_address: int) -> MobilityBinding | None:
+        """The one binding of the home address ``home_address`` (an integer); ``None``
+        when it has none, or several (the home agent's renewal fast path: no address
+        object, no tuple)."""
+        entry = self._by_hoa.get(home_address)
+        return entry if type(entry) is MobilityBinding else None
 
     def put(self, binding: MobilityBinding) -> MobilityBinding | None:
         hoa, coa = int(binding.home_address), int(binding.care_of_address)

@@ -18,6 +18,11 @@ their order and codes -- lives in :mod:`mip4.core.ha_pipeline`; this module keep
 engine that runs it, applies an accepted registration and sends the reply, and re-exports
 ``HA_PIPELINE``.
 
+The usual renewal -- one binding renewed at the same care-of address, MN-HA and perhaps
+FA-HA, timestamps -- is answered from its bytes by :mod:`mip4.core.ha_renewal` with the
+same actions, records and counters (``renewal_fast_path``); every other request goes
+through the pipeline, and a renewal that fails a check is denied as the pipeline denies it.
+
 The capability and resource checks do not apply to a deregistration. Once the
 pipeline passes, the registration is applied: a non-zero lifetime adds or replaces the
 binding for ``(home address, care-of address)`` (and without S removes the others); a zero
@@ -81,6 +86,7 @@ from mip4.security.auth import (
     FA_HA,
     MN_HA,
     AuthenticationError,
+    AuthFailure,
     append_extensions,
     find_auth_extension,
     sign,
@@ -137,14 +143,16 @@ from .bindings import (
     InMemoryBindingStore,
     MobilityBinding,
     WriteThroughDict,
+    same_binding,
 )
 from .counters import Counters
 from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
 from .ha_aaa import HaAaa
 from .ha_config import HomeAgentConfig, bad_unicast
-from .ha_pipeline import HA_PIPELINE, HaRequest, via_foreign_agent
+from .ha_pipeline import HA_PIPELINE, HaRequest, check_well_formed, via_foreign_agent
 from .ha_pipeline import _stable_index as _stable_index
+from .ha_renewal import _ConfigInts, renew
 from .ha_states import BINDING_TRANSITIONS as BINDING_TRANSITIONS
 from .ha_states import BindingInput as BindingInput
 from .ha_states import BindingState as BindingState
@@ -182,6 +190,11 @@ _FLAG_B, _FLAG_D, _FLAG_T = (
 
 class HomeAgent:
     """Sans-IO home agent. See the module docstring."""
+
+    #: answer the usual renewal from its bytes (:mod:`mip4.core.ha_renewal`: the same
+    #: actions, records and counters as the general path; issue 13). ``False`` sends every
+    #: request through the general path (tests hold one against the other with it).
+    renewal_fast_path: bool = True
 
     def __init__(
         self,
@@ -226,6 +239,11 @@ class HomeAgent:
             self._counters,
             self._rng,
         )
+        #: renewals the fast path answered (not a counter of the MIB: it says which code
+        #: answered, not what was decided; the decision is counted as the general path does)
+        self.fast_renewals = 0
+        #: the fast path's integers of ``config`` (mip4.core.ha_renewal)
+        self._renewal_config: _ConfigInts | None = None
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -277,6 +295,18 @@ class HomeAgent:
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input. Never raises: the error boundary turns a denial into a reply
         and anything else into a counted discard."""
+        if self.renewal_fast_path and type(event) is UdpReceived:
+            try:
+                fast = renew(self, event, now)
+            except Exception as exc:  # pragma: no cover - the fast path raises nothing
+                failure = exc
+
+                def fail(_actions: list[Action]) -> None:
+                    raise failure
+
+                return error_boundary("ha", self._counters, fail, who=_who(event))
+            if fast is not None:
+                return fast
         ctx: HaRequest | None = None
 
         def body(out: list[Action]) -> None:
@@ -637,7 +667,7 @@ class HomeAgent:
             old = self._bindings.put(binding)
             if old is None and len(replaced) == 1:
                 old = replaced[0]
-            if old is not None and len(replaced) <= 1 and _same_binding(old, binding):
+            if old is not None and len(replaced) <= 1 and same_binding(old, binding):
                 # a renewal that leaves the binding as it was: its log line is routine
                 # (debug); this counter keeps it visible in ``mip4 status``
                 log_level = DEBUG
@@ -736,6 +766,38 @@ class HomeAgent:
                 },
             ),
         ]
+
+    def _denied_early(
+        self,
+        event: UdpReceived,
+        now: float,
+        code: ReplyCode,
+        failure: AuthFailure,
+        ext_type: int,
+        spi: int | None,
+        mn_sa: SecurityAssociation,
+        fa_sa: SecurityAssociation | None = None,
+    ) -> list[Action]:
+        """What :meth:`handle` answers for a well-formed request whose MN-HA (131) or
+        FA-HA (132) check failed (RFC 5944 §3.8.2.1), for the renewal fast path that
+        found it so (:mod:`mip4.core.ha_renewal`): the request is decoded and denied as
+        the pipeline would deny it, without checking the authenticator again."""
+        ctx = self._begin(event, now)
+        check_well_formed(ctx)  # (passes: the fast path checked it; it reads the NAI)
+        ctx.mn_sa, ctx.fa_sa = mn_sa, fa_sa
+        error = AuthenticationError(failure, ext_type, spi)
+        denial = RegistrationDenied(code, str(error))
+
+        def body(_out: list[Action]) -> None:
+            raise denial
+
+        return error_boundary(
+            "ha",
+            self._counters,
+            body,
+            who=_who(event),
+            on_denied=lambda d: self._deny(ctx, d),
+        )
 
     def _fa_sa_for_reply(self, ctx: HaRequest) -> SecurityAssociation | None:
         """The FA-HA association for the request's sender, when it is a foreign agent."""
@@ -843,22 +905,6 @@ class HomeAgent:
         if ctx.fa_sa is not None:
             reply = sign(reply, ForeignHomeAuthExtension, ctx.fa_sa)
         return reply.raw or reply.encode()
-
-
-def _same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:
-    """``new`` renews ``old`` without changing it: same care-of address, lifetime, flags,
-    encapsulation, reverse tunnelling, source, NAI and revocation agreement (the expiry,
-    Identification and the foreign agent's revocation clock move on every renewal)."""
-    return (
-        old.care_of_address == new.care_of_address
-        and old.lifetime == new.lifetime
-        and old.flags == new.flags
-        and old.encapsulation is new.encapsulation
-        and old.reverse_tunnel == new.reverse_tunnel
-        and old.source == new.source
-        and old.nai == new.nai
-        and old.revocation_inform == new.revocation_inform
-    )
 
 
 def _who(event: object) -> dict[str, object]:

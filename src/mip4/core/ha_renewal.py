@@ -1,0 +1,330 @@
+"""The home agent's fast path for the usual renewal (issue 13), held against the general
+code.
+
+Theory of operation
+-------------------
+Most Registration Requests a home agent sees renew a binding it already holds: the same
+home address, home agent, care-of address, flags and lifetime as before, the same MN-HA
+association (and, relayed by a foreign agent, the same FA-HA one), a new Identification
+and a new authenticator. The general path (:meth:`~mip4.core.home_agent.HomeAgent.handle`:
+decode every field, run the eleven checks of :data:`~mip4.core.ha_pipeline.HA_PIPELINE`
+over a :class:`~mip4.core.ha_pipeline.HaRequest`, apply, reply) builds a dozen objects
+for it. :func:`renew` answers such a request from its bytes instead, doing what the
+general path does for it and nothing else:
+
+* the datagram's layout is the usual one -- the 24-byte fixed part, one MN-HA extension
+  with a 16-byte authenticator, optionally one FA-HA extension after it (what a foreign
+  agent relays, RFC 5944 §3.7.2.2) -- so it decodes, and nothing but these two
+  extensions can change a decision;
+* every check of the pipeline is made on the integers of the fixed part, in the same
+  order, with the same state (the SA store, the replay state, the binding table, the
+  configuration): the MN-HA authenticator over the bytes as received (RFC 5944 §3.5.1,
+  STYLE.md practice 5) with the SA the request's SPI names, the FA-HA one when the agent
+  shares an SA with the sender (§3.8.2.1), the Identification (timestamps, §5.7.1), the
+  Home Agent field (this agent, unicast), the capability checks (RFC 3024 §4.2, RFC 5944
+  §3.8.2.1 encapsulation) and the administrative ones;
+* the node has exactly one binding, at the same care-of address, and S is clear: the
+  request replaces it (RFC 5944 §3.8.2.2), with the same actions, records, counters and
+  log record the general path gives (``InstallBinding``, the reply -- MN-HA, then FA-HA
+  for a foreign agent that shares an SA with this agent, §3.8.3.1 -- and ``Log``).
+
+Anything else returns ``None`` before any state changed, and the general path handles the
+request: another layout (an NAI, a challenge, AAA, revocation support, a second
+extension), a denial of any kind (the general path builds the reply and the counters), a
+deregistration, a first registration or a move (proxy ARP, gratuitous ARP, the binding
+removed), simultaneous bindings, nonces (the agent draws a new nonce), an operator's
+redirection, NAI assignments for the address, a pipeline other than ``HA_PIPELINE``
+(tests add checks) or the AAA mode. ``tests/core/test_ha_renewal.py`` drives two engines,
+one with the fast path and one without, through randomized sequences of renewals,
+changes, replays, bad authenticators, clock steps and expiries, and asserts the same
+actions (field by field), counters, binding tables and replay state.
+
+No per-binding memory: what the fast path compares a request with is the binding itself,
+the SA store and the replay state the general path reads too.
+"""
+
+from __future__ import annotations
+
+import struct
+from hmac import compare_digest
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from mip4.security.auth import FA_HA, MN_HA, AuthFailure
+from mip4.security.replay import ReplayState, check_request
+from mip4.security.sa import ReplayMethod
+from mip4.wire.codes import ReplyCode
+from mip4.wire.msg_base import REG_FLAGS, RRQ_HEADER
+from mip4.wire.msg_base import RRP_HEADER as _RRP_HEADER
+
+from .actions import (
+    DEBUG,
+    INFO,
+    MIP_PORT,
+    Action,
+    Encapsulation,
+    InstallBinding,
+    Log,
+    RemoveBinding,
+    SendUdp,
+)
+from .bindings import InMemoryBindingStore, MobilityBinding, same_binding
+from .events import UdpReceived
+from .ha_pipeline import HA_PIPELINE, _serves
+from .timers import expiry
+
+if TYPE_CHECKING:
+    from .ha_config import HomeAgentConfig
+    from .home_agent import HomeAgent
+
+__all__ = ["renew"]
+
+_new = object.__new__
+_unpack_header = RRQ_HEADER.unpack_from
+_U32 = struct.Struct("!I").unpack_from
+_AUTH_HDR = struct.Struct("!BBI").pack
+_ALL_ONES = 0xFFFFFFFF
+_TIMESTAMPS = ReplayMethod.TIMESTAMPS
+_ACCEPTED = ReplyCode.ACCEPTED
+_IPIP, _GRE, _MINIMAL = Encapsulation.IPIP, Encapsulation.GRE, Encapsulation.MINIMAL
+#: RegistrationFlags bits (RFC 5944 §3.3)
+_S, _B, _D, _M, _G, _T = 0x80, 0x40, 0x20, 0x10, 0x08, 0x02
+#: the usual layouts: fixed part (24) + MN-HA (2 + 4 + 16), and + FA-HA (2 + 4 + 16)
+_MN_ONLY, _MN_FA = 24 + 22, 24 + 22 + 22
+#: a request's log record's ``decision`` (``BindingInput.REGISTER``'s value)
+_REGISTER = "register"
+
+
+def _address(value: int) -> IPv4Address:
+    a = _new(IPv4Address)
+    a._ip = value  # type: ignore[attr-defined]  # the slot IPv4Address.__init__ fills
+    return a
+
+
+class _ConfigInts:
+    """What the fast path reads of a configuration, as integers (once per config)."""
+
+    __slots__ = ("bcast", "config", "directed", "me")
+
+    def __init__(self, cfg: HomeAgentConfig) -> None:
+        self.config = cfg
+        net = cfg.home_network
+        self.me = int(cfg.address)
+        #: the home network's broadcast address (a reply to a request sent there comes
+        #: from this agent's own address, RFC 5944 §3.8.3.1)
+        self.bcast = int(net.broadcast_address)
+        #: a request sent to this address is refused with 136 (RFC 5944 §3.8.2.1)
+        self.directed = self.bcast if net.prefixlen < 31 else -1
+
+
+def _config_ints(agent: HomeAgent) -> _ConfigInts:
+    cfg = agent.config
+    cached = agent._renewal_config
+    if cached is None or cached.config is not cfg:
+        cached = agent._renewal_config = _ConfigInts(cfg)
+    return cached
+
+
+def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
+    """The actions of the general path for ``ev`` when it is a usual renewal (module
+    docstring), applied; ``None``, with nothing changed, for anything else."""
+    p = ev.payload
+    n = len(p)
+    if n == _MN_FA:
+        if p[46] != 34 or p[47] != 20:  # FA-HA, 4 + 16 bytes
+            return None
+    elif n != _MN_ONLY:
+        return None
+    if p[24] != 32 or p[25] != 20:  # MN-HA, 4 + 16 bytes
+        return None
+    t, flags, life, hoa, ha, coa, ident = _unpack_header(p)
+    if t != 1 or life == 0 or flags & _S:
+        return None  # not a request; a deregistration; simultaneous bindings
+    cfg = agent.config
+    if agent.pipeline is not HA_PIPELINE or cfg.aaa:
+        return None
+    ints = _config_ints(agent)
+    # check_well_formed (no MN-NAI extension: the home address is the request's)
+    if hoa in (0, _ALL_ONES) or hoa >> 28 == 0xE:
+        return None
+    if coa in (0, _ALL_ONES, hoa) or coa >> 28 == 0xE:
+        return None
+    # First what costs no authenticator (a request that fails any of it goes to the
+    # general path unverified; it verifies once), then the authenticators.
+    # the binding this request renews: the node's only one, at the same care-of address
+    # (anything else changes proxy ARP or removes a binding); check_administrative
+    bindings = agent._bindings
+    if isinstance(bindings, InMemoryBindingStore):
+        bound = bindings.only_binding(hoa)  # (a first registration stops here)
+        if bound is None:
+            return None
+        hoa_addr = _address(hoa)
+    else:
+        hoa_addr = _address(hoa)
+        current = bindings.bindings_of(hoa_addr)
+        if len(current) != 1:
+            return None
+        bound = current[0]
+    coa_addr = bound.care_of_address
+    if int(coa_addr) != coa or len(bindings) > cfg.max_bindings or not _serves(cfg, hoa_addr):
+        return None
+    redirects = agent._redirects
+    if redirects and hoa_addr in redirects:
+        return None  # select_home_agent: the operator moved this node (RFC 4433)
+    # check_home_agent_address: not sent to the directed broadcast; this agent's address
+    # (then select_home_agent has nothing to pick: no redirection, not 0.0.0.0)
+    dst = ev.dst
+    dst_int = int(dst)
+    if dst_int == ints.directed or ha != ints.me:
+        return None
+    # check_reverse_tunnel (RFC 3024 §4.2), check_encapsulation
+    if flags & _T:
+        if not cfg.reverse_tunnel:
+            return None
+    elif cfg.reverse_tunnel_required:
+        return None
+    encapsulation = _IPIP
+    if flags & _G:
+        if not cfg.gre_encapsulation:
+            return None
+        encapsulation = _GRE
+    if flags & _M:
+        if not cfg.minimal_encapsulation:
+            return None
+        if encapsulation is _IPIP:
+            encapsulation = _MINIMAL
+    # assign_home_address: the address is not assigned to an NAI
+    assigned_to = agent._assigned_to
+    if assigned_to and assigned_to.get(hoa_addr) is not None:
+        return None
+    # grant_lifetime
+    lifetime = min(life, cfg.max_lifetime)
+    # check_mn_ha_auth's association: the one the SPI names for the home address
+    store = agent.security_associations
+    sa = store.get(hoa_addr, _U32(p, 26)[0])
+    if sa is None or sa.replay is not _TIMESTAMPS:
+        return None  # 131 -- or nonces: the general path draws the next nonce
+    # check_identification (RFC 5944 §5.7.1: timestamps); kept only once verified
+    replay = agent._replay
+    state = replay.get(hoa_addr)
+    check = check_request(
+        state if state is not None else ReplayState(),
+        ident,
+        _TIMESTAMPS,
+        now_unix=now + agent.clock_offset,
+        tolerance=sa.replay_tolerance,
+        new_nonce=None,
+    )
+    if not check.accepted:
+        return None
+    # check_mn_ha_auth: over the bytes as received through the SPI (RFC 5944 §3.5.1;
+    # RFC 2002 coverage without it)
+    spi = sa.spi
+    if not compare_digest(sa.authenticator(p[:30] if sa.spi_covered else p[:26]), p[30:46]):
+        # 131, answered here: the general path would verify it again (a forgery must
+        # cost no more than one check and the signed reply, issue 9's flood)
+        return agent._denied_early(
+            ev, now, ReplyCode.HA_MN_FAILED_AUTH, AuthFailure.BAD_AUTHENTICATOR, MN_HA, spi, sa
+        )
+    # check_fa_ha_auth: relayed by a foreign agent that shares an SA with this agent
+    src = ev.src
+    src_int = int(src)
+    fa_sa = None
+    if src_int != hoa and not (flags & _D and src_int == coa):
+        peers = store.for_peer(src)
+        if peers:
+            # 132 for a missing FA-HA, an unknown SPI or a bad authenticator: answered
+            # here too, with the FA-HA SA the general path signs the reply with
+            if n != _MN_FA:
+                failure, fa_spi, fa_sa = AuthFailure.MISSING, None, peers[0]
+            else:
+                fa_spi = _U32(p, 48)[0]
+                fa_sa = store.get(src, fa_spi)
+                if fa_sa is None:
+                    failure, fa_sa = AuthFailure.UNKNOWN_SPI, peers[0]
+                elif compare_digest(
+                    fa_sa.authenticator(p[:52] if fa_sa.spi_covered else p[:48]), p[52:72]
+                ):
+                    failure = None
+                else:
+                    failure = AuthFailure.BAD_AUTHENTICATOR
+            if failure is not None:
+                code = ReplyCode.HA_FA_FAILED_AUTH
+                return agent._denied_early(ev, now, code, failure, FA_HA, fa_spi, sa, fa_sa)
+
+    # -- accepted: what HomeAgent._accept does for it, in its order -----------------------
+    # the reply (RFC 5944 §3.8.3): MN-HA, then FA-HA (§3.8.3.1)
+    covered = _RRP_HEADER.pack(3, 0, lifetime, hoa, ha, ident) + _AUTH_HDR(32, 20, spi)
+    payload = covered + sa.authenticator(covered if sa.spi_covered else covered[:-4])
+    if fa_sa is not None:
+        covered = payload + _AUTH_HDR(34, 20, fa_sa.spi)
+        payload = covered + fa_sa.authenticator(covered if fa_sa.spi_covered else covered[:-4])
+    if dst_int == 0 or dst_int == _ALL_ONES or dst_int == ints.bcast or dst_int >> 28 == 0xE:
+        dst = cfg.address
+    reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
+    replay[hoa_addr] = check.state
+    if ev.interface == cfg.interface and ev.link_src is not None and src_int == hoa:
+        agent._home_link_addresses[hoa_addr] = ev.link_src
+    # RFC 5944 §3.8.2.2 (S clear): the new binding replaces the old one
+    replaced = bindings.remove(hoa_addr)
+    reverse_tunnel = bool(flags & _T)
+    expires = expiry(now, lifetime)
+    binding = MobilityBinding.of(
+        hoa_addr,
+        coa_addr,
+        lifetime,
+        now,
+        expires,
+        ident,
+        REG_FLAGS[flags],
+        encapsulation,
+        reverse_tunnel,
+        src,
+        None,
+        None,
+        False,
+    )
+    old = bindings.put(binding)
+    if old is None and len(replaced) == 1:
+        old = replaced[0]
+    level = INFO
+    if old is not None and len(replaced) <= 1 and same_binding(old, binding):
+        level = DEBUG
+        agent._counters.event("renewal_unchanged")
+    broadcast = bool(flags & _B)
+    actions: list[Action] = [
+        InstallBinding.of(
+            hoa_addr,
+            coa_addr,
+            encapsulation,
+            reverse_tunnel,
+            expires,
+            broadcast,
+            cfg.interface if broadcast else None,
+            bool(flags & _D),
+        )
+    ]
+    for b in replaced:
+        if int(b.care_of_address) != coa:
+            actions.append(RemoveBinding(hoa_addr, b.care_of_address))
+    agent._counters.accept(_ACCEPTED)
+    actions.append(reply)
+    actions.append(
+        Log(
+            "ha.registration",
+            {
+                "home_address": hoa_addr,
+                "care_of_address": coa_addr,
+                "source": src,
+                "code": 0,
+                "lifetime": lifetime,
+                "requested_lifetime": life,
+                "decision": _REGISTER,
+                "encapsulation": encapsulation._name_,
+                "nai": None,
+            },
+            level,
+        )
+    )
+    agent.fast_renewals += 1
+    return actions

@@ -31,13 +31,20 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 
 from mip4.wire.errors import DecodeError
-from mip4.wire.icmp import AgentAdvertisement, AgentFlags, AgentSolicitation, decode_icmp
+from mip4.wire.icmp import (
+    ADVERTISEMENTS,
+    AgentAdvertisement,
+    AgentFlags,
+    AgentSolicitation,
+    decode_icmp,
+)
 
 from .actions import Action, Log, SendIcmp
 from .counters import Counters
-from .discovery import Agent, AgentDiscovery, address_moved, prefix_moved
+from .discovery import Agent, AgentDiscovery, address_moved, prefix_moved, sequence_shows_reboot
 from .events import IcmpReceived, LinkDown, LinkUp
 from .mn_config import MobileNodeConfig, ReverseTunnel
+from .mn_state import log
 
 
 class AttachmentKind(Enum):
@@ -110,6 +117,8 @@ class OwnAgentHeard:
 Choice = GoHome | Attach | Solicit
 AdvertisementOutcome = GoHome | Attach | OwnAgentHeard
 
+_F, _H = int(AgentFlags.F), int(AgentFlags.H)
+
 
 class AttachmentTracker:
     """The attachment part of the mobile node (see the module docstring)."""
@@ -152,7 +161,7 @@ class AttachmentTracker:
         # co-located care-of address, and not a sign of home
         address = ev.address if ev.address is not None and int(ev.address) != 0 else None
         self.links[ev.interface] = (address, ev.prefix_len if address is not None else None)
-        out.append(Log("mn.link_up", {"interface": ev.interface, "address": address}))
+        out.append(log("mn.link_up", {"interface": ev.interface, "address": address}))
         if self._on_home_network(address):
             return GoHome(ev.interface)
         a = self.current
@@ -167,8 +176,9 @@ class AttachmentTracker:
         """A link went down; ``True`` when the current attachment was on it."""
         self.links.pop(ev.interface, None)
         self.discovery.link_down(ev.interface)
-        self.refused = {k for k in self.refused if k[0] != ev.interface}
-        out.append(Log("mn.link_down", {"interface": ev.interface}))
+        if self.refused:
+            self.refused = {k for k in self.refused if k[0] != ev.interface}
+        out.append(log("mn.link_down", {"interface": ev.interface}))
         a = self.current
         return a is not None and a.interface == ev.interface
 
@@ -241,6 +251,51 @@ class AttachmentTracker:
             return None  # only agents answer solicitations
         return self._advertisement(msg, ev, now, out, home_agent, failed)
 
+    def heard_again(self, ev: IcmpReceived, now: float) -> bool:
+        """The fast path of :meth:`icmp` for the usual advertisement: the current foreign
+        agent's, the very bytes heard before from it (a periodic one every node of the
+        link hears) or the same content but for the sequence number, no reboot shown
+        (RFC 5944 §2.4.4), nothing being solicited. Then all :meth:`icmp` would do is
+        refresh the agent's record in place -- sequence number, lifetime (RFC 5944
+        §2.4.2.1) -- and report :class:`OwnAgentHeard` with nothing new, to which the
+        coordinator has nothing to add unless it awaits a challenge (its caller checks
+        that); this does the refresh and returns ``True``. ``False``: nothing done, take
+        the general path. (``tests/core/test_mn_fast_paths.py`` holds it against the
+        general path, action for action and field for field.)"""
+        a = self.current
+        if a is None or a.kind is not AttachmentKind.FOREIGN_AGENT:
+            return False
+        agent = a.agent
+        payload = ev.payload
+        if (
+            agent is None
+            or type(payload) is not bytes
+            or ev.link_src != agent.link_address
+            or ev.interface != agent.interface
+            or ev.src != agent.address
+            or ev.interface not in self.links
+            or agent.flag_bits & _H  # a home agent's: RFC 5944 §2.4.3 first
+            or not agent.flag_bits & _F
+        ):
+            return False
+        d = self.discovery
+        if d.soliciting or d.get(agent.interface, agent.address) is not agent:
+            return False
+        adv = ADVERTISEMENTS.peek(payload)
+        if adv is None:
+            return False
+        m = adv.mobility
+        if m is None or ADVERTISEMENTS.shared(adv) is not agent.advertisement:
+            return False
+        seq = m.sequence
+        if sequence_shows_reboot(agent.sequence, seq):
+            return False
+        ADVERTISEMENTS.hits += 1  # as decode_icmp would have counted it
+        agent.expires = now + adv.lifetime
+        agent.sequence = seq
+        agent.heard = now
+        return True
+
     def _is_home_agent_adv(self, agent: Agent, home_agent: IPv4Address) -> bool:
         """RFC 5944 §2.4.3: an advertisement from the node's own home agent."""
         if not agent.is_home_agent:
@@ -248,8 +303,10 @@ class AttachmentTracker:
         return agent.address == home_agent or self._on_home_network(agent.address)
 
     def _on_home_network(self, address: IPv4Address | None) -> bool:
+        if address is None:
+            return False
         net = self.home_network()
-        return address is not None and net is not None and address in net
+        return net is not None and address in net
 
     def _advertisement(
         self,

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mip4.core.events import Event, IcmpReceived, LinkDown, LinkUp, UdpReceived
+from mip4.core.mn_attachment import AttachmentTracker
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
 from mip4.security.sa import SecurityAssociation
 from mip4.wire.icmp import ADVERTISEMENTS, AgentFlags, decode_icmp
@@ -33,16 +34,18 @@ def make(fast: bool) -> tuple[MobileNode, list[int]]:
     cfg = MobileNodeConfig(home_address=HOME, home_agent=HA, lifetime=300)
     mn = MobileNode(cfg, SA, 1_700_000_000.0, rng=random.Random(7))
     taken = [0]
-    general = mn.where.heard_again
 
-    def heard_again(ev: IcmpReceived, now: float) -> bool:
-        if not fast:
-            return False
-        done = general(ev, now)
-        taken[0] += done
-        return done
+    class Tracker(AttachmentTracker):
+        __slots__ = ()
 
-    mn.where.heard_again = heard_again  # type: ignore[method-assign]
+        def heard_again(self, ev: IcmpReceived, now: float) -> bool:
+            if not fast:
+                return False
+            done = super().heard_again(ev, now)
+            taken[0] += done
+            return done
+
+    mn.where.__class__ = Tracker
     return mn, taken
 
 

@@ -25,10 +25,10 @@ Logs and solicitations are actions appended to the caller's list; decisions are 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
 
 from mip4.wire.errors import DecodeError
 from mip4.wire.icmp import (
@@ -53,7 +53,7 @@ class AttachmentKind(Enum):
     COLOCATED = "co-located"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attachment:
     kind: AttachmentKind
     interface: str
@@ -120,30 +120,47 @@ AdvertisementOutcome = GoHome | Attach | OwnAgentHeard
 _F, _H = int(AgentFlags.F), int(AgentFlags.H)
 
 
+class HomeNetworkSource(Protocol):
+    """What knows the node's home network (the registration client: it may change with
+    an assigned home address or home agent; or the configuration)."""
+
+    @property
+    def home_network(self) -> IPv4Network | None: ...
+
+
+#: no refused care-of address (one shared empty set: none per node)
+_NONE_REFUSED: frozenset[tuple[str, IPv4Address, IPv4Address]] = frozenset()
+
+
 class AttachmentTracker:
-    """The attachment part of the mobile node (see the module docstring)."""
+    """The attachment part of the mobile node (see the module docstring). Slotted: one
+    per node (a simulation holds a million)."""
+
+    __slots__ = ("config", "counters", "current", "discovery", "home", "links", "refused")
 
     def __init__(
         self,
         config: MobileNodeConfig,
         discovery: AgentDiscovery,
         counters: Counters,
-        home_network: Callable[[], IPv4Network | None] | None = None,
+        home: HomeNetworkSource | None = None,
     ) -> None:
         self.config = config
-        #: the home network as the node knows it now (``None``: unknown yet -- a node whose
-        #: home address and home agent are both assigned, RFC 2794 + RFC 4433); default:
-        #: the configuration's
-        self.home_network: Callable[[], IPv4Network | None] = home_network or (
-            lambda: config.home_network
-        )
+        #: what gives the home network as the node knows it now (its ``home_network`` is
+        #: ``None`` while unknown -- a node whose home address and home agent are both
+        #: assigned, RFC 2794 + RFC 4433); default: the configuration
+        self.home: HomeNetworkSource = home if home is not None else config
         self.discovery = discovery
         self.counters = counters
         #: interface -> (address, prefix length) for the links that are up
         self.links: dict[str, tuple[IPv4Address | None, int | None]] = {}
         self.current: Attachment | None = None
         #: (interface, agent, care-of address) refused with 77 (invalid care-of address)
-        self.refused: set[tuple[str, IPv4Address, IPv4Address]] = set()
+        self.refused: frozenset[tuple[str, IPv4Address, IPv4Address]] = _NONE_REFUSED
+
+    def home_network(self) -> IPv4Network | None:
+        """The home network as the node knows it now (``None``: not known yet)."""
+        return self.home.home_network
 
     @property
     def at_home(self) -> bool:
@@ -177,7 +194,7 @@ class AttachmentTracker:
         self.links.pop(ev.interface, None)
         self.discovery.link_down(ev.interface)
         if self.refused:
-            self.refused = {k for k in self.refused if k[0] != ev.interface}
+            self.refused = frozenset(k for k in self.refused if k[0] != ev.interface)
         out.append(log("mn.link_down", {"interface": ev.interface}))
         a = self.current
         return a is not None and a.interface == ev.interface
@@ -217,7 +234,7 @@ class AttachmentTracker:
     def refuse(self, att: Attachment) -> None:
         """The agent refused this care-of address (code 77)."""
         assert att.agent is not None
-        self.refused.add((att.interface, att.agent.address, att.care_of_address))
+        self.refused = self.refused | {(att.interface, att.agent.address, att.care_of_address)}
 
     def restart_soliciting(self, interface: str, now: float, out: list[Action]) -> None:
         self.discovery.stop_soliciting()
@@ -332,8 +349,8 @@ class AttachmentTracker:
         if not agent.is_foreign_agent:
             return None
         key = (agent.interface, agent.address)
-        if res.rebooted:
-            self.refused = {k for k in self.refused if k[:2] != key}
+        if res.rebooted and self.refused:
+            self.refused = frozenset(k for k in self.refused if k[:2] != key)
         if self.discovery.soliciting:
             self.discovery.stop_soliciting()
         if a is not None and a.kind is AttachmentKind.FOREIGN_AGENT and a.agent_key == key:
@@ -406,7 +423,10 @@ class AttachmentTracker:
         the node lost its agent (RFC 5944 §2.4.2.1)."""
         lost = self.discovery.expire(now)
         for agent in lost:
-            self.refused = {k for k in self.refused if k[:2] != (agent.interface, agent.address)}
+            if self.refused:
+                self.refused = frozenset(
+                    k for k in self.refused if k[:2] != (agent.interface, agent.address)
+                )
         return lost
 
     def solicit_due(self, now: float, out: list[Action]) -> None:

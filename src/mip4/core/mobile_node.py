@@ -163,12 +163,10 @@ class MobileNode:
             jitter=config.solicit_jitter,
             rng=self._rng,  # the engine's own: no Mersenne Twister state (2.5 KB) per node
         )
-        #: the attachment part: links, agents, the current attachment
-        self.where = AttachmentTracker(
-            config, discovery, self._counters, home_network=lambda: self.client.home_network
-        )
         #: the registration client: requests, replies, the binding
         self.client = RegistrationClient(config, sa, clock_offset, self._rng, self._counters)
+        #: the attachment part: links, agents, the current attachment
+        self.where = AttachmentTracker(config, discovery, self._counters, home=self.client)
         #: changed only by :meth:`_fire`, through :data:`MN_TRANSITIONS`
         self.state = MnState.DETACHED
         #: the reason of the last give-up, for the operator

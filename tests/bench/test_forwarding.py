@@ -89,6 +89,7 @@ def test_ratios_against_both_baselines_and_the_planes_own_cost() -> None:
     own = {(c["path"], c["label"]): c for c in plane_cost(results)}
     assert own["tunnel-bpf", "UDP 64 B"]["plane_us"] == pytest.approx(1e6 / 500 - 1e6 / 625)
     assert ("routed", "UDP 64 B") not in own
+    assert own["tunnel-bpf", "UDP 64 B"]["sender_plane_us"] is None  # no sender CPU known
     text = format_table(results, {"lab": "x"}, {})
     assert "routed  CN->HA->FA1->MN" in text and "routed  CN->HA->MN (C)" in text
     assert "tunnel / routed (the same hops" in text
@@ -96,6 +97,24 @@ def test_ratios_against_both_baselines_and_the_planes_own_cost() -> None:
     assert "delivered pps x0.500" in line and line.endswith("|| pps x0.800, Mbit/s x0.800")
     assert "the data plane's own cost" in text
     assert "ha 625, fa1 625" in text
+
+
+def test_the_planes_own_cost_from_the_senders_cpu() -> None:
+    """The sender's CPU per datagram (the whole veth path, whatever else ran) gives the
+    plane's own cost too: tunnelled minus routed, beside the machine's figure."""
+
+    def m(path: str, delivered: int, sender: float) -> Measurement:
+        x = Measurement(path, "udp", 64, 1.0, 10**6, delivered, 1.0, cpu_busy_s=1.0)
+        x.sender_cpu_s = sender
+        return x
+
+    results = [m("direct", 1000, 0.008), m("tunnel-bpf", 800, 0.0104), m("routed", 700, 0.0098)]
+    own = {c["path"]: c for c in plane_cost(results)}["tunnel-bpf"]
+    assert (own["sender_us"], own["routed_sender_us"]) == (13.0, 14.0)
+    assert own["sender_plane_us"] == pytest.approx(-1.0)
+    text = format_table(results, {"lab": "x"}, {})
+    line = next(x for x in text.splitlines() if x.startswith("  tunnel-bpf") and " - " in x)
+    assert line.endswith("||  13.00 -  14.00 =  -1.00"), line
 
 
 @pytest.mark.lab

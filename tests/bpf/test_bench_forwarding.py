@@ -5,16 +5,25 @@ tunnelled paths against direct, the machine-CPU column, and the options' checks.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from mip4.tools.bench_forwarding import Measurement, format_table, main, ratios
 from mip4.tools.bench_forwarding.build import build
-from mip4.tools.bench_forwarding.report import path_label
-from mip4.tools.bench_forwarding.run import best_of, path_name
+from mip4.tools.bench_forwarding.report import encapsulation_ratios, ipip_path, path_label
+from mip4.tools.bench_forwarding.run import (
+    Bench,
+    Options,
+    best_of,
+    blaster_cpus,
+    block_order,
+    path_name,
+)
 
 
 def _free_udp_port() -> int:
@@ -50,6 +59,152 @@ def test_blaster_sends_and_sinks_bounded_in_count(tmp_path: Path) -> None:
     assert got["event"] == "result"
     assert 0 < got["packets"] <= 5000 and got["bytes"] == 64 * got["packets"]
     assert got["packets"] + got["rcvbuf_errors"] >= 4900  # loopback: what was not lost
+
+
+def test_the_sink_naps_on_a_timer_and_never_sleeps_on_its_socket(tmp_path: Path) -> None:
+    """A sink asleep in poll() must be woken by the sender, whose CPU on veth runs the whole
+    path: that wake-up (0.6-3.4 us per datagram, varying from run to run) was charged to
+    the path measured. Waiting for datagrams, the sink is in a timer nap, never in poll."""
+    exe = str(build(tmp_path))
+    sink = subprocess.Popen(
+        [exe, "recv", str(_free_udp_port()), "3", "0.3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sink.stdout is not None
+        assert json.loads(sink.stdout.readline()) == {"event": "ready"}
+        seen = set()
+        for _ in range(40):  # bounded: 40 looks, 0.2 s
+            with open(f"/proc/{sink.pid}/wchan") as f:
+                seen.add(f.read().strip())
+            time.sleep(0.005)
+    finally:
+        sink.kill()
+        sink.wait()
+    assert not any("poll" in w or "select" in w for w in seen), seen
+    assert any("nanosleep" in w for w in seen), seen
+
+
+def test_the_blaster_pins_itself_and_reports_its_cpu(tmp_path: Path) -> None:
+    exe = str(build(tmp_path))
+    cpu = max(os.sched_getaffinity(0))
+    port = _free_udp_port()
+    sink = subprocess.Popen(
+        [exe, "recv", str(port), "10", "0.3", str(cpu)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sink.stdout is not None
+        assert json.loads(sink.stdout.readline()) == {"event": "ready"}
+        with open(f"/proc/{sink.pid}/status") as f:
+            allowed = [x.split()[1] for x in f if x.startswith("Cpus_allowed_list:")]
+        assert allowed == [str(cpu)]
+        send = subprocess.run(
+            [exe, "send", "127.0.0.1", str(port), "64", "5", "50000", "0", str(cpu)],
+            input="go\n",
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        result = json.loads(send.stdout.splitlines()[1])
+        got = json.loads(sink.stdout.readline())
+        sink.wait(10)
+    finally:
+        sink.kill()
+        sink.wait()
+    assert result["sent"] == 50000 and got["packets"] > 0
+    # its own CPU while sending: more than nothing, at most the time it took
+    assert 0 < result["cpu"] <= result["elapsed"] + 0.02, result
+    bad = subprocess.run([exe, "recv", str(port), "1", "0.1", "100000"], capture_output=True,
+                         text=True, timeout=10)  # fmt: skip
+    assert bad.returncode == 2 and json.loads(bad.stdout)["event"] == "error"
+
+
+def test_sender_and_sink_get_a_cpu_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1, 2})
+    assert blaster_cpus() == (1, 3)
+    assert blaster_cpus(pin=False) == (-1, -1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert blaster_cpus() == (-1, -1)  # one CPU: nothing to keep apart
+
+
+def test_blocks_alternate_their_order_from_round_to_round() -> None:
+    planes, encs = ("bpf", "userspace"), ("ipip", "gre")
+    first = [("bpf", "ipip"), ("bpf", "gre"), ("userspace", "ipip"), ("userspace", "gre")]
+    assert block_order(planes, encs, 0) == first
+    assert block_order(planes, encs, 1) == first[::-1]
+    assert block_order(planes, encs, 2) == first
+
+
+class _NoLab:
+    lab_id = "x"
+
+    def address(self, node: str) -> str:
+        return "10.1.0.100"
+
+
+def test_a_run_takes_the_blocks_in_alternating_order_and_keeps_each_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opts = Options(planes=("bpf",), encapsulations=("ipip", "gre"), rounds=3, blaster="python")
+    bench = Bench(_NoLab(), opts)  # type: ignore[arg-type]
+    calls: list[str] = []
+    figures = {"ipip": [700, 600, 650], "gre": [640, 610, 500]}
+
+    def block(plane: str, encapsulation: str) -> list[Measurement]:
+        calls.append(encapsulation)
+        n = figures[encapsulation].pop(0)
+        return [_m(path_name("tunnel", plane, encapsulation), "udp", n)]
+
+    monkeypatch.setattr(bench, "block", block)
+    best = bench.run()
+    assert calls == ["ipip", "gre", "gre", "ipip", "ipip", "gre"]
+    assert [(m.path, m.round, m.delivered) for m in bench.runs] == [
+        ("tunnel-bpf", 0, 700),
+        ("tunnel-bpf-gre", 0, 640),
+        ("tunnel-bpf-gre", 1, 610),
+        ("tunnel-bpf", 1, 600),
+        ("tunnel-bpf", 2, 650),
+        ("tunnel-bpf-gre", 2, 500),
+    ]
+    assert [(m.path, m.delivered) for m in best] == [("tunnel-bpf", 700), ("tunnel-bpf-gre", 640)]
+
+
+def test_encapsulation_ratios_best_per_round_and_sender_cost() -> None:
+    def m(path: str, delivered: int, r: int, sender_cpu: float = 0.0) -> Measurement:
+        x = _m(path, "udp", delivered)
+        x.round, x.sender_cpu_s = r, sender_cpu
+        return x
+
+    runs = [
+        m("direct", 1000, 0),
+        m("tunnel-bpf", 800, 0, 0.0088),  # 11 us per datagram
+        m("tunnel-bpf-gre", 720, 0, 0.00864),  # 12 us
+        m("tunnel-bpf-gre", 780, 1, 0.0078),  # 10 us
+        m("tunnel-bpf", 750, 1, 0.00975),  # 13 us
+        m("tunnel-bpf-minimal", 760, 1),
+    ]
+    rows = {r["path"]: r for r in encapsulation_ratios(best_of(runs), runs)}
+    assert set(rows) == {"tunnel-bpf-gre", "tunnel-bpf-minimal"}
+    gre = rows["tunnel-bpf-gre"]
+    assert gre["ipip_path"] == "tunnel-bpf" and gre["ratio"] == pytest.approx(780 / 800, abs=1e-4)
+    assert gre["round_ratios"] == [0.9, 1.04] and gre["median_round_ratio"] == 0.97
+    # the sender's CPU over both rounds, not the best run's alone
+    gre_us, ipip_us = (8640 + 7800) / 1500, (8800 + 9750) / 1550
+    assert (gre["sender_us"], gre["ipip_sender_us"]) == (round(gre_us, 3), round(ipip_us, 3))
+    assert gre["sender_cost_ratio"] == pytest.approx(gre_us / ipip_us, abs=1e-4)
+    mini = rows["tunnel-bpf-minimal"]
+    assert mini["round_ratios"] == [pytest.approx(760 / 750, abs=1e-4)]
+    assert mini["sender_cost_ratio"] is None  # no sender CPU known (the Python sender)
+    assert [ipip_path(p) for p in ("tunnel-bpf", "colocated-gre", "direct")] == [
+        None,
+        "colocated",
+        None,
+    ]
+    text = format_table(best_of(runs), {"lab": "x"}, {}, None, runs)
+    lines = text.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("encapsulation / IP in IP on"))
+    line = lines[at + 1]
+    assert "x0.975 || x0.900 x1.040 (median x0.970) || 10.96 / 11.97 = x0.916" in line, line
+    assert "||  11.00" in text  # the sender's CPU beside the machine's (the best run's)
 
 
 def test_blaster_refuses_bad_arguments(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from mip4.wire.messages import NO_FLAGS, RegistrationRequest
 
 A = IPv4Address("10.71.0.1")
 A2 = IPv4Address("10.71.0.3")
+key = LinkSourceTracker.key
 B = IPv4Address("10.71.0.2")
 HA_TOML = '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
 FA_TOML = '[foreign_agent]\n[[foreign_agent.links]]\ninterface = "e0"\naddress = "10.2.0.2"\n'
@@ -67,9 +68,9 @@ def test_home_address_tap_keeps_only_requests_sent_from_their_home_address(
         time.sleep(0.05)
         assert home.poll() == 2  # the two sent from their Home Address
         assert full.poll() == 4
-        assert home.table == {(A, 434): ("b0", mac_a), (A2, 4343): ("b0", mac_a)}
+        assert home.table == {key(A, 434): ("b0", mac_a), key(A2, 4343): ("b0", mac_a)}
         # the full tap saw all of them; for the ones both keep, the same
-        assert full.table == {(A, 434): ("b0", mac_a), (A2, 4343): ("b0", mac_a)}
+        assert full.table == {key(A, 434): ("b0", mac_a), key(A2, 4343): ("b0", mac_a)}
         assert home.get(A, 434) == full.get(A, 434) == mac_a
         # a relayed request (its source is not its Home Address) never reached the tap
         assert home.poll() == 0

@@ -24,6 +24,7 @@ from mip4.io.rawsock import (
 
 A = IPv4Address("10.72.0.1")
 A2 = IPv4Address("10.72.0.3")
+key = LinkSourceTracker.key
 B = IPv4Address("10.72.0.2")
 
 
@@ -85,7 +86,7 @@ def test_the_ring_records_what_recvfrom_records(pair: tuple[Netns, Netns, bytes]
             assert time.monotonic() < deadline
         assert total_ring == total_old == batch * batches
         assert ring.table == {
-            (addr, port): ("b0", mac_a) for addr in (A, A2) for port in (434, 4343, 5000)
+            key(addr, port): ("b0", mac_a) for addr in (A, A2) for port in (434, 4343, 5000)
         }
         assert list(ring.names.values()) == ["b0"]  # one interface, asked once
         assert ring.poll() == old.poll() == 0

@@ -43,6 +43,7 @@ from mip4.security.sa import SecurityAssociation
 from mip4.wire.messages import RegistrationFlags
 
 from .actions import Encapsulation
+from .fa_state import PendingRegistration, RequestRecord, Visitor
 
 _T_co = TypeVar("_T_co", covariant=True)
 
@@ -159,84 +160,6 @@ _new = object.__new__
     _s_revocation_timestamp,
     _s_revocation_inform,
 ) = (MobilityBinding.__dict__[f.name].__set__ for f in fields(MobilityBinding))
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """What the foreign agent keeps of a mobile node's request, for a visitor list entry
-    and a pending registration alike (RFC 5944 §3.7.1)."""
-
-    home_address: IPv4Address
-    #: the visitor's interface (the link it was heard on)
-    interface: str
-    #: link-layer source address of the mobile node (RFC 5944 §3.7.1)
-    link_address: bytes | None
-    #: IP source address of the request (the home address, normally)
-    ip_source: IPv4Address
-    #: IP destination address of the request (this agent, or 224.0.0.11)
-    ip_destination: IPv4Address
-    #: UDP source port of the request
-    udp_source_port: int
-    home_agent: IPv4Address
-    care_of_address: IPv4Address
-    #: Identification of the request (RFC 5944 §3.7.1)
-    identification: int
-    #: requested Lifetime (RFC 5944 §3.7.1)
-    requested_lifetime: int
-
-
-@dataclass(frozen=True)
-class Visitor(RequestRecord):
-    """A current registration at the foreign agent: a visitor list entry (RFC 5944
-    §3.7.1)."""
-
-    #: Lifetime granted by the home agent
-    lifetime: int
-    #: absolute expiry: the remaining Lifetime is ``expires - now`` (``None`` = never)
-    expires: float | None
-    flags: RegistrationFlags
-    reverse_tunnel: bool = False
-    encapsulation: Encapsulation = Encapsulation.IPIP
-    #: RFC 3024 §3.3: encapsulating delivery style requested
-    encapsulating_delivery: bool = False
-    #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one
-    nai: str | None = None
-    #: the MN-FA SPI the mobile node used (to authenticate what we send it)
-    mn_fa_spi: int | None = None
-    #: RFC 3543: the home agent's revocation clock learnt from the reply's Revocation
-    #: Support extension (``None``: revocation not negotiated for this visitor)
-    revocation_timestamp: int | None = None
-    #: RFC 3543: both agents support informing the mobile node ('I' bit)
-    revocation_inform: bool = False
-
-    @property
-    def colocated(self) -> bool:
-        """Registered a co-located care-of address (D bit) through this agent."""
-        return bool(self.flags & RegistrationFlags.D)
-
-
-@dataclass(frozen=True)
-class PendingRegistration(RequestRecord):
-    """A request relayed to the home agent and not yet answered (RFC 5944 §3.7.1)."""
-
-    flags: RegistrationFlags
-    #: when it was relayed (engine clock)
-    relayed_at: float
-    #: when it times out (RFC 5944 §3.7.1 allows deleting it, code 78)
-    expires: float
-    reverse_tunnel: bool = False
-    encapsulation: Encapsulation = Encapsulation.IPIP
-    encapsulating_delivery: bool = False
-    #: our own authentication of the reply towards the MN: the MN-FA SPI it used, if any
-    mn_fa_spi: int | None = None
-    #: the mobile node's NAI (MN-NAI extension, RFC 2794), when it sent one; a request for
-    #: home address 0.0.0.0 is pending under it (its reply is matched by it)
-    nai: str | None = None
-
-    @property
-    def low_identification(self) -> int:
-        """The low-order 32 bits, which a reply must echo (RFC 5944 §3.7.3.1)."""
-        return self.identification & 0xFFFFFFFF
 
 
 # ----------------------------------------------------------------------------------------

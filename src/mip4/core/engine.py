@@ -43,6 +43,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from .actions import Action, Log
@@ -118,7 +119,8 @@ def error_boundary(
     :class:`RegistrationDenied` (its actions follow those the body produced). See the module
     docstring for what each exception becomes."""
     out: list[Action] = []
-    extra = dict(who) if who is not None else {}
+    # read only when something goes wrong: the log records below copy it then
+    extra: Mapping[str, object] = who if who is not None else _NO_FIELDS
     try:
         body(out)
     except RegistrationDenied as denial:
@@ -140,8 +142,12 @@ def error_boundary(
     return out
 
 
+#: ``who`` when the caller gave none (never written)
+_NO_FIELDS: Mapping[str, object] = MappingProxyType({})
+
+
 def _internal(
-    role: str, counters: Counters, out: list[Action], e: Exception, extra: dict[str, object]
+    role: str, counters: Counters, out: list[Action], e: Exception, extra: Mapping[str, object]
 ) -> None:
     counters.discard("internal_error")
     out.append(Log(f"{role}.internal_error", {"detail": repr(e), **extra}))

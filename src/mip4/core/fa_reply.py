@@ -71,7 +71,7 @@ from .events import (
     UdpReceived,
 )
 from .fa_checks import FaRequest, bad_unicast
-from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record
+from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record, new_visitor
 from .registration import Discard, RegistrationDenied
 from .timers import expiry
 
@@ -210,32 +210,31 @@ def relay_reply(
     if inp is VisitorInput.ACCEPTED:
         # The lifetime runs from when the request was relayed (as the MN counts it).
         lifetime = min(reply.lifetime, pending.requested_lifetime)
-        visitor = make_record(
-            Visitor,
-            {
-                "home_address": hoa,
-                "interface": pending.interface,
-                "link_address": pending.link_address,
-                "ip_source": pending.ip_source,
-                "ip_destination": pending.ip_destination,
-                "udp_source_port": pending.udp_source_port,
-                "home_agent": reply.home_agent,
-                "care_of_address": pending.care_of_address,
-                "identification": pending.identification,
-                "requested_lifetime": pending.requested_lifetime,
-                "lifetime": lifetime,
-                "expires": expiry(pending.relayed_at, lifetime),
-                "flags": pending.flags,
-                "reverse_tunnel": pending.reverse_tunnel,
-                "encapsulation": pending.encapsulation,
-                "encapsulating_delivery": pending.encapsulating_delivery,
-                "nai": pending.nai,
-                "mn_fa_spi": offer.association.spi if offer is not None else pending.mn_fa_spi,
-                "revocation_timestamp": theirs.timestamp if theirs is not None else None,
-                "revocation_inform": theirs is not None
+        visitor = new_visitor(
+            hoa,  # home_address
+            pending.interface,  # interface
+            pending.link_address,  # link_address
+            pending.ip_source,  # ip_source
+            pending.ip_destination,  # ip_destination
+            pending.udp_source_port,  # udp_source_port
+            reply.home_agent,  # home_agent
+            pending.care_of_address,  # care_of_address
+            pending.identification,  # identification
+            pending.requested_lifetime,  # requested_lifetime
+            lifetime,  # lifetime
+            expiry(pending.relayed_at, lifetime),  # expires
+            pending.flags,  # flags
+            pending.reverse_tunnel,  # reverse_tunnel
+            pending.encapsulation,  # encapsulation
+            pending.encapsulating_delivery,  # encapsulating_delivery
+            pending.nai,  # nai
+            offer.association.spi if offer is not None else pending.mn_fa_spi,  # mn_fa_spi
+            theirs.timestamp if theirs is not None else None,  # revocation_timestamp
+            (  # revocation_inform
+                theirs is not None
                 and fa.config.revocation_inform
-                and bool(theirs.flags & RevocationSupportFlags.I),
-            },
+                and bool(theirs.flags & RevocationSupportFlags.I)
+            ),
         )
         old = fa._visitors.put(visitor)
         if old is not None and offer is None and same_visitor(old, visitor):

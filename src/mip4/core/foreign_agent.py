@@ -170,8 +170,6 @@ from .actions import (
 )
 from .advertiser import SEQUENCE_WRAP_TO, Advertiser
 from .bindings import (
-    InMemoryPendingStore,
-    InMemoryVisitorStore,
     PendingListView,
     PendingRegistration,
     PendingStore,
@@ -194,7 +192,15 @@ from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
 from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
 from .fa_reply import ReplyPath, unreachable_code
-from .fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record
+from .fa_state import (
+    VISITOR_TRANSITIONS,
+    PendingList,
+    VisitorInput,
+    VisitorList,
+    VisitorState,
+    make_record,
+    new_pending,
+)
 from .registration import Discard, RegistrationDenied
 from .revocation import Revocations, decode_revocation, support_extension
 from .timers import earliest
@@ -245,8 +251,8 @@ class ForeignAgent:
         #: Unix time = ``now + clock_offset`` (unused by the FA's own checks; kept for the
         #: uniform engine interface and for logs)
         self.clock_offset = clock_offset
-        self._visitors: VisitorStore = visitors if visitors is not None else InMemoryVisitorStore()
-        self._pending: PendingStore = pending if pending is not None else InMemoryPendingStore()
+        self._visitors: VisitorStore = visitors if visitors is not None else VisitorList()
+        self._pending: PendingStore = pending if pending is not None else PendingList()
         self._counters = Counters()
         self._advertiser = Advertiser(
             config.advertised_links(), config.advertiser_settings(), self._counters, make_rng(rng)
@@ -327,18 +333,29 @@ class ForeignAgent:
     # -- inputs ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The earliest of: next advertisement per link, pending timeouts, visitor expiry."""
-        return earliest(
-            [
-                self._advertiser.next_deadline(),
-                self._pending.next_expiry(),
-                self._visitors.next_expiry(),
-                *(p.expires for p in self._nai_pending.values()),
-                *(s.next_interim for s in self._sessions.values()),
-                self._revocations.next_deadline(),
-                self.handoff.next_deadline() if self.handoff is not None else None,
-            ]
-        )
+        """The earliest of: next advertisement per link, pending timeouts, visitor expiry,
+        requests pending under an NAI, interim accounting, revocation retransmissions and
+        the handoff part's timers. Called after every input (the driver re-arms its
+        timer), so each part answers in O(1) amortised (the tables:
+        :class:`~mip4.core.fa_state.VisitorList`) and the parts usually empty cost a test."""
+        best = self._advertiser.next_deadline()
+        for d in (
+            self._pending.next_expiry(),
+            self._visitors.next_expiry(),
+            self._revocations.next_deadline(),
+        ):
+            if d is not None and (best is None or d < best):
+                best = d
+        if self._nai_pending or self._sessions or self.handoff is not None:
+            best = earliest(
+                [
+                    best,
+                    *(p.expires for p in self._nai_pending.values()),
+                    *(s.next_interim for s in self._sessions.values()),
+                    self.handoff.next_deadline() if self.handoff is not None else None,
+                ]
+            )
+        return best
 
     def pending_for(self, nai: str) -> PendingRegistration | None:
         """The request for 0.0.0.0 pending under ``nai`` (RFC 2794 §2), if any."""
@@ -842,28 +859,25 @@ class ForeignAgent:
             relayed = sign(relayed, ForeignHomeAuthExtension, fa_sa)  # RFC 5944 §3.7.2.2
         flags = req.flags
         iflags = int(flags)
-        pending = make_record(
-            PendingRegistration,
-            {
-                "home_address": hoa,
-                "interface": link.interface,
-                "link_address": ev.link_src,
-                "ip_source": ev.src,
-                "ip_destination": ev.dst,
-                "udp_source_port": ev.sport,
-                "home_agent": home_agent,
-                "care_of_address": req.care_of_address,
-                "identification": req.identification,
-                "requested_lifetime": req.lifetime,
-                "flags": flags,
-                "relayed_at": ctx.now,
-                "expires": ctx.now + self.config.pending_timeout,
-                "reverse_tunnel": bool(iflags & _FLAG_T),
-                "encapsulation": _encapsulation(iflags),
-                "encapsulating_delivery": ctx.delivery_style,
-                "mn_fa_spi": ctx.mn_fa_sa.spi if ctx.mn_fa_sa is not None else None,
-                "nai": ctx.nai,
-            },
+        pending = new_pending(
+            hoa,  # home_address
+            link.interface,  # interface
+            ev.link_src,  # link_address
+            ev.src,  # ip_source
+            ev.dst,  # ip_destination
+            ev.sport,  # udp_source_port
+            home_agent,  # home_agent
+            req.care_of_address,  # care_of_address
+            req.identification,  # identification
+            req.lifetime,  # requested_lifetime
+            flags,  # flags
+            ctx.now,  # relayed_at
+            ctx.now + self.config.pending_timeout,  # expires
+            bool(iflags & _FLAG_T),  # reverse_tunnel
+            _encapsulation(iflags),  # encapsulation
+            ctx.delivery_style,  # encapsulating_delivery
+            ctx.mn_fa_sa.spi if ctx.mn_fa_sa is not None else None,  # mn_fa_spi
+            ctx.nai,  # nai
         )
         if by_nai:
             assert ctx.nai is not None

@@ -68,6 +68,8 @@ LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 PKTINFO = struct.Struct("=i4s4s")
 _INT = struct.Struct("=i")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
 
 
 def _nonblocking(sock: socket.socket) -> socket.socket:
@@ -814,10 +816,13 @@ class LinkSourceTracker:
     reader and the UDP reader's ``after_read``). Interface names come from a table by
     index (``names``; a Linux interface index is not reused within a namespace). Without
     a ring (a socket given to the constructor) :meth:`poll` reads with ``recvfrom``; both
-    fill ``table`` alike (``tests/io/test_link_source_ring.py``)."""
+    fill ``table`` alike (``tests/io/test_link_source_ring.py``). ``table`` is keyed by
+    :meth:`key` -- the source address and port in one integer, read from the frame as
+    integers: no ``IPv4Address`` made for a frame, none hashed (through ``hex()``) for it
+    or for its lookup (issue 13)."""
 
     sock: socket.socket
-    table: dict[tuple[IPv4Address, int], tuple[str, bytes]]
+    table: dict[int, tuple[str, bytes]]
     ring: _RxRing | None = None
     names: dict[int, str] = field(default_factory=dict)
 
@@ -865,7 +870,8 @@ class LinkSourceTracker:
                 continue
             hlen = (data[0] & 0xF) * 4
             sport = int.from_bytes(data[hlen : hlen + 2], "big")
-            self.table[(ipv4_from_bytes(data, 12), sport)] = (addr[0], bytes(addr[4]))
+            key = int.from_bytes(data[12:16], "big") << 16 | sport
+            self.table[key] = (addr[0], bytes(addr[4]))
             n += 1
         if len(self.table) > 4096:  # bounded: forget the oldest half
             for k in list(self.table)[:2048]:
@@ -887,7 +893,7 @@ class LinkSourceTracker:
                 p = off + net
                 hlen = (m[p] & 0xF) * 4
                 if snap >= hlen + 2:
-                    sport = int.from_bytes(m[p + hlen : p + hlen + 2], "big")
+                    sport = _U16.unpack_from(m, p + hlen)[0]
                     index = _INT.unpack_from(m, off + _SLL_IFINDEX)[0]
                     name = names.get(index)
                     if name is None:
@@ -895,7 +901,7 @@ class LinkSourceTracker:
                             names.clear()
                         name = names[index] = if_name(self.sock, index)
                     mac = m[off + _SLL_ADDR : off + _SLL_ADDR + m[off + _SLL_HALEN]]
-                    table[(ipv4_from_bytes(m[p + 12 : p + 16]), sport)] = (name, mac)
+                    table[_U32.unpack_from(m, p + 12)[0] << 16 | sport] = (name, mac)
                     n += 1
             m[off : off + 4] = b"\0\0\0\0"  # TP_STATUS_KERNEL: the slot back to the kernel
             i = i + 1 if i + 1 < frames else 0
@@ -905,6 +911,11 @@ class LinkSourceTracker:
                 del table[k]
         return n
 
+    @staticmethod
+    def key(src: IPv4Address, sport: int) -> int:
+        """The key of ``table`` for a source address and port."""
+        return int(src) << 16 | sport
+
     def lookup(self, src: IPv4Address, sport: int) -> bytes | None:
         self.poll()
         return self.get(src, sport)
@@ -912,7 +923,7 @@ class LinkSourceTracker:
     def get(self, src: IPv4Address, sport: int) -> bytes | None:
         """What :meth:`lookup` answers, without draining the tap first (for a caller that
         just did: :func:`recv_udp`'s ``after_read``)."""
-        hit = self.table.get((src, sport))
+        hit = self.table.get(int(src) << 16 | sport)
         return hit[1] if hit else None
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ lab's namespaces, watched over their control sockets and their JSON logs."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -13,6 +14,13 @@ from typing import Any
 from .backend import AGENTS, HaBinding, HaStatus, MnStatus, Registration, ScenarioError, Settings
 from .build import Lab
 from .radius import FreeRadius, start_lab_radius
+
+#: How long a daemon may take from its start to its first status answer. A daemon's start
+#: is ~1.5 s of CPU (the imports, the bpf object verified twice, tc filters and routes
+#: through netlink), and it waits on the kernel's rtnl lock behind whatever else the
+#: machine is doing to namespaces; once, with the lab's five daemons starting together at
+#: a load of ~10, 20 s were not enough. A daemon that exits fails at once, whatever this is.
+START_WITHIN = 60.0
 
 
 class DaemonBackend:
@@ -67,7 +75,7 @@ class DaemonBackend:
         for node in self.agents:
             self._start(node)
         for node in self.agents:
-            self._wait_answering(node, 20)
+            self._wait_answering(node, START_WITHIN)
 
     def _start(self, node: str) -> None:
         import sys
@@ -96,7 +104,10 @@ class DaemonBackend:
                 if self.status(node) is not None:
                     return
             time.sleep(0.1)
-        raise ScenarioError(f"{node}: no answer on {self.socket(node)}: {self._tail(node)}")
+        raise ScenarioError(
+            f"{node}: no answer on {self.socket(node)} within {within:g} s"
+            f" ({where(self.procs[node].pid)}): {self._tail(node)}"
+        )
 
     def _tail(self, node: str) -> str:
         try:
@@ -224,7 +235,7 @@ class DaemonBackend:
         self._stop(node, sig)
         time.sleep(down_for)
         self._start(node)
-        self._wait_answering(node, 20)
+        self._wait_answering(node, START_WITHIN)
 
     def _stop(self, node: str, sig: int = signal.SIGTERM) -> int | None:
         proc = self.procs.pop(node, None)
@@ -265,3 +276,21 @@ def _parse_ts(ts: str) -> float | None:
         return seconds + int(frac) / float(10 ** len(frac))
     except ValueError:
         return None
+
+
+def where(pid: int) -> str:
+    """Where a process that does not answer is: its state, the kernel function it sleeps
+    in and the CPU it used (from ``/proc``), to tell a busy machine from a hung start."""
+    proc = Path("/proc") / str(pid)
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return f"pid {pid} gone"
+    try:  # the kernel stack (root), its innermost frames: e.g. waiting for rtnl_lock
+        frames = [line.split()[-1] for line in (proc / "stack").read_text().splitlines()]
+        wchan = " < ".join(f.split("+")[0] for f in frames[:3]) or "-"
+    except (OSError, IndexError):
+        wchan = "-"
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return f"pid {pid} state {fields[0]} in {wchan}, {cpu:.2f} s of CPU"

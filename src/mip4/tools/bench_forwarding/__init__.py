@@ -61,6 +61,20 @@ so): with ``br_netfilter`` loaded that costs ~0.55 us per bridge crossing, and t
 paths cross five bridges where the direct one crosses two. ``--switch-netfilter`` keeps the
 kernel's default (the figures before 2026-12-05 17:00 UTC were taken with it).
 
+The compiled sender and sink are measuring instruments, kept out of the path's cost (since
+2026-12-05 23:10 UTC; benchmarks/README.md, "GRE against IP in IP"): on veth the sender's
+CPU runs the whole path in its softirq, so (1) the sink never sleeps on its socket -- it
+naps on a 200 us timer when the queue is empty, where a sink blocked in ``poll`` had to be
+woken by the sender for a varying share of the datagrams (0.6-3.4 us per datagram on
+average, from run to run); (2) the sender and the sink are pinned to a CPU each (the first
+and the last; ``--no-pin`` leaves them to the scheduler, which ran the sink on the
+sender's CPU for part of some measurements and all of others); (3) the sender reports its
+own CPU (``getrusage``: its runtime, which includes the softirq it runs), printed per
+datagram beside the machine's -- the path's cost, whatever else the machine runs. With
+several rounds the blocks (plane, encapsulation) run in the given order
+in even rounds and reversed in odd ones, and each GRE (minimal) path is printed against
+the same path with IP in IP: best figures, each round's two blocks, and the sender's CPU.
+
 Everything runs inside the lab's namespaces (unique id ``q`` + 4 hex digits, which no test
 prefix, all hex, can be); every sending loop is bounded in count and time; the lab is torn
 down on success, failure, Ctrl-C and SIGTERM. Not a unit test: the numbers depend on the

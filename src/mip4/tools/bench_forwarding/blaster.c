@@ -6,12 +6,24 @@
  * stdout ("ready", then "result"), and the sender waits for a line on stdin ("go") before
  * it starts, so start-up is not measured.
  *
- *   mip4-blaster send DST PORT SIZE DURATION COUNT RATE
+ *   mip4-blaster send DST PORT SIZE DURATION COUNT RATE [CPU]
  *       SIZE-byte datagrams to DST:PORT, at most COUNT, for at most DURATION seconds;
  *       RATE > 0 paces to that many per second, 0 sends as fast as sendmmsg goes.
- *   mip4-blaster recv PORT DEADLINE IDLE
+ *   mip4-blaster recv PORT DEADLINE IDLE [CPU]
  *       count datagrams on PORT until IDLE seconds without one after the first, or
  *       DEADLINE seconds in all.
+ *
+ * CPU >= 0 pins the process to that CPU (sched_setaffinity); -1 or absent: not pinned.
+ *
+ * The sink never sleeps on its socket: when a drain finds the queue empty it naps NAP_US
+ * on a timer and drains again. A receiver blocked in poll() has to be woken by the
+ * sender, and on veth the sender's CPU runs the whole path in its softirq, so every
+ * datagram that finds the sink asleep costs the sender a wake-up (try_to_wake_up and an
+ * IPI: 0.6-3.4 us per datagram in perf, varying from run to run with how often the sink
+ * caught up) -- a cost of the instrument, not of the path, that moved the packet rate of
+ * two equal paths by up to 15 % (benchmarks/README.md, "GRE against IP in IP"). With no
+ * sleeper on the socket, sock_def_readable wakes no one; the queue holds NAP_US of
+ * traffic (~40 datagrams at 200k/s) in a receive buffer of 8 MiB.
  *
  * Every loop is bounded in count and time.
  */
@@ -20,15 +32,30 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BATCH 64
 #define MAX_SIZE 1472
+#define NAP_US 200
+
+/* Pin this process to cpu (>= 0); 0 on success or when not asked, -1 on failure. */
+static int pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
 
 static double now(void)
 {
@@ -68,6 +95,20 @@ static long rcvbuf_errors(void)
 	return out;
 }
 
+/* CPU seconds (user + system) this process has used: their sum is the scheduler's exact
+ * runtime of the process (only the split is from ticks), and without IRQ_TIME_ACCOUNTING
+ * a softirq run in this process's context -- on veth the whole path the datagram takes
+ * after the sender -- is part of it. */
+static double cpu_used(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
 static int wait_go(double timeout)
 {
 	struct pollfd p = {.fd = 0, .events = POLLIN};
@@ -85,7 +126,7 @@ static int blast(const char *dst, int port, int size, double duration, long coun
 	struct iovec iov = {.iov_base = payload, .iov_len = (size_t)size};
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
 	long sent = 0, errors = 0;
-	double start, deadline, t;
+	double start, deadline, t, cpu0;
 	int fd;
 
 	if (size < 0 || size > MAX_SIZE || inet_pton(AF_INET, dst, &to.sin_addr) != 1) {
@@ -108,6 +149,7 @@ static int blast(const char *dst, int port, int size, double duration, long coun
 		printf("{\"event\": \"error\", \"error\": \"no go from the parent\"}\n");
 		return 1;
 	}
+	cpu0 = cpu_used();
 	start = t = now();
 	deadline = start + duration;
 	while (sent < count && t < deadline) {
@@ -134,8 +176,10 @@ static int blast(const char *dst, int port, int size, double duration, long coun
 		}
 		t = now();
 	}
-	printf("{\"event\": \"result\", \"sent\": %ld, \"errors\": %ld, \"elapsed\": %.6f}\n", sent,
-	       errors, now() - start);
+	t = now();
+	printf("{\"event\": \"result\", \"sent\": %ld, \"errors\": %ld, \"elapsed\": %.6f, "
+	       "\"cpu\": %.6f}\n",
+	       sent, errors, t - start, cpu_used() - cpu0);
 	close(fd);
 	return 0;
 }
@@ -169,15 +213,12 @@ static int sink(int port, double deadline_s, double idle_s)
 	deadline = start + deadline_s;
 	for (;;) {
 		double t = now(), wait = (packets ? last + idle_s : deadline) - t;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int got = 0, r;
 
 		if (deadline - t < wait)
 			wait = deadline - t;
 		if (wait <= 0)
 			break;
-		if (poll(&p, 1, (int)(wait * 1000) + 1) <= 0)
-			continue;
 		while ((r = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL)) > 0) {
 			for (int i = 0; i < r; i++)
 				nbytes += msgs[i].msg_len;
@@ -188,6 +229,12 @@ static int sink(int port, double deadline_s, double idle_s)
 			if (!packets)
 				first = last;
 			packets += got;
+		} else {
+			/* the queue is empty: a timer nap, never a sleep on the socket */
+			double nap = wait < NAP_US / 1e6 ? wait : NAP_US / 1e6;
+			struct timespec ts = {0, (long)(nap * 1e9)};
+
+			nanosleep(&ts, NULL);
 		}
 	}
 	errors1 = rcvbuf_errors();
@@ -201,12 +248,26 @@ static int sink(int port, double deadline_s, double idle_s)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 8 && strcmp(argv[1], "send") == 0)
+	int send = argc >= 8 && argc <= 9 && strcmp(argv[1], "send") == 0;
+	int recv = argc >= 5 && argc <= 6 && strcmp(argv[1], "recv") == 0;
+	int cpu = -1;
+
+	if (send && argc == 9)
+		cpu = atoi(argv[8]);
+	if (recv && argc == 6)
+		cpu = atoi(argv[5]);
+	if ((send || recv) && pin(cpu) < 0) {
+		printf("{\"event\": \"error\", \"error\": \"cpu %d: %s\"}\n", cpu, strerror(errno));
+		return 2;
+	}
+	if (send)
 		return blast(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]), atol(argv[6]),
 			     atof(argv[7]));
-	if (argc == 5 && strcmp(argv[1], "recv") == 0)
+	if (recv)
 		return sink(atoi(argv[2]), atof(argv[3]), atof(argv[4]));
-	fprintf(stderr, "usage: %s send DST PORT SIZE DURATION COUNT RATE | recv PORT DEADLINE IDLE\n",
+	fprintf(stderr,
+		"usage: %s send DST PORT SIZE DURATION COUNT RATE [CPU] | recv PORT DEADLINE IDLE "
+		"[CPU]\n",
 		argv[0]);
 	return 2;
 }

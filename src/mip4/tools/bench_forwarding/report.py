@@ -7,6 +7,7 @@ forwarding processes, the drops, the profiles and the codec timing, as a table
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,12 @@ class Measurement:
     #: on the routed baseline: datagrams each forwarder's kernel forwarded over the
     #: measurement (``Ip: ForwDatagrams``; the proof that they crossed it)
     forwarded: dict[str, int] = field(default_factory=dict)
+    #: CPU seconds the compiled UDP sender used while sending (``getrusage``; 0 where not
+    #: known): on veth its softirq runs the whole path, which the kernel's tick accounting
+    #: charges to it, so per datagram this is the path's cost, whatever else the machine runs
+    sender_cpu_s: float = 0.0
+    #: the round of the run this figure came from (0-based; :func:`encapsulation_ratios`)
+    round: int = 0
 
     @property
     def label(self) -> str:
@@ -72,6 +79,14 @@ class Measurement:
             return None
         return self.cpu_busy_s / units * 1e6
 
+    @property
+    def sender_us_per_datagram(self) -> float | None:
+        """The UDP sender's CPU (µs) per delivered datagram: the path's cost, sender
+        included, counted on the sender's CPU alone (:attr:`sender_cpu_s`)."""
+        if self.traffic != "udp" or self.sender_cpu_s <= 0 or self.delivered <= 0:
+            return None
+        return self.sender_cpu_s / self.delivered * 1e6
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -91,6 +106,9 @@ class Measurement:
             "cpu_busy_s": self.cpu_busy_s,
             "cpu_us_per_packet": _round(self.cpu_us_per_packet, 3),
             "forwarded": self.forwarded,
+            "sender_cpu_s": self.sender_cpu_s,
+            "sender_us_per_datagram": _round(self.sender_us_per_datagram, 3),
+            "round": self.round,
         }
 
 
@@ -174,9 +192,91 @@ def ratios(results: Sequence[Measurement]) -> list[dict[str, Any]]:
     return out
 
 
+#: the encapsulations besides IP in IP, as path suffixes (:func:`..run.path_name`)
+OTHER_ENCAPSULATIONS = ("gre", "minimal")
+
+
+def ipip_path(path: str) -> str | None:
+    """The same path with IP in IP (``tunnel-bpf`` for ``tunnel-bpf-gre``); None for an
+    IP-in-IP path or a baseline."""
+    for e in OTHER_ENCAPSULATIONS:
+        if path.endswith(f"-{e}"):
+            return path[: -len(e) - 1]
+    return None
+
+
+def score(m: Measurement) -> float:
+    """What a run delivered: datagrams per second (UDP), goodput (TCP)."""
+    return m.pps_delivered if m.pps_delivered is not None else m.mbit_s
+
+
+def encapsulation_ratios(
+    results: Sequence[Measurement], runs: Sequence[Measurement] = ()
+) -> list[dict[str, Any]]:
+    """Each GRE (or minimal) path ÷ the same path with IP in IP, per traffic kind and
+    payload (issue 12: "GRE within 5 % of IP-in-IP"):
+
+    * ``ratio``: of the best figures (delivered pps for UDP, Mbit/s for TCP);
+    * ``round_ratios`` / ``median_round_ratio``: from ``runs`` (every run, with its round),
+      the two blocks of each round against each other -- measured minutes apart, where the
+      best figures may come from different rounds;
+    * ``sender_us`` / ``ipip_sender_us`` / ``sender_cost_ratio``: the UDP sender's CPU per
+      delivered datagram on each, over every round in ``runs`` (the best figures' without
+      them), the path's cost whatever else the machine ran: above 1, the encapsulation
+      costs more per datagram."""
+    by = {(m.path, m.traffic, m.payload): m for m in results}
+    rounds: dict[tuple[str, str, int, int], Measurement] = {}
+    cpu: dict[tuple[str, str, int], list[float]] = {}
+    for m in runs:
+        rounds[m.path, m.traffic, m.payload, m.round] = m
+        if m.sender_us_per_datagram is not None:
+            total = cpu.setdefault((m.path, m.traffic, m.payload), [0.0, 0.0])
+            total[0] += m.sender_cpu_s
+            total[1] += m.delivered
+
+    def sender_us(key: tuple[str, str, int]) -> float | None:
+        if key in cpu:
+            return cpu[key][0] / cpu[key][1] * 1e6
+        return by[key].sender_us_per_datagram
+
+    rows = []
+    for (path, traffic, payload), t in by.items():
+        base = ipip_path(path)
+        if base is None:
+            continue
+        b = by.get((base, traffic, payload))
+        if b is None or not score(b):
+            continue
+        paired = []
+        for (p, tr, pl, r), m in sorted(rounds.items(), key=lambda kv: kv[0][3]):
+            o = rounds.get((base, tr, pl, r))
+            if (p, tr, pl) == (path, traffic, payload) and o is not None and score(o):
+                paired.append(round(score(m) / score(o), 4))
+        su, bu = sender_us((path, traffic, payload)), sender_us((base, traffic, payload))
+        rows.append(
+            {
+                "path": path,
+                "ipip_path": base,
+                "traffic": traffic,
+                "payload": payload,
+                "label": t.label,
+                "ratio": round(score(t) / score(b), 4),
+                "round_ratios": paired,
+                "median_round_ratio": round(statistics.median(paired), 4) if paired else None,
+                "sender_us": _round(su, 3),
+                "ipip_sender_us": _round(bu, 3),
+                "sender_cost_ratio": round(su / bu, 4) if su and bu else None,
+            }
+        )
+    return rows
+
+
 def plane_cost(results: Sequence[Measurement]) -> list[dict[str, Any]]:
     """The data plane's own machine CPU per delivered datagram (TCP: per 1448 bytes): each
-    tunnelled path's figure minus its routed baseline's, which crossed the same hops."""
+    tunnelled path's figure minus its routed baseline's, which crossed the same hops; for
+    UDP also the same from the sender's own CPU (``sender_us``, ``routed_sender_us``,
+    ``sender_plane_us``; None where not known), which other load on the machine does not
+    count in."""
     by = {(m.path, m.traffic, m.payload): m for m in results}
     rows = []
     for (path, traffic, payload), t in by.items():
@@ -194,6 +294,9 @@ def plane_cost(results: Sequence[Measurement]) -> list[dict[str, Any]]:
                 "plane_us": round(t.cpu_us_per_packet - r.cpu_us_per_packet, 3),
             }
         )
+        su, ru = t.sender_us_per_datagram, r.sender_us_per_datagram
+        rows[-1]["sender_us"], rows[-1]["routed_sender_us"] = _round(su, 3), _round(ru, 3)
+        rows[-1]["sender_plane_us"] = round(su - ru, 3) if su and ru else None
     return rows
 
 
@@ -229,6 +332,7 @@ def format_table(
     header: dict[str, Any],
     codec: dict[str, float],
     profiles: dict[str, dict[str, Any]] | None = None,
+    runs: Sequence[Measurement] = (),
 ) -> str:
     lines = [
         "mip4 bench forwarding: "
@@ -266,27 +370,55 @@ def format_table(
             line = f"{line:<70} || " + ("" if rp is None else f"pps x{rp:.3f}, ")
             line += "Mbit/s " + ("-" if rm is None else f"x{rm:.3f}")
         lines.append(line)
+    enc = encapsulation_ratios(results, runs)
+    if enc:
+        lines += [
+            "",
+            "encapsulation / IP in IP on the same path: best figures || each round's two"
+            " blocks (median) || sender CPU per datagram, us (the path's cost):",
+        ]
+        for e in enc:
+            line = f"  {e['path']:<18} {e['label']:<11} x{e['ratio']:.3f}"
+            if e["round_ratios"]:
+                each = " ".join(f"x{x:.3f}" for x in e["round_ratios"])
+                line += f" || {each} (median x{e['median_round_ratio']:.3f})"
+            if e["sender_cost_ratio"] is not None:
+                line += (
+                    f" || {e['sender_us']:.2f} / {e['ipip_sender_us']:.2f}"
+                    f" = x{e['sender_cost_ratio']:.3f}"
+                )
+            lines.append(line)
     if any(m.cpu_us_per_packet is not None for m in results):
         lines += [
             "",
             "machine CPU per delivered datagram (TCP: per 1448 bytes), us -- all CPUs busy"
-            " over the measurement (/proc/stat), sender and receiver included:",
+            " over the measurement (/proc/stat), sender and receiver included; UDP: || the"
+            " sender's own CPU (getrusage), which on veth runs the whole path:",
         ]
         for m in results:
             if m.cpu_us_per_packet is not None:
-                lines.append(f"  {m.path:<18} {m.label:<11} {m.cpu_us_per_packet:8.2f}")
+                line = f"  {m.path:<18} {m.label:<11} {m.cpu_us_per_packet:8.2f}"
+                if m.sender_us_per_datagram is not None:
+                    line += f" || {m.sender_us_per_datagram:6.2f}"
+                lines.append(line)
         own = plane_cost(results)
         if own:
             lines += [
                 "",
                 "the data plane's own cost: machine CPU per datagram, tunnelled minus routed"
-                " (the same hops), us:",
+                " (the same hops), us || the same from the sender's CPU:",
             ]
             for c in own:
-                lines.append(
+                line = (
                     f"  {c['path']:<18} {c['label']:<11} {c['us']:8.2f} - {c['routed_us']:6.2f}"
                     f" = {c['plane_us']:6.2f}"
                 )
+                if c["sender_plane_us"] is not None:
+                    line += (
+                        f" || {c['sender_us']:6.2f} - {c['routed_sender_us']:6.2f}"
+                        f" = {c['sender_plane_us']:6.2f}"
+                    )
+                lines.append(line)
     fwd = [m for m in results if m.forwarded]
     if fwd:
         lines += [

@@ -31,7 +31,15 @@ from mip4.lab.build import Lab, LabError
 
 from .build import BuildError
 from .build import build as build_blaster
-from .report import Measurement, format_table, per_packet, plane_cost, ratios
+from .report import (
+    Measurement,
+    encapsulation_ratios,
+    format_table,
+    per_packet,
+    plane_cost,
+    ratios,
+    score,
+)
 from .routed import RoutedPath, RoutedPathError, check_forwarded
 from .workers import UDP_PORT, WORKERS, run_worker
 
@@ -165,6 +173,8 @@ class Options:
     #: also the routed baseline: the tunnelled path's hops, kernel IP forwarding, no
     #: Mobile IP (:mod:`.routed`)
     routed: bool = True
+    #: the compiled UDP sender and sink each on a CPU of its own (:func:`blaster_cpus`)
+    pin: bool = True
 
 
 def path_name(base: str, plane: str, encapsulation: str = "ipip") -> str:
@@ -212,6 +222,23 @@ def quiet_switch(lab: Lab) -> str:
     return "off (bridge-nf-call-*=0)"
 
 
+def blaster_cpus(pin: bool = True) -> tuple[int, int]:
+    """The CPUs the compiled UDP sender and sink are pinned to: the first and the last this
+    process may run on, or (-1, -1) -- not pinned -- with ``pin`` off or a single CPU.
+
+    On veth the sender's CPU runs the whole path in its softirq, so what the sender
+    delivers per second is its CPU's time divided by the path's cost -- unless the
+    scheduler puts the sink (~2 us per datagram of copies) on the same CPU, which it did
+    for part of some measurements and all of others (perf, 2026-12-05: 18 % to 100 % of
+    the sink's time on the sender's CPU over 12 blasts): two equal paths then differ by
+    the sink's share.
+    Pinned apart, every path is measured with the sender's CPU to itself."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return -1, -1
+    return cpus[0], cpus[-1]
+
+
 class Bench:
     """The lab, the node workers, and one measurement after another."""
 
@@ -229,6 +256,8 @@ class Bench:
         self.routed: RoutedPath | None = None
         #: the TTLs the routed baseline's probes arrived with, by path (the last check)
         self.routed_ttls: dict[str, dict[str, int]] = {}
+        #: every measurement of every round, in the order taken (:meth:`run`)
+        self.runs: list[Measurement] = []
         if opts.blaster == "c":
             self.blaster = build_blaster()
 
@@ -304,10 +333,12 @@ class Bench:
         recv_argv = send_argv = None
         if kind == "udp" and self.blaster is not None:
             b = str(self.blaster)
+            send_cpu, recv_cpu = blaster_cpus(self.opts.pin)
             recv_argv = [b, "recv", str(UDP_PORT), str(recv_args["deadline"]), "0.5"]
+            recv_argv.append(str(recv_cpu))
             a = send_args
             send_argv = [b, "send", dst, str(UDP_PORT), str(a["size"])]
-            send_argv += [str(a["duration"]), str(a["count"]), str(a["rate"])]
+            send_argv += [str(a["duration"]), str(a["count"]), str(a["rate"]), str(send_cpu)]
         recv = Worker(self.lab, "mn", f"{kind}-recv", recv_args, recv_argv)
         self.traffic.append(recv)
         try:
@@ -367,6 +398,7 @@ class Bench:
             drops,
             cpu_busy_s=round(after["cpu"] - before["cpu"], 3),
             forwarded=forwarded,
+            sender_cpu_s=float(s.get("cpu", 0.0)),
         )
 
     def tcp(self, path: str) -> Measurement:
@@ -468,13 +500,25 @@ class Bench:
         return results
 
     def run(self) -> list[Measurement]:
-        """Every plane, one after the other, ``rounds`` times; the best figure of each."""
-        runs: list[Measurement] = []
-        for _ in range(self.opts.rounds):
-            for plane in self.opts.planes:
-                for encapsulation in self.opts.encapsulations:
-                    runs += self.block(plane, encapsulation)
-        return best_of(runs)
+        """Every block (plane and encapsulation) ``rounds`` times, in the order of
+        :func:`block_order`; the best figure of each (every run stays in :attr:`runs`)."""
+        for r in range(self.opts.rounds):
+            for plane, encapsulation in block_order(self.opts.planes, self.opts.encapsulations, r):
+                for m in self.block(plane, encapsulation):
+                    m.round = r
+                    self.runs.append(m)
+        return best_of(self.runs)
+
+
+def block_order(
+    planes: Sequence[str], encapsulations: Sequence[str], round_index: int
+) -> list[tuple[str, str]]:
+    """The blocks of round ``round_index``: every (plane, encapsulation), in the order given
+    in even rounds and reversed in odd ones, so that over two rounds no block always runs
+    first or right after the same one (the lab's, the machine's state drift over a run:
+    before, IP in IP always ran before GRE)."""
+    blocks = [(p, e) for p in planes for e in encapsulations]
+    return blocks if round_index % 2 == 0 else blocks[::-1]
 
 
 def _process_cost(path: str) -> bool:
@@ -490,13 +534,9 @@ def best_of(runs: Sequence[Measurement]) -> list[Measurement]:
     for m in runs:
         key = (m.path, m.traffic, m.payload)
         known = best.get(key)
-        if known is None or _score(m) > _score(known):
+        if known is None or score(m) > score(known):
             best[key] = m
     return list(best.values())
-
-
-def _score(m: Measurement) -> float:
-    return m.pps_delivered if m.pps_delivered is not None else m.mbit_s
 
 
 # ----------------------------------------------------------------------------------------
@@ -598,6 +638,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="skip the routed baseline (the tunnel's hops, kernel IP forwarding, no Mobile"
         " IP; ratios against it beside those against direct)",
     )
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the compiled UDP sender and sink to the scheduler (default: each pinned to"
+        " a CPU of its own, the sender to the first, the sink to the last)",
+    )
     p.add_argument("--lab-id", default="", help="lab id (default: q + 4 random hex digits)")
     p.set_defaults(func=run)
 
@@ -635,7 +681,16 @@ def options(args: argparse.Namespace) -> Options:
         encapsulations=encs,
         switch_netfilter=args.switch_netfilter,
         routed=not args.no_routed,
+        pin=not args.no_pin,
     )
+
+
+def _sender_header(opts: Options) -> str:
+    if opts.blaster != "c":
+        return "Python"
+    send_cpu, recv_cpu = blaster_cpus(opts.pin)
+    where = f"sender on CPU {send_cpu}, sink on CPU {recv_cpu}" if send_cpu >= 0 else "not pinned"
+    return f"sendmmsg (C), {where}, sink naps on a timer (no wake-ups)"
 
 
 @contextlib.contextmanager
@@ -672,7 +727,8 @@ def run(args: argparse.Namespace) -> int:
         "planes": ",".join(opts.planes),
         "encapsulations": ",".join(opts.encapsulations),
         "rounds": opts.rounds,
-        "udp sender": "sendmmsg (C)" if opts.blaster == "c" else "Python",
+        "block order": "as given, reversed in odd rounds" if opts.rounds > 1 else "as given",
+        "udp sender": _sender_header(opts),
         "routed baseline": "same hops as the tunnel, kernel IP forwarding, no Mobile IP"
         if opts.routed
         else "off",
@@ -687,6 +743,7 @@ def run(args: argparse.Namespace) -> int:
             bench = Bench(lab, opts)
             try:
                 results = bench.run()
+                runs = bench.runs
                 profiles = bench.profiles
                 for path, ttls in bench.routed_ttls.items():
                     header[f"{path} TTL"] = (
@@ -704,12 +761,13 @@ def run(args: argparse.Namespace) -> int:
         out["ratios"] = ratios(results)
         out["per_packet"] = per_packet(results)
         out["plane_cost_us"] = plane_cost(results)
+        out["encapsulation_ratios"] = encapsulation_ratios(results, runs)
         out["codec_us"] = codec
         if profiles:
             out["profiles"] = profiles
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(results, header, codec, profiles))
+        print(format_table(results, header, codec, profiles, runs))
     return 0
 
 

@@ -167,7 +167,22 @@ def address_moved(network: IPv4Network | None, new: Agent) -> bool | None:
 
 
 class AgentDiscovery:
-    """The agents a mobile node hears, and its solicitation schedule (RFC 5944 §2.4)."""
+    """The agents a mobile node hears, and its solicitation schedule (RFC 5944 §2.4).
+    Slotted: one per node (a simulation holds a million)."""
+
+    __slots__ = (
+        "_first",
+        "_more",
+        "_rng",
+        "_solicit_count",
+        "_solicit_interface",
+        "_solicit_next",
+        "initial_interval",
+        "initial_solicitations",
+        "jitter",
+        "max_interval",
+        "max_solicitations",
+    )
 
     def __init__(
         self,

@@ -25,19 +25,26 @@ Logs and solicitations are actions appended to the caller's list; decisions are 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
 
 from mip4.wire.errors import DecodeError
-from mip4.wire.icmp import AgentAdvertisement, AgentFlags, AgentSolicitation, decode_icmp
+from mip4.wire.icmp import (
+    ADVERTISEMENTS,
+    AgentAdvertisement,
+    AgentFlags,
+    AgentSolicitation,
+    decode_icmp,
+)
 
 from .actions import Action, Log, SendIcmp
 from .counters import Counters
-from .discovery import Agent, AgentDiscovery, address_moved, prefix_moved
+from .discovery import Agent, AgentDiscovery, address_moved, prefix_moved, sequence_shows_reboot
 from .events import IcmpReceived, LinkDown, LinkUp
 from .mn_config import MobileNodeConfig, ReverseTunnel
+from .mn_state import log
 
 
 class AttachmentKind(Enum):
@@ -46,7 +53,7 @@ class AttachmentKind(Enum):
     COLOCATED = "co-located"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attachment:
     kind: AttachmentKind
     interface: str
@@ -110,31 +117,50 @@ class OwnAgentHeard:
 Choice = GoHome | Attach | Solicit
 AdvertisementOutcome = GoHome | Attach | OwnAgentHeard
 
+_F, _H = int(AgentFlags.F), int(AgentFlags.H)
+
+
+class HomeNetworkSource(Protocol):
+    """What knows the node's home network (the registration client: it may change with
+    an assigned home address or home agent; or the configuration)."""
+
+    @property
+    def home_network(self) -> IPv4Network | None: ...
+
+
+#: no refused care-of address (one shared empty set: none per node)
+_NONE_REFUSED: frozenset[tuple[str, IPv4Address, IPv4Address]] = frozenset()
+
 
 class AttachmentTracker:
-    """The attachment part of the mobile node (see the module docstring)."""
+    """The attachment part of the mobile node (see the module docstring). Slotted: one
+    per node (a simulation holds a million)."""
+
+    __slots__ = ("config", "counters", "current", "discovery", "home", "links", "refused")
 
     def __init__(
         self,
         config: MobileNodeConfig,
         discovery: AgentDiscovery,
         counters: Counters,
-        home_network: Callable[[], IPv4Network | None] | None = None,
+        home: HomeNetworkSource | None = None,
     ) -> None:
         self.config = config
-        #: the home network as the node knows it now (``None``: unknown yet -- a node whose
-        #: home address and home agent are both assigned, RFC 2794 + RFC 4433); default:
-        #: the configuration's
-        self.home_network: Callable[[], IPv4Network | None] = home_network or (
-            lambda: config.home_network
-        )
+        #: what gives the home network as the node knows it now (its ``home_network`` is
+        #: ``None`` while unknown -- a node whose home address and home agent are both
+        #: assigned, RFC 2794 + RFC 4433); default: the configuration
+        self.home: HomeNetworkSource = home if home is not None else config
         self.discovery = discovery
         self.counters = counters
         #: interface -> (address, prefix length) for the links that are up
         self.links: dict[str, tuple[IPv4Address | None, int | None]] = {}
         self.current: Attachment | None = None
         #: (interface, agent, care-of address) refused with 77 (invalid care-of address)
-        self.refused: set[tuple[str, IPv4Address, IPv4Address]] = set()
+        self.refused: frozenset[tuple[str, IPv4Address, IPv4Address]] = _NONE_REFUSED
+
+    def home_network(self) -> IPv4Network | None:
+        """The home network as the node knows it now (``None``: not known yet)."""
+        return self.home.home_network
 
     @property
     def at_home(self) -> bool:
@@ -152,7 +178,7 @@ class AttachmentTracker:
         # co-located care-of address, and not a sign of home
         address = ev.address if ev.address is not None and int(ev.address) != 0 else None
         self.links[ev.interface] = (address, ev.prefix_len if address is not None else None)
-        out.append(Log("mn.link_up", {"interface": ev.interface, "address": address}))
+        out.append(log("mn.link_up", {"interface": ev.interface, "address": address}))
         if self._on_home_network(address):
             return GoHome(ev.interface)
         a = self.current
@@ -167,8 +193,9 @@ class AttachmentTracker:
         """A link went down; ``True`` when the current attachment was on it."""
         self.links.pop(ev.interface, None)
         self.discovery.link_down(ev.interface)
-        self.refused = {k for k in self.refused if k[0] != ev.interface}
-        out.append(Log("mn.link_down", {"interface": ev.interface}))
+        if self.refused:
+            self.refused = frozenset(k for k in self.refused if k[0] != ev.interface)
+        out.append(log("mn.link_down", {"interface": ev.interface}))
         a = self.current
         return a is not None and a.interface == ev.interface
 
@@ -207,7 +234,7 @@ class AttachmentTracker:
     def refuse(self, att: Attachment) -> None:
         """The agent refused this care-of address (code 77)."""
         assert att.agent is not None
-        self.refused.add((att.interface, att.agent.address, att.care_of_address))
+        self.refused = self.refused | {(att.interface, att.agent.address, att.care_of_address)}
 
     def restart_soliciting(self, interface: str, now: float, out: list[Action]) -> None:
         self.discovery.stop_soliciting()
@@ -241,6 +268,51 @@ class AttachmentTracker:
             return None  # only agents answer solicitations
         return self._advertisement(msg, ev, now, out, home_agent, failed)
 
+    def heard_again(self, ev: IcmpReceived, now: float) -> bool:
+        """The fast path of :meth:`icmp` for the usual advertisement: the current foreign
+        agent's, the very bytes heard before from it (a periodic one every node of the
+        link hears) or the same content but for the sequence number, no reboot shown
+        (RFC 5944 §2.4.4), nothing being solicited. Then all :meth:`icmp` would do is
+        refresh the agent's record in place -- sequence number, lifetime (RFC 5944
+        §2.4.2.1) -- and report :class:`OwnAgentHeard` with nothing new, to which the
+        coordinator has nothing to add unless it awaits a challenge (its caller checks
+        that); this does the refresh and returns ``True``. ``False``: nothing done, take
+        the general path. (``tests/core/test_mn_fast_paths.py`` holds it against the
+        general path, action for action and field for field.)"""
+        a = self.current
+        if a is None or a.kind is not AttachmentKind.FOREIGN_AGENT:
+            return False
+        agent = a.agent
+        payload = ev.payload
+        if (
+            agent is None
+            or type(payload) is not bytes
+            or ev.link_src != agent.link_address
+            or ev.interface != agent.interface
+            or ev.src != agent.address
+            or ev.interface not in self.links
+            or agent.flag_bits & _H  # a home agent's: RFC 5944 §2.4.3 first
+            or not agent.flag_bits & _F
+        ):
+            return False
+        d = self.discovery
+        if d.soliciting or d.get(agent.interface, agent.address) is not agent:
+            return False
+        adv = ADVERTISEMENTS.peek(payload)
+        if adv is None:
+            return False
+        m = adv.mobility
+        if m is None or ADVERTISEMENTS.shared(adv) is not agent.advertisement:
+            return False
+        seq = m.sequence
+        if sequence_shows_reboot(agent.sequence, seq):
+            return False
+        ADVERTISEMENTS.hits += 1  # as decode_icmp would have counted it
+        agent.expires = now + adv.lifetime
+        agent.sequence = seq
+        agent.heard = now
+        return True
+
     def _is_home_agent_adv(self, agent: Agent, home_agent: IPv4Address) -> bool:
         """RFC 5944 §2.4.3: an advertisement from the node's own home agent."""
         if not agent.is_home_agent:
@@ -248,8 +320,10 @@ class AttachmentTracker:
         return agent.address == home_agent or self._on_home_network(agent.address)
 
     def _on_home_network(self, address: IPv4Address | None) -> bool:
+        if address is None:
+            return False
         net = self.home_network()
-        return address is not None and net is not None and address in net
+        return net is not None and address in net
 
     def _advertisement(
         self,
@@ -275,8 +349,8 @@ class AttachmentTracker:
         if not agent.is_foreign_agent:
             return None
         key = (agent.interface, agent.address)
-        if res.rebooted:
-            self.refused = {k for k in self.refused if k[:2] != key}
+        if res.rebooted and self.refused:
+            self.refused = frozenset(k for k in self.refused if k[:2] != key)
         if self.discovery.soliciting:
             self.discovery.stop_soliciting()
         if a is not None and a.kind is AttachmentKind.FOREIGN_AGENT and a.agent_key == key:
@@ -349,7 +423,10 @@ class AttachmentTracker:
         the node lost its agent (RFC 5944 §2.4.2.1)."""
         lost = self.discovery.expire(now)
         for agent in lost:
-            self.refused = {k for k in self.refused if k[:2] != (agent.interface, agent.address)}
+            if self.refused:
+                self.refused = frozenset(
+                    k for k in self.refused if k[:2] != (agent.interface, agent.address)
+                )
         return lost
 
     def solicit_due(self, now: float, out: list[Action]) -> None:

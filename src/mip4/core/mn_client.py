@@ -124,7 +124,7 @@ from .mn_records import (
     Step,
     encapsulation_of,
 )
-from .mn_state import MnInput
+from .mn_state import MnInput, log
 
 MN_HA = MobileHomeAuthExtension.TYPE
 MN_FA = MobileForeignAuthExtension.TYPE
@@ -356,7 +356,7 @@ class RegistrationClient:
         if self.reverse_tunnel(att):
             bits |= _RT
         flags = REG_FLAGS[bits]
-        log = Log("mn.register", {"why": why, "care_of_address": att.care_of_address})
+        entry = log("mn.register", {"why": why, "care_of_address": att.care_of_address})
         step = self._send_new(
             now,
             att,
@@ -366,7 +366,7 @@ class RegistrationClient:
             deregister=False,
             registered=registered,
         )
-        return Step(step.input, step.why, step.after, before=(log,))
+        return Step(step.input, step.why, step.after, before=(entry,))
 
     def deregistration(
         self,
@@ -453,7 +453,7 @@ class RegistrationClient:
         )
         self.retry_at = None
         self.counters.event("requests")
-        log = Log(
+        entry = log(
             "mn.request",
             {
                 "lifetime": lifetime,
@@ -464,10 +464,10 @@ class RegistrationClient:
             },
         )
         if att.kind is AttachmentKind.HOME:
-            return Step(MnInput.DEREGISTRATION_SENT, "deregistration sent", (send, log))
+            return Step(MnInput.DEREGISTRATION_SENT, "deregistration sent", (send, entry))
         if registered:
-            return Step(MnInput.RENEWAL_SENT, "re-registration sent", (send, log))
-        return Step(MnInput.REQUEST_SENT, "request sent", (send, log))
+            return Step(MnInput.RENEWAL_SENT, "re-registration sent", (send, entry))
+        return Step(MnInput.REQUEST_SENT, "request sent", (send, entry))
 
     def _build(
         self,

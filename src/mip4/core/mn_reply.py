@@ -53,7 +53,7 @@ from .mn_records import (
     Step,
     encapsulation_of,
 )
-from .mn_state import MnInput
+from .mn_state import MnInput, log
 
 if TYPE_CHECKING:
     from .mn_client import RegistrationClient
@@ -137,7 +137,7 @@ def reply(
             return None
     c.last_reaction = reaction
     out.append(
-        Log(
+        log(
             "mn.reply",
             {
                 "code": msg.code,
@@ -483,7 +483,7 @@ def accepted(
     c.adjust.redirects = 0
     c.home_challenge = None  # used (the home agent spent it)
     after: list[Action] = [
-        Log(
+        log(
             "mn.registered",
             {
                 "care_of_address": att.care_of_address,

@@ -130,7 +130,7 @@ from .mn_client import (
 from .mn_config import ALL_ROUTERS, MobileNodeConfig, ReverseTunnel, RevocationReaction
 from .mn_handover import HandoverMode, HandoverSettings, MnHandover
 from .mn_reactions import CodeReaction
-from .mn_state import MN_TRANSITIONS, MnEffect, MnInput, MnState
+from .mn_state import MN_TRANSITIONS, MnEffect, MnInput, MnState, log
 
 
 class MobileNode:
@@ -163,12 +163,10 @@ class MobileNode:
             jitter=config.solicit_jitter,
             rng=self._rng,  # the engine's own: no Mersenne Twister state (2.5 KB) per node
         )
-        #: the attachment part: links, agents, the current attachment
-        self.where = AttachmentTracker(
-            config, discovery, self._counters, home_network=lambda: self.client.home_network
-        )
         #: the registration client: requests, replies, the binding
         self.client = RegistrationClient(config, sa, clock_offset, self._rng, self._counters)
+        #: the attachment part: links, agents, the current attachment
+        self.where = AttachmentTracker(config, discovery, self._counters, home=self.client)
         #: changed only by :meth:`_fire`, through :data:`MN_TRANSITIONS`
         self.state = MnState.DETACHED
         #: the reason of the last give-up, for the operator
@@ -280,6 +278,14 @@ class MobileNode:
     # ------------------------------------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Action]:
+        if (
+            type(event) is IcmpReceived
+            and not self.client.await_challenge
+            and self.where.heard_again(event, now)
+        ):
+            # our agent's advertisement again, nothing new in it: its record refreshed,
+            # nothing to do (AttachmentTracker.heard_again; reads and a refresh only)
+            return []
         if isinstance(event, LinkUp):
             return self._guard("link up", lambda out: self._on_link_up(event, now, out))
         if isinstance(event, LinkDown):
@@ -301,14 +307,35 @@ class MobileNode:
         return self._guard("timer", lambda out: self._on_timer(now, out))
 
     def next_deadline(self) -> float | None:
-        times = self.client.next_deadline(renewing=self.state is MnState.REGISTERED)
+        # read after every call into the node: the minimum of the discovery's, the
+        # client's (RegistrationClient.next_deadline, inline: no list) and the handover's
         d = self.where.discovery.next_deadline()
-        if d is not None:
-            times.append(d)
-        h = self.handover.next_deadline() if self.handover is not None else None
-        if h is not None:
-            times.append(h)
-        return min(times) if times else None
+        c = self.client
+        p = c.pending
+        if p is not None and (d is None or p.next_retry < d):
+            d = p.next_retry
+        r = c.retry_at
+        if r is not None and (d is None or r < d):
+            d = r
+        b = c.binding
+        if b is not None:
+            e = b.expires
+            if e is not None and (d is None or e < d):
+                d = e
+            e = b.renew_at
+            if (
+                e is not None
+                and p is None
+                and r is None
+                and self.state is MnState.REGISTERED
+                and (d is None or e < d)
+            ):
+                d = e
+        if self.handover is not None:
+            h = self.handover.next_deadline()
+            if h is not None and (d is None or h < d):
+                d = h
+        return d
 
     def deregister(self, now: float, care_of_address: IPv4Address | None = None) -> list[Action]:
         """Ask the home agent to drop bindings: all of them (``None``: Care-of Address =
@@ -329,7 +356,7 @@ class MobileNode:
         """Look ``(state, inp)`` up in the table, move, then run the side effect."""
         effect, state = MN_TRANSITIONS.lookup(self.state, inp)
         if state is not self.state:
-            out.append(Log("mn.state", {"from": self.state.value, "to": state.value, "why": why}))
+            out.append(log("mn.state", {"from": self.state.value, "to": state.value, "why": why}))
             self.state = state
         if effect is MnEffect.BACK_OFF:
             self.client.back_off(now, why, out)
@@ -516,13 +543,13 @@ class MobileNode:
         """Forget the attachment; the node holds no usable binding any more."""
         self.where.current = None
         self.client.forget()
-        out.append(Log("mn.detached", {"why": why}))
+        out.append(log("mn.detached", {"why": why}))
 
     def _attach(self, att: Attachment, now: float, out: list[Action], why: str) -> None:
         self.client.attached(att)
         self.where.current = att
         out.append(
-            Log(
+            log(
                 "mn.attach",
                 {
                     "kind": att.kind.value,

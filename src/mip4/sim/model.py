@@ -9,9 +9,12 @@ Every engine (``N`` :class:`~mip4.core.mobile_node.MobileNode`, ``M``
 ``(time, seq, kind, target, data, cell)``:
 
 * ``TIMER``: an engine's ``next_deadline()``. Timers are lazy: after every call into an
-  engine its deadline is read once and, when it changed, pushed; the entry remembers the
-  deadline it was pushed for and is skipped when the engine has since moved it (so a timer
-  costs one heap push per change, never a scan of the engines);
+  engine its deadline is read once and pushed only when it is earlier than the one pushed
+  already (or none is); a later deadline waits for the entry pushed -- when that comes up,
+  the deadline is read again and pushed if it is still ahead (a node's agent expiry moves
+  later with every periodic advertisement: no push for each). An entry remembers the
+  deadline it was pushed for and is skipped when an earlier one replaced it (so a timer
+  costs at most one heap push per change, never a scan of the engines);
 * ``DELIVER``: a datagram arriving at an engine (the ``UdpReceived``/``IcmpReceived`` event
   is built when it is sent, after the link's delay; the radio's loss is drawn then). A
   datagram over the radio carries the cell it was sent in and is lost if the node has left
@@ -295,10 +298,14 @@ class Simulator:
         heapq.heappush(self.heap, (t, self._seq, kind, target, data, cell))
 
     def _arm(self, idx: int) -> None:
+        """Push engine ``idx``'s deadline if it has none pushed or an earlier one (a
+        later deadline waits for the pushed entry: popped early, it re-arms)."""
         d = self.engines[idx].next_deadline()
-        if d is not None and d != self._sched[idx]:
-            self._sched[idx] = d
-            self._push(max(d, self.now), TIMER, idx, d)
+        if d is not None:
+            pushed = self._sched[idx]
+            if pushed == _NONE or d < pushed:
+                self._sched[idx] = d
+                self._push(max(d, self.now), TIMER, idx, d)
 
     def _call(self, idx: int, event: Event | None) -> None:
         """One call into engine ``idx`` (``None``: its timer), then its actions."""
@@ -341,9 +348,11 @@ class Simulator:
             else:
                 self.actions[cls.__name__] += 1
         d = engine.next_deadline()  # _arm, inline
-        if d is not None and d != self._sched[idx]:
-            self._sched[idx] = d
-            self._push(d if d > now else now, TIMER, idx, d)
+        if d is not None:
+            pushed = self._sched[idx]
+            if pushed == _NONE or d < pushed:
+                self._sched[idx] = d
+                self._push(d if d > now else now, TIMER, idx, d)
 
     def settle_costs(self) -> None:
         """:attr:`costs`, :attr:`engine_time` and :attr:`engine_calls` from the calls

@@ -544,6 +544,12 @@ class AdvertisementMemo:
         base = self._shape.get(raw[:2] + raw[4:off] + raw[off + 2 :])
         return adv if base is None else base
 
+    def peek(self, data: bytes) -> AgentAdvertisement | None:
+        """The decode of exactly ``data`` if the memo holds it (checksum and all checked
+        when it was decoded), else ``None``; nothing decoded, nothing counted (a caller
+        that uses it counts it: :attr:`hits`)."""
+        return self._exact.get(data)
+
     def decode(self, data: bytes) -> AgentAdvertisement:
         """:meth:`AgentAdvertisement.decode`, shared (see the class docstring)."""
         data = bytes(data)

@@ -281,6 +281,28 @@ class _Template:
             self.buffer = bytearray(link_dst + link[1] + b"\x08\x00" + header)
 
 
+def bound_ethernet_socket(interface: str, netns: str | None) -> tuple[socket.socket, bytes] | None:
+    """A non-blocking packet socket (protocol 0: it receives nothing) bound to
+    ``interface`` in ``netns``, with the interface's hardware address; ``None`` when the
+    interface is not Ethernet or binding fails. Opening the socket itself may raise
+    :class:`OSError` (no packet sockets here)."""
+    import fcntl
+
+    with entered(netns):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    try:
+        ifr = fcntl.ioctl(sock.fileno(), 0x8927, struct.pack("16s16x", interface.encode()))
+        if struct.unpack_from("=H", ifr, 16)[0] == ARPHRD_ETHER:  # SIOCGIFHWADDR: sa_family
+            sock.bind((interface, 0))
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            return _nonblocking(sock), bytes(ifr[18:24])
+    except OSError:
+        pass
+    sock.close()
+    return None
+
+
 class LinkUdpSender:
     """IPv4/UDP datagrams sent to a hardware address on a link from an ``AF_PACKET``
     socket (:func:`open_packet_sender`; the kernel adds the Ethernet header, no ARP):
@@ -328,24 +350,7 @@ class LinkUdpSender:
     def _link(self, interface: str) -> tuple[socket.socket, bytes] | None:
         if interface in self._links:
             return self._links[interface]
-        import fcntl
-
-        link: tuple[socket.socket, bytes] | None = None
-        with entered(self.netns):
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-        try:
-            ifr = fcntl.ioctl(sock.fileno(), 0x8927, struct.pack("16s16x", interface.encode()))
-            hatype = struct.unpack_from("=H", ifr, 16)[0]  # SIOCGIFHWADDR: sa_family
-            if hatype == ARPHRD_ETHER:
-                sock.bind((interface, 0))  # protocol 0: it receives nothing
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-                link = (_nonblocking(sock), bytes(ifr[18:24]))
-        except OSError:
-            link = None
-        if link is None:
-            sock.close()
-        self._links[interface] = link
+        link = self._links[interface] = bound_ethernet_socket(interface, self.netns)
         return link
 
     def _forget_link(self, interface: str) -> None:
@@ -624,28 +629,13 @@ class ArpSender:
     def _link(self, interface: str) -> socket.socket | None:
         if interface in self._links:
             return self._links[interface]
-        import fcntl
-
-        link: socket.socket | None = None
         try:
-            with entered(self.netns):
-                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+            bound = bound_ethernet_socket(interface, self.netns)
         except OSError:  # no packet sockets here: the fallback's error, if any, is the one
-            self._links[interface] = None
-            return None
-        try:
-            ifr = fcntl.ioctl(sock.fileno(), 0x8927, struct.pack("16s16x", interface.encode()))
-            if struct.unpack_from("=H", ifr, 16)[0] == ARPHRD_ETHER:  # SIOCGIFHWADDR
-                sock.bind((interface, 0))  # protocol 0: it receives nothing
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-                link = _nonblocking(sock)
-                if self.keep:
-                    keep_hardware_addresses(link)
-        except OSError:
-            link = None
-        if link is None:
-            sock.close()
+            bound = None
+        link = None if bound is None else bound[0]
+        if link is not None and self.keep:
+            keep_hardware_addresses(link)
         self._links[interface] = link
         return link
 

@@ -140,3 +140,16 @@ def test_mobile_node_last_registration() -> None:
     reg = mn["last_registration"]
     assert reg["deregistration"] is True and reg["retransmissions"] == 0
     assert reg["care_of_address"] == str(w.mn.config.home_address)
+
+
+def test_home_agent_status_counts_the_renewals_its_fast_path_answered() -> None:
+    w = registered_world()
+    assert counters(w.ha)["fast_renewals"] == 0  # the first registration is not a renewal
+    w.advance(w.mn.config.lifetime * 2)  # the node renews (at most every lifetime)
+    assert w.mn.registered
+    s = snap(w.ha, "ha", w.now)
+    c = s["counters"]
+    assert isinstance(c, dict)
+    assert c["fast_renewals"] == w.ha.fast_renewals >= 1, c
+    assert "fast_renewals" not in counters(w.fa1)
+    assert f"fast renewals: {w.ha.fast_renewals}" in render_text(s)

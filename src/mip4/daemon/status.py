@@ -194,6 +194,8 @@ def counters(
         }
     else:
         snap = engine.counters.snapshot()
+    if isinstance(engine, HomeAgent):  # issue 13: renewals the fast path answered
+        snap["fast_renewals"] = engine.fast_renewals
     snap["driver"] = dict(driver or {})
     snap["executor"] = dict(executor or {})
     snap["forwarder"] = dict(forwarder or {})
@@ -371,6 +373,8 @@ def render_text(s: JSON) -> str:
     lines += ["", "counters:"]
     for key in ("accepted", "denied", "discarded", "events", "forwarder", "tunnel", "driver"):
         lines += _counter_lines(key, c.get(key, {}))
+    if "fast_renewals" in c:  # a home agent: renewals its fast path answered (issue 13)
+        lines.append(f"  fast renewals: {c['fast_renewals']}")
     return "\n".join(lines)
 
 

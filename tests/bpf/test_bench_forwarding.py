@@ -67,19 +67,29 @@ def test_the_sink_naps_on_a_timer_and_never_sleeps_on_its_socket(tmp_path: Path)
     the path measured. Waiting for datagrams, the sink is in a timer nap, never in poll."""
     exe = str(build(tmp_path))
     sink = subprocess.Popen(
-        [exe, "recv", str(_free_udp_port()), "3", "0.3"], stdout=subprocess.PIPE, text=True
+        [exe, "recv", str(_free_udp_port()), "10", "0.3"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert sink.stdout is not None
         assert json.loads(sink.stdout.readline()) == {"event": "ready"}
-        seen = set()
-        for _ in range(40):  # bounded: 40 looks, 0.2 s
+        # where it sleeps, looked at while it sleeps: a task that is running or waiting for
+        # a CPU has no wchan ("0"), which on a busy machine is most of the looks
+        seen: list[str] = []
+        deadline = time.monotonic() + 5.0
+        for _ in range(1000):  # bounded: 1,000 looks, 5 s, 20 sleeping ones suffice
+            if len(seen) >= 20 or time.monotonic() > deadline:
+                break
+            with open(f"/proc/{sink.pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
             with open(f"/proc/{sink.pid}/wchan") as f:
-                seen.add(f.read().strip())
+                wchan = f.read().strip()
+            if state == "S" and wchan != "0":
+                seen.append(wchan)
             time.sleep(0.005)
     finally:
         sink.kill()
         sink.wait()
+    assert seen, "the sink was never seen asleep"
     assert not any("poll" in w or "select" in w for w in seen), seen
     assert any("nanosleep" in w for w in seen), seen
 

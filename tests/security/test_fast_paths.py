@@ -144,7 +144,10 @@ def test_accepted_timestamp_state_equals_replace(
         assert type(check.state) is ReplayState
         slow = ReplayCheck(True, ident, ReplayState(ident, nonce))
         assert check == slow and vars(check) == vars(slow)
-        assert vars(check.state) == vars(slow.state)
+        assert dataclasses.astuple(check.state) == dataclasses.astuple(slow.state)
+        # a home agent keeps one per node as long as its binding: slotted, no dict of its
+        # own (issue 13: 1 M bindings in < 1 GiB; the dict-backed record cost ~190 B more)
+        assert not hasattr(check.state, "__dict__")
         assert hash(check.state) == hash(slow.state) and check.code is None
     else:
         assert check.state is state

@@ -132,7 +132,7 @@ def matches_request(request_identification: int, reply_identification: int) -> b
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplayState:
     """What a home agent remembers per mobile node for replay protection."""
 
@@ -160,11 +160,19 @@ class ReplayCheck:
         return None if self.accepted else ReplyCode.HA_IDENTIFICATION_MISMATCH
 
 
+_new = object.__new__
+#: ReplayState's slots, filled through their own descriptors (no frozen ``__setattr__``)
+_s_last_accepted = ReplayState.__dict__["last_accepted"].__set__
+_s_nonce = ReplayState.__dict__["nonce"].__set__
+
+
 def _accepted(identification: int, nonce: int | None) -> ReplayCheck:
     """``ReplayCheck(True, identification, ReplayState(identification, nonce))``, built
     without a frozen ``__setattr__`` per field: a home agent makes one per accepted
     registration (issue 13; ``tests/security/test_fast_paths.py``)."""
-    state = make_record(ReplayState, {"last_accepted": identification, "nonce": nonce})
+    state = _new(ReplayState)  # slotted: one per node lives as long as its binding
+    _s_last_accepted(state, identification)
+    _s_nonce(state, nonce)
     return make_record(
         ReplayCheck,
         {"accepted": True, "reply_identification": identification, "state": state, "reason": ""},

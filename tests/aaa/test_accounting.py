@@ -17,7 +17,8 @@ import pytest
 from mip4.aaa.messages import AccountingRecord, AcctStatus, TerminateCause
 from mip4.aaa.policy import Policy, RadiusServer
 from mip4.core.actions import Action, RemoveVisitor
-from mip4.daemon.run import DaemonExecutor, visitor_traffic
+from mip4.daemon.driving import DaemonExecutor
+from mip4.daemon.run import visitor_traffic
 from mip4.io.radius import ACCT_TERMINATE_ADMIN_REBOOT, AaaShell, RadiusClient, Traffic
 
 from .conftest import RADIUS_SECRET, FreeRadius, needs_freeradius

@@ -14,7 +14,8 @@ import pytest
 
 from mip4.core.events import UdpReceived
 from mip4.core.home_agent import HomeAgent
-from mip4.daemon.run import DaemonExecutor, build_engine, open_aaa
+from mip4.daemon.driving import DaemonExecutor
+from mip4.daemon.run import build_engine, open_aaa
 from mip4.io.driver import EngineDriver
 from mip4.security.auth import CHAP_SPI, append_extensions, sign, sign_mn_aaa
 from mip4.security.replay import ntp_timestamp

@@ -23,7 +23,8 @@ from mip4.core.actions import Action, SendIcmp, SendUdp
 from mip4.core.events import UdpReceived
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.daemon.config import ConfigError, DaemonConfig, parse_config
-from mip4.daemon.run import Daemon, DaemonExecutor, build_engine, main, open_aaa
+from mip4.daemon.driving import DaemonExecutor
+from mip4.daemon.run import Daemon, build_engine, main, open_aaa
 from mip4.daemon.status import render_text
 from mip4.io.driver import EngineDriver
 from mip4.io.radius import AaaShell, RadiusClient

@@ -24,7 +24,8 @@ from mip4.core.actions import Action, Log
 from mip4.core.events import LinkUp
 from mip4.core.mn_state import MnState
 from mip4.core.mobile_node import MobileNode, MobileNodeConfig
-from mip4.daemon.run import DaemonExecutor, follow_home_address
+from mip4.daemon.driving import DaemonExecutor
+from mip4.daemon.run import follow_home_address
 from mip4.io.driver import Executor
 from mip4.io.linkmon import LinkMonitor, _Link
 from mip4.io.runtime import NodeIO

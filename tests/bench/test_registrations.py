@@ -6,7 +6,6 @@ and the home agent accepted the generator's requests."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -118,7 +117,6 @@ def test_report_from_made_up_figures() -> None:
 
 @pytest.mark.lab
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 @needs_cc
 def test_tiny_run_against_a_real_home_agent(
     prefix: str, capsys: pytest.CaptureFixture[str]
@@ -162,7 +160,6 @@ def test_the_subscriber_table_matches_the_keys_and_loads(tmp_path: Path) -> None
 
 @pytest.mark.lab
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 @needs_cc
 def test_first_registration_passes_against_a_baseline_tree(prefix: str) -> None:
     """``python -m mip4.tools.bench_registrations.first`` (issue 13): two home agents, this

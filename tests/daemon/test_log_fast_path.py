@@ -16,7 +16,7 @@ import pytest
 from mip4.core.actions import Log
 from mip4.daemon import logs
 from mip4.daemon.config import LogFormat, LogLevel
-from mip4.daemon.run import DaemonExecutor
+from mip4.daemon.driving import DaemonExecutor
 
 FIELDS: list[dict[str, object]] = [
     {

@@ -11,7 +11,7 @@ import logging
 from mip4.core.actions import DEBUG, Log
 from mip4.daemon import logs
 from mip4.daemon.config import LogFormat, LogLevel
-from mip4.daemon.run import DaemonExecutor
+from mip4.daemon.driving import DaemonExecutor
 
 
 class _Fields(dict[str, object]):

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 from mip4.core.actions import Encapsulation, Log
 from mip4.daemon import logs
 from mip4.daemon.config import LogFormat, LogLevel
-from mip4.daemon.run import DaemonExecutor
+from mip4.daemon.driving import DaemonExecutor
 from mip4.wire.codes import ReplyCode
 
 FIELDS: dict[str, object] = {

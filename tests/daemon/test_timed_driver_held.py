@@ -13,8 +13,8 @@ import pytest
 from mip4.core.actions import Action, Log
 from mip4.core.counters import Counters
 from mip4.core.events import Event
+from mip4.daemon.driving import TimedDriver
 from mip4.daemon.metrics import Metrics
-from mip4.daemon.run import TimedDriver
 
 
 class Engine:

@@ -17,8 +17,9 @@ import pytest
 from mip4.core.actions import Action, Log, SendUdp
 from mip4.core.home_agent import HomeAgent
 from mip4.daemon.config import ConfigError, parse_config
+from mip4.daemon.driving import TimedDriver
 from mip4.daemon.reload import reload
-from mip4.daemon.run import TimedDriver, build_engine, open_store
+from mip4.daemon.run import build_engine, open_store
 from mip4.store import SCHEMA_VERSION, SqliteStore
 
 from ..core import test_home_agent as hat

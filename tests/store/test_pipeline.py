@@ -197,7 +197,7 @@ def test_the_daemons_driver_handles_the_next_wakeup_while_a_commit_syncs(
 
     from mip4.core.actions import Action, SendUdp
     from mip4.core.home_agent import HomeAgent
-    from mip4.daemon.run import TimedDriver
+    from mip4.daemon.driving import TimedDriver
 
     from ..core import test_home_agent as hat
 

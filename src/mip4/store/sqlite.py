@@ -25,7 +25,7 @@ at once (the daemon's group commit, :mod:`mip4.store.pipeline`): SQLite leaves P
 lock while it writes and syncs, so the event loop runs on. The daemon commits after the engine
 calls of one wakeup and **before** it carries out their actions (the replies among
 them), so a reply never announces a registration that is not on disk (group commit:
-:class:`mip4.daemon.run.TimedDriver`). ``synchronous = "full"`` (the default) syncs the
+:class:`mip4.daemon.driving.TimedDriver`). ``synchronous = "full"`` (the default) syncs the
 write-ahead log at each commit (a power loss keeps it); ``"normal"`` leaves that to the
 kernel (a killed daemon keeps it, a power loss may not).
 

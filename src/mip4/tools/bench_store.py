@@ -12,7 +12,7 @@ its own MN-HA association, HMAC-MD5, timestamp replay protection) in three modes
 =============== ===========================================================================
 
 With a store, requests are handled and committed as the daemon handles them under load
-(:class:`mip4.daemon.run.TimedDriver`, :meth:`Mode.run`): with ``full``, the datagrams
+(:class:`mip4.daemon.driving.TimedDriver`, :meth:`Mode.run`): with ``full``, the datagrams
 one wakeup reads -- ``--group``, default 64, the most one read drains -- go through
 ``handle(event, now)`` and what they wrote is committed in the store's writer thread
 while the next wakeups are handled (group commit off the loop,

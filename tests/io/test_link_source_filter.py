@@ -12,8 +12,9 @@ from ipaddress import IPv4Address
 import pytest
 
 from mip4.core.events import UdpReceived
+from mip4.io.linktap import LinkSourceTracker
 from mip4.io.netns import Netns
-from mip4.io.rawsock import LinkSourceTracker, open_udp_control, recv_udp, send_udp
+from mip4.io.rawsock import open_udp_control, recv_udp, send_udp
 from mip4.wire.messages import NO_FLAGS, RegistrationRequest
 
 A = IPv4Address("10.71.0.1")

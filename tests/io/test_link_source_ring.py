@@ -12,10 +12,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from mip4.io.linktap import LinkSourceTracker
 from mip4.io.netns import Netns, entered
 from mip4.io.rawsock import (
     ETH_P_IP,
-    LinkSourceTracker,
     attach_filter,
     bpf_udp_dport,
     open_udp_control,

@@ -13,11 +13,11 @@ import pytest
 
 from mip4.core.events import DestinationUnreachable, IcmpReceived, UdpReceived
 from mip4.io.icmpsock import open_discovery_capture, open_icmp_socket, ping, recv_discovery
+from mip4.io.linktap import LinkSourceTracker
 from mip4.io.netns import Netns, entered
 from mip4.io.rawsock import (
     ALL_SYSTEMS,
     ETH_P_ARP,
-    LinkSourceTracker,
     open_packet_sender,
     open_udp_control,
     recv_udp,

@@ -15,7 +15,7 @@ What is opened, by option:
   an AF_PACKET router discovery capture (ICMP 9/10 with the sender's hardware address);
 * ``tun_name``: a TUN device and a :class:`~mip4.io.forwarder.Forwarder` (home agent,
   foreign agent, co-located mobile node);
-* ``link_sources``: a :class:`~mip4.io.rawsock.LinkSourceTracker`, so ``UdpReceived``
+* ``link_sources``: a :class:`~mip4.io.linktap.LinkSourceTracker`, so ``UdpReceived``
   carries the sender's hardware address (foreign agent: to reply without ARP; home agent:
   to announce the node's own address by gratuitous ARP when it deregisters at home --
   with ``link_sources_from_home_address`` only for datagrams sent from the Home Address
@@ -59,8 +59,9 @@ from .icmpsock import (
     recv_discovery,
 )
 from .linkmon import LinkMonitor
+from .linktap import LinkSourceTracker
 from .netns import run_in_netns
-from .rawsock import LinkChanges, LinkSourceTracker, open_udp_control, recv_udp
+from .rawsock import LinkChanges, open_udp_control, recv_udp
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
 from .unaddressed import open_unaddressed_capture, recv_unaddressed
 from .undo import Journal, UndoStack, resource_stack

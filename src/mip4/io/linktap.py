@@ -1,0 +1,191 @@
+"""The link-source tap: which hardware address each (source address, source port) last
+sent a Registration Request from, read from a ``PACKET_RX_RING`` behind a BPF port filter,
+so that an agent can answer a node that has no address it could ARP for (split from
+:mod:`mip4.io.rawsock`, which has the sockets and filters it uses)."""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import socket
+import struct
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from .netns import entered
+from .rawsock import (
+    ETH_P_IP,
+    PACKET_OUTGOING,
+    SOL_PACKET,
+    _nonblocking,
+    attach_filter,
+    bpf_udp_dport,
+    bpf_udp_dport_from_home_address,
+    if_name,
+)
+
+_INT = struct.Struct("=i")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+
+# Linux constants the socket module lacks in Python 3.11
+PACKET_RX_RING = 5  # <linux/if_packet.h>
+PACKET_VERSION = 10
+TPACKET_V2 = 1
+TP_STATUS_USER = 1  #: the frame is the reader's (TP_STATUS_KERNEL, 0: the kernel's)
+#: struct tpacket2_hdr: tp_status, tp_len, tp_snaplen, tp_mac, tp_net
+_TPACKET2 = struct.Struct("=IIIHH")
+#: struct sockaddr_ll follows the 32-byte tpacket2_hdr: its ifindex, pkttype, halen, addr
+_SLL_IFINDEX, _SLL_PKTTYPE, _SLL_HALEN, _SLL_ADDR = 32 + 4, 32 + 10, 32 + 11, 32 + 12
+
+
+class _RxRing:
+    """A ``PACKET_RX_RING`` (TPACKET_V2) mapped into this process: the kernel writes each
+    frame the filter accepts into the next slot and marks it ``TP_STATUS_USER``; the reader
+    takes it and hands the slot back (``TP_STATUS_KERNEL``) -- no system call per frame,
+    and none to learn that nothing is left (``Documentation/networking/packet_mmap.rst``).
+    256-byte slots keep the first 176 bytes of each datagram (the tracker needs 62 at
+    most: an IPv4 header with options and the UDP source port); 512 slots, 128 KiB."""
+
+    FRAME, BLOCK, BLOCKS = 256, 4096, 32
+
+    __slots__ = ("frames", "map", "next")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        self.frames = self.BLOCK // self.FRAME * self.BLOCKS
+        req = struct.pack("IIII", self.BLOCK, self.BLOCKS, self.FRAME, self.frames)
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+        self.map = mmap.mmap(sock.fileno(), self.BLOCK * self.BLOCKS)
+        self.next = 0  # the slot the kernel fills next after those already read
+
+
+@dataclass
+class LinkSourceTracker:
+    """Remembers the hardware address each (source address, source port) last sent a
+    datagram to ``port`` from, seen on an AF_PACKET socket with a BPF port filter. Drain it
+    (:meth:`poll`) before reading the UDP socket: packet taps see a frame before the UDP
+    socket does.
+
+    :meth:`open` maps a receive ring on the socket (``ring``): :meth:`poll` then reads
+    the frames from memory, with no ``recvfrom`` per frame (nor the ``SIOCGIFNAME`` that
+    CPython's ``recvfrom`` asks for each frame's interface name) and none answering
+    ``EAGAIN`` at the end -- a foreign agent's tap is drained twice per datagram (its own
+    reader and the UDP reader's ``after_read``). Interface names come from a table by
+    index (``names``; a Linux interface index is not reused within a namespace). Without
+    a ring (a socket given to the constructor) :meth:`poll` reads with ``recvfrom``; both
+    fill ``table`` alike (``tests/io/test_link_source_ring.py``). ``table`` is keyed by
+    :meth:`key` -- the source address and port in one integer, read from the frame as
+    integers: no ``IPv4Address`` made for a frame, none hashed (through ``hex()``) for it
+    or for its lookup (issue 13)."""
+
+    sock: socket.socket
+    table: dict[int, tuple[str, bytes]]
+    ring: _RxRing | None = None
+    names: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        interface: str | None,
+        netns: str | None = None,
+        *,
+        port: int = 434,
+        from_home_address: bool = False,
+    ) -> LinkSourceTracker:
+        """``from_home_address``: only datagrams sent from the Home Address they carry
+        (:func:`bpf_udp_dport_from_home_address`; what a home agent needs)."""
+        with entered(netns):
+            sock = socket.socket(
+                socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
+            )
+        try:
+            program = (
+                bpf_udp_dport_from_home_address(port) if from_home_address else bpf_udp_dport(port)
+            )
+            attach_filter(sock, program)
+            ring: _RxRing | None = None
+            with contextlib.suppress(OSError):  # no ring: recvfrom per frame, as before
+                ring = _RxRing(sock)
+            if interface is not None:  # else: every interface of the namespace
+                sock.bind((interface, ETH_P_IP))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(_nonblocking(sock), {}, ring)
+
+    def poll(self, limit: int = 256) -> int:
+        """Read at most ``limit`` frames into the table; how many were recorded."""
+        if self.ring is not None:
+            return self._poll_ring(self.ring, limit)
+        n = 0
+        for _ in range(limit):
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                break
+            if addr[2] == PACKET_OUTGOING or len(data) < 28:
+                continue
+            hlen = (data[0] & 0xF) * 4
+            sport = int.from_bytes(data[hlen : hlen + 2], "big")
+            key = int.from_bytes(data[12:16], "big") << 16 | sport
+            self.table[key] = (addr[0], bytes(addr[4]))
+            n += 1
+        if len(self.table) > 4096:  # bounded: forget the oldest half
+            for k in list(self.table)[:2048]:
+                del self.table[k]
+        return n
+
+    def _poll_ring(self, ring: _RxRing, limit: int) -> int:
+        """:meth:`poll` from the ring: what the ``recvfrom`` loop records, frame by frame."""
+        m, table, names = ring.map, self.table, self.names
+        size, frames, i = ring.FRAME, ring.frames, ring.next
+        unpack = _TPACKET2.unpack_from
+        n = 0
+        for _ in range(limit):
+            off = i * size
+            status, length, snap, _mac, net = unpack(m, off)
+            if not status & TP_STATUS_USER:
+                break
+            if m[off + _SLL_PKTTYPE] != PACKET_OUTGOING and length >= 28:
+                p = off + net
+                hlen = (m[p] & 0xF) * 4
+                if snap >= hlen + 2:
+                    sport = _U16.unpack_from(m, p + hlen)[0]
+                    index = _INT.unpack_from(m, off + _SLL_IFINDEX)[0]
+                    name = names.get(index)
+                    if name is None:
+                        if len(names) >= 4096:
+                            names.clear()
+                        name = names[index] = if_name(self.sock, index)
+                    mac = m[off + _SLL_ADDR : off + _SLL_ADDR + m[off + _SLL_HALEN]]
+                    table[_U32.unpack_from(m, p + 12)[0] << 16 | sport] = (name, mac)
+                    n += 1
+            m[off : off + 4] = b"\0\0\0\0"  # TP_STATUS_KERNEL: the slot back to the kernel
+            i = i + 1 if i + 1 < frames else 0
+        ring.next = i
+        if len(table) > 4096:  # bounded: forget the oldest half
+            for k in list(table)[:2048]:
+                del table[k]
+        return n
+
+    @staticmethod
+    def key(src: IPv4Address, sport: int) -> int:
+        """The key of ``table`` for a source address and port."""
+        return int(src) << 16 | sport
+
+    def lookup(self, src: IPv4Address, sport: int) -> bytes | None:
+        self.poll()
+        return self.get(src, sport)
+
+    def get(self, src: IPv4Address, sport: int) -> bytes | None:
+        """What :meth:`lookup` answers, without draining the tap first (for a caller that
+        just did: :func:`recv_udp`'s ``after_read``)."""
+        hit = self.table.get(int(src) << 16 | sport)
+        return hit[1] if hit else None
+
+    def close(self) -> None:
+        if self.ring is not None:
+            self.ring.map.close()
+            self.ring = None
+        self.sock.close()

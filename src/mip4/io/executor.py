@@ -105,8 +105,9 @@ from mip4.wire.packets import ipv4_packet
 from .bpf.agent import FastPath, overhead
 from .bpf.plane import Peer, Visitor
 from .forwarder import Forwarder
+from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
-from .netns import Netns, PendingRequest
+from .netns import Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
@@ -212,7 +213,7 @@ class LinuxExecutor:
     _tunnel_entries_for: tuple[object, ...] = field(default=(), init=False)
     #: between :meth:`hold_actions` and :meth:`release_actions`: what waits to be done
     #: together (issue 13); ``None``: every action is carried out at once
-    _held: _Held | None = field(default=None, init=False)
+    _held: HeldActions | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -340,7 +341,7 @@ class LinuxExecutor:
             raise NotImplementedError(f"no Linux executor for {type(action).__name__}")
         self.stats[type(action).__name__] += 1
         held = self._held
-        if held is not None and held.waiting and type(action) not in _HOLDABLE:
+        if held is not None and held.waiting and type(action) not in HOLDABLE:
             self._carry_out_held()  # what came before is done before it, as without holding
         handler(self, action)
 
@@ -349,16 +350,11 @@ class LinuxExecutor:
     def hold_actions(self) -> None:
         """From now until :meth:`release_actions` (the driver: one read of the control
         socket, one timer) the kernel work of first registrations is gathered and done
-        together: the routes and proxy entries asked for in one netlink message
-        (:meth:`Netns.send_requests`), then the first gratuitous ARPs, then the journal's
-        lines in one write, then -- only then -- the replies, in their order. So when a
-        reply leaves, what its registration asked of the kernel is there, its first
-        gratuitous ARP is on the wire and its records are in the journal file, as when
-        each action was carried out at once. Any other action first carries out what
-        waits (a barrier), as does a second request for the same address; a reply with
-        nothing waiting leaves at once (a renewal that changes nothing)."""
+        together (:mod:`mip4.io.held` says how, and what still holds when a reply leaves).
+        Any other action first carries out what waits (a barrier), as does a second request
+        for the same address; a reply with nothing waiting leaves at once."""
         if self._held is None:
-            self._held = _Held()
+            self._held = HeldActions()
 
     def release_actions(self) -> list[tuple[Action, Exception]]:
         """Carry out what waits and stop holding. Returns the actions that failed, each
@@ -376,31 +372,7 @@ class LinuxExecutor:
     def _carry_out_held(self) -> None:
         held = self._held
         assert held is not None
-        kernel, arps, sends = held.kernel, held.arps, held.sends
-        held.kernel, held.arps, held.sends = [], [], []
-        held.keys.clear()
-        failed = held.failed
-        if kernel:
-            answers = self.ns.send_requests([request for _a, request, _then in kernel])
-            for (action, _request, then), err in zip(kernel, answers, strict=True):
-                if err is None and then is not None:
-                    try:
-                        then()
-                    except Exception as exc:
-                        err = exc
-                if err is not None:
-                    failed.append((action, err))
-        for action, first, repeats in arps:
-            try:
-                first()
-                repeats()
-            except Exception as exc:
-                failed.append((action, exc))
-        for reply in sends:
-            try:
-                self._send_udp(reply)
-            except Exception as exc:
-                failed.append((reply, exc))
+        held.carry_out(self.ns.send_requests, self._send_udp)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -1010,34 +982,6 @@ class LinuxExecutor:
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
-
-
-@dataclass
-class _Held:
-    """What :meth:`LinuxExecutor.hold_actions` gathered, in the order it is carried out."""
-
-    #: routes and proxy entries: the action, its request, what follows its success
-    kernel: list[tuple[Action, PendingRequest, Callable[[], None] | None]] = field(
-        default_factory=list
-    )
-    #: first gratuitous ARPs: the action, the first frame, the repeats' scheduling
-    arps: list[tuple[Action, Callable[[], None], Callable[[], None]]] = field(default_factory=list)
-    #: replies, in their order
-    sends: list[SendUdp] = field(default_factory=list)
-    #: ("binding", home) / ("proxy" | "arp", interface, address) waiting (addresses as
-    #: integers: a cheaper hash): a second action for one of them carries out what waits
-    #: first
-    keys: set[tuple[object, ...]] = field(default_factory=set)
-    failed: list[tuple[Action, Exception]] = field(default_factory=list)
-
-    @property
-    def waiting(self) -> bool:
-        return bool(self.kernel or self.arps or self.sends)
-
-
-#: the actions :meth:`LinuxExecutor.hold_actions` may hold (each handler decides), and the
-#: log lines; any other carries out what waits first
-_HOLDABLE = frozenset({InstallBinding, ProxyArp, GratuitousArp, SendUdp, Log})
 
 
 def _binding_state(a: InstallBinding) -> tuple[object, ...]:

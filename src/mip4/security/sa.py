@@ -28,9 +28,19 @@ import hmac
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from ipaddress import IPv4Address
 from typing import Any, Protocol, runtime_checkable
 
 _md5 = hashlib.md5
+_new = object.__new__
+
+
+def _address(value: int) -> IPv4Address:
+    """The address whose integer is ``value`` (what ``IPv4Address(value)`` gives, without
+    its checks: ``value`` came from one)."""
+    a = _new(IPv4Address)
+    a._ip = value  # type: ignore[attr-defined]  # the slot IPv4Address.__init__ fills
+    return a
 
 
 def _md5_constructor() -> Any:
@@ -253,8 +263,10 @@ class SecurityAssociationStore(Protocol):
 class SecurityAssociations:
     """In-memory :class:`SecurityAssociationStore`, sized for a million mobile nodes.
 
-    One dict, by peer: a peer's association itself when it has one (a mobile node), a
-    ``{spi: association}`` dict when it has several. ``get`` and ``for_peer`` are index
+    One dict, by peer (an :class:`~ipaddress.IPv4Address` peer by its integer: no address
+    object kept per peer, and no ``hex()`` to hash one; iteration gives the address back):
+    a peer's association itself when it has one (a mobile node), a ``{spi: association}``
+    dict when it has several. ``get`` and ``for_peer`` are index
     lookups, never a scan, whatever the number of associations (a foreign agent's FA-HA
     association among a million MN-HA ones). Associations that share an HMAC-MD5 key
     share one pair of keyed HMAC-MD5 states (an FA-HA key configured for many agents, a
@@ -264,7 +276,8 @@ class SecurityAssociations:
     __slots__ = ("_by_peer", "_count", "_keys")
 
     def __init__(self, items: list[tuple[Hashable, SecurityAssociation]] | None = None) -> None:
-        #: peer -> its association, or {spi: association} when it has several
+        #: peer (an IPv4Address's integer) -> its association, or {spi: association} when
+        #: it has several
         self._by_peer: dict[Hashable, SecurityAssociation | dict[int, SecurityAssociation]] = {}
         self._count = 0
         #: HMAC-MD5 key -> the one association using it, or [shared context, users]
@@ -308,6 +321,8 @@ class SecurityAssociations:
 
     def replace(self, peer: Hashable, sa: SecurityAssociation) -> None:
         """Add or replace the association ``(peer, sa.spi)`` (rekeying)."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]  # the address's integer
         per = self._by_peer.get(peer)
         old: SecurityAssociation | None = None
         if per is None:
@@ -328,6 +343,8 @@ class SecurityAssociations:
         self._use_key(sa)
 
     def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
         if per is None:
             return None
@@ -337,6 +354,8 @@ class SecurityAssociations:
 
     def remove(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         """Remove and return the association, or ``None`` if there was none."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
         if per is None:
             return None
@@ -358,6 +377,8 @@ class SecurityAssociations:
 
     def for_peer(self, peer: Hashable) -> list[SecurityAssociation]:
         """The peer's associations, oldest first (an index lookup, not a scan)."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
         if per is None:
             return []
@@ -374,7 +395,8 @@ class SecurityAssociations:
         return _Lookup(self, peer)
 
     def __iter__(self) -> Iterator[tuple[Hashable, SecurityAssociation]]:
-        for peer, per in list(self._by_peer.items()):
+        for key, per in list(self._by_peer.items()):
+            peer = _address(key) if type(key) is int else key
             if isinstance(per, SecurityAssociation):
                 yield peer, per
             else:

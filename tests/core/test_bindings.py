@@ -148,3 +148,37 @@ def test_views_are_read_only() -> None:
         PendingListView(InMemoryPendingStore()),
     ):
         assert not hasattr(v, "put") and not hasattr(v, "remove") and not hasattr(v, "pop_expired")
+
+
+def test_bindings_of_one_lifetime_share_its_object() -> None:
+    """Issue 13: a store's million bindings of 600 s hold one ``600`` (28 bytes each
+    otherwise)."""
+    s = InMemoryBindingStore()
+    made = []
+    for i in range(3):
+        lifetime = int(str(600 + i % 2))  # a new int object each time, as the wire gives
+        b = MobilityBinding(A(0x0A000001 + i), A("192.0.2.1"), lifetime, 1.0, 601.0, i, NO_FLAGS)
+        s.put(b)
+        made.append(b)
+    assert made[0].lifetime is made[2].lifetime == 600
+    assert made[1].lifetime == 601
+    assert s.bindings_of(A(0x0A000003)) == (
+        MobilityBinding(A(0x0A000003), A("192.0.2.1"), 600, 1.0, 601.0, 2, NO_FLAGS),
+    )
+
+
+def test_deadlines_of_nodes_behind_one_care_of_address_spread_over_the_table() -> None:
+    """Issue 13: the deadline heap's keys put the home address in the low bits, the ones a
+    dict's hash table indexes by; keyed ``home << 32 | care-of``, every binding behind one
+    foreign agent started at the same slot (680 ns a lookup at a million bindings)."""
+    s = InMemoryBindingStore()
+    coa = A("198.18.0.2")
+    n = 4096
+    for i in range(n):
+        s.put(binding(A(0x0A000100 + i), coa, 600.0 + i % 7))
+    queued = s._heap._queued
+    assert len({hash(key) & (n - 1) for key in queued}) == n
+    # the keys still name the bindings: each expires at its own deadline, once
+    assert len(s.pop_expired(600.0)) == len(range(0, n, 7))
+    assert s.next_expiry() == 601.0
+    assert len(s.pop_expired(700.0)) == n - len(range(0, n, 7)) and len(s) == 0

@@ -182,3 +182,38 @@ def test_deadlines_of_nodes_behind_one_care_of_address_spread_over_the_table() -
     assert len(s.pop_expired(600.0)) == len(range(0, n, 7))
     assert s.next_expiry() == 601.0
     assert len(s.pop_expired(700.0)) == n - len(range(0, n, 7)) and len(s) == 0
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.one_of(st.none(), st.integers(1, 40))),
+        max_size=60,
+    )
+)
+def test_renew_in_place_is_remove_then_put(steps: list[tuple[int, int | None]]) -> None:
+    """``InMemoryBindingStore.renew`` (the renewal fast path: no heap operation when the
+    deadline moves later) answers as ``remove`` then ``put`` do, deadline by deadline,
+    and keeps one heap item per binding."""
+    coa = A("198.18.0.2")
+    fast, slow = InMemoryBindingStore(), InMemoryBindingStore()
+    now = 0.0
+    for node, expires in steps:
+        hoa = A(0x0A000100 + node)
+        deadline = None if expires is None else now + expires
+        new = binding(hoa, coa, deadline)
+        current = fast.bindings_of(hoa)
+        if current:
+            fast.renew(current[0], new)
+            slow.remove(hoa)
+        else:
+            fast.put(new)
+        slow.put(binding(hoa, coa, deadline))
+        assert fast.next_expiry() == slow.next_expiry()
+        now += 1.0
+        assert fast.pop_expired(now) == slow.pop_expired(now)
+        assert sorted(map(repr, fast)) == sorted(map(repr, slow))
+        assert len(fast._heap) <= len(fast) + len(steps)
+    assert fast.pop_expired(1e9) == slow.pop_expired(1e9)
+    assert fast.next_expiry() is None and slow.next_expiry() is None
+    assert sorted(map(repr, fast)) == sorted(map(repr, slow))  # the infinite ones
+    assert all(b.expires is None for b in fast)

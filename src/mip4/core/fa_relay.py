@@ -75,7 +75,6 @@ from .timers import expiry
 if TYPE_CHECKING:
     from .events import UdpReceived
     from .fa_config import ForeignAgentConfig, VisitedLink
-    from .fa_state import PendingRegistration, Visitor
     from .foreign_agent import ForeignAgent
 
 __all__ = ["FastConfig", "relay_reply", "relay_request"]
@@ -142,20 +141,6 @@ def _fast_config(fa: ForeignAgent) -> FastConfig:
     return cached
 
 
-def _visitor(fa: ForeignAgent, key: int) -> Visitor | None:
-    store = fa._visitors
-    if type(store) is VisitorList:
-        return store._entries.get(key)
-    return store.get(_address(key))
-
-
-def _pending(fa: ForeignAgent, key: int) -> PendingRegistration | None:
-    store = fa._pending
-    if type(store) is PendingList:
-        return store._entries.get(key)
-    return store.get(_address(key))
-
-
 def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] | None:
     """The actions of the general path for the request ``ev`` when it is a visitor's usual
     renewal (module docstring), applied; ``None``, with nothing changed, otherwise."""
@@ -201,13 +186,19 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
             return None
     elif cfg.reverse_tunnel_required:
         return None
-    # the visitor this request renews (a first registration stops here)
-    v = _visitor(fa, hoa)
+    # the visitor this request renews (a first registration stops here); the tables
+    # by their integer key when they are the agent's own (one call less each)
+    visitors, pendings = fa._visitors, fa._pending
+    own = type(visitors) is VisitorList
+    v = visitors._entries.get(hoa) if own else visitors.get(_address(hoa))  # type: ignore[attr-defined]
     if v is None:
         return None
-    pending = _pending(fa, hoa)
+    if type(pendings) is PendingList:
+        pending = pendings._entries.get(hoa)
+    else:
+        pending = pendings.get(_address(hoa))
     # check_resources: the visitor keeps its place; a full pending list (66)
-    if pending is None and len(fa._pending) >= cfg.max_pending:
+    if pending is None and len(pendings) >= cfg.max_pending:
         return None
     hoa_addr = v.home_address
     # check_mn_fa_auth (RFC 5944 §3.7.2.1): MN-FA over the bytes as received
@@ -238,7 +229,7 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
         if fa_sas:
             payload = signed_bytes(payload, FA_HA, fa_sas[0])  # RFC 5944 §3.7.2.2
     reg_flags = REG_FLAGS[flags]
-    fa._pending.put(
+    pendings.put(
         new_pending(
             hoa_addr,  # home_address
             link.interface,  # interface
@@ -262,7 +253,7 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
     )
     # the visitor's state: registered (or re-registering) -> re-registering
     VISITOR_TRANSITIONS.confirm(_R if pending is None else _RR, _REQUEST, _RR)
-    fa._counters.event("relayed_requests")
+    fa._counters.events["relayed_requests"] += 1  # Counters.event, without the call
     src = cfg.relay_source
     if src is None:
         src = coa_addr  # offered on the link (checked above)
@@ -334,7 +325,11 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
     if not fast.usable:
         return None
     # the pending request it answers (RFC 5944 §3.7.3.1: home address, low 32 bits)
-    pending = _pending(fa, hoa)
+    pendings = fa._pending
+    if type(pendings) is PendingList:
+        pending = pendings._entries.get(hoa)
+    else:
+        pending = pendings.get(_address(hoa))
     if (
         pending is None
         or pending.identification & _LOW32 != ident & _LOW32
@@ -392,7 +387,7 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
             "ttl": None,
         },
     )
-    fa._pending.remove(hoa_addr)
+    pendings.remove(hoa_addr)
     lifetime = min(life, pending.requested_lifetime)
     home_agent = pending.home_agent
     if int(home_agent) != ha:
@@ -421,10 +416,11 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
     )
     old = fa._visitors.put(visitor)
     counters = fa._counters
+    events = counters.events  # Counters.event / accept, without the calls
     level = INFO
     if old is not None and same_visitor(old, visitor):
         level = DEBUG
-        counters.event("renewal_unchanged")
+        events["renewal_unchanged"] += 1
     actions: list[Action] = [
         make_record(
             InstallVisitor,
@@ -442,8 +438,8 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
         ),
         sent,
     ]
-    counters.accept(accepted)
-    counters.event("relayed_replies")
+    counters.accepted[accepted] += 1
+    events["relayed_replies"] += 1
     # pending (or re-registering) -> registered: the visitor put, its pending entry dropped
     VISITOR_TRANSITIONS.confirm(_P if old is None else _RR, _ACCEPT, _R)
     fa.fast_replies += 1

@@ -342,3 +342,21 @@ def test_usual_renewals_take_the_fast_path() -> None:
     assert calls == ["general"]
     assert run.fast.fast_requests == 20
     assert run.fast.fast_replies == 21
+
+
+def test_a_reconfigured_agent() -> None:
+    """The fast path reads the configuration the agent runs on now (``reconfigure``): a
+    shorter ``max_lifetime``, no GRE and reverse tunnelling required from the middle of a
+    run on, with the same answers as the general path before and after."""
+    run = _Run("fa_ha", 11)
+    for _ in range(600):
+        run.step()
+    before = run.fast.fast_requests
+    cfg = replace(
+        run.fast.config, max_lifetime=300, gre_encapsulation=False, reverse_tunnel_required=True
+    )
+    run.fast.reconfigure(cfg)
+    run.general.reconfigure(cfg)
+    for _ in range(900):
+        run.step()
+    assert run.fast.fast_requests > before  # T requests within 300 s still go fast

@@ -153,3 +153,13 @@ def test_home_agent_status_counts_the_renewals_its_fast_path_answered() -> None:
     assert c["fast_renewals"] == w.ha.fast_renewals >= 1, c
     assert "fast_renewals" not in counters(w.fa1)
     assert f"fast renewals: {w.ha.fast_renewals}" in render_text(s)
+
+
+def test_home_agent_status_counts_the_first_registrations_its_fast_path_answered() -> None:
+    w = registered_world()
+    s = snap(w.ha, "ha", w.now)
+    c = s["counters"]
+    assert isinstance(c, dict)
+    assert c["fast_first_registrations"] == w.ha.fast_first_registrations >= 1, c
+    assert "fast_first_registrations" not in counters(w.fa1)
+    assert f"fast first registrations: {w.ha.fast_first_registrations}" in render_text(s)

@@ -194,8 +194,9 @@ def counters(
         }
     else:
         snap = engine.counters.snapshot()
-    if isinstance(engine, HomeAgent):  # issue 13: renewals the fast path answered
+    if isinstance(engine, HomeAgent):  # issue 13: what the fast paths answered
         snap["fast_renewals"] = engine.fast_renewals
+        snap["fast_first_registrations"] = engine.fast_first_registrations
     snap["driver"] = dict(driver or {})
     snap["executor"] = dict(executor or {})
     snap["forwarder"] = dict(forwarder or {})
@@ -375,6 +376,8 @@ def render_text(s: JSON) -> str:
         lines += _counter_lines(key, c.get(key, {}))
     if "fast_renewals" in c:  # a home agent: renewals its fast path answered (issue 13)
         lines.append(f"  fast renewals: {c['fast_renewals']}")
+    if "fast_first_registrations" in c:
+        lines.append(f"  fast first registrations: {c['fast_first_registrations']}")
     return "\n".join(lines)
 
 

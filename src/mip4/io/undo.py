@@ -45,11 +45,20 @@ RT_TABLE_MAIN = 254
 def dotted(address: IPv4Address) -> str:
     """``str(address)``, a fifth of its cost (``inet_ntoa`` of the 4 bytes; issue 13: a
     first registration writes its home address as text in its records, its undo stack's
-    name and its log line)."""
-    return _inet_ntoa(int(address).to_bytes(4, "big"))
+    name and its log line). The text of the last address asked for is kept with it: the
+    actions of one registration share one address object, asked for four or five times
+    (the object is kept alive by the cache, so ``is`` cannot match another one)."""
+    last = _LAST_DOTTED
+    if last[0] is address:
+        return last[1]  # type: ignore[return-value]
+    text = _inet_ntoa(address._ip.to_bytes(4, "big"))  # type: ignore[attr-defined]
+    last[0], last[1] = address, text
+    return text
 
 
 _inet_ntoa = socket.inet_ntoa
+#: the last address :func:`dotted` wrote, and its text
+_LAST_DOTTED: list[object] = [None, ""]
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ def test_families_equal_the_status_snapshot(role: str) -> None:
     assert s[("mip4_retransmissions_total", ())] == c["events"].get("retransmissions", 0)
     if "home_agent" in status:
         assert s[("mip4_bindings", ())] == len(status["home_agent"]["bindings"]) == 3
+        assert s[("mip4_fast_renewals_total", ())] == c["fast_renewals"]
+    else:
+        assert ("mip4_fast_renewals_total", ()) not in s
     if "foreign_agent" in status:
         assert s[("mip4_visitors", ())] == len(status["foreign_agent"]["visitors"])
     if "mobile_node" in status:
@@ -73,7 +76,11 @@ def test_families_equal_the_status_snapshot(role: str) -> None:
 
 def test_tunnel_counters_and_latency_from_log_actions() -> None:
     status = dict(role_snapshots()["ha3"])
-    status["counters"] = {**status["counters"], "tunnel": {"rx_packets": 7, "rx_bytes": 700}}
+    status["counters"] = {
+        **status["counters"],
+        "tunnel": {"rx_packets": 7, "rx_bytes": 700},
+        "fast_renewals": 5,
+    }
     m = Metrics(lambda: status)
     m.on_log("mn.request", {}, 10.0)
     m.on_log("mn.request", {}, 11.0)  # a retransmission: latency from the first send
@@ -84,6 +91,7 @@ def test_tunnel_counters_and_latency_from_log_actions() -> None:
     m.observe(0.0003)
     s = samples(m.text())
     assert s[("mip4_tunnel_packets_total", (("direction", "rx"),))] == 7
+    assert s[("mip4_fast_renewals_total", ())] == 5
     assert s[("mip4_tunnel_bytes_total", (("direction", "rx"),))] == 700
     assert ("mip4_tunnel_packets_total", (("direction", "tx"),)) not in s
     assert s[("mip4_registration_latency_seconds_count", ())] == 3
@@ -171,7 +179,12 @@ def test_scrape_of_real_daemons_equals_status(prefix: str, tmp_path: Path) -> No
                 """The counters compared exactly below (not the advertisement and tunnel
                 counters, which move on every second while the scrape runs)."""
                 c = status["counters"]
-                return registrations(status), c["events"].get("retransmissions"), c["discarded"]
+                return (
+                    registrations(status),
+                    c["events"].get("retransmissions"),
+                    c["discarded"],
+                    c.get("fast_renewals"),
+                )
 
             def scrape(node: str) -> tuple[Samples, dict[str, Any]]:
                 for _ in range(20):  # a re-registration between the two reads: again
@@ -207,6 +220,8 @@ def test_scrape_of_real_daemons_equals_status(prefix: str, tmp_path: Path) -> No
                 assert s[("mip4_registration_latency_seconds_count", ())] >= 1, node
             ha, ha_status = scrape("ha")
             assert ha[("mip4_bindings", ())] == len(ha_status["home_agent"]["bindings"]) == 1
+            fast = ha_status["counters"]["fast_renewals"]
+            assert ha[("mip4_fast_renewals_total", ())] == fast
             fa, fa_status = scrape("fa1")
             assert fa[("mip4_visitors", ())] == len(fa_status["foreign_agent"]["visitors"]) == 1
             mn, _ = scrape("mn")

@@ -8,8 +8,8 @@ could see it. A fast handover then forwarded nothing to the new agent: every dat
 home agent sent between the link switch and the binding's move went onto the old link,
 where the node no longer was (docs/handovers.md, "Which probes are lost"). The executor
 now leaves that home agent's tunnel to the slow path while the source end is up
-(``LinuxExecutor._edge_slow_path``); this test counts the edge tunnel's datagrams arriving
-at the new agent during one anticipated move with probes every millisecond."""
+(``mip4.io.edge_ends.EdgeEnds._slow_path``); this test counts the edge tunnel's datagrams
+arriving at the new agent during one anticipated move with probes every millisecond."""
 
 from __future__ import annotations
 

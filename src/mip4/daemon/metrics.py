@@ -103,6 +103,12 @@ class StatusCollector(Collector):
             yield GaugeMetricFamily(
                 "mip4_bindings", "Mobility bindings.", len(s["home_agent"]["bindings"])
             )
+        if "fast_renewals" in c:  # a home agent (issue 13); no MIB object
+            yield CounterMetricFamily(
+                "mip4_fast_renewals",
+                "Renewals the home agent's fast path answered (a subset of accepted).",
+                c["fast_renewals"],
+            )
         if "foreign_agent" in s:
             fa = s["foreign_agent"]
             yield GaugeMetricFamily("mip4_visitors", "Visitor list entries.", len(fa["visitors"]))

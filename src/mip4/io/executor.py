@@ -16,7 +16,8 @@ Between :meth:`LinuxExecutor.hold_actions` and :meth:`LinuxExecutor.release_acti
 driver: one read of a socket) the kernel work of first registrations waits and is done
 together -- the routes and proxy entries in one netlink message, then the first gratuitous
 ARPs, the journal's lines, then the replies -- so that a reply still leaves only once what
-its registration asked of the kernel is there (issue 13).
+its registration asked of the kernel is there (issue 13). The handover edge tunnels' ends
+are kept by :class:`mip4.io.edge_ends.EdgeEnds` (the executor's ``edges``).
 
 ==========================  ==============================================================
 ``SendUdp``                  UDP 434 socket (``IP_PKTINFO`` for source/interface,
@@ -81,7 +82,6 @@ from mip4.core.actions import (
     AwayFromHome,
     BufferPackets,
     DropBuffer,
-    EdgeRole,
     FlushBuffer,
     GratuitousArp,
     InstallBinding,
@@ -103,7 +103,8 @@ from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.wire.packets import ipv4_packet
 
 from .bpf.agent import FastPath, overhead
-from .bpf.plane import Peer, Visitor
+from .bpf.plane import Visitor
+from .edge_ends import EdgeEnds
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
@@ -131,7 +132,6 @@ REVERSE_TABLE = 434  #: routing table holding "default dev <tun>" for reverse tu
 #: the home address's datagrams, which mip4_host_encap tunnels at egress of <if>
 BPF_REVERSE_TABLE = 435
 RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
-EDGE_RULE_PRIORITY = 4440  #: first priority used for edge-tunnel rules (handovers)
 
 
 @dataclass
@@ -190,16 +190,8 @@ class LinuxExecutor:
     _installed: dict[IPv4Address, dict[IPv4Address, tuple[object, ...]]] = field(
         default_factory=dict, init=False
     )
-    #: per (home address, peer): the edge tunnel end's action and undo stack (handovers)
-    _edges: dict[tuple[IPv4Address, IPv4Address], tuple[InstallEdgeTunnel, UndoStack]] = field(
-        default_factory=dict, init=False
-    )
-    _edge_rules: set[int] = field(default_factory=set, init=False)
-    #: bpf plane: (care-of address, home agent) peers left to the slow path while a
-    #: source edge tunnel needs their datagrams (issue 14), with how many need them
-    _slow_peers: Counter[tuple[IPv4Address, IPv4Address]] = field(
-        default_factory=Counter, init=False
-    )
+    #: the handover edge tunnels' ends (RFC 4881, RFC 4988), each with its undo stack
+    edges: EdgeEnds = field(init=False)
     #: interface index -> the interface's hardware address (the source of the fast path's
     #: deliveries to visitors): asked of netlink once per interface, not per visitor (a
     #: round trip through the netlink thread for every first registration); by index, so
@@ -219,6 +211,7 @@ class LinuxExecutor:
         self.ns = Netns(self.netns, journal=self.journal)
         self._attachment = self.ns.new_stack("attachment")
         self._away = self.ns.new_stack("away from home")
+        self.edges = EdgeEnds(self)
         if self.udp is not None:
             self._udp_by_port[self.udp.getsockname()[1]] = self.udp
 
@@ -240,13 +233,13 @@ class LinuxExecutor:
         stacks = [
             self._attachment,
             self._away,
-            *reversed([stack for _edge, stack in self._edges.values()]),
+            *self.edges.stacks(),
             *reversed([stack for _visitor, stack in self._visitors.values()]),
             *reversed(self._bindings.values()),
             self.ns.stack,
         ]
         self._visitors.clear()
-        self._edges.clear()
+        self.edges.clear()
         self._bindings.clear()
         self._installed.clear()
         for stack in stacks:
@@ -882,99 +875,19 @@ class LinuxExecutor:
     # -- handovers (RFC 4881, RFC 4988) -----------------------------------------------
 
     def install_edge_tunnel(self, a: InstallEdgeTunnel) -> None:
-        """One end of the bi-directional edge tunnel (IP-in-IP ``local`` ⇄ ``peer``). A
-        renewal (same home address and peer) only replaces the entry."""
-        fwd = self._fwd("InstallEdgeTunnel")
-        edge = fwd.edge_tunnels()
-        key = (a.home_address, a.peer)
-        entry = TunnelEntry(Tunnel(a.local, a.peer, own_addresses=self.own_addresses))
-        known = self._edges.get(key)
-        if known is not None and known[0].role is not a.role:
-            self.remove_edge_tunnel(RemoveEdgeTunnel(a.home_address, a.peer))
-            known = None
-        if known is None:
-            stack = self.ns.new_stack(f"edge tunnel {a.home_address} {a.peer}")
-            table, home, peer = fwd.table, a.home_address, a.peer
-            table.add_peer(peer)  # tunnelled datagrams from the peer agent are accepted
-            stack.callback("forget edge peer", lambda: table.remove_peer(peer))
-            if a.role is EdgeRole.SOURCE:
-                stack.callback("forget edge source", lambda: edge.set_source(home, None))
-            else:
-                stack.callback("forget edge target", lambda: edge.set_reverse(home, None))
-                stack.callback("forget arrival", lambda: edge.forget(home))
-        else:
-            stack = known[1]
-        self._edges[key] = (a, stack)
-        if a.role is EdgeRole.SOURCE and known is None:
-            self._edge_slow_path(a.home_address, stack)
-        if a.role is EdgeRole.SOURCE:
-            edge.set_source(a.home_address, entry)
-        else:
-            edge.set_reverse(a.home_address, entry)
-
-    def _edge_slow_path(self, home: IPv4Address, undo: UndoStack) -> None:
-        """bpf plane (issue 14): the fast path decapsulates what the visitor's home agent
-        tunnels to us and hands it straight to the visitor's hardware address, so the
-        source end of an edge tunnel (:mod:`mip4.io.edge`, in the user-space forwarder)
-        would never see a datagram and the node loses everything the home agent sends
-        here from its link switch to its binding's move. While the source end is up, the
-        tunnel from the home agent is left to the slow path: its peer is taken out of
-        the fast path's map (the programs then leave those packets to the kernel, which
-        hands them to the forwarder's raw socket) and put back when the edge tunnel goes
-        -- if a visitor still uses it. Other visitors of the same home agent take the
-        slow path too meanwhile (correct, slower); a visitor of that home agent accepted
-        meanwhile puts the peer back early (the fast path's owner bookkeeping)."""
-        fast, known = self.fast_path, self._visitors.get(home)
-        if fast is None or known is None:
-            return
-        pair = (known[0].care_of_address, known[0].home_agent)
-        fast.plane.del_peer(*pair)
-        self._slow_peers[pair] += 1
-        self.stats["edge_slow_path"] += 1
-
-        def restore() -> None:
-            self._slow_peers[pair] -= 1
-            if self._slow_peers[pair] > 0:
-                return
-            del self._slow_peers[pair]
-            used = {(v.care_of_address, v.home_agent) for v, _undo in self._visitors.values()}
-            if pair in used:
-                fast.plane.set_peer(Peer(pair[0], pair[1], any_key=True))
-
-        undo.callback(f"bpf peer {pair[0]} <- {pair[1]} back", restore)
+        self.edges.install(a)
 
     def remove_edge_tunnel(self, a: RemoveEdgeTunnel) -> None:
-        known = self._edges.pop((a.home_address, a.peer), None)
-        if known is None:
-            return
-        for err in known[1].undo():
-            log.warning("removing edge tunnel %s: %s", a.home_address, err)
+        self.edges.remove(a)
 
     def buffer_packets(self, a: BufferPackets) -> None:
-        self._fwd("BufferPackets").edge_tunnels().buffer(a.home_address, a.limit)
+        self.edges.buffer(a)
 
     def flush_buffer(self, a: FlushBuffer) -> None:
-        fwd = self._fwd("FlushBuffer")
-        self.stats["edge_flushed"] += fwd.edge_tunnels().flush(
-            a.home_address, a.interface, a.link_address
-        )
-        for (home, _peer), (edge, stack) in self._edges.items():
-            if home == a.home_address and edge.role is EdgeRole.TARGET:
-                # the node's own datagrams, arriving on its new link, go back through
-                # the edge tunnel (unless a reverse tunnel to its home agent claims them)
-                self._add_edge_rule(a.home_address, a.interface, stack)
-
-    def _add_edge_rule(self, src: IPv4Address, iif: str, undo: UndoStack) -> None:
-        self._ensure_reverse_route()
-        prio = EDGE_RULE_PRIORITY
-        while prio in self._edge_rules:
-            prio += 1
-        self._edge_rules.add(prio)
-        undo.callback(f"free edge rule priority {prio}", lambda: self._edge_rules.discard(prio))
-        self.ns.add_rule(src=src, iif=iif, table=self.reverse_table, priority=prio, undo=undo)
+        self.edges.flush(a)
 
     def drop_buffer(self, a: DropBuffer) -> None:
-        self.stats["edge_dropped"] += self._fwd("DropBuffer").edge_tunnels().drop(a.home_address)
+        self.edges.drop(a)
 
     def leave_foreign_agent(self, a: LeaveForeignAgent) -> None:
         """The link is gone: the routes through its agent go now, not at a lifetime."""

@@ -10,6 +10,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
+import mip4.core.fa_relay as fa_relay_module
 import mip4.core.fa_reply as fa_reply_module
 import mip4.core.foreign_agent as foreign_agent_module
 from mip4.core.actions import InstallVisitor, RemoveVisitor, SendUdp
@@ -219,6 +220,7 @@ def test_the_states_the_relay_path_derives_are_the_tables(
     table = _CheckedTable(fa, HOA)
     monkeypatch.setattr(fa_reply_module, "VISITOR_TRANSITIONS", table)
     monkeypatch.setattr(foreign_agent_module, "VISITOR_TRANSITIONS", table)
+    monkeypatch.setattr(fa_relay_module, "VISITOR_TRANSITIONS", table)  # the fast path
     steps = [
         (request(), reply()),  # first registration: I -> P -> R
         (request(ident=IDENT + 1), reply(ident=IDENT + 1)),  # renewal: R -> RR -> R

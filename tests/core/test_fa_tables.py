@@ -147,6 +147,48 @@ def test_pending_list_answers_as_the_general_store() -> None:
         _check_same(1500, 100 + seed, "pending")
 
 
+def test_pending_deadlines_in_order_take_no_heap() -> None:
+    """Pending deadlines come ``pending_timeout`` after their requests, in order: they
+    queue in the FIFO (no heap item), and the table still answers as the general store
+    through replies, retransmissions, timeouts, a clock step back and a changed timeout
+    (out of order: the heap)."""
+    rng = random.Random(5)
+    table = PendingList()
+    for i in range(1000):  # requests relayed one after the other: no heap item
+        table.put(_pending(i, 7.0 + i * 0.001, rng))
+    assert not table._heap and len(table._fifo) == 1000
+    for i in range(0, 1000, 2):  # answered: their items are dropped as they surface
+        table.remove(A(BASE + i))
+    assert table.next_expiry() == 7.001 and len(table._fifo) == 999
+    assert [int(r.home_address) - BASE for r in table.pop_expired(7.5)] == list(range(1, 501, 2))
+    ours, general = PendingList(), InMemoryPendingStore()
+    now, timeout = 0.0, 7.0
+    heap_used = False
+    for step in range(6000):
+        i = rng.randrange(300)
+        op = rng.random()
+        if step == 3000:
+            now -= 20.0  # a clock step back: deadlines out of order from here
+        if step == 4500:
+            timeout = 2.0  # a changed pending_timeout
+        if op < 0.5:
+            record = _pending(i, now + timeout, rng)
+            assert ours.put(record) == general.put(record)
+        elif op < 0.9:
+            assert ours.remove(A(BASE + i)) == general.remove(A(BASE + i))
+        else:
+            now += rng.uniform(0.0, 3.0)
+            got = sorted(ours.pop_expired(now), key=lambda r: int(r.home_address))
+            assert got == sorted(general.pop_expired(now), key=lambda r: int(r.home_address))
+        now += 0.001
+        truth = earliest(r.expires for r in ours)
+        assert ours.next_expiry() == truth == general.next_expiry()
+        assert len(ours) == len(general)
+        assert len(ours._fifo) + len(ours._heap) <= 2 * len(ours) + 1024 + 1
+        heap_used = heap_used or bool(ours._heap)
+    assert heap_used  # the step back and the shorter timeout went to the heap
+
+
 def test_a_renewal_storm_pushes_nothing() -> None:
     """Renewals that move deadlines later leave the heap at one item per record, and every
     peek in between costs no heap operation beyond the moves due (O(1) amortised)."""

@@ -319,15 +319,24 @@ def relay_reply(
 def same_visitor(old: Visitor, new: Visitor) -> bool:
     """``new`` renews ``old`` without changing it: every field but the expiry, the
     Identification and the home agent's revocation clock (which move on every renewal)."""
+    # (the addresses: the same object first -- a visitor list shares them -- then equal)
+    a, b = old.care_of_address, new.care_of_address
+    if a is not b and a != b:
+        return False
+    a, b = old.home_agent, new.home_agent
+    if a is not b and a != b:
+        return False
+    a, b = old.ip_source, new.ip_source
+    if a is not b and a != b:
+        return False
+    a, b = old.ip_destination, new.ip_destination
+    if a is not b and a != b:
+        return False
     return (
-        old.care_of_address == new.care_of_address
-        and old.home_agent == new.home_agent
-        and old.lifetime == new.lifetime
+        old.lifetime == new.lifetime
         and old.requested_lifetime == new.requested_lifetime
         and old.interface == new.interface
         and old.link_address == new.link_address
-        and old.ip_source == new.ip_source
-        and old.ip_destination == new.ip_destination
         and old.udp_source_port == new.udp_source_port
         and old.flags == new.flags
         and old.reverse_tunnel == new.reverse_tunnel

@@ -19,6 +19,7 @@ sized for the million-node simulation's 2.4 M visitors (issue 13)."""
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -366,6 +367,83 @@ class VisitorList(_Table[Visitor]):
 
 class PendingList(_Table[PendingRegistration]):
     """The foreign agent's pending registrations in memory: a
-    :class:`~mip4.core.bindings.PendingStore`."""
+    :class:`~mip4.core.bindings.PendingStore`.
 
-    __slots__ = ()
+    A pending entry expires ``pending_timeout`` after it was relayed, so the deadlines
+    come in order: an item no earlier than the last one queued goes to the end of a FIFO
+    (``deque.append``, and ``popleft`` when it surfaces: no heap operation per relayed
+    request), one out of order (a clock step, a changed timeout, a caller's own
+    deadlines) into the heap. The earliest item is the earlier of the two fronts; every
+    other rule of :class:`_Table` holds as it is (the invariant, dropping, moving on,
+    rebuilding when the items outnumber twice the table)."""
+
+    __slots__ = ("_fifo",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fifo: deque[tuple[float, int]] = deque()
+
+    def put(self, entry: PendingRegistration) -> PendingRegistration | None:
+        """Add ``entry``, replacing (and returning) the one for the same home address."""
+        key = int(entry.home_address)
+        entries = self._entries
+        old = entries.get(key)
+        entries[key] = entry
+        expires = entry.expires
+        if old is None or expires < old.expires:
+            self._push(expires, key)
+        return old
+
+    def _push(self, expires: float, key: int) -> None:
+        fifo = self._fifo
+        if not fifo or expires >= fifo[-1][0]:
+            fifo.append((expires, key))
+        else:
+            heapq.heappush(self._heap, (expires, key))
+        if len(fifo) + len(self._heap) > 2 * len(self._entries) + 1024:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._fifo.clear()
+        super()._rebuild()
+
+    def _front(self) -> tuple[float, int] | None:
+        """The earliest item and, removed from its queue, nothing else: ``None`` when the
+        table has no deadline. Stale items are dropped and moved on as :class:`_Table`
+        does."""
+        fifo, entries = self._fifo, self._entries
+        while True:
+            heap = self._heap  # (a move below may rebuild it)
+            if not heap and not fifo:
+                return None
+            from_fifo = not heap or (fifo and fifo[0] <= heap[0])
+            deadline, key = fifo[0] if from_fifo else heap[0]
+            entry = entries.get(key)
+            if entry is not None and entry.expires == deadline:
+                return deadline, key
+            if from_fifo:
+                fifo.popleft()
+            else:
+                heapq.heappop(heap)
+            if entry is not None and entry.expires > deadline:
+                self._push(entry.expires, key)  # moved on: renewed
+
+    def next_expiry(self) -> float | None:
+        front = self._front()
+        return front[0] if front is not None else None
+
+    def pop_expired(self, now: float) -> list[PendingRegistration]:
+        out: list[PendingRegistration] = []
+        entries = self._entries
+        while True:
+            front = self._front()
+            if front is None or front[0] > now:
+                break
+            key = front[1]
+            fifo = self._fifo
+            if fifo and fifo[0] == front:
+                fifo.popleft()
+            else:
+                heapq.heappop(self._heap)
+            out.append(entries.pop(key))
+        return out

@@ -191,6 +191,7 @@ from .fa_aaa import AccountingSession, MnFaOffer
 from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
 from .fa_config import ForeignAgentConfig, VisitedLink
 from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
+from .fa_relay import FastConfig, relay_reply, relay_request
 from .fa_reply import ReplyPath, unreachable_code
 from .fa_state import (
     VISITOR_TRANSITIONS,
@@ -232,6 +233,11 @@ _I, _P, _R, _RR = (
 
 class ForeignAgent:
     """Sans-IO foreign agent. See the module docstring."""
+
+    #: relay the usual renewal from its bytes (:mod:`mip4.core.fa_relay`: the same
+    #: actions, records, counters and tables as the general path; issue 13). ``False``
+    #: sends every datagram through the general path (tests hold one against the other).
+    relay_fast_path: bool = True
 
     def __init__(
         self,
@@ -293,6 +299,13 @@ class ForeignAgent:
         #: DEBUG, the default, builds every record. A daemon whose logger drops DEBUG and
         #: that reads no record below it (metrics time requests by those two) raises it.
         self.log_level: int = DEBUG
+        #: requests and replies the fast path relayed (not counters of the MIB: they say
+        #: which code relayed, not what was decided; that is counted as the general path
+        #: counts it)
+        self.fast_requests = 0
+        self.fast_replies = 0
+        #: the fast path's reading of ``config`` (mip4.core.fa_relay)
+        self._fast_config: FastConfig | None = None
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -373,6 +386,20 @@ class ForeignAgent:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input; never raises (one error boundary, see the module docstring)."""
+        if self.relay_fast_path and type(event) is UdpReceived and event.payload:
+            kind = event.payload[0]  # a Registration Request (1) or Reply (3)
+            if kind == 1 or kind == 3:
+                try:
+                    fast = (relay_request if kind == 1 else relay_reply)(self, event, now)
+                except Exception as exc:  # pragma: no cover - the fast path raises nothing
+                    failure = exc
+
+                    def fail(_actions: list[Action]) -> None:
+                        raise failure
+
+                    return error_boundary("fa", self._counters, fail, who=_who(event))
+                if fast is not None:
+                    return fast
         ctx: FaRequest | ReplyPath | None = None
 
         def body(out: list[Action]) -> None:

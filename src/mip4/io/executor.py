@@ -913,12 +913,14 @@ def _binding_state(a: InstallBinding) -> tuple[object, ...]:
 def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:
     """``new`` asks of the kernel, the tunnel table and the fast path exactly what ``old``
     made (every field but the expiry; the home address is the key ``old`` was found
-    under), compared field by field: no copy of either."""
+    under), compared field by field: no copy of either. The addresses are usually the
+    same objects (the foreign agent's visitor list shares them): identity first."""
+    ha, coa = old.home_agent, old.care_of_address
     return (
         old.interface == new.interface
         and old.link_address == new.link_address
-        and old.home_agent == new.home_agent
-        and old.care_of_address == new.care_of_address
+        and (ha is new.home_agent or ha == new.home_agent)
+        and (coa is new.care_of_address or coa == new.care_of_address)
         and old.reverse_tunnel == new.reverse_tunnel
         and old.encapsulation is new.encapsulation
         and old.encapsulating_delivery == new.encapsulating_delivery

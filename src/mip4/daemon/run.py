@@ -126,6 +126,42 @@ def settle_collector() -> None:
         gc.callbacks.append(freeze_survivors)
 
 
+#: seconds between the daemon's own young collections (:class:`PacedCollector`)
+YOUNG_EVERY = 0.02
+#: every this many of them, the middle generation too (then :func:`freeze_survivors`)
+MIDDLE_EVERY = 10
+
+
+class PacedCollector:
+    """The collector's young generations collected on a clock as well as by its count.
+
+    CPython 3.11 counts generation 0 up for each tracked object made and down for each one
+    freed -- a frozen one too. A binding or visitor record replaced by a new one (a node's
+    move, a renewal with a persistent binding store) frees a frozen record and leaves a new
+    one in generation 0: the count stays where it was while the generation grows, and the
+    collection that finally comes walks all of it at once (26-42 ms at a million bindings,
+    benchmarks/README.md, the engine's sixth pass). Collected every :data:`YOUNG_EVERY`
+    seconds, generation 0 holds what a few milliseconds of traffic left, and the middle
+    generation, collected every :data:`MIDDLE_EVERY` ticks and then frozen
+    (:func:`freeze_survivors`), ten times that."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        gc.collect(1 if self.ticks % MIDDLE_EVERY == 0 else 0)
+
+    def run(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Tick every :data:`YOUNG_EVERY` seconds on ``loop`` while it runs."""
+
+        def again() -> None:
+            self.tick()
+            loop.call_later(YOUNG_EVERY, again)
+
+        loop.call_later(YOUNG_EVERY, again)
+
+
 # -- end perf
 
 
@@ -702,6 +738,7 @@ def serve(cfg: DaemonConfig, store: SqliteStore | None = None) -> int:
                 loop = asyncio.get_running_loop()
                 for sig in STOP_SIGNALS:
                     loop.add_signal_handler(sig, stop.set)
+                PacedCollector().run(loop)  # perf (issue 13)
 
                 def ready() -> None:
                     loop.add_signal_handler(RELOAD_SIGNAL, daemon.reload)

@@ -53,3 +53,12 @@ def test_the_daemon_freezes_what_survives_older_collections() -> None:
     finally:
         gc.callbacks.remove(freeze_survivors)
         gc.unfreeze()
+
+
+def test_renewals_in_a_shuffled_order_over_the_whole_table() -> None:
+    out = child(300, renew_nodes=50, rounds=1, clock="cpu", baseline=False, order="random")
+    assert out["order"] == "random" and out["renew_nodes"] == 50 and out["renew_rate"] > 100
+    text = format_report(
+        {"python": "3", "cpus": 2, "load": 1.0, "clock": "cpu", "sizes": [out, out]}
+    )
+    assert "order random" in text

@@ -148,3 +148,72 @@ def test_views_are_read_only() -> None:
         PendingListView(InMemoryPendingStore()),
     ):
         assert not hasattr(v, "put") and not hasattr(v, "remove") and not hasattr(v, "pop_expired")
+
+
+def test_bindings_of_one_lifetime_share_its_object() -> None:
+    """Issue 13: a store's million bindings of 600 s hold one ``600`` (28 bytes each
+    otherwise)."""
+    s = InMemoryBindingStore()
+    made = []
+    for i in range(3):
+        lifetime = int(str(600 + i % 2))  # a new int object each time, as the wire gives
+        b = MobilityBinding(A(0x0A000001 + i), A("192.0.2.1"), lifetime, 1.0, 601.0, i, NO_FLAGS)
+        s.put(b)
+        made.append(b)
+    assert made[0].lifetime is made[2].lifetime == 600
+    assert made[1].lifetime == 601
+    assert s.bindings_of(A(0x0A000003)) == (
+        MobilityBinding(A(0x0A000003), A("192.0.2.1"), 600, 1.0, 601.0, 2, NO_FLAGS),
+    )
+
+
+def test_deadlines_of_nodes_behind_one_care_of_address_spread_over_the_table() -> None:
+    """Issue 13: the deadline heap's keys put the home address in the low bits, the ones a
+    dict's hash table indexes by; keyed ``home << 32 | care-of``, every binding behind one
+    foreign agent started at the same slot (680 ns a lookup at a million bindings)."""
+    s = InMemoryBindingStore()
+    coa = A("198.18.0.2")
+    n = 4096
+    for i in range(n):
+        s.put(binding(A(0x0A000100 + i), coa, 600.0 + i % 7))
+    queued = s._heap._queued
+    assert len({hash(key) & (n - 1) for key in queued}) == n
+    # the keys still name the bindings: each expires at its own deadline, once
+    assert len(s.pop_expired(600.0)) == len(range(0, n, 7))
+    assert s.next_expiry() == 601.0
+    assert len(s.pop_expired(700.0)) == n - len(range(0, n, 7)) and len(s) == 0
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.one_of(st.none(), st.integers(1, 40))),
+        max_size=60,
+    )
+)
+def test_renew_in_place_is_remove_then_put(steps: list[tuple[int, int | None]]) -> None:
+    """``InMemoryBindingStore.renew`` (the renewal fast path: no heap operation when the
+    deadline moves later) answers as ``remove`` then ``put`` do, deadline by deadline,
+    and keeps one heap item per binding."""
+    coa = A("198.18.0.2")
+    fast, slow = InMemoryBindingStore(), InMemoryBindingStore()
+    now = 0.0
+    for node, expires in steps:
+        hoa = A(0x0A000100 + node)
+        deadline = None if expires is None else now + expires
+        new = binding(hoa, coa, deadline)
+        current = fast.bindings_of(hoa)
+        if current:
+            fast.renew(current[0], new)
+            slow.remove(hoa)
+        else:
+            fast.put(new)
+        slow.put(binding(hoa, coa, deadline))
+        assert fast.next_expiry() == slow.next_expiry()
+        now += 1.0
+        assert fast.pop_expired(now) == slow.pop_expired(now)
+        assert sorted(map(repr, fast)) == sorted(map(repr, slow))
+        assert len(fast._heap) <= len(fast) + len(steps)
+    assert fast.pop_expired(1e9) == slow.pop_expired(1e9)
+    assert fast.next_expiry() is None and slow.next_expiry() is None
+    assert sorted(map(repr, fast)) == sorted(map(repr, slow))  # the infinite ones
+    assert all(b.expires is None for b in fast)

@@ -254,3 +254,33 @@ def _verify_both_ways(
         got = _outcome(lambda: verify(decoded, ext_type, lookup))  # noqa: B023
         want = _outcome(lambda: _reference_verify(decoded, ext_type, lookup))  # noqa: B023
         assert got == want, (layout, ext_type)
+
+
+def test_no_key_is_kept_from_one_node_to_the_next() -> None:
+    """Issue 13: the table keeps the last few keys (a request's check and its reply's
+    signature share one), never one per node: at a million nodes each renewing once per
+    lifetime it would only miss, and make a large table slower than a small one."""
+    sa_module._CONTEXTS.clear()
+    for i in range(2000):
+        key = (i * 7919).to_bytes(16, "big")
+        sa = SecurityAssociation(256 + i, key)
+        want = hmac.new(key, b"request", hashlib.md5).digest()
+        assert sa.authenticator(b"request") == want
+        assert sa.authenticator(b"reply") == hmac.new(key, b"reply", hashlib.md5).digest()
+        assert len(sa_module._CONTEXTS) <= sa_module.CONTEXTS_MAX <= 16
+    sa_module._CONTEXTS.clear()
+
+
+@pytest.mark.parametrize("length", [1, 16, 63, 64, 65, 200])
+def test_keyed_states_are_rfc2104_for_every_key_length(length: int) -> None:
+    """The inner and outer MD5 states (RFC 2104) shared by a store's associations of one
+    key, and the table's: keys shorter than, as long as and longer than MD5's block."""
+    key = bytes(range(256))[:length]
+    store = SecurityAssociations()
+    a, b = SecurityAssociation(256, key), SecurityAssociation(257, key)
+    store.add(A("10.0.0.1"), a)
+    store.add(A("10.0.0.2"), b)
+    alone = SecurityAssociation(258, key)
+    for data in (b"", b"x", bytes(64), bytes(range(200))):
+        want = hmac.new(key, data, hashlib.md5).digest()
+        assert a.authenticator(data) == b.authenticator(data) == alone.authenticator(data) == want

@@ -150,3 +150,31 @@ def test_one_keyed_hmac_context_per_distinct_key() -> None:
         assert sa is not None
         assert sa.authenticator(b"x") == hmac.digest(keys[i % 2], b"x", "md5")
     assert store.keyed_contexts() == 0
+
+
+def test_an_address_peer_is_kept_as_its_integer() -> None:
+    """Issue 13: a million MN-HA associations keep no address object per peer (~48 bytes
+    each) and hash no address through ``hex()``; an equal address finds the association
+    and iteration gives the address back."""
+    import tracemalloc
+
+    sas = [SecurityAssociation(256 + i, (i * 7919 + 1).to_bytes(16, "big")) for i in range(5000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        store = SecurityAssociations()
+        for i, sa in enumerate(sas):
+            store.add(IPv4Address(0x0A000000 + i), sa)
+        per_sa = (tracemalloc.get_traced_memory()[0] - before) / len(sas)
+    finally:
+        tracemalloc.stop()
+    assert per_sa < 120  # 91 B measured (139 B with the address objects kept)
+    assert store.get(IPv4Address("10.0.0.7"), 263) is sas[7]
+    assert store.for_peer(IPv4Address("10.0.0.7")) == [sas[7]]
+    assert IPv4Address("10.0.0.7") in {peer for peer, _sa in store}
+    assert [peer for peer, _sa in store][:2] == [IPv4Address("10.0.0.0"), IPv4Address("10.0.0.1")]
+    assert all(type(peer) is IPv4Address for peer, _sa in store)
+    store.add("nai@example.com", SecurityAssociation(300, b"n" * 16))
+    assert ("nai@example.com", 300) in store
+    assert store.remove(IPv4Address("10.0.0.7"), 263) is sas[7]
+    assert store.get(IPv4Address("10.0.0.7"), 263) is None

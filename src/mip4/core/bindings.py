@@ -159,6 +159,10 @@ def same_binding(old: MobilityBinding, new: MobilityBinding) -> bool:
 
 
 _new = object.__new__
+#: granted lifetime -> the one int object a store's bindings of that lifetime hold (a
+#: Lifetime is a 16-bit field: at most 65,536 values, and a deployment grants a handful)
+_LIFETIMES: dict[int, int] = {}
+_LIFETIMES_MAX = 65536
 #: the slot descriptors' setters of MobilityBinding's fields, in field order (the
 #: dataclass's frozen ``__setattr__`` is for callers; ``MobilityBinding.of`` fills a new
 #: record before anyone sees it)
@@ -373,7 +377,10 @@ class InMemoryBindingStore:
     Sized for a million bindings: tables are keyed by integer addresses (an
     ``IPv4Address`` hashes through ``hex()``), a home address with one binding (the usual
     case) maps straight to it (a dict per address only with simultaneous bindings), and
-    the deadline heap holds one item per binding, keyed by ``home << 32 | care-of``."""
+    the deadline heap holds one item per binding, keyed by ``care-of << 32 | home``: the
+    home address in the low bits, which are what a dict's hash table indexes first (keyed
+    ``home << 32 | care-of``, the bindings behind one care-of address all started at one
+    slot and probed on: 680 ns a lookup at a million bindings instead of 87)."""
 
     __slots__ = ("_by_hoa", "_coas", "_count", "_heap")
 
@@ -391,12 +398,12 @@ class InMemoryBindingStore:
 
     def _deadline(self, key: Hashable) -> float | None:
         assert isinstance(key, int)
-        entry = self._by_hoa.get(key >> 32)
+        entry = self._by_hoa.get(key & 0xFFFFFFFF)
         if entry is None:
             return None
         if isinstance(entry, MobilityBinding):
-            return entry.expires if int(entry.care_of_address) == key & 0xFFFFFFFF else None
-        b = entry.get(key & 0xFFFFFFFF)
+            return entry.expires if int(entry.care_of_address) == key >> 32 else None
+        b = entry.get(key >> 32)
         return None if b is None else b.expires
 
     def bindings_of(self, home_address: IPv4Address) -> tuple[MobilityBinding, ...]:
@@ -424,6 +431,15 @@ class InMemoryBindingStore:
             # an equal value: the binding holds the shared object, not its own copy (set
             # on the frozen record before anyone else sees it, the store's own business)
             object.__setattr__(binding, "care_of_address", shared)
+        # one object per lifetime (a million bindings of 600 s hold one ``600``, not a
+        # million of 28 bytes each), set the same way
+        lifetime = binding.lifetime
+        same = _LIFETIMES.get(lifetime)
+        if same is None:
+            if len(_LIFETIMES) < _LIFETIMES_MAX:
+                _LIFETIMES[lifetime] = lifetime
+        elif same is not lifetime:
+            _s_lifetime(binding, same)
         entry = self._by_hoa.get(hoa)
         old: MobilityBinding | None
         if entry is None:
@@ -441,8 +457,27 @@ class InMemoryBindingStore:
             entry[coa] = binding
         if old is None:
             self._count += 1
-        self._heap.push(binding.expires, hoa << 32 | coa)
+        self._heap.push(binding.expires, coa << 32 | hoa)
         return old
+
+    def renew(self, old: MobilityBinding, binding: MobilityBinding) -> None:
+        """Replace ``old``, the only binding of its home address, with ``binding`` (the same
+        home address and care-of address object): what ``remove(home)`` then
+        ``put(binding)`` do (the home agent's renewal fast path), with no heap operation
+        when the deadline does not move earlier -- the key's heap item is no later than
+        ``old``'s deadline, and moves on when it surfaces."""
+        hoa = int(binding.home_address)
+        lifetime = binding.lifetime
+        same = _LIFETIMES.get(lifetime)
+        if same is None:
+            if len(_LIFETIMES) < _LIFETIMES_MAX:
+                _LIFETIMES[lifetime] = lifetime
+        elif same is not lifetime:
+            _s_lifetime(binding, same)
+        self._by_hoa[hoa] = binding
+        new, was = binding.expires, old.expires
+        if was is None or new is None or new < was:
+            self._heap.push(new, int(binding.care_of_address) << 32 | hoa)
 
     def remove(
         self, home_address: IPv4Address, care_of_address: IPv4Address | None = None
@@ -480,7 +515,7 @@ class InMemoryBindingStore:
         at or before ``now`` while any is left."""
         expired: list[MobilityBinding] = []
         for key in self._heap.pop_due(now, self._deadline, limit):
-            hoa, coa = key >> 32, key & 0xFFFFFFFF
+            hoa, coa = key & 0xFFFFFFFF, key >> 32
             expired.extend(self.remove(IPv4Address(hoa), IPv4Address(coa)))
         return expired
 

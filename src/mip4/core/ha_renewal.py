@@ -265,8 +265,11 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
     replay[hoa_addr] = check.state
     if ev.interface == cfg.interface and ev.link_src is not None and src_int == hoa:
         agent._home_link_addresses[hoa_addr] = ev.link_src
-    # RFC 5944 §3.8.2.2 (S clear): the new binding replaces the old one
-    replaced = bindings.remove(hoa_addr)
+    # RFC 5944 §3.8.2.2 (S clear): the new binding replaces the old one (the node's only
+    # one, ``bound``: the in-memory table swaps it in place, as ``remove`` then ``put``)
+    # (exactly that class: a subclass, a persistent store, sees its remove and put)
+    in_memory = bindings if type(bindings) is InMemoryBindingStore else None
+    replaced = (bound,) if in_memory is not None else bindings.remove(hoa_addr)
     reverse_tunnel = bool(flags & _T)
     expires = expiry(now, lifetime)
     binding = MobilityBinding.of(
@@ -284,7 +287,11 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
         None,
         False,
     )
-    old = bindings.put(binding)
+    if in_memory is not None:
+        in_memory.renew(bound, binding)
+        old = None
+    else:
+        old = bindings.put(binding)
     if old is None and len(replaced) == 1:
         old = replaced[0]
     level = INFO

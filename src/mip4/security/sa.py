@@ -28,20 +28,47 @@ import hmac
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from ipaddress import IPv4Address
 from typing import Any, Protocol, runtime_checkable
 
 _md5 = hashlib.md5
+_new = object.__new__
 
 
-def _keyed_hmac_md5(key: bytes) -> Any:
-    """An HMAC-MD5 object with ``key`` absorbed. OpenSSL's C object when available (its
-    ``copy``/``update``/``digest`` skip the pure-Python ``hmac.HMAC`` wrapper)."""
+def _address(value: int) -> IPv4Address:
+    """The address whose integer is ``value`` (what ``IPv4Address(value)`` gives, without
+    its checks: ``value`` came from one)."""
+    a = _new(IPv4Address)
+    a._ip = value  # type: ignore[attr-defined]  # the slot IPv4Address.__init__ fills
+    return a
+
+
+def _md5_constructor() -> Any:
+    """CPython's own MD5 (``_md5``): its state lives inside the object (~128 bytes, no
+    OpenSSL allocations behind it), so making, copying and freeing one is a small
+    allocation and a copy; ``hashlib.md5`` (OpenSSL's) when the build has no ``_md5``."""
     try:
-        from _hashlib import hmac_new
+        from _md5 import md5  # type: ignore[import-not-found]
 
-        return hmac_new(key, digestmod="md5")
-    except (ImportError, ValueError):  # no OpenSSL, or MD5 disabled there
-        return hmac.new(key, digestmod="md5")
+        md5(b"")
+        return md5
+    except (ImportError, ValueError):
+        return _md5
+
+
+_md5_state = _md5_constructor()
+#: RFC 2104's inner and outer pads, as 64-byte integers (MD5's block is 64 bytes)
+_IPAD = int.from_bytes(b"\x36" * 64, "big")
+_OPAD = int.from_bytes(b"\x5c" * 64, "big")
+
+
+def _keyed_hmac_md5(key: bytes) -> tuple[Any, Any]:
+    """HMAC-MD5 with ``key`` absorbed (RFC 2104): the MD5 states after the inner pad and
+    after the outer pad (``SecurityAssociation.authenticator`` finishes copies of them)."""
+    if len(key) > 64:
+        key = _md5(key).digest()  # RFC 2104 §2: a key longer than a block is hashed first
+    k = int.from_bytes(key, "big") << (8 * (64 - len(key)))
+    return _md5_state((k ^ _IPAD).to_bytes(64, "big")), _md5_state((k ^ _OPAD).to_bytes(64, "big"))
 
 
 def _one_shot() -> Any:
@@ -56,30 +83,16 @@ def _one_shot() -> Any:
 
 
 _hmac_digest = _one_shot()
-
-
-def _context_factory() -> Any:
-    """OpenSSL's keyed HMAC-MD5 constructor (``_hashlib.hmac_new``), ``None`` without it."""
-    try:
-        from _hashlib import hmac_new
-
-        hmac_new(b"k", digestmod="md5")  # MD5 may be disabled (FIPS)
-        return hmac_new
-    except (ImportError, ValueError):
-        return None
-
-
-_hmac_new = _context_factory()
-#: HMAC-MD5 key -> a keyed context (the key absorbed once), for the keys in use: a home
-#: agent verifies a request and signs its reply with the same key, and a node renews again
-#: and again. Copying a keyed context and finishing it costs about half of OpenSSL's
-#: one-shot HMAC, and making one costs less than a one-shot (issue 13), so a key not in
-#: the table gains already on its first use. Bounded (emptied when full; ~700 KiB at
-#: most): a context is ~670 bytes, and a million SAs must not each keep one. A request's
-#: check and its reply's signature are made one after the other, so they share one even
-#: when more nodes than the bound take turns.
-_CONTEXTS: dict[bytes, Any] = {}
-CONTEXTS_MAX = 1024
+#: HMAC-MD5 key -> its keyed states (``_keyed_hmac_md5``) for the last few keys used: a
+#: home agent verifies a request and signs its reply with the same key, one right after
+#: the other (and a relayed one's FA-HA key in between). Small on purpose (issue 13):
+#: with a million nodes each renews once per lifetime, so a table that kept keys from
+#: one request to the next would hit only in a small deployment and make a large one
+#: pay for its misses -- new OpenSSL contexts, the table emptied -- on cold memory
+#: (measured: 1 M bindings 0.84x of 1,000 with 1,024 OpenSSL contexts kept). Absorbing
+#: a key into two CPython MD5 states costs about as much as one OpenSSL context copy.
+_CONTEXTS: dict[bytes, tuple[Any, Any]] = {}
+CONTEXTS_MAX = 8
 
 
 #: Lowest SPI a security association may use; 0--255 are reserved (RFC 5944 §1.6/§3.5.1).
@@ -129,11 +142,11 @@ def check_spi(spi: int) -> int:
 class SecurityAssociation:
     """One mobility security association (RFC 5944 §1.6).
 
-    Its HMAC-MD5 authenticator copies a keyed context: the one a store gives the
-    associations that share a key (:class:`SecurityAssociations`), else the key's entry
-    in a bounded table of contexts for the keys in use (``_CONTEXTS``): ~0.9 us faster
-    per authenticator than OpenSSL's one-shot HMAC, without ~670 bytes per association
-    (one context each would be too much at a million nodes, issue 13)."""
+    Its HMAC-MD5 authenticator finishes copies of the key's inner and outer MD5 states
+    (RFC 2104): the ones a store gives the associations that share a key
+    (:class:`SecurityAssociations`), else the key's entry in a small table of the last
+    keys used (``_CONTEXTS``: a request's check and its reply's signature share one), so
+    no association keeps ~260 bytes of states of its own (issue 13)."""
 
     #: Security Parameter Index; 256..2**32-1.
     spi: int
@@ -150,8 +163,8 @@ class SecurityAssociation:
     #: old mobile nodes use (Qualcomm's default unless its "2002bis" option is set). Applies
     #: to the MN-HA, MN-FA and FA-HA extensions.
     spi_covered: bool = True
-    #: a keyed HMAC context shared by the associations of one key in a store (not a
-    #: field that compares or prints; ``None``: one-shot HMAC)
+    #: the HMAC-MD5 states shared by the associations of one key in a store (not a
+    #: field that compares or prints; ``None``: the table of the last keys used)
     _keyed: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -179,30 +192,28 @@ class SecurityAssociation:
     def authenticator(self, data: bytes) -> bytes:
         """This association's authenticator of ``data`` (the exact covered bytes)."""
         keyed = self._keyed
-        if keyed is not None:
-            h = keyed.copy()
-            h.update(data)
-            return h.digest()  # type: ignore[no-any-return]
-        if self.algorithm is Algorithm.HMAC_MD5:
-            if _hmac_new is None:
-                return _hmac_digest(self.key, data, "md5")  # type: ignore[no-any-return]
+        if keyed is None:
+            if self.algorithm is not Algorithm.HMAC_MD5:
+                key = self.key
+                h = _md5_state(key)
+                h.update(data)
+                h.update(key)
+                return h.digest()  # type: ignore[no-any-return]
             key = self.key
             keyed = _CONTEXTS.get(key)
             if keyed is None:
                 if len(_CONTEXTS) >= CONTEXTS_MAX:
                     _CONTEXTS.clear()
-                keyed = _CONTEXTS[key] = _hmac_new(key, digestmod="md5")
-            h = keyed.copy()
-            h.update(data)
-            return h.digest()  # type: ignore[no-any-return]
-        key = self.key
-        h = _md5(key)
+                keyed = _CONTEXTS[key] = _keyed_hmac_md5(key)
+        inner, outer = keyed
+        h = inner.copy()
         h.update(data)
-        h.update(key)
-        return h.digest()
+        o = outer.copy()
+        o.update(h.digest())
+        return o.digest()  # type: ignore[no-any-return]
 
     def share_context(self, keyed: Any) -> None:
-        """Use ``keyed`` (an HMAC-MD5 context with this key absorbed) from now on."""
+        """Use ``keyed`` (this key's HMAC-MD5 states, ``_keyed_hmac_md5``) from now on."""
         if self.algorithm is Algorithm.HMAC_MD5:
             object.__setattr__(self, "_keyed", keyed)
 
@@ -252,18 +263,21 @@ class SecurityAssociationStore(Protocol):
 class SecurityAssociations:
     """In-memory :class:`SecurityAssociationStore`, sized for a million mobile nodes.
 
-    One dict, by peer: a peer's association itself when it has one (a mobile node), a
-    ``{spi: association}`` dict when it has several. ``get`` and ``for_peer`` are index
+    One dict, by peer (an :class:`~ipaddress.IPv4Address` peer by its integer: no address
+    object kept per peer, and no ``hex()`` to hash one; iteration gives the address back):
+    a peer's association itself when it has one (a mobile node), a ``{spi: association}``
+    dict when it has several. ``get`` and ``for_peer`` are index
     lookups, never a scan, whatever the number of associations (a foreign agent's FA-HA
     association among a million MN-HA ones). Associations that share an HMAC-MD5 key
-    share one keyed context (an FA-HA key configured for many agents, a fleet with one
-    key); an association whose key is its own uses the one-shot HMAC. Iteration goes peer
-    by peer, in the order the peers were first added."""
+    share one pair of keyed HMAC-MD5 states (an FA-HA key configured for many agents, a
+    fleet with one key); an association whose key is its own uses the small table of the
+    last keys used. Iteration goes peer by peer, in the order the peers were first added."""
 
     __slots__ = ("_by_peer", "_count", "_keys")
 
     def __init__(self, items: list[tuple[Hashable, SecurityAssociation]] | None = None) -> None:
-        #: peer -> its association, or {spi: association} when it has several
+        #: peer (an IPv4Address's integer) -> its association, or {spi: association} when
+        #: it has several
         self._by_peer: dict[Hashable, SecurityAssociation | dict[int, SecurityAssociation]] = {}
         self._count = 0
         #: HMAC-MD5 key -> the one association using it, or [shared context, users]
@@ -307,6 +321,8 @@ class SecurityAssociations:
 
     def replace(self, peer: Hashable, sa: SecurityAssociation) -> None:
         """Add or replace the association ``(peer, sa.spi)`` (rekeying)."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]  # the address's integer
         per = self._by_peer.get(peer)
         old: SecurityAssociation | None = None
         if per is None:
@@ -327,6 +343,8 @@ class SecurityAssociations:
         self._use_key(sa)
 
     def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
         if per is None:
             return None
@@ -336,6 +354,8 @@ class SecurityAssociations:
 
     def remove(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         """Remove and return the association, or ``None`` if there was none."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
         if per is None:
             return None
@@ -357,6 +377,8 @@ class SecurityAssociations:
 
     def for_peer(self, peer: Hashable) -> list[SecurityAssociation]:
         """The peer's associations, oldest first (an index lookup, not a scan)."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
         if per is None:
             return []
@@ -373,7 +395,8 @@ class SecurityAssociations:
         return _Lookup(self, peer)
 
     def __iter__(self) -> Iterator[tuple[Hashable, SecurityAssociation]]:
-        for peer, per in list(self._by_peer.items()):
+        for key, per in list(self._by_peer.items()):
+            peer = _address(key) if type(key) is int else key
             if isinstance(per, SecurityAssociation):
                 yield peer, per
             else:

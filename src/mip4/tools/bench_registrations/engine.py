@@ -9,7 +9,10 @@ the collector is set up as the daemon does it, :func:`mip4.daemon.run.settle_col
 what was loaded is frozen, and so are the survivors of every older-generation collection;
 ``--gc default`` leaves Python's collector as it is) and register once with
 :meth:`HomeAgent.handle` (**first**). Then ``--renew-nodes`` of them renew, ``--rounds``
-times, best kept (**renew**). The Registration Requests are signed before each timed batch
+times, best kept (**renew**): the first ones, in the order they registered, or with
+``--order random`` as many picked over the whole table, in a shuffled order (at 1 M
+bindings the node order walks the integer-keyed tables slot after slot; a population
+renews in no such order). The Registration Requests are signed before each timed batch
 (the signing is the mobile node's work, not the agent's); the timed loop is
 ``ha.handle(UdpReceived(...), now)`` and nothing else. Then every binding expires at once and
 ``handle_timer`` is called until none is left: the longest single call is reported (issue
@@ -64,7 +67,13 @@ def _key(i: int) -> bytes:
 
 
 def child(
-    n: int, renew_nodes: int, rounds: int, clock: str, baseline: bool, gc_policy: str = "daemon"
+    n: int,
+    renew_nodes: int,
+    rounds: int,
+    clock: str,
+    baseline: bool,
+    gc_policy: str = "daemon",
+    order: str = "nodes",
 ) -> dict[str, Any]:
     """Everything measured for one table size (run in a child process)."""
     from mip4.core.events import UdpReceived
@@ -108,7 +117,7 @@ def child(
     ha = HomeAgent(config, store, UNIX0)
     gc.callbacks.append(on_gc)
 
-    def requests(nodes: range, now: float, lifetime: int = LIFETIME) -> list[UdpReceived]:
+    def requests(nodes: Sequence[int], now: float, lifetime: int = LIFETIME) -> list[UdpReceived]:
         events = []
         for i in nodes:
             hoa = IPv4Address(BASE + i)
@@ -138,13 +147,21 @@ def child(
     out["binding_bytes"] = (rss2 - rss1) * 1024 / n
     out["rss_mib"] = rss2 / 1024
 
-    # renewals, best of rounds
+    # renewals, best of rounds: the first m nodes, in node order (the order they
+    # registered in) or, --order random, spread over the whole table in a shuffled order
+    # (a population renews when its lifetimes say, not in the order it was loaded)
     m = min(n, renew_nodes)
+    renewing: Sequence[int] = range(m)
+    if order == "random":
+        import random
+
+        renewing = random.Random(13).sample(range(n), m)
+    out["order"] = order
     best = 0.0
     for r in range(1, rounds + 1):
-        batch = requests(range(m), float(r))
+        batch = requests(renewing, float(r))
         best = max(best, m / timed(batch, float(r)))
-        for i in (0, m - 1):
+        for i in (renewing[0], renewing[-1]):
             (b,) = ha.bindings.bindings_of(IPv4Address(BASE + i))
             if b.registered_at != float(r):
                 raise RuntimeError(f"node {i}'s renewal in round {r} was not accepted")
@@ -178,7 +195,7 @@ def child(
     out["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     if baseline:
-        batch = requests(range(m), float(rounds + 1))
+        batch = requests(renewing, float(rounds + 1))
         decode = RegistrationRequest.decode
         best = 0.0
         for _ in range(rounds):
@@ -197,7 +214,8 @@ def child(
 def _run_child(n: int, args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
     argv = [sys.executable, "-m", "mip4.tools.bench_registrations.engine", "--child", str(n)]
     argv += ["--renew-nodes", str(args.renew_nodes), "--rounds", str(args.rounds)]
-    argv += ["--clock", args.clock, "--gc", args.gc] + (["--baseline"] if baseline else [])
+    argv += ["--clock", args.clock, "--gc", args.gc, "--order", args.order]
+    argv += ["--baseline"] if baseline else []
     r = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
     if r.returncode != 0:
         raise RuntimeError(f"{n} bindings: {r.stderr.strip().splitlines()[-1:]}")
@@ -210,7 +228,7 @@ def format_report(out: dict[str, Any]) -> str:
     base = sizes[0]
     dv = base.get("decode_verify_rate") or 0.0
     head = f"python {out['python']}, cpus {out['cpus']}, load {out['load']}, clock {out['clock']}"
-    head += f", gc {base.get('gc_policy', 'daemon')}"
+    head += f", gc {base.get('gc_policy', 'daemon')}, order {base.get('order', 'nodes')}"
     lines = [f"mip4 bench engine ({head})", ""]
     lines.append(
         f"{'bindings':>10} {'first/s':>9} {'renew/s':>9} {'x empty':>8} {'x d+v':>6} "
@@ -254,6 +272,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="daemon",
         help="the collector as mip4's daemons set it up (freeze after loading and the "
         "survivors of older-generation collections; default) or Python's default",
+    )
+    p.add_argument(
+        "--order",
+        choices=("nodes", "random"),
+        default="nodes",
+        help="which nodes renew: the first --renew-nodes in the order they registered "
+        "(default), or as many picked over the whole table in a shuffled order",
     )
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per table size")
 
@@ -303,7 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.child:
         result = child(
-            args.child, args.renew_nodes, args.rounds, args.clock, args.baseline, args.gc
+            args.child,
+            args.renew_nodes,
+            args.rounds,
+            args.clock,
+            args.baseline,
+            args.gc,
+            args.order,
         )
         print(json.dumps(result))
         return 0

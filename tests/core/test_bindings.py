@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from ipaddress import IPv4Address
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mip4.core.actions import Encapsulation
 from mip4.core.bindings import (
     BindingStore,
     InMemoryBindingStore,
@@ -17,6 +19,7 @@ from mip4.core.bindings import (
     PendingStore,
     Visitor,
     VisitorStore,
+    same_binding,
 )
 from mip4.core.timers import earliest, expiry, remaining
 from mip4.wire.messages import NO_FLAGS
@@ -217,3 +220,49 @@ def test_renew_in_place_is_remove_then_put(steps: list[tuple[int, int | None]]) 
     assert fast.next_expiry() is None and slow.next_expiry() is None
     assert sorted(map(repr, fast)) == sorted(map(repr, slow))  # the infinite ones
     assert all(b.expires is None for b in fast)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.one_of(st.none(), st.integers(1, 40)),
+            st.sampled_from([60, 600]),
+            st.sampled_from(["198.18.0.9", "198.18.0.10"]),
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_renew_in_place_is_remove_then_put_of_a_new_record(
+    steps: list[tuple[int, int | None, int, str, bool]],
+) -> None:
+    """``InMemoryBindingStore.renew_in_place`` (the renewal fast path, issue 13: no new
+    record per renewal) leaves the table as ``remove`` then ``put`` of the new record do,
+    deadline by deadline, keeps the node's record object, and answers
+    :func:`same_binding` of the record before and after."""
+    coa = A("198.18.0.2")
+    fast, slow = InMemoryBindingStore(), InMemoryBindingStore()
+    now = 0.0
+    for node, expires, lifetime, source, reverse in steps:
+        hoa = A(0x0A000100 + node)
+        deadline = None if expires is None else now + expires
+        fields = (lifetime, now, deadline, int(now) + 7, NO_FLAGS, Encapsulation.IPIP, reverse)
+        new = MobilityBinding(hoa, coa, *fields, A(source))
+        current = fast.bindings_of(hoa)
+        if current:
+            (record,) = current
+            want = same_binding(slow.bindings_of(hoa)[0], new)
+            assert fast.renew_in_place(record, *fields, A(source)) is want
+            assert fast.bindings_of(hoa)[0] is record
+            slow.remove(hoa)
+        else:
+            fast.put(dataclasses.replace(new))
+        slow.put(new)
+        assert sorted(map(repr, fast)) == sorted(map(repr, slow))
+        assert fast.next_expiry() == slow.next_expiry()
+        now += 1.0
+        assert fast.pop_expired(now) == slow.pop_expired(now)
+        assert len(fast._heap) <= len(fast) + len(steps)
+    assert fast.pop_expired(1e9) == slow.pop_expired(1e9)
+    assert sorted(map(repr, fast)) == sorted(map(repr, slow))

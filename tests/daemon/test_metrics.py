@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mip4.daemon.config import ConfigError, MetricsSection, load_config, split_listen
-from mip4.daemon.metrics import Metrics, MetricsServer
+from mip4.daemon.metrics import FAST_PATHS, Metrics, MetricsServer
 from mip4.lab import Lab
 
 from ..snmp.snapshots import role_snapshots
@@ -64,9 +64,10 @@ def test_families_equal_the_status_snapshot(role: str) -> None:
     assert s[("mip4_retransmissions_total", ())] == c["events"].get("retransmissions", 0)
     if "home_agent" in status:
         assert s[("mip4_bindings", ())] == len(status["home_agent"]["bindings"]) == 3
-        assert s[("mip4_fast_renewals_total", ())] == c["fast_renewals"]
-    else:
-        assert ("mip4_fast_renewals_total", ()) not in s
+    assert of(s, "mip4_fast_path_total") == {
+        ("mip4_fast_path_total", (("path", path),)): c[key] for path, key in FAST_PATHS if key in c
+    }
+    assert len(of(s, "mip4_fast_path_total")) == {"ha3": 2, "fa": 2, "mn": 0}[role]
     if "foreign_agent" in status:
         assert s[("mip4_visitors", ())] == len(status["foreign_agent"]["visitors"])
     if "mobile_node" in status:
@@ -80,6 +81,7 @@ def test_tunnel_counters_and_latency_from_log_actions() -> None:
         **status["counters"],
         "tunnel": {"rx_packets": 7, "rx_bytes": 700},
         "fast_renewals": 5,
+        "fast_first_registrations": 3,
     }
     m = Metrics(lambda: status)
     m.on_log("mn.request", {}, 10.0)
@@ -91,7 +93,8 @@ def test_tunnel_counters_and_latency_from_log_actions() -> None:
     m.observe(0.0003)
     s = samples(m.text())
     assert s[("mip4_tunnel_packets_total", (("direction", "rx"),))] == 7
-    assert s[("mip4_fast_renewals_total", ())] == 5
+    assert s[("mip4_fast_path_total", (("path", "renewal"),))] == 5
+    assert s[("mip4_fast_path_total", (("path", "first_registration"),))] == 3
     assert s[("mip4_tunnel_bytes_total", (("direction", "rx"),))] == 700
     assert ("mip4_tunnel_packets_total", (("direction", "tx"),)) not in s
     assert s[("mip4_registration_latency_seconds_count", ())] == 3
@@ -183,7 +186,7 @@ def test_scrape_of_real_daemons_equals_status(prefix: str, tmp_path: Path) -> No
                     registrations(status),
                     c["events"].get("retransmissions"),
                     c["discarded"],
-                    c.get("fast_renewals"),
+                    tuple(c.get(key) for _path, key in FAST_PATHS),
                 )
 
             def scrape(node: str) -> tuple[Samples, dict[str, Any]]:
@@ -220,8 +223,13 @@ def test_scrape_of_real_daemons_equals_status(prefix: str, tmp_path: Path) -> No
                 assert s[("mip4_registration_latency_seconds_count", ())] >= 1, node
             ha, ha_status = scrape("ha")
             assert ha[("mip4_bindings", ())] == len(ha_status["home_agent"]["bindings"]) == 1
-            fast = ha_status["counters"]["fast_renewals"]
-            assert ha[("mip4_fast_renewals_total", ())] == fast
+            for node, scraped, status in (("ha", ha, ha_status), ("fa1", *scrape("fa1"))):
+                c = status["counters"]
+                assert of(scraped, "mip4_fast_path_total") == {
+                    ("mip4_fast_path_total", (("path", path),)): c[key]
+                    for path, key in FAST_PATHS
+                    if key in c
+                }, node
             fa, fa_status = scrape("fa1")
             assert fa[("mip4_visitors", ())] == len(fa_status["foreign_agent"]["visitors"]) == 1
             mn, _ = scrape("mn")

@@ -153,3 +153,29 @@ def test_home_agent_status_counts_the_renewals_its_fast_path_answered() -> None:
     assert c["fast_renewals"] == w.ha.fast_renewals >= 1, c
     assert "fast_renewals" not in counters(w.fa1)
     assert f"fast renewals: {w.ha.fast_renewals}" in render_text(s)
+
+
+def test_home_agent_status_counts_the_first_registrations_its_fast_path_answered() -> None:
+    w = registered_world()
+    s = snap(w.ha, "ha", w.now)
+    c = s["counters"]
+    assert isinstance(c, dict)
+    assert c["fast_first_registrations"] == w.ha.fast_first_registrations >= 1, c
+    assert "fast_first_registrations" not in counters(w.fa1)
+    assert f"fast first registrations: {w.ha.fast_first_registrations}" in render_text(s)
+
+
+def test_foreign_agent_status_counts_what_its_relay_fast_path_relayed() -> None:
+    w = registered_world()
+    w.advance(w.mn.config.lifetime * 2)  # the node renews through FA1 (at most every lifetime)
+    assert w.mn.registered
+    s = snap(w.fa1, "fa", w.now)
+    c = s["counters"]
+    assert isinstance(c, dict)
+    assert c["fast_relayed_requests"] == w.fa1.fast_requests >= 1, c
+    assert c["fast_relayed_replies"] == w.fa1.fast_replies >= 1, c
+    assert "fast_relayed_requests" not in counters(w.ha)
+    assert (
+        f"fast relayed: {w.fa1.fast_requests} requests, {w.fa1.fast_replies} replies"
+        in render_text(s)
+    )

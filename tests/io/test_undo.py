@@ -4,6 +4,7 @@ the journal mirrors the kernel records and reads back the same."""
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,20 @@ def test_the_journal_appends_one_line_per_change_and_stays_small(tmp_path: Path)
     assert len(path.read_text().splitlines()) == lines + 1
     stack.undo()
     assert not path.exists()
+
+
+def test_dotted_is_str_of_the_address_whatever_came_before() -> None:
+    """``dotted`` keeps the last address's text: the same object again, an equal one, a
+    different one, in any order, always give ``str(address)``."""
+    import random
+
+    from mip4.io.undo import dotted
+
+    rng = random.Random(13)
+    pool = [IPv4Address(rng.getrandbits(32)) for _ in range(20)]
+    pool += [IPv4Address(int(a)) for a in pool[:5]]  # equal, other objects
+    pool += [IPv4Address(0), IPv4Address("255.255.255.255"), IPv4Address("10.0.0.1")]
+    for _ in range(2000):
+        a = rng.choice(pool)
+        for _ in range(rng.randrange(1, 4)):
+            assert dotted(a) == str(a)

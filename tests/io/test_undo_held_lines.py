@@ -160,3 +160,33 @@ def test_a_line_is_what_json_dumps_writes() -> None:
     for r in records:
         for op in ("add", "del"):
             assert journal_line(op, r) == json.dumps({"op": op, **to_json(r)}) + "\n"
+
+
+def test_a_compacted_file_is_what_json_dumps_writes(tmp_path: Path) -> None:
+    """The rewrite holds each live record (as often as stacks hold it) as the line
+    ``json.dumps`` writes for it -- what the previous code wrote, escapes and ``null``
+    fields included -- in the order the records were first added."""
+    import json
+
+    from mip4.io.undo import KernelRecord, ProxyNeighbourRecord, to_json
+
+    j = Journal(tmp_path / "j.journal")
+    live: list[KernelRecord] = [
+        RouteRecord("10.2.0.1", 32),
+        ProxyNeighbourRecord("10.2.0.1", 4, 'ho"me\u00e9'),
+        RouteRecord("0.0.0.0", 0, 1000, 7, "10.9.0.5"),
+    ]
+    for r in live:
+        j.add(r)
+    j.add(live[0])  # held twice
+    for i in range(200):  # enough dead lines for a compaction
+        r = RouteRecord(f"10.3.{i // 250}.{i % 250}", 32)
+        j.add(r)
+        j.remove(r)
+    want = [live[0], live[0], live[1], live[2]]
+    text = j.path.read_text(encoding="utf-8")
+    compacted = "".join(json.dumps({"op": "add", **to_json(r)}) + "\n" for r in want)
+    assert text.startswith(compacted)
+    assert all(line.startswith('{"op": ') for line in text[len(compacted) :].splitlines())
+    assert load_journal(j.path) == live
+    j.close()

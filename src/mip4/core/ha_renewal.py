@@ -40,7 +40,11 @@ changes, replays, bad authenticators, clock steps and expiries, and asserts the 
 actions (field by field), counters, binding tables and replay state.
 
 No per-binding memory: what the fast path compares a request with is the binding itself,
-the SA store and the replay state the general path reads too.
+the SA store and the replay state the general path reads too. No long-lived object per
+renewal either: with the in-memory binding table and a plain replay dict, the node's
+binding record and replay record are renewed in place (a new record per renewal stayed in
+the collector's generation 0 while the frozen one it replaced was freed, and CPython counts
+generation 0 down for that free: late, big young collections at a million bindings).
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ if TYPE_CHECKING:
 __all__ = ["renew"]
 
 _new = object.__new__
+#: ReplayState's slot setter (the fast path renews the node's replay record in place)
+_s_last_accepted = ReplayState.__dict__["last_accepted"].__set__
 _unpack_header = RRQ_HEADER.unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _AUTH_HDR = struct.Struct("!BBI").pack
@@ -158,7 +164,7 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
         bound = bindings.only_binding(hoa)  # (a first registration stops here)
         if bound is None:
             return None
-        hoa_addr = _address(hoa)
+        hoa_addr = bound.home_address  # (an equal address: no new object)
     else:
         hoa_addr = _address(hoa)
         current = bindings.bindings_of(hoa_addr)
@@ -262,40 +268,48 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
     if dst_int == 0 or dst_int == _ALL_ONES or dst_int == ints.bcast or dst_int >> 28 == 0xE:
         dst = cfg.address
     reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
-    replay[hoa_addr] = check.state
+    if state is not None and type(replay) is dict:
+        # the node's own record, renewed in place (``check.state`` is
+        # ``ReplayState(ident, state.nonce)``): no long-lived object per renewal (below)
+        _s_last_accepted(state, ident)
+    else:
+        replay[hoa_addr] = check.state
     if ev.interface == cfg.interface and ev.link_src is not None and src_int == hoa:
         agent._home_link_addresses[hoa_addr] = ev.link_src
     # RFC 5944 §3.8.2.2 (S clear): the new binding replaces the old one (the node's only
-    # one, ``bound``: the in-memory table swaps it in place, as ``remove`` then ``put``)
+    # one, ``bound``: the in-memory table renews that record in place, no new record)
     # (exactly that class: a subclass, a persistent store, sees its remove and put)
-    in_memory = bindings if type(bindings) is InMemoryBindingStore else None
-    replaced = (bound,) if in_memory is not None else bindings.remove(hoa_addr)
     reverse_tunnel = bool(flags & _T)
     expires = expiry(now, lifetime)
-    binding = MobilityBinding.of(
-        hoa_addr,
-        coa_addr,
-        lifetime,
-        now,
-        expires,
-        ident,
-        REG_FLAGS[flags],
-        encapsulation,
-        reverse_tunnel,
-        src,
-        None,
-        None,
-        False,
-    )
-    if in_memory is not None:
-        in_memory.renew(bound, binding)
-        old = None
+    if type(bindings) is InMemoryBindingStore:
+        replaced: tuple[MobilityBinding, ...] = ()
+        unchanged = bindings.renew_in_place(
+            bound, lifetime, now, expires, ident, REG_FLAGS[flags], encapsulation,
+            reverse_tunnel, src,
+        )  # fmt: skip
     else:
+        replaced = bindings.remove(hoa_addr)
+        binding = MobilityBinding.of(
+            hoa_addr,
+            coa_addr,
+            lifetime,
+            now,
+            expires,
+            ident,
+            REG_FLAGS[flags],
+            encapsulation,
+            reverse_tunnel,
+            src,
+            None,
+            None,
+            False,
+        )
         old = bindings.put(binding)
-    if old is None and len(replaced) == 1:
-        old = replaced[0]
+        if old is None and len(replaced) == 1:
+            old = replaced[0]
+        unchanged = old is not None and len(replaced) <= 1 and same_binding(old, binding)
     level = INFO
-    if old is not None and len(replaced) <= 1 and same_binding(old, binding):
+    if unchanged:
         level = DEBUG
         agent._counters.event("renewal_unchanged")
     broadcast = bool(flags & _B)

@@ -54,8 +54,7 @@ _last_second: list[object] = [None, ""]
 def _timestamp(t: float) -> str:
     """ISO 8601 UTC with microseconds: a registration on the home link takes well under a
     millisecond, and its round trip is read from these stamps (milliseconds made it 0)."""
-    us = int(t * 1_000_000) % 1_000_000
-    second = int(t * 1_000_000) // 1_000_000
+    second, us = divmod(int(t * 1_000_000), 1_000_000)
     cached = _last_second
     if cached[0] != second:
         cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

@@ -59,6 +59,15 @@ def _split_code(key: str) -> tuple[str, str]:
     return code, reason
 
 
+#: ``mip4_fast_path_total{path}``: label -> the status snapshot's counter
+FAST_PATHS = (
+    ("renewal", "fast_renewals"),
+    ("first_registration", "fast_first_registrations"),
+    ("relayed_request", "fast_relayed_requests"),
+    ("relayed_reply", "fast_relayed_replies"),
+)
+
+
 class StatusCollector(Collector):
     """Metric families built from one status snapshot per scrape."""
 
@@ -103,12 +112,17 @@ class StatusCollector(Collector):
             yield GaugeMetricFamily(
                 "mip4_bindings", "Mobility bindings.", len(s["home_agent"]["bindings"])
             )
-        if "fast_renewals" in c:  # a home agent (issue 13); no MIB object
-            yield CounterMetricFamily(
-                "mip4_fast_renewals",
-                "Renewals the home agent's fast path answered (a subset of accepted).",
-                c["fast_renewals"],
-            )
+        fast = CounterMetricFamily(
+            "mip4_fast_path",
+            "What the engine's fast paths handled, by path (issue 13; no MIB object): a home"
+            " agent's renewals and first registrations answered, a foreign agent's requests"
+            " and replies relayed -- a subset of the registration counts.",
+            labels=["path"],
+        )
+        for path, key in FAST_PATHS:
+            if key in c:
+                fast.add_metric([path], c[key])
+        yield fast
         if "foreign_agent" in s:
             fa = s["foreign_agent"]
             yield GaugeMetricFamily("mip4_visitors", "Visitor list entries.", len(fa["visitors"]))

@@ -194,8 +194,12 @@ def counters(
         }
     else:
         snap = engine.counters.snapshot()
-    if isinstance(engine, HomeAgent):  # issue 13: renewals the fast path answered
+    if isinstance(engine, HomeAgent):  # issue 13: what the fast paths answered
         snap["fast_renewals"] = engine.fast_renewals
+        snap["fast_first_registrations"] = engine.fast_first_registrations
+    elif isinstance(engine, ForeignAgent):  # issue 13: what the relay fast path relayed
+        snap["fast_relayed_requests"] = engine.fast_requests
+        snap["fast_relayed_replies"] = engine.fast_replies
     snap["driver"] = dict(driver or {})
     snap["executor"] = dict(executor or {})
     snap["forwarder"] = dict(forwarder or {})
@@ -375,6 +379,13 @@ def render_text(s: JSON) -> str:
         lines += _counter_lines(key, c.get(key, {}))
     if "fast_renewals" in c:  # a home agent: renewals its fast path answered (issue 13)
         lines.append(f"  fast renewals: {c['fast_renewals']}")
+    if "fast_first_registrations" in c:
+        lines.append(f"  fast first registrations: {c['fast_first_registrations']}")
+    if "fast_relayed_requests" in c:  # a foreign agent: its relay fast path (issue 13)
+        lines.append(
+            f"  fast relayed: {c['fast_relayed_requests']} requests,"
+            f" {c['fast_relayed_replies']} replies"
+        )
     return "\n".join(lines)
 
 

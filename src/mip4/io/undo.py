@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address
 from json.encoder import encode_basestring_ascii as _encode_string
+from operator import attrgetter
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 RT_TABLE_MAIN = 254
 
@@ -44,11 +45,20 @@ RT_TABLE_MAIN = 254
 def dotted(address: IPv4Address) -> str:
     """``str(address)``, a fifth of its cost (``inet_ntoa`` of the 4 bytes; issue 13: a
     first registration writes its home address as text in its records, its undo stack's
-    name and its log line)."""
-    return _inet_ntoa(int(address).to_bytes(4, "big"))
+    name and its log line). The text of the last address asked for is kept with it: the
+    actions of one registration share one address object, asked for four or five times
+    (the object is kept alive by the cache, so ``is`` cannot match another one)."""
+    last = _LAST_DOTTED
+    if last[0] is address:
+        return last[1]  # type: ignore[return-value]
+    text = _inet_ntoa(address._ip.to_bytes(4, "big"))  # type: ignore[attr-defined]
+    last[0], last[1] = address, text
+    return text
 
 
 _inet_ntoa = socket.inet_ntoa
+#: the last address :func:`dotted` wrote, and its text
+_LAST_DOTTED: list[object] = [None, ""]
 
 
 @dataclass(frozen=True)
@@ -207,24 +217,44 @@ def to_json(record: KernelRecord) -> dict[str, object]:
     return out
 
 
-def _json_value(value: object) -> str:
-    """``json.dumps(value)`` for a record's field (a str, an int or None)."""
-    if type(value) is str:
-        return _encode_string(value)
-    if type(value) is int:
-        return int.__repr__(value)
-    return json.dumps(value)
+def _line_format(
+    cls: type[KernelRecord],
+) -> tuple[str, Callable[[KernelRecord], tuple[object, ...]]]:
+    """The text of ``cls``'s journal line with a ``%s`` for the op and each field (names,
+    kind and separators as ``json.dumps`` writes them), and what reads its fields."""
+    names = _FIELD_NAMES[cls]
+    text = '{"op": %s, "kind": ' + _encode_string(_KIND_OF[cls])
+    text += "".join(f", {_encode_string(n)}: %s" for n in names) + "}\n"
+    text = text.replace("%s", "\0").replace("%", "%%").replace("\0", "%s")
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return text, lambda r: (one(r),)
+    return text, attrgetter(*names)
+
+
+#: record class -> (its line with ``%s`` for the values, its fields' getter)
+_LINE_FORMATS = {cls: _line_format(cls) for cls in _FIELD_NAMES}
+_OPS = {"add": '"add"', "del": '"del"'}
 
 
 def journal_line(op: str, record: KernelRecord) -> str:
     """``{"op": op, **to_json(record)}`` as ``json.dumps`` writes it, and a newline,
     without building the dictionary (issue 13: a line per route and proxy entry of every
-    first registration; ``tests/io/test_journal_lines.py`` compares them)."""
-    cls = type(record)
-    parts = [f'{{"op": {_encode_string(op)}, "kind": "{_KIND_OF[cls]}"']
-    for name in _FIELD_NAMES[cls]:
-        parts.append(f'"{name}": {_json_value(getattr(record, name))}')
-    return ", ".join(parts) + "}\n"
+    first registration; ``tests/io/test_journal_lines.py`` compares them): the class's
+    line filled in by one ``%``."""
+    text, values = _LINE_FORMATS[type(record)]
+    out: list[str] = [_OPS.get(op) or _encode_string(op)]
+    for v in values(record):
+        t = type(v)
+        if t is str:
+            out.append(_encode_string(cast(str, v)))
+        elif t is int:
+            out.append(int.__repr__(cast(int, v)))
+        elif v is None:
+            out.append("null")
+        else:
+            out.append(json.dumps(v))
+    return text % tuple(out)
 
 
 def from_json(data: dict[str, object]) -> KernelRecord:
@@ -334,9 +364,8 @@ class Journal:
         self._pending.clear()  # the rewrite holds every live record
         self.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        lines = [json.dumps({"op": "add", **to_json(r)}) for r, n in self._live.items()]
-        lines = [line for line, n in zip(lines, self._live.values(), strict=True) for _ in range(n)]
-        tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        lines = [journal_line("add", r) for r, n in self._live.items() for _ in range(n)]
+        tmp.write_text("".join(lines), encoding="utf-8")
         os.replace(tmp, self.path)
         self._lines = len(lines)
 

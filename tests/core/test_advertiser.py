@@ -139,3 +139,30 @@ def test_home_agent_does_not_import_the_foreign_agent() -> None:
     }
     assert "advertiser" in imported
     assert not {m for m in imported if m.split(".")[-1] in ("foreign_agent", "fa_config")}
+
+
+def test_next_deadline_is_the_earliest_due_on_an_up_link_over_many_links() -> None:
+    """Issue 13 (asked after every read): the one-pass minimum answers as the minimum
+    over the up links that have an advertisement due, for any mix of links."""
+    links = tuple(
+        AdvertisedLink(f"vis{i}", A(f"10.1.{i}.1"), 24, (A(f"10.1.{i}.1"),)) for i in range(6)
+    )
+    settings = AdvertiserSettings(
+        flags=AgentFlags.F, registration_lifetime=1800, icmp_lifetime=3, interval=2.0
+    )
+    rng = random.Random(13)
+    for _ in range(300):
+        adv = Advertiser(links, settings, Counters(), random.Random(1))
+        for link in links:
+            adv.set_link(link.interface, rng.random() < 0.6, rng.choice([0.0, 1.0, 5.5, 9.0]))
+        for st in adv._state.values():
+            if rng.random() < 0.3:
+                st.next_advertisement = None
+            elif rng.random() < 0.5:
+                st.next_advertisement = rng.choice([3.0, 3.0, 7.25, 0.5])
+        due = [
+            st.next_advertisement
+            for st in adv._state.values()
+            if st.up and st.next_advertisement is not None
+        ]
+        assert adv.next_deadline() == (min(due) if due else None)

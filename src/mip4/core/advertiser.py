@@ -183,13 +183,14 @@ class Advertiser:
         return st is not None and st.up
 
     def next_deadline(self) -> float | None:
-        """The earliest periodic advertisement due on an up link."""
-        due = [
-            st.next_advertisement
-            for st in self._state.values()
-            if st.up and st.next_advertisement is not None
-        ]
-        return min(due) if due else None
+        """The earliest periodic advertisement due on an up link. Asked after every read
+        an agent handles: one pass over the links, no list built (issue 13)."""
+        best: float | None = None
+        for st in self._state.values():
+            due = st.next_advertisement
+            if st.up and due is not None and (best is None or due < best):
+                best = due
+        return best
 
     def set_link(self, interface: str, up: bool, now: float) -> bool:
         """Record a link going up or down; a link that comes up advertises at once.

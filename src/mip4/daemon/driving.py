@@ -14,7 +14,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from mip4.core.actions import AaaRequest, AccountingRecord, Action, Log, RemoveVisitor, SendUdp
+from mip4.core.actions import (
+    AaaRequest,
+    AccountingRecord,
+    Action,
+    GratuitousArp,
+    InstallBinding,
+    InstallVisitor,
+    Log,
+    ProxyArp,
+    RemoveBinding,
+    RemoveVisitor,
+    SendIcmp,
+    SendUdp,
+)
 from mip4.core.events import Event
 from mip4.io.driver import Engine as DrivenEngine
 from mip4.io.driver import EngineDriver, Executor
@@ -24,6 +37,21 @@ from mip4.store.pipeline import CommitPipeline  # issue 15 (ops hook)
 
 from . import logs
 from .metrics import Metrics
+
+#: actions :meth:`DaemonExecutor.execute` hands to its inner executor as they are when no
+#: AAA is configured (exact types: a subclass takes the general tests)
+_PASSED_ON: frozenset[type[Action]] = frozenset(
+    {
+        SendUdp,
+        SendIcmp,
+        InstallVisitor,
+        RemoveVisitor,
+        InstallBinding,
+        RemoveBinding,
+        ProxyArp,
+        GratuitousArp,
+    }
+)
 
 
 @dataclass
@@ -44,6 +72,10 @@ class DaemonExecutor:
     home_address_assigned: Callable[[IPv4Address], None] | None = None
 
     def execute(self, action: Action) -> None:
+        if self.aaa is None and type(action) in _PASSED_ON:
+            # issue 13: a relaying agent's sends and visitor entries go on with one test
+            self.inner.execute(action)
+            return
         if self.aaa is not None and isinstance(action, AaaRequest | AccountingRecord):
             self.aaa.execute(action)
             return
@@ -137,6 +169,11 @@ class TimedDriver(EngineDriver):
 
         super().add_reader(fd, produce_and_handle)
 
+    def plain_feed(self) -> bool:
+        """With no metrics, no store and no commit pipeline, :meth:`feed` and
+        :meth:`run_actions` do what the base class's do (a foreign agent's relays)."""
+        return self.metrics is None and self.store is None and self._pipeline is None
+
     def feed_all(self, events: Sequence[Event]) -> list[Action]:
         """Give every event to the engine, then carry out all their actions after one
         commit (:meth:`run_actions`); re-arm the timer."""
@@ -199,6 +236,8 @@ class TimedDriver(EngineDriver):
         super().close()
 
     def feed(self, event: Event) -> list[Action]:
+        if self.metrics is None:  # nothing to time (a foreign agent's relays, issue 13)
+            return super().feed(event)
         t0 = time.monotonic()
         actions = super().feed(event)
         if self.metrics is not None and any(

@@ -24,9 +24,7 @@ from .rawsock import (
     if_name,
 )
 
-_INT = struct.Struct("=i")
 _U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
 
 # Linux constants the socket module lacks in Python 3.11
 PACKET_RX_RING = 5  # <linux/if_packet.h>
@@ -37,6 +35,11 @@ TP_STATUS_USER = 1  #: the frame is the reader's (TP_STATUS_KERNEL, 0: the kerne
 _TPACKET2 = struct.Struct("=IIIHH")
 #: struct sockaddr_ll follows the 32-byte tpacket2_hdr: its ifindex, pkttype, halen, addr
 _SLL_IFINDEX, _SLL_PKTTYPE, _SLL_HALEN, _SLL_ADDR = 32 + 4, 32 + 10, 32 + 11, 32 + 12
+#: sockaddr_ll from its ifindex on, in one read: ifindex, (hatype), pkttype, halen, addr[8]
+_SLL = struct.Struct("=i2xBB8s")
+#: an IPv4 header without options (IHL 5) and the UDP source port after it, in one read:
+#: version/IHL, (...), source address, (destination), source port
+_IP20_SPORT = struct.Struct("!B11xI4xH")
 
 
 class _RxRing:
@@ -140,26 +143,29 @@ class LinkSourceTracker:
         """:meth:`poll` from the ring: what the ``recvfrom`` loop records, frame by frame."""
         m, table, names = ring.map, self.table, self.names
         size, frames, i = ring.FRAME, ring.frames, ring.next
-        unpack = _TPACKET2.unpack_from
+        unpack, sll, ip20 = _TPACKET2.unpack_from, _SLL.unpack_from, _IP20_SPORT.unpack_from
         n = 0
         for _ in range(limit):
             off = i * size
             status, length, snap, _mac, net = unpack(m, off)
             if not status & TP_STATUS_USER:
                 break
-            if m[off + _SLL_PKTTYPE] != PACKET_OUTGOING and length >= 28:
+            # the frame's fields are read after its status says it is ours (issue 13: the
+            # link address fields in one read, and the usual header without options in one)
+            index, pkttype, halen, addr = sll(m, off + _SLL_IFINDEX)
+            if pkttype != PACKET_OUTGOING and length >= 28:
                 p = off + net
-                hlen = (m[p] & 0xF) * 4
+                vihl, src, sport = ip20(m, p)
+                hlen = (vihl & 0xF) * 4
                 if snap >= hlen + 2:
-                    sport = _U16.unpack_from(m, p + hlen)[0]
-                    index = _INT.unpack_from(m, off + _SLL_IFINDEX)[0]
+                    if hlen != 20:  # options (or a bad length): the port is elsewhere
+                        sport = _U16.unpack_from(m, p + hlen)[0]
                     name = names.get(index)
                     if name is None:
                         if len(names) >= 4096:
                             names.clear()
                         name = names[index] = if_name(self.sock, index)
-                    mac = m[off + _SLL_ADDR : off + _SLL_ADDR + m[off + _SLL_HALEN]]
-                    table[_U32.unpack_from(m, p + 12)[0] << 16 | sport] = (name, mac)
+                    table[src << 16 | sport] = (name, addr[:halen])
                     n += 1
             m[off : off + 4] = b"\0\0\0\0"  # TP_STATUS_KERNEL: the slot back to the kernel
             i = i + 1 if i + 1 < frames else 0

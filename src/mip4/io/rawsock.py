@@ -765,11 +765,15 @@ def recv_udp(
         dport = sock.getsockname()[1]
     cmsg_space = _CMSG_SPACE
     recvmsg = sock.recvmsg
+    # issue 13 (a relaying agent reads two datagrams per registration): the address table
+    # is looked up here, _address called only for an address not in it yet
+    known = _ADDRESSES.get
+    pktinfo, ttl_of, ip = PKTINFO.unpack_from, _INT.unpack_from, socket.IPPROTO_IP
     names: dict[int, str] = {}
     read: list[tuple[bytes, int, bytes, int, IPv4Address, int]] = []
     for _ in range(limit):
         try:
-            data, anc, _flags, addr = recvmsg(65535, cmsg_space)
+            data, anc, _flags, (host, sport) = recvmsg(65535, cmsg_space)
         except BlockingIOError:
             break
         # Without the control messages (a socket not opened by open_udp_control) the TTL is
@@ -777,16 +781,17 @@ def recv_udp(
         # 255) rather than passing it as a default of 64 would.
         ifindex, dst, ttl = 0, b"\0\0\0\0", 0
         for level, kind, cdata in anc:
-            if level != socket.IPPROTO_IP:
+            if level != ip:
                 continue
             if kind == IP_PKTINFO:
-                ifindex, _spec, dst = PKTINFO.unpack_from(cdata)
+                ifindex, _spec, dst = pktinfo(cdata)
             elif kind == IP_TTL:
-                ttl = _INT.unpack_from(cdata)[0]
-        read.append((data, ifindex, dst, ttl, _address(addr[0]), addr[1]))
+                ttl = ttl_of(cdata)[0]
+        read.append((data, ifindex, dst, ttl, known(host) or _address(host), sport))
     if after_read is not None and read:
         after_read()
     out: list[UdpReceived] = []
+    append = out.append
     for data, ifindex, dst, ttl, src, sport in read:
         if ifindex:
             interface = names.get(ifindex)
@@ -794,11 +799,11 @@ def recv_udp(
                 interface = names[ifindex] = ifname_of(ifindex)
         else:
             interface = ""
-        out.append(
+        append(
             udp_received(
                 data,
                 src,
-                _address(dst),
+                known(dst) or _address(dst),
                 sport,
                 dport,
                 interface,

@@ -10,7 +10,10 @@ only place where time and sockets meet it (as aioquic's ``asyncio/protocol.py`` 
 
 * every input is fed with ``now = time.monotonic()`` (the clock asyncio's loop uses too);
 * after every input **one** timer is armed at ``next_deadline()`` (re-armed, never
-  stacked); a timer that fires early (clock granularity) is simply re-armed;
+  stacked); a timer that fires early (clock granularity) is simply re-armed. A deadline
+  that moved later keeps the armed timer, which wakes at the earlier time and re-arms
+  then (an agent's next deadline moves later with nearly every read: a pending request
+  answered, a visitor or binding renewed -- no new timer per read);
 * readers registered with :meth:`EngineDriver.add_reader` drain their socket and turn what
   they read into events (:func:`mip4.io.rawsock.recv_udp`, ``recv_discovery``); the events
   of one readiness callback are fed one after the other and the timer is re-armed once,
@@ -136,6 +139,9 @@ class EngineDriver:
         self.stats: Counter[str] = Counter()
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
+        #: the deadline the armed timer was started for: at most :attr:`_deadline` (a
+        #: later deadline keeps the timer, which then wakes early and re-arms)
+        self._armed = 0.0
         self._readers: list[int] = []
         self.closed = False
         #: feeding the events of one reader callback: re-arm once, after the last
@@ -247,13 +253,22 @@ class EngineDriver:
         if self.closed or self._batch:
             return
         deadline = self.engine.next_deadline()
-        if deadline == self._deadline and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
+        timer = self._timer
+        if timer is not None:
+            if deadline == self._deadline:
+                return
+            if deadline is not None and deadline >= self._armed:
+                # Later than the armed timer (a pending request answered, a visitor or
+                # binding renewed: the usual case after a read): the timer stays, wakes
+                # early at the earlier time and re-arms for this one (_on_timer) -- no
+                # cancel and new timer per read (issue 13).
+                self._deadline = deadline
+                return
+            timer.cancel()
             self._timer = None
         self._deadline = deadline
         if deadline is not None:
+            self._armed = deadline
             self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
 
     @property

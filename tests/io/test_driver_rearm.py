@@ -1,0 +1,113 @@
+"""EngineDriver's timer when the engine's deadline moves later with every input (issue 13):
+the armed timer stays (no cancel and new timer per read), wakes early, re-arms, and the
+engine's ``handle_timer`` still runs once, at its deadline and never before it; a deadline
+that moves earlier re-arms at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from mip4.core.actions import Action
+from mip4.core.counters import Counters
+from mip4.core.events import Event, UdpReceived
+from mip4.io.driver import EngineDriver
+
+A, B = IPv4Address("10.71.0.1"), IPv4Address("10.71.0.2")
+
+
+@dataclass
+class MovingEngine:
+    """Each input sets the deadline to ``now + period`` (a pending timeout, a visitor's
+    expiry); ``handle_timer`` records when it ran and what the deadline was."""
+
+    period: float
+    deadline: float | None = None
+    fired: list[tuple[float, float]] = field(default_factory=list)
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        assert isinstance(event, UdpReceived)
+        if event.payload == b"early":
+            self.deadline = now + 0.01
+        else:
+            self.deadline = now + self.period
+        return []
+
+    def handle_timer(self, now: float) -> list[Action]:
+        assert self.deadline is not None
+        self.fired.append((now, self.deadline))
+        self.deadline = None
+        return []
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    @property
+    def counters(self) -> Counters:
+        return Counters()
+
+
+class Recorder:
+    def execute(self, action: Action) -> None:
+        pass
+
+
+def _event(payload: bytes = b"x") -> UdpReceived:
+    return UdpReceived(payload, A, B, 434, 434, "lo", ttl=64)
+
+
+def _run(feeds: list[tuple[float, bytes]], wait: float) -> tuple[MovingEngine, EngineDriver, int]:
+    engine = MovingEngine(period=0.08)
+
+    async def go() -> tuple[EngineDriver, int]:
+        loop = asyncio.get_running_loop()
+        arms = 0
+        call_later = loop.call_later
+
+        def counting(delay: float, callback: object, *args: object) -> asyncio.TimerHandle:
+            nonlocal arms
+            if getattr(callback, "__func__", None) is EngineDriver._on_timer:
+                arms += 1  # the driver's timer (asyncio.sleep arms its own)
+            return call_later(delay, callback, *args)  # type: ignore[arg-type]
+
+        loop.call_later = counting  # type: ignore[method-assign,assignment]
+        driver = EngineDriver(engine, Recorder(), loop=loop)
+        driver.start()
+        for pause, payload in feeds:
+            await asyncio.sleep(pause)
+            driver.feed(_event(payload))
+            assert driver.deadline == engine.deadline  # what the engine wants next
+        await asyncio.sleep(wait)
+        driver.close()
+        return driver, arms
+
+    driver, arms = asyncio.run(go())
+    return engine, driver, arms
+
+
+def test_a_later_deadline_keeps_the_timer_and_the_engine_runs_at_its_deadline() -> None:
+    # 20 inputs 10 ms apart, each moving the deadline 80 ms after it: the first timer
+    # (armed at the first input) wakes early and re-arms every ~80 ms, not at each input
+    start = time.monotonic()
+    engine, driver, arms = _run([(0.01, b"x")] * 20, 0.3)
+    assert len(engine.fired) == 1
+    now, deadline = engine.fired[0]
+    assert now >= deadline  # never before the engine's deadline
+    assert deadline > start + 0.2 + 0.08 - 0.05  # the last input's deadline, not an early one
+    assert driver.stats["timers"] == 1
+    assert arms <= 6, arms  # one per input (20) before
+    assert driver.deadline is None
+
+
+def test_an_earlier_deadline_re_arms_at_once() -> None:
+    # the deadline moves 80 ms out, then an input brings it to 10 ms: the timer runs at
+    # the earlier deadline, not at the one armed before
+    engine, driver, arms = _run([(0.0, b"x"), (0.01, b"early")], 0.15)
+    assert driver.stats["timers"] == 1
+    assert len(engine.fired) == 1
+    now, deadline = engine.fired[0]
+    assert now >= deadline
+    assert now - deadline < 0.05  # ran at the 10 ms deadline, not at the first 80 ms one
+    assert arms == 2

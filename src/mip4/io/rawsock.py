@@ -96,6 +96,33 @@ def if_name(sock: socket.socket, index: int) -> str:
     return res[:16].split(b"\0", 1)[0].decode()
 
 
+class InterfaceNames:
+    """Interface index -> name in the namespace of ``sock`` (:func:`if_name`), kept from
+    one read to the next (issue 13: one ``SIOCGIFNAME`` per read of the control socket
+    before) until :meth:`clear` -- which its owner calls whenever it reads the
+    namespace's link notifications (a link renamed, gone or new: :class:`LinkChanges`,
+    :class:`~mip4.io.linkmon.LinkMonitor`). At most ``limit`` names (all forgotten when
+    full)."""
+
+    __slots__ = ("limit", "names", "sock")
+
+    def __init__(self, sock: socket.socket, limit: int = 1024) -> None:
+        self.sock = sock
+        self.limit = limit
+        self.names: dict[int, str] = {}
+
+    def __call__(self, index: int) -> str:
+        name = self.names.get(index)
+        if name is None:
+            if len(self.names) >= self.limit:
+                self.names.clear()
+            name = self.names[index] = if_name(self.sock, index)
+        return name
+
+    def clear(self) -> None:
+        self.names.clear()
+
+
 # ----------------------------------------------------------------------------------------
 # classic BPF (SO_ATTACH_FILTER)
 # ----------------------------------------------------------------------------------------

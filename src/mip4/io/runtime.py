@@ -61,7 +61,7 @@ from .icmpsock import (
 from .linkmon import LinkMonitor
 from .linktap import LinkSourceTracker
 from .netns import run_in_netns
-from .rawsock import LinkChanges, open_udp_control, recv_udp
+from .rawsock import InterfaceNames, LinkChanges, open_udp_control, recv_udp
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
 from .unaddressed import open_unaddressed_capture, recv_unaddressed
 from .undo import Journal, UndoStack, resource_stack
@@ -260,13 +260,28 @@ class NodeIO:
         udp = self.udp
 
         port = udp.getsockname()[1]  # bound at open: asked once, not per batch
+        # arrival interfaces' names kept across reads while no link notification came (both
+        # readers below clear them); without a notification reader: asked once per read
+        names = (
+            InterfaceNames(udp)
+            if self.linkmon is not None or self.link_changes is not None
+            else None
+        )
 
         def udp_events() -> list[Event]:
             if tracker is None:
-                return list(recv_udp(udp, dport=port))
+                return list(recv_udp(udp, ifname_of=names, dport=port))
             # packet taps see a frame before the UDP socket does: one drain of the tap
             # after the batch is read covers every datagram of it
-            return list(recv_udp(udp, link_src_of=tracker.get, after_read=tracker.poll, dport=port))
+            return list(
+                recv_udp(
+                    udp,
+                    ifname_of=names,
+                    link_src_of=tracker.get,
+                    after_read=tracker.poll,
+                    dport=port,
+                )
+            )
 
         driver.add_reader(udp, udp_events)
         if tracker is not None:
@@ -281,10 +296,23 @@ class NodeIO:
             driver.add_reader(errs, lambda: list(recv_destination_unreachable(errs)))
         if self.linkmon is not None:
             mon = self.linkmon
-            driver.add_reader(mon.sock, lambda: list(mon.events()))
+
+            def link_events() -> list[Event]:
+                if names is not None:
+                    names.clear()  # a link changed (or an address): names asked again
+                return list(mon.events())
+
+            driver.add_reader(mon.sock, link_events)
         if self.link_changes is not None:
             changes = self.link_changes
-            driver.add_reader(changes.sock, lambda: (changes.read(), [])[1])
+
+            def link_notifications() -> list[Event]:
+                if names is not None:
+                    names.clear()
+                changes.read()
+                return []
+
+            driver.add_reader(changes.sock, link_notifications)
         # the hardware addresses of gratuitous ARPs kept from now on: the link
         # notifications that make the executor forget them are read (the link monitor's,
         # or the ones above)

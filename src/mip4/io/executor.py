@@ -329,12 +329,14 @@ class LinuxExecutor:
         return addrs[0].ip
 
     def execute(self, action: Action) -> None:
-        handler = _HANDLERS.get(type(action))
+        kind = type(action)
+        handler = _HANDLERS.get(kind)
         if handler is None:
-            raise NotImplementedError(f"no Linux executor for {type(action).__name__}")
-        self.stats[type(action).__name__] += 1
+            raise NotImplementedError(f"no Linux executor for {kind.__name__}")
+        self.stats[kind.__name__] += 1
         held = self._held
-        if held is not None and held.waiting and type(action) not in HOLDABLE:
+        # the type first: a send (held itself, or not) asks nothing of what waits here
+        if held is not None and kind not in HOLDABLE and held.waiting:
             self._carry_out_held()  # what came before is done before it, as without holding
         handler(self, action)
 
@@ -396,9 +398,10 @@ class LinuxExecutor:
                 raise ValueError("SendUdp with link_dst needs an interface")
             src = a.src or self._interface_address(a.interface)
             ttl = a.ttl if a.ttl is not None else 64
-            self.link_sender.send(
-                a.interface, a.link_dst, src, a.dst, a.sport, a.dport, a.payload, ttl
-            )
+            sender = self._link_sender
+            if sender is None:
+                sender = self.link_sender
+            sender.send(a.interface, a.link_dst, src, a.dst, a.sport, a.dport, a.payload, ttl)
             return
         ifindex = self.ns.index(a.interface) if a.interface else 0
         sock = self._udp_socket(a.sport)

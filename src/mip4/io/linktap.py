@@ -80,7 +80,9 @@ class LinkSourceTracker:
     fill ``table`` alike (``tests/io/test_link_source_ring.py``). ``table`` is keyed by
     :meth:`key` -- the source address and port in one integer, read from the frame as
     integers: no ``IPv4Address`` made for a frame, none hashed (through ``hex()``) for it
-    or for its lookup (issue 13)."""
+    or for its lookup (issue 13). ``table`` is one dict for the tracker's life (entries
+    dropped in place, never replaced): :func:`~mip4.io.rawsock.recv_udp` may hold it
+    (``link_sources``)."""
 
     sock: socket.socket
     table: dict[int, tuple[str, bytes]]

@@ -33,7 +33,7 @@ import socket
 import struct
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from ipaddress import IPv4Address
 
 from mip4.core.events import UdpReceived, udp_received
@@ -771,6 +771,7 @@ def recv_udp(
     after_read: Callable[[], object] | None = None,
     limit: int = 64,
     dport: int | None = None,
+    link_sources: Mapping[int, tuple[str, bytes]] | None = None,
 ) -> list[UdpReceived]:
     """Drain a :func:`open_udp_control` socket into ``UdpReceived`` events.
 
@@ -782,7 +783,12 @@ def recv_udp(
     packet tap covers the whole batch (a tap sees a frame before the UDP socket does) and
     ``link_src_of`` can be the tracker's :meth:`~LinkSourceTracker.get`, which does not
     poll again for every datagram. ``dport`` is the socket's own port when the caller
-    knows it (else it is asked of the socket, a system call per batch)."""
+    knows it (else it is asked of the socket, a system call per batch). ``link_sources``
+    (instead of ``link_src_of``): the tracker's own :attr:`~LinkSourceTracker.table`,
+    looked up here as :meth:`~LinkSourceTracker.get` does (issue 13: no call per
+    datagram)."""
+    if link_sources is not None and link_src_of is not None:
+        raise ValueError("recv_udp: link_src_of or link_sources, not both")
     if ifname_of is None:
 
         def ifname_of(index: int) -> str:
@@ -819,6 +825,8 @@ def recv_udp(
         after_read()
     out: list[UdpReceived] = []
     append = out.append
+    table = link_sources.get if link_sources is not None else None
+    link: bytes | None = None
     for data, ifindex, dst, ttl, src, sport in read:
         if ifindex:
             interface = names.get(ifindex)
@@ -826,17 +834,13 @@ def recv_udp(
                 interface = names[ifindex] = ifname_of(ifindex)
         else:
             interface = ""
+        if table is not None:
+            hit = table(int(src) << 16 | sport)  # LinkSourceTracker.get, in line
+            link = hit[1] if hit else None
+        elif link_src_of is not None:
+            link = link_src_of(src, sport)
         append(
-            udp_received(
-                data,
-                src,
-                known(dst) or _address(dst),
-                sport,
-                dport,
-                interface,
-                link_src_of(src, sport) if link_src_of else None,
-                ttl,
-            )
+            udp_received(data, src, known(dst) or _address(dst), sport, dport, interface, link, ttl)
         )
     return out
 

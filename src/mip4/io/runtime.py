@@ -277,7 +277,7 @@ class NodeIO:
                 recv_udp(
                     udp,
                     ifname_of=names,
-                    link_src_of=tracker.get,
+                    link_sources=tracker.table,  # what tracker.get answers
                     after_read=tracker.poll,
                     dport=port,
                 )

@@ -1,4 +1,4 @@
-"""The home agent's first-registration fast path (issue 13, :mod:`mip4.core.ha_first`)
+"""The home agent's first-registration fast path (issue 13, :mod:`mip4.core.ha_renewal`)
 held against the general code: two engines, both with the renewal fast path, one
 answering the usual first registration from its bytes and one sending it through the
 general path, get the same randomized sequences of inputs (those of

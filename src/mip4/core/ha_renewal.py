@@ -1,5 +1,5 @@
-"""The home agent's fast path for the usual renewal (issue 13), held against the general
-code.
+"""The home agent's fast path for the usual renewal and the usual first registration
+(issue 13), held against the general code.
 
 Theory of operation
 -------------------
@@ -28,13 +28,23 @@ general path does for it and nothing else:
   log record the general path gives (``InstallBinding``, the reply -- MN-HA, then FA-HA
   for a foreign agent that shares an SA with this agent, §3.8.3.1 -- and ``Log``).
 
+The usual first registration -- the same layout, checks and state, a node with no binding,
+S clear -- is answered the same way (``first_registration_fast_path``): the binding added
+and the node from ``HOME`` to ``AWAY`` (:data:`~mip4.core.ha_states.BINDING_TRANSITIONS`),
+with the actions, records, counters and log record the general path gives, in its order:
+``InstallBinding``, ``ProxyArp`` on and the ``GratuitousArp`` of RFC 5944 §4.6, the reply
+and ``Log``. Both share one reading of the request and one run of the checks, so a first
+registration is not checked twice (``tests/core/test_ha_first.py`` holds it against the
+general path, with a full table, a non-memory store and the SQLite store among its cases).
+
 Anything else returns ``None`` before any state changed, and the general path handles the
 request: another layout (an NAI, a challenge, AAA, revocation support, a second
 extension), a denial of any kind (the general path builds the reply and the counters), a
-deregistration, a first registration or a move (proxy ARP, gratuitous ARP, the binding
-removed), simultaneous bindings, nonces (the agent draws a new nonce), an operator's
-redirection, NAI assignments for the address, a pipeline other than ``HA_PIPELINE``
-(tests add checks) or the AAA mode. ``tests/core/test_ha_renewal.py`` drives two engines,
+deregistration, a move (proxy ARP, gratuitous ARP, the binding removed), a node with
+several bindings, a first registration with ``first_registration_fast_path`` off,
+simultaneous bindings, nonces (the agent draws a new nonce), an operator's redirection,
+NAI assignments for the address, a pipeline other than ``HA_PIPELINE`` (tests add
+checks) or the AAA mode. ``tests/core/test_ha_renewal.py`` drives two engines,
 one with the fast path and one without, through randomized sequences of renewals,
 changes, replays, bad authenticators, clock steps and expiries, and asserts the same
 actions (field by field), counters, binding tables and replay state.
@@ -67,8 +77,10 @@ from .actions import (
     MIP_PORT,
     Action,
     Encapsulation,
+    GratuitousArp,
     InstallBinding,
     Log,
+    ProxyArp,
     RemoveBinding,
     SendUdp,
 )
@@ -81,7 +93,7 @@ if TYPE_CHECKING:
     from .ha_config import HomeAgentConfig
     from .home_agent import HomeAgent
 
-__all__ = ["renew"]
+__all__ = ["usual_registration"]
 
 _new = object.__new__
 #: ReplayState's slot setter (the fast path renews the node's replay record in place)
@@ -131,9 +143,10 @@ def _config_ints(agent: HomeAgent) -> _ConfigInts:
     return cached
 
 
-def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
-    """The actions of the general path for ``ev`` when it is a usual renewal (module
-    docstring), applied; ``None``, with nothing changed, for anything else."""
+def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
+    """The actions of the general path for ``ev`` when it is a usual renewal or (with
+    ``first_registration_fast_path``) a usual first registration (module docstring),
+    applied; ``None``, with nothing changed, for anything else."""
     p = ev.payload
     n = len(p)
     if n == _MN_FA:
@@ -157,22 +170,30 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
         return None
     # First what costs no authenticator (a request that fails any of it goes to the
     # general path unverified; it verifies once), then the authenticators.
-    # the binding this request renews: the node's only one, at the same care-of address
-    # (anything else changes proxy ARP or removes a binding); check_administrative
+    # A renewal: the node's only binding, at the same care-of address (anything else
+    # changes proxy ARP or removes a binding). A first registration: no binding.
     bindings = agent._bindings
     if isinstance(bindings, InMemoryBindingStore):
-        bound = bindings.only_binding(hoa)  # (a first registration stops here)
-        if bound is None:
-            return None
-        hoa_addr = bound.home_address  # (an equal address: no new object)
+        bound = bindings.only_binding(hoa)
+        if bound is not None:
+            hoa_addr = bound.home_address  # (an equal address: no new object)
+        else:
+            hoa_addr = _address(hoa)
+            if bindings.bindings_of(hoa_addr):
+                return None  # several
     else:
         hoa_addr = _address(hoa)
         current = bindings.bindings_of(hoa_addr)
-        if len(current) != 1:
+        if len(current) > 1:
             return None
-        bound = current[0]
-    coa_addr = bound.care_of_address
-    if int(coa_addr) != coa or len(bindings) > cfg.max_bindings or not _serves(cfg, hoa_addr):
+        bound = current[0] if current else None
+    # check_administrative: served, and room in the table (for one more binding)
+    if bound is not None:
+        if int(bound.care_of_address) != coa or len(bindings) > cfg.max_bindings:
+            return None
+    elif not agent.first_registration_fast_path or len(bindings) + 1 > cfg.max_bindings:
+        return None
+    if not _serves(cfg, hoa_addr):
         return None
     redirects = agent._redirects
     if redirects and hoa_addr in redirects:
@@ -268,6 +289,13 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
     if dst_int == 0 or dst_int == _ALL_ONES or dst_int == ints.bcast or dst_int >> 28 == 0xE:
         dst = cfg.address
     reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
+    if bound is None:
+        replay[hoa_addr] = check.state
+        return _accept_first(
+            agent, ev, now, reply, hoa_addr, _address(coa), flags, life, lifetime, ident,
+            encapsulation, src, src_int, hoa,
+        )  # fmt: skip
+    coa_addr = bound.care_of_address
     if state is not None and type(replay) is dict:
         # the node's own record, renewed in place (``check.state`` is
         # ``ReplayState(ident, state.nonce)``): no long-lived object per renewal (below)
@@ -348,4 +376,86 @@ def renew(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Action] | None:
         )
     )
     agent.fast_renewals += 1
+    return actions
+
+
+def _accept_first(
+    agent: HomeAgent,
+    ev: UdpReceived,
+    now: float,
+    reply: SendUdp,
+    hoa_addr: IPv4Address,
+    coa_addr: IPv4Address,
+    flags: int,
+    life: int,
+    lifetime: int,
+    ident: int,
+    encapsulation: Encapsulation,
+    src: IPv4Address,
+    src_int: int,
+    hoa: int,
+) -> list[Action]:
+    """A first registration accepted (its replay state kept already): what
+    ``HomeAgent._accept`` does for it, in its order -- the binding added and the node from
+    ``HOME`` to ``AWAY``, ``InstallBinding``, proxy ARP and the gratuitous ARP of RFC 5944
+    §4.6, the reply, the log record."""
+    cfg = agent.config
+    if ev.interface == cfg.interface and ev.link_src is not None and src_int == hoa:
+        agent._home_link_addresses[hoa_addr] = ev.link_src
+    reverse_tunnel = bool(flags & _T)
+    expires = expiry(now, lifetime)
+    binding = MobilityBinding.of(
+        hoa_addr,
+        coa_addr,
+        lifetime,
+        now,
+        expires,
+        ident,
+        REG_FLAGS[flags],
+        encapsulation,
+        reverse_tunnel,
+        src,
+        None,
+        None,
+        False,
+    )
+    agent._bindings.put(binding)
+    broadcast = bool(flags & _B)
+    interface = cfg.interface
+    actions: list[Action] = [
+        InstallBinding.of(
+            hoa_addr,
+            coa_addr,
+            encapsulation,
+            reverse_tunnel,
+            expires,
+            broadcast,
+            interface if broadcast else None,
+            bool(flags & _D),
+        ),
+        # RFC 5944 §4.6: while the node is away the home agent answers ARP for it and MUST
+        # first broadcast a gratuitous ARP so neighbours update their caches.
+        ProxyArp(interface, hoa_addr, True),
+        GratuitousArp(interface, hoa_addr, None, cfg.gratuitous_arp_count),
+    ]
+    agent._counters.accept(_ACCEPTED)
+    actions.append(reply)
+    actions.append(
+        Log(
+            "ha.registration",
+            {
+                "home_address": hoa_addr,
+                "care_of_address": coa_addr,
+                "source": src,
+                "code": 0,
+                "lifetime": lifetime,
+                "requested_lifetime": life,
+                "decision": _REGISTER,
+                "encapsulation": encapsulation._name_,
+                "nai": None,
+            },
+            INFO,
+        )
+    )
+    agent.fast_first_registrations += 1
     return actions

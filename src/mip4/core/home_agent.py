@@ -21,7 +21,7 @@ engine that runs it, applies an accepted registration and sends the reply, and r
 The usual renewal -- one binding renewed at the same care-of address, MN-HA and perhaps
 FA-HA, timestamps -- is answered from its bytes by :mod:`mip4.core.ha_renewal` with the
 same actions, records and counters (``renewal_fast_path``), and so is the usual first
-registration of a node without a binding by :mod:`mip4.core.ha_first`
+registration of a node without a binding, by the same code
 (``first_registration_fast_path``); every other request goes through the pipeline, and a
 request either fast path leaves is denied as the pipeline denies it.
 
@@ -152,10 +152,9 @@ from .engine import error_boundary, make_rng
 from .events import Event, IcmpReceived, UdpReceived
 from .ha_aaa import HaAaa
 from .ha_config import HomeAgentConfig, bad_unicast
-from .ha_first import first_registration
 from .ha_pipeline import HA_PIPELINE, HaRequest, check_well_formed, via_foreign_agent
 from .ha_pipeline import _stable_index as _stable_index
-from .ha_renewal import _ConfigInts, renew
+from .ha_renewal import _ConfigInts, usual_registration
 from .ha_states import BINDING_TRANSITIONS as BINDING_TRANSITIONS
 from .ha_states import BindingInput as BindingInput
 from .ha_states import BindingState as BindingState
@@ -198,7 +197,7 @@ class HomeAgent:
     #: actions, records and counters as the general path; issue 13). ``False`` sends every
     #: request through the general path (tests hold one against the other with it).
     renewal_fast_path: bool = True
-    #: answer the usual first registration from its bytes too (:mod:`mip4.core.ha_first`;
+    #: answer the usual first registration from its bytes too (:mod:`mip4.core.ha_renewal`;
     #: only with ``renewal_fast_path``); ``False`` sends first registrations through the
     #: general path (tests/core/test_ha_first.py holds one against the other with it)
     first_registration_fast_path: bool = True
@@ -249,7 +248,7 @@ class HomeAgent:
         #: renewals the fast path answered (not a counter of the MIB: it says which code
         #: answered, not what was decided; the decision is counted as the general path does)
         self.fast_renewals = 0
-        #: first registrations the fast path answered (mip4.core.ha_first; like
+        #: first registrations the fast path answered (mip4.core.ha_renewal; like
         #: ``fast_renewals``, which code answered, not what was decided)
         self.fast_first_registrations = 0
         #: the fast path's integers of ``config`` (mip4.core.ha_renewal)
@@ -307,9 +306,7 @@ class HomeAgent:
         and anything else into a counted discard."""
         if self.renewal_fast_path and type(event) is UdpReceived:
             try:
-                fast = renew(self, event, now)
-                if fast is None and self.first_registration_fast_path:
-                    fast = first_registration(self, event, now)
+                fast = usual_registration(self, event, now)
             except Exception as exc:  # pragma: no cover - the fast path raises nothing
                 failure = exc
 

@@ -352,11 +352,14 @@ class ForeignAgent:
         timer), so each part answers in O(1) amortised (the tables:
         :class:`~mip4.core.fa_state.VisitorList`) and the parts usually empty cost a test."""
         best = self._advertiser.next_deadline()
-        for d in (
-            self._pending.next_expiry(),
-            self._visitors.next_expiry(),
-            self._revocations.next_deadline(),
-        ):
+        d = self._pending.next_expiry()
+        if d is not None and (best is None or d < best):
+            best = d
+        d = self._visitors.next_expiry()
+        if d is not None and (best is None or d < best):
+            best = d
+        if self._revocations._outstanding:  # usually none: no min() over nothing per read
+            d = self._revocations.next_deadline()
             if d is not None and (best is None or d < best):
                 best = d
         if self._nai_pending or self._sessions or self.handoff is not None:

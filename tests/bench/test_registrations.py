@@ -120,6 +120,7 @@ def test_report_carries_the_flood_figures() -> None:
         "late_accepted": 256,
     }
     under.update(flood=flood, alone_rate=20000.0, x_alone=0.007, ha_accepted=256, sent=1280)
+    under.update(ha_run_share=0.55, ha_wait_share=0.3, ha_wall_s=2.5)
     block = {"sas": 1000, "startup_s": 1.0, "results": {"renew": renew, "flood_renew": under}}
     text = format_report({"sas": [block], "echo": {"rate": 40000.0, "cpu_us": 8.0}})
     for needle in (
@@ -130,6 +131,7 @@ def test_report_carries_the_flood_figures() -> None:
         "131: 25,000",
         "250,000 dropped",
         "by the HA's own count 256",
+        "on a CPU 55%, runnable waiting for one 30% of 2.50 s",
     ):
         assert needle in text, text
     under["x_alone"] = 0.6
@@ -233,6 +235,7 @@ def test_tiny_run_against_a_real_home_agent(
     assert under["alone_rate"] > 0 and under["x_alone"] is not None and under["x_alone"] >= 0
     assert under["ha_accepted"] >= under["accepted"] + under["late_accepted"]
     assert set(under["codes"]) <= {"0"}, under
+    assert 0 < under["ha_run_share"] <= 1.01 and under["ha_wait_share"] >= 0
     # the home agent's own count of code-0 replies covers what the generator saw accepted
     assert run["ha_accepted"] >= sum(run["results"][k]["accepted"] for k in kinds)
 

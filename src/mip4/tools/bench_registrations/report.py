@@ -43,9 +43,11 @@ def flood_lines(r: dict[str, Any]) -> list[str]:
             f" (sent again after {r.get('retry_s', '?')} s), accepted by the HA's own count "
             f"{r['ha_accepted']:,}"
         )
-    if r.get("server_cpu_s") is not None and r.get("elapsed_s"):
-        share = r["server_cpu_s"] / r["elapsed_s"]
-        lines.append(f"{'':<4}HA CPU during the renewals: {share:.0%} of one core")
+    if r.get("ha_run_share") is not None:
+        lines.append(
+            f"{'':<4}HA main thread during the renewals: on a CPU {r['ha_run_share']:.0%}, "
+            f"runnable waiting for one {r['ha_wait_share']:.0%} of {r['ha_wall_s']:.2f} s"
+        )
     return lines
 
 

@@ -355,7 +355,9 @@ class Bench:
                 raise BenchError(
                     f"loadgen forge exited ({forge.returncode}): {self._tail(log.name)}"
                 )
+            s0, w0 = _sched(server), time.monotonic()
             r = self.measure("renew", server, 434, timeout=FLOOD_RETRY_S)
+            s1, wall = _sched(server), time.monotonic() - w0
             forge.wait(duration + 30)
         finally:
             _stop(forge, 10)
@@ -366,7 +368,15 @@ class Bench:
         # the home agent's own count of accepting replies (forgeries are never accepted):
         # the valid renewals it served, late replies the generator had given up on included
         r["ha_accepted"] = _accepted(self.status(sock)) - served0
-        r["served_rate"] = round((r["accepted"] + r.get("late_accepted", 0)) / r["elapsed_s"], 1)
+        # over the whole --duration the generator ran (its elapsed_s ends at the last reply
+        # it matched, early when the flood starves it)
+        span = r["elapsed_s"] if r["sent"] >= self.opts.max_requests else self.opts.duration
+        r["served_rate"] = round((r["accepted"] + r.get("late_accepted", 0)) / span, 1)
+        # the home agent's main thread over the measurement: on a CPU, and runnable but
+        # waiting for one (/proc/<pid>/schedstat), as shares of the wall time
+        r["ha_wall_s"] = round(wall, 3)
+        r["ha_run_share"] = round((s1[0] - s0[0]) / 1e9 / wall, 3)
+        r["ha_wait_share"] = round((s1[1] - s0[1]) / 1e9 / wall, 3)
         flood: dict[str, Any] = json.loads(log.read_text().strip().splitlines()[-1])
         flood["source"] = f"{FLOOD_SRC} (own process, own socket)"
         flood["answered_131"] = int(flood["codes"].get("131", 0))
@@ -430,6 +440,12 @@ class Bench:
             )
         best["sas"] = blocks
         return best
+
+
+def _sched(pid: int) -> tuple[int, int]:
+    """Nanoseconds process ``pid``'s main thread has run, and waited runnable for a CPU."""
+    fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(fields[0]), int(fields[1])
 
 
 def _accepted(status: dict[str, Any] | None) -> int:

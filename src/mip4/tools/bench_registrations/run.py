@@ -364,6 +364,7 @@ class Bench:
             self.procs.remove(forge)
         if forge.returncode != 0:
             raise BenchError(f"loadgen forge: status {forge.returncode}: {self._tail(log.name)}")
+        time.sleep(FLOOD_TAIL_S)  # the HA drains its socket of forgeries before what follows
         udp1 = _udp_counters(self.ns_ha)
         # the home agent's own count of accepting replies (forgeries are never accepted):
         # the valid renewals it served, late replies the generator had given up on included

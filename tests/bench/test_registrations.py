@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,95 @@ def test_generated_requests_decode_and_verify(tmp_path: Path, mode: str) -> None
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+@needs_cc
+def test_forged_requests_fail_verification_with_the_right_key(tmp_path: Path) -> None:
+    """``--mode forge``: the same nodes, SPIs and timestamp Identifications as ``renew``,
+    signed with keys of another seed, so the right key rejects every one (and the key of
+    seed ^ FORGE_XOR accepts it: a well-formed, signed request, only the key is wrong)."""
+    from mip4.tools.bench_registrations.nodes import FORGE_XOR
+
+    nodes = Nodes.for_count(1000, seed=12345)
+    wrong = Nodes(
+        nodes.count, nodes.home_network, nodes.home_agent, nodes.home_base, 12345 ^ FORGE_XOR
+    )
+    forged = _dump(tmp_path, nodes, 5, "--mode", "forge", "--lifetime", "600")
+    valid = _dump(tmp_path, nodes, 5, "--mode", "renew", "--lifetime", "600")
+    assert len(forged) == len(valid) == 5
+    for i, (raw, good) in enumerate(zip(forged, valid, strict=True)):
+        rrq = RegistrationRequest.decode(raw)
+        assert rrq.home_address == nodes.home_address(i) and rrq.lifetime == 600
+        assert raw[:16] == good[:16]  # same header, addresses; only id and MAC differ
+        sa = SecurityAssociation(nodes.spi(i), nodes.key(i))
+        with pytest.raises(ValueError):
+            verify(rrq, MN_HA, _lookup(sa))
+        assert verify(RegistrationRequest.decode(good), MN_HA, _lookup(sa)).spi == nodes.spi(i)
+        other = SecurityAssociation(nodes.spi(i), wrong.key(i))
+        assert verify(rrq, MN_HA, _lookup(other)).spi == nodes.spi(i)
+
+
+def test_report_carries_the_flood_figures() -> None:
+    flood = {
+        "rate": 150000.0,
+        "sent": 300000,
+        "answered_131": 25000,
+        "source": "198.18.0.3",
+        "ha_udp_InDatagrams": 26000,
+        "ha_udp_RcvbufErrors": 250000,
+    }
+    renew = {"rate": 20000.0, "cpu_us": 25.0, "accepted": 40000}
+    under: dict[str, Any] = {
+        "rate": 100.0,
+        "served_rate": 137.0,
+        "accepted": 0,
+        "late_accepted": 256,
+    }
+    under.update(flood=flood, alone_rate=20000.0, x_alone=0.007, ha_accepted=256, sent=1280)
+    under.update(ha_run_share=0.55, ha_wait_share=0.3, ha_wall_s=2.5)
+    block = {"sas": 1000, "startup_s": 1.0, "results": {"renew": renew, "flood_renew": under}}
+    text = format_report({"sas": [block], "echo": {"rate": 40000.0, "cpu_us": 8.0}})
+    for needle in (
+        "renewals under a forged flood",
+        "137",  # the served rate, late replies included, not the matched 100
+        "0.01x (target >= 0.5x NOT met)",
+        "150,000/s",
+        "131: 25,000",
+        "250,000 dropped",
+        "by the HA's own count 256",
+        "on a CPU 55%, runnable waiting for one 30% of 2.50 s",
+    ):
+        assert needle in text, text
+    under["x_alone"] = 0.6
+    assert "0.60x (target >= 0.5x holds)" in format_report({"sas": [block]})
+
+
+def test_udp_counters_parse() -> None:
+    from mip4.tools.bench_registrations.run import parse_udp_snmp
+
+    text = (
+        "Ip: Forwarding DefaultTTL\nIp: 1 64\n"
+        "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n"
+        "Udp: 26000 0 250000 25000 250000 0\n"
+        "UdpLite: InDatagrams\nUdpLite: 0\n"
+    )
+    got = parse_udp_snmp(text)
+    assert got["InDatagrams"] == 26000 and got["RcvbufErrors"] == 250000
+    assert parse_udp_snmp("Ip: x\nIp: 1\n") == {}
+
+
+def test_no_flood_option() -> None:
+    import argparse
+
+    from mip4.tools.bench_registrations import add_arguments, options
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert options(p.parse_args([])).flood is True
+    opts = options(p.parse_args(["--no-flood", "--flood-rate", "5000"]))
+    assert opts.flood is False and opts.flood_rate == 5000
+    with pytest.raises(ValueError):
+        options(p.parse_args(["--flood-rate", "-1"]))
+
+
 def test_keys_and_config_agree() -> None:
     nodes = Nodes.for_count(3, seed=7)
     assert nodes.home_agent in nodes.home_network
@@ -135,6 +225,17 @@ def test_tiny_run_against_a_real_home_agent(
         assert set(r["codes"]) <= {"0"}, r  # every reply accepted
         assert r["cpu_us"] > 0
     assert run["results"]["fa_renew"]["fa_cpu_us"] > 0
+    # renewals under a forged flood (issue 13): the flood ran, every reply to it was a 131,
+    # the HA saw it, and the ratio to the same round's renewals alone is reported
+    under = run["results"]["flood_renew"]
+    flood = under["flood"]
+    assert flood["sent"] > 0 and flood["rate"] > 0 and flood["accepted"] == 0, flood
+    assert flood["answered_131"] > 0 and set(flood["codes"]) == {"131"}, flood
+    assert flood["ha_udp_InDatagrams"] > 0 and flood["ha_udp_RcvbufErrors"] >= 0
+    assert under["alone_rate"] > 0 and under["x_alone"] is not None and under["x_alone"] >= 0
+    assert under["ha_accepted"] >= under["accepted"] + under["late_accepted"]
+    assert set(under["codes"]) <= {"0"}, under
+    assert 0 < under["ha_run_share"] <= 1.01 and under["ha_wait_share"] >= 0
     # the home agent's own count of code-0 replies covers what the generator saw accepted
     assert run["ha_accepted"] >= sum(run["results"][k]["accepted"] for k in kinds)
 

@@ -20,6 +20,18 @@ In one run, alternating, ``--rounds`` times, best kept:
 * **fa_renew** (unless ``--no-fa``): the same renewals relayed by a real ``mip4 fa`` in a
   third namespace ``<prefix>f`` (the generator on its visited link, the FA's address as
   care-of address, D flag clear), after one unmeasured pass that moves every node there.
+* **flood_renew** (unless ``--no-flood``; issue 13's "a flood of forged requests at the
+  rate the kernel delivers them leaves valid registrations served at >= 0.5x their normal
+  rate"): right after the round's renewals, with the bindings in place, a second generator
+  process (``--mode forge``, its own source address ``198.18.0.3`` and port) sends forged
+  renewals for the same nodes (right SPIs, keys of another seed: each costs the home agent
+  its MAC check and earns a code 131) open loop, as fast as sendmmsg goes (or
+  ``--flood-rate``), starting 0.3 s before and ending 0.5 s after the usual renewals, which
+  run for ``--duration`` and send a lost request again after 0.2 s. Reported: valid renewals
+  served per second (accepting replies, late ones included; the home agent's own count
+  beside it), x the same round's renewals alone (the target: >= 0.5x), the flood's offered
+  rate and how many 131s came back, and the home agent namespace's UDP counters
+  (``/proc/net/snmp``: datagrams in, ``RcvbufErrors``: dropped at its full socket buffer).
 
 After each round the nodes deregister (lifetime 0, not measured), directly and through the
 foreign agent. The whole sequence runs

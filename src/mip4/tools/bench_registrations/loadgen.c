@@ -20,6 +20,13 @@
  * byte (default 0x20, D: co-located care-of address; 0 through a foreign agent). Every loop is bounded by
  * --duration seconds and --max requests. --dump N prints N requests in hex and exits.
  *
+ * forge: forged renewals for the same nodes (same home addresses, same SPIs, timestamp
+ * Identifications) whose authenticators are computed with keys from another seed
+ * (seed ^ FORGE_XOR), so every one fails the home agent's check (code 131, RFC 5944 §3.4).
+ * Open loop: batches of 64 with sendmmsg as fast as they go (or --rate datagrams/s), no
+ * window, no timeouts; replies are drained and counted by code (any Registration Reply for
+ * one of the nodes). "rate" is then the offered rate, datagrams sent per second.
+ *
  * Output: one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -156,6 +163,9 @@ static uint64_t mix(uint64_t z) {
 
 enum { REQ_LEN = 46, AUTH_COVERED = 30, BATCH = 64 };
 
+/* forge mode's keys: those of seed ^ FORGE_XOR ("forged" in ASCII) */
+#define FORGE_XOR 0x666f72676564ULL
+
 typedef struct {
     hmac_key key;
     uint32_t spi;
@@ -223,9 +233,9 @@ static void build_request(node *n, uint8_t *p, int lifetime) {
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --server IP --port N --home-base IP --ha IP --coa IP --nodes N\n"
-            "  [--first I] [--seed S] [--spi-base N] [--mode first|renew|dereg|echo]\n"
+            "  [--first I] [--seed S] [--spi-base N] [--mode first|renew|dereg|echo|forge]\n"
             "  [--duration S] [--max N] [--window N] [--lifetime S] [--timeout S]\n"
-            "  [--bind IP] [--flags N] [--dump N]\n");
+            "  [--bind IP] [--flags N] [--dump N] [--rate N]\n");
     exit(2);
 }
 
@@ -250,7 +260,7 @@ int main(int argc, char **argv) {
     uint32_t home_base = 0, spi_base = 0x10000, port = 434;
     uint64_t seed = 1;
     long nodes_n = 0, first = 0, max_req = 1000000, window = 128, dump = -1;
-    double duration = 2.0, timeout = 1.0;
+    double duration = 2.0, timeout = 1.0, rate_limit = 0;
     static struct option opts[] = {
         {"server", 1, 0, 's'}, {"port", 1, 0, 'p'},     {"home-base", 1, 0, 'h'},
         {"ha", 1, 0, 'a'},     {"coa", 1, 0, 'c'},      {"nodes", 1, 0, 'n'},
@@ -258,7 +268,7 @@ int main(int argc, char **argv) {
         {"mode", 1, 0, 'm'},   {"duration", 1, 0, 'd'}, {"max", 1, 0, 'M'},
         {"window", 1, 0, 'w'}, {"lifetime", 1, 0, 'l'}, {"timeout", 1, 0, 't'},
         {"bind", 1, 0, 'b'},   {"dump", 1, 0, 'D'},     {"flags", 1, 0, 'F'},
-        {0, 0, 0, 0}};
+        {"rate", 1, 0, 'r'},   {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -280,12 +290,15 @@ int main(int argc, char **argv) {
         case 'b': bind_ip = optarg; break;
         case 'D': dump = strtol(optarg, NULL, 10); break;
         case 'F': flags = (uint8_t)strtoul(optarg, NULL, 0); break;
+        case 'r': rate_limit = strtod(optarg, NULL); break;
         default: usage();
         }
     }
     int m_first = !strcmp(mode, "first"), m_renew = !strcmp(mode, "renew");
     int m_dereg = !strcmp(mode, "dereg"), m_echo = !strcmp(mode, "echo");
-    if (nodes_n <= 0 || !home_base || !(m_first || m_renew || m_dereg || m_echo)) usage();
+    int m_forge = !strcmp(mode, "forge");
+    if (nodes_n <= 0 || !home_base || !(m_first || m_renew || m_dereg || m_echo || m_forge))
+        usage();
     if (window < 1) window = 1;
     if (duration > 600) duration = 600; /* every loop bounded in time */
     int once = m_first || m_dereg;
@@ -293,10 +306,11 @@ int main(int argc, char **argv) {
 
     node *nodes = calloc((size_t)nodes_n, sizeof(node));
     if (!nodes) return 1;
+    uint64_t key_seed = m_forge ? seed ^ FORGE_XOR : seed;
     for (long j = 0; j < nodes_n; j++) {
         uint64_t i = (uint64_t)(first + j);
         uint8_t key[16];
-        uint64_t k0 = mix(seed ^ (2 * i)), k1 = mix(seed ^ (2 * i + 1));
+        uint64_t k0 = mix(key_seed ^ (2 * i)), k1 = mix(key_seed ^ (2 * i + 1));
         for (int b = 0; b < 8; b++) {
             key[b] = (uint8_t)(k0 >> (56 - 8 * b));
             key[8 + b] = (uint8_t)(k1 >> (56 - 8 * b));
@@ -353,8 +367,70 @@ int main(int argc, char **argv) {
     }
 
     long sent = 0, replies = 0, accepted = 0, timeouts = 0, stray = 0, send_errors = 0;
-    long codes[256];
+    long codes[256], late_accepted = 0;
     memset(codes, 0, sizeof codes);
+    if (m_forge) {
+        /* open loop: no window, no outstanding state; bounded by --duration and --max */
+        long cursor_f = 0;
+        double cpu0f = cpu_seconds(), t0f = now_mono(), endf = t0f + duration;
+        while (1) {
+            double t = now_mono();
+            if (t >= endf || sent >= max_req) break;
+            long allowed = BATCH;
+            if (rate_limit > 0) allowed = (long)(rate_limit * (t - t0f)) - sent;
+            if (allowed > BATCH) allowed = BATCH;
+            if (allowed > max_req - sent) allowed = max_req - sent;
+            int nb = 0;
+            for (; nb < allowed; nb++) {
+                build_request(&nodes[cursor_f], sbuf[nb], lifetime);
+                cursor_f = (cursor_f + 1) % nodes_n;
+            }
+            if (nb > 0) {
+                int k = sendmmsg(fd, smsg, (unsigned)nb, 0);
+                if (k < 0) k = 0, send_errors++;
+                sent += k;
+            }
+            /* drain the replies (131s), counting them by code */
+            int waited = nb == 0 ? 1 : 0;
+            while (1) {
+                if (waited) {
+                    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                    if (poll(&pfd, 1, 1) <= 0) break;
+                    waited = 0;
+                }
+                int r = recvmmsg(fd, rmsg, BATCH, MSG_DONTWAIT, NULL);
+                if (r <= 0) break;
+                for (int b = 0; b < r; b++) {
+                    uint8_t *p = rbuf[b];
+                    long j = rmsg[b].msg_len >= 20
+                                 ? (long)get32(p + 4) - (long)home_base - first
+                                 : -1;
+                    if (p[0] != 3 || j < 0 || j >= nodes_n) {
+                        stray++;
+                        continue;
+                    }
+                    replies++;
+                    codes[p[1]]++;
+                    if (p[1] <= 1) accepted++;
+                }
+                if (r < BATCH) break;
+            }
+        }
+        double elapsed = now_mono() - t0f;
+        printf("{\"mode\": \"forge\", \"nodes\": %ld, \"sent\": %ld, \"replies\": %ld, "
+               "\"accepted\": %ld, \"stray\": %ld, \"send_errors\": %ld, "
+               "\"elapsed_s\": %.6f, \"rate\": %.1f, \"cpu_s\": %.6f, \"codes\": {",
+               nodes_n, sent, replies, accepted, stray, send_errors, elapsed,
+               elapsed > 0 ? sent / elapsed : 0.0, cpu_seconds() - cpu0f);
+        int comma = 0;
+        for (int i = 0; i < 256; i++)
+            if (codes[i]) {
+                printf("%s\"%d\": %ld", comma ? ", " : "", i, codes[i]);
+                comma = 1;
+            }
+        printf("}}\n");
+        return 0;
+    }
     long outstanding = 0, remaining = nodes_n, cursor = 0;
     double cpu0 = cpu_seconds(), t0 = now_mono(), end = t0 + duration, t_last = t0;
     double last_check = t0;
@@ -416,6 +492,8 @@ int main(int argc, char **argv) {
             long j = (long)home - (long)home_base - first;
             if (j < 0 || j >= nodes_n || !nodes[j].outstanding || nodes[j].low != low) {
                 stray++;
+                /* an accepting reply to a request already timed out and sent again */
+                if (!m_echo && j >= 0 && j < nodes_n && p[0] == 3 && p[1] <= 1) late_accepted++;
                 continue;
             }
             node *n = &nodes[j];
@@ -442,10 +520,10 @@ int main(int argc, char **argv) {
     double cpu = cpu_seconds() - cpu0;
     printf("{\"mode\": \"%s\", \"nodes\": %ld, \"sent\": %ld, \"replies\": %ld, "
            "\"accepted\": %ld, \"timeouts\": %ld, \"stray\": %ld, \"send_errors\": %ld, "
-           "\"outstanding\": %ld, \"elapsed_s\": %.6f, \"rate\": %.1f, \"cpu_s\": %.6f, "
-           "\"codes\": {",
+           "\"outstanding\": %ld, \"late_accepted\": %ld, \"elapsed_s\": %.6f, "
+           "\"rate\": %.1f, \"cpu_s\": %.6f, \"codes\": {",
            mode, nodes_n, sent, replies, accepted, timeouts, stray, send_errors, outstanding,
-           elapsed, accepted / elapsed, cpu);
+           late_accepted, elapsed, accepted / elapsed, cpu);
     int comma = 0;
     for (int i = 0; i < 256; i++)
         if (codes[i]) {

@@ -15,6 +15,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 _M64 = (1 << 64) - 1
+#: ``loadgen --mode forge`` signs with the keys of seed ``seed ^ FORGE_XOR`` ("forged" in
+#: ASCII; ``FORGE_XOR`` in ``loadgen.c``): the right SPIs, the wrong keys.
+FORGE_XOR = 0x666F72676564
 
 
 def mix(z: int) -> int:

@@ -132,14 +132,11 @@ from mip4.aaa.messages import (
 )
 from mip4.security.auth import (
     GENERALIZED,
-    MN_FA,
-    AuthenticationError,
     append_extensions,
     sign,
     strip_for_relay,
-    verify,
 )
-from mip4.security.sa import SecurityAssociation, SecurityAssociationStore, lookup_for
+from mip4.security.sa import SecurityAssociation, SecurityAssociationStore
 from mip4.wire.codes import ReplyCode
 from mip4.wire.errors import DecodeError, UnknownExtensionError
 from mip4.wire.extensions import (
@@ -148,8 +145,6 @@ from mip4.wire.extensions import (
 )
 from mip4.wire.icmp import AgentAdvertisement
 from mip4.wire.messages import (
-    HandoffReply,
-    HandoffRequest,
     RegistrationFlags,
     RegistrationReply,
     RegistrationRequest,
@@ -188,9 +183,10 @@ from .events import (
     UdpReceived,
 )
 from .fa_aaa import AccountingSession, MnFaOffer
-from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables, bad_unicast
+from .fa_checks import FA_REQUEST_PIPELINE, FaRequest, FaTables
 from .fa_config import ForeignAgentConfig, VisitedLink
-from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, FbuOrigin, HandoffSettings
+from .fa_handoff import HANDOFF_MESSAGE_TYPES, FaHandoff, HandoffSettings
+from .fa_handoff_inputs import on_handoff_message, on_handoff_trigger, pre_registration
 from .fa_relay import FastConfig, relay_reply, relay_request
 from .fa_reply import ReplyPath, unreachable_code
 from .fa_state import (
@@ -413,10 +409,10 @@ class ForeignAgent:
                     and event.payload
                     and event.payload[0] in HANDOFF_MESSAGE_TYPES
                 ):
-                    out.extend(self._on_handoff_message(self.handoff, event, now))
+                    out.extend(on_handoff_message(self, self.handoff, event, now))
                     return
                 if self.handoff is not None:
-                    relayed = self._pre_registration(self.handoff, event, now)
+                    relayed = pre_registration(self, self.handoff, event, now)
                     if relayed is not None:  # RFC 4881 pre-registration through us
                         out.extend(relayed)
                         return
@@ -478,7 +474,7 @@ class ForeignAgent:
             elif isinstance(event, AccountingAnswer):
                 self._counters.event("accounting_ok" if event.ok else "accounting_failed")
             elif isinstance(event, HandoffTrigger) and self.handoff is not None:
-                out.extend(self._on_handoff_trigger(self.handoff, event, now))
+                out.extend(on_handoff_trigger(self, self.handoff, event, now))
             else:
                 raise Discard("unexpected_event", type(event).__name__)
 
@@ -619,125 +615,7 @@ class ForeignAgent:
                 )
         return actions
 
-    # -- handovers (RFC 4881, RFC 4988; core/fa_handoff.py) --------------------------------
-
-    def _on_handoff_message(
-        self, handoff: FaHandoff, event: UdpReceived, now: float
-    ) -> list[Action]:
-        msg = handoff.decode(event.payload)
-        if isinstance(msg, HandoffRequest):
-            return handoff.on_request(msg, event.src, event.dst, event.sport, now)
-        if isinstance(msg, HandoffReply):
-            return handoff.on_reply(msg, event.src, now)
-        # A Fast Binding Update: only from a current visitor, on its link, from its
-        # link-layer address; with an MN-FA extension (required when we share an MN-FA
-        # security association with the node) that verifies.
-        v = self._visitors.get(msg.home_address)
-        if v is None or v.colocated:
-            raise Discard("fast_binding_unknown_visitor", str(msg.home_address))
-        if event.interface != v.interface or (
-            v.link_address is not None and event.link_src != v.link_address
-        ):
-            raise Discard("fast_binding_not_from_visitor", str(msg.home_address))
-        mn_fa: SecurityAssociation | None = None
-        if self.security_associations.for_peer(msg.home_address) or any(
-            e.ext_type == MN_FA for e in msg.extensions
-        ):
-            try:
-                result = verify(
-                    msg, MN_FA, lookup_for(self.security_associations, msg.home_address)
-                )
-            except AuthenticationError as e:
-                raise Discard("fast_binding_auth_failed", str(e)) from None
-            mn_fa = result.sa
-        origin = FbuOrigin(
-            msg,
-            v.interface,
-            v.link_address,
-            self._link_address(v.interface) or v.care_of_address,
-            event.sport,
-            mn_fa,
-        )
-        self._counters.event("fast_binding_updates")
-        return handoff.start(
-            v.home_address,
-            v.home_agent,
-            v.care_of_address,
-            msg.care_of_address,
-            now,
-            buffer=True,
-            lifetime=msg.lifetime,
-            fbu=origin,
-        )
-
-    def _own_addresses(self) -> set[IPv4Address]:
-        own = {a for link in self.config.links for a in (link.address, *link.offered)}
-        if self.config.relay_source is not None:
-            own.add(self.config.relay_source)
-        return own
-
-    def _pre_registration(
-        self, handoff: FaHandoff, event: UdpReceived, now: float
-    ) -> list[Action] | None:
-        """RFC 4881 §3 pre-registration, mip4's reading: a visitor's Registration Request
-        addressed to another agent is relayed to it from us, and that agent's reply
-        relayed back to the visitor. ``None``: not such a message."""
-        kind = event.payload[:1]
-        if kind == bytes((RegistrationReply.TYPE,)) and handoff.proxied:
-            try:
-                reply = RegistrationReply.decode(event.payload)
-            except DecodeError:
-                return None
-            return handoff.relay_pre_registration_reply(
-                event.payload, reply.home_address, reply.identification, event.src
-            )
-        if kind != bytes((RegistrationRequest.TYPE,)) or event.dst in self._own_addresses():
-            return None
-        if bad_unicast(event.dst) or self.config.link(event.interface) is None:
-            return None
-        try:
-            req = RegistrationRequest.decode(event.payload)
-        except DecodeError:
-            return None
-        v = self._visitors.get(req.home_address)
-        if (
-            v is None
-            or v.colocated
-            or v.interface != event.interface
-            or (v.link_address is not None and event.link_src != v.link_address)
-        ):
-            raise Discard("pre_registration_not_from_visitor", str(req.home_address))
-        return handoff.relay_pre_registration(
-            event.payload,
-            req.home_address,
-            req.identification,
-            event.dst,
-            v.interface,
-            v.link_address,
-            self._link_address(v.interface) or v.care_of_address,
-            event.sport,
-            now,
-            self.config.pending_timeout,
-        )
-
-    def _on_handoff_trigger(
-        self, handoff: FaHandoff, event: HandoffTrigger, now: float
-    ) -> list[Action]:
-        v = self._visitors.get(event.home_address)
-        if v is None or v.colocated:
-            raise Discard("handoff_unknown_visitor", str(event.home_address))
-        # RFC 4881 post-registration, source trigger: no buffer asked for; the node's
-        # hardware address goes with the request, so that the new agent delivers from the
-        # tunnel at once (and holds copies for the switch: FaHandoff.on_request)
-        return handoff.start(
-            v.home_address,
-            v.home_agent,
-            v.care_of_address,
-            event.new_agent,
-            now,
-            buffer=False,
-            link_address=v.link_address,
-        )
+    # -- handovers (RFC 4881, RFC 4988): core/fa_handoff_inputs.py, core/fa_handoff.py -----
 
     # -- revocation (RFC 3543) ---------------------------------------------------------------
 

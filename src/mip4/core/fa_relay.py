@@ -54,6 +54,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_FA, signed_bytes
+from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.codes import ReplyCode
 from mip4.wire.msg_base import REG_FLAGS, RRP_HEADER, RRQ_HEADER
 
@@ -79,7 +80,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FastConfig", "relay_reply", "relay_request"]
 
-_new = object.__new__
 _unpack_request = RRQ_HEADER.unpack_from
 _unpack_reply = RRP_HEADER.unpack_from
 _U32 = struct.Struct("!I").unpack_from
@@ -96,12 +96,6 @@ _IPIP, _GRE, _MINIMAL = Encapsulation.IPIP, Encapsulation.GRE, Encapsulation.MIN
 _REQUEST, _ACCEPT = VisitorInput.REQUEST, VisitorInput.ACCEPTED
 _DECISION = _ACCEPT.value
 _P, _R, _RR = VisitorState.PENDING, VisitorState.REGISTERED, VisitorState.REREGISTERING
-
-
-def _address(value: int) -> IPv4Address:
-    a = _new(IPv4Address)
-    a._ip = value  # type: ignore[attr-defined]  # the slot IPv4Address.__init__ fills
-    return a
 
 
 def _encapsulation(flags: int) -> Encapsulation:

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
 from mip4.security.replay import ReplayState, check_request
 from mip4.security.sa import ReplayMethod
+from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.codes import ReplyCode
 from mip4.wire.msg_base import REG_FLAGS, RRQ_HEADER
 from mip4.wire.msg_base import RRP_HEADER as _RRP_HEADER
@@ -95,7 +96,6 @@ if TYPE_CHECKING:
 
 __all__ = ["usual_registration"]
 
-_new = object.__new__
 #: ReplayState's slot setter (the fast path renews the node's replay record in place)
 _s_last_accepted = ReplayState.__dict__["last_accepted"].__set__
 _unpack_header = RRQ_HEADER.unpack_from
@@ -111,12 +111,6 @@ _S, _B, _D, _M, _G, _T = 0x80, 0x40, 0x20, 0x10, 0x08, 0x02
 _MN_ONLY, _MN_FA = 24 + 22, 24 + 22 + 22
 #: a request's log record's ``decision`` (``BindingInput.REGISTER``'s value)
 _REGISTER = "register"
-
-
-def _address(value: int) -> IPv4Address:
-    a = _new(IPv4Address)
-    a._ip = value  # type: ignore[attr-defined]  # the slot IPv4Address.__init__ fills
-    return a
 
 
 class _ConfigInts:

@@ -31,16 +31,9 @@ from enum import Enum, IntEnum
 from ipaddress import IPv4Address
 from typing import Any, Protocol, runtime_checkable
 
+from mip4.wire.addr import ipv4_from_int as _address
+
 _md5 = hashlib.md5
-_new = object.__new__
-
-
-def _address(value: int) -> IPv4Address:
-    """The address whose integer is ``value`` (what ``IPv4Address(value)`` gives, without
-    its checks: ``value`` came from one)."""
-    a = _new(IPv4Address)
-    a._ip = value  # type: ignore[attr-defined]  # the slot IPv4Address.__init__ fills
-    return a
 
 
 def _md5_constructor() -> Any:

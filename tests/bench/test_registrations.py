@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -101,6 +102,54 @@ def test_forged_requests_fail_verification_with_the_right_key(tmp_path: Path) ->
         assert verify(RegistrationRequest.decode(good), MN_HA, _lookup(sa)).spi == nodes.spi(i)
         other = SecurityAssociation(nodes.spi(i), wrong.key(i))
         assert verify(rrq, MN_HA, _lookup(other)).spi == nodes.spi(i)
+
+
+def _sleeps(pid: int, looks: int = 20) -> list[str]:
+    """Where ``pid`` sleeps, looked at while it sleeps: a task that is running or waiting for
+    a CPU has no wchan ("0"), which on a busy machine is most of the looks. Bounded: 1,000
+    looks, 5 s."""
+    seen: list[str] = []
+    deadline = time.monotonic() + 5.0
+    for _ in range(1000):
+        if len(seen) >= looks or time.monotonic() > deadline:
+            break
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read().strip()
+        if state == "S" and wchan != "0":
+            seen.append(wchan)
+        time.sleep(0.005)
+    return seen
+
+
+@needs_cc
+@pytest.mark.parametrize("mode", ["renew", "echo", "forge"])
+def test_the_generator_naps_on_a_timer_and_never_sleeps_on_its_socket(
+    tmp_path: Path, mode: str
+) -> None:
+    """A generator asleep in poll() must be woken by each reply's sender, the server being
+    measured, whose CPU on veth runs the whole delivery: ~22 us of kernel time per reply for
+    the echo baseline, which made it bistable. Waiting for replies (here from a server that
+    never answers; paced, in forge mode), the generator is in a timer nap, never in poll."""
+    nodes = Nodes.for_count(4, seed=7)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        argv = [str(build(tmp_path)), "--server", "127.0.0.1", "--port", str(port)]
+        argv += ["--nodes", "4", "--seed", "7", "--spi-base", str(nodes.spi_base)]
+        argv += ["--home-base", str(nodes.home_base), "--ha", str(nodes.home_agent)]
+        argv += ["--coa", "127.0.0.1", "--mode", mode, "--duration", "3", "--timeout", "5"]
+        argv += ["--window", "4", "--max", "8"] + (["--rate", "2"] if mode == "forge" else [])
+        gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        try:
+            seen = _sleeps(gen.pid)
+        finally:
+            gen.kill()
+            gen.wait()
+    assert seen, "the generator was never seen asleep"
+    assert not any("poll" in w or "select" in w for w in seen), seen
+    assert any("nanosleep" in w for w in seen), seen
 
 
 def test_report_carries_the_flood_figures() -> None:

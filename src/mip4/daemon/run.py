@@ -240,6 +240,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             # the home agent uses a sender's hardware address only for a request the node
             # sent from its home address (RFC 5944 §4.6): the tap copies nothing else
             link_sources_from_home_address=True,
+            flood_steering=io.flood_steering,  # issue 13
             **common,
         )
     if isinstance(engine, ForeignAgent):
@@ -468,6 +469,13 @@ class Daemon:
             counter_sets=counter_sets,
         )
         snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
+        if isinstance(self.engine, HomeAgent):  # issue 13: flood steering
+            steer = self.io.steering
+            snap["steering"] = status.steering(
+                steer.snapshot() if steer is not None else None,
+                self.io.steering_off,
+                self.driver.stats if self.driver is not None else None,
+            )
         if self.store is not None:  # issue 15: the store file and what was written to it
             st = self.store
             snap["store"] = {"path": str(st.path), "writes": st.writes, "commits": st.commits}
@@ -485,6 +493,8 @@ class Daemon:
         self.executor = executor = DaemonExecutor(self.io.executor)
         if isinstance(self.engine, MobileNode):
             executor.home_address_assigned = follow_home_address(self.io)
+        if self.io.steering is not None:  # issue 13: accepted sources read first
+            executor.trust = self.io.steering.trust
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         driver.store = self.store
         self.driver = driver

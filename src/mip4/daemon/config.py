@@ -196,7 +196,7 @@ class IOSection:
     #: ``SK_REUSEPORT`` BPF program between them (``bpf/mip4_steer.bpf.c``): datagrams from
     #: a source the home agent has sent an accepting reply to (at most 65,536 sources,
     #: least recently used forgotten first) go to the trusted socket, which is read first;
-    #: the rest to the general one, read at most 16 per pass of the loop. Limits: a
+    #: the rest to the general one, read at most 8 per pass of the loop. Limits: a
     #: source's first registration competes with a flood on the general socket, and a
     #: flood spoofing a trusted source's address is not kept apart. Where the program
     #: cannot load, one socket and one log line saying why. ``mip4 status`` says whether

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -15,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from mip4.io.bpf import steer
-from mip4.io.bpf.steer import SO_REUSEPORT, TRUSTED_SOURCES, Steering, open_reuseport_socket
+from mip4.io.bpf.steer import (
+    SO_REUSEPORT,
+    TRUSTED_SOURCES,
+    Steering,
+    open_reuseport_socket,
+    socket_drops,
+)
 from mip4.io.netns import Netns, entered
 from mip4.io.runtime import NodeIO
 
@@ -200,3 +207,39 @@ def test_where_the_program_cannot_load_one_socket_and_one_line_say_why(
     finally:
         io.close()
     assert _bpf_fds() == fds  # nothing left open by the failed attempt
+
+
+def test_a_broadcast_request_is_read_once_from_the_trusted_socket(
+    make_netns: Callable[[str], Netns],
+) -> None:
+    # the kernel copies a broadcast to every socket of the port and runs no reuseport
+    # program for it: the general socket's filter refuses its copy (dynamic home agent
+    # discovery, RFC 5944 §3.6.1.2, must not be handled twice)
+    ha, peer = make_netns("h"), make_netns("p")
+    ha.add_veth("h0", "p0", peer)
+    ha.add_address("h0", "10.76.0.1/24")
+    peer.add_address("p0", "10.76.0.2/24")
+    ha.set_up("h0")
+    peer.set_up("p0")
+    assert ha.wait_up("h0") and peer.wait_up("p0")
+    s = Steering.open(ha.name, port=PORT)
+    try:
+        with entered(peer.name):
+            client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            client.bind(("10.76.0.2", 0))
+            for dst in ("10.76.0.255", "255.255.255.255", "10.76.0.1"):
+                client.sendto(dst.encode(), (dst, PORT))
+        received: dict[str, list[bytes]] = {"trusted": [], "general": []}
+        for _ in range(200):  # bounded: until the three arrived (veth delivery is async)
+            received["trusted"] += [d for d, _h in drain(s.trusted)]
+            received["general"] += [d for d, _h in drain(s.general)]
+            if len(received["trusted"]) + len(received["general"]) >= 3:
+                break
+            time.sleep(0.01)
+        assert sorted(received["trusted"]) == [b"10.76.0.255", b"255.255.255.255"]
+        assert received["general"] == [b"10.76.0.1"]  # unicast, untrusted source
+        assert socket_drops(s.general) == 2 and socket_drops(s.trusted) == 0
+    finally:
+        s.close()

@@ -198,9 +198,11 @@ class IOSection:
     #: least recently used forgotten first) go to the trusted socket, which is read first;
     #: the rest to the general one, read at most 8 per pass of the loop. Limits: a
     #: source's first registration competes with a flood on the general socket, and a
-    #: flood spoofing a trusted source's address is not kept apart. Where the program
-    #: cannot load, one socket and one log line saying why. ``mip4 status`` says whether
-    #: steering is on. The foreign agent and the mobile node ignore it.
+    #: flood spoofing a trusted source's address is not kept apart, nor are broadcast and
+    #: multicast requests (the kernel copies them to both sockets: they are read once,
+    #: from the trusted one). Where the program cannot load, one socket and one log line
+    #: saying why. ``mip4 status`` says whether steering is on, the trusted sources and
+    #: what each socket read and dropped. The foreign agent and the mobile node ignore it.
     flood_steering: bool = True
 
     def __post_init__(self) -> None:

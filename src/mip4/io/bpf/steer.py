@@ -23,6 +23,13 @@ the general socket and competes with a flood there; a flood that spoofs a truste
 source's address lands on the trusted socket. Nothing is dropped by the program; a failed
 selection leaves the choice to the kernel's hash, as without a program.
 
+Broadcast and multicast datagrams are another matter: the kernel gives a copy to every
+socket bound to the port, reuseport group or not, and runs no program for them. So that
+each is handled once, the general socket carries a classic socket filter that refuses what
+was not addressed to this host alone (``pkttype`` other than ``PACKET_HOST``; its drops
+count those copies): a broadcast or multicast request (dynamic home agent discovery, RFC
+5944 §3.6.1.2) is read from the trusted socket, whatever its source.
+
 Nothing is pinned: the program lives as long as the sockets' reuseport group, the maps as
 long as the program or this object.
 """
@@ -63,6 +70,16 @@ SO_REUSEPORT = getattr(socket, "SO_REUSEPORT", 15)
 SO_MEMINFO = 55
 _MEMINFO = struct.Struct("=9I")
 _U32 = struct.Struct("=I")
+#: the classic BPF of :func:`accept_host_only`: ``ld #pkttype; jeq #PACKET_HOST, 0, 1;
+#: ret #-1; ret #0`` (struct sock_filter: u16 code, u8 jt, u8 jf, u32 k)
+SO_ATTACH_FILTER = 26
+_SKF_AD_PKTTYPE = -0x1000 + 4
+_HOST_ONLY = [
+    (0x20, 0, 0, _SKF_AD_PKTTYPE & 0xFFFFFFFF),  # BPF_LD | BPF_W | BPF_ABS
+    (0x15, 0, 1, 0),  # BPF_JMP | BPF_JEQ | BPF_K: PACKET_HOST
+    (0x06, 0, 0, 0xFFFFFFFF),  # BPF_RET | BPF_K: the whole datagram
+    (0x06, 0, 0, 0),  # refused
+]
 _U64 = struct.Struct("=Q")
 _ZERO = _U64.pack(0)
 _EEXIST = 17
@@ -155,6 +172,27 @@ class SteerProgram:
             self._obj = 0
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def accept_host_only(sock: socket.socket) -> None:
+    """A socket filter on ``sock`` refusing every datagram not addressed to this host
+    alone (broadcast, multicast): those reach the other sockets of the port anyway."""
+    insns = (_SockFilter * len(_HOST_ONLY))(*(_SockFilter(*i) for i in _HOST_ONLY))
+    prog = _SockFprog(len(_HOST_ONLY), insns)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(prog))
+
+
 def socket_drops(sock: socket.socket) -> int:
     """Datagrams the kernel dropped at ``sock`` (receive buffer full, and the like)."""
     drops: int = _MEMINFO.unpack(sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size))[8]
@@ -162,10 +200,15 @@ def socket_drops(sock: socket.socket) -> int:
 
 
 def open_reuseport_socket(
-    netns: str | None, *, address: IPv4Address | str = "0.0.0.0", port: int = 434
+    netns: str | None,
+    *,
+    address: IPv4Address | str = "0.0.0.0",
+    port: int = 434,
+    host_only: bool = False,
 ) -> socket.socket:
     """A socket as :func:`mip4.io.rawsock.open_udp_control` opens it (wildcard, broadcast,
-    ``IP_PKTINFO``, ``IP_RECVTTL``, non-blocking), with ``SO_REUSEPORT`` before the bind."""
+    ``IP_PKTINFO``, ``IP_RECVTTL``, non-blocking), with ``SO_REUSEPORT`` before the bind;
+    ``host_only``: with :func:`accept_host_only`'s filter, also before the bind."""
     with entered(netns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
@@ -174,6 +217,8 @@ def open_reuseport_socket(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+        if host_only:
+            accept_host_only(sock)
         sock.bind((str(address), port))
         sock.setblocking(False)
     except BaseException:
@@ -219,7 +264,8 @@ class Steering:
             trusted = open_reuseport_socket(netns, address=address, port=port)
             opened.append(trusted)
             program.attach(trusted)
-            general = open_reuseport_socket(netns, address=address, port=port)
+            # broadcasts and multicasts: read once, from the trusted socket
+            general = open_reuseport_socket(netns, address=address, port=port, host_only=True)
             opened.append(general)
             program.set_socket(TRUSTED, trusted)
             program.set_socket(GENERAL, general)
@@ -275,6 +321,7 @@ __all__ = [
     "TRUSTED_SOURCES",
     "SteerProgram",
     "Steering",
+    "accept_host_only",
     "object_path",
     "object_record",
     "open_reuseport_socket",

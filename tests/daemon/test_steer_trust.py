@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 
 from mip4.core.actions import Action, SendUdp
 from mip4.daemon.driving import DaemonExecutor
+from mip4.daemon.run import trust_bound_sources
 from mip4.wire.messages import RegistrationReply
 
 from ..core.netsim import FA1_ADDR, World
@@ -70,3 +71,26 @@ def test_without_steering_nothing_is_asked() -> None:
     ex = DaemonExecutor(inner)
     ex.execute(SendUdp(FA, reply(0)))
     assert len(inner.seen) == 1
+
+
+def test_a_restarted_home_agent_trusts_the_sources_of_its_bindings() -> None:
+    # [store]: the bindings it starts with were accepted before the restart
+    w = World()
+    w.move("A")
+    w.advance(3)
+    assert w.mn.registered
+    trusted: list[IPv4Address] = []
+
+    class Recorder:
+        capacity = 1
+        marked = 0
+
+        def trust(self, source: IPv4Address) -> None:
+            trusted.append(source)
+            self.marked += 1
+
+    recorder = Recorder()
+    trust_bound_sources(recorder, w.ha)  # type: ignore[arg-type]
+    assert trusted == [FA1_ADDR] == [b.source for b in w.ha.bindings]
+    trust_bound_sources(recorder, w.ha)  # type: ignore[arg-type]
+    assert trusted == [FA1_ADDR]  # the map's size reached: no more updates

@@ -63,6 +63,7 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.io.agentx import AgentXSubagent
 from mip4.io.bpf.agent import Role
+from mip4.io.bpf.steer import Steering
 from mip4.io.driver import EngineDriver
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
@@ -290,6 +291,18 @@ def follow_home_address(io: NodeIO) -> Callable[[IPv4Address], None] | None:
     return ignore
 
 
+def trust_bound_sources(steering: Steering, engine: HomeAgent) -> None:
+    """Flood steering (issue 13): the sources of the bindings the home agent starts with
+    (``[store]``: accepted before a restart, so authenticated) are trusted from the start --
+    their renewals do not wait on the general socket for their first reply. At most as
+    many as the map holds (a million co-located bindings: not a million map updates)."""
+    for binding in engine.bindings:
+        if steering.marked >= steering.capacity:
+            break
+        if binding.source is not None:
+            steering.trust(binding.source)
+
+
 class StartError(RuntimeError):
     """The daemon must not start (another one runs here, a name is taken)."""
 
@@ -495,6 +508,8 @@ class Daemon:
             executor.home_address_assigned = follow_home_address(self.io)
         if self.io.steering is not None:  # issue 13: accepted sources read first
             executor.trust = self.io.steering.trust
+            if isinstance(self.engine, HomeAgent):
+                trust_bound_sources(self.io.steering, self.engine)
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         driver.store = self.store
         self.driver = driver

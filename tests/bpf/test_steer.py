@@ -243,3 +243,12 @@ def test_a_broadcast_request_is_read_once_from_the_trusted_socket(
         assert socket_drops(s.general) == 2 and socket_drops(s.trusted) == 0
     finally:
         s.close()
+
+
+def test_turned_off_one_socket_and_the_reason_for_status(ns: Netns) -> None:
+    io = NodeIO.open(ns.name, ["lo"], port=PORT, flood_steering=False)
+    try:
+        assert io.steering is None and io.steering_off == "[io] flood_steering = false"
+        assert io.udp.getsockopt(socket.SOL_SOCKET, SO_REUSEPORT) == 0
+    finally:
+        io.close()

@@ -188,7 +188,7 @@ class NodeIO:
         plane = resolve_dataplane(dataplane)
         try:
             steering: Steering | None = None
-            steering_off: str | None = "not asked for (flood_steering = false)"
+            steering_off: str | None = "[io] flood_steering = false"
             if flood_steering:
                 steering, steering_off = open_steering(netns, port)
             if steering is not None:

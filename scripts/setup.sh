@@ -53,12 +53,16 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   touch "$stamp"
 fi
 
-# The tc-BPF object shipped as package data: rebuilt only when its source changed since the
-# recorded build (the build is deterministic: see bpf/Makefile and tests/bpf/test_object.py).
+# The BPF objects shipped as package data (the tc-BPF tunnel, the control-socket steering
+# of issue 13): rebuilt only when a source changed since the recorded build (the build is
+# deterministic: see bpf/Makefile and tests/bpf/test_object.py).
 if command -v clang >/dev/null 2>&1 && command -v make >/dev/null 2>&1; then
-  src_hash=$(sha256sum bpf/mip4_tunnel.bpf.c | cut -d' ' -f1)
-  if ! grep -q "\"sha256\": \"$src_hash\"" src/mip4/data/mip4_tunnel.bpf.json 2>/dev/null; then
-    echo "setup: building the BPF object from bpf/mip4_tunnel.bpf.c"
-    make -s -B -C bpf
-  fi
+  for obj in mip4_tunnel mip4_steer; do
+    src_hash=$(sha256sum "bpf/$obj.bpf.c" | cut -d' ' -f1)
+    if ! grep -q "\"sha256\": \"$src_hash\"" "src/mip4/data/$obj.bpf.json" 2>/dev/null; then
+      echo "setup: building the BPF objects (bpf/$obj.bpf.c changed)"
+      make -s -B -C bpf
+      break
+    fi
+  done
 fi

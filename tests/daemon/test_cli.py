@@ -28,6 +28,16 @@ def test_config_error_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
+def test_a_bad_flood_steering_value_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "ha.toml"
+    text = (EXAMPLES / "ha.toml").read_text()
+    bad.write_text(text.replace("[io]\n", '[io]\nflood_steering = "maybe"\n', 1))
+    r = run("ha", "--config", str(bad), "--check")
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"mip4 ha: {bad}: io.flood_steering: ")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("role", ["ha", "fa", "mn"])
 def test_check_only(role: str, tmp_path: Path) -> None:
     r = run(role, "--config", str(EXAMPLES / f"{role}.toml"), "--check")

@@ -213,7 +213,17 @@ ERRORS = [
     ("ha", HA + "max_lifetime = 0\n", r"^ha\.toml: home_agent: .*max_lifetime 0 not in"),
     ("mn", MN + 'tun_name = "much-too-long-name"\n', r"^mn\.toml: io: tun_name: "),
     ("fa", "[foreign_agent]\nlinks = []\n", r"^fa\.toml: foreign_agent: .*at least one"),
+    # issue 13: flood steering is on or off, nothing else
+    ("ha", HA + '[io]\nflood_steering = "yes"\n', r"^ha\.toml: io\.flood_steering: "),
+    ("ha", HA + "[io]\nflood_steering = 1\n", r"^ha\.toml: io\.flood_steering: "),
 ]
+
+
+def test_flood_steering_is_on_by_default_and_can_be_turned_off() -> None:
+    on = parse_config("ha", tomllib.loads(HA), "ha.toml")
+    assert on.io.flood_steering is True
+    off = parse_config("ha", tomllib.loads(HA + "[io]\nflood_steering = false\n"), "ha.toml")
+    assert off.io.flood_steering is False
 
 
 @pytest.mark.parametrize(("role", "text", "message"), ERRORS)

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mip4.daemon.status import counters, read_tun_stats, render_text, snapshot
+from mip4.daemon.status import counters, read_tun_stats, render_text, snapshot, steering
 
 from ..core.netsim import Packet, World
 
@@ -179,3 +179,39 @@ def test_foreign_agent_status_counts_what_its_relay_fast_path_relayed() -> None:
         f"fast relayed: {w.fa1.fast_requests} requests, {w.fa1.fast_replies} replies"
         in render_text(s)
     )
+
+
+def test_home_agent_status_says_whether_flood_steering_is_on() -> None:
+    # issue 13: on, with the trusted sources and the datagrams read from each socket
+    w = registered_world()
+    s = snap(w.ha, "ha", w.now)
+    s["steering"] = steering(
+        {
+            "on": True,
+            "trusted_sources": 2,
+            "map_size": 65536,
+            "trusted_drops": 0,
+            "general_drops": 9,
+        },
+        None,
+        Counter(read_trusted=40, read_general=7, events=47),
+    )
+    json.dumps(s)
+    assert s["steering"] == {
+        "on": True,
+        "trusted_sources": 2,
+        "map_size": 65536,
+        "trusted_drops": 0,
+        "general_drops": 9,
+        "read_trusted": 40,
+        "read_general": 7,
+    }
+    text = render_text(s)
+    assert (
+        "flood steering: on, 2 trusted sources (map 65536); read trusted 40, general 7;"
+        " dropped trusted 0, general 9"
+    ) in text
+    # off, and why
+    s["steering"] = steering(None, "libbpf.so.1 not found", None)
+    assert s["steering"] == {"on": False, "why": "libbpf.so.1 not found"}
+    assert "flood steering: off (libbpf.so.1 not found)" in render_text(s)

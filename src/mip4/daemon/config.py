@@ -191,6 +191,19 @@ class IOSection:
     #: slow path; the start fails where the kernel cannot load it) or ``"userspace"`` (TUN
     #: device, raw sockets). ``mip4 status`` names the plane that runs.
     dataplane: str = "auto"
+    #: Home agent (issue 13): keep a flood of forged requests from starving valid
+    #: registrations. Two sockets on ``port``, trusted and general, with an
+    #: ``SK_REUSEPORT`` BPF program between them (``bpf/mip4_steer.bpf.c``): datagrams from
+    #: a source the home agent has sent an accepting reply to (at most 65,536 sources,
+    #: least recently used forgotten first) go to the trusted socket, which is read first;
+    #: the rest to the general one, read at most 8 per pass of the loop. Limits: a
+    #: source's first registration competes with a flood on the general socket, and a
+    #: flood spoofing a trusted source's address is not kept apart, nor are broadcast and
+    #: multicast requests (the kernel copies them to both sockets: they are read once,
+    #: from the trusted one). Where the program cannot load, one socket and one log line
+    #: saying why. ``mip4 status`` says whether steering is on, the trusted sources and
+    #: what each socket read and dropped. The foreign agent and the mobile node ignore it.
+    flood_steering: bool = True
 
     def __post_init__(self) -> None:
         if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:

@@ -34,9 +34,13 @@ from mip4.io.driver import EngineDriver, Executor
 from mip4.io.radius import AaaShell
 from mip4.store import SqliteStore
 from mip4.store.pipeline import CommitPipeline  # issue 15 (ops hook)
+from mip4.wire.codes import MessageType
 
 from . import logs
 from .metrics import Metrics
+
+#: RFC 5944 §3.4: the type of a Registration Reply (codes 0 and 1 accept), as an int
+REGISTRATION_REPLY = int(MessageType.REGISTRATION_REPLY)
 
 #: actions :meth:`DaemonExecutor.execute` hands to its inner executor as they are when no
 #: AAA is configured (exact types: a subclass takes the general tests)
@@ -70,8 +74,17 @@ class DaemonExecutor:
     #: issue 11: told the home address a home agent assigned (``mn.home_address_assigned``,
     #: RFC 2794) -- the link monitor ignores it from then on (:func:`follow_home_address`)
     home_address_assigned: Callable[[IPv4Address], None] | None = None
+    #: issue 13 (flood steering, :meth:`mip4.io.bpf.steer.Steering.trust`): told the
+    #: destination of every accepting Registration Reply (type 3, code 0 or 1) the home
+    #: agent sends -- only an authenticated request gets one (RFC 5944 §3.8)
+    trust: Callable[[IPv4Address], None] | None = None
 
     def execute(self, action: Action) -> None:
+        trust = self.trust
+        if trust is not None and type(action) is SendUdp:
+            payload = action.payload
+            if len(payload) > 1 and payload[0] == REGISTRATION_REPLY and payload[1] <= 1:
+                trust(action.dst)
         if self.aaa is None and type(action) in _PASSED_ON:
             # issue 13: a relaying agent's sends and visitor entries go on with one test
             self.inner.execute(action)

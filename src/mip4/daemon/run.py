@@ -63,6 +63,7 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.io.agentx import AgentXSubagent
 from mip4.io.bpf.agent import Role
+from mip4.io.bpf.steer import Steering
 from mip4.io.driver import EngineDriver
 from mip4.io.executor import REVERSE_TABLE
 from mip4.io.netns import Netns
@@ -240,6 +241,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             # the home agent uses a sender's hardware address only for a request the node
             # sent from its home address (RFC 5944 §4.6): the tap copies nothing else
             link_sources_from_home_address=True,
+            flood_steering=io.flood_steering,  # issue 13
             **common,
         )
     if isinstance(engine, ForeignAgent):
@@ -287,6 +289,18 @@ def follow_home_address(io: NodeIO) -> Callable[[IPv4Address], None] | None:
         logs.event("daemon.link_monitor_ignores", address=str(address), why="home address")
 
     return ignore
+
+
+def trust_bound_sources(steering: Steering, engine: HomeAgent) -> None:
+    """Flood steering (issue 13): the sources of the bindings the home agent starts with
+    (``[store]``: accepted before a restart, so authenticated) are trusted from the start --
+    their renewals do not wait on the general socket for their first reply. At most as
+    many as the map holds (a million co-located bindings: not a million map updates)."""
+    for binding in engine.bindings:
+        if steering.marked >= steering.capacity:
+            break
+        if binding.source is not None:
+            steering.trust(binding.source)
 
 
 class StartError(RuntimeError):
@@ -468,6 +482,13 @@ class Daemon:
             counter_sets=counter_sets,
         )
         snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
+        if isinstance(self.engine, HomeAgent):  # issue 13: flood steering
+            steer = self.io.steering
+            snap["steering"] = status.steering(
+                steer.snapshot() if steer is not None else None,
+                self.io.steering_off,
+                self.driver.stats if self.driver is not None else None,
+            )
         if self.store is not None:  # issue 15: the store file and what was written to it
             st = self.store
             snap["store"] = {"path": str(st.path), "writes": st.writes, "commits": st.commits}
@@ -485,6 +506,10 @@ class Daemon:
         self.executor = executor = DaemonExecutor(self.io.executor)
         if isinstance(self.engine, MobileNode):
             executor.home_address_assigned = follow_home_address(self.io)
+        if self.io.steering is not None:  # issue 13: accepted sources read first
+            executor.trust = self.io.steering.trust
+            if isinstance(self.engine, HomeAgent):
+                trust_bound_sources(self.io.steering, self.engine)
         driver = TimedDriver(self.engine, self.executor, loop=loop)
         driver.store = self.store
         self.driver = driver

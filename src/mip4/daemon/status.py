@@ -64,6 +64,22 @@ def home_agent(ha: HomeAgent, now: float) -> JSON:
     }
 
 
+def steering(
+    on: Mapping[str, Any] | None, off: str | None, driver: Mapping[str, int] | None
+) -> JSON:
+    """Flood steering of the home agent's port (issue 13): ``on`` is
+    :meth:`mip4.io.bpf.steer.Steering.snapshot` (``None``: off, ``off`` says why); the
+    datagrams read from each socket are the driver's ``read_trusted``/``read_general``."""
+    if on is None:
+        return {"on": False, "why": off or "off"}
+    reads = driver or {}
+    return {
+        **on,
+        "read_trusted": int(reads.get("read_trusted", 0)),
+        "read_general": int(reads.get("read_general", 0)),
+    }
+
+
 def foreign_agent(fa: ForeignAgent, now: float) -> JSON:
     return {
         "links": [
@@ -275,6 +291,18 @@ def render_text(s: JSON) -> str:
     ]
     if "dataplane" in s:  # issue 12
         lines.insert(-1, f"data plane: {s['dataplane']}")
+    if "steering" in s:  # issue 13
+        st = s["steering"]
+        if st["on"]:
+            text = (
+                f"flood steering: on, {st['trusted_sources']} trusted sources"
+                f" (map {st['map_size']}); read trusted {st['read_trusted']},"
+                f" general {st['read_general']}; dropped trusted"
+                f" {st.get('trusted_drops', 0)}, general {st.get('general_drops', 0)}"
+            )
+        else:
+            text = f"flood steering: off ({st['why']})"
+        lines.insert(-1, text)
     if "home_agent" in s:
         ha = s["home_agent"]
         lines.append(f"home agent {ha['address']} for {ha['home_network']}")

@@ -13,6 +13,11 @@ What is opened, by option:
 
 * always: the UDP 434 socket (``IP_PKTINFO``/``IP_RECVTTL``) and, per control interface,
   an AF_PACKET router discovery capture (ICMP 9/10 with the sender's hardware address);
+* ``flood_steering`` (home agent, issue 13): two UDP 434 sockets instead of one, trusted
+  and general, with the ``SK_REUSEPORT`` program between them
+  (:class:`~mip4.io.bpf.steer.Steering`); ``udp`` is the trusted one (replies leave from
+  it). Where the program cannot load, one socket as without the option, and one log line
+  saying why (``steering_off``);
 * ``tun_name``: a TUN device and a :class:`~mip4.io.forwarder.Forwarder` (home agent,
   foreign agent, co-located mobile node);
 * ``link_sources``: a :class:`~mip4.io.linktap.LinkSourceTracker`, so ``UdpReceived``
@@ -49,7 +54,9 @@ from pathlib import Path
 from mip4.core.events import Event, LinkUp
 
 from .bpf.agent import FastPath, Role, resolve_dataplane
-from .driver import CoalescedTimers, Engine, EngineDriver
+from .bpf.libbpf import BpfUnavailable
+from .bpf.steer import Steering
+from .driver import TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .icmpsock import (
@@ -93,6 +100,17 @@ def default_pin_dir(tun_name: str, bpffs: Path = BPFFS) -> Path | None:
     return None
 
 
+def open_steering(netns: str | None, port: int) -> tuple[Steering | None, str | None]:
+    """Flood steering's two sockets (issue 13), or ``None`` and why not (logged once: the
+    daemon then runs with one socket, as without the option)."""
+    try:
+        return Steering.open(netns, port=port), None
+    except (BpfUnavailable, OSError) as e:
+        why = str(e).splitlines()[0]
+        log.warning("flood steering off (one UDP %d socket): %s", port, why)
+        return None, why
+
+
 def size_receive_buffer(sock: socket.socket, size: int = CONTROL_RCVBUF) -> int:
     """Give ``sock`` a receive buffer of ``size`` bytes: ``SO_RCVBUFFORCE`` (root may go
     past ``net.core.rmem_max``), else ``SO_RCVBUF``. Logs a warning when the kernel caps
@@ -133,6 +151,10 @@ class NodeIO:
     #: without a link monitor: the link notifications that make the executor forget an
     #: interface's kept hardware address (issue 13)
     link_changes: LinkChanges | None = None
+    #: issue 13: the trusted and general sockets of flood steering (``udp`` is the trusted
+    #: one); None: one socket, and ``steering_off`` says why
+    steering: Steering | None = None
+    steering_off: str | None = None
     resources: UndoStack = field(default_factory=lambda: resource_stack("node I/O"))
 
     @classmethod
@@ -160,12 +182,22 @@ class NodeIO:
         bpf_pin_dir: Path | None = None,
         bpf_role: Role = Role.HOME_AGENT,
         unaddressed_requests: bool = False,
+        flood_steering: bool = False,
     ) -> NodeIO:
         res = resource_stack("node I/O")
         plane = resolve_dataplane(dataplane)
         try:
-            udp = open_udp_control(netns, port=port)
-            res.callback("close UDP socket", udp.close)
+            steering: Steering | None = None
+            steering_off: str | None = "[io] flood_steering = false"
+            if flood_steering:
+                steering, steering_off = open_steering(netns, port)
+            if steering is not None:
+                udp = steering.trusted
+                res.callback("close flood steering", steering.close)
+                size_receive_buffer(steering.general)
+            else:
+                udp = open_udp_control(netns, port=port)
+                res.callback("close UDP socket", udp.close)
             size_receive_buffer(udp)
             tun = fwd = None
             if tun_name is not None:
@@ -215,6 +247,7 @@ class NodeIO:
                 netns, tuple(interfaces), udp, executor, tun=tun, forwarder=fwd, fast_path=fast
             )
             io.resources = res
+            io.steering, io.steering_off = steering, steering_off
             for ifname in interfaces:
                 with naming(ifname):
                     cap = io.captures[ifname] = open_discovery_capture(ifname, netns)
@@ -268,22 +301,31 @@ class NodeIO:
             else None
         )
 
-        def udp_events() -> list[Event]:
+        def read_udp(sock: socket.socket, limit: int) -> list[Event]:
             if tracker is None:
-                return list(recv_udp(udp, ifname_of=names, dport=port))
+                return list(recv_udp(sock, ifname_of=names, dport=port, limit=limit))
             # packet taps see a frame before the UDP socket does: one drain of the tap
             # after the batch is read covers every datagram of it
             return list(
                 recv_udp(
-                    udp,
+                    sock,
                     ifname_of=names,
                     link_sources=tracker.table,  # what tracker.get answers
                     after_read=tracker.poll,
                     dport=port,
+                    limit=limit,
                 )
             )
 
-        driver.add_reader(udp, udp_events)
+        steering = self.steering
+        if steering is not None:  # issue 13: the trusted socket read first
+            driver.add_steered_readers(steering.trusted, steering.general, read_udp)
+        else:
+
+            def udp_events() -> list[Event]:
+                return read_udp(udp, TRUSTED_BATCH)
+
+            driver.add_reader(udp, udp_events)
         if tracker is not None:
             driver.add_reader(tracker.sock, lambda: (tracker.poll(), [])[1])
         for cap in self.captures.values():

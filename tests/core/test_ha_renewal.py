@@ -474,6 +474,44 @@ def test_the_comparison_sees_a_difference() -> None:
         _same(fast, general, got, want)
 
 
+def test_identification_edges_decide_as_the_general_path() -> None:
+    """The fast path's timestamp check (RFC 5944 §5.7.1, on the integers) at its edges:
+    the high word exactly at and one past the tolerance on either side, across the
+    32-bit serial-number wrap (RFC 1982: 2**31 - 1 ahead, 2**31 ahead, which counts as
+    behind), with fractional tolerances and a fractional clock; and the Identification
+    equal to, one below, one above, 2**63 - 1 and 2**63 past the last accepted one. Each
+    renewal is answered as the general path answers it (accepted or 133), state and all,
+    and every accepted one by the fast path."""
+    hoa = A("10.0.0.10")
+    m32, m64 = (1 << 32) - 1, (1 << 64) - 1
+    for tolerance in (7.0, 7.5, 0.0):
+        # (the node signs with it too; the module's keys are put back after the test)
+        NODES[hoa] = (SecurityAssociation(0x1000, b"a" * 16, replay_tolerance=tolerance),)
+        fast, general = _engines()
+        run = _Run(5, fast, general)
+        node = _Node(hoa, COLOCATED[0], "colocated", flags=0x20)
+        accepted = 0
+        for fraction, era_end in ((0.0, False), (0.25, False), (0.99, False), (0.5, True)):
+            run.now = float(int(run.now) + 10) + fraction
+            if era_end:  # NTP seconds 3 short of 2**32 (February 2036): the high word wraps
+                for agent in (fast, general):
+                    agent.clock_offset = float(2085978496 - 3 - int(run.now))
+            secs = ntp_timestamp(fast.clock_offset + run.now) >> 32
+            for d in (-8, -7, 7, 8, 0, (1 << 31) - 1, 1 << 31, -(1 << 31), 1):
+                run.now += 0.001
+                high = (secs + d) & m32
+                before = fast.counters.total_accepted
+                run.send(node, run._request(node, ident=(high << 32) | 0x1234))
+                accepted += fast.counters.total_accepted - before
+            (last,) = {s.last_accepted for s in fast.replay_state.values()}
+            assert last is not None
+            for ident in (last, last - 1, last + 1, last + (1 << 63) - 1, last + (1 << 63)):
+                run.send(node, run._request(node, ident=ident & m64))
+        # and each accepted renewal was the fast path's (a needless refusal shows here)
+        assert fast.fast_renewals > 0 and accepted > 0
+        assert fast.fast_renewals + fast.fast_first_registrations == fast.counters.total_accepted
+
+
 def test_no_authenticator_is_computed_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path checks everything that costs no authenticator first: a request it
     leaves to the general path was not verified yet (a first registration, a replay), and

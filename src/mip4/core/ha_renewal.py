@@ -59,13 +59,14 @@ generation 0 down for that free: late, big young collections at a million bindin
 
 from __future__ import annotations
 
+import math
 import struct
 from hmac import compare_digest
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
-from mip4.security.replay import ReplayState, check_request
+from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState
 from mip4.security.sa import ReplayMethod
 from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.codes import ReplyCode
@@ -96,8 +97,14 @@ if TYPE_CHECKING:
 
 __all__ = ["usual_registration"]
 
-#: ReplayState's slot setter (the fast path renews the node's replay record in place)
+#: ReplayState's slot setters (the fast path renews the node's replay record in place)
 _s_last_accepted = ReplayState.__dict__["last_accepted"].__set__
+_s_nonce = ReplayState.__dict__["nonce"].__set__
+_new = object.__new__
+_floor = math.floor
+_NTP_UNIX = NTP_UNIX_OFFSET
+_M64 = 0xFFFFFFFFFFFFFFFF
+_HALF32, _WRAP32, _HALF64 = 1 << 31, 1 << 32, 1 << 63
 _unpack_header = RRQ_HEADER.unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _AUTH_HDR = struct.Struct("!BBI").pack
@@ -225,19 +232,23 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     sa = store.get(hoa_addr, _U32(p, 26)[0])
     if sa is None or sa.replay is not _TIMESTAMPS:
         return None  # 131 -- or nonces: the general path draws the next nonce
-    # check_identification (RFC 5944 §5.7.1: timestamps); kept only once verified
+    # check_identification (RFC 5944 §5.7.1: timestamps): what check_request decides for
+    # timestamps, on the integers (no ReplayCheck, no new ReplayState for a renewal); the
+    # state is kept only once verified. The high word within the tolerance of the agent's
+    # NTP seconds (serial-number arithmetic, RFC 1982), and greater than the last accepted
+    # Identification (64-bit serial arithmetic). A rejected one goes to the general path.
     replay = agent._replay
     state = replay.get(hoa_addr)
-    check = check_request(
-        state if state is not None else ReplayState(),
-        ident,
-        _TIMESTAMPS,
-        now_unix=now + agent.clock_offset,
-        tolerance=sa.replay_tolerance,
-        new_nonce=None,
-    )
-    if not check.accepted:
+    ha_secs = (_floor(now + agent.clock_offset) + _NTP_UNIX) & _ALL_ONES
+    skew = ((ident >> 32) - ha_secs) & _ALL_ONES
+    if skew >= _HALF32:
+        skew -= _WRAP32
+    if abs(skew) > sa.replay_tolerance:
         return None
+    if state is not None:
+        last = state.last_accepted
+        if last is not None and not 0 < (ident - last) & _M64 < _HALF64:
+            return None
     # check_mn_ha_auth: over the bytes as received through the SPI (RFC 5944 §3.5.1;
     # RFC 2002 coverage without it)
     spi = sa.spi
@@ -284,18 +295,18 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         dst = cfg.address
     reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
     if bound is None:
-        replay[hoa_addr] = check.state
+        replay[hoa_addr] = _replay_state(ident, state)
         return _accept_first(
             agent, ev, now, reply, hoa_addr, _address(coa), flags, life, lifetime, ident,
             encapsulation, src, src_int, hoa,
         )  # fmt: skip
     coa_addr = bound.care_of_address
     if state is not None and type(replay) is dict:
-        # the node's own record, renewed in place (``check.state`` is
+        # the node's own record, renewed in place (check_request's new state is
         # ``ReplayState(ident, state.nonce)``): no long-lived object per renewal (below)
         _s_last_accepted(state, ident)
     else:
-        replay[hoa_addr] = check.state
+        replay[hoa_addr] = _replay_state(ident, state)
     if ev.interface == cfg.interface and ev.link_src is not None and src_int == hoa:
         agent._home_link_addresses[hoa_addr] = ev.link_src
     # RFC 5944 §3.8.2.2 (S clear): the new binding replaces the old one (the node's only
@@ -330,10 +341,11 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         if old is None and len(replaced) == 1:
             old = replaced[0]
         unchanged = old is not None and len(replaced) <= 1 and same_binding(old, binding)
+    counters = agent._counters
     level = INFO
     if unchanged:
         level = DEBUG
-        agent._counters.event("renewal_unchanged")
+        counters.events["renewal_unchanged"] += 1  # Counters.event, without the call
     broadcast = bool(flags & _B)
     actions: list[Action] = [
         InstallBinding.of(
@@ -350,7 +362,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     for b in replaced:
         if int(b.care_of_address) != coa:
             actions.append(RemoveBinding(hoa_addr, b.care_of_address))
-    agent._counters.accept(_ACCEPTED)
+    counters.accepted[_ACCEPTED] += 1  # Counters.accept, without the call
     actions.append(reply)
     actions.append(
         Log(
@@ -371,6 +383,16 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     )
     agent.fast_renewals += 1
     return actions
+
+
+def _replay_state(identification: int, state: ReplayState | None) -> ReplayState:
+    """``ReplayState(identification, state.nonce)`` (``None``: no nonce), the state
+    check_request accepts a timestamped request with, built through the slots (no frozen
+    ``__setattr__`` per field)."""
+    new = _new(ReplayState)
+    _s_last_accepted(new, identification)
+    _s_nonce(new, state.nonce if state is not None else None)
+    return new
 
 
 def _accept_first(

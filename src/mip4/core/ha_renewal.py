@@ -72,6 +72,7 @@ from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.codes import ReplyCode
 from mip4.wire.msg_base import REG_FLAGS, RRQ_HEADER
 from mip4.wire.msg_base import RRP_HEADER as _RRP_HEADER
+from mip4.wire.records import make_record
 
 from .actions import (
     DEBUG,
@@ -365,7 +366,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     counters.accepted[_ACCEPTED] += 1  # Counters.accept, without the call
     actions.append(reply)
     actions.append(
-        Log(
+        _log(
             "ha.registration",
             {
                 "home_address": hoa_addr,
@@ -383,6 +384,12 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     )
     agent.fast_renewals += 1
     return actions
+
+
+def _log(event: str, fields: dict[str, object], level: int) -> Log:
+    """``Log(event, fields, level)`` as one record (:func:`mip4.wire.records.make_record`:
+    no frozen ``__setattr__`` per field; the tests compare the records field by field)."""
+    return make_record(Log, {"event": event, "fields": fields, "level": level})
 
 
 def _replay_state(identification: int, state: ReplayState | None) -> ReplayState:
@@ -457,7 +464,7 @@ def _accept_first(
     agent._counters.accept(_ACCEPTED)
     actions.append(reply)
     actions.append(
-        Log(
+        _log(
             "ha.registration",
             {
                 "home_address": hoa_addr,

@@ -61,8 +61,10 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from hmac import compare_digest
 from ipaddress import IPv4Address
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
@@ -108,6 +110,9 @@ _M64 = 0xFFFFFFFFFFFFFFFF
 _HALF32, _WRAP32, _HALF64 = 1 << 31, 1 << 32, 1 << 63
 _unpack_header = RRQ_HEADER.unpack_from
 _U32 = struct.Struct("!I").unpack_from
+#: ``int(address)`` for an ``IPv4Address`` (its integer slot), without the Python-level
+#: ``__int__`` call (~75 -> ~35 ns; several per datagram)
+_int: Callable[[IPv4Address], int] = attrgetter("_ip")
 _AUTH_HDR = struct.Struct("!BBI").pack
 _ALL_ONES = 0xFFFFFFFF
 _TIMESTAMPS = ReplayMethod.TIMESTAMPS
@@ -191,7 +196,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         bound = current[0] if current else None
     # check_administrative: served, and room in the table (for one more binding)
     if bound is not None:
-        if int(bound.care_of_address) != coa or len(bindings) > cfg.max_bindings:
+        if _int(bound.care_of_address) != coa or len(bindings) > cfg.max_bindings:
             return None
     elif not agent.first_registration_fast_path or len(bindings) + 1 > cfg.max_bindings:
         return None
@@ -203,7 +208,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     # check_home_agent_address: not sent to the directed broadcast; this agent's address
     # (then select_home_agent has nothing to pick: no redirection, not 0.0.0.0)
     dst = ev.dst
-    dst_int = int(dst)
+    dst_int = _int(dst)
     if dst_int == ints.directed or ha != ints.me:
         return None
     # check_reverse_tunnel (RFC 3024 §4.2), check_encapsulation
@@ -261,7 +266,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         )
     # check_fa_ha_auth: relayed by a foreign agent that shares an SA with this agent
     src = ev.src
-    src_int = int(src)
+    src_int = _int(src)
     fa_sa = None
     if src_int != hoa and not (flags & _D and src_int == coa):
         peers = store.for_peer(src)
@@ -361,7 +366,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         )
     ]
     for b in replaced:
-        if int(b.care_of_address) != coa:
+        if _int(b.care_of_address) != coa:
             actions.append(RemoveBinding(hoa_addr, b.care_of_address))
     counters.accepted[_ACCEPTED] += 1  # Counters.accept, without the call
     actions.append(reply)

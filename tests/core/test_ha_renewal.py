@@ -512,6 +512,33 @@ def test_identification_edges_decide_as_the_general_path() -> None:
         assert fast.fast_renewals + fast.fast_first_registrations == fast.counters.total_accepted
 
 
+@pytest.mark.parametrize("prefix", [24, 30, 31])
+def test_the_served_addresses_edges_decide_as_the_general_path(prefix: int) -> None:
+    """Which home addresses this agent serves (``HomeAgentConfig.serves``, checked on the
+    integers in the fast path): the home network's first and last addresses (its network
+    and broadcast addresses below /31, hosts at /31), their neighbours inside and outside,
+    and the agent's own address; first registrations and renewals of each are
+    answered as the general path answers them (accepted, or 129)."""
+    net = IPv4Network(f"10.0.0.0/{prefix}")
+    first, last = int(net.network_address), int(net.broadcast_address)
+    edges = [A(a) for a in (first - 1, first, first + 1, last - 1, last, last + 1)]
+    edges = sorted(set(edges) | {HA}, key=int)
+    for i, hoa in enumerate(edges):  # (the module's keys are put back after the test)
+        NODES[hoa] = (SecurityAssociation(0x3000 + i, bytes([i + 1]) * 16),)
+    fast, general = _engines(home_network=net)
+    run = _Run(11, fast, general)
+    for hoa in edges:
+        node = _Node(hoa, COLOCATED[0], "colocated", flags=0x20)
+        for _ in range(3):  # a first registration, then renewals
+            run.now += 1.0
+            run.send(node, run._request(node))
+    served = [
+        h for h in edges if h != HA and h in net and (prefix >= 31 or int(h) not in (first, last))
+    ]
+    assert {b.home_address for b in fast} == set(served)
+    assert fast.fast_renewals == 2 * len(served)
+
+
 def test_no_authenticator_is_computed_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path checks everything that costs no authenticator first: a request it
     leaves to the general path was not verified yet (a first registration, a replay), and

@@ -129,12 +129,19 @@ _REGISTER = "register"
 class _ConfigInts:
     """What the fast path reads of a configuration, as integers (once per config)."""
 
-    __slots__ = ("bcast", "config", "directed", "me")
+    __slots__ = ("bcast", "config", "directed", "first", "last", "me", "plain", "tiny")
 
     def __init__(self, cfg: HomeAgentConfig) -> None:
         self.config = cfg
         net = cfg.home_network
         self.me = int(cfg.address)
+        #: ``HomeAgentConfig.serves`` on integers (``ha_pipeline._serves``): with no
+        #: address pool and no ``home_addresses`` list, every address of the home network
+        #: but the agent's own and (below /31) the network and broadcast addresses
+        self.plain = not cfg.address_pool and cfg.home_addresses is None
+        self.first = int(net.network_address)
+        self.last = int(net.broadcast_address)
+        self.tiny = net.prefixlen >= 31
         #: the home network's broadcast address (a reply to a request sent there comes
         #: from this agent's own address, RFC 5944 §3.8.3.1)
         self.bcast = int(net.broadcast_address)
@@ -200,7 +207,13 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
             return None
     elif not agent.first_registration_fast_path or len(bindings) + 1 > cfg.max_bindings:
         return None
-    if not _serves(cfg, hoa_addr):
+    if ints.plain:  # _serves, in line
+        net_first, net_last = ints.first, ints.last
+        if not net_first <= hoa <= net_last or hoa == ints.me:
+            return None
+        if not ints.tiny and hoa in (net_first, net_last):
+            return None
+    elif not _serves(cfg, hoa_addr):
         return None
     redirects = agent._redirects
     if redirects and hoa_addr in redirects:

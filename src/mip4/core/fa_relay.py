@@ -386,7 +386,10 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
             "ttl": None,
         },
     )
-    pendings.remove(hoa_addr)
+    if type(pendings) is PendingList:
+        del pendings._entries[hoa]  # PendingList.remove, without the call (found above)
+    else:
+        pendings.remove(hoa_addr)
     lifetime = min(life, pending.requested_lifetime)
     home_agent = pending.home_agent
     if _int(home_agent) != ha:

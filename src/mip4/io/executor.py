@@ -181,9 +181,9 @@ class LinuxExecutor:
     _garp_repeats: dict[tuple[str, IPv4Address], list[object]] = field(
         default_factory=dict, init=False
     )
-    _visitors: dict[IPv4Address, tuple[InstallVisitor, UndoStack]] = field(
-        default_factory=dict, init=False
-    )
+    #: per home address (as an integer: no ``IPv4Address`` hash per relayed reply, issue
+    #: 13): the InstallVisitor that made the visitor's kernel objects, and their undo stack
+    _visitors: dict[int, tuple[InstallVisitor, UndoStack]] = field(default_factory=dict, init=False)
     #: per home address and care-of address (as integers: no ``IPv4Address`` hash per
     #: renewal, issue 13): what the kernel and the tunnel table hold for it (the
     #: InstallBinding without its expiry), to recognise a renewal that changes nothing
@@ -662,7 +662,7 @@ class LinuxExecutor:
         fwd = self.forwarder
         if fwd is None:
             fwd = self._fwd("InstallVisitor")  # (raises)
-        known = self._visitors.get(a.home_address)
+        known = self._visitors.get(int(a.home_address))
         if known is not None and _same_visitor(known[0], a):
             self.stats["visitor_unchanged"] += 1
             return
@@ -670,7 +670,7 @@ class LinuxExecutor:
         if known is not None:
             self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
         stack = self.ns.new_stack(f"visitor {a.home_address}")
-        self._visitors[a.home_address] = (a, stack)
+        self._visitors[int(a.home_address)] = (a, stack)
         table = fwd.table
         table.set_visitor(a.home_address, LinkDelivery(a.interface, a.link_address))
         stack.callback("forget visitor", lambda: table.set_visitor(a.home_address, None))
@@ -730,7 +730,7 @@ class LinuxExecutor:
 
     def remove_visitor(self, a: RemoveVisitor) -> None:
         self._fwd("RemoveVisitor")
-        known = self._visitors.pop(a.home_address, None)
+        known = self._visitors.pop(int(a.home_address), None)
         if known is None:
             return
         for err in known[1].undo():

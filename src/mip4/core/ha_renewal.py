@@ -383,6 +383,9 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
             actions.append(RemoveBinding(hoa_addr, b.care_of_address))
     counters.accepted[_ACCEPTED] += 1  # Counters.accept, without the call
     actions.append(reply)
+    agent.fast_renewals += 1
+    if level < agent.log_level:  # a line nobody writes: not built (HomeAgent.log_level)
+        return actions
     actions.append(
         _log(
             "ha.registration",
@@ -400,7 +403,6 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
             level,
         )
     )
-    agent.fast_renewals += 1
     return actions
 
 
@@ -481,6 +483,9 @@ def _accept_first(
     ]
     agent._counters.accept(_ACCEPTED)
     actions.append(reply)
+    agent.fast_first_registrations += 1
+    if agent.log_level > INFO:  # a line nobody writes: not built (HomeAgent.log_level)
+        return actions
     actions.append(
         _log(
             "ha.registration",
@@ -498,5 +503,4 @@ def _accept_first(
             INFO,
         )
     )
-    agent.fast_first_registrations += 1
     return actions

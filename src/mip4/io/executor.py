@@ -334,7 +334,8 @@ class LinuxExecutor:
         self.stats[kind.__name__] += 1
         held = self._held
         # the type first: a send (held itself, or not) asks nothing of what waits here
-        if held is not None and kind not in HOLDABLE and held.waiting:
+        # (HeldActions.waiting, without the property call)
+        if held is not None and kind not in HOLDABLE and (held.kernel or held.arps or held.sends):
             self._carry_out_held()  # what came before is done before it, as without holding
         handler(self, action)
 

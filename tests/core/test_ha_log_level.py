@@ -76,3 +76,25 @@ def test_other_source_is_a_change() -> None:
     ha.handle(udp(request(now=0)), 0.0)
     moved = _line(ha.handle(udp(request(now=1), src=HOA, interface="home0"), 1.0))
     assert moved.level == INFO
+
+
+def test_a_raised_log_level_builds_no_routine_line() -> None:
+    """``HomeAgent.log_level`` INFO (a daemon that writes no DEBUG line and reads none):
+    an unchanged renewal's line is not built, on the fast path and the general one, and
+    is still counted; the other actions are the same; lines at INFO still come."""
+    for fast in (True, False):
+        ha = make_ha()
+        ha.renewal_fast_path = fast
+        ha.log_level = INFO
+        first = ha.handle(udp(request(now=0)), 0.0)
+        assert _line(first).level == INFO
+        quiet = ha.handle(udp(request(now=100)), 100.0)
+        assert not [a for a in quiet if isinstance(a, Log)], fast
+        assert [type(a).__name__ for a in quiet] == ["InstallBinding", "SendUdp"]
+        assert ha.counters.events["renewal_unchanged"] == 1
+        assert ha.counters.accepted[ReplyCode.ACCEPTED] == 2
+        assert ha.fast_renewals == (1 if fast else 0)
+        moved = ha.handle(udp(request(now=200, coa=COA2)), 200.0)
+        assert _line(moved).level == INFO
+        ha.log_level = DEBUG  # back: the routine line is built again
+        assert _line(ha.handle(udp(request(now=300, coa=COA2)), 300.0)).level == DEBUG

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from mip4.core.actions import Action, Log, SendUdp
+from mip4.core.actions import INFO, Action, Log, SendUdp
 from mip4.core.bindings import BindingStore, InMemoryBindingStore, MobilityBinding
 from mip4.core.events import UdpReceived
 from mip4.core.home_agent import HomeAgent, HomeAgentConfig
@@ -420,6 +420,20 @@ def test_the_fast_path_acts_as_the_general_path(name: str) -> None:
     assert 0.2 * accepted < fast_total < accepted, (fast_total, accepted)
 
 
+def test_a_raised_log_level_acts_as_the_general_path() -> None:
+    """With ``log_level`` INFO on both engines (the routine DEBUG lines not built), the
+    fast path still returns what the general path returns, field by field."""
+    fast_total = 0
+    for seed in range(12):
+        fast, general = _engines()
+        fast.log_level = general.log_level = INFO
+        run = _Run(seed * 31 + 7, fast, general)
+        for _ in range(120):
+            run.step()
+        fast_total += fast.fast_renewals
+    assert fast_total > 50
+
+
 def test_other_binding_stores(tmp_path: Path) -> None:
     """With the persistent store (issue 15: bindings, replay state written through) the
     same rows are written; with a store that is not the in-memory one, the same table."""
@@ -472,6 +486,71 @@ def test_the_comparison_sees_a_difference() -> None:
     fast._counters.accepted.clear()
     with pytest.raises(AssertionError):
         _same(fast, general, got, want)
+
+
+def test_identification_edges_decide_as_the_general_path() -> None:
+    """The fast path's timestamp check (RFC 5944 §5.7.1, on the integers) at its edges:
+    the high word exactly at and one past the tolerance on either side, across the
+    32-bit serial-number wrap (RFC 1982: 2**31 - 1 ahead, 2**31 ahead, which counts as
+    behind), with fractional tolerances and a fractional clock; and the Identification
+    equal to, one below, one above, 2**63 - 1 and 2**63 past the last accepted one. Each
+    renewal is answered as the general path answers it (accepted or 133), state and all,
+    and every accepted one by the fast path."""
+    hoa = A("10.0.0.10")
+    m32, m64 = (1 << 32) - 1, (1 << 64) - 1
+    for tolerance in (7.0, 7.5, 0.0):
+        # (the node signs with it too; the module's keys are put back after the test)
+        NODES[hoa] = (SecurityAssociation(0x1000, b"a" * 16, replay_tolerance=tolerance),)
+        fast, general = _engines()
+        run = _Run(5, fast, general)
+        node = _Node(hoa, COLOCATED[0], "colocated", flags=0x20)
+        accepted = 0
+        for fraction, era_end in ((0.0, False), (0.25, False), (0.99, False), (0.5, True)):
+            run.now = float(int(run.now) + 10) + fraction
+            if era_end:  # NTP seconds 3 short of 2**32 (February 2036): the high word wraps
+                for agent in (fast, general):
+                    agent.clock_offset = float(2085978496 - 3 - int(run.now))
+            secs = ntp_timestamp(fast.clock_offset + run.now) >> 32
+            for d in (-8, -7, 7, 8, 0, (1 << 31) - 1, 1 << 31, -(1 << 31), 1):
+                run.now += 0.001
+                high = (secs + d) & m32
+                before = fast.counters.total_accepted
+                run.send(node, run._request(node, ident=(high << 32) | 0x1234))
+                accepted += fast.counters.total_accepted - before
+            (last,) = {s.last_accepted for s in fast.replay_state.values()}
+            assert last is not None
+            for ident in (last, last - 1, last + 1, last + (1 << 63) - 1, last + (1 << 63)):
+                run.send(node, run._request(node, ident=ident & m64))
+        # and each accepted renewal was the fast path's (a needless refusal shows here)
+        assert fast.fast_renewals > 0 and accepted > 0
+        assert fast.fast_renewals + fast.fast_first_registrations == fast.counters.total_accepted
+
+
+@pytest.mark.parametrize("prefix", [24, 30, 31])
+def test_the_served_addresses_edges_decide_as_the_general_path(prefix: int) -> None:
+    """Which home addresses this agent serves (``HomeAgentConfig.serves``, checked on the
+    integers in the fast path): the home network's first and last addresses (its network
+    and broadcast addresses below /31, hosts at /31), their neighbours inside and outside,
+    and the agent's own address; first registrations and renewals of each are
+    answered as the general path answers them (accepted, or 129)."""
+    net = IPv4Network(f"10.0.0.0/{prefix}")
+    first, last = int(net.network_address), int(net.broadcast_address)
+    edges = [A(a) for a in (first - 1, first, first + 1, last - 1, last, last + 1)]
+    edges = sorted(set(edges) | {HA}, key=int)
+    for i, hoa in enumerate(edges):  # (the module's keys are put back after the test)
+        NODES[hoa] = (SecurityAssociation(0x3000 + i, bytes([i + 1]) * 16),)
+    fast, general = _engines(home_network=net)
+    run = _Run(11, fast, general)
+    for hoa in edges:
+        node = _Node(hoa, COLOCATED[0], "colocated", flags=0x20)
+        for _ in range(3):  # a first registration, then renewals
+            run.now += 1.0
+            run.send(node, run._request(node))
+    served = [
+        h for h in edges if h != HA and h in net and (prefix >= 31 or int(h) not in (first, last))
+    ]
+    assert {b.home_address for b in fast} == set(served)
+    assert fast.fast_renewals == 2 * len(served)
 
 
 def test_no_authenticator_is_computed_twice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,7 +64,7 @@ def test_a_visitor_renewal_that_changes_nothing_does_no_kernel_work_and_no_copy(
     assert nl.total() == made  # not one netlink request for 1,000 renewals
     assert ex.stats["visitor_unchanged"] == 1000
     assert ex.stats["visitor_installed"] == 1
-    assert ex._visitors[_hoa(0)][0] is first  # nothing stored either
+    assert ex._visitors[int(_hoa(0))][0] is first  # nothing stored either
     assert ex.forwarder is not None
     assert int(_hoa(0)) in ex.forwarder.table.reverse
     # the removal still undoes what the first installation made
@@ -103,7 +103,7 @@ def test_a_visitor_renewal_that_changes_a_field_is_installed(name: str) -> None:
     assert ex.stats["visitor_installed"] == 2
     assert ex.stats["visitor_unchanged"] == 0
     assert nl.calls["route replace"] == before + 1
-    assert ex._visitors[_hoa(0)][0] == _visitor(0, 200.0, **{name: CHANGES[name]})
+    assert ex._visitors[int(_hoa(0))][0] == _visitor(0, 200.0, **{name: CHANGES[name]})
 
 
 def test_the_fast_path_delivery_asks_the_interface_address_once(

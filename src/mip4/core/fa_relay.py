@@ -49,8 +49,10 @@ actions (field by field, the datagrams byte for byte), counters, records and tab
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from hmac import compare_digest
 from ipaddress import IPv4Address
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_FA, signed_bytes
@@ -83,6 +85,9 @@ __all__ = ["FastConfig", "relay_reply", "relay_request"]
 _unpack_request = RRQ_HEADER.unpack_from
 _unpack_reply = RRP_HEADER.unpack_from
 _U32 = struct.Struct("!I").unpack_from
+#: ``int(address)`` for an ``IPv4Address`` (its integer slot), without the Python-level
+#: ``__int__`` call (~75 -> ~35 ns; several per datagram)
+_int: Callable[[IPv4Address], int] = attrgetter("_ip")
 _ALL_ONES = 0xFFFFFFFF
 _LOW32 = 0xFFFFFFFF
 #: RegistrationFlags bits (RFC 5944 §3.3)
@@ -212,10 +217,10 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
         return None  # 67: MN-FA missing
     # -- relayed: what ForeignAgent._relay_request does, in its order --------------------
     home_agent = v.home_agent
-    if int(home_agent) != ha:
+    if _int(home_agent) != ha:
         home_agent = _address(ha)
     coa_addr = v.care_of_address
-    if int(coa_addr) != coa:
+    if _int(coa_addr) != coa:
         coa_addr = _address(coa)
     payload = p if n == _RRQ else p[:_RRQ]  # cut after MN-HA (RFC 5944 §3.7.2.2)
     if has_sas:
@@ -268,8 +273,8 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
     level = INFO
     if (
         pending is None  # registered, not re-registering
-        and int(v.care_of_address) == coa
-        and int(v.home_agent) == ha
+        and _int(v.care_of_address) == coa
+        and _int(v.home_agent) == ha
         and v.requested_lifetime == life
         and int(v.flags) == flags
         and v.interface == link.interface
@@ -338,7 +343,7 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
     if len(store):
         peer: IPv4Address = ev.src
         fa_sas = store.for_peer(peer)
-        if not fa_sas and int(pending.home_agent) != int(peer):
+        if not fa_sas and _int(pending.home_agent) != _int(peer):
             peer = pending.home_agent
             fa_sas = store.for_peer(peer)
         if fa_sas:
@@ -359,13 +364,13 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
             out = signed_bytes(out, MN_FA, sa)
     # -- accepted: what fa_reply.relay_reply does, in its order ---------------------------
     src = pending.ip_destination
-    i = int(src)
+    i = _int(src)
     if i == 0 or i == _ALL_ONES or i >> 28 == 0xE:
         link = fa.config.link(pending.interface)
         if link is not None:
             src = link.address
     dst = pending.ip_source
-    i = int(dst)
+    i = _int(dst)
     if i == 0 or i == _ALL_ONES or i >> 28 == 0xE:
         dst = hoa_addr  # RFC 2794 §2 (the home address is not 0.0.0.0 here)
     sent = make_record(
@@ -381,10 +386,13 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
             "ttl": None,
         },
     )
-    pendings.remove(hoa_addr)
+    if type(pendings) is PendingList:
+        del pendings._entries[hoa]  # PendingList.remove, without the call (found above)
+    else:
+        pendings.remove(hoa_addr)
     lifetime = min(life, pending.requested_lifetime)
     home_agent = pending.home_agent
-    if int(home_agent) != ha:
+    if _int(home_agent) != ha:
         home_agent = _address(ha)
     visitor = new_visitor(
         hoa_addr,  # home_address

@@ -245,6 +245,13 @@ class HomeAgent:
             self._counters,
             self._rng,
         )
+        #: The lowest level of the ``ha.registration`` records built: one below it -- the
+        #: routine (DEBUG) line of a renewal that leaves the binding as it was -- is not
+        #: built at all (``renewal_unchanged`` still counts it), on the fast path and the
+        #: general one alike. DEBUG, the default, builds every record; a daemon whose
+        #: logger drops DEBUG and that reads no record below it may raise it (as the foreign
+        #: agent's ``log_level``; the daemon's metrics time registrations by these records).
+        self.log_level: int = DEBUG
         #: renewals the fast path answered (not a counter of the MIB: it says which code
         #: answered, not what was decided; the decision is counted as the general path does)
         self.fast_renewals = 0
@@ -723,6 +730,8 @@ class HomeAgent:
                 actions.append(GratuitousArp(cfg.interface, hoa, mac, cfg.gratuitous_arp_count))
         self._counters.accept(ctx.code)
         actions.append(reply)
+        if log_level < self.log_level:  # a line nobody writes: not built (see log_level)
+            return actions
         actions.append(
             Log(
                 "ha.registration",

@@ -114,7 +114,7 @@ class EdgeEnds:
         slow path too meanwhile (correct, slower); a visitor of that home agent accepted
         meanwhile puts the peer back early (the fast path's owner bookkeeping)."""
         owner = self.owner
-        fast, known = owner.fast_path, owner._visitors.get(home)
+        fast, known = owner.fast_path, owner._visitors.get(int(home))
         if fast is None or known is None:
             return
         pair = (known[0].care_of_address, known[0].home_agent)

@@ -181,15 +181,13 @@ class LinuxExecutor:
     _garp_repeats: dict[tuple[str, IPv4Address], list[object]] = field(
         default_factory=dict, init=False
     )
-    _visitors: dict[IPv4Address, tuple[InstallVisitor, UndoStack]] = field(
-        default_factory=dict, init=False
-    )
-    #: per home address and care-of address: what the kernel and the tunnel table hold
-    #: for it (the InstallBinding without its expiry), to recognise a renewal that changes
-    #: nothing
-    _installed: dict[IPv4Address, dict[IPv4Address, tuple[object, ...]]] = field(
-        default_factory=dict, init=False
-    )
+    #: per home address (as an integer: no ``IPv4Address`` hash per relayed reply, issue
+    #: 13): the InstallVisitor that made the visitor's kernel objects, and their undo stack
+    _visitors: dict[int, tuple[InstallVisitor, UndoStack]] = field(default_factory=dict, init=False)
+    #: per home address and care-of address (as integers: no ``IPv4Address`` hash per
+    #: renewal, issue 13): what the kernel and the tunnel table hold for it (the
+    #: InstallBinding without its expiry), to recognise a renewal that changes nothing
+    _installed: dict[int, dict[int, tuple[object, ...]]] = field(default_factory=dict, init=False)
     #: the handover edge tunnels' ends (RFC 4881, RFC 4988), each with its undo stack
     edges: EdgeEnds = field(init=False)
     #: interface index -> the interface's hardware address (the source of the fast path's
@@ -336,7 +334,8 @@ class LinuxExecutor:
         self.stats[kind.__name__] += 1
         held = self._held
         # the type first: a send (held itself, or not) asks nothing of what waits here
-        if held is not None and kind not in HOLDABLE and held.waiting:
+        # (HeldActions.waiting, without the property call)
+        if held is not None and kind not in HOLDABLE and (held.kernel or held.arps or held.sends):
             self._carry_out_held()  # what came before is done before it, as without holding
         handler(self, action)
 
@@ -380,7 +379,8 @@ class LinuxExecutor:
 
     def send_udp(self, a: SendUdp) -> None:
         held = self._held
-        if held is not None and held.waiting:
+        # (HeldActions.waiting, without the property call: issue 13, one test per reply)
+        if held is not None and (held.kernel or held.arps or held.sends):
             if a.link_dst is None:
                 held.sends.append(a)  # after what the actions before it asked for
                 return
@@ -389,7 +389,7 @@ class LinuxExecutor:
 
     def _send_udp(self, a: SendUdp) -> None:
         journal = self.journal
-        if journal is not None and journal.pending:
+        if journal is not None and journal._pending:  # (Journal.pending, in line)
             # what the kernel holds for this registration is in the journal before the
             # reply announcing it leaves (as when each line was written at once)
             journal.flush()
@@ -404,7 +404,7 @@ class LinuxExecutor:
             sender.send(a.interface, a.link_dst, src, a.dst, a.sport, a.dport, a.payload, ttl)
             return
         ifindex = self.ns.index(a.interface) if a.interface else 0
-        sock = self._udp_socket(a.sport)
+        sock = self._udp_by_port.get(a.sport) or self._udp_socket(a.sport)
         send_udp(sock, a.payload, a.dst, a.dport, src=a.src, ifindex=ifindex, ttl=a.ttl)
 
     def send_icmp(self, a: SendIcmp) -> None:
@@ -513,12 +513,23 @@ class LinuxExecutor:
         tunnel-table entry and the fast-path entry are already what it asks for
         (counted: ``binding_unchanged`` against ``binding_installed``)."""
         held = self._held
-        if held is not None and ("binding", int(a.home_address)) in held.keys:
+        if held is not None and held.keys and ("binding", int(a.home_address)) in held.keys:
             self._carry_out_held()
-        fwd = self._fwd("InstallBinding")
-        wanted = _binding_state(a)
-        installed = self._installed.get(a.home_address)
-        if installed is not None and installed.get(a.care_of_address) == wanted:
+        fwd = self.forwarder
+        if fwd is None:
+            fwd = self._fwd("InstallBinding")  # (raises)
+        # what it asks of the kernel and the tunnel table: every field but the expiry
+        # (which is for information only)
+        wanted = (
+            a.encapsulation,
+            a.reverse_tunnel,
+            a.gre_key,
+            a.broadcast,
+            a.home_interface,
+            a.colocated,
+        )
+        installed = self._installed.get(int(a.home_address))
+        if installed is not None and installed.get(int(a.care_of_address)) == wanted:
             self.stats["binding_unchanged"] += 1
             return
         self.stats["binding_installed"] += 1
@@ -562,7 +573,7 @@ class LinuxExecutor:
                 # no home link named: nowhere to pick the broadcasts up (counted)
                 self.stats["broadcast_not_forwarded"] += 1
                 log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
-        self._installed.setdefault(a.home_address, {})[a.care_of_address] = wanted
+        self._installed.setdefault(int(a.home_address), {})[int(a.care_of_address)] = wanted
 
     #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
     #: GRE key in use; a full table is simply emptied)
@@ -593,15 +604,15 @@ class LinuxExecutor:
 
     def remove_binding(self, a: RemoveBinding) -> None:
         fwd = self._fwd("RemoveBinding")
-        installed = self._installed.get(a.home_address)
+        installed = self._installed.get(int(a.home_address))
         if installed is not None and a.care_of_address is not None:
-            installed.pop(a.care_of_address, None)
+            installed.pop(int(a.care_of_address), None)
         fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
         left = fwd.table.remove_binding(a.home_address, a.care_of_address)
         if left and self.fast_path is not None:
             self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), []))
         if left == 0:
-            self._installed.pop(a.home_address, None)
+            self._installed.pop(int(a.home_address), None)
             stack = self._bindings.pop(a.home_address, None)
             if stack is None:
                 self.ns.del_route(f"{a.home_address}/32")
@@ -649,8 +660,10 @@ class LinuxExecutor:
         copy of the action, no kernel request, nothing stored (the entry keeps the action
         that installed it; the expiry is for information only) -- and is counted:
         ``visitor_unchanged`` against ``visitor_installed`` (issue 13)."""
-        fwd = self._fwd("InstallVisitor")
-        known = self._visitors.get(a.home_address)
+        fwd = self.forwarder
+        if fwd is None:
+            fwd = self._fwd("InstallVisitor")  # (raises)
+        known = self._visitors.get(int(a.home_address))
         if known is not None and _same_visitor(known[0], a):
             self.stats["visitor_unchanged"] += 1
             return
@@ -658,7 +671,7 @@ class LinuxExecutor:
         if known is not None:
             self.remove_visitor(RemoveVisitor(a.home_address, a.interface))
         stack = self.ns.new_stack(f"visitor {a.home_address}")
-        self._visitors[a.home_address] = (a, stack)
+        self._visitors[int(a.home_address)] = (a, stack)
         table = fwd.table
         table.set_visitor(a.home_address, LinkDelivery(a.interface, a.link_address))
         stack.callback("forget visitor", lambda: table.set_visitor(a.home_address, None))
@@ -718,7 +731,7 @@ class LinuxExecutor:
 
     def remove_visitor(self, a: RemoveVisitor) -> None:
         self._fwd("RemoveVisitor")
-        known = self._visitors.pop(a.home_address, None)
+        known = self._visitors.pop(int(a.home_address), None)
         if known is None:
             return
         for err in known[1].undo():
@@ -898,19 +911,6 @@ class LinuxExecutor:
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
-
-
-def _binding_state(a: InstallBinding) -> tuple[object, ...]:
-    """What an :class:`InstallBinding` asks of the kernel and the tunnel table: every field
-    but the expiry (which is for information only)."""
-    return (
-        a.encapsulation,
-        a.reverse_tunnel,
-        a.gre_key,
-        a.broadcast,
-        a.home_interface,
-        a.colocated,
-    )
 
 
 def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:

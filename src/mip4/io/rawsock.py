@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import operator
 import socket
 import struct
 import time
@@ -67,6 +68,9 @@ LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 PKTINFO = struct.Struct("=i4s4s")
 _INT = struct.Struct("=i")
+#: ``int(address)`` for an ``IPv4Address`` (its integer slot), without the Python-level
+#: ``__int__`` call (~75 -> ~35 ns): the per-datagram keys of the send and receive paths
+_int: Callable[[IPv4Address], int] = operator.attrgetter("_ip")
 
 
 def _nonblocking(sock: socket.socket) -> socket.socket:
@@ -404,7 +408,7 @@ class LinkUdpSender:
         payload: bytes,
         ttl: int,
     ) -> tuple[bytearray, _Template]:
-        key = (interface, link_dst, int(src), int(dst), sport, dport, ttl)
+        key = (interface, link_dst, _int(src), _int(dst), sport, dport, ttl)
         t = self._templates.get(key)
         if t is None:
             if len(self._templates) >= self.max_templates:
@@ -835,7 +839,7 @@ def recv_udp(
         else:
             interface = ""
         if table is not None:
-            hit = table(int(src) << 16 | sport)  # LinkSourceTracker.get, in line
+            hit = table(_int(src) << 16 | sport)  # LinkSourceTracker.get, in line
             link = hit[1] if hit else None
         elif link_src_of is not None:
             link = link_src_of(src, sport)
@@ -854,7 +858,7 @@ _DOTTED: dict[int, str] = {}
 def _ancillary(
     src: IPv4Address | None, ifindex: int, ttl: int | None
 ) -> list[tuple[int, int, bytes]]:
-    key = (int(src) if src is not None else -1, ifindex, ttl)
+    key = (_int(src) if src is not None else -1, ifindex, ttl)
     anc = _ANCILLARY.get(key)
     if anc is None:
         anc = []
@@ -883,7 +887,7 @@ def send_udp(
     ``IP_TTL`` control message, so one socket serves every interface and TTL. The control
     messages of each (source, interface, TTL) and the destination's dotted string are
     built once and kept (bounded tables; ``tests/io/test_udp_fast_paths.py``)."""
-    d = int(dst)
+    d = _int(dst)
     host = _DOTTED.get(d)
     if host is None:
         host = str(dst)

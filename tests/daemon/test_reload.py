@@ -232,3 +232,39 @@ def test_the_foreign_agents_routine_records_follow_the_log_level_and_the_metrics
         assert engine.log_level == logging.DEBUG
     finally:
         root.setLevel(level)
+
+
+def test_the_home_agents_routine_records_follow_the_log_level_and_the_metrics() -> None:
+    """The HA builds an unchanged renewal's DEBUG ``ha.registration`` only when it is read:
+    the logger at DEBUG (after a reload too) or a metrics endpoint, which times
+    registrations by those records."""
+    import logging
+
+    from mip4.daemon.reload import routine_log_level
+
+    def data(level: str, metrics: bool = False) -> dict[str, Any]:
+        d = ha_data()
+        d["daemon"] = {"log_level": level}
+        if metrics:
+            d["metrics"] = {"listen": "127.0.0.1:9434"}
+        return d
+
+    root = logging.getLogger("mip4")
+    level = root.level
+    try:
+        root.setLevel(logging.INFO)
+        running = cfg("ha", data("info"))
+        engine = build_engine(running)
+        assert isinstance(engine, HomeAgent)
+        assert engine.log_level == logging.DEBUG  # the engine's default: every record
+        routine_log_level(engine, running)
+        assert engine.log_level == logging.INFO
+        r = reload(running, engine, cfg("ha", data("debug")))
+        assert r.applied == ("daemon.log_level",)
+        assert engine.log_level == logging.DEBUG
+        reload(r.config, engine, cfg("ha", data("info")))
+        assert engine.log_level == logging.INFO
+        routine_log_level(engine, cfg("ha", data("info", metrics=True)))
+        assert engine.log_level == logging.DEBUG
+    finally:
+        root.setLevel(level)

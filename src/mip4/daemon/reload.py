@@ -188,11 +188,12 @@ def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> N
 
 
 def routine_log_level(engine: HomeAgent | ForeignAgent | MobileNode, config: DaemonConfig) -> None:
-    """A foreign agent builds its routine DEBUG records (an unchanged renewal's
-    ``fa.request_relayed`` / ``fa.reply_relayed``) only when something reads them: the
-    ``mip4`` logger at DEBUG, or the metrics endpoint, which times relays by those two
-    records. Called at start and after a reload changes ``daemon.log_level``."""
-    if isinstance(engine, ForeignAgent):
+    """The agents build their routine DEBUG records (a foreign agent's unchanged renewal's
+    ``fa.request_relayed`` / ``fa.reply_relayed``, a home agent's unchanged renewal's
+    ``ha.registration``) only when something reads them: the ``mip4`` logger at DEBUG, or
+    the metrics endpoint, which times relays and registrations by those records. Called
+    at start and after a reload changes ``daemon.log_level``."""
+    if isinstance(engine, ForeignAgent | HomeAgent):
         metrics = config.file.metrics.address is not None
         level = logging.getLogger("mip4").getEffectiveLevel()
         engine.log_level = logging.DEBUG if metrics else level

@@ -541,7 +541,7 @@ class Daemon:
                 await server.close()
                 raise StartError(f"metrics.listen: cannot listen on {listen}: {e}") from None
             logs.event("daemon.metrics_listening", listen=self.cfg.file.metrics.listen)
-        routine_log_level(self.engine, self.cfg)  # the FA's DEBUG records: built if read
+        routine_log_level(self.engine, self.cfg)  # agents' DEBUG records: built if read
 
         async def summarise_discards() -> None:
             while True:

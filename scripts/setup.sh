@@ -12,6 +12,9 @@ command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
 # the home AAA server of the AAA tests and the lab (started with a generated configuration;
 # the package's own service is not used)
 command -v freeradius >/dev/null 2>&1 || need_pkgs+=(freeradius)
+# radclient (the Disconnect-Request sender of tests/aaa/test_disconnect.py): its own package,
+# which a machine with freeradius may lack
+command -v radclient >/dev/null 2>&1 || need_pkgs+=(freeradius-utils)
 # the Mobile IP MIB (issue 15): net-snmp's snmpd as the AgentX master of the tests (started
 # with a generated configuration; the package's own service is not used) and its tools
 # (snmpwalk, snmpget, snmptable)

@@ -268,6 +268,8 @@ def test_sources_option() -> None:
     p = argparse.ArgumentParser()
     add_arguments(p)
     assert options(p.parse_args(["--nodes", "300"])).sources == 300  # --nodes by default
+    assert options(p.parse_args([])).steering is True
+    assert options(p.parse_args(["--no-steering"])).steering is False
     assert options(p.parse_args(["--nodes", "300", "--sources", "0"])).sources == 0
     assert options(p.parse_args(["--nodes", "300", "--sources", "7"])).sources == 7
     for bad in (["--nodes", "300", "--sources", "301"], ["--sources", "-1"]):
@@ -344,6 +346,12 @@ def test_keys_and_config_agree() -> None:
     }
     with pytest.raises(ValueError):
         Nodes(300, nodes.home_network, nodes.home_agent, nodes.home_base)
+    # --no-steering: the home agent's [io] flood_steering off; on (the default) unwritten
+    assert "flood_steering" not in tomllib.loads(text)["io"]
+    off = ha_config(
+        nodes, interface="e", tun_name="t", control_socket=Path("/x"), flood_steering=False
+    )
+    assert tomllib.loads(off)["io"]["flood_steering"] is False
 
 
 def test_report_from_made_up_figures() -> None:

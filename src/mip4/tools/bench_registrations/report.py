@@ -124,7 +124,17 @@ def format_report(out: dict[str, Any]) -> str:
     echo = out.get("echo")
     head = ", ".join(
         f"{k} {out[k]}"
-        for k in ("prefix", "python", "cpus", "load", "load_after", "nodes", "duration_s")
+        for k in (
+            "prefix",
+            "python",
+            "cpus",
+            "load",
+            "load_after",
+            "nodes",
+            "duration_s",
+            "sources",
+            "steering",
+        )
         if k in out
     )
     lines = [f"mip4 bench registrations ({head})" if head else "mip4 bench registrations", ""]

@@ -88,6 +88,8 @@ class Options:
     #: first registrations from this many source addresses (node j from the
     #: ``j % sources``-th), alone and under the flood; 0: not measured
     sources: int = 1000
+    #: the home agent's ``[io] flood_steering`` (off: one socket, for comparison)
+    steering: bool = True
 
 
 def _ip(*argv: str) -> None:
@@ -249,6 +251,7 @@ class Bench:
                 control_socket=sock,
                 log_level=self.opts.log_level,
                 subscribers=table,
+                flood_steering=self.opts.steering,
             )
         )
         t0 = time.monotonic()
@@ -667,6 +670,7 @@ def options(args: argparse.Namespace) -> Options:
         flood_rate=args.flood_rate,
         max_flood=args.max_flood,
         sources=sources,
+        steering=not args.no_steering,
     )
 
 
@@ -717,6 +721,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "care-of addresses; node j from the (j %% N)-th), alone and under the flood "
         "(default: --nodes; 0: not measured)",
     )
+    p.add_argument(
+        "--no-steering",
+        action="store_true",
+        help="the home agent without flood steering ([io] flood_steering = false: one "
+        "socket), to compare",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.set_defaults(func=run)
 
@@ -748,6 +758,7 @@ def run(args: argparse.Namespace) -> int:
         "window": opts.window,
         "log_level": opts.log_level,
         "sources": opts.sources,
+        "steering": opts.steering,
     }
     bench = Bench(opts, loadgen, workdir)
     try:

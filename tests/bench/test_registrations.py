@@ -229,6 +229,7 @@ def test_report_carries_the_flood_figures() -> None:
     }
     under.update(flood=flood, alone_rate=20000.0, x_alone=0.007, ha_accepted=256, sent=1280)
     under.update(ha_run_share=0.55, ha_wait_share=0.3, ha_wall_s=2.5)
+    under["reads"] = {"on": True, "read_trusted": 1280, "read_general": 26000}
     block = {"sas": 1000, "startup_s": 1.0, "results": {"renew": renew, "flood_renew": under}}
     text = format_report({"sas": [block], "echo": {"rate": 40000.0, "cpu_us": 8.0}})
     for needle in (
@@ -240,6 +241,7 @@ def test_report_carries_the_flood_figures() -> None:
         "250,000 dropped",
         "by the HA's own count 256",
         "on a CPU 55%, runnable waiting for one 30% of 2.50 s",
+        "HA reads: trusted socket 1,280, general 26,000",
     ):
         assert needle in text, text
     under["x_alone"] = 0.6

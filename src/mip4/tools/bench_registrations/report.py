@@ -159,7 +159,7 @@ def format_report(out: dict[str, Any]) -> str:
                 lines.append(f"{'':<4}denied by code {bad}, timeouts {r.get('timeouts', 0)}")
             if kind == "flood_renew":
                 lines += flood_lines(r)
-            if kind == "first" and "reads" in r:
+            if kind in ("first", "flood_renew") and "reads" in r:
                 lines.append(reads_line(r))
             if kind in ("first_sources", "flood_first_sources"):
                 lines += sources_lines(kind, r)

@@ -79,6 +79,65 @@ def test_generated_requests_decode_and_verify(tmp_path: Path, mode: str) -> None
 
 
 @needs_cc
+def test_requests_from_many_sources_carry_their_source_as_care_of_address(
+    tmp_path: Path,
+) -> None:
+    """``--sources N --source-base IP`` (issue 13): node j's co-located care-of address is
+    the base + (j % N), the address it sends from (RFC 5944 §3.3, D flag); everything else is
+    as with one source, and each request verifies with its node's key."""
+    nodes = Nodes.for_count(1000, seed=12345)
+    extra = ("--mode", "first", "--lifetime", "600", "--sources", "3")
+    packets = _dump(tmp_path, nodes, 7, *extra, "--source-base", "198.19.0.1")
+    one = _dump(tmp_path, nodes, 7, "--mode", "first", "--lifetime", "600")
+    assert len(packets) == len(one) == 7
+    for i, (raw, single) in enumerate(zip(packets, one, strict=True)):
+        rrq = RegistrationRequest.decode(raw)
+        assert rrq.care_of_address == IPv4Address("198.19.0.1") + i % 3
+        assert rrq.flags == RegistrationFlags.D
+        assert rrq.home_address == nodes.home_address(i) and rrq.lifetime == 600
+        assert raw[:12] == single[:12] and raw[24:30] == single[24:30]  # only CoA, id, MAC
+        sa = SecurityAssociation(nodes.spi(i), nodes.key(i))
+        assert verify(rrq, MN_HA, _lookup(sa)).spi == nodes.spi(i)
+        assert rrq.encode() == raw
+
+
+@needs_cc
+def test_the_default_request_is_byte_for_byte_what_mip4_builds(tmp_path: Path) -> None:
+    """Without ``--sources`` the generator's request is exactly mip4's own encoding of the
+    same fields, signed by mip4's own MN-HA code (only the Identification, a timestamp, is
+    taken from the dump); ``--sources 1`` without a base is the same."""
+    from mip4.security.auth import sign
+    from mip4.wire import MobileHomeAuthExtension
+
+    nodes = Nodes.for_count(1000, seed=99)
+    for extra in ((), ("--sources", "1")):
+        packets = _dump(tmp_path, nodes, 4, "--mode", "renew", "--lifetime", "600", *extra)
+        assert len(packets) == 4
+        for i, raw in enumerate(packets):
+            ident = int.from_bytes(raw[16:24], "big")
+            want = RegistrationRequest(
+                flags=RegistrationFlags.D,
+                lifetime=600,
+                home_address=nodes.home_address(i),
+                home_agent=nodes.home_agent,
+                care_of_address=IPv4Address("192.0.2.2"),
+                identification=ident,
+            )
+            sa = SecurityAssociation(nodes.spi(i), nodes.key(i))
+            assert sign(want, MobileHomeAuthExtension, sa).raw == raw
+
+
+@needs_cc
+def test_many_sources_need_a_base(tmp_path: Path) -> None:
+    exe = build(tmp_path)
+    argv = [str(exe), "--nodes", "4", "--home-base", "10.0.0.16", "--ha", "10.0.0.1"]
+    argv += ["--coa", "192.0.2.2", "--dump", "1"]
+    for bad in (["--sources", "2"], ["--sources", "0", "--source-base", "198.19.0.1"]):
+        r = subprocess.run(argv + bad, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and r.stdout == "", (bad, r)
+
+
+@needs_cc
 def test_forged_requests_fail_verification_with_the_right_key(tmp_path: Path) -> None:
     """``--mode forge``: the same nodes, SPIs and timestamp Identifications as ``renew``,
     signed with keys of another seed, so the right key rejects every one (and the key of
@@ -170,6 +229,7 @@ def test_report_carries_the_flood_figures() -> None:
     }
     under.update(flood=flood, alone_rate=20000.0, x_alone=0.007, ha_accepted=256, sent=1280)
     under.update(ha_run_share=0.55, ha_wait_share=0.3, ha_wall_s=2.5)
+    under["reads"] = {"on": True, "read_trusted": 1280, "read_general": 26000}
     block = {"sas": 1000, "startup_s": 1.0, "results": {"renew": renew, "flood_renew": under}}
     text = format_report({"sas": [block], "echo": {"rate": 40000.0, "cpu_us": 8.0}})
     for needle in (
@@ -181,6 +241,7 @@ def test_report_carries_the_flood_figures() -> None:
         "250,000 dropped",
         "by the HA's own count 256",
         "on a CPU 55%, runnable waiting for one 30% of 2.50 s",
+        "HA reads: trusted socket 1,280, general 26,000",
     ):
         assert needle in text, text
     under["x_alone"] = 0.6
@@ -199,6 +260,60 @@ def test_udp_counters_parse() -> None:
     got = parse_udp_snmp(text)
     assert got["InDatagrams"] == 26000 and got["RcvbufErrors"] == 250000
     assert parse_udp_snmp("Ip: x\nIp: 1\n") == {}
+
+
+def test_sources_option() -> None:
+    import argparse
+
+    from mip4.tools.bench_registrations import add_arguments, options
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert options(p.parse_args(["--nodes", "300"])).sources == 300  # --nodes by default
+    assert options(p.parse_args([])).steering is True
+    assert options(p.parse_args(["--no-steering"])).steering is False
+    assert options(p.parse_args(["--nodes", "300", "--sources", "0"])).sources == 0
+    assert options(p.parse_args(["--nodes", "300", "--sources", "7"])).sources == 7
+    for bad in (["--nodes", "300", "--sources", "301"], ["--sources", "-1"]):
+        with pytest.raises(ValueError):
+            options(p.parse_args(bad))
+    # two fresh blocks of sources per round must fit in SOURCE_NET (65,534 addresses)
+    big = ["--sas", "100000", "--nodes", "20000", "--rounds", "2"]
+    with pytest.raises(ValueError):
+        options(p.parse_args(big))
+    assert options(p.parse_args([*big, "--sources", "16000"])).sources == 16000
+
+
+def test_report_carries_the_many_sources_figures() -> None:
+    one: dict[str, Any] = {"rate": 5000.0, "cpu_us": 150.0, "accepted": 1000}
+    one["reads"] = {"on": True, "read_trusted": 999, "read_general": 1, "trusted_sources": 1}
+    alone: dict[str, Any] = {"rate": 1250.0, "cpu_us": 600.0, "accepted": 1000}
+    alone.update(nodes=1000, sent=1000)
+    alone.update(sources=1000, source_base="198.19.0.1", wrong_dst=0, codes={"0": 1000})
+    alone.update(one_source_rate=5000.0, x_one_source=0.25)
+    alone["reads"] = {"on": True, "read_trusted": 3, "read_general": 1004, "trusted_sources": 1001}
+    under: dict[str, Any] = {"rate": 40.0, "served_rate": 37.0, "accepted": 74, "nodes": 1000}
+    under.update(sources=1000, source_base="198.19.3.233", sent=9000, wrong_dst=0)
+    under.update(one_source_rate=5000.0, x_one_source=0.0074, alone_rate=1250.0, x_alone=0.0296)
+    under["reads"] = {"on": True, "read_trusted": 0, "read_general": 20480, "general_drops": 900000}
+    under["flood"] = {"rate": 160000.0, "sent": 450000, "answered_131": 20000}
+    results = {"first": one, "first_sources": alone, "flood_first_sources": under}
+    block = {"sas": 1000, "startup_s": 1.0, "results": results}
+    text = format_report({"sas": [block], "echo": {"rate": 40000.0, "cpu_us": 8.0}})
+    for needle in (
+        "first registrations, many sources       1,250",
+        "the same under the forged flood          37 ",  # served, not the matched 40
+        "1000 sources from 198.19.0.1: x one source (same round, 5,000/s): 0.25x",
+        "x one source (same round, 5,000/s): 0.01x, x alone (1,250/s): 0.03x",
+        "nodes accepted 74 of 1000, sent 9,000, replies to another address than the source 0",
+        "trusted socket 3, general 1,004",
+        "trusted socket 999, general 1;",  # the one-source first registrations' reads
+        "trusted socket 0, general 20,480",
+        "flood offered 160,000/s",
+    ):
+        assert needle in text, text
+    alone["reads"] = {"on": False, "why": "no BPF"}
+    assert "HA steering off (no BPF)" in format_report({"sas": [block]})
 
 
 def test_no_flood_option() -> None:
@@ -233,6 +348,12 @@ def test_keys_and_config_agree() -> None:
     }
     with pytest.raises(ValueError):
         Nodes(300, nodes.home_network, nodes.home_agent, nodes.home_base)
+    # --no-steering: the home agent's [io] flood_steering off; on (the default) unwritten
+    assert "flood_steering" not in tomllib.loads(text)["io"]
+    off = ha_config(
+        nodes, interface="e", tun_name="t", control_socket=Path("/x"), flood_steering=False
+    )
+    assert tomllib.loads(off)["io"]["flood_steering"] is False
 
 
 def test_report_from_made_up_figures() -> None:
@@ -267,7 +388,7 @@ def test_tiny_run_against_a_real_home_agent(
     assert out["echo"]["rate"] > 0
     (run,) = out["sas"]
     assert run["sas"] == 50 and run["startup_s"] > 0
-    kinds = ("first", "renew", "fa_renew")  # fa_renew: relayed by a real mip4 fa
+    kinds: tuple[str, ...] = ("first", "renew", "fa_renew")  # fa_renew: by a real mip4 fa
     for kind in kinds:
         r = run["results"][kind]
         assert r["rate"] > 0 and r["accepted"] > 0, r
@@ -285,7 +406,23 @@ def test_tiny_run_against_a_real_home_agent(
     assert under["ha_accepted"] >= under["accepted"] + under["late_accepted"]
     assert set(under["codes"]) <= {"0"}, under
     assert 0 < under["ha_run_share"] <= 1.01 and under["ha_wait_share"] >= 0
+    # first registrations from 50 never-seen sources (issue 13): all accepted, every reply
+    # to its request's source, ratios to the same round's one-source ones reported
+    many = run["results"]["first_sources"]
+    assert many["sources"] == 50 and many["accepted"] == 50, many
+    assert set(many["codes"]) == {"0"} and many["wrong_dst"] == 0, many
+    assert many["x_one_source"] is not None and many["x_one_source"] > 0, many
+    if many["reads"]["on"]:  # flood steering: new sources are read from the general socket
+        assert many["reads"]["read_general"] >= 50 and many["reads"]["trusted_sources"] > 50
+    flooded = run["results"]["flood_first_sources"]
+    assert flooded["sources"] == 50 and flooded["wrong_dst"] == 0, flooded
+    assert flooded["source_base"] != many["source_base"]  # a fresh block, never trusted
+    assert set(flooded["codes"]) <= {"0"} and flooded["served_rate"] >= 0, flooded
+    assert flooded["flood"]["sent"] > 0 and flooded["flood"]["accepted"] == 0
+    assert flooded["x_alone"] is not None and flooded["x_one_source"] is not None
+    assert flooded["ha_accepted"] >= flooded["accepted"]
     # the home agent's own count of code-0 replies covers what the generator saw accepted
+    kinds += ("first_sources", "flood_first_sources")
     assert run["ha_accepted"] >= sum(run["results"][k]["accepted"] for k in kinds)
 
 
@@ -325,3 +462,38 @@ def test_first_registration_passes_against_a_baseline_tree(prefix: str) -> None:
         assert len(fig["us"]) == 2 and all(x >= 0 for x in fig["us"]) and sum(fig["us"]) > 0
     ratio = out["ratio"]
     assert isinstance(ratio, float) and ratio > 0
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@needs_cc
+def test_many_sources_bind_each_node_at_its_source(prefix: str, tmp_path: Path) -> None:
+    """Against a real ``mip4 ha``: 20 nodes from 7 sources (AnyIP in the generator's
+    namespace). Every node is accepted, every reply went to its request's source (RFC 5944
+    §3.8.3.1), and the home agent's binding of node j has care-of address and source both
+    ``base + j % 7``."""
+    from mip4.tools.bench_registrations import Bench, Options
+
+    opts = Options(sas=(20,), nodes=20, rounds=1, prefix=prefix, fa=False, sources=7)
+    bench = Bench(opts, build(), tmp_path)
+    try:
+        bench.setup()
+        sock = bench.start_ha(20)[1]
+        base = bench.next_sources()
+        r = bench.loadgen("first", 434, 10, sources=base)
+        assert r["accepted"] == 20 and r["wrong_dst"] == 0 and r["sources"] == 7, r
+        status = bench.status(sock)
+        assert status is not None
+        bindings = {b["home_address"]: b for b in status["home_agent"]["bindings"]}
+        assert len(bindings) == 20
+        for j in range(20):
+            b = bindings[str(bench.nodes.home_address(j))]
+            assert b["care_of_address"] == b["source"] == str(base + j % 7), b
+        again = bench.next_sources()
+        assert int(again) == int(base) + 7  # the next block: never-seen sources
+        dereg = bench.loadgen("dereg", 434, 10, sources=base)
+        assert dereg["accepted"] == 20 and dereg["wrong_dst"] == 0, dereg
+        status = bench.status(sock)
+        assert status is not None and status["home_agent"]["bindings"] == []
+    finally:
+        bench.close()

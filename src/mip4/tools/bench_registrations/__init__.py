@@ -33,8 +33,25 @@ In one run, alternating, ``--rounds`` times, best kept:
   rate and how many 131s came back, and the home agent namespace's UDP counters
   (``/proc/net/snmp``: datagrams in, ``RcvbufErrors``: dropped at its full socket buffer).
 
+* **first_sources** (unless ``--sources 0``; issue 13): after the round's deregistrations,
+  each node registers once more, from its own source address (``--sources`` addresses,
+  default ``--nodes``: node j from the ``j % N``-th of a fresh block of ``198.19.0.0/16``,
+  made local to the generator's namespace with ``ip route add local ... dev lo``), which is
+  its co-located care-of address. None was ever sent an accepting reply by this home agent,
+  so flood steering reads each first request from its general socket (8 per pass) rather
+  than the trusted one (64). Reported: x the same round's first registrations from one
+  source, the datagrams the home agent read from each socket (``mip4 status``
+  ``steering.read_trusted``/``read_general``, before and after; also for the one-source
+  first registrations), and replies not sent to their request's source (RFC 5944
+  §3.8.3.1), which the generator checks with ``IP_PKTINFO``.
+* **flood_first_sources** (unless ``--no-flood`` or ``--sources 0``): the same from
+  another fresh block under the same forged flood as **flood_renew** (a lost request sent
+  again after 0.2 s): the documented limit of steering, new sources compete with the flood
+  on the general socket. Served rate: nodes accepted over the time all took, or over
+  ``--duration``; x one source and x the many sources alone, of the same round.
+
 After each round the nodes deregister (lifetime 0, not measured), directly and through the
-foreign agent. The whole sequence runs
+foreign agent (the many-sources ones from their own addresses). The whole sequence runs
 once per ``--sas`` count (one home agent start each, its startup time reported: loading a
 million SAs takes a while). Per measurement: accepted replies per second (code 0 or 1, as the
 generator counts them), the ratio to the echo rate, and the server's CPU time per accepted

@@ -38,6 +38,18 @@
  * blaster.c) does the same for the same reason. The window holds NAP_US of work for the
  * server (128 requests: ~1 ms at 130k/s), so a nap never starves it.
  *
+ * Many sources (--sources N --source-base IP, issue 13): node j (0-based in this run) sends
+ * from source address source_base + (j % N), and that address is its co-located care-of
+ * address in the request; without --source-base (the default) every request leaves from the
+ * socket's address and carries --coa, as before. The generator's namespace must make the
+ * whole range local (``ip route add local RANGE dev lo``: AnyIP); the socket is bound to
+ * 0.0.0.0 (no --bind) and each message of a sendmmsg batch carries an IP_PKTINFO control
+ * message whose ipi_spec_dst is its node's source. Replies are read with IP_PKTINFO too:
+ * one whose destination address is not its node's source (RFC 5944 §3.8.3.1: the home agent
+ * replies to the request's source address and port; the port is this socket's) is counted
+ * in "wrong_dst" and not as a reply. Matching per node is unchanged (home address and low
+ * identification word).
+ *
  * Output: one JSON object on stdout.
  */
 #define _GNU_SOURCE
@@ -185,6 +197,7 @@ typedef struct {
     uint32_t home; /* host order */
     uint32_t low;  /* low identification word of the outstanding request */
     double sent_at;
+    uint32_t source; /* host order: the care-of address and source (--sources), else coa */
     uint8_t outstanding;
     uint8_t done;
 } node;
@@ -233,7 +246,7 @@ static void build_request(node *n, uint8_t *p, int lifetime) {
     p[3] = (uint8_t)lifetime;
     put32(p + 4, n->home);
     put32(p + 8, ha_addr);
-    put32(p + 12, coa_addr);
+    put32(p + 12, n->source);
     put32(p + 16, (uint32_t)(id >> 32));
     put32(p + 20, (uint32_t)id);
     p[24] = 32; /* Mobile-Home Authentication */
@@ -243,12 +256,26 @@ static void build_request(node *n, uint8_t *p, int lifetime) {
     n->low = (uint32_t)id;
 }
 
+/* Many sources: a message leaves from src (its IP_PKTINFO's ipi_spec_dst). */
+static void set_source(struct in_pktinfo *pi, uint32_t src) {
+    memset(pi, 0, sizeof *pi);
+    pi->ipi_spec_dst.s_addr = htonl(src);
+}
+
+/* The destination address of a received message (IP_PKTINFO's ipi_addr), 0 if none. */
+static uint32_t reply_dst(struct mmsghdr *m) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m->msg_hdr); cm; cm = CMSG_NXTHDR(&m->msg_hdr, cm))
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+            return ntohl(((struct in_pktinfo *)CMSG_DATA(cm))->ipi_addr.s_addr);
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --server IP --port N --home-base IP --ha IP --coa IP --nodes N\n"
             "  [--first I] [--seed S] [--spi-base N] [--mode first|renew|dereg|echo|forge]\n"
             "  [--duration S] [--max N] [--window N] [--lifetime S] [--timeout S]\n"
-            "  [--bind IP] [--flags N] [--dump N] [--rate N]\n");
+            "  [--bind IP] [--flags N] [--dump N] [--rate N] [--sources N --source-base IP]\n");
     exit(2);
 }
 
@@ -274,6 +301,8 @@ int main(int argc, char **argv) {
     uint64_t seed = 1;
     long nodes_n = 0, first = 0, max_req = 1000000, window = 128, dump = -1;
     double duration = 2.0, timeout = 1.0, rate_limit = 0;
+    long sources_n = 1;
+    uint32_t source_base = 0;
     static struct option opts[] = {
         {"server", 1, 0, 's'}, {"port", 1, 0, 'p'},     {"home-base", 1, 0, 'h'},
         {"ha", 1, 0, 'a'},     {"coa", 1, 0, 'c'},      {"nodes", 1, 0, 'n'},
@@ -281,7 +310,8 @@ int main(int argc, char **argv) {
         {"mode", 1, 0, 'm'},   {"duration", 1, 0, 'd'}, {"max", 1, 0, 'M'},
         {"window", 1, 0, 'w'}, {"lifetime", 1, 0, 'l'}, {"timeout", 1, 0, 't'},
         {"bind", 1, 0, 'b'},   {"dump", 1, 0, 'D'},     {"flags", 1, 0, 'F'},
-        {"rate", 1, 0, 'r'},   {0, 0, 0, 0}};
+        {"rate", 1, 0, 'r'},   {"sources", 1, 0, 'N'}, {"source-base", 1, 0, 'B'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -304,6 +334,8 @@ int main(int argc, char **argv) {
         case 'D': dump = strtol(optarg, NULL, 10); break;
         case 'F': flags = (uint8_t)strtoul(optarg, NULL, 0); break;
         case 'r': rate_limit = strtod(optarg, NULL); break;
+        case 'N': sources_n = strtol(optarg, NULL, 10); break;
+        case 'B': source_base = parse_ip(optarg); break;
         default: usage();
         }
     }
@@ -313,6 +345,11 @@ int main(int argc, char **argv) {
     if (nodes_n <= 0 || !home_base || !(m_first || m_renew || m_dereg || m_echo || m_forge))
         usage();
     if (window < 1) window = 1;
+    /* many sources: a range of at most 2^16 addresses, inside one /16 of the base's */
+    if (sources_n < 1 || sources_n > 65536 || (sources_n > 1 && !source_base) ||
+        (source_base && (uint64_t)source_base + (uint64_t)sources_n > 0xffffffffULL))
+        usage();
+    int many = source_base != 0;
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* a nap of NAP_US, not NAP_US + 50 us */
     if (duration > 600) duration = 600; /* every loop bounded in time */
     int once = m_first || m_dereg;
@@ -332,6 +369,7 @@ int main(int argc, char **argv) {
         hmac_init(&nodes[j].key, key);
         nodes[j].spi = spi_base + (uint32_t)i;
         nodes[j].home = home_base + (uint32_t)i;
+        nodes[j].source = many ? source_base + (uint32_t)(j % sources_n) : coa_addr;
     }
 
     if (dump >= 0) {
@@ -350,6 +388,11 @@ int main(int argc, char **argv) {
         perror("socket");
         return 1;
     }
+    int one = 1;
+    if (many && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) {
+        perror("IP_PKTINFO");
+        return 1;
+    }
     int big = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
@@ -363,6 +406,14 @@ int main(int argc, char **argv) {
     dst.sin_addr.s_addr = htonl(parse_ip(server));
 
     static uint8_t sbuf[BATCH][REQ_LEN], rbuf[BATCH][256];
+    /* IP_PKTINFO control messages (many sources): one to send each message from its node's
+     * source, one per received message for its destination address */
+    static union {
+        char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        struct cmsghdr align;
+    } sctl[BATCH], rctl[BATCH];
+    static struct in_pktinfo *spi[BATCH];
+    memset(sctl, 0, sizeof sctl);
     struct mmsghdr smsg[BATCH], rmsg[BATCH];
     struct iovec siov[BATCH], riov[BATCH];
     memset(smsg, 0, sizeof smsg);
@@ -378,9 +429,19 @@ int main(int argc, char **argv) {
         riov[b].iov_len = sizeof rbuf[b];
         rmsg[b].msg_hdr.msg_iov = &riov[b];
         rmsg[b].msg_hdr.msg_iovlen = 1;
+        if (many) {
+            smsg[b].msg_hdr.msg_control = sctl[b].buf;
+            smsg[b].msg_hdr.msg_controllen = sizeof sctl[b].buf;
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&smsg[b].msg_hdr);
+            cm->cmsg_level = IPPROTO_IP;
+            cm->cmsg_type = IP_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+            spi[b] = (struct in_pktinfo *)CMSG_DATA(cm);
+        }
     }
 
     long sent = 0, replies = 0, accepted = 0, timeouts = 0, stray = 0, send_errors = 0;
+    long wrong_dst = 0;
     long codes[256], late_accepted = 0;
     memset(codes, 0, sizeof codes);
     if (m_forge) {
@@ -397,6 +458,7 @@ int main(int argc, char **argv) {
             int nb = 0;
             for (; nb < allowed; nb++) {
                 build_request(&nodes[cursor_f], sbuf[nb], lifetime);
+                if (many) set_source(spi[nb], nodes[cursor_f].source);
                 cursor_f = (cursor_f + 1) % nodes_n;
             }
             if (nb > 0) {
@@ -472,6 +534,7 @@ int main(int argc, char **argv) {
             scanned++;
             if (n->outstanding || n->done) continue;
             build_request(n, sbuf[nb], lifetime);
+            if (many) set_source(spi[nb], n->source);
             n->outstanding = 1;
             n->sent_at = t;
             nb++;
@@ -490,6 +553,11 @@ int main(int argc, char **argv) {
         }
         /* never asleep on the socket: an empty queue while waiting for replies means a
          * timer nap (see the header) */
+        if (many)
+            for (int b = 0; b < BATCH; b++) {
+                rmsg[b].msg_hdr.msg_control = rctl[b].buf;
+                rmsg[b].msg_hdr.msg_controllen = sizeof rctl[b].buf;
+            }
         int r = recvmmsg(fd, rmsg, BATCH, MSG_DONTWAIT, NULL);
         if (r <= 0) {
             if (outstanding >= window || nb == 0) {
@@ -514,6 +582,10 @@ int main(int argc, char **argv) {
                 continue;
             }
             node *n = &nodes[j];
+            if (many && reply_dst(&rmsg[b]) != n->source) {
+                wrong_dst++; /* RFC 5944 §3.8.3.1: to the request's source address */
+                continue;
+            }
             n->outstanding = 0;
             outstanding--;
             replies++;
@@ -538,9 +610,11 @@ int main(int argc, char **argv) {
     printf("{\"mode\": \"%s\", \"nodes\": %ld, \"sent\": %ld, \"replies\": %ld, "
            "\"accepted\": %ld, \"timeouts\": %ld, \"stray\": %ld, \"send_errors\": %ld, "
            "\"outstanding\": %ld, \"late_accepted\": %ld, \"elapsed_s\": %.6f, "
-           "\"rate\": %.1f, \"cpu_s\": %.6f, \"codes\": {",
+           "\"rate\": %.1f, \"cpu_s\": %.6f, ",
            mode, nodes_n, sent, replies, accepted, timeouts, stray, send_errors, outstanding,
            late_accepted, elapsed, accepted / elapsed, cpu);
+    if (many) printf("\"sources\": %ld, \"wrong_dst\": %ld, ", sources_n, wrong_dst);
+    printf("\"codes\": {");
     int comma = 0;
     for (int i = 0; i < 256; i++)
         if (codes[i]) {

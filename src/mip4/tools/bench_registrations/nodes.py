@@ -77,6 +77,7 @@ def ha_config(
     max_lifetime: int = 1800,
     log_level: str = "info",
     subscribers: Path | None = None,
+    flood_steering: bool = True,
 ) -> str:
     """A ``mip4 ha`` configuration (TOML) with one MN-HA security association per node.
 
@@ -84,7 +85,9 @@ def ha_config(
     :func:`write_subscriber_table`), referenced as ``[subscribers] file``: the format meant
     for many nodes. Without, they are one inline table per line, before the first table
     header (a top-level key): the same structure as ``[[security_associations]]`` tables
-    in fewer bytes, since the daemon reads configuration files of at most 1 MiB."""
+    in fewer bytes, since the daemon reads configuration files of at most 1 MiB.
+    ``flood_steering`` false writes ``[io] flood_steering = false`` (one socket; default:
+    unwritten, the daemon's default, on)."""
     lines = []
     if subscribers is None:
         lines.append("security_associations = [")
@@ -106,6 +109,7 @@ def ha_config(
         "",
         "[io]",
         f'tun_name = "{tun_name}"',
+        *([] if flood_steering else ["flood_steering = false"]),
         "",
         "[daemon]",
         'name = "bench"',

@@ -1,5 +1,7 @@
 """The text report of ``mip4 bench registrations``: rates, ratios against the echo
-baseline of the same run, CPU per registration, startup and shutdown of the home agent."""
+baseline of the same run, CPU per registration, startup and shutdown of the home agent;
+first registrations from many sources against those from one source of the same round,
+and what the home agent's flood steering read from each socket."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ LABELS = {
     "first": "first registrations",
     "fa_renew": "FA-relayed renewals",
     "flood_renew": "renewals under a forged flood",
+    "first_sources": "first registrations, many sources",
+    "flood_first_sources": "  the same under the forged flood",
 }
 
 #: Issue 13: valid renewals under a flood of forged requests keep at least this share of
@@ -51,6 +55,53 @@ def flood_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def reads_line(r: dict[str, Any]) -> str:
+    """What the home agent's flood steering read from each socket during ``r`` (the
+    difference of two ``mip4 status`` snapshots)."""
+    reads = r.get("reads") or {}
+    if not reads.get("on"):
+        return f"{'':<4}HA steering off ({reads.get('why', '?')})"
+    return (
+        f"{'':<4}HA reads: trusted socket {reads.get('read_trusted', 0):,}, general "
+        f"{reads.get('read_general', 0):,}; dropped trusted {reads.get('trusted_drops', 0):,}"
+        f", general {reads.get('general_drops', 0):,}; trusted sources now "
+        f"{reads.get('trusted_sources', 0):,}"
+    )
+
+
+def sources_lines(kind: str, r: dict[str, Any]) -> list[str]:
+    """Under a ``first_sources`` or ``flood_first_sources`` line (issue 13): the ratio to
+    the same round's first registrations from one source (and, under the flood, to the
+    many-sources ones alone), what steering read, whether every reply went to its
+    request's source."""
+    x = r.get("x_one_source")
+    line = (
+        f"{'':<4}{r.get('sources', '?')} sources from {r.get('source_base', '?')}: "
+        f"x one source (same round, {float(r.get('one_source_rate') or 0):,.0f}/s): "
+        + (f"{x:.2f}x" if x is not None else "-")
+    )
+    if kind == "flood_first_sources":
+        xa = r.get("x_alone")
+        line += f", x alone ({_rate_alone(r):,.0f}/s): " + (f"{xa:.2f}x" if xa is not None else "-")
+    lines = [line]
+    lines.append(
+        f"{'':<4}nodes accepted {r.get('accepted', 0):,} of {r.get('nodes', '?')}, "
+        f"sent {r.get('sent', 0):,}, replies to another address than the source "
+        f"{r.get('wrong_dst', 0):,}"
+    )
+    if "reads" in r:
+        lines.append(reads_line(r))
+    if kind == "flood_first_sources":
+        f = r.get("flood", {})
+        lines.append(
+            f"{'':<4}flood offered {float(f.get('rate', 0)):,.0f}/s ({f.get('sent', 0):,} sent), "
+            f"answered with 131: {f.get('answered_131', 0):,}; HA namespace UDP "
+            f"{f.get('ha_udp_InDatagrams', 0):,} in, {f.get('ha_udp_RcvbufErrors', 0):,} "
+            "dropped (UdpRcvbufErrors)"
+        )
+    return lines
+
+
 def _rate_alone(r: dict[str, Any]) -> float:
     return float(r.get("alone_rate") or 0.0)
 
@@ -73,7 +124,17 @@ def format_report(out: dict[str, Any]) -> str:
     echo = out.get("echo")
     head = ", ".join(
         f"{k} {out[k]}"
-        for k in ("prefix", "python", "cpus", "load", "load_after", "nodes", "duration_s")
+        for k in (
+            "prefix",
+            "python",
+            "cpus",
+            "load",
+            "load_after",
+            "nodes",
+            "duration_s",
+            "sources",
+            "steering",
+        )
         if k in out
     )
     lines = [f"mip4 bench registrations ({head})" if head else "mip4 bench registrations", ""]
@@ -98,6 +159,10 @@ def format_report(out: dict[str, Any]) -> str:
                 lines.append(f"{'':<4}denied by code {bad}, timeouts {r.get('timeouts', 0)}")
             if kind == "flood_renew":
                 lines += flood_lines(r)
+            if kind in ("first", "flood_renew") and "reads" in r:
+                lines.append(reads_line(r))
+            if kind in ("first_sources", "flood_first_sources"):
+                lines += sources_lines(kind, r)
         if "fa_renew" not in block["results"]:
             lines.append(f"{'FA-relayed':<34} {'not measured':>10}")
         else:

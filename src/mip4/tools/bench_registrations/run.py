@@ -3,7 +3,10 @@ package's docstring).
 
 Two namespaces, ``<prefix>h`` (the home agent and the echo server) and ``<prefix>g`` (the
 load generator), joined by one veth pair; the generator's address is the co-located
-care-of address of every simulated node. Everything is created with ``ip`` (argument lists,
+care-of address of every simulated node, except in the many-sources measurements, where
+node j sends from, and registers, an address of ``SOURCE_NET`` (local to the generator's
+namespace as a whole: ``ip route add local SOURCE_NET dev lo``; routed back by the home
+agent's namespace via the generator's link). Everything is created with ``ip`` (argument lists,
 no shell) and deleted in ``finally``; the daemon and the echo server are stopped by process
 id first.
 """
@@ -22,9 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,11 @@ FLOOD_TAIL_S = 0.5
 #: requests is lost in the first milliseconds of a flood that fills the home agent's socket
 #: buffer, and nothing more is sent: a figure of the generator, not of the home agent.
 FLOOD_RETRY_S = 0.2
+#: The many-sources measurements' co-located care-of addresses (issue 13): each takes a
+#: fresh block of ``--sources`` addresses from here (``source_base``), never accepted by the
+#: home agent before, so that flood steering reads the first request of each from its
+#: general socket. 198.18.0.0/15 is the benchmarking range (RFC 2544), like the links.
+SOURCE_NET = IPv4Network("198.19.0.0/16")
 ECHO_PORT = 7
 MEASURED = ("echo", "first", "renew")
 
@@ -77,6 +85,11 @@ class Options:
     #: forged requests per second (0: as fast as sendmmsg goes) and at most how many
     flood_rate: float = 0.0
     max_flood: int = 20_000_000
+    #: first registrations from this many source addresses (node j from the
+    #: ``j % sources``-th), alone and under the flood; 0: not measured
+    sources: int = 1000
+    #: the home agent's ``[io] flood_steering`` (off: one socket, for comparison)
+    steering: bool = True
 
 
 def _ip(*argv: str) -> None:
@@ -116,6 +129,9 @@ class Bench:
         self.netns: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         self.nodes = Nodes.for_count(max(opts.sas), seed=opts.seed)
+        #: blocks of ``--sources`` addresses of SOURCE_NET handed out since the home
+        #: agent started (a new one has never been trusted)
+        self.source_blocks = 0
 
     # -- namespaces ---------------------------------------------------------------------
 
@@ -137,6 +153,9 @@ class Bench:
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", link, "up")
         _ip("-n", self.ns_gen, "route", "add", str(net), "via", str(LINK_HA))
+        if self.opts.sources:  # AnyIP: every address of SOURCE_NET is the generator's
+            _ip("-n", self.ns_gen, "route", "add", "local", str(SOURCE_NET), "dev", "lo")
+            _ip("-n", self.ns_ha, "route", "add", str(SOURCE_NET), "via", str(LINK_GEN))
         if self.opts.fa:
             self.setup_fa()
 
@@ -232,9 +251,11 @@ class Bench:
                 control_socket=sock,
                 log_level=self.opts.log_level,
                 subscribers=table,
+                flood_steering=self.opts.steering,
             )
         )
         t0 = time.monotonic()
+        self.source_blocks = 0  # a new home agent: no source trusted yet
         argv = [sys.executable, "-m", "mip4.cli", "ha", "--config", str(conf)]
         proc = self.popen(self.ns_ha, argv, self.dir / f"ha-{count}.log")
         deadline = t0 + 120 + count / 1000
@@ -288,14 +309,23 @@ class Bench:
         max_requests: int | None = None,
         via_fa: bool = False,
         timeout: float = 5.0,
+        sources: IPv4Address | None = None,
     ) -> dict[str, Any]:
+        """One generator run; with ``sources``, node j sends from and registers
+        ``sources + j % --sources`` (its socket bound to 0.0.0.0: it receives the replies to
+        all of them)."""
         n = self.nodes
         server, coa, local = (
             (FA_VISITED, FA_VISITED, GEN_VISITING) if via_fa else (n.home_agent, LINK_GEN, LINK_GEN)
         )
         argv = [str(self.exe), "--server", str(server), "--port", str(port)]
         argv += ["--home-base", str(n.home_base), "--ha", str(n.home_agent)]
-        argv += ["--coa", str(coa), "--bind", str(local), "--mode", mode]
+        argv += ["--coa", str(coa)]
+        if sources is None:
+            argv += ["--bind", str(local)]
+        else:
+            argv += ["--sources", str(self.opts.sources), "--source-base", str(sources)]
+        argv += ["--mode", mode]
         argv += ["--flags", "0" if via_fa else "0x20"]
         argv += ["--nodes", str(self.opts.nodes), "--seed", str(n.seed)]
         argv += ["--spi-base", str(n.spi_base), "--duration", f"{duration:g}"]
@@ -313,11 +343,24 @@ class Bench:
         return result
 
     def measure(
-        self, mode: str, server: int, port: int, relay: int | None = None, timeout: float = 5.0
+        self,
+        mode: str,
+        server: int,
+        port: int,
+        relay: int | None = None,
+        timeout: float = 5.0,
+        sources: IPv4Address | None = None,
     ) -> dict[str, Any]:
         c0 = _cpu(server)
         f0 = _cpu(relay) if relay is not None else 0.0
-        r = self.loadgen(mode, port, self.opts.duration, via_fa=relay is not None, timeout=timeout)
+        r = self.loadgen(
+            mode,
+            port,
+            self.opts.duration,
+            via_fa=relay is not None,
+            timeout=timeout,
+            sources=sources,
+        )
         cpu = _cpu(server) - c0
         r["server_cpu_s"] = round(cpu, 3)
         r["cpu_us"] = round(cpu / r["accepted"] * 1e6, 1) if r["accepted"] else None
@@ -328,13 +371,29 @@ class Bench:
         return r
 
     def measure_flood(self, server: int, sock: Path, alone: dict[str, Any]) -> dict[str, Any]:
-        """Renewals under a flood of forged requests: the forge generator (its own process,
-        its own source address ``FLOOD_SRC`` and port, the same nodes with keys from another
-        seed) starts first and runs open loop for the whole measurement; then the usual
-        renewal generator runs for ``--duration``, its lost requests sent again after
-        ``FLOOD_RETRY_S``. ``alone`` is the renewals measured
-        without the flood in the same round. The home agent's namespace's UDP counters
-        (``/proc/net/snmp``) tell whether datagrams were lost in its socket buffer."""
+        """Renewals under a flood of forged requests (:meth:`flooded`), their lost requests
+        sent again after ``FLOOD_RETRY_S``. ``alone`` is the renewals measured without the
+        flood in the same round."""
+        r = self.flooded(
+            server, sock, lambda: self.measure("renew", server, 434, timeout=FLOOD_RETRY_S)
+        )
+        # over the whole --duration the generator ran (its elapsed_s ends at the last reply
+        # it matched, early when the flood starves it)
+        span = r["elapsed_s"] if r["sent"] >= self.opts.max_requests else self.opts.duration
+        r["served_rate"] = round((r["accepted"] + r.get("late_accepted", 0)) / span, 1)
+        r["alone_rate"] = alone["rate"]
+        r["x_alone"] = round(r["served_rate"] / alone["rate"], 3) if alone["rate"] else None
+        return r
+
+    def flooded(
+        self, server: int, sock: Path, body: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """``body()`` (a measurement) under a flood of forged requests: the forge generator
+        (its own process, its own source address ``FLOOD_SRC`` and port, the same nodes with
+        keys from another seed) starts first and runs open loop for the whole measurement
+        (``FLOOD_LEAD_S`` + ``--duration`` + ``FLOOD_TAIL_S``). The home agent's
+        namespace's UDP counters (``/proc/net/snmp``) tell whether datagrams were lost in
+        its socket buffer; its status, what it accepted and read from each socket."""
         n = self.nodes
         duration = FLOOD_LEAD_S + self.opts.duration + FLOOD_TAIL_S
         argv = [str(self.exe), "--server", str(n.home_agent), "--port", "434"]
@@ -345,7 +404,8 @@ class Bench:
         argv += ["--max", str(self.opts.max_flood)]
         if self.opts.flood_rate:
             argv += ["--rate", f"{self.opts.flood_rate:g}"]
-        served0 = _accepted(self.status(sock))
+        status0 = self.status(sock)
+        served0 = _accepted(status0)
         udp0 = _udp_counters(self.ns_ha)
         log = self.dir / "forge.json"
         forge = self.popen(self.ns_gen, argv, log)
@@ -356,7 +416,7 @@ class Bench:
                     f"loadgen forge exited ({forge.returncode}): {self._tail(log.name)}"
                 )
             s0, w0 = _sched(server), time.monotonic()
-            r = self.measure("renew", server, 434, timeout=FLOOD_RETRY_S)
+            r = body()
             s1, wall = _sched(server), time.monotonic() - w0
             forge.wait(duration + 30)
         finally:
@@ -366,13 +426,11 @@ class Bench:
             raise BenchError(f"loadgen forge: status {forge.returncode}: {self._tail(log.name)}")
         time.sleep(FLOOD_TAIL_S)  # the HA drains its socket of forgeries before what follows
         udp1 = _udp_counters(self.ns_ha)
+        status1 = self.status(sock)
         # the home agent's own count of accepting replies (forgeries are never accepted):
-        # the valid renewals it served, late replies the generator had given up on included
-        r["ha_accepted"] = _accepted(self.status(sock)) - served0
-        # over the whole --duration the generator ran (its elapsed_s ends at the last reply
-        # it matched, early when the flood starves it)
-        span = r["elapsed_s"] if r["sent"] >= self.opts.max_requests else self.opts.duration
-        r["served_rate"] = round((r["accepted"] + r.get("late_accepted", 0)) / span, 1)
+        # the valid requests it served, late replies the generator had given up on included
+        r["ha_accepted"] = _accepted(status1) - served0
+        r["reads"] = _reads(status0, status1)
         # the home agent's main thread over the measurement: on a CPU, and runnable but
         # waiting for one (/proc/<pid>/schedstat), as shares of the wall time
         r["ha_wall_s"] = round(wall, 3)
@@ -384,9 +442,51 @@ class Bench:
         for key in ("RcvbufErrors", "InDatagrams", "InErrors"):
             flood[f"ha_udp_{key}"] = udp1.get(key, 0) - udp0.get(key, 0)
         r["flood"] = flood
-        r["alone_rate"] = alone["rate"]
         r["retry_s"] = FLOOD_RETRY_S
+        return r
+
+    def next_sources(self) -> IPv4Address:
+        """The first address of a fresh block of ``--sources`` addresses of SOURCE_NET,
+        none of them sent an accepting reply by this home agent yet."""
+        base = SOURCE_NET.network_address + 1 + self.source_blocks * self.opts.sources
+        if int(base) + self.opts.sources > int(SOURCE_NET.broadcast_address):
+            raise BenchError(f"--sources {self.opts.sources}: {SOURCE_NET} exhausted")
+        self.source_blocks += 1
+        return base
+
+    def measure_sources(self, server: int, sock: Path, one: dict[str, Any]) -> dict[str, Any]:
+        """First registrations from ``--sources`` never-seen source addresses (node j's
+        co-located care-of address and source: a fresh block's ``j % --sources``-th), with
+        the bindings of the round gone; then every node deregisters from the same address,
+        unmeasured. ``one`` is the same round's first registrations from one source."""
+        base = self.next_sources()
+        status0 = self.status(sock)
+        r = self.measure("first", server, 434, sources=base)
+        r["reads"] = _reads(status0, self.status(sock))
+        r["source_base"] = str(base)
+        _x_one(r, r["rate"], one)
+        self.loadgen("dereg", 434, 60, sources=base)  # unmeasured: unbound again
+        return r
+
+    def measure_sources_flood(
+        self, server: int, sock: Path, one: dict[str, Any], alone: dict[str, Any]
+    ) -> dict[str, Any]:
+        """:meth:`measure_sources` (another fresh block) under the forged flood
+        (:meth:`flooded`), a lost request sent again after ``FLOOD_RETRY_S``. Served rate:
+        nodes accepted over the time it took all of them, or over ``--duration``."""
+        base = self.next_sources()
+
+        def body() -> dict[str, Any]:
+            return self.measure("first", server, 434, timeout=FLOOD_RETRY_S, sources=base)
+
+        r = self.flooded(server, sock, body)
+        r["source_base"] = str(base)
+        span = r["elapsed_s"] if r["accepted"] >= self.opts.nodes else self.opts.duration
+        r["served_rate"] = round(r["accepted"] / span, 1)
+        r["alone_rate"] = alone["rate"]
         r["x_alone"] = round(r["served_rate"] / alone["rate"], 3) if alone["rate"] else None
+        _x_one(r, r["served_rate"], one)
+        self.loadgen("dereg", 434, 60, sources=base)  # unmeasured: unbound again
         return r
 
     # -- the run ------------------------------------------------------------------------
@@ -403,7 +503,9 @@ class Bench:
                 r = self.measure("echo", echo.pid, ECHO_PORT)
                 if best["echo"] is None or r["rate"] > best["echo"]["rate"]:
                     best["echo"] = r
-                r = self.measure("first", ha.pid, 434)
+                status0 = self.status(sock)
+                r = one = self.measure("first", ha.pid, 434)
+                r["reads"] = _reads(status0, self.status(sock))
                 if r["accepted"] < self.opts.nodes:  # bind the rest, unmeasured
                     self.loadgen("first", 434, 60)
                 if "first" not in results or r["rate"] > results["first"]["rate"]:
@@ -417,6 +519,16 @@ class Bench:
                     if best_f is None or f["served_rate"] > best_f["served_rate"]:
                         results["flood_renew"] = f
                 self.loadgen("dereg", 434, 60)  # unmeasured: every node unbound again
+                if self.opts.sources:  # first registrations from many sources (issue 13)
+                    r = self.measure_sources(ha.pid, sock, one=one)
+                    best_s = results.get("first_sources")
+                    if best_s is None or r["rate"] > best_s["rate"]:
+                        results["first_sources"] = r
+                    if self.opts.flood:
+                        f = self.measure_sources_flood(ha.pid, sock, one=one, alone=r)
+                        best_f = results.get("flood_first_sources")
+                        if best_f is None or f["served_rate"] > best_f["served_rate"]:
+                            results["flood_first_sources"] = f
                 if fa is not None:
                     self.loadgen("first", 434, 60, via_fa=True)  # the moves, unmeasured
                     r = self.measure("renew", ha.pid, 434, relay=fa.pid)
@@ -441,6 +553,27 @@ class Bench:
             )
         best["sas"] = blocks
         return best
+
+
+def _x_one(r: dict[str, Any], rate: float, one: dict[str, Any]) -> None:
+    """``r``'s rate against the same round's first registrations from one source."""
+    r["one_source_rate"] = one["rate"]
+    r["x_one_source"] = round(rate / one["rate"], 3) if one["rate"] else None
+
+
+def _reads(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """What flood steering read from each socket between two ``mip4 status`` snapshots
+    (``steering.read_trusted``/``read_general``); ``on`` false: steering was off."""
+    st0 = (before or {}).get("steering", {})
+    st1 = (after or {}).get("steering", {})
+    out: dict[str, Any] = {"on": bool(st1.get("on"))}
+    if not st1.get("on"):
+        out["why"] = st1.get("why", "no status")
+        return out
+    for key in ("read_trusted", "read_general", "trusted_drops", "general_drops"):
+        out[key] = int(st1.get(key, 0)) - int(st0.get(key, 0))
+    out["trusted_sources"] = int(st1.get("trusted_sources", 0))
+    return out
 
 
 def _sched(pid: int) -> tuple[int, int]:
@@ -511,6 +644,14 @@ def options(args: argparse.Namespace) -> Options:
         raise ValueError("--duration 0..60 s, --rounds, --window and --max >= 1")
     if args.flood_rate < 0 or args.max_flood < 1:
         raise ValueError("--flood-rate >= 0, --max-flood >= 1")
+    sources = args.nodes if args.sources is None else args.sources
+    # a fresh block of source addresses per measurement, two per round per home agent
+    blocks = 2 * args.rounds
+    if not 0 <= sources <= args.nodes or blocks * sources > SOURCE_NET.num_addresses - 2:
+        raise ValueError(
+            f"--sources: 0..{args.nodes} (--nodes), and {blocks} blocks of them "
+            f"(2 per round) fit in {SOURCE_NET}"
+        )
     prefix = args.prefix or "rb" + secrets.token_hex(2)
     if len(prefix) > 12:
         raise ValueError("--prefix: at most 12 characters (interface names)")
@@ -528,6 +669,8 @@ def options(args: argparse.Namespace) -> Options:
         flood=not args.no_flood,
         flood_rate=args.flood_rate,
         max_flood=args.max_flood,
+        sources=sources,
+        steering=not args.no_steering,
     )
 
 
@@ -570,6 +713,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=20_000_000,
         help="most forged requests per flood (default 20,000,000)",
     )
+    p.add_argument(
+        "--sources",
+        type=int,
+        default=None,
+        help="first registrations from this many never-seen source addresses (co-located "
+        "care-of addresses; node j from the (j %% N)-th), alone and under the flood "
+        "(default: --nodes; 0: not measured)",
+    )
+    p.add_argument(
+        "--no-steering",
+        action="store_true",
+        help="the home agent without flood steering ([io] flood_steering = false: one "
+        "socket), to compare",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.set_defaults(func=run)
 
@@ -600,6 +757,8 @@ def run(args: argparse.Namespace) -> int:
         "rounds": opts.rounds,
         "window": opts.window,
         "log_level": opts.log_level,
+        "sources": opts.sources,
+        "steering": opts.steering,
     }
     bench = Bench(opts, loadgen, workdir)
     try:

@@ -6,6 +6,7 @@ and the records pushed are the ones :meth:`Netns.add_route` pushes."""
 
 from __future__ import annotations
 
+import errno
 import random
 import struct
 from ipaddress import IPv4Address
@@ -174,3 +175,29 @@ def test_in_the_kernel_the_host_route_is_the_same(make_netns: Any) -> None:
     assert stack.undo() == [] and ns.undo() == []
     assert str(address) not in netns_exec(ns.name, ["ip", "route"]).stdout
     assert str(address) not in netns_exec(ns.name, ["ip", "neigh", "show", "proxy"]).stdout
+
+
+@pytest.mark.lab
+def test_route_get_answers_what_pyroute2_answers(make_netns: Any) -> None:
+    """Issue 13: the direct ``RTM_GETROUTE`` (a home agent asks it once per new care-of
+    address, for the neighbour its fast path needs) gives the type, output interface and
+    gateway pyroute2's ``route("get")`` gives: on a link, via a gateway, local, and none."""
+    ns: Netns = make_netns("g")
+    ns.add_veth("v0", "v1")
+    ns.set_up("v0")
+    netns_exec(ns.name, ["ip", "addr", "add", "10.7.0.1/24", "dev", "v0"])
+    netns_exec(ns.name, ["ip", "route", "add", "10.9.0.0/16", "via", "10.7.0.254"])
+    direct = ns.ipr.direct
+    for dst in ("10.7.0.20", "10.9.3.4", "10.7.0.1"):
+        (theirs,) = ns.ipr.route("get", dst=dst)
+        gateway = theirs.get("RTA_GATEWAY")
+        assert direct.route_get(IPv4Address(dst).packed) == (
+            theirs["type"],
+            theirs.get("RTA_OIF"),
+            None if gateway is None else IPv4Address(gateway).packed,
+        ), dst
+    via = direct.route_get(IPv4Address("10.9.3.4").packed)
+    assert via is not None and via[2] == IPv4Address("10.7.0.254").packed
+    with pytest.raises(NetlinkRequestError) as e:
+        direct.route_get(IPv4Address("192.0.2.9").packed)  # no default route here
+    assert e.value.code == errno.ENETUNREACH

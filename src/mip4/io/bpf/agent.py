@@ -75,6 +75,7 @@ from mip4.dataplane.common import Encapsulation
 from mip4.dataplane.table import TunnelEntry
 
 from ..netns import Netns, run_in_netns, write_sysctl
+from ..rtnl import RtnlSocket
 from .plane import (
     BpfPlane,
     Direction,
@@ -362,13 +363,21 @@ class FastPath:
             return
         try:
             ns = self._netns()
-            routes = ns.ipr.route("get", dst=str(remote))
-            if not routes:
-                return
-            r = routes[0]
-            oif = int(r.get("RTA_OIF") or 0)
-            hop = str(r.get("RTA_GATEWAY") or remote)
-            if not oif or r["type"] != 1:  # RTN_UNICAST only (not local)
+            direct: RtnlSocket | None = getattr(ns.ipr, "direct", None)
+            if direct is not None:  # issue 13: ~0.7 ms through pyroute2 per new remote
+                found = direct.route_get(remote.packed)
+                if found is None:
+                    return
+                rtype, oif, gateway = found
+                hop = str(remote if gateway is None else IPv4Address(gateway))
+            else:
+                routes = ns.ipr.route("get", dst=str(remote))
+                if not routes:
+                    return
+                r = routes[0]
+                rtype, oif = r["type"], int(r.get("RTA_OIF") or 0)
+                hop = str(r.get("RTA_GATEWAY") or remote)
+            if not oif or rtype != 1:  # RTN_UNICAST only (not local)
                 return
             key = (oif, hop)
             owners = self._neighbours.setdefault(key, set())

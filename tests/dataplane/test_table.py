@@ -57,3 +57,37 @@ def test_broadcast_subscriptions() -> None:
 def test_codecs_by_outer_protocol_and_the_enum_home() -> None:
     assert set(codecs()) == {4, 47, 55} == {int(e) for e in Encapsulation}
     assert actions.Encapsulation is Encapsulation  # engines still find it beside the actions
+
+
+def test_peer_counts_are_the_references_after_any_sequence() -> None:
+    """Issue 13: a removal drops only its own peer's count (no rebuild of the whole
+    counter); after any sequence of bindings, reverse tunnels and explicit peers the counts
+    are exactly the references held, and no peer is left at zero or below."""
+    import random
+    from collections import Counter
+
+    rng = random.Random(4)
+    homes = [A(f"10.1.0.{i}") for i in range(100, 106)]
+    coas = [A(f"10.2.0.{i}") for i in range(2, 8)]
+    for _ in range(50):
+        t = TunnelTable()
+        manual: Counter[int] = Counter()
+        for _ in range(200):
+            op = rng.randrange(5)
+            home, coa = rng.choice(homes), rng.choice(coas)
+            if op == 0:
+                t.add_binding(home, TunnelEntry(Tunnel(HA, coa)))
+            elif op == 1:
+                t.remove_binding(home, rng.choice([coa, None]))
+            elif op == 2:
+                t.set_reverse(home, rng.choice([TunnelEntry(Tunnel(HA, coa)), None]))
+            elif op == 3:
+                t.add_peer(coa)
+                manual[int(coa)] += 1
+            elif manual[int(coa)] > 0:
+                t.remove_peer(coa)
+                manual[int(coa)] -= 1
+            held = Counter(int(e.tunnel.dst) for es in t.bindings.values() for e in es)
+            held.update(int(e.tunnel.dst) for e in t.reverse.values())
+            held.update(manual)
+            assert t.peers == +held and all(n > 0 for n in t.peers.values())

@@ -125,8 +125,7 @@ class TunnelTable:
         keep = [e for e in entries if care_of is not None and e.tunnel.dst != care_of]
         for e in entries:
             if e not in keep:
-                self.peers[int(e.tunnel.dst)] -= 1
-        self.peers += Counter()  # drop zero counts
+                self._drop_peer(int(e.tunnel.dst))
         if keep:
             self.bindings[int(home)] = keep
         else:
@@ -136,8 +135,7 @@ class TunnelTable:
     def set_reverse(self, src: IPv4Address, entry: TunnelEntry | None) -> None:
         old = self.reverse.pop(int(src), None)
         if old is not None:
-            self.peers[int(old.tunnel.dst)] -= 1
-            self.peers += Counter()
+            self._drop_peer(int(old.tunnel.dst))
         if entry is not None:
             self.reverse[int(src)] = entry
             self.peers[int(entry.tunnel.dst)] += 1
@@ -152,5 +150,15 @@ class TunnelTable:
         self.peers[int(address)] += 1
 
     def remove_peer(self, address: IPv4Address) -> None:
-        self.peers[int(address)] -= 1
-        self.peers += Counter()
+        self._drop_peer(int(address))
+
+    def _drop_peer(self, key: int) -> None:
+        """One reference to peer ``key`` fewer; gone at none. Only this key: ``peers +=
+        Counter()`` (what this did before) rebuilt the whole counter, O(peers) per removal:
+        ~55 us each with 1,000 co-located care-of addresses (issue 13)."""
+        peers = self.peers
+        left = peers[key] - 1
+        if left > 0:
+            peers[key] = left
+        else:
+            peers.pop(key, None)

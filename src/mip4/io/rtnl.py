@@ -280,12 +280,35 @@ class RtnlSocket:
         return results
 
     def _request(self, kind: int, command: str, body: bytes, what: str) -> None:
+        mtype, msg = self._exchange(kind, _COMMAND_FLAGS[command], body)
+        if mtype == _NLMSG_ERROR:
+            (error,) = _I32.unpack_from(msg, _NLMSGHDR.size)
+            if error:
+                raise NetlinkRequestError(-error, what)
+
+    def route_get(self, dst: bytes) -> tuple[int, int, bytes | None] | None:
+        """``ip route get <dst>``: the kernel's route to the address of 4 bytes ``dst`` as
+        (route type, output interface index, gateway's 4 bytes or ``None`` on a link),
+        :class:`NetlinkRequestError` (its errno, e.g. ENETUNREACH) when the kernel has none,
+        as pyroute2 raises its ``NetlinkError``. One ``RTM_GETROUTE`` on the caller's thread,
+        the question pyroute2's ``route("get", dst=...)`` asks (issue 13: a home agent asks
+        it once per new care-of address, ~0.7 ms through pyroute2 and its thread)."""
+        body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + _attr(_RTA_DST, dst)
+        mtype, msg = self._exchange(_RTM_GETROUTE, _NLM_F_REQUEST, body)
+        if mtype == _RTM_NEWROUTE:
+            return _route_answer(msg)
+        if mtype == _NLMSG_ERROR:
+            (error,) = _I32.unpack_from(msg, _NLMSGHDR.size)
+            if error:
+                raise NetlinkRequestError(-error, "route get")
+        return None  # an acknowledgement without the route
+
+    def _exchange(self, kind: int, flags: int, body: bytes) -> tuple[int, bytes]:
+        """Send one request; the type and bytes (header included) of the kernel's first
+        message answering it (an acknowledgement or error, or the answer asked for)."""
         with self._lock:
             self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-            header = _NLMSGHDR.pack(
-                _NLMSGHDR.size + len(body), kind, _COMMAND_FLAGS[command], seq, 0
-            )
-            self._sock.send(header + body)
+            self._sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, 0) + body)
             buf = self._buf
             while True:
                 # into one buffer kept for the socket: no 64 KiB object per answer
@@ -296,50 +319,15 @@ class RtnlSocket:
                     length, mtype, _, mseq, _ = _NLMSGHDR.unpack_from(data, offset)
                     if length < _NLMSGHDR.size:
                         break
-                    if mtype == _NLMSG_ERROR and mseq == seq:
-                        (error,) = _I32.unpack_from(data, offset + _NLMSGHDR.size)
-                        if error:
-                            raise NetlinkRequestError(-error, what)
-                        return
-                    offset += (length + 3) & ~3  # an answer to an earlier request: skipped
-
-    def route_get(self, dst: bytes) -> tuple[int, int, bytes | None] | None:
-        """``ip route get <dst>``: the kernel's route to the address of 4 bytes ``dst`` as
-        (route type, output interface index, gateway's 4 bytes or ``None`` on a link),
-        :class:`NetlinkRequestError` (its errno, e.g. ENETUNREACH) when the kernel has none,
-        as pyroute2 raises its ``NetlinkError``. One ``RTM_GETROUTE`` on the caller's thread,
-        the question pyroute2's ``route("get", dst=...)`` asks (issue 13: a home agent asks
-        it once per new care-of address, ~0.7 ms through pyroute2 and its thread)."""
-        body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + _attr(_RTA_DST, dst)
-        with self._lock:
-            self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-            self._sock.send(
-                _NLMSGHDR.pack(_NLMSGHDR.size + len(body), _RTM_GETROUTE, _NLM_F_REQUEST, seq, 0)
-                + body
-            )
-            buf = self._buf
-            while True:
-                size = self._sock.recv_into(buf)
-                data = memoryview(buf)[:size]
-                offset = 0
-                while offset + _NLMSGHDR.size <= size:
-                    length, mtype, _, mseq, _ = _NLMSGHDR.unpack_from(data, offset)
-                    if length < _NLMSGHDR.size:
-                        break
-                    if mseq == seq and mtype == _NLMSG_ERROR:
-                        (error,) = _I32.unpack_from(data, offset + _NLMSGHDR.size)
-                        if not error:  # an acknowledgement without the route
-                            return None
-                        raise NetlinkRequestError(-error, "route get")
-                    if mseq == seq and mtype == _RTM_NEWROUTE:
-                        return _route_answer(data[offset : offset + length])
+                    if mseq == seq:
+                        return mtype, bytes(data[offset : offset + length])
                     offset += (length + 3) & ~3  # an answer to an earlier request: skipped
 
     def close(self) -> None:
         self._sock.close()
 
 
-def _route_answer(msg: memoryview) -> tuple[int, int, bytes | None]:
+def _route_answer(msg: bytes) -> tuple[int, int, bytes | None]:
     """(type, RTA_OIF, RTA_GATEWAY) of one ``RTM_NEWROUTE`` message (header included)."""
     start = _NLMSGHDR.size
     rtype = msg[start + 7]

@@ -22,6 +22,7 @@ from mip4.security.replay import ntp_seconds
 from mip4.security.sa import SecurityAssociation
 from mip4.tools.bench_registrations import Nodes, build, format_report, main
 from mip4.wire.messages import RegistrationFlags, RegistrationRequest
+from tests.sleeping import where_it_sleeps
 
 MN_HA = 32
 
@@ -163,25 +164,6 @@ def test_forged_requests_fail_verification_with_the_right_key(tmp_path: Path) ->
         assert verify(rrq, MN_HA, _lookup(other)).spi == nodes.spi(i)
 
 
-def _sleeps(pid: int, looks: int = 20) -> list[str]:
-    """Where ``pid`` sleeps, looked at while it sleeps: a task that is running or waiting for
-    a CPU has no wchan ("0"), which on a busy machine is most of the looks. Bounded: 1,000
-    looks, 5 s."""
-    seen: list[str] = []
-    deadline = time.monotonic() + 5.0
-    for _ in range(1000):
-        if len(seen) >= looks or time.monotonic() > deadline:
-            break
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open(f"/proc/{pid}/wchan") as f:
-            wchan = f.read().strip()
-        if state == "S" and wchan != "0":
-            seen.append(wchan)
-        time.sleep(0.005)
-    return seen
-
-
 @needs_cc
 @pytest.mark.parametrize("mode", ["renew", "echo", "forge"])
 def test_the_generator_naps_on_a_timer_and_never_sleeps_on_its_socket(
@@ -202,7 +184,7 @@ def test_the_generator_naps_on_a_timer_and_never_sleeps_on_its_socket(
         argv += ["--window", "4", "--max", "8"] + (["--rate", "2"] if mode == "forge" else [])
         gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         try:
-            seen = _sleeps(gen.pid)
+            seen = where_it_sleeps(gen.pid)
         finally:
             gen.kill()
             gen.wait()

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from mip4.tools.bench_forwarding.run import (
     block_order,
     path_name,
 )
+from tests.sleeping import where_it_sleeps
 
 
 def _free_udp_port() -> int:
@@ -72,20 +72,7 @@ def test_the_sink_naps_on_a_timer_and_never_sleeps_on_its_socket(tmp_path: Path)
     try:
         assert sink.stdout is not None
         assert json.loads(sink.stdout.readline()) == {"event": "ready"}
-        # where it sleeps, looked at while it sleeps: a task that is running or waiting for
-        # a CPU has no wchan ("0"), which on a busy machine is most of the looks
-        seen: list[str] = []
-        deadline = time.monotonic() + 5.0
-        for _ in range(1000):  # bounded: 1,000 looks, 5 s, 20 sleeping ones suffice
-            if len(seen) >= 20 or time.monotonic() > deadline:
-                break
-            with open(f"/proc/{sink.pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-            with open(f"/proc/{sink.pid}/wchan") as f:
-                wchan = f.read().strip()
-            if state == "S" and wchan != "0":
-                seen.append(wchan)
-            time.sleep(0.005)
+        seen = where_it_sleeps(sink.pid)
     finally:
         sink.kill()
         sink.wait()

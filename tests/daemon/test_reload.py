@@ -196,54 +196,21 @@ def test_fa_limits_are_refused_associations_change() -> None:
     assert engine.security_associations.get(HA, 999) is not None
 
 
-def test_the_foreign_agents_routine_records_follow_the_log_level_and_the_metrics() -> None:
-    """The FA builds its routine DEBUG records only when they are read: the logger at DEBUG
-    (after a reload too) or a metrics endpoint, which times relays by them."""
+@pytest.mark.parametrize("role", ["fa", "ha"])
+def test_the_agents_routine_records_follow_the_log_level_and_the_metrics(role: str) -> None:
+    """The agents build their routine DEBUG records (the FA's relays, the HA's unchanged
+    renewal's ``ha.registration``) only when they are read: the logger at DEBUG (after a
+    reload too) or a metrics endpoint, which times relays and registrations by them."""
     import logging
 
     from mip4.daemon.reload import routine_log_level
 
     def data(level: str, metrics: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "foreign_agent": {"links": [{"interface": "eth1", "address": str(FA)}]},
-            "daemon": {"log_level": level},
-        }
-        if metrics:
-            d["metrics"] = {"listen": "127.0.0.1:9434"}
-        return d
-
-    root = logging.getLogger("mip4")
-    level = root.level
-    try:
-        root.setLevel(logging.INFO)
-        running = cfg("fa", data("info"))
-        engine = build_engine(running)
-        assert isinstance(engine, ForeignAgent)
-        assert engine.log_level == logging.DEBUG  # the engine's default: every record
-        routine_log_level(engine, running)
-        assert engine.log_level == logging.INFO
-        r = reload(running, engine, cfg("fa", data("debug")))
-        assert r.applied == ("daemon.log_level",)
-        assert engine.log_level == logging.DEBUG
-        reload(r.config, engine, cfg("fa", data("info")))
-        assert engine.log_level == logging.INFO
-        with_metrics = cfg("fa", data("info", metrics=True))
-        routine_log_level(engine, with_metrics)
-        assert engine.log_level == logging.DEBUG
-    finally:
-        root.setLevel(level)
-
-
-def test_the_home_agents_routine_records_follow_the_log_level_and_the_metrics() -> None:
-    """The HA builds an unchanged renewal's DEBUG ``ha.registration`` only when it is read:
-    the logger at DEBUG (after a reload too) or a metrics endpoint, which times
-    registrations by those records."""
-    import logging
-
-    from mip4.daemon.reload import routine_log_level
-
-    def data(level: str, metrics: bool = False) -> dict[str, Any]:
-        d = ha_data()
+        d: dict[str, Any] = (
+            {"foreign_agent": {"links": [{"interface": "eth1", "address": str(FA)}]}}
+            if role == "fa"
+            else ha_data()
+        )
         d["daemon"] = {"log_level": level}
         if metrics:
             d["metrics"] = {"listen": "127.0.0.1:9434"}
@@ -253,18 +220,18 @@ def test_the_home_agents_routine_records_follow_the_log_level_and_the_metrics() 
     level = root.level
     try:
         root.setLevel(logging.INFO)
-        running = cfg("ha", data("info"))
+        running = cfg(role, data("info"))
         engine = build_engine(running)
-        assert isinstance(engine, HomeAgent)
+        assert isinstance(engine, ForeignAgent if role == "fa" else HomeAgent)
         assert engine.log_level == logging.DEBUG  # the engine's default: every record
         routine_log_level(engine, running)
         assert engine.log_level == logging.INFO
-        r = reload(running, engine, cfg("ha", data("debug")))
+        r = reload(running, engine, cfg(role, data("debug")))
         assert r.applied == ("daemon.log_level",)
         assert engine.log_level == logging.DEBUG
-        reload(r.config, engine, cfg("ha", data("info")))
+        reload(r.config, engine, cfg(role, data("info")))
         assert engine.log_level == logging.INFO
-        routine_log_level(engine, cfg("ha", data("info", metrics=True)))
+        routine_log_level(engine, cfg(role, data("info", metrics=True)))
         assert engine.log_level == logging.DEBUG
     finally:
         root.setLevel(level)

@@ -127,3 +127,38 @@ def test_discard_lines_are_rate_limited_per_reason_with_a_summary() -> None:
     assert summary["suppressed"] == {"fa.discard malformed": 1_995}
     assert summary["total"] == 1_995 and summary["level"] == "warning"
     assert lines[-1]["detail"] == "late"
+
+
+def test_unauthenticated_denials_are_rate_limited_like_discards() -> None:
+    """Issue 13: a flood of forged requests earns a denial each (131 at the home agent;
+    67/68 at a foreign agent, 132, and 133 for replays); their lines go through the discard
+    limiter per code, then one summary. Other denials and accepted registrations are never
+    held back."""
+    stream = io.StringIO()
+    handler = logs.setup(LogFormat.JSON, LogLevel.INFO, "ha", "h", stream)
+    try:
+        ex = DaemonExecutor(Sink(), discards=logs.DiscardLimiter(burst=3, clock=lambda: 0.0))
+        for i in range(500):
+            ex.execute(Log("ha.registration", {"code": 131, "reason": f"spi {i}"}))
+        for _ in range(5):
+            ex.execute(Log("fa.registration_denied", {"code": 68}))
+        for _ in range(5):
+            ex.execute(Log("ha.registration", {"code": 130}))  # resources: never limited
+        for _ in range(5):
+            ex.execute(Log("ha.registration", {"code": 0}))  # accepted: never limited
+        ex.discards.log_summary()
+    finally:
+        logging.getLogger("mip4").removeHandler(handler)
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    codes = [(x["event"], x.get("code")) for x in lines[:-1]]
+    assert codes == [
+        *[("ha.registration", 131)] * 3,
+        *[("fa.registration_denied", 68)] * 3,
+        *[("ha.registration", 130)] * 5,
+        *[("ha.registration", 0)] * 5,
+    ]
+    assert lines[-1]["event"] == "daemon.discards_suppressed"
+    assert lines[-1]["suppressed"] == {
+        "ha.registration code=131": 497,
+        "fa.registration_denied code=68": 2,
+    }

@@ -42,6 +42,14 @@ from .metrics import Metrics
 #: RFC 5944 §3.4: the type of a Registration Reply (codes 0 and 1 accept), as an int
 REGISTRATION_REPLY = int(MessageType.REGISTRATION_REPLY)
 
+#: issue 13: the denials anyone can earn without a key -- a request or reply whose
+#: authenticator fails (RFC 5944 §3.7.2 67 and 68 at a foreign agent, §3.8.2 131 and 132
+#: at a home agent) or a replayed request (133) -- are logged as discards are, a few lines
+#: per code and interval and then one summary: a flood of forgeries writes a few lines,
+#: not one each (the engines' counters still count every one)
+_DENIALS = frozenset({"ha.registration", "fa.registration_denied"})
+_UNAUTHENTICATED = frozenset({67, 68, 131, 132, 133})
+
 #: actions :meth:`DaemonExecutor.execute` hands to its inner executor as they are when no
 #: AAA is configured (exact types: a subclass takes the general tests)
 _PASSED_ON: frozenset[type[Action]] = frozenset(
@@ -111,10 +119,15 @@ class DaemonExecutor:
                 # e.g. a renewal that left its binding as it was (debug): nothing is copied
                 # or built for a line nobody writes; the engine's counters still count it
                 return
-            if logs.is_discard(action.event) and not self.discards.allow(
-                action.event, action.fields
-            ):
-                return
+            if logs.is_discard(action.event):
+                if not self.discards.allow(action.event, action.fields):
+                    return
+            elif action.event in _DENIALS:
+                code = action.fields.get("code")
+                if code in _UNAUTHENTICATED and not self.discards.allow(
+                    action.event, {"reason": f"code={code}"}
+                ):
+                    return
             logs.engine_event(action.event, level, action.fields)
             return
         self.inner.execute(action)

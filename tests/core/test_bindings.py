@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from ipaddress import IPv4Address
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -266,3 +267,28 @@ def test_renew_in_place_is_remove_then_put_of_a_new_record(
         assert len(fast._heap) <= len(fast) + len(steps)
     assert fast.pop_expired(1e9) == slow.pop_expired(1e9)
     assert sorted(map(repr, fast)) == sorted(map(repr, slow))
+
+
+@pytest.mark.parametrize("source", ["198.18.0.9", "198.18.0.10"])
+@pytest.mark.parametrize("identical", [True, False])
+def test_renew_in_place_answers_alike_for_the_records_own_source_and_an_equal_one(
+    source: str, identical: bool
+) -> None:
+    """``renew_in_place`` tests the source's identity before its equality (issue 13): the
+    record's own address object and an equal one answer alike and leave the record's
+    object in place; another address replaces it and is not the same binding."""
+    hoa, coa, old = A("10.0.1.5"), A("198.18.0.2"), A("198.18.0.9")
+    fields = (600, 0.0, 600.0, 7, NO_FLAGS, Encapsulation.IPIP, False)
+    store = InMemoryBindingStore()
+    store.put(MobilityBinding(hoa, coa, *fields, old))
+    (record,) = store.bindings_of(hoa)
+    src = old if identical and source == str(old) else A(source)
+    assert (src is record.source) is (identical and source == str(old))
+    renewed = (601, 1.0, 601.0, 8, NO_FLAGS, Encapsulation.IPIP, False)
+    assert store.renew_in_place(record, *renewed, src) is False  # another lifetime
+    assert record.source == src
+    assert (record.source is old) is (src == old)
+    again = (601, 2.0, 602.0, 9, NO_FLAGS, Encapsulation.IPIP, False)
+    assert store.renew_in_place(record, *again, src) is True  # nothing else changed
+    assert store.renew_in_place(record, *again, A("198.18.0.77")) is False
+    assert record.source == A("198.18.0.77")

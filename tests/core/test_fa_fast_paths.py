@@ -250,3 +250,37 @@ def test_the_states_the_relay_path_derives_are_the_tables(
         (I, VI.REQUEST, P),
         (P, VI.DENIED, I),
     ]
+
+
+def test_the_fast_paths_transitions_are_the_ones_confirmed_at_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: the relay fast path confirms its visitor transitions against the engine's
+    table once, at import (``fa_relay.FAST_TRANSITIONS``), not per datagram. Every
+    transition it makes -- a first registration's reply, renewals, a renewal relayed while
+    one is pending -- is one of them (seen through a table of the test's, which the fast
+    path confirms as it goes), and a table without one of them is refused."""
+    from mip4.core.registration import ProtocolError, TransitionTable
+
+    fa = make_fa()
+    table = _CheckedTable(fa, HOA)
+    monkeypatch.setattr(fa_relay_module, "VISITOR_TRANSITIONS", table)
+    fa.handle(from_mn(request()), 1.0)  # a first request: the general path (I -> P)
+    fa.handle(from_ha(reply()), 1.1)  # P -> R
+    fa.handle(from_mn(request(ident=IDENT + 1)), 2.0)  # R -> RR
+    fa.handle(from_mn(request(ident=IDENT + 2)), 2.1)  # RR -> RR (retransmitted anew)
+    fa.handle(from_ha(reply(ident=IDENT + 2)), 2.2)  # RR -> R
+    fa.handle(from_mn(request(ident=IDENT + 3)), 3.0)
+    fa.handle(from_ha(reply(ident=IDENT + 3)), 3.1)
+    assert fa.fast_requests == 3 and fa.fast_replies == 3
+    seen = set(table.seen)
+    assert seen == set(fa_relay_module.FAST_TRANSITIONS)
+    # the import-time check has teeth: a table without one of them is refused
+    for dropped in fa_relay_module.FAST_TRANSITIONS:
+        before, inp, _after = dropped
+        rows = dict(VISITOR_TRANSITIONS.table)
+        rows[(before, inp)] = rows[(before, inp)] - {dropped[2]}
+        with pytest.raises(ProtocolError):
+            fa_relay_module._confirm_all(TransitionTable("without one", rows))
+    fa_relay_module._confirm_all(VISITOR_TRANSITIONS)
+    assert fa_relay_module._CONFIRMED is VISITOR_TRANSITIONS

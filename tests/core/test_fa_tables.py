@@ -322,3 +322,63 @@ def test_next_deadline_is_the_earliest_of_every_part() -> None:
     counts = fa.counters.snapshot()
     assert sum(counts["accepted"].values()) > 300 and counts["events"]["visitor_expired"] > 100
     assert counts["denied"]["78 fa_registration_timeout"] > 5
+
+
+def test_a_renewal_put_of_the_records_own_objects_is_the_general_put() -> None:
+    """Issue 13: ``VisitorList.put`` of a record that holds the replaced record's own
+    address objects (a renewal: the relay fast path builds it from the old one) skips the
+    sharing; it answers as the general store, and every record stays as a put of fresh
+    objects (the sharing done each time) leaves it: its addresses the shared ones, its
+    source its home address object when equal -- also with the shared map full."""
+    rng = random.Random(11)
+
+    class Small(VisitorList):
+        __slots__ = ()
+        SHARED_ADDRESSES = 3  # full from the third address on
+
+    for table in (VisitorList, Small):
+        ours, fresh, general = table(), table(), InMemoryVisitorStore()
+        now, renewals = 0.0, 0
+        for _ in range(3000):
+            i = rng.randrange(30)
+            op = rng.random()
+            held = ours.get(A(BASE + i))
+            if op < 0.6 and held is not None:
+                expires = None if rng.random() < 0.05 else now + rng.uniform(-5.0, 30.0)
+                record = replace(held, expires=expires, identification=rng.getrandbits(64))
+                renewals += 1
+            elif op < 0.85:
+                record = _visitor(i, now + rng.uniform(0.0, 30.0), rng)
+                if rng.random() < 0.3:  # another home agent / care-of address
+                    record = replace(
+                        record,
+                        home_agent=A(int(HA) + rng.randrange(4)),
+                        care_of_address=A(int(FA_ADDR) + rng.randrange(4)),
+                    )
+            elif op < 0.92:
+                assert ours.remove(A(BASE + i)) == general.remove(A(BASE + i))
+                fresh.remove(A(BASE + i))
+                continue
+            else:
+                now += rng.uniform(0.0, 5.0)
+                got = sorted(ours.pop_expired(now), key=lambda r: int(r.home_address))
+                assert got == sorted(general.pop_expired(now), key=lambda r: int(r.home_address))
+                fresh.pop_expired(now)
+                continue
+            copy = replace(
+                record,
+                home_address=A(int(record.home_address)),
+                ip_source=A(int(record.ip_source)),
+                ip_destination=A(int(record.ip_destination)),
+                home_agent=A(int(record.home_agent)),
+                care_of_address=A(int(record.care_of_address)),
+            )
+            assert ours.put(record) == general.put(record) == fresh.put(copy)
+            assert ours.next_expiry() == general.next_expiry() == fresh.next_expiry()
+            for v in ours:
+                assert v.ip_source is v.home_address or v.ip_source != v.home_address
+                for address in (v.ip_destination, v.home_agent, v.care_of_address):
+                    assert ours._share(address) is address
+            assert sorted(map(repr, ours)) == sorted(map(repr, fresh))
+        assert renewals > 1000
+        assert len(ours._heap) <= 2 * len(ours) + 1024

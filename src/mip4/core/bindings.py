@@ -507,12 +507,15 @@ class InMemoryBindingStore:
             same = lifetime
         was = binding.expires
         old_source = binding.source
+        # the same object first (receive paths intern addresses, issue 13): an unchanged
+        # source costs no IPv4Address.__eq__, a Python call, here nor below
+        same_source = old_source is source or old_source == source
         unchanged = (
             binding.lifetime == lifetime
             and binding.flags == flags
             and binding.encapsulation is encapsulation
             and binding.reverse_tunnel == reverse_tunnel
-            and old_source == source
+            and same_source
             and binding.nai is None
             and not binding.revocation_inform
         )
@@ -523,7 +526,7 @@ class InMemoryBindingStore:
         _s_flags(binding, flags)
         _s_encapsulation(binding, encapsulation)
         _s_reverse_tunnel(binding, reverse_tunnel)
-        if old_source != source:  # (an equal address: the record keeps its own object)
+        if not same_source:  # (an equal address: the record keeps its own object)
             _s_source(binding, source)
         _s_nai(binding, None)
         _s_revocation_timestamp(binding, None)

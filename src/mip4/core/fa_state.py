@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from enum import Enum
 from ipaddress import IPv4Address
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from mip4.wire.messages import RegistrationFlags
@@ -231,6 +232,8 @@ def build(cls: type[_Rec], *values: Any) -> _Rec:
 # The tables
 # ----------------------------------------------------------------------------------------
 
+#: an address's integer through its slot (``int()`` is a Python-level ``__int__``)
+_ip: Callable[[IPv4Address], int] = attrgetter("_ip")
 _set_ip_source = RequestRecord.__dict__["ip_source"].__set__
 _set_ip_destination = RequestRecord.__dict__["ip_destination"].__set__
 _set_home_agent = RequestRecord.__dict__["home_agent"].__set__
@@ -345,6 +348,33 @@ class VisitorList(_Table[Visitor]):
 
     def put(self, entry: Visitor) -> Visitor | None:
         hoa = entry.home_address
+        # issue 13, a renewal's put (the relay fast path builds the new record from the
+        # old one's objects): when the record it replaces holds the same objects, they
+        # are already the shared ones -- a put leaves each address A with _share(A) is A
+        # for the table's life (the shared map only grows) and the source its home
+        # address when equal -- so the sharing below would change nothing; the deadline
+        # then as _Table.put does, the key read once through its slot
+        key = _ip(hoa)
+        entries = self._entries
+        old = entries.get(key)
+        if (
+            old is not None
+            and old.home_address is hoa
+            and old.ip_source is entry.ip_source
+            and old.ip_destination is entry.ip_destination
+            and old.home_agent is entry.home_agent
+            and old.care_of_address is entry.care_of_address
+        ):
+            entries[key] = entry
+            expires = entry.expires
+            if expires is not None:
+                was = old.expires
+                if was is None or expires < was:
+                    heap = self._heap
+                    heapq.heappush(heap, (expires, key))
+                    if len(heap) > 2 * len(entries) + 1024:
+                        self._rebuild()
+            return old
         # Equal values, one object: the record is the list's once put (set on the frozen
         # record through its slots, before anyone reads it from the list).
         src = entry.ip_source

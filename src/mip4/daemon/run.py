@@ -253,6 +253,9 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             bpf_role=Role.FOREIGN_AGENT,
             # issue 10: RFC 2794 requests from 0.0.0.0 (nodes known by NAI only)
             unaddressed_requests=engine.config.zero_home_address,
+            # issue 13: the tap reads requests from visitors, which arrive on the visited
+            # links only (the home agents' replies on the other links are not copied)
+            link_source_interfaces=tuple(link.interface for link in engine.config.links),
             **common,
         )
     mn = engine.config

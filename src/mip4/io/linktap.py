@@ -9,6 +9,7 @@ import contextlib
 import mmap
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -19,8 +20,10 @@ from .rawsock import (
     SOL_PACKET,
     _nonblocking,
     attach_filter,
+    bpf_on_interfaces,
     bpf_udp_dport,
     bpf_udp_dport_from_home_address,
+    if_index,
     if_name,
 )
 
@@ -40,6 +43,16 @@ _SLL = struct.Struct("=i2xBB8s")
 #: an IPv4 header without options (IHL 5) and the UDP source port after it, in one read:
 #: version/IHL, (...), source address, (destination), source port
 _IP20_SPORT = struct.Struct("!B11xI4xH")
+
+
+def _indexes(sock: socket.socket, names: Iterable[str]) -> tuple[int, ...]:
+    """The indexes of the interfaces ``names`` that exist in the namespace of ``sock``,
+    sorted (a name not there is skipped)."""
+    found: set[int] = set()
+    for name in names:
+        with contextlib.suppress(OSError):
+            found.add(if_index(sock, name))
+    return tuple(sorted(found))
 
 
 class _RxRing:
@@ -82,12 +95,25 @@ class LinkSourceTracker:
     integers: no ``IPv4Address`` made for a frame, none hashed (through ``hex()``) for it
     or for its lookup (issue 13). ``table`` is one dict for the tracker's life (entries
     dropped in place, never replaced): :func:`~mip4.io.rawsock.recv_udp` may hold it
-    (``link_sources``)."""
+    (``link_sources``).
+
+    ``only`` (:meth:`open`'s ``interfaces``): the tap takes frames that arrive on these
+    interfaces only (a foreign agent's visited links: issue 13, the home agent's replies
+    on its other links are not copied to the tap nor read back), by a comparison of the
+    arrival interface's index in its filter (:func:`~mip4.io.rawsock.bpf_on_interfaces`:
+    the socket stays unbound, so the tap still sees a frame before the UDP socket does).
+    Indexes are resolved by name at open and again by :meth:`links_changed` (a link
+    created later, or deleted and created again); a name not there yet is skipped.
+    ``None``: every interface of the namespace."""
 
     sock: socket.socket
     table: dict[int, tuple[str, bytes]]
     ring: _RxRing | None = None
     names: dict[int, str] = field(default_factory=dict)
+    only: tuple[str, ...] | None = None
+    #: the filter without the interface prefix, and the indexes the prefix holds
+    program: list[tuple[int, int, int, int]] = field(default_factory=list)
+    indexes: tuple[int, ...] = ()
 
     @classmethod
     def open(
@@ -97,9 +123,12 @@ class LinkSourceTracker:
         *,
         port: int = 434,
         from_home_address: bool = False,
+        interfaces: tuple[str, ...] | None = None,
     ) -> LinkSourceTracker:
         """``from_home_address``: only datagrams sent from the Home Address they carry
-        (:func:`bpf_udp_dport_from_home_address`; what a home agent needs)."""
+        (:func:`bpf_udp_dport_from_home_address`; what a home agent needs).
+        ``interfaces``: only frames arriving on these (the class's ``only``); ``interface``
+        binds the socket to one instead (its handler then runs after IP's)."""
         with entered(netns):
             sock = socket.socket(
                 socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.htons(ETH_P_IP)
@@ -108,7 +137,12 @@ class LinkSourceTracker:
             program = (
                 bpf_udp_dport_from_home_address(port) if from_home_address else bpf_udp_dport(port)
             )
-            attach_filter(sock, program)
+            indexes: tuple[int, ...] = ()
+            if interfaces is None:
+                attach_filter(sock, program)
+            else:
+                indexes = _indexes(sock, interfaces)
+                attach_filter(sock, bpf_on_interfaces(indexes, program))
             ring: _RxRing | None = None
             with contextlib.suppress(OSError):  # no ring: recvfrom per frame, as before
                 ring = _RxRing(sock)
@@ -117,7 +151,23 @@ class LinkSourceTracker:
         except BaseException:
             sock.close()
             raise
-        return cls(_nonblocking(sock), {}, ring)
+        only = None if interfaces is None else tuple(interfaces)
+        return cls(_nonblocking(sock), {}, ring, only=only, program=program, indexes=indexes)
+
+    def links_changed(self, names: Iterable[str] | None = None) -> bool:
+        """Links named ``names`` changed (``None``: any may have): with ``only``, the
+        indexes of its interfaces are asked again and the filter replaced when they
+        differ (a visited link created, or deleted and created again, after open).
+        Whether it was replaced."""
+        only = self.only
+        if only is None or (names is not None and not set(names) & set(only)):
+            return False
+        indexes = _indexes(self.sock, only)
+        if indexes == self.indexes:
+            return False
+        attach_filter(self.sock, bpf_on_interfaces(indexes, self.program))
+        self.indexes = indexes
+        return True
 
     def poll(self, limit: int = 256) -> int:
         """Read at most ``limit`` frames into the table; how many were recorded."""

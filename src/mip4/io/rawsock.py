@@ -199,6 +199,33 @@ def bpf_udp_dport_from_home_address(port: int) -> list[tuple[int, int, int, int]
     ]
 
 
+#: classic BPF's ancillary load of the arrival interface's index (``SKF_AD_OFF +
+#: SKF_AD_IFINDEX``, <linux/filter.h>), as the unsigned ``k`` of ``ld [k]``
+_SKF_AD_IFINDEX = (-0x1000 + 8) & 0xFFFFFFFF
+
+
+def bpf_on_interfaces(
+    indexes: Iterable[int], program: list[tuple[int, int, int, int]]
+) -> list[tuple[int, int, int, int]]:
+    """``program``, for frames that arrive on one of the interfaces ``indexes`` only: a
+    comparison of the arrival interface's index with each in front of it (every other
+    frame is dropped before ``program`` runs, and never copied to the socket). No index:
+    nothing is accepted. ``program``'s jumps are relative: it runs unchanged behind the
+    prefix. An unbound packet socket with this filter keeps its place among the
+    kernel's receive handlers -- before IP, so a tap still sees a frame before the UDP
+    socket does -- which a socket bound to one interface would not (a bound socket's
+    handler runs after IP's)."""
+    wanted = sorted(set(indexes))
+    n = len(wanted)
+    if n > 250:
+        raise ValueError(f"bpf_on_interfaces: {n} interfaces (a jump reaches 255 at most)")
+    prog = [(0x20, 0, 0, _SKF_AD_IFINDEX)]  # ld ifidx
+    for i, index in enumerate(wanted):
+        prog.append((0x15, n - i, 0, index))  # jeq #index -> program
+    prog.append((0x06, 0, 0, 0))  # another interface: drop
+    return prog + program
+
+
 # ----------------------------------------------------------------------------------------
 # raw IPv4: tunnels
 # ----------------------------------------------------------------------------------------

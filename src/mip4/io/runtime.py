@@ -24,7 +24,10 @@ What is opened, by option:
   carries the sender's hardware address (foreign agent: to reply without ARP; home agent:
   to announce the node's own address by gratuitous ARP when it deregisters at home --
   with ``link_sources_from_home_address`` only for datagrams sent from the Home Address
-  they carry, the only ones it uses: the tap then copies nothing else);
+  they carry, the only ones it uses: the tap then copies nothing else); with
+  ``link_source_interfaces``, only frames arriving on those interfaces (foreign agent: its
+  visited links -- issue 13, the home agent's replies on its other links are not copied
+  to the tap; the link notifications below refresh the interfaces' indexes);
 * ``icmp_errors``: ``DestinationUnreachable`` events (mobile node);
 * ``forwarding``: ``net.ipv4.ip_forward`` on while the node runs (home and foreign agents:
   they route, and the kernel answers proxy ARP only when forwarding);
@@ -172,6 +175,7 @@ class NodeIO:
         home_network: IPv4Network | None = None,
         link_sources: bool = False,
         link_sources_from_home_address: bool = False,
+        link_source_interfaces: tuple[str, ...] | None = None,
         forwarding: bool = False,
         icmp_errors: bool = False,
         watch_links: bool = False,
@@ -254,7 +258,11 @@ class NodeIO:
                 res.callback(f"close discovery capture {ifname}", cap.close)
             if link_sources:
                 io.tracker = LinkSourceTracker.open(
-                    None, netns, port=port, from_home_address=link_sources_from_home_address
+                    None,
+                    netns,
+                    port=port,
+                    from_home_address=link_sources_from_home_address,
+                    interfaces=link_source_interfaces,
                 )
                 res.callback("close link source tracker", io.tracker.close)
             if unaddressed_requests:  # issue 10 (foreign agent): RFC 2794 requests
@@ -342,6 +350,8 @@ class NodeIO:
             def link_events() -> list[Event]:
                 if names is not None:
                     names.clear()  # a link changed (or an address): names asked again
+                if tracker is not None:
+                    tracker.links_changed()  # the tap's interfaces' indexes, if it has some
                 return list(mon.events())
 
             driver.add_reader(mon.sock, link_events)
@@ -352,6 +362,10 @@ class NodeIO:
                 if names is not None:
                     names.clear()
                 changes.read()
+                if tracker is not None:
+                    # any link (a lost notification names none): the tap's interfaces'
+                    # indexes asked again, the filter replaced if one changed
+                    tracker.links_changed()
                 return []
 
             driver.add_reader(changes.sock, link_notifications)

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from enum import Enum
 from ipaddress import IPv4Address
-from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
+from mip4.wire.addr import ipv4_int as _ip
 from mip4.wire.messages import RegistrationFlags
 from mip4.wire.records import make_record as make_record
 
@@ -232,8 +232,6 @@ def build(cls: type[_Rec], *values: Any) -> _Rec:
 # The tables
 # ----------------------------------------------------------------------------------------
 
-#: an address's integer through its slot (``int()`` is a Python-level ``__int__``)
-_ip: Callable[[IPv4Address], int] = attrgetter("_ip")
 _set_ip_source = RequestRecord.__dict__["ip_source"].__set__
 _set_ip_destination = RequestRecord.__dict__["ip_destination"].__set__
 _set_home_agent = RequestRecord.__dict__["home_agent"].__set__

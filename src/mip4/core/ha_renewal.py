@@ -337,21 +337,10 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         )  # fmt: skip
     else:
         replaced = bindings.remove(hoa_addr)
-        binding = MobilityBinding.of(
-            hoa_addr,
-            coa_addr,
-            lifetime,
-            now,
-            expires,
-            ident,
-            REG_FLAGS[flags],
-            encapsulation,
-            reverse_tunnel,
-            src,
-            None,
-            None,
-            False,
-        )
+        binding = _new_binding(
+            hoa_addr, coa_addr, lifetime, now, expires, ident, flags, encapsulation,
+            reverse_tunnel, src,
+        )  # fmt: skip
         old = bindings.put(binding)
         if old is None and len(replaced) == 1:
             old = replaced[0]
@@ -382,30 +371,54 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     agent.fast_renewals += 1
     if level < agent.log_level:  # a line nobody writes: not built (HomeAgent.log_level)
         return actions
-    actions.append(
-        _log(
-            "ha.registration",
-            {
-                "home_address": hoa_addr,
-                "care_of_address": coa_addr,
-                "source": src,
-                "code": 0,
-                "lifetime": lifetime,
-                "requested_lifetime": life,
-                "decision": _REGISTER,
-                "encapsulation": encapsulation._name_,
-                "nai": None,
-            },
-            level,
-        )
-    )
+    actions.append(_accepted_log(hoa_addr, coa_addr, src, lifetime, life, encapsulation, level))
     return actions
 
 
-def _log(event: str, fields: dict[str, object], level: int) -> Log:
-    """``Log(event, fields, level)`` as one record (:func:`mip4.wire.records.make_record`:
-    no frozen ``__setattr__`` per field; the tests compare the records field by field)."""
-    return make_record(Log, {"event": event, "fields": fields, "level": level})
+def _accepted_log(
+    hoa_addr: IPv4Address,
+    coa_addr: IPv4Address,
+    src: IPv4Address,
+    lifetime: int,
+    life: int,
+    encapsulation: Encapsulation,
+    level: int,
+) -> Log:
+    """The ``ha.registration`` record of an accepted registration (code 0, no NAI), as the
+    general path writes it, built as one record (:func:`mip4.wire.records.make_record`: no
+    frozen ``__setattr__`` per field; the tests compare the records field by field)."""
+    fields: dict[str, object] = {
+        "home_address": hoa_addr,
+        "care_of_address": coa_addr,
+        "source": src,
+        "code": 0,
+        "lifetime": lifetime,
+        "requested_lifetime": life,
+        "decision": _REGISTER,
+        "encapsulation": encapsulation._name_,
+        "nai": None,
+    }
+    return make_record(Log, {"event": "ha.registration", "fields": fields, "level": level})
+
+
+def _new_binding(
+    hoa_addr: IPv4Address,
+    coa_addr: IPv4Address,
+    lifetime: int,
+    now: float,
+    expires: float | None,
+    ident: int,
+    flags: int,
+    encapsulation: Encapsulation,
+    reverse_tunnel: bool,
+    src: IPv4Address,
+) -> MobilityBinding:
+    """The binding the general path makes for an accepted request (no NAI, no revocation
+    support), as one record."""
+    return MobilityBinding.of(
+        hoa_addr, coa_addr, lifetime, now, expires, ident, REG_FLAGS[flags], encapsulation,
+        reverse_tunnel, src, None, None, False,
+    )  # fmt: skip
 
 
 def _replay_state(identification: int, state: ReplayState | None) -> ReplayState:
@@ -443,21 +456,10 @@ def _accept_first(
         agent._home_link_addresses[hoa_addr] = ev.link_src
     reverse_tunnel = bool(flags & _T)
     expires = expiry(now, lifetime)
-    binding = MobilityBinding.of(
-        hoa_addr,
-        coa_addr,
-        lifetime,
-        now,
-        expires,
-        ident,
-        REG_FLAGS[flags],
-        encapsulation,
-        reverse_tunnel,
-        src,
-        None,
-        None,
-        False,
-    )
+    binding = _new_binding(
+        hoa_addr, coa_addr, lifetime, now, expires, ident, flags, encapsulation,
+        reverse_tunnel, src,
+    )  # fmt: skip
     agent._bindings.put(binding)
     broadcast = bool(flags & _B)
     interface = cfg.interface
@@ -482,21 +484,5 @@ def _accept_first(
     agent.fast_first_registrations += 1
     if agent.log_level > INFO:  # a line nobody writes: not built (HomeAgent.log_level)
         return actions
-    actions.append(
-        _log(
-            "ha.registration",
-            {
-                "home_address": hoa_addr,
-                "care_of_address": coa_addr,
-                "source": src,
-                "code": 0,
-                "lifetime": lifetime,
-                "requested_lifetime": life,
-                "decision": _REGISTER,
-                "encapsulation": encapsulation._name_,
-                "nai": None,
-            },
-            INFO,
-        )
-    )
+    actions.append(_accepted_log(hoa_addr, coa_addr, src, lifetime, life, encapsulation, INFO))
     return actions

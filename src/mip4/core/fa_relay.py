@@ -407,10 +407,7 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
             "ttl": None,
         },
     )
-    if type(pendings) is PendingList:
-        del pendings._entries[hoa]  # PendingList.remove, without the call (found above)
-    else:
-        pendings.remove(hoa_addr)
+    pendings.remove(hoa_addr)
     lifetime = min(life, pending.requested_lifetime)
     home_agent = pending.home_agent
     if _int(home_agent) != ha:

@@ -280,9 +280,13 @@ class _Table(Generic[_Rec]):
 
     def put(self, entry: _Rec) -> _Rec | None:
         """Add ``entry``, replacing (and returning) the one for the same home address."""
-        key = int(entry.home_address)
+        key = _ip(entry.home_address)
+        return self._store(key, entry, self._entries.get(key))
+
+    def _store(self, key: int, entry: _Rec, old: _Rec | None) -> _Rec | None:
+        """``entry`` in place of ``old`` (the entry at ``key``, or ``None``), its deadline
+        queued when earlier than ``old``'s; returns ``old``."""
         entries = self._entries
-        old = entries.get(key)
         entries[key] = entry
         expires = entry.expires
         if expires is not None:
@@ -299,7 +303,7 @@ class _Table(Generic[_Rec]):
         heapq.heapify(self._heap)
 
     def remove(self, home_address: IPv4Address) -> _Rec | None:
-        return self._entries.pop(int(home_address), None)
+        return self._entries.pop(_ip(home_address), None)
 
     def next_expiry(self) -> float | None:
         heap = self._heap
@@ -350,11 +354,9 @@ class VisitorList(_Table[Visitor]):
         # old one's objects): when the record it replaces holds the same objects, they
         # are already the shared ones -- a put leaves each address A with _share(A) is A
         # for the table's life (the shared map only grows) and the source its home
-        # address when equal -- so the sharing below would change nothing; the deadline
-        # then as _Table.put does, the key read once through its slot
+        # address when equal -- so the sharing below would change nothing
         key = _ip(hoa)
-        entries = self._entries
-        old = entries.get(key)
+        old = self._entries.get(key)
         if (
             old is not None
             and old.home_address is hoa
@@ -363,16 +365,7 @@ class VisitorList(_Table[Visitor]):
             and old.home_agent is entry.home_agent
             and old.care_of_address is entry.care_of_address
         ):
-            entries[key] = entry
-            expires = entry.expires
-            if expires is not None:
-                was = old.expires
-                if was is None or expires < was:
-                    heap = self._heap
-                    heapq.heappush(heap, (expires, key))
-                    if len(heap) > 2 * len(entries) + 1024:
-                        self._rebuild()
-            return old
+            return self._store(key, entry, old)
         # Equal values, one object: the record is the list's once put (set on the frozen
         # record through its slots, before anyone reads it from the list).
         src = entry.ip_source

@@ -344,14 +344,21 @@ class NodeIO:
         if self.icmp_errors is not None:
             errs = self.icmp_errors
             driver.add_reader(errs, lambda: list(recv_destination_unreachable(errs)))
+
+        def links_changed() -> None:
+            """A link changed (or an address): the interfaces' names are asked again, and
+            the tap's interfaces' indexes, if it has some (any link: a lost notification
+            names none; the filter is replaced if one changed)."""
+            if names is not None:
+                names.clear()
+            if tracker is not None:
+                tracker.links_changed()
+
         if self.linkmon is not None:
             mon = self.linkmon
 
             def link_events() -> list[Event]:
-                if names is not None:
-                    names.clear()  # a link changed (or an address): names asked again
-                if tracker is not None:
-                    tracker.links_changed()  # the tap's interfaces' indexes, if it has some
+                links_changed()
                 return list(mon.events())
 
             driver.add_reader(mon.sock, link_events)
@@ -359,13 +366,8 @@ class NodeIO:
             changes = self.link_changes
 
             def link_notifications() -> list[Event]:
-                if names is not None:
-                    names.clear()
+                links_changed()
                 changes.read()
-                if tracker is not None:
-                    # any link (a lost notification names none): the tap's interfaces'
-                    # indexes asked again, the filter replaced if one changed
-                    tracker.links_changed()
                 return []
 
             driver.add_reader(changes.sock, link_notifications)

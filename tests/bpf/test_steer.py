@@ -17,7 +17,6 @@ import pytest
 
 from mip4.io.bpf import steer
 from mip4.io.bpf.steer import (
-    SO_REUSEPORT,
     TRUSTED_SOURCES,
     Steering,
     open_reuseport_socket,
@@ -203,7 +202,7 @@ def test_where_the_program_cannot_load_one_socket_and_one_line_say_why(
         lines = [r.getMessage() for r in caplog.records if "flood steering" in r.getMessage()]
         assert len(lines) == 1 and lines[0].startswith("flood steering off")
         assert "\n" not in lines[0]
-        assert io.udp.getsockopt(socket.SOL_SOCKET, SO_REUSEPORT) == 0  # as without steering
+        assert io.udp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0  # as without steering
     finally:
         io.close()
     assert _bpf_fds() == fds  # nothing left open by the failed attempt
@@ -249,6 +248,6 @@ def test_turned_off_one_socket_and_the_reason_for_status(ns: Netns) -> None:
     io = NodeIO.open(ns.name, ["lo"], port=PORT, flood_steering=False)
     try:
         assert io.steering is None and io.steering_off == "[io] flood_steering = false"
-        assert io.udp.getsockopt(socket.SOL_SOCKET, SO_REUSEPORT) == 0
+        assert io.udp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
     finally:
         io.close()

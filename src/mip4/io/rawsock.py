@@ -750,19 +750,27 @@ def open_udp_control(
     address: IPv4Address | str = "0.0.0.0",
     port: int = 434,
     interface: str | None = None,
+    reuse_port: bool = False,
+    before_bind: Callable[[socket.socket], None] | None = None,
 ) -> socket.socket:
     """The Mobile IP control socket: bound to ``address:port`` (the wildcard by default, so
     broadcast and multicast requests arrive too), broadcast allowed, ``IP_PKTINFO`` and
-    ``IP_RECVTTL`` on; bound to ``interface`` when given."""
+    ``IP_RECVTTL`` on; bound to ``interface`` when given. ``reuse_port``: ``SO_REUSEPORT``
+    (one of a group of sockets on the port, flood steering's); ``before_bind(sock)`` runs
+    just before the bind (a filter that must hold from the first datagram)."""
     with entered(netns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
         if interface is not None:
             _bind_to_device(sock, interface)
+        if before_bind is not None:
+            before_bind(sock)
         sock.bind((str(address), port))
     except BaseException:
         sock.close()

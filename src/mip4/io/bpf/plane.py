@@ -258,14 +258,15 @@ class TestRun:
     duration_ns: int
 
 
-def object_path() -> Path:
-    """The shipped object (package data)."""
-    return Path(str(resources.files("mip4") / "data" / OBJECT_NAME))
+def object_path(name: str = OBJECT_NAME) -> Path:
+    """The shipped object ``name`` (package data; the tunnel's by default)."""
+    return Path(str(resources.files("mip4") / "data" / name))
 
 
-def object_record() -> dict[str, str]:
-    """What the object was built from: ``{"source", "sha256", "clang"}``."""
-    text = (resources.files("mip4") / "data" / RECORD_NAME).read_text()
+def object_record(name: str = RECORD_NAME) -> dict[str, str]:
+    """What the shipped object was built from (its record ``name``, the tunnel's by
+    default): ``{"source", "sha256", "clang"}``."""
+    text = (resources.files("mip4") / "data" / name).read_text()
     record: dict[str, str] = json.loads(text)
     return record
 

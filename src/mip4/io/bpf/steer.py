@@ -37,18 +37,16 @@ long as the program or this object.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import socket
 import struct
-from importlib import resources
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from ..netns import entered
-from ..rawsock import IP_PKTINFO, IP_RECVTTL
+from ..rawsock import attach_filter, open_udp_control
 from . import libbpf as lb
+from . import plane
 
 log = logging.getLogger("mip4.bpf")
 
@@ -64,7 +62,6 @@ TRUSTED, GENERAL = 0, 1
 
 BPF_PROG_TYPE_SK_REUSEPORT = 21
 SO_ATTACH_REUSEPORT_EBPF = 52
-SO_REUSEPORT = getattr(socket, "SO_REUSEPORT", 15)
 
 #: getsockopt(SOL_SOCKET, SO_MEMINFO): nine u32 (``SK_MEMINFO_*``), the last the drops
 SO_MEMINFO = 55
@@ -72,7 +69,6 @@ _MEMINFO = struct.Struct("=9I")
 _U32 = struct.Struct("=I")
 #: the classic BPF of :func:`accept_host_only`: ``ld #pkttype; jeq #PACKET_HOST, 0, 1;
 #: ret #-1; ret #0`` (struct sock_filter: u16 code, u8 jt, u8 jf, u32 k)
-SO_ATTACH_FILTER = 26
 _SKF_AD_PKTTYPE = -0x1000 + 4
 _HOST_ONLY = [
     (0x20, 0, 0, _SKF_AD_PKTTYPE & 0xFFFFFFFF),  # BPF_LD | BPF_W | BPF_ABS
@@ -87,15 +83,12 @@ _EEXIST = 17
 
 def object_path() -> Path:
     """The shipped object (package data)."""
-    return Path(str(resources.files("mip4") / "data" / OBJECT_NAME))
+    return plane.object_path(OBJECT_NAME)
 
 
 def object_record() -> dict[str, str]:
     """What the object was built from: ``{"source", "sha256", "clang"}``."""
-    record: dict[str, str] = json.loads(
-        (resources.files("mip4") / "data" / RECORD_NAME).read_text()
-    )
-    return record
+    return plane.object_record(RECORD_NAME)
 
 
 class SteerProgram:
@@ -172,25 +165,10 @@ class SteerProgram:
             self._obj = 0
 
 
-class _SockFilter(ctypes.Structure):
-    _fields_ = [
-        ("code", ctypes.c_uint16),
-        ("jt", ctypes.c_uint8),
-        ("jf", ctypes.c_uint8),
-        ("k", ctypes.c_uint32),
-    ]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
-
-
 def accept_host_only(sock: socket.socket) -> None:
     """A socket filter on ``sock`` refusing every datagram not addressed to this host
     alone (broadcast, multicast): those reach the other sockets of the port anyway."""
-    insns = (_SockFilter * len(_HOST_ONLY))(*(_SockFilter(*i) for i in _HOST_ONLY))
-    prog = _SockFprog(len(_HOST_ONLY), insns)
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(prog))
+    attach_filter(sock, _HOST_ONLY)
 
 
 def socket_drops(sock: socket.socket) -> int:
@@ -206,25 +184,16 @@ def open_reuseport_socket(
     port: int = 434,
     host_only: bool = False,
 ) -> socket.socket:
-    """A socket as :func:`mip4.io.rawsock.open_udp_control` opens it (wildcard, broadcast,
-    ``IP_PKTINFO``, ``IP_RECVTTL``, non-blocking), with ``SO_REUSEPORT`` before the bind;
-    ``host_only``: with :func:`accept_host_only`'s filter, also before the bind."""
-    with entered(netns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-        sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
-        if host_only:
-            accept_host_only(sock)
-        sock.bind((str(address), port))
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    """A socket as :func:`mip4.io.rawsock.open_udp_control` opens it, with
+    ``SO_REUSEPORT``; ``host_only``: with :func:`accept_host_only`'s filter before the
+    bind."""
+    return open_udp_control(
+        netns,
+        address=address,
+        port=port,
+        reuse_port=True,
+        before_bind=accept_host_only if host_only else None,
+    )
 
 
 class Steering:

@@ -99,6 +99,10 @@ def test_status_names_the_plane_and_the_fast_path_counters() -> None:
     row = next(line for line in text.splitlines() if "10.1.0.100" in line).split()
     assert row == ["10.1.0.100", "12", "3456"]
     assert "fast path events: encap=12" in text
+    assert "maps full" not in text  # nothing refused: no line
+    fast["map_full"] = {"mip4_bindings": 3}
+    text = render_text(status(dataplane="bpf", fast_path=fast))
+    assert "fast path maps full (refused, left to the user-space plane): mip4_bindings=3" in text
     # a status from before issue 12 (no such keys) still renders
     assert "data plane" not in render_text(status())
 

@@ -499,7 +499,11 @@ class Daemon:
             snap["aaa"] = ex.aaa.snapshot()  # issue 10: per-server RADIUS counters
         if self.io.fast_path is not None:
             fast = self.io.fast_path
-            snap["fast_path"] = {"bindings": fast.counters(), "events": fast.events()}
+            snap["fast_path"] = {
+                "bindings": fast.counters(),
+                "events": fast.events(),
+                "map_full": dict(fast.full),
+            }
         return snap
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:

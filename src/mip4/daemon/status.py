@@ -327,6 +327,10 @@ def render_text(s: JSON) -> str:
         rows = [[home, t["packets"], t["bytes"]] for home, t in sorted(fast.items())]
         lines += ["  " + x for x in _table(["home address", "packets", "bytes"], rows)]
         lines += _counter_lines("fast path events", s["fast_path"]["events"])
+        lines += _counter_lines(
+            "fast path maps full (refused, left to the user-space plane)",
+            s["fast_path"].get("map_full", {}),
+        )
     if "foreign_agent" in s:
         fa = s["foreign_agent"]
         for link in fa["links"]:

@@ -62,6 +62,7 @@ stays until the last one lets it go.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -76,11 +77,13 @@ from mip4.dataplane.table import TunnelEntry
 
 from ..netns import Netns, run_in_netns, write_sysctl
 from ..rtnl import RtnlSocket
+from .libbpf import BpfError
 from .plane import (
     BpfPlane,
     Direction,
     Encap,
     Event,
+    MapName,
     Peer,
     Program,
     Tunnel,
@@ -203,6 +206,10 @@ class FastPath:
         #: per interface: the id of the program at its egress hook (mobile node)
         self.egress_ids: dict[int, int] = {}
         self.reconciled: list[IPv4Address] = []
+        #: per map: entries it refused because it was full (``E2BIG``, its fixed
+        #: ``max_entries``); what it could not take is left to the slow path, the
+        #: user-space plane, which forwards it through the binding's route (``mip4 status``)
+        self.full: Counter[str] = Counter()
         #: what each owner (a binding, a visitor, the attachment) holds
         self._peers_of: dict[Hashable, set[Peer]] = {}
         self._peer_refs: Counter[tuple[IPv4Address, IPv4Address]] = Counter()
@@ -333,8 +340,9 @@ class FastPath:
         written = self._peer_written
         for p in new if old is None else new - old:
             key = (p.local, p.remote)
-            if rewrite or written.get(key) != p:
-                self.plane.set_peer(p)
+            if (rewrite or written.get(key) != p) and self._fits(
+                MapName.PEERS, p.remote, partial(self.plane.set_peer, p)
+            ):
                 written[key] = p
             self._peer_refs[key] += 1
         for p in () if old is None else old - new:
@@ -346,6 +354,30 @@ class FastPath:
                 self.plane.del_peer(p.local, p.remote)
         if new:
             self._peers_of[owner] = new
+
+    def _fits(self, name: MapName, about: IPv4Address, write: Callable[[], None]) -> bool:
+        """``write`` an entry of the map ``name``; ``False`` when the map is full. Its
+        datagrams then take the slow path -- the user-space plane forwards a binding through
+        its route into the TUN device, and decapsulates what the program passes up -- so
+        a home agent with more bindings than ``max_entries`` keeps serving every one. Counted
+        in :attr:`full`; logged the first time and at every thousandth refusal after."""
+        try:
+            write()
+        except BpfError as e:
+            if e.errno != errno.E2BIG:
+                raise
+            self.full[name.value] += 1
+            n = self.full[name.value]
+            if n == 1 or n % 1000 == 0:
+                log.warning(
+                    "bpf.map_full map=%s refused=%d last=%s: the user-space plane forwards "
+                    "what does not fit",
+                    name.value,
+                    n,
+                    about,
+                )
+            return False
+        return True
 
     def _netns(self) -> Netns:
         if self._ns is None:
@@ -435,8 +467,8 @@ class FastPath:
                     self._bpf_tunnels.clear()
                 peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True)
                 known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), peer)
-            self.plane.set_binding(home, known[1])
-            self.keep_neighbour(owner, entry.tunnel.dst)
+            if self._fits(MapName.BINDINGS, home, lambda: self.plane.set_binding(home, known[1])):
+                self.keep_neighbour(owner, entry.tunnel.dst)
             peers = [known[2]]
         else:
             self.plane.del_binding(home)

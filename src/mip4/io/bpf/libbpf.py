@@ -155,6 +155,7 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__unpin": (_I, [_P, _S]),
     "bpf_map__key_size": (ctypes.c_uint32, [_P]),
     "bpf_map__value_size": (ctypes.c_uint32, [_P]),
+    "bpf_map__max_entries": (ctypes.c_uint32, [_P]),
     "bpf_map__type": (_I, [_P]),
     "bpf_map_update_elem": (_I, [_I, _P, _P, ctypes.c_uint64]),
     "bpf_map_lookup_elem": (_I, [_I, _P, _P]),

@@ -216,6 +216,10 @@ ERRORS = [
     # issue 13: flood steering is on or off, nothing else
     ("ha", HA + '[io]\nflood_steering = "yes"\n', r"^ha\.toml: io\.flood_steering: "),
     ("ha", HA + "[io]\nflood_steering = 1\n", r"^ha\.toml: io\.flood_steering: "),
+    # issue 13: the fast path's map capacity, 1,024..16,777,216 entries
+    ("ha", HA + "[io]\nfast_path_capacity = 1023\n", r"^ha\.toml: io: fast_path_capacity: 1023"),
+    ("fa", FA + "[io]\nfast_path_capacity = 16777217\n", r"^fa\.toml: io: fast_path_capacity: "),
+    ("ha", HA + '[io]\nfast_path_capacity = "1M"\n', r"^ha\.toml: io\.fast_path_capacity: "),
 ]
 
 
@@ -224,6 +228,13 @@ def test_flood_steering_is_on_by_default_and_can_be_turned_off() -> None:
     assert on.io.flood_steering is True
     off = parse_config("ha", tomllib.loads(HA + "[io]\nflood_steering = false\n"), "ha.toml")
     assert off.io.flood_steering is False
+
+
+def test_fast_path_capacity_is_the_objects_unless_set() -> None:
+    default = parse_config("ha", tomllib.loads(HA), "ha.toml")
+    assert default.io.fast_path_capacity is None
+    text = HA + "[io]\nfast_path_capacity = 1048576\n"
+    assert parse_config("ha", tomllib.loads(text), "ha.toml").io.fast_path_capacity == 1 << 20
 
 
 @pytest.mark.parametrize(("role", "text", "message"), ERRORS)

@@ -101,7 +101,9 @@ def test_status_names_the_plane_and_the_fast_path_counters() -> None:
     assert "fast path events: encap=12" in text
     assert "maps full" not in text  # nothing refused: no line
     fast["map_full"] = {"mip4_bindings": 3}
+    fast["capacity"] = 1048576
     text = render_text(status(dataplane="bpf", fast_path=fast))
+    assert "fast path (1, capacity 1048576 per map):" in text
     assert "fast path maps full (refused, left to the user-space plane): mip4_bindings=3" in text
     # a status from before issue 12 (no such keys) still renders
     assert "data plane" not in render_text(status())

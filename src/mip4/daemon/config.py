@@ -48,6 +48,7 @@ from mip4.core.home_agent import HomeAgentConfig
 from mip4.core.mn_handover import HandoverMode, HandoverSettings
 from mip4.core.mobile_node import MobileNodeConfig
 from mip4.core.registration import ConfigError, config_from_mapping
+from mip4.io.bpf import MAX_CAPACITY, MIN_CAPACITY
 from mip4.security.sa import (
     DEFAULT_REPLAY_TOLERANCE,
     Algorithm,
@@ -204,6 +205,15 @@ class IOSection:
     #: saying why. ``mip4 status`` says whether steering is on, the trusted sources and
     #: what each socket read and dropped. The foreign agent and the mobile node ignore it.
     flood_steering: bool = True
+    #: With the bpf plane (issue 12, 13): entries of each of the fast path's per-address
+    #: maps -- bindings, reverse tunnels, tunnel peers, visitors, accounting (and three
+    #: counters per address) -- 1,024..16,777,216. Unset: 65,536, preallocated at start
+    #: (about 54 MiB of kernel memory). Set: that many, allocated as they are made (about
+    #: 90 bytes an entry, plus 16 bytes per entry of capacity for the maps' buckets:
+    #: 144 MiB at 1,048,576). What a full map refuses takes the slow path, the user-space
+    #: plane, and is counted (``mip4 status``: fast path maps full). A restart with
+    #: another capacity starts with new maps (the pinned ones are not reused).
+    fast_path_capacity: int | None = None
 
     def __post_init__(self) -> None:
         if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:
@@ -216,6 +226,11 @@ class IOSection:
             raise ValueError(f"port: {self.port} not in 1..65535")
         if self.dataplane not in ("auto", "bpf", "userspace"):
             raise ValueError(f"dataplane: {self.dataplane!r} is not auto, bpf or userspace")
+        capacity = self.fast_path_capacity
+        if capacity is not None and not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
+            raise ValueError(
+                f"fast_path_capacity: {capacity} not in {MIN_CAPACITY}..{MAX_CAPACITY}"
+            )
         for name in self.interfaces:
             if not 0 < len(name.encode()) <= 15:
                 raise ValueError(f"interfaces: {name!r} is not an interface name")

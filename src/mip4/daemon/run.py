@@ -63,6 +63,7 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.io.agentx import AgentXSubagent
 from mip4.io.bpf.agent import Role
+from mip4.io.bpf.plane import MapName
 from mip4.io.bpf.steer import Steering
 from mip4.io.driver import EngineDriver
 from mip4.io.executor import REVERSE_TABLE
@@ -231,6 +232,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
         "link_sources": cfg.link_sources,
         "forwarding": cfg.forwarding,
         "port": io.port,
+        "bpf_capacity": io.fast_path_capacity,
     }
     if isinstance(engine, HomeAgent):
         return NodeIO.open(
@@ -502,6 +504,7 @@ class Daemon:
             snap["fast_path"] = {
                 "bindings": fast.counters(),
                 "events": fast.events(),
+                "capacity": fast.plane.max_entries(MapName.BINDINGS),
                 "map_full": dict(fast.full),
             }
         return snap

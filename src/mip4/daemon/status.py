@@ -323,7 +323,9 @@ def render_text(s: JSON) -> str:
         lines += ["  " + x for x in _table([*hdr, "from"], rows)]
     if "fast_path" in s:  # issue 12: per-binding counters of the bpf fast path
         fast = s["fast_path"]["bindings"]
-        lines.append(f"fast path ({len(fast)}):")
+        capacity = s["fast_path"].get("capacity")
+        room = "" if capacity is None else f", capacity {capacity} per map"
+        lines.append(f"fast path ({len(fast)}{room}):")
         rows = [[home, t["packets"], t["bytes"]] for home, t in sorted(fast.items())]
         lines += ["  " + x for x in _table(["home address", "packets", "bytes"], rows)]
         lines += _counter_lines("fast path events", s["fast_path"]["events"])

@@ -185,6 +185,7 @@ class NodeIO:
         dataplane: str = "userspace",
         bpf_pin_dir: Path | None = None,
         bpf_role: Role = Role.HOME_AGENT,
+        bpf_capacity: int | None = None,
         unaddressed_requests: bool = False,
         flood_steering: bool = False,
     ) -> NodeIO:
@@ -227,6 +228,7 @@ class NodeIO:
                     indexes() if netns is None else run_in_netns(netns, indexes),
                     role=bpf_role,
                     pin_dir=bpf_pin_dir,
+                    capacity=bpf_capacity,
                 )
                 # before the executor's stacks: they remove map entries on the way out
                 res.callback(_FAST_PATH, fast.close)

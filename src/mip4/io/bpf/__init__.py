@@ -15,3 +15,10 @@
 The C source is ``bpf/mip4_tunnel.bpf.c`` (GPL-2.0-only, like the object built from it,
 ``mip4/data/mip4_tunnel.bpf.o``); ``bpf/Makefile`` builds it. Nothing is imported here.
 """
+
+#: Entries of each per-address map as the object declares them (``max_entries``; the
+#: per-direction counters hold three times as many); ``BpfPlane(capacity=...)``, from
+#: ``[io] fast_path_capacity``, sizes them otherwise, within these bounds: the smallest the
+#: daemons accept, and the largest (16 M; the kernel's limit is far above what memory allows).
+CAPACITY = 65536
+MIN_CAPACITY, MAX_CAPACITY = 1024, 1 << 24

@@ -240,10 +240,11 @@ class FastPath:
         role: Role = Role.HOME_AGENT,
         pin_dir: Path | None = None,
         bound: Iterable[IPv4Address] = (),
+        capacity: int | None = None,
     ) -> FastPath:
         if pin_dir is not None:
             pin_dir.mkdir(parents=True, exist_ok=True)
-        plane = BpfPlane(pin_dir=pin_dir)
+        plane = BpfPlane(pin_dir=pin_dir, capacity=capacity)
         fast = cls(plane, netns, list(ifindexes), role)
         try:
             fast.reconcile(bound)

@@ -48,6 +48,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Self
 
+from . import CAPACITY, MAX_CAPACITY, MIN_CAPACITY
 from . import libbpf as lb
 
 log = logging.getLogger("mip4")
@@ -348,6 +349,12 @@ class _Map:
         return [raw[i * self.slot : i * self.slot + self.value_size] for i in range(self.ncpus)]
 
 
+#: BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH (linux/bpf.h)
+_HASH_TYPES = (1, 5)
+#: linux/bpf.h: the map's entries are allocated as they are made, not all at load
+_BPF_F_NO_PREALLOC = 1
+
+
 class BpfPlane:
     """One loaded ``mip4_tunnel.bpf.o``. Use as a context manager, or call :meth:`close`.
 
@@ -355,9 +362,15 @@ class BpfPlane:
     pin the maps in (and reuse them from); ``None``: maps live as long as this object or
     the tc filters holding its programs."""
 
-    def __init__(self, obj: Path | None = None, *, pin_dir: Path | None = None) -> None:
+    def __init__(
+        self, obj: Path | None = None, *, pin_dir: Path | None = None, capacity: int | None = None
+    ) -> None:
         self.path = obj or object_path()
         self.pin_dir = pin_dir
+        if capacity is not None and not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
+            raise ValueError(f"capacity {capacity} not in {MIN_CAPACITY}..{MAX_CAPACITY}")
+        #: entries of each per-address map (``None``: the object's, :data:`CAPACITY`)
+        self.capacity = capacity
         try:
             self._load()
         except lb.BpfError:
@@ -390,6 +403,8 @@ class BpfPlane:
                     bpf.bpf_program__set_type(prog, lb.BPF_PROG_TYPE_SCHED_CLS),
                     f"bpf_program__set_type({name})",
                 )
+            if self.capacity is not None:
+                self._size_maps(self.capacity)
             if pin_dir is not None:
                 for m in MapName:
                     ptr = lb.check_ptr(
@@ -408,6 +423,28 @@ class BpfPlane:
             bpf.bpf_object__close(self._obj)
             self._obj = 0
             raise
+
+    def _size_maps(self, capacity: int) -> None:
+        """Before the load: every hash map the object sizes at a multiple of
+        :data:`CAPACITY` (one entry per address, or one per address and direction) holds
+        that multiple of ``capacity`` instead. A pinned map of another size is not reused
+        (libbpf refuses it): :meth:`__init__` then loads fresh maps."""
+        bpf = lb.lib()
+        for m in MapName:
+            ptr = lb.check_ptr(bpf.bpf_object__find_map_by_name(self._obj, m.encode()), m)
+            size = int(bpf.bpf_map__max_entries(ptr))
+            if bpf.bpf_map__type(ptr) in _HASH_TYPES and size % CAPACITY == 0:
+                lb.check(
+                    bpf.bpf_map__set_max_entries(ptr, size // CAPACITY * capacity),
+                    f"bpf_map__set_max_entries({m})",
+                )
+                flags = int(bpf.bpf_map__map_flags(ptr)) | _BPF_F_NO_PREALLOC
+                lb.check(bpf.bpf_map__set_map_flags(ptr, flags), f"bpf_map__set_map_flags({m})")
+
+    def max_entries(self, name: MapName) -> int:
+        """How many entries the map ``name`` holds at most (past that an update fails
+        with ``E2BIG``)."""
+        return int(lb.lib().bpf_map__max_entries(self._maps[name].ptr))
 
     # -- lifetime --------------------------------------------------------------------------
 

@@ -145,6 +145,15 @@ def test_after_a_removal_the_same_binding_is_installed_again() -> None:
     ex.execute(RemoveBinding(_hoa(0), None))
     ex.execute(_install(0, 400.0))
     assert nl.calls["route replace"] == 3
+    # ... each of them, with simultaneous bindings (S, RFC 5944 §3.6.1.3)
+    other = IPv4Address("10.9.0.3")
+    ex.execute(_install(0, 500.0, coa=other))
+    ex.execute(RemoveBinding(_hoa(0), None))
+    installed = ex.stats["binding_installed"]
+    ex.execute(_install(0, 600.0))
+    ex.execute(_install(0, 600.0, coa=other))
+    assert ex.stats["binding_installed"] == installed + 2
+    assert ex.stats["binding_unchanged"] == 0
 
 
 def test_interface_indexes_are_looked_up_once_and_again_after_a_link_change() -> None:

@@ -61,7 +61,7 @@ _inet_ntoa = socket.inet_ntoa
 _LAST_DOTTED: list[object] = [None, ""]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LinkRecord:
     """A link we added (veth pair, bridge): deleted by name."""
 
@@ -71,7 +71,7 @@ class LinkRecord:
         return f"link {self.ifname}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressRecord:
     """An IPv4 address we added to interface ``index``."""
 
@@ -83,7 +83,7 @@ class AddressRecord:
         return f"address {self.address}/{self.prefixlen} index {self.index}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteRecord:
     """A route we added (or replaced): deleted by destination, table, output interface and
     gateway (a route someone else put in its place since stays)."""
@@ -98,7 +98,7 @@ class RouteRecord:
         return f"route {self.dst}/{self.dst_len} table {self.table}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WithdrawnRouteRecord:
     """An on-link route (the one an address made) we deleted: put back on undo."""
 
@@ -112,7 +112,7 @@ class WithdrawnRouteRecord:
         return f"restored route {self.dst}/{self.dst_len} dev {self.ifname or self.oif}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleRecord:
     """An IPv4 policy rule we added."""
 
@@ -126,7 +126,7 @@ class RuleRecord:
         return f"rule priority {self.priority} table {self.table}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NeighbourRecord:
     """A permanent neighbour entry we made."""
 
@@ -137,7 +137,7 @@ class NeighbourRecord:
         return f"neighbour {self.dst} index {self.ifindex}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProxyNeighbourRecord:
     """A proxy neighbour entry (``ip neigh add proxy``) we made. pyroute2 0.9.7 returns
     empty proxy-neighbour dumps, so this record is the only list of them there is."""
@@ -150,7 +150,7 @@ class ProxyNeighbourRecord:
         return f"proxy neighbour {self.dst} dev {self.ifname}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SysctlRecord:
     """A sysctl we changed; ``value`` is what it was before mip4 first touched it."""
 
@@ -186,7 +186,7 @@ KINDS: dict[str, type[KernelRecord]] = {
 _KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Callback:
     """An in-process clean-up step (close a socket, forget a table entry). Not journalled:
     what it undoes dies with the process. Compared by identity."""
@@ -406,6 +406,9 @@ class UndoStack:
     :class:`Callback` compares by identity), so "already here?", forgetting one record and
     undoing the newest are O(1) whatever the size: the daemon's own stack holds a proxy
     neighbour entry per mobile node away from home, a million of them at scale."""
+
+    # the home agent keeps one per binding: no instance dict (issue 13)
+    __slots__ = ("_records", "_undo_one", "journal", "name")
 
     def __init__(
         self,

@@ -442,6 +442,8 @@ def test_first_registration_passes_against_a_baseline_tree(prefix: str) -> None:
         assert isinstance(fig, dict)
         # (a pass is a few ticks of the 10 ms CPU clock: one may read 0)
         assert len(fig["us"]) == 2 and all(x >= 0 for x in fig["us"]) and sum(fig["us"]) > 0
+        # the warm-up pass's RSS growth per binding (300 bindings may fit in free arenas)
+        assert isinstance(fig["rss_bytes_per_binding"], int)
     ratio = out["ratio"]
     assert isinstance(ratio, float) and ratio > 0
 

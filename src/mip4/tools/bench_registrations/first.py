@@ -5,16 +5,19 @@ A pass of 1,000 first registrations is a dozen ticks of the 10 ms CPU clock; her
 ``mip4 ha`` (the same namespaces, generator and configuration as the benchmark,
 :class:`~.run.Bench`) takes ``--passes`` passes of ``--nodes`` first registrations, each
 followed by an unmeasured deregistration of every node, and the figure is the median of
-the passes' CPU time over accepted replies. With ``--baseline DIR`` (a ``src`` directory of
-another mip4, e.g. ``git archive`` of a commit) two home agents are started, one from each
-tree, and measured in turn, pass for pass (ABAB...): the ratio of the medians is printed
-with the load. Every loop is bounded (``--passes``, the generator's ``--duration`` and
-``--max``); the daemons are stopped by process id and the namespaces deleted on failure
+the passes' CPU time over accepted replies. The unmeasured first pass gives the daemon's RSS
+growth per binding (its memory for a binding, all layers). With ``--baseline DIR`` (a
+``src`` directory of another mip4, e.g. ``git archive`` of a commit) two home agents are
+started, one from each tree, and measured in turn, pass for pass (ABAB...): the ratio of
+the medians is printed with the load. Every loop is bounded (``--passes``, the
+generator's ``--duration`` and ``--max``); the daemons are stopped by process id and the
+namespaces deleted on failure
 too."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import secrets
 import shutil
@@ -26,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .build import BuildError, build
-from .run import Bench, BenchError, Options, _cpu, _sigterm_raises
+from .run import Bench, BenchError, Options, _cpu, _rss_kib, _sigterm_raises
 
 
 def _passes(bench: Bench, pid: int, nodes: int) -> float:
@@ -40,6 +43,21 @@ def _passes(bench: Bench, pid: int, nodes: int) -> float:
     return float(cpu / r["accepted"] * 1e6)
 
 
+def _warm_up(bench: Bench, pid: int, nodes: int) -> float:
+    """The unmeasured first pass; returns the home agent's RSS growth per binding it made
+    (bytes): the daemon's whole cost of a binding -- engine, executor records, undo stacks,
+    tunnel table, fast-path bookkeeping -- where ``mip4 bench engine`` counts the engine's."""
+    before = _rss_kib(pid)
+    r = bench.loadgen("first", 434, 60)
+    after = _rss_kib(pid)
+    bench.loadgen("dereg", 434, 60)
+    if r["accepted"] < nodes:
+        raise BenchError(f"only {r['accepted']} of {nodes} first registrations accepted")
+    if before is None or after is None:
+        return float("nan")
+    return float((after - before) * 1024 / r["accepted"])
+
+
 def measure(nodes: int, passes: int, baseline: Path | None, prefix: str = "") -> dict[str, object]:
     """Start a home agent per tree (this one, and ``baseline``'s ``src``), each in its own
     namespaces, then measure them in turn, pass for pass."""
@@ -47,6 +65,7 @@ def measure(nodes: int, passes: int, baseline: Path | None, prefix: str = "") ->
     if baseline is not None:
         trees.insert(0, ("baseline", str(baseline)))
     figures: dict[str, list[float]] = {name: [] for name, _ in trees}
+    rss: dict[str, float] = {}
     loads = [os.getloadavg()[0]]
     work = Path(tempfile.mkdtemp(prefix="mip4-bench-first-"))
     benches: list[Bench] = []
@@ -70,7 +89,7 @@ def measure(nodes: int, passes: int, baseline: Path | None, prefix: str = "") ->
                         os.environ.pop("PYTHONPATH", None)
                     else:
                         os.environ["PYTHONPATH"] = old
-                _passes(bench, ha.pid, nodes)  # warm-up, unmeasured
+                rss[name] = _warm_up(bench, ha.pid, nodes)
                 running.append((name, bench, ha.pid))
             for _ in range(passes):
                 for name, bench, pid in running:
@@ -82,7 +101,11 @@ def measure(nodes: int, passes: int, baseline: Path | None, prefix: str = "") ->
         shutil.rmtree(work, ignore_errors=True)
     out: dict[str, object] = {"nodes": nodes, "passes": passes, "load": loads}
     for name, values in figures.items():
-        out[name] = {"us": [round(v, 1) for v in values], "median_us": statistics.median(values)}
+        out[name] = {
+            "us": [round(v, 1) for v in values],
+            "median_us": statistics.median(values),
+            "rss_bytes_per_binding": None if math.isnan(rss[name]) else round(rss[name]),
+        }
     base = statistics.median(figures["baseline"]) if baseline is not None else 0.0
     if base > 0:
         out["ratio"] = round(statistics.median(figures["this"]) / base, 3)
@@ -124,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(fig, dict):
             each = " ".join(f"{x:.0f}" for x in fig["us"])
             print(
-                f"{key:9} HA CPU per first registration: median {fig['median_us']:.0f} us ({each})"
+                f"{key:9} HA CPU per first registration: median {fig['median_us']:.0f} us "
+                f"({each}); RSS per binding (first pass) {fig['rss_bytes_per_binding']} bytes"
             )
     if "ratio" in out:
         print(f"this / baseline: {out['ratio']}")

@@ -336,6 +336,12 @@ def test_keys_and_config_agree() -> None:
         nodes, interface="e", tun_name="t", control_socket=Path("/x"), flood_steering=False
     )
     assert tomllib.loads(off)["io"]["flood_steering"] is False
+    # more bindings than the bpf plane's maps hold by default: the capacity is written
+    assert "fast_path_capacity" not in tomllib.loads(text)["io"]
+    big = ha_config(
+        nodes, interface="e", tun_name="t", control_socket=Path("/x"), fast_path_capacity=1 << 20
+    )
+    assert tomllib.loads(big)["io"]["fast_path_capacity"] == 1 << 20
 
 
 def test_report_from_made_up_figures() -> None:

@@ -78,6 +78,7 @@ def ha_config(
     log_level: str = "info",
     subscribers: Path | None = None,
     flood_steering: bool = True,
+    fast_path_capacity: int | None = None,
 ) -> str:
     """A ``mip4 ha`` configuration (TOML) with one MN-HA security association per node.
 
@@ -87,7 +88,8 @@ def ha_config(
     header (a top-level key): the same structure as ``[[security_associations]]`` tables
     in fewer bytes, since the daemon reads configuration files of at most 1 MiB.
     ``flood_steering`` false writes ``[io] flood_steering = false`` (one socket; default:
-    unwritten, the daemon's default, on)."""
+    unwritten, the daemon's default, on). ``fast_path_capacity``: ``[io]
+    fast_path_capacity`` (for more bindings than the bpf plane's 65,536 by default)."""
     lines = []
     if subscribers is None:
         lines.append("security_associations = [")
@@ -110,6 +112,7 @@ def ha_config(
         "[io]",
         f'tun_name = "{tun_name}"',
         *([] if flood_steering else ["flood_steering = false"]),
+        *([] if fast_path_capacity is None else [f"fast_path_capacity = {fast_path_capacity}"]),
         "",
         "[daemon]",
         'name = "bench"',

@@ -31,6 +31,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from mip4.io.bpf import CAPACITY
+
 from .build import BuildError, build
 from .nodes import Nodes, ha_config, write_subscriber_table
 from .report import format_report
@@ -252,6 +254,8 @@ class Bench:
                 log_level=self.opts.log_level,
                 subscribers=table,
                 flood_steering=self.opts.steering,
+                # more nodes than the bpf plane's maps hold by default: room for all
+                fast_path_capacity=self.opts.nodes if self.opts.nodes > CAPACITY else None,
             )
         )
         t0 = time.monotonic()

@@ -8,8 +8,10 @@ proxy`` is empty -- pyroute2's proxy dump is not usable, so ``ip`` is asked).
 
 * The daemons of the lab (``mip4 ha`` with ``dataplane = "bpf"``): the router, a host on
   the home link, resolves the home address of the node away to the home agent's hardware
-  address (``mip4 status`` counts the answer); back home, the node's own address, and the
-  agent answers no more.
+  address (``mip4 status`` counts the answer); the home agent killed (SIGKILL), still
+  (issue 12 acceptance 4: ARP survives a crash as forwarding does); restarted, again once
+  the node has registered with it; back home, the node's own address, and the agent
+  answers no more.
 * The lifecycle at the node's I/O (as ``tests/bpf/test_agent.py``): a killed agent
   (SIGKILL: the filter and the pinned maps stay) keeps answering; the next start
   reconciles the map against its binding table (empty: the entry goes, and the address is
@@ -19,6 +21,7 @@ proxy`` is empty -- pyroute2's proxy dump is not usable, so ``ip`` is asked).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -76,7 +79,8 @@ def test_the_home_agent_daemon_answers_for_a_node_away_and_not_once_it_is_back(
     from mip4.lab.scenario import Scenario, Settings
 
     monkeypatch.setenv("MIP4_LAB_DATAPLANE", "bpf")
-    with Scenario(Settings(prefix[2:])) as sc:
+    lifetime = 8  # the node registers again with the restarted agent within it
+    with Scenario(Settings(prefix[2:], lifetime=lifetime)) as sc:
         lab, agents = sc.lab, sc.agents
         assert isinstance(agents, DaemonBackend)
         home = lab.address("mn")
@@ -97,6 +101,23 @@ def test_the_home_agent_daemon_answers_for_a_node_away_and_not_once_it_is_back(
             assert resolve(rtr, rtr_if, home) == ha_mac  # away: the home agent
             assert answered() > before
             assert proxy_entries(lab.ns("ha")) == ""  # ... and not the kernel
+
+            # killed: the filter and the pinned map still answer
+            proc = agents.procs["ha"]
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=10) == -signal.SIGKILL
+            assert resolve(rtr, rtr_if, home) == ha_mac
+            # restarted (its binding table empty: the map reconciled), then the node's
+            # registration with it makes the entry again
+            agents.restart("ha", signal.SIGKILL)
+            sc.wait(
+                lambda: [b.home_address for b in sc.ha_status().bindings] == [str(home)],
+                lifetime + 4,
+                "the mobile node to register with the restarted home agent",
+            )
+            assert resolve(rtr, rtr_if, home) == ha_mac
+            assert answered() > 0  # the restarted daemon's program
+            assert proxy_entries(lab.ns("ha")) == ""
 
             assert sc.move("home").registered  # deregistered
             before = answered()

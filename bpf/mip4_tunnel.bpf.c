@@ -16,7 +16,8 @@
  *                      destination, else mip4_reverse_encap for a source with a
  *                      reverse tunnel -- one hook does all three (the first
  *                      TC_ACT_OK of a filter ends classification, so separate
- *                      filters could not share the hook).
+ *                      filters could not share the hook). It also answers ARP
+ *                      requests for the addresses in mip4_proxy (proxy ARP).
  *   mip4_ha_encap      ingress of the home agent's home-link/upstream devices:
  *                      destination in mip4_bindings -> tunnel to the care-of
  *                      address (RFC 5944 §4.2.3), inner TTL - 1.
@@ -68,6 +69,22 @@
  * to the stack). Octets are the inner datagram's Total Length, as the
  * user-space plane counts them.
  *
+ * Proxy ARP (RFC 5944 §4.6): while a mobile node is away, its home agent
+ * answers ARP requests for the node's home address on the home link with its
+ * own hardware address. mip4_proxy holds one entry per (address, interface);
+ * mip4_agent answers an Ethernet/IPv4 ARP request (RFC 826) for such an
+ * address arriving on that interface as the kernel answers for a proxy
+ * neighbour entry (arp_process in net/ipv4/arp.c): not a probe (sender
+ * address 0, RFC 5227 §2.1.1: only an address's owner answers it), not a
+ * gratuitous request (sender = target: the node announcing itself), not a
+ * frame for another host's hardware address. The reply (op 2; sender: the
+ * interface's hardware address and the target address; target: the
+ * requester) goes to the requester's hardware address out of the interface
+ * the request came in on. Anything else goes on untouched. The kernel keeps
+ * its proxy entries in a 16-bucket list scanned on every insert, delete and
+ * ARP request (PNEIGH_HASHMASK): at tens of thousands of mobile nodes away,
+ * its scans took a third of the home agent's CPU; a hash map does not.
+ *
  * Minimal encapsulation has no kernel GSO handler and RFC 2004 §3 forbids it
  * for fragments: such packets are sent IP in IP instead (the peer must
  * accept IP in IP, which every RFC 5944 mobility agent does) unless the
@@ -75,6 +92,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
@@ -84,6 +102,10 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+/* linux/if_arp.h (which needs libc headers) */
+#define ARPHRD_ETHER 1
+#define ARPOP_REQUEST 1
+#define ARPOP_REPLY 2
 
 /* ---- shared with Python (mip4/io/bpf/plane.py): keep in step ---------- */
 
@@ -177,7 +199,19 @@ enum mip4_event {
 	MIP4_EV_SLOW_ADJUST = 15, /* the kernel refused to make room: untouched */
 	MIP4_EV_DECAP_NOT_BOUND = 16, /* RFC 3024 §4.3: inner source not bound to the peer */
 	MIP4_EV_LOCAL = 17, /* from a reverse-tunnelled source to us, or multi/broadcast */
-	MIP4_EV_MAX = 18,
+	MIP4_EV_PROXY_ARP = 18, /* an ARP request for a proxied address answered */
+	MIP4_EV_MAX = 19,
+};
+
+/* mip4_proxy: answer ARP for addr on the interface ifindex (RFC 5944 §4.6) */
+struct mip4_proxy_key {
+	__be32 addr;	 /* the mobile node's home address, network order */
+	__u32 ifindex; /* the home link's interface, where requests come in */
+};
+
+struct mip4_proxy {
+	__u8 mac[6]; /* that interface's own hardware address: the answer */
+	__u8 pad[2];
 };
 
 /* ---- maps ------------------------------------------------------------- */
@@ -223,6 +257,13 @@ struct {
 	__type(key, __be32);
 	__type(value, struct mip4_acct);
 } mip4_acct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mip4_proxy_key);
+	__type(value, struct mip4_proxy);
+} mip4_proxy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -748,6 +789,65 @@ int mip4_decap(struct __sk_buff *skb)
 	return decap(skb, ip, peer, pk.remote);
 }
 
+/* An Ethernet/IPv4 ARP packet (RFC 826); the addresses are not aligned. */
+struct mip4_arp {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[ETH_ALEN];
+	__u8 spa[4];
+	__u8 tha[ETH_ALEN];
+	__u8 tpa[4];
+} __attribute__((packed));
+
+/* Proxy ARP (see the header): answer an ARP request for an address in
+ * mip4_proxy on the interface it arrived on, as the kernel answers for a proxy
+ * neighbour entry; anything else goes on untouched. */
+static __always_inline int proxy_arp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct mip4_arp *arp = data + sizeof(*eth);
+	struct mip4_proxy_key k = {};
+	struct mip4_proxy *p;
+	__be32 sip, tip;
+
+	if ((void *)(arp + 1) > data_end)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	if (arp->htype != bpf_htons(ARPHRD_ETHER) || arp->ptype != bpf_htons(ETH_P_IP) ||
+	    arp->hlen != ETH_ALEN || arp->plen != 4 || arp->op != bpf_htons(ARPOP_REQUEST))
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	/* arp_rcv: not for another host's hardware address, not looped back; a
+	 * VLAN-tagged request is for the VLAN's device, not this one */
+	if (skb->pkt_type == PACKET_OTHERHOST || skb->pkt_type == PACKET_LOOPBACK ||
+	    skb->vlan_present)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	__builtin_memcpy(&sip, arp->spa, 4);
+	__builtin_memcpy(&tip, arp->tpa, 4);
+	/* RFC 5227 §2.1.1: a probe (sender 0) is answered by the address's owner
+	 * only; a gratuitous request (sender = target) announces, asks nothing */
+	if (sip == 0 || sip == tip)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	k.addr = tip;
+	k.ifindex = skb->ingress_ifindex;
+	p = bpf_map_lookup_elem(&mip4_proxy, &k);
+	if (!p)
+		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	/* RFC 826: swap sender and target, ours as the sender; to the requester's
+	 * hardware address (arp_send_dst: the request's sha, as the kernel) */
+	__builtin_memcpy(eth->h_dest, arp->sha, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, p->mac, ETH_ALEN);
+	__builtin_memcpy(arp->tha, arp->sha, ETH_ALEN);
+	__builtin_memcpy(arp->sha, p->mac, ETH_ALEN);
+	__builtin_memcpy(arp->tpa, &sip, 4);
+	__builtin_memcpy(arp->spa, &tip, 4);
+	arp->op = bpf_htons(ARPOP_REPLY);
+	return event(MIP4_EV_PROXY_ARP, bpf_redirect(k.ifindex, 0));
+}
+
 SEC("tc")
 int mip4_agent(struct __sk_buff *skb)
 {
@@ -757,8 +857,14 @@ int mip4_agent(struct __sk_buff *skb)
 	struct mip4_tunnel *t;
 	__be32 addr;
 
-	if (!ip)
+	if (!ip) {
+		struct ethhdr *eth = (void *)(long)skb->data;
+
+		if ((void *)(eth + 1) <= (void *)(long)skb->data_end &&
+		    eth->h_proto == bpf_htons(ETH_P_ARP))
+			return proxy_arp(skb);
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	}
 	if (is_tunnel(ip)) {
 		pk.local = ip->daddr;
 		pk.remote = ip->saddr;

@@ -25,7 +25,9 @@ are kept by :class:`mip4.io.edge_ends.EdgeEnds` (the executor's ``edges``).
                              datagram sent by AF_PACKET to that hardware address (no ARP)
 ``SendIcmp``                 raw ICMP socket bound to the interface (TTL from the action)
 ``ProxyArp``                 ``ip neigh add proxy`` (own records; the kernel answers only with
-                             forwarding on and a route to the address via another device)
+                             forwarding on and a route to the address via another device);
+                             with a bpf fast path on the interface its map entry instead
+                             (the program answers; no kernel entry)
 ``GratuitousArp``            AF_PACKET ARP requests, ``count`` times, ``garp_interval``
                              apart (RFC 5944 §4.6)
 ``InstallBinding``           tunnel table entry + host route to the TUN device (home agent);
@@ -109,7 +111,7 @@ from .edge_ends import EdgeEnds
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
-from .netns import Netns
+from .netns import Netns, NetnsError
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
@@ -431,6 +433,9 @@ class LinuxExecutor:
     # -- ARP --------------------------------------------------------------------------
 
     def proxy_arp(self, a: ProxyArp) -> None:
+        """RFC 5944 §4.6: answer ARP for ``a.address`` on ``a.interface`` (or stop). With
+        the bpf fast path attached to the interface the program answers, from its map
+        (:meth:`_fast_proxy_arp`); otherwise a kernel proxy neighbour entry does."""
         held = self._held
         if (
             held is not None
@@ -438,6 +443,9 @@ class LinuxExecutor:
             and (not a.enable or ("proxy", a.interface, int(a.address)) in held.keys)
         ):
             self._carry_out_held()
+        fast = self.fast_path
+        if fast is not None and self._fast_proxy_arp(fast, a):
+            return
         if a.enable:
             if a.interface not in self._proxy_immediate:
                 # The kernel delays proxy ARP replies by up to proxy_delay (0.8 s by default).
@@ -458,6 +466,36 @@ class LinuxExecutor:
             self.ns.del_proxy_neighbour(a.interface, a.address)
             # the announcements of the agent's own address for the node are over too
             self._cancel_garp_repeats(a.interface, a.address)
+
+    def _fast_proxy_arp(self, fast: FastPath, a: ProxyArp) -> bool:
+        """``a`` carried out by the fast path: a map entry made or deleted at once (one
+        system call: the answer is there before any gratuitous ARP that follows, held or
+        not), no kernel entry, no ``proxy_delay`` (the program answers at once). False if
+        the fast path does not serve the interface, or its map is full: then the kernel
+        entry answers (counted ``proxy_arp_map_full``)."""
+        try:
+            index = self.ns.index(a.interface)
+        except NetnsError:
+            if a.enable:
+                raise
+            return False  # gone: it answers nothing now (a kernel entry is undone by name)
+        if not fast.answers_arp(index):
+            return False
+        if a.enable:
+            own = self._own_link.get(index)
+            if own is None:
+                own = self._own_link[index] = self.ns.link_address(a.interface)
+            if fast.proxy_arp(a.address, index, own):
+                return True
+            self.stats["proxy_arp_map_full"] += 1
+            if self.stats["proxy_arp_map_full"] == 1:  # once: then counted only
+                log.warning("bpf.proxy_full address=%s: kernel proxy entries answer", a.address)
+            return False
+        fast.unproxy_arp(a.address, index)
+        # a kernel entry made while the map was full (nothing when there is none)
+        self.ns.del_proxy_neighbour(a.interface, a.address)
+        self._cancel_garp_repeats(a.interface, a.address)
+        return True
 
     def gratuitous_arp(self, a: GratuitousArp) -> None:
         """Announce ``a.address`` at ``a.link_address``, ``count`` times ``garp_interval``

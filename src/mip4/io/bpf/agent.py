@@ -10,7 +10,10 @@ forwarder's table. The fast path sits in front of it, one program per hook (:dat
   addresses of its bindings reverse-tunnel to it (registered (agent, care-of address)
   pairs only, and only datagrams whose source is a home address bound to that care-of
   address, RFC 3024 §4.3) and encapsulates datagrams for a bound home address before the
-  kernel routes them, so they never reach the TUN device;
+  kernel routes them, so they never reach the TUN device; it also answers ARP on the home
+  link for the home addresses of the nodes away (proxy ARP, RFC 5944 §4.6,
+  :meth:`FastPath.proxy_arp`) instead of the kernel's proxy neighbour entries, whose
+  16-bucket table the kernel scans on every insert, delete and ARP request;
 * foreign agent: ``mip4_agent`` at ingress of its interfaces decapsulates what its
   visitors' home agents tunnel to it and redirects it to the visitor's hardware address
   (``mip4_visitors``), and reverse-tunnels the visitors' own datagrams (RFC 3024); it
@@ -36,13 +39,19 @@ it always did (RFC 2003 §4-5).
 start (:meth:`open`)         load the shipped object (maps pinned under ``pin_dir`` when
                              given), reconcile the pinned bindings against the agent's
                              binding table (empty at start: the home agent keeps no
-                             bindings across a restart, so every pinned entry goes), attach
+                             bindings across a restart, so every pinned entry goes --
+                             proxy ARP entries too; a restored binding store's nodes
+                             come back through the engine's actions), attach
                              the role's programs to each interface *with replace* (a
                              restart swaps programs atomically)
 a binding (home agent)       :meth:`sync`: the map entry follows the forwarder's table for
                              that home address (one care-of address: in the map; none,
                              several or a GRE checksum: not, the user-space plane
                              handles them); each care-of address is a registered peer
+proxy ARP (home agent)       :meth:`proxy_arp` / :meth:`unproxy_arp`: the program answers
+                             ARP for the home address on an interface it is attached to
+                             (``mip4_proxy``); a full map: the executor falls back to a
+                             kernel proxy entry
 a visitor (foreign agent)    :meth:`visitor`: peer (care-of address, home agent), the
                              visitor's hardware address, the reverse tunnel, its accounting
                              counters (kept when the visitor goes: the Stop record may
@@ -294,6 +303,12 @@ class FastPath:
                 self.plane.del_peer(peer.local, peer.remote)
                 self.plane.forget_counters(peer.remote)
                 rest += 1
+        # proxy ARP for an address not bound: a killed daemon's (RFC 5944 §4.6: the home
+        # agent answers for a node only while it is away)
+        for address, ifindex in self.plane.proxies():
+            if address not in keep:
+                self.plane.del_proxy(address, ifindex)
+                rest += 1
         if gone or rest:
             log.info("bpf.reconciled removed=%s other_entries=%d", ",".join(map(str, gone)), rest)
         self.reconciled = gone
@@ -482,6 +497,23 @@ class FastPath:
     def remove(self, home: IPv4Address) -> None:
         self.plane.del_binding(home)
         self._release(("binding", home))
+
+    # -- proxy ARP (home agent, RFC 5944 §4.6) ----------------------------------------------
+
+    def answers_arp(self, ifindex: int) -> bool:
+        """Whether ``mip4_agent`` is attached at ingress of ``ifindex``: it answers ARP
+        there for the addresses :meth:`proxy_arp` names."""
+        return ifindex in self.ifindexes and (Program.AGENT, True) in HOOKS[self.role]
+
+    def proxy_arp(self, address: IPv4Address, ifindex: int, mac: bytes) -> bool:
+        """Answer ARP requests for ``address`` arriving on ``ifindex`` with ``mac`` (its
+        own hardware address): the program replies at once, as the kernel for a proxy
+        entry with ``proxy_delay`` 0. False if the map is full (nothing made)."""
+        return self.plane.set_proxy(address, ifindex, mac)
+
+    def unproxy_arp(self, address: IPv4Address, ifindex: int) -> bool:
+        """Stop answering for ``address`` on ``ifindex``; False if it was not answered."""
+        return self.plane.del_proxy(address, ifindex)
 
     # -- foreign agent ---------------------------------------------------------------------
 

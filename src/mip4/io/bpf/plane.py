@@ -3,7 +3,7 @@ its maps, attach its programs, read its counters.
 
 Theory of operation
 -------------------
-:class:`BpfPlane` owns one loaded object (five SCHED_CLS programs, seven maps; the C source
+:class:`BpfPlane` owns one loaded object (five SCHED_CLS programs, eight maps; the C source
 is ``bpf/mip4_tunnel.bpf.c``, whose header explains the data path). The daemons drive it with
 map updates only -- nothing is recompiled or reloaded per binding:
 
@@ -12,6 +12,9 @@ home agent: binding added / renewed    ``set_binding(home, Tunnel(ha, coa, encap
                                        ``set_peer(Peer(ha, coa, bound_source=True))``
                                        (reverse tunnel exit, RFC 3024 §4.3)
 home agent: binding removed            ``del_binding(home)``, ``del_peer(ha, coa)``
+home agent: node away / back home      ``set_proxy(home, ifindex, mac)`` / ``del_proxy(home,
+                                       ifindex)``: ``mip4_agent`` answers ARP for ``home``
+                                       on that interface (RFC 5944 §4.6)
 foreign agent: visitor accepted        ``set_reverse(home, Tunnel(fa, ha, ...))`` (when
                                        reverse tunnelling), ``set_peer(Peer(fa, ha))`` and
                                        ``set_visitor(home, Visitor(ifindex, mac, own))``,
@@ -26,8 +29,9 @@ status / counters                      ``counters()``: per binding and direction
 With ``pin_dir`` (a directory on a bpffs) every map is pinned there by name; a later load
 with the same ``pin_dir`` reuses the pinned maps, so forwarding survives a daemon restart (the
 tc filters keep the old programs alive until :meth:`attach` replaces them atomically, libbpf's
-``BPF_TC_F_REPLACE``), and the restarted daemon reconciles :meth:`bindings`, :meth:`reverse`
-and :meth:`peers` against its binding store. :meth:`unpin` removes the pins on a clean stop.
+``BPF_TC_F_REPLACE``), and the restarted daemon reconciles :meth:`bindings`, :meth:`reverse`,
+:meth:`peers` and :meth:`proxies` against its binding store. :meth:`unpin` removes the pins
+on a clean stop.
 
 :meth:`test_run` runs a program on one frame through ``BPF_PROG_TEST_RUN``: the unit tests use
 it, and :func:`supports_bpf_plane` loads the object once to decide the backend.
@@ -80,6 +84,7 @@ class MapName(StrEnum):
     STATS = "mip4_stats"
     EVENTS = "mip4_events"
     ACCT = "mip4_acct"
+    PROXY = "mip4_proxy"
 
 
 class Encap(IntEnum):
@@ -119,6 +124,7 @@ class Event(IntEnum):
     SLOW_ADJUST = 15
     DECAP_NOT_BOUND = 16  #: RFC 3024 §4.3: inner source not bound to the care-of address
     LOCAL = 17  #: reverse-tunnelled source, but to the tunnel's entry or multi/broadcast
+    PROXY_ARP = 18  #: an ARP request for an address in ``mip4_proxy`` answered
 
 
 _TF_GRE_KEY = 0x01
@@ -136,6 +142,8 @@ _VISITOR = struct.Struct("=I6s6s")
 _STATS_KEY = struct.Struct("=4sI")
 _STATS = struct.Struct("=QQ")
 _ACCT = struct.Struct("=QQQQ")
+_PROXY_KEY = struct.Struct("=4sI")  # struct mip4_proxy_key: address, interface index
+_PROXY = struct.Struct("=6s2x")  # struct mip4_proxy: the interface's hardware address
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
@@ -671,6 +679,36 @@ class BpfPlane:
             v = m.lookup(k)
             if v is not None:
                 out[IPv4Address(k)] = Visitor.unpack(v)
+        return out
+
+    # -- proxy ARP (RFC 5944 §4.6) -----------------------------------------------------------
+
+    def set_proxy(self, address: IPv4Address, ifindex: int, mac: bytes) -> bool:
+        """Answer ARP requests for ``address`` arriving on ``ifindex`` with ``mac`` (that
+        interface's hardware address). False if the map is full (nothing written)."""
+        if len(mac) != 6:
+            raise ValueError("hardware addresses are 6 bytes")
+        m = self._maps[MapName.PROXY]
+        rc = lb.lib().bpf_map_update_elem(
+            m.fd, _PROXY_KEY.pack(address.packed, ifindex), _PROXY.pack(mac), lb.BPF_ANY
+        )
+        if rc == -7:  # E2BIG: full
+            return False
+        lb.check(rc, f"bpf_map_update_elem({m.name})")
+        return True
+
+    def del_proxy(self, address: IPv4Address, ifindex: int) -> bool:
+        return self._maps[MapName.PROXY].delete(_PROXY_KEY.pack(address.packed, ifindex))
+
+    def proxies(self) -> dict[tuple[IPv4Address, int], bytes]:
+        """(address, interface index) -> the hardware address answered with."""
+        m = self._maps[MapName.PROXY]
+        out = {}
+        for k in m:
+            v = m.lookup(k)
+            if v is not None:
+                addr, ifindex = _PROXY_KEY.unpack(k)
+                out[IPv4Address(addr), ifindex] = _PROXY.unpack(v)[0]
         return out
 
     def counters(self) -> dict[tuple[IPv4Address, Direction], Traffic]:

@@ -19,14 +19,18 @@ from ipaddress import IPv4Address as A
 import pytest
 
 from mip4.core.actions import InstallBinding, RemoveBinding
+from mip4.dataplane.common import Encapsulation
+from mip4.io.bpf import MIN_CAPACITY
 from mip4.io.bpf import libbpf as lb
-from mip4.io.bpf.plane import MapName, Tunnel
+from mip4.io.bpf.agent import FastPath, Role
+from mip4.io.bpf.plane import BpfPlane, MapName, Tunnel, Visitor
 from mip4.io.forwarder import Forwarder
 from mip4.io.netns import Netns, run_in_netns
 
 from .test_agent import COA, HA, HOME, _echo, _node, _open_ha, _topology
 
 MakeNetns = Callable[[str], Netns]
+BASE = int(A("100.64.0.0"))
 
 
 def _through_user_space(cn: Netns, mn: Netns, fwd: Forwarder) -> bool:
@@ -67,7 +71,7 @@ def test_bindings_beyond_the_map_take_the_slow_path_and_are_counted(
         capacity = int(lb.lib().bpf_map__max_entries(bindings.ptr))
         assert capacity > 0
         filler = Tunnel(HA, A("10.99.0.1"))
-        base = int(A("100.64.0.0"))
+        base = BASE
         for i in range(capacity):
             fast.plane.set_binding(A(base + i), filler)
         assert len(fast.plane.bindings()) == capacity
@@ -87,3 +91,24 @@ def test_bindings_beyond_the_map_take_the_slow_path_and_are_counted(
         assert fast.plane.bindings()[HOME].remote == COA
         assert fast.full == {"mip4_bindings": 1}
         assert _echo(cn, mn)
+
+
+def test_a_visitor_beyond_full_maps_is_left_to_the_slow_path_and_counted() -> None:
+    """A foreign agent's visitor when its delivery and reverse-tunnel maps are full: no
+    exception half way (the peer made before it would never be released), both refusals
+    counted, and the undo releases the peer."""
+    home, coa, ha = A("10.20.0.60"), A("10.30.0.9"), A("10.10.0.1")
+    with BpfPlane(capacity=MIN_CAPACITY) as plane:
+        fast = FastPath(plane, None, [], Role.FOREIGN_AGENT)
+        delivery = Visitor(3, b"\x02" * 6, b"\x04" * 6)
+        filler = Tunnel(coa, ha)
+        for i in range(MIN_CAPACITY):
+            plane.set_visitor(A(BASE + i), delivery)
+            plane.set_reverse(A(BASE + i), filler)
+        undo = fast.visitor(home, coa, ha, delivery=delivery, reverse=Encapsulation.IPIP)
+        assert fast.full == {"mip4_visitors": 1, "mip4_reverse": 1}
+        assert home not in plane.visitors() and home not in plane.reverse()
+        assert [(p.local, p.remote) for p in plane.peers()] == [(coa, ha)]  # decapsulated
+        assert home in plane.accounted()  # counted (kept after the undo, for accounting)
+        undo()
+        assert plane.peers() == []

@@ -536,11 +536,14 @@ class FastPath:
         self._hold_peers(owner, [Peer(care_of_address, home_agent, any_key=True)])
         if not self.plane.account_visitor(home):
             log.warning("bpf.acct_full home=%s: its fast-path traffic is not counted", home)
+        # a full map leaves the visitor to the slow path: delivered by the stack, reverse
+        # tunnelled by the user-space plane (its rule into the TUN device)
         if delivery is not None:
-            self.plane.set_visitor(home, delivery)
+            self._fits(MapName.VISITORS, home, partial(self.plane.set_visitor, home, delivery))
         if reverse is not None:
-            self.plane.set_reverse(home, Tunnel(care_of_address, home_agent, _ENCAP[reverse]))
-            self.keep_neighbour(owner, home_agent)
+            tunnel = Tunnel(care_of_address, home_agent, _ENCAP[reverse])
+            if self._fits(MapName.REVERSE, home, partial(self.plane.set_reverse, home, tunnel)):
+                self.keep_neighbour(owner, home_agent)
 
         def undo() -> None:
             self.plane.del_visitor(home)
@@ -577,7 +580,7 @@ class FastPath:
         self._hold_peers(owner, [Peer(care_of_address, home_agent)])
         if reverse is not None:
             tunnel = Tunnel(care_of_address, home_agent, _ENCAP[reverse], oif=oif, mtu=mtu)
-            self.plane.set_reverse(home, tunnel)
+            self._fits(MapName.REVERSE, home, partial(self.plane.set_reverse, home, tunnel))
 
         def undo() -> None:
             self.plane.del_reverse(home)

@@ -52,3 +52,14 @@ def test_check_only(role: str, tmp_path: Path) -> None:
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     r = run("mn", "--config", str(tmp_path / "nope.toml"))
     assert r.returncode == 2 and "nope.toml: cannot read" in r.stderr
+
+
+def test_a_negative_status_limit_exits_2_with_one_line(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "mip4.cli", "status", "--limit", "-1", "-s", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert r.stderr == "mip4 status: --limit -1: 0 (all) or more\n"

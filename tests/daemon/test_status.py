@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from mip4.daemon.status import counters, read_tun_stats, render_text, snapshot, steering
@@ -215,3 +216,65 @@ def test_home_agent_status_says_whether_flood_steering_is_on() -> None:
     s["steering"] = steering(None, "libbpf.so.1 not found", None)
     assert s["steering"] == {"on": False, "why": "libbpf.so.1 not found"}
     assert "flood steering: off (libbpf.so.1 not found)" in render_text(s)
+
+
+def test_a_status_lists_at_most_its_limit_of_bindings_and_counts_them_all() -> None:
+    """Issue 13: a home agent with a million bindings must not build a million rows on its
+    event loop for a status: at most ``limit`` are listed (sorted among themselves), and
+    ``bindings_total`` counts them all; ``None`` lists every one."""
+    from mip4.security.sa import SecurityAssociations
+
+    from ..core import test_home_agent as hat
+
+    nodes = [IPv4Address(f"10.0.0.{20 + i}") for i in range(7)]
+    store = SecurityAssociations()
+    for home in nodes:
+        store.add(home, hat.MN_SA)
+    ha = hat.make_ha(store)
+    for home in reversed(nodes):
+        ha.handle(hat.udp(hat.request(hoa=home)), 0.0)
+    some = snapshot(
+        role="ha",
+        name="x",
+        config="ha.toml",
+        started=0.0,
+        now=1.0,
+        interfaces=[],
+        tun=None,
+        engine=ha,
+        counter_sets={},
+        limit=3,
+    )
+    listed = some["home_agent"]["bindings"]
+    assert some["home_agent"]["bindings_total"] == 7 and len(listed) == 3
+    homes = [b["home_address"] for b in listed]
+    assert homes == sorted(homes, key=IPv4Address) and set(homes) <= {str(n) for n in nodes}
+    assert "bindings (3 of 7):" in render_text(some)
+    every = snapshot(
+        role="ha",
+        name="x",
+        config="ha.toml",
+        started=0.0,
+        now=1.0,
+        interfaces=[],
+        tun=None,
+        engine=ha,
+        counter_sets={},
+        limit=None,
+    )
+    assert [b["home_address"] for b in every["home_agent"]["bindings"]] == [str(n) for n in nodes]
+    assert "bindings (7):" in render_text(every)
+
+
+def test_the_status_requests_limit() -> None:
+    import pytest
+
+    from mip4.daemon.control import CommandRefused, status_limit
+    from mip4.daemon.status import LIMIT
+
+    assert status_limit({"command": "status"}) == LIMIT == 1000
+    assert status_limit({"command": "status", "limit": "50"}) == 50
+    assert status_limit({"command": "status", "limit": "0"}) is None  # every entry
+    for bad in ("x", "-1", "1.5"):
+        with pytest.raises(CommandRefused, match="limit"):
+            status_limit({"command": "status", "limit": bad})

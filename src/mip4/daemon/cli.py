@@ -90,6 +90,15 @@ def register(subparsers: Any) -> None:
     where.add_argument("--role", choices=sorted(ROLE_HELP), help="find the socket of this role")
     st.add_argument("--name", help="with --role: the daemon's name (daemon.name or pid)")
     st.add_argument("--json", action="store_true", help="print the status JSON")
+    st.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most bindings, visitors, pending registrations and fast-path counters "
+        "listed (default 1000; 0: all -- a daemon with a million bindings takes seconds "
+        "and memory to list them all); the totals are shown either way",
+    )
     st.add_argument("--timeout", type=float, default=5.0, metavar="S")
     st.add_argument("--run-dir", type=Path, default=RUN_DIR, help=argparse.SUPPRESS)
     st.set_defaults(func=_status)
@@ -168,13 +177,17 @@ def _status(args: argparse.Namespace) -> int:
     if args.name is not None and args.role is None:
         print("mip4 status: --name needs --role", file=sys.stderr)
         return 2
+    if args.limit is not None and args.limit < 0:
+        print(f"mip4 status: --limit {args.limit}: 0 (all) or more", file=sys.stderr)
+        return 2
     try:
         path = args.socket or find_socket(args.run_dir, args.role, args.name)
     except LookupError as e:
         print(f"mip4 status: {e}", file=sys.stderr)
         return 1
     try:
-        answer = request(path, "status", timeout=args.timeout)
+        limit = {} if args.limit is None else {"limit": str(args.limit)}
+        answer = request(path, "status", timeout=args.timeout, **limit)
     except (OSError, ValueError) as e:
         print(f"mip4 status: {path}: no answer ({e})", file=sys.stderr)
         return 1

@@ -3,8 +3,9 @@ response per line, then the daemon closes the connection.
 
 ::
 
-    -> {"command": "status"}
+    -> {"command": "status"}                       (at most 1,000 entries per list)
     <- {"ok": true, "status": {...}}
+    -> {"command": "status", "limit": "0"}         (every entry; "50": at most 50)
     -> {"command": "ping"}
     <- {"ok": true, "pong": 1234}
     -> {"command": "nonsense"}
@@ -49,6 +50,7 @@ from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 
 from .logs import log
+from .status import LIMIT as STATUS_LIMIT
 
 if TYPE_CHECKING:
     from mip4.io.driver import EngineDriver
@@ -213,6 +215,21 @@ def request(
 # ----------------------------------------------------------------------------------------
 # Operator commands (RFC 3543 revocation, RFC 4433 redirection)
 # ----------------------------------------------------------------------------------------
+
+
+def status_limit(req: Mapping[str, Any]) -> int | None:
+    """The ``status`` request's ``limit``: the most entries of each list (default
+    :data:`mip4.daemon.status.LIMIT`); ``"0"``: all of them (``None``)."""
+    raw = req.get("limit")
+    if raw is None:
+        return STATUS_LIMIT
+    try:
+        limit = int(str(raw))
+    except ValueError:
+        raise CommandRefused(f"limit: {raw!r} is not a number of entries") from None
+    if limit < 0:
+        raise CommandRefused(f"limit: {limit} is negative (0: every entry)")
+    return None if limit == 0 else limit
 
 
 def _text(req: Mapping[str, Any], key: str) -> str:

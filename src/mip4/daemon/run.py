@@ -89,6 +89,7 @@ from .control import (
     handover_commands,
     operator_commands,
     socket_alive,
+    status_limit,
 )
 from .driving import DaemonExecutor, TimedDriver
 from .metrics import Metrics, MetricsServer
@@ -464,7 +465,8 @@ class Daemon:
         if self.driver is not None:
             self.driver.start()  # re-arm: a limit may move a deadline
 
-    def status(self) -> dict[str, Any]:
+    def status(self, limit: int | None = status.LIMIT) -> dict[str, Any]:
+        """The ``status`` object; ``limit``: the most entries of each list (``None``: all)."""
         fwd = self.io.forwarder
         ex = self.executor
         counter_sets = status.counters(
@@ -485,6 +487,7 @@ class Daemon:
             tun=self.io.tun.name if self.io.tun is not None else None,
             engine=self.engine,
             counter_sets=counter_sets,
+            limit=limit,
         )
         snap["dataplane"] = self.io.dataplane  # issue 12: which plane forwards
         if isinstance(self.engine, HomeAgent):  # issue 13: flood steering
@@ -502,7 +505,7 @@ class Daemon:
         if self.io.fast_path is not None:
             fast = self.io.fast_path
             snap["fast_path"] = {
-                "bindings": fast.counters(),
+                "bindings": fast.counters(limit),
                 "events": fast.events(),
                 "capacity": fast.plane.max_entries(MapName.BINDINGS),
                 "map_full": dict(fast.full),
@@ -530,9 +533,10 @@ class Daemon:
         disconnect = await open_disconnect(self.cfg.aaa, self.engine, driver, self.cfg.source)
         server = ControlServer(
             self.cfg.control_socket(os.getpid()),
-            {"status": lambda: {"status": self.status()}, "ping": lambda: {"pong": os.getpid()}},
+            {"ping": lambda: {"pong": os.getpid()}},
             # issue 11 (rev): operator revoke/redirect (RFC 3543, RFC 4433)
             commands={
+                "status": lambda req: {"status": self.status(status_limit(req))},
                 **operator_commands(self.engine, driver),
                 # issue 14: link-layer triggers from outside (with [handover]/[handoff])
                 **handover_commands(self.engine, driver),

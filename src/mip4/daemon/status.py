@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ from mip4.wire.messages import RegistrationFlags
 from .logs import plain
 
 JSON = dict[str, Any]
+
+#: The most entries of each list a status holds unless asked otherwise (``mip4 status
+#: --limit``): a home agent with a million bindings answers at once, without building a
+#: million rows on its event loop (issue 13); the list's total is there beside it.
+LIMIT = 1000
+
+
+def bounded(items: Iterable[Any], limit: int | None, key: Callable[[Any], Any]) -> list[Any]:
+    """The first ``limit`` of ``items`` (all when ``None``) in the order the table keeps
+    them, then sorted by ``key``: no sort of a whole table for a page of it."""
+    return sorted(items if limit is None else islice(items, limit), key=key)
 
 
 def flags(f: RegistrationFlags) -> list[str]:
@@ -43,10 +55,14 @@ def code_key(code: int) -> str:
         return str(code)
 
 
-def home_agent(ha: HomeAgent, now: float) -> JSON:
+def home_agent(ha: HomeAgent, now: float, limit: int | None = LIMIT) -> JSON:
+    """``limit``: the most bindings listed (``None``: all); ``bindings_total`` counts them
+    all."""
+    table = ha.bindings
     return {
         "address": str(ha.config.address),
         "home_network": str(ha.config.home_network),
+        "bindings_total": len(table),
         "bindings": [
             {
                 "home_address": str(b.home_address),
@@ -59,7 +75,7 @@ def home_agent(ha: HomeAgent, now: float) -> JSON:
                 "source": None if b.source is None else str(b.source),
                 "identification": b.identification,
             }
-            for b in sorted(ha.bindings, key=lambda b: (b.home_address, b.care_of_address))
+            for b in bounded(table, limit, lambda b: (b.home_address, b.care_of_address))
         ],
     }
 
@@ -80,8 +96,13 @@ def steering(
     }
 
 
-def foreign_agent(fa: ForeignAgent, now: float) -> JSON:
+def foreign_agent(fa: ForeignAgent, now: float, limit: int | None = LIMIT) -> JSON:
+    """``limit``: the most visitors and pending registrations listed (``None``: all);
+    ``visitors_total`` and ``pending_total`` count them all."""
+    visitors, pending = fa.visitors, fa.pending
     return {
+        "visitors_total": len(visitors),
+        "pending_total": len(pending),
         "links": [
             {
                 "interface": link.interface,
@@ -104,7 +125,7 @@ def foreign_agent(fa: ForeignAgent, now: float) -> JSON:
                 "flags": flags(v.flags),
                 "colocated": v.colocated,
             }
-            for v in sorted(fa.visitors, key=lambda v: v.home_address)
+            for v in bounded(visitors, limit, lambda v: v.home_address)
         ],
         "pending": [
             {
@@ -116,7 +137,7 @@ def foreign_agent(fa: ForeignAgent, now: float) -> JSON:
                 "age": round(max(0.0, now - p.relayed_at), 1),
                 "expires_in": round(max(0.0, p.expires - now), 1),
             }
-            for p in sorted(fa.pending, key=lambda p: p.home_address)
+            for p in bounded(pending, limit, lambda p: p.home_address)
         ],
     }
 
@@ -234,8 +255,10 @@ def snapshot(
     tun: str | None,
     engine: HomeAgent | ForeignAgent | MobileNode,
     counter_sets: JSON,
+    limit: int | None = LIMIT,
 ) -> JSON:
-    """The ``status`` object (see the module docstring)."""
+    """The ``status`` object (see the module docstring); ``limit``: the most entries of
+    each list (``None``: all)."""
     out: JSON = {
         "role": role,
         "name": name,
@@ -247,9 +270,9 @@ def snapshot(
         "tun": tun,
     }
     if isinstance(engine, HomeAgent):
-        out["home_agent"] = home_agent(engine, now)
+        out["home_agent"] = home_agent(engine, now, limit)
     elif isinstance(engine, ForeignAgent):
-        out["foreign_agent"] = foreign_agent(engine, now)
+        out["foreign_agent"] = foreign_agent(engine, now, limit)
     else:
         out["mobile_node"] = mobile_node(engine, now)
     out["counters"] = counter_sets
@@ -281,6 +304,12 @@ def _counter_lines(title: str, values: Mapping[str, Any]) -> list[str]:
     return [f"  {title}: {items}"]
 
 
+def _of(listed: object, total: int | None) -> str:
+    """``"3"``, or ``"1000 of 1000000"`` when the list holds fewer than there are."""
+    n = len(listed) if isinstance(listed, list | dict) else 0
+    return str(n) if total is None or total == n else f"{n} of {total}"
+
+
 def render_text(s: JSON) -> str:
     """``mip4 status`` without ``--json``."""
     lines = [
@@ -306,7 +335,7 @@ def render_text(s: JSON) -> str:
     if "home_agent" in s:
         ha = s["home_agent"]
         lines.append(f"home agent {ha['address']} for {ha['home_network']}")
-        lines.append(f"bindings ({len(ha['bindings'])}):")
+        lines.append(f"bindings ({_of(ha['bindings'], ha.get('bindings_total'))}):")
         rows = [
             [
                 b["home_address"],
@@ -325,7 +354,7 @@ def render_text(s: JSON) -> str:
         fast = s["fast_path"]["bindings"]
         capacity = s["fast_path"].get("capacity")
         room = "" if capacity is None else f", capacity {capacity} per map"
-        lines.append(f"fast path ({len(fast)}{room}):")
+        lines.append(f"fast path ({_of(fast, s['fast_path'].get('bindings_total'))}{room}):")
         rows = [[home, t["packets"], t["bytes"]] for home, t in sorted(fast.items())]
         lines += ["  " + x for x in _table(["home address", "packets", "bytes"], rows)]
         lines += _counter_lines("fast path events", s["fast_path"]["events"])
@@ -338,7 +367,7 @@ def render_text(s: JSON) -> str:
         for link in fa["links"]:
             coas = ", ".join(link["care_of_addresses"])
             lines.append(f"link {link['interface']} {link['address']} (care-of {coas})")
-        lines.append(f"visitors ({len(fa['visitors'])}):")
+        lines.append(f"visitors ({_of(fa['visitors'], fa.get('visitors_total'))}):")
         rows = [
             [
                 v["home_address"],
@@ -354,7 +383,7 @@ def render_text(s: JSON) -> str:
         ]
         hdr = ["home address", "home agent", "care-of", "interface", "link address"]
         lines += ["  " + x for x in _table([*hdr, "lifetime", "remaining", "flags"], rows)]
-        lines.append(f"pending ({len(fa['pending'])}):")
+        lines.append(f"pending ({_of(fa['pending'], fa.get('pending_total'))}):")
         rows = [
             [
                 p["home_address"],

@@ -591,14 +591,15 @@ class FastPath:
 
     # -- status ----------------------------------------------------------------------------
 
-    def counters(self) -> dict[str, dict[str, int]]:
+    def counters(self, limit: int | None = None) -> dict[str, dict[str, int]]:
         """Packets and bytes the fast path carried, from the per-CPU map: per home address
         tunnelled to (home agent, key: the address), per home address reverse-tunnelled
         (``"<home> reverse"``) and per tunnel peer decapsulated from
-        (``"<peer> decapsulated"``)."""
+        (``"<peer> decapsulated"``); with ``limit``, from the first that many entries of
+        the counters' map."""
         label = {Direction.HA: "", Direction.REVERSE: " reverse", Direction.DECAP: " decapsulated"}
         out: dict[str, dict[str, int]] = {}
-        for (addr, direction), traffic in sorted(self.plane.counters().items()):
+        for (addr, direction), traffic in sorted(self.plane.counters(limit).items()):
             out[f"{addr}{label[direction]}"] = {
                 "packets": traffic.packets,
                 "bytes": traffic.bytes,

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from importlib import resources
 from ipaddress import IPv4Address
+from itertools import islice
 from pathlib import Path
 from typing import Self
 
@@ -711,11 +712,12 @@ class BpfPlane:
                 out[IPv4Address(addr), ifindex] = _PROXY.unpack(v)[0]
         return out
 
-    def counters(self) -> dict[tuple[IPv4Address, Direction], Traffic]:
-        """Per binding and direction, summed over CPUs."""
+    def counters(self, limit: int | None = None) -> dict[tuple[IPv4Address, Direction], Traffic]:
+        """Per binding and direction, summed over CPUs; with ``limit``, the first that many
+        entries of the map only (a status at a million bindings, issue 13)."""
         m = self._maps[MapName.STATS]
         out = {}
-        for k in m:
+        for k in m if limit is None else islice(m, limit):
             raw = m.lookup(k)
             if raw is None:
                 continue

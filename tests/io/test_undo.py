@@ -144,3 +144,34 @@ def test_dotted_is_str_of_the_address_whatever_came_before() -> None:
         a = rng.choice(pool)
         for _ in range(rng.randrange(1, 4)):
             assert dotted(a) == str(a)
+
+
+def test_a_torn_down_journal_writes_no_line_per_removal_and_goes_with_the_last(
+    tmp_path: Path,
+) -> None:
+    """A clean stop undoes everything (issue 13: a million bindings): after
+    :meth:`Journal.tear_down` a removal writes nothing and compacts nothing -- the file still
+    names every record until the last is removed, then it goes. Killed half way, the next
+    start finds a superset of what is left, and undoing a record already gone does
+    nothing."""
+    path = tmp_path / "ha.undo.json"
+    journal = Journal(path)
+    daemon = UndoStack(lambda r: None, journal, "daemon")
+    daemon.push(SysctlRecord("net.ipv4.ip_forward", "0"))
+    bindings = []
+    for i in range(300):
+        b = UndoStack(lambda r: None, journal, f"binding {i}")
+        b.push(RouteRecord(f"10.1.{i // 250}.{i % 250}", 32, 254, 7))
+        bindings.append(b)
+    before = path.read_text()
+    everything = load_journal(path)
+    assert len(everything) == 301
+    journal.tear_down()
+    for b in bindings[:200]:
+        b.undo()
+    assert path.read_text() == before  # not a line written, nothing rewritten
+    assert load_journal(path) == everything  # a crash now: a superset of what is left
+    for b in bindings[200:]:
+        b.undo()
+    daemon.undo()
+    assert not path.exists()

@@ -232,6 +232,8 @@ class LinuxExecutor:
         for action, exc in self.release_actions():
             log.warning("executing %r failed: %s", action, exc)
         self.hold_journal_lines(None)
+        if self.journal is not None:
+            self.journal.tear_down()
         stacks = [
             self._attachment,
             self._away,

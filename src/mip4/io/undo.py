@@ -291,6 +291,8 @@ class Journal:
         #: leaves)
         self.defer: Callable[[Callable[[], None]], object] | None = None
         self._pending: list[str] = []
+        #: :meth:`tear_down` called: records are removed without a line each
+        self._tearing_down = False
 
     @property
     def records(self) -> list[KernelRecord]:
@@ -314,9 +316,20 @@ class Journal:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             return
+        if self._tearing_down:
+            return
         self._append("del", record)
         if self._lines > 2 * len(self._live) + 64:
             self._compact()
+
+    def tear_down(self) -> None:
+        """Everything is about to be undone (a clean stop): from now on a record removed
+        writes no line and compacts nothing; the file goes when the last one is removed.
+        Killed half way, the file still names records already undone: the next start's
+        clean-up finds them gone and does nothing for them (undoing is idempotent). At a
+        million bindings the lines and rewrites were a quarter of a clean stop (issue 13)."""
+        self.flush()
+        self._tearing_down = True
 
     def close(self) -> None:
         self.flush()

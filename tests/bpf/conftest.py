@@ -4,7 +4,9 @@ skipped where the kernel or privileges do not allow loading BPF."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +30,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def plane() -> Iterator[BpfPlane]:
     with BpfPlane() as p:
         yield p
+
+
+@pytest.fixture
+def bpffs(tmp_path: Path) -> Iterator[Path]:
+    """A private bpffs mount for pins (unique under the test's tmp dir), unmounted -- pins
+    and all -- at teardown."""
+    mnt = tmp_path / "bpffs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address as A
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,17 +41,6 @@ def test_resolve_dataplane() -> None:
         resolve_dataplane("bpf", lambda: "kernel 5.4 < 5.10")
     with pytest.raises(ValueError, match="xdp"):
         resolve_dataplane("xdp")
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "bpffs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _topology(make_netns: MakeNetns) -> tuple[Netns, Netns, Netns]:
@@ -78,18 +67,21 @@ def _topology(make_netns: MakeNetns) -> tuple[Netns, Netns, Netns]:
     return cn, ha, mn
 
 
+def _udp(ns: Netns, bind: tuple[str, int] | None = None, timeout: float = 1.0) -> socket.socket:
+    """A UDP socket in ``ns`` (bound to ``bind``), with a receive timeout."""
+
+    def make() -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if bind is not None:
+            s.bind(bind)
+        s.settimeout(timeout)
+        return s
+
+    return run_in_netns(ns.name, make)
+
+
 def _echo(cn: Netns, mn: Netns, count: int = 3) -> bool:
-    def udp(ns: Netns, bind: tuple[str, int] | None = None) -> socket.socket:
-        def make() -> socket.socket:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            if bind is not None:
-                s.bind(bind)
-            s.settimeout(1.0)
-            return s
-
-        return run_in_netns(ns.name, make)
-
-    with udp(mn, (str(HOME), 7777)) as server, udp(cn) as client:
+    with _udp(mn, (str(HOME), 7777)) as server, _udp(cn) as client:
         for i in range(count):
             msg = f"mip4 {i}".encode()
             client.sendto(msg, (str(HOME), 7777))
@@ -104,7 +96,8 @@ def _echo(cn: Netns, mn: Netns, count: int = 3) -> bool:
     return True
 
 
-def _open_ha(ha: Netns, pins: Path | None = None) -> NodeIO:
+def _open_ha(ha: Netns, pins: Path | None = None, **kw: Any) -> NodeIO:
+    """The home agent's I/O on the bpf plane (``kw``: more of ``NodeIO.open``'s)."""
     return NodeIO.open(
         ha.name,
         ["h0", "h1"],
@@ -113,6 +106,7 @@ def _open_ha(ha: Netns, pins: Path | None = None) -> NodeIO:
         forwarding=True,
         dataplane="bpf",
         bpf_pin_dir=pins,
+        **kw,
     )
 
 

@@ -21,11 +21,8 @@ from mip4.io.bpf import CAPACITY, MAX_CAPACITY, MIN_CAPACITY
 from mip4.io.bpf.libbpf import BpfError
 from mip4.io.bpf.plane import BpfPlane, MapName, Tunnel
 from mip4.io.netns import Netns
-from mip4.io.runtime import NodeIO
 
-from .test_agent import HA, _topology, bpffs
-
-__all__ = ["bpffs"]  # the fixture, used here
+from .test_agent import _open_ha, _topology
 
 MakeNetns = Callable[[str], Netns]
 PER_ADDRESS = (MapName.BINDINGS, MapName.REVERSE, MapName.PEERS, MapName.VISITORS, MapName.ACCT)
@@ -83,15 +80,7 @@ def test_the_home_agents_fast_path_has_the_capacity_it_was_opened_with(
     make_netns: MakeNetns,
 ) -> None:
     _cn, ha, _mn = _topology(make_netns)
-    with NodeIO.open(
-        ha.name,
-        ["h0", "h1"],
-        tun_name="mip4cap-t",
-        tunnel_source=HA,
-        forwarding=True,
-        dataplane="bpf",
-        bpf_capacity=2048,
-    ) as io:
+    with _open_ha(ha, bpf_capacity=2048) as io:
         assert io.fast_path is not None
         assert io.fast_path.plane.max_entries(MapName.BINDINGS) == 2048
         assert io.fast_path.plane.max_entries(MapName.STATS) == 3 * 2048

@@ -4,8 +4,6 @@ daemon restart) and removed on a clean stop, and libbpf errors that say what fai
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +21,6 @@ from mip4.io.bpf.plane import (
 )
 
 from .frames import COA, HA, HOME
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    """A private bpffs mount (unique under the test's tmp dir), unmounted at teardown."""
-    mnt = tmp_path / "bpffs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def pins(mnt: Path) -> list[str]:

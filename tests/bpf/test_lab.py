@@ -23,7 +23,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address as A
 from pathlib import Path
 from typing import NamedTuple
@@ -50,18 +50,6 @@ pytestmark = pytest.mark.lab
 
 MakeNetns = Callable[[str], Netns]
 NEIGH_MAC = bytes.fromhex("020000000099")
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    """A private bpffs mount for pins; unmounted (pins and all) at teardown."""
-    mnt = tmp_path / "bpffs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_fib_lookup_route_found_no_neighbour_and_too_big(make_netns: MakeNetns) -> None:

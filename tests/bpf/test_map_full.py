@@ -12,7 +12,6 @@ the map again.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from ipaddress import IPv4Address as A
 
@@ -25,9 +24,9 @@ from mip4.io.bpf import libbpf as lb
 from mip4.io.bpf.agent import FastPath, Role
 from mip4.io.bpf.plane import BpfPlane, MapName, Tunnel, Visitor
 from mip4.io.forwarder import Forwarder
-from mip4.io.netns import Netns, run_in_netns
+from mip4.io.netns import Netns
 
-from .test_agent import COA, HA, HOME, _echo, _node, _open_ha, _topology
+from .test_agent import COA, HA, HOME, _echo, _node, _open_ha, _topology, _udp
 
 MakeNetns = Callable[[str], Netns]
 BASE = int(A("100.64.0.0"))
@@ -37,18 +36,7 @@ def _through_user_space(cn: Netns, mn: Netns, fwd: Forwarder) -> bool:
     """One datagram from the correspondent to the home address, carried by the user-space
     plane: nobody runs its event loop here, so its TUN device is pumped by hand (bounded:
     50 tries of 20 ms)."""
-
-    def udp(bind: tuple[str, int] | None) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        if bind is not None:
-            s.bind(bind)
-        s.settimeout(0.02)
-        return s
-
-    with (
-        run_in_netns(mn.name, lambda: udp((str(HOME), 7778))) as server,
-        run_in_netns(cn.name, lambda: udp(None)) as client,
-    ):
+    with _udp(mn, (str(HOME), 7778), timeout=0.02) as server, _udp(cn, timeout=0.02) as client:
         client.sendto(b"slow path", (str(HOME), 7778))
         for _ in range(50):
             fwd.pump_tun()

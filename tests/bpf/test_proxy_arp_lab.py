@@ -24,7 +24,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address as A
 from pathlib import Path
 
@@ -132,17 +132,6 @@ def test_the_home_agent_daemon_answers_for_a_node_away_and_not_once_it_is_back(
 # -- the lifecycle ----------------------------------------------------------------------
 
 HA_ADDR, HOST, NODE = A("10.40.0.1"), A("10.40.0.2"), A("10.40.0.77")
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "bpffs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _open_ha(ha: Netns, pins: Path) -> NodeIO:

@@ -20,9 +20,8 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address as A
 from pathlib import Path
 
@@ -48,17 +47,6 @@ pytestmark = pytest.mark.lab
 MakeNetns = Callable[[str], Netns]
 CN, HA, COA, HOME = A("10.10.0.2"), A("10.10.0.1"), A("10.30.0.2"), A("10.20.0.50")
 FA_VISITOR_SIDE = A("10.40.0.1")
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "bpffs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _addresses(pairs: list[tuple[Netns, str, str]]) -> None:

@@ -6,13 +6,23 @@ import json
 from collections import Counter
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
-from mip4.daemon.status import counters, read_tun_stats, render_text, snapshot, steering
+from mip4.daemon.status import (
+    LIMIT,
+    counters,
+    read_tun_stats,
+    render_text,
+    snapshot,
+    steering,
+)
 
 from ..core.netsim import Packet, World
 
 
-def snap(engine: object, role: str, now: float, **kw: object) -> dict[str, object]:
+def snap(
+    engine: object, role: str, now: float, limit: int | None = LIMIT, **kw: object
+) -> dict[str, Any]:
     return snapshot(
         role=role,
         name="x",
@@ -23,6 +33,7 @@ def snap(engine: object, role: str, now: float, **kw: object) -> dict[str, objec
         tun="t0",
         engine=engine,  # type: ignore[arg-type]
         counter_sets=counters(engine, **kw),  # type: ignore[arg-type]
+        limit=limit,
     )
 
 
@@ -233,35 +244,13 @@ def test_a_status_lists_at_most_its_limit_of_bindings_and_counts_them_all() -> N
     ha = hat.make_ha(store)
     for home in reversed(nodes):
         ha.handle(hat.udp(hat.request(hoa=home)), 0.0)
-    some = snapshot(
-        role="ha",
-        name="x",
-        config="ha.toml",
-        started=0.0,
-        now=1.0,
-        interfaces=[],
-        tun=None,
-        engine=ha,
-        counter_sets={},
-        limit=3,
-    )
+    some = snap(ha, "ha", 1.0, limit=3)
     listed = some["home_agent"]["bindings"]
     assert some["home_agent"]["bindings_total"] == 7 and len(listed) == 3
     homes = [b["home_address"] for b in listed]
     assert homes == sorted(homes, key=IPv4Address) and set(homes) <= {str(n) for n in nodes}
     assert "bindings (3 of 7):" in render_text(some)
-    every = snapshot(
-        role="ha",
-        name="x",
-        config="ha.toml",
-        started=0.0,
-        now=1.0,
-        interfaces=[],
-        tun=None,
-        engine=ha,
-        counter_sets={},
-        limit=None,
-    )
+    every = snap(ha, "ha", 1.0, limit=None)
     assert [b["home_address"] for b in every["home_agent"]["bindings"]] == [str(n) for n in nodes]
     assert "bindings (7):" in render_text(every)
 

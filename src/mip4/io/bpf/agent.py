@@ -215,9 +215,10 @@ class FastPath:
         #: per interface: the id of the program at its egress hook (mobile node)
         self.egress_ids: dict[int, int] = {}
         self.reconciled: list[IPv4Address] = []
-        #: per map: entries it refused because it was full (``E2BIG``, its fixed
-        #: ``max_entries``); what it could not take is left to the slow path, the
-        #: user-space plane, which forwards it through the binding's route (``mip4 status``)
+        #: per map: entries it refused because it was full (``E2BIG``: its ``max_entries``,
+        #: ``[io] fast_path_capacity``); what it could not take is left to the slow path,
+        #: the user-space plane, which forwards it through the binding's route (``mip4
+        #: status``)
         self.full: Counter[str] = Counter()
         #: what each owner (a binding, a visitor, the attachment) holds
         #: (a tuple, not a set: a home agent keeps one per binding, ~170 bytes less each)

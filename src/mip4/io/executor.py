@@ -108,10 +108,11 @@ from mip4.wire.packets import ipv4_packet
 from .bpf.agent import FastPath, overhead
 from .bpf.plane import Visitor
 from .edge_ends import EdgeEnds
+from .executor_arp import ArpActions
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
-from .netns import Netns, NetnsError
+from .netns import Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
@@ -138,7 +139,7 @@ RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
 
 
 @dataclass
-class LinuxExecutor:
+class LinuxExecutor(ArpActions):
     """Carries out actions in namespace ``netns`` (``None``: the current one).
 
     ``forwarder`` is needed for bindings, visitors and co-located operation;
@@ -431,121 +432,6 @@ class LinuxExecutor:
             sock.sendmsg([a.payload], anc, 0, (str(a.dst), 0))
         else:
             sock.sendto(a.payload, (str(a.dst), 0))
-
-    # -- ARP --------------------------------------------------------------------------
-
-    def proxy_arp(self, a: ProxyArp) -> None:
-        """RFC 5944 §4.6: answer ARP for ``a.address`` on ``a.interface`` (or stop). With
-        the bpf fast path attached to the interface the program answers, from its map
-        (:meth:`_fast_proxy_arp`); otherwise a kernel proxy neighbour entry does."""
-        held = self._held
-        if (
-            held is not None
-            and held.waiting
-            and (not a.enable or ("proxy", a.interface, int(a.address)) in held.keys)
-        ):
-            self._carry_out_held()
-        fast = self.fast_path
-        if fast is not None and self._fast_proxy_arp(fast, a):
-            return
-        if a.enable:
-            if a.interface not in self._proxy_immediate:
-                # The kernel delays proxy ARP replies by up to proxy_delay (0.8 s by default).
-                # A reply queued just before the proxy entry is withdrawn would then go out
-                # after the gratuitous ARPs that hand the address back to the node (RFC 5944
-                # §4.6) and undo them in the neighbours' caches: answer at once instead.
-                self.ns.sysctl(f"net.ipv4.neigh.{a.interface}.proxy_delay", 0)
-                self._proxy_immediate.add(a.interface)
-            held = self._held
-            if held is None:
-                self.ns.add_proxy_neighbour(a.interface, a.address)
-                return
-            request = self.ns.proxy_neighbour_request(a.interface, a.address)
-            if request is not None:
-                held.kernel.append((a, request, None))
-                held.keys.add(("proxy", a.interface, int(a.address)))
-        else:
-            self.ns.del_proxy_neighbour(a.interface, a.address)
-            # the announcements of the agent's own address for the node are over too
-            self._cancel_garp_repeats(a.interface, a.address)
-
-    def _fast_proxy_arp(self, fast: FastPath, a: ProxyArp) -> bool:
-        """``a`` carried out by the fast path: a map entry made or deleted at once (one
-        system call: the answer is there before any gratuitous ARP that follows, held or
-        not), no kernel entry, no ``proxy_delay`` (the program answers at once). False if
-        the fast path does not serve the interface, or its map is full: then the kernel
-        entry answers (counted ``proxy_arp_map_full``)."""
-        try:
-            index = self.ns.index(a.interface)
-        except NetnsError:
-            if a.enable:
-                raise
-            return False  # gone: it answers nothing now (a kernel entry is undone by name)
-        if not fast.answers_arp(index):
-            return False
-        if a.enable:
-            own = self._own_link.get(index)
-            if own is None:
-                own = self._own_link[index] = self.ns.link_address(a.interface)
-            if fast.proxy_arp(a.address, index, own):
-                return True
-            self.stats["proxy_arp_map_full"] += 1
-            if self.stats["proxy_arp_map_full"] == 1:  # once: then counted only
-                log.warning("bpf.proxy_full address=%s: kernel proxy entries answer", a.address)
-            return False
-        fast.unproxy_arp(a.address, index)
-        # a kernel entry made while the map was full (nothing when there is none)
-        self.ns.del_proxy_neighbour(a.interface, a.address)
-        self._cancel_garp_repeats(a.interface, a.address)
-        return True
-
-    def gratuitous_arp(self, a: GratuitousArp) -> None:
-        """Announce ``a.address`` at ``a.link_address``, ``count`` times ``garp_interval``
-        apart. A newer announcement of the same address cancels the repeats of an older
-        one still to go out: a node that left home and came back within the repeats
-        (RFC 5944 §4.6) would otherwise have its own address taken back from it by the
-        home agent's last announcement of its own."""
-        held = self._held
-        if held is not None and ("arp", a.interface, int(a.address)) in held.keys:
-            self._carry_out_held()
-        count = max(0, min(a.count, 10))
-        self._cancel_garp_repeats(a.interface, a.address)
-        if count == 0:
-            return
-
-        one = self.arp_sender.announcement(a.interface, a.address, a.link_address)
-
-        key = (a.interface, a.address)
-        pending: list[object] = []
-
-        def last() -> None:
-            one()
-            if self._garp_repeats.get(key) is pending:
-                del self._garp_repeats[key]  # nothing left to cancel: no entry kept
-
-        def repeats() -> None:
-            for i in range(1, count):
-                if self.call_later is not None and self.garp_interval > 0:
-                    pending.append(
-                        self.call_later(self.garp_interval * i, last if i == count - 1 else one)
-                    )
-                else:
-                    one()
-            if pending:
-                self._garp_repeats[key] = pending
-
-        if held is not None:  # the first one after the proxy entries asked for before it
-            held.arps.append((a, one, repeats))
-            held.keys.add(("arp", a.interface, int(a.address)))
-            return
-        one()
-        repeats()
-
-    def _cancel_garp_repeats(self, interface: str, address: IPv4Address) -> None:
-        for handle in self._garp_repeats.pop((interface, address), ()):
-            cancel = getattr(handle, "cancel", None)
-            if cancel is not None:
-                cancel()
 
     # -- home agent -------------------------------------------------------------------
 

@@ -266,7 +266,10 @@ def test_a_newer_gratuitous_arp_cancels_the_repeats_of_an_older_one(
     ex.execute(GratuitousArp("home0", hoa, None, 3))  # away: the agent's own address
     assert sent == [None] and len(scheduled) == 2
     ex.execute(ProxyArp("home0", hoa, False))  # back home: proxying ends ...
-    assert all(h.cancelled for _, _, h in scheduled)  # ... and so do its announcements
+    for _, fn, handle in scheduled:  # ... and so do its announcements: none goes out
+        if not handle.cancelled:
+            fn()
+    assert sent == [None]
     ex.execute(GratuitousArp("home0", hoa, node_mac, 3))  # the node's own address
     assert sent == [None, node_mac] and len(scheduled) == 4
     for _, fn, handle in sorted(scheduled, key=lambda t: t[0]):
@@ -276,9 +279,15 @@ def test_a_newer_gratuitous_arp_cancels_the_repeats_of_an_older_one(
     assert ex._garp_repeats == {}  # nothing kept once the repeats are out
     # without a proxy withdrawal in between, a newer announcement cancels the older one too
     scheduled.clear()
+    sent.clear()
     ex.execute(GratuitousArp("home0", hoa, None, 3))
     ex.execute(GratuitousArp("home0", hoa, node_mac, 2))
-    assert [h.cancelled for _, _, h in scheduled] == [True, True, False]
+    assert sent == [None, node_mac] and len(scheduled) == 3
+    for _, fn, handle in sorted(scheduled, key=lambda t: t[0]):
+        if not handle.cancelled:
+            fn()
+    assert sent == [None, node_mac, node_mac]  # the older one's two repeats: not sent
+    assert ex._garp_repeats == {}
 
 
 def test_make_before_break_keeps_the_route_and_forwards_to_the_new_care_of_address() -> None:

@@ -108,7 +108,7 @@ from mip4.wire.packets import ipv4_packet
 from .bpf.agent import FastPath, overhead
 from .bpf.plane import Visitor
 from .edge_ends import EdgeEnds
-from .executor_arp import ArpActions
+from .executor_arp import ArpActions, _Repeats
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
@@ -181,8 +181,9 @@ class LinuxExecutor(ArpActions):
     _bindings: dict[IPv4Address, UndoStack] = field(default_factory=dict, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
-    #: per (interface, address): the repeats of the last gratuitous ARP still to go out
-    _garp_repeats: dict[tuple[str, IPv4Address], list[object]] = field(
+    #: per (interface, address as an integer): the repeats of the last gratuitous ARP
+    #: still to go out
+    _garp_repeats: dict[tuple[str, int], _Repeats] = field(
         default_factory=dict, init=False
     )
     #: per home address (as an integer: no ``IPv4Address`` hash per relayed reply, issue

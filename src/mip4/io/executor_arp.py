@@ -34,7 +34,7 @@ class ArpActions:
     _held: HeldActions | None
     _proxy_immediate: set[str]
     _own_link: dict[int, bytes]
-    _garp_repeats: dict[tuple[str, IPv4Address], list[object]]
+    _garp_repeats: dict[tuple[str, int], _Repeats]
 
     @property
     def arp_sender(self) -> ArpSender:
@@ -115,43 +115,80 @@ class ArpActions:
         (RFC 5944 §4.6) would otherwise have its own address taken back from it by the
         home agent's last announcement of its own."""
         held = self._held
-        if held is not None and ("arp", a.interface, int(a.address)) in held.keys:
+        address = int(a.address)
+        if held is not None and ("arp", a.interface, address) in held.keys:
             self._carry_out_held()
         count = max(0, min(a.count, 10))
-        self._cancel_garp_repeats(a.interface, a.address)
+        key = (a.interface, address)
+        table = self._garp_repeats
+        old = table.pop(key, None)
+        if old is not None:
+            old.left = 0
         if count == 0:
             return
-
         one = self.arp_sender.announcement(a.interface, a.address, a.link_address)
+        call_later, interval = self.call_later, self.garp_interval
+        if count == 1:
+            repeats: Callable[[], None] = _nothing
+        elif call_later is None or interval <= 0:
 
-        key = (a.interface, a.address)
-        pending: list[object] = []
-
-        def last() -> None:
-            one()
-            if self._garp_repeats.get(key) is pending:
-                del self._garp_repeats[key]  # nothing left to cancel: no entry kept
-
-        def repeats() -> None:
-            for i in range(1, count):
-                if self.call_later is not None and self.garp_interval > 0:
-                    pending.append(
-                        self.call_later(self.garp_interval * i, last if i == count - 1 else one)
-                    )
-                else:
+            def repeats() -> None:
+                for _ in range(1, count):
                     one()
-            if pending:
-                self._garp_repeats[key] = pending
+
+        else:
+            later = _Repeats(one, count - 1, key, table)
+
+            def repeats() -> None:
+                table[key] = later
+                fire = later.fire
+                for i in range(1, count):
+                    call_later(interval * i, fire)
 
         if held is not None:  # the first one after the proxy entries asked for before it
             held.arps.append((a, one, repeats))
-            held.keys.add(("arp", a.interface, int(a.address)))
+            held.keys.add(("arp", a.interface, address))
             return
         one()
         repeats()
 
     def _cancel_garp_repeats(self, interface: str, address: IPv4Address) -> None:
-        for handle in self._garp_repeats.pop((interface, address), ()):
-            cancel = getattr(handle, "cancel", None)
-            if cancel is not None:
-                cancel()
+        repeats = self._garp_repeats.pop((interface, int(address)), None)
+        if repeats is not None:
+            repeats.left = 0
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Repeats:
+    """The repeats of one gratuitous ARP still to go out, each timer calling :meth:`fire`
+    (issue 13: per first registration one object and two timers of
+    :class:`~mip4.io.driver.CoalescedTimers`, no closure, token list or address hash per
+    repeat): the last one takes the entry out of the executor's table (nothing kept once
+    the repeats are out); a newer announcement, or the end of the proxy entry, sets
+    :attr:`left` to 0 and the timers still to come send nothing."""
+
+    __slots__ = ("key", "left", "send", "table")
+
+    def __init__(
+        self,
+        send: Callable[[], None],
+        left: int,
+        key: tuple[str, int],
+        table: dict[tuple[str, int], _Repeats],
+    ) -> None:
+        self.send = send
+        self.left = left
+        self.key = key
+        self.table = table
+
+    def fire(self) -> None:
+        left = self.left
+        if left <= 0:
+            return
+        self.left = left - 1
+        if left == 1 and self.table.get(self.key) is self:
+            del self.table[self.key]
+        self.send()

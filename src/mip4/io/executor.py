@@ -183,9 +183,7 @@ class LinuxExecutor(ArpActions):
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
     #: per (interface, address as an integer): the repeats of the last gratuitous ARP
     #: still to go out
-    _garp_repeats: dict[tuple[str, int], _Repeats] = field(
-        default_factory=dict, init=False
-    )
+    _garp_repeats: dict[tuple[str, int], _Repeats] = field(default_factory=dict, init=False)
     #: per home address (as an integer: no ``IPv4Address`` hash per relayed reply, issue
     #: 13): the InstallVisitor that made the visitor's kernel objects, and their undo stack
     _visitors: dict[int, tuple[InstallVisitor, UndoStack]] = field(default_factory=dict, init=False)

@@ -36,7 +36,7 @@ and ``docs/configuration.md`` is checked against them by ``tests/daemon/test_doc
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address
@@ -57,7 +57,7 @@ from mip4.security.sa import (
     SecurityAssociations,
     check_spi,
 )
-from mip4.security.sa_table import load_table  # perf
+from mip4.security.sa_table import add_rows  # perf
 
 # -- AAA (issue 10) --
 from .aaa import AaaSettings, load_aaa_section, prepare_mobile_node, resolve_aaa
@@ -318,15 +318,30 @@ class SubscribersSection:
 
 
 def _load_subscribers(
-    path: Path, store: SecurityAssociations
-) -> list[tuple[int, IPv4Address, SecurityAssociation]]:
-    """The associations of the subscriber table at ``path``, added to ``store``;
-    ``ValueError`` naming the file (and the line) otherwise."""
+    path: Path,
+    store: SecurityAssociations,
+    file: HomeAgentFile | ForeignAgentFile | MobileNodeFile,
+    associations: list[tuple[IPv4Address, SecurityAssociation]],
+) -> list[str]:
+    """The associations of the subscriber table at ``path``, added to ``store`` and to
+    ``associations`` as they are read (no list of rows beside them: issue 13, a million
+    rows); returns :func:`~mip4.daemon.validate.check_table`'s warnings. ``ValueError``
+    naming the file (and the line) otherwise."""
     try:
         data = read_regular_file(path, MAX_SA_TABLE_BYTES)
     except FileRefused as e:
         raise ValueError(f"subscribers.file: cannot read {path}: {e}") from None
-    return load_table(utf8_text(data, str(path)), str(path), store)
+    source = str(path)
+    text = utf8_text(data, source)
+    del data
+    append = associations.append
+
+    def rows() -> Iterator[tuple[int, IPv4Address, SecurityAssociation]]:
+        for row in add_rows(text, source, store):
+            append((row[1], row[2]))
+            yield row
+
+    return check_table(file, rows(), source)
 
 
 # -- end perf
@@ -530,6 +545,8 @@ class DaemonConfig:
     warnings: tuple[str, ...] = ()
     #: AAA (issue 10): the RADIUS servers with their secrets read (``None``: none)
     aaa: AaaSettings | None = None
+    #: the store parsing built (and checked for duplicates), for :meth:`store`'s first call
+    _store: SecurityAssociations | None = field(default=None, compare=False, repr=False)
 
     @property
     def io(self) -> IOSection:
@@ -540,6 +557,12 @@ class DaemonConfig:
         return self.file.daemon
 
     def store(self) -> SecurityAssociations:
+        """The associations as a store: the first time, the one parsing built (issue 13: a
+        million associations are not indexed twice); a new one after that."""
+        made = self._store
+        if made is not None:
+            object.__setattr__(self, "_store", None)
+            return made
         return SecurityAssociations(list(self.associations))
 
     def control_socket(self, pid: int) -> Path:
@@ -584,15 +607,15 @@ def parse_config(
             raise ConfigError(f"{source}: security_associations[{i}]: {e}") from None
         associations.append((sec.peer, sa))
     # -- perf (issue 13): the subscriber table, after the TOML associations
-    table: list[tuple[int, IPv4Address, SecurityAssociation]] = []
-    table_source: Path | None = None
+    table_warnings: list[str] = []
+    table: list[tuple[IPv4Address, SecurityAssociation]] = []
     subscribers = getattr(file, "subscribers", None)
     if isinstance(subscribers, SubscribersSection) and subscribers.file is not None:
         table_source = Path(subscribers.file)
         if base is not None and not table_source.is_absolute():
             table_source = base / table_source
         try:
-            table = _load_subscribers(table_source, store)
+            table_warnings = _load_subscribers(table_source, store, file, table)
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
     # -- end perf
@@ -625,9 +648,9 @@ def parse_config(
                 f"{source}: security_associations: none has peer = {ha} (mobile_node.home_agent)"
             )
     warnings = check_values(file, source, associations)
-    if table:  # perf
-        warnings += check_table(file, table, str(table_source))
-    associations += [(peer, sa) for _line, peer, sa in table]  # perf
+    warnings += table_warnings  # perf
+    associations += table  # perf
+    del table
     return DaemonConfig(
         role=role,
         source=source,
@@ -640,6 +663,7 @@ def parse_config(
         associations=tuple(associations),
         warnings=tuple(warnings),
         aaa=aaa,
+        _store=store,
     )
 
 

@@ -15,7 +15,7 @@ from mip4.core.registration import ConfigError
 from mip4.daemon.config import load_config
 from mip4.daemon.run import main
 from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociations
-from mip4.security.sa_table import TableError, load_table, parse_table
+from mip4.security.sa_table import TableError, _lines, load_table, parse_table
 
 KEY = "00112233445566778899aabbccddeeff"
 HA = '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
@@ -114,6 +114,20 @@ def test_the_daemon_configuration_adds_the_table_to_the_toml_associations(
     assert store.get(IPv4Address("10.1.0.9"), 256) is not None
     assert store.get(IPv4Address("10.1.0.215"), 65536 + 199) is not None
     assert cfg.warnings == ()
+    # the store parsing built, once (not indexed twice); after it a new one, the same
+    again = cfg.store()
+    assert again is not store and list(again) == list(store)
+    assert [(p, sa.spi) for p, sa in cfg.associations] == [(p, sa.spi) for p, sa in store]
+
+
+@pytest.mark.parametrize("block", [0, 1, 2, 7, 1 << 16])
+def test_lines_are_read_a_block_at_a_time_as_splitlines_reads_them(block: int) -> None:
+    """The table is read a block at a time (a million lines are not a million strings at
+    once): the lines, and so the line numbers of errors, are ``splitlines``' own."""
+    texts = ["", "a", "a\n", "a\r\nb\rc\x0bd\n\ne", "x\n" * 10, "\r\n\r\n", "a\x1cb\u2028"]
+    texts += ["".join("ab\n\r\x0c "[(i * 7 + j * 3) % 6] for j in range(i)) for i in range(60)]
+    for text in texts:
+        assert list(_lines(text, block)) == text.splitlines(), (text, block)
 
 
 def test_table_rows_get_the_checks_of_toml_associations_by_line(tmp_path: Path) -> None:

@@ -75,8 +75,9 @@ def test_more_nodes_than_the_default_maps_hold_set_the_capacity() -> None:
     it: the nodes, one home agent start, no foreign agent or many-sources route."""
     opts = BindingsOptions(nodes=100_000, renew_seconds=3).bench_options()
     assert opts.nodes == 100_000 and opts.sas == (100_000,)
-    assert opts.duration == 3 and opts.max_requests == 400_000
+    assert opts.duration == 3 and opts.max_requests == 2_000_000
     assert not opts.fa and not opts.flood and opts.sources == 0
+    assert BindingsOptions(nodes=1_000_000).bench_options().max_requests == 4_000_000
 
 
 def test_report_says_what_was_left_behind() -> None:

@@ -82,7 +82,8 @@ class BindingsOptions:
     renew_seconds: float = 10.0
     fill_seconds: float = 1200.0
     window: int = 256
-    max_requests: int = 0  #: 0: 4 x --nodes
+    #: 0: 4 x --nodes, at least 2,000,000 (a bound: the renewals end at --renew-seconds)
+    max_requests: int = 0
     prefix: str = ""
     log_level: str = "info"
     seed: int = 1
@@ -96,7 +97,7 @@ class BindingsOptions:
             duration=self.renew_seconds,
             rounds=1,
             window=self.window,
-            max_requests=self.max_requests or 4 * self.nodes,
+            max_requests=self.max_requests or max(4 * self.nodes, 2_000_000),
             prefix=self.prefix,
             log_level=self.log_level,
             seed=self.seed,
@@ -371,7 +372,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="bound on the fill (default 1200 s; it ends when every node is bound)",
     )
     p.add_argument("--window", default="256", help="requests outstanding (default 256)")
-    p.add_argument("--max", default="0", help="most requests per generator run (default 4 x N)")
+    p.add_argument(
+        "--max", default="0", help="most requests per generator run (default 4 x N, >= 2M)"
+    )
     p.add_argument("--prefix", default="", help="namespace/link name prefix (default random)")
     p.add_argument(
         "--log-level",

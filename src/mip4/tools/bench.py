@@ -287,6 +287,7 @@ def profile(op: str, calls: int, top: int = 15) -> str:
 BENCH_MODULES: tuple[str, ...] = (
     "mip4.tools.bench_forwarding",
     "mip4.tools.bench_registrations",
+    "mip4.tools.bench_registrations.bindings",  # mip4 bench bindings
 )
 
 

@@ -1,0 +1,457 @@
+"""``mip4 bench bindings``: a real ``mip4 ha`` filled to ``--nodes`` bindings (issue 13).
+
+What is measured
+----------------
+The namespaces, load generator and home agent configuration of ``mip4 bench registrations``
+(:class:`~.run.Bench`: ``<prefix>h`` holds the home agent, ``<prefix>g`` the generator, one
+veth pair; one MN-HA security association per node in a subscriber table). The home agent
+runs the data plane it chooses by default (``[io] dataplane = "auto"``: the tc-BPF fast
+path where the kernel loads it) and, with more nodes than the fast path's maps hold by
+default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
+:meth:`~.run.Bench.start_ha`). In one run, against one home agent the bench starts itself:
+
+* **startup**: from the start of ``mip4 ha`` with N security associations to its control
+  socket answering; its RSS then (``/proc/<pid>/status`` ``VmRSS``);
+* **fill**: each of the N nodes registers once, with no binding at the home agent (the
+  generator's ``first`` mode, ``--window`` requests outstanding, a lost request sent again
+  after 5 s): accepted replies, first registrations per second of wall time, the home
+  agent's CPU time per accepted one (``/proc/<pid>/stat``); then its RSS and the RSS growth
+  per binding (all layers of the daemon: engine, executor, fast path bookkeeping);
+* **bound**: from ``mip4 status`` (bounded by its listing limit: the ``*_total`` keys count)
+  the bindings, the data plane, the fast path's capacity and any map that refused an entry;
+  the kernel's proxy-ARP entries in the home agent's namespace (``ip neigh show proxy``:
+  the bpf plane answers ARP for absent nodes from a map, so none), and the routes of its
+  main table (the base count plus one per binding);
+* **renewals** at N bindings for ``--renew-seconds`` (the generator's ``renew`` mode, cycling
+  over the nodes): accepted per second, CPU time per renewal, and the RSS after them (a
+  binding that is renewed costs no more memory);
+* **stop**: SIGTERM, the time until the process exited, and its exit status; then what is
+  left behind in the home agent's namespace against what was there before it started: the
+  fast path's maps pinned (``ip netns exec`` mounts a fresh ``/sys`` without a bpffs, so the
+  bench binds a bpffs of its own at the home agent's ``/sys/fs/bpf``, where the daemon pins
+  its maps as on a host, and counts the pins from outside during the run and after the
+  stop), tc filters and ``clsact`` qdiscs, links (the TUN device; the kernel's fallback
+  tunnel devices such as ``tunl0``, which appear in every namespace when a module loads,
+  are not counted), routes, proxy-ARP entries and ``net.ipv4.ip_forward``.
+
+Every generator loop is bounded (``--fill-seconds``, ``--renew-seconds`` and ``--max``
+requests); the stop is bounded too (then SIGKILL, reported as the exit status). The daemon
+is stopped by process id, the namespaces deleted and the bpffs unmounted on success,
+failure, Ctrl-C and SIGTERM. A human table by default, one JSON object with ``--json``.
+Figures depend on the machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mip4.io.bpf import CAPACITY
+
+from .build import BuildError, build
+from .run import Bench, BenchError, Options, _cpu, _rss_kib, _sigterm_raises, _stop
+
+NAME = "mip4 bench bindings"
+#: The most nodes: the home network (``Nodes.for_count``) stays inside 10.128.0.0/9.
+MAX_NODES = 1 << 22
+#: Devices the kernel makes in every namespace when a tunnel module loads (not the home
+#: agent's: not counted as left behind).
+FALLBACK_DEVICES = frozenset(
+    {"tunl0", "gre0", "gretap0", "erspan0", "ip_vti0", "sit0", "ip6tnl0", "ip6gre0", "ip6_vti0"}
+)
+#: The daemon's command, bound to the bench's bpffs at its /sys/fs/bpf first ($0: the
+#: bpffs; "$@": the daemon's argv). ``ip netns exec`` gave it a mount namespace of its own.
+_WITH_BPFFS = 'mount --bind "$0" /sys/fs/bpf && exec "$@"'
+
+
+@dataclass(frozen=True)
+class BindingsOptions:
+    nodes: int
+    renew_seconds: float = 10.0
+    fill_seconds: float = 1200.0
+    window: int = 256
+    #: 0: 4 x --nodes, at least 2,000,000 (a bound: the renewals end at --renew-seconds)
+    max_requests: int = 0
+    prefix: str = ""
+    log_level: str = "info"
+    seed: int = 1
+
+    def bench_options(self) -> Options:
+        """The :class:`~.run.Options` of the namespaces and the home agent: one SA count,
+        no foreign agent, no many-sources route, no flood."""
+        return Options(
+            sas=(self.nodes,),
+            nodes=self.nodes,
+            duration=self.renew_seconds,
+            rounds=1,
+            window=self.window,
+            max_requests=self.max_requests or max(4 * self.nodes, 2_000_000),
+            prefix=self.prefix,
+            log_level=self.log_level,
+            seed=self.seed,
+            fa=False,
+            flood=False,
+            sources=0,
+        )
+
+
+def _number(name: str, text: str, kind: type[int] | type[float], low: float, high: float) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}: {text!r} is not {what}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}: {text} not in {low:,}..{high:,}")
+    return value
+
+
+def options(args: argparse.Namespace) -> BindingsOptions:
+    """The options, or ``ValueError`` with a one-line message."""
+    if args.nodes is None:
+        raise ValueError("--nodes N is required")
+    nodes = _number("--nodes", args.nodes, int, 1, MAX_NODES)
+    prefix = args.prefix or "bb" + secrets.token_hex(2)
+    if len(prefix) > 12 or not prefix.replace("-", "").isalnum():
+        raise ValueError("--prefix: at most 12 letters, digits or '-' (interface names)")
+    return BindingsOptions(
+        nodes=nodes,
+        renew_seconds=_number("--renew-seconds", args.renew_seconds, float, 0.1, 600),
+        fill_seconds=_number("--fill-seconds", args.fill_seconds, float, 1, 7200),
+        window=_number("--window", args.window, int, 1, 65536),
+        max_requests=_number("--max", args.max, int, 0, 1 << 31),
+        prefix=prefix,
+        log_level=args.log_level,
+        seed=_number("--seed", args.seed, int, 0, (1 << 63) - 1),
+    )
+
+
+class BindingsBench(Bench):
+    """:class:`~.run.Bench` with a bpffs of its own (``<workdir>/bpffs``), bound at the home
+    agent's ``/sys/fs/bpf``, so the pins the daemon makes can be counted from outside."""
+
+    def __init__(self, opts: BindingsOptions, loadgen: Path, workdir: Path) -> None:
+        super().__init__(opts.bench_options(), loadgen, workdir)
+        self.options = opts
+        self.bpffs = workdir / "bpffs"
+        self.mounted = False
+        #: what a fresh bpffs holds before the daemon pins anything (the kernel's
+        #: ``maps.debug``/``progs.debug`` iterators, where it preloads them)
+        self.pins_base: frozenset[str] = frozenset()
+
+    def setup(self) -> None:
+        self.bpffs.mkdir(exist_ok=True)
+        r = subprocess.run(
+            ["mount", "-t", "bpf", "bpf", str(self.bpffs)], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            raise BenchError(f"mount -t bpf {self.bpffs}: {r.stderr.strip()}")
+        self.mounted = True
+        self.pins_base = frozenset(self.pins())
+        super().setup()
+
+    def popen(self, ns: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        if ns == self.ns_ha and self.mounted:
+            argv = ["sh", "-c", _WITH_BPFFS, str(self.bpffs), *argv]
+        return super().popen(ns, argv, log)
+
+    def close(self) -> None:
+        super().close()
+        if self.mounted:  # pins and all: the maps go with the last reference
+            subprocess.run(["umount", "-l", str(self.bpffs)], capture_output=True)
+            self.mounted = False
+
+    # -- what the home agent's namespace holds --------------------------------------------
+
+    def pins(self) -> list[str]:
+        """The files under the bench's bpffs made since it was mounted (pinned maps and
+        programs; directories are not pins)."""
+        return sorted(
+            str(p.relative_to(self.bpffs))
+            for p in self.bpffs.rglob("*")
+            if not p.is_dir() and str(p.relative_to(self.bpffs)) not in self.pins_base
+        )
+
+    def in_ha(self, *argv: str) -> list[str]:
+        """``argv``'s output lines, run in the home agent's namespace."""
+        r = subprocess.run(
+            ["ip", "netns", "exec", self.ns_ha, *argv],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} in {self.ns_ha}: {r.stderr.strip()}")
+        return [line for line in r.stdout.splitlines() if line.strip()]
+
+    def links(self) -> set[str]:
+        lines = self.in_ha("ip", "-o", "link", "show")
+        names = {line.split(":")[1].strip().split("@")[0] for line in lines}
+        return names - FALLBACK_DEVICES
+
+    def routes(self) -> int:
+        return len(self.in_ha("ip", "-4", "route", "show", "table", "main"))
+
+    def proxy_entries(self) -> int:
+        return len(self.in_ha("ip", "neigh", "show", "proxy"))
+
+    def forwarding(self) -> str:
+        return self.in_ha("cat", "/proc/sys/net/ipv4/ip_forward")[0].strip()
+
+    def tc_left(self) -> list[str]:
+        """tc filters on either hook and ``clsact`` qdiscs of every link."""
+        out = []
+        for link in sorted(self.links()):
+            for hook in ("ingress", "egress"):
+                lines = self.in_ha("tc", "filter", "show", "dev", link, hook)
+                out += [f"{link} {hook}: {line.strip()}" for line in lines]
+            lines = self.in_ha("tc", "qdisc", "show", "dev", link)
+            out += [f"{link}: {line.strip()}" for line in lines if "clsact" in line]
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "links": sorted(self.links()),
+            "routes": self.routes(),
+            "proxy_entries": self.proxy_entries(),
+            "ip_forward": self.forwarding(),
+        }
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run_bindings(self) -> dict[str, Any]:
+        n = self.options.nodes
+        out: dict[str, Any] = {"nodes": n}
+        base = self.state()
+        out["base"] = base
+        ha, sock, startup = self.start_ha(n)
+        pid = ha.pid
+        out["dataplane"] = (self.status(sock) or {}).get("dataplane")
+        out["startup_s"] = round(startup, 2)
+        rss0 = _rss_kib(pid) or 0
+        out["rss_start_mib"] = round(rss0 / 1024, 1)
+
+        c0, t0 = _cpu(pid), time.monotonic()
+        r = self.loadgen("first", 434, self.options.fill_seconds)
+        wall, cpu = time.monotonic() - t0, _cpu(pid) - c0
+        accepted = int(r["accepted"])
+        out["first"] = {
+            "accepted": accepted,
+            "rate": round(accepted / wall, 1) if wall > 0 else None,
+            "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
+            "wall_s": round(wall, 2),
+            "loadgen": {k: r.get(k) for k in ("rate", "sent", "timeouts", "codes")},
+        }
+        rss1 = _rss_kib(pid) or 0
+        out["rss_bound_mib"] = round(rss1 / 1024, 1)
+        out["rss_per_binding"] = round((rss1 - rss0) * 1024 / accepted) if accepted else None
+
+        status = self.status(sock)
+        if status is None:
+            raise BenchError("mip4 status: no answer with the nodes bound")
+        out["bindings_total"] = status.get("home_agent", {}).get("bindings_total")
+        fast = status.get("fast_path")
+        out["fast_path"] = (
+            None
+            if fast is None
+            else {"capacity": fast.get("capacity"), "map_full": fast.get("map_full", {})}
+        )
+        out["kernel_proxy_entries"] = self.proxy_entries()
+        out["routes"] = self.routes()
+        out["links_bound"] = sorted(self.links())
+        out["bpf_pins"] = len(self.pins())
+
+        c0 = _cpu(pid)
+        r = self.loadgen("renew", 434, self.options.renew_seconds)
+        cpu = _cpu(pid) - c0
+        accepted = int(r["accepted"])
+        out["renew"] = {
+            "seconds": self.options.renew_seconds,
+            "rate": r["rate"],
+            "accepted": accepted,
+            "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
+            "codes": r.get("codes"),
+        }
+        out["rss_after_renew_mib"] = round((_rss_kib(pid) or 0) / 1024, 1)
+
+        out["stop_s"] = round(_stop(ha, timeout=120 + n / 1000), 2)
+        self.procs.remove(ha)
+        out["exit"] = ha.returncode
+        out["after_stop"] = after = self.after_stop()
+        out["left_behind"] = left_behind(base, after)
+        return out
+
+    def after_stop(self) -> dict[str, Any]:
+        """:meth:`state` with the pins under the bench's bpffs and the tc filters and
+        ``clsact`` qdiscs: what :func:`left_behind` compares with the state before."""
+        after = self.state()
+        after["bpf_pins"] = self.pins()
+        after["tc"] = self.tc_left()
+        return after
+
+
+def left_behind(base: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What the stopped home agent left in its namespace, readable; ``[]``: nothing."""
+    left = [f"bpf pin {p}" for p in after["bpf_pins"]]
+    left += [f"tc {t}" for t in after["tc"]]
+    left += [f"link {name}" for name in sorted(set(after["links"]) - set(base["links"]))]
+    if after["routes"] != base["routes"]:
+        left.append(f"routes {after['routes']} (base {base['routes']})")
+    if after["proxy_entries"] != base["proxy_entries"]:
+        left.append(f"proxy-ARP entries {after['proxy_entries']} (base {base['proxy_entries']})")
+    if after["ip_forward"] != base["ip_forward"]:
+        left.append(f"ip_forward {after['ip_forward']} (base {base['ip_forward']})")
+    return left
+
+
+def _n(x: Any) -> str:
+    return "-" if x is None else f"{round(x):,}" if x >= 100 else f"{x:,}"
+
+
+def format_report(out: dict[str, Any]) -> str:
+    n = out["nodes"]
+    first, renew, base = out["first"], out["renew"], out["base"]
+    fast = out.get("fast_path")
+    if fast is None:
+        fp = "no fast path"
+    else:
+        full = ", ".join(f"{k} {v:,}" for k, v in fast["map_full"].items()) or "no map full"
+        fp = f"fast path capacity {_n(fast['capacity'])} per map, {full}"
+    left = out["left_behind"]
+    rows = [
+        ("startup", f"{out['startup_s']:.1f} s with {n:,} SAs, RSS {out['rss_start_mib']} MiB"),
+        (
+            "fill",
+            f"{_n(first['accepted'])} of {n:,} first registrations accepted, "
+            f"{_n(first['rate'])}/s, HA CPU {_n(first['cpu_us'])} us each",
+        ),
+        ("bound", f"RSS {out['rss_bound_mib']} MiB, {_n(out['rss_per_binding'])} bytes/binding"),
+        ("mip4 status", f"{_n(out['bindings_total'])} bindings, {out['dataplane']} plane, {fp}"),
+        ("proxy-ARP", f"{out['kernel_proxy_entries']:,} kernel entries"),
+        (
+            "routes",
+            f"{out['routes']:,} in the main table (base {base['routes']}); "
+            f"{out['bpf_pins']} bpf pins",
+        ),
+        (
+            "renewals",
+            f"{_n(renew['rate'])}/s over {renew['seconds']:g} s at {n:,} bindings, "
+            f"HA CPU {_n(renew['cpu_us'])} us each; RSS after {out['rss_after_renew_mib']} MiB",
+        ),
+        ("stop", f"SIGTERM: {out['stop_s']:.1f} s, exit {out['exit']}"),
+        ("left behind", "nothing" if not left else "; ".join(left)),
+    ]
+    head = (
+        f"{NAME}: a real mip4 ha filled to {n:,} bindings, prefix {out['prefix']}, python "
+        f"{out['python']}, {out['cpus']} CPUs, load {out['load']} -> {out['load_after']}"
+    )
+    return "\n".join([head, ""] + [f"{k:<12} {v}" for k, v in rows])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # numbers are read as text and checked in options(): a bad one is one line, exit 2
+    p.add_argument("--nodes", help="simulated nodes, each bound once (required; 1..4,194,304)")
+    p.add_argument(
+        "--renew-seconds", default="10", help="seconds of renewals at N bindings (default 10)"
+    )
+    p.add_argument(
+        "--fill-seconds",
+        default="1200",
+        help="bound on the fill (default 1200 s; it ends when every node is bound)",
+    )
+    p.add_argument("--window", default="256", help="requests outstanding (default 256)")
+    p.add_argument(
+        "--max", default="0", help="most requests per generator run (default 4 x N, >= 2M)"
+    )
+    p.add_argument("--prefix", default="", help="namespace/link name prefix (default random)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="the home agent's log level (default info)",
+    )
+    p.add_argument("--seed", default="1", help="seed of the nodes' keys")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        opts = options(args)
+    except ValueError as exc:
+        print(f"{NAME}: {exc}", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print(f"{NAME}: needs root (network namespaces, bpffs)", file=sys.stderr)
+        return 2
+    try:
+        loadgen = build()
+    except BuildError as exc:
+        print(f"{NAME}: {exc}", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="mip4-bench-bindings-"))
+    header: dict[str, Any] = {
+        "prefix": opts.prefix,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load": round(os.getloadavg()[0], 2),
+        "window": opts.window,
+        "fast_path_capacity_set": opts.nodes > CAPACITY,
+    }
+    bench = BindingsBench(opts, loadgen, workdir)
+    try:
+        with _sigterm_raises():
+            try:
+                bench.setup()
+                result = bench.run_bindings()
+            finally:
+                bench.close()
+    except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        why = str(exc) if isinstance(exc, BenchError) else repr(exc)
+        print(f"{NAME}: {why} (work directory {workdir})", file=sys.stderr)
+        return 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    header["load_after"] = round(os.getloadavg()[0], 2)
+    out = {**header, **result}
+    print(json.dumps(out) if args.json else format_report(out))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``bindings`` to ``mip4 bench``'s subcommands."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "bindings",
+        help="a real mip4 ha filled to N bindings: startup, fill, RSS, renewals, clean stop",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    add_arguments(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=NAME)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

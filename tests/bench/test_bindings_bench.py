@@ -1,0 +1,182 @@
+"""``mip4 bench bindings`` (issue 13): a small run against a real ``mip4 ha`` (lab) checks
+what the design requires -- every first registration accepted and bound, the bpf plane
+answering ARP with no kernel proxy entry, one route per binding, RSS figures, a clean stop
+that leaves nothing behind -- and that the leftover check sees what a killed home agent
+leaves (pins, tc filters); bad arguments give one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mip4.tools.bench_registrations import build
+from mip4.tools.bench_registrations.bindings import (
+    BindingsBench,
+    BindingsOptions,
+    format_report,
+    left_behind,
+    main,
+)
+
+NODES = 500
+
+#: the load generator is compiled at run time (as in test_registrations.py)
+needs_cc = pytest.mark.usefixtures("_cc_present")
+
+
+@pytest.fixture
+def _cc_present() -> None:
+    assert shutil.which("cc") or shutil.which("gcc"), (
+        "no C compiler (cc/gcc) for the load generator"
+    )
+
+
+def _needs_bpf() -> None:
+    """The bench's figures are those of the bpf plane (ARP answered from a map, maps
+    pinned): skipped where the kernel or privileges do not allow it."""
+    from mip4.io.bpf.plane import bpf_plane_unavailable
+
+    reason = "needs root" if os.geteuid() != 0 else bpf_plane_unavailable()
+    if reason is not None:
+        pytest.skip(f"bpf plane unavailable: {reason}")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--nodes", "0"],
+        ["--nodes", "abc"],
+        ["--nodes", "1.5"],
+        [],
+        ["--nodes", "10", "--renew-seconds", "-1"],
+        ["--nodes", "10", "--prefix", "far-too-long-a-prefix"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv: list[str]) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "mip4.cli", "bench", "bindings", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("mip4 bench bindings: --") and r.stdout == ""
+
+
+def test_more_nodes_than_the_default_maps_hold_set_the_capacity() -> None:
+    """``start_ha`` writes ``[io] fast_path_capacity`` from the options this bench hands
+    it: the nodes, one home agent start, no foreign agent or many-sources route."""
+    opts = BindingsOptions(nodes=100_000, renew_seconds=3).bench_options()
+    assert opts.nodes == 100_000 and opts.sas == (100_000,)
+    assert opts.duration == 3 and opts.max_requests == 2_000_000
+    assert not opts.fa and not opts.flood and opts.sources == 0
+    assert BindingsOptions(nodes=1_000_000).bench_options().max_requests == 4_000_000
+
+
+def test_report_says_what_was_left_behind() -> None:
+    base = {"links": ["h0", "lo"], "routes": 2, "proxy_entries": 0, "ip_forward": "0"}
+    after = {**base, "links": ["h0", "lo", "t"], "bpf_pins": ["mip4/t/bindings"], "tc": []}
+    left = left_behind(base, after)
+    assert left == ["bpf pin mip4/t/bindings", "link t"]
+    assert left_behind(base, {**base, "bpf_pins": [], "tc": []}) == []
+    assert left_behind(base, {**base, "routes": 3, "bpf_pins": [], "tc": []}) == [
+        "routes 3 (base 2)"
+    ]
+    out = {
+        "nodes": 1000,
+        "prefix": "x",
+        "python": "3",
+        "cpus": 2,
+        "load": 1.0,
+        "load_after": 1.0,
+        "startup_s": 1.0,
+        "rss_start_mib": 50.0,
+        "first": {"accepted": 1000, "rate": 5000.0, "cpu_us": 150.0},
+        "rss_bound_mib": 52.0,
+        "rss_per_binding": 2097,
+        "bindings_total": 1000,
+        "dataplane": "userspace",
+        "fast_path": None,
+        "kernel_proxy_entries": 1000,
+        "routes": 1002,
+        "base": base,
+        "bpf_pins": 0,
+        "renew": {"rate": 20000.0, "seconds": 2.0, "cpu_us": 40.0},
+        "rss_after_renew_mib": 52.0,
+        "stop_s": 0.3,
+        "exit": 0,
+        "left_behind": left,
+    }
+    text = format_report(out)
+    for needle in ("1,000 of 1,000", "5,000/s", "2,097 bytes", "no fast path", "link t", "exit 0"):
+        assert needle in text, text
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@needs_cc
+def test_a_real_home_agent_bound_renewed_and_stopped_leaves_nothing(
+    prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _needs_bpf()
+    argv = ["--json", "--prefix", prefix, "--nodes", str(NODES), "--renew-seconds", "1"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataplane"] == "bpf"
+    first = out["first"]
+    assert first["accepted"] == NODES and first["loadgen"]["codes"] == {"0": NODES}, first
+    assert first["rate"] > 0 and first["cpu_us"] > 0
+    assert out["bindings_total"] == NODES  # mip4 status counts them all (not its listing)
+    assert out["fast_path"] == {"capacity": 65536, "map_full": {}}
+    # the bpf plane answers ARP for the absent nodes from a map: no kernel proxy entry
+    assert out["kernel_proxy_entries"] == 0
+    base = out["base"]
+    assert out["routes"] == base["routes"] + NODES  # one host route per binding
+    for key in ("rss_start_mib", "rss_bound_mib", "rss_after_renew_mib", "startup_s"):
+        assert out[key] > 0, key
+    assert isinstance(out["rss_per_binding"], int)
+    renew = out["renew"]
+    assert renew["accepted"] > 0 and set(renew["codes"]) == {"0"}, renew
+    # the daemon pinned its maps in the bench's bpffs (so "no pins left" says something)
+    assert out["bpf_pins"] > 0
+    assert out["exit"] == 0
+    after = out["after_stop"]
+    assert after["bpf_pins"] == [] and after["tc"] == [], after
+    assert after["links"] == base["links"] and after["routes"] == base["routes"], after
+    assert after["proxy_entries"] == 0 and after["ip_forward"] == base["ip_forward"]
+    assert out["left_behind"] == []
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@needs_cc
+def test_a_killed_home_agent_is_seen_leaving_its_pins_and_filters(
+    prefix: str, tmp_path: Path
+) -> None:
+    """The leftover check can fail: SIGKILL leaves the fast path's filters attached and
+    its maps pinned (``FastPath.abandon``), and the bench reports both; closing the bench
+    unmounts its bpffs."""
+    _needs_bpf()
+    bench = BindingsBench(BindingsOptions(nodes=50, prefix=prefix), build(), tmp_path)
+    try:
+        bench.setup()
+        base = bench.state()
+        ha = bench.start_ha(50)[0]
+        assert bench.loadgen("first", 434, 30)["accepted"] == 50
+        assert bench.pins()
+        ha.kill()
+        ha.wait(30)
+        bench.procs.remove(ha)
+        left = left_behind(base, bench.after_stop())
+        assert any(x.startswith("bpf pin ") for x in left), left
+        assert any(x.startswith("tc ") for x in left), left
+    finally:
+        bench.close()
+    assert not os.path.ismount(bench.bpffs)

@@ -6,16 +6,30 @@ configuration (added to the TOML associations, a duplicate named by line, one li
 from __future__ import annotations
 
 import hmac
+from array import array
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
+from mip4.core.home_agent import HomeAgent
 from mip4.core.registration import ConfigError
 from mip4.daemon.config import load_config
-from mip4.daemon.run import main
-from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociations
-from mip4.security.sa_table import TableError, _lines, load_table, parse_table
+from mip4.daemon.reload import reload
+from mip4.daemon.run import build_engine, main
+from mip4.security.sa import (
+    Algorithm,
+    ReplayMethod,
+    SecurityAssociation,
+    SecurityAssociations,
+)
+from mip4.security.sa_table import (
+    Associations,
+    TableError,
+    _lines,
+    load_table,
+    parse_table,
+)
 
 KEY = "00112233445566778899aabbccddeeff"
 HA = '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
@@ -156,3 +170,54 @@ def test_a_bad_table_is_one_line_and_exit_2(
     assert main("ha", str(cfg), check_only=True) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "subscribers.file: cannot read" in err
+
+
+def _pair(peer: str, spi: int, key: str = KEY) -> tuple[IPv4Address, SecurityAssociation]:
+    return IPv4Address(peer), SecurityAssociation(spi, bytes.fromhex(key))
+
+
+def test_associations_are_the_pairs_then_the_table_rows_in_order() -> None:
+    """A configuration's associations keep a subscriber table's rows as two columns (12
+    bytes a row); read back they are the same pairs, in file order, and compare as the
+    tuple of those pairs did."""
+    toml = [_pair("10.1.0.9", 256)]
+    rows = [_pair("10.1.0.16", 65536), _pair("10.1.0.17", 65537, "ff" * 16)]
+    a = Associations(toml, array("I", [int(p) for p, _ in rows]), [sa for _, sa in rows])
+    pairs = tuple(toml + rows)
+    assert len(a) == 3 and tuple(a) == pairs and list(a) == list(pairs)
+    assert a == pairs and pairs == a and a != pairs[:2] and a != ()
+    assert a[0] == pairs[0] and a[2] == pairs[2] and a[-1] == pairs[2] and a[-3] == pairs[0]
+    assert a[1:] == pairs[1:] and a[::-1] == pairs[::-1]
+    with pytest.raises(IndexError):
+        a[3]
+    with pytest.raises(IndexError):
+        a[-4]
+    same = Associations(toml, array("I", [int(p) for p, _ in rows]), [sa for _, sa in rows])
+    assert a == same and hash(a) == hash(same)
+    rekeyed = Associations(toml, array("I", [int(p) for p, _ in rows]), [rows[0][1], toml[0][1]])
+    assert a != rekeyed and rekeyed != pairs
+    assert Associations() == () and len(Associations()) == 0
+    with pytest.raises(ValueError):
+        Associations((), array("I", [1]), [])
+
+
+def test_a_reload_applies_a_changed_table_to_the_running_store(tmp_path: Path) -> None:
+    """SIGHUP with a changed subscriber table (issue 15's reload): a row rekeyed, one
+    removed, one added -- in the engine's own store; the same table again changes nothing."""
+    rows = "".join(f"10.1.0.{16 + i},{65536 + i},{KEY}\n" for i in range(3))
+    running = load_config("ha", _files(tmp_path, "peer,spi,key\n" + rows))
+    engine = build_engine(running)
+    assert isinstance(engine, HomeAgent)
+    store = engine.security_associations
+    assert isinstance(store, SecurityAssociations) and len(store) == 4
+    other = "ff" * 16
+    changed = f"10.1.0.16,65536,{KEY}\n10.1.0.17,65537,{other}\n10.1.0.30,70000,{KEY}\n"
+    r = reload(running, engine, load_config("ha", _files(tmp_path, "peer,spi,key\n" + changed)))
+    assert r.applied == ("security_associations",) and r.refused == ()
+    assert engine.security_associations is store and len(store) == 4
+    rekeyed = store.get(IPv4Address("10.1.0.17"), 65537)
+    assert rekeyed is not None and rekeyed.key == bytes.fromhex(other)
+    assert store.get(IPv4Address("10.1.0.18"), 65538) is None
+    assert store.get(IPv4Address("10.1.0.30"), 70000) is not None
+    again = load_config("ha", _files(tmp_path, "peer,spi,key\n" + changed))
+    assert reload(r.config, engine, again).applied == ()

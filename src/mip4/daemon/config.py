@@ -36,7 +36,8 @@ and ``docs/configuration.md`` is checked against them by ``tests/daemon/test_doc
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address
@@ -57,7 +58,7 @@ from mip4.security.sa import (
     SecurityAssociations,
     check_spi,
 )
-from mip4.security.sa_table import add_rows  # perf
+from mip4.security.sa_table import Associations, add_rows  # perf
 
 # -- AAA (issue 10) --
 from .aaa import AaaSettings, load_aaa_section, prepare_mobile_node, resolve_aaa
@@ -321,12 +322,14 @@ def _load_subscribers(
     path: Path,
     store: SecurityAssociations,
     file: HomeAgentFile | ForeignAgentFile | MobileNodeFile,
-    associations: list[tuple[IPv4Address, SecurityAssociation]],
+    peers: array[int],
+    sas: list[SecurityAssociation],
 ) -> list[str]:
     """The associations of the subscriber table at ``path``, added to ``store`` and to
-    ``associations`` as they are read (no list of rows beside them: issue 13, a million
-    rows); returns :func:`~mip4.daemon.validate.check_table`'s warnings. ``ValueError``
-    naming the file (and the line) otherwise."""
+    the columns ``peers`` and ``sas`` (:class:`~mip4.security.sa_table.Associations`) as
+    they are read (no list of rows beside them: issue 13, a million rows); returns
+    :func:`~mip4.daemon.validate.check_table`'s warnings. ``ValueError`` naming the file
+    (and the line) otherwise."""
     try:
         data = read_regular_file(path, MAX_SA_TABLE_BYTES)
     except FileRefused as e:
@@ -334,11 +337,12 @@ def _load_subscribers(
     source = str(path)
     text = utf8_text(data, source)
     del data
-    append = associations.append
+    add_peer, add_sa = peers.append, sas.append
 
     def rows() -> Iterator[tuple[int, IPv4Address, SecurityAssociation]]:
         for row in add_rows(text, source, store):
-            append((row[1], row[2]))
+            add_peer(int(row[1]))
+            add_sa(row[2])
             yield row
 
     return check_table(file, rows(), source)
@@ -538,8 +542,9 @@ class DaemonConfig:
     forwarding: bool
     link_sources: bool
     tunnel_source: IPv4Address | None
-    #: (peer, association), in file order
-    associations: tuple[tuple[IPv4Address, SecurityAssociation], ...]
+    #: (peer, association), in file order (a subscriber table's rows after the TOML ones,
+    #: kept as columns: :class:`~mip4.security.sa_table.Associations`)
+    associations: Sequence[tuple[IPv4Address, SecurityAssociation]]
     #: lines about values that are legal but odd (``"<file>: <key>: ..."``), for the
     #: daemon to print or log; see :func:`mip4.daemon.validate.check_values`
     warnings: tuple[str, ...] = ()
@@ -608,14 +613,15 @@ def parse_config(
         associations.append((sec.peer, sa))
     # -- perf (issue 13): the subscriber table, after the TOML associations
     table_warnings: list[str] = []
-    table: list[tuple[IPv4Address, SecurityAssociation]] = []
+    table_peers: array[int] = array("I")
+    table_sas: list[SecurityAssociation] = []
     subscribers = getattr(file, "subscribers", None)
     if isinstance(subscribers, SubscribersSection) and subscribers.file is not None:
         table_source = Path(subscribers.file)
         if base is not None and not table_source.is_absolute():
             table_source = base / table_source
         try:
-            table_warnings = _load_subscribers(table_source, store, file, table)
+            table_warnings = _load_subscribers(table_source, store, file, table_peers, table_sas)
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
     # -- end perf
@@ -649,8 +655,6 @@ def parse_config(
             )
     warnings = check_values(file, source, associations)
     warnings += table_warnings  # perf
-    associations += table  # perf
-    del table
     return DaemonConfig(
         role=role,
         source=source,
@@ -660,7 +664,7 @@ def parse_config(
         forwarding=agent if io.forwarding is None else io.forwarding,
         link_sources=agent if io.link_sources is None else io.link_sources,
         tunnel_source=tunnel_source,
-        associations=tuple(associations),
+        associations=Associations(associations, table_peers, table_sas),
         warnings=tuple(warnings),
         aaa=aaa,
         _store=store,

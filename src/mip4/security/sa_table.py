@@ -25,8 +25,10 @@ parses text; reading the file (with its size limit) is the daemon's part.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from ipaddress import IPv4Address
+from typing import overload
 
 from .sa import (
     DEFAULT_REPLAY_TOLERANCE,
@@ -173,4 +175,82 @@ def load_table(
     return list(add_rows(text, source, store))
 
 
-__all__ = ["OPTIONAL", "REQUIRED", "TableError", "add_rows", "load_table", "parse_table"]
+Pair = tuple[IPv4Address, SecurityAssociation]
+
+
+class Associations(Sequence[Pair]):
+    """A configuration's (peer, association) pairs in file order: the TOML ones as pairs,
+    then a subscriber table's rows as two flat columns -- peers as 32-bit integers and the
+    associations (the store's own objects) -- 12 bytes a row rather than a pair and an
+    address object (~112 bytes; issue 13: a million rows). Reading a row makes its
+    address. Compares equal to any sequence of the same pairs (a tuple included)."""
+
+    __slots__ = ("_pairs", "_peers", "_sas")
+
+    def __init__(
+        self,
+        pairs: Iterable[Pair] = (),
+        peers: array[int] | None = None,
+        sas: list[SecurityAssociation] | None = None,
+    ) -> None:
+        self._pairs: tuple[Pair, ...] = tuple(pairs)
+        self._peers: array[int] = peers if peers is not None else array("I")
+        self._sas: list[SecurityAssociation] = sas if sas is not None else []
+        if len(self._peers) != len(self._sas):
+            raise ValueError("peers and associations differ in length")
+
+    def __len__(self) -> int:
+        return len(self._pairs) + len(self._sas)
+
+    @overload
+    def __getitem__(self, index: int) -> Pair: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Pair, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Pair | tuple[Pair, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("association index out of range")
+        first = len(self._pairs)
+        if index < first:
+            return self._pairs[index]
+        return IPv4Address(self._peers[index - first]), self._sas[index - first]
+
+    def __iter__(self) -> Iterator[Pair]:
+        yield from self._pairs
+        for peer, sa in zip(self._peers, self._sas, strict=True):
+            yield IPv4Address(peer), sa
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Associations):
+            return (
+                self._pairs == other._pairs
+                and self._peers == other._peers
+                and self._sas == other._sas
+            )
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._pairs, len(self._sas)))
+
+    def __repr__(self) -> str:
+        return f"Associations({len(self._pairs)} pairs, {len(self._sas)} table rows)"
+
+
+__all__ = [
+    "OPTIONAL",
+    "REQUIRED",
+    "Associations",
+    "Pair",
+    "TableError",
+    "add_rows",
+    "load_table",
+    "parse_table",
+]

@@ -221,3 +221,21 @@ def test_a_reload_applies_a_changed_table_to_the_running_store(tmp_path: Path) -
     assert store.get(IPv4Address("10.1.0.30"), 70000) is not None
     again = load_config("ha", _files(tmp_path, "peer,spi,key\n" + changed))
     assert reload(r.config, engine, again).applied == ()
+
+
+def test_table_rows_are_not_indexed_by_key_and_still_sign_with_their_key() -> None:
+    """A million rows, one key per node as a rule: no key index entry each (issue 13);
+    rows that share a key after all sign with it (the table of the last keys used), and a
+    TOML association with that key keeps its index entry."""
+    store = SecurityAssociations()
+    store.add(IPv4Address("10.1.0.9"), SecurityAssociation(256, bytes.fromhex(KEY)))
+    rows = (
+        f"peer,spi,key\n10.1.0.16,65536,{KEY}\n10.1.0.17,65537,{KEY}\n10.1.0.18,65538,{'ab' * 16}\n"
+    )
+    added = load_table(rows, "s.csv", store)
+    assert len(store) == 4 and list(store._keys) == [bytes.fromhex(KEY)]
+    data = b"registration request bytes"
+    for _line, _peer, sa in added:
+        assert sa.authenticator(data) == hmac.digest(sa.key, data, "md5")
+    store.remove(IPv4Address("10.1.0.16"), 65536)  # a row's removal leaves the index alone
+    assert list(store._keys) == [bytes.fromhex(KEY)]

@@ -303,16 +303,19 @@ class SecurityAssociations:
             if user[1] == 0:
                 del self._keys[sa.key]
 
-    def add(self, peer: Hashable, sa: SecurityAssociation) -> None:
+    def add(self, peer: Hashable, sa: SecurityAssociation, *, share_key: bool = True) -> None:
         """Add ``sa`` for ``peer``; replacing an association with the same SPI is an error
-        (remove it first) so that a configuration with duplicate SPIs is caught."""
+        (remove it first) so that a configuration with duplicate SPIs is caught.
+        ``share_key=False``: not indexed by its key (a subscriber table's rows, one key per
+        node as a rule: ~52 bytes each, issue 13); if it shares a key after all, it uses the
+        table of the last keys used, as an association whose key is its own does."""
         if not isinstance(sa, SecurityAssociation):
             raise TypeError(f"expected a SecurityAssociation, not {type(sa).__name__}")
         if self.get(peer, sa.spi) is not None:
             raise ValueError(f"peer {peer}: SPI {sa.spi} already has a security association")
-        self.replace(peer, sa)
+        self.replace(peer, sa, share_key=share_key)
 
-    def replace(self, peer: Hashable, sa: SecurityAssociation) -> None:
+    def replace(self, peer: Hashable, sa: SecurityAssociation, *, share_key: bool = True) -> None:
         """Add or replace the association ``(peer, sa.spi)`` (rekeying)."""
         if type(peer) is IPv4Address:
             peer = peer._ip  # type: ignore[attr-defined]  # the address's integer
@@ -333,7 +336,8 @@ class SecurityAssociations:
             self._release_key(old)
         else:
             self._count += 1
-        self._use_key(sa)
+        if share_key:
+            self._use_key(sa)
 
     def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         if type(peer) is IPv4Address:

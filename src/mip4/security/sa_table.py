@@ -163,7 +163,7 @@ def add_rows(
             raise TableError(
                 f"{source}:{number}: peer {peer}: SPI {sa.spi} already has a security association"
             )
-        store.add(peer, sa)
+        store.add(peer, sa, share_key=False)  # one key per node, as a rule
         yield number, peer, sa
 
 

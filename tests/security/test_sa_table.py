@@ -18,6 +18,7 @@ from mip4.daemon.config import load_config
 from mip4.daemon.reload import reload
 from mip4.daemon.run import build_engine, main
 from mip4.security.sa import (
+    DEFAULT_REPLAY_TOLERANCE,
     Algorithm,
     ReplayMethod,
     SecurityAssociation,
@@ -239,3 +240,65 @@ def test_table_rows_are_not_indexed_by_key_and_still_sign_with_their_key() -> No
         assert sa.authenticator(data) == hmac.digest(sa.key, data, "md5")
     store.remove(IPv4Address("10.1.0.16"), 65536)  # a row's removal leaves the index alone
     assert list(store._keys) == [bytes.fromhex(KEY)]
+
+
+def test_the_usual_three_columns_give_what_every_column_gives() -> None:
+    """``peer,spi,key`` (read without a dict per row) and the same rows with every optional
+    column at its default: equal associations, equal peers, equal line numbers."""
+    rows = [f"10.1.0.{16 + i},{65536 + i},{KEY[:-2]}{i:02x}" for i in range(20)]
+    usual = list(parse_table("peer,spi,key\n" + "\n".join(rows), "s.csv"))
+    full = "peer,spi,key,algorithm,replay,replay_tolerance,spi_covered\n" + "\n".join(
+        f"{row},hmac-md5,timestamps,{DEFAULT_REPLAY_TOLERANCE},true" for row in rows
+    )
+    assert usual == list(parse_table(full, "s.csv")) and len(usual) == 20
+    assert usual[0][0] == 2 and usual[0][1] == IPv4Address("10.1.0.16")
+
+
+@pytest.mark.parametrize(
+    ("toml_extra", "row", "error", "warning"),
+    [
+        ("", "10.1.0.16", None, None),  # a usual home address: nothing to say
+        ("", "10.9.0.7", None, "subs.csv:3: peer: 10.9.0.7 is outside home_network"),
+        ("", "10.1.0.2", "subs.csv:3: peer: 10.1.0.2 is the home agent's own address", None),
+        ("", "10.1.0.0", "subs.csv:3: peer: 10.1.0.0 is the network address", None),
+        # with home_addresses, 10.1.0.17 (line 2) is not served; 10.1.0.20 is
+        (
+            'home_addresses = ["10.1.0.20"]\n',
+            "10.1.0.20",
+            None,
+            "subs.csv:2: peer: 10.1.0.17 is in the home network but not in home_agent.home_",
+        ),
+        (
+            'home_addresses = ["10.1.0.20"]\n',
+            "10.1.0.16",
+            None,
+            "subs.csv:2: peer: 10.1.0.17 is in the home network but not in home_agent.home_",
+        ),
+    ],
+)
+def test_each_row_gets_the_home_agent_checks(
+    tmp_path: Path, toml_extra: str, row: str, error: str | None, warning: str | None
+) -> None:
+    """The usual rows are passed on integers (a million rows); every other row gets the
+    checks ``[[security_associations]]`` get, named by its line."""
+    (tmp_path / "subs.csv").write_text(f"peer,spi,key\n10.1.0.17,70000,{KEY}\n{row},65536,{KEY}\n")
+    conf = tmp_path / "ha.toml"
+    conf.write_text(
+        HA.replace("[home_agent]\n", "[home_agent]\n" + toml_extra)
+        + '[subscribers]\nfile = "subs.csv"\n'
+    )
+    if error is not None:
+        with pytest.raises(ConfigError) as raised:
+            load_config("ha", conf)
+        assert error in str(raised.value)
+        return
+    warnings = load_config("ha", conf).warnings
+    if warning is None:
+        assert warnings == ()
+        return
+    (only,) = warnings
+    assert warning in only
+    if row == "10.1.0.16" and toml_extra:  # the two rows, one kind: one line
+        assert only.endswith("(and 1 more lines like it)")
+    else:
+        assert "more lines like it" not in only

@@ -25,6 +25,7 @@ parses text; reading the file (with its size limit) is the daemon's part.
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from ipaddress import IPv4Address
@@ -62,6 +63,23 @@ def _key(text: str) -> bytes:
     return bytes.fromhex(digits)
 
 
+#: a dotted quad as :class:`~ipaddress.IPv4Address` accepts it (decimal octets 0-255, no
+#: leading zero)
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED = re.compile(r"\.".join([_OCTET] * 4) + r"\Z", re.ASCII)
+
+
+def _address(text: str) -> IPv4Address:
+    """``IPv4Address(text)``, a usual dotted quad read without the module's per-octet
+    parse (a million rows: ~5 -> ~1 us); anything else goes to ``IPv4Address`` itself, for
+    its answer or its error."""
+    m = _DOTTED.match(text)
+    if m is None:
+        return IPv4Address(text)
+    a, b, c, d = m.groups()
+    return IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+
+
 def _choice(table: Mapping[str, object], text: str) -> object:
     value = table.get(text.strip().lower())
     if value is None:
@@ -85,6 +103,7 @@ def parse_table(text: str, source: str) -> Iterator[tuple[int, IPv4Address, Secu
     """(line number, peer, association) for each association of the CSV ``text``;
     :class:`TableError` (``"<source>:<line>: <column>: ..."``) for the first bad line."""
     columns: list[str] | None = None
+    usual = False
     for number, line in enumerate(_lines(text), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -106,16 +125,33 @@ def parse_table(text: str, source: str) -> Iterator[tuple[int, IPv4Address, Secu
                     f"{source}:{number}: header: {why} (columns: {', '.join(REQUIRED)}, "
                     f"optionally {', '.join(OPTIONAL)})"
                 )
+            usual = columns == list(REQUIRED)
             continue
         if len(cells) != len(columns):
             raise TableError(
                 f"{source}:{number}: {len(cells)} values for {len(columns)} columns "
                 f"({', '.join(columns)})"
             )
+        if usual:  # peer,spi,key: the defaults for the rest (a million rows: no dict each)
+            column = "peer"
+            try:
+                peer = _address(cells[0])
+                column = "spi"
+                if not cells[1].isdigit():
+                    raise ValueError(f"{cells[1]!r} is not a number")
+                spi = check_spi(int(cells[1]))
+                column = "key"
+                key = _key(cells[2])
+                column = "spi"
+                sa = SecurityAssociation(spi, key)
+            except ValueError as e:
+                raise TableError(f"{source}:{number}: {column}: {e}") from None
+            yield number, peer, sa
+            continue
         row = dict(zip(columns, cells, strict=True))
         column = "peer"
         try:
-            peer = IPv4Address(row["peer"])
+            peer = _address(row["peer"])
             column = "spi"
             if not row["spi"].isdigit():
                 raise ValueError(f"{row['spi']!r} is not a number")

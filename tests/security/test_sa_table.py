@@ -6,6 +6,7 @@ configuration (added to the TOML associations, a duplicate named by line, one li
 from __future__ import annotations
 
 import hmac
+import itertools
 from array import array
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -27,6 +28,7 @@ from mip4.security.sa import (
 from mip4.security.sa_table import (
     Associations,
     TableError,
+    _address,
     _lines,
     load_table,
     parse_table,
@@ -302,3 +304,22 @@ def test_each_row_gets_the_home_agent_checks(
         assert only.endswith("(and 1 more lines like it)")
     else:
         assert "more lines like it" not in only
+
+
+def test_a_peer_is_read_as_ipv4address_reads_it() -> None:
+    """The table's quick reading of a dotted quad accepts and refuses what
+    ``IPv4Address`` does, with its error (leading zeros, octets over 255, other forms)."""
+    words = ["0", "00", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256"]
+    words += ["300", "010", "a", "", " 1", "+1", "1_0", "٣"]
+    cases = ["1.2.3.4\n", "1.2.3.4 ", "", "1.2.3", "1.2.3.4.5", "4294967295"]
+    cases += [".".join(t) for t in itertools.product(words[:6], words[6:12], words, words[::3])]
+    for text in cases:
+        try:
+            want: object = IPv4Address(text)
+        except ValueError as e:
+            want = str(e)
+        try:
+            got: object = _address(text)
+        except ValueError as e:
+            got = str(e)
+        assert got == want, text

@@ -73,7 +73,7 @@ import contextlib
 import logging
 import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -209,6 +209,9 @@ class LinuxExecutor(ArpActions):
     #: between :meth:`hold_actions` and :meth:`release_actions`: what waits to be done
     #: together (issue 13); ``None``: every action is carried out at once
     _held: HeldActions | None = field(default=None, init=False)
+    #: interface indexes of the devices deleted after :meth:`close` in the same stop
+    #: (:meth:`devices_going`): routes through them are left to the kernel
+    _going: frozenset[int] = field(default=frozenset(), init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -228,8 +231,21 @@ class LinuxExecutor(ArpActions):
             self.journal.flush()
             self.journal.defer = defer
 
+    def devices_going(self, ifindexes: Iterable[int]) -> None:
+        """The devices ``ifindexes`` (the TUN device: its owner closes it) are deleted
+        after :meth:`close`, in the same stop: :meth:`close` sends no delete for a route
+        through one of them -- the kernel flushes a device's routes, in every table, as it
+        unregisters it (at a million bindings, one ``RTM_DELROUTE`` each was a third of a
+        clean stop). Whoever says so deletes the devices (:meth:`NodeIO.close
+        <mip4.io.runtime.NodeIO.close>` checks that its TUN device went). Every other
+        record -- routes through other devices, rules (a rule naming a device outlives
+        it), neighbour and proxy entries, sysctls -- is still undone one by one."""
+        self._going = frozenset(ifindexes)
+
     def close(self) -> None:
-        """Undo every route, rule, neighbour and proxy entry made, close our sockets."""
+        """Undo every route, rule, neighbour and proxy entry made, close our sockets (a
+        route through a device going in the same stop is left to the kernel:
+        :meth:`devices_going`)."""
         for action, exc in self.release_actions():
             log.warning("executing %r failed: %s", action, exc)
         self.hold_journal_lines(None)
@@ -247,8 +263,15 @@ class LinuxExecutor(ArpActions):
         self.edges.clear()
         self._bindings.clear()
         self._installed.clear()
+        going = self._going
+        leave: Callable[[object], bool] | None = None
+        if going:
+
+            def leave(record: object) -> bool:
+                return type(record) is RouteRecord and record.oif in going
+
         for stack in stacks:
-            for err in stack.undo():
+            for err in stack.undo(leave):
                 log.warning("clean-up (%s): %s", stack.name, err)
         self.abandon()
 

@@ -303,6 +303,9 @@ class Journal:
         self._append("add", record)
 
     def remove(self, record: KernelRecord) -> None:
+        if self._tearing_down:
+            self._remove_tearing_down(record)
+            return
         n = self._live.get(record)
         if n is None:
             return
@@ -321,6 +324,20 @@ class Journal:
         self._append("del", record)
         if self._lines > 2 * len(self._live) + 64:
             self._compact()
+
+    def _remove_tearing_down(self, record: KernelRecord) -> None:
+        """:meth:`remove` after :meth:`tear_down`: no line, and one hash of the record (the
+        order of the live records no longer matters: nothing is written again)."""
+        live = self._live
+        n = live.pop(record, None)
+        if n is None:
+            return
+        if n > 1:
+            live[record] = n - 1
+        elif not live:
+            self.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     def tear_down(self) -> None:
         """Everything is about to be undone (a clean stop): from now on a record removed
@@ -480,22 +497,38 @@ class UndoStack:
             self.journal.remove(record)
         return True
 
-    def undo(self) -> list[str]:
+    def undo(self, leave: Callable[[Record], bool] | None = None) -> list[str]:
         """Undo every record, newest first; returns the failures as text, without stopping
-        at the first."""
+        at the first. With ``leave``, the records it selects are forgotten without being
+        undone: a clean stop whose kernel objects go another way in the same stop (a route
+        through a device deleted after it, :meth:`LinuxExecutor.close
+        <mip4.io.executor.LinuxExecutor.close>`)."""
         errors: list[str] = []
-        while self._records:
-            record = next(reversed(self._records))
+        records = self._records
+        while records:
+            record = next(reversed(records))
             try:
-                if isinstance(record, Callback):
+                if leave is not None and leave(record):
+                    pass
+                elif isinstance(record, Callback):
                     record.func()
                 else:
                     self._undo_one(record)
             except Exception as exc:
                 errors.append(f"{record.describe()}: {exc}")
             finally:
-                self.forget(record)
+                # forget(record), in line: one hash of the record, not two (a clean stop
+                # undoes a stack per binding)
+                if records.pop(record, _GONE) is None and not isinstance(record, Callback):
+                    journal = self.journal
+                    if journal is not None:
+                        journal.remove(record)
         return errors
+
+
+#: what ``dict.pop`` answers for a record not (or no longer) on a stack (a stack's values
+#: are all ``None``)
+_GONE = object()
 
 
 def _no_kernel_records(record: KernelRecord) -> bool:

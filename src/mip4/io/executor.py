@@ -75,7 +75,6 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any  # Any: see _HANDLERS below
 
@@ -126,7 +125,7 @@ from .rawsock import (
     send_to_link,
     send_udp,
 )
-from .undo import Journal, RouteRecord, UndoStack, dotted
+from .undo import Journal, RouteRecord, UndoStack
 
 log = logging.getLogger("mip4")
 
@@ -193,6 +192,9 @@ class LinuxExecutor(ArpActions):
     #: binding less, issue 13): what the kernel and the tunnel table hold for it (the
     #: InstallBinding without its expiry), to recognise a renewal that changes nothing
     _installed: dict[int, tuple[object, ...]] = field(default_factory=dict, init=False)
+    #: the distinct values of ``_installed``, each kept once: the bindings share a handful
+    #: of them (88 bytes a binding less, issue 13)
+    _wanted: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict, init=False)
     #: the handover edge tunnels' ends (RFC 4881, RFC 4988), each with its undo stack
     edges: EdgeEnds = field(init=False)
     #: interface index -> the interface's hardware address (the source of the fast path's
@@ -251,13 +253,13 @@ class LinuxExecutor(ArpActions):
         self.hold_journal_lines(None)
         if self.journal is not None:
             self.journal.tear_down()
-        stacks = [
-            self._attachment,
-            self._away,
-            *self.edges.stacks(),
-            *reversed([stack for _visitor, stack in self._visitors.values()]),
-            *reversed(self._bindings.values()),
-            self.ns.stack,
+        stacks: list[tuple[UndoStack, object]] = [
+            (self._attachment, None),
+            (self._away, None),
+            *((stack, None) for stack in self.edges.stacks()),
+            *reversed([(stack, None) for _visitor, stack in self._visitors.values()]),
+            *((stack, home) for home, stack in reversed(self._bindings.items())),
+            (self.ns.stack, None),
         ]
         self._visitors.clear()
         self.edges.clear()
@@ -270,9 +272,11 @@ class LinuxExecutor(ArpActions):
             def leave(record: object) -> bool:
                 return type(record) is RouteRecord and record.oif in going
 
-        for stack in stacks:
+        for stack, home in stacks:
             for err in stack.undo(leave):
-                log.warning("clean-up (%s): %s", stack.name, err)
+                # (a binding's stack is named "binding": its address is the key)
+                name = stack.name if home is None else f"{stack.name} {home}"
+                log.warning("clean-up (%s): %s", name, err)
         self.abandon()
 
     def abandon(self) -> None:
@@ -487,8 +491,9 @@ class LinuxExecutor(ArpActions):
         stack = self._bindings.get(a.home_address)
         new = stack is None
         if stack is None:
-            name = "binding " + dotted(a.home_address)
-            stack = self._bindings[a.home_address] = self.ns.new_stack(name)
+            # named "binding", not after its address (68 bytes a binding less, issue 13):
+            # close() names it in its log lines with the address it is filed under
+            stack = self._bindings[a.home_address] = self.ns.new_stack("binding")
         # a renewal replaces the route with the same record: nothing new on the stack
         if held is None:
             self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
@@ -511,9 +516,9 @@ class LinuxExecutor(ArpActions):
         if fast is not None:
             home = a.home_address
             if new:  # one record per binding, undone before its route
-                # one shared label (the stack is the binding's, named after it) and no
-                # closure: ~150 bytes a binding less (issue 13)
-                stack.callback("bpf binding", partial(fast.remove, home))
+                # one shared label (the stack is the binding's) and no
+                # closure, no partial: ~200 bytes a binding less (issue 13)
+                stack.callback("bpf binding", _FastPathRemoval(fast, home))
             fast.sync(home, fwd.table.bindings.get(int(home), []))
         if a.broadcast and a.home_interface is not None:
             # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
@@ -525,7 +530,12 @@ class LinuxExecutor(ArpActions):
                 # no home link named: nowhere to pick the broadcasts up (counted)
                 self.stats["broadcast_not_forwarded"] += 1
                 log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
-        self._installed[int(a.home_address) << 32 | int(a.care_of_address)] = wanted
+        shared = self._wanted.get(wanted)
+        if shared is None:
+            if len(self._wanted) >= self.TUNNEL_ENTRIES_MAX:
+                self._wanted.clear()  # (compared by value: any copy will do)
+            shared = self._wanted[wanted] = wanted
+        self._installed[int(a.home_address) << 32 | int(a.care_of_address)] = shared
 
     #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
     #: GRE key in use; a full table is simply emptied)
@@ -865,6 +875,21 @@ class LinuxExecutor(ArpActions):
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
+
+
+class _FastPathRemoval:
+    """``fast.remove(home)``: the undo of a binding's fast-path entries, in 48 bytes (a
+    ``functools.partial`` of the bound method was 256: the method, the partial, its
+    argument tuple and its keyword dictionary; issue 13)."""
+
+    __slots__ = ("fast", "home")
+
+    def __init__(self, fast: FastPath, home: IPv4Address) -> None:
+        self.fast = fast
+        self.home = home
+
+    def __call__(self) -> None:
+        self.fast.remove(self.home)
 
 
 def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:

@@ -302,6 +302,9 @@ class Netns:
             atexit.register(self.close)
         self._ipr: NetlinkThread | None = None
         self.journal = journal
+        #: :meth:`undo_record`, bound once: every stack shares it (a home agent makes a
+        #: stack per binding, and a bound method each was 64 bytes, issue 13)
+        self._undo_one = self.undo_record
         #: what this object set up for its owner (the daemon's own stack)
         self.stack = self.new_stack("netns")
         #: sysctl keys whose first value is on the stack (a set: asked once per change)
@@ -313,7 +316,7 @@ class Netns:
 
     def new_stack(self, name: str) -> UndoStack:
         """An empty undo stack whose records this namespace undoes (journalled)."""
-        return UndoStack(self.undo_record, self.journal, name)
+        return UndoStack(self._undo_one, self.journal, name)
 
     @property
     def created(self) -> list[Record]:

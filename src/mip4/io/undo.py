@@ -432,13 +432,19 @@ class UndoStack:
     """The undo records of one owner, undone newest first by ``undo_one``. Kernel records
     are mirrored in ``journal`` (if any).
 
-    The records are an insertion-ordered dict (a record is its own key; a
-    :class:`Callback` compares by identity), so "already here?", forgetting one record and
-    undoing the newest are O(1) whatever the size: the daemon's own stack holds a proxy
-    neighbour entry per mobile node away from home, a million of them at scale."""
+    Past :attr:`SMALL` records they are an insertion-ordered dict (a record is its own key;
+    a :class:`Callback` compares by identity), so "already here?", forgetting one record
+    and undoing the newest are O(1) whatever the size: the daemon's own stack holds a proxy
+    neighbour entry per mobile node away from home, a million of them at scale. Up to it,
+    a list (searched: as cheap at that size, and smaller -- a stack per binding)."""
 
     # the home agent keeps one per binding: no instance dict (issue 13)
     __slots__ = ("_records", "_undo_one", "journal", "name")
+
+    #: up to this many records a stack keeps them in a list, searched (a binding's stack
+    #: holds two: a dictionary's table was 160 bytes, the list's 32, issue 13); past it,
+    #: in the insertion-ordered dict
+    SMALL = 8
 
     def __init__(
         self,
@@ -449,7 +455,7 @@ class UndoStack:
         self._undo_one = undo_one
         self.journal = journal
         self.name = name
-        self._records: dict[Record, None] = {}
+        self._records: list[Record] | dict[Record, None] = []
 
     @property
     def records(self) -> list[Record]:
@@ -470,9 +476,16 @@ class UndoStack:
 
     def push(self, record: Record) -> bool:
         """Own ``record``; ``False`` (nothing done) when an equal one is already here."""
-        if record in self._records:
+        records = self._records
+        if record in records:
             return False
-        self._records[record] = None
+        if isinstance(records, dict):
+            records[record] = None
+        elif len(records) < self.SMALL:
+            records.append(record)
+        else:
+            self._records = dict.fromkeys(records)
+            self._records[record] = None
         if self.journal is not None and not isinstance(record, Callback):
             self.journal.add(record)
         return True
@@ -490,9 +503,13 @@ class UndoStack:
 
     def forget(self, record: Record) -> bool:
         """Forget (without undoing) ``record``, in O(1); ``False`` if it was not here."""
-        if record not in self._records:
+        records = self._records
+        if record not in records:
             return False
-        del self._records[record]
+        if isinstance(records, dict):
+            del records[record]
+        else:
+            records.remove(record)
         if self.journal is not None and not isinstance(record, Callback):
             self.journal.remove(record)
         return True
@@ -504,9 +521,8 @@ class UndoStack:
         through a device deleted after it, :meth:`LinuxExecutor.close
         <mip4.io.executor.LinuxExecutor.close>`)."""
         errors: list[str] = []
-        records = self._records
-        while records:
-            record = next(reversed(records))
+        while records := self._records:  # (a push while undoing may make it a dict)
+            record = next(reversed(records)) if isinstance(records, dict) else records[-1]
             try:
                 if leave is not None and leave(record):
                     pass
@@ -517,9 +533,18 @@ class UndoStack:
             except Exception as exc:
                 errors.append(f"{record.describe()}: {exc}")
             finally:
-                # forget(record), in line: one hash of the record, not two (a clean stop
-                # undoes a stack per binding)
-                if records.pop(record, _GONE) is None and not isinstance(record, Callback):
+                # forget(record), in line (a clean stop undoes a stack per binding): the
+                # list's last one is the record, unless the undo changed the stack
+                records = self._records
+                tell = False  # the journal, of a kernel record forgotten here
+                if isinstance(records, dict):
+                    tell = records.pop(record, _GONE) is None
+                elif records and records[-1] is record:
+                    records.pop()
+                    tell = True
+                else:
+                    self.forget(record)  # (which tells the journal)
+                if tell and not isinstance(record, Callback):
                     journal = self.journal
                     if journal is not None:
                         journal.remove(record)

@@ -220,15 +220,16 @@ class FastPath:
         #: the user-space plane, which forwards it through the binding's route (``mip4
         #: status``)
         self.full: Counter[str] = Counter()
-        #: what each owner (a binding, a visitor, the attachment) holds
-        #: (a tuple, not a set: a home agent keeps one per binding, ~170 bytes less each)
+        #: what each owner (a binding: its home address; a visitor, the attachment: a tuple)
+        #: holds (a tuple, not a set: a home agent keeps one per binding, ~170 bytes less
+        #: each; the very tuple the binding's shared tunnel entry keeps, issue 13)
         self._peers_of: dict[Hashable, tuple[Peer, ...]] = {}
         self._peer_refs: Counter[tuple[IPv4Address, IPv4Address]] = Counter()
         #: the value last written to the map for each peer held (see :meth:`_hold_peers`)
         self._peer_written: dict[tuple[IPv4Address, IPv4Address], Peer] = {}
         #: per shared tunnel-table entry (the executor keeps one per care-of address): its
-        #: program view, made once (:func:`bpf_tunnel`)
-        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel, Peer]] = {}
+        #: program view, made once (:func:`bpf_tunnel`), and the peers its bindings hold
+        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel, tuple[Peer]]] = {}
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
         #: the next hop found for a tunnel exit while an entry made for it is held: a
@@ -374,7 +375,9 @@ class FastPath:
                 written.pop(key, None)
                 self.plane.del_peer(p.local, p.remote)
         if new:
-            self._peers_of[owner] = tuple(new)
+            # the caller's tuple when it names each peer once (a binding's: shared)
+            kept = peers if type(peers) is tuple and len(peers) == len(new) else tuple(new)
+            self._peers_of[owner] = kept
 
     def _fits(self, name: MapName, about: IPv4Address, write: Callable[[], None]) -> bool:
         """``write`` an entry of the map ``name``; ``False`` when the map is full. Its
@@ -479,7 +482,8 @@ class FastPath:
         """Make the map entries of ``home`` follow the user-space table's ``entries``: the
         binding (one care-of address without GRE checksum) and, for each care-of address,
         a peer whose reverse-tunnelled datagrams are decapsulated (RFC 3024)."""
-        owner = ("binding", home)
+        owner = home  # (not a tuple with it: 56 bytes a binding less, issue 13)
+        peers: Sequence[Peer]
         if len(entries) == 1 and not entries[0].tunnel.gre_checksum:
             entry = entries[0]
             known = self._bpf_tunnels.get(id(entry))
@@ -487,10 +491,10 @@ class FastPath:
                 if len(self._bpf_tunnels) >= 4096:
                     self._bpf_tunnels.clear()
                 peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True)
-                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), peer)
+                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), (peer,))
             if self._fits(MapName.BINDINGS, home, lambda: self.plane.set_binding(home, known[1])):
                 self.keep_neighbour(owner, entry.tunnel.dst)
-            peers = [known[2]]
+            peers = known[2]
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
@@ -503,7 +507,7 @@ class FastPath:
         if self._closing:
             return  # the entries go with the maps (entries_go_with_close)
         self.plane.del_binding(home)
-        self._release(("binding", home))
+        self._release(home)
 
     # -- proxy ARP (home agent, RFC 5944 §4.6) ----------------------------------------------
 

@@ -15,7 +15,7 @@ undone record by record, and the journal goes.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pytest
 
 from mip4.core.actions import InstallBinding, ProxyArp
 from mip4.io.netns import Netns
+from mip4.io.rtnl import Request
 from mip4.io.runtime import NodeIO
 from mip4.io.undo import Journal, RouteRecord, RuleRecord, UndoStack
 
@@ -107,6 +108,18 @@ def test_undo_with_leave_forgets_what_it_selects_and_undoes_the_rest_newest_firs
     assert not journal.path.exists()  # every record forgotten: the journal went
 
 
+def test_a_held_journal_stays_until_released_with_no_record_left(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.json")
+    record = RouteRecord("10.1.0.1", 32, 254, 2)
+    journal.add(record)
+    journal.tear_down()
+    journal.hold()
+    journal.remove(record)
+    assert journal.path.exists()  # a batched delete still to go: the record says what
+    journal.release()
+    assert not journal.path.exists()
+
+
 def test_undo_with_leave_reports_a_failure_and_goes_on() -> None:
     def fail(record: Any) -> None:
         raise NetlinkError(errno.EPERM)
@@ -170,10 +183,24 @@ def test_a_node_io_with_bindings_stops_cleanly_without_a_route_delete_each(
         assert path.exists()
         counting = _CountingRoutes(ex.ns.ipr.route)
         ex.ns.ipr.route = counting  # type: ignore[method-assign]
+        neighbours = _CountingRoutes(ex.ns.ipr.neigh)
+        ex.ns.ipr.neigh = neighbours  # type: ignore[method-assign]
+        direct = ex.ns.ipr.direct
+        batches: list[int] = []
+        send_batch = direct.send_batch
+
+        def counting_batches(requests: Sequence[Request]) -> list[Any]:
+            batches.append(len(requests))
+            return send_batch(requests)
+
+        direct.send_batch = counting_batches  # type: ignore[method-assign]
     finally:
         io.close()
     # no route delete per binding: the TUN device's routes went with it
     assert [kw.get("dst") for kw in counting.deletes] == ["10.78.0.0"]
+    # the proxy entries deleted together, not one request each
+    assert neighbours.deletes == []
+    assert batches == [len(homes)]
     links = ns.exec(["ip", "-o", "link"]).stdout
     assert tun not in links
     left = ns.exec(["ip", "-4", "route", "show", "table", "all"]).stdout

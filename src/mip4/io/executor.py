@@ -266,17 +266,41 @@ class LinuxExecutor(ArpActions):
         self._bindings.clear()
         self._installed.clear()
         going = self._going
+        # the proxy entries (one per node away, user-space plane) deleted together, in
+        # their turn: anything else undone first sends what is queued
+        batch = self.ns.delete_batch()
         leave: Callable[[object], bool] | None = None
-        if going:
+        if going or batch is not None:
 
             def leave(record: object) -> bool:
-                return type(record) is RouteRecord and record.oif in going
+                if type(record) is RouteRecord and record.oif in going:
+                    return True
+                if batch is None:
+                    return False
+                if batch.take(record):
+                    return True
+                batch.flush()
+                return False
 
-        for stack, home in stacks:
-            for err in stack.undo(leave):
-                # (a binding's stack is named "binding": its address is the key)
-                name = stack.name if home is None else f"{stack.name} {home}"
-                log.warning("clean-up (%s): %s", name, err)
+        journal = self.journal
+        if batch is not None and journal is not None:
+            journal.hold()  # (what is queued is forgotten already)
+        try:
+            for stack, home in stacks:
+                for err in stack.undo(leave):
+                    # (a binding's stack is named "binding": its address is the key)
+                    name = stack.name if home is None else f"{stack.name} {home}"
+                    log.warning("clean-up (%s): %s", name, err)
+        finally:
+            if batch is not None:
+                try:
+                    batch.flush()
+                except Exception as exc:
+                    log.warning("clean-up (%s): %s", self.ns.stack.name, exc)
+                for err in batch.errors:
+                    log.warning("clean-up (%s): %s", self.ns.stack.name, err)
+                if journal is not None:
+                    journal.release()
         self.abandon()
 
     def abandon(self) -> None:

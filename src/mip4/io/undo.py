@@ -293,6 +293,8 @@ class Journal:
         self._pending: list[str] = []
         #: :meth:`tear_down` called: records are removed without a line each
         self._tearing_down = False
+        #: :meth:`hold` minus :meth:`release`: while above 0 the file stays with no record
+        self._holds = 0
 
     @property
     def records(self) -> list[KernelRecord]:
@@ -334,7 +336,21 @@ class Journal:
             return
         if n > 1:
             live[record] = n - 1
-        elif not live:
+        elif not live and not self._holds:
+            self.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def hold(self) -> None:
+        """After :meth:`tear_down`: the file stays, even with no record left, until
+        :meth:`release` -- records forgotten before their objects are undone (a clean
+        stop's batched deletes) are still in it should the daemon be killed meanwhile."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """The end of a :meth:`hold`: the file goes if no record is left."""
+        self._holds -= 1
+        if not self._live and not self._holds:
             self.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

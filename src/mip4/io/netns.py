@@ -302,6 +302,9 @@ class Netns:
             atexit.register(self.close)
         self._ipr: NetlinkThread | None = None
         self.journal = journal
+        #: :meth:`undo_record`, bound once: every stack shares it (a home agent makes a
+        #: stack per binding, and a bound method each was 64 bytes, issue 13)
+        self._undo_one = self.undo_record
         #: what this object set up for its owner (the daemon's own stack)
         self.stack = self.new_stack("netns")
         #: sysctl keys whose first value is on the stack (a set: asked once per change)
@@ -313,7 +316,7 @@ class Netns:
 
     def new_stack(self, name: str) -> UndoStack:
         """An empty undo stack whose records this namespace undoes (journalled)."""
-        return UndoStack(self.undo_record, self.journal, name)
+        return UndoStack(self._undo_one, self.journal, name)
 
     @property
     def created(self) -> list[Record]:
@@ -753,6 +756,14 @@ class Netns:
             out.append(err)
         return out
 
+    def delete_batch(self) -> DeleteBatch | None:
+        """A :class:`DeleteBatch` on this namespace's direct netlink socket (``None``
+        without one: a stand-in for the netlink facade, or none opened yet)."""
+        if self._ipr is None:
+            return None  # nothing asked of netlink: no entry to delete either
+        direct: RtnlSocket | None = getattr(self._ipr, "direct", None)
+        return None if direct is None else DeleteBatch(direct)
+
     def _del_route(self, spec: dict[str, object]) -> bool:
         """Delete one route; ``False`` if there was none. Scope ``RT_SCOPE_NOWHERE`` is the
         kernel's wildcard (pyroute2 would send 0, which matches only universe routes)."""
@@ -962,6 +973,47 @@ class Netns:
         TUN device). Silently does nothing on a kernel without IPv6."""
         with contextlib.suppress(FileNotFoundError):
             self.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", 1, restore=False)
+
+
+class DeleteBatch:
+    """Proxy neighbour entries deleted together (a clean stop, :meth:`Netns.delete_batch`):
+    :meth:`take` queues a record's delete, :meth:`flush` sends what is queued in one
+    message per :data:`RtnlSocket.BATCH_MAX` (:meth:`RtnlSocket.send_batch`) -- the same
+    request :meth:`Netns.undo_record` sends for each. An entry already gone is no error
+    (as there); the others are kept in :attr:`errors` as text."""
+
+    def __init__(self, direct: RtnlSocket) -> None:
+        self.direct = direct
+        self._requests: list[Request] = []
+        self._records: list[ProxyNeighbourRecord] = []
+        self.errors: list[str] = []
+        self.sent = 0
+
+    def take(self, record: object) -> bool:
+        """Queue ``record``'s undo if it is a proxy entry's; ``False`` (nothing queued)
+        for any other record."""
+        if type(record) is not ProxyNeighbourRecord:
+            return False
+        self._requests.append(
+            self.direct.proxy_neighbour_request(
+                "del", IPv4Address(record.dst).packed, record.ifindex
+            )
+        )
+        self._records.append(record)
+        if len(self._requests) >= RtnlSocket.BATCH_MAX:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Send what is queued, read the answers."""
+        if not self._requests:
+            return
+        requests, records = self._requests, self._records
+        self._requests, self._records = [], []
+        self.sent += len(requests)
+        for record, err in zip(records, self.direct.send_batch(requests), strict=True):
+            if err is not None and not _missing(err):
+                self.errors.append(f"{record.describe()}: {err}")
 
 
 class PendingRequest(NamedTuple):

@@ -70,7 +70,7 @@ from .icmpsock import (
 )
 from .linkmon import LinkMonitor
 from .linktap import LinkSourceTracker
-from .netns import run_in_netns
+from .netns import Netns, run_in_netns
 from .rawsock import InterfaceNames, LinkChanges, open_udp_control, recv_udp
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
 from .unaddressed import open_unaddressed_capture, recv_unaddressed
@@ -406,12 +406,39 @@ class NodeIO:
 
     def close(self) -> None:
         """Undo the executor's kernel state, then close everything, newest first (the
-        forwarder detached first, the TUN device and the UDP socket last)."""
+        forwarder detached first, the TUN device and the UDP socket last).
+
+        A clean stop at scale (a home agent with a million bindings): what goes with the
+        TUN device and with the fast path's maps is not undone one record at a time --
+        the kernel flushes the routes through the TUN device as closing it deletes it
+        (:meth:`LinuxExecutor.devices_going`; checked below: a device still there is
+        deleted), and the maps go with every entry as the fast path closes
+        (:meth:`FastPath.entries_go_with_close`)."""
         if self.forwarder is not None:
             self.forwarder.detach()
         self.executor.hold_journal_lines(None)
+        tun = self.tun
+        if tun is not None and not tun.closed:
+            self.executor.devices_going([tun.index])
+        if self.fast_path is not None:
+            self.fast_path.entries_go_with_close()
         for err in self.resources.undo():
             log.warning("clean-up: %s", err)
+        if tun is not None:
+            self._delete_if_there(tun)
+
+    def _delete_if_there(self, tun: Tun) -> None:
+        """The TUN device goes when its descriptor closes (it is not persistent); should
+        it still be there (a descriptor held elsewhere), it is deleted, and the routes
+        the executor left to it with it."""
+        try:
+            with Netns(self.netns) as ns:
+                index = ns.link_index(tun.name, missing_ok=True)
+                if index == tun.index:
+                    log.warning("clean-up: TUN device %s still there: deleted", tun.name)
+                    ns.ipr.link("del", index=index)
+        except Exception as exc:
+            log.warning("clean-up: TUN device %s: %s", tun.name, exc)
 
     def abandon(self) -> None:
         """What a killed daemon leaves: its sockets and TUN device close (the kernel does

@@ -293,6 +293,8 @@ class Journal:
         self._pending: list[str] = []
         #: :meth:`tear_down` called: records are removed without a line each
         self._tearing_down = False
+        #: :meth:`hold` minus :meth:`release`: while above 0 the file stays with no record
+        self._holds = 0
 
     @property
     def records(self) -> list[KernelRecord]:
@@ -303,6 +305,9 @@ class Journal:
         self._append("add", record)
 
     def remove(self, record: KernelRecord) -> None:
+        if self._tearing_down:
+            self._remove_tearing_down(record)
+            return
         n = self._live.get(record)
         if n is None:
             return
@@ -321,6 +326,34 @@ class Journal:
         self._append("del", record)
         if self._lines > 2 * len(self._live) + 64:
             self._compact()
+
+    def _remove_tearing_down(self, record: KernelRecord) -> None:
+        """:meth:`remove` after :meth:`tear_down`: no line, and one hash of the record (the
+        order of the live records no longer matters: nothing is written again)."""
+        live = self._live
+        n = live.pop(record, None)
+        if n is None:
+            return
+        if n > 1:
+            live[record] = n - 1
+        elif not live and not self._holds:
+            self.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def hold(self) -> None:
+        """After :meth:`tear_down`: the file stays, even with no record left, until
+        :meth:`release` -- records forgotten before their objects are undone (a clean
+        stop's batched deletes) are still in it should the daemon be killed meanwhile."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """The end of a :meth:`hold`: the file goes if no record is left."""
+        self._holds -= 1
+        if not self._live and not self._holds:
+            self.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     def tear_down(self) -> None:
         """Everything is about to be undone (a clean stop): from now on a record removed
@@ -415,13 +448,19 @@ class UndoStack:
     """The undo records of one owner, undone newest first by ``undo_one``. Kernel records
     are mirrored in ``journal`` (if any).
 
-    The records are an insertion-ordered dict (a record is its own key; a
-    :class:`Callback` compares by identity), so "already here?", forgetting one record and
-    undoing the newest are O(1) whatever the size: the daemon's own stack holds a proxy
-    neighbour entry per mobile node away from home, a million of them at scale."""
+    Past :attr:`SMALL` records they are an insertion-ordered dict (a record is its own key;
+    a :class:`Callback` compares by identity), so "already here?", forgetting one record
+    and undoing the newest are O(1) whatever the size: the daemon's own stack holds a proxy
+    neighbour entry per mobile node away from home, a million of them at scale. Up to it,
+    a list (searched: as cheap at that size, and smaller -- a stack per binding)."""
 
     # the home agent keeps one per binding: no instance dict (issue 13)
     __slots__ = ("_records", "_undo_one", "journal", "name")
+
+    #: up to this many records a stack keeps them in a list, searched (a binding's stack
+    #: holds two: a dictionary's table was 160 bytes, the list's 32, issue 13); past it,
+    #: in the insertion-ordered dict
+    SMALL = 8
 
     def __init__(
         self,
@@ -432,7 +471,7 @@ class UndoStack:
         self._undo_one = undo_one
         self.journal = journal
         self.name = name
-        self._records: dict[Record, None] = {}
+        self._records: list[Record] | dict[Record, None] = []
 
     @property
     def records(self) -> list[Record]:
@@ -453,9 +492,16 @@ class UndoStack:
 
     def push(self, record: Record) -> bool:
         """Own ``record``; ``False`` (nothing done) when an equal one is already here."""
-        if record in self._records:
+        records = self._records
+        if record in records:
             return False
-        self._records[record] = None
+        if isinstance(records, dict):
+            records[record] = None
+        elif len(records) < self.SMALL:
+            records.append(record)
+        else:
+            self._records = dict.fromkeys(records)
+            self._records[record] = None
         if self.journal is not None and not isinstance(record, Callback):
             self.journal.add(record)
         return True
@@ -473,29 +519,57 @@ class UndoStack:
 
     def forget(self, record: Record) -> bool:
         """Forget (without undoing) ``record``, in O(1); ``False`` if it was not here."""
-        if record not in self._records:
+        records = self._records
+        if record not in records:
             return False
-        del self._records[record]
+        if isinstance(records, dict):
+            del records[record]
+        else:
+            records.remove(record)
         if self.journal is not None and not isinstance(record, Callback):
             self.journal.remove(record)
         return True
 
-    def undo(self) -> list[str]:
+    def undo(self, leave: Callable[[Record], bool] | None = None) -> list[str]:
         """Undo every record, newest first; returns the failures as text, without stopping
-        at the first."""
+        at the first. With ``leave``, the records it selects are forgotten without being
+        undone: a clean stop whose kernel objects go another way in the same stop (a route
+        through a device deleted after it, :meth:`LinuxExecutor.close
+        <mip4.io.executor.LinuxExecutor.close>`)."""
         errors: list[str] = []
-        while self._records:
-            record = next(reversed(self._records))
+        while records := self._records:  # (a push while undoing may make it a dict)
+            record = next(reversed(records)) if isinstance(records, dict) else records[-1]
             try:
-                if isinstance(record, Callback):
+                if leave is not None and leave(record):
+                    pass
+                elif isinstance(record, Callback):
                     record.func()
                 else:
                     self._undo_one(record)
             except Exception as exc:
                 errors.append(f"{record.describe()}: {exc}")
             finally:
-                self.forget(record)
+                # forget(record), in line (a clean stop undoes a stack per binding): the
+                # list's last one is the record, unless the undo changed the stack
+                records = self._records
+                tell = False  # the journal, of a kernel record forgotten here
+                if isinstance(records, dict):
+                    tell = records.pop(record, _GONE) is None
+                elif records and records[-1] is record:
+                    records.pop()
+                    tell = True
+                else:
+                    self.forget(record)  # (which tells the journal)
+                if tell and not isinstance(record, Callback):
+                    journal = self.journal
+                    if journal is not None:
+                        journal.remove(record)
         return errors
+
+
+#: what ``dict.pop`` answers for a record not (or no longer) on a stack (a stack's values
+#: are all ``None``)
+_GONE = object()
 
 
 def _no_kernel_records(record: KernelRecord) -> bool:

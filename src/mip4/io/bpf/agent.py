@@ -220,15 +220,16 @@ class FastPath:
         #: the user-space plane, which forwards it through the binding's route (``mip4
         #: status``)
         self.full: Counter[str] = Counter()
-        #: what each owner (a binding, a visitor, the attachment) holds
-        #: (a tuple, not a set: a home agent keeps one per binding, ~170 bytes less each)
+        #: what each owner (a binding: its home address; a visitor, the attachment: a tuple)
+        #: holds (a tuple, not a set: a home agent keeps one per binding, ~170 bytes less
+        #: each; the very tuple the binding's shared tunnel entry keeps, issue 13)
         self._peers_of: dict[Hashable, tuple[Peer, ...]] = {}
         self._peer_refs: Counter[tuple[IPv4Address, IPv4Address]] = Counter()
         #: the value last written to the map for each peer held (see :meth:`_hold_peers`)
         self._peer_written: dict[tuple[IPv4Address, IPv4Address], Peer] = {}
         #: per shared tunnel-table entry (the executor keeps one per care-of address): its
-        #: program view, made once (:func:`bpf_tunnel`)
-        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel, Peer]] = {}
+        #: program view, made once (:func:`bpf_tunnel`), and the peers its bindings hold
+        self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel, tuple[Peer]]] = {}
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
         #: the next hop found for a tunnel exit while an entry made for it is held: a
@@ -238,6 +239,8 @@ class FastPath:
         self._ns: Netns | None = None
         #: sysctls changed: (key, value before), put back on a clean stop
         self._sysctls: list[tuple[str, str]] = []
+        #: :meth:`entries_go_with_close` said: the owners' undos touch no map
+        self._closing = False
 
     def _in_ns(self, func: Callable[[], T]) -> T:
         return func() if self.netns is None else run_in_netns(self.netns, func)
@@ -372,7 +375,9 @@ class FastPath:
                 written.pop(key, None)
                 self.plane.del_peer(p.local, p.remote)
         if new:
-            self._peers_of[owner] = tuple(new)
+            # the caller's tuple when it names each peer once (a binding's: shared)
+            kept = peers if type(peers) is tuple and len(peers) == len(new) else tuple(new)
+            self._peers_of[owner] = kept
 
     def _fits(self, name: MapName, about: IPv4Address, write: Callable[[], None]) -> bool:
         """``write`` an entry of the map ``name``; ``False`` when the map is full. Its
@@ -477,7 +482,8 @@ class FastPath:
         """Make the map entries of ``home`` follow the user-space table's ``entries``: the
         binding (one care-of address without GRE checksum) and, for each care-of address,
         a peer whose reverse-tunnelled datagrams are decapsulated (RFC 3024)."""
-        owner = ("binding", home)
+        owner = home  # (not a tuple with it: 56 bytes a binding less, issue 13)
+        peers: Sequence[Peer]
         if len(entries) == 1 and not entries[0].tunnel.gre_checksum:
             entry = entries[0]
             known = self._bpf_tunnels.get(id(entry))
@@ -485,10 +491,10 @@ class FastPath:
                 if len(self._bpf_tunnels) >= 4096:
                     self._bpf_tunnels.clear()
                 peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True)
-                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), peer)
+                known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), (peer,))
             if self._fits(MapName.BINDINGS, home, lambda: self.plane.set_binding(home, known[1])):
                 self.keep_neighbour(owner, entry.tunnel.dst)
-            peers = [known[2]]
+            peers = known[2]
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
@@ -498,8 +504,10 @@ class FastPath:
         self._hold_peers(owner, peers, rewrite=False)
 
     def remove(self, home: IPv4Address) -> None:
+        if self._closing:
+            return  # the entries go with the maps (entries_go_with_close)
         self.plane.del_binding(home)
-        self._release(("binding", home))
+        self._release(home)
 
     # -- proxy ARP (home agent, RFC 5944 §4.6) ----------------------------------------------
 
@@ -549,6 +557,8 @@ class FastPath:
                 self.keep_neighbour(owner, home_agent)
 
         def undo() -> None:
+            if self._closing:
+                return  # the entries go with the maps (entries_go_with_close)
             self.plane.del_visitor(home)
             self.plane.del_reverse(home)
             self.plane.forget_counters(home)
@@ -586,6 +596,8 @@ class FastPath:
             self._fits(MapName.REVERSE, home, partial(self.plane.set_reverse, home, tunnel))
 
         def undo() -> None:
+            if self._closing:
+                return  # the entries go with the maps (entries_go_with_close)
             self.plane.del_reverse(home)
             self.plane.forget_counters(home)
             self._release(owner)
@@ -614,10 +626,36 @@ class FastPath:
 
     # -- lifetime --------------------------------------------------------------------------
 
+    def entries_go_with_close(self) -> None:
+        """A clean stop is under way and :meth:`close` follows: from now on the owners'
+        undos (a binding's, a visitor's, the attachment's) delete no map entry and release
+        no neighbour entry. The maps go at :meth:`close` with every entry in them: their
+        filters are detached, their pins removed and the object closed -- nothing else
+        holds them (a daemon's maps are its own: pinned under its TUN device's name, or
+        not pinned at all; no map survives a clean stop by design) -- and :meth:`close`
+        deletes the managed neighbour entries, the only kernel objects the owners hold
+        outside the maps. At a million bindings a delete per entry (and the peers' and
+        neighbours' bookkeeping per owner) was a fifth of a clean stop."""
+        self._closing = True
+
+    def _delete_neighbours(self) -> None:
+        """Every managed neighbour entry made goes, whoever holds it (a clean stop)."""
+        for oif, hop in self._neighbours:
+            with contextlib.suppress(Exception):
+                self._netns().ipr.neigh("del", dst=hop, ifindex=oif)
+        self._neighbours.clear()
+        self._next_hop.clear()
+
     def close(self) -> None:
-        """A clean stop: no filter, clsact hook, pin, map or managed neighbour left."""
-        for owner in list(self._peers_of) + [o for s in self._neighbours.values() for o in s]:
-            self._release(owner)
+        """A clean stop: no filter, clsact hook, pin, map or managed neighbour left. The
+        maps' entries are not deleted one by one: the maps go with their last holder, this
+        object, once the filters and pins are gone (a pin that could not be removed keeps
+        its map: that map is emptied, entry by entry)."""
+        self._closing = True
+        self._delete_neighbours()
+        self._peers_of.clear()
+        self._peer_refs.clear()
+        self._peer_written.clear()
         for ifindex in self.ifindexes:
             try:
                 detach = partial(
@@ -628,8 +666,13 @@ class FastPath:
                 log.warning("bpf.detach ifindex=%s error=%r", ifindex, e)
         self.ifindexes = ()
         self._restore_sysctls()
-        if self.plane.pin_dir is not None:
+        pin_dir = self.plane.pin_dir
+        if pin_dir is not None:
             self.plane.unpin()
+            for name in MapName:
+                if (pin_dir / name).exists():
+                    log.warning("bpf.unpin map=%s: pin left, its entries deleted", name.value)
+                    self.plane.clear(name)
         self.plane.close()
         self._close_ns()
 

@@ -622,6 +622,11 @@ class BpfPlane:
     def reverse(self) -> dict[IPv4Address, Tunnel]:
         return self._dump(MapName.REVERSE)
 
+    def clear(self, name: MapName) -> int:
+        """Delete every entry of the map ``name``; returns how many went."""
+        m = self._maps[name]
+        return sum(m.delete(key) for key in list(m))
+
     def _dump(self, name: MapName) -> dict[IPv4Address, Tunnel]:
         m = self._maps[name]
         out = {}

@@ -1,0 +1,112 @@
+"""A clean stop of a home agent on the bpf plane with bindings (issue 12 acceptance 4,
+issue 13): no map entry is deleted one by one and no route per binding -- the maps go with
+the fast path (filters detached, pins removed, object closed), the bindings' routes with the
+TUN device -- and nothing is left behind: no filter, clsact hook, pin, map, route, managed
+neighbour entry or sysctl change. A route through a device the daemon keeps is still
+deleted by itself."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address as A
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mip4.core.actions import InstallBinding
+from mip4.io.bpf import libbpf as lb
+from mip4.io.bpf.plane import BpfPlane, MapName, _Map
+from mip4.io.netns import Netns
+
+from .test_agent import COA, _open_ha, _qdiscs, _topology
+
+MakeNetns = Callable[[str], Netns]
+
+
+def _map_id(fd: int) -> int:
+    """The kernel's id of the map behind ``fd`` (``struct bpf_map_info``: type, id, ...)."""
+    info = ctypes.create_string_buffer(128)
+    size = ctypes.c_uint32(len(info))
+    rc = lb.lib().bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size))
+    assert rc == 0, f"bpf_obj_get_info_by_fd: {rc}"
+    return int(struct.unpack_from("=II", info.raw)[1])
+
+
+def _maps_alive(ids: list[int]) -> list[int]:
+    alive = []
+    for map_id in ids:
+        fd = lb.lib().bpf_map_get_fd_by_id(map_id)
+        if fd >= 0:
+            os.close(fd)
+            alive.append(map_id)
+    return alive
+
+
+@pytest.mark.lab
+def test_a_clean_stop_with_bindings_deletes_no_entry_and_leaves_nothing(
+    make_netns: MakeNetns, bpffs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cn, ha, _mn = _topology(make_netns)
+    pins = bpffs / "ha"
+    homes = [A(f"10.20.0.{100 + i}") for i in range(50)]
+    h0, h1 = ha.index("h0"), ha.index("h1")
+    redirects = [ha.read_sysctl(f"net.ipv4.conf.{n}.send_redirects") for n in ("h0", "h1")]
+    deletes: list[tuple[str, bytes]] = []
+    delete = _Map.delete
+
+    def counting(self: _Map, key: bytes) -> bool:
+        deletes.append((self.name, key))
+        return delete(self, key)
+
+    io = _open_ha(ha, pins)
+    try:
+        fast = io.fast_path
+        assert fast is not None
+        ex = io.executor
+        for home in homes:
+            ex.execute(InstallBinding(home, COA))
+        # a route through a device the daemon keeps: deleted by itself at the stop
+        ex.ns.add_route("10.66.0.0/16", gateway="10.10.0.2", ifname="h0")
+        assert set(fast.plane.bindings()) == set(homes)
+        routes = ha.exec(["ip", "-4", "route", "show"]).stdout
+        assert all(f"{h} dev mip4bpf-t" in routes for h in homes)
+        assert "managed" in ha.exec(["ip", "neigh", "show", "dev", "h1"]).stdout
+        ids = [_map_id(m.fd) for m in fast.plane._maps.values()]
+        assert sorted(p.name for p in pins.iterdir()) == sorted(m.value for m in MapName)
+        route_deletes: list[dict[str, object]] = []
+        route = ex.ns.ipr.route
+
+        def counting_routes(command: str, **kw: object) -> Any:
+            if command == "del":
+                route_deletes.append(kw)
+            return route(command, **kw)
+
+        ex.ns.ipr.route = counting_routes  # type: ignore[method-assign]
+        monkeypatch.setattr(_Map, "delete", counting)
+    finally:
+        io.close()
+    monkeypatch.undo()
+
+    # no delete per entry, no route delete per binding; the kept device's route by itself
+    assert deletes == []
+    assert [(kw["dst"], kw.get("oif")) for kw in route_deletes] == [("10.66.0.0", h0)]
+    # nothing left behind
+    assert "mip4bpf-t" not in ha.exec(["ip", "-o", "link"]).stdout
+    left = ha.exec(["ip", "-4", "route", "show", "table", "all"]).stdout
+    assert not [h for h in homes if str(h) in left], left
+    assert "10.66.0.0" not in left
+    assert ha.run(lambda: BpfPlane.attached(h0)) == ha.run(lambda: BpfPlane.attached(h1)) == 0
+    assert "clsact" not in _qdiscs(ha)
+    assert list(pins.iterdir()) == []
+    assert "managed" not in ha.exec(["ip", "neigh", "show", "dev", "h1"]).stdout
+    assert [ha.read_sysctl(f"net.ipv4.conf.{n}.send_redirects") for n in ("h0", "h1")] == redirects
+    # the maps themselves are freed (after the programs, which the kernel frees later)
+    deadline = time.monotonic() + 10
+    while _maps_alive(ids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _maps_alive(ids) == []

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mip4.core.actions import InstallBinding
+from mip4.core.actions import InstallBinding, RemoveBinding
 from mip4.io.bpf import libbpf as lb
 from mip4.io.bpf.plane import BpfPlane, MapName, _Map
 from mip4.io.netns import Netns
@@ -110,3 +110,44 @@ def test_a_clean_stop_with_bindings_deletes_no_entry_and_leaves_nothing(
     while _maps_alive(ids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _maps_alive(ids) == []
+
+
+@pytest.mark.lab
+def test_the_hosts_own_neighbour_entry_is_given_back_plain_not_deleted(
+    make_netns: MakeNetns, bpffs: Path
+) -> None:
+    """The next hop towards a care-of address already had an entry (the kernel learnt it,
+    or an operator made it: a gateway's, say). The fast path makes it managed while a
+    binding needs it; when the binding goes, and at a clean stop, the entry is the host's
+    again -- the same hardware address, no longer managed -- not deleted from under it.
+    An entry the fast path made itself still goes."""
+    _cn, ha, mn = _topology(make_netns)
+    mac = mn.link_address("f0").hex(":")
+    ha.exec(["ip", "neigh", "replace", str(COA), "dev", "h1", "lladdr", mac, "nud", "stale"])
+
+    def entry() -> str:
+        return ha.exec(["ip", "neigh", "show", str(COA), "dev", "h1"]).stdout.strip()
+
+    home = A("10.20.0.100")
+    io = _open_ha(ha, bpffs / "ha")
+    try:
+        ex = io.executor
+        ex.execute(InstallBinding(home, COA))
+        assert "managed" in entry() and mac in entry()
+        ex.execute(RemoveBinding(home, COA))  # the binding goes: the entry stays, plain
+        assert mac in entry() and "managed" not in entry()
+        ex.execute(InstallBinding(home, COA))
+        assert "managed" in entry()
+    finally:
+        io.close()
+    assert mac in entry() and "managed" not in entry()  # the clean stop: the same
+    # without an entry before, the one the fast path made goes with the binding
+    ha.exec(["ip", "neigh", "del", str(COA), "dev", "h1"])
+    io = _open_ha(ha, bpffs / "ha")
+    try:
+        io.executor.execute(InstallBinding(home, COA))
+        assert "managed" in entry()
+        io.executor.execute(RemoveBinding(home, COA))
+        assert entry() == ""
+    finally:
+        io.close()

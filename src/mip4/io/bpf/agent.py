@@ -232,6 +232,8 @@ class FastPath:
         self._bpf_tunnels: dict[int, tuple[TunnelEntry, Tunnel, tuple[Peer]]] = {}
         #: managed neighbour entries made: (ifindex, address) -> owners
         self._neighbours: dict[tuple[int, str], set[Hashable]] = {}
+        #: those of them that were there before (made managed, not made): given back plain
+        self._found_neighbours: set[tuple[int, str]] = set()
         #: the next hop found for a tunnel exit while an entry made for it is held: a
         #: second binding behind the same care-of address asks the kernel nothing
         #: (a route lookup through pyroute2 costs ~0.3 ms, most of a first registration)
@@ -457,9 +459,29 @@ class FastPath:
         if n is not None and n.get("NDA_LLADDR"):
             spec["lladdr"] = n.get("NDA_LLADDR")
             spec["state"] = 0x08  # NUD_STALE: the kernel confirms it
+            if not int(n.get("NDA_FLAGS_EXT") or 0) & NTF_EXT_MANAGED:
+                # the host's own entry (a gateway's, say), not one a killed daemon left
+                # managed: made plain again, not deleted, when the fast path lets it go
+                self._found_neighbours.add((oif, hop))
         else:
             spec["state"] = 0x00  # NUD_NONE: the kernel resolves it
         ns.ipr.neigh("replace", **spec)
+
+    def _let_go(self, oif: int, hop: str) -> None:
+        """The managed entry for ``hop`` on ``oif`` is no longer wanted: deleted if this
+        object made it; if it was there before (learnt by the kernel, or an operator's),
+        made a plain one again -- the same hardware address, stale, no longer managed (an
+        administrative replace without ``NTF_EXT_MANAGED`` clears it) -- rather than taken
+        from the host."""
+        ns = self._netns()
+        if (oif, hop) in self._found_neighbours:
+            self._found_neighbours.discard((oif, hop))
+            for n in ns.ipr.neigh("dump", family=2, ifindex=oif):
+                if str(n.get("NDA_DST")) == hop and n.get("NDA_LLADDR"):
+                    lladdr = n.get("NDA_LLADDR")
+                    ns.ipr.neigh("replace", dst=hop, ifindex=oif, lladdr=lladdr, state=0x08)
+                    return
+        ns.ipr.neigh("del", dst=hop, ifindex=oif)
 
     def _release_neighbours(self, owner: Hashable) -> None:
         for key, owners in list(self._neighbours.items()):
@@ -470,7 +492,7 @@ class FastPath:
                     del self._next_hop[remote]
                 oif, hop = key
                 with contextlib.suppress(Exception):
-                    self._netns().ipr.neigh("del", dst=hop, ifindex=oif)
+                    self._let_go(oif, hop)
 
     def _release(self, owner: Hashable) -> None:
         self._hold_peers(owner, ())
@@ -642,7 +664,7 @@ class FastPath:
         """Every managed neighbour entry made goes, whoever holds it (a clean stop)."""
         for oif, hop in self._neighbours:
             with contextlib.suppress(Exception):
-                self._netns().ipr.neigh("del", dst=hop, ifindex=oif)
+                self._let_go(oif, hop)
         self._neighbours.clear()
         self._next_hop.clear()
 

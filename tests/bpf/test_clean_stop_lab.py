@@ -8,6 +8,7 @@ deleted by itself."""
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import struct
 import time
@@ -151,3 +152,22 @@ def test_the_hosts_own_neighbour_entry_is_given_back_plain_not_deleted(
         assert entry() == ""
     finally:
         io.close()
+
+
+@pytest.mark.lab
+def test_maps_that_cannot_be_pinned_are_said_at_start(
+    make_netns: MakeNetns, bpffs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a bpffs (a daemon under ``ip netns exec``, whose /sys is its own) the maps
+    are not pinned, and a crash stops fast-path forwarding until the restart (issue 12
+    acceptance 4 needs the pins): the start says so, with what to do; with pins, nothing."""
+    _cn, ha, _mn = _topology(make_netns)
+    with caplog.at_level(logging.WARNING):
+        _open_ha(ha, None).close()
+    (said,) = [r.getMessage() for r in caplog.records if "bpf.unpinned" in r.getMessage()]
+    assert "a crash of this daemon stops fast-path forwarding" in said
+    assert "mount -t bpf bpf /sys/fs/bpf" in said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _open_ha(ha, bpffs / "ha").close()
+    assert not [r for r in caplog.records if "bpf.unpinned" in r.getMessage()]

@@ -104,6 +104,15 @@ def test_status_names_the_plane_and_the_fast_path_counters() -> None:
     fast["capacity"] = 1048576
     text = render_text(status(dataplane="bpf", fast_path=fast))
     assert "fast path (1, capacity 1048576 per map):" in text
+    fast["pinned"] = None  # no bpffs: the operator is told a crash stops the fast path
+    assert "fast path (1, capacity 1048576 per map, maps not pinned):" in render_text(
+        status(dataplane="bpf", fast_path=fast)
+    )
+    fast["pinned"] = "/sys/fs/bpf/mip4/t0"
+    assert "capacity 1048576 per map, maps pinned at /sys/fs/bpf/mip4/t0):" in render_text(
+        status(dataplane="bpf", fast_path=fast)
+    )
+    del fast["pinned"]
     assert "fast path maps full (refused, left to the user-space plane): mip4_bindings=3" in text
     # a status from before issue 12 (no such keys) still renders
     assert "data plane" not in render_text(status())

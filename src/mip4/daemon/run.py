@@ -509,6 +509,8 @@ class Daemon:
                 "events": fast.events(),
                 "capacity": fast.plane.max_entries(MapName.BINDINGS),
                 "map_full": dict(fast.full),
+                # where the maps are pinned (None: not pinned; a crash stops the fast path)
+                "pinned": None if fast.plane.pin_dir is None else str(fast.plane.pin_dir),
             }
         return snap
 

@@ -354,6 +354,9 @@ def render_text(s: JSON) -> str:
         fast = s["fast_path"]["bindings"]
         capacity = s["fast_path"].get("capacity")
         room = "" if capacity is None else f", capacity {capacity} per map"
+        if "pinned" in s["fast_path"]:
+            pinned = s["fast_path"]["pinned"]
+            room += f", maps pinned at {pinned}" if pinned else ", maps not pinned"
         lines.append(f"fast path ({_of(fast, s['fast_path'].get('bindings_total'))}{room}):")
         rows = [[home, t["packets"], t["bytes"]] for home, t in sorted(fast.items())]
         lines += ["  " + x for x in _table(["home address", "packets", "bytes"], rows)]

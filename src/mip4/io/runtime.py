@@ -232,6 +232,15 @@ class NodeIO:
                 )
                 # before the executor's stacks: they remove map entries on the way out
                 res.callback(_FAST_PATH, fast.close)
+                if bpf_pin_dir is None:
+                    log.warning(
+                        "bpf.unpinned: the fast path's maps are not pinned (%s): a crash of "
+                        "this daemon stops fast-path forwarding until it restarts; mount a "
+                        "bpffs (mount -t bpf bpf %s) -- under ip netns exec, /sys is the "
+                        "command's own: nsenter --net=/run/netns/NAME keeps the host's",
+                        f"no bpffs at {BPFFS}" if netns is None else f"namespace {netns}",
+                        BPFFS,
+                    )
             executor = LinuxExecutor(
                 netns,
                 udp=udp,

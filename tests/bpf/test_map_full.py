@@ -73,11 +73,25 @@ def test_bindings_beyond_the_map_take_the_slow_path_and_are_counted(
         assert _through_user_space(cn, mn, io.forwarder)  # ...the user-space plane does
         assert io.forwarder.stats.get("encapsulated", 0) - before == 1
 
-        io.executor.execute(RemoveBinding(HOME, COA))
-        assert fast.plane.del_binding(A(base))  # one entry free
+        # the node renews (nothing changed): still no room, still the slow path -- and
+        # not taken for an unchanged renewal, whose kernel work would be skipped
+        io.executor.execute(InstallBinding(HOME, COA))
+        assert HOME not in fast.plane.bindings()
+        assert fast.full == {"mip4_bindings": 2}
+        assert io.executor.stats["binding_unchanged"] == 0
+        # room again (another binding went): the next renewal puts it in the map
+        assert fast.plane.del_binding(A(base))
         io.executor.execute(InstallBinding(HOME, COA))
         assert fast.plane.bindings()[HOME].remote == COA
-        assert fast.full == {"mip4_bindings": 1}
+        assert _echo(cn, mn)
+        io.executor.execute(InstallBinding(HOME, COA))  # from now on: unchanged
+        assert io.executor.stats["binding_unchanged"] == 1
+
+        io.executor.execute(RemoveBinding(HOME, COA))
+        assert fast.plane.del_binding(A(base + 1))  # one entry free
+        io.executor.execute(InstallBinding(HOME, COA))
+        assert fast.plane.bindings()[HOME].remote == COA
+        assert fast.full == {"mip4_bindings": 2}
         assert _echo(cn, mn)
 
 

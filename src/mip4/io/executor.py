@@ -542,7 +542,22 @@ class LinuxExecutor(ArpActions):
                 # one shared label (the stack is the binding's) and no
                 # closure, no partial: ~200 bytes a binding less (issue 13)
                 stack.callback("bpf binding", _FastPathRemoval(fast, home))
-            fast.sync(home, fwd.table.bindings.get(int(home), []))
+            if not fast.sync(home, fwd.table.bindings.get(int(home), [])):
+                # a full map refused it: the user-space plane forwards it, and its next
+                # renewal is not "unchanged" -- it asks the fast path again, and takes it
+                # once there is room (nothing recorded as installed)
+                self.stats["binding_not_on_fast_path"] += 1
+                self._installed.pop(int(home) << 32 | int(a.care_of_address), None)
+                return self._binding_broadcasts(a, fwd)
+        self._binding_broadcasts(a, fwd)
+        shared = self._wanted.get(wanted)
+        if shared is None:
+            if len(self._wanted) >= self.TUNNEL_ENTRIES_MAX:
+                self._wanted.clear()  # (compared by value: any copy will do)
+            shared = self._wanted[wanted] = wanted
+        self._installed[int(a.home_address) << 32 | int(a.care_of_address)] = shared
+
+    def _binding_broadcasts(self, a: InstallBinding, fwd: Forwarder) -> None:
         if a.broadcast and a.home_interface is not None:
             # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
             fwd.watch_broadcasts(a.home_interface)
@@ -553,12 +568,6 @@ class LinuxExecutor(ArpActions):
                 # no home link named: nowhere to pick the broadcasts up (counted)
                 self.stats["broadcast_not_forwarded"] += 1
                 log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
-        shared = self._wanted.get(wanted)
-        if shared is None:
-            if len(self._wanted) >= self.TUNNEL_ENTRIES_MAX:
-                self._wanted.clear()  # (compared by value: any copy will do)
-            shared = self._wanted[wanted] = wanted
-        self._installed[int(a.home_address) << 32 | int(a.care_of_address)] = shared
 
     #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
     #: GRE key in use; a full table is simply emptied)

@@ -352,7 +352,7 @@ class FastPath:
 
     # -- peers and neighbours, owned -------------------------------------------------------
 
-    def _hold_peers(self, owner: Hashable, peers: Iterable[Peer], *, rewrite: bool = True) -> None:
+    def _hold_peers(self, owner: Hashable, peers: Iterable[Peer], *, rewrite: bool = True) -> bool:
         """``owner`` now holds exactly ``peers`` (a peer stays while anyone holds it).
         Without ``rewrite`` a peer already held with the same value is not written to the
         map again (the home agent's bindings: every first registration behind one
@@ -362,13 +362,19 @@ class FastPath:
         old = None if held is None else set(held)
         new = set(peers)
         written = self._peer_written
-        for p in new if old is None else new - old:
+        fitted = True
+        for p in new:
             key = (p.local, p.remote)
-            if (rewrite or written.get(key) != p) and self._fits(
-                MapName.PEERS, p.remote, partial(self.plane.set_peer, p)
-            ):
-                written[key] = p
-            self._peer_refs[key] += 1
+            if old is None or p not in old:
+                self._peer_refs[key] += 1
+            elif written.get(key) == p:
+                continue  # held and in the map: nothing to do
+            # new here, or held but not in the map (a full map refused it: again)
+            if rewrite or written.get(key) != p:
+                if self._fits(MapName.PEERS, p.remote, partial(self.plane.set_peer, p)):
+                    written[key] = p
+                else:
+                    fitted = False
         for p in () if old is None else old - new:
             key = (p.local, p.remote)
             self._peer_refs[key] -= 1
@@ -380,6 +386,7 @@ class FastPath:
             # the caller's tuple when it names each peer once (a binding's: shared)
             kept = peers if type(peers) is tuple and len(peers) == len(new) else tuple(new)
             self._peers_of[owner] = kept
+        return fitted
 
     def _fits(self, name: MapName, about: IPv4Address, write: Callable[[], None]) -> bool:
         """``write`` an entry of the map ``name``; ``False`` when the map is full. Its
@@ -500,12 +507,15 @@ class FastPath:
 
     # -- home agent ------------------------------------------------------------------------
 
-    def sync(self, home: IPv4Address, entries: Sequence[TunnelEntry]) -> None:
+    def sync(self, home: IPv4Address, entries: Sequence[TunnelEntry]) -> bool:
         """Make the map entries of ``home`` follow the user-space table's ``entries``: the
         binding (one care-of address without GRE checksum) and, for each care-of address,
-        a peer whose reverse-tunnelled datagrams are decapsulated (RFC 3024)."""
+        a peer whose reverse-tunnelled datagrams are decapsulated (RFC 3024). ``False``
+        when a full map refused one of them (:meth:`_fits`): the caller asks again later
+        (the executor, at the binding's next renewal), and it goes in once there is room."""
         owner = home  # (not a tuple with it: 56 bytes a binding less, issue 13)
         peers: Sequence[Peer]
+        fitted = True
         if len(entries) == 1 and not entries[0].tunnel.gre_checksum:
             entry = entries[0]
             known = self._bpf_tunnels.get(id(entry))
@@ -516,6 +526,8 @@ class FastPath:
                 known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), (peer,))
             if self._fits(MapName.BINDINGS, home, lambda: self.plane.set_binding(home, known[1])):
                 self.keep_neighbour(owner, entry.tunnel.dst)
+            else:
+                fitted = False
             peers = known[2]
         else:
             self.plane.del_binding(home)
@@ -523,7 +535,7 @@ class FastPath:
             peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
         # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
         # address bound to it (the program checks mip4_bindings)
-        self._hold_peers(owner, peers, rewrite=False)
+        return self._hold_peers(owner, peers, rewrite=False) and fitted
 
     def remove(self, home: IPv4Address) -> None:
         if self._closing:

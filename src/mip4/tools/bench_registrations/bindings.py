@@ -44,14 +44,9 @@ Figures depend on the machine and on whatever else runs on it.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,8 +55,7 @@ from typing import Any
 
 from mip4.io.bpf import CAPACITY
 
-from .build import BuildError, build
-from .run import Bench, BenchError, Options, _cpu, _rss_kib, _sigterm_raises, _stop
+from .run import Bench, BenchError, Options, _cpu, _rss_kib, _stop, run_bench
 
 NAME = "mip4 bench bindings"
 #: The most nodes: the home network (``Nodes.for_count``) stays inside 10.128.0.0/9.
@@ -389,47 +383,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        opts = options(args)
-    except ValueError as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
-        return 2
-    if os.geteuid() != 0:
-        print(f"{NAME}: needs root (network namespaces, bpffs)", file=sys.stderr)
-        return 2
-    try:
-        loadgen = build()
-    except BuildError as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
-        return 1
-    workdir = Path(tempfile.mkdtemp(prefix="mip4-bench-bindings-"))
-    header: dict[str, Any] = {
-        "prefix": opts.prefix,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load": round(os.getloadavg()[0], 2),
-        "window": opts.window,
-        "fast_path_capacity_set": opts.nodes > CAPACITY,
-    }
-    bench = BindingsBench(opts, loadgen, workdir)
-    try:
-        with _sigterm_raises():
-            try:
-                bench.setup()
-                result = bench.run_bindings()
-            finally:
-                bench.close()
-    except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
-        why = str(exc) if isinstance(exc, BenchError) else repr(exc)
-        print(f"{NAME}: {why} (work directory {workdir})", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    header["load_after"] = round(os.getloadavg()[0], 2)
-    out = {**header, **result}
-    print(json.dumps(out) if args.json else format_report(out))
-    return 0
+    return run_bench(
+        NAME,
+        args,
+        options,
+        lambda opts: {"window": opts.window, "fast_path_capacity_set": opts.nodes > CAPACITY},
+        BindingsBench,
+        BindingsBench.run_bindings,
+        format_report,
+        workdir_prefix="mip4-bench-bindings-",
+        needs="network namespaces, bpffs",
+    )
 
 
 def register(subparsers: Any) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mip4.io.bpf import CAPACITY
 
@@ -735,55 +735,96 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+class _Closing(Protocol):
+    def setup(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Opts = TypeVar("Opts")
+B = TypeVar("B", bound=_Closing)
+
+
 def run(args: argparse.Namespace) -> int:
-    name = "mip4 bench registrations"
+    return run_bench(
+        "mip4 bench registrations",
+        args,
+        options,
+        lambda opts: {
+            "nodes": opts.nodes,
+            "duration_s": opts.duration,
+            "rounds": opts.rounds,
+            "window": opts.window,
+            "log_level": opts.log_level,
+            "sources": opts.sources,
+            "steering": opts.steering,
+        },
+        Bench,
+        Bench.run,
+        format_report,
+        workdir_prefix="mip4-bench-reg-",
+        indent=2,
+    )
+
+
+def run_bench(
+    name: str,
+    args: argparse.Namespace,
+    parse: Callable[[argparse.Namespace], Opts],
+    describe: Callable[[Opts], dict[str, Any]],
+    make: Callable[[Opts, Path, Path], B],
+    body: Callable[[B], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    *,
+    workdir_prefix: str,
+    needs: str = "network namespaces",
+    indent: int | None = None,
+) -> int:
+    """A real-daemon benchmark's command, one shape for each (``mip4 bench registrations``,
+    ``bindings``): options (a bad one: one line, exit 2), root, the load generator built,
+    a work directory, the bench set up and run and closed -- also on SIGTERM or a failure
+    (one line naming the work directory, exit 1) -- and the report (JSON with ``--json``),
+    headed by the machine's and the options' figures. ``make`` makes the bench (from the
+    options, the load generator and the work directory), ``body`` runs it."""
     try:
-        opts = options(args)
+        opts = parse(args)
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     if os.geteuid() != 0:
-        print(f"{name}: needs root (network namespaces)", file=sys.stderr)
+        print(f"{name}: needs root ({needs})", file=sys.stderr)
         return 2
     try:
         loadgen = build()
     except BuildError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
-    workdir = Path(tempfile.mkdtemp(prefix="mip4-bench-reg-"))
+    workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix))
     header: dict[str, Any] = {
-        "prefix": opts.prefix,
+        "prefix": getattr(opts, "prefix", None),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load": round(os.getloadavg()[0], 2),
-        "nodes": opts.nodes,
-        "duration_s": opts.duration,
-        "rounds": opts.rounds,
-        "window": opts.window,
-        "log_level": opts.log_level,
-        "sources": opts.sources,
-        "steering": opts.steering,
+        **describe(opts),
     }
-    bench = Bench(opts, loadgen, workdir)
+    bench = make(opts, loadgen, workdir)
     try:
         with _sigterm_raises():
             try:
                 bench.setup()
-                result = bench.run()
+                result = body(bench)
             finally:
                 bench.close()
-    except (BenchError, OSError, subprocess.SubprocessError, ValueError) as exc:
-        print(f"{name}: {exc} (work directory {workdir})", file=sys.stderr)
+    except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        why = repr(exc) if isinstance(exc, KeyError) else str(exc)
+        print(f"{name}: {why} (work directory {workdir})", file=sys.stderr)
         return 1
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     header["load_after"] = round(os.getloadavg()[0], 2)
     out = {**header, **result}
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        print(format_report(out))
+    print(json.dumps(out, indent=indent) if args.json else report(out))
     return 0
 
 

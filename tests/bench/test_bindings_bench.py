@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,13 +27,6 @@ NODES = 500
 
 #: the load generator is compiled at run time (as in test_registrations.py)
 needs_cc = pytest.mark.usefixtures("_cc_present")
-
-
-@pytest.fixture
-def _cc_present() -> None:
-    assert shutil.which("cc") or shutil.which("gcc"), (
-        "no C compiler (cc/gcc) for the load generator"
-    )
 
 
 def _needs_bpf() -> None:

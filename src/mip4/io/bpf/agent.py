@@ -707,6 +707,12 @@ class FastPath:
                 if (pin_dir / name).exists():
                     log.warning("bpf.unpin map=%s: pin left, its entries deleted", name.value)
                     self.plane.clear(name)
+            # the directory open() made for the pins, once empty, and the default layout's
+            # ``mip4/`` above it if no other daemon's is in it: nothing left in the bpffs
+            with contextlib.suppress(OSError):
+                pin_dir.rmdir()
+                if pin_dir.parent.name == "mip4":
+                    pin_dir.parent.rmdir()
         self.plane.close()
         self._close_ns()
 

@@ -142,6 +142,16 @@ def test_the_hosts_own_neighbour_entry_is_given_back_plain_not_deleted(
     finally:
         io.close()
     assert mac in entry() and "managed" not in entry()  # the clean stop: the same
+    # an operator's permanent entry is never touched, nor deleted when the binding goes
+    ha.exec(["ip", "neigh", "replace", str(COA), "dev", "h1", "lladdr", mac, "nud", "permanent"])
+    io = _open_ha(ha, bpffs / "ha")
+    try:
+        io.executor.execute(InstallBinding(home, COA))
+        io.executor.execute(RemoveBinding(home, COA))
+        assert mac in entry() and "PERMANENT" in entry()
+    finally:
+        io.close()
+    assert mac in entry() and "PERMANENT" in entry()
     # without an entry before, the one the fast path made goes with the binding
     ha.exec(["ip", "neigh", "del", str(COA), "dev", "h1"])
     io = _open_ha(ha, bpffs / "ha")

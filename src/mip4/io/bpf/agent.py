@@ -461,6 +461,7 @@ class FastPath:
         }
         n = known.get(hop)
         if n is not None and int(n.get("state", 0)) & 0x80:  # NUD_PERMANENT: leave it
+            self._found_neighbours.add((oif, hop))  # (and leave it when let go)
             return
         spec: dict[str, object] = {"dst": hop, "ifindex": oif, "NDA_FLAGS_EXT": NTF_EXT_MANAGED}
         if n is not None and n.get("NDA_LLADDR"):
@@ -484,6 +485,8 @@ class FastPath:
         if (oif, hop) in self._found_neighbours:
             self._found_neighbours.discard((oif, hop))
             for n in ns.ipr.neigh("dump", family=2, ifindex=oif):
+                if str(n.get("NDA_DST")) == hop and int(n.get("state", 0)) & 0x80:
+                    return  # an operator's permanent entry: never touched
                 if str(n.get("NDA_DST")) == hop and n.get("NDA_LLADDR"):
                     lladdr = n.get("NDA_LLADDR")
                     ns.ipr.neigh("replace", dst=hop, ifindex=oif, lladdr=lladdr, state=0x08)

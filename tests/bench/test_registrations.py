@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
@@ -334,6 +335,47 @@ def test_keys_and_config_agree() -> None:
         nodes, interface="e", tun_name="t", control_socket=Path("/x"), fast_path_capacity=1 << 20
     )
     assert tomllib.loads(big)["io"]["fast_path_capacity"] == 1 << 20
+
+
+_SPINNER = """
+import sys, threading, time
+def spin():
+    t = time.thread_time()
+    while time.thread_time() - t < 0.004:
+        pass
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+sys.stdin.readline()
+th = threading.Thread(target=spin); th.start(); th.join()
+sys.stdout.write("spun\\n"); sys.stdout.flush()
+sys.stdin.readline()
+"""
+
+
+def test_cpu_time_is_read_finer_than_a_clock_tick_and_counts_exited_threads() -> None:
+    """A 50-node pass costs the home agent about 5 ms of CPU: half a 10 ms tick of
+    ``/proc/<pid>/stat``, so it read 0 now and then. ``_cpu`` counts 4 ms spent by a thread
+    that has exited before the second reading."""
+    from mip4.tools.bench_registrations.run import _cpu
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SPINNER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        c0 = _cpu(child.pid)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "spun\n"
+        used = _cpu(child.pid) - c0
+        # 4 ms spun plus starting and joining a thread: never 0 or a whole 10 ms tick
+        assert 0.004 <= used < 0.009, used
+    finally:
+        child.kill()
+        child.wait(10)
 
 
 def test_report_from_made_up_figures() -> None:

@@ -55,7 +55,7 @@ foreign agent (the many-sources ones from their own addresses). The whole sequen
 once per ``--sas`` count (one home agent start each, its startup time reported: loading a
 million SAs takes a while). Per measurement: accepted replies per second (code 0 or 1, as the
 generator counts them), the ratio to the echo rate, and the server's CPU time per accepted
-reply (``/proc/<pid>/stat``; for relayed requests the foreign agent's too).
+reply (the process's CPU clock, nanoseconds; for relayed requests the foreign agent's too).
 
 Every generator loop is bounded by ``--duration`` and ``--max`` requests; traffic stays in
 the two namespaces; the daemon and the echo server are stopped by process id and the

@@ -15,7 +15,7 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
 * **fill**: each of the N nodes registers once, with no binding at the home agent (the
   generator's ``first`` mode, ``--window`` requests outstanding, a lost request sent again
   after 5 s): accepted replies, first registrations per second of wall time, the home
-  agent's CPU time per accepted one (``/proc/<pid>/stat``); then its RSS and the RSS growth
+  agent's CPU time per accepted one (its CPU clock); then its RSS and the RSS growth
   per binding (all layers of the daemon: engine, executor, fast path bookkeeping);
 * **bound**: from ``mip4 status`` (bounded by its listing limit: the ``*_total`` keys count)
   the bindings, the data plane, the fast path's capacity and any map that refused an entry;

@@ -101,10 +101,18 @@ def _ip(*argv: str) -> None:
 
 
 def _cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (``/proc/<pid>/stat``)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds process ``pid`` has used, all its threads, the exited ones too.
+
+    Read from the process's own CPU clock (``clock_getcpuclockid(3)``: the clock id is
+    ``(~pid << 3) | CPUCLOCK_SCHED``), which counts nanoseconds; ``/proc/<pid>/stat``'s
+    utime + stime count 10 ms ticks, too coarse for a short pass (50 registrations take
+    about 5 ms). Falls back to those ticks where the clock cannot be read."""
+    try:
+        return time.clock_gettime((~pid << 3) | 2)
+    except OSError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> float:

@@ -36,8 +36,7 @@ and ``docs/configuration.md`` is checked against them by ``tests/daemon/test_doc
 from __future__ import annotations
 
 import tomllib
-from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address
@@ -322,14 +321,12 @@ def _load_subscribers(
     path: Path,
     store: SecurityAssociations,
     file: HomeAgentFile | ForeignAgentFile | MobileNodeFile,
-    peers: array[int],
-    sas: list[SecurityAssociation],
 ) -> list[str]:
-    """The associations of the subscriber table at ``path``, added to ``store`` and to
-    the columns ``peers`` and ``sas`` (:class:`~mip4.security.sa_table.Associations`) as
-    they are read (no list of rows beside them: issue 13, a million rows); returns
-    :func:`~mip4.daemon.validate.check_table`'s warnings. ``ValueError`` naming the file
-    (and the line) otherwise."""
+    """The associations of the subscriber table at ``path``, added to ``store`` as rows
+    of its table (:class:`~mip4.security.sa_rows.TableRows`, which the configuration's
+    :class:`~mip4.security.sa_table.Associations` then shares: no list of rows beside
+    it, issue 13, a million rows); returns :func:`~mip4.daemon.validate.check_table`'s
+    warnings. ``ValueError`` naming the file (and the line) otherwise."""
     try:
         data = read_regular_file(path, MAX_SA_TABLE_BYTES)
     except FileRefused as e:
@@ -337,15 +334,7 @@ def _load_subscribers(
     source = str(path)
     text = utf8_text(data, source)
     del data
-    add_peer, add_sa = peers.append, sas.append
-
-    def rows() -> Iterator[tuple[int, IPv4Address, SecurityAssociation]]:
-        for row in add_rows(text, source, store):
-            add_peer(int(row[1]))
-            add_sa(row[2])
-            yield row
-
-    return check_table(file, rows(), source)
+    return check_table(file, add_rows(text, source, store), source)
 
 
 # -- end perf
@@ -568,7 +557,13 @@ class DaemonConfig:
         if made is not None:
             object.__setattr__(self, "_store", None)
             return made
-        return SecurityAssociations(list(self.associations))
+        given = self.associations
+        if not isinstance(given, Associations):
+            return SecurityAssociations(list(given))
+        store = SecurityAssociations(list(given.pairs))
+        if given.table is not None:
+            store.attach(given.table)  # (its rows are never changed: shared)
+        return store
 
     def control_socket(self, pid: int) -> Path:
         d = self.daemon
@@ -613,15 +608,13 @@ def parse_config(
         associations.append((sec.peer, sa))
     # -- perf (issue 13): the subscriber table, after the TOML associations
     table_warnings: list[str] = []
-    table_peers: array[int] = array("I")
-    table_sas: list[SecurityAssociation] = []
     subscribers = getattr(file, "subscribers", None)
     if isinstance(subscribers, SubscribersSection) and subscribers.file is not None:
         table_source = Path(subscribers.file)
         if base is not None and not table_source.is_absolute():
             table_source = base / table_source
         try:
-            table_warnings = _load_subscribers(table_source, store, file, table_peers, table_sas)
+            table_warnings = _load_subscribers(table_source, store, file)
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
     # -- end perf
@@ -664,7 +657,7 @@ def parse_config(
         forwarding=agent if io.forwarding is None else io.forwarding,
         link_sources=agent if io.link_sources is None else io.link_sources,
         tunnel_source=tunnel_source,
-        associations=Associations(associations, table_peers, table_sas),
+        associations=Associations(associations, table=store.table),
         warnings=tuple(warnings),
         aaa=aaa,
         _store=store,

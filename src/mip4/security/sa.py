@@ -29,9 +29,12 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from ipaddress import IPv4Address
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mip4.wire.addr import ipv4_from_int as _address
+
+if TYPE_CHECKING:
+    from .sa_rows import TableRows
 
 _md5 = hashlib.md5
 
@@ -264,9 +267,16 @@ class SecurityAssociations:
     association among a million MN-HA ones). Associations that share an HMAC-MD5 key
     share one pair of keyed HMAC-MD5 states (an FA-HA key configured for many agents, a
     fleet with one key); an association whose key is its own uses the small table of the
-    last keys used. Iteration goes peer by peer, in the order the peers were first added."""
+    last keys used. Iteration goes peer by peer, in the order the peers were first added.
 
-    __slots__ = ("_by_peer", "_count", "_keys")
+    A subscriber table's rows are not objects here: :meth:`add_row` appends them to the
+    store's :class:`~mip4.security.sa_rows.TableRows` (columns, ~40 bytes a row instead of
+    ~250; issue 13), which ``get`` and ``for_peer`` consult after the dict, making the
+    association when asked. Rows stay as parsed (the configuration shares them); a row
+    removed or replaced here is only marked gone (a replacement then lives in the dict).
+    Iteration gives the dict's peers first, then the rows, in table order."""
+
+    __slots__ = ("_by_peer", "_count", "_gone", "_keys", "_table")
 
     def __init__(self, items: list[tuple[Hashable, SecurityAssociation]] | None = None) -> None:
         #: peer (an IPv4Address's integer) -> its association, or {spi: association} when
@@ -275,8 +285,45 @@ class SecurityAssociations:
         self._count = 0
         #: HMAC-MD5 key -> the one association using it, or [shared context, users]
         self._keys: dict[bytes, SecurityAssociation | list[Any]] = {}
+        #: a subscriber table's rows, and those of its rows removed or replaced since
+        self._table: TableRows | None = None
+        self._gone: set[int] = set()
         for peer, sa in items or ():
             self.add(peer, sa)
+
+    @property
+    def table(self) -> TableRows | None:
+        """The subscriber table's rows this store holds (``None``: none)."""
+        return self._table
+
+    def attach(self, table: TableRows) -> None:
+        """Hold ``table``'s rows as associations too (a store has at most one table; the
+        caller knows none of its (peer, SPI) pairs is in the dict already)."""
+        if self._table is not None:
+            raise ValueError("this store holds a subscriber table already")
+        self._table = table
+        self._gone = set()
+
+    def add_row(self, peer: IPv4Address, sa: SecurityAssociation) -> None:
+        """Add ``sa`` for ``peer`` as a row of the store's table (made on the first row):
+        what ``add(peer, sa, share_key=False)`` does, in ~40 bytes."""
+        if self.get(peer, sa.spi) is not None:
+            raise ValueError(f"peer {peer}: SPI {sa.spi} already has a security association")
+        table = self._table
+        if table is None:
+            from .sa_rows import TableRows
+
+            table = self._table = TableRows()
+        table.append(peer._ip, sa)  # type: ignore[attr-defined]
+
+    def _row(self, peer: Hashable, spi: int) -> int:
+        """The live table row of ``(peer, spi)`` (``peer`` already an integer when it is an
+        address); -1 when there is none."""
+        table = self._table
+        if table is None or type(peer) is not int:
+            return -1
+        r = table.find(peer, spi)
+        return -1 if r < 0 or r in self._gone else r
 
     def _use_key(self, sa: SecurityAssociation) -> None:
         if sa.algorithm is not Algorithm.HMAC_MD5:
@@ -321,6 +368,9 @@ class SecurityAssociations:
             peer = peer._ip  # type: ignore[attr-defined]  # the address's integer
         per = self._by_peer.get(peer)
         old: SecurityAssociation | None = None
+        row = self._row(peer, sa.spi)
+        if row >= 0:  # a table row: marked gone, its replacement kept in the dict
+            self._gone.add(row)
         if per is None:
             self._by_peer[peer] = sa
         elif isinstance(per, SecurityAssociation):
@@ -343,17 +393,32 @@ class SecurityAssociations:
         if type(peer) is IPv4Address:
             peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
-        if per is None:
+        if per is not None:
+            if isinstance(per, SecurityAssociation):
+                if per.spi == spi:
+                    return per
+            else:
+                sa = per.get(spi)
+                if sa is not None:
+                    return sa
+        table = self._table
+        if table is None or type(peer) is not int:
             return None
-        if isinstance(per, SecurityAssociation):
-            return per if per.spi == spi else None
-        return per.get(spi)
+        r = table.find(peer, spi)
+        if r < 0 or r in self._gone:
+            return None
+        return table.association(r)
 
     def remove(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         """Remove and return the association, or ``None`` if there was none."""
         if type(peer) is IPv4Address:
             peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
+        row = -1 if per is not None and self._in_dict(per, spi) else self._row(peer, spi)
+        if row >= 0:
+            assert self._table is not None
+            self._gone.add(row)
+            return self._table.association(row)
         if per is None:
             return None
         if isinstance(per, SecurityAssociation):
@@ -377,9 +442,22 @@ class SecurityAssociations:
         if type(peer) is IPv4Address:
             peer = peer._ip  # type: ignore[attr-defined]
         per = self._by_peer.get(peer)
-        if per is None:
-            return []
-        return [per] if isinstance(per, SecurityAssociation) else list(per.values())
+        out = (
+            []
+            if per is None
+            else [per]
+            if isinstance(per, SecurityAssociation)
+            else list(per.values())
+        )
+        table = self._table
+        if table is not None and type(peer) is int:
+            gone = self._gone
+            out += [table.association(r) for r in table.rows_of(peer) if r not in gone]
+        return out
+
+    @staticmethod
+    def _in_dict(per: SecurityAssociation | dict[int, SecurityAssociation], spi: int) -> bool:
+        return per.spi == spi if isinstance(per, SecurityAssociation) else spi in per
 
     def keyed_contexts(self) -> int:
         """How many keyed HMAC contexts the associations here hold (one per HMAC-MD5 key
@@ -399,8 +477,16 @@ class SecurityAssociations:
             else:
                 for sa in list(per.values()):
                     yield peer, sa
+        table = self._table
+        if table is not None:
+            gone = self._gone
+            for row in range(len(table)):
+                if row not in gone:
+                    yield _address(table.peer(row)), table.association(row)
 
     def __len__(self) -> int:
+        if self._table is not None:
+            return self._count + len(self._table) - len(self._gone)
         return self._count
 
     def __contains__(self, key: object) -> bool:
@@ -409,7 +495,7 @@ class SecurityAssociations:
         return self.get(key[0], key[1]) is not None
 
     def __repr__(self) -> str:
-        return f"SecurityAssociations({self._count} association(s))"
+        return f"SecurityAssociations({len(self)} association(s))"
 
 
 class _Lookup:

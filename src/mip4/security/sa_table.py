@@ -39,6 +39,7 @@ from .sa import (
     SecurityAssociations,
     check_spi,
 )
+from .sa_rows import TableRows
 
 REQUIRED = ("peer", "spi", "key")
 OPTIONAL = ("algorithm", "replay", "replay_tolerance", "spi_covered")
@@ -191,15 +192,18 @@ def parse_table(text: str, source: str) -> Iterator[tuple[int, IPv4Address, Secu
 def add_rows(
     text: str, source: str, store: SecurityAssociations
 ) -> Iterator[tuple[int, IPv4Address, SecurityAssociation]]:
-    """Add each association of ``text`` to ``store`` as it is read, and give it with its
-    line number; a (peer, SPI) already there is a :class:`TableError` naming the line.
-    Nothing is kept per row here (a million rows: no list of them beside the store)."""
+    """Add each association of ``text`` to ``store`` as it is read -- a row of its
+    :class:`~mip4.security.sa_rows.TableRows` (columns, ~40 bytes a row; made here, sized
+    for the lines of ``text``, when the store has none) -- and give it with its line
+    number; a (peer, SPI) already there is a :class:`TableError` naming the line. Nothing
+    is kept per row here (a million rows: no list of them beside the store)."""
+    if store.table is None:
+        store.attach(TableRows(expected=text.count("\n") + 1))
     for number, peer, sa in parse_table(text, source):
-        if (peer, sa.spi) in store:
-            raise TableError(
-                f"{source}:{number}: peer {peer}: SPI {sa.spi} already has a security association"
-            )
-        store.add(peer, sa, share_key=False)  # one key per node, as a rule
+        try:
+            store.add_row(peer, sa)
+        except ValueError as e:
+            raise TableError(f"{source}:{number}: {e}") from None
         yield number, peer, sa
 
 
@@ -216,27 +220,45 @@ Pair = tuple[IPv4Address, SecurityAssociation]
 
 class Associations(Sequence[Pair]):
     """A configuration's (peer, association) pairs in file order: the TOML ones as pairs,
-    then a subscriber table's rows as two flat columns -- peers as 32-bit integers and the
-    associations (the store's own objects) -- 12 bytes a row rather than a pair and an
-    address object (~112 bytes; issue 13: a million rows). Reading a row makes its
-    address. Compares equal to any sequence of the same pairs (a tuple included)."""
+    then a subscriber table's rows as the :class:`~mip4.security.sa_rows.TableRows` the
+    store was given (shared, never changed: ~40 bytes a row rather than a pair, an address
+    and an association, ~360 bytes; issue 13: a million rows). Reading a row makes its
+    address and association. Compares equal to any sequence of the same pairs (a tuple
+    included). ``peers`` and ``sas`` (two columns of equal length) make the table."""
 
-    __slots__ = ("_pairs", "_peers", "_sas")
+    __slots__ = ("_pairs", "_table")
 
     def __init__(
         self,
         pairs: Iterable[Pair] = (),
         peers: array[int] | None = None,
         sas: list[SecurityAssociation] | None = None,
+        *,
+        table: TableRows | None = None,
     ) -> None:
         self._pairs: tuple[Pair, ...] = tuple(pairs)
-        self._peers: array[int] = peers if peers is not None else array("I")
-        self._sas: list[SecurityAssociation] = sas if sas is not None else []
-        if len(self._peers) != len(self._sas):
-            raise ValueError("peers and associations differ in length")
+        if peers is not None or sas is not None:
+            if table is not None:
+                raise ValueError("either peers and associations or a table")
+            peers = peers if peers is not None else array("I")
+            sas = sas if sas is not None else []
+            if len(peers) != len(sas):
+                raise ValueError("peers and associations differ in length")
+            table = TableRows.of(zip(peers, sas, strict=True))
+        self._table: TableRows = table if table is not None else TableRows()
+
+    @property
+    def pairs(self) -> tuple[Pair, ...]:
+        """The TOML associations (not the table's)."""
+        return self._pairs
+
+    @property
+    def table(self) -> TableRows | None:
+        """The subscriber table's rows (``None``: none)."""
+        return self._table if len(self._table) else None
 
     def __len__(self) -> int:
-        return len(self._pairs) + len(self._sas)
+        return len(self._pairs) + len(self._table)
 
     @overload
     def __getitem__(self, index: int) -> Pair: ...
@@ -255,29 +277,26 @@ class Associations(Sequence[Pair]):
         first = len(self._pairs)
         if index < first:
             return self._pairs[index]
-        return IPv4Address(self._peers[index - first]), self._sas[index - first]
+        row = index - first
+        return IPv4Address(self._table.peer(row)), self._table.association(row)
 
     def __iter__(self) -> Iterator[Pair]:
         yield from self._pairs
-        for peer, sa in zip(self._peers, self._sas, strict=True):
+        for peer, sa in self._table:
             yield IPv4Address(peer), sa
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Associations):
-            return (
-                self._pairs == other._pairs
-                and self._peers == other._peers
-                and self._sas == other._sas
-            )
+            return self._pairs == other._pairs and self._table == other._table
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self._pairs, len(self._sas)))
+        return hash((self._pairs, len(self._table)))
 
     def __repr__(self) -> str:
-        return f"Associations({len(self._pairs)} pairs, {len(self._sas)} table rows)"
+        return f"Associations({len(self._pairs)} pairs, {len(self._table)} table rows)"
 
 
 __all__ = [

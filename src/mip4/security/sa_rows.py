@@ -1,0 +1,270 @@
+"""A subscriber table's security associations kept as fixed-size records (issue 13).
+
+Theory of operation
+-------------------
+A home agent serving a million mobile nodes holds a million MN-HA associations, nearly all
+from one subscriber table (:mod:`mip4.security.sa_table`). As objects -- an association
+(88 bytes), its key (49), its SPI (28), the peer's integer (32) and a dict entry (52) --
+they cost ~250 bytes each, a quarter of a gigabyte for the table alone. :class:`TableRows`
+keeps them as records of one byte string instead: peer and SPI as 32-bit integers, the
+algorithm, replay method and SPI coverage as bits of one byte, the key's length and the key
+itself, padded to the longest key up to 64 bytes (a longer key is kept aside, as is a replay
+tolerance other than the default) -- and an open-addressing index by peer of 32-bit row
+numbers. About 40 bytes a row with 16-byte keys, nothing for the garbage collector to walk,
+and a lookup reads two places in memory (the index slot and the record), not six columns.
+
+A row is read back as a :class:`~mip4.security.sa.SecurityAssociation` made when it is
+asked for (``association(row)``: equal to the one parsed, filled through the slots with no
+second check, ~0.5 us); the last one made is given again while the same row is asked for
+(a home agent checks a request and signs its reply with one association). Rows are only
+ever appended: the table is a parse's result, compared as a whole by a reload, and shared
+between the configuration and the store it built. What a store later removes or replaces
+it records on its own side (:class:`~mip4.security.sa.SecurityAssociations`), never here.
+
+The index hashes the peer alone (Fibonacci hashing of the 32-bit address), so every row of
+a peer -- one per SPI -- is on one probe run: ``find`` (peer, SPI) and ``rows_of`` (peer)
+walk it to the first empty slot. It holds at most half its slots, and is sized from the
+expected row count when one is given (a parse counts the lines first), so a million rows
+are indexed without rehashing.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+from typing import Any
+
+from .sa import DEFAULT_REPLAY_TOLERANCE, Algorithm, ReplayMethod, SecurityAssociation
+
+__all__ = ["TableRows"]
+
+_new = object.__new__
+#: the slot setters of SecurityAssociation's fields, in field order (a row read back is
+#: filled before anyone sees it; its values were checked when the row was parsed)
+(
+    _s_spi,
+    _s_key,
+    _s_algorithm,
+    _s_replay,
+    _s_tolerance,
+    _s_covered,
+    _s_keyed,
+) = (SecurityAssociation.__dict__[f.name].__set__ for f in fields(SecurityAssociation))
+
+#: bits of a row's flags byte
+_KEYED_MD5 = 1
+_NONCES = 2
+_SPI_NOT_COVERED = 4
+_HMAC_MD5, _KEYED = Algorithm.HMAC_MD5, Algorithm.KEYED_MD5
+_TIMESTAMPS, _NONCE_REPLAY = ReplayMethod.TIMESTAMPS, ReplayMethod.NONCES
+#: a record's head: peer, SPI, flags, (pad), key length; the key follows, padded
+_HEAD = struct.Struct("<IIBxH")
+_PEER_SPI = struct.Struct("<II").unpack_from
+_HEAD_AT = _HEAD.unpack_from
+#: keys up to this long are in the record (the record grows to the longest); longer ones
+#: are kept aside
+_KEY_IN_RECORD = 64
+#: Fibonacci hashing's multiplier for 32 bits (2**32 / golden ratio)
+_GOLDEN = 0x9E3779B1
+_U32 = 0xFFFFFFFF
+
+
+class TableRows:
+    """Security associations as fixed-size records, in the order they were appended,
+    indexed by peer (module docstring). Peers are IPv4 addresses as integers."""
+
+    __slots__ = (
+        "_index",
+        "_last",
+        "_long",
+        "_mask",
+        "_records",
+        "_rows",
+        "_shift",
+        "_stride",
+        "_tolerances",
+        "_width",
+    )
+
+    def __init__(self, expected: int = 0) -> None:
+        #: the records end to end (bytes once read, so a key is a slice of them)
+        self._records: bytearray | bytes = bytearray()
+        self._rows = 0
+        #: key room in a record, and a record's size
+        self._width = 16
+        self._stride = _HEAD.size + 16
+        #: the keys longer than a record holds, and replay tolerances other than the
+        #: default, by row
+        self._long: dict[int, bytes] = {}
+        self._tolerances: dict[int, float] = {}
+        #: (row, association) last made by :meth:`association`
+        self._last: tuple[int, SecurityAssociation] | None = None
+        bits = 3
+        while (1 << bits) < 2 * expected:
+            bits += 1
+        self._size(bits)
+
+    def _size(self, bits: int) -> None:
+        self._index = array("I", bytes(4 << bits))  # 0: empty; else row + 1
+        self._mask = (1 << bits) - 1
+        self._shift = 32 - bits
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def _writable(self) -> bytearray:
+        records = self._records
+        if type(records) is bytes:  # (read since the last append: one copy back)
+            records = self._records = bytearray(records)
+        return records  # type: ignore[return-value]
+
+    def _widen(self, width: int) -> None:
+        """Records with room for keys of ``width`` bytes (the rows copied over)."""
+        old, stride = self._records, self._stride
+        new_stride = _HEAD.size + width
+        pad = bytes(width - self._width)
+        records = bytearray()
+        for row in range(self._rows):
+            records += old[row * stride : (row + 1) * stride]
+            records += pad
+        self._records, self._width, self._stride = records, width, new_stride
+        self._last = None
+
+    def append(self, peer: int, sa: SecurityAssociation) -> int:
+        """Add ``sa`` as the association of ``peer`` (not checked against the rows
+        already here: the caller knows whether ``(peer, sa.spi)`` is new); its row."""
+        row = self._rows
+        key = sa.key
+        n = len(key)
+        if self._width < n <= _KEY_IN_RECORD:
+            self._widen(n)
+        records = self._writable()
+        flags = (
+            (_KEYED_MD5 if sa.algorithm is Algorithm.KEYED_MD5 else 0)
+            | (_NONCES if sa.replay is ReplayMethod.NONCES else 0)
+            | (0 if sa.spi_covered else _SPI_NOT_COVERED)
+        )
+        records += _HEAD.pack(peer, sa.spi, flags, n)
+        if n > _KEY_IN_RECORD:
+            self._long[row] = key
+            records += bytes(self._width)
+        else:
+            records += key
+            if n < self._width:
+                records += bytes(self._width - n)
+        if sa.replay_tolerance != DEFAULT_REPLAY_TOLERANCE:
+            self._tolerances[row] = sa.replay_tolerance
+        self._rows = row + 1
+        if 2 * (row + 1) > len(self._index):
+            self._size(33 - self._shift)
+            for r in range(row + 1):
+                self._place(r, self.peer(r))
+        else:
+            self._place(row, peer)
+        return row
+
+    def _place(self, row: int, peer: int) -> None:
+        index, mask = self._index, self._mask
+        slot = ((peer * _GOLDEN) & _U32) >> self._shift
+        while index[slot]:
+            slot = (slot + 1) & mask
+        index[slot] = row + 1
+
+    def peer(self, row: int) -> int:
+        """Row ``row``'s peer."""
+        return _PEER_SPI(self._records, row * self._stride)[0]  # type: ignore[no-any-return]
+
+    def find(self, peer: int, spi: int) -> int:
+        """The row of ``(peer, spi)``; -1 when there is none."""
+        index, records, stride, mask = self._index, self._records, self._stride, self._mask
+        slot = ((peer * _GOLDEN) & _U32) >> self._shift
+        while True:
+            r = index[slot]
+            if not r:
+                return -1
+            r -= 1
+            if _PEER_SPI(records, r * stride) == (peer, spi):
+                return r
+            slot = (slot + 1) & mask
+
+    def rows_of(self, peer: int) -> list[int]:
+        """The rows of ``peer``, in the order they were appended."""
+        index, mask = self._index, self._mask
+        slot = ((peer * _GOLDEN) & _U32) >> self._shift
+        out: list[int] = []
+        while True:
+            r = index[slot]
+            if not r:
+                return sorted(out)
+            if self.peer(r - 1) == peer:
+                out.append(r - 1)
+            slot = (slot + 1) & mask
+
+    def association(self, row: int) -> SecurityAssociation:
+        """Row ``row`` as an association (equal to the one appended)."""
+        last = self._last
+        if last is not None and last[0] == row:
+            return last[1]
+        records = self._records
+        if type(records) is not bytes:  # appended to since the last read: one copy, to bytes
+            records = self._records = bytes(records)
+        at = row * self._stride
+        _, spi, flags, n = _HEAD_AT(records, at)
+        sa = _new(SecurityAssociation)
+        _s_spi(sa, spi)
+        if n > _KEY_IN_RECORD:
+            _s_key(sa, self._long[row])
+        else:
+            at += 12
+            _s_key(sa, records[at : at + n])
+        if flags:
+            _s_algorithm(sa, _KEYED if flags & _KEYED_MD5 else _HMAC_MD5)
+            _s_replay(sa, _NONCE_REPLAY if flags & _NONCES else _TIMESTAMPS)
+            _s_covered(sa, not flags & _SPI_NOT_COVERED)
+        else:
+            _s_algorithm(sa, _HMAC_MD5)
+            _s_replay(sa, _TIMESTAMPS)
+            _s_covered(sa, True)
+        tolerances = self._tolerances
+        if tolerances:
+            _s_tolerance(sa, tolerances.get(row, DEFAULT_REPLAY_TOLERANCE))
+        else:
+            _s_tolerance(sa, DEFAULT_REPLAY_TOLERANCE)
+        _s_keyed(sa, None)
+        self._last = (row, sa)
+        return sa
+
+    def __iter__(self) -> Iterator[tuple[int, SecurityAssociation]]:
+        """(peer, association) of every row, in order."""
+        for row in range(self._rows):
+            yield self.peer(row), self.association(row)
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[int, SecurityAssociation]]) -> TableRows:
+        """The rows of ``pairs`` ((peer, association)), in order."""
+        rows = cls()
+        for peer, sa in pairs:
+            rows.append(peer, sa)
+        return rows
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TableRows):
+            return NotImplemented
+        return (
+            self._rows == other._rows
+            and self._width == other._width
+            and self._records == other._records
+            and self._long == other._long
+            and self._tolerances == other._tolerances
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._rows)
+
+    def __repr__(self) -> str:
+        return f"TableRows({self._rows} rows)"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (type(self).of, (list(self),))

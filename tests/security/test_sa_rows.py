@@ -224,3 +224,46 @@ def test_a_subscriber_table_costs_tens_of_bytes_a_row(tmp_path: Path) -> None:
     held = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert len(store) == n and store.get(IPv4Address("10.65.0.5"), 65541) is not None
     assert held / n < 64, f"{held / n:.0f} bytes a row"
+
+
+def _ha_files(tmp_path: Path, rows: str, toml_key: str) -> Path:
+    (tmp_path / "subs.csv").write_text("peer,spi,key\n" + rows)
+    conf = tmp_path / "ha.toml"
+    conf.write_text(
+        '[home_agent]\naddress = "10.1.0.2"\nhome_network = "10.1.0.0/24"\n'
+        '[subscribers]\nfile = "subs.csv"\n'
+        f'[[security_associations]]\npeer = "10.1.0.9"\nspi = 256\nkey = "{toml_key}"\n'
+    )
+    return conf
+
+
+def test_a_reload_takes_the_new_table_whole(tmp_path: Path) -> None:
+    """SIGHUP with a changed subscriber table: the store holds the new configuration's
+    rows themselves (no association object made per row, nothing of the old rows left --
+    a row the daemon had removed is back if the new table has it) and the TOML
+    association changed beside it is rekeyed."""
+    from mip4.core.home_agent import HomeAgent
+    from mip4.daemon.reload import reload
+    from mip4.daemon.run import build_engine
+
+    key, other = "00" * 16, "ff" * 16
+    rows = "".join(f"10.1.0.{16 + i},{65536 + i},{key}\n" for i in range(3))
+    running = load_config("ha", _ha_files(tmp_path, rows, key))
+    engine = build_engine(running)
+    assert isinstance(engine, HomeAgent)
+    store = engine.security_associations
+    assert isinstance(store, SecurityAssociations)
+    assert store.remove(IPv4Address("10.1.0.16"), 65536) is not None
+    changed = rows.replace(f"10.1.0.17,65537,{key}", f"10.1.0.17,65537,{other}")
+    new = load_config("ha", _ha_files(tmp_path, changed + f"10.1.0.30,70000,{key}\n", other))
+    r = reload(running, engine, new)
+    assert r.applied == ("security_associations",)
+    assert engine.security_associations is store and len(store) == 5
+    assert store.table is new.associations.table  # type: ignore[attr-defined]
+    assert [(str(p), sa.spi) for p, sa in store.objects()] == [("10.1.0.9", 256)]
+    toml = store.get(IPv4Address("10.1.0.9"), 256)
+    assert toml is not None and toml.key == bytes.fromhex(other)
+    rekeyed = store.get(IPv4Address("10.1.0.17"), 65537)
+    assert rekeyed is not None and rekeyed.key == bytes.fromhex(other)
+    assert store.get(IPv4Address("10.1.0.16"), 65536) is not None  # back, as the file says
+    assert store.get(IPv4Address("10.1.0.30"), 70000) is not None

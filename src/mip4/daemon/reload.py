@@ -56,6 +56,7 @@ from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import MobileNode
 from mip4.security.sa import SecurityAssociations
+from mip4.security.sa_table import Associations
 
 from .aaa import AaaSettings
 from .config import DaemonConfig
@@ -178,8 +179,18 @@ def _sync_associations(engine: HomeAgent | ForeignAgent, new: DaemonConfig) -> N
     store = engine.security_associations
     if not isinstance(store, SecurityAssociations):
         raise TypeError(f"cannot reload into {type(store).__name__}")
-    wanted = {(peer, sa.spi): sa for peer, sa in new.associations}
-    for peer, sa in list(store):
+    given = new.associations
+    if isinstance(given, Associations):
+        # a subscriber table (issue 13: a million rows) is taken whole, not row by row:
+        # the new configuration's rows replace the store's (what was removed or replaced
+        # of the old ones goes with them); the TOML associations are brought over below
+        store.retable(given.table)
+        wanted = {(peer, sa.spi): sa for peer, sa in given.pairs}
+        held = list(store.objects())
+    else:
+        wanted = {(peer, sa.spi): sa for peer, sa in given}
+        held = list(store)
+    for peer, sa in held:
         if (peer, sa.spi) not in wanted:
             store.remove(peer, sa.spi)
     for (peer, _), sa in wanted.items():

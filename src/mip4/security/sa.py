@@ -304,6 +304,24 @@ class SecurityAssociations:
         self._table = table
         self._gone = set()
 
+    def retable(self, table: TableRows | None) -> None:
+        """Hold ``table``'s rows instead of the ones held (a reload's new subscriber
+        table; ``None``: none): the old rows go, the dict's associations stay (the caller
+        brings those to the new configuration's, :meth:`objects`)."""
+        self._table = table
+        self._gone = set()
+
+    def objects(self) -> Iterator[tuple[Hashable, SecurityAssociation]]:
+        """The associations held as objects (not the table's rows), as ``__iter__``
+        gives them."""
+        for key, per in list(self._by_peer.items()):
+            peer = _address(key) if type(key) is int else key
+            if isinstance(per, SecurityAssociation):
+                yield peer, per
+            else:
+                for sa in list(per.values()):
+                    yield peer, sa
+
     def add_row(self, peer: IPv4Address, sa: SecurityAssociation) -> None:
         """Add ``sa`` for ``peer`` as a row of the store's table (made on the first row):
         what ``add(peer, sa, share_key=False)`` does, in ~40 bytes."""
@@ -470,13 +488,7 @@ class SecurityAssociations:
         return _Lookup(self, peer)
 
     def __iter__(self) -> Iterator[tuple[Hashable, SecurityAssociation]]:
-        for key, per in list(self._by_peer.items()):
-            peer = _address(key) if type(key) is int else key
-            if isinstance(per, SecurityAssociation):
-                yield peer, per
-            else:
-                for sa in list(per.values()):
-                    yield peer, sa
+        yield from self.objects()
         table = self._table
         if table is not None:
             gone = self._gone

@@ -68,7 +68,13 @@ def test_mn_lifetime_in_place_restart_key_refused_invalid_file_kept(
         ha_text + '\n[aaa]\ntimeout = 2.0\n[[aaa.servers]]\naddress = "127.0.0.1"\nsecret = "s"\n'
     )
     d.procs["ha"].send_signal(signal.SIGHUP)
-    d.wait(lambda: "key=aaa.servers" in d.logs(), 15, "aaa refused")
+    # one daemon.reload_refused line a key, written one after the other: wait for both
+    # (reading the log between the two lines failed now and then)
+    d.wait(
+        lambda: "key=aaa.servers" in d.logs() and "key=aaa.timeout" in d.logs(),
+        15,
+        "aaa refused",
+    )
     refused = [x for x in d.logs().splitlines() if "daemon.reload_refused" in x]
     assert {re.search(r"key=(\S+)", x).group(1) for x in refused} >= {  # type: ignore[union-attr]
         "aaa.servers",

@@ -14,8 +14,15 @@ import mip4.core.fa_relay as fa_relay_module
 import mip4.core.fa_reply as fa_reply_module
 import mip4.core.foreign_agent as foreign_agent_module
 from mip4.core.actions import InstallVisitor, RemoveVisitor, SendUdp
+from mip4.core.events import UdpReceived
 from mip4.core.fa_checks import FaRequest, bad_unicast, check_well_formed
-from mip4.core.fa_state import VISITOR_TRANSITIONS, VisitorInput, VisitorState, make_record
+from mip4.core.fa_state import (
+    VISITOR_TRANSITIONS,
+    VisitorInput,
+    VisitorList,
+    VisitorState,
+    make_record,
+)
 from mip4.core.foreign_agent import ForeignAgent, relayed_request
 from mip4.security.auth import (
     MN_HA,
@@ -43,6 +50,7 @@ from .test_foreign_agent import (
     HA,
     HOA,
     IDENT,
+    MAC,
     MN_FA_SA,
     MN_HA_SA,
     F,
@@ -284,3 +292,45 @@ def test_the_fast_paths_transitions_are_the_ones_confirmed_at_import(
             fa_relay_module._confirm_all(TransitionTable("without one", rows))
     fa_relay_module._confirm_all(VISITOR_TRANSITIONS)
     assert fa_relay_module._CONFIRMED is VISITOR_TRANSITIONS
+
+
+@pytest.mark.parametrize("source", [HOA, A("10.0.0.99")])
+def test_a_renewal_keeps_the_visitors_address_objects(
+    source: IPv4Address, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: a datagram's addresses are new objects (or the I/O shell's), never the
+    ones the visitor's first request was decoded into. The relayed renewal's pending entry
+    holds the visitor's objects where the values are equal, so the accepted reply's
+    visitor replaces the old one with the same objects: the visitor list has nothing to
+    share again (``_share`` is not called) and the records equal the general path's."""
+    fa, general = make_fa(), make_fa()
+    general.relay_fast_path = False
+    for agent in (fa, general):
+        agent.handle(from_mn(request(), src=A(int(source))), 1.0)
+        agent.handle(from_ha(reply()), 1.1)
+    first = fa.visitors.get(HOA)
+    assert first is not None
+
+    def no_sharing(self: object, address: IPv4Address) -> IPv4Address:
+        raise AssertionError(f"shared again: {address}")
+
+    for n in range(1, 4):
+        req, rep = request(ident=IDENT + n), reply(ident=IDENT + n)
+        src, dst = A(int(source)), A(int(FA_ADDR))  # as the I/O shell hands them over
+        ev = UdpReceived(req, src, dst, 5555, 434, "vis0", MAC, ttl=255)
+        expected = general.handle(ev, 1.0 + n)
+        with monkeypatch.context() as m:
+            m.setattr(VisitorList, "_share", no_sharing)
+            out = fa.handle(ev, 1.0 + n)
+            p = fa.pending.get(HOA)
+            assert p is not None and p == general.pending.get(HOA)
+            assert p.ip_source is first.ip_source and p.ip_destination is first.ip_destination
+            assert out == expected
+            back = fa.handle(from_ha(rep), 1.1 + n)
+        assert back == general.handle(from_ha(rep), 1.1 + n)
+        v = fa.visitors.get(HOA)
+        assert v is not None and v == general.visitors.get(HOA)
+        for name in ("home_address", "ip_source", "ip_destination", "home_agent"):
+            assert getattr(v, name) is getattr(first, name), name
+    assert (fa.fast_requests, fa.fast_replies) == (3, 4)  # the first reply too
+    assert fa.counters.events["renewal_unchanged"] == 3

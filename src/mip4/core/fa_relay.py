@@ -242,6 +242,18 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
     coa_addr = v.care_of_address
     if _int(coa_addr) != coa:
         coa_addr = _address(coa)
+    # the datagram's addresses, as the visitor's objects when equal (issue 13: the
+    # accepted reply's visitor then holds the objects of the one it replaces, and
+    # VisitorList.put and same_visitor see the same objects -- no sharing, no __eq__;
+    # the I/O shell hands each datagram its own or a table's address objects, never
+    # those the first request was decoded into)
+    ip_source = ev.src
+    same_source = _int(ip_source) == _int(v.ip_source)
+    if same_source:
+        ip_source = v.ip_source
+    ip_destination = ev.dst
+    if ip_destination is not v.ip_destination and _int(ip_destination) == _int(v.ip_destination):
+        ip_destination = v.ip_destination
     payload = p if n == _RRQ else p[:_RRQ]  # cut after MN-HA (RFC 5944 §3.7.2.2)
     if has_sas:
         fa_sas = store.for_peer(home_agent)
@@ -253,8 +265,8 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
             hoa_addr,  # home_address
             link.interface,  # interface
             ev.link_src,  # link_address
-            ev.src,  # ip_source
-            ev.dst,  # ip_destination
+            ip_source,  # ip_source
+            ip_destination,  # ip_destination
             ev.sport,  # udp_source_port
             home_agent,  # home_agent
             coa_addr,  # care_of_address
@@ -300,7 +312,7 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
         and int(v.flags) == flags
         and v.interface == link.interface
         and v.link_address == ev.link_src
-        and v.ip_source == ev.src
+        and same_source
         and v.nai is None
     ):
         level = DEBUG

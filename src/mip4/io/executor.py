@@ -5,12 +5,14 @@ Theory of operation
 :class:`LinuxExecutor` carries the actions out with sockets, netlink
 (:class:`mip4.io.netns.Netns`) and the user-space tunnel
 (:class:`mip4.io.forwarder.Forwarder`). Every kernel object it makes is recorded on exactly
-one undo stack (:mod:`mip4.io.undo`): one per binding (home address), one per visitor, one
-for the mobile node's current attachment, one for what it withdrew while away from home,
-and the namespace's own stack for what the node set up once (sysctls, the reverse-tunnel
-route, proxy ARP entries). Removing a binding, a visitor or an attachment undoes its stack;
-:meth:`LinuxExecutor.close` undoes them all. With a journal the kernel records also go to
-a file that the next daemon's leftover cleaner reads after a crash.
+one undo stack (:mod:`mip4.io.undo`): one per visitor, one for the mobile node's current
+attachment, one for what it withdrew while away from home, and the namespace's own stack
+for what the node set up once (sysctls, the reverse-tunnel route, proxy ARP entries) --
+except a home agent's bindings, which keep no record at all: what one made follows from
+its home address (:meth:`LinuxExecutor.install_binding`). Removing a binding, a visitor or
+an attachment undoes what it made; :meth:`LinuxExecutor.close` undoes it all. With a
+journal the kernel records also go to a file that the next daemon's leftover cleaner reads
+after a crash.
 
 Between :meth:`LinuxExecutor.hold_actions` and :meth:`LinuxExecutor.release_actions` (the
 driver: one read of a socket) the kernel work of first registrations waits and is done
@@ -111,7 +113,7 @@ from .executor_arp import ArpActions, _Repeats
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
-from .netns import Netns
+from .netns import DeleteBatch, Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
@@ -125,7 +127,7 @@ from .rawsock import (
     send_to_link,
     send_udp,
 )
-from .undo import Journal, RouteRecord, UndoStack
+from .undo import RT_TABLE_MAIN, Journal, RouteRecord, UndoStack, dotted
 
 log = logging.getLogger("mip4")
 
@@ -176,8 +178,6 @@ class LinuxExecutor(ArpActions):
     _attachment: UndoStack = field(init=False)
     #: the home subnet's on-link routes withdrawn while away (put back by AtHome, close)
     _away: UndoStack = field(init=False)
-    #: per home address: the binding's route (home agent)
-    _bindings: dict[IPv4Address, UndoStack] = field(default_factory=dict, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
     #: per (interface, address as an integer): the repeats of the last gratuitous ARP
@@ -252,17 +252,18 @@ class LinuxExecutor(ArpActions):
         self.hold_journal_lines(None)
         if self.journal is not None:
             self.journal.tear_down()
-        stacks: list[tuple[UndoStack, object]] = [
-            (self._attachment, None),
-            (self._away, None),
-            *((stack, None) for stack in self.edges.stacks()),
-            *reversed([(stack, None) for _visitor, stack in self._visitors.values()]),
-            *((stack, home) for home, stack in reversed(self._bindings.items())),
-            (self.ns.stack, None),
+        stacks: list[UndoStack | None] = [
+            self._attachment,
+            self._away,
+            *self.edges.stacks(),
+            *reversed([stack for _visitor, stack in self._visitors.values()]),
+            None,  # the bindings (newest first), which keep no stack
+            self.ns.stack,
         ]
+        fwd = self.forwarder
+        homes = [] if fwd is None else list(reversed(fwd.table.bindings))
         self._visitors.clear()
         self.edges.clear()
-        self._bindings.clear()
         self._installed.clear()
         going = self._going
         # the proxy entries (one per node away, user-space plane) deleted together, in
@@ -285,11 +286,13 @@ class LinuxExecutor(ArpActions):
         if batch is not None and journal is not None:
             journal.hold()  # (what is queued is forgotten already)
         try:
-            for stack, home in stacks:
+            for stack in stacks:
+                if stack is None:
+                    if fwd is not None and homes:
+                        self._unbind_all(homes, fwd, batch)
+                    continue
                 for err in stack.undo(leave):
-                    # (a binding's stack is named "binding": its address is the key)
-                    name = stack.name if home is None else f"{stack.name} {home}"
-                    log.warning("clean-up (%s): %s", name, err)
+                    log.warning("clean-up (%s): %s", stack.name, err)
         finally:
             if batch is not None:
                 try:
@@ -491,7 +494,9 @@ class LinuxExecutor(ArpActions):
         tunnel-table entry and the fast-path entry are already what it asks for
         (counted: ``binding_unchanged`` against ``binding_installed``)."""
         held = self._held
-        if held is not None and held.keys and ("binding", int(a.home_address)) in held.keys:
+        # the home address's integer: one object, the key of the tunnel table's entry
+        home = int(a.home_address)
+        if held is not None and held.keys and ("binding", home) in held.keys:
             self._carry_out_held()
         fwd = self.forwarder
         if fwd is None:
@@ -506,43 +511,36 @@ class LinuxExecutor(ArpActions):
             a.home_interface,
             a.colocated,
         )
-        if self._installed.get(int(a.home_address) << 32 | int(a.care_of_address)) == wanted:
+        if self._installed.get(home << 32 | int(a.care_of_address)) == wanted:
             self.stats["binding_unchanged"] += 1
             return
         self.stats["binding_installed"] += 1
-        fwd.table.add_binding(a.home_address, self._tunnel_entry(a))
-        stack = self._bindings.get(a.home_address)
-        new = stack is None
-        if stack is None:
-            # named "binding", not after its address (68 bytes a binding less, issue 13):
-            # close() names it in its log lines with the address it is filed under
-            stack = self._bindings[a.home_address] = self.ns.new_stack("binding")
-        # a renewal replaces the route with the same record: nothing new on the stack
+        fwd.table.add_binding(home, self._tunnel_entry(a))
+        # The binding keeps no undo stack, no record and no journal line (~480 bytes a
+        # binding less, issue 13): what it makes follows from its home address -- the /32
+        # route through our TUN device, the fast path's entries for the address, its
+        # broadcast entries in the tunnel table -- and :meth:`_unbind` undoes exactly that.
+        # The route is not journalled for the leftover cleaner either: the TUN device is
+        # not persistent (mip4.io.tun: closing its descriptor deletes it, as the kernel
+        # does for a killed daemon, and NodeIO.close deletes one still there), and the
+        # kernel deletes the routes through a device with it -- after a crash no binding
+        # route is left to clean.
         if held is None:
-            self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
-            self._binding_routed(a, fwd, stack, new, wanted)
+            self.ns.add_host_route(a.home_address, fwd.tun.name, keep=False)
+            self._binding_routed(a, fwd, wanted)
             return
-        request = self.ns.host_route_request(a.home_address, fwd.tun.name, undo=stack)
-        held.kernel.append((a, request, lambda: self._binding_routed(a, fwd, stack, new, wanted)))
-        held.keys.add(("binding", int(a.home_address)))
+        request = self.ns.host_route_request(a.home_address, fwd.tun.name, keep=False)
+        held.kernel.append((a, request, lambda: self._binding_routed(a, fwd, wanted)))
+        held.keys.add(("binding", home))
 
     def _binding_routed(
-        self,
-        a: InstallBinding,
-        fwd: Forwarder,
-        stack: UndoStack,
-        new: bool,
-        wanted: tuple[object, ...],
+        self, a: InstallBinding, fwd: Forwarder, wanted: tuple[object, ...]
     ) -> None:
         """The rest of :meth:`install_binding` once the binding's route is there."""
         fast = self.fast_path
         if fast is not None:
             home = a.home_address
-            if new:  # one record per binding, undone before its route
-                # one shared label (the stack is the binding's) and no
-                # closure, no partial: ~200 bytes a binding less (issue 13)
-                stack.callback("bpf binding", _FastPathRemoval(fast, home))
-            if not fast.sync(home, fwd.table.bindings.get(int(home), [])):
+            if not fast.sync(home, fwd.table.bindings.get(int(home), ())):
                 # a full map refused it: the user-space plane forwards it, and its next
                 # renewal is not "unchanged" -- it asks the fast path again, and takes it
                 # once there is room (nothing recorded as installed)
@@ -604,17 +602,54 @@ class LinuxExecutor(ArpActions):
         else:  # every binding of the home address: their care-of addresses, from the table
             for entry in fwd.table.bindings.get(int(a.home_address), ()):
                 self._installed.pop(home | int(entry.tunnel.dst), None)
+        known = int(a.home_address) in fwd.table.bindings
         fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
         left = fwd.table.remove_binding(a.home_address, a.care_of_address)
         if left and self.fast_path is not None:
-            self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), []))
+            self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), ()))
         if left == 0:
-            stack = self._bindings.pop(a.home_address, None)
-            if stack is None:
+            if not known:  # none of ours: whatever route the address has
                 self.ns.del_route(f"{a.home_address}/32")
-            else:
-                for err in stack.undo():
-                    log.warning("removing binding %s: %s", a.home_address, err)
+                return
+            oif = self.ns.index_if_there(fwd.tun.name)
+            for err in self._unbind(a.home_address, oif):
+                log.warning("removing binding %s: %s", a.home_address, err)
+
+    def _unbind(self, home: IPv4Address, oif: int | None) -> list[str]:
+        """Undo what a binding of ``home`` made (:meth:`install_binding`), as its undo
+        stack did: the fast path's entries, then the route through the TUN device (index
+        ``oif``; ``None``: the device is gone, and the route with it) unless the device
+        goes in this stop (:meth:`devices_going`). Returns the failures as text."""
+        errors: list[str] = []
+        fast = self.fast_path
+        if fast is not None:
+            try:
+                fast.remove(home)
+            except Exception as exc:
+                errors.append(f"bpf binding: {exc}")
+        if oif is not None and oif not in self._going:
+            route = RouteRecord(dotted(home), 32, RT_TABLE_MAIN, oif, None)
+            try:
+                self.ns.undo_record(route)
+            except Exception as exc:
+                errors.append(f"{route.describe()}: {exc}")
+        return errors
+
+    def _unbind_all(self, homes: list[int], fwd: Forwarder, batch: DeleteBatch | None) -> None:
+        """:meth:`close`: :meth:`_unbind` for each binding (``homes``: newest first); the
+        proxy entries queued in ``batch`` are deleted first, as when each binding's record
+        came out of its stack."""
+        if batch is not None:
+            batch.flush()
+        try:
+            oif = self.ns.index_if_there(fwd.tun.name)
+        except Exception as exc:
+            log.warning("clean-up (binding routes): %s", exc)
+            oif = None
+        for home in homes:
+            address = IPv4Address(home)
+            for err in self._unbind(address, oif):
+                log.warning("clean-up (binding %s): %s", address, err)
 
     # -- reverse tunnelling rules -----------------------------------------------------
 
@@ -907,21 +942,6 @@ class LinuxExecutor(ArpActions):
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
-
-
-class _FastPathRemoval:
-    """``fast.remove(home)``: the undo of a binding's fast-path entries, in 48 bytes (a
-    ``functools.partial`` of the bound method was 256: the method, the partial, its
-    argument tuple and its keyword dictionary; issue 13)."""
-
-    __slots__ = ("fast", "home")
-
-    def __init__(self, fast: FastPath, home: IPv4Address) -> None:
-        self.fast = fast
-        self.home = home
-
-    def __call__(self) -> None:
-        self.fast.remove(self.home)
 
 
 def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:

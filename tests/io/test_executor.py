@@ -199,7 +199,7 @@ def test_memory_is_flat_over_100k_renewals(tmp_path: Path) -> None:
     # a binding keeps no journal line (its route goes with the TUN device), and a renewal
     # writes none
     assert not journal.path.exists()
-    installed = len(ex._installed)
+    installed = len(ex.installed_keys())
     gc.collect()
     # Only memory allocated while the executor's own code was on the stack counts: threads
     # left running by earlier tests in this process allocate too, and the process-wide total
@@ -223,7 +223,7 @@ def test_memory_is_flat_over_100k_renewals(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert ex.stats["binding_unchanged"] == 100_000
     assert current - base < 64 * 1024, f"grew {current - base} bytes over 90k renewals"
-    assert len(ex._installed) == installed == nodes
+    assert len(ex.installed_keys()) == installed == nodes
     assert not journal.path.exists()
     assert nl.calls["route replace"] == nodes
 

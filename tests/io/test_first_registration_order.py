@@ -248,7 +248,7 @@ def test_a_read_of_first_registrations_asks_the_kernel_once_and_each_reply_waits
         assert ProxyNeighbourRecord(home, 3, "home0") in journal
         assert ("arp", gratuitous_arp(NODES[i], MAC)) in done
     assert len(later) == 2 * len(NODES)  # the repeats, later
-    assert {key >> 32 for key in ex._installed} == {int(n) for n in NODES}
+    assert {key >> 32 for key in ex.installed_keys()} == {int(n) for n in NODES}
     trace.journal.close()
 
 
@@ -276,11 +276,13 @@ def test_a_failing_route_fails_its_binding_only_and_as_without_holding(
                 failed,
                 replies,
                 records,
-                set(ex._installed),
+                ex.installed_keys(),
                 sorted(cast(Forwarder, ex.forwarder).table.bindings),
             )
         )
-        assert {key >> 32 for key in ex._installed} == {int(n) for n in NODES} - {int(NODES[1])}
+        assert {key >> 32 for key in ex.installed_keys()} == {int(n) for n in NODES} - {
+            int(NODES[1])
+        }
         assert RouteRecord(bad, 32, 254, 7, None) not in records
         assert ProxyNeighbourRecord(bad, 3, "home0") in records  # its own action: done
     assert outcome[0] == outcome[1]

@@ -55,6 +55,9 @@ class TunnelEntry:
 
     tunnel: Tunnel
     encapsulation: Encapsulation = Encapsulation.IPIP
+    #: what the entry's maker recognises it by, not compared (the executor: everything a
+    #: binding asked of the kernel but its care-of address, issue 13)
+    tag: object = field(default=None, compare=False, repr=False)
     #: ``str(tunnel.dst)``, the raw socket's destination (computed once)
     dst: str = field(init=False, compare=False)
     #: ``(self,)``: what :attr:`TunnelTable.bindings` holds for a home address whose only

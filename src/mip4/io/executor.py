@@ -110,10 +110,11 @@ from .bpf.agent import FastPath, overhead
 from .bpf.plane import Visitor
 from .edge_ends import EdgeEnds
 from .executor_arp import ArpActions, _Repeats
+from .executor_bindings import BindingActions
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
-from .netns import DeleteBatch, Netns
+from .netns import Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
     IP_PKTINFO,
@@ -127,7 +128,7 @@ from .rawsock import (
     send_to_link,
     send_udp,
 )
-from .undo import RT_TABLE_MAIN, Journal, RouteRecord, UndoStack, dotted
+from .undo import Journal, RouteRecord, UndoStack
 
 log = logging.getLogger("mip4")
 
@@ -140,7 +141,7 @@ RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
 
 
 @dataclass
-class LinuxExecutor(ArpActions):
+class LinuxExecutor(ArpActions, BindingActions):
     """Carries out actions in namespace ``netns`` (``None``: the current one).
 
     ``forwarder`` is needed for bindings, visitors and co-located operation;
@@ -186,14 +187,9 @@ class LinuxExecutor(ArpActions):
     #: per home address (as an integer: no ``IPv4Address`` hash per relayed reply, issue
     #: 13): the InstallVisitor that made the visitor's kernel objects, and their undo stack
     _visitors: dict[int, tuple[InstallVisitor, UndoStack]] = field(default_factory=dict, init=False)
-    #: per binding, keyed ``home << 32 | care-of`` (integers: no ``IPv4Address`` hash per
-    #: renewal, and one flat table rather than a dict per home address -- ~230 bytes a
-    #: binding less, issue 13): what the kernel and the tunnel table hold for it (the
-    #: InstallBinding without its expiry), to recognise a renewal that changes nothing
-    _installed: dict[int, tuple[object, ...]] = field(default_factory=dict, init=False)
-    #: the distinct values of ``_installed``, each kept once: the bindings share a handful
-    #: of them (88 bytes a binding less, issue 13)
-    _wanted: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict, init=False)
+    #: ``home << 32 | care-of`` of the bindings whose kernel work did not complete: the
+    #: executor keeps nothing else per binding (:mod:`mip4.io.executor_bindings`)
+    _unsettled: set[int] = field(default_factory=set, init=False)
     #: the handover edge tunnels' ends (RFC 4881, RFC 4988), each with its undo stack
     edges: EdgeEnds = field(init=False)
     #: interface index -> the interface's hardware address (the source of the fast path's
@@ -201,9 +197,9 @@ class LinuxExecutor(ArpActions):
     #: round trip through the netlink thread for every first registration); by index, so
     #: an interface made again under the same name is asked again
     _own_link: dict[int, bytes] = field(default_factory=dict, init=False)
-    #: (care-of address, encapsulation, GRE key) -> the bindings' shared tunnel entry,
-    #: for the tunnel source and own addresses in ``_tunnel_entries_for``
-    _tunnel_entries: dict[tuple[IPv4Address, object, int | None], TunnelEntry] = field(
+    #: (care-of address, what the binding asks of the kernel) -> the bindings' shared
+    #: tunnel entry, for the tunnel source and own addresses in ``_tunnel_entries_for``
+    _tunnel_entries: dict[tuple[IPv4Address, tuple[object, ...]], TunnelEntry] = field(
         default_factory=dict, init=False
     )
     _tunnel_entries_for: tuple[object, ...] = field(default=(), init=False)
@@ -264,7 +260,7 @@ class LinuxExecutor(ArpActions):
         homes = [] if fwd is None else list(reversed(fwd.table.bindings))
         self._visitors.clear()
         self.edges.clear()
-        self._installed.clear()
+        self._unsettled.clear()
         going = self._going
         # the proxy entries (one per node away, user-space plane) deleted together, in
         # their turn: anything else undone first sends what is queued
@@ -486,170 +482,7 @@ class LinuxExecutor(ArpActions):
         else:
             sock.sendto(a.payload, (str(a.dst), 0))
 
-    # -- home agent -------------------------------------------------------------------
-
-    def install_binding(self, a: InstallBinding) -> None:
-        """A renewal that changes nothing (the same care-of address, encapsulation, key
-        and flags; only the expiry moves) does no kernel work at all: the route, the
-        tunnel-table entry and the fast-path entry are already what it asks for
-        (counted: ``binding_unchanged`` against ``binding_installed``)."""
-        held = self._held
-        # the home address's integer: one object, the key of the tunnel table's entry
-        home = int(a.home_address)
-        if held is not None and held.keys and ("binding", home) in held.keys:
-            self._carry_out_held()
-        fwd = self.forwarder
-        if fwd is None:
-            fwd = self._fwd("InstallBinding")  # (raises)
-        # what it asks of the kernel and the tunnel table: every field but the expiry
-        # (which is for information only)
-        wanted = (
-            a.encapsulation,
-            a.reverse_tunnel,
-            a.gre_key,
-            a.broadcast,
-            a.home_interface,
-            a.colocated,
-        )
-        if self._installed.get(home << 32 | int(a.care_of_address)) == wanted:
-            self.stats["binding_unchanged"] += 1
-            return
-        self.stats["binding_installed"] += 1
-        fwd.table.add_binding(home, self._tunnel_entry(a))
-        # The binding keeps no undo stack, no record and no journal line (~480 bytes a
-        # binding less, issue 13): what it makes follows from its home address -- the /32
-        # route through our TUN device, the fast path's entries for the address, its
-        # broadcast entries in the tunnel table -- and :meth:`_unbind` undoes exactly that.
-        # The route is not journalled for the leftover cleaner either: the TUN device is
-        # not persistent (mip4.io.tun: closing its descriptor deletes it, as the kernel
-        # does for a killed daemon, and NodeIO.close deletes one still there), and the
-        # kernel deletes the routes through a device with it -- after a crash no binding
-        # route is left to clean.
-        if held is None:
-            self.ns.add_host_route(a.home_address, fwd.tun.name, keep=False)
-            self._binding_routed(a, fwd, wanted)
-            return
-        request = self.ns.host_route_request(a.home_address, fwd.tun.name, keep=False)
-        held.kernel.append((a, request, lambda: self._binding_routed(a, fwd, wanted)))
-        held.keys.add(("binding", home))
-
-    def _binding_routed(
-        self, a: InstallBinding, fwd: Forwarder, wanted: tuple[object, ...]
-    ) -> None:
-        """The rest of :meth:`install_binding` once the binding's route is there."""
-        fast = self.fast_path
-        if fast is not None:
-            home = a.home_address
-            if not fast.sync(home, fwd.table.bindings.get(int(home), ())):
-                # a full map refused it: the user-space plane forwards it, and its next
-                # renewal is not "unchanged" -- it asks the fast path again, and takes it
-                # once there is room (nothing recorded as installed)
-                self.stats["binding_not_on_fast_path"] += 1
-                self._installed.pop(int(home) << 32 | int(a.care_of_address), None)
-                return self._binding_broadcasts(a, fwd)
-        self._binding_broadcasts(a, fwd)
-        shared = self._wanted.get(wanted)
-        if shared is None:
-            if len(self._wanted) >= self.TUNNEL_ENTRIES_MAX:
-                self._wanted.clear()  # (compared by value: any copy will do)
-            shared = self._wanted[wanted] = wanted
-        self._installed[int(a.home_address) << 32 | int(a.care_of_address)] = shared
-
-    def _binding_broadcasts(self, a: InstallBinding, fwd: Forwarder) -> None:
-        if a.broadcast and a.home_interface is not None:
-            # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
-            fwd.watch_broadcasts(a.home_interface)
-            fwd.table.set_broadcast(a.home_address, a.care_of_address, not a.colocated)
-        else:
-            fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
-            if a.broadcast:
-                # no home link named: nowhere to pick the broadcasts up (counted)
-                self.stats["broadcast_not_forwarded"] += 1
-                log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
-
-    #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
-    #: GRE key in use; a full table is simply emptied)
-    TUNNEL_ENTRIES_MAX = 4096
-
-    def _tunnel_entry(self, a: InstallBinding) -> TunnelEntry:
-        """The tunnel-table entry for ``a``'s care-of address, encapsulation and key: one
-        frozen entry shared by every binding behind the same care-of address (issue 13:
-        not a :class:`Tunnel` with its integer forms and header sums per first
-        registration; ``tests/io/test_executor_tunnel_entries.py``)."""
-        source = self.tunnel_source
-        if source is None:
-            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
-        key = (a.care_of_address, a.encapsulation, a.gre_key)
-        entries = self._tunnel_entries
-        if self._tunnel_entries_for != (source, self.own_addresses):
-            entries.clear()
-            self._tunnel_entries_for = (source, self.own_addresses)
-        entry = entries.get(key)
-        if entry is None:
-            if len(entries) >= self.TUNNEL_ENTRIES_MAX:
-                entries.clear()
-            tunnel = Tunnel(
-                source, a.care_of_address, own_addresses=self.own_addresses, gre_key=a.gre_key
-            )
-            entry = entries[key] = TunnelEntry(tunnel, a.encapsulation)
-        return entry
-
-    def remove_binding(self, a: RemoveBinding) -> None:
-        fwd = self._fwd("RemoveBinding")
-        home = int(a.home_address) << 32
-        if a.care_of_address is not None:
-            self._installed.pop(home | int(a.care_of_address), None)
-        else:  # every binding of the home address: their care-of addresses, from the table
-            for entry in fwd.table.bindings.get(int(a.home_address), ()):
-                self._installed.pop(home | int(entry.tunnel.dst), None)
-        known = int(a.home_address) in fwd.table.bindings
-        fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
-        left = fwd.table.remove_binding(a.home_address, a.care_of_address)
-        if left and self.fast_path is not None:
-            self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), ()))
-        if left == 0:
-            if not known:  # none of ours: whatever route the address has
-                self.ns.del_route(f"{a.home_address}/32")
-                return
-            oif = self.ns.index_if_there(fwd.tun.name)
-            for err in self._unbind(a.home_address, oif):
-                log.warning("removing binding %s: %s", a.home_address, err)
-
-    def _unbind(self, home: IPv4Address, oif: int | None) -> list[str]:
-        """Undo what a binding of ``home`` made (:meth:`install_binding`), as its undo
-        stack did: the fast path's entries, then the route through the TUN device (index
-        ``oif``; ``None``: the device is gone, and the route with it) unless the device
-        goes in this stop (:meth:`devices_going`). Returns the failures as text."""
-        errors: list[str] = []
-        fast = self.fast_path
-        if fast is not None:
-            try:
-                fast.remove(home)
-            except Exception as exc:
-                errors.append(f"bpf binding: {exc}")
-        if oif is not None and oif not in self._going:
-            route = RouteRecord(dotted(home), 32, RT_TABLE_MAIN, oif, None)
-            try:
-                self.ns.undo_record(route)
-            except Exception as exc:
-                errors.append(f"{route.describe()}: {exc}")
-        return errors
-
-    def _unbind_all(self, homes: list[int], fwd: Forwarder, batch: DeleteBatch | None) -> None:
-        """:meth:`close`: :meth:`_unbind` for each binding (``homes``: newest first); the
-        proxy entries queued in ``batch`` are deleted first, as when each binding's record
-        came out of its stack."""
-        if batch is not None:
-            batch.flush()
-        try:
-            oif = self.ns.index_if_there(fwd.tun.name)
-        except Exception as exc:
-            log.warning("clean-up (binding routes): %s", exc)
-            oif = None
-        for home in homes:
-            address = IPv4Address(home)
-            for err in self._unbind(address, oif):
-                log.warning("clean-up (binding %s): %s", address, err)
+    # -- home agent: InstallBinding, RemoveBinding (mip4.io.executor_bindings) ----------
 
     # -- reverse tunnelling rules -----------------------------------------------------
 

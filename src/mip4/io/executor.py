@@ -149,7 +149,8 @@ class LinuxExecutor(ArpActions, BindingActions):
     address; foreign agent and co-located node take it from the action). For a mobile node,
     ``home_gateway`` and ``home_network`` let :class:`AtHome` restore the home
     configuration. ``call_later`` spaces gratuitous ARPs (default: sent back to back).
-    ``journal`` mirrors every kernel record (for the leftover cleaner after a crash).
+    ``journal`` mirrors every kernel record (for the leftover cleaner after a crash); a
+    binding's route through the TUN device has none (it goes with the device).
     """
 
     netns: str | None = None

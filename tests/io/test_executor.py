@@ -190,6 +190,22 @@ def test_a_request_failing_with_an_index_just_looked_up_is_not_retried() -> None
     assert nl.calls["route replace"] == 1
 
 
+def test_a_binding_whose_route_failed_is_installed_again_at_its_renewal() -> None:
+    """The binding is in the tunnel table but its kernel work did not complete: its next
+    renewal is not "unchanged" (it asks for the route again), the one after it is."""
+    ex, nl = _executor()
+    nl.gone_oifs.add(7)
+    with pytest.raises(NetlinkError):
+        ex.execute(_install(0, 100.0))
+    assert ex.installed_keys() == set()
+    nl.gone_oifs.clear()
+    ex.execute(_install(0, 200.0))
+    assert nl.calls["route replace"] == 2 and ex.stats["binding_unchanged"] == 0
+    assert ex.installed_keys() == {int(_hoa(0)) << 32 | int(COA)}
+    ex.execute(_install(0, 300.0))
+    assert nl.calls["route replace"] == 2 and ex.stats["binding_unchanged"] == 1
+
+
 def test_memory_is_flat_over_100k_renewals(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "ha.undo.json")
     ex, nl = _executor(journal)

@@ -66,7 +66,7 @@ def test_a_clean_stop_sends_no_route_delete_through_a_device_going_with_it(
     proxies = [kw for kind, command, kw in stop if (kind, command) == ("neigh", "del")]
     assert [(kw["dst"], kw["ifindex"]) for kw in proxies] == [(str(_hoa(1)), nl.links["eth0"])]
     assert not journal.path.exists()
-    assert ex._bindings == {}
+    assert ex._unsettled == set()  # the only thing the executor kept of a binding
 
 
 def test_without_devices_going_every_binding_route_is_deleted_at_close() -> None:

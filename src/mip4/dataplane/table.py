@@ -55,11 +55,19 @@ class TunnelEntry:
 
     tunnel: Tunnel
     encapsulation: Encapsulation = Encapsulation.IPIP
+    #: what the entry's maker recognises it by, not compared (the executor: everything a
+    #: binding asked of the kernel but its care-of address, issue 13)
+    tag: object = field(default=None, compare=False, repr=False)
     #: ``str(tunnel.dst)``, the raw socket's destination (computed once)
     dst: str = field(init=False, compare=False)
+    #: ``(self,)``: what :attr:`TunnelTable.bindings` holds for a home address whose only
+    #: binding this entry is -- one tuple shared by every binding behind the entry, not a
+    #: list each (~125 bytes a binding less, issue 13)
+    alone: tuple[TunnelEntry] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dst", str(self.tunnel.dst))
+        object.__setattr__(self, "alone", (self,))
 
 
 @dataclass(frozen=True)
@@ -76,14 +84,15 @@ class TunnelTable:
     """What the forwarder does with each datagram, keyed by addresses as integers.
 
     * ``bindings``: inner destination → tunnels (home agent; more than one with
-      simultaneous bindings, RFC 5944 §3.6.1.3: each gets a copy);
+      simultaneous bindings, RFC 5944 §3.6.1.3: each gets a copy); a tuple, for a home
+      address with one binding its entry's shared :attr:`TunnelEntry.alone`;
     * ``reverse``: inner source → tunnel (reverse tunnelling at a foreign agent or a
       co-located mobile node, RFC 3024);
     * ``visitors``: inner destination → link delivery after decapsulation (foreign agent);
     * ``peers``: outer sources we accept tunnelled datagrams from (RFC 2003 §6.2).
     """
 
-    bindings: dict[int, list[TunnelEntry]] = field(default_factory=dict)
+    bindings: dict[int, tuple[TunnelEntry, ...]] = field(default_factory=dict)
     reverse: dict[int, TunnelEntry] = field(default_factory=dict)
     visitors: dict[int, LinkDelivery] = field(default_factory=dict)
     peers: Counter[int] = field(default_factory=Counter)
@@ -106,30 +115,41 @@ class TunnelTable:
         if not coas:
             del self.broadcast[int(home)]
 
-    def add_binding(self, home: IPv4Address, entry: TunnelEntry) -> None:
-        """Add or replace the binding (``home``, ``entry.tunnel.dst``)."""
-        entries = self.bindings.setdefault(int(home), [])
-        for i, e in enumerate(entries):
-            if e.tunnel.dst == entry.tunnel.dst:
-                self.peers[int(e.tunnel.dst)] -= 1
-                entries[i] = entry
-                break
+    def add_binding(self, home: IPv4Address | int, entry: TunnelEntry) -> None:
+        """Add or replace the binding (``home``, ``entry.tunnel.dst``). ``home`` may be
+        given as its integer: that very object is then the key (the executor keys its own
+        record of the binding with it, issue 13)."""
+        key = int(home)  # (an int's own object)
+        bindings = self.bindings
+        dst = entry.tunnel.dst_int
+        entries = bindings.get(key)
+        if entries is None:
+            bindings[key] = entry.alone
         else:
-            entries.append(entry)
-        self.peers[int(entry.tunnel.dst)] += 1
+            for i, e in enumerate(entries):
+                if e.tunnel.dst_int == dst:
+                    self._drop_peer(dst)
+                    entries = (*entries[:i], entry, *entries[i + 1 :])
+                    break
+            else:
+                entries = (*entries, entry)
+            bindings[key] = entry.alone if len(entries) == 1 else entries
+        # keyed by the tunnel's own integer (shared by the bindings behind it)
+        self.peers[dst] += 1
 
-    def remove_binding(self, home: IPv4Address, care_of: IPv4Address | None = None) -> int:
+    def remove_binding(self, home: IPv4Address | int, care_of: IPv4Address | None = None) -> int:
         """Remove one binding, or all of ``home``'s (``care_of`` None); returns how many
         are left for ``home``."""
-        entries = self.bindings.get(int(home), [])
-        keep = [e for e in entries if care_of is not None and e.tunnel.dst != care_of]
+        key = int(home)
+        entries = self.bindings.get(key, ())
+        keep = tuple(e for e in entries if care_of is not None and e.tunnel.dst != care_of)
         for e in entries:
             if e not in keep:
-                self._drop_peer(int(e.tunnel.dst))
+                self._drop_peer(e.tunnel.dst_int)
         if keep:
-            self.bindings[int(home)] = keep
+            self.bindings[key] = keep[0].alone if len(keep) == 1 else keep
         else:
-            self.bindings.pop(int(home), None)
+            self.bindings.pop(key, None)
         return len(keep)
 
     def set_reverse(self, src: IPv4Address, entry: TunnelEntry | None) -> None:

@@ -5,12 +5,14 @@ Theory of operation
 :class:`LinuxExecutor` carries the actions out with sockets, netlink
 (:class:`mip4.io.netns.Netns`) and the user-space tunnel
 (:class:`mip4.io.forwarder.Forwarder`). Every kernel object it makes is recorded on exactly
-one undo stack (:mod:`mip4.io.undo`): one per binding (home address), one per visitor, one
-for the mobile node's current attachment, one for what it withdrew while away from home,
-and the namespace's own stack for what the node set up once (sysctls, the reverse-tunnel
-route, proxy ARP entries). Removing a binding, a visitor or an attachment undoes its stack;
-:meth:`LinuxExecutor.close` undoes them all. With a journal the kernel records also go to
-a file that the next daemon's leftover cleaner reads after a crash.
+one undo stack (:mod:`mip4.io.undo`): one per visitor, one for the mobile node's current
+attachment, one for what it withdrew while away from home, and the namespace's own stack
+for what the node set up once (sysctls, the reverse-tunnel route, proxy ARP entries) --
+except a home agent's bindings, which keep no record at all: what one made follows from
+its home address (:meth:`LinuxExecutor.install_binding`). Removing a binding, a visitor or
+an attachment undoes what it made; :meth:`LinuxExecutor.close` undoes it all. With a
+journal the kernel records also go to a file that the next daemon's leftover cleaner reads
+after a crash.
 
 Between :meth:`LinuxExecutor.hold_actions` and :meth:`LinuxExecutor.release_actions` (the
 driver: one read of a socket) the kernel work of first registrations waits and is done
@@ -108,6 +110,7 @@ from .bpf.agent import FastPath, overhead
 from .bpf.plane import Visitor
 from .edge_ends import EdgeEnds
 from .executor_arp import ArpActions, _Repeats
+from .executor_bindings import BindingActions
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
@@ -138,7 +141,7 @@ RULE_PRIORITY = 4340  #: first priority used for reverse-tunnel rules
 
 
 @dataclass
-class LinuxExecutor(ArpActions):
+class LinuxExecutor(ArpActions, BindingActions):
     """Carries out actions in namespace ``netns`` (``None``: the current one).
 
     ``forwarder`` is needed for bindings, visitors and co-located operation;
@@ -146,7 +149,8 @@ class LinuxExecutor(ArpActions):
     address; foreign agent and co-located node take it from the action). For a mobile node,
     ``home_gateway`` and ``home_network`` let :class:`AtHome` restore the home
     configuration. ``call_later`` spaces gratuitous ARPs (default: sent back to back).
-    ``journal`` mirrors every kernel record (for the leftover cleaner after a crash).
+    ``journal`` mirrors every kernel record (for the leftover cleaner after a crash); a
+    binding's route through the TUN device has none (it goes with the device).
     """
 
     netns: str | None = None
@@ -176,8 +180,6 @@ class LinuxExecutor(ArpActions):
     _attachment: UndoStack = field(init=False)
     #: the home subnet's on-link routes withdrawn while away (put back by AtHome, close)
     _away: UndoStack = field(init=False)
-    #: per home address: the binding's route (home agent)
-    _bindings: dict[IPv4Address, UndoStack] = field(default_factory=dict, init=False)
     _arp_quiet: set[str] = field(default_factory=set, init=False)
     _proxy_immediate: set[str] = field(default_factory=set, init=False)
     #: per (interface, address as an integer): the repeats of the last gratuitous ARP
@@ -186,14 +188,9 @@ class LinuxExecutor(ArpActions):
     #: per home address (as an integer: no ``IPv4Address`` hash per relayed reply, issue
     #: 13): the InstallVisitor that made the visitor's kernel objects, and their undo stack
     _visitors: dict[int, tuple[InstallVisitor, UndoStack]] = field(default_factory=dict, init=False)
-    #: per binding, keyed ``home << 32 | care-of`` (integers: no ``IPv4Address`` hash per
-    #: renewal, and one flat table rather than a dict per home address -- ~230 bytes a
-    #: binding less, issue 13): what the kernel and the tunnel table hold for it (the
-    #: InstallBinding without its expiry), to recognise a renewal that changes nothing
-    _installed: dict[int, tuple[object, ...]] = field(default_factory=dict, init=False)
-    #: the distinct values of ``_installed``, each kept once: the bindings share a handful
-    #: of them (88 bytes a binding less, issue 13)
-    _wanted: dict[tuple[object, ...], tuple[object, ...]] = field(default_factory=dict, init=False)
+    #: ``home << 32 | care-of`` of the bindings whose kernel work did not complete: the
+    #: executor keeps nothing else per binding (:mod:`mip4.io.executor_bindings`)
+    _unsettled: set[int] = field(default_factory=set, init=False)
     #: the handover edge tunnels' ends (RFC 4881, RFC 4988), each with its undo stack
     edges: EdgeEnds = field(init=False)
     #: interface index -> the interface's hardware address (the source of the fast path's
@@ -201,9 +198,9 @@ class LinuxExecutor(ArpActions):
     #: round trip through the netlink thread for every first registration); by index, so
     #: an interface made again under the same name is asked again
     _own_link: dict[int, bytes] = field(default_factory=dict, init=False)
-    #: (care-of address, encapsulation, GRE key) -> the bindings' shared tunnel entry,
-    #: for the tunnel source and own addresses in ``_tunnel_entries_for``
-    _tunnel_entries: dict[tuple[IPv4Address, object, int | None], TunnelEntry] = field(
+    #: (care-of address, what the binding asks of the kernel) -> the bindings' shared
+    #: tunnel entry, for the tunnel source and own addresses in ``_tunnel_entries_for``
+    _tunnel_entries: dict[tuple[IPv4Address, tuple[object, ...]], TunnelEntry] = field(
         default_factory=dict, init=False
     )
     _tunnel_entries_for: tuple[object, ...] = field(default=(), init=False)
@@ -252,18 +249,19 @@ class LinuxExecutor(ArpActions):
         self.hold_journal_lines(None)
         if self.journal is not None:
             self.journal.tear_down()
-        stacks: list[tuple[UndoStack, object]] = [
-            (self._attachment, None),
-            (self._away, None),
-            *((stack, None) for stack in self.edges.stacks()),
-            *reversed([(stack, None) for _visitor, stack in self._visitors.values()]),
-            *((stack, home) for home, stack in reversed(self._bindings.items())),
-            (self.ns.stack, None),
+        stacks: list[UndoStack | None] = [
+            self._attachment,
+            self._away,
+            *self.edges.stacks(),
+            *reversed([stack for _visitor, stack in self._visitors.values()]),
+            None,  # the bindings (newest first), which keep no stack
+            self.ns.stack,
         ]
+        fwd = self.forwarder
+        homes = [] if fwd is None else list(reversed(fwd.table.bindings))
         self._visitors.clear()
         self.edges.clear()
-        self._bindings.clear()
-        self._installed.clear()
+        self._unsettled.clear()
         going = self._going
         # the proxy entries (one per node away, user-space plane) deleted together, in
         # their turn: anything else undone first sends what is queued
@@ -285,11 +283,13 @@ class LinuxExecutor(ArpActions):
         if batch is not None and journal is not None:
             journal.hold()  # (what is queued is forgotten already)
         try:
-            for stack, home in stacks:
+            for stack in stacks:
+                if stack is None:
+                    if fwd is not None and homes:
+                        self._unbind_all(homes, fwd, batch)
+                    continue
                 for err in stack.undo(leave):
-                    # (a binding's stack is named "binding": its address is the key)
-                    name = stack.name if home is None else f"{stack.name} {home}"
-                    log.warning("clean-up (%s): %s", name, err)
+                    log.warning("clean-up (%s): %s", stack.name, err)
         finally:
             if batch is not None:
                 try:
@@ -483,138 +483,7 @@ class LinuxExecutor(ArpActions):
         else:
             sock.sendto(a.payload, (str(a.dst), 0))
 
-    # -- home agent -------------------------------------------------------------------
-
-    def install_binding(self, a: InstallBinding) -> None:
-        """A renewal that changes nothing (the same care-of address, encapsulation, key
-        and flags; only the expiry moves) does no kernel work at all: the route, the
-        tunnel-table entry and the fast-path entry are already what it asks for
-        (counted: ``binding_unchanged`` against ``binding_installed``)."""
-        held = self._held
-        if held is not None and held.keys and ("binding", int(a.home_address)) in held.keys:
-            self._carry_out_held()
-        fwd = self.forwarder
-        if fwd is None:
-            fwd = self._fwd("InstallBinding")  # (raises)
-        # what it asks of the kernel and the tunnel table: every field but the expiry
-        # (which is for information only)
-        wanted = (
-            a.encapsulation,
-            a.reverse_tunnel,
-            a.gre_key,
-            a.broadcast,
-            a.home_interface,
-            a.colocated,
-        )
-        if self._installed.get(int(a.home_address) << 32 | int(a.care_of_address)) == wanted:
-            self.stats["binding_unchanged"] += 1
-            return
-        self.stats["binding_installed"] += 1
-        fwd.table.add_binding(a.home_address, self._tunnel_entry(a))
-        stack = self._bindings.get(a.home_address)
-        new = stack is None
-        if stack is None:
-            # named "binding", not after its address (68 bytes a binding less, issue 13):
-            # close() names it in its log lines with the address it is filed under
-            stack = self._bindings[a.home_address] = self.ns.new_stack("binding")
-        # a renewal replaces the route with the same record: nothing new on the stack
-        if held is None:
-            self.ns.add_host_route(a.home_address, fwd.tun.name, undo=stack)
-            self._binding_routed(a, fwd, stack, new, wanted)
-            return
-        request = self.ns.host_route_request(a.home_address, fwd.tun.name, undo=stack)
-        held.kernel.append((a, request, lambda: self._binding_routed(a, fwd, stack, new, wanted)))
-        held.keys.add(("binding", int(a.home_address)))
-
-    def _binding_routed(
-        self,
-        a: InstallBinding,
-        fwd: Forwarder,
-        stack: UndoStack,
-        new: bool,
-        wanted: tuple[object, ...],
-    ) -> None:
-        """The rest of :meth:`install_binding` once the binding's route is there."""
-        fast = self.fast_path
-        if fast is not None:
-            home = a.home_address
-            if new:  # one record per binding, undone before its route
-                # one shared label (the stack is the binding's) and no
-                # closure, no partial: ~200 bytes a binding less (issue 13)
-                stack.callback("bpf binding", _FastPathRemoval(fast, home))
-            if not fast.sync(home, fwd.table.bindings.get(int(home), [])):
-                # a full map refused it: the user-space plane forwards it, and its next
-                # renewal is not "unchanged" -- it asks the fast path again, and takes it
-                # once there is room (nothing recorded as installed)
-                self.stats["binding_not_on_fast_path"] += 1
-                self._installed.pop(int(home) << 32 | int(a.care_of_address), None)
-                return self._binding_broadcasts(a, fwd)
-        self._binding_broadcasts(a, fwd)
-        shared = self._wanted.get(wanted)
-        if shared is None:
-            if len(self._wanted) >= self.TUNNEL_ENTRIES_MAX:
-                self._wanted.clear()  # (compared by value: any copy will do)
-            shared = self._wanted[wanted] = wanted
-        self._installed[int(a.home_address) << 32 | int(a.care_of_address)] = shared
-
-    def _binding_broadcasts(self, a: InstallBinding, fwd: Forwarder) -> None:
-        if a.broadcast and a.home_interface is not None:
-            # B bit (RFC 5944 §4.3): the home link's broadcasts go to this binding too
-            fwd.watch_broadcasts(a.home_interface)
-            fwd.table.set_broadcast(a.home_address, a.care_of_address, not a.colocated)
-        else:
-            fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
-            if a.broadcast:
-                # no home link named: nowhere to pick the broadcasts up (counted)
-                self.stats["broadcast_not_forwarded"] += 1
-                log.warning("binding for %s asks for broadcasts; no home link", a.home_address)
-
-    #: the most tunnel entries kept for reuse (one per care-of address, encapsulation and
-    #: GRE key in use; a full table is simply emptied)
-    TUNNEL_ENTRIES_MAX = 4096
-
-    def _tunnel_entry(self, a: InstallBinding) -> TunnelEntry:
-        """The tunnel-table entry for ``a``'s care-of address, encapsulation and key: one
-        frozen entry shared by every binding behind the same care-of address (issue 13:
-        not a :class:`Tunnel` with its integer forms and header sums per first
-        registration; ``tests/io/test_executor_tunnel_entries.py``)."""
-        source = self.tunnel_source
-        if source is None:
-            raise RuntimeError("InstallBinding needs tunnel_source (the home agent address)")
-        key = (a.care_of_address, a.encapsulation, a.gre_key)
-        entries = self._tunnel_entries
-        if self._tunnel_entries_for != (source, self.own_addresses):
-            entries.clear()
-            self._tunnel_entries_for = (source, self.own_addresses)
-        entry = entries.get(key)
-        if entry is None:
-            if len(entries) >= self.TUNNEL_ENTRIES_MAX:
-                entries.clear()
-            tunnel = Tunnel(
-                source, a.care_of_address, own_addresses=self.own_addresses, gre_key=a.gre_key
-            )
-            entry = entries[key] = TunnelEntry(tunnel, a.encapsulation)
-        return entry
-
-    def remove_binding(self, a: RemoveBinding) -> None:
-        fwd = self._fwd("RemoveBinding")
-        home = int(a.home_address) << 32
-        if a.care_of_address is not None:
-            self._installed.pop(home | int(a.care_of_address), None)
-        else:  # every binding of the home address: their care-of addresses, from the table
-            for entry in fwd.table.bindings.get(int(a.home_address), ()):
-                self._installed.pop(home | int(entry.tunnel.dst), None)
-        fwd.table.set_broadcast(a.home_address, a.care_of_address, None)
-        left = fwd.table.remove_binding(a.home_address, a.care_of_address)
-        if left and self.fast_path is not None:
-            self.fast_path.sync(a.home_address, fwd.table.bindings.get(int(a.home_address), []))
-        if left == 0:
-            stack = self._bindings.pop(a.home_address, None)
-            if stack is None:
-                self.ns.del_route(f"{a.home_address}/32")
-            else:
-                for err in stack.undo():
-                    log.warning("removing binding %s: %s", a.home_address, err)
+    # -- home agent: InstallBinding, RemoveBinding (mip4.io.executor_bindings) ----------
 
     # -- reverse tunnelling rules -----------------------------------------------------
 
@@ -907,21 +776,6 @@ class LinuxExecutor(ArpActions):
 
     def log(self, a: Log) -> None:
         log.info("%s %s", a.event, " ".join(f"{k}={v}" for k, v in a.fields.items()))
-
-
-class _FastPathRemoval:
-    """``fast.remove(home)``: the undo of a binding's fast-path entries, in 48 bytes (a
-    ``functools.partial`` of the bound method was 256: the method, the partial, its
-    argument tuple and its keyword dictionary; issue 13)."""
-
-    __slots__ = ("fast", "home")
-
-    def __init__(self, fast: FastPath, home: IPv4Address) -> None:
-        self.fast = fast
-        self.home = home
-
-    def __call__(self) -> None:
-        self.fast.remove(self.home)
 
 
 def _same_visitor(old: InstallVisitor, new: InstallVisitor) -> bool:

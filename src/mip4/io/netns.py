@@ -32,6 +32,7 @@ import errno
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import NamedTuple, TypeVar
 
@@ -294,6 +295,11 @@ class Netns:
             assert idx is not None
         return idx
 
+    def index_if_there(self, ifname: str) -> int | None:
+        """:meth:`index`, or ``None`` when there is no such interface (any more)."""
+        idx = self._indexes.get(ifname)
+        return idx if idx is not None else self.link_index(ifname, missing_ok=True)
+
     def forget_links(self, ifname: str | None = None) -> None:
         """Drop the remembered index of ``ifname`` (``None``: of every interface): a link
         changed (deleted, re-created, renamed) behind this object's back."""
@@ -439,7 +445,11 @@ class Netns:
         src: IPv4Address | str | None = None,
         replace: bool = False,
         undo: UndoStack | None = None,
+        keep: bool = True,
     ) -> None:
+        """Add (``replace``: or replace) a route; its record goes to ``undo`` (default: the
+        own stack) -- without ``keep`` nowhere: its owner knows how to undo it without a
+        record (the executor's binding routes through its TUN device, issue 13)."""
         net = IPv4Network(dst)
         spec = self._route_spec(net, gateway, None, table, onlink, src)
         command = "replace" if replace else "add"
@@ -454,6 +464,8 @@ class Netns:
             self._with_index(ifname, request)
         else:
             self.ipr.route(command, **spec)
+        if not keep:
+            return
         record = RouteRecord(
             str(net.network_address),
             net.prefixlen,
@@ -464,7 +476,12 @@ class Netns:
         self._owner(undo).push(record)
 
     def add_host_route(
-        self, address: IPv4Address, ifname: str, *, undo: UndoStack | None = None
+        self,
+        address: IPv4Address,
+        ifname: str,
+        *,
+        undo: UndoStack | None = None,
+        keep: bool = True,
     ) -> None:
         """``add_route(f"{address}/32", ifname=ifname, replace=True, undo=undo)`` -- the
         route a binding makes (issue 13) -- from the address's integer form: the same
@@ -472,7 +489,7 @@ class Netns:
         string or building the request from keyword arguments."""
         direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
         if direct is None:  # a stand-in for the netlink facade (tests): the general path
-            self.add_route(f"{address}/32", ifname=ifname, replace=True, undo=undo)
+            self.add_route(f"{address}/32", ifname=ifname, replace=True, undo=undo, keep=keep)
             return
         dst = address.packed
 
@@ -481,33 +498,42 @@ class Netns:
             return index
 
         oif = self._with_index(ifname, request)
-        self._owner(undo).push(RouteRecord(str(address), 32, RT_TABLE_MAIN, oif, None))
+        if keep:
+            self._owner(undo).push(RouteRecord(str(address), 32, RT_TABLE_MAIN, oif, None))
 
     # -- the requests of several bindings in one message (issue 13) ----------------------
 
     def host_route_request(
-        self, address: IPv4Address, ifname: str, *, undo: UndoStack | None = None
+        self,
+        address: IPv4Address,
+        ifname: str,
+        *,
+        undo: UndoStack | None = None,
+        keep: bool = True,
     ) -> PendingRequest:
         """What :meth:`add_host_route` does, to be done by :meth:`send_requests` together
         with other requests: the index is looked up now, the request is sent and the
-        record pushed then."""
+        record pushed then (without ``keep``: no record)."""
         direct: RtnlSocket | None = getattr(self.ipr, "direct", None)
 
         def alone() -> None:
-            self.add_host_route(address, ifname, undo=undo)
+            self.add_host_route(address, ifname, undo=undo, keep=keep)
 
         if direct is None:
             return PendingRequest(None, ifname, False, alone, None)
         cached = ifname in self._indexes
         oif = self.index(ifname)
-        record = RouteRecord(dotted(address), 32, RT_TABLE_MAIN, oif, None)
-        owner = self._owner(undo)
+        done: Callable[[], object] = _nothing
+        if keep:
+            record = RouteRecord(dotted(address), 32, RT_TABLE_MAIN, oif, None)
+            owner = self._owner(undo)
+            done = partial(owner.push, record)
         return PendingRequest(
             direct.host_route_request("replace", address.packed, oif),
             ifname,
             cached,
             alone,
-            lambda: owner.push(record),
+            done,
         )
 
     def proxy_neighbour_request(self, ifname: str, address: IPv4Address) -> PendingRequest | None:
@@ -821,6 +847,11 @@ class DeleteBatch:
         for record, err in zip(records, self.direct.send_batch(requests), strict=True):
             if err is not None and not _missing(err):
                 self.errors.append(f"{record.describe()}: {err}")
+
+
+def _nothing() -> None:
+    """The ``done`` of a request whose object keeps no record (:meth:`Netns.add_route`'s
+    ``keep``)."""
 
 
 class PendingRequest(NamedTuple):

@@ -7,11 +7,13 @@ or proxy neighbour entry, an address, a link, a sysctl value, a route it withdre
 written down as one typed, frozen **record** that says how to undo it. A record belongs to
 exactly one :class:`UndoStack`: the daemon's own (what :class:`~mip4.io.netns.Netns` set
 up for the process: forwarding, ARP sysctls, the reverse-tunnel route, proxy entries), one
-per binding, one per visitor, one per attachment of a mobile node. Removing a binding,
-a visitor or an attachment is ``stack.undo()``; closing is undoing every stack, newest
-first. The same stack also takes in-process clean-up steps (:class:`Callback`: closing a
-socket, forgetting a tunnel-table entry) so that there is one mechanism for everything a
-node must take down, in order.
+per visitor, one per attachment of a mobile node. Removing a visitor or an attachment is
+``stack.undo()``; closing is undoing every stack, newest first. (A home agent's binding
+keeps no stack and no record: what it made -- a route through the daemon's TUN device,
+which goes with the device also after a crash, and fast-path map entries -- follows from
+its home address; :mod:`mip4.io.executor_bindings`.) The same stack also takes in-process
+clean-up steps (:class:`Callback`: closing a socket, forgetting a tunnel-table entry) so
+that there is one mechanism for everything a node must take down, in order.
 
 The kernel records of all the stacks of one daemon are also kept in a :class:`Journal`:
 a file of JSON lines in the run directory, one line appended whenever a record is added

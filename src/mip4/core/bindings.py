@@ -380,7 +380,7 @@ class InMemoryBindingStore:
     case) maps straight to it (a dict per address only with simultaneous bindings), and
     the expiry order is :class:`~mip4.core.ha_deadlines.HomeAddressDeadlines`: one integer
     per home address, keyed by the same ``int`` object as the table, due at the earliest
-    of its bindings' deadlines (each binding still expires at its own). Issue 13: 48 bytes
+    of its bindings' deadlines (each binding still expires at its own). Issue 13: 45 bytes
     per binding where a ``(deadline, care-of << 32 | home)`` tuple, its key and a dict of
     live deadlines took 152."""
 

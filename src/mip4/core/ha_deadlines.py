@@ -32,9 +32,9 @@ Invariants (held by ``tests/core/test_ha_deadlines.py`` against a model):
   time no later than the true next expiry); ``pop_due`` handles at most ``limit`` items
   per call (a due item expires the bindings due at its deadline, and a home address with
   later ones gets an item at the next of them, handled in the same call when due);
-* after a push the heap holds at most ``2 * home addresses + SLACK`` items: past that,
-  the store rebuilds it (:meth:`rebuild`, one item per home address); a removal leaves
-  its item until it surfaces.
+* after a push the heap holds at most ``2 * (home addresses + those in _odd) + SLACK``
+  items: past that, the store rebuilds it (:meth:`rebuild`, one item per home address);
+  a removal leaves its item until it surfaces.
 """
 
 from __future__ import annotations
@@ -109,8 +109,13 @@ class HomeAddressDeadlines:
         return len(self._heap)
 
     def needs_rebuild(self, home_addresses: int) -> bool:
-        """Whether stale items outnumber the live ones (by more than ``SLACK``)."""
-        return len(self._heap) > 2 * home_addresses + self.SLACK
+        """Whether the items outnumber twice the home addresses that have one -- those
+        with a binding (``home_addresses``) and those only stale ones -- by more than
+        ``SLACK``: deadlines moved earlier again and again. (Not deregistrations: a node
+        gone leaves one item, which drops when it surfaces, at no more cost per call than
+        any other; counted as a live one, a mass deregistration does not make the next
+        registration rebuild the heap, O(n) in one call.)"""
+        return len(self._heap) > 2 * (home_addresses + len(self._odd)) + self.SLACK
 
     def rebuild(self, home_addresses: Iterable[int], current: Current) -> None:
         """One live item per home address with a binding, nothing stale."""

@@ -51,10 +51,12 @@ actions (field by field), counters, binding tables and replay state.
 
 No per-binding memory: what the fast path compares a request with is the binding itself,
 the SA store and the replay state the general path reads too. No long-lived object per
-renewal either: with the in-memory binding table and a plain replay dict, the node's
-binding record and replay record are renewed in place (a new record per renewal stayed in
-the collector's generation 0 while the frozen one it replaced was freed, and CPython counts
-generation 0 down for that free: late, big young collections at a million bindings).
+renewal either: with the in-memory binding table the node's binding record is renewed in
+place, and the in-memory replay table (:class:`~mip4.security.replay.ReplayStates`) holds
+the accepted Identification itself, an int the binding holds too (a new record per renewal
+stayed in the collector's generation 0 while the frozen one it replaced was freed, and
+CPython counts generation 0 down for that free: late, big young collections at a million
+bindings).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
-from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState
+from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState, ReplayStates
 from mip4.security.sa import ReplayMethod
 from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.addr import ipv4_int as _int
@@ -99,7 +101,7 @@ if TYPE_CHECKING:
 
 __all__ = ["usual_registration"]
 
-#: ReplayState's slot setters (the fast path renews the node's replay record in place)
+#: ReplayState's slot setters (the fast path builds a record without ``__setattr__``)
 _s_last_accepted = ReplayState.__dict__["last_accepted"].__set__
 _s_nonce = ReplayState.__dict__["nonce"].__set__
 _new = object.__new__
@@ -253,17 +255,22 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     # NTP seconds (serial-number arithmetic, RFC 1982), and greater than the last accepted
     # Identification (64-bit serial arithmetic). A rejected one goes to the general path.
     replay = agent._replay
-    state = replay.get(hoa_addr)
+    # (the in-memory table holds a timestamps-only state as the bare Identification)
+    raw = replay.raw if type(replay) is ReplayStates else None
+    held = raw.get(hoa) if raw is not None else replay.get(hoa_addr)
+    if held is None or type(held) is int:
+        last, nonce = held, None
+    else:
+        assert isinstance(held, ReplayState)
+        last, nonce = held.last_accepted, held.nonce
     ha_secs = (_floor(now + agent.clock_offset) + _NTP_UNIX) & _ALL_ONES
     skew = ((ident >> 32) - ha_secs) & _ALL_ONES
     if skew >= _HALF32:
         skew -= _WRAP32
     if abs(skew) > sa.replay_tolerance:
         return None
-    if state is not None:
-        last = state.last_accepted
-        if last is not None and not 0 < (ident - last) & _M64 < _HALF64:
-            return None
+    if last is not None and not 0 < (ident - last) & _M64 < _HALF64:
+        return None
     # check_mn_ha_auth: over the bytes as received through the SPI (RFC 5944 §3.5.1;
     # RFC 2002 coverage without it)
     spi = sa.spi
@@ -309,19 +316,18 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     if dst_int == 0 or dst_int == _ALL_ONES or dst_int == ints.bcast or dst_int >> 28 == 0xE:
         dst = cfg.address
     reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
+    # check_request's new state: ``ReplayState(ident, nonce)`` -- with no nonce, in the
+    # in-memory table, the Identification itself (no long-lived object per renewal: below)
+    if raw is not None and nonce is None:
+        raw[hoa] = ident
+    else:
+        replay[hoa_addr] = _replay_state(ident, nonce)
     if bound is None:
-        replay[hoa_addr] = _replay_state(ident, state)
         return _accept_first(
             agent, ev, now, reply, hoa_addr, _address(coa), flags, life, lifetime, ident,
             encapsulation, src, src_int, hoa,
         )  # fmt: skip
     coa_addr = bound.care_of_address
-    if state is not None and type(replay) is dict:
-        # the node's own record, renewed in place (check_request's new state is
-        # ``ReplayState(ident, state.nonce)``): no long-lived object per renewal (below)
-        _s_last_accepted(state, ident)
-    else:
-        replay[hoa_addr] = _replay_state(ident, state)
     if ev.interface == cfg.interface and ev.link_src is not None and src_int == hoa:
         agent._home_link_addresses[hoa_addr] = ev.link_src
     # RFC 5944 §3.8.2.2 (S clear): the new binding replaces the old one (the node's only
@@ -421,13 +427,13 @@ def _new_binding(
     )  # fmt: skip
 
 
-def _replay_state(identification: int, state: ReplayState | None) -> ReplayState:
-    """``ReplayState(identification, state.nonce)`` (``None``: no nonce), the state
-    check_request accepts a timestamped request with, built through the slots (no frozen
-    ``__setattr__`` per field)."""
+def _replay_state(identification: int, nonce: int | None) -> ReplayState:
+    """``ReplayState(identification, nonce)``, the state check_request accepts a
+    timestamped request with, built through the slots (no frozen ``__setattr__`` per
+    field)."""
     new = _new(ReplayState)
     _s_last_accepted(new, identification)
-    _s_nonce(new, state.nonce if state is not None else None)
+    _s_nonce(new, nonce)
     return new
 
 

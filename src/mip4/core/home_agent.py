@@ -80,7 +80,7 @@ mobile nodes can tell they are home (§2.4.2); sequence numbers follow §2.3.2 (
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from ipaddress import IPv4Address
 
 from mip4.aaa.messages import AaaAnswer
@@ -94,7 +94,7 @@ from mip4.security.auth import (
     sign,
     signed_bytes,
 )
-from mip4.security.replay import ReplayState
+from mip4.security.replay import ReplayState, ReplayStates
 from mip4.security.sa import (
     SecurityAssociation,
     SecurityAssociationStore,
@@ -219,7 +219,10 @@ class HomeAgent:
         self.clock_offset = clock_offset
         self._bindings: BindingStore = bindings if bindings is not None else InMemoryBindingStore()
         self._view = BindingTableView(self._bindings)
-        self._replay: dict[IPv4Address | str, ReplayState] = {}
+        #: replay state per node: a timestamps-only state held as its bare Identification
+        #: (no record per node, issue 13); a persistent store's ``WriteThroughDict`` after
+        #: :meth:`restore`
+        self._replay: MutableMapping[IPv4Address | str, ReplayState] = ReplayStates()
         #: RFC 2794 §2 assignments: NAI -> home address and back
         self._assigned: dict[str, IPv4Address] = {}
         self._assigned_to: dict[IPv4Address, str] = {}

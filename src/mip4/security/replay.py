@@ -40,8 +40,11 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
 
+from mip4.wire.addr import ipv4_from_int, ipv4_int
 from mip4.wire.codes import ReplyCode
 from mip4.wire.records import make_record
 
@@ -177,6 +180,63 @@ def _accepted(identification: int, nonce: int | None) -> ReplayCheck:
         ReplayCheck,
         {"accepted": True, "reply_identification": identification, "state": state, "reason": ""},
     )
+
+
+class ReplayStates(MutableMapping[IPv4Address | str, ReplayState]):
+    """A home agent's replay state per mobile node (its home address, or its NAI), holding
+    a timestamps-only state -- ``ReplayState(last_accepted=n)``, no nonce, what nearly
+    every node has -- as the bare Identification ``n``: the int the node's binding holds
+    too, no 48-byte record per node (issue 13). Reads answer :class:`ReplayState` records
+    like any mapping. ``raw`` is for the home agent's renewal fast path: keyed by the home
+    address as an integer (the address's own int: no ``IPv4Address.__hash__``, a Python
+    call, per lookup) or by the NAI, values ``int | ReplayState``."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, initial: Iterable[tuple[IPv4Address | str, ReplayState]] = ()) -> None:
+        self.raw: dict[int | str, int | ReplayState] = {}
+        for key, state in initial:
+            self[key] = state
+
+    def __getitem__(self, key: IPv4Address | str) -> ReplayState:
+        return _as_state(self.raw[_raw_key(key)])
+
+    def get(  # type: ignore[override]
+        self, key: IPv4Address | str, default: ReplayState | None = None
+    ) -> ReplayState | None:
+        held = self.raw.get(_raw_key(key))
+        return default if held is None else _as_state(held)
+
+    def __setitem__(self, key: IPv4Address | str, state: ReplayState) -> None:
+        last = state.last_accepted
+        self.raw[_raw_key(key)] = last if last is not None and state.nonce is None else state
+
+    def __delitem__(self, key: IPv4Address | str) -> None:
+        del self.raw[_raw_key(key)]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, IPv4Address | str) and _raw_key(key) in self.raw
+
+    def __iter__(self) -> Iterator[IPv4Address | str]:
+        for key in list(self.raw):
+            yield ipv4_from_int(key) if type(key) is int else key  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+def _raw_key(key: IPv4Address | str) -> int | str:
+    return key if type(key) is str else ipv4_int(key)  # type: ignore[arg-type]
+
+
+def _as_state(held: int | ReplayState) -> ReplayState:
+    if type(held) is not int:
+        assert isinstance(held, ReplayState)
+        return held
+    state = _new(ReplayState)
+    _s_last_accepted(state, held)
+    _s_nonce(state, None)
+    return state
 
 
 def check_request(
@@ -379,6 +439,7 @@ __all__ = [
     "MobileNodeReplay",
     "ReplayCheck",
     "ReplayState",
+    "ReplayStates",
     "check_request",
     "high_word",
     "identification_unix_seconds",

@@ -1,0 +1,236 @@
+"""The expiry order of the home agent's binding table: one heap of plain integers keyed by
+home address (issue 13: a million bindings in little memory, bounded work per timer call).
+
+Theory of operation
+-------------------
+The in-memory binding table (:class:`~mip4.core.bindings.InMemoryBindingStore`) keys its
+bindings by the integer home address; a home address's *deadline* is the earliest expiry
+among its bindings (several with simultaneous bindings, RFC 5944 §3.6.1.3; infinity when
+they all have an infinite lifetime, RFC 5944 §3.3). This heap orders home addresses by
+that deadline. An item is one ``int``, ``key(deadline) << 32 | home address``, where
+``key`` maps a float to an integer in the same order (its IEEE 754 bits less those of 1.0, negatives
+flipped): a 36-byte object and a list slot per home address, compared in C by ``heapq`` --
+not a ``(deadline, key)`` tuple (56 bytes), its key and a dict of live deadlines (another
+36 + 52 bytes per binding, the structure this replaces).
+
+Lazy invalidation, as before: a deadline that moves later (a renewal, the usual case)
+pushes nothing; the home address's item stays, and when it surfaces it is moved on to the
+current deadline (one heap operation per renewed node per lifetime, however many renewals
+there were). A deadline moved earlier pushes a new item; a home address that loses its
+last binding leaves its item behind. Such a home address then has *stale* items besides
+its live one, and only such home addresses (few: deadlines moved earlier,
+deregistrations) are written down, in ``_odd``: ``home address -> (key of the live item,
+or None; how many stale items)``. Every other home address has exactly one item, live,
+when it has a binding, and none when it has not; so an item whose home address is not in
+``_odd`` is its live one, and no per-binding map is needed to tell.
+
+Invariants (held by ``tests/core/test_ha_deadlines.py`` against a model):
+
+* a home address with a binding has exactly one live item, at or before its deadline;
+* ``peek`` is exact -- a live item at its home address's current deadline -- but moves at
+  most ``PEEK_BUDGET`` items on per call (then it answers the earliest item's deadline, a
+  time no later than the true next expiry); ``pop_due`` handles at most ``limit`` items
+  per call (a due item expires the bindings due at its deadline, and a home address with
+  later ones gets an item at the next of them, handled in the same call when due);
+* after a push the heap holds at most ``2 * (home addresses + those in _odd) + SLACK``
+  items: past that, the store rebuilds it (:meth:`rebuild`, one item per home address);
+  a removal leaves its item until it surfaces.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Callable, Iterable
+from typing import Final
+
+__all__ = ["HomeAddressDeadlines", "deadline_key"]
+
+_bits = struct.Struct("<q")
+_double = struct.Struct("<d")
+_pack_double, _unpack_bits = _double.pack, _bits.unpack
+_pack_bits, _unpack_double = _bits.pack, _double.unpack
+_push, _pop = heapq.heappush, heapq.heappop
+_M32: Final = 0xFFFFFFFF
+_SIGN: Final = 1 << 63
+#: the bits of 1.0: keys count from there, so a deadline from 1 s to 2**64 s has a key
+#: under 2**58 and its item fits in 90 bits (a 36-byte int, 40 from 2**90 on)
+_ONE: Final = 0x3FF0000000000000
+_INFINITY = float("inf")
+
+
+def deadline_key(deadline: float | None) -> int:
+    """An integer in the order of ``deadline`` (``None``: infinity): the float's bits less
+    those of 1.0, negative floats' flipped so that they sort before the positive ones, the
+    more negative the smaller. Exact: two deadlines have the same key iff they are equal
+    (but ``-0.0``)."""
+    if deadline is None:
+        deadline = _INFINITY
+    bits: int = _unpack_bits(_pack_double(deadline))[0]
+    return bits - _ONE if bits >= 0 else -bits - _SIGN - 1 - _ONE
+
+
+def _deadline(key: int) -> float:
+    """The float :func:`deadline_key` made ``key`` from."""
+    key += _ONE
+    d: float = _unpack_double(_pack_bits(key if key >= 0 else -key - _SIGN - 1))[0]
+    return d
+
+
+#: ``deadline_key(None)``: the key of a home address whose bindings never expire
+INFINITE: Final = deadline_key(None)
+
+#: A home address's current deadline, ``None`` when it has no binding, infinity when its
+#: bindings never expire.
+Current = Callable[[int], "float | None"]
+#: Remove the home address's bindings due at the deadline given; its new deadline, as
+#: :data:`Current` answers it after.
+Expire = Callable[[int, float], "float | None"]
+
+
+class HomeAddressDeadlines:
+    """Home addresses in the order of their deadlines (module docstring)."""
+
+    __slots__ = ("_heap", "_odd")
+
+    #: items ``peek`` may move on in one call before it answers a lower bound
+    PEEK_BUDGET = 1024
+    #: stale items allowed beyond one per home address before :meth:`needs_rebuild`
+    SLACK = 1024
+
+    def __init__(self) -> None:
+        #: ``deadline_key(deadline) << 32 | home address``
+        self._heap: list[int] = []
+        #: home address -> (key of its live item or ``None``, count of its stale items),
+        #: for the home addresses that have stale items only
+        self._odd: dict[int, tuple[int | None, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def needs_rebuild(self, home_addresses: int) -> bool:
+        """Whether the items outnumber twice the home addresses that have one -- those
+        with a binding (``home_addresses``) and those only stale ones -- by more than
+        ``SLACK``: deadlines moved earlier again and again. (Not deregistrations: a node
+        gone leaves one item, which drops when it surfaces, at no more cost per call than
+        any other; counted as a live one, a mass deregistration does not make the next
+        registration rebuild the heap, O(n) in one call.)"""
+        return len(self._heap) > 2 * (home_addresses + len(self._odd)) + self.SLACK
+
+    def rebuild(self, home_addresses: Iterable[int], current: Current) -> None:
+        """One live item per home address with a binding, nothing stale."""
+        heap = []
+        for hoa in home_addresses:
+            deadline = current(hoa)
+            if deadline is not None:
+                heap.append(deadline_key(deadline) << 32 | hoa)
+        heapq.heapify(heap)
+        self._heap = heap
+        self._odd.clear()
+
+    def bound(self, hoa: int, deadline: float | None) -> None:
+        """``hoa``, which had no binding, has one now, due at ``deadline``."""
+        key = deadline_key(deadline)
+        _push(self._heap, key << 32 | hoa)
+        odd = self._odd
+        if odd:
+            state = odd.get(hoa)
+            if state is not None:  # stale items of bindings it had before
+                odd[hoa] = (key, state[1])
+
+    def moved(self, hoa: int, was: float | None, deadline: float | None) -> None:
+        """``hoa``'s deadline, ``was``, is ``deadline`` now (it had a binding, and has)."""
+        if deadline is None or (was is not None and deadline >= was):
+            return  # the live item is no later than ``was``: it surfaces first
+        key = deadline_key(deadline)
+        odd = self._odd
+        state = odd.get(hoa) if odd else None
+        if state is None:
+            odd[hoa] = (key, 1)  # the live item, somewhere before ``was``, is stale now
+        else:
+            live, stale = state
+            if live is not None and live <= key:
+                return  # known: the live item is no later
+            odd[hoa] = (key, stale + 1)
+        _push(self._heap, key << 32 | hoa)
+
+    def unbound(self, hoa: int) -> None:
+        """``hoa`` has no binding any more (removed, not expired by :meth:`pop_due`): its
+        live item is stale."""
+        odd = self._odd
+        state = odd.get(hoa)
+        if state is None:
+            odd[hoa] = (None, 1)
+        elif state[0] is not None:
+            odd[hoa] = (None, state[1] + 1)
+
+    def _settle(self, current: Current, expire: Expire | None) -> float | None:
+        """Pop the earliest item: drop it if stale, move it on to its home address's
+        current deadline if that is later, else (``expire`` given) expire what is due at
+        it. Returns the deadline expired at, if any."""
+        item = _pop(self._heap)
+        key, hoa = item >> 32, item & _M32
+        odd = self._odd
+        state = odd.get(hoa) if odd else None
+        stale = 0
+        if state is not None:
+            live, stale = state
+            if key != live:  # a stale item
+                if stale > 1:
+                    odd[hoa] = (live, stale - 1)
+                else:
+                    del odd[hoa]  # one live item left (or none, and no binding)
+                return None
+        due: float | None = None
+        deadline = current(hoa)
+        if deadline is None:  # (not reached: a live item's home address has a binding)
+            live = None
+        else:
+            live = deadline_key(deadline)
+            if live == key and expire is not None:
+                due = deadline
+                deadline = expire(hoa, deadline)
+                live = None if deadline is None else deadline_key(deadline)
+            if live is not None:
+                _push(self._heap, live << 32 | hoa)
+        if stale:
+            odd[hoa] = (live, stale)
+        return due
+
+    def peek(self, current: Current) -> float | None:
+        """The earliest deadline (``None``: none, or none finite)."""
+        heap = self._heap
+        odd = self._odd
+        budget = self.PEEK_BUDGET
+        while heap:
+            item = heap[0]
+            key = item >> 32
+            if key >= INFINITE:
+                return None  # (every item is infinite)
+            hoa = item & _M32
+            if not odd or (state := odd.get(hoa)) is None or state[0] == key:
+                deadline = current(hoa)
+                if deadline is not None and deadline_key(deadline) == key:
+                    return deadline
+            if budget == 0:
+                return _deadline(key)  # no later than the true next expiry
+            budget -= 1
+            self._settle(current, None)  # stale or moved on: not due (that returned above)
+        return None
+
+    def pop_due(
+        self, now: float, current: Current, expire: Expire, limit: int | None = None
+    ) -> None:
+        """Expire (through ``expire``) what is due at ``now``; with ``limit``, at most that
+        many items are handled (some may be stale or moved on): call again while
+        :meth:`peek` answers a time not after ``now``."""
+        heap = self._heap
+        before = (deadline_key(now) + 1) << 32
+        work = 0
+        while heap and heap[0] < before and (limit is None or work < limit):
+            work += 1
+            self._settle(current, expire)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._odd.clear()

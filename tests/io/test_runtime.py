@@ -197,3 +197,48 @@ def test_abandon_leaves_the_kernel_state_and_its_journal(
     assert "proxy neighbour 10.76.0.99 dev n0" in done
     assert ns.read_sysctl("net.ipv4.ip_forward") == "0"
     assert ns.exec(["ip", "neigh", "show", "proxy"]).stdout.strip() == ""
+
+
+@pytest.mark.parametrize("choice", ["auto", "bpf"])
+def test_a_fast_path_the_host_refuses_at_open(
+    make_netns: Callable[[str], Netns],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    choice: str,
+) -> None:
+    """The probe loaded the object, then opening the fast path failed (an attach or a map
+    the host refused): with ``auto`` the node runs on the user-space plane, said in the
+    log; with ``bpf`` the open fails and gives back what it made (no TUN device left)."""
+    from mip4.io import runtime
+    from mip4.io.bpf import agent
+    from mip4.io.bpf.libbpf import BpfError
+
+    def refused(*args: object, **kw: object) -> agent.FastPath:
+        raise BpfError(1, "bpf_tc_attach")
+
+    # the probe passed (whatever this host says)
+    monkeypatch.setattr(runtime, "resolve_dataplane", lambda choice: "bpf")
+    monkeypatch.setattr(agent.FastPath, "open", refused)
+    ns, peer = make_netns("n"), make_netns("p")
+    ns.add_veth("n0", "p0", peer)
+    ns.add_address("n0", "10.74.0.1/24")
+    ns.set_up("n0")
+    peer.set_up("p0")
+    tun = f"{prefix}t"
+    if choice == "bpf":
+        with pytest.raises(BpfError, match="bpf_tc_attach"):
+            NodeIO.open(ns.name, ["n0"], tun_name=tun, dataplane="bpf")
+        assert tun not in ns.exec(["ip", "-o", "link"]).stdout
+        return
+    caplog.set_level("WARNING", logger="mip4")
+    io = NodeIO.open(ns.name, ["n0"], tun_name=tun, dataplane="auto")
+    try:
+        assert io.dataplane == "userspace" and io.fast_path is None
+        assert io.executor.fast_path is None
+        assert tun in ns.exec(["ip", "-o", "link"]).stdout  # the user-space plane's device
+        (line,) = [r.getMessage() for r in caplog.records if "could not start" in r.getMessage()]
+        assert "bpf_tc_attach" in line and "user-space plane" in line
+    finally:
+        io.close()
+    assert tun not in ns.exec(["ip", "-o", "link"]).stdout

@@ -187,9 +187,10 @@ class IOSection:
     port: int = 434
     #: The forwarding plane (home agent, foreign agent, co-located mobile node):
     #: ``"auto"`` (bpf where the kernel loads it -- Linux >= 5.10 and the privileges to
-    #: load programs, probed once at start -- else user space, said once in the log),
-    #: ``"bpf"`` (a tc-BPF fast path in front of the user-space plane, which stays the
-    #: slow path; the start fails where the kernel cannot load it) or ``"userspace"`` (TUN
+    #: load programs, probed once at start -- else user space, said once in the log;
+    #: also user space, logged, when opening the fast path then fails), ``"bpf"`` (a
+    #: tc-BPF fast path in front of the user-space plane, which stays the slow path; the
+    #: start fails where the kernel cannot load it) or ``"userspace"`` (TUN
     #: device, raw sockets). ``mip4 status`` names the plane that runs.
     dataplane: str = "auto"
     #: Home agent (issue 13): keep a flood of forged requests from starving valid

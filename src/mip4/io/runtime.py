@@ -40,7 +40,10 @@ What is opened, by option:
   foreign agent or mobile node) on the control interfaces, in front of the user-space
   plane, which stays its slow path. Its maps
   are pinned under ``bpf_pin_dir`` (default: ``/sys/fs/bpf/mip4/<tun_name>`` when a bpffs
-  is mounted there and ``netns`` is the current namespace; else not pinned).
+  is mounted there and ``netns`` is the current namespace; else not pinned). With
+  ``"auto"``, a fast path the host refuses when it is opened (after the probe loaded the
+  object: an attach, a map, a pin) leaves the user-space plane alone, logged; with
+  ``"bpf"`` that is an error.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from pathlib import Path
 from mip4.core.events import Event, LinkUp
 
 from .bpf.agent import FastPath, Role, resolve_dataplane
-from .bpf.libbpf import BpfUnavailable
+from .bpf.libbpf import BpfError, BpfUnavailable
 from .bpf.steer import Steering
 from .driver import TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
@@ -223,16 +226,30 @@ class NodeIO:
 
                 if bpf_pin_dir is None and netns is None:
                     bpf_pin_dir = default_pin_dir(tun_name)
-                fast = FastPath.open(
-                    netns,
-                    indexes() if netns is None else run_in_netns(netns, indexes),
-                    role=bpf_role,
-                    pin_dir=bpf_pin_dir,
-                    capacity=bpf_capacity,
-                )
-                # before the executor's stacks: they remove map entries on the way out
-                res.callback(_FAST_PATH, fast.close)
-                if bpf_pin_dir is None:
+                try:
+                    fast = FastPath.open(
+                        netns,
+                        indexes() if netns is None else run_in_netns(netns, indexes),
+                        role=bpf_role,
+                        pin_dir=bpf_pin_dir,
+                        capacity=bpf_capacity,
+                    )
+                except BpfError as e:
+                    # the probe loaded the object, but this host refused the fast path
+                    # itself (an attach, a map, a pin): with auto, the user-space plane
+                    # forwards everything (FastPath.open gave back what it had made)
+                    if dataplane != "auto":
+                        raise
+                    log.warning(
+                        "dataplane = auto: the bpf plane could not start here (%s): "
+                        "user-space plane",
+                        str(e).splitlines()[0],
+                    )
+                    fast = None
+                if fast is not None:
+                    # before the executor's stacks: they remove map entries on the way out
+                    res.callback(_FAST_PATH, fast.close)
+                if fast is not None and bpf_pin_dir is None:
                     log.warning(
                         "bpf.unpinned: the fast path's maps are not pinned (%s): a crash of "
                         "this daemon stops fast-path forwarding until it restarts; mount a "

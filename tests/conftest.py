@@ -9,6 +9,7 @@ nftables table or lab state directory with one of those prefixes still exists
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,6 +82,17 @@ def _nothing_left_behind() -> Iterator[None]:
     for n in CREATED_HERE:
         delete_netns(n)
     assert left == [], f"test run left kernel state behind: {left}"
+
+
+@pytest.fixture
+def needs_bpf() -> None:
+    """Skips the test where the bpf plane cannot run: without root, or where the kernel
+    does not load the object (the reason is the probe's)."""
+    from mip4.io.bpf.plane import bpf_plane_unavailable
+
+    reason = "needs root" if os.geteuid() != 0 else bpf_plane_unavailable()
+    if reason is not None:
+        pytest.skip(f"bpf plane unavailable: {reason}")
 
 
 @pytest.fixture

@@ -29,16 +29,6 @@ NODES = 500
 needs_cc = pytest.mark.usefixtures("_cc_present")
 
 
-def _needs_bpf() -> None:
-    """The bench's figures are those of the bpf plane (ARP answered from a map, maps
-    pinned): skipped where the kernel or privileges do not allow it."""
-    from mip4.io.bpf.plane import bpf_plane_unavailable
-
-    reason = "needs root" if os.geteuid() != 0 else bpf_plane_unavailable()
-    if reason is not None:
-        pytest.skip(f"bpf plane unavailable: {reason}")
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -114,10 +104,10 @@ def test_report_says_what_was_left_behind() -> None:
 @pytest.mark.lab
 @pytest.mark.slow
 @needs_cc
+@pytest.mark.usefixtures("needs_bpf")  # the figures are the bpf plane's
 def test_a_real_home_agent_bound_renewed_and_stopped_leaves_nothing(
     prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _needs_bpf()
     argv = ["--json", "--prefix", prefix, "--nodes", str(NODES), "--renew-seconds", "1"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
@@ -149,13 +139,13 @@ def test_a_real_home_agent_bound_renewed_and_stopped_leaves_nothing(
 @pytest.mark.lab
 @pytest.mark.slow
 @needs_cc
+@pytest.mark.usefixtures("needs_bpf")  # the figures are the bpf plane's
 def test_a_killed_home_agent_is_seen_leaving_its_pins_and_filters(
     prefix: str, tmp_path: Path
 ) -> None:
     """The leftover check can fail: SIGKILL leaves the fast path's filters attached and
     its maps pinned (``FastPath.abandon``), and the bench reports both; closing the bench
     unmounts its bpffs."""
-    _needs_bpf()
     bench = BindingsBench(BindingsOptions(nodes=50, prefix=prefix), build(), tmp_path)
     try:
         bench.setup()

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.lab.capture import nft_table
 from mip4.lab.configs import LAB_DATAPLANE_ENV
 from mip4.lab.demo import start_probes
@@ -56,12 +55,10 @@ def counted(lab_ns: str, table: str) -> int:
     return int(found.group(1))
 
 
+@pytest.mark.usefixtures("needs_bpf")
 def test_fast_handover_on_the_bpf_plane_forwards_through_the_edge_tunnel(
     prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reason = bpf_plane_unavailable()
-    if reason is not None:
-        pytest.skip(f"bpf plane unavailable: {reason}")
     monkeypatch.setenv(LAB_DATAPLANE_ENV, "bpf")
     table = f"{prefix.replace('-', '_')}_edge"
     with Scenario(Settings(prefix[2:], handover="fast"), workdir=tmp_path / "d") as sc:

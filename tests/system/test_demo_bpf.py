@@ -30,7 +30,6 @@ import pytest
 from pyroute2.ethtool import Ethtool
 
 import mip4.lab.configs as lab_configs_module
-from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.io.netns import run_in_netns
 from mip4.lab.configs import with_lab_dataplane
 from mip4.lab.daemons import DaemonBackend
@@ -39,7 +38,7 @@ from mip4.lab.scenario import Settings
 
 from .helpers import lab_id
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.usefixtures("needs_bpf")]
 
 WIRE_FEATURES = (
     "tx-checksum-ip-generic",
@@ -115,9 +114,6 @@ def _demo(
     on_bpf: tuple[str, ...],
     offloads_off: bool,
 ) -> None:
-    reason = bpf_plane_unavailable()
-    if reason is not None:
-        pytest.skip(f"bpf plane unavailable: {reason}")
     original: Callable[..., dict[str, str]] = lab_configs_module.lab_configs
 
     def with_bpf(*args: Any, **kw: Any) -> dict[str, str]:

@@ -40,7 +40,6 @@ from typing import Any
 import pytest
 
 import mip4.lab.configs as lab_configs_module
-from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.io.netns import run_in_netns
 from mip4.lab.build import Lab
 from mip4.lab.capture import Capture
@@ -202,12 +201,10 @@ def echo(
 
 
 @pytest.mark.parametrize("encapsulation", ["ipip", "gre"])
+@pytest.mark.usefixtures("needs_bpf")
 def test_capture_of_the_demo_on_the_bpf_plane(
     lab_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encapsulation: str
 ) -> None:
-    reason = bpf_plane_unavailable()
-    if reason is not None:
-        pytest.skip(f"bpf plane unavailable: {reason}")
     original: Callable[..., dict[str, str]] = lab_configs_module.lab_configs
 
     def every_role_on_bpf(*args: Any, **kw: Any) -> dict[str, str]:

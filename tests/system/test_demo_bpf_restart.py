@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 import mip4.lab.configs as lab_configs_module
-from mip4.io.bpf.plane import bpf_plane_unavailable
 from mip4.io.executor import BPF_REVERSE_TABLE
 from mip4.lab.configs import with_lab_dataplane
 from mip4.lab.daemons import DaemonBackend
@@ -55,12 +54,10 @@ def _in(ns: str, argv: list[str]) -> str:
     ).stdout
 
 
+@pytest.mark.usefixtures("needs_bpf")
 def test_sigkill_keeps_forwarding_restart_reconciles_sigterm_leaves_nothing(
     lab_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reason = bpf_plane_unavailable()
-    if reason is not None:
-        pytest.skip(f"bpf plane unavailable: {reason}")
     _all_on_bpf(monkeypatch)
     lifetime = 8
     with Scenario(Settings(lab_id(lab_prefix), lifetime=lifetime)) as sc:

@@ -62,3 +62,15 @@ def test_renewals_in_a_shuffled_order_over_the_whole_table() -> None:
         {"python": "3", "cpus": 2, "load": 1.0, "clock": "cpu", "sizes": [out, out]}
     )
     assert "order random" in text
+
+
+def test_the_sas_as_table_rows_or_as_objects() -> None:
+    """Every registration is accepted with either store (the renewals' rate is only there
+    when every one of them was); the report says which."""
+    for store in ("table", "objects"):
+        out = child(200, renew_nodes=50, rounds=1, clock="cpu", baseline=False, sa_store=store)
+        assert out["sa_store"] == store and out["first_rate"] > 100 and out["renew_rate"] > 100
+        text = format_report(
+            {"python": "3", "cpus": 2, "load": 1.0, "clock": "cpu", "sizes": [out, out]}
+        )
+        assert f"SAs as {store}" in text

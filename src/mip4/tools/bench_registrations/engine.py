@@ -4,7 +4,10 @@ What is measured
 ----------------
 Each table size runs in a fresh child process (so its RSS is its own): ``N`` mobile nodes,
 each with its own MN-HA security association (SPI ``256 + i``, a distinct HMAC-MD5 key,
-timestamps), are loaded into a :class:`~mip4.security.sa.SecurityAssociations` store (then
+timestamps), are loaded into a :class:`~mip4.security.sa.SecurityAssociations` store as
+the rows of a subscriber table (:meth:`~mip4.security.sa.SecurityAssociations.add_row`: the
+records the daemon keeps for a table's rows; ``--store objects`` loads association
+objects, as ``[[security_associations]]`` does) (then
 the collector is set up as the daemon does it, :func:`mip4.daemon.run.settle_collector`:
 what was loaded is frozen, and so are the survivors of every older-generation collection;
 ``--gc default`` leaves Python's collector as it is) and register once with
@@ -74,6 +77,7 @@ def child(
     baseline: bool,
     gc_policy: str = "daemon",
     order: str = "nodes",
+    sa_store: str = "table",
 ) -> dict[str, Any]:
     """Everything measured for one table size (run in a child process)."""
     from mip4.core.events import UdpReceived
@@ -101,14 +105,15 @@ def child(
 
     rss0 = _rss_kib()
     t0 = time.perf_counter()
-    sas = [SecurityAssociation(256 + i, _key(i)) for i in range(n)]
     store = SecurityAssociations()
-    for i, sa in enumerate(sas):
-        store.add(IPv4Address(BASE + i), sa)
+    add = store.add_row if sa_store == "table" else store.add
+    for i in range(n):
+        add(IPv4Address(BASE + i), SecurityAssociation(256 + i, _key(i)))
     out["load_s"] = time.perf_counter() - t0
     if gc_policy == "daemon":
         settle_collector()  # as the daemon does after loading, and then on
     out["gc_policy"] = gc_policy
+    out["sa_store"] = sa_store
     rss1 = _rss_kib()
     out["sa_bytes"] = (rss1 - rss0) * 1024 / n
     config = HomeAgentConfig(
@@ -123,7 +128,7 @@ def child(
             hoa = IPv4Address(BASE + i)
             ident = ntp_timestamp(UNIX0 + now, low=i & 0xFFFFFFFF)
             req = RegistrationRequest(NO_FLAGS, lifetime, hoa, HOME_AGENT, COA, ident, ())
-            raw = sign(req, MobileHomeAuthExtension, sas[i]).raw
+            raw = sign(req, MobileHomeAuthExtension, SecurityAssociation(256 + i, _key(i))).raw
             assert raw is not None
             events.append(UdpReceived(raw, COA, HOME_AGENT, 434, 434, "wan0", None, ttl=64))
         return events
@@ -215,6 +220,7 @@ def _run_child(n: int, args: argparse.Namespace, baseline: bool) -> dict[str, An
     argv = [sys.executable, "-m", "mip4.tools.bench_registrations.engine", "--child", str(n)]
     argv += ["--renew-nodes", str(args.renew_nodes), "--rounds", str(args.rounds)]
     argv += ["--clock", args.clock, "--gc", args.gc, "--order", args.order]
+    argv += ["--store", args.store]
     argv += ["--baseline"] if baseline else []
     r = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
     if r.returncode != 0:
@@ -229,6 +235,7 @@ def format_report(out: dict[str, Any]) -> str:
     dv = base.get("decode_verify_rate") or 0.0
     head = f"python {out['python']}, cpus {out['cpus']}, load {out['load']}, clock {out['clock']}"
     head += f", gc {base.get('gc_policy', 'daemon')}, order {base.get('order', 'nodes')}"
+    head += f", SAs as {base.get('sa_store', 'objects')}"
     lines = [f"mip4 bench engine ({head})", ""]
     lines.append(
         f"{'bindings':>10} {'first/s':>9} {'renew/s':>9} {'x empty':>8} {'x d+v':>6} "
@@ -279,6 +286,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="nodes",
         help="which nodes renew: the first --renew-nodes in the order they registered "
         "(default), or as many picked over the whole table in a shuffled order",
+    )
+    p.add_argument(
+        "--store",
+        choices=("table", "objects"),
+        default="table",
+        help="the SAs as a subscriber table's rows, as the daemon keeps them (default), or "
+        "as association objects ([[security_associations]])",
     )
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per table size")
 
@@ -335,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.baseline,
             args.gc,
             args.order,
+            args.store,
         )
         print(json.dumps(result))
         return 0

@@ -303,11 +303,25 @@ def test_demo_with_aaa_nai_only_node_and_tshark_checks_the_chap_mapping(
     # Wireshark catches what goes wrong inside the datagram an ICMP error quotes and flags
     # nothing (tshark 4.0, a crafted port unreachable quoting a reply with extension 43:
     # the reply alone is "Malformed", the ICMP error is not), so a quoted frame with 40-43
-    # may go unflagged; mip4's decoder checks it with the others (check_key_frames). Every
-    # other frame with 40-43 is flagged, and no frame without them.
+    # may go unflagged; mip4's decoder checks it with the others (check_key_frames). No
+    # frame without 40-43 is flagged. Wireshark reads 40-43 as unknown short extensions
+    # (Type, then the Subtype byte taken for a Length) and walks on through the bytes
+    # after it: the walk raises an exception ("Malformed") unless it happens to end at the
+    # datagram's end, which random bytes (a challenge, an authenticator) now and then make
+    # it do (CI, 2026-12-06: 2 of 27 such frames). So every other frame with 40-43 is
+    # flagged, or Wireshark shows the extension as one it does not know.
     flagged = {frame for frame, _ in bad}
-    assert flagged - quoted == set(key_frames) - quoted, bad  # no other malformed frame
+    assert flagged - quoted <= set(key_frames) - quoted, bad  # no other malformed frame
     assert flagged <= set(key_frames), (bad, quoted)
+    walked = set(key_frames) - quoted - flagged
+    if walked:
+        shown = tshark(
+            pcap, " || ".join(f"frame.number == {f}" for f in sorted(walked)),
+            ["frame.number", "mip.ext.type"],
+        )  # fmt: skip
+        assert {frame for frame, _ in shown} == walked, shown
+        for frame, types in shown:
+            assert {int(t) for t in types.split(",")} & KEY_EXTENSIONS, (frame, types)
     assert all("Malformed Packet" in why for _, why in bad), bad
     decoded = check_key_frames(key_frames)
     mn_fa_keys = [  # RFC 3957: the MN-FA keys the captured nonce replies (41) give

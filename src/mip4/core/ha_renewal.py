@@ -56,7 +56,10 @@ place, and the in-memory replay table (:class:`~mip4.security.replay.ReplayState
 the accepted Identification itself, an int the binding holds too (a new record per renewal
 stayed in the collector's generation 0 while the frozen one it replaced was freed, and
 CPython counts generation 0 down for that free: late, big young collections at a million
-bindings).
+bindings). With both tables in memory, a renewed binding holds that Identification for
+the replay table (:meth:`~mip4.core.bindings.InMemoryBindingStore.hold_replay`): the
+renewal reads and writes the binding's record and not the replay table's slots (three
+cache misses fewer per renewal at a million nodes, in a random order).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
+from mip4.security.replay import HELD as _HELD
 from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState, ReplayStates
 from mip4.security.sa import ReplayMethod
 from mip4.wire.addr import ipv4_from_int as _address
@@ -255,9 +259,19 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     # NTP seconds (serial-number arithmetic, RFC 1982), and greater than the last accepted
     # Identification (64-bit serial arithmetic). A rejected one goes to the general path.
     replay = agent._replay
-    # (the in-memory table holds a timestamps-only state as the bare Identification)
+    # (the in-memory table holds a timestamps-only state as the bare Identification; the
+    # in-memory binding table may hold it in the node's binding, ReplayStates.hold_with)
     raw = replay.raw if type(replay) is ReplayStates else None
-    held = raw.get(hoa) if raw is not None else replay.get(hoa_addr)
+    holding = (
+        raw is not None
+        and bound is not None
+        and type(bindings) is InMemoryBindingStore
+        and bindings.holding_for is replay
+    )
+    if holding and bound.holds_replay:  # type: ignore[union-attr]
+        held: int | ReplayState | None = bound.identification  # type: ignore[union-attr]
+    else:
+        held = raw.get(hoa) if raw is not None else replay.get(hoa_addr)
     if held is None or type(held) is int:
         last, nonce = held, None
     else:
@@ -317,10 +331,16 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         dst = cfg.address
     reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
     # check_request's new state: ``ReplayState(ident, nonce)`` -- with no nonce, in the
-    # in-memory table, the Identification itself (no long-lived object per renewal: below)
+    # in-memory table, the Identification itself (no long-lived object per renewal: below),
+    # held by the renewed binding when the binding table holds for the replay table (the
+    # node's key in ``raw`` all the same)
     if raw is not None and nonce is None:
-        raw[hoa] = ident
+        if not holding:
+            raw[hoa] = ident
+        elif not bound.holds_replay:  # type: ignore[union-attr]
+            raw[hoa] = _HELD  # (the slot just read: the key stays, the binding holds it)
     else:
+        holding = False
         replay[hoa_addr] = _replay_state(ident, nonce)
     if bound is None:
         return _accept_first(
@@ -339,7 +359,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         replaced: tuple[MobilityBinding, ...] = ()
         unchanged = bindings.renew_in_place(
             bound, lifetime, now, expires, ident, REG_FLAGS[flags], encapsulation,
-            reverse_tunnel, src,
+            reverse_tunnel, src, holding,
         )  # fmt: skip
     else:
         replaced = bindings.remove(hoa_addr)

@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
 from mip4.security.replay import HELD as _HELD
 from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState, ReplayStates
-from mip4.security.sa import ReplayMethod
+from mip4.security.sa import ReplayMethod, SecurityAssociations
 from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.addr import ipv4_int as _int
 from mip4.wire.codes import ReplyCode
@@ -250,7 +250,9 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     lifetime = min(life, cfg.max_lifetime)
     # check_mn_ha_auth's association: the one the SPI names for the home address
     store = agent.security_associations
-    sa = store.get(hoa_addr, _U32(p, 26)[0])
+    # (the in-memory store by the home address's int: the address object left alone)
+    plain_store = type(store) is SecurityAssociations
+    sa = store.get(hoa if plain_store else hoa_addr, _U32(p, 26)[0])
     if sa is None or sa.replay is not _TIMESTAMPS:
         return None  # 131 -- or nonces: the general path draws the next nonce
     # check_identification (RFC 5944 §5.7.1: timestamps): what check_request decides for
@@ -299,17 +301,22 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     src_int = _int(src)
     fa_sa = None
     if src_int != hoa and not (flags & _D and src_int == coa):
-        peers = store.for_peer(src)
-        if peers:
+        if plain_store:
+            first = store.first_for(src_int)  # type: ignore[attr-defined]
+        else:
+            peers = store.for_peer(src)
+            first = peers[0] if peers else None
+        if first is not None:
             # 132 for a missing FA-HA, an unknown SPI or a bad authenticator: answered
-            # here too, with the FA-HA SA the general path signs the reply with
+            # here too, with the FA-HA SA the general path signs the reply with (the
+            # peer's first)
             if n != _MN_FA:
-                failure, fa_spi, fa_sa = AuthFailure.MISSING, None, peers[0]
+                failure, fa_spi, fa_sa = AuthFailure.MISSING, None, first
             else:
                 fa_spi = _U32(p, 48)[0]
-                fa_sa = store.get(src, fa_spi)
+                fa_sa = store.get(src_int if plain_store else src, fa_spi)
                 if fa_sa is None:
-                    failure, fa_sa = AuthFailure.UNKNOWN_SPI, peers[0]
+                    failure, fa_sa = AuthFailure.UNKNOWN_SPI, first
                 elif compare_digest(
                     fa_sa.authenticator(p[:52] if fa_sa.spi_covered else p[:48]), p[52:72]
                 ):

@@ -150,7 +150,9 @@ class _Node:
 
 
 def _table(ha: HomeAgent) -> list[tuple[object, ...]]:
-    names = [f.name for f in dataclasses.fields(MobilityBinding)]
+    # (every field that is the binding's: not ``holds_replay``, where the in-memory table
+    # keeps the replay state, compared as ``replay_state`` by ``_same``)
+    names = [f.name for f in dataclasses.fields(MobilityBinding) if f.compare]
     rows = [tuple(getattr(b, n) for n in names) for b in ha]
     return sorted(rows, key=lambda r: (str(r[0]), str(r[1])))
 

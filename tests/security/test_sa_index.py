@@ -135,6 +135,8 @@ def test_every_lookup_agrees_with_a_scan(ops: list[tuple[str, Hashable, int, byt
         assert (peer, spi) in store
     for peer in ["a", "b", "c", IPv4Address("10.0.0.1"), "nobody"]:
         assert store.for_peer(peer) == [sa for (p, _), sa in model.items() if p == peer]
+        listed = [sa for (p, _), sa in model.items() if p == peer]
+        assert store.first_for(peer) == (listed[0] if listed else None)
         for spi in range(256, 261):
             assert store.get(peer, spi) == model.get((peer, spi))
     keys = [sa.key for sa in model.values()]

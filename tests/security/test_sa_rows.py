@@ -152,6 +152,9 @@ def test_a_store_with_rows_answers_as_a_store_with_objects() -> None:
             assert sorted(s.spi for s in rows.for_peer(a)) == sorted(
                 s.spi for s in plain.for_peer(a)
             )
+            # the first of the rows store's own order, by address or by its integer
+            listed = rows.for_peer(a)
+            assert rows.first_for(a) == rows.first_for(peer) == (listed[0] if listed else None)
             for spi in (256, 257, 258):
                 assert rows.get(a, spi) == plain.get(a, spi)
                 assert ((a, spi) in rows) == ((a, spi) in plain)

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Address
 from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
-from mip4.security.replay import ReplayState
+from mip4.security.replay import ReplayState, ReplayStates
 from mip4.security.sa import SecurityAssociation
 from mip4.wire.messages import RegistrationFlags
 
@@ -100,6 +100,10 @@ class MobilityBinding:
     revocation_timestamp: int | None = None
     #: RFC 3543: both agents support informing the mobile node ('I' bit)
     revocation_inform: bool = False
+    #: the in-memory table's business: this binding's ``identification`` is its node's
+    #: replay state (:meth:`InMemoryBindingStore.hold_replay`; one more slot in the same
+    #: 144-byte allocation)
+    holds_replay: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> tuple[IPv4Address, IPv4Address]:
@@ -140,6 +144,7 @@ class MobilityBinding:
         _s_nai(o, nai)
         _s_revocation_timestamp(o, revocation_timestamp)
         _s_revocation_inform(o, revocation_inform)
+        _s_holds_replay(o, False)
         return o
 
 
@@ -181,6 +186,7 @@ _LIFETIMES_MAX = 65536
     _s_nai,
     _s_revocation_timestamp,
     _s_revocation_inform,
+    _s_holds_replay,
 ) = (MobilityBinding.__dict__[f.name].__set__ for f in fields(MobilityBinding))
 
 
@@ -384,7 +390,7 @@ class InMemoryBindingStore:
     per binding where a ``(deadline, care-of << 32 | home)`` tuple, its key and a dict of
     live deadlines took 152."""
 
-    __slots__ = ("_by_hoa", "_coas", "_count", "_expiring", "_heap")
+    __slots__ = ("_by_hoa", "_coas", "_count", "_expiring", "_heap", "holding_for")
 
     #: how many care-of addresses are shared between bindings (a foreign agent's address
     #: serves many nodes: one address object for all of their bindings)
@@ -399,6 +405,44 @@ class InMemoryBindingStore:
         self._expiring = -1
         #: int(care-of address) -> the one address object bindings hold (bounded)
         self._coas: dict[int, IPv4Address] = {}
+        #: the replay table whose states this table's bindings may hold (``hold_replay``)
+        self.holding_for: ReplayStates | None = None
+
+    def hold_replay(self, replay: ReplayStates) -> bool:
+        """Become ``replay``'s holder (:class:`~mip4.security.replay.ReplayStates`): a
+        binding renewed with ``holds_replay`` (the home agent's renewal fast path) keeps
+        its node's timestamps-only replay state as its own ``identification``, the int it
+        holds anyway, instead of ``replay``'s slot -- one record read and written per
+        renewal, not two (issue 13: three cache misses fewer at a million nodes). The
+        table lets go of a state when ``replay`` is written for the node, and writes it
+        back to ``replay`` before it drops or replaces the binding (removal, expiry, a
+        new record). One replay table per binding table, for good; whether this table
+        holds for ``replay``."""
+        if self.holding_for is None and replay.hold_with(self._held, self._let_go):
+            self.holding_for = replay
+        return self.holding_for is replay
+
+    def _held(self, key: int | str) -> int | None:
+        """The replay state (an Identification) the node ``key``'s binding holds."""
+        entry = self._by_hoa.get(key) if type(key) is int else None
+        if type(entry) is MobilityBinding and entry.holds_replay:
+            return entry.identification
+        return None
+
+    def _let_go(self, key: int | str) -> None:
+        """The replay table is written for ``key``: its binding holds the state no more."""
+        entry = self._by_hoa.get(key) if type(key) is int else None
+        if type(entry) is MobilityBinding and entry.holds_replay:
+            _s_holds_replay(entry, False)
+
+    def _write_back(self, binding: MobilityBinding) -> None:
+        """``binding`` leaves the table (or its node's only place in it): the replay state
+        it holds goes back to the replay table."""
+        if binding.holds_replay:
+            _s_holds_replay(binding, False)
+            replay = self.holding_for
+            assert replay is not None
+            replay.raw[int(binding.home_address)] = binding.identification
 
     def _deadline(self, hoa: int) -> float | None:
         """The home address's deadline: the earliest expiry of its bindings (infinity:
@@ -457,6 +501,7 @@ class InMemoryBindingStore:
         else:
             if isinstance(entry, MobilityBinding):
                 was = entry.expires
+                self._write_back(entry)
                 if int(entry.care_of_address) == coa:
                     old = entry
                     self._by_hoa[hoa] = binding
@@ -489,6 +534,7 @@ class InMemoryBindingStore:
                 _LIFETIMES[lifetime] = lifetime
         elif same is not lifetime:
             _s_lifetime(binding, same)
+        self._write_back(old)
         self._by_hoa[hoa] = binding
         new, was = binding.expires, old.expires
         if new is not None and (was is None or new < was):
@@ -506,6 +552,7 @@ class InMemoryBindingStore:
         encapsulation: Encapsulation,
         reverse_tunnel: bool,
         source: IPv4Address,
+        holds_replay: bool = False,
     ) -> bool:
         """Renew ``binding``, the only binding of its home address in this table, in place:
         what :meth:`renew` does with a new record of these fields (no NAI, no revocation;
@@ -514,8 +561,10 @@ class InMemoryBindingStore:
         young collections stay small at a million bindings (CPython counts generation 0
         down when the replaced, frozen record is freed: a new record per renewal grew
         generation 0 unseen; issue 13, ``tests/core/test_ha_renewal.py``). The record is
-        the table's own: a caller holding it (``bindings_of``) sees it renewed. Returns
-        :func:`same_binding` of the record before and after."""
+        the table's own: a caller holding it (``bindings_of``) sees it renewed.
+        ``holds_replay``: ``identification`` is the node's replay state now, held for the
+        replay table (:meth:`hold_replay`; the caller has checked this table holds for
+        it). Returns :func:`same_binding` of the record before and after."""
         same = _LIFETIMES.get(lifetime)
         if same is None:
             if len(_LIFETIMES) < _LIFETIMES_MAX:
@@ -547,6 +596,7 @@ class InMemoryBindingStore:
         _s_nai(binding, None)
         _s_revocation_timestamp(binding, None)
         _s_revocation_inform(binding, False)
+        _s_holds_replay(binding, holds_replay)
         if expires is not None and (was is None or expires < was):
             self._heap.moved(int(binding.home_address), was, expires)
             self._rebuild_if_stale()
@@ -563,6 +613,7 @@ class InMemoryBindingStore:
         if isinstance(entry, MobilityBinding):
             if care_of_address is not None and entry.care_of_address != care_of_address:
                 return ()
+            self._write_back(entry)
             del self._by_hoa[hoa]
             removed = (entry,)
             if hoa != self._expiring:

@@ -56,7 +56,10 @@ place, and the in-memory replay table (:class:`~mip4.security.replay.ReplayState
 the accepted Identification itself, an int the binding holds too (a new record per renewal
 stayed in the collector's generation 0 while the frozen one it replaced was freed, and
 CPython counts generation 0 down for that free: late, big young collections at a million
-bindings).
+bindings). With both tables in memory, a renewed binding holds that Identification for
+the replay table (:meth:`~mip4.core.bindings.InMemoryBindingStore.hold_replay`): the
+renewal reads and writes the binding's record and not the replay table's slots (three
+cache misses fewer per renewal at a million nodes, in a random order).
 """
 
 from __future__ import annotations
@@ -68,8 +71,9 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
+from mip4.security.replay import HELD as _HELD
 from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState, ReplayStates
-from mip4.security.sa import ReplayMethod
+from mip4.security.sa import ReplayMethod, SecurityAssociations
 from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.addr import ipv4_int as _int
 from mip4.wire.codes import ReplyCode
@@ -246,7 +250,9 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     lifetime = min(life, cfg.max_lifetime)
     # check_mn_ha_auth's association: the one the SPI names for the home address
     store = agent.security_associations
-    sa = store.get(hoa_addr, _U32(p, 26)[0])
+    # (the in-memory store by the home address's int: the address object left alone)
+    plain_store = type(store) is SecurityAssociations
+    sa = store.get(hoa if plain_store else hoa_addr, _U32(p, 26)[0])
     if sa is None or sa.replay is not _TIMESTAMPS:
         return None  # 131 -- or nonces: the general path draws the next nonce
     # check_identification (RFC 5944 §5.7.1: timestamps): what check_request decides for
@@ -255,9 +261,19 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     # NTP seconds (serial-number arithmetic, RFC 1982), and greater than the last accepted
     # Identification (64-bit serial arithmetic). A rejected one goes to the general path.
     replay = agent._replay
-    # (the in-memory table holds a timestamps-only state as the bare Identification)
+    # (the in-memory table holds a timestamps-only state as the bare Identification; the
+    # in-memory binding table may hold it in the node's binding, ReplayStates.hold_with)
     raw = replay.raw if type(replay) is ReplayStates else None
-    held = raw.get(hoa) if raw is not None else replay.get(hoa_addr)
+    holding = (
+        raw is not None
+        and bound is not None
+        and type(bindings) is InMemoryBindingStore
+        and bindings.holding_for is replay
+    )
+    if holding and bound.holds_replay:  # type: ignore[union-attr]
+        held: int | ReplayState | None = bound.identification  # type: ignore[union-attr]
+    else:
+        held = raw.get(hoa) if raw is not None else replay.get(hoa_addr)
     if held is None or type(held) is int:
         last, nonce = held, None
     else:
@@ -285,17 +301,22 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     src_int = _int(src)
     fa_sa = None
     if src_int != hoa and not (flags & _D and src_int == coa):
-        peers = store.for_peer(src)
-        if peers:
+        if plain_store:
+            first = store.first_for(src_int)  # type: ignore[attr-defined]
+        else:
+            peers = store.for_peer(src)
+            first = peers[0] if peers else None
+        if first is not None:
             # 132 for a missing FA-HA, an unknown SPI or a bad authenticator: answered
-            # here too, with the FA-HA SA the general path signs the reply with
+            # here too, with the FA-HA SA the general path signs the reply with (the
+            # peer's first)
             if n != _MN_FA:
-                failure, fa_spi, fa_sa = AuthFailure.MISSING, None, peers[0]
+                failure, fa_spi, fa_sa = AuthFailure.MISSING, None, first
             else:
                 fa_spi = _U32(p, 48)[0]
-                fa_sa = store.get(src, fa_spi)
+                fa_sa = store.get(src_int if plain_store else src, fa_spi)
                 if fa_sa is None:
-                    failure, fa_sa = AuthFailure.UNKNOWN_SPI, peers[0]
+                    failure, fa_sa = AuthFailure.UNKNOWN_SPI, first
                 elif compare_digest(
                     fa_sa.authenticator(p[:52] if fa_sa.spi_covered else p[:48]), p[52:72]
                 ):
@@ -317,10 +338,16 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         dst = cfg.address
     reply = SendUdp.of(src, payload, ev.sport, ev.dport if ev.dport else MIP_PORT, dst)
     # check_request's new state: ``ReplayState(ident, nonce)`` -- with no nonce, in the
-    # in-memory table, the Identification itself (no long-lived object per renewal: below)
+    # in-memory table, the Identification itself (no long-lived object per renewal: below),
+    # held by the renewed binding when the binding table holds for the replay table (the
+    # node's key in ``raw`` all the same)
     if raw is not None and nonce is None:
-        raw[hoa] = ident
+        if not holding:
+            raw[hoa] = ident
+        elif not bound.holds_replay:  # type: ignore[union-attr]
+            raw[hoa] = _HELD  # (the slot just read: the key stays, the binding holds it)
     else:
+        holding = False
         replay[hoa_addr] = _replay_state(ident, nonce)
     if bound is None:
         return _accept_first(
@@ -339,7 +366,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         replaced: tuple[MobilityBinding, ...] = ()
         unchanged = bindings.renew_in_place(
             bound, lifetime, now, expires, ident, REG_FLAGS[flags], encapsulation,
-            reverse_tunnel, src,
+            reverse_tunnel, src, holding,
         )  # fmt: skip
     else:
         replaced = bindings.remove(hoa_addr)

@@ -222,7 +222,13 @@ class HomeAgent:
         #: replay state per node: a timestamps-only state held as its bare Identification
         #: (no record per node, issue 13); a persistent store's ``WriteThroughDict`` after
         #: :meth:`restore`
-        self._replay: MutableMapping[IPv4Address | str, ReplayState] = ReplayStates()
+        replay = ReplayStates()
+        self._replay: MutableMapping[IPv4Address | str, ReplayState] = replay
+        store = self._bindings
+        if type(store) is InMemoryBindingStore:  # (exactly: a subclass persists its own)
+            # a renewed binding may hold its node's replay state (the renewal fast path:
+            # one record per renewal, not two; issue 13)
+            store.hold_replay(replay)
         #: RFC 2794 §2 assignments: NAI -> home address and back
         self._assigned: dict[str, IPv4Address] = {}
         self._assigned_to: dict[IPv4Address, str] = {}

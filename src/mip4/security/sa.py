@@ -473,6 +473,24 @@ class SecurityAssociations:
             out += [table.association(r) for r in table.rows_of(peer) if r not in gone]
         return out
 
+    def first_for(self, peer: Hashable) -> SecurityAssociation | None:
+        """``for_peer(peer)[0]``, or ``None`` when the peer has none -- without the list
+        (the home agent's renewal fast path asks it of every relaying agent: whether it
+        shares an FA-HA association with this agent, RFC 5944 §3.8.2.1)."""
+        if type(peer) is IPv4Address:
+            peer = peer._ip  # type: ignore[attr-defined]
+        per = self._by_peer.get(peer)
+        if per is not None:
+            return per if isinstance(per, SecurityAssociation) else next(iter(per.values()))
+        table = self._table
+        if table is None or type(peer) is not int:
+            return None
+        gone = self._gone
+        for r in table.rows_of(peer):
+            if r not in gone:
+                return table.association(r)
+        return None
+
     @staticmethod
     def _in_dict(per: SecurityAssociation | dict[int, SecurityAssociation], spi: int) -> bool:
         return per.spi == spi if isinstance(per, SecurityAssociation) else spi in per

@@ -62,7 +62,7 @@ from mip4.core.events import Event, LinkUp
 from .bpf.agent import FastPath, Role, resolve_dataplane
 from .bpf.libbpf import BpfError, BpfUnavailable
 from .bpf.steer import Steering
-from .driver import TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
+from .driver import GENERAL_BATCH, TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .icmpsock import (
@@ -74,7 +74,13 @@ from .icmpsock import (
 from .linkmon import LinkMonitor
 from .linktap import LinkSourceTracker
 from .netns import Netns, run_in_netns
-from .rawsock import InterfaceNames, LinkChanges, open_udp_control, recv_udp
+from .rawsock import (
+    BatchReceiver,
+    InterfaceNames,
+    LinkChanges,
+    open_udp_control,
+    recv_udp,
+)
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
 from .unaddressed import open_unaddressed_capture, recv_unaddressed
 from .undo import Journal, UndoStack, resource_stack
@@ -337,9 +343,26 @@ class NodeIO:
             else None
         )
 
+        # issue 13: a wakeup's datagrams read with one recvmmsg per socket (no receiver
+        # where the C library has none: one recvmsg per datagram, as before)
+        receivers: dict[int, BatchReceiver | None] = {}
+
+        def receiver_of(sock: socket.socket) -> BatchReceiver | None:
+            fd = sock.fileno()
+            if fd not in receivers:
+                try:
+                    receivers[fd] = BatchReceiver(sock, max(TRUSTED_BATCH, GENERAL_BATCH))
+                except OSError as e:
+                    log.info("reading datagrams one by one on fd %d: %s", fd, e)
+                    receivers[fd] = None
+            return receivers[fd]
+
         def read_udp(sock: socket.socket, limit: int) -> list[Event]:
+            receiver = receiver_of(sock)
             if tracker is None:
-                return list(recv_udp(sock, ifname_of=names, dport=port, limit=limit))
+                return list(
+                    recv_udp(sock, ifname_of=names, dport=port, limit=limit, receiver=receiver)
+                )
             # packet taps see a frame before the UDP socket does: one drain of the tap
             # after the batch is read covers every datagram of it
             return list(
@@ -350,6 +373,7 @@ class NodeIO:
                     after_read=tracker.poll,
                     dport=port,
                     limit=limit,
+                    receiver=receiver,
                 )
             )
 

@@ -144,3 +144,22 @@ def test_an_error_is_raised_as_recvmsg_raises_it() -> None:
             assert recv_udp(sock, receiver=receiver) == []
         finally:
             sock.close()
+
+
+def test_the_datagram_buffers_are_resident_only_where_written() -> None:
+    """64 slots of 65,535 bytes each are 4 MiB of address space: made zeroed (a bytearray)
+    all of it would be resident in every daemon, for every control socket; anonymous
+    memory is backed only where the kernel writes a datagram."""
+
+    def rss_kib() -> int:
+        with open("/proc/self/status") as f:
+            return int(f.read().split("VmRSS:")[1].split()[0])
+
+    sock = open_udp_control(address="127.0.0.1", port=0)
+    try:
+        before = rss_kib()
+        receivers = [BatchReceiver(sock, slots=64) for _ in range(16)]  # 64 MiB of slots
+        grown = rss_kib() - before
+        assert grown < 16 * 1024, f"{grown} KiB resident for {len(receivers)} receivers"
+    finally:
+        sock.close()

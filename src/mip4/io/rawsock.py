@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import mmap
 import os
 import socket
 import struct
@@ -834,7 +835,7 @@ _CMSG_TTL_LEN = socket.CMSG_LEN(_INT.size)
 _DATAGRAM_MAX = 65535
 
 
-def _address_of(buffer: bytearray) -> int:
+def _address_of(buffer: bytearray | mmap.mmap) -> int:
     return ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
 
 
@@ -843,8 +844,8 @@ class BatchReceiver:
     ``recvmmsg(2)`` (issue 13: a relaying foreign agent reads two datagrams per
     registration, ~64 per wakeup under load) instead of one ``recvmsg`` per datagram and
     one more answering ``EAGAIN``: the message headers, addresses, control buffers and
-    ``slots`` datagram buffers of 65,535 bytes are made once and reused (the kernel touches
-    only what it writes: a page or two per datagram), and each datagram is taken from them
+    ``slots`` datagram buffers of 65,535 bytes (anonymous memory: only the pages the kernel
+    writes are ever resident) are made once and reused, and each datagram is taken from them
     with a few ``struct`` reads. :meth:`read` gives what :func:`recv_udp`'s ``recvmsg``
     loop gives: per datagram its bytes, the arrival interface index, the destination
     address (``IP_PKTINFO``), the TTL (``IP_TTL``; 0 without it), the source address and
@@ -861,7 +862,9 @@ class BatchReceiver:
         self._headers = bytearray(_MMSGHDR.size * slots)
         self._names = bytearray(16 * slots)
         self._control = bytearray(space * slots)
-        self._data = bytearray(_DATAGRAM_MAX * slots)
+        # anonymous pages: only the ones the kernel writes are ever backed (a bytearray
+        # would be zeroed, all of it resident: 4 MiB for 64 slots)
+        self._data = mmap.mmap(-1, _DATAGRAM_MAX * slots)
         self._iov = bytearray(_IOVEC.size * slots)
         names, control = _address_of(self._names), _address_of(self._control)
         data, iov = _address_of(self._data), _address_of(self._iov)

@@ -804,6 +804,7 @@ def _address(key: str | bytes) -> IPv4Address:
 #: ``recvmmsg(2)`` from the C library (``None``: not there; :class:`BatchReceiver` then
 #: cannot be made and :func:`recv_udp` reads with ``recvmsg``, one call per datagram)
 _recvmmsg: ctypes._NamedFuncPointer | None
+_sendmmsg: ctypes._NamedFuncPointer | None
 try:
     if ctypes.sizeof(ctypes.c_void_p) != 8:  # pragma: no cover - the layouts below are LP64's
         raise OSError(errno.ENOSYS, "not an LP64 system")
@@ -812,8 +813,10 @@ try:
     # no argtypes: the arguments are given as C types already (a conversion per call, ~0.3
     # us, spared): int, a c_void_p, int, int, NULL
     _recvmmsg.restype = ctypes.c_int
+    _sendmmsg = _LIBC.sendmmsg  # (no argtypes either: int, a c_void_p, int, int)
+    _sendmmsg.restype = ctypes.c_int
 except (OSError, AttributeError):  # pragma: no cover - not glibc / not Linux
-    _recvmmsg = None
+    _recvmmsg = _sendmmsg = None
 MSG_DONTWAIT = 0x40
 #: struct mmsghdr (x86-64 and every LP64 Linux): msg_name, msg_namelen, msg_iov,
 #: msg_iovlen, msg_control, msg_controllen, msg_flags, msg_len
@@ -1102,3 +1105,188 @@ def send_udp(
             _DOTTED.clear()
         _DOTTED[d] = host
     return sock.sendmsg([payload], _ancillary(src, ifindex, ttl), 0, (host, dport))
+
+
+#: struct sockaddr_in as sendmsg takes it: family (host order), port and address (network)
+_SOCKADDR_IN_OUT = struct.Struct("=H2s4s8x")
+_CMSG_OUT = struct.Struct("=Qii")
+#: msg_controllen of one struct mmsghdr (at its offset 40), and iov_len of one iovec (8)
+_CONTROLLEN = struct.Struct("=Q")
+#: (destination << 16 | port) -> its sockaddr_in; (source, interface, TTL) -> the control
+#: messages send_udp passes for them, laid out as the kernel reads them (bounded tables)
+_SOCKADDRS: dict[int, bytes] = {}
+_CONTROL: dict[tuple[int, int, int | None], bytes] = {}
+
+
+def _control_bytes(src: IPv4Address | None, ifindex: int, ttl: int | None) -> bytes:
+    """:func:`_ancillary`'s control messages as ``sendmsg`` lays them out (each header and
+    its data padded to CMSG_SPACE)."""
+    key = (_int(src) if src is not None else -1, ifindex, ttl)
+    out = _CONTROL.get(key)
+    if out is None:
+        out = b""
+        for level, kind, data in _ancillary(src, ifindex, ttl):
+            cmsg = _CMSG_OUT.pack(socket.CMSG_LEN(len(data)), level, kind) + data
+            out += cmsg.ljust(socket.CMSG_SPACE(len(data)), b"\0")
+        if len(_CONTROL) >= 4096:
+            _CONTROL.clear()
+        _CONTROL[key] = out
+    return out
+
+
+class BatchSender:
+    """Datagrams for one UDP socket gathered and sent with one ``sendmmsg(2)`` (issue 13:
+    a foreign agent relays tens of requests to its home agents per read), each exactly as
+    :func:`send_udp` sends it -- destination, port, and the same ``IP_PKTINFO`` /
+    ``IP_TTL`` control messages for its source, interface and TTL. :meth:`add` copies the
+    payload into a slot (made once, reused; anonymous memory) with the item it stands
+    for; :meth:`flush` sends what was added, in order, and answers the items whose
+    datagram failed, each with the error ``sendmsg`` would have raised for it (the kernel
+    reports a failure at the first datagram it did not send: that one is counted failed
+    and the send goes on from the next). A datagram longer than a slot is not added."""
+
+    def __init__(self, slots: int = 64) -> None:
+        if _sendmmsg is None:  # pragma: no cover - not glibc / not Linux
+            raise OSError(errno.ENOSYS, "sendmmsg is not available")
+        self.slots = slots
+        self.sock: socket.socket | None = None
+        self.items: list[object] = []
+        space = _CMSG_SPACE
+        self._headers = bytearray(_MMSGHDR.size * slots)
+        self._names = bytearray(16 * slots)
+        self._control = bytearray(space * slots)
+        self._data = mmap.mmap(-1, _DATAGRAM_MAX * slots)
+        self._iov = bytearray(_IOVEC.size * slots)
+        names, control = _address_of(self._names), _address_of(self._control)
+        data, iov = _address_of(self._data), _address_of(self._iov)
+        for i in range(slots):
+            _IOVEC.pack_into(self._iov, _IOVEC.size * i, data + _DATAGRAM_MAX * i, 0)
+            _MMSGHDR.pack_into(
+                self._headers,
+                _MMSGHDR.size * i,
+                names + 16 * i,
+                16,
+                iov + _IOVEC.size * i,
+                1,
+                control + space * i,
+                0,
+                0,
+                0,
+            )
+        self._vector = _address_of(self._headers)
+        self._first = ctypes.c_void_p(self._vector)
+        #: per slot, the address and the control messages written in it (bytes objects
+        #: of the bounded tables, compared by identity)
+        self._written: list[bytes | None] = [None] * slots
+        self._written_control: list[bytes | None] = [b""] * slots
+        #: the last datagram's destination, port, source, interface, TTL, address, control
+        self._last: (
+            tuple[IPv4Address, int, IPv4Address | None, int, int | None, bytes, bytes] | None
+        ) = None
+        #: what :meth:`add` gathered, copied into the slots by :meth:`flush`
+        self._datagrams: list[
+            tuple[bytes, IPv4Address, int, IPv4Address | None, int, int | None]
+        ] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(
+        self,
+        sock: socket.socket,
+        item: object,
+        payload: bytes,
+        dst: IPv4Address,
+        dport: int,
+        src: IPv4Address | None = None,
+        ifindex: int = 0,
+        ttl: int | None = None,
+    ) -> bool:
+        """Gather ``payload`` for ``sock`` (as :func:`send_udp` would send it); ``False``
+        (nothing gathered) when the batch is full, is for another socket, or the payload
+        does not fit a slot. Nothing is copied yet: a batch of one goes out as
+        :func:`send_udp` sends it, no slot written."""
+        items = self.items
+        i = len(items)
+        if i >= self.slots or len(payload) > _DATAGRAM_MAX or (i and sock is not self.sock):
+            return False
+        items.append(item)
+        self._datagrams.append((payload, dst, dport, src, ifindex, ttl))
+        self.sock = sock
+        return True
+
+    def _fill(self) -> None:
+        """The gathered datagrams into their slots."""
+        written, written_control = self._written, self._written_control
+        names, control_area, headers = self._names, self._control, self._headers
+        data, iov = self._data, self._iov
+        pack = _CONTROLLEN.pack_into
+        last = self._last
+        for i, (payload, dst, dport, src, ifindex, ttl) in enumerate(self._datagrams):
+            if (
+                last is not None
+                and last[0] is dst
+                and last[1] == dport
+                and last[2] is src
+                and last[3] == ifindex
+                and last[4] == ttl
+            ):
+                name, control = last[5], last[6]
+            else:  # (a relaying agent's datagrams: the same few destinations and sources)
+                key = _int(dst) << 16 | dport
+                found = _SOCKADDRS.get(key)
+                if found is None:
+                    found = _SOCKADDR_IN_OUT.pack(
+                        socket.AF_INET, dport.to_bytes(2, "big"), dst.packed
+                    )
+                    if len(_SOCKADDRS) >= _ADDRESSES_MAX:
+                        _SOCKADDRS.clear()
+                    _SOCKADDRS[key] = found
+                name, control = found, _control_bytes(src, ifindex, ttl)
+                last = self._last = (dst, dport, src, ifindex, ttl, name, control)
+            # a slot keeps its address and control messages: written when they change
+            if written[i] is not name:
+                o = 16 * i
+                names[o : o + 16] = name
+                written[i] = name
+            if written_control[i] is not control:
+                o = _CMSG_SPACE * i
+                control_area[o : o + len(control)] = control
+                pack(headers, _MMSGHDR.size * i + 40, len(control))
+                written_control[i] = control
+            n = len(payload)
+            o = _DATAGRAM_MAX * i
+            data[o : o + n] = payload
+            pack(iov, _IOVEC.size * i + 8, n)
+
+    def flush(self) -> list[tuple[object, OSError]]:
+        """Send what was gathered, in order; the items whose datagram failed."""
+        items, sock = self.items, self.sock
+        if not items or sock is None:
+            return []
+        self.items = []
+        failed: list[tuple[object, OSError]] = []
+        if len(items) == 1:  # one system call either way: sendmsg's, no slot to fill
+            ((payload, dst, dport, src, ifindex, ttl),) = self._datagrams
+            self._datagrams = []
+            try:
+                send_udp(sock, payload, dst, dport, src=src, ifindex=ifindex, ttl=ttl)
+            except OSError as e:
+                failed.append((items[0], e))
+            return failed
+        self._fill()
+        self._datagrams = []
+        assert _sendmmsg is not None
+        fd, size, count, i = sock.fileno(), _MMSGHDR.size, len(items), 0
+        while i < count:
+            vector = self._first if i == 0 else ctypes.c_void_p(self._vector + size * i)
+            sent = _sendmmsg(fd, vector, count - i, 0)
+            if sent > 0:
+                i += sent
+                continue
+            code = ctypes.get_errno() if sent < 0 else errno.EIO
+            if code == errno.EINTR:
+                continue
+            failed.append((items[i], OSError(code, os.strerror(code))))
+            i += 1
+        return failed

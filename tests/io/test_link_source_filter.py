@@ -119,3 +119,5 @@ def test_only_the_home_agent_daemon_asks_for_the_home_address_tap(
     assert run.open_io(cfg, engine) == "io"  # type: ignore[comparison-overlap]
     assert seen["link_sources"] is True  # an agent learns senders' hardware addresses
     assert seen.get("link_sources_from_home_address", False) is (role == "ha")
+    # issue 13: the foreign agent's relays of a read leave together (sendmmsg)
+    assert seen.get("batch_udp", False) is (role == "fa")

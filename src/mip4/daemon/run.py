@@ -259,6 +259,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             # issue 13: the tap reads requests from visitors, which arrive on the visited
             # links only (the home agents' replies on the other links are not copied)
             link_source_interfaces=tuple(link.interface for link in engine.config.links),
+            batch_udp=True,  # issue 13: a read's relays to the home agents in one sendmmsg
             **common,
         )
     mn = engine.config

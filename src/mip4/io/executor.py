@@ -78,7 +78,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any  # Any: see _HANDLERS below
+from typing import Any, cast  # Any: see _HANDLERS below
 
 from mip4.core.actions import (
     Action,
@@ -121,6 +121,7 @@ from .rawsock import (
     IP_TTL,
     PKTINFO,
     ArpSender,
+    BatchSender,
     LinkUdpSender,
     keep_hardware_addresses,
     open_packet_sender,
@@ -166,6 +167,13 @@ class LinuxExecutor(ArpActions, BindingActions):
     journal: Journal | None = None
     #: the home agent's tc-BPF fast path: bindings become map entries too
     fast_path: FastPath | None = None
+    #: issue 13 (a foreign agent relays tens of requests per read): between
+    #: :meth:`hold_actions` and :meth:`release_actions` the datagrams sent without a
+    #: hardware address, when nothing waits before them, are gathered and sent together
+    #: with one ``sendmmsg`` (:class:`~mip4.io.rawsock.BatchSender`) when the hold ends or
+    #: before anything held is carried out -- each as :func:`send_udp` sends it, in their
+    #: order; a failed one is a failure of its action, as when it fails at once
+    batch_udp: bool = False
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
@@ -207,6 +215,8 @@ class LinuxExecutor(ArpActions, BindingActions):
     #: between :meth:`hold_actions` and :meth:`release_actions`: what waits to be done
     #: together (issue 13); ``None``: every action is carried out at once
     _held: HeldActions | None = field(default=None, init=False)
+    #: the datagrams gathered while holding (:attr:`batch_udp`)
+    _udp_batch: BatchSender | None = field(default=None, init=False)
     #: interface indexes of the devices deleted after :meth:`close` in the same stop
     #: (:meth:`devices_going`): routes through them are left to the kernel
     _going: frozenset[int] = field(default=frozenset(), init=False)
@@ -423,7 +433,39 @@ class LinuxExecutor(ArpActions, BindingActions):
     def _carry_out_held(self) -> None:
         held = self._held
         assert held is not None
+        batch = self._udp_batch
+        if batch is not None and batch.items:  # gathered before anything waited: first
+            held.failed.extend(self._flush_udp(batch))
         held.carry_out(self.ns.send_requests, self._send_udp)
+
+    def _gather_udp(self, a: SendUdp) -> bool:
+        """Gather ``a`` (no hardware address, nothing waiting) for the batch; ``False``:
+        send it now (what was gathered before it has gone)."""
+        batch = self._udp_batch
+        if batch is None:
+            try:
+                batch = self._udp_batch = BatchSender()
+            except OSError:
+                self.batch_udp = False
+                return False
+        sock = self._udp_by_port.get(a.sport) or self._udp_socket(a.sport)
+        ifindex = self.ns.index(a.interface) if a.interface else 0
+        add = batch.add
+        if add(sock, a, a.payload, a.dst, a.dport, a.src, ifindex, a.ttl):
+            return True
+        if not batch.items:
+            return False  # too long for a slot
+        held = self._held
+        assert held is not None
+        held.failed.extend(self._flush_udp(batch))  # full, or for another socket
+        return add(sock, a, a.payload, a.dst, a.dport, a.src, ifindex, a.ttl)
+
+    def _flush_udp(self, batch: BatchSender) -> list[tuple[Action, Exception]]:
+        journal = self.journal
+        if journal is not None and journal._pending:  # as _send_udp: the journal first
+            journal.flush()
+        failed = batch.flush()
+        return [(cast(Action, item), exc) for item, exc in failed] if failed else []
 
     # -- sending ----------------------------------------------------------------------
 
@@ -437,11 +479,14 @@ class LinuxExecutor(ArpActions, BindingActions):
     def send_udp(self, a: SendUdp) -> None:
         held = self._held
         # (HeldActions.waiting, without the property call: issue 13, one test per reply)
-        if held is not None and (held.kernel or held.arps or held.sends):
-            if a.link_dst is None:
-                held.sends.append(a)  # after what the actions before it asked for
-                return
-            self._carry_out_held()
+        if held is not None:
+            if held.kernel or held.arps or held.sends:
+                if a.link_dst is None:
+                    held.sends.append(a)  # after what the actions before it asked for
+                    return
+                self._carry_out_held()
+            elif a.link_dst is None and self.batch_udp and self._gather_udp(a):
+                return  # sent with the read's others (issue 13)
         self._send_udp(a)
 
     def _send_udp(self, a: SendUdp) -> None:

@@ -62,7 +62,7 @@ from mip4.core.events import Event, LinkUp
 from .bpf.agent import FastPath, Role, resolve_dataplane
 from .bpf.libbpf import BpfError, BpfUnavailable
 from .bpf.steer import Steering
-from .driver import TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
+from .driver import GENERAL_BATCH, TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
 from .forwarder import Forwarder
 from .icmpsock import (
@@ -74,12 +74,20 @@ from .icmpsock import (
 from .linkmon import LinkMonitor
 from .linktap import LinkSourceTracker
 from .netns import Netns, run_in_netns
-from .rawsock import InterfaceNames, LinkChanges, open_udp_control, recv_udp
+from .rawsock import (
+    BatchReceiver,
+    InterfaceNames,
+    LinkChanges,
+    open_udp_control,
+    recv_udp,
+)
 from .tun import DEFAULT_MTU, Tun, rp_filter_problem
 from .unaddressed import open_unaddressed_capture, recv_unaddressed
 from .undo import Journal, UndoStack, resource_stack
 
 log = logging.getLogger(__name__)
+#: datagrams read at once from which a read's sends are gathered (LinuxExecutor.batch_udp)
+BATCH_READ_MIN = 4
 
 #: Receive buffer asked for the UDP 434 control socket, bytes: as the raw tunnel sockets.
 #: The kernel's default (~208 KiB) holds only a few hundred small datagrams; a burst of
@@ -191,6 +199,7 @@ class NodeIO:
         bpf_capacity: int | None = None,
         unaddressed_requests: bool = False,
         flood_steering: bool = False,
+        batch_udp: bool = False,
     ) -> NodeIO:
         res = resource_stack("node I/O")
         plane = resolve_dataplane(dataplane)
@@ -271,6 +280,9 @@ class NodeIO:
             )
             res.callback("close executor sockets", executor.abandon)
             res.callback("undo kernel state", executor.close)
+            # issue 13: a read's datagrams without a hardware address sent together
+            # (LinuxExecutor.batch_udp: a foreign agent's relays to its home agents)
+            executor.batch_udp = batch_udp
             if forwarding:
                 # agents forward (and the kernel answers proxy ARP only when forwarding);
                 # the executor's undo stack restores the old value on close
@@ -337,21 +349,45 @@ class NodeIO:
             else None
         )
 
+        # issue 13: a wakeup's datagrams read with one recvmmsg per socket (no receiver
+        # where the C library has none: one recvmsg per datagram, as before)
+        receivers: dict[int, BatchReceiver | None] = {}
+
+        def receiver_of(sock: socket.socket) -> BatchReceiver | None:
+            fd = sock.fileno()
+            if fd not in receivers:
+                try:
+                    receivers[fd] = BatchReceiver(sock, max(TRUSTED_BATCH, GENERAL_BATCH))
+                except OSError as e:
+                    log.info("reading datagrams one by one on fd %d: %s", fd, e)
+                    receivers[fd] = None
+            return receivers[fd]
+
+        executor = self.executor
+        # issue 13: the executor gathers a read's datagrams for one sendmmsg only when the
+        # read is large enough for it to pay (benchmarks/fa_send_batch.py: about even at
+        # two datagrams sent per read, dearer at one); the actions are the same either way
+        batching = getattr(executor, "batch_udp", False)  # (a stand-in may have none)
+
         def read_udp(sock: socket.socket, limit: int) -> list[Event]:
+            receiver = receiver_of(sock)
             if tracker is None:
-                return list(recv_udp(sock, ifname_of=names, dport=port, limit=limit))
-            # packet taps see a frame before the UDP socket does: one drain of the tap
-            # after the batch is read covers every datagram of it
-            return list(
-                recv_udp(
+                events = recv_udp(sock, ifname_of=names, dport=port, limit=limit, receiver=receiver)
+            else:
+                # packet taps see a frame before the UDP socket does: one drain of the tap
+                # after the batch is read covers every datagram of it
+                events = recv_udp(
                     sock,
                     ifname_of=names,
                     link_sources=tracker.table,  # what tracker.get answers
                     after_read=tracker.poll,
                     dport=port,
                     limit=limit,
+                    receiver=receiver,
                 )
-            )
+            if batching:
+                executor.batch_udp = len(events) >= BATCH_READ_MIN
+            return list(events)
 
         steering = self.steering
         if steering is not None:  # issue 13: the trusted socket read first

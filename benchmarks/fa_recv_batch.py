@@ -14,7 +14,8 @@ import socket
 import time
 from ipaddress import IPv4Address
 
-from mip4.io.rawsock import BatchReceiver, open_udp_control, recv_udp, send_udp
+from mip4.io.mmsg import BatchReceiver
+from mip4.io.rawsock import open_udp_control, recv_udp, send_udp
 
 LO = IPv4Address("127.0.0.1")
 

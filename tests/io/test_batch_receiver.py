@@ -16,10 +16,10 @@ from ipaddress import IPv4Address
 import pytest
 
 from mip4.core.events import UdpReceived
+from mip4.io.mmsg import BatchReceiver
 from mip4.io.rawsock import (
     IP_PKTINFO,
     IP_RECVTTL,
-    BatchReceiver,
     open_udp_control,
     recv_udp,
     send_udp,

@@ -19,7 +19,8 @@ import pytest
 from mip4.core.actions import SendUdp
 from mip4.core.events import UdpReceived
 from mip4.io.executor import LinuxExecutor
-from mip4.io.rawsock import BatchSender, open_udp_control, recv_udp, send_udp
+from mip4.io.mmsg import BatchSender
+from mip4.io.rawsock import open_udp_control, recv_udp, send_udp
 
 LO, LO2 = IPv4Address("127.0.0.1"), IPv4Address("127.0.0.2")
 TOO_LONG = 65_520  # fits a slot; longer than a UDP datagram over IPv4 can be (EMSGSIZE)

@@ -114,6 +114,7 @@ from .executor_bindings import BindingActions
 from .forwarder import Forwarder
 from .held import HOLDABLE, HeldActions
 from .icmpsock import open_icmp_socket
+from .mmsg import BatchSender
 from .netns import Netns
 from .rawsock import (
     IP_MULTICAST_TTL,
@@ -121,7 +122,6 @@ from .rawsock import (
     IP_TTL,
     PKTINFO,
     ArpSender,
-    BatchSender,
     LinkUdpSender,
     keep_hardware_addresses,
     open_packet_sender,
@@ -170,7 +170,7 @@ class LinuxExecutor(ArpActions, BindingActions):
     #: issue 13 (a foreign agent relays tens of requests per read): between
     #: :meth:`hold_actions` and :meth:`release_actions` the datagrams sent without a
     #: hardware address, when nothing waits before them, are gathered and sent together
-    #: with one ``sendmmsg`` (:class:`~mip4.io.rawsock.BatchSender`) when the hold ends or
+    #: with one ``sendmmsg`` (:class:`~mip4.io.mmsg.BatchSender`) when the hold ends or
     #: before anything held is carried out -- each as :func:`send_udp` sends it, in their
     #: order; a failed one is a failure of its action, as when it fails at once
     batch_udp: bool = False

@@ -73,9 +73,9 @@ from .icmpsock import (
 )
 from .linkmon import LinkMonitor
 from .linktap import LinkSourceTracker
+from .mmsg import BatchReceiver
 from .netns import Netns, run_in_netns
 from .rawsock import (
-    BatchReceiver,
     InterfaceNames,
     LinkChanges,
     open_udp_control,

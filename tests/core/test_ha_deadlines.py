@@ -252,9 +252,10 @@ def test_renewals_push_nothing_and_leave_no_record() -> None:
     assert store.next_expiry() == 604.0
 
 
-def test_stale_items_are_rebuilt_away() -> None:
+def test_stale_items_are_drained_away() -> None:
     """A deadline moved earlier over and over leaves stale items; past ``SLACK`` beyond
-    one per node the heap is rebuilt, one item per node again."""
+    one per node the heap is set aside and drained, ``DRAIN`` items a push, dropping the
+    stale ones: the items stay within the bound."""
     store = InMemoryBindingStore()
     hoa, coa = A("10.0.0.10"), A("192.0.2.1")
     for i in range(3000):

@@ -1,13 +1,17 @@
 """The binding table's expiry order (``core/ha_deadlines.py``, issue 13): one integer per
 home address, stale items only for the nodes written down in ``_odd``, held against a model
 of the table through every store operation, with simultaneous bindings, limited pops, a
-small peek budget and rebuilds."""
+small peek budget and drains of a heap set aside (no O(n) rebuild in one call)."""
 
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
+from collections.abc import Callable
 from ipaddress import IPv4Address
+from types import FrameType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -36,15 +40,46 @@ def test_deadline_keys_sort_as_the_deadlines(pair: list[float]) -> None:
     assert deadline_key(None) == deadline_key(math.inf) == INFINITE
 
 
+class _Small(HomeAddressDeadlines):
+    """Small budgets, what the last drain began with (``began``: the items then), and how
+    many drain steps were taken (``steps``)."""
+
+    __slots__ = ("began", "steps")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began = self.steps = 0
+
+    def _set_aside(self) -> None:
+        self.began = len(self)
+        super()._set_aside()
+
+    def _drain(self) -> int:
+        self.steps += 1
+        return super()._drain()
+
+
+def _small(budget: int, slack: int, drain: int) -> _Small:
+    limits = {"PEEK_BUDGET": budget, "SLACK": slack, "DRAIN": drain, "__slots__": ()}
+    small: _Small = type("Small", (_Small,), limits)()
+    return small
+
+
 def _check(store: InMemoryBindingStore, pushed: bool = False) -> None:
-    """The structure's invariants: a node with bindings has one live item, at or before
-    its deadline; a node in ``_odd`` has that many stale items besides; any other node has
-    exactly its live item, or nothing; after a push, the heap is at most twice the nodes
-    plus ``SLACK`` (a removal leaves its item until it surfaces)."""
+    """The structure's invariants, on the union of the heap and the one set aside (a
+    drain under way): both are valid heaps; a node with bindings has one live item, at or
+    before its deadline; a node in ``_odd`` has that many stale items besides; any other
+    node has exactly its live item, or nothing; after a push, the items are at most twice
+    the nodes plus ``SLACK`` (a removal leaves its item until it surfaces) -- or, while a
+    drain is under way, at most what it began with plus one per ``DRAIN`` of those."""
     heap: HomeAddressDeadlines = store._heap
-    items = Counter(item & 0xFFFFFFFF for item in heap._heap)
+    for part in (heap._heap, heap._old):
+        assert all(part[(i - 1) // 2] <= part[i] for i in range(1, len(part)))
+    union = heap._heap + heap._old
+    assert len(heap) == len(union)
+    items = Counter(item & 0xFFFFFFFF for item in union)
     keys: dict[int, list[int]] = {}
-    for item in heap._heap:
+    for item in union:
         keys.setdefault(item & 0xFFFFFFFF, []).append(item >> 32)
     for hoa in set(items) | set(store._by_hoa) | set(heap._odd):
         deadline = store._deadline(hoa)
@@ -59,12 +94,18 @@ def _check(store: InMemoryBindingStore, pushed: bool = False) -> None:
         if hoa in heap._odd:
             assert stale >= 1
     if pushed:
-        assert len(heap) <= 2 * (len(store._by_hoa) + len(heap._odd)) + heap.SLACK + 1
+        if heap.draining():
+            assert isinstance(heap, _Small)
+            assert len(heap) <= heap.began + -(-heap.began // heap.DRAIN)
+        else:
+            assert len(heap) <= 2 * (len(store._by_hoa) + len(heap._odd)) + heap.SLACK + 1
 
 
 _OPS = st.lists(
     st.tuples(
-        st.sampled_from(["put", "put", "remove", "remove_all", "renew", "pop", "pop_some"]),
+        st.sampled_from(
+            ["put", "put", "sooner", "sooner", "remove", "remove_all", "renew", "pop", "pop_some"]
+        ),
         st.integers(0, 3),
         st.integers(0, 2),
         st.one_of(st.none(), st.integers(0, 60).map(float)),
@@ -74,24 +115,60 @@ _OPS = st.lists(
 
 
 @settings(max_examples=300)
-@given(_OPS, st.sampled_from([1, 2, 1024]), st.sampled_from([0, 2, 1024]))
+@given(
+    _OPS,
+    st.sampled_from([1, 2, 1024]),
+    st.sampled_from([0, 2, 1024]),
+    st.sampled_from([1, 3, 128]),
+)
 def test_the_expiry_order_matches_a_model(
-    ops: list[tuple[str, int, int, float | None]], budget: int, slack: int
+    ops: list[tuple[str, int, int, float | None]], budget: int, slack: int, drain: int
 ) -> None:
     """Bindings (several per node, S bit) put, removed, renewed in place, popped with and
     without a limit: every pop returns exactly what is due, each binding at its own
     deadline; ``next_expiry`` is exact, or -- past the peek budget only -- no later than
     the true one; the invariants hold after every step."""
+    _run_model(ops, budget, slack, drain)
+
+
+_SOONER = st.lists(
+    st.tuples(
+        st.sampled_from(["sooner"] * 6 + ["put", "remove", "remove_all", "renew", "pop_some"]),
+        st.integers(0, 1),
+        st.integers(0, 2),
+        st.one_of(st.none(), st.integers(0, 60).map(float)),
+    ),
+    min_size=20,
+    max_size=80,
+)
+
+
+@settings(max_examples=200)
+@given(_SOONER, st.sampled_from([1, 1024]), st.sampled_from([0, 2]), st.sampled_from([1, 3]))
+def test_the_expiry_order_matches_a_model_through_drains(
+    ops: list[tuple[str, int, int, float | None]], budget: int, slack: int, drain: int
+) -> None:
+    """The same, deadlines moved earlier again and again: a small ``SLACK`` sets the
+    heap aside, a small ``DRAIN`` makes each drain last several pushes, with pushes,
+    removals, renewals and limited pops while it is under way."""
+    _run_model(ops, budget, slack, drain)
+
+
+def _run_model(
+    ops: list[tuple[str, int, int, float | None]], budget: int, slack: int, drain: int
+) -> None:
     store = InMemoryBindingStore()
-    limits = {"PEEK_BUDGET": budget, "SLACK": slack, "__slots__": ()}
-    store._heap = type("Small", (HomeAddressDeadlines,), limits)()
+    store._heap = _small(budget, slack, drain)
     model: dict[tuple[IPv4Address, IPv4Address], float | None] = {}
     now = 0.0
     for op, h, c, t in ops:
         hoa, coa = A(0x0A000010 + h), A(0xC0000201 + c)
         later = None if t is None else now + t
-        pushed = op == "put"
-        if op == "put":
+        pushed = op in ("put", "sooner")
+        if op == "sooner":  # a deadline moved earlier (a stale item each time, drains)
+            was = model.get((hoa, coa))
+            later = later if was is None else was - 1.0
+        if pushed:
             store.put(_binding(hoa, coa, later))
             model[(hoa, coa)] = later
         elif op == "remove":
@@ -175,9 +252,10 @@ def test_renewals_push_nothing_and_leave_no_record() -> None:
     assert store.next_expiry() == 604.0
 
 
-def test_stale_items_are_rebuilt_away() -> None:
+def test_stale_items_are_drained_away() -> None:
     """A deadline moved earlier over and over leaves stale items; past ``SLACK`` beyond
-    one per node the heap is rebuilt, one item per node again."""
+    one per node the heap is set aside and drained, ``DRAIN`` items a push, dropping the
+    stale ones: the items stay within the bound."""
     store = InMemoryBindingStore()
     hoa, coa = A("10.0.0.10"), A("192.0.2.1")
     for i in range(3000):
@@ -214,3 +292,67 @@ def test_a_mass_deregistration_does_not_rebuild_the_heap_in_one_call() -> None:
     store.put(_binding(A(0x0A100000), coa, 50.0))
     assert len(store._heap) == n + 1  # nothing rebuilt
     assert store.next_expiry() == 50.0
+
+
+def _lines_run(call: Callable[..., object], *args: object) -> int:
+    """How many lines of ``core/ha_deadlines.py`` ``call(*args)`` runs: the work it does on
+    the expiry heap, counted, not timed."""
+    here = HomeAddressDeadlines.peek.__code__.co_filename
+    count = 0
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return local
+
+    def calls(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code.co_filename == here else None
+
+    before = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        call(*args)
+    finally:
+        sys.settrace(before)
+    return count
+
+
+@pytest.mark.parametrize("n", [1500, 6000])
+def test_no_push_handles_more_than_a_bounded_number_of_items(n: int) -> None:
+    """Issue 13 (no pause longer than 10 ms: bounded work per call): every node's
+    deadline moved earlier by 1 s, wave after wave, through ``put`` and the renewal fast
+    path (``renew_in_place``) -- each wave leaves a stale item per node, and the 4th
+    passes the bound. No call rebuilds the heap (O(n): at a million nodes one ``put``
+    took 548 ms): each drains at most ``DRAIN`` items of the heap set aside, so the
+    lines of ``ha_deadlines.py`` one call runs are bounded whatever ``n`` is (a rebuild
+    runs three per node). The drain ends, the stale items with it, and the bindings
+    expire as before."""
+    drain = 16
+    store = InMemoryBindingStore()
+    store._heap = _small(1024, 1024, drain)
+    coa = A("192.0.2.1")
+    for i in range(n):
+        store.put(_binding(A(0x0A000000 + i), coa, 1000.0))
+    worst = 0
+    for wave in range(1, 7):
+        deadline = 1000.0 - wave
+        for i in range(n):
+            if wave % 2:
+                b = _binding(A(0x0A000000 + i), coa, deadline)
+                lines = _lines_run(store.put, b)
+            else:
+                record = store.only_binding(0x0A000000 + i)
+                assert record is not None
+                fields = (60, 0.0, deadline, 2, NO_FLAGS, Encapsulation.IPIP, False, coa)
+                lines = _lines_run(store.renew_in_place, record, *fields)
+            worst = max(worst, lines)
+    # per call: the push (under 20 lines), and at most ``drain`` items of under 12 each
+    assert worst <= 20 + drain * 12
+    assert isinstance(store._heap, _Small)
+    assert store._heap.steps >= 4 * n // drain  # (the 4n items set aside went that way)
+    _check(store, pushed=True)
+    assert len(store._heap) <= 4 * n  # nodes moved on once since the last drain began
+    assert store.next_expiry() == 994.0
+    assert len(store.pop_expired(994.0)) == n and len(store) == 0
+    assert store.pop_expired(1000.0) == [] and len(store._heap) == 0 and not store._heap._odd

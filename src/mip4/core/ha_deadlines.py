@@ -32,16 +32,29 @@ Invariants (held by ``tests/core/test_ha_deadlines.py`` against a model):
   time no later than the true next expiry); ``pop_due`` handles at most ``limit`` items
   per call (a due item expires the bindings due at its deadline, and a home address with
   later ones gets an item at the next of them, handled in the same call when due);
-* after a push the heap holds at most ``2 * (home addresses + those in _odd) + SLACK``
-  items: past that, the store rebuilds it (:meth:`rebuild`, one item per home address);
-  a removal leaves its item until it surfaces.
+* after a push (and the store's :meth:`tidy`), when no drain is under way, the items
+  number at most ``2 * (home addresses + those in _odd) + SLACK``; a removal leaves its
+  item until it surfaces;
+* past that bound the heap is not rebuilt in one call (O(n): 548 ms at a million
+  bindings): it is set aside as ``_old``, still a valid heap, and new items go to a new
+  ``_heap``; each later push *drains* at most ``DRAIN`` items from the end of ``_old``
+  (``list.pop()``: a heap less its last item is a heap) -- a stale one (by the test
+  ``_settle`` applies) is dropped and counted off in ``_odd``, any other pushed into
+  ``_heap``. The items are the union of the two heaps, both valid: ``peek``, ``pop_due``
+  and ``_settle`` take the smaller top, so every invariant above holds on the union and
+  the ``PEEK_BUDGET`` and ``limit`` bounds are those of one heap. A push does one heap
+  push and at most ``DRAIN`` drained items; a drain ends after ``ceil(T0 / DRAIN)``
+  pushes, ``T0`` the items when it began, with every stale item of ``_old`` gone, and
+  until then the items number at most ``T0 + ceil(T0 / DRAIN)`` (one more per push,
+  ``DRAIN`` fewer in ``_old``); a drain that ends with the bound still passed sets the
+  heap aside again.
 """
 
 from __future__ import annotations
 
 import heapq
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Final
 
 __all__ = ["HomeAddressDeadlines", "deadline_key"]
@@ -91,12 +104,14 @@ Expire = Callable[[int, float], "float | None"]
 class HomeAddressDeadlines:
     """Home addresses in the order of their deadlines (module docstring)."""
 
-    __slots__ = ("_heap", "_odd")
+    __slots__ = ("_heap", "_odd", "_old")
 
     #: items ``peek`` may move on in one call before it answers a lower bound
     PEEK_BUDGET = 1024
     #: stale items allowed beyond one per home address before :meth:`needs_rebuild`
     SLACK = 1024
+    #: items a push drains from ``_old`` (the heap set aside, module docstring)
+    DRAIN = 128
 
     def __init__(self) -> None:
         #: ``deadline_key(deadline) << 32 | home address``
@@ -104,9 +119,11 @@ class HomeAddressDeadlines:
         #: home address -> (key of its live item or ``None``, count of its stale items),
         #: for the home addresses that have stale items only
         self._odd: dict[int, tuple[int | None, int]] = {}
+        #: the heap set aside, being drained into ``_heap`` (empty: no drain under way)
+        self._old: list[int] = []
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._old)
 
     def needs_rebuild(self, home_addresses: int) -> bool:
         """Whether the items outnumber twice the home addresses that have one -- those
@@ -114,19 +131,49 @@ class HomeAddressDeadlines:
         ``SLACK``: deadlines moved earlier again and again. (Not deregistrations: a node
         gone leaves one item, which drops when it surfaces, at no more cost per call than
         any other; counted as a live one, a mass deregistration does not make the next
-        registration rebuild the heap, O(n) in one call.)"""
-        return len(self._heap) > 2 * (home_addresses + len(self._odd)) + self.SLACK
+        registration start a drain.)"""
+        return len(self._heap) + len(self._old) > 2 * (home_addresses + len(self._odd)) + (
+            self.SLACK
+        )
 
-    def rebuild(self, home_addresses: Iterable[int], current: Current) -> None:
-        """One live item per home address with a binding, nothing stale."""
-        heap = []
-        for hoa in home_addresses:
-            deadline = current(hoa)
-            if deadline is not None:
-                heap.append(deadline_key(deadline) << 32 | hoa)
-        heapq.heapify(heap)
-        self._heap = heap
-        self._odd.clear()
+    def draining(self) -> bool:
+        """Whether a drain is under way (module docstring)."""
+        return bool(self._old)
+
+    def tidy(self, home_addresses: int) -> int:
+        """After a push (``home_addresses``: those with a binding): drain at most
+        ``DRAIN`` items of the heap set aside; when none is (left) and
+        :meth:`needs_rebuild`, set the heap aside, to be drained from the next push on
+        (so that the bound holds whenever no drain is under way). Returns how many
+        items were drained: at most ``DRAIN``, however many there are."""
+        work = self._drain() if self._old else 0
+        if not self._old and self.needs_rebuild(home_addresses):
+            self._set_aside()
+        return work
+
+    def _set_aside(self) -> None:
+        """Begin a drain: the heap becomes ``_old``, new items go to an empty one."""
+        self._old, self._heap = self._heap, []
+
+    def _drain(self) -> int:
+        """Move at most ``DRAIN`` items from the end of ``_old`` into ``_heap``, dropping
+        the stale ones as ``_settle`` does."""
+        old, heap, odd = self._old, self._heap, self._odd
+        pop, odd_state, push, m32 = old.pop, odd.get, _push, _M32
+        n = min(self.DRAIN, len(old))
+        for _ in range(n):
+            item = pop()
+            state = odd_state(item & m32)
+            if state is not None:
+                live, stale = state
+                if item >> 32 != live:  # a stale item
+                    if stale > 1:
+                        odd[item & m32] = (live, stale - 1)
+                    else:
+                        del odd[item & m32]
+                    continue
+            push(heap, item)
+        return n
 
     def bound(self, hoa: int, deadline: float | None) -> None:
         """``hoa``, which had no binding, has one now, due at ``deadline``."""
@@ -167,8 +214,10 @@ class HomeAddressDeadlines:
     def _settle(self, current: Current, expire: Expire | None) -> float | None:
         """Pop the earliest item: drop it if stale, move it on to its home address's
         current deadline if that is later, else (``expire`` given) expire what is due at
-        it. Returns the deadline expired at, if any."""
-        item = _pop(self._heap)
+        it. Returns the deadline expired at, if any. (The earliest of both heaps: a
+        drain may be under way; an item pushed goes to ``_heap``.)"""
+        heap, old = self._heap, self._old
+        item = _pop(old if old and (not heap or old[0] < heap[0]) else heap)
         key, hoa = item >> 32, item & _M32
         odd = self._odd
         state = odd.get(hoa) if odd else None
@@ -192,18 +241,22 @@ class HomeAddressDeadlines:
                 deadline = expire(hoa, deadline)
                 live = None if deadline is None else deadline_key(deadline)
             if live is not None:
-                _push(self._heap, live << 32 | hoa)
+                _push(heap, live << 32 | hoa)
         if stale:
             odd[hoa] = (live, stale)
         return due
 
     def peek(self, current: Current) -> float | None:
         """The earliest deadline (``None``: none, or none finite)."""
-        heap = self._heap
-        odd = self._odd
+        heap, old, odd = self._heap, self._old, self._odd  # (no push starts a drain here)
         budget = self.PEEK_BUDGET
-        while heap:
-            item = heap[0]
+        while True:
+            if old and (not heap or old[0] < heap[0]):
+                item = old[0]
+            elif heap:
+                item = heap[0]
+            else:
+                return None
             key = item >> 32
             if key >= INFINITE:
                 return None  # (every item is infinite)
@@ -216,7 +269,6 @@ class HomeAddressDeadlines:
                 return _deadline(key)  # no later than the true next expiry
             budget -= 1
             self._settle(current, None)  # stale or moved on: not due (that returned above)
-        return None
 
     def pop_due(
         self, now: float, current: Current, expire: Expire, limit: int | None = None
@@ -224,13 +276,23 @@ class HomeAddressDeadlines:
         """Expire (through ``expire``) what is due at ``now``; with ``limit``, at most that
         many items are handled (some may be stale or moved on): call again while
         :meth:`peek` answers a time not after ``now``."""
-        heap = self._heap
         before = (deadline_key(now) + 1) << 32
         work = 0
-        while heap and heap[0] < before and (limit is None or work < limit):
+        while limit is None or work < limit:
+            # (read each time: ``expire`` is the store's, which might push and drain)
+            heap, old = self._heap, self._old
+            if old and (not heap or old[0] < heap[0]):
+                first = old[0]
+            elif heap:
+                first = heap[0]
+            else:
+                return
+            if first >= before:
+                return
             work += 1
             self._settle(current, expire)
 
     def clear(self) -> None:
         self._heap.clear()
+        self._old.clear()
         self._odd.clear()

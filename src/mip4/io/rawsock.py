@@ -827,8 +827,9 @@ def recv_udp(
     knows it (else it is asked of the socket, a system call per batch). ``link_sources``
     (instead of ``link_src_of``): the tracker's own :attr:`~LinkSourceTracker.table`,
     looked up here as :meth:`~LinkSourceTracker.get` does (issue 13: no call per
-    datagram). ``receiver``: a :class:`~mip4.io.mmsg.BatchReceiver` of ``sock``, which reads the batch
-    with one ``recvmmsg`` (issue 13) instead of one ``recvmsg`` per datagram."""
+    datagram). ``receiver``: a :class:`~mip4.io.mmsg.BatchReceiver` of ``sock``, which
+    reads the batch with one ``recvmmsg`` (issue 13) instead of one ``recvmsg`` per
+    datagram."""
     if link_sources is not None and link_src_of is not None:
         raise ValueError("recv_udp: link_src_of or link_sources, not both")
     if ifname_of is None:

@@ -89,6 +89,42 @@ def _address_of(buffer: bytearray | mmap.mmap) -> int:
     return ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
 
 
+class _Messages:
+    """``slots`` message headers (struct mmsghdr) for one ``recvmmsg`` or ``sendmmsg``,
+    each pointing at its own address (16 bytes), control buffer (``_CMSG_SPACE``), and
+    datagram buffer of 65,535 bytes (anonymous memory: only the pages written are ever
+    resident; a bytearray would be zeroed, all of it resident -- 4 MiB for 64 slots)
+    through its own iovec. ``receive``: the iovecs and control lengths are the whole
+    buffers (the kernel fills them); else 0, set per datagram by the sender."""
+
+    __slots__ = ("control", "data", "headers", "iov", "names")
+
+    def __init__(self, slots: int, *, receive: bool) -> None:
+        space = _CMSG_SPACE
+        self.headers = bytearray(_MMSGHDR.size * slots)
+        self.names = bytearray(16 * slots)
+        self.control = bytearray(space * slots)
+        self.data = mmap.mmap(-1, _DATAGRAM_MAX * slots)
+        self.iov = bytearray(_IOVEC.size * slots)
+        names, control = _address_of(self.names), _address_of(self.control)
+        data, iov = _address_of(self.data), _address_of(self.iov)
+        length, controllen = (_DATAGRAM_MAX, space) if receive else (0, 0)
+        for i in range(slots):
+            _IOVEC.pack_into(self.iov, _IOVEC.size * i, data + _DATAGRAM_MAX * i, length)
+            _MMSGHDR.pack_into(
+                self.headers,
+                _MMSGHDR.size * i,
+                names + 16 * i,
+                16,
+                iov + _IOVEC.size * i,
+                1,
+                control + space * i,
+                controllen,
+                0,
+                0,
+            )
+
+
 class BatchReceiver:
     """Reads the datagrams of one wakeup from a :func:`open_udp_control` socket with one
     ``recvmmsg(2)`` (issue 13: a relaying foreign agent reads two datagrams per
@@ -108,30 +144,9 @@ class BatchReceiver:
             raise OSError(errno.ENOSYS, "recvmmsg is not available")
         self.sock = sock
         self.slots = slots
-        space = _CMSG_SPACE
-        self._headers = bytearray(_MMSGHDR.size * slots)
-        self._names = bytearray(16 * slots)
-        self._control = bytearray(space * slots)
-        # anonymous pages: only the ones the kernel writes are ever backed (a bytearray
-        # would be zeroed, all of it resident: 4 MiB for 64 slots)
-        self._data = mmap.mmap(-1, _DATAGRAM_MAX * slots)
-        self._iov = bytearray(_IOVEC.size * slots)
-        names, control = _address_of(self._names), _address_of(self._control)
-        data, iov = _address_of(self._data), _address_of(self._iov)
-        for i in range(slots):
-            _IOVEC.pack_into(self._iov, _IOVEC.size * i, data + _DATAGRAM_MAX * i, _DATAGRAM_MAX)
-            _MMSGHDR.pack_into(
-                self._headers,
-                _MMSGHDR.size * i,
-                names + 16 * i,
-                16,
-                iov + _IOVEC.size * i,
-                1,
-                control + space * i,
-                space,
-                0,
-                0,
-            )
+        m = _Messages(slots, receive=True)
+        self._headers, self._names, self._control = m.headers, m.names, m.control
+        self._data, self._iov = m.data, m.iov
         #: the headers as made: the kernel writes lengths and flags into the ones it used
         self._pristine = bytes(self._headers)
         self._vector = ctypes.c_void_p(_address_of(self._headers))
@@ -263,28 +278,9 @@ class BatchSender:
         self.slots = slots
         self.sock: socket.socket | None = None
         self.items: list[object] = []
-        space = _CMSG_SPACE
-        self._headers = bytearray(_MMSGHDR.size * slots)
-        self._names = bytearray(16 * slots)
-        self._control = bytearray(space * slots)
-        self._data = mmap.mmap(-1, _DATAGRAM_MAX * slots)
-        self._iov = bytearray(_IOVEC.size * slots)
-        names, control = _address_of(self._names), _address_of(self._control)
-        data, iov = _address_of(self._data), _address_of(self._iov)
-        for i in range(slots):
-            _IOVEC.pack_into(self._iov, _IOVEC.size * i, data + _DATAGRAM_MAX * i, 0)
-            _MMSGHDR.pack_into(
-                self._headers,
-                _MMSGHDR.size * i,
-                names + 16 * i,
-                16,
-                iov + _IOVEC.size * i,
-                1,
-                control + space * i,
-                0,
-                0,
-                0,
-            )
+        m = _Messages(slots, receive=False)
+        self._headers, self._names, self._control = m.headers, m.names, m.control
+        self._data, self._iov = m.data, m.iov
         self._vector = _address_of(self._headers)
         self._first = ctypes.c_void_p(self._vector)
         #: per slot, the address and the control messages written in it (bytes objects

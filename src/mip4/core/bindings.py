@@ -7,7 +7,10 @@ The engines keep their tables behind small :class:`typing.Protocol` interfaces
 (:class:`BindingStore`, :class:`VisitorStore`, :class:`PendingStore`) so a deployment may
 replace the in-memory implementations given here (a shared store for a redundant home
 agent, say) without touching the state machines. Entries are frozen dataclasses; a store
-replaces an entry wholesale, never edits one in place.
+replaces an entry wholesale -- with one exception, the home agent's in-memory table, which
+renews a node's only binding in place (:meth:`InMemoryBindingStore.renew_in_place`: no new
+record per renewal, issue 13) and may hold the node's replay state in it
+(:meth:`InMemoryBindingStore.hold_replay`).
 
 Every entry carries an absolute ``expires`` deadline on the engine's clock (``None`` for
 an infinite lifetime, RFC 5944 §3.3). Each store answers ``next_expiry()`` (the earliest
@@ -453,7 +456,7 @@ class InMemoryBindingStore:
         d = entry.expires if isinstance(entry, MobilityBinding) else _earliest(entry)
         return _INFINITY if d is None else d
 
-    def _rebuild_if_stale(self) -> None:
+    def _tidy_deadlines(self) -> None:
         """After a push to the expiry heap: stale items past the bound are drained a few
         at a time, ``DRAIN`` per push at most, not rebuilt in one call (O(n): 548 ms at a
         million bindings; :meth:`HomeAddressDeadlines.tidy`)."""
@@ -518,7 +521,7 @@ class InMemoryBindingStore:
             self._heap.moved(hoa, was, deadline)
         if old is None:
             self._count += 1
-        self._rebuild_if_stale()
+        self._tidy_deadlines()
         return old
 
     def renew(self, old: MobilityBinding, binding: MobilityBinding) -> None:
@@ -540,7 +543,7 @@ class InMemoryBindingStore:
         new, was = binding.expires, old.expires
         if new is not None and (was is None or new < was):
             self._heap.moved(hoa, was, new)
-            self._rebuild_if_stale()
+            self._tidy_deadlines()
 
     def renew_in_place(
         self,
@@ -600,7 +603,7 @@ class InMemoryBindingStore:
         _s_holds_replay(binding, holds_replay)
         if expires is not None and (was is None or expires < was):
             self._heap.moved(int(binding.home_address), was, expires)
-            self._rebuild_if_stale()
+            self._tidy_deadlines()
         return unchanged
 
     def remove(

@@ -108,7 +108,7 @@ class HomeAddressDeadlines:
 
     #: items ``peek`` may move on in one call before it answers a lower bound
     PEEK_BUDGET = 1024
-    #: stale items allowed beyond one per home address before :meth:`needs_rebuild`
+    #: stale items allowed beyond one per home address before :meth:`needs_drain`
     SLACK = 1024
     #: items a push drains from ``_old`` (the heap set aside, module docstring)
     DRAIN = 128
@@ -125,7 +125,7 @@ class HomeAddressDeadlines:
     def __len__(self) -> int:
         return len(self._heap) + len(self._old)
 
-    def needs_rebuild(self, home_addresses: int) -> bool:
+    def needs_drain(self, home_addresses: int) -> bool:
         """Whether the items outnumber twice the home addresses that have one -- those
         with a binding (``home_addresses``) and those only stale ones -- by more than
         ``SLACK``: deadlines moved earlier again and again. (Not deregistrations: a node
@@ -143,11 +143,11 @@ class HomeAddressDeadlines:
     def tidy(self, home_addresses: int) -> int:
         """After a push (``home_addresses``: those with a binding): drain at most
         ``DRAIN`` items of the heap set aside; when none is (left) and
-        :meth:`needs_rebuild`, set the heap aside, to be drained from the next push on
+        :meth:`needs_drain`, set the heap aside, to be drained from the next push on
         (so that the bound holds whenever no drain is under way). Returns how many
         items were drained: at most ``DRAIN``, however many there are."""
         work = self._drain() if self._old else 0
-        if not self._old and self.needs_rebuild(home_addresses):
+        if not self._old and self.needs_drain(home_addresses):
             self._set_aside()
         return work
 

@@ -164,3 +164,47 @@ def test_the_executor_sends_a_held_reads_datagrams_when_the_hold_ends(
         # not holding: at once
         ex.execute(sends[0])
         assert [e.payload for e in recv_udp(rx)] == [b"one"]
+
+
+def test_a_small_read_sends_at_once_and_leaves_the_setting_alone(
+    sockets: tuple[socket.socket, list[socket.socket]],
+) -> None:
+    rx, (tx, _other) = sockets
+    port, sport = rx.getsockname()[1], tx.getsockname()[1]
+    ex = LinuxExecutor(udp=tx, batch_udp=True)
+    for gather in (False, True, False):
+        ex.gather_udp = gather  # what the reader sets for each read
+        ex.hold_actions()
+        ex.execute(SendUdp(dst=LO, payload=b"%d" % gather, dport=port, sport=sport, src=LO))
+        early = recv_udp(rx)
+        assert ex.release_actions() == []
+        late = _received(rx, 1 - len(early))
+        assert ([e.payload for e in early], [e.payload for e in late]) == (
+            ([], [b"1"]) if gather else ([b"0"], [])
+        )
+        assert ex.batch_udp  # the daemon's setting is not the per-read switch
+
+
+def test_without_sendmmsg_the_executor_sends_one_by_one_and_asks_once(
+    sockets: tuple[socket.socket, list[socket.socket]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mip4.io.executor as executor_module
+
+    made: list[int] = []
+
+    def no_sendmmsg() -> BatchSender:
+        made.append(1)
+        raise OSError(errno.ENOSYS, "no sendmmsg in this libc")
+
+    monkeypatch.setattr(executor_module, "BatchSender", no_sendmmsg)
+    rx, (tx, _other) = sockets
+    port, sport = rx.getsockname()[1], tx.getsockname()[1]
+    ex = LinuxExecutor(udp=tx, batch_udp=True)
+    for n in range(3):  # three large reads
+        ex.gather_udp = True
+        ex.hold_actions()
+        for k in range(2):
+            ex.execute(SendUdp(dst=LO, payload=b"%d.%d" % (n, k), dport=port, sport=sport))
+            assert [e.payload for e in recv_udp(rx)] == [b"%d.%d" % (n, k)]  # at once
+        assert ex.release_actions() == []
+    assert made == [1] and not ex.batch_udp

@@ -174,6 +174,11 @@ class LinuxExecutor(ArpActions, BindingActions):
     #: before anything held is carried out -- each as :func:`send_udp` sends it, in their
     #: order; a failed one is a failure of its action, as when it fails at once
     batch_udp: bool = False
+    #: per hold: whether :attr:`batch_udp` gathers this hold's datagrams; the daemon's
+    #: reader (:meth:`NodeIO.attach <mip4.io.runtime.NodeIO.attach>`) sets it for each
+    #: read, off for reads too small for a batch to pay. The setting itself is left alone:
+    #: it goes off for good only when libc has no ``sendmmsg``
+    gather_udp: bool = field(default=True, init=False)
     stats: Counter[str] = field(default_factory=Counter)
     ns: Netns = field(init=False)
     _packet: socket.socket | None = field(default=None, init=False)
@@ -445,7 +450,7 @@ class LinuxExecutor(ArpActions, BindingActions):
         if batch is None:
             try:
                 batch = self._udp_batch = BatchSender()
-            except OSError:
+            except OSError:  # (no sendmmsg in this libc: one by one from now on)
                 self.batch_udp = False
                 return False
         sock = self._udp_by_port.get(a.sport) or self._udp_socket(a.sport)
@@ -485,7 +490,7 @@ class LinuxExecutor(ArpActions, BindingActions):
                     held.sends.append(a)  # after what the actions before it asked for
                     return
                 self._carry_out_held()
-            elif a.link_dst is None and self.batch_udp and self._gather_udp(a):
+            elif a.link_dst is None and self.batch_udp and self.gather_udp and self._gather_udp(a):
                 return  # sent with the read's others (issue 13)
         self._send_udp(a)
 

@@ -386,7 +386,7 @@ class NodeIO:
                     receiver=receiver,
                 )
             if batching:
-                executor.batch_udp = len(events) >= BATCH_READ_MIN
+                executor.gather_udp = len(events) >= BATCH_READ_MIN
             return list(events)
 
         steering = self.steering

@@ -75,6 +75,7 @@ from mip4.store import SqliteStore, StoreError
 
 from . import logs, status
 from .aaa import open_disconnect
+from .allocator import keep_large_blocks_mapped
 from .config import (
     ConfigError,
     DaemonConfig,
@@ -763,6 +764,7 @@ def serve(cfg: DaemonConfig, store: SqliteStore | None = None) -> int:
         removed = clear_leftovers(cfg)
         if removed:
             logs.event("daemon.leftovers_cleared", logging.WARNING, removed=removed)
+        keep_large_blocks_mapped()  # perf (issue 13): tables grow without a copy
         engine = build_engine(cfg, store)
         stage = "open I/O"
         io = open_io(cfg, engine, Journal(journal_path(cfg)))

@@ -397,6 +397,20 @@ def test_report_from_made_up_figures() -> None:
         assert needle in text, text
 
 
+def test_the_report_says_what_the_three_processes_cpu_allows_the_relayed_path() -> None:
+    # generator 0.5 s / 25,000 = 20 us, FA 60 us, HA 40 us: 120 us per relayed registration,
+    # 2 CPUs: at most 16,667/s, 0.50x of the direct path's 33,333/s
+    fa = {"rate": 12500.0, "accepted": 25000, "cpu_s": 0.5, "fa_cpu_us": 60.0, "cpu_us": 40.0}
+    block = {"sas": 1000, "startup_s": 0.4, "results": {"renew": {"rate": 100000 / 3}}}
+    block["results"]["fa_renew"] = fa
+    text = format_report({"sas": [block], "cpus": 2})
+    assert "generator + FA + HA: 120 us; 2 CPUs allow at most 16,667/s (0.50x direct)" in text
+    assert "FA-relayed / direct: 0.38x" in text
+    # a figure missing: no line rather than a wrong one
+    del fa["cpu_s"]
+    assert "allow at most" not in format_report({"sas": [block], "cpus": 2})
+
+
 @pytest.mark.lab
 @pytest.mark.slow
 @needs_cc

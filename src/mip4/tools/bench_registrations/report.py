@@ -120,6 +120,34 @@ def _cpu(r: dict[str, Any] | None) -> str:
     return f"{r['cpu_us']:,.0f} us"
 
 
+def _cpu_sum(r: dict[str, Any], *keys: str) -> float | None:
+    """The three processes' CPU per accepted registration: the generator's own
+    (``cpu_s``) plus each of ``keys`` (per accepted, microseconds); ``None`` when one is
+    missing."""
+    if not r.get("accepted") or r.get("cpu_s") is None:
+        return None
+    parts = [r["cpu_s"] / r["accepted"] * 1e6] + [r.get(k) for k in keys]
+    return None if any(p is None for p in parts) else float(sum(parts))
+
+
+def ceiling_lines(fa: dict[str, Any], direct: dict[str, Any] | None, cpus: int | None) -> list[str]:
+    """What the CPU the three processes spend per relayed registration (generator, FA,
+    HA) allows on this host's ``cpus`` if nothing else limited the relayed path, against
+    the direct path measured in the same run: a relayed rate near it is bound by CPU
+    alone (the 2-core host of issue 13 runs all three processes)."""
+    total = _cpu_sum(fa, "fa_cpu_us", "cpu_us")
+    if not total or not cpus:
+        return []
+    ceiling = cpus / total * 1e6
+    line = (
+        f"{'':<4}CPU per relayed registration, generator + FA + HA: {total:,.0f} us;"
+        f" {cpus} CPUs allow at most {ceiling:,.0f}/s"
+    )
+    if direct and _rate(direct):
+        line += f" ({ceiling / _rate(direct):.2f}x direct)"
+    return [line]
+
+
 def format_report(out: dict[str, Any]) -> str:
     echo = out.get("echo")
     head = ", ".join(
@@ -171,6 +199,7 @@ def format_report(out: dict[str, Any]) -> str:
                 lines.append(f"{'':<4}FA-relayed / direct: {_rate(fa) / _rate(direct):.2f}x")
             if fa.get("fa_cpu_us") is not None:
                 lines.append(f"{'':<4}FA CPU per relayed registration: {fa['fa_cpu_us']:,.0f} us")
+            lines += ceiling_lines(fa, direct, out.get("cpus"))
     lines.append("")
     lines.append(
         "per s: accepted replies (code 0/1) per second seen by the generator, best of the "

@@ -401,8 +401,8 @@ def test_the_report_says_what_the_three_processes_cpu_allows_the_relayed_path() 
     # generator 0.5 s / 25,000 = 20 us, FA 60 us, HA 40 us: 120 us per relayed registration,
     # 2 CPUs: at most 16,667/s, 0.50x of the direct path's 33,333/s
     fa = {"rate": 12500.0, "accepted": 25000, "cpu_s": 0.5, "fa_cpu_us": 60.0, "cpu_us": 40.0}
-    block = {"sas": 1000, "startup_s": 0.4, "results": {"renew": {"rate": 100000 / 3}}}
-    block["results"]["fa_renew"] = fa
+    results: dict[str, Any] = {"renew": {"rate": 100000 / 3}, "fa_renew": fa}
+    block = {"sas": 1000, "startup_s": 0.4, "results": results}
     text = format_report({"sas": [block], "cpus": 2})
     assert "generator + FA + HA: 120 us; 2 CPUs allow at most 16,667/s (0.50x direct)" in text
     assert "FA-relayed / direct: 0.38x" in text

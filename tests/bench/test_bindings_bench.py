@@ -80,7 +80,7 @@ def test_report_says_what_was_left_behind() -> None:
         "load_after": 1.0,
         "startup_s": 1.0,
         "rss_start_mib": 50.0,
-        "first": {"accepted": 1000, "rate": 5000.0, "cpu_us": 150.0},
+        "first": {"accepted": 1000, "rate": 5000.0, "cpu_us": 150.0, "gap_max_ms": 12.5},
         "rss_bound_mib": 52.0,
         "rss_per_binding": 2097,
         "bindings_total": 1000,
@@ -99,6 +99,7 @@ def test_report_says_what_was_left_behind() -> None:
     text = format_report(out)
     for needle in ("1,000 of 1,000", "5,000/s", "2,097 bytes", "no fast path", "link t", "exit 0"):
         assert needle in text, text
+    assert "us each; longest silence 12.5 ms" in text  # fill; renewals had none measured
 
 
 @pytest.mark.lab
@@ -115,6 +116,7 @@ def test_a_real_home_agent_bound_renewed_and_stopped_leaves_nothing(
     first = out["first"]
     assert first["accepted"] == NODES and first["loadgen"]["codes"] == {"0": NODES}, first
     assert first["rate"] > 0 and first["cpu_us"] > 0
+    assert first["gap_max_ms"] > 0  # at least the wait for the first reply
     assert out["bindings_total"] == NODES  # mip4 status counts them all (not its listing)
     assert out["fast_path"] == {"capacity": 65536, "map_full": {}}
     # the bpf plane answers ARP for the absent nodes from a map: no kernel proxy entry
@@ -126,6 +128,7 @@ def test_a_real_home_agent_bound_renewed_and_stopped_leaves_nothing(
     assert isinstance(out["rss_per_binding"], int)
     renew = out["renew"]
     assert renew["accepted"] > 0 and set(renew["codes"]) == {"0"}, renew
+    assert renew["gap_max_ms"] > 0
     # the daemon pinned its maps in the bench's bpffs (so "no pins left" says something)
     assert out["bpf_pins"] > 0
     assert out["exit"] == 0

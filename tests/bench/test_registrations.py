@@ -186,6 +186,48 @@ def test_the_generator_naps_on_a_timer_and_never_sleeps_on_its_socket(
     assert any("nanosleep" in w for w in seen), seen
 
 
+@needs_cc
+def test_the_generator_reports_the_servers_longest_silence(tmp_path: Path) -> None:
+    """``gap_max_ms``: an echo server that stops answering for 300 ms once, with requests
+    outstanding, is seen silent at least that long (and never longer than the run)."""
+    import threading
+
+    nodes = Nodes.for_count(4, seed=7)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as echo:
+        echo.bind(("127.0.0.1", 0))
+        echo.settimeout(0.2)
+        port = echo.getsockname()[1]
+        stop = threading.Event()
+
+        def serve() -> None:
+            answered = 0
+            while not stop.is_set():  # bounded: the generator sends at most --max
+                try:
+                    data, peer = echo.recvfrom(2048)
+                except TimeoutError:
+                    continue
+                answered += 1
+                if answered == 50:
+                    time.sleep(0.3)  # the pause, the window full
+                echo.sendto(data, peer)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        argv = [str(build(tmp_path)), "--server", "127.0.0.1", "--port", str(port)]
+        argv += ["--nodes", "4", "--seed", "7", "--spi-base", str(nodes.spi_base)]
+        argv += ["--home-base", str(nodes.home_base), "--ha", str(nodes.home_agent)]
+        argv += ["--coa", "127.0.0.1", "--mode", "echo", "--duration", "5", "--timeout", "5"]
+        argv += ["--window", "4", "--max", "200"]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+        finally:
+            stop.set()
+            server.join(5)
+    r = json.loads(out.stdout)
+    assert r["accepted"] == 200 and r["timeouts"] == 0, r
+    assert 300 <= r["gap_max_ms"] <= r["elapsed_s"] * 1e3, r
+
+
 def test_report_carries_the_flood_figures() -> None:
     flood = {
         "rate": 150000.0,

@@ -246,6 +246,7 @@ class BindingsBench(Bench):
             "rate": round(accepted / wall, 1) if wall > 0 else None,
             "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
             "wall_s": round(wall, 2),
+            "gap_max_ms": r.get("gap_max_ms"),
             "loadgen": {k: r.get(k) for k in ("rate", "sent", "timeouts", "codes")},
         }
         rss1 = _rss_kib(pid) or 0
@@ -277,6 +278,7 @@ class BindingsBench(Bench):
             "accepted": accepted,
             "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
             "codes": r.get("codes"),
+            "gap_max_ms": r.get("gap_max_ms"),
         }
         out["rss_after_renew_mib"] = round((_rss_kib(pid) or 0) / 1024, 1)
 
@@ -314,6 +316,13 @@ def _n(x: Any) -> str:
     return "-" if x is None else f"{round(x):,}" if x >= 100 else f"{x:,}"
 
 
+def _silence(phase: dict[str, Any]) -> str:
+    """The generator's longest wait for a reply with requests outstanding (the loadgen's
+    ``gap_max_ms``): an upper bound of the home agent's longest pause in the phase."""
+    gap = phase.get("gap_max_ms")
+    return "" if gap is None else f"; longest silence {gap:,.1f} ms"
+
+
 def format_report(out: dict[str, Any]) -> str:
     n = out["nodes"]
     first, renew, base = out["first"], out["renew"], out["base"]
@@ -329,7 +338,7 @@ def format_report(out: dict[str, Any]) -> str:
         (
             "fill",
             f"{_n(first['accepted'])} of {n:,} first registrations accepted, "
-            f"{_n(first['rate'])}/s, HA CPU {_n(first['cpu_us'])} us each",
+            f"{_n(first['rate'])}/s, HA CPU {_n(first['cpu_us'])} us each" + _silence(first),
         ),
         ("bound", f"RSS {out['rss_bound_mib']} MiB, {_n(out['rss_per_binding'])} bytes/binding"),
         ("mip4 status", f"{_n(out['bindings_total'])} bindings, {out['dataplane']} plane, {fp}"),
@@ -342,7 +351,8 @@ def format_report(out: dict[str, Any]) -> str:
         (
             "renewals",
             f"{_n(renew['rate'])}/s over {renew['seconds']:g} s at {n:,} bindings, "
-            f"HA CPU {_n(renew['cpu_us'])} us each; RSS after {out['rss_after_renew_mib']} MiB",
+            f"HA CPU {_n(renew['cpu_us'])} us each; RSS after {out['rss_after_renew_mib']} MiB"
+            + _silence(renew),
         ),
         ("stop", f"SIGTERM: {out['stop_s']:.1f} s, exit {out['exit']}"),
         ("left behind", "nothing" if not left else "; ".join(left)),

@@ -50,7 +50,9 @@
  * in "wrong_dst" and not as a reply. Matching per node is unchanged (home address and low
  * identification word).
  *
- * Output: one JSON object on stdout.
+ * Output: one JSON object on stdout. "gap_max_ms" (closed-loop modes): the longest time
+ * with requests outstanding and no reply arriving -- an upper bound of the server's longest
+ * pause (the generator's own delays are in it too).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -507,6 +509,11 @@ int main(int argc, char **argv) {
     }
     long outstanding = 0, remaining = nodes_n, cursor = 0;
     double cpu0 = cpu_seconds(), t0 = now_mono(), end = t0 + duration, t_last = t0;
+    /* the longest silence of the server while requests were outstanding: from a batch of
+     * replies (or a send into an empty window) to the next batch of replies -- an upper
+     * bound of the server's longest pause (it includes the generator's own delays, a nap
+     * of NAP_US among them) */
+    double gap_max = 0, quiet_since = -1;
     double last_check = t0;
 
     while (1) {
@@ -548,6 +555,7 @@ int main(int argc, char **argv) {
                 node *n = &nodes[home - home_base - (uint32_t)first];
                 n->outstanding = 0;
             }
+            if (outstanding == 0 && k > 0) quiet_since = t;
             sent += k;
             outstanding += k;
         }
@@ -567,6 +575,8 @@ int main(int argc, char **argv) {
             continue;
         }
         t_last = now_mono();
+        if (quiet_since >= 0 && t_last - quiet_since > gap_max) gap_max = t_last - quiet_since;
+        quiet_since = t_last;
         for (int b = 0; b < r; b++) {
             uint8_t *p = rbuf[b];
             if (rmsg[b].msg_len < 20) {
@@ -603,6 +613,7 @@ int main(int argc, char **argv) {
                 }
             }
         }
+        if (outstanding == 0) quiet_since = -1; /* nothing asked: no silence to count */
     }
     double elapsed = t_last - t0;
     if (elapsed <= 0) elapsed = now_mono() - t0;
@@ -610,9 +621,9 @@ int main(int argc, char **argv) {
     printf("{\"mode\": \"%s\", \"nodes\": %ld, \"sent\": %ld, \"replies\": %ld, "
            "\"accepted\": %ld, \"timeouts\": %ld, \"stray\": %ld, \"send_errors\": %ld, "
            "\"outstanding\": %ld, \"late_accepted\": %ld, \"elapsed_s\": %.6f, "
-           "\"rate\": %.1f, \"cpu_s\": %.6f, ",
+           "\"rate\": %.1f, \"cpu_s\": %.6f, \"gap_max_ms\": %.3f, ",
            mode, nodes_n, sent, replies, accepted, timeouts, stray, send_errors, outstanding,
-           late_accepted, elapsed, accepted / elapsed, cpu);
+           late_accepted, elapsed, accepted / elapsed, cpu, gap_max * 1e3);
     if (many) printf("\"sources\": %ld, \"wrong_dst\": %ld, ", sources_n, wrong_dst);
     printf("\"codes\": {");
     int comma = 0;

@@ -11,10 +11,14 @@ import os
 import pickle
 import random
 import tracemalloc
+from array import array
 from ipaddress import IPv4Address
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mip4.security
 from mip4.daemon.config import load_config
@@ -270,3 +274,78 @@ def test_a_reload_takes_the_new_table_whole(tmp_path: Path) -> None:
     assert rekeyed is not None and rekeyed.key == bytes.fromhex(other)
     assert store.get(IPv4Address("10.1.0.16"), 65536) is not None  # back, as the file says
     assert store.get(IPv4Address("10.1.0.30"), 70000) is not None
+
+
+# -- runs of consecutive peers: the row computed, only the record read (issue 13) --------
+
+
+_PEERS = st.one_of(
+    # sorted and dense (one run), sorted with gaps (a few runs), anything (no runs)
+    st.integers(1, 300).map(lambda n: [0x0A000100 + i for i in range(n)]),
+    st.lists(st.integers(1, 40), min_size=1, max_size=60).map(
+        lambda gaps: [0x0A000100 + sum(gaps[: i + 1]) for i in range(len(gaps))]
+    ),
+    st.lists(st.integers(0, 0xFFFFFFFF), min_size=1, max_size=60),
+    st.lists(st.sampled_from([0, 1, 2, 5, 6, 7, 0xFFFFFFFE, 0xFFFFFFFF]), max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PEERS, st.integers(0, 3), st.randoms(use_true_random=False))
+def test_find_answers_as_a_dict_of_the_rows_with_runs_or_without(
+    peers: list[int], extra_spis: int, rng: random.Random
+) -> None:
+    """Whatever the order of the peers -- runs kept or dropped -- ``find`` answers what a
+    dict of (peer, SPI) -> row answers, for every row and for peers around and between
+    them (before the first, after the last, in a gap, past a run's end, another SPI)."""
+    table = TableRows()
+    model: dict[tuple[int, int], int] = {}
+    appended: list[int] = []
+    for peer in peers:
+        for spi in [256] + [300 + rng.randrange(3) for _ in range(rng.randrange(extra_spis + 1))]:
+            if (peer, spi) not in model:
+                model[(peer, spi)] = table.append(peer, SecurityAssociation(spi, KEY))
+                appended.append(peer)
+    probes = set(model) | {
+        (p + d, s) for (p, s) in model for d in (-2, -1, 1, 2) if 0 <= p + d <= 0xFFFFFFFF
+    }
+    probes |= {(p, s + 1) for (p, s) in model} | {(0, 256), (0xFFFFFFFF, 256)}
+    for peer, spi in probes:
+        assert table.find(peer, spi) == model.get((peer, spi), -1), (peer, spi)
+    pairs = list(pairwise(appended))
+    if table.runs is not None:  # kept only for rows in increasing peer order
+        assert all(a < b for a, b in pairs)
+        assert table.runs == (1 if appended else 0) + sum(b != a + 1 for a, b in pairs)
+    elif all(a < b for a, b in pairs):  # dropped in order: too many runs for the rows
+        assert sum(b != a + 1 for a, b in pairs) + 1 > TableRows.RUNS_FREE
+
+
+def test_runs_are_kept_for_a_sorted_table_and_dropped_otherwise() -> None:
+    dense = TableRows.of((0x0A000100 + i, SecurityAssociation(256 + i, KEY)) for i in range(500))
+    assert dense.runs == 1
+    # computed from the runs, only the record read: an emptied index changes no answer
+    dense._index = array("I", bytes(4 * len(dense._index)))
+    assert [dense.find(0x0A000100 + i, 256 + i) for i in range(500)] == list(range(500))
+    assert dense.find(0x0A000100 + 500, 756) == -1 and dense.find(0x0A000100, 257) == -1
+    gaps = TableRows.of(
+        (0x0A000100 + i + (i // 100) * 7, SecurityAssociation(256, KEY)) for i in range(500)
+    )
+    assert gaps.runs == 5
+    unsorted = TableRows.of(
+        [(5, SecurityAssociation(256, KEY)), (4, SecurityAssociation(256, KEY))]
+    )
+    assert unsorted.runs is None
+    two_spis = TableRows.of(
+        [(5, SecurityAssociation(256, KEY)), (5, SecurityAssociation(257, KEY))]
+    )
+    assert two_spis.runs is None and two_spis.find(5, 257) == 1 and two_spis.find(5, 256) == 0
+    # many short runs (every other address): the index alone, once past the free runs
+    sparse = TableRows.of((2 * i, SecurityAssociation(256, KEY)) for i in range(200))
+    assert sparse.runs is None
+    assert [sparse.find(2 * i, 256) for i in range(200)] == list(range(200))
+    assert sparse.find(3, 256) == -1
+    few = TableRows.of((2 * i, SecurityAssociation(256, KEY)) for i in range(TableRows.RUNS_FREE))
+    assert few.runs == TableRows.RUNS_FREE
+    # a table read back from a pickle keeps its runs (rebuilt by appending)
+    again = pickle.loads(pickle.dumps(gaps))
+    assert again.runs == 5 and again == gaps

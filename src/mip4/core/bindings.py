@@ -295,20 +295,43 @@ class _DeadlineHeap:
     moves at most ``PEEK_BUDGET`` items on per call (then it answers the earliest item's
     deadline, a time no later than the true next expiry); ``pop_due`` moves or pops at
     most ``limit`` items per call. ``current`` (given to both) answers a key's deadline
-    from the table itself, so no second map of deadlines is kept."""
+    from the table itself, so no second map of deadlines is kept.
 
-    __slots__ = ("_heap", "_queued")
+    Superseded items (only a deadline moved earlier leaves one) are dropped when the
+    items outnumber twice the keys by more than ``SLACK`` -- not by rebuilding the heap in
+    one push (O(n): a pause at a million entries) but as the home agent's expiry order
+    does it (:mod:`~mip4.core.ha_deadlines`): the heap is set aside as ``_old``, still a
+    valid heap, new items go to a new ``_heap``, and each later push *drains* at most
+    ``DRAIN`` items from the end of ``_old`` (``list.pop()``: a heap less its last item is
+    a heap), dropping the superseded ones and pushing the others into ``_heap``. The items
+    are the union of both heaps; ``peek``, ``pop_due`` and ``_settle`` take the smaller
+    top. A push does one heap push and at most ``DRAIN`` drained items; a drain ends after
+    ``ceil(T0 / DRAIN)`` pushes (``T0`` the items when it began) with every superseded
+    item of ``_old`` gone, and a drain that ends with the bound still passed sets the heap
+    aside again."""
+
+    __slots__ = ("_heap", "_old", "_queued")
 
     #: items ``peek`` may move on in one call before it answers a lower bound
     PEEK_BUDGET = 1024
+    #: superseded items allowed beyond one per key before a drain begins
+    SLACK = 1024
+    #: items a push drains from ``_old`` (the heap set aside)
+    DRAIN = 128
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, Any]] = []
+        #: the heap set aside, being drained into ``_heap`` (empty: no drain under way)
+        self._old: list[tuple[float, Any]] = []
         #: key -> deadline of the key's one live heap item
         self._queued: dict[Hashable, float] = {}
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._old)
+
+    def draining(self) -> bool:
+        """Whether a drain is under way (class docstring)."""
+        return bool(self._old)
 
     def push(self, deadline: float | None, key: Hashable) -> None:
         """``key``'s deadline is now ``deadline`` (``None``: never)."""
@@ -319,21 +342,36 @@ class _DeadlineHeap:
             return  # the earlier item surfaces first and is moved on then
         self._queued[key] = deadline
         heapq.heappush(self._heap, (deadline, key))
-        if len(self._heap) > 2 * len(self._queued) + 1024:
-            self._compact()
+        if self._old:
+            self._drain()
+        if not self._old and len(self._heap) > 2 * len(self._queued) + self.SLACK:
+            self._old, self._heap = self._heap, []  # drained from the next push on
 
-    def _compact(self) -> None:
-        """Drop the items superseded by an earlier deadline (only a deadline moved earlier
-        leaves one behind)."""
-        queued = self._queued
-        self._heap = [item for item in self._heap if queued.get(item[1]) == item[0]]
-        heapq.heapify(self._heap)
+    def _drain(self) -> int:
+        """Move at most ``DRAIN`` items from the end of ``_old`` into ``_heap``, dropping
+        the ones superseded by an earlier deadline; how many were looked at."""
+        old, heap, queued = self._old, self._heap, self._queued
+        n = min(self.DRAIN, len(old))
+        for _ in range(n):
+            item = old.pop()
+            if queued.get(item[1]) == item[0]:
+                heapq.heappush(heap, item)
+        return n
+
+    def _first(self) -> list[tuple[float, Any]] | None:
+        """The heap whose top is the earliest item (``None``: no item)."""
+        heap, old = self._heap, self._old
+        if old and (not heap or old[0] < heap[0]):
+            return old
+        return heap if heap else None
 
     def _settle(self, current: _Current) -> Hashable | None:
         """Pop the earliest item; move it on to its key's current deadline if that is
         later. Returns the key if the item was that key's live one and its deadline is the
         current one (the entry is due at it), else ``None``."""
-        item = heapq.heappop(self._heap)
+        first = self._first()
+        assert first is not None
+        item = heapq.heappop(first)
         deadline, key = item[0], cast(Hashable, item[1])
         if self._queued.get(key) != deadline:
             return None  # superseded by an earlier item
@@ -350,10 +388,9 @@ class _DeadlineHeap:
 
     def peek(self, current: _Current) -> float | None:
         """Earliest live deadline."""
-        heap = self._heap
         budget = self.PEEK_BUDGET
-        while heap:
-            deadline, key = heap[0]
+        while (first := self._first()) is not None:
+            deadline, key = first[0]
             if self._queued.get(key) == deadline and current(key) == deadline:
                 return deadline
             if budget == 0:
@@ -367,9 +404,12 @@ class _DeadlineHeap:
         heap items are handled (some may be moved on, not due): call again while
         :meth:`peek` answers a time not after ``now``."""
         due: list[Any] = []
-        heap = self._heap
         work = 0
-        while heap and heap[0][0] <= now and (limit is None or work < limit):
+        while (
+            (first := self._first()) is not None
+            and first[0][0] <= now
+            and (limit is None or work < limit)
+        ):
             work += 1
             key = self._settle(current)
             if key is not None:
@@ -378,6 +418,7 @@ class _DeadlineHeap:
 
     def clear(self) -> None:
         self._heap.clear()
+        self._old.clear()
         self._queued.clear()
 
 

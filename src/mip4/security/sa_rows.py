@@ -26,12 +26,23 @@ a peer -- one per SPI -- is on one probe run: ``find`` (peer, SPI) and ``rows_of
 walk it to the first empty slot. It holds at most half its slots, and is sized from the
 expected row count when one is given (a parse counts the lines first), so a million rows
 are indexed without rehashing.
+
+A table appended in increasing peer order (one SPI a peer: a subscriber table sorted by
+home address, the usual way one is made) is also kept as *runs* of consecutive peers in
+consecutive rows -- the first peer and the first row of each, two small arrays -- while
+its runs are few (at most ``RUNS_FREE``, or ``RUNS_ROWS`` rows a run on average): then
+``find`` computes the row (a bisection over the runs' first peers, in cache) and reads
+only the record, not the index slot first -- one place in memory instead of two, a cache
+and TLB miss fewer at a million rows in a random order (issue 13: ~0.4 us a lookup). The
+first append out of that order (a peer not above the last, a second SPI of a peer) or past
+that bound drops the runs for good; the index answers alone, as before.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from typing import Any
@@ -62,6 +73,7 @@ _TIMESTAMPS, _NONCE_REPLAY = ReplayMethod.TIMESTAMPS, ReplayMethod.NONCES
 #: a record's head: peer, SPI, flags, (pad), key length; the key follows, padded
 _HEAD = struct.Struct("<IIBxH")
 _PEER_SPI = struct.Struct("<II").unpack_from
+_SPI_AT = struct.Struct("<I").unpack_from
 _HEAD_AT = _HEAD.unpack_from
 #: keys up to this long are in the record (the record grows to the longest); longer ones
 #: are kept aside
@@ -78,15 +90,23 @@ class TableRows:
     __slots__ = (
         "_index",
         "_last",
+        "_last_peer",
         "_long",
         "_mask",
         "_records",
         "_rows",
+        "_run_peers",
+        "_run_rows",
         "_shift",
         "_stride",
         "_tolerances",
         "_width",
     )
+
+    #: runs kept whatever the rows (module docstring)
+    RUNS_FREE = 16
+    #: beyond ``RUNS_FREE``, the fewest rows a run on average for the runs to be kept
+    RUNS_ROWS = 64
 
     def __init__(self, expected: int = 0) -> None:
         #: the records end to end (bytes once read, so a key is a slice of them)
@@ -101,6 +121,12 @@ class TableRows:
         self._tolerances: dict[int, float] = {}
         #: (row, association) last made by :meth:`association`
         self._last: tuple[int, SecurityAssociation] | None = None
+        #: the runs (module docstring): first peer and first row of each, in row order and
+        #: so in peer order; ``None`` once the rows left increasing peer order
+        self._run_peers: array[int] | None = array("I")
+        self._run_rows: array[int] = array("I")
+        #: the peer last appended (-1: none yet)
+        self._last_peer = -1
         bits = 3
         while (1 << bits) < 2 * expected:
             bits += 1
@@ -157,6 +183,17 @@ class TableRows:
         if sa.replay_tolerance != DEFAULT_REPLAY_TOLERANCE:
             self._tolerances[row] = sa.replay_tolerance
         self._rows = row + 1
+        runs = self._run_peers
+        if runs is not None:
+            if peer <= self._last_peer:  # out of order, or a peer's second SPI
+                self._drop_runs()
+            elif not runs or peer != self._last_peer + 1:  # a new run
+                if len(runs) >= self.RUNS_FREE and (len(runs) + 1) * self.RUNS_ROWS > row + 1:
+                    self._drop_runs()
+                else:
+                    runs.append(peer)
+                    self._run_rows.append(row)
+            self._last_peer = peer
         if 2 * (row + 1) > len(self._index):
             self._size(33 - self._shift)
             for r in range(row + 1):
@@ -164,6 +201,18 @@ class TableRows:
         else:
             self._place(row, peer)
         return row
+
+    def _drop_runs(self) -> None:
+        """The rows are not (or no longer few) runs of consecutive peers: the index alone
+        finds them from now on."""
+        self._run_peers = None
+        self._run_rows = array("I")
+
+    @property
+    def runs(self) -> int | None:
+        """How many runs of consecutive peers the rows are (``None``: not kept, the index
+        alone finds rows; module docstring)."""
+        return None if self._run_peers is None else len(self._run_peers)
 
     def _place(self, row: int, peer: int) -> None:
         index, mask = self._index, self._mask
@@ -178,6 +227,17 @@ class TableRows:
 
     def find(self, peer: int, spi: int) -> int:
         """The row of ``(peer, spi)``; -1 when there is none."""
+        runs = self._run_peers
+        if runs is not None:  # the row computed from the runs: only the record is read
+            k = bisect_right(runs, peer) - 1
+            if k < 0:
+                return -1
+            run_rows = self._run_rows
+            r = run_rows[k] + (peer - runs[k])
+            if r >= (run_rows[k + 1] if k + 1 < len(run_rows) else self._rows):
+                return -1  # past the run's end: no row has this peer
+            # (the peer's only row: peers strictly increase while runs are kept)
+            return r if _SPI_AT(self._records, r * self._stride + 4)[0] == spi else -1
         index, records, stride, mask = self._index, self._records, self._stride, self._mask
         slot = ((peer * _GOLDEN) & _U32) >> self._shift
         while True:

@@ -101,8 +101,10 @@ def child(
         pauses["longest_ms"] = max(pauses["longest_ms"], (tick() - pauses["start"]) * 1000)
         pauses["full"] += info["generation"] == 2
 
+    from mip4.daemon.allocator import keep_large_blocks_mapped
     from mip4.daemon.run import freeze_survivors, settle_collector  # (before rss0)
 
+    keep_large_blocks_mapped()  # as the daemon sets the C allocator up before loading
     rss0 = _rss_kib()
     t0 = time.perf_counter()
     store = SecurityAssociations()

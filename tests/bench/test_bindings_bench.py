@@ -100,6 +100,20 @@ def test_report_says_what_was_left_behind() -> None:
     for needle in ("1,000 of 1,000", "5,000/s", "2,097 bytes", "no fast path", "link t", "exit 0"):
         assert needle in text, text
     assert "us each; longest silence 12.5 ms" in text  # fill; renewals had none measured
+    assert "deregister" not in text  # not asked for
+    out["dereg"] = {
+        "accepted": 1000,
+        "rate": 8000.0,
+        "cpu_us": 90.0,
+        "routes": 2,
+        "gap_max_ms": 3.0,
+    }
+    text = format_report(out)
+    assert (
+        "1,000 of 1,000 deregistrations accepted, 8,000/s, HA CPU 90.0 us each; routes after 2"
+        in text
+    )
+    assert text.index("deregister") < text.index("stop")
 
 
 @pytest.mark.lab
@@ -137,6 +151,23 @@ def test_a_real_home_agent_bound_renewed_and_stopped_leaves_nothing(
     assert after["links"] == base["links"] and after["routes"] == base["routes"], after
     assert after["proxy_entries"] == 0 and after["ip_forward"] == base["ip_forward"]
     assert out["left_behind"] == []
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@needs_cc
+@pytest.mark.usefixtures("needs_bpf")  # the figures are the bpf plane's
+def test_every_node_deregisters_and_its_route_goes(
+    prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--json", "--prefix", prefix, "--nodes", str(NODES), "--renew-seconds", "0.5"]
+    assert main([*argv, "--deregister"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    dereg = out["dereg"]
+    assert dereg["accepted"] == NODES and dereg["codes"] == {"0": NODES}, dereg
+    assert dereg["routes"] == out["base"]["routes"]  # each binding's route deleted
+    assert dereg["gap_max_ms"] > 0 and dereg["cpu_us"] > 0
+    assert out["exit"] == 0 and out["left_behind"] == []
 
 
 @pytest.mark.lab

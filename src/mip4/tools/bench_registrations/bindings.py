@@ -25,6 +25,10 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
 * **renewals** at N bindings for ``--renew-seconds`` (the generator's ``renew`` mode, cycling
   over the nodes): accepted per second, CPU time per renewal, and the RSS after them (a
   binding that is renewed costs no more memory);
+* **deregistrations** (with ``--deregister``): every node deregisters (lifetime 0, the
+  generator's ``dereg`` mode): accepted per second, CPU time each, and the routes of the
+  main table after them (the base count again: each binding's route deleted). With it the
+  stop below is the stop of a home agent with no binding;
 * **stop**: SIGTERM, the time until the process exited, and its exit status; then what is
   left behind in the home agent's namespace against what was there before it started: the
   fast path's maps pinned (``ip netns exec`` mounts a fresh ``/sys`` without a bpffs, so the
@@ -81,6 +85,8 @@ class BindingsOptions:
     prefix: str = ""
     log_level: str = "info"
     seed: int = 1
+    #: every node deregisters after the renewals (measured), before the stop
+    deregister: bool = False
 
     def bench_options(self) -> Options:
         """The :class:`~.run.Options` of the namespaces and the home agent: one SA count,
@@ -129,6 +135,7 @@ def options(args: argparse.Namespace) -> BindingsOptions:
         prefix=prefix,
         log_level=args.log_level,
         seed=_number("--seed", args.seed, int, 0, (1 << 63) - 1),
+        deregister=args.deregister,
     )
 
 
@@ -282,6 +289,20 @@ class BindingsBench(Bench):
         }
         out["rss_after_renew_mib"] = round((_rss_kib(pid) or 0) / 1024, 1)
 
+        if self.options.deregister:
+            c0, t0 = _cpu(pid), time.monotonic()
+            r = self.loadgen("dereg", 434, self.options.fill_seconds)
+            wall, cpu = time.monotonic() - t0, _cpu(pid) - c0
+            accepted = int(r["accepted"])
+            out["dereg"] = {
+                "accepted": accepted,
+                "rate": round(accepted / wall, 1) if wall > 0 else None,
+                "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
+                "codes": r.get("codes"),
+                "gap_max_ms": r.get("gap_max_ms"),
+                "routes": self.routes(),
+            }
+
         out["stop_s"] = round(_stop(ha, timeout=120 + n / 1000), 2)
         self.procs.remove(ha)
         out["exit"] = ha.returncode
@@ -354,6 +375,18 @@ def format_report(out: dict[str, Any]) -> str:
             f"HA CPU {_n(renew['cpu_us'])} us each; RSS after {out['rss_after_renew_mib']} MiB"
             + _silence(renew),
         ),
+    ]
+    dereg = out.get("dereg")
+    if dereg is not None:
+        rows.append(
+            (
+                "deregister",
+                f"{_n(dereg['accepted'])} of {n:,} deregistrations accepted, {_n(dereg['rate'])}/s,"
+                f" HA CPU {_n(dereg['cpu_us'])} us each; routes after {dereg['routes']:,}"
+                + _silence(dereg),
+            )
+        )
+    rows += [
         ("stop", f"SIGTERM: {out['stop_s']:.1f} s, exit {out['exit']}"),
         ("left behind", "nothing" if not left else "; ".join(left)),
     ]
@@ -387,6 +420,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the home agent's log level (default info)",
     )
     p.add_argument("--seed", default="1", help="seed of the nodes' keys")
+    p.add_argument(
+        "--deregister",
+        action="store_true",
+        help="every node deregisters after the renewals (measured); the stop then has none",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     p.set_defaults(func=run)

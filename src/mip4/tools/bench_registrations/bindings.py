@@ -244,18 +244,8 @@ class BindingsBench(Bench):
         rss0 = _rss_kib(pid) or 0
         out["rss_start_mib"] = round(rss0 / 1024, 1)
 
-        c0, t0 = _cpu(pid), time.monotonic()
-        r = self.loadgen("first", 434, self.options.fill_seconds)
-        wall, cpu = time.monotonic() - t0, _cpu(pid) - c0
-        accepted = int(r["accepted"])
-        out["first"] = {
-            "accepted": accepted,
-            "rate": round(accepted / wall, 1) if wall > 0 else None,
-            "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
-            "wall_s": round(wall, 2),
-            "gap_max_ms": r.get("gap_max_ms"),
-            "loadgen": {k: r.get(k) for k in ("rate", "sent", "timeouts", "codes")},
-        }
+        out["first"] = first = self.each_node_once("first", pid)
+        accepted = first["accepted"]
         rss1 = _rss_kib(pid) or 0
         out["rss_bound_mib"] = round(rss1 / 1024, 1)
         out["rss_per_binding"] = round((rss1 - rss0) * 1024 / accepted) if accepted else None
@@ -290,18 +280,8 @@ class BindingsBench(Bench):
         out["rss_after_renew_mib"] = round((_rss_kib(pid) or 0) / 1024, 1)
 
         if self.options.deregister:
-            c0, t0 = _cpu(pid), time.monotonic()
-            r = self.loadgen("dereg", 434, self.options.fill_seconds)
-            wall, cpu = time.monotonic() - t0, _cpu(pid) - c0
-            accepted = int(r["accepted"])
-            out["dereg"] = {
-                "accepted": accepted,
-                "rate": round(accepted / wall, 1) if wall > 0 else None,
-                "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
-                "codes": r.get("codes"),
-                "gap_max_ms": r.get("gap_max_ms"),
-                "routes": self.routes(),
-            }
+            out["dereg"] = dereg = self.each_node_once("dereg", pid)
+            dereg["routes"] = self.routes()
 
         out["stop_s"] = round(_stop(ha, timeout=120 + n / 1000), 2)
         self.procs.remove(ha)
@@ -309,6 +289,24 @@ class BindingsBench(Bench):
         out["after_stop"] = after = self.after_stop()
         out["left_behind"] = left_behind(base, after)
         return out
+
+    def each_node_once(self, mode: str, pid: int) -> dict[str, Any]:
+        """Every node sends one request of ``mode`` (the generator's ``first`` or
+        ``dereg``), bounded by ``--fill-seconds``: accepted, per second of wall time, the
+        home agent's CPU each, the longest silence, and the generator's own figures."""
+        c0, t0 = _cpu(pid), time.monotonic()
+        r = self.loadgen(mode, 434, self.options.fill_seconds)
+        wall, cpu = time.monotonic() - t0, _cpu(pid) - c0
+        accepted = int(r["accepted"])
+        return {
+            "accepted": accepted,
+            "rate": round(accepted / wall, 1) if wall > 0 else None,
+            "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
+            "wall_s": round(wall, 2),
+            "codes": r.get("codes"),
+            "gap_max_ms": r.get("gap_max_ms"),
+            "loadgen": {k: r.get(k) for k in ("rate", "sent", "timeouts", "codes")},
+        }
 
     def after_stop(self) -> dict[str, Any]:
         """:meth:`state` with the pins under the bench's bpffs and the tc filters and

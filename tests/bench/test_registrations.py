@@ -188,8 +188,10 @@ def test_the_generator_naps_on_a_timer_and_never_sleeps_on_its_socket(
 
 @needs_cc
 def test_the_generator_reports_the_servers_longest_silence(tmp_path: Path) -> None:
-    """``gap_max_ms``: an echo server that stops answering for 300 ms once, with requests
-    outstanding, is seen silent at least that long (and never longer than the run)."""
+    """``gap_max_ms``: an echo server that stops answering for 300 ms once, with a request
+    outstanding, is seen silent at least that long (and never longer than the run). One
+    request at a time (``--window 1``): the silence is counted from the send of the request
+    the server holds, so the generator's own delays cannot shorten it below the pause."""
     import threading
 
     nodes = Nodes.for_count(4, seed=7)
@@ -208,7 +210,7 @@ def test_the_generator_reports_the_servers_longest_silence(tmp_path: Path) -> No
                     continue
                 answered += 1
                 if answered == 50:
-                    time.sleep(0.3)  # the pause, the window full
+                    time.sleep(0.3)  # the pause, the request outstanding
                 echo.sendto(data, peer)
 
         server = threading.Thread(target=serve, daemon=True)
@@ -217,7 +219,7 @@ def test_the_generator_reports_the_servers_longest_silence(tmp_path: Path) -> No
         argv += ["--nodes", "4", "--seed", "7", "--spi-base", str(nodes.spi_base)]
         argv += ["--home-base", str(nodes.home_base), "--ha", str(nodes.home_agent)]
         argv += ["--coa", "127.0.0.1", "--mode", "echo", "--duration", "5", "--timeout", "5"]
-        argv += ["--window", "4", "--max", "200"]
+        argv += ["--window", "1", "--max", "200"]
         try:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
         finally:

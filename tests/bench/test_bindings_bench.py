@@ -164,7 +164,7 @@ def test_every_node_deregisters_and_its_route_goes(
     assert main([*argv, "--deregister"]) == 0
     out = json.loads(capsys.readouterr().out)
     dereg = out["dereg"]
-    assert dereg["accepted"] == NODES and dereg["codes"] == {"0": NODES}, dereg
+    assert dereg["accepted"] == NODES and dereg["loadgen"]["codes"] == {"0": NODES}, dereg
     assert dereg["routes"] == out["base"]["routes"]  # each binding's route deleted
     assert dereg["gap_max_ms"] > 0 and dereg["cpu_us"] > 0
     assert out["exit"] == 0 and out["left_behind"] == []

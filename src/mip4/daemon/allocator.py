@@ -9,7 +9,7 @@ growing one past its neighbour copies the whole array in the call that appends o
 4-25 ms at a million items, measured last session, longer than the 10 ms the issue allows
 a pause. :func:`keep_large_blocks_mapped` fixes the threshold at glibc's own starting
 value, so large blocks stay mapped and grow without a copy (in process, after one large
-block freed: a 3 M-item list's worst append 11-14 ms -> 0.3-2.6 ms). Blocks below it,
+block freed: a 3 M-item list's worst append 11-14 ms -> 0.25-2.6 ms). Blocks below it,
 and Python's own small objects (its arenas are mapped by Python itself), are unchanged.
 
 A C library other than glibc, or none reachable through :mod:`ctypes`, is left as it is.

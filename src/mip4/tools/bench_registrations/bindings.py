@@ -303,7 +303,6 @@ class BindingsBench(Bench):
             "rate": round(accepted / wall, 1) if wall > 0 else None,
             "cpu_us": round(cpu / accepted * 1e6, 1) if accepted else None,
             "wall_s": round(wall, 2),
-            "codes": r.get("codes"),
             "gap_max_ms": r.get("gap_max_ms"),
             "loadgen": {k: r.get(k) for k in ("rate", "sent", "timeouts", "codes")},
         }

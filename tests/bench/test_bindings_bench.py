@@ -21,6 +21,7 @@ from mip4.tools.bench_registrations.bindings import (
     format_report,
     left_behind,
     main,
+    probe_nodes,
 )
 
 NODES = 500
@@ -38,6 +39,8 @@ needs_cc = pytest.mark.usefixtures("_cc_present")
         [],
         ["--nodes", "10", "--renew-seconds", "-1"],
         ["--nodes", "10", "--prefix", "far-too-long-a-prefix"],
+        ["--nodes", "10", "--expire", "0"],
+        ["--nodes", "10", "--expire", "5", "--deregister"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv: list[str]) -> None:
@@ -114,6 +117,27 @@ def test_report_says_what_was_left_behind() -> None:
         in text
     )
     assert text.index("deregister") < text.index("stop")
+    assert "expiry" not in text  # not asked for
+    out["expire"] = {
+        "lifetime": 30,
+        "nodes": 900,
+        "probe_nodes": 100,
+        "short": {"accepted": 900, "rate": 9000.0, "wall_s": 0.1, "codes": {"0": 900}},
+        "probe": {"seconds": 35.1, "rate": 4000.0, "accepted": 140000, "gap_max_ms": 4.5},
+        "bindings_after": 100,
+        "routes_after": 102,
+    }
+    text = format_report(out)
+    assert (
+        "900 of 900 nodes registered again with lifetime 30 s (9,000/s) and let expire;"
+        " 100 probe nodes renewed 4,000/s over 35.1 s; longest silence 4.5 ms;"
+        " bindings after 100, routes 102" in text
+    ), text
+    assert text.index("deregister") < text.index("expiry") < text.index("stop")
+
+
+def test_the_probe_is_a_tenth_of_the_nodes_at_most_1000() -> None:
+    assert [probe_nodes(n) for n in (1, 9, 10, 500, 10_000, 1_000_000)] == [1, 1, 1, 50, 1000, 1000]
 
 
 @pytest.mark.lab
@@ -167,6 +191,32 @@ def test_every_node_deregisters_and_its_route_goes(
     assert dereg["accepted"] == NODES and dereg["loadgen"]["codes"] == {"0": NODES}, dereg
     assert dereg["routes"] == out["base"]["routes"]  # each binding's route deleted
     assert dereg["gap_max_ms"] > 0 and dereg["cpu_us"] > 0
+    assert out["exit"] == 0 and out["left_behind"] == []
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+@needs_cc
+@pytest.mark.usefixtures("needs_bpf")  # the figures are the bpf plane's
+def test_all_but_the_probe_nodes_expire_and_their_routes_go(
+    prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The home agent's timer expires every binding of the nodes that fell silent (no
+    request from them: only the lifetime ends them), and their routes go; the probe nodes
+    renewed throughout and are bound still."""
+    argv = ["--json", "--prefix", prefix, "--nodes", str(NODES), "--renew-seconds", "0.5"]
+    assert main([*argv, "--expire", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    expire, probe = out["expire"], probe_nodes(NODES)
+    assert expire["probe_nodes"] == probe and expire["nodes"] == NODES - probe
+    assert expire["short"]["accepted"] == NODES - probe, expire
+    assert expire["short"]["codes"] == {"0": NODES - probe}, expire
+    # the probe ran past every short lifetime (2 s after its request at the latest)
+    assert expire["probe"]["seconds"] >= 2 + expire["short"]["wall_s"]
+    assert expire["probe"]["accepted"] > 0 and set(expire["probe"]["codes"]) == {"0"}
+    assert expire["probe"]["gap_max_ms"] > 0
+    assert expire["bindings_after"] == probe
+    assert expire["routes_after"] == out["base"]["routes"] + probe
     assert out["exit"] == 0 and out["left_behind"] == []
 
 

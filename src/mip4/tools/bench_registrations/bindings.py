@@ -29,6 +29,15 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   generator's ``dereg`` mode): accepted per second, CPU time each, and the routes of the
   main table after them (the base count again: each binding's route deleted). With it the
   stop below is the stop of a home agent with no binding;
+* **expiry** (with ``--expire L``, issue 13's "no pause longer than 10 ms ... from expiry
+  at 1 M bindings", seen from outside): every node but the first P
+  (:func:`probe_nodes`: a tenth, at most 1,000) registers once more with lifetime L and
+  then falls silent; the P nodes renew (4 requests outstanding) from then until L plus
+  the time that pass took plus 5 s have gone, while the others' bindings expire at the
+  home agent (its timer, one route delete each). The probe's longest silence is an upper
+  bound of the home agent's longest pause during the mass expiry. Then the bindings (from
+  ``mip4 status``, waited for until they are P, at most 60 s) and the main table's routes
+  (the base count plus P);
 * **stop**: SIGTERM, the time until the process exited, and its exit status; then what is
   left behind in the home agent's namespace against what was there before it started: the
   fast path's maps pinned (``ip netns exec`` mounts a fresh ``/sys`` without a bpffs, so the
@@ -87,6 +96,8 @@ class BindingsOptions:
     seed: int = 1
     #: every node deregisters after the renewals (measured), before the stop
     deregister: bool = False
+    #: > 0: the expiry phase, every node but the probe's with this lifetime (seconds)
+    expire: int = 0
 
     def bench_options(self) -> Options:
         """The :class:`~.run.Options` of the namespaces and the home agent: one SA count,
@@ -136,7 +147,23 @@ def options(args: argparse.Namespace) -> BindingsOptions:
         log_level=args.log_level,
         seed=_number("--seed", args.seed, int, 0, (1 << 63) - 1),
         deregister=args.deregister,
+        expire=_expire(args),
     )
+
+
+def _expire(args: argparse.Namespace) -> int:
+    if args.expire is None:
+        return 0
+    if args.deregister:
+        raise ValueError("--expire: not with --deregister (the nodes are gone by then)")
+    value: int = _number("--expire", args.expire, int, 1, 300)
+    return value
+
+
+def probe_nodes(nodes: int) -> int:
+    """How many nodes keep renewing in the expiry phase: a tenth, at least 1, at most
+    1,000 (the others expire)."""
+    return max(1, min(1000, nodes // 10))
 
 
 class BindingsBench(Bench):
@@ -282,6 +309,8 @@ class BindingsBench(Bench):
         if self.options.deregister:
             out["dereg"] = dereg = self.each_node_once("dereg", pid)
             dereg["routes"] = self.routes()
+        if self.options.expire:
+            out["expire"] = self.expire_all_but_probe(pid, sock)
 
         out["stop_s"] = round(_stop(ha, timeout=120 + n / 1000), 2)
         self.procs.remove(ha)
@@ -306,6 +335,49 @@ class BindingsBench(Bench):
             "gap_max_ms": r.get("gap_max_ms"),
             "loadgen": {k: r.get(k) for k in ("rate", "sent", "timeouts", "codes")},
         }
+
+    def expire_all_but_probe(self, pid: int, sock: Path) -> dict[str, Any]:
+        """The expiry phase (``--expire``; the module's docstring says what is measured)."""
+        n, life = self.options.nodes, self.options.expire
+        probe = probe_nodes(n)
+        out: dict[str, Any] = {"lifetime": life, "nodes": n - probe, "probe_nodes": probe}
+        short: dict[str, Any] = {}
+        if n > probe:
+            t0 = time.monotonic()
+            r = self.loadgen(
+                "first", 434, self.options.fill_seconds, first=probe, count=n - probe, lifetime=life
+            )
+            wall = time.monotonic() - t0
+            accepted = int(r["accepted"])
+            short = {
+                "accepted": accepted,
+                "rate": round(accepted / wall, 1) if wall > 0 else None,
+                "wall_s": round(wall, 2),
+                "codes": r.get("codes"),
+            }
+        else:
+            wall = 0.0
+        out["short"] = short
+        seconds = min(600.0, life + wall + 5)
+        c0 = _cpu(pid)
+        r = self.loadgen("renew", 434, seconds, count=probe, window=min(4, probe))
+        out["probe"] = {
+            "seconds": round(seconds, 1),
+            "rate": r["rate"],
+            "accepted": int(r["accepted"]),
+            "codes": r.get("codes"),
+            "gap_max_ms": r.get("gap_max_ms"),
+            "ha_cpu_s": round(_cpu(pid) - c0, 2),
+        }
+        deadline = time.monotonic() + 60
+        while True:
+            total = ((self.status(sock) or {}).get("home_agent") or {}).get("bindings_total")
+            if total == probe or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        out["bindings_after"] = total
+        out["routes_after"] = self.routes()
+        return out
 
     def after_stop(self) -> dict[str, Any]:
         """:meth:`state` with the pins under the bench's bpffs and the tc filters and
@@ -383,6 +455,19 @@ def format_report(out: dict[str, Any]) -> str:
                 + _silence(dereg),
             )
         )
+    expire = out.get("expire")
+    if expire is not None:
+        short, probe = expire["short"], expire["probe"]
+        rows.append(
+            (
+                "expiry",
+                f"{_n(short.get('accepted'))} of {expire['nodes']:,} nodes registered again with"
+                f" lifetime {expire['lifetime']} s ({_n(short.get('rate'))}/s) and let expire;"
+                f" {expire['probe_nodes']:,} probe nodes renewed {_n(probe['rate'])}/s over"
+                f" {probe['seconds']:g} s" + _silence(probe) + f"; bindings after"
+                f" {_n(expire['bindings_after'])}, routes {expire['routes_after']:,}",
+            )
+        )
     rows += [
         ("stop", f"SIGTERM: {out['stop_s']:.1f} s, exit {out['exit']}"),
         ("left behind", "nothing" if not left else "; ".join(left)),
@@ -421,6 +506,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--deregister",
         action="store_true",
         help="every node deregisters after the renewals (measured); the stop then has none",
+    )
+    p.add_argument(
+        "--expire",
+        default=None,
+        metavar="SECONDS",
+        help="after the renewals all but a probe set of nodes register with this lifetime"
+        " (1..300) and expire while the probe renews (its longest silence is measured)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")

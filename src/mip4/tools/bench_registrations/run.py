@@ -322,10 +322,16 @@ class Bench:
         via_fa: bool = False,
         timeout: float = 5.0,
         sources: IPv4Address | None = None,
+        first: int = 0,
+        count: int | None = None,
+        lifetime: int | None = None,
+        window: int | None = None,
     ) -> dict[str, Any]:
         """One generator run; with ``sources``, node j sends from and registers
         ``sources + j % --sources`` (its socket bound to 0.0.0.0: it receives the replies to
-        all of them)."""
+        all of them). ``first``, ``count``: the nodes ``first`` .. ``first + count - 1``
+        only (default all); ``lifetime``: the requests' (default the generator's 1800 s);
+        ``window``: requests outstanding (default ``--window``)."""
         n = self.nodes
         server, coa, local = (
             (FA_VISITED, FA_VISITED, GEN_VISITING) if via_fa else (n.home_agent, LINK_GEN, LINK_GEN)
@@ -339,9 +345,12 @@ class Bench:
             argv += ["--sources", str(self.opts.sources), "--source-base", str(sources)]
         argv += ["--mode", mode]
         argv += ["--flags", "0" if via_fa else "0x20"]
-        argv += ["--nodes", str(self.opts.nodes), "--seed", str(n.seed)]
+        argv += ["--nodes", str(self.opts.nodes if count is None else count)]
+        argv += ["--first", str(first), "--seed", str(n.seed)]
+        if lifetime is not None:
+            argv += ["--lifetime", str(lifetime)]
         argv += ["--spi-base", str(n.spi_base), "--duration", f"{duration:g}"]
-        argv += ["--window", str(self.opts.window), "--timeout", f"{timeout:g}"]
+        argv += ["--window", str(window or self.opts.window), "--timeout", f"{timeout:g}"]
         argv += ["--max", str(max_requests or self.opts.max_requests)]
         r = subprocess.run(
             ["ip", "netns", "exec", self.ns_gen, *argv],

@@ -220,7 +220,8 @@ def test_expiry_by_deadline() -> None:
     assert ha.next_deadline() == 60.0
     assert ha.handle_timer(59.9) == []
     actions = ha.handle_timer(60.0)
-    assert of(actions, RemoveBinding) == [RemoveBinding(HOA, COA)]
+    # an expiry: no reply follows, nothing waits for the kernel work (issue 13)
+    assert of(actions, RemoveBinding) == [RemoveBinding(HOA, COA, expired=True)]
     assert of(actions, ProxyArp) == [ProxyArp("home0", HOA, False)]
     assert ha.next_deadline() is None
     assert len(ha.bindings) == 0
@@ -235,7 +236,7 @@ def test_renewal_moves_the_deadline_and_old_deadline_is_ignored() -> None:
     assert ha.next_deadline() == 110.0
     assert ha.handle_timer(60.0) == []
     assert len(ha.bindings) == 1
-    assert of(ha.handle_timer(110.0), RemoveBinding) == [RemoveBinding(HOA, COA)]
+    assert of(ha.handle_timer(110.0), RemoveBinding) == [RemoveBinding(HOA, COA, expired=True)]
 
 
 def test_new_coa_without_s_replaces_binding() -> None:
@@ -243,7 +244,8 @@ def test_new_coa_without_s_replaces_binding() -> None:
     ha.handle(udp(request(now=0, coa=COA)), 0.0)
     actions = ha.handle(udp(request(now=1, coa=COA2), src=COA2), 1.0)
     assert reply_of(actions).code == 0
-    assert of(actions, RemoveBinding) == [RemoveBinding(HOA, COA)]
+    # replaced, not expired: a reply follows
+    assert of(actions, RemoveBinding) == [RemoveBinding(HOA, COA, expired=False)]
     assert [b.care_of_address for b in ha.bindings.bindings_of(HOA)] == [COA2]
     (send,) = sends(actions)
     assert send.dst == COA2  # co-located care-of address: reply to the mobile node itself

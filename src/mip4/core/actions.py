@@ -141,10 +141,14 @@ class InstallBinding:
 
 @dataclass(frozen=True)
 class RemoveBinding:
-    """Stop tunnelling to ``care_of_address`` (``None``: every binding of the home address)."""
+    """Stop tunnelling to ``care_of_address`` (``None``: every binding of the home address).
+    ``expired``: the binding's lifetime ran out (RFC 5944 §3.8.1) -- no reply follows the
+    removal, so nothing waits for its kernel work (the executor may do it off the event
+    loop's thread, issue 13)."""
 
     home_address: IPv4Address
     care_of_address: IPv4Address | None = None
+    expired: bool = False
 
 
 @dataclass(frozen=True)

@@ -412,7 +412,7 @@ class HomeAgent:
         expired = self._bindings.pop_expired(now, self.EXPIRY_BATCH)
         for b in expired:
             hoa = b.home_address
-            actions.append(RemoveBinding(hoa, b.care_of_address))
+            actions.append(RemoveBinding(hoa, b.care_of_address, expired=True))
             self._counters.event("binding_expired")
             actions.append(
                 Log(

@@ -129,6 +129,7 @@ from .rawsock import (
     send_to_link,
     send_udp,
 )
+from .route_deletes import RouteDeletes
 from .undo import Journal, RouteRecord, UndoStack
 
 log = logging.getLogger("mip4")
@@ -225,6 +226,9 @@ class LinuxExecutor(ArpActions, BindingActions):
     #: interface indexes of the devices deleted after :meth:`close` in the same stop
     #: (:meth:`devices_going`): routes through them are left to the kernel
     _going: frozenset[int] = field(default=frozenset(), init=False)
+    #: the expired bindings' route deletes, sent off the loop's thread
+    #: (:mod:`mip4.io.route_deletes`; made on the first expiry)
+    _route_deletes: RouteDeletes | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ns = Netns(self.netns, journal=self.journal)
@@ -261,6 +265,9 @@ class LinuxExecutor(ArpActions, BindingActions):
         :meth:`devices_going`)."""
         for action, exc in self.release_actions():
             log.warning("executing %r failed: %s", action, exc)
+        if self._route_deletes is not None:  # what is queued goes first, in its order
+            self._route_deletes.close()
+            self._route_deletes = None
         self.hold_journal_lines(None)
         if self.journal is not None:
             self.journal.tear_down()
@@ -321,6 +328,9 @@ class LinuxExecutor(ArpActions, BindingActions):
         """Close our sockets and leave every kernel object (and the journal) as it is: what
         a killed process leaves behind (the lab's crash simulations)."""
         self._held = None  # what waited dies with the process
+        if self._route_deletes is not None:
+            self._route_deletes.abandon()
+            self._route_deletes = None
         self.hold_journal_lines(None)
         self.ns.close()
         for sock in [*self._icmp.values(), *self._udp_by_port.values()]:

@@ -36,6 +36,8 @@ from .bpf.agent import FastPath
 from .forwarder import Forwarder
 from .held import HeldActions
 from .netns import DeleteBatch, Netns
+from .route_deletes import RouteDeletes
+from .rtnl import RtnlSocket
 from .undo import RT_TABLE_MAIN, RouteRecord, dotted
 
 log = logging.getLogger("mip4")
@@ -61,12 +63,28 @@ class BindingActions:
     #: tunnel entry, for the tunnel source and own addresses in ``_tunnel_entries_for``
     _tunnel_entries: dict[tuple[IPv4Address, tuple[object, ...]], TunnelEntry]
     _tunnel_entries_for: tuple[object, ...]
+    #: the expired bindings' route deletes, off the loop's thread (:meth:`_deletes`)
+    _route_deletes: RouteDeletes | None
 
     def _fwd(self, what: str) -> Forwarder:
         raise NotImplementedError  # the executor's
 
     def _carry_out_held(self) -> None:
         raise NotImplementedError  # the executor's
+
+    def _deletes(self) -> RouteDeletes | None:
+        """The expired bindings' route deletes (made on first use); ``None`` without the
+        direct netlink socket (a stand-in for netlink: deleted at once)."""
+        deletes = self._route_deletes
+        if deletes is None:
+            ipr = self.ns.ipr
+            if getattr(ipr, "direct", None) is None:
+                return None
+            ns = self.ns
+            deletes = self._route_deletes = RouteDeletes(
+                lambda: ns.run(RtnlSocket.open), name=f"route-deletes-{ns.name}"
+            )
+        return deletes
 
     def installed_keys(self) -> set[int]:
         """``home << 32 | care-of`` of every binding installed in full (its renewals are
@@ -111,6 +129,8 @@ class BindingActions:
                         return
                     break
         self.stats["binding_installed"] += 1
+        if self._route_deletes is not None:  # an expired binding's route still to go: first
+            self._route_deletes.settle(home, self.ns.ipr.direct)
         fwd.table.add_binding(home, self._tunnel_entry(a, wanted))
         key = home << 32 | int(a.care_of_address)
         self._unsettled.add(key)  # until its kernel work is done (_binding_routed)
@@ -191,19 +211,23 @@ class BindingActions:
         if left and self.fast_path is not None:
             self.fast_path.sync(a.home_address, fwd.table.bindings.get(home, ()))
         if left == 0:
+            if self._route_deletes is not None:
+                self._route_deletes.settle(home, self.ns.ipr.direct)
             if entries is None:  # none of ours: whatever route the address has
                 self.ns.del_route(f"{a.home_address}/32")
                 return
             oif = self.ns.index_if_there(fwd.tun.name)
-            for err in self._unbind(a.home_address, oif):
+            for err in self._unbind(a.home_address, oif, a.expired):
                 log.warning("removing binding %s: %s", a.home_address, err)
 
-    def _unbind(self, home: IPv4Address, oif: int | None) -> list[str]:
+    def _unbind(self, home: IPv4Address, oif: int | None, expired: bool = False) -> list[str]:
         """Undo what a binding of ``home`` made (:meth:`install_binding`), as its undo
         stack did: the fast path's entries, then the route through the TUN device (index
         ``oif``; ``None``: the device is gone, and the route with it) unless the device
-        goes in this stop (:meth:`~mip4.io.executor.LinuxExecutor.devices_going`).
-        Returns the failures as text."""
+        goes in this stop (:meth:`~mip4.io.executor.LinuxExecutor.devices_going`). The
+        route of a binding that ``expired`` is deleted off the loop's thread
+        (:mod:`mip4.io.route_deletes`: nothing waits for it). Returns the failures as
+        text."""
         errors: list[str] = []
         fast = self.fast_path
         if fast is not None:
@@ -212,6 +236,13 @@ class BindingActions:
             except Exception as exc:
                 errors.append(f"bpf binding: {exc}")
         if oif is not None and oif not in self._going:
+            if expired:
+                deletes = self._deletes()
+                if deletes is not None:
+                    request = self.ns.ipr.direct.host_route_request("del", home.packed, oif)
+                    deletes.put(int(home), request)
+                    self.stats["route_delete_deferred"] += 1
+                    return errors
             route = RouteRecord(dotted(home), 32, RT_TABLE_MAIN, oif, None)
             try:
                 self.ns.undo_record(route)

@@ -1,0 +1,252 @@
+"""The routes of expired bindings deleted off the event loop's thread (issue 13,
+:mod:`mip4.io.route_deletes`): the loop does not wait for the kernel's delete (which blocks
+for most of a second where the FIB trie restructures itself at a million routes), and an
+address's requests still reach the kernel in the order they were asked for.
+
+* Unit (a stand-in socket whose ``send_batch`` can be held): ``put`` returns while the
+  thread is held in the kernel; ``settle`` sends a queued delete on the caller's socket at
+  once, and waits for one in flight; the order, the answers (gone, failed), close and
+  abandon.
+* Lab (a namespace): an expired binding's route goes through the thread and a deregistered
+  one's at once; a node registering again right after its binding expired keeps its route.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address
+
+import pytest
+
+from mip4.core.actions import InstallBinding, RemoveBinding
+from mip4.io.netns import Netns
+from mip4.io.route_deletes import RouteDeletes
+from mip4.io.rtnl import NetlinkRequestError, Request, RtnlSocket
+from mip4.io.runtime import NodeIO
+
+from .test_executor import COA
+
+
+class HeldSocket:
+    """Stands in for :class:`RtnlSocket`: records each batch; ``hold`` keeps the next
+    ``send_batch`` inside until ``release`` (a kernel that takes its time); ``answers``
+    maps an address's request to the error it gets."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.hold = threading.Event()
+        self.inside = threading.Event()
+        self.release = threading.Event()
+        self.answers: dict[str, Exception] = {}
+        self.closed = False
+
+    def send_batch(self, requests: Sequence[Request]) -> list[Exception | None]:
+        names = [r[3] for r in requests]
+        self.batches.append(names)
+        if self.hold.is_set():
+            self.hold.clear()
+            self.inside.set()
+            assert self.release.wait(10)
+        return [self.answers.get(n) for n in names]
+
+    def close(self) -> None:
+        self.closed = True
+
+    def sent(self) -> list[str]:
+        return [n for batch in self.batches for n in batch]
+
+
+def _req(name: str) -> Request:
+    """A request the stand-ins tell apart by its ``what``."""
+    return (0, "del", b"", name)
+
+
+def _deletes(sock: HeldSocket) -> RouteDeletes:
+    return RouteDeletes(lambda: sock)  # type: ignore[arg-type,return-value]
+
+
+def _direct(sock: HeldSocket) -> RtnlSocket:
+    return sock  # type: ignore[return-value]
+
+
+def test_put_returns_while_the_thread_waits_in_the_kernel() -> None:
+    thread_sock, loop_sock = HeldSocket(), HeldSocket()
+    d = _deletes(thread_sock)
+    thread_sock.hold.set()
+    d.put(1, _req("a"))
+    assert thread_sock.inside.wait(10)  # the thread is inside its send, held there
+    for i, name in enumerate("bcd", start=2):
+        d.put(i, _req(name))  # the loop goes on: nothing waits for the kernel
+    assert d.pending() == 4
+    # an address that has nothing queued does not wait either
+    d.settle(99, _direct(loop_sock))
+    assert loop_sock.batches == []
+    thread_sock.release.set()
+    assert d.drain(10)
+    assert thread_sock.sent() == ["a", "b", "c", "d"]  # in the order they were put
+    assert d.stats["sent"] == 4 and d.pending() == 0
+    d.close()
+    assert thread_sock.closed
+
+
+def test_settle_sends_a_queued_delete_itself_and_waits_for_one_in_flight() -> None:
+    thread_sock, loop_sock = HeldSocket(), HeldSocket()
+    d = _deletes(thread_sock)
+    thread_sock.hold.set()
+    d.put(1, _req("a"))
+    assert thread_sock.inside.wait(10)
+    d.put(2, _req("b"))
+    # b is queued behind the held batch: settle sends it on the caller's socket, now
+    d.settle(2, _direct(loop_sock))
+    assert loop_sock.sent() == ["b"] and d.stats["settled"] == 1
+    # a is in flight: settle waits until the kernel answered its batch
+    done = threading.Event()
+
+    def settle() -> None:
+        d.settle(1, _direct(loop_sock))
+        done.set()
+
+    waiter = threading.Thread(target=settle)
+    waiter.start()
+    assert not done.wait(0.3)  # still in the kernel: settle has not returned
+    thread_sock.release.set()
+    assert done.wait(10)
+    waiter.join(10)
+    assert loop_sock.sent() == ["b"]  # a was sent once, by the thread
+    assert thread_sock.sent() == ["a"]
+    d.close()
+
+
+def test_an_address_put_twice_is_deleted_once_in_its_new_turn() -> None:
+    sock = HeldSocket()
+    d = _deletes(sock)
+    sock.hold.set()
+    d.put(1, _req("a"))
+    assert sock.inside.wait(10)
+    d.put(2, _req("b"))
+    d.put(3, _req("c"))
+    d.put(2, _req("b2"))
+    sock.release.set()
+    assert d.drain(10)
+    assert sock.sent() == ["a", "c", "b2"]
+    d.close()
+
+
+def test_a_route_already_gone_is_counted_and_another_failure_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sock = HeldSocket()
+    sock.answers = {
+        "gone": NetlinkRequestError(errno.ESRCH, "route del"),
+        "refused": NetlinkRequestError(errno.EPERM, "route del"),
+    }
+    d = _deletes(sock)
+    with caplog.at_level(logging.WARNING, logger="mip4.io"):
+        d.put(int(IPv4Address("10.1.0.1")), _req("gone"))
+        d.put(int(IPv4Address("10.1.0.2")), _req("refused"))
+        d.put(int(IPv4Address("10.1.0.3")), _req("fine"))
+        assert d.drain(10)
+    assert (d.stats["sent"], d.stats["missing"], d.stats["failed"]) == (1, 1, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "10.1.0.2" in warnings[0], warnings
+    assert "Operation not permitted" in warnings[0]
+    d.close()
+
+
+def test_close_sends_what_is_queued_and_abandon_does_not() -> None:
+    sock = HeldSocket()
+    d = _deletes(sock)
+    sock.hold.set()
+    d.put(1, _req("a"))
+    assert sock.inside.wait(10)
+    d.put(2, _req("b"))
+    closer = threading.Thread(target=d.close)
+    closer.start()
+    sock.release.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    assert sock.sent() == ["a", "b"] and sock.closed
+    with pytest.raises(RuntimeError, match="stopped"):
+        d.put(3, _req("c"))
+
+    sock2 = HeldSocket()
+    d2 = _deletes(sock2)
+    sock2.hold.set()
+    d2.put(1, _req("a"))
+    assert sock2.inside.wait(10)
+    d2.put(2, _req("b"))
+    sock2.release.set()  # (the batch in flight is answered; b is dropped)
+    d2.abandon()
+    assert sock2.sent() in (["a"], ["a", "b"])  # b only if the thread took it first
+    assert d2.pending() == 0
+
+
+def test_nothing_is_started_before_the_first_delete() -> None:
+    opened: list[int] = []
+
+    def open_socket() -> RtnlSocket:
+        opened.append(1)
+        return _direct(HeldSocket())
+
+    d = RouteDeletes(open_socket)
+    d.settle(1, _direct(HeldSocket()))
+    assert d.drain(0.1) and opened == []
+    d.close()
+    assert opened == []
+
+
+# -- lab ------------------------------------------------------------------------------
+
+
+def _routes(ns: Netns, tun: str) -> set[str]:
+    out = ns.exec(["ip", "-4", "route", "show", "dev", tun]).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.mark.lab
+def test_an_expired_binding_route_goes_through_the_thread(
+    make_netns: Callable[[str], Netns], prefix: str
+) -> None:
+    ns, peer = make_netns("n"), make_netns("p")
+    ns.add_veth("n0", "p0", peer)
+    ns.add_address("n0", "10.77.0.1/24")
+    ns.set_up("n0")
+    peer.set_up("p0")
+    tun = f"{prefix}t"
+    io = NodeIO.open(
+        ns.name, ["n0"], tun_name=tun, tunnel_source=IPv4Address("10.77.0.1"), forwarding=True
+    )
+    homes = [IPv4Address(f"10.77.1.{i}") for i in range(1, 201)]
+    deletes: RouteDeletes | None = None
+    try:
+        ex = io.executor
+        for home in homes:
+            ex.execute(InstallBinding(home, COA))
+        assert _routes(ns, tun) == {str(h) for h in homes}
+        # a deregistration: the route is gone when execute returns (its reply follows)
+        ex.execute(RemoveBinding(homes[0], COA))
+        assert str(homes[0]) not in _routes(ns, tun)
+        assert ex.stats["route_delete_deferred"] == 0
+        # expiries: handed to the thread
+        for home in homes[1:150]:
+            ex.execute(RemoveBinding(home, COA, expired=True))
+        assert ex.stats["route_delete_deferred"] == 149
+        # a node whose binding just expired registers again: its route stays
+        again = homes[149]
+        ex.execute(InstallBinding(again, COA))
+        deletes = ex._route_deletes
+        assert deletes is not None and deletes.drain(30)
+        assert _routes(ns, tun) == {str(h) for h in homes[149:]}
+        assert (deletes.stats["sent"], deletes.stats["failed"]) == (149, 0)
+        # the stop sends what is queued first, then the thread goes
+        for home in homes[150:160]:
+            ex.execute(RemoveBinding(home, COA, expired=True))
+    finally:
+        io.close()
+    assert deletes is not None
+    assert deletes.pending() == 0 and deletes.stats["sent"] == 159
+    assert io.executor._route_deletes is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("route-deletes-")]

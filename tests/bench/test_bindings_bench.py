@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_report_says_what_was_left_behind() -> None:
     )
     assert text.index("deregister") < text.index("stop")
     assert "expiry" not in text  # not asked for
-    out["expire"] = {
+    expire: dict[str, Any] = {
         "lifetime": 30,
         "nodes": 900,
         "probe_nodes": 100,
@@ -127,12 +128,19 @@ def test_report_says_what_was_left_behind() -> None:
         "bindings_after": 100,
         "routes_after": 102,
     }
+    out["expire"] = expire
     text = format_report(out)
     assert (
         "900 of 900 nodes registered again with lifetime 30 s (9,000/s) and let expire;"
         " 100 probe nodes renewed 4,000/s over 35.1 s; longest silence 4.5 ms;"
         " bindings after 100, routes 102" in text
     ), text
+    assert "off the loop" not in text  # a base without the counters: nothing said
+    expire["route_deletes"] = {"deletes_sent": 900, "deletes_longest_us": 812_000}
+    text = format_report(out)
+    assert "routes 102; 900 route deletes off the loop's thread, the longest batch 812.0 ms" in (
+        text
+    )
     assert text.index("deregister") < text.index("expiry") < text.index("stop")
 
 
@@ -217,6 +225,13 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert expire["probe"]["gap_max_ms"] > 0
     assert expire["bindings_after"] == probe
     assert expire["routes_after"] == out["base"]["routes"] + probe
+    # the expired bindings' routes went off the loop's thread, every one of them
+    deletes = expire["route_deletes"]
+    assert deletes["delete_deferred"] == NODES - probe, deletes
+    sent = deletes["deletes_sent"] + deletes.get("deletes_missing", 0)
+    assert sent == NODES - probe, deletes
+    assert deletes.get("deletes_failed", 0) == 0 and deletes["deletes_pending"] == 0, deletes
+    assert deletes["deletes_longest_us"] > 0
     assert out["exit"] == 0 and out["left_behind"] == []
 
 

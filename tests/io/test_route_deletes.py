@@ -241,6 +241,10 @@ def test_an_expired_binding_route_goes_through_the_thread(
         assert deletes is not None and deletes.drain(30)
         assert _routes(ns, tun) == {str(h) for h in homes[149:]}
         assert (deletes.stats["sent"], deletes.stats["failed"]) == (149, 0)
+        counters = ex.counters()  # what mip4 status shows
+        assert counters["route_deletes_sent"] == 149 and counters["route_deletes_pending"] == 0
+        assert counters["route_delete_deferred"] == 149
+        assert counters["route_deletes_longest_us"] > 0
         # the stop sends what is queued first, then the thread goes
         for home in homes[150:160]:
             ex.execute(RemoveBinding(home, COA, expired=True))

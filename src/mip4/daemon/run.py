@@ -475,7 +475,7 @@ class Daemon:
             self.engine,
             mn_replies=ex.replies if ex is not None else None,
             driver=self.driver.stats if self.driver is not None else None,
-            executor=self.io.executor.stats,
+            executor=self.io.executor.counters(),
             forwarder=fwd.stats if fwd is not None else None,
             tunnel=status.read_tun_stats(self.cfg.tun_name) if self.io.tun is not None else None,
         )

@@ -347,6 +347,19 @@ class LinuxExecutor(ArpActions, BindingActions):
             self._packet = None
         self._link_sender = None
 
+    def counters(self) -> dict[str, int]:
+        """:attr:`stats`, and the expired bindings' route deletes off the loop's thread
+        (:mod:`mip4.io.route_deletes`: ``route_deletes_`` sent, missing, failed, settled,
+        batches, pending, and the longest one batch took in the kernel, in microseconds)."""
+        out = dict(self.stats)
+        deletes = self._route_deletes
+        if deletes is not None:
+            for key, value in deletes.stats.items():
+                out[f"route_deletes_{key}"] = value
+            out["route_deletes_pending"] = deletes.pending()
+            out["route_deletes_longest_us"] = round(deletes.longest * 1e6)
+        return out
+
     def __enter__(self) -> LinuxExecutor:
         return self
 

@@ -371,11 +371,18 @@ class BindingsBench(Bench):
         }
         deadline = time.monotonic() + 60
         while True:
-            total = ((self.status(sock) or {}).get("home_agent") or {}).get("bindings_total")
+            status = self.status(sock) or {}
+            total = (status.get("home_agent") or {}).get("bindings_total")
             if total == probe or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         out["bindings_after"] = total
+        executor = (status.get("counters") or {}).get("executor") or {}
+        out["route_deletes"] = {
+            k.removeprefix("route_"): v
+            for k, v in executor.items()
+            if k.startswith("route_deletes_") or k == "route_delete_deferred"
+        }
         out["routes_after"] = self.routes()
         return out
 
@@ -411,6 +418,17 @@ def _silence(phase: dict[str, Any]) -> str:
     ``gap_max_ms``): an upper bound of the home agent's longest pause in the phase."""
     gap = phase.get("gap_max_ms")
     return "" if gap is None else f"; longest silence {gap:,.1f} ms"
+
+
+def _off_loop(deletes: dict[str, Any]) -> str:
+    """The expired bindings' route deletes off the loop's thread (the home agent's
+    ``route_deletes_*`` counters): how many, and the longest batch in the kernel."""
+    if "deletes_longest_us" not in deletes:
+        return ""
+    return (
+        f"; {_n(deletes.get('deletes_sent', 0))} route deletes off the loop's thread, the"
+        f" longest batch {deletes['deletes_longest_us'] / 1000:,.1f} ms in the kernel"
+    )
 
 
 def format_report(out: dict[str, Any]) -> str:
@@ -465,7 +483,8 @@ def format_report(out: dict[str, Any]) -> str:
                 f" lifetime {expire['lifetime']} s ({_n(short.get('rate'))}/s) and let expire;"
                 f" {expire['probe_nodes']:,} probe nodes renewed {_n(probe['rate'])}/s over"
                 f" {probe['seconds']:g} s" + _silence(probe) + f"; bindings after"
-                f" {_n(expire['bindings_after'])}, routes {expire['routes_after']:,}",
+                f" {_n(expire['bindings_after'])}, routes {expire['routes_after']:,}"
+                + _off_loop(expire.get("route_deletes") or {}),
             )
         )
     rows += [

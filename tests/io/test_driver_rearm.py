@@ -111,3 +111,35 @@ def test_an_earlier_deadline_re_arms_at_once() -> None:
     assert now >= deadline
     assert now - deadline < 0.05  # ran at the 10 ms deadline, not at the first 80 ms one
     assert arms == 2
+
+
+class SlowTimerEngine(MovingEngine):
+    """``handle_timer`` keeps the loop ``busy`` seconds (the work of one timer call)."""
+
+    busy: float = 0.0
+
+    def handle_timer(self, now: float) -> list[Action]:
+        time.sleep(self.busy)
+        return super().handle_timer(now)
+
+
+def test_the_longest_timer_call_is_counted_in_microseconds() -> None:
+    """``timer_longest_us`` (``mip4 status``, the driver's counters): the longest a timer
+    call kept the loop -- what bounding the expiry work per call is for (issue 13)."""
+    engine = SlowTimerEngine(period=0.01)
+
+    async def go() -> EngineDriver:
+        driver = EngineDriver(engine, Recorder(), loop=asyncio.get_running_loop())
+        driver.start()
+        for busy in (0.01, 0.01, 0.01, 0.01, 0.01, 0.001):
+            engine.busy = busy
+            driver.feed(_event())
+            await asyncio.sleep(0.06)
+        driver.close()
+        return driver
+
+    driver = asyncio.run(go())
+    assert driver.stats["timers"] == 6
+    # one 10 ms call (a sleep lasts at least what it asked): not the last call (1 ms),
+    # and not a sum of them (50 ms)
+    assert 10_000 <= driver.stats["timer_longest_us"] < 50_000

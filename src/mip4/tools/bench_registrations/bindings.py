@@ -37,7 +37,9 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   home agent (its timer, one route delete each). The probe's longest silence is an upper
   bound of the home agent's longest pause during the mass expiry. Then the bindings (from
   ``mip4 status``, waited for until they are P, at most 60 s) and the main table's routes
-  (the base count plus P);
+  (the base count plus P); from the home agent's counters, the longest one of its timer
+  calls took (since its start: here the expiry's) and its route deletes off the loop's
+  thread (how many, the longest batch in the kernel);
 * **stop**: SIGTERM, the time until the process exited, and its exit status; then what is
   left behind in the home agent's namespace against what was there before it started: the
   fast path's maps pinned (``ip netns exec`` mounts a fresh ``/sys`` without a bpffs, so the
@@ -377,7 +379,12 @@ class BindingsBench(Bench):
                 break
             time.sleep(0.5)
         out["bindings_after"] = total
-        executor = (status.get("counters") or {}).get("executor") or {}
+        counters = status.get("counters") or {}
+        # the longest a timer call kept the home agent's loop, since its start (the
+        # expiry is the timer's work here)
+        longest = (counters.get("driver") or {}).get("timer_longest_us")
+        out["timer_longest_ms"] = None if longest is None else round(longest / 1000, 1)
+        executor = counters.get("executor") or {}
         out["route_deletes"] = {
             k.removeprefix("route_"): v
             for k, v in executor.items()
@@ -429,6 +436,10 @@ def _off_loop(deletes: dict[str, Any]) -> str:
         f"; {_n(deletes.get('deletes_sent', 0))} route deletes off the loop's thread, the"
         f" longest batch {deletes['deletes_longest_us'] / 1000:,.1f} ms in the kernel"
     )
+
+
+def _timer(longest_ms: float | None) -> str:
+    return "" if longest_ms is None else f"; the longest timer call {longest_ms:,.1f} ms"
 
 
 def format_report(out: dict[str, Any]) -> str:
@@ -484,7 +495,8 @@ def format_report(out: dict[str, Any]) -> str:
                 f" {expire['probe_nodes']:,} probe nodes renewed {_n(probe['rate'])}/s over"
                 f" {probe['seconds']:g} s" + _silence(probe) + f"; bindings after"
                 f" {_n(expire['bindings_after'])}, routes {expire['routes_after']:,}"
-                + _off_loop(expire.get("route_deletes") or {}),
+                + _off_loop(expire.get("route_deletes") or {})
+                + _timer(expire.get("timer_longest_ms")),
             )
         )
     rows += [

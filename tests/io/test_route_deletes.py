@@ -254,3 +254,38 @@ def test_an_expired_binding_route_goes_through_the_thread(
     assert deletes.pending() == 0 and deletes.stats["sent"] == 159
     assert io.executor._route_deletes is None
     assert not [t for t in threading.enumerate() if t.name.startswith("route-deletes-")]
+
+
+@pytest.mark.lab
+def test_when_the_thread_cannot_take_a_delete_it_is_done_at_once(
+    make_netns: Callable[[str], Netns],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ns, peer = make_netns("n"), make_netns("p")
+    ns.add_veth("n0", "p0", peer)
+    ns.add_address("n0", "10.77.0.1/24")
+    ns.set_up("n0")
+    peer.set_up("p0")
+    tun = f"{prefix}t"
+    io = NodeIO.open(
+        ns.name, ["n0"], tun_name=tun, tunnel_source=IPv4Address("10.77.0.1"), forwarding=True
+    )
+
+    def refuse(self: RouteDeletes, key: int, request: Request) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(RouteDeletes, "put", refuse)
+    home = IPv4Address("10.77.1.1")
+    try:
+        ex = io.executor
+        ex.execute(InstallBinding(home, COA))
+        assert _routes(ns, tun) == {str(home)}
+        with caplog.at_level(logging.WARNING, logger="mip4"):
+            ex.execute(RemoveBinding(home, COA, expired=True))
+        assert _routes(ns, tun) == set()  # deleted before execute returned
+        assert ex.stats["route_delete_deferred"] == 0
+        assert any("deleted at once" in r.getMessage() for r in caplog.records)
+    finally:
+        io.close()

@@ -86,6 +86,21 @@ class BindingActions:
             )
         return deletes
 
+    def _defer_delete(self, home: IPv4Address, oif: int) -> bool:
+        """Hand the delete of ``home``'s route through ``oif`` to the thread
+        (:meth:`_deletes`); ``False``: not done (no direct socket, or the thread's socket
+        could not be opened: logged), the caller deletes it at once."""
+        try:
+            deletes = self._deletes()
+            if deletes is None:
+                return False
+            deletes.put(int(home), self.ns.ipr.direct.host_route_request("del", home.packed, oif))
+        except Exception as exc:
+            log.warning("route deletes off the loop's thread: %s (deleted at once)", exc)
+            return False
+        self.stats["route_delete_deferred"] += 1
+        return True
+
     def installed_keys(self) -> set[int]:
         """``home << 32 | care-of`` of every binding installed in full (its renewals are
         "unchanged")."""
@@ -236,13 +251,8 @@ class BindingActions:
             except Exception as exc:
                 errors.append(f"bpf binding: {exc}")
         if oif is not None and oif not in self._going:
-            if expired:
-                deletes = self._deletes()
-                if deletes is not None:
-                    request = self.ns.ipr.direct.host_route_request("del", home.packed, oif)
-                    deletes.put(int(home), request)
-                    self.stats["route_delete_deferred"] += 1
-                    return errors
+            if expired and self._defer_delete(home, oif):
+                return errors
             route = RouteRecord(dotted(home), 32, RT_TABLE_MAIN, oif, None)
             try:
                 self.ns.undo_record(route)

@@ -72,12 +72,18 @@ def _direct(sock: HeldSocket) -> RtnlSocket:
     return sock  # type: ignore[return-value]
 
 
+def _one_in_the_kernel(sock: HeldSocket) -> RouteDeletes:
+    """Deletes whose thread is held inside its ``send`` of the first one, ``a`` (key 1)."""
+    d = _deletes(sock)
+    sock.hold.set()
+    d.put(1, _req("a"))
+    assert sock.inside.wait(10)
+    return d
+
+
 def test_put_returns_while_the_thread_waits_in_the_kernel() -> None:
     thread_sock, loop_sock = HeldSocket(), HeldSocket()
-    d = _deletes(thread_sock)
-    thread_sock.hold.set()
-    d.put(1, _req("a"))
-    assert thread_sock.inside.wait(10)  # the thread is inside its send, held there
+    d = _one_in_the_kernel(thread_sock)  # the thread is inside its send, held there
     for i, name in enumerate("bcd", start=2):
         d.put(i, _req(name))  # the loop goes on: nothing waits for the kernel
     assert d.pending() == 4
@@ -94,10 +100,7 @@ def test_put_returns_while_the_thread_waits_in_the_kernel() -> None:
 
 def test_settle_sends_a_queued_delete_itself_and_waits_for_one_in_flight() -> None:
     thread_sock, loop_sock = HeldSocket(), HeldSocket()
-    d = _deletes(thread_sock)
-    thread_sock.hold.set()
-    d.put(1, _req("a"))
-    assert thread_sock.inside.wait(10)
+    d = _one_in_the_kernel(thread_sock)
     d.put(2, _req("b"))
     # b is queued behind the held batch: settle sends it on the caller's socket, now
     d.settle(2, _direct(loop_sock))
@@ -122,10 +125,7 @@ def test_settle_sends_a_queued_delete_itself_and_waits_for_one_in_flight() -> No
 
 def test_an_address_put_twice_is_deleted_once_in_its_new_turn() -> None:
     sock = HeldSocket()
-    d = _deletes(sock)
-    sock.hold.set()
-    d.put(1, _req("a"))
-    assert sock.inside.wait(10)
+    d = _one_in_the_kernel(sock)
     d.put(2, _req("b"))
     d.put(3, _req("c"))
     d.put(2, _req("b2"))
@@ -158,10 +158,7 @@ def test_a_route_already_gone_is_counted_and_another_failure_logged(
 
 def test_close_sends_what_is_queued_and_abandon_does_not() -> None:
     sock = HeldSocket()
-    d = _deletes(sock)
-    sock.hold.set()
-    d.put(1, _req("a"))
-    assert sock.inside.wait(10)
+    d = _one_in_the_kernel(sock)
     d.put(2, _req("b"))
     closer = threading.Thread(target=d.close)
     closer.start()
@@ -173,10 +170,7 @@ def test_close_sends_what_is_queued_and_abandon_does_not() -> None:
         d.put(3, _req("c"))
 
     sock2 = HeldSocket()
-    d2 = _deletes(sock2)
-    sock2.hold.set()
-    d2.put(1, _req("a"))
-    assert sock2.inside.wait(10)
+    d2 = _one_in_the_kernel(sock2)
     d2.put(2, _req("b"))
     sock2.release.set()  # (the batch in flight is answered; b is dropped)
     d2.abandon()
@@ -206,10 +200,9 @@ def _routes(ns: Netns, tun: str) -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-@pytest.mark.lab
-def test_an_expired_binding_route_goes_through_the_thread(
-    make_netns: Callable[[str], Netns], prefix: str
-) -> None:
+def _home_agent_io(make_netns: Callable[[str], Netns], prefix: str) -> tuple[Netns, NodeIO, str]:
+    """A home agent's I/O in a namespace of its own (a veth to another): the namespace,
+    the ``NodeIO`` and its TUN device's name."""
     ns, peer = make_netns("n"), make_netns("p")
     ns.add_veth("n0", "p0", peer)
     ns.add_address("n0", "10.77.0.1/24")
@@ -219,6 +212,14 @@ def test_an_expired_binding_route_goes_through_the_thread(
     io = NodeIO.open(
         ns.name, ["n0"], tun_name=tun, tunnel_source=IPv4Address("10.77.0.1"), forwarding=True
     )
+    return ns, io, tun
+
+
+@pytest.mark.lab
+def test_an_expired_binding_route_goes_through_the_thread(
+    make_netns: Callable[[str], Netns], prefix: str
+) -> None:
+    ns, io, tun = _home_agent_io(make_netns, prefix)
     homes = [IPv4Address(f"10.77.1.{i}") for i in range(1, 201)]
     deletes: RouteDeletes | None = None
     try:
@@ -263,15 +264,7 @@ def test_when_the_thread_cannot_take_a_delete_it_is_done_at_once(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ns, peer = make_netns("n"), make_netns("p")
-    ns.add_veth("n0", "p0", peer)
-    ns.add_address("n0", "10.77.0.1/24")
-    ns.set_up("n0")
-    peer.set_up("p0")
-    tun = f"{prefix}t"
-    io = NodeIO.open(
-        ns.name, ["n0"], tun_name=tun, tunnel_source=IPv4Address("10.77.0.1"), forwarding=True
-    )
+    ns, io, tun = _home_agent_io(make_netns, prefix)
 
     def refuse(self: RouteDeletes, key: int, request: Request) -> None:
         raise OSError(errno.EMFILE, "Too many open files")

@@ -265,8 +265,15 @@ class LinuxExecutor(ArpActions, BindingActions):
         :meth:`devices_going`)."""
         for action, exc in self.release_actions():
             log.warning("executing %r failed: %s", action, exc)
-        if self._route_deletes is not None:  # what is queued goes first, in its order
-            self._route_deletes.close()
+        deletes = self._route_deletes
+        if deletes is not None:
+            # what is queued goes first, in its order -- unless the TUN device, every
+            # queued route's device, goes in this stop: the kernel deletes them with it
+            fwd = self.forwarder
+            if fwd is not None and self.ns.index_if_there(fwd.tun.name) in self._going:
+                deletes.abandon()
+            else:
+                deletes.close()
             self._route_deletes = None
         self.hold_journal_lines(None)
         if self.journal is not None:

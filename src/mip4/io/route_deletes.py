@@ -14,8 +14,10 @@ route, any delete), :meth:`RouteDeletes.settle` makes that address's queued dele
 first -- it sends it on the caller's socket there and then, or waits for the batch it is in
 -- so the kernel sees the requests of one address in the order they were asked for. A
 deletion the node asked for (its deregistration) is not handed here: its reply follows it,
-as before. What is queued when the executor stops is sent first (:meth:`close`); a process
-that dies leaves it (:meth:`abandon`), as it leaves the routes themselves.
+as before. What is queued when the executor stops is sent first (:meth:`close`) -- unless
+the TUN device goes in the same stop, which takes its routes with it
+(:meth:`LinuxExecutor.devices_going <mip4.io.executor.LinuxExecutor.devices_going>`: then
+:meth:`abandon`); a process that dies leaves it, as it leaves the routes themselves.
 
 A route already gone is no error (counted in ``missing``); any other failure is logged, as
 a delete on the loop's thread was.

@@ -345,7 +345,7 @@ def test_fa_daemon_executor_asks_freeradius_and_feeds_the_answer_back(
             to_mn = [a for a in rec.actions if isinstance(a, SendUdp) and a.interface == "vis0"]
             codes = [RegistrationReply.decode(a.payload).code for a in to_mn]
             fake = SimpleNamespace(
-                forwarder=None, executor=SimpleNamespace(stats={}), tun=None,
+                forwarder=None, executor=SimpleNamespace(stats={}, counters=dict), tun=None,
                 dataplane="userspace", fast_path=None,
             )  # fmt: skip
             daemon = Daemon(cfg, engine, fake, "t", driver=driver, executor=dexec)  # type: ignore[arg-type]

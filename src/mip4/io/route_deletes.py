@@ -25,7 +25,6 @@ a delete on the loop's thread was.
 
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 import time
@@ -34,12 +33,10 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from itertools import islice
 
-from .rtnl import NetlinkRequestError, Request, RtnlSocket
+from .netns import _missing
+from .rtnl import Request, RtnlSocket
 
 log = logging.getLogger("mip4.io")
-
-#: a delete's answer that means the route is not there (any more)
-_GONE = frozenset({errno.ESRCH, errno.ENOENT, errno.ENODEV})
 
 
 class RouteDeletes:
@@ -86,11 +83,11 @@ class RouteDeletes:
         (at most :data:`BATCH` deletes); nothing queued for it: returns at once."""
         with self._cond:
             request = self._queued.pop(key, None)
+            if request is not None:
+                self.stats["settled"] += 1
             while request is None and key in self._flying:
                 self._cond.wait()
         if request is not None:
-            with self._cond:
-                self.stats["settled"] += 1
             self._answered([key], [request], list(direct.send_batch([request])))
 
     def pending(self) -> int:
@@ -139,9 +136,7 @@ class RouteDeletes:
             with cond:
                 while not self._queued and not self._stopping:
                     cond.wait()
-                if self._stopping:
-                    self._flying = frozenset()
-                    cond.notify_all()
+                if self._stopping:  # (nothing in flight: it is emptied after each batch)
                     return
                 keys = list(islice(self._queued, self.BATCH))
                 self._flying = frozenset(keys)
@@ -165,7 +160,7 @@ class RouteDeletes:
         for key, request, err in zip(keys, requests, answers, strict=True):
             if err is None:
                 counts["sent"] += 1
-            elif isinstance(err, NetlinkRequestError) and err.code in _GONE:
+            elif _missing(err):
                 counts["missing"] += 1
             else:
                 counts["failed"] += 1

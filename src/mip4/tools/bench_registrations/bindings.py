@@ -321,12 +321,14 @@ class BindingsBench(Bench):
         out["left_behind"] = left_behind(base, after)
         return out
 
-    def each_node_once(self, mode: str, pid: int) -> dict[str, Any]:
+    def each_node_once(self, mode: str, pid: int, **nodes: Any) -> dict[str, Any]:
         """Every node sends one request of ``mode`` (the generator's ``first`` or
         ``dereg``), bounded by ``--fill-seconds``: accepted, per second of wall time, the
-        home agent's CPU each, the longest silence, and the generator's own figures."""
+        home agent's CPU each, the longest silence, and the generator's own figures.
+        ``nodes``: which nodes and with what lifetime (:meth:`~.run.Bench.loadgen`'s
+        ``first``, ``count``, ``lifetime``; default every node, the generator's)."""
         c0, t0 = _cpu(pid), time.monotonic()
-        r = self.loadgen(mode, 434, self.options.fill_seconds)
+        r = self.loadgen(mode, 434, self.options.fill_seconds, **nodes)
         wall, cpu = time.monotonic() - t0, _cpu(pid) - c0
         accepted = int(r["accepted"])
         return {
@@ -345,22 +347,9 @@ class BindingsBench(Bench):
         out: dict[str, Any] = {"lifetime": life, "nodes": n - probe, "probe_nodes": probe}
         short: dict[str, Any] = {}
         if n > probe:
-            t0 = time.monotonic()
-            r = self.loadgen(
-                "first", 434, self.options.fill_seconds, first=probe, count=n - probe, lifetime=life
-            )
-            wall = time.monotonic() - t0
-            accepted = int(r["accepted"])
-            short = {
-                "accepted": accepted,
-                "rate": round(accepted / wall, 1) if wall > 0 else None,
-                "wall_s": round(wall, 2),
-                "codes": r.get("codes"),
-            }
-        else:
-            wall = 0.0
+            short = self.each_node_once("first", pid, first=probe, count=n - probe, lifetime=life)
         out["short"] = short
-        seconds = min(600.0, life + wall + 5)
+        seconds = min(600.0, life + short.get("wall_s", 0.0) + 5)
         c0 = _cpu(pid)
         r = self.loadgen("renew", 434, seconds, count=probe, window=min(4, probe))
         out["probe"] = {

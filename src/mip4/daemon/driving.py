@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 
 from mip4.core.actions import (
     AaaRequest,
@@ -37,7 +38,9 @@ from mip4.store.pipeline import CommitPipeline  # issue 15 (ops hook)
 from mip4.wire.codes import MessageType
 
 from . import logs
-from .metrics import Metrics
+
+if TYPE_CHECKING:  # prometheus_client is imported only when [metrics] is configured
+    from .metrics import Metrics
 
 #: RFC 5944 §3.4: the type of a Registration Reply (codes 0 and 1 accept), as an int
 REGISTRATION_REPLY = int(MessageType.REGISTRATION_REPLY)

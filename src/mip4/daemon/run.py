@@ -56,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mip4.core.foreign_agent import ForeignAgent
 from mip4.core.home_agent import HomeAgent
@@ -93,10 +93,12 @@ from .control import (
     status_limit,
 )
 from .driving import DaemonExecutor, TimedDriver
-from .metrics import Metrics, MetricsServer
 from .reload import reload as reload_config
 from .reload import routine_log_level
 from .validate import check_local_addresses, check_store  # check_store: the ops hook
+
+if TYPE_CHECKING:  # prometheus_client is imported only when [metrics] is configured
+    from .metrics import MetricsServer
 
 Engine = HomeAgent | ForeignAgent | MobileNode
 
@@ -550,6 +552,8 @@ class Daemon:
         metrics_server: MetricsServer | None = None
         listen = self.cfg.file.metrics.address
         if listen is not None:
+            from .metrics import Metrics, MetricsServer
+
             metrics = Metrics(self.status)
             executor.metrics = driver.metrics = metrics
             metrics_server = MetricsServer(metrics, listen)

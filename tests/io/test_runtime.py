@@ -199,6 +199,7 @@ def test_abandon_leaves_the_kernel_state_and_its_journal(
     assert ns.exec(["ip", "neigh", "show", "proxy"]).stdout.strip() == ""
 
 
+@pytest.mark.parametrize("refusal", ["attach", "no libbpf"])
 @pytest.mark.parametrize("choice", ["auto", "bpf"])
 def test_a_fast_path_the_host_refuses_at_open(
     make_netns: Callable[[str], Netns],
@@ -206,19 +207,27 @@ def test_a_fast_path_the_host_refuses_at_open(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     choice: str,
+    refusal: str,
 ) -> None:
-    """The probe loaded the object, then opening the fast path failed (an attach or a map
-    the host refused): with ``auto`` the node runs on the user-space plane, said in the
-    log; with ``bpf`` the open fails and gives back what it made (no TUN device left)."""
+    """Opening the fast path failed (an attach or a map the host refused, or no libbpf:
+    with ``auto`` that open is the probe): with ``auto`` the node runs on the user-space
+    plane, said in the log; with ``bpf`` the open fails and gives back what it made (no
+    TUN device left)."""
     from mip4.io import runtime
     from mip4.io.bpf import agent
-    from mip4.io.bpf.libbpf import BpfError
+    from mip4.io.bpf.libbpf import BpfError, BpfUnavailable
+
+    error: Exception = (
+        BpfError(1, "bpf_tc_attach")
+        if refusal == "attach"
+        else BpfUnavailable("bpf_tc_attach: libbpf.so.1 not found")
+    )
 
     def refused(*args: object, **kw: object) -> agent.FastPath:
-        raise BpfError(1, "bpf_tc_attach")
+        raise error
 
-    # the probe passed (whatever this host says)
-    monkeypatch.setattr(runtime, "resolve_dataplane", lambda choice: "bpf")
+    # the kernel passed (whatever this host says)
+    monkeypatch.setattr(runtime, "resolve_dataplane", lambda choice, *unavailable: "bpf")
     monkeypatch.setattr(agent.FastPath, "open", refused)
     ns, peer = make_netns("n"), make_netns("p")
     ns.add_veth("n0", "p0", peer)
@@ -227,7 +236,7 @@ def test_a_fast_path_the_host_refuses_at_open(
     peer.set_up("p0")
     tun = f"{prefix}t"
     if choice == "bpf":
-        with pytest.raises(BpfError, match="bpf_tc_attach"):
+        with pytest.raises(type(error), match="bpf_tc_attach"):
             NodeIO.open(ns.name, ["n0"], tun_name=tun, dataplane="bpf")
         assert tun not in ns.exec(["ip", "-o", "link"]).stdout
         return

@@ -60,7 +60,8 @@ from pathlib import Path
 from mip4.core.events import Event, LinkUp
 
 from .bpf.agent import FastPath, Role, resolve_dataplane
-from .bpf.libbpf import BpfError, BpfUnavailable
+from .bpf.libbpf import BpfUnavailable
+from .bpf.plane import kernel_unfit
 from .bpf.steer import Steering
 from .driver import GENERAL_BATCH, TRUSTED_BATCH, CoalescedTimers, Engine, EngineDriver
 from .executor import LinuxExecutor
@@ -202,7 +203,14 @@ class NodeIO:
         batch_udp: bool = False,
     ) -> NodeIO:
         res = resource_stack("node I/O")
-        plane = resolve_dataplane(dataplane)
+        # ``auto`` loads the object once: opening the fast path below (a node with a TUN
+        # device; no other uses the plane) is the probe, its failure the fallback; a test
+        # load first would add ~0.2 s of verifier time to every start (a restarted agent
+        # is back within 1 s, issue 15). Only the kernel's version is looked at before.
+        if dataplane == "auto":
+            plane = resolve_dataplane(dataplane, kernel_unfit)
+        else:
+            plane = resolve_dataplane(dataplane)
         try:
             steering: Steering | None = None
             steering_off: str | None = "[io] flood_steering = false"
@@ -235,18 +243,19 @@ class NodeIO:
 
                 if bpf_pin_dir is None and netns is None:
                     bpf_pin_dir = default_pin_dir(tun_name)
+                ifindexes = indexes() if netns is None else run_in_netns(netns, indexes)
                 try:
                     fast = FastPath.open(
                         netns,
-                        indexes() if netns is None else run_in_netns(netns, indexes),
+                        ifindexes,
                         role=bpf_role,
                         pin_dir=bpf_pin_dir,
                         capacity=bpf_capacity,
                     )
-                except BpfError as e:
-                    # the probe loaded the object, but this host refused the fast path
-                    # itself (an attach, a map, a pin): with auto, the user-space plane
-                    # forwards everything (FastPath.open gave back what it had made)
+                except (OSError, BpfUnavailable) as e:
+                    # the host refused the fast path (no libbpf, the object's load, an
+                    # attach, a map, a pin): with auto, the user-space plane forwards
+                    # everything (FastPath.open gave back what it had made)
                     if dataplane != "auto":
                         raise
                     log.warning(

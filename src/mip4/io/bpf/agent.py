@@ -145,8 +145,9 @@ HOOKS: dict[Role, tuple[tuple[Program, bool], ...]] = {
 }
 
 
-#: the probe's answer in this process (:func:`probe_once`): unset until the first ``auto``
-#: or ``bpf`` start asks
+#: the probe's answer in this process (:func:`probe_once`): unset until the first start
+#: that asks (``bpf``; ``auto`` in :meth:`~mip4.io.runtime.NodeIO.open` loads the object
+#: once, opening the fast path, and asks only the kernel's version before)
 _probed: list[str | None] = []
 #: the fallback reasons already logged in this process: a daemon (or a lab that opens
 #: several nodes in one process) says once why it runs the user-space plane

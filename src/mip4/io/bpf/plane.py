@@ -290,12 +290,21 @@ def _kernel_version() -> tuple[int, int]:
         return (0, 0)
 
 
-def bpf_plane_unavailable(obj: Path | None = None) -> str | None:
-    """``None`` if the bpf plane can run here -- kernel ≥ 5.10 and the object loads (every
-    program through the verifier) -- else the reason."""
+def kernel_unfit() -> str | None:
+    """Why this kernel cannot run the bpf plane (older than :data:`MIN_KERNEL`), else
+    ``None``: the half of :func:`bpf_plane_unavailable` that loads nothing."""
     kv = _kernel_version()
     if kv < MIN_KERNEL:
         return f"kernel {kv[0]}.{kv[1]} < {MIN_KERNEL[0]}.{MIN_KERNEL[1]}"
+    return None
+
+
+def bpf_plane_unavailable(obj: Path | None = None) -> str | None:
+    """``None`` if the bpf plane can run here -- kernel ≥ 5.10 and the object loads (every
+    program through the verifier) -- else the reason."""
+    unfit = kernel_unfit()
+    if unfit is not None:
+        return unfit
     try:
         with BpfPlane(obj):
             pass
@@ -807,6 +816,7 @@ __all__ = [
     "Visitor",
     "VisitorTraffic",
     "bpf_plane_unavailable",
+    "kernel_unfit",
     "object_path",
     "object_record",
     "supports_bpf_plane",

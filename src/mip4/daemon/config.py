@@ -187,8 +187,8 @@ class IOSection:
     port: int = 434
     #: The forwarding plane (home agent, foreign agent, co-located mobile node):
     #: ``"auto"`` (bpf where the kernel loads it -- Linux >= 5.10 and the privileges to
-    #: load programs, probed once at start -- else user space, said once in the log;
-    #: also user space, logged, when opening the fast path then fails), ``"bpf"`` (a
+    #: load programs -- else user space, with the reason in the log; the object is loaded
+    #: once, by opening the fast path, whose failure is the fallback), ``"bpf"`` (a
     #: tc-BPF fast path in front of the user-space plane, which stays the slow path; the
     #: start fails where the kernel cannot load it) or ``"userspace"`` (TUN
     #: device, raw sockets). ``mip4 status`` names the plane that runs.

@@ -79,7 +79,7 @@ NUD_NOARP = 0x40
 T = TypeVar("T")
 
 
-def _missing(exc: BaseException) -> bool:
+def missing(exc: BaseException) -> bool:
     """A netlink error saying the object is not there (any more)."""
     return getattr(exc, "code", None) in (errno.ESRCH, errno.ENOENT, errno.ENODEV)
 
@@ -257,7 +257,7 @@ class Netns:
         try:
             request(command, **spec)
         except Exception as exc:
-            if _missing(exc):
+            if missing(exc):
                 return False
             raise
         return True
@@ -603,7 +603,7 @@ class Netns:
         try:
             self.ipr.route("del", scope=255, **spec)
         except Exception as exc:
-            if _missing(exc):
+            if missing(exc):
                 return False
             raise
         return True
@@ -845,7 +845,7 @@ class DeleteBatch:
         self._requests, self._records = [], []
         self.sent += len(requests)
         for record, err in zip(records, self.direct.send_batch(requests), strict=True):
-            if err is not None and not _missing(err):
+            if err is not None and not missing(err):
                 self.errors.append(f"{record.describe()}: {err}")
 
 

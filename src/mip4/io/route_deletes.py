@@ -33,7 +33,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from itertools import islice
 
-from .netns import _missing
+from .netns import missing
 from .rtnl import Request, RtnlSocket
 
 log = logging.getLogger("mip4.io")
@@ -160,7 +160,7 @@ class RouteDeletes:
         for key, request, err in zip(keys, requests, answers, strict=True):
             if err is None:
                 counts["sent"] += 1
-            elif _missing(err):
+            elif missing(err):
                 counts["missing"] += 1
             else:
                 counts["failed"] += 1

@@ -23,6 +23,8 @@ from mip4.tools.bench_registrations.bindings import (
     left_behind,
     main,
     probe_nodes,
+    steal_jiffies,
+    steal_pct,
 )
 
 NODES = 500
@@ -143,6 +145,12 @@ def test_report_says_what_was_left_behind() -> None:
         "routes 102; 900 route deletes off the loop's thread, the longest batch 812.0 ms in"
         " the kernel; the longest timer call 6.2 ms" in text
     ), text
+    assert "CPU time in one" not in text and "steal" not in text  # an older home agent
+    expire["timer_longest_cpu_ms"] = 3.9
+    expire["probe"]["steal_pct"] = 1.25
+    text = format_report(out)
+    assert "renewed 4,000/s over 35.1 s (host steal 1.25 % of CPU time); longest" in text, text
+    assert "the longest timer call 6.2 ms, the most CPU time in one 3.9 ms" in text, text
     assert text.index("deregister") < text.index("expiry") < text.index("stop")
 
 
@@ -235,6 +243,8 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert deletes.get("deletes_failed", 0) == 0 and deletes["deletes_pending"] == 0, deletes
     assert deletes["deletes_longest_us"] > 0
     assert expire["timer_longest_ms"] > 0
+    assert 0 < expire["timer_longest_cpu_ms"] <= expire["timer_longest_ms"] + 0.1
+    assert expire["probe"]["steal_pct"] is not None and 0 <= expire["probe"]["steal_pct"] < 100
     assert out["exit"] == 0 and out["left_behind"] == []
 
 
@@ -264,3 +274,12 @@ def test_a_killed_home_agent_is_seen_leaving_its_pins_and_filters(
     finally:
         bench.close()
     assert not os.path.ismount(bench.bpffs)
+
+
+def test_steal_is_the_hosts_share_of_the_machines_cpu_time() -> None:
+    """``/proc/stat``'s first line: user nice system idle iowait irq softirq steal ..."""
+    before = steal_jiffies()
+    assert before is not None and 0 <= before[0] <= before[1]
+    assert steal_pct((100, 1_000), (130, 2_000)) == 3.0
+    assert steal_pct((100, 1_000), (100, 1_000)) is None  # no time between them
+    assert steal_pct(None, before) is None

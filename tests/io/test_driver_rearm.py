@@ -114,12 +114,19 @@ def test_an_earlier_deadline_re_arms_at_once() -> None:
 
 
 class SlowTimerEngine(MovingEngine):
-    """``handle_timer`` keeps the loop ``busy`` seconds (the work of one timer call)."""
+    """``handle_timer`` keeps the loop ``busy`` seconds (the work of one timer call):
+    waiting (a sleep) or, with ``spin``, computing for that much of the thread's CPU time."""
 
     busy: float = 0.0
+    spin: bool = False
 
     def handle_timer(self, now: float) -> list[Action]:
-        time.sleep(self.busy)
+        if self.spin:
+            end = time.thread_time() + self.busy
+            while time.thread_time() < end:
+                pass
+        else:
+            time.sleep(self.busy)
         return super().handle_timer(now)
 
 
@@ -143,3 +150,27 @@ def test_the_longest_timer_call_is_counted_in_microseconds() -> None:
     # one 10 ms call (a sleep lasts at least what it asked): not the last call (1 ms),
     # and not a sum of them (50 ms)
     assert 10_000 <= driver.stats["timer_longest_us"] < 50_000
+    # a sleep is no work: the loop's thread spent next to no CPU time in any call
+    assert driver.stats["timer_longest_cpu_us"] < 5_000
+
+
+def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time() -> None:
+    """``timer_longest_cpu_us``: the CPU time of the loop's thread in its costliest timer
+    call, which is the call's own work: a call that computes 20 ms counts at least 20 ms
+    (however long the machine kept it waiting besides), one that waits 40 ms does not."""
+    engine = SlowTimerEngine(period=0.01)
+
+    async def go() -> EngineDriver:
+        driver = EngineDriver(engine, Recorder(), loop=asyncio.get_running_loop())
+        driver.start()
+        for busy, spin in ((0.002, True), (0.02, True), (0.04, False), (0.002, True)):
+            engine.busy, engine.spin = busy, spin
+            driver.feed(_event())
+            await asyncio.sleep(0.08)
+        driver.close()
+        return driver
+
+    driver = asyncio.run(go())
+    assert driver.stats["timers"] == 4
+    assert 20_000 <= driver.stats["timer_longest_cpu_us"] < 40_000
+    assert driver.stats["timer_longest_us"] >= 40_000  # the sleep's call, in wall time

@@ -38,8 +38,12 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   bound of the home agent's longest pause during the mass expiry. Then the bindings (from
   ``mip4 status``, waited for until they are P, at most 60 s) and the main table's routes
   (the base count plus P); from the home agent's counters, the longest one of its timer
-  calls took (since its start: here the expiry's) and its route deletes off the loop's
-  thread (how many, the longest batch in the kernel);
+  calls took (since its start: here the expiry's) in wall time and the most CPU time its
+  loop's thread spent in one (the call's own work, without the time it waited for the
+  GIL, a CPU or the host), and its route deletes off the loop's thread (how many, the
+  longest batch in the kernel); and the share of the machine's CPU time the host took
+  from it during the probe (``steal`` of ``/proc/stat``: on a virtual machine, time in
+  which none of its programs ran, a pause the home agent cannot cause or avoid);
 * **stop**: SIGTERM, the time until the process exited, and its exit status; then what is
   left behind in the home agent's namespace against what was there before it started: the
   fast path's maps pinned (``ip netns exec`` mounts a fresh ``/sys`` without a bpffs, so the
@@ -350,8 +354,9 @@ class BindingsBench(Bench):
             short = self.each_node_once("first", pid, first=probe, count=n - probe, lifetime=life)
         out["short"] = short
         seconds = min(600.0, life + short.get("wall_s", 0.0) + 5)
-        c0 = _cpu(pid)
+        c0, s0 = _cpu(pid), steal_jiffies()
         r = self.loadgen("renew", 434, seconds, count=probe, window=min(4, probe))
+        s1 = steal_jiffies()
         out["probe"] = {
             "seconds": round(seconds, 1),
             "rate": r["rate"],
@@ -359,6 +364,7 @@ class BindingsBench(Bench):
             "codes": r.get("codes"),
             "gap_max_ms": r.get("gap_max_ms"),
             "ha_cpu_s": round(_cpu(pid) - c0, 2),
+            "steal_pct": steal_pct(s0, s1),
         }
         deadline = time.monotonic() + 60
         while True:
@@ -371,8 +377,10 @@ class BindingsBench(Bench):
         counters = status.get("counters") or {}
         # the longest a timer call kept the home agent's loop, since its start (the
         # expiry is the timer's work here)
-        longest = (counters.get("driver") or {}).get("timer_longest_us")
-        out["timer_longest_ms"] = None if longest is None else round(longest / 1000, 1)
+        driver = counters.get("driver") or {}
+        for key in ("timer_longest", "timer_longest_cpu"):
+            us = driver.get(f"{key}_us")
+            out[f"{key}_ms"] = None if us is None else round(us / 1000, 1)
         executor = counters.get("executor") or {}
         out["route_deletes"] = {
             k.removeprefix("route_"): v
@@ -427,8 +435,38 @@ def _off_loop(deletes: dict[str, Any]) -> str:
     )
 
 
-def _timer(longest_ms: float | None) -> str:
-    return "" if longest_ms is None else f"; the longest timer call {longest_ms:,.1f} ms"
+def steal_jiffies() -> tuple[int, int] | None:
+    """The machine's CPU time the host took from it (``steal``) and all its CPU time, in
+    clock ticks since boot (``/proc/stat``'s first line); ``None`` where it cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user .. steal (guest time is counted in user)
+    return ticks[7], sum(ticks)
+
+
+def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Stolen time as a share of all CPU time between two :func:`steal_jiffies`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 2)
+
+
+def _timer(expire: dict[str, Any]) -> str:
+    wall, cpu = expire.get("timer_longest_ms"), expire.get("timer_longest_cpu_ms")
+    text = "" if wall is None else f"; the longest timer call {wall:,.1f} ms"
+    if cpu is not None:
+        text += f", the most CPU time in one {cpu:,.1f} ms"
+    return text
+
+
+def _steal(probe: dict[str, Any]) -> str:
+    pct = probe.get("steal_pct")
+    return "" if pct is None else f" (host steal {pct:g} % of CPU time)"
 
 
 def format_report(out: dict[str, Any]) -> str:
@@ -482,10 +520,10 @@ def format_report(out: dict[str, Any]) -> str:
                 f"{_n(short.get('accepted'))} of {expire['nodes']:,} nodes registered again with"
                 f" lifetime {expire['lifetime']} s ({_n(short.get('rate'))}/s) and let expire;"
                 f" {expire['probe_nodes']:,} probe nodes renewed {_n(probe['rate'])}/s over"
-                f" {probe['seconds']:g} s" + _silence(probe) + f"; bindings after"
-                f" {_n(expire['bindings_after'])}, routes {expire['routes_after']:,}"
+                f" {probe['seconds']:g} s" + _steal(probe) + _silence(probe) + f"; bindings"
+                f" after {_n(expire['bindings_after'])}, routes {expire['routes_after']:,}"
                 + _off_loop(expire.get("route_deletes") or {})
-                + _timer(expire.get("timer_longest_ms")),
+                + _timer(expire),
             )
         )
     rows += [

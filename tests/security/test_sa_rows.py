@@ -312,6 +312,9 @@ def test_find_answers_as_a_dict_of_the_rows_with_runs_or_without(
     probes |= {(p, s + 1) for (p, s) in model} | {(0, 256), (0xFFFFFFFF, 256)}
     for peer, spi in probes:
         assert table.find(peer, spi) == model.get((peer, spi), -1), (peer, spi)
+        # the peer's first row: the one appended first, as rows_of lists them
+        first = min((r for (p, _), r in model.items() if p == peer), default=-1)
+        assert table.first_row(peer) == first == (table.rows_of(peer) or [-1])[0], peer
     pairs = list(pairwise(appended))
     if table.runs is not None:  # kept only for rows in increasing peer order
         assert all(a < b for a, b in pairs)
@@ -326,6 +329,8 @@ def test_runs_are_kept_for_a_sorted_table_and_dropped_otherwise() -> None:
     # computed from the runs, only the record read: an emptied index changes no answer
     dense._index = array("I", bytes(4 * len(dense._index)))
     assert [dense.find(0x0A000100 + i, 256 + i) for i in range(500)] == list(range(500))
+    assert [dense.first_row(0x0A000100 + i) for i in range(500)] == list(range(500))
+    assert dense.first_row(0x0A000100 - 1) == dense.first_row(0x0A000100 + 500) == -1
     assert dense.find(0x0A000100 + 500, 756) == -1 and dense.find(0x0A000100, 257) == -1
     gaps = TableRows.of(
         (0x0A000100 + i + (i // 100) * 7, SecurityAssociation(256, KEY)) for i in range(500)

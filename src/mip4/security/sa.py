@@ -485,11 +485,15 @@ class SecurityAssociations:
         table = self._table
         if table is None or type(peer) is not int:
             return None
+        r = table.first_row(peer)
+        if r < 0:
+            return None
         gone = self._gone
-        for r in table.rows_of(peer):
-            if r not in gone:
-                return table.association(r)
-        return None
+        if r in gone:  # (rare: a row removed or replaced) the peer's next live row
+            r = next((r for r in table.rows_of(peer) if r not in gone), -1)
+            if r < 0:
+                return None
+        return table.association(r)
 
     @staticmethod
     def _in_dict(per: SecurityAssociation | dict[int, SecurityAssociation], spi: int) -> bool:

@@ -233,13 +233,17 @@ class RtnlSocket:
 
     def send_batch(self, requests: Sequence[Request]) -> list[NetlinkRequestError | None]:
         """Send ``requests`` (from :meth:`host_route_request`, :meth:`proxy_neighbour_request`)
-        -- each its own netlink message with ``NLM_F_ACK`` and sequence number -- in one
-        ``send`` per :data:`BATCH_MAX` of them, then read their acknowledgements: one
-        system call where each request made two. The kernel handles the messages of a
-        buffer one after the other and acknowledges each, a failed one as well, and goes
-        on with the next (``netlink_rcv_skb``): the answer for each request, in order, is
-        ``None`` (done) or the :class:`NetlinkRequestError` :meth:`host_route` would
-        have raised for it alone."""
+        -- each its own netlink message with its own sequence number -- in one ``send`` per
+        :data:`BATCH_MAX` of them, then read the answers. The kernel handles the messages
+        of a buffer one after the other, inside the ``send``, and goes on with the next
+        after a failed one (``netlink_rcv_skb``); it answers a failed message whatever its
+        flags, and a message that succeeded only when it asks for it (``NLM_F_ACK``). So
+        only the last message asks: its answer comes after every other one's, and a batch
+        that succeeds takes one ``send`` and one ``recv`` -- not one ``recv`` per request
+        (each of which lets go of the GIL and takes it back: a thread sending route deletes
+        beside a busy event loop, issue 13). The answer for each request, in order, is
+        ``None`` (done) or the :class:`NetlinkRequestError` :meth:`host_route` would have
+        raised for it alone."""
         out: list[NetlinkRequestError | None] = []
         for start in range(0, len(requests), self.BATCH_MAX):
             out += self._send_chunk(requests[start : start + self.BATCH_MAX])
@@ -248,6 +252,8 @@ class RtnlSocket:
     def _send_chunk(self, requests: Sequence[Request]) -> list[NetlinkRequestError | None]:
         n = len(requests)
         results: list[NetlinkRequestError | None] = [None] * n
+        if not n:
+            return results
         with self._lock:
             first = (self._seq + 1) & 0xFFFFFFFF
             parts = []
@@ -255,14 +261,19 @@ class RtnlSocket:
             size = _NLMSGHDR.size
             seq = first
             for kind, command, body, _what in requests:
-                parts.append(pack(size + len(body), kind, _COMMAND_FLAGS[command], seq, 0))
+                # (no acknowledgement asked but of the last: the docstring of send_batch)
+                flags = _COMMAND_FLAGS[command] & ~_NLM_F_ACK
+                parts.append(pack(size + len(body), kind, flags, seq, 0))
                 parts.append(body)
                 seq = (seq + 1) & 0xFFFFFFFF
-            self._seq = (first + n - 1) & 0xFFFFFFFF
+            last = (first + n - 1) & 0xFFFFFFFF
+            kind, command, body, _what = requests[-1]
+            parts[-2] = pack(size + len(body), kind, _COMMAND_FLAGS[command], last, 0)
+            self._seq = last
             self._sock.send(b"".join(parts))
-            left = n
             buf = self._buf
-            while left:
+            done = False
+            while not done:
                 got = self._sock.recv_into(buf)
                 data = memoryview(buf)[:got]
                 offset = 0
@@ -275,7 +286,7 @@ class RtnlSocket:
                         (error,) = _I32.unpack_from(data, offset + _NLMSGHDR.size)
                         if error:
                             results[i] = NetlinkRequestError(-error, requests[i][3])
-                        left -= 1
+                        done = done or i == n - 1
                     offset += (length + 3) & ~3  # an answer to an earlier request: skipped
         return results
 

@@ -151,6 +151,10 @@ def test_report_says_what_was_left_behind() -> None:
     text = format_report(out)
     assert "renewed 4,000/s over 35.1 s (host steal 1.25 % of CPU time); longest" in text, text
     assert "the longest timer call 6.2 ms, the most CPU time in one 3.9 ms" in text, text
+    assert "timer calls over" not in text  # not counted
+    expire.update(timer_calls=31_250, timer_over_10ms=3, timer_cpu_over_10ms=1)
+    text = format_report(out)
+    assert "in one 3.9 ms; 3 of 31,250 timer calls over 10 ms (1 in CPU time)" in text, text
     assert text.index("deregister") < text.index("expiry") < text.index("stop")
 
 
@@ -244,6 +248,8 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert deletes["deletes_longest_us"] > 0
     assert expire["timer_longest_ms"] > 0
     assert 0 < expire["timer_longest_cpu_ms"] <= expire["timer_longest_ms"] + 0.1
+    assert expire["timer_calls"] > 0
+    assert 0 <= expire["timer_cpu_over_10ms"] <= expire["timer_over_10ms"] <= expire["timer_calls"]
     assert expire["probe"]["steal_pct"] is not None and 0 <= expire["probe"]["steal_pct"] < 100
     assert out["exit"] == 0 and out["left_behind"] == []
 

@@ -157,7 +157,8 @@ def test_the_longest_timer_call_is_counted_in_microseconds() -> None:
 def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time() -> None:
     """``timer_longest_cpu_us``: the CPU time of the loop's thread in its costliest timer
     call, which is the call's own work: a call that computes 20 ms counts at least 20 ms
-    (however long the machine kept it waiting besides), one that waits 40 ms does not."""
+    (however long the machine kept it waiting besides), one that waits 40 ms does not;
+    ``timer_over_10ms`` and ``timer_cpu_over_10ms`` count the calls past 10 ms."""
     engine = SlowTimerEngine(period=0.01)
 
     async def go() -> EngineDriver:
@@ -174,3 +175,7 @@ def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time()
     assert driver.stats["timers"] == 4
     assert 20_000 <= driver.stats["timer_longest_cpu_us"] < 40_000
     assert driver.stats["timer_longest_us"] >= 40_000  # the sleep's call, in wall time
+    # past 10 ms: the 20 ms computation and the 40 ms wait in wall time (a busy machine
+    # may stretch the 2 ms ones too), only the computation in CPU time
+    assert 2 <= driver.stats["timer_over_10ms"] <= 4
+    assert driver.stats["timer_cpu_over_10ms"] == 1

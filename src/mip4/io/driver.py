@@ -270,6 +270,11 @@ class EngineDriver:
             stats["timer_longest_us"] = took
         if cpu > stats["timer_longest_cpu_us"]:
             stats["timer_longest_cpu_us"] = cpu
+        # how many went past issue 13's 10 ms, in wall time and in the thread's CPU time
+        if took > 10_000:
+            stats["timer_over_10ms"] += 1
+            if cpu > 10_000:
+                stats["timer_cpu_over_10ms"] += 1
         self._rearm()
 
     def _rearm(self) -> None:

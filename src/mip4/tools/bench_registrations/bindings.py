@@ -40,7 +40,8 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   (the base count plus P); from the home agent's counters, the longest one of its timer
   calls took (since its start: here the expiry's) in wall time and the most CPU time its
   loop's thread spent in one (the call's own work, without the time it waited for the
-  GIL, a CPU or the host), and its route deletes off the loop's thread (how many, the
+  GIL, a CPU or the host), how many of its timer calls went past 10 ms (in wall time, and
+  in CPU time too), and its route deletes off the loop's thread (how many, the
   longest batch in the kernel); and the share of the machine's CPU time the host took
   from it during the probe (``steal`` of ``/proc/stat``: on a virtual machine, time in
   which none of its programs ran, a pause the home agent cannot cause or avoid);
@@ -381,6 +382,10 @@ class BindingsBench(Bench):
         for key in ("timer_longest", "timer_longest_cpu"):
             us = driver.get(f"{key}_us")
             out[f"{key}_ms"] = None if us is None else round(us / 1000, 1)
+        if "timer_longest_cpu_us" in driver:  # (a home agent that counts them)
+            out["timer_calls"] = driver.get("timers", 0)
+            out["timer_over_10ms"] = driver.get("timer_over_10ms", 0)
+            out["timer_cpu_over_10ms"] = driver.get("timer_cpu_over_10ms", 0)
         executor = counters.get("executor") or {}
         out["route_deletes"] = {
             k.removeprefix("route_"): v
@@ -461,6 +466,12 @@ def _timer(expire: dict[str, Any]) -> str:
     text = "" if wall is None else f"; the longest timer call {wall:,.1f} ms"
     if cpu is not None:
         text += f", the most CPU time in one {cpu:,.1f} ms"
+    calls = expire.get("timer_calls")
+    if calls is not None:
+        text += (
+            f"; {expire['timer_over_10ms']:,} of {calls:,} timer calls over 10 ms"
+            f" ({expire['timer_cpu_over_10ms']:,} in CPU time)"
+        )
     return text
 
 

@@ -123,6 +123,32 @@ def test_settle_sends_a_queued_delete_itself_and_waits_for_one_in_flight() -> No
     d.close()
 
 
+def test_a_batch_fills_before_it_is_sent() -> None:
+    """The thread lets a batch fill for ``LINGER`` seconds: a few deletes go together once
+    it has passed, and a full batch goes at once, without waiting for it."""
+    import time
+
+    sock = HeldSocket()
+    d = _deletes(sock)
+    d.LINGER = 1.0
+    t0 = time.monotonic()
+    for i in range(3):
+        d.put(i, _req(f"x{i}"))
+    assert d.drain(10)
+    assert time.monotonic() - t0 >= 0.9  # held for the linger
+    assert sock.batches == [["x0", "x1", "x2"]]  # and then sent together
+    d.LINGER = 30.0  # (a full batch does not wait for it)
+    t0 = time.monotonic()
+    for i in range(d.BATCH + 5):
+        d.put(100 + i, _req(f"y{i}"))
+    while sock.sent().count("y0") == 0 and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    assert time.monotonic() - t0 < 10
+    assert sock.batches[1] == [f"y{i}" for i in range(d.BATCH)]
+    d.abandon()  # (the 5 left: dropped, the thread stopped out of its linger)
+    assert len(sock.batches) == 2
+
+
 def test_an_address_put_twice_is_deleted_once_in_its_new_turn() -> None:
     sock = HeldSocket()
     d = _one_in_the_kernel(sock)

@@ -47,6 +47,13 @@ class RouteDeletes:
     #: the most deletes one ``send`` carries (:data:`RtnlSocket.BATCH_MAX`): also the most
     #: a :meth:`settle` may wait for
     BATCH = RtnlSocket.BATCH_MAX
+    #: how long (seconds) the thread lets a batch fill before it sends less than a full
+    #: one: a mass expiry's deletes go :data:`BATCH` to a send, the thread woken twice a
+    #: batch (by the first delete and by the one that fills it) rather than for every few
+    #: -- each wake-up a system call on the loop's thread and, beside a busy loop, a
+    #: contest for the GIL (issue 13). Nothing waits for these deletes (``settle`` takes
+    #: an address's own out of the queue).
+    LINGER = 0.02
 
     def __init__(self, open_socket: Callable[[], RtnlSocket], name: str = "route-deletes") -> None:
         self._open = open_socket
@@ -73,9 +80,11 @@ class RouteDeletes:
                 self._sock = self._open()
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._queued.pop(key, None)  # (asked again: it goes in its new turn)
-            self._queued[key] = request
-            self._cond.notify()
+            queued = self._queued
+            queued.pop(key, None)  # (asked again: it goes in its new turn)
+            queued[key] = request
+            if len(queued) == 1 or len(queued) >= self.BATCH:  # (the thread's wake-ups)
+                self._cond.notify()
 
     def settle(self, key: int, direct: RtnlSocket) -> None:
         """Before the caller asks anything else of ``key``'s route: its queued delete is
@@ -136,8 +145,12 @@ class RouteDeletes:
             with cond:
                 while not self._queued and not self._stopping:
                     cond.wait()
+                if len(self._queued) < self.BATCH and not self._stopping:
+                    cond.wait(self.LINGER)  # (woken early by a full batch or the stop)
                 if self._stopping:  # (nothing in flight: it is emptied after each batch)
                     return
+                if not self._queued:  # (settled meanwhile, every one of them)
+                    continue
                 keys = list(islice(self._queued, self.BATCH))
                 self._flying = frozenset(keys)
                 requests = [self._queued.pop(k) for k in keys]

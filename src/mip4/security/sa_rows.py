@@ -227,19 +227,23 @@ class TableRows:
         """Row ``row``'s peer."""
         return _PEER_SPI(self._records, row * self._stride)[0]  # type: ignore[no-any-return]
 
+    def _run_row(self, runs: array[int], peer: int) -> int:
+        """The row ``peer`` has by the runs (``runs`` is ``_run_peers``, kept); -1 when it is
+        in none of them. Only row of the peer: peers strictly increase while runs are kept."""
+        k = bisect_right(runs, peer) - 1
+        if k < 0:
+            return -1
+        run_rows = self._run_rows
+        r = run_rows[k] + (peer - runs[k])
+        # past the run's end: no row has this peer
+        return r if r < (run_rows[k + 1] if k + 1 < len(run_rows) else self._rows) else -1
+
     def find(self, peer: int, spi: int) -> int:
         """The row of ``(peer, spi)``; -1 when there is none."""
         runs = self._run_peers
         if runs is not None:  # the row computed from the runs: only the record is read
-            k = bisect_right(runs, peer) - 1
-            if k < 0:
-                return -1
-            run_rows = self._run_rows
-            r = run_rows[k] + (peer - runs[k])
-            if r >= (run_rows[k + 1] if k + 1 < len(run_rows) else self._rows):
-                return -1  # past the run's end: no row has this peer
-            # (the peer's only row: peers strictly increase while runs are kept)
-            return r if _SPI_AT(self._records, r * self._stride + 4)[0] == spi else -1
+            r = self._run_row(runs, peer)
+            return r if r >= 0 and _SPI_AT(self._records, r * self._stride + 4)[0] == spi else -1
         index, records, stride, mask = self._index, self._records, self._stride, self._mask
         slot = ((peer * _GOLDEN) & _U32) >> self._shift
         while True:
@@ -252,28 +256,13 @@ class TableRows:
             slot = (slot + 1) & mask
 
     def first_row(self, peer: int) -> int:
-        """The first row of ``peer`` (the one appended first); -1 when there is none.
-        ``rows_of(peer)[0]`` without the list: with the runs kept a bisection (the peer
-        has one row at most), else one walk of the probe run."""
+        """The first row of ``peer`` (the one appended first); -1 when there is none:
+        ``rows_of(peer)[0]``, from the runs when they are kept (a bisection, no list)."""
         runs = self._run_peers
         if runs is not None:
-            k = bisect_right(runs, peer) - 1
-            if k < 0:
-                return -1
-            run_rows = self._run_rows
-            r = run_rows[k] + (peer - runs[k])
-            return r if r < (run_rows[k + 1] if k + 1 < len(run_rows) else self._rows) else -1
-        index, records, stride, mask = self._index, self._records, self._stride, self._mask
-        slot = ((peer * _GOLDEN) & _U32) >> self._shift
-        first = -1
-        while True:
-            r = index[slot]
-            if not r:
-                return first
-            r -= 1
-            if (first < 0 or r < first) and _PEER_SPI(records, r * stride)[0] == peer:
-                first = r
-            slot = (slot + 1) & mask
+            return self._run_row(runs, peer)
+        rows = self.rows_of(peer)
+        return rows[0] if rows else -1
 
     def rows_of(self, peer: int) -> list[int]:
         """The rows of ``peer``, in the order they were appended."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mip4.lab.build import Lab, LabError
+from mip4.tools.procstat import IDLE, IOWAIT, cpu_ticks
 
 from .build import BuildError
 from .build import build as build_blaster
@@ -187,10 +188,9 @@ def path_name(base: str, plane: str, encapsulation: str = "ipip") -> str:
 def cpu_busy() -> float:
     """Seconds every CPU of the machine spent not idle (``/proc/stat``): the bpf plane
     forwards in softirq, where no process's counters see it."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    ticks = cpu_ticks()
+    idle = ticks[IDLE] + ticks[IOWAIT]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 #: ``br_netfilter``'s switches, one per family, per namespace (Linux >= 5.3)

@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from mip4.io.bpf import CAPACITY
+from mip4.tools.procstat import STEAL, cpu_ticks
 
 from .run import Bench, BenchError, Options, _cpu, _rss_kib, _stop, run_bench
 
@@ -444,14 +445,10 @@ def steal_jiffies() -> tuple[int, int] | None:
     """The machine's CPU time the host took from it (``steal``) and all its CPU time, in
     clock ticks since boot (``/proc/stat``'s first line); ``None`` where it cannot be read."""
     try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
+        ticks = cpu_ticks()
     except OSError:
         return None
-    if len(fields) < 9 or fields[0] != "cpu":
-        return None
-    ticks = [int(x) for x in fields[1:9]]  # user .. steal (guest time is counted in user)
-    return ticks[7], sum(ticks)
+    return ticks[STEAL], sum(ticks)
 
 
 def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
@@ -126,8 +127,6 @@ def test_settle_sends_a_queued_delete_itself_and_waits_for_one_in_flight() -> No
 def test_a_batch_fills_before_it_is_sent() -> None:
     """The thread lets a batch fill for ``LINGER`` seconds: a few deletes go together once
     it has passed, and a full batch goes at once, without waiting for it."""
-    import time
-
     sock = HeldSocket()
     d = _deletes(sock)
     d.LINGER = 1.0

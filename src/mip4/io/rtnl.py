@@ -259,17 +259,13 @@ class RtnlSocket:
             parts = []
             pack = _NLMSGHDR.pack
             size = _NLMSGHDR.size
-            seq = first
-            for kind, command, body, _what in requests:
-                # (no acknowledgement asked but of the last: the docstring of send_batch)
-                flags = _COMMAND_FLAGS[command] & ~_NLM_F_ACK
-                parts.append(pack(size + len(body), kind, flags, seq, 0))
+            for i, (kind, command, body, _what) in enumerate(requests):
+                flags = _COMMAND_FLAGS[command]
+                if i < n - 1:  # (only the last asks for an answer: send_batch's docstring)
+                    flags &= ~_NLM_F_ACK
+                parts.append(pack(size + len(body), kind, flags, (first + i) & 0xFFFFFFFF, 0))
                 parts.append(body)
-                seq = (seq + 1) & 0xFFFFFFFF
-            last = (first + n - 1) & 0xFFFFFFFF
-            kind, command, body, _what = requests[-1]
-            parts[-2] = pack(size + len(body), kind, _COMMAND_FLAGS[command], last, 0)
-            self._seq = last
+            self._seq = (first + n - 1) & 0xFFFFFFFF
             self._sock.send(b"".join(parts))
             buf = self._buf
             done = False

@@ -29,7 +29,7 @@ from mip4.security.sa import (
     SecurityAssociation,
     SecurityAssociations,
 )
-from mip4.security.sa_rows import TableRows
+from mip4.security.sa_rows import RowAssociation, TableRows
 
 KEY = bytes(range(16))
 
@@ -79,6 +79,23 @@ def test_every_row_reads_back_as_it_was_appended() -> None:
         assert table.association(r).authenticator(b"covered bytes") == sa.authenticator(
             b"covered bytes"
         )
+        # the row as its fields (a renewal checks and signs with them): the association's
+        # fields, by name, and its authenticator
+        fields = table.fields(r)
+        assert type(fields) is RowAssociation
+        assert _fields_of(fields) == _fields_of(sa) and type(fields.key) is bytes
+        # the key absorbed once, as it was read (HMAC-MD5; keyed MD5 has no states)
+        assert (fields.keyed is None) == (sa.algorithm is Algorithm.KEYED_MD5)
+        assert table.fields(r, keyed=False).keyed is None
+        assert table.fields(r, keyed=False).authenticator(b"x") == sa.authenticator(b"x")
+        assert fields.algorithm is sa.algorithm and fields.replay is sa.replay
+        for data in (b"covered bytes", b"", bytes(200)):
+            assert fields.authenticator(data) == sa.authenticator(data)
+    assert table.lowest == 0 and table.highest == 0xFFFFFFFF
+
+
+def _fields_of(sa: SecurityAssociation | RowAssociation) -> tuple[object, ...]:
+    return (sa.spi, sa.key, sa.algorithm, sa.replay, sa.replay_tolerance, sa.spi_covered)
 
 
 def test_the_index_finds_nothing_it_was_not_given() -> None:
@@ -161,6 +178,15 @@ def test_a_store_with_rows_answers_as_a_store_with_objects() -> None:
             assert rows.first_for(a) == rows.first_for(peer) == (listed[0] if listed else None)
             for spi in (256, 257, 258):
                 assert rows.get(a, spi) == plain.get(a, spi)
+                # get_fields: the association itself from the dict, a row's fields else
+                fields, sa = rows.get_fields(a, spi), plain.get(a, spi)
+                by_int = rows.get_fields(peer, spi)
+                if sa is None:
+                    assert fields is None and by_int is None
+                else:
+                    assert fields is not None and by_int is not None
+                    assert _fields_of(fields) == _fields_of(by_int) == _fields_of(sa)
+                    assert fields.authenticator(b"x" * 30) == sa.authenticator(b"x" * 30)
                 assert ((a, spi) in rows) == ((a, spi) in plain)
 
     check()
@@ -310,6 +336,8 @@ def test_find_answers_as_a_dict_of_the_rows_with_runs_or_without(
         (p + d, s) for (p, s) in model for d in (-2, -1, 1, 2) if 0 <= p + d <= 0xFFFFFFFF
     }
     probes |= {(p, s + 1) for (p, s) in model} | {(0, 256), (0xFFFFFFFF, 256)}
+    if appended:  # the bounds first_for skips a lookup outside of
+        assert (table.lowest, table.highest) == (min(appended), max(appended))
     for peer, spi in probes:
         assert table.find(peer, spi) == model.get((peer, spi), -1), (peer, spi)
         # the peer's first row: the one appended first, as rows_of lists them

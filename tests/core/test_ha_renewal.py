@@ -27,6 +27,7 @@ from mip4.core.home_agent import HomeAgent, HomeAgentConfig
 from mip4.security.auth import sign
 from mip4.security.replay import ntp_timestamp
 from mip4.security.sa import Algorithm, ReplayMethod, SecurityAssociation, SecurityAssociations
+from mip4.security.sa_rows import TableRows
 from mip4.store.sqlite import SqliteStore
 from mip4.wire.extensions import (
     ForeignHomeAuthExtension,
@@ -70,17 +71,21 @@ COLOCATED_FA_SA = SecurityAssociation(0x2002, b"H" * 16)
 MAC = b"\x02\x00\x00\x00\x00\x0a"
 
 
-def _store() -> SecurityAssociations:
+def _store(rows: bool = False) -> SecurityAssociations:
+    """The home agent's associations; ``rows``: every one with an address for its peer
+    as a subscriber table's row (issue 13: the fast path reads a row's fields, not an
+    association), the NAI's as an object."""
     store = SecurityAssociations()
+    add = store.add_row if rows else store.add
     for hoa, sas in NODES.items():
         if hoa != UNKNOWN:
             for sa in sas:
-                store.add(hoa, sa)
+                add(hoa, sa)
     store.add(NAI, NODES[A("10.0.0.15")][0])
     for fa, fa_sa in FAS.items():
         if fa_sa is not None:
-            store.add(fa, fa_sa)
-    store.add(COLOCATED[2], COLOCATED_FA_SA)
+            add(fa, fa_sa)
+    add(COLOCATED[2], COLOCATED_FA_SA)
     return store
 
 
@@ -119,14 +124,17 @@ class _Delegating:
 
 
 def _engines(
-    store: Callable[[bool], BindingStore | None] = lambda fast: None, **settings: Any
+    store: Callable[[bool], BindingStore | None] = lambda fast: None,
+    rows: bool = False,
+    **settings: Any,
 ) -> tuple[HomeAgent, HomeAgent]:
     def one(fast: bool) -> HomeAgent:
         cfg = dict(settings)
         config = HomeAgentConfig(
             address=HA, home_network=cfg.pop("home_network", NET), interface="home0", **cfg
         )
-        ha = HomeAgent(config, _store(), UNIX0, bindings=store(fast), rng=_Nonces(0x7000_0000))
+        sas = _store(rows)
+        ha = HomeAgent(config, sas, UNIX0, bindings=store(fast), rng=_Nonces(0x7000_0000))
         ha.renewal_fast_path = fast
         ha.restore(0.0)
         return ha
@@ -451,6 +459,45 @@ def test_the_fast_path_acts_as_the_general_path(name: str) -> None:
         accepted += fast.counters.total_accepted
     # the sequences exercise the fast path, and not only it (changes, first registrations)
     assert 0.2 * accepted < fast_total < accepted, (fast_total, accepted)
+
+
+@pytest.mark.parametrize("name", ["plain", "small-table", "wider-network", "no-simultaneous"])
+def test_with_a_subscriber_table_the_fast_path_acts_as_the_general_path(name: str) -> None:
+    """The associations as a subscriber table's rows in both engines: the fast path
+    checks and signs with a row's fields (``get_fields``), the general path with the
+    row's association; rekeys and removals leave rows gone and objects in their place."""
+    fast_total = accepted = 0
+    for seed in range(25):
+        fast, general = _engines(rows=True, **CONFIGS[name])
+        table = fast.security_associations.table  # type: ignore[attr-defined]
+        assert table is not None and len(table) > 5
+        run = _Run(seed * 6007 + len(name), fast, general)
+        for _ in range(120):
+            run.step()
+        assert general.fast_renewals == 0
+        fast_total += fast.fast_renewals
+        accepted += fast.counters.total_accepted
+    assert 0.2 * accepted < fast_total < accepted, (fast_total, accepted)
+
+
+def test_a_renewal_makes_no_association_from_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path checks and signs with a row's fields (issue 13: no association object
+    a renewal, the key absorbed once): with ``TableRows.association`` gone, renewals of a
+    node whose association is a row are still answered, and accepted."""
+    fast, general = _engines(rows=True)
+    node = _Node(A("10.0.0.10"), COLOCATED[0], "colocated", flags=0x20)
+    run = _Run(3, fast, general)
+    run.send(node, run._request(node))  # first registration: the general path in both
+    assert fast.counters.total_accepted == 1
+
+    def made(self: TableRows, row: int) -> SecurityAssociation:
+        raise AssertionError(f"row {row} made into an association")
+
+    monkeypatch.setattr(TableRows, "association", made)
+    for _ in range(3):
+        run.now += 1.0
+        fast.handle(run._event(node, run._request(node)), run.now)
+    assert fast.fast_renewals == 3 and fast.counters.total_accepted == 4
 
 
 def test_a_raised_log_level_acts_as_the_general_path() -> None:

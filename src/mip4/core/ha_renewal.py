@@ -50,7 +50,11 @@ changes, replays, bad authenticators, clock steps and expiries, and asserts the 
 actions (field by field), counters, binding tables and replay state.
 
 No per-binding memory: what the fast path compares a request with is the binding itself,
-the SA store and the replay state the general path reads too. No long-lived object per
+the SA store and the replay state the general path reads too. An association that is a
+subscriber table's row is read as its fields
+(:meth:`~mip4.security.sa.SecurityAssociations.get_fields`: a tuple, the key absorbed
+once for the check and the reply's signature), not made into an association object; a
+denial takes the association itself (``get``). No long-lived object per
 renewal either: with the in-memory binding table the node's binding record is renewed in
 place, and the in-memory replay table (:class:`~mip4.security.replay.ReplayStates`) holds
 the accepted Identification itself, an int the binding holds too (a new record per renewal
@@ -73,7 +77,13 @@ from typing import TYPE_CHECKING
 from mip4.security.auth import FA_HA, MN_HA, AuthFailure
 from mip4.security.replay import HELD as _HELD
 from mip4.security.replay import NTP_UNIX_OFFSET, ReplayState, ReplayStates
-from mip4.security.sa import ReplayMethod, SecurityAssociations
+from mip4.security.sa import (
+    ReplayMethod,
+    SecurityAssociation,
+    SecurityAssociations,
+    SecurityAssociationStore,
+)
+from mip4.security.sa_rows import RowAssociation
 from mip4.wire.addr import ipv4_from_int as _address
 from mip4.wire.addr import ipv4_int as _int
 from mip4.wire.codes import ReplyCode
@@ -252,7 +262,12 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     store = agent.security_associations
     # (the in-memory store by the home address's int: the address object left alone)
     plain_store = type(store) is SecurityAssociations
-    sa = store.get(hoa if plain_store else hoa_addr, _U32(p, 26)[0])
+    # (a subscriber table's row as its fields, no association object: get_fields)
+    sa = (
+        store.get_fields(hoa, _U32(p, 26)[0])  # type: ignore[attr-defined]
+        if plain_store
+        else store.get(hoa_addr, _U32(p, 26)[0])
+    )
     if sa is None or sa.replay is not _TIMESTAMPS:
         return None  # 131 -- or nonces: the general path draws the next nonce
     # check_identification (RFC 5944 §5.7.1: timestamps): what check_request decides for
@@ -293,13 +308,13 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
     if not compare_digest(sa.authenticator(p[:30] if sa.spi_covered else p[:26]), p[30:46]):
         # 131, answered here: the general path would verify it again (a forgery must
         # cost no more than one check and the signed reply, issue 9's flood)
-        return agent._denied_early(
-            ev, now, ReplyCode.HA_MN_FAILED_AUTH, AuthFailure.BAD_AUTHENTICATOR, MN_HA, spi, sa
-        )
+        mn_sa = _association(store, hoa_addr, sa)
+        bad = AuthFailure.BAD_AUTHENTICATOR
+        return agent._denied_early(ev, now, ReplyCode.HA_MN_FAILED_AUTH, bad, MN_HA, spi, mn_sa)
     # check_fa_ha_auth: relayed by a foreign agent that shares an SA with this agent
     src = ev.src
     src_int = _int(src)
-    fa_sa = None
+    fa_sa: SecurityAssociation | RowAssociation | None = None
     if src_int != hoa and not (flags & _D and src_int == coa):
         if plain_store:
             first = store.first_for(src_int)  # type: ignore[attr-defined]
@@ -307,6 +322,7 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
             peers = store.for_peer(src)
             first = peers[0] if peers else None
         if first is not None:
+            failure: AuthFailure | None
             # 132 for a missing FA-HA, an unknown SPI or a bad authenticator: answered
             # here too, with the FA-HA SA the general path signs the reply with (the
             # peer's first)
@@ -314,7 +330,11 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
                 failure, fa_spi, fa_sa = AuthFailure.MISSING, None, first
             else:
                 fa_spi = _U32(p, 48)[0]
-                fa_sa = store.get(src_int if plain_store else src, fa_spi)
+                fa_sa = (
+                    store.get_fields(src_int, fa_spi)  # type: ignore[attr-defined]
+                    if plain_store
+                    else store.get(src, fa_spi)
+                )
                 if fa_sa is None:
                     failure, fa_sa = AuthFailure.UNKNOWN_SPI, first
                 elif compare_digest(
@@ -325,7 +345,9 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
                     failure = AuthFailure.BAD_AUTHENTICATOR
             if failure is not None:
                 code = ReplyCode.HA_FA_FAILED_AUTH
-                return agent._denied_early(ev, now, code, failure, FA_HA, fa_spi, sa, fa_sa)
+                mn_sa = _association(store, hoa_addr, sa)
+                fa_kept = _association(store, src, fa_sa)
+                return agent._denied_early(ev, now, code, failure, FA_HA, fa_spi, mn_sa, fa_kept)
 
     # -- accepted: what HomeAgent._accept does for it, in its order -----------------------
     # the reply (RFC 5944 §3.8.3): MN-HA, then FA-HA (§3.8.3.1)
@@ -406,6 +428,18 @@ def usual_registration(agent: HomeAgent, ev: UdpReceived, now: float) -> list[Ac
         return actions
     actions.append(_accepted_log(hoa_addr, coa_addr, src, lifetime, life, encapsulation, level))
     return actions
+
+
+def _association(
+    store: SecurityAssociationStore, peer: IPv4Address, fields: SecurityAssociation | RowAssociation
+) -> SecurityAssociation:
+    """The association ``fields`` are of (a denial keeps it: ``get`` for a table row's
+    fields, :meth:`~mip4.security.sa.SecurityAssociations.get_fields`)."""
+    if isinstance(fields, SecurityAssociation):
+        return fields
+    sa = store.get(peer, fields.spi)
+    assert sa is not None  # (read just before, in the same call)
+    return sa
 
 
 def _accepted_log(

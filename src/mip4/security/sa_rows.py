@@ -20,8 +20,8 @@ second check, ~0.5 us); the last one made is given again while the same row is a
 agent's renewal fast path reads a row as its fields instead (``fields(row)``, a
 :class:`RowAssociation`: a tuple made in one call, read by the same names, its HMAC-MD5 key
 absorbed into the keyed states as it is read, for the request's check and the reply's
-signature): no seven slots filled and no lookup in the table of the last keys used, ~3 us
-less a renewal (issue 13: 1 M bindings in a random order, 53 k -> 65 k renewals/s in
+signature): no seven slots filled and no lookup in the table of the last keys used, ~2.5 us
+less a renewal (issue 13: 1 M bindings in a random order, 55-56 k -> 63-64 k renewals/s in
 ``mip4 bench engine``). Rows are only ever appended: the table is a parse's result,
 compared as a whole by a reload, and shared between the configuration and the store it
 built. What a store later removes or replaces it records on its own side

@@ -106,8 +106,8 @@ class _RowFields(NamedTuple):
     replay: ReplayMethod
     replay_tolerance: float
     spi_covered: bool
-    #: HMAC-MD5's keyed states (``sa._keyed_hmac_md5``), absorbed as the row was read
-    #: (``None`` for keyed MD5)
+    #: HMAC-MD5's keyed states (:func:`mip4.security.sa._keyed_hmac_md5`), absorbed as
+    #: the row was read (``None``: keyed MD5, or read without them)
     keyed: Any
 
 
@@ -353,9 +353,9 @@ class TableRows:
     def fields(self, row: int, keyed: bool = True) -> RowAssociation:
         """Row ``row``'s fields (:class:`RowAssociation`): equal, field by field, to
         ``association(row)``'s; with an HMAC-MD5 key absorbed into its keyed states
-        unless ``keyed`` is false (the first of the two authenticators a home agent
-        computes with a renewal's row: ~1.5 us less a renewal than the table of the last
-        keys used, issue 13)."""
+        unless ``keyed`` is false. A home agent computes two authenticators with a
+        renewal's row, the request's and the reply's: absorbing the key here once costs
+        ~1.5 us less a renewal than the table of the last keys used (issue 13)."""
         records = self._records
         if type(records) is not bytes:  # appended to since the last read: one copy, to bytes
             records = self._records = bytes(records)

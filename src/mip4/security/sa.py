@@ -430,11 +430,8 @@ class SecurityAssociations:
                 sa = per.get(spi)
                 if sa is not None:
                     return sa
-        table = self._table
-        if table is None or type(peer) is not int:
-            return None
-        r = table.find(peer, spi)
-        return None if r < 0 or r in self._gone else r
+        r = self._row(peer, spi)
+        return r if r >= 0 else None
 
     def get(self, peer: Hashable, spi: int) -> SecurityAssociation | None:
         found = self._find(peer, spi)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -158,6 +159,40 @@ def test_an_address_put_twice_is_deleted_once_in_its_new_turn() -> None:
     assert d.drain(10)
     assert sock.sent() == ["a", "c", "b2"]
     d.close()
+
+
+def test_random_puts_and_settles_reach_the_kernel_as_a_model_queue_says() -> None:
+    """Deletes put, put again and settled in a random order, with many queued at once (the
+    thread held in the kernel): each key's last delete not settled reaches the kernel once,
+    in the order of the puts that queued it, the settled ones on the caller's socket; the
+    most queued at once is counted."""
+    rng = random.Random(13)
+    for round_ in range(4):
+        thread_sock, loop_sock = HeldSocket(), HeldSocket()
+        d = _one_in_the_kernel(thread_sock)
+        model: dict[int, str] = {1: "a"}  # key -> its queued delete, in the order put
+        settled: list[str] = []
+        keys = rng.randrange(50, 5000)
+        for i in range(rng.randrange(1000, 20000)):
+            key = rng.randrange(2, keys)  # (not 1: a's, in flight)
+            if rng.random() < 0.2:
+                d.settle(key, _direct(loop_sock))
+                if key in model:
+                    settled.append(model.pop(key))
+            else:
+                name = f"r{round_}-{i}"
+                d.put(key, _req(name))
+                model.pop(key, None)
+                model[key] = name
+        queued = len(model) - 1  # (not a: it is in flight)
+        assert d.pending() == queued + 1
+        thread_sock.release.set()
+        assert d.drain(10)
+        assert loop_sock.sent() == settled
+        assert thread_sock.sent() == list(model.values())
+        assert d.stats["sent"] == len(model) + len(settled) and d.pending() == 0
+        assert d.most_queued >= queued
+        d.close()
 
 
 def test_a_route_already_gone_is_counted_and_another_failure_logged(

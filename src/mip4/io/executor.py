@@ -357,7 +357,8 @@ class LinuxExecutor(ArpActions, BindingActions):
     def counters(self) -> dict[str, int]:
         """:attr:`stats`, and the expired bindings' route deletes off the loop's thread
         (:mod:`mip4.io.route_deletes`: ``route_deletes_`` sent, missing, failed, settled,
-        batches, pending, and the longest one batch took in the kernel, in microseconds)."""
+        batches, pending, the most queued at once, and the longest one batch took in the
+        kernel, in microseconds)."""
         out = dict(self.stats)
         deletes = self._route_deletes
         if deletes is not None:
@@ -365,6 +366,7 @@ class LinuxExecutor(ArpActions, BindingActions):
                 out[f"route_deletes_{key}"] = value
             out["route_deletes_pending"] = deletes.pending()
             out["route_deletes_longest_us"] = round(deletes.longest * 1e6)
+            out["route_deletes_most_queued"] = deletes.most_queued
         return out
 
     def __enter__(self) -> LinuxExecutor:

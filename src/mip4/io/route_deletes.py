@@ -70,6 +70,8 @@ class RouteDeletes:
         self.stats: Counter[str] = Counter()
         #: the longest one batch took to be answered (seconds)
         self.longest = 0.0
+        #: the most deletes queued at once
+        self.most_queued = 0
 
     def put(self, key: int, request: Request) -> None:
         """Queue ``request`` (a route delete for ``key``'s address); returns at once."""
@@ -83,6 +85,8 @@ class RouteDeletes:
             queued = self._queued
             queued.pop(key, None)  # (asked again: it goes in its new turn)
             queued[key] = request
+            if len(queued) > self.most_queued:
+                self.most_queued = len(queued)
             if len(queued) == 1 or len(queued) >= self.BATCH:  # (the thread's wake-ups)
                 self._cond.notify()
 

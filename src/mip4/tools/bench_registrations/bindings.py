@@ -438,6 +438,11 @@ def _off_loop(deletes: dict[str, Any]) -> str:
     return (
         f"; {_n(deletes.get('deletes_sent', 0))} route deletes off the loop's thread, the"
         f" longest batch {deletes['deletes_longest_us'] / 1000:,.1f} ms in the kernel"
+        + (
+            f", at most {_n(deletes['deletes_most_queued'])} queued"
+            if "deletes_most_queued" in deletes
+            else ""
+        )
     )
 
 

@@ -184,7 +184,7 @@ def test_deadlines_of_nodes_behind_one_care_of_address_spread_over_the_table() -
     assert sorted(item & 0xFFFFFFFF for item in s._heap._heap) == list(
         range(0x0A000100, 0x0A000100 + n)
     )
-    assert not s._heap._odd
+    assert not s._heap.odd()
     # the keys still name the bindings: each expires at its own deadline, once
     assert len(s.pop_expired(600.0)) == len(range(0, n, 7))
     assert s.next_expiry() == 601.0

@@ -155,6 +155,12 @@ def test_report_says_what_was_left_behind() -> None:
     expire.update(timer_calls=31_250, timer_over_10ms=3, timer_cpu_over_10ms=1)
     text = format_report(out)
     assert "in one 3.9 ms; 3 of 31,250 timer calls over 10 ms (1 in CPU time)" in text, text
+    expire["timer_costliest"] = {"engine_ms": 1.2, "system_ms": 2.5, "faults": 1_210, "actions": 97}
+    text = format_report(out)
+    assert (
+        "in one 3.9 ms (the engine's 1.2 ms, the kernel's 2.5 ms, 1,210 page faults, 97"
+        " actions); 3 of" in text
+    ), text
     assert text.index("deregister") < text.index("expiry") < text.index("stop")
 
 
@@ -249,6 +255,10 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert expire["timer_longest_ms"] > 0
     assert 0 < expire["timer_longest_cpu_ms"] <= expire["timer_longest_ms"] + 0.1
     assert expire["timer_calls"] > 0
+    costliest = expire["timer_costliest"]  # (the call with the most CPU time)
+    assert 0 <= costliest["engine_ms"] <= expire["timer_longest_cpu_ms"] + 0.1, costliest
+    assert 0 <= costliest["system_ms"] <= expire["timer_longest_cpu_ms"] + 0.1, costliest
+    assert costliest["faults"] >= 0 and costliest["actions"] >= 1, costliest
     assert 0 <= expire["timer_cpu_over_10ms"] <= expire["timer_over_10ms"] <= expire["timer_calls"]
     assert expire["probe"]["steal_pct"] is not None and 0 <= expire["probe"]["steal_pct"] < 100
     assert out["exit"] == 0 and out["left_behind"] == []

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from mip4.core.actions import Action
+from mip4.core.actions import Action, Log
 from mip4.core.counters import Counters
 from mip4.core.events import Event, UdpReceived
 from mip4.io.driver import EngineDriver
@@ -173,3 +173,47 @@ def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time()
     # may stretch the 2 ms ones too), only the computation in CPU time
     assert 2 <= driver.stats["timer_over_10ms"] <= 4
     assert driver.stats["timer_cpu_over_10ms"] == 1
+    # where the costliest call's CPU time went: the engine's computation (no action)
+    assert (
+        20_000 <= driver.stats["timer_costliest_engine_us"] <= driver.stats["timer_longest_cpu_us"]
+    )
+    assert 0 <= driver.stats["timer_costliest_system_us"] <= driver.stats["timer_longest_cpu_us"]
+    assert driver.stats["timer_costliest_actions"] == 0
+
+
+class SpinningRecorder(Recorder):
+    """An executor that computes for 20 ms of the thread's CPU time per action."""
+
+    def execute(self, action: Action) -> None:
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:
+            pass
+        super().execute(action)
+
+
+class ActingEngine(MovingEngine):
+    """``handle_timer`` returns three actions (a log line each)."""
+
+    def handle_timer(self, now: float) -> list[Action]:
+        super().handle_timer(now)
+        return [Log("timer", {"n": n}) for n in range(3)]
+
+
+def test_the_costliest_timer_call_is_split_between_the_engine_and_its_actions() -> None:
+    """``timer_costliest_*``: of the timer call with the most CPU time, the engine's part
+    (the rest went to carrying out its actions) and how many actions it made."""
+    engine = ActingEngine(period=0.01)
+
+    async def go() -> EngineDriver:
+        driver = EngineDriver(engine, SpinningRecorder(), loop=asyncio.get_running_loop())
+        driver.start()
+        driver.feed(_event())
+        await asyncio.sleep(0.2)
+        driver.close()
+        return driver
+
+    driver = asyncio.run(go())
+    assert driver.stats["timers"] == 1
+    assert driver.stats["timer_costliest_actions"] == 3
+    assert driver.stats["timer_longest_cpu_us"] >= 60_000  # three actions of 20 ms
+    assert driver.stats["timer_costliest_engine_us"] < 10_000

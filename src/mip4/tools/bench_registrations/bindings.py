@@ -387,6 +387,13 @@ class BindingsBench(Bench):
             out["timer_calls"] = driver.get("timers", 0)
             out["timer_over_10ms"] = driver.get("timer_over_10ms", 0)
             out["timer_cpu_over_10ms"] = driver.get("timer_cpu_over_10ms", 0)
+        if "timer_costliest_engine_us" in driver:  # (where the costliest call's CPU went)
+            out["timer_costliest"] = {
+                "engine_ms": round(driver["timer_costliest_engine_us"] / 1000, 1),
+                "system_ms": round(driver.get("timer_costliest_system_us", 0) / 1000, 1),
+                "faults": driver.get("timer_costliest_faults", 0),
+                "actions": driver.get("timer_costliest_actions", 0),
+            }
         executor = counters.get("executor") or {}
         out["route_deletes"] = {
             k.removeprefix("route_"): v
@@ -468,6 +475,13 @@ def _timer(expire: dict[str, Any]) -> str:
     text = "" if wall is None else f"; the longest timer call {wall:,.1f} ms"
     if cpu is not None:
         text += f", the most CPU time in one {cpu:,.1f} ms"
+        costliest = expire.get("timer_costliest")
+        if costliest:
+            text += (
+                f" (the engine's {costliest['engine_ms']:,.1f} ms, the kernel's"
+                f" {costliest['system_ms']:,.1f} ms, {costliest['faults']:,} page faults,"
+                f" {costliest['actions']:,} actions)"
+            )
     calls = expire.get("timer_calls")
     if calls is not None:
         text += (

@@ -15,6 +15,7 @@ from mip4.tools.bench_forwarding import (
     plane_cost,
     ratios,
 )
+from mip4.tools.bench_forwarding.report import encapsulation_ratios
 
 
 def _made_up() -> list[Measurement]:
@@ -99,6 +100,39 @@ def test_ratios_against_both_baselines_and_the_planes_own_cost() -> None:
     assert "ha 625, fa1 625" in text
 
 
+def test_each_direction_is_held_against_the_baselines_in_the_same_direction() -> None:
+    """The node sending to the correspondent (``-up``: through the reverse tunnel) is its
+    own row, against direct and routed in the same direction, and labelled so."""
+
+    def m(path: str, traffic: str, delivered: int) -> Measurement:
+        payload = 0 if traffic.startswith("tcp") else 64
+        return Measurement(path, traffic, payload, 1.0, 10**6, delivered, 1.0)
+
+    results = [
+        m("direct", "udp", 1000),
+        m("direct", "udp-up", 2000),
+        m("direct", "tcp-up", 10_000_000),
+        m("routed", "udp", 500),
+        m("routed", "udp-up", 800),
+        m("tunnel-bpf", "udp", 400),
+        m("tunnel-bpf", "udp-up", 600),
+        m("tunnel-bpf", "tcp-up", 9_000_000),
+        m("tunnel-bpf-gre", "udp-up", 570),
+    ]
+    assert results[1].kind == "udp" and results[1].up and not results[0].up
+    assert results[1].pps_delivered == 2000 and results[2].mbit_s == 80.0
+    rows = {(r["path"], r["label"]): r for r in ratios(results)}
+    down, up = rows["tunnel-bpf", "UDP 64 B"], rows["tunnel-bpf", "UDP 64 B up"]
+    assert (down["pps_ratio"], down["routed_pps_ratio"]) == (0.4, 0.8)
+    assert (up["pps_ratio"], up["routed_pps_ratio"]) == (0.3, 0.75)
+    tcp = rows["tunnel-bpf", "TCP up"]
+    assert (tcp["mbit_ratio"], tcp["routed_path"], tcp["routed_mbit_ratio"]) == (0.9, None, None)
+    enc = {(e["path"], e["label"]): e for e in encapsulation_ratios(results)}
+    assert enc["tunnel-bpf-gre", "UDP 64 B up"]["ratio"] == 0.95
+    text = format_table(results, {"lab": "x"}, {})
+    assert "UDP 64 B up" in text and "TCP up" in text
+
+
 def test_the_planes_own_cost_from_the_senders_cpu() -> None:
     """The sender's CPU per datagram (the whole veth path, whatever else ran) gives the
     plane's own cost too: tunnelled minus routed, beside the machine's figure."""
@@ -126,24 +160,29 @@ def test_tiny_run_on_the_lab(prefix: str, capsys: pytest.CaptureFixture[str]) ->
     out = json.loads(capsys.readouterr().out)
     results = out["results"]
     kinds = [(m["path"], m["traffic"], m["payload"]) for m in results]
+    # both directions (issue 12): the node sends to the correspondent too, through the
+    # reverse tunnel
     assert kinds == [
-        (path, traffic, payload)
+        (path, traffic + up, payload)
         for path in ("direct", "tunnel", "routed")
+        for up in ("", "-up")
         for traffic, payload in (("udp", 64), ("udp", 1400), ("tcp", 0))
     ]
     for m in results:
         assert set(m) >= {"pps_sent", "pps_delivered", "loss", "mbit_s", "sent", "delivered"}
-        assert m["sent"] <= (3000 if m["traffic"] == "udp" else 4 << 20)
-        assert m["delivered"] > 0, m  # both paths carry traffic
-    assert {r["label"] for r in out["ratios"]} == {"UDP 64 B", "UDP 1400 B", "TCP"}
+        assert m["sent"] <= (3000 if m["traffic"].startswith("udp") else 4 << 20)
+        assert m["delivered"] > 0, m  # every path carries traffic, both ways
+    labels = {"UDP 64 B", "UDP 1400 B", "TCP"}
+    assert {r["label"] for r in out["ratios"]} == labels | {f"{x} up" for x in labels}
+    assert out["directions"] == "down,up"
     assert {r["node"] for r in out["per_packet"]} == {"ha", "fa1"}
     # the routed baseline (the tunnel's hops, no Mobile IP): its datagrams crossed the home
     # agent's and FA1's kernels, and the tunnel has a ratio against it beside direct's
     for m in results:
-        if m["path"] == "routed" and m["traffic"] == "udp":
+        if m["path"] == "routed" and m["traffic"].startswith("udp"):
             assert min(m["forwarded"][n] for n in ("ha", "fa1")) >= m["delivered"], m
     tunnel = [r for r in out["ratios"] if r["path"] == "tunnel"]
-    assert len(tunnel) == 3 and all(r["routed_path"] == "routed" for r in tunnel)
+    assert len(tunnel) == 6 and all(r["routed_path"] == "routed" for r in tunnel)
     assert all(r["routed_mbit_ratio"] > 0 and r["mbit_ratio"] > 0 for r in tunnel)
     assert out["routed TTL"] == "60 to / 60 from the node (64 - hops)"
 

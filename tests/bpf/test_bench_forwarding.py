@@ -204,11 +204,37 @@ def test_encapsulation_ratios_best_per_round_and_sender_cost() -> None:
     assert "||  11.00" in text  # the sender's CPU beside the machine's (the best run's)
 
 
+def test_the_blaster_sends_from_the_source_address_given(tmp_path: Path) -> None:
+    """``send ... CPU SRC``: the datagrams leave from SRC (the mobile node's home or
+    routed address, when it sends to the correspondent: ``--directions up``)."""
+    exe = str(build(tmp_path))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(10)
+        port = rx.getsockname()[1]
+        send = subprocess.run(
+            [exe, "send", "127.0.0.1", str(port), "64", "5", "20", "0", "-1", "127.0.0.77"],
+            input="go\n",
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert json.loads(send.stdout.splitlines()[1])["sent"] == 20, send.stdout
+        _, (source, _port) = rx.recvfrom(2048)
+    assert source == "127.0.0.77"
+
+
 def test_blaster_refuses_bad_arguments(tmp_path: Path) -> None:
     exe = str(build(tmp_path))
     r = subprocess.run([exe, "send", "not-an-address", "1", "64", "1", "1", "0"], text=True,
                        capture_output=True, timeout=10)  # fmt: skip
     assert r.returncode == 2 and json.loads(r.stdout)["event"] == "error"
+    r = subprocess.run([exe, "send", "127.0.0.1", "1", "64", "1", "1", "0", "-1", "nowhere"],
+                       text=True, capture_output=True, timeout=10)  # fmt: skip
+    assert r.returncode == 2 and json.loads(r.stdout)["event"] == "error"
+    r = subprocess.run([exe, "send", "127.0.0.1", "1", "64", "1", "1", "0", "-1", "192.0.2.1"],
+                       text=True, capture_output=True, timeout=10)  # fmt: skip
+    assert r.returncode == 1 and "socket" in json.loads(r.stdout)["error"]  # not ours: bind
     assert subprocess.run([exe], capture_output=True, timeout=10).returncode == 2
 
 
@@ -265,7 +291,7 @@ def test_ratios_and_table_with_both_planes_and_the_colocated_path() -> None:
     text = format_table(results, {"lab": "x"}, {})
     for needle in ("bpf     CN->HA->FA1->MN", "bpf     CN->HA->MN (C)", "tunnel / direct"):
         assert needle in text
-    assert "tunnel-bpf         UDP 64 B    delivered pps x0.840" in text
+    assert "tunnel-bpf         UDP 64 B      delivered pps x0.840" in text
     # machine CPU: 2 s over 840 datagrams
     assert results[2].cpu_us_per_packet == pytest.approx(2.0 / 840 * 1e6)
     assert "machine CPU per delivered datagram" in text

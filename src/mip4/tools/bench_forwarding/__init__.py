@@ -46,7 +46,13 @@ On each path: UDP with 64- and 1400-byte payloads (a sender in the CN namespace 
 paces with ``--rate``, for ``--duration`` seconds and at most ``--count`` datagrams; a
 receiver in the MN namespace counts what arrives), and TCP goodput (kernel TCP on both
 ends, ``--tcp-duration`` seconds or ``--tcp-bytes``, whichever comes first). Senders and
-receivers are separate processes, so no Python process carries two jobs.
+receivers are separate processes, so no Python process carries two jobs. Then the same the
+other way (``--directions``, default ``down,up``; issue 12: "both directions with reverse
+tunnelling"): the mobile node sends from its home address (on the routed baseline, from its
+routed address) to the correspondent -- through FA1 and the reverse tunnel to the home
+agent, or its own reverse tunnel when co-located -- and the correspondent counts; those
+rows are labelled ``up`` (traffic ``udp-up`` / ``tcp-up`` in JSON) and held against direct
+and routed in the same direction.
 
 The table gives, per path and payload: datagrams per second sent and delivered, loss, and
 delivered payload Mbit/s; then tunnel ÷ direct ratios; then the per-packet cost the process

@@ -119,22 +119,27 @@ static int wait_go(double timeout)
 	return read(0, line, sizeof(line)) > 0 ? 0 : -1;
 }
 
-static int blast(const char *dst, int port, int size, double duration, long count, double rate)
+static int blast(const char *dst, int port, int size, double duration, long count, double rate,
+		 const char *src)
 {
 	static char payload[MAX_SIZE];
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov = {.iov_base = payload, .iov_len = (size_t)size};
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in from = {.sin_family = AF_INET};
 	long sent = 0, errors = 0;
 	double start, deadline, t, cpu0;
 	int fd;
 
-	if (size < 0 || size > MAX_SIZE || inet_pton(AF_INET, dst, &to.sin_addr) != 1) {
+	if (size < 0 || size > MAX_SIZE || inet_pton(AF_INET, dst, &to.sin_addr) != 1 ||
+	    (src != NULL && inet_pton(AF_INET, src, &from.sin_addr) != 1)) {
 		printf("{\"event\": \"error\", \"error\": \"bad arguments\"}\n");
 		return 2;
 	}
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+	/* from SRC (the source address the traffic must have), when one is given */
+	if (fd < 0 || (src != NULL && bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
 		printf("{\"event\": \"error\", \"error\": \"socket: %s\"}\n", strerror(errno));
 		return 1;
 	}
@@ -248,11 +253,11 @@ static int sink(int port, double deadline_s, double idle_s)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	int send = argc >= 8 && argc <= 9 && strcmp(argv[1], "send") == 0;
+	int send = argc >= 8 && argc <= 10 && strcmp(argv[1], "send") == 0;
 	int recv = argc >= 5 && argc <= 6 && strcmp(argv[1], "recv") == 0;
 	int cpu = -1;
 
-	if (send && argc == 9)
+	if (send && argc >= 9)
 		cpu = atoi(argv[8]);
 	if (recv && argc == 6)
 		cpu = atoi(argv[5]);
@@ -262,11 +267,11 @@ int main(int argc, char **argv)
 	}
 	if (send)
 		return blast(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]), atol(argv[6]),
-			     atof(argv[7]));
+			     atof(argv[7]), argc == 10 ? argv[9] : NULL);
 	if (recv)
 		return sink(atoi(argv[2]), atof(argv[3]), atof(argv[4]));
 	fprintf(stderr,
-		"usage: %s send DST PORT SIZE DURATION COUNT RATE [CPU] | recv PORT DEADLINE IDLE "
+		"usage: %s send DST PORT SIZE DURATION COUNT RATE [CPU [SRC]] | recv PORT DEADLINE IDLE "
 		"[CPU]\n",
 		argv[0]);
 	return 2;

@@ -18,7 +18,9 @@ class Measurement:
     #: "direct" | "tunnel" | "colocated" ("-bpf" appended on the bpf plane, "-gre" ... for
     #: another encapsulation) | "routed" | "routed-colocated"
     path: str
-    traffic: str  # "udp" | "tcp"
+    #: "udp" | "tcp": the correspondent sends to the mobile node; "udp-up" | "tcp-up": the
+    #: mobile node sends to the correspondent (through the reverse tunnel, where it is one)
+    traffic: str
     payload: int  # bytes per datagram (UDP), 0 for TCP
     duration: float  # seconds sending
     sent: int  # datagrams (UDP) or bytes (TCP)
@@ -43,22 +45,33 @@ class Measurement:
     round: int = 0
 
     @property
+    def kind(self) -> str:
+        """``udp`` or ``tcp``: :attr:`traffic` without its direction."""
+        return self.traffic.split("-", 1)[0]
+
+    @property
+    def up(self) -> bool:
+        """The mobile node sent, the correspondent received."""
+        return self.traffic.endswith("-up")
+
+    @property
     def label(self) -> str:
-        return f"UDP {self.payload} B" if self.traffic == "udp" else "TCP"
+        what = f"UDP {self.payload} B" if self.kind == "udp" else "TCP"
+        return f"{what} up" if self.up else what
 
     @property
     def pps_sent(self) -> float | None:
-        return self.sent / self.duration if self.traffic == "udp" and self.duration > 0 else None
+        return self.sent / self.duration if self.kind == "udp" and self.duration > 0 else None
 
     @property
     def pps_delivered(self) -> float | None:
-        if self.traffic != "udp":
+        if self.kind != "udp":
             return None
         return self.delivered / self.window if self.window > 0 else 0.0
 
     @property
     def loss(self) -> float | None:
-        if self.traffic != "udp" or self.sent == 0:
+        if self.kind != "udp" or self.sent == 0:
             return None
         return max(0.0, 1.0 - self.delivered / self.sent)
 
@@ -67,14 +80,14 @@ class Measurement:
         """Delivered payload (UDP) or goodput (TCP), Mbit/s."""
         if self.window <= 0:
             return 0.0
-        nbytes = self.delivered * self.payload if self.traffic == "udp" else self.delivered
+        nbytes = self.delivered * self.payload if self.kind == "udp" else self.delivered
         return nbytes * 8 / self.window / 1e6
 
     @property
     def cpu_us_per_packet(self) -> float | None:
         """Machine CPU (µs) per delivered datagram (UDP) or per delivered 1500-byte
         segment's worth of bytes (TCP)."""
-        units = self.delivered if self.traffic == "udp" else self.delivered / 1448
+        units = self.delivered if self.kind == "udp" else self.delivered / 1448
         if units <= 0 or self.cpu_busy_s <= 0:
             return None
         return self.cpu_busy_s / units * 1e6
@@ -83,7 +96,7 @@ class Measurement:
     def sender_us_per_datagram(self) -> float | None:
         """The UDP sender's CPU (µs) per delivered datagram: the path's cost, sender
         included, counted on the sender's CPU alone (:attr:`sender_cpu_s`)."""
-        if self.traffic != "udp" or self.sender_cpu_s <= 0 or self.delivered <= 0:
+        if self.kind != "udp" or self.sender_cpu_s <= 0 or self.delivered <= 0:
             return None
         return self.sender_cpu_s / self.delivered * 1e6
 
@@ -338,13 +351,13 @@ def format_table(
         "mip4 bench forwarding: "
         + ", ".join(f"{k} {v}" for k, v in header.items() if k not in ("paths",)),
         "",
-        f"{'path':<26} {'payload':<11} {'pps sent':>10} {'pps delivered':>14} "
+        f"{'path':<26} {'payload':<13} {'pps sent':>10} {'pps delivered':>14} "
         f"{'loss':>7} {'Mbit/s':>9}",
     ]
     for m in results:
         loss = "-" if m.loss is None else f"{m.loss * 100:.1f}%"
         lines.append(
-            f"{path_label(m.path):<26} {m.label:<11} {_fmt(m.pps_sent, ',.0f'):>10} "
+            f"{path_label(m.path):<26} {m.label:<13} {_fmt(m.pps_sent, ',.0f'):>10} "
             f"{_fmt(m.pps_delivered, ',.0f'):>14} {loss:>7} "
             f"{m.mbit_s:>9,.1f}"
         )
@@ -364,7 +377,7 @@ def format_table(
         pps = "" if r["pps_ratio"] is None else f"delivered pps x{r['pps_ratio']:.3f}, "
         mbit = "-" if r["mbit_ratio"] is None else f"x{r['mbit_ratio']:.3f}"
         where = f"{r['path']:<18} " if several else ""
-        line = f"  {where}{r['label']:<11} {pps}Mbit/s {mbit}"
+        line = f"  {where}{r['label']:<13} {pps}Mbit/s {mbit}"
         if r.get("routed_path"):
             rp, rm = r["routed_pps_ratio"], r["routed_mbit_ratio"]
             line = f"{line:<70} || " + ("" if rp is None else f"pps x{rp:.3f}, ")
@@ -378,7 +391,7 @@ def format_table(
             " blocks (median) || sender CPU per datagram, us (the path's cost):",
         ]
         for e in enc:
-            line = f"  {e['path']:<18} {e['label']:<11} x{e['ratio']:.3f}"
+            line = f"  {e['path']:<18} {e['label']:<13} x{e['ratio']:.3f}"
             if e["round_ratios"]:
                 each = " ".join(f"x{x:.3f}" for x in e["round_ratios"])
                 line += f" || {each} (median x{e['median_round_ratio']:.3f})"
@@ -397,7 +410,7 @@ def format_table(
         ]
         for m in results:
             if m.cpu_us_per_packet is not None:
-                line = f"  {m.path:<18} {m.label:<11} {m.cpu_us_per_packet:8.2f}"
+                line = f"  {m.path:<18} {m.label:<13} {m.cpu_us_per_packet:8.2f}"
                 if m.sender_us_per_datagram is not None:
                     line += f" || {m.sender_us_per_datagram:6.2f}"
                 lines.append(line)
@@ -410,7 +423,7 @@ def format_table(
             ]
             for c in own:
                 line = (
-                    f"  {c['path']:<18} {c['label']:<11} {c['us']:8.2f} - {c['routed_us']:6.2f}"
+                    f"  {c['path']:<18} {c['label']:<13} {c['us']:8.2f} - {c['routed_us']:6.2f}"
                     f" = {c['plane_us']:6.2f}"
                 )
                 if c["sender_plane_us"] is not None:
@@ -428,20 +441,20 @@ def format_table(
         ]
         for m in fwd:
             counts = ", ".join(f"{node} {n:,}" for node, n in m.forwarded.items())
-            unit = "datagrams" if m.traffic == "udp" else "bytes"
-            lines.append(f"  {m.path:<18} {m.label:<11} {m.delivered:>13,} {unit}: {counts}")
+            unit = "datagrams" if m.kind == "udp" else "bytes"
+            lines.append(f"  {m.path:<18} {m.label:<13} {m.delivered:>13,} {unit}: {counts}")
     pp = per_packet(results)
     if pp:
         lines += [
             "",
             "per-packet process CPU in the forwarding processes (getrusage / datagrams read"
             " from TUN + raw sockets):",
-            f"  {'measurement':<11} {'node':<5} {'packets':>10} {'user us':>8} {'sys us':>8} "
+            f"  {'measurement':<13} {'node':<5} {'packets':>10} {'user us':>8} {'sys us':>8} "
             f"{'total us':>9} {'CPU share':>9} {'pps at 1 CPU':>12}",
         ]
         for r in pp:
             lines.append(
-                f"  {r['measurement']:<11} {r['node']:<5} {r['packets']:>10,} {r['user_us']:>8.2f} "
+                f"  {r['measurement']:<13} {r['node']:<5} {r['packets']:>10,} {r['user_us']:>8.2f} "
                 f"{r['sys_us']:>8.2f} {r['total_us']:>9.2f} "
                 f"{_fmt(r['cpu_share'] and r['cpu_share'] * 100, '.0f') + '%':>9} "
                 f"{_fmt(r['pps_one_cpu'], ',.0f'):>12}"
@@ -449,7 +462,7 @@ def format_table(
     drops = [(m.label, m.path, k, v) for m in results for k, v in m.drops.items() if v]
     if drops:
         lines += ["", "drops (kernel and forwarder counters):"]
-        lines += [f"  {p:<6} {lbl:<11} {k:<28} {v:>10,}" for lbl, p, k, v in drops]
+        lines += [f"  {p:<6} {lbl:<13} {k:<28} {v:>10,}" for lbl, p, k, v in drops]
     for node, prof in (profiles or {}).items():
         pk = max(1, int(prof["packets"]))
         lines += [

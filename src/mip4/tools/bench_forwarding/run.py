@@ -176,6 +176,10 @@ class Options:
     routed: bool = True
     #: the compiled UDP sender and sink each on a CPU of its own (:func:`blaster_cpus`)
     pin: bool = True
+    #: "down": the correspondent sends to the mobile node; "up": the mobile node sends to
+    #: the correspondent, through the reverse tunnel (issue 12: "both directions with
+    #: reverse tunnelling")
+    directions: tuple[str, ...] = ("down", "up")
 
 
 def path_name(base: str, plane: str, encapsulation: str = "ipip") -> str:
@@ -248,6 +252,7 @@ class Bench:
         self.nodes: dict[str, Worker] = {}
         self.traffic: list[Worker] = []
         self.mn_ip = str(lab.address("mn"))
+        self.cn_ip = str(lab.address("cn"))
         self.profiles: dict[str, dict[str, Any]] = {}
         #: nodes whose forwarding cost is read (``mn`` too on the co-located path)
         self.forwarders: tuple[str, ...] = ("ha", "fa1")
@@ -322,14 +327,22 @@ class Bench:
         return cost, drops
 
     def _transfer(
-        self, kind: str, recv_args: dict[str, Any], send_args: dict[str, Any], timeout: float
+        self,
+        kind: str,
+        recv_args: dict[str, Any],
+        send_args: dict[str, Any],
+        timeout: float,
+        up: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
         """Run ``<kind>-recv`` on the mobile node and ``<kind>-send`` on the correspondent
-        towards it (its home address, or on the routed baseline its routed address);
-        returns (sender result, receiver result, snapshot before, after; the snapshots
-        carry the machine's busy CPU seconds under ``"cpu"``, and on the routed baseline
-        what the kernels on its path forwarded under ``"forwarded"``)."""
-        dst = self.mn_ip if self.routed is None else str(self.routed.address)
+        towards it (its home address, or on the routed baseline its routed address) -- or,
+        ``up``, the other way round: the mobile node sends from that address to the
+        correspondent; returns (sender result, receiver result, snapshot before, after; the
+        snapshots carry the machine's busy CPU seconds under ``"cpu"``, and on the routed
+        baseline what the kernels on its path forwarded under ``"forwarded"``)."""
+        node = self.mn_ip if self.routed is None else str(self.routed.address)
+        dst, src = (self.cn_ip, node) if up else (node, None)
+        sender, receiver = ("mn", "cn") if up else ("cn", "mn")
         recv_argv = send_argv = None
         if kind == "udp" and self.blaster is not None:
             b = str(self.blaster)
@@ -339,12 +352,14 @@ class Bench:
             a = send_args
             send_argv = [b, "send", dst, str(UDP_PORT), str(a["size"])]
             send_argv += [str(a["duration"]), str(a["count"]), str(a["rate"]), str(send_cpu)]
-        recv = Worker(self.lab, "mn", f"{kind}-recv", recv_args, recv_argv)
+            if src is not None:
+                send_argv.append(src)
+        recv = Worker(self.lab, receiver, f"{kind}-recv", recv_args, recv_argv)
         self.traffic.append(recv)
         try:
             recv.event("ready", 10)
-            params = {"dst": dst, **send_args}
-            send = Worker(self.lab, "cn", f"{kind}-send", params, send_argv)
+            params = {"dst": dst, "src": src, **send_args}
+            send = Worker(self.lab, sender, f"{kind}-send", params, send_argv)
             self.traffic.append(send)
             send.event("ready", 15)
             before: dict[str, Any] = self._snapshot()
@@ -363,7 +378,7 @@ class Bench:
             recv.stop()
         return s, r, before, after
 
-    def udp(self, path: str, size: int) -> Measurement:
+    def udp(self, path: str, size: int, up: bool = False) -> Measurement:
         o = self.opts
         life = int(o.duration + 30)
         s, r, before, after = self._transfer(
@@ -377,6 +392,7 @@ class Bench:
                 "max_life": life,
             },
             o.duration + 15,
+            up,
         )
         cost, drops = self._cost(before, after)
         drops["mn_udp_rcvbuf"] = int(r["rcvbuf_errors"])
@@ -387,7 +403,7 @@ class Bench:
             )
         return Measurement(
             path,
-            "udp",
+            "udp-up" if up else "udp",
             size,
             float(s["elapsed"]),
             int(s["sent"]),
@@ -401,7 +417,7 @@ class Bench:
             sender_cpu_s=float(s.get("cpu", 0.0)),
         )
 
-    def tcp(self, path: str) -> Measurement:
+    def tcp(self, path: str, up: bool = False) -> Measurement:
         o = self.opts
         life = int(o.tcp_duration + 40)
         s, r, before, after = self._transfer(
@@ -409,6 +425,7 @@ class Bench:
             {"deadline": o.tcp_duration + 20.0, "max_life": life},
             {"duration": o.tcp_duration, "limit": o.tcp_bytes, "max_life": life},
             o.tcp_duration + 30,
+            up,
         )
         cost, _drops = self._cost(before, after)
         forwarded: dict[str, int] = {}
@@ -416,7 +433,7 @@ class Bench:
             forwarded = check_forwarded(path, before["forwarded"], after["forwarded"], 1)
         return Measurement(
             path,
-            "tcp",
+            "tcp-up" if up else "tcp",
             0,
             float(s["elapsed"]),
             int(s["sent"]),
@@ -429,9 +446,14 @@ class Bench:
         )
 
     def measure(self, path: str) -> list[Measurement]:
-        out = [self.udp(path, size) for size in self.opts.payloads]
-        if self.opts.tcp:
-            out.append(self.tcp(path))
+        """UDP of each payload and TCP, in each direction (the correspondent to the
+        node first, then the node to the correspondent)."""
+        out = []
+        for direction in self.opts.directions:
+            up = direction == "up"
+            out += [self.udp(path, size, up) for size in self.opts.payloads]
+            if self.opts.tcp:
+                out.append(self.tcp(path, up))
         return out
 
     def measure_routed(self, net: str) -> list[Measurement]:
@@ -592,6 +614,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tcp-duration", type=float, default=5.0, help="seconds of TCP (5)")
     p.add_argument("--tcp-mib", type=int, default=4096, help="at most this many MiB of TCP (4096)")
     p.add_argument("--no-tcp", action="store_true", help="skip the TCP goodput runs")
+    p.add_argument(
+        "--directions",
+        default="down,up",
+        help="down (the correspondent sends to the mobile node), up (the node sends to the"
+        " correspondent, through the reverse tunnel), comma-separated (default down,up)",
+    )
     p.add_argument("--no-codec", action="store_true", help="skip the in-process codec timing")
     p.add_argument(
         "--profile",
@@ -664,6 +692,9 @@ def options(args: argparse.Namespace) -> Options:
     encs = tuple(dict.fromkeys(x.strip() for x in str(args.encapsulations).split(",") if x.strip()))
     if not encs or any(e not in ("ipip", "gre", "minimal") for e in encs):
         raise ValueError("--encapsulations: ipip, gre and/or minimal")
+    dirs = tuple(dict.fromkeys(x.strip() for x in str(args.directions).split(",") if x.strip()))
+    if not dirs or any(d not in ("down", "up") for d in dirs):
+        raise ValueError("--directions: down and/or up")
     return Options(
         duration=args.duration,
         count=args.count,
@@ -682,6 +713,7 @@ def options(args: argparse.Namespace) -> Options:
         switch_netfilter=args.switch_netfilter,
         routed=not args.no_routed,
         pin=not args.no_pin,
+        directions=dirs,
     )
 
 
@@ -726,6 +758,7 @@ def run(args: argparse.Namespace) -> int:
         "tcp": f"{opts.tcp_duration:g} s / <= {opts.tcp_bytes >> 20} MiB" if opts.tcp else "off",
         "planes": ",".join(opts.planes),
         "encapsulations": ",".join(opts.encapsulations),
+        "directions": ",".join(opts.directions),
         "rounds": opts.rounds,
         "block order": "as given, reversed in odd rounds" if opts.rounds > 1 else "as given",
         "udp sender": _sender_header(opts),

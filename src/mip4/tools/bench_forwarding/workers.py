@@ -288,11 +288,20 @@ def _ready_then_go(timeout: float = 30.0) -> None:
 
 
 def udp_send(
-    dst: str, port: int, size: int, duration: float, count: int, rate: float
+    dst: str,
+    port: int,
+    size: int,
+    duration: float,
+    count: int,
+    rate: float,
+    src: str | None = None,
 ) -> dict[str, Any]:
-    """Send ``size``-byte datagrams to ``dst``: at most ``count``, for at most ``duration``
-    seconds; ``rate`` > 0 paces to that many per second, 0 blasts."""
+    """Send ``size``-byte datagrams to ``dst`` (from ``src``, when given): at most
+    ``count``, for at most ``duration`` seconds; ``rate`` > 0 paces to that many per
+    second, 0 blasts."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if src:
+        sock.bind((src, 0))
     sock.connect((dst, port))
     payload = bytes(size)
     send = sock.send
@@ -355,14 +364,17 @@ def tcp_recv(port: int, deadline_s: float) -> dict[str, Any]:
     return {"event": "result", "bytes": report.bytes_received, "window": window, "elapsed": elapsed}
 
 
-def tcp_send(dst: str, port: int, duration: float, limit: int) -> dict[str, Any]:
-    """Send to ``dst`` for ``duration`` seconds or ``limit`` bytes, whichever first."""
+def tcp_send(
+    dst: str, port: int, duration: float, limit: int, src: str | None = None
+) -> dict[str, Any]:
+    """Send to ``dst`` (from ``src``, when given) for ``duration`` seconds or ``limit``
+    bytes, whichever first."""
     _ready_then_go()
     cfg = _tcp_stream(
         max_bytes=limit, duration=duration, connect_timeout=5.0,
         stall_timeout=max(duration, 1.0), drain_timeout=5.0,
     )  # fmt: skip
-    report = connect(dst, port, cfg)
+    report = connect(dst, port, cfg, bind=src)
     if report.connected_at is None:
         raise ConnectionError(f"no connection to {dst}:{port}: {report.error}")
     elapsed = report.finished_at - report.connected_at
@@ -396,12 +408,17 @@ def run_worker(name: str, params: dict[str, Any]) -> int:
                     params["duration"],
                     params["count"],
                     params["rate"],
+                    params.get("src"),
                 )
             )
         elif name == "tcp-recv":
             emit(tcp_recv(TCP_PORT, params["deadline"]))
         elif name == "tcp-send":
-            emit(tcp_send(params["dst"], TCP_PORT, params["duration"], params["limit"]))
+            emit(
+                tcp_send(
+                    params["dst"], TCP_PORT, params["duration"], params["limit"], params.get("src")
+                )
+            )
         else:
             raise ValueError(f"no worker {name!r}")
     except KeyboardInterrupt:

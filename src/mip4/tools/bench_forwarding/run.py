@@ -344,9 +344,9 @@ class Bench:
         dst, src = (self.cn_ip, node) if up else (node, None)
         sender, receiver = ("mn", "cn") if up else ("cn", "mn")
         recv_argv = send_argv = None
+        send_cpu, recv_cpu = blaster_cpus(self.opts.pin)
         if kind == "udp" and self.blaster is not None:
             b = str(self.blaster)
-            send_cpu, recv_cpu = blaster_cpus(self.opts.pin)
             recv_argv = [b, "recv", str(UDP_PORT), str(recv_args["deadline"]), "0.5"]
             recv_argv.append(str(recv_cpu))
             a = send_args
@@ -354,11 +354,16 @@ class Bench:
             send_argv += [str(a["duration"]), str(a["count"]), str(a["rate"]), str(send_cpu)]
             if src is not None:
                 send_argv.append(src)
+        # (the Python workers too -- TCP's, and UDP's with ``--blaster python`` -- each on
+        # the compiled sender's or sink's CPU: the scheduler put an unpinned TCP sender and
+        # receiver where it liked, and one round's TCP figure differed from the next by up
+        # to 1.9x)
+        recv_args = {**recv_args, "cpu": recv_cpu}
         recv = Worker(self.lab, receiver, f"{kind}-recv", recv_args, recv_argv)
         self.traffic.append(recv)
         try:
             recv.event("ready", 10)
-            params = {"dst": dst, "src": src, **send_args}
+            params = {"dst": dst, "src": src, "cpu": send_cpu, **send_args}
             send = Worker(self.lab, sender, f"{kind}-send", params, send_argv)
             self.traffic.append(send)
             send.event("ready", 15)
@@ -718,11 +723,11 @@ def options(args: argparse.Namespace) -> Options:
 
 
 def _sender_header(opts: Options) -> str:
-    if opts.blaster != "c":
-        return "Python"
     send_cpu, recv_cpu = blaster_cpus(opts.pin)
     where = f"sender on CPU {send_cpu}, sink on CPU {recv_cpu}" if send_cpu >= 0 else "not pinned"
-    return f"sendmmsg (C), {where}, sink naps on a timer (no wake-ups)"
+    if opts.blaster != "c":
+        return f"Python, {where}"
+    return f"sendmmsg (C), {where}, sink naps on a timer (no wake-ups); TCP's the same"
 
 
 @contextlib.contextmanager

@@ -386,6 +386,9 @@ def run_worker(name: str, params: dict[str, Any]) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     # a hard bound on any worker's life, whatever happens to the parent
     signal.alarm(int(params.get("max_life", 600)))
+    cpu = int(params.get("cpu", -1))
+    if cpu >= 0:  # a traffic worker on a CPU of its own (:func:`.run.blaster_cpus`)
+        os.sched_setaffinity(0, {cpu})
     try:
         if name in ("ha", "fa1", "mn"):
             asyncio.run(

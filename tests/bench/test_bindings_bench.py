@@ -257,8 +257,9 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert expire["timer_calls"] > 0
     costliest = expire["timer_costliest"]  # (the call with the most CPU time)
     assert 0 <= costliest["engine_ms"] <= expire["timer_longest_cpu_ms"] + 0.1, costliest
-    assert 0 <= costliest["system_ms"] <= expire["timer_longest_cpu_ms"] + 0.1, costliest
-    assert costliest["faults"] >= 0 and costliest["actions"] >= 1, costliest
+    # (the kernel's part by the kernel's clock ticks: up to one more, 10 ms at HZ=100)
+    assert 0 <= costliest["system_ms"] <= expire["timer_longest_cpu_ms"] + 10.1, costliest
+    assert costliest["faults"] >= 0 and costliest["actions"] >= 0, costliest
     assert 0 <= expire["timer_cpu_over_10ms"] <= expire["timer_over_10ms"] <= expire["timer_calls"]
     assert expire["probe"]["steal_pct"] is not None and 0 <= expire["probe"]["steal_pct"] < 100
     assert out["exit"] == 0 and out["left_behind"] == []

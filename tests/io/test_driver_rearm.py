@@ -177,7 +177,12 @@ def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time()
     assert (
         20_000 <= driver.stats["timer_costliest_engine_us"] <= driver.stats["timer_longest_cpu_us"]
     )
-    assert 0 <= driver.stats["timer_costliest_system_us"] <= driver.stats["timer_longest_cpu_us"]
+    # (the kernel's part by the kernel's clock ticks: up to one more, 10 ms at HZ=100)
+    assert (
+        0
+        <= driver.stats["timer_costliest_system_us"]
+        <= (driver.stats["timer_longest_cpu_us"] + 10_000)
+    )
     assert driver.stats["timer_costliest_actions"] == 0
 
 

@@ -172,6 +172,11 @@ def test_tiny_run_on_the_lab(prefix: str, capsys: pytest.CaptureFixture[str]) ->
         assert set(m) >= {"pps_sent", "pps_delivered", "loss", "mbit_s", "sent", "delivered"}
         assert m["sent"] <= (3000 if m["traffic"].startswith("udp") else 4 << 20)
         assert m["delivered"] > 0, m  # every path carries traffic, both ways
+        if m["traffic"].startswith("udp"):  # the receiver's socket buffer, named by node
+            receiver = "cn" if m["traffic"].endswith("-up") else "mn"
+            assert {k for k in m["drops"] if k.endswith("_udp_rcvbuf")} == {
+                f"{receiver}_udp_rcvbuf"
+            }, m["drops"]
     labels = {"UDP 64 B", "UDP 1400 B", "TCP"}
     assert {r["label"] for r in out["ratios"]} == labels | {f"{x} up" for x in labels}
     assert out["directions"] == "down,up"

@@ -400,7 +400,8 @@ class Bench:
             up,
         )
         cost, drops = self._cost(before, after)
-        drops["mn_udp_rcvbuf"] = int(r["rcvbuf_errors"])
+        # (the receiver's socket: the correspondent's when the node sends)
+        drops[f"{'cn' if up else 'mn'}_udp_rcvbuf"] = int(r["rcvbuf_errors"])
         forwarded: dict[str, int] = {}
         if self.routed is not None:  # every datagram crossed the home agent (and FA1)
             forwarded = check_forwarded(

@@ -259,7 +259,9 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert 0 <= costliest["engine_ms"] <= expire["timer_longest_cpu_ms"] + 0.1, costliest
     # (the kernel's part by the kernel's clock ticks: up to one more, 10 ms at HZ=100)
     assert 0 <= costliest["system_ms"] <= expire["timer_longest_cpu_ms"] + 10.1, costliest
-    assert costliest["faults"] >= 0 and costliest["actions"] >= 0, costliest
+    # (the faults and actions of that call, carried through as counts: a call may make
+    # no action and fault no page, so no lower bound holds beyond zero)
+    assert type(costliest["faults"]) is int and type(costliest["actions"]) is int, costliest
     assert 0 <= expire["timer_cpu_over_10ms"] <= expire["timer_over_10ms"] <= expire["timer_calls"]
     assert expire["probe"]["steal_pct"] is not None and 0 <= expire["probe"]["steal_pct"] < 100
     assert out["exit"] == 0 and out["left_behind"] == []

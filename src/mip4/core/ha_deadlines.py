@@ -146,7 +146,7 @@ class HomeAddressDeadlines:
         gone leaves one item, which drops when it surfaces, at no more cost per call than
         any other; counted as a live one, a mass deregistration does not make the next
         registration start a drain.)"""
-        return len(self._heap) + len(self._old) > 2 * (home_addresses + self._odd_n) + (self.SLACK)
+        return len(self._heap) + len(self._old) > 2 * (home_addresses + self._odd_n) + self.SLACK
 
     def draining(self) -> bool:
         """Whether a drain is under way (module docstring)."""

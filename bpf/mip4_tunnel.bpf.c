@@ -40,7 +40,11 @@
  *                      care-of addresses of its bindings) the decapsulated
  *                      datagram's source must be a home address bound to
  *                      that care-of address (RFC 3024 §4.3); otherwise the
- *                      packet goes on untouched.
+ *                      packet goes on untouched. Such a peer also has
+ *                      MIP4_PF_FORWARD: the decapsulated datagram is
+ *                      forwarded by the program as the stack would forward
+ *                      it (see forward()), so the reverse direction skips
+ *                      the stack's forwarding as the forward direction does.
  *
  * Encapsulation: IP in IP (RFC 2003), GRE with or without key (RFC 2784,
  * RFC 2890), minimal encapsulation with or without S (RFC 2004). The outer
@@ -142,6 +146,10 @@ struct mip4_peer_key {
 /* peer: a reverse tunnel's exit (home agent): the inner source must be a home
  * address whose binding in mip4_bindings is (local, remote) (RFC 3024 §4.3) */
 #define MIP4_PF_BOUND_SRC 0x04
+/* peer: a reverse tunnel's exit (home agent): a decapsulated datagram for
+ * another host is forwarded here (bpf_fib_lookup, TTL - 1, redirect) instead
+ * of by the stack; see forward() */
+#define MIP4_PF_FORWARD 0x08
 
 struct mip4_peer {
 	__u32 key;   /* host order */
@@ -200,7 +208,8 @@ enum mip4_event {
 	MIP4_EV_DECAP_NOT_BOUND = 16, /* RFC 3024 §4.3: inner source not bound to the peer */
 	MIP4_EV_LOCAL = 17, /* from a reverse-tunnelled source to us, or multi/broadcast */
 	MIP4_EV_PROXY_ARP = 18, /* an ARP request for a proxied address answered */
-	MIP4_EV_MAX = 19,
+	MIP4_EV_DECAP_FORWARD = 19, /* decapsulated and forwarded (MIP4_PF_FORWARD) */
+	MIP4_EV_MAX = 20,
 };
 
 /* mip4_proxy: answer ARP for addr on the interface ifindex (RFC 5944 §4.6) */
@@ -617,11 +626,77 @@ int mip4_host_encap(struct __sk_buff *skb)
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
 }
 
+/* A decapsulated datagram (after the Ethernet header) that a home agent
+ * forwards (MIP4_PF_FORWARD): what ip_forward would do for it, without the
+ * stack. bpf_fib_lookup routes it from the interface it came in on (policy
+ * rules included) and checks that interface forwards; TTL - 1 with an
+ * incrementally updated checksum (RFC 791, RFC 1624); redirected to the next
+ * hop's hardware address, or through the kernel's neighbour resolution when
+ * it has no entry yet. The stack forwards (TC_ACT_OK, the datagram as it was
+ * decapsulated) whatever this does not do as it would: options (ip_forward
+ * processes them), a TTL that expires here (time exceeded), a datagram too
+ * big for the next hop (fragmentation needed, or fragmented), no route
+ * (unreachable), forwarding off, and a destination that is local, broadcast
+ * or multicast. A GSO packet's segments are not checked against the next
+ * hop's MTU (tot_len 0: the kernel checks the device's as on redirect), as
+ * for the segments of an encapsulated one. Like the forward direction's
+ * redirect, this skips the stack's netfilter forward hook and XFRM policy. */
+static __always_inline int forward(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct bpf_fib_lookup fib = {};
+	__u16 old_word;
+	long rc;
+
+	if ((void *)(ip + 1) > data_end || ip->ihl != 5)
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	if (ip->ttl <= 1) {
+		event(MIP4_EV_SLOW_TTL, 0);
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	}
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = skb->gso_size ? 0 : bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
+	fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		event(MIP4_EV_SLOW_TOO_BIG, 0);
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	}
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED) {
+		event(MIP4_EV_SLOW_FWD_DISABLED, 0);
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED) /* local, broadcast, multicast, no route */
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || !fib.ifindex) {
+		event(MIP4_EV_SLOW_NO_ROUTE, 0); /* blackhole, unreachable, prohibit, ... */
+		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	}
+	/* (bpf_fib_lookup leaves the packet's pointers valid) */
+	old_word = *(__u16 *)&ip->ttl;
+	ip->ttl -= 1;
+	ip->check = csum_replace2(ip->check, old_word, *(__u16 *)&ip->ttl);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return event(MIP4_EV_DECAP_FORWARD, bpf_redirect(fib.ifindex, 0));
+	}
+	return event(MIP4_EV_DECAP_FORWARD, bpf_redirect_neigh(fib.ifindex, NULL, 0, 0));
+}
+
 /* The decapsulated datagram (after the Ethernet header) goes to a visitor's
  * hardware address when mip4_visitors names its destination (redirected out
  * of the visitor's interface as it is, as the user-space plane delivers it),
- * else to the stack. */
-static __always_inline int deliver(struct __sk_buff *skb)
+ * else, from a MIP4_PF_FORWARD peer, is forwarded (forward()), else goes to
+ * the stack. */
+static __always_inline int deliver(struct __sk_buff *skb, __u32 pflags)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -635,8 +710,11 @@ static __always_inline int deliver(struct __sk_buff *skb)
 	dst = ip->daddr;
 	account(dst, 1, bpf_ntohs(ip->tot_len));
 	v = bpf_map_lookup_elem(&mip4_visitors, &dst);
-	if (!v)
+	if (!v) {
+		if (pflags & MIP4_PF_FORWARD)
+			return forward(skb);
 		return event(MIP4_EV_DECAP, TC_ACT_OK);
+	}
 	__builtin_memcpy(eth->h_dest, v->mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, v->smac, ETH_ALEN);
 	return event(MIP4_EV_DECAP_VISITOR, bpf_redirect(v->ifindex, 0));
@@ -755,13 +833,13 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 		if (bpf_skb_adjust_room(skb, -(__s32)mlen, BPF_ADJ_ROOM_MAC,
 					BPF_F_ADJ_ROOM_FIXED_GSO))
 			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
-		return deliver(skb);
+		return deliver(skb, peer->flags);
 	}
 	inner_len = bpf_ntohs(ip->tot_len) - strip;
 	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
 		return event(MIP4_EV_SLOW_ADJUST, TC_ACT_OK);
 	count(remote, MIP4_DIR_DECAP, inner_len);
-	return deliver(skb);
+	return deliver(skb, peer->flags);
 }
 
 static __always_inline int is_tunnel(const struct iphdr *ip)

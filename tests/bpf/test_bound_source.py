@@ -100,7 +100,7 @@ def test_a_binding_through_another_agent_address_is_left_untouched(plane: BpfPla
     """The binding's tunnel starts at another address of the home agent's: the tunnel
     the packet came through is not that binding's."""
     plane.set_binding(HOME, Tunnel(A("10.0.0.2"), COA, oif=LO, mtu=1500))
-    plane.set_peer(Peer(HA, COA, bound_source=True))
+    plane.set_peer(Peer(HA, COA, bound_source=True, forward=True))
     _untouched(plane, _reverse("ipip"))
 
 
@@ -126,7 +126,7 @@ def test_the_home_agents_fast_path_registers_care_of_addresses_with_the_check(
         try:
             entry = TunnelEntry(PyTunnel(HA, COA), Encapsulation.IPIP)
             fast.sync(HOME, [entry])
-            assert plane.peers() == [Peer(HA, COA, bound_source=True)]
+            assert plane.peers() == [Peer(HA, COA, bound_source=True, forward=True)]
             r = plane.test_run(Program.AGENT, frame(_reverse("ipip")))
             assert (r.retval, ip_of(r.data)) == (TC_ACT_OK, inner(src=HOME, dst=CN))
             fast.sync(HOME, [entry, TunnelEntry(PyTunnel(HA, OTHER_COA), Encapsulation.IPIP)])

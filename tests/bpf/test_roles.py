@@ -169,7 +169,7 @@ def test_foreign_agent_decapsulates_delivers_and_reverse_tunnels(
             fplane, hplane = fio.fast_path.plane, hio.fast_path.plane
             assert fplane.peers() == [Peer(COA, HA, any_key=True)]
             assert list(fplane.visitors()) == [HOME] and list(fplane.reverse()) == [HOME]
-            assert hplane.peers() == [Peer(HA, COA, bound_source=True)]
+            assert hplane.peers() == [Peer(HA, COA, bound_source=True, forward=True)]
             assert _echo(cn, mn)
 
             hc, fc = hplane.counters(), fplane.counters()
@@ -178,6 +178,8 @@ def test_foreign_agent_decapsulates_delivers_and_reverse_tunnels(
             assert fc[HA, Direction.DECAP].packets >= 3
             assert fc[HOME, Direction.REVERSE].packets >= 3
             assert fplane.events()[Event.DECAP_VISITOR] >= 3
+            # the echoes' replies, forwarded by the home agent's program (not its stack)
+            assert hplane.events()[Event.DECAP_FORWARD] >= 3
             _user_space_idle(hio)
             _user_space_idle(fio)
             assert "10.30.0.1" in _managed(fa)  # next hop of the reverse tunnel
@@ -291,6 +293,9 @@ def test_colocated_node_decapsulates_and_reverse_tunnels(
             mc = mplane.counters()
             assert mc[HA, Direction.DECAP].packets >= 3
             assert mc[HOME, Direction.REVERSE].bytes >= size
+            # the replies and the upload, forwarded by the home agent's program
+            hev = hio.fast_path.plane.events()
+            assert hev[Event.DECAP_FORWARD] >= 3 and hev[Event.DECAP] == 0, hev
             _user_space_idle(hio)
             _user_space_idle(mio)
 

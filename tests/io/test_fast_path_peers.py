@@ -86,7 +86,7 @@ def test_bindings_behind_one_care_of_address_write_their_peer_once(monkeypatch: 
     monkeypatch.setattr(agent, "bpf_tunnel", counting)
     fp, plane = fast_path()
     entry = TunnelEntry(Tunnel(HA, COA), Encapsulation.IPIP)
-    peer = Peer(HA, COA, bound_source=True)
+    peer = Peer(HA, COA, bound_source=True, forward=True)
     for home in HOMES:
         fp.sync(home, [entry])
     assert plane.of("set_peer") == [peer]
@@ -110,9 +110,9 @@ def test_a_peer_held_with_another_value_is_written_and_visitors_rewrite() -> Non
     fp._hold_peers(("colocated", HOMES[1]), [other])  # another owner, another value
     fp.sync(HOMES[2], [entry])  # written again: the map holds the other value now
     assert plane.of("set_peer") == [
-        Peer(HA, COA, bound_source=True),
+        Peer(HA, COA, bound_source=True, forward=True),
         other,
-        Peer(HA, COA, bound_source=True),
+        Peer(HA, COA, bound_source=True, forward=True),
     ]
     plane.calls.clear()
     for home in HOMES[:3]:

@@ -526,7 +526,7 @@ class FastPath:
             if known is None or known[0] is not entry:
                 if len(self._bpf_tunnels) >= 4096:
                     self._bpf_tunnels.clear()
-                peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True)
+                peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True, forward=True)
                 known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), (peer,))
             if self._fits(MapName.BINDINGS, home, lambda: self.plane.set_binding(home, known[1])):
                 self.keep_neighbour(owner, entry.tunnel.dst)
@@ -536,7 +536,9 @@ class FastPath:
         else:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
-            peers = [Peer(e.tunnel.src, e.tunnel.dst, bound_source=True) for e in entries]
+            peers = [
+                Peer(e.tunnel.src, e.tunnel.dst, bound_source=True, forward=True) for e in entries
+            ]
         # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
         # address bound to it (the program checks mip4_bindings)
         return self._hold_peers(owner, peers, rewrite=False) and fitted

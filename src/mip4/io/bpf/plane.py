@@ -9,8 +9,9 @@ map updates only -- nothing is recompiled or reloaded per binding:
 
 =====================================  ===================================================
 home agent: binding added / renewed    ``set_binding(home, Tunnel(ha, coa, encap))`` and
-                                       ``set_peer(Peer(ha, coa, bound_source=True))``
-                                       (reverse tunnel exit, RFC 3024 §4.3)
+                                       ``set_peer(Peer(ha, coa, bound_source=True,``
+                                       ``forward=True))`` (reverse tunnel exit, RFC 3024
+                                       §4.3; forwarded by the program)
 home agent: binding removed            ``del_binding(home)``, ``del_peer(ha, coa)``
 home agent: node away / back home      ``set_proxy(home, ifindex, mac)`` / ``del_proxy(home,
                                        ifindex)``: ``mip4_agent`` answers ARP for ``home``
@@ -126,6 +127,7 @@ class Event(IntEnum):
     DECAP_NOT_BOUND = 16  #: RFC 3024 §4.3: inner source not bound to the care-of address
     LOCAL = 17  #: reverse-tunnelled source, but to the tunnel's entry or multi/broadcast
     PROXY_ARP = 18  #: an ARP request for an address in ``mip4_proxy`` answered
+    DECAP_FORWARD = 19  #: decapsulated and forwarded by the program (``Peer.forward``)
 
 
 _TF_GRE_KEY = 0x01
@@ -133,6 +135,7 @@ _TF_MINIMAL_STRICT = 0x02
 _PF_GRE_KEY = 0x01
 _PF_ANY_KEY = 0x02
 _PF_BOUND_SRC = 0x04
+_PF_FORWARD = 0x08
 
 # struct mip4_tunnel: local, remote (network order), key, oif (host), mtu, encap, flags, ttl
 _TUNNEL = struct.Struct("=4s4sIIHBBB3x")
@@ -212,13 +215,17 @@ class Peer:
     ``any_key`` they may carry any key or none (a foreign agent, which is not told it).
     With ``bound_source`` (a home agent: ``remote`` is a care-of address) only datagrams
     whose inner source is a home address bound to ``remote`` (``mip4_bindings``) are
-    decapsulated (RFC 3024 §4.3); the others go on untouched, to the slow path."""
+    decapsulated (RFC 3024 §4.3); the others go on untouched, to the slow path. With
+    ``forward`` (a home agent) a decapsulated datagram for another host is forwarded by
+    the program (route lookup, TTL - 1, redirect) rather than by the stack; what the
+    program cannot forward as the stack would goes to the stack."""
 
     local: IPv4Address
     remote: IPv4Address
     key: int | None = None
     any_key: bool = False
     bound_source: bool = False
+    forward: bool = False
 
 
 @dataclass(frozen=True)
@@ -651,6 +658,7 @@ class BpfPlane:
             (0 if peer.key is None else _PF_GRE_KEY)
             | (_PF_ANY_KEY if peer.any_key else 0)
             | (_PF_BOUND_SRC if peer.bound_source else 0)
+            | (_PF_FORWARD if peer.forward else 0)
         )
         self._maps[MapName.PEERS].update(
             _PEER_KEY.pack(peer.local.packed, peer.remote.packed),
@@ -676,6 +684,7 @@ class BpfPlane:
                     key if flags & _PF_GRE_KEY else None,
                     bool(flags & _PF_ANY_KEY),
                     bool(flags & _PF_BOUND_SRC),
+                    bool(flags & _PF_FORWARD),
                 )
             )
         return out

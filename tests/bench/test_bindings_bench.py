@@ -161,6 +161,10 @@ def test_report_says_what_was_left_behind() -> None:
         "in one 3.9 ms (the engine's 1.2 ms, the kernel's 2.5 ms, 1,210 page faults, 97"
         " actions); 3 of" in text
     ), text
+    expire.update(timer_longest_queued_ms=4.4, timer_over_10ms_queued=2)
+    text = format_report(out)
+    assert "the longest timer call 6.2 ms (4.4 ms of it waiting for a CPU), the most" in text
+    assert "3 of 31,250 timer calls over 10 ms (1 in CPU time; 2 only for want of a CPU)" in text
     assert text.index("deregister") < text.index("expiry") < text.index("stop")
 
 
@@ -263,6 +267,12 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     # no action and fault no page, so no lower bound holds beyond zero)
     assert type(costliest["faults"]) is int and type(costliest["actions"]) is int, costliest
     assert 0 <= expire["timer_cpu_over_10ms"] <= expire["timer_over_10ms"] <= expire["timer_calls"]
+    # (a call past 10 ms for want of a CPU is not one past 10 ms of CPU time)
+    assert (
+        expire["timer_over_10ms_queued"] + expire["timer_cpu_over_10ms"]
+        <= expire["timer_over_10ms"]
+    )
+    assert 0 <= expire["timer_longest_queued_ms"] <= expire["timer_longest_ms"], expire
     assert expire["probe"]["steal_pct"] is not None and 0 <= expire["probe"]["steal_pct"] < 100
     assert out["exit"] == 0 and out["left_behind"] == []
 

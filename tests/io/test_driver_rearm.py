@@ -6,6 +6,10 @@ that moves earlier re-arms at once."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -173,6 +177,9 @@ def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time()
     # may stretch the 2 ms ones too), only the computation in CPU time
     assert 2 <= driver.stats["timer_over_10ms"] <= 4
     assert driver.stats["timer_cpu_over_10ms"] == 1
+    # neither the computation nor the sleep is past 10 ms for want of a CPU (the 2 ms
+    # ones may be, on a busy machine)
+    assert driver.stats["timer_over_10ms_queued"] <= driver.stats["timer_over_10ms"] - 2
     # where the costliest call's CPU time went: the engine's computation (no action)
     assert (
         20_000 <= driver.stats["timer_costliest_engine_us"] <= driver.stats["timer_longest_cpu_us"]
@@ -184,6 +191,45 @@ def test_the_most_cpu_time_of_a_timer_call_is_counted_apart_from_its_wall_time()
         <= (driver.stats["timer_longest_cpu_us"] + 10_000)
     )
     assert driver.stats["timer_costliest_actions"] == 0
+
+
+def test_a_timer_call_that_waited_for_a_cpu_is_counted_apart() -> None:
+    """``timer_over_10ms_queued``: a call past 10 ms in wall time only because its thread
+    sat on a run queue (``schedstat``'s run delay) -- a busy machine, not the call's work
+    -- and ``timer_longest_queued_us``, the run-queue wait of the longest call. The loop's
+    thread (nice 19) shares one CPU with a spinning process (nice 0), so a call of 3 ms of
+    CPU time takes far longer than 10 ms, nearly all of it queued."""
+    cpu = min(os.sched_getaffinity(0))
+    result: list[EngineDriver] = []
+
+    def loop_thread() -> None:
+        os.sched_setaffinity(0, {cpu})  # this thread only
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        result.append(_timer_calls([(0.003, True)]))
+
+    hog = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time\nend = time.time() + 30\nwhile time.time() < end: pass",
+        ],
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+    try:
+        time.sleep(0.3)  # spinning by now
+        t = threading.Thread(target=loop_thread, name="nice-loop")
+        t.start()
+        t.join(30)
+    finally:
+        hog.kill()
+        hog.wait()
+    (driver,) = result
+    assert driver.stats["timers"] == 1
+    assert driver.stats["timer_longest_cpu_us"] >= 3_000
+    assert driver.stats["timer_over_10ms"] == 1
+    assert driver.stats["timer_over_10ms_queued"] == 1
+    took, queued = driver.stats["timer_longest_us"], driver.stats["timer_longest_queued_us"]
+    assert 10_000 < queued < took, (queued, took)
 
 
 class SpinningRecorder(Recorder):

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import resource
 import socket
 import time
@@ -70,6 +71,26 @@ __all__ = [
 #: the calling thread's resource usage (user and system time, by the kernel's clock ticks;
 #: page faults): one system call
 _thread_usage, _THREAD = resource.getrusage, resource.RUSAGE_THREAD
+
+
+def _open_schedstat() -> int:
+    """A descriptor of the calling thread's ``schedstat`` (-1 where the kernel has none):
+    read with :func:`_run_delay_ns`, it stays the thread's that opened it."""
+    try:
+        return os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+def _run_delay_ns(fd: int) -> int:
+    """The thread's time on a run queue so far -- runnable, waiting for a CPU -- in ns
+    (``schedstat``'s second field, ``sched_info.run_delay``); 0 without ``fd``."""
+    if fd < 0:
+        return 0
+    try:
+        return int(os.pread(fd, 64, 0).split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 class Executor(Protocol):
@@ -153,6 +174,8 @@ class EngineDriver:
         self.loop = loop or asyncio.get_running_loop()
         self.clock = clock
         self.stats: Counter[str] = Counter()
+        #: the loop thread's schedstat (opened by the first timer call, on that thread)
+        self._schedstat: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         #: the deadline the armed timer was started for: at most :attr:`_deadline` (a
@@ -263,6 +286,10 @@ class EngineDriver:
             return
         stats = self.stats
         stats["timers"] += 1
+        sched = self._schedstat
+        if sched is None:
+            sched = self._schedstat = _open_schedstat()
+        q0 = _run_delay_ns(sched)
         r0 = _thread_usage(_THREAD)
         t0, c0 = time.perf_counter(), time.thread_time()
         actions = self.engine.handle_timer(now)
@@ -270,14 +297,20 @@ class EngineDriver:
         self.run_actions(actions)
         c2 = time.thread_time()
         r2 = _thread_usage(_THREAD)
+        q2 = _run_delay_ns(sched)
         # the longest a timer call kept the loop (expiry bounds its work per call, issue
         # 13: a mass expiry is spread over calls), in microseconds; and the most CPU time
         # the loop's thread spent in one: the call's own work, without the time it waited
         # (for the GIL, for a CPU, or -- on a virtual machine -- for the host to run it)
         took = round((time.perf_counter() - t0) * 1e6)
         cpu = round((c2 - c0) * 1e6)
+        # of that wait, the time the thread was runnable but had no CPU (the run queue:
+        # other threads and processes, the softirqs, a host that did not run it); the
+        # rest it waited for something else (the GIL, a lock, a system call)
+        queued = (q2 - q0) // 1000
         if took > stats["timer_longest_us"]:
             stats["timer_longest_us"] = took
+            stats["timer_longest_queued_us"] = queued
         if cpu > stats["timer_longest_cpu_us"]:
             stats["timer_longest_cpu_us"] = cpu
             # where that call's CPU time went: the engine's part (the rest is carrying
@@ -297,6 +330,8 @@ class EngineDriver:
             stats["timer_over_10ms"] += 1
             if cpu > 10_000:
                 stats["timer_cpu_over_10ms"] += 1
+            if took - queued <= 10_000:  # past 10 ms only for want of a CPU
+                stats["timer_over_10ms_queued"] += 1
         self._rearm()
 
     def _rearm(self) -> None:
@@ -395,6 +430,10 @@ class EngineDriver:
 
     def close(self) -> None:
         self.closed = True
+        if self._schedstat is not None and self._schedstat >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._schedstat)
+        self._schedstat = -1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -38,10 +38,13 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   bound of the home agent's longest pause during the mass expiry. Then the bindings (from
   ``mip4 status``, waited for until they are P, at most 60 s) and the main table's routes
   (the base count plus P); from the home agent's counters, the longest one of its timer
-  calls took (since its start: here the expiry's) in wall time and the most CPU time its
-  loop's thread spent in one (the call's own work, without the time it waited for the
-  GIL, a CPU or the host), how many of its timer calls went past 10 ms (in wall time, and
-  in CPU time too), and its route deletes off the loop's thread (how many, the
+  calls took (since its start: here the expiry's) in wall time, and how much of that its
+  loop's thread sat on a run queue, runnable but without a CPU (``schedstat``'s run
+  delay: other threads and processes, the softirqs, a host that did not run it); the most
+  CPU time its loop's thread spent in one (the call's own work, without the time it waited
+  for the GIL, a CPU or the host), how many of its timer calls went past 10 ms (in wall
+  time; in CPU time; and only for want of a CPU: less than 10 ms once the run-queue wait
+  is taken off), and its route deletes off the loop's thread (how many, the
   longest batch in the kernel); and the share of the machine's CPU time the host took
   from it during the probe (``steal`` of ``/proc/stat``: on a virtual machine, time in
   which none of its programs ran, a pause the home agent cannot cause or avoid);
@@ -387,6 +390,9 @@ class BindingsBench(Bench):
             out["timer_calls"] = driver.get("timers", 0)
             out["timer_over_10ms"] = driver.get("timer_over_10ms", 0)
             out["timer_cpu_over_10ms"] = driver.get("timer_cpu_over_10ms", 0)
+        if "timer_longest_queued_us" in driver:  # (a home agent that reads its run delay)
+            out["timer_over_10ms_queued"] = driver.get("timer_over_10ms_queued", 0)
+            out["timer_longest_queued_ms"] = round(driver["timer_longest_queued_us"] / 1000, 1)
         if "timer_costliest_engine_us" in driver:  # (where the costliest call's CPU went)
             out["timer_costliest"] = {
                 "engine_ms": round(driver["timer_costliest_engine_us"] / 1000, 1),
@@ -473,6 +479,9 @@ def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> 
 def _timer(expire: dict[str, Any]) -> str:
     wall, cpu = expire.get("timer_longest_ms"), expire.get("timer_longest_cpu_ms")
     text = "" if wall is None else f"; the longest timer call {wall:,.1f} ms"
+    queued = expire.get("timer_longest_queued_ms")
+    if wall is not None and queued is not None:
+        text += f" ({queued:,.1f} ms of it waiting for a CPU)"
     if cpu is not None:
         text += f", the most CPU time in one {cpu:,.1f} ms"
         costliest = expire.get("timer_costliest")
@@ -486,7 +495,13 @@ def _timer(expire: dict[str, Any]) -> str:
     if calls is not None:
         text += (
             f"; {expire['timer_over_10ms']:,} of {calls:,} timer calls over 10 ms"
-            f" ({expire['timer_cpu_over_10ms']:,} in CPU time)"
+            f" ({expire['timer_cpu_over_10ms']:,} in CPU time"
+            + (
+                ""
+                if "timer_over_10ms_queued" not in expire
+                else f"; {expire['timer_over_10ms_queued']:,} only for want of a CPU"
+            )
+            + ")"
         )
     return text
 

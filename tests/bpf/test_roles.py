@@ -267,12 +267,19 @@ def _upload(cn: Netns, mn: Netns, size: int) -> int:
     return got[0] if got else -1
 
 
-@pytest.mark.parametrize("encapsulation", [Encapsulation.IPIP, Encapsulation.GRE])
+@pytest.mark.parametrize(
+    ("encapsulation", "forward"),
+    [(Encapsulation.IPIP, True), (Encapsulation.GRE, True), (Encapsulation.IPIP, False)],
+)
 def test_colocated_node_decapsulates_and_reverse_tunnels(
-    make_netns: MakeNetns, encapsulation: Encapsulation
+    make_netns: MakeNetns, encapsulation: Encapsulation, forward: bool
 ) -> None:
+    """``forward``: the home agent's ``[io] fast_path_forwarding`` (``bpf_forward``): its
+    program forwards what it decapsulates, or hands it to the kernel's forwarding."""
     cn, ha, mn = _colocated_topology(make_netns)
-    with _open(ha, ["h0", "h1"], Role.HOME_AGENT, tunnel_source=HA, forwarding=True) as hio:
+    with _open(
+        ha, ["h0", "h1"], Role.HOME_AGENT, tunnel_source=HA, forwarding=True, bpf_forward=forward
+    ) as hio:
         with _open(mn, ["f0"], Role.MOBILE_NODE) as mio:
             assert mio.fast_path is not None and hio.fast_path is not None
             f0 = mn.index("f0")
@@ -293,9 +300,16 @@ def test_colocated_node_decapsulates_and_reverse_tunnels(
             mc = mplane.counters()
             assert mc[HA, Direction.DECAP].packets >= 3
             assert mc[HOME, Direction.REVERSE].bytes >= size
-            # the replies and the upload, forwarded by the home agent's program
-            hev = hio.fast_path.plane.events()
-            assert hev[Event.DECAP_FORWARD] >= 3 and hev[Event.DECAP] == 0, hev
+            # the replies and the upload, forwarded by the home agent's program -- or,
+            # with it off, by its kernel
+            hplane = hio.fast_path.plane
+            assert hplane.peers() == [Peer(HA, COA, bound_source=True, forward=forward)]
+            hev = hplane.events()
+            by_program, by_kernel = hev[Event.DECAP_FORWARD], hev[Event.DECAP]
+            if forward:
+                assert by_program >= 3 and by_kernel == 0, hev
+            else:
+                assert by_kernel >= 3 and by_program == 0, hev
             _user_space_idle(hio)
             _user_space_idle(mio)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from mip4.core.actions import Encapsulation
+from mip4.core.home_agent import HomeAgent
 from mip4.core.mobile_node import ReverseTunnel
+from mip4.daemon import run as run_module
 from mip4.daemon.config import (
     ConfigError,
     LogFormat,
@@ -18,6 +20,7 @@ from mip4.daemon.config import (
     load_config,
     parse_config,
 )
+from mip4.io.runtime import NodeIO
 from mip4.lab import Lab
 from mip4.lab.configs import LAB_KEY, lab_configs
 from mip4.security.sa import Algorithm, ReplayMethod
@@ -220,6 +223,8 @@ ERRORS = [
     ("ha", HA + "[io]\nfast_path_capacity = 1023\n", r"^ha\.toml: io: fast_path_capacity: 1023"),
     ("fa", FA + "[io]\nfast_path_capacity = 16777217\n", r"^fa\.toml: io: fast_path_capacity: "),
     ("ha", HA + '[io]\nfast_path_capacity = "1M"\n', r"^ha\.toml: io\.fast_path_capacity: "),
+    # issue 12: the home agent's program forwards what it decapsulates, or not
+    ("ha", HA + '[io]\nfast_path_forwarding = "no"\n', r"^ha\.toml: io\.fast_path_forwarding: "),
 ]
 
 
@@ -235,6 +240,24 @@ def test_fast_path_capacity_is_the_objects_unless_set() -> None:
     assert default.io.fast_path_capacity is None
     text = HA + "[io]\nfast_path_capacity = 1048576\n"
     assert parse_config("ha", tomllib.loads(text), "ha.toml").io.fast_path_capacity == 1 << 20
+
+
+def test_fast_path_forwarding_is_on_by_default_and_reaches_the_node_io(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``[io] fast_path_forwarding`` (issue 12) is passed to ``NodeIO.open`` as
+    ``bpf_forward``: the home agent's fast path marks its reverse-tunnel peers with it."""
+    seen: list[object] = []
+
+    def capture(*args: object, **kw: object) -> None:
+        seen.append(kw["bpf_forward"])
+
+    monkeypatch.setattr(NodeIO, "open", capture)
+    for text, expected in ((HA, True), (HA + "[io]\nfast_path_forwarding = false\n", False)):
+        cfg = parse_config("ha", tomllib.loads(text), "ha.toml")
+        assert cfg.io.fast_path_forwarding is expected
+        run_module.open_io(cfg, HomeAgent.__new__(HomeAgent))  # (only its type is looked at)
+    assert seen == [True, False]
 
 
 @pytest.mark.parametrize(("role", "text", "message"), ERRORS)

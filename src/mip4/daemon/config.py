@@ -215,6 +215,14 @@ class IOSection:
     #: plane, and is counted (``mip4 status``: fast path maps full). A restart with
     #: another capacity starts with new maps (the pinned ones are not reused).
     fast_path_capacity: int | None = None
+    #: Home agent with the bpf plane: forward what it decapsulates from reverse tunnels
+    #: in the program (a route lookup, TTL - 1, a redirect), as the kernel would forward
+    #: it but without its netfilter forward and postrouting hooks or XFRM forward
+    #: policy. ``false``: hand it to the kernel's forwarding (slower: the up direction
+    #: then pays the programs and the kernel's forwarding) -- for a home agent whose
+    #: firewall, NAT of home addresses or IPsec policy must see that traffic. The
+    #: foreign agent and the mobile node ignore it.
+    fast_path_forwarding: bool = True
 
     def __post_init__(self) -> None:
         if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:

@@ -237,6 +237,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
         "forwarding": cfg.forwarding,
         "port": io.port,
         "bpf_capacity": io.fast_path_capacity,
+        "bpf_forward": io.fast_path_forwarding,
     }
     if isinstance(engine, HomeAgent):
         return NodeIO.open(

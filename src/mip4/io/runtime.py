@@ -198,6 +198,7 @@ class NodeIO:
         bpf_pin_dir: Path | None = None,
         bpf_role: Role = Role.HOME_AGENT,
         bpf_capacity: int | None = None,
+        bpf_forward: bool = True,
         unaddressed_requests: bool = False,
         flood_steering: bool = False,
         batch_udp: bool = False,
@@ -251,6 +252,7 @@ class NodeIO:
                         role=bpf_role,
                         pin_dir=bpf_pin_dir,
                         capacity=bpf_capacity,
+                        forward=bpf_forward,
                     )
                 except (OSError, BpfUnavailable) as e:
                     # the host refused the fast path (no libbpf, the object's load, an

@@ -206,8 +206,13 @@ class FastPath:
         netns: str | None,
         ifindexes: Sequence[int],
         role: Role = Role.HOME_AGENT,
+        *,
+        forward: bool = True,
     ) -> None:
         self.plane = plane
+        #: home agent: the programs forward what they decapsulate from reverse tunnels
+        #: (``Peer.forward``); off: the kernel does (``[io] fast_path_forwarding``)
+        self.forward = forward
         self.netns = netns
         self.ifindexes = tuple(ifindexes)
         self.role = role
@@ -258,11 +263,12 @@ class FastPath:
         pin_dir: Path | None = None,
         bound: Iterable[IPv4Address] = (),
         capacity: int | None = None,
+        forward: bool = True,
     ) -> FastPath:
         if pin_dir is not None:
             pin_dir.mkdir(parents=True, exist_ok=True)
         plane = BpfPlane(pin_dir=pin_dir, capacity=capacity)
-        fast = cls(plane, netns, list(ifindexes), role)
+        fast = cls(plane, netns, list(ifindexes), role, forward=forward)
         try:
             fast.reconcile(bound)
             for ifindex in fast.ifindexes:
@@ -526,7 +532,9 @@ class FastPath:
             if known is None or known[0] is not entry:
                 if len(self._bpf_tunnels) >= 4096:
                     self._bpf_tunnels.clear()
-                peer = Peer(entry.tunnel.src, entry.tunnel.dst, bound_source=True, forward=True)
+                peer = Peer(
+                    entry.tunnel.src, entry.tunnel.dst, bound_source=True, forward=self.forward
+                )
                 known = self._bpf_tunnels[id(entry)] = (entry, bpf_tunnel(entry), (peer,))
             if self._fits(MapName.BINDINGS, home, lambda: self.plane.set_binding(home, known[1])):
                 self.keep_neighbour(owner, entry.tunnel.dst)
@@ -537,7 +545,8 @@ class FastPath:
             self.plane.del_binding(home)
             self._release_neighbours(owner)
             peers = [
-                Peer(e.tunnel.src, e.tunnel.dst, bound_source=True, forward=True) for e in entries
+                Peer(e.tunnel.src, e.tunnel.dst, bound_source=True, forward=self.forward)
+                for e in entries
             ]
         # RFC 3024 §4.3: what a care-of address reverse-tunnels must come from a home
         # address bound to it (the program checks mip4_bindings)

@@ -200,6 +200,9 @@ def _demo(
     events = st["fast_path"]["events"]
     assert events.get("encap", 0) > 1000, (events, run.ha_forwarder)
     assert events.get("error", 0) == 0, events
+    if reverse_tunnel:
+        # what came back through the reverse tunnels, forwarded by its program
+        assert events.get("decap_forward", 0) > 100, events
     # what the user-space plane behind it still encapsulated: the slow path only
     assert run.ha_forwarder.get("encapsulated", 0) < events["encap"], (events, run.ha_forwarder)
     for node in on_bpf:

@@ -118,9 +118,11 @@ class HaStatus:
 
     def tunnelled(self, what: str = "encapsulated") -> int:
         """Datagrams the home agent encapsulated (``"encapsulated"``) or decapsulated from
-        a reverse tunnel (``"delivered_tun"``), whichever plane did it."""
-        fast = {"encapsulated": "encap", "delivered_tun": "decap"}[what]
-        return self.forwarder.get(what, 0) + self.fast_path.get(fast, 0)
+        a reverse tunnel (``"delivered_tun"``), whichever plane did it: on the bpf plane
+        what its program forwarded after decapsulating (``decap_forward``) and what it
+        handed to the stack (``decap``)."""
+        fast = {"encapsulated": ("encap",), "delivered_tun": ("decap", "decap_forward")}[what]
+        return self.forwarder.get(what, 0) + sum(self.fast_path.get(k, 0) for k in fast)
 
 
 class Backend(Protocol):

@@ -193,7 +193,8 @@ enum mip4_event {
 	MIP4_EV_DECAP = 1,	   /* decapsulated, passed to the stack */
 	MIP4_EV_NOT_OURS = 2,	   /* no binding / not a tunnel packet: untouched */
 	MIP4_EV_SLOW_NO_ROUTE = 3, /* fib lookup found no usable route */
-	MIP4_EV_SLOW_TOO_BIG = 4,  /* does not fit the path MTU once encapsulated */
+	MIP4_EV_SLOW_TOO_BIG = 4,  /* does not fit the path MTU once encapsulated, or
+				    * (forward()) the next hop's */
 	MIP4_EV_SLOW_TTL = 5,	   /* inner TTL would expire here */
 	MIP4_EV_SLOW_MINIMAL = 6,  /* minimal + GSO/fragment, strict binding */
 	MIP4_EV_MINIMAL_FALLBACK = 7, /* minimal + GSO/fragment: sent IP in IP */
@@ -640,7 +641,11 @@ int mip4_host_encap(struct __sk_buff *skb)
  * or multicast. A GSO packet's segments are not checked against the next
  * hop's MTU (tot_len 0: the kernel checks the device's as on redirect), as
  * for the segments of an encapsulated one. Like the forward direction's
- * redirect, this skips the stack's netfilter forward hook and XFRM policy. */
+ * redirect, this skips the stack's netfilter forward and postrouting hooks,
+ * its XFRM forward policy and its reverse-path filter (the daemon's
+ * fast_path_forwarding = false leaves all of it to the stack). The slow paths
+ * count their reason (slow_ttl, slow_too_big, slow_fwd_disabled,
+ * slow_no_route) besides decap. */
 static __always_inline int forward(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;

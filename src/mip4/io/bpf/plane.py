@@ -112,7 +112,7 @@ class Event(IntEnum):
     DECAP = 1
     NOT_OURS = 2
     SLOW_NO_ROUTE = 3
-    SLOW_TOO_BIG = 4
+    SLOW_TOO_BIG = 4  #: too big once encapsulated, or for the next hop of a decapsulated one
     SLOW_TTL = 5
     SLOW_MINIMAL = 6
     MINIMAL_FALLBACK = 7

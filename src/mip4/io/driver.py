@@ -305,8 +305,9 @@ class EngineDriver:
         took = round((time.perf_counter() - t0) * 1e6)
         cpu = round((c2 - c0) * 1e6)
         # of that wait, the time the thread was runnable but had no CPU (the run queue:
-        # other threads and processes, the softirqs, a host that did not run it); the
-        # rest it waited for something else (the GIL, a lock, a system call)
+        # other threads and processes, softirqs in their own threads); the rest it waited
+        # for something else (the GIL, a lock, a system call) or the host took the
+        # machine from under it (steal: the thread was running, as far as the kernel saw)
         queued = (q2 - q0) // 1000
         if took > stats["timer_longest_us"]:
             stats["timer_longest_us"] = took

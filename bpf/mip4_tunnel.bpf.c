@@ -627,6 +627,14 @@ int mip4_host_encap(struct __sk_buff *skb)
 	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
 }
 
+/* forward()'s slow path: the datagram goes to the stack as decapsulated,
+ * counted as decap and by the reason why. */
+static __always_inline int to_stack(__u32 why)
+{
+	event(why, 0);
+	return event(MIP4_EV_DECAP, TC_ACT_OK);
+}
+
 /* A decapsulated datagram (after the Ethernet header) that a home agent
  * forwards (MIP4_PF_FORWARD): what ip_forward would do for it, without the
  * stack. bpf_fib_lookup routes it from the interface it came in on (policy
@@ -658,10 +666,8 @@ static __always_inline int forward(struct __sk_buff *skb)
 
 	if ((void *)(ip + 1) > data_end || ip->ihl != 5)
 		return event(MIP4_EV_DECAP, TC_ACT_OK);
-	if (ip->ttl <= 1) {
-		event(MIP4_EV_SLOW_TTL, 0);
-		return event(MIP4_EV_DECAP, TC_ACT_OK);
-	}
+	if (ip->ttl <= 1)
+		return to_stack(MIP4_EV_SLOW_TTL);
 	fib.family = AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
@@ -670,20 +676,14 @@ static __always_inline int forward(struct __sk_buff *skb)
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-		event(MIP4_EV_SLOW_TOO_BIG, 0);
-		return event(MIP4_EV_DECAP, TC_ACT_OK);
-	}
-	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED) {
-		event(MIP4_EV_SLOW_FWD_DISABLED, 0);
-		return event(MIP4_EV_DECAP, TC_ACT_OK);
-	}
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return to_stack(MIP4_EV_SLOW_TOO_BIG);
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return to_stack(MIP4_EV_SLOW_FWD_DISABLED);
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED) /* local, broadcast, multicast, no route */
 		return event(MIP4_EV_DECAP, TC_ACT_OK);
-	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || !fib.ifindex) {
-		event(MIP4_EV_SLOW_NO_ROUTE, 0); /* blackhole, unreachable, prohibit, ... */
-		return event(MIP4_EV_DECAP, TC_ACT_OK);
-	}
+	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || !fib.ifindex)
+		return to_stack(MIP4_EV_SLOW_NO_ROUTE); /* blackhole, unreachable, prohibit, ... */
 	/* (bpf_fib_lookup leaves the packet's pointers valid) */
 	old_word = *(__u16 *)&ip->ttl;
 	ip->ttl -= 1;

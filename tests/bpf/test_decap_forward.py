@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address as A
+from typing import TypeVar
 
 import pytest
 from pyroute2 import IPRoute
@@ -50,6 +51,7 @@ ENCAPS = {
     "gre": lambda p: encapsulate_gre(p, PyTunnel(COA, HA), forwarding=False),
     "minimal": lambda p: encapsulate_minimal(p, PyTunnel(COA, HA), forwarding=False),
 }
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,8 @@ def _link(ipr: IPRoute) -> Link:
     return Link(idx, mac)
 
 
-def _run(
-    body: Callable[[BpfPlane, Link], object], *, forwarding: bool = True, flag: bool = True
-) -> object:
-    def in_ns() -> object:
+def _run(body: Callable[[BpfPlane, Link], T], *, forwarding: bool = True, flag: bool = True) -> T:
+    def in_ns() -> T:
         with IPRoute() as ipr, BpfPlane() as plane:
             link = _link(ipr)
             plane.set_binding(HOME, Tunnel(HA, COA, oif=LO, mtu=1500))
@@ -147,9 +147,7 @@ def _to_the_stack(tunnelled: bytes, datagram: bytes, **kw: bool) -> dict[Event, 
         assert (ev[Event.DECAP], ev[Event.DECAP_FORWARD]) == (1, 0)
         return ev
 
-    ev = _run(body, **kw)
-    assert isinstance(ev, dict)
-    return ev
+    return _run(body, **kw)
 
 
 SLOW: dict[str, tuple[dict[str, object], Event | None]] = {

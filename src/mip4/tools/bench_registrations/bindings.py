@@ -494,16 +494,10 @@ def _timer(expire: dict[str, Any]) -> str:
             )
     calls = expire.get("timer_calls")
     if calls is not None:
-        text += (
-            f"; {expire['timer_over_10ms']:,} of {calls:,} timer calls over 10 ms"
-            f" ({expire['timer_cpu_over_10ms']:,} in CPU time"
-            + (
-                ""
-                if "timer_over_10ms_queued" not in expire
-                else f"; {expire['timer_over_10ms_queued']:,} only for want of a CPU"
-            )
-            + ")"
-        )
+        which = f"{expire['timer_cpu_over_10ms']:,} in CPU time"
+        if "timer_over_10ms_queued" in expire:
+            which += f"; {expire['timer_over_10ms_queued']:,} only for want of a CPU"
+        text += f"; {expire['timer_over_10ms']:,} of {calls:,} timer calls over 10 ms ({which})"
     return text
 
 

@@ -45,6 +45,11 @@
  *                      forwarded by the program as the stack would forward
  *                      it (see forward()), so the reverse direction skips
  *                      the stack's forwarding as the forward direction does.
+ *                      A datagram for another bound mobile node (node to
+ *                      node through the home agent) with the same
+ *                      encapsulation is not decapsulated: its outer header
+ *                      is rewritten towards that node's care-of address
+ *                      (see hairpin()).
  *
  * Encapsulation: IP in IP (RFC 2003), GRE with or without key (RFC 2784,
  * RFC 2890), minimal encapsulation with or without S (RFC 2004). The outer
@@ -741,6 +746,113 @@ static __always_inline int source_bound(const struct mip4_peer *peer, __be32 inn
 	return t && t->remote == remote && t->local == local;
 }
 
+/* Mobile node to mobile node through the home agent (RFC 5944 §4.2.3: the
+ * home agent tunnels what it forwards to a bound home address): a reverse-
+ * tunnelled datagram (IP in IP or GRE, outer header without options, GRE
+ * header of glen bytes) from a MIP4_PF_FORWARD peer whose destination is in
+ * mip4_bindings with the same encapsulation -- the same header length: GRE
+ * with a key when the binding has one, without sequence numbers -- leaves
+ * again as the stack's forwarding and mip4_ha_encap would send it, without
+ * being decapsulated: the outer header is rewritten in place (RFC 2003
+ * §3.1: TOS and DF from the inner header, the Identification as encap()
+ * copies it, this agent's TTL, the binding's tunnel source and care-of
+ * address, its checksum; the binding's GRE key), the inner TTL - 1 with an
+ * incrementally updated checksum, and the route to the care-of address
+ * looked up first. Rewriting in place needs no bpf_skb_adjust_room: a
+ * packet the kernel has already marked as encapsulated (every tunnelled
+ * packet that crossed a veth from a BPF or kernel tunnel) could not be
+ * encapsulated again by it (-EALREADY), and a GSO packet keeps the GSO type
+ * of its tunnel. Returns -1, with the packet untouched, for anything else:
+ * the caller decapsulates as before, and forward() or the stack takes it
+ * (another encapsulation, minimal encapsulation, options, a TTL that
+ * expires here, a visitor's address, no route or too big for it, a source
+ * that is the care-of address (RFC 2003 §3.2)). */
+static __always_inline int hairpin(struct __sk_buff *skb, __u8 proto, __u32 glen, __be32 remote)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *o = data + sizeof(*eth);
+	struct bpf_fib_lookup fib = {};
+	struct mip4_tunnel *t;
+	struct iphdr *in;
+	__u16 old_word, tot, inner_len, mtu;
+	__u32 ifindex;
+	__be16 *g;
+	__be32 dst;
+	long rc = 0;
+
+	if ((void *)(o + 1) > data_end || o->ihl != 5)
+		return -1;
+	g = (__be16 *)(o + 1);
+	glen &= 0xc;
+	in = (void *)(o + 1) + glen;
+	if ((void *)(in + 1) > data_end || in->ihl != 5 || in->ttl <= 1)
+		return -1;
+	dst = in->daddr;
+	if (bpf_map_lookup_elem(&mip4_visitors, &dst))
+		return -1;
+	t = bpf_map_lookup_elem(&mip4_bindings, &dst);
+	if (!t || in->saddr == t->remote)
+		return -1;
+	if (proto == IPPROTO_IPIP) {
+		if (t->encap != MIP4_ENCAP_IPIP || glen)
+			return -1;
+	} else {
+		__u16 want = (t->flags & MIP4_TF_GRE_KEY) ? GRE_FLAG_K : 0;
+
+		if (t->encap != MIP4_ENCAP_GRE || (void *)(g + 4) > data_end ||
+		    bpf_ntohs(g[0]) != want || glen != (want ? 8 : 4))
+			return -1;
+	}
+	tot = bpf_ntohs(o->tot_len);
+	inner_len = bpf_ntohs(in->tot_len);
+	if (t->oif) {
+		ifindex = t->oif;
+		mtu = t->mtu ? t->mtu : 1500;
+		if (!skb->gso_size && tot > mtu)
+			return -1;
+	} else {
+		fib.family = AF_INET;
+		fib.tos = in->tos;
+		fib.l4_protocol = proto;
+		fib.tot_len = skb->gso_size ? 0 : tot;
+		fib.ipv4_src = t->local;
+		fib.ipv4_dst = t->remote;
+		fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+		rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+		if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) ||
+		    !fib.ifindex)
+			return -1;
+		ifindex = fib.ifindex;
+	}
+	/* (bpf_fib_lookup leaves the packet's pointers valid) */
+	old_word = *(__u16 *)&in->ttl;
+	in->ttl -= 1;
+	in->check = csum_replace2(in->check, old_word, *(__u16 *)&in->ttl);
+	o->tos = in->tos;
+	o->id = in->id;
+	o->frag_off = in->frag_off & bpf_htons(IP_DF);
+	o->ttl = t->ttl ? t->ttl : DEFAULT_TTL;
+	o->saddr = t->local;
+	o->daddr = t->remote;
+	if (proto == IPPROTO_GRE && (t->flags & MIP4_TF_GRE_KEY))
+		*(__be32 *)(g + 2) = bpf_htonl(t->key);
+	o->check = 0;
+	o->check = ip_csum20(o);
+
+	count(remote, MIP4_DIR_DECAP, inner_len);
+	account(dst, 1, inner_len);
+	count(dst, MIP4_DIR_HA, inner_len);
+	event(MIP4_EV_DECAP_FORWARD, 0);
+	if (!t->oif && rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return event(MIP4_EV_ENCAP, bpf_redirect(ifindex, 0));
+	}
+	return event(MIP4_EV_ENCAP, bpf_redirect_neigh(ifindex, NULL, 0, 0));
+}
+
 /* Strip the tunnel header of ip (protocol 4/47/55, from the registered peer
  * pk.remote to pk.local). */
 static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
@@ -764,6 +876,12 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		if (!source_bound(peer, *(__be32 *)(l4 + 12), ip->daddr, remote))
 			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
+		if (peer->flags & MIP4_PF_FORWARD) {
+			int r = hairpin(skb, IPPROTO_IPIP, 0, remote);
+
+			if (r >= 0)
+				return r;
+		}
 		strip = hlen;
 	} else if (ip->protocol == IPPROTO_GRE) {
 		__u16 gflags;
@@ -798,6 +916,12 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		if (!source_bound(peer, *(__be32 *)(l4 + glen + 12), ip->daddr, remote))
 			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
+		if (peer->flags & MIP4_PF_FORWARD) {
+			int r = hairpin(skb, IPPROTO_GRE, glen, remote);
+
+			if (r >= 0)
+				return r;
+		}
 		strip = hlen + glen;
 	} else {
 		/* RFC 2004 §3: rebuild the original header in front of the

@@ -7,6 +7,11 @@ stack would goes to the stack as decapsulated, untouched (``TC_ACT_OK``): option
 that expires here (the stack sends time exceeded), too big for the next hop, no route or an
 unreachable one, forwarding off, a local or broadcast destination.
 
+From one mobile node to another bound to the same home agent (RFC 5944 §4.2.3), with the same
+encapsulation: not decapsulated, the outer header rewritten in place towards the second
+node's care-of address, byte for byte what the user-space plane would send; anything else
+between two nodes decapsulated as before.
+
 Through BPF_PROG_TEST_RUN in a private namespace (nothing named, gone with the thread):
 one veth pair, 192.0.2.1/24 on one end, a permanent neighbour entry for the correspondent.
 (A GSO packet cannot be made here -- the test run sets no GSO type, and the kernel refuses
@@ -31,6 +36,7 @@ from mip4.io.bpf.plane import (
     TC_ACT_REDIRECT,
     BpfPlane,
     Direction,
+    Encap,
     Event,
     Peer,
     Program,
@@ -195,3 +201,142 @@ def test_the_flag_round_trips_through_the_map(plane: BpfPlane) -> None:
     for p in peers:
         plane.set_peer(p)
     assert sorted(plane.peers(), key=str) == sorted(peers, key=str)
+
+
+# ---- mobile node to mobile node: the home agent sends it on without decapsulating ----
+
+HOME2 = A("10.0.0.6")  #: a second mobile node's home address, bound too
+COA2 = A("192.0.2.20")  #: its care-of address, on the correspondent's link
+COA2_MAC = bytes.fromhex("0200000000aa")
+TUNNELS = {
+    "ipip": Tunnel(HA, COA2),
+    "gre": Tunnel(HA, COA2, Encap.GRE),
+    "gre-key": Tunnel(HA, COA2, Encap.GRE, key=0xBEEF),
+}
+PY_TUNNELS = {
+    "ipip": (encapsulate_ipip, PyTunnel(HA, COA2)),
+    "gre": (encapsulate_gre, PyTunnel(HA, COA2)),
+    "gre-key": (encapsulate_gre, PyTunnel(HA, COA2, gre_key=0xBEEF)),
+}
+#: what the first node's foreign agent sends: GRE with the key it was told, or none
+INCOMING = {
+    "ipip": (encapsulate_ipip, PyTunnel(COA, HA), None),
+    "gre": (encapsulate_gre, PyTunnel(COA, HA), None),
+    "gre-key": (encapsulate_gre, PyTunnel(COA, HA, gre_key=0x1234), 0x1234),
+}
+
+
+def _between_nodes(
+    incoming: str, binding: Tunnel, body: Callable[[BpfPlane, Link], T], *, flag: bool = True
+) -> T:
+    """As ``_run``, with the second node bound (``binding``) and its care-of address a
+    neighbour on the correspondent's link; the first node's peer as ``incoming`` sends."""
+
+    def in_ns() -> T:
+        with IPRoute() as ipr, BpfPlane() as plane:
+            link = _link(ipr)
+            ipr.neigh(
+                "add", dst=str(COA2), lladdr=COA2_MAC.hex(":"), ifindex=link.ifindex, state=0x80
+            )
+            key = INCOMING[incoming][2]
+            plane.set_binding(HOME, Tunnel(HA, COA, oif=LO, mtu=1500))
+            plane.set_binding(HOME2, binding)
+            plane.set_peer(Peer(HA, COA, key=key, bound_source=True, forward=flag))
+            return body(plane, link)
+
+    return in_private_netns(in_ns, forwarding=True)
+
+
+def _node_to_node(incoming: str = "ipip", **kw: object) -> tuple[bytes, bytes]:
+    """(the first node's reverse-tunnelled packet to the second node, its datagram)."""
+    kw.setdefault("src", HOME)
+    kw.setdefault("dst", HOME2)
+    datagram = inner(**kw)  # type: ignore[arg-type]
+    enc, tunnel, _ = INCOMING[incoming]
+    return bytes(enc(datagram, tunnel, forwarding=False)), datagram
+
+
+@pytest.mark.parametrize("program", [Program.DECAP, Program.AGENT])
+@pytest.mark.parametrize("case", sorted(TUNNELS))
+def test_node_to_node_is_tunnelled_on_in_place(program: Program, case: str) -> None:
+    """RFC 5944 §4.2.3: the home agent tunnels the datagram to the second node's care-of
+    address -- the bytes mip4's user-space plane would send (outer TOS and DF from the
+    inner header, the inner Identification, TTL 64, the binding's GRE key; the inner TTL
+    - 1) -- to the next hop's hardware address, counted as decapsulated from the first
+    node's care-of address and tunnelled to the second node."""
+    tunnelled, datagram = _node_to_node(case, tos=0x28)
+    enc, py_tunnel = PY_TUNNELS[case]
+
+    def body(plane: BpfPlane, link: Link) -> None:
+        r = plane.test_run(program, frame(tunnelled))
+        assert r.retval == TC_ACT_REDIRECT
+        assert r.data[:6] == COA2_MAC and r.data[6:12] == link.mac
+        got = ip_of(r.data)
+        assert got == bytes(enc(datagram, py_tunnel, identification=0x1C46))
+        assert rfc1071(got[:20]) == 0
+        assert got[len(got) - len(datagram) :] == _ttl_less(datagram)
+        ev = plane.events()
+        assert (ev[Event.DECAP_FORWARD], ev[Event.ENCAP], ev[Event.DECAP]) == (1, 1, 0), ev
+        counters = plane.counters()
+        assert counters[COA, Direction.DECAP].packets == 1
+        assert counters[HOME2, Direction.HA].packets == 1
+        assert counters[HOME2, Direction.HA].bytes == len(datagram)
+
+    _between_nodes(case, TUNNELS[case], body)
+
+
+#: (incoming encapsulation, the second node's binding, the datagram's fields): what is
+#: decapsulated as before, then forward()'s or the stack's (the second node's home
+#: address has no route here: to the stack as decapsulated)
+NOT_IN_PLACE: dict[str, tuple[str, Tunnel, dict[str, object]]] = {
+    "ipip-to-gre": ("ipip", TUNNELS["gre"], {}),
+    "gre-to-ipip": ("gre", TUNNELS["ipip"], {}),
+    "gre-to-gre-with-key": ("gre", TUNNELS["gre-key"], {}),
+    "gre-key-to-gre": ("gre-key", TUNNELS["gre"], {}),
+    "to-minimal": ("ipip", Tunnel(HA, COA2, Encap.MINIMAL), {}),
+    "options": ("ipip", TUNNELS["ipip"], {"options": b"\x01\x01\x01\x00"}),
+    "no-route": ("ipip", Tunnel(HA, NOWHERE), {}),
+    "unreachable": ("ipip", Tunnel(HA, UNREACHABLE), {}),
+    "too-big": ("ipip", TUNNELS["ipip"], {"payload_len": 1460, "df": True}),
+    "too-big-oif": ("ipip", Tunnel(HA, COA2, oif=LO, mtu=1400), {"payload_len": 1400}),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_IN_PLACE))
+def test_what_cannot_be_sent_on_in_place_is_decapsulated_as_before(case: str) -> None:
+    incoming, binding, kw = NOT_IN_PLACE[case]
+    tunnelled, datagram = _node_to_node(incoming, **kw)
+
+    def body(plane: BpfPlane, link: Link) -> None:
+        r = plane.test_run(Program.DECAP, frame(tunnelled))
+        assert r.retval == TC_ACT_OK
+        assert r.data == ETH + datagram
+        ev = plane.events()
+        assert (ev[Event.DECAP], ev[Event.ENCAP], ev[Event.DECAP_FORWARD]) == (1, 0, 0), ev
+        assert (HOME2, Direction.HA) not in plane.counters()
+
+    _between_nodes(incoming, binding, body)
+
+
+def test_a_ttl_that_expires_here_goes_to_the_stack() -> None:
+    """The stack sends time exceeded (RFC 1812 §5.3.1), as forward() leaves it to."""
+    tunnelled, datagram = _node_to_node(ttl=1)
+
+    def body(plane: BpfPlane, link: Link) -> None:
+        r = plane.test_run(Program.DECAP, frame(tunnelled))
+        assert (r.retval, r.data) == (TC_ACT_OK, ETH + datagram)
+        ev = plane.events()
+        assert (ev[Event.SLOW_TTL], ev[Event.DECAP], ev[Event.ENCAP]) == (1, 1, 0), ev
+
+    _between_nodes("ipip", TUNNELS["ipip"], body)
+
+
+def test_without_the_flag_nothing_is_sent_on() -> None:
+    tunnelled, datagram = _node_to_node()
+
+    def body(plane: BpfPlane, link: Link) -> None:
+        r = plane.test_run(Program.DECAP, frame(tunnelled))
+        assert (r.retval, r.data) == (TC_ACT_OK, ETH + datagram)
+        assert plane.events()[Event.ENCAP] == 0
+
+    _between_nodes("ipip", TUNNELS["ipip"], body, flag=False)

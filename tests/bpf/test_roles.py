@@ -66,11 +66,12 @@ def _udp(ns: Netns, bind: tuple[str, int] | None = None) -> socket.socket:
     return run_in_netns(ns.name, make)
 
 
-def _echo(cn: Netns, mn: Netns, count: int = 3) -> bool:
-    with _udp(mn, (str(HOME), 7777)) as server, _udp(cn) as client:
+def _echo(cn: Netns, mn: Netns, count: int = 3, home: A = HOME) -> bool:
+    """``count`` UDP echoes from ``cn`` to ``home`` in ``mn``."""
+    with _udp(mn, (str(home), 7777)) as server, _udp(cn) as client:
         for i in range(count):
             msg = f"mip4 {i}".encode()
-            client.sendto(msg, (str(HOME), 7777))
+            client.sendto(msg, (str(home), 7777))
             try:
                 data, peer = server.recvfrom(100)
                 server.sendto(data, peer)
@@ -230,21 +231,21 @@ def _colocated_topology(make_netns: MakeNetns) -> tuple[Netns, Netns, Netns]:
     return cn, ha, mn
 
 
-def _upload(cn: Netns, mn: Netns, size: int) -> int:
-    """Send ``size`` bytes from the home address to the correspondent over TCP; returns
+def _upload(cn: Netns, mn: Netns, size: int, to: A = CN, home: A = HOME) -> int:
+    """Send ``size`` bytes from ``home`` in ``mn`` to ``to`` in ``cn`` over TCP; returns
     what arrived (bounded: 20 s)."""
     got: list[int] = []
 
     def listener() -> socket.socket:
         s = socket.socket()
-        s.bind((str(CN), 0))
+        s.bind((str(to), 0))
         s.listen(1)
         s.settimeout(20)
         return s
 
     def client() -> socket.socket:
         s = socket.socket()
-        s.bind((str(HOME), 0))
+        s.bind((str(home), 0))
         s.settimeout(20)
         return s
 
@@ -320,6 +321,61 @@ def test_colocated_node_decapsulates_and_reverse_tunnels(
         assert "clsact" not in _qdiscs(mn)
         assert str(BPF_REVERSE_TABLE) not in mn.exec(["ip", "rule", "show"]).stdout
     assert "clsact" not in _qdiscs(ha)
+
+
+COA2, HOME2 = A("10.31.0.2"), A("10.20.0.51")
+
+
+@pytest.mark.parametrize("encapsulation", [Encapsulation.IPIP, Encapsulation.GRE])
+def test_node_to_node_through_the_home_agent(
+    make_netns: MakeNetns, bpffs: Path, encapsulation: Encapsulation
+) -> None:
+    """A visitor of the foreign agent and a co-located node, both away from the same home
+    agent and reverse tunnelled: what one sends the other reaches the home agent in a
+    tunnel and leaves it in the other node's (RFC 5944 §4.2.3), rewritten by its program
+    without being decapsulated -- UDP echoes and a 2 MB TCP upload (GSO packets) both
+    ways, none of it through either user-space plane."""
+    cn, ha, fa, mn = _foreign_topology(make_netns)
+    mn2 = make_netns("mn2")
+    ha.add_veth("h2", "g0", mn2)
+    _addresses([(ha, "h2", "10.31.0.1/24"), (mn2, "g0", f"{COA2}/24")])
+    mn2.set_up("lo")
+    mn2.add_address("lo", f"{HOME2}/32")
+    mn2.add_route("0.0.0.0/0", gateway="10.31.0.1")
+    visitor = InstallVisitor(
+        HOME, "v0", mn.link_address("m0"), HA, COA, reverse_tunnel=True,
+        encapsulation=encapsulation,
+    )  # fmt: skip
+    ifs = ["h0", "h1", "h2"]
+    with (
+        _open(ha, ifs, Role.HOME_AGENT, tunnel_source=HA, forwarding=True) as hio,
+        _open(fa, ["f0", "v0"], Role.FOREIGN_AGENT, bpffs / "fa", forwarding=True) as fio,
+        _open(mn2, ["g0"], Role.MOBILE_NODE) as mio,
+    ):
+        hio.executor.execute(InstallBinding(HOME, COA, encapsulation))
+        hio.executor.execute(InstallBinding(HOME2, COA2, encapsulation, colocated=True))
+        fio.executor.execute(visitor)
+        mio.executor.execute(
+            UseColocatedAddress("g0", COA2, HA, HOME2, encapsulation, reverse_tunnel=True)
+        )
+        assert hio.fast_path is not None
+        hplane = hio.fast_path.plane
+        assert _echo(mn, mn2, home=HOME2)
+        assert _echo(mn2, mn, home=HOME)
+        size = 2_000_000
+        assert _upload(mn2, mn, size, to=HOME2, home=HOME) == size
+        assert _upload(mn, mn2, size, to=HOME, home=HOME2) == size
+        hc, hev = hplane.counters(), hplane.events()
+        for home, coa in ((HOME, COA), (HOME2, COA2)):
+            assert hc[home, Direction.HA].bytes >= size, (home, hc)
+            assert hc[coa, Direction.DECAP].bytes >= size, (coa, hc)
+        # every datagram between the two nodes sent on by the program, none to the stack
+        assert hev[Event.ENCAP] == hev[Event.DECAP_FORWARD] > 2 * size // 65536, hev
+        assert hev[Event.DECAP] == 0, hev
+        for io in (hio, fio, mio):
+            _user_space_idle(io)
+        # and each node still talks with the correspondent
+        assert _echo(cn, mn) and _echo(cn, mn2, home=HOME2)
 
 
 def test_no_plane_is_left_by_a_clean_stop_of_each_role(make_netns: MakeNetns) -> None:

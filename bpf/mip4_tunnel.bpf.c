@@ -28,7 +28,9 @@
  *                      registrations) or multicast/broadcast (solicitations).
  *   mip4_host_encap    egress of a co-located mobile node: source in
  *                      mip4_reverse -> tunnel to the home agent; the node is
- *                      the source, so the inner TTL is left alone.
+ *                      the source, so the inner TTL is left alone. Out of
+ *                      the tunnel's own device the packet then goes on
+ *                      (TC_ACT_OK), not redirected into it again.
  *   mip4_decap         ingress of any tunnel endpoint: protocol 4/47/55 from
  *                      a (local, peer) pair registered in mip4_peers is
  *                      stripped; anything else goes to the stack untouched.
@@ -386,9 +388,16 @@ static __always_inline __u32 overhead_of(__u8 encap, __u8 flags, int with_src)
 
 /* Encapsulate the IPv4 packet after the Ethernet header along tunnel t.
  * dec_ttl: this node forwards the inner packet (RFC 791: TTL - 1).
+ * leaving: at egress, the device the packet is leaving by (else 0): when it
+ * is the tunnel's own device (t->oif), the packet goes on out of it
+ * (TC_ACT_OK) with the Ethernet header the kernel gave it, rather than
+ * being redirected through the same device's queue and this hook again.
+ * The co-located node's datagrams reach its egress routed by table 435,
+ * whose one route is the route to the tunnel exit (the daemon copies it),
+ * so that header already names the outer packet's next hop.
  * Returns a TC verdict; on every slow path the packet is untouched. */
 static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel *t, __be32 key,
-				 __u32 dir, int dec_ttl)
+				 __u32 dir, int dec_ttl, __u32 leaving)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -548,6 +557,8 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 		return event(MIP4_EV_ENCAP, bpf_redirect(ifindex, 0));
 	}
+	if (t->oif && leaving == t->oif)
+		return event(MIP4_EV_ENCAP, TC_ACT_OK);
 	/* no neighbour entry yet, or oif mode: the kernel resolves the next hop */
 	return event(MIP4_EV_ENCAP, bpf_redirect_neigh(ifindex, NULL, 0, 0));
 }
@@ -591,7 +602,7 @@ int mip4_ha_encap(struct __sk_buff *skb)
 	t = bpf_map_lookup_elem(&mip4_bindings, &dst);
 	if (!t)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
-	return encap(skb, t, dst, MIP4_DIR_HA, 1);
+	return encap(skb, t, dst, MIP4_DIR_HA, 1, 0);
 }
 
 SEC("tc")
@@ -609,7 +620,7 @@ int mip4_reverse_encap(struct __sk_buff *skb)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
 	if (not_for_the_tunnel(ip, t))
 		return event(MIP4_EV_LOCAL, TC_ACT_OK);
-	return encap(skb, t, src, MIP4_DIR_REVERSE, 1);
+	return encap(skb, t, src, MIP4_DIR_REVERSE, 1, 0);
 }
 
 SEC("tc")
@@ -627,9 +638,10 @@ int mip4_host_encap(struct __sk_buff *skb)
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
 	if (not_for_the_tunnel(ip, t))
 		return event(MIP4_EV_LOCAL, TC_ACT_OK);
-	/* the encapsulated packet comes back through this hook with the
-	 * care-of address as its source: not in mip4_reverse, so it passes */
-	return encap(skb, t, src, MIP4_DIR_REVERSE, 0);
+	/* out of this device: on as it is (see encap()); redirected out of
+	 * another, the encapsulated packet passes that device's hook with the
+	 * care-of address as its source, not in mip4_reverse */
+	return encap(skb, t, src, MIP4_DIR_REVERSE, 0, skb->ifindex);
 }
 
 /* forward()'s slow path: the datagram goes to the stack as decapsulated,
@@ -1085,13 +1097,13 @@ int mip4_agent(struct __sk_buff *skb)
 	addr = ip->daddr;
 	t = bpf_map_lookup_elem(&mip4_bindings, &addr);
 	if (t)
-		return encap(skb, t, addr, MIP4_DIR_HA, 1);
+		return encap(skb, t, addr, MIP4_DIR_HA, 1, 0);
 	addr = ip->saddr;
 	t = bpf_map_lookup_elem(&mip4_reverse, &addr);
 	if (t) {
 		if (not_for_the_tunnel(ip, t))
 			return event(MIP4_EV_LOCAL, TC_ACT_OK);
-		return encap(skb, t, addr, MIP4_DIR_REVERSE, 1);
+		return encap(skb, t, addr, MIP4_DIR_REVERSE, 1, 0);
 	}
 	return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
 }

@@ -126,7 +126,7 @@ def test_minimal_without_source(plane: BpfPlane) -> None:
     pkt = inner(src=CN, dst=HOME)
     plane.set_reverse(CN, Tunnel(CN, COA, Encap.MINIMAL, oif=LO, mtu=1500))
     r = plane.test_run(Program.HOST_ENCAP, frame(pkt))
-    assert r.retval == TC_ACT_REDIRECT
+    assert r.retval == TC_ACT_OK  # out of the tunnel's device: sent on
     out = ip_of(r.data)
     outer = IPv4Header.decode(out)
     assert (outer.src, outer.dst, outer.protocol, outer.ttl) == (CN, COA, 55, 64)
@@ -197,7 +197,7 @@ def test_host_encap_leaves_the_ttl_alone(plane: BpfPlane) -> None:
     pkt = inner(src=HOME, dst=CN, ttl=1)
     plane.set_reverse(HOME, Tunnel(COA, HA, oif=LO, mtu=1500))
     r = plane.test_run(Program.HOST_ENCAP, frame(pkt))
-    assert r.retval == TC_ACT_REDIRECT
+    assert r.retval == TC_ACT_OK
     out = ip_of(r.data)
     assert out[20:] == pkt
     assert out == encapsulate_ipip(pkt, PyTunnel(COA, HA), forwarding=False, identification=0x1C46)
@@ -231,3 +231,25 @@ def test_binding_map_round_trip(plane: BpfPlane) -> None:
     assert list(plane.bindings()) == [A("10.0.0.6")]
     with pytest.raises(ValueError):
         Tunnel(HA, COA, Encap.IPIP, key=1).pack()
+
+
+@pytest.mark.parametrize("same_device", [True, False], ids=["its-device", "another-device"])
+def test_host_encap_sends_on_out_of_the_tunnels_own_device(
+    plane: BpfPlane, same_device: bool
+) -> None:
+    """At the co-located node's egress the datagram was routed by table 435, whose route is
+    the route to the home agent: leaving by the tunnel's device, the encapsulated packet goes
+    on (``TC_ACT_OK``) with the Ethernet header the kernel built for that next hop, not
+    redirected into the same device's queue and this hook again; leaving by another device,
+    it is redirected to the tunnel's (``bpf_redirect_neigh``: the kernel resolves the next
+    hop). Encapsulated and counted the same either way."""
+    pkt = inner(src=HOME, dst=CN)
+    plane.set_reverse(HOME, Tunnel(COA, HA, oif=LO if same_device else LO + 100, mtu=1500))
+    r = plane.test_run(Program.HOST_ENCAP, frame(pkt))
+    assert r.retval == (TC_ACT_OK if same_device else TC_ACT_REDIRECT)
+    assert r.data[:14] == frame(pkt)[:14]
+    assert ip_of(r.data) == encapsulate_ipip(
+        pkt, PyTunnel(COA, HA), forwarding=False, identification=0x1C46
+    )
+    assert plane.events()[Event.ENCAP] == 1
+    assert plane.counters() == {(HOME, Direction.REVERSE): Traffic(1, len(pkt))}

@@ -126,7 +126,13 @@ def test_report_says_what_was_left_behind() -> None:
         "nodes": 900,
         "probe_nodes": 100,
         "short": {"accepted": 900, "rate": 9000.0, "wall_s": 0.1},
-        "probe": {"seconds": 35.1, "rate": 4000.0, "accepted": 140000, "gap_max_ms": 4.5},
+        "probe": {
+            "seconds": 35.1,
+            "rate": 4000.0,
+            "accepted": 140000,
+            "gap_max_ms": 4.5,
+            "gap_max_waiting_ms": 1.25,
+        },
         "bindings_after": 100,
         "routes_after": 102,
     }
@@ -134,7 +140,8 @@ def test_report_says_what_was_left_behind() -> None:
     text = format_report(out)
     assert (
         "900 of 900 nodes registered again with lifetime 30 s (9,000/s) and let expire;"
-        " 100 probe nodes renewed 4,000/s over 35.1 s; longest silence 4.5 ms;"
+        " 100 probe nodes renewed 4,000/s over 35.1 s; longest silence 4.5 ms (1.2 ms of it"
+        " the generator waiting for a CPU);"
         " bindings after 100, routes 102" in text
     ), text
     assert "off the loop" not in text  # a base without the counters: nothing said
@@ -247,6 +254,7 @@ def test_all_but_the_probe_nodes_expire_and_their_routes_go(
     assert expire["probe"]["seconds"] >= 2 + expire["short"]["wall_s"]
     assert expire["probe"]["accepted"] > 0 and set(expire["probe"]["codes"]) == {"0"}
     assert expire["probe"]["gap_max_ms"] > 0
+    assert 0 <= expire["probe"]["gap_max_waiting_ms"] <= expire["probe"]["gap_max_ms"]
     assert expire["bindings_after"] == probe
     assert expire["routes_after"] == out["base"]["routes"] + probe
     # the expired bindings' routes went off the loop's thread, every one of them

@@ -230,6 +230,81 @@ def test_the_generator_reports_the_servers_longest_silence(tmp_path: Path) -> No
     assert 300 <= r["gap_max_ms"] <= r["elapsed_s"] * 1e3, r
 
 
+@needs_cc
+def test_the_generator_says_how_much_of_its_longest_silence_it_waited_for_a_cpu(
+    tmp_path: Path,
+) -> None:
+    """``--run-delay``: ``gap_max_waiting_ms``, the generator's own run delay within its
+    longest silence. The echo server pauses 300 ms once, and for that time a thread of this
+    process spins on the generator's CPU at a higher priority (the generator niced to 19,
+    both pinned to one CPU): the generator, waking from each nap, waits for that CPU for
+    most of the silence -- and never longer than the silence."""
+    import os
+    import threading
+
+    cpu = min(os.sched_getaffinity(0))
+    nodes = Nodes.for_count(4, seed=7)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as echo:
+        echo.bind(("127.0.0.1", 0))
+        echo.settimeout(0.2)
+        port = echo.getsockname()[1]
+        stop, spin = threading.Event(), threading.Event()
+
+        def hog() -> None:
+            os.sched_setaffinity(threading.get_native_id(), {cpu})
+            while not stop.is_set():  # bounded: stopped with the server
+                if spin.wait(0.05):
+                    end = time.monotonic() + 0.35
+                    while spin.is_set() and time.monotonic() < end:
+                        pass
+
+        def serve() -> None:
+            answered = 0
+            while not stop.is_set():  # bounded: the generator sends at most --max
+                try:
+                    data, peer = echo.recvfrom(2048)
+                except TimeoutError:
+                    continue
+                answered += 1
+                if answered == 50:
+                    spin.set()
+                    time.sleep(0.3)  # the pause, the request outstanding
+                    spin.clear()
+                echo.sendto(data, peer)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (hog, serve)]
+        for t in threads:
+            t.start()
+
+        def low_priority_on_the_cpu() -> None:
+            os.sched_setaffinity(0, {cpu})
+            os.nice(19)
+
+        argv = [str(build(tmp_path)), "--server", "127.0.0.1", "--port", str(port)]
+        argv += ["--nodes", "4", "--seed", "7", "--spi-base", str(nodes.spi_base)]
+        argv += ["--home-base", str(nodes.home_base), "--ha", str(nodes.home_agent)]
+        argv += ["--coa", "127.0.0.1", "--mode", "echo", "--duration", "10", "--timeout", "10"]
+        argv += ["--window", "1", "--max", "100", "--run-delay"]
+        try:
+            out = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=40,
+                check=True,
+                preexec_fn=low_priority_on_the_cpu,
+            )
+        finally:
+            stop.set()
+            spin.clear()
+            for t in threads:
+                t.join(5)
+    r = json.loads(out.stdout)
+    assert r["accepted"] == 100 and r["timeouts"] == 0, r
+    assert r["gap_max_ms"] >= 300, r
+    assert 150 <= r["gap_max_waiting_ms"] <= r["gap_max_ms"], r
+
+
 def test_report_carries_the_flood_figures() -> None:
     flood = {
         "rate": 150000.0,

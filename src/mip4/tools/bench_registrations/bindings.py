@@ -35,10 +35,13 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   then falls silent; the P nodes renew (4 requests outstanding) from then until L plus
   the time that pass took plus 5 s have gone, while the others' bindings expire at the
   home agent (its timer, one route delete each). The probe's longest silence is an upper
-  bound of the home agent's longest pause during the mass expiry. Then the bindings (from
-  ``mip4 status``, waited for until they are P, at most 60 s) and the main table's routes
-  (the base count plus P); from the home agent's counters, the longest one of its timer
-  calls took (since its start: here the expiry's) in wall time, and how much of that its
+  bound of the home agent's longest pause during the mass expiry; the probe also says how
+  much of that silence it was itself runnable and waiting for a CPU (its run delay from
+  ``schedstat``: the generator shares the CPUs with the home agent's threads). Then the
+  bindings (from ``mip4 status``, waited for until they are P, at most 60 s) and the main
+  table's routes (the base count plus P); from the home agent's counters, the longest
+  one of its timer calls took (since its start: here the expiry's) in wall time, and how
+  much of that its
   loop's thread sat on a run queue, runnable but without a CPU (``schedstat``'s run
   delay: other threads and processes, the softirqs in their own threads; time the host
   took from the running machine, steal, is not in it); the most
@@ -361,7 +364,7 @@ class BindingsBench(Bench):
         out["short"] = short
         seconds = min(600.0, life + short.get("wall_s", 0.0) + 5)
         c0, s0 = _cpu(pid), steal_jiffies()
-        r = self.loadgen("renew", 434, seconds, count=probe, window=min(4, probe))
+        r = self.loadgen("renew", 434, seconds, count=probe, window=min(4, probe), run_delay=True)
         s1 = steal_jiffies()
         out["probe"] = {
             "seconds": round(seconds, 1),
@@ -369,6 +372,7 @@ class BindingsBench(Bench):
             "accepted": int(r["accepted"]),
             "codes": r.get("codes"),
             "gap_max_ms": r.get("gap_max_ms"),
+            "gap_max_waiting_ms": r.get("gap_max_waiting_ms"),
             "ha_cpu_s": round(_cpu(pid) - c0, 2),
             "steal_pct": steal_pct(s0, s1),
         }
@@ -439,9 +443,15 @@ def _n(x: Any) -> str:
 
 def _silence(phase: dict[str, Any]) -> str:
     """The generator's longest wait for a reply with requests outstanding (the loadgen's
-    ``gap_max_ms``): an upper bound of the home agent's longest pause in the phase."""
+    ``gap_max_ms``): an upper bound of the home agent's longest pause in the phase; and,
+    where measured (the expiry's probe), how much of it the generator itself sat on a run
+    queue (``gap_max_waiting_ms``): that part is not the home agent's."""
     gap = phase.get("gap_max_ms")
-    return "" if gap is None else f"; longest silence {gap:,.1f} ms"
+    if gap is None:
+        return ""
+    waiting = phase.get("gap_max_waiting_ms")
+    mine = "" if waiting is None else f" ({waiting:,.1f} ms of it the generator waiting for a CPU)"
+    return f"; longest silence {gap:,.1f} ms{mine}"
 
 
 def _off_loop(deletes: dict[str, Any]) -> str:

@@ -52,11 +52,16 @@
  *
  * Output: one JSON object on stdout. "gap_max_ms" (closed-loop modes): the longest time
  * with requests outstanding and no reply arriving -- an upper bound of the server's longest
- * pause (the generator's own delays are in it too).
+ * pause (the generator's own delays are in it too). With --run-delay, also
+ * "gap_max_waiting_ms": how much of that longest silence the generator itself was runnable
+ * and waiting for a CPU (its run delay, the second field of /proc/thread-self/schedstat,
+ * read after each batch of replies; 0 and absent where the kernel has no schedstat): the
+ * part of the silence that is the generator's, not the server's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -277,7 +282,8 @@ static void usage(void) {
             "usage: loadgen --server IP --port N --home-base IP --ha IP --coa IP --nodes N\n"
             "  [--first I] [--seed S] [--spi-base N] [--mode first|renew|dereg|echo|forge]\n"
             "  [--duration S] [--max N] [--window N] [--lifetime S] [--timeout S]\n"
-            "  [--bind IP] [--flags N] [--dump N] [--rate N] [--sources N --source-base IP]\n");
+            "  [--bind IP] [--flags N] [--dump N] [--rate N] [--sources N --source-base IP]\n"
+            "  [--run-delay]\n");
     exit(2);
 }
 
@@ -288,6 +294,17 @@ static uint32_t parse_ip(const char *s) {
         exit(2);
     }
     return ntohl(a.s_addr);
+}
+
+/* the calling thread's run delay in seconds (time runnable, waiting for a CPU), or -1 */
+static double run_delay(int fd) {
+    char b[128];
+    unsigned long long on_cpu, waiting;
+    ssize_t k = fd < 0 ? -1 : pread(fd, b, sizeof b - 1, 0);
+    if (k <= 0) return -1;
+    b[k] = 0;
+    if (sscanf(b, "%llu %llu", &on_cpu, &waiting) != 2) return -1;
+    return waiting / 1e9;
 }
 
 static double cpu_seconds(void) {
@@ -305,6 +322,7 @@ int main(int argc, char **argv) {
     double duration = 2.0, timeout = 1.0, rate_limit = 0;
     long sources_n = 1;
     uint32_t source_base = 0;
+    int want_delay = 0;
     static struct option opts[] = {
         {"server", 1, 0, 's'}, {"port", 1, 0, 'p'},     {"home-base", 1, 0, 'h'},
         {"ha", 1, 0, 'a'},     {"coa", 1, 0, 'c'},      {"nodes", 1, 0, 'n'},
@@ -313,7 +331,7 @@ int main(int argc, char **argv) {
         {"window", 1, 0, 'w'}, {"lifetime", 1, 0, 'l'}, {"timeout", 1, 0, 't'},
         {"bind", 1, 0, 'b'},   {"dump", 1, 0, 'D'},     {"flags", 1, 0, 'F'},
         {"rate", 1, 0, 'r'},   {"sources", 1, 0, 'N'}, {"source-base", 1, 0, 'B'},
-        {0, 0, 0, 0}};
+        {"run-delay", 0, 0, 'R'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -338,6 +356,7 @@ int main(int argc, char **argv) {
         case 'r': rate_limit = strtod(optarg, NULL); break;
         case 'N': sources_n = strtol(optarg, NULL, 10); break;
         case 'B': source_base = parse_ip(optarg); break;
+        case 'R': want_delay = 1; break;
         default: usage();
         }
     }
@@ -515,6 +534,9 @@ int main(int argc, char **argv) {
      * of NAP_US among them) */
     double gap_max = 0, quiet_since = -1;
     double last_check = t0;
+    /* --run-delay: the generator's run delay when the silence began, and within the longest */
+    int rd_fd = want_delay ? open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC) : -1;
+    double quiet_rd = -1, gap_max_waiting = 0;
 
     while (1) {
         double t = now_mono();
@@ -555,7 +577,10 @@ int main(int argc, char **argv) {
                 node *n = &nodes[home - home_base - (uint32_t)first];
                 n->outstanding = 0;
             }
-            if (outstanding == 0 && k > 0) quiet_since = t;
+            if (outstanding == 0 && k > 0) {
+                quiet_since = t;
+                quiet_rd = run_delay(rd_fd);
+            }
             sent += k;
             outstanding += k;
         }
@@ -575,8 +600,13 @@ int main(int argc, char **argv) {
             continue;
         }
         t_last = now_mono();
-        if (quiet_since >= 0 && t_last - quiet_since > gap_max) gap_max = t_last - quiet_since;
+        double rd = run_delay(rd_fd);
+        if (quiet_since >= 0 && t_last - quiet_since > gap_max) {
+            gap_max = t_last - quiet_since;
+            gap_max_waiting = rd >= 0 && quiet_rd >= 0 ? rd - quiet_rd : 0;
+        }
         quiet_since = t_last;
+        quiet_rd = rd;
         for (int b = 0; b < r; b++) {
             uint8_t *p = rbuf[b];
             if (rmsg[b].msg_len < 20) {
@@ -625,6 +655,7 @@ int main(int argc, char **argv) {
            mode, nodes_n, sent, replies, accepted, timeouts, stray, send_errors, outstanding,
            late_accepted, elapsed, accepted / elapsed, cpu, gap_max * 1e3);
     if (many) printf("\"sources\": %ld, \"wrong_dst\": %ld, ", sources_n, wrong_dst);
+    if (rd_fd >= 0) printf("\"gap_max_waiting_ms\": %.3f, ", gap_max_waiting * 1e3);
     printf("\"codes\": {");
     int comma = 0;
     for (int i = 0; i < 256; i++)

@@ -326,12 +326,15 @@ class Bench:
         count: int | None = None,
         lifetime: int | None = None,
         window: int | None = None,
+        run_delay: bool = False,
     ) -> dict[str, Any]:
         """One generator run; with ``sources``, node j sends from and registers
         ``sources + j % --sources`` (its socket bound to 0.0.0.0: it receives the replies to
         all of them). ``first``, ``count``: the nodes ``first`` .. ``first + count - 1``
         only (default all); ``lifetime``: the requests' (default the generator's 1800 s);
-        ``window``: requests outstanding (default ``--window``)."""
+        ``window``: requests outstanding (default ``--window``); ``run_delay``: the
+        generator also reports how long it waited for a CPU within its longest silence
+        (``gap_max_waiting_ms``)."""
         n = self.nodes
         server, coa, local = (
             (FA_VISITED, FA_VISITED, GEN_VISITING) if via_fa else (n.home_agent, LINK_GEN, LINK_GEN)
@@ -352,6 +355,8 @@ class Bench:
         argv += ["--spi-base", str(n.spi_base), "--duration", f"{duration:g}"]
         argv += ["--window", str(window or self.opts.window), "--timeout", f"{timeout:g}"]
         argv += ["--max", str(max_requests or self.opts.max_requests)]
+        if run_delay:
+            argv.append("--run-delay")
         r = subprocess.run(
             ["ip", "netns", "exec", self.ns_gen, *argv],
             capture_output=True,

@@ -386,6 +386,33 @@ static __always_inline __u32 overhead_of(__u8 encap, __u8 flags, int with_src)
 	}
 }
 
+/* The length of the largest segment the kernel will cut from a GSO packet
+ * whose IPv4 header is ip: its headers and gso_size bytes of payload (TCP:
+ * the TCP header's own length; UDP GSO: 8), never more than the packet; 0
+ * when it cannot be told here (another protocol, a header out of reach): such
+ * a packet's segments are not checked, as the kernel does not check them on
+ * a redirect either. A route lookup given this length (bpf_fib_lookup's
+ * tot_len) holds every segment to the next hop's MTU, as ip_forward does with
+ * skb_gso_validate_network_len. */
+static __always_inline __u32 gso_segment_len(const struct __sk_buff *skb, const struct iphdr *ip,
+					     const void *data_end)
+{
+	__u32 hlen = (ip->ihl & 0xf) * 4, tot = bpf_ntohs(ip->tot_len), l4, seg;
+	const __u8 *p = (const __u8 *)ip + hlen;
+
+	if (ip->protocol == IPPROTO_TCP) {
+		if ((const void *)(p + 13) > data_end)
+			return 0;
+		l4 = (p[12] >> 4) * 4;
+	} else if (ip->protocol == IPPROTO_UDP) {
+		l4 = 8;
+	} else {
+		return 0;
+	}
+	seg = hlen + l4 + skb->gso_size;
+	return tot && seg > tot ? tot : seg; /* tot_len 0: a BIG TCP packet */
+}
+
 /* Encapsulate the IPv4 packet after the Ethernet header along tunnel t.
  * dec_ttl: this node forwards the inner packet (RFC 791: TTL - 1).
  * leaving: at egress, the device the packet is leaving by (else 0): when it
@@ -406,7 +433,7 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	struct bpf_fib_lookup fib = {};
 	__u8 encap = t->encap, tflags = t->flags;
 	__u16 inner_len, frag, old_word;
-	__u32 overhead, ifindex, mtu;
+	__u32 overhead, ifindex, mtu, out_len;
 	int gso = skb->gso_size != 0, with_src = 0, fragment;
 	__be32 orig_src, orig_dst;
 	__u8 proto, tos, ttl;
@@ -442,13 +469,15 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	id = ip->id;
 	ttl = ip->ttl - (dec_ttl ? 1 : 0);
 
-	/* Route to the tunnel exit before touching the packet. A GSO packet is
-	 * checked by the kernel's segmentation (adjust_room shrinks gso_size by
-	 * the overhead); anything else must fit as one packet. */
+	/* Route to the tunnel exit before touching the packet, holding it to the
+	 * route's MTU: as one packet, or (GSO) each segment: adjust_room shrinks
+	 * gso_size by the overhead, so an outer segment is as long as the inner
+	 * one is now (gso_segment_len; 0: not checked). */
+	out_len = gso ? gso_segment_len(skb, ip, data_end) : inner_len + overhead;
 	if (t->oif) {
 		ifindex = t->oif;
 		mtu = t->mtu ? t->mtu : 1500;
-		if (!gso && inner_len + overhead > mtu)
+		if (out_len > mtu)
 			return event(MIP4_EV_SLOW_TOO_BIG, TC_ACT_OK);
 	} else {
 		fib.family = AF_INET;
@@ -456,7 +485,7 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 		fib.l4_protocol = encap == MIP4_ENCAP_GRE ? IPPROTO_GRE
 				  : encap == MIP4_ENCAP_MINIMAL ? IPPROTO_MINIMAL
 								: IPPROTO_IPIP;
-		fib.tot_len = gso ? 0 : inner_len + overhead;
+		fib.tot_len = out_len;
 		fib.ipv4_src = t->local;
 		fib.ipv4_dst = t->remote;
 		fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
@@ -663,9 +692,8 @@ static __always_inline int to_stack(__u32 why)
  * processes them), a TTL that expires here (time exceeded), a datagram too
  * big for the next hop (fragmentation needed, or fragmented), no route
  * (unreachable), forwarding off, and a destination that is local, broadcast
- * or multicast. A GSO packet's segments are not checked against the next
- * hop's MTU (tot_len 0: the kernel checks the device's as on redirect), as
- * for the segments of an encapsulated one. Like the forward direction's
+ * or multicast. A GSO packet is held to the next hop's MTU segment by
+ * segment (gso_segment_len), as ip_forward holds it. Like the forward direction's
  * redirect, this skips the stack's netfilter forward and postrouting hooks,
  * its XFRM forward policy and its reverse-path filter (the daemon's
  * fast_path_forwarding = false leaves all of it to the stack). The slow paths
@@ -688,7 +716,7 @@ static __always_inline int forward(struct __sk_buff *skb)
 	fib.family = AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
-	fib.tot_len = skb->gso_size ? 0 : bpf_ntohs(ip->tot_len);
+	fib.tot_len = skb->gso_size ? gso_segment_len(skb, ip, data_end) : bpf_ntohs(ip->tot_len);
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
@@ -788,8 +816,8 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u8 proto, __u32 glen
 	struct bpf_fib_lookup fib = {};
 	struct mip4_tunnel *t;
 	struct iphdr *in;
-	__u16 old_word, tot, inner_len, mtu;
-	__u32 ifindex;
+	__u16 old_word, inner_len, mtu;
+	__u32 ifindex, tot, seg;
 	__be16 *g;
 	__be32 dst;
 	long rc = 0;
@@ -817,18 +845,23 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u8 proto, __u32 glen
 		    bpf_ntohs(g[0]) != want || glen != (want ? 8 : 4))
 			return -1;
 	}
+	/* as one packet, or (GSO: gso_size stays) each segment with this header */
 	tot = bpf_ntohs(o->tot_len);
+	if (skb->gso_size) {
+		seg = gso_segment_len(skb, in, data_end);
+		tot = seg ? sizeof(*o) + glen + seg : 0;
+	}
 	inner_len = bpf_ntohs(in->tot_len);
 	if (t->oif) {
 		ifindex = t->oif;
 		mtu = t->mtu ? t->mtu : 1500;
-		if (!skb->gso_size && tot > mtu)
+		if (tot > mtu)
 			return -1;
 	} else {
 		fib.family = AF_INET;
 		fib.tos = in->tos;
 		fib.l4_protocol = proto;
-		fib.tot_len = skb->gso_size ? 0 : tot;
+		fib.tot_len = tot;
 		fib.ipv4_src = t->local;
 		fib.ipv4_dst = t->remote;
 		fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;

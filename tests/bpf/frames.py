@@ -73,6 +73,27 @@ def inner(
     ).encode()
 
 
+def tcp(src: A = CN, dst: A = HOME, *, payload_len: int = 2, options: int = 0) -> bytes:
+    """A TCP segment's IPv4 datagram (DF, TTL 64): a 20-byte TCP header plus ``options``
+    4-byte words of options (data offset 5 + options), ``payload_len`` bytes of data (the
+    TCP checksum is not computed: nothing here reads it)."""
+    doff = 5 + options
+    header = (
+        (40000).to_bytes(2, "big")
+        + (80).to_bytes(2, "big")
+        + (1).to_bytes(4, "big")
+        + (0).to_bytes(4, "big")
+        + bytes([doff << 4, 0x18])
+        + (65535).to_bytes(2, "big")
+        + b"\0\0\0\0"
+        + b"\x01" * (4 * options)
+    )
+    body = bytes(i & 0xFF for i in range(payload_len))
+    return IPv4Packet.build(
+        src, dst, IPProtocol.TCP, header + body, identification=0x1C46, flags=IPFlags.DF
+    ).encode()
+
+
 def frame(packet: bytes | bytearray) -> bytes:
     return ETH + bytes(packet)
 

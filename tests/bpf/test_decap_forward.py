@@ -44,7 +44,7 @@ from mip4.io.bpf.plane import (
 )
 from mip4.wire.ip import IPv4Packet
 
-from .frames import CN, COA, ETH, HA, HOME, frame, in_private_netns, inner, ip_of, rfc1071
+from .frames import CN, COA, ETH, HA, HOME, frame, in_private_netns, inner, ip_of, rfc1071, tcp
 
 LO = 1
 OWN = A("192.0.2.1")  #: the home agent's address on the correspondent's link
@@ -340,3 +340,27 @@ def test_without_the_flag_nothing_is_sent_on() -> None:
         assert plane.events()[Event.ENCAP] == 0
 
     _between_nodes("ipip", TUNNELS["ipip"], body, flag=False)
+
+
+@pytest.mark.parametrize(("gso_size", "sent_on"), [(1440, True), (1441, False)])
+def test_node_to_node_gso_segments_are_held_to_the_routes_mtu(gso_size: int, sent_on: bool) -> None:
+    """Sent on in place, a GSO packet keeps its gso_size, so each outer segment is the outer
+    header, the inner IP and TCP headers and gso_size bytes: at most the MTU of the route to
+    the care-of address (fw0's 1500) or not sent on in place. (Not sent on, it is
+    decapsulated as before -- which a test run's GSO packet of no type cannot be: left
+    untouched, slow_adjust.)"""
+    datagram = tcp(HOME, HOME2, payload_len=2900)
+    tunnelled = bytes(encapsulate_ipip(datagram, PyTunnel(COA, HA), forwarding=False))
+
+    def body(plane: BpfPlane, link: Link) -> None:
+        r = plane.test_run(Program.DECAP, frame(tunnelled), gso_size=gso_size, gso_segs=3)
+        ev = plane.events()
+        if sent_on:
+            assert r.retval == TC_ACT_REDIRECT
+            assert ip_of(r.data)[16:20] == COA2.packed
+            assert (ev[Event.ENCAP], ev[Event.SLOW_ADJUST]) == (1, 0), ev
+        else:
+            assert (r.retval, r.data) == (TC_ACT_OK, frame(tunnelled))
+            assert (ev[Event.ENCAP], ev[Event.SLOW_ADJUST]) == (0, 1), ev
+
+    _between_nodes("ipip", TUNNELS["ipip"], body)

@@ -30,7 +30,7 @@ from mip4.io.bpf.plane import (
 from mip4.wire.ip import IPFlags, IPv4Header, IPv4Packet
 from mip4.wire.tunnel import GREHeader, MinimalForwardingHeader
 
-from .frames import CN, COA, ETH, HA, HOME, frame, inner, ip_of
+from .frames import CN, COA, ETH, HA, HOME, frame, inner, ip_of, tcp
 
 LO = 1  # oif mode through the loopback: test runs never transmit
 
@@ -175,6 +175,38 @@ def test_gso_packet_is_never_half_done(plane: BpfPlane, encap: Encap) -> None:
     assert ev[Event.SLOW_ADJUST] == 1 and ev[Event.ENCAP] == 0
     assert ev[Event.MINIMAL_FALLBACK] == (1 if encap is Encap.MINIMAL else 0)
     assert plane.counters() == {}
+
+
+@pytest.mark.parametrize(
+    ("case", "gso_size", "too_big"),
+    [
+        ("tcp", 1360, False),
+        ("tcp", 1361, True),
+        ("tcp-options", 1348, False),  # 12 bytes of TCP options in every segment
+        ("tcp-options", 1349, True),
+        ("udp", 1372, False),
+        ("udp", 1373, True),
+    ],
+)
+def test_gso_segments_are_held_to_the_tunnels_mtu(
+    plane: BpfPlane, case: str, gso_size: int, too_big: bool
+) -> None:
+    """Each outer segment of a GSO packet must fit the tunnel's MTU (1400 here): the kernel
+    cuts outer segments as long as the inner ones are now (adjust_room shrinks gso_size by
+    the overhead): the IP header, the TCP header (its data offset) or UDP's 8 bytes, and
+    gso_size bytes. One byte over is the slow path, untouched: the stack sends fragmentation
+    needed (RFC 2003 §5.1); at the limit the packet goes on to the encapsulation, which a
+    test run's GSO packet of no type cannot pass (slow_adjust): the check came first."""
+    pkt = (
+        inner(payload_len=3000)
+        if case == "udp"
+        else tcp(payload_len=3000, options=3 if case == "tcp-options" else 0)
+    )
+    plane.set_binding(HOME, Tunnel(HA, COA, oif=LO, mtu=1400))
+    r = plane.test_run(Program.HA_ENCAP, frame(pkt), gso_size=gso_size, gso_segs=3)
+    assert (r.retval, r.data) == (TC_ACT_OK, frame(pkt))
+    ev = plane.events()
+    assert (ev[Event.SLOW_TOO_BIG], ev[Event.SLOW_ADJUST]) == ((1, 0) if too_big else (0, 1))
 
 
 def test_reverse_tunnel_from_the_visitor_interface(plane: BpfPlane) -> None:

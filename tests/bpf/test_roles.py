@@ -311,6 +311,8 @@ def test_colocated_node_decapsulates_and_reverse_tunnels(
                 assert by_program >= 3 and by_kernel == 0, hev
             else:
                 assert by_kernel >= 3 and by_program == 0, hev
+            # the upload's GSO packets were held to the MTUs, segment by segment, and fit
+            assert mplane.events()[Event.SLOW_TOO_BIG] == hev[Event.SLOW_TOO_BIG] == 0
             _user_space_idle(hio)
             _user_space_idle(mio)
 
@@ -358,7 +360,7 @@ def test_node_to_node_through_the_home_agent(
         mio.executor.execute(
             UseColocatedAddress("g0", COA2, HA, HOME2, encapsulation, reverse_tunnel=True)
         )
-        assert hio.fast_path is not None
+        assert hio.fast_path and fio.fast_path and mio.fast_path
         hplane = hio.fast_path.plane
         assert _echo(mn, mn2, home=HOME2)
         assert _echo(mn2, mn, home=HOME)
@@ -372,6 +374,8 @@ def test_node_to_node_through_the_home_agent(
         # every datagram between the two nodes sent on by the program, none to the stack
         assert hev[Event.ENCAP] == hev[Event.DECAP_FORWARD] > 2 * size // 65536, hev
         assert hev[Event.DECAP] == 0, hev
+        for plane in (hplane, mio.fast_path.plane, fio.fast_path.plane):  # segments fit
+            assert plane.events()[Event.SLOW_TOO_BIG] == 0
         for io in (hio, fio, mio):
             _user_space_idle(io)
         # and each node still talks with the correspondent

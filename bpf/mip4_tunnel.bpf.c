@@ -413,6 +413,52 @@ static __always_inline __u32 gso_segment_len(const struct __sk_buff *skb, const 
 	return tot && seg > tot ? tot : seg; /* tot_len 0: a BIG TCP packet */
 }
 
+/* The route to tunnel t's exit for a packet of len bytes (a GSO packet: its
+ * largest segment; 0: not held to an MTU), looked up before the packet is
+ * touched: out of t->oif against its MTU (oif mode: the kernel resolves the
+ * next hop, *rc NO_NEIGH), or bpf_fib_lookup from the interface the packet
+ * came in on. Returns 0 with fib->ifindex the device to leave by, or the
+ * slow path's reason (an event). */
+static __always_inline __u32 route_to_exit(struct __sk_buff *skb, const struct mip4_tunnel *t,
+					   __u8 tos, __u8 proto, __u32 len,
+					   struct bpf_fib_lookup *fib, long *rc)
+{
+	if (t->oif) {
+		fib->ifindex = t->oif;
+		*rc = BPF_FIB_LKUP_RET_NO_NEIGH;
+		return len > (t->mtu ? t->mtu : 1500) ? MIP4_EV_SLOW_TOO_BIG : 0;
+	}
+	fib->family = AF_INET;
+	fib->tos = tos;
+	fib->l4_protocol = proto;
+	fib->tot_len = len;
+	fib->ipv4_src = t->local;
+	fib->ipv4_dst = t->remote;
+	fib->ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+	*rc = bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	if (*rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return MIP4_EV_SLOW_TOO_BIG;
+	if (*rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return MIP4_EV_SLOW_FWD_DISABLED;
+	if ((*rc != BPF_FIB_LKUP_RET_SUCCESS && *rc != BPF_FIB_LKUP_RET_NO_NEIGH) || !fib->ifindex)
+		return MIP4_EV_SLOW_NO_ROUTE;
+	return 0;
+}
+
+/* Out of fib->ifindex to the next hop a route lookup found: to its hardware
+ * addresses when the kernel knew them (rc SUCCESS), else through the
+ * kernel's neighbour resolution (no entry yet, or oif mode). */
+static __always_inline long to_next_hop(struct ethhdr *eth, const struct bpf_fib_lookup *fib,
+					long rc)
+{
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+		return bpf_redirect(fib->ifindex, 0);
+	}
+	return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
+}
+
 /* Encapsulate the IPv4 packet after the Ethernet header along tunnel t.
  * dec_ttl: this node forwards the inner packet (RFC 791: TTL - 1).
  * leaving: at egress, the device the packet is leaving by (else 0): when it
@@ -433,7 +479,7 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	struct bpf_fib_lookup fib = {};
 	__u8 encap = t->encap, tflags = t->flags;
 	__u16 inner_len, frag, old_word;
-	__u32 overhead, ifindex, mtu, out_len;
+	__u32 overhead, out_len, slow;
 	int gso = skb->gso_size != 0, with_src = 0, fragment;
 	__be32 orig_src, orig_dst;
 	__u8 proto, tos, ttl;
@@ -474,31 +520,13 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	 * gso_size by the overhead, so an outer segment is as long as the inner
 	 * one is now (gso_segment_len; 0: not checked). */
 	out_len = gso ? gso_segment_len(skb, ip, data_end) : inner_len + overhead;
-	if (t->oif) {
-		ifindex = t->oif;
-		mtu = t->mtu ? t->mtu : 1500;
-		if (out_len > mtu)
-			return event(MIP4_EV_SLOW_TOO_BIG, TC_ACT_OK);
-	} else {
-		fib.family = AF_INET;
-		fib.tos = tos;
-		fib.l4_protocol = encap == MIP4_ENCAP_GRE ? IPPROTO_GRE
-				  : encap == MIP4_ENCAP_MINIMAL ? IPPROTO_MINIMAL
-								: IPPROTO_IPIP;
-		fib.tot_len = out_len;
-		fib.ipv4_src = t->local;
-		fib.ipv4_dst = t->remote;
-		fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
-		rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return event(MIP4_EV_SLOW_TOO_BIG, TC_ACT_OK);
-		if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
-			return event(MIP4_EV_SLOW_FWD_DISABLED, TC_ACT_OK);
-		if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) ||
-		    !fib.ifindex)
-			return event(MIP4_EV_SLOW_NO_ROUTE, TC_ACT_OK);
-		ifindex = fib.ifindex;
-	}
+	slow = route_to_exit(skb, t, tos,
+			     encap == MIP4_ENCAP_GRE       ? IPPROTO_GRE
+			     : encap == MIP4_ENCAP_MINIMAL ? IPPROTO_MINIMAL
+							   : IPPROTO_IPIP,
+			     out_len, &fib, &rc);
+	if (slow)
+		return event(slow, TC_ACT_OK);
 
 	/* Make room after the Ethernet header. The ENCAP flags set the GSO
 	 * type so the kernel segments a GSO packet as IPIP/GRE; a failure
@@ -581,15 +609,9 @@ static __always_inline int encap(struct __sk_buff *skb, const struct mip4_tunnel
 	count(key, dir, inner_len);
 	if (dir == MIP4_DIR_REVERSE && dec_ttl) /* a foreign agent's visitor */
 		account(key, 0, inner_len);
-	if (!t->oif && rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		return event(MIP4_EV_ENCAP, bpf_redirect(ifindex, 0));
-	}
 	if (t->oif && leaving == t->oif)
 		return event(MIP4_EV_ENCAP, TC_ACT_OK);
-	/* no neighbour entry yet, or oif mode: the kernel resolves the next hop */
-	return event(MIP4_EV_ENCAP, bpf_redirect_neigh(ifindex, NULL, 0, 0));
+	return event(MIP4_EV_ENCAP, to_next_hop(eth, &fib, rc));
 }
 
 static __always_inline struct iphdr *ipv4_of(struct __sk_buff *skb)
@@ -733,12 +755,7 @@ static __always_inline int forward(struct __sk_buff *skb)
 	old_word = *(__u16 *)&ip->ttl;
 	ip->ttl -= 1;
 	ip->check = csum_replace2(ip->check, old_word, *(__u16 *)&ip->ttl);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		return event(MIP4_EV_DECAP_FORWARD, bpf_redirect(fib.ifindex, 0));
-	}
-	return event(MIP4_EV_DECAP_FORWARD, bpf_redirect_neigh(fib.ifindex, NULL, 0, 0));
+	return event(MIP4_EV_DECAP_FORWARD, to_next_hop(eth, &fib, rc));
 }
 
 /* The decapsulated datagram (after the Ethernet header) goes to a visitor's
@@ -816,8 +833,8 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u8 proto, __u32 glen
 	struct bpf_fib_lookup fib = {};
 	struct mip4_tunnel *t;
 	struct iphdr *in;
-	__u16 old_word, inner_len, mtu;
-	__u32 ifindex, tot, seg;
+	__u16 old_word, inner_len;
+	__u32 tot, seg;
 	__be16 *g;
 	__be32 dst;
 	long rc = 0;
@@ -852,25 +869,8 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u8 proto, __u32 glen
 		tot = seg ? sizeof(*o) + glen + seg : 0;
 	}
 	inner_len = bpf_ntohs(in->tot_len);
-	if (t->oif) {
-		ifindex = t->oif;
-		mtu = t->mtu ? t->mtu : 1500;
-		if (tot > mtu)
-			return -1;
-	} else {
-		fib.family = AF_INET;
-		fib.tos = in->tos;
-		fib.l4_protocol = proto;
-		fib.tot_len = tot;
-		fib.ipv4_src = t->local;
-		fib.ipv4_dst = t->remote;
-		fib.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
-		rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-		if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) ||
-		    !fib.ifindex)
-			return -1;
-		ifindex = fib.ifindex;
-	}
+	if (route_to_exit(skb, t, in->tos, proto, tot, &fib, &rc))
+		return -1;
 	/* (bpf_fib_lookup leaves the packet's pointers valid) */
 	old_word = *(__u16 *)&in->ttl;
 	in->ttl -= 1;
@@ -890,12 +890,7 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u8 proto, __u32 glen
 	account(dst, 1, inner_len);
 	count(dst, MIP4_DIR_HA, inner_len);
 	event(MIP4_EV_DECAP_FORWARD, 0);
-	if (!t->oif && rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		return event(MIP4_EV_ENCAP, bpf_redirect(ifindex, 0));
-	}
-	return event(MIP4_EV_ENCAP, bpf_redirect_neigh(ifindex, NULL, 0, 0));
+	return event(MIP4_EV_ENCAP, to_next_hop(eth, &fib, rc));
 }
 
 /* Strip the tunnel header of ip (protocol 4/47/55, from the registered peer
@@ -921,12 +916,6 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		if (!source_bound(peer, *(__be32 *)(l4 + 12), ip->daddr, remote))
 			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
-		if (peer->flags & MIP4_PF_FORWARD) {
-			int r = hairpin(skb, IPPROTO_IPIP, 0, remote);
-
-			if (r >= 0)
-				return r;
-		}
 		strip = hlen;
 	} else if (ip->protocol == IPPROTO_GRE) {
 		__u16 gflags;
@@ -961,12 +950,6 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 			return event(MIP4_EV_DECAP_BAD, TC_ACT_OK);
 		if (!source_bound(peer, *(__be32 *)(l4 + glen + 12), ip->daddr, remote))
 			return event(MIP4_EV_DECAP_NOT_BOUND, TC_ACT_OK);
-		if (peer->flags & MIP4_PF_FORWARD) {
-			int r = hairpin(skb, IPPROTO_GRE, glen, remote);
-
-			if (r >= 0)
-				return r;
-		}
 		strip = hlen + glen;
 	} else {
 		/* RFC 2004 §3: rebuild the original header in front of the
@@ -1008,6 +991,13 @@ static __always_inline int decap(struct __sk_buff *skb, struct iphdr *ip,
 					BPF_F_ADJ_ROOM_FIXED_GSO))
 			return event(MIP4_EV_ERROR, TC_ACT_SHOT);
 		return deliver(skb, peer->flags);
+	}
+	/* IP in IP or GRE: another bound node's may go on in place */
+	if (peer->flags & MIP4_PF_FORWARD) {
+		int r = hairpin(skb, ip->protocol, strip - hlen, remote);
+
+		if (r >= 0)
+			return r;
 	}
 	inner_len = bpf_ntohs(ip->tot_len) - strip;
 	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))

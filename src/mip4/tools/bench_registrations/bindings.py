@@ -41,10 +41,9 @@ default (65,536), ``[io] fast_path_capacity = --nodes`` (written by
   bindings (from ``mip4 status``, waited for until they are P, at most 60 s) and the main
   table's routes (the base count plus P); from the home agent's counters, the longest
   one of its timer calls took (since its start: here the expiry's) in wall time, and how
-  much of that its
-  loop's thread sat on a run queue, runnable but without a CPU (``schedstat``'s run
-  delay: other threads and processes, the softirqs in their own threads; time the host
-  took from the running machine, steal, is not in it); the most
+  much of that its loop's thread sat on a run queue, runnable but without a CPU
+  (``schedstat``'s run delay: other threads and processes, the softirqs in their own
+  threads; time the host took from the running machine, steal, is not in it); the most
   CPU time its loop's thread spent in one (the call's own work, without the time it waited
   for the GIL, a CPU or the host), how many of its timer calls went past 10 ms (in wall
   time; in CPU time; and only for want of a CPU: less than 10 ms once the run-queue wait

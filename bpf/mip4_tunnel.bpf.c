@@ -17,7 +17,9 @@
  *                      reverse tunnel -- one hook does all three (the first
  *                      TC_ACT_OK of a filter ends classification, so separate
  *                      filters could not share the hook). It also answers ARP
- *                      requests for the addresses in mip4_proxy (proxy ARP).
+ *                      requests for the addresses in mip4_proxy (proxy ARP),
+ *                      and relays a visitor's usual registration renewal and
+ *                      its home agent's reply (foreign agent, see below).
  *   mip4_ha_encap      ingress of the home agent's home-link/upstream devices:
  *                      destination in mip4_bindings -> tunnel to the care-of
  *                      address (RFC 5944 §4.2.3), inner TTL - 1.
@@ -96,6 +98,38 @@
  * ARP request (PNEIGH_HASHMASK): at tens of thousands of mobile nodes away,
  * its scans took a third of the home agent's CPU; a hash map does not.
  *
+ * Registration relay (foreign agent, issue 13): most Registration Requests a
+ * foreign agent hears are its visitors renewing what they have, and most
+ * replies its home agents' acceptances. Relaying one through the daemon costs
+ * tens of microseconds of CPU; mip4_agent relays the usual one itself. The
+ * daemon writes, per visitor's home address, mip4_relay: the first 16 bytes of
+ * the request it registered (type, flags, lifetime, home address, home agent,
+ * care-of address) and the addresses, ports, interface and hardware addresses
+ * of both legs. A request (UDP to port 434, RFC 5944 §3.3) that repeats those
+ * 16 bytes from the same visitor -- its interface, hardware address, IP
+ * source, the agent's address it was sent to, UDP source port, IP TTL 255
+ * when it asked for a reverse tunnel (RFC 3024 §4.2.1) -- with the usual
+ * layout (the fixed part and one MN-HA extension, RFC 5944 §3.5.2; no IP
+ * options, not a fragment) is relayed as the daemon would relay it (§3.7.2.2:
+ * from the agent's address and port to the home agent's port 434, the payload
+ * unchanged; IP TTL 64, TOS 0; the UDP checksum updated, RFC 1624), and its
+ * Identification kept as pending. A reply (from port 434, §3.4) accepting it
+ * (code 0 or 1, lifetime non-zero; the fixed part and MN-HA, nothing after:
+ * a reply with FA-HA is verified by the daemon) from the same home agent,
+ * whose low-order 32 bits of Identification match the pending request's
+ * (§3.7.3.1), is relayed to the visitor (§3.7.3.2: from the agent's address
+ * and port 434 to the visitor's address and port, at its hardware address,
+ * out of its interface). The daemon's engine keeps its exact state (pending
+ * list, visitor list, counters, lifetimes) by replaying each relayed datagram
+ * as it came in, which the program copies into the ring buffer mip4_relayed;
+ * no room there, nothing is relayed. The MN-HA authenticator is not checked
+ * here (the home agent checks it, RFC 5944 §3.8.2.1) nor is it by a foreign
+ * agent's daemon; the renewal's lifetime, flags and addresses are those the
+ * daemon accepted already. Anything else -- another layout, a change, a
+ * denial, a first registration, a deregistration, a bad IP header checksum,
+ * a frame for another host or with a VLAN tag -- goes on untouched, to the
+ * daemon's general path.
+ *
  * Minimal encapsulation has no kernel GSO handler and RFC 2004 §3 forbids it
  * for fragments: such packets are sent IP in IP instead (the peer must
  * accept IP in IP, which every RFC 5944 mobility agent does) unless the
@@ -107,6 +141,7 @@
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -217,7 +252,11 @@ enum mip4_event {
 	MIP4_EV_LOCAL = 17, /* from a reverse-tunnelled source to us, or multi/broadcast */
 	MIP4_EV_PROXY_ARP = 18, /* an ARP request for a proxied address answered */
 	MIP4_EV_DECAP_FORWARD = 19, /* decapsulated and forwarded (MIP4_PF_FORWARD) */
-	MIP4_EV_MAX = 20,
+	MIP4_EV_RELAY_REQUEST = 20, /* a visitor's request relayed to its home agent */
+	MIP4_EV_RELAY_REPLY = 21,   /* a home agent's reply relayed to the visitor */
+	MIP4_EV_RELAY_RING_FULL = 22, /* would have relayed, but no room in mip4_relayed:
+				       * left to the stack untouched */
+	MIP4_EV_MAX = 23,
 };
 
 /* mip4_proxy: answer ARP for addr on the interface ifindex (RFC 5944 §4.6) */
@@ -229,6 +268,58 @@ struct mip4_proxy_key {
 struct mip4_proxy {
 	__u8 mac[6]; /* that interface's own hardware address: the answer */
 	__u8 pad[2];
+};
+
+#define MIP4_RF_TTL255 0x01 /* relay: the request must arrive with IP TTL 255 */
+
+/* mip4_relay (key: a visitor's home address): the kernel relays the visitor's
+ * renewal that repeats its registered request (foreign agent, issue 13).
+ * Addresses and ports in network order. */
+struct mip4_relay {
+	__u8 request[16];  /* the registered request's bytes 0..15: type 1, flags,
+			    * lifetime, home address, home agent, care-of address */
+	__be32 node;	   /* the visitor's IP address: its request's source, the
+			    * reply's destination */
+	__be32 agent;	   /* the address it sent the request to: the request's IP
+			    * destination, the reply's source */
+	__be32 relay_src;  /* the relayed request's IP source (the reply's IP
+			    * destination) */
+	__u32 ifindex;	   /* the visitor's interface (where its request must arrive;
+			    * where the reply leaves) */
+	__be16 node_port;  /* the visitor's UDP source port (the reply's destination
+			    * port) */
+	__be16 relay_port; /* the relayed request's UDP source port (the reply's
+			    * destination port at the agent) */
+	__u8 node_mac[6];  /* the visitor's hardware address: the request's Ethernet
+			    * source, the reply's destination */
+	__u8 own_mac[6];   /* the visitor interface's own hardware address: the
+			    * reply's Ethernet source */
+	__u8 flags;	   /* MIP4_RF_* */
+	__u8 pad[3];
+	/* written by the program */
+	__u8 pending[8];   /* the Identification of the request relayed last and not
+			    * yet answered */
+	__u32 pending_set; /* 1: pending holds one */
+	__u32 pad2;
+};
+
+enum mip4_relayed_kind {
+	MIP4_RELAYED_REQUEST = 1, /* a request relayed to the home agent (its type) */
+	MIP4_RELAYED_REPLY = 3,	  /* a reply relayed to the visitor (its type) */
+};
+
+/* One record of the ring buffer mip4_relayed: a datagram the program relayed,
+ * as it came in (the foreign agent's engine replays it). */
+struct mip4_relayed {
+	__u32 ifindex;	     /* the interface it came in on */
+	__u8 kind;	     /* enum mip4_relayed_kind */
+	__u8 ttl;	     /* its IP TTL as it came in */
+	__u16 len;	     /* bytes of payload used: 46 (request) or 42 (reply) */
+	__be32 saddr, daddr; /* its IP addresses as it came in */
+	__be16 sport, dport; /* its UDP ports as it came in */
+	__u8 mac[6];	     /* its Ethernet source as it came in */
+	__u8 pad[2];
+	__u8 payload[48];    /* the UDP payload as it came in */
 };
 
 /* ---- maps ------------------------------------------------------------- */
@@ -288,6 +379,37 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } mip4_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __be32);
+	__type(value, struct mip4_relay);
+} mip4_relay SEC(".maps");
+
+/* 1 MiB: some 11,900 records (76 bytes and the ring's 8-byte header each),
+ * the relays of more than a tenth of a second at 100,000 a second between two
+ * reads by the daemon; when it is full, the datagrams go to the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} mip4_relayed SEC(".maps");
+
+/* The daemon is woken (its epoll descriptor made readable) only once 64
+ * records wait: it reads the ring anyway before each read of its socket and
+ * before each of its timers, so a record never waits past its next input or
+ * its next advertisement, and a woken daemon applies tens of records at once
+ * instead of one or two per wakeup (a wakeup costs it more than a record).
+ * A record takes its size and the ring's 8-byte header, rounded up to 8; the
+ * data available counts the one being submitted. */
+#define MIP4_RELAYED_WAKE (64 * ((sizeof(struct mip4_relayed) + 8 + 7) & ~7UL))
+
+static __always_inline __u64 relayed_wakeup(void)
+{
+	return bpf_ringbuf_query(&mip4_relayed, BPF_RB_AVAIL_DATA) >= MIP4_RELAYED_WAKE
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1090,6 +1212,261 @@ static __always_inline int proxy_arp(struct __sk_buff *skb)
 	return event(MIP4_EV_PROXY_ARP, bpf_redirect(k.ifindex, 0));
 }
 
+/* ---- registration relay (foreign agent, issue 13; see the header) ---------- */
+
+#define MIP_PORT 434	/* RFC 5944 §3.1 */
+#define MIP4_EXT_MN_HA 32 /* Mobile-Home Authentication extension, RFC 5944 §3.5.2 */
+#define MIP4_AUTH_LEN 20  /* its Length: SPI (4) and a 16-byte authenticator */
+/* the usual layouts: the fixed part and one MN-HA extension (2 + 20 bytes) */
+#define RRQ_LEN (24 + 2 + MIP4_AUTH_LEN) /* RFC 5944 §3.3 */
+#define RRP_LEN (20 + 2 + MIP4_AUTH_LEN) /* RFC 5944 §3.4 */
+
+/* RFC 1624 eqn. 3 for a 32-bit field, to add to ~HC: ~m + m', word by word
+ * (as loaded: the one's complement sum does not depend on the byte order). */
+static __always_inline __u32 csum_diff4(__be32 old, __be32 new)
+{
+	return (__u32)(__u16)~old + (__u16)~(old >> 16) + (new & 0xffff) + (new >> 16);
+}
+
+static __always_inline __u32 csum_diff2(__be16 old, __be16 new)
+{
+	return (__u32)(__u16)~old + new;
+}
+
+/* The UDP checksum after changes whose csum_diff*() sum is diff (RFC 1624
+ * eqn. 3): no checksum (0, RFC 768) stays none; a result of 0 is sent as all
+ * ones (RFC 768). */
+static __always_inline __u16 udp_csum_replace(__u16 check, __u32 diff)
+{
+	__u16 c;
+
+	if (!check)
+		return 0;
+	c = csum_fold((__u16)~check + diff);
+	return c ? c : 0xffff;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] &&
+	       a[5] == b[5];
+}
+
+/* The datagram after the Ethernet header is a plain IPv4/UDP datagram of len
+ * bytes of payload, as the stack would take it for this host: a valid header
+ * checksum (ip_rcv drops the others), no options, not a fragment, the IP and
+ * UDP lengths those of the usual layout, not a frame for another host's
+ * hardware address (ip_rcv drops it) nor VLAN-tagged (for the VLAN's device). */
+static __always_inline int plain_udp(const struct __sk_buff *skb, const struct iphdr *ip,
+				     const struct udphdr *udp, __u32 len)
+{
+	return ip->ihl == 5 && !(bpf_ntohs(ip->frag_off) & (IP_MF | IP_OFFMASK)) &&
+	       bpf_ntohs(ip->tot_len) == sizeof(*ip) + sizeof(*udp) + len &&
+	       bpf_ntohs(udp->len) == sizeof(*udp) + len && skb->pkt_type != PACKET_OTHERHOST &&
+	       !skb->vlan_present && ip_csum20(ip) == 0;
+}
+
+/* The record of a relayed datagram, from its headers as they came in; the
+ * caller copies the payload (a constant length). */
+static __always_inline void relayed_headers(struct mip4_relayed *rec, const struct __sk_buff *skb,
+					    const struct ethhdr *eth, const struct iphdr *ip,
+					    const struct udphdr *udp, __u8 kind, __u16 len)
+{
+	rec->ifindex = skb->ingress_ifindex;
+	rec->kind = kind;
+	rec->ttl = ip->ttl;
+	rec->len = len;
+	rec->saddr = ip->saddr;
+	rec->daddr = ip->daddr;
+	rec->sport = udp->source;
+	rec->dport = udp->dest;
+	__builtin_memcpy(rec->mac, eth->h_source, ETH_ALEN);
+	rec->pad[0] = 0;
+	rec->pad[1] = 0;
+}
+
+/* A visitor's renewal (UDP to port 434, type 1) that repeats the request in
+ * its mip4_relay entry, from the same visitor: relayed to its home agent as
+ * the daemon relays it (RFC 5944 §3.7.2.2), the datagram copied into
+ * mip4_relayed first. Returns -1, the packet untouched, for anything else. */
+static __always_inline int relay_request(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct udphdr *udp = (void *)(ip + 1);
+	__u8 *p = (void *)(udp + 1);
+	struct bpf_fib_lookup fib = {};
+	struct mip4_relayed *rec;
+	struct mip4_relay *r;
+	__be32 home, ha, old_src, old_dst;
+	__be16 old_port;
+	__u32 diff;
+	long rc, verdict;
+
+	if ((void *)(p + RRQ_LEN) > data_end || !plain_udp(skb, ip, udp, RRQ_LEN))
+		return -1;
+	home = *(__be32 *)(p + 4);
+	r = bpf_map_lookup_elem(&mip4_relay, &home);
+	if (!r)
+		return -1;
+	/* the visitor (where, from which hardware and IP address and port, to
+	 * the agent's address it registered through), the same request (type,
+	 * flags, lifetime, home address, home agent, care-of address: nothing to
+	 * check again), then MN-HA (RFC 5944 §3.5.2) and, for a reverse tunnel,
+	 * IP TTL 255 (RFC 3024 §4.2.1: else the daemon denies it, 76) */
+	if (skb->ingress_ifindex != r->ifindex || !mac_eq(eth->h_source, r->node_mac) ||
+	    ip->saddr != r->node || ip->daddr != r->agent || udp->source != r->node_port)
+		return -1;
+	if (*(__u32 *)p != *(__u32 *)r->request || *(__u32 *)(p + 4) != *(__u32 *)(r->request + 4) ||
+	    *(__u32 *)(p + 8) != *(__u32 *)(r->request + 8) ||
+	    *(__u32 *)(p + 12) != *(__u32 *)(r->request + 12))
+		return -1;
+	if (p[24] != MIP4_EXT_MN_HA || p[25] != MIP4_AUTH_LEN)
+		return -1;
+	if ((r->flags & MIP4_RF_TTL255) && ip->ttl != 255)
+		return -1;
+	/* the route to the home agent from the agent's address, before anything
+	 * is touched (as the agent's own datagram would take it) */
+	ha = *(__be32 *)(r->request + 8);
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = r->relay_port;
+	fib.dport = bpf_htons(MIP_PORT);
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = r->relay_src;
+	fib.ipv4_dst = ha;
+	fib.ifindex = skb->ingress_ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || !fib.ifindex)
+		return -1;
+	/* the engine must see every relayed datagram: no room, no relay */
+	rec = bpf_ringbuf_reserve(&mip4_relayed, sizeof(*rec), 0);
+	if (!rec)
+		return event(MIP4_EV_RELAY_RING_FULL, TC_ACT_OK);
+	/* (bpf_fib_lookup and bpf_ringbuf_reserve leave the packet's pointers valid) */
+	relayed_headers(rec, skb, eth, ip, udp, MIP4_RELAYED_REQUEST, RRQ_LEN);
+	__builtin_memcpy(rec->payload, p, RRQ_LEN);
+	__builtin_memset(rec->payload + RRQ_LEN, 0, sizeof(rec->payload) - RRQ_LEN);
+
+	/* RFC 5944 §3.7.2.2: from the agent to the home agent's port 434, the
+	 * payload as it came; the Identification and DF as they came */
+	old_src = ip->saddr;
+	old_dst = ip->daddr;
+	old_port = udp->source;
+	ip->tos = 0;
+	ip->ttl = DEFAULT_TTL;
+	ip->saddr = r->relay_src;
+	ip->daddr = ha;
+	ip->check = 0;
+	ip->check = ip_csum20(ip);
+	udp->source = r->relay_port;
+	diff = csum_diff4(old_src, ip->saddr) + csum_diff4(old_dst, ha) +
+	       csum_diff2(old_port, udp->source);
+	udp->check = udp_csum_replace(udp->check, diff);
+
+	verdict = to_next_hop(eth, &fib, rc);
+	if (verdict != TC_ACT_REDIRECT) {
+		bpf_ringbuf_discard(rec, 0);
+		return event(MIP4_EV_ERROR, TC_ACT_SHOT);
+	}
+	/* RFC 5944 §3.7.1: pending, until the reply. (A visitor's datagrams come
+	 * in on one CPU while they hash to one receive queue; were two of its
+	 * requests relayed at once on two CPUs, pending would hold either's low
+	 * word, and a reply to the other would go to the daemon.) */
+	__builtin_memcpy(r->pending, p + 16, sizeof(r->pending));
+	r->pending_set = 1;
+	bpf_ringbuf_submit(rec, relayed_wakeup());
+	return event(MIP4_EV_RELAY_REQUEST, verdict);
+}
+
+/* A home agent's reply (UDP from port 434, type 3) accepting the request
+ * relayed last for a visitor in mip4_relay: relayed to the visitor as the
+ * daemon relays it (RFC 5944 §3.7.3.2), the datagram copied into
+ * mip4_relayed first. Returns -1, the packet untouched, for anything else. */
+static __always_inline int relay_reply(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct udphdr *udp = (void *)(ip + 1);
+	__u8 *p = (void *)(udp + 1);
+	struct mip4_relayed *rec;
+	struct mip4_relay *r;
+	__be32 home, old_src, old_dst;
+	__be16 old_port;
+	__u32 diff;
+
+	/* the usual layout: no FA-HA (the daemon verifies it, RFC 5944 §3.7.3.1) */
+	if ((void *)(p + RRP_LEN) > data_end || !plain_udp(skb, ip, udp, RRP_LEN))
+		return -1;
+	/* accepted (codes 0, 1), not a deregistration's acceptance (lifetime 0) */
+	if (p[1] > 1 || (p[2] | p[3]) == 0 || p[20] != MIP4_EXT_MN_HA || p[21] != MIP4_AUTH_LEN)
+		return -1;
+	home = *(__be32 *)(p + 4);
+	r = bpf_map_lookup_elem(&mip4_relay, &home);
+	if (!r)
+		return -1;
+	/* to the relayed request's source address and port, answering it: the
+	 * low-order 32 bits of the Identification (RFC 5944 §3.7.3.1), the home
+	 * agent it was relayed to */
+	if (ip->daddr != r->relay_src || udp->dest != r->relay_port || r->pending_set != 1 ||
+	    *(__u32 *)(p + 16) != *(__u32 *)(r->pending + 4) ||
+	    *(__u32 *)(p + 8) != *(__u32 *)(r->request + 8))
+		return -1;
+	rec = bpf_ringbuf_reserve(&mip4_relayed, sizeof(*rec), 0);
+	if (!rec)
+		return event(MIP4_EV_RELAY_RING_FULL, TC_ACT_OK);
+	relayed_headers(rec, skb, eth, ip, udp, MIP4_RELAYED_REPLY, RRP_LEN);
+	__builtin_memcpy(rec->payload, p, RRP_LEN);
+	__builtin_memset(rec->payload + RRP_LEN, 0, sizeof(rec->payload) - RRP_LEN);
+
+	/* RFC 5944 §3.7.3.2: from the agent's address the visitor sent to and
+	 * port 434 to the visitor's address and port, at its hardware address,
+	 * with the header the agent's own link-layer sender writes (ID 0, no
+	 * flags, TOS 0, TTL 64: mip4.io.rawsock) */
+	old_src = ip->saddr;
+	old_dst = ip->daddr;
+	old_port = udp->dest;
+	ip->tos = 0;
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = DEFAULT_TTL;
+	ip->saddr = r->agent;
+	ip->daddr = r->node;
+	ip->check = 0;
+	ip->check = ip_csum20(ip);
+	udp->dest = r->node_port;
+	diff = csum_diff4(old_src, ip->saddr) + csum_diff4(old_dst, ip->daddr) +
+	       csum_diff2(old_port, udp->dest);
+	udp->check = udp_csum_replace(udp->check, diff);
+	__builtin_memcpy(eth->h_dest, r->node_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, r->own_mac, ETH_ALEN);
+
+	r->pending_set = 0;
+	bpf_ringbuf_submit(rec, relayed_wakeup());
+	return event(MIP4_EV_RELAY_REPLY, bpf_redirect(r->ifindex, 0));
+}
+
+/* The registration relay for a UDP datagram: a verdict, or -1 (untouched:
+ * the caller goes on). Anything not to or from port 434 costs one test. */
+static __always_inline int relay(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	struct udphdr *udp = (void *)(ip + 1);
+	__u8 *p = (void *)(udp + 1);
+
+	if ((void *)(p + 1) > data_end)
+		return -1;
+	if (udp->dest == bpf_htons(MIP_PORT) && p[0] == 1)
+		return relay_request(skb);
+	if (udp->source == bpf_htons(MIP_PORT) && p[0] == 3)
+		return relay_reply(skb);
+	return -1;
+}
+
 SEC("tc")
 int mip4_agent(struct __sk_buff *skb)
 {
@@ -1106,6 +1483,12 @@ int mip4_agent(struct __sk_buff *skb)
 		    eth->h_proto == bpf_htons(ETH_P_ARP))
 			return proxy_arp(skb);
 		return event(MIP4_EV_NOT_OURS, TC_ACT_OK);
+	}
+	if (ip->protocol == IPPROTO_UDP) {
+		int r = relay(skb, ip);
+
+		if (r >= 0)
+			return r;
 	}
 	if (is_tunnel(ip)) {
 		pk.local = ip->daddr;

@@ -98,6 +98,50 @@ def frame(packet: bytes | bytearray) -> bytes:
     return ETH + bytes(packet)
 
 
+def ether(dst: bytes, src: bytes, packet: bytes | bytearray) -> bytes:
+    """An Ethernet II frame (IPv4) from ``src`` to ``dst`` carrying ``packet``."""
+    return dst + src + b"\x08\x00" + bytes(packet)
+
+
+def udp_datagram(
+    src: A,
+    dst: A,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    *,
+    checksum: int = 0,
+    ttl: int = 64,
+    tos: int = 0,
+    identification: int = 0,
+    df: bool = False,
+    mf: bool = False,
+    frag_offset: int = 0,
+    options: bytes = b"",
+) -> bytes:
+    """An IPv4 datagram carrying a UDP header and ``payload``; the UDP checksum field is
+    ``checksum`` as given (the caller computes it; 0: none, RFC 768)."""
+    flags = (IPFlags.DF if df else IPFlags(0)) | (IPFlags.MF if mf else IPFlags(0))
+    header = (
+        sport.to_bytes(2, "big")
+        + dport.to_bytes(2, "big")
+        + (8 + len(payload)).to_bytes(2, "big")
+        + checksum.to_bytes(2, "big")
+    )
+    return IPv4Packet.build(
+        src,
+        dst,
+        IPProtocol.UDP,
+        header + payload,
+        ttl=ttl,
+        tos=tos,
+        identification=identification,
+        flags=flags,
+        fragment_offset=frag_offset,
+        options=options,
+    ).encode()
+
+
 def ip_of(data: bytes) -> bytes:
     """The IPv4 packet of a frame (after the Ethernet header)."""
     assert data[12:14] == b"\x08\x00"

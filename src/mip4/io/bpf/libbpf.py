@@ -1,6 +1,8 @@
 """libbpf (Debian's ``libbpf1``, ABI ≥ 1.0) through ctypes: the few calls the tc-BPF plane
 needs, nothing more -- object open/load/close, program type and fd, map fd and pin path, map
-element operations, the tc hook API, ``bpf_prog_test_run_opts`` and the CPU count.
+element operations, the tc hook API, ``bpf_prog_test_run_opts``, the CPU count, and a BPF ring
+buffer's consumer (``ring_buffer__new`` and its kin: libbpf maps the ring and reads its records;
+the caller's :data:`RING_BUFFER_SAMPLE_FN` gets each one).
 
 No ELF is parsed here: libbpf reads the object. Every libbpf ≥ 1.0 call returns ``-errno``
 (integers) or ``NULL`` with ``errno`` set (pointers); :func:`check` turns both into
@@ -171,12 +173,25 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
     "bpf_tc_query": (_I, [_P, _P]),
     "bpf_prog_test_run_opts": (_I, [_I, _P]),
     "libbpf_num_possible_cpus": (_I, []),
+    # struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb,
+    #                                      void *ctx, const struct ring_buffer_opts *opts)
+    "ring_buffer__new": (_P, [_I, _P, _P, _P]),
+    "ring_buffer__consume": (_I, [_P]),
+    "ring_buffer__epoll_fd": (_I, [_P]),
+    "ring_buffer__free": (None, [_P]),
     "libbpf_set_print": (_P, [_P]),
 }
 
 #: ``int (*)(enum libbpf_print_level, const char *fmt, va_list ap)``; on x86-64 and arm64
 #: a ``va_list`` argument is passed as a pointer.
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+#: ``int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)``: one record of a
+#: ring buffer (``data``: its ``size`` bytes, valid during the call). A negative return
+#: stops ``ring_buffer__consume`` after this record (consumed), which returns it.
+RING_BUFFER_SAMPLE_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
+)
 
 #: libbpf's last messages, for the error of a failed call.
 LOG_TAIL: deque[str] = deque(maxlen=60)
@@ -245,6 +260,7 @@ __all__ = [
     "BPF_TC_EGRESS",
     "BPF_TC_F_REPLACE",
     "BPF_TC_INGRESS",
+    "RING_BUFFER_SAMPLE_FN",
     "BpfError",
     "BpfTcHook",
     "BpfTcOpts",

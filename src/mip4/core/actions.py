@@ -204,6 +204,39 @@ class RemoveVisitor:
     interface: str
 
 
+@dataclass(frozen=True)
+class RelayInKernel:
+    """Issue 13: let the kernel relay the visitor's usual renewal (the foreign agent's
+    tc-BPF program, :mod:`mip4.core.fa_kernel`): a Registration Request that repeats
+    ``request`` -- the registered request's first 16 bytes (type, flags, lifetime, home
+    address, home agent, care-of address; RFC 5944 §3.3) -- with one MN-HA extension and
+    nothing after it, from ``node``:``node_port`` at ``link_address`` on ``interface`` to
+    ``agent`` (with IP TTL 255 when ``ttl_255``), is sent on to the home agent from
+    ``relay_source``:``relay_port``; the home agent's acceptance of it goes back to the
+    node from ``agent``:434 at ``link_address``. Each datagram so relayed comes back to the
+    engine as a :class:`~mip4.core.events.RelayedByKernel`. Replaces an earlier one for
+    the home address."""
+
+    home_address: IPv4Address
+    request: bytes
+    node: IPv4Address
+    node_port: int
+    agent: IPv4Address
+    interface: str
+    link_address: bytes
+    relay_source: IPv4Address
+    relay_port: int
+    ttl_255: bool
+
+
+@dataclass(frozen=True)
+class StopRelayInKernel:
+    """Issue 13: the kernel no longer relays anything for ``home_address`` (every datagram
+    of it comes to the engine)."""
+
+    home_address: IPv4Address
+
+
 # ----------------------------------------------------------------------------------------
 # Mobile node (RFC 5944 §4.2.1, §4.6)
 # ----------------------------------------------------------------------------------------
@@ -348,6 +381,7 @@ class LeaveForeignAgent:
 #: core does not import it)
 DEBUG = 10
 INFO = 20
+WARNING = 30
 
 
 @dataclass(frozen=True)
@@ -374,6 +408,8 @@ Action = (
     | GratuitousArp
     | InstallVisitor
     | RemoveVisitor
+    | RelayInKernel
+    | StopRelayInKernel
     | AwayFromHome
     | UseForeignAgent
     | UseColocatedAddress

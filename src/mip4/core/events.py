@@ -142,8 +142,20 @@ class HandoffTrigger:
     new_agent: IPv4Address
 
 
+@dataclass(frozen=True)
+class RelayedByKernel:
+    """Issue 13: the datagram whose UDP payload is ``payload`` was relayed by the kernel on
+    a :class:`~mip4.core.actions.RelayInKernel` -- a visitor's request sent on to its home
+    agent (type 1), or the home agent's acceptance sent on to the visitor (type 3), its
+    addressing the entry's. The foreign agent applies it as it would have had the datagram
+    come to it, and sends nothing: that was done (:mod:`mip4.core.fa_kernel`)."""
+
+    payload: bytes
+
+
 Event = (
     UdpReceived
+    | RelayedByKernel
     | IcmpReceived
     | LinkUp
     | LinkDown

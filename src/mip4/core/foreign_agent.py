@@ -151,7 +151,7 @@ from mip4.wire.messages import (
     decode_message,
 )
 
-from . import fa_aaa, fa_reply, fa_revoke
+from . import fa_aaa, fa_kernel, fa_reply, fa_revoke
 from .actions import (
     DEBUG,
     INFO,
@@ -160,6 +160,7 @@ from .actions import (
     Encapsulation,
     InstallVisitor,
     Log,
+    RelayInKernel,
     RemoveVisitor,
     SendUdp,
 )
@@ -302,6 +303,22 @@ class ForeignAgent:
         self.fast_replies = 0
         #: the fast path's reading of ``config`` (mip4.core.fa_relay)
         self._fast_config: FastConfig | None = None
+        #: issue 13 (:mod:`mip4.core.fa_kernel`): the I/O shell's kernel relays the usual
+        #: renewal (``RelayInKernel`` actions) and gives back what it relayed
+        #: (``RelayedByKernel``); ``False``, the default: every datagram comes here
+        self.kernel_relay = False
+        #: the home addresses the kernel relays for (integer key), and what it was told
+        self._kernel: dict[int, RelayInKernel] = {}
+        #: reconfigured: the next input stops every kernel relay first
+        self._kernel_stale = False
+        #: datagrams the kernel relayed (requests, replies), applied here
+        self.kernel_requests = 0
+        self.kernel_replies = 0
+        #: of those: requests the engine had stopped relaying for when they came back (a
+        #: changed request overtook them: not applied); datagrams the fast path would not
+        #: take (applied by the general path)
+        self.kernel_superseded = 0
+        self.kernel_general = 0
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -312,6 +329,8 @@ class ForeignAgent:
         :mod:`mip4.daemon.reload`); visitors, pending requests and advertisements stay."""
         self.config = config
         self._tables = dataclasses.replace(self._tables, config=config)
+        if self._kernel:  # what the kernel was told was decided on the old configuration
+            self._kernel_stale = True
 
     @property
     def visitors(self) -> VisitorListView:
@@ -385,6 +404,11 @@ class ForeignAgent:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one input; never raises (one error boundary, see the module docstring)."""
+        if self.kernel_relay:  # issue 13: the usual renewal relayed by the kernel
+            return fa_kernel.handle(self, event, now)
+        return self._handle(event, now)
+
+    def _handle(self, event: Event, now: float) -> list[Action]:
         if self.relay_fast_path and type(event) is UdpReceived and event.payload:
             kind = event.payload[0]  # a Registration Request (1) or Reply (3)
             if kind == 1 or kind == 3:
@@ -488,6 +512,11 @@ class ForeignAgent:
 
     def handle_timer(self, now: float) -> list[Action]:
         """Advertise, time out pending requests (78), expire visitors."""
+        if self.kernel_relay:
+            return fa_kernel.handle_timer(self, now)
+        return self._handle_timer(now)
+
+    def _handle_timer(self, now: float) -> list[Action]:
         return error_boundary("fa", self._counters, lambda out: self._on_timer(now, out))
 
     def _on_timer(self, now: float, actions: list[Action]) -> None:

@@ -67,7 +67,7 @@ def test_families_equal_the_status_snapshot(role: str) -> None:
     assert of(s, "mip4_fast_path_total") == {
         ("mip4_fast_path_total", (("path", path),)): c[key] for path, key in FAST_PATHS if key in c
     }
-    assert len(of(s, "mip4_fast_path_total")) == {"ha3": 2, "fa": 2, "mn": 0}[role]
+    assert len(of(s, "mip4_fast_path_total")) == {"ha3": 2, "fa": 4, "mn": 0}[role]
     if "foreign_agent" in status:
         assert s[("mip4_visitors", ())] == len(status["foreign_agent"]["visitors"])
     if "mobile_node" in status:

@@ -223,6 +223,16 @@ class IOSection:
     #: firewall, NAT of home addresses or IPsec policy must see that traffic. The
     #: foreign agent and the mobile node ignore it.
     fast_path_forwarding: bool = True
+    #: Foreign agent with the bpf plane (issue 13): the program relays a visitor's usual
+    #: renewal -- a request that repeats the registered one, with only MN-HA, and the home
+    #: agent's acceptance of it -- instead of the daemon (two datagrams each way in
+    #: Python, the most of a relaying agent's CPU), and gives each one back to the agent,
+    #: which keeps its visitor list, pending requests, counters and logs as if it had
+    #: relayed them. Never for a visitor with MN-FA or a home agent with FA-HA (an HMAC
+    #: per datagram), nor with AAA, accounting, challenges, revocation or handovers
+    #: configured. ``false``: the daemon relays every datagram. The home agent and the
+    #: mobile node ignore it.
+    fast_path_relay: bool = True
 
     def __post_init__(self) -> None:
         if self.tun_name is not None and not 0 < len(self.tun_name.encode()) <= 15:

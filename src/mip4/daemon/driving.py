@@ -24,10 +24,12 @@ from mip4.core.actions import (
     InstallVisitor,
     Log,
     ProxyArp,
+    RelayInKernel,
     RemoveBinding,
     RemoveVisitor,
     SendIcmp,
     SendUdp,
+    StopRelayInKernel,
 )
 from mip4.core.events import Event
 from mip4.io.driver import Engine as DrivenEngine
@@ -61,6 +63,8 @@ _PASSED_ON: frozenset[type[Action]] = frozenset(
         SendIcmp,
         InstallVisitor,
         RemoveVisitor,
+        RelayInKernel,
+        StopRelayInKernel,
         InstallBinding,
         RemoveBinding,
         ProxyArp,

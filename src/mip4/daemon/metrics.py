@@ -65,6 +65,8 @@ FAST_PATHS = (
     ("first_registration", "fast_first_registrations"),
     ("relayed_request", "fast_relayed_requests"),
     ("relayed_reply", "fast_relayed_replies"),
+    ("kernel_relayed_request", "kernel_relayed_requests"),
+    ("kernel_relayed_reply", "kernel_relayed_replies"),
 )
 
 

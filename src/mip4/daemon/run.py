@@ -264,6 +264,7 @@ def open_io(cfg: DaemonConfig, engine: Engine, journal: Journal | None = None) -
             # links only (the home agents' replies on the other links are not copied)
             link_source_interfaces=tuple(link.interface for link in engine.config.links),
             batch_udp=True,  # issue 13: a read's relays to the home agents in one sendmmsg
+            bpf_relay=io.fast_path_relay,  # issue 13: the usual renewal relayed by the kernel
             **common,
         )
     mn = engine.config

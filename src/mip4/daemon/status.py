@@ -237,6 +237,11 @@ def counters(
     elif isinstance(engine, ForeignAgent):  # issue 13: what the relay fast path relayed
         snap["fast_relayed_requests"] = engine.fast_requests
         snap["fast_relayed_replies"] = engine.fast_replies
+        # of those, or of the general path's: what the kernel relayed (fa_kernel)
+        snap["kernel_relayed_requests"] = engine.kernel_requests
+        snap["kernel_relayed_replies"] = engine.kernel_replies
+        snap["kernel_relayed_superseded"] = engine.kernel_superseded
+        snap["kernel_relayed_general"] = engine.kernel_general
     snap["driver"] = dict(driver or {})
     snap["executor"] = dict(executor or {})
     snap["forwarder"] = dict(forwarder or {})
@@ -451,6 +456,13 @@ def render_text(s: JSON) -> str:
         lines.append(
             f"  fast relayed: {c['fast_relayed_requests']} requests,"
             f" {c['fast_relayed_replies']} replies"
+        )
+    if c.get("kernel_relayed_requests") or c.get("kernel_relayed_replies"):
+        lines.append(
+            f"  relayed by the kernel: {c['kernel_relayed_requests']} requests,"
+            f" {c['kernel_relayed_replies']} replies"
+            f" ({c.get('kernel_relayed_superseded', 0)} superseded,"
+            f" {c.get('kernel_relayed_general', 0)} by the general path)"
         )
     return "\n".join(lines)
 

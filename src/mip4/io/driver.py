@@ -182,6 +182,9 @@ class EngineDriver:
         #: later deadline keeps the timer, which then wakes early and re-arms)
         self._armed = 0.0
         self._readers: list[int] = []
+        #: issue 13: events to feed before each timer call (the foreign agent: what its
+        #: kernel relayed since the last read)
+        self.before_timer: Callable[[], list[Event]] | None = None
         self.closed = False
         #: feeding the events of one reader callback: re-arm once, after the last
         self._batch = False
@@ -284,6 +287,18 @@ class EngineDriver:
         if self._deadline is not None and now < self._deadline:
             self._rearm()  # woke early
             return
+        if self.before_timer is not None:
+            # issue 13: what the foreign agent's kernel relayed reaches the engine before
+            # its timeouts and expiries run (a renewal it holds must not expire)
+            try:
+                early = self.before_timer()
+            except Exception:
+                self.stats["reader_errors"] += 1
+                log.exception("reading before the timer failed")
+                early = []
+            if early:
+                self._feed_events(early)
+                now = self.clock()
         stats = self.stats
         stats["timers"] += 1
         sched = self._schedstat
@@ -373,24 +388,28 @@ class EngineDriver:
                 self.stats["reader_errors"] += 1
                 log.exception("reading fd %d failed", fileno)
                 return
-            if not events:
-                return
-            self._batch = True
-            outer = self._hold()
-            try:
-                if self.plain_feed():
-                    self._feed_read(events)
-                else:
-                    for ev in events:
-                        self.feed(ev)
-            finally:
-                if outer:
-                    self._release()
-                self._batch = False
-                self._rearm()
+            if events:
+                self._feed_events(events)
 
         self.loop.add_reader(fileno, ready)
         self._readers.append(fileno)
+
+    def _feed_events(self, events: Sequence[Event]) -> None:
+        """One reader callback's ``events``: fed in one batch, the actions held, the timer
+        re-armed once after the last."""
+        self._batch = True
+        outer = self._hold()
+        try:
+            if self.plain_feed():
+                self._feed_read(events)
+            else:
+                for ev in events:
+                    self.feed(ev)
+        finally:
+            if outer:
+                self._release()
+            self._batch = False
+            self._rearm()
 
     def add_steered_readers(
         self,

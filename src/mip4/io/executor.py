@@ -42,6 +42,11 @@ are kept by :class:`mip4.io.edge_ends.EdgeEnds` (the executor's ``edges``).
                              rule sends the visitor's own datagrams into the TUN device,
                              and they are tunnelled to the home agent (RFC 3024)
 ``RemoveVisitor``            the reverse
+``RelayInKernel``            the bpf fast path's ``mip4_relay`` entry: the program relays the
+                             visitor's usual renewal (issue 13, :mod:`mip4.core.fa_kernel`);
+                             without a fast path (or a full map) nothing: every datagram
+                             then comes to the engine, as without it
+``StopRelayInKernel``        that entry deleted
 ``AwayFromHome``             the home subnet's on-link route withdrawn from the interface
                              and ARP kept quiet about the home address (RFC 5944 §4.6),
                              before the node registers (until ``AtHome``)
@@ -94,11 +99,13 @@ from mip4.core.actions import (
     LeaveForeignAgent,
     Log,
     ProxyArp,
+    RelayInKernel,
     RemoveBinding,
     RemoveEdgeTunnel,
     RemoveVisitor,
     SendIcmp,
     SendUdp,
+    StopRelayInKernel,
     UseColocatedAddress,
     UseForeignAgent,
 )
@@ -107,7 +114,7 @@ from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.wire.packets import ipv4_packet
 
 from .bpf.agent import FastPath, overhead
-from .bpf.plane import Visitor
+from .bpf.plane import Relay, Visitor
 from .edge_ends import EdgeEnds
 from .executor_arp import ArpActions, _Repeats
 from .executor_bindings import BindingActions
@@ -676,6 +683,37 @@ class LinuxExecutor(ArpActions, BindingActions):
             stack.callback(f"bpf visitor {a.home_address}", undo_fast)
         # ---- end bpf plane ----
 
+    def relay_in_kernel(self, a: RelayInKernel) -> None:
+        """The fast path relays the visitor's usual renewal (issue 13); without one, or with
+        its map full, nothing (counted: ``relay_not_in_kernel``) -- the datagrams then
+        come to the engine, which relays them itself."""
+        fast = self.fast_path
+        if fast is None:
+            self.stats["relay_not_in_kernel"] += 1
+            return
+        index = self.ns.index(a.interface)
+        own = self._own_link.get(index)
+        if own is None:
+            own = self._own_link[index] = self.ns.link_address(a.interface)
+        relay = Relay(
+            request=a.request,
+            node=a.node,
+            agent=a.agent,
+            relay_source=a.relay_source,
+            ifindex=index,
+            node_port=a.node_port,
+            relay_port=a.relay_port,
+            node_mac=a.link_address,
+            own_mac=own,
+            ttl_255=a.ttl_255,
+        )
+        if not fast.relay(a.home_address, relay):
+            self.stats["relay_not_in_kernel"] += 1
+
+    def stop_relay_in_kernel(self, a: StopRelayInKernel) -> None:
+        if self.fast_path is not None:
+            self.fast_path.stop_relay(a.home_address)
+
     def remove_visitor(self, a: RemoveVisitor) -> None:
         self._fwd("RemoveVisitor")
         known = self._visitors.pop(int(a.home_address), None)
@@ -888,6 +926,8 @@ _HANDLERS: dict[type, Callable[[LinuxExecutor, Any], None]] = {
     RemoveBinding: LinuxExecutor.remove_binding,
     InstallVisitor: LinuxExecutor.install_visitor,
     RemoveVisitor: LinuxExecutor.remove_visitor,
+    RelayInKernel: LinuxExecutor.relay_in_kernel,
+    StopRelayInKernel: LinuxExecutor.stop_relay_in_kernel,
     AwayFromHome: LinuxExecutor.away_from_home,
     UseForeignAgent: LinuxExecutor.use_foreign_agent,
     UseColocatedAddress: LinuxExecutor.use_colocated_address,

@@ -16,13 +16,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mip4.core.actions import Action, GratuitousArp, InstallBinding, Log, ProxyArp, SendUdp
+from mip4.core.actions import (
+    Action,
+    GratuitousArp,
+    InstallBinding,
+    Log,
+    ProxyArp,
+    RelayInKernel,
+    SendUdp,
+    StopRelayInKernel,
+)
 
 from .netns import PendingRequest
 
 #: the actions :meth:`LinuxExecutor.hold_actions` may hold (each handler decides), and the
 #: log lines; any other carries out what waits first
-HOLDABLE = frozenset({InstallBinding, ProxyArp, GratuitousArp, SendUdp, Log})
+#: (the kernel relay's map entries, issue 13, are written at once: they ask nothing of what
+#: waits, and a stop must be in the map before the request that caused it leaves)
+HOLDABLE = frozenset(
+    {InstallBinding, ProxyArp, GratuitousArp, SendUdp, Log, RelayInKernel, StopRelayInKernel}
+)
 
 
 @dataclass

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from mip4.core.events import Event, LinkUp
+from mip4.core.events import Event, LinkUp, RelayedByKernel
 
 from .bpf.agent import FastPath, Role, resolve_dataplane
 from .bpf.libbpf import BpfUnavailable
@@ -170,6 +170,9 @@ class NodeIO:
     #: one); None: one socket, and ``steering_off`` says why
     steering: Steering | None = None
     steering_off: str | None = None
+    #: issue 13: the foreign agent's fast path relays its visitors' usual renewals and
+    #: gives them back to the engine (:meth:`attach`, :mod:`mip4.core.fa_kernel`)
+    relay_in_kernel: bool = False
     resources: UndoStack = field(default_factory=lambda: resource_stack("node I/O"))
 
     @classmethod
@@ -202,6 +205,7 @@ class NodeIO:
         unaddressed_requests: bool = False,
         flood_steering: bool = False,
         batch_udp: bool = False,
+        bpf_relay: bool = False,
     ) -> NodeIO:
         res = resource_stack("node I/O")
         # ``auto`` loads the object once: opening the fast path below (a node with a TUN
@@ -303,6 +307,8 @@ class NodeIO:
             )
             io.resources = res
             io.steering, io.steering_off = steering, steering_off
+            # issue 13: a foreign agent's fast path relays the usual renewal
+            io.relay_in_kernel = bpf_relay and fast is not None and bpf_role is Role.FOREIGN_AGENT
             for ifname in interfaces:
                 with naming(ifname):
                     cap = io.captures[ifname] = open_discovery_capture(ifname, netns)
@@ -380,6 +386,8 @@ class NodeIO:
         # two datagrams sent per read, dearer at one); the actions are the same either way
         batching = getattr(executor, "batch_udp", False)  # (a stand-in may have none)
 
+        kernel_events = self._relayed_by_kernel(driver)
+
         def read_udp(sock: socket.socket, limit: int) -> list[Event]:
             receiver = receiver_of(sock)
             if tracker is None:
@@ -398,6 +406,13 @@ class NodeIO:
                 )
             if batching:
                 executor.gather_udp = len(events) >= BATCH_READ_MIN
+            if kernel_events is not None:
+                # issue 13: what the kernel relayed, read after the socket (so every record
+                # of a datagram that came before one read here is in it) and applied first
+                relayed = kernel_events()
+                if relayed:
+                    relayed.extend(events)
+                    return relayed
             return list(events)
 
         steering = self.steering
@@ -450,6 +465,30 @@ class NodeIO:
         # notifications that make the executor forget them are read (the link monitor's,
         # or the ones above)
         self.executor.keep_hardware_addresses()
+
+    def _relayed_by_kernel(self, driver: EngineDriver) -> Callable[[], list[Event]] | None:
+        """Issue 13: with :attr:`relay_in_kernel`, the engine told to let the kernel relay
+        (``kernel_relay``) and a reader of what it relayed (``RelayedByKernel`` events, in
+        the order it relayed them); returns that reader, which the UDP reader also calls
+        after each read of the socket, its events first: a request the kernel relayed is
+        applied before a later one read from the socket. ``None`` without."""
+        fast = self.fast_path
+        if not self.relay_in_kernel or fast is None:
+            return None
+        engine = driver.engine
+        if not hasattr(engine, "kernel_relay"):
+            return None
+        records = fast.relay_records()
+
+        def kernel_events() -> list[Event]:
+            return [RelayedByKernel(p) for p in records.payloads()]
+
+        engine.kernel_relay = True
+        # the program wakes the reader once 64 records wait (MIP4_RELAYED_WAKE); fewer
+        # wait for the next read of the socket or the next timer
+        driver.add_reader(records.fileno(), kernel_events)
+        driver.before_timer = kernel_events
+        return kernel_events
 
     async def run(self, engine: Engine, stop: asyncio.Event) -> EngineDriver:
         """Drive ``engine`` until ``stop`` is set: a daemon's main loop. Feeds the links

@@ -56,6 +56,10 @@ a visitor (foreign agent)    :meth:`visitor`: peer (care-of address, home agent)
                              visitor's hardware address, the reverse tunnel, its accounting
                              counters (kept when the visitor goes: the Stop record may
                              come after it; dropped at the next start)
+a visitor's usual renewal     :meth:`relay` / :meth:`stop_relay` (``mip4_relay``): the
+(foreign agent, issue 13)    program relays it and its acceptance; what it relayed comes
+                             back from :meth:`relay_records` (``mip4_relayed``) for the
+                             engine (:mod:`mip4.core.fa_kernel`)
 co-located node              :meth:`colocated`: peer (care-of address, home agent), the
                              reverse tunnel out of the interface
 clean stop (:meth:`close`)   detach the filters, remove the clsact hooks and the pins
@@ -95,6 +99,8 @@ from .plane import (
     MapName,
     Peer,
     Program,
+    Relay,
+    RelayRecords,
     Tunnel,
     Visitor,
     bpf_plane_unavailable,
@@ -309,6 +315,13 @@ class FastPath:
         for home in self.plane.visitors():
             self.plane.del_visitor(home)
             rest += 1
+        for home in self.plane.relays():  # the engine gives its kernel relays again
+            self.plane.del_relay(home)
+            rest += 1
+        if self.role is Role.FOREIGN_AGENT:
+            # what the program relayed for a daemon that is gone (a pinned ring): its
+            # engine is gone with it, and this one starts without those visitors
+            rest += len(self.plane.relay_records().drain())
         for home in self.plane.accounted():  # no accounting session survives a restart
             self.plane.forget_visitor_traffic(home)
             rest += 1
@@ -614,6 +627,21 @@ class FastPath:
             self._release(owner)
 
         return undo
+
+    def relay(self, home: IPv4Address, relay: Relay) -> bool:
+        """The program relays the usual renewal of the visitor ``home`` (issue 13,
+        :mod:`mip4.core.fa_kernel`); ``False`` if the map is full (the engine relays it)."""
+        return self._fits(MapName.RELAY, home, partial(self.plane.set_relay, home, relay))
+
+    def stop_relay(self, home: IPv4Address) -> None:
+        """The program relays nothing more for ``home``."""
+        if not self._closing:
+            self.plane.del_relay(home)
+
+    def relay_records(self) -> RelayRecords:
+        """The datagrams the program relayed, to give back to the engine
+        (``RelayedByKernel``), in the order it relayed them."""
+        return self.plane.relay_records()
 
     def visitor_traffic(self, home: IPv4Address) -> tuple[int, int, int, int] | None:
         """(input octets, output octets, input packets, output packets) of the visitor

@@ -199,6 +199,12 @@ def format_report(out: dict[str, Any]) -> str:
                 lines.append(f"{'':<4}FA-relayed / direct: {_rate(fa) / _rate(direct):.2f}x")
             if fa.get("fa_cpu_us") is not None:
                 lines.append(f"{'':<4}FA CPU per relayed registration: {fa['fa_cpu_us']:,.0f} us")
+            k = fa.get("kernel_relayed")
+            if k:  # issue 13: what the foreign agent's program relayed of them
+                lines.append(
+                    f"{'':<4}relayed by the FA's kernel: {k['requests']:,} requests,"
+                    f" {k['replies']:,} replies ({k['general']:,} applied by the general path)"
+                )
             lines += ceiling_lines(fa, direct, out.get("cpus"))
     lines.append("")
     lines.append(

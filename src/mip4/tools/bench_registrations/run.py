@@ -92,6 +92,9 @@ class Options:
     sources: int = 1000
     #: the home agent's ``[io] flood_steering`` (off: one socket, for comparison)
     steering: bool = True
+    #: the foreign agent's ``[io] fast_path_relay`` (issue 13; off: its daemon relays
+    #: every datagram, for comparison)
+    fa_kernel_relay: bool = True
 
 
 def _ip(*argv: str) -> None:
@@ -295,6 +298,10 @@ class Bench:
             f'address = "{FA_VISITED}"\n'
             "prefix_len = 24\n\n"
             "[io]\n"
+            # the visited link and the link to the home agent: the bpf plane's program on
+            # both relays the usual renewal and its acceptance (issue 13)
+            f'interfaces = ["{p}f0", "{p}f1"]\n'
+            f"fast_path_relay = {'true' if self.opts.fa_kernel_relay else 'false'}\n"
             f'tun_name = "{p}u"\n\n'
             "[daemon]\n"
             'name = "bench"\n'
@@ -395,6 +402,15 @@ class Bench:
             r["fa_cpu_s"] = round(fa_cpu, 3)
             r["fa_cpu_us"] = round(fa_cpu / r["accepted"] * 1e6, 1) if r["accepted"] else None
         return r
+
+    def _kernel_relayed(self, sock: Path | None) -> dict[str, int]:
+        """The foreign agent's counters of what its kernel relayed (issue 13)."""
+        counters = ((self.status(sock) if sock is not None else None) or {}).get("counters", {})
+        return {
+            "requests": int(counters.get("kernel_relayed_requests", 0)),
+            "replies": int(counters.get("kernel_relayed_replies", 0)),
+            "general": int(counters.get("kernel_relayed_general", 0)),
+        }
 
     def measure_flood(self, server: int, sock: Path, alone: dict[str, Any]) -> dict[str, Any]:
         """Renewals under a flood of forged requests (:meth:`flooded`), their lost requests
@@ -519,7 +535,7 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         echo = self.start_echo()
-        fa = self.start_fa()[0] if self.opts.fa else None
+        fa, fa_sock = self.start_fa() if self.opts.fa else (None, None)
         best: dict[str, Any] = {"echo": None}
         blocks = []
         for count in self.opts.sas:
@@ -557,7 +573,11 @@ class Bench:
                             results["flood_first_sources"] = f
                 if fa is not None:
                     self.loadgen("first", 434, 60, via_fa=True)  # the moves, unmeasured
+                    k0 = self._kernel_relayed(fa_sock)
                     r = self.measure("renew", ha.pid, 434, relay=fa.pid)
+                    k1 = self._kernel_relayed(fa_sock)
+                    # issue 13: of the renewals relayed, the FA's kernel relayed these
+                    r["kernel_relayed"] = {k: k1.get(k, 0) - k0.get(k, 0) for k in k1}
                     if "fa_renew" not in results or r["rate"] > results["fa_renew"]["rate"]:
                         results["fa_renew"] = r
                     self.loadgen("dereg", 434, 60, via_fa=True)
@@ -697,6 +717,7 @@ def options(args: argparse.Namespace) -> Options:
         max_flood=args.max_flood,
         sources=sources,
         steering=not args.no_steering,
+        fa_kernel_relay=not args.no_fa_kernel_relay,
     )
 
 
@@ -723,6 +744,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the home agent's log level (default info, the daemon's default)",
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the nodes' keys")
+    p.add_argument(
+        "--no-fa-kernel-relay",
+        action="store_true",
+        help="the foreign agent's daemon relays every datagram ([io] fast_path_relay = false)",
+    )
     p.add_argument("--no-fa", action="store_true", help="do not measure FA-relayed requests")
     p.add_argument(
         "--no-flood", action="store_true", help="do not measure renewals under a forged flood"

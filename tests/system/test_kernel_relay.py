@@ -92,8 +92,14 @@ def test_renewals_are_relayed_by_the_kernel(
         assert events.get("relay_reply", 0) >= c["kernel_relayed_replies"], events
         assert c["kernel_relayed_general"] == 0 and c["kernel_relayed_superseded"] == 0, c
         assert events.get("relay_ring_full", 0) == 0, events
-        # the engine relayed the first registration itself (its general path), no renewal
+        # the engine relayed the first registration itself (its general path), no renewal:
+        # every other request it counts relayed is one the kernel relayed; and with the
+        # renewals applied, the visitor never expired and no request timed out (78)
         assert c["fast_relayed_requests"] == 0, c
+        assert c["events"]["relayed_requests"] == c["kernel_relayed_requests"] + 1, c
+        assert c["events"]["relayed_replies"] == c["kernel_relayed_replies"] + 1, c
+        assert c["events"].get("visitor_expired", 0) == 0, c
+        assert not c["denied"], c
         # the visitor entry followed the renewals: the first registration's 4 s are long gone
         assert time.monotonic() - registered_at > 2 * LIFETIME
         v = _visitor(sc, "fa1")

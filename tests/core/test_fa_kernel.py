@@ -253,13 +253,21 @@ def test_the_kernel_relay_acts_as_the_agent(name: str, seed: int) -> None:
 
 
 def test_the_comparison_sees_a_difference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The harness fails a replay that differs in one small thing (a renewal that leaves
-    the visitor as it was taken for a change: its record's level and one counter)."""
-    monkeypatch.setattr(fa_kernel, "same_visitor", lambda old, new: False)
+    """The harness fails a replay that differs in one small thing (the pending entry of a
+    request the kernel relayed dated a second late: the visitor's expiry moves with it)."""
+    real = fa_kernel.new_pending
+
+    def late(*fields: Any) -> Any:
+        f = list(fields)
+        f[11] += 1.0  # relayed_at
+        return real(*f)
+
+    monkeypatch.setattr(fa_kernel, "new_pending", late)
     run = _KernelRun("plain", 2)
     with pytest.raises(AssertionError):
         for _ in range(1500):
             run.step()
+    assert run.kernel.requests > 0
 
 
 def _calm_run(name: str = "plain") -> tuple[_KernelRun, IPv4Address]:

@@ -79,10 +79,8 @@ from .actions import (
 from .engine import error_boundary
 from .events import RelayedByKernel, UdpReceived, udp_received
 from .fa_checks import FA_REQUEST_PIPELINE
-from .fa_relay import _ACCEPTED, _DECISION, _LOW32, _encapsulation, _fast_config
-from .fa_reply import same_visitor
-from .fa_state import PendingList, VisitorList, make_record, new_pending, new_visitor
-from .timers import expiry
+from .fa_relay import _ACCEPTED, _LOW32, _encapsulation, _fast_config, accept_pending, reply_record
+from .fa_state import PendingList, VisitorList, new_pending
 
 if TYPE_CHECKING:
     from .events import Event
@@ -371,74 +369,12 @@ def _reply(fa: ForeignAgent, p: bytes, now: float, out: list[Action]) -> bool:
     ):
         return False
     code, life = p[1], (p[2] << 8) | p[3]
-    hoa_addr = pending.home_address
-    pendings.remove(hoa_addr)
-    lifetime = min(life, pending.requested_lifetime)
-    home_agent = pending.home_agent
-    if _int(home_agent) != _int_of(p, 8):
-        home_agent = _address(_int_of(p, 8))
-    visitor = new_visitor(
-        hoa_addr,  # home_address
-        pending.interface,  # interface
-        pending.link_address,  # link_address
-        pending.ip_source,  # ip_source
-        pending.ip_destination,  # ip_destination
-        pending.udp_source_port,  # udp_source_port
-        home_agent,  # home_agent
-        pending.care_of_address,  # care_of_address
-        pending.identification,  # identification
-        pending.requested_lifetime,  # requested_lifetime
-        lifetime,  # lifetime
-        expiry(pending.relayed_at, lifetime),  # expires
-        pending.flags,  # flags
-        pending.reverse_tunnel,  # reverse_tunnel
-        pending.encapsulation,  # encapsulation
-        pending.encapsulating_delivery,  # encapsulating_delivery
-        None,  # nai
-        None,  # mn_fa_spi
-        None,  # revocation_timestamp
-        False,  # revocation_inform
+    install, home_agent, level = accept_pending(
+        fa, pending, _ACCEPTED[code], life, _int_of(p, 8), None
     )
-    old = fa._visitors.put(visitor)
-    counters = fa._counters
-    events = counters.events
-    level = INFO
-    if old is not None and same_visitor(old, visitor):
-        level = DEBUG
-        events["renewal_unchanged"] += 1
-    out.append(
-        make_record(
-            InstallVisitor,
-            {
-                "home_address": hoa_addr,
-                "interface": visitor.interface,
-                "link_address": visitor.link_address,
-                "home_agent": visitor.home_agent,
-                "care_of_address": visitor.care_of_address,
-                "reverse_tunnel": visitor.reverse_tunnel,
-                "encapsulation": visitor.encapsulation,
-                "expires": visitor.expires,
-                "encapsulating_delivery": visitor.encapsulating_delivery,
-            },
-        )
-    )
-    counters.accepted[_ACCEPTED[code]] += 1
-    events["relayed_replies"] += 1
+    out.append(install)
     if level >= fa.log_level:
-        out.append(
-            Log(
-                "fa.reply_relayed",
-                {
-                    "home_address": hoa_addr,
-                    "home_agent": home_agent,
-                    "care_of_address": pending.care_of_address,
-                    "code": code,
-                    "lifetime": life,
-                    "decision": _DECISION,
-                },
-                level,
-            )
-        )
+        out.append(reply_record(pending, home_agent, code, life, level))
     return True
 
 

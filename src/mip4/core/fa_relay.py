@@ -65,6 +65,7 @@ from .fa_reply import same_visitor
 from .fa_state import (
     VISITOR_TRANSITIONS,
     PendingList,
+    PendingRegistration,
     VisitorInput,
     VisitorList,
     VisitorState,
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
     from .fa_config import ForeignAgentConfig, VisitedLink
     from .foreign_agent import ForeignAgent
 
-__all__ = ["FastConfig", "relay_reply", "relay_request"]
+__all__ = ["FastConfig", "accept_pending", "relay_reply", "relay_request", "reply_record"]
 
 _unpack_request = RRQ_HEADER.unpack_from
 _unpack_reply = RRP_HEADER.unpack_from
@@ -419,7 +420,31 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
             "ttl": None,
         },
     )
-    pendings.remove(hoa_addr)
+    install, home_agent, level = accept_pending(fa, pending, accepted, life, ha, spi)
+    actions: list[Action] = [install, sent]
+    fa.fast_replies += 1
+    if level >= fa.log_level:  # else a line nobody writes: not built (fa.log_level)
+        actions.append(reply_record(pending, home_agent, code, life, level))
+    return actions
+
+
+def accept_pending(
+    fa: ForeignAgent,
+    pending: PendingRegistration,
+    accepted: ReplyCode,
+    life: int,
+    ha: int,
+    spi: int | None,
+) -> tuple[InstallVisitor, IPv4Address, int]:
+    """The home agent accepted the relayed request ``pending`` (code ``accepted``,
+    Lifetime ``life``, Home Agent field ``ha``; ``spi``: the node's MN-FA SPI): what
+    ``fa_reply.relay_reply`` does to the tables, in its order -- the pending entry dropped,
+    the visitor entry made or refreshed (RFC 5944 §3.7.3.2: the lifetime the shorter of
+    the granted and the requested), the counters. Returns its ``InstallVisitor``, the
+    visitor's home agent and the level of the record (DEBUG for a renewal that changed
+    nothing)."""
+    hoa_addr = pending.home_address
+    fa._pending.remove(hoa_addr)
     lifetime = min(life, pending.requested_lifetime)
     home_agent = pending.home_agent
     if _int(home_agent) != ha:
@@ -453,43 +478,41 @@ def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] |
     if old is not None and same_visitor(old, visitor):
         level = DEBUG
         events["renewal_unchanged"] += 1
-    actions: list[Action] = [
-        make_record(
-            InstallVisitor,
-            {
-                "home_address": hoa_addr,
-                "interface": visitor.interface,
-                "link_address": visitor.link_address,
-                "home_agent": visitor.home_agent,
-                "care_of_address": visitor.care_of_address,
-                "reverse_tunnel": visitor.reverse_tunnel,
-                "encapsulation": visitor.encapsulation,
-                "expires": visitor.expires,
-                "encapsulating_delivery": visitor.encapsulating_delivery,
-            },
-        ),
-        sent,
-    ]
+    install = make_record(
+        InstallVisitor,
+        {
+            "home_address": hoa_addr,
+            "interface": visitor.interface,
+            "link_address": visitor.link_address,
+            "home_agent": visitor.home_agent,
+            "care_of_address": visitor.care_of_address,
+            "reverse_tunnel": visitor.reverse_tunnel,
+            "encapsulation": visitor.encapsulation,
+            "expires": visitor.expires,
+            "encapsulating_delivery": visitor.encapsulating_delivery,
+        },
+    )
     counters.accepted[accepted] += 1
     events["relayed_replies"] += 1
     # pending (or re-registering) -> registered: the visitor put, its pending entry dropped
     if VISITOR_TRANSITIONS is not _CONFIRMED:  # (else confirmed at import)
         VISITOR_TRANSITIONS.confirm(_P if old is None else _RR, _ACCEPT, _R)
-    fa.fast_replies += 1
-    if level < fa.log_level:  # a line nobody writes: not built (ForeignAgent.log_level)
-        return actions
-    actions.append(
-        Log(
-            "fa.reply_relayed",
-            {
-                "home_address": hoa_addr,
-                "home_agent": home_agent,
-                "care_of_address": pending.care_of_address,
-                "code": code,
-                "lifetime": life,
-                "decision": _DECISION,
-            },
-            level,
-        )
+    return install, home_agent, level
+
+
+def reply_record(
+    pending: PendingRegistration, home_agent: IPv4Address, code: int, life: int, level: int
+) -> Log:
+    """The ``fa.reply_relayed`` record of an accepted reply to ``pending``."""
+    return Log(
+        "fa.reply_relayed",
+        {
+            "home_address": pending.home_address,
+            "home_agent": home_agent,
+            "care_of_address": pending.care_of_address,
+            "code": code,
+            "lifetime": life,
+            "decision": _DECISION,
+        },
+        level,
     )
-    return actions

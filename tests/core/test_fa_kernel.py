@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from mip4.core import fa_kernel
+from mip4.core import fa_state
 from mip4.core.actions import (
     MIP_PORT,
     Action,
@@ -255,14 +255,14 @@ def test_the_kernel_relay_acts_as_the_agent(name: str, seed: int) -> None:
 def test_the_comparison_sees_a_difference(monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness fails a replay that differs in one small thing (the pending entry of a
     request the kernel relayed dated a second late: the visitor's expiry moves with it)."""
-    real = fa_kernel.new_pending
+    real = fa_state.new_pending
 
     def late(*fields: Any) -> Any:
         f = list(fields)
         f[11] += 1.0  # relayed_at
         return real(*f)
 
-    monkeypatch.setattr(fa_kernel, "new_pending", late)
+    monkeypatch.setattr("mip4.core.fa_kernel.new_pending", late)
     run = _KernelRun("plain", 2)
     with pytest.raises(AssertionError):
         for _ in range(1500):

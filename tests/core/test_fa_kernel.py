@@ -295,6 +295,15 @@ def test_usual_renewals_are_the_kernels() -> None:
     assert run.fast.kernel_requests == run.fast.kernel_replies == 20
 
 
+def test_an_entry_is_given_once_per_acceptance() -> None:
+    """The agent's own relay of an acceptance that makes the visitor gives the program one
+    entry, not one for the visitor and another for the reply to the node."""
+    run, hoa = _calm_run()
+    run.request(hoa)
+    run.reply(hoa)
+    assert len(run.kernel.given) == 1
+
+
 def test_a_changed_request_stops_the_relay_first() -> None:
     run, hoa = _calm_run()
     run.request(hoa)

@@ -156,6 +156,7 @@ def _after(fa: ForeignAgent, actions: list[Action], out: list[Action]) -> None:
     each accepted one's started (or changed) after them."""
     out.extend(actions)
     kernel = fa._kernel
+    given: set[int] = set()  # entries given here (one write of each)
     for a in actions:
         kind = type(a)
         if kind is InstallVisitor:
@@ -167,6 +168,7 @@ def _after(fa: ForeignAgent, actions: list[Action], out: list[Action]) -> None:
                 if kernel.get(key) != entry:
                     kernel[key] = entry
                     out.append(entry)
+                    given.add(key)
             elif kernel.pop(key, None) is not None:
                 out.append(StopRelayInKernel(hoa))
         elif kind is RemoveVisitor:
@@ -179,9 +181,11 @@ def _after(fa: ForeignAgent, actions: list[Action], out: list[Action]) -> None:
                 # the agent answered the node itself (a denial, 78 for a request that
                 # timed out, a reply the kernel left to it): the kernel's pending request
                 # is no more -- told again, the entry forgets it
-                entry = kernel.get(int.from_bytes(p[4:8], "big"))
-                if entry is not None:
+                key = int.from_bytes(p[4:8], "big")
+                entry = kernel.get(key)
+                if entry is not None and key not in given:
                     out.append(entry)
+                    given.add(key)
 
 
 def handle(fa: ForeignAgent, event: Event, now: float) -> list[Action]:

@@ -5,6 +5,7 @@ minimal configuration in a tmp directory, on 127.0.0.1 with free ports; always s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import shutil
 import socket
@@ -79,13 +80,30 @@ def make_freeradius(
     return fr
 
 
+def start_freeradius(fr: FreeRadius, attempts: int = 3) -> None:
+    """``fr.start()``. :func:`free_udp_ports` picks its ports free and lets them go, so
+    another socket on the machine (any client's ephemeral port) can take one before
+    FreeRADIUS binds it: then it is started again on two new free ports (the configuration
+    written again), at most ``attempts`` times in all. Any other failure is raised."""
+    for attempt in range(attempts):
+        try:
+            fr.start()
+            return
+        except RuntimeError as e:
+            if "Address already in use" not in str(e) or attempt == attempts - 1:
+                raise
+        auth, acct = free_udp_ports(2)
+        fr.config = dataclasses.replace(fr.config, auth_port=auth, acct_port=acct)
+        fr.write()
+
+
 @pytest.fixture
 def freeradius(tmp_path: Path) -> Iterator[FreeRadius]:
     """A started FreeRADIUS; stopped at the end of the test whatever happens."""
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh (it installs it)"
     fr = make_freeradius(tmp_path / "raddb")
     try:
-        fr.start()
+        start_freeradius(fr)
         yield fr
     finally:
         fr.stop()

@@ -26,6 +26,7 @@ from .conftest import (
     FreeRadius,
     make_freeradius,
     needs_freeradius,
+    start_freeradius,
 )
 from .test_ha_aaa import GIVEN, NAI, SECRET, replies_to_mn
 from .test_keys_freeradius import SUBSCRIBER as DERIVED
@@ -47,7 +48,7 @@ STATIC = Subscriber(
 def start(tmp_path: Path, subscriber: Subscriber) -> FreeRadius:
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
     fr = make_freeradius(tmp_path / "raddb", (subscriber,))
-    fr.start()
+    start_freeradius(fr)
     return fr
 
 

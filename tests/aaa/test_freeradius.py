@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Coroutine
@@ -29,7 +30,15 @@ from mip4.aaa.messages import (
 from mip4.aaa.policy import Policy, RadiusServer
 from mip4.io.radius import RadiusClient
 
-from .conftest import MN1, MN2, RADIUS_SECRET, FreeRadius, needs_freeradius
+from .conftest import (
+    MN1,
+    MN2,
+    RADIUS_SECRET,
+    FreeRadius,
+    make_freeradius,
+    needs_freeradius,
+    start_freeradius,
+)
 from .requests import FA, mn_aaa_rrq
 
 pytestmark = [needs_freeradius, pytest.mark.timeout(120)]
@@ -295,3 +304,22 @@ def test_tshark_decodes_the_radius_exchange(freeradius: FreeRadius, tmp_path: Pa
     assert req.chap_password[:1] == CHALLENGE[:1]
     assert req.chap_password[1:] == rrq.extensions[-1].authenticator  # type: ignore[attr-defined]
     assert req.chap_challenge[16:] == CHALLENGE
+
+
+@needs_freeradius
+def test_a_port_taken_before_freeradius_binds_it_is_picked_again(tmp_path: Path) -> None:
+    """The tests' FreeRADIUS gets free ports that another socket may take before it binds
+    them (a CI run once lost its accounting port so): ``start_freeradius`` starts it again
+    on new ones, and it answers there."""
+    fr = make_freeradius(tmp_path / "raddb")
+    taken = fr.config.acct_port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        try:
+            start_freeradius(fr)
+            assert fr.config.acct_port != taken
+            assert fr.starts == 2
+            c = RadiusClient([fr.server], FAST)
+            assert ask(c, MN1.nai, MN1.secret).result is AaaResult.ACCEPT
+        finally:
+            fr.stop()

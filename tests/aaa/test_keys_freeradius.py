@@ -33,6 +33,7 @@ from .conftest import (
     FreeRadius,
     make_freeradius,
     needs_freeradius,
+    start_freeradius,
 )
 from .test_freeradius import FAST
 from .test_ha_aaa import GIVEN, NAI, SECRET, HaAaaWorld
@@ -57,7 +58,7 @@ def keys_radius(tmp_path: Path) -> Iterator[FreeRadius]:
     assert FREERADIUS is not None, "no freeradius binary: run scripts/setup.sh"
     fr = make_freeradius(tmp_path / "raddb", (SUBSCRIBER,))
     try:
-        fr.start()
+        start_freeradius(fr)
         yield fr
     finally:
         fr.stop()
@@ -199,7 +200,7 @@ def test_freeradius_derives_an_mn_fa_key_for_a_foreign_agent_only(tmp_path: Path
     subscriber = dc_replace(SUBSCRIBER, mn_fa_spi=6000)
     fr = make_freeradius(tmp_path / "raddb", (subscriber,))
     try:
-        fr.start()
+        start_freeradius(fr)
         rrq = mn_aaa_rrq(NAI, SECRET, b"c" * 16)
         assert request_nai(rrq) == NAI
 
@@ -244,7 +245,7 @@ def test_mn_fa_key_from_freeradius_end_to_end(tmp_path: Path) -> None:
     dictionary = mn_fa_dictionary(tmp_path)
     fa_answers: list[AaaAnswer] = []
     try:
-        fr.start()
+        start_freeradius(fr)
         w = RadiusWorld(fr)
 
         def serve_aaa() -> None:

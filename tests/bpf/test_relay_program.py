@@ -53,11 +53,10 @@ from mip4.io.bpf.plane import (
     Event,
     MapName,
     Program,
-    Relay,
-    Relayed,
     TestRun,
     Tunnel,
 )
+from mip4.io.bpf.relay import Relay, Relayed
 from mip4.wire.ip import IPv4Packet
 
 from .frames import CN, COA, HA, HOME, ether, in_private_netns, rfc1071, udp_datagram

@@ -114,7 +114,8 @@ from mip4.dataplane.table import LinkDelivery, TunnelEntry
 from mip4.wire.packets import ipv4_packet
 
 from .bpf.agent import FastPath, overhead
-from .bpf.plane import Relay, Visitor
+from .bpf.plane import Visitor
+from .bpf.relay import Relay
 from .edge_ends import EdgeEnds
 from .executor_arp import ArpActions, _Repeats
 from .executor_bindings import BindingActions

@@ -99,12 +99,11 @@ from .plane import (
     MapName,
     Peer,
     Program,
-    Relay,
-    RelayRecords,
     Tunnel,
     Visitor,
     bpf_plane_unavailable,
 )
+from .relay import Relay, RelayRecords
 
 log = logging.getLogger("mip4")
 

@@ -47,24 +47,26 @@ def _on_bpf(monkeypatch: pytest.MonkeyPatch, relay: bool) -> None:
     monkeypatch.setattr(lab_configs_module, "lab_configs", configs)
 
 
-def _counters(sc: Scenario, node: str) -> dict[str, Any]:
-    st = sc.agents.status(node)  # type: ignore[attr-defined]
+def _status(sc: Scenario, node: str) -> dict[str, Any]:
+    st: dict[str, Any] | None = sc.agents.status(node)  # type: ignore[attr-defined]
     assert st is not None, f"{node} does not answer"
-    counters: dict[str, Any] = st["counters"]
+    return st
+
+
+def _counters(sc: Scenario, node: str) -> dict[str, Any]:
+    counters: dict[str, Any] = _status(sc, node)["counters"]
     return counters
 
 
 def _events(sc: Scenario, node: str) -> dict[str, int]:
-    st = sc.agents.status(node)  # type: ignore[attr-defined]
-    assert st is not None and st["dataplane"] == "bpf", st and st.get("dataplane")
+    st = _status(sc, node)
+    assert st["dataplane"] == "bpf", st.get("dataplane")
     events: dict[str, int] = st["fast_path"]["events"]
     return events
 
 
 def _visitor(sc: Scenario, node: str) -> dict[str, Any] | None:
-    st = sc.agents.status(node)  # type: ignore[attr-defined]
-    assert st is not None
-    for v in st["foreign_agent"]["visitors"]:
+    for v in _status(sc, node)["foreign_agent"]["visitors"]:
         if v["home_address"] == MN:
             return dict(v)
     return None

@@ -79,7 +79,16 @@ from .actions import (
 from .engine import error_boundary
 from .events import RelayedByKernel, UdpReceived, udp_received
 from .fa_checks import FA_REQUEST_PIPELINE
-from .fa_relay import _ACCEPTED, _LOW32, _encapsulation, _fast_config, accept_pending, reply_record
+from .fa_relay import (
+    _ACCEPTED,
+    _LOW32,
+    _encapsulation,
+    _fast_config,
+    accept_pending,
+    confirm_request,
+    reply_record,
+    request_record,
+)
 from .fa_state import PendingList, VisitorList, new_pending
 
 if TYPE_CHECKING:
@@ -329,24 +338,15 @@ def _request(
             None,  # nai
         )
     )
+    # the visitor's state: registered (or re-registering) -> re-registering
+    confirm_request(pending)
     fa._counters.events["relayed_requests"] += 1
     # a renewal that repeats the registration: routine (relay_request's DEBUG) unless
     # the visitor was re-registering already
     level = DEBUG if pending is None else INFO
     if level >= fa.log_level:
         out.append(
-            Log(
-                "fa.request_relayed",
-                {
-                    "home_address": v.home_address,
-                    "nai": None,
-                    "home_agent": v.home_agent,
-                    "care_of_address": v.care_of_address,
-                    "lifetime": life,
-                    "identification": ident,
-                },
-                level,
-            )
+            request_record(v.home_address, v.home_agent, v.care_of_address, life, ident, level)
         )
     return True
 

@@ -81,7 +81,15 @@ if TYPE_CHECKING:
     from .fa_config import ForeignAgentConfig, VisitedLink
     from .foreign_agent import ForeignAgent
 
-__all__ = ["FastConfig", "accept_pending", "relay_reply", "relay_request", "reply_record"]
+__all__ = [
+    "FastConfig",
+    "accept_pending",
+    "confirm_request",
+    "relay_reply",
+    "relay_request",
+    "reply_record",
+    "request_record",
+]
 
 _unpack_request = RRQ_HEADER.unpack_from
 _unpack_reply = RRP_HEADER.unpack_from
@@ -283,9 +291,7 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
             None,  # nai
         )
     )
-    # the visitor's state: registered (or re-registering) -> re-registering
-    if VISITOR_TRANSITIONS is not _CONFIRMED:  # (else confirmed at import)
-        VISITOR_TRANSITIONS.confirm(_R if pending is None else _RR, _REQUEST, _RR)
+    confirm_request(pending)
     fa._counters.events["relayed_requests"] += 1  # Counters.event, without the call
     src = cfg.relay_source
     if src is None:
@@ -319,21 +325,38 @@ def relay_request(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action]
         level = DEBUG
     if level < fa.log_level:  # a line nobody writes: not built (ForeignAgent.log_level)
         return [send]
-    return [
-        send,
-        Log(
-            "fa.request_relayed",
-            {
-                "home_address": hoa_addr,
-                "nai": None,
-                "home_agent": home_agent,
-                "care_of_address": coa_addr,
-                "lifetime": life,
-                "identification": ident,
-            },
-            level,
-        ),
-    ]
+    return [send, request_record(hoa_addr, home_agent, coa_addr, life, ident, level)]
+
+
+def confirm_request(pending: PendingRegistration | None) -> None:
+    """A request relayed for a visitor: registered (``pending`` None) or re-registering ->
+    re-registering (RFC 5944 §3.7.1; confirmed at import against the engine's table, each
+    time against any other)."""
+    if VISITOR_TRANSITIONS is not _CONFIRMED:
+        VISITOR_TRANSITIONS.confirm(_R if pending is None else _RR, _REQUEST, _RR)
+
+
+def request_record(
+    home_address: IPv4Address,
+    home_agent: IPv4Address,
+    care_of_address: IPv4Address,
+    lifetime: int,
+    identification: int,
+    level: int,
+) -> Log:
+    """The ``fa.request_relayed`` record of a relayed request (no NAI)."""
+    return Log(
+        "fa.request_relayed",
+        {
+            "home_address": home_address,
+            "nai": None,
+            "home_agent": home_agent,
+            "care_of_address": care_of_address,
+            "lifetime": lifetime,
+            "identification": identification,
+        },
+        level,
+    )
 
 
 def relay_reply(fa: ForeignAgent, ev: UdpReceived, now: float) -> list[Action] | None:

@@ -669,10 +669,7 @@ class LinuxExecutor(ArpActions, BindingActions):
         if fast is not None:
             delivery = None
             if a.link_address is not None:
-                index = self.ns.index(a.interface)
-                own = self._own_link.get(index)
-                if own is None:
-                    own = self._own_link[index] = self.ns.link_address(a.interface)
+                index, own = self._own_link_of(a.interface)
                 delivery = Visitor(index, a.link_address, own)
             undo_fast = fast.visitor(
                 a.home_address,
@@ -684,6 +681,14 @@ class LinuxExecutor(ArpActions, BindingActions):
             stack.callback(f"bpf visitor {a.home_address}", undo_fast)
         # ---- end bpf plane ----
 
+    def _own_link_of(self, interface: str) -> tuple[int, bytes]:
+        """``interface``'s index and its own hardware address (kept per index)."""
+        index = self.ns.index(interface)
+        own = self._own_link.get(index)
+        if own is None:
+            own = self._own_link[index] = self.ns.link_address(interface)
+        return index, own
+
     def relay_in_kernel(self, a: RelayInKernel) -> None:
         """The fast path relays the visitor's usual renewal (issue 13); without one, or with
         its map full, nothing (counted: ``relay_not_in_kernel``) -- the datagrams then
@@ -692,10 +697,7 @@ class LinuxExecutor(ArpActions, BindingActions):
         if fast is None:
             self.stats["relay_not_in_kernel"] += 1
             return
-        index = self.ns.index(a.interface)
-        own = self._own_link.get(index)
-        if own is None:
-            own = self._own_link[index] = self.ns.link_address(a.interface)
+        index, own = self._own_link_of(a.interface)
         relay = Relay(
             request=a.request,
             node=a.node,
